@@ -1,0 +1,56 @@
+# plfm-vt front door. See README.md and docs/engineering/dev-environment.md.
+#
+#   make deps    install the Debian packages the project needs (idempotent)
+#   make build   configure and build everything into build/
+#   make test    deps + build + every ctest label (unit, integration, e2e)
+#   make check   clang-format (dry run) and clang-tidy; must be clean
+#   make asan    build with ASan+UBSan into build-asan/ and run the unit tests
+
+BUILD_DIR   ?= build
+ASAN_DIR    ?= build-asan
+BUILD_TYPE  ?= RelWithDebInfo
+JOBS        ?= 2
+CMAKE_FLAGS ?=
+export CCACHE_DIR ?= $(HOME)/.cache/plfm-ccache
+
+.PHONY: all deps configure build test test-unit test-integration test-e2e check format asan clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+$(BUILD_DIR)/build.ninja:
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DPLFM_WERROR=ON $(CMAKE_FLAGS)
+
+configure: $(BUILD_DIR)/build.ninja
+
+build: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+test: deps
+	@$(MAKE) --no-print-directory build
+	@scripts/run-tests $(BUILD_DIR) $(JOBS)
+
+test-unit: build
+	cd $(BUILD_DIR) && ctest -L unit -j $(JOBS) --output-on-failure
+
+test-integration: build
+	cd $(BUILD_DIR) && ctest -L integration -j $(JOBS) --output-on-failure
+
+test-e2e: build
+	cd $(BUILD_DIR) && ctest -L e2e -j $(JOBS) --output-on-failure
+
+check: configure
+	@scripts/check $(BUILD_DIR) $(JOBS)
+
+format:
+	@scripts/check --fix $(BUILD_DIR) $(JOBS)
+
+asan:
+	cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DPLFM_SANITIZE=ON -DPLFM_WERROR=ON $(CMAKE_FLAGS)
+	cmake --build $(ASAN_DIR) -j $(JOBS)
+	cd $(ASAN_DIR) && ctest -L unit -j $(JOBS) --output-on-failure
+
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_DIR)

@@ -1,0 +1,81 @@
+// Starting and supervising child processes without a shell: an argv vector,
+// optional user switch, redirected stdio, and a fresh session so that signals
+// meant for our process group do not reach the child.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <optional>
+#include <string_view>
+#include <string>
+#include <vector>
+
+#include "plfm/core/result.h"
+
+namespace plfm {
+
+struct SpawnOptions {
+  std::optional<uid_t> uid;        // switch to this user (needs root)
+  std::optional<gid_t> gid;        // and group; supplementary groups are cleared
+  std::string stdout_path;         // append stdout here; empty: /dev/null
+  std::string stderr_path;         // append stderr here; empty: same as stdout
+  int stdin_fd = -1;               // dup2'ed to stdin; -1: /dev/null
+  std::string cwd;                 // empty: inherit
+  std::vector<std::string> env;    // extra NAME=VALUE entries on top of ours
+  bool new_session = true;         // setsid() in the child
+};
+
+class Process {
+ public:
+  Process() = default;
+  explicit Process(pid_t pid) : pid_(pid) {}
+  Process(Process&& o) noexcept : pid_(o.pid_) { o.pid_ = -1; }
+  Process& operator=(Process&& o) noexcept;
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+  ~Process();  // kills (SIGKILL) and reaps a child that is still running
+
+  [[nodiscard]] pid_t pid() const { return pid_; }
+  [[nodiscard]] bool valid() const { return pid_ > 0; }
+
+  // Non-blocking: the exit status when the child has exited, else nullopt.
+  [[nodiscard]] std::optional<int> poll();
+  // Blocks until exit; returns the wait status (use exitCodeOf()).
+  int wait();
+  // Waits up to `timeout`; nullopt if still running.
+  std::optional<int> waitFor(std::chrono::milliseconds timeout);
+  void signal(int sig) const;
+  // Releases ownership: the destructor will no longer kill the child.
+  pid_t release();
+
+ private:
+  pid_t pid_ = -1;
+  std::optional<int> status_;
+};
+
+[[nodiscard]] Result<Process> spawn(const std::vector<std::string>& argv,
+                                    const SpawnOptions& options = {});
+
+// Runs argv to completion; fails unless it exits 0. The error carries the
+// tail of its output (stdout and stderr are captured to `log_path`).
+[[nodiscard]] Result<void> runChecked(const std::vector<std::string>& argv,
+                                      const SpawnOptions& options);
+
+// "exited 3", "killed by signal 9".
+[[nodiscard]] std::string describeWaitStatus(int status);
+// Exit code for a normal exit, 128+signal for a signal death.
+[[nodiscard]] int exitCodeOf(int status);
+
+// True when a process with this pid exists (kill(pid, 0)).
+[[nodiscard]] bool processAlive(pid_t pid);
+
+// Reads the whole file; errors name the path.
+[[nodiscard]] Result<std::string> readFile(const std::string& path);
+// Writes atomically: temp file in the same directory, fsync, rename.
+[[nodiscard]] Result<void> writeFileAtomic(const std::string& path, std::string_view data,
+                                           mode_t mode = 0644);
+// The last `max_lines` lines of a file ("" when unreadable).
+[[nodiscard]] std::string tailFile(const std::string& path, size_t max_lines);
+
+}  // namespace plfm

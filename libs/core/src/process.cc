@@ -1,0 +1,246 @@
+#include "plfm/core/process.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "plfm/core/strings.h"
+
+extern char** environ;
+
+namespace plfm {
+
+Process& Process::operator=(Process&& o) noexcept {
+  if (this != &o) {
+    this->~Process();
+    pid_ = o.pid_;
+    status_ = o.status_;
+    o.pid_ = -1;
+  }
+  return *this;
+}
+
+Process::~Process() {
+  if (pid_ > 0 && !status_) {
+    ::kill(pid_, SIGKILL);
+    int st = 0;
+    while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
+    }
+  }
+  pid_ = -1;
+}
+
+std::optional<int> Process::poll() {
+  if (status_ || pid_ <= 0) return status_;
+  int st = 0;
+  pid_t r = ::waitpid(pid_, &st, WNOHANG);
+  if (r == pid_) status_ = st;
+  return status_;
+}
+
+int Process::wait() {
+  if (status_ || pid_ <= 0) return status_.value_or(0);
+  int st = 0;
+  while (::waitpid(pid_, &st, 0) < 0) {
+    if (errno != EINTR) return 0;
+  }
+  status_ = st;
+  return st;
+}
+
+std::optional<int> Process::waitFor(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto step = std::chrono::milliseconds(1);
+  while (!poll()) {
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(step);
+    step = std::min(step * 2, std::chrono::milliseconds(50));
+  }
+  return status_;
+}
+
+void Process::signal(int sig) const {
+  if (pid_ > 0 && !status_) ::kill(pid_, sig);
+}
+
+pid_t Process::release() {
+  pid_t p = pid_;
+  pid_ = -1;
+  return p;
+}
+
+namespace {
+
+// Everything between fork() and exec() must be async-signal-safe: we only
+// call raw syscalls and write a fixed message on failure.
+[[noreturn]] void childFail(int report_fd, const char* step) {
+  int err = errno;
+  (void)!::write(report_fd, &err, sizeof(err));
+  (void)!::write(report_fd, step, std::strlen(step));
+  ::_exit(127);
+}
+
+}  // namespace
+
+Result<Process> spawn(const std::vector<std::string>& argv, const SpawnOptions& o) {
+  if (argv.empty()) return Error(errc::kInvalidArgument, "spawn: empty argv");
+  // Prepare everything that allocates before fork().
+  std::vector<char*> cargv;
+  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+  cargv.push_back(nullptr);
+  std::vector<std::string> envStore;
+  for (char** e = environ; *e != nullptr; ++e) envStore.emplace_back(*e);
+  for (const auto& e : o.env) envStore.push_back(e);
+  std::vector<char*> cenv;
+  for (auto& e : envStore) cenv.push_back(e.data());
+  cenv.push_back(nullptr);
+  const std::string outPath = o.stdout_path.empty() ? "/dev/null" : o.stdout_path;
+  const std::string errPath = o.stderr_path.empty() ? outPath : o.stderr_path;
+
+  int report[2];  // child writes errno + step here if exec fails
+  if (::pipe2(report, O_CLOEXEC) != 0) return errnoError("pipe2", errno);
+
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    int err = errno;
+    ::close(report[0]);
+    ::close(report[1]);
+    return errnoError("fork", err);
+  }
+  if (pid == 0) {
+    ::close(report[0]);
+    if (o.new_session && ::setsid() < 0) childFail(report[1], "setsid");
+    int in = o.stdin_fd >= 0 ? o.stdin_fd : ::open("/dev/null", O_RDONLY);
+    if (in < 0 || ::dup2(in, 0) < 0) childFail(report[1], "stdin");
+    int out = ::open(outPath.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (out < 0 || ::dup2(out, 1) < 0) childFail(report[1], "stdout");
+    int err = ::open(errPath.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (err < 0 || ::dup2(err, 2) < 0) childFail(report[1], "stderr");
+    if (o.gid) {
+      if (::setgroups(0, nullptr) != 0) childFail(report[1], "setgroups");
+      if (::setgid(*o.gid) != 0) childFail(report[1], "setgid");
+    }
+    if (o.uid && ::setuid(*o.uid) != 0) childFail(report[1], "setuid");
+    if (!o.cwd.empty() && ::chdir(o.cwd.c_str()) != 0) childFail(report[1], "chdir");
+    // Restore default signal dispositions and an empty mask for the child.
+    sigset_t all;
+    sigemptyset(&all);
+    ::sigprocmask(SIG_SETMASK, &all, nullptr);
+    if (std::strchr(cargv[0], '/') != nullptr) {
+      ::execve(cargv[0], cargv.data(), cenv.data());
+    } else {
+      ::execvpe(cargv[0], cargv.data(), cenv.data());  // searches PATH
+    }
+    childFail(report[1], "exec");
+  }
+  ::close(report[1]);
+  int childErr = 0;
+  char step[32] = {};
+  ssize_t n;
+  while ((n = ::read(report[0], &childErr, sizeof(childErr))) < 0 && errno == EINTR) {
+  }
+  if (n == static_cast<ssize_t>(sizeof(childErr))) {
+    ssize_t m = ::read(report[0], step, sizeof(step) - 1);
+    (void)m;
+    ::close(report[0]);
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    return Error(errc::kIo, "cannot start '" + argv[0] + "': " + step + ": " +
+                                std::strerror(childErr))
+        .with("program", argv[0]);
+  }
+  ::close(report[0]);
+  return Process(pid);
+}
+
+Result<void> runChecked(const std::vector<std::string>& argv, const SpawnOptions& options) {
+  PLFM_ASSIGN_OR_RETURN(Process p, spawn(argv, options));
+  const int st = p.wait();
+  if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return ok();
+  std::string tail = options.stdout_path.empty() ? "" : tailFile(options.stdout_path, 20);
+  return Error(errc::kInternal, "'" + argv[0] + "' " + describeWaitStatus(st) +
+                                    (tail.empty() ? "" : ":\n" + tail))
+      .with("program", argv[0]);
+}
+
+std::string describeWaitStatus(int status) {
+  if (WIFEXITED(status)) return "exited " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
+  return "ended with status " + std::to_string(status);
+}
+
+int exitCodeOf(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+bool processAlive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
+
+Result<std::string> readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return errnoError("open " + path, errno);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return errnoError("read " + path, errno);
+  return ss.str();
+}
+
+Result<void> writeFileAtomic(const std::string& path, std::string_view data, mode_t mode) {
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return errnoError("create " + tmp, errno);
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return errnoError("write " + tmp, err);
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (::fchmod(fd, mode) != 0 || ::fsync(fd) != 0) {
+    int err = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return errnoError("sync " + tmp, err);
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return errnoError("rename to " + path, err);
+  }
+  return ok();
+}
+
+std::string tailFile(const std::string& path, size_t max_lines) {
+  auto content = readFile(path);
+  if (!content) return "";
+  std::deque<std::string_view> last;
+  for (auto line : splitLines(*content)) {
+    last.push_back(line);
+    if (last.size() > max_lines) last.pop_front();
+  }
+  std::string out;
+  for (auto l : last) {
+    out.append(l);
+    out += '\n';
+  }
+  return out;
+}
+
+}  // namespace plfm

@@ -1,0 +1,47 @@
+#include "plfm/core/sha256.h"
+
+#include <openssl/evp.h>
+
+#include "plfm/core/assert.h"
+#include "plfm/core/strings.h"
+
+namespace plfm {
+
+struct Sha256::Impl {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  Impl() {
+    PLFM_ASSERT(ctx != nullptr, "EVP_MD_CTX_new");
+    reset();
+  }
+  ~Impl() { EVP_MD_CTX_free(ctx); }
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+  void reset() { PLFM_ASSERT(EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1, "sha256 init"); }
+};
+
+Sha256::Sha256() : impl_(std::make_unique<Impl>()) {}
+Sha256::~Sha256() = default;
+Sha256::Sha256(Sha256&&) noexcept = default;
+Sha256& Sha256::operator=(Sha256&&) noexcept = default;
+
+void Sha256::update(const void* data, size_t len) {
+  PLFM_ASSERT(EVP_DigestUpdate(impl_->ctx, data, len) == 1, "sha256 update");
+}
+
+void Sha256::update(std::string_view data) { update(data.data(), data.size()); }
+
+std::string Sha256::hexDigest() {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+  unsigned int len = 0;
+  PLFM_ASSERT(EVP_DigestFinal_ex(impl_->ctx, md.data(), &len) == 1, "sha256 final");
+  impl_->reset();
+  return hexEncode(std::string_view(reinterpret_cast<const char*>(md.data()), len));
+}
+
+std::string Sha256::hex(std::string_view data) {
+  Sha256 h;
+  h.update(data);
+  return h.hexDigest();
+}
+
+}  // namespace plfm
