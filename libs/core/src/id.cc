@@ -26,10 +26,9 @@ constexpr auto kDecode = makeDecodeTable();
 }  // namespace
 
 Result<void> validate(std::string_view prefix, std::string_view text) {
-  auto fail = [&](std::string why) {
-    return Error(errc::kInvalidArgument,
-                 "invalid " + std::string(prefix) + " id '" + std::string(text.substr(0, 64)) +
-                     "': " + why)
+  auto fail = [&](const std::string& why) {
+    return Error(errc::kInvalidArgument, "invalid " + std::string(prefix) + " id '" +
+                                             std::string(text.substr(0, 64)) + "': " + why)
         .with("expected_prefix", std::string(prefix) + "_");
   };
   const size_t want = prefix.size() + 1 + kBodyLen;
@@ -105,9 +104,9 @@ IdGenerator::IdGenerator(const Clock& clock, RandomFn random)
     : clock_(clock), random_(random ? std::move(random) : RandomFn(osRandom)) {}
 
 std::string IdGenerator::nextBody() {
-  const auto ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                            clock_.now().time_since_epoch())
-                                            .count());
+  const auto ms = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now().time_since_epoch())
+          .count());
   std::lock_guard lock(mu_);
   if (ms > last_ms_) {
     last_ms_ = ms;

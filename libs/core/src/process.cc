@@ -2,12 +2,12 @@
 
 #include <fcntl.h>
 #include <grp.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <deque>
 #include <fstream>
@@ -96,12 +96,14 @@ Result<Process> spawn(const std::vector<std::string>& argv, const SpawnOptions& 
   if (argv.empty()) return Error(errc::kInvalidArgument, "spawn: empty argv");
   // Prepare everything that allocates before fork().
   std::vector<char*> cargv;
+  cargv.reserve(argv.size() + 1);
   for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
   std::vector<std::string> envStore;
   for (char** e = environ; *e != nullptr; ++e) envStore.emplace_back(*e);
   for (const auto& e : o.env) envStore.push_back(e);
   std::vector<char*> cenv;
+  cenv.reserve(envStore.size() + 1);
   for (auto& e : envStore) cenv.push_back(e.data());
   cenv.push_back(nullptr);
   const std::string outPath = o.stdout_path.empty() ? "/dev/null" : o.stdout_path;
@@ -155,8 +157,8 @@ Result<Process> spawn(const std::vector<std::string>& argv, const SpawnOptions& 
     ::close(report[0]);
     int st = 0;
     ::waitpid(pid, &st, 0);
-    return Error(errc::kIo, "cannot start '" + argv[0] + "': " + step + ": " +
-                                std::strerror(childErr))
+    return Error(errc::kIo,
+                 "cannot start '" + argv[0] + "': " + step + ": " + std::strerror(childErr))
         .with("program", argv[0]);
   }
   ::close(report[0]);
@@ -168,8 +170,8 @@ Result<void> runChecked(const std::vector<std::string>& argv, const SpawnOptions
   const int st = p.wait();
   if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return ok();
   std::string tail = options.stdout_path.empty() ? "" : tailFile(options.stdout_path, 20);
-  return Error(errc::kInternal, "'" + argv[0] + "' " + describeWaitStatus(st) +
-                                    (tail.empty() ? "" : ":\n" + tail))
+  return Error(errc::kInternal,
+               "'" + argv[0] + "' " + describeWaitStatus(st) + (tail.empty() ? "" : ":\n" + tail))
       .with("program", argv[0]);
 }
 

@@ -37,9 +37,9 @@ TEST(IdTest, EncodesTimestampFirstSoIdsSortByTime) {
   for (size_t i = 1; i < ids.size(); ++i) EXPECT_LT(ids[i - 1], ids[i]) << i;
   auto first = DeployId::parse(ids[0]);
   ASSERT_TRUE(first.has_value());
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      FakeClock().now().time_since_epoch())
-                      .count();
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(FakeClock().now().time_since_epoch())
+          .count();
   EXPECT_EQ(first->timestampMs(), static_cast<uint64_t>(ms));
 }
 
@@ -48,10 +48,8 @@ TEST(IdTest, KnownVector) {
   EXPECT_EQ(id_internal::encodeBody(0, zero), std::string(26, '0'));
   std::array<uint8_t, 10> ones;
   ones.fill(0xFF);
-  EXPECT_EQ(id_internal::encodeBody((uint64_t{1} << 48) - 1, ones),
-            "7zzzzzzzzzzzzzzzzzzzzzzzzz");
-  EXPECT_EQ(id_internal::decodeTimestampMs("7zzzzzzzzzzzzzzzzzzzzzzzzz"),
-            (uint64_t{1} << 48) - 1);
+  EXPECT_EQ(id_internal::encodeBody((uint64_t{1} << 48) - 1, ones), "7zzzzzzzzzzzzzzzzzzzzzzzzz");
+  EXPECT_EQ(id_internal::decodeTimestampMs("7zzzzzzzzzzzzzzzzzzzzzzzzz"), (uint64_t{1} << 48) - 1);
   EXPECT_EQ(id_internal::decodeTimestampMs("00000000010000000000000000"), 1U);
 }
 
@@ -60,6 +58,7 @@ TEST(IdTest, MonotonicWithinOneMillisecondAcrossThreads) {
   IdGenerator gen(clock, seeded(7));
   std::vector<std::vector<std::string>> per(4);
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 500; ++i) per[t].push_back(EventId::generate(gen).str());
@@ -92,8 +91,7 @@ TEST_P(StrictParseTest, Rejects) {
   auto r = AppId::parse(GetParam().text);
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code(), "invalid_argument");
-  EXPECT_NE(r.error().message().find(GetParam().reason), std::string::npos)
-      << r.error().message();
+  EXPECT_NE(r.error().message().find(GetParam().reason), std::string::npos) << r.error().message();
 }
 
 const std::string kBody = "01jdq3v7k2m9x4c8r6t0w5y1zb";

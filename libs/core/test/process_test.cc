@@ -33,8 +33,7 @@ TEST(ProcessTest, RunsAndCapturesOutput) {
 TEST(ProcessTest, MissingProgramIsAClearError) {
   auto p = spawn({"/nonexistent/prog"});
   ASSERT_FALSE(p.has_value());
-  EXPECT_NE(p.error().message().find("cannot start '/nonexistent/prog': exec"),
-            std::string::npos)
+  EXPECT_NE(p.error().message().find("cannot start '/nonexistent/prog': exec"), std::string::npos)
       << p.error().message();
 }
 

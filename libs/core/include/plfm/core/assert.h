@@ -7,7 +7,7 @@ namespace plfm::internal {
 [[noreturn]] void assertFail(const char* expr, const char* file, int line, const char* msg);
 }  // namespace plfm::internal
 
-#define PLFM_ASSERT(cond, msg)                                          \
-  do {                                                                  \
+#define PLFM_ASSERT(cond, msg)                                                 \
+  do {                                                                         \
     if (!(cond)) ::plfm::internal::assertFail(#cond, __FILE__, __LINE__, msg); \
   } while (false)

@@ -35,8 +35,8 @@ class FakeClock final : public Clock {
       : wall_ns_(toNs(start.time_since_epoch())) {}
 
   [[nodiscard]] WallTime now() const override {
-    return WallTime(std::chrono::duration_cast<WallTime::duration>(
-        std::chrono::nanoseconds(wall_ns_.load())));
+    return WallTime(
+        std::chrono::duration_cast<WallTime::duration>(std::chrono::nanoseconds(wall_ns_.load())));
   }
   [[nodiscard]] SteadyTime steadyNow() const override {
     return SteadyTime(std::chrono::duration_cast<SteadyTime::duration>(

@@ -36,8 +36,7 @@ class Error {
  public:
   using Detail = std::pair<std::string, std::string>;
 
-  Error(std::string_view code, std::string message)
-      : code_(code), message_(std::move(message)) {}
+  Error(std::string_view code, std::string message) : code_(code), message_(std::move(message)) {}
 
   [[nodiscard]] const std::string& code() const { return code_; }
   [[nodiscard]] const std::string& message() const { return message_; }

@@ -87,11 +87,14 @@ class TypedId {
   std::string value_;
 };
 
-#define PLFM_DEFINE_ID(Name, prefix)                          \
-  struct Name##Tag {                                          \
-    static constexpr std::string_view kPrefix = prefix;       \
-  };                                                          \
+// `Name` is declared, not evaluated, so it cannot be parenthesized.
+// NOLINTBEGIN(bugprone-macro-parentheses)
+#define PLFM_DEFINE_ID(Name, prefix)                    \
+  struct Name##Tag {                                    \
+    static constexpr std::string_view kPrefix = prefix; \
+  };                                                    \
   using Name = ::plfm::TypedId<Name##Tag>
+// NOLINTEND(bugprone-macro-parentheses)
 
 PLFM_DEFINE_ID(OrgId, "org");
 PLFM_DEFINE_ID(UserId, "usr");

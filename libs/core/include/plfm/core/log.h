@@ -33,8 +33,8 @@ class Field {
   Field(std::string_view key, bool value);
   Field(std::string_view key, double value);
   template <std::integral T>
-    requires(!std::same_as<T, bool>)
-  Field(std::string_view key, T value) : key_(key), json_(std::to_string(value)) {}
+  requires(!std::same_as<T, bool>) Field(std::string_view key, T value)
+      : key_(key), json_(std::to_string(value)) {}
 
   [[nodiscard]] std::string_view key() const { return key_; }
   [[nodiscard]] const std::string& json() const { return json_; }
@@ -64,9 +64,8 @@ void write(Level level, std::string_view msg, Fields fields = {});
 
 // Renders one record as a JSON line (without the newline). Exposed for tests
 // and for components that ship log lines elsewhere.
-[[nodiscard]] std::string formatRecord(std::string_view ts, Level level,
-                                       std::string_view component, std::string_view msg,
-                                       Fields fields);
+[[nodiscard]] std::string formatRecord(std::string_view ts, Level level, std::string_view component,
+                                       std::string_view msg, Fields fields);
 
 inline void debug(std::string_view msg, Fields f = {}) { write(Level::kDebug, msg, f); }
 inline void info(std::string_view msg, Fields f = {}) { write(Level::kInfo, msg, f); }

@@ -7,8 +7,8 @@
 
 #include <chrono>
 #include <optional>
-#include <string_view>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "plfm/core/result.h"
@@ -16,14 +16,14 @@
 namespace plfm {
 
 struct SpawnOptions {
-  std::optional<uid_t> uid;        // switch to this user (needs root)
-  std::optional<gid_t> gid;        // and group; supplementary groups are cleared
-  std::string stdout_path;         // append stdout here; empty: /dev/null
-  std::string stderr_path;         // append stderr here; empty: same as stdout
-  int stdin_fd = -1;               // dup2'ed to stdin; -1: /dev/null
-  std::string cwd;                 // empty: inherit
-  std::vector<std::string> env;    // extra NAME=VALUE entries on top of ours
-  bool new_session = true;         // setsid() in the child
+  std::optional<uid_t> uid;      // switch to this user (needs root)
+  std::optional<gid_t> gid;      // and group; supplementary groups are cleared
+  std::string stdout_path;       // append stdout here; empty: /dev/null
+  std::string stderr_path;       // append stderr here; empty: same as stdout
+  int stdin_fd = -1;             // dup2'ed to stdin; -1: /dev/null
+  std::string cwd;               // empty: inherit
+  std::vector<std::string> env;  // extra NAME=VALUE entries on top of ours
+  bool new_session = true;       // setsid() in the child
 };
 
 class Process {

@@ -68,7 +68,7 @@ class Redactor {
   void rebuildLocked();
 
   mutable std::shared_mutex mu_;
-  std::map<std::string, int> refs_;   // value -> registrations
+  std::map<std::string, int> refs_;    // value -> registrations
   std::vector<std::string> patterns_;  // raw + escaped forms, longest first
   std::array<bool, 256> first_byte_{};
   std::atomic<size_t> count_{0};

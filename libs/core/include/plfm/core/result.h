@@ -41,20 +41,23 @@ inline Result<void> ok() { return {}; }
 
 // Evaluates `expr` (a Result<...>); on failure returns its error from the
 // enclosing function.
-#define PLFM_TRY(expr)                                          \
-  do {                                                          \
-    auto&& plfm_try_result_ = (expr);                           \
-    if (!plfm_try_result_) {                                    \
+#define PLFM_TRY(expr)                                                \
+  do {                                                                \
+    auto&& plfm_try_result_ = (expr);                                 \
+    if (!plfm_try_result_) {                                          \
       return ::plfm::unexpected(std::move(plfm_try_result_).error()); \
-    }                                                           \
+    }                                                                 \
   } while (false)
 
-#define PLFM_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr)      \
-  auto tmp = (expr);                                     \
-  if (!tmp) {                                            \
-    return ::plfm::unexpected(std::move(tmp).error());   \
-  }                                                      \
+// `tmp` and `lhs` name declarations, so they cannot be parenthesized.
+// NOLINTBEGIN(bugprone-macro-parentheses)
+#define PLFM_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr)    \
+  auto tmp = (expr);                                   \
+  if (!tmp) {                                          \
+    return ::plfm::unexpected(std::move(tmp).error()); \
+  }                                                    \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)
 
 // Evaluates `expr`; on failure returns its error, otherwise moves the value
 // into `lhs` (which may be a declaration: `auto x`).

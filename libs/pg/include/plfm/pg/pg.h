@@ -1,0 +1,174 @@
+// A thin RAII layer over libpq.
+//
+//   PLFM_ASSIGN_OR_RETURN(auto conn, pg::Connection::connect(conninfo));
+//   PLFM_ASSIGN_OR_RETURN(auto rs, conn.exec("SELECT name FROM apps WHERE id = $1", {id}));
+//
+// Queries take parameters only ($1, $2, ...): SQL text is never built from
+// values. Results are text-format; typed getters parse and report errors.
+// Server errors become plfm::Error values with codes that callers can branch
+// on (pg::errc below) and the SQLSTATE in the details.
+#pragma once
+
+#include <chrono>
+#include <concepts>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "plfm/core/result.h"
+
+struct pg_conn;
+struct pg_result;
+
+namespace plfm::pg {
+
+namespace errc {
+inline constexpr std::string_view kSerializationFailure = "pg.serialization_failure";  // 40001
+inline constexpr std::string_view kDeadlock = "pg.deadlock";                           // 40P01
+inline constexpr std::string_view kUniqueViolation = "pg.unique_violation";            // 23505
+inline constexpr std::string_view kForeignKeyViolation = "pg.foreign_key_violation";   // 23503
+inline constexpr std::string_view kCheckViolation = "pg.check_violation";              // 23514
+inline constexpr std::string_view kNotNullViolation = "pg.not_null_violation";         // 23502
+inline constexpr std::string_view kRaised = "pg.raised";  // P0001: RAISE in a trigger
+inline constexpr std::string_view kQueryCanceled = "pg.query_canceled";  // 57014
+inline constexpr std::string_view kConnection = "pg.connection";         // class 08, lost link
+inline constexpr std::string_view kBadResult = "pg.bad_result";          // a value failed to parse
+inline constexpr std::string_view kError = "pg.error";                   // anything else
+}  // namespace errc
+
+// True for errors where retrying the whole transaction may succeed.
+[[nodiscard]] bool isRetryable(const Error& e);
+
+// One query parameter in text form, or SQL NULL.
+class Param {
+ public:
+  Param(std::nullopt_t) {}                               // NOLINT(google-explicit-constructor)
+  Param(std::string_view v) : value_(std::string(v)) {}  // NOLINT
+  Param(const char* v) : value_(std::string(v)) {}       // NOLINT
+  Param(const std::string& v) : value_(v) {}             // NOLINT
+  Param(std::string&& v) : value_(std::move(v)) {}       // NOLINT
+  Param(bool v) : value_(v ? "t" : "f") {}               // NOLINT
+  template <std::integral T>
+  requires(!std::same_as<T, bool>) Param(T v) : value_(std::to_string(v)) {}  // NOLINT
+  template <class T>
+  Param(const std::optional<T>& v) {  // NOLINT
+    if (v) *this = Param(*v);
+  }
+
+  [[nodiscard]] const std::optional<std::string>& value() const { return value_; }
+
+ private:
+  std::optional<std::string> value_;
+};
+
+using Params = std::vector<Param>;
+
+// A query result. Rows and columns are zero-based.
+class ResultSet {
+ public:
+  ResultSet() = default;
+  explicit ResultSet(pg_result* r);
+  ResultSet(ResultSet&&) noexcept;
+  ResultSet& operator=(ResultSet&&) noexcept;
+  ResultSet(const ResultSet&) = delete;
+  ResultSet& operator=(const ResultSet&) = delete;
+  ~ResultSet();
+
+  [[nodiscard]] int rows() const;
+  [[nodiscard]] int columns() const;
+  [[nodiscard]] std::string_view columnName(int col) const;
+  [[nodiscard]] int columnIndex(std::string_view name) const;  // -1 when absent
+  // The command tag ("INSERT 0 1", "COMMIT", "ROLLBACK").
+  [[nodiscard]] std::string_view commandTag() const;
+  // Rows touched by INSERT/UPDATE/DELETE.
+  [[nodiscard]] int64_t affected() const;
+
+  [[nodiscard]] bool isNull(int row, int col) const;
+  // The raw text value (empty for NULL; check isNull()).
+  [[nodiscard]] std::string_view text(int row, int col) const;
+  [[nodiscard]] std::optional<std::string> optText(int row, int col) const;
+  [[nodiscard]] Result<int64_t> int64(int row, int col) const;
+  [[nodiscard]] Result<bool> boolean(int row, int col) const;
+
+ private:
+  pg_result* res_ = nullptr;
+};
+
+struct Notification {
+  std::string channel;
+  std::string payload;
+  int backend_pid = 0;
+};
+
+class Connection {
+ public:
+  Connection() = default;
+  Connection(Connection&&) noexcept;
+  Connection& operator=(Connection&&) noexcept;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  ~Connection();
+
+  // conninfo is a libpq connection string ("host=/tmp/sock dbname=x user=y").
+  [[nodiscard]] static Result<Connection> connect(const std::string& conninfo);
+
+  [[nodiscard]] Result<ResultSet> exec(std::string_view sql, const Params& params = {});
+  [[nodiscard]] Result<ResultSet> exec(std::string_view sql, std::initializer_list<Param> params);
+
+  // Runs a multi-statement script with the simple query protocol. No
+  // parameters: for migrations and fixed DDL only.
+  [[nodiscard]] Result<void> execScript(std::string_view sql);
+
+  // LISTEN on `channel` (quoted as an identifier).
+  [[nodiscard]] Result<void> listen(std::string_view channel);
+  // Returns a pending notification, waiting up to `timeout` for one.
+  [[nodiscard]] Result<std::optional<Notification>> waitNotification(
+      std::chrono::milliseconds timeout);
+
+  [[nodiscard]] bool healthy() const;
+  [[nodiscard]] int backendPid() const;
+  [[nodiscard]] pg_conn* raw() const { return conn_; }
+
+ private:
+  explicit Connection(pg_conn* c) : conn_(c) {}
+  Result<ResultSet> check(pg_result* r, std::string_view sql);
+  pg_conn* conn_ = nullptr;
+};
+
+enum class Isolation { kReadCommitted, kRepeatableRead, kSerializable };
+
+// BEGIN on creation, ROLLBACK on destruction unless commit() succeeded.
+class Transaction {
+ public:
+  [[nodiscard]] static Result<Transaction> begin(Connection& conn,
+                                                 Isolation iso = Isolation::kReadCommitted);
+  Transaction(Transaction&& o) noexcept : conn_(o.conn_) { o.conn_ = nullptr; }
+  Transaction& operator=(Transaction&&) = delete;
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  ~Transaction();
+
+  [[nodiscard]] Result<ResultSet> exec(std::string_view sql, const Params& params = {}) {
+    return conn_->exec(sql, params);
+  }
+  [[nodiscard]] Result<ResultSet> exec(std::string_view sql, std::initializer_list<Param> p) {
+    return conn_->exec(sql, p);
+  }
+  [[nodiscard]] Connection& connection() { return *conn_; }
+  [[nodiscard]] Result<void> commit();
+  void rollback();
+
+ private:
+  explicit Transaction(Connection& c) : conn_(&c) {}
+  Connection* conn_;
+};
+
+// Quotes an identifier for the rare statement that cannot take a parameter
+// (LISTEN, CREATE DATABASE). Never use it for values.
+[[nodiscard]] std::string quoteIdentifier(std::string_view ident);
+
+}  // namespace plfm::pg

@@ -1,0 +1,254 @@
+#include "plfm/pg/pg.h"
+
+#include <libpq-fe.h>
+#include <poll.h>
+
+#include <cerrno>
+#include <charconv>
+
+namespace plfm::pg {
+namespace {
+
+std::string_view codeForSqlState(std::string_view state) {
+  if (state == "40001") return errc::kSerializationFailure;
+  if (state == "40P01") return errc::kDeadlock;
+  if (state == "23505") return errc::kUniqueViolation;
+  if (state == "23503") return errc::kForeignKeyViolation;
+  if (state == "23514") return errc::kCheckViolation;
+  if (state == "23502") return errc::kNotNullViolation;
+  if (state == "P0001") return errc::kRaised;
+  if (state == "57014") return errc::kQueryCanceled;
+  if (state.substr(0, 2) == "08") return errc::kConnection;
+  return errc::kError;
+}
+
+std::string field(const PGresult* r, int code) {
+  const char* v = PQresultErrorField(r, code);
+  return v != nullptr ? std::string(v) : std::string();
+}
+
+std::string trimNewline(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+Error connectionError(PGconn* c, std::string_view what) {
+  return Error(errc::kConnection, std::string(what) + ": " +
+                                      trimNewline(c != nullptr ? PQerrorMessage(c) : "no memory"));
+}
+
+}  // namespace
+
+bool isRetryable(const Error& e) {
+  return e.is(errc::kSerializationFailure) || e.is(errc::kDeadlock);
+}
+
+// ---- ResultSet ----
+
+ResultSet::ResultSet(pg_result* r) : res_(r) {}
+ResultSet::ResultSet(ResultSet&& o) noexcept : res_(o.res_) { o.res_ = nullptr; }
+ResultSet& ResultSet::operator=(ResultSet&& o) noexcept {
+  if (this != &o) {
+    if (res_ != nullptr) PQclear(res_);
+    res_ = o.res_;
+    o.res_ = nullptr;
+  }
+  return *this;
+}
+ResultSet::~ResultSet() {
+  if (res_ != nullptr) PQclear(res_);
+}
+
+int ResultSet::rows() const { return res_ != nullptr ? PQntuples(res_) : 0; }
+int ResultSet::columns() const { return res_ != nullptr ? PQnfields(res_) : 0; }
+std::string_view ResultSet::columnName(int col) const { return PQfname(res_, col); }
+int ResultSet::columnIndex(std::string_view name) const {
+  for (int i = 0; i < columns(); ++i) {
+    if (columnName(i) == name) return i;
+  }
+  return -1;
+}
+
+std::string_view ResultSet::commandTag() const { return res_ != nullptr ? PQcmdStatus(res_) : ""; }
+
+int64_t ResultSet::affected() const {
+  const char* s = res_ != nullptr ? PQcmdTuples(res_) : "";
+  int64_t v = 0;
+  std::from_chars(s, s + std::char_traits<char>::length(s), v);
+  return v;
+}
+
+bool ResultSet::isNull(int row, int col) const { return PQgetisnull(res_, row, col) != 0; }
+
+std::string_view ResultSet::text(int row, int col) const {
+  return {PQgetvalue(res_, row, col), static_cast<size_t>(PQgetlength(res_, row, col))};
+}
+
+std::optional<std::string> ResultSet::optText(int row, int col) const {
+  if (isNull(row, col)) return std::nullopt;
+  return std::string(text(row, col));
+}
+
+Result<int64_t> ResultSet::int64(int row, int col) const {
+  std::string_view s = text(row, col);
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (isNull(row, col) || ec != std::errc() || p != s.data() + s.size()) {
+    return Error(errc::kBadResult, "column '" + std::string(columnName(col)) +
+                                       "' is not an integer: '" + std::string(s) + "'");
+  }
+  return v;
+}
+
+Result<bool> ResultSet::boolean(int row, int col) const {
+  std::string_view s = text(row, col);
+  if (!isNull(row, col) && s == "t") return true;
+  if (!isNull(row, col) && s == "f") return false;
+  return Error(errc::kBadResult, "column '" + std::string(columnName(col)) + "' is not a boolean");
+}
+
+// ---- Connection ----
+
+Connection::Connection(Connection&& o) noexcept : conn_(o.conn_) { o.conn_ = nullptr; }
+Connection& Connection::operator=(Connection&& o) noexcept {
+  if (this != &o) {
+    if (conn_ != nullptr) PQfinish(conn_);
+    conn_ = o.conn_;
+    o.conn_ = nullptr;
+  }
+  return *this;
+}
+Connection::~Connection() {
+  if (conn_ != nullptr) PQfinish(conn_);
+}
+
+Result<Connection> Connection::connect(const std::string& conninfo) {
+  PGconn* c = PQconnectdb(conninfo.c_str());
+  if (c == nullptr || PQstatus(c) != CONNECTION_OK) {
+    Error e = connectionError(c, "cannot connect to PostgreSQL");
+    if (c != nullptr) PQfinish(c);
+    return e;
+  }
+  Connection conn(c);
+  // Notices (e.g. "relation already exists, skipping") are not errors; keep
+  // them off stderr.
+  PQsetNoticeProcessor(
+      c, [](void*, const char*) {}, nullptr);
+  return conn;
+}
+
+Result<ResultSet> Connection::check(pg_result* r, std::string_view sql) {
+  ResultSet rs(r);
+  if (r == nullptr) return connectionError(conn_, "query failed");
+  const ExecStatusType st = PQresultStatus(r);
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY) return rs;
+  const std::string state = field(r, PG_DIAG_SQLSTATE);
+  std::string_view code = codeForSqlState(state);
+  if (state.empty() && PQstatus(conn_) != CONNECTION_OK) code = errc::kConnection;
+  Error e(code, trimNewline(field(r, PG_DIAG_MESSAGE_PRIMARY)));
+  if (e.message().empty()) e = Error(code, trimNewline(PQerrorMessage(conn_)));
+  e.with("sqlstate", state);
+  if (auto c = field(r, PG_DIAG_CONSTRAINT_NAME); !c.empty()) e.with("constraint", c);
+  if (auto t = field(r, PG_DIAG_TABLE_NAME); !t.empty()) e.with("table", t);
+  if (auto d = field(r, PG_DIAG_MESSAGE_DETAIL); !d.empty()) e.with("pg_detail", d);
+  // The statement's first line helps find the call site; values never appear
+  // in SQL text because every value is a parameter.
+  e.with("statement", std::string(sql.substr(0, std::min<size_t>(sql.find('\n'), 120))));
+  return e;
+}
+
+Result<ResultSet> Connection::exec(std::string_view sql, const Params& params) {
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p.value() ? p.value()->c_str() : nullptr);
+  const std::string text(sql);
+  pg_result* r = PQexecParams(conn_, text.c_str(), static_cast<int>(values.size()), nullptr,
+                              values.data(), nullptr, nullptr, 0);
+  return check(r, sql);
+}
+
+Result<ResultSet> Connection::exec(std::string_view sql, std::initializer_list<Param> params) {
+  return exec(sql, Params(params));
+}
+
+Result<void> Connection::execScript(std::string_view sql) {
+  const std::string text(sql);
+  PLFM_TRY(check(PQexec(conn_, text.c_str()), sql));
+  return ok();
+}
+
+Result<void> Connection::listen(std::string_view channel) {
+  PLFM_TRY(execScript("LISTEN " + quoteIdentifier(channel)));
+  return ok();
+}
+
+Result<std::optional<Notification>> Connection::waitNotification(
+    std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (PQconsumeInput(conn_) == 0) return connectionError(conn_, "reading notifications");
+    if (PGnotify* n = PQnotifies(conn_); n != nullptr) {
+      Notification out{n->relname, n->extra != nullptr ? n->extra : "", n->be_pid};
+      PQfreemem(n);
+      return std::optional<Notification>(std::move(out));
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return std::optional<Notification>();
+    pollfd pfd{PQsocket(conn_), POLLIN, 0};
+    if (::poll(&pfd, 1, static_cast<int>(left.count())) < 0 && errno != EINTR) {
+      return errnoError("poll", errno);
+    }
+  }
+}
+
+bool Connection::healthy() const { return conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK; }
+int Connection::backendPid() const { return conn_ != nullptr ? PQbackendPID(conn_) : 0; }
+
+// ---- Transaction ----
+
+Result<Transaction> Transaction::begin(Connection& conn, Isolation iso) {
+  std::string_view sql = "BEGIN";
+  if (iso == Isolation::kRepeatableRead) sql = "BEGIN ISOLATION LEVEL REPEATABLE READ";
+  if (iso == Isolation::kSerializable) sql = "BEGIN ISOLATION LEVEL SERIALIZABLE";
+  PLFM_TRY(conn.execScript(sql));
+  return Transaction(conn);
+}
+
+Transaction::~Transaction() { rollback(); }
+
+Result<void> Transaction::commit() {
+  if (conn_ == nullptr) return Error(errc::kError, "transaction already finished");
+  Connection* c = conn_;
+  conn_ = nullptr;
+  auto r = c->exec("COMMIT");
+  if (!r) {
+    (void)c->execScript("ROLLBACK");
+    return unexpected(std::move(r).error());
+  }
+  // COMMIT of a transaction that already failed "succeeds" with the tag
+  // ROLLBACK: nothing was committed, so report it as an error.
+  if (r->commandTag() == "ROLLBACK") {
+    return Error(errc::kError, "transaction was rolled back: an earlier statement failed");
+  }
+  return ok();
+}
+
+void Transaction::rollback() {
+  if (conn_ != nullptr) {
+    (void)conn_->execScript("ROLLBACK");
+    conn_ = nullptr;
+  }
+}
+
+std::string quoteIdentifier(std::string_view ident) {
+  std::string out = "\"";
+  for (char c : ident) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+}  // namespace plfm::pg

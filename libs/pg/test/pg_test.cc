@@ -1,0 +1,155 @@
+// libpq wrapper against a real PostgreSQL: parameters, typed results, error
+// mapping, transactions and LISTEN/NOTIFY.
+#include "plfm/pg/pg.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "plfm/testing/pg_test.h"
+
+namespace plfm::pg {
+namespace {
+
+class PgTest : public testing::PgTest {
+ protected:
+  void SetUp() override {
+    testing::PgTest::SetUp();
+    if (HasFatalFailure()) return;
+    conn_ = connect();
+    ASSERT_TRUE(conn_
+                    .execScript("CREATE TABLE kv (k text PRIMARY KEY, v text, n bigint, "
+                                "b boolean, CHECK (n IS NULL OR n >= 0))")
+                    .has_value());
+  }
+  Connection conn_;
+};
+
+TEST_F(PgTest, ParametersNullsAndTypedGetters) {
+  ASSERT_TRUE(
+      conn_.exec("INSERT INTO kv VALUES ($1, $2, $3, $4)", {"a", std::nullopt, int64_t{42}, true})
+          .has_value());
+  // A value that would break string-built SQL is just data here.
+  const std::string tricky = "x'); DROP TABLE kv; --";
+  ASSERT_TRUE(conn_.exec("INSERT INTO kv (k, v) VALUES ($1, $2)", {"b", tricky}).has_value());
+  auto rs = conn_.exec("SELECT k, v, n, b FROM kv ORDER BY k");
+  ASSERT_TRUE(rs.has_value());
+  ASSERT_EQ(rs->rows(), 2);
+  EXPECT_EQ(rs->columns(), 4);
+  EXPECT_EQ(rs->columnIndex("n"), 2);
+  EXPECT_EQ(rs->columnIndex("zz"), -1);
+  EXPECT_TRUE(rs->isNull(0, 1));
+  EXPECT_EQ(rs->optText(0, 1), std::nullopt);
+  EXPECT_EQ(*rs->int64(0, 2), 42);
+  EXPECT_EQ(*rs->boolean(0, 3), true);
+  EXPECT_EQ(rs->text(1, 1), tricky);
+  auto bad = rs->int64(1, 2);  // NULL is not an integer
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().code(), errc::kBadResult);
+  std::optional<int> none;
+  auto upd = conn_.exec("UPDATE kv SET n = $1 WHERE k = 'a'", {none});
+  ASSERT_TRUE(upd.has_value());
+  EXPECT_EQ(upd->affected(), 1);
+}
+
+TEST_F(PgTest, UniqueViolationHasItsOwnCodeAndNamesTheConstraint) {
+  ASSERT_TRUE(conn_.exec("INSERT INTO kv (k) VALUES ($1)", {"dup"}).has_value());
+  auto r = conn_.exec("INSERT INTO kv (k) VALUES ($1)", {"dup"});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), errc::kUniqueViolation);
+  EXPECT_EQ(r.error().detail("sqlstate"), "23505");
+  EXPECT_EQ(r.error().detail("constraint"), "kv_pkey");
+  EXPECT_EQ(r.error().detail("table"), "kv");
+  EXPECT_FALSE(isRetryable(r.error()));
+}
+
+TEST_F(PgTest, OtherConstraintAndRaiseCodes) {
+  auto chk = conn_.exec("INSERT INTO kv (k, n) VALUES ('c', -1)");
+  ASSERT_FALSE(chk.has_value());
+  EXPECT_EQ(chk.error().code(), errc::kCheckViolation);
+  auto nn = conn_.exec("INSERT INTO kv (k) VALUES (NULL)");
+  ASSERT_FALSE(nn.has_value());
+  EXPECT_EQ(nn.error().code(), errc::kNotNullViolation);
+  auto raised = conn_.exec("DO $$ BEGIN RAISE EXCEPTION 'nope'; END $$");
+  ASSERT_FALSE(raised.has_value());
+  EXPECT_EQ(raised.error().code(), errc::kRaised);
+  EXPECT_EQ(raised.error().message(), "nope");
+  auto syntax = conn_.exec("SELEC 1");
+  ASSERT_FALSE(syntax.has_value());
+  EXPECT_EQ(syntax.error().code(), errc::kError);
+  EXPECT_EQ(syntax.error().detail("sqlstate"), "42601");
+}
+
+TEST_F(PgTest, SerializationFailureHasItsOwnCodeAndIsRetryable) {
+  ASSERT_TRUE(conn_.exec("INSERT INTO kv (k, n) VALUES ('ctr', 0)").has_value());
+  auto other = connect();
+  auto tx1 = Transaction::begin(conn_, Isolation::kRepeatableRead);
+  ASSERT_TRUE(tx1.has_value());
+  ASSERT_TRUE(tx1->exec("SELECT n FROM kv WHERE k = 'ctr'").has_value());  // takes snapshot
+  ASSERT_TRUE(other.exec("UPDATE kv SET n = n + 1 WHERE k = 'ctr'").has_value());
+  auto r = tx1->exec("UPDATE kv SET n = n + 1 WHERE k = 'ctr'");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), errc::kSerializationFailure);
+  EXPECT_EQ(r.error().detail("sqlstate"), "40001");
+  EXPECT_TRUE(isRetryable(r.error()));
+}
+
+TEST_F(PgTest, TransactionRollsBackUnlessCommitted) {
+  {
+    auto tx = Transaction::begin(conn_);
+    ASSERT_TRUE(tx.has_value());
+    ASSERT_TRUE(tx->exec("INSERT INTO kv (k) VALUES ('gone')").has_value());
+  }  // destroyed without commit
+  {
+    auto tx = Transaction::begin(conn_, Isolation::kSerializable);
+    ASSERT_TRUE(tx.has_value());
+    ASSERT_TRUE(tx->exec("INSERT INTO kv (k) VALUES ('kept')").has_value());
+    ASSERT_TRUE(tx->commit().has_value());
+  }
+  auto rs = conn_.exec("SELECT k FROM kv ORDER BY k");
+  ASSERT_TRUE(rs.has_value());
+  ASSERT_EQ(rs->rows(), 1);
+  EXPECT_EQ(rs->text(0, 0), "kept");
+}
+
+TEST_F(PgTest, CommitAfterAFailedStatementIsAnError) {
+  auto tx = Transaction::begin(conn_);
+  ASSERT_TRUE(tx.has_value());
+  ASSERT_TRUE(tx->exec("INSERT INTO kv (k) VALUES ('x')").has_value());
+  ASSERT_FALSE(tx->exec("INSERT INTO kv (k) VALUES ('x')").has_value());
+  auto c = tx->commit();
+  ASSERT_FALSE(c.has_value());
+  EXPECT_NE(c.error().message().find("rolled back"), std::string::npos);
+  auto rs = conn_.exec("SELECT count(*) FROM kv");
+  ASSERT_TRUE(rs.has_value());
+  EXPECT_EQ(*rs->int64(0, 0), 0);
+}
+
+TEST_F(PgTest, ListenNotify) {
+  auto listener = connect();
+  ASSERT_TRUE(listener.listen("plfm events").has_value());  // quoted identifier
+  auto none = listener.waitNotification(std::chrono::milliseconds(20));
+  ASSERT_TRUE(none.has_value());
+  EXPECT_FALSE(none->has_value());
+  std::thread sender([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_TRUE(conn_.exec("SELECT pg_notify($1, $2)", {"plfm events", "42"}).has_value());
+  });
+  auto n = listener.waitNotification(std::chrono::seconds(10));
+  sender.join();
+  ASSERT_TRUE(n.has_value());
+  ASSERT_TRUE(n->has_value());
+  EXPECT_EQ((*n)->channel, "plfm events");
+  EXPECT_EQ((*n)->payload, "42");
+  EXPECT_EQ((*n)->backend_pid, conn_.backendPid());
+}
+
+TEST_F(PgTest, ConnectionFailureIsAClearError) {
+  auto c = Connection::connect("host=/nonexistent-dir port=1 dbname=x connect_timeout=1");
+  ASSERT_FALSE(c.has_value());
+  EXPECT_EQ(c.error().code(), errc::kConnection);
+  EXPECT_NE(c.error().message().find("cannot connect to PostgreSQL"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace plfm::pg
