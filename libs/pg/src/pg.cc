@@ -202,6 +202,18 @@ Result<std::optional<Notification>> Connection::waitNotification(
   }
 }
 
+Result<std::vector<Notification>> Connection::drainNotifications() {
+  if (PQconsumeInput(conn_) == 0) return connectionError(conn_, "reading notifications");
+  std::vector<Notification> out;
+  while (PGnotify* n = PQnotifies(conn_)) {
+    out.push_back(Notification{n->relname, n->extra != nullptr ? n->extra : "", n->be_pid});
+    PQfreemem(n);
+  }
+  return out;
+}
+
+int Connection::socket() const { return conn_ != nullptr ? PQsocket(conn_) : -1; }
+
 bool Connection::healthy() const { return conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK; }
 int Connection::backendPid() const { return conn_ != nullptr ? PQbackendPID(conn_) : 0; }
 

@@ -129,6 +129,12 @@ class Connection {
   [[nodiscard]] Result<std::optional<Notification>> waitNotification(
       std::chrono::milliseconds timeout);
 
+  // Reads whatever arrived on the socket and returns the queued
+  // notifications without waiting (for callers that poll() socket() along
+  // with other file descriptors).
+  [[nodiscard]] Result<std::vector<Notification>> drainNotifications();
+  [[nodiscard]] int socket() const;
+
   [[nodiscard]] bool healthy() const;
   [[nodiscard]] int backendPid() const;
   [[nodiscard]] pg_conn* raw() const { return conn_; }

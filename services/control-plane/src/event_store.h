@@ -1,0 +1,96 @@
+// The event log: appends with a gapless, commit-ordered global sequence and
+// per-aggregate optimistic concurrency, and reads by cursor.
+//
+// Appends run inside the caller's transaction, so a command's events, its
+// idempotency record and any write-side rows commit together or not at all.
+// append() takes the log's append lock (a transaction-scoped advisory lock)
+// and holds it until commit: call it as the last step of a command.
+// See docs/specs/state/event-log.md.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "plfm/core/clock.h"
+#include "plfm/core/id.h"
+#include "plfm/core/result.h"
+#include "plfm/pg/pg.h"
+
+namespace plfm::cp {
+
+namespace errc {
+// Another command changed the aggregate since it was read (HTTP 409).
+inline constexpr std::string_view kConcurrencyConflict = "concurrency_conflict";
+}  // namespace errc
+
+struct NewEvent {
+  std::string aggregate_type;  // "app"
+  std::string aggregate_id;    // "app_..."
+  int aggregate_seq = 0;       // the aggregate's version after this event (previous + 1)
+  std::string event_type;      // "app.created"
+  int event_version = 1;
+  std::string org_id;              // empty: not org-scoped
+  std::string payload = "{}";      // a JSON object
+  std::string correlation = "{}";  // a JSON object, e.g. {"deploy_id":"dep_..."}
+};
+
+struct AppendContext {
+  std::string actor;       // "usr_...", "node_...", "system:scheduler"
+  std::string request_id;  // "req_..." or empty
+};
+
+struct StoredEvent {
+  int64_t seq = 0;
+  std::string event_id;
+  std::string occurred_at;  // RFC 3339, UTC, microseconds
+  std::string aggregate_type;
+  std::string aggregate_id;
+  int aggregate_seq = 0;
+  std::string event_type;
+  int event_version = 1;
+  std::optional<std::string> org_id;
+  std::string actor;
+  std::optional<std::string> request_id;
+  std::string correlation;  // JSON object text
+  std::string payload;      // JSON object text
+};
+
+struct AppendResult {
+  int64_t first_seq = 0;
+  int64_t last_seq = 0;
+  std::string occurred_at;
+};
+
+class EventStore {
+ public:
+  explicit EventStore(const Clock& clock, IdGenerator& ids = IdGenerator::global())
+      : clock_(clock), ids_(ids) {}
+
+  // Appends `events` in order. A duplicate (aggregate_id, aggregate_seq)
+  // fails with errc::kConcurrencyConflict and the transaction must be rolled
+  // back. NOTIFY plfm_events is sent on commit.
+  [[nodiscard]] Result<AppendResult> append(pg::Transaction& tx, const AppendContext& ctx,
+                                            const std::vector<NewEvent>& events);
+
+  // Events with seq > after, oldest first, at most `limit`; optionally only
+  // one org's events.
+  [[nodiscard]] static Result<std::vector<StoredEvent>> readAfter(
+      pg::Connection& conn, int64_t after, int limit,
+      const std::optional<std::string>& org_id = std::nullopt);
+
+  // The newest seq (0 when the log is empty).
+  [[nodiscard]] static Result<int64_t> headSeq(pg::Connection& conn);
+
+  // The JSON envelope of a stored event, as the API and schemas define it.
+  [[nodiscard]] static std::string envelopeJson(const StoredEvent& e);
+
+  static constexpr std::string_view kNotifyChannel = "plfm_events";
+
+ private:
+  const Clock& clock_;
+  IdGenerator& ids_;
+};
+
+}  // namespace plfm::cp

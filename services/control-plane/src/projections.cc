@@ -1,0 +1,379 @@
+#include "projections.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <unordered_map>
+
+#include "plfm/core/json.h"
+#include "plfm/core/log.h"
+
+namespace plfm::cp {
+namespace {
+
+using json::Json;
+
+// Reads a string field of the payload; a missing field is a bug in whoever
+// wrote the event, reported with the event's seq.
+struct Payload {
+  const StoredEvent& e;
+  Json j;
+
+  Result<std::string> str(std::string_view field) const {
+    auto r = json::getString(j, field, "payload");
+    if (!r) return std::move(r.error()).context("event " + std::to_string(e.seq));
+    return r;
+  }
+  std::string strOr(std::string_view field, std::string fallback) const {
+    auto it = j.find(field);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : fallback;
+  }
+};
+
+using ApplyFn = Result<void> (*)(pg::Transaction&, const Payload&);
+
+Result<void> exec(pg::Transaction& tx, std::string_view sql, const pg::Params& params) {
+  PLFM_TRY(tx.exec(sql, params));
+  return ok();
+}
+
+Result<void> orgCreated(pg::Transaction& tx, const Payload& p) {
+  PLFM_ASSIGN_OR_RETURN(auto org, p.str("org_id"));
+  PLFM_ASSIGN_OR_RETURN(auto name, p.str("name"));
+  return exec(tx,
+              "INSERT INTO orgs_view (org_id, name, version, created_at, updated_at) "
+              "VALUES ($1, $2, $3, $4, $4) ON CONFLICT (org_id) DO NOTHING",
+              {org, name, p.e.aggregate_seq, p.e.occurred_at});
+}
+
+Result<void> memberAdded(pg::Transaction& tx, const Payload& p) {
+  PLFM_ASSIGN_OR_RETURN(auto org, p.str("org_id"));
+  PLFM_ASSIGN_OR_RETURN(auto user, p.str("user_id"));
+  PLFM_ASSIGN_OR_RETURN(auto role, p.str("role"));
+  PLFM_TRY(exec(tx,
+                "INSERT INTO org_members_view (org_id, user_id, role, created_at) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT (org_id, user_id) DO UPDATE SET role = $3",
+                {org, user, role, p.e.occurred_at}));
+  return exec(tx, "UPDATE orgs_view SET version = $2, updated_at = $3 WHERE org_id = $1",
+              {org, p.e.aggregate_seq, p.e.occurred_at});
+}
+
+Result<void> memberRemoved(pg::Transaction& tx, const Payload& p) {
+  PLFM_ASSIGN_OR_RETURN(auto org, p.str("org_id"));
+  PLFM_ASSIGN_OR_RETURN(auto user, p.str("user_id"));
+  PLFM_TRY(
+      exec(tx, "DELETE FROM org_members_view WHERE org_id = $1 AND user_id = $2", {org, user}));
+  return exec(tx, "UPDATE orgs_view SET version = $2, updated_at = $3 WHERE org_id = $1",
+              {org, p.e.aggregate_seq, p.e.occurred_at});
+}
+
+Result<void> appCreated(pg::Transaction& tx, const Payload& p) {
+  PLFM_ASSIGN_OR_RETURN(auto app, p.str("app_id"));
+  PLFM_ASSIGN_OR_RETURN(auto org, p.str("org_id"));
+  PLFM_ASSIGN_OR_RETURN(auto name, p.str("name"));
+  return exec(tx,
+              "INSERT INTO apps_view (app_id, org_id, name, description, version, created_at, "
+              "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (app_id) DO NOTHING",
+              {app, org, name, p.strOr("description", ""), p.e.aggregate_seq, p.e.occurred_at});
+}
+
+Result<void> appDeleted(pg::Transaction& tx, const Payload& p) {
+  PLFM_ASSIGN_OR_RETURN(auto app, p.str("app_id"));
+  return exec(tx, "DELETE FROM apps_view WHERE app_id = $1", {app});
+}
+
+Result<void> envCreated(pg::Transaction& tx, const Payload& p) {
+  PLFM_ASSIGN_OR_RETURN(auto env, p.str("env_id"));
+  PLFM_ASSIGN_OR_RETURN(auto app, p.str("app_id"));
+  PLFM_ASSIGN_OR_RETURN(auto org, p.str("org_id"));
+  PLFM_ASSIGN_OR_RETURN(auto name, p.str("name"));
+  return exec(tx,
+              "INSERT INTO envs_view (env_id, org_id, app_id, name, version, created_at, "
+              "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (env_id) DO NOTHING",
+              {env, org, app, name, p.e.aggregate_seq, p.e.occurred_at});
+}
+
+Result<void> envDeleted(pg::Transaction& tx, const Payload& p) {
+  PLFM_ASSIGN_OR_RETURN(auto env, p.str("env_id"));
+  PLFM_TRY(exec(tx, "DELETE FROM env_scale_view WHERE env_id = $1", {env}));
+  return exec(tx, "DELETE FROM envs_view WHERE env_id = $1", {env});
+}
+
+Result<void> envScaleSet(pg::Transaction& tx, const Payload& p) {
+  PLFM_ASSIGN_OR_RETURN(auto env, p.str("env_id"));
+  auto procs = p.j.find("processes");
+  if (procs == p.j.end() || !procs->is_object()) {
+    return Error(plfm::errc::kInternal,
+                 "event " + std::to_string(p.e.seq) + ": payload.processes must be an object");
+  }
+  for (const auto& [proc, count] : procs->items()) {
+    if (!count.is_number_integer()) {
+      return Error(plfm::errc::kInternal, "event " + std::to_string(p.e.seq) +
+                                              ": payload.processes." + proc + " is not an integer");
+    }
+    PLFM_TRY(exec(tx,
+                  "INSERT INTO env_scale_view (env_id, process_type, count, updated_at) "
+                  "VALUES ($1, $2, $3, $4) ON CONFLICT (env_id, process_type) "
+                  "DO UPDATE SET count = $3, updated_at = $4",
+                  {env, proc, count.get<int64_t>(), p.e.occurred_at}));
+  }
+  return exec(tx, "UPDATE envs_view SET version = $2, updated_at = $3 WHERE env_id = $1",
+              {env, p.e.aggregate_seq, p.e.occurred_at});
+}
+
+Result<void> releaseCreated(pg::Transaction& tx, const Payload& p) {
+  PLFM_ASSIGN_OR_RETURN(auto rel, p.str("release_id"));
+  PLFM_ASSIGN_OR_RETURN(auto app, p.str("app_id"));
+  PLFM_ASSIGN_OR_RETURN(auto org, p.str("org_id"));
+  PLFM_ASSIGN_OR_RETURN(auto ref, p.str("image_ref"));
+  PLFM_ASSIGN_OR_RETURN(auto digest, p.str("image_digest"));
+  auto manifest = p.j.find("manifest");
+  const std::string mtext =
+      manifest != p.j.end() && manifest->is_object() ? json::dump(*manifest) : "{}";
+  return exec(tx,
+              "INSERT INTO releases_view (release_id, org_id, app_id, image_ref, image_digest, "
+              "manifest, created_at) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) "
+              "ON CONFLICT (release_id) DO NOTHING",
+              {rel, org, app, ref, digest, mtext, p.e.occurred_at});
+}
+
+Result<void> deployCreated(pg::Transaction& tx, const Payload& p) {
+  PLFM_ASSIGN_OR_RETURN(auto dep, p.str("deploy_id"));
+  PLFM_ASSIGN_OR_RETURN(auto app, p.str("app_id"));
+  PLFM_ASSIGN_OR_RETURN(auto env, p.str("env_id"));
+  PLFM_ASSIGN_OR_RETURN(auto org, p.str("org_id"));
+  PLFM_ASSIGN_OR_RETURN(auto rel, p.str("release_id"));
+  PLFM_ASSIGN_OR_RETURN(auto strategy, p.str("strategy"));
+  PLFM_TRY(exec(tx,
+                "INSERT INTO deploys_view (deploy_id, org_id, app_id, env_id, release_id, "
+                "strategy, status, version, created_at, updated_at) "
+                "VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $8) "
+                "ON CONFLICT (deploy_id) DO NOTHING",
+                {dep, org, app, env, rel, strategy, p.e.aggregate_seq, p.e.occurred_at}));
+  return exec(tx, "UPDATE envs_view SET current_deploy_id = $2, updated_at = $3 WHERE env_id = $1",
+              {env, dep, p.e.occurred_at});
+}
+
+Result<void> deployStatusChanged(pg::Transaction& tx, const Payload& p) {
+  PLFM_ASSIGN_OR_RETURN(auto dep, p.str("deploy_id"));
+  PLFM_ASSIGN_OR_RETURN(auto status, p.str("status"));
+  PLFM_TRY(exec(tx,
+                "UPDATE deploys_view SET status = $2, reason = $3, version = $4, updated_at = $5 "
+                "WHERE deploy_id = $1 AND version < $4",
+                {dep, status, p.strOr("reason", ""), p.e.aggregate_seq, p.e.occurred_at}));
+  if (status != "succeeded") return ok();
+  return exec(tx,
+              "UPDATE envs_view e SET current_release_id = d.release_id, updated_at = $2 "
+              "FROM deploys_view d WHERE d.deploy_id = $1 AND e.env_id = d.env_id",
+              {dep, p.e.occurred_at});
+}
+
+Result<void> noView(pg::Transaction&, const Payload&) { return ok(); }
+
+const std::unordered_map<std::string_view, ApplyFn>& appliers() {
+  static const std::unordered_map<std::string_view, ApplyFn> m = {
+      {"org.created", orgCreated},
+      {"org.member_added", memberAdded},
+      {"org.member_removed", memberRemoved},
+      {"app.created", appCreated},
+      {"app.deleted", appDeleted},
+      {"env.created", envCreated},
+      {"env.deleted", envDeleted},
+      {"env.scale_set", envScaleSet},
+      {"release.created", releaseCreated},
+      {"deploy.created", deployCreated},
+      {"deploy.status_changed", deployStatusChanged},
+      // Audit-only events: recorded in the log, no view reads them.
+      {"user.created", noView},
+      {"token.created", noView},
+  };
+  return m;
+}
+
+}  // namespace
+
+Result<void> Projector::apply(pg::Transaction& tx, const StoredEvent& e) {
+  auto it = appliers().find(e.event_type);
+  if (it == appliers().end()) {
+    // An event type we wrote but cannot project is a bug; stop here rather
+    // than silently produce views that disagree with the log.
+    return Error(plfm::errc::kInternal, "no projection for event type '" + e.event_type +
+                                            "' (seq " + std::to_string(e.seq) + ")");
+  }
+  PLFM_ASSIGN_OR_RETURN(Json j, json::parse(e.payload));
+  return it->second(tx, Payload{e, std::move(j)});
+}
+
+const std::vector<std::string>& Projector::viewTables() {
+  static const std::vector<std::string> t = {
+      "orgs_view",     "org_members_view", "apps_view",  "envs_view",      "env_scale_view",
+      "releases_view", "deploys_view",     "nodes_view", "instances_view",
+  };
+  return t;
+}
+
+Result<int64_t> readCheckpoint(pg::Connection& conn) {
+  PLFM_ASSIGN_OR_RETURN(
+      auto rs, conn.exec("SELECT last_seq FROM projection_checkpoints WHERE name = 'views'"));
+  if (rs.rows() != 1) return Error(plfm::errc::kInternal, "the views checkpoint row is missing");
+  return rs.int64(0, 0);
+}
+
+namespace {
+
+// Applies one batch after the checkpoint inside `tx`; returns the number of
+// events applied and the new checkpoint.
+Result<std::pair<int, int64_t>> applyBatch(pg::Transaction& tx, int batch) {
+  // The row lock serializes workers of several control-plane processes.
+  PLFM_ASSIGN_OR_RETURN(auto cp,
+                        tx.exec("SELECT last_seq FROM projection_checkpoints WHERE name = 'views' "
+                                "FOR UPDATE"));
+  PLFM_ASSIGN_OR_RETURN(int64_t last, cp.int64(0, 0));
+  PLFM_ASSIGN_OR_RETURN(auto events, EventStore::readAfter(tx.connection(), last, batch));
+  for (const auto& e : events) {
+    if (e.seq != last + 1) {
+      return Error(plfm::errc::kInternal, "event log gap: expected seq " +
+                                              std::to_string(last + 1) + ", found " +
+                                              std::to_string(e.seq));
+    }
+    PLFM_TRY(Projector::apply(tx, e));
+    last = e.seq;
+  }
+  if (!events.empty()) {
+    PLFM_TRY(
+        tx.exec("UPDATE projection_checkpoints SET last_seq = $1 WHERE name = 'views'", {last}));
+  }
+  return std::make_pair(static_cast<int>(events.size()), last);
+}
+
+}  // namespace
+
+Result<int64_t> catchUp(pg::Connection& conn, int batch) {
+  for (;;) {
+    PLFM_ASSIGN_OR_RETURN(auto tx, pg::Transaction::begin(conn));
+    PLFM_ASSIGN_OR_RETURN(auto applied, applyBatch(tx, batch));
+    PLFM_TRY(tx.commit());
+    if (applied.first < batch) return applied.second;
+  }
+}
+
+Result<int64_t> rebuildViews(pg::Connection& conn) {
+  PLFM_ASSIGN_OR_RETURN(auto tx, pg::Transaction::begin(conn));
+  PLFM_TRY(tx.exec("SELECT last_seq FROM projection_checkpoints WHERE name = 'views' FOR UPDATE"));
+  std::string truncate = "TRUNCATE ";
+  for (size_t i = 0; i < Projector::viewTables().size(); ++i) {
+    truncate += (i > 0 ? ", " : "") + Projector::viewTables()[i];
+  }
+  PLFM_TRY(tx.connection().execScript(truncate));
+  PLFM_TRY(tx.exec("UPDATE projection_checkpoints SET last_seq = 0 WHERE name = 'views'"));
+  int64_t last = 0;
+  for (;;) {
+    PLFM_ASSIGN_OR_RETURN(auto applied, applyBatch(tx, 1000));
+    last = applied.second;
+    if (applied.first < 1000) break;
+  }
+  PLFM_TRY(tx.commit());
+  return last;
+}
+
+// ---- ProjectionWorker ----
+
+ProjectionWorker::ProjectionWorker(std::string conninfo, Options options)
+    : conninfo_(std::move(conninfo)), options_(options) {}
+
+ProjectionWorker::~ProjectionWorker() { stop(); }
+
+Result<void> ProjectionWorker::start() {
+  if (running_) return ok();
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) return errnoError("eventfd", errno);
+  // Catch up synchronously once, so a started worker has current views.
+  PLFM_ASSIGN_OR_RETURN(auto conn, pg::Connection::connect(conninfo_));
+  PLFM_ASSIGN_OR_RETURN(int64_t cp, catchUp(conn, options_.batch));
+  publish(cp);
+  running_ = true;
+  thread_ = std::thread([this] { run(); });
+  return ok();
+}
+
+void ProjectionWorker::stop() {
+  if (!running_.exchange(false)) return;
+  kick();
+  if (thread_.joinable()) thread_.join();
+  ::close(wake_fd_);
+  wake_fd_ = -1;
+  cv_.notify_all();
+}
+
+void ProjectionWorker::kick() {
+  if (wake_fd_ >= 0) {
+    const uint64_t one = 1;
+    (void)!::write(wake_fd_, &one, sizeof(one));
+  }
+}
+
+void ProjectionWorker::publish(int64_t cp) {
+  {
+    std::lock_guard lock(mu_);
+    if (cp <= checkpoint_.load()) return;
+    checkpoint_.store(cp);
+  }
+  cv_.notify_all();
+}
+
+bool ProjectionWorker::waitFor(int64_t seq, std::chrono::milliseconds timeout) {
+  if (checkpoint_.load() >= seq) return true;
+  kick();
+  std::unique_lock lock(mu_);
+  return cv_.wait_for(lock, timeout, [&] { return checkpoint_.load() >= seq; });
+}
+
+int64_t ProjectionWorker::waitBeyond(int64_t seq, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, timeout, [&] { return checkpoint_.load() > seq || !running_; });
+  return checkpoint_.load();
+}
+
+Result<void> ProjectionWorker::loopOnce(pg::Connection& conn) {
+  PLFM_ASSIGN_OR_RETURN(int64_t cp, catchUp(conn, options_.batch));
+  publish(cp);
+  pollfd fds[2] = {{conn.socket(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+  const int n = ::poll(fds, 2, static_cast<int>(options_.poll_interval.count()));
+  if (n < 0 && errno != EINTR) return errnoError("poll", errno);
+  if ((fds[1].revents & POLLIN) != 0) {
+    uint64_t v = 0;
+    (void)!::read(wake_fd_, &v, sizeof(v));
+  }
+  PLFM_TRY(conn.drainNotifications());
+  return ok();
+}
+
+void ProjectionWorker::run() {
+  auto backoff = std::chrono::milliseconds(100);
+  while (running_) {
+    auto conn = pg::Connection::connect(conninfo_);
+    if (conn) {
+      if (auto l = conn->listen(EventStore::kNotifyChannel); l) {
+        backoff = std::chrono::milliseconds(100);
+        while (running_) {
+          if (auto r = loopOnce(*conn); !r) {
+            log::error("projection worker failed; retrying",
+                       {{"error", r.error().toString()}, {"checkpoint", checkpoint_.load()}});
+            break;
+          }
+        }
+      }
+    } else {
+      log::error("projection worker cannot connect; retrying",
+                 {{"error", conn.error().toString()}});
+    }
+    if (!running_) break;
+    // Back off before reconnecting, but stay responsive to stop().
+    pollfd pfd{wake_fd_, POLLIN, 0};
+    ::poll(&pfd, 1, static_cast<int>(backoff.count()));
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+  }
+}
+
+}  // namespace plfm::cp

@@ -1,0 +1,60 @@
+// Shared fixture for control-plane tests: a fresh, fully migrated database
+// per test on the real PostgreSQL test cluster.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "event_store.h"
+#include "plfm/testing/pg_test.h"
+
+namespace plfm::cp::testsupport {
+
+class CpTest : public plfm::testing::PgTest {
+ protected:
+  std::string templateDatabase() override {
+    return migratedTemplate(std::string(PLFM_TEST_DIR) + "/migrations");
+  }
+
+  // Appends `events` in one transaction; fails the test on error.
+  AppendResult appendOk(pg::Connection& conn, const std::vector<NewEvent>& events,
+                        const AppendContext& ctx = {"usr_test", "req_test"}) {
+    auto tx = pg::Transaction::begin(conn);
+    EXPECT_TRUE(tx.has_value());
+    auto r = store_.append(*tx, ctx, events);
+    EXPECT_TRUE(r.has_value()) << r.error().toString();
+    auto c = tx->commit();
+    EXPECT_TRUE(c.has_value()) << c.error().toString();
+    return r.value_or(AppendResult{});
+  }
+
+  // Every view table's rows as text, in primary-key order.
+  std::string dumpViews(pg::Connection& conn);
+
+  RealClock clock_;
+  EventStore store_{clock_};
+};
+
+inline NewEvent appCreated(const std::string& org, const std::string& app,
+                           const std::string& name) {
+  return NewEvent{
+      "app",
+      app,
+      1,
+      "app.created",
+      1,
+      org,
+      R"({"app_id":")" + app + R"(","org_id":")" + org + R"(","name":")" + name + R"("})"};
+}
+
+inline NewEvent orgCreated(const std::string& org, const std::string& name) {
+  return NewEvent{"org",
+                  org,
+                  1,
+                  "org.created",
+                  1,
+                  org,
+                  R"({"org_id":")" + org + R"(","name":")" + name + R"("})"};
+}
+
+}  // namespace plfm::cp::testsupport
