@@ -71,6 +71,8 @@ int ResultSet::columnIndex(std::string_view name) const {
 
 std::string_view ResultSet::commandTag() const { return res_ != nullptr ? PQcmdStatus(res_) : ""; }
 
+unsigned ResultSet::columnType(int col) const { return PQftype(res_, col); }
+
 int64_t ResultSet::affected() const {
   const char* s = res_ != nullptr ? PQcmdTuples(res_) : "";
   int64_t v = 0;
@@ -215,6 +217,8 @@ Result<std::vector<Notification>> Connection::drainNotifications() {
 int Connection::socket() const { return conn_ != nullptr ? PQsocket(conn_) : -1; }
 
 bool Connection::healthy() const { return conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK; }
+bool Connection::idle() const { return healthy() && PQtransactionStatus(conn_) == PQTRANS_IDLE; }
+
 int Connection::backendPid() const { return conn_ != nullptr ? PQbackendPID(conn_) : 0; }
 
 // ---- Transaction ----

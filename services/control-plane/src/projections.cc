@@ -25,7 +25,7 @@ struct Payload {
     if (!r) return std::move(r.error()).context("event " + std::to_string(e.seq));
     return r;
   }
-  std::string strOr(std::string_view field, std::string fallback) const {
+  std::string strOr(std::string_view field, const std::string& fallback) const {
     auto it = j.find(field);
     return it != j.end() && it->is_string() ? it->get<std::string>() : fallback;
   }

@@ -116,6 +116,7 @@ TEST_F(EventStoreTest, GaplessCommitOrderUnderConcurrentWritersWhileTailing) {
         std::this_thread::sleep_for(std::chrono::microseconds(rng() % 800));
         const int n = 1 + static_cast<int>(rng() % 3);
         std::vector<NewEvent> evs;
+        evs.reserve(static_cast<size_t>(n));
         for (int k = 0; k < n; ++k) {
           evs.push_back(appCreated(
               "org_w",

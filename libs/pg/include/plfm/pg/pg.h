@@ -82,6 +82,8 @@ class ResultSet {
   [[nodiscard]] int columns() const;
   [[nodiscard]] std::string_view columnName(int col) const;
   [[nodiscard]] int columnIndex(std::string_view name) const;  // -1 when absent
+  // The column's type OID (16 bool, 20/21/23 integers, 114 json, 3802 jsonb, ...).
+  [[nodiscard]] unsigned columnType(int col) const;
   // The command tag ("INSERT 0 1", "COMMIT", "ROLLBACK").
   [[nodiscard]] std::string_view commandTag() const;
   // Rows touched by INSERT/UPDATE/DELETE.
@@ -136,6 +138,8 @@ class Connection {
   [[nodiscard]] int socket() const;
 
   [[nodiscard]] bool healthy() const;
+  // Connected and not inside a transaction block.
+  [[nodiscard]] bool idle() const;
   [[nodiscard]] int backendPid() const;
   [[nodiscard]] pg_conn* raw() const { return conn_; }
 

@@ -1,0 +1,183 @@
+// A small HTTP/1.1 server and client for our services, built on Boost.Beast.
+// Beast and Asio stay inside libs/http/src: includers of this header never
+// see them, which keeps compile times low.
+//
+// Server model: one thread per connection with blocking I/O. Our HTTP
+// servers are control-plane APIs with long-polls (NodePlan, events tail, edge
+// feed), where a handler may block for seconds; a thread per connection keeps
+// handlers plain synchronous functions. Connections are capped.
+//
+//   http::Router router;
+//   router.add("GET", "/v1/orgs/{org_id}", [](const http::Request& req) {
+//     return http::Response::json(200, R"({"id":")" + req.param("org_id") + "\"}");
+//   });
+//   http::Server server(options, [&](const http::Request& r) { return router.dispatch(r); });
+//   PLFM_TRY(server.start());          // binds; port 0 picks a free port
+//   server.endpoints();                // what it bound, e.g. "[::1]:43121"
+//   server.stop(std::chrono::seconds(10));  // graceful: in-flight requests finish
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "plfm/core/result.h"
+
+namespace plfm::http {
+
+// Header names compare case-insensitively; the first matching header wins.
+class Headers {
+ public:
+  void add(std::string name, std::string value);
+  void set(std::string name, std::string value);  // replaces all of that name
+  [[nodiscard]] std::optional<std::string_view> get(std::string_view name) const;
+  [[nodiscard]] const std::vector<std::pair<std::string, std::string>>& all() const {
+    return items_;
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> items_;
+};
+
+struct Request {
+  std::string method;                        // "GET", "POST", ...
+  std::string target;                        // path plus query, as received
+  std::string path;                          // percent-decoded path without the query
+  std::map<std::string, std::string> query;  // decoded; last value of a repeated key wins
+  Headers headers;
+  std::string body;
+  std::string remote;                         // "[::1]:53211" or "unix"
+  std::map<std::string, std::string> params;  // filled by Router from {placeholders}
+
+  [[nodiscard]] std::string_view param(std::string_view name) const;
+  [[nodiscard]] std::optional<std::string_view> queryParam(std::string_view name) const;
+  [[nodiscard]] std::optional<std::string_view> header(std::string_view name) const {
+    return headers.get(name);
+  }
+};
+
+struct Response {
+  int status = 200;
+  Headers headers;
+  std::string body;
+
+  // Content-Type: application/json.
+  [[nodiscard]] static Response json(int status, std::string body);
+  // Content-Type: text/plain; charset=utf-8.
+  [[nodiscard]] static Response text(int status, std::string body);
+};
+
+using Handler = std::function<Response(Request&)>;
+
+// Method + path-pattern routing. Patterns are literal segments and
+// `{name}` placeholders matching one non-empty segment: "/v1/apps/{app_id}".
+// dispatch() answers 404 for an unknown path and 405 (with Allow) for a known
+// path with another method, using the error envelope
+//   {"error":{"code":"not_found"|"method_not_allowed","message":...}}.
+class Router {
+ public:
+  void add(std::string method, std::string pattern, Handler handler);
+  [[nodiscard]] Response dispatch(Request& req) const;
+
+  struct Route {
+    std::string method;
+    std::string pattern;
+  };
+  // Every registered route, in registration order (for contract tests).
+  [[nodiscard]] std::vector<Route> routes() const;
+
+ private:
+  struct Entry {
+    std::string method;
+    std::string pattern;
+    std::vector<std::string> segments;
+    Handler handler;
+  };
+  std::vector<Entry> entries_;
+};
+
+struct ServerOptions {
+  // Addresses to listen on: "[::1]:8080", "127.0.0.1:0", "[::]:443", or
+  // "unix:/path/to.sock". Port 0 picks a free port (see endpoints()).
+  std::vector<std::string> listen = {"[::1]:0"};
+  size_t max_body_bytes = 1 << 20;  // larger bodies get 413 without calling the handler
+  size_t max_header_bytes = 16 << 10;
+  size_t max_connections = 512;           // beyond it, new connections get 503 and close
+  std::chrono::seconds idle_timeout{60};  // keep-alive connection with no request
+  std::chrono::seconds read_timeout{30};  // reading one request
+  // Called on each error response the server writes on its own (400 for a
+  // malformed request, 413, 431, and 500 when a handler throws) before it is
+  // sent, so a service can stamp its request id and envelope fields on it.
+  // (The 503 for connections over max_connections is prebuilt and skips it.)
+  std::function<void(Response&)> on_server_error = nullptr;
+};
+
+class Server {
+ public:
+  Server(ServerOptions options, Handler handler);
+  ~Server();  // stop(0s) if still running
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds every listen address and starts accepting. Fails (and binds
+  // nothing) if any address cannot be bound; the error names the address.
+  [[nodiscard]] Result<void> start();
+  // The bound endpoints in `listen` order, with real ports: "[::1]:43121",
+  // "127.0.0.1:8080", "unix:/path".
+  [[nodiscard]] std::vector<std::string> endpoints() const;
+  // Graceful: stop accepting, close idle keep-alive connections, let
+  // in-flight requests finish (up to `grace`), then close the rest.
+  void stop(std::chrono::milliseconds grace);
+
+  [[nodiscard]] size_t activeConnections() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+struct ClientRequest {
+  std::string method = "GET";
+  // "http://[::1]:8080/v1/orgs?limit=5", "http://127.0.0.1:80/x", or
+  // "unix:/run/plfm.sock:/v1/orgs" (socket path, then the request target).
+  std::string url;
+  Headers headers;
+  std::string body;
+  std::chrono::milliseconds timeout{30'000};  // whole exchange
+};
+
+// One request on a new connection. Transport failures are errors with code
+// errc::kUnavailable (connect refused, reset) or errc::kDeadlineExceeded;
+// any HTTP status is a successful Result.
+[[nodiscard]] Result<Response> request(const ClientRequest& req);
+
+// A keep-alive client bound to one base URL ("http://[::1]:8080" or
+// "unix:/path"); reconnects transparently when the server closed the
+// connection between requests. Not thread-safe: one per thread.
+class Client {
+ public:
+  explicit Client(std::string base_url);
+  ~Client();
+  Client(Client&&) noexcept;
+  Client& operator=(Client&&) noexcept;
+
+  [[nodiscard]] Result<Response> send(std::string method, std::string target, Headers headers = {},
+                                      std::string body = {},
+                                      std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Percent-decoding for paths and query strings ('+' is a space in queries).
+[[nodiscard]] Result<std::string> percentDecode(std::string_view s, bool plus_is_space);
+
+}  // namespace plfm::http

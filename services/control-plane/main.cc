@@ -1,0 +1,3 @@
+#include "control_plane.h"
+
+int main(int argc, char** argv) { return plfm::cp::runMain(argc, argv); }

@@ -1,0 +1,193 @@
+// The control plane's HTTP API: shared machinery for every resource file
+// (api_*.cc). A handler parses the request into typed values, checks access,
+// then either reads views or runs a mutation through runMutation(), which
+// provides idempotency, event append and read-your-writes in one place.
+// See docs/specs/api/v1.md and docs/specs/api/idempotency.md.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "auth.h"
+#include "event_store.h"
+#include "plfm/core/clock.h"
+#include "plfm/core/json.h"
+#include "plfm/core/metrics.h"
+#include "plfm/http/http.h"
+#include "plfm/pg/pool.h"
+#include "projections.h"
+
+namespace plfm::cp {
+
+namespace apierr {
+inline constexpr std::string_view kInvalidJson = "invalid_json";
+inline constexpr std::string_view kUnknownField = "unknown_field";
+inline constexpr std::string_view kInvalidField = "invalid_field";
+inline constexpr std::string_view kInvalidId = "invalid_id";
+inline constexpr std::string_view kInvalidQuery = "invalid_query";
+inline constexpr std::string_view kKeyRequired = "idempotency_key_required";
+inline constexpr std::string_view kKeyInvalid = "idempotency_key_invalid";
+inline constexpr std::string_view kKeyReused = "idempotency_key_reused";
+inline constexpr std::string_view kKeyInProgress = "idempotency_in_progress";
+}  // namespace apierr
+
+struct ApiOptions {
+  std::chrono::milliseconds read_your_writes_wait{2000};
+  std::chrono::milliseconds db_acquire_timeout{5000};
+  std::chrono::seconds max_long_poll{60};
+  std::chrono::seconds idempotency_lock_timeout{10};
+};
+
+struct ApiDeps {
+  pg::Pool& pool;
+  EventStore& store;
+  ProjectionWorker& worker;
+  const Clock& clock;
+  metrics::Registry& metrics;
+  ApiOptions options;
+};
+
+// Per-request state handed to handlers.
+struct Ctx {
+  http::Request& req;
+  std::string request_id;
+  Principal who;                         // empty kind for public routes
+  std::optional<pg::Pool::Lease> lease;  // released by long-polls while they wait
+
+  pg::Connection& db() { return **lease; }
+  [[nodiscard]] AppendContext appendContext() const { return {who.id, request_id}; }
+};
+
+// What a mutation produces inside its transaction.
+struct Mutation {
+  int status = 201;
+  json::Json body;                        // the response
+  std::vector<NewEvent> events;           // appended last, in the same transaction
+  std::optional<json::Json> replay_body;  // saved instead of `body` (credentials redacted)
+};
+
+using MutationFn = std::function<Result<Mutation>(pg::Transaction&)>;
+
+enum class Access { kPublic, kUser, kAdmin };
+
+class Api {
+ public:
+  explicit Api(ApiDeps deps);
+
+  // Registers every route of API v1 on `router`.
+  void registerRoutes(http::Router& router);
+
+  // The server's handler: assigns the request id, dispatches, and makes sure
+  // even router-level errors (404/405) carry X-Request-Id.
+  http::Response handle(http::Request& req, const http::Router& router);
+
+  // ---- for the resource files ----
+  using Handler = std::function<Result<http::Response>(Ctx&)>;
+  void route(http::Router& r, std::string method, std::string pattern, Access access, Handler h);
+
+  [[nodiscard]] Result<http::Response> runMutation(Ctx& ctx, const MutationFn& fn);
+
+  [[nodiscard]] ApiDeps& deps() { return deps_; }
+
+ private:
+  void registerOrgRoutes(http::Router& r);
+  void registerAppRoutes(http::Router& r);
+  void registerReleaseRoutes(http::Router& r);
+  void registerSystemRoutes(http::Router& r);
+
+  ApiDeps deps_;
+  metrics::Counter& requests_;
+  metrics::Histogram& latency_;
+  metrics::Counter& mutations_;
+  metrics::Counter& replays_;
+  metrics::Counter& rw_timeouts_;
+};
+
+// ---- request parsing helpers (each error names the field) ----
+
+// Parses the body as a JSON object and rejects fields not in `allowed`.
+[[nodiscard]] Result<json::Json> parseBody(const http::Request& req,
+                                           std::initializer_list<std::string_view> allowed);
+[[nodiscard]] Result<std::string> requireString(const json::Json& body, std::string_view field);
+[[nodiscard]] Result<std::optional<std::string>> optionalString(const json::Json& body,
+                                                                std::string_view field);
+// Names: 1-63 of [a-z0-9-], starting with a letter, not ending with '-'.
+[[nodiscard]] Result<void> checkName(std::string_view field, std::string_view value);
+
+template <class Id>
+[[nodiscard]] Result<Id> pathId(const http::Request& req, std::string_view param) {
+  auto id = Id::parse(req.param(param));
+  if (!id) {
+    return Error(apierr::kInvalidId, id.error().message()).with("field", std::string(param));
+  }
+  return id;
+}
+
+template <class Id>
+[[nodiscard]] Result<Id> bodyId(const json::Json& body, std::string_view field) {
+  PLFM_ASSIGN_OR_RETURN(auto s, requireString(body, field));
+  auto id = Id::parse(s);
+  if (!id) {
+    return Error(apierr::kInvalidField, id.error().message()).with("field", std::string(field));
+  }
+  return id;
+}
+
+struct Page {
+  int limit = 50;
+  std::optional<std::string> cursor;  // the last id of the previous page
+};
+// ?limit=1..200 and ?cursor=<id with this prefix>.
+[[nodiscard]] Result<Page> parsePage(const http::Request& req, std::string_view id_prefix);
+
+// Runs `sql` (which must end with "ORDER BY <id> LIMIT $n") and wraps the rows
+// as {"items": [...], "next_cursor": ...}. `params` must leave room: the
+// helper appends the cursor condition value and the limit.
+[[nodiscard]] json::Json rowsToJson(const pg::ResultSet& rs);
+[[nodiscard]] json::Json rowToJson(const pg::ResultSet& rs, int row);
+[[nodiscard]] json::Json pageJson(const pg::ResultSet& rs, const Page& page);
+
+[[nodiscard]] http::Response jsonResponse(int status, const json::Json& body);
+
+// SQL for an RFC 3339 UTC timestamp with microseconds, from a timestamptz.
+inline std::string ts(std::string_view col) {
+  return "to_char(" + std::string(col) + R"( AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))";
+}
+
+// The next aggregate_seq for `aggregate_id`, read from the log itself (the
+// write-side truth; views may lag).
+[[nodiscard]] Result<int> nextAggregateSeq(pg::Transaction& tx, std::string_view aggregate_id);
+
+// Reserves `name` in `scope` within the transaction; already_exists if taken.
+[[nodiscard]] Result<void> reserveName(pg::Transaction& tx, const std::string& scope,
+                                       const std::string& name, const std::string& owner_id,
+                                       std::string_view what);
+[[nodiscard]] Result<void> releaseName(pg::Transaction& tx, const std::string& scope,
+                                       const std::string& owner_id);
+
+// Runs `select_sql` (one row by $1 = id, with an org_id column) and returns
+// the row if the caller is a member of its org; otherwise not_found naming
+// `what`, the same whether the row is missing or in another org.
+[[nodiscard]] Result<json::Json> visibleRow(Ctx& ctx, const std::string& select_sql,
+                                            const std::string& id, const std::string& what);
+
+// An app or env the caller may see (a member of its org); not_found
+// otherwise, indistinguishable from a missing one. Returns its JSON.
+[[nodiscard]] Result<json::Json> visibleApp(Ctx& ctx, const AppId& app);
+[[nodiscard]] Result<json::Json> visibleEnv(Ctx& ctx, const EnvId& env);
+
+// Completes an error the HTTP layer wrote on its own (413, malformed
+// request, handler exception): a fresh request id in the header and in the
+// envelope, and an empty details object.
+void stampServerError(http::Response& resp);
+
+// HTTP status for an error code.
+[[nodiscard]] int statusFor(std::string_view code);
+[[nodiscard]] http::Response errorResponse(const Error& e, const std::string& request_id);
+
+}  // namespace plfm::cp

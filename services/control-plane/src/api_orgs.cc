@@ -1,0 +1,177 @@
+// whoami, users, orgs and org members.
+#include "api.h"
+
+namespace plfm::cp {
+namespace {
+
+const std::string kOrgColumns = "org_id AS id, name, " + ts("created_at") + " AS created_at, " +
+                                ts("updated_at") + " AS updated_at";
+const std::string kMemberColumns = "org_id, user_id, role, " + ts("created_at") + " AS created_at";
+
+Result<json::Json> loadOrg(pg::Connection& db, const std::string& org_id) {
+  PLFM_ASSIGN_OR_RETURN(
+      auto rs, db.exec("SELECT " + kOrgColumns + " FROM orgs_view WHERE org_id = $1", {org_id}));
+  if (rs.rows() != 1) {
+    return Error(plfm::errc::kNotFound, "org " + org_id + " not found").with("org_id", org_id);
+  }
+  return rowToJson(rs, 0);
+}
+
+Result<void> requireOwner(Ctx& ctx, const std::string& org_id) {
+  PLFM_ASSIGN_OR_RETURN(auto role, roleIn(ctx.db(), ctx.who, org_id));
+  if (role != "owner") {
+    return Error(plfm::errc::kPermissionDenied, "only owners of org " + org_id + " may do this")
+        .with("org_id", org_id);
+  }
+  return ok();
+}
+
+}  // namespace
+
+void Api::registerOrgRoutes(http::Router& r) {
+  route(r, "GET", "/v1/whoami", Access::kUser, [](Ctx& ctx) -> Result<http::Response> {
+    return jsonResponse(200, {{"kind", ctx.who.kind},
+                              {"user_id", ctx.who.id},
+                              {"name", ctx.who.name},
+                              {"is_admin", ctx.who.is_admin}});
+  });
+
+  route(r, "POST", "/v1/users", Access::kAdmin, [this](Ctx& ctx) -> Result<http::Response> {
+    PLFM_ASSIGN_OR_RETURN(auto body, parseBody(ctx.req, {"name", "is_admin"}));
+    PLFM_ASSIGN_OR_RETURN(auto name, requireString(body, "name"));
+    PLFM_TRY(checkName("name", name));
+    bool admin = false;
+    if (auto it = body.find("is_admin"); it != body.end()) {
+      if (!it->is_boolean()) {
+        return Error(apierr::kInvalidField, "field 'is_admin' must be a boolean")
+            .with("field", "is_admin");
+      }
+      admin = it->get<bool>();
+    }
+    return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
+      PLFM_ASSIGN_OR_RETURN(auto created, createUser(tx, deps_.clock, name, admin));
+      const NewUser& u = created.first;
+      json::Json user = {{"id", u.user_id},        {"name", u.name},
+                         {"is_admin", u.is_admin}, {"created_at", u.created_at},
+                         {"token", u.token},       {"token_redacted", false}};
+      json::Json replay = user;
+      replay["token"] = nullptr;
+      replay["token_redacted"] = true;
+      return Mutation{201, std::move(user), std::move(created.second), std::move(replay)};
+    });
+  });
+
+  route(r, "POST", "/v1/orgs", Access::kUser, [this](Ctx& ctx) -> Result<http::Response> {
+    PLFM_ASSIGN_OR_RETURN(auto body, parseBody(ctx.req, {"name"}));
+    PLFM_ASSIGN_OR_RETURN(auto name, requireString(body, "name"));
+    PLFM_TRY(checkName("name", name));
+    return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
+      const std::string org = OrgId::generate().str();
+      PLFM_TRY(reserveName(tx, "org", name, org, "an org"));
+      const std::string now = toRfc3339(deps_.clock.now());
+      Mutation m;
+      m.body = {{"id", org}, {"name", name}, {"created_at", now}, {"updated_at", now}};
+      m.events = {
+          NewEvent{"org", org, 1, "org.created", 1, org,
+                   json::dump({{"org_id", org}, {"name", name}})},
+          NewEvent{"org", org, 2, "org.member_added", 1, org,
+                   json::dump({{"org_id", org}, {"user_id", ctx.who.id}, {"role", "owner"}})},
+      };
+      return m;
+    });
+  });
+
+  route(r, "GET", "/v1/orgs", Access::kUser, [](Ctx& ctx) -> Result<http::Response> {
+    PLFM_ASSIGN_OR_RETURN(auto page, parsePage(ctx.req, "org"));
+    PLFM_ASSIGN_OR_RETURN(
+        auto rs, ctx.db().exec("SELECT " + kOrgColumns +
+                                   " FROM orgs_view o WHERE EXISTS (SELECT 1 FROM "
+                                   "org_members_view m WHERE m.org_id = o.org_id AND m.user_id = "
+                                   "$1) AND ($2::text IS NULL OR o.org_id > $2) "
+                                   "ORDER BY o.org_id LIMIT $3",
+                               {ctx.who.id, page.cursor, page.limit}));
+    return jsonResponse(200, pageJson(rs, page));
+  });
+
+  route(r, "GET", "/v1/orgs/{org_id}", Access::kUser, [](Ctx& ctx) -> Result<http::Response> {
+    PLFM_ASSIGN_OR_RETURN(auto org, pathId<OrgId>(ctx.req, "org_id"));
+    PLFM_TRY(roleIn(ctx.db(), ctx.who, org.str()));
+    PLFM_ASSIGN_OR_RETURN(auto j, loadOrg(ctx.db(), org.str()));
+    return jsonResponse(200, j);
+  });
+
+  route(r, "GET", "/v1/orgs/{org_id}/members", Access::kUser,
+        [](Ctx& ctx) -> Result<http::Response> {
+          PLFM_ASSIGN_OR_RETURN(auto org, pathId<OrgId>(ctx.req, "org_id"));
+          PLFM_TRY(roleIn(ctx.db(), ctx.who, org.str()));
+          PLFM_ASSIGN_OR_RETURN(auto rs, ctx.db().exec("SELECT " + kMemberColumns +
+                                                           " FROM org_members_view WHERE "
+                                                           "org_id = $1 ORDER BY user_id",
+                                                       {org.str()}));
+          return jsonResponse(200, {{"items", rowsToJson(rs)}, {"next_cursor", nullptr}});
+        });
+
+  route(r, "POST", "/v1/orgs/{org_id}/members", Access::kUser,
+        [this](Ctx& ctx) -> Result<http::Response> {
+          PLFM_ASSIGN_OR_RETURN(auto org, pathId<OrgId>(ctx.req, "org_id"));
+          PLFM_ASSIGN_OR_RETURN(auto body, parseBody(ctx.req, {"user_id", "role"}));
+          PLFM_ASSIGN_OR_RETURN(auto user, bodyId<UserId>(body, "user_id"));
+          PLFM_ASSIGN_OR_RETURN(auto role, requireString(body, "role"));
+          if (role != "owner" && role != "member") {
+            return Error(apierr::kInvalidField, "field 'role' must be 'owner' or 'member'")
+                .with("field", "role");
+          }
+          PLFM_TRY(requireOwner(ctx, org.str()));
+          PLFM_ASSIGN_OR_RETURN(auto exists, ctx.db().exec("SELECT 1 FROM users WHERE "
+                                                           "user_id = $1",
+                                                           {user.str()}));
+          if (exists.rows() == 0) {
+            return Error(plfm::errc::kNotFound, "user " + user.str() + " not found")
+                .with("field", "user_id");
+          }
+          return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
+            PLFM_ASSIGN_OR_RETURN(int next, nextAggregateSeq(tx, org.str()));
+            Mutation m;
+            m.body = {{"org_id", org.str()},
+                      {"user_id", user.str()},
+                      {"role", role},
+                      {"created_at", toRfc3339(deps_.clock.now())}};
+            m.events = {NewEvent{
+                "org", org.str(), next, "org.member_added", 1, org.str(),
+                json::dump({{"org_id", org.str()}, {"user_id", user.str()}, {"role", role}})}};
+            return m;
+          });
+        });
+
+  route(r, "DELETE", "/v1/orgs/{org_id}/members/{user_id}", Access::kUser,
+        [this](Ctx& ctx) -> Result<http::Response> {
+          PLFM_ASSIGN_OR_RETURN(auto org, pathId<OrgId>(ctx.req, "org_id"));
+          PLFM_ASSIGN_OR_RETURN(auto user, pathId<UserId>(ctx.req, "user_id"));
+          PLFM_TRY(requireOwner(ctx, org.str()));
+          return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
+            PLFM_ASSIGN_OR_RETURN(
+                auto rs, tx.exec("SELECT role, (SELECT count(*) FROM org_members_view WHERE "
+                                 "org_id = $1 AND role = 'owner') FROM org_members_view "
+                                 "WHERE org_id = $1 AND user_id = $2",
+                                 {org.str(), user.str()}));
+            if (rs.rows() != 1) {
+              return Error(plfm::errc::kNotFound,
+                           "user " + user.str() + " is not a member of org " + org.str())
+                  .with("field", "user_id");
+            }
+            if (rs.text(0, 0) == "owner" && rs.int64(0, 1).value_or(0) <= 1) {
+              return Error(plfm::errc::kFailedPrecondition,
+                           "the last owner cannot leave the org; add another owner first");
+            }
+            PLFM_ASSIGN_OR_RETURN(int next, nextAggregateSeq(tx, org.str()));
+            Mutation m;
+            m.status = 200;
+            m.body = {{"deleted", true}, {"org_id", org.str()}, {"user_id", user.str()}};
+            m.events = {NewEvent{"org", org.str(), next, "org.member_removed", 1, org.str(),
+                                 json::dump({{"org_id", org.str()}, {"user_id", user.str()}})}};
+            return m;
+          });
+        });
+}
+
+}  // namespace plfm::cp

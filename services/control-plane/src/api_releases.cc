@@ -1,0 +1,281 @@
+// Releases (immutable: image pinned by digest plus manifest), deploys,
+// scale (desired count per process type) and instances (desired vs current).
+#include "api.h"
+
+namespace plfm::cp {
+namespace {
+
+const std::string kReleaseColumns =
+    "release_id AS id, org_id, app_id, image_ref, image_digest, "
+    "manifest, " +
+    ts("created_at") + " AS created_at";
+const std::string kDeployColumns =
+    "deploy_id AS id, org_id, app_id, env_id, release_id, "
+    "strategy, status, reason, " +
+    ts("created_at") + " AS created_at, " + ts("updated_at") + " AS updated_at";
+const std::string kInstanceColumns =
+    "instance_id AS id, env_id, process_type, release_id, deploy_id, node_id, generation, "
+    "desired_state, current_state, reason, address, " +
+    ts("created_at") + " AS created_at, " + ts("updated_at") + " AS updated_at";
+
+Result<void> checkDigest(const std::string& d) {
+  bool okDigest = d.size() == 71 && d.starts_with("sha256:");
+  for (size_t i = 7; okDigest && i < d.size(); ++i) {
+    okDigest = (d[i] >= '0' && d[i] <= '9') || (d[i] >= 'a' && d[i] <= 'f');
+  }
+  if (!okDigest) {
+    return Error(apierr::kInvalidField,
+                 "field 'image_digest' must be 'sha256:' followed by 64 lowercase hex digits "
+                 "(releases pin images by digest)")
+        .with("field", "image_digest");
+  }
+  return ok();
+}
+
+Result<void> checkProcessName(const std::string& p) {
+  bool good = !p.empty() && p.size() <= 30 && p[0] >= 'a' && p[0] <= 'z';
+  for (char c : p) good = good && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-');
+  if (!good) {
+    return Error(apierr::kInvalidField,
+                 "process name '" + p.substr(0, 40) + "' must match [a-z][a-z0-9-]{0,29}")
+        .with("field", "processes." + p.substr(0, 40));
+  }
+  return ok();
+}
+
+Result<json::Json> scaleJson(pg::Connection& db, const std::string& env) {
+  PLFM_ASSIGN_OR_RETURN(auto rs, db.exec("SELECT process_type, count, " + ts("updated_at") +
+                                             " FROM env_scale_view WHERE env_id = $1 "
+                                             "ORDER BY process_type",
+                                         {env}));
+  json::Json procs = json::Json::object();
+  std::string updated;
+  for (int i = 0; i < rs.rows(); ++i) {
+    procs[std::string(rs.text(i, 0))] = rs.int64(i, 1).value_or(0);
+    updated = std::max(updated, std::string(rs.text(i, 2)));
+  }
+  return json::Json{{"env_id", env},
+                    {"processes", procs},
+                    {"updated_at", updated.empty() ? json::Json() : json::Json(updated)}};
+}
+
+}  // namespace
+
+void Api::registerReleaseRoutes(http::Router& r) {
+  route(r, "POST", "/v1/apps/{app_id}/releases", Access::kUser,
+        [this](Ctx& ctx) -> Result<http::Response> {
+          PLFM_ASSIGN_OR_RETURN(auto app, pathId<AppId>(ctx.req, "app_id"));
+          PLFM_ASSIGN_OR_RETURN(auto body,
+                                parseBody(ctx.req, {"image_ref", "image_digest", "manifest"}));
+          PLFM_ASSIGN_OR_RETURN(auto ref, requireString(body, "image_ref"));
+          if (ref.empty() || ref.size() > 512) {
+            return Error(apierr::kInvalidField, "field 'image_ref' must be 1 to 512 characters")
+                .with("field", "image_ref");
+          }
+          PLFM_ASSIGN_OR_RETURN(auto digest, requireString(body, "image_digest"));
+          PLFM_TRY(checkDigest(digest));
+          auto manifest = body.find("manifest");
+          if (manifest == body.end() || !manifest->is_object()) {
+            return Error(apierr::kInvalidField, "field 'manifest' must be an object")
+                .with("field", "manifest");
+          }
+          PLFM_ASSIGN_OR_RETURN(auto j, visibleApp(ctx, app));
+          const std::string org = j["org_id"];
+          return runMutation(ctx, [&](pg::Transaction&) -> Result<Mutation> {
+            const std::string rel = ReleaseId::generate().str();
+            Mutation m;
+            m.body = {{"id", rel},
+                      {"org_id", org},
+                      {"app_id", app.str()},
+                      {"image_ref", ref},
+                      {"image_digest", digest},
+                      {"manifest", *manifest},
+                      {"created_at", toRfc3339(deps_.clock.now())}};
+            m.events = {NewEvent{"release", rel, 1, "release.created", 1, org,
+                                 json::dump({{"release_id", rel},
+                                             {"app_id", app.str()},
+                                             {"org_id", org},
+                                             {"image_ref", ref},
+                                             {"image_digest", digest},
+                                             {"manifest", *manifest}})}};
+            return m;
+          });
+        });
+
+  route(r, "GET", "/v1/apps/{app_id}/releases", Access::kUser,
+        [](Ctx& ctx) -> Result<http::Response> {
+          PLFM_ASSIGN_OR_RETURN(auto app, pathId<AppId>(ctx.req, "app_id"));
+          PLFM_ASSIGN_OR_RETURN(auto page, parsePage(ctx.req, "rel"));
+          PLFM_TRY(visibleApp(ctx, app));
+          PLFM_ASSIGN_OR_RETURN(
+              auto rs, ctx.db().exec("SELECT " + kReleaseColumns +
+                                         " FROM releases_view WHERE app_id = $1 AND ($2::text "
+                                         "IS NULL OR release_id > $2) ORDER BY release_id "
+                                         "LIMIT $3",
+                                     {app.str(), page.cursor, page.limit}));
+          return jsonResponse(200, pageJson(rs, page));
+        });
+
+  route(r, "GET", "/v1/releases/{release_id}", Access::kUser,
+        [](Ctx& ctx) -> Result<http::Response> {
+          PLFM_ASSIGN_OR_RETURN(auto rel, pathId<ReleaseId>(ctx.req, "release_id"));
+          PLFM_ASSIGN_OR_RETURN(auto j, visibleRow(ctx,
+                                                   "SELECT " + kReleaseColumns +
+                                                       " FROM releases_view WHERE release_id = $1",
+                                                   rel.str(), "release"));
+          return jsonResponse(200, j);
+        });
+
+  route(r, "POST", "/v1/envs/{env_id}/deploys", Access::kUser,
+        [this](Ctx& ctx) -> Result<http::Response> {
+          PLFM_ASSIGN_OR_RETURN(auto env, pathId<EnvId>(ctx.req, "env_id"));
+          PLFM_ASSIGN_OR_RETURN(auto body, parseBody(ctx.req, {"release_id", "strategy"}));
+          PLFM_ASSIGN_OR_RETURN(auto rel, bodyId<ReleaseId>(body, "release_id"));
+          PLFM_ASSIGN_OR_RETURN(auto strategy, optionalString(body, "strategy"));
+          const std::string strat = strategy.value_or("rolling");
+          if (strat != "rolling" && strat != "immediate") {
+            return Error(apierr::kInvalidField, "field 'strategy' must be 'rolling' or 'immediate'")
+                .with("field", "strategy");
+          }
+          PLFM_ASSIGN_OR_RETURN(auto e, visibleEnv(ctx, env));
+          const std::string org = e["org_id"];
+          const std::string app = e["app_id"];
+          PLFM_ASSIGN_OR_RETURN(auto rs, ctx.db().exec("SELECT app_id FROM releases_view "
+                                                       "WHERE release_id = $1",
+                                                       {rel.str()}));
+          if (rs.rows() != 1 || rs.text(0, 0) != app) {
+            return Error(plfm::errc::kNotFound,
+                         "release " + rel.str() + " not found in the env's app " + app)
+                .with("field", "release_id");
+          }
+          return runMutation(ctx, [&](pg::Transaction&) -> Result<Mutation> {
+            const std::string dep = DeployId::generate().str();
+            const std::string now = toRfc3339(deps_.clock.now());
+            Mutation m;
+            m.body = {{"id", dep},
+                      {"org_id", org},
+                      {"app_id", app},
+                      {"env_id", env.str()},
+                      {"release_id", rel.str()},
+                      {"strategy", strat},
+                      {"status", "pending"},
+                      {"reason", ""},
+                      {"created_at", now},
+                      {"updated_at", now}};
+            m.events = {NewEvent{"deploy", dep, 1, "deploy.created", 1, org,
+                                 json::dump({{"deploy_id", dep},
+                                             {"app_id", app},
+                                             {"env_id", env.str()},
+                                             {"org_id", org},
+                                             {"release_id", rel.str()},
+                                             {"strategy", strat}}),
+                                 json::dump({{"deploy_id", dep}})}};
+            return m;
+          });
+        });
+
+  route(r, "GET", "/v1/envs/{env_id}/deploys", Access::kUser,
+        [](Ctx& ctx) -> Result<http::Response> {
+          PLFM_ASSIGN_OR_RETURN(auto env, pathId<EnvId>(ctx.req, "env_id"));
+          PLFM_ASSIGN_OR_RETURN(auto page, parsePage(ctx.req, "dep"));
+          PLFM_TRY(visibleEnv(ctx, env));
+          PLFM_ASSIGN_OR_RETURN(
+              auto rs, ctx.db().exec("SELECT " + kDeployColumns +
+                                         " FROM deploys_view WHERE env_id = $1 AND ($2::text IS "
+                                         "NULL OR deploy_id > $2) ORDER BY deploy_id LIMIT $3",
+                                     {env.str(), page.cursor, page.limit}));
+          return jsonResponse(200, pageJson(rs, page));
+        });
+
+  route(r, "GET", "/v1/deploys/{deploy_id}", Access::kUser, [](Ctx& ctx) -> Result<http::Response> {
+    PLFM_ASSIGN_OR_RETURN(auto dep, pathId<DeployId>(ctx.req, "deploy_id"));
+    PLFM_ASSIGN_OR_RETURN(
+        auto j,
+        visibleRow(ctx, "SELECT " + kDeployColumns + " FROM deploys_view WHERE deploy_id = $1",
+                   dep.str(), "deploy"));
+    return jsonResponse(200, j);
+  });
+
+  route(r, "PUT", "/v1/envs/{env_id}/scale", Access::kUser,
+        [this](Ctx& ctx) -> Result<http::Response> {
+          PLFM_ASSIGN_OR_RETURN(auto env, pathId<EnvId>(ctx.req, "env_id"));
+          PLFM_ASSIGN_OR_RETURN(auto body, parseBody(ctx.req, {"processes"}));
+          auto procs = body.find("processes");
+          if (procs == body.end() || !procs->is_object() || procs->empty()) {
+            return Error(apierr::kInvalidField,
+                         "field 'processes' must be a non-empty object like {\"web\": 2}")
+                .with("field", "processes");
+          }
+          for (const auto& [name, count] : procs->items()) {
+            PLFM_TRY(checkProcessName(name));
+            if (!count.is_number_integer() || count.get<int64_t>() < 0 ||
+                count.get<int64_t>() > 1000) {
+              return Error(apierr::kInvalidField,
+                           "field 'processes." + name + "' must be an integer 0..1000")
+                  .with("field", "processes." + name);
+            }
+          }
+          PLFM_ASSIGN_OR_RETURN(auto e, visibleEnv(ctx, env));
+          const std::string org = e["org_id"];
+          return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
+            PLFM_ASSIGN_OR_RETURN(auto current, scaleJson(tx.connection(), env.str()));
+            json::Json merged = current["processes"];
+            for (const auto& [name, count] : procs->items()) merged[name] = count;
+            PLFM_ASSIGN_OR_RETURN(int next, nextAggregateSeq(tx, env.str()));
+            Mutation m;
+            m.status = 200;
+            m.body = {{"env_id", env.str()},
+                      {"processes", merged},
+                      {"updated_at", toRfc3339(deps_.clock.now())}};
+            m.events = {NewEvent{
+                "env", env.str(), next, "env.scale_set", 1, org,
+                json::dump({{"env_id", env.str()}, {"org_id", org}, {"processes", *procs}})}};
+            return m;
+          });
+        });
+
+  route(r, "GET", "/v1/envs/{env_id}/scale", Access::kUser, [](Ctx& ctx) -> Result<http::Response> {
+    PLFM_ASSIGN_OR_RETURN(auto env, pathId<EnvId>(ctx.req, "env_id"));
+    PLFM_TRY(visibleEnv(ctx, env));
+    PLFM_ASSIGN_OR_RETURN(auto j, scaleJson(ctx.db(), env.str()));
+    return jsonResponse(200, j);
+  });
+
+  route(r, "GET", "/v1/envs/{env_id}/instances", Access::kUser,
+        [](Ctx& ctx) -> Result<http::Response> {
+          PLFM_ASSIGN_OR_RETURN(auto env, pathId<EnvId>(ctx.req, "env_id"));
+          PLFM_ASSIGN_OR_RETURN(auto e, visibleEnv(ctx, env));
+          PLFM_ASSIGN_OR_RETURN(auto rs, ctx.db().exec("SELECT " + kInstanceColumns +
+                                                           " FROM instances_view WHERE env_id "
+                                                           "= $1 ORDER BY process_type, "
+                                                           "instance_id",
+                                                       {env.str()}));
+          // Desired vs current per process type, with the reason they differ.
+          PLFM_ASSIGN_OR_RETURN(
+              auto sum,
+              ctx.db().exec("SELECT s.process_type, s.count, (SELECT count(*) FROM "
+                            "instances_view i WHERE i.env_id = s.env_id AND i.process_type = "
+                            "s.process_type AND i.desired_state = 'running' AND "
+                            "i.current_state IN ('running', 'healthy')) FROM env_scale_view s "
+                            "WHERE s.env_id = $1 ORDER BY s.process_type",
+                            {env.str()}));
+          json::Json summary = json::Json::array();
+          const bool deployed = !e["current_deploy_id"].is_null();
+          for (int i = 0; i < sum.rows(); ++i) {
+            const int64_t desired = sum.int64(i, 1).value_or(0);
+            const int64_t current = sum.int64(i, 2).value_or(0);
+            std::string reason;
+            if (desired != current) {
+              reason = deployed ? "waiting for the scheduler to place instances"
+                                : "no deploy yet: run a deploy to start instances";
+            }
+            summary.push_back({{"process_type", std::string(sum.text(i, 0))},
+                               {"desired", desired},
+                               {"current", current},
+                               {"reason", reason}});
+          }
+          return jsonResponse(200, {{"items", rowsToJson(rs)}, {"summary", summary}});
+        });
+}
+
+}  // namespace plfm::cp

@@ -1,0 +1,133 @@
+#include "config.h"
+
+#include <toml++/toml.h>
+#include <cstdlib>
+
+#include "plfm/core/log.h"
+
+namespace plfm::cp {
+namespace {
+
+Error bad(const std::string& file, const toml::source_region& where, const std::string& key,
+          const std::string& what) {
+  return Error(plfm::errc::kInvalidArgument, file + ":" + std::to_string(where.begin.line) + ":" +
+                                                 std::to_string(where.begin.column) + ": '" + key +
+                                                 "' " + what)
+      .with("field", key);
+}
+
+}  // namespace
+
+Result<void> loadConfigFile(const std::string& path, Config& cfg) {
+  toml::table t;
+  try {
+    t = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    const auto& b = e.source().begin;
+    return Error(plfm::errc::kInvalidArgument, path + ":" + std::to_string(b.line) + ":" +
+                                                   std::to_string(b.column) + ": " +
+                                                   std::string(e.description()));
+  }
+  for (auto&& entry : t) {
+    // Lambdas below capture these; clang refuses to capture structured bindings.
+    const toml::key& k = entry.first;
+    const toml::node& node = entry.second;
+    const std::string key(k.str());
+    const auto& where = node.source();
+    auto str = [&](std::string& out) -> Result<void> {
+      auto v = node.value<std::string>();
+      if (!v) return bad(path, where, key, "must be a string");
+      out = *v;
+      return ok();
+    };
+    auto integer = [&](int64_t lo, int64_t hi) -> Result<int64_t> {
+      auto v = node.value<int64_t>();
+      if (!v || *v < lo || *v > hi) {
+        return bad(path, where, key,
+                   "must be an integer " + std::to_string(lo) + ".." + std::to_string(hi));
+      }
+      return *v;
+    };
+    if (key == "listen") {
+      auto* arr = node.as_array();
+      if (arr == nullptr || arr->empty()) {
+        return bad(path, where, key, "must be a non-empty array of addresses");
+      }
+      cfg.listen.clear();
+      for (auto&& el : *arr) {
+        auto v = el.value<std::string>();
+        if (!v) return bad(path, where, key, "must contain strings like \"[::1]:8080\"");
+        cfg.listen.push_back(*v);
+      }
+    } else if (key == "database") {
+      PLFM_TRY(str(cfg.database));
+    } else if (key == "state_dir") {
+      PLFM_TRY(str(cfg.state_dir));
+    } else if (key == "admin_token_file") {
+      PLFM_TRY(str(cfg.admin_token_file));
+    } else if (key == "log_level") {
+      PLFM_TRY(str(cfg.log_level));
+    } else if (key == "log_file") {
+      PLFM_TRY(str(cfg.log_file));
+    } else if (key == "db_pool_size") {
+      PLFM_ASSIGN_OR_RETURN(auto v, integer(1, 1000));
+      cfg.db_pool_size = static_cast<int>(v);
+    } else if (key == "max_body_bytes") {
+      PLFM_ASSIGN_OR_RETURN(auto v, integer(1024, 64 << 20));
+      cfg.max_body_bytes = static_cast<size_t>(v);
+    } else if (key == "read_your_writes_wait_ms") {
+      PLFM_ASSIGN_OR_RETURN(auto v, integer(0, 60'000));
+      cfg.read_your_writes_wait = std::chrono::milliseconds(v);
+    } else if (key == "shutdown_grace_seconds") {
+      PLFM_ASSIGN_OR_RETURN(auto v, integer(0, 600));
+      cfg.shutdown_grace = std::chrono::seconds(v);
+    } else if (key == "idempotency_retention_hours") {
+      PLFM_ASSIGN_OR_RETURN(auto v, integer(1, int64_t{24} * 365));
+      cfg.idempotency_retention_hours = static_cast<int>(v);
+    } else {
+      return bad(path, k.source(), key,
+                 "is not a known setting (known: listen, database, state_dir, admin_token_file, "
+                 "log_level, log_file, db_pool_size, max_body_bytes, read_your_writes_wait_ms, "
+                 "shutdown_grace_seconds, idempotency_retention_hours)");
+    }
+  }
+  return ok();
+}
+
+Result<void> applyEnv(Config& cfg) {
+  auto env = [](const char* name) -> const char* {
+    const char* v = std::getenv(name);
+    return v != nullptr && *v != '\0' ? v : nullptr;
+  };
+  if (const char* v = env("PLFM_CP_LISTEN")) {
+    cfg.listen.clear();
+    std::string s(v);
+    size_t start = 0;
+    while (start <= s.size()) {
+      size_t comma = s.find(',', start);
+      if (comma == std::string::npos) comma = s.size();
+      if (comma > start) cfg.listen.push_back(s.substr(start, comma - start));
+      start = comma + 1;
+    }
+  }
+  if (const char* v = env("PLFM_CP_DATABASE")) cfg.database = v;
+  if (const char* v = env("PLFM_CP_STATE_DIR")) cfg.state_dir = v;
+  if (const char* v = env("PLFM_CP_LOG_LEVEL")) cfg.log_level = v;
+  if (const char* v = env("PLFM_CP_LOG_FILE")) cfg.log_file = v;
+  return ok();
+}
+
+Result<void> validate(const Config& cfg) {
+  if (cfg.listen.empty()) {
+    return Error(plfm::errc::kInvalidArgument, "at least one listen address is needed")
+        .with("field", "listen");
+  }
+  PLFM_TRY(log::parseLevel(cfg.log_level));
+  if (cfg.state_dir.empty()) {
+    return Error(plfm::errc::kInvalidArgument, "state_dir must not be empty")
+        .with("field", "state_dir");
+  }
+  return ok();
+}
+
+}  // namespace plfm::cp

@@ -1,0 +1,43 @@
+// Control-plane configuration: defaults, then a TOML file, then environment
+// variables (PLFM_CP_*), then command-line flags. Unknown keys in the file
+// are errors that name the key, so a typo never silently falls back.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "plfm/core/result.h"
+
+namespace plfm::cp {
+
+struct Config {
+  std::vector<std::string> listen = {"[::1]:8080"};
+  std::string database = "host=/var/run/postgresql dbname=plfm";  // libpq conninfo
+  std::string state_dir = "/var/lib/plfm/control-plane";
+  std::string admin_token_file;  // default: <state_dir>/admin-token
+  std::string log_level = "info";
+  std::string log_file;  // empty: stderr
+  int db_pool_size = 16;
+  size_t max_body_bytes = 1 << 20;
+  std::chrono::milliseconds read_your_writes_wait{2000};
+  std::chrono::seconds shutdown_grace{10};
+  int idempotency_retention_hours = 24;
+
+  [[nodiscard]] std::string adminTokenFile() const {
+    return admin_token_file.empty() ? state_dir + "/admin-token" : admin_token_file;
+  }
+};
+
+// Reads `path` over the defaults in `cfg`. Errors name the file, the key and
+// what was expected.
+[[nodiscard]] Result<void> loadConfigFile(const std::string& path, Config& cfg);
+
+// Applies PLFM_CP_LISTEN (comma-separated), PLFM_CP_DATABASE,
+// PLFM_CP_STATE_DIR, PLFM_CP_LOG_LEVEL and PLFM_CP_LOG_FILE.
+[[nodiscard]] Result<void> applyEnv(Config& cfg);
+
+[[nodiscard]] Result<void> validate(const Config& cfg);
+
+}  // namespace plfm::cp

@@ -1,0 +1,90 @@
+#include "control_plane.h"
+
+#include <filesystem>
+
+#include "plfm/core/log.h"
+#include "schema.h"
+
+namespace plfm::cp {
+
+ControlPlane::ControlPlane(Config cfg) : cfg_(std::move(cfg)) {}
+
+ControlPlane::~ControlPlane() { stop(); }
+
+Result<void> ControlPlane::start() {
+  std::error_code ec;
+  std::filesystem::create_directories(cfg_.state_dir, ec);
+  if (ec) {
+    return Error(plfm::errc::kIo, "cannot create state_dir " + cfg_.state_dir + ": " + ec.message())
+        .with("field", "state_dir");
+  }
+  {
+    auto conn = pg::Connection::connect(cfg_.database);
+    if (!conn) {
+      return Error(plfm::errc::kUnavailable,
+                   "cannot reach the database (setting 'database'): " + conn.error().message());
+    }
+    PLFM_ASSIGN_OR_RETURN(auto report, migrateSchema(*conn));
+    for (const auto& name : report.applied) log::info("migration applied", {{"migration", name}});
+    store_ = std::make_unique<EventStore>(clock_);
+    PLFM_ASSIGN_OR_RETURN(bool created,
+                          bootstrapAdmin(*conn, *store_, clock_, cfg_.adminTokenFile()));
+    if (created) {
+      log::info("bootstrap admin created; its token is in the admin token file",
+                {{"file", cfg_.adminTokenFile()}});
+    }
+  }
+  pool_ = std::make_unique<pg::Pool>(cfg_.database, static_cast<size_t>(cfg_.db_pool_size));
+  worker_ = std::make_unique<ProjectionWorker>(cfg_.database, ProjectionWorker::Options{});
+  PLFM_TRY(worker_->start());
+
+  ApiOptions opts;
+  opts.read_your_writes_wait = cfg_.read_your_writes_wait;
+  api_ = std::make_unique<Api>(ApiDeps{*pool_, *store_, *worker_, clock_, metrics_, opts});
+  api_->registerRoutes(router_);
+
+  http::ServerOptions so;
+  so.listen = cfg_.listen;
+  so.max_body_bytes = cfg_.max_body_bytes;
+  so.on_server_error = [](http::Response& resp) { stampServerError(resp); };
+  server_ = std::make_unique<http::Server>(
+      so, [this](http::Request& req) { return api_->handle(req, router_); });
+  PLFM_TRY(server_->start());
+  janitor_ = std::thread([this] { janitor(); });
+  return ok();
+}
+
+void ControlPlane::stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (server_) server_->stop(cfg_.shutdown_grace);
+  if (janitor_.joinable()) janitor_.join();
+  if (worker_) worker_->stop();
+}
+
+std::vector<std::string> ControlPlane::endpoints() const {
+  return server_ ? server_->endpoints() : std::vector<std::string>{};
+}
+
+void ControlPlane::janitor() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    lock.unlock();
+    if (auto lease = pool_->acquire(std::chrono::seconds(5))) {
+      auto r = (*lease)->exec(
+          "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)",
+          {cfg_.idempotency_retention_hours});
+      if (r && r->affected() > 0) {
+        log::info("expired idempotency records deleted", {{"count", r->affected()}});
+      }
+    }
+    lock.lock();
+    cv_.wait_for(lock, std::chrono::hours(1), [&] { return stopping_; });
+  }
+}
+
+}  // namespace plfm::cp

@@ -1,0 +1,60 @@
+// ControlPlane wires the parts of the service together: the database pool,
+// migrations, the projection worker, the API router and the HTTP server,
+// and a janitor for expired idempotency records. main.cc only parses the
+// command line and calls run().
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "api.h"
+#include "config.h"
+#include "plfm/core/metrics.h"
+#include "plfm/http/http.h"
+
+namespace plfm::cp {
+
+class ControlPlane {
+ public:
+  explicit ControlPlane(Config cfg);
+  ~ControlPlane();
+  ControlPlane(const ControlPlane&) = delete;
+  ControlPlane& operator=(const ControlPlane&) = delete;
+
+  // Migrates, bootstraps the admin on first start, starts the projection
+  // worker and the HTTP server. Returns once it is serving.
+  [[nodiscard]] Result<void> start();
+  // Graceful: stop accepting, finish in-flight requests (up to the grace
+  // period), stop the worker.
+  void stop();
+
+  [[nodiscard]] std::vector<std::string> endpoints() const;
+  [[nodiscard]] metrics::Registry& metricsRegistry() { return metrics_; }
+
+ private:
+  void janitor();
+
+  Config cfg_;
+  RealClock clock_;
+  metrics::Registry metrics_;
+  std::unique_ptr<pg::Pool> pool_;
+  std::unique_ptr<EventStore> store_;
+  std::unique_ptr<ProjectionWorker> worker_;
+  std::unique_ptr<Api> api_;
+  http::Router router_;
+  std::unique_ptr<http::Server> server_;
+  std::thread janitor_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+};
+
+// The command line: `serve` (default), `migrate`, `rebuild-views`.
+int runMain(int argc, char** argv);
+
+}  // namespace plfm::cp

@@ -1,0 +1,231 @@
+// Bad input, table-driven: every case gets a 4xx that names the field or the
+// reason, never a 500, a crash or a partial write.
+#include <gtest/gtest.h>
+
+#include "api_test_support.h"
+
+namespace plfm::cp {
+namespace {
+
+using testsupport::ApiTest;
+
+struct BadCase {
+  const char* name;
+  const char* method;
+  std::string path;  // {org} {app} {env} are substituted
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  int status;
+  const char* code;
+  const char* field;  // expected details.field, or "" for none
+};
+
+std::string fill(std::string s, const std::map<std::string, std::string>& vars) {
+  for (const auto& [k, v] : vars) {
+    for (size_t p; (p = s.find(k)) != std::string::npos;) s.replace(p, k.size(), v);
+  }
+  return s;
+}
+
+const std::string kDigest = "sha256:" + std::string(64, 'c');
+
+std::vector<BadCase> cases() {
+  const std::string big(size_t{70} * 1024, 'x');
+  return {
+      {"malformed_json", "POST", "/v1/orgs", R"({"name":)", {}, 400, "invalid_json", ""},
+      {"json_not_object", "POST", "/v1/orgs", "[1,2]", {}, 400, "invalid_json", ""},
+      {"empty_body", "POST", "/v1/orgs", "", {}, 400, "invalid_json", ""},
+      {"unknown_field",
+       "POST",
+       "/v1/orgs",
+       R"({"name":"x","nmae":"y"})",
+       {},
+       400,
+       "unknown_field",
+       "nmae"},
+      {"wrong_type", "POST", "/v1/orgs", R"({"name":5})", {}, 400, "invalid_field", "name"},
+      {"missing_field", "POST", "/v1/orgs", "{}", {}, 400, "invalid_field", "name"},
+      {"bad_name", "POST", "/v1/orgs", R"({"name":"Bad Name"})", {}, 400, "invalid_field", "name"},
+      {"name_too_long",
+       "POST",
+       "/v1/orgs",
+       R"({"name":")" + std::string(64, 'a') + R"("})",
+       {},
+       400,
+       "invalid_field",
+       "name"},
+      {"oversized_body",
+       "POST",
+       "/v1/orgs",
+       R"({"name":")" + big + R"("})",
+       {},
+       413,
+       "payload_too_large",
+       ""},
+      {"invalid_path_id", "GET", "/v1/apps/app_bad", "", {}, 400, "invalid_id", "app_id"},
+      {"wrong_prefix_id", "GET", "/v1/apps/{env}", "", {}, 400, "invalid_id", "app_id"},
+      {"invalid_limit", "GET", "/v1/orgs?limit=0", "", {}, 400, "invalid_query", "limit"},
+      {"limit_not_number", "GET", "/v1/orgs?limit=ten", "", {}, 400, "invalid_query", "limit"},
+      {"invalid_cursor", "GET", "/v1/orgs?cursor=zzz", "", {}, 400, "invalid_query", "cursor"},
+      {"missing_idempotency_key",
+       "POST",
+       "/v1/orgs",
+       R"({"name":"nokey"})",
+       {{"Idempotency-Key", ""}},
+       400,
+       "idempotency_key_required",
+       "Idempotency-Key"},
+      {"duplicate_idempotency_key",
+       "POST",
+       "/v1/orgs",
+       R"({"name":"dupkey"})",
+       {{"Idempotency-Key", "k1"}, {"Idempotency-Key", "k2"}},
+       400,
+       "idempotency_key_invalid",
+       "Idempotency-Key"},
+      {"idempotency_key_too_long",
+       "POST",
+       "/v1/orgs",
+       R"({"name":"longkey"})",
+       {{"Idempotency-Key", std::string(256, 'k')}},
+       400,
+       "idempotency_key_invalid",
+       "Idempotency-Key"},
+      {"digest_is_a_tag",
+       "POST",
+       "/v1/apps/{app}/releases",
+       R"({"image_ref":"hello:latest","image_digest":"latest","manifest":{}})",
+       {},
+       400,
+       "invalid_field",
+       "image_digest"},
+      {"manifest_not_object",
+       "POST",
+       "/v1/apps/{app}/releases",
+       R"({"image_ref":"hello:1","image_digest":")" + kDigest + R"(","manifest":"x"})",
+       {},
+       400,
+       "invalid_field",
+       "manifest"},
+      {"scale_negative",
+       "PUT",
+       "/v1/envs/{env}/scale",
+       R"({"processes":{"web":-1}})",
+       {},
+       400,
+       "invalid_field",
+       "processes.web"},
+      {"scale_too_many",
+       "PUT",
+       "/v1/envs/{env}/scale",
+       R"({"processes":{"web":1001}})",
+       {},
+       400,
+       "invalid_field",
+       "processes.web"},
+      {"scale_bad_process",
+       "PUT",
+       "/v1/envs/{env}/scale",
+       R"({"processes":{"Web!":1}})",
+       {},
+       400,
+       "invalid_field",
+       "processes.Web!"},
+      {"scale_empty",
+       "PUT",
+       "/v1/envs/{env}/scale",
+       R"({"processes":{}})",
+       {},
+       400,
+       "invalid_field",
+       "processes"},
+      {"deploy_bad_strategy",
+       "POST",
+       "/v1/envs/{env}/deploys",
+       R"({"release_id":"rel_01jdq3v7k2m9x4c8r6t0w5y1zb","strategy":"yolo"})",
+       {},
+       400,
+       "invalid_field",
+       "strategy"},
+      {"deploy_release_wrong_type",
+       "POST",
+       "/v1/envs/{env}/deploys",
+       R"({"release_id":5})",
+       {},
+       400,
+       "invalid_field",
+       "release_id"},
+      {"deploy_release_bad_id",
+       "POST",
+       "/v1/envs/{env}/deploys",
+       R"({"release_id":"app_01jdq3v7k2m9x4c8r6t0w5y1zb"})",
+       {},
+       400,
+       "invalid_field",
+       "release_id"},
+      {"deploy_unknown_release",
+       "POST",
+       "/v1/envs/{env}/deploys",
+       R"({"release_id":"rel_01jdq3v7k2m9x4c8r6t0w5y1zb"})",
+       {},
+       404,
+       "not_found",
+       "release_id"},
+      {"member_bad_role",
+       "POST",
+       "/v1/orgs/{org}/members",
+       R"({"user_id":"usr_01jdq3v7k2m9x4c8r6t0w5y1zb","role":"god"})",
+       {},
+       400,
+       "invalid_field",
+       "role"},
+      {"events_negative_after",
+       "GET",
+       "/v1/orgs/{org}/events?after=-1",
+       "",
+       {},
+       400,
+       "invalid_query",
+       "after"},
+      {"events_wait_too_long",
+       "GET",
+       "/v1/orgs/{org}/events?wait=999",
+       "",
+       {},
+       400,
+       "invalid_query",
+       "wait"},
+      {"unknown_route", "GET", "/v1/nothing-here", "", {}, 404, "not_found", ""},
+      {"method_not_allowed", "PATCH", "/v1/orgs", "", {}, 405, "method_not_allowed", ""},
+  };
+}
+
+TEST_F(ApiTest, BadInputGetsAClear4xxAndWritesNothing) {
+  const std::string org = makeOrg("badinput");
+  const std::string app = makeApp(org, "web");
+  const std::string env = makeEnv(app, "prod");
+  const std::map<std::string, std::string> vars = {{"{org}", org}, {"{app}", app}, {"{env}", env}};
+  auto conn = connect();
+  auto before = conn.exec("SELECT count(*) FROM events");
+  ASSERT_TRUE(before.has_value());
+
+  for (const auto& c : cases()) {
+    SCOPED_TRACE(c.name);
+    http::Headers h;
+    for (const auto& [k, v] : c.headers) h.add(k, v);
+    auto r = call(c.method, fill(c.path, vars), c.body, std::nullopt, h);
+    EXPECT_EQ(r.status, c.status) << r.raw;
+    ASSERT_TRUE(r.body.contains("error")) << r.raw;
+    EXPECT_EQ(r.body["error"]["code"], c.code) << r.raw;
+    EXPECT_FALSE(r.body["error"]["message"].get<std::string>().empty());
+    if (*c.field != '\0') {
+      EXPECT_EQ(r.body["error"]["details"].value("field", ""), c.field) << r.raw;
+    }
+  }
+  auto after = conn.exec("SELECT count(*) FROM events");
+  EXPECT_EQ(*after->int64(0, 0), *before->int64(0, 0)) << "a bad request wrote events";
+  EXPECT_EQ(call("GET", "/healthz", "", "").status, 200);
+}
+
+}  // namespace
+}  // namespace plfm::cp

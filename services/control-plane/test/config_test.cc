@@ -1,0 +1,81 @@
+#include "config.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "plfm/testing/temp_dir.h"
+
+namespace plfm::cp {
+namespace {
+
+std::string writeToml(const testing::TempDir& dir, const std::string& text) {
+  std::string path = dir.file("cp.toml");
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(ConfigTest, FileOverridesDefaults) {
+  testing::TempDir dir("plfm-cfg");
+  Config cfg;
+  auto r = loadConfigFile(writeToml(dir, R"(listen = ["[::1]:9000", "127.0.0.1:9000"]
+database = "host=/tmp dbname=x"
+state_dir = "/var/lib/x"
+read_your_writes_wait_ms = 500
+db_pool_size = 4
+)"),
+                          cfg);
+  ASSERT_TRUE(r.has_value()) << r.error().toString();
+  EXPECT_EQ(cfg.listen, (std::vector<std::string>{"[::1]:9000", "127.0.0.1:9000"}));
+  EXPECT_EQ(cfg.database, "host=/tmp dbname=x");
+  EXPECT_EQ(cfg.read_your_writes_wait, std::chrono::milliseconds(500));
+  EXPECT_EQ(cfg.db_pool_size, 4);
+  EXPECT_EQ(cfg.adminTokenFile(), "/var/lib/x/admin-token");
+  EXPECT_TRUE(validate(cfg).has_value());
+}
+
+TEST(ConfigTest, UnknownKeyNamesFileLineAndKey) {
+  testing::TempDir dir("plfm-cfg");
+  Config cfg;
+  const std::string path = writeToml(dir, "listen = [\"[::1]:1\"]\nlisten_adress = \"x\"\n");
+  auto r = loadConfigFile(path, cfg);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message().find(path + ":2:1: 'listen_adress' is not a known setting"),
+            std::string::npos)
+      << r.error().message();
+  EXPECT_EQ(r.error().detail("field"), "listen_adress");
+}
+
+TEST(ConfigTest, WrongTypesAndRangesAreRefused) {
+  testing::TempDir dir("plfm-cfg");
+  Config cfg;
+  auto r = loadConfigFile(writeToml(dir, "db_pool_size = 0\n"), cfg);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message().find("'db_pool_size' must be an integer 1..1000"),
+            std::string::npos);
+  r = loadConfigFile(writeToml(dir, "database = 5\n"), cfg);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message().find("'database' must be a string"), std::string::npos);
+  r = loadConfigFile(writeToml(dir, "listen = [\n"), cfg);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message().find(dir.file("cp.toml") + ":"), std::string::npos);
+}
+
+TEST(ConfigTest, EnvironmentOverridesFile) {
+  Config cfg;
+  ::setenv("PLFM_CP_LISTEN", "[::1]:1,127.0.0.1:2", 1);
+  ::setenv("PLFM_CP_LOG_LEVEL", "debug", 1);
+  ASSERT_TRUE(applyEnv(cfg).has_value());
+  ::unsetenv("PLFM_CP_LISTEN");
+  ::unsetenv("PLFM_CP_LOG_LEVEL");
+  EXPECT_EQ(cfg.listen, (std::vector<std::string>{"[::1]:1", "127.0.0.1:2"}));
+  EXPECT_EQ(cfg.log_level, "debug");
+  cfg.log_level = "loud";
+  auto v = validate(cfg);
+  ASSERT_FALSE(v.has_value());
+  EXPECT_EQ(v.error().detail("field"), "log_level");
+}
+
+}  // namespace
+}  // namespace plfm::cp

@@ -1,0 +1,709 @@
+// Checks the API contract documents on their own, without a server: the
+// OpenAPI document is complete and consistent with docs/specs/api/v1.md, its
+// schemas accept hand-written samples and reject near misses, and the event
+// payload schemas agree with the projections and docs/specs/state.
+#include <gtest/gtest.h>
+
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "schema_support.h"
+
+namespace plfm::cp::testsupport {
+namespace {
+
+using Json = nlohmann::json;
+using Routes = std::vector<std::pair<std::string, std::string>>;
+
+const std::string kSourceDir = PLFM_SOURCE_DIR;
+constexpr std::string_view kIdBody = "01jdq3v7k2m9x4c8r6t0w5y1zb";
+constexpr std::string_view kTs = "2026-11-26T11:46:40.123456Z";
+
+std::string id(std::string_view prefix) { return std::string(prefix) + "_" + std::string(kIdBody); }
+
+std::string readText(const std::string& relPath) {
+  std::ifstream in(kSourceDir + "/" + relPath, std::ios::binary);
+  EXPECT_TRUE(in) << "cannot open " << relPath;
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Every first capture group of `re` in `text`, one match per line.
+std::set<std::string> matchLines(const std::string& text, const std::regex& re) {
+  std::set<std::string> out;
+  std::istringstream lines(text);
+  std::smatch m;
+  for (std::string line; std::getline(lines, line);) {
+    if (std::regex_search(line, m, re)) out.insert(m[1].str() + (m.size() > 2 ? m[2].str() : ""));
+  }
+  return out;
+}
+
+// Follows local $refs ("#/components/...") of a non-schema object.
+const Json& follow(const Json& doc, const Json& node) {
+  const Json* n = &node;
+  while (n->is_object() && n->contains("$ref")) {
+    n = &doc.at(Json::json_pointer(n->at("$ref").get<std::string>().substr(1)));
+  }
+  return *n;
+}
+
+bool isMutation(const std::string& method) {
+  return method == "POST" || method == "PUT" || method == "DELETE";
+}
+bool isHealth(const std::string& path) { return path == "/healthz" || path == "/metrics"; }
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+class OpenApiTest : public ::testing::Test {
+ protected:
+  static const Json& doc() {
+    static const Json d = loadOpenApi();
+    return d;
+  }
+  static const Json& op(const std::string& method, const std::string& path) {
+    return doc()["paths"][path][lower(method)];
+  }
+  // Operation-level and path-level parameters, resolved.
+  static std::vector<Json> params(const std::string& method, const std::string& path) {
+    std::vector<Json> out;
+    for (const Json* list : {&op(method, path), &doc()["paths"][path]}) {
+      for (const auto& p : list->value("parameters", Json::array()))
+        out.push_back(follow(doc(), p));
+    }
+    return out;
+  }
+  // The schema of an object shape (one with `properties`), or nullptr.
+  static const Json* objectSchema(const std::string& name) {
+    const Json& schema = doc()["components"]["schemas"].at(name);
+    return schema.contains("properties") ? &schema : nullptr;
+  }
+};
+
+// ---- The YAML loads as the JSON it means ----
+
+TEST_F(OpenApiTest, YamlScalarsKeepTheirTypes) {
+  EXPECT_EQ(doc()["openapi"], Json("3.0.3"));
+  EXPECT_TRUE(doc()["info"]["version"].is_string());
+  const Json& responses = op("GET", "/v1/orgs")["responses"];
+  EXPECT_TRUE(responses.contains("200"));
+  EXPECT_TRUE(responses.contains("401"));
+  EXPECT_EQ(doc()["x-error-codes"][0]["status"], Json(400));
+  EXPECT_EQ(doc()["components"]["parameters"]["Limit"]["schema"]["maximum"], Json(200));
+  EXPECT_EQ(doc()["components"]["schemas"]["Deleted"]["properties"]["deleted"]["enum"][0],
+            Json(true));
+  EXPECT_EQ(doc()["components"]["headers"]["IdempotentReplayed"]["schema"]["enum"][0],
+            Json("true"));
+  EXPECT_EQ(
+      doc()["components"]["schemas"]["CreateAppRequest"]["properties"]["description"]["default"],
+      Json(""));
+}
+
+// ---- The OpenAPI document agrees with docs/specs/api/v1.md ----
+
+TEST_F(OpenApiTest, RoutesAreExactlyThoseOfTheSpec) {
+  const auto spec = matchLines(readText("docs/specs/api/v1.md"),
+                               std::regex(R"(^\| `(GET|POST|PUT|DELETE)( /[^` ]*)`)"));
+  std::set<std::string> documented;
+  for (const auto& [method, path] : openApiRoutes(doc())) {
+    documented.insert(std::string(method).append(" ").append(path));
+  }
+  EXPECT_EQ(documented, spec);
+  EXPECT_EQ(documented.size(), 30U);
+}
+
+TEST_F(OpenApiTest, ErrorCodesAreExactlyThoseOfTheSpec) {
+  const auto spec = matchLines(readText("docs/specs/api/v1.md"),
+                               std::regex(R"(^\| ([0-9]{3}) \| `([a-z_]+)` \|)"));
+  std::set<std::string> listed;
+  std::set<std::string> codes;
+  for (const auto& e : doc()["x-error-codes"]) {
+    listed.insert(std::to_string(e["status"].get<int>()) + e["code"].get<std::string>());
+    codes.insert(e["code"].get<std::string>());
+  }
+  EXPECT_EQ(listed, spec);
+  const Json& enumerated = doc()["components"]["schemas"]["ErrorCode"]["enum"];
+  EXPECT_EQ(std::set<std::string>(enumerated.begin(), enumerated.end()), codes);
+}
+
+// ---- Every operation is complete ----
+
+TEST_F(OpenApiTest, EveryOperationHasAUniqueOperationIdAndASummary) {
+  std::set<std::string> ids;
+  for (const auto& [method, path] : openApiRoutes(doc())) {
+    const Json& o = op(method, path);
+    ASSERT_TRUE(o.contains("operationId")) << method << " " << path;
+    EXPECT_TRUE(ids.insert(o["operationId"].get<std::string>()).second) << o["operationId"];
+    EXPECT_FALSE(o.value("summary", "").empty()) << method << " " << path;
+  }
+}
+
+TEST_F(OpenApiTest, EveryMutationRequiresAnIdempotencyKeyHeader) {
+  int mutations = 0;
+  for (const auto& [method, path] : openApiRoutes(doc())) {
+    bool declared = false;
+    for (const auto& p : params(method, path)) {
+      if (p["name"] == "Idempotency-Key") {
+        declared = p["in"] == "header" && p.value("required", false);
+      }
+    }
+    EXPECT_EQ(declared, isMutation(method)) << method << " " << path;
+    mutations += isMutation(method) ? 1 : 0;
+  }
+  EXPECT_EQ(mutations, 11);
+}
+
+TEST_F(OpenApiTest, EveryRouteButHealthNeedsABearerTokenAndDocuments401) {
+  EXPECT_EQ(doc()["components"]["securitySchemes"]["bearerAuth"]["scheme"], "bearer");
+  for (const auto& [method, path] : openApiRoutes(doc())) {
+    const Json& o = op(method, path);
+    ASSERT_TRUE(o.contains("security")) << method << " " << path;
+    if (isHealth(path)) {
+      EXPECT_EQ(o["security"], Json::array()) << path;
+      EXPECT_FALSE(o["responses"].contains("401")) << path;
+    } else {
+      EXPECT_EQ(o["security"], Json::parse(R"([{"bearerAuth": []}])")) << method << " " << path;
+      EXPECT_TRUE(o["responses"].contains("401")) << method << " " << path;
+      EXPECT_TRUE(o["responses"].contains("500")) << method << " " << path;
+      EXPECT_TRUE(o["responses"].contains("503")) << method << " " << path;
+    }
+  }
+}
+
+TEST_F(OpenApiTest, EveryErrorResponseUsesTheSharedEnvelope) {
+  for (const auto& [method, path] : openApiRoutes(doc())) {
+    for (const auto& [status, response] : op(method, path)["responses"].items()) {
+      if (status < "400") continue;
+      const Json& r = follow(doc(), response);
+      EXPECT_EQ(r["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/ErrorEnvelope")
+          << method << " " << path << " " << status;
+    }
+  }
+}
+
+TEST_F(OpenApiTest, ResponsesDeclareTheirHeaders) {
+  for (const auto& [method, path] : openApiRoutes(doc())) {
+    const Json& responses = op(method, path)["responses"];
+    if (isMutation(method) && path != "/v1/users") {
+      EXPECT_TRUE(responses.contains("202")) << method << " " << path;
+    }
+    for (const auto& [status, response] : responses.items()) {
+      const Json& headers = follow(doc(), response)["headers"];
+      EXPECT_TRUE(headers.contains("X-Request-Id")) << method << " " << path << " " << status;
+      if (isMutation(method) && status < "300") {
+        ASSERT_TRUE(headers.contains("X-Event-Seq")) << method << " " << path << " " << status;
+        EXPECT_TRUE(follow(doc(), headers.at("X-Event-Seq")).value("required", false))
+            << method << " " << path << " " << status;
+        EXPECT_TRUE(headers.contains("Idempotent-Replayed")) << method << " " << path;
+      }
+    }
+  }
+}
+
+TEST_F(OpenApiTest, PathParametersAreDeclaredWithIdPatterns) {
+  const std::regex placeholder(R"(\{([a-z_]+)\})");
+  for (const auto& [method, path] : openApiRoutes(doc())) {
+    for (auto it = std::sregex_iterator(path.begin(), path.end(), placeholder);
+         it != std::sregex_iterator(); ++it) {
+      const std::string name = (*it)[1].str();
+      bool found = false;
+      for (const auto& p : params(method, path)) {
+        if (p["in"] != "path" || p["name"] != name) continue;
+        found = true;
+        EXPECT_TRUE(p.value("required", false)) << name;
+        const std::string pattern = follow(doc(), p["schema"])["pattern"].get<std::string>();
+        EXPECT_NE(pattern.find("_[0-7][0-9a-hjkmnp-tv-z]{25}$"), std::string::npos) << pattern;
+      }
+      EXPECT_TRUE(found) << method << " " << path << ": {" << name << "} is not declared";
+    }
+  }
+}
+
+TEST_F(OpenApiTest, RequestBodiesAreStrictObjects) {
+  for (const auto& [method, path] : openApiRoutes(doc())) {
+    const Json& o = op(method, path);
+    const bool takesBody = method == "POST" || method == "PUT";
+    ASSERT_EQ(o.contains("requestBody"), takesBody) << method << " " << path;
+    if (!takesBody) continue;
+    EXPECT_TRUE(o["requestBody"].value("required", false)) << method << " " << path;
+    const Json& schema = follow(doc(), o["requestBody"]["content"]["application/json"]["schema"]);
+    EXPECT_EQ(schema["additionalProperties"], Json(false)) << method << " " << path;
+  }
+}
+
+// Response shapes never omit a field (nullable ones are null), so `required`
+// lists every property; request shapes may have optional fields.
+TEST_F(OpenApiTest, ObjectSchemasAreStrictAndResponsesRequireEveryField) {
+  for (const auto& [name, schema] : doc()["components"]["schemas"].items()) {
+    if (!schema.contains("properties")) continue;
+    EXPECT_EQ(schema["additionalProperties"], Json(false)) << name;
+    if (name.ends_with("Request")) continue;
+    std::set<std::string> props;
+    for (const auto& [prop, unused] : schema["properties"].items()) props.insert(prop);
+    const Json& required = schema["required"];
+    EXPECT_EQ(std::set<std::string>(required.begin(), required.end()), props) << name;
+  }
+}
+
+TEST_F(OpenApiTest, EveryRefResolves) {
+  EXPECT_EQ(unresolvedRefs(doc()), std::vector<std::string>{});
+  Json broken = doc();
+  broken["components"]["schemas"]["Org"]["properties"]["id"] = {{"$ref", "#/nope/Nothing"}};
+  EXPECT_EQ(
+      unresolvedRefs(broken),
+      std::vector<std::string>{R"(/components/schemas/Org/properties/id/$ref: "#/nope/Nothing")"});
+}
+
+// ---- Component schemas accept samples and reject near misses ----
+
+Json org() {
+  return {{"id", id("org")}, {"name", "acme"}, {"created_at", kTs}, {"updated_at", kTs}};
+}
+Json page(Json item) {
+  return {{"items", Json::array({std::move(item)})}, {"next_cursor", nullptr}};
+}
+Json event() {
+  return {{"seq", 7},
+          {"event_id", id("evt")},
+          {"occurred_at", kTs},
+          {"aggregate_type", "app"},
+          {"aggregate_id", id("app")},
+          {"aggregate_seq", 1},
+          {"event_type", "app.created"},
+          {"event_version", 1},
+          {"org_id", id("org")},
+          {"actor", id("usr")},
+          {"request_id", id("req")},
+          {"correlation", Json::object()},
+          {"payload",
+           {{"app_id", id("app")}, {"org_id", id("org")}, {"name", "web"}, {"description", ""}}}};
+}
+
+// One valid instance of every components/schemas entry.
+const std::map<std::string, Json>& samples() {
+  static const std::map<std::string, Json> m = [] {
+    const std::string digest = "sha256:" + std::string(64, 'a');
+    const Json member = {
+        {"org_id", id("org")}, {"user_id", id("usr")}, {"role", "owner"}, {"created_at", kTs}};
+    const Json app = {{"id", id("app")},           {"org_id", id("org")}, {"name", "web"},
+                      {"description", "the shop"}, {"created_at", kTs},   {"updated_at", kTs}};
+    const Json env = {{"id", id("env")},
+                      {"org_id", id("org")},
+                      {"app_id", id("app")},
+                      {"name", "prod"},
+                      {"current_release_id", nullptr},
+                      {"current_deploy_id", id("dep")},
+                      {"created_at", kTs},
+                      {"updated_at", kTs}};
+    const Json release = {{"id", id("rel")},        {"org_id", id("org")},
+                          {"app_id", id("app")},    {"image_ref", "ghcr.io/acme/web:1.2"},
+                          {"image_digest", digest}, {"manifest", {{"processes", {{"web", 1}}}}},
+                          {"created_at", kTs}};
+    const Json deploy = {{"id", id("dep")},         {"org_id", id("org")},
+                         {"app_id", id("app")},     {"env_id", id("env")},
+                         {"release_id", id("rel")}, {"strategy", "rolling"},
+                         {"status", "pending"},     {"reason", ""},
+                         {"created_at", kTs},       {"updated_at", kTs}};
+    const Json instance = {{"id", id("inst")},
+                           {"env_id", id("env")},
+                           {"process_type", "web"},
+                           {"release_id", id("rel")},
+                           {"deploy_id", id("dep")},
+                           {"node_id", nullptr},
+                           {"generation", 1},
+                           {"desired_state", "running"},
+                           {"current_state", "pending"},
+                           {"reason", "waiting for capacity: no node has 2048 MiB free"},
+                           {"address", nullptr},
+                           {"created_at", kTs},
+                           {"updated_at", kTs}};
+    const Json summary = {
+        {"process_type", "web"}, {"desired", 2}, {"current", 0}, {"reason", "deploying"}};
+    const Json node = {{"id", id("node")},          {"hostname", "n1.example"},
+                       {"state", "active"},         {"cores", 8},
+                       {"memory_mb", 32768},        {"ipv6_prefix", "2001:db8:1::/64"},
+                       {"labels", {{"zone", "a"}}}, {"created_at", kTs},
+                       {"updated_at", kTs}};
+    const Json error = {{"code", "not_found"},
+                        {"message", "no such app"},
+                        {"request_id", id("req")},
+                        {"details", {{"field", "app_id"}}}};
+    return std::map<std::string, Json>{
+        {"OrgId", id("org")},
+        {"UserId", id("usr")},
+        {"AppId", id("app")},
+        {"EnvId", id("env")},
+        {"ReleaseId", id("rel")},
+        {"DeployId", id("dep")},
+        {"NodeId", id("node")},
+        {"InstanceId", id("inst")},
+        {"EventId", id("evt")},
+        {"RequestId", id("req")},
+        {"AnyId", id("tok")},
+        {"Name", "a-1"},
+        {"Timestamp", kTs},
+        {"ImageDigest", digest},
+        {"Role", "member"},
+        {"Strategy", "immediate"},
+        {"DeployStatus", "superseded"},
+        {"ProcessCounts", {{"web", 2}, {"worker", 0}}},
+        {"Health", {{"status", "ok"}, {"checkpoint", 0}}},
+        {"WhoAmI",
+         {{"kind", "user"}, {"user_id", id("usr")}, {"name", "admin"}, {"is_admin", true}}},
+        {"CreateUserRequest", {{"name", "alice"}}},
+        {"User", {{"id", id("usr")}, {"name", "alice"}, {"is_admin", false}, {"created_at", kTs}}},
+        {"UserWithToken",
+         {{"id", id("usr")},
+          {"name", "alice"},
+          {"is_admin", false},
+          {"created_at", kTs},
+          {"token", "vt_" + std::string(52, 'z')},
+          {"token_redacted", false}}},
+        {"CreateOrgRequest", {{"name", "acme"}}},
+        {"Org", org()},
+        {"OrgList", page(org())},
+        {"AddMemberRequest", {{"user_id", id("usr")}, {"role", "member"}}},
+        {"Member", member},
+        {"MemberList", page(member)},
+        {"MemberDeleted", {{"deleted", true}, {"org_id", id("org")}, {"user_id", id("usr")}}},
+        {"CreateAppRequest", {{"name", "web"}, {"description", ""}}},
+        {"App", app},
+        {"AppList", page(app)},
+        {"CreateEnvRequest", {{"name", "prod"}}},
+        {"Env", env},
+        {"EnvList", page(env)},
+        {"Deleted", {{"deleted", true}, {"id", id("app")}}},
+        {"CreateReleaseRequest",
+         {{"image_ref", "ghcr.io/acme/web:1.2"},
+          {"image_digest", digest},
+          {"manifest", Json::object()}}},
+        {"Release", release},
+        {"ReleaseList", page(release)},
+        {"CreateDeployRequest", {{"release_id", id("rel")}, {"strategy", "immediate"}}},
+        {"Deploy", deploy},
+        {"DeployList", page(deploy)},
+        {"ScaleRequest", {{"processes", {{"web", 3}}}}},
+        {"Scale", {{"env_id", id("env")}, {"processes", {{"web", 3}}}, {"updated_at", kTs}}},
+        {"Instance", instance},
+        {"InstanceSummary", summary},
+        {"InstancesResponse",
+         {{"items", Json::array({instance})}, {"summary", Json::array({summary})}}},
+        {"Node", node},
+        {"NodeList", page(node)},
+        {"Event", event()},
+        {"EventPage", {{"items", Json::array({event()})}, {"next_after", 7}}},
+        {"Accepted", {{"accepted", true}, {"seq", 12}, {"message", "accepted"}}},
+        {"ErrorCode", "idempotency_key_reused"},
+        {"Error", error},
+        {"ErrorEnvelope", {{"error", error}}},
+    };
+  }();
+  return m;
+}
+
+TEST_F(OpenApiTest, EveryComponentSchemaAcceptsItsSample) {
+  for (const auto& [name, unused] : doc()["components"]["schemas"].items()) {
+    auto it = samples().find(name);
+    ASSERT_NE(it, samples().end()) << "no sample for components/schemas/" << name;
+    auto err = validateAgainstComponent(doc(), name, it->second);
+    EXPECT_EQ(err, std::nullopt) << *err;
+  }
+}
+
+TEST_F(OpenApiTest, ObjectSchemasRejectExtraAndMissingFields) {
+  int checked = 0;
+  for (const auto& [name, sample] : samples()) {
+    const Json* schema = objectSchema(name);
+    if (schema == nullptr) continue;
+    Json extra = sample;
+    extra["unexpected"] = 1;
+    EXPECT_NE(validateAgainstComponent(doc(), name, extra), std::nullopt) << name << " + field";
+    for (const auto& field : schema->value("required", Json::array())) {
+      Json missing = sample;
+      missing.erase(field.get<std::string>());
+      EXPECT_NE(validateAgainstComponent(doc(), name, missing), std::nullopt)
+          << name << " without " << field;
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 100);
+}
+
+// `nullable: true` admits null; every other field refuses it.
+TEST_F(OpenApiTest, NullIsAcceptedExactlyWhereNullable) {
+  int nullable = 0;
+  for (const auto& [name, sample] : samples()) {
+    const Json* object = objectSchema(name);
+    if (object == nullptr || name.ends_with("Request")) continue;
+    for (const auto& [prop, schema] : object->at("properties").items()) {
+      Json instance = sample;
+      instance[prop] = nullptr;
+      const bool allowed = schema.value("nullable", false);
+      nullable += allowed ? 1 : 0;
+      EXPECT_EQ(validateAgainstComponent(doc(), name, instance) == std::nullopt, allowed)
+          << name << "." << prop;
+    }
+  }
+  EXPECT_GT(nullable, 10);
+}
+
+TEST_F(OpenApiTest, SchemasCheckIdsNamesTimestampsAndRanges) {
+  const std::vector<std::pair<std::string, Json>> bad = {
+      {"OrgId", "app_01jdq3v7k2m9x4c8r6t0w5y1zb"},  // wrong prefix
+      {"OrgId", "org_81jdq3v7k2m9x4c8r6t0w5y1zb"},  // timestamp overflow
+      {"OrgId", "org_01jdq3v7k2m9x4c8r6t0w5y1zi"},  // 'i' is not in the alphabet
+      {"OrgId", "org_01jdq3v7k2m9x4c8r6t0w5y1z"},   // too short
+      {"Name", "Web"},
+      {"Name", "web-"},
+      {"Name", "1web"},
+      {"Name", std::string(64, 'a')},
+      {"Timestamp", "2026-11-26T11:46:40Z"},
+      {"Timestamp", "2026-11-26T11:46:40.123456+01:00"},
+      {"Timestamp", "2026-13-26T11:46:40.123456Z"},
+      {"ImageDigest", "sha256:" + std::string(64, 'A')},
+      {"ProcessCounts", {{"web", 1001}}},
+      {"ProcessCounts", {{"web", -1}}},
+      {"ProcessCounts", {{"web", "2"}}},
+      {"Health", {{"status", "degraded"}, {"checkpoint", 0}}},
+      {"Accepted", {{"accepted", false}, {"seq", 1}, {"message", "x"}}},
+      {"ErrorCode", "invalid_argument"},
+  };
+  for (const auto& [name, instance] : bad) {
+    EXPECT_NE(validateAgainstComponent(doc(), name, instance), std::nullopt)
+        << name << " accepted " << instance.dump();
+  }
+}
+
+// ---- validateResponse ----
+
+TEST_F(OpenApiTest, ValidateResponseChecksTheOperationsSchema) {
+  EXPECT_EQ(validateResponse(doc(), "GET", "/v1/orgs/{org_id}", 200, org().dump()), std::nullopt);
+  EXPECT_EQ(validateResponse(doc(), "get", "/v1/orgs", 200, page(org()).dump()), std::nullopt);
+  const std::string notFound = Json{{"error", samples().at("Error")}}.dump();
+  EXPECT_EQ(validateResponse(doc(), "DELETE", "/v1/apps/{app_id}", 404, notFound), std::nullopt);
+  EXPECT_EQ(validateResponse(doc(), "POST", "/v1/orgs", 202, samples().at("Accepted").dump()),
+            std::nullopt);
+  EXPECT_EQ(validateResponse(doc(), "GET", "/metrics", 200, "# TYPE up gauge\nup 1\n"),
+            std::nullopt);
+  Json nullOrg = event();
+  nullOrg["org_id"] = nullptr;
+  nullOrg["request_id"] = nullptr;
+  nullOrg["actor"] = "system:bootstrap";
+  EXPECT_EQ(validateResponse(doc(), "GET", "/v1/orgs/{org_id}/events", 200,
+                             Json{{"items", Json::array({nullOrg})}, {"next_after", 7}}.dump()),
+            std::nullopt);
+}
+
+TEST_F(OpenApiTest, ValidateResponseNamesWhatIsWrong) {
+  EXPECT_EQ(validateResponse(doc(), "GET", "/v1/orgs", 418, "{}"),
+            "status 418 not documented for GET /v1/orgs");
+  EXPECT_EQ(validateResponse(doc(), "GET", "/v1/nope", 200, "{}"),
+            "path /v1/nope is not documented");
+  EXPECT_EQ(validateResponse(doc(), "PATCH", "/v1/orgs", 200, "{}"),
+            "PATCH /v1/orgs is not documented");
+  auto notJson = validateResponse(doc(), "GET", "/v1/orgs", 200, "{");
+  ASSERT_TRUE(notJson.has_value());
+  EXPECT_NE(notJson->find("body is not JSON"), std::string::npos) << *notJson;
+
+  Json list = page(org());
+  list["items"][0]["id"] = "org_nope";
+  auto err = validateResponse(doc(), "GET", "/v1/orgs", 200, list.dump());
+  ASSERT_TRUE(err.has_value());
+  EXPECT_NE(err->find("GET /v1/orgs 200: at /items/0/id: "), std::string::npos) << *err;
+  EXPECT_NE(err->find("'pattern'"), std::string::npos) << *err;
+  EXPECT_NE(err->find("\"org_nope\""), std::string::npos) << *err;
+
+  Json envelope = {{"error", samples().at("Error")}};
+  envelope["error"].erase("request_id");
+  err = validateResponse(doc(), "GET", "/v1/orgs", 401, envelope.dump());
+  ASSERT_TRUE(err.has_value());
+  EXPECT_NE(err->find("at /error: Missing required property 'request_id'"), std::string::npos)
+      << *err;
+}
+
+// ---- Event schemas (api/schemas) agree with the projections and the docs ----
+
+std::set<std::string> eventSchemaFiles() {
+  std::set<std::string> out;
+  for (const auto& f : std::filesystem::directory_iterator(kSourceDir + "/api/schemas/events")) {
+    if (f.path().extension() == ".json") out.insert(f.path().stem().string());
+  }
+  return out;
+}
+
+// One valid payload per event type.
+const std::map<std::string, Json>& payloads() {
+  static const std::map<std::string, Json> m = {
+      {"org.created", {{"org_id", id("org")}, {"name", "acme"}}},
+      {"org.member_added", {{"org_id", id("org")}, {"user_id", id("usr")}, {"role", "owner"}}},
+      {"org.member_removed", {{"org_id", id("org")}, {"user_id", id("usr")}}},
+      {"user.created", {{"user_id", id("usr")}, {"name", "admin"}, {"is_admin", true}}},
+      {"token.created", {{"token_id", id("tok")}, {"kind", "user"}, {"subject_id", id("usr")}}},
+      {"app.created",
+       {{"app_id", id("app")}, {"org_id", id("org")}, {"name", "web"}, {"description", ""}}},
+      {"app.deleted", {{"app_id", id("app")}, {"org_id", id("org")}}},
+      {"env.created",
+       {{"env_id", id("env")}, {"app_id", id("app")}, {"org_id", id("org")}, {"name", "prod"}}},
+      {"env.deleted", {{"env_id", id("env")}, {"app_id", id("app")}, {"org_id", id("org")}}},
+      {"env.scale_set",
+       {{"env_id", id("env")}, {"org_id", id("org")}, {"processes", {{"web", 2}, {"jobs", 0}}}}},
+      {"release.created",
+       {{"release_id", id("rel")},
+        {"app_id", id("app")},
+        {"org_id", id("org")},
+        {"image_ref", "ghcr.io/acme/web:1.2"},
+        {"image_digest", "sha256:" + std::string(64, '0')},
+        {"manifest", {{"processes", {{"web", {{"command", {"./server"}}}}}}}}}},
+      {"deploy.created",
+       {{"deploy_id", id("dep")},
+        {"app_id", id("app")},
+        {"env_id", id("env")},
+        {"org_id", id("org")},
+        {"release_id", id("rel")},
+        {"strategy", "rolling"}}},
+      {"deploy.status_changed",
+       {{"deploy_id", id("dep")}, {"status", "failed"}, {"reason", "health check timed out"}}},
+  };
+  return m;
+}
+
+Json loadSchemaFile(const std::string& rel) { return Json::parse(readText("api/schemas/" + rel)); }
+
+TEST(EventSchemasTest, EveryProjectedEventTypeHasASchemaAndADocRow) {
+  const auto projected = matchLines(readText("services/control-plane/src/projections.cc"),
+                                    std::regex(R"re(^\s*\{"([a-z_]+\.[a-z_]+)", )re"));
+  const auto documented = matchLines(readText("docs/specs/state/event-types.md"),
+                                     std::regex(R"(^\| `([a-z_]+\.[a-z_]+)` \|)"));
+  EXPECT_EQ(projected.size(), 13U);
+  EXPECT_EQ(eventSchemaFiles(), projected);
+  EXPECT_EQ(documented, projected);
+}
+
+TEST(EventSchemasTest, EveryPayloadSchemaAcceptsItsSampleAndRejectsNearMisses) {
+  for (const auto& type : eventSchemaFiles()) {
+    auto it = payloads().find(type);
+    ASSERT_NE(it, payloads().end()) << "no sample payload for " << type;
+    const std::string file = "events/" + type + ".json";
+    auto err = validateAgainstSchemaFile(file, it->second);
+    EXPECT_EQ(err, std::nullopt) << *err;
+
+    const Json schema = loadSchemaFile(file);
+    EXPECT_EQ(schema["additionalProperties"], Json(false)) << type;
+    std::set<std::string> props;
+    for (const auto& [prop, unused] : schema["properties"].items()) props.insert(prop);
+    EXPECT_EQ(std::set<std::string>(schema["required"].begin(), schema["required"].end()), props)
+        << type;
+    for (const auto& prop : props) {
+      Json missing = it->second;
+      missing.erase(prop);
+      EXPECT_NE(validateAgainstSchemaFile(file, missing), std::nullopt) << type << " - " << prop;
+    }
+    Json extra = it->second;
+    extra["unexpected"] = true;
+    EXPECT_NE(validateAgainstSchemaFile(file, extra), std::nullopt) << type << " + field";
+  }
+}
+
+TEST(EventSchemasTest, PayloadsCarryNoSecretMaterial) {
+  const std::regex secretish("token$|secret|hash|password|digest_of");
+  for (const auto& type : eventSchemaFiles()) {
+    for (const auto& [prop, unused] :
+         loadSchemaFile("events/" + type + ".json")["properties"].items()) {
+      EXPECT_FALSE(std::regex_search(prop, secretish)) << type << "." << prop;
+    }
+  }
+  for (const char* field : {"token", "token_hash", "secret"}) {
+    Json payload = payloads().at("token.created");
+    payload[field] = "vt_" + std::string(52, 'z');
+    EXPECT_NE(validateAgainstSchemaFile("events/token.created.json", payload), std::nullopt)
+        << field;
+  }
+}
+
+TEST(EventSchemasTest, PayloadValuesAreChecked) {
+  const std::vector<std::pair<std::string, std::pair<std::string, Json>>> bad = {
+      {"env.scale_set", {"processes", {{"web", 1001}}}},
+      {"env.scale_set", {"processes", {{"Web", 1}}}},
+      {"env.scale_set", {"processes", {{"web", 1.5}}}},
+      {"release.created", {"image_digest", "sha256:abc"}},
+      {"release.created", {"manifest", "{}"}},
+      {"deploy.created", {"strategy", "bluegreen"}},
+      {"deploy.status_changed", {"status", "done"}},
+      {"org.member_added", {"role", "admin"}},
+      {"token.created", {"kind", "robot"}},
+      {"app.created", {"org_id", id("app")}},
+  };
+  for (const auto& [type, change] : bad) {
+    Json payload = payloads().at(type);
+    payload[change.first] = change.second;
+    EXPECT_NE(validateAgainstSchemaFile("events/" + type + ".json", payload), std::nullopt)
+        << type << "." << change.first << " = " << change.second.dump();
+  }
+  // valijson gives propertyNames no message of its own; the error still names the value.
+  Json payload = payloads().at("env.scale_set");
+  payload["processes"] = {{"Web", 1}};
+  auto err = validateAgainstSchemaFile("events/env.scale_set.json", payload);
+  ASSERT_TRUE(err.has_value());
+  EXPECT_NE(err->find("events/env.scale_set.json: at /processes: "), std::string::npos) << *err;
+}
+
+TEST_F(OpenApiTest, EnvelopeFileAndOpenApiEventAgree) {
+  const Json file = loadSchemaFile("event-envelope.json");
+  const Json& api = doc()["components"]["schemas"]["Event"];
+  std::set<std::string> fileProps;
+  std::set<std::string> apiProps;
+  for (const auto& [p, unused] : file["properties"].items()) fileProps.insert(p);
+  for (const auto& [p, unused] : api["properties"].items()) apiProps.insert(p);
+  EXPECT_EQ(fileProps, apiProps);
+  EXPECT_EQ(file["required"], api["required"]);
+
+  Json e = event();
+  EXPECT_EQ(validateAgainstSchemaFile("event-envelope.json", e), std::nullopt);
+  e["org_id"] = nullptr;
+  e["request_id"] = nullptr;
+  e["actor"] = "system:bootstrap";
+  for (const auto& [type, payload] : payloads()) {
+    e["event_type"] = type;
+    e["payload"] = payload;
+    auto err = validateAgainstSchemaFile("event-envelope.json", e);
+    EXPECT_EQ(err, std::nullopt) << *err;
+    err = validateAgainstComponent(doc(), "Event", e);
+    EXPECT_EQ(err, std::nullopt) << *err;
+  }
+  for (const auto& field : file["required"]) {
+    Json missing = event();
+    missing.erase(field.get<std::string>());
+    EXPECT_NE(validateAgainstSchemaFile("event-envelope.json", missing), std::nullopt) << field;
+  }
+  const std::vector<std::pair<std::string, Json>> bad = {
+      {"seq", 0},
+      {"seq", "7"},
+      {"occurred_at", "2026-11-26"},
+      {"actor", "alice"},
+      {"org_id", id("app")},
+      {"event_type", "created"},
+      {"payload", "{}"},
+      {"correlation", nullptr},
+      {"unexpected", 1},
+  };
+  for (const auto& [field, value] : bad) {
+    Json instance = event();
+    instance[field] = value;
+    EXPECT_NE(validateAgainstSchemaFile("event-envelope.json", instance), std::nullopt)
+        << field << " = " << value.dump();
+  }
+  EXPECT_NE(validateAgainstSchemaFile("events/no.such_type.json", event()), std::nullopt);
+}
+
+}  // namespace
+}  // namespace plfm::cp::testsupport
