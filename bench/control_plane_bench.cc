@@ -123,6 +123,8 @@ MutationResult runMutations(const Server& s, const std::string& org, int concurr
 
 // Appends `total` events from `threads` writers, `batch` events per transaction.
 double runAppends(const std::string& conninfo, int threads, int total, int batch) {
+  static int run = 0;  // each run appends to fresh aggregates
+  const std::string prefix = "app_bench" + std::to_string(++run) + "_";
   RealClock clock;
   cp::EventStore store(clock);
   std::atomic<int> next{0};
@@ -138,7 +140,7 @@ double runAppends(const std::string& conninfo, int threads, int total, int batch
         if (first >= total) break;
         std::vector<cp::NewEvent> evs;
         for (int k = 0; k < batch; ++k) {
-          const std::string id = "app_bench_" + std::to_string(first + k);
+          const std::string id = prefix + std::to_string(first + k);
           evs.push_back(
               cp::NewEvent{"app", id, 1, "app.created", 1, "org_bench",
                            R"({"app_id":")" + id + R"(","org_id":"org_bench","name":"n"})"});
@@ -152,6 +154,34 @@ double runAppends(const std::string& conninfo, int threads, int total, int batch
   }
   for (auto& t : ts) t.join();
   return total / std::chrono::duration<double>(Steady::now() - start).count();
+}
+
+// The peer: plain single-row INSERT transactions through pgbench on the same
+// server, the ceiling for any one-event-per-transaction store on it.
+double pgbenchInsertTps(const std::string& conninfo, const testing::TempDir& dir, int clients,
+                        int txPerClient) {
+  auto conn = pg::Connection::connect(conninfo);
+  if (!conn) die(conn.error().toString());
+  if (auto r = conn->execScript("CREATE TABLE IF NOT EXISTS bench_peer (id bigserial PRIMARY "
+                                "KEY, actor text, payload jsonb)");
+      !r) {
+    die(r.error().toString());
+  }
+  if (!writeFileAtomic(dir.file("peer.sql"),
+                       "INSERT INTO bench_peer (actor, payload) VALUES ('usr_bench', "
+                       "'{\"app_id\":\"app_x\",\"name\":\"n\"}');\n")) {
+    die("cannot write the pgbench script");
+  }
+  SpawnOptions o;
+  o.stdout_path = dir.file("pgbench.out");
+  auto p = spawn({"/usr/lib/postgresql/15/bin/pgbench", "-n", "-f", dir.file("peer.sql"), "-c",
+                  std::to_string(clients), "-j", std::to_string(std::min(clients, 2)), "-t",
+                  std::to_string(txPerClient), conninfo},
+                 o);
+  if (!p || exitCodeOf(p->wait()) != 0) die("pgbench failed:\n" + tailFile(o.stdout_path, 10));
+  const std::string out = readFile(o.stdout_path).value_or("");
+  const size_t at = out.rfind("tps = ");  // the file accumulates runs
+  return at == std::string::npos ? 0 : std::atof(out.c_str() + at + 6);
 }
 
 }  // namespace
@@ -203,6 +233,11 @@ int main(int argc, char** argv) {
         "%-34s %10.0f\n",
         (std::to_string(threads) + " writer(s), " + std::to_string(batch) + " event(s)/tx").c_str(),
         rate);
+  }
+  std::printf("\n%-34s %10s\n", "peer: pgbench INSERT (same server)", "rows/s");
+  for (int clients : {1, 8}) {
+    std::printf("%-34s %10.0f\n", (std::to_string(clients) + " client(s), 1 row/tx").c_str(),
+                pgbenchInsertTps(conninfo, dir, clients, 5000 / clients));
   }
   return 0;
 }
