@@ -23,5 +23,16 @@ TEST(StringsTest, SplitTrimHex) {
   EXPECT_EQ(hexEncode(std::string("\x00\xff\x10", 3)), "00ff10");
 }
 
+TEST(StringsTest, ClosestMatchSuggestsPlausibleTypos) {
+  const std::vector<std::string_view> keys = {"listen", "database", "state_dir", "log_level"};
+  EXPECT_EQ(closestMatch("databse", keys), "database");
+  EXPECT_EQ(closestMatch("listne", keys), "listen");
+  EXPECT_EQ(closestMatch("nmae", {"name", "description"}), "name");
+  EXPECT_EQ(closestMatch("loglevel", keys), "log_level");
+  EXPECT_EQ(closestMatch("colour", keys), std::nullopt);
+  EXPECT_EQ(closestMatch("x", keys), std::nullopt);
+  EXPECT_EQ(closestMatch("anything", {}), std::nullopt);
+}
+
 }  // namespace
 }  // namespace plfm

@@ -5,6 +5,7 @@
 
 #include "plfm/core/log.h"
 #include "plfm/core/sha256.h"
+#include "plfm/core/strings.h"
 
 namespace plfm::cp {
 
@@ -93,6 +94,9 @@ Result<json::Json> parseBody(const http::Request& req,
       for (auto a : allowed) known += (known.empty() ? "" : ", ") + std::string(a);
       std::string msg = "unknown field '";
       msg.append(key).append("' (accepted: ").append(known).append(")");
+      if (auto m = closestMatch(key, std::vector<std::string_view>(allowed))) {
+        msg.append("; did you mean '").append(*m).append("'?");
+      }
       return Error(apierr::kUnknownField, msg).with("field", key);
     }
   }

@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "plfm/core/log.h"
+#include "plfm/core/strings.h"
 
 namespace plfm::cp {
 namespace {
@@ -85,10 +86,23 @@ Result<void> loadConfigFile(const std::string& path, Config& cfg) {
       PLFM_ASSIGN_OR_RETURN(auto v, integer(1, int64_t{24} * 365));
       cfg.idempotency_retention_hours = static_cast<int>(v);
     } else {
+      static const std::vector<std::string_view> kKnown = {"listen",
+                                                           "database",
+                                                           "state_dir",
+                                                           "admin_token_file",
+                                                           "log_level",
+                                                           "log_file",
+                                                           "db_pool_size",
+                                                           "max_body_bytes",
+                                                           "read_your_writes_wait_ms",
+                                                           "shutdown_grace_seconds",
+                                                           "idempotency_retention_hours"};
+      std::string hint;
+      if (auto m = closestMatch(key, kKnown)) hint = "; did you mean '" + *m + "'?";
+      std::string known;
+      for (auto name : kKnown) known += (known.empty() ? "" : ", ") + std::string(name);
       return bad(path, k.source(), key,
-                 "is not a known setting (known: listen, database, state_dir, admin_token_file, "
-                 "log_level, log_file, db_pool_size, max_body_bytes, read_your_writes_wait_ms, "
-                 "shutdown_grace_seconds, idempotency_retention_hours)");
+                 "is not a known setting" + (hint.empty() ? " (known: " + known + ")" : hint));
     }
   }
   return ok();

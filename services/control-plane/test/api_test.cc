@@ -145,6 +145,15 @@ TEST_F(ApiTest, NamesAreUniqueInTheirScope) {
   makeApp(makeOrg("other"), "web");
 }
 
+TEST_F(ApiTest, UnknownFieldSuggestsTheIntendedOne) {
+  auto r = call("POST", "/v1/orgs", R"({"nmae":"typo"})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.body["error"]["code"], "unknown_field");
+  EXPECT_NE(r.body["error"]["message"].get<std::string>().find("did you mean 'name'?"),
+            std::string::npos)
+      << r.raw;
+}
+
 TEST_F(ApiTest, DeletesFreeNamesAndRespectDependents) {
   const std::string org = makeOrg("del");
   const std::string app = makeApp(org, "web");

@@ -38,13 +38,14 @@ db_pool_size = 4
 TEST(ConfigTest, UnknownKeyNamesFileLineAndKey) {
   testing::TempDir dir("plfm-cfg");
   Config cfg;
-  const std::string path = writeToml(dir, "listen = [\"[::1]:1\"]\nlisten_adress = \"x\"\n");
+  const std::string path = writeToml(dir, "listen = [\"[::1]:1\"]\ndatabse = \"x\"\n");
   auto r = loadConfigFile(path, cfg);
   ASSERT_FALSE(r.has_value());
-  EXPECT_NE(r.error().message().find(path + ":2:1: 'listen_adress' is not a known setting"),
+  EXPECT_NE(r.error().message().find(path + ":2:1: 'databse' is not a known setting; did you "
+                                            "mean 'database'?"),
             std::string::npos)
       << r.error().message();
-  EXPECT_EQ(r.error().detail("field"), "listen_adress");
+  EXPECT_EQ(r.error().detail("field"), "databse");
 }
 
 TEST(ConfigTest, WrongTypesAndRangesAreRefused) {

@@ -1,6 +1,7 @@
 // Small string utilities shared across components.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,6 +17,12 @@ void appendJsonEscaped(std::string& out, std::string_view s);
 [[nodiscard]] std::string_view trim(std::string_view s);
 [[nodiscard]] bool startsWith(std::string_view s, std::string_view prefix);
 [[nodiscard]] bool endsWith(std::string_view s, std::string_view suffix);
+
+// The candidate closest to `word` by edit distance, if it is close enough to
+// be a plausible typo (at most a third of the word's length, minimum 1);
+// ties go to the earlier candidate. For "did you mean ..." hints.
+[[nodiscard]] std::optional<std::string> closestMatch(
+    std::string_view word, const std::vector<std::string_view>& candidates);
 
 // Lowercase hex of `data`.
 [[nodiscard]] std::string hexEncode(std::string_view data);
