@@ -617,8 +617,9 @@ TEST(EventSchemasTest, EveryPayloadSchemaAcceptsItsSampleAndRejectsNearMisses) {
 TEST(EventSchemasTest, PayloadsCarryNoSecretMaterial) {
   const std::regex secretish("token$|secret|hash|password|digest_of");
   for (const auto& type : eventSchemaFiles()) {
-    for (const auto& [prop, unused] :
-         loadSchemaFile("events/" + type + ".json")["properties"].items()) {
+    // Keep the schema alive: a range-for over items() of a temporary dangles.
+    const Json schema = loadSchemaFile("events/" + type + ".json");
+    for (const auto& [prop, unused] : schema["properties"].items()) {
       EXPECT_FALSE(std::regex_search(prop, secretish)) << type << "." << prop;
     }
   }
