@@ -207,6 +207,17 @@ json::Json pageJson(const pg::ResultSet& rs, const Page& page) {
   return {{"items", items}, {"next_cursor", next}};
 }
 
+Result<http::Response> listChildren(Ctx& ctx, const std::string& columns, const std::string& table,
+                                    const std::string& id_col, const std::string& parent_col,
+                                    const std::string& parent_id, const Page& page) {
+  PLFM_ASSIGN_OR_RETURN(
+      auto rs, ctx.db().exec("SELECT " + columns + " FROM " + table + " WHERE " + parent_col +
+                                 " = $1 AND ($2::text IS NULL OR " + id_col + " > $2) ORDER BY " +
+                                 id_col + " LIMIT $3",
+                             {parent_id, page.cursor, page.limit}));
+  return jsonResponse(200, pageJson(rs, page));
+}
+
 Result<int> nextAggregateSeq(pg::Transaction& tx, std::string_view aggregate_id) {
   PLFM_ASSIGN_OR_RETURN(auto rs, tx.exec("SELECT coalesce(max(aggregate_seq), 0) FROM events "
                                          "WHERE aggregate_id = $1",

@@ -154,6 +154,15 @@ struct Page {
 
 [[nodiscard]] http::Response jsonResponse(int status, const json::Json& body);
 
+// One page of the rows of `table` whose `parent_col` is `parent_id`, in
+// `id_col` order (ids are time-sortable, so creation order), as
+// {"items": [...], "next_cursor": ...}. Names are code constants, never input.
+[[nodiscard]] Result<http::Response> listChildren(Ctx& ctx, const std::string& columns,
+                                                  const std::string& table,
+                                                  const std::string& id_col,
+                                                  const std::string& parent_col,
+                                                  const std::string& parent_id, const Page& page);
+
 // SQL for an RFC 3339 UTC timestamp with microseconds, from a timestamptz.
 inline std::string ts(std::string_view col) {
   return "to_char(" + std::string(col) + R"( AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))";

@@ -69,12 +69,7 @@ void Api::registerAppRoutes(http::Router& r) {
     PLFM_ASSIGN_OR_RETURN(auto org, pathId<OrgId>(ctx.req, "org_id"));
     PLFM_ASSIGN_OR_RETURN(auto page, parsePage(ctx.req, "app"));
     PLFM_TRY(roleIn(ctx.db(), ctx.who, org.str()));
-    PLFM_ASSIGN_OR_RETURN(auto rs,
-                          ctx.db().exec("SELECT " + kAppColumns +
-                                            " FROM apps_view WHERE org_id = $1 AND ($2::text IS "
-                                            "NULL OR app_id > $2) ORDER BY app_id LIMIT $3",
-                                        {org.str(), page.cursor, page.limit}));
-    return jsonResponse(200, pageJson(rs, page));
+    return listChildren(ctx, kAppColumns, "apps_view", "app_id", "org_id", org.str(), page);
   });
 
   route(r, "GET", "/v1/apps/{app_id}", Access::kUser, [](Ctx& ctx) -> Result<http::Response> {
@@ -140,12 +135,7 @@ void Api::registerAppRoutes(http::Router& r) {
     PLFM_ASSIGN_OR_RETURN(auto app, pathId<AppId>(ctx.req, "app_id"));
     PLFM_ASSIGN_OR_RETURN(auto page, parsePage(ctx.req, "env"));
     PLFM_TRY(visibleApp(ctx, app));
-    PLFM_ASSIGN_OR_RETURN(auto rs,
-                          ctx.db().exec("SELECT " + kEnvColumns +
-                                            " FROM envs_view WHERE app_id = $1 AND ($2::text IS "
-                                            "NULL OR env_id > $2) ORDER BY env_id LIMIT $3",
-                                        {app.str(), page.cursor, page.limit}));
-    return jsonResponse(200, pageJson(rs, page));
+    return listChildren(ctx, kEnvColumns, "envs_view", "env_id", "app_id", app.str(), page);
   });
 
   route(r, "GET", "/v1/envs/{env_id}", Access::kUser, [](Ctx& ctx) -> Result<http::Response> {

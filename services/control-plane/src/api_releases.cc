@@ -107,13 +107,8 @@ void Api::registerReleaseRoutes(http::Router& r) {
           PLFM_ASSIGN_OR_RETURN(auto app, pathId<AppId>(ctx.req, "app_id"));
           PLFM_ASSIGN_OR_RETURN(auto page, parsePage(ctx.req, "rel"));
           PLFM_TRY(visibleApp(ctx, app));
-          PLFM_ASSIGN_OR_RETURN(
-              auto rs, ctx.db().exec("SELECT " + kReleaseColumns +
-                                         " FROM releases_view WHERE app_id = $1 AND ($2::text "
-                                         "IS NULL OR release_id > $2) ORDER BY release_id "
-                                         "LIMIT $3",
-                                     {app.str(), page.cursor, page.limit}));
-          return jsonResponse(200, pageJson(rs, page));
+          return listChildren(ctx, kReleaseColumns, "releases_view", "release_id", "app_id",
+                              app.str(), page);
         });
 
   route(r, "GET", "/v1/releases/{release_id}", Access::kUser,
@@ -179,12 +174,8 @@ void Api::registerReleaseRoutes(http::Router& r) {
           PLFM_ASSIGN_OR_RETURN(auto env, pathId<EnvId>(ctx.req, "env_id"));
           PLFM_ASSIGN_OR_RETURN(auto page, parsePage(ctx.req, "dep"));
           PLFM_TRY(visibleEnv(ctx, env));
-          PLFM_ASSIGN_OR_RETURN(
-              auto rs, ctx.db().exec("SELECT " + kDeployColumns +
-                                         " FROM deploys_view WHERE env_id = $1 AND ($2::text IS "
-                                         "NULL OR deploy_id > $2) ORDER BY deploy_id LIMIT $3",
-                                     {env.str(), page.cursor, page.limit}));
-          return jsonResponse(200, pageJson(rs, page));
+          return listChildren(ctx, kDeployColumns, "deploys_view", "deploy_id", "env_id", env.str(),
+                              page);
         });
 
   route(r, "GET", "/v1/deploys/{deploy_id}", Access::kUser, [](Ctx& ctx) -> Result<http::Response> {
