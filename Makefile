@@ -5,6 +5,7 @@
 #   make test    deps + build + every ctest label (unit, integration, e2e)
 #   make check   clang-format (dry run) and clang-tidy; must be clean
 #   make asan    build with ASan+UBSan into build-asan/ and run the unit tests
+#   make fuzz FUZZER=name SECONDS=600   run one libFuzzer target (clang, build-fuzz/)
 
 BUILD_DIR   ?= build
 ASAN_DIR    ?= build-asan
@@ -13,7 +14,7 @@ JOBS        ?= 2
 CMAKE_FLAGS ?=
 export CCACHE_DIR ?= $(HOME)/.cache/plfm-ccache
 
-.PHONY: all deps configure build test test-unit test-integration test-e2e check format asan clean
+.PHONY: all deps configure build test test-unit test-integration test-e2e check format asan fuzz clean
 
 all: build
 
@@ -52,5 +53,8 @@ asan:
 	cmake --build $(ASAN_DIR) -j $(JOBS)
 	cd $(ASAN_DIR) && ctest -L unit -j $(JOBS) --output-on-failure
 
+fuzz:
+	@scripts/fuzz $(FUZZER) $(or $(SECONDS),60)
+
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) build-fuzz

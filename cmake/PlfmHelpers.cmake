@@ -107,3 +107,27 @@ ${body}  };
   file(COPY_FILE "${out}.tmp" "${out}" ONLY_IF_DIFFERENT)
   set(${out_var} "${out}" PARENT_SCOPE)
 endfunction()
+
+# plfm_add_fuzzer(NAME SOURCES ... DEPS ... CORPUS dir)
+# SOURCES define LLVMFuzzerTestOneInput. In a normal build the target links a
+# small replay driver and runs every file of CORPUS as a unit test
+# (`<NAME>_corpus`), so the seed corpus and every crash we ever fixed stay
+# regression tests. With -DPLFM_FUZZ=ON (clang; see `make fuzz`) the target is
+# a real libFuzzer binary.
+function(plfm_add_fuzzer name)
+  cmake_parse_arguments(ARG "" "CORPUS" "SOURCES;DEPS" ${ARGN})
+  if(NOT ARG_CORPUS)
+    message(FATAL_ERROR "plfm_add_fuzzer(${name}): CORPUS dir is required")
+  endif()
+  if(PLFM_FUZZ)
+    add_executable(${name} ${ARG_SOURCES})
+    target_link_options(${name} PRIVATE -fsanitize=fuzzer)
+  else()
+    add_executable(${name} ${ARG_SOURCES} ${PROJECT_SOURCE_DIR}/libs/testing/src/fuzz_replay_main.cc)
+    add_test(NAME ${name}_corpus COMMAND ${name} ${ARG_CORPUS})
+    set_tests_properties(${name}_corpus PROPERTIES LABELS unit TIMEOUT 60)
+  endif()
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS})
+  plfm_target_defaults(${name})
+  set_property(GLOBAL APPEND PROPERTY PLFM_FUZZERS "${name}=${ARG_CORPUS}")
+endfunction()
