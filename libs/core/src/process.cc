@@ -100,7 +100,14 @@ Result<Process> spawn(const std::vector<std::string>& argv, const SpawnOptions& 
   for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
   std::vector<std::string> envStore;
-  for (char** e = environ; *e != nullptr; ++e) envStore.emplace_back(*e);
+  // Entries in o.env replace inherited ones of the same name (getenv() in the
+  // child would otherwise see whichever comes first).
+  auto nameOf = [](std::string_view e) { return e.substr(0, e.find('=')); };
+  for (char** e = environ; *e != nullptr; ++e) {
+    bool overridden = false;
+    for (const auto& mine : o.env) overridden = overridden || nameOf(mine) == nameOf(*e);
+    if (!overridden) envStore.emplace_back(*e);
+  }
   for (const auto& e : o.env) envStore.push_back(e);
   std::vector<char*> cenv;
   cenv.reserve(envStore.size() + 1);

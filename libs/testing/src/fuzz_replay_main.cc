@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
   int inputs = 0;
   int failures = 0;
   for (int i = 1; i < argc; ++i) {
-    const std::filesystem::path arg(argv[i]);  // NOLINT(cppcoreguidelines-pro-bounds-pointer-arithmetic)
+    const std::filesystem::path arg(
+        argv[i]);  // NOLINT(cppcoreguidelines-pro-bounds-pointer-arithmetic)
     if (std::filesystem::is_directory(arg)) {
       std::vector<std::filesystem::path> files;
       for (const auto& entry : std::filesystem::recursive_directory_iterator(arg)) {

@@ -100,6 +100,29 @@ void Api::registerOrgRoutes(http::Router& r) {
     return jsonResponse(200, j);
   });
 
+  route(r, "DELETE", "/v1/orgs/{org_id}", Access::kUser,
+        [this](Ctx& ctx) -> Result<http::Response> {
+          PLFM_ASSIGN_OR_RETURN(auto org, pathId<OrgId>(ctx.req, "org_id"));
+          PLFM_TRY(requireOwner(ctx, org.str()));
+          return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
+            PLFM_ASSIGN_OR_RETURN(auto apps, tx.exec("SELECT count(*) FROM name_reservations "
+                                                     "WHERE scope = $1",
+                                                     {"app:" + org.str()}));
+            if (apps.int64(0, 0).value_or(0) > 0) {
+              return Error(plfm::errc::kFailedPrecondition,
+                           "org " + org.str() + " still has apps; delete them first");
+            }
+            PLFM_TRY(releaseName(tx, "org", org.str()));
+            PLFM_ASSIGN_OR_RETURN(int next, nextAggregateSeq(tx, org.str()));
+            Mutation m;
+            m.status = 200;
+            m.body = {{"deleted", true}, {"id", org.str()}};
+            m.events = {NewEvent{"org", org.str(), next, "org.deleted", 1, org.str(),
+                                 json::dump({{"org_id", org.str()}})}};
+            return m;
+          });
+        });
+
   route(r, "GET", "/v1/orgs/{org_id}/members", Access::kUser,
         [](Ctx& ctx) -> Result<http::Response> {
           PLFM_ASSIGN_OR_RETURN(auto org, pathId<OrgId>(ctx.req, "org_id"));

@@ -68,6 +68,12 @@ Result<void> memberRemoved(pg::Transaction& tx, const Payload& p) {
               {org, p.e.aggregate_seq, p.e.occurred_at});
 }
 
+Result<void> orgDeleted(pg::Transaction& tx, const Payload& p) {
+  PLFM_ASSIGN_OR_RETURN(auto org, p.str("org_id"));
+  PLFM_TRY(exec(tx, "DELETE FROM org_members_view WHERE org_id = $1", {org}));
+  return exec(tx, "DELETE FROM orgs_view WHERE org_id = $1", {org});
+}
+
 Result<void> appCreated(pg::Transaction& tx, const Payload& p) {
   PLFM_ASSIGN_OR_RETURN(auto app, p.str("app_id"));
   PLFM_ASSIGN_OR_RETURN(auto org, p.str("org_id"));
@@ -176,6 +182,7 @@ const std::unordered_map<std::string_view, ApplyFn>& appliers() {
       {"org.created", orgCreated},
       {"org.member_added", memberAdded},
       {"org.member_removed", memberRemoved},
+      {"org.deleted", orgDeleted},
       {"app.created", appCreated},
       {"app.deleted", appDeleted},
       {"env.created", envCreated},

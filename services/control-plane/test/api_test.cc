@@ -49,6 +49,7 @@ TEST_F(ApiTest, EveryEmittedEventMatchesItsSchema) {
   callJson("PUT", "/v1/envs/" + env + "/scale", {{"processes", {{"web", 2}}}});
   call("DELETE", "/v1/envs/" + env);
   call("DELETE", "/v1/apps/" + app);
+  call("DELETE", "/v1/orgs/" + org);
   auto conn = connect();
   auto events = EventStore::readAfter(conn, 0, 1000);
   ASSERT_TRUE(events.has_value());
@@ -63,10 +64,10 @@ TEST_F(ApiTest, EveryEmittedEventMatchesItsSchema) {
                                                  (*envelope)["payload"]);
     EXPECT_FALSE(err.has_value()) << e.event_type << ": " << err.value_or("");
   }
-  EXPECT_EQ(types, (std::set<std::string>{"app.created", "app.deleted", "deploy.created",
-                                          "env.created", "env.deleted", "env.scale_set",
-                                          "org.created", "org.member_added", "org.member_removed",
-                                          "release.created", "token.created", "user.created"}));
+  EXPECT_EQ(types, (std::set<std::string>{
+                       "app.created", "app.deleted", "deploy.created", "env.created", "env.deleted",
+                       "env.scale_set", "org.created", "org.deleted", "org.member_added",
+                       "org.member_removed", "release.created", "token.created", "user.created"}));
 }
 
 TEST_F(ApiTest, CoreLoopWithReadYourWrites) {
@@ -166,6 +167,25 @@ TEST_F(ApiTest, DeletesFreeNamesAndRespectDependents) {
   EXPECT_EQ(call("DELETE", "/v1/apps/" + app).status, 200);
   EXPECT_EQ(call("GET", "/v1/apps/" + app).status, 404);
   makeApp(org, "web");  // the name is free again
+}
+
+TEST_F(ApiTest, OrgsAreDeletedByOwnersOnceEmpty) {
+  auto [bobId, bob] = makeUser("orgbob");
+  const std::string org = makeOrg("gone");
+  callJson("POST", "/v1/orgs/" + org + "/members", {{"user_id", bobId}, {"role", "member"}});
+  auto byMember = call("DELETE", "/v1/orgs/" + org, "", bob);
+  EXPECT_EQ(byMember.status, 403);
+  const std::string app = makeApp(org, "web");
+  auto blocked = call("DELETE", "/v1/orgs/" + org);
+  EXPECT_EQ(blocked.status, 409);
+  EXPECT_EQ(blocked.body["error"]["code"], "failed_precondition");
+  EXPECT_EQ(call("DELETE", "/v1/apps/" + app).status, 200);
+  auto done = call("DELETE", "/v1/orgs/" + org);
+  EXPECT_EQ(done.status, 200);
+  EXPECT_EQ(done.body["id"], org);
+  EXPECT_EQ(call("GET", "/v1/orgs/" + org).status, 404);
+  EXPECT_EQ(call("GET", "/v1/orgs/" + org + "/members").status, 404);
+  makeOrg("gone");  // the name is free again
 }
 
 TEST_F(ApiTest, IdempotentReplayReturnsTheSameAnswer) {

@@ -118,7 +118,7 @@ TEST_F(OpenApiTest, RoutesAreExactlyThoseOfTheSpec) {
     documented.insert(std::string(method).append(" ").append(path));
   }
   EXPECT_EQ(documented, spec);
-  EXPECT_EQ(documented.size(), 30U);
+  EXPECT_EQ(documented.size(), 31U);
 }
 
 TEST_F(OpenApiTest, ErrorCodesAreExactlyThoseOfTheSpec) {
@@ -159,7 +159,7 @@ TEST_F(OpenApiTest, EveryMutationRequiresAnIdempotencyKeyHeader) {
     EXPECT_EQ(declared, isMutation(method)) << method << " " << path;
     mutations += isMutation(method) ? 1 : 0;
   }
-  EXPECT_EQ(mutations, 11);
+  EXPECT_EQ(mutations, 12);
 }
 
 TEST_F(OpenApiTest, EveryRouteButHealthNeedsABearerTokenAndDocuments401) {
@@ -547,6 +547,7 @@ const std::map<std::string, Json>& payloads() {
       {"org.created", {{"org_id", id("org")}, {"name", "acme"}}},
       {"org.member_added", {{"org_id", id("org")}, {"user_id", id("usr")}, {"role", "owner"}}},
       {"org.member_removed", {{"org_id", id("org")}, {"user_id", id("usr")}}},
+      {"org.deleted", {{"org_id", id("org")}}},
       {"user.created", {{"user_id", id("usr")}, {"name", "admin"}, {"is_admin", true}}},
       {"token.created", {{"token_id", id("tok")}, {"kind", "user"}, {"subject_id", id("usr")}}},
       {"app.created",
@@ -584,7 +585,7 @@ TEST(EventSchemasTest, EveryProjectedEventTypeHasASchemaAndADocRow) {
                                     std::regex(R"re(^\s*\{"([a-z_]+\.[a-z_]+)", )re"));
   const auto documented = matchLines(readText("docs/specs/state/event-types.md"),
                                      std::regex(R"(^\| `([a-z_]+\.[a-z_]+)` \|)"));
-  EXPECT_EQ(projected.size(), 13U);
+  EXPECT_EQ(projected.size(), 14U);
   EXPECT_EQ(eventSchemaFiles(), projected);
   EXPECT_EQ(documented, projected);
 }

@@ -1,0 +1,119 @@
+#include "cli.h"
+
+#include <unistd.h>
+
+#include <ostream>
+
+#include "commands.h"
+#include "invocation.h"
+
+namespace plfm::vt {
+namespace {
+
+int completion(Invocation& inv, const Command* root) {
+  const std::string& shell = inv.args.positionals[0];
+  if (shell == "bash") {
+    inv.out.out() << bashCompletion(*root);
+  } else if (shell == "zsh") {
+    inv.out.out() << zshCompletion(*root);
+  } else {
+    inv.out.error("unknown shell `" + shell + "`; vt can complete bash and zsh", "");
+    return exitcode::kUsage;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command completionCommand(const Command* root) {
+  return {.name = "completion",
+          .summary = "Print a shell completion script (bash or zsh)",
+          .help =
+              "Examples:\n"
+              "  vt completion bash > /etc/bash_completion.d/vt\n"
+              "  vt completion zsh > \"${fpath[1]}/_vt\"",
+          .positionals = {{.name = "SHELL", .help = "bash or zsh"}},
+          .run = [root](Invocation& inv) { return completion(inv, root); }};
+}
+
+Command buildRootCommand() {
+  Command root{.name = "vt",
+               .summary = "vt: deploy and operate apps on plfm-vt, one microVM per instance",
+               .help =
+                   "Start here:\n"
+                   "  vt login --url http://[::1]:8080 < admin-token   save a context\n"
+                   "  vt orgs create acme                              an org owns apps\n"
+                   "  vt deploy                                        ship ./vt.toml\n"
+                   "  vt instances list                                desired vs current\n"
+                   "  vt events tail -f                                what is happening\n\n"
+                   "Output: tables on a terminal, JSON otherwise (--format json|table).\n"
+                   "Progress goes to stderr, results to stdout. NO_COLOR disables colour.\n"
+                   "Exit codes: 0 ok, 1 user error, 2 usage, 3 server or network, 4 conflict,\n"
+                   "5 auth, 6 deploy failed."};
+  root.children.push_back(loginCommand());
+  root.children.push_back(contextCommand());
+  root.children.push_back(whoamiCommand());
+  root.children.push_back(orgsCommand());
+  root.children.push_back(appsCommand());
+  root.children.push_back(envsCommand());
+  root.children.push_back(deployCommand());
+  root.children.push_back(rollbackCommand());
+  root.children.push_back(releasesCommand());
+  root.children.push_back(deploysCommand());
+  root.children.push_back(scaleCommand());
+  root.children.push_back(instancesCommand());
+  root.children.push_back(nodesCommand());
+  root.children.push_back(eventsCommand());
+  root.children.push_back(manifestCommand());
+  return root;
+}
+
+int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
+        bool stdout_is_tty) {
+  static const Command root = [] {
+    Command r = buildRootCommand();
+    return r;
+  }();
+  // The completion command needs the finished tree, so it is added last and
+  // points at the static root.
+  static const Command full = [] {
+    Command r = root;
+    r.children.push_back(completionCommand(&root));
+    return r;
+  }();
+  if (args.empty()) {
+    out << renderHelp({&full});
+    return exitcode::kOk;
+  }
+  auto parsed = parseArgs(full, args);
+  Format format = stdout_is_tty ? Format::kTable : Format::kJson;
+  bool color = stdout_is_tty && colorAllowed(1);
+  if (!parsed) {
+    Output o(out, err, format, false, colorAllowed(2));
+    o.error(parsed.error().message(), "");
+    return exitcode::kUsage;
+  }
+  if (auto f = parsed->value("format")) {
+    if (*f == "json") {
+      format = Format::kJson;
+    } else if (*f == "table") {
+      format = Format::kTable;
+    } else {
+      Output o(out, err, format, false, colorAllowed(2));
+      o.error("--format must be table or json (got `" + *f + "`)", "");
+      return exitcode::kUsage;
+    }
+  }
+  // --quiet prints IDs, which the table renderer does; explicit JSON wins.
+  if (parsed->has("quiet") && !parsed->has("format")) format = Format::kTable;
+  if (format == Format::kJson) color = false;
+  Output output(out, err, format, parsed->has("quiet"), color);
+  if (parsed->help) {
+    out << renderHelp(parsed->path);
+    return exitcode::kOk;
+  }
+  Invocation inv(std::move(*parsed), output);
+  return inv.args.command().run(inv);
+}
+
+}  // namespace plfm::vt

@@ -1,0 +1,29 @@
+// The `vt` command tree. Each commands_*.cc contributes the commands of one
+// area; cli.cc assembles them under the root.
+#pragma once
+
+#include "args.h"
+
+namespace plfm::vt {
+
+Command buildRootCommand();
+
+// Per-area builders (commands_*.cc).
+Command loginCommand();
+Command contextCommand();
+Command whoamiCommand();
+Command orgsCommand();
+Command appsCommand();
+Command envsCommand();
+Command deployCommand();
+Command rollbackCommand();
+Command releasesCommand();
+Command deploysCommand();
+Command scaleCommand();
+Command instancesCommand();
+Command nodesCommand();
+Command eventsCommand();
+Command manifestCommand();
+Command completionCommand(const Command* root);
+
+}  // namespace plfm::vt

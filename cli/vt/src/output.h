@@ -1,0 +1,78 @@
+// Rendering for `vt`: tables, JSON, receipts and progress.
+//
+// The contract (docs/specs/cli/output.md):
+// - stdout carries the result only: a table (default on a terminal) or JSON
+//   (`--format json`, and the default when stdout is not a terminal).
+// - stderr carries progress, warnings and errors, so JSON never mixes with
+//   progress text.
+// - Tables have a fixed column order; callers sort rows by a stable key.
+// - JSON is pretty-printed with sorted keys.
+// - Colour only on a terminal, and never when NO_COLOR is set.
+// - --quiet prints only IDs (one per line) and errors.
+#pragma once
+
+#include <iosfwd>
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <vector>
+
+namespace plfm::vt {
+
+enum class Format { kTable, kJson };
+
+// What a mutating command did: shown as text, or as
+// {"action","ids","message","next","result"} in JSON.
+struct Receipt {
+  std::string action{};              // "app.created"
+  std::string message{};             // "Created app hello (app_01...)"
+  std::vector<std::string> ids{};    // what changed
+  std::vector<std::string> notes{};  // extra lines, e.g. "also created env prod"
+  std::vector<std::string> next{};   // exact commands to run next
+};
+
+class Output {
+ public:
+  Output(std::ostream& out, std::ostream& err, Format format, bool quiet, bool color);
+
+  [[nodiscard]] Format format() const { return format_; }
+  [[nodiscard]] bool quiet() const { return quiet_; }
+  [[nodiscard]] bool color() const { return color_; }
+
+  // rows are printed in the order given.
+  void table(const std::vector<std::string>& headers,
+             const std::vector<std::vector<std::string>>& rows);
+  // "key: value" lines for a single resource.
+  void fields(const std::vector<std::pair<std::string, std::string>>& kv);
+  void json(const nlohmann::json& value);
+  void line(const std::string& text);  // a plain stdout line (table mode only)
+  // A receipt; `result` is the resource in JSON mode.
+  void receipt(const Receipt& r, const nlohmann::json& result);
+  // To stderr, unless --quiet.
+  void progress(const std::string& text);
+  void warn(const std::string& text);
+  // One line on stderr: "error: <message>" plus an optional "hint: ...".
+  void error(const std::string& message, const std::string& hint);
+
+  std::ostream& out() { return out_; }
+  std::ostream& err() { return err_; }
+
+ private:
+  [[nodiscard]] std::string paint(const std::string& text, const char* code) const;
+
+  std::ostream& out_;
+  std::ostream& err_;
+  Format format_;
+  bool quiet_;
+  bool color_;
+};
+
+// Whether colour is allowed for a stream (a terminal, NO_COLOR unset, TERM
+// not "dumb").
+[[nodiscard]] bool colorAllowed(int fd);
+
+// Values for table cells: null -> "-", strings as-is, others dumped.
+[[nodiscard]] std::string cell(const nlohmann::json& v);
+// "2026-11-26T11:46:40.123456Z" -> "2026-11-26 11:46:40" for tables.
+[[nodiscard]] std::string shortTime(const nlohmann::json& v);
+
+}  // namespace plfm::vt

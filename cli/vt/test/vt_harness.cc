@@ -1,0 +1,139 @@
+#include "vt_harness.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <regex>
+#include <thread>
+
+#include "plfm/core/strings.h"
+
+namespace plfm::vt::testing {
+
+ControlPlaneProcess startControlPlane(const std::string& conninfo,
+                                      const plfm::testing::TempDir& dir) {
+  SpawnOptions o;
+  o.stdout_path = dir.file("cp.out");
+  o.stderr_path = dir.file("cp.log");
+  o.env = {"PLFM_CP_LOG_LEVEL=info"};
+  auto p = spawn({PLFM_CONTROL_PLANE_BIN, "serve", "--listen", "[::1]:0", "--database", conninfo,
+                  "--state-dir", dir.path()},
+                 o);
+  if (!p) {
+    std::fprintf(stderr, "cannot start the control plane: %s\n", p.error().toString().c_str());
+    std::abort();
+  }
+  ControlPlaneProcess cp{std::move(*p), "", "", dir.file("cp.log")};
+  for (int i = 0; i < 500 && cp.url.empty(); ++i) {
+    auto out = readFile(dir.file("cp.out"));
+    if (out && out->find("listening ") != std::string::npos) {
+      std::string line = std::string(trim(out->substr(out->find("listening ") + 10)));
+      cp.url = "http://" + line.substr(0, line.find(','));
+    }
+    if (cp.proc.poll()) {
+      std::fprintf(stderr, "control plane exited:\n%s\n", tailFile(cp.log_path, 20).c_str());
+      std::abort();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (cp.url.empty()) {
+    std::fprintf(stderr, "control plane did not start\n");
+    std::abort();
+  }
+  cp.admin_token = std::string(trim(readFile(dir.file("admin-token")).value_or("")));
+  return cp;
+}
+
+VtResult runVt(const std::vector<std::string>& args, const std::string& config_dir,
+               const std::vector<std::string>& env, const std::string& stdin_text) {
+  plfm::testing::TempDir io("vt-run");
+  std::vector<std::string> argv = {PLFM_VT_BIN};
+  argv.insert(argv.end(), args.begin(), args.end());
+  SpawnOptions o;
+  o.stdout_path = io.file("out");
+  o.stderr_path = io.file("err");
+  // Later entries must not be shadowed by earlier ones: the test's own
+  // entries replace the blank defaults.
+  std::map<std::string, std::string> vars = {{"VT_CONFIG_DIR", config_dir},
+                                             {"NO_COLOR", "1"},
+                                             {"VT_URL", ""},
+                                             {"VT_TOKEN", ""},
+                                             {"VT_ORG", ""},
+                                             {"VT_APP", ""},
+                                             {"VT_ENV", ""},
+                                             {"VT_CONTEXT", ""}};
+  for (const auto& e : env) {
+    auto eq = e.find('=');
+    vars[e.substr(0, eq)] = eq == std::string::npos ? "" : e.substr(eq + 1);
+  }
+  for (const auto& [k, v] : vars) {
+    std::string entry = k;
+    entry += '=';
+    entry += v;
+    o.env.push_back(std::move(entry));
+  }
+  (void)writeFileAtomic(io.file("in"), stdin_text);
+  int in_fd = ::open(io.file("in").c_str(), O_RDONLY | O_CLOEXEC);
+  o.stdin_fd = in_fd;
+  VtResult r;
+  auto p = spawn(argv, o);
+  ::close(in_fd);
+  if (!p) {
+    r.err = p.error().toString();
+    return r;
+  }
+  auto status = p->waitFor(std::chrono::seconds(60));
+  if (!status) {
+    p->signal(9);
+    r.err = "vt timed out";
+    return r;
+  }
+  r.code = exitCodeOf(*status);
+  r.out = readFile(io.file("out")).value_or("");
+  r.err = readFile(io.file("err")).value_or("");
+  return r;
+}
+
+void Normalizer::literal(std::string text, std::string placeholder) {
+  literals_.emplace_back(std::move(text), std::move(placeholder));
+}
+
+std::string Normalizer::apply(const std::string& text) {
+  std::string s = text;
+  for (const auto& [lit, ph] : literals_) {
+    for (size_t pos = s.find(lit); pos != std::string::npos; pos = s.find(lit, pos + ph.size())) {
+      s.replace(pos, lit.size(), ph);
+    }
+  }
+  static const std::regex kId(
+      R"(\b(org|usr|tok|app|env|rel|dep|inst|node|evt|req|route|sv|vol|exec|enr)_[0-9a-hjkmnp-tv-z]{26}\b)");
+  std::string out;
+  auto begin = std::sregex_iterator(s.begin(), s.end(), kId);
+  size_t last = 0;
+  for (auto it = begin; it != std::sregex_iterator(); ++it) {
+    const std::smatch& m = *it;
+    out += s.substr(last, static_cast<size_t>(m.position()) - last);
+    std::string id = m.str();
+    auto found = ids_.find(id);
+    if (found == ids_.end()) {
+      std::string prefix = m.str(1);
+      found =
+          ids_.emplace(id, "<" + prefix + "_" + std::to_string(++counters_[prefix]) + ">").first;
+    }
+    out += found->second;
+    last = static_cast<size_t>(m.position() + m.length());
+  }
+  out += s.substr(last);
+  static const std::regex kRfc3339(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z)");
+  static const std::regex kTableTime(R"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)");
+  static const std::regex kElapsed(R"(\b\d+\.\ds\b)");
+  out = std::regex_replace(out, kRfc3339, "<time>");
+  out = std::regex_replace(out, kTableTime, "<time>");
+  out = std::regex_replace(out, kElapsed, "<elapsed>");
+  return out;
+}
+
+}  // namespace plfm::vt::testing

@@ -1,0 +1,53 @@
+// Test harness for `vt`: a real control plane process on a real PostgreSQL,
+// the real `vt` binary run as a subprocess, and output normalisation for
+// golden files (ids, times, URLs and elapsed times vary between runs).
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "plfm/core/process.h"
+#include "plfm/testing/temp_dir.h"
+
+namespace plfm::vt::testing {
+
+struct ControlPlaneProcess {
+  Process proc;
+  std::string url;          // "http://[::1]:PORT"
+  std::string admin_token;  // bootstrap admin
+  std::string log_path;
+};
+
+// Starts `plfm-control-plane serve` against `conninfo` with its state in
+// `dir`; waits until it listens. Aborts the test binary on failure.
+ControlPlaneProcess startControlPlane(const std::string& conninfo,
+                                      const plfm::testing::TempDir& dir);
+
+struct VtResult {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs the vt binary with `args`, config in `config_dir`, NO_COLOR=1, and
+// extra environment entries; stdin from `stdin_text`.
+VtResult runVt(const std::vector<std::string>& args, const std::string& config_dir,
+               const std::vector<std::string>& env = {}, const std::string& stdin_text = "");
+
+// Replaces typed ids with <prefix_N> (numbered by first appearance across
+// calls on the same Normalizer), RFC 3339 and table times with <time>,
+// elapsed "12.3s" with <elapsed>, and the given literal strings with their
+// placeholders.
+class Normalizer {
+ public:
+  void literal(std::string text, std::string placeholder);
+  [[nodiscard]] std::string apply(const std::string& text);
+
+ private:
+  std::map<std::string, std::string> ids_;
+  std::map<std::string, int> counters_;
+  std::vector<std::pair<std::string, std::string>> literals_;
+};
+
+}  // namespace plfm::vt::testing

@@ -1,0 +1,205 @@
+// Unit tests for the vt argument parser, help, completions and output
+// ordering (against an in-process HTTP server that answers out of order).
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <sstream>
+
+#include "args.h"
+#include "cli.h"
+#include "commands.h"
+#include "image_resolve.h"
+#include "plfm/core/process.h"
+#include "plfm/http/http.h"
+#include "plfm/testing/temp_dir.h"
+
+namespace plfm::vt {
+namespace {
+
+std::vector<std::string> words(const std::string& s) {
+  std::vector<std::string> out;
+  std::istringstream in(s);
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
+const Command& root() {
+  static const Command r = buildRootCommand();
+  return r;
+}
+
+TEST(VtArgsTest, ParsesCommandPathFlagsAndPositionals) {
+  auto p = parseArgs(root(), words("--format json apps create hello --description=x -q"));
+  ASSERT_TRUE(p) << p.error().toString();
+  EXPECT_EQ(p->commandLine(), "vt apps create");
+  EXPECT_EQ(p->positionals, std::vector<std::string>{"hello"});
+  EXPECT_EQ(p->value("format"), "json");
+  EXPECT_EQ(p->value("description"), "x");
+  EXPECT_TRUE(p->has("quiet"));
+}
+
+TEST(VtArgsTest, DoubleDashEndsFlags) {
+  auto p = parseArgs(root(), words("scale set -- web=1"));
+  ASSERT_TRUE(p) << p.error().toString();
+  EXPECT_EQ(p->positionals, std::vector<std::string>{"web=1"});
+}
+
+TEST(VtArgsTest, TyposGetSuggestions) {
+  auto p = parseArgs(root(), words("aps list"));
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().message(),
+            "unknown command `aps` for `vt` (did you mean `apps`?); see `vt --help`");
+  p = parseArgs(root(), words("apps list --fromat json"));
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().message(),
+            "unknown flag `--fromat` for `vt apps list` (did you mean `--format`?); see `vt apps "
+            "list --help`");
+}
+
+TEST(VtArgsTest, ArgumentCountsAreChecked) {
+  auto p = parseArgs(root(), words("apps create"));
+  ASSERT_FALSE(p);
+  EXPECT_NE(p.error().message().find("needs NAME"), std::string::npos);
+  p = parseArgs(root(), words("apps list extra"));
+  ASSERT_FALSE(p);
+  EXPECT_NE(p.error().message().find("unexpected argument `extra`"), std::string::npos);
+  p = parseArgs(root(), words("deploy --image"));
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().message(), "flag --image needs a value (REF)");
+  p = parseArgs(root(), words("deploy --image a --image b"));
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().message(), "flag --image given more than once");
+}
+
+TEST(VtArgsTest, HelpIsAFlagAnywhere) {
+  auto p = parseArgs(root(), words("apps create --help"));
+  ASSERT_TRUE(p);
+  EXPECT_TRUE(p->help);
+}
+
+TEST(VtArgsTest, HelpTextsMatchGolden) {
+  std::string all;
+  auto p = parseArgs(root(), {"--help"});
+  ASSERT_TRUE(p);
+  all += renderHelp(p->path) + "\n----\n";
+  for (const char* cmd : {"deploy", "scale set", "events tail", "context use"}) {
+    auto q = parseArgs(root(), words(std::string(cmd) + " --help"));
+    ASSERT_TRUE(q);
+    all += renderHelp(q->path) + "\n----\n";
+  }
+  PLFM_EXPECT_GOLDEN("golden/help.txt", all);
+}
+
+TEST(VtArgsTest, CompletionScriptsAreValidShell) {
+  plfm::testing::TempDir dir("vt-completion");
+  std::string bash = bashCompletion(root());
+  ASSERT_TRUE(writeFileAtomic(dir.file("vt.bash"), bash));
+  EXPECT_TRUE(runChecked({"bash", "-n", dir.file("vt.bash")}, {}));
+  // Completing `vt ap` offers apps; `vt apps c` offers create.
+  std::string probe = bash +
+                      "COMP_WORDS=(vt ap); COMP_CWORD=1; _vt; echo \"${COMPREPLY[*]}\"\n"
+                      "COMP_WORDS=(vt apps c); COMP_CWORD=2; _vt; echo \"${COMPREPLY[*]}\"\n";
+  ASSERT_TRUE(writeFileAtomic(dir.file("probe.bash"), probe));
+  SpawnOptions o;
+  o.stdout_path = dir.file("probe.out");
+  ASSERT_TRUE(runChecked({"bash", dir.file("probe.bash")}, o));
+  EXPECT_EQ(readFile(dir.file("probe.out")).value_or(""), "apps\ncreate\n");
+  EXPECT_NE(zshCompletion(root()).find("compdef _vt vt"), std::string::npos);
+}
+
+// Rows come out sorted by a stable key whatever order the server used.
+TEST(VtOutputTest, TableRowsAreSortedWhateverTheServerOrder) {
+  http::Router router;
+  router.add("GET", "/v1/orgs", [](http::Request&) {
+    return http::Response::json(
+        200,
+        R"({"items":[{"id":"org_01jc0000000000000000000003","name":"zulu","created_at":"2026-11-26T10:00:00Z","updated_at":"2026-11-26T10:00:00Z"},)"
+        R"({"id":"org_01jc0000000000000000000001","name":"alpha","created_at":"2026-11-26T10:00:00Z","updated_at":"2026-11-26T10:00:00Z"},)"
+        R"({"id":"org_01jc0000000000000000000002","name":"mike","created_at":"2026-11-26T10:00:00Z","updated_at":"2026-11-26T10:00:00Z"}],"next_cursor":null})");
+  });
+  http::Server server(http::ServerOptions{.listen = {"[::1]:0"}},
+                      [&](http::Request& r) { return router.dispatch(r); });
+  ASSERT_TRUE(server.start());
+  plfm::testing::TempDir config("vt-config");
+  ::setenv("VT_CONFIG_DIR", config.path().c_str(), 1);  // NOLINT(concurrency-mt-unsafe)
+  ::setenv("VT_URL", ("http://" + server.endpoints()[0]).c_str(),
+           1);                         // NOLINT(concurrency-mt-unsafe)
+  ::setenv("VT_TOKEN", "vt_test", 1);  // NOLINT(concurrency-mt-unsafe)
+  std::ostringstream out;
+  std::ostringstream err;
+  int code = run(words("orgs list --format table"), out, err, false);
+  EXPECT_EQ(code, 0) << err.str();
+  EXPECT_EQ(out.str(),
+            "ID                              NAME   CREATED\n"
+            "org_01jc0000000000000000000001  alpha  2026-11-26 10:00:00\n"
+            "org_01jc0000000000000000000002  mike   2026-11-26 10:00:00\n"
+            "org_01jc0000000000000000000003  zulu   2026-11-26 10:00:00\n");
+  out.str("");
+  code = run(words("orgs list -q"), out, err, false);
+  EXPECT_EQ(out.str(),
+            "org_01jc0000000000000000000001\norg_01jc0000000000000000000002\n"
+            "org_01jc0000000000000000000003\n");
+  ::unsetenv("VT_URL");    // NOLINT(concurrency-mt-unsafe)
+  ::unsetenv("VT_TOKEN");  // NOLINT(concurrency-mt-unsafe)
+  server.stop(std::chrono::milliseconds(0));
+}
+
+// Tags resolve through a registry's bearer-token challenge; digests and
+// errors are exact.
+TEST(VtImageTest, PinsTagsThroughTheRegistryTokenFlow) {
+  const std::string digest =
+      "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+  std::string base;
+  http::Router router;
+  router.add("GET", "/token", [](http::Request& r) {
+    EXPECT_EQ(r.queryParam("scope").value_or(""), "repository:team/hello:pull");
+    return http::Response::json(200, R"({"token":"t0k"})");
+  });
+  router.add("GET", "/v2/team/hello/manifests/{tag}", [&](http::Request& r) {
+    if (r.header("Authorization").value_or("") != "Bearer t0k") {
+      http::Response res = http::Response::json(401, "{}");
+      res.headers.set("WWW-Authenticate", "Bearer realm=\"" + base +
+                                              "/token\",service=\"test\",scope=\"repository:team/"
+                                              "hello:pull\"");
+      return res;
+    }
+    if (r.param("tag") != "1.0") return http::Response::json(404, "{}");
+    http::Response res = http::Response::json(200, R"({"schemaVersion":2})");
+    res.headers.set("Docker-Content-Digest", digest);
+    return res;
+  });
+  http::Server server(http::ServerOptions{.listen = {"127.0.0.1:0"}},
+                      [&](http::Request& r) { return router.dispatch(r); });
+  ASSERT_TRUE(server.start());
+  base = "http://" + server.endpoints()[0];
+  auto pinned = pinImage(server.endpoints()[0] + "/team/hello:1.0");
+  ASSERT_TRUE(pinned) << pinned.error().toString();
+  EXPECT_EQ(pinned->digest, digest);
+  auto missing = pinImage(server.endpoints()[0] + "/team/hello:2.0");
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message().find("no such image or tag"), std::string::npos);
+  auto byDigest = pinImage("team/hello@" + digest);
+  ASSERT_TRUE(byDigest);
+  EXPECT_EQ(byDigest->digest, digest);
+  EXPECT_FALSE(pinImage("team/hello@sha256:short"));
+  server.stop(std::chrono::milliseconds(0));
+}
+
+TEST(VtImageTest, PinsOciLayoutTags) {
+  plfm::testing::TempDir dir("vt-oci");
+  const std::string digest =
+      "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+  ASSERT_TRUE(writeFileAtomic(
+      dir.file("index.json"),
+      R"({"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" +
+          digest + R"(","size":10,"annotations":{"org.opencontainers.image.ref.name":"v1"}}]})"));
+  auto pinned = pinImage("oci:" + dir.path() + ":v1");
+  ASSERT_TRUE(pinned) << pinned.error().toString();
+  EXPECT_EQ(pinned->digest, digest);
+  auto wrong = pinImage("oci:" + dir.path() + ":v2");
+  ASSERT_FALSE(wrong);
+  EXPECT_NE(wrong.error().message().find("(it has: v1)"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace plfm::vt

@@ -1,0 +1,252 @@
+// The canonical JSON form (api/schemas/manifest.json): every field present,
+// defaults spelled out, durations in milliseconds and sizes in bytes, so a
+// reader needs no manifest knowledge beyond the schema.
+#include <climits>
+#include <utility>
+
+#include "check.h"
+#include "plfm/core/json.h"
+#include "plfm/manifest/manifest.h"
+#include "sink.h"
+
+namespace plfm::manifest {
+namespace {
+
+using Json = nlohmann::json;
+
+Error fieldError(const std::string& path, const std::string& what) {
+  return Error(errc::kInvalidArgument, "field '" + path + "' " + what).with("field", path);
+}
+
+// `obj` is known to be an object.
+Result<const Json*> member(const Json& obj, std::string_view field, const std::string& path) {
+  auto it = obj.find(field);
+  if (it == obj.end()) return fieldError(json::fieldPath(path, field), "is required");
+  return &*it;
+}
+
+Result<int> getInt32(const Json& obj, std::string_view field, const std::string& path) {
+  PLFM_ASSIGN_OR_RETURN(std::int64_t v, json::getInt(obj, field, path));
+  if (v < INT_MIN || v > INT_MAX)
+    return fieldError(json::fieldPath(path, field), "is out of range");
+  return static_cast<int>(v);
+}
+
+Result<std::vector<std::string>> getStrings(const Json& obj, std::string_view field,
+                                            const std::string& path) {
+  PLFM_ASSIGN_OR_RETURN(const Json* v, member(obj, field, path));
+  const std::string p = json::fieldPath(path, field);
+  if (!v->is_array()) return fieldError(p, "must be an array of strings");
+  std::vector<std::string> out;
+  out.reserve(v->size());
+  for (const Json& el : *v) {
+    if (!el.is_string()) return fieldError(p, "must be an array of strings");
+    out.push_back(el.get<std::string>());
+  }
+  return out;
+}
+
+// The elements of array `field`, each required to be an object.
+Result<std::vector<const Json*>> getObjects(const Json& obj, std::string_view field,
+                                            const std::string& path) {
+  PLFM_ASSIGN_OR_RETURN(const Json* v, member(obj, field, path));
+  const std::string p = json::fieldPath(path, field);
+  if (!v->is_array()) return fieldError(p, "must be an array of objects");
+  std::vector<const Json*> out;
+  for (const Json& el : *v) {
+    if (!el.is_object()) return fieldError(p, "must be an array of objects");
+    out.push_back(&el);
+  }
+  return out;
+}
+
+Result<Process> processFromJson(const Json& j, const std::string& path) {
+  PLFM_TRY(json::rejectUnknownFields(j, {"name", "command", "args", "resources"}, path));
+  Process p;
+  PLFM_ASSIGN_OR_RETURN(p.name, json::getString(j, "name", path));
+  PLFM_ASSIGN_OR_RETURN(p.command, getStrings(j, "command", path));
+  PLFM_ASSIGN_OR_RETURN(p.args, getStrings(j, "args", path));
+  PLFM_ASSIGN_OR_RETURN(const Json* r, json::getObject(j, "resources", path));
+  const std::string rpath = path + ".resources";
+  PLFM_TRY(json::rejectUnknownFields(*r, {"vcpus", "memory_mb"}, rpath));
+  PLFM_ASSIGN_OR_RETURN(p.resources.vcpus, getInt32(*r, "vcpus", rpath));
+  PLFM_ASSIGN_OR_RETURN(p.resources.memory_mb, getInt32(*r, "memory_mb", rpath));
+  return p;
+}
+
+Result<Service> serviceFromJson(const Json& j, const std::string& path) {
+  PLFM_TRY(json::rejectUnknownFields(j, {"process", "internal_port", "protocol", "routes"}, path));
+  Service s;
+  PLFM_ASSIGN_OR_RETURN(s.process, json::getString(j, "process", path));
+  PLFM_ASSIGN_OR_RETURN(s.internal_port, getInt32(j, "internal_port", path));
+  PLFM_ASSIGN_OR_RETURN(s.protocol, json::getString(j, "protocol", path));
+  PLFM_ASSIGN_OR_RETURN(auto routes, getObjects(j, "routes", path));
+  for (size_t i = 0; i < routes.size(); ++i) {
+    const Json& rj = *routes[i];
+    const std::string rpath = indexPath(path + ".routes", i);
+    PLFM_TRY(json::rejectUnknownFields(rj, {"hostname", "port", "proxy_protocol"}, rpath));
+    Route r;
+    PLFM_ASSIGN_OR_RETURN(r.hostname, json::getString(rj, "hostname", rpath));
+    PLFM_ASSIGN_OR_RETURN(r.port, getInt32(rj, "port", rpath));
+    PLFM_ASSIGN_OR_RETURN(r.proxy_protocol, json::getString(rj, "proxy_protocol", rpath));
+    s.routes.push_back(std::move(r));
+  }
+  return s;
+}
+
+Result<Volume> volumeFromJson(const Json& j, const std::string& path) {
+  PLFM_TRY(json::rejectUnknownFields(j, {"name", "mount", "process", "size_bytes"}, path));
+  Volume v;
+  PLFM_ASSIGN_OR_RETURN(v.name, json::getString(j, "name", path));
+  PLFM_ASSIGN_OR_RETURN(v.mount, json::getString(j, "mount", path));
+  PLFM_ASSIGN_OR_RETURN(v.process, json::getString(j, "process", path));
+  PLFM_ASSIGN_OR_RETURN(std::int64_t size, json::getInt(j, "size_bytes", path));
+  if (size < 0) return fieldError(path + ".size_bytes", "must not be negative");
+  v.size_bytes = static_cast<std::uint64_t>(size);
+  return v;
+}
+
+Result<Check> checkFromJson(const Json& j, const std::string& path) {
+  PLFM_TRY(json::rejectUnknownFields(
+      j, {"process", "type", "port", "path", "command", "interval_ms", "timeout_ms", "grace_ms"},
+      path));
+  Check c;
+  PLFM_ASSIGN_OR_RETURN(c.process, json::getString(j, "process", path));
+  PLFM_ASSIGN_OR_RETURN(c.type, json::getString(j, "type", path));
+  PLFM_ASSIGN_OR_RETURN(c.port, getInt32(j, "port", path));
+  PLFM_ASSIGN_OR_RETURN(c.path, json::getString(j, "path", path));
+  PLFM_ASSIGN_OR_RETURN(c.command, getStrings(j, "command", path));
+  PLFM_ASSIGN_OR_RETURN(c.interval_ms, json::getInt(j, "interval_ms", path));
+  PLFM_ASSIGN_OR_RETURN(c.timeout_ms, json::getInt(j, "timeout_ms", path));
+  PLFM_ASSIGN_OR_RETURN(c.grace_ms, json::getInt(j, "grace_ms", path));
+  return c;
+}
+
+Result<Manifest> readJson(const Json& j) {
+  PLFM_TRY(json::rejectUnknownFields(j, {"schema_version", "app", "image", "processes", "services",
+                                         "volumes", "checks", "env", "secrets", "deploy"}));
+  PLFM_ASSIGN_OR_RETURN(std::int64_t version, json::getInt(j, "schema_version"));
+  if (version != kSchemaVersion) {
+    return fieldError("schema_version", "is " + std::to_string(version) +
+                                            "; this reader understands " +
+                                            std::to_string(kSchemaVersion));
+  }
+  Manifest m;
+  PLFM_ASSIGN_OR_RETURN(m.app, json::getString(j, "app"));
+  PLFM_ASSIGN_OR_RETURN(m.image, json::getString(j, "image"));
+  PLFM_ASSIGN_OR_RETURN(auto procs, getObjects(j, "processes", ""));
+  for (size_t i = 0; i < procs.size(); ++i) {
+    PLFM_ASSIGN_OR_RETURN(auto p, processFromJson(*procs[i], indexPath("processes", i)));
+    m.processes.push_back(std::move(p));
+  }
+  PLFM_ASSIGN_OR_RETURN(auto services, getObjects(j, "services", ""));
+  for (size_t i = 0; i < services.size(); ++i) {
+    PLFM_ASSIGN_OR_RETURN(auto s, serviceFromJson(*services[i], indexPath("services", i)));
+    m.services.push_back(std::move(s));
+  }
+  PLFM_ASSIGN_OR_RETURN(auto volumes, getObjects(j, "volumes", ""));
+  for (size_t i = 0; i < volumes.size(); ++i) {
+    PLFM_ASSIGN_OR_RETURN(auto v, volumeFromJson(*volumes[i], indexPath("volumes", i)));
+    m.volumes.push_back(std::move(v));
+  }
+  PLFM_ASSIGN_OR_RETURN(auto checks, getObjects(j, "checks", ""));
+  for (size_t i = 0; i < checks.size(); ++i) {
+    PLFM_ASSIGN_OR_RETURN(auto c, checkFromJson(*checks[i], indexPath("checks", i)));
+    m.checks.push_back(std::move(c));
+  }
+  PLFM_ASSIGN_OR_RETURN(const Json* env, json::getObject(j, "env"));
+  for (const auto& [key, value] : env->items()) {
+    if (!value.is_string()) return fieldError(json::fieldPath("env", key), "must be a string");
+    m.env[key] = value.get<std::string>();
+  }
+  PLFM_ASSIGN_OR_RETURN(const Json* secrets, json::getObject(j, "secrets"));
+  PLFM_TRY(json::rejectUnknownFields(*secrets, {"names", "export_env"}, "secrets"));
+  PLFM_ASSIGN_OR_RETURN(m.secrets, getStrings(*secrets, "names", "secrets"));
+  PLFM_ASSIGN_OR_RETURN(m.secrets_export_env, json::getBool(*secrets, "export_env", "secrets"));
+  PLFM_ASSIGN_OR_RETURN(const Json* deploy, json::getObject(j, "deploy"));
+  PLFM_TRY(
+      json::rejectUnknownFields(*deploy, {"strategy", "max_surge", "max_unavailable"}, "deploy"));
+  PLFM_ASSIGN_OR_RETURN(m.deploy.strategy, json::getString(*deploy, "strategy", "deploy"));
+  PLFM_ASSIGN_OR_RETURN(m.deploy.max_surge, getInt32(*deploy, "max_surge", "deploy"));
+  PLFM_ASSIGN_OR_RETURN(m.deploy.max_unavailable, getInt32(*deploy, "max_unavailable", "deploy"));
+  return m;
+}
+
+}  // namespace
+
+Json Manifest::toJson() const {
+  Json procs = Json::array();
+  for (const auto& p : processes) {
+    procs.push_back(
+        {{"name", p.name},
+         {"command", p.command},
+         {"args", p.args},
+         {"resources", {{"vcpus", p.resources.vcpus}, {"memory_mb", p.resources.memory_mb}}}});
+  }
+  Json svcs = Json::array();
+  for (const auto& s : services) {
+    Json routes = Json::array();
+    for (const auto& r : s.routes) {
+      routes.push_back(
+          {{"hostname", r.hostname}, {"port", r.port}, {"proxy_protocol", r.proxy_protocol}});
+    }
+    svcs.push_back({{"process", s.process},
+                    {"internal_port", s.internal_port},
+                    {"protocol", s.protocol},
+                    {"routes", std::move(routes)}});
+  }
+  Json vols = Json::array();
+  for (const auto& v : volumes) {
+    vols.push_back({{"name", v.name},
+                    {"mount", v.mount},
+                    {"process", v.process},
+                    {"size_bytes", v.size_bytes}});
+  }
+  Json chks = Json::array();
+  for (const auto& c : checks) {
+    chks.push_back({{"process", c.process},
+                    {"type", c.type},
+                    {"port", c.port},
+                    {"path", c.path},
+                    {"command", c.command},
+                    {"interval_ms", c.interval_ms},
+                    {"timeout_ms", c.timeout_ms},
+                    {"grace_ms", c.grace_ms}});
+  }
+  Json envj = Json::object();
+  for (const auto& [k, v] : env) envj[k] = v;
+  return Json{
+      {"schema_version", kSchemaVersion},
+      {"app", app},
+      {"image", image},
+      {"processes", std::move(procs)},
+      {"services", std::move(svcs)},
+      {"volumes", std::move(vols)},
+      {"checks", std::move(chks)},
+      {"env", std::move(envj)},
+      {"secrets", {{"names", secrets}, {"export_env", secrets_export_env}}},
+      {"deploy",
+       {{"strategy", deploy.strategy},
+        {"max_surge", deploy.max_surge},
+        {"max_unavailable", deploy.max_unavailable}}},
+  };
+}
+
+Result<Manifest> fromJson(const Json& j) {
+  if (!j.is_object()) return fieldError("manifest", "must be a JSON object");
+  PLFM_ASSIGN_OR_RETURN(Manifest m, readJson(j));
+  Sink sink{""};
+  sink.assumeAllPresent();
+  checkManifest(m, sink);
+  std::vector<Diagnostic> problems = sink.take();
+  if (!problems.empty()) {
+    const Diagnostic& first = problems.front();
+    return Error(errc::kInvalidArgument, "invalid manifest: " + first.format())
+        .with("field", first.path)
+        .with("problems", std::to_string(problems.size()));
+  }
+  normalizeAfterCheck(m);
+  return m;
+}
+
+}  // namespace plfm::manifest

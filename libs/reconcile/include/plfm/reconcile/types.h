@@ -1,0 +1,245 @@
+// The scheduler's data model: what the control plane knows (Input) and what
+// the reconciler decides (Plan). Everything here is a plain value, so one
+// reconcile is a pure function of its Input.
+//
+// Input mirrors the control plane's views: `nodes_view` (Node),
+// `env_scale_view` + `envs_view` + `releases_view` (Group), `instances_view`
+// (Instance) and `deploys_view` (Deploy). IDs are the typed-ID strings of
+// those views ("inst_01h...", "node_01h..."); the reconciler only compares
+// them.
+//
+// Plan is a list of actions that map one-to-one onto events:
+//   Allocate          -> instance.allocated
+//   Restart           -> instance.restart_scheduled
+//   Drain             -> instance.drain_requested
+//   Lost              -> instance.lost
+//   Stop              -> instance.stop_requested
+//   DeployTransition  -> deploy.status_changed
+// and Pending, the per-group reasons why desired and current still differ
+// (for `vt instances`; not an event). docs/specs/scheduler/reconciler.md
+// gives the rules and how each action changes the next Input.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace plfm::reconcile {
+
+struct Resources {
+  int vcpus = 1;
+  std::int64_t memory_mb = 256;
+
+  bool operator==(const Resources&) const = default;
+};
+
+// Liveness as decided from heartbeats: a node that misses them becomes
+// kUnreachable; kDown is an operator's verdict (decommissioned, dead).
+enum class NodeState { kActive, kUnreachable, kDown };
+
+struct Node {
+  std::string id;
+  NodeState state = NodeState::kActive;
+  bool cordoned = false;  // takes no new instances; its instances stay
+  bool draining = false;  // takes no new instances; its instances move away
+  int cores = 0;
+  std::int64_t memory_mb = 0;             // allocatable to instances
+  std::string prefix;                     // the node's IPv6 /64, e.g. "fd7a:115c:a1e0:1::/64"
+  std::int64_t unreachable_since_ms = 0;  // meaningful when state == kUnreachable
+};
+
+enum class StrategyKind { kRolling, kImmediate };
+
+struct Strategy {
+  StrategyKind kind = StrategyKind::kRolling;
+  // Rolling only. Both 0 would never make progress and is treated as surge 1.
+  int max_surge = 1;        // instances above count while rolling
+  int max_unavailable = 0;  // healthy instances below count while rolling
+};
+
+// What to run: a release, the deploy that asked for it, and the resources
+// that release's manifest gives the process type.
+struct Revision {
+  std::string release_id;  // empty: nothing
+  std::string deploy_id;   // empty: no deploy (e.g. a release set by hand)
+  Resources resources;
+};
+
+// Desired state of one process type in one env.
+struct Group {
+  std::string env_id;
+  std::string process;
+  int count = 0;
+  // The env's current deploy (envs_view.current_deploy_id) and its release.
+  Revision target;
+  // The release that served before `target` (envs_view.current_release_id)
+  // and its deploy. When target's deploy has failed, the group runs this
+  // instead; empty when there is nothing to fall back to.
+  Revision stable;
+  Strategy strategy;
+  // Volume locality hook: non-empty means every instance must run on this
+  // node, where the group's volume lives.
+  std::string volume_node;
+};
+
+// The last phase an agent reported for an instance's current generation.
+// kHealthy means running with its health checks passing (an instance with no
+// checks reports kHealthy once started); only kHealthy counts as serving.
+enum class Phase {
+  kAllocated,  // scheduled, not yet picked up by the agent
+  kBooting,
+  kRunning,  // started, health checks not passing yet
+  kHealthy,
+  kUnhealthy,
+  kExited,    // the workload exited (exit_code)
+  kFailed,    // the VM could not be started (image, boot, resources)
+  kDraining,  // being stopped gracefully
+  kStopped,   // gone for good; its resources and address are free
+};
+
+// What the control plane wants for an instance (instances_view.desired_state).
+enum class Desired { kRun, kDrain, kStop };
+
+struct Instance {
+  std::string id;
+  std::string env_id;
+  std::string process;
+  std::string release_id;
+  std::string deploy_id;
+  std::string node_id;
+  std::string address;  // its /128, without the length
+  std::int64_t generation = 1;
+  Phase phase = Phase::kAllocated;
+  Desired desired = Desired::kRun;
+  // Written off by the scheduler (its node stayed unreachable) and replaced
+  // elsewhere. Stays set when the node comes back, so the stale copy is
+  // stopped rather than counted.
+  bool lost = false;
+  int restarts = 0;
+  std::int64_t phase_since_ms = 0;  // when `phase` was reported
+  int exit_code = 0;                // for kExited
+  Resources resources;
+};
+
+enum class DeployStatus { kPending, kInProgress, kSucceeded, kFailed, kSuperseded };
+
+struct Deploy {
+  std::string id;
+  std::string env_id;
+  std::string release_id;
+  DeployStatus status = DeployStatus::kPending;
+  std::int64_t created_ms = 0;  // the newest deploy of an env supersedes older ones
+};
+
+struct Config {
+  int cpu_overcommit = 4;  // vCPUs per core a node may promise
+  std::int64_t unreachable_grace_ms = 60'000;
+  std::int64_t backoff_base_ms = 1'000;  // first restart delay; doubles each time
+  std::int64_t backoff_max_ms = 60'000;
+  int max_deploy_failures = 3;  // a deploy fails at the failure after this many
+};
+
+struct Input {
+  std::int64_t now_ms = 0;
+  Config config;
+  std::vector<Node> nodes;
+  std::vector<Group> groups;
+  std::vector<Instance> instances;  // including stopped ones is allowed
+  std::vector<Deploy> deploys;      // at least the env's pending and in_progress ones
+};
+
+// --- Actions ---------------------------------------------------------------
+
+// A new instance, generation 1, desired kRun.
+struct Allocate {
+  std::string instance_id;
+  std::string env_id;
+  std::string process;
+  std::string release_id;
+  std::string deploy_id;
+  std::string node_id;
+  std::string address;
+  Resources resources;
+  std::string reason;
+};
+
+// Start the instance again on the same node as `generation`, no earlier than
+// `not_before_ms` (exponential backoff). `restarts` is the new restart count.
+struct Restart {
+  std::string instance_id;
+  std::string node_id;
+  std::int64_t generation = 0;
+  int restarts = 0;
+  std::int64_t not_before_ms = 0;
+  std::string reason;
+};
+
+// Graceful stop: replaced by a rollout, scaled down, or no longer desired.
+// The instance still occupies its node until it reports kStopped.
+struct Drain {
+  std::string instance_id;
+  std::string reason;
+};
+
+// The instance's node stayed unreachable past the grace period (or is down):
+// it no longer counts, and a replacement is allocated elsewhere.
+struct Lost {
+  std::string instance_id;
+  std::string node_id;
+  std::string reason;
+};
+
+// Immediate stop, for a stale copy of a lost instance.
+struct Stop {
+  std::string instance_id;
+  std::string reason;
+};
+
+struct DeployTransition {
+  std::string deploy_id;
+  std::string env_id;
+  DeployStatus from = DeployStatus::kPending;
+  DeployStatus to = DeployStatus::kPending;
+  std::string reason;
+};
+
+// Why a group is not (yet) what its desired state says after this plan.
+struct Pending {
+  std::string env_id;
+  std::string process;
+  int missing = 0;   // desired instances that have no instance yet
+  int outdated = 0;  // instances still to be replaced or removed
+  std::string reason;
+};
+
+struct Plan {
+  std::vector<Allocate> allocations;
+  std::vector<Restart> restarts;
+  std::vector<Drain> drains;
+  std::vector<Lost> lost;
+  std::vector<Stop> stops;
+  std::vector<DeployTransition> deploys;
+  std::vector<Pending> pending;
+
+  // True when there is nothing to do (pending reasons may remain).
+  [[nodiscard]] bool noActions() const {
+    return allocations.empty() && restarts.empty() && drains.empty() && lost.empty() &&
+           stops.empty() && deploys.empty();
+  }
+};
+
+// The spellings used in the views and events ("in_progress", "healthy", ...).
+[[nodiscard]] std::string_view toString(NodeState s);
+[[nodiscard]] std::string_view toString(StrategyKind k);
+[[nodiscard]] std::string_view toString(Phase p);
+[[nodiscard]] std::string_view toString(Desired d);
+[[nodiscard]] std::string_view toString(DeployStatus s);
+[[nodiscard]] std::optional<NodeState> parseNodeState(std::string_view s);
+[[nodiscard]] std::optional<StrategyKind> parseStrategyKind(std::string_view s);
+[[nodiscard]] std::optional<Phase> parsePhase(std::string_view s);
+[[nodiscard]] std::optional<Desired> parseDesired(std::string_view s);
+[[nodiscard]] std::optional<DeployStatus> parseDeployStatus(std::string_view s);
+
+}  // namespace plfm::reconcile

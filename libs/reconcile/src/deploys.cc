@@ -1,0 +1,130 @@
+#include "deploys.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <tuple>
+#include <vector>
+
+#include "rollout.h"
+
+namespace plfm::reconcile::internal {
+namespace {
+
+struct Failures {
+  int count = 0;
+  const Instance* last = nullptr;  // the latest crash, or the most restarted
+};
+
+bool isNewer(const Deploy& a, const Deploy& b) {
+  return std::tie(a.created_ms, a.id) > std::tie(b.created_ms, b.id);
+}
+
+bool laterCrash(const Instance& a, const Instance* b) {
+  if (b == nullptr) return true;
+  const bool a_crashed = a.phase == Phase::kExited || a.phase == Phase::kFailed;
+  const bool b_crashed = b->phase == Phase::kExited || b->phase == Phase::kFailed;
+  if (a_crashed != b_crashed) return a_crashed;
+  if (a_crashed) return std::tie(a.phase_since_ms, a.id) > std::tie(b->phase_since_ms, b->id);
+  return std::tie(a.restarts, a.id) > std::tie(b->restarts, b->id);
+}
+
+std::string describe(const Instance& i) {
+  if (i.phase == Phase::kExited) return fmt::format("{} exited with code {}", i.id, i.exit_code);
+  if (i.phase == Phase::kFailed) return fmt::format("{} failed to start", i.id);
+  return fmt::format("{} restarted {} times", i.id, i.restarts);
+}
+
+void transition(Plan& plan, const Deploy& d, DeployStatus to, std::string reason) {
+  plan.deploys.push_back(DeployTransition{d.id, d.env_id, d.status, to, std::move(reason)});
+}
+
+}  // namespace
+
+std::unordered_map<std::string_view, DeployStatus> stepDeploys(const Snapshot& s, Plan& plan) {
+  const Config& c = s.in->config;
+  std::unordered_map<std::string_view, DeployStatus> status;
+  status.reserve(s.deploys.size());
+  for (const Deploy* d : s.deploys) status[d->id] = d->status;
+  // Most rounds have no deploy in flight: then there is nothing to step.
+  if (std::none_of(s.deploys.begin(), s.deploys.end(), [](const Deploy* d) {
+        return d->status == DeployStatus::kPending || d->status == DeployStatus::kInProgress;
+      })) {
+    return status;
+  }
+  std::unordered_map<std::string_view, const Deploy*> newest;  // per env
+  for (const Deploy* d : s.deploys) {
+    auto [it, inserted] = newest.emplace(d->env_id, d);
+    if (!inserted && isNewer(*d, *it->second)) it->second = d;
+  }
+  std::unordered_map<std::string_view, std::vector<const GroupState*>> groups;  // per deploy
+  for (const GroupState& g : s.groups) {
+    if (!g.group->target.deploy_id.empty()) groups[g.group->target.deploy_id].push_back(&g);
+  }
+  // Failures of new instances, for the deploys that are rolling out.
+  std::unordered_map<std::string_view, Failures> failures;
+  for (const Deploy* d : s.deploys) {
+    if (d->status == DeployStatus::kInProgress) failures.emplace(d->id, Failures{});
+  }
+  if (!failures.empty()) {
+    std::unordered_map<std::string_view, const Deploy*> by_id;
+    for (const Deploy* d : s.deploys) by_id.emplace(d->id, d);
+    for (const InstanceView& v : s.instances) {
+      const Instance& i = *v.inst;
+      auto f = failures.find(i.deploy_id);
+      if (f == failures.end() || !v.occupies || i.release_id != by_id[i.deploy_id]->release_id) {
+        continue;
+      }
+      const bool crashed = i.phase == Phase::kExited || i.phase == Phase::kFailed;
+      const int n = i.restarts + (crashed ? 1 : 0);
+      if (n == 0) continue;
+      f->second.count += n;
+      if (laterCrash(i, f->second.last)) f->second.last = &i;
+    }
+  }
+
+  for (const Deploy* d : s.deploys) {
+    if (d->status != DeployStatus::kPending && d->status != DeployStatus::kInProgress) continue;
+    const Deploy* latest = newest[d->env_id];
+    const auto& mine = groups[d->id];
+    if (latest != d) {
+      transition(plan, *d, DeployStatus::kSuperseded, fmt::format("superseded by {}", latest->id));
+      status[d->id] = DeployStatus::kSuperseded;
+      continue;
+    }
+    if (d->status == DeployStatus::kPending) {
+      const StrategyKind kind =
+          mine.empty() ? StrategyKind::kRolling : mine.front()->group->strategy.kind;
+      transition(plan, *d, DeployStatus::kInProgress,
+                 fmt::format("{} deploy of {} started", toString(kind), d->release_id));
+      status[d->id] = DeployStatus::kInProgress;
+      continue;
+    }
+    const Failures& f = failures[d->id];
+    if (f.count > c.max_deploy_failures) {
+      const std::string stable = mine.empty() ? "" : mine.front()->group->stable.release_id;
+      transition(plan, *d, DeployStatus::kFailed,
+                 fmt::format("new instances failed {} times (at most {} allowed), last {}; {}",
+                             f.count, c.max_deploy_failures, describe(*f.last),
+                             stable.empty() ? "there is no earlier release to fall back to"
+                                            : stable + " keeps serving"));
+      status[d->id] = DeployStatus::kFailed;
+      continue;
+    }
+    int instances = 0;
+    bool done = true;
+    for (const GroupState* g : mine) {
+      instances += std::max(0, g->group->count);
+      done = done && converged(s, *g, g->group->target);
+    }
+    if (done) {
+      transition(plan, *d, DeployStatus::kSucceeded,
+                 fmt::format("{} healthy {} of {} serving", instances,
+                             instances == 1 ? "instance" : "instances", d->release_id));
+      status[d->id] = DeployStatus::kSucceeded;
+    }
+  }
+  return status;
+}
+
+}  // namespace plfm::reconcile::internal

@@ -1,0 +1,230 @@
+#include "plfm/reconcile/reconcile.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <iterator>
+#include <optional>
+
+#include "deploys.h"
+#include "plfm/core/assert.h"
+#include "plfm/reconcile/placement.h"
+#include "rollout.h"
+#include "snapshot.h"
+
+namespace plfm::reconcile {
+
+using internal::GroupDecision;
+using internal::InstanceView;
+using internal::seconds;
+using internal::Snapshot;
+
+namespace {
+
+std::string duration(std::int64_t ms) {
+  if (ms % 1000 == 0) return fmt::format("{} s", ms / 1000);
+  return fmt::format("{} ms", ms);
+}
+
+std::string lostReason(const Snapshot& s, const InstanceView& v) {
+  if (v.node == nullptr) return fmt::format("node {} is not registered", v.inst->node_id);
+  if (v.node->state == NodeState::kDown) return fmt::format("node {} is down", v.node->id);
+  return fmt::format("node {} unreachable for {} s (grace {} s)", v.node->id,
+                     seconds(s.in->now_ms - v.node->unreachable_since_ms),
+                     seconds(s.in->config.unreachable_grace_ms));
+}
+
+std::string crashReason(const Instance& i) {
+  if (i.phase == Phase::kExited) return fmt::format("exited with code {}", i.exit_code);
+  return "failed to start";
+}
+
+// Allocations for all groups, one pass per kind: every group's `restore`
+// first (back to its count), then every group's `surge` (rollout headroom),
+// so a rollout never takes the capacity a lost instance's replacement needs.
+class Allocator {
+ public:
+  Allocator(const Snapshot& s, const IdSource& ids, Plan& plan, size_t groups)
+      : s_(s),
+        ids_(ids),
+        plan_(plan),
+        placer_(s.in->nodes, s.in->config.cpu_overcommit),
+        spreads_(groups) {
+    // The Placer and the Snapshot both hold the nodes in id order, so they
+    // share node indices.
+    PLFM_ASSERT(placer_.nodeCount() == s.nodes.size(), "placer and snapshot disagree on nodes");
+    for (const InstanceView& v : s.instances) {
+      if (v.occupies && v.node != nullptr) {
+        placer_.reserve(v.node_index, v.inst->resources, v.inst->address);
+      }
+    }
+  }
+
+  struct Outcome {
+    int placed = 0;
+    std::string capacity;  // why the last placement failed, if it did
+  };
+
+  // Places `n` instances for decision number `index`.
+  void place(size_t index, const GroupDecision& d, int n, bool restore, Outcome& out) {
+    if (n <= 0 || !out.capacity.empty()) return;
+    const Group& g = *d.state->group;
+    const Revision& r = *d.revision;
+    Placer::Spread& spread = spreadOf(index, d);
+    for (int k = 0; k < n; ++k) {
+      auto p = placer_.place(r.resources, spread, g.volume_node);
+      if (!p) {
+        out.capacity = placer_.explain(r.resources, g.volume_node);
+        return;
+      }
+      fmt::memory_buffer why;
+      auto out_it = std::back_inserter(why);
+      const int before = d.live_new + out.placed;
+      if (restore && static_cast<size_t>(out.placed) < d.newly_lost.size()) {
+        const InstanceView& lost = s_.instances[d.newly_lost[static_cast<size_t>(out.placed)]];
+        fmt::format_to(out_it, "replaces {}, lost with node {}", lost.inst->id, lost.inst->node_id);
+      } else if (restore && d.live_old == 0) {
+        fmt::format_to(out_it, "{} has {} of {} instances of {}", g.process, before, d.desired,
+                       r.release_id);
+      } else {
+        fmt::format_to(out_it, "{}: new instance {} of {}", d.cause, before + 1, d.desired);
+      }
+      fmt::format_to(out_it, "; on {}: {} other {} {} there, {} of {} MiB used", p->node_id,
+                     p->peers, g.process, p->peers == 1 ? "instance" : "instances",
+                     p->memory_used_mb, p->memory_mb);
+      plan_.allocations.push_back(Allocate{ids_(), g.env_id, g.process, r.release_id, r.deploy_id,
+                                           std::move(p->node_id), std::move(p->address),
+                                           r.resources, fmt::to_string(why)});
+      ++out.placed;
+    }
+  }
+
+ private:
+  Placer::Spread& spreadOf(size_t index, const GroupDecision& d) {
+    std::optional<Placer::Spread>& spread = spreads_[index];
+    if (!spread) {
+      spread.emplace();
+      for (std::uint32_t m : d.fresh) Placer::count(*spread, s_.instances[m].node_index);
+    }
+    return *spread;
+  }
+
+  const Snapshot& s_;
+  const IdSource& ids_;
+  Plan& plan_;
+  Placer placer_;
+  std::vector<std::optional<Placer::Spread>> spreads_;  // per decision, once it allocates
+};
+
+Pending pendingOf(const Snapshot& s, const GroupDecision& d, const Allocator::Outcome& out) {
+  const Group& g = *d.state->group;
+  std::vector<std::string> clauses;
+  if (d.revision == nullptr && g.count > 0) clauses.push_back(d.no_revision_reason);
+  if (!out.capacity.empty()) clauses.push_back(out.capacity);
+  const int missing = std::max(0, d.desired - d.live_new - out.placed);
+  const int outdated = d.live_old - d.old_drained;
+  if (d.revision != nullptr && (outdated > 0 || (missing > 0 && out.capacity.empty()))) {
+    std::string c = fmt::format("{}: {} of {} new instances healthy, {} old left", d.cause,
+                                d.healthy_new, d.desired, outdated);
+    if (g.strategy.kind == StrategyKind::kRolling) {
+      c += fmt::format(" (max_surge {}, max_unavailable {})", d.surge_limit,
+                       std::max(0, g.strategy.max_unavailable));
+    }
+    if (d.draining > 0) c += fmt::format("; waiting for {} draining to stop", d.draining);
+    clauses.push_back(std::move(c));
+  } else if (d.unready_kept + out.placed > 0) {
+    std::string c = fmt::format("waiting for {} of {} instances to become healthy",
+                                d.unready_kept + out.placed, d.desired);
+    if (!d.restarts.empty()) {
+      c += fmt::format(" ({} crashed, restarting with backoff)", d.restarts.size());
+    }
+    clauses.push_back(std::move(c));
+  }
+  if (d.waiting_unreachable > 0) {
+    clauses.push_back(
+        fmt::format("{} on unreachable nodes, replaced if still unreachable after {} s",
+                    d.waiting_unreachable, seconds(s.in->config.unreachable_grace_ms)));
+  }
+  if (clauses.empty()) return Pending{};
+  return Pending{g.env_id, g.process, missing, outdated,
+                 fmt::format("{}", fmt::join(clauses, "; "))};
+}
+
+}  // namespace
+
+std::int64_t backoffDelayMs(const Config& c, int restarts) {
+  std::int64_t delay = c.backoff_base_ms;
+  for (int i = 0; i < restarts && delay < c.backoff_max_ms; ++i) delay *= 2;
+  return std::min(delay, c.backoff_max_ms);
+}
+
+Result<Plan> reconcile(const Input& in, const IdSource& ids) {
+  PLFM_ASSIGN_OR_RETURN(Snapshot s, internal::buildSnapshot(in));
+  Plan plan;
+  const auto status = internal::stepDeploys(s, plan);
+
+  // Node loss: write off, and stop stale copies once their node answers.
+  for (const InstanceView& v : s.instances) {
+    if (v.newly_lost) plan.lost.push_back(Lost{v.inst->id, v.inst->node_id, lostReason(s, v)});
+    const bool node_unreachable = v.node != nullptr && v.node->state == NodeState::kUnreachable;
+    if (v.lost && v.occupies && v.inst->desired == Desired::kRun && !node_unreachable) {
+      plan.stops.push_back(
+          Stop{v.inst->id, v.inst->lost ? fmt::format("node {} is back; {} was replaced while it "
+                                                      "was unreachable",
+                                                      v.inst->node_id, v.inst->id)
+                                        : lostReason(s, v)});
+    }
+  }
+  for (std::uint32_t m : s.orphans) {
+    const InstanceView& v = s.instances[m];
+    if (v.live) {
+      plan.drains.push_back(Drain{v.inst->id, fmt::format("{} no longer runs process type {}",
+                                                          v.inst->env_id, v.inst->process)});
+    }
+  }
+
+  std::vector<GroupDecision> decisions;
+  decisions.reserve(s.groups.size());
+  for (const auto& g : s.groups) {
+    auto it = status.find(g.group->target.deploy_id);
+    const bool failed = it != status.end() && it->second == DeployStatus::kFailed;
+    decisions.push_back(internal::decideGroup(s, g, failed));
+  }
+
+  // The Placer indexes every instance's usage and address: build it only
+  // when something is to be placed (not in the common steady state).
+  std::vector<Allocator::Outcome> outcomes(decisions.size());
+  size_t wanted = 0;
+  for (const GroupDecision& d : decisions) wanted += static_cast<size_t>(d.restore + d.surge);
+  if (wanted > 0) {
+    plan.allocations.reserve(wanted);
+    Allocator alloc(s, ids, plan, decisions.size());
+    for (size_t i = 0; i < decisions.size(); ++i) {
+      alloc.place(i, decisions[i], decisions[i].restore, true, outcomes[i]);
+    }
+    for (size_t i = 0; i < decisions.size(); ++i) {
+      alloc.place(i, decisions[i], decisions[i].surge, false, outcomes[i]);
+    }
+  }
+
+  const Config& c = in.config;
+  for (size_t i = 0; i < decisions.size(); ++i) {
+    const GroupDecision& d = decisions[i];
+    for (const auto& [m, why] : d.drains)
+      plan.drains.push_back(Drain{s.instances[m].inst->id, why});
+    for (std::uint32_t m : d.restarts) {
+      const Instance& inst = *s.instances[m].inst;
+      const std::int64_t delay = backoffDelayMs(c, inst.restarts);
+      plan.restarts.push_back(
+          Restart{inst.id, inst.node_id, inst.generation + 1, inst.restarts + 1,
+                  inst.phase_since_ms + delay,
+                  fmt::format("{}; restart {} after {} backoff", crashReason(inst),
+                              inst.restarts + 1, duration(delay))});
+    }
+    Pending p = pendingOf(s, d, outcomes[i]);
+    if (!p.reason.empty()) plan.pending.push_back(std::move(p));
+  }
+  return plan;
+}
+
+}  // namespace plfm::reconcile

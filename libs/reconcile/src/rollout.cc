@@ -1,0 +1,192 @@
+#include "rollout.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <tuple>
+
+namespace plfm::reconcile::internal {
+namespace {
+
+// A live instance that must be replaced even if its release is right: its
+// node is draining, or it is not where the group's volume lives.
+bool misplaced(const InstanceView& v, const Group& g) {
+  return v.node->draining || (!g.volume_node.empty() && v.inst->node_id != g.volume_node);
+}
+
+bool isOld(const InstanceView& v, const Revision& r, const Group& g) {
+  return v.inst->release_id != r.release_id || misplaced(v, g);
+}
+
+std::string causeOf(const Group& g, const GroupDecision& d, bool target_failed) {
+  const Revision& r = *d.revision;
+  if (target_failed) {
+    return fmt::format("deploy {} failed; rolling back to {}", g.target.deploy_id, r.release_id);
+  }
+  if (r.deploy_id.empty()) return fmt::format("release {}", r.release_id);
+  return fmt::format("{} deploy {} of {}", toString(g.strategy.kind), r.deploy_id, r.release_id);
+}
+
+std::string oldReason(const InstanceView& v, const Group& g, const GroupDecision& d) {
+  if (v.node->draining) {
+    return fmt::format("node {} is draining; its instances move to other nodes", v.node->id);
+  }
+  if (!g.volume_node.empty() && v.inst->node_id != g.volume_node) {
+    return fmt::format("the volume of {} lives on node {}", g.process, g.volume_node);
+  }
+  std::string why =
+      d.rollback ? d.cause : fmt::format("{}: replaced by {}", d.cause, d.revision->release_id);
+  if (!d.rollback && g.strategy.kind == StrategyKind::kRolling) {
+    why += fmt::format(" ({} of {} new instances healthy)", d.healthy_new, d.desired);
+  }
+  if (!v.healthy) why += "; it was not serving";
+  return why;
+}
+
+// Drain preference: instances that do not serve first, then those on the
+// node most crowded with the group (to keep the spread), then the newest.
+void sortForDrain(const Snapshot& s, std::vector<std::uint32_t>& list,
+                  const std::unordered_map<std::string_view, int>& peers) {
+  auto key = [&](std::uint32_t m) {
+    const InstanceView& v = s.instances[m];
+    auto p = peers.find(v.inst->node_id);
+    return std::make_tuple(v.healthy, -(p == peers.end() ? 0 : p->second),
+                           std::string_view(v.inst->id));
+  };
+  std::sort(list.begin(), list.end(), [&](std::uint32_t a, std::uint32_t b) {
+    auto ka = key(a);
+    auto kb = key(b);
+    if (std::get<0>(ka) != std::get<0>(kb)) return std::get<0>(ka) < std::get<0>(kb);
+    if (std::get<1>(ka) != std::get<1>(kb)) return std::get<1>(ka) < std::get<1>(kb);
+    return std::get<2>(ka) > std::get<2>(kb);
+  });
+}
+
+}  // namespace
+
+bool converged(const Snapshot& s, const GroupState& gs, const Revision& r) {
+  const Group& g = *gs.group;
+  int healthy = 0;
+  int live = 0;
+  for (std::uint32_t m : gs.members) {
+    const InstanceView& v = s.instances[m];
+    if (!v.live) continue;
+    if (isOld(v, r, g)) return false;
+    ++live;
+    if (v.healthy) ++healthy;
+  }
+  const int want = std::max(0, g.count);
+  return live == want && healthy == want;
+}
+
+GroupDecision decideGroup(const Snapshot& s, const GroupState& gs, bool target_failed) {
+  const Group& g = *gs.group;
+  GroupDecision d;
+  d.state = &gs;
+  if (target_failed) {
+    if (!g.stable.release_id.empty()) {
+      d.revision = &g.stable;
+      d.rollback = true;
+    } else {
+      d.no_revision_reason = fmt::format("deploy {} failed and {} has no earlier release to run",
+                                         g.target.deploy_id, g.env_id);
+    }
+  } else if (!g.target.release_id.empty()) {
+    d.revision = &g.target;
+  } else {
+    d.no_revision_reason = fmt::format("no release has been deployed to {} yet", g.env_id);
+  }
+  d.desired = d.revision != nullptr ? std::max(0, g.count) : 0;
+  if (d.revision != nullptr) d.cause = causeOf(g, d, target_failed);
+
+  std::vector<std::uint32_t>& fresh = d.fresh;
+  std::vector<std::uint32_t> old;
+  for (std::uint32_t m : gs.members) {
+    const InstanceView& v = s.instances[m];
+    if (v.draining) ++d.draining;
+    if (v.newly_lost && v.inst->desired == Desired::kRun) d.newly_lost.push_back(m);
+    if (!v.live) continue;
+    if (v.node->state == NodeState::kUnreachable) ++d.waiting_unreachable;
+    if (d.revision != nullptr && !isOld(v, *d.revision, g)) {
+      fresh.push_back(m);
+      if (v.healthy) ++d.healthy_new;
+    } else {
+      old.push_back(m);
+    }
+  }
+  d.live_new = static_cast<int>(fresh.size());
+  d.live_old = static_cast<int>(old.size());
+  // Live instances of the group per node, to choose what to drain (only
+  // built when something may be drained: most groups need nothing).
+  std::unordered_map<std::string_view, int> peers;
+  if (d.live_new > d.desired || !old.empty()) {
+    for (std::uint32_t m : fresh) ++peers[s.instances[m].inst->node_id];
+    for (std::uint32_t m : old) ++peers[s.instances[m].inst->node_id];
+  }
+
+  // How many to allocate. Rolling: everything that is not stopped, drains
+  // included, stays within desired + max_surge, so a drained instance keeps
+  // its slot until it is gone.
+  const bool immediate = g.strategy.kind == StrategyKind::kImmediate;
+  d.surge_limit = std::max(0, g.strategy.max_surge);
+  const int max_unavailable = std::max(0, g.strategy.max_unavailable);
+  if (d.surge_limit == 0 && max_unavailable == 0) d.surge_limit = 1;
+  const int missing = d.desired - d.live_new;
+  const int total = d.live_new + d.live_old + d.draining;
+  const int alloc = immediate ? std::max(0, missing)
+                              : std::max(0, std::min(missing, d.desired + d.surge_limit - total));
+  d.restore = std::min(alloc, std::max(0, d.desired - d.live_new - d.live_old));
+  d.surge = alloc - d.restore;
+
+  // Scale down: drain new instances above the count.
+  int healthy_kept = d.healthy_new;
+  if (d.live_new > d.desired) {
+    std::vector<std::uint32_t> order = fresh;
+    sortForDrain(s, order, peers);
+    for (int i = 0; i < d.live_new - d.desired; ++i) {
+      const std::uint32_t m = order[static_cast<size_t>(i)];
+      if (s.instances[m].healthy) --healthy_kept;
+      d.drains.emplace_back(
+          m, fmt::format("scale down: {} has {} instances of {}, {} desired", g.process, d.live_new,
+                         d.revision->release_id, d.desired));
+    }
+    d.excess_drained = d.live_new - d.desired;
+  }
+  d.unready_kept = d.live_new - d.excess_drained - healthy_kept;
+
+  // Old instances: all at once (immediate, or nothing to run), otherwise as
+  // many as keep desired - max_unavailable healthy ones serving. Instances
+  // that are not serving can always go.
+  int healthy_old = 0;
+  for (std::uint32_t m : old) healthy_old += s.instances[m].healthy ? 1 : 0;
+  int budget = healthy_kept + healthy_old - (d.desired - max_unavailable);
+  sortForDrain(s, old, peers);
+  for (std::uint32_t m : old) {
+    const InstanceView& v = s.instances[m];
+    if (d.revision == nullptr) {
+      d.drains.emplace_back(m, d.no_revision_reason);
+    } else if (immediate || !v.healthy || budget > 0) {
+      if (!immediate && v.healthy) --budget;
+      d.drains.emplace_back(m, oldReason(v, g, d));
+    } else {
+      continue;
+    }
+    ++d.old_drained;
+  }
+
+  // Crashed instances that stay restart where they are.
+  std::vector<std::uint32_t> drained;
+  drained.reserve(d.drains.size());
+  for (const auto& dr : d.drains) drained.push_back(dr.first);
+  std::sort(drained.begin(), drained.end());
+  for (std::uint32_t m : gs.members) {
+    const InstanceView& v = s.instances[m];
+    if (v.crashed && v.node->state == NodeState::kActive &&
+        !std::binary_search(drained.begin(), drained.end(), m)) {
+      d.restarts.push_back(m);
+    }
+  }
+  return d;
+}
+
+}  // namespace plfm::reconcile::internal

@@ -1,0 +1,53 @@
+// Internal: the diff for one group (env, process type) against the revision
+// it should run: how many instances to allocate, which to drain, which to
+// restart, and the numbers the reasons quote. Placement happens afterwards,
+// across all groups (reconcile.cc).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "snapshot.h"
+
+namespace plfm::reconcile::internal {
+
+struct GroupDecision {
+  const GroupState* state = nullptr;
+  const Revision* revision = nullptr;  // what to run; nullptr: nothing
+  std::string no_revision_reason;      // set when revision is nullptr and count > 0
+  std::string cause;                   // "rolling deploy dep_x of rel_y", "release rel_y"
+  bool rollback = false;               // running `stable` because the target's deploy failed
+  int desired = 0;
+  int surge_limit = 0;  // normalized max_surge (rolling)
+  // Allocations: `restore` brings the group back to `desired` live
+  // instances and goes first; `surge` is rollout headroom above it.
+  int restore = 0;
+  int surge = 0;
+  std::vector<std::pair<std::uint32_t, std::string>> drains;  // instance, reason
+  std::vector<std::uint32_t> restarts;                        // crashed, kept
+  std::vector<std::uint32_t> newly_lost;  // replaced by this round's first allocations
+  // Live instances of the revision, in place: new ones spread among them
+  // (old ones are leaving, so they do not count).
+  std::vector<std::uint32_t> fresh;
+  // Counts before this round's actions.
+  int live_new = 0;
+  int healthy_new = 0;
+  int live_old = 0;
+  int draining = 0;
+  int excess_drained = 0;  // of live_new, scale-down
+  int unready_kept = 0;    // new instances that stay and are not healthy
+  int old_drained = 0;
+  int waiting_unreachable = 0;  // live, on a node unreachable within its grace
+};
+
+// The group runs its target revision, or its stable one once the target's
+// deploy has failed (`target_failed`, as decided this round).
+[[nodiscard]] GroupDecision decideGroup(const Snapshot& s, const GroupState& g, bool target_failed);
+
+// True when the group runs exactly `count` healthy instances of `r` and
+// nothing else live (drains may still be finishing).
+[[nodiscard]] bool converged(const Snapshot& s, const GroupState& g, const Revision& r);
+
+}  // namespace plfm::reconcile::internal

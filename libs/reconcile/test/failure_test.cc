@@ -1,0 +1,155 @@
+// Failures: crashed instances restart with exponential backoff; instances on
+// a node that stays unreachable are replaced elsewhere and stopped when it
+// returns.
+#include <gtest/gtest.h>
+
+#include "cluster.h"
+#include "plfm/testing/temp_dir.h"
+
+namespace plfm::reconcile {
+namespace {
+
+using testing::Cluster;
+using testing::summarize;
+
+TEST(FailureHandlingTest, CrashedInstancesRestartInPlaceWithExponentialBackoff) {
+  Cluster c;
+  c.node("node-a", 4, 4096).node("node-b", 4, 4096);
+  c.group("env-1", "web", 1, "rel-1");
+  c.instance("i-1", "env-1", "web", "rel-1", "node-a");
+  std::vector<std::int64_t> delays;
+  for (int crash = 0; crash < 9; ++crash) {
+    Instance& i = c.instanceRef("i-1");
+    i.phase = Phase::kExited;
+    i.exit_code = 1;
+    i.phase_since_ms = c.in.now_ms;
+    Plan plan = c.reconcile();
+    ASSERT_EQ(plan.restarts.size(), 1U);
+    EXPECT_TRUE(plan.allocations.empty());  // same node, no replacement
+    const Restart& r = plan.restarts[0];
+    EXPECT_EQ(r.node_id, "node-a");
+    EXPECT_EQ(r.generation, crash + 2);
+    EXPECT_EQ(r.restarts, crash + 1);
+    delays.push_back(r.not_before_ms - c.in.now_ms);
+    if (crash == 2) {
+      EXPECT_EQ(r.reason, "exited with code 1; restart 3 after 4 s backoff");
+    }
+    c.apply(plan);
+    // Idempotent: the restart is scheduled, nothing more to do.
+    EXPECT_TRUE(c.reconcile().restarts.empty());
+    c.in.now_ms += 100'000;
+  }
+  EXPECT_EQ(delays,
+            (std::vector<std::int64_t>{1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000, 60000}));
+}
+
+TEST(FailureHandlingTest, AnInstanceThatCannotStartRestartsToo) {
+  Cluster c;
+  c.node("node-a", 4, 4096);
+  c.group("env-1", "web", 1, "rel-1");
+  c.instance("i-1", "env-1", "web", "rel-1", "node-a", Phase::kFailed);
+  c.in.config.backoff_base_ms = 250;
+  EXPECT_EQ(summarize(c.reconcile()),
+            (std::vector<std::string>{
+                "restart i-1 gen 2 at 1000250: failed to start; restart 1 after 250 ms backoff",
+                "pending env-1/web missing 0 outdated 0: waiting for 1 of 1 instances to become "
+                "healthy (1 crashed, restarting with backoff)"}));
+}
+
+// node-a holds two web instances and goes quiet.
+Cluster twoNodes() {
+  Cluster c;
+  c.node("node-a", 4, 4096).node("node-b", 4, 4096).node("node-c", 4, 4096);
+  c.group("env-1", "web", 2, "rel-1", 1024);
+  c.instance("i-1", "env-1", "web", "rel-1", "node-a", Phase::kHealthy, 1024)
+      .instance("i-2", "env-1", "web", "rel-1", "node-a", Phase::kHealthy, 1024);
+  return c;
+}
+
+TEST(FailureHandlingTest, ANodeLostThenBack) {
+  Cluster c = twoNodes();
+  Node& a = c.nodeRef("node-a");
+  a.state = NodeState::kUnreachable;
+  a.unreachable_since_ms = c.in.now_ms;
+
+  // Within the grace period nothing moves, and the reason says why.
+  c.in.now_ms += 30'000;
+  EXPECT_EQ(summarize(c.reconcile()),
+            (std::vector<std::string>{"pending env-1/web missing 0 outdated 0: waiting for 2 of 2 "
+                                      "instances to become healthy; 2 on unreachable nodes, "
+                                      "replaced if still unreachable after 60 s"}));
+
+  // Past it, both are written off and replaced on the other nodes.
+  c.in.now_ms += 30'000;
+  Plan lost = c.reconcile();
+  PLFM_EXPECT_GOLDEN("golden/node_lost.json", toJson(lost, 2) + "\n");
+  ASSERT_EQ(lost.lost.size(), 2U);
+  ASSERT_EQ(lost.allocations.size(), 2U);
+  EXPECT_EQ(lost.allocations[0].node_id, "node-b");
+  EXPECT_EQ(lost.allocations[1].node_id, "node-c");
+  EXPECT_TRUE(lost.stops.empty());  // unreachable: a stop could not be delivered
+  c.apply(lost);
+  c.agents.report(c.in);
+  EXPECT_TRUE(c.reconcile().noActions());
+
+  // The node returns with its stale copies still running: they are stopped.
+  c.nodeRef("node-a").state = NodeState::kActive;
+  EXPECT_EQ(summarize(c.reconcile()),
+            (std::vector<std::string>{
+                "stop i-1: node node-a is back; i-1 was replaced while it was unreachable",
+                "stop i-2: node node-a is back; i-2 was replaced while it was unreachable"}));
+  c.settle();
+  EXPECT_EQ(c.healthy("env-1", "web"), 2);
+  for (const Instance& i : c.in.instances) EXPECT_NE(i.node_id, "node-a") << i.id;
+}
+
+TEST(FailureHandlingTest, ANodeBackWithinGraceKeepsItsInstances) {
+  Cluster c = twoNodes();
+  c.nodeRef("node-a").state = NodeState::kUnreachable;
+  c.nodeRef("node-a").unreachable_since_ms = c.in.now_ms;
+  c.in.now_ms += 59'999;
+  EXPECT_TRUE(c.reconcile().noActions());
+  c.nodeRef("node-a").state = NodeState::kActive;
+  EXPECT_TRUE(c.reconcile().noActions());
+  EXPECT_TRUE(c.reconcile().pending.empty());
+}
+
+TEST(FailureHandlingTest, ADownNodeIsWrittenOffAtOnce) {
+  Cluster c = twoNodes();
+  c.nodeRef("node-a").state = NodeState::kDown;
+  Plan plan = c.reconcile();
+  EXPECT_EQ(plan.lost.size(), 2U);
+  EXPECT_EQ(plan.stops.size(), 2U);
+  EXPECT_EQ(plan.lost[0].reason, "node node-a is down");
+  EXPECT_EQ(plan.allocations.size(), 2U);
+  EXPECT_EQ(plan.allocations[0].reason.substr(0, 39), "replaces i-1, lost with node node-a; on");
+}
+
+TEST(FailureHandlingTest, AnInstanceOnAnUnknownNodeIsReplaced) {
+  Cluster c = twoNodes();
+  c.instanceRef("i-2").node_id = "node-gone";
+  Plan plan = c.reconcile();
+  ASSERT_EQ(plan.lost.size(), 1U);
+  EXPECT_EQ(plan.lost[0].reason, "node node-gone is not registered");
+  EXPECT_EQ(plan.allocations.size(), 1U);
+}
+
+TEST(FailureHandlingTest, ADrainThatCannotFinishDoesNotBlockARollout) {
+  Cluster c = twoNodes();
+  c.nodeRef("node-a").state = NodeState::kDown;
+  c.instanceRef("i-1").desired = Desired::kDrain;
+  c.instanceRef("i-2").desired = Desired::kDrain;
+  // Nothing counts on node-a: both replacements go out at once.
+  EXPECT_EQ(c.reconcile().allocations.size(), 2U);
+}
+
+TEST(FailureHandlingTest, NoRestartOnAnUnreachableNode) {
+  Cluster c = twoNodes();
+  c.instanceRef("i-1").phase = Phase::kExited;
+  c.nodeRef("node-a").state = NodeState::kUnreachable;
+  c.nodeRef("node-a").unreachable_since_ms = c.in.now_ms;
+  EXPECT_TRUE(c.reconcile().restarts.empty());
+}
+
+}  // namespace
+}  // namespace plfm::reconcile
