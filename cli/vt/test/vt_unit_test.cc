@@ -2,7 +2,9 @@
 // ordering (against an in-process HTTP server that answers out of order).
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdlib>
+#include <memory>
 #include <sstream>
 
 #include "args.h"
@@ -142,6 +144,113 @@ TEST(VtOutputTest, TableRowsAreSortedWhateverTheServerOrder) {
   ::unsetenv("VT_URL");    // NOLINT(concurrency-mt-unsafe)
   ::unsetenv("VT_TOKEN");  // NOLINT(concurrency-mt-unsafe)
   server.stop(std::chrono::milliseconds(0));
+}
+
+// `vt deploy` watches until the deploy finishes, printing only changes on a
+// non-terminal stderr, and exits 0 on success and 6 on failure. The server
+// here is scripted: each GET of the deploy advances its status.
+class ScriptedDeployServer {
+ public:
+  explicit ScriptedDeployServer(std::vector<std::string> statuses)
+      : statuses_(std::move(statuses)) {
+    const std::string org = R"({"id":"org_01jc0000000000000000000001","name":"acme"})";
+    const std::string app =
+        R"({"id":"app_01jc0000000000000000000001","org_id":"org_01jc0000000000000000000001","name":"hello"})";
+    const std::string env =
+        R"({"id":"env_01jc0000000000000000000001","app_id":"app_01jc0000000000000000000001","name":"prod","current_release_id":null})";
+    router_.add("GET", "/v1/orgs", [org](http::Request&) {
+      return http::Response::json(200, R"({"items":[)" + org + R"(],"next_cursor":null})");
+    });
+    router_.add("GET", "/v1/orgs/{id}/apps", [app](http::Request&) {
+      return http::Response::json(200, R"({"items":[)" + app + R"(],"next_cursor":null})");
+    });
+    router_.add("GET", "/v1/apps/{id}/envs", [env](http::Request&) {
+      return http::Response::json(200, R"({"items":[)" + env + R"(],"next_cursor":null})");
+    });
+    router_.add("POST", "/v1/apps/{id}/releases", [](http::Request&) {
+      return http::Response::json(201, R"({"id":"rel_01jc0000000000000000000001"})");
+    });
+    router_.add("GET", "/v1/envs/{id}/scale", [](http::Request&) {
+      return http::Response::json(200, R"({"processes":{"web":1}})");
+    });
+    router_.add("POST", "/v1/envs/{id}/deploys", [this](http::Request&) {
+      return http::Response::json(201, deployJson("pending"));
+    });
+    router_.add("GET", "/v1/deploys/{id}", [this](http::Request&) {
+      std::string status = statuses_[std::min(step_.load(), statuses_.size() - 1)];
+      ++step_;
+      return http::Response::json(200, deployJson(status));
+    });
+    router_.add("GET", "/v1/envs/{id}/instances", [this](http::Request&) {
+      std::string phase = step_ >= 2 ? "healthy" : "booting";
+      return http::Response::json(
+          200,
+          R"({"items":[{"id":"inst_01jc0000000000000000000001","process_type":"web","release_id":"rel_01jc0000000000000000000001","node_id":"node_01jc0000000000000000000001","current_state":")" +
+              phase +
+              R"(","reason":null}],"summary":[{"process_type":"web","desired":1,"current":)" +
+              (phase == "healthy" ? "1" : "0") + R"(,"reason":null}]})");
+    });
+    server_ =
+        std::make_unique<http::Server>(http::ServerOptions{.listen = {"[::1]:0"}},
+                                       [this](http::Request& r) { return router_.dispatch(r); });
+    EXPECT_TRUE(server_->start());
+  }
+  ~ScriptedDeployServer() { server_->stop(std::chrono::milliseconds(0)); }
+  [[nodiscard]] std::string url() const { return "http://" + server_->endpoints()[0]; }
+
+ private:
+  std::string deployJson(const std::string& status) const {
+    std::string reason = status == "failed" ? "\"web crashed 3 times (exit 1)\"" : "null";
+    return R"({"id":"dep_01jc0000000000000000000001","release_id":"rel_01jc0000000000000000000001","env_id":"env_01jc0000000000000000000001","status":")" +
+           status + R"(","reason":)" + reason + "}";
+  }
+
+  std::vector<std::string> statuses_;
+  std::atomic<size_t> step_{0};
+  http::Router router_;
+  std::unique_ptr<http::Server> server_;
+};
+
+int deployAgainst(const ScriptedDeployServer& server, std::string& out, std::string& err) {
+  plfm::testing::TempDir config("vt-config");
+  ::setenv("VT_CONFIG_DIR", config.path().c_str(), 1);  // NOLINT(concurrency-mt-unsafe)
+  ::setenv("VT_URL", server.url().c_str(), 1);          // NOLINT(concurrency-mt-unsafe)
+  ::setenv("VT_TOKEN", "vt_test", 1);                   // NOLINT(concurrency-mt-unsafe)
+  std::ostringstream o;
+  std::ostringstream e;
+  int code = run({"deploy", "--manifest",
+                  std::string(PLFM_TEST_DIR) + "/test/testdata/hello/vt.toml", "--format", "table"},
+                 o, e, false);
+  ::unsetenv("VT_URL");    // NOLINT(concurrency-mt-unsafe)
+  ::unsetenv("VT_TOKEN");  // NOLINT(concurrency-mt-unsafe)
+  out = o.str();
+  err = e.str();
+  return code;
+}
+
+TEST(VtDeployWatchTest, ShowsProgressUntilSucceeded) {
+  ScriptedDeployServer server({"pending", "in_progress", "in_progress", "succeeded"});
+  std::string out;
+  std::string err;
+  EXPECT_EQ(deployAgainst(server, out, err), 0) << err;
+  EXPECT_NE(err.find("deploy dep_01jc0000000000000000000001: in_progress"), std::string::npos)
+      << err;
+  EXPECT_NE(err.find("inst_01jc0000000000000000000001  web  booting  on node_"), std::string::npos)
+      << err;
+  EXPECT_NE(out.find("deploy dep_01jc0000000000000000000001 succeeded"), std::string::npos) << out;
+  EXPECT_NE(out.find("took "), std::string::npos) << out;
+  EXPECT_NE(out.find("vt instances list"), std::string::npos) << out;
+}
+
+TEST(VtDeployWatchTest, FailedDeployExitsSixWithTheReason) {
+  ScriptedDeployServer server({"in_progress", "failed"});
+  std::string out;
+  std::string err;
+  EXPECT_EQ(deployAgainst(server, out, err), 6);
+  EXPECT_NE(err.find("failed after"), std::string::npos) << err;
+  EXPECT_NE(err.find("web crashed 3 times (exit 1)"), std::string::npos) << err;
+  EXPECT_NE(err.find("the previous release keeps serving"), std::string::npos) << err;
+  EXPECT_EQ(out, "");
 }
 
 // Tags resolve through a registry's bearer-token challenge; digests and

@@ -1,0 +1,58 @@
+// Small POSIX file helpers for the image cache: advisory file locks (flock)
+// shared between threads and processes, fsync of files and directories, and
+// tree removal. Internal to the image library.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "plfm/core/result.h"
+
+namespace plfm::image {
+
+// An flock(2) lock on a lock file, held until destruction. Each FileLock
+// opens its own file description, so two threads of one process exclude each
+// other just like two processes do. The kernel drops the lock when the
+// holder dies (kill -9 included), so a crash never leaves a stale lock.
+class FileLock {
+ public:
+  enum class Mode { kShared, kExclusive };
+  FileLock() = default;
+  FileLock(FileLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  FileLock& operator=(FileLock&& o) noexcept;
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+  ~FileLock();
+
+  // Blocks until the lock is held.
+  [[nodiscard]] static Result<FileLock> acquire(const std::string& path, Mode mode);
+  // nullopt-like: an invalid lock when someone else holds it.
+  [[nodiscard]] static Result<FileLock> tryAcquire(const std::string& path, Mode mode);
+  [[nodiscard]] bool held() const { return fd_ >= 0; }
+
+ private:
+  explicit FileLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
+[[nodiscard]] Result<void> fsyncPath(const std::string& path);
+[[nodiscard]] Result<void> mkdirs(const std::string& path);
+// Removes a file or a whole tree; a missing path is fine.
+[[nodiscard]] Result<void> removeAll(const std::string& path);
+// Bytes on disk (allocated blocks) of a file, or of the files in a tree; 0
+// when missing.
+[[nodiscard]] uint64_t diskUsage(const std::string& path);
+[[nodiscard]] bool pathExists(const std::string& path);
+// st_size of a file; 0 when missing.
+[[nodiscard]] uint64_t fileSize(const std::string& path);
+// Like plfm::writeFileAtomic, but the temp file name is unique per call, so
+// threads of one process may write the same path at once (last rename wins,
+// and every version is whole).
+[[nodiscard]] Result<void> writeFileAtomicUnique(const std::string& path, std::string_view data);
+// Writes all of `len` bytes, retrying short writes and EINTR.
+[[nodiscard]] Result<void> writeAll(int fd, const char* data, size_t len, const std::string& what);
+
+}  // namespace plfm::image

@@ -1,0 +1,214 @@
+// The cache under stress, against the real registry: kill -9 of a pulling
+// process, concurrent pulls (threads and processes) sharing downloads, and
+// garbage collection with on-disk reference counts.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <csignal>
+#include <filesystem>
+#include <thread>
+
+#include "image/fs_util.h"
+#include "image_test_env.h"
+#include "plfm/core/clock.h"
+#include "plfm/core/json.h"
+#include "plfm/core/process.h"
+
+namespace plfm::image {
+namespace {
+
+using plfm::testing::TempDir;
+
+class ImageCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override { PLFM_REQUIRE_ENV(); }
+  ImageEnv& env_ = ImageEnv::get();
+  TempDir dir_{"plfm-cache"};
+
+  Result<Process> spawnPull(const std::string& cache, const std::string& repo_tag,
+                            const std::string& out) {
+    SpawnOptions so;
+    so.stdout_path = out;
+    so.stderr_path = out + ".err";
+    return spawn({PLFM_NODE_AGENT_BIN, "image", "pull", env_.registry->host() + "/" + repo_tag,
+                  "--cache", cache, "--format", "json", "--parallel", "1", "-q"},
+                 so);
+  }
+  static uint64_t fileSize(const std::string& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  }
+};
+
+TEST_F(ImageCacheTest, KillNineMidDownloadThenPullResumes) {
+  const std::string cache_dir = dir_.file("c");
+  auto manifest = readFile(env_.layout + "/blobs/sha256/" + env_.big.manifest_digest.substr(7));
+  auto doc = parseManifestDocument(*manifest);
+  ASSERT_TRUE(doc && doc->manifest);
+  const Descriptor big = doc->manifest->layers[1];
+  const std::string partial = cache_dir + "/tmp/" + big.digest.hex() + ".partial";
+
+  auto child = spawnPull(cache_dir, "plfm/big:v1", dir_.file("kill.out"));
+  ASSERT_TRUE(child) << child.error().toString();
+  // Kill it once the big layer is partly down, not before, not after.
+  uint64_t at = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline && !child->poll()) {
+    at = fileSize(partial);
+    if (at > 0 && at < static_cast<uint64_t>(big.size) / 2) {
+      child->signal(SIGKILL);
+      break;
+    }
+  }
+  const int status = child->wait();
+  ASSERT_TRUE(WIFSIGNALED(status))
+      << "the pull finished before it could be killed: " << describeWaitStatus(status);
+  // Consistent: the half blob is only a partial file, nothing half-built is
+  // in place, and the lock died with the process.
+  auto reopened = ImageCache::open(cache_dir);
+  ASSERT_TRUE(reopened);
+  EXPECT_FALSE(reopened->blobs().has(big.digest));
+  EXPECT_TRUE(pathExists(partial));
+  const uint64_t left = fileSize(partial);
+  EXPECT_GT(left, 0U);
+  const Digest md = *Digest::parse(env_.big.manifest_digest);
+  EXPECT_FALSE(pathExists(reopened->rootfsPath(md)));
+  EXPECT_FALSE(pathExists(reopened->recordPath(md)));
+
+  // The next pull (another process, like a restarted agent) resumes.
+  auto again = spawnPull(cache_dir, "plfm/big:v1", dir_.file("again.out"));
+  ASSERT_TRUE(again);
+  ASSERT_EQ(exitCodeOf(again->wait()), 0) << tailFile(dir_.file("again.out.err"), 20);
+  auto j = json::parse(*readFile(dir_.file("again.out")));
+  ASSERT_TRUE(j);
+  EXPECT_EQ((*j)["manifest_digest"], env_.big.manifest_digest);
+  EXPECT_GE((*j)["stats"]["resumed_bytes"].get<uint64_t>(), left);
+  EXPECT_LE((*j)["stats"]["bytes_fetched"].get<uint64_t>(),
+            static_cast<uint64_t>(big.size) - left + uint64_t{64} * 1024);
+  EXPECT_TRUE(reopened->blobs().has(big.digest));
+  EXPECT_FALSE(pathExists(partial));
+  EXPECT_TRUE(testing::run({"e2fsck", "-fn", reopened->rootfsPath(md)}, dir_.file("fsck.log")));
+  // Nothing left behind in tmp/.
+  EXPECT_TRUE(std::filesystem::is_empty(cache_dir + "/tmp"));
+}
+
+TEST_F(ImageCacheTest, ConcurrentThreadPullsShareOneDownload) {
+  const std::string cache_dir = dir_.file("c");
+  auto c1 = ImageCache::open(cache_dir);
+  auto c2 = ImageCache::open(cache_dir);
+  ASSERT_TRUE(c1 && c2);
+  Result<PulledImage> a = Error(errc::kInternal, "not run");
+  Result<PulledImage> b = Error(errc::kInternal, "not run");
+  std::thread t1([&] { a = c1->pull(env_.ref("plfm/rich:v1")); });
+  std::thread t2([&] { b = c2->pull(env_.ref("plfm/rich:v1")); });
+  t1.join();
+  t2.join();
+  ASSERT_TRUE(a) << a.error().toString();
+  ASSERT_TRUE(b) << b.error().toString();
+  EXPECT_EQ(a->rootfs, b->rootfs);
+  // 4 blobs (config and 3 layers) crossed the wire once between the two.
+  EXPECT_EQ(a->stats.blobs_fetched + b->stats.blobs_fetched, 4);
+  EXPECT_EQ(a->stats.blobs_fetched + a->stats.blobs_cached, 4);
+  EXPECT_TRUE(a->stats.rootfs_cached || b->stats.rootfs_cached);
+}
+
+TEST_F(ImageCacheTest, ConcurrentProcessPullsShareOneDownload) {
+  const std::string cache_dir = dir_.file("c");
+  auto p1 = spawnPull(cache_dir, "plfm/rich:v1", dir_.file("p1.out"));
+  auto p2 = spawnPull(cache_dir, "plfm/rich:v1", dir_.file("p2.out"));
+  ASSERT_TRUE(p1 && p2);
+  ASSERT_EQ(exitCodeOf(p1->wait()), 0) << tailFile(dir_.file("p1.out.err"), 20);
+  ASSERT_EQ(exitCodeOf(p2->wait()), 0) << tailFile(dir_.file("p2.out.err"), 20);
+  auto j1 = json::parse(*readFile(dir_.file("p1.out")));
+  auto j2 = json::parse(*readFile(dir_.file("p2.out")));
+  ASSERT_TRUE(j1 && j2);
+  EXPECT_EQ((*j1)["rootfs"], (*j2)["rootfs"]);
+  const int fetched =
+      (*j1)["stats"]["blobs_fetched"].get<int>() + (*j2)["stats"]["blobs_fetched"].get<int>();
+  EXPECT_EQ(fetched, 4);
+}
+
+TEST_F(ImageCacheTest, GcEvictsLeastRecentlyUsedAndKeepsImagesInUse) {
+  FakeClock clock;
+  CacheOptions o;
+  o.clock = &clock;
+  o.fetch.fsync = false;
+  auto cache = ImageCache::open(dir_.file("c"), o);
+  ASSERT_TRUE(cache);
+  auto rich = cache->pull(env_.ref("plfm/rich:v1"));
+  ASSERT_TRUE(rich) << rich.error().toString();
+  clock.advance(std::chrono::minutes(1));
+  auto small = cache->pull(env_.ref("plfm/small:v1"));
+  ASSERT_TRUE(small);
+  clock.advance(std::chrono::minutes(1));
+  auto index = cache->pull(env_.ref("plfm/index:v1"));
+  ASSERT_TRUE(index);
+  clock.advance(std::chrono::minutes(1));
+  // Using `small` makes it the most recent; `rich` is now the oldest.
+  ASSERT_TRUE(cache->acquire(small->manifest_digest, "inst_a"));
+  ASSERT_TRUE(cache->acquire(small->manifest_digest, "inst_a"));  // idempotent
+  ASSERT_TRUE(cache->acquire(small->manifest_digest, "inst_b"));
+  EXPECT_EQ(*cache->refCount(small->manifest_digest), 2);
+  EXPECT_FALSE(cache->acquire(small->manifest_digest, "../evil"));
+  EXPECT_FALSE(cache->acquire(*Digest::parse("sha256:" + std::string(64, '1')), "inst_c"));
+
+  // A budget just under the current use: evicting the LRU image suffices.
+  auto reopen = [&](uint64_t budget) {
+    CacheOptions b = o;
+    b.size_budget_bytes = budget;
+    return ImageCache::open(dir_.file("c"), b);
+  };
+  auto tight = reopen(cache->usageBytes() - 1);
+  ASSERT_TRUE(tight);
+  auto r1 = tight->gc();
+  ASSERT_TRUE(r1) << r1.error().toString();
+  ASSERT_EQ(r1->images_removed, 1);
+  EXPECT_EQ(r1->removed[0], rich->manifest_digest);
+  EXPECT_FALSE(pathExists(rich->rootfs));
+  EXPECT_FALSE(cache->blobs().has(rich->layers[2].digest));
+  EXPECT_TRUE(pathExists(small->rootfs));
+  EXPECT_TRUE(pathExists(index->rootfs));
+  // The small and index images share their layer: it must survive.
+  EXPECT_TRUE(cache->blobs().has(small->layers[0].digest));
+
+  // Budget zero: everything not in use goes; `small` is held, so it stays.
+  auto zero = reopen(1);
+  ASSERT_TRUE(zero);
+  auto r2 = zero->gc();
+  ASSERT_TRUE(r2);
+  EXPECT_EQ(r2->images_removed, 1);
+  EXPECT_EQ(r2->images_in_use, 1);
+  EXPECT_TRUE(r2->over_budget);
+  EXPECT_TRUE(pathExists(small->rootfs));
+  EXPECT_TRUE(cache->blobs().has(small->layers[0].digest));
+  EXPECT_TRUE(cache->rootfs(small->manifest_digest));
+
+  ASSERT_TRUE(cache->release(small->manifest_digest, "inst_a"));
+  ASSERT_TRUE(cache->release(small->manifest_digest, "inst_b"));
+  EXPECT_EQ(*cache->refCount(small->manifest_digest), 0);
+  auto r3 = zero->gc();
+  ASSERT_TRUE(r3);
+  EXPECT_EQ(r3->images_removed, 1);
+  EXPECT_FALSE(r3->over_budget);
+  auto rest = cache->list();
+  ASSERT_TRUE(rest);
+  EXPECT_TRUE(rest->empty());
+  EXPECT_TRUE(std::filesystem::is_empty(dir_.file("c") + "/blobs/sha256"));
+  auto gone = cache->rootfs(small->manifest_digest);
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.error().code(), "image.not_cached");
+}
+
+TEST_F(ImageCacheTest, RootfsIsRebuiltFromCachedBlobs) {
+  auto cache = ImageCache::open(dir_.file("c"));
+  ASSERT_TRUE(cache);
+  auto img = cache->pull(env_.ref("plfm/small:v1"));
+  ASSERT_TRUE(img);
+  ASSERT_EQ(::unlink(img->rootfs.c_str()), 0);
+  auto path = cache->rootfs(img->manifest_digest);
+  ASSERT_TRUE(path) << path.error().toString();
+  EXPECT_TRUE(pathExists(*path));
+}
+
+}  // namespace
+}  // namespace plfm::image

@@ -1,0 +1,272 @@
+// Pulls from a real docker-registry (and OCI layouts), checked against
+// `umoci unpack` of the same image and inspected inside the ext4 with
+// debugfs. Auth: a bearer-token front (token_proxy.h) and htpasswd basic auth.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "image_test_env.h"
+#include "plfm/core/json.h"
+#include "plfm/core/process.h"
+#include "support/token_proxy.h"
+#include "support/tree_inspect.h"
+
+namespace plfm::image {
+namespace {
+
+namespace t = testing;
+using plfm::testing::TempDir;
+
+class ImagePullTest : public ::testing::Test {
+ protected:
+  void SetUp() override { PLFM_REQUIRE_ENV(); }
+  ImageEnv& env_ = ImageEnv::get();
+  TempDir dir_{"plfm-pull"};
+};
+
+TEST_F(ImagePullTest, RichImageMatchesUmociUnpack) {
+  ImageCache cache = openCache(dir_);
+  std::vector<PullEvent> events;
+  auto img = cache.pull(env_.ref("plfm/rich:v1"), {},
+                        [&events](const PullEvent& e) { events.push_back(e); });
+  ASSERT_TRUE(img) << img.error().toString();
+  EXPECT_EQ(img->manifest_digest.str(), env_.rich.manifest_digest);
+  EXPECT_EQ(img->config_digest.str(), env_.rich.config_digest);
+  EXPECT_EQ(img->layers.size(), 3U);
+  EXPECT_EQ(img->stats.blobs_fetched, 4);  // 3 layers and the config
+  EXPECT_FALSE(events.empty());
+  EXPECT_EQ(
+      json::dump(img->config.toJson()),
+      R"({"cmd":["--serve"],"entrypoint":["/bin/app"],"env":["PATH=/usr/bin:/bin","APP_MODE=test"],)"
+      R"("exposed_ports":["8080/tcp"],"user":"1000:1000","workdir":"/srv"})");
+
+  // The peer: umoci unpacks the same layout (as root: real owners and nodes).
+  const std::string bundle = dir_.file("bundle");
+  ASSERT_TRUE(
+      t::run({"umoci", "unpack", "--image", env_.layout + ":rich", bundle}, dir_.file("umoci.log")))
+      << tailFile(dir_.file("umoci.log"), 20);
+  auto want = t::listHostTree(bundle + "/rootfs");
+  ASSERT_TRUE(want) << want.error().toString();
+  auto got = t::listExt4(img->rootfs, dir_.path());
+  ASSERT_TRUE(got) << got.error().toString();
+  std::ostringstream diff;
+  for (const auto& [path, w] : *want) {
+    auto it = got->find(path);
+    if (it == got->end()) {
+      diff << "missing in ext4: " << path << " (" << w << ")\n";
+    } else if (it->second != w) {
+      diff << path << ": ext4 '" << it->second << "' umoci '" << w << "'\n";
+    }
+  }
+  for (const auto& [path, g] : *got) {
+    if (want->count(path) == 0) diff << "extra in ext4: " << path << " (" << g << ")\n";
+  }
+  EXPECT_EQ(diff.str(), "");
+  EXPECT_GE(want->size(), 20U);
+  // Spot checks of the semantics, independent of umoci.
+  EXPECT_EQ(got->count("/etc/gone"), 0U);
+  EXPECT_EQ(got->count("/var/cache/old"), 0U);
+  EXPECT_EQ(got->count("/usr/bin/tool2"), 0U);
+  EXPECT_EQ(got->at("/dev/null"), "chardev 0666 0:0 1,3");
+  EXPECT_EQ(got->at("/dev/sda"), "blockdev 0660 0:6 8,0");
+  EXPECT_EQ(got->at("/usr/bin/su"), "file 4755 0:0 6");
+  EXPECT_EQ(got->at("/home/app/data"), "file 0640 1000:1000 8");
+  EXPECT_EQ(got->at("/etc/alt"), "symlink 0777 0:0 -> /usr/bin/su");
+  EXPECT_NE(got->at("/usr/bin/tool3").find("link=/usr/bin/tool"), std::string::npos);
+  auto passwd = t::catExt4(img->rootfs, "/etc/passwd", dir_.path());
+  ASSERT_TRUE(passwd);
+  EXPECT_NE(passwd->find("app:x:1000"), std::string::npos);
+  EXPECT_TRUE(t::run({"e2fsck", "-fn", img->rootfs}, dir_.file("fsck.log")))
+      << tailFile(dir_.file("fsck.log"), 20);
+
+  // A second pull is served from the cache.
+  auto again = cache.pull(env_.ref("plfm/rich:v1"));
+  ASSERT_TRUE(again);
+  EXPECT_TRUE(again->stats.rootfs_cached);
+  EXPECT_EQ(again->stats.blobs_fetched, 0);
+  EXPECT_EQ(again->rootfs, img->rootfs);
+}
+
+TEST_F(ImagePullTest, OciLayoutGivesTheSameImage) {
+  ImageCache cache = openCache(dir_);
+  auto ref = parseImageRef("oci:" + env_.layout + ":rich");
+  ASSERT_TRUE(ref);
+  auto img = cache.pull(*ref);
+  ASSERT_TRUE(img) << img.error().toString();
+  EXPECT_EQ(img->manifest_digest.str(), env_.rich.manifest_digest);
+  // A layout as skopeo writes it, copied out of the registry.
+  const std::string copied = dir_.file("skopeo-layout");
+  ASSERT_TRUE(
+      t::run({"skopeo", "copy", "--src-tls-verify=false",
+              "docker://" + env_.registry->host() + "/plfm/small:v1", "oci:" + copied + ":s"},
+             dir_.file("skopeo.log")))
+      << tailFile(dir_.file("skopeo.log"), 10);
+  auto from_skopeo = cache.pull(*parseImageRef("oci:" + copied + ":s"));
+  ASSERT_TRUE(from_skopeo) << from_skopeo.error().toString();
+  EXPECT_EQ(from_skopeo->manifest_digest.str(), env_.small.manifest_digest);
+  auto untagged = cache.pull(*parseImageRef("oci:" + copied));  // one image: no tag needed
+  ASSERT_TRUE(untagged) << untagged.error().toString();
+
+  auto missing = cache.pull(*parseImageRef("oci:" + env_.layout + ":ricj"));
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message().find("did you mean 'rich'"), std::string::npos);
+}
+
+TEST_F(ImagePullTest, IndexPicksLinuxAmd64AndDigestRefsWork) {
+  ImageCache cache = openCache(dir_);
+  auto img = cache.pull(env_.ref("plfm/index:v1"));
+  ASSERT_TRUE(img) << img.error().toString();
+  EXPECT_EQ(img->manifest_digest.str(), env_.index.manifest_digest);
+  EXPECT_EQ(img->config.cmd, std::vector<std::string>{"--indexed"});
+  // By digest (of the index), through the same code path.
+  auto pinned = cache.pull(env_.ref("plfm/index@" + env_.index.top_digest));
+  ASSERT_TRUE(pinned) << pinned.error().toString();
+  EXPECT_EQ(pinned->manifest_digest, img->manifest_digest);
+  PullOptions arm;
+  arm.architecture = "s390x";
+  auto none = cache.pull(env_.ref("plfm/index:v1"), arm);
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.error().message().find("linux/amd64"), std::string::npos);
+}
+
+TEST_F(ImagePullTest, DockerSchema2) {
+  // Docker schema2 has no zstd: a gzip image, converted by skopeo on push.
+  const std::string layer = dir_.file("gz.tar.gz");
+  ASSERT_TRUE(t::writeLayer(layer, {t::dir("app"), t::file("app/run", "run", 0755)},
+                            t::Compression::kGzip));
+  t::ImageSpec spec;
+  spec.layer_files = {layer};
+  ASSERT_TRUE(t::writeOciImage(dir_.file("layout"), "gz", spec));
+  auto pushed = env_.registry->push(dir_.file("layout"), "gz", "plfm/docker:v1", "v2s2");
+  ASSERT_TRUE(pushed) << pushed.error().toString();
+  ImageCache cache = openCache(dir_);
+  auto img = cache.pull(env_.ref("plfm/docker:v1"));
+  ASSERT_TRUE(img) << img.error().toString();
+  auto bytes = cache.blobs().read(img->manifest_digest);
+  ASSERT_TRUE(bytes);
+  EXPECT_NE(bytes->find("application/vnd.docker.distribution.manifest.v2+json"), std::string::npos);
+  auto got = t::listExt4(img->rootfs, dir_.path());
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->at("/app/run"), "file 0755 0:0 3");
+}
+
+TEST_F(ImagePullTest, BearerTokenChallengeFlowWithRedirects) {
+  auto proxy = t::TokenProxy::start(env_.registry->host(), "puller", "s3cret");
+  ASSERT_TRUE(proxy) << proxy.error().toString();
+  const std::string creds = dir_.file("creds.json");
+  ASSERT_TRUE(writeFileAtomic(creds, R"({"auths":{")" + (*proxy)->host() +
+                                         R"(":{"username":"puller","password":"s3cret"}}})"));
+  CacheOptions o;
+  o.credentials_file = creds;
+  ImageCache cache = openCache(dir_, o);
+  auto ref = parseImageRef((*proxy)->host() + "/plfm/rich:v1");
+  ASSERT_TRUE(ref);
+  auto img = cache.pull(*ref);
+  ASSERT_TRUE(img) << img.error().toString();
+  EXPECT_EQ(img->manifest_digest.str(), env_.rich.manifest_digest);
+  EXPECT_GE((*proxy)->challenges(), 1);
+  EXPECT_EQ((*proxy)->tokensIssued(), 1);  // parallel downloads share the token
+  EXPECT_EQ((*proxy)->redirects(), 4);     // config and 3 layers, each redirected
+
+  // Without the credentials the token endpoint refuses: a clear error.
+  ImageCache anon = openCache(dir_);
+  auto denied = anon.pull(*ref);
+  ASSERT_FALSE(denied);
+  EXPECT_EQ(denied.error().code(), "unauthenticated");
+  EXPECT_EQ(denied.error().message().find("s3cret"), std::string::npos);
+}
+
+TEST_F(ImagePullTest, BasicAuthFromCredentialsFile) {
+  t::RegistryOptions ro;
+  ro.username = "alice";
+  ro.password = "wonder-land";
+  auto reg = t::Registry::start(dir_.file("authreg"), ro);
+  ASSERT_TRUE(reg) << reg.error().toString();
+  ASSERT_TRUE((*reg)->push(env_.layout, "small", "team/small:v1"));
+  auto ref = parseImageRef((*reg)->host() + "/team/small:v1");
+  ASSERT_TRUE(ref);
+
+  ImageCache anon = openCache(dir_);
+  auto denied = anon.pull(*ref);
+  ASSERT_FALSE(denied);
+  EXPECT_EQ(denied.error().code(), "unauthenticated");
+  EXPECT_NE(denied.error().message().find("credentials"), std::string::npos);
+
+  const std::string creds = dir_.file("creds.json");
+  // base64("alice:wonder-land")
+  ASSERT_TRUE(writeFileAtomic(
+      creds, R"({"auths":{")" + (*reg)->host() + R"(":{"auth":"YWxpY2U6d29uZGVyLWxhbmQ="}}})"));
+  CacheOptions o;
+  o.credentials_file = creds;
+  ImageCache cache = openCache(dir_, o);
+  auto img = cache.pull(*ref);
+  ASSERT_TRUE(img) << img.error().toString();
+  EXPECT_EQ(img->manifest_digest.str(), env_.small.manifest_digest);
+}
+
+TEST_F(ImagePullTest, CorruptRegistryBlobFailsNamingTheDigest) {
+  // A layer only this test uses, so corrupting it in the registry's storage
+  // affects nothing else.
+  const std::string layer = dir_.file("unique.tar.gz");
+  ASSERT_TRUE(t::writeLayer(layer, {t::file("unique", std::to_string(::getpid()) + "-corrupt")},
+                            t::Compression::kGzip));
+  t::ImageSpec spec;
+  spec.layer_files = {layer};
+  const std::string layout = dir_.file("layout");
+  auto built = t::writeOciImage(layout, "c", spec);
+  ASSERT_TRUE(built);
+  ASSERT_TRUE(env_.registry->push(layout, "c", "plfm/corrupt:v1"));
+  auto manifest = readFile(layout + "/blobs/sha256/" + built->manifest_digest.substr(7));
+  auto doc = parseManifestDocument(*manifest);
+  ASSERT_TRUE(doc && doc->manifest);
+  const Digest layer_digest = doc->manifest->layers[0].digest;
+  const std::string data = env_.registry->blobDataPath(layer_digest.hex());
+  auto original = readFile(data);
+  ASSERT_TRUE(original) << data;
+  std::string bad = *original;
+  bad[bad.size() / 2] ^= 0x55;
+  ASSERT_TRUE(writeFileAtomic(data, bad));
+
+  ImageCache cache = openCache(dir_);
+  auto r = cache.pull(env_.ref("plfm/corrupt:v1"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), "image.digest_mismatch");
+  EXPECT_NE(r.error().message().find(layer_digest.str()), std::string::npos) << r.error().message();
+  EXPECT_FALSE(cache.blobs().has(layer_digest));
+  EXPECT_FALSE(std::ifstream(cache.blobs().partialPath(layer_digest)).good());
+}
+
+TEST_F(ImagePullTest, CommandLinePullAndRootfs) {
+  const std::string cache_dir = dir_.file("clicache");
+  const std::string out = dir_.file("pull.out");
+  SpawnOptions so;
+  so.stdout_path = out;
+  so.stderr_path = dir_.file("pull.err");
+  ASSERT_TRUE(
+      runChecked({PLFM_NODE_AGENT_BIN, "image", "pull", env_.registry->host() + "/plfm/small:v1",
+                  "--cache", cache_dir, "--format", "json"},
+                 so))
+      << tailFile(so.stderr_path, 20);
+  auto j = json::parse(*readFile(out));
+  ASSERT_TRUE(j) << *readFile(out);
+  EXPECT_EQ((*j)["manifest_digest"], env_.small.manifest_digest);
+  EXPECT_NE(readFile(so.stderr_path)->find("layer 1/1"), std::string::npos);  // progress
+  const std::string out2 = dir_.file("rootfs.out");
+  so.stdout_path = out2;
+  ASSERT_TRUE(runChecked(
+      {PLFM_NODE_AGENT_BIN, "image", "rootfs", env_.small.manifest_digest, "--cache", cache_dir},
+      so));
+  EXPECT_EQ(*readFile(out2), (*j)["rootfs"].get<std::string>() + "\n");
+  // Unknown digest: a clear error and exit code 1.
+  auto p = spawn({PLFM_NODE_AGENT_BIN, "image", "rootfs", "sha256:" + std::string(64, '0'),
+                  "--cache", cache_dir},
+                 so);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(exitCodeOf(p->wait()), 1);
+  EXPECT_NE(tailFile(so.stderr_path, 1).find("not in the cache"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace plfm::image
