@@ -1,0 +1,68 @@
+// plfm-ingress configuration: defaults, then a TOML file, then environment
+// variables (PLFM_INGRESS_*), then command-line flags, as the control plane
+// does. Unknown keys in the file are errors that name the key (with a "did
+// you mean" hint), so a typo never silently falls back to a default.
+//
+//   listen = ["[::]:443", "0.0.0.0:443"]     # no implicit IPv4: list both
+//   metrics_listen = ["[::1]:9443"]
+//   state_dir = "/var/lib/plfm/ingress"
+//   workers = 1
+//   [source]   kind = "file" | "edge-feed", routes_file, edge_url, edge_token_file, ...
+//   [timeouts] client_hello_ms, connect_ms, idle_ms
+//   [limits]   max_connections, connect_attempts, backend_holdoff_ms, backlog
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "plfm/core/result.h"
+
+namespace plfm::ingress {
+
+enum class SourceKind { kFile, kEdgeFeed };
+
+struct Config {
+  std::vector<std::string> listen = {"[::]:443"};
+  std::vector<std::string> metrics_listen = {"[::1]:9443"};
+  std::string state_dir = "/var/lib/plfm/ingress";
+  std::string log_level = "info";
+  std::string log_file;  // empty: stderr
+  int workers = 1;       // event-loop threads, each with SO_REUSEPORT listeners
+
+  SourceKind source = SourceKind::kFile;
+  std::string routes_file;  // kFile: the route document (docs/specs/ingress/edge-feed.md shape)
+  std::chrono::milliseconds watch_interval{1000};  // kFile: poll for changes; 0: SIGHUP only
+  std::string edge_url;                            // kEdgeFeed: "http://[::1]:8080"
+  std::string edge_token_file;                     // kEdgeFeed: the edge bearer token
+  std::chrono::seconds edge_wait{30};              // kEdgeFeed: long-poll wait asked of the server
+
+  std::chrono::milliseconds client_hello_timeout{5000};  // from accept to a complete ClientHello
+  std::chrono::milliseconds connect_timeout{3000};       // per backend attempt
+  std::chrono::milliseconds idle_timeout{300'000};       // no byte either way
+
+  size_t max_connections = 20'000;                  // open client connections, all workers together
+  int connect_attempts = 3;                         // distinct backends tried per connection
+  std::chrono::milliseconds backend_holdoff{2000};  // a failed backend is passed over this long
+  int backlog = 4096;
+  bool defer_accept = true;  // TCP_DEFER_ACCEPT: wake up only when the client has sent bytes
+  std::chrono::seconds shutdown_grace{10};
+
+  [[nodiscard]] std::string lastGoodFile() const { return state_dir + "/last-good-routes.json"; }
+};
+
+// Reads `path` over the defaults in `cfg`. Errors name the file, line, key
+// and what was expected.
+[[nodiscard]] Result<void> loadConfigFile(const std::string& path, Config& cfg);
+
+// Applies PLFM_INGRESS_LISTEN and PLFM_INGRESS_METRICS_LISTEN (comma-separated),
+// PLFM_INGRESS_STATE_DIR, PLFM_INGRESS_ROUTES_FILE, PLFM_INGRESS_EDGE_URL,
+// PLFM_INGRESS_EDGE_TOKEN_FILE, PLFM_INGRESS_WORKERS, PLFM_INGRESS_LOG_LEVEL
+// and PLFM_INGRESS_LOG_FILE. Setting a routes file or an edge URL selects
+// that source.
+[[nodiscard]] Result<void> applyEnv(Config& cfg);
+
+[[nodiscard]] Result<void> validate(const Config& cfg);
+
+}  // namespace plfm::ingress
