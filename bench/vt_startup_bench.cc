@@ -18,6 +18,7 @@ namespace {
 
 double runOnce(const std::vector<std::string>& argv) {
   std::vector<char*> cargv;
+  cargv.reserve(argv.size() + 1);
   for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
   posix_spawn_file_actions_t fa;
@@ -38,6 +39,7 @@ double runOnce(const std::vector<std::string>& argv) {
 
 void report(const char* name, const std::vector<std::string>& argv, int runs) {
   std::vector<double> t;
+  t.reserve(static_cast<size_t>(runs));
   for (int i = 0; i < 5; ++i) runOnce(argv);  // warm the page cache
   for (int i = 0; i < runs; ++i) t.push_back(runOnce(argv));
   std::sort(t.begin(), t.end());

@@ -97,6 +97,7 @@ TEST_F(VtCliTest, ScriptedSessionMatchesGoldenTranscript) {
 
   EXPECT_EQ(s.run({"login", "--url", cp_->url}, cp_->admin_token + "\n").code, 0);
   EXPECT_EQ(s.run({"whoami", "--format", "table"}).code, 0);
+  EXPECT_EQ(s.run({"whoami", "--format", "json"}).code, 0);
   EXPECT_EQ(s.run({"orgs", "create", "acme", "--format", "table"}).code, 0);
   EXPECT_EQ(s.run({"orgs", "create", "beta", "--format", "json"}).code, 0);
   EXPECT_EQ(s.run({"orgs", "list", "--format", "table"}).code, 0);
@@ -106,6 +107,8 @@ TEST_F(VtCliTest, ScriptedSessionMatchesGoldenTranscript) {
   EXPECT_EQ(s.run({"apps", "list", "--format", "table"}).code, 1);
   EXPECT_EQ(s.run({"context", "use", "--org", "acme", "--format", "table"}).code, 0);
   EXPECT_EQ(s.run({"context", "list", "--format", "table"}).code, 0);
+  EXPECT_EQ(s.run({"context", "list", "--format", "json"}).code, 0);
+  EXPECT_EQ(s.run({"context", "show", "--format", "table"}).code, 0);
   EXPECT_EQ(s.run({"context", "show", "--format", "json"}).code, 0);
   EXPECT_EQ(s.run({"apps", "create", "zeta", "--format", "table"}).code, 0);
   EXPECT_EQ(s.run({"apps", "create", "alpha", "--description", "first", "--format", "json"}).code,
@@ -118,9 +121,15 @@ TEST_F(VtCliTest, ScriptedSessionMatchesGoldenTranscript) {
   EXPECT_EQ(s.run({"envs", "list", "--app", "alpha", "--format", "table"}).code, 0);
   EXPECT_EQ(s.run({"envs", "get", "staging", "--app", "alpha", "--format", "json"}).code, 0);
   EXPECT_EQ(s.run({"manifest", "validate", manifest, "--format", "table"}).code, 0);
+  EXPECT_EQ(s.run({"manifest", "validate", manifest, "--format", "json"}).code, 0);
   EXPECT_EQ(s.run({"deploy", "--manifest", manifest, "--detach", "--format", "table"}).code, 0);
-  EXPECT_EQ(s.run({"deploy", "--manifest", manifest, "--detach", "--format", "json"}).code, 0);
+  VtResult second = s.run({"deploy", "--manifest", manifest, "--detach", "--format", "json"});
+  EXPECT_EQ(second.code, 0);
+  const std::string dep = nlohmann::json::parse(second.out)["result"]["deploy"]["id"];
   EXPECT_EQ(s.run({"releases", "list", "--app", "hello", "--format", "table"}).code, 0);
+  EXPECT_EQ(s.run({"releases", "list", "--app", "hello", "--format", "json"}).code, 0);
+  EXPECT_EQ(s.run({"deploys", "get", dep, "--format", "table"}).code, 0);
+  EXPECT_EQ(s.run({"deploys", "get", dep, "--format", "json"}).code, 0);
   EXPECT_EQ(s.run({"deploys", "list", "--app", "hello", "--format", "table"}).code, 0);
   EXPECT_EQ(s.run({"deploys", "list", "--app", "hello", "--format", "json"}).code, 0);
   EXPECT_EQ(
@@ -132,6 +141,7 @@ TEST_F(VtCliTest, ScriptedSessionMatchesGoldenTranscript) {
   // Neither deploy has succeeded yet (no scheduler in this test).
   EXPECT_EQ(s.run({"rollback", "--app", "hello", "--format", "table"}).code, 4);
   EXPECT_EQ(s.run({"nodes", "list", "--format", "table"}).code, 0);
+  EXPECT_EQ(s.run({"nodes", "list", "--format", "json"}).code, 0);
   EXPECT_EQ(s.run({"events", "tail", "-n", "5", "--format", "table"}).code, 0);
   EXPECT_EQ(s.run({"events", "tail", "-n", "2", "--format", "json"}).code, 0);
   EXPECT_EQ(s.run({"envs", "delete", "staging", "--app", "alpha", "--format", "table"}).code, 0);

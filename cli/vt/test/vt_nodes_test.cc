@@ -1,0 +1,145 @@
+// `vt nodes` end to end: the real vt binary against a real control plane on
+// a real PostgreSQL, with node agents played by plain HTTP calls (enrollment
+// with the token vt printed). The transcript is a golden file.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "plfm/http/http.h"
+#include "plfm/testing/pg_cluster.h"
+#include "vt_harness.h"
+
+namespace plfm::vt {
+namespace {
+
+using plfm::testing::TempDir;
+using testing::runVt;
+using testing::VtResult;
+
+class VtNodesTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto cluster = plfm::testing::PgCluster::shared();
+    ASSERT_TRUE(cluster) << cluster.error().toString();
+    auto db = (*cluster)->createDatabase();
+    ASSERT_TRUE(db) << db.error().toString();
+    state_ = new TempDir("vt-nodes");
+    cp_ = new testing::ControlPlaneProcess(
+        testing::startControlPlane((*cluster)->conninfo(*db), *state_));
+  }
+  static void TearDownTestSuite() {
+    delete cp_;
+    delete state_;
+  }
+
+  static TempDir* state_;
+  static testing::ControlPlaneProcess* cp_;
+};
+
+TempDir* VtNodesTest::state_ = nullptr;
+testing::ControlPlaneProcess* VtNodesTest::cp_ = nullptr;
+
+// Tokens differ on every run: they become <token>.
+std::string maskTokens(const std::string& s) {
+  static const std::regex kToken(R"(\bvt_[a-z2-7]{52}\b)");
+  return std::regex_replace(s, kToken, "<token>");
+}
+
+class Transcript {
+ public:
+  Transcript(std::string config_dir, testing::Normalizer& norm)
+      : config_dir_(std::move(config_dir)), norm_(norm) {}
+
+  VtResult run(const std::vector<std::string>& args, const std::string& stdin_text = "") {
+    VtResult r = runVt(args, config_dir_, {}, stdin_text);
+    std::string cmd = "vt";
+    for (const auto& a : args) cmd += " " + a;
+    text_ += "$ " + norm_.apply(cmd) + "\n";
+    text_ += norm_.apply(maskTokens(r.out));
+    std::string err = norm_.apply(maskTokens(r.err));
+    for (size_t start = 0; start < err.size();) {
+      size_t end = err.find('\n', start);
+      if (end == std::string::npos) end = err.size();
+      text_ += "stderr| " + err.substr(start, end - start) + "\n";
+      start = end + 1;
+    }
+    text_ += "[exit " + std::to_string(r.code) + "]\n\n";
+    return r;
+  }
+  void note(const std::string& line) { text_ += "# " + norm_.apply(line) + "\n\n"; }
+  [[nodiscard]] const std::string& text() const { return text_; }
+
+ private:
+  std::string config_dir_;
+  testing::Normalizer& norm_;
+  std::string text_;
+};
+
+// What a node agent does first: trade the enrollment token for a node.
+nlohmann::json enrollAgent(const std::string& url, const std::string& token,
+                           const std::string& hostname) {
+  http::ClientRequest req;
+  req.method = "POST";
+  req.url = url + "/v1/nodes/enroll";
+  req.headers.set("Authorization", "Bearer " + token);
+  req.headers.set("Content-Type", "application/json");
+  req.body = nlohmann::json{
+      {"hostname", hostname},
+      {"cores", 8},
+      {"memory_mb", 16384},
+      {"disk_mb", 200000},
+      {"labels", {{"zone", "a"}}},
+      {"wireguard_public_key", std::string(43, 'k') + "="},
+      {"underlay_address", "2001:db8::10"},
+      {"runtimes",
+       {"qemu"}}}.dump();
+  auto resp = http::request(req);
+  EXPECT_TRUE(resp.has_value());
+  if (!resp) return {};
+  EXPECT_EQ(resp->status, 201) << resp->body;
+  return nlohmann::json::parse(resp->body, nullptr, false);
+}
+
+TEST_F(VtNodesTest, EnrollListGetCordonDrainMatchGoldenTranscript) {
+  TempDir config("vt-config");
+  testing::Normalizer norm;
+  norm.literal(cp_->url, "<url>");
+  norm.literal(config.path(), "<config>");
+  Transcript t(config.path(), norm);
+
+  ASSERT_EQ(t.run({"login", "--url", cp_->url}, cp_->admin_token + "\n").code, 0);
+  EXPECT_EQ(t.run({"nodes", "list", "--format", "table"}).code, 0);
+  VtResult enroll = t.run({"nodes", "enroll", "--format", "table"});
+  ASSERT_EQ(enroll.code, 0) << enroll.err;
+  VtResult json_enroll = t.run({"nodes", "enroll", "--ttl", "1h", "--format", "json"});
+  ASSERT_EQ(json_enroll.code, 0) << json_enroll.err;
+  VtResult quiet = t.run({"nodes", "enroll", "-q"});
+  ASSERT_EQ(quiet.code, 0) << quiet.err;
+  EXPECT_EQ(t.run({"nodes", "enroll", "--ttl", "2d"}).code, 2);
+
+  // The agents: the table receipt's token and the JSON one.
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(enroll.out, m, std::regex(R"(--enroll-token (vt_[a-z2-7]{52}))")))
+      << enroll.out;
+  auto n1 = enrollAgent(cp_->url, m[1].str(), "n1.example");
+  auto receipt = nlohmann::json::parse(json_enroll.out);
+  auto n2 = enrollAgent(cp_->url, receipt["result"]["token"], "n2.example");
+  EXPECT_EQ(std::string(quiet.out.substr(0, 3)), "vt_");
+  t.note("agents enrolled " + n1.value("node_id", "") + " and " + n2.value("node_id", ""));
+
+  EXPECT_EQ(t.run({"nodes", "list", "--format", "table"}).code, 0);
+  EXPECT_EQ(t.run({"nodes", "get", "n1.example", "--format", "table"}).code, 0);
+  EXPECT_EQ(t.run({"nodes", "get", n2.value("node_id", ""), "--format", "json"}).code, 0);
+  EXPECT_EQ(t.run({"nodes", "cordon", "n1.example", "--format", "table"}).code, 0);
+  EXPECT_EQ(t.run({"nodes", "drain", "n2.example", "--format", "json"}).code, 0);
+  EXPECT_EQ(t.run({"nodes", "list", "--format", "table"}).code, 0);
+  EXPECT_EQ(t.run({"nodes", "uncordon", "n1.example", "--format", "table"}).code, 0);
+  EXPECT_EQ(t.run({"nodes", "uncordon", "n2.example", "-q"}).code, 0);
+  EXPECT_EQ(t.run({"nodes", "get", "n3.example"}).code, 1);
+  EXPECT_EQ(t.run({"nodes", "list", "--format", "json"}).code, 0);
+  PLFM_EXPECT_GOLDEN("golden/nodes.txt", t.text());
+}
+
+}  // namespace
+}  // namespace plfm::vt
