@@ -1,4 +1,4 @@
-// Operating an app: releases, deploys, scale, instances, nodes, events.
+// Operating an app: releases, deploys, scale, instances, events (nodes: commands_nodes.cc).
 #include <algorithm>
 #include <chrono>
 #include <thread>
@@ -240,24 +240,6 @@ int instancesList(Invocation& inv) {
   return 0;
 }
 
-int nodesList(Invocation& inv) {
-  auto client = inv.api();
-  if (!client) return fail(inv, client.error());
-  auto items = (*client)->listAll("/v1/nodes");
-  if (!items) return fail(inv, items.error());
-  std::sort(items->begin(), items->end(), [](const json& a, const json& b) {
-    return std::make_pair(a.value("hostname", ""), a.value("id", "")) <
-           std::make_pair(b.value("hostname", ""), b.value("id", ""));
-  });
-  printList(inv, *items, {"ID", "HOSTNAME", "STATE", "CORES", "MEMORY_MB", "IPV6_PREFIX"},
-            [](const json& n) {
-              return std::vector<std::string>{
-                  n["id"],          n["hostname"],        n["state"],
-                  cell(n["cores"]), cell(n["memory_mb"]), cell(n["ipv6_prefix"])};
-            });
-  return 0;
-}
-
 std::vector<std::string> eventRow(const json& e) {
   return {std::to_string(e["seq"].get<int64_t>()), shortTime(e["occurred_at"]), e["event_type"],
           e["aggregate_id"], cell(e["actor"])};
@@ -380,12 +362,6 @@ Command instancesCommand() {
   c.children.push_back({.name = "list",
                         .summary = "List an env's instances and per-process summary",
                         .run = instancesList});
-  return c;
-}
-
-Command nodesCommand() {
-  Command c{.name = "nodes", .summary = "Cluster nodes (platform admins)"};
-  c.children.push_back({.name = "list", .summary = "List nodes", .run = nodesList});
   return c;
 }
 

@@ -6,6 +6,7 @@
 #include "plfm/core/log.h"
 #include "plfm/core/sha256.h"
 #include "plfm/core/strings.h"
+#include "scheduler.h"
 
 namespace plfm::cp {
 
@@ -142,6 +143,21 @@ Result<void> checkName(std::string_view field, std::string_view v) {
   return ok();
 }
 
+Result<int64_t> queryInt(const http::Request& req, std::string_view name, int64_t def, int64_t lo,
+                         int64_t hi) {
+  auto v = req.queryParam(name);
+  if (!v) return def;
+  int64_t out = 0;
+  auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), out);
+  if (ec != std::errc() || p != v->data() + v->size() || out < lo || out > hi) {
+    return Error(apierr::kInvalidQuery, "query parameter '" + std::string(name) +
+                                            "' must be an integer " + std::to_string(lo) + ".." +
+                                            std::to_string(hi))
+        .with("field", std::string(name));
+  }
+  return out;
+}
+
 Result<Page> parsePage(const http::Request& req, std::string_view id_prefix) {
   Page p;
   if (auto l = req.queryParam("limit")) {
@@ -249,7 +265,7 @@ Result<void> releaseName(pg::Transaction& tx, const std::string& scope,
 // ---- the API object ----
 
 Api::Api(ApiDeps deps)
-    : deps_(deps),
+    : deps_(std::move(deps)),
       requests_(deps_.metrics.counter("plfm_http_requests_total",
                                       "HTTP requests by route, method and status.")),
       latency_(deps_.metrics.histogram("plfm_http_request_duration_seconds",
@@ -267,6 +283,8 @@ void Api::registerRoutes(http::Router& r) {
   registerOrgRoutes(r);
   registerAppRoutes(r);
   registerReleaseRoutes(r);
+  registerNodeRoutes(r);
+  registerAgentRoutes(r);
 }
 
 namespace {
@@ -316,6 +334,21 @@ void Api::route(http::Router& r, std::string method, std::string pattern, Access
           if (access != Access::kPublic) {
             PLFM_ASSIGN_OR_RETURN(auto lease, deps_.pool.acquire(deps_.options.db_acquire_timeout));
             ctx.lease.emplace(std::move(lease));
+          }
+          if (access == Access::kNode) {
+            PLFM_ASSIGN_OR_RETURN(ctx.who, authenticate(ctx.db(), req.header("Authorization")));
+            if (ctx.who.kind != "node") {
+              return Error(
+                  plfm::errc::kPermissionDenied,
+                  "this route is for node agents; " + ctx.who.kind + " credentials cannot call it");
+            }
+            // A node sees only itself: another node's routes look missing.
+            if (req.param("node_id") != ctx.who.id) {
+              return Error(plfm::errc::kNotFound,
+                           "node " + std::string(req.param("node_id")) + " not found")
+                  .with("node_id", std::string(req.param("node_id")));
+            }
+          } else if (access == Access::kUser || access == Access::kAdmin) {
             PLFM_ASSIGN_OR_RETURN(ctx.who, authenticate(ctx.db(), req.header("Authorization")));
             if (ctx.who.kind != "user") {
               return Error(
@@ -401,6 +434,7 @@ Result<http::Response> Api::runMutation(Ctx& ctx, const MutationFn& fn) {
   std::string body;
   int64_t seq = 0;
   bool replayed = false;
+  bool settle = false;
   for (int attempt = 1;; ++attempt) {
     auto outcome = [&]() -> Result<void> {
       PLFM_ASSIGN_OR_RETURN(auto tx, pg::Transaction::begin(conn));
@@ -444,6 +478,7 @@ Result<http::Response> Api::runMutation(Ctx& ctx, const MutationFn& fn) {
         PLFM_ASSIGN_OR_RETURN(auto appended, deps_.store.append(tx, ctx.appendContext(), m.events));
         seq = appended.last_seq;
       }
+      settle = m.settle;
       status = m.status;
       body = json::dump(m.body);
       const std::string saved = m.replay_body ? json::dump(*m.replay_body) : body;
@@ -466,6 +501,16 @@ Result<http::Response> Api::runMutation(Ctx& ctx, const MutationFn& fn) {
     mutations_.inc({{"method", ctx.req.method}});
     deps_.worker.kick();
   }
+  http::Response resp = finishWrite(ctx, status, body, seq, settle);
+  if (replayed) {
+    replays_.inc();
+    resp.headers.set("Idempotent-Replayed", "true");
+  }
+  return resp;
+}
+
+http::Response Api::finishWrite(Ctx& ctx, int status, const std::string& body, int64_t seq,
+                                bool settle) {
   // Read-your-writes: answer once the views reflect `seq`.
   ctx.lease.reset();  // do not hold a connection while waiting
   http::Response resp;
@@ -477,14 +522,62 @@ Result<http::Response> Api::runMutation(Ctx& ctx, const MutationFn& fn) {
                                "accepted; the views have not caught up yet, "
                                "read again shortly"}});
   } else {
+    // A change to desired state: also wait (bounded) for the scheduler's
+    // reaction, so the next read shows it.
+    if (settle && seq > 0 && deps_.scheduler != nullptr) {
+      (void)deps_.scheduler->waitSettled(seq, deps_.options.scheduler_wait);
+    }
     resp = http::Response::json(status, body);
   }
   resp.headers.set("X-Event-Seq", std::to_string(seq));
-  if (replayed) {
-    replays_.inc();
-    resp.headers.set("Idempotent-Replayed", "true");
-  }
   return resp;
+}
+
+Result<http::Response> Api::runWrite(Ctx& ctx, const MutationFn& fn) {
+  pg::Connection& conn = ctx.db();
+  int status = 0;
+  std::string body;
+  int64_t seq = 0;
+  bool settle = false;
+  for (int attempt = 1;; ++attempt) {
+    auto outcome = [&]() -> Result<void> {
+      PLFM_ASSIGN_OR_RETURN(auto tx, pg::Transaction::begin(conn));
+      PLFM_ASSIGN_OR_RETURN(Mutation m, fn(tx));
+      if (!m.events.empty()) {
+        AppendContext actx = ctx.appendContext();
+        if (!m.actor.empty()) actx.actor = m.actor;
+        PLFM_ASSIGN_OR_RETURN(auto appended, deps_.store.append(tx, actx, m.events));
+        seq = appended.last_seq;
+      }
+      PLFM_TRY(tx.commit());
+      status = m.status;
+      body = json::dump(m.body);
+      settle = m.settle;
+      return ok();
+    }();
+    if (outcome) break;
+    if (retryable(outcome.error()) && attempt < 5) {
+      seq = 0;
+      continue;
+    }
+    return unexpected(std::move(outcome).error());
+  }
+  if (seq > 0) {
+    mutations_.inc({{"method", ctx.req.method}});
+    deps_.worker.kick();
+  }
+  return finishWrite(ctx, status, body, seq, settle);
+}
+
+Result<void> Api::awaitScheduler(Ctx& ctx) {
+  if (deps_.scheduler == nullptr) return ok();
+  const int64_t cp = deps_.worker.checkpoint();
+  if (!deps_.scheduler->leader() || deps_.scheduler->settled() >= cp) return ok();
+  ctx.lease.reset();
+  (void)deps_.scheduler->waitSettled(cp, deps_.options.scheduler_wait);
+  PLFM_ASSIGN_OR_RETURN(auto lease, deps_.pool.acquire(deps_.options.db_acquire_timeout));
+  ctx.lease.emplace(std::move(lease));
+  return ok();
 }
 
 }  // namespace plfm::cp

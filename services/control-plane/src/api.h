@@ -38,10 +38,20 @@ inline constexpr std::string_view kKeyInProgress = "idempotency_in_progress";
 
 struct ApiOptions {
   std::chrono::milliseconds read_your_writes_wait{2000};
+  // How long a request waits for the scheduler to react (Scheduler::waitSettled).
+  std::chrono::milliseconds scheduler_wait{2000};
   std::chrono::milliseconds db_acquire_timeout{5000};
   std::chrono::seconds max_long_poll{60};
+  std::chrono::seconds default_plan_wait{30};
   std::chrono::seconds idempotency_lock_timeout{10};
+  std::string cluster_ipv6_prefix = "fd7a:5c00::/48";
+  std::chrono::seconds heartbeat_interval{10};  // told to agents
+  std::chrono::seconds heartbeat_timeout{30};   // told to agents
+  std::chrono::seconds max_enrollment_ttl{86'400};
 };
+
+class Scheduler;
+class PlanFeed;
 
 struct ApiDeps {
   pg::Pool& pool;
@@ -50,6 +60,8 @@ struct ApiDeps {
   const Clock& clock;
   metrics::Registry& metrics;
   ApiOptions options;
+  Scheduler* scheduler;  // nullptr: nothing schedules in this process
+  PlanFeed* plans;       // nullptr: plan long-polls wait on any view change
 };
 
 // Per-request state handed to handlers.
@@ -69,11 +81,17 @@ struct Mutation {
   json::Json body;                        // the response
   std::vector<NewEvent> events;           // appended last, in the same transaction
   std::optional<json::Json> replay_body;  // saved instead of `body` (credentials redacted)
+  // Also wait for the scheduler's reaction before answering (the change
+  // affects desired state: deploys, scale, nodes).
+  bool settle = false;
+  std::string actor{};  // the events' actor when not the caller (enrollment: the new node)
 };
 
 using MutationFn = std::function<Result<Mutation>(pg::Transaction&)>;
 
-enum class Access { kPublic, kUser, kAdmin };
+// kNode: a node credential, for the node named by the {node_id} path
+// parameter only. kEnroll: the handler checks an enrollment token itself.
+enum class Access { kPublic, kUser, kAdmin, kNode, kEnroll };
 
 class Api {
  public:
@@ -92,6 +110,17 @@ class Api {
 
   [[nodiscard]] Result<http::Response> runMutation(Ctx& ctx, const MutationFn& fn);
 
+  // A write whose route is idempotent by its own contract (enrollment by
+  // token, heartbeats, status reports by (instance, generation, seq)), so it
+  // takes no Idempotency-Key: runs `fn` in a transaction (retried on
+  // conflicts), appends its events and answers with read-your-writes.
+  [[nodiscard]] Result<http::Response> runWrite(Ctx& ctx, const MutationFn& fn);
+
+  // For reads of what the scheduler derives (instances, deploys, nodes):
+  // waits, bounded and without holding a connection, until the scheduler
+  // has reacted to everything the views hold now.
+  [[nodiscard]] Result<void> awaitScheduler(Ctx& ctx);
+
   [[nodiscard]] ApiDeps& deps() { return deps_; }
 
  private:
@@ -99,6 +128,13 @@ class Api {
   void registerAppRoutes(http::Router& r);
   void registerReleaseRoutes(http::Router& r);
   void registerSystemRoutes(http::Router& r);
+  void registerNodeRoutes(http::Router& r);
+  void registerAgentRoutes(http::Router& r);
+
+  // The answer of a committed write: waits for the views (and the scheduler
+  // when `settle`), then the saved status and body, or 202.
+  http::Response finishWrite(Ctx& ctx, int status, const std::string& body, int64_t seq,
+                             bool settle);
 
   ApiDeps deps_;
   metrics::Counter& requests_;
@@ -137,6 +173,10 @@ template <class Id>
   }
   return id;
 }
+
+// ?name=N within lo..hi, `def` when absent; invalid_query otherwise.
+[[nodiscard]] Result<int64_t> queryInt(const http::Request& req, std::string_view name, int64_t def,
+                                       int64_t lo, int64_t hi);
 
 struct Page {
   int limit = 50;

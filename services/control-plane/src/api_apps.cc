@@ -155,6 +155,7 @@ void Api::registerAppRoutes(http::Router& r) {
             PLFM_ASSIGN_OR_RETURN(int next, nextAggregateSeq(tx, env.str()));
             Mutation m;
             m.status = 200;
+            m.settle = true;  // its instances are drained
             m.body = {{"deleted", true}, {"id", env.str()}};
             m.events = {
                 NewEvent{"env", env.str(), next, "env.deleted", 1, org,

@@ -15,7 +15,9 @@ const std::string kDeployColumns =
     ts("created_at") + " AS created_at, " + ts("updated_at") + " AS updated_at";
 const std::string kInstanceColumns =
     "instance_id AS id, env_id, process_type, release_id, deploy_id, node_id, generation, "
-    "desired_state, current_state, reason, address, " +
+    "desired_state, current_state, reason, address, lost, restarts, exit_code, vcpus, "
+    "memory_mb, timings, " +
+    ts("not_before") + " AS not_before, " + ts("phase_since") + " AS phase_since, " +
     ts("created_at") + " AS created_at, " + ts("updated_at") + " AS updated_at";
 
 Result<void> checkDigest(const std::string& d) {
@@ -147,6 +149,7 @@ void Api::registerReleaseRoutes(http::Router& r) {
             const std::string dep = DeployId::generate().str();
             const std::string now = toRfc3339(deps_.clock.now());
             Mutation m;
+            m.settle = true;  // the scheduler starts (or supersedes) rollouts
             m.body = {{"id", dep},
                       {"org_id", org},
                       {"app_id", app},
@@ -170,22 +173,25 @@ void Api::registerReleaseRoutes(http::Router& r) {
         });
 
   route(r, "GET", "/v1/envs/{env_id}/deploys", Access::kUser,
-        [](Ctx& ctx) -> Result<http::Response> {
+        [this](Ctx& ctx) -> Result<http::Response> {
           PLFM_ASSIGN_OR_RETURN(auto env, pathId<EnvId>(ctx.req, "env_id"));
           PLFM_ASSIGN_OR_RETURN(auto page, parsePage(ctx.req, "dep"));
           PLFM_TRY(visibleEnv(ctx, env));
+          PLFM_TRY(awaitScheduler(ctx));
           return listChildren(ctx, kDeployColumns, "deploys_view", "deploy_id", "env_id", env.str(),
                               page);
         });
 
-  route(r, "GET", "/v1/deploys/{deploy_id}", Access::kUser, [](Ctx& ctx) -> Result<http::Response> {
-    PLFM_ASSIGN_OR_RETURN(auto dep, pathId<DeployId>(ctx.req, "deploy_id"));
-    PLFM_ASSIGN_OR_RETURN(
-        auto j,
-        visibleRow(ctx, "SELECT " + kDeployColumns + " FROM deploys_view WHERE deploy_id = $1",
-                   dep.str(), "deploy"));
-    return jsonResponse(200, j);
-  });
+  route(r, "GET", "/v1/deploys/{deploy_id}", Access::kUser,
+        [this](Ctx& ctx) -> Result<http::Response> {
+          PLFM_ASSIGN_OR_RETURN(auto dep, pathId<DeployId>(ctx.req, "deploy_id"));
+          PLFM_TRY(awaitScheduler(ctx));
+          PLFM_ASSIGN_OR_RETURN(auto j, visibleRow(ctx,
+                                                   "SELECT " + kDeployColumns +
+                                                       " FROM deploys_view WHERE deploy_id = $1",
+                                                   dep.str(), "deploy"));
+          return jsonResponse(200, j);
+        });
 
   route(r, "PUT", "/v1/envs/{env_id}/scale", Access::kUser,
         [this](Ctx& ctx) -> Result<http::Response> {
@@ -215,6 +221,7 @@ void Api::registerReleaseRoutes(http::Router& r) {
             PLFM_ASSIGN_OR_RETURN(int next, nextAggregateSeq(tx, env.str()));
             Mutation m;
             m.status = 200;
+            m.settle = true;  // the scheduler places or drains instances
             m.body = {{"env_id", env.str()},
                       {"processes", merged},
                       {"updated_at", toRfc3339(deps_.clock.now())}};
@@ -233,30 +240,36 @@ void Api::registerReleaseRoutes(http::Router& r) {
   });
 
   route(r, "GET", "/v1/envs/{env_id}/instances", Access::kUser,
-        [](Ctx& ctx) -> Result<http::Response> {
+        [this](Ctx& ctx) -> Result<http::Response> {
           PLFM_ASSIGN_OR_RETURN(auto env, pathId<EnvId>(ctx.req, "env_id"));
           PLFM_ASSIGN_OR_RETURN(auto e, visibleEnv(ctx, env));
+          PLFM_TRY(awaitScheduler(ctx));
+          // Instances that reported `stopped` are gone: they are not listed.
           PLFM_ASSIGN_OR_RETURN(auto rs, ctx.db().exec("SELECT " + kInstanceColumns +
                                                            " FROM instances_view WHERE env_id "
-                                                           "= $1 ORDER BY process_type, "
-                                                           "instance_id",
+                                                           "= $1 AND current_state <> 'stopped' "
+                                                           "ORDER BY process_type, instance_id",
                                                        {env.str()}));
-          // Desired vs current per process type, with the reason they differ.
+          // Desired vs current per process type, with the scheduler's reason
+          // when they differ (scheduler_status).
           PLFM_ASSIGN_OR_RETURN(
               auto sum,
               ctx.db().exec("SELECT s.process_type, s.count, (SELECT count(*) FROM "
                             "instances_view i WHERE i.env_id = s.env_id AND i.process_type = "
-                            "s.process_type AND i.desired_state = 'running' AND "
-                            "i.current_state IN ('running', 'healthy')) FROM env_scale_view s "
-                            "WHERE s.env_id = $1 ORDER BY s.process_type",
+                            "s.process_type AND i.desired_state = 'run' AND NOT i.lost AND "
+                            "i.current_state = 'healthy'), st.reason FROM env_scale_view s "
+                            "LEFT JOIN scheduler_status st ON st.env_id = s.env_id AND "
+                            "st.process_type = s.process_type WHERE s.env_id = $1 "
+                            "ORDER BY s.process_type",
                             {env.str()}));
           json::Json summary = json::Json::array();
           const bool deployed = !e["current_deploy_id"].is_null();
           for (int i = 0; i < sum.rows(); ++i) {
             const int64_t desired = sum.int64(i, 1).value_or(0);
             const int64_t current = sum.int64(i, 2).value_or(0);
-            std::string reason;
-            if (desired != current) {
+            std::string reason(sum.text(i, 3));
+            if (reason.empty() && desired != current) {
+              // The scheduler has not said (yet, or it runs elsewhere).
               reason = deployed ? "waiting for the scheduler to place instances"
                                 : "no deploy yet: run a deploy to start instances";
             }

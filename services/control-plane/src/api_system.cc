@@ -1,32 +1,8 @@
-// Health, metrics, nodes (read) and the org event feed (cursor + long-poll).
-#include <charconv>
-
+// Health, metrics and the org event feed (cursor + long-poll).
 #include "api.h"
 
 namespace plfm::cp {
-namespace {
-
-const std::string kNodeColumns =
-    "node_id AS id, hostname, state, cores, memory_mb, ipv6_prefix, "
-    "labels, " +
-    ts("created_at") + " AS created_at, " + ts("updated_at") + " AS updated_at";
-
-Result<int64_t> queryInt(const http::Request& req, std::string_view name, int64_t def, int64_t lo,
-                         int64_t hi) {
-  auto v = req.queryParam(name);
-  if (!v) return def;
-  int64_t out = 0;
-  auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), out);
-  if (ec != std::errc() || p != v->data() + v->size() || out < lo || out > hi) {
-    return Error(apierr::kInvalidQuery, "query parameter '" + std::string(name) +
-                                            "' must be an integer " + std::to_string(lo) + ".." +
-                                            std::to_string(hi))
-        .with("field", std::string(name));
-  }
-  return out;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 void Api::registerSystemRoutes(http::Router& r) {
   route(r, "GET", "/healthz", Access::kPublic, [this](Ctx&) -> Result<http::Response> {
@@ -45,27 +21,6 @@ void Api::registerSystemRoutes(http::Router& r) {
     http::Response resp = http::Response::text(200, deps_.metrics.render());
     resp.headers.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
     return resp;
-  });
-
-  route(r, "GET", "/v1/nodes", Access::kAdmin, [](Ctx& ctx) -> Result<http::Response> {
-    PLFM_ASSIGN_OR_RETURN(auto page, parsePage(ctx.req, "node"));
-    PLFM_ASSIGN_OR_RETURN(auto rs, ctx.db().exec("SELECT " + kNodeColumns +
-                                                     " FROM nodes_view WHERE ($1::text IS NULL "
-                                                     "OR node_id > $1) ORDER BY node_id LIMIT $2",
-                                                 {page.cursor, page.limit}));
-    return jsonResponse(200, pageJson(rs, page));
-  });
-
-  route(r, "GET", "/v1/nodes/{node_id}", Access::kAdmin, [](Ctx& ctx) -> Result<http::Response> {
-    PLFM_ASSIGN_OR_RETURN(auto node, pathId<NodeId>(ctx.req, "node_id"));
-    PLFM_ASSIGN_OR_RETURN(
-        auto rs, ctx.db().exec("SELECT " + kNodeColumns + " FROM nodes_view WHERE node_id = $1",
-                               {node.str()}));
-    if (rs.rows() != 1) {
-      return Error(plfm::errc::kNotFound, "node " + node.str() + " not found")
-          .with("node_id", node.str());
-    }
-    return jsonResponse(200, rowToJson(rs, 0));
   });
 
   route(r, "GET", "/v1/orgs/{org_id}/events", Access::kUser,

@@ -5,6 +5,7 @@
 
 #include "plfm/core/log.h"
 #include "plfm/core/strings.h"
+#include "plfm/reconcile/ipv6.h"
 
 namespace plfm::cp {
 namespace {
@@ -85,6 +86,39 @@ Result<void> loadConfigFile(const std::string& path, Config& cfg) {
     } else if (key == "idempotency_retention_hours") {
       PLFM_ASSIGN_OR_RETURN(auto v, integer(1, int64_t{24} * 365));
       cfg.idempotency_retention_hours = static_cast<int>(v);
+    } else if (key == "cluster_ipv6_prefix") {
+      PLFM_TRY(str(cfg.cluster_ipv6_prefix));
+    } else if (key == "scheduler_enabled") {
+      auto v = node.value<bool>();
+      if (!v) return bad(path, where, key, "must be true or false");
+      cfg.scheduler_enabled = *v;
+    } else if (key == "scheduler_interval_ms") {
+      PLFM_ASSIGN_OR_RETURN(auto v, integer(100, 60'000));
+      cfg.scheduler_interval = std::chrono::milliseconds(v);
+    } else if (key == "heartbeat_interval_seconds") {
+      PLFM_ASSIGN_OR_RETURN(auto v, integer(1, 3600));
+      cfg.heartbeat_interval = std::chrono::seconds(v);
+    } else if (key == "heartbeat_timeout_seconds") {
+      PLFM_ASSIGN_OR_RETURN(auto v, integer(2, 86'400));
+      cfg.heartbeat_timeout = std::chrono::seconds(v);
+    } else if (key == "node_down_after_seconds") {
+      PLFM_ASSIGN_OR_RETURN(auto v, integer(0, int64_t{86'400} * 30));
+      cfg.node_down_after = std::chrono::seconds(v);
+    } else if (key == "unreachable_grace_seconds") {
+      PLFM_ASSIGN_OR_RETURN(auto v, integer(0, 86'400));
+      cfg.unreachable_grace = std::chrono::seconds(v);
+    } else if (key == "cpu_overcommit") {
+      PLFM_ASSIGN_OR_RETURN(auto v, integer(1, 64));
+      cfg.cpu_overcommit = static_cast<int>(v);
+    } else if (key == "restart_backoff_base_ms") {
+      PLFM_ASSIGN_OR_RETURN(auto v, integer(1, 3'600'000));
+      cfg.restart_backoff_base = std::chrono::milliseconds(v);
+    } else if (key == "restart_backoff_max_ms") {
+      PLFM_ASSIGN_OR_RETURN(auto v, integer(1, 86'400'000));
+      cfg.restart_backoff_max = std::chrono::milliseconds(v);
+    } else if (key == "max_deploy_failures") {
+      PLFM_ASSIGN_OR_RETURN(auto v, integer(1, 100));
+      cfg.max_deploy_failures = static_cast<int>(v);
     } else {
       static const std::vector<std::string_view> kKnown = {"listen",
                                                            "database",
@@ -96,7 +130,18 @@ Result<void> loadConfigFile(const std::string& path, Config& cfg) {
                                                            "max_body_bytes",
                                                            "read_your_writes_wait_ms",
                                                            "shutdown_grace_seconds",
-                                                           "idempotency_retention_hours"};
+                                                           "idempotency_retention_hours",
+                                                           "cluster_ipv6_prefix",
+                                                           "scheduler_enabled",
+                                                           "scheduler_interval_ms",
+                                                           "heartbeat_interval_seconds",
+                                                           "heartbeat_timeout_seconds",
+                                                           "node_down_after_seconds",
+                                                           "unreachable_grace_seconds",
+                                                           "cpu_overcommit",
+                                                           "restart_backoff_base_ms",
+                                                           "restart_backoff_max_ms",
+                                                           "max_deploy_failures"};
       std::string hint;
       if (auto m = closestMatch(key, kKnown)) hint = "; did you mean '" + *m + "'?";
       std::string known;
@@ -140,6 +185,25 @@ Result<void> validate(const Config& cfg) {
   if (cfg.state_dir.empty()) {
     return Error(plfm::errc::kInvalidArgument, "state_dir must not be empty")
         .with("field", "state_dir");
+  }
+  auto prefix = reconcile::parseIpv6Prefix(cfg.cluster_ipv6_prefix);
+  if (!prefix || prefix->length < 1 || prefix->length > 63) {
+    return Error(
+               plfm::errc::kInvalidArgument,
+               "cluster_ipv6_prefix must be an IPv6 prefix shorter than /64 (e.g. "
+               "\"fd7a:5c00::/48\"), with no host bits set: " +
+                   (prefix ? "it is /" + std::to_string(prefix->length) : prefix.error().message()))
+        .with("field", "cluster_ipv6_prefix");
+  }
+  if (cfg.heartbeat_timeout <= cfg.heartbeat_interval) {
+    return Error(plfm::errc::kInvalidArgument,
+                 "heartbeat_timeout_seconds must be longer than heartbeat_interval_seconds")
+        .with("field", "heartbeat_timeout_seconds");
+  }
+  if (cfg.restart_backoff_max < cfg.restart_backoff_base) {
+    return Error(plfm::errc::kInvalidArgument,
+                 "restart_backoff_max_ms must be at least restart_backoff_base_ms")
+        .with("field", "restart_backoff_max_ms");
   }
   return ok();
 }

@@ -25,6 +25,19 @@ struct Config {
   std::chrono::seconds shutdown_grace{10};
   int idempotency_retention_hours = 24;
 
+  // Nodes and the scheduler (docs/specs/scheduler/).
+  std::string cluster_ipv6_prefix = "fd7a:5c00::/48";  // node /64s come from it
+  bool scheduler_enabled = true;
+  std::chrono::milliseconds scheduler_interval{2000};
+  std::chrono::seconds heartbeat_interval{10};  // told to agents
+  std::chrono::seconds heartbeat_timeout{30};   // active -> unreachable
+  std::chrono::seconds node_down_after{600};    // unreachable -> down; 0: never
+  std::chrono::seconds unreachable_grace{60};   // then its instances are replaced
+  int cpu_overcommit = 4;                       // vCPUs per core
+  std::chrono::milliseconds restart_backoff_base{1000};
+  std::chrono::milliseconds restart_backoff_max{60'000};
+  int max_deploy_failures = 3;
+
   [[nodiscard]] std::string adminTokenFile() const {
     return admin_token_file.empty() ? state_dir + "/admin-token" : admin_token_file;
   }

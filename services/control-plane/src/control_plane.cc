@@ -7,7 +7,26 @@
 
 namespace plfm::cp {
 
-ControlPlane::ControlPlane(Config cfg) : cfg_(std::move(cfg)) {}
+ControlPlane::ControlPlane(Config cfg, const Clock* clock)
+    : cfg_(std::move(cfg)), clock_(clock != nullptr ? *clock : RealClock::instance()) {}
+
+namespace {
+
+Scheduler::Options schedulerOptions(const Config& cfg) {
+  Scheduler::Options o;
+  o.reconcile.cpu_overcommit = cfg.cpu_overcommit;
+  o.reconcile.unreachable_grace_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(cfg.unreachable_grace).count();
+  o.reconcile.backoff_base_ms = cfg.restart_backoff_base.count();
+  o.reconcile.backoff_max_ms = cfg.restart_backoff_max.count();
+  o.reconcile.max_deploy_failures = cfg.max_deploy_failures;
+  o.liveness.heartbeat_timeout = cfg.heartbeat_timeout;
+  o.liveness.down_after = cfg.node_down_after;
+  o.interval = cfg.scheduler_interval;
+  return o;
+}
+
+}  // namespace
 
 ControlPlane::~ControlPlane() { stop(); }
 
@@ -37,10 +56,21 @@ Result<void> ControlPlane::start() {
   pool_ = std::make_unique<pg::Pool>(cfg_.database, static_cast<size_t>(cfg_.db_pool_size));
   worker_ = std::make_unique<ProjectionWorker>(cfg_.database, ProjectionWorker::Options{});
   PLFM_TRY(worker_->start());
+  if (cfg_.scheduler_enabled) {
+    scheduler_ = std::make_unique<Scheduler>(cfg_.database, *store_, *worker_, clock_,
+                                             schedulerOptions(cfg_));
+    PLFM_TRY(scheduler_->start());
+  }
+  plans_ = std::make_unique<PlanFeed>(cfg_.database, *worker_);
+  PLFM_TRY(plans_->start());
 
   ApiOptions opts;
   opts.read_your_writes_wait = cfg_.read_your_writes_wait;
-  api_ = std::make_unique<Api>(ApiDeps{*pool_, *store_, *worker_, clock_, metrics_, opts});
+  opts.cluster_ipv6_prefix = cfg_.cluster_ipv6_prefix;
+  opts.heartbeat_interval = cfg_.heartbeat_interval;
+  opts.heartbeat_timeout = cfg_.heartbeat_timeout;
+  api_ = std::make_unique<Api>(
+      ApiDeps{*pool_, *store_, *worker_, clock_, metrics_, opts, scheduler_.get(), plans_.get()});
   api_->registerRoutes(router_);
 
   http::ServerOptions so;
@@ -61,8 +91,11 @@ void ControlPlane::stop() {
     stopping_ = true;
   }
   cv_.notify_all();
+  // Plan long-polls answer at once, so in-flight requests finish quickly.
+  if (plans_) plans_->stop();
   if (server_) server_->stop(cfg_.shutdown_grace);
   if (janitor_.joinable()) janitor_.join();
+  if (scheduler_) scheduler_->stop();
   if (worker_) worker_->stop();
 }
 

@@ -1,7 +1,7 @@
 // ControlPlane wires the parts of the service together: the database pool,
-// migrations, the projection worker, the API router and the HTTP server,
-// and a janitor for expired idempotency records. main.cc only parses the
-// command line and calls run().
+// migrations, the projection worker, the scheduler, the NodePlan feed, the
+// API router and the HTTP server, and a janitor for expired idempotency
+// records. main.cc only parses the command line and calls run().
 #pragma once
 
 #include <atomic>
@@ -14,14 +14,17 @@
 
 #include "api.h"
 #include "config.h"
+#include "node_plan.h"
 #include "plfm/core/metrics.h"
 #include "plfm/http/http.h"
+#include "scheduler.h"
 
 namespace plfm::cp {
 
 class ControlPlane {
  public:
-  explicit ControlPlane(Config cfg);
+  // `clock` (tests) defaults to the real clock; it must outlive this object.
+  explicit ControlPlane(Config cfg, const Clock* clock = nullptr);
   ~ControlPlane();
   ControlPlane(const ControlPlane&) = delete;
   ControlPlane& operator=(const ControlPlane&) = delete;
@@ -35,16 +38,20 @@ class ControlPlane {
 
   [[nodiscard]] std::vector<std::string> endpoints() const;
   [[nodiscard]] metrics::Registry& metricsRegistry() { return metrics_; }
+  // The scheduler, or nullptr when `scheduler_enabled` is off.
+  [[nodiscard]] Scheduler* scheduler() { return scheduler_.get(); }
 
  private:
   void janitor();
 
   Config cfg_;
-  RealClock clock_;
+  const Clock& clock_;
   metrics::Registry metrics_;
   std::unique_ptr<pg::Pool> pool_;
   std::unique_ptr<EventStore> store_;
   std::unique_ptr<ProjectionWorker> worker_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<PlanFeed> plans_;
   std::unique_ptr<Api> api_;
   http::Router router_;
   std::unique_ptr<http::Server> server_;

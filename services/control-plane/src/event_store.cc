@@ -1,6 +1,7 @@
 #include "event_store.h"
 
 #include "plfm/core/json.h"
+#include "plfm/core/strings.h"
 
 namespace plfm::cp {
 namespace {
@@ -26,6 +27,12 @@ StoredEvent rowToEvent(const pg::ResultSet& rs, int i) {
   return e;
 }
 
+// A cheap shape check; PostgreSQL validates the JSON itself on insert.
+bool looksLikeObject(std::string_view s) {
+  s = trim(s);
+  return s.size() >= 2 && s.front() == '{' && s.back() == '}';
+}
+
 constexpr std::string_view kSelectColumns =
     "seq, event_id, to_char(occurred_at AT TIME ZONE 'UTC', "
     "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), aggregate_type, aggregate_id, aggregate_seq, "
@@ -37,39 +44,62 @@ Result<AppendResult> EventStore::append(pg::Transaction& tx, const AppendContext
                                         const std::vector<NewEvent>& events) {
   if (events.empty()) return Error(plfm::errc::kInternal, "append of zero events");
   const std::string occurred = toRfc3339(clock_.now());
-  // Build one JSON array and insert it with a single statement.
-  json::Json rows = json::Json::array();
-  for (const auto& ev : events) {
-    auto payload = json::parse(ev.payload);
-    auto corr = json::parse(ev.correlation);
-    if (!payload || !payload->is_object() || !corr || !corr->is_object()) {
+  // One JSON array of rows, inserted by a single statement. The text is
+  // built directly, payloads embedded as they are: the scheduler appends
+  // events by the hundred thousand, and PostgreSQL parses (and so
+  // validates) every payload as jsonb anyway. The statement takes each
+  // payload out of the parsed array as jsonb (`->`), so it is parsed once.
+  size_t size = 2;
+  for (const auto& ev : events) size += ev.payload.size() + ev.correlation.size() + 256;
+  std::string rows;
+  rows.reserve(size);
+  rows += '[';
+  for (size_t i = 0; i < events.size(); ++i) {
+    const NewEvent& ev = events[i];
+    if (!looksLikeObject(ev.payload) || !looksLikeObject(ev.correlation)) {
       return Error(plfm::errc::kInternal, "event " + ev.event_type + " has a non-object payload");
     }
-    rows.push_back({{"event_id", EventId::generate(ids_).str()},
-                    {"aggregate_type", ev.aggregate_type},
-                    {"aggregate_id", ev.aggregate_id},
-                    {"aggregate_seq", ev.aggregate_seq},
-                    {"event_type", ev.event_type},
-                    {"event_version", ev.event_version},
-                    {"org_id", ev.org_id.empty() ? json::Json() : json::Json(ev.org_id)},
-                    {"correlation", std::move(*corr)},
-                    {"payload", std::move(*payload)}});
+    if (i > 0) rows += ',';
+    rows += R"({"event_id":")";
+    rows += EventId::generate(ids_).str();
+    rows += R"(","aggregate_type":")";
+    appendJsonEscaped(rows, ev.aggregate_type);
+    rows += R"(","aggregate_id":")";
+    appendJsonEscaped(rows, ev.aggregate_id);
+    rows += R"(","aggregate_seq":)";
+    rows += std::to_string(ev.aggregate_seq);
+    rows += R"(,"event_type":")";
+    appendJsonEscaped(rows, ev.event_type);
+    rows += R"(","event_version":)";
+    rows += std::to_string(ev.event_version);
+    if (ev.org_id.empty()) {
+      rows += R"(,"org_id":null)";
+    } else {
+      rows += R"(,"org_id":")";
+      appendJsonEscaped(rows, ev.org_id);
+      rows += '"';
+    }
+    rows += R"(,"correlation":)";
+    rows += ev.correlation;
+    rows += R"(,"payload":)";
+    rows += ev.payload;
+    rows += '}';
   }
+  rows += ']';
   // Serialize appenders: the lock is held until this transaction ends, and a
   // transaction becomes visible before its locks are released, so the next
   // appender's seq is always above every committed (visible) seq.
   PLFM_TRY(tx.exec("SELECT pg_advisory_xact_lock($1)", {kAppendLockKey}));
   auto rs = tx.exec(
-      "WITH head AS (SELECT coalesce(max(seq), 0) AS s FROM events) "
+      "WITH head AS (SELECT coalesce(max(seq), 0) AS s FROM events), ins AS ("
       "INSERT INTO events (seq, event_id, occurred_at, aggregate_type, aggregate_id, "
       "aggregate_seq, event_type, event_version, org_id, actor, request_id, correlation, payload) "
       "SELECT head.s + a.ord, a.doc->>'event_id', $2::timestamptz, a.doc->>'aggregate_type', "
       "a.doc->>'aggregate_id', (a.doc->>'aggregate_seq')::int, a.doc->>'event_type', "
       "(a.doc->>'event_version')::int, a.doc->>'org_id', $3, $4, a.doc->'correlation', "
-      "a.doc->'payload' "
-      "FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS a(doc, ord), head "
-      "ORDER BY a.ord RETURNING seq",
-      {json::dump(rows), occurred, ctx.actor,
+      "a.doc->'payload' FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS a(doc, ord), "
+      "head ORDER BY a.ord RETURNING seq) SELECT min(seq), max(seq) FROM ins",
+      {rows, occurred, ctx.actor,
        ctx.request_id.empty() ? pg::Param(std::nullopt) : pg::Param(ctx.request_id)});
   if (!rs) {
     if (rs.error().is(pg::errc::kUniqueViolation) &&
@@ -82,11 +112,8 @@ Result<AppendResult> EventStore::append(pg::Transaction& tx, const AppendContext
   }
   AppendResult out;
   out.occurred_at = occurred;
-  for (int i = 0; i < rs->rows(); ++i) {
-    const int64_t s = rs->int64(i, 0).value_or(0);
-    out.first_seq = out.first_seq == 0 ? s : std::min(out.first_seq, s);
-    out.last_seq = std::max(out.last_seq, s);
-  }
+  PLFM_ASSIGN_OR_RETURN(out.first_seq, rs->int64(0, 0));
+  PLFM_ASSIGN_OR_RETURN(out.last_seq, rs->int64(0, 1));
   PLFM_TRY(tx.exec("SELECT pg_notify($1, $2)",
                    {std::string(kNotifyChannel), std::to_string(out.last_seq)}));
   return out;
@@ -112,6 +139,34 @@ Result<std::vector<StoredEvent>> EventStore::readAfter(pg::Connection& conn, int
 Result<int64_t> EventStore::headSeq(pg::Connection& conn) {
   PLFM_ASSIGN_OR_RETURN(auto rs, conn.exec("SELECT coalesce(max(seq), 0) FROM events"));
   return rs.int64(0, 0);
+}
+
+Result<void> EventStore::lockLog(pg::Transaction& tx) {
+  PLFM_TRY(tx.exec("SELECT pg_advisory_xact_lock($1)", {kAppendLockKey}));
+  return ok();
+}
+
+Result<std::unordered_map<std::string, int>> EventStore::aggregateSeqs(
+    pg::Transaction& tx, const std::vector<std::string>& ids) {
+  std::unordered_map<std::string, int> out;
+  out.reserve(ids.size());
+  if (ids.empty()) return out;
+  // Ids are typed ids ([a-z0-9_]), so the array literal needs no quoting.
+  std::string array = "{";
+  for (const auto& id : ids) {
+    if (array.size() > 1) array += ',';
+    array += id;
+    out.emplace(id, 0);
+  }
+  array += '}';
+  PLFM_ASSIGN_OR_RETURN(auto rs, tx.exec("SELECT aggregate_id, max(aggregate_seq) FROM events "
+                                         "WHERE aggregate_id = ANY($1::text[]) "
+                                         "GROUP BY aggregate_id",
+                                         {array}));
+  for (int i = 0; i < rs.rows(); ++i) {
+    out[std::string(rs.text(i, 0))] = static_cast<int>(rs.int64(i, 1).value_or(0));
+  }
+  return out;
 }
 
 std::string EventStore::envelopeJson(const StoredEvent& e) {

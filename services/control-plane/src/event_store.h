@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "plfm/core/clock.h"
@@ -82,6 +83,17 @@ class EventStore {
 
   // The newest seq (0 when the log is empty).
   [[nodiscard]] static Result<int64_t> headSeq(pg::Connection& conn);
+
+  // Takes the append lock now instead of at append(), for a command that
+  // reads aggregate versions from the log (aggregateSeqs) and must append
+  // the next ones without racing other appenders. Held until the
+  // transaction ends, like append()'s.
+  [[nodiscard]] static Result<void> lockLog(pg::Transaction& tx);
+
+  // The current aggregate_seq of each id (0 for an aggregate with no event),
+  // read from the log itself: the write-side truth, which never lags.
+  [[nodiscard]] static Result<std::unordered_map<std::string, int>> aggregateSeqs(
+      pg::Transaction& tx, const std::vector<std::string>& ids);
 
   // The JSON envelope of a stored event, as the API and schemas define it.
   [[nodiscard]] static std::string envelopeJson(const StoredEvent& e);

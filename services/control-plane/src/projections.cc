@@ -8,35 +8,71 @@
 
 #include "plfm/core/json.h"
 #include "plfm/core/log.h"
+#include "projection_appliers.h"
 
 namespace plfm::cp {
-namespace {
 
-using json::Json;
+namespace projection {
 
-// Reads a string field of the payload; a missing field is a bug in whoever
-// wrote the event, reported with the event's seq.
-struct Payload {
-  const StoredEvent& e;
-  Json j;
+Result<std::string> Payload::str(std::string_view field) const {
+  auto r = json::getString(j, field, "payload");
+  if (!r) return std::move(r.error()).context("event " + std::to_string(e.seq));
+  return r;
+}
 
-  Result<std::string> str(std::string_view field) const {
-    auto r = json::getString(j, field, "payload");
-    if (!r) return std::move(r.error()).context("event " + std::to_string(e.seq));
-    return r;
+std::string Payload::strOr(std::string_view field, const std::string& fallback) const {
+  auto it = j.find(field);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
+Result<int64_t> Payload::integer(std::string_view field) const {
+  auto r = json::getInt(j, field, "payload");
+  if (!r) return std::move(r.error()).context("event " + std::to_string(e.seq));
+  return r;
+}
+
+Result<bool> Payload::boolean(std::string_view field) const {
+  auto r = json::getBool(j, field, "payload");
+  if (!r) return std::move(r.error()).context("event " + std::to_string(e.seq));
+  return r;
+}
+
+Result<std::optional<std::string>> Payload::optStr(std::string_view field) const {
+  auto it = j.find(field);
+  if (it != j.end() && it->is_null()) return std::optional<std::string>();
+  PLFM_ASSIGN_OR_RETURN(auto v, str(field));
+  return std::optional<std::string>(std::move(v));
+}
+
+Result<std::optional<int64_t>> Payload::optInt(std::string_view field) const {
+  auto it = j.find(field);
+  if (it != j.end() && it->is_null()) return std::optional<int64_t>();
+  PLFM_ASSIGN_OR_RETURN(auto v, integer(field));
+  return std::optional<int64_t>(v);
+}
+
+Result<std::string> Payload::jsonText(std::string_view field) const {
+  auto it = j.find(field);
+  if (it == j.end() || !(it->is_object() || it->is_array())) {
+    return Error(plfm::errc::kInternal, "event " + std::to_string(e.seq) + ": payload." +
+                                            std::string(field) + " must be an object or array");
   }
-  std::string strOr(std::string_view field, const std::string& fallback) const {
-    auto it = j.find(field);
-    return it != j.end() && it->is_string() ? it->get<std::string>() : fallback;
-  }
-};
-
-using ApplyFn = Result<void> (*)(pg::Transaction&, const Payload&);
+  return json::dump(*it);
+}
 
 Result<void> exec(pg::Transaction& tx, std::string_view sql, const pg::Params& params) {
   PLFM_TRY(tx.exec(sql, params));
   return ok();
 }
+
+}  // namespace projection
+
+namespace {
+
+using json::Json;
+using projection::ApplyFn;
+using projection::exec;
+using projection::Payload;
 
 Result<void> orgCreated(pg::Transaction& tx, const Payload& p) {
   PLFM_ASSIGN_OR_RETURN(auto org, p.str("org_id"));
@@ -191,9 +227,19 @@ const std::unordered_map<std::string_view, ApplyFn>& appliers() {
       {"release.created", releaseCreated},
       {"deploy.created", deployCreated},
       {"deploy.status_changed", deployStatusChanged},
+      {"node.enrolled", projection::nodeEnrolled},
+      {"node.state_changed", projection::nodeStateChanged},
+      {"node.scheduling_changed", projection::nodeSchedulingChanged},
+      {"instance.allocated", projection::instanceAllocated},
+      {"instance.restart_scheduled", projection::instanceRestartScheduled},
+      {"instance.drain_requested", projection::instanceDrainRequested},
+      {"instance.stop_requested", projection::instanceStopRequested},
+      {"instance.lost", projection::instanceLost},
+      {"instance.status_reported", projection::instanceStatusReported},
       // Audit-only events: recorded in the log, no view reads them.
       {"user.created", noView},
       {"token.created", noView},
+      {"node.enrollment_created", noView},
   };
   return m;
 }
@@ -238,14 +284,26 @@ Result<std::pair<int, int64_t>> applyBatch(pg::Transaction& tx, int batch) {
                                 "FOR UPDATE"));
   PLFM_ASSIGN_OR_RETURN(int64_t last, cp.int64(0, 0));
   PLFM_ASSIGN_OR_RETURN(auto events, EventStore::readAfter(tx.connection(), last, batch));
-  for (const auto& e : events) {
+  for (size_t i = 0; i < events.size();) {
+    const StoredEvent& e = events[i];
     if (e.seq != last + 1) {
       return Error(plfm::errc::kInternal, "event log gap: expected seq " +
                                               std::to_string(last + 1) + ", found " +
                                               std::to_string(e.seq));
     }
-    PLFM_TRY(Projector::apply(tx, e));
-    last = e.seq;
+    // A run of placements goes in one statement (the same rows as one by one).
+    size_t end = i + 1;
+    while (e.event_type == "instance.allocated" && end < events.size() &&
+           events[end].event_type == e.event_type && events[end].seq == events[end - 1].seq + 1) {
+      ++end;
+    }
+    if (end - i > 1) {
+      PLFM_TRY(projection::instancesAllocated(tx, events, i, end));
+    } else {
+      PLFM_TRY(Projector::apply(tx, e));
+    }
+    last = events[end - 1].seq;
+    i = end;
   }
   if (!events.empty()) {
     PLFM_TRY(
@@ -340,6 +398,18 @@ int64_t ProjectionWorker::waitBeyond(int64_t seq, std::chrono::milliseconds time
   std::unique_lock lock(mu_);
   cv_.wait_for(lock, timeout, [&] { return checkpoint_.load() > seq || !running_; });
   return checkpoint_.load();
+}
+
+int64_t ProjectionWorker::waitBeyond(int64_t seq, std::chrono::milliseconds timeout,
+                                     const std::function<bool()>& cancelled) {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, timeout, [&] { return checkpoint_.load() > seq || !running_ || cancelled(); });
+  return checkpoint_.load();
+}
+
+void ProjectionWorker::wakeWaiters() {
+  { std::lock_guard lock(mu_); }
+  cv_.notify_all();
 }
 
 Result<void> ProjectionWorker::loopOnce(pg::Connection& conn) {

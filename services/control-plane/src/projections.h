@@ -16,6 +16,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -67,6 +68,12 @@ class ProjectionWorker {
   // Blocks until the checkpoint passes `seq` (new events exist) or timeout;
   // returns the checkpoint. For long-polls on the event feed.
   int64_t waitBeyond(int64_t seq, std::chrono::milliseconds timeout);
+  // The same, but also returns as soon as `cancelled()` is true once woken
+  // by wakeWaiters() (for threads that must stop promptly).
+  int64_t waitBeyond(int64_t seq, std::chrono::milliseconds timeout,
+                     const std::function<bool()>& cancelled);
+  // Wakes every waiter so it re-checks its condition.
+  void wakeWaiters();
 
  private:
   void run();

@@ -28,7 +28,8 @@ void ApiTest::SetUp() {
   cfg.db_pool_size = 64;
   cfg.max_body_bytes = size_t{64} * 1024;
   cfg.shutdown_grace = std::chrono::seconds(5);
-  cp_ = std::make_unique<ControlPlane>(cfg);
+  configure(cfg);
+  cp_ = std::make_unique<ControlPlane>(cfg, serverClock());
   auto r = cp_->start();
   ASSERT_TRUE(r.has_value()) << r.error().toString();
   base_ = "http://" + cp_->endpoints().at(0);
@@ -131,6 +132,63 @@ std::string ApiTest::makeRelease(const std::string& app) {
                     {{"image_ref", "registry.local/hello:1"},
                      {"image_digest", "sha256:" + std::string(64, 'b')},
                      {"manifest", {{"app", "hello"}}}});
+  EXPECT_EQ(r.status, 201) << r.raw;
+  return r.body.value("id", "");
+}
+
+std::string ApiTest::makeEnrollmentToken(int ttl_seconds) {
+  auto r = callJson("POST", "/v1/nodes/enrollments", {{"ttl_seconds", ttl_seconds}});
+  EXPECT_EQ(r.status, 201) << r.raw;
+  return r.body.value("token", "");
+}
+
+std::pair<std::string, std::string> ApiTest::enrollNode(const std::string& hostname, int cores,
+                                                        int memory_mb) {
+  const std::string token = makeEnrollmentToken();
+  auto r = callJson("POST", "/v1/nodes/enroll",
+                    {{"hostname", hostname},
+                     {"cores", cores},
+                     {"memory_mb", memory_mb},
+                     {"disk_mb", 100'000},
+                     {"labels", {{"zone", "a"}}},
+                     {"wireguard_public_key", std::string(43, 'k') + "="},
+                     {"underlay_address", "2001:db8::10"},
+                     {"runtimes", {"qemu"}}},
+                    token);
+  EXPECT_EQ(r.status, 201) << r.raw;
+  return {r.body.value("node_id", ""), r.body.value("token", "")};
+}
+
+json::Json ApiTest::webManifest(int vcpus, int memory_mb) {
+  return {{"schema_version", 1},
+          {"app", "hello"},
+          {"image", "registry.local/hello:1"},
+          {"processes",
+           {{{"name", "web"},
+             {"command", {"/hello", "--port", "8443"}},
+             {"args", json::Json::array()},
+             {"resources", {{"vcpus", vcpus}, {"memory_mb", memory_mb}}}}}},
+          {"services", json::Json::array()},
+          {"volumes", json::Json::array()},
+          {"checks",
+           {{{"process", "web"},
+             {"type", "tcp"},
+             {"port", 8443},
+             {"path", ""},
+             {"command", json::Json::array()},
+             {"interval_ms", 10000},
+             {"timeout_ms", 2000},
+             {"grace_ms", 5000}}}},
+          {"env", {{"GREETING", "hi"}}},
+          {"secrets", {{"names", json::Json::array()}, {"export_env", false}}},
+          {"deploy", {{"strategy", "rolling"}, {"max_surge", 1}, {"max_unavailable", 0}}}};
+}
+
+std::string ApiTest::makeReleaseWith(const std::string& app, const json::Json& manifest) {
+  auto r = callJson("POST", "/v1/apps/" + app + "/releases",
+                    {{"image_ref", "registry.local/hello:1"},
+                     {"image_digest", "sha256:" + std::string(64, 'b')},
+                     {"manifest", manifest}});
   EXPECT_EQ(r.status, 201) << r.raw;
   return r.body.value("id", "");
 }

@@ -34,6 +34,11 @@ class ApiTest : public CpTest {
   void SetUp() override;
   void TearDown() override;
 
+  // Adjusts the control plane's configuration before it starts.
+  virtual void configure(Config& /*cfg*/) {}
+  // The clock the control plane runs on (nullptr: the real one).
+  virtual const Clock* serverClock() { return nullptr; }
+
   // Sends a request. `token` defaults to the admin's; pass "" for none.
   // Mutations get a fresh Idempotency-Key unless `headers` has one (pass
   // {"Idempotency-Key", ""} via noKey to send none).
@@ -53,6 +58,15 @@ class ApiTest : public CpTest {
   std::string makeRelease(const std::string& app);
 
   int64_t countEvents(const std::string& type);
+
+  // A node agent's side: an enrollment token from the admin, then
+  // enrollment; returns {node_id, node credential}.
+  std::string makeEnrollmentToken(int ttl_seconds = 900);
+  std::pair<std::string, std::string> enrollNode(const std::string& hostname, int cores = 4,
+                                                 int memory_mb = 4096);
+  // The manifest JSON of a release with one process `web` of the given size.
+  static json::Json webManifest(int vcpus = 1, int memory_mb = 256);
+  std::string makeReleaseWith(const std::string& app, const json::Json& manifest);
 
   // The OpenAPI path template matching a concrete path, or "".
   std::string templateFor(const std::string& method, const std::string& path) const;

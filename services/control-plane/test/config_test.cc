@@ -63,6 +63,58 @@ TEST(ConfigTest, WrongTypesAndRangesAreRefused) {
   EXPECT_NE(r.error().message().find(dir.file("cp.toml") + ":"), std::string::npos);
 }
 
+TEST(ConfigTest, SchedulerAndNodeSettings) {
+  testing::TempDir dir("plfm-cfg");
+  Config cfg;
+  auto r = loadConfigFile(writeToml(dir, R"(cluster_ipv6_prefix = "fd00:1::/48"
+scheduler_enabled = false
+scheduler_interval_ms = 500
+heartbeat_interval_seconds = 5
+heartbeat_timeout_seconds = 20
+node_down_after_seconds = 0
+unreachable_grace_seconds = 90
+cpu_overcommit = 2
+restart_backoff_base_ms = 500
+restart_backoff_max_ms = 30000
+max_deploy_failures = 5
+)"),
+                          cfg);
+  ASSERT_TRUE(r.has_value()) << r.error().toString();
+  EXPECT_EQ(cfg.cluster_ipv6_prefix, "fd00:1::/48");
+  EXPECT_FALSE(cfg.scheduler_enabled);
+  EXPECT_EQ(cfg.scheduler_interval, std::chrono::milliseconds(500));
+  EXPECT_EQ(cfg.heartbeat_timeout, std::chrono::seconds(20));
+  EXPECT_EQ(cfg.node_down_after, std::chrono::seconds(0));
+  EXPECT_EQ(cfg.unreachable_grace, std::chrono::seconds(90));
+  EXPECT_EQ(cfg.cpu_overcommit, 2);
+  EXPECT_EQ(cfg.max_deploy_failures, 5);
+  EXPECT_TRUE(validate(cfg).has_value());
+
+  // A prefix nodes cannot take /64s from, a timeout shorter than the
+  // interval, a typo: each names its setting.
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"cluster_ipv6_prefix = \"fd00::/64\"\n", "cluster_ipv6_prefix"},
+      {"cluster_ipv6_prefix = \"fd00::1/48\"\n", "cluster_ipv6_prefix"},
+      {"heartbeat_timeout_seconds = 10\n", "heartbeat_timeout_seconds"},
+      {"restart_backoff_max_ms = 10\n", "restart_backoff_max_ms"},
+  };
+  for (const auto& [text, field] : bad) {
+    Config c;
+    ASSERT_TRUE(loadConfigFile(writeToml(dir, text), c).has_value()) << text;
+    auto v = validate(c);
+    ASSERT_FALSE(v.has_value()) << text;
+    EXPECT_EQ(v.error().detail("field"), field) << v.error().message();
+  }
+  r = loadConfigFile(writeToml(dir, "heartbeat_timout_seconds = 5\n"), cfg);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message().find("did you mean 'heartbeat_timeout_seconds'?"),
+            std::string::npos)
+      << r.error().message();
+  r = loadConfigFile(writeToml(dir, "scheduler_enabled = \"yes\"\n"), cfg);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message().find("must be true or false"), std::string::npos);
+}
+
 TEST(ConfigTest, EnvironmentOverridesFile) {
   Config cfg;
   ::setenv("PLFM_CP_LISTEN", "[::1]:1,127.0.0.1:2", 1);

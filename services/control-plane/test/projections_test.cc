@@ -103,6 +103,76 @@ TEST_F(ProjectionsTest, RebuildFromSeqZeroIsByteIdentical) {
   EXPECT_EQ(*readCheckpoint(conn), 12);
 }
 
+// Node and instance events: stale and duplicate ones change nothing, a
+// replay changes nothing, and a rebuild is byte-identical.
+TEST_F(ProjectionsTest, NodeAndInstanceViewsReplayAndRebuildIdentically) {
+  auto conn = connect();
+  seed(conn);
+  const std::string node = R"("node_id":"node_1")";
+  const std::string inst = R"("instance_id":"inst_1")";
+  auto ev = [](std::string agg_type, std::string agg, int seq, std::string type,
+               const std::string& payload) {
+    return NewEvent{std::move(agg_type), std::move(agg), seq, std::move(type), 1, "org_a",
+                    "{" + payload + "}"};
+  };
+  appendOk(conn, {ev("node", "node_1", 1, "node.enrolled",
+                     node + R"(,"enrollment_id":"enr_1","hostname":"n1","cores":4,)"
+                            R"("memory_mb":4096,"disk_mb":0,"labels":{},"wireguard_public_key":)"
+                            R"("k","underlay_address":"192.0.2.1","runtimes":["qemu"],)"
+                            R"("ipv6_prefix":"fd7a:5c00:0:1::/64")")});
+  appendOk(conn, {ev("instance", "inst_1", 1, "instance.allocated",
+                     inst +
+                         R"(,"org_id":"org_a","app_id":"app_1","env_id":"env_1",)"
+                         R"("process_type":"web","release_id":"rel_1","deploy_id":"dep_1",)" +
+                         node +
+                         R"(,"address":"fd7a:5c00:0:1::2","vcpus":1,"memory_mb":256,)"
+                         R"("reason":"placed")")});
+  auto report = [&](int agg_seq, int gen, int seq, const std::string& phase) {
+    return ev("instance", "inst_1", agg_seq, "instance.status_reported",
+              inst + "," + node + R"(,"generation":)" + std::to_string(gen) + R"(,"seq":)" +
+                  std::to_string(seq) + R"(,"phase":")" + phase +
+                  R"(","exit_code":null,"reason":"","timings":{"boot_ms":9})");
+  };
+  appendOk(conn, {report(2, 1, 2, "healthy")});
+  appendOk(conn, {report(3, 1, 1, "booting")});  // older seq: ignored
+  appendOk(conn, {ev("instance", "inst_1", 4, "instance.restart_scheduled",
+                     inst + "," + node +
+                         R"(,"generation":2,"restarts":1,)"
+                         R"("not_before":"2026-11-26T11:46:41.000000Z",)"
+                         R"("reason":"exited with code 1; restart 1")")});
+  appendOk(conn, {report(5, 1, 3, "exited")});  // the old generation: ignored
+  appendOk(conn, {ev("node", "node_1", 2, "node.state_changed",
+                     node + R"(,"from":"active","to":"unreachable","reason":"no heartbeat")")});
+  appendOk(conn, {ev("node", "node_1", 3, "node.scheduling_changed",
+                     node + R"(,"cordoned":true,"draining":false)")});
+  appendOk(conn,
+           {ev("instance", "inst_1", 6, "instance.lost", inst + "," + node + R"(,"reason":"lost")"),
+            ev("instance", "inst_1", 7, "instance.stop_requested", inst + R"(,"reason":"back")")});
+  const auto last = appendOk(conn, {report(8, 2, 1, "stopped")});
+  ASSERT_TRUE(catchUp(conn, 4).has_value());
+  auto q = [&](const std::string& sql) {
+    auto rs = conn.exec(sql);
+    EXPECT_TRUE(rs.has_value()) << rs.error().toString();
+    return rs && rs->rows() > 0 ? std::string(rs->text(0, 0)) : std::string();
+  };
+  EXPECT_EQ(q("SELECT generation || ' ' || restarts || ' ' || desired_state || ' ' || "
+              "current_state || ' ' || lost || ' ' || status_seq || ' ' || plan_seq "
+              "FROM instances_view"),
+            "2 1 stop stopped true 1 " + std::to_string(last.last_seq));
+  EXPECT_EQ(q("SELECT state || ' ' || cordoned || ' ' || draining FROM nodes_view"),
+            "unreachable true false");
+  const std::string before = dumpViews(conn);
+  auto events = EventStore::readAfter(conn, 0, 1000);
+  ASSERT_TRUE(events.has_value());
+  auto tx = pg::Transaction::begin(conn);
+  ASSERT_TRUE(tx.has_value());
+  for (const auto& e : *events) ASSERT_TRUE(Projector::apply(*tx, e).has_value()) << e.event_type;
+  ASSERT_TRUE(tx->commit().has_value());
+  EXPECT_EQ(dumpViews(conn), before);
+  ASSERT_TRUE(rebuildViews(conn).has_value());
+  EXPECT_EQ(dumpViews(conn), before);
+}
+
 TEST_F(ProjectionsTest, UnknownEventTypeStopsTheProjectionAndSaysWhere) {
   auto conn = connect();
   appendOk(conn, {orgCreated("org_a", "acme")});

@@ -1,0 +1,251 @@
+// vt nodes: enroll, list, get, cordon, uncordon, drain (platform admins).
+// docs/specs/scheduler/nodes.md describes what they do on the cluster.
+#include <algorithm>
+#include <cctype>
+
+#include "commands.h"
+#include "invocation.h"
+
+namespace plfm::vt {
+namespace {
+
+using nlohmann::json;
+
+// "15m", "1h", "90s", "900" (seconds) -> seconds; -1 when malformed.
+int64_t parseTtl(const std::string& s) {
+  if (s.empty() || s.size() > 8) return -1;
+  int64_t unit = 1;
+  std::string digits = s;
+  switch (s.back()) {
+    case 's':
+      digits.pop_back();
+      break;
+    case 'm':
+      unit = 60;
+      digits.pop_back();
+      break;
+    case 'h':
+      unit = 3600;
+      digits.pop_back();
+      break;
+    default:
+      break;
+  }
+  if (digits.empty() || !std::all_of(digits.begin(), digits.end(), [](char c) {
+        return std::isdigit(static_cast<unsigned char>(c)) != 0;
+      })) {
+    return -1;
+  }
+  return std::stoll(digits) * unit;
+}
+
+std::string scheduling(const json& n) {
+  if (n.value("draining", false)) return "draining";
+  if (n.value("cordoned", false)) return "cordoned";
+  return "schedulable";
+}
+
+std::string memoryUse(const json& n) {
+  const json& a = n.contains("allocated") ? n["allocated"] : json::object();
+  return std::to_string(a.value("memory_mb", int64_t{0})) + "/" +
+         std::to_string(n.value("memory_mb", int64_t{0}));
+}
+
+// NODE is an id or a hostname.
+Result<json> findNode(ApiClient& client, const std::string& selector) {
+  if (selector.rfind("node_", 0) == 0) return client.get("/v1/nodes/" + selector);
+  auto nodes = client.listAll("/v1/nodes");
+  if (!nodes) return unexpected(nodes.error());
+  std::vector<json> matches;
+  for (auto& n : *nodes) {
+    if (n.value("hostname", "") == selector) matches.push_back(std::move(n));
+  }
+  if (matches.size() == 1) return matches[0];
+  if (matches.empty()) {
+    return Error(errc::kNotFound, "no node with id or hostname '" + selector + "'")
+        .with("hint", "list nodes with `vt nodes list`");
+  }
+  return Error(errc::kInvalidArgument,
+               std::to_string(matches.size()) + " nodes have hostname '" + selector + "'")
+      .with("hint", "name the node by its id (vt nodes list)");
+}
+
+int nodesEnroll(Invocation& inv) {
+  int64_t ttl = 900;
+  if (auto v = inv.args.value("ttl")) {
+    ttl = parseTtl(*v);
+    if (ttl < 60 || ttl > 86'400) {
+      return fail(inv, Error("usage", "--ttl must be a duration from 1m to 24h, like 15m or 900s"));
+    }
+  }
+  auto ctx = inv.context();
+  if (!ctx) return fail(inv, ctx.error());
+  auto client = inv.api();
+  if (!client) return fail(inv, client.error());
+  auto e = (*client)->mutate("POST", "/v1/nodes/enrollments", {{"ttl_seconds", ttl}});
+  if (!e) return fail(inv, e.error());
+  const std::string id = (*e)["id"];
+  const std::string token = (*e)["token"].is_string() ? (*e)["token"].get<std::string>() : "";
+  if (inv.out.quiet() && inv.out.format() != Format::kJson) {
+    // For scripts: TOKEN=$(vt nodes enroll -q)
+    inv.out.out() << token << "\n";
+    return 0;
+  }
+  Receipt r{.action = "node.enrollment_created",
+            .message = "Created enrollment " + id + "; its token enrolls one node until " +
+                       shortTime((*e)["expires_at"]) + " UTC",
+            .ids = {id},
+            .notes = {"token: " + (token.empty() ? "(not shown again)" : token) + " (shown once)"},
+            .next = {"plfm-node-agent run --control-plane " + ctx->url + " --enroll-token " +
+                         (token.empty() ? "TOKEN" : token),
+                     "vt nodes list"}};
+  inv.out.receipt(r, *e);
+  return 0;
+}
+
+int nodesList(Invocation& inv) {
+  auto client = inv.api();
+  if (!client) return fail(inv, client.error());
+  auto items = (*client)->listAll("/v1/nodes");
+  if (!items) return fail(inv, items.error());
+  std::sort(items->begin(), items->end(), [](const json& a, const json& b) {
+    return std::make_pair(a.value("hostname", ""), a.value("id", "")) <
+           std::make_pair(b.value("hostname", ""), b.value("id", ""));
+  });
+  printList(inv, *items,
+            {"ID", "HOSTNAME", "STATE", "SCHEDULING", "CORES", "MEMORY_MB", "INSTANCES",
+             "IPV6_PREFIX", "HEARTBEAT"},
+            [](const json& n) {
+              const json& a = n.contains("allocated") ? n["allocated"] : json::object();
+              return std::vector<std::string>{n["id"],
+                                              n["hostname"],
+                                              n["state"],
+                                              scheduling(n),
+                                              cell(n["cores"]),
+                                              memoryUse(n),
+                                              std::to_string(a.value("instances", 0)),
+                                              cell(n["ipv6_prefix"]),
+                                              shortTime(n.value("last_heartbeat_at", json()))};
+            });
+  return 0;
+}
+
+int nodesGet(Invocation& inv) {
+  auto client = inv.api();
+  if (!client) return fail(inv, client.error());
+  auto n = findNode(**client, inv.args.positionals[0]);
+  if (!n) return fail(inv, n.error());
+  if (inv.out.format() == Format::kJson) {
+    inv.out.json(*n);
+    return 0;
+  }
+  if (inv.out.quiet()) {
+    inv.out.out() << (*n)["id"].get<std::string>() << "\n";
+    return 0;
+  }
+  std::string labels;
+  for (const auto& [k, v] : (*n)["labels"].items()) {
+    labels += (labels.empty() ? "" : ",") + k + "=" + cell(v);
+  }
+  std::string runtimes;
+  for (const auto& r : (*n)["runtimes"]) runtimes += (runtimes.empty() ? "" : ",") + cell(r);
+  const json& a = (*n)["allocated"];
+  inv.out.fields({{"id", (*n)["id"]},
+                  {"hostname", (*n)["hostname"]},
+                  {"state", (*n)["state"].get<std::string>() +
+                                ((*n)["state_reason"].get<std::string>().empty()
+                                     ? ""
+                                     : " (" + (*n)["state_reason"].get<std::string>() + ")")},
+                  {"since", shortTime((*n)["state_since"])},
+                  {"scheduling", scheduling(*n)},
+                  {"cores", cell((*n)["cores"])},
+                  {"memory_mb", cell((*n)["memory_mb"])},
+                  {"disk_mb", cell((*n)["disk_mb"])},
+                  {"allocated", std::to_string(a.value("instances", 0)) + " instances, " +
+                                    std::to_string(a.value("vcpus", 0)) + " vCPUs, " +
+                                    std::to_string(a.value("memory_mb", int64_t{0})) + " MiB"},
+                  {"ipv6_prefix", cell((*n)["ipv6_prefix"])},
+                  {"underlay", cell((*n)["underlay_address"])},
+                  {"runtimes", runtimes.empty() ? "-" : runtimes},
+                  {"labels", labels.empty() ? "-" : labels},
+                  {"plan_version", cell((*n)["plan_version"])},
+                  {"last_heartbeat", shortTime((*n)["last_heartbeat_at"])},
+                  {"created", shortTime((*n)["created_at"])}});
+  return 0;
+}
+
+// cordon, uncordon and drain: one PUT of the scheduling flags.
+int setScheduling(Invocation& inv, const json& flags, const std::string& verb,
+                  const std::string& what) {
+  auto client = inv.api();
+  if (!client) return fail(inv, client.error());
+  auto n = findNode(**client, inv.args.positionals[0]);
+  if (!n) return fail(inv, n.error());
+  const std::string id = (*n)["id"];
+  const std::string host = (*n)["hostname"];
+  auto res = (*client)->mutate("PUT", "/v1/nodes/" + id + "/scheduling", flags);
+  if (!res) return fail(inv, res.error());
+  Receipt r{.action = "node.scheduling_changed",
+            .message = verb + " node " + host + " (" + id + ")",
+            .ids = {id},
+            .notes = {what},
+            .next = {"vt nodes get " + host}};
+  if (flags.value("cordoned", false) || flags.value("draining", false)) {
+    r.next.push_back("vt nodes uncordon " + host);
+  }
+  inv.out.receipt(r, *res);
+  return 0;
+}
+
+const Positional kNode{.name = "NODE", .help = "node id (node_...) or hostname"};
+
+}  // namespace
+
+Command nodesCommand() {
+  Command c{.name = "nodes", .summary = "Cluster nodes (platform admins)"};
+  c.children.push_back({.name = "enroll",
+                        .summary = "Create a one-time token that enrolls a node",
+                        .help = "Prints the token once, with the command to run on the new node.\n"
+                                "With --quiet, prints only the token.\n\nExamples:\n"
+                                "  vt nodes enroll\n  vt nodes enroll --ttl 1h\n"
+                                "  TOKEN=$(vt nodes enroll -q)",
+                        .flags = {{.name = "ttl",
+                                   .value_name = "DURATION",
+                                   .help = "how long the token is valid: 1m to 24h (default 15m)"}},
+                        .mutating = true,
+                        .run = nodesEnroll});
+  c.children.push_back({.name = "list", .summary = "List nodes", .run = nodesList});
+  c.children.push_back(
+      {.name = "get", .summary = "Show one node", .positionals = {kNode}, .run = nodesGet});
+  c.children.push_back({.name = "cordon",
+                        .summary = "Stop placing new instances on a node (its instances stay)",
+                        .positionals = {kNode},
+                        .mutating = true,
+                        .run = [](Invocation& inv) {
+                          return setScheduling(
+                              inv, {{"cordoned", true}}, "Cordoned",
+                              "it takes no new instances; its instances keep running");
+                        }});
+  c.children.push_back({.name = "uncordon",
+                        .summary = "Let a cordoned or draining node take instances again",
+                        .positionals = {kNode},
+                        .mutating = true,
+                        .run = [](Invocation& inv) {
+                          return setScheduling(inv, {{"cordoned", false}, {"draining", false}},
+                                               "Uncordoned", "it takes new instances again");
+                        }});
+  c.children.push_back(
+      {.name = "drain",
+       .summary = "Move a node's instances to other nodes",
+       .help = "The node takes no new instances, and each of its instances is replaced\n"
+               "elsewhere under its deploy strategy (rolling: replacements first).",
+       .positionals = {kNode},
+       .mutating = true,
+       .run = [](Invocation& inv) {
+         return setScheduling(inv, {{"draining", true}}, "Draining",
+                              "its instances move to other nodes; see `vt instances list`");
+       }});
+  return c;
+}
+
+}  // namespace plfm::vt

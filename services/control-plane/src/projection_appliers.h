@@ -1,0 +1,62 @@
+// Internal to the projections (projections.cc, projections_sched.cc): the
+// payload reader every applier uses, and the appliers of the node and
+// instance events, which live in their own file. projections.cc keeps the
+// one table from event type to applier. See docs/specs/state/event-types.md.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "event_store.h"
+#include "plfm/core/json.h"
+#include "plfm/pg/pg.h"
+
+namespace plfm::cp::projection {
+
+// Reads fields of an event's payload; a missing or mistyped field is a bug
+// in whoever wrote the event, reported with the event's seq.
+struct Payload {
+  const StoredEvent& e;
+  json::Json j;
+
+  [[nodiscard]] Result<std::string> str(std::string_view field) const;
+  [[nodiscard]] std::string strOr(std::string_view field, const std::string& fallback) const;
+  [[nodiscard]] Result<int64_t> integer(std::string_view field) const;
+  [[nodiscard]] Result<bool> boolean(std::string_view field) const;
+  // A string or null field: nullopt for null.
+  [[nodiscard]] Result<std::optional<std::string>> optStr(std::string_view field) const;
+  // An integer or null field: nullopt for null.
+  [[nodiscard]] Result<std::optional<int64_t>> optInt(std::string_view field) const;
+  // An object or array field, as JSON text.
+  [[nodiscard]] Result<std::string> jsonText(std::string_view field) const;
+};
+
+using ApplyFn = Result<void> (*)(pg::Transaction&, const Payload&);
+
+[[nodiscard]] Result<void> exec(pg::Transaction& tx, std::string_view sql,
+                                const pg::Params& params);
+
+// Nodes (projections_sched.cc).
+[[nodiscard]] Result<void> nodeEnrolled(pg::Transaction& tx, const Payload& p);
+[[nodiscard]] Result<void> nodeStateChanged(pg::Transaction& tx, const Payload& p);
+[[nodiscard]] Result<void> nodeSchedulingChanged(pg::Transaction& tx, const Payload& p);
+
+// Instances (projections_sched.cc).
+[[nodiscard]] Result<void> instanceAllocated(pg::Transaction& tx, const Payload& p);
+[[nodiscard]] Result<void> instanceRestartScheduled(pg::Transaction& tx, const Payload& p);
+[[nodiscard]] Result<void> instanceDrainRequested(pg::Transaction& tx, const Payload& p);
+[[nodiscard]] Result<void> instanceStopRequested(pg::Transaction& tx, const Payload& p);
+[[nodiscard]] Result<void> instanceLost(pg::Transaction& tx, const Payload& p);
+[[nodiscard]] Result<void> instanceStatusReported(pg::Transaction& tx, const Payload& p);
+
+// A run of consecutive instance.allocated events [begin, end) in one
+// statement, exactly as instanceAllocated would apply them one by one: the
+// scheduler appends placements by the thousand.
+[[nodiscard]] Result<void> instancesAllocated(pg::Transaction& tx,
+                                              const std::vector<StoredEvent>& events, size_t begin,
+                                              size_t end);
+
+}  // namespace plfm::cp::projection

@@ -1,0 +1,172 @@
+// Appliers of the node and instance events (docs/specs/state/event-types.md).
+// Like every applier they take each column from the event (never now()) and
+// are idempotent: updates are guarded by the row's version (the aggregate_seq
+// of the last event applied to it), so a replay changes nothing.
+//
+// plan_seq / plan_version record the seq of the last event that changed what
+// a node must do, which is how NodePlan versions are built
+// (docs/specs/scheduler/node-plan.md).
+#include "projection_appliers.h"
+
+namespace plfm::cp::projection {
+
+Result<void> nodeEnrolled(pg::Transaction& tx, const Payload& p) {
+  PLFM_ASSIGN_OR_RETURN(auto node, p.str("node_id"));
+  PLFM_ASSIGN_OR_RETURN(auto hostname, p.str("hostname"));
+  PLFM_ASSIGN_OR_RETURN(auto cores, p.integer("cores"));
+  PLFM_ASSIGN_OR_RETURN(auto memory, p.integer("memory_mb"));
+  PLFM_ASSIGN_OR_RETURN(auto disk, p.integer("disk_mb"));
+  PLFM_ASSIGN_OR_RETURN(auto prefix, p.str("ipv6_prefix"));
+  PLFM_ASSIGN_OR_RETURN(auto labels, p.jsonText("labels"));
+  PLFM_ASSIGN_OR_RETURN(auto runtimes, p.jsonText("runtimes"));
+  PLFM_ASSIGN_OR_RETURN(auto wg, p.str("wireguard_public_key"));
+  PLFM_ASSIGN_OR_RETURN(auto underlay, p.str("underlay_address"));
+  return exec(tx,
+              "INSERT INTO nodes_view (node_id, hostname, state, cores, memory_mb, ipv6_prefix, "
+              "labels, version, created_at, updated_at, disk_mb, wireguard_public_key, "
+              "underlay_address, runtimes, state_since, plan_version) VALUES ($1, $2, 'active', "
+              "$3, $4, $5, $6::jsonb, $7, $8, $8, $9, $10, $11, $12::jsonb, $8, $13) "
+              "ON CONFLICT (node_id) DO NOTHING",
+              {node, hostname, cores, memory, prefix, labels, p.e.aggregate_seq, p.e.occurred_at,
+               disk, wg, underlay, runtimes, p.e.seq});
+}
+
+Result<void> nodeStateChanged(pg::Transaction& tx, const Payload& p) {
+  PLFM_ASSIGN_OR_RETURN(auto node, p.str("node_id"));
+  PLFM_ASSIGN_OR_RETURN(auto to, p.str("to"));
+  PLFM_ASSIGN_OR_RETURN(auto reason, p.str("reason"));
+  return exec(tx,
+              "UPDATE nodes_view SET state = $2, state_reason = $3, state_since = $4, "
+              "updated_at = $4, version = $5 WHERE node_id = $1 AND version < $5",
+              {node, to, reason, p.e.occurred_at, p.e.aggregate_seq});
+}
+
+Result<void> nodeSchedulingChanged(pg::Transaction& tx, const Payload& p) {
+  PLFM_ASSIGN_OR_RETURN(auto node, p.str("node_id"));
+  PLFM_ASSIGN_OR_RETURN(auto cordoned, p.boolean("cordoned"));
+  PLFM_ASSIGN_OR_RETURN(auto draining, p.boolean("draining"));
+  return exec(tx,
+              "UPDATE nodes_view SET cordoned = $2, draining = $3, updated_at = $4, version = $5 "
+              "WHERE node_id = $1 AND version < $5",
+              {node, cordoned, draining, p.e.occurred_at, p.e.aggregate_seq});
+}
+
+Result<void> instanceAllocated(pg::Transaction& tx, const Payload& p) {
+  PLFM_ASSIGN_OR_RETURN(auto inst, p.str("instance_id"));
+  PLFM_ASSIGN_OR_RETURN(auto org, p.str("org_id"));
+  PLFM_ASSIGN_OR_RETURN(auto app, p.str("app_id"));
+  PLFM_ASSIGN_OR_RETURN(auto env, p.str("env_id"));
+  PLFM_ASSIGN_OR_RETURN(auto process, p.str("process_type"));
+  PLFM_ASSIGN_OR_RETURN(auto rel, p.str("release_id"));
+  PLFM_ASSIGN_OR_RETURN(auto dep, p.optStr("deploy_id"));
+  PLFM_ASSIGN_OR_RETURN(auto node, p.str("node_id"));
+  PLFM_ASSIGN_OR_RETURN(auto address, p.str("address"));
+  PLFM_ASSIGN_OR_RETURN(auto vcpus, p.integer("vcpus"));
+  PLFM_ASSIGN_OR_RETURN(auto memory, p.integer("memory_mb"));
+  PLFM_ASSIGN_OR_RETURN(auto reason, p.str("reason"));
+  return exec(tx,
+              "INSERT INTO instances_view (instance_id, org_id, env_id, process_type, release_id, "
+              "deploy_id, node_id, generation, desired_state, current_state, reason, address, "
+              "version, created_at, updated_at, app_id, vcpus, memory_mb, phase_since, plan_seq) "
+              "VALUES ($1, $2, $3, $4, $5, $6, $7, 1, 'run', 'allocated', $8, $9, $10, $11, $11, "
+              "$12, $13, $14, $11, $15) ON CONFLICT (instance_id) DO NOTHING",
+              {inst, org, env, process, rel, dep, node, reason, address, p.e.aggregate_seq,
+               p.e.occurred_at, app, vcpus, memory, p.e.seq});
+}
+
+Result<void> instancesAllocated(pg::Transaction& tx, const std::vector<StoredEvent>& events,
+                                size_t begin, size_t end) {
+  // The payloads go in as they are, inside one JSON array that PostgreSQL
+  // parses once; a missing field becomes NULL and fails a NOT NULL column,
+  // which stops the projection like a bad single event would.
+  std::string rows = "[";
+  for (size_t i = begin; i < end; ++i) {
+    const StoredEvent& e = events[i];
+    if (i > begin) rows += ',';
+    rows += R"({"v":)" + std::to_string(e.aggregate_seq) + R"(,"s":)" + std::to_string(e.seq) +
+            R"(,"t":")" + e.occurred_at + R"(","p":)" + e.payload + "}";
+  }
+  rows += ']';
+  return exec(tx,
+              "INSERT INTO instances_view (instance_id, org_id, env_id, process_type, release_id, "
+              "deploy_id, node_id, generation, desired_state, current_state, reason, address, "
+              "version, created_at, updated_at, app_id, vcpus, memory_mb, phase_since, plan_seq) "
+              "SELECT p->>'instance_id', p->>'org_id', p->>'env_id', p->>'process_type', "
+              "p->>'release_id', p->>'deploy_id', p->>'node_id', 1, 'run', 'allocated', "
+              "p->>'reason', p->>'address', (r->>'v')::int, (r->>'t')::timestamptz, "
+              "(r->>'t')::timestamptz, p->>'app_id', (p->>'vcpus')::int, "
+              "(p->>'memory_mb')::int, (r->>'t')::timestamptz, (r->>'s')::bigint "
+              "FROM jsonb_array_elements($1::jsonb) AS r, LATERAL (SELECT r->'p' AS p) x "
+              "ORDER BY (r->>'s')::bigint ON CONFLICT (instance_id) DO NOTHING",
+              {rows});
+}
+
+Result<void> instanceRestartScheduled(pg::Transaction& tx, const Payload& p) {
+  PLFM_ASSIGN_OR_RETURN(auto inst, p.str("instance_id"));
+  PLFM_ASSIGN_OR_RETURN(auto generation, p.integer("generation"));
+  PLFM_ASSIGN_OR_RETURN(auto restarts, p.integer("restarts"));
+  PLFM_ASSIGN_OR_RETURN(auto not_before, p.str("not_before"));
+  PLFM_ASSIGN_OR_RETURN(auto reason, p.str("reason"));
+  return exec(tx,
+              "UPDATE instances_view SET generation = $2, restarts = $3, not_before = $4, "
+              "reason = $5, current_state = 'allocated', exit_code = NULL, status_seq = 0, "
+              "phase_since = $6, updated_at = $6, version = $7, plan_seq = $8 "
+              "WHERE instance_id = $1 AND version < $7",
+              {inst, generation, restarts, not_before, reason, p.e.occurred_at, p.e.aggregate_seq,
+               p.e.seq});
+}
+
+namespace {
+
+// drain_requested and stop_requested differ only in the desired state.
+Result<void> setDesired(pg::Transaction& tx, const Payload& p, std::string_view desired) {
+  PLFM_ASSIGN_OR_RETURN(auto inst, p.str("instance_id"));
+  PLFM_ASSIGN_OR_RETURN(auto reason, p.str("reason"));
+  return exec(tx,
+              "UPDATE instances_view SET desired_state = $2, reason = $3, updated_at = $4, "
+              "version = $5, plan_seq = $6 WHERE instance_id = $1 AND version < $5",
+              {inst, std::string(desired), reason, p.e.occurred_at, p.e.aggregate_seq, p.e.seq});
+}
+
+}  // namespace
+
+Result<void> instanceDrainRequested(pg::Transaction& tx, const Payload& p) {
+  return setDesired(tx, p, "drain");
+}
+
+Result<void> instanceStopRequested(pg::Transaction& tx, const Payload& p) {
+  return setDesired(tx, p, "stop");
+}
+
+Result<void> instanceLost(pg::Transaction& tx, const Payload& p) {
+  PLFM_ASSIGN_OR_RETURN(auto inst, p.str("instance_id"));
+  PLFM_ASSIGN_OR_RETURN(auto reason, p.str("reason"));
+  // Not plan-relevant: the node cannot be told while it is unreachable, and
+  // when it returns the scheduler sends a stop (instance.stop_requested).
+  return exec(tx,
+              "UPDATE instances_view SET lost = true, reason = $2, updated_at = $3, version = $4 "
+              "WHERE instance_id = $1 AND version < $4",
+              {inst, reason, p.e.occurred_at, p.e.aggregate_seq});
+}
+
+Result<void> instanceStatusReported(pg::Transaction& tx, const Payload& p) {
+  PLFM_ASSIGN_OR_RETURN(auto inst, p.str("instance_id"));
+  PLFM_ASSIGN_OR_RETURN(auto generation, p.integer("generation"));
+  PLFM_ASSIGN_OR_RETURN(auto seq, p.integer("seq"));
+  PLFM_ASSIGN_OR_RETURN(auto phase, p.str("phase"));
+  PLFM_ASSIGN_OR_RETURN(auto exit_code, p.optInt("exit_code"));
+  PLFM_ASSIGN_OR_RETURN(auto reason, p.str("reason"));
+  PLFM_ASSIGN_OR_RETURN(auto timings, p.jsonText("timings"));
+  // A report of another generation, or not newer than the last one applied,
+  // changes nothing. An instance that reports `stopped` leaves its node's
+  // plan, so that changes the plan.
+  return exec(tx,
+              "UPDATE instances_view SET current_state = $4, exit_code = $5, reason = $6, "
+              "timings = $7::jsonb, status_seq = $3, phase_since = $8, updated_at = $8, "
+              "version = $9, plan_seq = CASE WHEN $4 = 'stopped' THEN $10 ELSE plan_seq END "
+              "WHERE instance_id = $1 AND generation = $2 AND status_seq < $3 AND version < $9",
+              {inst, generation, seq, phase, exit_code, reason, timings, p.e.occurred_at,
+               p.e.aggregate_seq, p.e.seq});
+}
+
+}  // namespace plfm::cp::projection

@@ -1,0 +1,290 @@
+#include "scheduler.h"
+
+#include "plfm/core/id.h"
+#include "plfm/core/json.h"
+#include "plfm/core/log.h"
+#include "plfm/reconcile/reconcile.h"
+#include "scheduler_input.h"
+
+namespace plfm::cp {
+namespace {
+
+// The leadership lock (session-scoped): any constant all replicas share.
+constexpr int64_t kLeaderLockKey = 0x706c666d73636864;  // "plfmschd"
+
+const AppendContext kActor{"system:scheduler", ""};
+
+double msSince(Clock::SteadyTime start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+int64_t epochMs(Clock::WallTime t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+}  // namespace
+
+Scheduler::Scheduler(std::string conninfo, EventStore& store, ProjectionWorker& worker,
+                     const Clock& clock, Options options)
+    : conninfo_(std::move(conninfo)),
+      store_(store),
+      worker_(worker),
+      clock_(clock),
+      options_(std::move(options)) {}
+
+Scheduler::~Scheduler() { stop(); }
+
+Result<bool> Scheduler::tryLead(pg::Connection& conn) {
+  PLFM_ASSIGN_OR_RETURN(auto rs, conn.exec("SELECT pg_try_advisory_lock($1)", {kLeaderLockKey}));
+  return rs.text(0, 0) == "t";
+}
+
+Result<void> Scheduler::start() {
+  if (running_) return ok();
+  PLFM_ASSIGN_OR_RETURN(auto conn, pg::Connection::connect(conninfo_));
+  PLFM_ASSIGN_OR_RETURN(bool lead, tryLead(conn));
+  leader_ = lead;
+  conn_.emplace(std::move(conn));
+  running_ = true;
+  thread_ = std::thread([this] { run(); });
+  return ok();
+}
+
+void Scheduler::stop() {
+  if (!running_.exchange(false)) return;
+  worker_.wakeWaiters();
+  if (thread_.joinable()) thread_.join();
+  leader_ = false;
+  conn_.reset();  // releases the leadership lock
+  cv_.notify_all();
+}
+
+void Scheduler::publishSettled(int64_t checkpoint) {
+  {
+    std::lock_guard lock(mu_);
+    if (checkpoint <= settled_.load()) return;
+    settled_.store(checkpoint);
+  }
+  cv_.notify_all();
+}
+
+bool Scheduler::waitSettled(int64_t seq, std::chrono::milliseconds timeout) {
+  if (!leader_.load() || settled_.load() >= seq) return true;
+  std::unique_lock lock(mu_);
+  return cv_.wait_for(lock, timeout,
+                      [&] { return settled_.load() >= seq || !leader_.load() || !running_; });
+}
+
+Result<size_t> Scheduler::writeReasons(pg::Transaction& tx,
+                                       const std::vector<reconcile::Pending>& pending) {
+  if (!reasons_) {
+    PLFM_ASSIGN_OR_RETURN(auto rs, tx.exec("SELECT env_id, process_type, missing, outdated, "
+                                           "reason FROM scheduler_status"));
+    reasons_.emplace();
+    for (int i = 0; i < rs.rows(); ++i) {
+      (*reasons_)[{std::string(rs.text(i, 0)), std::string(rs.text(i, 1))}] =
+          Reason{static_cast<int>(rs.int64(i, 2).value_or(0)),
+                 static_cast<int>(rs.int64(i, 3).value_or(0)), std::string(rs.text(i, 4))};
+    }
+  }
+  std::map<std::pair<std::string, std::string>, Reason> next;
+  for (const auto& p : pending)
+    next[{p.env_id, p.process}] = Reason{p.missing, p.outdated, p.reason};
+  // Upserts and deletes go as one statement each (a JSON array of rows): a
+  // round that changes thousands of reasons costs two round trips.
+  json::Json upserts = json::Json::array();
+  json::Json deletes = json::Json::array();
+  for (const auto& [key, reason] : next) {
+    auto old = reasons_->find(key);
+    if (old != reasons_->end() && old->second == reason) continue;
+    upserts.push_back({{"env_id", key.first},
+                       {"process_type", key.second},
+                       {"missing", reason.missing},
+                       {"outdated", reason.outdated},
+                       {"reason", reason.text}});
+  }
+  for (const auto& [key, unused] : *reasons_) {
+    if (!next.contains(key))
+      deletes.push_back({{"env_id", key.first}, {"process_type", key.second}});
+  }
+  if (!upserts.empty()) {
+    PLFM_TRY(tx.exec(
+        "INSERT INTO scheduler_status (env_id, process_type, missing, outdated, reason, "
+        "updated_at) SELECT r.env_id, r.process_type, r.missing, r.outdated, r.reason, $2 "
+        "FROM jsonb_to_recordset($1::jsonb) AS r(env_id text, process_type text, missing int, "
+        "outdated int, reason text) ON CONFLICT (env_id, process_type) DO UPDATE SET "
+        "missing = EXCLUDED.missing, outdated = EXCLUDED.outdated, reason = EXCLUDED.reason, "
+        "updated_at = EXCLUDED.updated_at",
+        {json::dump(upserts), toRfc3339(clock_.now())}));
+  }
+  if (!deletes.empty()) {
+    PLFM_TRY(tx.exec(
+        "DELETE FROM scheduler_status s USING jsonb_to_recordset($1::jsonb) AS r(env_id text, "
+        "process_type text) WHERE s.env_id = r.env_id AND s.process_type = r.process_type",
+        {json::dump(deletes)}));
+  }
+  const size_t written = upserts.size() + deletes.size();
+  // Only once the transaction commits does the cache become the truth; a
+  // failed round drops it and reloads.
+  reasons_ = std::move(next);
+  return written;
+}
+
+Result<std::pair<size_t, int64_t>> Scheduler::expireNodes(pg::Connection& conn) {
+  PLFM_ASSIGN_OR_RETURN(auto tx, pg::Transaction::begin(conn));
+  PLFM_ASSIGN_OR_RETURN(auto events, expireLiveness(tx, clock_, options_.liveness));
+  if (events.empty()) {
+    tx.rollback();
+    return std::make_pair(size_t{0}, int64_t{0});
+  }
+  PLFM_ASSIGN_OR_RETURN(auto appended, store_.append(tx, kActor, events));
+  PLFM_TRY(tx.commit());
+  worker_.kick();
+  for (const auto& e : events) {
+    log::info("node state changed", {{"node_id", e.aggregate_id}, {"payload", e.payload}});
+  }
+  return std::make_pair(events.size(), appended.last_seq);
+}
+
+Result<Scheduler::Round> Scheduler::runOnce(pg::Connection& conn) {
+  Round round;
+  auto fail = [this](Error e) {
+    reasons_.reset();
+    return e;
+  };
+  // 1. Liveness, first, so this round already sees the nodes as they are.
+  PLFM_ASSIGN_OR_RETURN(auto liveness, expireNodes(conn));
+  round.liveness_changes = liveness.first;
+  round.last_seq = liveness.second;
+  if (round.last_seq > 0 && !worker_.waitFor(round.last_seq, options_.projection_wait)) {
+    return Error(plfm::errc::kDeadlineExceeded, "the views did not apply node state changes");
+  }
+
+  // 2-3. Load and reconcile.
+  auto start = std::chrono::steady_clock::now();
+  PLFM_ASSIGN_OR_RETURN(auto state,
+                        sched::loadState(conn, options_.reconcile, epochMs(clock_.now())));
+  round.checkpoint = state.checkpoint;
+  round.load_ms = msSince(start);
+  for (const auto& n : state.input.nodes) {
+    round.time_sensitive |= n.state == reconcile::NodeState::kUnreachable;
+  }
+  start = std::chrono::steady_clock::now();
+  auto plan = reconcile::reconcile(state.input, [] { return InstanceId::generate().str(); });
+  if (!plan) return fail(std::move(plan).error());
+  round.reconcile_ms = msSince(start);
+  std::vector<reconcile::Pending> pending = std::move(plan->pending);
+  for (auto& p : state.unrunnable) pending.push_back(std::move(p));
+  round.pending = pending.size();
+
+  // 4. Write: reasons first (short row locks), then the log lock and events.
+  start = std::chrono::steady_clock::now();
+  auto written = [&]() -> Result<size_t> {
+    PLFM_ASSIGN_OR_RETURN(auto tx, pg::Transaction::begin(conn));
+    PLFM_ASSIGN_OR_RETURN(size_t reasons, writeReasons(tx, pending));
+    if (plan->noActions() && reasons == 0) {
+      tx.rollback();
+      return 0;
+    }
+    size_t events = 0;
+    if (!plan->noActions()) {
+      PLFM_TRY(EventStore::lockLog(tx));
+      PLFM_ASSIGN_OR_RETURN(auto all, sched::planEvents(tx, *plan, state));
+      events = all.size();
+      for (size_t i = 0; i < all.size(); i += options_.append_batch) {
+        const size_t end = std::min(all.size(), i + options_.append_batch);
+        std::vector<NewEvent> chunk(std::make_move_iterator(all.begin() + static_cast<long>(i)),
+                                    std::make_move_iterator(all.begin() + static_cast<long>(end)));
+        PLFM_ASSIGN_OR_RETURN(auto appended, store_.append(tx, kActor, chunk));
+        round.last_seq = appended.last_seq;
+      }
+    }
+    PLFM_TRY(tx.commit());
+    return events;
+  }();
+  if (!written) return fail(std::move(written).error());
+  if (options_.on_committed) options_.on_committed();
+  round.events = *written;
+  round.allocations = plan->allocations.size();
+  round.write_ms = msSince(start);
+
+  // 5. Our events in the views before anyone (or the next round) reads them.
+  if (round.events > 0) {
+    start = std::chrono::steady_clock::now();
+    worker_.kick();
+    if (!worker_.waitFor(round.last_seq, options_.projection_wait)) {
+      return Error(plfm::errc::kDeadlineExceeded,
+                   "the views did not apply the scheduler's events in time")
+          .with("seq", std::to_string(round.last_seq));
+    }
+    round.project_ms = msSince(start);
+    log::info("scheduler round", {{"checkpoint", round.checkpoint},
+                                  {"events", static_cast<int64_t>(round.events)},
+                                  {"allocations", static_cast<int64_t>(round.allocations)},
+                                  {"pending", static_cast<int64_t>(round.pending)},
+                                  {"last_seq", round.last_seq}});
+  }
+  publishSettled(round.checkpoint);
+  return round;
+}
+
+void Scheduler::run() {
+  auto backoff = std::chrono::milliseconds(100);
+  bool time_sensitive = true;
+  int64_t last_checkpoint = -1;
+  auto cancelled = [this] { return !running_.load(); };
+  while (running_) {
+    if (!conn_ || !conn_->healthy()) {
+      leader_ = false;
+      auto c = pg::Connection::connect(conninfo_);
+      if (!c) {
+        log::error("scheduler cannot connect; retrying", {{"error", c.error().toString()}});
+        worker_.waitBeyond(INT64_MAX, backoff, cancelled);
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+        continue;
+      }
+      conn_.emplace(std::move(*c));
+      reasons_.reset();
+    }
+    if (!leader_) {
+      auto lead = tryLead(*conn_);
+      leader_ = lead && *lead;
+      if (!leader_) {
+        // Another replica schedules; check again later.
+        worker_.waitBeyond(INT64_MAX, options_.interval, cancelled);
+        continue;
+      }
+      reasons_.reset();
+      log::info("scheduler is the leader");
+    }
+    const int64_t cp = worker_.checkpoint();
+    if (cp == last_checkpoint && !time_sensitive) {
+      // Nothing changed: only heartbeats may have stopped. A node state
+      // change moves the checkpoint, which brings a full round.
+      if (auto r = expireNodes(*conn_); !r) {
+        log::error("scheduler liveness check failed", {{"error", r.error().toString()}});
+      }
+      worker_.waitBeyond(last_checkpoint, options_.interval, cancelled);
+      if (worker_.checkpoint() == last_checkpoint) continue;
+    }
+    auto round = runOnce(*conn_);
+    if (!round) {
+      log::error("scheduler round failed; retrying", {{"error", round.error().toString()}});
+      last_checkpoint = -1;
+      worker_.waitBeyond(INT64_MAX, backoff, cancelled);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+      continue;
+    }
+    backoff = std::chrono::milliseconds(100);
+    time_sensitive = round->time_sensitive;
+    // A round that appended reacts to its own events next; otherwise wait
+    // for the views to change (or the timer).
+    last_checkpoint = round->events > 0 || round->liveness_changes > 0 ? -1 : round->checkpoint;
+    if (last_checkpoint >= 0) {
+      worker_.waitBeyond(last_checkpoint, options_.interval, cancelled);
+    }
+  }
+}
+
+}  // namespace plfm::cp

@@ -1,0 +1,362 @@
+#include "scheduler_input.h"
+
+#include <set>
+
+#include "plfm/core/json.h"
+#include "plfm/core/strings.h"
+
+namespace plfm::cp::sched {
+namespace {
+
+using json::Json;
+using reconcile::Group;
+using reconcile::Resources;
+using reconcile::Revision;
+
+// What the scheduler needs of a release's manifest (api/schemas/manifest.json).
+struct ReleaseInfo {
+  std::unordered_map<std::string, Resources> processes;
+  std::string names;  // "web, worker", for reasons
+  int max_surge = 1;
+  int max_unavailable = 0;
+};
+
+ReleaseInfo parseRelease(std::string_view processes, std::string_view deploy) {
+  ReleaseInfo r;
+  auto procs = json::parse(processes);
+  if (procs && procs->is_array()) {
+    for (const auto& p : *procs) {
+      if (!p.is_object() || !p.contains("name") || !p["name"].is_string()) continue;
+      Resources res;
+      if (auto it = p.find("resources"); it != p.end() && it->is_object()) {
+        res.vcpus = it->value("vcpus", res.vcpus);
+        res.memory_mb = it->value("memory_mb", res.memory_mb);
+      }
+      const std::string name = p["name"];
+      r.names += (r.names.empty() ? "" : ", ") + name;
+      r.processes.emplace(name, res);
+    }
+  }
+  auto d = json::parse(deploy);
+  if (d && d->is_object()) {
+    r.max_surge = d->value("max_surge", r.max_surge);
+    r.max_unavailable = d->value("max_unavailable", r.max_unavailable);
+  }
+  return r;
+}
+
+std::string textArray(const std::set<std::string>& ids) {
+  std::string out = "{";
+  for (const auto& id : ids) {
+    if (out.size() > 1) out += ',';
+    out += id;
+  }
+  return out + "}";
+}
+
+int64_t intOr(const pg::ResultSet& rs, int row, int col, int64_t fallback) {
+  return rs.isNull(row, col) ? fallback : rs.int64(row, col).value_or(fallback);
+}
+
+constexpr std::string_view kMs = "(extract(epoch FROM {}) * 1000)::bigint";
+std::string ms(std::string_view col) {
+  std::string s(kMs);
+  return s.replace(s.find("{}"), 2, col);
+}
+
+Result<void> loadNodes(pg::Connection& conn, LoadedState& st) {
+  PLFM_ASSIGN_OR_RETURN(auto rs,
+                        conn.exec("SELECT node_id, state, cordoned, draining, cores, memory_mb, "
+                                  "ipv6_prefix, " +
+                                  ms("state_since") + " FROM nodes_view"));
+  st.input.nodes.reserve(static_cast<size_t>(rs.rows()));
+  for (int i = 0; i < rs.rows(); ++i) {
+    reconcile::Node n;
+    n.id = rs.text(i, 0);
+    n.state = reconcile::parseNodeState(rs.text(i, 1)).value_or(reconcile::NodeState::kDown);
+    n.cordoned = rs.text(i, 2) == "t";
+    n.draining = rs.text(i, 3) == "t";
+    n.cores = static_cast<int>(intOr(rs, i, 4, 0));
+    n.memory_mb = intOr(rs, i, 5, 0);
+    n.prefix = rs.text(i, 6);
+    n.unreachable_since_ms = intOr(rs, i, 7, 0);
+    st.input.nodes.push_back(std::move(n));
+  }
+  return ok();
+}
+
+Result<void> loadGroups(pg::Connection& conn, LoadedState& st) {
+  PLFM_ASSIGN_OR_RETURN(
+      auto rs, conn.exec("SELECT s.env_id, s.process_type, s.count, e.org_id, e.app_id, "
+                         "e.current_deploy_id, td.release_id, td.strategy, e.current_release_id, "
+                         "(SELECT d2.deploy_id FROM deploys_view d2 WHERE d2.env_id = e.env_id AND "
+                         "d2.release_id = e.current_release_id AND d2.status = 'succeeded' "
+                         "ORDER BY d2.deploy_id DESC LIMIT 1) "
+                         "FROM env_scale_view s JOIN envs_view e ON e.env_id = s.env_id "
+                         "LEFT JOIN deploys_view td ON td.deploy_id = e.current_deploy_id"));
+  std::set<std::string> releases;
+  for (int i = 0; i < rs.rows(); ++i) {
+    if (!rs.isNull(i, 6)) releases.emplace(rs.text(i, 6));
+    if (!rs.isNull(i, 8)) releases.emplace(rs.text(i, 8));
+  }
+  std::unordered_map<std::string, ReleaseInfo> infos;
+  if (!releases.empty()) {
+    PLFM_ASSIGN_OR_RETURN(auto rel, conn.exec("SELECT release_id, manifest->'processes', "
+                                              "manifest->'deploy' FROM releases_view "
+                                              "WHERE release_id = ANY($1::text[])",
+                                              {textArray(releases)}));
+    for (int i = 0; i < rel.rows(); ++i) {
+      infos.emplace(rel.text(i, 0), parseRelease(rel.text(i, 1), rel.text(i, 2)));
+    }
+  }
+  st.input.groups.reserve(static_cast<size_t>(rs.rows()));
+  for (int i = 0; i < rs.rows(); ++i) {
+    Group g;
+    g.env_id = rs.text(i, 0);
+    g.process = rs.text(i, 1);
+    g.count = static_cast<int>(intOr(rs, i, 2, 0));
+    st.envs.try_emplace(g.env_id, EnvInfo{std::string(rs.text(i, 3)), std::string(rs.text(i, 4))});
+    if (!rs.isNull(i, 6)) {
+      const std::string target(rs.text(i, 6));
+      auto info = infos.find(target);
+      const ReleaseInfo* proc = info == infos.end() ? nullptr : &info->second;
+      const Resources* res = nullptr;
+      if (proc != nullptr) {
+        if (auto it = proc->processes.find(g.process); it != proc->processes.end()) {
+          res = &it->second;
+        }
+      }
+      if (res == nullptr) {
+        // The env's release cannot run this process type: leave the group
+        // out (its instances, if any, are drained as no longer desired).
+        if (g.count > 0) {
+          st.unrunnable.push_back(reconcile::Pending{
+              g.env_id, g.process, g.count, 0,
+              "release " + target + " defines no process type '" + g.process + "'" +
+                  (proc == nullptr || proc->names.empty() ? std::string()
+                                                          : " (it has: " + proc->names + ")")});
+        }
+        continue;
+      }
+      g.target = Revision{target, std::string(rs.text(i, 5)), *res};
+      g.strategy.kind =
+          reconcile::parseStrategyKind(rs.text(i, 7)).value_or(reconcile::StrategyKind::kRolling);
+      g.strategy.max_surge = proc->max_surge;
+      g.strategy.max_unavailable = proc->max_unavailable;
+    }
+    if (!rs.isNull(i, 8)) {
+      const std::string stable(rs.text(i, 8));
+      auto info = infos.find(stable);
+      if (info != infos.end()) {
+        if (auto res = info->second.processes.find(g.process);
+            res != info->second.processes.end()) {
+          g.stable = Revision{stable, std::string(rs.text(i, 9)), res->second};
+        }
+      }
+    }
+    st.input.groups.push_back(std::move(g));
+  }
+  return ok();
+}
+
+Result<void> loadDeploys(pg::Connection& conn, LoadedState& st) {
+  // Deploys in flight, and each env's newest (which a failed deploy's
+  // groups check); deploys of deleted envs are left alone.
+  PLFM_ASSIGN_OR_RETURN(
+      auto rs,
+      conn.exec("SELECT d.deploy_id, d.env_id, d.release_id, d.status, " + ms("d.created_at") +
+                ", d.org_id FROM deploys_view d JOIN envs_view e ON e.env_id = d.env_id "
+                "WHERE d.status IN ('pending', 'in_progress') OR "
+                "d.deploy_id = e.current_deploy_id"));
+  st.input.deploys.reserve(static_cast<size_t>(rs.rows()));
+  for (int i = 0; i < rs.rows(); ++i) {
+    reconcile::Deploy d;
+    d.id = rs.text(i, 0);
+    d.env_id = rs.text(i, 1);
+    d.release_id = rs.text(i, 2);
+    d.status =
+        reconcile::parseDeployStatus(rs.text(i, 3)).value_or(reconcile::DeployStatus::kSuperseded);
+    d.created_ms = intOr(rs, i, 4, 0);
+    st.deploy_org.emplace(d.id, rs.text(i, 5));
+    st.input.deploys.push_back(std::move(d));
+  }
+  return ok();
+}
+
+Result<void> loadInstances(pg::Connection& conn, LoadedState& st) {
+  PLFM_ASSIGN_OR_RETURN(
+      auto rs,
+      conn.exec("SELECT instance_id, env_id, process_type, release_id, deploy_id, node_id, "
+                "address, generation, current_state, desired_state, lost, restarts, " +
+                ms("phase_since") +
+                ", exit_code, vcpus, memory_mb, org_id FROM instances_view "
+                "WHERE current_state <> 'stopped'"));
+  st.input.instances.reserve(static_cast<size_t>(rs.rows()));
+  st.instance_org.reserve(static_cast<size_t>(rs.rows()));
+  for (int i = 0; i < rs.rows(); ++i) {
+    reconcile::Instance in;
+    in.id = rs.text(i, 0);
+    in.env_id = rs.text(i, 1);
+    in.process = rs.text(i, 2);
+    in.release_id = rs.text(i, 3);
+    in.deploy_id = rs.text(i, 4);
+    in.node_id = rs.text(i, 5);
+    in.address = rs.text(i, 6);
+    in.generation = intOr(rs, i, 7, 1);
+    in.phase = reconcile::parsePhase(rs.text(i, 8)).value_or(reconcile::Phase::kAllocated);
+    in.desired = reconcile::parseDesired(rs.text(i, 9)).value_or(reconcile::Desired::kRun);
+    in.lost = rs.text(i, 10) == "t";
+    in.restarts = static_cast<int>(intOr(rs, i, 11, 0));
+    in.phase_since_ms = intOr(rs, i, 12, 0);
+    in.exit_code = static_cast<int>(intOr(rs, i, 13, 0));
+    in.resources = Resources{static_cast<int>(intOr(rs, i, 14, 1)), intOr(rs, i, 15, 256)};
+    st.instance_org.emplace(in.id, rs.text(i, 16));
+    st.input.instances.push_back(std::move(in));
+  }
+  return ok();
+}
+
+// A JSON object written as text, field by field (no intermediate tree).
+class JsonText {
+ public:
+  JsonText& str(std::string_view key, std::string_view value) {
+    open(key);
+    text_ += '"';
+    appendJsonEscaped(text_, value);
+    text_ += '"';
+    return *this;
+  }
+  JsonText& num(std::string_view key, int64_t value) {
+    open(key);
+    text_ += std::to_string(value);
+    return *this;
+  }
+  JsonText& null(std::string_view key) {
+    open(key);
+    text_ += "null";
+    return *this;
+  }
+  std::string done() {
+    text_ += text_.empty() ? "{}" : "}";
+    return std::move(text_);
+  }
+
+ private:
+  void open(std::string_view key) {
+    text_ += text_.empty() ? '{' : ',';
+    text_ += '"';
+    text_.append(key);
+    text_ += "\":";
+  }
+  std::string text_;
+};
+
+std::string orgOf(const std::unordered_map<std::string, std::string>& m, const std::string& id) {
+  auto it = m.find(id);
+  return it == m.end() ? std::string() : it->second;
+}
+
+}  // namespace
+
+std::string msToRfc3339(int64_t ms) {
+  return toRfc3339(Clock::WallTime(std::chrono::milliseconds(ms)));
+}
+
+Result<LoadedState> loadState(pg::Connection& conn, const reconcile::Config& config,
+                              int64_t now_ms) {
+  LoadedState st;
+  st.input.now_ms = now_ms;
+  st.input.config = config;
+  PLFM_ASSIGN_OR_RETURN(auto tx, pg::Transaction::begin(conn, pg::Isolation::kRepeatableRead));
+  PLFM_TRY(tx.exec("SET TRANSACTION READ ONLY"));
+  PLFM_ASSIGN_OR_RETURN(
+      auto cp, tx.exec("SELECT last_seq FROM projection_checkpoints WHERE name = 'views'"));
+  PLFM_ASSIGN_OR_RETURN(st.checkpoint, cp.int64(0, 0));
+  PLFM_TRY(loadNodes(conn, st));
+  PLFM_TRY(loadGroups(conn, st));
+  PLFM_TRY(loadDeploys(conn, st));
+  PLFM_TRY(loadInstances(conn, st));
+  PLFM_TRY(tx.commit());
+  return st;
+}
+
+Result<std::vector<NewEvent>> planEvents(pg::Transaction& tx, const reconcile::Plan& plan,
+                                         const LoadedState& st) {
+  std::vector<std::string> ids;
+  for (const auto& a : plan.lost) ids.push_back(a.instance_id);
+  for (const auto& a : plan.stops) ids.push_back(a.instance_id);
+  for (const auto& a : plan.drains) ids.push_back(a.instance_id);
+  for (const auto& a : plan.restarts) ids.push_back(a.instance_id);
+  for (const auto& a : plan.deploys) ids.push_back(a.deploy_id);
+  PLFM_ASSIGN_OR_RETURN(auto seqs, EventStore::aggregateSeqs(tx, ids));
+
+  std::vector<NewEvent> out;
+  out.reserve(ids.size() + plan.allocations.size());
+  auto instanceEvent = [&](const std::string& id, std::string type, JsonText payload) {
+    out.push_back(NewEvent{"instance", id, ++seqs[id], std::move(type), 1,
+                           orgOf(st.instance_org, id), payload.done()});
+  };
+  for (const auto& a : plan.lost) {
+    instanceEvent(a.instance_id, "instance.lost",
+                  JsonText()
+                      .str("instance_id", a.instance_id)
+                      .str("node_id", a.node_id)
+                      .str("reason", a.reason));
+  }
+  for (const auto& a : plan.stops) {
+    instanceEvent(a.instance_id, "instance.stop_requested",
+                  JsonText().str("instance_id", a.instance_id).str("reason", a.reason));
+  }
+  for (const auto& a : plan.drains) {
+    instanceEvent(a.instance_id, "instance.drain_requested",
+                  JsonText().str("instance_id", a.instance_id).str("reason", a.reason));
+  }
+  for (const auto& a : plan.restarts) {
+    instanceEvent(a.instance_id, "instance.restart_scheduled",
+                  JsonText()
+                      .str("instance_id", a.instance_id)
+                      .str("node_id", a.node_id)
+                      .num("generation", a.generation)
+                      .num("restarts", a.restarts)
+                      .str("not_before", msToRfc3339(a.not_before_ms))
+                      .str("reason", a.reason));
+  }
+  // Placements come by the hundred thousand: their text is built directly.
+  for (const auto& a : plan.allocations) {
+    auto env = st.envs.find(a.env_id);
+    const EnvInfo info = env == st.envs.end() ? EnvInfo{} : env->second;
+    JsonText payload;
+    payload.str("instance_id", a.instance_id)
+        .str("org_id", info.org_id)
+        .str("app_id", info.app_id)
+        .str("env_id", a.env_id)
+        .str("process_type", a.process)
+        .str("release_id", a.release_id);
+    if (a.deploy_id.empty()) {
+      payload.null("deploy_id");
+    } else {
+      payload.str("deploy_id", a.deploy_id);
+    }
+    payload.str("node_id", a.node_id)
+        .str("address", a.address)
+        .num("vcpus", a.resources.vcpus)
+        .num("memory_mb", a.resources.memory_mb)
+        .str("reason", a.reason);
+    out.push_back(
+        NewEvent{"instance", a.instance_id, 1, "instance.allocated", 1, info.org_id, payload.done(),
+                 a.deploy_id.empty() ? "{}" : JsonText().str("deploy_id", a.deploy_id).done()});
+  }
+  for (const auto& t : plan.deploys) {
+    out.push_back(NewEvent{"deploy", t.deploy_id, ++seqs[t.deploy_id], "deploy.status_changed", 1,
+                           orgOf(st.deploy_org, t.deploy_id),
+                           JsonText()
+                               .str("deploy_id", t.deploy_id)
+                               .str("status", reconcile::toString(t.to))
+                               .str("reason", t.reason)
+                               .done(),
+                           JsonText().str("deploy_id", t.deploy_id).done()});
+  }
+  return out;
+}
+
+}  // namespace plfm::cp::sched

@@ -1,0 +1,361 @@
+// Nodes, the scheduler and the NodePlan feed end to end on a real server and
+// a real PostgreSQL: enrollment, the plan long-poll waking on a scale change,
+// status reports and the views they feed, credentials per node, cordon and
+// drain, and the reasons `vt instances` shows.
+#include <gtest/gtest.h>
+
+#include <future>
+#include <set>
+
+#include "api_test_support.h"
+#include "projections.h"
+
+namespace plfm::cp {
+namespace {
+
+using testsupport::ApiTest;
+using testsupport::Reply;
+
+class NodesApiTest : public ApiTest {
+ protected:
+  // An env of a fresh app, deployed with a `web` process of `memory_mb`.
+  struct Env {
+    std::string org, app, env, release, deploy;
+  };
+  Env deployedEnv(const std::string& name, int memory_mb = 256) {
+    Env e;
+    e.org = makeOrg(name);
+    e.app = makeApp(e.org, "web");
+    e.env = makeEnv(e.app, "prod");
+    e.release = makeReleaseWith(e.app, webManifest(1, memory_mb));
+    auto dep = callJson("POST", "/v1/envs/" + e.env + "/deploys", {{"release_id", e.release}});
+    EXPECT_EQ(dep.status, 201) << dep.raw;
+    e.deploy = dep.body.value("id", "");
+    return e;
+  }
+
+  Reply plan(const std::string& node, const std::string& token, int64_t after, int wait) {
+    return call("GET",
+                "/v1/nodes/" + node + "/plan?after=" + std::to_string(after) +
+                    "&wait=" + std::to_string(wait),
+                "", token);
+  }
+
+  Reply report(const std::string& node, const std::string& token, const std::string& inst,
+               const json::Json& body) {
+    return callJson("POST", "/v1/nodes/" + node + "/instances/" + inst + "/status", body, token);
+  }
+};
+
+TEST_F(NodesApiTest, EnrollPlanLongPollStatusAndViews) {
+  auto [node, token] = enrollNode("n1.example", 4, 4096);
+  ASSERT_FALSE(node.empty());
+  auto got = call("GET", "/v1/nodes/" + node);
+  ASSERT_EQ(got.status, 200) << got.raw;
+  EXPECT_EQ(got.body["state"], "active");
+  EXPECT_EQ(got.body["ipv6_prefix"], "fd7a:5c00:0:1::/64");  // the first /64, never subnet 0
+  EXPECT_EQ(got.body["runtimes"], json::Json({"qemu"}));
+
+  const Env e = deployedEnv("planco");
+  auto first = plan(node, token, 0, 0);
+  ASSERT_EQ(first.status, 200) << first.raw;
+  EXPECT_EQ(first.body["instances"].size(), 0U);
+  const int64_t v0 = first.body["version"];
+  EXPECT_GT(v0, 0);
+
+  // The agent waits on its plan; a scale change wakes it.
+  auto waiting =
+      std::async(std::launch::async, [&, n = node, t = token] { return plan(n, t, v0, 30); });
+  ASSERT_EQ(waiting.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout)
+      << "the long-poll answered before anything changed";
+  auto sc = callJson("PUT", "/v1/envs/" + e.env + "/scale", {{"processes", {{"web", 2}}}});
+  ASSERT_EQ(sc.status, 200) << sc.raw;
+  ASSERT_EQ(waiting.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  Reply woke = waiting.get();
+  ASSERT_EQ(woke.status, 200) << woke.raw;
+  const int64_t v1 = woke.body["version"];
+  EXPECT_GT(v1, v0);
+  ASSERT_EQ(woke.body["instances"].size(), 2U) << woke.raw;
+  std::set<std::string> addresses;
+  for (const auto& spec : woke.body["instances"]) {
+    EXPECT_EQ(spec["desired"], "run");
+    EXPECT_EQ(spec["generation"], 1);
+    EXPECT_EQ(spec["release_id"], e.release);
+    EXPECT_EQ(spec["deploy_id"], e.deploy);
+    EXPECT_EQ(spec["image"]["digest"], "sha256:" + std::string(64, 'b'));
+    EXPECT_EQ(spec["command"], json::Json({"/hello", "--port", "8443"}));
+    EXPECT_EQ(spec["env"]["GREETING"], "hi");
+    EXPECT_EQ(spec["resources"]["memory_mb"], 256);
+    EXPECT_EQ(spec["network"]["gateway"], "fe80::1");
+    EXPECT_EQ(spec["checks"][0]["port"], 8443);
+    addresses.insert(spec["network"]["address"].get<std::string>());
+  }
+  EXPECT_EQ(addresses, (std::set<std::string>{"fd7a:5c00:0:1::2", "fd7a:5c00:0:1::3"}));
+  // Every plan validates against api/schemas/node-plan.json.
+  EXPECT_EQ(testsupport::validateAgainstSchemaFile("node-plan.json", woke.body), std::nullopt);
+  // Nothing new: a poll with the current version times out with the same plan.
+  auto same = plan(node, token, v1, 0);
+  EXPECT_EQ(same.body["version"], v1);
+
+  auto list = call("GET", "/v1/envs/" + e.env + "/instances");
+  ASSERT_EQ(list.status, 200) << list.raw;
+  ASSERT_EQ(list.body["items"].size(), 2U);
+  EXPECT_EQ(list.body["items"][0]["node_id"], node);
+  EXPECT_EQ(list.body["items"][0]["current_state"], "allocated");
+  EXPECT_NE(list.body["items"][0]["reason"].get<std::string>().find("on " + node),
+            std::string::npos)
+      << list.raw;
+  EXPECT_EQ(list.body["summary"][0]["desired"], 2);
+  EXPECT_EQ(list.body["summary"][0]["current"], 0);
+  EXPECT_NE(list.body["summary"][0]["reason"].get<std::string>(), "");
+
+  // Status reports: booting, then healthy with boot timings.
+  for (const auto& spec : woke.body["instances"]) {
+    const std::string inst = spec["instance_id"];
+    auto r = report(node, token, inst, {{"generation", 1}, {"seq", 1}, {"phase", "booting"}});
+    ASSERT_EQ(r.status, 200) << r.raw;
+    EXPECT_EQ(r.body["applied"], true);
+    r = report(
+        node, token, inst,
+        {{"generation", 1}, {"seq", 2}, {"phase", "healthy"}, {"timings", {{"boot_ms", 1480}}}});
+    EXPECT_EQ(r.body["applied"], true);
+    EXPECT_NE(r.header("X-Event-Seq"), "0");
+    // A duplicate and a stale report are accepted and change nothing.
+    auto dup = report(
+        node, token, inst,
+        {{"generation", 1}, {"seq", 2}, {"phase", "healthy"}, {"timings", {{"boot_ms", 1480}}}});
+    EXPECT_EQ(dup.status, 200);
+    EXPECT_EQ(dup.body["applied"], false);
+    EXPECT_EQ(dup.header("X-Event-Seq"), "0");
+    auto stale = report(node, token, inst, {{"generation", 1}, {"seq", 1}, {"phase", "booting"}});
+    EXPECT_EQ(stale.body["applied"], false);
+  }
+  EXPECT_EQ(countEvents("instance.status_reported"), 4);
+
+  list = call("GET", "/v1/envs/" + e.env + "/instances");
+  EXPECT_EQ(list.body["summary"][0]["current"], 2) << list.raw;
+  EXPECT_EQ(list.body["summary"][0]["reason"], "") << list.raw;
+  EXPECT_EQ(list.body["items"][0]["current_state"], "healthy");
+  EXPECT_EQ(list.body["items"][0]["timings"]["boot_ms"], 1480);
+  // With both healthy the scheduler finishes the deploy.
+  EXPECT_EQ(call("GET", "/v1/deploys/" + e.deploy).body["status"], "succeeded");
+  EXPECT_EQ(call("GET", "/v1/envs/" + e.env).body["current_release_id"], e.release);
+  auto n = call("GET", "/v1/nodes/" + node);
+  EXPECT_EQ(n.body["allocated"], json::Json({{"instances", 2}, {"vcpus", 2}, {"memory_mb", 512}}));
+  EXPECT_EQ(n.body["plan_version"], v1);
+
+  // Every event validates against its schema, and the views rebuild identically.
+  auto conn = connect();
+  auto events = EventStore::readAfter(conn, 0, 10'000);
+  ASSERT_TRUE(events.has_value());
+  std::set<std::string> types;
+  for (const auto& ev : *events) {
+    types.insert(ev.event_type);
+    auto env = json::parse(EventStore::envelopeJson(ev));
+    auto err = testsupport::validateAgainstSchemaFile("event-envelope.json", *env);
+    EXPECT_FALSE(err.has_value()) << ev.event_type << ": " << err.value_or("");
+    err = testsupport::validateAgainstSchemaFile("events/" + ev.event_type + ".json",
+                                                 (*env)["payload"]);
+    EXPECT_FALSE(err.has_value()) << ev.event_type << ": " << err.value_or("");
+  }
+  for (const char* t : {"node.enrollment_created", "node.enrolled", "instance.allocated",
+                        "instance.status_reported", "deploy.status_changed"}) {
+    EXPECT_TRUE(types.contains(t)) << t;
+  }
+  const std::string before = dumpViews(conn);
+  ASSERT_TRUE(rebuildViews(conn).has_value());
+  EXPECT_EQ(dumpViews(conn), before);
+}
+
+TEST_F(NodesApiTest, EnrollmentRetryReissuesTheCredentialOnce) {
+  const std::string enrollment = makeEnrollmentToken();
+  const json::Json body = {{"hostname", "n1.example"},
+                           {"cores", 2},
+                           {"memory_mb", 2048},
+                           {"disk_mb", 0},
+                           {"wireguard_public_key", std::string(43, 'k') + "="},
+                           {"underlay_address", "192.0.2.10"},
+                           {"runtimes", {"qemu"}}};
+  auto first = callJson("POST", "/v1/nodes/enroll", body, enrollment);
+  ASSERT_EQ(first.status, 201) << first.raw;
+  EXPECT_EQ(first.body["reissued"], false);
+  const std::string node = first.body["node_id"];
+  const std::string old_token = first.body["token"];
+  // The agent lost the answer and retries: same node and prefix, new credential.
+  auto again = callJson("POST", "/v1/nodes/enroll", body, enrollment);
+  ASSERT_EQ(again.status, 200) << again.raw;
+  EXPECT_EQ(again.body["node_id"], node);
+  EXPECT_EQ(again.body["ipv6_prefix"], first.body["ipv6_prefix"]);
+  EXPECT_EQ(again.body["reissued"], true);
+  const std::string new_token = again.body["token"];
+  EXPECT_NE(new_token, old_token);
+  auto hb = [&](const std::string& tok) {
+    return callJson("POST", "/v1/nodes/" + node + "/heartbeat", json::Json::object(), tok);
+  };
+  EXPECT_EQ(hb(old_token).status, 401);
+  auto ok = hb(new_token);
+  EXPECT_EQ(ok.status, 200) << ok.raw;
+  EXPECT_EQ(ok.body["state"], "active");
+  EXPECT_EQ(ok.header("X-Event-Seq"), "0");  // heartbeats are not events
+  // The same token from another host is refused; so is a made-up one.
+  json::Json other = body;
+  other["hostname"] = "n2.example";
+  auto refused = callJson("POST", "/v1/nodes/enroll", other, enrollment);
+  EXPECT_EQ(refused.status, 409) << refused.raw;
+  EXPECT_EQ(refused.body["error"]["code"], "failed_precondition");
+  EXPECT_EQ(callJson("POST", "/v1/nodes/enroll", body, "vt_" + std::string(52, 'q')).status, 401);
+  EXPECT_EQ(countEvents("node.enrolled"), 1);
+  EXPECT_EQ(countEvents("token.created"), 3);  // the admin's first, and the node's two
+  // Neither token appears in any event or idempotency record.
+  auto conn = connect();
+  auto rs = conn.exec(
+      "SELECT (SELECT count(*) FROM events WHERE payload::text LIKE '%' || $1 || '%' OR "
+      "payload::text LIKE '%' || $2 || '%' OR payload::text LIKE '%' || $3 || '%') + "
+      "(SELECT count(*) FROM idempotency_keys WHERE response_body LIKE '%' || $1 || '%')",
+      {enrollment, new_token, old_token});
+  ASSERT_TRUE(rs.has_value());
+  EXPECT_EQ(*rs->int64(0, 0), 0);
+  // An enrollment replayed by its Idempotency-Key does not show the token again.
+  http::Headers h;
+  h.set("Idempotency-Key", "enroll-1");
+  auto e1 = call("POST", "/v1/nodes/enrollments", "{}", std::nullopt, h);
+  auto e2 = call("POST", "/v1/nodes/enrollments", "{}", std::nullopt, h);
+  EXPECT_TRUE(e1.body["token"].is_string());
+  EXPECT_TRUE(e2.body["token"].is_null());
+  EXPECT_EQ(e2.body["token_redacted"], true);
+}
+
+TEST_F(NodesApiTest, NodeCredentialsReachOnlyTheirOwnNode) {
+  auto [a, token_a] = enrollNode("a.example");
+  auto [b, token_b] = enrollNode("b.example");
+  EXPECT_EQ(call("GET", "/v1/nodes/" + a + "/plan?wait=0", "", token_a).status, 200);
+  // Another node's routes look missing.
+  EXPECT_EQ(call("GET", "/v1/nodes/" + b + "/plan?wait=0", "", token_a).status, 404);
+  EXPECT_EQ(callJson("POST", "/v1/nodes/" + b + "/heartbeat", json::Json::object(), token_a).status,
+            404);
+  // Users cannot use node routes, nodes cannot use user or admin routes.
+  EXPECT_EQ(call("GET", "/v1/nodes/" + a + "/plan?wait=0").status, 403);
+  EXPECT_EQ(call("GET", "/v1/orgs", "", token_a).status, 403);
+  EXPECT_EQ(call("GET", "/v1/nodes", "", token_a).status, 403);
+  auto [userId, user] = makeUser("plainuser");
+  EXPECT_EQ(callJson("POST", "/v1/nodes/enrollments", json::Json::object(), user).status, 403);
+  // A report for an instance that is not on this node is not found.
+  auto r = callJson("POST", "/v1/nodes/" + a + "/instances/inst_01jdq3v7k2m9x4c8r6t0w5y1zb/status",
+                    {{"generation", 1}, {"seq", 1}, {"phase", "booting"}}, token_a);
+  EXPECT_EQ(r.status, 404) << r.raw;
+  // Prefixes are distinct /64s.
+  EXPECT_EQ(call("GET", "/v1/nodes/" + b).body["ipv6_prefix"], "fd7a:5c00:0:2::/64");
+}
+
+TEST_F(NodesApiTest, AgentInputIsCheckedFieldByField) {
+  const std::string enrollment = makeEnrollmentToken();
+  const json::Json good = {{"hostname", "n1"},
+                           {"cores", 2},
+                           {"memory_mb", 2048},
+                           {"disk_mb", 0},
+                           {"wireguard_public_key", std::string(43, 'k') + "="},
+                           {"underlay_address", "192.0.2.10"},
+                           {"runtimes", {"qemu"}}};
+  const std::vector<std::pair<std::string, json::Json>> bad = {
+      {"hostname", "bad host"},
+      {"cores", 0},
+      {"memory_mb", "lots"},
+      {"wireguard_public_key", "short"},
+      {"runtimes", json::Json::array()},
+      {"labels", {{"zone", 1}}},
+  };
+  for (const auto& [field, value] : bad) {
+    json::Json body = good;
+    body[field] = value;
+    auto r = callJson("POST", "/v1/nodes/enroll", body, enrollment);
+    EXPECT_EQ(r.status, 400) << field << ": " << r.raw;
+    EXPECT_EQ(r.body["error"]["details"]["field"], field) << r.raw;
+  }
+  auto [node, token] = enrollNode("n2.example");
+  const Env e = deployedEnv("badreports");
+  ASSERT_EQ(callJson("PUT", "/v1/envs/" + e.env + "/scale", {{"processes", {{"web", 1}}}}).status,
+            200);
+  auto p = plan(node, token, 0, 0);
+  ASSERT_EQ(p.body["instances"].size(), 1U) << p.raw;
+  const std::string inst = p.body["instances"][0]["instance_id"];
+  const std::vector<std::pair<json::Json, std::string>> reports = {
+      {{{"generation", 1}, {"seq", 1}, {"phase", "allocated"}}, "phase"},
+      {{{"generation", 1}, {"seq", 1}, {"phase", "exited"}}, "exit_code"},
+      {{{"generation", 1}, {"seq", 0}, {"phase", "booting"}}, "seq"},
+      {{{"generation", 1}, {"seq", 1}, {"phase", "booting"}, {"timings", {{"boot", 1}}}},
+       "timings.boot"},
+  };
+  for (const auto& [body, field] : reports) {
+    auto r = report(node, token, inst, body);
+    EXPECT_EQ(r.status, 400) << r.raw;
+    EXPECT_EQ(r.body["error"]["details"]["field"], field) << r.raw;
+  }
+  auto future = report(node, token, inst, {{"generation", 2}, {"seq", 1}, {"phase", "booting"}});
+  EXPECT_EQ(future.status, 409) << future.raw;
+  // An exit report becomes the instance's reason.
+  auto exited = report(node, token, inst,
+                       {{"generation", 1}, {"seq", 1}, {"phase", "exited"}, {"exit_code", 3}});
+  EXPECT_EQ(exited.body["applied"], true);
+  auto list = call("GET", "/v1/envs/" + e.env + "/instances");
+  ASSERT_GE(list.body["items"].size(), 1U);
+  bool seen = false;
+  for (const auto& i : list.body["items"]) {
+    if (i["id"] == inst) {
+      seen = true;
+      // The scheduler restarts it at once, as generation 2, after a backoff.
+      EXPECT_EQ(i["generation"], 2) << list.raw;
+      EXPECT_EQ(i["restarts"], 1);
+      EXPECT_TRUE(i["not_before"].is_string());
+      EXPECT_NE(i["reason"].get<std::string>().find("exited with code 3; restart 1"),
+                std::string::npos)
+          << list.raw;
+    }
+  }
+  EXPECT_TRUE(seen);
+}
+
+TEST_F(NodesApiTest, CapacityReasonsAndDrainingANode) {
+  const Env e = deployedEnv("capacity", 1024);
+  ASSERT_EQ(callJson("PUT", "/v1/envs/" + e.env + "/scale", {{"processes", {{"web", 2}}}}).status,
+            200);
+  auto list = call("GET", "/v1/envs/" + e.env + "/instances");
+  EXPECT_EQ(list.body["summary"][0]["reason"], "waiting for capacity: the cluster has no nodes")
+      << list.raw;
+  auto [a, token_a] = enrollNode("a.example", 4, 2048);
+  list = call("GET", "/v1/envs/" + e.env + "/instances");
+  ASSERT_EQ(list.body["items"].size(), 2U) << list.raw;
+  for (const auto& i : list.body["items"]) EXPECT_EQ(i["node_id"], a);
+
+  auto [b, token_b] = enrollNode("b.example", 4, 2048);
+  auto cordon = callJson("PUT", "/v1/nodes/" + a + "/scheduling", {{"cordoned", true}});
+  ASSERT_EQ(cordon.status, 200) << cordon.raw;
+  EXPECT_EQ(cordon.body, json::Json({{"node_id", a}, {"cordoned", true}, {"draining", false}}));
+  auto drain = callJson("PUT", "/v1/nodes/" + a + "/scheduling", {{"draining", true}});
+  ASSERT_EQ(drain.status, 200) << drain.raw;
+  auto node = call("GET", "/v1/nodes/" + a);
+  EXPECT_EQ(node.body["cordoned"], true);
+  EXPECT_EQ(node.body["draining"], true);
+  // Rolling: new instances on b first; the ones on a drain once those are healthy.
+  list = call("GET", "/v1/envs/" + e.env + "/instances");
+  int on_b = 0;
+  for (const auto& i : list.body["items"]) on_b += i["node_id"] == b ? 1 : 0;
+  EXPECT_GE(on_b, 1) << list.raw;
+  auto pb = plan(b, token_b, 0, 0);
+  for (const auto& spec : pb.body["instances"]) {
+    report(b, token_b, spec["instance_id"], {{"generation", 1}, {"seq", 1}, {"phase", "healthy"}});
+  }
+  list = call("GET", "/v1/envs/" + e.env + "/instances");  // waits for the scheduler
+  auto pa = plan(a, token_a, 0, 0);
+  int draining = 0;
+  for (const auto& spec : pa.body["instances"]) draining += spec["desired"] == "drain" ? 1 : 0;
+  EXPECT_GE(draining, 1) << pa.raw;
+  // Uncordon clears both flags.
+  auto un =
+      callJson("PUT", "/v1/nodes/" + a + "/scheduling", {{"cordoned", false}, {"draining", false}});
+  EXPECT_EQ(un.body, json::Json({{"node_id", a}, {"cordoned", false}, {"draining", false}}));
+  EXPECT_EQ(countEvents("node.scheduling_changed"), 3);
+  EXPECT_EQ(callJson("PUT", "/v1/nodes/" + a + "/scheduling", json::Json::object()).status, 400);
+}
+
+}  // namespace
+}  // namespace plfm::cp

@@ -1,0 +1,201 @@
+// The scheduler on a real PostgreSQL with an injected clock: liveness
+// transitions from heartbeats, reasons stored only when they change, one
+// leader among replicas, and a round's events in the views before it ends.
+#include "scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "cp_test_support.h"
+#include "nodes.h"
+
+namespace plfm::cp {
+namespace {
+
+using namespace std::chrono_literals;
+
+class SchedulerTest : public testsupport::CpTest {
+ protected:
+  void SetUp() override {
+    CpTest::SetUp();
+    if (HasFatalFailure()) return;
+    worker_ = std::make_unique<ProjectionWorker>(conninfo(), ProjectionWorker::Options{});
+    ASSERT_TRUE(worker_->start().has_value());
+  }
+  void TearDown() override {
+    if (worker_) worker_->stop();
+    CpTest::TearDown();
+  }
+
+  Scheduler::Options options() {
+    Scheduler::Options o;
+    o.liveness.heartbeat_timeout = 30s;
+    o.liveness.down_after = 600s;
+    o.interval = 100ms;
+    return o;
+  }
+
+  // Commits `fn`'s events in one transaction and waits for the views.
+  template <class F>
+  void commit(pg::Connection& conn, F fn) {
+    auto tx = pg::Transaction::begin(conn);
+    ASSERT_TRUE(tx.has_value());
+    std::vector<NewEvent> events = fn(*tx);
+    if (!events.empty()) {
+      auto r = store_.append(*tx, {"system:test", ""}, events);
+      ASSERT_TRUE(r.has_value()) << r.error().toString();
+      ASSERT_TRUE(tx->commit().has_value());
+      worker_->kick();
+      ASSERT_TRUE(worker_->waitFor(r->last_seq, 10s));
+    } else {
+      ASSERT_TRUE(tx->commit().has_value());
+    }
+  }
+
+  std::string enroll(pg::Connection& conn, const std::string& hostname) {
+    std::string node;
+    commit(conn, [&](pg::Transaction& tx) {
+      auto e = createEnrollment(tx, fake_, "usr_test", 900s);
+      EXPECT_TRUE(e.has_value());
+      NodeFacts facts;
+      facts.hostname = hostname;
+      facts.cores = 4;
+      facts.memory_mb = 4096;
+      facts.wireguard_public_key = std::string(43, 'k') + "=";
+      facts.underlay_address = "192.0.2.1";
+      facts.runtimes = {"qemu"};
+      auto n = redeemEnrollment(tx, fake_, e->first.token, facts, "fd7a:5c00::/48");
+      EXPECT_TRUE(n.has_value()) << n.error().toString();
+      node = n->first.node_id;
+      std::vector<NewEvent> events = {e->second};
+      for (auto& ev : n->second) events.push_back(std::move(ev));
+      return events;
+    });
+    return node;
+  }
+
+  std::string query(pg::Connection& conn, const std::string& sql) {
+    auto rs = conn.exec(sql);
+    EXPECT_TRUE(rs.has_value()) << rs.error().toString();
+    return rs && rs->rows() > 0 ? std::string(rs->text(0, 0)) : std::string();
+  }
+
+  FakeClock fake_;
+  EventStore store_{fake_};
+  std::unique_ptr<ProjectionWorker> worker_;
+};
+
+TEST_F(SchedulerTest, HeartbeatsDriveLivenessAndOnlyTransitionsAreEvents) {
+  auto conn = connect();
+  const std::string node = enroll(conn, "n1");
+  Scheduler s(conninfo(), store_, *worker_, fake_, options());
+  auto round = s.runOnce(conn);
+  ASSERT_TRUE(round.has_value()) << round.error().toString();
+  EXPECT_EQ(round->liveness_changes, 0U);
+
+  // Heartbeats within the timeout keep it active and append nothing.
+  for (int i = 0; i < 5; ++i) {
+    fake_.advance(10s);
+    commit(conn, [&](pg::Transaction& tx) {
+      auto hb = recordHeartbeat(tx, fake_, node, "0.1.0");
+      EXPECT_TRUE(hb.has_value());
+      EXPECT_EQ(hb->state, "active");
+      EXPECT_FALSE(hb->transition.has_value());
+      return std::vector<NewEvent>{};
+    });
+    ASSERT_TRUE(s.runOnce(conn).has_value());
+  }
+  EXPECT_EQ(query(conn, "SELECT count(*) FROM events WHERE event_type = 'node.state_changed'"),
+            "0");
+
+  fake_.advance(31s);
+  round = s.runOnce(conn);
+  ASSERT_TRUE(round.has_value()) << round.error().toString();
+  EXPECT_EQ(round->liveness_changes, 1U);
+  EXPECT_TRUE(round->time_sensitive);
+  EXPECT_EQ(query(conn, "SELECT state || ': ' || state_reason FROM nodes_view"),
+            "unreachable: no heartbeat for 31 s (timeout 30 s)");
+  // Again: nothing new.
+  EXPECT_EQ(s.runOnce(conn)->liveness_changes, 0U);
+
+  fake_.advance(601s);
+  EXPECT_EQ(s.runOnce(conn)->liveness_changes, 1U);
+  EXPECT_EQ(query(conn, "SELECT state || ': ' || state_reason FROM nodes_view"),
+            "down: unreachable for 601 s (down after 600 s)");
+
+  // A heartbeat brings it back, once.
+  fake_.advance(5s);
+  commit(conn, [&](pg::Transaction& tx) {
+    auto hb = recordHeartbeat(tx, fake_, node, "0.1.0");
+    EXPECT_TRUE(hb.has_value());
+    EXPECT_EQ(hb->state, "down");
+    EXPECT_TRUE(hb->transition.has_value());
+    return hb ? std::vector<NewEvent>{*hb->transition} : std::vector<NewEvent>{};
+  });
+  commit(conn, [&](pg::Transaction& tx) {
+    auto hb = recordHeartbeat(tx, fake_, node, "0.1.0");
+    EXPECT_FALSE(hb->transition.has_value());
+    return std::vector<NewEvent>{};
+  });
+  EXPECT_EQ(query(conn, "SELECT state || ': ' || state_reason FROM nodes_view"),
+            "active: heartbeat received after 637 s");
+  EXPECT_EQ(query(conn, "SELECT count(*) FROM events WHERE event_type = 'node.state_changed'"),
+            "3");
+}
+
+TEST_F(SchedulerTest, ReasonsAreWrittenOnlyWhenTheyChange) {
+  auto conn = connect();
+  commit(conn, [&](pg::Transaction&) {
+    return std::vector<NewEvent>{
+        testsupport::orgCreated("org_a", "acme"),
+        NewEvent{"env", "env_1", 1, "env.created", 1, "org_a",
+                 R"({"env_id":"env_1","app_id":"app_1","org_id":"org_a","name":"prod"})"},
+        NewEvent{"env", "env_1", 2, "env.scale_set", 1, "org_a",
+                 R"({"env_id":"env_1","org_id":"org_a","processes":{"web":2}})"}};
+  });
+  Scheduler s(conninfo(), store_, *worker_, fake_, options());
+  auto round = s.runOnce(conn);
+  ASSERT_TRUE(round.has_value()) << round.error().toString();
+  EXPECT_EQ(round->pending, 1U);
+  EXPECT_EQ(round->events, 0U);
+  EXPECT_EQ(query(conn, "SELECT reason FROM scheduler_status"),
+            "no release has been deployed to env_1 yet");
+  const std::string written = query(conn, "SELECT updated_at::text FROM scheduler_status");
+  fake_.advance(10s);
+  ASSERT_TRUE(s.runOnce(conn).has_value());
+  EXPECT_EQ(query(conn, "SELECT updated_at::text FROM scheduler_status"), written);
+  // A second scheduler (a restart) starts from the stored reasons.
+  Scheduler other(conninfo(), store_, *worker_, fake_, options());
+  fake_.advance(10s);
+  ASSERT_TRUE(other.runOnce(conn).has_value());
+  EXPECT_EQ(query(conn, "SELECT updated_at::text FROM scheduler_status"), written);
+  // Scaled to 0: nothing is pending any more and the row goes.
+  commit(conn, [&](pg::Transaction&) {
+    return std::vector<NewEvent>{
+        NewEvent{"env", "env_1", 3, "env.scale_set", 1, "org_a",
+                 R"({"env_id":"env_1","org_id":"org_a","processes":{"web":0}})"}};
+  });
+  ASSERT_TRUE(other.runOnce(conn).has_value());
+  EXPECT_EQ(query(conn, "SELECT count(*) FROM scheduler_status"), "0");
+}
+
+TEST_F(SchedulerTest, OneLeaderAmongReplicasAndAFailover) {
+  auto a = std::make_unique<Scheduler>(conninfo(), store_, *worker_, fake_, options());
+  Scheduler b(conninfo(), store_, *worker_, fake_, options());
+  ASSERT_TRUE(a->start().has_value());
+  ASSERT_TRUE(b.start().has_value());
+  EXPECT_TRUE(a->leader());
+  EXPECT_FALSE(b.leader());
+  // The follower never waits for a reaction it will not produce.
+  EXPECT_TRUE(b.waitSettled(1'000'000, 0ms));
+  a->stop();
+  a.reset();
+  // b retries every interval (100 ms here); bounded wait for the takeover.
+  for (int i = 0; i < 100 && !b.leader(); ++i) std::this_thread::sleep_for(50ms);
+  EXPECT_TRUE(b.leader());
+  b.stop();
+}
+
+}  // namespace
+}  // namespace plfm::cp
