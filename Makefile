@@ -13,6 +13,9 @@ BUILD_TYPE  ?= RelWithDebInfo
 JOBS        ?= 2
 CMAKE_FLAGS ?=
 export CCACHE_DIR ?= $(HOME)/.cache/plfm-ccache
+# Paths relative to the checkout, so that worktrees and fresh clones share cache hits.
+export CCACHE_BASEDIR ?= $(CURDIR)
+export CCACHE_NOHASHDIR ?= 1
 
 .PHONY: all deps configure build test test-unit test-integration test-e2e check format asan fuzz clean
 
