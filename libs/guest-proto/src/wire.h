@@ -1,0 +1,55 @@
+// Big-endian integer and TLV helpers shared by frame.cc and messages.cc.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace plfm::guest_proto::internal {
+
+inline void putU8(std::string& out, uint8_t v) { out.push_back(static_cast<char>(v)); }
+inline void putU16(std::string& out, uint16_t v) {
+  putU8(out, static_cast<uint8_t>(v >> 8));
+  putU8(out, static_cast<uint8_t>(v));
+}
+inline void putU32(std::string& out, uint32_t v) {
+  putU16(out, static_cast<uint16_t>(v >> 16));
+  putU16(out, static_cast<uint16_t>(v));
+}
+inline void putU64(std::string& out, uint64_t v) {
+  putU32(out, static_cast<uint32_t>(v >> 32));
+  putU32(out, static_cast<uint32_t>(v));
+}
+
+inline uint8_t getU8(std::string_view in, size_t at) { return static_cast<uint8_t>(in[at]); }
+inline uint16_t getU16(std::string_view in, size_t at) {
+  return static_cast<uint16_t>((getU8(in, at) << 8) | getU8(in, at + 1));
+}
+inline uint32_t getU32(std::string_view in, size_t at) {
+  return (uint32_t{getU16(in, at)} << 16) | getU16(in, at + 2);
+}
+inline uint64_t getU64(std::string_view in, size_t at) {
+  return (uint64_t{getU32(in, at)} << 32) | getU32(in, at + 4);
+}
+
+inline void putTlv(std::string& out, uint16_t tag, std::string_view value) {
+  putU16(out, tag);
+  putU32(out, static_cast<uint32_t>(value.size()));
+  out.append(value);
+}
+inline void putTlvU32(std::string& out, uint16_t tag, uint32_t v) {
+  std::string value;
+  putU32(value, v);
+  putTlv(out, tag, value);
+}
+inline void putTlvU64(std::string& out, uint16_t tag, uint64_t v) {
+  std::string value;
+  putU64(value, v);
+  putTlv(out, tag, value);
+}
+inline void putTlvU8(std::string& out, uint16_t tag, uint8_t v) {
+  putTlv(out, tag, std::string_view(reinterpret_cast<const char*>(&v), 1));
+}
+
+}  // namespace plfm::guest_proto::internal

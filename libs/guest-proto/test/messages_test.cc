@@ -1,0 +1,247 @@
+#include "plfm/guest_proto/messages.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace plfm::guest_proto {
+namespace {
+
+// Decodes exactly one frame from `bytes`.
+Frame oneFrame(const std::string& bytes) {
+  Decoder decoder;
+  decoder.feed(bytes);
+  auto frame = decoder.next();
+  EXPECT_TRUE(frame.has_value() && frame->has_value());
+  EXPECT_EQ(decoder.buffered(), 0u);
+  return frame && *frame ? **frame : Frame{};
+}
+
+Config fullConfig() {
+  Config c;
+  c.instance_id = "inst_01HZY";
+  c.argv = {"/bin/app", "--serve", ""};
+  c.env = {"PATH=/usr/bin:/bin", "EMPTY=", "A=b=c"};
+  c.workdir = "/srv";
+  c.uid = 1000;
+  c.gid = 1001;
+  c.groups = {1001, 27};
+  c.hostname = "web-1.example";
+  NetworkConfig n;
+  n.ipv6_address = *parseIpv6("2001:db8:1:2::5");
+  n.mtu = 1420;
+  n.ipv4 = Ipv4Config{*parseIpv4("10.0.0.5"), 24, *parseIpv4("10.0.0.1")};
+  c.network = n;
+  c.secrets_file = std::string("# plfm-secrets v1\nTOKEN=\"x\"\n");
+  c.secrets_as_env = true;
+  c.shutdown_grace_ms = 2500;
+  return c;
+}
+
+NetworkConfig netFor(std::string_view address, uint32_t mtu = kDefaultMtu) {
+  NetworkConfig n;
+  n.ipv6_address = *parseIpv6(address);
+  n.mtu = mtu;
+  return n;
+}
+
+Result<Config> roundTrip(const Config& c) {
+  auto bytes = encode(c);
+  if (!bytes) return tl::unexpected(bytes.error());
+  const Frame frame = oneFrame(*bytes);
+  return decodeConfig(frame.payload);
+}
+
+TEST(MessagesTest, ConfigRoundTrips) {
+  const Config c = fullConfig();
+  auto back = roundTrip(c);
+  ASSERT_TRUE(back.has_value()) << back.error().toString();
+  EXPECT_EQ(*back, c);
+}
+
+TEST(MessagesTest, MinimalConfigGetsDefaults) {
+  Config c;
+  c.argv = {"/init-me"};
+  auto back = roundTrip(c);
+  ASSERT_TRUE(back.has_value()) << back.error().toString();
+  EXPECT_EQ(back->workdir, "/");
+  EXPECT_EQ(back->rootfs_device, "/dev/vda");
+  EXPECT_EQ(back->scratch_device, "/dev/vdb");
+  EXPECT_EQ(back->shutdown_grace_ms, kDefaultShutdownGraceMs);
+  EXPECT_FALSE(back->network.has_value());
+  EXPECT_FALSE(back->secrets_file.has_value());
+}
+
+TEST(MessagesTest, NetworkDefaultsToLinkLocalGateway) {
+  Config c;
+  c.argv = {"/a"};
+  c.network = netFor("2001:db8::1");
+  auto back = roundTrip(c);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(formatIpv6(back->network->ipv6_gateway), "fe80::1");
+  EXPECT_EQ(back->network->ipv6_prefix_len, 128);
+  EXPECT_EQ(back->network->mtu, 1500u);
+}
+
+TEST(MessagesTest, ConfigValidation) {
+  auto expectInvalid = [](Config c, ErrorCode code) {
+    auto r = encode(c);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().code, code) << r.error().toString();
+  };
+  Config base;
+  base.argv = {"/a"};
+  Config c = base;
+  c.argv.clear();
+  expectInvalid(c, ErrorCode::kMissingField);
+  c = base;
+  c.argv = {""};
+  expectInvalid(c, ErrorCode::kInvalidValue);
+  c = base;
+  c.argv = {std::string("/a\0b", 4)};
+  expectInvalid(c, ErrorCode::kInvalidValue);
+  c = base;
+  c.env = {"NOEQUALS"};
+  expectInvalid(c, ErrorCode::kInvalidValue);
+  c = base;
+  c.env = {"=x"};
+  expectInvalid(c, ErrorCode::kInvalidValue);
+  c = base;
+  c.workdir = "srv";
+  expectInvalid(c, ErrorCode::kInvalidValue);
+  c = base;
+  c.hostname = "-bad";
+  expectInvalid(c, ErrorCode::kInvalidValue);
+  c = base;
+  c.hostname = std::string(65, 'a');
+  expectInvalid(c, ErrorCode::kInvalidValue);
+  c = base;
+  c.hostname = "a..b";
+  expectInvalid(c, ErrorCode::kInvalidValue);
+  c = base;
+  c.network = NetworkConfig{};
+  expectInvalid(c, ErrorCode::kInvalidValue);  // :: is not unicast
+  c = base;
+  c.network = netFor("2001:db8::1", 576);
+  expectInvalid(c, ErrorCode::kInvalidValue);
+  c = base;
+  c.network = netFor("ff02::1");
+  expectInvalid(c, ErrorCode::kInvalidValue);
+  c = base;
+  c.rootfs_device = "/etc/passwd";
+  expectInvalid(c, ErrorCode::kInvalidValue);
+  c = base;
+  c.scratch_device = "/dev/../etc";
+  expectInvalid(c, ErrorCode::kInvalidValue);
+  c = base;
+  c.groups.assign(kMaxGroups + 1, 5);
+  expectInvalid(c, ErrorCode::kOversized);
+}
+
+std::string tlv(uint16_t tag, std::string_view value) {
+  std::string out;
+  out.push_back(static_cast<char>(tag >> 8));
+  out.push_back(static_cast<char>(tag));
+  const auto n = static_cast<uint32_t>(value.size());
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(n >> shift));
+  out.append(value);
+  return out;
+}
+
+TEST(MessagesTest, ConfigDecoderRejectsStructuralErrors) {
+  const std::string argv = tlv(2, "/a");
+  struct Case {
+    std::string payload;
+    ErrorCode code;
+  };
+  const Case cases[] = {
+      {"", ErrorCode::kMissingField},
+      {argv + std::string("\x00\x02\x00", 3), ErrorCode::kMalformed},                // cut header
+      {argv + std::string("\x00\x04\x00\x00\x00\x09/x", 8), ErrorCode::kMalformed},  // past end
+      {argv + tlv(4, "/") + tlv(4, "/"), ErrorCode::kDuplicateField},
+      {argv + tlv(99, "x"), ErrorCode::kUnknownField},
+      {argv + tlv(5, "abc"), ErrorCode::kMalformed},                             // uid size
+      {argv + tlv(9, std::string(15, '\1')), ErrorCode::kMalformed},             // ipv6 size
+      {argv + tlv(12, std::string("\0\0\5\xdc", 4)), ErrorCode::kMissingField},  // mtu, no ipv6
+      {argv + tlv(13, std::string("\x0a\0\0\1", 4)), ErrorCode::kMissingField},  // ipv4 only
+      {argv + tlv(17, "\x02"), ErrorCode::kInvalidValue},
+  };
+  for (const Case& c : cases) {
+    auto r = decodeConfig(c.payload);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().code, c.code) << r.error().toString();
+  }
+}
+
+TEST(MessagesTest, ErrorsNeverQuoteSecrets) {
+  Config c = fullConfig();
+  c.secrets_file = std::string("SUPERSECRET");
+  auto bytes = encode(c);
+  ASSERT_TRUE(bytes.has_value());
+  const Frame frame = oneFrame(*bytes);
+  std::string corrupted = frame.payload + tlv(16, "SUPERSECRET");
+  auto r = decodeConfig(corrupted);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().message.find("SUPERSECRET"), std::string::npos);
+}
+
+TEST(MessagesTest, HelloRoundTripsAndSkipsUnknownTags) {
+  Hello h{kProtocolVersion, "vt-init 0.1.0", "6.1.0-28-cloud-amd64", 1'234'567'890};
+  const Frame frame = oneFrame(*encode(h));
+  EXPECT_EQ(*decodeHello(frame.payload), h);
+  auto extended = decodeHello(frame.payload + tlv(77, "future"));
+  ASSERT_TRUE(extended.has_value());
+  EXPECT_EQ(*extended, h);
+  EXPECT_EQ(decodeHello(tlv(2, "x")).error().code, ErrorCode::kMissingField);
+}
+
+TEST(MessagesTest, FixedFramesRoundTrip) {
+  EXPECT_EQ(*decodeReady(oneFrame(encode(Ready{77, 99})).payload), (Ready{77, 99}));
+  EXPECT_EQ(*decodeExit(oneFrame(encode(Exit{ExitKind::kSignaled, 9})).payload),
+            (Exit{ExitKind::kSignaled, 9}));
+  EXPECT_EQ(decodeExit(oneFrame(encode(Exit{ExitKind::kExited, -1})).payload)->code, -1);
+  EXPECT_EQ(decodeShutdown(oneFrame(encode(Shutdown{5000})).payload)->grace_ms, 5000u);
+  EXPECT_EQ(decodePing(oneFrame(encodePong(Ping{0xdeadbeef12345678})).payload)->nonce,
+            0xdeadbeef12345678u);
+  EXPECT_EQ(decodeBootError(oneFrame(*encode(BootError{"mount failed"})).payload)->message,
+            "mount failed");
+}
+
+TEST(MessagesTest, FixedFramesRejectBadPayloads) {
+  EXPECT_FALSE(decodeReady("short").has_value());
+  EXPECT_FALSE(decodeExit(std::string("\x03\0\0\0\0\0\0\0", 8)).has_value());    // kind 3
+  EXPECT_FALSE(decodeExit(std::string("\x01\x01\0\0\0\0\0\0", 8)).has_value());  // reserved
+  EXPECT_FALSE(decodeShutdown("12345").has_value());
+  EXPECT_FALSE(decodePing("1234567").has_value());
+}
+
+TEST(MessagesTest, LogLimitsAndSources) {
+  Log big{LogSource::kStdout, 1, std::string(kMaxLogDataBytes, 'x')};
+  auto ok = encode(big);
+  ASSERT_TRUE(ok.has_value());
+  EXPECT_EQ(decodeLog(oneFrame(*ok).payload)->data.size(), kMaxLogDataBytes);
+  big.data.push_back('y');
+  EXPECT_EQ(encode(big).error().code, ErrorCode::kOversized);
+  std::string bad_source = oneFrame(*encode(Log{LogSource::kStderr, 1, "x"})).payload;
+  bad_source[0] = 3;
+  EXPECT_EQ(decodeLog(bad_source).error().code, ErrorCode::kInvalidValue);
+  EXPECT_FALSE(decodeLog("short").has_value());
+  std::string binary("\0\xff\n", 3);
+  EXPECT_EQ(decodeLog(oneFrame(*encode(Log{LogSource::kStdout, 5, binary})).payload)->data, binary);
+}
+
+TEST(MessagesTest, BootErrorIsTruncatedNotRefused) {
+  auto frame = encode(BootError{std::string(kMaxErrorBytes + 100, 'e')});
+  ASSERT_TRUE(frame.has_value());
+  EXPECT_EQ(oneFrame(*frame).payload.size(), kMaxErrorBytes);
+}
+
+TEST(MessagesTest, AddressHelpers) {
+  EXPECT_FALSE(parseIpv6("10.0.0.1").has_value());
+  EXPECT_FALSE(parseIpv4("::1").has_value());
+  EXPECT_EQ(formatIpv4(*parseIpv4("192.0.2.7")), "192.0.2.7");
+  EXPECT_EQ(formatIpv6(kDefaultIpv6Gateway), "fe80::1");
+}
+
+}  // namespace
+}  // namespace plfm::guest_proto
