@@ -14,6 +14,7 @@ int runMain(int argc, char** argv) {
   app.require_subcommand(1);
   CommandAction action;
   registerImageCommands(app, &action);
+  registerRunCommand(app, &action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

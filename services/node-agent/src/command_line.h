@@ -18,6 +18,9 @@ using CommandAction = std::function<int()>;
 // Adds `image ...` to `app`; the chosen subcommand stores its action in `*action`.
 void registerImageCommands(CLI::App& app, CommandAction* action);
 
+// Adds `run`: the agent itself (run_command.cc).
+void registerRunCommand(CLI::App& app, CommandAction* action);
+
 int runMain(int argc, char** argv);
 
 }  // namespace plfm::agent

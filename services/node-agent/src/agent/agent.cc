@@ -1,0 +1,363 @@
+#include "agent/agent.h"
+
+#include <sodium.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <set>
+
+#include "agent/instance_worker.h"
+#include "netdev/tap.h"
+#include "plfm/core/log.h"
+#include "plfm/core/process.h"
+#include "plfm/http/http.h"
+
+namespace plfm::agent {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// The pid a run dir's VMM wrote (qemu -pidfile) or the agent wrote for it.
+pid_t runDirPid(const std::string& dir) {
+  for (const char* name : {"/qemu.pid", "/vmm.pid"}) {
+    if (auto text = readFile(dir + name)) {
+      pid_t pid = static_cast<pid_t>(std::atol(text->c_str()));
+      if (pid > 0) return pid;
+    }
+  }
+  return -1;
+}
+
+// True when `pid` is a process whose command line mentions `dir`: a VMM of
+// ours, not an unrelated process that reused the pid.
+bool cmdlineMentions(pid_t pid, const std::string& dir) {
+  auto cmdline = readFile("/proc/" + std::to_string(pid) + "/cmdline");
+  return cmdline && cmdline->find(dir) != std::string::npos;
+}
+
+}  // namespace
+
+Agent::Agent(AgentOptions options, std::unique_ptr<runtime::MicroVmRuntime> runtime)
+    : options_(std::move(options)),
+      runtime_(std::move(runtime)),
+      store_(options_.state_dir + "/instances") {}
+
+Agent::~Agent() { stop(); }
+
+std::string Agent::runDirFor(const std::string& instance_id) const {
+  return options_.state_dir + "/vms/" + instance_id;
+}
+
+std::string Agent::logPathFor(const std::string& instance_id) const {
+  return options_.state_dir + "/logs/" + instance_id + ".log";
+}
+
+std::vector<std::string> Agent::endpoints() const {
+  return http_ ? http_->endpoints() : std::vector<std::string>{};
+}
+
+Result<void> Agent::start() {
+  std::error_code ec;
+  for (const char* sub : {"/instances", "/vms", "/logs"}) {
+    fs::create_directories(options_.state_dir + sub, ec);
+    if (ec) return Error(errc::kIo, "creating " + options_.state_dir + sub + ": " + ec.message());
+  }
+  std::string cache_dir =
+      options_.image_cache_dir.empty() ? options_.state_dir + "/images" : options_.image_cache_dir;
+  PLFM_ASSIGN_OR_RETURN(auto cache, image::ImageCache::open(cache_dir, options_.image));
+  images_.emplace(std::move(cache));
+  if (options_.plan_file.empty()) PLFM_TRY(loadOrEnroll());
+  adoptOrClean();
+  if (!options_.listen.empty()) PLFM_TRY(startHttp());
+  plan_thread_ = std::thread([this] { planLoop(); });
+  if (options_.plan_file.empty()) heartbeat_thread_ = std::thread([this] { heartbeatLoop(); });
+  log::info("node agent started", {{"node_id", credential_.node_id},
+                                   {"runtime", std::string(runtime_->name())},
+                                   {"state_dir", options_.state_dir}});
+  return ok();
+}
+
+void Agent::stop() {
+  if (stopping_.exchange(true)) return;
+  wake_.notify_all();
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [id, w] : workers_) w->wake();
+  }
+  if (plan_thread_.joinable()) plan_thread_.join();
+  if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
+  std::map<std::string, std::unique_ptr<InstanceWorker>> workers;
+  {
+    std::lock_guard lock(mu_);
+    workers.swap(workers_);
+  }
+  for (auto& [id, w] : workers) w->join();
+  if (http_) http_->stop(std::chrono::seconds(1));
+  log::info("node agent stopped", {{"node_id", credential_.node_id},
+                                   {"vms_left_running", !options_.stop_instances_on_exit}});
+}
+
+Result<void> Agent::loadOrEnroll() {
+  const std::string path = options_.state_dir + "/node.json";
+  if (fs::exists(path)) {
+    PLFM_ASSIGN_OR_RETURN(auto text, readFile(path));
+    auto j = json::parse(text, nullptr, false);
+    if (j.is_discarded()) return Error(errc::kInvalidArgument, path + " is not JSON");
+    PLFM_ASSIGN_OR_RETURN(credential_, NodeCredential::fromJson(j));
+    if (!options_.control_plane.empty()) credential_.control_plane = options_.control_plane;
+  } else {
+    if (options_.control_plane.empty()) {
+      return Error(
+          errc::kInvalidArgument,
+          "no node credential yet: give --control-plane and --enroll-token (or --plan-file)");
+    }
+    if (options_.enroll_token.empty()) {
+      return Error(errc::kInvalidArgument,
+                   "this node is not enrolled: give --enroll-token (from `vt nodes enroll`)");
+    }
+    NodeFacts facts = options_.facts;
+    if (facts.wireguard_public_key.empty()) {
+      // The node's WireGuard identity: a Curve25519 key pair (WireGuard's
+      // keys), the private half kept beside the credential.
+      unsigned char pk[crypto_box_PUBLICKEYBYTES];
+      unsigned char sk[crypto_box_SECRETKEYBYTES];
+      if (sodium_init() < 0) return Error(errc::kInternal, "libsodium init failed");
+      crypto_box_keypair(pk, sk);
+      char b64[64];
+      sodium_bin2base64(b64, sizeof b64, sk, sizeof sk, sodium_base64_VARIANT_ORIGINAL);
+      auto saved =
+          writeFileAtomic(options_.state_dir + "/wireguard.key", std::string(b64) + "\n", 0600);
+      sodium_memzero(sk, sizeof sk);
+      sodium_memzero(b64, sizeof b64);
+      PLFM_TRY(saved);
+      sodium_bin2base64(b64, sizeof b64, pk, sizeof pk, sodium_base64_VARIANT_ORIGINAL);
+      facts.wireguard_public_key = b64;
+    }
+    PLFM_ASSIGN_OR_RETURN(credential_, ControlPlaneClient::enroll(options_.control_plane,
+                                                                  options_.enroll_token, facts));
+    PLFM_TRY(writeFileAtomic(path, credential_.toJson().dump(1) + "\n", 0600));
+    log::info("node enrolled",
+              {{"node_id", credential_.node_id}, {"ipv6_prefix", credential_.ipv6_prefix}});
+  }
+  reports_ = std::make_unique<ControlPlaneClient>(credential_.control_plane, credential_.token);
+  return ok();
+}
+
+void Agent::adoptOrClean() {
+  auto records = store_.loadAll();
+  if (!records) {
+    log::error("loading instance records failed", {{"error", records.error().toString()}});
+    return;
+  }
+  std::set<std::string> live_dirs;
+  std::set<std::string> live_taps;
+  std::lock_guard lock(mu_);
+  for (auto& rec : *records) {
+    const std::string id = rec.workload.instance_id;
+    bool vm_alive = rec.vm && runtime_->alive(*rec.vm);
+    if (rec.phase == Phase::kPreparing || rec.phase == Phase::kBooting) {
+      // A half-done start: roll it back (the worker starts it again).
+      if (vm_alive) (void)runtime_->kill(*rec.vm);
+      if (!rec.tap.empty()) (void)netdev::removeTap(rec.tap);
+      std::error_code ec;
+      if (!rec.run_dir.empty()) fs::remove_all(rec.run_dir, ec);
+      if (rec.image_acquired) {
+        if (auto d = image::Digest::parse(rec.workload.image_digest)) {
+          (void)images_->release(*d, id);
+        }
+      }
+      log::info("rolled back a half-done start",
+                {{"instance_id", id}, {"phase", std::string(phaseName(rec.phase))}});
+      rec.phase = Phase::kAllocated;
+      rec.vm.reset();
+      rec.tap.clear();
+      rec.run_dir.clear();
+      rec.scratch.clear();
+      rec.image_acquired = false;
+      (void)store_.save(rec);
+    } else if (rec.vm) {
+      if (vm_alive) log::info("adopted a running VM", {{"instance_id", id}, {"pid", rec.vm->pid}});
+      live_dirs.insert(rec.run_dir);
+      live_taps.insert(rec.tap);
+    }
+    auto worker = std::make_unique<InstanceWorker>(*this, std::move(rec));
+    worker->start();
+    workers_[id] = std::move(worker);
+  }
+  // Orphans: run dirs and taps that no record owns (a crash between creating
+  // them and saving the record).
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(options_.state_dir + "/vms", ec)) {
+    std::string dir = entry.path().string();
+    if (live_dirs.count(dir) != 0) continue;
+    pid_t pid = runDirPid(dir);
+    if (pid > 0 && runtime::processMatches(pid, 0) && cmdlineMentions(pid, dir)) {
+      runtime::VmHandle h;
+      h.pid = pid;
+      h.instance_id = entry.path().filename().string();
+      (void)runtime_->kill(h);
+      log::info("killed an orphaned VMM", {{"instance_id", h.instance_id}, {"pid", pid}});
+    }
+    fs::remove_all(dir, ec);
+  }
+  if (options_.manage_network) {
+    if (auto taps = netdev::listLinks(netdev::kTapPrefix)) {
+      for (const auto& t : *taps) {
+        if (live_taps.count(t) == 0) {
+          (void)netdev::removeTap(t);
+          log::info("removed an orphaned tap", {{"device", t}});
+        }
+      }
+    }
+  }
+}
+
+void Agent::applyPlan(const NodePlan& plan) {
+  std::lock_guard lock(mu_);
+  if (stopping_) return;
+  std::set<std::string> listed;
+  for (const auto& spec : plan.instances) {
+    auto w = Workload::fromJson(spec);
+    if (!w) {
+      log::error("ignoring a bad WorkloadSpec", {{"error", w.error().toString()}});
+      continue;
+    }
+    listed.insert(w->instance_id);
+    auto it = workers_.find(w->instance_id);
+    if (it != workers_.end()) {
+      it->second->update(*w);
+      continue;
+    }
+    InstanceRecord rec;
+    rec.workload = *w;
+    (void)store_.save(rec);
+    auto worker = std::make_unique<InstanceWorker>(*this, std::move(rec));
+    worker->start();
+    workers_[w->instance_id] = std::move(worker);
+  }
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    if (it->second->finished()) {
+      it->second->join();
+      it = workers_.erase(it);
+      continue;
+    }
+    if (listed.count(it->first) == 0) it->second->remove();
+    ++it;
+  }
+  metrics_.gauge("plfm_agent_plan_version", "The NodePlan version converged on")
+      .set(static_cast<double>(plan.version));
+}
+
+std::vector<InstanceStatus> Agent::instances() const {
+  std::lock_guard lock(mu_);
+  std::vector<InstanceStatus> out;
+  for (const auto& [id, w] : workers_) {
+    if (!w->finished()) out.push_back(w->status());
+  }
+  return out;
+}
+
+bool Agent::sendReport(const std::string& instance_id, const StatusReport& report) {
+  if (!reports_) return true;  // plan-file mode: nobody to tell
+  std::lock_guard lock(report_mu_);
+  auto r = reports_->report(credential_.node_id, instance_id, report);
+  if (!r) {
+    log::warn(
+        "status report not delivered; will resend",
+        {{"instance_id", instance_id}, {"phase", report.phase}, {"error", r.error().toString()}});
+    metrics_.counter("plfm_agent_report_failures_total", "Status reports that failed").inc();
+    return false;
+  }
+  return true;
+}
+
+void Agent::planLoop() {
+  if (!options_.plan_file.empty()) {
+    fs::file_time_type seen{};
+    while (!stopping_) {
+      std::error_code ec;
+      auto mtime = fs::last_write_time(options_.plan_file, ec);
+      if (!ec && mtime != seen) {
+        seen = mtime;
+        auto text = readFile(options_.plan_file);
+        auto j = text ? json::parse(*text, nullptr, false) : json();
+        if (!j.is_object()) {
+          log::error("plan file is not a JSON object", {{"path", options_.plan_file}});
+        } else {
+          NodePlan p;
+          p.version = j.value("version", int64_t{0});
+          p.instances = j.value("instances", json::array());
+          applyPlan(p);
+        }
+      }
+      std::unique_lock lock(mu_);
+      wake_.wait_for(lock, std::chrono::milliseconds(250), [&] { return stopping_.load(); });
+    }
+    return;
+  }
+  ControlPlaneClient client(credential_.control_plane, credential_.token);
+  int64_t version = 0;
+  bool first = true;
+  std::chrono::milliseconds backoff(500);
+  while (!stopping_) {
+    // A short wait lets stop() end the loop quickly; the plan feed answers at
+    // once whenever the plan moved.
+    auto wait =
+        first ? std::chrono::seconds(0) : std::min(options_.plan_wait, std::chrono::seconds(5));
+    auto plan = client.plan(credential_.node_id, version, wait);
+    if (!plan) {
+      log::warn("plan poll failed", {{"error", plan.error().toString()}});
+      std::unique_lock lock(mu_);
+      wake_.wait_for(lock, backoff, [&] { return stopping_.load(); });
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(10'000));
+      continue;
+    }
+    backoff = std::chrono::milliseconds(500);
+    if (first || plan->version != version) {
+      applyPlan(*plan);
+      version = plan->version;
+      first = false;
+    } else {
+      applyPlan(*plan);  // also reaps finished workers
+    }
+  }
+}
+
+void Agent::heartbeatLoop() {
+  ControlPlaneClient client(credential_.control_plane, credential_.token);
+  auto interval = std::chrono::seconds(std::max(1, credential_.heartbeat_interval_seconds));
+  while (!stopping_) {
+    if (auto r = client.heartbeat(credential_.node_id, options_.agent_version); !r) {
+      log::warn("heartbeat failed", {{"error", r.error().toString()}});
+    }
+    std::unique_lock lock(mu_);
+    wake_.wait_for(lock, interval, [&] { return stopping_.load(); });
+  }
+}
+
+Result<void> Agent::startHttp() {
+  http::ServerOptions opts;
+  opts.listen = {options_.listen};
+  http_ = std::make_unique<http::Server>(opts, [this](const http::Request& req) {
+    if (req.path == "/healthz") return http::Response::json(200, R"({"status":"ok"})");
+    if (req.path == "/metrics") return http::Response::text(200, metrics_.render());
+    if (req.path == "/v1/instances") {
+      json out = json::array();
+      for (const auto& s : instances()) {
+        out.push_back({{"instance_id", s.instance_id},
+                       {"generation", s.generation},
+                       {"phase", phaseName(s.phase)},
+                       {"vmm_pid", s.vmm_pid},
+                       {"reason", s.reason},
+                       {"boot_ms", s.timings.boot_ms},
+                       {"start_ms", s.timings.start_ms}});
+      }
+      return http::Response::json(200, out.dump());
+    }
+    return http::Response::json(404, R"({"error":{"code":"not_found","message":"no such path"}})");
+  });
+  return http_->start();
+}
+
+}  // namespace plfm::agent

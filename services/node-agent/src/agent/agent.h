@@ -1,0 +1,138 @@
+// The node agent: it learns its desired instances from the NodePlan (a
+// long-poll on the control plane, or a plan file when run standalone),
+// converges each one into a running microVM, reports status, and heartbeats.
+//
+//   Agent agent(options, std::make_unique<runtime::QemuRuntime>(qemu));
+//   PLFM_TRY(agent.start());   // enroll or load the credential, adopt VMs, threads
+//   ...
+//   agent.stop();              // VMs keep running unless stop_instances_on_exit
+//
+// Every instance has a worker thread that walks it through the state machine
+// (instance_fsm.h) and then supervises its VM over the host channel. All state
+// lives in files under state_dir (docs/specs/runtime/node-agent.md):
+//   node.json             the node credential (0600)
+//   instances/<id>.json   one record per instance (instance_record.h)
+//   vms/<id>/             the VMM's run dir: sockets, pid file, console, scratch disk
+//   logs/<id>.log         the workload's output (instance_log.h)
+//   images/               the image cache (image/image_cache.h)
+// so a restart after kill -9 adopts running VMs, rolls back half-done boots,
+// and removes orphaned VMMs, taps and disks.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "agent/cp_client.h"
+#include "agent/instance_record.h"
+#include "image/image_cache.h"
+#include "plfm/core/metrics.h"
+#include "plfm/core/result.h"
+#include "runtime/microvm_runtime.h"
+
+namespace plfm::http {
+class Server;
+}
+
+namespace plfm::agent {
+
+struct AgentOptions {
+  std::string state_dir = "/var/lib/plfm-agent";
+  // Control plane mode: the URL and, for the first start, an enrollment token
+  // (or a file holding it). Plan-file mode: plan_file instead (no reports).
+  std::string control_plane;
+  std::string enroll_token;
+  std::string plan_file;
+  NodeFacts facts;
+
+  std::string kernel;           // vmlinux for the guests
+  std::string initramfs;        // the vt-init initramfs (guest-init-delivery.md)
+  std::string image_cache_dir;  // empty: STATE/images
+  image::CacheOptions image;
+  uint64_t scratch_mb = 1024;  // per-instance writable disk (sparse)
+  bool manage_network = true;  // taps and routes (needs CAP_NET_ADMIN)
+
+  std::chrono::seconds plan_wait{30};
+  std::chrono::milliseconds boot_timeout{90'000};  // VMM start to READY
+  uint32_t shutdown_grace_ms = 10'000;
+  bool stop_instances_on_exit = false;
+  uint64_t log_max_bytes = uint64_t{8} << 20;
+  std::string listen;  // /healthz and /metrics, e.g. "[::1]:9102"; empty: none
+  std::string agent_version = "0.1.0";
+};
+
+// A snapshot of one instance, for tests, `plfm-node-agent status` and logs.
+struct InstanceStatus {
+  std::string instance_id;
+  int generation = 0;
+  Phase phase = Phase::kAllocated;
+  std::optional<int> exit_code;
+  std::string reason;
+  pid_t vmm_pid = -1;
+  Timings timings;
+};
+
+class InstanceWorker;
+
+class Agent {
+ public:
+  Agent(AgentOptions options, std::unique_ptr<runtime::MicroVmRuntime> runtime);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  [[nodiscard]] Result<void> start();
+  void stop();
+
+  // Converges on `plan` (what the long-poll or the plan file delivered).
+  void applyPlan(const NodePlan& plan);
+
+  [[nodiscard]] std::vector<InstanceStatus> instances() const;
+  [[nodiscard]] const std::string& nodeId() const { return credential_.node_id; }
+  [[nodiscard]] std::vector<std::string> endpoints() const;
+
+  // --- for InstanceWorker ---
+  [[nodiscard]] const AgentOptions& options() const { return options_; }
+  [[nodiscard]] runtime::MicroVmRuntime& runtime() { return *runtime_; }
+  [[nodiscard]] const image::ImageCache& images() const { return *images_; }
+  [[nodiscard]] const StateStore& store() const { return store_; }
+  [[nodiscard]] metrics::Registry& metricsRegistry() { return metrics_; }
+  [[nodiscard]] std::string runDirFor(const std::string& instance_id) const;
+  [[nodiscard]] std::string logPathFor(const std::string& instance_id) const;
+  // Sends a status report; false when the control plane could not be reached
+  // (the worker resends later). Always true in plan-file mode.
+  bool sendReport(const std::string& instance_id, const StatusReport& report);
+  [[nodiscard]] bool stopping() const { return stopping_.load(); }
+
+ private:
+  Result<void> loadOrEnroll();
+  void adoptOrClean();
+  void planLoop();
+  void heartbeatLoop();
+  Result<void> startHttp();
+
+  AgentOptions options_;
+  std::unique_ptr<runtime::MicroVmRuntime> runtime_;
+  StateStore store_;
+  std::optional<image::ImageCache> images_;
+  NodeCredential credential_;
+  std::unique_ptr<ControlPlaneClient> reports_;  // guarded by report_mu_
+  std::mutex report_mu_;
+  metrics::Registry metrics_;
+
+  mutable std::mutex mu_;
+  std::map<std::string, std::unique_ptr<InstanceWorker>> workers_;
+  std::atomic<bool> stopping_{false};
+  std::condition_variable wake_;
+  std::thread plan_thread_;
+  std::thread heartbeat_thread_;
+  std::unique_ptr<http::Server> http_;
+};
+
+}  // namespace plfm::agent

@@ -1,0 +1,133 @@
+#include "agent/cp_client.h"
+
+namespace plfm::agent {
+using nlohmann::json;
+
+nlohmann::json NodeCredential::toJson() const {
+  return {{"control_plane", control_plane},
+          {"node_id", node_id},
+          {"token", token},
+          {"ipv6_prefix", ipv6_prefix},
+          {"heartbeat_interval_seconds", heartbeat_interval_seconds}};
+}
+
+Result<NodeCredential> NodeCredential::fromJson(const json& j) {
+  try {
+    NodeCredential c;
+    c.control_plane = j.at("control_plane").get<std::string>();
+    c.node_id = j.at("node_id").get<std::string>();
+    c.token = j.at("token").get<std::string>();
+    c.ipv6_prefix = j.value("ipv6_prefix", "");
+    c.heartbeat_interval_seconds = j.value("heartbeat_interval_seconds", 10);
+    return c;
+  } catch (const json::exception& e) {
+    return Error(errc::kInvalidArgument, std::string("bad node credential file: ") + e.what());
+  }
+}
+
+Error apiError(int status, const std::string& body, std::string_view what) {
+  std::string code = "http_" + std::to_string(status);
+  std::string message = "no error body";
+  auto j = json::parse(body, nullptr, false);
+  if (j.is_object() && j.contains("error") && j["error"].is_object()) {
+    code = j["error"].value("code", code);
+    message = j["error"].value("message", message);
+  }
+  std::string_view generic = status == 401   ? errc::kUnauthenticated
+                             : status == 403 ? errc::kPermissionDenied
+                             : status == 404 ? errc::kNotFound
+                             : status == 409 ? errc::kFailedPrecondition
+                             : status >= 500 ? errc::kUnavailable
+                                             : errc::kInvalidArgument;
+  return Error(generic, std::string(what) + ": control plane answered " + std::to_string(status) +
+                            " " + code + ": " + message)
+      .with("status", std::to_string(status))
+      .with("code", code);
+}
+
+ControlPlaneClient::ControlPlaneClient(std::string base_url, std::string token)
+    : token_(std::move(token)), client_(std::move(base_url)) {}
+
+Result<json> ControlPlaneClient::call(const std::string& method, const std::string& target,
+                                      const std::string& body, std::chrono::milliseconds timeout,
+                                      int* status) {
+  http::Headers headers;
+  headers.set("Authorization", "Bearer " + token_);
+  if (!body.empty()) headers.set("Content-Type", "application/json");
+  PLFM_ASSIGN_OR_RETURN(auto resp, client_.send(method, target, headers, body, timeout));
+  *status = resp.status;
+  if (resp.status == 304 || resp.body.empty()) return json(nullptr);
+  if (resp.status / 100 != 2) return apiError(resp.status, resp.body, method + " " + target);
+  auto j = json::parse(resp.body, nullptr, false);
+  if (j.is_discarded())
+    return Error(errc::kUnavailable, method + " " + target + ": body is not JSON");
+  return j;
+}
+
+Result<NodeCredential> ControlPlaneClient::enroll(const std::string& base_url,
+                                                  const std::string& enrollment_token,
+                                                  const NodeFacts& facts) {
+  json body = {{"hostname", facts.hostname},
+               {"cores", facts.cores},
+               {"memory_mb", facts.memory_mb},
+               {"disk_mb", facts.disk_mb},
+               {"labels", facts.labels},
+               {"wireguard_public_key", facts.wireguard_public_key},
+               {"underlay_address", facts.underlay_address},
+               {"runtimes", facts.runtimes}};
+  ControlPlaneClient c(base_url, enrollment_token);
+  int status = 0;
+  PLFM_ASSIGN_OR_RETURN(
+      auto j, c.call("POST", "/v1/nodes/enroll", body.dump(), std::chrono::seconds(30), &status));
+  try {
+    NodeCredential cred;
+    cred.control_plane = base_url;
+    cred.node_id = j.at("node_id").get<std::string>();
+    cred.token = j.at("token").get<std::string>();
+    cred.ipv6_prefix = j.at("ipv6_prefix").get<std::string>();
+    cred.heartbeat_interval_seconds = j.value("heartbeat_interval_seconds", 10);
+    return cred;
+  } catch (const json::exception& e) {
+    return Error(errc::kUnavailable, std::string("enrollment answer: ") + e.what());
+  }
+}
+
+Result<int64_t> ControlPlaneClient::heartbeat(const std::string& node_id,
+                                              const std::string& agent_version) {
+  int status = 0;
+  PLFM_ASSIGN_OR_RETURN(auto j, call("POST", "/v1/nodes/" + node_id + "/heartbeat",
+                                     json{{"agent_version", agent_version}}.dump(),
+                                     std::chrono::seconds(10), &status));
+  return j.is_object() ? j.value("plan_version", int64_t{0}) : 0;
+}
+
+Result<NodePlan> ControlPlaneClient::plan(const std::string& node_id, int64_t after,
+                                          std::chrono::seconds wait) {
+  int status = 0;
+  std::string target = "/v1/nodes/" + node_id + "/plan?after=" + std::to_string(after) +
+                       "&wait=" + std::to_string(wait.count());
+  PLFM_ASSIGN_OR_RETURN(auto j, call("GET", target, "", wait + std::chrono::seconds(15), &status));
+  NodePlan p;
+  if (!j.is_object()) {
+    p.version = after;
+    return p;
+  }
+  p.version = j.value("version", after);
+  if (auto it = j.find("instances"); it != j.end() && it->is_array()) p.instances = *it;
+  return p;
+}
+
+Result<bool> ControlPlaneClient::report(const std::string& node_id, const std::string& instance_id,
+                                        const StatusReport& r) {
+  json body = {{"generation", r.generation}, {"seq", r.seq}, {"phase", r.phase}};
+  if (r.exit_code) body["exit_code"] = *r.exit_code;
+  if (!r.reason.empty()) body["reason"] = r.reason.substr(0, 1024);
+  if (!r.timings.empty()) body["timings"] = r.timings;
+  int status = 0;
+  PLFM_ASSIGN_OR_RETURN(
+      auto j, call("POST", "/v1/nodes/" + node_id + "/instances/" + instance_id + "/status",
+                   body.dump(), std::chrono::seconds(15), &status));
+  return j.is_object() ? j.value("applied", true) : true;
+}
+
+}  // namespace plfm::agent

@@ -1,0 +1,84 @@
+// The agent's side of the control plane's node API (docs/specs/scheduler/
+// nodes.md and node-plan.md): enrollment, heartbeats, the NodePlan long-poll
+// and instance status reports. One keep-alive connection per ControlPlaneClient;
+// the agent keeps one for the long-poll and one for everything else, so a held
+// poll never delays a report.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "plfm/core/result.h"
+#include "plfm/http/http.h"
+
+namespace plfm::agent {
+
+struct NodeFacts {
+  std::string hostname;
+  int cores = 1;
+  int64_t memory_mb = 1024;
+  int64_t disk_mb = 0;
+  nlohmann::json labels = nlohmann::json::object();
+  std::string wireguard_public_key;
+  std::string underlay_address;
+  std::vector<std::string> runtimes = {"qemu"};
+};
+
+// What enrollment gives the node, persisted as STATE/node.json (0600).
+struct NodeCredential {
+  std::string control_plane;  // base URL
+  std::string node_id;
+  std::string token;
+  std::string ipv6_prefix;
+  int heartbeat_interval_seconds = 10;
+
+  [[nodiscard]] nlohmann::json toJson() const;
+  [[nodiscard]] static Result<NodeCredential> fromJson(const nlohmann::json& j);
+};
+
+struct NodePlan {
+  int64_t version = 0;
+  nlohmann::json instances = nlohmann::json::array();  // WorkloadSpecs
+};
+
+struct StatusReport {
+  int generation = 1;
+  int64_t seq = 1;
+  std::string phase;
+  std::optional<int> exit_code;
+  std::string reason;
+  nlohmann::json timings = nlohmann::json::object();
+};
+
+class ControlPlaneClient {
+ public:
+  ControlPlaneClient(std::string base_url, std::string token);
+
+  [[nodiscard]] static Result<NodeCredential> enroll(const std::string& base_url,
+                                                     const std::string& enrollment_token,
+                                                     const NodeFacts& facts);
+  [[nodiscard]] Result<int64_t> heartbeat(const std::string& node_id,
+                                          const std::string& agent_version);
+  // Holds up to `wait` when the plan is still at `after`.
+  [[nodiscard]] Result<NodePlan> plan(const std::string& node_id, int64_t after,
+                                      std::chrono::seconds wait);
+  // true when the report was applied, false when the control plane already had
+  // it or a newer one (a duplicate is fine).
+  [[nodiscard]] Result<bool> report(const std::string& node_id, const std::string& instance_id,
+                                    const StatusReport& report);
+
+ private:
+  [[nodiscard]] Result<nlohmann::json> call(const std::string& method, const std::string& target,
+                                            const std::string& body,
+                                            std::chrono::milliseconds timeout, int* status);
+  std::string token_;
+  http::Client client_;
+};
+
+// "control plane answered 401 unauthenticated: ..." from an error envelope.
+[[nodiscard]] Error apiError(int status, const std::string& body, std::string_view what);
+
+}  // namespace plfm::agent

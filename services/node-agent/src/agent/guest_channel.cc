@@ -1,0 +1,91 @@
+#include "agent/guest_channel.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "runtime/unix_line_client.h"
+
+namespace plfm::agent {
+
+Error fromGuestProto(const guest_proto::Error& e) {
+  return Error("agent.channel_protocol", e.toString());
+}
+
+GuestChannel::~GuestChannel() { close(); }
+
+GuestChannel::GuestChannel(GuestChannel&& o) noexcept
+    : fd_(std::exchange(o.fd_, -1)), decoder_(std::move(o.decoder_)) {}
+
+GuestChannel& GuestChannel::operator=(GuestChannel&& o) noexcept {
+  if (this != &o) {
+    close();
+    fd_ = std::exchange(o.fd_, -1);
+    decoder_ = std::move(o.decoder_);
+  }
+  return *this;
+}
+
+void GuestChannel::close() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+Result<GuestChannel> GuestChannel::connect(const runtime::VmHandle& vm,
+                                           std::chrono::milliseconds timeout) {
+  PLFM_ASSIGN_OR_RETURN(auto conn, runtime::UnixLineClient::connect(vm.channel_socket, timeout));
+  if (vm.channel_vsock_port != 0) {
+    // Firecracker hybrid vsock (docs/vsock.md): "CONNECT <port>\n" -> "OK <port>\n".
+    PLFM_TRY(conn.writeAll("CONNECT " + std::to_string(vm.channel_vsock_port) + "\n", timeout));
+    PLFM_ASSIGN_OR_RETURN(std::string line, conn.readLine(timeout, 64));
+    if (line.rfind("OK ", 0) != 0) {
+      return Error("agent.channel_refused", "vsock CONNECT refused: " + line)
+          .with("instance_id", vm.instance_id);
+    }
+  }
+  int fd = ::dup(conn.fd());
+  if (fd < 0) return errnoError("dup", errno);
+  return GuestChannel(fd);
+}
+
+Result<std::optional<guest_proto::Frame>> GuestChannel::read(std::chrono::milliseconds timeout) {
+  if (fd_ < 0) return Error("agent.channel_closed", "host channel is not connected");
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    auto frame = decoder_.next();
+    if (!frame) return fromGuestProto(frame.error());
+    if (*frame) return std::move(*frame);
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return std::optional<guest_proto::Frame>();
+    pollfd p{fd_, POLLIN, 0};
+    int r = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return errnoError("poll", errno);
+    if (r == 0) return std::optional<guest_proto::Frame>();
+    char buf[65536];
+    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n <= 0) {
+      close();
+      return Error("agent.channel_closed", "the VM closed the host channel");
+    }
+    decoder_.feed(buf, static_cast<size_t>(n));
+  }
+}
+
+Result<void> GuestChannel::send(const std::string& bytes) {
+  if (fd_ < 0) return Error("agent.channel_closed", "host channel is not connected");
+  size_t off = 0;
+  while (off < bytes.size()) {
+    ssize_t n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errnoError("send on host channel", errno);
+    off += static_cast<size_t>(n);
+  }
+  return ok();
+}
+
+}  // namespace plfm::agent

@@ -1,0 +1,692 @@
+#include "agent/instance_worker.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "agent/guest_config.h"
+#include "agent/health.h"
+#include "netdev/tap.h"
+#include "plfm/core/log.h"
+#include "plfm/core/process.h"
+
+namespace plfm::agent {
+namespace fs = std::filesystem;
+namespace gp = guest_proto;
+using std::chrono::milliseconds;
+using Steady = std::chrono::steady_clock;
+
+namespace {
+
+constexpr milliseconds kTick{200};
+constexpr int kUnhealthyAfter = 3;  // consecutive failed checks, after the grace
+
+int64_t msSince(Steady::time_point t) {
+  return std::chrono::duration_cast<milliseconds>(Steady::now() - t).count();
+}
+
+int64_t unixMs() {
+  return std::chrono::duration_cast<milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+uint64_t unixNs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+// "registry/repo:tag" + digest -> "registry/repo@sha256:...".
+std::string pinnedRef(const std::string& ref, const std::string& digest) {
+  std::string base = ref.substr(0, ref.find('@'));
+  auto slash = base.rfind('/');
+  auto colon = base.rfind(':');
+  if (colon != std::string::npos && (slash == std::string::npos || colon > slash)) {
+    base.resize(colon);
+  }
+  return base + "@" + digest;
+}
+
+// A file of the image, read out of the ext4 with debugfs ("" when absent).
+std::string readFromExt4(const std::string& image, const std::string& path) {
+  std::string out_path = image + ".read-" + std::to_string(::getpid()) + "-" +
+                         std::to_string(std::hash<std::string>{}(path));
+  SpawnOptions opts;
+  opts.stdout_path = out_path;
+  opts.stderr_path = "/dev/null";
+  auto r = runChecked({"debugfs", "-R", "cat " + path, image}, opts);
+  std::string text = r ? readFile(out_path).value_or("") : "";
+  std::error_code ec;
+  fs::remove(out_path, ec);
+  return text;
+}
+
+Result<void> makeScratchDisk(const std::string& path, uint64_t mb) {
+  {
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    if (!f) return Error(errc::kIo, "creating " + path);
+  }
+  std::error_code ec;
+  fs::resize_file(path, mb << 20, ec);
+  if (ec) return Error(errc::kIo, "sizing " + path + ": " + ec.message());
+  SpawnOptions opts;
+  opts.stdout_path = path + ".mkfs.log";
+  auto r = runChecked({"mkfs.ext4", "-q", "-F", "-L", "vt-scratch", "-O", "^has_journal", "-E",
+                       "root_owner=0:0,lazy_itable_init=1", path},
+                      opts);
+  fs::remove(path + ".mkfs.log", ec);
+  if (!r) return std::move(r).error().context("formatting the scratch disk");
+  return ok();
+}
+
+}  // namespace
+
+InstanceWorker::InstanceWorker(Agent& agent, InstanceRecord record)
+    : agent_(agent), rec_(std::move(record)), plan_seen_(Steady::now()) {
+  log_ = std::make_unique<InstanceLog>(agent_.logPathFor(rec_.workload.instance_id),
+                                       rec_.workload.instance_id, agent_.options().log_max_bytes);
+}
+
+InstanceWorker::~InstanceWorker() { join(); }
+
+void InstanceWorker::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void InstanceWorker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void InstanceWorker::update(const Workload& workload) {
+  std::lock_guard lock(mu_);
+  pending_ = workload;
+  cv_.notify_all();
+}
+
+void InstanceWorker::remove() {
+  std::lock_guard lock(mu_);
+  removed_ = true;
+  cv_.notify_all();
+}
+
+void InstanceWorker::wake() {
+  std::lock_guard lock(mu_);
+  woken_ = true;
+  cv_.notify_all();
+}
+
+bool InstanceWorker::finished() const {
+  std::lock_guard lock(mu_);
+  return done_;
+}
+
+InstanceStatus InstanceWorker::status() const {
+  std::lock_guard lock(mu_);
+  InstanceStatus s;
+  s.instance_id = rec_.workload.instance_id;
+  s.generation = rec_.workload.generation;
+  s.phase = rec_.phase;
+  s.exit_code = rec_.exit_code;
+  s.reason = rec_.reason;
+  s.vmm_pid = rec_.vm ? rec_.vm->pid : -1;
+  s.timings = rec_.timings;
+  return s;
+}
+
+bool InstanceWorker::sleepFor(milliseconds d) {
+  std::unique_lock lock(mu_);
+  bool woke = cv_.wait_for(
+      lock, d, [&] { return pending_.has_value() || removed_ || woken_ || agent_.stopping(); });
+  woken_ = false;
+  return woke;
+}
+
+bool InstanceWorker::stopWanted() const {
+  return removed_ || rec_.workload.desired != "run" ||
+         (pending_ &&
+          (pending_->generation > rec_.workload.generation || pending_->desired != "run"));
+}
+
+void InstanceWorker::setPhase(Phase p) {
+  {
+    std::lock_guard lock(mu_);
+    if (auto t = transition(rec_.phase, p); !t) {
+      // A bug in the worker, not bad input: log loudly and force the phase so
+      // the instance cannot get stuck.
+      log::error("instance state machine violated",
+                 {{"instance_id", rec_.workload.instance_id}, {"error", t.error().toString()}});
+      rec_.phase = p;
+    }
+  }
+  save();
+  agent_.metricsRegistry()
+      .counter("plfm_agent_instance_transitions_total", "Instance phase transitions by phase")
+      .inc({{"phase", std::string(phaseName(p))}});
+}
+
+void InstanceWorker::save() {
+  InstanceRecord copy;
+  {
+    std::lock_guard lock(mu_);
+    copy = rec_;
+  }
+  if (auto r = agent_.store().save(copy); !r) {
+    log::error("saving instance record failed",
+               {{"instance_id", copy.workload.instance_id}, {"error", r.error().toString()}});
+  }
+}
+
+void InstanceWorker::report(const std::string& phase, const std::string& reason,
+                            std::optional<int> exit_code) {
+  StatusReport r;
+  {
+    std::lock_guard lock(mu_);
+    r.generation = rec_.workload.generation;
+    r.seq = ++rec_.report_seq;
+    rec_.last_reported = phase;
+    const Timings& t = rec_.timings;
+    if (t.image_ms >= 0) r.timings["image_ms"] = t.image_ms;
+    if (t.start_ms >= 0) r.timings["start_ms"] = t.start_ms;
+    if (t.boot_ms >= 0) r.timings["boot_ms"] = t.boot_ms;
+  }
+  r.phase = phase;
+  r.reason = reason;
+  r.exit_code = exit_code;
+  save();
+  log::info("instance status", {{"instance_id", rec_.workload.instance_id},
+                                {"generation", r.generation},
+                                {"phase", phase},
+                                {"reason", reason}});
+  if (agent_.sendReport(rec_.workload.instance_id, r)) {
+    unsent_.reset();
+  } else {
+    unsent_ = r;
+  }
+}
+
+void InstanceWorker::retryReport() {
+  if (unsent_ && agent_.sendReport(rec_.workload.instance_id, *unsent_)) unsent_.reset();
+}
+
+bool InstanceWorker::absorbUpdates() {
+  std::unique_lock lock(mu_);
+  if (removed_) return false;
+  if (!pending_) return true;
+  Workload next = std::move(*pending_);
+  pending_.reset();
+  if (next.generation > rec_.workload.generation) {
+    // A restart: the old generation's VM must be gone before the new one
+    // starts. Terminal phases hold nothing; others are stopped by the loop.
+    if (isTerminal(rec_.phase) || rec_.phase == Phase::kAllocated) {
+      lock.unlock();
+      releaseResources();
+      lock.lock();
+      InstanceRecord fresh;
+      fresh.workload = std::move(next);
+      rec_ = std::move(fresh);
+      plan_seen_ = Steady::now();
+      exit_seen_ = false;
+      boot_error_.clear();
+      shutdown_sent_.reset();
+      powerdown_sent_ = false;
+      healthy_ = false;
+      check_failures_ = 0;
+      next_check_.reset();
+      unsent_.reset();
+      lock.unlock();
+      save();
+      return true;
+    }
+    pending_ = std::move(next);  // keep it until the VM is down
+    return true;
+  }
+  if (next.generation == rec_.workload.generation) {
+    next.raw = next.raw.is_null() ? rec_.workload.raw : next.raw;
+    rec_.workload = std::move(next);
+  }
+  return true;
+}
+
+void InstanceWorker::run() {
+  const std::string id = rec_.workload.instance_id;
+  while (absorbUpdates()) {
+    if (agent_.stopping() && !agent_.options().stop_instances_on_exit) break;
+    Phase phase;
+    {
+      std::lock_guard lock(mu_);
+      phase = rec_.phase;
+    }
+    if (phase == Phase::kAllocated) {
+      startGeneration();
+    } else if (!isTerminal(phase)) {
+      supervise();
+    } else {
+      retryReport();
+      if (agent_.stopping()) break;
+      sleepFor(std::chrono::seconds(2));
+    }
+  }
+  bool removed;
+  {
+    std::lock_guard lock(mu_);
+    removed = removed_;
+  }
+  if (removed) {
+    // Not the control plane's any more: stop it now, then forget it.
+    if (rec_.vm && agent_.runtime().alive(*rec_.vm)) {
+      (void)channel_.send(gp::encode(gp::Shutdown{2000}));
+      if (!agent_.runtime().waitExit(*rec_.vm, std::chrono::seconds(4))) {
+        (void)agent_.runtime().kill(*rec_.vm);
+      }
+    }
+    releaseResources();
+    (void)agent_.store().remove(id);
+    log::info("instance removed from this node", {{"instance_id", id}});
+  }
+  log_->flush();
+  std::lock_guard lock(mu_);
+  done_ = true;
+}
+
+void InstanceWorker::startGeneration() {
+  const Workload w = [&] {
+    std::lock_guard lock(mu_);
+    return rec_.workload;
+  }();
+  if (w.desired != "run") {
+    setPhase(Phase::kStopped);
+    report("stopped", "stopped before it started");
+    return;
+  }
+  // Restart backoff: the control plane says when this generation may start.
+  while (w.restart_not_before_ms > unixMs()) {
+    if (sleepFor(milliseconds(std::min<int64_t>(1000, w.restart_not_before_ms - unixMs())))) {
+      return;  // re-evaluate: maybe stopped or replaced meanwhile
+    }
+  }
+  setPhase(Phase::kPreparing);
+  if (auto r = prepare(); !r) {
+    finish(Phase::kFailed, "failed", r.error().message());
+    return;
+  }
+  if (auto r = boot(); !r) {
+    finish(Phase::kFailed, "failed", r.error().message());
+    return;
+  }
+}
+
+Result<void> InstanceWorker::prepare() {
+  const AgentOptions& opts = agent_.options();
+  Workload w;
+  {
+    std::lock_guard lock(mu_);
+    w = rec_.workload;
+  }
+  if (opts.kernel.empty() || !fs::exists(opts.kernel)) {
+    return Error("agent.no_kernel",
+                 "guest kernel not found: " +
+                     (opts.kernel.empty() ? std::string("(not configured)") : opts.kernel) +
+                     " (run scripts/fetch-kernel)");
+  }
+  auto t0 = Steady::now();
+  PLFM_ASSIGN_OR_RETURN(auto ref, image::parseImageRef(pinnedRef(w.image_ref, w.image_digest)));
+  auto pulled = agent_.images().pull(ref);
+  if (!pulled) {
+    return Error("agent.image_failed",
+                 "image " + w.image_ref + " (" + w.image_digest + "): " + pulled.error().message());
+  }
+  PLFM_TRY(agent_.images().acquire(pulled->manifest_digest, w.instance_id));
+  {
+    std::lock_guard lock(mu_);
+    rec_.image_acquired = true;
+    rec_.rootfs = pulled->rootfs;
+    rec_.timings.image_ms = msSince(t0);
+    rec_.run_dir = agent_.runDirFor(w.instance_id);
+    rec_.scratch = rec_.run_dir + "/scratch.ext4";
+    if (opts.manage_network && !w.address.empty()) rec_.tap = netdev::tapNameFor(w.instance_id);
+  }
+  save();
+  std::error_code ec;
+  fs::create_directories(rec_.run_dir, ec);
+  if (ec) return Error(errc::kIo, "creating " + rec_.run_dir + ": " + ec.message());
+  if (uint64_t avail = fs::space(rec_.run_dir, ec).available;
+      !ec && avail < (uint64_t{256} << 20)) {
+    return Error(errc::kResourceExhausted, "less than 256 MiB free for the scratch disk");
+  }
+  PLFM_TRY(makeScratchDisk(rec_.scratch, opts.scratch_mb));
+  if (!rec_.tap.empty()) {
+    netdev::TapConfig tap{rec_.tap, w.mtu, w.address};
+    PLFM_TRY(netdev::ensureTap(tap));
+  }
+  return ok();
+}
+
+Result<void> InstanceWorker::boot() {
+  const AgentOptions& opts = agent_.options();
+  Workload w;
+  std::string rootfs;
+  {
+    std::lock_guard lock(mu_);
+    w = rec_.workload;
+    rootfs = rec_.rootfs;
+  }
+  PLFM_ASSIGN_OR_RETURN(auto digest, image::Digest::parse(w.image_digest));
+  PLFM_ASSIGN_OR_RETURN(auto pulled, agent_.images().image(digest));
+  // CONFIG is built before the VMM starts, so a workload that cannot run
+  // (no entrypoint, unknown user) fails without booting anything.
+  GuestConfigInput in;
+  in.workload = &w;
+  in.image = &pulled.config;
+  if (!pulled.config.user.empty() && pulled.config.user != "root" && pulled.config.user != "0") {
+    in.users.passwd = readFromExt4(rootfs, "/etc/passwd");
+    in.users.group = readFromExt4(rootfs, "/etc/group");
+  }
+  in.with_network = !w.address.empty();
+  in.shutdown_grace_ms = opts.shutdown_grace_ms;
+  PLFM_ASSIGN_OR_RETURN(auto config, guestConfig(in));
+  auto encoded = gp::encode(config);
+  if (!encoded) return fromGuestProto(encoded.error());
+  const std::string config_frame = std::move(*encoded);
+
+  runtime::VmSpec spec;
+  spec.instance_id = w.instance_id;
+  spec.run_dir = rec_.run_dir;
+  spec.kernel = opts.kernel;
+  spec.initramfs = opts.initramfs;
+  spec.drives = {{"rootfs", rootfs, true}, {"scratch", rec_.scratch, false}};
+  spec.vcpus = w.vcpus;
+  spec.memory_mb = w.memory_mb;
+  spec.tap = rec_.tap;
+  spec.mac = netdev::macFor(w.instance_id);
+  spec.mtu = w.mtu;
+
+  setPhase(Phase::kBooting);
+  auto spawn_ms = msSince(plan_seen_);
+  PLFM_ASSIGN_OR_RETURN(auto vm, agent_.runtime().start(spec));
+  vmm_started_ = Steady::now();
+  {
+    std::lock_guard lock(mu_);
+    rec_.vm = vm;
+    rec_.timings.start_ms = msSince(plan_seen_);
+  }
+  save();
+  agent_.metricsRegistry()
+      .histogram("plfm_agent_spawn_overhead_seconds",
+                 "Plan received to VMM start requested (agent overhead)")
+      .observe(static_cast<double>(spawn_ms) / 1000.0);
+  report("booting");
+
+  PLFM_ASSIGN_OR_RETURN(channel_, GuestChannel::connect(vm, std::chrono::seconds(5)));
+  auto deadline = vmm_started_ + opts.boot_timeout;
+  bool config_sent = false;
+  while (true) {
+    if (Steady::now() >= deadline) {
+      return Error("agent.boot_timeout", std::string("the guest did not become ready within ") +
+                                             std::to_string(opts.boot_timeout.count() / 1000) +
+                                             " s: " + tailFile(vm.console_log, 3));
+    }
+    {
+      std::lock_guard lock(mu_);
+      if (stopWanted()) break;  // supervise() stops it
+    }
+    auto frame = channel_.read(kTick);
+    if (!frame) {
+      if (!agent_.runtime().alive(vm)) break;  // supervise() reports why
+      channel_.close();
+      PLFM_ASSIGN_OR_RETURN(channel_, GuestChannel::connect(vm, std::chrono::seconds(2)));
+      continue;
+    }
+    if (!*frame) {
+      if (!agent_.runtime().alive(vm)) break;
+      continue;
+    }
+    if ((*frame)->type == gp::FrameType::kHello && !config_sent) {
+      auto hello = gp::decodeHello((*frame)->payload);
+      if (!hello) return fromGuestProto(hello.error());
+      {
+        std::lock_guard lock(mu_);
+        rec_.timings.hello_ms = msSince(vmm_started_);
+      }
+      PLFM_TRY(channel_.send(config_frame));
+      config_sent = true;
+      continue;
+    }
+    if ((*frame)->type == gp::FrameType::kReady) {
+      {
+        std::lock_guard lock(mu_);
+        rec_.timings.boot_ms = msSince(vmm_started_);
+      }
+      agent_.metricsRegistry()
+          .histogram("plfm_agent_boot_seconds", "VMM started to guest READY",
+                     {0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30, 60})
+          .observe(static_cast<double>(rec_.timings.boot_ms) / 1000.0);
+      setPhase(Phase::kRunning);
+      running_since_ = Steady::now();
+      report("running");
+      break;
+    }
+    handleFrame(**frame);
+    if (exit_seen_ || !boot_error_.empty()) break;
+  }
+  return ok();
+}
+
+void InstanceWorker::handleFrame(const gp::Frame& frame) {
+  switch (frame.type) {
+    case gp::FrameType::kLog: {
+      auto l = gp::decodeLog(frame.payload);
+      if (!l) break;
+      log_->append(l->source == gp::LogSource::kStderr ? "stderr" : "stdout",
+                   l->timestamp_ns != 0 ? l->timestamp_ns : unixNs(), l->data);
+      break;
+    }
+    case gp::FrameType::kExit: {
+      auto e = gp::decodeExit(frame.payload);
+      if (!e) break;
+      std::lock_guard lock(mu_);
+      exit_seen_ = true;
+      rec_.exit_code = e->kind == gp::ExitKind::kSignaled ? 128 + e->code : e->code;
+      rec_.reason = e->kind == gp::ExitKind::kSignaled
+                        ? "killed by signal " + std::to_string(e->code)
+                        : "exited with code " + std::to_string(e->code);
+      break;
+    }
+    case gp::FrameType::kError: {
+      auto e = gp::decodeBootError(frame.payload);
+      boot_error_ = e ? e->message : "the guest reported an error";
+      log_->append("platform", unixNs(), "vt-init: " + boot_error_ + "\n");
+      break;
+    }
+    case gp::FrameType::kPing: {
+      if (auto p = gp::decodePing(frame.payload)) (void)channel_.send(gp::encodePong(*p));
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+void InstanceWorker::runHealthCheck() {
+  Workload w;
+  {
+    std::lock_guard lock(mu_);
+    w = rec_.workload;
+  }
+  auto now = Steady::now();
+  if (next_check_ && now < *next_check_) return;
+  const nlohmann::json* check = w.checks.is_array() && !w.checks.empty() ? &w.checks[0] : nullptr;
+  std::string type = check ? check->value("type", "") : "";
+  if (check == nullptr || type == "exec" || w.address.empty()) {
+    // No check we can run from the host: running is serving.
+    if (!healthy_) {
+      healthy_ = true;
+      report("healthy");
+    }
+    next_check_ = now + std::chrono::hours(24);
+    return;
+  }
+  milliseconds interval(check->value("interval_ms", 10'000));
+  milliseconds timeout(check->value("timeout_ms", 2'000));
+  milliseconds grace(check->value("grace_ms", 0));
+  // Poll quickly until the first success, then at the configured interval.
+  next_check_ = now + (healthy_ ? interval : std::min(interval, milliseconds(500)));
+  int port = check->value("port", 0);
+  Result<void> r = type == "http" ? checkHttp(w.address, port, check->value("path", "/"), timeout)
+                                  : checkTcp(w.address, port, timeout);
+  if (r) {
+    check_failures_ = 0;
+    if (!healthy_) {
+      healthy_ = true;
+      report("healthy");
+    }
+    return;
+  }
+  if (now - running_since_ < grace && !healthy_) return;
+  if (++check_failures_ >= kUnhealthyAfter && (healthy_ || check_failures_ == kUnhealthyAfter)) {
+    healthy_ = false;
+    report("unhealthy",
+           type + " check on port " + std::to_string(port) + ": " + r.error().message());
+  }
+}
+
+void InstanceWorker::supervise() {
+  if (!rec_.vm) {
+    finish(Phase::kFailed, "failed",
+           boot_error_.empty() ? "the VM was never started" : boot_error_);
+    return;
+  }
+  const runtime::VmHandle vm = *rec_.vm;
+  const uint32_t grace = agent_.options().shutdown_grace_ms;
+  while (true) {
+    bool stop;
+    {
+      std::lock_guard lock(mu_);
+      stop = stopWanted() || (agent_.stopping() && agent_.options().stop_instances_on_exit);
+    }
+    if (agent_.stopping() && !agent_.options().stop_instances_on_exit) return;  // VM keeps running
+    if (stop && !shutdown_sent_) {
+      bool draining;
+      {
+        std::lock_guard lock(mu_);
+        draining = rec_.workload.desired == "drain";
+      }
+      if (rec_.phase != Phase::kStopping) setPhase(Phase::kStopping);
+      if (draining) report("draining");
+      shutdown_sent_ = Steady::now();
+      if (!channel_.connected() || !channel_.send(gp::encode(gp::Shutdown{grace}))) {
+        (void)agent_.runtime().requestStop(vm);
+        powerdown_sent_ = true;
+      }
+    }
+    if (shutdown_sent_) {
+      auto waited = Steady::now() - *shutdown_sent_;
+      if (!powerdown_sent_ && waited > milliseconds(grace) + std::chrono::seconds(3)) {
+        (void)agent_.runtime().requestStop(vm);
+        powerdown_sent_ = true;
+      }
+      if (waited > milliseconds(grace) + std::chrono::seconds(8)) {
+        (void)agent_.runtime().kill(vm);
+      }
+    }
+    if (!agent_.runtime().alive(vm)) break;
+    if (!channel_.connected()) {
+      auto c = GuestChannel::connect(vm, milliseconds(200));
+      if (c) {
+        channel_ = std::move(*c);
+      } else {
+        sleepFor(kTick);
+      }
+      continue;
+    }
+    auto frame = channel_.read(kTick);
+    if (frame && *frame) {
+      handleFrame(**frame);
+      continue;  // drain frames before the slower checks
+    }
+    if (!frame) channel_.close();
+    if (rec_.phase == Phase::kRunning && !shutdown_sent_ && !exit_seen_) runHealthCheck();
+    retryReport();
+  }
+  // The VMM is gone: decide what happened.
+  while (channel_.connected()) {
+    auto frame = channel_.read(milliseconds(50));
+    if (!frame || !*frame) break;
+    handleFrame(**frame);
+  }
+  log_->flush();
+  bool stop_requested = shutdown_sent_.has_value();
+  if (exit_seen_ && !stop_requested) {
+    std::string reason;
+    std::optional<int> code;
+    {
+      std::lock_guard lock(mu_);
+      reason = rec_.reason;
+      code = rec_.exit_code;
+    }
+    releaseResources();
+    setPhase(Phase::kStopped);
+    report("exited", reason, code);
+    return;
+  }
+  if (stop_requested) {
+    finish(Phase::kStopped, "stopped", "");
+    return;
+  }
+  std::string why = !boot_error_.empty()
+                        ? boot_error_
+                        : "the VMM exited unexpectedly: " + tailFile(vm.console_log, 3);
+  finish(Phase::kFailed, "failed", why);
+}
+
+void InstanceWorker::finish(Phase terminal, const std::string& report_phase,
+                            const std::string& reason) {
+  {
+    std::lock_guard lock(mu_);
+    if (!reason.empty()) rec_.reason = reason;
+  }
+  if (rec_.vm && agent_.runtime().alive(*rec_.vm)) (void)agent_.runtime().kill(*rec_.vm);
+  releaseResources();
+  setPhase(terminal);
+  report(report_phase, reason);
+}
+
+void InstanceWorker::releaseResources() {
+  channel_.close();
+  InstanceRecord r;
+  {
+    std::lock_guard lock(mu_);
+    r = rec_;
+  }
+  if (r.vm && agent_.runtime().alive(*r.vm)) (void)agent_.runtime().kill(*r.vm);
+  if (!r.tap.empty()) {
+    if (auto t = netdev::removeTap(r.tap); !t) {
+      log::warn("removing tap failed",
+                {{"instance_id", r.workload.instance_id}, {"error", t.error().toString()}});
+    }
+  }
+  if (!r.run_dir.empty()) {
+    std::error_code ec;
+    // Keep the console for post-mortems, beside the workload's log.
+    fs::rename(r.run_dir + "/console.log", agent_.logPathFor(r.workload.instance_id) + ".console",
+               ec);
+    fs::remove_all(r.run_dir, ec);
+  }
+  if (r.image_acquired) {
+    if (auto d = image::Digest::parse(r.workload.image_digest)) {
+      (void)agent_.images().release(*d, r.workload.instance_id);
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    rec_.tap.clear();
+    rec_.run_dir.clear();
+    rec_.scratch.clear();
+    rec_.image_acquired = false;
+    rec_.vm.reset();
+  }
+  save();
+}
+
+}  // namespace plfm::agent

@@ -1,0 +1,87 @@
+// InstanceWorker drives one instance through its state machine on its own
+// thread: prepare (image, scratch disk, tap), boot (VMM, HELLO, CONFIG, READY),
+// supervise (logs, exit, health checks, stop requests) and clean up. The plan
+// loop only hands it new specs (update) or tells it the instance is gone
+// (remove); everything else happens here, so one slow boot never holds up
+// another instance.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "agent/agent.h"
+#include "agent/guest_channel.h"
+#include "agent/instance_log.h"
+#include "agent/instance_record.h"
+
+namespace plfm::agent {
+
+class InstanceWorker {
+ public:
+  InstanceWorker(Agent& agent, InstanceRecord record);
+  ~InstanceWorker();
+  InstanceWorker(const InstanceWorker&) = delete;
+  InstanceWorker& operator=(const InstanceWorker&) = delete;
+
+  void start();
+  void update(const Workload& workload);
+  void remove();
+  void wake();
+  void join();
+  [[nodiscard]] bool finished() const;
+  [[nodiscard]] InstanceStatus status() const;
+
+ private:
+  using SteadyTime = std::chrono::steady_clock::time_point;
+
+  void run();
+  // Takes pending plan changes; returns false when the worker should exit.
+  bool absorbUpdates();
+  void startGeneration();
+  [[nodiscard]] Result<void> prepare();
+  [[nodiscard]] Result<void> boot();
+  void supervise();
+  void handleFrame(const guest_proto::Frame& frame);
+  void runHealthCheck();
+  void finish(Phase terminal, const std::string& report_phase, const std::string& reason);
+  void releaseResources();
+  void setPhase(Phase p);
+  void save();
+  void report(const std::string& phase, const std::string& reason = "",
+              std::optional<int> exit_code = std::nullopt);
+  void retryReport();
+  // Sleeps up to `d` or until an update/removal arrives; true if woken early.
+  bool sleepFor(std::chrono::milliseconds d);
+  [[nodiscard]] bool stopWanted() const;  // with mu_ held
+
+  Agent& agent_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  InstanceRecord rec_;
+  std::optional<Workload> pending_;
+  bool removed_ = false;
+  bool done_ = false;
+  bool woken_ = false;
+  std::thread thread_;
+
+  GuestChannel channel_;
+  std::unique_ptr<InstanceLog> log_;
+  SteadyTime plan_seen_;
+  SteadyTime vmm_started_;
+  std::optional<SteadyTime> shutdown_sent_;
+  bool powerdown_sent_ = false;
+  bool exit_seen_ = false;
+  std::string boot_error_;
+  std::optional<StatusReport> unsent_;
+  // Health checks.
+  std::optional<SteadyTime> next_check_;
+  SteadyTime running_since_;
+  int check_failures_ = 0;
+  bool healthy_ = false;
+};
+
+}  // namespace plfm::agent

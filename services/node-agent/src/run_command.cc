@@ -1,0 +1,176 @@
+// `plfm-node-agent run`: the agent itself. Settings come from flags, from
+// PLFM_AGENT_* environment variables, and from a TOML file given with
+// --config (flags win). See docs/specs/runtime/node-agent.md.
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "agent/agent.h"
+#include "command_line.h"
+#include "plfm/core/log.h"
+#include "plfm/core/process.h"
+#include "plfm/core/strings.h"
+#include "runtime/firecracker_runtime.h"
+#include "runtime/qemu_runtime.h"
+
+namespace plfm::agent {
+namespace {
+
+struct RunFlags {
+  AgentOptions agent;
+  std::string runtime = "qemu";
+  std::string qemu_binary = "qemu-system-x86_64";
+  std::string accel = "auto";
+  std::string firecracker_binary = "firecracker";
+  std::string enroll_token_file;
+  std::string log_level = "info";
+  std::string log_file;
+  int64_t memory_mb = 0;
+  int cores = 0;
+  int plan_wait = 30;
+  int boot_timeout = 90;
+};
+
+int64_t hostMemoryMb() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  int64_t kb = 0;
+  std::string unit;
+  while (in >> key >> kb >> unit) {
+    if (key == "MemTotal:") return kb / 1024;
+  }
+  return 1024;
+}
+
+std::string hostName() {
+  char buf[256] = {};
+  ::gethostname(buf, sizeof buf - 1);
+  return buf[0] != 0 ? buf : "localhost";
+}
+
+volatile std::sig_atomic_t g_stop = 0;
+extern "C" void onSignal(int) { g_stop = 1; }
+
+int runAgent(RunFlags f) {
+  log::Options lo;
+  lo.component = "node-agent";
+  lo.level = log::parseLevel(f.log_level).value_or(log::Level::kInfo);
+  lo.file = f.log_file;
+  log::init(lo);
+  AgentOptions& o = f.agent;
+  if (!f.enroll_token_file.empty() && o.enroll_token.empty()) {
+    auto t = readFile(f.enroll_token_file);
+    if (!t) {
+      std::cerr << "plfm-node-agent: " << t.error().message() << "\n";
+      return 2;
+    }
+    o.enroll_token = std::string(trim(*t));
+  }
+  o.plan_wait = std::chrono::seconds(f.plan_wait);
+  o.boot_timeout = std::chrono::seconds(f.boot_timeout);
+  if (o.facts.hostname.empty()) o.facts.hostname = hostName();
+  // What instances may use: all cores (CPU is soft) and memory minus a
+  // reserve for the host and the VMMs' own overhead.
+  o.facts.cores = f.cores > 0 ? f.cores : static_cast<int>(std::thread::hardware_concurrency());
+  int64_t total = hostMemoryMb();
+  o.facts.memory_mb =
+      f.memory_mb > 0 ? f.memory_mb : std::max<int64_t>(256, total - total / 8 - 512);
+  struct statvfs sv {};
+  if (::statvfs(o.state_dir.c_str(), &sv) == 0) {
+    o.facts.disk_mb = static_cast<int64_t>(sv.f_bavail * sv.f_frsize / (1 << 20));
+  }
+  if (o.facts.underlay_address.empty()) o.facts.underlay_address = o.facts.hostname;
+  o.facts.runtimes = {f.runtime};
+
+  std::unique_ptr<runtime::MicroVmRuntime> rt;
+  if (f.runtime == "qemu") {
+    runtime::QemuOptions q;
+    q.binary = f.qemu_binary;
+    q.accel = f.accel;
+    q.probe_dir = o.state_dir;
+    rt = std::make_unique<runtime::QemuRuntime>(q);
+  } else if (f.runtime == "firecracker") {
+    runtime::FirecrackerOptions fc;
+    fc.binary = f.firecracker_binary;
+    rt = std::make_unique<runtime::FirecrackerRuntime>(fc);
+  } else {
+    std::cerr << "plfm-node-agent: --runtime must be qemu or firecracker\n";
+    return 2;
+  }
+  Agent agent(o, std::move(rt));
+  if (auto r = agent.start(); !r) {
+    std::cerr << "plfm-node-agent: " << r.error().message() << "\n";
+    log::error("agent failed to start", {{"error", r.error().toString()}});
+    return 1;
+  }
+  std::signal(SIGTERM, onSignal);
+  std::signal(SIGINT, onSignal);
+  if (!agent.endpoints().empty()) std::cout << "listening on " << agent.endpoints()[0] << std::endl;
+  while (g_stop == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  agent.stop();
+  log::flush();
+  return 0;
+}
+
+}  // namespace
+
+void registerRunCommand(CLI::App& app, CommandAction* action) {
+  auto flags = std::make_shared<RunFlags>();
+  auto* run = app.add_subcommand(
+      "run",
+      "Run the agent: enroll (first start), follow this node's plan, and run its instances as "
+      "microVMs. VMs survive an agent restart and are adopted again.");
+  run->set_config("--config", "", "TOML file with these settings (flag names as keys)");
+  AgentOptions& o = flags->agent;
+  run->add_option("--state-dir", o.state_dir, "Where the agent keeps everything")
+      ->envname("PLFM_AGENT_STATE_DIR")
+      ->capture_default_str();
+  run->add_option("--control-plane", o.control_plane, "Control plane URL, e.g. http://[::1]:8080")
+      ->envname("PLFM_AGENT_CONTROL_PLANE");
+  run->add_option("--enroll-token", o.enroll_token,
+                  "One-time token from `vt nodes enroll` (first start only)")
+      ->envname("PLFM_AGENT_ENROLL_TOKEN");
+  run->add_option("--enroll-token-file", flags->enroll_token_file,
+                  "Read the enrollment token here");
+  run->add_option("--plan-file", o.plan_file,
+                  "Run standalone from a NodePlan JSON file (re-read when it changes)");
+  run->add_option("--kernel", o.kernel, "Guest kernel (vmlinux), from scripts/fetch-kernel")
+      ->envname("PLFM_AGENT_KERNEL");
+  run->add_option("--initramfs", o.initramfs, "The vt-init initramfs")
+      ->envname("PLFM_AGENT_INITRAMFS");
+  run->add_option("--runtime", flags->runtime, "qemu or firecracker")->capture_default_str();
+  run->add_option("--qemu", flags->qemu_binary, "QEMU binary")->capture_default_str();
+  run->add_option("--accel", flags->accel, "QEMU acceleration: auto, kvm or tcg")
+      ->capture_default_str();
+  run->add_option("--firecracker", flags->firecracker_binary, "Firecracker (or jailer) binary")
+      ->capture_default_str();
+  run->add_option("--image-cache", o.image_cache_dir, "Image cache dir (default STATE/images)");
+  run->add_option("--scratch-mb", o.scratch_mb, "Per-instance writable disk, MiB")
+      ->capture_default_str();
+  run->add_option("--hostname", o.facts.hostname, "Node name to enroll with");
+  run->add_option("--underlay-address", o.facts.underlay_address,
+                  "Where other nodes reach this one (default: the hostname)");
+  run->add_option("--cores", flags->cores, "Cores to offer (default: all)");
+  run->add_option("--memory-mb", flags->memory_mb, "Memory to offer (default: 7/8 of RAM - 512)");
+  run->add_flag("!--no-network", o.manage_network, "Do not create taps (no guest networking)");
+  run->add_option("--listen", o.listen, "Serve /healthz, /metrics, /v1/instances here");
+  run->add_option("--plan-wait", flags->plan_wait, "Long-poll wait, seconds")
+      ->capture_default_str();
+  run->add_option("--boot-timeout", flags->boot_timeout, "VMM start to READY, seconds")
+      ->capture_default_str();
+  run->add_option("--shutdown-grace-ms", o.shutdown_grace_ms, "SIGTERM to SIGKILL in the guest")
+      ->capture_default_str();
+  run->add_flag("--stop-instances-on-exit", o.stop_instances_on_exit,
+                "Stop every VM when the agent exits (default: leave them running)");
+  run->add_option("--log-level", flags->log_level, "debug, info, warn, error")
+      ->capture_default_str();
+  run->add_option("--log-file", flags->log_file, "Append JSON logs here (default: stderr)");
+  run->callback([flags, action] { *action = [flags] { return runAgent(*flags); }; });
+}
+
+}  // namespace plfm::agent

@@ -1,0 +1,134 @@
+#include "runtime/firecracker_runtime.h"
+
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "plfm/core/process.h"
+#include "plfm/http/http.h"
+#include "runtime/detached.h"
+
+namespace plfm::runtime {
+namespace fs = std::filesystem;
+namespace {
+
+std::string bootArgs(const VmSpec& spec) {
+  std::string args = "console=ttyS0 reboot=k panic=1 pci=off quiet 8250.nr_uarts=1";
+  for (const auto& a : spec.kernel_args) args += " " + a;
+  return args;
+}
+
+bool socketExists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+}  // namespace
+
+FirecrackerRuntime::FirecrackerRuntime(FirecrackerOptions options) : options_(std::move(options)) {}
+
+std::vector<std::pair<std::string, std::string>> FirecrackerRuntime::apiCalls(
+    const VmSpec& spec) const {
+  using nlohmann::json;
+  std::vector<std::pair<std::string, std::string>> calls;
+  calls.emplace_back(
+      "/machine-config",
+      json{{"vcpu_count", spec.vcpus}, {"mem_size_mib", spec.memory_mb}, {"smt", false}}.dump());
+  json boot = {{"kernel_image_path", spec.kernel}, {"boot_args", bootArgs(spec)}};
+  if (!spec.initramfs.empty()) boot["initrd_path"] = spec.initramfs;
+  calls.emplace_back("/boot-source", boot.dump());
+  for (const auto& d : spec.drives) {
+    calls.emplace_back("/drives/" + d.id, json{{"drive_id", d.id},
+                                               {"path_on_host", d.path},
+                                               {"is_root_device", false},
+                                               {"is_read_only", d.read_only}}
+                                              .dump());
+  }
+  if (!spec.tap.empty()) {
+    calls.emplace_back(
+        "/network-interfaces/eth0",
+        json{{"iface_id", "eth0"}, {"host_dev_name", spec.tap}, {"guest_mac", spec.mac}}.dump());
+  }
+  calls.emplace_back("/vsock",
+                     json{{"guest_cid", 3}, {"uds_path", spec.run_dir + "/v.sock"}}.dump());
+  calls.emplace_back("/actions", json{{"action_type", "InstanceStart"}}.dump());
+  return calls;
+}
+
+Result<VmHandle> FirecrackerRuntime::start(const VmSpec& spec) {
+  std::error_code ec;
+  fs::create_directories(spec.run_dir, ec);
+  if (ec) return Error(errc::kIo, "creating " + spec.run_dir + ": " + ec.message());
+  const std::string api = spec.run_dir + "/fc.sock";
+  for (const char* stale : {"/fc.sock", "/v.sock"}) fs::remove(spec.run_dir + stale, ec);
+
+  std::vector<std::string> argv = {options_.binary, "--api-sock", api, "--id", spec.instance_id};
+  argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
+  DetachedOptions opts;
+  opts.log_path = spec.run_dir + "/vmm.log";
+  opts.cwd = spec.run_dir;
+  PLFM_ASSIGN_OR_RETURN(pid_t pid, spawnDetached(argv, opts));
+  VmHandle h;
+  h.driver = "firecracker";
+  h.instance_id = spec.instance_id;
+  h.pid = pid;
+  h.pid_start = processStartTime(pid);
+  h.control_socket = api;
+  h.channel_socket = spec.run_dir + "/v.sock";
+  h.channel_vsock_port = options_.channel_port;
+  h.console_log = opts.log_path;
+
+  auto fail = [&](Error e) -> Result<VmHandle> {
+    (void)MicroVmRuntime::kill(h);
+    return std::move(e).with("instance_id", spec.instance_id);
+  };
+  auto deadline = std::chrono::steady_clock::now() + options_.api_timeout;
+  while (!socketExists(api)) {
+    if (!alive(h)) {
+      return fail(Error("runtime.vmm_exited", "firecracker exited before its API came up: " +
+                                                  tailFile(h.console_log, 5)));
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return fail(Error("runtime.vmm_start_failed", "firecracker API socket did not appear"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  http::Client client("unix:" + api);
+  for (const auto& [path, body] : apiCalls(spec)) {
+    http::Headers headers;
+    headers.set("Content-Type", "application/json");
+    headers.set("Accept", "application/json");
+    auto resp = client.send("PUT", path, headers, body, options_.api_timeout);
+    if (!resp) return fail(std::move(resp).error().context("firecracker PUT " + path));
+    if (resp->status / 100 != 2) {
+      std::string fault = resp->body;
+      auto j = nlohmann::json::parse(resp->body, nullptr, false);
+      if (j.is_object() && j.contains("fault_message"))
+        fault = j["fault_message"].get<std::string>();
+      return fail(Error("runtime.vmm_config_failed", "firecracker PUT " + path + " answered " +
+                                                         std::to_string(resp->status) + ": " +
+                                                         fault)
+                      .with("path", path));
+    }
+  }
+  return h;
+}
+
+Result<void> FirecrackerRuntime::requestStop(const VmHandle& vm) {
+  if (!alive(vm)) return ok();
+  http::Client client("unix:" + vm.control_socket);
+  http::Headers headers;
+  headers.set("Content-Type", "application/json");
+  PLFM_ASSIGN_OR_RETURN(
+      auto resp, client.send("PUT", "/actions", headers, R"({"action_type":"SendCtrlAltDel"})",
+                             options_.api_timeout));
+  if (resp.status / 100 != 2) {
+    return Error("runtime.vmm_stop_failed",
+                 "firecracker SendCtrlAltDel answered " + std::to_string(resp.status));
+  }
+  return ok();
+}
+
+}  // namespace plfm::runtime

@@ -1,0 +1,85 @@
+#include "runtime/microvm_runtime.h"
+
+#include <csignal>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "plfm/core/process.h"
+
+namespace plfm::runtime {
+
+nlohmann::json VmHandle::toJson() const {
+  return {{"driver", driver},
+          {"instance_id", instance_id},
+          {"pid", pid},
+          {"pid_start", pid_start},
+          {"control_socket", control_socket},
+          {"channel_socket", channel_socket},
+          {"channel_vsock_port", channel_vsock_port},
+          {"console_log", console_log}};
+}
+
+Result<VmHandle> VmHandle::fromJson(const nlohmann::json& j) {
+  try {
+    VmHandle h;
+    h.driver = j.at("driver").get<std::string>();
+    h.instance_id = j.at("instance_id").get<std::string>();
+    h.pid = j.at("pid").get<pid_t>();
+    h.pid_start = j.at("pid_start").get<uint64_t>();
+    h.control_socket = j.at("control_socket").get<std::string>();
+    h.channel_socket = j.at("channel_socket").get<std::string>();
+    h.channel_vsock_port = j.value("channel_vsock_port", uint32_t{0});
+    h.console_log = j.value("console_log", "");
+    return h;
+  } catch (const nlohmann::json::exception& e) {
+    return Error(errc::kInvalidArgument, std::string("bad VM handle: ") + e.what());
+  }
+}
+
+uint64_t processStartTime(pid_t pid) {
+  if (pid <= 0) return 0;
+  std::string text = readFile("/proc/" + std::to_string(pid) + "/stat").value_or("");
+  // Field 2 (comm) may hold spaces and parentheses: parse after the last ')'.
+  auto close = text.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(text.substr(close + 1));
+  std::string state;
+  fields >> state;  // field 3
+  if (state == "Z" || state == "X") return 0;
+  std::string skip;
+  for (int field = 4; field < 22; ++field) fields >> skip;
+  uint64_t start = 0;
+  fields >> start;  // field 22
+  return start;
+}
+
+bool processMatches(pid_t pid, uint64_t start) {
+  uint64_t actual = processStartTime(pid);
+  return actual != 0 && (start == 0 || actual == start);
+}
+
+bool MicroVmRuntime::alive(const VmHandle& vm) const {
+  return processMatches(vm.pid, vm.pid_start);
+}
+
+Result<void> MicroVmRuntime::kill(const VmHandle& vm) {
+  if (alive(vm)) ::kill(vm.pid, SIGKILL);
+  if (!waitExit(vm, std::chrono::seconds(5))) {
+    return Error(errc::kInternal, "VMM did not exit after SIGKILL")
+        .with("instance_id", vm.instance_id)
+        .with("pid", std::to_string(vm.pid));
+  }
+  return ok();
+}
+
+bool MicroVmRuntime::waitExit(const VmHandle& vm, std::chrono::milliseconds timeout) const {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (alive(vm)) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
+}  // namespace plfm::runtime

@@ -1,0 +1,64 @@
+// QemuRuntime runs each microVM as `qemu-system-x86_64 -M microvm`: virtio-mmio
+// block, net and serial devices, the host channel on a virtio-serial port
+// backed by a Unix socket, and QMP for control. QEMU daemonizes itself once the
+// machine is set up (-daemonize), so start() returns with the VM created, its
+// sockets listening, and the VMM detached from the agent.
+//
+// Acceleration: KVM when a probe boot under KVM reaches the kernel's root
+// mount, TCG otherwise (our build machines expose a /dev/kvm that stock
+// kernels cannot boot under; DESIGN §7). Under TCG the kernel needs
+// tsc_early_khz or it hangs calibrating the TSC.
+//
+// The command line it builds is in docs/specs/runtime/microvm-runtime.md.
+#pragma once
+
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/microvm_runtime.h"
+
+namespace plfm::runtime {
+
+struct QemuOptions {
+  std::string binary = "qemu-system-x86_64";
+  std::string accel = "auto";  // "auto", "kvm" or "tcg"
+  uint64_t tsc_khz = 0;        // 0: the host's (hostTscKhz())
+  // Where the KVM probe may write its console log; empty: a temp dir.
+  std::string probe_dir;
+};
+
+class QemuRuntime final : public MicroVmRuntime {
+ public:
+  explicit QemuRuntime(QemuOptions options);
+
+  [[nodiscard]] std::string_view name() const override { return "qemu"; }
+  [[nodiscard]] Result<VmHandle> start(const VmSpec& spec) override;
+  [[nodiscard]] Result<void> requestStop(const VmHandle& vm) override;
+  [[nodiscard]] Result<void> kill(const VmHandle& vm) override;
+
+  // The argv start() runs for `spec` under `accel` ("kvm" or "tcg").
+  [[nodiscard]] std::vector<std::string> commandLine(const VmSpec& spec,
+                                                     const std::string& accel) const;
+  // "kvm" or "tcg": the configured one, or the probe's verdict for `kernel`
+  // (probed once, then remembered).
+  [[nodiscard]] Result<std::string> accelFor(const std::string& kernel);
+
+ private:
+  QemuOptions options_;
+  std::mutex mu_;
+  std::optional<std::string> probed_accel_;
+};
+
+// True when a guest kernel boots under KVM here: QEMU with -accel kvm boots
+// `kernel` without a root device and must reach the "VFS: Unable to mount
+// root fs" panic (that is, run the whole kernel init) within `timeout`.
+[[nodiscard]] bool probeKvm(const std::string& qemu_binary, const std::string& kernel,
+                            const std::string& work_dir, std::chrono::milliseconds timeout);
+
+// The host TSC frequency in kHz: /proc/cpuinfo's "cpu MHz" when the TSC is
+// constant, else measured against CLOCK_MONOTONIC.
+[[nodiscard]] uint64_t hostTscKhz();
+
+}  // namespace plfm::runtime

@@ -1,0 +1,224 @@
+// FirecrackerRuntime against a fake Firecracker API server: a Unix-socket HTTP
+// server that records every request and checks each body against the shapes
+// of Firecracker's swagger (src/firecracker/swagger/firecracker.yaml). The
+// "firecracker" binary is a script that only sleeps, so the test needs no KVM.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "plfm/http/http.h"
+#include "plfm/testing/temp_dir.h"
+#include "runtime/firecracker_runtime.h"
+
+namespace plfm::runtime {
+namespace {
+
+using nlohmann::json;
+
+struct Recorded {
+  std::string method;
+  std::string path;
+  json body;
+};
+
+// The required and allowed fields of each pre-boot PUT, from the swagger.
+struct Shape {
+  std::vector<std::string> required;
+  std::vector<std::string> allowed;
+};
+
+const std::map<std::string, Shape>& shapes() {
+  static const std::map<std::string, Shape> s = {
+      {"/machine-config",
+       {{"vcpu_count", "mem_size_mib"},
+        {"vcpu_count", "mem_size_mib", "smt", "cpu_template", "track_dirty_pages", "huge_pages"}}},
+      {"/boot-source", {{"kernel_image_path"}, {"kernel_image_path", "boot_args", "initrd_path"}}},
+      {"/drives/",
+       {{"drive_id", "is_root_device"},
+        {"drive_id", "partuuid", "is_root_device", "cache_type", "is_read_only", "path_on_host",
+         "rate_limiter", "io_engine", "socket"}}},
+      {"/network-interfaces/",
+       {{"host_dev_name", "iface_id"},
+        {"guest_mac", "host_dev_name", "iface_id", "mtu", "rx_rate_limiter", "tx_rate_limiter"}}},
+      {"/vsock", {{"guest_cid", "uds_path"}, {"guest_cid", "uds_path", "vsock_id"}}},
+      {"/actions", {{"action_type"}, {"action_type"}}},
+  };
+  return s;
+}
+
+std::string checkShape(const std::string& path, const json& body) {
+  for (const auto& [prefix, shape] : shapes()) {
+    bool match = prefix.back() == '/' ? path.rfind(prefix, 0) == 0 : path == prefix;
+    if (!match) continue;
+    if (!body.is_object()) return "body is not an object";
+    for (const auto& r : shape.required) {
+      if (!body.contains(r)) return "missing " + r;
+    }
+    for (const auto& [k, v] : body.items()) {
+      if (std::find(shape.allowed.begin(), shape.allowed.end(), k) == shape.allowed.end()) {
+        return "unknown field " + k;
+      }
+    }
+    return "";
+  }
+  return "unknown path " + path;
+}
+
+class FakeFirecracker {
+ public:
+  explicit FakeFirecracker(const std::string& socket) {
+    http::ServerOptions o;
+    o.listen = {"unix:" + socket};
+    server_ = std::make_unique<http::Server>(o, [this](http::Request& req) {
+      std::lock_guard lock(mu_);
+      auto body = json::parse(req.body, nullptr, false);
+      calls_.push_back({req.method, req.path, body});
+      std::string problem = req.method == "PUT" ? checkShape(req.path, body) : "not a PUT";
+      if (req.path == fail_path_) problem = "injected failure";
+      if (!problem.empty()) {
+        return http::Response::json(400, json{{"fault_message", problem}}.dump());
+      }
+      return http::Response{204, {}, ""};
+    });
+  }
+  Result<void> start() { return server_->start(); }
+  std::vector<Recorded> calls() {
+    std::lock_guard lock(mu_);
+    return calls_;
+  }
+  void failOn(std::string path) {
+    std::lock_guard lock(mu_);
+    fail_path_ = std::move(path);
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<Recorded> calls_;
+  std::string fail_path_;
+  std::unique_ptr<http::Server> server_;
+};
+
+class FirecrackerRuntimeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    bin_ = dir_.file("firecracker");
+    std::ofstream(bin_) << "#!/bin/sh\nexec sleep 30\n";
+    ::chmod(bin_.c_str(), 0755);
+    run_dir_ = dir_.file("vm");
+    spec_.instance_id = "inst_0000000000000000000000test";
+    spec_.run_dir = run_dir_;
+    spec_.kernel = "/k/vmlinux";
+    spec_.initramfs = "/k/initrd";
+    spec_.drives = {{"rootfs", "/img/root.ext4", true}, {"scratch", "/img/scratch.ext4", false}};
+    spec_.vcpus = 2;
+    spec_.memory_mb = 512;
+    spec_.tap = "vt-abc";
+    spec_.mac = "02:00:00:00:00:01";
+  }
+
+  // Starts the fake API on the socket path the driver will use, as the
+  // script "firecracker" would.
+  std::unique_ptr<FakeFirecracker> fakeApi() {
+    std::filesystem::create_directories(run_dir_);
+    auto fake = std::make_unique<FakeFirecracker>(run_dir_ + "/fc.sock");
+    EXPECT_TRUE(fake->start());
+    return fake;
+  }
+
+  // Runs fc.start() while a thread plays Firecracker: once the VMM process
+  // has been spawned (its log appears) it brings the fake API up on the
+  // socket the driver waits for, as Firecracker does shortly after it starts.
+  std::pair<Result<VmHandle>, std::unique_ptr<FakeFirecracker>> startWithFakeApi(
+      FirecrackerRuntime& fc, const std::string& fail_path = "") {
+    std::unique_ptr<FakeFirecracker> fake;
+    std::thread serve([&] {
+      for (int i = 0; i < 500 && !std::filesystem::exists(run_dir_ + "/vmm.log"); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+      fake = fakeApi();
+      if (!fail_path.empty()) fake->failOn(fail_path);
+    });
+    auto vm = fc.start(spec_);
+    serve.join();
+    return {std::move(vm), std::move(fake)};
+  }
+
+  plfm::testing::TempDir dir_{"fc"};
+  std::string bin_;
+  std::string run_dir_;
+  VmSpec spec_;
+};
+
+TEST_F(FirecrackerRuntimeTest, ConfiguresTheVmInTheDocumentedOrderThenStarts) {
+  FirecrackerOptions o;
+  o.binary = bin_;
+  FirecrackerRuntime fc(o);
+  auto [vm, fake] = startWithFakeApi(fc);
+  ASSERT_TRUE(vm) << vm.error().toString();
+  EXPECT_EQ(vm->driver, "firecracker");
+  EXPECT_TRUE(fc.alive(*vm));
+  EXPECT_EQ(vm->channel_socket, run_dir_ + "/v.sock");
+  EXPECT_EQ(vm->channel_vsock_port, 1024U);
+
+  auto calls = fake->calls();
+  std::vector<std::string> paths;
+  for (const auto& c : calls) paths.push_back(c.method + " " + c.path);
+  EXPECT_EQ(paths, (std::vector<std::string>{"PUT /machine-config", "PUT /boot-source",
+                                             "PUT /drives/rootfs", "PUT /drives/scratch",
+                                             "PUT /network-interfaces/eth0", "PUT /vsock",
+                                             "PUT /actions"}));
+  ASSERT_EQ(calls.size(), 7U);
+  EXPECT_EQ(calls[0].body["vcpu_count"], 2);
+  EXPECT_EQ(calls[0].body["mem_size_mib"], 512);
+  EXPECT_EQ(calls[1].body["kernel_image_path"], "/k/vmlinux");
+  EXPECT_EQ(calls[1].body["initrd_path"], "/k/initrd");
+  EXPECT_NE(calls[1].body["boot_args"].get<std::string>().find("console=ttyS0"), std::string::npos);
+  EXPECT_EQ(calls[2].body["is_read_only"], true);
+  EXPECT_EQ(calls[2].body["is_root_device"], false);
+  EXPECT_EQ(calls[3].body["is_read_only"], false);
+  EXPECT_EQ(calls[4].body["host_dev_name"], "vt-abc");
+  EXPECT_EQ(calls[4].body["guest_mac"], "02:00:00:00:00:01");
+  EXPECT_EQ(calls[5].body["guest_cid"], 3);
+  EXPECT_EQ(calls[6].body["action_type"], "InstanceStart");
+
+  ASSERT_TRUE(fc.requestStop(*vm));
+  EXPECT_EQ(fake->calls().back().body["action_type"], "SendCtrlAltDel");
+  ASSERT_TRUE(fc.kill(*vm));
+  EXPECT_FALSE(fc.alive(*vm));
+}
+
+TEST_F(FirecrackerRuntimeTest, ARefusedCallFailsNamingItAndLeavesNoProcess) {
+  FirecrackerOptions o;
+  o.binary = bin_;
+  FirecrackerRuntime fc(o);
+  auto [vm, fake] = startWithFakeApi(fc, "/boot-source");
+  ASSERT_FALSE(vm);
+  EXPECT_EQ(vm.error().code(), "runtime.vmm_config_failed");
+  EXPECT_NE(vm.error().message().find("/boot-source"), std::string::npos);
+  EXPECT_NE(vm.error().message().find("injected failure"), std::string::npos);
+  // Only the two calls up to the failure were made.
+  EXPECT_EQ(fake->calls().size(), 2U);
+}
+
+TEST_F(FirecrackerRuntimeTest, AMissingBinaryIsAClearError) {
+  FirecrackerOptions o;
+  o.binary = dir_.file("no-such-firecracker");
+  FirecrackerRuntime fc(o);
+  auto vm = fc.start(spec_);
+  ASSERT_FALSE(vm);
+  EXPECT_NE(vm.error().message().find("no-such-firecracker"), std::string::npos);
+}
+
+TEST_F(FirecrackerRuntimeTest, ApiCallBodiesMatchTheSwagger) {
+  FirecrackerRuntime fc({});
+  for (const auto& [path, body] : fc.apiCalls(spec_)) {
+    EXPECT_EQ(checkShape(path, json::parse(body)), "") << path << " " << body;
+  }
+}
+
+}  // namespace
+}  // namespace plfm::runtime

@@ -1,0 +1,209 @@
+// The QEMU driver's command line and its QMP client (against a fake QMP
+// server speaking the greeting, qmp_capabilities, events and errors).
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <thread>
+
+#include "plfm/core/process.h"
+#include "plfm/testing/temp_dir.h"
+#include "runtime/detached.h"
+#include "runtime/qemu_runtime.h"
+#include "runtime/qmp.h"
+
+namespace plfm::runtime {
+namespace {
+
+std::string joined(const std::vector<std::string>& argv) {
+  std::string s;
+  for (const auto& a : argv) s += (s.empty() ? "" : " ") + a;
+  return s;
+}
+
+VmSpec sampleSpec() {
+  VmSpec s;
+  s.instance_id = "inst_x";
+  s.run_dir = "/run/vm";
+  s.kernel = "/k/vmlinux";
+  s.initramfs = "/k/initrd";
+  s.drives = {{"rootfs", "/img/root.ext4", true}, {"scratch", "/run/vm/scratch.ext4", false}};
+  s.vcpus = 2;
+  s.memory_mb = 384;
+  s.tap = "vt-0123456789a";
+  s.mac = "02:11:22:33:44:55";
+  return s;
+}
+
+TEST(QemuCommandLine, MicrovmWithVirtioMmioDevicesChannelAndQmp) {
+  QemuOptions o;
+  o.tsc_khz = 2596144;
+  QemuRuntime q(o);
+  std::string cmd = joined(q.commandLine(sampleSpec(), "tcg"));
+  for (const char* want :
+       {"qemu-system-x86_64 -M microvm,",
+        "-accel tcg",
+        "-smp 2",
+        "-m 384",
+        "-nodefaults",
+        "-no-reboot",
+        "-kernel /k/vmlinux",
+        "-initrd /k/initrd",
+        "tsc_early_khz=2596144",
+        "console=ttyS0",
+        "-serial file:/run/vm/console.log",
+        "-drive "
+        "id=rootfs,file=/img/root.ext4,format=raw,if=none,cache=none,aio=threads,readonly=on",
+        "-device virtio-blk-device,drive=rootfs,serial=rootfs",
+        "-drive id=scratch,file=/run/vm/scratch.ext4,format=raw,if=none,cache=none,aio=threads "
+        "-device",
+        "-netdev tap,id=net0,ifname=vt-0123456789a,script=no,downscript=no",
+        "-device virtio-net-device,netdev=net0,mac=02:11:22:33:44:55,host_mtu=1420",
+        "-chardev socket,id=channel,path=/run/vm/ch.sock,server=on,wait=off",
+        "-device virtio-serial-device",
+        "-device virtserialport,chardev=channel,name=plfm",
+        "-qmp unix:/run/vm/qmp.sock,server=on,wait=off",
+        "-daemonize",
+        "-pidfile /run/vm/qemu.pid"}) {
+    EXPECT_NE(cmd.find(want), std::string::npos) << "missing: " << want << "\nin: " << cmd;
+  }
+  // The root drive comes first: the guest sees it as /dev/vda.
+  EXPECT_LT(cmd.find("id=rootfs"), cmd.find("id=scratch"));
+}
+
+TEST(QemuCommandLine, KvmUsesTheHostCpuAndNoTscHint) {
+  QemuRuntime q({});
+  std::string cmd = joined(q.commandLine(sampleSpec(), "kvm"));
+  EXPECT_NE(cmd.find("-accel kvm -cpu host"), std::string::npos);
+  EXPECT_EQ(cmd.find("tsc_early_khz"), std::string::npos);
+}
+
+TEST(QemuCommandLine, NoTapMeansNoNetworkDevice) {
+  QemuRuntime q({});
+  VmSpec s = sampleSpec();
+  s.tap.clear();
+  EXPECT_EQ(joined(q.commandLine(s, "tcg")).find("-netdev"), std::string::npos);
+}
+
+TEST(QemuAccel, ExplicitChoicesSkipTheProbeAndBadOnesAreRefused) {
+  QemuOptions o;
+  o.accel = "tcg";
+  QemuRuntime tcg(o);
+  EXPECT_EQ(*tcg.accelFor("/nonexistent"), "tcg");
+  o.accel = "hvf";
+  QemuRuntime bad(o);
+  auto r = bad.accelFor("/nonexistent");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message().find("auto, kvm or tcg"), std::string::npos);
+}
+
+TEST(HostTsc, IsPlausible) {
+  uint64_t khz = hostTscKhz();
+  EXPECT_GT(khz, 100'000U);     // > 100 MHz
+  EXPECT_LT(khz, 10'000'000U);  // < 10 GHz
+}
+
+// A one-connection QMP server: greeting, then scripted answers per command.
+class FakeQmp {
+ public:
+  explicit FakeQmp(std::string path) : path_(std::move(path)) {
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, path_.c_str(), sizeof a.sun_path - 1);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(::listen(fd_, 1), 0);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~FakeQmp() {
+    thread_.join();
+    ::close(fd_);
+  }
+  std::vector<std::string> received;
+
+ private:
+  void send(int c, const std::string& s) { (void)::write(c, s.data(), s.size()); }
+  void serve() {
+    int c = ::accept(fd_, nullptr, nullptr);
+    send(c, R"({"QMP": {"version": {"qemu": {"major": 7}}, "capabilities": []}})"
+            "\n");
+    std::string buf;
+    char tmp[256];
+    while (true) {
+      ssize_t n = ::read(c, tmp, sizeof tmp);
+      if (n <= 0) break;
+      buf.append(tmp, static_cast<size_t>(n));
+      size_t nl;
+      while ((nl = buf.find('\n')) != std::string::npos) {
+        std::string line = buf.substr(0, nl);
+        buf.erase(0, nl + 1);
+        received.push_back(line);
+        if (line.find("qmp_capabilities") != std::string::npos) {
+          send(c, "{\"return\": {}}\n");
+        } else if (line.find("system_powerdown") != std::string::npos) {
+          // An event arrives before the answer; the client must skip it.
+          send(c, R"({"event": "POWERDOWN", "timestamp": {"seconds": 1, "microseconds": 2}})"
+                  "\n");
+          send(c, "{\"return\": {}}\n");
+        } else {
+          send(
+              c,
+              R"({"error": {"class": "CommandNotFound", "desc": "The command nope has not been found"}})"
+              "\n");
+        }
+      }
+    }
+    ::close(c);
+  }
+  std::string path_;
+  int fd_ = -1;
+  std::thread thread_;
+};
+
+TEST(Qmp, NegotiatesSkipsEventsAndMapsErrors) {
+  plfm::testing::TempDir dir("qmp");
+  std::string sock = dir.file("qmp.sock");
+  {
+    FakeQmp fake(sock);
+    auto qmp = Qmp::connect(sock, std::chrono::seconds(2));
+    ASSERT_TRUE(qmp) << qmp.error().toString();
+    auto r = qmp->execute("system_powerdown");
+    ASSERT_TRUE(r) << r.error().toString();
+    EXPECT_TRUE(r->is_object());
+    auto bad = qmp->execute("nope");
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().code(), "qmp.CommandNotFound");
+    EXPECT_NE(bad.error().message().find("has not been found"), std::string::npos);
+  }
+}
+
+TEST(Detached, TheProcessOutlivesItsParentAndIsNotOurChild) {
+  plfm::testing::TempDir dir("det");
+  DetachedOptions o;
+  o.log_path = dir.file("out.log");
+  auto pid = spawnDetached({"/bin/sh", "-c", "echo started; exec sleep 30"}, o);
+  ASSERT_TRUE(pid) << pid.error().toString();
+  EXPECT_TRUE(processMatches(*pid, 0));
+  // Reparented: its parent is not us.
+  std::string stat = readFile("/proc/" + std::to_string(*pid) + "/stat").value_or("");
+  auto close = stat.rfind(')');
+  int ppid = std::atoi(stat.c_str() + close + 4);
+  EXPECT_NE(ppid, ::getpid());
+  VmHandle h;
+  h.pid = *pid;
+  h.pid_start = processStartTime(*pid);
+  QemuRuntime rt({});
+  ASSERT_TRUE(rt.MicroVmRuntime::kill(h));
+  EXPECT_FALSE(processMatches(*pid, h.pid_start));
+}
+
+TEST(Detached, AMissingProgramFailsSynchronously) {
+  auto pid = spawnDetached({"/nonexistent/vmm"});
+  ASSERT_FALSE(pid);
+  EXPECT_NE(pid.error().message().find("/nonexistent/vmm"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace plfm::runtime
