@@ -1,6 +1,7 @@
 # plfm-vt front door. See README.md and docs/engineering/dev-environment.md.
 #
 #   make deps    install the Debian packages the project needs (idempotent)
+#   make kernel  fetch the guest kernel (vmlinux + virtio modules) into the cache
 #   make build   configure and build everything into build/
 #   make test    deps + build + every ctest label (unit, integration, e2e)
 #   make check   clang-format (dry run) and clang-tidy; must be clean
@@ -17,12 +18,15 @@ export CCACHE_DIR ?= $(HOME)/.cache/plfm-ccache
 export CCACHE_BASEDIR ?= $(CURDIR)
 export CCACHE_NOHASHDIR ?= 1
 
-.PHONY: all deps configure build test test-unit test-integration test-e2e check format asan fuzz clean
+.PHONY: all deps kernel configure build test test-unit test-integration test-e2e check format asan fuzz clean
 
 all: build
 
 deps:
 	@scripts/install-deps
+
+kernel:
+	@scripts/fetch-kernel
 
 $(BUILD_DIR)/build.ninja:
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DPLFM_WERROR=ON $(CMAKE_FLAGS)

@@ -1,0 +1,333 @@
+#include "boot.h"
+
+#include <poll.h>
+#include <sys/reboot.h>
+#include <sys/signalfd.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <optional>
+#include <vector>
+
+#include "channel.h"
+#include "netlink.h"
+#include "plan.h"
+#include "plfm/guest_proto/guest_proto.h"
+#include "plfm/secrets/format.h"
+#include "sys.h"
+#include "workload.h"
+
+namespace plfm::init {
+
+namespace gp = guest_proto;
+
+namespace {
+
+constexpr int kHelloIntervalMs = 500;
+constexpr int kProbeIntervalMs = 100;
+constexpr int kChannelOpenTimeoutMs = 10'000;
+constexpr int kFinalDrainMs = 2'000;
+// After the workload exits, how long to keep reading output that is still
+// in its pipes (grandchildren may hold them open forever).
+constexpr int kOutputDrainMs = 200;
+
+// Signals PID 1 takes through a signalfd. SIGINT is ctrl-alt-del (reboot(2)
+// with CAD disabled), which Firecracker's SendCtrlAltDel produces: a graceful
+// shutdown. The others are forwarded to the workload.
+sigset_t handledSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : {SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGPWR}) {
+    sigaddset(&set, s);
+  }
+  return set;
+}
+
+class Init {
+ public:
+  Init(Channel channel, int signal_fd) : channel_(std::move(channel)), signal_fd_(signal_fd) {}
+
+  // HELLO until CONFIG (host-channel.md §Handshake).
+  gp::Config awaitConfig() {
+    utsname uts{};
+    ::uname(&uts);
+    gp::Hello hello{gp::kProtocolVersion, std::string(kInitVersion), uts.release, bootNs()};
+    auto hello_frame = gp::encode(hello);
+    uint64_t next_hello = 0;
+    while (!config_) {
+      const uint64_t now = monotonicMs();
+      if (now >= next_hello) {
+        // Only when the last one went out: a host that is not connected
+        // yet gets one HELLO when it arrives, not a backlog.
+        if (channel_.idle() && hello_frame) channel_.send(*hello_frame);
+        next_hello = now + kHelloIntervalMs;
+      }
+      step(static_cast<int>(next_hello - now));
+    }
+    return std::move(*config_);
+  }
+
+  // Everything between CONFIG and READY; a failure ends the VM.
+  void prepare(const gp::Config& config) {
+    auto ok = [&](Result<void> r, const char* what) {
+      if (!r) fatal(std::string(what) + ": " + r.error(), 1);
+    };
+    ok(runMounts(rootMountPlan(config)), "mount rootfs");
+    ok(switchRoot(std::string(kNewRoot)), "switch root");
+    ok(runMounts(lateMounts()), "mount /dev/pts, /dev/shm");
+    ok(configureNetwork(config.network), "network");
+    if (!config.hostname.empty()) ok(setHostname(config.hostname), "hostname");
+    ok(mkdirs("/etc"), "mkdir /etc");
+    ok(writeFileAtomic("/etc/hosts", hostsFile(config), 0644, 0, 0), "/etc/hosts");
+    if (!config.hostname.empty()) {
+      ok(writeFileAtomic("/etc/hostname", config.hostname + "\n", 0644, 0, 0), "/etc/hostname");
+    }
+    std::optional<secrets::SecretMap> secret_map;
+    if (config.secrets_file) {
+      auto decoded = secrets::decode(*config.secrets_file);
+      if (!decoded) fatal("secrets file: " + decoded.error().toString(), 1);
+      secret_map = std::move(*decoded);
+      ok(writeSecretsFile(*config.secrets_file, config.uid, config.gid), "secrets file");
+    }
+    env_ = workloadEnv(config, secret_map ? &*secret_map : nullptr);
+    if (secret_map) secrets::wipe(*secret_map);
+  }
+
+  void start(const gp::Config& config) {
+    grace_ms_ = config.shutdown_grace_ms;
+    auto spawned = spawnWorkload(config, env_);
+    for (std::string& e : env_) std::fill(e.begin(), e.end(), '\0');
+    env_.clear();
+    if (!spawned) fatal(spawned.error().message, spawned.error().exit_code);
+    workload_ = *spawned;
+    logLine("workload started, pid " + std::to_string(workload_.pid));
+    channel_.send(gp::encode(gp::Ready{static_cast<uint32_t>(workload_.pid), bootNs()}));
+  }
+
+  // Until the workload is gone; then EXIT and power off.
+  [[noreturn]] void supervise() {
+    while (!exit_) {
+      int timeout = -1;
+      if (kill_at_ != 0) {
+        const uint64_t now = monotonicMs();
+        if (now >= kill_at_) {
+          logLine("shutdown grace over; killing the workload");
+          ::kill(-1, SIGKILL);
+          kill_at_ = 0;
+        } else {
+          timeout = static_cast<int>(kill_at_ - now);
+        }
+      }
+      step(timeout);
+    }
+    // Output still buffered in the pipes belongs before EXIT.
+    const uint64_t until = monotonicMs() + kOutputDrainMs;
+    while ((workload_.stdout_fd >= 0 || workload_.stderr_fd >= 0) && monotonicMs() < until) {
+      step(static_cast<int>(until - monotonicMs()));
+    }
+    logLine("workload exited: " +
+            std::string(exit_->kind == gp::ExitKind::kExited ? "code " : "signal ") +
+            std::to_string(exit_->code));
+    channel_.send(gp::encode(*exit_));
+    finish();
+  }
+
+  // ERROR + EXIT + power off.
+  [[noreturn]] void fatal(const std::string& message, int code) {
+    logLine("fatal: " + message);
+    auto frame = gp::encode(gp::BootError{message});
+    if (frame) channel_.send(*frame);
+    channel_.send(gp::encode(gp::Exit{gp::ExitKind::kExited, code}));
+    finish();
+  }
+
+ private:
+  [[noreturn]] void finish() {
+    channel_.drain(kFinalDrainMs);
+    if (channel_.droppedBytes() > 0) {
+      logLine("dropped " + std::to_string(channel_.droppedBytes()) + " log bytes");
+    }
+    powerOff();
+  }
+
+  // One poll round over the channel, the workload's pipes and signals.
+  void step(int timeout_ms) {
+    pollfd fds[4];
+    nfds_t n = 0;
+    fds[n++] = pollfd{signal_fd_, POLLIN, 0};
+    const int chan = channel_.pollFd();
+    int chan_index = -1;
+    if (chan >= 0) {
+      chan_index = static_cast<int>(n);
+      fds[n++] = pollfd{chan, channel_.pollEvents(), 0};
+    } else if (timeout_ms < 0 || timeout_ms > kProbeIntervalMs) {
+      timeout_ms = kProbeIntervalMs;  // virtio-serial without a host: probe
+    }
+    int out_index = -1;
+    int err_index = -1;
+    if (workload_.stdout_fd >= 0) {
+      out_index = static_cast<int>(n);
+      fds[n++] = pollfd{workload_.stdout_fd, POLLIN, 0};
+    }
+    if (workload_.stderr_fd >= 0) {
+      err_index = static_cast<int>(n);
+      fds[n++] = pollfd{workload_.stderr_fd, POLLIN, 0};
+    }
+    const int rc = ::poll(fds, n, timeout_ms);
+    if (rc < 0 && errno != EINTR) logLine(errnoText("poll", errno));
+    if (chan < 0) channel_.probe();
+    if (rc <= 0) return;
+    if (fds[0].revents != 0) onSignals();
+    if (out_index >= 0 && fds[out_index].revents != 0) {
+      forward(workload_.stdout_fd, gp::LogSource::kStdout);
+    }
+    if (err_index >= 0 && fds[err_index].revents != 0) {
+      forward(workload_.stderr_fd, gp::LogSource::kStderr);
+    }
+    if (chan_index >= 0 && fds[chan_index].revents != 0) {
+      std::vector<gp::Frame> frames;
+      auto r = channel_.onEvents(fds[chan_index].revents, frames);
+      for (const gp::Frame& f : frames) onFrame(f);
+      if (!r) {
+        // Framing is lost and cannot come back: stop the workload as if
+        // told to (the host sees the VM go away).
+        logLine(r.error());
+        beginShutdown(0);
+      }
+    }
+  }
+
+  void forward(int& fd, gp::LogSource source) {
+    std::string buf(gp::kMaxLogDataBytes, '\0');
+    for (int reads = 0; reads < 16; ++reads) {
+      const ssize_t n = ::read(fd, buf.data(), buf.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) return;
+      if (n <= 0) {
+        ::close(fd);
+        fd = -1;
+        return;
+      }
+      auto frame = gp::encode(gp::Log{source, realtimeNs(), buf.substr(0, static_cast<size_t>(n))});
+      if (frame) channel_.send(std::move(*frame), /*droppable=*/true);
+    }
+  }
+
+  void onSignals() {
+    signalfd_siginfo info{};
+    while (::read(signal_fd_, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+      const int sig = static_cast<int>(info.ssi_signo);
+      if (sig == SIGCHLD) {
+        reap();
+      } else if (sig == SIGINT || sig == SIGPWR) {
+        logLine("ctrl-alt-del or power signal: shutting down");
+        beginShutdown(0);
+      } else if (workload_.pid > 0 && !exit_) {
+        ::kill(workload_.pid, sig);
+      }
+    }
+  }
+
+  void reap() {
+    while (true) {
+      int status = 0;
+      const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+      if (pid <= 0) return;
+      if (pid == workload_.pid) exit_ = exitFromWaitStatus(status);
+    }
+  }
+
+  void onFrame(const gp::Frame& f) {
+    switch (f.type) {
+      case gp::FrameType::kConfig: {
+        if (config_ || workload_.pid > 0) {
+          logLine("ignoring a second CONFIG");
+          return;
+        }
+        auto config = gp::decodeConfig(f.payload);
+        if (!config) fatal("CONFIG: " + config.error().toString(), 1);
+        config_ = std::move(*config);
+        return;
+      }
+      case gp::FrameType::kShutdown: {
+        auto s = gp::decodeShutdown(f.payload);
+        beginShutdown(s ? s->grace_ms : 0);
+        return;
+      }
+      case gp::FrameType::kPing: {
+        auto p = gp::decodePing(f.payload);
+        if (p) channel_.send(gp::encodePong(*p));
+        return;
+      }
+      default:
+        logLine("ignoring a " + gp::frameTypeName(f.type) + " frame");
+    }
+  }
+
+  void beginShutdown(uint32_t grace_ms) {
+    if (workload_.pid <= 0) {
+      // Before the workload exists there is nothing to be graceful to.
+      logLine("shutdown before the workload started");
+      channel_.send(gp::encode(gp::Exit{gp::ExitKind::kSignaled, SIGTERM}));
+      finish();
+    }
+    if (shutting_down_ || exit_) return;
+    shutting_down_ = true;
+    const uint32_t grace = grace_ms != 0 ? grace_ms : grace_ms_;
+    logLine("shutdown: SIGTERM, grace " + std::to_string(grace) + " ms");
+    ::kill(workload_.pid, SIGTERM);
+    kill_at_ = monotonicMs() + grace;
+  }
+
+  Channel channel_;
+  int signal_fd_;
+  std::optional<gp::Config> config_;
+  std::vector<std::string> env_;
+  Workload workload_;
+  std::optional<gp::Exit> exit_;
+  bool shutting_down_ = false;
+  uint32_t grace_ms_ = gp::kDefaultShutdownGraceMs;
+  uint64_t kill_at_ = 0;
+};
+
+// Before the channel exists, a failure can only go to the console.
+[[noreturn]] void earlyFatal(const std::string& message) {
+  logLine("fatal: " + message);
+  powerOff();
+}
+
+}  // namespace
+
+void runInit() {
+  // Ctrl-alt-del becomes SIGINT to PID 1 instead of an immediate reboot.
+  ::reboot(RB_DISABLE_CAD);
+  const sigset_t handled = handledSignals();
+  ::sigprocmask(SIG_BLOCK, &handled, nullptr);
+  const int signal_fd = ::signalfd(-1, &handled, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (signal_fd < 0) earlyFatal(errnoText("signalfd", errno));
+
+  auto order = readFile(std::string(kModulesOrderFile));
+  if (order) {
+    auto files = parseModuleOrder(*order);
+    if (!files) earlyFatal(files.error());
+    auto loaded = loadModules(std::string(kModulesDir), *files);
+    if (!loaded) earlyFatal(loaded.error());
+  }
+  auto mounted = runMounts(earlyMounts());
+  if (!mounted) earlyFatal(mounted.error());
+
+  auto channel = Channel::open(kChannelOpenTimeoutMs);
+  if (!channel) earlyFatal(channel.error());
+  Init init(std::move(*channel), signal_fd);
+  const gp::Config config = init.awaitConfig();
+  logLine("CONFIG received" +
+          (config.instance_id.empty() ? std::string() : " for " + config.instance_id));
+  init.prepare(config);
+  init.start(config);
+  init.supervise();
+}
+
+}  // namespace plfm::init

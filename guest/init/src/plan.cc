@@ -1,0 +1,171 @@
+#include "plan.h"
+
+#include <sys/mount.h>
+#include <sys/wait.h>
+
+#include <cerrno>
+#include <map>
+
+namespace plfm::init {
+
+namespace gp = guest_proto;
+
+Result<std::vector<std::string>> parseModuleOrder(std::string_view text) {
+  std::vector<std::string> out;
+  size_t line_no = 0;
+  while (!text.empty()) {
+    const size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    ++line_no;
+    while (!line.empty() && (line.back() == ' ' || line.back() == '\r')) line.remove_suffix(1);
+    while (!line.empty() && line.front() == ' ') line.remove_prefix(1);
+    if (line.empty() || line.front() == '#') continue;
+    if (line.find('/') != std::string_view::npos || line.size() < 4 ||
+        line.substr(line.size() - 3) != ".ko") {
+      return fail("modules.order line " + std::to_string(line_no) + ": not a .ko file name");
+    }
+    out.emplace_back(line);
+  }
+  return out;
+}
+
+namespace {
+MountStep mountStep(std::string source, std::string target, std::string fstype,
+                    unsigned long flags,  // NOLINT(google-runtime-int)
+                    std::string data = {}) {
+  MountStep s;
+  s.source = std::move(source);
+  s.target = std::move(target);
+  s.fstype = std::move(fstype);
+  s.flags = flags;
+  s.data = std::move(data);
+  return s;
+}
+
+MountStep moveStep(std::string source, std::string target) {
+  MountStep s;
+  s.kind = MountStep::Kind::kMove;
+  s.source = std::move(source);
+  s.target = std::move(target);
+  s.flags = MS_MOVE;
+  return s;
+}
+}  // namespace
+
+std::vector<MountStep> earlyMounts() {
+  constexpr auto kNoSuid = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+  return {
+      mountStep("proc", "/proc", "proc", kNoSuid),
+      mountStep("sysfs", "/sys", "sysfs", kNoSuid),
+      mountStep("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755"),
+      // /run holds the secrets file: tmpfs, so it never touches a disk.
+      mountStep("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"),
+      mountStep("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"),
+  };
+}
+
+std::vector<MountStep> rootMountPlan(const gp::Config& config) {
+  const std::string rootfs(kRootfsMount);
+  const std::string scratch(kScratchMount);
+  const std::string upper = scratch + "/upper";
+  const std::string work = scratch + "/work";
+  std::vector<MountStep> plan;
+  plan.push_back(mountStep(config.rootfs_device, rootfs, "ext4", MS_RDONLY));
+  MountStep scratch_step = mountStep(config.scratch_device, scratch, "ext4", MS_NOATIME);
+  scratch_step.mkdirs = {upper, work};
+  plan.push_back(std::move(scratch_step));
+  plan.push_back(mountStep("overlay", std::string(kNewRoot), "overlay", 0,
+                           "lowerdir=" + rootfs + ",upperdir=" + upper + ",workdir=" + work));
+  for (const MountStep& early : earlyMounts()) {
+    plan.push_back(moveStep(early.target, std::string(kNewRoot) + early.target));
+  }
+  return plan;
+}
+
+std::vector<MountStep> lateMounts() {
+  return {
+      mountStep("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                "newinstance,ptmxmode=0666,mode=0620"),
+      mountStep("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"),
+  };
+}
+
+std::vector<std::string> workloadEnv(const gp::Config& config, const secrets::SecretMap* secrets) {
+  // Keyed by name, keeping CONFIG's order for the names it has.
+  std::vector<std::string> out;
+  std::map<std::string, size_t> index;
+  auto set = [&](std::string_view key, std::string_view value) {
+    std::string entry(key);
+    entry += '=';
+    entry += value;
+    auto it = index.find(std::string(key));
+    if (it != index.end()) {
+      out[it->second] = std::move(entry);
+    } else {
+      index.emplace(std::string(key), out.size());
+      out.push_back(std::move(entry));
+    }
+  };
+  for (const std::string& e : config.env) {
+    const size_t eq = e.find('=');
+    set(std::string_view(e).substr(0, eq), std::string_view(e).substr(eq + 1));
+  }
+  if (secrets != nullptr && config.secrets_as_env) {
+    for (const auto& [key, value] : *secrets) {
+      if (value.find('\0') == std::string::npos) set(key, value);
+    }
+  }
+  if (index.count("PATH") == 0) set("PATH", kDefaultPath);
+  if (index.count("HOSTNAME") == 0 && !config.hostname.empty()) set("HOSTNAME", config.hostname);
+  return out;
+}
+
+std::string pathOf(const std::vector<std::string>& env) {
+  for (const std::string& e : env) {
+    if (e.rfind("PATH=", 0) == 0) return e.substr(5);
+  }
+  return std::string(kDefaultPath);
+}
+
+Result<std::string> resolveProgram(std::string_view program, std::string_view path,
+                                   const std::function<bool(const std::string&)>& executable) {
+  if (program.empty()) return fail("empty program name");
+  if (program.find('/') != std::string_view::npos) return std::string(program);
+  while (true) {
+    const size_t colon = path.find(':');
+    std::string dir(path.substr(0, colon));
+    if (dir.empty()) dir = ".";  // POSIX: an empty PATH entry is the cwd
+    std::string candidate = dir + "/" + std::string(program);
+    if (executable(candidate)) return candidate;
+    if (colon == std::string_view::npos) break;
+    path.remove_prefix(colon + 1);
+  }
+  return fail(std::string(program) + ": not found in PATH");
+}
+
+std::string hostsFile(const gp::Config& config) {
+  std::string out =
+      "127.0.0.1\tlocalhost\n"
+      "::1\tlocalhost ip6-localhost ip6-loopback\n";
+  if (!config.hostname.empty()) {
+    if (config.network) {
+      out += gp::formatIpv6(config.network->ipv6_address) + "\t" + config.hostname + "\n";
+      if (config.network->ipv4) {
+        out += gp::formatIpv4(config.network->ipv4->address) + "\t" + config.hostname + "\n";
+      }
+    } else {
+      out += "127.0.1.1\t" + config.hostname + "\n";
+    }
+  }
+  return out;
+}
+
+gp::Exit exitFromWaitStatus(int status) {
+  if (WIFSIGNALED(status)) return gp::Exit{gp::ExitKind::kSignaled, WTERMSIG(status)};
+  return gp::Exit{gp::ExitKind::kExited, WEXITSTATUS(status)};
+}
+
+int execFailureCode(int err) { return err == ENOENT || err == ENOTDIR ? 127 : 126; }
+
+}  // namespace plfm::init

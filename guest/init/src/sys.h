@@ -1,0 +1,55 @@
+// The syscall layer of vt-init: small wrappers that turn errno into messages.
+// No decisions here; plan.h decides.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "plan.h"
+
+namespace plfm::init {
+
+// "vt-init: message\n" on the console (fd 2). Never pass secret material.
+void logLine(std::string_view message);
+
+[[nodiscard]] std::string errnoText(std::string_view what, int err);
+
+[[nodiscard]] Result<std::string> readFile(const std::string& path);
+[[nodiscard]] Result<void> mkdirs(const std::string& path, mode_t mode = 0755);
+// Writes to PATH.tmp (mode, owner), fsyncs and renames over PATH.
+[[nodiscard]] Result<void> writeFileAtomic(const std::string& path, std::string_view content,
+                                           mode_t mode, uid_t uid, gid_t gid);
+
+// finit_module(2) for each file of `dir`, in order; an already loaded module
+// (EEXIST) is fine.
+[[nodiscard]] Result<void> loadModules(const std::string& dir,
+                                       const std::vector<std::string>& files);
+
+[[nodiscard]] Result<void> runMounts(const std::vector<MountStep>& steps);
+
+// Moves `new_root` over / and chroots into it (the initramfs is rootfs,
+// which pivot_root cannot leave, so this is what switch_root does).
+[[nodiscard]] Result<void> switchRoot(const std::string& new_root);
+
+// Waits up to `timeout_ms` for `path` to exist (devtmpfs nodes appear as
+// drivers probe).
+[[nodiscard]] bool waitForPath(const std::string& path, int timeout_ms);
+
+[[nodiscard]] Result<void> setHostname(const std::string& name);
+
+// Writes the secrets file to secrets::kGuestPath (tmpfs), mode 0400 in a
+// 0500 directory, both owned by the workload user (secrets-file-format.md).
+[[nodiscard]] Result<void> writeSecretsFile(std::string_view content, uid_t uid, gid_t gid);
+
+// CLOCK_BOOTTIME and CLOCK_REALTIME in ns.
+[[nodiscard]] uint64_t bootNs();
+[[nodiscard]] uint64_t realtimeNs();
+[[nodiscard]] uint64_t monotonicMs();
+
+// Kills everything left, syncs and powers the VM off. Never returns.
+[[noreturn]] void powerOff();
+
+}  // namespace plfm::init

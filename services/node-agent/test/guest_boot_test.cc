@@ -1,0 +1,278 @@
+// Boots real microVMs (QEMU microvm under TCG, DESIGN §7) with vt-init as
+// PID 1 and speaks the host channel from the host side: HELLO -> CONFIG ->
+// READY -> LOG -> EXIT, a graceful SHUTDOWN, and a workload that cannot be
+// exec'd. Each boot costs about 2 s; keep the cases few.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+
+#include "plfm/core/process.h"
+#include "plfm/guest_proto/guest_proto.h"
+#include "plfm/testing/temp_dir.h"
+#include "runtime/initramfs.h"
+#include "support/microvm.h"
+
+namespace plfm::microvm::testing {
+namespace {
+
+namespace gp = guest_proto;
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+constexpr milliseconds kBootTimeout{30'000};
+
+struct Shared {
+  plfm::testing::TempDir dir{"vmboot"};
+  Kernel kernel;
+  std::string initramfs;
+  std::string rootfs;
+  std::string skip_reason;
+};
+
+Shared* g_shared = nullptr;
+
+class GuestBootTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    g_shared = new Shared();
+    auto kernel = fetchKernel();
+    if (!kernel) {
+      if (kernel.error().is(errc::kUnavailable)) {
+        g_shared->skip_reason = kernel.error().toString();
+        return;
+      }
+      g_shared->skip_reason = "FAIL " + kernel.error().toString();
+      return;
+    }
+    g_shared->kernel = *kernel;
+    auto initramfs = runtime::buildInitramfs(
+        runtime::InitramfsInputs{PLFM_VT_INIT_BIN, kernel->modules_dir, kernel->modules_order},
+        g_shared->dir.file("initramfs"));
+    if (!initramfs) {
+      g_shared->skip_reason = "FAIL initramfs: " + initramfs.error().toString();
+      return;
+    }
+    g_shared->initramfs = *initramfs;
+    // The image: a static test binary and a world-writable workdir.
+    const std::string tree = g_shared->dir.file("tree");
+    for (const char* d : {"", "/bin", "/srv", "/etc"}) ::mkdir((tree + d).c_str(), 0755);
+    ::chmod((tree + "/srv").c_str(), 0777);
+    auto bin = readFile(PLFM_GUEST_TESTAPP_BIN);
+    if (!bin || !writeFileAtomic(tree + "/bin/guest_testapp", *bin, 0755)) {
+      g_shared->skip_reason = "FAIL copying guest_testapp";
+      return;
+    }
+    g_shared->rootfs = g_shared->dir.file("rootfs.ext4");
+    auto made = makeExt4(g_shared->rootfs, tree, 16);
+    if (!made) g_shared->skip_reason = "FAIL rootfs: " + made.error().toString();
+  }
+  static void TearDownTestSuite() {
+    delete g_shared;
+    g_shared = nullptr;
+  }
+
+  void SetUp() override {
+    if (g_shared->skip_reason.rfind("FAIL", 0) == 0) FAIL() << g_shared->skip_reason;
+    if (!g_shared->skip_reason.empty()) GTEST_SKIP() << g_shared->skip_reason;
+  }
+
+  // Boots one VM with a fresh scratch drive.
+  BootedVm boot(const std::string& name, bool with_nic = false) {
+    QemuOptions o;
+    o.kernel = g_shared->kernel.vmlinux;
+    o.initrd = g_shared->initramfs;
+    o.rootfs = g_shared->rootfs;
+    o.scratch = g_shared->dir.file(name + ".scratch");
+    o.channel_socket = g_shared->dir.file(name + ".sock");
+    o.console_log = g_shared->dir.file(name + ".console");
+    o.with_nic = with_nic;
+    console_ = o.console_log;
+    auto scratch = makeScratch(o.scratch, 32);
+    EXPECT_TRUE(scratch.has_value()) << scratch.error().toString();
+    auto vm = bootQemu(o);
+    EXPECT_TRUE(vm.has_value()) << vm.error().toString();
+    if (!vm) return {};
+    return std::move(*vm);
+  }
+
+  gp::Frame expectFrame(BootedVm& vm, gp::FrameType type) {
+    auto frame = vm.channel.next(kBootTimeout);
+    if (!frame) {
+      ADD_FAILURE() << "waiting for " << gp::frameTypeName(type) << ": " << frame.error().toString()
+                    << "\nconsole:\n"
+                    << tailFile(console_, 30);
+      return {};
+    }
+    EXPECT_EQ(frame->type, type) << gp::frameTypeName(frame->type) << "\nconsole:\n"
+                                 << tailFile(console_, 30);
+    return *frame;
+  }
+
+  // HELLO (any repeats of it) then CONFIG; returns ms from spawn to HELLO.
+  double handshake(BootedVm& vm, const gp::Config& config) {
+    const gp::Frame hello = expectFrame(vm, gp::FrameType::kHello);
+    const double hello_ms = msSince(vm.spawned_at);
+    auto decoded = gp::decodeHello(hello.payload);
+    EXPECT_TRUE(decoded.has_value());
+    if (decoded) {
+      EXPECT_EQ(decoded->protocol_version, gp::kProtocolVersion);
+      EXPECT_EQ(decoded->kernel_release,
+                g_shared->kernel.release_dir.substr(g_shared->kernel.release_dir.rfind('/') + 1));
+    }
+    auto bytes = gp::encode(config);
+    EXPECT_TRUE(bytes.has_value());
+    EXPECT_TRUE(vm.channel.send(*bytes).has_value());
+    return hello_ms;
+  }
+
+  // Frames until EXIT (HELLO repeats skipped), the LOG output by source.
+  struct Run {
+    std::string out;
+    std::string err;
+    std::vector<std::string> errors;
+    std::optional<gp::Exit> exit;
+  };
+  Run untilExit(BootedVm& vm, bool* saw_ready = nullptr, const std::string& stop_at = "") {
+    Run run;
+    while (true) {
+      auto frame = vm.channel.next(kBootTimeout);
+      if (!frame) {
+        ADD_FAILURE() << frame.error().toString() << "\nconsole:\n" << tailFile(console_, 30);
+        return run;
+      }
+      switch (frame->type) {
+        case gp::FrameType::kReady:
+          if (saw_ready != nullptr) *saw_ready = true;
+          ready_ms_ = msSince(vm.spawned_at);
+          break;
+        case gp::FrameType::kLog: {
+          auto log = gp::decodeLog(frame->payload);
+          EXPECT_TRUE(log.has_value());
+          EXPECT_GT(log->timestamp_ns, 0u);
+          (log->source == gp::LogSource::kStdout ? run.out : run.err) += log->data;
+          if (!stop_at.empty() && run.out.find(stop_at) != std::string::npos) return run;
+          break;
+        }
+        case gp::FrameType::kError:
+          run.errors.push_back(gp::decodeBootError(frame->payload)->message);
+          break;
+        case gp::FrameType::kExit:
+          run.exit = *gp::decodeExit(frame->payload);
+          return run;
+        case gp::FrameType::kHello:
+          break;
+        default:
+          run.errors.push_back("unexpected " + gp::frameTypeName(frame->type));
+      }
+    }
+  }
+
+  static void expectPowerOff(BootedVm& vm) {
+    auto status = vm.qemu.waitFor(milliseconds(15'000));
+    ASSERT_TRUE(status.has_value()) << "qemu still running after EXIT";
+    EXPECT_EQ(exitCodeOf(*status), 0) << describeWaitStatus(*status);
+  }
+
+  static double msSince(steady_clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(steady_clock::now() - t).count();
+  }
+
+  std::string console_;
+  double ready_ms_ = 0;
+};
+
+TEST_F(GuestBootTest, HandshakeLogsAndExitCode) {
+  BootedVm vm = boot("hello");
+  ASSERT_TRUE(vm.qemu.valid());
+  gp::Config config;
+  config.instance_id = "inst_hello";
+  config.argv = {"/bin/guest_testapp", "hello", "3"};
+  const double hello_ms = handshake(vm, config);
+  bool ready = false;
+  const Run run = untilExit(vm, &ready);
+  EXPECT_TRUE(ready);
+  EXPECT_TRUE(run.errors.empty()) << run.errors.front();
+  EXPECT_EQ(run.out, "hello from the guest\n");
+  EXPECT_EQ(run.err, "a line on stderr\n");
+  ASSERT_TRUE(run.exit.has_value());
+  EXPECT_EQ(*run.exit, (gp::Exit{gp::ExitKind::kExited, 3}));
+  const double exit_ms = msSince(vm.spawned_at);
+  expectPowerOff(vm);
+  std::printf(
+      "boot timings: spawn->HELLO %.0f ms, ->READY %.0f ms, ->EXIT %.0f ms, ->qemu gone %.0f ms\n",
+      hello_ms, ready_ms_, exit_ms, msSince(vm.spawned_at));
+}
+
+TEST_F(GuestBootTest, SetsUpUserWorkdirHostnameNetworkAndSecrets) {
+  BootedVm vm = boot("inspect", /*with_nic=*/true);
+  ASSERT_TRUE(vm.qemu.valid());
+  gp::Config config;
+  config.argv = {"guest_testapp", "inspect"};  // found through PATH
+  config.env = {"APP_MODE=test", "PATH=/usr/bin:/bin"};
+  config.workdir = "/srv";
+  config.uid = 1000;
+  config.gid = 1000;
+  config.groups = {27};
+  config.hostname = "web-1";
+  gp::NetworkConfig net;
+  net.ipv6_address = *gp::parseIpv6("2001:db8::5");
+  net.mtu = 1400;
+  config.network = net;
+  config.secrets_file = std::string("# plfm-secrets v1\nTOKEN=\"s3cret\"\n");
+  config.secrets_as_env = true;
+  handshake(vm, config);
+  const Run run = untilExit(vm);
+  EXPECT_TRUE(run.errors.empty()) << run.errors.front();
+  ASSERT_TRUE(run.exit.has_value());
+  EXPECT_EQ(run.exit->code, 0) << run.err;
+  for (const char* want : {"uid=1000 gid=1000 groups=1:27\n", "cwd=/srv\n", "hostname=web-1\n",
+                           "env APP_MODE=test\n", "env TOKEN=s3cret\n", "env HOSTNAME=web-1\n",
+                           "secrets mode=400 owner=1000\n", "secrets content=ok\n",
+                           "rootfs writable=yes\n", "2001:db8::5\tweb-1\n", "overlay root=yes\n"}) {
+    EXPECT_NE(run.out.find(want), std::string::npos) << "missing: " << want << "\nin:\n" << run.out;
+  }
+  expectPowerOff(vm);
+}
+
+TEST_F(GuestBootTest, ShutdownIsGraceful) {
+  BootedVm vm = boot("shutdown");
+  ASSERT_TRUE(vm.qemu.valid());
+  gp::Config config;
+  config.argv = {"/bin/guest_testapp", "sleep"};
+  handshake(vm, config);
+  bool ready = false;
+  Run started = untilExit(vm, &ready, "sleeping\n");
+  ASSERT_TRUE(ready);
+  ASSERT_FALSE(started.exit.has_value());
+  ASSERT_TRUE(vm.channel.send(gp::encodePing(gp::Ping{77})).has_value());
+  const gp::Frame pong = expectFrame(vm, gp::FrameType::kPong);
+  EXPECT_EQ(gp::decodePing(pong.payload)->nonce, 77u);
+  const auto asked = steady_clock::now();
+  ASSERT_TRUE(vm.channel.send(gp::encode(gp::Shutdown{5000})).has_value());
+  const Run stopped = untilExit(vm);
+  EXPECT_EQ(stopped.out, "got SIGTERM\n");
+  ASSERT_TRUE(stopped.exit.has_value());
+  EXPECT_EQ(*stopped.exit, (gp::Exit{gp::ExitKind::kExited, 0}));
+  EXPECT_LT(msSince(asked), 5000) << "the workload should not have needed the whole grace";
+  expectPowerOff(vm);
+}
+
+TEST_F(GuestBootTest, MissingProgramIsReported) {
+  BootedVm vm = boot("missing");
+  ASSERT_TRUE(vm.qemu.valid());
+  gp::Config config;
+  config.argv = {"/bin/does-not-exist"};
+  handshake(vm, config);
+  const Run run = untilExit(vm);
+  ASSERT_EQ(run.errors.size(), 1u);
+  EXPECT_NE(run.errors[0].find("/bin/does-not-exist"), std::string::npos) << run.errors[0];
+  ASSERT_TRUE(run.exit.has_value());
+  EXPECT_EQ(*run.exit, (gp::Exit{gp::ExitKind::kExited, 127}));
+  expectPowerOff(vm);
+}
+
+}  // namespace
+}  // namespace plfm::microvm::testing

@@ -1,0 +1,83 @@
+// The workload of the boot tests, built static and copied into a rootfs.
+//   guest_testapp hello CODE   prints to stdout and stderr, exits CODE
+//   guest_testapp sleep        waits for SIGTERM, says so, exits 0
+//   guest_testapp inspect      prints what vt-init set up (uid, cwd, env,
+//                              hostname, the secrets file, mounts)
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+
+namespace {
+volatile sig_atomic_t g_term = 0;
+void onTerm(int) { g_term = 1; }
+
+std::string slurp(const char* path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string mode = argc > 1 ? argv[1] : "hello";
+  if (mode == "hello") {
+    std::printf("hello from the guest\n");
+    std::fflush(stdout);
+    std::fprintf(stderr, "a line on stderr\n");
+    return argc > 2 ? std::atoi(argv[2]) : 0;
+  }
+  if (mode == "sleep") {
+    signal(SIGTERM, onTerm);
+    std::printf("sleeping\n");
+    std::fflush(stdout);
+    while (!g_term) pause();
+    std::printf("got SIGTERM\n");
+    std::fflush(stdout);
+    return 0;
+  }
+  if (mode == "inspect") {
+    char cwd[256] = {};
+    char host[256] = {};
+    if (getcwd(cwd, sizeof cwd) == nullptr) cwd[0] = '?';
+    gethostname(host, sizeof host);
+    gid_t groups[16];
+    const int ngroups = getgroups(16, groups);
+    std::cout << "uid=" << getuid() << " gid=" << getgid() << " groups=" << ngroups;
+    for (int i = 0; i < ngroups; ++i) std::cout << (i ? "," : ":") << groups[i];
+    std::cout << "\ncwd=" << cwd << "\nhostname=" << host << "\n";
+    for (const char* key : {"APP_MODE", "TOKEN", "PATH", "HOSTNAME"}) {
+      const char* v = std::getenv(key);
+      std::cout << "env " << key << "=" << (v ? v : "<unset>") << "\n";
+    }
+    struct stat st {};
+    if (stat("/run/secrets/platform.env", &st) == 0) {
+      std::cout << "secrets mode=" << std::oct << (st.st_mode & 0777) << std::dec
+                << " owner=" << st.st_uid << "\n";
+      std::cout << "secrets content="
+                << (slurp("/run/secrets/platform.env").find("TOKEN=") != std::string::npos ? "ok"
+                                                                                           : "bad")
+                << "\n";
+    } else {
+      std::cout << "secrets absent\n";
+    }
+    std::ofstream probe("/srv/written-by-guest");
+    std::cout << "rootfs writable=" << (probe ? "yes" : "no") << "\n";
+    std::cout << "hosts=" << slurp("/etc/hosts");
+    const std::string mounts = slurp("/proc/mounts");
+    std::cout << "overlay root="
+              << (mounts.find("overlay / overlay") != std::string::npos ? "yes" : "no") << "\n";
+    std::cout.flush();
+    return 0;
+  }
+  std::fprintf(stderr, "unknown mode %s\n", mode.c_str());
+  return 2;
+}
