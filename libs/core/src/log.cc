@@ -74,7 +74,9 @@ std::shared_ptr<spdlog::logger> makeLogger(const Options& o) {
   auto logger = std::make_shared<spdlog::logger>("plfm", std::make_shared<RedactingSink>(inner));
   logger->set_pattern("%v");
   logger->set_level(spdlog::level::trace);  // filtering happens in write()
-  logger->flush_on(spdlog::level::warn);
+  // Every record reaches the file at once: a daemon killed with SIGKILL must
+  // not take its last lines (the ones that explain the kill) with it.
+  logger->flush_on(spdlog::level::trace);
   return logger;
 }
 

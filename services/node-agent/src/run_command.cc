@@ -36,17 +36,6 @@ struct RunFlags {
   int boot_timeout = 90;
 };
 
-int64_t hostMemoryMb() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  int64_t kb = 0;
-  std::string unit;
-  while (in >> key >> kb >> unit) {
-    if (key == "MemTotal:") return kb / 1024;
-  }
-  return 1024;
-}
-
 std::string hostName() {
   char buf[256] = {};
   ::gethostname(buf, sizeof buf - 1);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "agent/instance_worker.h"
@@ -37,6 +38,17 @@ bool cmdlineMentions(pid_t pid, const std::string& dir) {
 }
 
 }  // namespace
+
+int64_t hostMemoryMb() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  int64_t kb = 0;
+  std::string unit;
+  while (in >> key >> kb >> unit) {
+    if (key == "MemTotal:") return kb / 1024;
+  }
+  return 1024;
+}
 
 Agent::Agent(AgentOptions options, std::unique_ptr<runtime::MicroVmRuntime> runtime)
     : options_(std::move(options)),

@@ -74,11 +74,15 @@ struct InstanceStatus {
   Phase phase = Phase::kAllocated;
   std::optional<int> exit_code;
   std::string reason;
+  std::string last_reported;  // the last status sent: "healthy", "exited", ...
   pid_t vmm_pid = -1;
   Timings timings;
 };
 
 class InstanceWorker;
+
+// MemTotal of this host in MiB.
+[[nodiscard]] int64_t hostMemoryMb();
 
 class Agent {
  public:

@@ -49,10 +49,11 @@ std::string pinnedRef(const std::string& ref, const std::string& digest) {
   return base + "@" + digest;
 }
 
-// A file of the image, read out of the ext4 with debugfs ("" when absent).
-std::string readFromExt4(const std::string& image, const std::string& path) {
-  std::string out_path = image + ".read-" + std::to_string(::getpid()) + "-" +
-                         std::to_string(std::hash<std::string>{}(path));
+// A file of the image, read out of the ext4 with debugfs ("" when absent);
+// `scratch_dir` is private to the caller (the instance's run dir).
+std::string readFromExt4(const std::string& image, const std::string& path,
+                         const std::string& scratch_dir) {
+  std::string out_path = scratch_dir + "/debugfs-cat.out";
   SpawnOptions opts;
   opts.stdout_path = out_path;
   opts.stderr_path = "/dev/null";
@@ -130,6 +131,7 @@ InstanceStatus InstanceWorker::status() const {
   s.phase = rec_.phase;
   s.exit_code = rec_.exit_code;
   s.reason = rec_.reason;
+  s.last_reported = rec_.last_reported;
   s.vmm_pid = rec_.vm ? rec_.vm->pid : -1;
   s.timings = rec_.timings;
   return s;
@@ -330,6 +332,16 @@ Result<void> InstanceWorker::prepare() {
                      (opts.kernel.empty() ? std::string("(not configured)") : opts.kernel) +
                      " (run scripts/fetch-kernel)");
   }
+  // Memory is a hard cap: a VM that cannot get its RAM must not start.
+  if (int64_t host = hostMemoryMb(); w.memory_mb > host) {
+    return Error(errc::kResourceExhausted, "the instance needs " + std::to_string(w.memory_mb) +
+                                               " MiB of memory but this host has " +
+                                               std::to_string(host) + " MiB");
+  }
+  if (w.vcpus < 1 || w.vcpus > 255) {
+    return Error(errc::kInvalidArgument,
+                 "the instance asks for " + std::to_string(w.vcpus) + " vCPUs (1 to 255)");
+  }
   auto t0 = Steady::now();
   PLFM_ASSIGN_OR_RETURN(auto ref, image::parseImageRef(pinnedRef(w.image_ref, w.image_digest)));
   auto pulled = agent_.images().pull(ref);
@@ -380,8 +392,8 @@ Result<void> InstanceWorker::boot() {
   in.workload = &w;
   in.image = &pulled.config;
   if (!pulled.config.user.empty() && pulled.config.user != "root" && pulled.config.user != "0") {
-    in.users.passwd = readFromExt4(rootfs, "/etc/passwd");
-    in.users.group = readFromExt4(rootfs, "/etc/group");
+    in.users.passwd = readFromExt4(rootfs, "/etc/passwd", rec_.run_dir);
+    in.users.group = readFromExt4(rootfs, "/etc/group", rec_.run_dir);
   }
   in.with_network = !w.address.empty();
   in.shutdown_grace_ms = opts.shutdown_grace_ms;

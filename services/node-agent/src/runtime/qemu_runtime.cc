@@ -16,6 +16,8 @@
 #include "plfm/core/process.h"
 #include "runtime/qmp.h"
 
+#include <nlohmann/json.hpp>
+
 namespace plfm::runtime {
 namespace fs = std::filesystem;
 namespace {
@@ -159,13 +161,23 @@ Result<std::string> QemuRuntime::accelFor(const std::string& kernel) {
     if (dir.empty()) dir = (fs::temp_directory_path() / "plfm-kvm-probe").string();
     std::error_code ec;
     fs::create_directories(dir, ec);
-    bool kvm = ::access("/dev/kvm", R_OK | W_OK) == 0 &&
-               probeKvm(options_.binary, kernel, dir, std::chrono::seconds(10));
-    probed_accel_ = kvm ? "kvm" : "tcg";
-    log::info("qemu acceleration chosen",
-              {{"accel", *probed_accel_},
-               {"reason", kvm ? "a probe boot under KVM succeeded"
-                              : "KVM is missing or cannot boot a guest"}});
+    // The verdict is remembered on disk per QEMU, kernel and host boot, so
+    // only the first agent start after a boot pays for a probe.
+    const std::string cache = dir + "/accel-probe.json";
+    const std::string key = probeCacheKey(options_.binary, kernel);
+    auto cached = nlohmann::json::parse(readFile(cache).value_or(""), nullptr, false);
+    if (cached.is_object() && cached.value("key", "") == key) {
+      probed_accel_ = cached.value("accel", "tcg");
+    } else {
+      bool kvm = ::access("/dev/kvm", R_OK | W_OK) == 0 &&
+                 probeKvm(options_.binary, kernel, dir, std::chrono::seconds(5));
+      probed_accel_ = kvm ? "kvm" : "tcg";
+      (void)writeFileAtomic(cache, nlohmann::json{{"key", key}, {"accel", *probed_accel_}}.dump());
+      log::info("qemu acceleration chosen",
+                {{"accel", *probed_accel_},
+                 {"reason", kvm ? "a probe boot under KVM succeeded"
+                                : "KVM is missing or cannot boot a guest"}});
+    }
   }
   return *probed_accel_;
 }
@@ -226,8 +238,10 @@ Result<void> QemuRuntime::kill(const VmHandle& vm) {
 bool probeKvm(const std::string& qemu_binary, const std::string& kernel,
               const std::string& work_dir, std::chrono::milliseconds timeout) {
   std::string console = work_dir + "/kvm-probe-console.log";
+  std::string vmm_log = work_dir + "/kvm-probe.log";
   std::error_code ec;
   fs::remove(console, ec);
+  fs::remove(vmm_log, ec);
   std::vector<std::string> argv = {qemu_binary,
                                    "-M",
                                    "microvm",
@@ -249,16 +263,36 @@ bool probeKvm(const std::string& qemu_binary, const std::string& kernel,
                                    "-serial",
                                    "file:" + console};
   SpawnOptions opts;
-  opts.stdout_path = work_dir + "/kvm-probe.log";
+  opts.stdout_path = vmm_log;
   auto proc = spawn(argv, opts);
   if (!proc) return false;
-  auto status = proc->waitFor(timeout);
-  if (!status) {
+  // Decide as soon as the outcome shows: the kernel reached its root mount
+  // (KVM works), or QEMU exited or reported a KVM error (it does not). A
+  // broken nested KVM often just hangs, hence the timeout.
+  bool booted = false;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (readFile(console).value_or("").find("VFS: Unable to mount root fs") != std::string::npos) {
+      booted = true;
+      break;
+    }
+    if (proc->poll()) break;
+    if (readFile(vmm_log).value_or("").find("KVM internal error") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (!proc->poll()) {
     proc->signal(SIGKILL);
     proc->wait();
   }
-  std::string text = readFile(console).value_or("");
-  return text.find("VFS: Unable to mount root fs") != std::string::npos;
+  return booted;
+}
+
+std::string probeCacheKey(const std::string& qemu_binary, const std::string& kernel) {
+  std::error_code ec;
+  auto size = fs::file_size(kernel, ec);
+  auto mtime = fs::last_write_time(kernel, ec).time_since_epoch().count();
+  return qemu_binary + "|" + kernel + "|" + std::to_string(size) + "|" + std::to_string(mtime) +
+         "|" + std::to_string(processStartTime(1));  // the host's boot: a reboot may fix KVM
 }
 
 }  // namespace plfm::runtime

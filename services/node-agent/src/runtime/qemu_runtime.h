@@ -25,7 +25,8 @@ struct QemuOptions {
   std::string binary = "qemu-system-x86_64";
   std::string accel = "auto";  // "auto", "kvm" or "tcg"
   uint64_t tsc_khz = 0;        // 0: the host's (hostTscKhz())
-  // Where the KVM probe may write its console log; empty: a temp dir.
+  // Where the KVM probe writes its logs and remembers its verdict
+  // (accel-probe.json); empty: a temp dir.
   std::string probe_dir;
 };
 
@@ -56,6 +57,10 @@ class QemuRuntime final : public MicroVmRuntime {
 // root fs" panic (that is, run the whole kernel init) within `timeout`.
 [[nodiscard]] bool probeKvm(const std::string& qemu_binary, const std::string& kernel,
                             const std::string& work_dir, std::chrono::milliseconds timeout);
+
+// What the KVM probe's remembered verdict depends on: the QEMU binary, the
+// kernel file (path, size, mtime) and the host's boot.
+[[nodiscard]] std::string probeCacheKey(const std::string& qemu_binary, const std::string& kernel);
 
 // The host TSC frequency in kHz: /proc/cpuinfo's "cpu MHz" when the TSC is
 // constant, else measured against CLOCK_MONOTONIC.

@@ -1,0 +1,404 @@
+// End-to-end tests of the node agent with real microVMs: QEMU microvm (TCG
+// here), Debian's cloud kernel from scripts/fetch-kernel, the real vt-init in
+// the real initramfs, a real registry, and a static workload in an OCI image.
+// Each boot costs about 2 s under TCG, so the tests are few and each checks a
+// lot.
+//
+// The binary runs in a private network namespace (unshared before any thread
+// starts), so taps, routes and the connections to guests never touch the
+// host's network and nothing can leak past the test.
+#include <gtest/gtest.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "agent/agent.h"
+#include "netdev/tap.h"
+#include "plfm/core/log.h"
+#include "plfm/core/process.h"
+#include "plfm/testing/temp_dir.h"
+#include "runtime/initramfs.h"
+#include "runtime/qemu_runtime.h"
+#include "support/registry_fixture.h"
+#include "support/test_image.h"
+
+namespace plfm::agent {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+std::string runOut(const std::string& cmd) {
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  char buf[1024];
+  while (p != nullptr && fgets(buf, sizeof buf, p) != nullptr) out += buf;
+  if (p != nullptr) ::pclose(p);
+  return out;
+}
+
+// Everything the tests share: built once.
+struct World {
+  std::unique_ptr<plfm::testing::TempDir> dir;
+  std::string kernel;
+  std::string initramfs;
+  std::unique_ptr<image::testing::Registry> registry;
+  std::string image_ref;
+  std::string image_digest;
+};
+World* g_world = nullptr;
+
+class E2eEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    ASSERT_EQ(::geteuid(), 0) << "the microVM tests need root (taps, network namespaces)";
+    ASSERT_EQ(::unshare(CLONE_NEWNET), 0) << "unshare(CLONE_NEWNET): " << std::strerror(errno);
+    ASSERT_EQ(std::system("ip link set lo up"), 0);
+    auto* w = new World;
+    g_world = w;
+    w->dir = std::make_unique<plfm::testing::TempDir>("e2e");
+    std::string kdir =
+        runOut(std::string(PLFM_SOURCE_DIR) + "/scripts/fetch-kernel --print-dir 2>" +
+               w->dir->file("fetch-kernel.log"));
+    while (!kdir.empty() && (kdir.back() == '\n' || kdir.back() == ' ')) kdir.pop_back();
+    ASSERT_FALSE(kdir.empty()) << "scripts/fetch-kernel failed: "
+                               << tailFile(w->dir->file("fetch-kernel.log"), 10);
+    w->kernel = kdir + "/vmlinux";
+    ASSERT_TRUE(fs::exists(w->kernel)) << w->kernel;
+    runtime::InitramfsInputs in;
+    in.init_binary = PLFM_VT_INIT_BIN;
+    in.modules_dir = kdir + "/modules";
+    auto initrd = runtime::buildInitramfs(in, w->dir->file("initramfs"));
+    ASSERT_TRUE(initrd) << initrd.error().toString();
+    w->initramfs = *initrd;
+
+    auto reg = image::testing::Registry::start(w->dir->file("registry"));
+    ASSERT_TRUE(reg) << reg.error().toString();
+    w->registry = std::move(*reg);
+    // The workload image: one layer with the static test program.
+    auto bin = readFile(PLFM_TEST_WORKLOAD_BIN);
+    ASSERT_TRUE(bin);
+    std::string layer = w->dir->file("layer.tar.gz");
+    ASSERT_TRUE(image::testing::writeLayer(
+        layer,
+        {image::testing::dir("bin"), image::testing::file("bin/vt-test-workload", *bin, 0755),
+         image::testing::dir("etc"),
+         image::testing::file("etc/passwd",
+                              "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/:/bin/sh\n"),
+         image::testing::file("etc/group", "root:x:0:\napp:x:1000:\n"),
+         image::testing::dir("tmp", 01777)},
+        image::testing::Compression::kGzip));
+    image::testing::ImageSpec spec;
+    spec.layer_files = {layer};
+    spec.compressions = {image::testing::Compression::kGzip};
+    spec.entrypoint = {"/bin/vt-test-workload"};
+    spec.cmd = {"sleep"};
+    spec.env = {"PATH=/bin"};
+    spec.workdir = "/";
+    spec.user = "app";
+    auto built = image::testing::writeOciImage(w->dir->file("layout"), "v1", spec);
+    ASSERT_TRUE(built) << built.error().toString();
+    ASSERT_TRUE(w->registry->push(w->dir->file("layout"), "v1", "e2e/workload:v1"));
+    w->image_ref = w->registry->host() + "/e2e/workload:v1";
+    w->image_digest = built->manifest_digest;
+  }
+  void TearDown() override {
+    delete g_world;
+    g_world = nullptr;
+  }
+};
+
+const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new E2eEnvironment);
+
+int g_next = 0;
+
+// A WorkloadSpec as the control plane would send it.
+json workloadSpec(const std::string& id, const std::vector<std::string>& args,
+                  const std::string& address, int memory_mb = 128, json checks = json::array()) {
+  return {{"instance_id", id},
+          {"generation", 1},
+          {"desired", "run"},
+          {"org_id", "org_e2e"},
+          {"app_id", "app_e2e"},
+          {"env_id", "env_e2e"},
+          {"process_type", "web"},
+          {"release_id", "rel_e2e"},
+          {"deploy_id", nullptr},
+          {"image", {{"ref", g_world->image_ref}, {"digest", g_world->image_digest}}},
+          {"command", json::array()},
+          {"args", args},
+          {"env", {{"MODE", "e2e"}}},
+          {"resources", {{"vcpus", 1}, {"memory_mb", memory_mb}}},
+          {"network",
+           {{"address", address}, {"prefix_len", 128}, {"gateway", "fe80::1"}, {"mtu", 1420}}},
+          {"checks", checks},
+          {"volumes", json::array()},
+          {"secrets", {{"version", nullptr}}},
+          {"restart", {{"count", 0}, {"not_before", nullptr}}}};
+}
+
+std::string newId() {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "inst_e2e%018d", ++g_next);
+  return buf;
+}
+
+class AgentE2e : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    state_ = std::make_unique<plfm::testing::TempDir>("ag");
+    opts_.state_dir = state_->path();
+    opts_.plan_file = state_->file("plan.json");
+    opts_.kernel = g_world->kernel;
+    opts_.initramfs = g_world->initramfs;
+    opts_.image_cache_dir = g_world->dir->file("images");
+    opts_.scratch_mb = 64;
+    opts_.shutdown_grace_ms = 3000;
+    opts_.stop_instances_on_exit = true;
+    writePlan(json::array());
+  }
+  void TearDown() override {
+    if (agent_) agent_->stop();
+    agent_.reset();
+    // Nothing may survive: no VMM mentioning our state dir, no tap.
+    EXPECT_EQ(runOut("pgrep -f -- '[q]emu-system.*" + state_->path() + "' | wc -l"), "0\n");
+    EXPECT_EQ(runOut("ip -o link show | grep -c ' vt-' || true"), "0\n");
+  }
+  void writePlan(const json& instances) {
+    json plan = {{"node_id", "node_e2e"}, {"version", ++version_}, {"instances", instances}};
+    ASSERT_TRUE(writeFileAtomic(opts_.plan_file, plan.dump()));
+  }
+  void startAgent() {
+    runtime::QemuOptions q;
+    q.accel = "auto";
+    q.probe_dir = g_world->dir->path();  // one KVM probe for the whole binary
+    agent_ = std::make_unique<Agent>(opts_, std::make_unique<runtime::QemuRuntime>(q));
+    ASSERT_TRUE(agent_->start());
+  }
+  std::optional<InstanceStatus> statusOf(const std::string& id) {
+    for (const auto& s : agent_->instances()) {
+      if (s.instance_id == id) return s;
+    }
+    return std::nullopt;
+  }
+  // Waits until the instance reaches `phase` (or a terminal phase).
+  InstanceStatus waitPhase(const std::string& id, Phase phase, std::chrono::seconds timeout = 60s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::optional<InstanceStatus> s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      s = statusOf(id);
+      if (s && (s->phase == phase || isTerminal(s->phase))) return *s;
+      std::this_thread::sleep_for(50ms);
+    }
+    ADD_FAILURE() << id << " did not reach " << phaseName(phase) << "; now "
+                  << (s ? phaseName(s->phase) : "absent") << " " << (s ? s->reason : "");
+    return s.value_or(InstanceStatus{});
+  }
+  // Waits until the last status report is `reported`.
+  InstanceStatus waitReported(const std::string& id, const std::string& reported,
+                              std::chrono::seconds timeout = 60s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::optional<InstanceStatus> s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      s = statusOf(id);
+      if (s && s->last_reported == reported) return *s;
+      std::this_thread::sleep_for(50ms);
+    }
+    ADD_FAILURE() << id << " never reported " << reported << "; last "
+                  << (s ? s->last_reported : "absent") << " " << (s ? s->reason : "");
+    return s.value_or(InstanceStatus{});
+  }
+  std::string logOf(const std::string& id) {
+    return readFile(state_->path() + "/logs/" + id + ".log").value_or("");
+  }
+
+  std::unique_ptr<plfm::testing::TempDir> state_;
+  AgentOptions opts_;
+  std::unique_ptr<Agent> agent_;
+  int64_t version_ = 0;
+};
+
+TEST_F(AgentE2e, BootsRunsTheWorkloadForwardsItsOutputAndReportsItsExitCode) {
+  startAgent();
+  std::string id = newId();
+  writePlan(
+      json::array({workloadSpec(id, {"exit", "3", "hello-from-the-guest"}, "fd7a:5c00:0:1::2")}));
+  auto s = waitPhase(id, Phase::kStopped, 90s);
+  EXPECT_EQ(s.phase, Phase::kStopped) << s.reason;
+  EXPECT_EQ(s.exit_code, 3);
+  EXPECT_GT(s.timings.boot_ms, 0);
+  EXPECT_GE(s.timings.hello_ms, 0);
+  std::string log = logOf(id);
+  EXPECT_NE(log.find(R"("stream":"stdout","line":"hello-from-the-guest")"), std::string::npos)
+      << log;
+  EXPECT_NE(log.find(R"("line":"MODE=e2e")"), std::string::npos) << log;
+  EXPECT_NE(log.find(R"("stream":"stderr","line":"to stderr")"), std::string::npos) << log;
+  std::printf("boot: hello %lld ms, ready %lld ms, plan->VMM %lld ms\n",
+              static_cast<long long>(s.timings.hello_ms), static_cast<long long>(s.timings.boot_ms),
+              static_cast<long long>(s.timings.start_ms));
+}
+
+// Reads what a TCP server at [address]:port sends before closing, retrying
+// while it is not listening yet (READY means spawned, not yet listening).
+std::string fetchTcp(const std::string& address, int port) {
+  std::string out;
+  for (int i = 0; i < 100; ++i) {
+    out = runOut("timeout 5 bash -c 'exec 3<>/dev/tcp/" + address + "/" + std::to_string(port) +
+                 " && cat <&3' 2>&1");
+    if (out.find("refused") == std::string::npos) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  return out;
+}
+
+json tcpCheck(int port) {
+  return json::array({{{"type", "tcp"},
+                       {"port", port},
+                       {"path", ""},
+                       {"command", json::array()},
+                       {"interval_ms", 1000},
+                       {"timeout_ms", 1000},
+                       {"grace_ms", 0}}});
+}
+
+TEST_F(AgentE2e, ServesOverIpv6PassesItsCheckAndStopsGracefully) {
+  startAgent();
+  std::string id = newId();
+  const std::string addr = "fd7a:5c00:0:1::3";
+  json spec = workloadSpec(id, {"serve", "8080"}, addr, 128, tcpCheck(8080));
+  writePlan(json::array({spec}));
+  auto s = waitReported(id, "healthy", 90s);
+  ASSERT_EQ(s.phase, Phase::kRunning) << s.reason;
+  // From the host, over the instance's /128 routed to its tap.
+  EXPECT_EQ(fetchTcp(addr, 8080), "hello from " + id + "\n");
+  EXPECT_EQ(runOut("ip -o link show | grep -c ' vt-'"), "1\n");
+  // desired: stop -> SHUTDOWN -> SIGTERM in the guest -> the VM powers off.
+  spec["desired"] = "stop";
+  writePlan(json::array({spec}));
+  s = waitReported(id, "stopped", 60s);
+  EXPECT_EQ(s.phase, Phase::kStopped);
+  std::this_thread::sleep_for(300ms);
+  std::string log = logOf(id);
+  EXPECT_NE(log.find(R"("line":"served a connection")"), std::string::npos) << log;
+  EXPECT_NE(log.find(R"("line":"got SIGTERM, exiting")"), std::string::npos) << log;
+}
+
+TEST_F(AgentE2e, AVmmThatDiesIsFailedWithAReasonAndBadSpecsFailAlone) {
+  startAgent();
+  std::string good = newId();
+  std::string crash = newId();
+  std::string bad_image = newId();
+  std::string too_big = newId();
+  json bad = workloadSpec(bad_image, {"sleep"}, "fd7a:5c00:0:1::6");
+  bad["image"]["digest"] = "sha256:" + std::string(64, '0');
+  writePlan(json::array({workloadSpec(good, {"sleep"}, "fd7a:5c00:0:1::4"),
+                         workloadSpec(crash, {"sleep"}, "fd7a:5c00:0:1::5"), bad,
+                         workloadSpec(too_big, {"sleep"}, "fd7a:5c00:0:1::7", 100'000'000)}));
+  auto b = waitPhase(bad_image, Phase::kFailed);
+  EXPECT_EQ(b.phase, Phase::kFailed);
+  EXPECT_NE(b.reason.find("image"), std::string::npos) << b.reason;
+  auto t = waitPhase(too_big, Phase::kFailed);
+  EXPECT_EQ(t.phase, Phase::kFailed);
+  EXPECT_NE(t.reason.find("100000000 MiB"), std::string::npos) << t.reason;
+  auto c = waitPhase(crash, Phase::kRunning, 90s);
+  ASSERT_EQ(c.phase, Phase::kRunning) << c.reason;
+  ASSERT_GT(c.vmm_pid, 0);
+  ::kill(c.vmm_pid, SIGKILL);
+  c = waitReported(crash, "failed");
+  EXPECT_EQ(c.phase, Phase::kFailed);
+  EXPECT_NE(c.reason.find("VMM exited unexpectedly"), std::string::npos) << c.reason;
+  // The others' troubles never touched the good one.
+  auto g = waitPhase(good, Phase::kRunning, 90s);
+  EXPECT_EQ(g.phase, Phase::kRunning) << g.reason;
+}
+
+TEST_F(AgentE2e, AMissingKernelFailsTheInstanceWithTheReason) {
+  opts_.kernel = state_->file("no-such-vmlinux");
+  startAgent();
+  std::string id = newId();
+  writePlan(json::array({workloadSpec(id, {"sleep"}, "fd7a:5c00:0:1::8")}));
+  auto s = waitPhase(id, Phase::kFailed);
+  EXPECT_EQ(s.phase, Phase::kFailed);
+  EXPECT_NE(s.reason.find("guest kernel not found"), std::string::npos) << s.reason;
+}
+
+// The agent binary, killed with SIGKILL at random points of a boot and
+// restarted each time: in the end exactly one VM runs the instance, with one
+// tap, and a restart while it runs adopts that same VM.
+TEST_F(AgentE2e, KillNineAtRandomPointsLeavesExactlyOneVmAndRestartsAdoptIt) {
+  std::string id = newId();
+  writePlan(json::array({workloadSpec(id, {"serve", "8080"}, "fd7a:5c00:0:1::9")}));
+  std::vector<std::string> argv = {PLFM_NODE_AGENT_BIN,
+                                   "run",
+                                   "--plan-file",
+                                   opts_.plan_file,
+                                   "--state-dir",
+                                   state_->path(),
+                                   "--kernel",
+                                   opts_.kernel,
+                                   "--initramfs",
+                                   opts_.initramfs,
+                                   "--image-cache",
+                                   opts_.image_cache_dir,
+                                   "--scratch-mb",
+                                   "64",
+                                   "--accel",
+                                   "tcg",
+                                   "--shutdown-grace-ms",
+                                   "3000",
+                                   "--log-file",
+                                   state_->file("agent.log")};
+  auto record = [&]() -> json {
+    auto text = readFile(state_->path() + "/instances/" + id + ".json");
+    return text ? json::parse(*text, nullptr, false) : json();
+  };
+  std::srand(static_cast<unsigned>(::getpid()));
+  for (int round = 0; round < 3; ++round) {
+    auto agent = spawn(argv, {});
+    ASSERT_TRUE(agent);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50 + std::rand() % 6000));
+    agent->signal(SIGKILL);
+    agent->wait();
+    std::printf("round %d: killed the agent in phase %s\n", round,
+                record().value("phase", "?").c_str());
+  }
+  argv.push_back("--stop-instances-on-exit");
+  auto agent = spawn(argv, {});
+  ASSERT_TRUE(agent);
+  auto deadline = std::chrono::steady_clock::now() + 90s;
+  while (record().value("phase", "") != "running" && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_EQ(record().value("phase", ""), "running") << tailFile(state_->file("agent.log"), 20);
+  std::string count_vmms = "pgrep -f -- '[q]emu-system.*" + state_->path() + "' | wc -l";
+  EXPECT_EQ(runOut(count_vmms), "1\n");
+  EXPECT_EQ(runOut("ip -o link show | grep -c ' vt-'"), "1\n");
+  EXPECT_EQ(fetchTcp("fd7a:5c00:0:1::9", 8080), "hello from " + id + "\n");
+  const int pid = record()["vm"].value("pid", -1);
+  // A kill while running: the restarted agent adopts the same VM.
+  agent->signal(SIGKILL);
+  agent->wait();
+  agent = spawn(argv, {});
+  ASSERT_TRUE(agent);
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(record().value("phase", ""), "running");
+  EXPECT_EQ(record()["vm"].value("pid", -2), pid);
+  EXPECT_EQ(runOut(count_vmms), "1\n");
+  EXPECT_EQ(fetchTcp("fd7a:5c00:0:1::9", 8080), "hello from " + id + "\n");
+  // SIGTERM with --stop-instances-on-exit: graceful stop of the VM.
+  agent->signal(SIGTERM);
+  EXPECT_TRUE(agent->waitFor(30s));
+  EXPECT_EQ(runOut(count_vmms), "0\n");
+  std::string log = readFile(state_->file("agent.log")).value_or("");
+  EXPECT_NE(log.find("adopted a running VM"), std::string::npos);
+  EXPECT_NE(log.find("rolled back a half-done start"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace plfm::agent

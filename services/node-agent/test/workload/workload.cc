@@ -1,0 +1,77 @@
+// vt-test-workload: the program the agent's end-to-end tests run inside a
+// microVM, linked statically so that its image is one file.
+//
+//   vt-test-workload exit CODE [TEXT]   print TEXT (and the env it was given) then exit CODE
+//   vt-test-workload serve PORT         answer each TCP connection on [::]:PORT with
+//                                       "hello from <PLFM_INSTANCE_ID>\n"; exit 0 on SIGTERM
+//   vt-test-workload sleep              wait for SIGTERM, then exit 0
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace {
+
+volatile std::sig_atomic_t g_term = 0;
+extern "C" void onTerm(int) { g_term = 1; }
+
+int serve(int port) {
+  int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
+  int on = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  int off = 0;
+  ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_port = htons(static_cast<uint16_t>(port));
+  a.sin6_addr = in6addr_any;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 64) != 0) {
+    std::fprintf(stderr, "cannot listen on %d: %s\n", port, std::strerror(errno));
+    return 2;
+  }
+  const char* id = std::getenv("PLFM_INSTANCE_ID");
+  std::string answer = std::string("hello from ") + (id != nullptr ? id : "?") + "\n";
+  std::printf("listening on [::]:%d\n", port);
+  std::fflush(stdout);
+  while (g_term == 0) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 200) <= 0) continue;
+    int c = ::accept(fd, nullptr, nullptr);
+    if (c < 0) continue;
+    (void)::write(c, answer.data(), answer.size());
+    ::close(c);
+    std::printf("served a connection\n");
+    std::fflush(stdout);
+  }
+  std::printf("got SIGTERM, exiting\n");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGTERM, onTerm);
+  std::string mode = argc > 1 ? argv[1] : "sleep";
+  if (mode == "exit") {
+    int code = argc > 2 ? std::atoi(argv[2]) : 0;
+    std::printf("%s\n", argc > 3 ? argv[3] : "exiting");
+    const char* mode_env = std::getenv("MODE");
+    std::printf("MODE=%s\n", mode_env != nullptr ? mode_env : "");
+    std::fprintf(stderr, "to stderr\n");
+    std::fflush(stdout);
+    return code;
+  }
+  if (mode == "serve") return serve(argc > 2 ? std::atoi(argv[2]) : 8080);
+  std::printf("sleeping\n");
+  std::fflush(stdout);
+  while (g_term == 0) ::pause();
+  std::printf("got SIGTERM, exiting\n");
+  return 0;
+}
