@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 
 #include "plfm/core/process.h"
@@ -38,6 +39,11 @@ class GuestBootTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     g_shared = new Shared();
+    // PLFM_KEEP_VM_DIR=1 keeps drives, sockets and console logs for a look.
+    if (std::getenv("PLFM_KEEP_VM_DIR") != nullptr) {
+      g_shared->dir.keep();
+      std::printf("vm dir: %s\n", g_shared->dir.path().c_str());
+    }
     auto kernel = fetchKernel();
     if (!kernel) {
       if (kernel.error().is(errc::kUnavailable)) {
@@ -220,6 +226,8 @@ TEST_F(GuestBootTest, SetsUpUserWorkdirHostnameNetworkAndSecrets) {
   gp::NetworkConfig net;
   net.ipv6_address = *gp::parseIpv6("2001:db8::5");
   net.mtu = 1400;
+  // QEMU user networking's IPv4 (10.0.2.0/24, gateway 10.0.2.2).
+  net.ipv4 = gp::Ipv4Config{*gp::parseIpv4("10.0.2.15"), 24, *gp::parseIpv4("10.0.2.2")};
   config.network = net;
   config.secrets_file = std::string("# plfm-secrets v1\nTOKEN=\"s3cret\"\n");
   config.secrets_as_env = true;
@@ -257,6 +265,25 @@ TEST_F(GuestBootTest, ShutdownIsGraceful) {
   ASSERT_TRUE(stopped.exit.has_value());
   EXPECT_EQ(*stopped.exit, (gp::Exit{gp::ExitKind::kExited, 0}));
   EXPECT_LT(msSince(asked), 5000) << "the workload should not have needed the whole grace";
+  expectPowerOff(vm);
+}
+
+TEST_F(GuestBootTest, ShutdownKillsAfterTheGrace) {
+  BootedVm vm = boot("stubborn");
+  ASSERT_TRUE(vm.qemu.valid());
+  gp::Config config;
+  config.argv = {"/bin/guest_testapp", "stubborn"};
+  config.shutdown_grace_ms = 60'000;  // SHUTDOWN's own grace wins
+  handshake(vm, config);
+  Run started = untilExit(vm, nullptr, "sleeping\n");
+  ASSERT_FALSE(started.exit.has_value());
+  const auto asked = steady_clock::now();
+  ASSERT_TRUE(vm.channel.send(gp::encode(gp::Shutdown{1000})).has_value());
+  const Run stopped = untilExit(vm);
+  EXPECT_EQ(stopped.out, "ignoring SIGTERM\n");
+  ASSERT_TRUE(stopped.exit.has_value());
+  EXPECT_EQ(*stopped.exit, (gp::Exit{gp::ExitKind::kSignaled, 9}));
+  EXPECT_GE(msSince(asked), 1000);
   expectPowerOff(vm);
 }
 

@@ -1,6 +1,7 @@
 // The workload of the boot tests, built static and copied into a rootfs.
 //   guest_testapp hello CODE   prints to stdout and stderr, exits CODE
 //   guest_testapp sleep        waits for SIGTERM, says so, exits 0
+//   guest_testapp stubborn     says it ignores SIGTERM, until SIGKILL
 //   guest_testapp inspect      prints what vt-init set up (uid, cwd, env,
 //                              hostname, the secrets file, mounts)
 #include <signal.h>
@@ -19,6 +20,18 @@ namespace {
 volatile sig_atomic_t g_term = 0;
 void onTerm(int) { g_term = 1; }
 
+// SIGTERM blocked except inside sigsuspend, so it cannot slip in between
+// checking g_term and going to sleep.
+sigset_t blockTerm() {
+  sigset_t term;
+  sigset_t old;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  sigprocmask(SIG_BLOCK, &term, &old);
+  signal(SIGTERM, onTerm);
+  return old;
+}
+
 std::string slurp(const char* path) {
   std::ifstream in(path);
   std::stringstream ss;
@@ -36,13 +49,26 @@ int main(int argc, char** argv) {
     return argc > 2 ? std::atoi(argv[2]) : 0;
   }
   if (mode == "sleep") {
-    signal(SIGTERM, onTerm);
+    const sigset_t old = blockTerm();
     std::printf("sleeping\n");
     std::fflush(stdout);
-    while (!g_term) pause();
+    while (!g_term) sigsuspend(&old);
     std::printf("got SIGTERM\n");
     std::fflush(stdout);
     return 0;
+  }
+  if (mode == "stubborn") {  // ignores SIGTERM: only SIGKILL ends it
+    const sigset_t old = blockTerm();
+    std::printf("sleeping\n");
+    std::fflush(stdout);
+    while (true) {
+      while (!g_term) sigsuspend(&old);
+      if (g_term) {
+        std::printf("ignoring SIGTERM\n");
+        std::fflush(stdout);
+        g_term = 0;
+      }
+    }
   }
   if (mode == "inspect") {
     char cwd[256] = {};
@@ -75,6 +101,10 @@ int main(int argc, char** argv) {
     const std::string mounts = slurp("/proc/mounts");
     std::cout << "overlay root="
               << (mounts.find("overlay / overlay") != std::string::npos ? "yes" : "no") << "\n";
+    std::cout << "mtu=" << slurp("/sys/class/net/eth0/mtu");
+    std::cout << "if_inet6:\n" << slurp("/proc/net/if_inet6");
+    std::cout << "ipv6_route:\n" << slurp("/proc/net/ipv6_route");
+    std::cout << "route:\n" << slurp("/proc/net/route");
     std::cout.flush();
     return 0;
   }
