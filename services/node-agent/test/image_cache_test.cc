@@ -199,6 +199,65 @@ TEST_F(ImageCacheTest, GcEvictsLeastRecentlyUsedAndKeepsImagesInUse) {
   EXPECT_EQ(gone.error().code(), "image.not_cached");
 }
 
+TEST_F(ImageCacheTest, GcNeverDeletesAHeldImageWithAnUnreadableRecord) {
+  FakeClock clock;
+  CacheOptions o;
+  o.clock = &clock;
+  o.fetch.fsync = false;
+  o.size_budget_bytes = 1;  // everything not held must go
+  const std::string dir = dir_.file("c");
+  auto cache = ImageCache::open(dir, o);
+  ASSERT_TRUE(cache);
+  auto small = cache->pull(env_.ref("plfm/small:v1"));
+  ASSERT_TRUE(small) << small.error().toString();
+  clock.advance(std::chrono::minutes(1));
+  auto rich = cache->pull(env_.ref("plfm/rich:v1"));
+  ASSERT_TRUE(rich) << rich.error().toString();
+  ASSERT_TRUE(cache->acquire(small->manifest_digest, "inst_a"));
+  // A torn or corrupted record (a bad disk, a hand edit): not JSON.
+  const std::string record = cache->recordPath(small->manifest_digest);
+  ASSERT_TRUE(writeFileAtomic(record, "{\"manifest_digest\": \"sha256:"));
+
+  auto r1 = cache->gc();
+  ASSERT_TRUE(r1) << r1.error().toString();
+  EXPECT_EQ(r1->images_removed, 1);  // rich, which nobody holds
+  EXPECT_EQ(r1->images_in_use, 1);
+  EXPECT_EQ(r1->unreadable_records, 1);
+  EXPECT_FALSE(pathExists(rich->rootfs));
+  EXPECT_FALSE(cache->blobs().has(rich->layers[2].digest));
+  // The held image is whole: rootfs, record and every blob its manifest names.
+  EXPECT_TRUE(pathExists(small->rootfs));
+  EXPECT_TRUE(pathExists(record));
+  EXPECT_TRUE(cache->blobs().has(small->manifest_digest));
+  EXPECT_TRUE(cache->blobs().has(small->config_digest));
+  EXPECT_TRUE(cache->blobs().has(small->layers[0].digest));
+  EXPECT_EQ(*cache->refCount(small->manifest_digest), 1);
+
+  // Worse: the manifest blob is gone too, so the image's blobs cannot be
+  // named. gc then deletes no blob at all, only unheld rootfs files.
+  ASSERT_EQ(::unlink(cache->blobs().path(small->manifest_digest).c_str()), 0);
+  auto rich2 = cache->pull(env_.ref("plfm/rich:v1"));
+  ASSERT_TRUE(rich2) << rich2.error().toString();
+  auto r2 = cache->gc();
+  ASSERT_TRUE(r2) << r2.error().toString();
+  EXPECT_EQ(r2->images_removed, 1);
+  EXPECT_EQ(r2->blobs_removed, 0);
+  EXPECT_FALSE(pathExists(rich2->rootfs));
+  EXPECT_TRUE(pathExists(small->rootfs));
+  EXPECT_TRUE(cache->blobs().has(small->config_digest));
+  EXPECT_TRUE(cache->blobs().has(small->layers[0].digest));
+
+  // Once the last holder is gone, the broken image is an orphan like any other.
+  ASSERT_TRUE(cache->release(small->manifest_digest, "inst_a"));
+  auto r3 = cache->gc();
+  ASSERT_TRUE(r3) << r3.error().toString();
+  EXPECT_EQ(r3->unreadable_records, 0);
+  EXPECT_FALSE(pathExists(small->rootfs));
+  EXPECT_FALSE(pathExists(record));
+  EXPECT_TRUE(std::filesystem::is_empty(dir + "/blobs/sha256"));
+  EXPECT_TRUE(std::filesystem::is_empty(dir + "/rootfs"));
+}
+
 TEST_F(ImageCacheTest, RootfsIsRebuiltFromCachedBlobs) {
   auto cache = ImageCache::open(dir_.file("c"));
   ASSERT_TRUE(cache);
