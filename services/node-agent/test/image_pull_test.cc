@@ -268,5 +268,38 @@ TEST_F(ImagePullTest, CommandLinePullAndRootfs) {
   EXPECT_NE(tailFile(so.stderr_path, 1).find("not in the cache"), std::string::npos);
 }
 
+TEST_F(ImagePullTest, CommandLineUnpackLimits) {
+  const std::string cache_dir = dir_.file("limitcache");
+  SpawnOptions so;
+  so.stdout_path = dir_.file("limit.out");
+  so.stderr_path = dir_.file("limit.err");
+  auto pullWith = [&](std::vector<std::string> extra) {
+    std::vector<std::string> argv = {
+        PLFM_NODE_AGENT_BIN, "image",   "pull", env_.registry->host() + "/plfm/rich:v1",
+        "--cache",           cache_dir, "-q"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto p = spawn(argv, so);
+    return p ? exitCodeOf(p->wait()) : -1;
+  };
+  // The rich image unpacks to about 6 MiB.
+  EXPECT_EQ(pullWith({"--max-image-unpacked-bytes", "1MiB"}), 1);
+  EXPECT_NE(readFile(so.stderr_path)->find("limit max_image_unpacked_bytes = 1048576"),
+            std::string::npos)
+      << *readFile(so.stderr_path);
+  EXPECT_EQ(pullWith({"--max-path-bytes", "8"}), 1);
+  EXPECT_NE(readFile(so.stderr_path)->find("max_path_bytes = 8"), std::string::npos)
+      << *readFile(so.stderr_path);
+  EXPECT_EQ(pullWith({"--max-layer-bytes", "1k"}), 1);
+  EXPECT_NE(readFile(so.stderr_path)->find("the limit is 1000"), std::string::npos)
+      << *readFile(so.stderr_path);
+  EXPECT_NE(pullWith({"--max-entries", "0"}), 0);  // rejected while parsing
+  EXPECT_NE(readFile(so.stderr_path)->find("must be at least 1"), std::string::npos);
+  // Generous limits, in units: the pull goes through.
+  EXPECT_EQ(pullWith({"--max-image-unpacked-bytes", "64MiB", "--max-layer-bytes", "1GiB",
+                      "--max-entries", "1000", "--ratio-grace-bytes", "0"}),
+            0)
+      << *readFile(so.stderr_path);
+}
+
 }  // namespace
 }  // namespace plfm::image

@@ -196,6 +196,22 @@ TEST_F(LayerApplierTest, StopsDecompressionBombs) {
     EXPECT_NE(r.error().message().find("decompression bomb"), std::string::npos);
   }
   {
+    // No grace at all: a compressed bomb stops at once, while the same bytes
+    // uncompressed (ratio 1, however libarchive counts its input) pass.
+    UnpackLimits l;
+    l.max_compression_ratio = 100;
+    l.ratio_grace_bytes = 0;
+    LayerApplier a(stage(), l);
+    auto r = apply(a, bomb);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().detail("limit"), "max_compression_ratio");
+    TarEntry plain_zeros = big;
+    plain_zeros.zero_bytes = 4 << 20;
+    LayerApplier b(stage(), l);
+    auto p = apply(b, layer({plain_zeros}, t::Compression::kNone));
+    EXPECT_TRUE(p) << p.error().toString();
+  }
+  {
     UnpackLimits l;
     l.max_layer_unpacked_bytes = 8 << 20;
     LayerApplier a(stage(), l);
@@ -211,6 +227,63 @@ TEST_F(LayerApplierTest, StopsDecompressionBombs) {
         apply(a, layer({t::file("1", ""), t::file("2", ""), t::file("3", ""), t::file("4", "")}));
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().detail("limit"), "max_entries");
+  }
+}
+
+TEST_F(LayerApplierTest, ImageTotalLimitCountsEveryLayer) {
+  TarEntry two_mib = t::file("a", "");
+  two_mib.zero_bytes = 2 << 20;
+  TarEntry other = two_mib;
+  other.path = "b";
+  UnpackLimits l;
+  l.max_image_unpacked_bytes = 3 << 20;  // each layer fits, the two together do not
+  l.max_layer_unpacked_bytes = 3 << 20;
+  LayerApplier a(stage(), l);
+  auto first = apply(a, layer({two_mib}, t::Compression::kNone));
+  ASSERT_TRUE(first) << first.error().toString();
+  EXPECT_GT(first->tar_bytes, uint64_t{2} << 20);
+  auto second = apply(a, layer({other}, t::Compression::kNone));
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code(), "image.limit_exceeded");
+  EXPECT_EQ(second.error().detail("limit"), "max_image_unpacked_bytes");
+  EXPECT_NE(second.error().message().find("max_image_unpacked_bytes = 3145728"), std::string::npos)
+      << second.error().message();
+  // A fresh applier (another image) starts from zero.
+  LayerApplier b(stage(), l);
+  EXPECT_TRUE(apply(b, layer({other}, t::Compression::kNone)));
+}
+
+TEST_F(LayerApplierTest, PathLengthLimit) {
+  // Components of 100 bytes stay under NAME_MAX; the total is what counts.
+  auto longName = [](size_t total) {
+    std::string p;
+    while (p.size() + 101 < total) p += std::string(100, 'd') + "/";
+    p += std::string(total - p.size(), 'f');
+    return p;
+  };
+  {
+    UnpackLimits l;
+    l.max_path_bytes = 300;
+    LayerApplier a(stage(), l);
+    const std::string fits = longName(300);
+    ASSERT_EQ(fits.size(), 300U);
+    auto ok = apply(a, layer({t::file(fits, "x")}));
+    ASSERT_TRUE(ok) << ok.error().toString();
+    auto r = apply(a, layer({t::file(longName(301), "x")}));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code(), "image.limit_exceeded");
+    EXPECT_EQ(r.error().detail("limit"), "max_path_bytes");
+    EXPECT_NE(r.error().message().find("301 bytes"), std::string::npos) << r.error().message();
+    // A hardlink's target is held to the same limit.
+    auto h = apply(a, layer({t::hardlink("short", longName(301))}));
+    ASSERT_FALSE(h);
+    EXPECT_EQ(h.error().detail("limit"), "max_path_bytes");
+  }
+  {
+    LayerApplier a(stage(), {});  // the default: 4096
+    auto r = apply(a, layer({t::file(longName(4097), "x")}));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().detail("limit"), "max_path_bytes");
   }
 }
 
