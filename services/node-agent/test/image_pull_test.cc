@@ -72,9 +72,16 @@ TEST_F(ImagePullTest, RichImageMatchesUmociUnpack) {
   EXPECT_EQ(got->at("/dev/null"), "chardev 0666 0:0 1,3");
   EXPECT_EQ(got->at("/dev/sda"), "blockdev 0660 0:6 8,0");
   EXPECT_EQ(got->at("/usr/bin/su"), "file 4755 0:0 6");
-  EXPECT_EQ(got->at("/home/app/data"), "file 0640 1000:1000 8");
   EXPECT_EQ(got->at("/etc/alt"), "symlink 0777 0:0 -> /usr/bin/su");
   EXPECT_NE(got->at("/usr/bin/tool3").find("link=/usr/bin/tool"), std::string::npos);
+  EXPECT_EQ(got->at("/etc/long-link"), std::string("symlink 0777 0:0 -> ") + kLongTarget);
+  // xattrs (PAX SCHILY.xattr) land in the ext4; a replaced file loses its own.
+  EXPECT_EQ(got->at("/home/app/data"), "file 0640 1000:1000 8 xattr user.plfm=\"test\"");
+  EXPECT_EQ(got->at("/usr/bin/ping"),
+            "file 0755 0:0 4 xattr security.capability="
+            "01 00 00 02 00 04 00 00 00 00 00 00 00 00 00 00 00 00 00 00");
+  EXPECT_EQ(got->at("/srv"), "dir 0755 0:0 xattr user.dir=\"on a directory\"");
+  EXPECT_EQ(got->at("/etc/passwd").find("xattr"), std::string::npos) << got->at("/etc/passwd");
   auto passwd = t::catExt4(img->rootfs, "/etc/passwd", dir_.path());
   ASSERT_TRUE(passwd);
   EXPECT_NE(passwd->find("app:x:1000"), std::string::npos);

@@ -7,10 +7,12 @@
 #include <unistd.h>
 
 #include "image/layer_applier.h"
+#include "image/rootfs_builder.h"
 #include "plfm/core/process.h"
 #include "plfm/core/sha256.h"
 #include "plfm/testing/temp_dir.h"
 #include "support/test_image.h"
+#include "support/tree_inspect.h"
 
 namespace plfm::image {
 namespace {
@@ -119,6 +121,28 @@ TEST_F(LayerApplierTest, LinksModesAndReplacement) {
   } else {
     EXPECT_STREQ(value, "value");
   }
+}
+
+TEST_F(LayerApplierTest, XattrsReachTheExt4DirectlyOrAsFixups) {
+  // What the host took, mkfs copies; what it refused (trusted.* or
+  // security.* when not root, any xattr on a filesystem without them) is set
+  // by debugfs ea_set. Both paths end in the same ext4 attributes.
+  const std::string s = stage();
+  LayerApplier a(s, {});
+  TarEntry f = t::file("f", "x");
+  f.xattrs = {{"user.plfm", "test"}, {"trusted.plfm", "t"}};
+  ASSERT_TRUE(apply(a, layer({f})));
+  ASSERT_TRUE(a.finish());
+  std::map<std::string, InodeFixup> fixups = a.fixups();
+  fixups["f"].xattrs.emplace_back("security.plfm", std::string("\x01\x02", 2));  // forced
+  const std::string img = dir_.file("x.ext4");
+  auto built = buildExt4(s, fixups, img, dir_.path(), {});
+  ASSERT_TRUE(built) << built.error().toString();
+  auto got = t::listExt4(img, dir_.path());
+  ASSERT_TRUE(got) << got.error().toString();
+  EXPECT_EQ(got->at("/f"),
+            "file 0644 0:0 1 xattr security.plfm=01 02 xattr trusted.plfm=\"t\" "
+            "xattr user.plfm=\"test\"");
 }
 
 TEST_F(LayerApplierTest, DeviceNodesBecomeFixupsNotHostNodes) {
