@@ -311,6 +311,41 @@ TEST_F(LayerApplierTest, PathLengthLimit) {
   }
 }
 
+TEST_F(LayerApplierTest, AcceptsAStreamEndingWithoutTarTrailer) {
+  // As umoci insert writes them: the stream stops after the last entry,
+  // without padding or end-of-archive blocks. Go's archive/tar accepts that;
+  // so do we, as long as the last entry is whole.
+  auto cut = [&](const std::vector<TarEntry>& entries, size_t keep) {
+    auto bytes = readFile(layer(entries, t::Compression::kNone));
+    EXPECT_GT(bytes->size(), keep);
+    const std::string path = dir_.file("cut" + std::to_string(n_++));
+    EXPECT_TRUE(writeFileAtomic(path, bytes->substr(0, keep)));
+    return path;
+  };
+  // ustar: a 512-byte header per entry, data padded to 512.
+  const std::string no_padding = cut({t::dir("d"), t::file("d/f", "hello")}, 1024 + 5);
+  const std::string s1 = stage();
+  LayerApplier a(s1, {});
+  auto r1 = apply(a, no_padding);
+  ASSERT_TRUE(r1) << r1.error().toString();
+  EXPECT_EQ(*readFile(s1 + "/d/f"), "hello");
+  EXPECT_EQ(r1->tar_bytes, 1029U);
+
+  const std::string no_trailer = cut({t::file("f", "hello"), t::dir("d")}, 1536);
+  const std::string s2 = stage();
+  LayerApplier b(s2, {});
+  auto r2 = apply(b, no_trailer);
+  ASSERT_TRUE(r2) << r2.error().toString();
+  EXPECT_TRUE(exists(s2 + "/d"));
+
+  // A file cut short is still an error.
+  const std::string short_data = cut({t::dir("d"), t::file("d/f", "hello")}, 1024 + 2);
+  LayerApplier c(stage(), {});
+  auto r3 = apply(c, short_data);
+  ASSERT_FALSE(r3);
+  EXPECT_EQ(r3.error().code(), "image.bad_layer");
+}
+
 TEST_F(LayerApplierTest, VerifiesDiffId) {
   const std::string path = layer({t::file("a", "a")});
   LayerApplier a(stage(), {});

@@ -40,6 +40,11 @@ std::optional<Error> LayerStream::error() {
   return error_;
 }
 
+bool LayerStream::atEnd() {
+  std::lock_guard lock(mu_);
+  return done_ && taken_ >= produced_;
+}
+
 Error LayerStream::limitError(const std::string& what, const std::string& limit,
                               uint64_t value) const {
   return Error("image.limit_exceeded", "layer " + layer_ + ": " + what + " (limit " + limit +
