@@ -29,6 +29,7 @@ struct ImageFlags {
   bool quiet = false;
   std::string log_level = "warn";
   image::UnpackLimits limits;  // defaults as in layer_applier.h
+  std::string staging_dir;
 };
 
 int fail(const Error& e) {
@@ -60,6 +61,7 @@ Result<ImageCache> openCache(const ImageFlags& f) {
   o.parallel_downloads = f.parallel;
   if (f.budget > 0) o.size_budget_bytes = f.budget;
   o.limits = f.limits;
+  o.staging_dir = f.staging_dir;
   o.fetch.max_blob_bytes = f.limits.max_layer_bytes;  // the cache takes the smaller of the two
   return ImageCache::open(f.cache, o);
 }
@@ -267,12 +269,16 @@ void registerImageCommands(CLI::App& app, CommandAction* action) {
   pullCmd->add_option("--platform", flags->platform, "OS/ARCH[/VARIANT] to pick from an index");
   pullCmd->add_flag("-q,--quiet", flags->quiet, "no progress on stderr");
   limitFlags(pullCmd, flags->limits);
+  pullCmd->add_option("--staging-dir", flags->staging_dir,
+                      "where layers are unpacked before mkfs (default: /dev/shm if it has room, "
+                      "else CACHE/tmp)");
   pullCmd->callback([=] { *action = [=] { return pull(*flags, *ref); }; });
 
   auto* rootfsCmd = image->add_subcommand("rootfs", "print the rootfs path of a cached image");
   rootfsCmd->add_option("digest", *ref, "manifest digest, sha256:...")->required();
   commonFlags(rootfsCmd, *flags);
   limitFlags(rootfsCmd, flags->limits);  // it rebuilds from cached blobs when needed
+  rootfsCmd->add_option("--staging-dir", flags->staging_dir, "as for pull");
   rootfsCmd->callback([=] { *action = [=] { return rootfs(*flags, *ref); }; });
 
   auto* gcCmd = image->add_subcommand("gc", "evict unused images down to the size budget");
