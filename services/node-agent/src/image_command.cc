@@ -28,6 +28,8 @@ struct ImageFlags {
   std::string platform = "linux/amd64";
   bool quiet = false;
   std::string log_level = "warn";
+  image::UnpackLimits limits;  // defaults as in layer_applier.h
+  std::string staging_dir;
 };
 
 int fail(const Error& e) {
@@ -58,6 +60,9 @@ Result<ImageCache> openCache(const ImageFlags& f) {
   o.insecure_registries = f.insecure;
   o.parallel_downloads = f.parallel;
   if (f.budget > 0) o.size_budget_bytes = f.budget;
+  o.limits = f.limits;
+  o.staging_dir = f.staging_dir;
+  o.fetch.max_blob_bytes = f.limits.max_layer_bytes;  // the cache takes the smaller of the two
   return ImageCache::open(f.cache, o);
 }
 
@@ -164,9 +169,13 @@ int gc(const ImageFlags& f) {
   auto r = cache->gc();
   if (!r) return fail(r.error());
   if (f.format == "json") {
-    json::Json j = {{"bytes_before", r->bytes_before},     {"bytes_after", r->bytes_after},
-                    {"images_removed", r->images_removed}, {"blobs_removed", r->blobs_removed},
-                    {"images_in_use", r->images_in_use},   {"over_budget", r->over_budget}};
+    json::Json j = {{"bytes_before", r->bytes_before},
+                    {"bytes_after", r->bytes_after},
+                    {"images_removed", r->images_removed},
+                    {"blobs_removed", r->blobs_removed},
+                    {"images_in_use", r->images_in_use},
+                    {"over_budget", r->over_budget},
+                    {"unreadable_records", r->unreadable_records}};
     std::cout << json::dump(j) << std::endl;
   } else {
     std::cout << "removed " << r->images_removed << " images and " << r->blobs_removed << " blobs; "
@@ -205,6 +214,39 @@ void commonFlags(CLI::App* cmd, ImageFlags& f) {
   cmd->add_option("--log-level", f.log_level, "debug|info|warn|error (logs go to stderr)");
 }
 
+// Sizes take SI or IEC units: 8G is 8e9 bytes, 8GiB is 8 * 2^30. The
+// defaults (layer_applier.h, docs/specs/runtime/image-cache.md) are written
+// out in the help, since CLI11 would print them as raw byte counts.
+void limitFlags(CLI::App* cmd, image::UnpackLimits& l) {
+  // Runs after the unit transform, so it sees a plain byte count.
+  const CLI::Validator positive(
+      [](std::string& v) { return v == "0" ? std::string("must be at least 1") : std::string(); },
+      "", "positive");
+  auto add = [&](const char* name, auto& v, const std::string& what, bool is_size, bool zero_ok) {
+    CLI::Option* o = cmd->add_option(name, v, what)->group("Unpack limits");
+    if (is_size) o->transform(CLI::AsSizeValue(true));
+    if (!zero_ok) o->check(positive);
+    o->option_text(is_size ? "SIZE" : "N");
+  };
+  auto size = [&](const char* name, uint64_t& v, const std::string& what) {
+    add(name, v, what, true, false);
+  };
+  auto count = [&](const char* name, auto& v, const std::string& what) {
+    add(name, v, what, false, false);
+  };
+  size("--max-layer-bytes", l.max_layer_bytes, "one compressed layer (default 8GiB)");
+  size("--max-layer-unpacked-bytes", l.max_layer_unpacked_bytes,
+       "one layer's uncompressed tar stream (default 32GiB)");
+  size("--max-image-unpacked-bytes", l.max_image_unpacked_bytes,
+       "all layers' uncompressed tar streams together (default 64GiB)");
+  count("--max-compression-ratio", l.max_compression_ratio,
+        "uncompressed/compressed bytes of a layer, past --ratio-grace-bytes (default 200)");
+  add("--ratio-grace-bytes", l.ratio_grace_bytes,
+      "uncompressed bytes of a layer before the ratio is enforced (default 64MiB)", true, true);
+  count("--max-entries", l.max_entries, "tar entries over the whole image (default 4000000)");
+  count("--max-path-bytes", l.max_path_bytes, "bytes of one entry name (default 4096)");
+}
+
 }  // namespace
 
 void registerImageCommands(CLI::App& app, CommandAction* action) {
@@ -226,16 +268,24 @@ void registerImageCommands(CLI::App& app, CommandAction* action) {
       ->check(CLI::Range(1, 16));
   pullCmd->add_option("--platform", flags->platform, "OS/ARCH[/VARIANT] to pick from an index");
   pullCmd->add_flag("-q,--quiet", flags->quiet, "no progress on stderr");
+  limitFlags(pullCmd, flags->limits);
+  pullCmd->add_option("--staging-dir", flags->staging_dir,
+                      "where layers are unpacked before mkfs (default: /dev/shm if it has room, "
+                      "else CACHE/tmp)");
   pullCmd->callback([=] { *action = [=] { return pull(*flags, *ref); }; });
 
   auto* rootfsCmd = image->add_subcommand("rootfs", "print the rootfs path of a cached image");
   rootfsCmd->add_option("digest", *ref, "manifest digest, sha256:...")->required();
   commonFlags(rootfsCmd, *flags);
+  limitFlags(rootfsCmd, flags->limits);  // it rebuilds from cached blobs when needed
+  rootfsCmd->add_option("--staging-dir", flags->staging_dir, "as for pull");
   rootfsCmd->callback([=] { *action = [=] { return rootfs(*flags, *ref); }; });
 
   auto* gcCmd = image->add_subcommand("gc", "evict unused images down to the size budget");
   commonFlags(gcCmd, *flags);
-  gcCmd->add_option("--budget", flags->budget, "size budget in bytes");
+  gcCmd->add_option("--budget", flags->budget, "size budget (default 20GiB)")
+      ->transform(CLI::AsSizeValue(true))
+      ->option_text("SIZE");
   gcCmd->callback([=] { *action = [=] { return gc(*flags); }; });
 
   auto* listCmd = image->add_subcommand("list", "list cached images");

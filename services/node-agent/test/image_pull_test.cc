@@ -2,8 +2,11 @@
 // `umoci unpack` of the same image and inspected inside the ext4 with
 // debugfs. Auth: a bearer-token front (token_proxy.h) and htpasswd basic auth.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -25,6 +28,23 @@ class ImagePullTest : public ::testing::Test {
   ImageEnv& env_ = ImageEnv::get();
   TempDir dir_{"plfm-pull"};
 };
+
+// The differences between umoci's tree and the ext4's, one line each.
+std::string diffListings(const t::TreeListing& want, const t::TreeListing& got) {
+  std::ostringstream diff;
+  for (const auto& [path, w] : want) {
+    auto it = got.find(path);
+    if (it == got.end()) {
+      diff << "missing in ext4: " << path << " (" << w << ")\n";
+    } else if (it->second != w) {
+      diff << path << ": ext4 '" << it->second << "' umoci '" << w << "'\n";
+    }
+  }
+  for (const auto& [path, g] : got) {
+    if (want.count(path) == 0) diff << "extra in ext4: " << path << " (" << g << ")\n";
+  }
+  return diff.str();
+}
 
 TEST_F(ImagePullTest, RichImageMatchesUmociUnpack) {
   ImageCache cache = openCache(dir_);
@@ -51,19 +71,7 @@ TEST_F(ImagePullTest, RichImageMatchesUmociUnpack) {
   ASSERT_TRUE(want) << want.error().toString();
   auto got = t::listExt4(img->rootfs, dir_.path());
   ASSERT_TRUE(got) << got.error().toString();
-  std::ostringstream diff;
-  for (const auto& [path, w] : *want) {
-    auto it = got->find(path);
-    if (it == got->end()) {
-      diff << "missing in ext4: " << path << " (" << w << ")\n";
-    } else if (it->second != w) {
-      diff << path << ": ext4 '" << it->second << "' umoci '" << w << "'\n";
-    }
-  }
-  for (const auto& [path, g] : *got) {
-    if (want->count(path) == 0) diff << "extra in ext4: " << path << " (" << g << ")\n";
-  }
-  EXPECT_EQ(diff.str(), "");
+  EXPECT_EQ(diffListings(*want, *got), "");
   EXPECT_GE(want->size(), 20U);
   // Spot checks of the semantics, independent of umoci.
   EXPECT_EQ(got->count("/etc/gone"), 0U);
@@ -72,9 +80,16 @@ TEST_F(ImagePullTest, RichImageMatchesUmociUnpack) {
   EXPECT_EQ(got->at("/dev/null"), "chardev 0666 0:0 1,3");
   EXPECT_EQ(got->at("/dev/sda"), "blockdev 0660 0:6 8,0");
   EXPECT_EQ(got->at("/usr/bin/su"), "file 4755 0:0 6");
-  EXPECT_EQ(got->at("/home/app/data"), "file 0640 1000:1000 8");
   EXPECT_EQ(got->at("/etc/alt"), "symlink 0777 0:0 -> /usr/bin/su");
   EXPECT_NE(got->at("/usr/bin/tool3").find("link=/usr/bin/tool"), std::string::npos);
+  EXPECT_EQ(got->at("/etc/long-link"), std::string("symlink 0777 0:0 -> ") + kLongTarget);
+  // xattrs (PAX SCHILY.xattr) land in the ext4; a replaced file loses its own.
+  EXPECT_EQ(got->at("/home/app/data"), "file 0640 1000:1000 8 xattr user.plfm=\"test\"");
+  EXPECT_EQ(got->at("/usr/bin/ping"),
+            "file 0755 0:0 4 xattr security.capability="
+            "01 00 00 02 00 04 00 00 00 00 00 00 00 00 00 00 00 00 00 00");
+  EXPECT_EQ(got->at("/srv"), "dir 0755 0:0 xattr user.dir=\"on a directory\"");
+  EXPECT_EQ(got->at("/etc/passwd").find("xattr"), std::string::npos) << got->at("/etc/passwd");
   auto passwd = t::catExt4(img->rootfs, "/etc/passwd", dir_.path());
   ASSERT_TRUE(passwd);
   EXPECT_NE(passwd->find("app:x:1000"), std::string::npos);
@@ -112,6 +127,93 @@ TEST_F(ImagePullTest, OciLayoutGivesTheSameImage) {
   auto missing = cache.pull(*parseImageRef("oci:" + env_.layout + ":ricj"));
   ASSERT_FALSE(missing);
   EXPECT_NE(missing.error().message().find("did you mean 'rich'"), std::string::npos);
+}
+
+TEST_F(ImagePullTest, LayoutWrittenByUmoci) {
+  // Every layer and the config written by umoci itself: repack diffs a
+  // bundle (deletions become whiteouts), insert adds a tree (--opaque) or a
+  // whiteout, config sets the runtime fields.
+  const std::string layout = dir_.file("umoci-layout");
+  const std::string image = layout + ":app";
+  const std::string bundle = dir_.file("umoci-bundle");
+  const std::string rootfs = bundle + "/rootfs";
+  const std::string log = dir_.file("umoci-build.log");
+  auto umoci = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "umoci");
+    auto r = t::run(args, log);
+    EXPECT_TRUE(r) << args[1] << ": " << r.error().toString() << "\n" << tailFile(log, 10);
+    return r.has_value();
+  };
+  auto put = [](const std::string& path, const std::string& content, mode_t mode = 0644) {
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+    EXPECT_TRUE(writeFileAtomic(path, content));
+    ::chmod(path.c_str(), mode);
+  };
+  ASSERT_TRUE(umoci({"init", "--layout", layout}));
+  ASSERT_TRUE(umoci({"new", "--image", image}));
+  // Layer 1 (repack): files, a hardlink, a symlink, an owned directory.
+  ASSERT_TRUE(umoci({"unpack", "--image", image, bundle}));
+  put(rootfs + "/etc/hostname", "base\n");
+  put(rootfs + "/usr/bin/app", "#!/bin/sh\necho app\n", 0755);
+  ASSERT_EQ(::link((rootfs + "/usr/bin/app").c_str(), (rootfs + "/usr/bin/app2").c_str()), 0);
+  ASSERT_EQ(::symlink("app", (rootfs + "/usr/bin/sh").c_str()), 0);
+  put(rootfs + "/var/lib/old/file", "old");
+  put(rootfs + "/var/lib/keep", "keep");
+  put(rootfs + "/opt/lower/a", "lower");
+  put(rootfs + "/home/app/data", "data", 0600);
+  ASSERT_EQ(::chown((rootfs + "/home/app").c_str(), 1000, 1000), 0);
+  ASSERT_EQ(::chown((rootfs + "/home/app/data").c_str(), 1000, 1000), 0);
+  ASSERT_TRUE(umoci({"repack", "--image", image, bundle}));
+  // Layer 2 (repack): a deletion and a change.
+  std::filesystem::remove_all(bundle);
+  ASSERT_TRUE(umoci({"unpack", "--image", image, bundle}));
+  std::filesystem::remove_all(rootfs + "/var/lib/old");
+  put(rootfs + "/etc/hostname", "changed\n");
+  ASSERT_TRUE(umoci({"repack", "--image", image, bundle}));
+  // Layers 3 and 4 (insert): an opaque directory and a whiteout.
+  put(dir_.file("opt-src/upper/b"), "upper");
+  ASSERT_TRUE(umoci({"insert", "--image", image, "--opaque", dir_.file("opt-src"), "/opt"}));
+  ASSERT_TRUE(umoci({"insert", "--image", image, "--whiteout", "/usr/bin/app2"}));
+  ASSERT_TRUE(umoci({"config", "--image", image, "--config.entrypoint", "/usr/bin/app",
+                     "--config.cmd", "serve", "--config.env", "MODE=umoci", "--config.workingdir",
+                     "/srv", "--config.user", "1000:1000", "--config.exposedports", "9090/tcp",
+                     "--os", "linux", "--architecture", "amd64"}));
+
+  ImageCache cache = openCache(dir_);
+  auto img = cache.pull(*parseImageRef("oci:" + image));
+  ASSERT_TRUE(img) << img.error().toString();
+  EXPECT_EQ(img->layers.size(), 4U);
+  EXPECT_EQ(img->config.entrypoint, std::vector<std::string>{"/usr/bin/app"});
+  EXPECT_EQ(img->config.cmd, std::vector<std::string>{"serve"});
+  EXPECT_NE(std::find(img->config.env.begin(), img->config.env.end(), "MODE=umoci"),
+            img->config.env.end());
+  EXPECT_EQ(img->config.workdir, "/srv");
+  EXPECT_EQ(img->config.user, "1000:1000");
+  EXPECT_EQ(img->config.exposed_ports, std::vector<std::string>{"9090/tcp"});
+
+  auto got = t::listExt4(img->rootfs, dir_.path());
+  ASSERT_TRUE(got) << got.error().toString();
+  const std::string check = dir_.file("umoci-check");
+  ASSERT_TRUE(umoci({"unpack", "--image", image, check}));
+  auto want = t::listHostTree(check + "/rootfs");
+  ASSERT_TRUE(want) << want.error().toString();
+  EXPECT_EQ(diffListings(*want, *got), "");
+  EXPECT_EQ(got->count("/var/lib/old"), 0U);
+  EXPECT_EQ(got->count("/usr/bin/app2"), 0U);
+  EXPECT_EQ(got->count("/opt/lower"), 0U);
+  EXPECT_EQ(got->at("/opt/upper/b"), "file 0644 0:0 5");
+  EXPECT_EQ(got->at("/usr/bin/sh"), "symlink 0777 0:0 -> app");
+  EXPECT_EQ(got->at("/home/app/data"), "file 0600 1000:1000 4");
+  EXPECT_EQ(*t::catExt4(img->rootfs, "/etc/hostname", dir_.path()), "changed\n");
+  EXPECT_TRUE(t::run({"e2fsck", "-fn", img->rootfs}, dir_.file("fsck.log")))
+      << tailFile(dir_.file("fsck.log"), 20);
+
+  // The same layout through the registry gives the same image.
+  ASSERT_TRUE(env_.registry->push(layout, "app", "plfm/umoci:v1"));
+  auto pulled = cache.pull(env_.ref("plfm/umoci:v1"));
+  ASSERT_TRUE(pulled) << pulled.error().toString();
+  EXPECT_EQ(pulled->manifest_digest, img->manifest_digest);
+  EXPECT_TRUE(pulled->stats.rootfs_cached);
 }
 
 TEST_F(ImagePullTest, IndexPicksLinuxAmd64AndDigestRefsWork) {
@@ -266,6 +368,39 @@ TEST_F(ImagePullTest, CommandLinePullAndRootfs) {
   ASSERT_TRUE(p);
   EXPECT_EQ(exitCodeOf(p->wait()), 1);
   EXPECT_NE(tailFile(so.stderr_path, 1).find("not in the cache"), std::string::npos);
+}
+
+TEST_F(ImagePullTest, CommandLineUnpackLimits) {
+  const std::string cache_dir = dir_.file("limitcache");
+  SpawnOptions so;
+  so.stdout_path = dir_.file("limit.out");
+  so.stderr_path = dir_.file("limit.err");
+  auto pullWith = [&](std::vector<std::string> extra) {
+    std::vector<std::string> argv = {
+        PLFM_NODE_AGENT_BIN, "image",   "pull", env_.registry->host() + "/plfm/rich:v1",
+        "--cache",           cache_dir, "-q"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto p = spawn(argv, so);
+    return p ? exitCodeOf(p->wait()) : -1;
+  };
+  // The rich image unpacks to about 6 MiB.
+  EXPECT_EQ(pullWith({"--max-image-unpacked-bytes", "1MiB"}), 1);
+  EXPECT_NE(readFile(so.stderr_path)->find("limit max_image_unpacked_bytes = 1048576"),
+            std::string::npos)
+      << *readFile(so.stderr_path);
+  EXPECT_EQ(pullWith({"--max-path-bytes", "8"}), 1);
+  EXPECT_NE(readFile(so.stderr_path)->find("max_path_bytes = 8"), std::string::npos)
+      << *readFile(so.stderr_path);
+  EXPECT_EQ(pullWith({"--max-layer-bytes", "1k"}), 1);
+  EXPECT_NE(readFile(so.stderr_path)->find("the limit is 1000"), std::string::npos)
+      << *readFile(so.stderr_path);
+  EXPECT_NE(pullWith({"--max-entries", "0"}), 0);  // rejected while parsing
+  EXPECT_NE(readFile(so.stderr_path)->find("must be at least 1"), std::string::npos);
+  // Generous limits, in units: the pull goes through.
+  EXPECT_EQ(pullWith({"--max-image-unpacked-bytes", "64MiB", "--max-layer-bytes", "1GiB",
+                      "--max-entries", "1000", "--ratio-grace-bytes", "0"}),
+            0)
+      << *readFile(so.stderr_path);
 }
 
 }  // namespace

@@ -32,6 +32,17 @@ Result<void> build(ImageEnv& env) {
   t::TarEntry data = t::file("home/app/data", "app data", 0640);
   data.uid = 1000;
   data.gid = 1000;
+  data.xattrs = {{"user.plfm", "test"}};
+  // cap_net_bind_service+ep: a vfs_cap_data v2 (magic 0x02000000 | effective,
+  // then permitted/inheritable low and high words, little-endian).
+  t::TarEntry ping = t::file("usr/bin/ping", "ping", 0755);
+  ping.xattrs = {{"security.capability",
+                  std::string("\x01\x00\x00\x02\x00\x04\x00\x00", 8) + std::string(12, '\0')}};
+  // Replaced in layer 2 by an entry without xattrs: they must go with it.
+  t::TarEntry passwd = t::file("etc/passwd", "root:x:0:0::/root:/bin/sh\n");
+  passwd.xattrs = {{"user.lower", "gone"}};
+  t::TarEntry srv = t::dir("srv");
+  srv.xattrs = {{"user.dir", "on a directory"}};
   t::TarEntry home = t::dir("home/app", 0750);
   home.uid = 1000;
   home.gid = 1000;
@@ -48,30 +59,16 @@ Result<void> build(ImageEnv& env) {
   sda.mode = 0660;
   sda.gid = 6;
   const std::string l1 = base + "/l1.tar.gz";
-  PLFM_TRY(t::writeLayer(l1,
-                         {t::dir("etc"),
-                          t::file("etc/passwd", "root:x:0:0::/root:/bin/sh\n"),
-                          t::file("etc/gone", "deleted later"),
-                          t::dir("usr"),
-                          t::dir("usr/bin"),
-                          tool,
-                          t::hardlink("usr/bin/tool2", "usr/bin/tool"),
-                          su,
-                          t::symlink("bin", "usr/bin"),
-                          t::symlink("etc/alt", "/usr/bin/tool"),
-                          t::dir("var"),
-                          t::dir("var/cache"),
-                          t::dir("var/cache/a"),
-                          t::file("var/cache/a/x", "x"),
-                          t::file("var/cache/old", "old"),
-                          t::dir("home"),
-                          home,
-                          data,
-                          t::dir("dev"),
-                          null,
-                          sda,
-                          t::dir("srv")},
-                         t::Compression::kGzip));
+  PLFM_TRY(t::writeLayer(
+      l1,
+      {t::dir("etc"), passwd, t::file("etc/gone", "deleted later"), t::dir("usr"),
+       t::dir("usr/bin"), tool, t::hardlink("usr/bin/tool2", "usr/bin/tool"), su, ping,
+       t::symlink("bin", "usr/bin"), t::symlink("etc/alt", "/usr/bin/tool"),
+       // Over 59 bytes: ext4 keeps it in a data block, not the inode.
+       t::symlink("etc/long-link", kLongTarget), t::dir("var"), t::dir("var/cache"),
+       t::dir("var/cache/a"), t::file("var/cache/a/x", "x"), t::file("var/cache/old", "old"),
+       t::dir("home"), home, data, t::dir("dev"), null, sda, srv},
+      t::Compression::kGzip));
   const std::string l2 = base + "/l2.tar.gz";
   PLFM_TRY(t::writeLayer(
       l2,

@@ -14,6 +14,10 @@
 
 namespace plfm::image {
 
+// The rich image's /etc/long-link points here: too long for a fast symlink.
+inline constexpr const char* kLongTarget =
+    "/usr/share/plfm/a-symlink-target-that-is-too-long-for-the-inode/so-ext4-puts-it-in-a-block";
+
 class ImageEnv {
  public:
   static ImageEnv& get();  // starts the registry and builds the images on first use

@@ -7,10 +7,12 @@
 #include <unistd.h>
 
 #include "image/layer_applier.h"
+#include "image/rootfs_builder.h"
 #include "plfm/core/process.h"
 #include "plfm/core/sha256.h"
 #include "plfm/testing/temp_dir.h"
 #include "support/test_image.h"
+#include "support/tree_inspect.h"
 
 namespace plfm::image {
 namespace {
@@ -121,6 +123,28 @@ TEST_F(LayerApplierTest, LinksModesAndReplacement) {
   }
 }
 
+TEST_F(LayerApplierTest, XattrsReachTheExt4DirectlyOrAsFixups) {
+  // What the host took, mkfs copies; what it refused (trusted.* or
+  // security.* when not root, any xattr on a filesystem without them) is set
+  // by debugfs ea_set. Both paths end in the same ext4 attributes.
+  const std::string s = stage();
+  LayerApplier a(s, {});
+  TarEntry f = t::file("f", "x");
+  f.xattrs = {{"user.plfm", "test"}, {"trusted.plfm", "t"}};
+  ASSERT_TRUE(apply(a, layer({f})));
+  ASSERT_TRUE(a.finish());
+  std::map<std::string, InodeFixup> fixups = a.fixups();
+  fixups["f"].xattrs.emplace_back("security.plfm", std::string("\x01\x02", 2));  // forced
+  const std::string img = dir_.file("x.ext4");
+  auto built = buildExt4(s, fixups, img, dir_.path(), {});
+  ASSERT_TRUE(built) << built.error().toString();
+  auto got = t::listExt4(img, dir_.path());
+  ASSERT_TRUE(got) << got.error().toString();
+  EXPECT_EQ(got->at("/f"),
+            "file 0644 0:0 1 xattr security.plfm=01 02 xattr trusted.plfm=\"t\" "
+            "xattr user.plfm=\"test\"");
+}
+
 TEST_F(LayerApplierTest, DeviceNodesBecomeFixupsNotHostNodes) {
   const std::string s = stage();
   LayerApplier a(s, {});
@@ -196,6 +220,22 @@ TEST_F(LayerApplierTest, StopsDecompressionBombs) {
     EXPECT_NE(r.error().message().find("decompression bomb"), std::string::npos);
   }
   {
+    // No grace at all: a compressed bomb stops at once, while the same bytes
+    // uncompressed (ratio 1, however libarchive counts its input) pass.
+    UnpackLimits l;
+    l.max_compression_ratio = 100;
+    l.ratio_grace_bytes = 0;
+    LayerApplier a(stage(), l);
+    auto r = apply(a, bomb);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().detail("limit"), "max_compression_ratio");
+    TarEntry plain_zeros = big;
+    plain_zeros.zero_bytes = 4 << 20;
+    LayerApplier b(stage(), l);
+    auto p = apply(b, layer({plain_zeros}, t::Compression::kNone));
+    EXPECT_TRUE(p) << p.error().toString();
+  }
+  {
     UnpackLimits l;
     l.max_layer_unpacked_bytes = 8 << 20;
     LayerApplier a(stage(), l);
@@ -212,6 +252,98 @@ TEST_F(LayerApplierTest, StopsDecompressionBombs) {
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().detail("limit"), "max_entries");
   }
+}
+
+TEST_F(LayerApplierTest, ImageTotalLimitCountsEveryLayer) {
+  TarEntry two_mib = t::file("a", "");
+  two_mib.zero_bytes = 2 << 20;
+  TarEntry other = two_mib;
+  other.path = "b";
+  UnpackLimits l;
+  l.max_image_unpacked_bytes = 3 << 20;  // each layer fits, the two together do not
+  l.max_layer_unpacked_bytes = 3 << 20;
+  LayerApplier a(stage(), l);
+  auto first = apply(a, layer({two_mib}, t::Compression::kNone));
+  ASSERT_TRUE(first) << first.error().toString();
+  EXPECT_GT(first->tar_bytes, uint64_t{2} << 20);
+  auto second = apply(a, layer({other}, t::Compression::kNone));
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code(), "image.limit_exceeded");
+  EXPECT_EQ(second.error().detail("limit"), "max_image_unpacked_bytes");
+  EXPECT_NE(second.error().message().find("max_image_unpacked_bytes = 3145728"), std::string::npos)
+      << second.error().message();
+  // A fresh applier (another image) starts from zero.
+  LayerApplier b(stage(), l);
+  EXPECT_TRUE(apply(b, layer({other}, t::Compression::kNone)));
+}
+
+TEST_F(LayerApplierTest, PathLengthLimit) {
+  // Components of 100 bytes stay under NAME_MAX; the total is what counts.
+  auto longName = [](size_t total) {
+    std::string p;
+    while (p.size() + 101 < total) p += std::string(100, 'd') + "/";
+    p += std::string(total - p.size(), 'f');
+    return p;
+  };
+  {
+    UnpackLimits l;
+    l.max_path_bytes = 300;
+    LayerApplier a(stage(), l);
+    const std::string fits = longName(300);
+    ASSERT_EQ(fits.size(), 300U);
+    auto ok = apply(a, layer({t::file(fits, "x")}));
+    ASSERT_TRUE(ok) << ok.error().toString();
+    auto r = apply(a, layer({t::file(longName(301), "x")}));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code(), "image.limit_exceeded");
+    EXPECT_EQ(r.error().detail("limit"), "max_path_bytes");
+    EXPECT_NE(r.error().message().find("301 bytes"), std::string::npos) << r.error().message();
+    // A hardlink's target is held to the same limit.
+    auto h = apply(a, layer({t::hardlink("short", longName(301))}));
+    ASSERT_FALSE(h);
+    EXPECT_EQ(h.error().detail("limit"), "max_path_bytes");
+  }
+  {
+    LayerApplier a(stage(), {});  // the default: 4096
+    auto r = apply(a, layer({t::file(longName(4097), "x")}));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().detail("limit"), "max_path_bytes");
+  }
+}
+
+TEST_F(LayerApplierTest, AcceptsAStreamEndingWithoutTarTrailer) {
+  // As umoci insert writes them: the stream stops after the last entry,
+  // without padding or end-of-archive blocks. Go's archive/tar accepts that;
+  // so do we, as long as the last entry is whole.
+  auto cut = [&](const std::vector<TarEntry>& entries, size_t keep) {
+    auto bytes = readFile(layer(entries, t::Compression::kNone));
+    EXPECT_GT(bytes->size(), keep);
+    const std::string path = dir_.file("cut" + std::to_string(n_++));
+    EXPECT_TRUE(writeFileAtomic(path, bytes->substr(0, keep)));
+    return path;
+  };
+  // ustar: a 512-byte header per entry, data padded to 512.
+  const std::string no_padding = cut({t::dir("d"), t::file("d/f", "hello")}, 1024 + 5);
+  const std::string s1 = stage();
+  LayerApplier a(s1, {});
+  auto r1 = apply(a, no_padding);
+  ASSERT_TRUE(r1) << r1.error().toString();
+  EXPECT_EQ(*readFile(s1 + "/d/f"), "hello");
+  EXPECT_EQ(r1->tar_bytes, 1029U);
+
+  const std::string no_trailer = cut({t::file("f", "hello"), t::dir("d")}, 1536);
+  const std::string s2 = stage();
+  LayerApplier b(s2, {});
+  auto r2 = apply(b, no_trailer);
+  ASSERT_TRUE(r2) << r2.error().toString();
+  EXPECT_TRUE(exists(s2 + "/d"));
+
+  // A file cut short is still an error.
+  const std::string short_data = cut({t::dir("d"), t::file("d/f", "hello")}, 1024 + 2);
+  LayerApplier c(stage(), {});
+  auto r3 = apply(c, short_data);
+  ASSERT_FALSE(r3);
+  EXPECT_EQ(r3.error().code(), "image.bad_layer");
 }
 
 TEST_F(LayerApplierTest, VerifiesDiffId) {

@@ -65,43 +65,79 @@ struct ImageEntry {
   Clock::WallTime last_used;
   int refs = 0;
   uint64_t rootfs_bytes = 0;
+  bool record_ok = false;   // the record parsed; otherwise `blobs` came from the manifest
+  bool blobs_known = true;  // false: neither the record nor the manifest blob is readable
 };
 
-// Every image record in the cache. Unreadable records count as no image
-// (their files become orphans that gc removes).
+// The blobs an image uses according to its manifest blob, for an image whose
+// record is unreadable. The index digest is lost with the record; the index
+// is not needed to boot, so losing that blob is harmless.
+bool blobsFromManifest(const ImageCache& cache, ImageEntry& e) {
+  auto bytes = cache.blobs().read(e.digest);
+  if (!bytes) return false;
+  auto doc = parseManifestDocument(*bytes);
+  if (!doc || !doc->manifest) return false;
+  e.blobs.insert(e.digest);
+  e.blobs.insert(doc->manifest->config.digest);
+  for (const auto& l : doc->manifest->layers) e.blobs.insert(l.digest);
+  return true;
+}
+
+bool readRecord(const ImageCache& cache, ImageEntry& e) {
+  auto text = readFile(cache.recordPath(e.digest));
+  if (!text) return false;
+  auto rec = json::parse(*text);
+  if (!rec || !rec->is_object()) return false;
+  e.blobs.insert(e.digest);
+  auto addDigest = [&e](const json::Json& v) {
+    if (!v.is_string()) return;
+    if (auto d = Digest::parse(v.get_ref<const std::string&>())) e.blobs.insert(*d);
+  };
+  for (const char* f : {"index_digest", "config_digest"}) {
+    if (const json::Json* it = findField(*rec, f); it != nullptr) addDigest(*it);
+  }
+  if (const json::Json* it = findField(*rec, "layers"); it != nullptr && it->is_array()) {
+    for (const auto& l : *it) {
+      if (const json::Json* d = findField(l, "digest"); d != nullptr) addDigest(*d);
+    }
+  }
+  if (const json::Json* it = findField(*rec, "ref"); it != nullptr && it->is_string())
+    e.ref = it->get<std::string>();
+  return true;
+}
+
+// Every image the cache knows of: those with a record, and those with
+// holders in refs/ (whose record may be unreadable or gone). An unreadable
+// record of an image nobody holds makes it an orphan (gc removes its files);
+// an image with holders is kept whatever state its record is in.
 std::vector<ImageEntry> scanImages(const ImageCache& cache) {
-  std::vector<ImageEntry> out;
+  std::set<std::string> hexes;
   for (const auto& name : listDir(cache.dir() + "/rootfs")) {
     if (!endsWith(name, ".json")) continue;
     const std::string hex = name.substr(0, name.size() - 5);
-    if (!isSha256Hex(hex)) continue;
+    if (isSha256Hex(hex)) hexes.insert(hex);
+  }
+  for (const auto& hex : listDir(cache.dir() + "/refs")) {
+    if (isSha256Hex(hex)) hexes.insert(hex);
+  }
+  std::vector<ImageEntry> out;
+  for (const auto& hex : hexes) {
     ImageEntry e;
     e.digest = Digest::fromHex(hex);
-    auto text = readFile(cache.recordPath(e.digest));
-    if (!text) continue;
-    auto rec = json::parse(*text);
-    if (!rec || !rec->is_object()) continue;
-    e.blobs.insert(e.digest);
-    auto addDigest = [&e](const json::Json& v) {
-      if (!v.is_string()) return;
-      if (auto d = Digest::parse(v.get_ref<const std::string&>())) e.blobs.insert(*d);
-    };
-    for (const char* f : {"index_digest", "config_digest"}) {
-      if (const json::Json* it = findField(*rec, f); it != nullptr) addDigest(*it);
+    e.refs = static_cast<int>(listDir(cache.dir() + "/refs/" + hex).size());
+    e.record_ok = readRecord(cache, e);
+    if (!e.record_ok) {
+      if (e.refs == 0) continue;  // an orphan
+      e.blobs.clear();
+      e.blobs_known = blobsFromManifest(cache, e);
+      log::warn("image record unreadable; keeping the image, it has holders",
+                {{"digest", e.digest.str()}, {"holders", e.refs}});
     }
-    if (const json::Json* it = findField(*rec, "layers"); it != nullptr && it->is_array()) {
-      for (const auto& l : *it) {
-        if (const json::Json* d = findField(l, "digest"); d != nullptr) addDigest(*d);
-      }
-    }
-    if (const json::Json* it = findField(*rec, "ref"); it != nullptr && it->is_string())
-      e.ref = it->get<std::string>();
     struct stat st {};
     if (::stat(cache.recordPath(e.digest).c_str(), &st) == 0) {
       e.last_used = Clock::WallTime(std::chrono::duration_cast<Clock::WallTime::duration>(
           std::chrono::seconds(st.st_mtim.tv_sec) + std::chrono::nanoseconds(st.st_mtim.tv_nsec)));
     }
-    e.refs = static_cast<int>(listDir(cache.dir() + "/refs/" + hex).size());
     e.rootfs_bytes = fileBytes(cache.rootfsPath(e.digest));
     out.push_back(std::move(e));
   }
@@ -182,10 +218,19 @@ Result<GcReport> ImageCache::gc() const {
     if (temp || recorded.count(hex) == 0) PLFM_TRY(removeAll(dir_ + "/rootfs/" + name));
   }
   std::map<Digest, int> blob_users;
+  // A held image whose record and manifest are both unreadable uses blobs we
+  // cannot name: then no blob is deleted at all this time.
+  bool keep_all_blobs = false;
   for (const auto& e : images) {
     for (const auto& b : e.blobs) ++blob_users[b];
+    if (!e.record_ok) ++report.unreadable_records;
+    keep_all_blobs = keep_all_blobs || !e.blobs_known;
+  }
+  if (keep_all_blobs) {
+    log::warn("an image in use has no readable record or manifest; gc keeps every blob");
   }
   auto removeBlob = [&](const std::string& hex) -> Result<void> {
+    if (keep_all_blobs) return ok();
     if (::unlink((dir_ + "/blobs/sha256/" + hex).c_str()) != 0 && errno != ENOENT) {
       return errnoError("remove blob sha256:" + hex, errno);
     }

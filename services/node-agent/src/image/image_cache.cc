@@ -193,6 +193,7 @@ Result<ImageCache> ImageCache::open(std::string dir, CacheOptions options) {
   // half-built images go; partial downloads stay, to be resumed.
   removeDeadLeftovers(dir + "/tmp", "");
   removeDeadLeftovers(kShm, "plfm-stage-");
+  if (!options.staging_dir.empty()) removeDeadLeftovers(options.staging_dir, "plfm-stage-");
   options.limits.max_layer_bytes =
       std::min(options.limits.max_layer_bytes, options.fetch.max_blob_bytes);
   options.fetch.max_blob_bytes = options.limits.max_layer_bytes;

@@ -119,8 +119,9 @@ struct GcReport {
   uint64_t bytes_after = 0;
   int images_removed = 0;
   int blobs_removed = 0;
-  int images_in_use = 0;     // kept because a holder references them
-  bool over_budget = false;  // still over: what is left is in use
+  int images_in_use = 0;       // kept because a holder references them
+  int unreadable_records = 0;  // held images whose record is unreadable (kept all the same)
+  bool over_budget = false;    // still over: what is left is in use
   std::vector<Digest> removed;
 };
 

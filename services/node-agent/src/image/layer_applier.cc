@@ -17,6 +17,7 @@
 #include "image/fs_util.h"
 #include "image/layer_stream.h"
 #include "image/path_safety.h"
+#include "plfm/core/log.h"
 
 namespace plfm::image {
 
@@ -37,8 +38,12 @@ std::string errnoText(int err) { return std::strerror(err); }
 struct LayerApplier::Entry {
   archive* ar = nullptr;
   archive_entry* ae = nullptr;
+  LayerStream* stream = nullptr;
   std::string path;  // clean, as named in the tar
   std::string raw_name;
+  // The stream ended right after this entry's data, without the padding to
+  // 512 bytes and the end-of-archive blocks (see applyEntry).
+  bool last_without_trailer = false;
 };
 
 LayerApplier::LayerApplier(std::string staging, UnpackLimits limits)
@@ -98,6 +103,7 @@ Result<LayerStats> LayerApplier::apply(const std::string& blob_path, const Diges
     Entry e;
     e.ar = tar.get();
     e.ae = ae;
+    e.stream = &stream;
     const char* name = archive_entry_pathname(ae);
     e.raw_name = name == nullptr ? "" : name;
     PLFM_ASSIGN_OR_RETURN(
@@ -113,6 +119,11 @@ Result<LayerStats> LayerApplier::apply(const std::string& blob_path, const Diges
     auto applied = applyEntry(e);
     if (auto failed = stream.error()) return *failed;
     if (!applied) return applied.error();
+    if (e.last_without_trailer) {
+      log::warn("layer ends without tar padding and end-of-archive blocks; accepted",
+                {{"layer", layer_name_}, {"entry", e.path}});
+      break;  // libarchive cannot go on, and there is nothing more to read
+    }
   }
   // The tar reader stops at the end-of-archive marker; hash the padding
   // after it too, since the diff_id covers the whole stream.
@@ -376,6 +387,7 @@ Result<void> LayerApplier::applyEntry(Entry& e) {
       const void* buf = nullptr;
       size_t len = 0;
       la_int64_t off = 0;
+      la_int64_t end = 0;  // of the data written so far
       int r = ARCHIVE_OK;
       Result<void> wr = ok();
       while ((r = archive_read_data_block(e.ar, &buf, &len, &off)) == ARCHIVE_OK) {
@@ -385,6 +397,17 @@ Result<void> LayerApplier::applyEntry(Entry& e) {
         }
         wr = writeAll(fd, static_cast<const char*>(buf), len, h);
         if (!wr) break;
+        end = std::max<la_int64_t>(end, off + static_cast<la_int64_t>(len));
+      }
+      // umoci insert (0.4.x) writes layers whose stream stops right after
+      // the last file's data: no padding, no end-of-archive blocks. Go's
+      // archive/tar (umoci, containerd, Docker) reads that as a clean end, so
+      // we do too, but only when every byte of the entry is there and the
+      // stream is really over; the layer digest and diff_id still cover it.
+      if (wr && r != ARCHIVE_EOF && end >= archive_entry_size(ae) && e.stream->atEnd() &&
+          !e.stream->error()) {
+        e.last_without_trailer = true;
+        r = ARCHIVE_EOF;
       }
       if (wr && r != ARCHIVE_EOF) {
         wr = Error("image.bad_layer", "layer " + layer_name_ + ": reading '" + e.path +

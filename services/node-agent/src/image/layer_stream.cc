@@ -40,6 +40,11 @@ std::optional<Error> LayerStream::error() {
   return error_;
 }
 
+bool LayerStream::atEnd() {
+  std::lock_guard lock(mu_);
+  return done_ && taken_ >= produced_;
+}
+
 Error LayerStream::limitError(const std::string& what, const std::string& limit,
                               uint64_t value) const {
   return Error("image.limit_exceeded", "layer " + layer_ + ": " + what + " (limit " + limit +
@@ -63,7 +68,11 @@ std::optional<Error> LayerStream::checkLimits() const {
     return limitError("the image's uncompressed size exceeds the limit", "max_image_unpacked_bytes",
                       limits_.max_image_unpacked_bytes);
   }
-  if (tar_bytes_ > limits_.ratio_grace_bytes) {
+  // An uncompressed layer has a ratio of 1 by construction, and libarchive
+  // counts its input only as it is consumed (a buffer behind), which would
+  // read as a huge ratio right after the first chunk.
+  const bool compressed_layer = archive_filter_code(raw_, 0) != ARCHIVE_FILTER_NONE;
+  if (compressed_layer && tar_bytes_ > limits_.ratio_grace_bytes) {
     const auto compressed =
         static_cast<uint64_t>(std::max<la_int64_t>(archive_filter_bytes(raw_, -1), 1));
     if (tar_bytes_ / compressed > limits_.max_compression_ratio) {

@@ -40,6 +40,8 @@ class LayerStream {
   void finish();
 
   [[nodiscard]] std::optional<Error> error();
+  // True once the reader has been handed the end of the stream (the 0).
+  [[nodiscard]] bool atEnd();
   // After finish(): the uncompressed size and its sha256.
   [[nodiscard]] uint64_t tarBytes() const { return tar_bytes_; }
   [[nodiscard]] std::string hexDigest() { return hasher_.hexDigest(); }

@@ -6,9 +6,12 @@ namespace plfm::image {
 
 Result<std::string> cleanEntryPath(std::string_view name, size_t max_len) {
   if (name.size() > max_len) {
-    return Error("image.limit_exceeded", "entry name is " + std::to_string(name.size()) +
-                                             " bytes; the limit is " + std::to_string(max_len))
-        .with("limit", "max_path_bytes");
+    const std::string shown(name.substr(0, 64));
+    return Error("image.limit_exceeded", "entry name '" + shown + "...' is " +
+                                             std::to_string(name.size()) + " bytes (limit " +
+                                             "max_path_bytes = " + std::to_string(max_len) + ")")
+        .with("limit", "max_path_bytes")
+        .with("entry", shown);
   }
   if (name.find('\0') != std::string_view::npos) {
     return Error("image.bad_layer", "entry name contains a NUL byte");

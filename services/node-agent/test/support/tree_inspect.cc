@@ -2,9 +2,11 @@
 
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <set>
 #include <vector>
 
 #include "plfm/core/process.h"
@@ -44,6 +46,72 @@ std::string describe(uint32_t mode, uint32_t uid, uint32_t gid, uint64_t size,
   return s;
 }
 
+// An xattr value as text when every byte is printable, else as hex bytes.
+std::string renderValue(std::string_view v) {
+  bool printable = true;
+  for (char c : v) printable = printable && c >= 0x20 && c < 0x7f;
+  if (printable) return "\"" + std::string(v) + "\"";
+  std::string out;
+  for (unsigned char c : v) {
+    char b[4];
+    std::snprintf(b, sizeof(b), "%02x", c);
+    if (!out.empty()) out += ' ';
+    out += b;
+  }
+  return out;
+}
+
+// " xattr NAME=VALUE" per attribute, sorted by name.
+std::string renderXattrs(std::map<std::string, std::string> xattrs) {
+  std::string out;
+  for (const auto& [name, value] : xattrs) out += " xattr " + name + "=" + renderValue(value);
+  return out;
+}
+
+Result<std::map<std::string, std::string>> hostXattrs(const std::string& path) {
+  std::map<std::string, std::string> out;
+  std::string names(64 << 10, '\0');
+  const ssize_t n = ::llistxattr(path.c_str(), names.data(), names.size());
+  if (n < 0) {
+    if (errno == ENOTSUP) return out;
+    return errnoError("llistxattr " + path, errno);
+  }
+  for (size_t at = 0; at < static_cast<size_t>(n);) {
+    const std::string name(names.c_str() + at);
+    at += name.size() + 1;
+    std::string value(64 << 10, '\0');
+    const ssize_t len = ::lgetxattr(path.c_str(), name.c_str(), value.data(), value.size());
+    if (len < 0) return errnoError("lgetxattr " + path + " " + name, errno);
+    value.resize(static_cast<size_t>(len));
+    out[name] = std::move(value);
+  }
+  return out;
+}
+
+// A value as `debugfs ea_list` prints it: "text" (with \ooo escapes for
+// the odd unprintable byte) or hex bytes "01 00 ...".
+std::string parseDebugfsValue(std::string_view v) {
+  while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
+  std::string out;
+  if (!v.empty() && v.front() == '"') {
+    v.remove_prefix(1);
+    if (!v.empty() && v.back() == '"') v.remove_suffix(1);
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (v[i] == '\\' && i + 3 < v.size()) {
+        out += static_cast<char>(std::stoi(std::string(v.substr(i + 1, 3)), nullptr, 8));
+        i += 3;
+      } else {
+        out += v[i];
+      }
+    }
+    return out;
+  }
+  for (size_t i = 0; i + 2 <= v.size(); i += 3) {
+    out += static_cast<char>(std::stoi(std::string(v.substr(i, 2)), nullptr, 16));
+  }
+  return out;
+}
+
 // Hardlink groups: every member gets " link=<first path>".
 void addLinkGroups(TreeListing& out, const std::map<uint64_t, std::vector<std::string>>& inodes) {
   for (const auto& [ino, paths] : inodes) {
@@ -65,6 +133,36 @@ Result<std::string> debugfs(const std::string& image, const std::string& script,
   return readFile(out);
 }
 
+// Appends every object's xattrs, read with `debugfs ea_list`.
+Result<void> addExt4Xattrs(const std::string& image, const std::string& scratch, TreeListing& out) {
+  std::vector<std::string> paths;
+  std::string script;
+  for (const auto& [p, d] : out) {
+    paths.push_back(p);
+    script += "ea_list \"" + p + "\"\n";
+  }
+  if (paths.empty()) return ok();
+  PLFM_ASSIGN_OR_RETURN(std::string text, debugfs(image, script, scratch));
+  std::map<std::string, std::map<std::string, std::string>> found;
+  size_t which = 0;
+  std::string cur;
+  for (auto line : splitLines(text)) {
+    if (startsWith(line, "debugfs: ea_list")) {
+      cur = paths[which++];
+      continue;
+    }
+    // "  NAME (LEN) = VALUE"
+    if (!startsWith(line, "  ")) continue;
+    const size_t paren = line.find(" (");
+    const size_t eq = line.find(") = ");
+    if (paren == std::string_view::npos || eq == std::string_view::npos) continue;
+    const std::string name(line.substr(2, paren - 2));
+    found[cur][name] = parseDebugfsValue(line.substr(eq + 4));
+  }
+  for (auto& [p, xattrs] : found) out[p] += renderXattrs(std::move(xattrs));
+  return ok();
+}
+
 }  // namespace
 
 Result<TreeListing> listHostTree(const std::string& root) {
@@ -84,7 +182,9 @@ Result<TreeListing> listHostTree(const std::string& root) {
       extra = std::to_string(major(st.st_rdev)) + "," + std::to_string(minor(st.st_rdev));
     }
     if (S_ISREG(st.st_mode)) inodes[st.st_ino].push_back(p);
-    out[p] = describe(st.st_mode, st.st_uid, st.st_gid, static_cast<uint64_t>(st.st_size), extra);
+    PLFM_ASSIGN_OR_RETURN(auto xattrs, hostXattrs(it->path().string()));
+    out[p] = describe(st.st_mode, st.st_uid, st.st_gid, static_cast<uint64_t>(st.st_size), extra) +
+             renderXattrs(std::move(xattrs));
   }
   if (ec) return Error(errc::kIo, "walk " + root + ": " + ec.message());
   for (auto& [ino, paths] : inodes) std::sort(paths.begin(), paths.end());
@@ -141,6 +241,7 @@ Result<TreeListing> listExt4(const std::string& image, const std::string& scratc
     PLFM_ASSIGN_OR_RETURN(std::string text, debugfs(image, script, scratch));
     size_t which = 0;
     std::string cur;
+    std::set<std::string> fast;  // symlinks whose target sits in the inode
     for (auto line : splitLines(text)) {
       if (startsWith(line, "debugfs: stat")) {
         cur = specials[which++];
@@ -151,6 +252,7 @@ Result<TreeListing> listExt4(const std::string& image, const std::string& scratc
         auto target = line.substr(pos + kLink.size());
         target = target.substr(0, target.rfind('"'));
         out[cur] += " -> " + std::string(target);
+        fast.insert(cur);
       }
       const std::string_view kDev = "Device major/minor number: ";
       if (auto pos = line.find(kDev); pos != std::string_view::npos) {
@@ -162,6 +264,26 @@ Result<TreeListing> listExt4(const std::string& image, const std::string& scratc
       }
     }
   }
+  // Longer symlink targets (over 59 bytes) live in a data block, which
+  // `stat` does not show: dump each one.
+  std::vector<std::string> slow;
+  for (const auto& p : specials) {
+    if (startsWith(out[p], "symlink") && out[p].find(" -> ") == std::string::npos) {
+      slow.push_back(p);
+    }
+  }
+  if (!slow.empty()) {
+    std::string script;
+    for (size_t i = 0; i < slow.size(); ++i) {
+      script += "dump \"" + slow[i] + "\" " + scratch + "/link." + std::to_string(i) + "\n";
+    }
+    PLFM_TRY(debugfs(image, script, scratch));
+    for (size_t i = 0; i < slow.size(); ++i) {
+      PLFM_ASSIGN_OR_RETURN(std::string target, readFile(scratch + "/link." + std::to_string(i)));
+      out[slow[i]] += " -> " + target;
+    }
+  }
+  PLFM_TRY(addExt4Xattrs(image, scratch, out));
   for (auto& [ino, paths] : inodes) std::sort(paths.begin(), paths.end());
   addLinkGroups(out, inodes);
   return out;
