@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <exception>
+#include <nlohmann/json.hpp>
 #include <ostream>
 
 #include "commands.h"
@@ -88,8 +90,11 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   auto parsed = parseArgs(full, args);
   Format format = stdout_is_tty ? Format::kTable : Format::kJson;
   bool color = stdout_is_tty && colorAllowed(1);
+  // stderr is often a terminal when stdout is a pipe (`vt ... | jq`), and the
+  // other way round: each stream's colour follows its own file descriptor.
+  const bool err_color = colorAllowed(2);
   if (!parsed) {
-    Output o(out, err, format, false, colorAllowed(2));
+    Output o(out, err, format, false, false, err_color);
     o.error(parsed.error().message(), "");
     return exitcode::kUsage;
   }
@@ -99,7 +104,7 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
     } else if (*f == "table") {
       format = Format::kTable;
     } else {
-      Output o(out, err, format, false, colorAllowed(2));
+      Output o(out, err, format, false, false, err_color);
       o.error("--format must be table or json (got `" + *f + "`)", "");
       return exitcode::kUsage;
     }
@@ -107,13 +112,27 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   // --quiet prints IDs, which the table renderer does; explicit JSON wins.
   if (parsed->has("quiet") && !parsed->has("format")) format = Format::kTable;
   if (format == Format::kJson) color = false;
-  Output output(out, err, format, parsed->has("quiet"), color);
+  Output output(out, err, format, parsed->has("quiet"), color, err_color);
   if (parsed->help) {
     out << renderHelp(parsed->path);
     return exitcode::kOk;
   }
   Invocation inv(std::move(*parsed), output);
-  return inv.args.command().run(inv);
+  // The client checks status codes, not every field of every body: a server
+  // of another version (or a proxy's error page) can answer with JSON of an
+  // unexpected shape, and the json library throws. One clear line, not a
+  // terminate.
+  try {
+    return inv.args.command().run(inv);
+  } catch (const nlohmann::json::exception& e) {
+    output.error("unexpected response from the control plane (" + std::string(e.what()) + ")",
+                 "check that vt and the control plane are the same version (`vt context show` "
+                 "names the URL)");
+  } catch (const std::exception& e) {
+    output.error("vt failed unexpectedly: " + std::string(e.what()),
+                 "this is a vt bug; please report it with the command you ran");
+  }
+  return exitcode::kUnavailable;
 }
 
 }  // namespace plfm::vt

@@ -117,14 +117,14 @@ int nodesList(Invocation& inv) {
              "IPV6_PREFIX", "HEARTBEAT"},
             [](const json& n) {
               const json& a = n.contains("allocated") ? n["allocated"] : json::object();
-              return std::vector<std::string>{n["id"],
-                                              n["hostname"],
-                                              n["state"],
+              return std::vector<std::string>{field(n, "id"),
+                                              field(n, "hostname"),
+                                              field(n, "state"),
                                               scheduling(n),
-                                              cell(n["cores"]),
+                                              cell(field(n, "cores")),
                                               memoryUse(n),
                                               std::to_string(a.value("instances", 0)),
-                                              cell(n["ipv6_prefix"]),
+                                              cell(field(n, "ipv6_prefix")),
                                               shortTime(n.value("last_heartbeat_at", json()))};
             });
   return 0;

@@ -42,9 +42,9 @@ int releasesList(Invocation& inv) {
               // The digest has its own column; keep the image column readable.
               std::string image = r.value("image_ref", "");
               image = image.substr(0, image.find('@'));
-              return std::vector<std::string>{r["id"], image, digest.substr(0, 19),
-                                              processesOf(r["manifest"]),
-                                              shortTime(r["created_at"])};
+              return std::vector<std::string>{field(r, "id"), image, digest.substr(0, 19),
+                                              processesOf(field(r, "manifest")),
+                                              shortTime(field(r, "created_at"))};
             });
   return 0;
 }
@@ -58,9 +58,9 @@ int deploysList(Invocation& inv) {
   if (!items) return fail(inv, items.error());
   printList(inv, newestFirst(*items), {"ID", "RELEASE", "STRATEGY", "STATUS", "REASON", "CREATED"},
             [](const json& d) {
-              return std::vector<std::string>{d["id"],           d["release_id"],
-                                              d["strategy"],     d["status"],
-                                              cell(d["reason"]), shortTime(d["created_at"])};
+              return std::vector<std::string>{
+                  field(d, "id"),     field(d, "release_id"),   field(d, "strategy"),
+                  field(d, "status"), cell(field(d, "reason")), shortTime(field(d, "created_at"))};
             });
   return 0;
 }
@@ -105,8 +105,8 @@ int rollback(Invocation& inv) {
     auto deploys = (*client)->listAll("/v1/envs/" + env_id + "/deploys");
     if (!deploys) return fail(inv, deploys.error());
     for (const auto& d : newestFirst(*deploys)) {
-      if (d["status"] == "succeeded" && d["release_id"] != current) {
-        target = d["release_id"];
+      if (field(d, "status") == "succeeded" && field(d, "release_id") != current) {
+        target = field(d, "release_id");
         break;
       }
     }
@@ -220,29 +220,30 @@ int instancesList(Invocation& inv) {
     return 0;
   }
   if (inv.out.quiet()) {
-    for (const auto& i : items) inv.out.out() << i["id"].get<std::string>() << "\n";
+    for (const auto& i : items) inv.out.out() << field(i, "id").get<std::string>() << "\n";
     return 0;
   }
   std::vector<std::vector<std::string>> rows;
   rows.reserve(std::max(summary.size(), items.size()));
   for (const auto& s : summary) {
-    rows.push_back({s["process_type"], std::to_string(s["desired"].get<int>()),
-                    std::to_string(s["current"].get<int>()), cell(s["reason"])});
+    rows.push_back({field(s, "process_type"), std::to_string(field(s, "desired").get<int>()),
+                    std::to_string(field(s, "current").get<int>()), cell(field(s, "reason"))});
   }
   inv.out.table({"PROCESS", "DESIRED", "CURRENT", "REASON"}, rows);
   inv.out.line("");
   rows.clear();
   for (const auto& i : items) {
-    rows.push_back({i["id"], i["process_type"], cell(i["node_id"]), cell(i["address"]),
-                    i["desired_state"], i["current_state"], cell(i["reason"])});
+    rows.push_back({field(i, "id"), field(i, "process_type"), cell(field(i, "node_id")),
+                    cell(field(i, "address")), field(i, "desired_state"), field(i, "current_state"),
+                    cell(field(i, "reason"))});
   }
   inv.out.table({"INSTANCE", "PROCESS", "NODE", "ADDRESS", "DESIRED", "CURRENT", "REASON"}, rows);
   return 0;
 }
 
 std::vector<std::string> eventRow(const json& e) {
-  return {std::to_string(e["seq"].get<int64_t>()), shortTime(e["occurred_at"]), e["event_type"],
-          e["aggregate_id"], cell(e["actor"])};
+  return {std::to_string(field(e, "seq").get<int64_t>()), shortTime(field(e, "occurred_at")),
+          field(e, "event_type"), field(e, "aggregate_id"), cell(field(e, "actor"))};
 }
 
 int eventsTail(Invocation& inv) {

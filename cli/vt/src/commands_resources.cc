@@ -51,7 +51,8 @@ int orgsList(Invocation& inv) {
   auto orgs = (*client)->listAll("/v1/orgs");
   if (!orgs) return fail(inv, orgs.error());
   printList(inv, sortedBy(*orgs, "name"), {"ID", "NAME", "CREATED"}, [](const json& o) {
-    return std::vector<std::string>{o["id"], o["name"], shortTime(o["created_at"])};
+    return std::vector<std::string>{field(o, "id"), field(o, "name"),
+                                    shortTime(field(o, "created_at"))};
   });
   return 0;
 }
@@ -63,21 +64,21 @@ int orgsGet(Invocation& inv) {
   if (!orgs) return fail(inv, orgs.error());
   const std::string& sel = inv.args.positionals[0];
   for (const auto& o : *orgs) {
-    if (o["id"] == sel || o["name"] == sel) {
+    if (field(o, "id") == sel || field(o, "name") == sel) {
       auto members = (*client)->listAll("/v1/orgs/" + o["id"].get<std::string>() + "/members");
       if (!members) return fail(inv, members.error());
       json full = o;
       full["members"] = sortedBy(*members, "user_id");
       std::string who;
       for (const auto& m : full["members"]) {
-        who += (who.empty() ? "" : ", ") + m["user_id"].get<std::string>() + " (" +
-               m["role"].get<std::string>() + ")";
+        who += (who.empty() ? "" : ", ") + field(m, "user_id").get<std::string>() + " (" +
+               field(m, "role").get<std::string>() + ")";
       }
       printOne(inv, full,
-               {{"id", o["id"]},
-                {"name", o["name"]},
+               {{"id", field(o, "id")},
+                {"name", field(o, "name")},
                 {"members", who},
-                {"created", shortTime(o["created_at"])}});
+                {"created", shortTime(field(o, "created_at"))}});
       return 0;
     }
   }
@@ -92,12 +93,12 @@ int orgsDelete(Invocation& inv) {
   if (!orgs) return fail(inv, orgs.error());
   const std::string& sel = inv.args.positionals[0];
   for (const auto& o : *orgs) {
-    if (o["id"] == sel || o["name"] == sel) {
-      std::string id = o["id"];
+    if (field(o, "id") == sel || field(o, "name") == sel) {
+      std::string id = field(o, "id");
       auto res = (*client)->mutate("DELETE", "/v1/orgs/" + id, json::object());
       if (!res) return fail(inv, res.error());
       Receipt r{.action = "org.deleted",
-                .message = "Deleted org " + o["name"].get<std::string>() + " (" + id + ")",
+                .message = "Deleted org " + field(o, "name").get<std::string>() + " (" + id + ")",
                 .ids = {id},
                 .next = {"vt orgs list"}};
       inv.out.receipt(r, *res);
@@ -139,8 +140,9 @@ int appsList(Invocation& inv) {
   if (!apps) return fail(inv, apps.error());
   printList(inv, sortedBy(*apps, "name"), {"ID", "NAME", "DESCRIPTION", "CREATED"},
             [](const json& a) {
-              return std::vector<std::string>{a["id"], a["name"], cell(a["description"]),
-                                              shortTime(a["created_at"])};
+              return std::vector<std::string>{field(a, "id"), field(a, "name"),
+                                              cell(field(a, "description")),
+                                              shortTime(field(a, "created_at"))};
             });
   return 0;
 }
@@ -215,9 +217,9 @@ int envsList(Invocation& inv) {
   if (!envs) return fail(inv, envs.error());
   printList(inv, sortedBy(*envs, "name"), {"ID", "NAME", "RELEASE", "DEPLOY", "CREATED"},
             [](const json& e) {
-              return std::vector<std::string>{e["id"], e["name"], cell(e["current_release_id"]),
-                                              cell(e["current_deploy_id"]),
-                                              shortTime(e["created_at"])};
+              return std::vector<std::string>{
+                  field(e, "id"), field(e, "name"), cell(field(e, "current_release_id")),
+                  cell(field(e, "current_deploy_id")), shortTime(field(e, "created_at"))};
             });
   return 0;
 }

@@ -9,8 +9,9 @@
 
 namespace plfm::vt {
 
-Output::Output(std::ostream& out, std::ostream& err, Format format, bool quiet, bool color)
-    : out_(out), err_(err), format_(format), quiet_(quiet), color_(color) {}
+Output::Output(std::ostream& out, std::ostream& err, Format format, bool quiet, bool color,
+               bool err_color)
+    : out_(out), err_(err), format_(format), quiet_(quiet), color_(color), err_color_(err_color) {}
 
 bool colorAllowed(int fd) {
   const char* no_color = std::getenv("NO_COLOR");  // NOLINT(concurrency-mt-unsafe)
@@ -93,12 +94,19 @@ void Output::progress(const std::string& text) {
 }
 
 void Output::warn(const std::string& text) {
-  err_ << (color_ ? "\033[33mwarning:\033[0m " : "warning: ") << text << "\n";
+  err_ << (err_color_ ? "\033[33mwarning:\033[0m " : "warning: ") << text << "\n";
 }
 
 void Output::error(const std::string& message, const std::string& hint) {
-  err_ << (color_ ? "\033[31merror:\033[0m " : "error: ") << message << "\n";
+  err_ << (err_color_ ? "\033[31merror:\033[0m " : "error: ") << message << "\n";
   if (!hint.empty()) err_ << "hint: " << hint << "\n";
+}
+
+const nlohmann::json& field(const nlohmann::json& j, std::string_view key) {
+  static const nlohmann::json kNull;
+  if (!j.is_object()) return kNull;
+  auto it = j.find(key);
+  return it == j.end() ? kNull : *it;
 }
 
 std::string cell(const nlohmann::json& v) {

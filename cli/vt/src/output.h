@@ -14,6 +14,7 @@
 #include <iosfwd>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace plfm::vt {
@@ -32,11 +33,14 @@ struct Receipt {
 
 class Output {
  public:
-  Output(std::ostream& out, std::ostream& err, Format format, bool quiet, bool color);
+  // `color` is for stdout, `err_color` for stderr (warnings and errors).
+  Output(std::ostream& out, std::ostream& err, Format format, bool quiet, bool color,
+         bool err_color);
 
   [[nodiscard]] Format format() const { return format_; }
   [[nodiscard]] bool quiet() const { return quiet_; }
   [[nodiscard]] bool color() const { return color_; }
+  [[nodiscard]] bool errColor() const { return err_color_; }
 
   // rows are printed in the order given.
   void table(const std::vector<std::string>& headers,
@@ -64,11 +68,18 @@ class Output {
   Format format_;
   bool quiet_;
   bool color_;
+  bool err_color_;
 };
 
 // Whether colour is allowed for a stream (a terminal, NO_COLOR unset, TERM
 // not "dumb").
 [[nodiscard]] bool colorAllowed(int fd);
+
+// j[key], or null when j is not an object or has no such key. Use it on
+// const JSON from the server: operator[] on a const json with a missing key
+// is undefined behaviour, and a server of another version may leave a field
+// out. (A null where a string is needed then throws, which cli.cc reports.)
+[[nodiscard]] const nlohmann::json& field(const nlohmann::json& j, std::string_view key);
 
 // Values for table cells: null -> "-", strings as-is, others dumped.
 [[nodiscard]] std::string cell(const nlohmann::json& v);

@@ -2,15 +2,21 @@
 // ordering (against an in-process HTTP server that answers out of order).
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "args.h"
 #include "cli.h"
 #include "commands.h"
 #include "image_resolve.h"
+#include "output.h"
 #include "plfm/core/process.h"
 #include "plfm/http/http.h"
 #include "plfm/testing/temp_dir.h"
@@ -144,6 +150,303 @@ TEST(VtOutputTest, TableRowsAreSortedWhateverTheServerOrder) {
   ::unsetenv("VT_URL");    // NOLINT(concurrency-mt-unsafe)
   ::unsetenv("VT_TOKEN");  // NOLINT(concurrency-mt-unsafe)
   server.stop(std::chrono::milliseconds(0));
+}
+
+// Restores an environment variable on scope exit.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    const char* old = std::getenv(name);  // NOLINT(concurrency-mt-unsafe)
+    if (old != nullptr) old_ = old;
+    if (value == nullptr) {
+      ::unsetenv(name);  // NOLINT(concurrency-mt-unsafe)
+    } else {
+      ::setenv(name, value, 1);  // NOLINT(concurrency-mt-unsafe)
+    }
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      ::setenv(name_, old_->c_str(), 1);  // NOLINT(concurrency-mt-unsafe)
+    } else {
+      ::unsetenv(name_);  // NOLINT(concurrency-mt-unsafe)
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+// Every list, whatever order the server sends: apps and envs by name,
+// releases and deploys newest first (ids are time-sortable), instances by
+// process then id, nodes by hostname. `-q` prints the first column (the id)
+// in row order; JSON keeps the same order.
+class ScrambledServer {
+ public:
+  ScrambledServer() {
+    auto items = [](std::initializer_list<std::string> objs) {
+      std::string body = R"({"items":[)";
+      bool first = true;
+      for (const auto& o : objs) {
+        body += (first ? "" : ",") + o;
+        first = false;
+      }
+      return http::Response::json(200, body + R"(],"next_cursor":null})");
+    };
+    router_.add("GET", "/v1/orgs", [items](http::Request&) {
+      return items({R"({"id":"org_01jc0000000000000000000001","name":"acme"})"});
+    });
+    router_.add("GET", "/v1/orgs/{id}/apps", [items](http::Request&) {
+      return items({R"({"id":"app_01jc0000000000000000000003","name":"zulu"})",
+                    R"({"id":"app_01jc0000000000000000000001","name":"hello"})",
+                    R"({"id":"app_01jc0000000000000000000002","name":"bravo"})"});
+    });
+    router_.add("GET", "/v1/apps/{id}/envs", [items](http::Request&) {
+      return items(
+          {R"({"id":"env_01jc0000000000000000000002","app_id":"app_01jc0000000000000000000001","name":"staging"})",
+           R"({"id":"env_01jc0000000000000000000003","app_id":"app_01jc0000000000000000000001","name":"dev"})",
+           R"({"id":"env_01jc0000000000000000000001","app_id":"app_01jc0000000000000000000001","name":"prod"})"});
+    });
+    router_.add("GET", "/v1/apps/{id}/releases", [items](http::Request&) {
+      return items({R"({"id":"rel_01jc0000000000000000000002","image_ref":"a","manifest":{}})",
+                    R"({"id":"rel_01jc0000000000000000000003","image_ref":"a","manifest":{}})",
+                    R"({"id":"rel_01jc0000000000000000000001","image_ref":"a","manifest":{}})"});
+    });
+    router_.add("GET", "/v1/envs/{id}/deploys", [items](http::Request&) {
+      return items(
+          {R"({"id":"dep_01jc0000000000000000000001","release_id":"r","strategy":"rolling","status":"succeeded","reason":null})",
+           R"({"id":"dep_01jc0000000000000000000003","release_id":"r","strategy":"rolling","status":"pending","reason":null})",
+           R"({"id":"dep_01jc0000000000000000000002","release_id":"r","strategy":"rolling","status":"superseded","reason":null})"});
+    });
+    router_.add("GET", "/v1/envs/{id}/instances", [](http::Request&) {
+      auto inst = [](const char* id, const char* process) {
+        return std::string(R"({"id":")") + id + R"(","process_type":")" + process +
+               R"(","node_id":null,"address":null,"desired_state":"run","current_state":"allocated","reason":null})";
+      };
+      return http::Response::json(
+          200,
+          R"({"items":[)" + inst("inst_01jc0000000000000000000003", "web") + "," +
+              inst("inst_01jc0000000000000000000002", "worker") + "," +
+              inst("inst_01jc0000000000000000000001", "web") + "," +
+              inst("inst_01jc0000000000000000000004", "api") +
+              R"(],"summary":[{"process_type":"worker","desired":1,"current":0,"reason":null},)"
+              R"({"process_type":"api","desired":1,"current":0,"reason":null},)"
+              R"({"process_type":"web","desired":2,"current":0,"reason":null}]})");
+    });
+    router_.add("GET", "/v1/nodes", [items](http::Request&) {
+      return items({R"({"id":"node_01jc0000000000000000000001","hostname":"n3","state":"active"})",
+                    R"({"id":"node_01jc0000000000000000000003","hostname":"n1","state":"active"})",
+                    R"({"id":"node_01jc0000000000000000000002","hostname":"n2","state":"down"})"});
+    });
+    server_ =
+        std::make_unique<http::Server>(http::ServerOptions{.listen = {"[::1]:0"}},
+                                       [this](http::Request& r) { return router_.dispatch(r); });
+    EXPECT_TRUE(server_->start());
+    env_.push_back(std::make_unique<ScopedEnv>("VT_CONFIG_DIR", config_.path().c_str()));
+    env_.push_back(
+        std::make_unique<ScopedEnv>("VT_URL", ("http://" + server_->endpoints()[0]).c_str()));
+    env_.push_back(std::make_unique<ScopedEnv>("VT_TOKEN", "vt_test"));
+  }
+  ~ScrambledServer() { server_->stop(std::chrono::milliseconds(0)); }
+  ScrambledServer(const ScrambledServer&) = delete;
+  ScrambledServer& operator=(const ScrambledServer&) = delete;
+
+  // stdout of `vt <args>`; fails the test on a non-zero exit.
+  std::string run(const std::string& args) {
+    std::ostringstream out;
+    std::ostringstream err;
+    EXPECT_EQ(plfm::vt::run(words(args), out, err, false), 0) << args << ": " << err.str();
+    return out.str();
+  }
+
+ private:
+  plfm::testing::TempDir config_{"vt-config"};
+  http::Router router_;
+  std::unique_ptr<http::Server> server_;
+  std::vector<std::unique_ptr<ScopedEnv>> env_;
+};
+
+TEST(VtOutputTest, EveryListIsSortedWhateverTheServerOrder) {
+  ScrambledServer server;
+  EXPECT_EQ(server.run("apps list -q"),
+            "app_01jc0000000000000000000002\napp_01jc0000000000000000000001\n"
+            "app_01jc0000000000000000000003\n");  // bravo, hello, zulu
+  EXPECT_EQ(server.run("envs list --app hello -q"),
+            "env_01jc0000000000000000000003\nenv_01jc0000000000000000000001\n"
+            "env_01jc0000000000000000000002\n");  // dev, prod, staging
+  EXPECT_EQ(server.run("releases list --app hello -q"),
+            "rel_01jc0000000000000000000003\nrel_01jc0000000000000000000002\n"
+            "rel_01jc0000000000000000000001\n");
+  EXPECT_EQ(server.run("deploys list --app hello -q"),
+            "dep_01jc0000000000000000000003\ndep_01jc0000000000000000000002\n"
+            "dep_01jc0000000000000000000001\n");
+  EXPECT_EQ(
+      server.run("instances list --app hello -q"),
+      "inst_01jc0000000000000000000004\ninst_01jc0000000000000000000001\n"
+      "inst_01jc0000000000000000000003\ninst_01jc0000000000000000000002\n");  // api, web, worker
+  EXPECT_EQ(server.run("nodes list -q"),
+            "node_01jc0000000000000000000003\nnode_01jc0000000000000000000002\n"
+            "node_01jc0000000000000000000001\n");  // n1, n2, n3
+  // Tables: the summary too is sorted by process.
+  const std::string table = server.run("instances list --app hello --format table");
+  EXPECT_LT(table.find("api  "), table.find("web  ")) << table;
+  EXPECT_LT(table.find("web  "), table.find("worker  ")) << table;
+  // JSON carries the same order as the table.
+  auto ids = [](const std::string& text, const char* list) {
+    std::string out;
+    const nlohmann::json parsed = nlohmann::json::parse(text);
+    for (const auto& i : parsed.at(list)) {
+      out += i.contains("id") ? i["id"].get<std::string>() : i["process_type"].get<std::string>();
+      out += " ";
+    }
+    return out;
+  };
+  EXPECT_EQ(ids(server.run("apps list --format json"), "items"),
+            "app_01jc0000000000000000000002 app_01jc0000000000000000000001 "
+            "app_01jc0000000000000000000003 ");
+  EXPECT_EQ(ids(server.run("releases list --app hello --format json"), "items"),
+            "rel_01jc0000000000000000000003 rel_01jc0000000000000000000002 "
+            "rel_01jc0000000000000000000001 ");
+  EXPECT_EQ(ids(server.run("nodes list --format json"), "items"),
+            "node_01jc0000000000000000000003 node_01jc0000000000000000000002 "
+            "node_01jc0000000000000000000001 ");
+  const std::string inst = server.run("instances list --app hello --format json");
+  EXPECT_EQ(ids(inst, "summary"), "api web worker ");
+  EXPECT_EQ(ids(inst, "items"),
+            "inst_01jc0000000000000000000004 inst_01jc0000000000000000000001 "
+            "inst_01jc0000000000000000000003 inst_01jc0000000000000000000002 ");
+}
+
+// A server answering 200 with JSON of an unexpected shape gets one clear
+// line and exit 3, not a terminate.
+TEST(VtOutputTest, UnexpectedResponseShapeIsOneLineAndExitThree) {
+  http::Router router;
+  router.add("GET", "/v1/orgs", [](http::Request&) {
+    return http::Response::json(200, R"({"items":[{"id":7,"name":["not","a","name"]}]})");
+  });
+  router.add("GET", "/v1/nodes", [](http::Request&) {
+    return http::Response::json(
+        200, R"({"items":[{"id":1,"hostname":"n1"},{"id":2,"hostname":"n1"}],"next_cursor":null})");
+  });
+  http::Server server(http::ServerOptions{.listen = {"[::1]:0"}},
+                      [&](http::Request& r) { return router.dispatch(r); });
+  ASSERT_TRUE(server.start());
+  plfm::testing::TempDir config("vt-config");
+  ScopedEnv config_dir("VT_CONFIG_DIR", config.path().c_str());
+  ScopedEnv url("VT_URL", ("http://" + server.endpoints()[0]).c_str());
+  ScopedEnv token("VT_TOKEN", "vt_test");
+  for (const char* cmd : {"orgs list --format table", "nodes list", "apps list"}) {
+    std::ostringstream out;
+    std::ostringstream err;
+    EXPECT_EQ(run(words(cmd), out, err, false), 3) << cmd << ": " << err.str();
+    EXPECT_EQ(err.str().rfind("error: unexpected response from the control plane (", 0), 0)
+        << cmd << ": " << err.str();
+    EXPECT_NE(err.str().find("\nhint: check that vt and the control plane are the same version"),
+              std::string::npos)
+        << err.str();
+  }
+  server.stop(std::chrono::milliseconds(0));
+}
+
+// A pseudo-terminal: its slave side is a TTY for isatty().
+class Pty {
+ public:
+  Pty() {
+    master_ = ::posix_openpt(O_RDWR | O_NOCTTY);
+    if (master_ >= 0 && ::grantpt(master_) == 0 && ::unlockpt(master_) == 0) {
+      slave_ = ::open(::ptsname(master_), O_RDWR | O_NOCTTY);  // NOLINT(concurrency-mt-unsafe)
+    }
+  }
+  ~Pty() {
+    if (slave_ >= 0) ::close(slave_);
+    if (master_ >= 0) ::close(master_);
+  }
+  Pty(const Pty&) = delete;
+  Pty& operator=(const Pty&) = delete;
+  [[nodiscard]] int slave() const { return slave_; }
+
+ private:
+  int master_ = -1;
+  int slave_ = -1;
+};
+
+TEST(VtColorTest, ColourOnlyOnATerminalWithoutNoColorOrDumbTerm) {
+  Pty pty;
+  ASSERT_GE(pty.slave(), 0);
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  {
+    ScopedEnv no_color("NO_COLOR", nullptr);
+    ScopedEnv term("TERM", "xterm-256color");
+    EXPECT_TRUE(colorAllowed(pty.slave()));
+    EXPECT_FALSE(colorAllowed(pipe_fds[1]));
+  }
+  {
+    ScopedEnv no_color("NO_COLOR", "1");
+    EXPECT_FALSE(colorAllowed(pty.slave()));
+  }
+  {
+    // no-color.org: only a non-empty NO_COLOR disables colour.
+    ScopedEnv no_color("NO_COLOR", "");
+    ScopedEnv term("TERM", "xterm");
+    EXPECT_TRUE(colorAllowed(pty.slave()));
+  }
+  {
+    ScopedEnv no_color("NO_COLOR", nullptr);
+    ScopedEnv term("TERM", "dumb");
+    EXPECT_FALSE(colorAllowed(pty.slave()));
+  }
+  ::close(pipe_fds[0]);
+  ::close(pipe_fds[1]);
+}
+
+// stderr's colour follows stderr, whatever stdout is: `vt ... | jq` on a
+// terminal still gets a red "error:", and NO_COLOR turns it off.
+TEST(VtColorTest, StderrColourFollowsStderr) {
+  Pty pty;
+  ASSERT_GE(pty.slave(), 0);
+  const int saved = ::dup(2);
+  ASSERT_GE(saved, 0);
+  auto errorLine = [](bool stdout_is_tty) {
+    std::ostringstream out;
+    std::ostringstream err;
+    EXPECT_EQ(run(words("aps list"), out, err, stdout_is_tty), 2);
+    return err.str();
+  };
+  std::string coloured;
+  std::string plain;
+  std::string no_color;
+  ::dup2(pty.slave(), 2);
+  {
+    ScopedEnv nc("NO_COLOR", nullptr);
+    ScopedEnv term("TERM", "xterm");
+    coloured = errorLine(false);
+  }
+  {
+    ScopedEnv nc("NO_COLOR", "1");
+    no_color = errorLine(false);
+  }
+  ::dup2(saved, 2);
+  ::close(saved);
+  {
+    ScopedEnv nc("NO_COLOR", nullptr);
+    ScopedEnv term("TERM", "xterm");
+    // Whatever the test runner's stderr is, a pipe is never a terminal.
+    int pipe_fds[2];
+    ASSERT_EQ(::pipe(pipe_fds), 0);
+    const int again = ::dup(2);
+    ::dup2(pipe_fds[1], 2);
+    plain = errorLine(true);
+    ::dup2(again, 2);
+    ::close(again);
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
+  }
+  EXPECT_EQ(coloured.rfind("\033[31merror:\033[0m unknown command `aps`", 0), 0) << coloured;
+  EXPECT_EQ(no_color.rfind("error: unknown command `aps`", 0), 0) << no_color;
+  EXPECT_EQ(plain.rfind("error: unknown command `aps`", 0), 0) << plain;
 }
 
 // `vt deploy` watches until the deploy finishes, printing only changes on a

@@ -3,6 +3,8 @@
 // rewrites them; review the diff). Adding a case is adding the two files.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -84,6 +86,34 @@ TEST(ManifestCases, SeedCorpusNamesTellValidFromInvalid) {
       EXPECT_FALSE(r.ok()) << name;
     }
   }
+}
+
+// Duplicate processes and checks cannot be written in TOML (a key appears
+// once per table, and the reader reports that as a syntax error), but a
+// Manifest built in code or read from the JSON form (where both are arrays)
+// can hold them: validate() and fromJson() report each. (The golden sits in
+// a subdirectory: every golden/*.txt belongs to a cases/*.toml.)
+TEST(ManifestCodeBuilt, DuplicateProcessAndCheckMatchGolden) {
+  Manifest m;
+  m.app = "shop";
+  m.image = "shop:1";
+  Process web;
+  web.name = "web";
+  Process worker;
+  worker.name = "worker";
+  m.processes = {web, worker, web};
+  Check tcp;
+  tcp.process = "worker";
+  tcp.type = "tcp";
+  tcp.port = 8080;
+  m.checks = {tcp, tcp};
+  std::string out;
+  for (const auto& d : validate(m)) out += d.format() + "\n";
+  auto j = m.toJson();
+  auto r = fromJson(j);
+  EXPECT_FALSE(r.has_value());
+  if (!r) out += "fromJson: " + r.error().message() + "\n";
+  PLFM_EXPECT_GOLDEN("golden/code_built/duplicates.txt", out);
 }
 
 }  // namespace
