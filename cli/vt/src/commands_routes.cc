@@ -200,8 +200,12 @@ Command routesCommand() {
   c.children.push_back(
       {.name = "add",
        .summary = "Route a hostname (TLS passthrough by SNI) or a whole port (--tcp)",
-       .help = scope + "\nHostnames are exact names, one-label wildcards (*.example.com) or * (the "
-                       "port's default route), unique per listener port across every org.",
+       .help = scope +
+               "\nA hostname is an exact name, a one-label wildcard (*.example.com) or * (the\n"
+               "port's default route). It is unique per listener port across every org.\n\n"
+               "Examples:\n"
+               "  vt routes add app.example.com --process web --port 8443\n"
+               "  vt routes add --tcp --listener-port 5432 --process db --port 5432",
        .flags = {{.name = "process",
                   .value_name = "TYPE",
                   .help = "the process type (default web)"},

@@ -78,7 +78,9 @@ Result<CreateRoute> parseCreate(const http::Request& req) {
       return invalid("hostname", "is required for a tls-passthrough route");
     }
     auto norm = net::normalizeHostname(*hostname);
-    if (!norm) return invalid("hostname", std::move(norm).error().message());
+    if (!norm) {
+      return Error(apierr::kInvalidField, norm.error().message()).with("field", "hostname");
+    }
     c.hostname = std::move(*norm);
   }
   PLFM_ASSIGN_OR_RETURN(auto port, optionalPort(body, "listener_port"));
