@@ -65,6 +65,7 @@ Command buildRootCommand() {
   root.children.push_back(scaleCommand());
   root.children.push_back(instancesCommand());
   root.children.push_back(nodesCommand());
+  root.children.push_back(routesCommand());
   root.children.push_back(eventsCommand());
   root.children.push_back(manifestCommand());
   return root;

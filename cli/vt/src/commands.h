@@ -22,6 +22,7 @@ Command deploysCommand();
 Command scaleCommand();
 Command instancesCommand();
 Command nodesCommand();
+Command routesCommand();
 Command eventsCommand();
 Command manifestCommand();
 Command completionCommand(const Command* root);

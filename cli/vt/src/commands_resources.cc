@@ -17,17 +17,6 @@ std::vector<json> sortedBy(std::vector<json> items, const char* key) {
   return items;
 }
 
-void printOne(Invocation& inv, const json& item,
-              const std::vector<std::pair<std::string, std::string>>& kv) {
-  if (inv.out.format() == Format::kJson) {
-    inv.out.json(item);
-  } else if (inv.out.quiet()) {
-    inv.out.out() << item.value("id", "") << "\n";
-  } else {
-    inv.out.fields(kv);
-  }
-}
-
 // ---- orgs ----
 
 int orgsCreate(Invocation& inv) {

@@ -24,7 +24,8 @@ int exitCodeFor(const Error& e) {
   if (c == "usage") return exitcode::kUsage;
   if (c == "unauthenticated" || c == "permission_denied") return exitcode::kAuth;
   if (c == "already_exists" || c == "failed_precondition" || c == "concurrency_conflict" ||
-      c == "idempotency_in_progress" || c == "idempotency_key_reused" || c == "conflict") {
+      c == "idempotency_in_progress" || c == "idempotency_key_reused" || c == "conflict" ||
+      c == "hostname_conflict") {
     return exitcode::kConflict;
   }
   if (c == "unavailable" || c == "internal" || c == "deadline_exceeded" ||
@@ -41,6 +42,9 @@ std::string hintFor(const Error& e) {
     return "run `vt login --url URL` (a token comes from your platform admin)";
   }
   if (c == "permission_denied") return "ask an owner of the org for access";
+  if (c == "hostname_conflict") {
+    return "pick another hostname or listener port; `vt routes list` shows this env's routes";
+  }
   if (c == "unavailable") {
     return "check the URL with `vt context show`, and that the control plane is running";
   }
@@ -219,6 +223,17 @@ int fail(Invocation& inv, const Error& e) {
   std::string hint(e.detail("hint"));
   inv.out.error(e.message(), hint.empty() ? hintFor(e) : hint);
   return exitCodeFor(e);
+}
+
+void printOne(Invocation& inv, const nlohmann::json& item,
+              const std::vector<std::pair<std::string, std::string>>& kv) {
+  if (inv.out.format() == Format::kJson) {
+    inv.out.json(item);
+  } else if (inv.out.quiet()) {
+    inv.out.out() << item.value("id", "") << "\n";
+  } else {
+    inv.out.fields(kv);
+  }
 }
 
 void printList(Invocation& inv, const std::vector<nlohmann::json>& items,

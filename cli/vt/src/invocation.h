@@ -67,6 +67,10 @@ struct Invocation {
 // Prints the error (and its hint) on stderr; returns its exit code.
 int fail(Invocation& inv, const Error& e);
 
+// A single resource: the JSON itself, its id with --quiet, else "key: value" lines.
+void printOne(Invocation& inv, const nlohmann::json& item,
+              const std::vector<std::pair<std::string, std::string>>& kv);
+
 // A list result: {"items": [...]} in JSON, else a table with one row per
 // item (items are printed in the order given).
 void printList(Invocation& inv, const std::vector<nlohmann::json>& items,

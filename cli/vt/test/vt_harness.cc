@@ -136,4 +136,26 @@ std::string Normalizer::apply(const std::string& text) {
   return out;
 }
 
+std::string maskTokens(const std::string& s) {
+  static const std::regex kToken(R"(\bvt_[a-z2-7]{52}\b)");
+  return std::regex_replace(s, kToken, "<token>");
+}
+
+VtResult Transcript::run(const std::vector<std::string>& args, const std::string& stdin_text) {
+  VtResult r = runVt(args, config_dir_, {}, stdin_text);
+  std::string cmd = "vt";
+  for (const auto& a : args) cmd += " " + a;
+  text_ += "$ " + norm_.apply(cmd) + "\n";
+  text_ += norm_.apply(maskTokens(r.out));
+  std::string err = norm_.apply(maskTokens(r.err));
+  for (size_t start = 0; start < err.size();) {
+    size_t end = err.find('\n', start);
+    if (end == std::string::npos) end = err.size();
+    text_ += "stderr| " + err.substr(start, end - start) + "\n";
+    start = end + 1;
+  }
+  text_ += "[exit " + std::to_string(r.code) + "]\n\n";
+  return r;
+}
+
 }  // namespace plfm::vt::testing

@@ -50,4 +50,24 @@ class Normalizer {
   std::vector<std::pair<std::string, std::string>> literals_;
 };
 
+// Tokens differ on every run: they become <token>.
+[[nodiscard]] std::string maskTokens(const std::string& s);
+
+// A golden transcript of vt runs: each command line, its stdout, its stderr
+// (prefixed "stderr| ") and its exit code, normalized.
+class Transcript {
+ public:
+  Transcript(std::string config_dir, Normalizer& norm)
+      : config_dir_(std::move(config_dir)), norm_(norm) {}
+
+  VtResult run(const std::vector<std::string>& args, const std::string& stdin_text = "");
+  void note(const std::string& line) { text_ += "# " + norm_.apply(line) + "\n\n"; }
+  [[nodiscard]] const std::string& text() const { return text_; }
+
+ private:
+  std::string config_dir_;
+  Normalizer& norm_;
+  std::string text_;
+};
+
 }  // namespace plfm::vt::testing

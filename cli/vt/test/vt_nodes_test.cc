@@ -15,6 +15,7 @@ namespace {
 
 using plfm::testing::TempDir;
 using testing::runVt;
+using testing::Transcript;
 using testing::VtResult;
 
 class VtNodesTest : public ::testing::Test {
@@ -39,42 +40,6 @@ class VtNodesTest : public ::testing::Test {
 
 TempDir* VtNodesTest::state_ = nullptr;
 testing::ControlPlaneProcess* VtNodesTest::cp_ = nullptr;
-
-// Tokens differ on every run: they become <token>.
-std::string maskTokens(const std::string& s) {
-  static const std::regex kToken(R"(\bvt_[a-z2-7]{52}\b)");
-  return std::regex_replace(s, kToken, "<token>");
-}
-
-class Transcript {
- public:
-  Transcript(std::string config_dir, testing::Normalizer& norm)
-      : config_dir_(std::move(config_dir)), norm_(norm) {}
-
-  VtResult run(const std::vector<std::string>& args, const std::string& stdin_text = "") {
-    VtResult r = runVt(args, config_dir_, {}, stdin_text);
-    std::string cmd = "vt";
-    for (const auto& a : args) cmd += " " + a;
-    text_ += "$ " + norm_.apply(cmd) + "\n";
-    text_ += norm_.apply(maskTokens(r.out));
-    std::string err = norm_.apply(maskTokens(r.err));
-    for (size_t start = 0; start < err.size();) {
-      size_t end = err.find('\n', start);
-      if (end == std::string::npos) end = err.size();
-      text_ += "stderr| " + err.substr(start, end - start) + "\n";
-      start = end + 1;
-    }
-    text_ += "[exit " + std::to_string(r.code) + "]\n\n";
-    return r;
-  }
-  void note(const std::string& line) { text_ += "# " + norm_.apply(line) + "\n\n"; }
-  [[nodiscard]] const std::string& text() const { return text_; }
-
- private:
-  std::string config_dir_;
-  testing::Normalizer& norm_;
-  std::string text_;
-};
 
 // What a node agent does first: trade the enrollment token for a node.
 nlohmann::json enrollAgent(const std::string& url, const std::string& token,

@@ -32,6 +32,7 @@ int statusFor(std::string_view code) {
       {errc::kConcurrencyConflict, 409},
       {plfm::errc::kFailedPrecondition, 409},
       {apierr::kKeyInProgress, 409},
+      {apierr::kHostnameConflict, 409},
       {"payload_too_large", 413},
       {apierr::kKeyReused, 422},
       {plfm::errc::kUnavailable, 503},
@@ -141,6 +142,12 @@ Result<void> checkName(std::string_view field, std::string_view v) {
     }
   }
   return ok();
+}
+
+bool validProcessName(std::string_view p) {
+  bool good = !p.empty() && p.size() <= 30 && p[0] >= 'a' && p[0] <= 'z';
+  for (char c : p) good = good && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-');
+  return good;
 }
 
 Result<int64_t> queryInt(const http::Request& req, std::string_view name, int64_t def, int64_t lo,
@@ -262,6 +269,18 @@ Result<void> releaseName(pg::Transaction& tx, const std::string& scope,
   return ok();
 }
 
+Mutation showTokenOnce(json::Json body, std::vector<NewEvent> events) {
+  body["token_redacted"] = false;
+  json::Json replay = body;
+  replay["token"] = nullptr;
+  replay["token_redacted"] = true;
+  Mutation m;
+  m.body = std::move(body);
+  m.replay_body = std::move(replay);
+  m.events = std::move(events);
+  return m;
+}
+
 // ---- the API object ----
 
 Api::Api(ApiDeps deps)
@@ -285,6 +304,8 @@ void Api::registerRoutes(http::Router& r) {
   registerReleaseRoutes(r);
   registerNodeRoutes(r);
   registerAgentRoutes(r);
+  registerRouteRoutes(r);
+  registerEdgeRoutes(r);
 }
 
 namespace {
@@ -335,26 +356,28 @@ void Api::route(http::Router& r, std::string method, std::string pattern, Access
             PLFM_ASSIGN_OR_RETURN(auto lease, deps_.pool.acquire(deps_.options.db_acquire_timeout));
             ctx.lease.emplace(std::move(lease));
           }
-          if (access == Access::kNode) {
+          // The credential's kind must be the route's: users, node agents or the edge.
+          auto as = [&](std::string_view kind, std::string_view audience) -> Result<void> {
             PLFM_ASSIGN_OR_RETURN(ctx.who, authenticate(ctx.db(), req.header("Authorization")));
-            if (ctx.who.kind != "node") {
-              return Error(
-                  plfm::errc::kPermissionDenied,
-                  "this route is for node agents; " + ctx.who.kind + " credentials cannot call it");
+            if (ctx.who.kind != kind) {
+              return Error(plfm::errc::kPermissionDenied,
+                           "this route is for " + std::string(audience) + "; " + ctx.who.kind +
+                               " credentials cannot call it");
             }
+            return ok();
+          };
+          if (access == Access::kNode) {
+            PLFM_TRY(as("node", "node agents"));
             // A node sees only itself: another node's routes look missing.
             if (req.param("node_id") != ctx.who.id) {
               return Error(plfm::errc::kNotFound,
                            "node " + std::string(req.param("node_id")) + " not found")
                   .with("node_id", std::string(req.param("node_id")));
             }
+          } else if (access == Access::kEdge) {
+            PLFM_TRY(as("edge", "the edge"));
           } else if (access == Access::kUser || access == Access::kAdmin) {
-            PLFM_ASSIGN_OR_RETURN(ctx.who, authenticate(ctx.db(), req.header("Authorization")));
-            if (ctx.who.kind != "user") {
-              return Error(
-                  plfm::errc::kPermissionDenied,
-                  "this route is for users; " + ctx.who.kind + " credentials cannot call it");
-            }
+            PLFM_TRY(as("user", "users"));
             if (access == Access::kAdmin && !ctx.who.is_admin) {
               return Error(plfm::errc::kPermissionDenied, "only platform admins may do this");
             }

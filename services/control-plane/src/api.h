@@ -34,6 +34,8 @@ inline constexpr std::string_view kKeyRequired = "idempotency_key_required";
 inline constexpr std::string_view kKeyInvalid = "idempotency_key_invalid";
 inline constexpr std::string_view kKeyReused = "idempotency_key_reused";
 inline constexpr std::string_view kKeyInProgress = "idempotency_in_progress";
+// A route's (listener port, hostname) is taken, in any org (api_routes.cc).
+inline constexpr std::string_view kHostnameConflict = "hostname_conflict";
 }  // namespace apierr
 
 struct ApiOptions {
@@ -48,10 +50,12 @@ struct ApiOptions {
   std::chrono::seconds heartbeat_interval{10};  // told to agents
   std::chrono::seconds heartbeat_timeout{30};   // told to agents
   std::chrono::seconds max_enrollment_ttl{86'400};
+  std::chrono::seconds max_edge_wait{30};  // the edge feed's long-poll cap
 };
 
 class Scheduler;
 class PlanFeed;
+class VersionFeed;
 
 struct ApiDeps {
   pg::Pool& pool;
@@ -60,8 +64,9 @@ struct ApiDeps {
   const Clock& clock;
   metrics::Registry& metrics;
   ApiOptions options;
-  Scheduler* scheduler;  // nullptr: nothing schedules in this process
-  PlanFeed* plans;       // nullptr: plan long-polls wait on any view change
+  Scheduler* scheduler;         // nullptr: nothing schedules in this process
+  PlanFeed* plans;              // nullptr: plan long-polls wait on any view change
+  VersionFeed* edge = nullptr;  // nullptr: edge long-polls wait on any view change
 };
 
 // Per-request state handed to handlers.
@@ -89,9 +94,15 @@ struct Mutation {
 
 using MutationFn = std::function<Result<Mutation>(pg::Transaction&)>;
 
+// A 201 that shows a new credential once: `body` gets "token_redacted":
+// false, and the replay saved for the Idempotency-Key has "token" null and
+// "token_redacted" true, so a retry never sees the credential again.
+[[nodiscard]] Mutation showTokenOnce(json::Json body, std::vector<NewEvent> events);
+
 // kNode: a node credential, for the node named by the {node_id} path
 // parameter only. kEnroll: the handler checks an enrollment token itself.
-enum class Access { kPublic, kUser, kAdmin, kNode, kEnroll };
+// kEdge: an edge credential (the ingress).
+enum class Access { kPublic, kUser, kAdmin, kNode, kEnroll, kEdge };
 
 class Api {
  public:
@@ -130,6 +141,8 @@ class Api {
   void registerSystemRoutes(http::Router& r);
   void registerNodeRoutes(http::Router& r);
   void registerAgentRoutes(http::Router& r);
+  void registerRouteRoutes(http::Router& r);  // api_routes.cc
+  void registerEdgeRoutes(http::Router& r);   // api_edge.cc
 
   // The answer of a committed write: waits for the views (and the scheduler
   // when `settle`), then the saved status and body, or 202.
@@ -154,6 +167,8 @@ class Api {
                                                                 std::string_view field);
 // Names: 1-63 of [a-z0-9-], starting with a letter, not ending with '-'.
 [[nodiscard]] Result<void> checkName(std::string_view field, std::string_view value);
+// Process types: [a-z][a-z0-9-]{0,29}.
+[[nodiscard]] bool validProcessName(std::string_view p);
 
 template <class Id>
 [[nodiscard]] Result<Id> pathId(const http::Request& req, std::string_view param) {

@@ -151,6 +151,13 @@ void Api::registerAppRoutes(http::Router& r) {
           const std::string org = j["org_id"];
           const std::string app = j["app_id"];
           return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
+            PLFM_ASSIGN_OR_RETURN(auto routes, tx.exec("SELECT count(*) FROM route_claims "
+                                                       "WHERE env_id = $1",
+                                                       {env.str()}));
+            if (routes.int64(0, 0).value_or(0) > 0) {
+              return Error(plfm::errc::kFailedPrecondition,
+                           "env " + env.str() + " still has routes; delete them first");
+            }
             PLFM_TRY(releaseName(tx, "env:" + app, env.str()));
             PLFM_ASSIGN_OR_RETURN(int next, nextAggregateSeq(tx, env.str()));
             Mutation m;

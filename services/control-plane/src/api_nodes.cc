@@ -77,19 +77,11 @@ void Api::registerNodeRoutes(http::Router& r) {
             PLFM_ASSIGN_OR_RETURN(auto created, createEnrollment(tx, deps_.clock, ctx.who.id,
                                                                  std::chrono::seconds(ttl)));
             const NewEnrollment& e = created.first;
-            json::Json out = {{"id", e.enrollment_id},
-                              {"token", e.token},
-                              {"token_redacted", false},
-                              {"expires_at", e.expires_at},
-                              {"created_at", e.created_at}};
-            json::Json replay = out;
-            replay["token"] = nullptr;
-            replay["token_redacted"] = true;
-            Mutation m;
-            m.body = std::move(out);
-            m.replay_body = std::move(replay);
-            m.events = {std::move(created.second)};
-            return m;
+            return showTokenOnce({{"id", e.enrollment_id},
+                                  {"token", e.token},
+                                  {"expires_at", e.expires_at},
+                                  {"created_at", e.created_at}},
+                                 {std::move(created.second)});
           });
         });
 

@@ -51,13 +51,12 @@ void Api::registerOrgRoutes(http::Router& r) {
     return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
       PLFM_ASSIGN_OR_RETURN(auto created, createUser(tx, deps_.clock, name, admin));
       const NewUser& u = created.first;
-      json::Json user = {{"id", u.user_id},        {"name", u.name},
-                         {"is_admin", u.is_admin}, {"created_at", u.created_at},
-                         {"token", u.token},       {"token_redacted", false}};
-      json::Json replay = user;
-      replay["token"] = nullptr;
-      replay["token_redacted"] = true;
-      return Mutation{201, std::move(user), std::move(created.second), std::move(replay)};
+      return showTokenOnce({{"id", u.user_id},
+                            {"name", u.name},
+                            {"is_admin", u.is_admin},
+                            {"created_at", u.created_at},
+                            {"token", u.token}},
+                           std::move(created.second));
     });
   });
 

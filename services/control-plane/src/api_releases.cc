@@ -35,9 +35,7 @@ Result<void> checkDigest(const std::string& d) {
 }
 
 Result<void> checkProcessName(const std::string& p) {
-  bool good = !p.empty() && p.size() <= 30 && p[0] >= 'a' && p[0] <= 'z';
-  for (char c : p) good = good && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-');
-  if (!good) {
+  if (!validProcessName(p)) {
     return Error(apierr::kInvalidField,
                  "process name '" + p.substr(0, 40) + "' must match [a-z][a-z0-9-]{0,29}")
         .with("field", "processes." + p.substr(0, 40));

@@ -5,7 +5,9 @@
 #include <csignal>
 #include <iostream>
 
+#include "api.h"
 #include "control_plane.h"
+#include "edge_feed.h"
 #include "plfm/core/log.h"
 #include "schema.h"
 
@@ -91,6 +93,18 @@ int runMain(int argc, char** argv) {
   auto* migrateCmd = app.add_subcommand("migrate", "apply pending database migrations and exit");
   auto* rebuildCmd = app.add_subcommand(
       "rebuild-views", "replay the event log from seq 0 into fresh views, in one transaction");
+  std::string edge_name, edge_out;
+  int64_t edge_ttl = 0;
+  auto* edgeCmd = app.add_subcommand(
+      "edge-token",
+      "issue an edge credential (for plfm-ingress source.edge_token_file) and write it to a "
+      "0600 file; the token is never printed");
+  edgeCmd->add_option("--name", edge_name, "the edge's name, e.g. edge-1 (a token's subject)")
+      ->required();
+  edgeCmd->add_option("--out", edge_out, "the file to write the token to (mode 0600)")->required();
+  edgeCmd
+      ->add_option("--ttl-seconds", edge_ttl, "expire the token after this long (default: never)")
+      ->check(CLI::Range(int64_t{60}, int64_t{10} * 365 * 86'400));
   (void)serveCmd;
   try {
     app.parse(argc, argv);
@@ -101,6 +115,20 @@ int runMain(int argc, char** argv) {
   if (!cfg) return fail(cfg.error());
   initLogging(*cfg);
 
+  if (edgeCmd->parsed()) {
+    if (auto r = checkName("name", edge_name); !r) return fail(r.error());
+    auto conn = pg::Connection::connect(cfg->database);
+    if (!conn) return fail(conn.error());
+    if (auto report = migrateSchema(*conn); !report) return fail(report.error());
+    EventStore store(RealClock::instance());
+    std::optional<std::chrono::seconds> ttl;
+    if (edge_ttl > 0) ttl = std::chrono::seconds(edge_ttl);
+    auto t = mintEdgeTokenFile(*conn, store, RealClock::instance(), edge_name, ttl, edge_out);
+    if (!t) return fail(t.error());
+    std::cout << "edge token " << t->token_id << " for edge '" << edge_name << "' written to "
+              << edge_out << (t->expires_at ? " (expires " + *t->expires_at + ")" : "") << "\n";
+    return 0;
+  }
   if (migrateCmd->parsed() || rebuildCmd->parsed()) {
     auto conn = pg::Connection::connect(cfg->database);
     if (!conn) return fail(conn.error());

@@ -63,14 +63,16 @@ Result<void> ControlPlane::start() {
   }
   plans_ = std::make_unique<PlanFeed>(cfg_.database, *worker_);
   PLFM_TRY(plans_->start());
+  edge_ = std::make_unique<EdgeFeed>(cfg_.database, *worker_);
+  PLFM_TRY(edge_->start());
 
   ApiOptions opts;
   opts.read_your_writes_wait = cfg_.read_your_writes_wait;
   opts.cluster_ipv6_prefix = cfg_.cluster_ipv6_prefix;
   opts.heartbeat_interval = cfg_.heartbeat_interval;
   opts.heartbeat_timeout = cfg_.heartbeat_timeout;
-  api_ = std::make_unique<Api>(
-      ApiDeps{*pool_, *store_, *worker_, clock_, metrics_, opts, scheduler_.get(), plans_.get()});
+  api_ = std::make_unique<Api>(ApiDeps{*pool_, *store_, *worker_, clock_, metrics_, opts,
+                                       scheduler_.get(), plans_.get(), edge_.get()});
   api_->registerRoutes(router_);
 
   http::ServerOptions so;
@@ -93,6 +95,7 @@ void ControlPlane::stop() {
   cv_.notify_all();
   // Plan long-polls answer at once, so in-flight requests finish quickly.
   if (plans_) plans_->stop();
+  if (edge_) edge_->stop();
   if (server_) server_->stop(cfg_.shutdown_grace);
   if (janitor_.joinable()) janitor_.join();
   if (scheduler_) scheduler_->stop();

@@ -1,5 +1,5 @@
 // ControlPlane wires the parts of the service together: the database pool,
-// migrations, the projection worker, the scheduler, the NodePlan feed, the
+// migrations, the projection worker, the scheduler, the NodePlan and edge feeds, the
 // API router and the HTTP server, and a janitor for expired idempotency
 // records. main.cc only parses the command line and calls run().
 #pragma once
@@ -14,6 +14,7 @@
 
 #include "api.h"
 #include "config.h"
+#include "edge_feed.h"
 #include "node_plan.h"
 #include "plfm/core/metrics.h"
 #include "plfm/http/http.h"
@@ -52,6 +53,7 @@ class ControlPlane {
   std::unique_ptr<ProjectionWorker> worker_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<PlanFeed> plans_;
+  std::unique_ptr<EdgeFeed> edge_;
   std::unique_ptr<Api> api_;
   http::Router router_;
   std::unique_ptr<http::Server> server_;
@@ -61,7 +63,7 @@ class ControlPlane {
   bool stopping_ = false;
 };
 
-// The command line: `serve` (default), `migrate`, `rebuild-views`.
+// The command line: `serve` (default), `migrate`, `rebuild-views`, `edge-token`.
 int runMain(int argc, char** argv);
 
 }  // namespace plfm::cp

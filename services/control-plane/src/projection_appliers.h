@@ -52,6 +52,14 @@ using ApplyFn = Result<void> (*)(pg::Transaction&, const Payload&);
 [[nodiscard]] Result<void> instanceLost(pg::Transaction& tx, const Payload& p);
 [[nodiscard]] Result<void> instanceStatusReported(pg::Transaction& tx, const Payload& p);
 
+// Routes and the edge feed's cursor (projections_routes.cc).
+[[nodiscard]] Result<void> routeCreated(pg::Transaction& tx, const Payload& p);
+[[nodiscard]] Result<void> routeUpdated(pg::Transaction& tx, const Payload& p);
+[[nodiscard]] Result<void> routeDeleted(pg::Transaction& tx, const Payload& p);
+// After any instance event: advances the edge cursor when a route targets
+// the instance's env and process type (its backend may have changed).
+[[nodiscard]] Result<void> touchEdgeForInstance(pg::Transaction& tx, const StoredEvent& e);
+
 // A run of consecutive instance.allocated events [begin, end) in one
 // statement, exactly as instanceAllocated would apply them one by one: the
 // scheduler appends placements by the thousand.

@@ -236,6 +236,9 @@ const std::unordered_map<std::string_view, ApplyFn>& appliers() {
       {"instance.stop_requested", projection::instanceStopRequested},
       {"instance.lost", projection::instanceLost},
       {"instance.status_reported", projection::instanceStatusReported},
+      {"route.created", projection::routeCreated},
+      {"route.updated", projection::routeUpdated},
+      {"route.deleted", projection::routeDeleted},
       // Audit-only events: recorded in the log, no view reads them.
       {"user.created", noView},
       {"token.created", noView},
@@ -255,13 +258,15 @@ Result<void> Projector::apply(pg::Transaction& tx, const StoredEvent& e) {
                                             "' (seq " + std::to_string(e.seq) + ")");
   }
   PLFM_ASSIGN_OR_RETURN(Json j, json::parse(e.payload));
-  return it->second(tx, Payload{e, std::move(j)});
+  PLFM_TRY(it->second(tx, Payload{e, std::move(j)}));
+  return projection::touchEdgeForInstance(tx, e);
 }
 
 const std::vector<std::string>& Projector::viewTables() {
   static const std::vector<std::string> t = {
-      "orgs_view",     "org_members_view", "apps_view",  "envs_view",      "env_scale_view",
-      "releases_view", "deploys_view",     "nodes_view", "instances_view",
+      "orgs_view",      "org_members_view", "apps_view",      "envs_view",
+      "env_scale_view", "releases_view",    "deploys_view",   "nodes_view",
+      "instances_view", "routes_view",      "edge_feed_view",
   };
   return t;
 }

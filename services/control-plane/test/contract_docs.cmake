@@ -17,6 +17,7 @@ plfm_add_test(control_plane_contract_docs_test
   SOURCES
     ${CMAKE_CURRENT_SOURCE_DIR}/test/contract_docs_test.cc
     ${CMAKE_CURRENT_SOURCE_DIR}/test/contract_samples.cc
+    ${CMAKE_CURRENT_SOURCE_DIR}/test/contract_samples_routes.cc
     ${CMAKE_CURRENT_SOURCE_DIR}/test/schema_support.cc
   DEPS yaml-cpp plfm_core valijson
   LABELS unit)

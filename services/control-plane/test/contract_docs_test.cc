@@ -121,7 +121,7 @@ TEST_F(OpenApiTest, RoutesAreExactlyThoseOfTheSpec) {
     documented.insert(std::string(method).append(" ").append(path));
   }
   EXPECT_EQ(documented, spec);
-  EXPECT_EQ(documented.size(), 37U);
+  EXPECT_EQ(documented.size(), 44U);
 }
 
 TEST_F(OpenApiTest, ErrorCodesAreExactlyThoseOfTheSpec) {
@@ -170,7 +170,7 @@ TEST_F(OpenApiTest, EveryMutationRequiresAnIdempotencyKeyHeader) {
     keyed += declared ? 1 : 0;
     by_contract += own ? 1 : 0;
   }
-  EXPECT_EQ(keyed, 14);
+  EXPECT_EQ(keyed, 18);
   EXPECT_EQ(by_contract, 3);
 }
 
@@ -289,7 +289,10 @@ Json page(Json item) { return samplePage(std::move(item)); }
 Json event() { return sampleEvent(); }
 Json workloadSpec() { return sampleWorkloadSpec(); }
 Json nodePlan() { return sampleNodePlan(); }
-const std::map<std::string, Json>& samples() { return componentSamples(); }
+const std::map<std::string, Json>& samples() {
+  static const auto m = mergedSamples(componentSamples(), routeComponentSamples());
+  return m;
+}
 
 TEST_F(OpenApiTest, EveryComponentSchemaAcceptsItsSample) {
   for (const auto& [name, unused] : doc()["components"]["schemas"].items()) {
@@ -357,6 +360,11 @@ TEST_F(OpenApiTest, SchemasCheckIdsNamesTimestampsAndRanges) {
       {"Health", {{"status", "degraded"}, {"checkpoint", 0}}},
       {"Accepted", {{"accepted", false}, {"seq", 1}, {"message", "x"}}},
       {"ErrorCode", "invalid_argument"},
+      {"RouteHostname", "*.*.example.com"},
+      {"RouteHostname", "a.*.example.com"},
+      {"RouteHostname", "Example.com"},
+      {"Port", 0},
+      {"EdgeBackend", {{"address", "::1"}, {"port", 70000}, {"healthy", true}}},
   };
   for (const auto& [name, instance] : bad) {
     EXPECT_NE(validateAgainstComponent(doc(), name, instance), std::nullopt)
@@ -421,7 +429,10 @@ std::set<std::string> eventSchemaFiles() {
   return out;
 }
 
-const std::map<std::string, Json>& payloads() { return payloadSamples(); }
+const std::map<std::string, Json>& payloads() {
+  static const auto m = mergedSamples(payloadSamples(), routePayloadSamples());
+  return m;
+}
 
 Json loadSchemaFile(const std::string& rel) { return Json::parse(readText("api/schemas/" + rel)); }
 
@@ -430,7 +441,7 @@ TEST(EventSchemasTest, EveryProjectedEventTypeHasASchemaAndADocRow) {
                                     std::regex(R"re(^\s*\{"([a-z_]+\.[a-z_]+)", )re"));
   const auto documented = matchLines(readText("docs/specs/state/event-types.md"),
                                      std::regex(R"(^\| `([a-z_]+\.[a-z_]+)` \|)"));
-  EXPECT_EQ(projected.size(), 24U);
+  EXPECT_EQ(projected.size(), 27U);
   EXPECT_EQ(eventSchemaFiles(), projected);
   EXPECT_EQ(documented, projected);
 }
@@ -496,6 +507,12 @@ TEST(EventSchemasTest, PayloadValuesAreChecked) {
       {"instance.restart_scheduled", {"generation", 1}},
       {"instance.status_reported", {"phase", "allocated"}},
       {"instance.status_reported", {"timings", {{"boot_seconds", 1}}}},
+      {"route.created", {"hostname", "App.example.com"}},
+      {"route.created", {"hostname", "app.example.com."}},
+      {"route.created", {"protocol", "http"}},
+      {"route.created", {"listener_port", 0}},
+      {"route.updated", {"proxy_protocol", "v1"}},
+      {"route.deleted", {"listener_port", 65536}},
   };
   for (const auto& [type, change] : bad) {
     Json payload = payloads().at(type);

@@ -28,4 +28,11 @@ inline constexpr std::string_view kSampleTs = "2026-11-26T11:46:40.123456Z";
 // event type -> a valid payload.
 [[nodiscard]] const std::map<std::string, nlohmann::json>& payloadSamples();
 
+// The samples of routes and the edge (contract_samples_routes.cc), in two
+// more maps of the same kinds; the tests see the union (mergedSamples).
+[[nodiscard]] std::map<std::string, nlohmann::json> routeComponentSamples();
+[[nodiscard]] std::map<std::string, nlohmann::json> routePayloadSamples();
+[[nodiscard]] std::map<std::string, nlohmann::json> mergedSamples(
+    std::map<std::string, nlohmann::json> a, std::map<std::string, nlohmann::json> b);
+
 }  // namespace plfm::cp::testsupport

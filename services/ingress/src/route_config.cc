@@ -18,32 +18,6 @@ Error invalid(std::string message, std::string field) {
   return Error(errc::kInvalidArgument, std::move(message)).with("field", std::move(field));
 }
 
-bool validLabel(std::string_view label) {
-  if (label.empty() || label.size() > 63) return false;
-  for (char c : label) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-    if (!ok) return false;
-  }
-  return true;
-}
-
-bool startsWithWildcard(std::string_view name) {
-  return name.size() > 2 && name.substr(0, 2) == "*.";
-}
-
-bool validDnsName(std::string_view name) {
-  if (name.empty() || name.size() > 253) return false;
-  size_t start = 0;
-  while (true) {
-    const size_t dot = name.find('.', start);
-    const std::string_view label =
-        name.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-    if (!validLabel(label)) return false;
-    if (dot == std::string_view::npos) return true;
-    start = dot + 1;
-  }
-}
-
 Result<net::IpEndpoint> parseBackendAddress(const std::string& address, int64_t port,
                                             const std::string& path) {
   if (port < 1 || port > 65535) return invalid(path + ".port must be 1..65535", path + ".port");
@@ -160,22 +134,6 @@ std::string_view protocolName(Protocol p) {
 
 std::string_view proxyProtocolName(ProxyProtocol p) {
   return p == ProxyProtocol::kV2 ? "v2" : "none";
-}
-
-Result<std::string> normalizeHostname(std::string_view hostname) {
-  std::string name(hostname);
-  for (char& c : name) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  if (!name.empty() && name.back() == '.') name.pop_back();
-  const bool ok =
-      name == "*" || (startsWithWildcard(name) ? validDnsName(name.substr(2)) : validDnsName(name));
-  if (!ok) {
-    return Error(errc::kInvalidArgument,
-                 "hostname '" + std::string(hostname) +
-                     "' must be a DNS name, '*.<name>' (one label) or '*' (default route)");
-  }
-  return name;
 }
 
 Result<RouteSet> parseRouteSet(std::string_view json_text) {

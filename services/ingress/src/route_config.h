@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "plfm/core/result.h"
+#include "plfm/net/hostname.h"
 #include "plfm/net/proxy_protocol.h"
 
 namespace plfm::ingress {
@@ -50,8 +51,8 @@ struct RouteSet {
 };
 
 // Lower-cases and strips one trailing dot, then checks the result is a DNS
-// name, "*.<name>" or "*". Errors name the offending hostname.
-[[nodiscard]] Result<std::string> normalizeHostname(std::string_view hostname);
+// name, "*.<name>" or "*" (libs/networking, shared with the control plane).
+using net::normalizeHostname;
 
 // Parses and validates a route document: unique non-empty ids, ports
 // 1..65535, valid hostnames, no two routes with the same port and hostname, a

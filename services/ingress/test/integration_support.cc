@@ -105,19 +105,76 @@ double IngressProcess::metric(const std::string& sample) const {
 
 std::string IngressProcess::log() const { return tailFile(dir_ + "/ingress.log", 40); }
 
-std::string curlGet(const std::string& host, int port, const std::string& addr,
-                    const std::string& path, const std::string& scratch_file) {
+namespace {
+
+// curl -sk --resolve host:port:addr https://host:port/path, plus `extra`
+// arguments; stdout, or "<curl exit N>".
+std::string runCurl(const std::string& host, int port, const std::string& addr,
+                    const std::string& path, const std::string& scratch_file,
+                    const std::vector<std::string>& extra) {
   const std::string p = std::to_string(port);
   SpawnOptions o;
   o.stdout_path = scratch_file;
   std::ofstream(scratch_file, std::ios::trunc).flush();
-  auto proc = spawn({"curl", "-sk", "--max-time", "10", "--resolve", host + ":" + p + ":" + addr,
-                     "https://" + host + ":" + p + path},
-                    o);
+  std::vector<std::string> argv = {"curl", "-sk",       "--max-time",
+                                   "10",   "--resolve", host + ":" + p + ":" + addr};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  argv.push_back("https://" + host + ":" + p + path);
+  auto proc = spawn(argv, o);
   if (!proc) return "<spawn failed>";
   const int status = proc->wait();
   if (exitCodeOf(status) != 0) return "<curl exit " + std::to_string(exitCodeOf(status)) + ">";
   return readFile(scratch_file).value_or("<unreadable>");
+}
+
+}  // namespace
+
+std::string curlGet(const std::string& host, int port, const std::string& addr,
+                    const std::string& path, const std::string& scratch_file) {
+  return runCurl(host, port, addr, path, scratch_file, {});
+}
+
+CurlResult curlGetWithLocal(const std::string& host, int port, const std::string& addr,
+                            const std::string& path, const std::string& scratch_file) {
+  std::string out =
+      runCurl(host, port, addr, path, scratch_file, {"-w", "\n%{local_ip} %{local_port}"});
+  CurlResult r;
+  const size_t nl = out.rfind('\n');
+  if (out.starts_with("<curl exit") || nl == std::string::npos) {
+    r.body = out;
+    return r;
+  }
+  r.body = out.substr(0, nl);
+  std::istringstream tail(out.substr(nl + 1));
+  tail >> r.local_ip >> r.local_port;
+  return r;
+}
+
+Result<Process> startNginxProxyReceiver(const std::string& dir, const std::string& cert_dir,
+                                        int port) {
+  std::ofstream(dir + "/nginx.conf")
+      << "daemon off;\nmaster_process off;\nworker_processes 1;\npid " << dir
+      << "/nginx.pid;\nerror_log " << dir
+      << "/nginx-error.log;\nevents { worker_connections 64; }\n"
+      << "http {\n  access_log off;\n  client_body_temp_path " << dir << ";\n  proxy_temp_path "
+      << dir << ";\n  fastcgi_temp_path " << dir << ";\n  uwsgi_temp_path " << dir
+      << ";\n  scgi_temp_path " << dir
+      << ";\n  log_format pp '$proxy_protocol_addr:$proxy_protocol_port $remote_addr';\n"
+      << "  server {\n    listen [::1]:" << port << " ssl proxy_protocol;\n    ssl_certificate "
+      << cert_dir << "/cert.pem;\n    ssl_certificate_key " << cert_dir
+      << "/key.pem;\n    access_log " << dir << "/nginx-access.log pp;\n"
+      << "    location / { return 200 \"pp=$proxy_protocol_addr:$proxy_protocol_port\"; }\n"
+      << "  }\n}\n";
+  SpawnOptions o;
+  o.stdout_path = dir + "/nginx.log";
+  PLFM_ASSIGN_OR_RETURN(
+      Process p,
+      spawn({"nginx", "-e", dir + "/nginx-error.log", "-p", dir, "-c", dir + "/nginx.conf"}, o));
+  if (!waitListening("[::1]:" + std::to_string(port), 10'000)) {
+    return Error(errc::kUnavailable,
+                 "nginx did not listen: " + tailFile(dir + "/nginx-error.log", 20));
+  }
+  return p;
 }
 
 }  // namespace plfm::ingress::testing

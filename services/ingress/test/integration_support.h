@@ -49,4 +49,22 @@ class IngressProcess {
 [[nodiscard]] std::string curlGet(const std::string& host, int port, const std::string& addr,
                                   const std::string& path, const std::string& scratch_file);
 
+// The same GET, also reporting the client's side of the connection, so a
+// test knows the address and port a PROXY header must carry.
+struct CurlResult {
+  std::string body;        // or "<curl exit N>"
+  std::string local_ip;    // "::1", "127.0.0.1"
+  std::string local_port;  // "40312"
+};
+[[nodiscard]] CurlResult curlGetWithLocal(const std::string& host, int port,
+                                          const std::string& addr, const std::string& path,
+                                          const std::string& scratch_file);
+
+// nginx as a PROXY protocol receiver (`listen ... ssl proxy_protocol`) on
+// [::1]:port with dir/cert.pem: it answers every request with
+// "pp=$proxy_protocol_addr:$proxy_protocol_port" and logs the same, plus
+// $remote_addr, one line per request, to dir/nginx-access.log.
+[[nodiscard]] Result<Process> startNginxProxyReceiver(const std::string& dir,
+                                                      const std::string& cert_dir, int port);
+
 }  // namespace plfm::ingress::testing

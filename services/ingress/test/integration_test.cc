@@ -1,6 +1,6 @@
 // plfm-ingress as a process, with real peers: openssl s_server backends on
-// [::1] and 127.0.0.1, curl and openssl s_client as clients, haproxy as a
-// PROXY v2 receiver, raw clients sending OpenSSL-made ClientHellos, and an
+// [::1] and 127.0.0.1, curl and openssl s_client as clients, haproxy and
+// nginx as PROXY v2 receivers, raw clients sending OpenSSL-made ClientHellos, and an
 // HTTP edge feed server standing in for the control plane.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -31,8 +31,9 @@ struct Env {
   int port_a = 0;  // s_server A on [::1]
   int port_b = 0;  // s_server B on 127.0.0.1
   int port_h = 0;  // haproxy (accept-proxy) on [::1]
+  int port_n = 0;  // nginx (listen ... proxy_protocol) on [::1]
   int dead = 0;    // nothing listens here
-  Process server_a, server_b, haproxy;
+  Process server_a, server_b, haproxy, nginx;
   std::unique_ptr<TagBackend> t1, t2;
   IngressProcess ingress;
 
@@ -51,6 +52,7 @@ struct Env {
            route("a", "A.Example.com.", swapped ? be("127.0.0.1", port_b) : be("::1", port_a)) +
            "," + route("wild", "*.example.com", be("127.0.0.1", port_b)) + "," +
            route("pp", "pp.example.com", be("::1", port_h), R"(,"proxy_protocol":"v2")") + "," +
+           route("ppn", "ppn.example.com", be("::1", port_n), R"(,"proxy_protocol":"v2")") + "," +
            route("tag", "tag.test", t1be) + "," +
            route("retry", "retry.test", be("::1", dead) + "," + t2be) + "," +
            route("swap", "swap.test", swapped ? t2be : t1be) + "]}";
@@ -72,7 +74,7 @@ std::string haproxyConfig(const std::string& dir, int port) {
          "frontend fe\n  bind [::1]:" +
          std::to_string(port) + " accept-proxy ssl crt " + dir + "/combined.pem\n" +
          "  http-request return status 200 content-type text/plain lf-string "
-         "\"src=%[src] dst=%[dst]:%[dst_port]\"\n";
+         "\"src=%[src]:%[src_port] dst=%[dst]:%[dst_port]\"\n";
 }
 
 class IngressIntegrationTest : public ::testing::Test {
@@ -81,7 +83,8 @@ class IngressIntegrationTest : public ::testing::Test {
     env = new Env();
     Env& e = *env;
     const std::string d = e.dir.path();
-    for (const char* sub : {"/cert-a", "/cert-b", "/www-a", "/www-b", "/state", "/edge"}) {
+    for (const char* sub :
+         {"/cert-a", "/cert-b", "/www-a", "/www-b", "/state", "/edge", "/nginx"}) {
       std::filesystem::create_directories(d + sub);
     }
     ASSERT_TRUE(makeCertificate(d + "/cert-a", {"a.example.com", "pp.example.com"}));
@@ -90,6 +93,7 @@ class IngressIntegrationTest : public ::testing::Test {
     e.port_a = plfm::testing::freeTcpPort();
     e.port_b = plfm::testing::freeTcpPort();
     e.port_h = plfm::testing::freeTcpPort();
+    e.port_n = plfm::testing::freeTcpPort();
     e.dead = plfm::testing::freeTcpPort();
     auto a = startTlsServer(d + "/www-a", d + "/cert-a", "[::1]:" + std::to_string(e.port_a),
                             "backend-a");
@@ -109,6 +113,9 @@ class IngressIntegrationTest : public ::testing::Test {
     e.haproxy = std::move(*h);
     ASSERT_TRUE(waitListening("[::1]:" + std::to_string(e.port_h), 10'000))
         << tailFile(d + "/haproxy.log", 20);
+    auto n = startNginxProxyReceiver(d + "/nginx", d + "/cert-a", e.port_n);
+    ASSERT_TRUE(n) << n.error().toString();
+    e.nginx = std::move(*n);
     e.t1 = std::make_unique<TagBackend>("t1", "[::1]:0");
     e.t2 = std::make_unique<TagBackend>("t2", "127.0.0.1:0");
     ASSERT_TRUE(e.t1->start());
@@ -181,12 +188,33 @@ TEST_F(IngressIntegrationTest, NoRouteGetsACleanClose) {
             std::max(before, 0.0) + 2);
 }
 
+// haproxy (accept-proxy) sees curl's own address and port as the source,
+// and the ingress listener as the destination.
 TEST_F(IngressIntegrationTest, ProxyV2HeaderReachesHaproxy) {
   const std::string p = std::to_string(env->port);
-  EXPECT_EQ(curlGet("pp.example.com", env->port, "[::1]", "/", env->dir.file("curl.out")),
-            "src=::1 dst=::1:" + p);
-  EXPECT_EQ(curlGet("pp.example.com", env->port, "127.0.0.1", "/", env->dir.file("curl.out")),
-            "src=127.0.0.1 dst=127.0.0.1:" + p);
+  for (const std::string addr : {"[::1]", "127.0.0.1"}) {
+    const CurlResult r =
+        curlGetWithLocal("pp.example.com", env->port, addr, "/", env->dir.file("curl.out"));
+    ASSERT_FALSE(r.local_port.empty()) << r.body;
+    EXPECT_EQ(r.body, "src=" + r.local_ip + ":" + r.local_port + " dst=" + r.local_ip + ":" + p);
+  }
+}
+
+// nginx takes the client's address and port from the PROXY v2 header the
+// ingress sends first: they are curl's own, over IPv6 and IPv4 alike.
+TEST_F(IngressIntegrationTest, ProxyV2HeaderReachesNginxWithTheClientsAddressAndPort) {
+  std::vector<std::string> expected;
+  for (const std::string addr : {"[::1]", "127.0.0.1"}) {
+    const CurlResult r =
+        curlGetWithLocal("ppn.example.com", env->port, addr, "/", env->dir.file("curl.out"));
+    ASSERT_FALSE(r.local_port.empty()) << r.body;
+    const std::string client = r.local_ip + ":" + r.local_port;
+    EXPECT_EQ(r.body, "pp=" + client);
+    // The connection nginx accepted came from the ingress, over IPv6.
+    expected.push_back(client + " ::1");
+  }
+  const std::string log = readFile(env->dir.file("nginx/nginx-access.log")).value_or("");
+  for (const auto& line : expected) EXPECT_NE(log.find(line + "\n"), std::string::npos) << log;
 }
 
 TEST_F(IngressIntegrationTest, ForwardsTheHelloVerbatimAndHalfCloses) {

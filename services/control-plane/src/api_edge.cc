@@ -1,0 +1,73 @@
+// The edge: edge tokens for platform admins, and the feed the ingress
+// long-polls (GET /v1/edge/config, docs/specs/ingress/edge-feed.md).
+#include "api.h"
+#include "edge_feed.h"
+
+namespace plfm::cp {
+
+void Api::registerEdgeRoutes(http::Router& r) {
+  route(r, "POST", "/v1/edge/tokens", Access::kAdmin, [this](Ctx& ctx) -> Result<http::Response> {
+    PLFM_ASSIGN_OR_RETURN(auto body, parseBody(ctx.req, {"name", "ttl_seconds"}));
+    PLFM_ASSIGN_OR_RETURN(auto name, requireString(body, "name"));
+    PLFM_TRY(checkName("name", name));
+    std::optional<std::chrono::seconds> ttl;
+    if (auto it = body.find("ttl_seconds"); it != body.end() && !it->is_null()) {
+      if (!it->is_number_integer() || it->get<int64_t>() < 60) {
+        return Error(apierr::kInvalidField, "field 'ttl_seconds' must be an integer of at least 60")
+            .with("field", "ttl_seconds");
+      }
+      ttl = std::chrono::seconds(it->get<int64_t>());
+    }
+    return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
+      PLFM_ASSIGN_OR_RETURN(auto created, createEdgeToken(tx, deps_.clock, name, ttl));
+      const NewEdgeToken& t = created.first;
+      return showTokenOnce({{"id", t.token_id},
+                            {"name", t.name},
+                            {"token", t.token},
+                            {"expires_at", t.expires_at ? json::Json(*t.expires_at) : json::Json()},
+                            {"created_at", t.created_at}},
+                           {std::move(created.second)});
+    });
+  });
+
+  route(r, "GET", "/v1/edge/config", Access::kEdge, [this](Ctx& ctx) -> Result<http::Response> {
+    if (!ctx.req.queryParam("after")) {
+      return Error(apierr::kInvalidQuery,
+                   "query parameter 'after' is required (0 when the edge has no config)")
+          .with("field", "after");
+    }
+    PLFM_ASSIGN_OR_RETURN(int64_t after, queryInt(ctx.req, "after", 0, 0, INT64_MAX));
+    // A longer wait than the cap is not an error: the server holds at most the cap.
+    PLFM_ASSIGN_OR_RETURN(int64_t wait, queryInt(ctx.req, "wait", 30, 0, INT64_MAX));
+    wait = std::min<int64_t>(wait, deps_.options.max_edge_wait.count());
+    const auto deadline = deps_.clock.steadyNow() + std::chrono::seconds(wait);
+    for (;;) {
+      PLFM_ASSIGN_OR_RETURN(int64_t cursor, edgeCursor(ctx.db()));
+      // A cursor above ours means the server's state was reset (a restore):
+      // answer at once, so the edge resynchronizes instead of waiting forever.
+      if (cursor != after) break;
+      const bool stopping = deps_.edge != nullptr && !deps_.edge->running();
+      if (deps_.clock.steadyNow() >= deadline || stopping) {
+        http::Response resp;
+        resp.status = 304;
+        return resp;
+      }
+      // Long-poll: give the connection back while waiting; the feed wakes
+      // us when the cursor rises.
+      ctx.lease.reset();
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - deps_.clock.steadyNow());
+      if (deps_.edge != nullptr) {
+        deps_.edge->waitBeyond(std::string(kEdgeFeedKey), after, left);
+      } else {
+        deps_.worker.waitBeyond(deps_.worker.checkpoint(), left);
+      }
+      PLFM_ASSIGN_OR_RETURN(auto lease, deps_.pool.acquire(deps_.options.db_acquire_timeout));
+      ctx.lease.emplace(std::move(lease));
+    }
+    PLFM_ASSIGN_OR_RETURN(auto config, buildEdgeConfig(ctx.db()));
+    return jsonResponse(200, config);
+  });
+}
+
+}  // namespace plfm::cp

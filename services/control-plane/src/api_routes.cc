@@ -1,0 +1,269 @@
+// Routes: hostname + listener port -> env, process type and backend port
+// (docs/specs/api/v1.md "Routes", docs/specs/ingress/edge-feed.md). A route
+// lives in an env; its (listener port, normalized hostname) is unique across
+// every org, claimed in route_claims inside the command transaction.
+#include "api.h"
+#include "plfm/net/hostname.h"
+
+namespace plfm::cp {
+namespace {
+
+using json::Json;
+
+const std::string kRouteColumns =
+    "route_id AS id, org_id, app_id, env_id, hostname, listener_port, protocol, process_type, "
+    "backend_port, proxy_protocol, " +
+    ts("created_at") + " AS created_at, " + ts("updated_at") + " AS updated_at";
+
+// Any constant: the first key of the per-port advisory lock of route claims.
+constexpr int kRoutePortLock = 0x726f7574;
+
+struct RouteTarget {
+  std::string process_type;
+  int64_t backend_port = 0;
+  std::string proxy_protocol = "none";
+};
+
+struct CreateRoute {
+  std::string hostname;  // normalized; "" for tcp
+  int64_t listener_port = 443;
+  std::string protocol = "tls-passthrough";
+  RouteTarget target;
+};
+
+Error invalid(std::string_view field, const std::string& why) {
+  return Error(apierr::kInvalidField, "field '" + std::string(field) + "' " + why)
+      .with("field", std::string(field));
+}
+
+Result<std::optional<int64_t>> optionalPort(const Json& body, std::string_view field) {
+  auto it = body.find(field);
+  if (it == body.end() || it->is_null()) return std::optional<int64_t>();
+  if (!it->is_number_integer() || it->get<int64_t>() < 1 || it->get<int64_t>() > 65535) {
+    return invalid(field, "must be an integer 1..65535");
+  }
+  return std::optional<int64_t>(it->get<int64_t>());
+}
+
+Result<std::optional<std::string>> optionalEnum(const Json& body, std::string_view field,
+                                                std::string_view a, std::string_view b) {
+  PLFM_ASSIGN_OR_RETURN(auto v, optionalString(body, field));
+  if (v && *v != a && *v != b) {
+    return invalid(field, "must be \"" + std::string(a) + "\" or \"" + std::string(b) + "\"");
+  }
+  return v;
+}
+
+Result<std::optional<std::string>> optionalProcess(const Json& body) {
+  PLFM_ASSIGN_OR_RETURN(auto v, optionalString(body, "process_type"));
+  if (v && !validProcessName(*v)) return invalid("process_type", "must match [a-z][a-z0-9-]{0,29}");
+  return v;
+}
+
+Result<CreateRoute> parseCreate(const http::Request& req) {
+  PLFM_ASSIGN_OR_RETURN(auto body,
+                        parseBody(req, {"hostname", "listener_port", "protocol", "process_type",
+                                        "backend_port", "proxy_protocol"}));
+  CreateRoute c;
+  PLFM_ASSIGN_OR_RETURN(auto protocol, optionalEnum(body, "protocol", "tls-passthrough", "tcp"));
+  if (protocol) c.protocol = *protocol;
+  PLFM_ASSIGN_OR_RETURN(auto hostname, optionalString(body, "hostname"));
+  if (c.protocol == "tcp") {
+    // A plain TCP stream carries no name: the route owns its listener port.
+    if (hostname && !hostname->empty() && *hostname != "*") {
+      return invalid("hostname", "must be empty for a tcp route (it owns its listener port)");
+    }
+  } else {
+    if (!hostname || hostname->empty()) {
+      return invalid("hostname", "is required for a tls-passthrough route");
+    }
+    auto norm = net::normalizeHostname(*hostname);
+    if (!norm) {
+      return Error(apierr::kInvalidField, norm.error().message()).with("field", "hostname");
+    }
+    c.hostname = std::move(*norm);
+  }
+  PLFM_ASSIGN_OR_RETURN(auto port, optionalPort(body, "listener_port"));
+  if (port) c.listener_port = *port;
+  PLFM_ASSIGN_OR_RETURN(auto process, optionalProcess(body));
+  if (!process) return invalid("process_type", "is required (the process that serves the route)");
+  c.target.process_type = *process;
+  PLFM_ASSIGN_OR_RETURN(auto backend, optionalPort(body, "backend_port"));
+  if (!backend) return invalid("backend_port", "is required (the port the instances listen on)");
+  c.target.backend_port = *backend;
+  PLFM_ASSIGN_OR_RETURN(auto pp, optionalEnum(body, "proxy_protocol", "none", "v2"));
+  if (pp) c.target.proxy_protocol = *pp;
+  return c;
+}
+
+// Claims (port, hostname) for `route`, or hostname_conflict naming what holds
+// it (the holder's id only when it is in the caller's org).
+Result<void> claim(pg::Transaction& tx, const CreateRoute& c, const std::string& route,
+                   const std::string& org, const std::string& env) {
+  // Serializes the claims of one port, so a tcp route and a named one cannot
+  // both take it.
+  PLFM_TRY(tx.exec("SELECT pg_advisory_xact_lock($1, $2::int)", {kRoutePortLock, c.listener_port}));
+  PLFM_ASSIGN_OR_RETURN(auto rs,
+                        tx.exec("SELECT hostname, protocol, route_id, org_id FROM route_claims "
+                                "WHERE listener_port = $1 AND (hostname = $2 OR protocol = 'tcp' "
+                                "OR $3 = 'tcp') ORDER BY hostname LIMIT 1",
+                                {c.listener_port, c.hostname, c.protocol}));
+  if (rs.rows() > 0) {
+    const std::string port = std::to_string(c.listener_port);
+    std::string msg;
+    if (rs.text(0, 1) == "tcp") {
+      msg = "listener port " + port + " is owned by a tcp route";
+    } else if (c.protocol == "tcp") {
+      msg = "listener port " + port + " already has routes; a tcp route needs a port of its own";
+    } else {
+      msg = "hostname '" + c.hostname + "' on listener port " + port + " is already routed";
+    }
+    const bool ours = rs.text(0, 3) == org;
+    Error e = Error(apierr::kHostnameConflict,
+                    msg + (ours ? " in this org (" + std::string(rs.text(0, 2)) + ")"
+                                : " by another org"))
+                  .with("field", c.protocol == "tcp" ? "listener_port" : "hostname")
+                  .with("hostname", c.hostname)
+                  .with("listener_port", port);
+    if (ours) e.with("route_id", std::string(rs.text(0, 2)));
+    return e;
+  }
+  PLFM_TRY(tx.exec(
+      "INSERT INTO route_claims (listener_port, hostname, route_id, org_id, env_id, protocol) "
+      "VALUES ($1, $2, $3, $4, $5, $6)",
+      {c.listener_port, c.hostname, route, org, env, c.protocol}));
+  return ok();
+}
+
+Result<json::Json> visibleRoute(Ctx& ctx, const RouteId& route) {
+  return visibleRow(ctx, "SELECT " + kRouteColumns + " FROM routes_view WHERE route_id = $1",
+                    route.str(), "route");
+}
+
+}  // namespace
+
+void Api::registerRouteRoutes(http::Router& r) {
+  route(r, "POST", "/v1/envs/{env_id}/routes", Access::kUser,
+        [this](Ctx& ctx) -> Result<http::Response> {
+          PLFM_ASSIGN_OR_RETURN(auto env, pathId<EnvId>(ctx.req, "env_id"));
+          PLFM_ASSIGN_OR_RETURN(CreateRoute c, parseCreate(ctx.req));
+          PLFM_ASSIGN_OR_RETURN(auto e, visibleEnv(ctx, env));
+          const std::string org = e["org_id"];
+          const std::string app = e["app_id"];
+          return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
+            const std::string route = RouteId::generate().str();
+            PLFM_TRY(claim(tx, c, route, org, env.str()));
+            const std::string now = toRfc3339(deps_.clock.now());
+            Json fields = {{"hostname", c.hostname},
+                           {"listener_port", c.listener_port},
+                           {"protocol", c.protocol},
+                           {"process_type", c.target.process_type},
+                           {"backend_port", c.target.backend_port},
+                           {"proxy_protocol", c.target.proxy_protocol}};
+            Json payload = {
+                {"route_id", route}, {"org_id", org}, {"app_id", app}, {"env_id", env.str()}};
+            payload.update(fields);
+            Mutation m;
+            m.body = {{"id", route},         {"org_id", org},     {"app_id", app},
+                      {"env_id", env.str()}, {"created_at", now}, {"updated_at", now}};
+            m.body.update(fields);
+            m.events = {NewEvent{"route", route, 1, "route.created", 1, org, json::dump(payload)}};
+            return m;
+          });
+        });
+
+  route(r, "GET", "/v1/envs/{env_id}/routes", Access::kUser,
+        [](Ctx& ctx) -> Result<http::Response> {
+          PLFM_ASSIGN_OR_RETURN(auto env, pathId<EnvId>(ctx.req, "env_id"));
+          PLFM_ASSIGN_OR_RETURN(auto page, parsePage(ctx.req, "route"));
+          PLFM_TRY(visibleEnv(ctx, env));
+          return listChildren(ctx, kRouteColumns, "routes_view", "route_id", "env_id", env.str(),
+                              page);
+        });
+
+  route(r, "GET", "/v1/routes/{route_id}", Access::kUser, [](Ctx& ctx) -> Result<http::Response> {
+    PLFM_ASSIGN_OR_RETURN(auto route, pathId<RouteId>(ctx.req, "route_id"));
+    PLFM_ASSIGN_OR_RETURN(auto j, visibleRoute(ctx, route));
+    return jsonResponse(200, j);
+  });
+
+  route(r, "PUT", "/v1/routes/{route_id}", Access::kUser,
+        [this](Ctx& ctx) -> Result<http::Response> {
+          PLFM_ASSIGN_OR_RETURN(auto route, pathId<RouteId>(ctx.req, "route_id"));
+          PLFM_ASSIGN_OR_RETURN(
+              auto body, parseBody(ctx.req, {"process_type", "backend_port", "proxy_protocol"}));
+          PLFM_ASSIGN_OR_RETURN(auto process, optionalProcess(body));
+          PLFM_ASSIGN_OR_RETURN(auto backend, optionalPort(body, "backend_port"));
+          PLFM_ASSIGN_OR_RETURN(auto pp, optionalEnum(body, "proxy_protocol", "none", "v2"));
+          if (!process && !backend && !pp) {
+            return invalid("process_type",
+                           "or 'backend_port' or 'proxy_protocol' must be given (hostname, "
+                           "listener_port and protocol never change: add a new route)");
+          }
+          PLFM_ASSIGN_OR_RETURN(Json current, visibleRoute(ctx, route));
+          const std::string org = current["org_id"];
+          return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
+            // The write-side row: a route deleted meanwhile is gone.
+            PLFM_ASSIGN_OR_RETURN(auto held, tx.exec("SELECT 1 FROM route_claims WHERE route_id = "
+                                                     "$1 FOR UPDATE",
+                                                     {route.str()}));
+            if (held.rows() == 0) {
+              return Error(plfm::errc::kNotFound, "route " + route.str() + " not found")
+                  .with("route_id", route.str());
+            }
+            RouteTarget t{current["process_type"], current["backend_port"].get<int64_t>(),
+                          current["proxy_protocol"]};
+            const RouteTarget before = t;
+            if (process) t.process_type = *process;
+            if (backend) t.backend_port = *backend;
+            if (pp) t.proxy_protocol = *pp;
+            Mutation m;
+            m.status = 200;
+            m.body = current;
+            m.body["process_type"] = t.process_type;
+            m.body["backend_port"] = t.backend_port;
+            m.body["proxy_protocol"] = t.proxy_protocol;
+            if (t.process_type == before.process_type && t.backend_port == before.backend_port &&
+                t.proxy_protocol == before.proxy_protocol) {
+              return m;  // nothing changes
+            }
+            m.body["updated_at"] = toRfc3339(deps_.clock.now());
+            PLFM_ASSIGN_OR_RETURN(int next, nextAggregateSeq(tx, route.str()));
+            m.events = {NewEvent{"route", route.str(), next, "route.updated", 1, org,
+                                 json::dump({{"route_id", route.str()},
+                                             {"org_id", org},
+                                             {"process_type", t.process_type},
+                                             {"backend_port", t.backend_port},
+                                             {"proxy_protocol", t.proxy_protocol}})}};
+            return m;
+          });
+        });
+
+  route(r, "DELETE", "/v1/routes/{route_id}", Access::kUser,
+        [this](Ctx& ctx) -> Result<http::Response> {
+          PLFM_ASSIGN_OR_RETURN(auto route, pathId<RouteId>(ctx.req, "route_id"));
+          PLFM_ASSIGN_OR_RETURN(Json current, visibleRoute(ctx, route));
+          const std::string org = current["org_id"];
+          return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
+            PLFM_ASSIGN_OR_RETURN(auto gone, tx.exec("DELETE FROM route_claims WHERE route_id = $1 "
+                                                     "RETURNING hostname, listener_port",
+                                                     {route.str()}));
+            if (gone.rows() == 0) {
+              return Error(plfm::errc::kNotFound, "route " + route.str() + " not found")
+                  .with("route_id", route.str());
+            }
+            PLFM_ASSIGN_OR_RETURN(int next, nextAggregateSeq(tx, route.str()));
+            Mutation m;
+            m.status = 200;
+            m.body = {{"deleted", true}, {"id", route.str()}};
+            m.events = {NewEvent{"route", route.str(), next, "route.deleted", 1, org,
+                                 json::dump({{"route_id", route.str()},
+                                             {"org_id", org},
+                                             {"hostname", std::string(gone.text(0, 0))},
+                                             {"listener_port", gone.int64(0, 1).value_or(0)}})}};
+            return m;
+          });
+        });
+}
+
+}  // namespace plfm::cp

@@ -1,0 +1,98 @@
+#include "edge_feed.h"
+
+#include <unistd.h>
+
+#include "auth.h"
+#include "plfm/core/process.h"
+
+namespace plfm::cp {
+namespace {
+
+using json::Json;
+
+constexpr std::string_view kCursorSql =
+    "SELECT coalesce((SELECT cursor FROM edge_feed_view WHERE id = 1), 0)";
+
+}  // namespace
+
+EdgeFeed::EdgeFeed(std::string conninfo, ProjectionWorker& worker)
+    : VersionFeed("edge", std::move(conninfo), worker,
+                  "SELECT 'edge', cursor FROM edge_feed_view WHERE cursor > $1") {}
+
+Result<int64_t> edgeCursor(pg::Connection& conn) {
+  PLFM_ASSIGN_OR_RETURN(auto rs, conn.exec(kCursorSql));
+  return rs.int64(0, 0);
+}
+
+Result<json::Json> buildEdgeConfig(pg::Connection& conn) {
+  PLFM_ASSIGN_OR_RETURN(auto tx, pg::Transaction::begin(conn, pg::Isolation::kRepeatableRead));
+  PLFM_TRY(tx.exec("SET TRANSACTION READ ONLY"));
+  PLFM_ASSIGN_OR_RETURN(auto head, tx.exec(kCursorSql));
+  PLFM_ASSIGN_OR_RETURN(
+      auto rs,
+      tx.exec("SELECT r.route_id, r.hostname, r.listener_port, r.protocol, r.proxy_protocol, "
+              "r.backend_port, i.address, i.current_state = 'healthy' FROM routes_view r "
+              "LEFT JOIN instances_view i ON i.env_id = r.env_id AND i.process_type = "
+              "r.process_type AND i.node_id IS NOT NULL AND coalesce(i.address, '') <> '' AND "
+              "i.desired_state = 'run' AND NOT i.lost AND i.current_state IN ('running', "
+              "'healthy', 'unhealthy') ORDER BY r.route_id, i.instance_id"));
+  PLFM_TRY(tx.commit());
+  Json routes = Json::array();
+  for (int i = 0; i < rs.rows(); ++i) {
+    const std::string id(rs.text(i, 0));
+    if (routes.empty() || routes.back()["id"] != id) {
+      routes.push_back({{"id", id},
+                        {"hostname", std::string(rs.text(i, 1))},
+                        {"listener_port", rs.int64(i, 2).value_or(0)},
+                        {"protocol", std::string(rs.text(i, 3))},
+                        {"proxy_protocol", std::string(rs.text(i, 4))},
+                        {"backends", Json::array()}});
+    }
+    if (rs.isNull(i, 6)) continue;  // a route without running instances
+    routes.back()["backends"].push_back({{"address", std::string(rs.text(i, 6))},
+                                         {"port", rs.int64(i, 5).value_or(0)},
+                                         {"healthy", rs.boolean(i, 7).value_or(false)}});
+  }
+  return Json{{"cursor", head.int64(0, 0).value_or(0)}, {"routes", std::move(routes)}};
+}
+
+Result<std::pair<NewEdgeToken, NewEvent>> createEdgeToken(pg::Transaction& tx, const Clock& clock,
+                                                          const std::string& name,
+                                                          std::optional<std::chrono::seconds> ttl) {
+  NewEdgeToken t;
+  t.token_id = TokenId::generate().str();
+  t.name = name;
+  t.token = newToken();
+  const auto now = clock.now();
+  t.created_at = toRfc3339(now);
+  if (ttl) t.expires_at = toRfc3339(now + *ttl);
+  PLFM_TRY(tx.exec(
+      "INSERT INTO api_tokens (token_id, token_hash, kind, subject_id, description, created_at, "
+      "expires_at) VALUES ($1, $2, 'edge', $3, 'edge token', $4, $5)",
+      {t.token_id, hashToken(t.token), name, t.created_at, t.expires_at}));
+  NewEvent e{"token",
+             t.token_id,
+             1,
+             "token.created",
+             1,
+             "",
+             json::dump({{"token_id", t.token_id}, {"kind", "edge"}, {"subject_id", name}})};
+  return std::make_pair(std::move(t), std::move(e));
+}
+
+Result<NewEdgeToken> mintEdgeTokenFile(pg::Connection& conn, EventStore& store, const Clock& clock,
+                                       const std::string& name,
+                                       std::optional<std::chrono::seconds> ttl,
+                                       const std::string& file) {
+  PLFM_ASSIGN_OR_RETURN(auto tx, pg::Transaction::begin(conn));
+  PLFM_ASSIGN_OR_RETURN(auto created, createEdgeToken(tx, clock, name, ttl));
+  PLFM_TRY(store.append(tx, {"system:edge-token", ""}, {created.second}));
+  PLFM_TRY(writeFileAtomic(file, created.first.token + "\n", 0600));
+  if (auto c = tx.commit(); !c) {
+    ::unlink(file.c_str());
+    return unexpected(std::move(c).error());
+  }
+  return std::move(created.first);
+}
+
+}  // namespace plfm::cp

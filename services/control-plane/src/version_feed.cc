@@ -1,0 +1,84 @@
+#include "version_feed.h"
+
+#include "plfm/core/log.h"
+
+namespace plfm::cp {
+
+VersionFeed::VersionFeed(std::string name, std::string conninfo, ProjectionWorker& worker,
+                         std::string sql)
+    : name_(std::move(name)),
+      conninfo_(std::move(conninfo)),
+      worker_(worker),
+      sql_(std::move(sql)) {}
+
+VersionFeed::~VersionFeed() { stop(); }
+
+Result<void> VersionFeed::refresh(pg::Connection& conn, int64_t since) {
+  PLFM_ASSIGN_OR_RETURN(auto rs, conn.exec(sql_, {since}));
+  if (rs.rows() == 0) return ok();
+  {
+    std::lock_guard lock(mu_);
+    for (int i = 0; i < rs.rows(); ++i) {
+      int64_t& v = versions_[std::string(rs.text(i, 0))];
+      v = std::max(v, rs.int64(i, 1).value_or(0));
+    }
+  }
+  cv_.notify_all();
+  return ok();
+}
+
+Result<void> VersionFeed::start() {
+  if (running_) return ok();
+  PLFM_ASSIGN_OR_RETURN(auto conn, pg::Connection::connect(conninfo_));
+  // The checkpoint first: everything up to it is in the views we read next.
+  seen_ = worker_.checkpoint();
+  PLFM_TRY(refresh(conn, 0));
+  conn_.emplace(std::move(conn));
+  running_ = true;
+  thread_ = std::thread([this] { run(); });
+  return ok();
+}
+
+void VersionFeed::stop() {
+  if (!running_.exchange(false)) return;
+  worker_.wakeWaiters();
+  if (thread_.joinable()) thread_.join();
+  conn_.reset();
+  { std::lock_guard lock(mu_); }
+  cv_.notify_all();
+}
+
+void VersionFeed::waitBeyond(const std::string& key, int64_t after,
+                             std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, timeout, [&] {
+    auto it = versions_.find(key);
+    return !running_ || (it != versions_.end() && it->second > after);
+  });
+}
+
+void VersionFeed::run() {
+  auto cancelled = [this] { return !running_.load(); };
+  while (running_) {
+    const int64_t cp = worker_.waitBeyond(seen_, std::chrono::seconds(1), cancelled);
+    if (!running_ || cp <= seen_) continue;
+    if (!conn_ || !conn_->healthy()) {
+      auto c = pg::Connection::connect(conninfo_);
+      if (!c) {
+        log::error(name_ + " feed cannot connect; retrying", {{"error", c.error().toString()}});
+        worker_.waitBeyond(INT64_MAX, std::chrono::seconds(1), cancelled);
+        continue;
+      }
+      conn_.emplace(std::move(*c));
+    }
+    // Every change up to `cp` is committed: the worker published it after
+    // its transaction. Changes beyond it that the query also sees are fine.
+    if (auto r = refresh(*conn_, seen_); !r) {
+      log::error(name_ + " feed refresh failed; retrying", {{"error", r.error().toString()}});
+      continue;
+    }
+    seen_ = cp;
+  }
+}
+
+}  // namespace plfm::cp

@@ -1,0 +1,104 @@
+// Samples of the route and edge shapes (see contract_samples.h).
+#include "contract_samples.h"
+
+namespace plfm::cp::testsupport {
+
+using Json = nlohmann::json;
+
+namespace {
+
+std::string id(std::string_view prefix) { return sampleId(prefix); }
+
+Json sampleRoute() {
+  return {{"id", id("route")},
+          {"org_id", id("org")},
+          {"app_id", id("app")},
+          {"env_id", id("env")},
+          {"hostname", "*.example.com"},
+          {"listener_port", 443},
+          {"protocol", "tls-passthrough"},
+          {"process_type", "web"},
+          {"backend_port", 8443},
+          {"proxy_protocol", "v2"},
+          {"created_at", kSampleTs},
+          {"updated_at", kSampleTs}};
+}
+
+Json sampleEdgeRoute() {
+  return {{"id", id("route")},
+          {"hostname", "app.example.com"},
+          {"listener_port", 443},
+          {"protocol", "tls-passthrough"},
+          {"proxy_protocol", "none"},
+          {"backends",
+           Json::array({{{"address", "fd7a:5c00:0:1::2"}, {"port", 8443}, {"healthy", true}}})}};
+}
+
+}  // namespace
+
+std::map<std::string, Json> mergedSamples(std::map<std::string, Json> a,
+                                          std::map<std::string, Json> b) {
+  a.merge(b);
+  return a;
+}
+
+std::map<std::string, Json> routeComponentSamples() {
+  return {
+      {"RouteId", id("route")},
+      {"TokenId", id("tok")},
+      {"RouteHostname", "app.example.com"},
+      {"Port", 443},
+      {"RouteProtocol", "tcp"},
+      {"ProxyProtocol", "v2"},
+      {"CreateRouteRequest",
+       {{"hostname", "App.Example.com."},
+        {"listener_port", 443},
+        {"protocol", "tls-passthrough"},
+        {"process_type", "web"},
+        {"backend_port", 8443},
+        {"proxy_protocol", "none"}}},
+      {"UpdateRouteRequest", {{"backend_port", 9443}}},
+      {"Route", sampleRoute()},
+      {"RouteList", samplePage(sampleRoute())},
+      {"CreateEdgeTokenRequest", {{"name", "edge-1"}, {"ttl_seconds", 86400}}},
+      {"EdgeToken",
+       {{"id", id("tok")},
+        {"name", "edge-1"},
+        {"token", "vt_" + std::string(52, 'z')},
+        {"token_redacted", false},
+        {"expires_at", nullptr},
+        {"created_at", kSampleTs}}},
+      {"EdgeBackend", {{"address", "fd7a:5c00:0:1::2"}, {"port", 8443}, {"healthy", false}}},
+      {"EdgeRoute", sampleEdgeRoute()},
+      {"EdgeConfig", {{"cursor", 1287}, {"routes", Json::array({sampleEdgeRoute()})}}},
+  };
+}
+
+std::map<std::string, Json> routePayloadSamples() {
+  return {
+      {"route.created",
+       {{"route_id", id("route")},
+        {"org_id", id("org")},
+        {"app_id", id("app")},
+        {"env_id", id("env")},
+        {"hostname", "app.example.com"},
+        {"listener_port", 443},
+        {"protocol", "tls-passthrough"},
+        {"process_type", "web"},
+        {"backend_port", 8443},
+        {"proxy_protocol", "v2"}}},
+      {"route.updated",
+       {{"route_id", id("route")},
+        {"org_id", id("org")},
+        {"process_type", "web"},
+        {"backend_port", 9443},
+        {"proxy_protocol", "none"}}},
+      {"route.deleted",
+       {{"route_id", id("route")},
+        {"org_id", id("org")},
+        {"hostname", ""},
+        {"listener_port", 5432}}},
+  };
+}
+
+}  // namespace plfm::cp::testsupport

@@ -1,0 +1,349 @@
+// Routes and the edge feed end to end on a real server and a real
+// PostgreSQL: CRUD with idempotency and normalization, hostname conflicts
+// across and within orgs, edge credentials (API and the edge-token
+// subcommand), and the edge feed's long-poll waking on route and instance
+// changes, with backends from the instances the node reports.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <future>
+
+#include "api_test_support.h"
+#include "plfm/core/process.h"
+#include "plfm/core/strings.h"
+#include "projections.h"
+
+namespace plfm::cp {
+namespace {
+
+using testsupport::ApiTest;
+using testsupport::Reply;
+
+class RoutesApiTest : public ApiTest {
+ protected:
+  struct Env {
+    std::string org, app, env;
+  };
+  Env makeEnvIn(const std::string& org_name, const std::optional<std::string>& token = {}) {
+    Env e;
+    e.org = makeOrg(org_name, token);
+    auto app = callJson("POST", "/v1/orgs/" + e.org + "/apps", {{"name", "web"}}, token);
+    e.app = app.body.value("id", "");
+    auto env = callJson("POST", "/v1/apps/" + e.app + "/envs", {{"name", "prod"}}, token);
+    e.env = env.body.value("id", "");
+    return e;
+  }
+  Reply addRoute(const std::string& env, const json::Json& body,
+                 const std::optional<std::string>& token = {}) {
+    return callJson("POST", "/v1/envs/" + env + "/routes", body, token);
+  }
+  std::string edgeToken() {
+    auto r = callJson("POST", "/v1/edge/tokens", {{"name", "edge-1"}});
+    EXPECT_EQ(r.status, 201) << r.raw;
+    return r.body.value("token", "");
+  }
+  Reply edgeConfig(const std::string& token, int64_t after, int wait) {
+    return call("GET",
+                "/v1/edge/config?after=" + std::to_string(after) + "&wait=" + std::to_string(wait),
+                "", token);
+  }
+};
+
+const json::Json kWeb = {
+    {"hostname", "App.Example.COM."}, {"process_type", "web"}, {"backend_port", 8443}};
+
+TEST_F(RoutesApiTest, CreateGetListUpdateDeleteIdempotently) {
+  const Env e = makeEnvIn("acme");
+  http::Headers key;
+  key.set("Idempotency-Key", "route-create-1");
+  auto created = call("POST", "/v1/envs/" + e.env + "/routes", json::dump(kWeb), std::nullopt, key);
+  ASSERT_EQ(created.status, 201) << created.raw;
+  const std::string id = created.body["id"];
+  EXPECT_EQ(created.body["hostname"], "app.example.com");
+  EXPECT_EQ(created.body["listener_port"], 443);
+  EXPECT_EQ(created.body["protocol"], "tls-passthrough");
+  EXPECT_EQ(created.body["proxy_protocol"], "none");
+  EXPECT_EQ(created.body["app_id"], e.app);
+  // A retry with the same key answers the same route and appends nothing.
+  auto replay = call("POST", "/v1/envs/" + e.env + "/routes", json::dump(kWeb), std::nullopt, key);
+  EXPECT_EQ(replay.status, 201);
+  EXPECT_EQ(replay.header("Idempotent-Replayed"), "true");
+  EXPECT_EQ(replay.body["id"], id);
+  EXPECT_EQ(countEvents("route.created"), 1);
+
+  auto got = call("GET", "/v1/routes/" + id);
+  ASSERT_EQ(got.status, 200) << got.raw;
+  EXPECT_EQ(got.body["backend_port"], 8443);
+  auto list = call("GET", "/v1/envs/" + e.env + "/routes");
+  ASSERT_EQ(list.status, 200) << list.raw;
+  ASSERT_EQ(list.body["items"].size(), 1U);
+  EXPECT_EQ(list.body["items"][0]["id"], id);
+
+  auto up = callJson("PUT", "/v1/routes/" + id, {{"backend_port", 9443}, {"proxy_protocol", "v2"}});
+  ASSERT_EQ(up.status, 200) << up.raw;
+  EXPECT_EQ(up.body["backend_port"], 9443);
+  EXPECT_EQ(up.body["proxy_protocol"], "v2");
+  EXPECT_EQ(call("GET", "/v1/routes/" + id).body["proxy_protocol"], "v2");
+  auto same = callJson("PUT", "/v1/routes/" + id, {{"backend_port", 9443}});
+  EXPECT_EQ(same.status, 200);
+  EXPECT_EQ(same.header("X-Event-Seq"), "0");
+  EXPECT_EQ(countEvents("route.updated"), 1);
+  EXPECT_EQ(callJson("PUT", "/v1/routes/" + id, json::Json::object()).body["error"]["code"],
+            "invalid_field");
+
+  // An env with routes cannot be deleted.
+  auto del_env = call("DELETE", "/v1/envs/" + e.env);
+  EXPECT_EQ(del_env.status, 409) << del_env.raw;
+  EXPECT_EQ(del_env.body["error"]["code"], "failed_precondition");
+
+  auto del = call("DELETE", "/v1/routes/" + id);
+  ASSERT_EQ(del.status, 200) << del.raw;
+  EXPECT_EQ(del.body, json::Json({{"deleted", true}, {"id", id}}));
+  EXPECT_EQ(call("GET", "/v1/routes/" + id).status, 404);
+  EXPECT_EQ(call("DELETE", "/v1/routes/" + id).status, 404);
+  EXPECT_EQ(call("DELETE", "/v1/envs/" + e.env).status, 200);
+}
+
+TEST_F(RoutesApiTest, HostnameConflictsAcrossAndWithinOrgs) {
+  auto [bob, bob_token] = makeUser("bob");
+  (void)bob;
+  const Env a = makeEnvIn("alpha");
+  const Env b = makeEnvIn("beta", bob_token);
+  auto first = addRoute(a.env, kWeb);
+  ASSERT_EQ(first.status, 201) << first.raw;
+  const std::string id = first.body["id"];
+
+  // Another org, another spelling of the same name: refused, without the holder's id.
+  auto other = addRoute(
+      b.env, {{"hostname", "app.example.com"}, {"process_type", "web"}, {"backend_port", 80}},
+      bob_token);
+  ASSERT_EQ(other.status, 409) << other.raw;
+  EXPECT_EQ(other.body["error"]["code"], "hostname_conflict");
+  EXPECT_EQ(other.body["error"]["details"]["hostname"], "app.example.com");
+  EXPECT_EQ(other.body["error"]["details"]["listener_port"], "443");
+  EXPECT_FALSE(other.body["error"]["details"].contains("route_id")) << other.raw;
+  EXPECT_NE(other.body["error"]["message"].get<std::string>().find("another org"),
+            std::string::npos);
+  // The same org: the holder is named.
+  const std::string a2 = makeEnv(a.app, "staging");
+  auto mine = addRoute(a2, kWeb);
+  ASSERT_EQ(mine.status, 409) << mine.raw;
+  EXPECT_EQ(mine.body["error"]["details"]["route_id"], id);
+  // Another port, or a wildcard, is another claim.
+  EXPECT_EQ(addRoute(b.env,
+                     {{"hostname", "app.example.com"},
+                      {"listener_port", 8443},
+                      {"process_type", "web"},
+                      {"backend_port", 80}},
+                     bob_token)
+                .status,
+            201);
+  EXPECT_EQ(addRoute(b.env,
+                     {{"hostname", "*.example.com"}, {"process_type", "web"}, {"backend_port", 80}},
+                     bob_token)
+                .status,
+            201);
+  // A tcp route owns its port: both directions conflict.
+  const json::Json tcp = {
+      {"protocol", "tcp"}, {"listener_port", 5432}, {"process_type", "db"}, {"backend_port", 5432}};
+  ASSERT_EQ(addRoute(a.env, tcp).status, 201);
+  auto on_tcp = addRoute(b.env,
+                         {{"hostname", "db.example.com"},
+                          {"listener_port", 5432},
+                          {"process_type", "web"},
+                          {"backend_port", 80}},
+                         bob_token);
+  EXPECT_EQ(on_tcp.body["error"]["code"], "hostname_conflict") << on_tcp.raw;
+  auto tcp443 = addRoute(
+      b.env, {{"protocol", "tcp"}, {"process_type", "web"}, {"backend_port", 80}}, bob_token);
+  EXPECT_EQ(tcp443.body["error"]["code"], "hostname_conflict") << tcp443.raw;
+  EXPECT_EQ(tcp443.body["error"]["details"]["field"], "listener_port");
+
+  // Other orgs' routes look missing.
+  EXPECT_EQ(call("GET", "/v1/routes/" + id, "", bob_token).status, 404);
+  EXPECT_EQ(call("DELETE", "/v1/routes/" + id, "", bob_token).status, 404);
+  EXPECT_EQ(call("GET", "/v1/envs/" + a.env + "/routes", "", bob_token).status, 404);
+  // Once deleted, the name is free for the other org.
+  ASSERT_EQ(call("DELETE", "/v1/routes/" + id).status, 200);
+  EXPECT_EQ(
+      addRoute(b.env,
+               {{"hostname", "APP.example.com"}, {"process_type", "web"}, {"backend_port", 80}},
+               bob_token)
+          .status,
+      201);
+}
+
+TEST_F(RoutesApiTest, RefusesBadRoutes) {
+  const Env e = makeEnvIn("acme");
+  const std::vector<std::pair<json::Json, std::string>> bad = {
+      {{{"hostname", "a..b"}, {"process_type", "web"}, {"backend_port", 1}}, "hostname"},
+      {{{"hostname", "a.*.b"}, {"process_type", "web"}, {"backend_port", 1}}, "hostname"},
+      {{{"process_type", "web"}, {"backend_port", 1}}, "hostname"},
+      {{{"protocol", "tcp"}, {"hostname", "a.b"}, {"process_type", "web"}, {"backend_port", 1}},
+       "hostname"},
+      {{{"hostname", "a.b"}, {"backend_port", 1}}, "process_type"},
+      {{{"hostname", "a.b"}, {"process_type", "Web"}, {"backend_port", 1}}, "process_type"},
+      {{{"hostname", "a.b"}, {"process_type", "web"}, {"backend_port", 0}}, "backend_port"},
+      {{{"hostname", "a.b"}, {"process_type", "web"}}, "backend_port"},
+      {{{"hostname", "a.b"},
+        {"process_type", "web"},
+        {"backend_port", 1},
+        {"listener_port", 70000}},
+       "listener_port"},
+      {{{"hostname", "a.b"}, {"process_type", "web"}, {"backend_port", 1}, {"protocol", "http"}},
+       "protocol"},
+      {{{"hostname", "a.b"},
+        {"process_type", "web"},
+        {"backend_port", 1},
+        {"proxy_protocol", "v1"}},
+       "proxy_protocol"},
+  };
+  for (const auto& [body, field] : bad) {
+    auto r = addRoute(e.env, body);
+    EXPECT_EQ(r.status, 400) << body.dump() << ": " << r.raw;
+    EXPECT_EQ(r.body["error"]["details"]["field"], field) << body.dump();
+  }
+  EXPECT_EQ(countEvents("route.created"), 0);
+}
+
+TEST_F(RoutesApiTest, EdgeTokensAreForAdminsAndOnlyReachTheFeed) {
+  auto [bob, bob_token] = makeUser("bob");
+  (void)bob;
+  EXPECT_EQ(callJson("POST", "/v1/edge/tokens", {{"name", "edge-1"}}, bob_token).status, 403);
+  http::Headers key;
+  key.set("Idempotency-Key", "edge-token-1");
+  auto created = call("POST", "/v1/edge/tokens", R"({"name":"edge-1"})", std::nullopt, key);
+  ASSERT_EQ(created.status, 201) << created.raw;
+  EXPECT_EQ(created.body["expires_at"], nullptr);
+  const std::string token = created.body["token"];
+  auto replay = call("POST", "/v1/edge/tokens", R"({"name":"edge-1"})", std::nullopt, key);
+  EXPECT_EQ(replay.body["token"], nullptr);
+  EXPECT_EQ(replay.body["token_redacted"], true);
+
+  auto cfg = edgeConfig(token, 0, 0);
+  EXPECT_EQ(cfg.status, 304) << cfg.raw;  // nothing was ever routed
+  EXPECT_EQ(cfg.raw, "");
+  EXPECT_EQ(edgeConfig(bob_token, 0, 0).status, 403);
+  EXPECT_EQ(edgeConfig(admin_token_, 0, 0).status, 403);
+  EXPECT_EQ(call("GET", "/v1/orgs", "", token).status, 403);
+  EXPECT_EQ(call("GET", "/v1/edge/config", "", token).body["error"]["code"], "invalid_query");
+  EXPECT_EQ(call("GET", "/v1/edge/config?after=-1", "", token).status, 400);
+  EXPECT_EQ(countEvents("token.created"), 3);  // admin's, bob's, the edge's
+}
+
+TEST_F(RoutesApiTest, EdgeTokenCommandWritesAPrivateFileThatAuthenticates) {
+  const std::string file = state_->file("edge.token");
+  SpawnOptions o;
+  o.stdout_path = state_->file("edge-token.log");
+  auto p = spawn({PLFM_CONTROL_PLANE_BIN, "edge-token", "--name", "edge-2", "--out", file,
+                  "--database", conninfo(), "--state-dir", state_->path()},
+                 o);
+  ASSERT_TRUE(p.has_value()) << p.error().toString();
+  EXPECT_EQ(exitCodeOf(p->wait()), 0) << tailFile(state_->file("edge-token.log"), 20);
+  struct stat st {};
+  ASSERT_EQ(::stat(file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600U);
+  const std::string token(trim(readFile(file).value_or("")));
+  // The token is in the file only, never on stdout.
+  EXPECT_EQ(readFile(state_->file("edge-token.log"))->find(token), std::string::npos);
+  EXPECT_EQ(edgeConfig(token, 0, 0).status, 304);
+}
+
+TEST_F(RoutesApiTest, EdgeFeedServesRoutesAndBackendsAndWakesOnChanges) {
+  const std::string edge = edgeToken();
+  auto [node, node_token] = enrollNode("n1.example", 4, 4096);
+  const std::string org = makeOrg("shop");
+  const std::string app = makeApp(org, "web");
+  const std::string env = makeEnv(app, "prod");
+  const std::string rel = makeReleaseWith(app, webManifest());
+  ASSERT_EQ(callJson("POST", "/v1/envs/" + env + "/deploys", {{"release_id", rel}}).status, 201);
+  ASSERT_EQ(callJson("PUT", "/v1/envs/" + env + "/scale", {{"processes", {{"web", 2}}}}).status,
+            200);
+  auto created = addRoute(env, {{"hostname", "shop.example.com"},
+                                {"process_type", "web"},
+                                {"backend_port", 8443},
+                                {"proxy_protocol", "v2"}});
+  ASSERT_EQ(created.status, 201) << created.raw;
+  const std::string route = created.body["id"];
+
+  auto first = edgeConfig(edge, 0, 0);
+  ASSERT_EQ(first.status, 200) << first.raw;
+  const int64_t c0 = first.body["cursor"];
+  EXPECT_GT(c0, 0);
+  ASSERT_EQ(first.body["routes"].size(), 1U);
+  EXPECT_EQ(first.body["routes"][0],
+            json::Json({{"id", route},
+                        {"hostname", "shop.example.com"},
+                        {"listener_port", 443},
+                        {"protocol", "tls-passthrough"},
+                        {"proxy_protocol", "v2"},
+                        {"backends", json::Json::array()}}));  // allocated, not running yet
+  EXPECT_EQ(edgeConfig(edge, c0, 0).status, 304);
+
+  auto plan = call("GET", "/v1/nodes/" + node + "/plan?after=0&wait=0", "", node_token);
+  ASSERT_EQ(plan.body["instances"].size(), 2U) << plan.raw;
+  const std::string inst = plan.body["instances"][0]["instance_id"];
+  const std::string addr = plan.body["instances"][0]["network"]["address"];
+  const std::string inst2 = plan.body["instances"][1]["instance_id"];
+  auto report = [&](const std::string& i, int seq, const std::string& phase) {
+    auto r = callJson("POST", "/v1/nodes/" + node + "/instances/" + i + "/status",
+                      {{"generation", 1}, {"seq", seq}, {"phase", phase}}, node_token);
+    EXPECT_EQ(r.status, 200) << r.raw;
+  };
+
+  // The edge waits; a healthy report wakes it with the backend.
+  auto waiting = std::async(std::launch::async, [&] { return edgeConfig(edge, c0, 20); });
+  ASSERT_EQ(waiting.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  report(inst, 1, "healthy");
+  ASSERT_EQ(waiting.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  Reply woke = waiting.get();
+  ASSERT_EQ(woke.status, 200) << woke.raw;
+  const int64_t c1 = woke.body["cursor"];
+  EXPECT_GT(c1, c0);
+  EXPECT_EQ(woke.body["routes"][0]["backends"],
+            json::Json::array({{{"address", addr}, {"port", 8443}, {"healthy", true}}}));
+
+  // Running but not healthy: listed, not picked. Unhealthy flips the flag.
+  report(inst2, 1, "running");
+  report(inst, 2, "unhealthy");
+  auto later = edgeConfig(edge, c1, 0);
+  ASSERT_EQ(later.status, 200) << later.raw;
+  EXPECT_GT(later.body["cursor"].get<int64_t>(), c1);
+  ASSERT_EQ(later.body["routes"][0]["backends"].size(), 2U) << later.raw;
+  for (const auto& b : later.body["routes"][0]["backends"]) EXPECT_EQ(b["healthy"], false);
+
+  // Route changes move the cursor too; a cursor from a restored server resyncs at once.
+  const int64_t c2 = later.body["cursor"];
+  ASSERT_EQ(callJson("PUT", "/v1/routes/" + route, {{"backend_port", 9443}}).status, 200);
+  auto updated = edgeConfig(edge, c2, 5);
+  ASSERT_EQ(updated.status, 200);
+  EXPECT_EQ(updated.body["routes"][0]["backends"][0]["port"], 9443);
+  EXPECT_EQ(edgeConfig(edge, 1'000'000, 5).status, 200);
+  // Events that touch no route leave the cursor alone.
+  const int64_t c3 = updated.body["cursor"];
+  makeApp(org, "other");
+  EXPECT_EQ(edgeConfig(edge, c3, 0).status, 304);
+
+  ASSERT_EQ(call("DELETE", "/v1/routes/" + route).status, 200);
+  auto gone = edgeConfig(edge, c3, 5);
+  ASSERT_EQ(gone.status, 200);
+  EXPECT_EQ(gone.body["routes"], json::Json::array());
+
+  // Every route event validates, and the views (cursor included) rebuild identically.
+  auto conn = connect();
+  auto events = EventStore::readAfter(conn, 0, 10'000);
+  ASSERT_TRUE(events.has_value());
+  for (const auto& ev : *events) {
+    if (!ev.event_type.starts_with("route.")) continue;
+    auto j = json::parse(ev.payload);
+    auto err = testsupport::validateAgainstSchemaFile("events/" + ev.event_type + ".json", *j);
+    EXPECT_FALSE(err.has_value()) << ev.event_type << ": " << err.value_or("");
+  }
+  const std::string before = dumpViews(conn);
+  ASSERT_TRUE(rebuildViews(conn).has_value());
+  EXPECT_EQ(dumpViews(conn), before);
+  EXPECT_NE(before.find("== edge_feed_view\n(1,"), std::string::npos) << before;
+}
+
+}  // namespace
+}  // namespace plfm::cp
