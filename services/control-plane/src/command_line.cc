@@ -8,6 +8,7 @@
 #include "control_plane.h"
 #include "plfm/core/log.h"
 #include "schema.h"
+#include "secrets_admin.h"
 
 namespace plfm::cp {
 
@@ -91,16 +92,29 @@ int runMain(int argc, char** argv) {
   auto* migrateCmd = app.add_subcommand("migrate", "apply pending database migrations and exit");
   auto* rebuildCmd = app.add_subcommand(
       "rebuild-views", "replay the event log from seq 0 into fresh views, in one transaction");
+  auto* secretsCmd = app.add_subcommand("secrets", "manage the secrets master key");
+  secretsCmd->require_subcommand(1);
+  std::string key_path, new_key_file;
+  auto* genCmd =
+      secretsCmd->add_subcommand("generate-key", "write a new random master key file (mode 0600)");
+  genCmd->add_option("path", key_path, "where to write it")->required();
+  auto* rotateCmd = secretsCmd->add_subcommand(
+      "rotate-master-key",
+      "install a new master key and re-wrap every data key under it, while servers run");
+  rotateCmd->add_option("--new-key-file", new_key_file, "the new key (see generate-key)")
+      ->required();
   (void)serveCmd;
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  if (genCmd->parsed()) return secretsGenerateKey(key_path);
   auto cfg = buildConfig(file, listen, database, state_dir, log_level);
   if (!cfg) return fail(cfg.error());
   initLogging(*cfg);
 
+  if (rotateCmd->parsed()) return secretsRotateMasterKey(*cfg, new_key_file);
   if (migrateCmd->parsed() || rebuildCmd->parsed()) {
     auto conn = pg::Connection::connect(cfg->database);
     if (!conn) return fail(conn.error());
