@@ -4,7 +4,12 @@
 // rotation under a running server, and bad input. See
 // docs/specs/secrets/bundles.md and docs/specs/secrets/delivery.md.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <fstream>
+
+#include "plfm/core/process.h"
 #include "plfm/secrets/format.h"
 #include "secrets_admin.h"
 #include "secrets_test_support.h"
@@ -264,5 +269,74 @@ TEST_F(SecretsDisabledTest, WithoutAMasterKeySecretRoutesAnswer503) {
   EXPECT_EQ(list.status, 200) << list.raw;
 }
 
+// The real binary refuses to start on a bad master key file and says why.
+class SecretsStartupTest : public testsupport::ApiTest {
+ protected:
+  // Runs `plfm-control-plane <args>`; returns {exit code, output}.
+  std::pair<int, std::string> run(std::vector<std::string> args) {
+    const std::string out = state_->file("run-" + std::to_string(++runs_) + ".log");
+    SpawnOptions o;
+    o.stdout_path = out;
+    args.insert(args.begin(), PLFM_CONTROL_PLANE_BIN);
+    auto p = spawn(args, o);
+    EXPECT_TRUE(p.has_value()) << p.error().toString();
+    if (!p) return {-1, ""};
+    auto status = p->waitFor(std::chrono::seconds(20));
+    EXPECT_TRUE(status.has_value()) << "still running: " << readFile(out).value_or("");
+    if (!status) return {-1, ""};
+    return {exitCodeOf(*status), readFile(out).value_or("")};
+  }
+  std::vector<std::string> serveWithKey() {
+    return {"serve",    "--database", conninfo(), "--state-dir", state_->file("cp2"),
+            "--listen", "[::1]:0"};
+  }
+  int runs_ = 0;
+};
+
+TEST_F(SecretsStartupTest, BadMasterKeyFilesRefuseTheStartAndSayWhy) {
+  plfm::testing::TempDir keys("plfm-keys");
+  auto write = [&](const std::string& name, const std::string& bytes, mode_t mode) {
+    const std::string path = keys.file(name);
+    std::ofstream(path, std::ios::binary) << bytes;
+    ::chmod(path.c_str(), mode);
+    return path;
+  };
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {keys.file("missing.key"), "does not exist"},
+      {write("short.key", std::string(16, 'k'), 0600), "holds 16 bytes"},
+      {write("lax.key", std::string(32, 'k'), 0644), "has mode 0644"},
+  };
+  for (const auto& [path, why] : cases) {
+    auto args = serveWithKey();
+    SCOPED_TRACE(path);
+    const std::string env = "PLFM_CP_SECRETS_MASTER_KEY_FILE=" + path;
+    const std::string out = state_->file("refused.log");
+    SpawnOptions o;
+    o.stdout_path = out;
+    o.env = {env};
+    args.insert(args.begin(), PLFM_CONTROL_PLANE_BIN);
+    auto p = spawn(args, o);
+    ASSERT_TRUE(p.has_value());
+    auto status = p->waitFor(std::chrono::seconds(20));
+    ASSERT_TRUE(status.has_value()) << "it started anyway";
+    EXPECT_NE(exitCodeOf(*status), 0);
+    const std::string text = readFile(out).value_or("");
+    EXPECT_NE(text.find(why), std::string::npos) << text;
+    EXPECT_NE(text.find(path), std::string::npos) << text;
+    EXPECT_EQ(text.find("listening"), std::string::npos) << text;
+    ::unlink(out.c_str());
+  }
+  // generate-key writes a usable key once and refuses to overwrite it.
+  const std::string good = keys.file("good.key");
+  auto [code, out] = run({"secrets", "generate-key", good});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("mode 0600"), std::string::npos) << out;
+  EXPECT_NE(run({"secrets", "generate-key", good}).first, 0);
+  // rotate-master-key without a configured key says so.
+  auto [rc, rout] = run({"secrets", "rotate-master-key", "--new-key-file", good, "--database",
+                         conninfo(), "--state-dir", state_->file("cp2")});
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(rout.find("no secrets_master_key_file"), std::string::npos) << rout;
+}
 }  // namespace
 }  // namespace plfm::cp

@@ -45,26 +45,40 @@ class SecretsApiTest : public ApiTest {
     return d;
   }
 
-  // The env's one running instance pinned to `secrets_version` ("" for
-  // none), waiting for the scheduler (bounded).
+  // Plays the node agent once: every instance of `d`'s node that should run
+  // reports healthy, every one being drained reports stopped, so rollouts
+  // move on as they would with a real agent.
+  void agentTick(const Deployed& d) {
+    auto plan = call("GET", "/v1/nodes/" + d.node + "/plan?after=0&wait=0", "", d.node_token);
+    for (const auto& spec : plan.body.value("instances", json::Json::array())) {
+      const std::string inst = spec["instance_id"];
+      const std::string phase = spec["desired"] == "run" ? "healthy" : "stopped";
+      callJson("POST", "/v1/nodes/" + d.node + "/instances/" + inst + "/status",
+               {{"generation", spec["generation"]}, {"seq", ++report_seq_[inst]}, {"phase", phase}},
+               d.node_token);
+    }
+  }
+
+  // The env's instance pinned to `secrets_version` ("" for none), waiting
+  // (bounded) for the scheduler; with `d`, also plays its node's agent.
   std::string waitInstance(const std::string& env, const std::string& secrets_version,
                            const Deployed* d = nullptr) {
     for (int i = 0; i < 100; ++i) {
-      auto list = call("GET", "/v1/envs/" + env + "/instances");
-      for (const auto& it : list.body.value("items", json::Json::array())) {
-        if (it["desired_state"] != "run") continue;
-        const std::string inst = it["id"];
-        if (d == nullptr) {
-          if (secrets_version.empty()) return inst;
-          continue;
+      if (d == nullptr) {
+        auto list = call("GET", "/v1/envs/" + env + "/instances");
+        for (const auto& it : list.body.value("items", json::Json::array())) {
+          if (it["desired_state"] == "run") return it["id"];
         }
+      } else {
         auto plan = call("GET", "/v1/nodes/" + d->node + "/plan?after=0&wait=0", "", d->node_token);
         for (const auto& spec : plan.body.value("instances", json::Json::array())) {
-          if (spec["instance_id"] == inst && spec["desired"] == "run" &&
-              spec["secrets"]["version"] == json::Json(secrets_version)) {
-            return inst;
+          if (spec["env_id"] == env && spec["desired"] == "run" &&
+              spec["secrets"]["version"] ==
+                  (secrets_version.empty() ? json::Json() : json::Json(secrets_version))) {
+            return spec["instance_id"];
           }
         }
+        agentTick(*d);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
@@ -83,6 +97,7 @@ class SecretsApiTest : public ApiTest {
                 d.node_token);
   }
 
+  std::map<std::string, int64_t> report_seq_;
   plfm::testing::TempDir keys_{"plfm-keys"};
   std::string key_file_;
   Config config_;
