@@ -48,6 +48,7 @@ void applyPlan(Input& in, const Plan& plan) {
     i.process = a.process;
     i.release_id = a.release_id;
     i.deploy_id = a.deploy_id;
+    i.secrets_version = a.secrets_version;
     i.node_id = a.node_id;
     i.address = a.address;
     i.phase = Phase::kAllocated;

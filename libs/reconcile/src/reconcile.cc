@@ -94,7 +94,7 @@ class Allocator {
                      p->memory_used_mb, p->memory_mb);
       plan_.allocations.push_back(Allocate{ids_(), g.env_id, g.process, r.release_id, r.deploy_id,
                                            std::move(p->node_id), std::move(p->address),
-                                           r.resources, fmt::to_string(why)});
+                                           r.resources, fmt::to_string(why), r.secrets_version});
       ++out.placed;
     }
   }

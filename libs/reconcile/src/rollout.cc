@@ -15,7 +15,8 @@ bool misplaced(const InstanceView& v, const Group& g) {
 }
 
 bool isOld(const InstanceView& v, const Revision& r, const Group& g) {
-  return v.inst->release_id != r.release_id || misplaced(v, g);
+  return v.inst->release_id != r.release_id || v.inst->secrets_version != r.secrets_version ||
+         misplaced(v, g);
 }
 
 std::string causeOf(const Group& g, const GroupDecision& d, bool target_failed) {

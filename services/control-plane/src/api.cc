@@ -306,6 +306,7 @@ void Api::registerRoutes(http::Router& r) {
   registerAgentRoutes(r);
   registerRouteRoutes(r);
   registerEdgeRoutes(r);
+  registerSecretRoutes(r);
 }
 
 namespace {
@@ -447,9 +448,12 @@ bool retryable(const Error& e) { return pg::isRetryable(e) || e.is(errc::kConcur
 
 }  // namespace
 
-Result<http::Response> Api::runMutation(Ctx& ctx, const MutationFn& fn) {
+Result<http::Response> Api::runMutation(Ctx& ctx, const MutationFn& fn,
+                                        const std::optional<std::string>& request_hash) {
   PLFM_ASSIGN_OR_RETURN(std::string key, idempotencyKey(ctx.req));
-  const std::string hash = Sha256::hex(ctx.req.method + "\n" + ctx.req.path + "\n" + ctx.req.body);
+  const std::string hash =
+      request_hash ? *request_hash
+                   : Sha256::hex(ctx.req.method + "\n" + ctx.req.path + "\n" + ctx.req.body);
   const std::string scope = ctx.who.id;
   pg::Connection& conn = ctx.db();
 

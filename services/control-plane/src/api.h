@@ -56,6 +56,9 @@ struct ApiOptions {
 class Scheduler;
 class PlanFeed;
 class VersionFeed;
+namespace crypto {
+class Keyring;
+}
 
 struct ApiDeps {
   pg::Pool& pool;
@@ -64,9 +67,10 @@ struct ApiDeps {
   const Clock& clock;
   metrics::Registry& metrics;
   ApiOptions options;
-  Scheduler* scheduler;         // nullptr: nothing schedules in this process
-  PlanFeed* plans;              // nullptr: plan long-polls wait on any view change
-  VersionFeed* edge = nullptr;  // nullptr: edge long-polls wait on any view change
+  Scheduler* scheduler;                // nullptr: nothing schedules in this process
+  PlanFeed* plans;                     // nullptr: plan long-polls wait on any view change
+  VersionFeed* edge = nullptr;         // nullptr: edge long-polls wait on any view change
+  crypto::Keyring* keyring = nullptr;  // nullptr: secrets are disabled (503)
 };
 
 // Per-request state handed to handlers.
@@ -119,7 +123,12 @@ class Api {
   using Handler = std::function<Result<http::Response>(Ctx&)>;
   void route(http::Router& r, std::string method, std::string pattern, Access access, Handler h);
 
-  [[nodiscard]] Result<http::Response> runMutation(Ctx& ctx, const MutationFn& fn);
+  // `request_hash` replaces the default SHA-256 of the request in the
+  // idempotency record (secrets mutations pass a keyed MAC: no plain hash
+  // of a secret value is stored anywhere).
+  [[nodiscard]] Result<http::Response> runMutation(
+      Ctx& ctx, const MutationFn& fn,
+      const std::optional<std::string>& request_hash = std::nullopt);
 
   // A write whose route is idempotent by its own contract (enrollment by
   // token, heartbeats, status reports by (instance, generation, seq)), so it
@@ -143,6 +152,7 @@ class Api {
   void registerAgentRoutes(http::Router& r);
   void registerRouteRoutes(http::Router& r);  // api_routes.cc
   void registerEdgeRoutes(http::Router& r);   // api_edge.cc
+  void registerSecretRoutes(http::Router& r);  // api_secrets.cc
 
   // The answer of a committed write: waits for the views (and the scheduler
   // when `settle`), then the saved status and body, or 202.

@@ -1,6 +1,8 @@
 // Releases (immutable: image pinned by digest plus manifest), deploys,
 // scale (desired count per process type) and instances (desired vs current).
 #include "api.h"
+#include "deploy_create.h"
+#include "secrets_store.h"
 
 namespace plfm::cp {
 namespace {
@@ -10,7 +12,7 @@ const std::string kReleaseColumns =
     "manifest, " +
     ts("created_at") + " AS created_at";
 const std::string kDeployColumns =
-    "deploy_id AS id, org_id, app_id, env_id, release_id, "
+    "deploy_id AS id, org_id, app_id, env_id, release_id, secrets_version, "
     "strategy, status, reason, " +
     ts("created_at") + " AS created_at, " + ts("updated_at") + " AS updated_at";
 const std::string kInstanceColumns =
@@ -57,6 +59,24 @@ Result<json::Json> scaleJson(pg::Connection& db, const std::string& env) {
   return json::Json{{"env_id", env},
                     {"processes", procs},
                     {"updated_at", updated.empty() ? json::Json() : json::Json(updated)}};
+}
+
+// The secrets version a deploy of `env` pins: `asked` (which must be one of
+// the env's versions), else the env's newest, else none.
+Result<std::optional<std::string>> pinSecretsVersion(pg::Connection& db, const std::string& env,
+                                                     const std::optional<std::string>& asked) {
+  if (asked) {
+    PLFM_ASSIGN_OR_RETURN(auto info, secretstore::versionInfo(db, *asked));
+    if (!info || info->env_id != env) {
+      return Error(plfm::errc::kNotFound,
+                   "secrets version " + asked->substr(0, 40) + " not found in env " + env)
+          .with("field", "secrets_version");
+    }
+    return asked;
+  }
+  PLFM_ASSIGN_OR_RETURN(auto head, secretstore::readHead(db, env));
+  if (!head) return std::optional<std::string>();
+  return std::optional<std::string>(head->version_id);
 }
 
 }  // namespace
@@ -124,8 +144,10 @@ void Api::registerReleaseRoutes(http::Router& r) {
   route(r, "POST", "/v1/envs/{env_id}/deploys", Access::kUser,
         [this](Ctx& ctx) -> Result<http::Response> {
           PLFM_ASSIGN_OR_RETURN(auto env, pathId<EnvId>(ctx.req, "env_id"));
-          PLFM_ASSIGN_OR_RETURN(auto body, parseBody(ctx.req, {"release_id", "strategy"}));
+          PLFM_ASSIGN_OR_RETURN(auto body,
+                                parseBody(ctx.req, {"release_id", "strategy", "secrets_version"}));
           PLFM_ASSIGN_OR_RETURN(auto rel, bodyId<ReleaseId>(body, "release_id"));
+          PLFM_ASSIGN_OR_RETURN(auto secrets_version, optionalString(body, "secrets_version"));
           PLFM_ASSIGN_OR_RETURN(auto strategy, optionalString(body, "strategy"));
           const std::string strat = strategy.value_or("rolling");
           if (strat != "rolling" && strat != "immediate") {
@@ -143,29 +165,17 @@ void Api::registerReleaseRoutes(http::Router& r) {
                          "release " + rel.str() + " not found in the env's app " + app)
                 .with("field", "release_id");
           }
-          return runMutation(ctx, [&](pg::Transaction&) -> Result<Mutation> {
-            const std::string dep = DeployId::generate().str();
-            const std::string now = toRfc3339(deps_.clock.now());
+          return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
+            // A deploy pins a secrets version: the one asked for, else the
+            // env's newest (docs/specs/secrets/bundles.md).
+            PLFM_ASSIGN_OR_RETURN(auto pinned,
+                                  pinSecretsVersion(tx.connection(), env.str(), secrets_version));
+            auto d = newDeploy({org, app, env.str(), rel.str(), strat, pinned},
+                               toRfc3339(deps_.clock.now()));
             Mutation m;
             m.settle = true;  // the scheduler starts (or supersedes) rollouts
-            m.body = {{"id", dep},
-                      {"org_id", org},
-                      {"app_id", app},
-                      {"env_id", env.str()},
-                      {"release_id", rel.str()},
-                      {"strategy", strat},
-                      {"status", "pending"},
-                      {"reason", ""},
-                      {"created_at", now},
-                      {"updated_at", now}};
-            m.events = {NewEvent{"deploy", dep, 1, "deploy.created", 1, org,
-                                 json::dump({{"deploy_id", dep},
-                                             {"app_id", app},
-                                             {"env_id", env.str()},
-                                             {"org_id", org},
-                                             {"release_id", rel.str()},
-                                             {"strategy", strat}}),
-                                 json::dump({{"deploy_id", dep}})}};
+            m.body = std::move(d.body);
+            m.events = {std::move(d.event)};
             return m;
           });
         });

@@ -10,6 +10,7 @@
 #include "edge_feed.h"
 #include "plfm/core/log.h"
 #include "schema.h"
+#include "secrets_admin.h"
 
 namespace plfm::cp {
 
@@ -105,12 +106,24 @@ int runMain(int argc, char** argv) {
   edgeCmd
       ->add_option("--ttl-seconds", edge_ttl, "expire the token after this long (default: never)")
       ->check(CLI::Range(int64_t{60}, int64_t{10} * 365 * 86'400));
+  auto* secretsCmd = app.add_subcommand("secrets", "manage the secrets master key");
+  secretsCmd->require_subcommand(1);
+  std::string key_path, new_key_file;
+  auto* genCmd =
+      secretsCmd->add_subcommand("generate-key", "write a new random master key file (mode 0600)");
+  genCmd->add_option("path", key_path, "where to write it")->required();
+  auto* rotateCmd = secretsCmd->add_subcommand(
+      "rotate-master-key",
+      "install a new master key and re-wrap every data key under it, while servers run");
+  rotateCmd->add_option("--new-key-file", new_key_file, "the new key (see generate-key)")
+      ->required();
   (void)serveCmd;
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  if (genCmd->parsed()) return secretsGenerateKey(key_path);
   auto cfg = buildConfig(file, listen, database, state_dir, log_level);
   if (!cfg) return fail(cfg.error());
   initLogging(*cfg);
@@ -129,6 +142,7 @@ int runMain(int argc, char** argv) {
               << edge_out << (t->expires_at ? " (expires " + *t->expires_at + ")" : "") << "\n";
     return 0;
   }
+  if (rotateCmd->parsed()) return secretsRotateMasterKey(*cfg, new_key_file);
   if (migrateCmd->parsed() || rebuildCmd->parsed()) {
     auto conn = pg::Connection::connect(cfg->database);
     if (!conn) return fail(conn.error());

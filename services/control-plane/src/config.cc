@@ -67,6 +67,8 @@ Result<void> loadConfigFile(const std::string& path, Config& cfg) {
       PLFM_TRY(str(cfg.state_dir));
     } else if (key == "admin_token_file") {
       PLFM_TRY(str(cfg.admin_token_file));
+    } else if (key == "secrets_master_key_file") {
+      PLFM_TRY(str(cfg.secrets_master_key_file));
     } else if (key == "log_level") {
       PLFM_TRY(str(cfg.log_level));
     } else if (key == "log_file") {
@@ -141,7 +143,8 @@ Result<void> loadConfigFile(const std::string& path, Config& cfg) {
                                                            "cpu_overcommit",
                                                            "restart_backoff_base_ms",
                                                            "restart_backoff_max_ms",
-                                                           "max_deploy_failures"};
+                                                           "max_deploy_failures",
+                                                           "secrets_master_key_file"};
       std::string hint;
       if (auto m = closestMatch(key, kKnown)) hint = "; did you mean '" + *m + "'?";
       std::string known;
@@ -173,6 +176,7 @@ Result<void> applyEnv(Config& cfg) {
   if (const char* v = env("PLFM_CP_STATE_DIR")) cfg.state_dir = v;
   if (const char* v = env("PLFM_CP_LOG_LEVEL")) cfg.log_level = v;
   if (const char* v = env("PLFM_CP_LOG_FILE")) cfg.log_file = v;
+  if (const char* v = env("PLFM_CP_SECRETS_MASTER_KEY_FILE")) cfg.secrets_master_key_file = v;
   return ok();
 }
 

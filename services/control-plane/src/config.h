@@ -38,6 +38,10 @@ struct Config {
   std::chrono::milliseconds restart_backoff_max{60'000};
   int max_deploy_failures = 3;
 
+  // Secrets (docs/specs/secrets/encryption.md): the 32-byte master key file,
+  // mode 0600. Empty: secrets are disabled and their routes answer 503.
+  std::string secrets_master_key_file;
+
   [[nodiscard]] std::string adminTokenFile() const {
     return admin_token_file.empty() ? state_dir + "/admin-token" : admin_token_file;
   }
@@ -48,7 +52,8 @@ struct Config {
 [[nodiscard]] Result<void> loadConfigFile(const std::string& path, Config& cfg);
 
 // Applies PLFM_CP_LISTEN (comma-separated), PLFM_CP_DATABASE,
-// PLFM_CP_STATE_DIR, PLFM_CP_LOG_LEVEL and PLFM_CP_LOG_FILE.
+// PLFM_CP_STATE_DIR, PLFM_CP_LOG_LEVEL, PLFM_CP_LOG_FILE and
+// PLFM_CP_SECRETS_MASTER_KEY_FILE.
 [[nodiscard]] Result<void> applyEnv(Config& cfg);
 
 [[nodiscard]] Result<void> validate(const Config& cfg);

@@ -31,6 +31,14 @@ Scheduler::Options schedulerOptions(const Config& cfg) {
 ControlPlane::~ControlPlane() { stop(); }
 
 Result<void> ControlPlane::start() {
+  // A configured master key that is missing, of the wrong size or readable
+  // by others stops the start, before anything else happens.
+  if (!cfg_.secrets_master_key_file.empty()) {
+    PLFM_ASSIGN_OR_RETURN(keyring_, crypto::Keyring::load(cfg_.secrets_master_key_file));
+    log::info("secrets master key loaded", {{"key_id", keyring_->primaryId()}});
+  } else {
+    log::warn("secrets are disabled: no secrets_master_key_file is configured");
+  }
   std::error_code ec;
   std::filesystem::create_directories(cfg_.state_dir, ec);
   if (ec) {
@@ -72,7 +80,7 @@ Result<void> ControlPlane::start() {
   opts.heartbeat_interval = cfg_.heartbeat_interval;
   opts.heartbeat_timeout = cfg_.heartbeat_timeout;
   api_ = std::make_unique<Api>(ApiDeps{*pool_, *store_, *worker_, clock_, metrics_, opts,
-                                       scheduler_.get(), plans_.get(), edge_.get()});
+                                       scheduler_.get(), plans_.get(), edge_.get(), keyring_.get()});
   api_->registerRoutes(router_);
 
   http::ServerOptions so;

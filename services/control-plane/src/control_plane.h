@@ -19,6 +19,7 @@
 #include "plfm/core/metrics.h"
 #include "plfm/http/http.h"
 #include "scheduler.h"
+#include "secrets_crypto.h"
 
 namespace plfm::cp {
 
@@ -54,6 +55,7 @@ class ControlPlane {
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<PlanFeed> plans_;
   std::unique_ptr<EdgeFeed> edge_;
+  std::unique_ptr<crypto::Keyring> keyring_;  // null: secrets disabled
   std::unique_ptr<Api> api_;
   http::Router router_;
   std::unique_ptr<http::Server> server_;

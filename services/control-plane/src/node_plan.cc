@@ -89,7 +89,7 @@ Json workloadSpec(const pg::ResultSet& rs, int i) {
         {"mtu", kInstanceMtu}}},
       {"checks", checksOf(checks, process)},
       {"volumes", Json::array()},
-      {"secrets", {{"version", nullptr}}},
+      {"secrets", {{"version", nullable(19)}}},
       {"restart", {{"count", rs.int64(i, 18).value_or(0)}, {"not_before", nullable(17)}}}};
 }
 
@@ -115,7 +115,8 @@ Result<json::Json> buildNodePlan(pg::Connection& conn, const std::string& node_i
               "coalesce(r.manifest->'checks', '[]'::jsonb), i.vcpus, i.memory_mb, "
               "coalesce(i.address, ''), " +
                   ts("i.not_before") +
-                  ", i.restarts FROM instances_view i JOIN releases_view r ON r.release_id = "
+                  ", i.restarts, i.secrets_version FROM instances_view i JOIN releases_view r "
+                  "ON r.release_id = "
                   "i.release_id WHERE i.node_id = $1 AND i.current_state <> 'stopped' "
                   "ORDER BY i.instance_id",
               {node_id}));

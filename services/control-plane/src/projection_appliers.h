@@ -28,6 +28,9 @@ struct Payload {
   [[nodiscard]] Result<bool> boolean(std::string_view field) const;
   // A string or null field: nullopt for null.
   [[nodiscard]] Result<std::optional<std::string>> optStr(std::string_view field) const;
+  // The same, and nullopt also when the field is absent (added in a later
+  // version of the event).
+  [[nodiscard]] Result<std::optional<std::string>> optStrOrMissing(std::string_view field) const;
   // An integer or null field: nullopt for null.
   [[nodiscard]] Result<std::optional<int64_t>> optInt(std::string_view field) const;
   // An object or array field, as JSON text.
@@ -59,6 +62,8 @@ using ApplyFn = Result<void> (*)(pg::Transaction&, const Payload&);
 // After any instance event: advances the edge cursor when a route targets
 // the instance's env and process type (its backend may have changed).
 [[nodiscard]] Result<void> touchEdgeForInstance(pg::Transaction& tx, const StoredEvent& e);
+// Secrets (projections_secrets.cc).
+[[nodiscard]] Result<void> secretsVersionCreated(pg::Transaction& tx, const Payload& p);
 
 // A run of consecutive instance.allocated events [begin, end) in one
 // statement, exactly as instanceAllocated would apply them one by one: the

@@ -44,6 +44,11 @@ Result<std::optional<std::string>> Payload::optStr(std::string_view field) const
   return std::optional<std::string>(std::move(v));
 }
 
+Result<std::optional<std::string>> Payload::optStrOrMissing(std::string_view field) const {
+  if (!j.contains(field)) return std::optional<std::string>();
+  return optStr(field);
+}
+
 Result<std::optional<int64_t>> Payload::optInt(std::string_view field) const {
   auto it = j.find(field);
   if (it != j.end() && it->is_null()) return std::optional<int64_t>();
@@ -187,12 +192,13 @@ Result<void> deployCreated(pg::Transaction& tx, const Payload& p) {
   PLFM_ASSIGN_OR_RETURN(auto org, p.str("org_id"));
   PLFM_ASSIGN_OR_RETURN(auto rel, p.str("release_id"));
   PLFM_ASSIGN_OR_RETURN(auto strategy, p.str("strategy"));
+  PLFM_ASSIGN_OR_RETURN(auto secrets, p.optStrOrMissing("secrets_version"));
   PLFM_TRY(exec(tx,
                 "INSERT INTO deploys_view (deploy_id, org_id, app_id, env_id, release_id, "
-                "strategy, status, version, created_at, updated_at) "
-                "VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $8) "
+                "strategy, status, version, created_at, updated_at, secrets_version) "
+                "VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $8, $9) "
                 "ON CONFLICT (deploy_id) DO NOTHING",
-                {dep, org, app, env, rel, strategy, p.e.aggregate_seq, p.e.occurred_at}));
+                {dep, org, app, env, rel, strategy, p.e.aggregate_seq, p.e.occurred_at, secrets}));
   return exec(tx, "UPDATE envs_view SET current_deploy_id = $2, updated_at = $3 WHERE env_id = $1",
               {env, dep, p.e.occurred_at});
 }
@@ -239,10 +245,12 @@ const std::unordered_map<std::string_view, ApplyFn>& appliers() {
       {"route.created", projection::routeCreated},
       {"route.updated", projection::routeUpdated},
       {"route.deleted", projection::routeDeleted},
+      {"secrets.version_created", projection::secretsVersionCreated},
       // Audit-only events: recorded in the log, no view reads them.
       {"user.created", noView},
       {"token.created", noView},
       {"node.enrollment_created", noView},
+      {"secrets.fetched", noView},
   };
   return m;
 }
@@ -267,6 +275,8 @@ const std::vector<std::string>& Projector::viewTables() {
       "orgs_view",      "org_members_view", "apps_view",      "envs_view",
       "env_scale_view", "releases_view",    "deploys_view",   "nodes_view",
       "instances_view", "routes_view",      "edge_feed_view",
+      // secrets (0006)
+      "secret_versions_view", "secret_keys_view",
   };
   return t;
 }

@@ -89,11 +89,13 @@ Result<void> loadGroups(pg::Connection& conn, LoadedState& st) {
   PLFM_ASSIGN_OR_RETURN(
       auto rs, conn.exec("SELECT s.env_id, s.process_type, s.count, e.org_id, e.app_id, "
                          "e.current_deploy_id, td.release_id, td.strategy, e.current_release_id, "
-                         "(SELECT d2.deploy_id FROM deploys_view d2 WHERE d2.env_id = e.env_id AND "
-                         "d2.release_id = e.current_release_id AND d2.status = 'succeeded' "
-                         "ORDER BY d2.deploy_id DESC LIMIT 1) "
+                         "sd.deploy_id, td.secrets_version, sd.secrets_version "
                          "FROM env_scale_view s JOIN envs_view e ON e.env_id = s.env_id "
-                         "LEFT JOIN deploys_view td ON td.deploy_id = e.current_deploy_id"));
+                         "LEFT JOIN deploys_view td ON td.deploy_id = e.current_deploy_id "
+                         "LEFT JOIN LATERAL (SELECT d2.deploy_id, d2.secrets_version FROM "
+                         "deploys_view d2 WHERE d2.env_id = e.env_id AND d2.release_id = "
+                         "e.current_release_id AND d2.status = 'succeeded' ORDER BY d2.deploy_id "
+                         "DESC LIMIT 1) sd ON true"));
   std::set<std::string> releases;
   for (int i = 0; i < rs.rows(); ++i) {
     if (!rs.isNull(i, 6)) releases.emplace(rs.text(i, 6));
@@ -138,7 +140,7 @@ Result<void> loadGroups(pg::Connection& conn, LoadedState& st) {
         }
         continue;
       }
-      g.target = Revision{target, std::string(rs.text(i, 5)), *res};
+      g.target = Revision{target, std::string(rs.text(i, 5)), *res, std::string(rs.text(i, 10))};
       g.strategy.kind =
           reconcile::parseStrategyKind(rs.text(i, 7)).value_or(reconcile::StrategyKind::kRolling);
       g.strategy.max_surge = proc->max_surge;
@@ -150,7 +152,8 @@ Result<void> loadGroups(pg::Connection& conn, LoadedState& st) {
       if (info != infos.end()) {
         if (auto res = info->second.processes.find(g.process);
             res != info->second.processes.end()) {
-          g.stable = Revision{stable, std::string(rs.text(i, 9)), res->second};
+          g.stable = Revision{stable, std::string(rs.text(i, 9)), res->second,
+                              std::string(rs.text(i, 11))};
         }
       }
     }
@@ -189,7 +192,7 @@ Result<void> loadInstances(pg::Connection& conn, LoadedState& st) {
       conn.exec("SELECT instance_id, env_id, process_type, release_id, deploy_id, node_id, "
                 "address, generation, current_state, desired_state, lost, restarts, " +
                 ms("phase_since") +
-                ", exit_code, vcpus, memory_mb, org_id FROM instances_view "
+                ", exit_code, vcpus, memory_mb, org_id, secrets_version FROM instances_view "
                 "WHERE current_state <> 'stopped'"));
   st.input.instances.reserve(static_cast<size_t>(rs.rows()));
   st.instance_org.reserve(static_cast<size_t>(rs.rows()));
@@ -211,6 +214,7 @@ Result<void> loadInstances(pg::Connection& conn, LoadedState& st) {
     in.exit_code = static_cast<int>(intOr(rs, i, 13, 0));
     in.resources = Resources{static_cast<int>(intOr(rs, i, 14, 1)), intOr(rs, i, 15, 256)};
     st.instance_org.emplace(in.id, rs.text(i, 16));
+    in.secrets_version = rs.text(i, 17);
     st.input.instances.push_back(std::move(in));
   }
   return ok();
@@ -332,6 +336,11 @@ Result<std::vector<NewEvent>> planEvents(pg::Transaction& tx, const reconcile::P
         .str("env_id", a.env_id)
         .str("process_type", a.process)
         .str("release_id", a.release_id);
+    if (a.secrets_version.empty()) {
+      payload.null("secrets_version");
+    } else {
+      payload.str("secrets_version", a.secrets_version);
+    }
     if (a.deploy_id.empty()) {
       payload.null("deploy_id");
     } else {

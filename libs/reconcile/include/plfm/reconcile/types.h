@@ -65,6 +65,9 @@ struct Revision {
   std::string release_id;  // empty: nothing
   std::string deploy_id;   // empty: no deploy (e.g. a release set by hand)
   Resources resources;
+  // The secrets version the deploy pins (empty: none). An instance of the
+  // right release with another secrets version is replaced like an old one.
+  std::string secrets_version{};
 };
 
 // Desired state of one process type in one env.
@@ -121,6 +124,7 @@ struct Instance {
   std::int64_t phase_since_ms = 0;  // when `phase` was reported
   int exit_code = 0;                // for kExited
   Resources resources;
+  std::string secrets_version{};  // the one it runs with (empty: none)
 };
 
 enum class DeployStatus { kPending, kInProgress, kSucceeded, kFailed, kSuperseded };
@@ -163,6 +167,7 @@ struct Allocate {
   std::string address;
   Resources resources;
   std::string reason;
+  std::string secrets_version{};  // the revision's (empty: none)
 };
 
 // Start the instance again on the same node as `generation`, no earlier than

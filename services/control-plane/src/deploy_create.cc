@@ -1,0 +1,49 @@
+#include "deploy_create.h"
+
+#include "plfm/core/id.h"
+
+namespace plfm::cp {
+
+NewDeploy newDeploy(const DeployRequest& r, const std::string& now) {
+  const std::string dep = DeployId::generate().str();
+  const json::Json secrets = r.secrets_version ? json::Json(*r.secrets_version) : json::Json();
+  NewDeploy out;
+  out.body = {{"id", dep},
+              {"org_id", r.org_id},
+              {"app_id", r.app_id},
+              {"env_id", r.env_id},
+              {"release_id", r.release_id},
+              {"secrets_version", secrets},
+              {"strategy", r.strategy},
+              {"status", "pending"},
+              {"reason", ""},
+              {"created_at", now},
+              {"updated_at", now}};
+  out.event = NewEvent{"deploy",
+                       dep,
+                       1,
+                       "deploy.created",
+                       1,
+                       r.org_id,
+                       json::dump({{"deploy_id", dep},
+                                   {"app_id", r.app_id},
+                                   {"env_id", r.env_id},
+                                   {"org_id", r.org_id},
+                                   {"release_id", r.release_id},
+                                   {"secrets_version", secrets},
+                                   {"strategy", r.strategy}}),
+                       json::dump({{"deploy_id", dep}})};
+  return out;
+}
+
+Result<std::optional<std::string>> redeployableRelease(pg::Connection& conn,
+                                                       const std::string& env_id) {
+  PLFM_ASSIGN_OR_RETURN(auto rs, conn.exec("SELECT coalesce(e.current_release_id, d.release_id) "
+                                           "FROM envs_view e LEFT JOIN deploys_view d ON "
+                                           "d.deploy_id = e.current_deploy_id WHERE e.env_id = $1",
+                                           {env_id}));
+  if (rs.rows() != 1 || rs.isNull(0, 0)) return std::optional<std::string>();
+  return std::optional<std::string>(std::string(rs.text(0, 0)));
+}
+
+}  // namespace plfm::cp
