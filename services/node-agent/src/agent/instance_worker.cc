@@ -10,6 +10,7 @@
 #include "netdev/tap.h"
 #include "plfm/core/log.h"
 #include "plfm/core/process.h"
+#include "plfm/secrets/format.h"
 
 namespace plfm::agent {
 namespace fs = std::filesystem;
@@ -398,9 +399,21 @@ Result<void> InstanceWorker::boot() {
   in.with_network = !w.address.empty();
   in.shutdown_grace_ms = opts.shutdown_grace_ms;
   PLFM_ASSIGN_OR_RETURN(auto config, guestConfig(in));
+  if (w.secrets_version) {
+    // Plaintext lives only in memory: fetched, masked in the logs, sent in
+    // CONFIG, then wiped (docs/specs/secrets/delivery.md).
+    PLFM_ASSIGN_OR_RETURN(std::string file, agent_.fetchSecrets(w.instance_id, *w.secrets_version));
+    PLFM_TRY(maskSecrets(file));
+    config.secrets_file = std::move(file);
+  }
   auto encoded = gp::encode(config);
+  if (config.secrets_file) secrets::wipe(*config.secrets_file);
   if (!encoded) return fromGuestProto(encoded.error());
-  const std::string config_frame = std::move(*encoded);
+  std::string config_frame = std::move(*encoded);
+  struct Wipe {
+    std::string& s;
+    ~Wipe() { secrets::wipe(s); }
+  } wipe_frame{config_frame};
 
   runtime::VmSpec spec;
   spec.instance_id = w.instance_id;
@@ -482,6 +495,22 @@ Result<void> InstanceWorker::boot() {
     handleFrame(**frame);
     if (exit_seen_ || !boot_error_.empty()) break;
   }
+  return ok();
+}
+
+Result<void> InstanceWorker::maskSecrets(const std::string& file) {
+  auto values = secrets::decode(file);
+  if (!values) {
+    return Error("agent.bad_secrets", "the secrets file from the control plane does not parse: " +
+                                          values.error().toString());
+  }
+  std::vector<std::string> masks;
+  for (auto& [k, v] : *values) {
+    masks.push_back(v);
+    secrets::wipe(v);
+  }
+  log_->mask(std::move(masks));
+  masked_ = true;
   return ok();
 }
 
@@ -570,6 +599,14 @@ void InstanceWorker::supervise() {
     return;
   }
   const runtime::VmHandle vm = *rec_.vm;
+  if (!masked_ && rec_.workload.secrets_version) {
+    // An adopted VM: fetch the values again, only to mask them in its logs.
+    if (auto file =
+            agent_.fetchSecrets(rec_.workload.instance_id, *rec_.workload.secrets_version)) {
+      (void)maskSecrets(*file);
+      secrets::wipe(*file);
+    }
+  }
   const uint32_t grace = agent_.options().shutdown_grace_ms;
   while (true) {
     bool stop;
