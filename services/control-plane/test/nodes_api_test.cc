@@ -430,7 +430,9 @@ class NodeLossTest : public NodesApiTest {
 // period has passed, and when it comes back its plan tells it to stop the
 // stale copies.
 TEST_F(NodeLossTest, UnreachableNodeIsReplacedAfterGraceAndStopsStaleInstancesOnReturn) {
-  auto [a, token_a] = enrollNode("a.example", 4, 4096);
+  const auto node_a = enrollNode("a.example", 4, 4096);
+  const std::string& a = node_a.first;  // lambdas capture these (not bindings)
+  const std::string& token_a = node_a.second;
   const Env e = deployedEnv("lossco");
   ASSERT_EQ(callJson("PUT", "/v1/envs/" + e.env + "/scale", {{"processes", {{"web", 2}}}}).status,
             200);
@@ -438,7 +440,9 @@ TEST_F(NodeLossTest, UnreachableNodeIsReplacedAfterGraceAndStopsStaleInstancesOn
   ASSERT_EQ(on_a.size(), 2U);
   reportHealthy(a, token_a);
   ASSERT_TRUE(eventually([&] { return deployStatus(e.deploy) == "succeeded"; }));
-  auto [b, token_b] = enrollNode("b.example", 4, 4096);
+  const auto node_b = enrollNode("b.example", 4, 4096);
+  const std::string& b = node_b.first;
+  const std::string& token_b = node_b.second;
   EXPECT_EQ(planOf(b, token_b).size(), 0U) << "running instances are not moved";
 
   // a stops heartbeating; b goes on. Past the timeout a is unreachable, but
@@ -505,7 +509,9 @@ TEST_F(NodeLossTest, UnreachableNodeIsReplacedAfterGraceAndStopsStaleInstancesOn
 // A deploy whose new instances keep crashing fails with a reason once the
 // failures pass max_deploy_failures, and the previous release keeps serving.
 TEST_F(NodeLossTest, DeployFailsAfterRepeatedInstanceFailuresAndTheOldReleaseKeepsServing) {
-  auto [node, token] = enrollNode("n1.example", 4, 4096);
+  const auto enrolled = enrollNode("n1.example", 4, 4096);
+  const std::string& node = enrolled.first;  // lambdas capture these (not bindings)
+  const std::string& token = enrolled.second;
   const Env e = deployedEnv("crashco");
   ASSERT_EQ(callJson("PUT", "/v1/envs/" + e.env + "/scale", {{"processes", {{"web", 1}}}}).status,
             200);
