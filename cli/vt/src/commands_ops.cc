@@ -321,7 +321,10 @@ Command rollbackCommand() {
           "Without RELEASE, picks the newest succeeded deploy whose release differs\n"
           "from the current one.\n\nExamples:\n  vt rollback\n  vt rollback rel_01j...",
       .flags = {kDetach,
-                {.name = "strategy", .value_name = "rolling|immediate", .help = "deploy strategy"}},
+                {.name = "strategy", .value_name = "rolling|immediate", .help = "deploy strategy"},
+                {.name = "timeout",
+                 .value_name = "DURATION",
+                 .help = "stop watching after this long (default 15m)"}},
       .positionals = {{.name = "RELEASE", .help = "release id", .required = false}},
       .mutating = true,
       .run = rollback};

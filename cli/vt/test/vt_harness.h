@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,29 @@ struct VtResult {
 // extra environment entries; stdin from `stdin_text`.
 VtResult runVt(const std::vector<std::string>& args, const std::string& config_dir,
                const std::vector<std::string>& env = {}, const std::string& stdin_text = "");
+
+// What a node agent does, over plain HTTP (no agent binary in these tests).
+// Trades an enrollment token for a node (8 cores, 16 GiB): the response's
+// node_id and token. Fails the test on error.
+nlohmann::json enrollAgent(const std::string& url, const std::string& enrollment_token,
+                           const std::string& hostname);
+// GET /v1/nodes/{id}/plan?wait=0 with the node's credential ({} on error).
+nlohmann::json nodePlan(const std::string& url, const std::string& node_id,
+                        const std::string& node_token);
+// POST /v1/nodes/{id}/heartbeat; returns the HTTP status.
+int nodeHeartbeat(const std::string& url, const std::string& node_id,
+                  const std::string& node_token);
+// POST /v1/nodes/{id}/instances/{iid}/status; returns the HTTP status.
+int reportInstance(const std::string& url, const std::string& node_id,
+                   const std::string& node_token, const std::string& instance_id,
+                   const nlohmann::json& report);
+
+// Starts vt in the background (e.g. `events tail --follow`), stdout and
+// stderr appended to the given files, with runVt's environment.
+[[nodiscard]] Result<Process> startVt(const std::vector<std::string>& args,
+                                      const std::string& config_dir, const std::string& out_path,
+                                      const std::string& err_path,
+                                      const std::vector<std::string>& env = {});
 
 // Replaces typed ids with <prefix_N> (numbered by first appearance across
 // calls on the same Normalizer), RFC 3339 and table times with <time>,
