@@ -437,6 +437,26 @@ TEST_F(ImageCacheTest, GcNeverDeletesAHeldImageWithAnUnreadableRecord) {
   EXPECT_TRUE(std::filesystem::is_empty(dir + "/rootfs"));
 }
 
+TEST_F(ImageCacheTest, GcKeepsTheBlobsOfAHeldImageWhoseRecordLacksThem) {
+  CacheOptions o;
+  o.fetch.fsync = false;
+  o.size_budget_bytes = 1;
+  auto cache = ImageCache::open(dir_.file("c"), o);
+  ASSERT_TRUE(cache);
+  auto small = cache->pull(env_.ref("plfm/small:v1"));
+  ASSERT_TRUE(small) << small.error().toString();
+  ASSERT_TRUE(cache->acquire(small->manifest_digest, "inst_a"));
+  // Valid JSON, but the layers and config are gone from it (a hand edit).
+  ASSERT_TRUE(writeFileAtomic(cache->recordPath(small->manifest_digest),
+                              R"({"manifest_digest":")" + small->manifest_digest.str() + R"("})"));
+  auto r = cache->gc();
+  ASSERT_TRUE(r) << r.error().toString();
+  EXPECT_EQ(r->images_in_use, 1);
+  EXPECT_EQ(r->blobs_removed, 0);
+  EXPECT_TRUE(cache->blobs().has(small->config_digest));
+  EXPECT_TRUE(cache->blobs().has(small->layers[0].digest));
+}
+
 TEST_F(ImageCacheTest, RootfsIsRebuiltFromCachedBlobs) {
   auto cache = ImageCache::open(dir_.file("c"));
   ASSERT_TRUE(cache);
