@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <set>
 #include <vector>
 
 #include "plfm/core/process.h"
@@ -241,7 +240,6 @@ Result<TreeListing> listExt4(const std::string& image, const std::string& scratc
     PLFM_ASSIGN_OR_RETURN(std::string text, debugfs(image, script, scratch));
     size_t which = 0;
     std::string cur;
-    std::set<std::string> fast;  // symlinks whose target sits in the inode
     for (auto line : splitLines(text)) {
       if (startsWith(line, "debugfs: stat")) {
         cur = specials[which++];
@@ -252,7 +250,6 @@ Result<TreeListing> listExt4(const std::string& image, const std::string& scratc
         auto target = line.substr(pos + kLink.size());
         target = target.substr(0, target.rfind('"'));
         out[cur] += " -> " + std::string(target);
-        fast.insert(cur);
       }
       const std::string_view kDev = "Device major/minor number: ";
       if (auto pos = line.find(kDev); pos != std::string_view::npos) {
@@ -275,7 +272,9 @@ Result<TreeListing> listExt4(const std::string& image, const std::string& scratc
   if (!slow.empty()) {
     std::string script;
     for (size_t i = 0; i < slow.size(); ++i) {
-      script += "dump \"" + slow[i] + "\" " + scratch + "/link." + std::to_string(i) + "\n";
+      const std::string dest = scratch + "/link." + std::to_string(i);
+      ::unlink(dest.c_str());  // a stale one must not pass for this image's
+      script += "dump \"" + slow[i] + "\" \"" + dest + "\"\n";
     }
     PLFM_TRY(debugfs(image, script, scratch));
     for (size_t i = 0; i < slow.size(); ++i) {
