@@ -73,7 +73,7 @@ class ImageCacheTest : public ::testing::Test {
     for (size_t start = 0; start < dirs.size();) {
       size_t end = dirs.find(':', start);
       if (end == std::string::npos) end = dirs.size();
-      const std::string p = dirs.substr(start, end - start) + "/" + tool;
+      std::string p = dirs.substr(start, end - start) + "/" + tool;
       if (end > start && ::access(p.c_str(), X_OK) == 0) return p;
       start = end + 1;
     }
@@ -83,7 +83,7 @@ class ImageCacheTest : public ::testing::Test {
   // the real one, then writes its pid to `marker` and sleeps: the pull is
   // stuck inside that step until it is killed. No hook in the agent needed.
   std::string stallAfter(const std::string& tool, const std::string& marker) {
-    const std::string dir = dir_.file("wrap-" + tool);
+    std::string dir = dir_.file("wrap-" + tool);
     std::filesystem::create_directories(dir);
     const std::string script = "#!/bin/sh\n" + realBinary(tool) + " \"$@\" || exit $?\n" +
                                "echo $$ > " + marker + ".tmp && mv " + marker + ".tmp " + marker +

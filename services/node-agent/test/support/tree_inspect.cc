@@ -61,7 +61,7 @@ std::string renderValue(std::string_view v) {
 }
 
 // " xattr NAME=VALUE" per attribute, sorted by name.
-std::string renderXattrs(std::map<std::string, std::string> xattrs) {
+std::string renderXattrs(const std::map<std::string, std::string>& xattrs) {
   std::string out;
   for (const auto& [name, value] : xattrs) out += " xattr " + name + "=" + renderValue(value);
   return out;
@@ -80,7 +80,12 @@ Result<std::map<std::string, std::string>> hostXattrs(const std::string& path) {
     at += name.size() + 1;
     std::string value(64 << 10, '\0');
     const ssize_t len = ::lgetxattr(path.c_str(), name.c_str(), value.data(), value.size());
-    if (len < 0) return errnoError("lgetxattr " + path + " " + name, errno);
+    if (len < 0) {
+      std::string what = "lgetxattr " + path;
+      what += ": ";
+      what += name;
+      return errnoError(what, errno);
+    }
     value.resize(static_cast<size_t>(len));
     out[name] = std::move(value);
   }
@@ -158,7 +163,7 @@ Result<void> addExt4Xattrs(const std::string& image, const std::string& scratch,
     const std::string name(line.substr(2, paren - 2));
     found[cur][name] = parseDebugfsValue(line.substr(eq + 4));
   }
-  for (auto& [p, xattrs] : found) out[p] += renderXattrs(std::move(xattrs));
+  for (const auto& [p, xattrs] : found) out[p] += renderXattrs(xattrs);
   return ok();
 }
 
@@ -183,7 +188,7 @@ Result<TreeListing> listHostTree(const std::string& root) {
     if (S_ISREG(st.st_mode)) inodes[st.st_ino].push_back(p);
     PLFM_ASSIGN_OR_RETURN(auto xattrs, hostXattrs(it->path().string()));
     out[p] = describe(st.st_mode, st.st_uid, st.st_gid, static_cast<uint64_t>(st.st_size), extra) +
-             renderXattrs(std::move(xattrs));
+             renderXattrs(xattrs);
   }
   if (ec) return Error(errc::kIo, "walk " + root + ": " + ec.message());
   for (auto& [ino, paths] : inodes) std::sort(paths.begin(), paths.end());
