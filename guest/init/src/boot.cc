@@ -26,6 +26,8 @@ namespace gp = guest_proto;
 
 namespace {
 
+std::string uptime() { return std::to_string(bootNs() / 1'000'000) + " ms"; }
+
 constexpr int kHelloIntervalMs = 500;
 constexpr int kProbeIntervalMs = 100;
 constexpr int kChannelOpenTimeoutMs = 10'000;
@@ -103,7 +105,7 @@ class Init {
     env_.clear();
     if (!spawned) fatal(spawned.error().message, spawned.error().exit_code);
     workload_ = *spawned;
-    logLine("workload started, pid " + std::to_string(workload_.pid));
+    logLine("workload started, pid " + std::to_string(workload_.pid) + ", at " + uptime());
     channel_.send(gp::encode(gp::Ready{static_cast<uint32_t>(workload_.pid), bootNs()}));
   }
 
@@ -302,6 +304,7 @@ class Init {
 }  // namespace
 
 void runInit() {
+  logLine("started at uptime " + uptime());
   // Ctrl-alt-del becomes SIGINT to PID 1 instead of an immediate reboot.
   ::reboot(RB_DISABLE_CAD);
   const sigset_t handled = handledSignals();
@@ -319,11 +322,12 @@ void runInit() {
   auto mounted = runMounts(earlyMounts());
   if (!mounted) earlyFatal(mounted.error());
 
+  logLine("modules loaded and early mounts done at " + uptime());
   auto channel = Channel::open(kChannelOpenTimeoutMs);
   if (!channel) earlyFatal(channel.error());
   Init init(std::move(*channel), signal_fd);
   const gp::Config config = init.awaitConfig();
-  logLine("CONFIG received" +
+  logLine("CONFIG received at " + uptime() +
           (config.instance_id.empty() ? std::string() : " for " + config.instance_id));
   init.prepare(config);
   init.start(config);

@@ -124,6 +124,7 @@ class GuestBootTest : public ::testing::Test {
     auto decoded = gp::decodeHello(hello.payload);
     EXPECT_TRUE(decoded.has_value());
     if (decoded) {
+      guest_hello_ms_ = static_cast<double>(decoded->boot_ns) / 1e6;
       EXPECT_EQ(decoded->protocol_version, gp::kProtocolVersion);
       EXPECT_EQ(decoded->kernel_release,
                 g_shared->kernel.release_dir.substr(g_shared->kernel.release_dir.rfind('/') + 1));
@@ -188,6 +189,7 @@ class GuestBootTest : public ::testing::Test {
 
   std::string console_;
   double ready_ms_ = 0;
+  double guest_hello_ms_ = 0;  // the guest's CLOCK_BOOTTIME at HELLO
 };
 
 TEST_F(GuestBootTest, HandshakeLogsAndExitCode) {
@@ -208,8 +210,9 @@ TEST_F(GuestBootTest, HandshakeLogsAndExitCode) {
   const double exit_ms = msSince(vm.spawned_at);
   expectPowerOff(vm);
   std::printf(
-      "boot timings: spawn->HELLO %.0f ms, ->READY %.0f ms, ->EXIT %.0f ms, ->qemu gone %.0f ms\n",
-      hello_ms, ready_ms_, exit_ms, msSince(vm.spawned_at));
+      "boot timings: spawn->HELLO %.0f ms (guest uptime %.0f ms), ->READY %.0f ms, ->EXIT %.0f "
+      "ms, ->qemu gone %.0f ms\n",
+      hello_ms, guest_hello_ms_, ready_ms_, exit_ms, msSince(vm.spawned_at));
 }
 
 TEST_F(GuestBootTest, SetsUpUserWorkdirHostnameNetworkAndSecrets) {
