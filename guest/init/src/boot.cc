@@ -214,7 +214,7 @@ class Init {
         return;
       }
       auto frame = gp::encode(gp::Log{source, realtimeNs(), buf.substr(0, static_cast<size_t>(n))});
-      if (frame) channel_.send(std::move(*frame), /*droppable=*/true);
+      if (frame) channel_.send(*frame, /*droppable=*/true);
     }
   }
 

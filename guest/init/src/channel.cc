@@ -102,7 +102,7 @@ short Channel::pollEvents() const {
   return static_cast<short>(POLLIN | (idle() ? 0 : POLLOUT));
 }
 
-void Channel::send(std::string frame, bool droppable) {
+void Channel::send(const std::string& frame, bool droppable) {
   const size_t queued = out_.size() - out_offset_;
   if (droppable && queued + frame.size() > kMaxQueuedBytes) {
     dropped_bytes_ += frame.size();

@@ -32,7 +32,7 @@ class Channel {
 
   // Queues a frame; a droppable one is dropped when kMaxQueuedBytes are
   // already waiting.
-  void send(std::string frame, bool droppable = false);
+  void send(const std::string& frame, bool droppable = false);
   [[nodiscard]] bool idle() const { return out_.size() == out_offset_; }
 
   // Call when poll reports events on pollFd(): writes what it can, reads

@@ -34,6 +34,7 @@ TEST(ModuleOrderTest, RefusesPathsAndNonModules) {
 TEST(MountPlanTest, EarlyMounts) {
   const auto early = earlyMounts();
   std::vector<std::string> targets;
+  targets.reserve(early.size());
   for (const auto& m : early) targets.push_back(m.target);
   EXPECT_EQ(targets, (std::vector<std::string>{"/proc", "/sys", "/dev", "/run", "/tmp"}));
   EXPECT_EQ(early[3].fstype, "tmpfs");  // /run: the secrets file never hits a disk

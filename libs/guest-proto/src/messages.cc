@@ -319,9 +319,12 @@ Result<Config> decodeConfig(std::string_view payload) {
       }
       seen |= bit;
     }
+// `var` names a declaration, so it cannot be parenthesized.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define PLFM_GP_GET(var, expr) \
   auto var = (expr);           \
   if (!(var)) return tl::unexpected(std::move(var).error())
+    // NOLINTEND(bugprone-macro-parentheses)
     switch (t) {
       case ConfigTag::kInstanceId:
         c.instance_id.assign(f.value);
