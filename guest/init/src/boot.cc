@@ -312,18 +312,22 @@ void runInit() {
   const int signal_fd = ::signalfd(-1, &handled, SFD_NONBLOCK | SFD_CLOEXEC);
   if (signal_fd < 0) earlyFatal(errnoText("signalfd", errno));
 
-  auto order = readFile(std::string(kModulesOrderFile));
-  if (order) {
+  ModuleSets modules;
+  if (auto order = readFile(std::string(kModulesOrderFile)); order) {
     auto files = parseModuleOrder(*order);
     if (!files) earlyFatal(files.error());
-    auto loaded = loadModules(std::string(kModulesDir), *files);
+    modules = splitModules(*files);
+    auto loaded = loadModules(std::string(kModulesDir), modules.boot);
     if (!loaded) earlyFatal(loaded.error());
   }
   auto mounted = runMounts(earlyMounts());
   if (!mounted) earlyFatal(mounted.error());
 
   logLine("modules loaded and early mounts done at " + uptime());
-  auto channel = Channel::open(kChannelOpenTimeoutMs);
+  auto channel = Channel::open(kChannelOpenTimeoutMs, [&] {
+    auto loaded = loadModules(std::string(kModulesDir), modules.vsock);
+    if (!loaded) logLine(loaded.error());
+  });
   if (!channel) earlyFatal(channel.error());
   Init init(std::move(*channel), signal_fd);
   const gp::Config config = init.awaitConfig();

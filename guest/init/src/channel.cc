@@ -54,8 +54,9 @@ int vsockListen() {
 
 }  // namespace
 
-Result<Channel> Channel::open(int timeout_ms) {
+Result<Channel> Channel::open(int timeout_ms, const std::function<void()>& load_vsock) {
   const uint64_t deadline = monotonicMs() + static_cast<uint64_t>(timeout_ms);
+  bool vsock_loaded = false;
   while (true) {
     const std::string port = findVirtioPort();
     if (!port.empty() && waitForPath(port, 1000)) {
@@ -63,6 +64,12 @@ Result<Channel> Channel::open(int timeout_ms) {
       if (fd < 0) return fail(errnoText("open " + port, errno));
       logLine("host channel: " + port);
       return Channel(fd, -1);
+    }
+    if (!vsock_loaded) {
+      // virtio_console probes while its module loads, so a port that is not
+      // there now belongs to a VMM without one (Firecracker).
+      vsock_loaded = true;
+      load_vsock();
     }
     if (::access("/dev/vsock", F_OK) == 0) {
       const int listen_fd = vsockListen();

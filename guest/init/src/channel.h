@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -16,8 +17,11 @@ namespace plfm::init {
 
 class Channel {
  public:
-  // Finds the transport, waiting up to `timeout_ms` for the device.
-  [[nodiscard]] static Result<Channel> open(int timeout_ms);
+  // Finds the transport, waiting up to `timeout_ms` for the device. When
+  // no virtio port is there at first, `load_vsock` runs once (it loads the
+  // vsock modules) before vsock is tried.
+  [[nodiscard]] static Result<Channel> open(int timeout_ms,
+                                            const std::function<void()>& load_vsock);
 
   Channel(Channel&& other) noexcept;
   Channel& operator=(Channel&&) = delete;

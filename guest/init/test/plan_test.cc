@@ -31,6 +31,14 @@ TEST(ModuleOrderTest, RefusesPathsAndNonModules) {
   EXPECT_TRUE(parseModuleOrder("").value().empty());
 }
 
+TEST(ModuleOrderTest, VsockModulesWaitForTheTransport) {
+  const auto sets = splitModules({"virtio_ring.ko", "vsock.ko", "virtio.ko",
+                                  "vmw_vsock_virtio_transport_common.ko", "overlay.ko"});
+  EXPECT_EQ(sets.boot, (std::vector<std::string>{"virtio_ring.ko", "virtio.ko", "overlay.ko"}));
+  EXPECT_EQ(sets.vsock,
+            (std::vector<std::string>{"vsock.ko", "vmw_vsock_virtio_transport_common.ko"}));
+}
+
 TEST(MountPlanTest, EarlyMounts) {
   const auto early = earlyMounts();
   std::vector<std::string> targets;
