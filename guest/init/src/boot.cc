@@ -54,10 +54,7 @@ class Init {
 
   // HELLO until CONFIG (host-channel.md §Handshake).
   gp::Config awaitConfig() {
-    utsname uts{};
-    ::uname(&uts);
-    gp::Hello hello{gp::kProtocolVersion, std::string(kInitVersion), uts.release, bootNs()};
-    auto hello_frame = gp::encode(hello);
+    auto hello_frame = helloFrame();
     uint64_t next_hello = 0;
     while (!config_) {
       const uint64_t now = monotonicMs();
@@ -70,6 +67,14 @@ class Init {
       step(static_cast<int>(next_hello - now));
     }
     return std::move(*config_);
+  }
+
+  gp::Result<std::string> helloFrame() {
+    utsname uts{};
+    ::uname(&uts);
+    if (hello_boot_ns_ == 0) hello_boot_ns_ = bootNs();
+    return gp::encode(
+        gp::Hello{gp::kProtocolVersion, std::string(kInitVersion), uts.release, hello_boot_ns_});
   }
 
   // Everything between CONFIG and READY; a failure ends the VM.
@@ -106,7 +111,8 @@ class Init {
     if (!spawned) fatal(spawned.error().message, spawned.error().exit_code);
     workload_ = *spawned;
     logLine("workload started, pid " + std::to_string(workload_.pid) + ", at " + uptime());
-    channel_.send(gp::encode(gp::Ready{static_cast<uint32_t>(workload_.pid), bootNs()}));
+    ready_boot_ns_ = bootNs();
+    channel_.send(gp::encode(gp::Ready{static_cast<uint32_t>(workload_.pid), ready_boot_ns_}));
   }
 
   // Until the workload is gone; then EXIT and power off.
@@ -259,6 +265,19 @@ class Init {
         beginShutdown(s ? s->grace_ms : 0);
         return;
       }
+      case gp::FrameType::kStatus:
+        // An agent that restarted and reattached asks where we are
+        // (host-channel.md §Reattaching). A virtio-serial reconnect is not
+        // visible to the guest when it is quick, so the host must ask.
+        if (exit_) {
+          channel_.send(gp::encode(*exit_));
+        } else if (workload_.pid > 0) {
+          channel_.send(
+              gp::encode(gp::Ready{static_cast<uint32_t>(workload_.pid), ready_boot_ns_}));
+        } else if (auto hello = helloFrame(); hello) {
+          channel_.send(*hello);
+        }
+        return;
       case gp::FrameType::kPing: {
         auto p = gp::decodePing(f.payload);
         if (p) channel_.send(gp::encodePong(*p));
@@ -293,6 +312,8 @@ class Init {
   bool shutting_down_ = false;
   uint32_t grace_ms_ = gp::kDefaultShutdownGraceMs;
   uint64_t kill_at_ = 0;
+  uint64_t ready_boot_ns_ = 0;
+  uint64_t hello_boot_ns_ = 0;
 };
 
 // Before the channel exists, a failure can only go to the console.

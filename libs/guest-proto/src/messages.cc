@@ -531,6 +531,8 @@ Result<Shutdown> decodeShutdown(std::string_view payload) {
   return Shutdown{getU32(payload, 0)};
 }
 
+std::string encodeStatus() { return fixedFrame(FrameType::kStatus, {}); }
+
 std::string encodePing(const Ping& ping) {
   std::string p;
   putU64(p, ping.nonce);

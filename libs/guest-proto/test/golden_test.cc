@@ -55,6 +55,7 @@ std::map<std::string, std::string> goldenFrames() {
       {"ping", encodePing(Ping{0x0102030405060708})},
       {"pong", encodePong(Ping{0x0102030405060708})},
       {"error", *encode(BootError{"mount /dev/vda: No such device"})},
+      {"status", encodeStatus()},
   };
 }
 
