@@ -25,6 +25,9 @@ class Channel {
   [[nodiscard]] static Result<Channel> open(int timeout_ms,
                                             const std::function<void()>& load_vsock);
 
+  // Adopts a connected, nonblocking stream fd (tests use a socketpair).
+  [[nodiscard]] static Channel fromFd(int fd) { return Channel(fd, -1); }
+
   Channel(Channel&& other) noexcept;
   Channel& operator=(Channel&&) = delete;
   Channel(const Channel&) = delete;
