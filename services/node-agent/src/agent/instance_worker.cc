@@ -8,6 +8,7 @@
 #include "agent/guest_config.h"
 #include "agent/health.h"
 #include "netdev/tap.h"
+#include "runtime/cgroup.h"
 #include "plfm/core/log.h"
 #include "plfm/core/process.h"
 #include "plfm/secrets/format.h"
@@ -431,6 +432,11 @@ Result<void> InstanceWorker::boot() {
   auto spawn_ms = msSince(plan_seen_);
   PLFM_ASSIGN_OR_RETURN(auto vm, agent_.runtime().start(spec));
   vmm_started_ = Steady::now();
+  // CPU is soft: a cgroup weight by vCPUs, where cgroups v2 are available.
+  if (auto placed = runtime::placeVmm(vm.pid, w.instance_id, w.vcpus); !placed) {
+    log::warn("VMM not placed in a cgroup",
+              {{"instance_id", w.instance_id}, {"error", placed.error().toString()}});
+  }
   {
     std::lock_guard lock(mu_);
     rec_.vm = vm;
@@ -709,6 +715,7 @@ void InstanceWorker::releaseResources() {
     r = rec_;
   }
   if (r.vm && agent_.runtime().alive(*r.vm)) (void)agent_.runtime().kill(*r.vm);
+  if (r.vm) runtime::removeVmmGroup(r.workload.instance_id);
   if (!r.tap.empty()) {
     if (auto t = netdev::removeTap(r.tap); !t) {
       log::warn("removing tap failed",
