@@ -3,6 +3,8 @@
 // codes) is a golden file.
 #include <gtest/gtest.h>
 
+#include <memory>
+
 #include "plfm/testing/pg_cluster.h"
 #include "vt_harness.h"
 
@@ -12,22 +14,35 @@ namespace {
 using plfm::testing::TempDir;
 using testing::Transcript;
 
-TEST(VtRoutesTest, AddListGetRmMatchGoldenTranscript) {
-  auto cluster = plfm::testing::PgCluster::shared();
-  ASSERT_TRUE(cluster) << cluster.error().toString();
-  auto db = (*cluster)->createDatabase();
-  ASSERT_TRUE(db) << db.error().toString();
-  TempDir state("vt-routes");
-  const auto cp = testing::startControlPlane((*cluster)->conninfo(*db), state);
-  TempDir config("vt-config");
-  testing::Normalizer norm;
-  norm.literal(cp.url, "<url>");
-  norm.literal(config.path(), "<config>");
-  Transcript t(config.path(), norm);
+const std::string kTestData = std::string(PLFM_TEST_DIR) + "/test/testdata";
 
-  ASSERT_EQ(t.run({"login", "--url", cp.url}, cp.admin_token + "\n").code, 0);
-  ASSERT_EQ(t.run({"orgs", "create", "acme", "-q"}).code, 0);
-  ASSERT_EQ(t.run({"context", "use", "--org", "acme", "-q"}).code, 0);
+// A fresh control plane with an org `acme` that vt's context points at.
+class VtRoutesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto cluster = plfm::testing::PgCluster::shared();
+    ASSERT_TRUE(cluster) << cluster.error().toString();
+    auto db = (*cluster)->createDatabase();
+    ASSERT_TRUE(db) << db.error().toString();
+    cp_ = std::make_unique<testing::ControlPlaneProcess>(
+        testing::startControlPlane((*cluster)->conninfo(*db), state_));
+    norm_.literal(cp_->url, "<url>");
+    norm_.literal(config_.path(), "<config>");
+    norm_.literal(kTestData, "<testdata>");
+    ASSERT_EQ(t_.run({"login", "--url", cp_->url}, cp_->admin_token + "\n").code, 0);
+    ASSERT_EQ(t_.run({"orgs", "create", "acme", "-q"}).code, 0);
+    ASSERT_EQ(t_.run({"context", "use", "--org", "acme", "-q"}).code, 0);
+  }
+
+  TempDir state_{"vt-routes"};
+  TempDir config_{"vt-config"};
+  std::unique_ptr<testing::ControlPlaneProcess> cp_;
+  testing::Normalizer norm_;
+  Transcript t_{config_.path(), norm_};
+};
+
+TEST_F(VtRoutesTest, AddListGetRmMatchGoldenTranscript) {
+  Transcript& t = t_;
   ASSERT_EQ(t.run({"apps", "create", "shop", "-q"}).code, 0);
   ASSERT_EQ(t.run({"envs", "create", "prod", "--app", "shop", "-q"}).code, 0);
   const std::vector<std::string> scope = {"--app", "shop", "--env", "prod"};
@@ -63,6 +78,23 @@ TEST(VtRoutesTest, AddListGetRmMatchGoldenTranscript) {
   EXPECT_EQ(t.run(in({"routes", "rm", "*.example.com", "--format", "json"})).code, 0);
   EXPECT_EQ(t.run(in({"routes", "list", "--format", "table"})).code, 0);
   PLFM_EXPECT_GOLDEN("golden/routes.txt", t.text());
+}
+
+// vt deploy creates the manifest's [[services]] routes, changes nothing on a
+// second run, and updates a route whose target the manifest changes.
+TEST_F(VtRoutesTest, DeployCreatesAndUpdatesTheManifestsRoutes) {
+  Transcript& t = t_;
+  const std::string v1 = kTestData + "/shop/vt.toml";
+  const std::string v2 = kTestData + "/shop/vt-v2.toml";
+  EXPECT_EQ(t.run({"deploy", "--manifest", v1, "--detach", "--format", "table"}).code, 0);
+  EXPECT_EQ(t.run({"routes", "list", "--app", "shop", "--format", "table"}).code, 0);
+  EXPECT_EQ(t.run({"deploy", "--manifest", v1, "--detach", "--format", "table"}).code, 0);
+  EXPECT_EQ(t.run({"deploy", "--manifest", v2, "--detach", "--format", "json"}).code, 0);
+  EXPECT_EQ(t.run({"routes", "list", "--app", "shop", "--format", "table"}).code, 0);
+  // Another env of another app cannot take a hostname the deploy routed.
+  ASSERT_EQ(t.run({"apps", "create", "rival", "-q"}).code, 0);
+  EXPECT_EQ(t.run({"deploy", "--manifest", kTestData + "/shop/rival.toml", "--detach"}).code, 4);
+  PLFM_EXPECT_GOLDEN("golden/deploy_routes.txt", t.text());
 }
 
 }  // namespace
