@@ -251,7 +251,9 @@ TEST_F(RoutesApiTest, EdgeTokenCommandWritesAPrivateFileThatAuthenticates) {
 
 TEST_F(RoutesApiTest, EdgeFeedServesRoutesAndBackendsAndWakesOnChanges) {
   const std::string edge = edgeToken();
-  auto [node, node_token] = enrollNode("n1.example", 4, 4096);
+  const auto enrolled = enrollNode("n1.example", 4, 4096);
+  const std::string& node = enrolled.first;
+  const std::string& node_token = enrolled.second;
   const std::string org = makeOrg("shop");
   const std::string app = makeApp(org, "web");
   const std::string env = makeEnv(app, "prod");
