@@ -173,6 +173,42 @@ TEST_F(RoutesApiTest, HostnameConflictsAcrossAndWithinOrgs) {
       201);
 }
 
+// Claims are decided in the command transaction: of concurrent creates of
+// one name (or of a tcp route and a named route on one port) exactly one wins.
+TEST_F(RoutesApiTest, ConcurrentClaimsHaveOneWinner) {
+  auto [bob, bob_token] = makeUser("bob");
+  (void)bob;
+  const Env a = makeEnvIn("alpha");
+  const Env b = makeEnvIn("beta", bob_token);
+  for (int round = 0; round < 2; ++round) {
+    const int port = 9000 + round;
+    std::vector<std::future<Reply>> calls;
+    for (int i = 0; i < 6; ++i) {
+      const bool mine = i % 2 == 0;
+      json::Json body = {{"listener_port", port}, {"process_type", "web"}, {"backend_port", 80}};
+      if (round == 0 || i < 3) {
+        body["hostname"] = "race.example.com";
+      } else {
+        body["protocol"] = "tcp";
+      }
+      calls.push_back(std::async(std::launch::async, [&, body, mine] {
+        return mine ? addRoute(a.env, body) : addRoute(b.env, body, bob_token);
+      }));
+    }
+    int won = 0;
+    int refused = 0;
+    for (auto& c : calls) {
+      Reply r = c.get();
+      if (r.status == 201) ++won;
+      if (r.status == 409 && r.body["error"]["code"] == "hostname_conflict") ++refused;
+    }
+    // Round 1 mixes three named and three tcp claims of one port: whichever
+    // commits first, every other one conflicts.
+    EXPECT_EQ(won, 1) << "round " << round;
+    EXPECT_EQ(refused, 5) << "round " << round;
+  }
+}
+
 TEST_F(RoutesApiTest, RefusesBadRoutes) {
   const Env e = makeEnvIn("acme");
   const std::vector<std::pair<json::Json, std::string>> bad = {
