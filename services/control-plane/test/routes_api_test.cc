@@ -265,6 +265,27 @@ TEST_F(RoutesApiTest, EdgeTokensAreForAdminsAndOnlyReachTheFeed) {
   EXPECT_EQ(call("GET", "/v1/edge/config", "", token).body["error"]["code"], "invalid_query");
   EXPECT_EQ(call("GET", "/v1/edge/config?after=-1", "", token).status, 400);
   EXPECT_EQ(countEvents("token.created"), 3);  // admin's, bob's, the edge's
+
+  // Admins list edge tokens (never the token) and revoke them, once.
+  const std::string id = created.body["id"];
+  auto list = call("GET", "/v1/edge/tokens");
+  ASSERT_EQ(list.status, 200) << list.raw;
+  ASSERT_EQ(list.body["items"].size(), 1U);
+  EXPECT_EQ(list.body["items"][0]["id"], id);
+  EXPECT_EQ(list.body["items"][0]["name"], "edge-1");
+  EXPECT_EQ(list.body["items"][0]["revoked_at"], nullptr);
+  EXPECT_EQ(list.raw.find(token), std::string::npos);
+  EXPECT_EQ(call("GET", "/v1/edge/tokens", "", bob_token).status, 403);
+  auto revoked = call("DELETE", "/v1/edge/tokens/" + id);
+  ASSERT_EQ(revoked.status, 200) << revoked.raw;
+  EXPECT_TRUE(revoked.body["revoked_at"].is_string());
+  EXPECT_EQ(edgeConfig(token, 0, 0).status, 401);
+  auto again = call("DELETE", "/v1/edge/tokens/" + id);
+  EXPECT_EQ(again.status, 200);
+  EXPECT_EQ(again.header("X-Event-Seq"), "0");
+  EXPECT_EQ(countEvents("token.revoked"), 1);
+  // An id that names no edge token.
+  EXPECT_EQ(call("DELETE", "/v1/edge/tokens/tok_01jdq3v7k2m9x4c8r6t0w5y1zb").status, 404);
 }
 
 TEST_F(RoutesApiTest, EdgeTokenCommandWritesAPrivateFileThatAuthenticates) {
