@@ -154,10 +154,23 @@ TEST_F(RoutesApiTest, HostnameConflictsAcrossAndWithinOrgs) {
                           {"backend_port", 80}},
                          bob_token);
   EXPECT_EQ(on_tcp.body["error"]["code"], "hostname_conflict") << on_tcp.raw;
-  auto tcp443 = addRoute(
-      b.env, {{"protocol", "tcp"}, {"process_type", "web"}, {"backend_port", 80}}, bob_token);
-  EXPECT_EQ(tcp443.body["error"]["code"], "hostname_conflict") << tcp443.raw;
-  EXPECT_EQ(tcp443.body["error"]["details"]["field"], "listener_port");
+  auto tcp_named = addRoute(
+      b.env,
+      {{"protocol", "tcp"}, {"listener_port", 8443}, {"process_type", "web"}, {"backend_port", 80}},
+      bob_token);  // bob's app.example.com is on 8443
+  EXPECT_EQ(tcp_named.body["error"]["code"], "hostname_conflict") << tcp_named.raw;
+  EXPECT_EQ(tcp_named.body["error"]["details"]["field"], "listener_port");
+
+  // A port's default route is the platform's: admins only.
+  auto star = addRoute(b.env, {{"hostname", "*"}, {"process_type", "web"}, {"backend_port", 80}},
+                       bob_token);
+  EXPECT_EQ(star.status, 403) << star.raw;
+  EXPECT_EQ(addRoute(a.env, {{"hostname", "*"},
+                             {"listener_port", 8443},
+                             {"process_type", "web"},
+                             {"backend_port", 80}})
+                .status,
+            201);
 
   // Other orgs' routes look missing.
   EXPECT_EQ(call("GET", "/v1/routes/" + id, "", bob_token).status, 404);
@@ -211,7 +224,7 @@ TEST_F(RoutesApiTest, ConcurrentClaimsHaveOneWinner) {
 
 TEST_F(RoutesApiTest, RefusesBadRoutes) {
   const Env e = makeEnvIn("acme");
-  const std::vector<std::pair<json::Json, std::string>> bad = {
+  std::vector<std::pair<json::Json, std::string>> bad = {
       {{{"hostname", "a..b"}, {"process_type", "web"}, {"backend_port", 1}}, "hostname"},
       {{{"hostname", "a.*.b"}, {"process_type", "web"}, {"backend_port", 1}}, "hostname"},
       {{{"process_type", "web"}, {"backend_port", 1}}, "hostname"},
@@ -234,6 +247,8 @@ TEST_F(RoutesApiTest, RefusesBadRoutes) {
         {"proxy_protocol", "v1"}},
        "proxy_protocol"},
   };
+  bad.push_back({{{"protocol", "tcp"}, {"process_type", "web"}, {"backend_port", 1}},
+                 "listener_port"});  // 443 is every org's TLS port
   for (const auto& [body, field] : bad) {
     auto r = addRoute(e.env, body);
     EXPECT_EQ(r.status, 400) << body.dump() << ": " << r.raw;
