@@ -146,17 +146,34 @@ int routesList(Invocation& inv) {
   return 0;
 }
 
+// "[fd7a::2]:8443 healthy, [fd7a::3]:8443 running" for the table view.
+std::string backendsCell(const json& items) {
+  std::string out;
+  for (const auto& b : items) {
+    out += (out.empty() ? "" : ", ") + ("[" + b.value("address", "") + "]:") +
+           std::to_string(b.value("port", 0)) + " " + b.value("phase", "");
+  }
+  return out.empty() ? "- (no running instance)" : out;
+}
+
 int routesGet(Invocation& inv) {
   auto r = findRoute(inv);
   if (!r) return fail(inv, r.error());
+  auto client = inv.api();
+  if (!client) return fail(inv, client.error());
+  auto backends = (*client)->get("/v1/routes/" + (*r)["id"].get<std::string>() + "/backends");
+  if (!backends) return fail(inv, backends.error());
+  json full = *r;
+  full["backends"] = (*backends)["items"];
   printOne(
-      inv, *r,
+      inv, full,
       {{"id", (*r)["id"]},
        {"hostname", (*r)["hostname"].get<std::string>().empty() ? "-" : cell((*r)["hostname"])},
        {"listener_port", cell((*r)["listener_port"])},
        {"protocol", cell((*r)["protocol"])},
        {"target", target(*r)},
        {"proxy_protocol", cell((*r)["proxy_protocol"])},
+       {"backends", backendsCell(full["backends"])},
        {"env", cell((*r)["env_id"])},
        {"created", shortTime((*r)["created_at"])},
        {"updated", shortTime((*r)["updated_at"])}});
@@ -289,7 +306,7 @@ Command routesCommand() {
                         .help = scope,
                         .run = routesList});
   c.children.push_back({.name = "get",
-                        .summary = "Show one route",
+                        .summary = "Show one route and its backends (the instances it reaches)",
                         .help = scope,
                         .flags = {kListenerPort},
                         .positionals = {kRoute},

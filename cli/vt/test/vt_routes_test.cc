@@ -5,6 +5,11 @@
 
 #include <memory>
 
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "plfm/core/strings.h"
+#include "plfm/http/http.h"
 #include "plfm/testing/pg_cluster.h"
 #include "vt_harness.h"
 
@@ -13,8 +18,28 @@ namespace {
 
 using plfm::testing::TempDir;
 using testing::Transcript;
+using testing::VtResult;
 
 const std::string kTestData = std::string(PLFM_TEST_DIR) + "/test/testdata";
+
+// A node agent's HTTP call with its credential; the answer's JSON.
+nlohmann::json agentCall(const std::string& url, const std::string& token,
+                         const std::string& method, const std::string& path,
+                         const nlohmann::json& body) {
+  http::ClientRequest req;
+  req.method = method;
+  req.url = url + path;
+  req.headers.set("Authorization", "Bearer " + token);
+  if (!body.is_null()) {
+    req.headers.set("Content-Type", "application/json");
+    req.body = body.dump();
+  }
+  auto resp = http::request(req);
+  EXPECT_TRUE(resp.has_value()) << path;
+  if (!resp) return {};
+  EXPECT_LT(resp->status, 300) << path << ": " << resp->body;
+  return nlohmann::json::parse(resp->body, nullptr, false);
+}
 
 // A fresh control plane with an org `acme` that vt's context points at.
 class VtRoutesTest : public ::testing::Test {
@@ -91,6 +116,31 @@ TEST_F(VtRoutesTest, DeployCreatesAndUpdatesTheManifestsRoutes) {
   EXPECT_EQ(t.run({"deploy", "--manifest", v1, "--detach", "--format", "table"}).code, 0);
   EXPECT_EQ(t.run({"deploy", "--manifest", v2, "--detach", "--format", "json"}).code, 0);
   EXPECT_EQ(t.run({"routes", "list", "--app", "shop", "--format", "table"}).code, 0);
+  // A node runs the instance and reports it healthy: the route shows its backend.
+  const VtResult enroll = t.run({"nodes", "enroll", "-q"});
+  ASSERT_EQ(enroll.code, 0) << enroll.err;
+  const std::string enroll_token(trim(enroll.out));
+  const auto node = agentCall(cp_->url, enroll_token, "POST", "/v1/nodes/enroll",
+                              {{"hostname", "n1.example"},
+                               {"cores", 4},
+                               {"memory_mb", 4096},
+                               {"disk_mb", 0},
+                               {"wireguard_public_key", std::string(43, 'k') + "="},
+                               {"underlay_address", "2001:db8::10"},
+                               {"runtimes", {"qemu"}}});
+  const std::string node_id = node.value("node_id", "");
+  const std::string node_token = node.value("token", "");
+  const auto plan = agentCall(cp_->url, node_token, "GET",
+                              "/v1/nodes/" + node_id + "/plan?after=0&wait=5", nullptr);
+  ASSERT_EQ(plan["instances"].size(), 1U) << plan.dump();
+  const std::string inst = plan["instances"][0]["instance_id"];
+  agentCall(cp_->url, node_token, "POST", "/v1/nodes/" + node_id + "/instances/" + inst + "/status",
+            {{"generation", 1}, {"seq", 1}, {"phase", "healthy"}});
+  t.note("node " + node_id + " runs " + inst + " and reports it healthy");
+  EXPECT_EQ(t.run({"routes", "get", "shop.example.com", "--app", "shop", "--format", "table"}).code,
+            0);
+  EXPECT_EQ(t.run({"routes", "get", "tcp:9000", "--app", "shop", "--format", "json"}).code, 0);
+
   // Another env of another app cannot take a hostname the deploy routed.
   ASSERT_EQ(t.run({"apps", "create", "rival", "-q"}).code, 0);
   EXPECT_EQ(t.run({"deploy", "--manifest", kTestData + "/shop/rival.toml", "--detach"}).code, 4);

@@ -3,6 +3,7 @@
 // lives in an env; its (listener port, normalized hostname) is unique across
 // every org, claimed in route_claims inside the command transaction.
 #include "api.h"
+#include "edge_feed.h"
 #include "plfm/net/hostname.h"
 
 namespace plfm::cp {
@@ -202,6 +203,14 @@ void Api::registerRouteRoutes(http::Router& r) {
     PLFM_ASSIGN_OR_RETURN(auto j, visibleRoute(ctx, route));
     return jsonResponse(200, j);
   });
+
+  route(r, "GET", "/v1/routes/{route_id}/backends", Access::kUser,
+        [](Ctx& ctx) -> Result<http::Response> {
+          PLFM_ASSIGN_OR_RETURN(auto route, pathId<RouteId>(ctx.req, "route_id"));
+          PLFM_TRY(visibleRoute(ctx, route));
+          PLFM_ASSIGN_OR_RETURN(auto backends, routeBackends(ctx.db(), route.str()));
+          return jsonResponse(200, backends);
+        });
 
   route(r, "PUT", "/v1/routes/{route_id}", Access::kUser,
         [this](Ctx& ctx) -> Result<http::Response> {

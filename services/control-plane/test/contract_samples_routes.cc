@@ -34,6 +34,12 @@ Json sampleEdgeRoute() {
            Json::array({{{"address", "fd7a:5c00:0:1::2"}, {"port", 8443}, {"healthy", true}}})}};
 }
 
+Json sampleBackend() {
+  return {{"instance_id", id("inst")},     {"node_id", id("node")},
+          {"address", "fd7a:5c00:0:1::2"}, {"port", 8443},
+          {"phase", "unhealthy"},          {"healthy", false}};
+}
+
 }  // namespace
 
 std::map<std::string, Json> mergedSamples(std::map<std::string, Json> a,
@@ -60,6 +66,8 @@ std::map<std::string, Json> routeComponentSamples() {
       {"UpdateRouteRequest", {{"backend_port", 9443}}},
       {"Route", sampleRoute()},
       {"RouteList", samplePage(sampleRoute())},
+      {"RouteBackend", sampleBackend()},
+      {"RouteBackendList", {{"items", Json::array({sampleBackend()})}}},
       {"CreateEdgeTokenRequest", {{"name", "edge-1"}, {"ttl_seconds", 86400}}},
       {"EdgeToken",
        {{"id", id("tok")},

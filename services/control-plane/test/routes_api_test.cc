@@ -376,6 +376,15 @@ TEST_F(RoutesApiTest, EdgeFeedServesRoutesAndBackendsAndWakesOnChanges) {
   EXPECT_GT(c1, c0);
   EXPECT_EQ(woke.body["routes"][0]["backends"],
             json::Json::array({{{"address", addr}, {"port", 8443}, {"healthy", true}}}));
+  // Its org sees the same backends, with the instance and its phase.
+  auto backends = call("GET", "/v1/routes/" + route + "/backends");
+  ASSERT_EQ(backends.status, 200) << backends.raw;
+  EXPECT_EQ(backends.body["items"], json::Json::array({{{"instance_id", inst},
+                                                        {"node_id", node},
+                                                        {"address", addr},
+                                                        {"port", 8443},
+                                                        {"phase", "healthy"},
+                                                        {"healthy", true}}}));
 
   // Running but not healthy: listed, not picked. Unhealthy flips the flag.
   report(inst2, 1, "running");
