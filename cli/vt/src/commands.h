@@ -23,6 +23,7 @@ Command scaleCommand();
 Command instancesCommand();
 Command nodesCommand();
 Command eventsCommand();
+Command secretsCommand();
 Command manifestCommand();
 Command completionCommand(const Command* root);
 

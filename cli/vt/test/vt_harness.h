@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,9 +21,19 @@ struct ControlPlaneProcess {
 };
 
 // Starts `plfm-control-plane serve` against `conninfo` with its state in
-// `dir`; waits until it listens. Aborts the test binary on failure.
+// `dir`; waits until it listens. Aborts the test binary on failure. `env`
+// adds NAME=VALUE entries (e.g. PLFM_CP_SECRETS_MASTER_KEY_FILE=...).
 ControlPlaneProcess startControlPlane(const std::string& conninfo,
-                                      const plfm::testing::TempDir& dir);
+                                      const plfm::testing::TempDir& dir,
+                                      const std::vector<std::string>& env = {});
+
+// A control plane on a fresh database of the shared test cluster, its state
+// in a fresh temp dir: what a test suite's SetUpTestSuite starts.
+struct SuiteControlPlane {
+  std::unique_ptr<plfm::testing::TempDir> state;
+  std::unique_ptr<ControlPlaneProcess> cp;
+};
+SuiteControlPlane startSuiteControlPlane(const std::vector<std::string>& env = {});
 
 struct VtResult {
   int code = -1;
@@ -34,6 +45,11 @@ struct VtResult {
 // extra environment entries; stdin from `stdin_text`.
 VtResult runVt(const std::vector<std::string>& args, const std::string& config_dir,
                const std::vector<std::string>& env = {}, const std::string& stdin_text = "");
+
+// One transcript entry: "$ cmd", stdout, each stderr line as "stderr| ...",
+// then "[exit N]" (the texts already normalised).
+std::string transcriptEntry(const std::string& cmd, const std::string& out, const std::string& err,
+                            int code);
 
 // Replaces typed ids with <prefix_N> (numbered by first appearance across
 // calls on the same Normalizer), RFC 3339 and table times with <time>,
