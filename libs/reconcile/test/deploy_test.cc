@@ -70,6 +70,26 @@ TEST(DeployStrategyTest, RollingStepByStep) {
   EXPECT_EQ(nodes, (std::vector<std::string>{"node-a", "node-b", "node-c"}));
 }
 
+// A deploy of the same release with a new secrets version (a secrets change)
+// rolls every instance, exactly like a new release would.
+TEST(DeployStrategyTest, ANewSecretsVersionRollsTheSameRelease) {
+  Cluster c = servingRel1();
+  c.startDeploy("env-1", "dep-2", "rel-1", Strategy{StrategyKind::kRolling, 1, 0});
+  c.groupRef("env-1", "web").target.secrets_version = "sv-2";
+  run(c, [](const Cluster& w) {
+    EXPECT_GE(w.healthy("env-1", "web"), 3);
+    EXPECT_LE(notStopped(w), 4);
+  });
+  const auto live = c.live("env-1", "web");
+  ASSERT_EQ(live.size(), 3U);
+  for (const Instance* i : live) {
+    EXPECT_EQ(i->secrets_version, "sv-2") << i->id;
+    EXPECT_EQ(i->release_id, "rel-1");
+    EXPECT_NE(i->id.rfind("i-", 0), 0U) << "an instance of the old secrets version survived";
+  }
+  EXPECT_EQ(c.deployRef("dep-2").status, DeployStatus::kSucceeded);
+}
+
 TEST(DeployStrategyTest, RollingWithMaxUnavailableAndNoSurge) {
   Cluster c = servingRel1(4);
   c.startDeploy("env-1", "dep-2", "rel-2", Strategy{StrategyKind::kRolling, 0, 2});

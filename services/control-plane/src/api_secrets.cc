@@ -181,7 +181,7 @@ Error secretsDisabled() {
 Result<Mutation> secretsChange(ApiDeps& deps_, pg::Transaction& tx, Ctx& ctx, const Change& change,
                                const std::string& env, const std::string& org,
                                const std::string& app) {
-  PLFM_ASSIGN_OR_RETURN(auto head, secretstore::lockHead(tx, env));
+  PLFM_ASSIGN_OR_RETURN(auto head, secretstore::lockHead(tx, env, org));
   sf::SecretMap values;
   if (head) {
     PLFM_ASSIGN_OR_RETURN(values,
