@@ -3,11 +3,15 @@
 // transcript in table and JSON form; the values are canaries, and afterwards
 // no canary may appear in any output of vt, in the control plane's log or
 // state dir, or in vt's config dir (plfm::testing::LeakScanner).
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <pty.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "plfm/testing/leak_scan.h"
 #include "vt_harness.h"
@@ -157,6 +161,61 @@ TEST_F(VtSecretsTest, SetImportUnsetListVersionsMatchGoldenAndNoValueLeaks) {
   scan.scanDir(config.path());
   EXPECT_GT(scan.scanned(), 40);
   scan.expectClean();
+}
+
+// On a terminal, `vt secrets set KEY` prompts on stderr and turns echo off:
+// what is typed never comes back on the terminal, stdout or stderr.
+TEST_F(VtSecretsTest, APromptedValueIsNotEchoed) {
+  TempDir config("vt-config");
+  ASSERT_EQ(runVt({"login", "--url", cp_->url}, config.path(), {}, cp_->admin_token + "\n").code,
+            0);
+  ASSERT_EQ(runVt({"orgs", "create", "tty"}, config.path()).code, 0);
+  ASSERT_EQ(runVt({"apps", "create", "hello", "--org", "tty"}, config.path()).code, 0);
+  ASSERT_EQ(runVt({"envs", "create", "prod", "--app", "hello", "--org", "tty"}, config.path()).code,
+            0);
+  plfm::testing::LeakScanner scan;
+  const std::string value = scan.addCanary("TYPED");
+
+  int master = -1;
+  int slave = -1;
+  ASSERT_EQ(::openpty(&master, &slave, nullptr, nullptr, nullptr), 0);
+  TempDir io("vt-tty");
+  SpawnOptions o;
+  o.stdout_path = io.file("out");
+  o.stderr_path = io.file("err");
+  o.stdin_fd = slave;
+  o.env = {"VT_CONFIG_DIR=" + config.path(), "NO_COLOR=1"};
+  auto p = spawn({PLFM_VT_BIN, "secrets", "set", "TYPED", "--org", "tty", "--app", "hello", "--env",
+                  "prod", "--format", "json"},
+                 o);
+  ::close(slave);
+  ASSERT_TRUE(p.has_value());
+  // Type only once echo is off (the prompt is printed just before).
+  bool prompted = false;
+  for (int i = 0; i < 200 && !prompted; ++i) {
+    prompted = readFile(io.file("err")).value_or("").find("(not shown)") != std::string::npos;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(prompted) << readFile(io.file("err")).value_or("");
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const std::string typed = value + "\n";
+  ASSERT_EQ(::write(master, typed.data(), typed.size()), static_cast<ssize_t>(typed.size()));
+  auto status = p->waitFor(std::chrono::seconds(30));
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(exitCodeOf(*status), 0) << readFile(io.file("err")).value_or("");
+  // Whatever the terminal would have shown.
+  std::string shown;
+  ::fcntl(master, F_SETFL, O_NONBLOCK);
+  char buf[4096];
+  for (ssize_t n = 0; (n = ::read(master, buf, sizeof(buf))) > 0;) {
+    shown.append(buf, static_cast<size_t>(n));
+  }
+  ::close(master);
+  scan.scanText("the terminal", shown);
+  scan.scanFile(io.file("out"));
+  scan.scanFile(io.file("err"));
+  scan.expectClean();
+  EXPECT_NE(readFile(io.file("out")).value_or("").find("\"TYPED\""), std::string::npos);
 }
 
 }  // namespace
