@@ -151,10 +151,10 @@ int change(Invocation& inv, const std::string& op, json body) {
                       (*res)["deploy"]["release_id"].get<std::string>() + " rolls the env onto it");
     r.next.push_back("vt deploys get " + dep);
   } else if (inv.args.has("stage")) {
-    r.notes.push_back("staged: the next deploy of the env pins it");
+    r.notes.emplace_back("staged: the next deploy of the env pins it");
     r.next.push_back("vt deploy" + inv.scopeFlags());
   } else {
-    r.notes.push_back("the env has no release yet: its first deploy pins it");
+    r.notes.emplace_back("the env has no release yet: its first deploy pins it");
     r.next.push_back("vt deploy" + inv.scopeFlags());
   }
   r.next.push_back("vt secrets list" + inv.scopeFlags());

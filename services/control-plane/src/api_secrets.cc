@@ -194,8 +194,9 @@ Result<Mutation> secretsChange(ApiDeps& deps_, pg::Transaction& tx, Ctx& ctx, co
   for (const auto& key : change.unset) {
     auto it = values.find(key);
     if (it == values.end()) {
-      return Error(plfm::errc::kNotFound, "secret " + key + " is not set in env " + env)
-          .with("field", "keys");
+      std::string msg = "secret ";
+      msg.append(key).append(" is not set in env ").append(env);
+      return Error(plfm::errc::kNotFound, msg).with("field", "keys");
     }
     sf::wipe(it->second);
     values.erase(it);

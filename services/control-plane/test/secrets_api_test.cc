@@ -222,7 +222,7 @@ TEST_F(SecretsTest, BadInputIsAClearErrorThatNeverEchoesAValue) {
   EXPECT_EQ(unknown.raw.find("leaky"), std::string::npos);
   expectError(setSecrets(env, {{"bad-key", "leaky-2"}}), 400, "values", "invalid key");
   expectError(setSecrets(env, {{"leaky-3", "x"}}), 400, "values", "invalid key");
-  expectError(setSecrets(env, {{"BIG", std::string(64 * 1024 + 1, 'L') + "leaky"}}), 400,
+  expectError(setSecrets(env, {{"BIG", std::string(size_t{64} * 1024 + 1, 'L') + "leaky"}}), 400,
               "values.BIG", "limited to 65536 bytes");
   json::Json many = json::Json::object();
   for (int i = 0; i < 257; ++i) many["K" + std::to_string(i)] = "leaky";
@@ -241,7 +241,7 @@ TEST_F(SecretsTest, BadInputIsAClearErrorThatNeverEchoesAValue) {
                         {{"values", {{"A", 1}}}, {"stage", "yes"}});
   EXPECT_EQ(typed.status, 400) << typed.raw;
   // Over the server's body limit: the HTTP layer refuses it, without the body.
-  auto huge = setSecrets(env, {{"HUGE", std::string(1100 * 1024, 'L') + "leaky-6"}});
+  auto huge = setSecrets(env, {{"HUGE", std::string(size_t{1100} * 1024, 'L') + "leaky-6"}});
   EXPECT_EQ(huge.status, 413) << huge.raw.substr(0, 300);
   EXPECT_EQ(huge.raw.find("leaky"), std::string::npos);
   EXPECT_EQ(countEvents("secrets.version_created"), 0);
@@ -254,6 +254,7 @@ TEST_F(SecretsTest, ConcurrentChangesGetGaplessNumbersAndViewsRebuild) {
   const std::string env = makeEnv(makeApp(makeOrg("race"), "web"), "prod");
   constexpr int kWriters = 8;
   std::vector<std::future<Reply>> replies;
+  replies.reserve(kWriters);
   for (int i = 0; i < kWriters; ++i) {
     replies.push_back(std::async(std::launch::async, [this, &env, i] {
       return setSecrets(env, {{"K" + std::to_string(i), "v" + std::to_string(i)}}, true);
@@ -333,7 +334,7 @@ class SecretsStartupTest : public testsupport::ApiTest {
 TEST_F(SecretsStartupTest, BadMasterKeyFilesRefuseTheStartAndSayWhy) {
   plfm::testing::TempDir keys("plfm-keys");
   auto write = [&](const std::string& name, const std::string& bytes, mode_t mode) {
-    const std::string path = keys.file(name);
+    std::string path = keys.file(name);
     std::ofstream(path, std::ios::binary) << bytes;
     ::chmod(path.c_str(), mode);
     return path;
