@@ -397,7 +397,14 @@ void Api::registerSecretRoutes(http::Router& r) {
           PLFM_ASSIGN_OR_RETURN(auto node, pathId<NodeId>(ctx.req, "node_id"));
           PLFM_ASSIGN_OR_RETURN(auto inst, pathId<InstanceId>(ctx.req, "instance_id"));
           std::optional<std::string> expected;
-          if (auto v = ctx.req.queryParam("version")) expected = std::string(*v);
+          if (auto v = ctx.req.queryParam("version")) {
+            if (!SecretVersionId::parse(*v)) {
+              return Error(apierr::kInvalidQuery,
+                           "query parameter 'version' must be a secrets version id (sv_...)")
+                  .with("field", "version");
+            }
+            expected = std::string(*v);
+          }
           return fetchSecrets(*this, ctx, node.str(), inst.str(), expected);
         });
 }

@@ -171,6 +171,8 @@ TEST_F(SecretsTest, NodesFetchOnlyTheirInstancesMaterialAndEachFetchIsAudited) {
   // Another version than the pinned one, another node, a user: refused.
   auto stale = fetch(d, inst, "?version=sv_01jdq3v7k2m9x4c8r6t0w5y1zb");
   EXPECT_EQ(stale.status, 409) << stale.raw;
+  auto malformed = fetch(d, inst, "?version=nope");
+  EXPECT_EQ(malformed.status, 400) << malformed.raw;
   auto [other, other_token] = enrollNode("other.node", 4, 4096);
   auto cross =
       call("GET", "/v1/nodes/" + other + "/instances/" + inst + "/secrets", "", other_token);
