@@ -10,6 +10,7 @@
 #include <fstream>
 #include <future>
 #include <set>
+#include <thread>
 
 #include "plfm/core/process.h"
 #include "plfm/secrets/format.h"
@@ -138,6 +139,45 @@ TEST_F(SecretsTest, ChangesRedeployTheCurrentReleaseUnlessStaged) {
   auto foreign = callJson("POST", "/v1/envs/" + d.env + "/deploys",
                           {{"release_id", d.release}, {"secrets_version", "sv_nope"}});
   EXPECT_EQ(foreign.status, 404) << foreign.raw;
+}
+
+// A secrets change whose instances crash fails its deploy; the scheduler
+// falls back to the last successful deploy's release and secrets version.
+TEST_F(SecretsTest, AFailedSecretsDeployFallsBackToTheLastGoodVersion) {
+  const Deployed d = deployedEnv("fallback");
+  auto good = setSecrets(d.env, {{"API_TOKEN", "good"}});
+  ASSERT_EQ(good.status, 201) << good.raw;
+  const std::string v1 = good.body["version"]["id"];
+  const std::string good_deploy = good.body["deploy"]["id"];
+  for (int i = 0; i < 100; ++i) {
+    agentTick(d);
+    if (call("GET", "/v1/deploys/" + good_deploy).body["status"] == "succeeded") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(call("GET", "/v1/deploys/" + good_deploy).body["status"], "succeeded");
+
+  auto bad = setSecrets(d.env, {{"API_TOKEN", "bad"}});
+  ASSERT_EQ(bad.status, 201) << bad.raw;
+  const std::string v2 = bad.body["version"]["id"];
+  const std::string bad_deploy = bad.body["deploy"]["id"];
+  json::Json status;
+  for (int i = 0; i < 150; ++i) {
+    agentTick(d, v2);
+    status = call("GET", "/v1/deploys/" + bad_deploy).body["status"];
+    if (status == "failed") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(status, "failed");
+  // What runs is the good revision: every instance meant to run has v1.
+  agentTick(d, v2);
+  auto plan = call("GET", "/v1/nodes/" + d.node + "/plan?after=0&wait=0", "", d.node_token);
+  int running = 0;
+  for (const auto& spec : plan.body["instances"]) {
+    if (spec["desired"] != "run") continue;
+    ++running;
+    EXPECT_EQ(spec["secrets"]["version"], v1) << plan.raw;
+  }
+  EXPECT_EQ(running, 1) << plan.raw;
 }
 
 TEST_F(SecretsTest, NodesFetchOnlyTheirInstancesMaterialAndEachFetchIsAudited) {
