@@ -307,6 +307,9 @@ Result<http::Response> fetchSecrets(Api& api, Ctx& ctx, const std::string& node,
     sf::wipe(file);
     return resp;
   }
+  deps_.metrics
+      .counter("plfm_secrets_fetches_total", "Secrets files served to nodes (each one audited).")
+      .inc();
   // The audit event is committed; the material is the answer.
   http::Response out;
   out.status = 200;
@@ -354,6 +357,11 @@ void Api::registerSecretRoutes(http::Router& r) {
             fingerprint);
       }();
       sf::wipe(ctx.req.body);
+      if (result && result->status == 201 && !result->headers.get("Idempotent-Replayed")) {
+        deps_.metrics
+            .counter("plfm_secrets_versions_total", "Secrets versions created, by operation.")
+            .inc({{"operation", std::string(opName(op))}});
+      }
       return result;
     };
   };

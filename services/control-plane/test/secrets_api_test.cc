@@ -80,6 +80,9 @@ TEST_F(SecretsTest, EveryChangeIsANewVersionAndNoRouteReturnsValues) {
     }
   }
   EXPECT_EQ(countEvents("secrets.version_created"), 4);
+  auto metrics = call("GET", "/metrics", "", "");
+  EXPECT_NE(metrics.raw.find("plfm_secrets_versions_total{operation=\"set\"} 2"), std::string::npos)
+      << metrics.raw.substr(0, 2000);
   // The material is sealed: the stored ciphertext holds no value.
   EXPECT_EQ(scalar("SELECT count(*) FROM secret_versions WHERE env_id = '" + env + "'"), "4");
   EXPECT_EQ(scalar("SELECT count(*) FROM secret_versions WHERE ciphertext LIKE '%tok-%'"), "0");
