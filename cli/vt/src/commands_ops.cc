@@ -79,6 +79,7 @@ int deploysGet(Invocation& inv) {
                     {"status", (*d)["status"]},
                     {"reason", cell((*d)["reason"])},
                     {"release", (*d)["release_id"]},
+                    {"secrets", cell((*d).value("secrets_version", json()))},
                     {"env", (*d)["env_id"]},
                     {"strategy", (*d)["strategy"]},
                     {"created", shortTime((*d)["created_at"])},

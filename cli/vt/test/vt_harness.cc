@@ -13,15 +13,18 @@
 
 #include "plfm/core/strings.h"
 #include "plfm/http/http.h"
+#include "plfm/testing/pg_cluster.h"
 
 namespace plfm::vt::testing {
 
 ControlPlaneProcess startControlPlane(const std::string& conninfo,
-                                      const plfm::testing::TempDir& dir) {
+                                      const plfm::testing::TempDir& dir,
+                                      const std::vector<std::string>& env) {
   SpawnOptions o;
   o.stdout_path = dir.file("cp.out");
   o.stderr_path = dir.file("cp.log");
   o.env = {"PLFM_CP_LOG_LEVEL=info"};
+  o.env.insert(o.env.end(), env.begin(), env.end());
   auto p = spawn({PLFM_CONTROL_PLANE_BIN, "serve", "--listen", "[::1]:0", "--database", conninfo,
                   "--state-dir", dir.path()},
                  o);
@@ -48,6 +51,24 @@ ControlPlaneProcess startControlPlane(const std::string& conninfo,
   }
   cp.admin_token = std::string(trim(readFile(dir.file("admin-token")).value_or("")));
   return cp;
+}
+
+SuiteControlPlane startSuiteControlPlane(const std::vector<std::string>& env) {
+  auto cluster = plfm::testing::PgCluster::shared();
+  if (!cluster) {
+    std::fprintf(stderr, "no test cluster: %s\n", cluster.error().toString().c_str());
+    std::abort();
+  }
+  auto db = (*cluster)->createDatabase();
+  if (!db) {
+    std::fprintf(stderr, "no test database: %s\n", db.error().toString().c_str());
+    std::abort();
+  }
+  SuiteControlPlane s;
+  s.state = std::make_unique<plfm::testing::TempDir>("vt-cp");
+  s.cp = std::make_unique<ControlPlaneProcess>(
+      startControlPlane((*cluster)->conninfo(*db), *s.state, env));
+  return s;
 }
 
 namespace {
@@ -178,6 +199,18 @@ int reportInstance(const std::string& url, const std::string& node_id,
   return resp ? resp->status : 0;
 }
 
+std::string transcriptEntry(const std::string& cmd, const std::string& out, const std::string& err,
+                            int code) {
+  std::string text = "$ " + cmd + "\n" + out;
+  for (size_t start = 0; start < err.size();) {
+    size_t end = err.find('\n', start);
+    if (end == std::string::npos) end = err.size();
+    text += "stderr| " + err.substr(start, end - start) + "\n";
+    start = end + 1;
+  }
+  return text + "[exit " + std::to_string(code) + "]\n\n";
+}
+
 void Normalizer::literal(std::string text, std::string placeholder) {
   literals_.emplace_back(std::move(text), std::move(placeholder));
 }
@@ -226,16 +259,8 @@ VtResult Transcript::run(const std::vector<std::string>& args, const std::string
   VtResult r = runVt(args, config_dir_, {}, stdin_text);
   std::string cmd = "vt";
   for (const auto& a : args) cmd += " " + a;
-  text_ += "$ " + norm_.apply(cmd) + "\n";
-  text_ += norm_.apply(maskTokens(r.out));
-  std::string err = norm_.apply(maskTokens(r.err));
-  for (size_t start = 0; start < err.size();) {
-    size_t end = err.find('\n', start);
-    if (end == std::string::npos) end = err.size();
-    text_ += "stderr| " + err.substr(start, end - start) + "\n";
-    start = end + 1;
-  }
-  text_ += "[exit " + std::to_string(r.code) + "]\n\n";
+  text_ += transcriptEntry(norm_.apply(cmd), norm_.apply(maskTokens(r.out)),
+                           norm_.apply(maskTokens(r.err)), r.code);
   return r;
 }
 

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <nlohmann/json.hpp>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -21,9 +22,19 @@ struct ControlPlaneProcess {
 };
 
 // Starts `plfm-control-plane serve` against `conninfo` with its state in
-// `dir`; waits until it listens. Aborts the test binary on failure.
+// `dir`; waits until it listens. Aborts the test binary on failure. `env`
+// adds NAME=VALUE entries (e.g. PLFM_CP_SECRETS_MASTER_KEY_FILE=...).
 ControlPlaneProcess startControlPlane(const std::string& conninfo,
-                                      const plfm::testing::TempDir& dir);
+                                      const plfm::testing::TempDir& dir,
+                                      const std::vector<std::string>& env = {});
+
+// A control plane on a fresh database of the shared test cluster, its state
+// in a fresh temp dir: what a test suite's SetUpTestSuite starts.
+struct SuiteControlPlane {
+  std::unique_ptr<plfm::testing::TempDir> state;
+  std::unique_ptr<ControlPlaneProcess> cp;
+};
+SuiteControlPlane startSuiteControlPlane(const std::vector<std::string>& env = {});
 
 struct VtResult {
   int code = -1;
@@ -58,6 +69,10 @@ int reportInstance(const std::string& url, const std::string& node_id,
                                       const std::string& config_dir, const std::string& out_path,
                                       const std::string& err_path,
                                       const std::vector<std::string>& env = {});
+// One transcript entry: "$ cmd", stdout, each stderr line as "stderr| ...",
+// then "[exit N]" (the texts already normalised).
+std::string transcriptEntry(const std::string& cmd, const std::string& out, const std::string& err,
+                            int code);
 
 // Replaces typed ids with <prefix_N> (numbered by first appearance across
 // calls on the same Normalizer), RFC 3339 and table times with <time>,
