@@ -82,6 +82,10 @@ class Init {
     auto ok = [&](Result<void> r, const char* what) {
       if (!r) fatal(std::string(what) + ": " + r.error(), 1);
     };
+    if (config.host_time_ns != 0) {
+      // Not fatal: a wrong clock skews LOG timestamps, nothing else.
+      if (auto set = setRealtime(config.host_time_ns); !set) logLine(set.error());
+    }
     ok(runMounts(rootMountPlan(config)), "mount rootfs");
     ok(switchRoot(std::string(kNewRoot)), "switch root");
     ok(runMounts(lateMounts()), "mount /dev/pts, /dev/shm");

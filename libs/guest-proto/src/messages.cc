@@ -292,6 +292,7 @@ Result<std::string> encode(const Config& c) {
   putTlvU32(p, tag(ConfigTag::kShutdownGraceMs), c.shutdown_grace_ms);
   putTlv(p, tag(ConfigTag::kRootfsDevice), c.rootfs_device);
   putTlv(p, tag(ConfigTag::kScratchDevice), c.scratch_device);
+  if (c.host_time_ns != 0) putTlvU64(p, tag(ConfigTag::kHostTimeNs), c.host_time_ns);
   auto frame = frameOf(FrameType::kConfig, kControlStream, p);
   std::fill(p.begin(), p.end(), '\0');
   return frame;
@@ -419,6 +420,11 @@ Result<Config> decodeConfig(std::string_view payload) {
       case ConfigTag::kScratchDevice:
         c.scratch_device.assign(f.value);
         break;
+      case ConfigTag::kHostTimeNs: {
+        PLFM_GP_GET(v, fieldU64(kWhat, f));
+        c.host_time_ns = *v;
+        break;
+      }
       default:
         // CONFIG is strict: the host knows the guest's version from HELLO and
         // must not send what the guest cannot act on (§Versioning).

@@ -35,6 +35,7 @@ Config fullConfig() {
   c.secrets_file = std::string("# plfm-secrets v1\nTOKEN=\"x\"\n");
   c.secrets_as_env = true;
   c.shutdown_grace_ms = 2500;
+  c.host_time_ns = 1'800'000'000'000'000'000;
   return c;
 }
 

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -129,7 +131,9 @@ class GuestBootTest : public ::testing::Test {
       EXPECT_EQ(decoded->kernel_release,
                 g_shared->kernel.release_dir.substr(g_shared->kernel.release_dir.rfind('/') + 1));
     }
-    auto bytes = gp::encode(config);
+    gp::Config stamped = config;
+    stamped.host_time_ns = static_cast<uint64_t>(msSinceEpoch() * 1e6);
+    auto bytes = gp::encode(stamped);
     EXPECT_TRUE(bytes.has_value());
     EXPECT_TRUE(vm.channel.send(*bytes).has_value());
     return hello_ms;
@@ -160,6 +164,9 @@ class GuestBootTest : public ::testing::Test {
           auto log = gp::decodeLog(frame->payload);
           EXPECT_TRUE(log.has_value());
           EXPECT_GT(log->timestamp_ns, 0u);
+          max_log_skew_ms_ =
+              std::max(max_log_skew_ms_,
+                       std::abs(msSinceEpoch() - static_cast<double>(log->timestamp_ns) / 1e6));
           (log->source == gp::LogSource::kStdout ? run.out : run.err) += log->data;
           if (!stop_at.empty() && run.out.find(stop_at) != std::string::npos) return run;
           break;
@@ -184,12 +191,19 @@ class GuestBootTest : public ::testing::Test {
     EXPECT_EQ(exitCodeOf(*status), 0) << describeWaitStatus(*status);
   }
 
+  static double msSinceEpoch() {
+    return std::chrono::duration<double, std::milli>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+
   static double msSince(steady_clock::time_point t) {
     return std::chrono::duration<double, std::milli>(steady_clock::now() - t).count();
   }
 
   std::string console_;
   double ready_ms_ = 0;
+  double max_log_skew_ms_ = 0;  // |host receive time - LOG timestamp|
   uint32_t ready_pid_ = 0;
   double guest_hello_ms_ = 0;  // the guest's CLOCK_BOOTTIME at HELLO
 };
@@ -215,6 +229,9 @@ TEST_F(GuestBootTest, HandshakeLogsAndExitCode) {
       "boot timings: spawn->HELLO %.0f ms (guest uptime %.0f ms), ->READY %.0f ms, ->EXIT %.0f "
       "ms, ->qemu gone %.0f ms\n",
       hello_ms, guest_hello_ms_, ready_ms_, exit_ms, msSince(vm.spawned_at));
+  // With CONFIG's host_time_ns the guest clock is within a TCG boot's drift.
+  EXPECT_LT(max_log_skew_ms_, 500) << "LOG timestamps far from the host clock";
+  std::printf("max LOG timestamp skew %.1f ms\n", max_log_skew_ms_);
 }
 
 TEST_F(GuestBootTest, SetsUpUserWorkdirHostnameNetworkAndSecrets) {

@@ -86,6 +86,7 @@ enum class ConfigTag : uint16_t {
   kShutdownGraceMs = 18,  // u32
   kRootfsDevice = 19,     // path
   kScratchDevice = 20,    // path
+  kHostTimeNs = 21,       // u64: host CLOCK_REALTIME when CONFIG was encoded
 };
 
 // §HELLO tags.
