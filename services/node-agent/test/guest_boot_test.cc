@@ -258,10 +258,18 @@ TEST_F(GuestBootTest, SetsUpUserWorkdirHostnameNetworkAndSecrets) {
   EXPECT_TRUE(run.errors.empty()) << run.errors.front();
   ASSERT_TRUE(run.exit.has_value());
   EXPECT_EQ(run.exit->code, 0) << run.err;
-  for (const char* want : {"uid=1000 gid=1000 groups=1:27\n", "cwd=/srv\n", "hostname=web-1\n",
-                           "env APP_MODE=test\n", "env TOKEN=s3cret\n", "env HOSTNAME=web-1\n",
-                           "secrets mode=400 owner=1000\n", "secrets content=ok\n",
-                           "rootfs writable=yes\n", "2001:db8::5\tweb-1\n", "overlay root=yes\n"}) {
+  for (const char* want :
+       {"uid=1000 gid=1000 groups=1:27\n", "cwd=/srv\n", "hostname=web-1\n", "env APP_MODE=test\n",
+        "env TOKEN=s3cret\n", "env HOSTNAME=web-1\n", "secrets mode=400 owner=1000\n",
+        "secrets content=ok\n", "rootfs writable=yes\n", "2001:db8::5\tweb-1\n",
+        "10.0.2.15\tweb-1\n", "overlay root=yes\n", "zombies=0\n", "mtu=1400\n",
+        // the /128, no DAD (flags 0x02 nodad | 0x80 permanent)
+        "20010db8000000000000000000000005 02 80 00 82     eth0",
+        // default route via fe80::1 on eth0
+        "00000000000000000000000000000000 00 00000000000000000000000000000000 "
+        "00 fe800000000000000000000000000001",
+        // IPv4 default route via 10.0.2.2 (little-endian hex)
+        "eth0\t00000000\t0202000A"}) {
     EXPECT_NE(run.out.find(want), std::string::npos) << "missing: " << want << "\nin:\n" << run.out;
   }
   expectPowerOff(vm);
