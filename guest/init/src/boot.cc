@@ -355,11 +355,13 @@ void runInit() {
   });
   if (!channel) earlyFatal(channel.error());
   Init init(std::move(*channel), signal_fd);
-  const gp::Config config = init.awaitConfig();
+  gp::Config config = init.awaitConfig();
   logLine("CONFIG received at " + uptime() +
           (config.instance_id.empty() ? std::string() : " for " + config.instance_id));
   init.prepare(config);
   init.start(config);
+  // The file is on tmpfs now; PID 1 keeps no copy of it for the VM's life.
+  if (config.secrets_file) secrets::wipe(*config.secrets_file);
   init.supervise();
 }
 
