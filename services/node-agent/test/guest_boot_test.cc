@@ -265,9 +265,8 @@ TEST_F(GuestBootTest, SetsUpUserWorkdirHostnameNetworkAndSecrets) {
         "10.0.2.15\tweb-1\n", "overlay root=yes\n", "zombies=0\n", "mtu=1400\n",
         // the /128, no DAD (flags 0x02 nodad | 0x80 permanent)
         "20010db8000000000000000000000005 02 80 00 82     eth0",
-        // default route via fe80::1 on eth0
-        "00000000000000000000000000000000 00 00000000000000000000000000000000 "
-        "00 fe800000000000000000000000000001",
+        // a route via fe80::1 (only the default route has a gateway), on eth0
+        "00000000000000000000000000000000 00 fe800000000000000000000000000001",
         // IPv4 default route via 10.0.2.2 (little-endian hex)
         "eth0\t00000000\t0202000A"}) {
     EXPECT_NE(run.out.find(want), std::string::npos) << "missing: " << want << "\nin:\n" << run.out;
