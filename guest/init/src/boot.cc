@@ -96,6 +96,12 @@ class Init {
     if (!config.hostname.empty()) {
       ok(writeFileAtomic("/etc/hostname", config.hostname + "\n", 0644, 0, 0), "/etc/hostname");
     }
+    if (const std::string resolv = resolvConf(config); !resolv.empty()) {
+      // Images often ship resolv.conf as a symlink (systemd-resolved); the
+      // file replaces it in the overlay.
+      ::unlink("/etc/resolv.conf");
+      ok(writeFileAtomic("/etc/resolv.conf", resolv, 0644, 0, 0), "/etc/resolv.conf");
+    }
     std::optional<secrets::SecretMap> secret_map;
     if (config.secrets_file) {
       auto decoded = secrets::decode(*config.secrets_file);

@@ -253,6 +253,7 @@ TEST_F(GuestBootTest, SetsUpUserWorkdirHostnameNetworkAndSecrets) {
   config.network = net;
   config.secrets_file = std::string("# plfm-secrets v1\nTOKEN=\"s3cret\"\n");
   config.secrets_as_env = true;
+  config.nameservers = {"2001:db8::53"};
   handshake(vm, config);
   const Run run = untilExit(vm);
   EXPECT_TRUE(run.errors.empty()) << run.errors.front();
@@ -263,6 +264,7 @@ TEST_F(GuestBootTest, SetsUpUserWorkdirHostnameNetworkAndSecrets) {
         "env TOKEN=s3cret\n", "env HOSTNAME=web-1\n", "secrets mode=400 owner=1000\n",
         "secrets content=ok\n", "rootfs writable=yes\n", "2001:db8::5\tweb-1\n",
         "10.0.2.15\tweb-1\n", "overlay root=yes\n", "zombies=0\n", "mtu=1400\n",
+        "resolv=nameserver 2001:db8::53\n",
         // the /128, no DAD (flags 0x02 nodad | 0x80 permanent)
         "20010db8000000000000000000000005 02 80 00 82     eth0",
         // a route via fe80::1 (only the default route has a gateway), on eth0

@@ -131,6 +131,7 @@ int main(int argc, char** argv) {
     std::ofstream probe("/srv/written-by-guest");
     std::cout << "rootfs writable=" << (probe ? "yes" : "no") << "\n";
     std::cout << "hosts=" << slurp("/etc/hosts");
+    std::cout << "resolv=" << slurp("/etc/resolv.conf");
     const std::string mounts = slurp("/proc/mounts");
     std::cout << "overlay root="
               << (mounts.find("overlay / overlay") != std::string::npos ? "yes" : "no") << "\n";

@@ -77,6 +77,9 @@ struct Config {
   // guest clock from it (the RTC is only good to a second or so, and LOG
   // timestamps come from that clock). 0: leave the clock alone.
   uint64_t host_time_ns = 0;
+  // Resolver addresses for /etc/resolv.conf, IPv6 or IPv4 text; empty: keep
+  // the image's file.
+  std::vector<std::string> nameservers;
 
   bool operator==(const Config&) const = default;
 };
