@@ -8,10 +8,10 @@
 // those, are then consumed and decoded with libs/networking's parser.
 //
 // Trust: the spec (§2) says a receiver must not guess whether a header is
-// present, because any client could send one. hello's port is only
-// reachable through the ingress, which (ADR 0007) sends a header only on
-// routes that opt in, and an app that exposed the port directly would have
-// to accept headers from trusted peers only.
+// present, because any client could send one. Through the ingress none can:
+// it forwards only connections that start with a ClientHello and writes the
+// header itself on routes that opt in (ADR 0007). A peer reaching the
+// instance directly could; a real app takes headers from trusted peers only.
 #pragma once
 
 #include <chrono>

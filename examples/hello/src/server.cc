@@ -8,6 +8,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 #include <thread>
 
 #include "connection.h"
@@ -86,11 +87,21 @@ void Server::accept(int listen_fd, bool https) {
     ++active_;
   }
   const Listener listener = https ? Listener::kHttps : Listener::kHealth;
-  std::thread([this, fd, listener, client] {
-    serveConnection(fd, listener, client, config_, tls_.get());
-    std::lock_guard lock(mu_);
-    if (--active_ == 0) idle_.notify_all();
-  }).detach();
+  try {
+    std::thread([this, fd, listener, client] {
+      serveConnection(fd, listener, client, config_, tls_.get());
+      finished();
+    }).detach();
+  } catch (const std::system_error& e) {  // out of threads: shed this one
+    ::close(fd);
+    finished();
+    logLine("refused client=" + clientText(client) + " reason=\"" + e.what() + "\"");
+  }
+}
+
+void Server::finished() {
+  std::lock_guard lock(mu_);
+  if (--active_ == 0) idle_.notify_all();
 }
 
 int Server::run(int stop_fd, std::chrono::milliseconds drain) {

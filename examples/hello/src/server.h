@@ -37,6 +37,7 @@ class Server {
  private:
   Server(Config config, TlsContext tls) : config_(std::move(config)), tls_(std::move(tls)) {}
   void accept(int listen_fd, bool https);
+  void finished();  // a connection's end
 
   Config config_;
   TlsContext tls_;
