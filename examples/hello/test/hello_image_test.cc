@@ -26,6 +26,8 @@ using testing::HelloProcess;
 using testing::Output;
 using testing::runCapture;
 
+const std::string kBuildImage = std::string(PLFM_TEST_DIR) + "/build-image";
+
 std::string lastLine(const std::string& text) {
   std::string s = text;
   while (!s.empty() && s.back() == '\n') s.pop_back();
@@ -48,9 +50,9 @@ class HelloImageTest : public ::testing::Test {
 
   // build-image --bin hello --work WORK REGISTRY TAG, with fixed timestamps.
   static Output buildImage(const std::string& tag, const std::string& work) {
-    return runCapture({PLFM_TEST_DIR "/build-image", "--bin", PLFM_HELLO_BIN, "--work", work,
-                       registry_->host(), tag},
-                      dir_->path(), {"SOURCE_DATE_EPOCH=1700000000"});
+    return runCapture(
+        {kBuildImage, "--bin", PLFM_HELLO_BIN, "--work", work, registry_->host(), tag},
+        dir_->path(), {"SOURCE_DATE_EPOCH=1700000000"});
   }
 
   static plfm::testing::TempDir* dir_;
@@ -137,9 +139,11 @@ TEST_F(HelloImageTest, PushesAReproducibleImageThatToolsAndTheAgentRead) {
   ASSERT_TRUE(hello) << hello.error().toString();
   const std::string port = std::to_string(hello->port());
   for (const std::string host : {"hello.localhost", "hello-pp.localhost"}) {
+    std::string authority = host;
+    authority.append(":").append(port);
     Output curl =
         runCapture({"curl", "-sS", "--max-time", "10", "--cacert", root + "/etc/hello/cert.pem",
-                    "--resolve", host + ":" + port + ":::1", "https://" + host + ":" + port + "/"},
+                    "--resolve", authority + ":::1", "https://" + authority + "/"},
                    dir_->path());
     EXPECT_EQ(curl.exit_code, 0) << host << ": " << curl.err;
     EXPECT_NE(curl.out.find("sni: " + host + "\n"), std::string::npos) << curl.out;
@@ -148,15 +152,15 @@ TEST_F(HelloImageTest, PushesAReproducibleImageThatToolsAndTheAgentRead) {
 }
 
 TEST_F(HelloImageTest, RejectsBadArguments) {
-  Output none = runCapture({PLFM_TEST_DIR "/build-image"}, dir_->path());
+  Output none = runCapture({kBuildImage}, dir_->path());
   EXPECT_EQ(none.exit_code, 2);
-  Output dynamic = runCapture({PLFM_TEST_DIR "/build-image", "--bin", "/bin/true", "--work",
-                               dir_->file("work-dyn"), registry_->host()},
-                              dir_->path());
+  Output dynamic = runCapture(
+      {kBuildImage, "--bin", "/bin/true", "--work", dir_->file("work-dyn"), registry_->host()},
+      dir_->path());
   EXPECT_EQ(dynamic.exit_code, 1);
   EXPECT_NE(dynamic.err.find("dynamically linked"), std::string::npos) << dynamic.err;
-  Output tag = runCapture({PLFM_TEST_DIR "/build-image", "--bin", PLFM_HELLO_BIN, "--work",
-                           dir_->file("work-tag"), registry_->host(), "bad tag"},
+  Output tag = runCapture({kBuildImage, "--bin", PLFM_HELLO_BIN, "--work", dir_->file("work-tag"),
+                           registry_->host(), "bad tag"},
                           dir_->path());
   EXPECT_EQ(tag.exit_code, 1);
   EXPECT_NE(tag.err.find("bad tag"), std::string::npos) << tag.err;
