@@ -8,10 +8,10 @@
 #include "agent/guest_config.h"
 #include "agent/health.h"
 #include "netdev/tap.h"
-#include "runtime/cgroup.h"
 #include "plfm/core/log.h"
 #include "plfm/core/process.h"
 #include "plfm/secrets/format.h"
+#include "runtime/cgroup.h"
 
 namespace plfm::agent {
 namespace fs = std::filesystem;

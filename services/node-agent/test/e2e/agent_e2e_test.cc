@@ -434,8 +434,13 @@ class AgentWithControlPlane : public AgentE2e {
         {"services", json::array()},
         {"volumes", json::array()},
         {"checks",
-         {{{"process", "web"}, {"type", "tcp"}, {"port", 8443}, {"path", ""},
-           {"command", json::array()}, {"interval_ms", 1000}, {"timeout_ms", 1000},
+         {{{"process", "web"},
+           {"type", "tcp"},
+           {"port", 8443},
+           {"path", ""},
+           {"command", json::array()},
+           {"interval_ms", 1000},
+           {"timeout_ms", 1000},
            {"grace_ms", 0}}}},
         {"env", {{"MODE", "cp"}}},
         {"secrets", {{"names", json::array()}, {"export_env", false}}},
@@ -528,7 +533,8 @@ TEST_F(AgentWithControlPlane, SecretsReachTheGuestAsAFileAndLeakNowhere) {
   scan.addCanaryValue("CANARY", canary);
   std::string env = enrollAndMakeEnv();
   std::vector<std::string> bodies;
-  auto set = api("POST", "/v1/envs/" + env + "/secrets/set", {{"values", {{"CANARY", canary}}}}, 201);
+  auto set =
+      api("POST", "/v1/envs/" + env + "/secrets/set", {{"values", {{"CANARY", canary}}}}, 201);
   bodies.push_back(set.dump());
   bodies.push_back(api("GET", "/v1/envs/" + env + "/secrets").dump());
   std::string deploy = deployWorkload(env);
