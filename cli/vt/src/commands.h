@@ -25,6 +25,7 @@ Command nodesCommand();
 Command routesCommand();
 Command eventsCommand();
 Command manifestCommand();
+Command devCommand();
 Command completionCommand(const Command* root);
 
 }  // namespace plfm::vt
