@@ -39,7 +39,7 @@ class NetnsEnvironment : public ::testing::Environment {
 };
 const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new NetnsEnvironment);
 
-struct Run {
+struct VtRun {
   int code = -1;
   std::string out;
   std::string err;
@@ -59,7 +59,7 @@ class VtDev : public ::testing::Test {
     (void)vt({"dev", "down", "--state-dir", state_->path()}, 120s);
   }
 
-  Run vt(const std::vector<std::string>& args, std::chrono::seconds timeout = 60s) {
+  VtRun vt(const std::vector<std::string>& args, std::chrono::seconds timeout = 60s) {
     std::vector<std::string> argv = {PLFM_VT_BIN};
     argv.insert(argv.end(), args.begin(), args.end());
     SpawnOptions o;
@@ -76,7 +76,7 @@ class VtDev : public ::testing::Test {
              "VT_APP=",
              "VT_ENV=",
              "VT_CONTEXT="};
-    Run r;
+    VtRun r;
     const auto t0 = Clock::now();
     auto p = spawn(argv, o);
     if (!p) {
@@ -208,13 +208,13 @@ std::string waitAnswer(const std::string& ip, int port, const std::string& sni,
 
 TEST_F(VtDev, UpDeployServeDownLeavesNothing) {
   const auto t0 = Clock::now();
-  Run up = vt(upArgs(), 240s);
+  VtRun up = vt(upArgs(), 240s);
   ASSERT_EQ(up.code, 0) << up.err;
   for (const char* c : {"postgres", "control-plane", "registry", "node-agent", "ingress"}) {
     EXPECT_NE(up.err.find(c), std::string::npos) << c;
   }
 
-  Run st = vt({"dev", "status", "--state-dir", state_->path(), "--format", "json"});
+  VtRun st = vt({"dev", "status", "--state-dir", state_->path(), "--format", "json"});
   ASSERT_EQ(st.code, 0) << st.err;
   json s = json::parse(st.out, nullptr, false);
   ASSERT_TRUE(s.is_object()) << st.out;
@@ -225,7 +225,7 @@ TEST_F(VtDev, UpDeployServeDownLeavesNothing) {
   }
 
   // Idempotent: a second up finds everything running.
-  Run again = vt(upArgs(), 120s);
+  VtRun again = vt(upArgs(), 120s);
   ASSERT_EQ(again.code, 0) << again.err;
   size_t already = 0;
   for (size_t p = again.err.find("already running"); p != std::string::npos;
@@ -235,7 +235,7 @@ TEST_F(VtDev, UpDeployServeDownLeavesNothing) {
   EXPECT_EQ(already, 5U) << again.err;
 
   // The context works right away: the node is there.
-  Run nodes = vt({"nodes", "list", "--format", "json"});
+  VtRun nodes = vt({"nodes", "list", "--format", "json"});
   ASSERT_EQ(nodes.code, 0) << nodes.err;
   EXPECT_NE(nodes.out.find("\"active\""), std::string::npos) << nodes.out;
 
@@ -245,27 +245,28 @@ TEST_F(VtDev, UpDeployServeDownLeavesNothing) {
                                                         "\"\n\n[processes.web]\n"
                                                         "[processes.web.resources]\n"
                                                         "vcpus = 1\nmemory_mb = 128\n"));
-  Run deploy = vt({"deploy", "--manifest", io_->file("vt.toml"), "--timeout", "4m"}, 300s);
+  VtRun deploy = vt({"deploy", "--manifest", io_->file("vt.toml"), "--timeout", "4m"}, 300s);
   ASSERT_EQ(deploy.code, 0) << deploy.err;
-  Run route = vt({"routes", "add", "web.localhost", "--app", "web", "--port", "8443",
-                  "--listener-port", std::to_string(ports_[3])});
+  VtRun route = vt({"routes", "add", "web.localhost", "--app", "web", "--port", "8443",
+                    "--listener-port", std::to_string(ports_[3])});
   ASSERT_EQ(route.code, 0) << route.err;
 
   const std::string v6 = waitAnswer("::1", ports_[3], "web.localhost", 60s);
   EXPECT_NE(v6.find("hello from inst_"), std::string::npos) << "IPv6: " << v6;
   const std::string v4 = waitAnswer("127.0.0.1", ports_[3], "web.localhost", 30s);
   EXPECT_NE(v4.find("hello from inst_"), std::string::npos) << "IPv4: " << v4;
+  std::printf("through the ingress: IPv6 -> %sIPv4 -> %s", v6.c_str(), v4.c_str());
 
   st = vt({"dev", "status", "--state-dir", state_->path(), "--format", "json"});
   s = json::parse(st.out, nullptr, false);
   ASSERT_TRUE(s.is_object()) << st.out;
   EXPECT_EQ(s["instances"]["running"], 1) << st.out;
 
-  Run logs = vt({"dev", "logs", "control-plane", "--state-dir", state_->path(), "-n", "5"});
+  VtRun logs = vt({"dev", "logs", "control-plane", "--state-dir", state_->path(), "-n", "5"});
   EXPECT_EQ(logs.code, 0);
   EXPECT_FALSE(logs.out.empty());
 
-  Run down = vt({"dev", "down", "--state-dir", state_->path()}, 180s);
+  VtRun down = vt({"dev", "down", "--state-dir", state_->path()}, 180s);
   ASSERT_EQ(down.code, 0) << down.err;
   EXPECT_TRUE(vt::dev::processesMentioning(state_->path()).empty());
   EXPECT_TRUE(vt::dev::vtTaps().empty());

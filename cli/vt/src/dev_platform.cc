@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -578,18 +579,30 @@ Result<std::vector<std::string>> Platform::down() {
                   elapsed(t0).c_str());
     progress_(line);
   }
-  // The sweep: whatever still mentions the state dir (a VMM whose agent was
-  // killed, say) goes, then stray sockets and mounts.
-  for (pid_t pid : processesMentioning(s_.state_dir))
-    stopProcess(pid, SIGTERM, std::chrono::seconds(5));
+  // The sweep: a process still running from one of the components' dirs
+  // (a VMM whose agent was killed, say) goes, then stray sockets and mounts.
+  // Only component dirs: a shell or `tail -f STATE/logs/...` of the user's
+  // that merely names the state dir is left alone.
+  const auto strays = [this] {
+    std::vector<pid_t> out;
+    for (const char* sub :
+         {"/postgres/", "/control-plane", "/registry/", "/node-agent", "/ingress", "/initramfs/"}) {
+      for (pid_t pid : processesMentioning(s_.state_dir + sub)) {
+        if (std::find(out.begin(), out.end(), pid) == out.end() && !isAncestor(pid)) {
+          out.push_back(pid);
+        }
+      }
+    }
+    return out;
+  };
+  for (pid_t pid : strays()) stopProcess(pid, SIGTERM, std::chrono::seconds(5));
   for (const auto& m : mountsUnder(s_.state_dir)) ::umount2(m.c_str(), MNT_DETACH);
   for (const auto& sock : socketsUnder(s_.state_dir)) {
     std::error_code ec;
     fs::remove(sock, ec);
   }
   std::vector<std::string> left;
-  for (pid_t pid : processesMentioning(s_.state_dir))
-    left.push_back("process " + std::to_string(pid));
+  for (pid_t pid : strays()) left.push_back("process " + std::to_string(pid));
   for (const auto& m : mountsUnder(s_.state_dir)) left.push_back("mount " + m);
   for (const auto& sock : socketsUnder(s_.state_dir)) left.push_back("socket " + sock);
   return left;

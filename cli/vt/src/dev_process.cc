@@ -90,6 +90,16 @@ std::vector<pid_t> processesMentioning(const std::string& needle) {
   return out;
 }
 
+bool isAncestor(pid_t pid) {
+  for (pid_t p = ::getpid(); p > 1;) {
+    if (p == pid) return true;
+    auto f = statFields(p);
+    if (f.size() < 2) return false;
+    p = static_cast<pid_t>(std::atoi(f[1].c_str()));  // field 4: ppid
+  }
+  return false;
+}
+
 std::vector<std::string> socketsUnder(const std::string& dir) {
   std::vector<std::string> out;
   std::error_code ec;

@@ -29,6 +29,8 @@ bool stopProcess(pid_t pid, int sig, std::chrono::milliseconds grace);
 
 // Running processes (not us) whose command line contains `needle`.
 [[nodiscard]] std::vector<pid_t> processesMentioning(const std::string& needle);
+// True when `pid` is this process or one of its ancestors.
+[[nodiscard]] bool isAncestor(pid_t pid);
 // Unix sockets under `dir` (recursively).
 [[nodiscard]] std::vector<std::string> socketsUnder(const std::string& dir);
 // Mount points at or under `dir` (from /proc/self/mountinfo).
