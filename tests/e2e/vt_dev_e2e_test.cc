@@ -11,9 +11,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "dev_process.h"
@@ -206,6 +209,24 @@ std::string waitAnswer(const std::string& ip, int port, const std::string& sni,
   return got;
 }
 
+// "inst_..." from "hello from inst_...\n", or "".
+std::string instanceIn(const std::string& answer) {
+  auto at = answer.find("hello from ");
+  if (at == std::string::npos) return "";
+  std::string id = answer.substr(at + 11);
+  return id.substr(0, id.find('\n'));
+}
+
+// Instance id -> release id, of the instances the control plane lists.
+std::map<std::string, std::string> releasesOf(const json& list) {
+  std::map<std::string, std::string> out;
+  if (!list.is_object() || !list.contains("items")) return out;
+  for (const auto& i : list["items"]) {
+    out[i.value("id", "")] = i.value("release_id", "");
+  }
+  return out;
+}
+
 TEST_F(VtDev, UpDeployServeDownLeavesNothing) {
   const auto t0 = Clock::now();
   VtRun up = vt(upArgs(), 240s);
@@ -261,6 +282,78 @@ TEST_F(VtDev, UpDeployServeDownLeavesNothing) {
   s = json::parse(st.out, nullptr, false);
   ASSERT_TRUE(s.is_object()) << st.out;
   EXPECT_EQ(s["instances"]["running"], 1) << st.out;
+  EXPECT_EQ(vt({"dev", "status", "--state-dir", state_->path(), "--format", "table"}).code, 0);
+
+  // Scale to 2: both instances answer through the ingress.
+  ASSERT_EQ(vt({"scale", "set", "web=2", "--app", "web"}).code, 0);
+  std::set<std::string> seen;
+  for (auto deadline = Clock::now() + 120s; seen.size() < 2 && Clock::now() < deadline;) {
+    std::string id = instanceIn(throughIngress("::1", ports_[3], "web.localhost"));
+    if (!id.empty()) seen.insert(id);
+    std::this_thread::sleep_for(200ms);
+  }
+  EXPECT_EQ(seen.size(), 2U) << "distinct instances answering after scale to 2";
+  VtRun list = vt({"instances", "list", "--app", "web", "--format", "json"});
+  auto rel_of = releasesOf(json::parse(list.out, nullptr, false));
+  for (const auto& id : seen) EXPECT_TRUE(rel_of.contains(id)) << id << " is not listed";
+  const std::string release1 = rel_of.empty() ? "" : rel_of.begin()->second;
+
+  // A second release, rolled out while a client keeps requesting. The goal
+  // is zero failed requests; the bound (kMaxRollingFailures) allows for the
+  // ingress noticing a drained backend one request late.
+  constexpr int kMaxRollingFailures = 2;
+  ASSERT_TRUE(writeFileAtomic(io_->file("vt2.toml"), "app = \"web\"\nimage = \"" + ref +
+                                                         "\"\n\n[processes.web]\n"
+                                                         "[processes.web.resources]\n"
+                                                         "vcpus = 1\nmemory_mb = 128\n"
+                                                         "[env]\nRELEASE = \"2\"\n"));
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::thread client([&] {
+    while (!stop) {
+      if (instanceIn(throughIngress("::1", ports_[3], "web.localhost")).empty()) {
+        ++failed;
+      } else {
+        ++ok;
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+  });
+  VtRun deploy2 = vt({"deploy", "--manifest", io_->file("vt2.toml"), "--timeout", "4m"}, 300s);
+  std::this_thread::sleep_for(2s);
+  stop = true;
+  client.join();
+  EXPECT_EQ(deploy2.code, 0) << deploy2.err;
+  std::printf("rolling deploy: %d requests answered, %d failed (bound %d)\n", ok.load(),
+              failed.load(), kMaxRollingFailures);
+  EXPECT_LE(failed.load(), kMaxRollingFailures);
+  EXPECT_GT(ok.load(), 0);
+
+  // Rollback: release 1 answers again.
+  VtRun rollback = vt({"rollback", "--app", "web"}, 300s);
+  EXPECT_EQ(rollback.code, 0) << rollback.err;
+  bool release1_answers = false;
+  for (auto deadline = Clock::now() + 120s; !release1_answers && Clock::now() < deadline;) {
+    std::string id = instanceIn(throughIngress("::1", ports_[3], "web.localhost"));
+    rel_of = releasesOf(json::parse(
+        vt({"instances", "list", "--app", "web", "--format", "json"}).out, nullptr, false));
+    release1_answers = !id.empty() && rel_of.contains(id) && rel_of[id] == release1;
+    if (!release1_answers) std::this_thread::sleep_for(1s);
+  }
+  EXPECT_TRUE(release1_answers) << "release " << release1 << " after vt rollback";
+
+  // Restart on the same state dir: nothing is lost, the app serves again.
+  ASSERT_EQ(vt({"dev", "down", "--state-dir", state_->path()}, 180s).code, 0);
+  EXPECT_TRUE(vt::dev::processesMentioning(state_->path() + "/node-agent").empty());
+  EXPECT_TRUE(vt::dev::vtTaps().empty());
+  VtRun up2 = vt(upArgs(), 240s);
+  ASSERT_EQ(up2.code, 0) << up2.err;
+  const std::string again_v6 = waitAnswer("::1", ports_[3], "web.localhost", 120s);
+  EXPECT_NE(again_v6.find("hello from inst_"), std::string::npos) << "after restart: " << again_v6;
+  VtRun releases = vt({"releases", "list", "--app", "web", "--format", "json"});
+  EXPECT_NE(releases.out.find(release1), std::string::npos);
+  VtRun routes = vt({"routes", "list", "--app", "web", "--format", "json"});
+  EXPECT_NE(routes.out.find("web.localhost"), std::string::npos);
 
   VtRun logs = vt({"dev", "logs", "control-plane", "--state-dir", state_->path(), "-n", "5"});
   EXPECT_EQ(logs.code, 0);
