@@ -234,7 +234,7 @@ Command devCommand() {
       kStateDirFlag,
       {.name = "bin-dir",
        .value_name = "DIR",
-       .help = "look for the platform binaries here first (default: vt's build tree, PATH)"},
+       .help = "look here first for the binaries (then: vt's build tree, PATH)"},
       {.name = "control-plane-port", .value_name = "PORT", .help = "on [::1] (default 8080)"},
       {.name = "registry-port", .value_name = "PORT", .help = "on 127.0.0.1 (default 5000)"},
       {.name = "agent-port",
