@@ -110,7 +110,7 @@ TEST(EdgeFeedSyncTest, IngressPicksUpARouteAndItsHealthyBackendFromTheControlPla
   ASSERT_TRUE(db) << db.error().toString();
   const std::string conninfo = (*cluster)->conninfo(*db);
   testing::TempDir dir("edge-e2e");
-  const std::string d = dir.path();
+  const std::string& d = dir.path();
   for (const char* sub : {"/cert", "/www", "/ingress", "/ingress/state"}) {
     std::filesystem::create_directories(d + sub);
   }

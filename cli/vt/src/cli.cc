@@ -64,6 +64,7 @@ Command buildRootCommand() {
   root.children.push_back(deploysCommand());
   root.children.push_back(scaleCommand());
   root.children.push_back(instancesCommand());
+  root.children.push_back(secretsCommand());
   root.children.push_back(nodesCommand());
   root.children.push_back(routesCommand());
   root.children.push_back(eventsCommand());

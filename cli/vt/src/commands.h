@@ -24,6 +24,7 @@ Command instancesCommand();
 Command nodesCommand();
 Command routesCommand();
 Command eventsCommand();
+Command secretsCommand();
 Command manifestCommand();
 Command devCommand();
 Command completionCommand(const Command* root);

@@ -1,12 +1,10 @@
 // vt login, vt context list|use|show, vt whoami.
-#include <termios.h>
-#include <unistd.h>
-
-#include <iostream>
+#include <cstdlib>
 
 #include "commands.h"
 #include "invocation.h"
 #include "plfm/core/strings.h"
+#include "secret_input.h"
 
 namespace plfm::vt {
 namespace {
@@ -15,22 +13,7 @@ using nlohmann::json;
 
 // Reads one line from stdin; on a terminal, with echo off.
 std::string readSecretLine(const std::string& prompt) {
-  bool tty = ::isatty(0) == 1;
-  termios old{};
-  if (tty) {
-    std::cerr << prompt << std::flush;
-    ::tcgetattr(0, &old);
-    termios quiet = old;
-    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-    ::tcsetattr(0, TCSANOW, &quiet);
-  }
-  std::string line;
-  std::getline(std::cin, line);
-  if (tty) {
-    ::tcsetattr(0, TCSANOW, &old);
-    std::cerr << "\n";
-  }
-  return std::string(trim(line));
+  return std::string(trim(readHiddenLine(prompt)));
 }
 
 std::string envVar(const char* name) {

@@ -6,6 +6,7 @@
 #include "image_resolve.h"
 #include "invocation.h"
 #include "plfm/manifest/manifest.h"
+#include "route_sync.h"
 
 namespace plfm::vt {
 namespace {
@@ -118,6 +119,11 @@ int deploy(Invocation& inv) {
   if (!release) return fail(inv, release.error());
   const std::string rel_id = (*release)["id"];
   inv.out.progress("Created release " + rel_id);
+  // The manifest's [[services]] routes, before the deploy: a hostname taken
+  // elsewhere stops here, with nothing deployed.
+  if (auto routed = syncManifestRoutes(inv, *env, m, notes); !routed) {
+    return fail(inv, routed.error());
+  }
 
   // A process that has never been scaled starts with one instance, so that a
   // first deploy serves something; later counts are the user's (vt scale).
@@ -167,7 +173,9 @@ Command deployCommand() {
           "Validates the manifest, pins the image to a digest, creates an immutable\n"
           "release and a deploy of it to the env (default prod), then shows each\n"
           "instance's state until the deploy succeeds or fails. The app and env are\n"
-          "created on first use. Ctrl-C stops watching; the deploy goes on.\n\n"
+          "created on first use, and the routes of the manifest's [[services]] are\n"
+          "created or updated (routes it does not declare are kept). Ctrl-C stops\n"
+          "watching; the deploy goes on.\n\n"
           "Examples:\n"
           "  vt deploy\n"
           "  vt deploy --manifest deploy/vt.toml --env staging\n"

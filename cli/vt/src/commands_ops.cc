@@ -79,6 +79,7 @@ int deploysGet(Invocation& inv) {
                     {"status", (*d)["status"]},
                     {"reason", cell((*d)["reason"])},
                     {"release", (*d)["release_id"]},
+                    {"secrets", cell((*d).value("secrets_version", json()))},
                     {"env", (*d)["env_id"]},
                     {"strategy", (*d)["strategy"]},
                     {"created", shortTime((*d)["created_at"])},
@@ -321,7 +322,10 @@ Command rollbackCommand() {
           "Without RELEASE, picks the newest succeeded deploy whose release differs\n"
           "from the current one.\n\nExamples:\n  vt rollback\n  vt rollback rel_01j...",
       .flags = {kDetach,
-                {.name = "strategy", .value_name = "rolling|immediate", .help = "deploy strategy"}},
+                {.name = "strategy", .value_name = "rolling|immediate", .help = "deploy strategy"},
+                {.name = "timeout",
+                 .value_name = "DURATION",
+                 .help = "stop watching after this long (default 15m)"}},
       .positionals = {{.name = "RELEASE", .help = "release id", .required = false}},
       .mutating = true,
       .run = rollback};

@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "invocation.h"
+#include "route_sync.h"
 
 namespace plfm::vt {
 namespace {
@@ -145,17 +146,34 @@ int routesList(Invocation& inv) {
   return 0;
 }
 
+// "[fd7a::2]:8443 healthy, [fd7a::3]:8443 running" for the table view.
+std::string backendsCell(const json& items) {
+  std::string out;
+  for (const auto& b : items) {
+    out += (out.empty() ? "" : ", ") + ("[" + b.value("address", "") + "]:") +
+           std::to_string(b.value("port", 0)) + " " + b.value("phase", "");
+  }
+  return out.empty() ? "- (no running instance)" : out;
+}
+
 int routesGet(Invocation& inv) {
   auto r = findRoute(inv);
   if (!r) return fail(inv, r.error());
+  auto client = inv.api();
+  if (!client) return fail(inv, client.error());
+  auto backends = (*client)->get("/v1/routes/" + (*r)["id"].get<std::string>() + "/backends");
+  if (!backends) return fail(inv, backends.error());
+  json full = *r;
+  full["backends"] = (*backends)["items"];
   printOne(
-      inv, *r,
+      inv, full,
       {{"id", (*r)["id"]},
        {"hostname", (*r)["hostname"].get<std::string>().empty() ? "-" : cell((*r)["hostname"])},
        {"listener_port", cell((*r)["listener_port"])},
        {"protocol", cell((*r)["protocol"])},
        {"target", target(*r)},
        {"proxy_protocol", cell((*r)["proxy_protocol"])},
+       {"backends", backendsCell(full["backends"])},
        {"env", cell((*r)["env_id"])},
        {"created", shortTime((*r)["created_at"])},
        {"updated", shortTime((*r)["updated_at"])}});
@@ -178,12 +196,75 @@ int routesRm(Invocation& inv) {
   return 0;
 }
 
+// What a manifest route asks for, as the API's create body.
+json desiredRoute(const manifest::Service& s, const manifest::Route& r) {
+  json body = {{"listener_port", r.port},
+               {"protocol", s.protocol},
+               {"process_type", s.process},
+               {"backend_port", s.internal_port},
+               {"proxy_protocol", r.proxy_protocol}};
+  // A tcp route owns its port; the manifest's hostname only names it in DNS.
+  body["hostname"] = s.protocol == "tcp" ? "" : r.hostname;
+  return body;
+}
+
+bool sameTarget(const json& a, const json& b) {
+  return a["process_type"] == b["process_type"] && a["backend_port"] == b["backend_port"] &&
+         a["proxy_protocol"] == b["proxy_protocol"];
+}
+
 const Positional kRoute{.name = "ROUTE", .help = "route id (route_...), hostname, or tcp:PORT"};
 const Flag kListenerPort{.name = "listener-port",
                          .value_name = "PORT",
                          .help = "the ingress port the route is on (default 443)"};
 
 }  // namespace
+
+Result<void> syncManifestRoutes(Invocation& inv, const json& env, const manifest::Manifest& m,
+                                std::vector<std::string>& notes) {
+  if (m.services.empty()) return ok();  // nothing declared: no request at all
+  PLFM_ASSIGN_OR_RETURN(ApiClient * client, inv.api());
+  const std::string env_id = env["id"];
+  PLFM_ASSIGN_OR_RETURN(auto existing, client->listAll("/v1/envs/" + env_id + "/routes"));
+  std::vector<bool> declared(existing.size(), false);
+  for (const auto& s : m.services) {
+    for (const auto& r : s.routes) {
+      const json want = desiredRoute(s, r);
+      size_t i = 0;
+      while (i < existing.size() && !(existing[i]["listener_port"] == want["listener_port"] &&
+                                      existing[i]["hostname"] == want["hostname"] &&
+                                      existing[i]["protocol"] == want["protocol"])) {
+        ++i;
+      }
+      if (i == existing.size()) {
+        PLFM_ASSIGN_OR_RETURN(auto made,
+                              client->mutate("POST", "/v1/envs/" + env_id + "/routes", want));
+        notes.push_back("routed " + label(made) + " to " + target(made) + " (" +
+                        made["id"].get<std::string>() + ")");
+        inv.out.progress("Routed " + label(made) + " to " + target(made));
+        continue;
+      }
+      declared[i] = true;
+      if (sameTarget(existing[i], want)) continue;
+      const std::string id = existing[i]["id"];
+      PLFM_ASSIGN_OR_RETURN(auto changed,
+                            client->mutate("PUT", "/v1/routes/" + id,
+                                           {{"process_type", want["process_type"]},
+                                            {"backend_port", want["backend_port"]},
+                                            {"proxy_protocol", want["proxy_protocol"]}}));
+      notes.push_back("updated route " + label(changed) + " to " + target(changed) + " (" + id +
+                      ")");
+      inv.out.progress("Updated route " + label(changed));
+    }
+  }
+  for (size_t i = 0; i < existing.size(); ++i) {
+    if (!declared[i]) {
+      notes.push_back("route " + label(existing[i]) +
+                      " is not in the manifest; kept (vt routes rm removes it)");
+    }
+  }
+  return ok();
+}
 
 Command routesCommand() {
   const std::string scope =
@@ -225,7 +306,7 @@ Command routesCommand() {
                         .help = scope,
                         .run = routesList});
   c.children.push_back({.name = "get",
-                        .summary = "Show one route",
+                        .summary = "Show one route and its backends (the instances it reaches)",
                         .help = scope,
                         .flags = {kListenerPort},
                         .positionals = {kRoute},

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -10,15 +12,19 @@
 #include <thread>
 
 #include "plfm/core/strings.h"
+#include "plfm/http/http.h"
+#include "plfm/testing/pg_cluster.h"
 
 namespace plfm::vt::testing {
 
 ControlPlaneProcess startControlPlane(const std::string& conninfo,
-                                      const plfm::testing::TempDir& dir) {
+                                      const plfm::testing::TempDir& dir,
+                                      const std::vector<std::string>& env) {
   SpawnOptions o;
   o.stdout_path = dir.file("cp.out");
   o.stderr_path = dir.file("cp.log");
   o.env = {"PLFM_CP_LOG_LEVEL=info"};
+  o.env.insert(o.env.end(), env.begin(), env.end());
   auto p = spawn({PLFM_CONTROL_PLANE_BIN, "serve", "--listen", "[::1]:0", "--database", conninfo,
                   "--state-dir", dir.path()},
                  o);
@@ -47,16 +53,29 @@ ControlPlaneProcess startControlPlane(const std::string& conninfo,
   return cp;
 }
 
-VtResult runVt(const std::vector<std::string>& args, const std::string& config_dir,
-               const std::vector<std::string>& env, const std::string& stdin_text) {
-  plfm::testing::TempDir io("vt-run");
-  std::vector<std::string> argv = {PLFM_VT_BIN};
-  argv.insert(argv.end(), args.begin(), args.end());
-  SpawnOptions o;
-  o.stdout_path = io.file("out");
-  o.stderr_path = io.file("err");
-  // Later entries must not be shadowed by earlier ones: the test's own
-  // entries replace the blank defaults.
+SuiteControlPlane startSuiteControlPlane(const std::vector<std::string>& env) {
+  auto cluster = plfm::testing::PgCluster::shared();
+  if (!cluster) {
+    std::fprintf(stderr, "no test cluster: %s\n", cluster.error().toString().c_str());
+    std::abort();
+  }
+  auto db = (*cluster)->createDatabase();
+  if (!db) {
+    std::fprintf(stderr, "no test database: %s\n", db.error().toString().c_str());
+    std::abort();
+  }
+  SuiteControlPlane s;
+  s.state = std::make_unique<plfm::testing::TempDir>("vt-cp");
+  s.cp = std::make_unique<ControlPlaneProcess>(
+      startControlPlane((*cluster)->conninfo(*db), *s.state, env));
+  return s;
+}
+
+namespace {
+
+// The environment vt runs with: config in `config_dir`, NO_COLOR=1, no
+// inherited VT_* settings, then the test's own entries (which win).
+std::vector<std::string> vtEnv(const std::string& config_dir, const std::vector<std::string>& env) {
   std::map<std::string, std::string> vars = {{"VT_CONFIG_DIR", config_dir},
                                              {"NO_COLOR", "1"},
                                              {"VT_URL", ""},
@@ -69,12 +88,39 @@ VtResult runVt(const std::vector<std::string>& args, const std::string& config_d
     auto eq = e.find('=');
     vars[e.substr(0, eq)] = eq == std::string::npos ? "" : e.substr(eq + 1);
   }
+  std::vector<std::string> out;
   for (const auto& [k, v] : vars) {
     std::string entry = k;
     entry += '=';
     entry += v;
-    o.env.push_back(std::move(entry));
+    out.push_back(std::move(entry));
   }
+  return out;
+}
+
+}  // namespace
+
+Result<Process> startVt(const std::vector<std::string>& args, const std::string& config_dir,
+                        const std::string& out_path, const std::string& err_path,
+                        const std::vector<std::string>& env) {
+  std::vector<std::string> argv = {PLFM_VT_BIN};
+  argv.insert(argv.end(), args.begin(), args.end());
+  SpawnOptions o;
+  o.stdout_path = out_path;
+  o.stderr_path = err_path;
+  o.env = vtEnv(config_dir, env);
+  return spawn(argv, o);
+}
+
+VtResult runVt(const std::vector<std::string>& args, const std::string& config_dir,
+               const std::vector<std::string>& env, const std::string& stdin_text) {
+  plfm::testing::TempDir io("vt-run");
+  std::vector<std::string> argv = {PLFM_VT_BIN};
+  argv.insert(argv.end(), args.begin(), args.end());
+  SpawnOptions o;
+  o.stdout_path = io.file("out");
+  o.stderr_path = io.file("err");
+  o.env = vtEnv(config_dir, env);
   (void)writeFileAtomic(io.file("in"), stdin_text);
   int in_fd = ::open(io.file("in").c_str(), O_RDONLY | O_CLOEXEC);
   o.stdin_fd = in_fd;
@@ -95,6 +141,74 @@ VtResult runVt(const std::vector<std::string>& args, const std::string& config_d
   r.out = readFile(io.file("out")).value_or("");
   r.err = readFile(io.file("err")).value_or("");
   return r;
+}
+
+namespace {
+
+// A request with a node agent's (or an enrollment) bearer token.
+auto agentRequest(const std::string& method, const std::string& url, const std::string& token,
+                  const std::string& body) {
+  http::ClientRequest req;
+  req.method = method;
+  req.url = url;
+  req.headers.set("Authorization", "Bearer " + token);
+  if (!body.empty()) req.headers.set("Content-Type", "application/json");
+  req.body = body;
+  return http::request(req);
+}
+
+}  // namespace
+
+nlohmann::json enrollAgent(const std::string& url, const std::string& enrollment_token,
+                           const std::string& hostname) {
+  const nlohmann::json facts = {{"hostname", hostname},
+                                {"cores", 8},
+                                {"memory_mb", 16384},
+                                {"disk_mb", 200000},
+                                {"labels", {{"zone", "a"}}},
+                                {"wireguard_public_key", std::string(43, 'k') + "="},
+                                {"underlay_address", "2001:db8::10"},
+                                {"runtimes", {"qemu"}}};
+  auto resp = agentRequest("POST", url + "/v1/nodes/enroll", enrollment_token, facts.dump());
+  EXPECT_TRUE(resp.has_value());
+  if (!resp) return {};
+  EXPECT_EQ(resp->status, 201) << resp->body;
+  return nlohmann::json::parse(resp->body, nullptr, false);
+}
+
+nlohmann::json nodePlan(const std::string& url, const std::string& node_id,
+                        const std::string& node_token) {
+  auto resp = agentRequest("GET", url + "/v1/nodes/" + node_id + "/plan?wait=0", node_token, "");
+  if (!resp || resp->status != 200) return nlohmann::json::object();
+  auto j = nlohmann::json::parse(resp->body, nullptr, false);
+  return j.is_discarded() ? nlohmann::json::object() : j;
+}
+
+int nodeHeartbeat(const std::string& url, const std::string& node_id,
+                  const std::string& node_token) {
+  auto resp = agentRequest("POST", url + "/v1/nodes/" + node_id + "/heartbeat", node_token, "{}");
+  return resp ? resp->status : 0;
+}
+
+int reportInstance(const std::string& url, const std::string& node_id,
+                   const std::string& node_token, const std::string& instance_id,
+                   const nlohmann::json& report) {
+  auto resp =
+      agentRequest("POST", url + "/v1/nodes/" + node_id + "/instances/" + instance_id + "/status",
+                   node_token, report.dump());
+  return resp ? resp->status : 0;
+}
+
+std::string transcriptEntry(const std::string& cmd, const std::string& out, const std::string& err,
+                            int code) {
+  std::string text = "$ " + cmd + "\n" + out;
+  for (size_t start = 0; start < err.size();) {
+    size_t end = err.find('\n', start);
+    if (end == std::string::npos) end = err.size();
+    text += "stderr| " + err.substr(start, end - start) + "\n";
+    start = end + 1;
+  }
+  return text + "[exit " + std::to_string(code) + "]\n\n";
 }
 
 void Normalizer::literal(std::string text, std::string placeholder) {
@@ -145,16 +259,8 @@ VtResult Transcript::run(const std::vector<std::string>& args, const std::string
   VtResult r = runVt(args, config_dir_, {}, stdin_text);
   std::string cmd = "vt";
   for (const auto& a : args) cmd += " " + a;
-  text_ += "$ " + norm_.apply(cmd) + "\n";
-  text_ += norm_.apply(maskTokens(r.out));
-  std::string err = norm_.apply(maskTokens(r.err));
-  for (size_t start = 0; start < err.size();) {
-    size_t end = err.find('\n', start);
-    if (end == std::string::npos) end = err.size();
-    text_ += "stderr| " + err.substr(start, end - start) + "\n";
-    start = end + 1;
-  }
-  text_ += "[exit " + std::to_string(r.code) + "]\n\n";
+  text_ += transcriptEntry(norm_.apply(cmd), norm_.apply(maskTokens(r.out)),
+                           norm_.apply(maskTokens(r.err)), r.code);
   return r;
 }
 

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <map>
+#include <nlohmann/json.hpp>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,9 +22,19 @@ struct ControlPlaneProcess {
 };
 
 // Starts `plfm-control-plane serve` against `conninfo` with its state in
-// `dir`; waits until it listens. Aborts the test binary on failure.
+// `dir`; waits until it listens. Aborts the test binary on failure. `env`
+// adds NAME=VALUE entries (e.g. PLFM_CP_SECRETS_MASTER_KEY_FILE=...).
 ControlPlaneProcess startControlPlane(const std::string& conninfo,
-                                      const plfm::testing::TempDir& dir);
+                                      const plfm::testing::TempDir& dir,
+                                      const std::vector<std::string>& env = {});
+
+// A control plane on a fresh database of the shared test cluster, its state
+// in a fresh temp dir: what a test suite's SetUpTestSuite starts.
+struct SuiteControlPlane {
+  std::unique_ptr<plfm::testing::TempDir> state;
+  std::unique_ptr<ControlPlaneProcess> cp;
+};
+SuiteControlPlane startSuiteControlPlane(const std::vector<std::string>& env = {});
 
 struct VtResult {
   int code = -1;
@@ -34,6 +46,33 @@ struct VtResult {
 // extra environment entries; stdin from `stdin_text`.
 VtResult runVt(const std::vector<std::string>& args, const std::string& config_dir,
                const std::vector<std::string>& env = {}, const std::string& stdin_text = "");
+
+// What a node agent does, over plain HTTP (no agent binary in these tests).
+// Trades an enrollment token for a node (8 cores, 16 GiB): the response's
+// node_id and token. Fails the test on error.
+nlohmann::json enrollAgent(const std::string& url, const std::string& enrollment_token,
+                           const std::string& hostname);
+// GET /v1/nodes/{id}/plan?wait=0 with the node's credential ({} on error).
+nlohmann::json nodePlan(const std::string& url, const std::string& node_id,
+                        const std::string& node_token);
+// POST /v1/nodes/{id}/heartbeat; returns the HTTP status.
+int nodeHeartbeat(const std::string& url, const std::string& node_id,
+                  const std::string& node_token);
+// POST /v1/nodes/{id}/instances/{iid}/status; returns the HTTP status.
+int reportInstance(const std::string& url, const std::string& node_id,
+                   const std::string& node_token, const std::string& instance_id,
+                   const nlohmann::json& report);
+
+// Starts vt in the background (e.g. `events tail --follow`), stdout and
+// stderr appended to the given files, with runVt's environment.
+[[nodiscard]] Result<Process> startVt(const std::vector<std::string>& args,
+                                      const std::string& config_dir, const std::string& out_path,
+                                      const std::string& err_path,
+                                      const std::vector<std::string>& env = {});
+// One transcript entry: "$ cmd", stdout, each stderr line as "stderr| ...",
+// then "[exit N]" (the texts already normalised).
+std::string transcriptEntry(const std::string& cmd, const std::string& out, const std::string& err,
+                            int code);
 
 // Replaces typed ids with <prefix_N> (numbered by first appearance across
 // calls on the same Normalizer), RFC 3339 and table times with <time>,

@@ -6,7 +6,6 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
-#include "plfm/http/http.h"
 #include "plfm/testing/pg_cluster.h"
 #include "vt_harness.h"
 
@@ -41,31 +40,6 @@ class VtNodesTest : public ::testing::Test {
 TempDir* VtNodesTest::state_ = nullptr;
 testing::ControlPlaneProcess* VtNodesTest::cp_ = nullptr;
 
-// What a node agent does first: trade the enrollment token for a node.
-nlohmann::json enrollAgent(const std::string& url, const std::string& token,
-                           const std::string& hostname) {
-  http::ClientRequest req;
-  req.method = "POST";
-  req.url = url + "/v1/nodes/enroll";
-  req.headers.set("Authorization", "Bearer " + token);
-  req.headers.set("Content-Type", "application/json");
-  req.body = nlohmann::json{
-      {"hostname", hostname},
-      {"cores", 8},
-      {"memory_mb", 16384},
-      {"disk_mb", 200000},
-      {"labels", {{"zone", "a"}}},
-      {"wireguard_public_key", std::string(43, 'k') + "="},
-      {"underlay_address", "2001:db8::10"},
-      {"runtimes",
-       {"qemu"}}}.dump();
-  auto resp = http::request(req);
-  EXPECT_TRUE(resp.has_value());
-  if (!resp) return {};
-  EXPECT_EQ(resp->status, 201) << resp->body;
-  return nlohmann::json::parse(resp->body, nullptr, false);
-}
-
 TEST_F(VtNodesTest, EnrollListGetCordonDrainMatchGoldenTranscript) {
   TempDir config("vt-config");
   testing::Normalizer norm;
@@ -87,9 +61,9 @@ TEST_F(VtNodesTest, EnrollListGetCordonDrainMatchGoldenTranscript) {
   std::smatch m;
   ASSERT_TRUE(std::regex_search(enroll.out, m, std::regex(R"(--enroll-token (vt_[a-z2-7]{52}))")))
       << enroll.out;
-  auto n1 = enrollAgent(cp_->url, m[1].str(), "n1.example");
+  auto n1 = testing::enrollAgent(cp_->url, m[1].str(), "n1.example");
   auto receipt = nlohmann::json::parse(json_enroll.out);
-  auto n2 = enrollAgent(cp_->url, receipt["result"]["token"], "n2.example");
+  auto n2 = testing::enrollAgent(cp_->url, receipt["result"]["token"], "n2.example");
   EXPECT_EQ(std::string(quiet.out.substr(0, 3)), "vt_");
   t.note("agents enrolled " + n1.value("node_id", "") + " and " + n2.value("node_id", ""));
 

@@ -3,6 +3,13 @@
 // codes) is a golden file.
 #include <gtest/gtest.h>
 
+#include <memory>
+
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "plfm/core/strings.h"
+#include "plfm/http/http.h"
 #include "plfm/testing/pg_cluster.h"
 #include "vt_harness.h"
 
@@ -11,23 +18,56 @@ namespace {
 
 using plfm::testing::TempDir;
 using testing::Transcript;
+using testing::VtResult;
 
-TEST(VtRoutesTest, AddListGetRmMatchGoldenTranscript) {
-  auto cluster = plfm::testing::PgCluster::shared();
-  ASSERT_TRUE(cluster) << cluster.error().toString();
-  auto db = (*cluster)->createDatabase();
-  ASSERT_TRUE(db) << db.error().toString();
-  TempDir state("vt-routes");
-  const auto cp = testing::startControlPlane((*cluster)->conninfo(*db), state);
-  TempDir config("vt-config");
-  testing::Normalizer norm;
-  norm.literal(cp.url, "<url>");
-  norm.literal(config.path(), "<config>");
-  Transcript t(config.path(), norm);
+const std::string kTestData = std::string(PLFM_TEST_DIR) + "/test/testdata";
 
-  ASSERT_EQ(t.run({"login", "--url", cp.url}, cp.admin_token + "\n").code, 0);
-  ASSERT_EQ(t.run({"orgs", "create", "acme", "-q"}).code, 0);
-  ASSERT_EQ(t.run({"context", "use", "--org", "acme", "-q"}).code, 0);
+// A node agent's HTTP call with its credential; the answer's JSON.
+nlohmann::json agentCall(const std::string& url, const std::string& token,
+                         const std::string& method, const std::string& path,
+                         const nlohmann::json& body) {
+  http::ClientRequest req;
+  req.method = method;
+  req.url = url + path;
+  req.headers.set("Authorization", "Bearer " + token);
+  if (!body.is_null()) {
+    req.headers.set("Content-Type", "application/json");
+    req.body = body.dump();
+  }
+  auto resp = http::request(req);
+  EXPECT_TRUE(resp.has_value()) << path;
+  if (!resp) return {};
+  EXPECT_LT(resp->status, 300) << path << ": " << resp->body;
+  return nlohmann::json::parse(resp->body, nullptr, false);
+}
+
+// A fresh control plane with an org `acme` that vt's context points at.
+class VtRoutesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto cluster = plfm::testing::PgCluster::shared();
+    ASSERT_TRUE(cluster) << cluster.error().toString();
+    auto db = (*cluster)->createDatabase();
+    ASSERT_TRUE(db) << db.error().toString();
+    cp_ = std::make_unique<testing::ControlPlaneProcess>(
+        testing::startControlPlane((*cluster)->conninfo(*db), state_));
+    norm_.literal(cp_->url, "<url>");
+    norm_.literal(config_.path(), "<config>");
+    norm_.literal(kTestData, "<testdata>");
+    ASSERT_EQ(t_.run({"login", "--url", cp_->url}, cp_->admin_token + "\n").code, 0);
+    ASSERT_EQ(t_.run({"orgs", "create", "acme", "-q"}).code, 0);
+    ASSERT_EQ(t_.run({"context", "use", "--org", "acme", "-q"}).code, 0);
+  }
+
+  TempDir state_{"vt-routes"};
+  TempDir config_{"vt-config"};
+  std::unique_ptr<testing::ControlPlaneProcess> cp_;
+  testing::Normalizer norm_;
+  Transcript t_{config_.path(), norm_};
+};
+
+TEST_F(VtRoutesTest, AddListGetRmMatchGoldenTranscript) {
+  Transcript& t = t_;
   ASSERT_EQ(t.run({"apps", "create", "shop", "-q"}).code, 0);
   ASSERT_EQ(t.run({"envs", "create", "prod", "--app", "shop", "-q"}).code, 0);
   const std::vector<std::string> scope = {"--app", "shop", "--env", "prod"};
@@ -63,6 +103,48 @@ TEST(VtRoutesTest, AddListGetRmMatchGoldenTranscript) {
   EXPECT_EQ(t.run(in({"routes", "rm", "*.example.com", "--format", "json"})).code, 0);
   EXPECT_EQ(t.run(in({"routes", "list", "--format", "table"})).code, 0);
   PLFM_EXPECT_GOLDEN("golden/routes.txt", t.text());
+}
+
+// vt deploy creates the manifest's [[services]] routes, changes nothing on a
+// second run, and updates a route whose target the manifest changes.
+TEST_F(VtRoutesTest, DeployCreatesAndUpdatesTheManifestsRoutes) {
+  Transcript& t = t_;
+  const std::string v1 = kTestData + "/shop/vt.toml";
+  const std::string v2 = kTestData + "/shop/vt-v2.toml";
+  EXPECT_EQ(t.run({"deploy", "--manifest", v1, "--detach", "--format", "table"}).code, 0);
+  EXPECT_EQ(t.run({"routes", "list", "--app", "shop", "--format", "table"}).code, 0);
+  EXPECT_EQ(t.run({"deploy", "--manifest", v1, "--detach", "--format", "table"}).code, 0);
+  EXPECT_EQ(t.run({"deploy", "--manifest", v2, "--detach", "--format", "json"}).code, 0);
+  EXPECT_EQ(t.run({"routes", "list", "--app", "shop", "--format", "table"}).code, 0);
+  // A node runs the instance and reports it healthy: the route shows its backend.
+  const VtResult enroll = t.run({"nodes", "enroll", "-q"});
+  ASSERT_EQ(enroll.code, 0) << enroll.err;
+  const std::string enroll_token(trim(enroll.out));
+  const auto node = agentCall(cp_->url, enroll_token, "POST", "/v1/nodes/enroll",
+                              {{"hostname", "n1.example"},
+                               {"cores", 4},
+                               {"memory_mb", 4096},
+                               {"disk_mb", 0},
+                               {"wireguard_public_key", std::string(43, 'k') + "="},
+                               {"underlay_address", "2001:db8::10"},
+                               {"runtimes", {"qemu"}}});
+  const std::string node_id = node.value("node_id", "");
+  const std::string node_token = node.value("token", "");
+  const auto plan = agentCall(cp_->url, node_token, "GET",
+                              "/v1/nodes/" + node_id + "/plan?after=0&wait=5", nullptr);
+  ASSERT_EQ(plan["instances"].size(), 1U) << plan.dump();
+  const std::string inst = plan["instances"][0]["instance_id"];
+  agentCall(cp_->url, node_token, "POST", "/v1/nodes/" + node_id + "/instances/" + inst + "/status",
+            {{"generation", 1}, {"seq", 1}, {"phase", "healthy"}});
+  t.note("node " + node_id + " runs " + inst + " and reports it healthy");
+  EXPECT_EQ(t.run({"routes", "get", "shop.example.com", "--app", "shop", "--format", "table"}).code,
+            0);
+  EXPECT_EQ(t.run({"routes", "get", "tcp:9000", "--app", "shop", "--format", "json"}).code, 0);
+
+  // Another env of another app cannot take a hostname the deploy routed.
+  ASSERT_EQ(t.run({"apps", "create", "rival", "-q"}).code, 0);
+  EXPECT_EQ(t.run({"deploy", "--manifest", kTestData + "/shop/rival.toml", "--detach"}).code, 4);
+  PLFM_EXPECT_GOLDEN("golden/deploy_routes.txt", t.text());
 }
 
 }  // namespace

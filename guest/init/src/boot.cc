@@ -26,6 +26,8 @@ namespace gp = guest_proto;
 
 namespace {
 
+std::string uptime() { return std::to_string(bootNs() / 1'000'000) + " ms"; }
+
 constexpr int kHelloIntervalMs = 500;
 constexpr int kProbeIntervalMs = 100;
 constexpr int kChannelOpenTimeoutMs = 10'000;
@@ -52,10 +54,7 @@ class Init {
 
   // HELLO until CONFIG (host-channel.md §Handshake).
   gp::Config awaitConfig() {
-    utsname uts{};
-    ::uname(&uts);
-    gp::Hello hello{gp::kProtocolVersion, std::string(kInitVersion), uts.release, bootNs()};
-    auto hello_frame = gp::encode(hello);
+    auto hello_frame = helloFrame();
     uint64_t next_hello = 0;
     while (!config_) {
       const uint64_t now = monotonicMs();
@@ -68,6 +67,14 @@ class Init {
       step(static_cast<int>(next_hello - now));
     }
     return std::move(*config_);
+  }
+
+  gp::Result<std::string> helloFrame() {
+    utsname uts{};
+    ::uname(&uts);
+    if (hello_boot_ns_ == 0) hello_boot_ns_ = bootNs();
+    return gp::encode(
+        gp::Hello{gp::kProtocolVersion, std::string(kInitVersion), uts.release, hello_boot_ns_});
   }
 
   // Everything between CONFIG and READY; a failure ends the VM.
@@ -103,8 +110,9 @@ class Init {
     env_.clear();
     if (!spawned) fatal(spawned.error().message, spawned.error().exit_code);
     workload_ = *spawned;
-    logLine("workload started, pid " + std::to_string(workload_.pid));
-    channel_.send(gp::encode(gp::Ready{static_cast<uint32_t>(workload_.pid), bootNs()}));
+    logLine("workload started, pid " + std::to_string(workload_.pid) + ", at " + uptime());
+    ready_boot_ns_ = bootNs();
+    channel_.send(gp::encode(gp::Ready{static_cast<uint32_t>(workload_.pid), ready_boot_ns_}));
   }
 
   // Until the workload is gone; then EXIT and power off.
@@ -212,7 +220,7 @@ class Init {
         return;
       }
       auto frame = gp::encode(gp::Log{source, realtimeNs(), buf.substr(0, static_cast<size_t>(n))});
-      if (frame) channel_.send(std::move(*frame), /*droppable=*/true);
+      if (frame) channel_.send(*frame, /*droppable=*/true);
     }
   }
 
@@ -257,6 +265,19 @@ class Init {
         beginShutdown(s ? s->grace_ms : 0);
         return;
       }
+      case gp::FrameType::kStatus:
+        // An agent that restarted and reattached asks where we are
+        // (host-channel.md §Reattaching). A virtio-serial reconnect is not
+        // visible to the guest when it is quick, so the host must ask.
+        if (exit_) {
+          channel_.send(gp::encode(*exit_));
+        } else if (workload_.pid > 0) {
+          channel_.send(
+              gp::encode(gp::Ready{static_cast<uint32_t>(workload_.pid), ready_boot_ns_}));
+        } else if (auto hello = helloFrame(); hello) {
+          channel_.send(*hello);
+        }
+        return;
       case gp::FrameType::kPing: {
         auto p = gp::decodePing(f.payload);
         if (p) channel_.send(gp::encodePong(*p));
@@ -291,6 +312,8 @@ class Init {
   bool shutting_down_ = false;
   uint32_t grace_ms_ = gp::kDefaultShutdownGraceMs;
   uint64_t kill_at_ = 0;
+  uint64_t ready_boot_ns_ = 0;
+  uint64_t hello_boot_ns_ = 0;
 };
 
 // Before the channel exists, a failure can only go to the console.
@@ -302,6 +325,7 @@ class Init {
 }  // namespace
 
 void runInit() {
+  logLine("started at uptime " + uptime());
   // Ctrl-alt-del becomes SIGINT to PID 1 instead of an immediate reboot.
   ::reboot(RB_DISABLE_CAD);
   const sigset_t handled = handledSignals();
@@ -309,21 +333,26 @@ void runInit() {
   const int signal_fd = ::signalfd(-1, &handled, SFD_NONBLOCK | SFD_CLOEXEC);
   if (signal_fd < 0) earlyFatal(errnoText("signalfd", errno));
 
-  auto order = readFile(std::string(kModulesOrderFile));
-  if (order) {
+  ModuleSets modules;
+  if (auto order = readFile(std::string(kModulesOrderFile)); order) {
     auto files = parseModuleOrder(*order);
     if (!files) earlyFatal(files.error());
-    auto loaded = loadModules(std::string(kModulesDir), *files);
+    modules = splitModules(*files);
+    auto loaded = loadModules(std::string(kModulesDir), modules.boot);
     if (!loaded) earlyFatal(loaded.error());
   }
   auto mounted = runMounts(earlyMounts());
   if (!mounted) earlyFatal(mounted.error());
 
-  auto channel = Channel::open(kChannelOpenTimeoutMs);
+  logLine("modules loaded and early mounts done at " + uptime());
+  auto channel = Channel::open(kChannelOpenTimeoutMs, [&] {
+    auto loaded = loadModules(std::string(kModulesDir), modules.vsock);
+    if (!loaded) logLine(loaded.error());
+  });
   if (!channel) earlyFatal(channel.error());
   Init init(std::move(*channel), signal_fd);
   const gp::Config config = init.awaitConfig();
-  logLine("CONFIG received" +
+  logLine("CONFIG received at " + uptime() +
           (config.instance_id.empty() ? std::string() : " for " + config.instance_id));
   init.prepare(config);
   init.start(config);

@@ -54,15 +54,26 @@ int vsockListen() {
 
 }  // namespace
 
-Result<Channel> Channel::open(int timeout_ms) {
+Result<Channel> Channel::open(int timeout_ms, const std::function<void()>& load_vsock) {
   const uint64_t deadline = monotonicMs() + static_cast<uint64_t>(timeout_ms);
+  bool vsock_loaded = false;
   while (true) {
     const std::string port = findVirtioPort();
     if (!port.empty() && waitForPath(port, 1000)) {
       const int fd = ::open(port.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
       if (fd < 0) return fail(errnoText("open " + port, errno));
       logLine("host channel: " + port);
-      return Channel(fd, -1);
+      Channel channel(fd, -1);
+      // virtio-serial reports POLLHUP while no host is connected.
+      pollfd p{fd, POLLIN, 0};
+      channel.connected_ = ::poll(&p, 1, 0) >= 0 && (p.revents & POLLHUP) == 0;
+      return channel;
+    }
+    if (!vsock_loaded) {
+      // virtio_console probes while its module loads, so a port that is not
+      // there now belongs to a VMM without one (Firecracker).
+      vsock_loaded = true;
+      load_vsock();
     }
     if (::access("/dev/vsock", F_OK) == 0) {
       const int listen_fd = vsockListen();
@@ -85,6 +96,7 @@ Channel::Channel(Channel&& other) noexcept
       decoder_(std::move(other.decoder_)),
       out_(std::move(other.out_)),
       out_offset_(other.out_offset_),
+      queued_bytes_(other.queued_bytes_),
       dropped_bytes_(other.dropped_bytes_) {}
 
 Channel::~Channel() {
@@ -102,23 +114,20 @@ short Channel::pollEvents() const {
   return static_cast<short>(POLLIN | (idle() ? 0 : POLLOUT));
 }
 
-void Channel::send(std::string frame, bool droppable) {
-  const size_t queued = out_.size() - out_offset_;
-  if (droppable && queued + frame.size() > kMaxQueuedBytes) {
+void Channel::send(const std::string& frame, bool droppable) {
+  if (droppable && queued_bytes_ + frame.size() > kMaxQueuedBytes) {
     dropped_bytes_ += frame.size();
     return;
   }
-  if (out_offset_ > 0 && out_offset_ == out_.size()) {
-    out_.clear();
-    out_offset_ = 0;
-  }
-  out_ += frame;
+  out_.push_back(frame);
+  queued_bytes_ += frame.size();
   if (connected_) flushSome();
 }
 
 void Channel::flushSome() {
   while (connected_ && !idle()) {
-    const ssize_t n = ::write(fd_, out_.data() + out_offset_, out_.size() - out_offset_);
+    const std::string& front = out_.front();
+    const ssize_t n = ::write(fd_, front.data() + out_offset_, front.size() - out_offset_);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       // EAGAIN: the host reads slower than we write; poll for POLLOUT.
@@ -126,30 +135,39 @@ void Channel::flushSome() {
       return;
     }
     out_offset_ += static_cast<size_t>(n);
-  }
-  if (idle()) {
-    out_.clear();
-    out_offset_ = 0;
+    if (out_offset_ == front.size()) {
+      queued_bytes_ -= front.size();
+      out_.pop_front();
+      out_offset_ = 0;
+    }
   }
 }
 
 void Channel::disconnect() {
+  if (connected_) logLine("host channel: no host connected");
   connected_ = false;
   if (listen_fd_ >= 0 && fd_ >= 0) {
     ::close(fd_);
     fd_ = -1;
   }
-  // A reconnecting host starts a fresh stream.
+  // A reconnecting host starts a fresh stream, in both directions.
   decoder_ = gp::Decoder();
+  if (out_offset_ > 0) {
+    queued_bytes_ -= out_.front().size();
+    out_.pop_front();
+    out_offset_ = 0;
+  }
+}
+
+void Channel::markConnected() {
+  connected_ = true;
+  flushSome();
 }
 
 void Channel::probe() {
   if (connected_ || listen_fd_ >= 0 || fd_ < 0) return;
   pollfd p{fd_, POLLIN, 0};
-  if (::poll(&p, 1, 0) >= 0 && (p.revents & POLLHUP) == 0) {
-    connected_ = true;
-    flushSome();
-  }
+  if (::poll(&p, 1, 0) >= 0 && (p.revents & POLLHUP) == 0) markConnected();
 }
 
 Result<void> Channel::onEvents(short revents, std::vector<gp::Frame>& frames) {
@@ -158,8 +176,7 @@ Result<void> Channel::onEvents(short revents, std::vector<gp::Frame>& frames) {
       const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd >= 0) {
         fd_ = fd;
-        connected_ = true;
-        flushSome();
+        markConnected();
       }
     }
     return {};

@@ -6,7 +6,10 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "plan.h"
@@ -16,8 +19,14 @@ namespace plfm::init {
 
 class Channel {
  public:
-  // Finds the transport, waiting up to `timeout_ms` for the device.
-  [[nodiscard]] static Result<Channel> open(int timeout_ms);
+  // Finds the transport, waiting up to `timeout_ms` for the device. When
+  // no virtio port is there at first, `load_vsock` runs once (it loads the
+  // vsock modules) before vsock is tried.
+  [[nodiscard]] static Result<Channel> open(int timeout_ms,
+                                            const std::function<void()>& load_vsock);
+
+  // Adopts a connected, nonblocking stream fd (tests use a socketpair).
+  [[nodiscard]] static Channel fromFd(int fd) { return Channel(fd, -1); }
 
   Channel(Channel&& other) noexcept;
   Channel& operator=(Channel&&) = delete;
@@ -32,8 +41,8 @@ class Channel {
 
   // Queues a frame; a droppable one is dropped when kMaxQueuedBytes are
   // already waiting.
-  void send(std::string frame, bool droppable = false);
-  [[nodiscard]] bool idle() const { return out_.size() == out_offset_; }
+  void send(const std::string& frame, bool droppable = false);
+  [[nodiscard]] bool idle() const { return out_.empty(); }
 
   // Call when poll reports events on pollFd(): writes what it can, reads
   // and decodes what is there into `frames`. An error means framing is lost.
@@ -58,8 +67,14 @@ class Channel {
   int listen_fd_ = -1;  // vsock only
   bool connected_ = true;
   guest_proto::Decoder decoder_;
-  std::string out_;
+  void markConnected();
+
+  // Whole frames; out_offset_ bytes of the first are written. On a
+  // disconnect a half-written frame is dropped, so that a reconnecting host
+  // starts at a frame boundary.
+  std::deque<std::string> out_;
   size_t out_offset_ = 0;
+  size_t queued_bytes_ = 0;
   uint64_t dropped_bytes_ = 0;
 };
 

@@ -14,8 +14,7 @@
 
 #include "sys.h"
 
-// The kernel's NLMSG_*/RTA_* macros are C casts; they are the documented
-// way to walk netlink messages, so allow them here rather than re-derive them.
+// The kernel's NLMSG_*/RTA_* size macros are written with C casts.
 #pragma GCC diagnostic ignored "-Wold-style-cast"
 
 namespace plfm::init {
@@ -35,25 +34,29 @@ class Request {
   T* body() {
     auto* h = header();
     h->nlmsg_len = NLMSG_LENGTH(sizeof(T));
-    return reinterpret_cast<T*>(NLMSG_DATA(h));
+    return static_cast<T*>(NLMSG_DATA(h));
   }
   void attr(uint16_t type, const void* data, size_t len) {
     auto* h = header();
     const size_t at = NLMSG_ALIGN(h->nlmsg_len);
-    auto* rta = reinterpret_cast<rtattr*>(buf_ + at);
-    rta->rta_type = type;
-    rta->rta_len = static_cast<uint16_t>(RTA_LENGTH(len));
-    std::memcpy(RTA_DATA(rta), data, len);
-    h->nlmsg_len = static_cast<uint32_t>(at + RTA_ALIGN(rta->rta_len));
+    rtattr rta{};
+    rta.rta_type = type;
+    rta.rta_len = static_cast<uint16_t>(RTA_LENGTH(len));
+    // memcpy rather than an rtattr* into the byte buffer: no aliasing or
+    // alignment questions.
+    char* bytes = reinterpret_cast<char*>(buf_);
+    std::memcpy(bytes + at, &rta, sizeof rta);
+    std::memcpy(bytes + at + RTA_LENGTH(0), data, len);
+    h->nlmsg_len = static_cast<uint32_t>(at + RTA_ALIGN(rta.rta_len));
   }
   template <class T>
   void attr(uint16_t type, const T& value) {
     attr(type, &value, sizeof value);
   }
-  nlmsghdr* header() { return reinterpret_cast<nlmsghdr*>(buf_); }
+  nlmsghdr* header() { return buf_; }
 
  private:
-  alignas(nlmsghdr) char buf_[512] = {};
+  nlmsghdr buf_[512 / sizeof(nlmsghdr)] = {};
 };
 
 class Netlink {
@@ -75,18 +78,27 @@ class Netlink {
         0) {
       return fail(errnoText(what, errno));
     }
-    alignas(nlmsghdr) char buf[4096];
+    char buf[4096];
     while (true) {
       const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return fail(errnoText(what, errno));
-      auto len = static_cast<unsigned>(n);
-      for (auto* r = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(r, len); r = NLMSG_NEXT(r, len)) {
-        if (r->nlmsg_seq != seq_ || r->nlmsg_type != NLMSG_ERROR) continue;
-        const auto* e = reinterpret_cast<const nlmsgerr*>(NLMSG_DATA(r));
-        // EEXIST: already configured (a re-run), which is what we wanted.
-        if (e->error == 0 || e->error == -EEXIST) return {};
-        return fail(errnoText(what, -e->error));
+      // Headers are copied out rather than cast in place: the buffer is
+      // bytes, and the kernel aligns messages to 4 only.
+      const auto len = static_cast<size_t>(n);
+      for (size_t at = 0; at + sizeof(nlmsghdr) <= len;) {
+        nlmsghdr r{};
+        std::memcpy(&r, buf + at, sizeof r);
+        if (r.nlmsg_len < sizeof r || r.nlmsg_len > len - at) break;
+        if (r.nlmsg_seq == seq_ && r.nlmsg_type == NLMSG_ERROR &&
+            r.nlmsg_len >= NLMSG_LENGTH(sizeof(nlmsgerr))) {
+          nlmsgerr e{};
+          std::memcpy(&e, buf + at + NLMSG_HDRLEN, sizeof e);
+          // EEXIST: already configured (a re-run), which is what we wanted.
+          if (e.error == 0 || e.error == -EEXIST) return {};
+          return fail(errnoText(what, -e.error));
+        }
+        at += NLMSG_ALIGN(r.nlmsg_len);
       }
     }
   }

@@ -30,6 +30,15 @@ Result<std::vector<std::string>> parseModuleOrder(std::string_view text) {
   return out;
 }
 
+ModuleSets splitModules(const std::vector<std::string>& files) {
+  ModuleSets sets;
+  for (const std::string& f : files) {
+    const bool vsock = f.rfind("vsock", 0) == 0 || f.rfind("vmw_vsock", 0) == 0;
+    (vsock ? sets.vsock : sets.boot).push_back(f);
+  }
+  return sets;
+}
+
 namespace {
 MountStep mountStep(std::string source, std::string target, std::string fstype,
                     unsigned long flags,  // NOLINT(google-runtime-int)

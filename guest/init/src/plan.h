@@ -42,6 +42,15 @@ inline constexpr std::string_view kDefaultPath =
 // #-comments are skipped; a name with a '/' or not ending in .ko is refused.
 [[nodiscard]] Result<std::vector<std::string>> parseModuleOrder(std::string_view text);
 
+// The module files split by when they load: `boot` at once; `vsock` (the
+// Firecracker transport: vsock*, vmw_vsock*) only when no virtio-serial
+// port shows up, which saves their load time on every QEMU boot.
+struct ModuleSets {
+  std::vector<std::string> boot;
+  std::vector<std::string> vsock;
+};
+[[nodiscard]] ModuleSets splitModules(const std::vector<std::string>& files);
+
 struct MountStep {
   enum class Kind { kMount, kMove };
   Kind kind = Kind::kMount;

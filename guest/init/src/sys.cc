@@ -5,12 +5,12 @@
 #include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <ctime>
 
 #include "plfm/secrets/format.h"
 
@@ -65,7 +65,7 @@ Result<void> writeFileAtomic(const std::string& path, std::string_view content, 
   ::unlink(tmp.c_str());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) return fail(errnoText("create " + tmp, errno));
-  auto bail = [&](std::string what) {
+  auto bail = [&](const std::string& what) {
     const int err = errno;
     ::close(fd);
     ::unlink(tmp.c_str());
@@ -88,7 +88,9 @@ Result<void> writeFileAtomic(const std::string& path, std::string_view content, 
 
 Result<void> loadModules(const std::string& dir, const std::vector<std::string>& files) {
   for (const std::string& file : files) {
-    const std::string path = dir + "/" + file;
+    std::string path = dir;
+    path += '/';
+    path += file;
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return fail(errnoText("open module " + path, errno));
     const long rc = ::syscall(SYS_finit_module, fd, "", 0);  // NOLINT(google-runtime-int)

@@ -31,9 +31,18 @@ TEST(ModuleOrderTest, RefusesPathsAndNonModules) {
   EXPECT_TRUE(parseModuleOrder("").value().empty());
 }
 
+TEST(ModuleOrderTest, VsockModulesWaitForTheTransport) {
+  const auto sets = splitModules({"virtio_ring.ko", "vsock.ko", "virtio.ko",
+                                  "vmw_vsock_virtio_transport_common.ko", "overlay.ko"});
+  EXPECT_EQ(sets.boot, (std::vector<std::string>{"virtio_ring.ko", "virtio.ko", "overlay.ko"}));
+  EXPECT_EQ(sets.vsock,
+            (std::vector<std::string>{"vsock.ko", "vmw_vsock_virtio_transport_common.ko"}));
+}
+
 TEST(MountPlanTest, EarlyMounts) {
   const auto early = earlyMounts();
   std::vector<std::string> targets;
+  targets.reserve(early.size());
   for (const auto& m : early) targets.push_back(m.target);
   EXPECT_EQ(targets, (std::vector<std::string>{"/proc", "/sys", "/dev", "/run", "/tmp"}));
   EXPECT_EQ(early[3].fstype, "tmpfs");  // /run: the secrets file never hits a disk

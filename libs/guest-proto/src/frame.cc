@@ -60,6 +60,7 @@ const TypeInfo* typeInfo(uint8_t type) {
   static constexpr TypeInfo kPing{"PING", StreamRule::kControl, kPingBytes};
   static constexpr TypeInfo kPong{"PONG", StreamRule::kControl, kPingBytes};
   static constexpr TypeInfo kError{"ERROR", StreamRule::kControl, kMaxErrorBytes};
+  static constexpr TypeInfo kStatus{"STATUS", StreamRule::kControl, 0};
   // Exec frames carry terminal data; their payload layouts come with exec.
   static constexpr size_t kExecMax = size_t{64} * 1024;
   static constexpr TypeInfo kExecOpen{"EXEC_OPEN", StreamRule::kExec, kExecMax};
@@ -87,6 +88,8 @@ const TypeInfo* typeInfo(uint8_t type) {
       return &kPong;
     case FrameType::kError:
       return &kError;
+    case FrameType::kStatus:
+      return &kStatus;
     case FrameType::kExecOpen:
       return &kExecOpen;
     case FrameType::kExecData:

@@ -319,9 +319,12 @@ Result<Config> decodeConfig(std::string_view payload) {
       }
       seen |= bit;
     }
+// `var` names a declaration, so it cannot be parenthesized.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define PLFM_GP_GET(var, expr) \
   auto var = (expr);           \
   if (!(var)) return tl::unexpected(std::move(var).error())
+    // NOLINTEND(bugprone-macro-parentheses)
     switch (t) {
       case ConfigTag::kInstanceId:
         c.instance_id.assign(f.value);
@@ -527,6 +530,8 @@ Result<Shutdown> decodeShutdown(std::string_view payload) {
   if (payload.size() != kShutdownBytes) return makeError(ErrorCode::kMalformed, "SHUTDOWN size");
   return Shutdown{getU32(payload, 0)};
 }
+
+std::string encodeStatus() { return fixedFrame(FrameType::kStatus, {}); }
 
 std::string encodePing(const Ping& ping) {
   std::string p;

@@ -58,6 +58,17 @@ TEST(FrameTest, DecodesSeveralFramesFromOneRead) {
   EXPECT_EQ(decoder.buffered(), 5u);
 }
 
+TEST(FrameTest, StatusHasNoPayload) {
+  Decoder decoder;
+  decoder.feed(encodeStatus());
+  auto frame = decoder.next();
+  ASSERT_TRUE(frame && *frame);
+  EXPECT_EQ((*frame)->type, FrameType::kStatus);
+  Decoder with_payload;
+  with_payload.feed(header(0x0a, 0, 0, 1) + "x");
+  EXPECT_EQ(with_payload.next().error().code, ErrorCode::kOversized);
+}
+
 TEST(FrameTest, EmptyPayloadFrame) {
   Decoder decoder;
   decoder.feed(*encode(BootError{""}));

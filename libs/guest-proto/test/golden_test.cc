@@ -55,6 +55,7 @@ std::map<std::string, std::string> goldenFrames() {
       {"ping", encodePing(Ping{0x0102030405060708})},
       {"pong", encodePong(Ping{0x0102030405060708})},
       {"error", *encode(BootError{"mount /dev/vda: No such device"})},
+      {"status", encodeStatus()},
   };
 }
 
@@ -99,6 +100,9 @@ void writeFile(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
 }
 
+std::string vectorPath(const std::string& name) { return kDir + "/vectors/" + name + ".hex"; }
+std::string corpusPath(const std::string& name) { return kDir + "/corpus/" + name; }
+
 bool updating() { return std::getenv("PLFM_UPDATE_GOLDEN") != nullptr; }
 
 TEST(GoldenTest, FramesMatchVectors) {
@@ -106,10 +110,10 @@ TEST(GoldenTest, FramesMatchVectors) {
   std::string all;
   for (const auto& [name, bytes] : frames) {
     all += bytes;
-    const std::string path = kDir + "/vectors/" + name + ".hex";
+    const std::string path = vectorPath(name);
     if (updating()) {
       writeFile(path, toHex(bytes));
-      writeFile(kDir + "/corpus/" + name, bytes);
+      writeFile(corpusPath(name), bytes);
     }
     EXPECT_EQ(readFile(path), toHex(bytes)) << name;
   }
@@ -125,7 +129,7 @@ TEST(GoldenTest, FramesMatchVectors) {
 TEST(GoldenTest, VectorsDecodeToTheirMessages) {
   Decoder decoder;
   for (const auto& [name, bytes] : goldenFrames()) {
-    decoder.feed(fromHex(readFile(kDir + "/vectors/" + name + ".hex")));
+    decoder.feed(fromHex(readFile(vectorPath(name))));
   }
   std::map<FrameType, int> seen;
   while (true) {

@@ -84,7 +84,7 @@ TEST(MessagesTest, NetworkDefaultsToLinkLocalGateway) {
 }
 
 TEST(MessagesTest, ConfigValidation) {
-  auto expectInvalid = [](Config c, ErrorCode code) {
+  auto expectInvalid = [](const Config& c, ErrorCode code) {
     auto r = encode(c);
     ASSERT_FALSE(r.has_value());
     EXPECT_EQ(r.error().code, code) << r.error().toString();

@@ -27,7 +27,8 @@ void Agents::report(Input& in) const {
       continue;
     }
     if (i.phase == Phase::kAllocated || i.phase == Phase::kBooting || i.phase == Phase::kRunning) {
-      if (crashing_releases.count(i.release_id) != 0) {
+      if (crashing_releases.count(i.release_id) != 0 ||
+          (!i.secrets_version.empty() && crashing_secrets.count(i.secrets_version) != 0)) {
         i.phase = Phase::kExited;
         i.exit_code = 1;
       } else {

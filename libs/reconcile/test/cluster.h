@@ -34,6 +34,7 @@ class Counter {
 // active node.
 struct Agents {
   std::set<std::string> crashing_releases;  // their instances exit with code 1
+  std::set<std::string> crashing_secrets;   // so do those run with these secrets versions
   std::set<std::string> silent_processes;   // report nothing (still booting)
   bool remove_stopped = true;               // drop stopped instances from the Input
 

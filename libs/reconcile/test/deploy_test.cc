@@ -70,6 +70,45 @@ TEST(DeployStrategyTest, RollingStepByStep) {
   EXPECT_EQ(nodes, (std::vector<std::string>{"node-a", "node-b", "node-c"}));
 }
 
+// A deploy of the same release with a new secrets version (a secrets change)
+// rolls every instance, exactly like a new release would.
+TEST(DeployStrategyTest, ANewSecretsVersionRollsTheSameRelease) {
+  Cluster c = servingRel1();
+  c.startDeploy("env-1", "dep-2", "rel-1", Strategy{StrategyKind::kRolling, 1, 0});
+  c.groupRef("env-1", "web").target.secrets_version = "sv-2";
+  run(c, [](const Cluster& w) {
+    EXPECT_GE(w.healthy("env-1", "web"), 3);
+    EXPECT_LE(notStopped(w), 4);
+  });
+  const auto live = c.live("env-1", "web");
+  ASSERT_EQ(live.size(), 3U);
+  for (const Instance* i : live) {
+    EXPECT_EQ(i->secrets_version, "sv-2") << i->id;
+    EXPECT_EQ(i->release_id, "rel-1");
+    EXPECT_NE(i->id.rfind("i-", 0), 0U) << "an instance of the old secrets version survived";
+  }
+  EXPECT_EQ(c.deployRef("dep-2").status, DeployStatus::kSucceeded);
+}
+
+// A secrets change that makes the workload crash fails its deploy, and the
+// env goes back to its last good revision: the same release with the old
+// secrets version.
+TEST(DeployStrategyTest, AFailedSecretsChangeFallsBackToTheOldSecretsVersion) {
+  Cluster c = servingRel1();
+  c.groupRef("env-1", "web").target.secrets_version = "sv-1";
+  for (int i = 1; i <= 3; ++i) c.instanceRef("i-" + std::to_string(i)).secrets_version = "sv-1";
+  c.startDeploy("env-1", "dep-2", "rel-1", Strategy{StrategyKind::kRolling, 1, 0});
+  ASSERT_EQ(c.groupRef("env-1", "web").stable.secrets_version, "sv-1");
+  c.groupRef("env-1", "web").target.secrets_version = "sv-2";
+  c.agents.crashing_secrets = {"sv-2"};
+  c.settle();
+  EXPECT_EQ(c.deployRef("dep-2").status, DeployStatus::kFailed);
+  const auto live = c.live("env-1", "web");
+  ASSERT_EQ(live.size(), 3U);
+  for (const Instance* i : live) EXPECT_EQ(i->secrets_version, "sv-1") << i->id;
+  EXPECT_EQ(c.healthy("env-1", "web"), 3);
+}
+
 TEST(DeployStrategyTest, RollingWithMaxUnavailableAndNoSurge) {
   Cluster c = servingRel1(4);
   c.startDeploy("env-1", "dep-2", "rel-2", Strategy{StrategyKind::kRolling, 0, 2});

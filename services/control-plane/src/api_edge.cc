@@ -4,6 +4,14 @@
 #include "edge_feed.h"
 
 namespace plfm::cp {
+namespace {
+
+// An edge token as admins see it: never the token, never its hash.
+const std::string kEdgeTokenColumns = "token_id AS id, subject_id AS name, " + ts("created_at") +
+                                      " AS created_at, " + ts("expires_at") + " AS expires_at, " +
+                                      ts("revoked_at") + " AS revoked_at";
+
+}  // namespace
 
 void Api::registerEdgeRoutes(http::Router& r) {
   route(r, "POST", "/v1/edge/tokens", Access::kAdmin, [this](Ctx& ctx) -> Result<http::Response> {
@@ -29,6 +37,43 @@ void Api::registerEdgeRoutes(http::Router& r) {
                            {std::move(created.second)});
     });
   });
+
+  route(r, "GET", "/v1/edge/tokens", Access::kAdmin, [](Ctx& ctx) -> Result<http::Response> {
+    PLFM_ASSIGN_OR_RETURN(auto page, parsePage(ctx.req, "tok"));
+    return listChildren(ctx, kEdgeTokenColumns, "api_tokens", "token_id", "kind", "edge", page);
+  });
+
+  route(r, "DELETE", "/v1/edge/tokens/{token_id}", Access::kAdmin,
+        [this](Ctx& ctx) -> Result<http::Response> {
+          PLFM_ASSIGN_OR_RETURN(auto token, pathId<TokenId>(ctx.req, "token_id"));
+          return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
+            // Revokes once; revoking a revoked token again answers the same.
+            PLFM_ASSIGN_OR_RETURN(
+                auto revoked,
+                tx.exec("UPDATE api_tokens SET revoked_at = $2 WHERE token_id = $1 AND kind = "
+                        "'edge' AND revoked_at IS NULL RETURNING subject_id",
+                        {token.str(), toRfc3339(deps_.clock.now())}));
+            PLFM_ASSIGN_OR_RETURN(auto rs, tx.exec("SELECT " + kEdgeTokenColumns +
+                                                       " FROM api_tokens WHERE token_id = $1 AND "
+                                                       "kind = 'edge'",
+                                                   {token.str()}));
+            if (rs.rows() != 1) {
+              return Error(plfm::errc::kNotFound, "edge token " + token.str() + " not found")
+                  .with("token_id", token.str());
+            }
+            Mutation m;
+            m.status = 200;
+            m.body = rowToJson(rs, 0);
+            if (revoked.rows() == 1) {
+              PLFM_ASSIGN_OR_RETURN(int next, nextAggregateSeq(tx, token.str()));
+              m.events = {NewEvent{"token", token.str(), next, "token.revoked", 1, "",
+                                   json::dump({{"token_id", token.str()},
+                                               {"kind", "edge"},
+                                               {"subject_id", std::string(revoked.text(0, 0))}})}};
+            }
+            return m;
+          });
+        });
 
   route(r, "GET", "/v1/edge/config", Access::kEdge, [this](Ctx& ctx) -> Result<http::Response> {
     if (!ctx.req.queryParam("after")) {

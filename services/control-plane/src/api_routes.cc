@@ -3,6 +3,7 @@
 // lives in an env; its (listener port, normalized hostname) is unique across
 // every org, claimed in route_claims inside the command transaction.
 #include "api.h"
+#include "edge_feed.h"
 #include "plfm/net/hostname.h"
 
 namespace plfm::cp {
@@ -14,6 +15,10 @@ const std::string kRouteColumns =
     "route_id AS id, org_id, app_id, env_id, hostname, listener_port, protocol, process_type, "
     "backend_port, proxy_protocol, " +
     ts("created_at") + " AS created_at, " + ts("updated_at") + " AS updated_at";
+
+// The port TLS routes share by default; a tcp route (which owns its port)
+// may not take it.
+constexpr int64_t kTlsPort = 443;
 
 // Any constant: the first key of the per-port advisory lock of route claims.
 constexpr int kRoutePortLock = 0x726f7574;
@@ -85,6 +90,11 @@ Result<CreateRoute> parseCreate(const http::Request& req) {
   }
   PLFM_ASSIGN_OR_RETURN(auto port, optionalPort(body, "listener_port"));
   if (port) c.listener_port = *port;
+  if (c.protocol == "tcp" && c.listener_port == kTlsPort) {
+    return invalid("listener_port",
+                   "must not be 443 for a tcp route: it would own the port every org's TLS "
+                   "routes share; pick a port of its own");
+  }
   PLFM_ASSIGN_OR_RETURN(auto process, optionalProcess(body));
   if (!process) return invalid("process_type", "is required (the process that serves the route)");
   c.target.process_type = *process;
@@ -147,6 +157,13 @@ void Api::registerRouteRoutes(http::Router& r) {
         [this](Ctx& ctx) -> Result<http::Response> {
           PLFM_ASSIGN_OR_RETURN(auto env, pathId<EnvId>(ctx.req, "env_id"));
           PLFM_ASSIGN_OR_RETURN(CreateRoute c, parseCreate(ctx.req));
+          // A port's default route takes the unmatched connections of every org.
+          if (c.hostname == "*" && !ctx.who.is_admin) {
+            return Error(plfm::errc::kPermissionDenied,
+                         "only platform admins may route '*' (a port's default route takes every "
+                         "connection no other route matches, for every org)")
+                .with("field", "hostname");
+          }
           PLFM_ASSIGN_OR_RETURN(auto e, visibleEnv(ctx, env));
           const std::string org = e["org_id"];
           const std::string app = e["app_id"];
@@ -186,6 +203,14 @@ void Api::registerRouteRoutes(http::Router& r) {
     PLFM_ASSIGN_OR_RETURN(auto j, visibleRoute(ctx, route));
     return jsonResponse(200, j);
   });
+
+  route(r, "GET", "/v1/routes/{route_id}/backends", Access::kUser,
+        [](Ctx& ctx) -> Result<http::Response> {
+          PLFM_ASSIGN_OR_RETURN(auto route, pathId<RouteId>(ctx.req, "route_id"));
+          PLFM_TRY(visibleRoute(ctx, route));
+          PLFM_ASSIGN_OR_RETURN(auto backends, routeBackends(ctx.db(), route.str()));
+          return jsonResponse(200, backends);
+        });
 
   route(r, "PUT", "/v1/routes/{route_id}", Access::kUser,
         [this](Ctx& ctx) -> Result<http::Response> {

@@ -181,7 +181,7 @@ Error secretsDisabled() {
 Result<Mutation> secretsChange(ApiDeps& deps_, pg::Transaction& tx, Ctx& ctx, const Change& change,
                                const std::string& env, const std::string& org,
                                const std::string& app) {
-  PLFM_ASSIGN_OR_RETURN(auto head, secretstore::lockHead(tx, env));
+  PLFM_ASSIGN_OR_RETURN(auto head, secretstore::lockHead(tx, env, org));
   sf::SecretMap values;
   if (head) {
     PLFM_ASSIGN_OR_RETURN(values,
@@ -194,8 +194,9 @@ Result<Mutation> secretsChange(ApiDeps& deps_, pg::Transaction& tx, Ctx& ctx, co
   for (const auto& key : change.unset) {
     auto it = values.find(key);
     if (it == values.end()) {
-      return Error(plfm::errc::kNotFound, "secret " + key + " is not set in env " + env)
-          .with("field", "keys");
+      std::string msg = "secret ";
+      msg.append(key).append(" is not set in env ").append(env);
+      return Error(plfm::errc::kNotFound, msg).with("field", "keys");
     }
     sf::wipe(it->second);
     values.erase(it);
@@ -306,6 +307,9 @@ Result<http::Response> fetchSecrets(Api& api, Ctx& ctx, const std::string& node,
     sf::wipe(file);
     return resp;
   }
+  deps_.metrics
+      .counter("plfm_secrets_fetches_total", "Secrets files served to nodes (each one audited).")
+      .inc();
   // The audit event is committed; the material is the answer.
   http::Response out;
   out.status = 200;
@@ -353,6 +357,11 @@ void Api::registerSecretRoutes(http::Router& r) {
             fingerprint);
       }();
       sf::wipe(ctx.req.body);
+      if (result && result->status == 201 && !result->headers.get("Idempotent-Replayed")) {
+        deps_.metrics
+            .counter("plfm_secrets_versions_total", "Secrets versions created, by operation.")
+            .inc({{"operation", std::string(opName(op))}});
+      }
       return result;
     };
   };
@@ -396,7 +405,14 @@ void Api::registerSecretRoutes(http::Router& r) {
           PLFM_ASSIGN_OR_RETURN(auto node, pathId<NodeId>(ctx.req, "node_id"));
           PLFM_ASSIGN_OR_RETURN(auto inst, pathId<InstanceId>(ctx.req, "instance_id"));
           std::optional<std::string> expected;
-          if (auto v = ctx.req.queryParam("version")) expected = std::string(*v);
+          if (auto v = ctx.req.queryParam("version")) {
+            if (!SecretVersionId::parse(*v)) {
+              return Error(apierr::kInvalidQuery,
+                           "query parameter 'version' must be a secrets version id (sv_...)")
+                  .with("field", "version");
+            }
+            expected = std::string(*v);
+          }
           return fetchSecrets(*this, ctx, node.str(), inst.str(), expected);
         });
 }

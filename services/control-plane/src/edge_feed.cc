@@ -13,6 +13,12 @@ using json::Json;
 constexpr std::string_view kCursorSql =
     "SELECT coalesce((SELECT cursor FROM edge_feed_view WHERE id = 1), 0)";
 
+// The instances of route r that are its backends (edge_feed.h), as a join condition on i.
+const std::string kBackendOf =
+    "i.env_id = r.env_id AND i.process_type = r.process_type AND i.node_id IS NOT NULL AND "
+    "coalesce(i.address, '') <> '' AND i.desired_state = 'run' AND NOT i.lost AND "
+    "i.current_state IN ('running', 'healthy', 'unhealthy')";
+
 }  // namespace
 
 EdgeFeed::EdgeFeed(std::string conninfo, ProjectionWorker& worker)
@@ -32,10 +38,8 @@ Result<json::Json> buildEdgeConfig(pg::Connection& conn) {
       auto rs,
       tx.exec("SELECT r.route_id, r.hostname, r.listener_port, r.protocol, r.proxy_protocol, "
               "r.backend_port, i.address, i.current_state = 'healthy' FROM routes_view r "
-              "LEFT JOIN instances_view i ON i.env_id = r.env_id AND i.process_type = "
-              "r.process_type AND i.node_id IS NOT NULL AND coalesce(i.address, '') <> '' AND "
-              "i.desired_state = 'run' AND NOT i.lost AND i.current_state IN ('running', "
-              "'healthy', 'unhealthy') ORDER BY r.route_id, i.instance_id"));
+              "LEFT JOIN instances_view i ON " +
+              kBackendOf + " ORDER BY r.route_id, i.instance_id"));
   PLFM_TRY(tx.commit());
   Json routes = Json::array();
   for (int i = 0; i < rs.rows(); ++i) {
@@ -54,6 +58,25 @@ Result<json::Json> buildEdgeConfig(pg::Connection& conn) {
                                          {"healthy", rs.boolean(i, 7).value_or(false)}});
   }
   return Json{{"cursor", head.int64(0, 0).value_or(0)}, {"routes", std::move(routes)}};
+}
+
+Result<json::Json> routeBackends(pg::Connection& conn, const std::string& route_id) {
+  PLFM_ASSIGN_OR_RETURN(
+      auto rs, conn.exec("SELECT i.instance_id, i.node_id, i.address, r.backend_port AS port, "
+                         "i.current_state AS phase, i.current_state = 'healthy' AS healthy FROM "
+                         "routes_view r JOIN instances_view i ON " +
+                             kBackendOf + " WHERE r.route_id = $1 ORDER BY i.instance_id",
+                         {route_id}));
+  Json items = Json::array();
+  for (int i = 0; i < rs.rows(); ++i) {
+    items.push_back({{"instance_id", std::string(rs.text(i, 0))},
+                     {"node_id", std::string(rs.text(i, 1))},
+                     {"address", std::string(rs.text(i, 2))},
+                     {"port", rs.int64(i, 3).value_or(0)},
+                     {"phase", std::string(rs.text(i, 4))},
+                     {"healthy", rs.boolean(i, 5).value_or(false)}});
+  }
+  return Json{{"items", std::move(items)}};
 }
 
 Result<std::pair<NewEdgeToken, NewEvent>> createEdgeToken(pg::Transaction& tx, const Clock& clock,

@@ -40,6 +40,11 @@ class EdgeFeed : public VersionFeed {
 // the cursor matches the routes and backends.
 [[nodiscard]] Result<json::Json> buildEdgeConfig(pg::Connection& conn);
 
+// One route's backends as its org sees them (GET /v1/routes/{route_id}/backends):
+// {"items":[{"instance_id","node_id","address","port","phase","healthy"}]}, by instance id,
+// the same instances the edge feed lists.
+[[nodiscard]] Result<json::Json> routeBackends(pg::Connection& conn, const std::string& route_id);
+
 struct NewEdgeToken {
   std::string token_id;
   std::string name;

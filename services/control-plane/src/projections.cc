@@ -249,6 +249,7 @@ const std::unordered_map<std::string_view, ApplyFn>& appliers() {
       // Audit-only events: recorded in the log, no view reads them.
       {"user.created", noView},
       {"token.created", noView},
+      {"token.revoked", noView},
       {"node.enrollment_created", noView},
       {"secrets.fetched", noView},
   };

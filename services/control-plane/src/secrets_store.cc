@@ -30,8 +30,9 @@ Result<std::optional<Head>> head(pg::Connection& conn, const std::string& env_id
                                                        "secret_bundles WHERE env_id = $1") +
                                                (lock ? " FOR UPDATE" : ""),
                                            {env_id}));
-  if (rs.rows() == 0) return std::optional<Head>();
-  return std::optional<Head>(Head{std::string(rs.text(0, 0)), rs.int64(0, 1).value_or(0)});
+  const int64_t number = rs.rows() == 1 ? rs.int64(0, 1).value_or(0) : 0;
+  if (number == 0) return std::optional<Head>();  // none, or the row of a first writer
+  return std::optional<Head>(Head{std::string(rs.text(0, 0)), number});
 }
 
 struct Row {
@@ -57,7 +58,12 @@ Result<Row> readRow(pg::Connection& conn, const std::string& version_id) {
 
 }  // namespace
 
-Result<std::optional<Head>> lockHead(pg::Transaction& tx, const std::string& env_id) {
+Result<std::optional<Head>> lockHead(pg::Transaction& tx, const std::string& env_id,
+                                     const std::string& org_id) {
+  PLFM_TRY(
+      tx.exec("INSERT INTO secret_bundles (env_id, org_id, head_version_id, head_number) "
+              "VALUES ($1, $2, '', 0) ON CONFLICT (env_id) DO NOTHING",
+              {env_id, org_id}));
   return head(tx.connection(), env_id, true);
 }
 

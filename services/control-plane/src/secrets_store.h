@@ -21,8 +21,10 @@ struct Head {
 };
 
 // The env's newest version, locked FOR UPDATE until the transaction ends;
-// nullopt when the env has no secrets yet (the first writer inserts the row).
-[[nodiscard]] Result<std::optional<Head>> lockHead(pg::Transaction& tx, const std::string& env_id);
+// nullopt when the env has no secrets yet. The env's row is created first
+// when missing, so even the first writers of an env queue on its lock.
+[[nodiscard]] Result<std::optional<Head>> lockHead(pg::Transaction& tx, const std::string& env_id,
+                                                   const std::string& org_id);
 // The same without a lock (deploys read it to pin the current version).
 [[nodiscard]] Result<std::optional<Head>> readHead(pg::Connection& conn, const std::string& env_id);
 

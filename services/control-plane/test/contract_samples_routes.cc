@@ -34,6 +34,12 @@ Json sampleEdgeRoute() {
            Json::array({{{"address", "fd7a:5c00:0:1::2"}, {"port", 8443}, {"healthy", true}}})}};
 }
 
+Json sampleBackend() {
+  return {{"instance_id", id("inst")},     {"node_id", id("node")},
+          {"address", "fd7a:5c00:0:1::2"}, {"port", 8443},
+          {"phase", "unhealthy"},          {"healthy", false}};
+}
+
 }  // namespace
 
 std::map<std::string, Json> mergedSamples(std::map<std::string, Json> a,
@@ -60,6 +66,8 @@ std::map<std::string, Json> routeComponentSamples() {
       {"UpdateRouteRequest", {{"backend_port", 9443}}},
       {"Route", sampleRoute()},
       {"RouteList", samplePage(sampleRoute())},
+      {"RouteBackend", sampleBackend()},
+      {"RouteBackendList", {{"items", Json::array({sampleBackend()})}}},
       {"CreateEdgeTokenRequest", {{"name", "edge-1"}, {"ttl_seconds", 86400}}},
       {"EdgeToken",
        {{"id", id("tok")},
@@ -68,6 +76,17 @@ std::map<std::string, Json> routeComponentSamples() {
         {"token_redacted", false},
         {"expires_at", nullptr},
         {"created_at", kSampleTs}}},
+      {"EdgeTokenInfo",
+       {{"id", id("tok")},
+        {"name", "edge-1"},
+        {"created_at", kSampleTs},
+        {"expires_at", nullptr},
+        {"revoked_at", kSampleTs}}},
+      {"EdgeTokenList", samplePage({{"id", id("tok")},
+                                    {"name", "edge-1"},
+                                    {"created_at", kSampleTs},
+                                    {"expires_at", kSampleTs},
+                                    {"revoked_at", nullptr}})},
       {"EdgeBackend", {{"address", "fd7a:5c00:0:1::2"}, {"port", 8443}, {"healthy", false}}},
       {"EdgeRoute", sampleEdgeRoute()},
       {"EdgeConfig", {{"cursor", 1287}, {"routes", Json::array({sampleEdgeRoute()})}}},
@@ -93,6 +112,7 @@ std::map<std::string, Json> routePayloadSamples() {
         {"process_type", "web"},
         {"backend_port", 9443},
         {"proxy_protocol", "none"}}},
+      {"token.revoked", {{"token_id", id("tok")}, {"kind", "edge"}, {"subject_id", "edge-1"}}},
       {"route.deleted",
        {{"route_id", id("route")},
         {"org_id", id("org")},

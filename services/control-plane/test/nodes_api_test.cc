@@ -4,8 +4,11 @@
 // drain, and the reasons `vt instances` shows.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <future>
+#include <map>
 #include <set>
+#include <thread>
 
 #include "api_test_support.h"
 #include "projections.h"
@@ -355,6 +358,212 @@ TEST_F(NodesApiTest, CapacityReasonsAndDrainingANode) {
   EXPECT_EQ(un.body, json::Json({{"node_id", a}, {"cordoned", false}, {"draining", false}}));
   EXPECT_EQ(countEvents("node.scheduling_changed"), 3);
   EXPECT_EQ(callJson("PUT", "/v1/nodes/" + a + "/scheduling", json::Json::object()).status, 400);
+}
+
+// The same server on a clock the test moves, so that heartbeat timeouts and
+// the unreachable grace period pass without waiting for them. The scheduler
+// still runs on its own thread; its timer is short, and the test waits
+// (bounded) for each reaction.
+class NodeLossTest : public NodesApiTest {
+ protected:
+  const Clock* serverClock() override { return &fake_; }
+  void configure(Config& cfg) override {
+    cfg.scheduler_interval = std::chrono::milliseconds(50);
+    cfg.heartbeat_timeout = std::chrono::seconds(30);
+    cfg.unreachable_grace = std::chrono::seconds(60);
+    cfg.node_down_after = std::chrono::seconds(600);
+    cfg.restart_backoff_base = std::chrono::milliseconds(1000);
+    cfg.max_deploy_failures = 3;
+  }
+
+  void heartbeat(const std::string& node, const std::string& token) {
+    auto r = callJson("POST", "/v1/nodes/" + node + "/heartbeat", json::Json::object(), token);
+    EXPECT_EQ(r.status, 200) << r.raw;
+  }
+  // Moves the clock by `total` in steps shorter than the heartbeat timeout;
+  // after each step every node in `alive` heartbeats, the others stay quiet.
+  void advance(std::chrono::seconds total,
+               const std::vector<std::pair<std::string, std::string>>& alive) {
+    while (total.count() > 0) {
+      const auto step = std::min(total, std::chrono::seconds(20));
+      fake_.advance(step);
+      total -= step;
+      for (const auto& [node, token] : alive) heartbeat(node, token);
+    }
+  }
+  // Polls `pred` for up to 20 s of real time (the scheduler's reaction).
+  template <class P>
+  bool eventually(P pred) {
+    for (int i = 0; i < 400; ++i) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return pred();
+  }
+  // The node's plan entries, by instance id.
+  std::map<std::string, json::Json> planOf(const std::string& node, const std::string& token) {
+    std::map<std::string, json::Json> out;
+    auto p = plan(node, token, 0, 0);
+    EXPECT_EQ(p.status, 200) << p.raw;
+    for (const auto& spec : p.body.value("instances", json::Json::array())) {
+      out[spec["instance_id"].get<std::string>()] = spec;
+    }
+    return out;
+  }
+  void reportHealthy(const std::string& node, const std::string& token) {
+    for (const auto& [inst, spec] : planOf(node, token)) {
+      if (spec["desired"] != "run") continue;
+      auto r = report(node, token, inst,
+                      {{"generation", spec["generation"]}, {"seq", 1}, {"phase", "healthy"}});
+      EXPECT_EQ(r.status, 200) << r.raw;
+    }
+  }
+  std::string deployStatus(const std::string& deploy) {
+    return call("GET", "/v1/deploys/" + deploy).body.value("status", "");
+  }
+
+  FakeClock fake_;
+};
+
+// DESIGN.md §4 failures: a node with instances goes quiet, becomes
+// unreachable, its instances are replaced on another node once the grace
+// period has passed, and when it comes back its plan tells it to stop the
+// stale copies.
+TEST_F(NodeLossTest, UnreachableNodeIsReplacedAfterGraceAndStopsStaleInstancesOnReturn) {
+  const auto node_a = enrollNode("a.example", 4, 4096);
+  const std::string& a = node_a.first;  // lambdas capture these (not bindings)
+  const std::string& token_a = node_a.second;
+  const Env e = deployedEnv("lossco");
+  ASSERT_EQ(callJson("PUT", "/v1/envs/" + e.env + "/scale", {{"processes", {{"web", 2}}}}).status,
+            200);
+  const auto on_a = planOf(a, token_a);
+  ASSERT_EQ(on_a.size(), 2U);
+  reportHealthy(a, token_a);
+  ASSERT_TRUE(eventually([&] { return deployStatus(e.deploy) == "succeeded"; }));
+  const auto node_b = enrollNode("b.example", 4, 4096);
+  const std::string& b = node_b.first;
+  const std::string& token_b = node_b.second;
+  EXPECT_EQ(planOf(b, token_b).size(), 0U) << "running instances are not moved";
+
+  // a stops heartbeating; b goes on. Past the timeout a is unreachable, but
+  // within the grace period its instances stay where they are.
+  advance(std::chrono::seconds(31), {{b, token_b}});
+  ASSERT_TRUE(
+      eventually([&] { return call("GET", "/v1/nodes/" + a).body["state"] == "unreachable"; }));
+  EXPECT_EQ(call("GET", "/v1/nodes/" + b).body["state"], "active");
+  auto list = call("GET", "/v1/envs/" + e.env + "/instances");
+  ASSERT_EQ(list.body["items"].size(), 2U) << list.raw;
+  EXPECT_NE(list.body["summary"][0]["reason"].get<std::string>().find("unreachable"),
+            std::string::npos)
+      << list.raw;
+  EXPECT_EQ(planOf(b, token_b).size(), 0U);
+  EXPECT_EQ(countEvents("instance.lost"), 0);
+
+  // Past the grace period (60 s after it became unreachable): replaced on b.
+  advance(std::chrono::seconds(61), {{b, token_b}});
+  ASSERT_TRUE(eventually([&] { return planOf(b, token_b).size() == 2U; }));
+  EXPECT_EQ(countEvents("instance.lost"), 2);
+  reportHealthy(b, token_b);
+  ASSERT_TRUE(eventually([&] {
+    auto l = call("GET", "/v1/envs/" + e.env + "/instances");
+    return l.body["summary"][0]["current"] == 2;
+  }));
+  list = call("GET", "/v1/envs/" + e.env + "/instances");
+  int lost_on_a = 0;
+  for (const auto& i : list.body["items"]) {
+    if (on_a.contains(i["id"].get<std::string>())) {
+      ++lost_on_a;
+      EXPECT_EQ(i["node_id"], a);
+    } else {
+      EXPECT_EQ(i["node_id"], b) << list.raw;
+      EXPECT_EQ(i["current_state"], "healthy") << list.raw;
+    }
+  }
+  EXPECT_EQ(lost_on_a, 2) << list.raw;
+  EXPECT_EQ(countEvents("instance.stop_requested"), 0) << "a cannot be told while unreachable";
+
+  // a returns: one heartbeat, and its plan asks it to stop the stale copies.
+  heartbeat(a, token_a);
+  EXPECT_EQ(call("GET", "/v1/nodes/" + a).body["state"], "active");
+  ASSERT_TRUE(eventually([&] {
+    auto p = planOf(a, token_a);
+    return p.size() == 2U && std::all_of(p.begin(), p.end(), [](const auto& kv) {
+             return kv.second["desired"] == "stop";
+           });
+  })) << plan(a, token_a, 0, 0).raw;
+  for (const auto& [inst, spec] : planOf(a, token_a)) EXPECT_TRUE(on_a.contains(inst)) << inst;
+  EXPECT_EQ(countEvents("instance.stop_requested"), 2);
+  list = call("GET", "/v1/envs/" + e.env + "/instances");
+  for (const auto& i : list.body["items"]) {
+    if (i["node_id"] != a) continue;
+    EXPECT_EQ(i["desired_state"], "stop");
+    EXPECT_NE(i["reason"].get<std::string>().find("was replaced while it was unreachable"),
+              std::string::npos)
+        << list.raw;
+  }
+  // b's replacements keep serving; nothing else moves.
+  EXPECT_EQ(planOf(b, token_b).size(), 2U);
+  EXPECT_EQ(call("GET", "/v1/nodes/" + b).body["state"], "active");
+}
+
+// A deploy whose new instances keep crashing fails with a reason once the
+// failures pass max_deploy_failures, and the previous release keeps serving.
+TEST_F(NodeLossTest, DeployFailsAfterRepeatedInstanceFailuresAndTheOldReleaseKeepsServing) {
+  const auto enrolled = enrollNode("n1.example", 4, 4096);
+  const std::string& node = enrolled.first;  // lambdas capture these (not bindings)
+  const std::string& token = enrolled.second;
+  const Env e = deployedEnv("crashco");
+  ASSERT_EQ(callJson("PUT", "/v1/envs/" + e.env + "/scale", {{"processes", {{"web", 1}}}}).status,
+            200);
+  reportHealthy(node, token);
+  ASSERT_TRUE(eventually([&] { return deployStatus(e.deploy) == "succeeded"; }));
+  const auto old_instances = planOf(node, token);
+  ASSERT_EQ(old_instances.size(), 1U);
+
+  const std::string bad = makeReleaseWith(e.app, webManifest(1, 256));
+  auto dep = callJson("POST", "/v1/envs/" + e.env + "/deploys", {{"release_id", bad}});
+  ASSERT_EQ(dep.status, 201) << dep.raw;
+  const std::string deploy = dep.body["id"];
+  // The agent's side: every generation of the new instance exits with 1.
+  std::set<std::string> reported;
+  for (int round = 0; round < 12 && deployStatus(deploy) != "failed"; ++round) {
+    for (const auto& [inst, spec] : planOf(node, token)) {
+      if (spec["release_id"] != bad || spec["desired"] != "run") continue;
+      const std::string key = inst + "/" + std::to_string(spec["generation"].get<int>());
+      if (!reported.insert(key).second) continue;
+      auto r = report(
+          node, token, inst,
+          {{"generation", spec["generation"]}, {"seq", 1}, {"phase", "exited"}, {"exit_code", 1}});
+      EXPECT_EQ(r.status, 200) << r.raw;
+    }
+    // Past the restart backoff (1 s, doubling), with the node alive.
+    advance(std::chrono::seconds(20), {{node, token}});
+    (void)eventually([&] {
+      for (const auto& [inst, spec] : planOf(node, token)) {
+        if (spec["release_id"] != bad || spec["desired"] != "run") continue;
+        if (!reported.contains(inst + "/" + std::to_string(spec["generation"].get<int>()))) {
+          return true;
+        }
+      }
+      return deployStatus(deploy) == "failed";
+    });
+  }
+  ASSERT_TRUE(eventually([&] { return deployStatus(deploy) == "failed"; }));
+  auto d = call("GET", "/v1/deploys/" + deploy);
+  const std::string reason = d.body["reason"];
+  EXPECT_NE(reason.find("new instances failed 4 times (at most 3 allowed)"), std::string::npos)
+      << reason;
+  EXPECT_NE(reason.find(e.release + " keeps serving"), std::string::npos) << reason;
+  EXPECT_EQ(call("GET", "/v1/envs/" + e.env).body["current_release_id"], e.release);
+  // The old instance still runs, healthy.
+  auto list = call("GET", "/v1/envs/" + e.env + "/instances");
+  bool old_serving = false;
+  for (const auto& i : list.body["items"]) {
+    if (old_instances.contains(i["id"].get<std::string>())) {
+      old_serving = i["desired_state"] == "run" && i["current_state"] == "healthy";
+    }
+  }
+  EXPECT_TRUE(old_serving) << list.raw;
 }
 
 }  // namespace

@@ -154,10 +154,23 @@ TEST_F(RoutesApiTest, HostnameConflictsAcrossAndWithinOrgs) {
                           {"backend_port", 80}},
                          bob_token);
   EXPECT_EQ(on_tcp.body["error"]["code"], "hostname_conflict") << on_tcp.raw;
-  auto tcp443 = addRoute(
-      b.env, {{"protocol", "tcp"}, {"process_type", "web"}, {"backend_port", 80}}, bob_token);
-  EXPECT_EQ(tcp443.body["error"]["code"], "hostname_conflict") << tcp443.raw;
-  EXPECT_EQ(tcp443.body["error"]["details"]["field"], "listener_port");
+  auto tcp_named = addRoute(
+      b.env,
+      {{"protocol", "tcp"}, {"listener_port", 8443}, {"process_type", "web"}, {"backend_port", 80}},
+      bob_token);  // bob's app.example.com is on 8443
+  EXPECT_EQ(tcp_named.body["error"]["code"], "hostname_conflict") << tcp_named.raw;
+  EXPECT_EQ(tcp_named.body["error"]["details"]["field"], "listener_port");
+
+  // A port's default route is the platform's: admins only.
+  auto star = addRoute(b.env, {{"hostname", "*"}, {"process_type", "web"}, {"backend_port", 80}},
+                       bob_token);
+  EXPECT_EQ(star.status, 403) << star.raw;
+  EXPECT_EQ(addRoute(a.env, {{"hostname", "*"},
+                             {"listener_port", 8443},
+                             {"process_type", "web"},
+                             {"backend_port", 80}})
+                .status,
+            201);
 
   // Other orgs' routes look missing.
   EXPECT_EQ(call("GET", "/v1/routes/" + id, "", bob_token).status, 404);
@@ -173,9 +186,45 @@ TEST_F(RoutesApiTest, HostnameConflictsAcrossAndWithinOrgs) {
       201);
 }
 
+// Claims are decided in the command transaction: of concurrent creates of
+// one name (or of a tcp route and a named route on one port) exactly one wins.
+TEST_F(RoutesApiTest, ConcurrentClaimsHaveOneWinner) {
+  auto [bob, bob_token] = makeUser("bob");
+  (void)bob;
+  const Env a = makeEnvIn("alpha");
+  const Env b = makeEnvIn("beta", bob_token);
+  for (int round = 0; round < 2; ++round) {
+    const int port = 9000 + round;
+    std::vector<std::future<Reply>> calls;
+    for (int i = 0; i < 6; ++i) {
+      const bool mine = i % 2 == 0;
+      json::Json body = {{"listener_port", port}, {"process_type", "web"}, {"backend_port", 80}};
+      if (round == 0 || i < 3) {
+        body["hostname"] = "race.example.com";
+      } else {
+        body["protocol"] = "tcp";
+      }
+      calls.push_back(std::async(std::launch::async, [&, body, mine] {
+        return mine ? addRoute(a.env, body) : addRoute(b.env, body, bob_token);
+      }));
+    }
+    int won = 0;
+    int refused = 0;
+    for (auto& c : calls) {
+      Reply r = c.get();
+      if (r.status == 201) ++won;
+      if (r.status == 409 && r.body["error"]["code"] == "hostname_conflict") ++refused;
+    }
+    // Round 1 mixes three named and three tcp claims of one port: whichever
+    // commits first, every other one conflicts.
+    EXPECT_EQ(won, 1) << "round " << round;
+    EXPECT_EQ(refused, 5) << "round " << round;
+  }
+}
+
 TEST_F(RoutesApiTest, RefusesBadRoutes) {
   const Env e = makeEnvIn("acme");
-  const std::vector<std::pair<json::Json, std::string>> bad = {
+  std::vector<std::pair<json::Json, std::string>> bad = {
       {{{"hostname", "a..b"}, {"process_type", "web"}, {"backend_port", 1}}, "hostname"},
       {{{"hostname", "a.*.b"}, {"process_type", "web"}, {"backend_port", 1}}, "hostname"},
       {{{"process_type", "web"}, {"backend_port", 1}}, "hostname"},
@@ -198,6 +247,8 @@ TEST_F(RoutesApiTest, RefusesBadRoutes) {
         {"proxy_protocol", "v1"}},
        "proxy_protocol"},
   };
+  bad.push_back({{{"protocol", "tcp"}, {"process_type", "web"}, {"backend_port", 1}},
+                 "listener_port"});  // 443 is every org's TLS port
   for (const auto& [body, field] : bad) {
     auto r = addRoute(e.env, body);
     EXPECT_EQ(r.status, 400) << body.dump() << ": " << r.raw;
@@ -229,6 +280,27 @@ TEST_F(RoutesApiTest, EdgeTokensAreForAdminsAndOnlyReachTheFeed) {
   EXPECT_EQ(call("GET", "/v1/edge/config", "", token).body["error"]["code"], "invalid_query");
   EXPECT_EQ(call("GET", "/v1/edge/config?after=-1", "", token).status, 400);
   EXPECT_EQ(countEvents("token.created"), 3);  // admin's, bob's, the edge's
+
+  // Admins list edge tokens (never the token) and revoke them, once.
+  const std::string id = created.body["id"];
+  auto list = call("GET", "/v1/edge/tokens");
+  ASSERT_EQ(list.status, 200) << list.raw;
+  ASSERT_EQ(list.body["items"].size(), 1U);
+  EXPECT_EQ(list.body["items"][0]["id"], id);
+  EXPECT_EQ(list.body["items"][0]["name"], "edge-1");
+  EXPECT_EQ(list.body["items"][0]["revoked_at"], nullptr);
+  EXPECT_EQ(list.raw.find(token), std::string::npos);
+  EXPECT_EQ(call("GET", "/v1/edge/tokens", "", bob_token).status, 403);
+  auto revoked = call("DELETE", "/v1/edge/tokens/" + id);
+  ASSERT_EQ(revoked.status, 200) << revoked.raw;
+  EXPECT_TRUE(revoked.body["revoked_at"].is_string());
+  EXPECT_EQ(edgeConfig(token, 0, 0).status, 401);
+  auto again = call("DELETE", "/v1/edge/tokens/" + id);
+  EXPECT_EQ(again.status, 200);
+  EXPECT_EQ(again.header("X-Event-Seq"), "0");
+  EXPECT_EQ(countEvents("token.revoked"), 1);
+  // An id that names no edge token.
+  EXPECT_EQ(call("DELETE", "/v1/edge/tokens/tok_01jdq3v7k2m9x4c8r6t0w5y1zb").status, 404);
 }
 
 TEST_F(RoutesApiTest, EdgeTokenCommandWritesAPrivateFileThatAuthenticates) {
@@ -251,7 +323,9 @@ TEST_F(RoutesApiTest, EdgeTokenCommandWritesAPrivateFileThatAuthenticates) {
 
 TEST_F(RoutesApiTest, EdgeFeedServesRoutesAndBackendsAndWakesOnChanges) {
   const std::string edge = edgeToken();
-  auto [node, node_token] = enrollNode("n1.example", 4, 4096);
+  const auto enrolled = enrollNode("n1.example", 4, 4096);
+  const std::string& node = enrolled.first;
+  const std::string& node_token = enrolled.second;
   const std::string org = makeOrg("shop");
   const std::string app = makeApp(org, "web");
   const std::string env = makeEnv(app, "prod");
@@ -302,6 +376,15 @@ TEST_F(RoutesApiTest, EdgeFeedServesRoutesAndBackendsAndWakesOnChanges) {
   EXPECT_GT(c1, c0);
   EXPECT_EQ(woke.body["routes"][0]["backends"],
             json::Json::array({{{"address", addr}, {"port", 8443}, {"healthy", true}}}));
+  // Its org sees the same backends, with the instance and its phase.
+  auto backends = call("GET", "/v1/routes/" + route + "/backends");
+  ASSERT_EQ(backends.status, 200) << backends.raw;
+  EXPECT_EQ(backends.body["items"], json::Json::array({{{"instance_id", inst},
+                                                        {"node_id", node},
+                                                        {"address", addr},
+                                                        {"port", 8443},
+                                                        {"phase", "healthy"},
+                                                        {"healthy", true}}}));
 
   // Running but not healthy: listed, not picked. Unhealthy flips the flag.
   report(inst2, 1, "running");

@@ -8,9 +8,13 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <future>
+#include <set>
+#include <thread>
 
 #include "plfm/core/process.h"
 #include "plfm/secrets/format.h"
+#include "projections.h"
 #include "secrets_admin.h"
 #include "secrets_test_support.h"
 
@@ -76,6 +80,9 @@ TEST_F(SecretsTest, EveryChangeIsANewVersionAndNoRouteReturnsValues) {
     }
   }
   EXPECT_EQ(countEvents("secrets.version_created"), 4);
+  auto metrics = call("GET", "/metrics", "", "");
+  EXPECT_NE(metrics.raw.find("plfm_secrets_versions_total{operation=\"set\"} 2"), std::string::npos)
+      << metrics.raw.substr(0, 2000);
   // The material is sealed: the stored ciphertext holds no value.
   EXPECT_EQ(scalar("SELECT count(*) FROM secret_versions WHERE env_id = '" + env + "'"), "4");
   EXPECT_EQ(scalar("SELECT count(*) FROM secret_versions WHERE ciphertext LIKE '%tok-%'"), "0");
@@ -137,6 +144,45 @@ TEST_F(SecretsTest, ChangesRedeployTheCurrentReleaseUnlessStaged) {
   EXPECT_EQ(foreign.status, 404) << foreign.raw;
 }
 
+// A secrets change whose instances crash fails its deploy; the scheduler
+// falls back to the last successful deploy's release and secrets version.
+TEST_F(SecretsTest, AFailedSecretsDeployFallsBackToTheLastGoodVersion) {
+  const Deployed d = deployedEnv("fallback");
+  auto good = setSecrets(d.env, {{"API_TOKEN", "good"}});
+  ASSERT_EQ(good.status, 201) << good.raw;
+  const std::string v1 = good.body["version"]["id"];
+  const std::string good_deploy = good.body["deploy"]["id"];
+  for (int i = 0; i < 100; ++i) {
+    agentTick(d);
+    if (call("GET", "/v1/deploys/" + good_deploy).body["status"] == "succeeded") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(call("GET", "/v1/deploys/" + good_deploy).body["status"], "succeeded");
+
+  auto bad = setSecrets(d.env, {{"API_TOKEN", "bad"}});
+  ASSERT_EQ(bad.status, 201) << bad.raw;
+  const std::string v2 = bad.body["version"]["id"];
+  const std::string bad_deploy = bad.body["deploy"]["id"];
+  json::Json status;
+  for (int i = 0; i < 150; ++i) {
+    agentTick(d, v2);
+    status = call("GET", "/v1/deploys/" + bad_deploy).body["status"];
+    if (status == "failed") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(status, "failed");
+  // What runs is the good revision: every instance meant to run has v1.
+  agentTick(d, v2);
+  auto plan = call("GET", "/v1/nodes/" + d.node + "/plan?after=0&wait=0", "", d.node_token);
+  int running = 0;
+  for (const auto& spec : plan.body["instances"]) {
+    if (spec["desired"] != "run") continue;
+    ++running;
+    EXPECT_EQ(spec["secrets"]["version"], v1) << plan.raw;
+  }
+  EXPECT_EQ(running, 1) << plan.raw;
+}
+
 TEST_F(SecretsTest, NodesFetchOnlyTheirInstancesMaterialAndEachFetchIsAudited) {
   const Deployed d = deployedEnv("fetch");
   auto none = fetch(d, d.instance);
@@ -168,6 +214,8 @@ TEST_F(SecretsTest, NodesFetchOnlyTheirInstancesMaterialAndEachFetchIsAudited) {
   // Another version than the pinned one, another node, a user: refused.
   auto stale = fetch(d, inst, "?version=sv_01jdq3v7k2m9x4c8r6t0w5y1zb");
   EXPECT_EQ(stale.status, 409) << stale.raw;
+  auto malformed = fetch(d, inst, "?version=nope");
+  EXPECT_EQ(malformed.status, 400) << malformed.raw;
   auto [other, other_token] = enrollNode("other.node", 4, 4096);
   auto cross =
       call("GET", "/v1/nodes/" + other + "/instances/" + inst + "/secrets", "", other_token);
@@ -219,7 +267,7 @@ TEST_F(SecretsTest, BadInputIsAClearErrorThatNeverEchoesAValue) {
   EXPECT_EQ(unknown.raw.find("leaky"), std::string::npos);
   expectError(setSecrets(env, {{"bad-key", "leaky-2"}}), 400, "values", "invalid key");
   expectError(setSecrets(env, {{"leaky-3", "x"}}), 400, "values", "invalid key");
-  expectError(setSecrets(env, {{"BIG", std::string(64 * 1024 + 1, 'L') + "leaky"}}), 400,
+  expectError(setSecrets(env, {{"BIG", std::string(size_t{64} * 1024 + 1, 'L') + "leaky"}}), 400,
               "values.BIG", "limited to 65536 bytes");
   json::Json many = json::Json::object();
   for (int i = 0; i < 257; ++i) many["K" + std::to_string(i)] = "leaky";
@@ -238,10 +286,45 @@ TEST_F(SecretsTest, BadInputIsAClearErrorThatNeverEchoesAValue) {
                         {{"values", {{"A", 1}}}, {"stage", "yes"}});
   EXPECT_EQ(typed.status, 400) << typed.raw;
   // Over the server's body limit: the HTTP layer refuses it, without the body.
-  auto huge = setSecrets(env, {{"HUGE", std::string(1100 * 1024, 'L') + "leaky-6"}});
+  auto huge = setSecrets(env, {{"HUGE", std::string(size_t{1100} * 1024, 'L') + "leaky-6"}});
   EXPECT_EQ(huge.status, 413) << huge.raw.substr(0, 300);
   EXPECT_EQ(huge.raw.find("leaky"), std::string::npos);
   EXPECT_EQ(countEvents("secrets.version_created"), 0);
+}
+
+// Concurrent writers of one env (even its first ones) queue on the bundle's
+// row lock: every change lands, numbered 1..N without gaps, and the views
+// rebuild from the log to the same rows.
+TEST_F(SecretsTest, ConcurrentChangesGetGaplessNumbersAndViewsRebuild) {
+  const std::string env = makeEnv(makeApp(makeOrg("race"), "web"), "prod");
+  constexpr int kWriters = 8;
+  std::vector<std::future<Reply>> replies;
+  replies.reserve(kWriters);
+  for (int i = 0; i < kWriters; ++i) {
+    replies.push_back(std::async(std::launch::async, [this, &env, i] {
+      return setSecrets(env, {{"K" + std::to_string(i), "v" + std::to_string(i)}}, true);
+    }));
+  }
+  std::set<int64_t> numbers;
+  for (auto& f : replies) {
+    Reply r = f.get();
+    EXPECT_EQ(r.status, 201) << r.raw;
+    numbers.insert(r.body["version"]["number"].get<int64_t>());
+  }
+  EXPECT_EQ(numbers.size(), static_cast<size_t>(kWriters));
+  EXPECT_EQ(*numbers.begin(), 1);
+  EXPECT_EQ(*numbers.rbegin(), kWriters);
+  auto list = call("GET", "/v1/envs/" + env + "/secrets");
+  EXPECT_EQ(list.body["items"].size(), static_cast<size_t>(kWriters));
+  EXPECT_EQ(list.body["version"]["number"], kWriters);
+
+  cp_->stop();  // nothing projects while the views are rebuilt
+  auto conn = connect();
+  const std::string before = dumpViews(conn);
+  EXPECT_NE(before.find("K7"), std::string::npos);
+  auto rebuilt = rebuildViews(conn);
+  ASSERT_TRUE(rebuilt.has_value()) << rebuilt.error().toString();
+  EXPECT_EQ(dumpViews(conn), before);
 }
 
 // Too many keys across versions: the merge is checked, not just the request.
@@ -296,7 +379,7 @@ class SecretsStartupTest : public testsupport::ApiTest {
 TEST_F(SecretsStartupTest, BadMasterKeyFilesRefuseTheStartAndSayWhy) {
   plfm::testing::TempDir keys("plfm-keys");
   auto write = [&](const std::string& name, const std::string& bytes, mode_t mode) {
-    const std::string path = keys.file(name);
+    std::string path = keys.file(name);
     std::ofstream(path, std::ios::binary) << bytes;
     ::chmod(path.c_str(), mode);
     return path;

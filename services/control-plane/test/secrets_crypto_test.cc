@@ -17,7 +17,7 @@ namespace {
 class SecretsCryptoTest : public ::testing::Test {
  protected:
   std::string keyFile(const std::string& name) {
-    const std::string path = dir_.file(name);
+    std::string path = dir_.file(name);
     auto id = generateMasterKeyFile(path);
     EXPECT_TRUE(id.has_value()) << id.error().toString();
     return path;
@@ -53,9 +53,9 @@ TEST_F(SecretsCryptoTest, AssociatedDataBindsEnvVersionAndNumber) {
   ASSERT_TRUE(ring.has_value());
   auto sealed = (*ring)->seal("# plfm-secrets v1\n", ref_);
   ASSERT_TRUE(sealed.has_value());
-  for (VersionRef other : {VersionRef{"env_01jdq3v7k2m9x4c8r6t0w5y1zc", ref_.version_id, 3},
-                           VersionRef{ref_.env_id, "sv_01jdq3v7k2m9x4c8r6t0w5y1zc", 3},
-                           VersionRef{ref_.env_id, ref_.version_id, 4}}) {
+  for (const VersionRef& other : {VersionRef{"env_01jdq3v7k2m9x4c8r6t0w5y1zc", ref_.version_id, 3},
+                                  VersionRef{ref_.env_id, "sv_01jdq3v7k2m9x4c8r6t0w5y1zc", 3},
+                                  VersionRef{ref_.env_id, ref_.version_id, 4}}) {
     auto opened = (*ring)->open(*sealed, other);
     ASSERT_FALSE(opened.has_value());
     EXPECT_NE(opened.error().message().find("failed authentication"), std::string::npos);

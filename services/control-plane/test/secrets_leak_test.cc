@@ -4,7 +4,8 @@
 // requests that carry a secret), then every place a value could leak is
 // searched: each response body received, each log line of the control plane,
 // its state dir on disk, the events table and every other table except the
-// sealed material (secret_versions). No canary may appear anywhere. The node
+// sealed material (secret_versions), and the PostgreSQL cluster's directory
+// (data files, WAL and server log). No canary may appear anywhere. The node
 // fetch's body is the one place the values belong; it is checked to hold
 // them (which also proves the scanner finds what is there).
 #include <gtest/gtest.h>
@@ -90,7 +91,7 @@ TEST_F(SecretsLeakTest, NoCanaryAppearsInResponsesLogsStateDirOrTables) {
                           enrollNode("leak2.node").second));
 
   // Bad requests that carry a secret.
-  keep("oversized", setSecrets(d.env, {{"BIG", rejected + std::string(64 * 1024, 'x')}}));
+  keep("oversized", setSecrets(d.env, {{"BIG", rejected + std::string(size_t{64} * 1024, 'x')}}));
   keep("bad key", setSecrets(d.env, {{"bad-key", rejected}}));
   keep("value as key", setSecrets(d.env, {{rejected, "x"}}));
   keep("not a string", callJson("POST", base + "/set", {{"values", {{"A", {{"v", rejected}}}}}}));
@@ -103,8 +104,9 @@ TEST_F(SecretsLeakTest, NoCanaryAppearsInResponsesLogsStateDirOrTables) {
   keep("too many", setSecrets(d.env, many));
   keep("unknown env", setSecrets("env_01jdq3v7k2m9x4c8r6t0w5y1zb", {{"A", rejected}}));
   keep("unknown field", callJson("POST", base + "/set", {{"values", {{"A", "b"}}}, {rejected, 1}}));
-  keep("bad json", call("POST", base + "/set", "{\"values\": {\"A\": \"" + rejected + "\""));
-  keep("too large", setSecrets(d.env, {{"HUGE", rejected + std::string(1100 * 1024, 'y')}}));
+  keep("bad json", call("POST", base + "/set", R"({"values": {"A": ")" + rejected + "\""));
+  keep("too large",
+       setSecrets(d.env, {{"HUGE", rejected + std::string(size_t{1100} * 1024, 'y')}}));
   keep("reused key",
        call("POST", base + "/set", json::dump({{"values", {{"DATABASE_URL", rejected}}}}),
             std::nullopt, key));
@@ -126,6 +128,13 @@ TEST_F(SecretsLeakTest, NoCanaryAppearsInResponsesLogsStateDirOrTables) {
   log::flush();
   for (const auto& [what, raw] : responses_) scan_.scanText("response to " + what, raw);
   scan_.scanDir(state_->path());  // the control plane's state dir, with its log file
+  // The PostgreSQL cluster's whole directory: data files, WAL, server log.
+  // Values reach the database only sealed, so none may be there in any form.
+  {
+    auto checkpoint = connect().exec("CHECKPOINT");
+    EXPECT_TRUE(checkpoint.has_value());
+    scan_.scanDir(cluster().dir());
+  }
   auto conn = connect();
   const auto tables = scan_.scanDatabase(conn, {"secret_versions"});
   for (const char* t : {"events", "idempotency_keys", "secret_versions_view", "secret_keys_view",

@@ -20,6 +20,8 @@ class SecretsApiTest : public ApiTest {
     cfg.secrets_master_key_file = key_file_;
     cfg.scheduler_interval = std::chrono::milliseconds(200);
     cfg.max_body_bytes = size_t{1} << 20;  // the default: values up to the limit fit
+    cfg.restart_backoff_base = std::chrono::milliseconds(10);  // crashes fail deploys fast
+    cfg.restart_backoff_max = std::chrono::milliseconds(50);
     config_ = cfg;
   }
 
@@ -48,13 +50,22 @@ class SecretsApiTest : public ApiTest {
   // Plays the node agent once: every instance of `d`'s node that should run
   // reports healthy, every one being drained reports stopped, so rollouts
   // move on as they would with a real agent.
-  void agentTick(const Deployed& d) {
+  // Instances pinned to `crashing` (a secrets version) exit with code 1
+  // instead, as a workload would on bad secrets.
+  void agentTick(const Deployed& d, const std::string& crashing = "") {
     auto plan = call("GET", "/v1/nodes/" + d.node + "/plan?after=0&wait=0", "", d.node_token);
     for (const auto& spec : plan.body.value("instances", json::Json::array())) {
       const std::string inst = spec["instance_id"];
-      const std::string phase = spec["desired"] == "run" ? "healthy" : "stopped";
-      callJson("POST", "/v1/nodes/" + d.node + "/instances/" + inst + "/status",
-               {{"generation", spec["generation"]}, {"seq", ++report_seq_[inst]}, {"phase", phase}},
+      json::Json report = {{"generation", spec["generation"]}, {"seq", ++report_seq_[inst]}};
+      if (spec["desired"] != "run") {
+        report["phase"] = "stopped";
+      } else if (!crashing.empty() && spec["secrets"]["version"] == crashing) {
+        report["phase"] = "exited";
+        report["exit_code"] = 1;
+      } else {
+        report["phase"] = "healthy";
+      }
+      callJson("POST", "/v1/nodes/" + d.node + "/instances/" + inst + "/status", report,
                d.node_token);
     }
   }

@@ -78,6 +78,8 @@ class Settings {
     integer("limits.connect_attempts", 1, 64,
             [&cfg](int64_t v) { cfg.connect_attempts = static_cast<int>(v); });
     millis("limits.backend_holdoff_ms", 0, 600'000, cfg.backend_holdoff);
+    millis("health.check_interval_ms", 0, 3'600'000, cfg.health_interval);
+    millis("health.check_timeout_ms", 10, 60'000, cfg.health_timeout);
     integer("limits.backlog", 1, 65535, [&cfg](int64_t v) { cfg.backlog = static_cast<int>(v); });
     add("limits.defer_accept", [&cfg](const Ctx& c) -> Result<void> {
       const auto* v = c.node.as_boolean();  // value<bool>() would take 0 and 1

@@ -10,6 +10,7 @@
 //   [source]   kind = "file" | "edge-feed", routes_file, edge_url, edge_token_file, ...
 //   [timeouts] client_hello_ms, connect_ms, idle_ms
 //   [limits]   max_connections, connect_attempts, backend_holdoff_ms, backlog
+//   [health]   check_interval_ms (0: no checks), check_timeout_ms
 #pragma once
 
 #include <chrono>
@@ -45,6 +46,8 @@ struct Config {
   size_t max_connections = 20'000;                  // open client connections, all workers together
   int connect_attempts = 3;                         // distinct backends tried per connection
   std::chrono::milliseconds backend_holdoff{2000};  // a failed backend is passed over this long
+  std::chrono::milliseconds health_interval{2000};  // connect check of every backend; 0: none
+  std::chrono::milliseconds health_timeout{1000};   // a check not connected by then fails
   int backlog = 4096;
   bool defer_accept = true;  // TCP_DEFER_ACCEPT: wake up only when the client has sent bytes
   std::chrono::seconds shutdown_grace{10};

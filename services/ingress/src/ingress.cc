@@ -43,6 +43,9 @@ Result<void> Ingress::start() {
   po.defer_accept = cfg_.defer_accept;
   proxy_ = std::make_unique<Proxy>(std::move(po), table_, stats_);
   PLFM_TRY(proxy_->start());
+  checker_ = std::make_unique<HealthChecker>(
+      table_, stats_, HealthCheckOptions{cfg_.health_interval, cfg_.health_timeout});
+  checker_->start();
 
   if (cfg_.source == SourceKind::kFile) {
     source_ = std::make_unique<FileSource>(cfg_.routes_file, cfg_.watch_interval);
@@ -75,9 +78,11 @@ void Ingress::reload() {
 void Ingress::stop() {
   if (http_) http_->stop(std::chrono::milliseconds(500));
   if (source_) source_->stop();
+  if (checker_) checker_->stop();
   if (proxy_) proxy_->stop(cfg_.shutdown_grace);
   http_.reset();
   source_.reset();
+  checker_.reset();
   proxy_.reset();
 }
 

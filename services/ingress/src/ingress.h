@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "config_source.h"
+#include "health_check.h"
 #include "plfm/core/result.h"
 #include "plfm/http/http.h"
 #include "proxy.h"
@@ -58,6 +59,7 @@ class Ingress {
   std::mutex apply_mu_;  // one update at a time (source thread, SIGHUP)
   std::atomic<bool> loaded_{false};
   std::unique_ptr<Proxy> proxy_;
+  std::unique_ptr<HealthChecker> checker_;
   std::unique_ptr<ConfigSource> source_;
   std::unique_ptr<http::Server> http_;
 };

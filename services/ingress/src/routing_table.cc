@@ -91,6 +91,13 @@ const Route* RoutingTable::lookup(uint16_t port, std::optional<std::string_view>
   return p.fallback;
 }
 
+std::vector<const Route*> RoutingTable::routes() const {
+  std::vector<const Route*> out;
+  out.reserve(routes_.size());
+  for (const auto& r : routes_) out.push_back(r.get());
+  return out;
+}
+
 int RoutingTable::pickBackend(const Route& route, uint64_t tried, int64_t now_ms) {
   const size_t n = route.backends.size();
   if (n == 0) return -1;
@@ -102,7 +109,8 @@ int RoutingTable::pickBackend(const Route& route, uint64_t tried, int64_t now_ms
     const size_t i = (start + k) % n;
     const Backend& b = route.backends[i];
     if (!b.healthy || (tried & (uint64_t{1} << i)) != 0) continue;
-    const bool failed = b.load->failed_until_ms.load(std::memory_order_relaxed) > now_ms;
+    const bool failed = b.load->failed_until_ms.load(std::memory_order_relaxed) > now_ms ||
+                        b.load->check_down.load(std::memory_order_relaxed);
     const int64_t active = b.load->active.load(std::memory_order_relaxed);
     if (best < 0 || (best_failed && !failed) || (failed == best_failed && active < best_active)) {
       best = static_cast<int>(i);

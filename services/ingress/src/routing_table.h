@@ -38,6 +38,9 @@ struct BackendLoad {
   // After a failed connect the backend is passed over until this time
   // (steady ms), unless no other healthy backend is left.
   std::atomic<int64_t> failed_until_ms{0};
+  // The last connect check failed (HealthChecker): passed over the same way
+  // until a check connects again.
+  std::atomic<bool> check_down{false};
 };
 
 // The BackendLoad of each endpoint, reused across table builds.
@@ -86,8 +89,12 @@ class RoutingTable {
   // Index of the backend to try next, skipping unhealthy ones and those in
   // `tried` (bit i = backend i was tried); -1 when none is left. Among the
   // rest it takes the fewest active connections, preferring backends without
-  // a recent connect failure, rotating the start so ties spread round-robin.
+  // a recent connect failure or a failed connect check, rotating the start so
+  // ties spread round-robin.
   [[nodiscard]] static int pickBackend(const Route& route, uint64_t tried, int64_t now_ms);
+
+  // Every route, for the health checker.
+  [[nodiscard]] std::vector<const Route*> routes() const;
 
   [[nodiscard]] int64_t cursor() const { return cursor_; }
   [[nodiscard]] size_t size() const { return routes_.size(); }

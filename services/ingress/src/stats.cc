@@ -125,6 +125,14 @@ std::string IngressStats::render() const {
   sample(out, "plfm_ingress_config_cursor", "", "", static_cast<double>(cursor.load(kRelaxed)));
   header(out, "plfm_ingress_routes", "gauge", "Routes in the table in use.");
   sample(out, "plfm_ingress_routes", "", "", static_cast<double>(routes.load(kRelaxed)));
+  header(out, "plfm_ingress_health_check_failures_total", "counter",
+         "Backend connect checks that were refused or timed out.");
+  sample(out, "plfm_ingress_health_check_failures_total", "", "",
+         static_cast<double>(health_check_failures.load(kRelaxed)));
+  header(out, "plfm_ingress_backends_down", "gauge",
+         "Backends that failed their last connect check (passed over while others are left).");
+  sample(out, "plfm_ingress_backends_down", "", "",
+         static_cast<double>(backends_down.load(kRelaxed)));
   return out;
 }
 

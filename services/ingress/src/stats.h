@@ -56,6 +56,8 @@ class IngressStats {
   std::atomic<uint64_t> reloads_failed{0};
   std::atomic<int64_t> cursor{0};
   std::atomic<int64_t> routes{0};
+  std::atomic<uint64_t> health_check_failures{0};  // connect checks that failed
+  std::atomic<int64_t> backends_down{0};           // failing their check after the last round
 
   [[nodiscard]] uint64_t noRouteCount(uint16_t port) const;
   [[nodiscard]] uint64_t closedCount(CloseReason r) const {

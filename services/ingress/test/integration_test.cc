@@ -126,7 +126,9 @@ class IngressIntegrationTest : public ::testing::Test {
                                     "\"]\nmetrics_listen = [\"[::1]:0\"]\nstate_dir = \"" + d +
                                     "/state\"\n[source]\nroutes_file = \"" + d +
                                     "/routes.json\"\nwatch_interval_ms = 100\n"
-                                    "[timeouts]\nclient_hello_ms = 1000\nconnect_ms = 1000\n");
+                                    "[timeouts]\nclient_hello_ms = 1000\nconnect_ms = 1000\n"
+                                    // Passive retries only: the connect check has its own test.
+                                    "[health]\ncheck_interval_ms = 0\n");
     ASSERT_TRUE(r) << r.error().toString();
   }
 
@@ -242,6 +244,61 @@ TEST_F(IngressIntegrationTest, RetriesAnotherBackendWhenConnectFails) {
   }
   EXPECT_GE(env->ingress.metric(R"(plfm_ingress_backend_retries_total{route="retry"})"), 1);
   EXPECT_EQ(env->ingress.metric(R"(plfm_ingress_connection_failures_total{route="retry"})"), 0);
+}
+
+// The ingress's own connect check (a second ingress, checking every 100 ms):
+// a backend that stops listening is passed over before any client has to
+// fail on it, and comes back once it listens again.
+TEST_F(IngressIntegrationTest, ConnectCheckEjectsADeadBackendAndReadmitsIt) {
+  const std::string d = env->dir.file("hc");
+  std::filesystem::create_directories(d + "/state");
+  const int port = plfm::testing::freeTcpPort();
+  const int t3port = plfm::testing::freeTcpPort();
+  auto t3 = std::make_unique<TagBackend>("t3", "[::1]:" + std::to_string(t3port));
+  TagBackend t4("t4", "127.0.0.1:0");
+  ASSERT_TRUE(t3->start());
+  ASSERT_TRUE(t4.start());
+  std::ofstream(d + "/routes.json")
+      << R"({"cursor":1,"routes":[{"id":"hc","hostname":"hc.test","listener_port":)" << port
+      << R"(,"backends":[{"address":"::1","port":)" << t3port
+      << R"(},{"address":"127.0.0.1","port":)" << t4.port() << "}]}]}";
+  IngressProcess ingress;
+  ASSERT_TRUE(ingress.start(d, "listen = [\"[::1]:" + std::to_string(port) +
+                                   "\"]\nmetrics_listen = [\"[::1]:0\"]\nstate_dir = \"" + d +
+                                   "/state\"\n[source]\nroutes_file = \"" + d +
+                                   "/routes.json\"\n[health]\ncheck_interval_ms = 100\n"
+                                   "check_timeout_ms = 300\n"));
+  auto reached = [port] {
+    const int fd = connectTo("[::1]:" + std::to_string(port));
+    if (fd < 0) return std::string("<connect>");
+    std::string tag = sendAll(fd, clientHello("hc.test")) ? recvLine(fd) : "<send>";
+    ::close(fd);
+    return tag;
+  };
+  auto eventually = [](const std::function<bool()>& ok) {
+    for (int i = 0; i < 100; ++i) {
+      if (ok()) return true;
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+    return false;
+  };
+  auto down = [&ingress] { return ingress.metric("plfm_ingress_backends_down"); };
+  ASSERT_TRUE(eventually([&] { return ingress.metric("plfm_ingress_routes") == 1; }));
+  ASSERT_TRUE(eventually([&] { return down() == 0; })) << ingress.log();
+  t3->stop();
+  ASSERT_TRUE(eventually([&] { return down() == 1; })) << ingress.log();
+  EXPECT_GE(ingress.metric("plfm_ingress_health_check_failures_total"), 1);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(reached(), "t4");
+  // No client connection had to try the dead one first.
+  EXPECT_EQ(ingress.metric(R"(plfm_ingress_backend_retries_total{route="hc"})"), 0);
+
+  t3 = std::make_unique<TagBackend>("t3", "[::1]:" + std::to_string(t3port));
+  ASSERT_TRUE(t3->start());
+  EXPECT_TRUE(eventually([&] { return down() == 0; })) << ingress.log();
+  bool back = false;
+  for (int i = 0; i < 10 && !back; ++i) back = reached() == "t3";
+  EXPECT_TRUE(back);
+  ingress.stop();
 }
 
 TEST_F(IngressIntegrationTest, SlowlorisIsClosedAtTheHelloTimeout) {

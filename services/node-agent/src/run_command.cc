@@ -28,6 +28,7 @@ struct RunFlags {
   std::string accel = "auto";
   std::string firecracker_binary = "firecracker";
   std::string enroll_token_file;
+  std::string kernel_dir;
   std::string log_level = "info";
   std::string log_file;
   int64_t memory_mb = 0;
@@ -59,6 +60,10 @@ int runAgent(RunFlags f) {
       return 2;
     }
     o.enroll_token = std::string(trim(*t));
+  }
+  if (!f.kernel_dir.empty()) {
+    if (o.kernel.empty()) o.kernel = f.kernel_dir + "/vmlinux";
+    o.kernel_modules = f.kernel_dir + "/modules";
   }
   o.plan_wait = std::chrono::seconds(f.plan_wait);
   o.boot_timeout = std::chrono::seconds(f.boot_timeout);
@@ -130,8 +135,14 @@ void registerRunCommand(CLI::App& app, CommandAction* action) {
                   "Run standalone from a NodePlan JSON file (re-read when it changes)");
   run->add_option("--kernel", o.kernel, "Guest kernel (vmlinux), from scripts/fetch-kernel")
       ->envname("PLFM_AGENT_KERNEL");
-  run->add_option("--initramfs", o.initramfs, "The vt-init initramfs")
+  run->add_option("--initramfs", o.initramfs, "A prebuilt vt-init initramfs")
       ->envname("PLFM_AGENT_INITRAMFS");
+  run->add_option("--kernel-dir", flags->kernel_dir,
+                  "A scripts/fetch-kernel release dir: its vmlinux and modules")
+      ->envname("PLFM_AGENT_KERNEL_DIR");
+  run->add_option("--vt-init", o.vt_init,
+                  "The static vt-init: the agent builds and caches the initramfs from it")
+      ->envname("PLFM_AGENT_VT_INIT");
   run->add_option("--runtime", flags->runtime, "qemu or firecracker")->capture_default_str();
   run->add_option("--qemu", flags->qemu_binary, "QEMU binary")->capture_default_str();
   run->add_option("--accel", flags->accel, "QEMU acceleration: auto, kvm or tcg")

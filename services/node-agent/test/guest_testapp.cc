@@ -4,10 +4,10 @@
 //   guest_testapp stubborn     says it ignores SIGTERM, until SIGKILL
 //   guest_testapp inspect      prints what vt-init set up (uid, cwd, env,
 //                              hostname, the secrets file, mounts)
-#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>

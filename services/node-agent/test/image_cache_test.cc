@@ -73,7 +73,7 @@ class ImageCacheTest : public ::testing::Test {
     for (size_t start = 0; start < dirs.size();) {
       size_t end = dirs.find(':', start);
       if (end == std::string::npos) end = dirs.size();
-      const std::string p = dirs.substr(start, end - start) + "/" + tool;
+      std::string p = dirs.substr(start, end - start) + "/" + tool;
       if (end > start && ::access(p.c_str(), X_OK) == 0) return p;
       start = end + 1;
     }
@@ -83,7 +83,7 @@ class ImageCacheTest : public ::testing::Test {
   // the real one, then writes its pid to `marker` and sleeps: the pull is
   // stuck inside that step until it is killed. No hook in the agent needed.
   std::string stallAfter(const std::string& tool, const std::string& marker) {
-    const std::string dir = dir_.file("wrap-" + tool);
+    std::string dir = dir_.file("wrap-" + tool);
     std::filesystem::create_directories(dir);
     const std::string script = "#!/bin/sh\n" + realBinary(tool) + " \"$@\" || exit $?\n" +
                                "echo $$ > " + marker + ".tmp && mv " + marker + ".tmp " + marker +
@@ -435,6 +435,26 @@ TEST_F(ImageCacheTest, GcNeverDeletesAHeldImageWithAnUnreadableRecord) {
   EXPECT_FALSE(pathExists(record));
   EXPECT_TRUE(std::filesystem::is_empty(dir + "/blobs/sha256"));
   EXPECT_TRUE(std::filesystem::is_empty(dir + "/rootfs"));
+}
+
+TEST_F(ImageCacheTest, GcKeepsTheBlobsOfAHeldImageWhoseRecordLacksThem) {
+  CacheOptions o;
+  o.fetch.fsync = false;
+  o.size_budget_bytes = 1;
+  auto cache = ImageCache::open(dir_.file("c"), o);
+  ASSERT_TRUE(cache);
+  auto small = cache->pull(env_.ref("plfm/small:v1"));
+  ASSERT_TRUE(small) << small.error().toString();
+  ASSERT_TRUE(cache->acquire(small->manifest_digest, "inst_a"));
+  // Valid JSON, but the layers and config are gone from it (a hand edit).
+  ASSERT_TRUE(writeFileAtomic(cache->recordPath(small->manifest_digest),
+                              R"({"manifest_digest":")" + small->manifest_digest.str() + R"("})"));
+  auto r = cache->gc();
+  ASSERT_TRUE(r) << r.error().toString();
+  EXPECT_EQ(r->images_in_use, 1);
+  EXPECT_EQ(r->blobs_removed, 0);
+  EXPECT_TRUE(cache->blobs().has(small->config_digest));
+  EXPECT_TRUE(cache->blobs().has(small->layers[0].digest));
 }
 
 TEST_F(ImageCacheTest, RootfsIsRebuiltFromCachedBlobs) {

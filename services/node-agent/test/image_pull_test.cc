@@ -221,7 +221,7 @@ TEST_F(ImagePullTest, IndexPicksLinuxAmd64AndDigestRefsWork) {
   auto img = cache.pull(env_.ref("plfm/index:v1"));
   ASSERT_TRUE(img) << img.error().toString();
   EXPECT_EQ(img->manifest_digest.str(), env_.index.manifest_digest);
-  EXPECT_EQ(img->config.cmd, std::vector<std::string>{"--indexed"});
+  EXPECT_EQ(img->config.cmd, std::vector<std::string>{"--indexed"});  // not "--arm64"
   // By digest (of the index), through the same code path.
   auto pinned = cache.pull(env_.ref("plfm/index@" + env_.index.top_digest));
   ASSERT_TRUE(pinned) << pinned.error().toString();
@@ -252,6 +252,47 @@ TEST_F(ImagePullTest, DockerSchema2) {
   auto got = t::listExt4(img->rootfs, dir_.path());
   ASSERT_TRUE(got);
   EXPECT_EQ(got->at("/app/run"), "file 0755 0:0 3");
+}
+
+TEST_F(ImagePullTest, DockerManifestListPicksLinuxAmd64) {
+  // An index (arm64 and amd64 entries) converted by skopeo to a Docker
+  // manifest list of schema2 manifests on push.
+  const std::string layer = dir_.file("gz.tar.gz");
+  ASSERT_TRUE(t::writeLayer(layer, {t::dir("app"), t::file("app/listed", "amd64", 0755)},
+                            t::Compression::kGzip));
+  t::ImageSpec spec;
+  spec.layer_files = {layer};
+  spec.wrap_in_index = true;
+  spec.cmd = {"--from-list"};
+  ASSERT_TRUE(t::writeOciImage(dir_.file("layout"), "list", spec));
+  auto pushed = env_.registry->push(dir_.file("layout"), "list", "plfm/dlist:v1", "v2s2");
+  ASSERT_TRUE(pushed) << pushed.error().toString();
+  ImageCache cache = openCache(dir_);
+  auto img = cache.pull(env_.ref("plfm/dlist:v1"));
+  ASSERT_TRUE(img) << img.error().toString();
+  EXPECT_EQ(img->config.cmd, std::vector<std::string>{"--from-list"});
+  auto record = json::parse(*readFile(cache.recordPath(img->manifest_digest)));
+  ASSERT_TRUE(record && record->contains("index_digest"))
+      << *readFile(cache.recordPath(img->manifest_digest));
+  auto list = cache.blobs().read(*Digest::parse((*record)["index_digest"].get<std::string>()));
+  ASSERT_TRUE(list);
+  EXPECT_NE(list->find("application/vnd.docker.distribution.manifest.list.v2+json"),
+            std::string::npos)
+      << *list;
+  auto manifest = cache.blobs().read(img->manifest_digest);
+  ASSERT_TRUE(manifest);
+  EXPECT_NE(manifest->find("application/vnd.docker.distribution.manifest.v2+json"),
+            std::string::npos);
+  auto got = t::listExt4(img->rootfs, dir_.path());
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->at("/app/listed"), "file 0755 0:0 5");
+  // The list's other entry is a different manifest, chosen by --platform.
+  PullOptions arm;
+  arm.architecture = "arm64";
+  auto arm_img = cache.pull(env_.ref("plfm/dlist:v1"), arm);
+  ASSERT_TRUE(arm_img) << arm_img.error().toString();
+  EXPECT_NE(arm_img->manifest_digest, img->manifest_digest);
+  EXPECT_EQ(arm_img->config.cmd, std::vector<std::string>{"--arm64"});
 }
 
 TEST_F(ImagePullTest, BearerTokenChallengeFlowWithRedirects) {

@@ -318,7 +318,7 @@ TEST_F(LayerApplierTest, AcceptsAStreamEndingWithoutTarTrailer) {
   auto cut = [&](const std::vector<TarEntry>& entries, size_t keep) {
     auto bytes = readFile(layer(entries, t::Compression::kNone));
     EXPECT_GT(bytes->size(), keep);
-    const std::string path = dir_.file("cut" + std::to_string(n_++));
+    std::string path = dir_.file("cut" + std::to_string(n_++));
     EXPECT_TRUE(writeFileAtomic(path, bytes->substr(0, keep)));
     return path;
   };

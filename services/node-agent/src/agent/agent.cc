@@ -12,6 +12,7 @@
 #include "plfm/core/log.h"
 #include "plfm/core/process.h"
 #include "plfm/http/http.h"
+#include "runtime/initramfs.h"
 
 namespace plfm::agent {
 namespace fs = std::filesystem;
@@ -78,6 +79,19 @@ Result<void> Agent::start() {
   std::string cache_dir =
       options_.image_cache_dir.empty() ? options_.state_dir + "/images" : options_.image_cache_dir;
   PLFM_ASSIGN_OR_RETURN(auto cache, image::ImageCache::open(cache_dir, options_.image));
+  if (options_.initramfs.empty() && !options_.vt_init.empty()) {
+    runtime::InitramfsInputs in;
+    in.init_binary = options_.vt_init;
+    in.modules_dir = options_.kernel_modules;
+    auto built = runtime::buildInitramfs(in, options_.state_dir + "/initramfs");
+    if (!built) return std::move(built).error().context("building the initramfs");
+    options_.initramfs = *built;
+    log::info("initramfs ready", {{"path", options_.initramfs}});
+  }
+  if (options_.initramfs.empty()) {
+    return Error(errc::kInvalidArgument,
+                 "no initramfs: give --initramfs, or --vt-init (and --kernel-dir)");
+  }
   images_.emplace(std::move(cache));
   if (options_.plan_file.empty()) PLFM_TRY(loadOrEnroll());
   adoptOrClean();
@@ -282,6 +296,18 @@ bool Agent::sendReport(const std::string& instance_id, const StatusReport& repor
     return false;
   }
   return true;
+}
+
+Result<std::string> Agent::fetchSecrets(const std::string& instance_id,
+                                        const std::string& version) {
+  if (!reports_) {
+    return Error(
+        errc::kFailedPrecondition,
+        "the instance needs secrets version " + version +
+            " but this agent runs from a plan file, with no control plane to fetch it from");
+  }
+  std::lock_guard lock(report_mu_);
+  return reports_->fetchSecrets(credential_.node_id, instance_id, version);
 }
 
 void Agent::planLoop() {

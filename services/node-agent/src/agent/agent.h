@@ -51,8 +51,13 @@ struct AgentOptions {
   std::string plan_file;
   NodeFacts facts;
 
-  std::string kernel;           // vmlinux for the guests
-  std::string initramfs;        // the vt-init initramfs (guest-init-delivery.md)
+  std::string kernel;     // vmlinux for the guests
+  std::string initramfs;  // the vt-init initramfs (guest-init-delivery.md)
+  // Or let the agent build (and cache by content hash) the initramfs from the
+  // static vt-init and the kernel's modules (scripts/fetch-kernel's
+  // <release>/modules): used when `initramfs` is empty.
+  std::string vt_init;
+  std::string kernel_modules;
   std::string image_cache_dir;  // empty: STATE/images
   image::CacheOptions image;
   uint64_t scratch_mb = 1024;  // per-instance writable disk (sparse)
@@ -112,6 +117,9 @@ class Agent {
   // Sends a status report; false when the control plane could not be reached
   // (the worker resends later). Always true in plan-file mode.
   bool sendReport(const std::string& instance_id, const StatusReport& report);
+  // The secrets file of `version` for `instance_id`; fails in plan-file mode.
+  [[nodiscard]] Result<std::string> fetchSecrets(const std::string& instance_id,
+                                                 const std::string& version);
   [[nodiscard]] bool stopping() const { return stopping_.load(); }
 
  private:

@@ -117,6 +117,19 @@ Result<NodePlan> ControlPlaneClient::plan(const std::string& node_id, int64_t af
   return p;
 }
 
+Result<std::string> ControlPlaneClient::fetchSecrets(const std::string& node_id,
+                                                     const std::string& instance_id,
+                                                     const std::string& version) {
+  http::Headers headers;
+  headers.set("Authorization", "Bearer " + token_);
+  std::string target =
+      "/v1/nodes/" + node_id + "/instances/" + instance_id + "/secrets?version=" + version;
+  PLFM_ASSIGN_OR_RETURN(auto resp,
+                        client_.send("GET", target, headers, "", std::chrono::seconds(15)));
+  if (resp.status != 200) return apiError(resp.status, resp.body, "fetching secrets " + version);
+  return std::move(resp.body);
+}
+
 Result<bool> ControlPlaneClient::report(const std::string& node_id, const std::string& instance_id,
                                         const StatusReport& r) {
   json body = {{"generation", r.generation}, {"seq", r.seq}, {"phase", r.phase}};

@@ -65,6 +65,11 @@ class ControlPlaneClient {
   // Holds up to `wait` when the plan is still at `after`.
   [[nodiscard]] Result<NodePlan> plan(const std::string& node_id, int64_t after,
                                       std::chrono::seconds wait);
+  // The fixed-format secrets file of `version` for an instance on this node
+  // (docs/specs/secrets/delivery.md). The caller wipes it after use.
+  [[nodiscard]] Result<std::string> fetchSecrets(const std::string& node_id,
+                                                 const std::string& instance_id,
+                                                 const std::string& version);
   // true when the report was applied, false when the control plane already had
   // it or a newer one (a duplicate is fine).
   [[nodiscard]] Result<bool> report(const std::string& node_id, const std::string& instance_id,

@@ -53,7 +53,7 @@ Result<Workload> Workload::fromJson(const json& spec) {
     w.mtu = net.value("mtu", 1420);
     if (auto it = spec.find("secrets"); it != spec.end() && it->is_object()) {
       auto v = it->find("version");
-      if (v != it->end() && v->is_number_integer()) w.secrets_version = v->get<int64_t>();
+      if (v != it->end() && v->is_string()) w.secrets_version = v->get<std::string>();
     }
     if (auto it = spec.find("checks"); it != spec.end()) w.checks = *it;
     if (auto it = spec.find("restart"); it != spec.end() && it->is_object()) {

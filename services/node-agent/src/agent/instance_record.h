@@ -34,7 +34,7 @@ struct Workload {
   std::string address;  // IPv6 /128
   std::string gateway = "fe80::1";
   int mtu = 1420;
-  std::optional<int64_t> secrets_version;
+  std::optional<std::string> secrets_version;  // "sv_...", fetched from the node API
   nlohmann::json checks = nlohmann::json::array();
   int64_t restart_not_before_ms = 0;  // unix ms; 0: now
   nlohmann::json raw;                 // the spec as received

@@ -8,8 +8,10 @@
 #include "agent/guest_config.h"
 #include "agent/health.h"
 #include "netdev/tap.h"
+#include "runtime/cgroup.h"
 #include "plfm/core/log.h"
 #include "plfm/core/process.h"
+#include "plfm/secrets/format.h"
 
 namespace plfm::agent {
 namespace fs = std::filesystem;
@@ -398,9 +400,21 @@ Result<void> InstanceWorker::boot() {
   in.with_network = !w.address.empty();
   in.shutdown_grace_ms = opts.shutdown_grace_ms;
   PLFM_ASSIGN_OR_RETURN(auto config, guestConfig(in));
+  if (w.secrets_version) {
+    // Plaintext lives only in memory: fetched, masked in the logs, sent in
+    // CONFIG, then wiped (docs/specs/secrets/delivery.md).
+    PLFM_ASSIGN_OR_RETURN(std::string file, agent_.fetchSecrets(w.instance_id, *w.secrets_version));
+    PLFM_TRY(maskSecrets(file));
+    config.secrets_file = std::move(file);
+  }
   auto encoded = gp::encode(config);
+  if (config.secrets_file) secrets::wipe(*config.secrets_file);
   if (!encoded) return fromGuestProto(encoded.error());
-  const std::string config_frame = std::move(*encoded);
+  std::string config_frame = std::move(*encoded);
+  struct Wipe {
+    std::string& s;
+    ~Wipe() { secrets::wipe(s); }
+  } wipe_frame{config_frame};
 
   runtime::VmSpec spec;
   spec.instance_id = w.instance_id;
@@ -418,6 +432,11 @@ Result<void> InstanceWorker::boot() {
   auto spawn_ms = msSince(plan_seen_);
   PLFM_ASSIGN_OR_RETURN(auto vm, agent_.runtime().start(spec));
   vmm_started_ = Steady::now();
+  // CPU is soft: a cgroup weight by vCPUs, where cgroups v2 are available.
+  if (auto placed = runtime::placeVmm(vm.pid, w.instance_id, w.vcpus); !placed) {
+    log::warn("VMM not placed in a cgroup",
+              {{"instance_id", w.instance_id}, {"error", placed.error().toString()}});
+  }
   {
     std::lock_guard lock(mu_);
     rec_.vm = vm;
@@ -482,6 +501,22 @@ Result<void> InstanceWorker::boot() {
     handleFrame(**frame);
     if (exit_seen_ || !boot_error_.empty()) break;
   }
+  return ok();
+}
+
+Result<void> InstanceWorker::maskSecrets(const std::string& file) {
+  auto values = secrets::decode(file);
+  if (!values) {
+    return Error("agent.bad_secrets", "the secrets file from the control plane does not parse: " +
+                                          values.error().toString());
+  }
+  std::vector<std::string> masks;
+  for (auto& [k, v] : *values) {
+    masks.push_back(v);
+    secrets::wipe(v);
+  }
+  log_->mask(std::move(masks));
+  masked_ = true;
   return ok();
 }
 
@@ -570,6 +605,14 @@ void InstanceWorker::supervise() {
     return;
   }
   const runtime::VmHandle vm = *rec_.vm;
+  if (!masked_ && rec_.workload.secrets_version) {
+    // An adopted VM: fetch the values again, only to mask them in its logs.
+    if (auto file =
+            agent_.fetchSecrets(rec_.workload.instance_id, *rec_.workload.secrets_version)) {
+      (void)maskSecrets(*file);
+      secrets::wipe(*file);
+    }
+  }
   const uint32_t grace = agent_.options().shutdown_grace_ms;
   while (true) {
     bool stop;
@@ -672,6 +715,7 @@ void InstanceWorker::releaseResources() {
     r = rec_;
   }
   if (r.vm && agent_.runtime().alive(*r.vm)) (void)agent_.runtime().kill(*r.vm);
+  if (r.vm) runtime::removeVmmGroup(r.workload.instance_id);
   if (!r.tap.empty()) {
     if (auto t = netdev::removeTap(r.tap); !t) {
       log::warn("removing tap failed",

@@ -46,6 +46,8 @@ class InstanceWorker {
   [[nodiscard]] Result<void> boot();
   void supervise();
   void handleFrame(const guest_proto::Frame& frame);
+  // Registers the values of a secrets file with the instance log's mask.
+  [[nodiscard]] Result<void> maskSecrets(const std::string& file);
   void runHealthCheck();
   void finish(Phase terminal, const std::string& report_phase, const std::string& reason);
   void releaseResources();
@@ -75,6 +77,7 @@ class InstanceWorker {
   std::optional<SteadyTime> shutdown_sent_;
   bool powerdown_sent_ = false;
   bool exit_seen_ = false;
+  bool masked_ = false;
   std::string boot_error_;
   std::optional<StatusReport> unsent_;
   // Health checks.

@@ -69,9 +69,9 @@ struct ImageEntry {
   bool blobs_known = true;  // false: neither the record nor the manifest blob is readable
 };
 
-// The blobs an image uses according to its manifest blob, for an image whose
-// record is unreadable. The index digest is lost with the record; the index
-// is not needed to boot, so losing that blob is harmless.
+// Adds the blobs an image's manifest blob names. For an image whose record is
+// unreadable these are all we know: the index digest is lost with the
+// record, but an index is not needed to boot, so losing that blob is harmless.
 bool blobsFromManifest(const ImageCache& cache, ImageEntry& e) {
   auto bytes = cache.blobs().read(e.digest);
   if (!bytes) return false;
@@ -126,10 +126,12 @@ std::vector<ImageEntry> scanImages(const ImageCache& cache) {
     e.digest = Digest::fromHex(hex);
     e.refs = static_cast<int>(listDir(cache.dir() + "/refs/" + hex).size());
     e.record_ok = readRecord(cache, e);
+    // The manifest names the blobs too, so a record that parses but lacks a
+    // field (hand-edited) still protects every layer.
+    const bool from_manifest = blobsFromManifest(cache, e);
     if (!e.record_ok) {
       if (e.refs == 0) continue;  // an orphan
-      e.blobs.clear();
-      e.blobs_known = blobsFromManifest(cache, e);
+      e.blobs_known = from_manifest;
       log::warn("image record unreadable; keeping the image, it has holders",
                 {{"digest", e.digest.str()}, {"holders", e.refs}});
     }

@@ -8,7 +8,6 @@
 // starts), so taps, routes and the connections to guests never touch the
 // host's network and nothing can leak past the test.
 #include <gtest/gtest.h>
-#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,11 +20,12 @@
 #include "netdev/tap.h"
 #include "plfm/core/log.h"
 #include "plfm/core/process.h"
+#include "plfm/core/strings.h"
+#include "plfm/http/http.h"
+#include "plfm/testing/pg_cluster.h"
 #include "plfm/testing/temp_dir.h"
-#include "runtime/initramfs.h"
 #include "runtime/qemu_runtime.h"
-#include "support/registry_fixture.h"
-#include "support/test_image.h"
+#include "support/agent_world.h"
 
 namespace plfm::agent {
 namespace {
@@ -34,79 +34,18 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-std::string runOut(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  char buf[1024];
-  while (p != nullptr && fgets(buf, sizeof buf, p) != nullptr) out += buf;
-  if (p != nullptr) ::pclose(p);
-  return out;
-}
+std::string runOut(const std::string& cmd) { return testing::shellOutput(cmd); }
 
-// Everything the tests share: built once.
-struct World {
-  std::unique_ptr<plfm::testing::TempDir> dir;
-  std::string kernel;
-  std::string initramfs;
-  std::unique_ptr<image::testing::Registry> registry;
-  std::string image_ref;
-  std::string image_digest;
-};
-World* g_world = nullptr;
+testing::AgentWorld* g_world = nullptr;
 
 class E2eEnvironment : public ::testing::Environment {
  public:
   void SetUp() override {
-    ASSERT_EQ(::geteuid(), 0) << "the microVM tests need root (taps, network namespaces)";
-    ASSERT_EQ(::unshare(CLONE_NEWNET), 0) << "unshare(CLONE_NEWNET): " << std::strerror(errno);
-    ASSERT_EQ(std::system("ip link set lo up"), 0);
-    auto* w = new World;
-    g_world = w;
-    w->dir = std::make_unique<plfm::testing::TempDir>("e2e");
-    std::string kdir =
-        runOut(std::string(PLFM_SOURCE_DIR) + "/scripts/fetch-kernel --print-dir 2>" +
-               w->dir->file("fetch-kernel.log"));
-    while (!kdir.empty() && (kdir.back() == '\n' || kdir.back() == ' ')) kdir.pop_back();
-    ASSERT_FALSE(kdir.empty()) << "scripts/fetch-kernel failed: "
-                               << tailFile(w->dir->file("fetch-kernel.log"), 10);
-    w->kernel = kdir + "/vmlinux";
-    ASSERT_TRUE(fs::exists(w->kernel)) << w->kernel;
-    runtime::InitramfsInputs in;
-    in.init_binary = PLFM_VT_INIT_BIN;
-    in.modules_dir = kdir + "/modules";
-    auto initrd = runtime::buildInitramfs(in, w->dir->file("initramfs"));
-    ASSERT_TRUE(initrd) << initrd.error().toString();
-    w->initramfs = *initrd;
-
-    auto reg = image::testing::Registry::start(w->dir->file("registry"));
-    ASSERT_TRUE(reg) << reg.error().toString();
-    w->registry = std::move(*reg);
-    // The workload image: one layer with the static test program.
-    auto bin = readFile(PLFM_TEST_WORKLOAD_BIN);
-    ASSERT_TRUE(bin);
-    std::string layer = w->dir->file("layer.tar.gz");
-    ASSERT_TRUE(image::testing::writeLayer(
-        layer,
-        {image::testing::dir("bin"), image::testing::file("bin/vt-test-workload", *bin, 0755),
-         image::testing::dir("etc"),
-         image::testing::file("etc/passwd",
-                              "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/:/bin/sh\n"),
-         image::testing::file("etc/group", "root:x:0:\napp:x:1000:\n"),
-         image::testing::dir("tmp", 01777)},
-        image::testing::Compression::kGzip));
-    image::testing::ImageSpec spec;
-    spec.layer_files = {layer};
-    spec.compressions = {image::testing::Compression::kGzip};
-    spec.entrypoint = {"/bin/vt-test-workload"};
-    spec.cmd = {"sleep"};
-    spec.env = {"PATH=/bin"};
-    spec.workdir = "/";
-    spec.user = "app";
-    auto built = image::testing::writeOciImage(w->dir->file("layout"), "v1", spec);
-    ASSERT_TRUE(built) << built.error().toString();
-    ASSERT_TRUE(w->registry->push(w->dir->file("layout"), "v1", "e2e/workload:v1"));
-    w->image_ref = w->registry->host() + "/e2e/workload:v1";
-    w->image_digest = built->manifest_digest;
+    auto netns = testing::enterPrivateNetns();
+    ASSERT_TRUE(netns) << netns.error().toString();
+    auto world = testing::makeAgentWorld(PLFM_SOURCE_DIR, PLFM_VT_INIT_BIN, PLFM_TEST_WORKLOAD_BIN);
+    ASSERT_TRUE(world) << world.error().toString();
+    g_world = world->release();
   }
   void TearDown() override {
     delete g_world;
@@ -334,26 +273,12 @@ TEST_F(AgentE2e, AMissingKernelFailsTheInstanceWithTheReason) {
 TEST_F(AgentE2e, KillNineAtRandomPointsLeavesExactlyOneVmAndRestartsAdoptIt) {
   std::string id = newId();
   writePlan(json::array({workloadSpec(id, {"serve", "8080"}, "fd7a:5c00:0:1::9")}));
-  std::vector<std::string> argv = {PLFM_NODE_AGENT_BIN,
-                                   "run",
-                                   "--plan-file",
-                                   opts_.plan_file,
-                                   "--state-dir",
-                                   state_->path(),
-                                   "--kernel",
-                                   opts_.kernel,
-                                   "--initramfs",
-                                   opts_.initramfs,
-                                   "--image-cache",
-                                   opts_.image_cache_dir,
-                                   "--scratch-mb",
-                                   "64",
-                                   "--accel",
-                                   "tcg",
-                                   "--shutdown-grace-ms",
-                                   "3000",
-                                   "--log-file",
-                                   state_->file("agent.log")};
+  std::vector<std::string> argv = {
+      PLFM_NODE_AGENT_BIN, "run", "--plan-file", opts_.plan_file, "--state-dir", state_->path(),
+      // The agent builds the initramfs itself here.
+      "--kernel-dir", std::filesystem::path(opts_.kernel).parent_path().string(), "--vt-init",
+      PLFM_VT_INIT_BIN, "--image-cache", opts_.image_cache_dir, "--scratch-mb", "64", "--accel",
+      "tcg", "--shutdown-grace-ms", "3000", "--log-file", state_->file("agent.log")};
   auto record = [&]() -> json {
     auto text = readFile(state_->path() + "/instances/" + id + ".json");
     return text ? json::parse(*text, nullptr, false) : json();
@@ -398,6 +323,164 @@ TEST_F(AgentE2e, KillNineAtRandomPointsLeavesExactlyOneVmAndRestartsAdoptIt) {
   std::string log = readFile(state_->file("agent.log")).value_or("");
   EXPECT_NE(log.find("adopted a running VM"), std::string::npos);
   EXPECT_NE(log.find("rolled back a half-done start"), std::string::npos);
+}
+
+// The whole loop with a real control plane (PostgreSQL, scheduler, NodePlan
+// feed): the agent enrolls, the scheduler places a deployed release on it,
+// the long-poll wakes the agent, the VM boots, the agent's check passes and
+// its reports reach the control plane's instances view; a scale to 0 stops it.
+class AgentWithControlPlane : public AgentE2e {
+ protected:
+  struct Cp {
+    Process proc;
+    std::string url;
+    std::string admin;
+  };
+
+  void startControlPlane() {
+    auto pg = plfm::testing::PgCluster::shared();
+    ASSERT_TRUE(pg) << pg.error().toString();
+    auto db = (*pg)->createDatabase();
+    ASSERT_TRUE(db) << db.error().toString();
+    cp_dir_ = std::make_unique<plfm::testing::TempDir>("cp");
+    SpawnOptions o;
+    o.stdout_path = cp_dir_->file("cp.out");
+    o.stderr_path = cp_dir_->file("cp.log");
+    auto p = spawn({PLFM_CONTROL_PLANE_BIN, "serve", "--listen", "[::1]:0", "--database",
+                    (*pg)->conninfo(*db), "--state-dir", cp_dir_->path()},
+                   o);
+    ASSERT_TRUE(p) << p.error().toString();
+    cp_.proc = std::move(*p);
+    for (int i = 0; i < 500 && cp_.url.empty(); ++i) {
+      std::string out = readFile(cp_dir_->file("cp.out")).value_or("");
+      if (auto at = out.find("listening "); at != std::string::npos) {
+        std::string line = out.substr(at + 10);
+        cp_.url = "http://" + line.substr(0, line.find_first_of(",\n"));
+      }
+      ASSERT_FALSE(cp_.proc.poll()) << tailFile(cp_dir_->file("cp.log"), 20);
+      std::this_thread::sleep_for(20ms);
+    }
+    ASSERT_FALSE(cp_.url.empty());
+    cp_.admin = std::string(trim(readFile(cp_dir_->file("admin-token")).value_or("")));
+  }
+
+  json api(const std::string& method, const std::string& path, const json& body = nullptr,
+           int want = 0) {
+    http::Headers h;
+    h.set("Authorization", "Bearer " + cp_.admin);
+    if (method != "GET") {
+      h.set("Idempotency-Key", "e2e-" + std::to_string(++keys_));
+      h.set("Content-Type", "application/json");
+    }
+    http::Client c(cp_.url);
+    auto r = c.send(method, path, h, body.is_null() ? "" : body.dump());
+    EXPECT_TRUE(r) << method << " " << path;
+    if (!r) return json();
+    if (want != 0) {
+      EXPECT_EQ(r->status, want) << method << " " << path << ": " << r->body;
+    }
+    return json::parse(r->body, nullptr, false);
+  }
+
+  void TearDown() override {
+    AgentE2e::TearDown();
+    if (cp_.proc.valid()) {
+      cp_.proc.signal(SIGTERM);
+      cp_.proc.waitFor(10s);
+    }
+  }
+
+  std::unique_ptr<plfm::testing::TempDir> cp_dir_;
+  Cp cp_;
+  int keys_ = 0;
+};
+
+TEST_F(AgentWithControlPlane, EnrollsRunsWhatTheSchedulerPlacesAndReportsBack) {
+  startControlPlane();
+  auto enrollment = api("POST", "/v1/nodes/enrollments", {{"ttl_seconds", 900}}, 201);
+  opts_.plan_file.clear();
+  opts_.control_plane = cp_.url;
+  opts_.enroll_token = enrollment.value("token", "");
+  opts_.facts.hostname = "e2e-node";
+  opts_.facts.underlay_address = "::1";
+  opts_.facts.cores = 2;
+  opts_.facts.memory_mb = 2048;
+  startAgent();
+  ASSERT_FALSE(agent_->nodeId().empty());
+  EXPECT_TRUE(fs::exists(state_->path() + "/node.json"));
+  EXPECT_EQ(fs::status(state_->path() + "/node.json").permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+
+  std::string org = api("POST", "/v1/orgs", {{"name", "e2e"}}, 201).value("id", "");
+  std::string app =
+      api("POST", "/v1/orgs/" + org + "/apps", {{"name", "web"}}, 201).value("id", "");
+  std::string env =
+      api("POST", "/v1/apps/" + app + "/envs", {{"name", "prod"}}, 201).value("id", "");
+  json manifest = {{"schema_version", 1},
+                   {"app", "web"},
+                   {"image", g_world->image_ref},
+                   {"processes",
+                    {{{"name", "web"},
+                      {"command", {"/bin/vt-test-workload", "serve", "8443"}},
+                      {"args", json::array()},
+                      {"resources", {{"vcpus", 1}, {"memory_mb", 128}}}}}},
+                   {"services", json::array()},
+                   {"volumes", json::array()},
+                   {"checks",
+                    {{{"process", "web"},
+                      {"type", "tcp"},
+                      {"port", 8443},
+                      {"path", ""},
+                      {"command", json::array()},
+                      {"interval_ms", 1000},
+                      {"timeout_ms", 1000},
+                      {"grace_ms", 0}}}},
+                   {"env", {{"MODE", "cp"}}},
+                   {"secrets", {{"names", json::array()}, {"export_env", false}}},
+                   {"deploy", {{"strategy", "rolling"}, {"max_surge", 1}, {"max_unavailable", 0}}}};
+  std::string release = api("POST", "/v1/apps/" + app + "/releases",
+                            {{"image_ref", g_world->image_ref},
+                             {"image_digest", g_world->image_digest},
+                             {"manifest", manifest}},
+                            201)
+                            .value("id", "");
+  api("PUT", "/v1/envs/" + env + "/scale", {{"processes", {{"web", 1}}}}, 200);
+  std::string deploy =
+      api("POST", "/v1/envs/" + env + "/deploys", {{"release_id", release}}, 201).value("id", "");
+
+  // The control plane's view of the instance goes healthy, from our reports.
+  json inst;
+  auto deadline = std::chrono::steady_clock::now() + 120s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto list = api("GET", "/v1/envs/" + env + "/instances");
+    if (list.contains("items") && !list["items"].empty()) {
+      inst = list["items"][0];
+      if (inst.value("current_state", "") == "healthy") break;
+    }
+    std::this_thread::sleep_for(200ms);
+  }
+  ASSERT_EQ(inst.value("current_state", ""), "healthy") << inst.dump();
+  EXPECT_EQ(inst.value("node_id", ""), agent_->nodeId());
+  EXPECT_GT(inst["timings"].value("boot_ms", 0), 0) << inst.dump();
+  std::string addr = inst.value("address", "");
+  ASSERT_FALSE(addr.empty());
+  EXPECT_EQ(fetchTcp(addr, 8443), "hello from " + inst.value("id", "") + "\n");
+  auto dep = api("GET", "/v1/deploys/" + deploy);
+  for (int i = 0; i < 100 && dep.value("status", "") != "succeeded"; ++i) {
+    std::this_thread::sleep_for(100ms);
+    dep = api("GET", "/v1/deploys/" + deploy);
+  }
+  EXPECT_EQ(dep.value("status", ""), "succeeded") << dep.dump();
+
+  // Scale to 0: the plan asks for a stop, the VM goes, the view says stopped.
+  api("PUT", "/v1/envs/" + env + "/scale", {{"processes", {{"web", 0}}}}, 200);
+  deadline = std::chrono::steady_clock::now() + 60s;
+  bool gone = false;
+  while (!gone && std::chrono::steady_clock::now() < deadline) {
+    gone = runOut("pgrep -f -- '[q]emu-system.*" + state_->path() + "' | wc -l") == "0\n";
+    std::this_thread::sleep_for(200ms);
+  }
+  EXPECT_TRUE(gone);
 }
 
 }  // namespace

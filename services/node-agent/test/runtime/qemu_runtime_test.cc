@@ -5,11 +5,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <thread>
 
 #include "plfm/core/process.h"
 #include "plfm/testing/temp_dir.h"
+#include "runtime/cgroup.h"
 #include "runtime/detached.h"
 #include "runtime/qemu_runtime.h"
 #include "runtime/qmp.h"
@@ -203,6 +206,30 @@ TEST(Detached, AMissingProgramFailsSynchronously) {
   auto pid = spawnDetached({"/nonexistent/vmm"});
   ASSERT_FALSE(pid);
   EXPECT_NE(pid.error().message().find("/nonexistent/vmm"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace plfm::runtime
+
+namespace plfm::runtime {
+namespace {
+
+TEST(Cgroup, AVmmGoesIntoItsOwnCpuGroupWhereAvailable) {
+  auto proc = spawn({"/bin/sleep", "30"});
+  ASSERT_TRUE(proc);
+  const std::string id = "inst_cgrouptest" + std::to_string(::getpid());
+  auto placed = placeVmm(proc->pid(), id, 2);
+  ASSERT_TRUE(placed) << placed.error().toString();
+  if (!*placed) GTEST_SKIP() << "no writable cgroup cpu hierarchy here";
+  EXPECT_EQ(vmmGroupOf(proc->pid()), "/plfm-vms/" + id);
+  std::string v2 = readFile("/sys/fs/cgroup/plfm-vms/" + id + "/cpu.weight").value_or("");
+  std::string v1 = readFile("/sys/fs/cgroup/cpu/plfm-vms/" + id + "/cpu.shares").value_or("");
+  EXPECT_TRUE(v2 == "200\n" || v1 == "2048\n") << v2 << v1;
+  proc->signal(SIGKILL);
+  proc->wait();
+  removeVmmGroup(id);
+  EXPECT_FALSE(std::filesystem::exists("/sys/fs/cgroup/plfm-vms/" + id));
+  EXPECT_FALSE(std::filesystem::exists("/sys/fs/cgroup/cpu/plfm-vms/" + id));
 }
 
 }  // namespace

@@ -325,8 +325,21 @@ Result<BuiltImage> writeOciImage(const std::string& layout, const std::string& t
               {"digest", out.manifest_digest},
               {"size", manifest_text.size()}};
   if (spec.wrap_in_index) {
-    // An arm64 sibling (same content; never chosen) and the amd64 manifest.
-    Json arm = top;
+    // An arm64 sibling (same layers, its own config with Cmd ["--arm64"]),
+    // listed first, and the amd64 manifest.
+    Json arm_config = config;
+    arm_config["architecture"] = "arm64";
+    arm_config["config"]["Cmd"] = Json::array({"--arm64"});
+    const std::string arm_config_text = json::dump(arm_config);
+    PLFM_ASSIGN_OR_RETURN(std::string arm_config_hex, putBlob(layout, arm_config_text));
+    Json arm_manifest = manifest;
+    arm_manifest["config"]["digest"] = "sha256:" + arm_config_hex;
+    arm_manifest["config"]["size"] = arm_config_text.size();
+    const std::string arm_manifest_text = json::dump(arm_manifest);
+    PLFM_ASSIGN_OR_RETURN(std::string arm_manifest_hex, putBlob(layout, arm_manifest_text));
+    Json arm = {{"mediaType", manifest_type},
+                {"digest", "sha256:" + arm_manifest_hex},
+                {"size", arm_manifest_text.size()}};
     arm["platform"] = {{"os", "linux"}, {"architecture", "arm64"}};
     Json amd = top;
     amd["platform"] = {{"os", "linux"}, {"architecture", "amd64"}};

@@ -60,7 +60,7 @@ struct ImageSpec {
   std::string user = "1000:1000";
   std::vector<std::string> exposed_ports = {"8080/tcp"};
   bool docker_media_types = false;  // Docker schema2 instead of OCI
-  bool wrap_in_index = false;       // an index with linux/arm64 and linux/amd64 entries
+  bool wrap_in_index = false;       // an index with linux/arm64 (Cmd ["--arm64"]) and linux/amd64
 };
 
 struct BuiltImage {

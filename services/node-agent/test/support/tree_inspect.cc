@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <set>
 #include <vector>
 
 #include "plfm/core/process.h"
@@ -62,7 +61,7 @@ std::string renderValue(std::string_view v) {
 }
 
 // " xattr NAME=VALUE" per attribute, sorted by name.
-std::string renderXattrs(std::map<std::string, std::string> xattrs) {
+std::string renderXattrs(const std::map<std::string, std::string>& xattrs) {
   std::string out;
   for (const auto& [name, value] : xattrs) out += " xattr " + name + "=" + renderValue(value);
   return out;
@@ -81,7 +80,12 @@ Result<std::map<std::string, std::string>> hostXattrs(const std::string& path) {
     at += name.size() + 1;
     std::string value(64 << 10, '\0');
     const ssize_t len = ::lgetxattr(path.c_str(), name.c_str(), value.data(), value.size());
-    if (len < 0) return errnoError("lgetxattr " + path + " " + name, errno);
+    if (len < 0) {
+      std::string what = "lgetxattr " + path;
+      what += ": ";
+      what += name;
+      return errnoError(what, errno);
+    }
     value.resize(static_cast<size_t>(len));
     out[name] = std::move(value);
   }
@@ -159,7 +163,7 @@ Result<void> addExt4Xattrs(const std::string& image, const std::string& scratch,
     const std::string name(line.substr(2, paren - 2));
     found[cur][name] = parseDebugfsValue(line.substr(eq + 4));
   }
-  for (auto& [p, xattrs] : found) out[p] += renderXattrs(std::move(xattrs));
+  for (const auto& [p, xattrs] : found) out[p] += renderXattrs(xattrs);
   return ok();
 }
 
@@ -184,7 +188,7 @@ Result<TreeListing> listHostTree(const std::string& root) {
     if (S_ISREG(st.st_mode)) inodes[st.st_ino].push_back(p);
     PLFM_ASSIGN_OR_RETURN(auto xattrs, hostXattrs(it->path().string()));
     out[p] = describe(st.st_mode, st.st_uid, st.st_gid, static_cast<uint64_t>(st.st_size), extra) +
-             renderXattrs(std::move(xattrs));
+             renderXattrs(xattrs);
   }
   if (ec) return Error(errc::kIo, "walk " + root + ": " + ec.message());
   for (auto& [ino, paths] : inodes) std::sort(paths.begin(), paths.end());
@@ -241,7 +245,6 @@ Result<TreeListing> listExt4(const std::string& image, const std::string& scratc
     PLFM_ASSIGN_OR_RETURN(std::string text, debugfs(image, script, scratch));
     size_t which = 0;
     std::string cur;
-    std::set<std::string> fast;  // symlinks whose target sits in the inode
     for (auto line : splitLines(text)) {
       if (startsWith(line, "debugfs: stat")) {
         cur = specials[which++];
@@ -252,7 +255,6 @@ Result<TreeListing> listExt4(const std::string& image, const std::string& scratc
         auto target = line.substr(pos + kLink.size());
         target = target.substr(0, target.rfind('"'));
         out[cur] += " -> " + std::string(target);
-        fast.insert(cur);
       }
       const std::string_view kDev = "Device major/minor number: ";
       if (auto pos = line.find(kDev); pos != std::string_view::npos) {
@@ -275,7 +277,9 @@ Result<TreeListing> listExt4(const std::string& image, const std::string& scratc
   if (!slow.empty()) {
     std::string script;
     for (size_t i = 0; i < slow.size(); ++i) {
-      script += "dump \"" + slow[i] + "\" " + scratch + "/link." + std::to_string(i) + "\n";
+      const std::string dest = scratch + "/link." + std::to_string(i);
+      ::unlink(dest.c_str());  // a stale one must not pass for this image's
+      script += "dump \"" + slow[i] + "\" \"" + dest + "\"\n";
     }
     PLFM_TRY(debugfs(image, script, scratch));
     for (size_t i = 0; i < slow.size(); ++i) {

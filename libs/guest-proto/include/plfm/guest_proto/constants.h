@@ -31,6 +31,7 @@ enum class FrameType : uint8_t {
   kPing = 0x07,      // either way, control stream
   kPong = 0x08,      // either way, control stream
   kError = 0x09,     // guest -> host: a fatal boot error before power-off
+  kStatus = 0x0a,    // host -> guest, control stream: "where are you?" (reattach)
   // Reserved for exec (a later issue); the frame decoder accepts them on
   // exec streams so that adding exec needs payload codecs only.
   kExecOpen = 0x20,

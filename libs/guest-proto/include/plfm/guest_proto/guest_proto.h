@@ -4,6 +4,8 @@
 // vsock) carries frames; the boot handshake is
 //   agent starts VMM -> guest HELLO -> agent CONFIG -> guest READY
 // then LOG frames, PING/PONG, SHUTDOWN from the host and EXIT from the guest.
+// An agent that restarts reattaches by sending STATUS (the guest answers
+// READY, EXIT or HELLO).
 //
 // Host side, in short:
 //

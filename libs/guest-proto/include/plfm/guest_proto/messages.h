@@ -134,6 +134,9 @@ struct BootError {
 [[nodiscard]] std::string encodePing(const Ping& ping);
 [[nodiscard]] std::string encodePong(const Ping& pong);
 [[nodiscard]] Result<std::string> encode(const BootError& error);
+// STATUS has no payload; the guest answers READY (running), EXIT (exited)
+// or HELLO (not configured yet).
+[[nodiscard]] std::string encodeStatus();
 
 // Payload parsers; the frame's type and stream were checked by the Decoder.
 [[nodiscard]] Result<Hello> decodeHello(std::string_view payload);

@@ -1,0 +1,37 @@
+// What the agent's end-to-end tests and bench/agent_bench share: the guest
+// kernel (scripts/fetch-kernel), the vt-init initramfs, a real registry on
+// loopback, and an image holding the static test workload, pushed to it.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "plfm/core/result.h"
+#include "plfm/testing/temp_dir.h"
+#include "support/registry_fixture.h"
+
+namespace plfm::agent::testing {
+
+struct AgentWorld {
+  std::unique_ptr<plfm::testing::TempDir> dir;
+  std::string kernel;     // vmlinux
+  std::string initramfs;  // built from vt_init_bin and the kernel's modules
+  std::unique_ptr<image::testing::Registry> registry;
+  std::string image_ref;     // HOST/e2e/workload:v1
+  std::string image_digest;  // its linux/amd64 manifest
+};
+
+// `source_dir` holds scripts/fetch-kernel; the workload image's entrypoint is
+// /bin/vt-test-workload (the binary at `workload_bin`), its user "app".
+[[nodiscard]] Result<std::unique_ptr<AgentWorld>> makeAgentWorld(const std::string& source_dir,
+                                                                 const std::string& vt_init_bin,
+                                                                 const std::string& workload_bin);
+
+// Moves this process into a fresh network namespace with loopback up, so
+// taps, routes and guest traffic stay private. Call before any thread starts.
+[[nodiscard]] Result<void> enterPrivateNetns();
+
+// The output of a shell command.
+[[nodiscard]] std::string shellOutput(const std::string& cmd);
+
+}  // namespace plfm::agent::testing
