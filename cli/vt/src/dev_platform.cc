@@ -464,20 +464,16 @@ Result<std::string> Platform::startAgent() {
     return Error(errc::kFailedPrecondition,
                  "no vmlinux in " + kernel_dir + " (scripts/fetch-kernel)");
   }
-  PLFM_ASSIGN_OR_RETURN(std::string initramfs,
-                        runForLine({bins_.node_agent, "initramfs", "--init", bins_.vt_init,
-                                    "--kernel-dir", kernel_dir, "--out-dir", path("initramfs")},
-                                   logPath(c), path("run/initramfs.out")));
   std::vector<std::string> argv = {bins_.node_agent,
                                    "run",
                                    "--state-dir",
                                    dir,
                                    "--control-plane",
                                    s_.controlPlaneUrl(),
-                                   "--kernel",
-                                   kernel_dir + "/vmlinux",
-                                   "--initramfs",
-                                   initramfs,
+                                   "--kernel-dir",
+                                   kernel_dir,
+                                   "--vt-init",
+                                   bins_.vt_init,
                                    "--runtime",
                                    "qemu",
                                    "--accel",
@@ -586,7 +582,7 @@ Result<std::vector<std::string>> Platform::down() {
   const auto strays = [this] {
     std::vector<pid_t> out;
     for (const char* sub :
-         {"/postgres/", "/control-plane", "/registry/", "/node-agent", "/ingress", "/initramfs/"}) {
+         {"/postgres/", "/control-plane", "/registry/", "/node-agent", "/ingress"}) {
       for (pid_t pid : processesMentioning(s_.state_dir + sub)) {
         if (std::find(out.begin(), out.end(), pid) == out.end() && !isAncestor(pid)) {
           out.push_back(pid);

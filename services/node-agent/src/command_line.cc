@@ -15,7 +15,6 @@ int runMain(int argc, char** argv) {
   CommandAction action;
   registerImageCommands(app, &action);
   registerRunCommand(app, &action);
-  registerInitramfsCommand(app, &action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

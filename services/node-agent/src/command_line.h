@@ -21,9 +21,6 @@ void registerImageCommands(CLI::App& app, CommandAction* action);
 // Adds `run`: the agent itself (run_command.cc).
 void registerRunCommand(CLI::App& app, CommandAction* action);
 
-// Adds `initramfs`: build the guest initramfs and print its path (initramfs_command.cc).
-void registerInitramfsCommand(CLI::App& app, CommandAction* action);
-
 int runMain(int argc, char** argv);
 
 }  // namespace plfm::agent
