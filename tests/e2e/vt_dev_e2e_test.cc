@@ -65,7 +65,8 @@ class VtDev : public ::testing::Test {
     (void)vt({"dev", "down", "--state-dir", state_->path()}, 120s);
   }
 
-  VtRun vt(const std::vector<std::string>& args, std::chrono::seconds timeout = 60s) {
+  VtRun vt(const std::vector<std::string>& args, std::chrono::seconds timeout = 60s,
+           const std::vector<std::string>& extra_env = {}) {
     std::vector<std::string> argv = {PLFM_VT_BIN};
     argv.insert(argv.end(), args.begin(), args.end());
     SpawnOptions o;
@@ -82,6 +83,7 @@ class VtDev : public ::testing::Test {
              "VT_APP=",
              "VT_ENV=",
              "VT_CONTEXT="};
+    o.env.insert(o.env.end(), extra_env.begin(), extra_env.end());
     VtRun r;
     const auto t0 = Clock::now();
     auto p = spawn(argv, o);
@@ -224,6 +226,20 @@ int64_t lastSeq(const std::string& tail_json_lines) {
     start = end + 1;
   }
   return seq;
+}
+
+// A step that fails stops `up` with the step's name and its log, exit 3;
+// `down` then stops what did start.
+TEST_F(VtDev, FailingStepNamesItselfAndItsLog) {
+  VtRun up = vt(upArgs(), 120s, {"PLFM_CONTROL_PLANE_BIN=/bin/false"});
+  EXPECT_EQ(up.code, 3);
+  EXPECT_NE(up.err.find("step control-plane failed"), std::string::npos) << up.err;
+  EXPECT_NE(up.err.find(state_->file("logs/control-plane.log")), std::string::npos) << up.err;
+  EXPECT_NE(up.err.find("postgres       started"), std::string::npos) << up.err;
+  VtRun down = vt({"dev", "down", "--state-dir", state_->path()}, 60s);
+  EXPECT_EQ(down.code, 0) << down.err;
+  EXPECT_TRUE(vt::dev::processesMentioning(state_->path()).empty());
+  EXPECT_TRUE(vt::dev::socketsUnder(state_->path()).empty());
 }
 
 TEST_F(VtDev, CoreLoop) {
