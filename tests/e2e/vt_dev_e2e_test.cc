@@ -10,11 +10,11 @@
 // listeners never touch the host's network.
 #include <gtest/gtest.h>
 #include <sched.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -133,9 +133,9 @@ class VtDev : public ::testing::Test {
     SpawnOptions so;
     so.stdout_path = io_->file("build-image.out");
     so.stderr_path = io_->file("build-image.log");
-    auto r = runChecked({PLFM_SOURCE_DIR "/examples/hello/build-image", "--bin", PLFM_HELLO_BIN,
-                         "--work", io_->file("hello-image"), registry()},
-                        so);
+    const std::string script = std::string(PLFM_SOURCE_DIR) + "/examples/hello/build-image";
+    auto r = runChecked(
+        {script, "--bin", PLFM_HELLO_BIN, "--work", io_->file("hello-image"), registry()}, so);
     EXPECT_TRUE(r) << (r ? "" : r.error().toString()) << tailFile(io_->file("build-image.log"), 20);
     std::string out = readFile(io_->file("build-image.out")).value_or("");
     while (!out.empty() && out.back() == '\n') out.pop_back();
@@ -281,7 +281,7 @@ TEST_F(VtDev, CoreLoop) {
   phase("build, push and deploy examples/hello");
   const std::string ref = pushHello();
   ASSERT_NE(ref.find("@sha256:"), std::string::npos) << ref;
-  const std::string manifest = PLFM_SOURCE_DIR "/examples/hello/vt.toml";
+  const std::string manifest = std::string(PLFM_SOURCE_DIR) + "/examples/hello/vt.toml";
   VtRun deploy = vt({"deploy", "--manifest", manifest, "--image", ref, "--timeout", "4m"}, 300s);
   ASSERT_EQ(deploy.code, 0) << deploy.err;
   const std::string port = std::to_string(ingressPort());

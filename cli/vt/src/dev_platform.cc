@@ -41,8 +41,10 @@ std::string onPath(const std::string& name) {
   while (start <= path.size()) {
     size_t end = path.find(':', start);
     if (end == std::string::npos) end = path.size();
-    std::string dir = path.substr(start, end - start);
-    if (!dir.empty() && executable(dir + "/" + name)) return dir + "/" + name;
+    std::string candidate = path.substr(start, end - start);
+    candidate += '/';
+    candidate += name;
+    if (end > start && executable(candidate)) return candidate;
     start = end + 1;
   }
   return "";
@@ -553,9 +555,8 @@ Result<std::string> Platform::writeContext() {
 }
 
 Result<std::vector<std::string>> Platform::down() {
-  const auto& names = componentNames();
-  for (auto it = names.rbegin(); it != names.rend(); ++it) {
-    const std::string& c = *it;
+  std::vector<std::string> reversed(componentNames().rbegin(), componentNames().rend());
+  for (const std::string& c : reversed) {
     const auto t0 = Clock::now();
     pid_t pid = runningPid(c);
     std::string what = "not running";

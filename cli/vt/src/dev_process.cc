@@ -2,10 +2,10 @@
 
 #include <dirent.h>
 #include <net/if.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <sstream>
