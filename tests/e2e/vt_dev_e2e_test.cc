@@ -442,6 +442,17 @@ TEST_F(VtDev, CoreLoop) {
   EXPECT_EQ(logs.code, 0);
   EXPECT_FALSE(logs.out.empty());
 
+  phase("the agent crashes (SIGKILL) with two VMs running; vt dev down still cleans up");
+  {
+    std::string pidfile = readFile(state_->file("run/node-agent.pid")).value_or("");
+    const pid_t agent = static_cast<pid_t>(std::atoi(pidfile.c_str()));
+    ASSERT_GT(agent, 0);
+    ASSERT_EQ(::kill(agent, SIGKILL), 0);
+    for (int i = 0; i < 100 && vt::dev::isRunning(agent); ++i) std::this_thread::sleep_for(50ms);
+    EXPECT_FALSE(vt::dev::processesMentioning(state_->path() + "/node-agent").empty())
+        << "the VMMs outlive their agent (to be adopted)";
+  }
+
   phase("vt dev down: nothing left; no secret value in any log");
   VtRun down = vt({"dev", "down", "--state-dir", state_->path()}, 180s);
   ASSERT_EQ(down.code, 0) << down.err;

@@ -1,5 +1,6 @@
 #include "dev_platform.h"
 
+#include <net/if.h>
 #include <pwd.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -593,6 +594,13 @@ Result<std::vector<std::string>> Platform::down() {
     return out;
   };
   for (pid_t pid : strays()) stopProcess(pid, SIGTERM, std::chrono::seconds(5));
+  // Taps are the agent's to remove; after an agent crash its instance
+  // records still name them.
+  for (const auto& tap : recordedTaps()) {
+    SpawnOptions so;
+    so.stdout_path = logPath("node-agent");
+    (void)runChecked({"ip", "link", "del", tap}, so);
+  }
   for (const auto& m : mountsUnder(s_.state_dir)) ::umount2(m.c_str(), MNT_DETACH);
   for (const auto& sock : socketsUnder(s_.state_dir)) {
     std::error_code ec;
@@ -601,8 +609,22 @@ Result<std::vector<std::string>> Platform::down() {
   std::vector<std::string> left;
   for (pid_t pid : strays()) left.push_back("process " + std::to_string(pid));
   for (const auto& m : mountsUnder(s_.state_dir)) left.push_back("mount " + m);
+  for (const auto& tap : recordedTaps()) left.push_back("tap " + tap);
   for (const auto& sock : socketsUnder(s_.state_dir)) left.push_back("socket " + sock);
   return left;
+}
+
+std::vector<std::string> Platform::recordedTaps() const {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(path("node-agent/instances"), ec)) {
+    if (e.path().extension() != ".json") continue;
+    auto text = readFile(e.path().string());
+    json j = text ? json::parse(*text, nullptr, false) : json();
+    const std::string tap = j.is_object() ? j.value("tap", "") : "";
+    if (!tap.empty() && ::if_nametoindex(tap.c_str()) != 0) out.push_back(tap);
+  }
+  return out;
 }
 
 PlatformStatus Platform::status() const {

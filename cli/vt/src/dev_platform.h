@@ -125,6 +125,8 @@ class Platform {
   [[nodiscard]] std::string conninfo() const;
   [[nodiscard]] std::string address(const std::string& component) const;
   [[nodiscard]] bool healthy(const std::string& component) const;
+  // Taps named by the agent's instance records that still exist.
+  [[nodiscard]] std::vector<std::string> recordedTaps() const;
   [[nodiscard]] pid_t runningPid(const std::string& component) const;
   [[nodiscard]] Result<pid_t> launch(const std::string& component,
                                      const std::vector<std::string>& argv,
