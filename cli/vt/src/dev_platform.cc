@@ -303,6 +303,27 @@ pid_t Platform::runningPid(const std::string& c) const {
 
 Result<pid_t> Platform::launch(const std::string& c, const std::vector<std::string>& argv,
                                const std::vector<std::string>& env) {
+  // Another process on our port would answer our health checks: refuse.
+  struct Bound {
+    const char* component;
+    const char* ip;
+    int port;
+    const char* flag;
+  };
+  const std::vector<Bound> bound = {
+      {"control-plane", "::1", s_.control_plane_port, "--control-plane-port"},
+      {"registry", "127.0.0.1", s_.registry_port, "--registry-port"},
+      {"node-agent", "::1", s_.agent_port, "--agent-port"},
+      {"ingress", "::1", s_.ingress_port, "--ingress-port"},
+      {"ingress", "127.0.0.1", s_.ingress_port, "--ingress-port"},
+      {"ingress", "::1", s_.ingress_metrics_port, "--ingress-metrics-port"}};
+  for (const auto& b : bound) {
+    if (b.component == c && !tcpPortFree(b.ip, b.port)) {
+      return Error(errc::kFailedPrecondition,
+                   "port " + std::to_string(b.port) + " on " + b.ip +
+                       " is in use by another process; choose another with " + b.flag);
+    }
+  }
   SpawnOptions so;
   so.stdout_path = logPath(c);
   so.env = env;

@@ -1,7 +1,10 @@
 #include "dev_process.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -125,6 +128,31 @@ std::vector<std::string> mountsUnder(const std::string& dir) {
     if (mount_point == dir || mount_point.rfind(dir + "/", 0) == 0) out.push_back(mount_point);
   }
   return out;
+}
+
+bool tcpPortFree(const std::string& ip, int port) {
+  const bool v6 = ip.find(':') != std::string::npos;
+  const int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return true;  // cannot tell; let the component report it
+  int on = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  int rc = -1;
+  if (v6) {
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    a.sin6_port = htons(static_cast<uint16_t>(port));
+    ::inet_pton(AF_INET6, ip.c_str(), &a.sin6_addr);
+    rc = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  } else {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
+    rc = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  }
+  const int err = errno;
+  ::close(fd);
+  return rc == 0 || err != EADDRINUSE;
 }
 
 std::vector<std::string> vtTaps() {

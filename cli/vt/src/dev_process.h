@@ -35,6 +35,8 @@ bool stopProcess(pid_t pid, int sig, std::chrono::milliseconds grace);
 [[nodiscard]] std::vector<std::string> socketsUnder(const std::string& dir);
 // Mount points at or under `dir` (from /proc/self/mountinfo).
 [[nodiscard]] std::vector<std::string> mountsUnder(const std::string& dir);
+// False when `ip` ("::1", "127.0.0.1") `port` cannot be bound (already in use).
+[[nodiscard]] bool tcpPortFree(const std::string& ip, int port);
 // Network interfaces named vt-* in this network namespace.
 [[nodiscard]] std::vector<std::string> vtTaps();
 
