@@ -1,5 +1,6 @@
 # plfm-vt front door. See README.md and docs/engineering/dev-environment.md.
 #
+#   make dev     deps + build + kernel + `vt dev up` + deploy examples/hello, then curl it
 #   make deps    install the Debian packages the project needs (idempotent)
 #   make kernel  fetch the guest kernel (vmlinux + virtio modules) into the cache
 #   make build   configure and build everything into build/
@@ -18,7 +19,7 @@ export CCACHE_DIR ?= $(HOME)/.cache/plfm-ccache
 export CCACHE_BASEDIR ?= $(CURDIR)
 export CCACHE_NOHASHDIR ?= 1
 
-.PHONY: all deps kernel configure build test test-unit test-integration test-e2e check format asan fuzz clean
+.PHONY: all dev deps kernel configure build test test-unit test-integration test-e2e check format asan fuzz clean
 
 all: build
 
@@ -27,6 +28,12 @@ deps:
 
 kernel:
 	@scripts/fetch-kernel
+
+# One command from a fresh clone to an app served through the ingress
+# (docs/engineering/vt-dev.md). `build/cli/vt/vt dev down` stops it.
+dev: deps
+	@$(MAKE) --no-print-directory build
+	@scripts/dev $(abspath $(BUILD_DIR))
 
 $(BUILD_DIR)/build.ninja:
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DPLFM_WERROR=ON $(CMAKE_FLAGS)

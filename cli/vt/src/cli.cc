@@ -69,6 +69,7 @@ Command buildRootCommand() {
   root.children.push_back(routesCommand());
   root.children.push_back(eventsCommand());
   root.children.push_back(manifestCommand());
+  root.children.push_back(devCommand());
   return root;
 }
 

@@ -26,6 +26,7 @@ Command routesCommand();
 Command eventsCommand();
 Command secretsCommand();
 Command manifestCommand();
+Command devCommand();
 Command completionCommand(const Command* root);
 
 }  // namespace plfm::vt

@@ -90,7 +90,8 @@ TEST(VtArgsTest, HelpTextsMatchGolden) {
   auto p = parseArgs(root(), {"--help"});
   ASSERT_TRUE(p);
   all += renderHelp(p->path) + "\n----\n";
-  for (const char* cmd : {"deploy", "scale set", "events tail", "context use"}) {
+  for (const char* cmd :
+       {"deploy", "scale set", "events tail", "context use", "dev up", "dev logs"}) {
     auto q = parseArgs(root(), words(std::string(cmd) + " --help"));
     ASSERT_TRUE(q);
     all += renderHelp(q->path) + "\n----\n";

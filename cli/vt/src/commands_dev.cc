@@ -1,0 +1,318 @@
+// vt dev up|down|status|logs: a local single-node platform (dev_platform.h).
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include "commands.h"
+#include "dev_platform.h"
+#include "invocation.h"
+#include "plfm/core/process.h"
+
+namespace plfm::vt {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+const Flag kStateDirFlag{.name = "state-dir",
+                         .value_name = "DIR",
+                         .help = "platform state (default: $XDG_STATE_HOME/plfm-dev)"};
+
+std::string stateDir(Invocation& inv) {
+  std::string dir = inv.args.value("state-dir").value_or(dev::defaultStateDir());
+  std::error_code ec;
+  auto abs = fs::absolute(dir, ec);
+  return ec ? dir : abs.lexically_normal().string();
+}
+
+Result<dev::Settings> settings(Invocation& inv) {
+  PLFM_ASSIGN_OR_RETURN(auto s, dev::loadSettings(stateDir(inv)));
+  const std::vector<std::pair<const char*, int*>> ports = {
+      {"control-plane-port", &s.control_plane_port},
+      {"registry-port", &s.registry_port},
+      {"agent-port", &s.agent_port},
+      {"ingress-port", &s.ingress_port},
+      {"ingress-metrics-port", &s.ingress_metrics_port}};
+  for (const auto& [flag, port] : ports) {
+    auto v = inv.args.value(flag);
+    if (!v) continue;
+    char* end = nullptr;
+    long n = std::strtol(v->c_str(), &end, 10);
+    if (v->empty() || *end != '\0' || n < 1 || n > 65535) {
+      return Error("usage",
+                   std::string("--") + flag + " must be a port 1-65535 (got `" + *v + "`)");
+    }
+    *port = static_cast<int>(n);
+  }
+  if (auto a = inv.args.value("accel")) {
+    if (*a != "auto" && *a != "kvm" && *a != "tcg") {
+      return Error("usage", "--accel must be auto, kvm or tcg");
+    }
+    s.accel = *a;
+  }
+  return s;
+}
+
+std::string seconds(Clock::time_point since) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1fs",
+                std::chrono::duration<double>(Clock::now() - since).count());
+  return buf;
+}
+
+Result<dev::Platform> platform(Invocation& inv) {
+  PLFM_ASSIGN_OR_RETURN(auto s, settings(inv));
+  dev::Binaries bins;
+  if (inv.args.path.back()->name == "up") {
+    PLFM_ASSIGN_OR_RETURN(bins, dev::findBinaries(inv.args.value("bin-dir").value_or("")));
+  }
+  return dev::Platform(std::move(s), std::move(bins),
+                       [&inv](const std::string& line) { inv.out.progress(line); });
+}
+
+void printStatus(Invocation& inv, const dev::Platform& p, const dev::PlatformStatus& st) {
+  if (inv.out.format() == Format::kJson) {
+    inv.out.json(dev::toJson(p.settings(), st));
+    return;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& c : st.components) {
+    rows.push_back({c.name, c.pid > 0 ? std::to_string(c.pid) : "-", c.address, c.health});
+  }
+  inv.out.table({"COMPONENT", "PID", "ADDRESS", "HEALTH"}, rows);
+  if (inv.out.quiet()) return;
+  inv.out.line(st.instances_total < 0
+                   ? "instances: unknown (the node agent does not answer)"
+                   : "instances: " + std::to_string(st.instances_running) + " running, " +
+                         std::to_string(st.instances_total) + " on this node");
+  inv.out.line("state dir: " + p.settings().state_dir);
+}
+
+int devUp(Invocation& inv) {
+  const auto t0 = Clock::now();
+  auto p = platform(inv);
+  if (!p) return fail(inv, p.error());
+  inv.out.progress("vt dev up: state dir " + p->settings().state_dir);
+  if (auto r = p->up(); !r) {
+    const std::string log(r.error().detail("log"));
+    inv.out.error(r.error().message(), log.empty()
+                                           ? ""
+                                           : "see its log: " + log + "  (vt dev logs " +
+                                                 std::string(r.error().detail("step")) + ")");
+    if (!log.empty()) {
+      std::string tail = tailFile(log, 15);
+      if (!tail.empty()) inv.out.err() << "--- last lines of " << log << "\n" << tail;
+    }
+    return exitcode::kUnavailable;
+  }
+  const dev::Settings& s = p->settings();
+  Receipt r{.action = "dev.up",
+            .message = "Platform up in " + seconds(t0) + "; context " + s.context + " (org " +
+                       s.org + ") points at " + s.controlPlaneUrl(),
+            .notes = {"registry: " + s.registryHost() + "  (push images here)",
+                      "ingress: https://<host>:" + std::to_string(s.ingress_port) +
+                          " on [::1] and 127.0.0.1"},
+            .next = {"vt nodes list", "vt deploy --image " + s.registryHost() + "/hello:v1",
+                     "vt dev status", "vt dev down"}};
+  inv.out.receipt(r, dev::toJson(s, p->status()));
+  return 0;
+}
+
+int devDown(Invocation& inv) {
+  const auto t0 = Clock::now();
+  auto p = platform(inv);
+  if (!p) return fail(inv, p.error());
+  inv.out.progress("vt dev down: state dir " + p->settings().state_dir);
+  auto left = p->down();
+  if (!left) return fail(inv, left.error());
+  if (!left->empty()) {
+    std::string what;
+    for (const auto& l : *left) what += "\n  " + l;
+    inv.out.error("some things outlived `vt dev down`:" + what, "");
+    return exitcode::kUnavailable;
+  }
+  if (inv.args.has("purge")) {
+    std::error_code ec;
+    fs::remove_all(p->settings().state_dir, ec);
+    if (ec) return fail(inv, Error(errc::kIo, "removing the state dir: " + ec.message()));
+  }
+  Receipt r{.action = "dev.down",
+            .message = std::string("Platform stopped in ") + seconds(t0) +
+                       (inv.args.has("purge") ? "; state dir removed"
+                                              : "; state kept in " + p->settings().state_dir),
+            .next = {"vt dev up"}};
+  inv.out.receipt(r, json::object());
+  return 0;
+}
+
+int devStatus(Invocation& inv) {
+  auto p = platform(inv);
+  if (!p) return fail(inv, p.error());
+  auto st = p->status();
+  printStatus(inv, *p, st);
+  for (const auto& c : st.components) {
+    if (c.health != "healthy") return exitcode::kUnavailable;
+  }
+  return 0;
+}
+
+// Prints what was appended to the files since `offsets`, whole lines only.
+void pump(Invocation& inv, const std::vector<std::pair<std::string, std::string>>& files,
+          std::map<std::string, std::streamoff>& offsets, bool prefix) {
+  for (const auto& [name, file] : files) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) continue;
+    in.seekg(0, std::ios::end);
+    const std::streamoff size = in.tellg();
+    std::streamoff& at = offsets[file];
+    if (size < at) at = 0;  // truncated or replaced
+    if (size == at) continue;
+    in.seekg(at);
+    std::string chunk(static_cast<size_t>(size - at), '\0');
+    in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    const size_t last_nl = chunk.rfind('\n');
+    if (last_nl == std::string::npos) continue;
+    chunk.resize(last_nl + 1);
+    at += static_cast<std::streamoff>(chunk.size());
+    for (size_t start = 0; start < chunk.size();) {
+      size_t end = chunk.find('\n', start);
+      inv.out.out() << (prefix ? name + "| " : "") << chunk.substr(start, end - start) << "\n";
+      start = end + 1;
+    }
+  }
+  inv.out.out().flush();
+}
+
+int devLogs(Invocation& inv) {
+  auto p = platform(inv);
+  if (!p) return fail(inv, p.error());
+  std::vector<std::pair<std::string, std::string>> files;
+  const auto& names = dev::componentNames();
+  if (!inv.args.positionals.empty()) {
+    const std::string& c = inv.args.positionals[0];
+    if (std::find(names.begin(), names.end(), c) == names.end()) {
+      std::string known;
+      for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
+      return fail(inv, Error("usage", "unknown component `" + c + "` (one of " + known + ")"));
+    }
+    files.emplace_back(c, p->logPath(c));
+  } else {
+    for (const auto& n : names) files.emplace_back(n, p->logPath(n));
+  }
+  size_t lines = 40;
+  if (auto n = inv.args.value("lines"))
+    lines = static_cast<size_t>(std::max(0, std::atoi(n->c_str())));
+  const bool prefix = files.size() > 1;
+  std::map<std::string, std::streamoff> offsets;
+  for (const auto& [name, file] : files) {
+    std::string tail = tailFile(file, lines);
+    for (size_t start = 0; start < tail.size();) {
+      size_t end = tail.find('\n', start);
+      if (end == std::string::npos) end = tail.size();
+      inv.out.out() << (prefix ? name + "| " : "") << tail.substr(start, end - start) << "\n";
+      start = end + 1;
+    }
+    std::error_code ec;
+    offsets[file] = static_cast<std::streamoff>(fs::file_size(file, ec));
+    if (ec) offsets[file] = 0;
+  }
+  inv.out.out().flush();
+  if (!inv.args.has("follow")) return 0;
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    pump(inv, files, offsets, prefix);
+  }
+}
+
+}  // namespace
+
+Command devCommand() {
+  const std::vector<Flag> port_flags = {
+      kStateDirFlag,
+      {.name = "bin-dir",
+       .value_name = "DIR",
+       .help = "look here first for the binaries (then: vt's build tree, PATH)"},
+      {.name = "control-plane-port", .value_name = "PORT", .help = "on [::1] (default 8080)"},
+      {.name = "registry-port", .value_name = "PORT", .help = "on 127.0.0.1 (default 5000)"},
+      {.name = "agent-port",
+       .value_name = "PORT",
+       .help = "agent /healthz on [::1] (default 9102)"},
+      {.name = "ingress-port",
+       .value_name = "PORT",
+       .help = "on [::1] and 127.0.0.1 (default 8443)"},
+      {.name = "ingress-metrics-port", .value_name = "PORT", .help = "on [::1] (default 9443)"},
+      {.name = "accel", .value_name = "MODE", .help = "QEMU acceleration: auto, kvm or tcg"}};
+  Command up{.name = "up",
+             .summary = "Start the platform in the background (idempotent)",
+             .help =
+                 "Starts, in order, each with a log under STATE/logs: PostgreSQL (as the\n"
+                 "postgres user when run as root), the control plane, a docker-registry on\n"
+                 "127.0.0.1, the node agent (qemu driver, enrolled on first start) and the\n"
+                 "ingress on [::1] and 127.0.0.1. Then writes the vt context `dev` (org dev)\n"
+                 "and makes it current. What already runs and is healthy is left alone.\n"
+                 "Ports given once are remembered in STATE/dev.json.\n\n"
+                 "Binaries: PLFM_CONTROL_PLANE_BIN, PLFM_NODE_AGENT_BIN, PLFM_INGRESS_BIN,\n"
+                 "PLFM_VT_INIT_BIN, PLFM_FETCH_KERNEL override; else --bin-dir, vt's build\n"
+                 "tree, vt's directory, PATH. PLFM_DEV_KERNEL_DIR skips scripts/fetch-kernel.\n\n"
+                 "Examples:\n"
+                 "  vt dev up\n"
+                 "  vt dev up --state-dir /tmp/plfm --ingress-port 9443 --control-plane-port "
+                 "9080",
+             .flags = port_flags,
+             .run = devUp};
+  Command down{
+      .name = "down",
+      .summary = "Stop the platform: VMs shut down, nothing left running",
+      .help =
+          "Stops the ingress, the node agent (which shuts its VMs down), the registry,\n"
+          "the control plane and PostgreSQL, in that order, then checks that no process,\n"
+          "socket or mount of the state dir is left. State is kept for the next `up`\n"
+          "unless --purge.\n\n"
+          "Examples:\n"
+          "  vt dev down\n"
+          "  vt dev down --purge",
+      .flags = {kStateDirFlag,
+                {.name = "purge", .help = "also delete the state dir (data, images, logs)"}},
+      .run = devDown};
+  Command status{.name = "status",
+                 .summary = "Each component's pid, address and health, and the instances",
+                 .help =
+                     "Exit code 0 when every component is healthy, 3 otherwise.\n\n"
+                     "Examples:\n"
+                     "  vt dev status\n"
+                     "  vt dev status --format json",
+                 .flags = {kStateDirFlag},
+                 .run = devStatus};
+  Command logs{.name = "logs",
+               .summary = "Show (and follow) the platform's own logs",
+               .help =
+                   "COMPONENT is postgres, control-plane, registry, node-agent or ingress;\n"
+                   "without it, every log, each line prefixed with its component.\n"
+                   "App logs are `vt logs`.\n\n"
+                   "Examples:\n"
+                   "  vt dev logs node-agent -f\n"
+                   "  vt dev logs -n 200",
+               .flags = {kStateDirFlag,
+                         {.name = "follow", .short_name = 'f', .help = "keep printing new lines"},
+                         {.name = "lines",
+                          .short_name = 'n',
+                          .value_name = "N",
+                          .help = "lines of history per log (default 40)"}},
+               .positionals = {{.name = "COMPONENT", .help = "one log only", .required = false}},
+               .run = devLogs};
+  return {.name = "dev",
+          .summary = "A local single-node platform: up, down, status, logs",
+          .help =
+              "Runs the whole platform on this machine under one state dir, for trying\n"
+              "vt and for tests. `make dev` uses it. See docs/engineering/vt-dev.md.\n\n"
+              "Examples:\n"
+              "  vt dev up && vt dev status\n"
+              "  vt dev logs control-plane -f\n"
+              "  vt dev down",
+          .children = {up, down, status, logs}};
+}
+
+}  // namespace plfm::vt

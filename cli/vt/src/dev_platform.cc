@@ -1,0 +1,676 @@
+#include "dev_platform.h"
+
+#include <net/if.h>
+#include <pwd.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "client.h"
+#include "config.h"
+#include "dev_process.h"
+#include "plfm/core/process.h"
+#include "plfm/core/strings.h"
+#include "plfm/http/http.h"
+
+namespace plfm::vt::dev {
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr int kPgPort = 5432;  // names the socket file only: no TCP listener
+
+std::string envVar(const char* name) {
+  const char* v = std::getenv(name);  // NOLINT(concurrency-mt-unsafe)
+  return v != nullptr ? std::string(v) : std::string();
+}
+
+bool executable(const std::string& p) { return !p.empty() && ::access(p.c_str(), X_OK) == 0; }
+
+std::string onPath(const std::string& name) {
+  std::string path = envVar("PATH");
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find(':', start);
+    if (end == std::string::npos) end = path.size();
+    std::string candidate = path.substr(start, end - start);
+    candidate += '/';
+    candidate += name;
+    if (end > start && executable(candidate)) return candidate;
+    start = end + 1;
+  }
+  return "";
+}
+
+std::string selfDir() {
+  std::error_code ec;
+  auto exe = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? "" : exe.parent_path().string();
+}
+
+// env, --bin-dir, the build tree (vt is BUILD/cli/vt/vt), beside vt, PATH.
+std::string locate(const char* env, const std::string& bin_dir, const std::string& build_rel,
+                   const std::string& name) {
+  if (std::string v = envVar(env); !v.empty()) return v;
+  if (!bin_dir.empty() && executable(bin_dir + "/" + name)) return bin_dir + "/" + name;
+  const std::string self = selfDir();
+  if (!self.empty()) {
+    const std::string build = self + "/../../" + build_rel + "/" + name;
+    if (executable(build)) return fs::weakly_canonical(build).string();
+    if (executable(self + "/" + name)) return self + "/" + name;
+  }
+  return onPath(name);
+}
+
+std::string elapsed(Clock::time_point since) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1fs",
+                std::chrono::duration<double>(Clock::now() - since).count());
+  return buf;
+}
+
+// Runs argv to completion with its output appended to `log`; returns the
+// last stdout line (the tools here print their result last).
+Result<std::string> runForLine(const std::vector<std::string>& argv, const std::string& log,
+                               const std::string& tmp) {
+  SpawnOptions so;
+  so.stdout_path = tmp;
+  so.stderr_path = log;
+  std::error_code ec;
+  fs::remove(tmp, ec);
+  auto r = runChecked(argv, so);
+  auto out = readFile(tmp);
+  fs::remove(tmp, ec);
+  if (!r) {
+    return Error(errc::kInternal, argv[0] + " failed: " + r.error().message());
+  }
+  std::string text = std::string(trim(out.value_or("")));
+  auto nl = text.rfind('\n');
+  return nl == std::string::npos ? text : text.substr(nl + 1);
+}
+
+bool httpOk(const std::string& url, std::string_view also_ok_body = {}) {
+  http::ClientRequest req;
+  req.url = url;
+  req.timeout = std::chrono::milliseconds(800);
+  auto r = http::request(req);
+  if (!r) return false;
+  return r->status == 200 ||
+         (!also_ok_body.empty() && r->body.find(also_ok_body) != std::string::npos);
+}
+
+struct PgUser {
+  bool as_postgres = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+PgUser pgUser() {
+  PgUser u;
+  if (::geteuid() != 0) return u;
+  if (const passwd* pw = ::getpwnam("postgres")) {
+    u.as_postgres = true;
+    u.uid = pw->pw_uid;
+    u.gid = pw->pw_gid;
+  }
+  return u;
+}
+
+// PostgreSQL refuses root. As root it runs as `postgres`; CAP_DAC_READ_SEARCH
+// (ambient, nothing else) lets it reach a state dir under a 0700 home such
+// as /root/.local/state without loosening any directory's mode.
+std::vector<std::string> asPostgres(std::vector<std::string> argv) {
+  if (!pgUser().as_postgres) return argv;
+  std::vector<std::string> out = {
+      "setpriv",        "--reuid",    "postgres",         "--regid",        "postgres",
+      "--clear-groups", "--inh-caps", "+dac_read_search", "--ambient-caps", "+dac_read_search"};
+  out.insert(out.end(), argv.begin(), argv.end());
+  return out;
+}
+
+Result<void> mkdirOwned(const std::string& dir, mode_t mode, bool for_postgres) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Error(errc::kIo, "creating " + dir + ": " + ec.message());
+  ::chmod(dir.c_str(), mode);
+  PgUser u = pgUser();
+  if (for_postgres && u.as_postgres && ::chown(dir.c_str(), u.uid, u.gid) != 0) {
+    return errnoError("chown " + dir, errno);
+  }
+  return ok();
+}
+
+std::string already(pid_t pid, const std::string& addr) {
+  return "already running (pid " + std::to_string(pid) + ") " + addr;
+}
+
+std::string started(pid_t pid, const std::string& addr) {
+  return "started (pid " + std::to_string(pid) + ") " + addr;
+}
+
+}  // namespace
+
+std::string defaultStateDir() {
+  if (std::string x = envVar("XDG_STATE_HOME"); !x.empty()) return x + "/plfm-dev";
+  std::string home = envVar("HOME");
+  return (home.empty() ? std::string("/root") : home) + "/.local/state/plfm-dev";
+}
+
+Result<Settings> loadSettings(const std::string& state_dir) {
+  Settings s;
+  s.state_dir = state_dir;
+  const std::string file = state_dir + "/dev.json";
+  if (!fs::exists(file)) return s;
+  PLFM_ASSIGN_OR_RETURN(auto text, readFile(file));
+  json j = json::parse(text, nullptr, false);
+  if (!j.is_object()) return Error(errc::kInvalidArgument, file + " is not a JSON object");
+  s.control_plane_port = j.value("control_plane_port", s.control_plane_port);
+  s.registry_port = j.value("registry_port", s.registry_port);
+  s.agent_port = j.value("agent_port", s.agent_port);
+  s.ingress_port = j.value("ingress_port", s.ingress_port);
+  s.ingress_metrics_port = j.value("ingress_metrics_port", s.ingress_metrics_port);
+  s.accel = j.value("accel", s.accel);
+  s.org = j.value("org", s.org);
+  s.context = j.value("context", s.context);
+  return s;
+}
+
+Result<void> saveSettings(const Settings& s) {
+  json j = {{"control_plane_port", s.control_plane_port},
+            {"registry_port", s.registry_port},
+            {"agent_port", s.agent_port},
+            {"ingress_port", s.ingress_port},
+            {"ingress_metrics_port", s.ingress_metrics_port},
+            {"accel", s.accel},
+            {"org", s.org},
+            {"context", s.context}};
+  return writeFileAtomic(s.state_dir + "/dev.json", j.dump(2) + "\n");
+}
+
+Result<Binaries> findBinaries(const std::string& bin_dir) {
+  Binaries b;
+  b.control_plane =
+      locate("PLFM_CONTROL_PLANE_BIN", bin_dir, "services/control-plane", "plfm-control-plane");
+  b.node_agent = locate("PLFM_NODE_AGENT_BIN", bin_dir, "services/node-agent", "plfm-node-agent");
+  b.ingress = locate("PLFM_INGRESS_BIN", bin_dir, "services/ingress", "plfm-ingress");
+  b.vt_init = locate("PLFM_VT_INIT_BIN", bin_dir, "guest/init", "vt-init");
+  b.fetch_kernel = locate("PLFM_FETCH_KERNEL", bin_dir, "../scripts", "fetch-kernel");
+  b.registry = locate("PLFM_REGISTRY_BIN", "", "-", "docker-registry");
+  b.pg_bindir = envVar("PLFM_PG_BINDIR");
+  if (b.pg_bindir.empty()) b.pg_bindir = "/usr/lib/postgresql/15/bin";
+  std::vector<std::pair<std::string, std::string>> missing;
+  for (const auto& [what, p] : std::vector<std::pair<std::string, std::string>>{
+           {"plfm-control-plane (PLFM_CONTROL_PLANE_BIN)", b.control_plane},
+           {"plfm-node-agent (PLFM_NODE_AGENT_BIN)", b.node_agent},
+           {"plfm-ingress (PLFM_INGRESS_BIN)", b.ingress},
+           {"vt-init (PLFM_VT_INIT_BIN)", b.vt_init},
+           {"scripts/fetch-kernel (PLFM_FETCH_KERNEL)", b.fetch_kernel},
+           {"docker-registry", b.registry},
+           {"initdb (PLFM_PG_BINDIR)", b.pg_bindir + "/initdb"}}) {
+    if (!executable(p)) missing.emplace_back(what, p);
+  }
+  if (!missing.empty()) {
+    std::string names;
+    for (const auto& m : missing) names += (names.empty() ? "" : ", ") + m.first;
+    return Error(errc::kFailedPrecondition, "cannot find " + names)
+        .with("hint", "run `make build` (and `make deps`), pass --bin-dir, or set the variables");
+  }
+  return b;
+}
+
+const std::vector<std::string>& componentNames() {
+  static const std::vector<std::string> kNames = {"postgres", "control-plane", "registry",
+                                                  "node-agent", "ingress"};
+  return kNames;
+}
+
+json toJson(const Settings& s, const PlatformStatus& st) {
+  json comps = json::array();
+  for (const auto& c : st.components) {
+    comps.push_back({{"name", c.name},
+                     {"pid", c.pid > 0 ? json(c.pid) : json(nullptr)},
+                     {"address", c.address},
+                     {"health", c.health},
+                     {"log", c.log}});
+  }
+  json inst = nullptr;
+  if (st.instances_total >= 0) {
+    inst = {{"running", st.instances_running}, {"total", st.instances_total}};
+  }
+  return {{"state_dir", s.state_dir},     {"control_plane_url", s.controlPlaneUrl()},
+          {"registry", s.registryHost()}, {"context", s.context},
+          {"components", comps},          {"instances", inst}};
+}
+
+Platform::Platform(Settings settings, Binaries bins,
+                   std::function<void(const std::string&)> progress)
+    : s_(std::move(settings)), bins_(std::move(bins)), progress_(std::move(progress)) {}
+
+std::string Platform::logPath(const std::string& component) const {
+  return path("logs/" + component + ".log");
+}
+
+std::string Platform::conninfo() const {
+  return "host=" + path("postgres/run") + " port=" + std::to_string(kPgPort) +
+         " user=postgres dbname=plfm";
+}
+
+std::string Platform::address(const std::string& c) const {
+  if (c == "postgres") return path("postgres/run/.s.PGSQL." + std::to_string(kPgPort));
+  if (c == "control-plane") return s_.controlPlaneUrl();
+  if (c == "registry") return s_.registryHost();
+  if (c == "node-agent") return "[::1]:" + std::to_string(s_.agent_port);
+  if (c == "ingress") {
+    return "[::1]:" + std::to_string(s_.ingress_port) +
+           ",127.0.0.1:" + std::to_string(s_.ingress_port);
+  }
+  return "";
+}
+
+bool Platform::healthy(const std::string& c) const {
+  if (c == "postgres") {
+    // postmaster.pid line 8 says "ready" once it accepts connections.
+    auto pidfile = readFile(path("postgres/data/postmaster.pid"));
+    return pidfile && pidfile->find("ready") != std::string::npos &&
+           fs::exists(address("postgres"));
+  }
+  if (c == "control-plane") return httpOk(s_.controlPlaneUrl() + "/healthz");
+  if (c == "registry") return httpOk("http://" + s_.registryHost() + "/v2/");
+  if (c == "node-agent")
+    return httpOk("http://[::1]:" + std::to_string(s_.agent_port) + "/healthz");
+  if (c == "ingress") {
+    // A new platform has no routes, and the edge feed answers an empty
+    // config at cursor 0 only with a 304 after its long-poll: "no routes
+    // yet" is a healthy ingress here.
+    return httpOk("http://[::1]:" + std::to_string(s_.ingress_metrics_port) + "/healthz",
+                  "no_routes_yet");
+  }
+  return false;
+}
+
+pid_t Platform::runningPid(const std::string& c) const {
+  return readPidFile(path("run/" + c + ".pid"));
+}
+
+Result<pid_t> Platform::launch(const std::string& c, const std::vector<std::string>& argv,
+                               const std::vector<std::string>& env) {
+  // Another process on our port would answer our health checks: refuse.
+  struct Bound {
+    const char* component;
+    const char* ip;
+    int port;
+    const char* flag;
+  };
+  const std::vector<Bound> bound = {
+      {"control-plane", "::1", s_.control_plane_port, "--control-plane-port"},
+      {"registry", "127.0.0.1", s_.registry_port, "--registry-port"},
+      {"node-agent", "::1", s_.agent_port, "--agent-port"},
+      {"ingress", "::1", s_.ingress_port, "--ingress-port"},
+      {"ingress", "127.0.0.1", s_.ingress_port, "--ingress-port"},
+      {"ingress", "::1", s_.ingress_metrics_port, "--ingress-metrics-port"}};
+  for (const auto& b : bound) {
+    if (b.component == c && !tcpPortFree(b.ip, b.port)) {
+      return Error(errc::kFailedPrecondition,
+                   "port " + std::to_string(b.port) + " on " + b.ip +
+                       " is in use by another process; choose another with " + b.flag);
+    }
+  }
+  SpawnOptions so;
+  so.stdout_path = logPath(c);
+  so.env = env;
+  so.new_session = true;  // our process group's signals never reach it
+  PLFM_ASSIGN_OR_RETURN(auto proc, spawn(argv, so));
+  const pid_t pid = proc.release();  // it outlives vt
+  PLFM_TRY(writePidFile(path("run/" + c + ".pid"), pid));
+  return pid;
+}
+
+Result<void> Platform::waitHealthy(const std::string& c, pid_t pid, std::chrono::seconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    if (!isRunning(pid)) {
+      return Error(errc::kUnavailable, c + " exited during startup");
+    }
+    if (healthy(c)) return ok();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return Error(errc::kDeadlineExceeded,
+               c + " did not become healthy within " + std::to_string(timeout.count()) + "s");
+}
+
+Result<void> Platform::step(const std::string& name,
+                            const std::function<Result<std::string>()>& run) {
+  const auto t0 = Clock::now();
+  auto r = run();
+  if (!r) {
+    Error e = r.error();
+    std::string log = logPath(name);
+    if (name == "context") log = "";
+    return Error(e.code(), "step " + name + " failed: " + e.message())
+        .with("step", name)
+        .with("log", log);
+  }
+  char line[256];
+  std::snprintf(line, sizeof line, "  %-14s %-56s %s", name.c_str(), r->c_str(),
+                elapsed(t0).c_str());
+  progress_(line);
+  return ok();
+}
+
+Result<void> Platform::up() {
+  for (const char* d : {"logs", "run"}) PLFM_TRY(mkdirOwned(path(d), 0755, false));
+  PLFM_TRY(saveSettings(s_));
+  PLFM_TRY(step("postgres", [this] { return startPostgres(); }));
+  PLFM_TRY(step("control-plane", [this] { return startControlPlane(); }));
+  PLFM_TRY(step("registry", [this] { return startRegistry(); }));
+  PLFM_TRY(step("node-agent", [this] { return startAgent(); }));
+  PLFM_TRY(step("ingress", [this] { return startIngress(); }));
+  PLFM_TRY(step("context", [this] { return writeContext(); }));
+  return ok();
+}
+
+Result<std::optional<std::string>> Platform::alreadyRunning(const std::string& c) const {
+  const pid_t pid = runningPid(c);
+  if (pid <= 0) return std::optional<std::string>();
+  // Running: healthy now, or soon (a previous `up` may still be starting it).
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (!healthy(c)) {
+    if (!isRunning(pid)) return std::optional<std::string>();
+    if (Clock::now() > deadline) {
+      return Error(errc::kUnavailable, c + " runs (pid " + std::to_string(pid) +
+                                           ") but is not healthy at " + address(c) +
+                                           "; `vt dev down` and try again");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return std::optional<std::string>(already(pid, address(c)));
+}
+
+Result<std::string> Platform::startPostgres() {
+  const std::string c = "postgres";
+  PLFM_ASSIGN_OR_RETURN(auto running, alreadyRunning(c));
+  if (running) return *running;
+  const std::string data = path("postgres/data");
+  PLFM_TRY(mkdirOwned(path("postgres"), 0755, false));
+  PLFM_TRY(mkdirOwned(path("postgres/run"), 0755, true));
+  if (!fs::exists(data + "/PG_VERSION")) {
+    std::error_code ec;
+    fs::remove_all(data, ec);  // a half-done initdb
+    PLFM_TRY(mkdirOwned(data, 0700, true));
+    SpawnOptions so;
+    so.stdout_path = logPath(c);
+    if (auto r = runChecked(
+            asPostgres({bins_.pg_bindir + "/initdb", "-D", data, "-U", "postgres", "-A", "trust",
+                        "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"}),
+            so);
+        !r) {
+      return Error(errc::kInternal, "initdb failed: " + r.error().message());
+    }
+  }
+  PLFM_ASSIGN_OR_RETURN(
+      pid_t pid, launch(c, asPostgres({bins_.pg_bindir + "/postgres", "-D", data, "-k",
+                                       path("postgres/run"), "-p", std::to_string(kPgPort), "-c",
+                                       "listen_addresses=", "-c", "max_connections=100"})));
+  PLFM_TRY(waitHealthy(c, pid, std::chrono::seconds(60)));
+  if (!fs::exists(path("postgres/.plfm-created"))) {
+    SpawnOptions so;
+    so.stdout_path = logPath(c);
+    std::string createdb = bins_.pg_bindir + "/createdb";
+    if (!executable(createdb)) createdb = "createdb";
+    // "already exists" after a crash between createdb and the marker is fine.
+    (void)runChecked({createdb, "-h", path("postgres/run"), "-p", std::to_string(kPgPort), "-U",
+                      "postgres", "plfm"},
+                     so);
+    PLFM_TRY(writeFileAtomic(path("postgres/.plfm-created"), "plfm\n"));
+  }
+  return started(pid, address(c));
+}
+
+Result<std::string> Platform::startControlPlane() {
+  const std::string c = "control-plane";
+  PLFM_ASSIGN_OR_RETURN(auto running, alreadyRunning(c));
+  if (running) return *running;
+  PLFM_TRY(mkdirOwned(path("control-plane"), 0700, false));
+  const std::string key = path("control-plane/master.key");
+  if (!fs::exists(key)) {
+    SpawnOptions so;
+    so.stdout_path = logPath(c);
+    PLFM_TRY(runChecked({bins_.control_plane, "secrets", "generate-key", key}, so));
+  }
+  PLFM_ASSIGN_OR_RETURN(
+      pid_t pid, launch(c,
+                        {bins_.control_plane, "serve", "--listen",
+                         "[::1]:" + std::to_string(s_.control_plane_port), "--database", conninfo(),
+                         "--state-dir", path("control-plane")},
+                        {"PLFM_CP_SECRETS_MASTER_KEY_FILE=" + key}));
+  PLFM_TRY(waitHealthy(c, pid, std::chrono::seconds(60)));
+  return started(pid, address(c));
+}
+
+Result<std::string> Platform::startRegistry() {
+  const std::string c = "registry";
+  PLFM_ASSIGN_OR_RETURN(auto running, alreadyRunning(c));
+  if (running) return *running;
+  PLFM_TRY(mkdirOwned(path("registry/storage"), 0755, false));
+  const std::string config =
+      "version: 0.1\n"
+      "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
+      "storage:\n  delete:\n    enabled: true\n  filesystem:\n    rootdirectory: " +
+      path("registry/storage") + "\nhttp:\n  addr: " + s_.registryHost() + "\n";
+  PLFM_TRY(writeFileAtomic(path("registry/config.yml"), config));
+  PLFM_ASSIGN_OR_RETURN(pid_t pid,
+                        launch(c, {bins_.registry, "serve", path("registry/config.yml")}));
+  PLFM_TRY(waitHealthy(c, pid, std::chrono::seconds(30)));
+  return started(pid, address(c));
+}
+
+Result<std::string> Platform::startAgent() {
+  const std::string c = "node-agent";
+  PLFM_ASSIGN_OR_RETURN(auto running, alreadyRunning(c));
+  if (running) return *running;
+  const std::string dir = path("node-agent");
+  PLFM_TRY(mkdirOwned(dir, 0700, false));
+  std::string kernel_dir = envVar("PLFM_DEV_KERNEL_DIR");
+  if (kernel_dir.empty()) {
+    PLFM_ASSIGN_OR_RETURN(kernel_dir, runForLine({bins_.fetch_kernel, "--print-dir"}, logPath(c),
+                                                 path("run/fetch-kernel.out")));
+  }
+  if (!fs::exists(kernel_dir + "/vmlinux")) {
+    return Error(errc::kFailedPrecondition,
+                 "no vmlinux in " + kernel_dir + " (scripts/fetch-kernel)");
+  }
+  std::vector<std::string> argv = {bins_.node_agent,
+                                   "run",
+                                   "--state-dir",
+                                   dir,
+                                   "--control-plane",
+                                   s_.controlPlaneUrl(),
+                                   "--kernel-dir",
+                                   kernel_dir,
+                                   "--vt-init",
+                                   bins_.vt_init,
+                                   "--runtime",
+                                   "qemu",
+                                   "--accel",
+                                   s_.accel,
+                                   "--hostname",
+                                   "dev",
+                                   "--listen",
+                                   address(c),
+                                   "--scratch-mb",
+                                   "256",
+                                   "--shutdown-grace-ms",
+                                   "3000",
+                                   "--stop-instances-on-exit"};
+  const std::string token_file = path("run/enroll-token");
+  if (!fs::exists(dir + "/node.json")) {
+    // First start: a one-time enrollment token, kept only until enrolled.
+    PLFM_ASSIGN_OR_RETURN(auto admin, readFile(path("control-plane/admin-token")));
+    ApiClient client(s_.controlPlaneUrl(), std::string(trim(admin)));
+    PLFM_ASSIGN_OR_RETURN(auto e,
+                          client.mutate("POST", "/v1/nodes/enrollments", {{"ttl_seconds", 900}}));
+    if (!e.contains("token") || !e["token"].is_string()) {
+      return Error(errc::kInternal, "the enrollment answer has no token");
+    }
+    PLFM_TRY(writeFileAtomic(token_file, e["token"].get<std::string>() + "\n", 0600));
+    argv.insert(argv.end(), {"--enroll-token-file", token_file});
+  }
+  PLFM_ASSIGN_OR_RETURN(pid_t pid, launch(c, argv));
+  auto healthy_now = waitHealthy(c, pid, std::chrono::seconds(60));
+  std::error_code ec;
+  fs::remove(token_file, ec);
+  PLFM_TRY(healthy_now);
+  return started(pid, address(c));
+}
+
+Result<std::string> Platform::startIngress() {
+  const std::string c = "ingress";
+  PLFM_ASSIGN_OR_RETURN(auto running, alreadyRunning(c));
+  if (running) return *running;
+  const std::string dir = path("ingress");
+  PLFM_TRY(mkdirOwned(dir, 0700, false));
+  const std::string token = dir + "/edge-token";
+  if (!fs::exists(token)) {
+    SpawnOptions so;
+    so.stdout_path = logPath(c);
+    PLFM_TRY(runChecked({bins_.control_plane, "edge-token", "--name", "dev-edge", "--out", token,
+                         "--database", conninfo(), "--state-dir", path("control-plane")},
+                        so));
+  }
+  const std::string port = std::to_string(s_.ingress_port);
+  PLFM_ASSIGN_OR_RETURN(
+      pid_t pid, launch(c, {bins_.ingress, "serve", "--listen", "[::1]:" + port, "--listen",
+                            "127.0.0.1:" + port, "--metrics-listen",
+                            "[::1]:" + std::to_string(s_.ingress_metrics_port), "--edge-url",
+                            s_.controlPlaneUrl(), "--edge-token-file", token, "--state-dir", dir}));
+  PLFM_TRY(waitHealthy(c, pid, std::chrono::seconds(30)));
+  return started(pid, address(c));
+}
+
+Result<std::string> Platform::writeContext() {
+  PLFM_ASSIGN_OR_RETURN(auto admin, readFile(path("control-plane/admin-token")));
+  const std::string token = std::string(trim(admin));
+  ApiClient client(s_.controlPlaneUrl(), token);
+  PLFM_ASSIGN_OR_RETURN(auto orgs, client.listAll("/v1/orgs"));
+  bool have_org = false;
+  for (const auto& o : orgs) have_org = have_org || o.value("name", "") == s_.org;
+  if (!have_org) PLFM_TRY(client.mutate("POST", "/v1/orgs", {{"name", s_.org}}));
+  PLFM_ASSIGN_OR_RETURN(auto config, loadConfig(configPath()));
+  Context& ctx = config.contexts[s_.context];
+  ctx.name = s_.context;
+  ctx.url = s_.controlPlaneUrl();
+  ctx.token = token;
+  ctx.org = s_.org;
+  config.current = s_.context;
+  PLFM_TRY(saveConfig(configPath(), config));
+  return "context " + s_.context + " (org " + s_.org + (have_org ? "" : ", created") +
+         ") is current";
+}
+
+Result<std::vector<std::string>> Platform::down() {
+  std::vector<std::string> reversed(componentNames().rbegin(), componentNames().rend());
+  for (const std::string& c : reversed) {
+    const auto t0 = Clock::now();
+    pid_t pid = runningPid(c);
+    std::string what = "not running";
+    if (pid > 0) {
+      // postgres: SIGINT is its fast shutdown. The agent stops its VMs
+      // (--stop-instances-on-exit) within their shutdown grace.
+      const int sig = c == "postgres" ? SIGINT : SIGTERM;
+      const auto grace = c == "node-agent" ? std::chrono::seconds(60) : std::chrono::seconds(20);
+      what = stopProcess(pid, sig, grace) ? "stopped (pid " + std::to_string(pid) + ")"
+                                          : "killed after " + std::to_string(grace.count()) +
+                                                "s (pid " + std::to_string(pid) + ")";
+    }
+    std::error_code ec;
+    fs::remove(path("run/" + c + ".pid"), ec);
+    char line[256];
+    std::snprintf(line, sizeof line, "  %-14s %-56s %s", c.c_str(), what.c_str(),
+                  elapsed(t0).c_str());
+    progress_(line);
+  }
+  // The sweep: a process still running from one of the components' dirs
+  // (a VMM whose agent was killed, say) goes, then stray sockets and mounts.
+  // Only component dirs: a shell or `tail -f STATE/logs/...` of the user's
+  // that merely names the state dir is left alone.
+  const auto strays = [this] {
+    std::vector<pid_t> out;
+    for (const char* sub :
+         {"/postgres/", "/control-plane", "/registry/", "/node-agent", "/ingress"}) {
+      for (pid_t pid : processesMentioning(s_.state_dir + sub)) {
+        if (std::find(out.begin(), out.end(), pid) == out.end() && !isAncestor(pid)) {
+          out.push_back(pid);
+        }
+      }
+    }
+    return out;
+  };
+  for (pid_t pid : strays()) stopProcess(pid, SIGTERM, std::chrono::seconds(5));
+  // Taps are the agent's to remove; after an agent crash its instance
+  // records still name them.
+  for (const auto& tap : recordedTaps()) {
+    SpawnOptions so;
+    so.stdout_path = logPath("node-agent");
+    (void)runChecked({"ip", "link", "del", tap}, so);
+  }
+  for (const auto& m : mountsUnder(s_.state_dir)) ::umount2(m.c_str(), MNT_DETACH);
+  for (const auto& sock : socketsUnder(s_.state_dir)) {
+    std::error_code ec;
+    fs::remove(sock, ec);
+  }
+  std::vector<std::string> left;
+  for (pid_t pid : strays()) left.push_back("process " + std::to_string(pid));
+  for (const auto& m : mountsUnder(s_.state_dir)) left.push_back("mount " + m);
+  for (const auto& tap : recordedTaps()) left.push_back("tap " + tap);
+  for (const auto& sock : socketsUnder(s_.state_dir)) left.push_back("socket " + sock);
+  return left;
+}
+
+std::vector<std::string> Platform::recordedTaps() const {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(path("node-agent/instances"), ec)) {
+    if (e.path().extension() != ".json") continue;
+    auto text = readFile(e.path().string());
+    json j = text ? json::parse(*text, nullptr, false) : json();
+    const std::string tap = j.is_object() ? j.value("tap", "") : "";
+    if (!tap.empty() && ::if_nametoindex(tap.c_str()) != 0) out.push_back(tap);
+  }
+  return out;
+}
+
+PlatformStatus Platform::status() const {
+  PlatformStatus st;
+  for (const auto& c : componentNames()) {
+    ComponentStatus cs;
+    cs.name = c;
+    cs.pid = runningPid(c);
+    cs.address = address(c);
+    cs.log = logPath(c);
+    cs.health = cs.pid <= 0 ? "stopped" : healthy(c) ? "healthy" : "unhealthy";
+    st.components.push_back(cs);
+  }
+  http::ClientRequest req;
+  req.url = "http://[::1]:" + std::to_string(s_.agent_port) + "/v1/instances";
+  req.timeout = std::chrono::milliseconds(1000);
+  if (auto r = http::request(req); r && r->status == 200) {
+    json j = json::parse(r->body, nullptr, false);
+    if (j.is_array()) {
+      st.instances_total = static_cast<int>(j.size());
+      st.instances_running = 0;
+      for (const auto& i : j) st.instances_running += i.value("phase", "") == "running" ? 1 : 0;
+    }
+  }
+  return st;
+}
+
+}  // namespace plfm::vt::dev

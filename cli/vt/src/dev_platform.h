@@ -1,0 +1,142 @@
+// `vt dev`: a local single-node plfm-vt platform under one state dir.
+//
+// `Platform::up()` starts, in order and each in the background with its own
+// log file: PostgreSQL (as the unprivileged `postgres` user when run as
+// root), the control plane, a docker-registry on loopback, the node agent
+// (qemu driver) and the ingress. Every process runs in its own session with
+// a pid file, so `vt` can exit. `down()` stops them in reverse order and
+// sweeps what is left (processes mentioning the state dir, sockets, mounts).
+// docs/engineering/vt-dev.md describes the layout and the flags.
+//
+//   STATE/dev.json                 ports and settings of the last `up`
+//   STATE/logs/<component>.log     each component's stdout and stderr
+//   STATE/run/<component>.pid      "PID STARTTIME" (a recycled pid is not ours)
+//   STATE/postgres/{data,run}      the cluster and its Unix socket
+//   STATE/control-plane/           its state dir, admin-token, master.key
+//   STATE/registry/                config.yml and storage/
+//   STATE/node-agent/              the agent's state dir (VMs, images)
+//   STATE/ingress/                 its state dir and edge-token
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "plfm/core/result.h"
+
+namespace plfm::vt::dev {
+
+struct Settings {
+  std::string state_dir;
+  int control_plane_port = 8080;  // on [::1]
+  int registry_port = 5000;       // on 127.0.0.1
+  int agent_port = 9102;          // agent /healthz on [::1]
+  int ingress_port = 8443;        // [::1] and 127.0.0.1
+  int ingress_metrics_port = 9443;
+  std::string accel = "auto";  // qemu: auto, kvm or tcg
+  std::string org = "dev";
+  std::string context = "dev";
+
+  [[nodiscard]] std::string controlPlaneUrl() const {
+    return "http://[::1]:" + std::to_string(control_plane_port);
+  }
+  [[nodiscard]] std::string registryHost() const {
+    return "127.0.0.1:" + std::to_string(registry_port);
+  }
+};
+
+// The default state dir: $XDG_STATE_HOME/plfm-dev, else ~/.local/state/plfm-dev.
+[[nodiscard]] std::string defaultStateDir();
+
+// Reads STATE/dev.json over `s` (missing file: `s` unchanged).
+[[nodiscard]] Result<Settings> loadSettings(const std::string& state_dir);
+[[nodiscard]] Result<void> saveSettings(const Settings& s);
+
+// Where the platform's programs are. Each is looked up in this order: its
+// environment variable (PLFM_CONTROL_PLANE_BIN, PLFM_NODE_AGENT_BIN,
+// PLFM_INGRESS_BIN, PLFM_VT_INIT_BIN, PLFM_FETCH_KERNEL), --bin-dir, the
+// build tree the running `vt` belongs to, next to `vt`, then PATH.
+struct Binaries {
+  std::string control_plane;
+  std::string node_agent;
+  std::string ingress;
+  std::string vt_init;
+  std::string fetch_kernel;
+  std::string registry;   // docker-registry
+  std::string pg_bindir;  // initdb, postgres, createdb
+};
+[[nodiscard]] Result<Binaries> findBinaries(const std::string& bin_dir);
+
+struct ComponentStatus {
+  std::string name;
+  pid_t pid = -1;  // -1: not running
+  std::string address;
+  std::string health;  // "healthy", "unhealthy", "stopped"
+  std::string log;
+};
+
+struct PlatformStatus {
+  std::vector<ComponentStatus> components;
+  int instances_running = -1;  // -1: unknown (agent not answering)
+  int instances_total = -1;
+};
+
+[[nodiscard]] nlohmann::json toJson(const Settings& s, const PlatformStatus& st);
+
+// The names, in start order.
+[[nodiscard]] const std::vector<std::string>& componentNames();
+
+class Platform {
+ public:
+  // `progress` receives one finished line per step (for stderr).
+  Platform(Settings settings, Binaries bins, std::function<void(const std::string&)> progress);
+
+  // Starts what is not running and healthy. An error names the step
+  // (detail "step") and its log file (detail "log").
+  [[nodiscard]] Result<void> up();
+  // Stops everything in reverse order and sweeps leftovers. Returns what was
+  // still found afterwards (empty when clean).
+  [[nodiscard]] Result<std::vector<std::string>> down();
+  [[nodiscard]] PlatformStatus status() const;
+
+  [[nodiscard]] const Settings& settings() const { return s_; }
+  [[nodiscard]] std::string logPath(const std::string& component) const;
+
+ private:
+  [[nodiscard]] Result<void> step(const std::string& name,
+                                  const std::function<Result<std::string>()>& run);
+  // The "already running" line when `component` runs and is healthy;
+  // nullopt when it is not running; an error when it runs but is unhealthy.
+  [[nodiscard]] Result<std::optional<std::string>> alreadyRunning(
+      const std::string& component) const;
+  [[nodiscard]] Result<std::string> startPostgres();
+  [[nodiscard]] Result<std::string> startControlPlane();
+  [[nodiscard]] Result<std::string> startRegistry();
+  [[nodiscard]] Result<std::string> startAgent();
+  [[nodiscard]] Result<std::string> startIngress();
+  [[nodiscard]] Result<std::string> writeContext();
+
+  [[nodiscard]] std::string path(const std::string& rel) const { return s_.state_dir + "/" + rel; }
+  [[nodiscard]] std::string conninfo() const;
+  [[nodiscard]] std::string address(const std::string& component) const;
+  [[nodiscard]] bool healthy(const std::string& component) const;
+  // Taps named by the agent's instance records that still exist.
+  [[nodiscard]] std::vector<std::string> recordedTaps() const;
+  [[nodiscard]] pid_t runningPid(const std::string& component) const;
+  [[nodiscard]] Result<pid_t> launch(const std::string& component,
+                                     const std::vector<std::string>& argv,
+                                     const std::vector<std::string>& env = {});
+  [[nodiscard]] Result<void> waitHealthy(const std::string& component, pid_t pid,
+                                         std::chrono::seconds timeout);
+
+  Settings s_;
+  Binaries bins_;
+  std::function<void(const std::string&)> progress_;
+};
+
+}  // namespace plfm::vt::dev
