@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -62,7 +63,7 @@ json spec(const agent::testing::AgentWorld& w, const std::string& id, int n,
 double quantile(std::vector<double> v, double q) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
-  size_t i = static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5);
+  auto i = static_cast<size_t>(std::lround(q * static_cast<double>(v.size() - 1)));
   return v[std::min(i, v.size() - 1)];
 }
 
@@ -200,7 +201,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < idle; ++i) {
     char id[40];
     std::snprintf(id, sizeof id, "inst_idle%017d", i);
-    ids.push_back(id);
+    ids.emplace_back(id);
     instances.push_back(spec(**world, id, 100 + i, "sleep"));
   }
   bench.plan(instances);
