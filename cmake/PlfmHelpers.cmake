@@ -131,3 +131,13 @@ function(plfm_add_fuzzer name)
   plfm_target_defaults(${name})
   set_property(GLOBAL APPEND PROPERTY PLFM_FUZZERS "${name}=${ARG_CORPUS}")
 endfunction()
+
+# plfm_link_static(TARGET [OPTIONS...]): links TARGET as a static executable
+# (guest binaries that must run without the host's libraries). GCC refuses
+# -static with the sanitizers, so sanitizer and fuzz builds link dynamically:
+# those builds run the programs on the host only.
+function(plfm_link_static target)
+  if(NOT PLFM_SANITIZE AND NOT PLFM_FUZZ)
+    target_link_options(${target} PRIVATE -static ${ARGN})
+  endif()
+endfunction()

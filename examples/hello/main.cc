@@ -1,10 +1,10 @@
 // hello: the example app of plfm-vt (README.md). Wires the environment, the
 // server and the signals together.
-#include <signal.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <string>

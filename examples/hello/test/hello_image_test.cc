@@ -4,13 +4,9 @@
 // rootfs with the right owners, and the unpacked binary serving TLS with the
 // image's own certificate for the vt.toml hostnames.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <chrono>
-#include <csignal>
 #include <regex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "image/image_cache.h"
@@ -18,37 +14,19 @@
 #include "plfm/core/json.h"
 #include "plfm/core/process.h"
 #include "plfm/testing/temp_dir.h"
+#include "support/hello_process.h"
 #include "support/registry_fixture.h"
 #include "support/tree_inspect.h"
 
 namespace plfm::hello {
 namespace {
 
-using namespace std::chrono_literals;
 namespace t = plfm::image::testing;
+using testing::HelloProcess;
+using testing::Output;
+using testing::runCapture;
 
-struct Output {
-  int exit_code = -1;
-  std::string out;  // stdout
-  std::string err;  // stderr
-};
-
-Output runCapture(const std::vector<std::string>& argv, const std::string& dir,
-                  const std::vector<std::string>& env = {}) {
-  static int n = 0;
-  const std::string path = dir + "/run-" + std::to_string(++n);
-  SpawnOptions o;
-  o.stdout_path = path + ".out";
-  o.stderr_path = path + ".err";
-  o.env = env;
-  auto p = spawn(argv, o);
-  if (!p) return {-1, "", p.error().toString()};
-  Output r;
-  r.exit_code = exitCodeOf(p->wait());
-  r.out = readFile(path + ".out").value_or("");
-  r.err = readFile(path + ".err").value_or("");
-  return r;
-}
+const std::string kBuildImage = std::string(PLFM_TEST_DIR) + "/build-image";
 
 std::string lastLine(const std::string& text) {
   std::string s = text;
@@ -60,7 +38,7 @@ std::string lastLine(const std::string& text) {
 class HelloImageTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new testing::TempDir("hello-img");
+    dir_ = new plfm::testing::TempDir("hello-img");
     auto r = t::Registry::start(dir_->file("registry"));
     ASSERT_TRUE(r) << r.error().toString();
     registry_ = r->release();
@@ -72,16 +50,16 @@ class HelloImageTest : public ::testing::Test {
 
   // build-image --bin hello --work WORK REGISTRY TAG, with fixed timestamps.
   static Output buildImage(const std::string& tag, const std::string& work) {
-    return runCapture({PLFM_TEST_DIR "/build-image", "--bin", PLFM_HELLO_BIN, "--work", work,
-                       registry_->host(), tag},
-                      dir_->path(), {"SOURCE_DATE_EPOCH=1700000000"});
+    return runCapture(
+        {kBuildImage, "--bin", PLFM_HELLO_BIN, "--work", work, registry_->host(), tag},
+        dir_->path(), {"SOURCE_DATE_EPOCH=1700000000"});
   }
 
-  static testing::TempDir* dir_;
+  static plfm::testing::TempDir* dir_;
   static t::Registry* registry_;
 };
 
-testing::TempDir* HelloImageTest::dir_ = nullptr;
+plfm::testing::TempDir* HelloImageTest::dir_ = nullptr;
 t::Registry* HelloImageTest::registry_ = nullptr;
 
 TEST_F(HelloImageTest, PushesAReproducibleImageThatToolsAndTheAgentRead) {
@@ -153,45 +131,36 @@ TEST_F(HelloImageTest, PushesAReproducibleImageThatToolsAndTheAgentRead) {
   // The image's binary serves with the image's certificate, which verifies
   // for both route hostnames.
   const std::string root = bundle + "/rootfs";
-  SpawnOptions o;
-  o.stdout_path = dir_->file("hello.log");
-  o.env = {"PORT=0", "HEALTH_PORT=0", "TLS_CERT_FILE=" + root + "/etc/hello/cert.pem",
-           "TLS_KEY_FILE=" + root + "/etc/hello/key.pem"};
-  auto hello = spawn({root + "/usr/bin/hello"}, o);
+  auto hello = HelloProcess::start({.bin = root + "/usr/bin/hello",
+                                    .cert = root + "/etc/hello/cert.pem",
+                                    .key = root + "/etc/hello/key.pem",
+                                    .log = dir_->file("hello.log"),
+                                    .env = {}});
   ASSERT_TRUE(hello) << hello.error().toString();
-  const std::regex listening(R"(listening https=\[::\]:(\d+))");
-  std::string port;
-  for (auto until = std::chrono::steady_clock::now() + 10s;
-       port.empty() && std::chrono::steady_clock::now() < until;
-       std::this_thread::sleep_for(20ms)) {
-    const std::string log = readFile(dir_->file("hello.log")).value_or("");
-    if (std::regex_search(log, m, listening)) port = m[1];
-  }
-  ASSERT_FALSE(port.empty()) << readFile(dir_->file("hello.log")).value_or("");
+  const std::string port = std::to_string(hello->port());
   for (const std::string host : {"hello.localhost", "hello-pp.localhost"}) {
+    std::string authority = host;
+    authority.append(":").append(port);
     Output curl =
         runCapture({"curl", "-sS", "--max-time", "10", "--cacert", root + "/etc/hello/cert.pem",
-                    "--resolve", host + ":" + port + ":::1", "https://" + host + ":" + port + "/"},
+                    "--resolve", authority + ":::1", "https://" + authority + "/"},
                    dir_->path());
     EXPECT_EQ(curl.exit_code, 0) << host << ": " << curl.err;
     EXPECT_NE(curl.out.find("sni: " + host + "\n"), std::string::npos) << curl.out;
   }
-  hello->signal(SIGTERM);
-  auto status = hello->waitFor(10s);
-  ASSERT_TRUE(status);
-  EXPECT_EQ(exitCodeOf(*status), 0);
+  EXPECT_EQ(hello->stop(), 0);
 }
 
 TEST_F(HelloImageTest, RejectsBadArguments) {
-  Output none = runCapture({PLFM_TEST_DIR "/build-image"}, dir_->path());
+  Output none = runCapture({kBuildImage}, dir_->path());
   EXPECT_EQ(none.exit_code, 2);
-  Output dynamic = runCapture({PLFM_TEST_DIR "/build-image", "--bin", "/bin/true", "--work",
-                               dir_->file("work-dyn"), registry_->host()},
-                              dir_->path());
+  Output dynamic = runCapture(
+      {kBuildImage, "--bin", "/bin/true", "--work", dir_->file("work-dyn"), registry_->host()},
+      dir_->path());
   EXPECT_EQ(dynamic.exit_code, 1);
   EXPECT_NE(dynamic.err.find("dynamically linked"), std::string::npos) << dynamic.err;
-  Output tag = runCapture({PLFM_TEST_DIR "/build-image", "--bin", PLFM_HELLO_BIN, "--work",
-                           dir_->file("work-tag"), registry_->host(), "bad tag"},
+  Output tag = runCapture({kBuildImage, "--bin", PLFM_HELLO_BIN, "--work", dir_->file("work-tag"),
+                           registry_->host(), "bad tag"},
                           dir_->path());
   EXPECT_EQ(tag.exit_code, 1);
   EXPECT_NE(tag.err.find("bad tag"), std::string::npos) << tag.err;

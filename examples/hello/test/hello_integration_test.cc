@@ -12,7 +12,6 @@
 #include <chrono>
 #include <csignal>
 #include <fstream>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,34 +19,17 @@
 #include "plfm/core/process.h"
 #include "plfm/net/proxy_protocol.h"
 #include "plfm/testing/temp_dir.h"
+#include "support/hello_process.h"
 
 namespace plfm::hello {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::HelloProcess;
+using testing::Output;
+using testing::runCapture;
 
 constexpr const char* kSecretValue = "cnry-hello-3f9a0c1e5b7d2468-not-for-logs";
-
-struct Output {
-  int exit_code = -1;
-  std::string out;
-};
-
-// Runs argv to completion with stdout captured.
-Output runCapture(const std::vector<std::string>& argv, const std::string& dir) {
-  static int n = 0;
-  const std::string path = dir + "/run-" + std::to_string(++n) + ".out";
-  SpawnOptions o;
-  o.stdout_path = path;
-  o.stderr_path = path + ".err";
-  auto p = spawn(argv, o);
-  if (!p) return {-1, p.error().toString()};
-  Output r;
-  r.exit_code = exitCodeOf(p->wait());
-  r.out = readFile(path).value_or("");
-  if (r.exit_code != 0) r.out += readFile(path + ".err").value_or("");
-  return r;
-}
 
 int connectTo(const std::string& ip, int port) {
   const bool v6 = ip.find(':') != std::string::npos;
@@ -130,52 +112,25 @@ class HelloTest : public ::testing::Test {
   void SetUp() override {
     // A TLS client writing to a connection hello closed gets an error, not a signal.
     std::signal(SIGPIPE, SIG_IGN);
-    ASSERT_EQ(
-        runCapture({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", dir_.file("key.pem"),
-                    "-out", dir_.file("cert.pem"), "-days", "1", "-subj", "/CN=hello.localhost",
-                    "-addext", "subjectAltName=DNS:hello.localhost,DNS:hello-pp.localhost"},
-                   dir_.path())
-            .exit_code,
-        0);
+    auto cert = testing::makeCertificate(dir_.path(), {"hello.localhost", "hello-pp.localhost"});
+    ASSERT_TRUE(cert) << cert.error().toString();
     std::ofstream(dir_.file("platform.env")) << "HELLO_TOKEN=" << kSecretValue << "\n";
-    SpawnOptions o;
-    o.stdout_path = log_ = dir_.file("hello.log");
-    o.env = {"PORT=0",
-             "HEALTH_PORT=0",
-             "TLS_CERT_FILE=" + dir_.file("cert.pem"),
-             "TLS_KEY_FILE=" + dir_.file("key.pem"),
-             "HELLO_SECRETS_FILE=" + dir_.file("platform.env"),
-             "PLFM_INSTANCE_ID=inst_test1",
-             "PLFM_RELEASE_ID=rel_test1",
-             "GREETING=Hello from the test"};
-    auto p = spawn({PLFM_HELLO_BIN}, o);
-    ASSERT_TRUE(p) << p.error().toString();
-    hello_ = std::move(*p);
-    const std::regex listening(R"(listening https=\[::\]:(\d+) health=\[::\]:(\d+))");
-    for (auto until = std::chrono::steady_clock::now() + 10s;
-         std::chrono::steady_clock::now() < until; std::this_thread::sleep_for(20ms)) {
-      std::smatch m;
-      const std::string log = readFile(log_).value_or("");
-      if (std::regex_search(log, m, listening)) {
-        port_ = std::stoi(m[1]);
-        health_port_ = std::stoi(m[2]);
-        return;
-      }
-      ASSERT_FALSE(hello_.poll()) << "hello exited: " << log;
-    }
-    FAIL() << "hello did not listen: " << readFile(log_).value_or("");
+    auto h = HelloProcess::start(
+        {.bin = PLFM_HELLO_BIN,
+         .cert = dir_.file("cert.pem"),
+         .key = dir_.file("key.pem"),
+         .log = log_,
+         .env = {"HELLO_SECRETS_FILE=" + dir_.file("platform.env"), "PLFM_INSTANCE_ID=inst_test1",
+                 "PLFM_RELEASE_ID=rel_test1", "GREETING=Hello from the test"}});
+    ASSERT_TRUE(h) << h.error().toString();
+    hello_ = std::move(*h);
+    port_ = hello_.port();
+    health_port_ = hello_.healthPort();
   }
 
   void TearDown() override {
-    if (hello_.valid() && !hello_.poll()) {
-      hello_.signal(SIGTERM);
-      auto status = hello_.waitFor(10s);
-      ASSERT_TRUE(status) << "hello did not stop on SIGTERM";
-      EXPECT_EQ(exitCodeOf(*status), 0) << describeWaitStatus(*status);
-    }
-    const std::string log = readFile(log_).value_or("");
-    EXPECT_EQ(log.find(kSecretValue), std::string::npos) << "the secret value was logged";
+    EXPECT_EQ(hello_.stop(), 0) << "hello did not exit 0 on SIGTERM";
+    EXPECT_EQ(hello_.log().find(kSecretValue), std::string::npos) << "the secret value was logged";
   }
 
   // curl -k to https://HOST:PORT/PATH resolved to `ip`; the body, then a
@@ -203,9 +158,9 @@ class HelloTest : public ::testing::Test {
     return tls.readAll();
   }
 
-  testing::TempDir dir_{"hello"};
-  std::string log_;
-  Process hello_;
+  plfm::testing::TempDir dir_{"hello"};
+  std::string log_ = dir_.file("hello.log");
+  HelloProcess hello_;
   int port_ = 0;
   int health_port_ = 0;
 };
@@ -227,10 +182,10 @@ TEST_F(HelloTest, AnswersOverIpv6AndIpv4) {
     std::string client = ip == "::1" ? "[::1]:" + local.substr(local.find(' ') + 1)
                                      : "127.0.0.1:" + local.substr(local.find(' ') + 1);
     EXPECT_EQ(r.out.substr(0, nl + 1), expectedBody(client, "none", "hello.localhost")) << ip;
-    EXPECT_NE(readFile(log_).value_or("").find("request method=GET path=/ status=200 client=" +
-                                               client + " listener=https proxy=none"),
+    EXPECT_NE(hello_.log().find("request method=GET path=/ status=200 client=" + client +
+                                " listener=https proxy=none"),
               std::string::npos)
-        << readFile(log_).value_or("");
+        << hello_.log();
   }
   EXPECT_EQ(curlHttps("hello.localhost", "::1", "/healthz").out.substr(0, 3), "ok\n");
   Output missing = runCapture({"curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "--resolve",
@@ -251,8 +206,7 @@ TEST_F(HelloTest, HealthIsPlainHttpOnBothFamilies) {
                             "http://[::1]:" + std::to_string(health_port_) + "/"},
                            dir_.path());
   EXPECT_EQ(root.out, "404");
-  EXPECT_NE(readFile(log_).value_or("").find(
-                "request method=GET path=/healthz status=200 client=127.0.0.1:"),
+  EXPECT_NE(hello_.log().find("request method=GET path=/healthz status=200 client=127.0.0.1:"),
             std::string::npos);
 }
 
@@ -285,11 +239,10 @@ TEST_F(HelloTest, ProxyV2HeaderGivesTheClientAddress) {
   EXPECT_NE(body.find("client: [::1]:"), std::string::npos) << body;
   EXPECT_NE(body.find("proxy: v2\n"), std::string::npos) << body;
 
-  EXPECT_NE(readFile(log_).value_or("").find(
-                "request method=GET path=/ status=200 client=[2001:db8::1]:54321 "
-                "listener=https proxy=v2 sni=hello-pp.localhost"),
+  EXPECT_NE(hello_.log().find("request method=GET path=/ status=200 client=[2001:db8::1]:54321 "
+                              "listener=https proxy=v2 sni=hello-pp.localhost"),
             std::string::npos)
-      << readFile(log_).value_or("");
+      << hello_.log();
 }
 
 TEST_F(HelloTest, BadProxyHeaderClosesTheConnection) {
@@ -302,12 +255,11 @@ TEST_F(HelloTest, BadProxyHeaderClosesTheConnection) {
   EXPECT_EQ(viaProxyHeader({corrupt}), "handshake failed");
   for (auto until = std::chrono::steady_clock::now() + 5s; std::chrono::steady_clock::now() < until;
        std::this_thread::sleep_for(20ms)) {
-    if (readFile(log_).value_or("").find("bad PROXY v2 header: bad_checksum") !=
-        std::string::npos) {
+    if (hello_.log().find("bad PROXY v2 header: bad_checksum") != std::string::npos) {
       return;
     }
   }
-  ADD_FAILURE() << readFile(log_).value_or("");
+  ADD_FAILURE() << hello_.log();
 }
 
 TEST_F(HelloTest, SigtermLetsOpenRequestsFinish) {
@@ -315,17 +267,17 @@ TEST_F(HelloTest, SigtermLetsOpenRequestsFinish) {
   ASSERT_GE(fd, 0);
   TlsClient tls(dir_.file("cert.pem"), fd, "hello.localhost");
   ASSERT_TRUE(tls.handshake());
-  hello_.signal(SIGTERM);
+  hello_.process().signal(SIGTERM);
   std::this_thread::sleep_for(200ms);
   // The listeners are closed: new connections are refused...
   EXPECT_LT(connectTo("127.0.0.1", port_), 0);
   // ...and the open one is still answered.
   tls.send("GET / HTTP/1.1\r\nHost: hello.localhost\r\n\r\n");
   EXPECT_NE(tls.readAll().find("HTTP/1.1 200 OK\r\n"), std::string::npos);
-  auto status = hello_.waitFor(10s);
+  auto status = hello_.process().waitFor(10s);
   ASSERT_TRUE(status);
   EXPECT_EQ(exitCodeOf(*status), 0);
-  const std::string log = readFile(log_).value_or("");
+  const std::string log = hello_.log();
   EXPECT_NE(log.find("draining connections=1"), std::string::npos) << log;
   EXPECT_NE(log.find("stopped open_connections=0"), std::string::npos) << log;
 }

@@ -82,6 +82,10 @@ class Init {
     auto ok = [&](Result<void> r, const char* what) {
       if (!r) fatal(std::string(what) + ": " + r.error(), 1);
     };
+    if (config.host_time_ns != 0) {
+      // Not fatal: a wrong clock skews LOG timestamps, nothing else.
+      if (auto set = setRealtime(config.host_time_ns); !set) logLine(set.error());
+    }
     ok(runMounts(rootMountPlan(config)), "mount rootfs");
     ok(switchRoot(std::string(kNewRoot)), "switch root");
     ok(runMounts(lateMounts()), "mount /dev/pts, /dev/shm");
@@ -91,6 +95,12 @@ class Init {
     ok(writeFileAtomic("/etc/hosts", hostsFile(config), 0644, 0, 0), "/etc/hosts");
     if (!config.hostname.empty()) {
       ok(writeFileAtomic("/etc/hostname", config.hostname + "\n", 0644, 0, 0), "/etc/hostname");
+    }
+    if (const std::string resolv = resolvConf(config); !resolv.empty()) {
+      // Images often ship resolv.conf as a symlink (systemd-resolved); the
+      // file replaces it in the overlay.
+      ::unlink("/etc/resolv.conf");
+      ok(writeFileAtomic("/etc/resolv.conf", resolv, 0644, 0, 0), "/etc/resolv.conf");
     }
     std::optional<secrets::SecretMap> secret_map;
     if (config.secrets_file) {
@@ -351,11 +361,13 @@ void runInit() {
   });
   if (!channel) earlyFatal(channel.error());
   Init init(std::move(*channel), signal_fd);
-  const gp::Config config = init.awaitConfig();
+  gp::Config config = init.awaitConfig();
   logLine("CONFIG received at " + uptime() +
           (config.instance_id.empty() ? std::string() : " for " + config.instance_id));
   init.prepare(config);
   init.start(config);
+  // The file is on tmpfs now; PID 1 keeps no copy of it for the VM's life.
+  if (config.secrets_file) secrets::wipe(*config.secrets_file);
   init.supervise();
 }
 

@@ -170,6 +170,12 @@ std::string hostsFile(const gp::Config& config) {
   return out;
 }
 
+std::string resolvConf(const gp::Config& config) {
+  std::string out;
+  for (const std::string& ns : config.nameservers) out += "nameserver " + ns + "\n";
+  return out;
+}
+
 gp::Exit exitFromWaitStatus(int status) {
   if (WIFSIGNALED(status)) return gp::Exit{gp::ExitKind::kSignaled, WTERMSIG(status)};
   return gp::Exit{gp::ExitKind::kExited, WEXITSTATUS(status)};

@@ -95,6 +95,10 @@ struct MountStep {
 // /etc/hosts: localhost lines plus the hostname on the instance's addresses.
 [[nodiscard]] std::string hostsFile(const guest_proto::Config& config);
 
+// /etc/resolv.conf for CONFIG's nameservers ("" when it has none: the image's
+// file stays).
+[[nodiscard]] std::string resolvConf(const guest_proto::Config& config);
+
 // A wait(2) status as the EXIT frame reports it.
 [[nodiscard]] guest_proto::Exit exitFromWaitStatus(int status);
 

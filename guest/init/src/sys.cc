@@ -165,6 +165,14 @@ uint64_t clockNs(clockid_t clock) {
 }
 }  // namespace
 
+Result<void> setRealtime(uint64_t ns) {
+  timespec ts{};
+  ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000u);
+  ts.tv_nsec = static_cast<long>(ns % 1'000'000'000u);  // NOLINT(google-runtime-int)
+  if (::clock_settime(CLOCK_REALTIME, &ts) != 0) return fail(errnoText("clock_settime", errno));
+  return {};
+}
+
 uint64_t bootNs() { return clockNs(CLOCK_BOOTTIME); }
 uint64_t realtimeNs() { return clockNs(CLOCK_REALTIME); }
 uint64_t monotonicMs() { return clockNs(CLOCK_MONOTONIC) / 1'000'000u; }

@@ -44,6 +44,8 @@ void logLine(std::string_view message);
 // 0500 directory, both owned by the workload user (secrets-file-format.md).
 [[nodiscard]] Result<void> writeSecretsFile(std::string_view content, uid_t uid, gid_t gid);
 
+[[nodiscard]] Result<void> setRealtime(uint64_t ns);
+
 // CLOCK_BOOTTIME and CLOCK_REALTIME in ns.
 [[nodiscard]] uint64_t bootNs();
 [[nodiscard]] uint64_t realtimeNs();

@@ -116,6 +116,13 @@ TEST(HostsFileTest, NamesTheInstanceAddresses) {
   EXPECT_NE(hosts.find("10.0.0.5\tweb-1\n"), std::string::npos);
 }
 
+TEST(ResolvConfTest, OneLinePerNameserver) {
+  gp::Config c = baseConfig();
+  EXPECT_EQ(resolvConf(c), "");
+  c.nameservers = {"2001:db8::53", "10.0.0.53"};
+  EXPECT_EQ(resolvConf(c), "nameserver 2001:db8::53\nnameserver 10.0.0.53\n");
+}
+
 TEST(ExitTest, FromWaitStatus) {
   EXPECT_EQ(exitFromWaitStatus(3 << 8), (gp::Exit{gp::ExitKind::kExited, 3}));
   EXPECT_EQ(exitFromWaitStatus(9), (gp::Exit{gp::ExitKind::kSignaled, 9}));

@@ -248,6 +248,14 @@ Result<void> validateConfig(const Config& c) {
       return invalid("ipv4 prefix length must be 1..32");
     }
   }
+  if (c.nameservers.size() > kMaxNameservers) {
+    return makeError(ErrorCode::kOversized, "too many nameservers");
+  }
+  for (size_t i = 0; i < c.nameservers.size(); ++i) {
+    if (!parseIpv6(c.nameservers[i]) && !parseIpv4(c.nameservers[i])) {
+      return invalid("nameserver[" + std::to_string(i) + "] is not an IP address");
+    }
+  }
   if (!validDevice(c.rootfs_device)) return invalid("rootfs device must be a /dev path");
   if (!validDevice(c.scratch_device)) return invalid("scratch device must be a /dev path");
   return {};
@@ -292,6 +300,8 @@ Result<std::string> encode(const Config& c) {
   putTlvU32(p, tag(ConfigTag::kShutdownGraceMs), c.shutdown_grace_ms);
   putTlv(p, tag(ConfigTag::kRootfsDevice), c.rootfs_device);
   putTlv(p, tag(ConfigTag::kScratchDevice), c.scratch_device);
+  if (c.host_time_ns != 0) putTlvU64(p, tag(ConfigTag::kHostTimeNs), c.host_time_ns);
+  for (const auto& ns : c.nameservers) putTlv(p, tag(ConfigTag::kNameserver), ns);
   auto frame = frameOf(FrameType::kConfig, kControlStream, p);
   std::fill(p.begin(), p.end(), '\0');
   return frame;
@@ -311,7 +321,8 @@ Result<Config> decodeConfig(std::string_view payload) {
   std::optional<Ipv4Address> ipv4_gateway;
   for (const Field& f : *fields) {
     const auto t = static_cast<ConfigTag>(f.tag);
-    const bool repeated = t == ConfigTag::kArgv || t == ConfigTag::kEnv || t == ConfigTag::kGroup;
+    const bool repeated = t == ConfigTag::kArgv || t == ConfigTag::kEnv || t == ConfigTag::kGroup ||
+                          t == ConfigTag::kNameserver;
     if (f.tag >= 1 && f.tag < 64 && !repeated) {
       const uint64_t bit = uint64_t{1} << f.tag;
       if ((seen & bit) != 0) {
@@ -418,6 +429,17 @@ Result<Config> decodeConfig(std::string_view payload) {
         break;
       case ConfigTag::kScratchDevice:
         c.scratch_device.assign(f.value);
+        break;
+      case ConfigTag::kHostTimeNs: {
+        PLFM_GP_GET(v, fieldU64(kWhat, f));
+        c.host_time_ns = *v;
+        break;
+      }
+      case ConfigTag::kNameserver:
+        if (c.nameservers.size() == kMaxNameservers) {
+          return makeError(ErrorCode::kOversized, "too many nameservers");
+        }
+        c.nameservers.emplace_back(f.value);
         break;
       default:
         // CONFIG is strict: the host knows the guest's version from HELLO and

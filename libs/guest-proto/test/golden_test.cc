@@ -36,6 +36,8 @@ Config goldenConfig() {
   c.secrets_file = std::string("# plfm-secrets v1\nA=\"b\"\n");
   c.secrets_as_env = true;
   c.shutdown_grace_ms = 3000;
+  c.host_time_ns = 1'700'000'000'123'456'789;
+  c.nameservers = {"2001:db8::53"};
   return c;
 }
 

@@ -35,6 +35,8 @@ Config fullConfig() {
   c.secrets_file = std::string("# plfm-secrets v1\nTOKEN=\"x\"\n");
   c.secrets_as_env = true;
   c.shutdown_grace_ms = 2500;
+  c.host_time_ns = 1'800'000'000'000'000'000;
+  c.nameservers = {"2001:4860:4860::8888", "9.9.9.9"};
   return c;
 }
 
@@ -135,6 +137,12 @@ TEST(MessagesTest, ConfigValidation) {
   expectInvalid(c, ErrorCode::kInvalidValue);
   c = base;
   c.groups.assign(kMaxGroups + 1, 5);
+  expectInvalid(c, ErrorCode::kOversized);
+  c = base;
+  c.nameservers = {"dns.example"};
+  expectInvalid(c, ErrorCode::kInvalidValue);
+  c = base;
+  c.nameservers.assign(kMaxNameservers + 1, "::1");
   expectInvalid(c, ErrorCode::kOversized);
 }
 

@@ -150,8 +150,8 @@ class Api {
   void registerSystemRoutes(http::Router& r);
   void registerNodeRoutes(http::Router& r);
   void registerAgentRoutes(http::Router& r);
-  void registerRouteRoutes(http::Router& r);  // api_routes.cc
-  void registerEdgeRoutes(http::Router& r);   // api_edge.cc
+  void registerRouteRoutes(http::Router& r);   // api_routes.cc
+  void registerEdgeRoutes(http::Router& r);    // api_edge.cc
   void registerSecretRoutes(http::Router& r);  // api_secrets.cc
 
   // The answer of a committed write: waits for the views (and the scheduler

@@ -79,8 +79,9 @@ Result<void> ControlPlane::start() {
   opts.cluster_ipv6_prefix = cfg_.cluster_ipv6_prefix;
   opts.heartbeat_interval = cfg_.heartbeat_interval;
   opts.heartbeat_timeout = cfg_.heartbeat_timeout;
-  api_ = std::make_unique<Api>(ApiDeps{*pool_, *store_, *worker_, clock_, metrics_, opts,
-                                       scheduler_.get(), plans_.get(), edge_.get(), keyring_.get()});
+  api_ =
+      std::make_unique<Api>(ApiDeps{*pool_, *store_, *worker_, clock_, metrics_, opts,
+                                    scheduler_.get(), plans_.get(), edge_.get(), keyring_.get()});
   api_->registerRoutes(router_);
 
   http::ServerOptions so;

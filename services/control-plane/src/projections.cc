@@ -273,11 +273,20 @@ Result<void> Projector::apply(pg::Transaction& tx, const StoredEvent& e) {
 
 const std::vector<std::string>& Projector::viewTables() {
   static const std::vector<std::string> t = {
-      "orgs_view",      "org_members_view", "apps_view",      "envs_view",
-      "env_scale_view", "releases_view",    "deploys_view",   "nodes_view",
-      "instances_view", "routes_view",      "edge_feed_view",
+      "orgs_view",
+      "org_members_view",
+      "apps_view",
+      "envs_view",
+      "env_scale_view",
+      "releases_view",
+      "deploys_view",
+      "nodes_view",
+      "instances_view",
+      "routes_view",
+      "edge_feed_view",
       // secrets (0006)
-      "secret_versions_view", "secret_keys_view",
+      "secret_versions_view",
+      "secret_keys_view",
   };
   return t;
 }

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -129,7 +131,9 @@ class GuestBootTest : public ::testing::Test {
       EXPECT_EQ(decoded->kernel_release,
                 g_shared->kernel.release_dir.substr(g_shared->kernel.release_dir.rfind('/') + 1));
     }
-    auto bytes = gp::encode(config);
+    gp::Config stamped = config;
+    stamped.host_time_ns = static_cast<uint64_t>(msSinceEpoch() * 1e6);
+    auto bytes = gp::encode(stamped);
     EXPECT_TRUE(bytes.has_value());
     EXPECT_TRUE(vm.channel.send(*bytes).has_value());
     return hello_ms;
@@ -160,6 +164,9 @@ class GuestBootTest : public ::testing::Test {
           auto log = gp::decodeLog(frame->payload);
           EXPECT_TRUE(log.has_value());
           EXPECT_GT(log->timestamp_ns, 0u);
+          max_log_skew_ms_ =
+              std::max(max_log_skew_ms_,
+                       std::abs(msSinceEpoch() - static_cast<double>(log->timestamp_ns) / 1e6));
           (log->source == gp::LogSource::kStdout ? run.out : run.err) += log->data;
           if (!stop_at.empty() && run.out.find(stop_at) != std::string::npos) return run;
           break;
@@ -184,12 +191,19 @@ class GuestBootTest : public ::testing::Test {
     EXPECT_EQ(exitCodeOf(*status), 0) << describeWaitStatus(*status);
   }
 
+  static double msSinceEpoch() {
+    return std::chrono::duration<double, std::milli>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+
   static double msSince(steady_clock::time_point t) {
     return std::chrono::duration<double, std::milli>(steady_clock::now() - t).count();
   }
 
   std::string console_;
   double ready_ms_ = 0;
+  double max_log_skew_ms_ = 0;  // |host receive time - LOG timestamp|
   uint32_t ready_pid_ = 0;
   double guest_hello_ms_ = 0;  // the guest's CLOCK_BOOTTIME at HELLO
 };
@@ -215,6 +229,9 @@ TEST_F(GuestBootTest, HandshakeLogsAndExitCode) {
       "boot timings: spawn->HELLO %.0f ms (guest uptime %.0f ms), ->READY %.0f ms, ->EXIT %.0f "
       "ms, ->qemu gone %.0f ms\n",
       hello_ms, guest_hello_ms_, ready_ms_, exit_ms, msSince(vm.spawned_at));
+  // With CONFIG's host_time_ns the guest clock is within a TCG boot's drift.
+  EXPECT_LT(max_log_skew_ms_, 500) << "LOG timestamps far from the host clock";
+  std::printf("max LOG timestamp skew %.1f ms\n", max_log_skew_ms_);
 }
 
 TEST_F(GuestBootTest, SetsUpUserWorkdirHostnameNetworkAndSecrets) {
@@ -236,15 +253,24 @@ TEST_F(GuestBootTest, SetsUpUserWorkdirHostnameNetworkAndSecrets) {
   config.network = net;
   config.secrets_file = std::string("# plfm-secrets v1\nTOKEN=\"s3cret\"\n");
   config.secrets_as_env = true;
+  config.nameservers = {"2001:db8::53"};
   handshake(vm, config);
   const Run run = untilExit(vm);
   EXPECT_TRUE(run.errors.empty()) << run.errors.front();
   ASSERT_TRUE(run.exit.has_value());
   EXPECT_EQ(run.exit->code, 0) << run.err;
-  for (const char* want : {"uid=1000 gid=1000 groups=1:27\n", "cwd=/srv\n", "hostname=web-1\n",
-                           "env APP_MODE=test\n", "env TOKEN=s3cret\n", "env HOSTNAME=web-1\n",
-                           "secrets mode=400 owner=1000\n", "secrets content=ok\n",
-                           "rootfs writable=yes\n", "2001:db8::5\tweb-1\n", "overlay root=yes\n"}) {
+  for (const char* want :
+       {"uid=1000 gid=1000 groups=1:27\n", "cwd=/srv\n", "hostname=web-1\n", "env APP_MODE=test\n",
+        "env TOKEN=s3cret\n", "env HOSTNAME=web-1\n", "secrets mode=400 owner=1000\n",
+        "secrets content=ok\n", "rootfs writable=yes\n", "2001:db8::5\tweb-1\n",
+        "10.0.2.15\tweb-1\n", "overlay root=yes\n", "zombies=0\n", "mtu=1400\n",
+        "resolv=nameserver 2001:db8::53\n",
+        // the /128, no DAD (flags 0x02 nodad | 0x80 permanent)
+        "20010db8000000000000000000000005 02 80 00 82     eth0",
+        // a route via fe80::1 (only the default route has a gateway), on eth0
+        "00000000000000000000000000000000 00 fe800000000000000000000000000001",
+        // IPv4 default route via 10.0.2.2 (little-endian hex)
+        "eth0\t00000000\t0202000A"}) {
     EXPECT_NE(run.out.find(want), std::string::npos) << "missing: " << want << "\nin:\n" << run.out;
   }
   expectPowerOff(vm);

@@ -4,7 +4,9 @@
 //   guest_testapp stubborn     says it ignores SIGTERM, until SIGKILL
 //   guest_testapp inspect      prints what vt-init set up (uid, cwd, env,
 //                              hostname, the secrets file, mounts)
+#include <dirent.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -38,6 +40,37 @@ std::string slurp(const char* path) {
   ss << in.rdbuf();
   return ss.str();
 }
+
+// Processes in state Z (zombies) anywhere in the guest.
+int zombies() {
+  int n = 0;
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return -1;
+  while (dirent* e = readdir(proc)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    const std::string stat = slurp((std::string("/proc/") + e->d_name + "/stat").c_str());
+    const size_t paren = stat.rfind(')');
+    if (paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'Z') ++n;
+  }
+  closedir(proc);
+  return n;
+}
+
+// Leaves an orphan that exits after its parent: it is reparented to PID 1,
+// and only PID 1 can reap it.
+void makeOrphan() {
+  const pid_t child = fork();
+  if (child == 0) {
+    if (fork() == 0) {
+      usleep(50'000);
+      _exit(0);
+    }
+    _exit(0);
+  }
+  waitpid(child, nullptr, 0);
+  usleep(400'000);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -98,9 +131,12 @@ int main(int argc, char** argv) {
     std::ofstream probe("/srv/written-by-guest");
     std::cout << "rootfs writable=" << (probe ? "yes" : "no") << "\n";
     std::cout << "hosts=" << slurp("/etc/hosts");
+    std::cout << "resolv=" << slurp("/etc/resolv.conf");
     const std::string mounts = slurp("/proc/mounts");
     std::cout << "overlay root="
               << (mounts.find("overlay / overlay") != std::string::npos ? "yes" : "no") << "\n";
+    makeOrphan();
+    std::cout << "zombies=" << zombies() << "\n";
     std::cout << "mtu=" << slurp("/sys/class/net/eth0/mtu");
     std::cout << "if_inet6:\n" << slurp("/proc/net/if_inet6");
     std::cout << "ipv6_route:\n" << slurp("/proc/net/ipv6_route");

@@ -38,6 +38,20 @@ bool cmdlineMentions(pid_t pid, const std::string& dir) {
   return cmdline && cmdline->find(dir) != std::string::npos;
 }
 
+// Kills the VMM a run dir's pid file names, if it still runs there: a VMM
+// started just before a crash, before its handle reached the record.
+void killRunDirVmm(runtime::MicroVmRuntime& rt, const std::string& dir,
+                   const std::string& instance_id) {
+  pid_t pid = runDirPid(dir);
+  if (pid > 0 && runtime::processMatches(pid, 0) && cmdlineMentions(pid, dir)) {
+    runtime::VmHandle h;
+    h.pid = pid;
+    h.instance_id = instance_id;
+    (void)rt.kill(h);
+    log::info("killed a VMM no record owned", {{"instance_id", instance_id}, {"pid", pid}});
+  }
+}
+
 }  // namespace
 
 int64_t hostMemoryMb() {
@@ -183,8 +197,11 @@ void Agent::adoptOrClean() {
     const std::string id = rec.workload.instance_id;
     bool vm_alive = rec.vm && runtime_->alive(*rec.vm);
     if (rec.phase == Phase::kPreparing || rec.phase == Phase::kBooting) {
-      // A half-done start: roll it back (the worker starts it again).
+      // A half-done start: roll it back (the worker starts it again). The
+      // VMM may have started before its handle was saved: its run dir's
+      // pid file names it.
       if (vm_alive) (void)runtime_->kill(*rec.vm);
+      killRunDirVmm(*runtime_, rec.run_dir.empty() ? runDirFor(id) : rec.run_dir, id);
       if (!rec.tap.empty()) (void)netdev::removeTap(rec.tap);
       std::error_code ec;
       if (!rec.run_dir.empty()) fs::remove_all(rec.run_dir, ec);
@@ -217,14 +234,7 @@ void Agent::adoptOrClean() {
   for (const auto& entry : fs::directory_iterator(options_.state_dir + "/vms", ec)) {
     std::string dir = entry.path().string();
     if (live_dirs.count(dir) != 0) continue;
-    pid_t pid = runDirPid(dir);
-    if (pid > 0 && runtime::processMatches(pid, 0) && cmdlineMentions(pid, dir)) {
-      runtime::VmHandle h;
-      h.pid = pid;
-      h.instance_id = entry.path().filename().string();
-      (void)runtime_->kill(h);
-      log::info("killed an orphaned VMM", {{"instance_id", h.instance_id}, {"pid", pid}});
-    }
+    killRunDirVmm(*runtime_, dir, entry.path().filename().string());
     fs::remove_all(dir, ec);
   }
   if (options_.manage_network) {

@@ -8,10 +8,10 @@
 #include "agent/guest_config.h"
 #include "agent/health.h"
 #include "netdev/tap.h"
-#include "runtime/cgroup.h"
 #include "plfm/core/log.h"
 #include "plfm/core/process.h"
 #include "plfm/secrets/format.h"
+#include "runtime/cgroup.h"
 
 namespace plfm::agent {
 namespace fs = std::filesystem;
@@ -400,6 +400,7 @@ Result<void> InstanceWorker::boot() {
   in.with_network = !w.address.empty();
   in.shutdown_grace_ms = opts.shutdown_grace_ms;
   PLFM_ASSIGN_OR_RETURN(auto config, guestConfig(in));
+  config.host_time_ns = unixNs();  // the guest sets its clock from it
   if (w.secrets_version) {
     // Plaintext lives only in memory: fetched, masked in the logs, sent in
     // CONFIG, then wiped (docs/specs/secrets/delivery.md).
@@ -649,7 +650,10 @@ void InstanceWorker::supervise() {
     if (!channel_.connected()) {
       auto c = GuestChannel::connect(vm, milliseconds(200));
       if (c) {
+        // A new connection (an adopted VM, or after a channel error): STATUS
+        // makes vt-init say where it is (READY again, or EXIT).
         channel_ = std::move(*c);
+        (void)channel_.send(gp::encodeStatus());
       } else {
         sleepFor(kTick);
       }

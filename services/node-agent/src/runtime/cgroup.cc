@@ -29,12 +29,14 @@ Result<bool> placeVmm(pid_t pid, const std::string& instance_id, int vcpus,
   std::string parent;
   std::string control;
   std::string value;
-  if (readFile(options.root + "/cgroup.controllers").value_or("").find("cpu") != std::string::npos) {
+  if (readFile(options.root + "/cgroup.controllers").value_or("").find("cpu") !=
+      std::string::npos) {
     // cgroup v2: the parent holds no processes, so it may hand cpu down.
     parent = options.root + "/" + options.group;
     fs::create_directories(parent, ec);
     if (ec) return false;  // read-only cgroupfs (a container): not available
-    if (readFile(parent + "/cgroup.subtree_control").value_or("").find("cpu") == std::string::npos &&
+    if (readFile(parent + "/cgroup.subtree_control").value_or("").find("cpu") ==
+            std::string::npos &&
         !writeControl(parent + "/cgroup.subtree_control", "+cpu")) {
       return false;
     }
@@ -82,8 +84,8 @@ std::string vmmGroupOf(pid_t pid) {
 }
 
 void removeVmmGroup(const std::string& instance_id, const CgroupOptions& options) {
-  for (const std::string& parent : {options.root + "/" + options.group,
-                                    options.root + "/cpu/" + options.group}) {
+  for (const std::string& parent :
+       {options.root + "/" + options.group, options.root + "/cpu/" + options.group}) {
     ::rmdir((parent + "/" + instance_id).c_str());
   }
 }

@@ -70,6 +70,9 @@ Result<VmHandle> FirecrackerRuntime::start(const VmSpec& spec) {
   opts.log_path = spec.run_dir + "/vmm.log";
   opts.cwd = spec.run_dir;
   PLFM_ASSIGN_OR_RETURN(pid_t pid, spawnDetached(argv, opts));
+  // Like QEMU's -pidfile: lets a restarted agent find a VMM whose handle it
+  // never saved.
+  (void)writeFileAtomic(spec.run_dir + "/vmm.pid", std::to_string(pid) + "\n");
   VmHandle h;
   h.driver = "firecracker";
   h.instance_id = spec.instance_id;

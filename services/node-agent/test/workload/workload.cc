@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -22,7 +23,25 @@ namespace {
 volatile std::sig_atomic_t g_term = 0;
 extern "C" void onTerm(int) { g_term = 1; }
 
+// What vt-init delivered: the secrets file's presence, mode and owner, then
+// its lines as they are (tests check that the agent masks the values).
+void reportSecrets() {
+  const char* path = "/run/secrets/platform.env";
+  struct stat st {};
+  if (::stat(path, &st) != 0) {
+    std::printf("secrets: absent\n");
+    return;
+  }
+  std::printf("secrets: present mode=%o uid=%u gid=%u\n", st.st_mode & 07777, st.st_uid, st.st_gid);
+  if (FILE* f = std::fopen(path, "r")) {
+    char line[4096];
+    while (std::fgets(line, sizeof line, f) != nullptr) std::printf("secrets file: %s", line);
+    std::fclose(f);
+  }
+}
+
 int serve(int port) {
+  reportSecrets();
   int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
   int on = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);

@@ -86,6 +86,8 @@ enum class ConfigTag : uint16_t {
   kShutdownGraceMs = 18,  // u32
   kRootfsDevice = 19,     // path
   kScratchDevice = 20,    // path
+  kHostTimeNs = 21,       // u64: host CLOCK_REALTIME when CONFIG was encoded
+  kNameserver = 22,       // string (IPv6 or IPv4 address), repeated: /etc/resolv.conf
 };
 
 // §HELLO tags.
@@ -102,6 +104,7 @@ inline constexpr size_t kTlvHeaderBytes = 6;
 inline constexpr size_t kMaxArgs = 4096;
 inline constexpr size_t kMaxEnv = 4096;
 inline constexpr size_t kMaxGroups = 64;
+inline constexpr size_t kMaxNameservers = 3;  // glibc's resolver reads three (MAXNS)
 inline constexpr size_t kMaxHostnameBytes = 64;
 inline constexpr size_t kMaxPathBytes = 4096;
 inline constexpr size_t kMaxInstanceIdBytes = 128;

@@ -73,6 +73,13 @@ struct Config {
   uint32_t shutdown_grace_ms = kDefaultShutdownGraceMs;
   std::string rootfs_device = std::string(kDefaultRootfsDevice);
   std::string scratch_device = std::string(kDefaultScratchDevice);
+  // The host's CLOCK_REALTIME in ns when it sent CONFIG; vt-init sets the
+  // guest clock from it (the RTC is only good to a second or so, and LOG
+  // timestamps come from that clock). 0: leave the clock alone.
+  uint64_t host_time_ns = 0;
+  // Resolver addresses for /etc/resolv.conf, IPv6 or IPv4 text; empty: keep
+  // the image's file.
+  std::vector<std::string> nameservers;
 
   bool operator==(const Config&) const = default;
 };
