@@ -1,0 +1,99 @@
+// vt dev's bookkeeping without starting anything: pid files that survive pid
+// reuse, settings round trips, the state-dir sweeps, and the failure report
+// when a binary is missing.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "dev_platform.h"
+#include "dev_process.h"
+#include "plfm/core/process.h"
+#include "plfm/testing/temp_dir.h"
+
+namespace plfm::vt::dev {
+namespace {
+
+TEST(VtDevPidFile, NamesALiveProcessOnlyWithItsStartTime) {
+  testing::TempDir dir("vdpid");
+  ASSERT_TRUE(writePidFile(dir.file("self.pid"), ::getpid()));
+  EXPECT_EQ(readPidFile(dir.file("self.pid")), ::getpid());
+  // The same pid with another start time is a recycled pid: not ours.
+  ASSERT_TRUE(writeFileAtomic(dir.file("reused.pid"), std::to_string(::getpid()) + " 1\n"));
+  EXPECT_EQ(readPidFile(dir.file("reused.pid")), -1);
+  ASSERT_TRUE(writeFileAtomic(dir.file("junk.pid"), "not a pid\n"));
+  EXPECT_EQ(readPidFile(dir.file("junk.pid")), -1);
+  EXPECT_EQ(readPidFile(dir.file("missing.pid")), -1);
+}
+
+TEST(VtDevProcess, AncestorsAndLiveness) {
+  EXPECT_TRUE(isAncestor(::getpid()));
+  EXPECT_TRUE(isAncestor(::getppid()));
+  EXPECT_TRUE(isRunning(::getpid()));
+  EXPECT_FALSE(isRunning(-1));
+  EXPECT_FALSE(processStartTime(::getpid()).empty());
+}
+
+TEST(VtDevProcess, StopProcessStopsAChild) {
+  auto p = spawn({"sleep", "30"});
+  ASSERT_TRUE(p);
+  const pid_t pid = p->pid();
+  EXPECT_TRUE(isRunning(pid));
+  // The child stays a zombie until reaped: isRunning says it is gone.
+  EXPECT_TRUE(stopProcess(pid, SIGTERM, std::chrono::seconds(5)));
+  EXPECT_FALSE(isRunning(pid));
+}
+
+TEST(VtDevSettings, RoundTripAndDefaults) {
+  testing::TempDir dir("vdset");
+  auto fresh = loadSettings(dir.path());
+  ASSERT_TRUE(fresh);
+  EXPECT_EQ(fresh->control_plane_port, 8080);
+  EXPECT_EQ(fresh->ingress_port, 8443);
+  EXPECT_EQ(fresh->controlPlaneUrl(), "http://[::1]:8080");
+  fresh->ingress_port = 9443;
+  fresh->registry_port = 5001;
+  fresh->accel = "tcg";
+  ASSERT_TRUE(saveSettings(*fresh));
+  auto again = loadSettings(dir.path());
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->ingress_port, 9443);
+  EXPECT_EQ(again->registryHost(), "127.0.0.1:5001");
+  EXPECT_EQ(again->accel, "tcg");
+  ASSERT_TRUE(writeFileAtomic(dir.file("dev.json"), "[1]"));
+  EXPECT_FALSE(loadSettings(dir.path()));
+}
+
+TEST(VtDevSweep, FindsSocketsUnderADir) {
+  testing::TempDir dir("vdsock");
+  EXPECT_TRUE(socketsUnder(dir.path()).empty());
+  EXPECT_TRUE(mountsUnder(dir.path()).empty());
+  EXPECT_TRUE(processesMentioning(dir.path() + "/nothing-runs-here").empty());
+}
+
+TEST(VtDevBinaries, AMissingBinaryIsNamedWithItsVariable) {
+  ::setenv("PLFM_INGRESS_BIN", "/nonexistent/plfm-ingress", 1);
+  auto b = findBinaries("");
+  ::unsetenv("PLFM_INGRESS_BIN");
+  ASSERT_FALSE(b);
+  EXPECT_NE(b.error().message().find("plfm-ingress (PLFM_INGRESS_BIN)"), std::string::npos)
+      << b.error().message();
+}
+
+TEST(VtDevStatus, JsonNamesEveryComponent) {
+  Settings s;
+  s.state_dir = "/tmp/x";
+  PlatformStatus st;
+  for (const auto& n : componentNames()) {
+    st.components.push_back({.name = n, .pid = -1, .address = "a", .health = "stopped", .log = ""});
+  }
+  auto j = toJson(s, st);
+  ASSERT_EQ(j["components"].size(), 5U);
+  EXPECT_EQ(j["components"][0]["name"], "postgres");
+  EXPECT_TRUE(j["components"][0]["pid"].is_null());
+  EXPECT_TRUE(j["instances"].is_null());
+  EXPECT_EQ(j["control_plane_url"], "http://[::1]:8080");
+}
+
+}  // namespace
+}  // namespace plfm::vt::dev
