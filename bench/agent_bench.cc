@@ -173,6 +173,8 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(200ms);
   }
   auto& spawn_hist = a->metricsRegistry().histogram("plfm_agent_spawn_overhead_seconds", "");
+  const double spawn_p50 = spawn_hist.quantile(0.5) * 1000;
+  const double spawn_p99 = spawn_hist.quantile(0.99) * 1000;
   a->stop();
   a.reset();
   std::string accel_file = readFile((*world)->dir->file("accel-probe.json")).value_or("{}");
@@ -183,7 +185,7 @@ int main(int argc, char** argv) {
   std::printf(
       "  plan -> VMM start requested (agent overhead): p50 <= %.1f ms, p99 <= %.1f ms "
       "(histogram bucket bounds)\n",
-      spawn_hist.quantile(0.5) * 1000, spawn_hist.quantile(0.99) * 1000);
+      spawn_p50, spawn_p99);
   std::printf(
       "  plan -> VMM started (incl. qemu setup):        p50 %.0f ms, p95 %.0f ms, max %.0f ms\n",
       quantile(start_ms, 0.5), quantile(start_ms, 0.95), quantile(start_ms, 1));

@@ -285,6 +285,16 @@ void Agent::applyPlan(const NodePlan& plan) {
       .set(static_cast<double>(plan.version));
 }
 
+UserDb Agent::userDb(const std::string& rootfs, const std::function<UserDb()>& load) {
+  {
+    std::lock_guard lock(users_mu_);
+    if (auto it = users_.find(rootfs); it != users_.end()) return it->second;
+  }
+  UserDb db = load();
+  std::lock_guard lock(users_mu_);
+  return users_.emplace(rootfs, std::move(db)).first->second;
+}
+
 std::vector<InstanceStatus> Agent::instances() const {
   std::lock_guard lock(mu_);
   std::vector<InstanceStatus> out;

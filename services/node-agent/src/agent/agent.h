@@ -22,6 +22,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -30,6 +31,7 @@
 #include <thread>
 
 #include "agent/cp_client.h"
+#include "agent/guest_config.h"
 #include "agent/instance_record.h"
 #include "image/image_cache.h"
 #include "plfm/core/metrics.h"
@@ -121,6 +123,8 @@ class Agent {
   [[nodiscard]] Result<std::string> fetchSecrets(const std::string& instance_id,
                                                  const std::string& version);
   [[nodiscard]] bool stopping() const { return stopping_.load(); }
+  // The image's /etc/passwd and /etc/group, read by `load` on first use.
+  [[nodiscard]] UserDb userDb(const std::string& rootfs, const std::function<UserDb()>& load);
 
  private:
   Result<void> loadOrEnroll();
@@ -145,6 +149,8 @@ class Agent {
   std::thread plan_thread_;
   std::thread heartbeat_thread_;
   std::unique_ptr<http::Server> http_;
+  std::mutex users_mu_;
+  std::map<std::string, UserDb> users_;  // by rootfs path
 };
 
 }  // namespace plfm::agent

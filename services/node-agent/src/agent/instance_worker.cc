@@ -394,8 +394,12 @@ Result<void> InstanceWorker::boot() {
   in.workload = &w;
   in.image = &pulled.config;
   if (!pulled.config.user.empty() && pulled.config.user != "root" && pulled.config.user != "0") {
-    in.users.passwd = readFromExt4(rootfs, "/etc/passwd", rec_.run_dir);
-    in.users.group = readFromExt4(rootfs, "/etc/group", rec_.run_dir);
+    // Read once per image (two debugfs runs), then from memory: rootfs
+    // images are immutable, named by their manifest digest.
+    in.users = agent_.userDb(rootfs, [&] {
+      return UserDb{readFromExt4(rootfs, "/etc/passwd", rec_.run_dir),
+                    readFromExt4(rootfs, "/etc/group", rec_.run_dir)};
+    });
   }
   in.with_network = !w.address.empty();
   in.shutdown_grace_ms = opts.shutdown_grace_ms;
