@@ -24,7 +24,7 @@ namespace {
 pid_t runDirPid(const std::string& dir) {
   for (const char* name : {"/qemu.pid", "/vmm.pid"}) {
     if (auto text = readFile(dir + name)) {
-      pid_t pid = static_cast<pid_t>(std::atol(text->c_str()));
+      auto pid = static_cast<pid_t>(std::atol(text->c_str()));
       if (pid > 0) return pid;
     }
   }

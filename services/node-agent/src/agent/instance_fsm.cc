@@ -33,9 +33,8 @@ bool transitionAllowed(Phase from, Phase to) {
     case Phase::kBooting:
       // A workload may exit before READY is read: the VM is gone, stopped.
       return to == Phase::kRunning || to == Phase::kStopped;
-    case Phase::kRunning:
-      return to == Phase::kStopped;  // the workload exited and the VM powered off
-    case Phase::kStopping:
+    case Phase::kRunning:   // the workload exited and the VM powered off
+    case Phase::kStopping:  // the stop finished
       return to == Phase::kStopped;
     default:
       return false;

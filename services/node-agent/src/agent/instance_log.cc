@@ -12,12 +12,12 @@
 
 namespace plfm::agent {
 namespace {
-constexpr size_t kMaxPartial = 16 * 1024;
+constexpr size_t kMaxPartial = size_t{16} * 1024;
 constexpr std::string_view kRedacted = "[redacted]";
 }  // namespace
 
 std::string formatTimestampNs(uint64_t ns) {
-  time_t secs = static_cast<time_t>(ns / 1'000'000'000);
+  auto secs = static_cast<time_t>(ns / 1'000'000'000);
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[96];
@@ -54,8 +54,8 @@ std::string InstanceLog::redact(std::string_view text) const {
 }
 
 void InstanceLog::writeLine(std::string_view stream, uint64_t timestamp_ns, std::string_view line) {
-  std::string text = "{\"ts\":\"" + formatTimestampNs(timestamp_ns) + "\",\"instance_id\":\"" +
-                     instance_id_ + "\",\"stream\":\"" + std::string(stream) + "\",\"line\":\"";
+  std::string text = R"({"ts":")" + formatTimestampNs(timestamp_ns) + R"(","instance_id":")" +
+                     instance_id_ + R"(","stream":")" + std::string(stream) + R"(","line":")";
   appendJsonEscaped(text, redact(line));
   text += "\"}\n";
   struct stat st {};

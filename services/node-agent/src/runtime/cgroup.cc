@@ -86,7 +86,10 @@ std::string vmmGroupOf(pid_t pid) {
 void removeVmmGroup(const std::string& instance_id, const CgroupOptions& options) {
   for (const std::string& parent :
        {options.root + "/" + options.group, options.root + "/cpu/" + options.group}) {
-    ::rmdir((parent + "/" + instance_id).c_str());
+    std::string group = parent;
+    group += '/';
+    group += instance_id;
+    ::rmdir(group.c_str());
   }
 }
 

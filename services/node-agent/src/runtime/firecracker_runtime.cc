@@ -110,10 +110,13 @@ Result<VmHandle> FirecrackerRuntime::start(const VmSpec& spec) {
       auto j = nlohmann::json::parse(resp->body, nullptr, false);
       if (j.is_object() && j.contains("fault_message"))
         fault = j["fault_message"].get<std::string>();
-      return fail(Error("runtime.vmm_config_failed", "firecracker PUT " + path + " answered " +
-                                                         std::to_string(resp->status) + ": " +
-                                                         fault)
-                      .with("path", path));
+      std::string message = "firecracker PUT ";
+      message += path;
+      message += " answered ";
+      message += std::to_string(resp->status);
+      message += ": ";
+      message += fault;
+      return fail(Error("runtime.vmm_config_failed", message).with("path", path));
     }
   }
   return h;

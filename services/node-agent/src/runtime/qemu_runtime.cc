@@ -73,7 +73,7 @@ uint64_t measuredTscKhz() {
 
 Result<pid_t> readPidFile(const std::string& path) {
   PLFM_ASSIGN_OR_RETURN(std::string text, readFile(path));
-  pid_t pid = static_cast<pid_t>(std::atol(text.c_str()));
+  auto pid = static_cast<pid_t>(std::atol(text.c_str()));
   if (pid <= 0) return Error(errc::kInternal, "bad pid file").with("path", path);
   return pid;
 }

@@ -38,7 +38,7 @@ TEST(InstanceFsm, EveryTransitionIsExplicit) {
   };
   for (const auto& [from, tos] : allowed) {
     for (int t = 0; t <= static_cast<int>(Phase::kFailed); ++t) {
-      Phase to = static_cast<Phase>(t);
+      auto to = static_cast<Phase>(t);
       EXPECT_EQ(transitionAllowed(from, to), tos.count(to) == 1)
           << phaseName(from) << " -> " << phaseName(to);
     }
@@ -52,7 +52,7 @@ TEST(InstanceFsm, EveryTransitionIsExplicit) {
 
 TEST(InstanceFsm, NamesRoundTrip) {
   for (int t = 0; t <= static_cast<int>(Phase::kFailed); ++t) {
-    Phase p = static_cast<Phase>(t);
+    auto p = static_cast<Phase>(t);
     EXPECT_EQ(*parsePhase(phaseName(p)), p);
   }
   EXPECT_FALSE(parsePhase("exploded"));

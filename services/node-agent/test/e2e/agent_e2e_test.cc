@@ -304,7 +304,7 @@ TEST_F(AgentE2e, KillNineAtRandomPointsLeavesExactlyOneVmAndRestartsAdoptIt) {
     std::printf("round %d: killed the agent in phase %s\n", round,
                 record().value("phase", "?").c_str());
   }
-  argv.push_back("--stop-instances-on-exit");
+  argv.emplace_back("--stop-instances-on-exit");
   auto agent = spawn(argv, {});
   ASSERT_TRUE(agent);
   auto deadline = std::chrono::steady_clock::now() + 90s;

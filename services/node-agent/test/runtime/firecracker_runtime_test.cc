@@ -166,6 +166,7 @@ TEST_F(FirecrackerRuntimeTest, ConfiguresTheVmInTheDocumentedOrderThenStarts) {
 
   auto calls = fake->calls();
   std::vector<std::string> paths;
+  paths.reserve(calls.size());
   for (const auto& c : calls) paths.push_back(c.method + " " + c.path);
   EXPECT_EQ(paths, (std::vector<std::string>{"PUT /machine-config", "PUT /boot-source",
                                              "PUT /drives/rootfs", "PUT /drives/scratch",

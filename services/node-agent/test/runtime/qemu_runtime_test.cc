@@ -57,7 +57,6 @@ TEST(QemuCommandLine, MicrovmWithVirtioMmioDevicesChannelAndQmp) {
         "tsc_early_khz=2596144",
         "console=ttyS0",
         "-serial file:/run/vm/console.log",
-        "-drive "
         "id=rootfs,file=/img/root.ext4,format=raw,if=none,cache=none,aio=threads,readonly=on",
         "-device virtio-blk-device,drive=rootfs,serial=rootfs",
         "-drive id=scratch,file=/run/vm/scratch.ext4,format=raw,if=none,cache=none,aio=threads "

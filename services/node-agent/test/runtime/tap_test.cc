@@ -63,7 +63,7 @@ TEST(Tap, EnsureIsIdempotentAndRemoveCleansUp) {
     std::string route = run("ip -6 route show dev vt-test0");
     if (route.find("fd7a:5c00:0:1::2") == std::string::npos) ++bad;
     std::string fwd = readFile("/proc/sys/net/ipv6/conf/vt-test0/forwarding").value_or("");
-    if (fwd.rfind("1", 0) != 0) ++bad;
+    if (fwd.rfind('1', 0) != 0) ++bad;
     auto links = listLinks("vt-");
     if (!links || *links != std::vector<std::string>{"vt-test0"}) ++bad;
     if (!removeTap("vt-test0")) ++bad;
