@@ -47,6 +47,7 @@ Command buildRootCommand() {
                    "  vt orgs create acme                              an org owns apps\n"
                    "  vt deploy                                        ship ./vt.toml\n"
                    "  vt instances list                                desired vs current\n"
+                   "  vt logs -f                                       the workload's output\n"
                    "  vt events tail -f                                what is happening\n\n"
                    "Output: tables on a terminal, JSON otherwise (--format json|table).\n"
                    "Progress goes to stderr, results to stdout. NO_COLOR disables colour.\n"
@@ -64,6 +65,7 @@ Command buildRootCommand() {
   root.children.push_back(deploysCommand());
   root.children.push_back(scaleCommand());
   root.children.push_back(instancesCommand());
+  root.children.push_back(logsCommand());
   root.children.push_back(secretsCommand());
   root.children.push_back(nodesCommand());
   root.children.push_back(routesCommand());

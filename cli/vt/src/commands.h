@@ -21,6 +21,7 @@ Command releasesCommand();
 Command deploysCommand();
 Command scaleCommand();
 Command instancesCommand();
+Command logsCommand();
 Command nodesCommand();
 Command routesCommand();
 Command eventsCommand();

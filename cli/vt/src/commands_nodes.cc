@@ -166,6 +166,8 @@ int nodesGet(Invocation& inv) {
                                     std::to_string(a.value("memory_mb", int64_t{0})) + " MiB"},
                   {"ipv6_prefix", cell((*n)["ipv6_prefix"])},
                   {"underlay", cell((*n)["underlay_address"])},
+                  {"agent_url",
+                   n->value("agent_url", "").empty() ? "-" : (*n)["agent_url"].get<std::string>()},
                   {"runtimes", runtimes.empty() ? "-" : runtimes},
                   {"labels", labels.empty() ? "-" : labels},
                   {"plan_version", cell((*n)["plan_version"])},

@@ -307,6 +307,7 @@ void Api::registerRoutes(http::Router& r) {
   registerRouteRoutes(r);
   registerEdgeRoutes(r);
   registerSecretRoutes(r);
+  registerLogRoutes(r);
 }
 
 namespace {

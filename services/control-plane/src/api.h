@@ -153,6 +153,7 @@ class Api {
   void registerRouteRoutes(http::Router& r);   // api_routes.cc
   void registerEdgeRoutes(http::Router& r);    // api_edge.cc
   void registerSecretRoutes(http::Router& r);  // api_secrets.cc
+  void registerLogRoutes(http::Router& r);     // api_logs.cc
 
   // The answer of a committed write: waits for the views (and the scheduler
   // when `settle`), then the saved status and body, or 202.

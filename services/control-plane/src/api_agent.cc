@@ -193,14 +193,30 @@ void Api::registerAgentRoutes(http::Router& r) {
   route(r, "POST", "/v1/nodes/{node_id}/heartbeat", Access::kNode,
         [this](Ctx& ctx) -> Result<http::Response> {
           PLFM_ASSIGN_OR_RETURN(auto node, pathId<NodeId>(ctx.req, "node_id"));
-          PLFM_ASSIGN_OR_RETURN(auto body, parseBody(ctx.req, {"agent_version"}));
+          PLFM_ASSIGN_OR_RETURN(auto body,
+                                parseBody(ctx.req, {"agent_version", "agent_url", "relay_key"}));
           PLFM_ASSIGN_OR_RETURN(auto version, optionalString(body, "agent_version"));
           if (version && (version->size() > 64 || !printable(*version))) {
             return invalid("agent_version", "must be at most 64 printable characters");
           }
+          PLFM_ASSIGN_OR_RETURN(auto agent_url, optionalString(body, "agent_url"));
+          if (agent_url && (agent_url->size() > 255 || !printable(*agent_url) ||
+                            !agent_url->starts_with("http://"))) {
+            return invalid("agent_url", "must be an http:// URL of at most 255 characters");
+          }
+          PLFM_ASSIGN_OR_RETURN(auto relay_key, optionalString(body, "relay_key"));
+          if (relay_key &&
+              (relay_key->size() < 32 || relay_key->size() > 128 || !printable(*relay_key))) {
+            return invalid("relay_key", "must be 32 to 128 printable characters");
+          }
+          if (agent_url.has_value() != relay_key.has_value()) {
+            return invalid(agent_url ? "relay_key" : "agent_url",
+                           "must be given together with the other");
+          }
           return runWrite(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
-            PLFM_ASSIGN_OR_RETURN(
-                auto beat, recordHeartbeat(tx, deps_.clock, node.str(), version.value_or("")));
+            PLFM_ASSIGN_OR_RETURN(auto beat,
+                                  recordHeartbeat(tx, deps_.clock, node.str(), version.value_or(""),
+                                                  agent_url.value_or(""), relay_key.value_or("")));
             PLFM_ASSIGN_OR_RETURN(int64_t plan, planVersion(tx.connection(), node.str()));
             Mutation m;
             m.status = 200;

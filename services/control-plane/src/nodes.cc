@@ -166,7 +166,9 @@ Result<std::pair<EnrolledNode, std::vector<NewEvent>>> redeemEnrollment(
 
 Result<HeartbeatResult> recordHeartbeat(pg::Transaction& tx, const Clock& clock,
                                         const std::string& node_id,
-                                        const std::string& agent_version) {
+                                        const std::string& agent_version,
+                                        const std::string& agent_url,
+                                        const std::string& relay_key) {
   const auto now_tp = clock.now();
   const std::string now = toRfc3339(now_tp);
   // One statement in the common case: lock the row, read the old state and
@@ -176,9 +178,11 @@ Result<HeartbeatResult> recordHeartbeat(pg::Transaction& tx, const Clock& clock,
       tx.exec("WITH old AS (SELECT state, last_heartbeat_at FROM node_liveness WHERE node_id = $1 "
               "FOR UPDATE) UPDATE node_liveness l SET last_heartbeat_at = $2, agent_version = $3, "
               "state = 'active', state_since = CASE WHEN old.state = 'active' THEN l.state_since "
-              "ELSE $2::timestamptz END FROM old WHERE l.node_id = $1 RETURNING old.state, "
+              "ELSE $2::timestamptz END, agent_url = CASE WHEN $4 = '' THEN l.agent_url ELSE $4 "
+              "END, relay_key = CASE WHEN $5 = '' THEN l.relay_key ELSE $5 END FROM old WHERE "
+              "l.node_id = $1 RETURNING old.state, "
               "floor(extract(epoch FROM $2::timestamptz - old.last_heartbeat_at))::bigint",
-              {node_id, now, agent_version}));
+              {node_id, now, agent_version, agent_url, relay_key}));
   if (rs.rows() != 1) {
     return Error(plfm::errc::kNotFound, "node " + node_id + " not found").with("node_id", node_id);
   }

@@ -78,9 +78,13 @@ struct HeartbeatResult {
 
 // Records a heartbeat: one row update; an event only when the node was
 // unreachable or down. not_found when the node has no liveness row.
+// `agent_url` and `relay_key` (the agent's log endpoint and its bearer,
+// docs/specs/runtime/logs.md) are kept as they were when empty.
 [[nodiscard]] Result<HeartbeatResult> recordHeartbeat(pg::Transaction& tx, const Clock& clock,
                                                       const std::string& node_id,
-                                                      const std::string& agent_version);
+                                                      const std::string& agent_version,
+                                                      const std::string& agent_url = {},
+                                                      const std::string& relay_key = {});
 
 struct LivenessOptions {
   std::chrono::seconds heartbeat_timeout{30};  // active -> unreachable

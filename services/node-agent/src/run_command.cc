@@ -158,7 +158,10 @@ void registerRunCommand(CLI::App& app, CommandAction* action) {
   run->add_option("--cores", flags->cores, "Cores to offer (default: all)");
   run->add_option("--memory-mb", flags->memory_mb, "Memory to offer (default: 7/8 of RAM - 512)");
   run->add_flag("!--no-network", o.manage_network, "Do not create taps (no guest networking)");
-  run->add_option("--listen", o.listen, "Serve /healthz, /metrics, /v1/instances here");
+  run->add_option("--listen", o.listen,
+                  "Serve /healthz, /metrics, /v1/instances and instance logs here");
+  run->add_option("--advertise-url", o.advertise_url,
+                  "The URL the control plane reaches --listen at (default: derived from it)");
   run->add_option("--plan-wait", flags->plan_wait, "Long-poll wait, seconds")
       ->capture_default_str();
   run->add_option("--boot-timeout", flags->boot_timeout, "VMM start to READY, seconds")

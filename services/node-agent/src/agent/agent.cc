@@ -8,6 +8,7 @@
 #include <set>
 
 #include "agent/instance_worker.h"
+#include "agent/log_endpoint.h"
 #include "netdev/tap.h"
 #include "plfm/core/log.h"
 #include "plfm/core/process.h"
@@ -109,7 +110,10 @@ Result<void> Agent::start() {
   images_.emplace(std::move(cache));
   if (options_.plan_file.empty()) PLFM_TRY(loadOrEnroll());
   adoptOrClean();
-  if (!options_.listen.empty()) PLFM_TRY(startHttp());
+  if (!options_.listen.empty()) {
+    PLFM_ASSIGN_OR_RETURN(relay_key_, loadOrCreateRelayKey(options_.state_dir));
+    PLFM_TRY(startHttp());
+  }
   plan_thread_ = std::thread([this] { planLoop(); });
   if (options_.plan_file.empty()) heartbeat_thread_ = std::thread([this] { heartbeatLoop(); });
   log::info("node agent started", {{"node_id", credential_.node_id},
@@ -386,7 +390,9 @@ void Agent::heartbeatLoop() {
   ControlPlaneClient client(credential_.control_plane, credential_.token);
   auto interval = std::chrono::seconds(std::max(1, credential_.heartbeat_interval_seconds));
   while (!stopping_) {
-    if (auto r = client.heartbeat(credential_.node_id, options_.agent_version); !r) {
+    if (auto r =
+            client.heartbeat(credential_.node_id, options_.agent_version, agentUrl(), relay_key_);
+        !r) {
       log::warn("heartbeat failed", {{"error", r.error().toString()}});
     }
     std::unique_lock lock(mu_);
@@ -394,10 +400,28 @@ void Agent::heartbeatLoop() {
   }
 }
 
+std::string Agent::agentUrl() const {
+  if (!options_.advertise_url.empty()) return options_.advertise_url;
+  auto eps = endpoints();
+  if (eps.empty() || eps[0].starts_with("unix:")) return "";
+  // A wildcard listener is reached at the node's underlay address.
+  std::string ep = eps[0];
+  const size_t colon = ep.rfind(':');
+  std::string host = ep.substr(0, colon);
+  if (host == "[::]" || host == "0.0.0.0") {
+    const std::string& u = options_.facts.underlay_address;
+    if (u.empty()) return "";
+    host = u.find(':') != std::string::npos && !u.starts_with("[") ? "[" + u + "]" : u;
+  }
+  return "http://" + host + ep.substr(colon);
+}
+
 Result<void> Agent::startHttp() {
   http::ServerOptions opts;
   opts.listen = {options_.listen};
-  http_ = std::make_unique<http::Server>(opts, [this](const http::Request& req) {
+  LogEndpoint logs{options_.state_dir + "/logs", relay_key_, &stopping_};
+  http_ = std::make_unique<http::Server>(opts, [this, logs](const http::Request& req) {
+    if (LogEndpoint::matches(req)) return logs.serve(req);
     if (req.path == "/healthz") return http::Response::json(200, R"({"status":"ok"})");
     if (req.path == "/metrics") return http::Response::text(200, metrics_.render());
     if (req.path == "/v1/instances") {

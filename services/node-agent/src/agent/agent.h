@@ -70,7 +70,12 @@ struct AgentOptions {
   uint32_t shutdown_grace_ms = 10'000;
   bool stop_instances_on_exit = false;
   uint64_t log_max_bytes = uint64_t{8} << 20;
-  std::string listen;  // /healthz and /metrics, e.g. "[::1]:9102"; empty: none
+  // /healthz, /metrics, /v1/instances and the log endpoint (log_endpoint.h),
+  // e.g. "[::1]:9102"; empty: none.
+  std::string listen;
+  // The URL the control plane reaches `listen` at (reported in heartbeats);
+  // empty: derived from the bound address (a wildcard: the underlay address).
+  std::string advertise_url;
   std::string agent_version = "0.1.0";
 };
 
@@ -107,6 +112,10 @@ class Agent {
   [[nodiscard]] std::vector<InstanceStatus> instances() const;
   [[nodiscard]] const std::string& nodeId() const { return credential_.node_id; }
   [[nodiscard]] std::vector<std::string> endpoints() const;
+  // Where the control plane reaches the listener, and the bearer it presents
+  // there (STATE/relay.key); both empty without --listen.
+  [[nodiscard]] std::string agentUrl() const;
+  [[nodiscard]] const std::string& relayKey() const { return relay_key_; }
 
   // --- for InstanceWorker ---
   [[nodiscard]] const AgentOptions& options() const { return options_; }
@@ -151,6 +160,7 @@ class Agent {
   std::unique_ptr<http::Server> http_;
   std::mutex users_mu_;
   std::map<std::string, UserDb> users_;  // by rootfs path
+  std::string relay_key_;
 };
 
 }  // namespace plfm::agent

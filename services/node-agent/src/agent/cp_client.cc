@@ -93,10 +93,16 @@ Result<NodeCredential> ControlPlaneClient::enroll(const std::string& base_url,
 }
 
 Result<int64_t> ControlPlaneClient::heartbeat(const std::string& node_id,
-                                              const std::string& agent_version) {
+                                              const std::string& agent_version,
+                                              const std::string& agent_url,
+                                              const std::string& relay_key) {
   int status = 0;
-  PLFM_ASSIGN_OR_RETURN(auto j, call("POST", "/v1/nodes/" + node_id + "/heartbeat",
-                                     json{{"agent_version", agent_version}}.dump(),
+  json body{{"agent_version", agent_version}};
+  if (!agent_url.empty() && !relay_key.empty()) {
+    body["agent_url"] = agent_url;
+    body["relay_key"] = relay_key;
+  }
+  PLFM_ASSIGN_OR_RETURN(auto j, call("POST", "/v1/nodes/" + node_id + "/heartbeat", body.dump(),
                                      std::chrono::seconds(10), &status));
   return j.is_object() ? j.value("plan_version", int64_t{0}) : 0;
 }

@@ -60,8 +60,12 @@ class ControlPlaneClient {
   [[nodiscard]] static Result<NodeCredential> enroll(const std::string& base_url,
                                                      const std::string& enrollment_token,
                                                      const NodeFacts& facts);
+  // `agent_url` and `relay_key`: where the control plane reads this node's
+  // logs (docs/specs/runtime/logs.md); empty when the agent has no listener.
   [[nodiscard]] Result<int64_t> heartbeat(const std::string& node_id,
-                                          const std::string& agent_version);
+                                          const std::string& agent_version,
+                                          const std::string& agent_url = {},
+                                          const std::string& relay_key = {});
   // Holds up to `wait` when the plan is still at `after`.
   [[nodiscard]] Result<NodePlan> plan(const std::string& node_id, int64_t after,
                                       std::chrono::seconds wait);

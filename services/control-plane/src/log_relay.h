@@ -1,0 +1,69 @@
+// The control plane's log relay (docs/specs/runtime/logs.md): merges the
+// pages each node agent's log endpoint returned for an env's instances into
+// one stream in (ts, instance_id, per-instance sequence) order, and keeps a
+// per-instance cursor so `vt logs -f` resumes exactly after what it showed.
+//
+//   RelayCursor cursor = *decodeCursor(req_cursor);   // {} on the first call
+//   auto lines = mergeLogPages(pages, 1000, /*tail=*/false, cursor);
+//   body["cursor"] = encodeCursor(cursor);
+//
+// Pure functions: the HTTP fan-out lives in api_logs.cc.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "plfm/core/clock.h"
+#include "plfm/core/json.h"
+#include "plfm/core/result.h"
+
+namespace plfm::cp {
+
+// An agent cursor (the agent's log_reader.h): lines after `ts`, skipping the
+// first `skip` lines with exactly that ts.
+struct InstanceCursor {
+  std::string ts;
+  int64_t skip = 0;
+  bool operator==(const InstanceCursor&) const = default;
+};
+using RelayCursor = std::map<std::string, InstanceCursor>;  // by instance id
+
+// Opaque, URL-safe (hex of a small JSON object).
+[[nodiscard]] std::string encodeCursor(const RelayCursor& cursor);
+[[nodiscard]] Result<RelayCursor> decodeCursor(std::string_view text);
+
+// What one agent answered for one instance.
+struct InstancePage {
+  std::string instance_id;
+  std::string process_type;
+  std::vector<json::Json> lines;  // {"ts","stream","line",...} in the agent's order
+  InstanceCursor start;           // the cursor the request carried
+  InstanceCursor next;            // the agent's cursor after its last line
+};
+
+struct RelayLine {
+  std::string ts;
+  std::string instance_id;
+  std::string process_type;
+  std::string stream;
+  std::string line;
+  int64_t seq = 0;  // position in its instance's page
+};
+
+// Merges `pages` in (ts, instance_id, seq) order and keeps the first `limit`
+// lines (the last `limit` when `tail`). `cursor` is advanced for every
+// instance past exactly the lines returned (with `tail`, past each page).
+[[nodiscard]] std::vector<RelayLine> mergeLogPages(const std::vector<InstancePage>& pages,
+                                                   size_t limit, bool tail, RelayCursor& cursor);
+
+[[nodiscard]] json::Json relayLineJson(const RelayLine& l);
+
+// "10m", "2h", "30s", "1d" before `now`, or an RFC 3339 time, as the agent's
+// timestamp form "YYYY-MM-DDTHH:MM:SS.uuuuuuZ"; invalid_query otherwise.
+// (UTC only: "2026-12-03T06:30:00Z" or with fractional seconds).
+[[nodiscard]] Result<std::string> parseSince(std::string_view since, Clock::WallTime now);
+
+}  // namespace plfm::cp

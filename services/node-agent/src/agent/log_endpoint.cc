@@ -1,0 +1,127 @@
+#include "agent/log_endpoint.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "agent/log_reader.h"
+#include "plfm/core/log.h"
+#include "plfm/core/process.h"
+#include "plfm/core/strings.h"
+
+namespace plfm::agent {
+namespace {
+
+constexpr std::string_view kPrefix = "/v1/instances/";
+constexpr std::string_view kSuffix = "/logs";
+constexpr int64_t kMaxLimit = 5000;
+constexpr int64_t kMaxWait = 30;
+
+http::Response error(int status, std::string_view code, const std::string& message) {
+  nlohmann::json j = {{"error", {{"code", code}, {"message", message}}}};
+  return http::Response::json(status, j.dump());
+}
+
+bool validInstanceId(std::string_view id) {
+  return id.starts_with("inst_") && id.size() <= 64 &&
+         std::all_of(id.begin(), id.end(), [](char c) {
+           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_';
+         });
+}
+
+bool parseInt(std::string_view s, int64_t lo, int64_t hi, int64_t& out) {
+  if (s.empty() || s.size() > 18) return false;
+  int64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+  }
+  if (v < lo || v > hi) return false;
+  out = v;
+  return true;
+}
+
+bool keyMatches(const http::Request& req, const std::string& key) {
+  auto h = req.header("Authorization");
+  constexpr std::string_view kBearer = "Bearer ";
+  if (key.empty() || !h || !h->starts_with(kBearer)) return false;
+  std::string_view got = h->substr(kBearer.size());
+  return got.size() == key.size() && sodium_memcmp(got.data(), key.data(), key.size()) == 0;
+}
+
+}  // namespace
+
+bool LogEndpoint::matches(const http::Request& req) {
+  return req.path.starts_with(kPrefix) && req.path.ends_with(kSuffix) &&
+         req.path.size() > kPrefix.size() + kSuffix.size();
+}
+
+http::Response LogEndpoint::serve(const http::Request& req) const {
+  if (req.method != "GET") return error(405, "method_not_allowed", "use GET");
+  if (!keyMatches(req, relay_key)) {
+    return error(401, "unauthenticated", "missing or wrong relay key");
+  }
+  std::string_view id(req.path);
+  id.remove_prefix(kPrefix.size());
+  id.remove_suffix(kSuffix.size());
+  if (!validInstanceId(id)) return error(400, "invalid_id", "not an instance id");
+  LogCursor after;
+  LogReadOptions opts;
+  int64_t limit = 1000;
+  int64_t wait = 0;
+  int64_t skip = 0;
+  if (auto a = req.queryParam("after")) after.ts = std::string(*a);
+  if (auto s = req.queryParam("skip"); s && !parseInt(*s, 0, INT64_MAX / 2, skip)) {
+    return error(400, "invalid_query", "skip must be a non-negative integer");
+  }
+  after.skip = skip;
+  if (auto l = req.queryParam("limit"); l && !parseInt(*l, 1, kMaxLimit, limit)) {
+    return error(400, "invalid_query", "limit must be 1..5000");
+  }
+  opts.limit = static_cast<size_t>(limit);
+  if (auto w = req.queryParam("wait"); w && !parseInt(*w, 0, kMaxWait, wait)) {
+    return error(400, "invalid_query", "wait must be 0..30 seconds");
+  }
+  opts.tail = req.queryParam("tail").value_or("") == "1";
+  const std::string path = logs_dir + "/" + std::string(id) + ".log";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait);
+  for (;;) {
+    auto page = readInstanceLog(path, after, opts);
+    if (!page) return error(500, "internal", page.error().message());
+    const bool give_up =
+        std::chrono::steady_clock::now() >= deadline || (stopping != nullptr && stopping->load());
+    if (!page->lines.empty() || give_up) {
+      nlohmann::json out = {{"instance_id", std::string(id)},
+                            {"lines", std::move(page->lines)},
+                            {"next", {{"after", page->next.ts}, {"skip", page->next.skip}}},
+                            {"more", page->more}};
+      return http::Response::json(200, out.dump());
+    }
+    // Follow: the files are small and local; polling them is cheaper than
+    // wiring each writer to each reader.
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+Result<std::string> loadOrCreateRelayKey(const std::string& state_dir) {
+  const std::string path = state_dir + "/relay.key";
+  if (std::filesystem::exists(path)) {
+    PLFM_ASSIGN_OR_RETURN(auto text, readFile(path));
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    if (text.size() == 64) return text;
+    log::warn("relay key file malformed; generating a new one", {{"path", path}});
+  }
+  if (sodium_init() < 0) return Error(errc::kInternal, "libsodium init failed");
+  unsigned char raw[32];
+  randombytes_buf(raw, sizeof raw);
+  std::string key = hexEncode(std::string_view(reinterpret_cast<const char*>(raw), sizeof raw));
+  sodium_memzero(raw, sizeof raw);
+  PLFM_TRY(writeFileAtomic(path, key + "\n", 0600));
+  return key;
+}
+
+}  // namespace plfm::agent
