@@ -445,7 +445,7 @@ TEST_F(VtDev, CoreLoop) {
   phase("the agent crashes (SIGKILL) with two VMs running; vt dev down still cleans up");
   {
     std::string pidfile = readFile(state_->file("run/node-agent.pid")).value_or("");
-    const pid_t agent = static_cast<pid_t>(std::atoi(pidfile.c_str()));
+    const auto agent = static_cast<pid_t>(std::atoi(pidfile.c_str()));
     ASSERT_GT(agent, 0);
     ASSERT_EQ(::kill(agent, SIGKILL), 0);
     for (int i = 0; i < 100 && vt::dev::isRunning(agent); ++i) std::this_thread::sleep_for(50ms);

@@ -145,7 +145,7 @@ Result<std::vector<InstanceRecord>> StateStore::loadAll() const {
   std::vector<InstanceRecord> out;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir_, ec)) {
-    const auto path = entry.path();
+    const auto& path = entry.path();
     if (path.extension() != ".json") continue;
     auto text = readFile(path.string());
     Result<InstanceRecord> rec = text ? [&]() -> Result<InstanceRecord> {

@@ -59,8 +59,8 @@ TEST(QemuCommandLine, MicrovmWithVirtioMmioDevicesChannelAndQmp) {
         "-serial file:/run/vm/console.log",
         "id=rootfs,file=/img/root.ext4,format=raw,if=none,cache=none,aio=threads,readonly=on",
         "-device virtio-blk-device,drive=rootfs,serial=rootfs",
-        "-drive id=scratch,file=/run/vm/scratch.ext4,format=raw,if=none,cache=none,aio=threads "
-        "-device",
+        "-drive id=scratch,file=/run/vm/scratch.ext4,format=raw,if=none,cache=none,aio=threads",
+        "-device virtio-blk-device,drive=scratch,serial=scratch",
         "-netdev tap,id=net0,ifname=vt-0123456789a,script=no,downscript=no",
         "-device virtio-net-device,netdev=net0,mac=02:11:22:33:44:55,host_mtu=1420",
         "-chardev socket,id=channel,path=/run/vm/ch.sock,server=on,wait=off",
