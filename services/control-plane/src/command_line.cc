@@ -121,7 +121,8 @@ int runMain(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help exits 0; a usage error (printed by CLI11) exits 2.
+    return app.exit(e) == 0 ? 0 : 2;
   }
   if (genCmd->parsed()) return secretsGenerateKey(key_path);
   auto cfg = buildConfig(file, listen, database, state_dir, log_level);

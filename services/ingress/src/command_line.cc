@@ -161,7 +161,8 @@ int runMain(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help exits 0; a usage error (printed by CLI11) exits 2.
+    return app.exit(e) == 0 ? 0 : 2;
   }
   if (inspectCmd->parsed()) return inspect(capture, proxy_protocol);
   auto cfg = buildConfig(f);

@@ -18,7 +18,8 @@ int runMain(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help exits 0; a usage error (printed by CLI11) exits 2.
+    return app.exit(e) == 0 ? 0 : 2;
   }
   std::signal(SIGPIPE, SIG_IGN);
   return action ? action() : 2;

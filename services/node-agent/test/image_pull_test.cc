@@ -233,6 +233,26 @@ TEST_F(ImagePullTest, IndexPicksLinuxAmd64AndDigestRefsWork) {
   EXPECT_NE(none.error().message().find("linux/amd64"), std::string::npos);
 }
 
+// A pinned image pulled once starts again with its registry gone: nothing
+// about a digest can change, so the manifest comes from the blob store. A tag
+// still has to ask the registry.
+TEST_F(ImagePullTest, PinnedImageAlreadyPulledNeedsNoRegistry) {
+  ImageCache cache = openCache(dir_);
+  const std::string pinned = "plfm/index@" + env_.index.top_digest;
+  auto first = cache.pull(env_.ref(pinned));
+  ASSERT_TRUE(first) << first.error().toString();
+  auto offline = parseImageRef("127.0.0.1:9/" + pinned);  // nothing listens on port 9
+  ASSERT_TRUE(offline) << offline.error().toString();
+  auto again = cache.pull(*offline);
+  ASSERT_TRUE(again) << again.error().toString();
+  EXPECT_EQ(again->manifest_digest, first->manifest_digest);
+  EXPECT_EQ(again->rootfs, first->rootfs);
+  EXPECT_EQ(again->stats.blobs_fetched, 0);
+  auto tag = parseImageRef("127.0.0.1:9/plfm/index:v1");
+  ASSERT_TRUE(tag);
+  EXPECT_FALSE(cache.pull(*tag));
+}
+
 TEST_F(ImagePullTest, DockerSchema2) {
   // Docker schema2 has no zstd: a gzip image, converted by skopeo on push.
   const std::string layer = dir_.file("gz.tar.gz");
@@ -409,6 +429,15 @@ TEST_F(ImagePullTest, CommandLinePullAndRootfs) {
   ASSERT_TRUE(p);
   EXPECT_EQ(exitCodeOf(p->wait()), 1);
   EXPECT_NE(tailFile(so.stderr_path, 1).find("not in the cache"), std::string::npos);
+  // A usage error (a missing argument, an unknown flag) exits 2 and says what is wrong.
+  for (const std::vector<std::string>& argv :
+       {std::vector<std::string>{PLFM_NODE_AGENT_BIN, "image", "rootfs"},
+        std::vector<std::string>{PLFM_NODE_AGENT_BIN, "image", "pull", "x", "--no-such-flag"}}) {
+    auto usage = spawn(argv, so);
+    ASSERT_TRUE(usage);
+    EXPECT_EQ(exitCodeOf(usage->wait()), 2) << argv.back();
+    EXPECT_FALSE(tailFile(so.stderr_path, 5).empty());
+  }
 }
 
 TEST_F(ImagePullTest, CommandLineUnpackLimits) {

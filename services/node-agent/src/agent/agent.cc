@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <vector>
 
 #include "agent/instance_worker.h"
 #include "agent/log_endpoint.h"
@@ -21,35 +22,42 @@ using nlohmann::json;
 
 namespace {
 
-// The pid a run dir's VMM wrote (qemu -pidfile) or the agent wrote for it.
-pid_t runDirPid(const std::string& dir) {
-  for (const char* name : {"/qemu.pid", "/vmm.pid"}) {
-    if (auto text = readFile(dir + name)) {
-      auto pid = static_cast<pid_t>(std::atol(text->c_str()));
-      if (pid > 0) return pid;
-    }
+// Processes whose command line names something inside `dir`.
+std::vector<pid_t> processesMentioning(const std::string& dir) {
+  const std::string needle = dir + "/";
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const auto pid = static_cast<pid_t>(std::atol(name.c_str()));
+    if (pid == ::getpid()) continue;
+    auto cmdline = readFile("/proc/" + name + "/cmdline");
+    if (cmdline && cmdline->find(needle) != std::string::npos) out.push_back(pid);
   }
-  return -1;
+  return out;
 }
 
-// True when `pid` is a process whose command line mentions `dir`: a VMM of
-// ours, not an unrelated process that reused the pid.
-bool cmdlineMentions(pid_t pid, const std::string& dir) {
-  auto cmdline = readFile("/proc/" + std::to_string(pid) + "/cmdline");
-  return cmdline && cmdline->find(dir) != std::string::npos;
-}
-
-// Kills the VMM a run dir's pid file names, if it still runs there: a VMM
-// started just before a crash, before its handle reached the record.
-void killRunDirVmm(runtime::MicroVmRuntime& rt, const std::string& dir,
-                   const std::string& instance_id) {
-  pid_t pid = runDirPid(dir);
-  if (pid > 0 && runtime::processMatches(pid, 0) && cmdlineMentions(pid, dir)) {
-    runtime::VmHandle h;
-    h.pid = pid;
-    h.instance_id = instance_id;
-    (void)rt.kill(h);
-    log::info("killed a VMM no record owned", {{"instance_id", instance_id}, {"pid", pid}});
+// Kills every process but `keep` whose command line names the run dir `dir`
+// (its sockets and pid file live there): VMMs started just before a crash,
+// before their handle reached the record and possibly before they wrote a pid
+// file. Scans until a pass finds none, so a QEMU that forked into the
+// background while its parent was being killed is found too.
+void killVmmsIn(runtime::MicroVmRuntime& rt, const std::string& dir, const std::string& instance_id,
+                pid_t keep = -1) {
+  if (dir.empty()) return;  // "/" would match every process
+  for (int pass = 0; pass < 10; ++pass) {
+    bool any = false;
+    for (pid_t pid : processesMentioning(dir)) {
+      if (pid == keep) continue;
+      runtime::VmHandle h;
+      h.pid = pid;
+      h.instance_id = instance_id;
+      (void)rt.kill(h);
+      any = true;
+      log::info("killed a VMM no record owned", {{"instance_id", instance_id}, {"pid", pid}});
+    }
+    if (!any) return;
   }
 }
 
@@ -87,9 +95,16 @@ std::vector<std::string> Agent::endpoints() const {
 
 Result<void> Agent::start() {
   std::error_code ec;
-  for (const char* sub : {"/instances", "/vms", "/logs"}) {
+  for (const char* sub : {"/instances", "/vms", "/logs", "/templates"}) {
     fs::create_directories(options_.state_dir + sub, ec);
     if (ec) return Error(errc::kIo, "creating " + options_.state_dir + sub + ": " + ec.message());
+  }
+  // A template half-formatted when an earlier agent died is thrown away.
+  for (const auto& e : fs::directory_iterator(options_.state_dir + "/templates", ec)) {
+    if (e.path().filename().string().find(".tmp") != std::string::npos) fs::remove(e.path(), ec);
+  }
+  if (auto t = scratchTemplate(); !t) {  // made now so the first instance does not wait
+    log::warn("formatting the scratch disk template failed", {{"error", t.error().toString()}});
   }
   std::string cache_dir =
       options_.image_cache_dir.empty() ? options_.state_dir + "/images" : options_.image_cache_dir;
@@ -202,10 +217,10 @@ void Agent::adoptOrClean() {
     bool vm_alive = rec.vm && runtime_->alive(*rec.vm);
     if (rec.phase == Phase::kPreparing || rec.phase == Phase::kBooting) {
       // A half-done start: roll it back (the worker starts it again). The
-      // VMM may have started before its handle was saved: its run dir's
-      // pid file names it.
+      // VMM may have started before its handle was saved: it names the run
+      // dir on its command line.
       if (vm_alive) (void)runtime_->kill(*rec.vm);
-      killRunDirVmm(*runtime_, rec.run_dir.empty() ? runDirFor(id) : rec.run_dir, id);
+      killVmmsIn(*runtime_, rec.run_dir.empty() ? runDirFor(id) : rec.run_dir, id);
       if (!rec.tap.empty()) (void)netdev::removeTap(rec.tap);
       std::error_code ec;
       if (!rec.run_dir.empty()) fs::remove_all(rec.run_dir, ec);
@@ -225,6 +240,7 @@ void Agent::adoptOrClean() {
       (void)store_.save(rec);
     } else if (rec.vm) {
       if (vm_alive) log::info("adopted a running VM", {{"instance_id", id}, {"pid", rec.vm->pid}});
+      killVmmsIn(*runtime_, rec.run_dir, id, vm_alive ? rec.vm->pid : -1);  // strays only
       live_dirs.insert(rec.run_dir);
       live_taps.insert(rec.tap);
     }
@@ -238,7 +254,7 @@ void Agent::adoptOrClean() {
   for (const auto& entry : fs::directory_iterator(options_.state_dir + "/vms", ec)) {
     std::string dir = entry.path().string();
     if (live_dirs.count(dir) != 0) continue;
-    killRunDirVmm(*runtime_, dir, entry.path().filename().string());
+    killVmmsIn(*runtime_, dir, entry.path().filename().string());
     fs::remove_all(dir, ec);
   }
   if (options_.manage_network) {
@@ -287,6 +303,39 @@ void Agent::applyPlan(const NodePlan& plan) {
   }
   metrics_.gauge("plfm_agent_plan_version", "The NodePlan version converged on")
       .set(static_cast<double>(plan.version));
+}
+
+Result<std::string> Agent::scratchTemplate() {
+  std::lock_guard lock(scratch_mu_);
+  if (!scratch_template_.empty()) return scratch_template_;
+  const std::string path =
+      options_.state_dir + "/templates/scratch-" + std::to_string(options_.scratch_mb) + "M.ext4";
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    const std::string tmp = path + ".tmp";
+    {
+      std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+      if (!f) return Error(errc::kIo, "creating " + tmp);
+    }
+    fs::resize_file(tmp, options_.scratch_mb << 20, ec);
+    if (ec) return Error(errc::kIo, "sizing " + tmp + ": " + ec.message());
+    SpawnOptions so;
+    so.stdout_path = tmp + ".log";
+    // No journal (the disk does not outlive its VM); inode tables are
+    // initialised lazily by the guest kernel, so the file stays sparse.
+    auto r = runChecked({"mkfs.ext4", "-q", "-F", "-L", "vt-scratch", "-O", "^has_journal", "-E",
+                         "root_owner=0:0,lazy_itable_init=1", tmp},
+                        so);
+    fs::remove(tmp + ".log", ec);
+    if (!r) {
+      fs::remove(tmp, ec);
+      return std::move(r).error().context("formatting the scratch disk template");
+    }
+    fs::rename(tmp, path, ec);
+    if (ec) return Error(errc::kIo, "renaming " + tmp + ": " + ec.message());
+  }
+  scratch_template_ = path;
+  return scratch_template_;
 }
 
 UserDb Agent::userDb(const std::string& rootfs, const std::function<UserDb()>& load) {
@@ -433,6 +482,7 @@ Result<void> Agent::startHttp() {
                        {"vmm_pid", s.vmm_pid},
                        {"reason", s.reason},
                        {"boot_ms", s.timings.boot_ms},
+                       {"spawn_us", s.timings.spawn_us},
                        {"start_ms", s.timings.start_ms}});
       }
       return http::Response::json(200, out.dump());

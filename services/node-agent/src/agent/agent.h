@@ -13,6 +13,7 @@
 //   node.json             the node credential (0600)
 //   instances/<id>.json   one record per instance (instance_record.h)
 //   vms/<id>/             the VMM's run dir: sockets, pid file, console, scratch disk
+//   templates/            the formatted scratch disk instances copy
 //   logs/<id>.log         the workload's output (instance_log.h)
 //   images/               the image cache (image/image_cache.h)
 // so a restart after kill -9 adopts running VMs, rolls back half-done boots,
@@ -132,6 +133,10 @@ class Agent {
   [[nodiscard]] Result<std::string> fetchSecrets(const std::string& instance_id,
                                                  const std::string& version);
   [[nodiscard]] bool stopping() const { return stopping_.load(); }
+  // An empty ext4 of options().scratch_mb, formatted once per agent state dir
+  // (STATE/templates/scratch-<mb>M.ext4); each instance's scratch disk is a
+  // sparse copy of it.
+  [[nodiscard]] Result<std::string> scratchTemplate();
   // The image's /etc/passwd and /etc/group, read by `load` on first use.
   [[nodiscard]] UserDb userDb(const std::string& rootfs, const std::function<UserDb()>& load);
 
@@ -158,6 +163,8 @@ class Agent {
   std::thread plan_thread_;
   std::thread heartbeat_thread_;
   std::unique_ptr<http::Server> http_;
+  std::mutex scratch_mu_;
+  std::string scratch_template_;  // guarded by scratch_mu_; set once made
   std::mutex users_mu_;
   std::map<std::string, UserDb> users_;  // by rootfs path
   std::string relay_key_;

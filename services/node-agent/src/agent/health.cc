@@ -10,8 +10,12 @@
 #include <cerrno>
 #include <cstring>
 
+#include "image/fs_util.h"
+
 namespace plfm::agent {
 namespace {
+
+using image::UniqueFd;
 
 using Clock = std::chrono::steady_clock;
 
@@ -20,20 +24,6 @@ int msLeft(Clock::time_point deadline) {
       std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
   return left < 0 ? 0 : static_cast<int>(left);
 }
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  [[nodiscard]] int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 Result<int> connectTo(const std::string& address, int port, Clock::time_point deadline) {
   sockaddr_storage ss{};
@@ -85,7 +75,7 @@ Result<void> checkHttp(const std::string& address, int port, const std::string& 
                        std::chrono::milliseconds timeout) {
   auto deadline = Clock::now() + timeout;
   PLFM_ASSIGN_OR_RETURN(int raw, connectTo(address, port, deadline));
-  Fd fd(raw);
+  UniqueFd fd(raw);
   std::string host = address.find(':') != std::string::npos ? "[" + address + "]" : address;
   std::string req = "GET " + (path.empty() ? std::string("/") : path) +
                     " HTTP/1.1\r\nHost: " + host +

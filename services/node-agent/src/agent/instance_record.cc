@@ -74,6 +74,7 @@ Result<Workload> Workload::fromJson(const json& spec) {
 
 json InstanceRecord::toJson() const {
   json t = {{"image_ms", timings.image_ms},
+            {"spawn_us", timings.spawn_us},
             {"start_ms", timings.start_ms},
             {"boot_ms", timings.boot_ms},
             {"hello_ms", timings.hello_ms}};
@@ -114,6 +115,7 @@ Result<InstanceRecord> InstanceRecord::fromJson(const json& j) {
     r.reason = j.value("reason", "");
     if (auto it = j.find("timings"); it != j.end()) {
       r.timings.image_ms = it->value("image_ms", int64_t{-1});
+      r.timings.spawn_us = it->value("spawn_us", int64_t{-1});
       r.timings.start_ms = it->value("start_ms", int64_t{-1});
       r.timings.boot_ms = it->value("boot_ms", int64_t{-1});
       r.timings.hello_ms = it->value("hello_ms", int64_t{-1});

@@ -44,6 +44,7 @@ struct Workload {
 
 struct Timings {
   int64_t image_ms = -1;  // pull + rootfs (cached: ~0)
+  int64_t spawn_us = -1;  // plan seen -> VMM start requested: the agent's own overhead
   int64_t start_ms = -1;  // plan seen -> VMM process started
   int64_t boot_ms = -1;   // VMM started -> guest READY
   int64_t hello_ms = -1;  // VMM started -> guest HELLO

@@ -87,20 +87,6 @@ class PartialWriter final : public BlobWriter {
   uint64_t fetched_ = 0;
 };
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  [[nodiscard]] int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 Error mismatch(const Descriptor& desc, const std::string& got, uint64_t size) {
   return Error("image.digest_mismatch",
                "blob " + desc.digest.str() + " failed verification: its content hashes to sha256:" +
@@ -174,7 +160,7 @@ Result<BlobFetchStats> BlobStore::ensure(const Descriptor& desc, ImageSource& so
     return stats;
   }
   const std::string partial = partialPath(desc.digest);
-  Fd fd(::open(partial.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  UniqueFd fd(::open(partial.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
   if (fd.get() < 0) return errnoError("open " + partial, errno);
   PartialWriter writer(fd.get(), partial, desc, progress);
   PLFM_TRY(writer.adoptExisting());

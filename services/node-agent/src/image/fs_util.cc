@@ -1,10 +1,13 @@
 #include "image/fs_util.h"
 
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <filesystem>
@@ -12,6 +15,19 @@
 #include "plfm/core/process.h"
 
 namespace plfm::image {
+
+UniqueFd& UniqueFd::operator=(UniqueFd&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = o.fd_;
+    o.fd_ = -1;
+  }
+  return *this;
+}
+
+UniqueFd::~UniqueFd() {
+  if (fd_ >= 0) ::close(fd_);
+}
 
 FileLock& FileLock::operator=(FileLock&& o) noexcept {
   if (this != &o) {
@@ -61,6 +77,57 @@ Result<void> fsyncPath(const std::string& path) {
   const int err = errno;
   ::close(fd);
   if (r != 0) return errnoError("fsync " + path, err);
+  return ok();
+}
+
+namespace {
+// Copies [off, off + len) of `in` to the same offset of `out`.
+Result<void> copyRange(int in, int out, off_t off, off_t len, const std::string& what) {
+  off_t in_off = off;
+  off_t out_off = off;
+  while (len > 0) {
+    const ssize_t n = ::copy_file_range(in, &in_off, out, &out_off, static_cast<size_t>(len), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL)) {
+      // No in-kernel copy here: read and write.
+      std::string buf(size_t{1} << 20, '\0');
+      while (len > 0) {
+        const ssize_t r = ::pread(in, buf.data(), std::min<size_t>(buf.size(), len), in_off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return errnoError("read " + what, r < 0 ? errno : EIO);
+        PLFM_TRY(writeAll(out, buf.data(), static_cast<size_t>(r), what));
+        in_off += r;
+        len -= r;
+      }
+      return ok();
+    }
+    if (n <= 0) return errnoError("copy " + what, n < 0 ? errno : EIO);
+    len -= n;
+  }
+  return ok();
+}
+}  // namespace
+
+Result<void> copySparseFile(const std::string& from, const std::string& to, mode_t mode) {
+  UniqueFd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC));
+  if (in.get() < 0) return errnoError("open " + from, errno);
+  struct stat st {};
+  if (::fstat(in.get(), &st) != 0) return errnoError("stat " + from, errno);
+  ::unlink(to.c_str());
+  UniqueFd out(::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+  if (out.get() < 0) return errnoError("create " + to, errno);
+  if (::ioctl(out.get(), FICLONE, in.get()) == 0) return ok();
+  if (::ftruncate(out.get(), st.st_size) != 0) return errnoError("size " + to, errno);
+  off_t pos = 0;
+  while (pos < st.st_size) {
+    const off_t data = ::lseek(in.get(), pos, SEEK_DATA);
+    if (data < 0 && errno == ENXIO) break;  // only a hole is left
+    if (data < 0) return copyRange(in.get(), out.get(), pos, st.st_size - pos, to);
+    off_t hole = ::lseek(in.get(), data, SEEK_HOLE);
+    if (hole < 0) hole = st.st_size;
+    PLFM_TRY(copyRange(in.get(), out.get(), data, hole - data, to));
+    pos = hole;
+  }
   return ok();
 }
 

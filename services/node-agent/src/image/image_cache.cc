@@ -236,10 +236,23 @@ void ImageCache::touch(const Digest& d) const {
   ::utimensat(AT_FDCWD, recordPath(d).c_str(), times, 0);
 }
 
+// A manifest named by a digest whose bytes the blob store holds is read from
+// there: a pinned image pulled before starts without a registry round trip,
+// and while the registry is down. A tag always goes to the source.
+Result<FetchedManifest> ImageCache::fetchManifest(const std::string& reference,
+                                                  const std::optional<Digest>& digest,
+                                                  ImageSource& source) const {
+  if (digest && blobs_.has(*digest)) {
+    auto bytes = blobs_.read(*digest, kMaxManifestBytes);
+    if (bytes && Digest::of(*bytes) == *digest) return FetchedManifest{std::move(*bytes), ""};
+  }
+  return source.fetchManifest(reference);
+}
+
 Result<ImageCache::Resolved> ImageCache::resolve(const ImageRef& ref, const PullOptions& options,
                                                  ImageSource& source) const {
   Resolved out;
-  PLFM_ASSIGN_OR_RETURN(FetchedManifest top, source.fetchManifest(ref.reference()));
+  PLFM_ASSIGN_OR_RETURN(FetchedManifest top, fetchManifest(ref.reference(), ref.digest, source));
   const Digest top_digest = Digest::of(top.bytes);
   if (ref.digest && *ref.digest != top_digest) {
     return Error("image.digest_mismatch",
@@ -256,7 +269,8 @@ Result<ImageCache::Resolved> ImageCache::resolve(const ImageRef& ref, const Pull
   PLFM_ASSIGN_OR_RETURN(Descriptor chosen, selectPlatform(*doc.index, options.os,
                                                           options.architecture, options.variant));
   out.index_digest = top_digest;
-  PLFM_ASSIGN_OR_RETURN(FetchedManifest m, source.fetchManifest(chosen.digest.str()));
+  PLFM_ASSIGN_OR_RETURN(FetchedManifest m,
+                        fetchManifest(chosen.digest.str(), chosen.digest, source));
   if (Digest::of(m.bytes) != chosen.digest) {
     return Error("image.digest_mismatch", "manifest " + chosen.digest.str() + " from " +
                                               source.describe() + " does not match its digest")

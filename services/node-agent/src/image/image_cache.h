@@ -36,6 +36,7 @@
 #include "image/blob_store.h"
 #include "image/image_config.h"
 #include "image/image_ref.h"
+#include "image/image_source.h"
 #include "image/layer_applier.h"
 #include "image/manifest.h"
 #include "image/rootfs_builder.h"
@@ -160,7 +161,10 @@ class ImageCache {
   ImageCache(std::string dir, CacheOptions options);
   struct Resolved;
   Result<Resolved> resolve(const ImageRef& ref, const PullOptions& options,
-                           class ImageSource& source) const;
+                           ImageSource& source) const;
+  Result<FetchedManifest> fetchManifest(const std::string& reference,
+                                        const std::optional<Digest>& digest,
+                                        ImageSource& source) const;
   // Builds rootfs/<hex>.ext4 once (under its lock); `wait_layer(i)` returns
   // when layer i is in the blob store.
   Result<RootfsStats> buildRootfs(const Digest& manifest_digest, const ImageManifest& manifest,
