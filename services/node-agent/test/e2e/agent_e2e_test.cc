@@ -296,6 +296,15 @@ TEST_F(AgentE2e, KillNineAtRandomPointsLeavesExactlyOneVmAndRestartsAdoptIt) {
       while (record().value("phase", "") != "booting" && std::chrono::steady_clock::now() < until) {
         std::this_thread::sleep_for(5ms);
       }
+    } else if (round == 1) {
+      // One lands while QEMU starts up: its process exists, but neither the
+      // record nor (maybe) a pid file names it yet.
+      auto until = std::chrono::steady_clock::now() + 60s;
+      while (std::chrono::steady_clock::now() < until &&
+             !(runOut("pgrep -f -- '[q]emu-system.*" + state_->path() + "' | wc -l") != "0\n" &&
+               record().value("vm", json()).is_null())) {
+        std::this_thread::sleep_for(1ms);
+      }
     } else {
       std::this_thread::sleep_for(std::chrono::milliseconds(50 + std::rand() % 6000));
     }
