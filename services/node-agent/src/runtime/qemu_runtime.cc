@@ -103,7 +103,7 @@ std::vector<std::string> QemuRuntime::commandLine(const VmSpec& spec,
       options_.binary,
       "-M",
       // The RTC stays: without one, the kernel's CMOS clock reads spin on
-      // port I/O, about 3 s twice per boot under TCG.
+      // port I/O, which costs seconds per boot under TCG.
       "microvm,x-option-roms=off,pit=off,pic=off,rtc=on",
       "-accel",
       accel,

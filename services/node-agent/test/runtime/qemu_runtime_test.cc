@@ -47,7 +47,7 @@ TEST(QemuCommandLine, MicrovmWithVirtioMmioDevicesChannelAndQmp) {
   std::string cmd = joined(q.commandLine(sampleSpec(), "tcg"));
   for (const char* want :
        {"qemu-system-x86_64 -M microvm,",
-        "rtc=on",  // without it each boot loses ~6 s to CMOS reads under TCG
+        "rtc=on",  // without it each boot loses seconds to CMOS reads under TCG
         "-accel tcg",
         "-smp 2",
         "-m 384",
