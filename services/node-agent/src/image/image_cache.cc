@@ -291,8 +291,18 @@ Result<ImageCache::Resolved> ImageCache::resolve(const ImageRef& ref, const Pull
 }
 
 Result<PulledImage> ImageCache::pull(const ImageRef& ref, const PullOptions& options,
-                                     const ProgressFn& progress) const {
+                                     const ProgressFn& on_progress) const {
   const auto start = std::chrono::steady_clock::now();
+  // Events come from the download threads as well as this one; the caller's
+  // callback gets them one at a time, so it needs no lock of its own.
+  std::mutex progress_mu;
+  ProgressFn progress;
+  if (on_progress) {
+    progress = [&progress_mu, &on_progress](const PullEvent& ev) {
+      std::lock_guard lock(progress_mu);
+      on_progress(ev);
+    };
+  }
   auto elapsed = [&start] {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                                  start);

@@ -67,7 +67,8 @@ struct PullOptions {
   std::string variant;
 };
 
-// Progress of a pull, reported from download threads too.
+// Progress of a pull. Events come from download threads too, but one at a
+// time: a ProgressFn needs no locking of its own.
 struct PullEvent {
   enum class Kind { kResolved, kLayerProgress, kLayerFetched, kLayerApplied, kRootfsBuilt };
   Kind kind = Kind::kResolved;
