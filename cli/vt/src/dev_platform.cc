@@ -488,29 +488,14 @@ Result<std::string> Platform::startAgent() {
     return Error(errc::kFailedPrecondition,
                  "no vmlinux in " + kernel_dir + " (scripts/fetch-kernel)");
   }
-  std::vector<std::string> argv = {bins_.node_agent,
-                                   "run",
-                                   "--state-dir",
-                                   dir,
-                                   "--control-plane",
-                                   s_.controlPlaneUrl(),
-                                   "--kernel-dir",
-                                   kernel_dir,
-                                   "--vt-init",
-                                   bins_.vt_init,
-                                   "--runtime",
-                                   "qemu",
-                                   "--accel",
-                                   s_.accel,
-                                   "--hostname",
-                                   "dev",
-                                   "--listen",
-                                   address(c),
-                                   "--scratch-mb",
-                                   "256",
-                                   "--shutdown-grace-ms",
-                                   "3000",
-                                   "--stop-instances-on-exit"};
+  std::vector<std::string> argv = {
+      bins_.node_agent, "run", "--state-dir", dir, "--control-plane", s_.controlPlaneUrl(),
+      "--kernel-dir", kernel_dir, "--vt-init", bins_.vt_init, "--runtime", "qemu", "--accel",
+      s_.accel, "--hostname", "dev", "--listen", address(c), "--scratch-mb", "256",
+      "--shutdown-grace-ms", "3000",
+      // The dev registry is on loopback, which the
+      // agent refuses unless allowed.
+      "--registry-allow-cidr", "127.0.0.1/32", "--stop-instances-on-exit"};
   const std::string token_file = path("run/enroll-token");
   if (!fs::exists(dir + "/node.json")) {
     // First start: a one-time enrollment token, kept only until enrolled.

@@ -12,6 +12,7 @@
 
 #include "agent/agent.h"
 #include "command_line.h"
+#include "image/address_policy.h"
 #include "plfm/core/log.h"
 #include "plfm/core/process.h"
 #include "plfm/core/strings.h"
@@ -27,6 +28,8 @@ struct RunFlags {
   std::string qemu_binary = "qemu-system-x86_64";
   std::string accel = "auto";
   runtime::ConfineOptions confine;
+  std::vector<std::string> registry_allow_cidrs;
+  bool allow_oci_layout = false;
   std::string firecracker_binary = "firecracker";
   std::string enroll_token_file;
   std::string kernel_dir;
@@ -81,6 +84,10 @@ int runAgent(RunFlags f) {
   }
   if (o.facts.underlay_address.empty()) o.facts.underlay_address = o.facts.hostname;
   o.facts.runtimes = {f.runtime};
+  // Image references come from tenants: registries only at public addresses
+  // or the operator's prefixes, and no oci: directories on this host.
+  o.image.registry_allow_cidrs = f.registry_allow_cidrs;
+  o.image.allow_oci_layout = f.allow_oci_layout;
 
   std::unique_ptr<runtime::MicroVmRuntime> rt;
   if (f.runtime == "qemu") {
@@ -154,6 +161,15 @@ void registerRunCommand(CLI::App& app, CommandAction* action) {
   run->add_option("--qemu", flags->qemu_binary, "QEMU binary")->capture_default_str();
   run->add_option("--accel", flags->accel, "QEMU acceleration: auto, kvm or tcg")
       ->capture_default_str();
+  run->add_option("--registry-allow-cidr", flags->registry_allow_cidrs,
+                  "Also pull from registries in this non-public prefix, e.g. 127.0.0.1/32 "
+                  "(repeatable; by default only public addresses)")
+      ->check([](const std::string& v) -> std::string {
+        auto p = image::parseIpPrefix(v);
+        return p ? std::string() : p.error().message();
+      });
+  run->add_flag("--allow-oci-layout-images", flags->allow_oci_layout,
+                "Accept oci:DIR image references, which read a directory on this host (tests)");
   run->add_flag("!--unsafe-unconfined-vms", flags->confine.enabled,
                 "Run VMMs as root without their own uid, Landlock domain and cgroup limits "
                 "(unsafe; for hosts that cannot confine them)")

@@ -315,6 +315,38 @@ TEST_F(ImagePullTest, DockerManifestListPicksLinuxAmd64) {
   EXPECT_EQ(arm_img->config.cmd, std::vector<std::string>{"--arm64"});
 }
 
+TEST_F(ImagePullTest, RegistriesAtNonPublicAddressesNeedTheOperatorsAllowance) {
+  // The test registry is on loopback, like a tenant naming the node's own
+  // services or a private network would be.
+  auto ref = parseImageRef(env_.registry->host() + "/plfm/small:v1");
+  ASSERT_TRUE(ref);
+  CacheOptions strict;
+  strict.registry_allow_cidrs = std::vector<std::string>{};
+  strict.allow_oci_layout = false;
+  ImageCache refused = openCache(dir_, strict);
+  auto r = refused.pull(*ref);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), "image.registry_refused");
+  EXPECT_NE(r.error().message().find("127.0.0.1"), std::string::npos) << r.error().message();
+  EXPECT_NE(r.error().message().find("--registry-allow-cidr"), std::string::npos);
+  // oci: names a directory on the node: refused the same way.
+  auto layout = refused.pull(*parseImageRef("oci:" + env_.layout + ":rich"));
+  ASSERT_FALSE(layout);
+  EXPECT_EQ(layout.error().code(), "image.ref_refused");
+
+  // The control: allowed by the operator, through a token front whose
+  // realm and blob redirects are checked on every connection too.
+  auto proxy = t::TokenProxy::start(env_.registry->host());
+  ASSERT_TRUE(proxy) << proxy.error().toString();
+  CacheOptions allowed = strict;
+  allowed.registry_allow_cidrs = std::vector<std::string>{"127.0.0.0/8"};
+  ImageCache ok = openCache(dir_, allowed);
+  auto img = ok.pull(*parseImageRef((*proxy)->host() + "/plfm/small:v1"));
+  ASSERT_TRUE(img) << img.error().toString();
+  EXPECT_EQ(img->manifest_digest.str(), env_.small.manifest_digest);
+  EXPECT_GE((*proxy)->redirects(), 1);
+}
+
 TEST_F(ImagePullTest, BearerTokenChallengeFlowWithRedirects) {
   auto proxy = t::TokenProxy::start(env_.registry->host(), "puller", "s3cret");
   ASSERT_TRUE(proxy) << proxy.error().toString();

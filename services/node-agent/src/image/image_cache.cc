@@ -313,10 +313,24 @@ Result<PulledImage> ImageCache::pull(const ImageRef& ref, const PullOptions& opt
 
   std::unique_ptr<ImageSource> source;
   if (ref.transport == ImageRef::Transport::kOciLayout) {
+    if (!options_.allow_oci_layout) {
+      return Error("image.ref_refused",
+                   "oci: image references name a directory on the node and are not accepted "
+                   "here; push the image to a registry (the operator may allow layouts with "
+                   "--allow-oci-layout-images)");
+    }
     source = std::make_unique<OciLayoutSource>(ref.layout_dir);
   } else {
     RegistryOptions ro;
     ro.insecure = options_.insecure_registries;
+    if (options_.registry_allow_cidrs) {
+      std::vector<IpPrefix> allow;
+      for (const auto& c : *options_.registry_allow_cidrs) {
+        PLFM_ASSIGN_OR_RETURN(IpPrefix p, parseIpPrefix(c));
+        allow.push_back(p);
+      }
+      ro.address_allow = std::move(allow);
+    }
     if (!options_.credentials_file.empty()) {
       PLFM_ASSIGN_OR_RETURN(auto creds, loadCredentialsFile(options_.credentials_file));
       ro.credentials = findCredentials(creds, ref.registry);

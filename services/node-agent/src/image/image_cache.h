@@ -53,7 +53,15 @@ struct CacheOptions {
   int parallel_downloads = 3;                    // layers fetched at once
   std::string credentials_file;                  // Docker config.json shape; empty: anonymous
   std::vector<std::string> insecure_registries;  // plain http (loopback always is)
-  const Clock* clock = nullptr;                  // stamps last use; nullptr: the real clock
+  // Image references are tenant input (docs/security.md). When set, a
+  // registry is reached only at public unicast addresses or inside these
+  // prefixes ("127.0.0.1/32"), checked after DNS and on every redirect
+  // (address_policy.h). nullopt: any address (tests, `image pull`).
+  std::optional<std::vector<std::string>> registry_allow_cidrs;
+  // `oci:DIR` references read a directory on this host: only the operator
+  // (or a test) may name one, never a release. The agent turns this off.
+  bool allow_oci_layout = true;
+  const Clock* clock = nullptr;  // stamps last use; nullptr: the real clock
   // Where layers are unpacked before mkfs copies them into the ext4. The tree
   // is transient, so a tmpfs saves the disk a write and an unlink of every
   // file. Empty: /dev/shm when it is a tmpfs with room for the image (5x its

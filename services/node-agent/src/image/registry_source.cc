@@ -1,6 +1,7 @@
 #include "image/registry_source.h"
 
 #include <curl/curl.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <map>
@@ -8,6 +9,7 @@
 
 #include "image/json_util.h"
 #include "image/media_types.h"
+#include "image/path_safety.h"
 #include "plfm/core/json.h"
 #include "plfm/core/log.h"
 #include "plfm/core/redact.h"
@@ -134,8 +136,28 @@ size_t onBody(char* data, size_t size, size_t nmemb, void* user) {
   return len;
 }
 
+// Refuses, before connecting, any address the policy does not allow; the
+// first one refused is kept for the error.
+struct SocketGuard {
+  const std::vector<IpPrefix>* allow = nullptr;
+  std::string refused;
+};
+
+curl_socket_t openSocket(void* clientp, curlsocktype purpose, curl_sockaddr* address) {
+  auto* g = static_cast<SocketGuard*>(clientp);
+  IpAddress a;
+  const bool ip = fromSockaddr(&address->addr, a);
+  if (purpose != CURLSOCKTYPE_IPCXN || !ip || !registryAddressAllowed(a, *g->allow)) {
+    if (g->refused.empty()) g->refused = ip ? a.str() : "a non-IP address";
+    return CURL_SOCKET_BAD;
+  }
+  return ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
+
 Error httpError(const Exchange& ex, const std::string& what) {
-  std::string detail = std::string(trim(ex.body.substr(0, 300)));
+  // A registry's error body is the registry's (or a tenant's) text: a short,
+  // escaped excerpt only.
+  std::string detail = printable(trim(ex.body.substr(0, 200)), 200);
   std::string msg = what + ": registry answered HTTP " + std::to_string(ex.status) +
                     (detail.empty() ? "" : " (" + detail + ")");
   std::string_view code = errc::kInternal;
@@ -222,6 +244,12 @@ struct RegistrySource::Impl {
       curl_easy_setopt(curl, CURLOPT_USERNAME, options.credentials->username.c_str());
       curl_easy_setopt(curl, CURLOPT_PASSWORD, options.credentials->password.c_str());
     }
+    SocketGuard guard;
+    if (options.address_allow) {
+      guard.allow = &*options.address_allow;
+      curl_easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION, openSocket);
+      curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, &guard);
+    }
     if (call.writer != nullptr && call.writer->offset() > 0) {
       curl_easy_setopt(curl, CURLOPT_RESUME_FROM_LARGE,
                        static_cast<curl_off_t>(call.writer->offset()));
@@ -233,6 +261,13 @@ struct RegistrySource::Impl {
     if (rc == CURLE_WRITE_ERROR && ex.body_overflow) {
       return Error("image.limit_exceeded", "response from " + describeUrl(call.url) + " exceeds " +
                                                std::to_string(call.body_limit) + " bytes");
+    }
+    if (rc != CURLE_OK && !guard.refused.empty()) {
+      return Error("image.registry_refused",
+                   "refused to connect to " + guard.refused + " for " + describeUrl(call.url) +
+                       ": not a public address; the operator may allow it with "
+                       "--registry-allow-cidr")
+          .with("address", guard.refused);
     }
     if (rc != CURLE_OK) {
       const std::string_view code =

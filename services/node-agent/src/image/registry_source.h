@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "image/address_policy.h"
 #include "image/image_ref.h"
 #include "image/image_source.h"
 #include "image/registry_auth.h"
@@ -32,6 +33,11 @@ struct RegistryOptions {
   // A transfer slower than 1 KiB/s for this long is aborted (and retried).
   std::chrono::seconds stall_timeout{30};
   std::chrono::seconds manifest_timeout{60};
+  // When set, every connection (after DNS, and on every redirect and token
+  // realm) must go to a public unicast address or one inside these prefixes
+  // (address_policy.h); others fail with image.registry_refused. nullopt: no
+  // check (tests, the operator's own `image pull`).
+  std::optional<std::vector<IpPrefix>> address_allow;
 };
 
 class RegistrySource final : public ImageSource {

@@ -279,7 +279,9 @@ TEST_F(AgentE2e, KillNineAtRandomPointsLeavesExactlyOneVmAndRestartsAdoptIt) {
       // The agent builds the initramfs itself here.
       "--kernel-dir", std::filesystem::path(opts_.kernel).parent_path().string(), "--vt-init",
       PLFM_VT_INIT_BIN, "--image-cache", opts_.image_cache_dir, "--scratch-mb", "64", "--accel",
-      "tcg", "--shutdown-grace-ms", "3000", "--log-file", state_->file("agent.log")};
+      "tcg", "--shutdown-grace-ms", "3000", "--log-file", state_->file("agent.log"),
+      // The test registry is on loopback, which the daemon refuses by default.
+      "--registry-allow-cidr", "127.0.0.0/8"};
   auto record = [&]() -> json {
     auto text = readFile(state_->path() + "/instances/" + id + ".json");
     json j = text ? json::parse(*text, nullptr, false) : json();
