@@ -223,6 +223,8 @@ Result<ImageCache::Staging> ImageCache::makeStaging(const ImageManifest& manifes
   Staging out;
   out.limits = options_.limits;
   if (!options_.staging_dir.empty()) {
+    // The operator's choice; mkdtemp inside it is safe even in a shared /tmp.
+    PLFM_TRY(mkdirs(options_.staging_dir));
     PLFM_ASSIGN_OR_RETURN(out.dir, makeTempDir(options_.staging_dir, prefix));
     return out;
   }
