@@ -42,11 +42,11 @@ json spec(const agent::testing::AgentWorld& w, const std::string& id, int n,
       {"instance_id", id},
       {"generation", 1},
       {"desired", "run"},
-      {"org_id", "org_b"},
-      {"app_id", "app_b"},
-      {"env_id", "env_b"},
+      {"org_id", "org_0bench00000000000000000000"},
+      {"app_id", "app_0bench00000000000000000000"},
+      {"env_id", "env_0bench00000000000000000000"},
       {"process_type", "web"},
-      {"release_id", "rel_b"},
+      {"release_id", "rel_0bench00000000000000000000"},
       {"deploy_id", nullptr},
       {"image", {{"ref", w.image_ref}, {"digest", w.image_digest}}},
       {"command", json::array()},
@@ -159,7 +159,7 @@ int main(int argc, char** argv) {
   std::string accel;
   for (int i = 0; i <= boots; ++i) {
     char id[40];
-    std::snprintf(id, sizeof id, "inst_bench%016d", i);
+    std::snprintf(id, sizeof id, "inst_0bench%020d", i);
     bench.plan(json::array({spec(**world, id, i, "sleep")}));
     auto s = waitFor(*a, id, agent::Phase::kRunning, 120s);
     if (!s || s->phase != agent::Phase::kRunning) {
@@ -202,7 +202,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> ids;
   for (int i = 0; i < idle; ++i) {
     char id[40];
-    std::snprintf(id, sizeof id, "inst_idle%017d", i);
+    std::snprintf(id, sizeof id, "inst_01d1e%021d", i);
     ids.emplace_back(id);
     instances.push_back(spec(**world, id, 100 + i, "sleep"));
   }

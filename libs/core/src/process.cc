@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -205,8 +206,26 @@ Result<std::string> readFile(const std::string& path) {
   return ss.str();
 }
 
+Result<void> fsyncPath(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errnoError("open " + path, errno);
+  const int r = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (r != 0) return errnoError("fsync " + path, err);
+  return ok();
+}
+
+Result<void> fsyncParentDir(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return fsyncPath(slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash));
+}
+
 Result<void> writeFileAtomic(const std::string& path, std::string_view data, mode_t mode) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  // Unique per call, so threads of one process writing the same path never
+  // share (and truncate) each other's temp file.
+  static std::atomic<uint64_t> counter{0};
+  std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return errnoError("create " + tmp, errno);
   size_t off = 0;
@@ -233,7 +252,9 @@ Result<void> writeFileAtomic(const std::string& path, std::string_view data, mod
     ::unlink(tmp.c_str());
     return errnoError("rename to " + path, err);
   }
-  return ok();
+  // The rename lives in the directory: without this, a power loss can leave
+  // the old file (or none) although the call succeeded.
+  return fsyncParentDir(path);
 }
 
 std::string tailFile(const std::string& path, size_t max_lines) {

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "image/fs_util.h"
+#include "image/image_cache.h"
 #include "image_test_env.h"
 #include "plfm/core/clock.h"
 #include "plfm/core/json.h"
@@ -43,14 +44,14 @@ class ImageCacheTest : public ::testing::Test {
     argv.insert(argv.end(), extra.begin(), extra.end());
     return spawn(argv, so);
   }
-  // What a pull by `pid` leaves when killed: staging trees (plfm-stage-PID-N)
-  // in /dev/shm, CACHE/tmp or `staging`, and scratch directories and
+  // What a pull by `pid` leaves when killed: staging trees (plfm-stage-PID-X)
+  // in /dev/shm's private parent, CACHE/tmp or `staging`, and scratch directories and
   // half-built images (scratch-PID-N, rootfs-PID-N.ext4) in CACHE/tmp.
   static std::vector<std::string> leftoversOf(pid_t pid, const std::string& cache,
                                               const std::string& staging = "") {
     std::vector<std::string> out;
     const std::string tag = "-" + std::to_string(pid) + "-";
-    for (const std::string& d : {std::string("/dev/shm"), cache + "/tmp", staging}) {
+    for (const std::string& d : {shmStagingParent(), cache + "/tmp", staging}) {
       std::error_code ec;
       if (d.empty()) continue;
       for (const auto& e : std::filesystem::directory_iterator(d, ec)) {

@@ -10,6 +10,7 @@
 
 #include "agent/instance_worker.h"
 #include "agent/log_endpoint.h"
+#include "agent/workload_check.h"
 #include "netdev/tap.h"
 #include "plfm/core/log.h"
 #include "plfm/core/process.h"
@@ -273,16 +274,54 @@ void Agent::adoptOrClean() {
 }
 
 void Agent::applyPlan(const NodePlan& plan) {
-  std::lock_guard lock(mu_);
-  if (stopping_) return;
+  std::vector<std::pair<RefusedInstance, std::string>> refusals;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    refusals = convergeLocked(plan);
+  }
+  // Outside mu_: a report is a network call.
+  for (const auto& [who, why] : refusals) {
+    StatusReport r;
+    r.generation = who.generation;
+    r.seq = 1;
+    r.phase = "failed";
+    r.reason = why;
+    if (sendReport(who.instance_id, r)) {
+      std::lock_guard lock(mu_);
+      refused_[who.instance_id] = who.generation;
+    }
+  }
+}
+
+std::vector<std::pair<RefusedInstance, std::string>> Agent::convergeLocked(const NodePlan& plan) {
+  std::vector<std::pair<RefusedInstance, std::string>> refusals;
   std::set<std::string> listed;
   for (const auto& spec : plan.instances) {
     auto w = Workload::fromJson(spec);
     if (!w) {
-      log::error("ignoring a bad WorkloadSpec", {{"error", w.error().toString()}});
+      // Only this instance is refused; the rest of the plan runs.
+      metrics_.counter("plfm_agent_plan_refused_total", "WorkloadSpecs refused at the edge").inc();
+      auto who = refusedInstance(spec);
+      if (!who) {
+        log::error("ignoring a WorkloadSpec with no valid instance_id and generation",
+                   {{"error", w.error().toString()}});
+        continue;
+      }
+      listed.insert(who->instance_id);  // a bad update never removes a running instance
+      if (workers_.count(who->instance_id) != 0) {
+        log::error("ignoring an invalid update; the instance keeps its last valid spec",
+                   {{"instance_id", who->instance_id}, {"error", w.error().toString()}});
+      } else if (auto it = refused_.find(who->instance_id);
+                 it == refused_.end() || it->second != who->generation) {
+        log::error("refusing an invalid WorkloadSpec",
+                   {{"instance_id", who->instance_id}, {"error", w.error().toString()}});
+        refusals.emplace_back(*who, w.error().message());
+      }
       continue;
     }
     listed.insert(w->instance_id);
+    refused_.erase(w->instance_id);
     auto it = workers_.find(w->instance_id);
     if (it != workers_.end()) {
       it->second->update(*w);
@@ -304,8 +343,10 @@ void Agent::applyPlan(const NodePlan& plan) {
     if (listed.count(it->first) == 0) it->second->remove();
     ++it;
   }
+  std::erase_if(refused_, [&](const auto& r) { return listed.count(r.first) == 0; });
   metrics_.gauge("plfm_agent_plan_version", "The NodePlan version converged on")
       .set(static_cast<double>(plan.version));
+  return refusals;
 }
 
 Result<std::string> Agent::scratchTemplate() {

@@ -32,8 +32,10 @@
 #include <thread>
 
 #include "agent/cp_client.h"
+#include "agent/guest_channel.h"
 #include "agent/guest_config.h"
 #include "agent/instance_record.h"
+#include "agent/workload_check.h"
 #include "image/image_cache.h"
 #include "plfm/core/metrics.h"
 #include "plfm/core/result.h"
@@ -69,6 +71,9 @@ struct AgentOptions {
   std::chrono::seconds plan_wait{30};
   std::chrono::milliseconds boot_timeout{90'000};  // VMM start to READY
   uint32_t shutdown_grace_ms = 10'000;
+  // How long one send to a guest may wait for it to read; past it the VM is
+  // killed and reported failed ("channel stalled").
+  std::chrono::milliseconds channel_send_timeout = GuestChannel::kSendTimeout;
   bool stop_instances_on_exit = false;
   uint64_t log_max_bytes = uint64_t{8} << 20;
   // /healthz, /metrics, /v1/instances and the log endpoint (log_endpoint.h),
@@ -143,6 +148,9 @@ class Agent {
  private:
   Result<void> loadOrEnroll();
   void adoptOrClean();
+  // applyPlan under mu_: the specs refused at the edge that still need a
+  // failed report, with their reasons.
+  std::vector<std::pair<RefusedInstance, std::string>> convergeLocked(const NodePlan& plan);
   void planLoop();
   void heartbeatLoop();
   Result<void> startHttp();
@@ -158,6 +166,7 @@ class Agent {
 
   mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<InstanceWorker>> workers_;
+  std::map<std::string, int> refused_;  // guarded by mu_: instance -> generation reported failed
   std::atomic<bool> stopping_{false};
   std::condition_variable wake_;
   std::thread plan_thread_;

@@ -76,14 +76,39 @@ Result<std::optional<guest_proto::Frame>> GuestChannel::read(std::chrono::millis
   }
 }
 
-Result<void> GuestChannel::send(const std::string& bytes) {
+Result<void> GuestChannel::send(const std::string& bytes, std::chrono::milliseconds timeout) {
   if (fd_ < 0) return Error("agent.channel_closed", "host channel is not connected");
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   size_t off = 0;
   while (off < bytes.size()) {
-    ssize_t n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    // Never block in send(): a full socket buffer means the guest (or its
+    // VMM) is not reading, and only the deadline may decide how long to wait.
+    ssize_t n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      off += static_cast<size_t>(n);
+      continue;
+    }
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return errnoError("send on host channel", errno);
-    off += static_cast<size_t>(n);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      return errnoError("send on host channel", errno);
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    int r = 0;
+    if (left.count() > 0) {
+      pollfd p{fd_, POLLOUT, 0};
+      r = ::poll(&p, 1, static_cast<int>(left.count()));
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) return errnoError("poll", errno);
+    }
+    if (r == 0) {
+      // The stream may now end inside a frame: it cannot be used again.
+      close();
+      return Error(std::string(kChannelStalled), "channel stalled")
+          .with("sent_bytes", std::to_string(off))
+          .with("frame_bytes", std::to_string(bytes.size()))
+          .with("timeout_ms", std::to_string(timeout.count()));
+    }
   }
   return ok();
 }

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "plfm/core/result.h"
 #include "plfm/guest_proto/guest_proto.h"
@@ -13,8 +14,15 @@
 
 namespace plfm::agent {
 
+// Error code of a send that missed its deadline.
+inline constexpr std::string_view kChannelStalled = "agent.channel_stalled";
+
 class GuestChannel {
  public:
+  // A frame is at most a few hundred KiB (CONFIG); a guest that reads its
+  // channel takes it in milliseconds, even under TCG.
+  static constexpr std::chrono::milliseconds kSendTimeout{5000};
+
   GuestChannel() = default;
   ~GuestChannel();
   GuestChannel(GuestChannel&& o) noexcept;
@@ -30,7 +38,15 @@ class GuestChannel {
   // A closed connection is agent.channel_closed; a broken stream is
   // agent.channel_protocol.
   [[nodiscard]] Result<std::optional<guest_proto::Frame>> read(std::chrono::milliseconds timeout);
-  [[nodiscard]] Result<void> send(const std::string& frame_bytes);
+  // Writes one or more whole frames within `timeout`. A guest that stops
+  // reading cannot hold the caller: past the deadline the channel is closed
+  // (a frame may be half sent) and the error is agent.channel_stalled, and
+  // the caller kills the VM (docs/specs/runtime/host-channel.md).
+  [[nodiscard]] Result<void> send(const std::string& frame_bytes,
+                                  std::chrono::milliseconds timeout = kSendTimeout);
+
+  // Takes ownership of a connected stream socket (tests: a socketpair end).
+  [[nodiscard]] static GuestChannel adopt(int fd) { return GuestChannel(fd); }
 
   [[nodiscard]] bool connected() const { return fd_ >= 0; }
   void close();

@@ -4,6 +4,7 @@
 #include <ctime>
 #include <filesystem>
 
+#include "agent/workload_check.h"
 #include "plfm/core/log.h"
 #include "plfm/core/process.h"
 
@@ -63,9 +64,10 @@ Result<Workload> Workload::fromJson(const json& spec) {
       }
     }
     if (w.desired != "run" && w.desired != "drain" && w.desired != "stop") {
-      return Error(errc::kInvalidArgument, "unknown desired state '" + w.desired + "'")
-          .with("instance_id", w.instance_id);
+      return Error(errc::kInvalidArgument,
+                   "invalid WorkloadSpec: unknown desired state '" + shownValue(w.desired) + "'");
     }
+    PLFM_TRY(checkWorkload(w));
     return w;
   } catch (const json::exception& e) {
     return Error(errc::kInvalidArgument, std::string("bad WorkloadSpec: ") + e.what());

@@ -214,6 +214,7 @@ bool InstanceWorker::absorbUpdates() {
       rec_ = std::move(fresh);
       plan_seen_ = Steady::now();
       exit_seen_ = false;
+      stalled_ = false;
       boot_error_.clear();
       shutdown_sent_.reset();
       powerdown_sent_ = false;
@@ -453,7 +454,8 @@ Result<void> InstanceWorker::boot() {
     }
     {
       std::lock_guard lock(mu_);
-      if (stopWanted()) break;  // supervise() stops it
+      // supervise() stops it, or leaves it running when the agent stops.
+      if (stopWanted() || agent_.stopping()) break;
     }
     auto frame = channel_.read(kTick);
     if (!frame) {
@@ -473,7 +475,7 @@ Result<void> InstanceWorker::boot() {
         std::lock_guard lock(mu_);
         rec_.timings.hello_ms = msSince(vmm_started_);
       }
-      PLFM_TRY(channel_.send(config_frame));
+      PLFM_TRY(sendToGuest(config_frame));
       config_sent = true;
       continue;
     }
@@ -492,6 +494,7 @@ Result<void> InstanceWorker::boot() {
       break;
     }
     handleFrame(**frame);
+    if (stalled_) return Error(std::string(kChannelStalled), "channel stalled");
     if (exit_seen_ || !boot_error_.empty()) break;
   }
   return ok();
@@ -540,12 +543,27 @@ void InstanceWorker::handleFrame(const gp::Frame& frame) {
       break;
     }
     case gp::FrameType::kPing: {
-      if (auto p = gp::decodePing(frame.payload)) (void)channel_.send(gp::encodePong(*p));
+      if (auto p = gp::decodePing(frame.payload)) (void)sendToGuest(gp::encodePong(*p));
       break;
     }
     default:
       break;
   }
+}
+
+Result<void> InstanceWorker::sendToGuest(const std::string& frame) {
+  auto sent = channel_.send(frame, agent_.options().channel_send_timeout);
+  if (!sent && sent.error().is(kChannelStalled) && !stalled_) {
+    // The guest stopped reading (or floods us and never drains its side):
+    // it must not hold this worker, so the VM is killed and reported failed.
+    stalled_ = true;
+    log::warn("host channel stalled; killing the VM",
+              {{"instance_id", rec_.workload.instance_id}, {"error", sent.error().toString()}});
+    agent_.metricsRegistry()
+        .counter("plfm_agent_channel_stalls_total", "Host channel sends that missed their deadline")
+        .inc();
+  }
+  return sent;
 }
 
 void InstanceWorker::runHealthCheck() {
@@ -623,7 +641,7 @@ void InstanceWorker::supervise() {
       if (rec_.phase != Phase::kStopping) setPhase(Phase::kStopping);
       if (draining) report("draining");
       shutdown_sent_ = Steady::now();
-      if (!channel_.connected() || !channel_.send(gp::encode(gp::Shutdown{grace}))) {
+      if (!channel_.connected() || !sendToGuest(gp::encode(gp::Shutdown{grace}))) {
         (void)agent_.runtime().requestStop(vm);
         powerdown_sent_ = true;
       }
@@ -638,14 +656,14 @@ void InstanceWorker::supervise() {
         (void)agent_.runtime().kill(vm);
       }
     }
-    if (!agent_.runtime().alive(vm)) break;
+    if (!agent_.runtime().alive(vm) || stalled_) break;
     if (!channel_.connected()) {
       auto c = GuestChannel::connect(vm, milliseconds(200));
       if (c) {
         // A new connection (an adopted VM, or after a channel error): STATUS
         // makes vt-init say where it is (READY again, or EXIT).
         channel_ = std::move(*c);
-        (void)channel_.send(gp::encodeStatus());
+        (void)sendToGuest(gp::encodeStatus());
       } else {
         sleepFor(kTick);
       }
@@ -668,6 +686,10 @@ void InstanceWorker::supervise() {
   }
   log_->flush();
   bool stop_requested = shutdown_sent_.has_value();
+  if (stalled_ && !stop_requested) {
+    finish(Phase::kFailed, "failed", "channel stalled");
+    return;
+  }
   if (exit_seen_ && !stop_requested) {
     std::string reason;
     std::optional<int> code;

@@ -46,6 +46,8 @@ class InstanceWorker {
   [[nodiscard]] Result<void> boot();
   void supervise();
   void handleFrame(const guest_proto::Frame& frame);
+  // channel_.send with the agent's deadline; a stall sets stalled_.
+  [[nodiscard]] Result<void> sendToGuest(const std::string& frame);
   // Registers the values of a secrets file with the instance log's mask.
   [[nodiscard]] Result<void> maskSecrets(const std::string& file);
   void runHealthCheck();
@@ -77,6 +79,7 @@ class InstanceWorker {
   std::optional<SteadyTime> shutdown_sent_;
   bool powerdown_sent_ = false;
   bool exit_seen_ = false;
+  bool stalled_ = false;  // a send to the guest missed its deadline: kill the VM
   bool masked_ = false;
   std::string boot_error_;
   std::optional<StatusReport> unsent_;

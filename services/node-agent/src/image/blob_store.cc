@@ -206,6 +206,7 @@ Result<BlobFetchStats> BlobStore::ensure(const Descriptor& desc, ImageSource& so
   if (::rename(partial.c_str(), path(desc.digest).c_str()) != 0) {
     return errnoError("rename " + partial, errno);
   }
+  if (policy.fsync) PLFM_TRY(fsyncParentDir(path(desc.digest)));
   return stats;
 }
 

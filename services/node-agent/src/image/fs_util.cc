@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <filesystem>
 
 #include "plfm/core/process.h"
@@ -70,16 +71,6 @@ Result<FileLock> FileLock::tryAcquire(const std::string& path, Mode mode) {
   return FileLock(fd);
 }
 
-Result<void> fsyncPath(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errnoError("open " + path, errno);
-  const int r = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  if (r != 0) return errnoError("fsync " + path, err);
-  return ok();
-}
-
 namespace {
 // Copies [off, off + len) of `in` to the same offset of `out`.
 Result<void> copyRange(int in, int out, off_t off, off_t len, const std::string& what) {
@@ -138,6 +129,35 @@ Result<void> mkdirs(const std::string& path) {
   return ok();
 }
 
+Result<void> ensurePrivateDir(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return errnoError("create directory " + dir, errno);
+  }
+  auto unsafe = [&](const std::string& why) {
+    return Error("image.unsafe_dir", dir + " " + why + "; refusing to stage images in it")
+        .with("path", dir);
+  };
+  // O_NOFOLLOW: a symlink planted at the name is refused, never followed.
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) return unsafe("is not a directory");
+  if (fd < 0) return errnoError("open " + dir, errno);
+  struct stat st {};
+  const int r = ::fstat(fd, &st);
+  ::close(fd);
+  if (r != 0) return errnoError("stat " + dir, errno);
+  if (st.st_uid != ::geteuid()) {
+    return unsafe("belongs to uid " + std::to_string(st.st_uid) + ", not to us");
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) return unsafe("is writable by group or others");
+  return ok();
+}
+
+Result<std::string> makeTempDir(const std::string& parent, const std::string& prefix) {
+  std::string tmpl = parent + "/" + prefix + "XXXXXX";
+  if (::mkdtemp(tmpl.data()) == nullptr) return errnoError("mkdtemp in " + parent, errno);
+  return tmpl;
+}
+
 Result<void> removeAll(const std::string& path) {
   std::error_code ec;
   std::filesystem::remove_all(path, ec);
@@ -172,16 +192,9 @@ bool pathExists(const std::string& path) {
 }
 
 Result<void> writeFileAtomicUnique(const std::string& path, std::string_view data) {
-  static std::atomic<uint64_t> counter{0};
-  const std::string tmp =
-      path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-  PLFM_TRY(writeFileAtomic(tmp, data));
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    return errnoError("rename to " + path, err);
-  }
-  return ok();
+  // plfm::writeFileAtomic names its temp file uniquely per call and fsyncs
+  // the directory after the rename.
+  return writeFileAtomic(path, data);
 }
 
 Result<void> writeAll(int fd, const char* data, size_t len, const std::string& what) {

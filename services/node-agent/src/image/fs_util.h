@@ -1,6 +1,7 @@
 // Small POSIX file helpers for the node agent and its image cache: an owned
 // descriptor, advisory file locks (flock) shared between threads and
-// processes, fsync of files and directories, sparse copies and tree removal.
+// processes, sparse copies, private directories and tree removal (fsync:
+// plfm/core/process.h).
 #pragma once
 
 #include <sys/types.h>
@@ -53,7 +54,6 @@ class FileLock {
   int fd_ = -1;
 };
 
-[[nodiscard]] Result<void> fsyncPath(const std::string& path);
 [[nodiscard]] Result<void> mkdirs(const std::string& path);
 // Removes a file or a whole tree; a missing path is fine.
 [[nodiscard]] Result<void> removeAll(const std::string& path);
@@ -63,9 +63,17 @@ class FileLock {
 [[nodiscard]] bool pathExists(const std::string& path);
 // st_size of a file; 0 when missing.
 [[nodiscard]] uint64_t fileSize(const std::string& path);
-// Like plfm::writeFileAtomic, but the temp file name is unique per call, so
-// threads of one process may write the same path at once (last rename wins,
-// and every version is whole).
+// Creates `dir` (mode 0700) when missing, then checks that it is private: a
+// directory and not a symlink, owned by our effective uid, and not writable
+// by group or others. For the parent of staging trees on a shared tmpfs,
+// where any local user can create a name first. image.unsafe_dir otherwise.
+[[nodiscard]] Result<void> ensurePrivateDir(const std::string& dir);
+// A new directory "<parent>/<prefix>XXXXXX" (mode 0700, random suffix, made
+// by mkdtemp so it never reuses or follows an existing name).
+[[nodiscard]] Result<std::string> makeTempDir(const std::string& parent, const std::string& prefix);
+// plfm::writeFileAtomic with mode 0644: its temp file name is unique per
+// call, so threads of one process may write the same path at once (last
+// rename wins, and every version is whole).
 [[nodiscard]] Result<void> writeFileAtomicUnique(const std::string& path, std::string_view data);
 // Copies file `from` to a new file `to` (mode `mode`; an existing `to` is
 // replaced) keeping its holes: a reflink where the filesystem can, else only

@@ -192,7 +192,9 @@ Result<ImageCache> ImageCache::open(std::string dir, CacheOptions options) {
   // Leftovers of processes that died mid-pull (kill -9): staging trees and
   // half-built images go; partial downloads stay, to be resumed.
   removeDeadLeftovers(dir + "/tmp", "");
-  removeDeadLeftovers(kShm, "plfm-stage-");
+  // Only inside our own private parent: entries a local user planted
+  // directly in /dev/shm are not ours to remove (or to follow).
+  if (ensurePrivateDir(shmStagingParent())) removeDeadLeftovers(shmStagingParent(), "plfm-stage-");
   if (!options.staging_dir.empty()) removeDeadLeftovers(options.staging_dir, "plfm-stage-");
   options.limits.max_layer_bytes =
       std::min(options.limits.max_layer_bytes, options.fetch.max_blob_bytes);
@@ -211,20 +213,51 @@ std::string ImageCache::tmpName(std::string_view what) const {
          std::to_string(g_tmp_counter++);
 }
 
-std::string ImageCache::stagingDir(const ImageManifest& manifest) const {
-  const std::string name =
-      "plfm-stage-" + std::to_string(::getpid()) + "-" + std::to_string(g_tmp_counter++);
-  if (!options_.staging_dir.empty()) return options_.staging_dir + "/" + name;
+Result<ImageCache::Staging> ImageCache::makeStaging(const ImageManifest& manifest,
+                                                    bool allow_shm) const {
+  // Named by mkdtemp (0700, random suffix) inside a directory only we can
+  // write: a local user can neither predict the name nor plant a symlink or
+  // a tree of their own where the layers are unpacked. The pid in the name
+  // lets a later start remove what a killed pull left.
+  const std::string prefix = "plfm-stage-" + std::to_string(::getpid()) + "-";
+  Staging out;
+  out.limits = options_.limits;
+  if (!options_.staging_dir.empty()) {
+    // The operator's choice; mkdtemp inside it is safe even in a shared /tmp.
+    PLFM_TRY(mkdirs(options_.staging_dir));
+    PLFM_ASSIGN_OR_RETURN(out.dir, makeTempDir(options_.staging_dir, prefix));
+    return out;
+  }
   uint64_t compressed = 0;
   for (const auto& l : manifest.layers) compressed += static_cast<uint64_t>(l.size);
   struct statfs fs {};
-  if (::statfs(kShm, &fs) == 0 && fs.f_type == TMPFS_MAGIC) {
+  if (allow_shm && ::statfs(kShm, &fs) == 0 && fs.f_type == TMPFS_MAGIC) {
+    // At most half of the tmpfs's free space, less a reserve. The layers'
+    // declared sizes must fit; the unpacked size is measured while
+    // unpacking (max_image_unpacked_bytes), and a pull that outgrows the
+    // room starts over on disk.
     const uint64_t free_bytes =
         static_cast<uint64_t>(fs.f_bavail) * static_cast<uint64_t>(fs.f_bsize);
-    if (compressed * 5 + (uint64_t{64} << 20) <= free_bytes / 2)
-      return std::string(kShm) + "/" + name;
+    const uint64_t reserve = uint64_t{64} << 20;
+    const uint64_t room = free_bytes / 2 > reserve ? free_bytes / 2 - reserve : 0;
+    if (compressed < room) {
+      const std::string parent = shmStagingParent();
+      if (auto safe = ensurePrivateDir(parent); !safe) {
+        log::warn("not staging images in /dev/shm", {{"error", safe.error().toString()}});
+      } else if (auto dir = makeTempDir(parent, prefix)) {
+        out.dir = std::move(*dir);
+        out.on_shm = true;
+        out.limits.max_image_unpacked_bytes = std::min(out.limits.max_image_unpacked_bytes, room);
+        return out;
+      }
+    }
   }
-  return dir_ + "/tmp/" + name;
+  PLFM_ASSIGN_OR_RETURN(out.dir, makeTempDir(dir_ + "/tmp", prefix));
+  return out;
+}
+
+std::string shmStagingParent() {
+  return std::string(kShm) + "/plfm-stage." + std::to_string(::geteuid());
 }
 
 void ImageCache::touch(const Digest& d) const {
@@ -425,18 +458,20 @@ Result<RootfsStats> ImageCache::buildRootfs(const Digest& md, const ImageManifes
     *was_cached = true;
     return RootfsStats{};
   }
-  const std::string stage = stagingDir(manifest);
+  PLFM_ASSIGN_OR_RETURN(Staging staging, makeStaging(manifest, true));
   const std::string scratch = tmpName("scratch");
   const std::string out_tmp = tmpName("rootfs") + ".ext4";
-  PLFM_TRY(mkdirs(stage));
-  PLFM_TRY(mkdirs(scratch));
   auto cleanup = [&] {
-    (void)removeAll(stage);
+    (void)removeAll(staging.dir);
     (void)removeAll(scratch);
     ::unlink(out_tmp.c_str());
   };
-  auto run = [&]() -> Result<RootfsStats> {
-    LayerApplier applier(stage, options_.limits);
+  if (auto made = mkdirs(scratch); !made) {
+    cleanup();
+    return made.error();
+  }
+  auto run = [&](const std::string& stage, const UnpackLimits& limits) -> Result<RootfsStats> {
+    LayerApplier applier(stage, limits);
     for (size_t i = 0; i < manifest.layers.size(); ++i) {
       PLFM_TRY(wait_layer(i));
       const Descriptor& l = manifest.layers[i];
@@ -467,6 +502,7 @@ Result<RootfsStats> ImageCache::buildRootfs(const Digest& md, const ImageManifes
     if (::rename(out_tmp.c_str(), rootfsPath(md).c_str()) != 0) {
       return errnoError("rename rootfs into place", errno);
     }
+    if (options_.fetch.fsync) PLFM_TRY(fsyncParentDir(rootfsPath(md)));
     if (progress) {
       PullEvent ev;
       ev.kind = PullEvent::Kind::kRootfsBuilt;
@@ -477,7 +513,22 @@ Result<RootfsStats> ImageCache::buildRootfs(const Digest& md, const ImageManifes
     }
     return rs;
   };
-  auto r = run();
+  auto r = run(staging.dir, staging.limits);
+  if (!r && staging.on_shm && r.error().is("image.limit_exceeded") &&
+      r.error().detail("limit") == "max_image_unpacked_bytes" &&
+      staging.limits.max_image_unpacked_bytes < options_.limits.max_image_unpacked_bytes) {
+    // Measured while unpacking: larger than the tmpfs has room for.
+    log::info("image outgrew the tmpfs staging room; unpacking again on disk",
+              {{"digest", md.str()}, {"room", staging.limits.max_image_unpacked_bytes}});
+    (void)removeAll(staging.dir);
+    auto disk = makeStaging(manifest, false);
+    if (!disk) {
+      cleanup();
+      return disk.error();
+    }
+    staging = std::move(*disk);
+    r = run(staging.dir, staging.limits);
+  }
   cleanup();
   return r;
 }

@@ -64,8 +64,11 @@ struct CacheOptions {
   const Clock* clock = nullptr;  // stamps last use; nullptr: the real clock
   // Where layers are unpacked before mkfs copies them into the ext4. The tree
   // is transient, so a tmpfs saves the disk a write and an unlink of every
-  // file. Empty: /dev/shm when it is a tmpfs with room for the image (5x its
-  // compressed size, at most half its free space), else CACHE/tmp.
+  // file. Empty: a private directory in /dev/shm (shmStagingParent(), 0700)
+  // when it is a tmpfs whose room (half its free space, less 64 MiB) holds
+  // the layers' declared sizes; the unpacked size is then capped at that room
+  // while unpacking, and an image that outgrows it is unpacked again in
+  // CACHE/tmp. Each pull stages in a fresh mkdtemp directory (0700).
   std::string staging_dir;
 };
 
@@ -185,11 +188,23 @@ class ImageCache {
                            const ImageManifest& manifest, const std::string& ref) const;
   void touch(const Digest& manifest_digest) const;
   [[nodiscard]] std::string tmpName(std::string_view what) const;
-  [[nodiscard]] std::string stagingDir(const ImageManifest& manifest) const;
+  // Where layers are unpacked: a fresh private directory, with the unpack
+  // limits for it (a tmpfs caps the image's uncompressed size at its room).
+  struct Staging {
+    std::string dir;
+    bool on_shm = false;
+    UnpackLimits limits;
+  };
+  [[nodiscard]] Result<Staging> makeStaging(const ImageManifest& manifest, bool allow_shm) const;
 
   std::string dir_;
   CacheOptions options_;
   BlobStore blobs_;
 };
+
+// The parent of staging trees on /dev/shm: /dev/shm/plfm-stage.<euid>,
+// created 0700 and used only while it is a directory we own that nobody else
+// can write (ensurePrivateDir).
+[[nodiscard]] std::string shmStagingParent();
 
 }  // namespace plfm::image

@@ -58,6 +58,7 @@ std::vector<std::pair<std::string, std::string>> FirecrackerRuntime::apiCalls(
 }
 
 Result<VmHandle> FirecrackerRuntime::start(const VmSpec& spec) {
+  PLFM_TRY(checkVmSpec(spec));
   std::error_code ec;
   fs::create_directories(spec.run_dir, ec);
   if (ec) return Error(errc::kIo, "creating " + spec.run_dir + ": " + ec.message());

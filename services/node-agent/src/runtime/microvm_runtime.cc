@@ -1,5 +1,6 @@
 #include "runtime/microvm_runtime.h"
 
+#include <algorithm>
 #include <csignal>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -52,6 +53,47 @@ uint64_t processStartTime(pid_t pid) {
   uint64_t start = 0;
   fields >> start;  // field 22
   return start;
+}
+
+namespace {
+
+bool optionSafe(std::string_view v) {
+  return std::all_of(v.begin(), v.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u >= 0x20 && u != 0x7f && c != ',';
+  });
+}
+
+bool plainName(std::string_view v) {
+  return !v.empty() && v.size() <= 64 && std::all_of(v.begin(), v.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == ':';
+  });
+}
+
+}  // namespace
+
+Result<void> checkVmSpec(const VmSpec& spec) {
+  auto bad = [](std::string_view what) {
+    return Error(errc::kInvalidArgument,
+                 std::string(what) +
+                     " would change the meaning of a VMM option: it may hold no "
+                     "',' and no control character");
+  };
+  if (!plainName(spec.instance_id)) return bad("the instance id");
+  if (spec.run_dir.empty() || !optionSafe(spec.run_dir)) return bad("the run directory");
+  if (!optionSafe(spec.kernel)) return bad("the kernel path");
+  if (!optionSafe(spec.initramfs)) return bad("the initramfs path");
+  for (const auto& d : spec.drives) {
+    if (!plainName(d.id)) return bad("a drive id");
+    if (d.path.empty() || !optionSafe(d.path)) return bad("the path of drive " + d.id);
+  }
+  if (!spec.tap.empty() && !plainName(spec.tap)) return bad("the tap name");
+  if (!spec.mac.empty() && !plainName(spec.mac)) return bad("the MAC address");
+  for (const auto& a : spec.kernel_args) {
+    if (!optionSafe(a)) return bad("a kernel argument");
+  }
+  return ok();
 }
 
 bool processMatches(pid_t pid, uint64_t start) {

@@ -99,6 +99,14 @@ class MicroVmRuntime {
   [[nodiscard]] bool waitExit(const VmHandle& vm, std::chrono::milliseconds timeout) const;
 };
 
+// Refuses a spec whose strings could change the meaning of a VMM option:
+// QEMU splits -drive, -netdev and -chardev values on ',' (and its legacy
+// "file:"/"unix:" forms cannot escape one), so no value that lands there may
+// hold a ',' or a control character, and ids must be plain names. The agent
+// validates plan fields at its edge (agent/workload_check.h); this is the
+// last line, right before a command line is built.
+[[nodiscard]] Result<void> checkVmSpec(const VmSpec& spec);
+
 // The start time of `pid` (/proc/PID/stat field 22), 0 when it does not exist
 // or is a zombie.
 [[nodiscard]] uint64_t processStartTime(pid_t pid);

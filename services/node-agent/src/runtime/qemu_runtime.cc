@@ -294,6 +294,7 @@ Result<std::string> QemuRuntime::accelFor(const std::string& kernel) {
 }
 
 Result<VmHandle> QemuRuntime::start(const VmSpec& spec) {
+  PLFM_TRY(checkVmSpec(spec));
   PLFM_ASSIGN_OR_RETURN(std::string accel, accelFor(spec.kernel));
   std::error_code ec;
   fs::create_directories(spec.run_dir, ec);

@@ -8,6 +8,7 @@
 #include "agent/instance_fsm.h"
 #include "agent/instance_log.h"
 #include "agent/instance_record.h"
+#include "agent/workload_check.h"
 #include "plfm/core/process.h"
 #include "plfm/testing/temp_dir.h"
 
@@ -61,8 +62,9 @@ TEST(InstanceFsm, NamesRoundTrip) {
 json spec() {
   return json::parse(R"({
     "instance_id": "inst_01jd0000000000000000000000", "generation": 2, "desired": "run",
-    "org_id": "org_1", "app_id": "app_1", "env_id": "env_1", "process_type": "web",
-    "release_id": "rel_1", "deploy_id": null,
+    "org_id": "org_01jd0000000000000000000001", "app_id": "app_01jd0000000000000000000001",
+    "env_id": "env_01jd0000000000000000000001", "process_type": "web",
+    "release_id": "rel_01jd0000000000000000000001", "deploy_id": null,
     "image": {"ref": "127.0.0.1:5000/hello:v1", "digest": "sha256:)" +
                      std::string(64, 'a') + R"("},
     "command": [], "args": ["--port", "8443"], "env": {"MODE": "prod", "PATH": "/app/bin"},
@@ -88,6 +90,117 @@ TEST(Workload, ParsesTheSpec) {
   auto r = Workload::fromJson(bad);
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message().find("image"), std::string::npos);
+}
+
+// Hostile values for a plan field: each must be refused with a reason that
+// names the field and shows the value escaped.
+const std::vector<std::string>& hostileIds() {
+  static const std::vector<std::string> ids = {
+      "../x",
+      "a,b",
+      "a\nb",
+      std::string(300, 'a'),
+      "",
+      "inst_01jd00000000000000000\xc3\xa9",  // unicode
+      "inst_01jd0000000000000000000000/..",
+      "inst_01jd0000000000000000,file=/etc/shadow",
+      std::string("inst_01jd000000000000000000000") + '\0',
+      "inst_01JD0000000000000000000000",  // uppercase
+  };
+  return ids;
+}
+
+void expectRefused(const json& s, std::string_view field) {
+  auto w = Workload::fromJson(s);
+  ASSERT_FALSE(w) << field << " accepted: " << s.dump();
+  EXPECT_NE(w.error().message().find(field), std::string::npos) << w.error().message();
+  for (char c : w.error().message()) {
+    EXPECT_TRUE(static_cast<unsigned char>(c) >= 0x20 && c != 0x7f)
+        << "raw control byte in: " << w.error().message();
+  }
+}
+
+TEST(WorkloadEdge, HostileInstanceIdsAreRefused) {
+  for (const auto& id : hostileIds()) {
+    auto bad = spec();
+    bad["instance_id"] = id;
+    SCOPED_TRACE(id);
+    // Strings that are not valid UTF-8 cannot even be JSON text; as a json
+    // value they still reach fromJson.
+    expectRefused(bad, "instance_id");
+    EXPECT_FALSE(refusedInstance(bad)) << "a report would be sent for a bad id";
+  }
+  auto bad = spec();
+  bad["instance_id"] = 42;
+  EXPECT_FALSE(Workload::fromJson(bad));
+}
+
+TEST(WorkloadEdge, HostileIdsInEveryIdFieldAreRefused) {
+  for (const char* field : {"org_id", "app_id", "env_id", "release_id", "deploy_id"}) {
+    for (const auto& id : hostileIds()) {
+      if (id.empty() && std::string_view(field) != "deploy_id") continue;  // optional
+      auto bad = spec();
+      bad[field] = id;
+      SCOPED_TRACE(std::string(field) + "=" + id);
+      expectRefused(bad, field);
+      // The instance itself is fine: it is reported failed, alone.
+      auto who = refusedInstance(bad);
+      ASSERT_TRUE(who);
+      EXPECT_EQ(who->instance_id, "inst_01jd0000000000000000000000");
+      EXPECT_EQ(who->generation, 2);
+    }
+  }
+  auto bad = spec();
+  bad["secrets"]["version"] = "sv_../../etc";
+  expectRefused(bad, "secrets.version");
+}
+
+TEST(WorkloadEdge, OtherFieldsThatReachPathsOrOptionsAreRefused) {
+  struct Case {
+    std::string field;
+    json::json_pointer where;
+    json value;
+  };
+  const std::vector<Case> cases = {
+      {"process_type", json::json_pointer("/process_type"), "web,id=x"},
+      {"process_type", json::json_pointer("/process_type"), "../web"},
+      {"process_type", json::json_pointer("/process_type"), std::string(31, 'a')},
+      {"image.digest", json::json_pointer("/image/digest"), "sha256:../../etc/passwd"},
+      {"image.digest", json::json_pointer("/image/digest"), "sha256:" + std::string(64, 'A')},
+      {"image.ref", json::json_pointer("/image/ref"), "registry.example/app:v1\nx"},
+      {"image.ref", json::json_pointer("/image/ref"), "registry.example/a,b:v1"},
+      {"image.ref", json::json_pointer("/image/ref"), ""},
+      {"network.address", json::json_pointer("/network/address"),
+       std::string("fd00::1") + '\0' + "junk"},
+      {"network.address", json::json_pointer("/network/address"), "fd00::1,ifname=eth0"},
+      {"network.gateway", json::json_pointer("/network/gateway"), "not-an-address"},
+      {"network.mtu", json::json_pointer("/network/mtu"), 100},
+      {"resources.vcpus", json::json_pointer("/resources/vcpus"), 0},
+      {"resources.vcpus", json::json_pointer("/resources/vcpus"), 100000},
+      {"resources.memory_mb", json::json_pointer("/resources/memory_mb"), -1},
+      {"generation", json::json_pointer("/generation"), 0},
+      {"env key", json::json_pointer("/env/A=B"), "x"},
+      {"env.NUL", json::json_pointer("/env/NUL"), std::string("a") + '\0' + "b"},
+      {"args[0]", json::json_pointer("/args/0"), std::string("a") + '\0' + "b"},
+      {"checks[].path", json::json_pointer("/checks"),
+       json::array({{{"type", "http"}, {"port", 80}, {"path", "/ HTTP/1.1\r\nHost: x"}}})},
+      {"checks[].port", json::json_pointer("/checks"),
+       json::array({{{"type", "tcp"}, {"port", 70000}}})},
+      {"checks[].type", json::json_pointer("/checks"), json::array({{{"type", "icmp"}}})},
+  };
+  for (const auto& c : cases) {
+    auto bad = spec();
+    bad[c.where] = c.value;
+    SCOPED_TRACE(c.field + " = " + c.value.dump());
+    expectRefused(bad, c.field);
+  }
+}
+
+TEST(WorkloadEdge, ShownValuesAreEscapedAndCut) {
+  EXPECT_EQ(shownValue("a,b"), "a,b");
+  EXPECT_EQ(shownValue("a\nb"), "a\\x0ab");
+  EXPECT_EQ(shownValue("it's"), "it\\x27s");
+  EXPECT_EQ(shownValue(std::string(300, 'a')), std::string(64, 'a') + "... (300 bytes)");
 }
 
 TEST(GuestConfig, ArgvFollowsOciOverrideRules) {

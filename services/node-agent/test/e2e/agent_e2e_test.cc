@@ -64,11 +64,11 @@ json workloadSpec(const std::string& id, const std::vector<std::string>& args,
   return {{"instance_id", id},
           {"generation", 1},
           {"desired", "run"},
-          {"org_id", "org_e2e"},
-          {"app_id", "app_e2e"},
-          {"env_id", "env_e2e"},
+          {"org_id", "org_0e2e0000000000000000000000"},
+          {"app_id", "app_0e2e0000000000000000000000"},
+          {"env_id", "env_0e2e0000000000000000000000"},
           {"process_type", "web"},
-          {"release_id", "rel_e2e"},
+          {"release_id", "rel_0e2e0000000000000000000000"},
           {"deploy_id", nullptr},
           {"image", {{"ref", g_world->image_ref}, {"digest", g_world->image_digest}}},
           {"command", json::array()},
@@ -85,7 +85,7 @@ json workloadSpec(const std::string& id, const std::vector<std::string>& args,
 
 std::string newId() {
   char buf[40];
-  std::snprintf(buf, sizeof buf, "inst_e2e%018d", ++g_next);
+  std::snprintf(buf, sizeof buf, "inst_0e2e%022d", ++g_next);
   return buf;
 }
 

@@ -72,9 +72,14 @@ class Process {
 
 // Reads the whole file; errors name the path.
 [[nodiscard]] Result<std::string> readFile(const std::string& path);
-// Writes atomically: temp file in the same directory, fsync, rename.
+// Writes atomically: temp file in the same directory, fsync, rename, fsync
+// of the directory (so the new name survives a power loss).
 [[nodiscard]] Result<void> writeFileAtomic(const std::string& path, std::string_view data,
                                            mode_t mode = 0644);
+// fsyncs a file or a directory.
+[[nodiscard]] Result<void> fsyncPath(const std::string& path);
+// fsyncs the directory holding `path`: makes a rename or create in it durable.
+[[nodiscard]] Result<void> fsyncParentDir(const std::string& path);
 // The last `max_lines` lines of a file ("" when unreadable).
 [[nodiscard]] std::string tailFile(const std::string& path, size_t max_lines);
 

@@ -1,0 +1,185 @@
+#include "agent/workload_check.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "agent/instance_record.h"
+#include "image/digest.h"
+#include "image/image_ref.h"
+#include "plfm/core/id.h"
+#include "plfm/guest_proto/guest_proto.h"
+
+namespace plfm::agent {
+namespace {
+
+constexpr size_t kMaxArgBytes = 128 << 10;  // one argv or env entry
+
+Error badField(std::string_view field, std::string_view value, std::string_view why) {
+  return Error(errc::kInvalidArgument, "invalid WorkloadSpec: " + std::string(field) + " '" +
+                                           shownValue(value) + "' " + std::string(why))
+      .with("field", std::string(field));
+}
+
+template <class Id>
+Result<void> checkId(std::string_view field, std::string_view value, bool required) {
+  if (value.empty() && !required) return ok();
+  if (!Id::parse(value)) {
+    return badField(field, value,
+                    "is not a " + std::string(Id::kPrefix) + "_ id (" + std::string(Id::kPrefix) +
+                        "_ and 26 characters of [0-9a-z] without "
+                        "i, l, o, u)");
+  }
+  return ok();
+}
+
+// The schema's process_type: ^[a-z][a-z0-9-]{0,29}$.
+bool validProcessType(std::string_view t) {
+  if (t.empty() || t.size() > 30 || t[0] < 'a' || t[0] > 'z') return false;
+  return std::all_of(t.begin(), t.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+  });
+}
+
+bool printableAscii(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u >= 0x20 && u < 0x7f;
+  });
+}
+
+Result<void> checkAddress(std::string_view field, const std::string& value) {
+  // inet_pton reads a C string: a NUL would hide whatever follows it.
+  if (!printableAscii(value) || !guest_proto::parseIpv6(value)) {
+    return badField(field, value, "is not an IPv6 address");
+  }
+  return ok();
+}
+
+// argv and env entries become C strings in the guest.
+Result<void> checkStrings(std::string_view field, const std::vector<std::string>& values) {
+  for (size_t i = 0; i < values.size(); ++i) {
+    const std::string& v = values[i];
+    if (v.find('\0') != std::string::npos || v.size() > kMaxArgBytes) {
+      return badField(std::string(field) + "[" + std::to_string(i) + "]", v,
+                      "contains a NUL byte or is longer than 128 KiB");
+    }
+  }
+  return ok();
+}
+
+Result<void> checkEnv(const std::map<std::string, std::string>& env) {
+  for (const auto& [k, v] : env) {
+    if (k.empty() || k.find_first_of(std::string_view("=\0", 2)) != std::string::npos ||
+        k.size() > 256) {
+      return badField("env key", k, "must be 1 to 256 bytes without '=' or NUL");
+    }
+    if (v.find('\0') != std::string::npos || v.size() > kMaxArgBytes) {
+      return badField("env." + shownValue(k), v, "contains a NUL byte or is longer than 128 KiB");
+    }
+  }
+  return ok();
+}
+
+// The host runs http and tcp checks against the guest: the port and the
+// HTTP path (a request line) come from the spec.
+Result<void> checkChecks(const nlohmann::json& checks) {
+  if (!checks.is_array()) return badField("checks", checks.dump(), "is not an array");
+  for (const auto& c : checks) {
+    if (!c.is_object()) return badField("checks[]", c.dump(), "is not an object");
+    const std::string type = c.value("type", "");
+    if (type != "http" && type != "tcp" && type != "exec") {
+      return badField("checks[].type", type, "is not http, tcp or exec");
+    }
+    if (type == "exec") continue;
+    const auto port = c.find("port");
+    if (port != c.end() &&
+        (!port->is_number_integer() || port->get<int64_t>() < 0 || port->get<int64_t>() > 65535)) {
+      return badField("checks[].port", port->dump(), "is not 0 to 65535");
+    }
+    if (type == "http") {
+      const std::string path = c.value("path", "/");
+      if (path.size() > 2048 || !printableAscii(path) || path.find(' ') != std::string::npos ||
+          (!path.empty() && path[0] != '/')) {
+        return badField("checks[].path", path,
+                        "must start with '/' and hold printable ASCII without spaces");
+      }
+    }
+  }
+  return ok();
+}
+
+}  // namespace
+
+std::string shownValue(std::string_view value, size_t max) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (char c : value.substr(0, max)) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x7f && c != '\\' && c != '\'') {
+      out += c;
+    } else {
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    }
+  }
+  if (value.size() > max) out += "... (" + std::to_string(value.size()) + " bytes)";
+  return out;
+}
+
+Result<void> checkWorkload(const Workload& w) {
+  PLFM_TRY(checkId<InstanceId>("instance_id", w.instance_id, true));
+  if (w.generation < 1) return badField("generation", std::to_string(w.generation), "is below 1");
+  PLFM_TRY(checkId<OrgId>("org_id", w.org_id, false));
+  PLFM_TRY(checkId<AppId>("app_id", w.app_id, false));
+  PLFM_TRY(checkId<EnvId>("env_id", w.env_id, false));
+  PLFM_TRY(checkId<ReleaseId>("release_id", w.release_id, false));
+  if (!w.process_type.empty() && !validProcessType(w.process_type)) {
+    return badField("process_type", w.process_type, "does not match [a-z][a-z0-9-]{0,29}");
+  }
+  if (!image::Digest::parse(w.image_digest)) {
+    return badField("image.digest", w.image_digest, "is not sha256: and 64 lowercase hex digits");
+  }
+  if (w.image_ref.empty() || !printableAscii(w.image_ref) || !image::parseImageRef(w.image_ref)) {
+    return badField("image.ref", w.image_ref, "is not an image reference");
+  }
+  if (w.secrets_version)
+    PLFM_TRY(checkId<SecretVersionId>("secrets.version", *w.secrets_version, true));
+  if (w.vcpus < 1 || w.vcpus > 255) {
+    return badField("resources.vcpus", std::to_string(w.vcpus), "is not 1 to 255");
+  }
+  if (w.memory_mb < 1) {
+    return badField("resources.memory_mb", std::to_string(w.memory_mb), "is below 1");
+  }
+  if (!w.address.empty()) {
+    PLFM_TRY(checkAddress("network.address", w.address));
+    PLFM_TRY(checkAddress("network.gateway", w.gateway));
+    if (w.mtu < 1280 || w.mtu > 65535) {
+      return badField("network.mtu", std::to_string(w.mtu), "is not 1280 to 65535");
+    }
+  }
+  PLFM_TRY(checkStrings("command", w.command));
+  PLFM_TRY(checkStrings("args", w.args));
+  PLFM_TRY(checkEnv(w.env));
+  PLFM_TRY(checkChecks(w.checks));
+  if (const auto dep = w.raw.find("deploy_id"); dep != w.raw.end() && !dep->is_null()) {
+    if (!dep->is_string()) return badField("deploy_id", dep->dump(), "is not a string");
+    PLFM_TRY(checkId<DeployId>("deploy_id", dep->get<std::string>(), true));
+  }
+  return ok();
+}
+
+std::optional<RefusedInstance> refusedInstance(const nlohmann::json& spec) {
+  if (!spec.is_object()) return std::nullopt;
+  const auto id = spec.find("instance_id");
+  const auto gen = spec.find("generation");
+  if (id == spec.end() || !id->is_string() || gen == spec.end() || !gen->is_number_integer()) {
+    return std::nullopt;
+  }
+  const auto g = gen->get<int64_t>();
+  if (g < 1 || g > std::numeric_limits<int>::max()) return std::nullopt;
+  if (!InstanceId::parse(id->get<std::string>())) return std::nullopt;
+  return RefusedInstance{id->get<std::string>(), static_cast<int>(g)};
+}
+
+}  // namespace plfm::agent

@@ -1,0 +1,39 @@
+// The agent's edge check of a WorkloadSpec (api/schemas/workload-spec.json).
+// Plan fields end up in host paths (STATE/instances/<id>.json, vms/<id>/,
+// logs/<id>.log, the cgroup), in QEMU option strings that split on ',', in
+// netlink calls and in the guest's CONFIG; a control plane bug or a forged
+// plan must not be able to steer any of them. So every field is held to its
+// grammar here, before anything acts on it: ids are TypedIds, names and
+// digests match the schema's patterns, addresses parse, numbers are in range,
+// and no string that reaches a C API or a line-based protocol carries a NUL
+// or a control character.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "plfm/core/result.h"
+
+namespace plfm::agent {
+
+struct Workload;
+
+// Ok when every field of `w` is within its grammar; otherwise the first
+// field that is not, named, with its value shown escaped and truncated.
+[[nodiscard]] Result<void> checkWorkload(const Workload& w);
+
+// The instance a refused spec names, when its instance_id and generation are
+// themselves valid: the agent reports that instance failed (and only it).
+struct RefusedInstance {
+  std::string instance_id;
+  int generation = 1;
+};
+[[nodiscard]] std::optional<RefusedInstance> refusedInstance(const nlohmann::json& spec);
+
+// `value` with bytes outside printable ASCII as \xNN, cut to `max` bytes: safe
+// to put in an error, a log line or a report.
+[[nodiscard]] std::string shownValue(std::string_view value, size_t max = 64);
+
+}  // namespace plfm::agent
