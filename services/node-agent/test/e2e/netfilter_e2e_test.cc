@@ -145,7 +145,8 @@ class NetfilterE2e : public ::testing::Test {
     ASSERT_TRUE(started) << started.error().toString();
   }
 
-  Phase waitRunning(const std::string& id) {
+  // The instance's status once it runs or has ended.
+  InstanceStatus waitSettled(const std::string& id) {
     auto deadline = std::chrono::steady_clock::now() + 120s;
     InstanceStatus last;
     while (std::chrono::steady_clock::now() < deadline) {
@@ -155,8 +156,12 @@ class NetfilterE2e : public ::testing::Test {
       if (last.phase == Phase::kRunning || isTerminal(last.phase)) break;
       std::this_thread::sleep_for(100ms);
     }
-    EXPECT_EQ(last.phase, Phase::kRunning) << id << ": " << last.reason;
-    return last.phase;
+    return last;
+  }
+  Phase waitRunning(const std::string& id) {
+    InstanceStatus s = waitSettled(id);
+    EXPECT_EQ(s.phase, Phase::kRunning) << id << ": " << s.reason;
+    return s.phase;
   }
 
   // Sends `line` to the netprobe at [address]:8080 from this (the node's)
@@ -265,6 +270,20 @@ TEST_F(NetfilterE2e, GuestsReachOnlyTheirOrgAndNeverTheHostOrWithAnotherSource) 
   }
   EXPECT_PRED1(blocked, ask(kA, "tcp " + kC + " 8080")) << "org 1 -> org 2 after a restart";
   EXPECT_PRED1(ok, ask(kA, "tcp " + kB + " 8080")) << "same org after a restart";
+}
+
+// Fail closed: without nft the instance fails with the reason, before any
+// tap exists (no VM boots here).
+TEST_F(NetfilterE2e, WithoutNftAnInstanceFailsAndGetsNoTap) {
+  opts_.nft_binary = state_->file("no-such-nft");
+  startAgent();
+  const std::string id = "inst_nfd00000000000000000000d";
+  writePlan(json::array({spec(id, kOrg1, "fd7a:5c00:0:1::d")}));
+  InstanceStatus s = waitSettled(id);
+  EXPECT_EQ(s.phase, Phase::kFailed);
+  EXPECT_NE(s.reason.find("guest network isolation"), std::string::npos) << s.reason;
+  EXPECT_NE(s.reason.find("install nftables"), std::string::npos) << s.reason;
+  EXPECT_EQ(sh("ip -o link show | grep -c ' vt-' || true"), "0\n");
 }
 
 }  // namespace
