@@ -16,7 +16,7 @@
 //   templates/            the formatted scratch disk instances copy
 //   logs/<id>.log         the workload's output (instance_log.h)
 //   images/               the image cache (image/image_cache.h)
-//   firewall/            the last nft script of the guest filter, nft's output
+//   firewall/             the last nft script of the guest filter, nft's output
 // so a restart after kill -9 adopts running VMs, rolls back half-done boots,
 // removes orphaned VMMs, taps and disks, and rewrites the guest filter
 // (nftables table inet plfm_agent) from the records.
