@@ -639,7 +639,7 @@ Result<std::vector<std::string>> Platform::down() {
   for (pid_t pid : strays()) left.push_back("process " + std::to_string(pid));
   for (const auto& m : mountsUnder(s_.state_dir)) left.push_back("mount " + m);
   for (const auto& tap : recordedTaps()) left.push_back("tap " + tap);
-  if (agentFilterInstalled()) left.push_back("nftables table inet plfm_agent");
+  if (agentFilterInstalled()) left.emplace_back("nftables table inet plfm_agent");
   for (const auto& sock : socketsUnder(s_.state_dir)) left.push_back("socket " + sock);
   return left;
 }
