@@ -37,6 +37,10 @@ Result<Json> parse(std::string_view text) {
   } catch (const Json::parse_error& e) {
     return Error(errc::kInvalidArgument, "malformed JSON at byte " + std::to_string(e.byte))
         .with("offset", std::to_string(e.byte));
+  } catch (const Json::exception& e) {
+    // out_of_range: a number literal too large for any JSON number type
+    // (found by image_parsers_fuzz; it escaped as std::terminate).
+    return Error(errc::kInvalidArgument, std::string("malformed JSON: ") + e.what());
   }
 }
 

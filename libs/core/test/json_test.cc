@@ -15,6 +15,17 @@ TEST(JsonTest, ParseReportsOffsetWithoutThrowing) {
   EXPECT_NE(bad.error().message().find("malformed JSON at byte"), std::string::npos);
 }
 
+TEST(JsonTest, AnOverflowingNumberIsAnErrorNotATerminate) {
+  // nlohmann throws out_of_range (not parse_error) for a literal no number
+  // type holds; image_parsers_fuzz found it escaping as std::terminate.
+  auto r = json::parse(std::string(40, '4') + "E0172258667541");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), errc::kInvalidArgument);
+  EXPECT_NE(r.error().message().find("malformed JSON"), std::string::npos);
+  auto nested = json::parse("{\"a\":[1e99999]}");
+  EXPECT_FALSE(nested);
+}
+
 TEST(JsonTest, DumpIsSortedAndStable) {
   Json j = {{"zeta", 1}, {"alpha", {{"y", true}, {"b", "x"}}}};
   EXPECT_EQ(dump(j), R"({"alpha":{"b":"x","y":true},"zeta":1})");

@@ -26,6 +26,7 @@ struct RunFlags {
   std::string runtime = "qemu";
   std::string qemu_binary = "qemu-system-x86_64";
   std::string accel = "auto";
+  runtime::ConfineOptions confine;
   std::string firecracker_binary = "firecracker";
   std::string enroll_token_file;
   std::string kernel_dir;
@@ -87,6 +88,12 @@ int runAgent(RunFlags f) {
     q.binary = f.qemu_binary;
     q.accel = f.accel;
     q.probe_dir = o.state_dir;
+    q.confine = f.confine;
+    if (!q.confine.enabled) {
+      log::warn(
+          "VMMs run unconfined (--unsafe-unconfined-vms): a guest that escapes QEMU gets "
+          "the agent's privileges");
+    }
     rt = std::make_unique<runtime::QemuRuntime>(q);
   } else if (f.runtime == "firecracker") {
     runtime::FirecrackerOptions fc;
@@ -146,6 +153,18 @@ void registerRunCommand(CLI::App& app, CommandAction* action) {
   run->add_option("--runtime", flags->runtime, "qemu or firecracker")->capture_default_str();
   run->add_option("--qemu", flags->qemu_binary, "QEMU binary")->capture_default_str();
   run->add_option("--accel", flags->accel, "QEMU acceleration: auto, kvm or tcg")
+      ->capture_default_str();
+  run->add_flag("!--unsafe-unconfined-vms", flags->confine.enabled,
+                "Run VMMs as root without their own uid, Landlock domain and cgroup limits "
+                "(unsafe; for hosts that cannot confine them)")
+      ->envname("PLFM_AGENT_UNSAFE_UNCONFINED_VMS");
+  run->add_option("--vmm-memory-overhead-mb", flags->confine.memory_overhead_mb,
+                  "A VMM's memory limit is guest RAM plus this")
+      ->capture_default_str();
+  run->add_option("--vmm-pids-max", flags->confine.pids_max, "A VMM's pids (threads) limit")
+      ->capture_default_str();
+  run->add_option("--vmm-uid-base", flags->confine.uid_base,
+                  "First uid of the per-instance VMM uids (2^20 of them)")
       ->capture_default_str();
   run->add_option("--firecracker", flags->firecracker_binary, "Firecracker (or jailer) binary")
       ->capture_default_str();

@@ -1,5 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "image/path_safety.h"
 
 namespace plfm::image {
@@ -53,6 +57,39 @@ TEST(PathSafetyTest, SplitsAndJoins) {
   EXPECT_EQ(parentOf("a/b/c"), "a/b");
   EXPECT_EQ(parentOf("a"), "");
   EXPECT_EQ(baseOf("a/b/c"), "c");
+}
+
+TEST(PathSafetyTest, XattrNamesFromLayersAreAllowListed) {
+  for (const char* ok : {"user.plfm", "user.a.b-c_d", "security.capability", "security.selinux",
+                         "system.posix_acl_access", "system.posix_acl_default"}) {
+    EXPECT_EQ(checkXattrName(ok), XattrNameVerdict::kAllowed) << ok;
+  }
+  const std::vector<std::pair<std::string, XattrNameVerdict>> bad = {
+      {"trusted.overlay.opaque", XattrNameVerdict::kBadNamespace},
+      {"system.nfs4_acl", XattrNameVerdict::kBadNamespace},
+      {"plfm", XattrNameVerdict::kBadNamespace},
+      {"user.", XattrNameVerdict::kBadNamespace},
+      {"", XattrNameVerdict::kBadNamespace},
+      {"!sh -c id", XattrNameVerdict::kBadBytes},
+      {"user.a\" \"/x\"\nwrite /etc/hostname /pwned", XattrNameVerdict::kBadBytes},
+      {"user.a\rb", XattrNameVerdict::kBadBytes},
+      {std::string("user.a\0b", 8), XattrNameVerdict::kBadBytes},
+      {"user.\xc3\xa9", XattrNameVerdict::kBadBytes},
+      {"user.a b", XattrNameVerdict::kBadBytes},
+      {"user." + std::string(251, 'x'), XattrNameVerdict::kTooLong},
+      {"user." + std::string(8192, 'x'), XattrNameVerdict::kTooLong},
+  };
+  for (const auto& [name, want] : bad) {
+    EXPECT_EQ(checkXattrName(name), want) << printable(name);
+    EXPECT_NE(describe(want), "allowed");
+  }
+  EXPECT_EQ(checkXattrName("user." + std::string(250, 'x')), XattrNameVerdict::kAllowed);
+}
+
+TEST(PathSafetyTest, PrintableEscapesEverythingElse) {
+  EXPECT_EQ(printable("user.ok"), "user.ok");
+  EXPECT_EQ(printable(std::string("a\"\n\r\0\\", 6)), "a\"\\x0a\\x0d\\x00\\x5c");
+  EXPECT_EQ(printable(std::string(10, 'x'), 4), "xxxx...");
 }
 
 }  // namespace

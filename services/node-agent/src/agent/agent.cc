@@ -14,6 +14,7 @@
 #include "plfm/core/log.h"
 #include "plfm/core/process.h"
 #include "plfm/http/http.h"
+#include "runtime/cgroup.h"
 #include "runtime/initramfs.h"
 
 namespace plfm::agent {
@@ -241,6 +242,7 @@ void Agent::adoptOrClean() {
       // dir on its command line.
       if (vm_alive) (void)runtime_->kill(*rec.vm);
       killVmmsIn(*runtime_, rec.run_dir.empty() ? runDirFor(id) : rec.run_dir, id);
+      runtime::removeVmmGroup(id);
       if (!rec.tap.empty()) (void)netdev::removeTap(rec.tap);
       std::error_code ec;
       if (!rec.run_dir.empty()) fs::remove_all(rec.run_dir, ec);
@@ -286,6 +288,7 @@ void Agent::adoptOrClean() {
     std::string dir = entry.path().string();
     if (live_dirs.count(dir) != 0) continue;
     killVmmsIn(*runtime_, dir, entry.path().filename().string());
+    runtime::removeVmmGroup(entry.path().filename().string());
     fs::remove_all(dir, ec);
   }
   if (options_.manage_network) {

@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -302,14 +301,35 @@ void LayerApplier::setOwner(int fd, const std::string& h, const std::string& rel
 }
 
 void LayerApplier::setXattrs(const std::string& h, const std::string& rel, Entry& e) {
+  (void)h;  // never on the host: tenant xattrs go straight into the ext4
   if (archive_entry_xattr_reset(e.ae) == 0) return;
   const char* name = nullptr;
   const void* value = nullptr;
   size_t size = 0;
   while (archive_entry_xattr_next(e.ae, &name, &value, &size) == ARCHIVE_OK) {
     if (name == nullptr) continue;
-    if (::lsetxattr(h.c_str(), name, value, size, 0) != 0) {
-      fixups_[rel].xattrs.emplace_back(name, std::string(static_cast<const char*>(value), size));
+    const std::string_view n(name);
+    XattrNameVerdict verdict = checkXattrName(n);
+    if (verdict == XattrNameVerdict::kAllowed && size > kMaxXattrValueBytes) {
+      log::warn("layer xattr dropped: value over " + std::to_string(kMaxXattrValueBytes) + " bytes",
+                {{"layer", layer_name_}, {"entry", printable(rel)}, {"xattr", printable(n)}});
+      ++dropped_xattrs_;
+      continue;
+    }
+    if (verdict != XattrNameVerdict::kAllowed) {
+      log::warn("layer xattr dropped: " + std::string(describe(verdict)),
+                {{"layer", layer_name_}, {"entry", printable(rel)}, {"xattr", printable(n)}});
+      ++dropped_xattrs_;
+      continue;
+    }
+    auto& xattrs = fixups_[rel].xattrs;
+    std::string v(static_cast<const char*>(value), size);
+    auto same =
+        std::find_if(xattrs.begin(), xattrs.end(), [&](const auto& kv) { return kv.first == n; });
+    if (same != xattrs.end()) {
+      same->second = std::move(v);
+    } else {
+      xattrs.emplace_back(std::string(n), std::move(v));
     }
   }
 }
@@ -444,7 +464,7 @@ Result<void> LayerApplier::applyEntry(Entry& e) {
     }
     case AE_IFCHR:
     case AE_IFBLK: {
-      // Never on the host: debugfs creates it inside the ext4.
+      // Never on the host: the fixup pass creates it inside the ext4.
       auto& f = fixups_[rel];
       f.device = type == AE_IFCHR ? 'c' : 'b';
       f.major = static_cast<uint32_t>(archive_entry_rdevmajor(ae));

@@ -14,10 +14,11 @@
 // never at the host, and a symlink whose target climbs above the rootfs root
 // is rejected (image.path_escape).
 //
-// What a staging directory on the host cannot hold is collected as fixups
-// for the finished ext4 (applied with debugfs): device nodes (never created
-// on the host), and, when not running as root, ownership and xattrs the
-// kernel refuses to set.
+// What a staging directory on the host must not or cannot hold is collected
+// as fixups for the finished ext4 (ext4_fixups.h writes them with libext2fs):
+// device nodes and extended attributes (never on the host: their names and
+// values are tenant bytes, filtered by checkXattrName), and, when not running
+// as root, ownership the kernel refuses to set.
 #pragma once
 
 #include <sys/types.h>
@@ -82,6 +83,8 @@ class LayerApplier {
 
   [[nodiscard]] const std::map<std::string, InodeFixup>& fixups() const { return fixups_; }
   [[nodiscard]] const std::string& staging() const { return root_; }
+  // Layer xattrs refused by checkXattrName or over kMaxXattrValueBytes.
+  [[nodiscard]] uint64_t droppedXattrs() const { return dropped_xattrs_; }
 
  private:
   struct DirMeta {
@@ -115,6 +118,7 @@ class LayerApplier {
   gid_t egid_ = 0;
   uint64_t image_tar_bytes_ = 0;
   uint64_t image_entries_ = 0;
+  uint64_t dropped_xattrs_ = 0;
   std::set<std::string> real_dirs_;             // verified real directories (no symlinks)
   std::unordered_set<std::string> this_layer_;  // real paths written by the current layer
   std::map<std::string, DirMeta> dir_meta_;     // deferred directory metadata

@@ -81,4 +81,53 @@ std::string_view baseOf(std::string_view path) {
   return slash == std::string_view::npos ? path : path.substr(slash + 1);
 }
 
+XattrNameVerdict checkXattrName(std::string_view name) {
+  if (name.size() > kMaxXattrNameBytes) return XattrNameVerdict::kTooLong;
+  for (const char c : name) {
+    if (c <= 0x20 || c >= 0x7f) return XattrNameVerdict::kBadBytes;
+  }
+  if (name == "system.posix_acl_access" || name == "system.posix_acl_default") {
+    return XattrNameVerdict::kAllowed;
+  }
+  for (const std::string_view ns : {std::string_view("user."), std::string_view("security.")}) {
+    if (name.size() > ns.size() && name.substr(0, ns.size()) == ns) {
+      return XattrNameVerdict::kAllowed;
+    }
+  }
+  return XattrNameVerdict::kBadNamespace;
+}
+
+std::string_view describe(XattrNameVerdict v) {
+  switch (v) {
+    case XattrNameVerdict::kAllowed:
+      return "allowed";
+    case XattrNameVerdict::kBadNamespace:
+      return "namespace not allowed (user.*, security.*, system.posix_acl_access|default only)";
+    case XattrNameVerdict::kBadBytes:
+      return "name has a byte outside printable ASCII";
+    case XattrNameVerdict::kTooLong:
+      return "name longer than 255 bytes";
+  }
+  return "unknown";
+}
+
+std::string printable(std::string_view bytes, size_t max) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  const std::string_view shown = bytes.substr(0, max);
+  out.reserve(shown.size() + 8);
+  for (const char c : shown) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x7f && c != '\\') {
+      out += c;
+    } else {
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 0xf];
+    }
+  }
+  if (bytes.size() > max) out += "...";
+  return out;
+}
+
 }  // namespace plfm::image

@@ -38,4 +38,22 @@ struct Whiteout {
 [[nodiscard]] std::string_view parentOf(std::string_view path);
 [[nodiscard]] std::string_view baseOf(std::string_view path);
 
+// Extended attribute names from a layer (pax SCHILY.xattr.*, LIBARCHIVE.xattr.*)
+// are tenant bytes. Only names a guest kernel gives meaning to, and that
+// cannot steer anything on the host or in the guest's own overlay, reach the
+// ext4: user.*, security.* and the two POSIX ACLs. trusted.* is refused
+// because trusted.overlay.* would steer the guest's overlayfs; other
+// namespaces do not exist in Linux. Names are 1..255 bytes (XATTR_NAME_MAX)
+// of printable ASCII, with a non-empty part after the namespace.
+enum class XattrNameVerdict { kAllowed, kBadNamespace, kBadBytes, kTooLong };
+[[nodiscard]] XattrNameVerdict checkXattrName(std::string_view name);
+[[nodiscard]] std::string_view describe(XattrNameVerdict v);
+inline constexpr size_t kMaxXattrNameBytes = 255;
+// The largest value an ext4 with 4 KiB blocks and no ea_inode feature holds.
+inline constexpr size_t kMaxXattrValueBytes = 4000;
+
+// `bytes` made safe for a log line or an error message: printable ASCII kept,
+// everything else as \xHH, cut at `max` input bytes with "..." appended.
+[[nodiscard]] std::string printable(std::string_view bytes, size_t max = 120);
+
 }  // namespace plfm::image

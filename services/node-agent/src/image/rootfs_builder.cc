@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "image/ext4_fixups.h"
 #include "image/fs_util.h"
 #include "image/path_safety.h"
 #include "plfm/core/log.h"
@@ -28,12 +29,6 @@ constexpr uint64_t kInodeSize = 256;
 constexpr uint64_t kFastSymlinkMax = 59;  // shorter targets live in the inode
 
 uint64_t roundUp(uint64_t v, uint64_t to) { return (v + to - 1) / to * to; }
-
-std::string fmtOctal(uint32_t v) {
-  char buf[16];
-  std::snprintf(buf, sizeof(buf), "%o", v);
-  return buf;
-}
 
 struct Usage {
   uint64_t bytes = 0;
@@ -74,43 +69,6 @@ void measure(const std::string& dir, Usage& u, std::set<std::pair<dev_t, ino_t>>
   ++u.inodes;
   u.bytes += roundUp(dirent_bytes, kBlock);
   for (const auto& s : subdirs) measure(s, u, seen);
-}
-
-// debugfs arguments are split on spaces unless quoted; a quote inside a name
-// cannot be expressed, so such names are skipped (with a log line).
-bool quotable(std::string_view p) {
-  return p.find('"') == std::string_view::npos && p.find('\n') == std::string_view::npos;
-}
-
-std::string q(std::string_view p) { return "\"" + std::string(p) + "\""; }
-
-Result<std::string> debugfsScript(const std::map<std::string, InodeFixup>& fixups,
-                                  const std::string& scratch, uint64_t& count) {
-  std::string s;
-  int xattr_files = 0;
-  for (const auto& [rel, f] : fixups) {
-    if (!quotable(rel)) {
-      log::warn("skipping ext4 fixup for a path debugfs cannot quote", {{"path", rel}});
-      continue;
-    }
-    ++count;
-    const std::string abs = "/" + rel;
-    if (f.device != 0) {
-      s += "cd " + q("/" + std::string(parentOf(rel))) + "\n";
-      s += "mknod " + q(baseOf(rel)) + " " + f.device + " " + std::to_string(f.major) + " " +
-           std::to_string(f.minor) + "\n";
-      s += "cd /\n";
-    }
-    if (f.mode) s += "sif " + q(abs) + " mode 0" + fmtOctal(*f.mode) + "\n";
-    if (f.uid) s += "sif " + q(abs) + " uid " + std::to_string(*f.uid) + "\n";
-    if (f.gid) s += "sif " + q(abs) + " gid " + std::to_string(*f.gid) + "\n";
-    for (const auto& [name, value] : f.xattrs) {
-      const std::string vf = scratch + "/xattr." + std::to_string(xattr_files++);
-      PLFM_TRY(writeFileAtomic(vf, value));
-      s += "ea_set -f " + q(vf) + " " + q(abs) + " " + q(name) + "\n";
-    }
-  }
-  return s;
 }
 
 }  // namespace
@@ -182,32 +140,12 @@ Result<RootfsStats> buildExt4(const std::string& staging,
   }
   stats.image_bytes = size;
 
-  if (!fixups.empty()) {
-    PLFM_ASSIGN_OR_RETURN(std::string script, debugfsScript(fixups, scratch, stats.fixups));
-    const std::string script_path = scratch + "/fixups.debugfs";
-    PLFM_TRY(writeFileAtomic(script_path, script));
-    SpawnOptions so;
-    so.stdout_path = scratch + "/debugfs.log";
-    PLFM_TRY(runChecked({options.debugfs, "-w", "-f", script_path, out}, so).map_error([](Error e) {
-      return std::move(e).context("applying ext4 fixups");
-    }));
-    // debugfs reports a failed command on its output but still exits 0. It
-    // echoes each command ("debugfs: ...") and notes allocations; any other
-    // line is a failure.
-    const std::string dlog = readFile(so.stdout_path).value_or("");
-    std::string failures;
-    for (auto line : splitLines(dlog)) {
-      if (line.empty() || startsWith(line, "debugfs ") || startsWith(line, "debugfs:") ||
-          startsWith(line, "Allocated inode")) {
-        continue;
-      }
-      failures += std::string(line) + "\n";
-    }
-    if (!failures.empty()) {
-      ::unlink(out.c_str());
-      return Error(errc::kInternal, "applying ext4 fixups with debugfs failed:\n" + failures);
-    }
+  auto applied = applyExt4Fixups(out, fixups);
+  if (!applied) {
+    ::unlink(out.c_str());
+    return applied.error().context("applying ext4 fixups");
   }
+  stats.fixups = *applied;
   return stats;
 }
 

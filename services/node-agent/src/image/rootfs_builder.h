@@ -1,8 +1,9 @@
 // buildExt4 turns a staging directory (layer_applier.h) into an ext4 image
 // without mounting anything and without root: `mkfs.ext4 -d` copies the tree
 // (files, directories, symlinks, hardlinks, modes, owners, times, xattrs),
-// then one `debugfs -w -f SCRIPT` run applies the fixups the host tree could
-// not carry (device nodes, and owners or xattrs the kernel refused us).
+// then ext4_fixups.h writes what the host tree must not or could not carry
+// (device nodes, extended attributes, owners the kernel refused us) straight
+// into the image with libext2fs.
 //
 // The image is sized from the content (blocks of every file, directories,
 // inodes) plus headroom, and has no journal: the guest mounts it read-only
@@ -22,7 +23,6 @@ struct RootfsOptions {
   uint32_t headroom_percent = 10;  // on top of the estimated need
   uint64_t min_headroom_bytes = uint64_t{16} << 20;
   std::string mkfs = "mkfs.ext4";
-  std::string debugfs = "debugfs";
   std::string uuid;  // filesystem UUID; empty: random
 };
 
@@ -34,7 +34,7 @@ struct RootfsStats {
 };
 
 // Writes the ext4 image to `out` (which must not exist). `scratch` is a
-// directory for the debugfs script and mkfs log.
+// directory for the mkfs log.
 [[nodiscard]] Result<RootfsStats> buildExt4(const std::string& staging,
                                             const std::map<std::string, InodeFixup>& fixups,
                                             const std::string& out, const std::string& scratch,

@@ -83,9 +83,96 @@ std::string vmmGroupOf(pid_t pid) {
   return "";
 }
 
+namespace {
+
+Result<void> setControl(const std::string& group, const std::string& file,
+                        const std::string& value) {
+  if (!writeControl(group + "/" + file, value)) {
+    return Error(errc::kFailedPrecondition,
+                 "cannot set " + file + " = " + value + " in cgroup " + group)
+        .with("cgroup", group);
+  }
+  return ok();
+}
+
+Result<std::string> makeGroup(const std::string& parent, const std::string& instance_id) {
+  std::error_code ec;
+  const std::string group = parent + "/" + instance_id;
+  fs::create_directories(group, ec);
+  if (ec) {
+    return Error(errc::kFailedPrecondition, "cannot create cgroup " + group + ": " + ec.message())
+        .with("cgroup", group);
+  }
+  return group;
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> prepareVmmGroups(const std::string& instance_id,
+                                                  const VmmLimits& limits,
+                                                  const CgroupOptions& options) {
+  const std::string mem = std::to_string(limits.memory_max_bytes);
+  const std::string pids = std::to_string(limits.pids_max);
+  const std::string controllers = readFile(options.root + "/cgroup.controllers").value_or("");
+  if (!controllers.empty()) {
+    // cgroup v2: one group; the parent holds no processes and hands the
+    // controllers down.
+    for (const char* c : {"memory", "pids"}) {
+      if (controllers.find(c) == std::string::npos) {
+        return Error(errc::kFailedPrecondition,
+                     std::string("cgroup v2 has no ") + c + " controller at " + options.root);
+      }
+    }
+    const bool cpu = controllers.find("cpu") != std::string::npos;
+    const std::string parent = options.root + "/" + options.group;
+    std::error_code ec;
+    fs::create_directories(parent, ec);
+    const std::string subtree = readFile(parent + "/cgroup.subtree_control").value_or("");
+    for (const std::string c : {"memory", "pids", "cpu"}) {
+      if (c == "cpu" && !cpu) continue;
+      if (subtree.find(c) == std::string::npos)
+        PLFM_TRY(setControl(parent, "cgroup.subtree_control", "+" + c));
+    }
+    PLFM_ASSIGN_OR_RETURN(const std::string group, makeGroup(parent, instance_id));
+    PLFM_TRY(setControl(group, "memory.max", mem));
+    PLFM_TRY(setControl(group, "pids.max", pids));
+    if (cpu) {
+      PLFM_TRY(setControl(group, "cpu.weight",
+                          std::to_string(std::clamp(100 * limits.vcpus, 1, 10000))));
+    }
+    return std::vector<std::string>{group + "/cgroup.procs"};
+  }
+  // cgroup v1: a group per hierarchy.
+  std::vector<std::string> procs;
+  for (const char* c : {"memory", "pids"}) {
+    if (!fs::exists(options.root + "/" + c + "/cgroup.procs")) {
+      return Error(errc::kFailedPrecondition,
+                   std::string("no cgroup ") + c + " hierarchy at " + options.root + "/" + c);
+    }
+  }
+  PLFM_ASSIGN_OR_RETURN(std::string group,
+                        makeGroup(options.root + "/memory/" + options.group, instance_id));
+  PLFM_TRY(setControl(group, "memory.limit_in_bytes", mem));
+  if (fs::exists(group + "/memory.memsw.limit_in_bytes")) {
+    PLFM_TRY(setControl(group, "memory.memsw.limit_in_bytes", mem));  // no swap beyond it
+  }
+  procs.push_back(group + "/cgroup.procs");
+  PLFM_ASSIGN_OR_RETURN(group, makeGroup(options.root + "/pids/" + options.group, instance_id));
+  PLFM_TRY(setControl(group, "pids.max", pids));
+  procs.push_back(group + "/cgroup.procs");
+  if (fs::exists(options.root + "/cpu/cgroup.procs")) {
+    PLFM_ASSIGN_OR_RETURN(group, makeGroup(options.root + "/cpu/" + options.group, instance_id));
+    PLFM_TRY(setControl(group, "cpu.shares",
+                        std::to_string(std::clamp(1024 * limits.vcpus, 2, 262144))));
+    procs.push_back(group + "/cgroup.procs");
+  }
+  return procs;
+}
+
 void removeVmmGroup(const std::string& instance_id, const CgroupOptions& options) {
   for (const std::string& parent :
-       {options.root + "/" + options.group, options.root + "/cpu/" + options.group}) {
+       {options.root + "/" + options.group, options.root + "/cpu/" + options.group,
+        options.root + "/memory/" + options.group, options.root + "/pids/" + options.group}) {
     std::string group = parent;
     group += '/';
     group += instance_id;

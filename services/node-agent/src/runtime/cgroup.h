@@ -3,7 +3,8 @@
 // cpu.shares = 1024 x vCPUs under v1 (/sys/fs/cgroup/cpu/plfm-vms/...), so
 // that under contention instances share the host's CPU in proportion to the
 // vCPUs they asked for while an idle host lets any of them use more (CPU is
-// soft, DESIGN §4). Memory needs no cgroup: the guest's RAM is the hard cap.
+// soft, DESIGN §4). Confined VMMs (confine.h) also get a hard memory limit
+// (guest RAM plus the VMM's overhead) and a pids limit: prepareVmmGroups.
 //
 // "Where available": without a writable hierarchy with the cpu controller
 // (a container) placement is skipped; the VM still runs.
@@ -11,7 +12,9 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "plfm/core/result.h"
 
@@ -28,7 +31,24 @@ struct CgroupOptions {
                                     const CgroupOptions& options = {});
 // The cpu cgroup path of `pid` if it is one of ours ("/plfm-vms/ID"), else "".
 [[nodiscard]] std::string vmmGroupOf(pid_t pid);
-// Removes the instance's group (it must be empty: the VMM exited). Idempotent.
+struct VmmLimits {
+  int vcpus = 1;
+  uint64_t memory_max_bytes = 0;  // hard: guest RAM plus the VMM's overhead
+  uint64_t pids_max = 256;
+};
+
+// Creates the instance's groups with `limits` applied: one group under
+// cgroup v2 (memory.max, pids.max, cpu.weight), or one per controller under
+// v1 (memory.limit_in_bytes, pids.max, cpu.shares). Returns the cgroup.procs
+// files the VMM joins before exec (confine.h). Memory and pids are required:
+// an error names the controller that could not be set up. CPU is soft and
+// skipped where the cpu controller is missing.
+[[nodiscard]] Result<std::vector<std::string>> prepareVmmGroups(const std::string& instance_id,
+                                                                const VmmLimits& limits,
+                                                                const CgroupOptions& options = {});
+
+// Removes the instance's groups (they must be empty: the VMM exited), under
+// every hierarchy it may have used. Idempotent.
 void removeVmmGroup(const std::string& instance_id, const CgroupOptions& options = {});
 
 }  // namespace plfm::runtime

@@ -23,9 +23,42 @@ void writeAll(int fd, const void* data, size_t len) {
   }
 }
 
+// What the grandchild reports when it cannot exec: the step and its errno.
+// `stage` points at a string literal, valid in the parent too (fork, no exec).
+struct ChildFailure {
+  int err = 0;
+  const char* stage = nullptr;
+};
+
+[[noreturn]] void fail(int report_fd, int err, const char* stage) {
+  const ChildFailure f{err, stage};
+  writeAll(report_fd, &f, sizeof f);
+  ::_exit(127);
+}
+
+// Moves the fds to inherit to 3, 4, ...: first above every target (so no
+// source is overwritten before it is moved), then into place without
+// close-on-exec. The report pipe moves above the targets too.
+int placeInheritedFds(const std::vector<int>& fds, int& report_fd) {
+  const int above = 3 + static_cast<int>(fds.size());
+  const int moved_report = ::fcntl(report_fd, F_DUPFD_CLOEXEC, above);
+  if (moved_report < 0) return errno;
+  report_fd = moved_report;
+  int tmp[64];
+  if (fds.size() > 64) return EMFILE;
+  for (size_t i = 0; i < fds.size(); ++i) {
+    tmp[i] = ::fcntl(fds[i], F_DUPFD_CLOEXEC, above);
+    if (tmp[i] < 0) return errno;
+  }
+  for (size_t i = 0; i < fds.size(); ++i) {
+    if (::dup2(tmp[i], 3 + static_cast<int>(i)) < 0) return errno;
+  }
+  return 0;
+}
+
 // Runs in the grandchild; never returns. Reports errno on the pipe if exec fails.
-[[noreturn]] void execChild(const std::vector<std::string>& argv, const DetachedOptions& options,
-                            char** envp, int report_fd) {
+[[noreturn]] void execChild(char** args, const DetachedOptions& options, char** envp,
+                            int report_fd) {
   int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
   if (null_fd >= 0) ::dup2(null_fd, 0);
   int out_fd = null_fd;
@@ -37,18 +70,23 @@ void writeAll(int fd, const void* data, size_t len) {
     ::dup2(out_fd, 2);
   }
   if (::chdir(options.cwd.empty() ? "/" : options.cwd.c_str()) != 0) {
-    int err = errno;
-    writeAll(report_fd, &err, sizeof err);
-    ::_exit(127);
+    fail(report_fd, errno, "chdir");
   }
-  std::vector<char*> args;
-  args.reserve(argv.size() + 1);
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  ::execvpe(args[0], args.data(), envp);
-  int err = errno;
-  writeAll(report_fd, &err, sizeof err);
-  ::_exit(127);
+  // The hook first: its own fds (cgroup files, a Landlock ruleset) may have
+  // the numbers the inherited fds are about to take.
+  if (options.pre_exec != nullptr) {
+    const char* stage = "pre-exec";
+    if (const int err = options.pre_exec(options.pre_exec_arg, &stage); err != 0) {
+      fail(report_fd, err, stage);
+    }
+  }
+  if (!options.inherit_fds.empty()) {
+    if (const int err = placeInheritedFds(options.inherit_fds, report_fd); err != 0) {
+      fail(report_fd, err, "passing fds");
+    }
+  }
+  ::execvpe(args[0], args, envp);
+  fail(report_fd, errno, "exec");
 }
 
 }  // namespace
@@ -76,6 +114,10 @@ Result<pid_t> spawnDetached(const std::vector<std::string>& argv, const Detached
   envp.reserve(env_store.size() + 1);
   for (auto& e : env_store) envp.push_back(e.data());
   envp.push_back(nullptr);
+  std::vector<char*> args;
+  args.reserve(argv.size() + 1);
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
 
   // pid_pipe carries the grandchild's pid from the middle process; err_pipe
   // carries an exec errno from the grandchild (closed on a successful exec).
@@ -97,7 +139,7 @@ Result<pid_t> spawnDetached(const std::vector<std::string>& argv, const Detached
   if (middle == 0) {
     ::setsid();
     pid_t grandchild = ::fork();
-    if (grandchild == 0) execChild(argv, options, envp.data(), err_pipe[1]);
+    if (grandchild == 0) execChild(args.data(), options, envp.data(), err_pipe[1]);
     writeAll(pid_pipe[1], &grandchild, sizeof grandchild);
     ::_exit(grandchild < 0 ? 1 : 0);
   }
@@ -109,17 +151,22 @@ Result<pid_t> spawnDetached(const std::vector<std::string>& argv, const Detached
   pid_t pid = -1;
   ssize_t n = ::read(pid_pipe[0], &pid, sizeof pid);
   ::close(pid_pipe[0]);
-  int exec_errno = 0;
+  ChildFailure failure;
   ssize_t m;
   do {
-    m = ::read(err_pipe[0], &exec_errno, sizeof exec_errno);
+    m = ::read(err_pipe[0], &failure, sizeof failure);
   } while (m < 0 && errno == EINTR);
   ::close(err_pipe[0]);
   if (n != sizeof pid || pid <= 0) return Error(errc::kInternal, "fork of " + argv[0] + " failed");
-  if (m == sizeof exec_errno) {
-    return Error(errc::kFailedPrecondition,
-                 "cannot run " + argv[0] + ": " + std::strerror(exec_errno))
-        .with("program", argv[0]);
+  if (m == sizeof failure) {
+    std::string message = "cannot run " + argv[0];
+    if (failure.stage != nullptr && std::string_view(failure.stage) != "exec") {
+      message += ": ";
+      message += failure.stage;
+    }
+    message += ": ";
+    message += std::strerror(failure.err);
+    return Error(errc::kFailedPrecondition, message).with("program", argv[0]);
   }
   return pid;
 }

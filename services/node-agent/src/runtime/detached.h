@@ -18,6 +18,15 @@ struct DetachedOptions {
   std::string log_path;          // stdout and stderr are appended here; empty: /dev/null
   std::string cwd;               // empty: "/"
   std::vector<std::string> env;  // NAME=VALUE entries added to (or replacing) ours
+  // Open fds the process inherits, as fd 3, 4, ... in this order (whatever
+  // their numbers here); every other fd of ours is close-on-exec.
+  std::vector<int> inherit_fds;
+  // Runs in the child before the inherited fds are moved into place, e.g.
+  // to drop privileges (confine.h). Must be async-signal-safe. Returns 0 or
+  // an errno, and names the failed step in *stage (a string literal); spawn
+  // then fails with "<stage>: <strerror>".
+  int (*pre_exec)(const void* arg, const char** stage) noexcept = nullptr;
+  const void* pre_exec_arg = nullptr;
 };
 
 // Returns the pid of the running process. An exec failure (no such binary,

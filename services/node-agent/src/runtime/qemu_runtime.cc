@@ -1,19 +1,29 @@
 #include "runtime/qemu_runtime.h"
 
 #include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <x86intrin.h>
 
 #include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
 #include "plfm/core/log.h"
 #include "plfm/core/process.h"
+#include "runtime/confine.h"
+#include "runtime/detached.h"
 #include "runtime/qmp.h"
 
 #include <nlohmann/json.hpp>
@@ -71,14 +81,91 @@ uint64_t measuredTscKhz() {
   return ns > 0 ? static_cast<uint64_t>(static_cast<double>(t1 - t0) / ns * 1e6) : 0;
 }
 
-Result<pid_t> readPidFile(const std::string& path) {
-  PLFM_ASSIGN_OR_RETURN(std::string text, readFile(path));
-  auto pid = static_cast<pid_t>(std::atol(text.c_str()));
-  if (pid <= 0) return Error(errc::kInternal, "bad pid file").with("path", path);
-  return pid;
+// A listening Unix socket at `path` (replacing a stale one), for QEMU's
+// `-chardev socket,fd=N,server=on`.
+Result<int> listenUnix(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) {
+    return Error(errc::kInvalidArgument, "socket path too long").with("path", path);
+  }
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errnoError("socket", errno);
+  ::unlink(path.c_str());
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::listen(fd, 8) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return errnoError("listening on " + path, err);
+  }
+  return fd;
+}
+
+// Attaches to the persistent tap `name` the way QEMU would (IFF_VNET_HDR,
+// no packet info), for `-netdev tap,fd=N`.
+Result<int> openTap(const std::string& name) {
+  ifreq ifr{};
+  if (name.size() >= sizeof(ifr.ifr_name)) {
+    return Error(errc::kInvalidArgument, "tap name too long").with("tap", name);
+  }
+  const int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+  if (fd < 0) return errnoError("opening /dev/net/tun", errno);
+  std::memcpy(ifr.ifr_name, name.c_str(), name.size());
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+  if (::ioctl(fd, TUNSETIFF, &ifr) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return errnoError("attaching to tap " + name, err);
+  }
+  return fd;
 }
 
 }  // namespace
+
+void QemuRuntime::OpenFiles::closeAll() {
+  for (const int fd : fds) ::close(fd);
+  fds.clear();
+}
+
+Result<QemuRuntime::OpenFiles> QemuRuntime::openPassedFiles(const std::vector<PassedFile>& files,
+                                                            uint32_t uid) {
+  OpenFiles out;
+  for (const auto& f : files) {
+    Result<int> fd = -1;
+    switch (f.kind) {
+      case PassedFile::kRead:
+        fd = ::open(f.path.c_str(), O_RDONLY | O_CLOEXEC);
+        break;
+      case PassedFile::kReadWrite:
+      case PassedFile::kConsole: {
+        const int flags = f.kind == PassedFile::kConsole ? O_WRONLY | O_CREAT | O_TRUNC : O_RDWR;
+        fd = ::open(f.path.c_str(), flags | O_NOFOLLOW | O_CLOEXEC, 0600);
+        // QEMU reopens it through /proc/self/fd as the VMM's uid.
+        if (*fd >= 0 && uid != 0 && ::fchown(*fd, uid, uid) != 0) {
+          const int err = errno;
+          ::close(*fd);
+          out.closeAll();
+          return errnoError("handing " + f.path + " to the VMM's uid", err);
+        }
+        break;
+      }
+      case PassedFile::kListen:
+        fd = listenUnix(f.path);
+        break;
+      case PassedFile::kTap:
+        fd = openTap(f.path);
+        break;
+    }
+    if (!fd || *fd < 0) {
+      Error e = !fd ? fd.error() : errnoError("opening " + f.path, errno);
+      out.closeAll();
+      return e;
+    }
+    out.fds.push_back(*fd);
+  }
+  return out;
+}
 
 uint64_t hostTscKhz() {
   static const uint64_t khz = [] {
@@ -90,6 +177,20 @@ uint64_t hostTscKhz() {
 
 QemuRuntime::QemuRuntime(QemuOptions options) : options_(std::move(options)) {}
 
+std::vector<QemuRuntime::PassedFile> QemuRuntime::passedFiles(const VmSpec& spec) {
+  std::vector<PassedFile> files;
+  files.push_back({PassedFile::kRead, spec.kernel});
+  if (!spec.initramfs.empty()) files.push_back({PassedFile::kRead, spec.initramfs});
+  files.push_back({PassedFile::kConsole, spec.run_dir + "/console.log"});
+  files.push_back({PassedFile::kListen, spec.run_dir + "/qmp.sock"});
+  files.push_back({PassedFile::kListen, spec.run_dir + "/ch.sock"});
+  if (!spec.tap.empty()) files.push_back({PassedFile::kTap, spec.tap});
+  for (const auto& d : spec.drives) {
+    files.push_back({d.read_only ? PassedFile::kRead : PassedFile::kReadWrite, d.path});
+  }
+  return files;
+}
+
 std::vector<std::string> QemuRuntime::commandLine(const VmSpec& spec,
                                                   const std::string& accel) const {
   std::vector<std::string> kargs = baseKernelArgs();
@@ -99,8 +200,18 @@ std::vector<std::string> QemuRuntime::commandLine(const VmSpec& spec,
   }
   kargs.insert(kargs.end(), spec.kernel_args.begin(), spec.kernel_args.end());
 
+  // Every file, socket and the tap arrive as fds 3, 4, ... in passedFiles()
+  // order: the VMM opens nothing by path but /proc/self/fd/N (confine.h).
+  int next_fd = 3;
+  auto fd = [&] { return std::to_string(next_fd++); };
+  auto proc = [&] { return "/proc/self/fd/" + fd(); };
   std::vector<std::string> argv = {
       options_.binary,
+      // Names the run dir ("RUN/", as agent.cc's killVmmsIn looks for paths
+      // inside it), so that a restarted agent finds a VMM whose handle it
+      // never saved.
+      "-name",
+      spec.run_dir + "/",
       "-M",
       // The RTC stays: without one, the kernel's CMOS clock reads spin on
       // port I/O, which costs seconds per boot under TCG.
@@ -118,36 +229,34 @@ std::vector<std::string> QemuRuntime::commandLine(const VmSpec& spec,
       "-display",
       "none",
       "-no-reboot",
+      // QEMU's seccomp filter: no obsolete syscalls, no setuid/setgid, no
+      // fork or exec, no scheduler or affinity changes.
+      "-sandbox",
+      "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
       "-kernel",
-      spec.kernel,
-      "-append",
-      joinArgs(kargs),
-      "-serial",
-      "file:" + spec.run_dir + "/console.log",
+      proc(),
   };
-  if (!spec.initramfs.empty()) {
-    argv.insert(argv.end(), {"-initrd", spec.initramfs});
+  if (!spec.initramfs.empty()) argv.insert(argv.end(), {"-initrd", proc()});
+  argv.insert(argv.end(), {"-append", joinArgs(kargs)});
+  argv.insert(argv.end(),
+              {"-chardev", "file,id=console,path=" + proc(), "-serial", "chardev:console"});
+  argv.insert(argv.end(), {"-chardev", "socket,id=qmp,fd=" + fd() + ",server=on,wait=off", "-mon",
+                           "chardev=qmp,mode=control"});
+  argv.insert(argv.end(), {"-chardev", "socket,id=channel,fd=" + fd() + ",server=on,wait=off",
+                           "-device", "virtio-serial-device", "-device",
+                           std::string("virtserialport,chardev=channel,name=") + kChannelName});
+  if (!spec.tap.empty()) {
+    argv.insert(argv.end(), {"-netdev", "tap,id=net0,fd=" + fd(), "-device",
+                             "virtio-net-device,netdev=net0,mac=" + spec.mac +
+                                 ",host_mtu=" + std::to_string(spec.mtu)});
   }
   for (const auto& d : spec.drives) {
     std::string drive =
-        "id=" + d.id + ",file=" + d.path + ",format=raw,if=none,cache=none,aio=threads";
+        "id=" + d.id + ",file=" + proc() + ",format=raw,if=none,cache=none,aio=threads";
     if (d.read_only) drive += ",readonly=on";
     argv.insert(argv.end(), {"-drive", drive, "-device",
                              "virtio-blk-device,drive=" + d.id + ",serial=" + d.id});
   }
-  if (!spec.tap.empty()) {
-    argv.insert(
-        argv.end(),
-        {"-netdev", "tap,id=net0,ifname=" + spec.tap + ",script=no,downscript=no", "-device",
-         "virtio-net-device,netdev=net0,mac=" + spec.mac +
-             ",host_mtu=" + std::to_string(spec.mtu)});
-  }
-  argv.insert(argv.end(),
-              {"-chardev", "socket,id=channel,path=" + spec.run_dir + "/ch.sock,server=on,wait=off",
-               "-device", "virtio-serial-device", "-device",
-               std::string("virtserialport,chardev=channel,name=") + kChannelName, "-qmp",
-               "unix:" + spec.run_dir + "/qmp.sock,server=on,wait=off", "-daemonize", "-pidfile",
-               spec.run_dir + "/qemu.pid"});
   return argv;
 }
 
@@ -189,33 +298,75 @@ Result<VmHandle> QemuRuntime::start(const VmSpec& spec) {
   std::error_code ec;
   fs::create_directories(spec.run_dir, ec);
   if (ec) return Error(errc::kIo, "creating " + spec.run_dir + ": " + ec.message());
+  // The run dir stays root's: the VMM writes only through the fds it gets.
+  ::chmod(spec.run_dir.c_str(), 0700);
   for (const char* stale : {"/ch.sock", "/qmp.sock", "/qemu.pid"})
     fs::remove(spec.run_dir + stale, ec);
-  std::string log_path = spec.run_dir + "/vmm.log";
-  SpawnOptions opts;
-  opts.stdout_path = log_path;
-  // With -daemonize the launching process exits once the machine is set up;
-  // a bad argument, a missing kernel or an unopenable tap fails it first.
-  auto launched = runChecked(commandLine(spec, accel), opts);
-  if (!launched) {
-    return Error("runtime.vmm_start_failed",
-                 "qemu failed to start: " + std::string(tailFile(log_path, 5)))
-        .with("instance_id", spec.instance_id)
-        .with("log", log_path);
+
+  const std::vector<PassedFile> files = passedFiles(spec);
+  std::optional<Confinement> jail;
+  if (options_.confine.enabled) {
+    ConfineRequest req;
+    req.instance_id = spec.instance_id;
+    req.vcpus = spec.vcpus;
+    req.memory_mb = spec.memory_mb;
+    for (const auto& f : files) {
+      if (f.kind == PassedFile::kRead) req.files.push_back({f.path, false});
+      if (f.kind == PassedFile::kReadWrite || f.kind == PassedFile::kConsole) {
+        req.files.push_back({f.path, true});
+      }
+    }
+    // The console file must exist for its Landlock rule.
+    const int console = ::open((spec.run_dir + "/console.log").c_str(),
+                               O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (console >= 0) ::close(console);
+    auto prepared = Confinement::prepare(options_.confine, req);
+    if (!prepared) return prepared.error().with("instance_id", spec.instance_id);
+    jail = std::move(*prepared);
   }
-  PLFM_ASSIGN_OR_RETURN(pid_t pid, readPidFile(spec.run_dir + "/qemu.pid"));
+  PLFM_ASSIGN_OR_RETURN(OpenFiles opened, openPassedFiles(files, jail ? jail->uid() : 0));
+
+  std::string log_path = spec.run_dir + "/vmm.log";
+  DetachedOptions opts;
+  opts.log_path = log_path;
+  opts.inherit_fds = opened.fds;
+  if (jail) {
+    opts.pre_exec = &enterConfinementHook;
+    opts.pre_exec_arg = &*jail;
+  }
+  auto pid = spawnDetached(commandLine(spec, accel), opts);
+  opened.closeAll();  // the VMM holds its own copies now
+  if (!pid) {
+    return Error("runtime.vmm_start_failed", "qemu failed to start: " + pid.error().message())
+        .with("instance_id", spec.instance_id);
+  }
   VmHandle h;
   h.driver = "qemu";
   h.instance_id = spec.instance_id;
-  h.pid = pid;
-  h.pid_start = processStartTime(pid);
+  h.pid = *pid;
+  h.pid_start = processStartTime(*pid);
   h.control_socket = spec.run_dir + "/qmp.sock";
   h.channel_socket = spec.run_dir + "/ch.sock";
   h.console_log = spec.run_dir + "/console.log";
-  if (h.pid_start == 0) {
-    return Error("runtime.vmm_exited",
-                 "qemu exited right after starting: " + tailFile(h.console_log, 5))
-        .with("instance_id", spec.instance_id);
+  // QEMU answers on QMP once the machine is built: a bad argument, an
+  // unusable drive or tap, or a confinement QEMU cannot live with ends it
+  // before that, and its log says why.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (true) {
+    if (h.pid_start == 0 || !alive(h)) {
+      return Error("runtime.vmm_start_failed",
+                   "qemu failed to start: " + std::string(tailFile(log_path, 5)))
+          .with("instance_id", spec.instance_id)
+          .with("log", log_path);
+    }
+    if (auto qmp = Qmp::connect(h.control_socket, std::chrono::milliseconds(500))) break;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      (void)MicroVmRuntime::kill(h);
+      return Error("runtime.vmm_start_failed", "qemu did not answer on QMP within 15 s")
+          .with("instance_id", spec.instance_id)
+          .with("log", log_path);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return h;
 }

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/confine.h"
 #include "runtime/microvm_runtime.h"
 
 namespace plfm::runtime {
@@ -28,6 +29,7 @@ struct QemuOptions {
   // Where the KVM probe writes its logs and remembers its verdict
   // (accel-probe.json); empty: a temp dir.
   std::string probe_dir;
+  ConfineOptions confine;  // uid, Landlock, cgroups (confine.h); on unless the operator says
 };
 
 class QemuRuntime final : public MicroVmRuntime {
@@ -46,7 +48,21 @@ class QemuRuntime final : public MicroVmRuntime {
   // (probed once, then remembered).
   [[nodiscard]] Result<std::string> accelFor(const std::string& kernel);
 
+  // What start() hands the VMM as fds 3, 4, ..., in this order.
+  struct PassedFile {
+    enum Kind { kRead, kReadWrite, kConsole, kListen, kTap };
+    Kind kind;
+    std::string path;  // kTap: the device name
+  };
+  [[nodiscard]] static std::vector<PassedFile> passedFiles(const VmSpec& spec);
+
  private:
+  struct OpenFiles {
+    std::vector<int> fds;
+    void closeAll();
+  };
+  static Result<OpenFiles> openPassedFiles(const std::vector<PassedFile>& files, uint32_t uid);
+
   QemuOptions options_;
   std::mutex mu_;
   std::optional<std::string> probed_accel_;

@@ -46,34 +46,37 @@ TEST(QemuCommandLine, MicrovmWithVirtioMmioDevicesChannelAndQmp) {
   QemuRuntime q(o);
   std::string cmd = joined(q.commandLine(sampleSpec(), "tcg"));
   for (const char* want :
-       {"qemu-system-x86_64 -M microvm,",
+       {"qemu-system-x86_64 -name /run/vm/ -M microvm,",
         "rtc=on",  // without it each boot loses seconds to CMOS reads under TCG
-        "-accel tcg",
-        "-smp 2",
-        "-m 384",
-        "-nodefaults",
-        "-no-reboot",
-        "-kernel /k/vmlinux",
-        "-initrd /k/initrd",
-        "tsc_early_khz=2596144",
-        "console=ttyS0",
-        "-serial file:/run/vm/console.log",
-        "id=rootfs,file=/img/root.ext4,format=raw,if=none,cache=none,aio=threads,readonly=on",
-        "-device virtio-blk-device,drive=rootfs,serial=rootfs",
-        "-drive id=scratch,file=/run/vm/scratch.ext4,format=raw,if=none,cache=none,aio=threads",
-        "-device virtio-blk-device,drive=scratch,serial=scratch",
-        "-netdev tap,id=net0,ifname=vt-0123456789a,script=no,downscript=no",
+        "-accel tcg", "-smp 2", "-m 384", "-nodefaults", "-no-reboot",
+        // Every file, socket and the tap arrive as fds, in passedFiles() order.
+        "-name /run/vm",
+        "-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+        "-kernel /proc/self/fd/3", "-initrd /proc/self/fd/4", "tsc_early_khz=2596144",
+        "console=ttyS0", "-chardev file,id=console,path=/proc/self/fd/5 -serial chardev:console",
+        "-chardev socket,id=qmp,fd=6,server=on,wait=off -mon chardev=qmp,mode=control",
+        "-chardev socket,id=channel,fd=7,server=on,wait=off", "-device virtio-serial-device",
+        "-device virtserialport,chardev=channel,name=plfm", "-netdev tap,id=net0,fd=8",
         "-device virtio-net-device,netdev=net0,mac=02:11:22:33:44:55,host_mtu=1420",
-        "-chardev socket,id=channel,path=/run/vm/ch.sock,server=on,wait=off",
-        "-device virtio-serial-device",
-        "-device virtserialport,chardev=channel,name=plfm",
-        "-qmp unix:/run/vm/qmp.sock,server=on,wait=off",
-        "-daemonize",
-        "-pidfile /run/vm/qemu.pid"}) {
+        "-drive id=rootfs,file=/proc/self/fd/9,format=raw,if=none,cache=none,aio=threads,"
+        "readonly=on",
+        "-device virtio-blk-device,drive=rootfs,serial=rootfs",
+        "-drive id=scratch,file=/proc/self/fd/10,format=raw,if=none,cache=none,aio=threads",
+        "-device virtio-blk-device,drive=scratch,serial=scratch"}) {
     EXPECT_NE(cmd.find(want), std::string::npos) << "missing: " << want << "\nin: " << cmd;
   }
   // The root drive comes first: the guest sees it as /dev/vda.
   EXPECT_LT(cmd.find("id=rootfs"), cmd.find("id=scratch"));
+  // Nothing is opened by path, and QEMU never forks into the background.
+  for (const char* gone : {"/k/vmlinux", "/img/root.ext4", "ifname=", "-daemonize", "-pidfile"}) {
+    EXPECT_EQ(cmd.find(gone), std::string::npos) << gone << "\nin: " << cmd;
+  }
+  const auto files = QemuRuntime::passedFiles(sampleSpec());
+  ASSERT_EQ(files.size(), 8U);
+  EXPECT_EQ(files[0].path, "/k/vmlinux");
+  EXPECT_EQ(files[5].kind, QemuRuntime::PassedFile::kTap);
+  EXPECT_EQ(files[6].path, "/img/root.ext4");
+  EXPECT_EQ(files[7].kind, QemuRuntime::PassedFile::kReadWrite);
 }
 
 TEST(QemuCommandLine, KvmUsesTheHostCpuAndNoTscHint) {
