@@ -38,26 +38,7 @@ json spec(const agent::testing::AgentWorld& w, const std::string& id, int n,
           const std::string& mode) {
   char addr[64];
   std::snprintf(addr, sizeof addr, "fd7a:5c00:0:1::%x", n + 2);
-  return {
-      {"instance_id", id},
-      {"generation", 1},
-      {"desired", "run"},
-      {"org_id", "org_0bench00000000000000000000"},
-      {"app_id", "app_0bench00000000000000000000"},
-      {"env_id", "env_0bench00000000000000000000"},
-      {"process_type", "web"},
-      {"release_id", "rel_0bench00000000000000000000"},
-      {"deploy_id", nullptr},
-      {"image", {{"ref", w.image_ref}, {"digest", w.image_digest}}},
-      {"command", json::array()},
-      {"args", json::array({mode})},
-      {"env", json::object()},
-      {"resources", {{"vcpus", 1}, {"memory_mb", 128}}},
-      {"network", {{"address", addr}, {"prefix_len", 128}, {"gateway", "fe80::1"}, {"mtu", 1420}}},
-      {"checks", json::array()},
-      {"volumes", json::array()},
-      {"secrets", {{"version", nullptr}}},
-      {"restart", {{"count", 0}, {"not_before", nullptr}}}};
+  return agent::testing::workloadSpec(w, id, "org_0bench00000000000000000000", {mode}, addr);
 }
 
 double quantile(std::vector<double> v, double q) {

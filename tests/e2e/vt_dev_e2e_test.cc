@@ -31,6 +31,11 @@
 namespace plfm {
 namespace {
 
+// The node agent's guest network filter (docs/specs/networking/node-firewall.md).
+bool agentFilterInstalled() {
+  return std::system("nft list table inet plfm_agent >/dev/null 2>&1") == 0;
+}
+
 using nlohmann::json;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
@@ -430,6 +435,7 @@ TEST_F(VtDev, CoreLoop) {
   ASSERT_EQ(vt({"dev", "down", "--state-dir", state_->path()}, 180s).code, 0);
   EXPECT_TRUE(vt::dev::processesMentioning(state_->path() + "/node-agent").empty());
   EXPECT_TRUE(vt::dev::vtTaps().empty());
+  EXPECT_FALSE(agentFilterInstalled()) << "vt dev down left the agent's nftables table";
   VtRun up2 = vt(upArgs(), 240s);
   ASSERT_EQ(up2.code, 0) << up2.err;
   const std::string after = waitFor("hello.localhost", "::1", "instance: inst_", 180s);
@@ -451,6 +457,7 @@ TEST_F(VtDev, CoreLoop) {
     for (int i = 0; i < 100 && vt::dev::isRunning(agent); ++i) std::this_thread::sleep_for(50ms);
     EXPECT_FALSE(vt::dev::processesMentioning(state_->path() + "/node-agent").empty())
         << "the VMMs outlive their agent (to be adopted)";
+    EXPECT_TRUE(agentFilterInstalled()) << "the guests stay filtered without their agent";
   }
 
   phase("vt dev down: nothing left; no secret value in any log");

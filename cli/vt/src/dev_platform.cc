@@ -607,6 +607,14 @@ Result<std::vector<std::string>> Platform::down() {
     so.stdout_path = logPath("node-agent");
     (void)runChecked({"ip", "link", "del", tap}, so);
   }
+  // So is the guest network filter (the agent's nftables table,
+  // docs/specs/networking/node-firewall.md); an agent that stopped its VMs
+  // removed it already.
+  if (agentFilterInstalled()) {
+    SpawnOptions so;
+    so.stdout_path = logPath("node-agent");
+    (void)runChecked({"nft", "delete", "table", "inet", "plfm_agent"}, so);
+  }
   for (const auto& m : mountsUnder(s_.state_dir)) ::umount2(m.c_str(), MNT_DETACH);
   for (const auto& sock : socketsUnder(s_.state_dir)) {
     std::error_code ec;
@@ -616,8 +624,17 @@ Result<std::vector<std::string>> Platform::down() {
   for (pid_t pid : strays()) left.push_back("process " + std::to_string(pid));
   for (const auto& m : mountsUnder(s_.state_dir)) left.push_back("mount " + m);
   for (const auto& tap : recordedTaps()) left.push_back("tap " + tap);
+  if (agentFilterInstalled()) left.emplace_back("nftables table inet plfm_agent");
   for (const auto& sock : socketsUnder(s_.state_dir)) left.push_back("socket " + sock);
   return left;
+}
+
+bool Platform::agentFilterInstalled() const {
+  // Only the dev agent's: its state dir says it ran with networking here.
+  if (!fs::exists(path("node-agent/firewall/ruleset.nft"))) return false;
+  SpawnOptions so;
+  so.stdout_path = "/dev/null";
+  return runChecked({"nft", "list", "table", "inet", "plfm_agent"}, so).has_value();
 }
 
 std::vector<std::string> Platform::recordedTaps() const {

@@ -127,6 +127,8 @@ class Platform {
   [[nodiscard]] bool healthy(const std::string& component) const;
   // Taps named by the agent's instance records that still exist.
   [[nodiscard]] std::vector<std::string> recordedTaps() const;
+  // The dev agent's guest network filter (nftables) is still installed.
+  [[nodiscard]] bool agentFilterInstalled() const;
   [[nodiscard]] pid_t runningPid(const std::string& component) const;
   [[nodiscard]] Result<pid_t> launch(const std::string& component,
                                      const std::vector<std::string>& argv,

@@ -193,6 +193,12 @@ void registerRunCommand(CLI::App& app, CommandAction* action) {
   run->add_option("--cores", flags->cores, "Cores to offer (default: all)");
   run->add_option("--memory-mb", flags->memory_mb, "Memory to offer (default: 7/8 of RAM - 512)");
   run->add_flag("!--no-network", o.manage_network, "Do not create taps (no guest networking)");
+  run->add_flag("--unsafe-allow-unfiltered-guests", o.unsafe_allow_unfiltered_guests,
+                "UNSAFE: when the guest network filter (nftables) cannot be installed, run "
+                "guests unfiltered (spoofing, host services and other orgs reachable) instead "
+                "of failing them");
+  run->add_option("--nft", o.nft_binary, "The nft binary for the guest network filter")
+      ->capture_default_str();
   run->add_option("--listen", o.listen,
                   "Serve /healthz, /metrics, /v1/instances and instance logs here");
   run->add_option("--advertise-url", o.advertise_url,

@@ -76,6 +76,13 @@ int64_t hostMemoryMb() {
   return 1024;
 }
 
+Result<netdev::GuestFilter> guestFilterFor(const Workload& w, const std::string& tap) {
+  const std::string org = w.org_id.empty() ? "instance:" + w.instance_id : "org:" + w.org_id;
+  auto f = netdev::parseGuestFilter(tap, w.address, org);
+  if (!f) return std::move(f).error().context("the guest network filter");
+  return f;
+}
+
 Agent::Agent(AgentOptions options, std::unique_ptr<runtime::MicroVmRuntime> runtime)
     : options_(std::move(options)),
       runtime_(std::move(runtime)),
@@ -126,6 +133,10 @@ Result<void> Agent::start() {
   }
   images_.emplace(std::move(cache));
   if (options_.plan_file.empty()) PLFM_TRY(loadOrEnroll());
+  if (options_.manage_network) {
+    std::lock_guard lock(firewall_mu_);
+    firewall_.emplace(options_.state_dir + "/firewall", options_.nft_binary);
+  }
   adoptOrClean();
   if (!options_.listen.empty()) {
     PLFM_ASSIGN_OR_RETURN(relay_key_, loadOrCreateRelayKey(options_.state_dir));
@@ -154,6 +165,15 @@ void Agent::stop() {
     workers.swap(workers_);
   }
   for (auto& [id, w] : workers) w->join();
+  if (options_.stop_instances_on_exit) {
+    // No guest is left to filter: the table goes with them.
+    std::lock_guard lock(firewall_mu_);
+    if (firewall_) {
+      if (auto r = firewall_->remove(); !r) {
+        log::warn("removing the guest network filter failed", {{"error", r.error().toString()}});
+      }
+    }
+  }
   if (http_) http_->stop(std::chrono::seconds(1));
   log::info("node agent stopped", {{"node_id", credential_.node_id},
                                    {"vms_left_running", !options_.stop_instances_on_exit}});
@@ -246,6 +266,17 @@ void Agent::adoptOrClean() {
       killVmmsIn(*runtime_, rec.run_dir, id, vm_alive ? rec.vm->pid : -1);  // strays only
       live_dirs.insert(rec.run_dir);
       live_taps.insert(rec.tap);
+      if (!rec.tap.empty() && options_.manage_network) {
+        // Rebuilt from the record before its worker starts, so the rewrite
+        // below (and any worker's) keeps this guest filtered.
+        if (auto f = guestFilterFor(rec.workload, rec.tap)) {
+          std::lock_guard fw(firewall_mu_);
+          guest_filters_.insert_or_assign(id, std::move(*f));
+        } else {
+          log::error("an adopted instance cannot be filtered",
+                     {{"instance_id", id}, {"error", f.error().toString()}});
+        }
+      }
     }
     auto worker = std::make_unique<InstanceWorker>(*this, std::move(rec));
     worker->start();
@@ -260,6 +291,16 @@ void Agent::adoptOrClean() {
     killVmmsIn(*runtime_, dir, entry.path().filename().string());
     runtime::removeVmmGroup(entry.path().filename().string());
     fs::remove_all(dir, ec);
+  }
+  if (options_.manage_network) {
+    // The table as the records say, whatever a killed agent left behind.
+    std::lock_guard fw(firewall_mu_);
+    if (auto r = applyFirewallLocked(); !r) {
+      log::error(
+          "installing the guest network filter failed; instances with a network will not "
+          "start unless --unsafe-allow-unfiltered-guests",
+          {{"error", r.error().toString()}});
+    }
   }
   if (options_.manage_network) {
     if (auto taps = netdev::listLinks(netdev::kTapPrefix)) {
@@ -347,6 +388,45 @@ std::vector<std::pair<RefusedInstance, std::string>> Agent::convergeLocked(const
   metrics_.gauge("plfm_agent_plan_version", "The NodePlan version converged on")
       .set(static_cast<double>(plan.version));
   return refusals;
+}
+
+Result<void> Agent::applyFirewallLocked() {
+  if (!firewall_) return Error(errc::kFailedPrecondition, "the agent does not manage networking");
+  std::vector<netdev::GuestFilter> guests;
+  guests.reserve(guest_filters_.size());
+  for (const auto& [id, f] : guest_filters_) guests.push_back(f);
+  auto r = firewall_->apply(std::move(guests));
+  metrics_.gauge("plfm_agent_filtered_guests", "Guests in the node's nftables guest filter")
+      .set(r ? static_cast<double>(guest_filters_.size()) : 0.0);
+  if (!r) {
+    metrics_.counter("plfm_agent_firewall_failures_total", "Failed rewrites of the guest filter")
+        .inc();
+  }
+  return r;
+}
+
+Result<void> Agent::filterGuest(const std::string& instance_id, netdev::GuestFilter filter) {
+  std::lock_guard lock(firewall_mu_);
+  guest_filters_.insert_or_assign(instance_id, std::move(filter));
+  auto r = applyFirewallLocked();
+  if (r) return ok();
+  guest_filters_.erase(instance_id);
+  if (options_.unsafe_allow_unfiltered_guests) {
+    log::warn("running a guest UNFILTERED (--unsafe-allow-unfiltered-guests)",
+              {{"instance_id", instance_id}, {"error", r.error().toString()}});
+    return ok();
+  }
+  return std::move(r).error().context("guest network isolation");
+}
+
+void Agent::unfilterGuest(const std::string& instance_id) {
+  std::lock_guard lock(firewall_mu_);
+  if (guest_filters_.erase(instance_id) == 0 || !firewall_) return;
+  if (auto r = applyFirewallLocked(); !r) {
+    // The next rewrite (the table is always rewritten whole) drops the entry.
+    log::warn("removing a guest from the network filter failed",
+              {{"instance_id", instance_id}, {"error", r.error().toString()}});
+  }
 }
 
 Result<std::string> Agent::scratchTemplate() {

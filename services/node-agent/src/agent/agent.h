@@ -16,8 +16,10 @@
 //   templates/            the formatted scratch disk instances copy
 //   logs/<id>.log         the workload's output (instance_log.h)
 //   images/               the image cache (image/image_cache.h)
+//   firewall/             the last nft script of the guest filter, nft's output
 // so a restart after kill -9 adopts running VMs, rolls back half-done boots,
-// and removes orphaned VMMs, taps and disks.
+// removes orphaned VMMs, taps and disks, and rewrites the guest filter
+// (nftables table inet plfm_agent) from the records.
 #pragma once
 
 #include <atomic>
@@ -37,6 +39,7 @@
 #include "agent/instance_record.h"
 #include "agent/workload_check.h"
 #include "image/image_cache.h"
+#include "netdev/firewall.h"
 #include "plfm/core/metrics.h"
 #include "plfm/core/result.h"
 #include "runtime/microvm_runtime.h"
@@ -67,6 +70,11 @@ struct AgentOptions {
   image::CacheOptions image;
   uint64_t scratch_mb = 1024;  // per-instance writable disk (sparse)
   bool manage_network = true;  // taps and routes (needs CAP_NET_ADMIN)
+  // The guest network filter (netdev/firewall.h) is installed with taps.
+  // When it cannot be (no nft, rules refused), instances with a network fail
+  // to start; this lets them run unfiltered instead, with a warning.
+  bool unsafe_allow_unfiltered_guests = false;
+  std::string nft_binary = "nft";
 
   std::chrono::seconds plan_wait{30};
   std::chrono::milliseconds boot_timeout{90'000};  // VMM start to READY
@@ -101,6 +109,10 @@ class InstanceWorker;
 
 // MemTotal of this host in MiB.
 [[nodiscard]] int64_t hostMemoryMb();
+
+// The guest filter entry of an instance on `tap`: its address, and its org
+// (an instance without an org id is an org of its own).
+[[nodiscard]] Result<netdev::GuestFilter> guestFilterFor(const Workload& w, const std::string& tap);
 
 class Agent {
  public:
@@ -144,6 +156,13 @@ class Agent {
   [[nodiscard]] Result<std::string> scratchTemplate();
   // The image's /etc/passwd and /etc/group, read by `load` on first use.
   [[nodiscard]] UserDb userDb(const std::string& rootfs, const std::function<UserDb()>& load);
+  // Adds the guest's filter entry and rewrites the node's nftables table
+  // (one transaction); on failure the entry is dropped again and the error
+  // returned, unless options().unsafe_allow_unfiltered_guests.
+  [[nodiscard]] Result<void> filterGuest(const std::string& instance_id,
+                                         netdev::GuestFilter filter);
+  // Drops the entry (if any) and rewrites the table; failures are logged.
+  void unfilterGuest(const std::string& instance_id);
 
  private:
   Result<void> loadOrEnroll();
@@ -154,6 +173,7 @@ class Agent {
   void planLoop();
   void heartbeatLoop();
   Result<void> startHttp();
+  Result<void> applyFirewallLocked();  // firewall_mu_ held
 
   AgentOptions options_;
   std::unique_ptr<runtime::MicroVmRuntime> runtime_;
@@ -177,6 +197,9 @@ class Agent {
   std::mutex users_mu_;
   std::map<std::string, UserDb> users_;  // by rootfs path
   std::string relay_key_;
+  std::mutex firewall_mu_;
+  std::optional<netdev::NftFirewall> firewall_;               // guarded by firewall_mu_
+  std::map<std::string, netdev::GuestFilter> guest_filters_;  // by instance id; same
 };
 
 }  // namespace plfm::agent

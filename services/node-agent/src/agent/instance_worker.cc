@@ -358,6 +358,9 @@ Result<void> InstanceWorker::prepare() {
     return std::move(r).error().context("creating the scratch disk");
   }
   if (!rec_.tap.empty()) {
+    // Filter first: the tap must never exist without its guest's rules.
+    PLFM_ASSIGN_OR_RETURN(auto filter, guestFilterFor(w, rec_.tap));
+    PLFM_TRY(agent_.filterGuest(w.instance_id, std::move(filter)));
     netdev::TapConfig tap{rec_.tap, w.mtu, w.address};
     PLFM_TRY(netdev::ensureTap(tap));
   }
@@ -739,6 +742,7 @@ void InstanceWorker::releaseResources() {
       log::warn("removing tap failed",
                 {{"instance_id", r.workload.instance_id}, {"error", t.error().toString()}});
     }
+    agent_.unfilterGuest(r.workload.instance_id);
   }
   if (!r.run_dir.empty()) {
     std::error_code ec;

@@ -61,26 +61,10 @@ int g_next = 0;
 // A WorkloadSpec as the control plane would send it.
 json workloadSpec(const std::string& id, const std::vector<std::string>& args,
                   const std::string& address, int memory_mb = 128, json checks = json::array()) {
-  return {{"instance_id", id},
-          {"generation", 1},
-          {"desired", "run"},
-          {"org_id", "org_0e2e0000000000000000000000"},
-          {"app_id", "app_0e2e0000000000000000000000"},
-          {"env_id", "env_0e2e0000000000000000000000"},
-          {"process_type", "web"},
-          {"release_id", "rel_0e2e0000000000000000000000"},
-          {"deploy_id", nullptr},
-          {"image", {{"ref", g_world->image_ref}, {"digest", g_world->image_digest}}},
-          {"command", json::array()},
-          {"args", args},
-          {"env", {{"MODE", "e2e"}}},
-          {"resources", {{"vcpus", 1}, {"memory_mb", memory_mb}}},
-          {"network",
-           {{"address", address}, {"prefix_len", 128}, {"gateway", "fe80::1"}, {"mtu", 1420}}},
-          {"checks", checks},
-          {"volumes", json::array()},
-          {"secrets", {{"version", nullptr}}},
-          {"restart", {{"count", 0}, {"not_before", nullptr}}}};
+  json spec = testing::workloadSpec(*g_world, id, "org_0e2e0000000000000000000000", args, address,
+                                    memory_mb, std::move(checks));
+  spec["env"] = {{"MODE", "e2e"}};
+  return spec;
 }
 
 std::string newId() {

@@ -10,22 +10,12 @@
 
 #include "netdev/tap.h"
 #include "plfm/core/process.h"
+#include "support/netns_child.h"
 
 namespace plfm::netdev {
 namespace {
 
-// Runs `body` in a child in a fresh network namespace; its exit code is the
-// number of failed checks (gtest assertions do not cross fork).
-int inNetns(const std::function<int()>& body) {
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    if (::unshare(CLONE_NEWNET) != 0) ::_exit(100);
-    ::_exit(body());
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 101;
-}
+using testing::inNetns;
 
 std::string run(const std::string& cmd) {
   std::string out;

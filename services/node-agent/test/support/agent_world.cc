@@ -23,6 +23,32 @@ std::string shellOutput(const std::string& cmd) {
   return out;
 }
 
+nlohmann::json workloadSpec(const AgentWorld& world, const std::string& id,
+                            const std::string& org_id, const std::vector<std::string>& args,
+                            const std::string& address, int memory_mb, nlohmann::json checks) {
+  using nlohmann::json;
+  return {{"instance_id", id},
+          {"generation", 1},
+          {"desired", "run"},
+          {"org_id", org_id},
+          {"app_id", "app_0e2e0000000000000000000000"},
+          {"env_id", "env_0e2e0000000000000000000000"},
+          {"process_type", "web"},
+          {"release_id", "rel_0e2e0000000000000000000000"},
+          {"deploy_id", nullptr},
+          {"image", {{"ref", world.image_ref}, {"digest", world.image_digest}}},
+          {"command", json::array()},
+          {"args", args},
+          {"env", json::object()},
+          {"resources", {{"vcpus", 1}, {"memory_mb", memory_mb}}},
+          {"network",
+           {{"address", address}, {"prefix_len", 128}, {"gateway", "fe80::1"}, {"mtu", 1420}}},
+          {"checks", std::move(checks)},
+          {"volumes", json::array()},
+          {"secrets", {{"version", nullptr}}},
+          {"restart", {{"count", 0}, {"not_before", nullptr}}}};
+}
+
 Result<void> enterPrivateNetns() {
   if (::geteuid() != 0) {
     return Error(errc::kPermissionDenied, "microVM tests need root (taps, network namespaces)");

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "plfm/core/result.h"
 #include "plfm/testing/temp_dir.h"
@@ -26,6 +28,14 @@ struct AgentWorld {
 [[nodiscard]] Result<std::unique_ptr<AgentWorld>> makeAgentWorld(const std::string& source_dir,
                                                                  const std::string& vt_init_bin,
                                                                  const std::string& workload_bin);
+
+// A WorkloadSpec (api/schemas/workload-spec.json) as the control plane would
+// send it: the world's image run with `args`, at `address` on its own tap.
+[[nodiscard]] nlohmann::json workloadSpec(const AgentWorld& world, const std::string& id,
+                                          const std::string& org_id,
+                                          const std::vector<std::string>& args,
+                                          const std::string& address, int memory_mb = 128,
+                                          nlohmann::json checks = nlohmann::json::array());
 
 // Moves this process into a fresh network namespace with loopback up, so
 // taps, routes and guest traffic stay private. Call before any thread starts.

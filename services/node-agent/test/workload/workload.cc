@@ -5,6 +5,8 @@
 //   vt-test-workload serve PORT         answer each TCP connection on [::]:PORT with
 //                                       "hello from <PLFM_INSTANCE_ID>\n"; exit 0 on SIGTERM
 //   vt-test-workload sleep              wait for SIGTERM, then exit 0
+//   vt-test-workload netprobe PORT | ask ADDR PORT LINE | udp-listen PORT
+//                                       network probes (netprobe.cc)
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -17,6 +19,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+
+#include "workload/netprobe.h"
 
 namespace {
 
@@ -88,6 +92,9 @@ int main(int argc, char** argv) {
     return code;
   }
   if (mode == "serve") return serve(argc > 2 ? std::atoi(argv[2]) : 8080);
+  if (mode == "netprobe") return vt_test::netprobe(argc > 2 ? std::atoi(argv[2]) : 8080, g_term);
+  if (mode == "udp-listen") return vt_test::udpListen(argc > 2 ? std::atoi(argv[2]) : 9999, g_term);
+  if (mode == "ask" && argc > 4) return vt_test::ask(argv[2], std::atoi(argv[3]), argv[4]);
   std::printf("sleeping\n");
   std::fflush(stdout);
   while (g_term == 0) ::pause();

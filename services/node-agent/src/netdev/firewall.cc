@@ -1,0 +1,274 @@
+#include "netdev/firewall.h"
+
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "netdev/tap.h"
+#include "plfm/core/process.h"
+
+namespace plfm::netdev {
+namespace {
+
+constexpr size_t kMaxTapSuffix = 12;  // "vt-" + 12 = 15 bytes, IFNAMSIZ - 1
+
+bool validTapName(std::string_view tap) {
+  if (tap.size() <= kTapPrefix.size() || tap.substr(0, kTapPrefix.size()) != kTapPrefix) {
+    return false;
+  }
+  std::string_view suffix = tap.substr(kTapPrefix.size());
+  static_assert(kTapPrefix.size() + kMaxTapSuffix < IFNAMSIZ);
+  return suffix.size() <= kMaxTapSuffix && std::all_of(suffix.begin(), suffix.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z');
+         });
+}
+
+// Only addresses a guest may own: global unicast (2000::/3) or unique local
+// (fc00::/7). Everything else (link-local, multicast, loopback, ::, mapped
+// IPv4, documentation ranges are fine) would widen the anti-spoofing set.
+bool guestAddressAllowed(const in6_addr& a) {
+  const uint8_t first = a.s6_addr[0];
+  return (first & 0xe0) == 0x20 || (first & 0xfe) == 0xfc;
+}
+
+bool ipv4Allowed(const in_addr& a) {
+  const uint32_t h = ntohl(a.s_addr);
+  const uint32_t top = h >> 24;
+  // Not 0/8, loopback, multicast/reserved, or the broadcast address.
+  return top != 0 && top != 127 && top < 224;
+}
+
+// inet_pton reads up to a NUL; the whole view must be address characters.
+bool onlyChars(std::string_view s, std::string_view allowed) {
+  return s.find_first_not_of(allowed) == std::string_view::npos;
+}
+
+std::string format6(const in6_addr& a) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  inet_ntop(AF_INET6, &a, buf, sizeof buf);
+  return buf;
+}
+
+std::string format4(const in_addr& a) {
+  char buf[INET_ADDRSTRLEN] = {};
+  inet_ntop(AF_INET, &a, buf, sizeof buf);
+  return buf;
+}
+
+std::string ifname(std::string_view tap) { return "\"" + std::string(tap) + "\""; }
+
+// `elements = { a, b }` or nothing for an empty set (nft rejects `{ }`).
+std::string elements(const std::vector<std::string>& items) {
+  if (items.empty()) return "";
+  std::string out = "\t\telements = { ";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i != 0) out += ",\n\t\t\t     ";
+    out += items[i];
+  }
+  return out + " }\n";
+}
+
+std::string set(const std::string& name, const std::string& type,
+                const std::vector<std::string>& items, std::string_view comment) {
+  return "\t# " + std::string(comment) + "\n\tset " + name + " {\n\t\ttype " + type + "\n" +
+         elements(items) + "\t}\n";
+}
+
+// The chains are the same on every node; only the sets and the per-org
+// chains above them change. "vt-*" is kTapPrefix: every tap, with an entry
+// or not yet, goes through them.
+static_assert(kTapPrefix == "vt-");
+constexpr std::string_view kChains =
+    R"(	# Anything from a tap but its guest's own address is spoofed.
+	chain guest_source {
+		iifname . ip6 saddr @guest_src6 return
+		iifname . ip saddr @guest_src4 return
+		counter drop
+	}
+	# A guest talking to this host: neighbour discovery, Packet Too Big,
+	# and replies to connections the host opened. Nothing else.
+	chain guest_to_host {
+		ip6 saddr { ::, fe80::/10 } ip6 hoplimit 255 icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } accept
+		jump guest_source
+		ip6 hoplimit 255 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept
+		icmpv6 type packet-too-big accept
+		ct state established,related accept
+		counter drop
+	}
+	# A new flow to an instance: from an instance, only within its org;
+	# from outside the platform (ingress on other hosts), allowed.
+	chain to_instance {
+		ip6 saddr vmap @org_of
+		iifname "vt-*" counter drop
+	}
+	chain input {
+		type filter hook input priority filter - 10; policy accept;
+		iifname "vt-*" jump guest_to_host
+	}
+	chain forward {
+		type filter hook forward priority filter - 10; policy accept;
+		iifname "vt-*" jump guest_source
+		ct state established,related accept
+		ip6 daddr @instances jump to_instance
+	}
+)";
+
+std::string table() { return std::string(kFirewallFamily) + " " + std::string(kFirewallTable); }
+
+}  // namespace
+
+Result<GuestFilter> parseGuestFilter(std::string_view tap, std::string_view address,
+                                     std::string_view org_key, std::string_view ipv4) {
+  GuestFilter g;
+  if (!validTapName(tap)) {
+    return Error(errc::kInvalidArgument, "bad tap name for the guest filter")
+        .with("device", std::string(tap));
+  }
+  g.tap_ = tap;
+  const std::string addr(address);
+  if (addr.size() >= INET6_ADDRSTRLEN || !onlyChars(addr, "0123456789abcdefABCDEF:.") ||
+      inet_pton(AF_INET6, addr.c_str(), &g.address_) != 1) {
+    return Error(errc::kInvalidArgument, "bad guest IPv6 address").with("address", addr);
+  }
+  if (!guestAddressAllowed(g.address_)) {
+    return Error(errc::kInvalidArgument,
+                 "a guest address must be global unicast or unique local (2000::/3, fc00::/7)")
+        .with("address", addr);
+  }
+  if (!ipv4.empty()) {
+    const std::string v4(ipv4);
+    in_addr a{};
+    if (v4.size() >= INET_ADDRSTRLEN || !onlyChars(v4, "0123456789.") ||
+        inet_pton(AF_INET, v4.c_str(), &a) != 1 || !ipv4Allowed(a)) {
+      return Error(errc::kInvalidArgument, "bad guest IPv4 address").with("address", v4);
+    }
+    g.ipv4_ = a;
+  }
+  if (org_key.empty()) return Error(errc::kInvalidArgument, "a guest filter needs an org");
+  g.org_key_ = org_key;
+  return g;
+}
+
+Result<std::string> renderRuleset(std::vector<GuestFilter> guests) {
+  std::sort(guests.begin(), guests.end(),
+            [](const GuestFilter& a, const GuestFilter& b) { return a.tap() < b.tap(); });
+  std::set<std::string> taps;
+  std::set<std::string> addresses;
+  std::map<std::string, int> org_number;  // org key -> 1..n, in key order
+  for (const auto& g : guests) {
+    if (!taps.insert(g.tap()).second) {
+      return Error(errc::kInvalidArgument, "two guests on one tap").with("device", g.tap());
+    }
+    if (!addresses.insert(format6(g.address())).second) {
+      return Error(errc::kInvalidArgument, "two guests with one address")
+          .with("address", format6(g.address()));
+    }
+    org_number[g.orgKey()] = 0;
+  }
+  int n = 0;
+  for (auto& [key, number] : org_number) number = ++n;
+
+  std::vector<std::string> src6;
+  std::vector<std::string> src4;
+  std::vector<std::string> instances;
+  std::vector<std::string> org_of;
+  std::map<int, std::vector<std::string>> members;
+  for (const auto& g : guests) {
+    const std::string a = format6(g.address());
+    const int org = org_number.at(g.orgKey());
+    src6.push_back(ifname(g.tap()) + " . " + a);
+    if (g.ipv4()) src4.push_back(ifname(g.tap()) + " . " + format4(*g.ipv4()));
+    instances.push_back(a);
+    org_of.push_back(a + " : jump org_" + std::to_string(org));
+    members[org].push_back(a);
+  }
+
+  std::string s;
+  s += "# Generated by plfm-node-agent; rewritten whole on every change.\n";
+  s += "# docs/specs/networking/node-firewall.md\n";
+  s += "table " + table() + " {}\n";
+  s += "delete table " + table() + "\n";
+  s += "table " + table() + " {\n";
+  s += set("guest_src6", "ifname . ipv6_addr", src6, "The source address each tap may send from.");
+  s += set("guest_src4", "ifname . ipv4_addr", src4, "The same for guests with dedicated IPv4.");
+  s += set("instances", "ipv6_addr", instances,
+           "Every platform instance address known here (the mesh adds remote ones).");
+  s += "\t# An instance address -> the chain of its org.\n";
+  s += "\tmap org_of {\n\t\ttype ipv6_addr : verdict\n" + elements(org_of) + "\t}\n";
+  for (const auto& [org, addrs] : members) {
+    const std::string name = "org_" + std::to_string(org);
+    s += set(name + "_members", "ipv6_addr", addrs, "The instances of one org.");
+    s += "\tchain " + name + " {\n";
+    s += "\t\tip6 daddr @" + name + "_members accept\n";
+    s += "\t\tcounter drop\n";
+    s += "\t}\n";
+  }
+  s += kChains;
+  s += "}\n";
+  return s;
+}
+
+std::string renderRemoval() { return "table " + table() + " {}\ndelete table " + table() + "\n"; }
+
+NftFirewall::NftFirewall(std::string work_dir, std::string nft)
+    : work_dir_(std::move(work_dir)), nft_(std::move(nft)) {}
+
+Result<void> NftFirewall::apply(std::vector<GuestFilter> guests) {
+  PLFM_ASSIGN_OR_RETURN(std::string script, renderRuleset(std::move(guests)));
+  return run(script);
+}
+
+Result<void> NftFirewall::remove() { return run(renderRemoval()); }
+
+Result<void> NftFirewall::run(const std::string& script) {
+  namespace fs = std::filesystem;
+  std::string nft = nft_;
+  if (nft.find('/') == std::string::npos) {
+    const char* path = std::getenv("PATH");
+    std::string dirs = path != nullptr ? path : "/usr/sbin:/usr/bin:/sbin:/bin";
+    // Root's PATH may lack sbin when started from a user shell.
+    dirs += ":/usr/sbin:/sbin";
+    std::string found;
+    for (size_t pos = 0; pos <= dirs.size();) {
+      size_t end = dirs.find(':', pos);
+      if (end == std::string::npos) end = dirs.size();
+      std::string candidate = dirs.substr(pos, end - pos) + "/" + nft;
+      if (end > pos && ::access(candidate.c_str(), X_OK) == 0) {
+        found = candidate;
+        break;
+      }
+      pos = end + 1;
+    }
+    nft = found;
+  } else if (::access(nft.c_str(), X_OK) != 0) {
+    nft.clear();
+  }
+  if (nft.empty()) {
+    return Error("netdev.nft_missing",
+                 "the nft binary was not found (install nftables), so guests cannot be filtered")
+        .with("nft", nft_);
+  }
+  std::error_code ec;
+  fs::create_directories(work_dir_, ec);
+  if (ec) return Error(errc::kIo, "creating " + work_dir_ + ": " + ec.message());
+  const std::string script_path = work_dir_ + "/ruleset.nft";
+  const std::string log_path = work_dir_ + "/nft.log";
+  PLFM_TRY(writeFileAtomic(script_path, script, 0600));
+  fs::remove(log_path, ec);
+  SpawnOptions so;
+  so.stdout_path = log_path;
+  if (auto r = runChecked({nft, "-f", script_path}, so); !r) {
+    return Error("netdev.firewall_failed",
+                 "nft could not apply the guest filter: " + r.error().message())
+        .with("script", script_path);
+  }
+  return ok();
+}
+
+}  // namespace plfm::netdev

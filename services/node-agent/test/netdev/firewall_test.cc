@@ -1,0 +1,163 @@
+// The guest network filter's generator (golden text; hostile inputs refused
+// before anything is generated) and, as root, the real nft accepting the
+// script inside a private network namespace (a forked child, so the host's
+// ruleset is never touched).
+#include "netdev/firewall.h"
+
+#include <gtest/gtest.h>
+#include <sched.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <functional>
+
+#include "plfm/core/process.h"
+#include "plfm/testing/temp_dir.h"
+#include "support/netns_child.h"
+
+namespace plfm::netdev {
+namespace {
+
+GuestFilter guest(std::string_view tap, std::string_view address, std::string_view org,
+                  std::string_view ipv4 = {}) {
+  auto g = parseGuestFilter(tap, address, org, ipv4);
+  EXPECT_TRUE(g) << g.error().toString();
+  return *g;
+}
+
+TEST(Firewall, RulesetForTwoOrgsMatchesGolden) {
+  // Given out of order: the output is sorted by tap, orgs numbered by key.
+  std::vector<GuestFilter> guests = {
+      guest("vt-c0ffee00002", "fd7a:5c00:0:1::3", "org:org_b"),
+      guest("vt-c0ffee00001", "FD7A:5C00:0000:0001:0000:0000:0000:0002", "org:org_a"),
+      guest("vt-c0ffee00003", "2001:db8::7", "org:org_a", "192.0.2.7"),
+  };
+  auto text = renderRuleset(guests);
+  ASSERT_TRUE(text) << text.error().toString();
+  PLFM_EXPECT_GOLDEN("netdev/golden/two_orgs.nft", *text);
+}
+
+TEST(Firewall, RulesetWithoutGuestsMatchesGolden) {
+  auto text = renderRuleset({});
+  ASSERT_TRUE(text) << text.error().toString();
+  PLFM_EXPECT_GOLDEN("netdev/golden/no_guests.nft", *text);
+}
+
+TEST(Firewall, OrgKeysNeverReachTheScript) {
+  const std::string hostile = "org:\" } ; flush ruleset ; table inet x { #\n";
+  auto text = renderRuleset({guest("vt-a1", "fd00::1", hostile), guest("vt-a2", "fd00::2", "o2")});
+  ASSERT_TRUE(text);
+  EXPECT_EQ(text->find("flush"), std::string::npos) << *text;
+  EXPECT_EQ(text->find("o2"), std::string::npos) << *text;
+  EXPECT_NE(text->find("chain org_1 {"), std::string::npos);
+  EXPECT_NE(text->find("chain org_2 {"), std::string::npos);
+}
+
+TEST(Firewall, HostileTapNamesAreRefused) {
+  for (std::string_view tap : std::initializer_list<std::string_view>{
+           "", "vt-", "eth0", "lo", "vt-*", "vt-a b", "vt-a\"", "vt-a\n", "vt-A1", "vt-a;",
+           "vt-0123456789abc", "xvt-a", "vt-a}", "vt-a\\", std::string_view("vt-a\0b", 6)}) {
+    auto g = parseGuestFilter(tap, "fd00::1", "org:a");
+    EXPECT_FALSE(g) << "accepted tap '" << tap << "'";
+    if (!g) {
+      EXPECT_EQ(g.error().code(), errc::kInvalidArgument);
+    }
+  }
+  EXPECT_TRUE(parseGuestFilter("vt-0123456789ab", "fd00::1", "org:a"));  // 15 bytes
+  EXPECT_TRUE(parseGuestFilter("vt-test0", "fd00::1", "org:a"));
+}
+
+TEST(Firewall, HostileAddressesAreRefused) {
+  const std::string huge(5000, 'f');
+  for (std::string_view address :
+       std::initializer_list<std::string_view>{"",
+                                               "fe80::1",
+                                               "fe80::1%eth0",
+                                               "::",
+                                               "::1",
+                                               "ff02::1",
+                                               "ff0e::1",
+                                               "::ffff:192.0.2.1",
+                                               "192.0.2.1",
+                                               "fd00::1 ",
+                                               " fd00::1",
+                                               "fd00::1\n",
+                                               "fd00::1 }",
+                                               "fd00::1, ::/0",
+                                               "fd00::/64",
+                                               "::/0",
+                                               "fd00::1;flush ruleset",
+                                               "fd00::g",
+                                               std::string_view(huge),
+                                               std::string_view("fd00::1\0x", 9)}) {
+    auto g = parseGuestFilter("vt-a1", address, "org:a");
+    EXPECT_FALSE(g) << "accepted address '" << address << "'";
+  }
+  for (std::string_view v4 : {"0.0.0.0", "127.0.0.1", "224.0.0.1", "255.255.255.255", "1.2.3",
+                              "10.0.0.1 ", "10.0.0.1/8", "::1", "10.0.0.1\n"}) {
+    EXPECT_FALSE(parseGuestFilter("vt-a1", "fd00::1", "org:a", v4)) << "accepted IPv4 " << v4;
+  }
+  EXPECT_FALSE(parseGuestFilter("vt-a1", "fd00::1", ""));  // no org
+  EXPECT_TRUE(parseGuestFilter("vt-a1", "2a01:4f8::1", "org:a", "198.51.100.9"));
+}
+
+TEST(Firewall, TwoGuestsCannotShareATapOrAnAddress) {
+  EXPECT_FALSE(renderRuleset({guest("vt-a1", "fd00::1", "o"), guest("vt-a1", "fd00::2", "o")}));
+  // The same address spelled two ways is still the same address.
+  EXPECT_FALSE(renderRuleset({guest("vt-a1", "fd00::1", "o"), guest("vt-a2", "fd00:0::0:1", "p")}));
+}
+
+TEST(Firewall, AMissingNftFailsWithAClearError) {
+  plfm::testing::TempDir dir("fw");
+  NftFirewall fw(dir.path(), dir.file("no-such-nft"));
+  auto r = fw.apply({guest("vt-a1", "fd00::1", "o")});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), "netdev.nft_missing");
+  EXPECT_NE(r.error().message().find("install nftables"), std::string::npos);
+  NftFirewall by_name(dir.path(), "plfm-no-such-nft");
+  EXPECT_FALSE(by_name.remove());
+}
+
+using testing::inNetns;
+
+std::string listTable(const std::string& dir) {
+  SpawnOptions so;
+  so.stdout_path = dir + "/list.out";
+  (void)std::remove(so.stdout_path.c_str());
+  (void)runChecked({"nft", "list", "table", "inet", "plfm_agent"}, so);
+  return readFile(so.stdout_path).value_or("");
+}
+
+TEST(Firewall, NftAppliesRewritesAndRemovesTheTable) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root for a network namespace and nft";
+  if (::access("/usr/sbin/nft", X_OK) != 0) GTEST_SKIP() << "nft is not installed";
+  plfm::testing::TempDir dir("fw");
+  int failures = inNetns([&] {
+    int bad = 0;
+    auto check = [&](bool good, const char* what) {
+      if (!good) {
+        std::fprintf(stderr, "failed: %s\n", what);
+        ++bad;
+      }
+    };
+    NftFirewall fw(dir.path());
+    check(fw.remove().has_value(), "removing a missing table");
+    check(fw.apply({}).has_value(), "applying no guests");
+    check(listTable(dir.path()).find("chain forward") != std::string::npos, "chain forward");
+    // A rewrite replaces the elements (no leftovers from the previous one).
+    check(fw.apply({guest("vt-a1", "fd00::1", "o1"), guest("vt-a2", "fd00::2", "o2")}).has_value(),
+          "applying two guests");
+    check(fw.apply({guest("vt-a2", "fd00::2", "o2")}).has_value(), "applying one guest");
+    std::string listed = listTable(dir.path());
+    check(listed.find("\"vt-a2\" . fd00::2") != std::string::npos, "vt-a2 listed");
+    check(listed.find("vt-a1") == std::string::npos, "vt-a1 gone");
+    check(listed.find("chain org_2") == std::string::npos, "one org left");
+    check(fw.remove().has_value(), "removing the table");
+    check(listTable(dir.path()).find("chain forward") == std::string::npos, "table gone");
+    return bad;
+  });
+  EXPECT_EQ(failures, 0) << tailFile(dir.file("nft.log"), 20);
+}
+
+}  // namespace
+}  // namespace plfm::netdev
