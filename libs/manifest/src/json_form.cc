@@ -143,11 +143,13 @@ Result<Check> checkFromJson(const Json& j, const std::string& path) {
   PLFM_TRY(ifPresent(j, "port", c.port, [&] { return getInt32(j, "port", path); }));
   PLFM_TRY(ifPresent(j, "path", c.path, [&] { return json::getString(j, "path", path); }));
   PLFM_TRY(ifPresent(j, "command", c.command, [&] { return getStrings(j, "command", path); }));
-  for (auto [field, out] :
+  // (No structured binding: clang cannot capture one in the lambda.)
+  for (const auto& duration :
        {std::pair<std::string_view, std::int64_t*>{"interval_ms", &c.interval_ms},
         {"timeout_ms", &c.timeout_ms},
         {"grace_ms", &c.grace_ms}}) {
-    PLFM_TRY(ifPresent(j, field, *out, [&] { return json::getInt(j, field, path); }));
+    const std::string_view field = duration.first;
+    PLFM_TRY(ifPresent(j, field, *duration.second, [&] { return json::getInt(j, field, path); }));
   }
   return c;
 }
