@@ -162,6 +162,8 @@ std::vector<cp::NewEvent> desiredState(const Shape& shape) {
       placed += count;
     }
     json::Json manifest = {
+        {"app", "bench"},
+        {"image", "registry.local/bench:1"},
         {"processes", processes},
         {"deploy", {{"strategy", "rolling"}, {"max_surge", 1}, {"max_unavailable", 0}}}};
     out.push_back({"env", env, 1, "env.created", 1, org,

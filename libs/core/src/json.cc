@@ -29,18 +29,66 @@ std::string fieldPath(std::string_view path, std::string_view field) {
   return std::string(path) + "." + std::string(field);
 }
 
-Result<Json> parse(std::string_view text) {
+Result<void> checkLimits(std::string_view text, Limits limits) {
+  // Outside strings, every value but the first opens a container or follows
+  // a ',': counting those bounds the element count without a parse. Text
+  // that is malformed is left for the parser to report.
+  int depth = 0;
+  std::size_t elements = 1;
+  bool in_string = false;
+  auto fail = [&](std::string_view reason, const std::string& what, std::size_t at) {
+    return Error(errc::kInvalidArgument, what + " at byte " + std::to_string(at))
+        .with("reason", std::string(reason))
+        .with("offset", std::to_string(at));
+  };
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // an escaped character cannot end the string
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+      continue;
+    }
+    if (c == '[' || c == '{') {
+      if (++depth > limits.max_depth) {
+        return fail(kTooDeep,
+                    "JSON nests deeper than " + std::to_string(limits.max_depth) + " levels", i);
+      }
+    } else if (c == ']' || c == '}') {
+      --depth;
+      continue;
+    } else if (c != ',') {
+      continue;
+    }
+    if (++elements > limits.max_elements) {
+      return fail(kTooManyElements,
+                  "JSON has more than " + std::to_string(limits.max_elements) + " elements", i);
+    }
+  }
+  return ok();
+}
+
+Result<Json> parse(std::string_view text, Limits limits) {
+  PLFM_TRY(checkLimits(text, limits));
   // nlohmann reports the position only through its exception; this is the
   // adapter boundary where library exceptions become Errors.
   try {
     return Json::parse(text);
   } catch (const Json::parse_error& e) {
     return Error(errc::kInvalidArgument, "malformed JSON at byte " + std::to_string(e.byte))
+        .with("reason", std::string(kMalformed))
         .with("offset", std::to_string(e.byte));
   } catch (const Json::exception& e) {
     // out_of_range: a number literal too large for any JSON number type
     // (found by image_parsers_fuzz; it escaped as std::terminate).
-    return Error(errc::kInvalidArgument, std::string("malformed JSON: ") + e.what());
+    return Error(errc::kInvalidArgument, std::string("malformed JSON: ") + e.what())
+        .with("reason", std::string(kMalformed));
   }
 }
 

@@ -66,5 +66,56 @@ TEST(JsonTest, IntegerRange) {
   EXPECT_NE(n.error().message().find("out of range"), std::string::npos);
 }
 
+TEST(JsonTest, DepthLimitHoldsBeforeAnyRecursion) {
+  // 800 KB of '[' overflowed the stack of whoever copied or dumped it.
+  const std::string deep(800 * 1024, '[');
+  auto r = parse(deep);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), "invalid_argument");
+  EXPECT_EQ(r.error().detail("reason"), kTooDeep);
+  EXPECT_EQ(r.error().detail("offset"), "64");
+  // Exactly the limit parses; one more does not.
+  const std::string at64 = std::string(64, '[') + std::string(64, ']');
+  EXPECT_TRUE(parse(at64).has_value());
+  const std::string at65 = std::string(65, '[') + std::string(65, ']');
+  EXPECT_EQ(parse(at65).error().detail("reason"), kTooDeep);
+  EXPECT_TRUE(parse(at65, Limits{65, 100}).has_value());
+  // Objects count as levels too.
+  std::string objs;
+  for (int i = 0; i < 65; ++i) objs += R"({"a":)";
+  objs += "1" + std::string(65, '}');
+  EXPECT_EQ(parse(objs).error().detail("reason"), kTooDeep);
+}
+
+TEST(JsonTest, BracketsInsideStringsDoNotCount) {
+  const std::string text = R"({"s":")" + std::string(1000, '[') + R"(\"[,,,,\\"})";
+  auto r = parse(text, Limits{2, 3});
+  ASSERT_TRUE(r.has_value()) << r.error().toString();
+  EXPECT_EQ((*r)["s"].get<std::string>().size(), 1000U + 7U);
+}
+
+TEST(JsonTest, ElementLimitBoundsWideDocuments) {
+  std::string wide = "[0";
+  for (int i = 0; i < 100; ++i) wide += ",0";
+  wide += "]";
+  EXPECT_TRUE(parse(wide, Limits{64, 200}).has_value());
+  auto r = parse(wide, Limits{64, 50});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().detail("reason"), kTooManyElements);
+  EXPECT_TRUE(checkLimits(wide, kRequestLimits).has_value());
+  std::string objects = "[{}";
+  for (int i = 0; i < 30; ++i) objects += ",{}";
+  objects += "]";
+  EXPECT_EQ(parse(objects, Limits{64, 40}).error().detail("reason"), kTooManyElements);
+}
+
+TEST(JsonTest, MalformedNamesTheReason) {
+  for (std::string_view bad : {"", "[", "]]]]", "{\"a\"}", "[1,]", "\"\xff\"", "nul"}) {
+    auto r = parse(bad);
+    ASSERT_FALSE(r.has_value()) << bad;
+    EXPECT_EQ(r.error().detail("reason"), kMalformed) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace plfm::json

@@ -208,6 +208,11 @@ void checkServices(const Manifest& m, Sink& sink) {
 }
 
 void checkVolumes(const Manifest& m, Sink& sink) {
+  if (!rules::kVolumesSupported && !m.volumes.empty()) {
+    sink.report("volumes",
+                "volumes are not supported yet: nodes cannot attach them, so the data would not "
+                "persist; remove the [[volumes]] tables to deploy");
+  }
   if (m.volumes.size() > rules::kMaxVolumes) {
     sink.report("volumes", "expected at most " + std::to_string(rules::kMaxVolumes) +
                                " volumes, got " + std::to_string(m.volumes.size()));

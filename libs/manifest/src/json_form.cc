@@ -60,17 +60,42 @@ Result<std::vector<const Json*>> getObjects(const Json& obj, std::string_view fi
   return out;
 }
 
+// Reads optional `field` of `obj` into `out` with `read` when present; an
+// absent field keeps the default `out` already holds (as in vt.toml).
+template <class T, class Read>
+Result<void> ifPresent(const Json& obj, std::string_view field, T& out, Read read) {
+  if (!obj.contains(field)) return ok();
+  PLFM_ASSIGN_OR_RETURN(out, read());
+  return ok();
+}
+
+// Optional array `field` of objects: empty when absent.
+Result<std::vector<const Json*>> optionalObjects(const Json& obj, std::string_view field,
+                                                 const std::string& path) {
+  if (!obj.contains(field)) return std::vector<const Json*>();
+  return getObjects(obj, field, path);
+}
+
+// Optional object `field`: an empty object when absent.
+Result<const Json*> optionalObject(const Json& obj, std::string_view field,
+                                   const std::string& path) {
+  static const Json kEmpty = Json::object();
+  if (!obj.contains(field)) return &kEmpty;
+  return json::getObject(obj, field, path);
+}
+
 Result<Process> processFromJson(const Json& j, const std::string& path) {
   PLFM_TRY(json::rejectUnknownFields(j, {"name", "command", "args", "resources"}, path));
   Process p;
   PLFM_ASSIGN_OR_RETURN(p.name, json::getString(j, "name", path));
-  PLFM_ASSIGN_OR_RETURN(p.command, getStrings(j, "command", path));
-  PLFM_ASSIGN_OR_RETURN(p.args, getStrings(j, "args", path));
-  PLFM_ASSIGN_OR_RETURN(const Json* r, json::getObject(j, "resources", path));
+  PLFM_TRY(ifPresent(j, "command", p.command, [&] { return getStrings(j, "command", path); }));
+  PLFM_TRY(ifPresent(j, "args", p.args, [&] { return getStrings(j, "args", path); }));
+  PLFM_ASSIGN_OR_RETURN(const Json* r, optionalObject(j, "resources", path));
   const std::string rpath = path + ".resources";
   PLFM_TRY(json::rejectUnknownFields(*r, {"vcpus", "memory_mb"}, rpath));
-  PLFM_ASSIGN_OR_RETURN(p.resources.vcpus, getInt32(*r, "vcpus", rpath));
-  PLFM_ASSIGN_OR_RETURN(p.resources.memory_mb, getInt32(*r, "memory_mb", rpath));
+  PLFM_TRY(ifPresent(*r, "vcpus", p.resources.vcpus, [&] { return getInt32(*r, "vcpus", rpath); }));
+  PLFM_TRY(ifPresent(*r, "memory_mb", p.resources.memory_mb,
+                     [&] { return getInt32(*r, "memory_mb", rpath); }));
   return p;
 }
 
@@ -79,16 +104,18 @@ Result<Service> serviceFromJson(const Json& j, const std::string& path) {
   Service s;
   PLFM_ASSIGN_OR_RETURN(s.process, json::getString(j, "process", path));
   PLFM_ASSIGN_OR_RETURN(s.internal_port, getInt32(j, "internal_port", path));
-  PLFM_ASSIGN_OR_RETURN(s.protocol, json::getString(j, "protocol", path));
-  PLFM_ASSIGN_OR_RETURN(auto routes, getObjects(j, "routes", path));
+  PLFM_TRY(
+      ifPresent(j, "protocol", s.protocol, [&] { return json::getString(j, "protocol", path); }));
+  PLFM_ASSIGN_OR_RETURN(auto routes, optionalObjects(j, "routes", path));
   for (size_t i = 0; i < routes.size(); ++i) {
     const Json& rj = *routes[i];
     const std::string rpath = indexPath(path + ".routes", i);
     PLFM_TRY(json::rejectUnknownFields(rj, {"hostname", "port", "proxy_protocol"}, rpath));
     Route r;
     PLFM_ASSIGN_OR_RETURN(r.hostname, json::getString(rj, "hostname", rpath));
-    PLFM_ASSIGN_OR_RETURN(r.port, getInt32(rj, "port", rpath));
-    PLFM_ASSIGN_OR_RETURN(r.proxy_protocol, json::getString(rj, "proxy_protocol", rpath));
+    PLFM_TRY(ifPresent(rj, "port", r.port, [&] { return getInt32(rj, "port", rpath); }));
+    PLFM_TRY(ifPresent(rj, "proxy_protocol", r.proxy_protocol,
+                       [&] { return json::getString(rj, "proxy_protocol", rpath); }));
     s.routes.push_back(std::move(r));
   }
   return s;
@@ -113,19 +140,29 @@ Result<Check> checkFromJson(const Json& j, const std::string& path) {
   Check c;
   PLFM_ASSIGN_OR_RETURN(c.process, json::getString(j, "process", path));
   PLFM_ASSIGN_OR_RETURN(c.type, json::getString(j, "type", path));
-  PLFM_ASSIGN_OR_RETURN(c.port, getInt32(j, "port", path));
-  PLFM_ASSIGN_OR_RETURN(c.path, json::getString(j, "path", path));
-  PLFM_ASSIGN_OR_RETURN(c.command, getStrings(j, "command", path));
-  PLFM_ASSIGN_OR_RETURN(c.interval_ms, json::getInt(j, "interval_ms", path));
-  PLFM_ASSIGN_OR_RETURN(c.timeout_ms, json::getInt(j, "timeout_ms", path));
-  PLFM_ASSIGN_OR_RETURN(c.grace_ms, json::getInt(j, "grace_ms", path));
+  PLFM_TRY(ifPresent(j, "port", c.port, [&] { return getInt32(j, "port", path); }));
+  PLFM_TRY(ifPresent(j, "path", c.path, [&] { return json::getString(j, "path", path); }));
+  PLFM_TRY(ifPresent(j, "command", c.command, [&] { return getStrings(j, "command", path); }));
+  // (No structured binding: clang cannot capture one in the lambda.)
+  for (const auto& duration :
+       {std::pair<std::string_view, std::int64_t*>{"interval_ms", &c.interval_ms},
+        {"timeout_ms", &c.timeout_ms},
+        {"grace_ms", &c.grace_ms}}) {
+    const std::string_view field = duration.first;
+    PLFM_TRY(ifPresent(j, field, *duration.second, [&] { return json::getInt(j, field, path); }));
+  }
   return c;
 }
 
+// Reads the JSON form. Required as in vt.toml: app, image, processes and
+// the fields that name things; every other field may be left out and then
+// takes the default vt.toml gives it.
 Result<Manifest> readJson(const Json& j) {
   PLFM_TRY(json::rejectUnknownFields(j, {"schema_version", "app", "image", "processes", "services",
                                          "volumes", "checks", "env", "secrets", "deploy"}));
-  PLFM_ASSIGN_OR_RETURN(std::int64_t version, json::getInt(j, "schema_version"));
+  std::int64_t version = kSchemaVersion;
+  PLFM_TRY(
+      ifPresent(j, "schema_version", version, [&] { return json::getInt(j, "schema_version"); }));
   if (version != kSchemaVersion) {
     return fieldError("schema_version", "is " + std::to_string(version) +
                                             "; this reader understands " +
@@ -139,40 +176,56 @@ Result<Manifest> readJson(const Json& j) {
     PLFM_ASSIGN_OR_RETURN(auto p, processFromJson(*procs[i], indexPath("processes", i)));
     m.processes.push_back(std::move(p));
   }
-  PLFM_ASSIGN_OR_RETURN(auto services, getObjects(j, "services", ""));
+  PLFM_ASSIGN_OR_RETURN(auto services, optionalObjects(j, "services", ""));
   for (size_t i = 0; i < services.size(); ++i) {
     PLFM_ASSIGN_OR_RETURN(auto s, serviceFromJson(*services[i], indexPath("services", i)));
     m.services.push_back(std::move(s));
   }
-  PLFM_ASSIGN_OR_RETURN(auto volumes, getObjects(j, "volumes", ""));
+  PLFM_ASSIGN_OR_RETURN(auto volumes, optionalObjects(j, "volumes", ""));
   for (size_t i = 0; i < volumes.size(); ++i) {
     PLFM_ASSIGN_OR_RETURN(auto v, volumeFromJson(*volumes[i], indexPath("volumes", i)));
     m.volumes.push_back(std::move(v));
   }
-  PLFM_ASSIGN_OR_RETURN(auto checks, getObjects(j, "checks", ""));
+  PLFM_ASSIGN_OR_RETURN(auto checks, optionalObjects(j, "checks", ""));
   for (size_t i = 0; i < checks.size(); ++i) {
     PLFM_ASSIGN_OR_RETURN(auto c, checkFromJson(*checks[i], indexPath("checks", i)));
     m.checks.push_back(std::move(c));
   }
-  PLFM_ASSIGN_OR_RETURN(const Json* env, json::getObject(j, "env"));
+  PLFM_ASSIGN_OR_RETURN(const Json* env, optionalObject(j, "env", ""));
   for (const auto& [key, value] : env->items()) {
     if (!value.is_string()) return fieldError(json::fieldPath("env", key), "must be a string");
     m.env[key] = value.get<std::string>();
   }
-  PLFM_ASSIGN_OR_RETURN(const Json* secrets, json::getObject(j, "secrets"));
+  PLFM_ASSIGN_OR_RETURN(const Json* secrets, optionalObject(j, "secrets", ""));
   PLFM_TRY(json::rejectUnknownFields(*secrets, {"names", "export_env"}, "secrets"));
-  PLFM_ASSIGN_OR_RETURN(m.secrets, getStrings(*secrets, "names", "secrets"));
-  PLFM_ASSIGN_OR_RETURN(m.secrets_export_env, json::getBool(*secrets, "export_env", "secrets"));
-  PLFM_ASSIGN_OR_RETURN(const Json* deploy, json::getObject(j, "deploy"));
+  PLFM_TRY(ifPresent(*secrets, "names", m.secrets,
+                     [&] { return getStrings(*secrets, "names", "secrets"); }));
+  PLFM_TRY(ifPresent(*secrets, "export_env", m.secrets_export_env,
+                     [&] { return json::getBool(*secrets, "export_env", "secrets"); }));
+  PLFM_ASSIGN_OR_RETURN(const Json* deploy, optionalObject(j, "deploy", ""));
   PLFM_TRY(
       json::rejectUnknownFields(*deploy, {"strategy", "max_surge", "max_unavailable"}, "deploy"));
-  PLFM_ASSIGN_OR_RETURN(m.deploy.strategy, json::getString(*deploy, "strategy", "deploy"));
-  PLFM_ASSIGN_OR_RETURN(m.deploy.max_surge, getInt32(*deploy, "max_surge", "deploy"));
-  PLFM_ASSIGN_OR_RETURN(m.deploy.max_unavailable, getInt32(*deploy, "max_unavailable", "deploy"));
+  PLFM_TRY(ifPresent(*deploy, "strategy", m.deploy.strategy,
+                     [&] { return json::getString(*deploy, "strategy", "deploy"); }));
+  PLFM_TRY(ifPresent(*deploy, "max_surge", m.deploy.max_surge,
+                     [&] { return getInt32(*deploy, "max_surge", "deploy"); }));
+  PLFM_TRY(ifPresent(*deploy, "max_unavailable", m.deploy.max_unavailable,
+                     [&] { return getInt32(*deploy, "max_unavailable", "deploy"); }));
   return m;
 }
 
 }  // namespace
+
+Json Check::toJson() const {
+  return {{"process", process},
+          {"type", type},
+          {"port", port},
+          {"path", path},
+          {"command", command},
+          {"interval_ms", interval_ms},
+          {"timeout_ms", timeout_ms},
+          {"grace_ms", grace_ms}};
+}
 
 Json Manifest::toJson() const {
   Json procs = Json::array();
@@ -203,16 +256,7 @@ Json Manifest::toJson() const {
                     {"size_bytes", v.size_bytes}});
   }
   Json chks = Json::array();
-  for (const auto& c : checks) {
-    chks.push_back({{"process", c.process},
-                    {"type", c.type},
-                    {"port", c.port},
-                    {"path", c.path},
-                    {"command", c.command},
-                    {"interval_ms", c.interval_ms},
-                    {"timeout_ms", c.timeout_ms},
-                    {"grace_ms", c.grace_ms}});
-  }
+  for (const auto& c : checks) chks.push_back(c.toJson());
   Json envj = Json::object();
   for (const auto& [k, v] : env) envj[k] = v;
   return Json{

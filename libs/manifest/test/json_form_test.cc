@@ -123,6 +123,31 @@ TEST(ManifestJson, FromJsonInvertsToJson) {
   }
 }
 
+TEST(ManifestJson, FromJsonFillsLeftOutFieldsWithTheTomlDefaults) {
+  const Json minimal = {{"app", "shop"}, {"image", "shop:1"}, {"processes", {{{"name", "web"}}}}};
+  auto m = fromJson(minimal);
+  ASSERT_TRUE(m.has_value()) << m.error().toString();
+  const ParseResult toml = parse("app = \"shop\"\nimage = \"shop:1\"\n[processes.web]\n");
+  ASSERT_TRUE(toml.ok());
+  EXPECT_EQ(m->toJson(), toml.manifest->toJson());
+  // What names things stays required, and says so.
+  for (const char* field : {"app", "image", "processes"}) {
+    Json j = minimal;
+    j.erase(field);
+    auto r = fromJson(j);
+    ASSERT_FALSE(r.has_value()) << field;
+    EXPECT_EQ(r.error().detail("field"), field);
+    EXPECT_NE(r.error().message().find("required"), std::string::npos);
+  }
+  Json noName = minimal;
+  noName["processes"][0].erase("name");
+  EXPECT_EQ(fromJson(noName).error().detail("field"), "processes[0].name");
+  // Left out is not the same as null or a wrong type.
+  Json nullEnv = minimal;
+  nullEnv["env"] = nullptr;
+  EXPECT_EQ(fromJson(nullEnv).error().detail("field"), "env");
+}
+
 TEST(ManifestJson, FromJsonNamesTheOffendingField) {
   const Json good = parseTestdata("full.toml").toJson();
   {
@@ -151,7 +176,7 @@ TEST(ManifestJson, FromJsonNamesTheOffendingField) {
   }
   {
     Json j = good;
-    j.erase("env");
+    j["env"] = Json::array();
     auto r = fromJson(j);
     ASSERT_FALSE(r.has_value());
     EXPECT_EQ(r.error().detail("field"), "env");

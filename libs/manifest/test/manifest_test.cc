@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <fstream>
 #include <string>
 
@@ -73,17 +75,30 @@ TEST(ManifestParse, ServiceWithoutRoutesIsAllowed) {
   EXPECT_TRUE(m.services[0].routes.empty());
 }
 
-TEST(ManifestParse, VolumeDefaultsToTheOnlyProcessAndParsesSize) {
-  const Manifest m = parseOk(std::string(kHead) + R"(
+TEST(ManifestParse, VolumesAreRefusedUntilNodesAttachThem) {
+  // A valid volume: the only diagnostic is the refusal, at the table.
+  const ParseResult r = parse(std::string(kHead) + R"(
 [processes.db]
 [[volumes]]
 name = "pg"
 mount = "/var/lib/postgresql"
 size = "1536MiB"
 )");
-  ASSERT_EQ(m.volumes.size(), 1U);
-  EXPECT_EQ(m.volumes[0].process, "db");
-  EXPECT_EQ(m.volumes[0].size_bytes, 1536ULL << 20);
+  ASSERT_FALSE(r.ok());
+  ASSERT_EQ(r.diagnostics.size(), 1U);
+  EXPECT_EQ(r.diagnostics[0].path, "volumes");
+  EXPECT_GT(r.diagnostics[0].line, 0);
+  EXPECT_NE(r.diagnostics[0].message.find("not supported yet"), std::string::npos);
+  // The same in JSON (what the control plane reads).
+  Manifest m;
+  m.app = "shop";
+  m.image = "shop:1";
+  m.processes = {Process{"db", {}, {}, {}}};
+  m.volumes = {Volume{"pg", "/var/lib/postgresql", "db", 1536ULL << 20}};
+  EXPECT_EQ(validate(m).size(), 1U);
+  auto j = fromJson(m.toJson());
+  ASSERT_FALSE(j.has_value());
+  EXPECT_EQ(j.error().detail("field"), "volumes");
 }
 
 TEST(ManifestParse, CheckDefaults) {

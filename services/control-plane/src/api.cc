@@ -82,9 +82,11 @@ Result<json::Json> parseBody(const http::Request& req,
   if (req.body.empty()) {
     return Error(apierr::kInvalidJson, "the request body must be a JSON object");
   }
-  auto j = json::parse(req.body);
+  // Depth and width are bounded before anything recursive touches the body.
+  auto j = json::parse(req.body, json::kRequestLimits);
   if (!j) {
     return Error(apierr::kInvalidJson, j.error().message())
+        .with("reason", std::string(j.error().detail("reason")))
         .with("offset", std::string(j.error().detail("offset")));
   }
   if (!j->is_object()) {

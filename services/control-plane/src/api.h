@@ -181,6 +181,16 @@ class Api {
 // Process types: [a-z][a-z0-9-]{0,29}.
 [[nodiscard]] bool validProcessName(std::string_view p);
 
+// POST /v1/apps/{app_id}/releases, parsed (api_releases.cc): the manifest
+// is checked by the rules of `vt manifest validate` and is in its canonical
+// form. Pure, so the request fuzzer runs it without a database.
+struct CreateRelease {
+  std::string image_ref;
+  std::string image_digest;
+  json::Json manifest;
+};
+[[nodiscard]] Result<CreateRelease> parseCreateRelease(const http::Request& req);
+
 template <class Id>
 [[nodiscard]] Result<Id> pathId(const http::Request& req, std::string_view param) {
   auto id = Id::parse(req.param(param));

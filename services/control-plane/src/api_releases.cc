@@ -2,6 +2,7 @@
 // scale (desired count per process type) and instances (desired vs current).
 #include "api.h"
 #include "deploy_create.h"
+#include "plfm/manifest/manifest.h"
 #include "secrets_store.h"
 
 namespace plfm::cp {
@@ -21,20 +22,6 @@ const std::string kInstanceColumns =
     "memory_mb, timings, " +
     ts("not_before") + " AS not_before, " + ts("phase_since") + " AS phase_since, " +
     ts("created_at") + " AS created_at, " + ts("updated_at") + " AS updated_at";
-
-Result<void> checkDigest(const std::string& d) {
-  bool okDigest = d.size() == 71 && d.starts_with("sha256:");
-  for (size_t i = 7; okDigest && i < d.size(); ++i) {
-    okDigest = (d[i] >= '0' && d[i] <= '9') || (d[i] >= 'a' && d[i] <= 'f');
-  }
-  if (!okDigest) {
-    return Error(apierr::kInvalidField,
-                 "field 'image_digest' must be 'sha256:' followed by 64 lowercase hex digits "
-                 "(releases pin images by digest)")
-        .with("field", "image_digest");
-  }
-  return ok();
-}
 
 Result<void> checkProcessName(const std::string& p) {
   if (!validProcessName(p)) {
@@ -79,26 +66,65 @@ Result<std::optional<std::string>> pinSecretsVersion(pg::Connection& db, const s
   return std::optional<std::string>(head->version_id);
 }
 
+Result<void> checkDigest(const std::string& d) {
+  bool okDigest = d.size() == 71 && d.starts_with("sha256:");
+  for (size_t i = 7; okDigest && i < d.size(); ++i) {
+    okDigest = (d[i] >= '0' && d[i] <= '9') || (d[i] >= 'a' && d[i] <= 'f');
+  }
+  if (!okDigest) {
+    return Error(apierr::kInvalidField,
+                 "field 'image_digest' must be 'sha256:' followed by 64 lowercase hex digits "
+                 "(releases pin images by digest)")
+        .with("field", "image_digest");
+  }
+  return ok();
+}
+
+// The release's manifest, checked by the rules `vt manifest validate`
+// applies and rewritten in its canonical form (api/schemas/manifest.json):
+// only that form is stored, so every later reader sees valid, complete
+// values (resources within range, no unknown fields).
+Result<json::Json> canonicalManifest(const json::Json& body) {
+  auto it = body.find("manifest");
+  if (it == body.end() || !it->is_object()) {
+    return Error(apierr::kInvalidField, "field 'manifest' must be an object")
+        .with("field", "manifest");
+  }
+  auto m = manifest::fromJson(*it);
+  if (!m) {
+    const std::string field(m.error().detail("field"));
+    std::string why = m.error().message();
+    if (why.starts_with("invalid manifest: ")) why.erase(0, 18);
+    return Error(apierr::kInvalidField, "invalid manifest: " + why)
+        .with("field", field.empty() ? std::string("manifest") : "manifest." + field);
+  }
+  return m->toJson();
+}
+
 }  // namespace
+
+Result<CreateRelease> parseCreateRelease(const http::Request& req) {
+  PLFM_ASSIGN_OR_RETURN(auto body, parseBody(req, {"image_ref", "image_digest", "manifest"}));
+  CreateRelease c;
+  PLFM_ASSIGN_OR_RETURN(c.image_ref, requireString(body, "image_ref"));
+  if (c.image_ref.empty() || c.image_ref.size() > 512) {
+    return Error(apierr::kInvalidField, "field 'image_ref' must be 1 to 512 characters")
+        .with("field", "image_ref");
+  }
+  PLFM_ASSIGN_OR_RETURN(c.image_digest, requireString(body, "image_digest"));
+  PLFM_TRY(checkDigest(c.image_digest));
+  PLFM_ASSIGN_OR_RETURN(c.manifest, canonicalManifest(body));
+  return c;
+}
 
 void Api::registerReleaseRoutes(http::Router& r) {
   route(r, "POST", "/v1/apps/{app_id}/releases", Access::kUser,
         [this](Ctx& ctx) -> Result<http::Response> {
           PLFM_ASSIGN_OR_RETURN(auto app, pathId<AppId>(ctx.req, "app_id"));
-          PLFM_ASSIGN_OR_RETURN(auto body,
-                                parseBody(ctx.req, {"image_ref", "image_digest", "manifest"}));
-          PLFM_ASSIGN_OR_RETURN(auto ref, requireString(body, "image_ref"));
-          if (ref.empty() || ref.size() > 512) {
-            return Error(apierr::kInvalidField, "field 'image_ref' must be 1 to 512 characters")
-                .with("field", "image_ref");
-          }
-          PLFM_ASSIGN_OR_RETURN(auto digest, requireString(body, "image_digest"));
-          PLFM_TRY(checkDigest(digest));
-          auto manifest = body.find("manifest");
-          if (manifest == body.end() || !manifest->is_object()) {
-            return Error(apierr::kInvalidField, "field 'manifest' must be an object")
-                .with("field", "manifest");
-          }
+          PLFM_ASSIGN_OR_RETURN(const CreateRelease c, parseCreateRelease(ctx.req));
+          const std::string& ref = c.image_ref;
+          const std::string& digest = c.image_digest;
+          const json::Json& manifest = c.manifest;
           PLFM_ASSIGN_OR_RETURN(auto j, visibleApp(ctx, app));
           const std::string org = j["org_id"];
           return runMutation(ctx, [&](pg::Transaction&) -> Result<Mutation> {
@@ -109,7 +135,7 @@ void Api::registerReleaseRoutes(http::Router& r) {
                       {"app_id", app.str()},
                       {"image_ref", ref},
                       {"image_digest", digest},
-                      {"manifest", *manifest},
+                      {"manifest", manifest},
                       {"created_at", toRfc3339(deps_.clock.now())}};
             m.events = {NewEvent{"release", rel, 1, "release.created", 1, org,
                                  json::dump({{"release_id", rel},
@@ -117,7 +143,7 @@ void Api::registerReleaseRoutes(http::Router& r) {
                                              {"org_id", org},
                                              {"image_ref", ref},
                                              {"image_digest", digest},
-                                             {"manifest", *manifest}})}};
+                                             {"manifest", manifest}})}};
             return m;
           });
         });

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "plfm/core/log.h"
+#include "plfm/core/thread_guard.h"
 #include "schema.h"
 
 namespace plfm::cp {
@@ -91,7 +92,14 @@ Result<void> ControlPlane::start() {
   server_ = std::make_unique<http::Server>(
       so, [this](http::Request& req) { return api_->handle(req, router_); });
   PLFM_TRY(server_->start());
-  janitor_ = std::thread([this] { janitor(); });
+  janitor_ = std::thread([this] {
+    runGuarded(
+        "janitor", [this] { janitor(); },
+        [this] {
+          std::lock_guard lock(mu_);
+          return stopping_;
+        });
+  });
   return ok();
 }
 

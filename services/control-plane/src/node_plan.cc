@@ -1,6 +1,10 @@
 #include "node_plan.h"
 
+#include <unordered_map>
+
 #include "api.h"
+#include "plfm/core/log.h"
+#include "stored_release.h"
 
 namespace plfm::cp {
 namespace {
@@ -16,81 +20,53 @@ Error unknownNode(const std::string& node_id) {
   return Error(plfm::errc::kNotFound, "node " + node_id + " not found").with("node_id", node_id);
 }
 
-// The process entry of a manifest's `processes` array, or null.
-Json processOf(const Json& processes, const std::string& name) {
-  if (processes.is_array()) {
-    for (const auto& p : processes) {
-      if (p.is_object() && p.value("name", "") == name) return p;
-    }
-  }
-  return Json();
-}
-
-Json checksOf(const Json& checks, const std::string& name) {
+Json checksOf(const manifest::Manifest& m, const std::string& process) {
   Json out = Json::array();
-  if (!checks.is_array()) return out;
-  for (const auto& c : checks) {
-    if (!c.is_object() || c.value("process", "") != name) continue;
-    out.push_back({{"type", c.value("type", "tcp")},
-                   {"port", c.value("port", 0)},
-                   {"path", c.value("path", "")},
-                   {"command", c.value("command", Json::array())},
-                   {"interval_ms", c.value("interval_ms", 10000)},
-                   {"timeout_ms", c.value("timeout_ms", 2000)},
-                   {"grace_ms", c.value("grace_ms", 5000)}});
+  for (const auto& c : m.checks) {
+    if (c.process != process) continue;
+    Json j = c.toJson();
+    j.erase("process");  // the WorkloadSpec is for one process
+    out.push_back(std::move(j));
   }
   return out;
 }
 
-Json stringArray(const Json& j) {
-  Json out = Json::array();
-  if (j.is_array()) {
-    for (const auto& s : j) {
-      if (s.is_string()) out.push_back(s);
-    }
-  }
-  return out;
-}
-
-Json workloadSpec(const pg::ResultSet& rs, int i) {
+// The WorkloadSpec of row `i`, from the instance's columns and its release's
+// manifest (already parsed: `m`). A process type the release does not
+// define runs the image's own entrypoint and cmd.
+Json workloadSpec(const pg::ResultSet& rs, int i, const manifest::Manifest& m) {
   auto text = [&](int col) { return std::string(rs.text(i, col)); };
   auto nullable = [&](int col) { return rs.isNull(i, col) ? Json() : Json(text(col)); };
   const std::string process = text(6);
-  const Json processes = json::parse(rs.text(i, 11)).value_or(Json());
-  const Json env = json::parse(rs.text(i, 12)).value_or(Json());
-  const Json checks = json::parse(rs.text(i, 13)).value_or(Json());
-  const Json proc = processOf(processes, process);
-  Json env_out = Json::object();
-  if (env.is_object()) {
-    for (const auto& [k, v] : env.items()) {
-      if (v.is_string()) env_out[k] = v;
-    }
-  }
-  return {
-      {"instance_id", text(0)},
-      {"generation", rs.int64(i, 1).value_or(1)},
-      {"desired", text(2)},
-      {"org_id", text(3)},
-      {"app_id", text(4)},
-      {"env_id", text(5)},
-      {"process_type", process},
-      {"release_id", text(7)},
-      {"deploy_id", nullable(8)},
-      {"image", {{"ref", text(9)}, {"digest", text(10)}}},
-      {"command", proc.is_object() ? stringArray(proc.value("command", Json())) : Json::array()},
-      {"args", proc.is_object() ? stringArray(proc.value("args", Json())) : Json::array()},
-      {"env", env_out},
-      {"resources",
-       {{"vcpus", rs.int64(i, 14).value_or(1)}, {"memory_mb", rs.int64(i, 15).value_or(256)}}},
-      {"network",
-       {{"address", text(16)},
-        {"prefix_len", 128},
-        {"gateway", std::string(kInstanceGateway)},
-        {"mtu", kInstanceMtu}}},
-      {"checks", checksOf(checks, process)},
-      {"volumes", Json::array()},
-      {"secrets", {{"version", nullable(19)}}},
-      {"restart", {{"count", rs.int64(i, 18).value_or(0)}, {"not_before", nullable(17)}}}};
+  const manifest::Process* proc = m.findProcess(process);
+  const manifest::Process none;
+  if (proc == nullptr) proc = &none;
+  Json env = Json::object();
+  for (const auto& [k, v] : m.env) env[k] = v;
+  return {{"instance_id", text(0)},
+          {"generation", rs.int64(i, 1).value_or(1)},
+          {"desired", text(2)},
+          {"org_id", text(3)},
+          {"app_id", text(4)},
+          {"env_id", text(5)},
+          {"process_type", process},
+          {"release_id", text(7)},
+          {"deploy_id", nullable(8)},
+          {"image", {{"ref", text(9)}, {"digest", text(10)}}},
+          {"command", proc->command},
+          {"args", proc->args},
+          {"env", std::move(env)},
+          {"resources",
+           {{"vcpus", rs.int64(i, 12).value_or(1)}, {"memory_mb", rs.int64(i, 13).value_or(256)}}},
+          {"network",
+           {{"address", text(14)},
+            {"prefix_len", 128},
+            {"gateway", std::string(kInstanceGateway)},
+            {"mtu", kInstanceMtu}}},
+          {"checks", checksOf(m, process)},
+          {"volumes", Json::array()},
+          {"secrets", {{"version", nullable(17)}}},
+          {"restart", {{"count", rs.int64(i, 16).value_or(0)}, {"not_before", nullable(15)}}}};
 }
 
 }  // namespace
@@ -110,9 +86,7 @@ Result<json::Json> buildNodePlan(pg::Connection& conn, const std::string& node_i
       auto rs,
       tx.exec("SELECT i.instance_id, i.generation, i.desired_state, i.org_id, i.app_id, "
               "i.env_id, i.process_type, i.release_id, i.deploy_id, r.image_ref, "
-              "r.image_digest, coalesce(r.manifest->'processes', '[]'::jsonb), "
-              "coalesce(r.manifest->'env', '{}'::jsonb), "
-              "coalesce(r.manifest->'checks', '[]'::jsonb), i.vcpus, i.memory_mb, "
+              "r.image_digest, r.manifest, i.vcpus, i.memory_mb, "
               "coalesce(i.address, ''), " +
                   ts("i.not_before") +
                   ", i.restarts, i.secrets_version FROM instances_view i JOIN releases_view r "
@@ -121,8 +95,27 @@ Result<json::Json> buildNodePlan(pg::Connection& conn, const std::string& node_i
                   "ORDER BY i.instance_id",
               {node_id}));
   PLFM_TRY(tx.commit());
+  // Each release's manifest is parsed once (instances share releases). A
+  // bad one costs only its own instances: they are left out and logged,
+  // every other instance is still served.
+  std::unordered_map<std::string, Result<manifest::Manifest>> manifests;
   Json instances = Json::array();
-  for (int i = 0; i < rs.rows(); ++i) instances.push_back(workloadSpec(rs, i));
+  for (int i = 0; i < rs.rows(); ++i) {
+    const std::string release(rs.text(i, 7));
+    auto m = manifests.find(release);
+    if (m == manifests.end()) {
+      m = manifests.emplace(release, readStoredManifest(rs.text(i, 11))).first;
+    }
+    if (!m->second) {
+      log::warn("node plan leaves out an instance whose release cannot run",
+                {{"node_id", node_id},
+                 {"instance_id", std::string(rs.text(i, 0))},
+                 {"release_id", release},
+                 {"error", m->second.error().message()}});
+      continue;
+    }
+    instances.push_back(workloadSpec(rs, i, *m->second));
+  }
   return Json{{"node_id", node_id},
               {"version", head.int64(0, 0).value_or(0)},
               {"ipv6_prefix", std::string(head.text(0, 1))},

@@ -8,6 +8,7 @@
 
 #include "plfm/core/json.h"
 #include "plfm/core/log.h"
+#include "plfm/core/thread_guard.h"
 #include "projection_appliers.h"
 
 namespace plfm::cp {
@@ -383,7 +384,10 @@ Result<void> ProjectionWorker::start() {
   PLFM_ASSIGN_OR_RETURN(int64_t cp, catchUp(conn, options_.batch));
   publish(cp);
   running_ = true;
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    runGuarded(
+        "projection worker", [this] { run(); }, [this] { return !running_; });
+  });
   return ok();
 }
 

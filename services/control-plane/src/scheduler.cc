@@ -3,6 +3,7 @@
 #include "plfm/core/id.h"
 #include "plfm/core/json.h"
 #include "plfm/core/log.h"
+#include "plfm/core/thread_guard.h"
 #include "plfm/reconcile/reconcile.h"
 #include "scheduler_input.h"
 
@@ -47,7 +48,15 @@ Result<void> Scheduler::start() {
   leader_ = lead;
   conn_.emplace(std::move(conn));
   running_ = true;
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    runGuarded(
+        "scheduler",
+        [this] {
+          reasons_.reset();  // a round cut short by an exception left it unknown
+          run();
+        },
+        [this] { return !running_.load(); });
+  });
   return ok();
 }
 

@@ -2,13 +2,12 @@
 
 #include <set>
 
-#include "plfm/core/json.h"
 #include "plfm/core/strings.h"
+#include "stored_release.h"
 
 namespace plfm::cp::sched {
 namespace {
 
-using json::Json;
 using reconcile::Group;
 using reconcile::Resources;
 using reconcile::Revision;
@@ -21,27 +20,17 @@ struct ReleaseInfo {
   int max_unavailable = 0;
 };
 
-ReleaseInfo parseRelease(std::string_view processes, std::string_view deploy) {
+// The typed read of a stored manifest (stored_release.h): resources are
+// within the manifest's ranges, or the whole release is an error.
+Result<ReleaseInfo> parseRelease(std::string_view manifest_text) {
+  PLFM_ASSIGN_OR_RETURN(const manifest::Manifest m, readStoredManifest(manifest_text));
   ReleaseInfo r;
-  auto procs = json::parse(processes);
-  if (procs && procs->is_array()) {
-    for (const auto& p : *procs) {
-      if (!p.is_object() || !p.contains("name") || !p["name"].is_string()) continue;
-      Resources res;
-      if (auto it = p.find("resources"); it != p.end() && it->is_object()) {
-        res.vcpus = it->value("vcpus", res.vcpus);
-        res.memory_mb = it->value("memory_mb", res.memory_mb);
-      }
-      const std::string name = p["name"];
-      r.names += (r.names.empty() ? "" : ", ") + name;
-      r.processes.emplace(name, res);
-    }
+  for (const auto& p : m.processes) {
+    r.names += (r.names.empty() ? "" : ", ") + p.name;
+    r.processes.emplace(p.name, Resources{p.resources.vcpus, p.resources.memory_mb});
   }
-  auto d = json::parse(deploy);
-  if (d && d->is_object()) {
-    r.max_surge = d->value("max_surge", r.max_surge);
-    r.max_unavailable = d->value("max_unavailable", r.max_unavailable);
-  }
+  r.max_surge = m.deploy.max_surge;
+  r.max_unavailable = m.deploy.max_unavailable;
   return r;
 }
 
@@ -101,14 +90,15 @@ Result<void> loadGroups(pg::Connection& conn, LoadedState& st) {
     if (!rs.isNull(i, 6)) releases.emplace(rs.text(i, 6));
     if (!rs.isNull(i, 8)) releases.emplace(rs.text(i, 8));
   }
-  std::unordered_map<std::string, ReleaseInfo> infos;
+  // A release whose stored manifest does not parse costs only its own
+  // groups: they are left out with the error as their reason.
+  std::unordered_map<std::string, Result<ReleaseInfo>> infos;
   if (!releases.empty()) {
-    PLFM_ASSIGN_OR_RETURN(auto rel, conn.exec("SELECT release_id, manifest->'processes', "
-                                              "manifest->'deploy' FROM releases_view "
+    PLFM_ASSIGN_OR_RETURN(auto rel, conn.exec("SELECT release_id, manifest FROM releases_view "
                                               "WHERE release_id = ANY($1::text[])",
                                               {textArray(releases)}));
     for (int i = 0; i < rel.rows(); ++i) {
-      infos.emplace(rel.text(i, 0), parseRelease(rel.text(i, 1), rel.text(i, 2)));
+      infos.emplace(rel.text(i, 0), parseRelease(rel.text(i, 1)));
     }
   }
   st.input.groups.reserve(static_cast<size_t>(rs.rows()));
@@ -121,7 +111,15 @@ Result<void> loadGroups(pg::Connection& conn, LoadedState& st) {
     if (!rs.isNull(i, 6)) {
       const std::string target(rs.text(i, 6));
       auto info = infos.find(target);
-      const ReleaseInfo* proc = info == infos.end() ? nullptr : &info->second;
+      if (info != infos.end() && !info->second) {
+        if (g.count > 0) {
+          st.unrunnable.push_back(reconcile::Pending{
+              g.env_id, g.process, g.count, 0,
+              "release " + target + " cannot run: " + info->second.error().message()});
+        }
+        continue;
+      }
+      const ReleaseInfo* proc = info == infos.end() ? nullptr : &*info->second;
       const Resources* res = nullptr;
       if (proc != nullptr) {
         if (auto it = proc->processes.find(g.process); it != proc->processes.end()) {
@@ -149,9 +147,9 @@ Result<void> loadGroups(pg::Connection& conn, LoadedState& st) {
     if (!rs.isNull(i, 8)) {
       const std::string stable(rs.text(i, 8));
       auto info = infos.find(stable);
-      if (info != infos.end()) {
-        if (auto res = info->second.processes.find(g.process);
-            res != info->second.processes.end()) {
+      if (info != infos.end() && info->second) {
+        if (auto res = info->second->processes.find(g.process);
+            res != info->second->processes.end()) {
           g.stable = Revision{stable, std::string(rs.text(i, 9)), res->second,
                               std::string(rs.text(i, 11))};
         }

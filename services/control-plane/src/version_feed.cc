@@ -1,6 +1,7 @@
 #include "version_feed.h"
 
 #include "plfm/core/log.h"
+#include "plfm/core/thread_guard.h"
 
 namespace plfm::cp {
 
@@ -35,7 +36,10 @@ Result<void> VersionFeed::start() {
   PLFM_TRY(refresh(conn, 0));
   conn_.emplace(std::move(conn));
   running_ = true;
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    runGuarded(
+        name_ + " feed", [this] { run(); }, [this] { return !running_.load(); });
+  });
   return ok();
 }
 

@@ -17,8 +17,12 @@ struct BadCase {
   std::vector<std::pair<std::string, std::string>> headers;
   int status;
   const char* code;
-  const char* field;  // expected details.field, or "" for none
+  const char* field;        // expected details.field, or "" for none
+  const char* reason = "";  // expected details.reason, or "" for none
 };
+
+// A release request around `manifest` (JSON text).
+std::string releaseBody(const std::string& manifest);
 
 std::string fill(std::string s, const std::map<std::string, std::string>& vars) {
   for (const auto& [k, v] : vars) {
@@ -28,6 +32,23 @@ std::string fill(std::string s, const std::map<std::string, std::string>& vars) 
 }
 
 const std::string kDigest = "sha256:" + std::string(64, 'c');
+
+std::string releaseBody(const std::string& manifest) {
+  return R"({"image_ref":"hello:1","image_digest":")" + kDigest + R"(","manifest":)" + manifest +
+         "}";
+}
+
+// `n` JSON strings, comma-separated.
+std::string manyStrings(int n) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += i == 0 ? R"("a")" : R"(,"a")";
+  return out;
+}
+
+// A manifest with app and image, and `process` as its one process.
+std::string withProcess(const std::string& process, const std::string& extra = "") {
+  return R"({"app":"hello","image":"hello:1","processes":[)" + process + "]" + extra + "}";
+}
 
 std::vector<BadCase> cases() {
   const std::string big(size_t{70} * 1024, 'x');
@@ -195,6 +216,100 @@ std::vector<BadCase> cases() {
        400,
        "invalid_query",
        "wait"},
+      // Manifests get the rules of `vt manifest validate` (issue 15).
+      {"manifest_as_in_the_crash_report",
+       "POST",
+       "/v1/apps/{app}/releases",
+       releaseBody(R"({"processes":[{"name":"web","resources":{"vcpus":"x","memory_mb":128}}]})"),
+       {},
+       400,
+       "invalid_field",
+       "manifest.app"},
+      {"manifest_vcpus_wrong_type",
+       "POST",
+       "/v1/apps/{app}/releases",
+       releaseBody(withProcess(R"({"name":"web","resources":{"vcpus":"x","memory_mb":128}})")),
+       {},
+       400,
+       "invalid_field",
+       "manifest.processes[0].resources.vcpus"},
+      {"manifest_negative_memory",
+       "POST",
+       "/v1/apps/{app}/releases",
+       releaseBody(withProcess(R"({"name":"web","resources":{"memory_mb":-4096}})")),
+       {},
+       400,
+       "invalid_field",
+       "manifest.processes.web.resources.memory_mb"},
+      {"manifest_absurd_vcpus",
+       "POST",
+       "/v1/apps/{app}/releases",
+       releaseBody(withProcess(R"({"name":"web","resources":{"vcpus":1000000}})")),
+       {},
+       400,
+       "invalid_field",
+       "manifest.processes.web.resources.vcpus"},
+      {"manifest_memory_overflows_int",
+       "POST",
+       "/v1/apps/{app}/releases",
+       releaseBody(withProcess(R"({"name":"web","resources":{"memory_mb":99999999999999}})")),
+       {},
+       400,
+       "invalid_field",
+       "manifest.processes[0].resources.memory_mb"},
+      {"manifest_volumes_refused",
+       "POST",
+       "/v1/apps/{app}/releases",
+       releaseBody(withProcess(
+           R"({"name":"web"})",
+           R"(,"volumes":[{"name":"data","mount":"/data","process":"web","size_bytes":1073741824}])")),
+       {},
+       400,
+       "invalid_field",
+       "manifest.volumes"},
+      {"manifest_unknown_field",
+       "POST",
+       "/v1/apps/{app}/releases",
+       releaseBody(withProcess(R"({"name":"web"})", R"(,"colour":"blue")")),
+       {},
+       400,
+       "invalid_field",
+       "manifest.colour"},
+      {"manifest_huge_array",
+       "POST",
+       "/v1/apps/{app}/releases",
+       releaseBody(withProcess(R"({"name":"web","args":[)" + manyStrings(2000) + "]}")),
+       {},
+       400,
+       "invalid_field",
+       "manifest.processes.web.args"},
+      {"manifest_number_overflows_double",
+       "POST",
+       "/v1/apps/{app}/releases",
+       releaseBody(withProcess(R"({"name":"web","resources":{"memory_mb":1e400}})")),
+       {},
+       400,
+       "invalid_json",
+       "",
+       "malformed"},
+      {"manifest_too_deep",
+       "POST",
+       "/v1/apps/{app}/releases",
+       releaseBody(std::string(20'000, '[') + std::string(20'000, ']')),
+       {},
+       400,
+       "invalid_json",
+       "",
+       "too_deep"},
+      {"invalid_utf8",
+       "POST",
+       "/v1/orgs",
+       "{\"name\":\"\xff\xfe\"}",
+       {},
+       400,
+       "invalid_json",
+       "",
+       "malformed"},
       {"unknown_route", "GET", "/v1/nothing-here", "", {}, 404, "not_found", ""},
       {"method_not_allowed", "PATCH", "/v1/orgs", "", {}, 405, "method_not_allowed", ""},
   };
@@ -220,6 +335,9 @@ TEST_F(ApiTest, BadInputGetsAClear4xxAndWritesNothing) {
     EXPECT_FALSE(r.body["error"]["message"].get<std::string>().empty());
     if (*c.field != '\0') {
       EXPECT_EQ(r.body["error"]["details"].value("field", ""), c.field) << r.raw;
+    }
+    if (*c.reason != '\0') {
+      EXPECT_EQ(r.body["error"]["details"].value("reason", ""), c.reason) << r.raw;
     }
   }
   auto after = conn.exec("SELECT count(*) FROM events");

@@ -131,7 +131,10 @@ std::string ApiTest::makeRelease(const std::string& app) {
   auto r = callJson("POST", "/v1/apps/" + app + "/releases",
                     {{"image_ref", "registry.local/hello:1"},
                      {"image_digest", "sha256:" + std::string(64, 'b')},
-                     {"manifest", {{"app", "hello"}}}});
+                     {"manifest",
+                      {{"app", "hello"},
+                       {"image", "registry.local/hello:1"},
+                       {"processes", {{{"name", "web"}}}}}}});
   EXPECT_EQ(r.status, 201) << r.raw;
   return r.body.value("id", "");
 }

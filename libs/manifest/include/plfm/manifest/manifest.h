@@ -91,6 +91,9 @@ struct Check {
   std::int64_t interval_ms = 10000;
   std::int64_t timeout_ms = 2000;
   std::int64_t grace_ms = 5000;
+
+  // Its element of the canonical "checks" array (node plans reuse it).
+  [[nodiscard]] nlohmann::json toJson() const;
 };
 
 struct DeployPolicy {
@@ -136,9 +139,12 @@ struct ParseResult {
 // parser applies. Diagnostics carry paths but no positions.
 [[nodiscard]] std::vector<Diagnostic> validate(const Manifest& manifest);
 
-// The inverse of Manifest::toJson (the agent reads a release's snapshot back).
+// The inverse of Manifest::toJson (the agent reads a release's snapshot back;
+// the control plane reads the manifest of POST /v1/apps/{app}/releases).
 // Rejects unknown fields, wrong types and anything validate() rejects; the
-// error's "field" detail names the first offending path.
+// error's "field" detail names the first offending path. app, image,
+// processes and the fields that name things are required; any other field
+// may be left out and takes its vt.toml default.
 [[nodiscard]] Result<Manifest> fromJson(const nlohmann::json& j);
 
 }  // namespace plfm::manifest
