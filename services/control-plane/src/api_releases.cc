@@ -111,6 +111,23 @@ Result<CreateRelease> parseCreateRelease(const http::Request& req) {
     return Error(apierr::kInvalidField, "field 'image_ref' must be 1 to 512 characters")
         .with("field", "image_ref");
   }
+  // An oci:DIR reference names a directory on whichever node runs it, never
+  // a tenant's to choose (docs/security.md); nor may a reference carry
+  // whitespace or control bytes into the agents' logs and reasons.
+  if (c.image_ref.rfind("oci:", 0) == 0) {
+    return Error(apierr::kInvalidField,
+                 "field 'image_ref' names an oci: layout on a node; push the image to a "
+                 "registry and use host/repository@sha256:...")
+        .with("field", "image_ref");
+  }
+  for (const char ch : c.image_ref) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (u <= 0x20 || u >= 0x7f) {
+      return Error(apierr::kInvalidField,
+                   "field 'image_ref' must be printable ASCII without spaces")
+          .with("field", "image_ref");
+    }
+  }
   PLFM_ASSIGN_OR_RETURN(c.image_digest, requireString(body, "image_digest"));
   PLFM_TRY(checkDigest(c.image_digest));
   PLFM_ASSIGN_OR_RETURN(c.manifest, canonicalManifest(body));

@@ -211,9 +211,9 @@ bool ok(const std::string& answer) { return answer == "tcp ok\n"; }
 bool blocked(const std::string& answer) { return answer.rfind("tcp failed: ", 0) == 0; }
 
 TEST_F(NetfilterE2e, GuestsReachOnlyTheirOrgAndNeverTheHostOrWithAnotherSource) {
-  const std::string a = "inst_nfa0000000000000000000000a";
-  const std::string b = "inst_nfb0000000000000000000000b";
-  const std::string c = "inst_nfc0000000000000000000000c";
+  const std::string a = "inst_0nfa000000000000000000000a";
+  const std::string b = "inst_0nfb000000000000000000000b";
+  const std::string c = "inst_0nfc000000000000000000000c";
   startAgent();
   const std::string endpoint = agent_->endpoints().at(0);
   const std::string agent_port = endpoint.substr(endpoint.rfind(':') + 1);
@@ -277,7 +277,7 @@ TEST_F(NetfilterE2e, GuestsReachOnlyTheirOrgAndNeverTheHostOrWithAnotherSource) 
 TEST_F(NetfilterE2e, WithoutNftAnInstanceFailsAndGetsNoTap) {
   opts_.nft_binary = state_->file("no-such-nft");
   startAgent();
-  const std::string id = "inst_nfd0000000000000000000000d";
+  const std::string id = "inst_0nfd000000000000000000000d";
   writePlan(json::array({spec(id, kOrg1, "fd7a:5c00:0:1::d")}));
   InstanceStatus s = waitSettled(id);
   EXPECT_EQ(s.phase, Phase::kFailed);
