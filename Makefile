@@ -5,7 +5,7 @@
 #   make kernel  fetch the guest kernel (vmlinux + virtio modules) into the cache
 #   make build   configure and build everything into build/
 #   make test    deps + build + every ctest label (unit, integration, e2e)
-#   make check   clang-format (dry run) and clang-tidy; must be clean
+#   make check   raw-JSON ratchet, clang-format (dry run) and clang-tidy; must be clean
 #   make asan    build with ASan+UBSan into build-asan/ and run the unit tests
 #   make fuzz FUZZER=name SECONDS=600   run one libFuzzer target (clang, build-fuzz/)
 
@@ -57,6 +57,7 @@ test-e2e: build
 	cd $(BUILD_DIR) && ctest -L e2e -j $(JOBS) --output-on-failure
 
 check: configure
+	@scripts/check-json-access
 	@scripts/check $(BUILD_DIR) $(JOBS)
 
 format:
