@@ -87,6 +87,7 @@ TEST(Durability, ConcurrentWritersOfOnePathLeaveAWholeFile) {
   plfm::testing::TempDir dir("dur");
   const std::string path = dir.file("shared");
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
       const std::string body(4096, static_cast<char>('a' + t));

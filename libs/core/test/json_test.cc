@@ -68,7 +68,7 @@ TEST(JsonTest, IntegerRange) {
 
 TEST(JsonTest, DepthLimitHoldsBeforeAnyRecursion) {
   // 800 KB of '[' overflowed the stack of whoever copied or dumped it.
-  const std::string deep(800 * 1024, '[');
+  const std::string deep(size_t{800} * 1024, '[');
   auto r = parse(deep);
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code(), "invalid_argument");

@@ -224,7 +224,7 @@ TEST_F(CrashRegressionTest, HostileJsonShapesGetA4xxAndTheServerLives) {
 
   // 800 KB of nesting, balanced, inside a manifest object (within the 1 MiB
   // body limit).
-  const size_t deep = 400 * 1024;
+  const size_t deep = size_t{400} * 1024;
   auto r = call("POST", path,
                 head + R"({"x":)" + std::string(deep, '[') + std::string(deep, ']') + "}}");
   EXPECT_EQ(r.status, 400) << r.body.dump();
@@ -237,7 +237,7 @@ TEST_F(CrashRegressionTest, HostileJsonShapesGetA4xxAndTheServerLives) {
   expectAlive("800 KB of '['");
 
   std::string wide = head + R"({"x":[0)";
-  while (wide.size() < 900 * 1024) wide += ",0";
+  while (wide.size() < size_t{900} * 1024) wide += ",0";
   r = call("POST", path, wide + "]}}");
   EXPECT_EQ(r.status, 400) << r.body.dump();
   EXPECT_EQ(r.detail("reason"), "too_many_elements") << r.body.dump();

@@ -58,8 +58,7 @@ TEST(QemuCommandLine, MicrovmWithVirtioMmioDevicesChannelAndQmp) {
         "-chardev socket,id=channel,fd=7,server=on,wait=off", "-device virtio-serial-device",
         "-device virtserialport,chardev=channel,name=plfm", "-netdev tap,id=net0,fd=8",
         "-device virtio-net-device,netdev=net0,mac=02:11:22:33:44:55,host_mtu=1420",
-        "-drive id=rootfs,file=/proc/self/fd/9,format=raw,if=none,cache=none,aio=threads,"
-        "readonly=on",
+        "id=rootfs,file=/proc/self/fd/9,format=raw,if=none,cache=none,aio=threads,readonly=on",
         "-device virtio-blk-device,drive=rootfs,serial=rootfs",
         "-drive id=scratch,file=/proc/self/fd/10,format=raw,if=none,cache=none,aio=threads",
         "-device virtio-blk-device,drive=scratch,serial=scratch"}) {
