@@ -37,7 +37,7 @@ int tokensCreate(Invocation& inv) {
   json body = json::object();
   if (auto v = inv.args.value("ttl")) {
     const int64_t ttl = parseDuration(*v);
-    if (ttl < 60 || ttl > 366 * 86'400) {
+    if (ttl < 60 || ttl > int64_t{366} * 86'400) {
       return fail(inv, Error("usage", "--ttl must be a duration from 1m to 366d, like 12h or 30d"));
     }
     body["ttl_seconds"] = ttl;

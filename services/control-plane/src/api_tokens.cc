@@ -10,8 +10,8 @@
 namespace plfm::cp {
 namespace {
 
-constexpr int64_t kDefaultTtl = 30 * 86'400;
-constexpr int64_t kMaxTtl = 366 * 86'400;
+constexpr int64_t kDefaultTtl = int64_t{30} * 86'400;
+constexpr int64_t kMaxTtl = int64_t{366} * 86'400;
 constexpr size_t kMaxDescription = 200;
 
 // A user token as its owner sees it: never the token, never its hash.
