@@ -1,15 +1,21 @@
 // vt tokens: the caller's own API tokens (list, create with an expiry,
 // revoke). A token is printed once, by `create`; lists show ids and times.
+#include <chrono>
+
 #include "commands.h"
 #include "invocation.h"
+#include "plfm/core/clock.h"
 
 namespace plfm::vt {
 namespace {
 
 using nlohmann::json;
 
-std::string tokenState(const json& t) {
+// Timestamps are all "YYYY-MM-DDTHH:MM:SS.uuuuuuZ", so they compare as text.
+std::string tokenState(const json& t, const std::string& now) {
   if (!t.value("revoked_at", json()).is_null()) return "revoked";
+  const json& expires = t.value("expires_at", json());
+  if (expires.is_string() && expires.get<std::string>() <= now) return "expired";
   return "active";
 }
 
@@ -19,13 +25,13 @@ int tokensList(Invocation& inv) {
   auto items = (*client)->listAll("/v1/tokens");
   if (!items) return fail(inv, items.error());
   printList(inv, *items, {"ID", "DESCRIPTION", "STATE", "CREATED", "EXPIRES", "FIRST_USED"},
-            [](const json& t) {
+            [now = toRfc3339(std::chrono::system_clock::now())](const json& t) {
               std::string desc = t.value("description", "");
               if (desc.empty()) desc = "-";
               if (t.value("current", false)) desc += " (this session)";
               return std::vector<std::string>{field(t, "id"),
                                               desc,
-                                              tokenState(t),
+                                              tokenState(t, now),
                                               shortTime(t.value("created_at", json())),
                                               shortTime(t.value("expires_at", json())),
                                               shortTime(t.value("first_used_at", json()))};
