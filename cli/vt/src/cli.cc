@@ -68,6 +68,7 @@ Command buildRootCommand() {
   root.children.push_back(logsCommand());
   root.children.push_back(secretsCommand());
   root.children.push_back(nodesCommand());
+  root.children.push_back(tokensCommand());
   root.children.push_back(routesCommand());
   root.children.push_back(eventsCommand());
   root.children.push_back(manifestCommand());

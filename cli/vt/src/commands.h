@@ -23,6 +23,7 @@ Command scaleCommand();
 Command instancesCommand();
 Command logsCommand();
 Command nodesCommand();
+Command tokensCommand();
 Command routesCommand();
 Command eventsCommand();
 Command secretsCommand();

@@ -1,7 +1,6 @@
-// vt nodes: enroll, list, get, cordon, uncordon, drain (platform admins).
+// vt nodes: enroll, list, get, cordon, uncordon, drain, rm (platform admins).
 // docs/specs/scheduler/nodes.md describes what they do on the cluster.
 #include <algorithm>
-#include <cctype>
 
 #include "commands.h"
 #include "invocation.h"
@@ -10,34 +9,6 @@ namespace plfm::vt {
 namespace {
 
 using nlohmann::json;
-
-// "15m", "1h", "90s", "900" (seconds) -> seconds; -1 when malformed.
-int64_t parseTtl(const std::string& s) {
-  if (s.empty() || s.size() > 8) return -1;
-  int64_t unit = 1;
-  std::string digits = s;
-  switch (s.back()) {
-    case 's':
-      digits.pop_back();
-      break;
-    case 'm':
-      unit = 60;
-      digits.pop_back();
-      break;
-    case 'h':
-      unit = 3600;
-      digits.pop_back();
-      break;
-    default:
-      break;
-  }
-  if (digits.empty() || !std::all_of(digits.begin(), digits.end(), [](char c) {
-        return std::isdigit(static_cast<unsigned char>(c)) != 0;
-      })) {
-    return -1;
-  }
-  return std::stoll(digits) * unit;
-}
 
 std::string scheduling(const json& n) {
   if (n.value("draining", false)) return "draining";
@@ -73,7 +44,7 @@ Result<json> findNode(ApiClient& client, const std::string& selector) {
 int nodesEnroll(Invocation& inv) {
   int64_t ttl = 900;
   if (auto v = inv.args.value("ttl")) {
-    ttl = parseTtl(*v);
+    ttl = parseDuration(*v);
     if (ttl < 60 || ttl > 86'400) {
       return fail(inv, Error("usage", "--ttl must be a duration from 1m to 24h, like 15m or 900s"));
     }
@@ -199,6 +170,25 @@ int setScheduling(Invocation& inv, const json& flags, const std::string& verb,
   return 0;
 }
 
+int nodesRemove(Invocation& inv) {
+  auto client = inv.api();
+  if (!client) return fail(inv, client.error());
+  auto n = findNode(**client, inv.args.positionals[0]);
+  if (!n) return fail(inv, n.error());
+  const std::string id = (*n)["id"];
+  const std::string host = (*n)["hostname"];
+  auto res = (*client)->mutate("DELETE", "/v1/nodes/" + id, json::object());
+  if (!res) return fail(inv, res.error());
+  Receipt r{.action = "node.removed",
+            .message = "Removed node " + host + " (" + id + ")",
+            .ids = {id},
+            .notes = {"its credential is revoked: its heartbeats and plan polls are refused",
+                      "its instances are replaced on other nodes"},
+            .next = {"vt nodes list", "vt nodes enroll"}};
+  inv.out.receipt(r, *res);
+  return 0;
+}
+
 const Positional kNode{.name = "NODE", .help = "node id (node_...) or hostname"};
 
 }  // namespace
@@ -236,6 +226,15 @@ Command nodesCommand() {
                           return setScheduling(inv, {{"cordoned", false}, {"draining", false}},
                                                "Uncordoned", "it takes new instances again");
                         }});
+  c.children.push_back(
+      {.name = "rm",
+       .summary = "Remove a node and revoke its credential",
+       .help = "The node's heartbeats and plan polls are refused from then on, and its\n"
+               "instances are replaced on other nodes like those of a lost node. To bring\n"
+               "the host back, enroll it anew (vt nodes enroll).",
+       .positionals = {kNode},
+       .mutating = true,
+       .run = nodesRemove});
   c.children.push_back(
       {.name = "drain",
        .summary = "Move a node's instances to other nodes",

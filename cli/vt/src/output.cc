@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <ostream>
@@ -125,6 +126,37 @@ std::string shortTime(const nlohmann::json& v) {
   s = s.substr(0, 19);
   s[10] = ' ';
   return s;
+}
+
+int64_t parseDuration(const std::string& s) {
+  if (s.empty() || s.size() > 8) return -1;
+  int64_t unit = 1;
+  std::string digits = s;
+  switch (s.back()) {
+    case 's':
+      digits.pop_back();
+      break;
+    case 'm':
+      unit = 60;
+      digits.pop_back();
+      break;
+    case 'h':
+      unit = 3600;
+      digits.pop_back();
+      break;
+    case 'd':
+      unit = 86'400;
+      digits.pop_back();
+      break;
+    default:
+      break;
+  }
+  if (digits.empty() || !std::all_of(digits.begin(), digits.end(), [](char c) {
+        return std::isdigit(static_cast<unsigned char>(c)) != 0;
+      })) {
+    return -1;
+  }
+  return std::stoll(digits) * unit;
 }
 
 }  // namespace plfm::vt

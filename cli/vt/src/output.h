@@ -11,6 +11,7 @@
 // - --quiet prints only IDs (one per line) and errors.
 #pragma once
 
+#include <cstdint>
 #include <iosfwd>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
@@ -85,5 +86,8 @@ class Output {
 [[nodiscard]] std::string cell(const nlohmann::json& v);
 // "2026-11-26T11:46:40.123456Z" -> "2026-11-26 11:46:40" for tables.
 [[nodiscard]] std::string shortTime(const nlohmann::json& v);
+// A --ttl value: "90s", "15m", "12h", "30d" or plain seconds -> seconds; -1
+// when malformed.
+[[nodiscard]] int64_t parseDuration(const std::string& s);
 
 }  // namespace plfm::vt

@@ -77,6 +77,15 @@ TEST_F(VtNodesTest, EnrollListGetCordonDrainMatchGoldenTranscript) {
   EXPECT_EQ(t.run({"nodes", "uncordon", "n2.example", "-q"}).code, 0);
   EXPECT_EQ(t.run({"nodes", "get", "n3.example"}).code, 1);
   EXPECT_EQ(t.run({"nodes", "list", "--format", "json"}).code, 0);
+  // rm: the node's credential is refused at once, and it leaves the list.
+  EXPECT_EQ(testing::nodeHeartbeat(cp_->url, n2.value("node_id", ""), n2.value("token", "")), 200);
+  EXPECT_EQ(t.run({"nodes", "rm", "n2.example", "--format", "table"}).code, 0);
+  const int after =
+      testing::nodeHeartbeat(cp_->url, n2.value("node_id", ""), n2.value("token", ""));
+  EXPECT_EQ(after, 401);
+  t.note("n2's heartbeat after rm: " + std::to_string(after));
+  EXPECT_EQ(t.run({"nodes", "list", "--format", "table"}).code, 0);
+  EXPECT_EQ(t.run({"nodes", "rm", "n2.example"}).code, 1);
   PLFM_EXPECT_GOLDEN("golden/nodes.txt", t.text());
 }
 

@@ -310,6 +310,7 @@ void Api::registerRoutes(http::Router& r) {
   registerEdgeRoutes(r);
   registerSecretRoutes(r);
   registerLogRoutes(r);
+  registerTokenRoutes(r);
 }
 
 namespace {
@@ -362,7 +363,8 @@ void Api::route(http::Router& r, std::string method, std::string pattern, Access
           }
           // The credential's kind must be the route's: users, node agents or the edge.
           auto as = [&](std::string_view kind, std::string_view audience) -> Result<void> {
-            PLFM_ASSIGN_OR_RETURN(ctx.who, authenticate(ctx.db(), req.header("Authorization")));
+            PLFM_ASSIGN_OR_RETURN(ctx.who,
+                                  authenticate(ctx.db(), deps_.clock, req.header("Authorization")));
             if (ctx.who.kind != kind) {
               return Error(plfm::errc::kPermissionDenied,
                            "this route is for " + std::string(audience) + "; " + ctx.who.kind +

@@ -50,6 +50,9 @@ struct ApiOptions {
   std::chrono::seconds heartbeat_interval{10};  // told to agents
   std::chrono::seconds heartbeat_timeout{30};   // told to agents
   std::chrono::seconds max_enrollment_ttl{86'400};
+  // How long after its first use an enrollment token may be retried (the
+  // agent lost the answer), as long as the node's credential is unused.
+  std::chrono::seconds enrollment_retry_window{10};
   std::chrono::seconds max_edge_wait{30};  // the edge feed's long-poll cap
 };
 
@@ -154,6 +157,7 @@ class Api {
   void registerEdgeRoutes(http::Router& r);    // api_edge.cc
   void registerSecretRoutes(http::Router& r);  // api_secrets.cc
   void registerLogRoutes(http::Router& r);     // api_logs.cc
+  void registerTokenRoutes(http::Router& r);   // api_tokens.cc
 
   // The answer of a committed write: waits for the views (and the scheduler
   // when `settle`), then the saved status and body, or 202.

@@ -172,7 +172,8 @@ void Api::registerAgentRoutes(http::Router& r) {
     PLFM_ASSIGN_OR_RETURN(auto facts, parseFacts(body));
     return runWrite(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
       PLFM_ASSIGN_OR_RETURN(auto redeemed, redeemEnrollment(tx, deps_.clock, token, facts,
-                                                            deps_.options.cluster_ipv6_prefix));
+                                                            deps_.options.cluster_ipv6_prefix,
+                                                            deps_.options.enrollment_retry_window));
       const EnrolledNode& n = redeemed.first;
       Mutation m;
       m.status = n.reissued ? 200 : 201;
@@ -258,6 +259,8 @@ void Api::registerAgentRoutes(http::Router& r) {
             }
             PLFM_ASSIGN_OR_RETURN(auto lease, deps_.pool.acquire(deps_.options.db_acquire_timeout));
             ctx.lease.emplace(std::move(lease));
+            // A node removed (or its credential revoked) while it waited.
+            PLFM_TRY(recheck(ctx.db(), deps_.clock, ctx.who));
           }
           PLFM_ASSIGN_OR_RETURN(auto plan, buildNodePlan(ctx.db(), node.str()));
           return jsonResponse(200, plan);

@@ -17,6 +17,9 @@ namespace {
 constexpr int kMaxInstances = 50;
 constexpr auto kAgentTimeout = std::chrono::seconds(5);
 constexpr auto kFollowPoll = std::chrono::milliseconds(500);
+// An agent's page is at most `limit` lines of at most 64 KiB each; anything
+// bigger is refused rather than merged.
+constexpr size_t kMaxAgentPageBytes = size_t{8} << 20;
 
 struct Target {
   std::string instance_id;
@@ -52,6 +55,10 @@ Fetched fetchOne(const Target& t, const InstanceCursor& after, size_t limit, boo
     f.error = "agent of node " + t.node_id + " answered " + std::to_string(resp->status);
     return f;
   }
+  if (resp->body.size() > kMaxAgentPageBytes) {
+    f.error = "agent of node " + t.node_id + " answered more than 8 MiB";
+    return f;
+  }
   auto j = json::parse(resp->body);
   if (!j || !j->is_object() || !(*j)["lines"].is_array()) {
     f.error = "agent of node " + t.node_id + " answered something that is not a log page";
@@ -61,11 +68,17 @@ Fetched fetchOne(const Target& t, const InstanceCursor& after, size_t limit, boo
   p.instance_id = t.instance_id;
   p.process_type = t.process_type;
   p.start = after;
+  if ((*j)["lines"].size() > limit) {
+    f.error = "agent of node " + t.node_id + " answered more lines than asked for";
+    return f;
+  }
   for (auto& l : (*j)["lines"]) p.lines.push_back(std::move(l));
   const auto& next = (*j)["next"];
   p.next = after;
+  // The agent's cursor goes back into a URL: only the agent's ts form.
   if (next.is_object() && next.value("after", json::Json()).is_string() &&
-      next.value("skip", json::Json()).is_number_integer()) {
+      validCursorTs(next["after"].get<std::string>()) &&
+      next.value("skip", json::Json()).is_number_integer() && next["skip"].get<int64_t>() >= 0) {
     p.next = InstanceCursor{next["after"].get<std::string>(), next["skip"].get<int64_t>()};
   }
   f.page = std::move(p);

@@ -22,7 +22,7 @@ const std::string kNodeSelect =
     "sum(i.vcpus) FILTER (WHERE i.current_state <> 'stopped') AS vcpus, "
     "sum(i.memory_mb) FILTER (WHERE i.current_state <> 'stopped') AS memory_mb "
     "FROM instances_view i WHERE i.node_id = n.node_id) a ON true "
-    "LEFT JOIN node_liveness l ON l.node_id = n.node_id";
+    "LEFT JOIN node_liveness l ON l.node_id = n.node_id WHERE n.removed_at IS NULL";
 
 Result<std::optional<bool>> optionalBool(const json::Json& body, std::string_view field) {
   auto it = body.find(field);
@@ -41,7 +41,7 @@ void Api::registerNodeRoutes(http::Router& r) {
     PLFM_ASSIGN_OR_RETURN(auto page, parsePage(ctx.req, "node"));
     PLFM_TRY(awaitScheduler(ctx));
     PLFM_ASSIGN_OR_RETURN(auto rs,
-                          ctx.db().exec(kNodeSelect + " WHERE ($1::text IS NULL OR n.node_id > $1) "
+                          ctx.db().exec(kNodeSelect + " AND ($1::text IS NULL OR n.node_id > $1) "
                                                       "ORDER BY n.node_id LIMIT $2",
                                         {page.cursor, page.limit}));
     return jsonResponse(200, pageJson(rs, page));
@@ -52,7 +52,7 @@ void Api::registerNodeRoutes(http::Router& r) {
           PLFM_ASSIGN_OR_RETURN(auto node, pathId<NodeId>(ctx.req, "node_id"));
           PLFM_TRY(awaitScheduler(ctx));
           PLFM_ASSIGN_OR_RETURN(auto rs,
-                                ctx.db().exec(kNodeSelect + " WHERE n.node_id = $1", {node.str()}));
+                                ctx.db().exec(kNodeSelect + " AND n.node_id = $1", {node.str()}));
           if (rs.rows() != 1) {
             return Error(plfm::errc::kNotFound, "node " + node.str() + " not found")
                 .with("node_id", node.str());
@@ -82,6 +82,23 @@ void Api::registerNodeRoutes(http::Router& r) {
                                   {"expires_at", e.expires_at},
                                   {"created_at", e.created_at}},
                                  {std::move(created.second)});
+          });
+        });
+
+  route(r, "DELETE", "/v1/nodes/{node_id}", Access::kAdmin,
+        [this](Ctx& ctx) -> Result<http::Response> {
+          PLFM_ASSIGN_OR_RETURN(auto node, pathId<NodeId>(ctx.req, "node_id"));
+          return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
+            PLFM_ASSIGN_OR_RETURN(auto removed, removeNode(tx, deps_.clock, node.str()));
+            Mutation m;
+            m.status = 200;
+            m.settle = true;  // its instances are replaced elsewhere
+            m.body = {{"node_id", node.str()},
+                      {"hostname", removed.first.hostname},
+                      {"removed", true},
+                      {"revoked_tokens", removed.first.revoked_tokens}};
+            m.events = std::move(removed.second);
+            return m;
           });
         });
 

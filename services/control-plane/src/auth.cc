@@ -48,7 +48,7 @@ std::string newToken() {
 
 std::string hashToken(std::string_view token) { return Sha256::hex(token); }
 
-Result<Principal> authenticate(pg::Connection& conn,
+Result<Principal> authenticate(pg::Connection& conn, const Clock& clock,
                                std::optional<std::string_view> authorization) {
   if (!authorization) return unauthenticated();
   std::string_view h = *authorization;
@@ -60,13 +60,16 @@ Result<Principal> authenticate(pg::Connection& conn,
   if (token.size() != kTokenPrefix.size() + kTokenBodyLen || !token.starts_with(kTokenPrefix)) {
     return unauthenticated();
   }
+  // Read on every request, never cached: a revoked or expired token stops
+  // working with the next request.
+  const std::string now = toRfc3339(clock.now());
   auto rs = conn.exec(
       "SELECT t.token_id, t.kind, t.subject_id, coalesce(u.name, t.subject_id), "
-      "coalesce(u.is_admin, false) FROM api_tokens t LEFT JOIN users u "
+      "coalesce(u.is_admin, false), t.first_used_at IS NULL FROM api_tokens t LEFT JOIN users u "
       "ON t.kind = 'user' AND u.user_id = t.subject_id "
       "WHERE t.token_hash = $1 AND t.revoked_at IS NULL "
-      "AND (t.expires_at IS NULL OR t.expires_at > now())",
-      {hashToken(token)});
+      "AND (t.expires_at IS NULL OR t.expires_at > $2::timestamptz)",
+      {hashToken(token), now});
   if (!rs) return unexpected(std::move(rs).error());
   if (rs->rows() != 1) return unauthenticated();
   Principal p;
@@ -75,7 +78,33 @@ Result<Principal> authenticate(pg::Connection& conn,
   p.id = rs->text(0, 2);
   p.name = rs->text(0, 3);
   p.is_admin = rs->boolean(0, 4).value_or(false);
+  if (rs->text(0, 5) == "t") {
+    // The first use, recorded once. The row lock orders it against an
+    // enrollment retry that revokes this token (nodes.cc): whichever comes
+    // second sees the other, so a used credential is never re-issued and a
+    // revoked one never gets through.
+    auto mark = conn.exec(
+        "UPDATE api_tokens SET first_used_at = $2 WHERE token_id = $1 AND revoked_at IS NULL "
+        "AND first_used_at IS NULL RETURNING 1",
+        {p.token_id, now});
+    if (!mark) return unexpected(std::move(mark).error());
+    if (mark->rows() != 1) {
+      auto again = conn.exec("SELECT 1 FROM api_tokens WHERE token_id = $1 AND revoked_at IS NULL",
+                             {p.token_id});
+      if (!again) return unexpected(std::move(again).error());
+      if (again->rows() != 1) return unauthenticated();
+    }
+  }
   return p;
+}
+
+Result<void> recheck(pg::Connection& conn, const Clock& clock, const Principal& who) {
+  PLFM_ASSIGN_OR_RETURN(auto rs, conn.exec("SELECT 1 FROM api_tokens WHERE token_id = $1 AND "
+                                           "revoked_at IS NULL AND (expires_at IS NULL OR "
+                                           "expires_at > $2::timestamptz)",
+                                           {who.token_id, toRfc3339(clock.now())}));
+  if (rs.rows() != 1) return unauthenticated();
+  return ok();
 }
 
 Result<std::string> roleIn(pg::Connection& conn, const Principal& who, std::string_view org_id) {

@@ -32,9 +32,15 @@ struct Principal {
 
 // Resolves an Authorization header to a principal. Every failure is the
 // same unauthenticated error, so callers learn nothing about which part
-// was wrong.
-[[nodiscard]] Result<Principal> authenticate(pg::Connection& conn,
+// was wrong. Nothing is cached: revocation and expiry (on `clock`) take
+// effect with the next request. A token's first use is recorded
+// (api_tokens.first_used_at).
+[[nodiscard]] Result<Principal> authenticate(pg::Connection& conn, const Clock& clock,
                                              std::optional<std::string_view> authorization);
+
+// Whether `who`'s token still authenticates (not revoked, not expired): for
+// long-polls, which check again after each wait. unauthenticated otherwise.
+[[nodiscard]] Result<void> recheck(pg::Connection& conn, const Clock& clock, const Principal& who);
 
 // The caller's role in `org_id` ("owner" or "member"), or not_found when the
 // org does not exist or the caller is not a member (indistinguishable).

@@ -20,7 +20,24 @@ int hexValue(char c) {
   return -1;
 }
 
+bool validCursorKey(std::string_view id) {
+  return !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
 }  // namespace
+
+bool validCursorTs(std::string_view ts) {
+  constexpr std::string_view kForm = "dddd-dd-ddTdd:dd:dd.ddddddZ";
+  if (ts.size() != kForm.size()) return false;
+  for (size_t i = 0; i < ts.size(); ++i) {
+    const bool ok =
+        kForm[i] == 'd' ? std::isdigit(static_cast<unsigned char>(ts[i])) != 0 : ts[i] == kForm[i];
+    if (!ok) return false;
+  }
+  return true;
+}
 
 std::string encodeCursor(const RelayCursor& cursor) {
   json::Json j = json::Json::object();
@@ -44,10 +61,13 @@ Result<RelayCursor> decodeCursor(std::string_view text) {
   auto j = json::parse(raw);
   if (!j || !j->is_object()) return bad();
   for (const auto& [id, v] : j->items()) {
-    if (!v.is_array() || v.size() != 2 || !v[0].is_string() || !v[1].is_number_integer() ||
-        v[1].get<int64_t>() < 0) {
+    if (!validCursorKey(id) || !v.is_array() || v.size() != 2 || !v[0].is_string() ||
+        !v[1].is_number_integer() || v[1].get<int64_t>() < 0 ||
+        v[1].get<int64_t>() > 1'000'000'000) {
       return bad();
     }
+    const auto& ts = v[0].get_ref<const std::string&>();
+    if (!ts.empty() && !validCursorTs(ts)) return bad();
     out[id] = InstanceCursor{v[0].get<std::string>(), v[1].get<int64_t>()};
   }
   return out;

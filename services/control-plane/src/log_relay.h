@@ -31,9 +31,15 @@ struct InstanceCursor {
 };
 using RelayCursor = std::map<std::string, InstanceCursor>;  // by instance id
 
-// Opaque, URL-safe (hex of a small JSON object).
+// Opaque, URL-safe (hex of a small JSON object). Decoding checks every part
+// that goes into an agent URL: instance ids are [a-z0-9_]{1,64}, each ts is
+// empty or exactly the agent's form (validCursorTs), skips are 0..10^9.
 [[nodiscard]] std::string encodeCursor(const RelayCursor& cursor);
 [[nodiscard]] Result<RelayCursor> decodeCursor(std::string_view text);
+
+// "YYYY-MM-DDTHH:MM:SS.uuuuuuZ", digits where digits go: the only ts form an
+// agent writes, so nothing else is ever put into a relay URL.
+[[nodiscard]] bool validCursorTs(std::string_view ts);
 
 // What one agent answered for one instance.
 struct InstancePage {

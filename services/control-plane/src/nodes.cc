@@ -92,19 +92,34 @@ Result<std::pair<NewEnrollment, NewEvent>> createEnrollment(pg::Transaction& tx,
 
 Result<std::pair<EnrolledNode, std::vector<NewEvent>>> redeemEnrollment(
     pg::Transaction& tx, const Clock& clock, std::string_view token, const NodeFacts& facts,
-    const std::string& cluster_prefix) {
+    const std::string& cluster_prefix, std::chrono::seconds retry_window) {
   const std::string now = toRfc3339(clock.now());
-  PLFM_ASSIGN_OR_RETURN(auto rs,
-                        tx.exec("SELECT enrollment_id, expires_at > $2::timestamptz, node_id, "
-                                "hostname FROM node_enrollments WHERE token_hash = $1 FOR UPDATE",
-                                {hashToken(token), now}));
+  PLFM_ASSIGN_OR_RETURN(
+      auto rs, tx.exec("SELECT enrollment_id, expires_at > $2::timestamptz, node_id, hostname, "
+                       "used_at > $2::timestamptz - make_interval(secs => $3) "
+                       "FROM node_enrollments WHERE token_hash = $1 FOR UPDATE",
+                       {hashToken(token), now, retry_window.count()}));
   if (rs.rows() != 1 || rs.text(0, 1) != "t") return badEnrollmentToken();
   const std::string enrollment(rs.text(0, 0));
   EnrolledNode out;
   out.hostname = facts.hostname;
   std::vector<NewEvent> events;
   if (!rs.isNull(0, 2)) {
-    // A retry of an enrollment that already happened.
+    // A retry of an enrollment that already happened (the agent lost the
+    // answer). Only within the retry window, and only while no credential
+    // of the node was ever used: otherwise the token is spent, and a replay
+    // looks like any bad credential. Locking the node's tokens orders this
+    // against their first use (auth.cc).
+    if (rs.text(0, 4) != "t") return badEnrollmentToken();
+    PLFM_ASSIGN_OR_RETURN(
+        auto toks, tx.exec("SELECT count(*) FILTER (WHERE first_used_at IS NOT NULL), "
+                           "count(*) FILTER (WHERE revoked_at IS NULL) FROM (SELECT first_used_at, "
+                           "revoked_at FROM api_tokens WHERE kind = 'node' AND subject_id = $1 "
+                           "FOR UPDATE) t",
+                           {std::string(rs.text(0, 2))}));
+    if (toks.int64(0, 0).value_or(1) != 0 || toks.int64(0, 1).value_or(0) == 0) {
+      return badEnrollmentToken();
+    }
     if (rs.text(0, 3) != facts.hostname) {
       return Error(plfm::errc::kFailedPrecondition,
                    "this enrollment token was already used by host '" + std::string(rs.text(0, 3)) +
@@ -195,6 +210,53 @@ Result<HeartbeatResult> recordHeartbeat(pg::Transaction& tx, const Clock& clock,
       stateChanged(node_id, seqs[node_id] + 1, out.state, "active",
                    "heartbeat received after " + std::to_string(rs.int64(0, 1).value_or(0)) + " s");
   return out;
+}
+
+Result<std::pair<RemovedNode, std::vector<NewEvent>>> removeNode(pg::Transaction& tx,
+                                                                 const Clock& clock,
+                                                                 const std::string& node_id) {
+  const std::string now = toRfc3339(clock.now());
+  // Write-side truth, locked: the liveness row, and the enrollment for the hostname.
+  PLFM_ASSIGN_OR_RETURN(auto rs, tx.exec("SELECT l.state, e.hostname FROM node_liveness l JOIN "
+                                         "node_enrollments e ON e.node_id = l.node_id "
+                                         "WHERE l.node_id = $1 FOR UPDATE OF l",
+                                         {node_id}));
+  if (rs.rows() != 1) {
+    return Error(plfm::errc::kNotFound, "node " + node_id + " not found").with("node_id", node_id);
+  }
+  RemovedNode out;
+  out.hostname = rs.text(0, 1);
+  const std::string state(rs.text(0, 0));
+  PLFM_TRY(EventStore::lockLog(tx));
+  PLFM_ASSIGN_OR_RETURN(auto done, tx.exec("SELECT 1 FROM events WHERE aggregate_id = $1 AND "
+                                           "event_type = 'node.removed'",
+                                           {node_id}));
+  std::vector<NewEvent> events;
+  if (done.rows() > 0) return std::make_pair(std::move(out), std::move(events));
+  PLFM_ASSIGN_OR_RETURN(auto revoked,
+                        tx.exec("UPDATE api_tokens SET revoked_at = $2 WHERE kind = 'node' AND "
+                                "subject_id = $1 AND revoked_at IS NULL RETURNING token_id",
+                                {node_id, now}));
+  out.revoked_tokens = revoked.rows();
+  std::vector<std::string> ids = {node_id};
+  for (int i = 0; i < revoked.rows(); ++i) ids.emplace_back(revoked.text(i, 0));
+  PLFM_ASSIGN_OR_RETURN(auto seqs, EventStore::aggregateSeqs(tx, ids));
+  for (size_t i = 1; i < ids.size(); ++i) {
+    events.push_back(
+        NewEvent{"token", ids[i], seqs[ids[i]] + 1, "token.revoked", 1, "",
+                 json::dump({{"token_id", ids[i]}, {"kind", "node"}, {"subject_id", node_id}})});
+  }
+  int next = seqs[node_id] + 1;
+  if (state != "down") {
+    PLFM_TRY(tx.exec("UPDATE node_liveness SET state = 'down', state_since = $2 WHERE node_id = $1",
+                     {node_id, now}));
+    events.push_back(stateChanged(node_id, next++, state, "down", "removed by an admin"));
+  }
+  events.push_back(NewEvent{"node", node_id, next, "node.removed", 1, "",
+                            json::dump({{"node_id", node_id},
+                                        {"hostname", out.hostname},
+                                        {"revoked_tokens", out.revoked_tokens}})});
+  return std::make_pair(std::move(out), std::move(events));
 }
 
 Result<std::vector<NewEvent>> expireLiveness(pg::Transaction& tx, const Clock& clock,

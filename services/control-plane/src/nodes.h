@@ -64,12 +64,15 @@ struct EnrolledNode {
 //     node credential, liveness `active`; events node.enrolled and
 //     token.created;
 //   - the same token again from the same hostname (the agent retrying after
-//     a lost response): the same node, a fresh credential, the previous one
-//     revoked; event token.created;
+//     a lost response) within `retry_window` of the first use, while no
+//     credential of the node was ever used: the same node, a fresh
+//     credential, the previous one revoked; event token.created;
+//   - later, or once the node's credential was used (or revoked by
+//     `vt nodes rm`): unauthenticated, and no identity is issued;
 //   - from another hostname: failed_precondition.
 [[nodiscard]] Result<std::pair<EnrolledNode, std::vector<NewEvent>>> redeemEnrollment(
     pg::Transaction& tx, const Clock& clock, std::string_view token, const NodeFacts& facts,
-    const std::string& cluster_prefix);
+    const std::string& cluster_prefix, std::chrono::seconds retry_window);
 
 struct HeartbeatResult {
   std::string state;                   // the liveness state before this heartbeat
@@ -85,6 +88,19 @@ struct HeartbeatResult {
                                                       const std::string& agent_version,
                                                       const std::string& agent_url = {},
                                                       const std::string& relay_key = {});
+
+struct RemovedNode {
+  std::string hostname;
+  int64_t revoked_tokens = 0;  // 0 when it was removed before
+};
+
+// Removes node `node_id` (`vt nodes rm`): revokes its credentials at once
+// (token.revoked each), marks it down for good (node.state_changed, unless it
+// was down) and records node.removed, so the scheduler replaces its
+// instances like those of a lost node. Removing a removed node changes
+// nothing and appends nothing. not_found for a node that never enrolled.
+[[nodiscard]] Result<std::pair<RemovedNode, std::vector<NewEvent>>> removeNode(
+    pg::Transaction& tx, const Clock& clock, const std::string& node_id);
 
 struct LivenessOptions {
   std::chrono::seconds heartbeat_timeout{30};  // active -> unreachable

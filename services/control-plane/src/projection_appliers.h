@@ -45,6 +45,7 @@ using ApplyFn = Result<void> (*)(pg::Transaction&, const Payload&);
 // Nodes (projections_sched.cc).
 [[nodiscard]] Result<void> nodeEnrolled(pg::Transaction& tx, const Payload& p);
 [[nodiscard]] Result<void> nodeStateChanged(pg::Transaction& tx, const Payload& p);
+[[nodiscard]] Result<void> nodeRemoved(pg::Transaction& tx, const Payload& p);
 [[nodiscard]] Result<void> nodeSchedulingChanged(pg::Transaction& tx, const Payload& p);
 
 // Instances (projections_sched.cc).

@@ -237,6 +237,7 @@ const std::unordered_map<std::string_view, ApplyFn>& appliers() {
       {"node.enrolled", projection::nodeEnrolled},
       {"node.state_changed", projection::nodeStateChanged},
       {"node.scheduling_changed", projection::nodeSchedulingChanged},
+      {"node.removed", projection::nodeRemoved},
       {"instance.allocated", projection::instanceAllocated},
       {"instance.restart_scheduled", projection::instanceRestartScheduled},
       {"instance.drain_requested", projection::instanceDrainRequested},

@@ -41,6 +41,17 @@ Result<void> nodeStateChanged(pg::Transaction& tx, const Payload& p) {
               {node, to, reason, p.e.occurred_at, p.e.aggregate_seq});
 }
 
+Result<void> nodeRemoved(pg::Transaction& tx, const Payload& p) {
+  PLFM_ASSIGN_OR_RETURN(auto node, p.str("node_id"));
+  // Cordoned as well as down: nothing is ever placed on it again. The plan
+  // version moves so that the node's waiting plan long-polls wake (and are
+  // refused: its credential is revoked).
+  return exec(tx,
+              "UPDATE nodes_view SET removed_at = $2, cordoned = true, updated_at = $2, "
+              "version = $3, plan_version = $4 WHERE node_id = $1 AND version < $3",
+              {node, p.e.occurred_at, p.e.aggregate_seq, p.e.seq});
+}
+
 Result<void> nodeSchedulingChanged(pg::Transaction& tx, const Payload& p) {
   PLFM_ASSIGN_OR_RETURN(auto node, p.str("node_id"));
   PLFM_ASSIGN_OR_RETURN(auto cordoned, p.boolean("cordoned"));

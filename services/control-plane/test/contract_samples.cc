@@ -406,6 +406,8 @@ const std::map<std::string, Json>& payloadSamples() {
         {"from", "active"},
         {"to", "unreachable"},
         {"reason", "no heartbeat for 31 s (timeout 30 s)"}}},
+      {"node.removed",
+       {{"node_id", id("node")}, {"hostname", "n1.example"}, {"revoked_tokens", 1}}},
       {"node.scheduling_changed",
        {{"node_id", id("node")}, {"cordoned", true}, {"draining", false}}},
       {"instance.allocated",

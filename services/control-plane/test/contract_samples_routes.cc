@@ -34,6 +34,12 @@ Json sampleEdgeRoute() {
            Json::array({{{"address", "fd7a:5c00:0:1::2"}, {"port", 8443}, {"healthy", true}}})}};
 }
 
+Json sampleUserToken() {
+  return {{"id", id("tok")},         {"description", "ci deploys"}, {"created_at", kSampleTs},
+          {"expires_at", kSampleTs}, {"revoked_at", nullptr},       {"first_used_at", kSampleTs},
+          {"current", true}};
+}
+
 Json sampleBackend() {
   return {{"instance_id", id("inst")},     {"node_id", id("node")},
           {"address", "fd7a:5c00:0:1::2"}, {"port", 8443},
@@ -68,6 +74,23 @@ std::map<std::string, Json> routeComponentSamples() {
       {"RouteList", samplePage(sampleRoute())},
       {"RouteBackend", sampleBackend()},
       {"RouteBackendList", {{"items", Json::array({sampleBackend()})}}},
+      {"NodeRemoved",
+       {{"node_id", id("node")},
+        {"hostname", "n1.example"},
+        {"removed", true},
+        {"revoked_tokens", 1}}},
+      {"CreateTokenRequest", {{"description", "ci deploys"}, {"ttl_seconds", 86400}}},
+      {"UserToken", sampleUserToken()},
+      {"UserTokenWithSecret",
+       {{"id", id("tok")},
+        {"description", "ci deploys"},
+        {"token", "vt_" + std::string(52, 'z')},
+        {"token_redacted", false},
+        {"created_at", kSampleTs},
+        {"expires_at", kSampleTs},
+        {"revoked_at", nullptr},
+        {"first_used_at", nullptr}}},
+      {"UserTokenList", samplePage(sampleUserToken())},
       {"CreateEdgeTokenRequest", {{"name", "edge-1"}, {"ttl_seconds", 86400}}},
       {"EdgeToken",
        {{"id", id("tok")},

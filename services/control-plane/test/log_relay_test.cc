@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "plfm/core/strings.h"
+
 namespace plfm::cp {
 namespace {
 
@@ -70,6 +72,27 @@ TEST(LogRelay, CursorsRoundTripAndJunkIsRejected) {
   for (const char* bad : {"zz", "7", "7b", "5b5d", "7b2261223a317d"}) {
     EXPECT_FALSE(decodeCursor(bad)) << bad;
   }
+}
+
+// A cursor is the caller's input, and its parts go into the agent's URL:
+// only the agent's own ts form and plain ids pass.
+TEST(LogRelay, CursorPartsThatWouldChangeTheAgentUrlAreRejected) {
+  const auto encode = [](const json::Json& j) { return hexEncode(json::dump(j)); };
+  EXPECT_TRUE(decodeCursor(encode({{"inst_a", {kT1, 0}}})));
+  for (const json::Json& bad : {
+           json::Json{{"inst_a", {"2026-12-03T06:30:00.000001Z&tail=1", 0}}},
+           json::Json{{"inst_a", {"x#", 0}}},
+           json::Json{{"inst_a", {"2026-12-03T06:30:00.000001Z/../../v1", 0}}},
+           json::Json{{"inst_a", {"2026-12-03 06:30:00.000001Z", 0}}},
+           json::Json{{"../x", {kT1, 0}}},
+           json::Json{{"", {kT1, 0}}},
+           json::Json{{"inst_a", {kT1, int64_t{1} << 40}}},
+       }) {
+    EXPECT_FALSE(decodeCursor(encode(bad))) << bad.dump();
+  }
+  EXPECT_TRUE(validCursorTs(kT1));
+  EXPECT_FALSE(validCursorTs("2026-12-03T06:30:00Z"));
+  EXPECT_FALSE(validCursorTs(""));
 }
 
 TEST(LogRelay, SinceTakesDurationsAndUtcTimes) {

@@ -44,6 +44,17 @@ class NodesApiTest : public ApiTest {
                 "", token);
   }
 
+  // What an agent sends to POST /v1/nodes/enroll.
+  static json::Json enrollBody(const std::string& hostname) {
+    return {{"hostname", hostname},
+            {"cores", 2},
+            {"memory_mb", 2048},
+            {"disk_mb", 0},
+            {"wireguard_public_key", std::string(43, 'k') + "="},
+            {"underlay_address", "192.0.2.10"},
+            {"runtimes", {"qemu"}}};
+  }
+
   Reply report(const std::string& node, const std::string& token, const std::string& inst,
                const json::Json& body) {
     return callJson("POST", "/v1/nodes/" + node + "/instances/" + inst + "/status", body, token);
@@ -172,13 +183,7 @@ TEST_F(NodesApiTest, EnrollPlanLongPollStatusAndViews) {
 
 TEST_F(NodesApiTest, EnrollmentRetryReissuesTheCredentialOnce) {
   const std::string enrollment = makeEnrollmentToken();
-  const json::Json body = {{"hostname", "n1.example"},
-                           {"cores", 2},
-                           {"memory_mb", 2048},
-                           {"disk_mb", 0},
-                           {"wireguard_public_key", std::string(43, 'k') + "="},
-                           {"underlay_address", "192.0.2.10"},
-                           {"runtimes", {"qemu"}}};
+  const json::Json body = enrollBody("n1.example");
   auto first = callJson("POST", "/v1/nodes/enroll", body, enrollment);
   ASSERT_EQ(first.status, 201) << first.raw;
   EXPECT_EQ(first.body["reissued"], false);
@@ -192,6 +197,13 @@ TEST_F(NodesApiTest, EnrollmentRetryReissuesTheCredentialOnce) {
   EXPECT_EQ(again.body["reissued"], true);
   const std::string new_token = again.body["token"];
   EXPECT_NE(new_token, old_token);
+  // The same token from another host is refused; so is a made-up one.
+  json::Json other = body;
+  other["hostname"] = "n2.example";
+  auto refused = callJson("POST", "/v1/nodes/enroll", other, enrollment);
+  EXPECT_EQ(refused.status, 409) << refused.raw;
+  EXPECT_EQ(refused.body["error"]["code"], "failed_precondition");
+  EXPECT_EQ(callJson("POST", "/v1/nodes/enroll", body, "vt_" + std::string(52, 'q')).status, 401);
   auto hb = [&](const std::string& tok) {
     return callJson("POST", "/v1/nodes/" + node + "/heartbeat", json::Json::object(), tok);
   };
@@ -200,13 +212,10 @@ TEST_F(NodesApiTest, EnrollmentRetryReissuesTheCredentialOnce) {
   EXPECT_EQ(ok.status, 200) << ok.raw;
   EXPECT_EQ(ok.body["state"], "active");
   EXPECT_EQ(ok.header("X-Event-Seq"), "0");  // heartbeats are not events
-  // The same token from another host is refused; so is a made-up one.
-  json::Json other = body;
-  other["hostname"] = "n2.example";
-  auto refused = callJson("POST", "/v1/nodes/enroll", other, enrollment);
-  EXPECT_EQ(refused.status, 409) << refused.raw;
-  EXPECT_EQ(refused.body["error"]["code"], "failed_precondition");
-  EXPECT_EQ(callJson("POST", "/v1/nodes/enroll", body, "vt_" + std::string(52, 'q')).status, 401);
+  // Once the node's credential was used, the enrollment token is spent.
+  auto replay = callJson("POST", "/v1/nodes/enroll", body, enrollment);
+  EXPECT_EQ(replay.status, 401) << replay.raw;
+  EXPECT_FALSE(replay.body.contains("token"));
   EXPECT_EQ(countEvents("node.enrolled"), 1);
   EXPECT_EQ(countEvents("token.created"), 3);  // the admin's first, and the node's two
   // Neither token appears in any event or idempotency record.
@@ -252,13 +261,7 @@ TEST_F(NodesApiTest, NodeCredentialsReachOnlyTheirOwnNode) {
 
 TEST_F(NodesApiTest, AgentInputIsCheckedFieldByField) {
   const std::string enrollment = makeEnrollmentToken();
-  const json::Json good = {{"hostname", "n1"},
-                           {"cores", 2},
-                           {"memory_mb", 2048},
-                           {"disk_mb", 0},
-                           {"wireguard_public_key", std::string(43, 'k') + "="},
-                           {"underlay_address", "192.0.2.10"},
-                           {"runtimes", {"qemu"}}};
+  const json::Json good = enrollBody("n1");
   const std::vector<std::pair<std::string, json::Json>> bad = {
       {"hostname", "bad host"},
       {"cores", 0},
@@ -360,6 +363,33 @@ TEST_F(NodesApiTest, CapacityReasonsAndDrainingANode) {
   EXPECT_EQ(callJson("PUT", "/v1/nodes/" + a + "/scheduling", json::Json::object()).status, 400);
 }
 
+// Enrollment replay on a clock the test moves: a retry is accepted only
+// within seconds of the first use, and never re-issues a node identity later.
+class EnrollmentReplayTest : public NodesApiTest {
+ protected:
+  const Clock* serverClock() override { return &fake_; }
+  FakeClock fake_;
+};
+
+TEST_F(EnrollmentReplayTest, ReplayedEnrollmentIsUnauthenticated) {
+  const std::string enrollment = makeEnrollmentToken();
+  const json::Json body = enrollBody("n1.example");
+  auto first = callJson("POST", "/v1/nodes/enroll", body, enrollment);
+  ASSERT_EQ(first.status, 201) << first.raw;
+  const std::string node = first.body["node_id"];
+  const std::string token = first.body["token"];
+  // Later than the retry window, with the credential never used: refused.
+  fake_.advance(std::chrono::seconds(11));
+  auto late = callJson("POST", "/v1/nodes/enroll", body, enrollment);
+  EXPECT_EQ(late.status, 401) << late.raw;
+  EXPECT_EQ(late.body["error"]["code"], "unauthenticated");
+  EXPECT_FALSE(late.body.contains("token"));
+  // The node keeps its one identity and its credential still works.
+  auto hb = callJson("POST", "/v1/nodes/" + node + "/heartbeat", json::Json::object(), token);
+  EXPECT_EQ(hb.status, 200) << hb.raw;
+  EXPECT_EQ(countEvents("node.enrolled"), 1);
+  EXPECT_EQ(countEvents("token.created"), 2);  // the admin's and the node's
+}
 // The same server on a clock the test moves, so that heartbeat timeouts and
 // the unreachable grace period pass without waiting for them. The scheduler
 // still runs on its own thread; its timer is short, and the test waits
@@ -564,6 +594,62 @@ TEST_F(NodeLossTest, DeployFailsAfterRepeatedInstanceFailuresAndTheOldReleaseKee
     }
   }
   EXPECT_TRUE(old_serving) << list.raw;
+}
+
+// `vt nodes rm`: the node's credential is refused at once (heartbeat, plan
+// poll, a waiting long-poll, an enrollment retry), it leaves the node list,
+// and its instances are replaced on another node like those of a lost node.
+TEST_F(NodeLossTest, RemovedNodeIsRefusedAtOnceAndItsInstancesAreReplaced) {
+  const auto node_a = enrollNode("a.example", 4, 4096);
+  const std::string& a = node_a.first;
+  const std::string& token_a = node_a.second;
+  const Env e = deployedEnv("rmco");
+  ASSERT_EQ(callJson("PUT", "/v1/envs/" + e.env + "/scale", {{"processes", {{"web", 2}}}}).status,
+            200);
+  const auto on_a = planOf(a, token_a);
+  ASSERT_EQ(on_a.size(), 2U);
+  reportHealthy(a, token_a);
+  ASSERT_TRUE(eventually([&] { return deployStatus(e.deploy) == "succeeded"; }));
+  const auto node_b = enrollNode("b.example", 4, 4096);
+  const std::string& b = node_b.first;
+  const std::string& token_b = node_b.second;
+  EXPECT_EQ(planOf(b, token_b).size(), 0U);
+
+  // a long-poll of a's plan, waiting when a is removed.
+  const int64_t v = plan(a, token_a, 0, 0).body.value("version", int64_t{0});
+  auto waiting = std::async(std::launch::async, [&] { return plan(a, token_a, v, 30); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+
+  EXPECT_EQ(call("DELETE", "/v1/nodes/" + a, "", token_b).status, 403);
+  auto rm = call("DELETE", "/v1/nodes/" + a);
+  ASSERT_EQ(rm.status, 200) << rm.raw;
+  EXPECT_EQ(rm.body["revoked_tokens"], 1);
+  EXPECT_EQ(rm.body["hostname"], "a.example");
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(callJson("POST", "/v1/nodes/" + a + "/heartbeat", json::Json::object(), token_a).status,
+            401);
+  EXPECT_EQ(plan(a, token_a, 0, 0).status, 401);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1));
+  ASSERT_EQ(waiting.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(waiting.get().status, 401);
+
+  // Gone from the list; removing again changes nothing.
+  EXPECT_EQ(call("GET", "/v1/nodes/" + a).status, 404);
+  for (const auto& n : call("GET", "/v1/nodes").body["items"]) EXPECT_NE(n["id"], a);
+  auto again = call("DELETE", "/v1/nodes/" + a);
+  EXPECT_EQ(again.status, 200) << again.raw;
+  EXPECT_EQ(again.body["revoked_tokens"], 0);
+  EXPECT_EQ(countEvents("node.removed"), 1);
+  EXPECT_EQ(call("DELETE", "/v1/nodes/node_01jdq3v7k2m9x4c8r6t0w5y1zb").status, 404);
+
+  // Its instances are replaced on b, without waiting for a grace period.
+  ASSERT_TRUE(eventually([&] { return planOf(b, token_b).size() == 2U; }));
+  EXPECT_EQ(countEvents("instance.lost"), 2);
+  reportHealthy(b, token_b);
+  ASSERT_TRUE(eventually([&] {
+    auto l = call("GET", "/v1/envs/" + e.env + "/instances");
+    return l.body["summary"][0]["current"] == 2;
+  }));
 }
 
 }  // namespace

@@ -65,7 +65,8 @@ class SchedulerTest : public testsupport::CpTest {
       facts.wireguard_public_key = std::string(43, 'k') + "=";
       facts.underlay_address = "192.0.2.1";
       facts.runtimes = {"qemu"};
-      auto n = redeemEnrollment(tx, fake_, e->first.token, facts, "fd7a:5c00::/48");
+      auto n = redeemEnrollment(tx, fake_, e->first.token, facts, "fd7a:5c00::/48",
+                                std::chrono::seconds(10));
       EXPECT_TRUE(n.has_value()) << n.error().toString();
       node = n->first.node_id;
       std::vector<NewEvent> events = {e->second};
