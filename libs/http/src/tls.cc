@@ -155,13 +155,15 @@ Result<void> clientHandshake(TlsStream& stream, const ClientTls& tls, const std:
     } else {
       why = ec.message();
     }
-    return Error(errc::kUnavailable, "TLS handshake with " + display + " failed: " + why)
+    // Not trusting the server is not transient: callers should not retry.
+    return Error(verify != X509_V_OK ? errc::kFailedPrecondition : errc::kUnavailable,
+                 "TLS handshake with " + display + " failed: " + why)
         .with("address", display);
   }
   if (!tls.pinned_der.empty()) {
     PLFM_ASSIGN_OR_RETURN(std::string der, peerCertDer(ssl));
     if (der != tls.pinned_der) {
-      return Error(errc::kUnavailable, "TLS handshake with " + display +
+      return Error(errc::kFailedPrecondition, "TLS handshake with " + display +
                                            " failed: server certificate does not match the "
                                            "pinned certificate")
           .with("address", display);

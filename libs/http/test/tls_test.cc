@@ -89,7 +89,7 @@ TEST_F(TlsTest, WrongCaIsRefused) {
   req.tls.ca_file = other_pki->ca_cert;
   auto resp = request(req);
   ASSERT_FALSE(resp);
-  EXPECT_TRUE(resp.error().is(errc::kUnavailable)) << resp.error().toString();
+  EXPECT_TRUE(resp.error().is(errc::kFailedPrecondition)) << resp.error().toString();
   EXPECT_NE(resp.error().message().find("not trusted"), std::string::npos)
       << resp.error().toString();
 

@@ -184,8 +184,10 @@ struct ClientRequest {
 };
 
 // One request on a new connection. Transport failures are errors with code
-// errc::kUnavailable (connect refused, reset) or errc::kDeadlineExceeded;
-// any HTTP status is a successful Result.
+// errc::kUnavailable (connect refused, reset) or errc::kDeadlineExceeded; a
+// server that is not trusted (CA, name, pin) or plain http:// refused is
+// errc::kFailedPrecondition (do not retry). Any HTTP status is a successful
+// Result.
 [[nodiscard]] Result<Response> request(const ClientRequest& req);
 
 // A keep-alive client bound to one base URL ("https://cp:8443",
