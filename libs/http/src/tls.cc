@@ -71,7 +71,7 @@ Result<std::string> peerCertDer(SSL* ssl) {
 }  // namespace
 
 boost::asio::io_context::executor_type unusedExecutor() {
-  static boost::asio::io_context* const kContext = new boost::asio::io_context(1);
+  static auto* const kContext = new boost::asio::io_context(1);
   return kContext->get_executor();
 }
 
