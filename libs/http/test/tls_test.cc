@@ -1,6 +1,7 @@
 // TLS for http::Server and http::Client, with certificates made at test time
 // (writeLocalPki) in a temp dir.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "plfm/http/http.h"
 #include "plfm/http/pki.h"
@@ -140,6 +141,17 @@ TEST_F(TlsTest, ServerRefusesToStartWithUnusableFiles) {
   started = missing.start();
   ASSERT_FALSE(started);
   EXPECT_NE(started.error().message().find("missing.pem"), std::string::npos);
+}
+
+TEST_F(TlsTest, LocalPkiKeysAreOwnerOnly) {
+  for (const std::string& key : {pki_.ca_key, pki_.server_key}) {
+    struct stat st {};
+    ASSERT_EQ(::stat(key.c_str(), &st), 0) << key;
+    EXPECT_EQ(st.st_mode & 0777, 0600U) << key;
+  }
+  struct stat st {};
+  ASSERT_EQ(::stat(pki_.ca_cert.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0077, 0044U);  // certificates are public
 }
 
 TEST(PlainHttpTest, NonLoopbackIsRefusedUnlessUnsafe) {
