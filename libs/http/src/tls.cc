@@ -164,8 +164,8 @@ Result<void> clientHandshake(TlsStream& stream, const ClientTls& tls, const std:
     PLFM_ASSIGN_OR_RETURN(std::string der, peerCertDer(ssl));
     if (der != tls.pinned_der) {
       return Error(errc::kFailedPrecondition, "TLS handshake with " + display +
-                                           " failed: server certificate does not match the "
-                                           "pinned certificate")
+                                                  " failed: server certificate does not match the "
+                                                  "pinned certificate")
           .with("address", display);
     }
   }
