@@ -182,7 +182,9 @@ class VtDev : public ::testing::Test {
   json api(const std::string& method, const std::string& path, const json& body = nullptr) {
     http::ClientRequest req;
     req.method = method;
-    req.url = "http://[::1]:" + std::to_string(ports_[0]) + path;
+    // The dev control plane speaks TLS with a certificate from the dev CA.
+    req.url = "https://[::1]:" + std::to_string(ports_[0]) + path;
+    req.tls.ca_file = state_->file("tls/ca.pem");
     std::string token = readFile(state_->file("control-plane/admin-token")).value_or("");
     while (!token.empty() && token.back() == '\n') token.pop_back();
     req.headers.set("Authorization", "Bearer " + token);

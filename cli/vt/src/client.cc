@@ -59,6 +59,7 @@ Result<ApiResponse> ApiClient::send(const std::string& method, const std::string
   req.method = method;
   req.url = base_url_ + target;
   req.timeout = timeout.count() > 0 ? timeout : options_.timeout;
+  req.tls.ca_file = options_.ca_file;
   req.headers.set("Authorization", "Bearer " + token_);
   req.headers.set("Accept", "application/json");
   req.headers.set("User-Agent", "vt/0.1");
@@ -71,6 +72,15 @@ Result<ApiResponse> ApiClient::send(const std::string& method, const std::string
     req.headers.set("X-Request-Id", RequestId::generate().str());
     auto r = http::request(req);
     std::string why;
+    if (!r && r.error().is(errc::kFailedPrecondition)) {
+      // An untrusted certificate or a refused plain http:// will not change.
+      return Error(errc::kFailedPrecondition,
+                   "cannot talk to the control plane at " + base_url_ + ": " + r.error().message())
+          .with("url", base_url_)
+          .with("hint",
+                "give the CA that signed its certificate: `vt login --url URL --ca FILE` or "
+                "VT_CA_FILE");
+    }
     if (!r) {
       why = r.error().message();
     } else if (r->status == 503 ||

@@ -25,6 +25,8 @@ namespace plfm::vt {
 struct ApiOptions {
   int attempts = 5;  // tries per request, including the first
   std::chrono::milliseconds timeout{30'000};
+  // PEM CA that verifies an https:// control plane; empty: the system store.
+  std::string ca_file{};
   // Called before each retry with a one-line reason (for stderr).
   std::function<void(const std::string&)> on_retry = nullptr;
 };

@@ -1,5 +1,6 @@
 // vt login, vt context list|use|show, vt whoami.
 #include <cstdlib>
+#include <filesystem>
 
 #include "commands.h"
 #include "invocation.h"
@@ -27,8 +28,15 @@ int login(Invocation& inv) {
     return fail(inv, Error("usage", "which control plane? pass --url http://HOST:PORT")
                          .with("hint", "e.g. vt login --url http://[::1]:8080"));
   }
-  if (url.rfind("http://", 0) != 0 && url.rfind("unix:", 0) != 0) {
-    return fail(inv, Error("usage", "--url must start with http:// or unix: (got `" + url + "`)"));
+  if (url.rfind("https://", 0) != 0 && url.rfind("http://", 0) != 0 && url.rfind("unix:", 0) != 0) {
+    return fail(inv, Error("usage",
+                           "--url must start with https://, http:// or unix: (got `" + url + "`)"));
+  }
+  std::string ca_file = inv.args.value("ca").value_or(envVar("VT_CA_FILE"));
+  if (!ca_file.empty()) {
+    std::error_code ec;
+    const auto absolute = std::filesystem::absolute(ca_file, ec);
+    if (!ec) ca_file = absolute.string();
   }
   std::string token = inv.args.value("token").value_or(envVar("VT_TOKEN"));
   if (token.empty()) token = readSecretLine("Token: ");
@@ -42,9 +50,10 @@ int login(Invocation& inv) {
   if (!validContextName(name)) {
     return fail(inv, Error("usage", "context names are 1-63 of [A-Za-z0-9._-]"));
   }
-  ApiClient client(url, token, ApiOptions{.attempts = 2, .on_retry = [&](const std::string& why) {
-                                            inv.out.progress(why);
-                                          }});
+  ApiClient client(url, token,
+                   ApiOptions{.attempts = 2,
+                              .ca_file = ca_file,
+                              .on_retry = [&](const std::string& why) { inv.out.progress(why); }});
   auto who = client.get("/v1/whoami");
   if (!who) {
     if (who.error().is("unauthenticated")) {
@@ -63,6 +72,7 @@ int login(Invocation& inv) {
   ctx.name = name;
   ctx.url = url;
   ctx.token = token;
+  ctx.ca_file = ca_file;
   if (auto org = inv.args.value("org")) ctx.org = *org;
   if (ctx.org.empty()) {
     auto orgs = client.listAll("/v1/orgs");
@@ -196,8 +206,12 @@ Command loginCommand() {
               "VT_TOKEN, or stdin (a prompt without echo on a terminal).\n\n"
               "Examples:\n"
               "  vt login --url http://[::1]:8080 < ~/.plfm/admin-token\n"
-              "  vt login --url http://cp.internal:8080 --context staging",
+              "  vt login --url https://cp.internal:8443 --ca cp-ca.pem --context staging",
           .flags = {{.name = "url", .value_name = "URL", .help = "control plane base URL"},
+                    {.name = "ca",
+                     .value_name = "FILE",
+                     .help = "PEM CA that signed the control plane's certificate (saved in the "
+                             "context; VT_CA_FILE)"},
                     {.name = "token",
                      .value_name = "TOKEN",
                      .help = "the token (prefer stdin: flags show up in `ps`)"}},

@@ -96,6 +96,8 @@ Result<Config> loadConfig(const std::filesystem::path& path) {
             c.url = *s;
           } else if (f == "token") {
             c.token = *s;
+          } else if (f == "ca_file") {
+            c.ca_file = *s;
           } else if (f == "org") {
             c.org = *s;
           } else if (f == "app") {
@@ -105,7 +107,7 @@ Result<Config> loadConfig(const std::filesystem::path& path) {
           } else {
             return bad(path, value.source(),
                        "unknown key contexts." + c.name + "." + std::string(f) +
-                           " (expected url, token, org, app, env)");
+                           " (expected url, token, ca_file, org, app, env)");
           }
         }
         config.contexts[c.name] = c;
@@ -132,6 +134,7 @@ Result<void> saveConfig(const std::filesystem::path& path, const Config& config)
     text += "\n[contexts." + quote(name) + "]\n";
     text += "url = " + quote(c.url) + "\n";
     text += "token = " + quote(c.token) + "\n";
+    if (!c.ca_file.empty()) text += "ca_file = " + quote(c.ca_file) + "\n";
     if (!c.org.empty()) text += "org = " + quote(c.org) + "\n";
     if (!c.app.empty()) text += "app = " + quote(c.app) + "\n";
     if (!c.env.empty()) text += "env = " + quote(c.env) + "\n";

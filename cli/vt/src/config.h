@@ -4,7 +4,8 @@
 // `current = "<name>"`.
 //
 // Precedence, highest first: command-line flags (--context, --org, --app,
-// --env), environment (VT_CONTEXT, VT_URL, VT_TOKEN, VT_ORG, VT_APP, VT_ENV),
+// --env), environment (VT_CONTEXT, VT_URL, VT_TOKEN, VT_CA_FILE, VT_ORG, VT_APP,
+// VT_ENV),
 // the selected context. VT_CONFIG_DIR overrides the directory (tests use it).
 #pragma once
 
@@ -18,9 +19,10 @@ namespace plfm::vt {
 
 struct Context {
   std::string name;
-  std::string url;    // "http://[::1]:8080"
-  std::string token;  // "vt_..."; never printed
-  std::string org;    // name or id; "" when unset
+  std::string url;      // "https://cp.example:8443", "http://[::1]:8080"
+  std::string token;    // "vt_..."; never printed
+  std::string ca_file;  // PEM CA that signed the control plane's certificate; "" = system
+  std::string org;      // name or id; "" when unset
   std::string app;
   std::string env;
 };

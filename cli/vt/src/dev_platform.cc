@@ -19,6 +19,7 @@
 #include "plfm/core/process.h"
 #include "plfm/core/strings.h"
 #include "plfm/http/http.h"
+#include "plfm/http/pki.h"
 
 namespace plfm::vt::dev {
 namespace fs = std::filesystem;
@@ -98,9 +99,11 @@ Result<std::string> runForLine(const std::vector<std::string>& argv, const std::
   return nl == std::string::npos ? text : text.substr(nl + 1);
 }
 
-bool httpOk(const std::string& url, std::string_view also_ok_body = {}) {
+bool httpOk(const std::string& url, std::string_view also_ok_body = {},
+            const std::string& ca_file = {}) {
   http::ClientRequest req;
   req.url = url;
+  req.tls.ca_file = ca_file;
   req.timeout = std::chrono::milliseconds(800);
   auto r = http::request(req);
   if (!r) return false;
@@ -283,7 +286,7 @@ bool Platform::healthy(const std::string& c) const {
     return pidfile && pidfile->find("ready") != std::string::npos &&
            fs::exists(address("postgres"));
   }
-  if (c == "control-plane") return httpOk(s_.controlPlaneUrl() + "/healthz");
+  if (c == "control-plane") return httpOk(s_.controlPlaneUrl() + "/healthz", {}, s_.caFile());
   if (c == "registry") return httpOk("http://" + s_.registryHost() + "/v2/");
   if (c == "node-agent")
     return httpOk("http://[::1]:" + std::to_string(s_.agent_port) + "/healthz");
@@ -435,6 +438,21 @@ Result<std::string> Platform::startPostgres() {
   return started(pid, address(c));
 }
 
+// The dev CA and the control plane's certificate, made once per state dir
+// (keys 0600 in a 0700 dir) and reused by later `vt dev up`s, so that contexts,
+// the agent and the ingress that trust the CA keep working.
+Result<http::LocalPki> Platform::ensureDevPki() const {
+  const std::string dir = s_.tlsDir();
+  http::LocalPki pki{s_.caFile(), dir + "/ca-key.pem", dir + "/server.pem",
+                     dir + "/server-key.pem"};
+  if (fs::exists(pki.ca_cert) && fs::exists(pki.server_cert) && fs::exists(pki.server_key)) {
+    return pki;
+  }
+  PLFM_TRY(mkdirOwned(dir, 0700, false));
+  return http::writeLocalPki(dir, {"localhost", "::1", "127.0.0.1"},
+                             {.ca_name = "plfm dev CA (vt dev)"});
+}
+
 Result<std::string> Platform::startControlPlane() {
   const std::string c = "control-plane";
   PLFM_ASSIGN_OR_RETURN(auto running, alreadyRunning(c));
@@ -446,11 +464,13 @@ Result<std::string> Platform::startControlPlane() {
     so.stdout_path = logPath(c);
     PLFM_TRY(runChecked({bins_.control_plane, "secrets", "generate-key", key}, so));
   }
+  PLFM_ASSIGN_OR_RETURN(const http::LocalPki pki, ensureDevPki());
   PLFM_ASSIGN_OR_RETURN(
       pid_t pid, launch(c,
                         {bins_.control_plane, "serve", "--listen",
                          "[::1]:" + std::to_string(s_.control_plane_port), "--database", conninfo(),
-                         "--state-dir", path("control-plane")},
+                         "--state-dir", path("control-plane"), "--tls-cert", pki.server_cert,
+                         "--tls-key", pki.server_key},
                         {"PLFM_CP_SECRETS_MASTER_KEY_FILE=" + key}));
   PLFM_TRY(waitHealthy(c, pid, std::chrono::seconds(60)));
   return started(pid, address(c));
@@ -489,9 +509,9 @@ Result<std::string> Platform::startAgent() {
                  "no vmlinux in " + kernel_dir + " (scripts/fetch-kernel)");
   }
   std::vector<std::string> argv = {
-      bins_.node_agent, "run", "--state-dir", dir, "--control-plane", s_.controlPlaneUrl(),
-      "--kernel-dir", kernel_dir, "--vt-init", bins_.vt_init, "--runtime", "qemu", "--accel",
-      s_.accel, "--hostname", "dev", "--listen", address(c), "--scratch-mb", "256",
+      bins_.node_agent, "run", "--state-dir", dir, "--control-plane", s_.controlPlaneUrl(), "--ca",
+      s_.caFile(), "--kernel-dir", kernel_dir, "--vt-init", bins_.vt_init, "--runtime", "qemu",
+      "--accel", s_.accel, "--hostname", "dev", "--listen", address(c), "--scratch-mb", "256",
       "--shutdown-grace-ms", "3000",
       // The dev registry is on loopback, which the
       // agent refuses unless allowed.
@@ -500,7 +520,8 @@ Result<std::string> Platform::startAgent() {
   if (!fs::exists(dir + "/node.json")) {
     // First start: a one-time enrollment token, kept only until enrolled.
     PLFM_ASSIGN_OR_RETURN(auto admin, readFile(path("control-plane/admin-token")));
-    ApiClient client(s_.controlPlaneUrl(), std::string(trim(admin)));
+    ApiClient client(s_.controlPlaneUrl(), std::string(trim(admin)),
+                     ApiOptions{.ca_file = s_.caFile()});
     PLFM_ASSIGN_OR_RETURN(auto e,
                           client.mutate("POST", "/v1/nodes/enrollments", {{"ttl_seconds", 900}}));
     if (!e.contains("token") || !e["token"].is_string()) {
@@ -536,7 +557,8 @@ Result<std::string> Platform::startIngress() {
       pid_t pid, launch(c, {bins_.ingress, "serve", "--listen", "[::1]:" + port, "--listen",
                             "127.0.0.1:" + port, "--metrics-listen",
                             "[::1]:" + std::to_string(s_.ingress_metrics_port), "--edge-url",
-                            s_.controlPlaneUrl(), "--edge-token-file", token, "--state-dir", dir}));
+                            s_.controlPlaneUrl(), "--ca", s_.caFile(), "--edge-token-file", token,
+                            "--state-dir", dir}));
   PLFM_TRY(waitHealthy(c, pid, std::chrono::seconds(30)));
   return started(pid, address(c));
 }
@@ -544,7 +566,7 @@ Result<std::string> Platform::startIngress() {
 Result<std::string> Platform::writeContext() {
   PLFM_ASSIGN_OR_RETURN(auto admin, readFile(path("control-plane/admin-token")));
   const std::string token = std::string(trim(admin));
-  ApiClient client(s_.controlPlaneUrl(), token);
+  ApiClient client(s_.controlPlaneUrl(), token, ApiOptions{.ca_file = s_.caFile()});
   PLFM_ASSIGN_OR_RETURN(auto orgs, client.listAll("/v1/orgs"));
   bool have_org = false;
   for (const auto& o : orgs) have_org = have_org || o.value("name", "") == s_.org;
@@ -554,6 +576,7 @@ Result<std::string> Platform::writeContext() {
   ctx.name = s_.context;
   ctx.url = s_.controlPlaneUrl();
   ctx.token = token;
+  ctx.ca_file = s_.caFile();
   ctx.org = s_.org;
   config.current = s_.context;
   PLFM_TRY(saveConfig(configPath(), config));

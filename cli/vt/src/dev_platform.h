@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "plfm/core/result.h"
+#include "plfm/http/pki.h"
 
 namespace plfm::vt::dev {
 
@@ -42,9 +43,13 @@ struct Settings {
   std::string org = "dev";
   std::string context = "dev";
 
+  // The control plane speaks TLS with a certificate from the dev CA
+  // (STATE/tls, made by `vt dev up`); every client verifies it with caFile().
   [[nodiscard]] std::string controlPlaneUrl() const {
-    return "http://[::1]:" + std::to_string(control_plane_port);
+    return "https://[::1]:" + std::to_string(control_plane_port);
   }
+  [[nodiscard]] std::string tlsDir() const { return state_dir + "/tls"; }
+  [[nodiscard]] std::string caFile() const { return tlsDir() + "/ca.pem"; }
   [[nodiscard]] std::string registryHost() const {
     return "127.0.0.1:" + std::to_string(registry_port);
   }
@@ -115,6 +120,7 @@ class Platform {
   [[nodiscard]] Result<std::optional<std::string>> alreadyRunning(
       const std::string& component) const;
   [[nodiscard]] Result<std::string> startPostgres();
+  [[nodiscard]] Result<http::LocalPki> ensureDevPki() const;
   [[nodiscard]] Result<std::string> startControlPlane();
   [[nodiscard]] Result<std::string> startRegistry();
   [[nodiscard]] Result<std::string> startAgent();

@@ -73,6 +73,7 @@ Result<Context> Invocation::context() {
   }
   if (auto v = envVar("VT_URL"); !v.empty()) ctx.url = v;
   if (auto v = envVar("VT_TOKEN"); !v.empty()) ctx.token = v;
+  if (auto v = envVar("VT_CA_FILE"); !v.empty()) ctx.ca_file = v;
   if (auto v = envVar("VT_ORG"); !v.empty()) ctx.org = v;
   if (auto v = envVar("VT_APP"); !v.empty()) ctx.app = v;
   if (auto v = envVar("VT_ENV"); !v.empty()) ctx.env = v;
@@ -92,6 +93,7 @@ Result<ApiClient*> Invocation::api() {
   ApiOptions options;
   Output* output = &out;
   options.on_retry = [output](const std::string& why) { output->progress(why); };
+  options.ca_file = ctx.ca_file;
   api_ = std::make_unique<ApiClient>(ctx.url, ctx.token, options);
   return api_.get();
 }

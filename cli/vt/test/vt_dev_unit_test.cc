@@ -50,7 +50,7 @@ TEST(VtDevSettings, RoundTripAndDefaults) {
   ASSERT_TRUE(fresh);
   EXPECT_EQ(fresh->control_plane_port, 8080);
   EXPECT_EQ(fresh->ingress_port, 8443);
-  EXPECT_EQ(fresh->controlPlaneUrl(), "http://[::1]:8080");
+  EXPECT_EQ(fresh->controlPlaneUrl(), "https://[::1]:8080");
   fresh->ingress_port = 9443;
   fresh->registry_port = 5001;
   fresh->accel = "tcg";
@@ -92,7 +92,7 @@ TEST(VtDevStatus, JsonNamesEveryComponent) {
   EXPECT_EQ(j["components"][0]["name"], "postgres");
   EXPECT_TRUE(j["components"][0]["pid"].is_null());
   EXPECT_TRUE(j["instances"].is_null());
-  EXPECT_EQ(j["control_plane_url"], "http://[::1]:8080");
+  EXPECT_EQ(j["control_plane_url"], "https://[::1]:8080");
 }
 
 }  // namespace

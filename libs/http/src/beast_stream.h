@@ -9,6 +9,7 @@
 #include <array>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/error.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/system/error_code.hpp>
 #include <boost/system/system_error.hpp>
@@ -25,9 +26,22 @@ inline boost::system::error_code toBoost(const std::error_code& ec) {
   return {ec.value(), boost::system::system_category()};
 }
 
+// An executor for the parts of Asio that insist on one (ssl::stream builds two
+// timers it uses only for async operations, which we never start).
+boost::asio::io_context::executor_type unusedExecutor();
+
 class BeastStream {
  public:
+  // What asio::ssl::stream<BeastStream> needs to layer TLS on top (tls.h).
+  using lowest_layer_type = BeastStream;
+  using executor_type = boost::asio::io_context::executor_type;
+
   explicit BeastStream(Socket& socket) : socket_(socket) {}
+
+  lowest_layer_type& lowest_layer() { return *this; }
+  const lowest_layer_type& lowest_layer() const { return *this; }
+  executor_type get_executor() { return unusedExecutor(); }
+  [[nodiscard]] Socket& socket() { return socket_; }
 
   template <class MutableBufferSequence>
   size_t read_some(const MutableBufferSequence& buffers, boost::system::error_code& ec) {

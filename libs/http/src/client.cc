@@ -1,6 +1,6 @@
 // http::request and http::Client: Beast's HTTP/1.1 serializer and parser over
-// a deadline-aware socket (socket.h). Every Asio/Beast exception is caught
-// here and becomes a plfm::Error.
+// a deadline-aware socket (socket.h), under TLS for https:// (tls.h). Every Asio/Beast exception is
+// caught here and becomes a plfm::Error.
 #include <sys/un.h>
 
 #include <boost/beast/core/flat_buffer.hpp>
@@ -19,6 +19,7 @@
 #include "plfm/core/assert.h"
 #include "plfm/http/http.h"
 #include "socket.h"
+#include "tls.h"
 
 namespace plfm::http {
 namespace {
@@ -34,6 +35,7 @@ constexpr uint64_t kMaxResponseBodyBytes = uint64_t{1} << 30;
 
 struct Endpoint {
   bool is_unix = false;
+  bool tls = false;  // https://
   std::string unix_path;
   std::string host;  // without brackets
   uint16_t port = 80;
@@ -73,11 +75,17 @@ Result<ParsedUrl> parseUnixUrl(std::string_view url, bool base) {
 }
 
 Result<ParsedUrl> parseHttpUrl(std::string_view url) {
-  constexpr std::string_view kScheme = "http://";
-  if (url.starts_with("https://")) return badUrl(url, "https is not supported");
-  if (!url.starts_with(kScheme)) return badUrl(url, "expected http:// or unix:");
   ParsedUrl out;
-  const std::string_view rest = url.substr(kScheme.size());
+  std::string_view rest;
+  if (url.starts_with("https://")) {
+    out.endpoint.tls = true;
+    out.endpoint.port = 443;
+    rest = url.substr(8);
+  } else if (url.starts_with("http://")) {
+    rest = url.substr(7);
+  } else {
+    return badUrl(url, "expected https://, http:// or unix:");
+  }
   const size_t path_start = rest.find_first_of("/?");
   const std::string_view authority = rest.substr(0, path_start);
   if (path_start != std::string_view::npos) {
@@ -129,6 +137,19 @@ Error transportError(const Endpoint& ep, std::string_view step, const BoostError
       .with("address", ep.display);
 }
 
+// Plain HTTP carries bearer tokens in clear: only to this host, unless the
+// caller opted into the unsafe mode.
+Result<void> checkPlain(const Endpoint& ep, const ClientTlsOptions& tls) {
+  if (ep.is_unix || ep.tls || tls.unsafe_allow_plain_http || internal::isLoopbackHost(ep.host)) {
+    return ok();
+  }
+  return Error(errc::kFailedPrecondition,
+               "refusing plain http:// to " + ep.display +
+                   ": it is not a loopback address and the request would cross the network "
+                   "unencrypted; use https:// (or opt into unsafe plain HTTP)")
+      .with("address", ep.display);
+}
+
 Result<internal::Socket> connectTo(const Endpoint& ep, Deadline deadline,
                                    std::chrono::milliseconds timeout) {
   std::vector<internal::SockAddr> candidates;
@@ -152,6 +173,29 @@ Result<internal::Socket> connectTo(const Endpoint& ep, Deadline deadline,
     if (last == beast::error::timeout) break;
   }
   return transportError(ep, "connect to", last, timeout);
+}
+
+// One connection: the socket, and the TLS session over it for https. Lives
+// behind a unique_ptr: the TLS stream refers to the socket.
+struct Connection {
+  internal::Socket socket;
+  std::unique_ptr<internal::TlsStream> tls;
+};
+
+Result<std::unique_ptr<Connection>> openConnection(const Endpoint& ep,
+                                                   const internal::ClientTls* tls,
+                                                   Deadline deadline,
+                                                   std::chrono::milliseconds timeout) {
+  auto conn = std::make_unique<Connection>();
+  PLFM_ASSIGN_OR_RETURN(conn->socket, connectTo(ep, deadline, timeout));
+  if (ep.tls) {
+    PLFM_ASSERT(tls != nullptr, "https endpoint without a TLS context");
+    conn->tls =
+        std::make_unique<internal::TlsStream>(internal::BeastStream(conn->socket), *tls->context);
+    conn->socket.setDeadline(deadline);
+    PLFM_TRY(internal::clientHandshake(*conn->tls, *tls, ep.host, ep.display));
+  }
+  return conn;
 }
 
 bool idempotent(std::string_view method) {
@@ -182,8 +226,9 @@ struct Attempt {
   bool retryable = false;
 };
 
-Attempt exchange(internal::Socket& socket, const Endpoint& ep, const OutgoingRequest& out,
-                 Deadline deadline, std::chrono::milliseconds timeout) {
+template <class Stream>
+Attempt exchangeOn(Stream& stream, const Endpoint& ep, const OutgoingRequest& out,
+                   std::chrono::milliseconds timeout) {
   if (out.target.empty() || out.target.front() != '/') {
     return {Error(errc::kInvalidArgument, "request target must start with '/'")};
   }
@@ -207,8 +252,6 @@ Attempt exchange(internal::Socket& socket, const Endpoint& ep, const OutgoingReq
   req.keep_alive(out.keep_alive);
   req.prepare_payload();
 
-  socket.setDeadline(deadline);
-  internal::BeastStream stream(socket);
   BoostError ec;
   bhttp::write(stream, req, ec);
   if (ec) {
@@ -243,6 +286,14 @@ Attempt exchange(internal::Socket& socket, const Endpoint& ep, const OutgoingReq
   return {std::move(resp), msg.keep_alive() && buffer.size() == 0, false};
 }
 
+Attempt exchange(Connection& conn, const Endpoint& ep, const OutgoingRequest& out,
+                 Deadline deadline, std::chrono::milliseconds timeout) {
+  conn.socket.setDeadline(deadline);
+  if (conn.tls) return exchangeOn(*conn.tls, ep, out, timeout);
+  internal::BeastStream stream(conn.socket);
+  return exchangeOn(stream, ep, out, timeout);
+}
+
 template <class Fn>
 Result<Response> guarded(Fn&& fn) {
   try {
@@ -259,15 +310,24 @@ Result<Response> request(const ClientRequest& req) {
     const Deadline deadline = SteadyClock::now() + req.timeout;
     PLFM_ASSIGN_OR_RETURN(ParsedUrl url, parseUrl(req.url, /*base=*/false));
     if (url.target.empty()) url.target = "/";
-    PLFM_ASSIGN_OR_RETURN(internal::Socket socket, connectTo(url.endpoint, deadline, req.timeout));
+    PLFM_TRY(checkPlain(url.endpoint, req.tls));
+    std::optional<internal::ClientTls> tls;
+    if (url.endpoint.tls) {
+      PLFM_ASSIGN_OR_RETURN(tls, internal::makeClientTls(req.tls));
+    }
+    PLFM_ASSIGN_OR_RETURN(
+        std::unique_ptr<Connection> conn,
+        openConnection(url.endpoint, tls ? &*tls : nullptr, deadline, req.timeout));
     const OutgoingRequest out{req.method, url.target, req.headers, req.body, /*keep_alive=*/false};
-    return exchange(socket, url.endpoint, out, deadline, req.timeout).result;
+    return exchange(*conn, url.endpoint, out, deadline, req.timeout).result;
   });
 }
 
 struct Client::Impl {
-  explicit Impl(std::string url)
-      : base_url(std::move(url)), base(parseUrl(base_url, /*base=*/true)) {
+  Impl(std::string url, ClientTlsOptions tls)
+      : base_url(std::move(url)),
+        tls_options(std::move(tls)),
+        base(parseUrl(base_url, /*base=*/true)) {
     if (base && !base->target.empty()) {
       // "http://host/api/" + "/v1/x" -> "/api/v1/x"; a query in a base URL is
       // meaningless and dropped.
@@ -276,13 +336,24 @@ struct Client::Impl {
     }
   }
 
+  // The TLS context, made on first use (loading a CA file is not free).
+  Result<const internal::ClientTls*> clientTls() {
+    if (!tls_context) {
+      PLFM_ASSIGN_OR_RETURN(tls_context, internal::makeClientTls(tls_options));
+    }
+    return &*tls_context;
+  }
+
   std::string base_url;
+  ClientTlsOptions tls_options;
   Result<ParsedUrl> base;
   std::string prefix;
-  internal::Socket socket;  // the kept-alive connection, if any
+  std::optional<internal::ClientTls> tls_context;
+  std::unique_ptr<Connection> conn;  // the kept-alive connection, if any
 };
 
-Client::Client(std::string base_url) : impl_(std::make_unique<Impl>(std::move(base_url))) {}
+Client::Client(std::string base_url, ClientTlsOptions tls)
+    : impl_(std::make_unique<Impl>(std::move(base_url), std::move(tls))) {}
 Client::~Client() = default;
 Client::Client(Client&&) noexcept = default;
 Client& Client::operator=(Client&&) noexcept = default;
@@ -296,20 +367,25 @@ Result<Response> Client::send(std::string method, std::string target, Headers he
       return Error(errc::kInvalidArgument, "request target must start with '/'");
     }
     const Endpoint& ep = impl_->base->endpoint;
+    PLFM_TRY(checkPlain(ep, impl_->tls_options));
+    const internal::ClientTls* tls = nullptr;
+    if (ep.tls) {
+      PLFM_ASSIGN_OR_RETURN(tls, impl_->clientTls());
+    }
     const Deadline deadline = SteadyClock::now() + timeout;
     const std::string full_target = impl_->prefix + target;
-    internal::Socket& socket = impl_->socket;
+    std::unique_ptr<Connection>& conn = impl_->conn;
     // A pooled connection the server has closed meanwhile (idle timeout,
     // restart) would fail the request: replace it before sending anything.
-    if (socket.valid() && socket.peerClosedOrReadable()) socket.close();
-    bool reused = socket.valid();
+    if (conn && conn->socket.peerClosedOrReadable()) conn.reset();
+    bool reused = conn != nullptr;
     const OutgoingRequest out{method, full_target, headers, body, /*keep_alive=*/true};
     for (;;) {
-      if (!socket.valid()) {
-        PLFM_ASSIGN_OR_RETURN(socket, connectTo(ep, deadline, timeout));
+      if (!conn) {
+        PLFM_ASSIGN_OR_RETURN(conn, openConnection(ep, tls, deadline, timeout));
       }
-      Attempt attempt = exchange(socket, ep, out, deadline, timeout);
-      if (!attempt.result || !attempt.keep_alive) socket.close();
+      Attempt attempt = exchange(*conn, ep, out, deadline, timeout);
+      if (!attempt.result || !attempt.keep_alive) conn.reset();
       // The server closed the kept-alive connection just as we sent: once,
       // try again on a new one.
       if (!attempt.result && attempt.retryable && reused) {

@@ -135,3 +135,20 @@ void removeSocketFile(const Listener& l) {
 }
 
 }  // namespace plfm::http::internal
+
+namespace plfm::http {
+
+bool isLoopbackListen(std::string_view spec) {
+  if (spec.starts_with("unix:")) return true;
+  std::string_view host;
+  if (spec.starts_with("[")) {
+    const size_t close = spec.find(']');
+    if (close == std::string_view::npos) return false;
+    host = spec.substr(1, close - 1);
+  } else {
+    host = spec.substr(0, spec.rfind(':'));
+  }
+  return host != "localhost" && internal::isLoopbackHost(std::string(host));
+}
+
+}  // namespace plfm::http

@@ -1,6 +1,7 @@
 // http::Server: one acceptor thread per listen address, one thread per
 // connection, Beast's HTTP/1.1 parser and serializer over a deadline-aware
-// socket (socket.h).
+// socket (socket.h), with TLS on TCP listeners when options.tls is set
+// (tls.h).
 //
 // Shutdown protocol (stop()): the acceptor threads poll an eventfd that stop()
 // makes readable, so they exit without closing a descriptor under a blocked
@@ -18,6 +19,7 @@
 
 #include <algorithm>
 #include <array>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/message.hpp>
@@ -39,6 +41,7 @@
 #include "plfm/core/log.h"
 #include "plfm/http/http.h"
 #include "socket.h"
+#include "tls.h"
 
 namespace plfm::http {
 namespace {
@@ -131,11 +134,19 @@ const std::string& rejectResponse() {
 thread_local const void* t_serving = nullptr;
 
 // Answers 503 on a connection we will not serve, without blocking the
-// acceptor for long.
-void reject(internal::Socket& s) {
+// acceptor for long. A TLS client could not read a plain answer: it only
+// sees the connection close.
+void reject(internal::Socket& s, bool tls) {
   s.setDeadline(after(kRejectWriteTime));
-  (void)internal::writeAll(s, rejectResponse());
+  if (!tls) (void)internal::writeAll(s, rejectResponse());
   s.linger(SteadyClock::now());  // drain what already arrived, no waiting
+}
+
+template <class Stream>
+BoostError writeRaw(Stream& stream, std::string_view data) {
+  BoostError ec;
+  boost::asio::write(stream, boost::asio::buffer(data.data(), data.size()), ec);
+  return ec;
 }
 
 bool isParseError(const BoostError& ec) {
@@ -151,6 +162,7 @@ bool expectsContinue(const bhttp::request<bhttp::string_body>& req) {
 struct Conn {
   internal::Socket socket;
   std::string remote;
+  bool tls = false;
   bool idle = true;  // guarded by Server::Impl::mu
   std::thread thread;
 };
@@ -167,14 +179,19 @@ struct Server::Impl {
   void stopLocked(std::chrono::milliseconds grace);  // holds lifecycle_mu
 
   void acceptLoop(internal::Listener& l);
-  void admit(internal::Socket socket, std::string remote);
+  void admit(internal::Socket socket, std::string remote, bool tls);
   void serve(std::list<Conn>::iterator it);
-  bool serveOne(Conn& conn, internal::BeastStream& stream, beast::flat_buffer& buffer);
-  void failRead(Conn& conn, internal::BeastStream& stream, const BoostError& ec);
-  void respondAndClose(Conn& conn, internal::BeastStream& stream, int status, std::string_view code,
+  void serveTls(Conn& conn);
+  template <class Stream>
+  bool serveOne(Conn& conn, Stream& stream, beast::flat_buffer& buffer);
+  template <class Stream>
+  void failRead(Conn& conn, Stream& stream, const BoostError& ec);
+  template <class Stream>
+  void respondAndClose(Conn& conn, Stream& stream, int status, std::string_view code,
                        std::string_view message);
-  bool writeResponse(Conn& conn, internal::BeastStream& stream, Response resp, unsigned version,
-                     bool keep_alive, bool head);
+  template <class Stream>
+  bool writeResponse(Conn& conn, Stream& stream, Response resp, unsigned version, bool keep_alive,
+                     bool head);
   void closeAfterResponse(Conn& conn);
   Response invoke(Request& req);
   bool setIdle(Conn& conn, bool idle);
@@ -182,6 +199,7 @@ struct Server::Impl {
 
   const ServerOptions options;
   const Handler handler;
+  std::optional<internal::ServerTls> tls;  // loaded by start() when options.tls is set
 
   // start() and stop(); never held while a handler runs.
   std::mutex lifecycle_mu;
@@ -203,6 +221,10 @@ Result<void> Server::Impl::start() {
   std::lock_guard life(lifecycle_mu);
   if (phase != Phase::kNew) return Error(errc::kFailedPrecondition, "server already started");
   if (options.listen.empty()) return Error(errc::kInvalidArgument, "no listen addresses");
+  if (options.tls) {
+    PLFM_ASSIGN_OR_RETURN(internal::ServerTls loaded, internal::makeServerTls(*options.tls));
+    tls = std::move(loaded);
+  }
   wake = internal::Socket(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake.valid()) return errnoError("eventfd", errno);
 
@@ -307,22 +329,24 @@ void Server::Impl::acceptLoop(internal::Listener& l) {
       int on = 1;
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
     }
-    admit(std::move(socket), is_unix ? std::string("unix") : internal::formatPeer(peer));
+    admit(std::move(socket), is_unix ? std::string("unix") : internal::formatPeer(peer),
+          !is_unix && tls.has_value());
   }
 }
 
-void Server::Impl::admit(internal::Socket socket, std::string remote) {
+void Server::Impl::admit(internal::Socket socket, std::string remote, bool use_tls) {
   std::unique_lock lock(mu);
   if (stopping || conns.size() >= options.max_connections) {
     lock.unlock();
     log::warn("http server: connection limit reached, answering 503",
               {{"remote", remote}, {"max_connections", options.max_connections}});
-    reject(socket);
+    reject(socket, use_tls);
     return;
   }
   auto it = conns.emplace(conns.end());
   it->socket = std::move(socket);
   it->remote = std::move(remote);
+  it->tls = use_tls;
   try {
     it->thread = std::thread([this, it] { serve(it); });
   } catch (const std::system_error& e) {
@@ -330,7 +354,7 @@ void Server::Impl::admit(internal::Socket socket, std::string remote) {
     conns.erase(it);
     lock.unlock();
     log::error("http server: cannot start connection thread", {{"error", e.what()}});
-    reject(s);
+    reject(s, use_tls);
   }
 }
 
@@ -338,9 +362,13 @@ void Server::Impl::serve(std::list<Conn>::iterator it) {
   t_serving = this;
   Conn& conn = *it;
   try {
-    internal::BeastStream stream(conn.socket);
-    beast::flat_buffer buffer;
-    while (serveOne(conn, stream, buffer)) {
+    if (conn.tls) {
+      serveTls(conn);
+    } else {
+      internal::BeastStream stream(conn.socket);
+      beast::flat_buffer buffer;
+      while (serveOne(conn, stream, buffer)) {
+      }
     }
   } catch (const std::exception& e) {
     log::error("http server: connection failed", {{"remote", conn.remote}, {"error", e.what()}});
@@ -348,11 +376,39 @@ void Server::Impl::serve(std::list<Conn>::iterator it) {
   finish(it);
 }
 
+// The handshake gets the budget of reading a request. A failed one (a plain
+// HTTP client, an untrusting client) is logged without anything the peer sent.
+void Server::Impl::serveTls(Conn& conn) {
+  internal::BeastStream raw(conn.socket);
+  internal::TlsStream stream(raw, *tls->context);
+  conn.socket.setDeadline(after(options.read_timeout));
+  BoostError ec;
+  stream.handshake(internal::TlsStream::server, ec);
+  if (ec) {
+    log::info("http server: TLS handshake failed",
+              {{"remote", conn.remote}, {"error", ec.message()}});
+    return;
+  }
+  beast::flat_buffer buffer;
+  while (serveOne(conn, stream, buffer)) {
+  }
+}
+
 // Serves one request; true to keep the connection for the next.
-bool Server::Impl::serveOne(Conn& conn, internal::BeastStream& stream, beast::flat_buffer& buffer) {
+template <class Stream>
+bool Server::Impl::serveOne(Conn& conn, Stream& stream, beast::flat_buffer& buffer) {
   if (!setIdle(conn, true)) return false;
-  // Bytes of a pipelined request may already be buffered.
-  if (buffer.size() == 0 && conn.socket.waitReadable(after(options.idle_timeout))) return false;
+  // Bytes of a pipelined request may already be buffered. Otherwise wait for
+  // the first bytes through the stream, not on the socket: under TLS they may
+  // already sit in the TLS layer (a request sent right behind the client's
+  // handshake arrives with it).
+  if (buffer.size() == 0) {
+    constexpr size_t kFirstRead = 16 << 10;
+    conn.socket.setDeadline(after(options.idle_timeout));
+    BoostError first;
+    buffer.commit(stream.read_some(buffer.prepare(kFirstRead), first));
+    if (first) return false;
+  }
   if (!setIdle(conn, false)) return false;
 
   conn.socket.setDeadline(after(options.read_timeout));
@@ -364,7 +420,7 @@ bool Server::Impl::serveOne(Conn& conn, internal::BeastStream& stream, beast::fl
   bhttp::read_header(stream, buffer, parser, ec);
   if (!ec && expectsContinue(parser.get())) {
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-    ec = internal::toBoost(internal::writeAll(conn.socket, kContinue));
+    ec = writeRaw(stream, kContinue);
   }
   if (!ec && !parser.is_done()) bhttp::read(stream, buffer, parser, ec);
   if (ec) {
@@ -400,7 +456,8 @@ bool Server::Impl::serveOne(Conn& conn, internal::BeastStream& stream, beast::fl
   return keep_alive;
 }
 
-void Server::Impl::failRead(Conn& conn, internal::BeastStream& stream, const BoostError& ec) {
+template <class Stream>
+void Server::Impl::failRead(Conn& conn, Stream& stream, const BoostError& ec) {
   if (ec == bhttp::error::body_limit) {
     respondAndClose(conn, stream, 413, internal::kCodePayloadTooLarge,
                     "request body exceeds " + std::to_string(options.max_body_bytes) + " bytes");
@@ -415,8 +472,9 @@ void Server::Impl::failRead(Conn& conn, internal::BeastStream& stream, const Boo
   // Otherwise the peer went away or was too slow: nobody to answer.
 }
 
-void Server::Impl::respondAndClose(Conn& conn, internal::BeastStream& stream, int status,
-                                   std::string_view code, std::string_view message) {
+template <class Stream>
+void Server::Impl::respondAndClose(Conn& conn, Stream& stream, int status, std::string_view code,
+                                   std::string_view message) {
   Response resp = internal::errorResponse(status, code, message);
   if (options.on_server_error) options.on_server_error(resp);
   if (writeResponse(conn, stream, std::move(resp), 11, /*keep_alive=*/false, /*head=*/false)) {
@@ -424,8 +482,9 @@ void Server::Impl::respondAndClose(Conn& conn, internal::BeastStream& stream, in
   }
 }
 
-bool Server::Impl::writeResponse(Conn& conn, internal::BeastStream& stream, Response resp,
-                                 unsigned version, bool keep_alive, bool head) {
+template <class Stream>
+bool Server::Impl::writeResponse(Conn& conn, Stream& stream, Response resp, unsigned version,
+                                 bool keep_alive, bool head) {
   bhttp::response<bhttp::string_body> res;
   try {
     res = toBeast(std::move(resp), version, keep_alive, head);

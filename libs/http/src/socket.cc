@@ -232,6 +232,24 @@ std::error_code connectSocket(Socket& out, const sockaddr* addr, socklen_t len, 
   return {};
 }
 
+bool isIpLiteral(const std::string& host) {
+  in6_addr a6{};
+  in_addr a4{};
+  return ::inet_pton(AF_INET6, host.c_str(), &a6) == 1 ||
+         ::inet_pton(AF_INET, host.c_str(), &a4) == 1;
+}
+
+bool isLoopbackHost(const std::string& host) {
+  if (host == "localhost") return true;
+  in6_addr a6{};
+  if (::inet_pton(AF_INET6, host.c_str(), &a6) == 1) {
+    if (IN6_IS_ADDR_LOOPBACK(&a6)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;
+  }
+  in_addr a4{};
+  return ::inet_pton(AF_INET, host.c_str(), &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127;
+}
+
 std::string formatPeer(const sockaddr_storage& addr) {
   std::array<char, INET6_ADDRSTRLEN> buf{};
   if (addr.ss_family == AF_INET6) {

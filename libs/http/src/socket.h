@@ -109,6 +109,11 @@ std::error_code connectSocket(Socket& out, const sockaddr* addr, socklen_t len, 
 // AF_UNIX.
 std::string formatPeer(const sockaddr_storage& addr);
 
+// True for an IPv4 or IPv6 address literal (no brackets, no zone).
+[[nodiscard]] bool isIpLiteral(const std::string& host);
+// True for "localhost" and loopback IP literals (::1, 127/8, ::ffff:127/104).
+[[nodiscard]] bool isLoopbackHost(const std::string& host);
+
 // Milliseconds until `deadline` for poll(): -1 for no deadline, rounded up.
 int pollTimeoutMs(Deadline deadline);
 

@@ -132,7 +132,7 @@ TEST(ClientTest, StatusHeadersAndBodyPassThrough) {
 }
 
 TEST(ClientTest, InvalidUrlsAreInvalidArgument) {
-  for (const char* url : {"ftp://x/", "https://x/", "http://:80/", "http://[::1/x",
+  for (const char* url : {"ftp://x/", "https://:443/", "http://:80/", "http://[::1/x",
                           "http://h:99999/", "unix:relative:/x", "nonsense"}) {
     auto resp = request(get(url));
     ASSERT_FALSE(resp) << url;

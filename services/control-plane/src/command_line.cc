@@ -16,13 +16,23 @@ namespace plfm::cp {
 
 namespace {
 
+// Flags that override the file and the environment.
+struct Flags {
+  std::string tls_cert;
+  std::string tls_key;
+  bool unsafe_plain_http = false;
+};
+
 Result<Config> buildConfig(const std::string& file, const std::vector<std::string>& listen,
                            const std::string& database, const std::string& state_dir,
-                           const std::string& log_level) {
+                           const std::string& log_level, const Flags& flags) {
   Config cfg;
   if (!file.empty()) PLFM_TRY(loadConfigFile(file, cfg));
   PLFM_TRY(applyEnv(cfg));
   if (!listen.empty()) cfg.listen = listen;
+  if (!flags.tls_cert.empty()) cfg.tls_cert_file = flags.tls_cert;
+  if (!flags.tls_key.empty()) cfg.tls_key_file = flags.tls_key;
+  if (flags.unsafe_plain_http) cfg.unsafe_plain_http = true;
   if (!database.empty()) cfg.database = database;
   if (!state_dir.empty()) cfg.state_dir = state_dir;
   if (!log_level.empty()) cfg.log_level = log_level;
@@ -87,6 +97,13 @@ int runMain(int argc, char** argv) {
   app.add_option("-c,--config", file, "TOML config file")->check(CLI::ExistingFile);
   app.add_option("--listen", listen,
                  "address to listen on, repeatable: [::1]:8080, 127.0.0.1:8080, unix:/path");
+  Flags flags;
+  app.add_option("--tls-cert", flags.tls_cert,
+                 "PEM certificate chain for TLS on every TCP listener (PLFM_CP_TLS_CERT_FILE)");
+  app.add_option("--tls-key", flags.tls_key, "its PEM private key (PLFM_CP_TLS_KEY_FILE)");
+  app.add_flag("--unsafe-plain-http", flags.unsafe_plain_http,
+               "serve plain HTTP on non-loopback addresses: tokens and secrets cross the "
+               "network unencrypted (PLFM_CP_UNSAFE_PLAIN_HTTP)");
   app.add_option("--database", database, "libpq connection string (PLFM_CP_DATABASE)");
   app.add_option("--state-dir", state_dir, "state directory (PLFM_CP_STATE_DIR)");
   app.add_option("--log-level", log_level, "debug|info|warn|error (PLFM_CP_LOG_LEVEL)");
@@ -125,7 +142,7 @@ int runMain(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   if (genCmd->parsed()) return secretsGenerateKey(key_path);
-  auto cfg = buildConfig(file, listen, database, state_dir, log_level);
+  auto cfg = buildConfig(file, listen, database, state_dir, log_level, flags);
   if (!cfg) return fail(cfg.error());
   initLogging(*cfg);
 

@@ -5,6 +5,7 @@
 
 #include "plfm/core/log.h"
 #include "plfm/core/strings.h"
+#include "plfm/http/http.h"
 #include "plfm/reconcile/ipv6.h"
 
 namespace plfm::cp {
@@ -16,6 +17,28 @@ Error bad(const std::string& file, const toml::source_region& where, const std::
                                                  std::to_string(where.begin.column) + ": '" + key +
                                                  "' " + what)
       .with("field", key);
+}
+
+// Bearer tokens, node tokens and secrets files cross the API: plain HTTP only
+// where nothing but this host can listen in, unless the operator says so.
+Result<void> validateTls(const Config& cfg) {
+  if (cfg.tls_cert_file.empty() != cfg.tls_key_file.empty()) {
+    return Error(plfm::errc::kInvalidArgument,
+                 "TLS needs both tls_cert_file and tls_key_file (--tls-cert, --tls-key)")
+        .with("field", cfg.tls_cert_file.empty() ? "tls_cert_file" : "tls_key_file");
+  }
+  if (!cfg.tls_cert_file.empty() || cfg.unsafe_plain_http) return ok();
+  for (const std::string& l : cfg.listen) {
+    if (!http::isLoopbackListen(l)) {
+      return Error(plfm::errc::kInvalidArgument,
+                   "refusing to serve plain HTTP on " + l +
+                       ", which is not a loopback address: configure tls_cert_file and "
+                       "tls_key_file (--tls-cert, --tls-key), or pass --unsafe-plain-http "
+                       "(unsafe_plain_http = true) to send tokens and secrets unencrypted")
+          .with("field", "listen");
+    }
+  }
+  return ok();
 }
 
 }  // namespace
@@ -61,6 +84,14 @@ Result<void> loadConfigFile(const std::string& path, Config& cfg) {
         if (!v) return bad(path, where, key, "must contain strings like \"[::1]:8080\"");
         cfg.listen.push_back(*v);
       }
+    } else if (key == "tls_cert_file") {
+      PLFM_TRY(str(cfg.tls_cert_file));
+    } else if (key == "tls_key_file") {
+      PLFM_TRY(str(cfg.tls_key_file));
+    } else if (key == "unsafe_plain_http") {
+      auto v = node.value<bool>();
+      if (!v) return bad(path, where, key, "must be true or false");
+      cfg.unsafe_plain_http = *v;
     } else if (key == "database") {
       PLFM_TRY(str(cfg.database));
     } else if (key == "state_dir") {
@@ -144,7 +175,10 @@ Result<void> loadConfigFile(const std::string& path, Config& cfg) {
                                                            "restart_backoff_base_ms",
                                                            "restart_backoff_max_ms",
                                                            "max_deploy_failures",
-                                                           "secrets_master_key_file"};
+                                                           "secrets_master_key_file",
+                                                           "tls_cert_file",
+                                                           "tls_key_file",
+                                                           "unsafe_plain_http"};
       std::string hint;
       if (auto m = closestMatch(key, kKnown)) hint = "; did you mean '" + *m + "'?";
       std::string known;
@@ -177,6 +211,18 @@ Result<void> applyEnv(Config& cfg) {
   if (const char* v = env("PLFM_CP_LOG_LEVEL")) cfg.log_level = v;
   if (const char* v = env("PLFM_CP_LOG_FILE")) cfg.log_file = v;
   if (const char* v = env("PLFM_CP_SECRETS_MASTER_KEY_FILE")) cfg.secrets_master_key_file = v;
+  if (const char* v = env("PLFM_CP_TLS_CERT_FILE")) cfg.tls_cert_file = v;
+  if (const char* v = env("PLFM_CP_TLS_KEY_FILE")) cfg.tls_key_file = v;
+  if (const char* v = env("PLFM_CP_UNSAFE_PLAIN_HTTP")) {
+    const std::string_view s(v);
+    if (s == "1" || s == "true") {
+      cfg.unsafe_plain_http = true;
+    } else if (s != "0" && s != "false") {
+      return Error(plfm::errc::kInvalidArgument,
+                   "PLFM_CP_UNSAFE_PLAIN_HTTP must be 1, true, 0 or false")
+          .with("field", "unsafe_plain_http");
+    }
+  }
   return ok();
 }
 
@@ -185,6 +231,7 @@ Result<void> validate(const Config& cfg) {
     return Error(plfm::errc::kInvalidArgument, "at least one listen address is needed")
         .with("field", "listen");
   }
+  PLFM_TRY(validateTls(cfg));
   PLFM_TRY(log::parseLevel(cfg.log_level));
   if (cfg.state_dir.empty()) {
     return Error(plfm::errc::kInvalidArgument, "state_dir must not be empty")

@@ -14,6 +14,13 @@ namespace plfm::cp {
 
 struct Config {
   std::vector<std::string> listen = {"[::1]:8080"};
+  // TLS for every TCP listener (docs/security.md, "Control plane: TLS"): a PEM
+  // certificate chain and its key. Without them the server speaks plain HTTP,
+  // which validate() allows only on loopback listeners or with
+  // unsafe_plain_http.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  bool unsafe_plain_http = false;
   std::string database = "host=/var/run/postgresql dbname=plfm";  // libpq conninfo
   std::string state_dir = "/var/lib/plfm/control-plane";
   std::string admin_token_file;  // default: <state_dir>/admin-token
@@ -52,8 +59,9 @@ struct Config {
 [[nodiscard]] Result<void> loadConfigFile(const std::string& path, Config& cfg);
 
 // Applies PLFM_CP_LISTEN (comma-separated), PLFM_CP_DATABASE,
-// PLFM_CP_STATE_DIR, PLFM_CP_LOG_LEVEL, PLFM_CP_LOG_FILE and
-// PLFM_CP_SECRETS_MASTER_KEY_FILE.
+// PLFM_CP_STATE_DIR, PLFM_CP_LOG_LEVEL, PLFM_CP_LOG_FILE,
+// PLFM_CP_SECRETS_MASTER_KEY_FILE, PLFM_CP_TLS_CERT_FILE,
+// PLFM_CP_TLS_KEY_FILE and PLFM_CP_UNSAFE_PLAIN_HTTP (1 or true).
 [[nodiscard]] Result<void> applyEnv(Config& cfg);
 
 [[nodiscard]] Result<void> validate(const Config& cfg);

@@ -87,6 +87,9 @@ Result<void> ControlPlane::start() {
 
   http::ServerOptions so;
   so.listen = cfg_.listen;
+  if (!cfg_.tls_cert_file.empty()) {
+    so.tls = http::ServerTlsOptions{cfg_.tls_cert_file, cfg_.tls_key_file};
+  }
   so.max_body_bytes = cfg_.max_body_bytes;
   so.on_server_error = [](http::Response& resp) { stampServerError(resp); };
   server_ = std::make_unique<http::Server>(

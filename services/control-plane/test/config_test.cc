@@ -132,3 +132,57 @@ TEST(ConfigTest, EnvironmentOverridesFile) {
 
 }  // namespace
 }  // namespace plfm::cp
+
+namespace plfm::cp {
+namespace {
+
+TEST(ConfigTest, PlainHttpOnlyOnLoopbackUnlessUnsafe) {
+  Config cfg;
+  cfg.listen = {"[::1]:8080", "unix:/run/plfm/cp.sock", "127.0.0.1:8080"};
+  EXPECT_TRUE(validate(cfg).has_value());
+
+  cfg.listen = {"[::1]:8080", "[::]:8080"};
+  auto v = validate(cfg);
+  ASSERT_FALSE(v.has_value());
+  EXPECT_EQ(v.error().detail("field"), "listen");
+  EXPECT_NE(v.error().message().find("refusing to serve plain HTTP on [::]:8080"),
+            std::string::npos)
+      << v.error().message();
+  EXPECT_NE(v.error().message().find("--unsafe-plain-http"), std::string::npos);
+
+  cfg.unsafe_plain_http = true;
+  EXPECT_TRUE(validate(cfg).has_value());
+
+  cfg.unsafe_plain_http = false;
+  cfg.tls_cert_file = "/etc/plfm/cp.pem";
+  v = validate(cfg);  // a certificate without a key
+  ASSERT_FALSE(v.has_value());
+  EXPECT_EQ(v.error().detail("field"), "tls_key_file");
+  cfg.tls_key_file = "/etc/plfm/cp-key.pem";
+  EXPECT_TRUE(validate(cfg).has_value());
+}
+
+TEST(ConfigTest, TlsSettingsFromFileAndEnvironment) {
+  plfm::testing::TempDir dir("plfm-cfg");
+  Config cfg;
+  auto r = loadConfigFile(writeToml(dir,
+                                    "tls_cert_file = \"/c.pem\"\ntls_key_file = \"/k.pem\"\n"
+                                    "unsafe_plain_http = true\n"),
+                          cfg);
+  ASSERT_TRUE(r.has_value()) << r.error().message();
+  EXPECT_EQ(cfg.tls_cert_file, "/c.pem");
+  EXPECT_EQ(cfg.tls_key_file, "/k.pem");
+  EXPECT_TRUE(cfg.unsafe_plain_http);
+
+  Config env_cfg;
+  ::setenv("PLFM_CP_TLS_CERT_FILE", "/e.pem", 1);
+  ::setenv("PLFM_CP_UNSAFE_PLAIN_HTTP", "maybe", 1);
+  auto applied = applyEnv(env_cfg);
+  ::unsetenv("PLFM_CP_TLS_CERT_FILE");
+  ::unsetenv("PLFM_CP_UNSAFE_PLAIN_HTTP");
+  ASSERT_FALSE(applied.has_value());
+  EXPECT_EQ(env_cfg.tls_cert_file, "/e.pem");
+}
+
+}  // namespace
+}  // namespace plfm::cp

@@ -26,6 +26,8 @@ struct Flags {
   std::string routes;
   std::string edge_url;
   std::string edge_token_file;
+  std::string edge_ca_file;
+  bool edge_unsafe_plain_http = false;
   std::string state_dir;
   std::string log_level;
   int workers = 0;
@@ -46,6 +48,8 @@ Result<Config> buildConfig(const Flags& f) {
     cfg.source = SourceKind::kEdgeFeed;
   }
   if (!f.edge_token_file.empty()) cfg.edge_token_file = f.edge_token_file;
+  if (!f.edge_ca_file.empty()) cfg.edge_ca_file = f.edge_ca_file;
+  if (f.edge_unsafe_plain_http) cfg.edge_unsafe_plain_http = true;
   if (!f.state_dir.empty()) cfg.state_dir = f.state_dir;
   if (!f.log_level.empty()) cfg.log_level = f.log_level;
   if (f.workers > 0) cfg.workers = f.workers;
@@ -147,6 +151,12 @@ int runMain(int argc, char** argv) {
                        "control plane base URL for the edge feed (PLFM_INGRESS_EDGE_URL)");
   serveCmd->add_option("--edge-token-file", f.edge_token_file,
                        "file holding the edge bearer token (PLFM_INGRESS_EDGE_TOKEN_FILE)");
+  serveCmd->add_option("--ca,--edge-ca-file", f.edge_ca_file,
+                       "PEM CA that signed the control plane's certificate, for an https:// "
+                       "--edge-url (PLFM_INGRESS_EDGE_CA_FILE; default: the system store)");
+  serveCmd->add_flag("--unsafe-plain-http", f.edge_unsafe_plain_http,
+                     "UNSAFE: allow an http:// --edge-url on a non-loopback address (the edge "
+                     "token crosses the network unencrypted)");
   serveCmd->add_option("--state-dir", f.state_dir, "state directory (PLFM_INGRESS_STATE_DIR)");
   serveCmd->add_option("--workers", f.workers, "event-loop threads (PLFM_INGRESS_WORKERS)");
   serveCmd->add_option("--log-level", f.log_level,

@@ -66,6 +66,13 @@ class Settings {
     millis("source.watch_interval_ms", 0, 3'600'000, cfg.watch_interval);
     str("source.edge_url", cfg.edge_url);
     str("source.edge_token_file", cfg.edge_token_file);
+    str("source.edge_ca_file", cfg.edge_ca_file);
+    add("source.edge_unsafe_plain_http", [&cfg](const Ctx& c) -> Result<void> {
+      const auto* v = c.node.as_boolean();
+      if (v == nullptr) return c.bad("must be true or false");
+      cfg.edge_unsafe_plain_http = v->get();
+      return ok();
+    });
     integer("source.edge_wait_seconds", 1, 300,
             [&cfg](int64_t v) { cfg.edge_wait = std::chrono::seconds(v); });
     millis("timeouts.client_hello_ms", 10, 600'000, cfg.client_hello_timeout);
@@ -191,6 +198,7 @@ Result<void> applyEnv(Config& cfg) {
     cfg.source = SourceKind::kEdgeFeed;
   }
   if (const char* v = env("PLFM_INGRESS_EDGE_TOKEN_FILE")) cfg.edge_token_file = v;
+  if (const char* v = env("PLFM_INGRESS_EDGE_CA_FILE")) cfg.edge_ca_file = v;
   if (const char* v = env("PLFM_INGRESS_LOG_LEVEL")) cfg.log_level = v;
   if (const char* v = env("PLFM_INGRESS_LOG_FILE")) cfg.log_file = v;
   if (const char* v = env("PLFM_INGRESS_WORKERS")) {
@@ -223,8 +231,9 @@ Result<void> validate(const Config& cfg) {
                    "source.routes_file");
   }
   if (cfg.source == SourceKind::kEdgeFeed) {
-    if (!cfg.edge_url.starts_with("http://") && !cfg.edge_url.starts_with("unix:")) {
-      return invalid("source.edge_url must be an http:// or unix: URL (or --edge-url)",
+    if (!cfg.edge_url.starts_with("https://") && !cfg.edge_url.starts_with("http://") &&
+        !cfg.edge_url.starts_with("unix:")) {
+      return invalid("source.edge_url must be an https://, http:// or unix: URL (or --edge-url)",
                      "source.edge_url");
     }
     if (cfg.edge_token_file.empty()) {

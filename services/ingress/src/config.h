@@ -37,7 +37,9 @@ struct Config {
   std::chrono::milliseconds watch_interval{1000};  // kFile: poll for changes; 0: SIGHUP only
   std::string edge_url;                            // kEdgeFeed: "http://[::1]:8080"
   std::string edge_token_file;                     // kEdgeFeed: the edge bearer token
-  std::chrono::seconds edge_wait{30};              // kEdgeFeed: long-poll wait asked of the server
+  std::string edge_ca_file;  // kEdgeFeed: PEM CA that signed the control plane's certificate
+  bool edge_unsafe_plain_http = false;  // kEdgeFeed: allow http:// to a non-loopback address
+  std::chrono::seconds edge_wait{30};   // kEdgeFeed: long-poll wait asked of the server
 
   std::chrono::milliseconds client_hello_timeout{5000};  // from accept to a complete ClientHello
   std::chrono::milliseconds connect_timeout{3000};       // per backend attempt

@@ -136,6 +136,8 @@ void EdgeFeedSource::start(ApplyFn apply) {
                   "&wait=" + std::to_string(o.wait.count());
         req.headers.set("Authorization", "Bearer " + *token);
         req.timeout = std::chrono::milliseconds(o.wait) + std::chrono::seconds(15);
+        req.tls.ca_file = o.ca_file;
+        req.tls.unsafe_allow_plain_http = o.unsafe_plain_http;
         resp = http::request(req);
       }
       std::string error;

@@ -63,8 +63,10 @@ class FileSource final : public ConfigSource {
 };
 
 struct EdgeFeedOptions {
-  std::string base_url;  // "http://[::1]:8080" or "unix:/path"
+  std::string base_url;  // "https://cp:8443", "http://[::1]:8080" or "unix:/path"
   std::string token_file;
+  std::string ca_file;  // verifies an https:// base_url; empty: the system store
+  bool unsafe_plain_http = false;
   std::chrono::seconds wait{30};  // asked of the server per long-poll
   int64_t cursor = 0;             // the cursor of the persisted config, if any
 };

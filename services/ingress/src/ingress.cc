@@ -53,6 +53,8 @@ Result<void> Ingress::start() {
     EdgeFeedOptions eo;
     eo.base_url = cfg_.edge_url;
     eo.token_file = cfg_.edge_token_file;
+    eo.ca_file = cfg_.edge_ca_file;
+    eo.unsafe_plain_http = cfg_.edge_unsafe_plain_http;
     eo.wait = cfg_.edge_wait;
     eo.cursor = table_.load()->cursor();
     source_ = std::make_unique<EdgeFeedSource>(std::move(eo));

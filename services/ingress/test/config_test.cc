@@ -31,8 +31,10 @@ workers = 2
 log_level = "debug"
 [source]
 kind = "edge-feed"
-edge_url = "http://[::1]:8080"
+edge_url = "https://cp.example:8080"
 edge_token_file = "/etc/plfm/edge-token"
+edge_ca_file = "/etc/plfm/cp-ca.pem"
+edge_unsafe_plain_http = false
 edge_wait_seconds = 20
 [timeouts]
 client_hello_ms = 1500
@@ -51,6 +53,9 @@ defer_accept = false
   EXPECT_EQ(cfg->workers, 2);
   EXPECT_EQ(cfg->source, SourceKind::kEdgeFeed);
   EXPECT_EQ(cfg->edge_wait, std::chrono::seconds(20));
+  EXPECT_EQ(cfg->edge_url, "https://cp.example:8080");
+  EXPECT_EQ(cfg->edge_ca_file, "/etc/plfm/cp-ca.pem");
+  EXPECT_FALSE(cfg->edge_unsafe_plain_http);
   EXPECT_EQ(cfg->client_hello_timeout, std::chrono::milliseconds(1500));
   EXPECT_EQ(cfg->connect_timeout, std::chrono::milliseconds(700));
   EXPECT_EQ(cfg->idle_timeout, std::chrono::milliseconds(60000));

@@ -138,8 +138,19 @@ void registerRunCommand(CLI::App& app, CommandAction* action) {
   run->add_option("--state-dir", o.state_dir, "Where the agent keeps everything")
       ->envname("PLFM_AGENT_STATE_DIR")
       ->capture_default_str();
-  run->add_option("--control-plane", o.control_plane, "Control plane URL, e.g. http://[::1]:8080")
+  run->add_option("--control-plane", o.control_plane,
+                  "Control plane URL, e.g. https://cp.example:8443 (http:// only on loopback)")
       ->envname("PLFM_AGENT_CONTROL_PLANE");
+  run->add_option("--ca,--ca-file", o.control_plane_tls.ca_file,
+                  "PEM CA bundle that signed the control plane's certificate (default: the "
+                  "system store)")
+      ->envname("PLFM_AGENT_CA_FILE");
+  run->add_option("--pinned-cert", o.control_plane_tls.pinned_cert_file,
+                  "PEM certificate the control plane must present exactly (instead of --ca)")
+      ->envname("PLFM_AGENT_PINNED_CERT");
+  run->add_flag("--unsafe-plain-http", o.control_plane_tls.unsafe_allow_plain_http,
+                "UNSAFE: allow a plain http:// control plane on a non-loopback address (node "
+                "tokens and secrets files cross the network unencrypted)");
   run->add_option("--enroll-token", o.enroll_token,
                   "One-time token from `vt nodes enroll` (first start only)")
       ->envname("PLFM_AGENT_ENROLL_TOKEN");

@@ -215,13 +215,15 @@ Result<void> Agent::loadOrEnroll() {
       sodium_bin2base64(b64, sizeof b64, pk, sizeof pk, sodium_base64_VARIANT_ORIGINAL);
       facts.wireguard_public_key = b64;
     }
-    PLFM_ASSIGN_OR_RETURN(credential_, ControlPlaneClient::enroll(options_.control_plane,
-                                                                  options_.enroll_token, facts));
+    PLFM_ASSIGN_OR_RETURN(credential_,
+                          ControlPlaneClient::enroll(options_.control_plane, options_.enroll_token,
+                                                     facts, options_.control_plane_tls));
     PLFM_TRY(writeFileAtomic(path, credential_.toJson().dump(1) + "\n", 0600));
     log::info("node enrolled",
               {{"node_id", credential_.node_id}, {"ipv6_prefix", credential_.ipv6_prefix}});
   }
-  reports_ = std::make_unique<ControlPlaneClient>(credential_.control_plane, credential_.token);
+  reports_ = std::make_unique<ControlPlaneClient>(credential_.control_plane, credential_.token,
+                                                  options_.control_plane_tls);
   return ok();
 }
 
@@ -531,7 +533,8 @@ void Agent::planLoop() {
     }
     return;
   }
-  ControlPlaneClient client(credential_.control_plane, credential_.token);
+  ControlPlaneClient client(credential_.control_plane, credential_.token,
+                            options_.control_plane_tls);
   int64_t version = 0;
   bool first = true;
   std::chrono::milliseconds backoff(500);
@@ -560,7 +563,8 @@ void Agent::planLoop() {
 }
 
 void Agent::heartbeatLoop() {
-  ControlPlaneClient client(credential_.control_plane, credential_.token);
+  ControlPlaneClient client(credential_.control_plane, credential_.token,
+                            options_.control_plane_tls);
   auto interval = std::chrono::seconds(std::max(1, credential_.heartbeat_interval_seconds));
   while (!stopping_) {
     if (auto r =

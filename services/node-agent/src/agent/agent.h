@@ -55,6 +55,8 @@ struct AgentOptions {
   // Control plane mode: the URL and, for the first start, an enrollment token
   // (or a file holding it). Plan-file mode: plan_file instead (no reports).
   std::string control_plane;
+  // How the control plane is verified (--ca, --pinned-cert, --unsafe-plain-http).
+  http::ClientTlsOptions control_plane_tls;
   std::string enroll_token;
   std::string plan_file;
   NodeFacts facts;

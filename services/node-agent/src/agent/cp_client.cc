@@ -45,8 +45,9 @@ Error apiError(int status, const std::string& body, std::string_view what) {
       .with("code", code);
 }
 
-ControlPlaneClient::ControlPlaneClient(std::string base_url, std::string token)
-    : token_(std::move(token)), client_(std::move(base_url)) {}
+ControlPlaneClient::ControlPlaneClient(std::string base_url, std::string token,
+                                       http::ClientTlsOptions tls)
+    : token_(std::move(token)), client_(std::move(base_url), std::move(tls)) {}
 
 Result<json> ControlPlaneClient::call(const std::string& method, const std::string& target,
                                       const std::string& body, std::chrono::milliseconds timeout,
@@ -66,7 +67,8 @@ Result<json> ControlPlaneClient::call(const std::string& method, const std::stri
 
 Result<NodeCredential> ControlPlaneClient::enroll(const std::string& base_url,
                                                   const std::string& enrollment_token,
-                                                  const NodeFacts& facts) {
+                                                  const NodeFacts& facts,
+                                                  const http::ClientTlsOptions& tls) {
   json body = {{"hostname", facts.hostname},
                {"cores", facts.cores},
                {"memory_mb", facts.memory_mb},
@@ -75,7 +77,7 @@ Result<NodeCredential> ControlPlaneClient::enroll(const std::string& base_url,
                {"wireguard_public_key", facts.wireguard_public_key},
                {"underlay_address", facts.underlay_address},
                {"runtimes", facts.runtimes}};
-  ControlPlaneClient c(base_url, enrollment_token);
+  ControlPlaneClient c(base_url, enrollment_token, tls);
   int status = 0;
   PLFM_ASSIGN_OR_RETURN(
       auto j, c.call("POST", "/v1/nodes/enroll", body.dump(), std::chrono::seconds(30), &status));

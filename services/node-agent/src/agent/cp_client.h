@@ -55,11 +55,14 @@ struct StatusReport {
 
 class ControlPlaneClient {
  public:
-  ControlPlaneClient(std::string base_url, std::string token);
+  // `tls`: how the control plane's certificate is verified (its CA file or a
+  // pinned certificate); plain http:// only to loopback unless it opts in.
+  ControlPlaneClient(std::string base_url, std::string token, http::ClientTlsOptions tls = {});
 
   [[nodiscard]] static Result<NodeCredential> enroll(const std::string& base_url,
                                                      const std::string& enrollment_token,
-                                                     const NodeFacts& facts);
+                                                     const NodeFacts& facts,
+                                                     const http::ClientTlsOptions& tls = {});
   // `agent_url` and `relay_key`: where the control plane reads this node's
   // logs (docs/specs/runtime/logs.md); empty when the agent has no listener.
   [[nodiscard]] Result<int64_t> heartbeat(const std::string& node_id,

@@ -103,10 +103,24 @@ class Router {
   std::vector<Entry> entries_;
 };
 
+// TLS for a server: a PEM certificate chain (leaf first) and its PEM private
+// key. TLS 1.2 is the minimum.
+struct ServerTlsOptions {
+  std::string cert_file = {};
+  std::string key_file = {};
+};
+
+// True for a listen address only this host can reach: "unix:/path", a
+// loopback IP ("[::1]:p", "127.x.y.z:p"). Plain HTTP is safe only there.
+[[nodiscard]] bool isLoopbackListen(std::string_view spec);
+
 struct ServerOptions {
   // Addresses to listen on: "[::1]:8080", "127.0.0.1:0", "[::]:443", or
   // "unix:/path/to.sock". Port 0 picks a free port (see endpoints()).
   std::vector<std::string> listen = {"[::1]:0"};
+  // When set, every TCP listener speaks TLS (Unix sockets stay plain: file
+  // permissions guard them). start() fails when the files cannot be loaded.
+  std::optional<ServerTlsOptions> tls = std::nullopt;
   size_t max_body_bytes = 1 << 20;  // larger bodies get 413 without calling the handler
   size_t max_header_bytes = 16 << 10;
   size_t max_connections = 512;           // beyond it, new connections get 503 and close
@@ -143,27 +157,46 @@ class Server {
   std::unique_ptr<Impl> impl_;
 };
 
+// How a client trusts an https server, and whether it may speak plain http.
+struct ClientTlsOptions {
+  // PEM bundle of the CAs that may sign the server's certificate; the
+  // certificate must also name the host of the URL (DNS name or IP SAN).
+  // Empty: the system's default CA store.
+  std::string ca_file = {};
+  // PEM certificate the server must present exactly (pinning); replaces CA
+  // and name checks. Takes precedence over ca_file.
+  std::string pinned_cert_file = {};
+  // Plain http:// to an address that is not loopback ("localhost", ::1,
+  // 127/8) is refused unless this is set: bearer tokens would cross the
+  // network in clear.
+  bool unsafe_allow_plain_http = false;
+};
+
 struct ClientRequest {
   std::string method = "GET";
-  // "http://[::1]:8080/v1/orgs?limit=5", "http://127.0.0.1:80/x", or
-  // "unix:/run/plfm.sock:/v1/orgs" (socket path, then the request target).
+  // "https://cp.example:8443/v1/orgs", "http://[::1]:8080/v1/orgs?limit=5",
+  // or "unix:/run/plfm.sock:/v1/orgs" (socket path, then the request target).
   std::string url;
   Headers headers;
   std::string body;
   std::chrono::milliseconds timeout{30'000};  // whole exchange
+  ClientTlsOptions tls = {};
 };
 
 // One request on a new connection. Transport failures are errors with code
-// errc::kUnavailable (connect refused, reset) or errc::kDeadlineExceeded;
-// any HTTP status is a successful Result.
+// errc::kUnavailable (connect refused, reset) or errc::kDeadlineExceeded; a
+// server that is not trusted (CA, name, pin) or plain http:// refused is
+// errc::kFailedPrecondition (do not retry). Any HTTP status is a successful
+// Result.
 [[nodiscard]] Result<Response> request(const ClientRequest& req);
 
-// A keep-alive client bound to one base URL ("http://[::1]:8080" or
-// "unix:/path"); reconnects transparently when the server closed the
-// connection between requests. Not thread-safe: one per thread.
+// A keep-alive client bound to one base URL ("https://cp:8443",
+// "http://[::1]:8080" or "unix:/path"); reconnects transparently when the
+// server closed the connection between requests. Not thread-safe: one per
+// thread.
 class Client {
  public:
-  explicit Client(std::string base_url);
+  explicit Client(std::string base_url, ClientTlsOptions tls = {});
   ~Client();
   Client(Client&&) noexcept;
   Client& operator=(Client&&) noexcept;

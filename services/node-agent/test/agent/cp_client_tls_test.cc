@@ -1,0 +1,69 @@
+// The agent's control-plane client over TLS: it enrolls with a control plane
+// whose certificate its --ca signed, and refuses one it does not trust before
+// any token leaves the node (docs/security.md, "Control plane: TLS").
+#include <gtest/gtest.h>
+
+#include <atomic>
+
+#include "agent/cp_client.h"
+#include "plfm/http/http.h"
+#include "plfm/http/pki.h"
+#include "plfm/testing/temp_dir.h"
+
+namespace plfm::agent {
+namespace {
+
+class CpClientTlsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto pki = http::writeLocalPki(dir_.path(), {"localhost", "::1"});
+    ASSERT_TRUE(pki.has_value()) << pki.error().toString();
+    pki_ = *pki;
+    http::ServerOptions options{.listen = {"[::1]:0"}};
+    options.tls = http::ServerTlsOptions{pki_.server_cert, pki_.server_key};
+    server_ = std::make_unique<http::Server>(std::move(options), [this](http::Request&) {
+      ++requests_;
+      return http::Response::json(
+          200, R"({"node_id":"nod_1","token":"nt_x","ipv6_prefix":"fd7a:5c00:0:1::/64"})");
+    });
+    ASSERT_TRUE(server_->start().has_value());
+    url_ = "https://" + server_->endpoints().front();
+  }
+
+  plfm::testing::TempDir dir_{"agent-tls"};
+  http::LocalPki pki_;
+  std::unique_ptr<http::Server> server_;
+  std::string url_;
+  std::atomic<int> requests_{0};
+};
+
+TEST_F(CpClientTlsTest, EnrollsWithTheRightCa) {
+  auto cred =
+      ControlPlaneClient::enroll(url_, "enroll_secret", NodeFacts{}, {.ca_file = pki_.ca_cert});
+  ASSERT_TRUE(cred.has_value()) << cred.error().toString();
+  EXPECT_EQ(cred->node_id, "nod_1");
+  EXPECT_EQ(requests_.load(), 1);
+}
+
+TEST_F(CpClientTlsTest, RefusesAControlPlaneSignedByAnotherCa) {
+  plfm::testing::TempDir other("agent-tls2");
+  auto other_pki = http::writeLocalPki(other.path(), {"localhost", "::1"});
+  ASSERT_TRUE(other_pki.has_value());
+  auto cred = ControlPlaneClient::enroll(url_, "enroll_secret", NodeFacts{},
+                                         {.ca_file = other_pki->ca_cert});
+  ASSERT_FALSE(cred.has_value());
+  EXPECT_NE(cred.error().message().find("not trusted"), std::string::npos)
+      << cred.error().toString();
+  EXPECT_EQ(cred.error().message().find("enroll_secret"), std::string::npos);
+  EXPECT_EQ(requests_.load(), 0);  // the token never left
+}
+
+TEST_F(CpClientTlsTest, RefusesPlainHttpToARemoteControlPlane) {
+  auto cred = ControlPlaneClient::enroll("http://192.0.2.1:9", "enroll_secret", NodeFacts{});
+  ASSERT_FALSE(cred.has_value());
+  EXPECT_NE(cred.error().message().find("refusing plain http://"), std::string::npos)
+      << cred.error().toString();
+}
+
+}  // namespace
+}  // namespace plfm::agent
