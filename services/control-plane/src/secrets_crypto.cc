@@ -9,6 +9,8 @@
 #include <cstring>
 #include <memory>
 
+#include "plfm/core/process.h"
+
 namespace plfm::cp::crypto {
 namespace {
 
@@ -111,7 +113,9 @@ Result<void> writeKeyAtomically(const std::string& path, const KeyBytes& key, bo
     ::unlink(tmp.c_str());
     return errnoError("rename " + tmp, err);
   }
-  return ok();
+  // The rename itself must survive a power loss too, or the node restarts
+  // with no key for the secrets it already encrypted.
+  return fsyncParentDir(path);
 }
 
 }  // namespace
