@@ -148,16 +148,29 @@ int nodesGet(Invocation& inv) {
 }
 
 // cordon, uncordon and drain: one PUT of the scheduling flags.
+// One mutation of the node NODE names (id or hostname): `method` on
+// /v1/nodes/ID`suffix`, with the id and hostname kept for the receipt.
+struct NodeMutation {
+  json answer;
+  std::string id;
+  std::string host;
+};
+
+Result<NodeMutation> mutateNode(Invocation& inv, const std::string& method,
+                                const std::string& suffix, const json& body) {
+  PLFM_ASSIGN_OR_RETURN(ApiClient * client, inv.api());
+  PLFM_ASSIGN_OR_RETURN(json n, findNode(*client, inv.args.positionals[0]));
+  NodeMutation m{{}, n["id"], n["hostname"]};
+  PLFM_ASSIGN_OR_RETURN(m.answer, client->mutate(method, "/v1/nodes/" + m.id + suffix, body));
+  return m;
+}
+
 int setScheduling(Invocation& inv, const json& flags, const std::string& verb,
                   const std::string& what) {
-  auto client = inv.api();
-  if (!client) return fail(inv, client.error());
-  auto n = findNode(**client, inv.args.positionals[0]);
-  if (!n) return fail(inv, n.error());
-  const std::string id = (*n)["id"];
-  const std::string host = (*n)["hostname"];
-  auto res = (*client)->mutate("PUT", "/v1/nodes/" + id + "/scheduling", flags);
-  if (!res) return fail(inv, res.error());
+  auto m = mutateNode(inv, "PUT", "/scheduling", flags);
+  if (!m) return fail(inv, m.error());
+  const std::string& id = m->id;
+  const std::string& host = m->host;
   Receipt r{.action = "node.scheduling_changed",
             .message = verb + " node " + host + " (" + id + ")",
             .ids = {id},
@@ -166,26 +179,22 @@ int setScheduling(Invocation& inv, const json& flags, const std::string& verb,
   if (flags.value("cordoned", false) || flags.value("draining", false)) {
     r.next.push_back("vt nodes uncordon " + host);
   }
-  inv.out.receipt(r, *res);
+  inv.out.receipt(r, m->answer);
   return 0;
 }
 
 int nodesRemove(Invocation& inv) {
-  auto client = inv.api();
-  if (!client) return fail(inv, client.error());
-  auto n = findNode(**client, inv.args.positionals[0]);
-  if (!n) return fail(inv, n.error());
-  const std::string id = (*n)["id"];
-  const std::string host = (*n)["hostname"];
-  auto res = (*client)->mutate("DELETE", "/v1/nodes/" + id, json::object());
-  if (!res) return fail(inv, res.error());
+  auto m = mutateNode(inv, "DELETE", "", json::object());
+  if (!m) return fail(inv, m.error());
+  const std::string& id = m->id;
+  const std::string& host = m->host;
   Receipt r{.action = "node.removed",
             .message = "Removed node " + host + " (" + id + ")",
             .ids = {id},
             .notes = {"its credential is revoked: its heartbeats and plan polls are refused",
                       "its instances are replaced on other nodes"},
             .next = {"vt nodes list", "vt nodes enroll"}};
-  inv.out.receipt(r, *res);
+  inv.out.receipt(r, m->answer);
   return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "api_test_support.h"
 #include "projections.h"
@@ -451,6 +452,26 @@ class NodeLossTest : public NodesApiTest {
   std::string deployStatus(const std::string& deploy) {
     return call("GET", "/v1/deploys/" + deploy).body.value("status", "");
   }
+  // Node a runs both instances of a new env's web, healthy and deployed;
+  // then an empty node b joins, and running instances are not moved to it.
+  struct TwoNodes {
+    std::string a, token_a, b, token_b;
+    Env env;
+    std::map<std::string, json::Json> on_a;
+  };
+  void webOnAThenEmptyB(const std::string& org, TwoNodes& n) {
+    std::tie(n.a, n.token_a) = enrollNode("a.example", 4, 4096);
+    n.env = deployedEnv(org);
+    ASSERT_EQ(
+        callJson("PUT", "/v1/envs/" + n.env.env + "/scale", {{"processes", {{"web", 2}}}}).status,
+        200);
+    n.on_a = planOf(n.a, n.token_a);
+    ASSERT_EQ(n.on_a.size(), 2U);
+    reportHealthy(n.a, n.token_a);
+    ASSERT_TRUE(eventually([&] { return deployStatus(n.env.deploy) == "succeeded"; }));
+    std::tie(n.b, n.token_b) = enrollNode("b.example", 4, 4096);
+    EXPECT_EQ(planOf(n.b, n.token_b).size(), 0U) << "running instances are not moved";
+  }
 
   FakeClock fake_;
 };
@@ -460,20 +481,14 @@ class NodeLossTest : public NodesApiTest {
 // period has passed, and when it comes back its plan tells it to stop the
 // stale copies.
 TEST_F(NodeLossTest, UnreachableNodeIsReplacedAfterGraceAndStopsStaleInstancesOnReturn) {
-  const auto node_a = enrollNode("a.example", 4, 4096);
-  const std::string& a = node_a.first;  // lambdas capture these (not bindings)
-  const std::string& token_a = node_a.second;
-  const Env e = deployedEnv("lossco");
-  ASSERT_EQ(callJson("PUT", "/v1/envs/" + e.env + "/scale", {{"processes", {{"web", 2}}}}).status,
-            200);
-  const auto on_a = planOf(a, token_a);
-  ASSERT_EQ(on_a.size(), 2U);
-  reportHealthy(a, token_a);
-  ASSERT_TRUE(eventually([&] { return deployStatus(e.deploy) == "succeeded"; }));
-  const auto node_b = enrollNode("b.example", 4, 4096);
-  const std::string& b = node_b.first;
-  const std::string& token_b = node_b.second;
-  EXPECT_EQ(planOf(b, token_b).size(), 0U) << "running instances are not moved";
+  TwoNodes two;
+  ASSERT_NO_FATAL_FAILURE(webOnAThenEmptyB("lossco", two));
+  const std::string& a = two.a;  // lambdas capture these (not bindings)
+  const std::string& token_a = two.token_a;
+  const std::string& b = two.b;
+  const std::string& token_b = two.token_b;
+  const Env& e = two.env;
+  const auto& on_a = two.on_a;
 
   // a stops heartbeating; b goes on. Past the timeout a is unreachable, but
   // within the grace period its instances stay where they are.
@@ -600,20 +615,13 @@ TEST_F(NodeLossTest, DeployFailsAfterRepeatedInstanceFailuresAndTheOldReleaseKee
 // poll, a waiting long-poll, an enrollment retry), it leaves the node list,
 // and its instances are replaced on another node like those of a lost node.
 TEST_F(NodeLossTest, RemovedNodeIsRefusedAtOnceAndItsInstancesAreReplaced) {
-  const auto node_a = enrollNode("a.example", 4, 4096);
-  const std::string& a = node_a.first;
-  const std::string& token_a = node_a.second;
-  const Env e = deployedEnv("rmco");
-  ASSERT_EQ(callJson("PUT", "/v1/envs/" + e.env + "/scale", {{"processes", {{"web", 2}}}}).status,
-            200);
-  const auto on_a = planOf(a, token_a);
-  ASSERT_EQ(on_a.size(), 2U);
-  reportHealthy(a, token_a);
-  ASSERT_TRUE(eventually([&] { return deployStatus(e.deploy) == "succeeded"; }));
-  const auto node_b = enrollNode("b.example", 4, 4096);
-  const std::string& b = node_b.first;
-  const std::string& token_b = node_b.second;
-  EXPECT_EQ(planOf(b, token_b).size(), 0U);
+  TwoNodes two;
+  ASSERT_NO_FATAL_FAILURE(webOnAThenEmptyB("rmco", two));
+  const std::string& a = two.a;  // lambdas capture these (not bindings)
+  const std::string& token_a = two.token_a;
+  const std::string& b = two.b;
+  const std::string& token_b = two.token_b;
+  const Env& e = two.env;
 
   // a long-poll of a's plan, waiting when a is removed.
   const int64_t v = plan(a, token_a, 0, 0).body.value("version", int64_t{0});
