@@ -89,6 +89,11 @@ int runAgent(RunFlags f) {
   o.image.registry_allow_cidrs = f.registry_allow_cidrs;
   o.image.allow_oci_layout = f.allow_oci_layout;
 
+  if (!f.confine.enabled) {
+    log::warn(
+        "VMMs run unconfined (--unsafe-unconfined-vms): a guest that escapes its VMM gets "
+        "the agent's privileges");
+  }
   std::unique_ptr<runtime::MicroVmRuntime> rt;
   if (f.runtime == "qemu") {
     runtime::QemuOptions q;
@@ -96,15 +101,11 @@ int runAgent(RunFlags f) {
     q.accel = f.accel;
     q.probe_dir = o.state_dir;
     q.confine = f.confine;
-    if (!q.confine.enabled) {
-      log::warn(
-          "VMMs run unconfined (--unsafe-unconfined-vms): a guest that escapes QEMU gets "
-          "the agent's privileges");
-    }
     rt = std::make_unique<runtime::QemuRuntime>(q);
   } else if (f.runtime == "firecracker") {
     runtime::FirecrackerOptions fc;
     fc.binary = f.firecracker_binary;
+    fc.confine = f.confine;
     rt = std::make_unique<runtime::FirecrackerRuntime>(fc);
   } else {
     std::cerr << "plfm-node-agent: --runtime must be qemu or firecracker\n";
@@ -193,7 +194,9 @@ void registerRunCommand(CLI::App& app, CommandAction* action) {
   run->add_option("--vmm-uid-base", flags->confine.uid_base,
                   "First uid of the per-instance VMM uids (2^20 of them)")
       ->capture_default_str();
-  run->add_option("--firecracker", flags->firecracker_binary, "Firecracker (or jailer) binary")
+  run->add_option("--firecracker", flags->firecracker_binary,
+                  "The Firecracker binary (the agent confines it itself: not the jailer, unless "
+                  "with --unsafe-unconfined-vms)")
       ->capture_default_str();
   run->add_option("--image-cache", o.image_cache_dir, "Image cache dir (default STATE/images)");
   run->add_option("--scratch-mb", o.scratch_mb, "Per-instance writable disk, MiB")

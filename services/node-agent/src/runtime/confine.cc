@@ -3,9 +3,12 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/landlock.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -28,6 +31,8 @@ constexpr uint64_t kFsExecute = 1ULL << 0;
 constexpr uint64_t kFsWriteFile = 1ULL << 1;
 constexpr uint64_t kFsReadFile = 1ULL << 2;
 constexpr uint64_t kFsReadDir = 1ULL << 3;
+constexpr uint64_t kFsRemoveFile = 1ULL << 5;
+constexpr uint64_t kFsMakeSock = 1ULL << 9;
 constexpr uint64_t kFsAbi1 = (1ULL << 13) - 1;  // EXECUTE .. MAKE_SYM
 constexpr uint64_t kFsRefer = 1ULL << 13;       // ABI 2
 constexpr uint64_t kFsTruncate = 1ULL << 14;    // ABI 3
@@ -136,6 +141,34 @@ Result<uint32_t> allocateUid(const ConfineOptions& o, const std::string& instanc
   return Error(errc::kResourceExhausted, "no free VMM uid in the configured range");
 }
 
+// A node of each requested character device, owned by `uid` and 0600, in
+// the request's device dir: (node, usual path) pairs.
+Result<std::vector<std::pair<std::string, std::string>>> makeDeviceNodes(
+    const ConfineRequest& request, uint32_t uid) {
+  if (request.device_dir.empty()) {
+    return Error(errc::kInvalidArgument, "device nodes need a device dir");
+  }
+  if (::mkdir(request.device_dir.c_str(), 0711) != 0 && errno != EEXIST) {
+    return errnoError("creating " + request.device_dir, errno);
+  }
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& path : request.devices) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return errnoError("the VMM needs " + path, errno);
+    if (!S_ISCHR(st.st_mode)) {
+      return Error(errc::kFailedPrecondition, path + " is not a character device");
+    }
+    const std::string node = request.device_dir + "/dev" + std::to_string(out.size());
+    ::unlink(node.c_str());
+    if (::mknod(node.c_str(), S_IFCHR | 0600, st.st_rdev) != 0 ||
+        ::chown(node.c_str(), uid, uid) != 0) {
+      return errnoError("making the VMM's own node of " + path, errno);
+    }
+    out.emplace_back(node, path);
+  }
+  return out;
+}
+
 }  // namespace
 
 int landlockAbi() {
@@ -148,7 +181,8 @@ Confinement::Confinement(Confinement&& o) noexcept
     : uid_(o.uid_),
       abi_(o.abi_),
       ruleset_fd_(std::exchange(o.ruleset_fd_, -1)),
-      procs_fds_(std::move(o.procs_fds_)) {
+      procs_fds_(std::move(o.procs_fds_)),
+      device_binds_(std::move(o.device_binds_)) {
   o.procs_fds_.clear();
 }
 
@@ -161,6 +195,7 @@ Confinement& Confinement::operator=(Confinement&& o) noexcept {
     ruleset_fd_ = std::exchange(o.ruleset_fd_, -1);
     procs_fds_ = std::move(o.procs_fds_);
     o.procs_fds_.clear();
+    device_binds_ = std::move(o.device_binds_);
   }
   return *this;
 }
@@ -216,8 +251,27 @@ Result<Confinement> Confinement::prepare(const ConfineOptions& options,
   PLFM_TRY(add("/usr", kFsExecute | kFsReadFile | kFsReadDir));
   if (fs::exists("/etc/ld.so.cache")) PLFM_TRY(add("/etc/ld.so.cache", kFsReadFile));
   PLFM_TRY(add("/dev/null", kFsReadFile | kFsWriteFile));
+  if (!request.devices.empty()) {
+    auto nodes = makeDeviceNodes(request, c.uid_);
+    if (!nodes) return unsafe(nodes.error());
+    for (const auto& [node, path] : *nodes) PLFM_TRY(add(node, kFsReadFile | kFsWriteFile));
+    c.device_binds_ = std::move(*nodes);
+  }
   for (const auto& f : request.files) {
-    PLFM_TRY(add(f.path, kFsReadFile | (f.write ? kFsWriteFile | kFsTruncate : 0)));
+    switch (f.access) {
+      case FileGrant::kRead:
+        PLFM_TRY(add(f.path, kFsReadFile));
+        break;
+      case FileGrant::kReadWrite:
+        PLFM_TRY(add(f.path, kFsReadFile | kFsWriteFile | kFsTruncate));
+        break;
+      case FileGrant::kExecute:
+        PLFM_TRY(add(f.path, kFsReadFile | kFsExecute));
+        break;
+      case FileGrant::kSocketDir:
+        PLFM_TRY(add(f.path, kFsMakeSock | kFsRemoveFile));
+        break;
+    }
   }
   return c;
 }
@@ -226,6 +280,15 @@ int Confinement::enter(const char** stage) const noexcept {
   for (const int fd : procs_fds_) {
     *stage = "joining the VMM's cgroups";
     if (::write(fd, "0", 1) != 1) return errno;
+  }
+  if (!device_binds_.empty()) {
+    *stage = "entering a private mount namespace";
+    if (::unshare(CLONE_NEWNS) != 0) return errno;
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return errno;
+    *stage = "binding the VMM's own device nodes";
+    for (const auto& [node, path] : device_binds_) {
+      if (::mount(node.c_str(), path.c_str(), nullptr, MS_BIND, nullptr) != 0) return errno;
+    }
   }
   *stage = "setting no_new_privs";
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno;

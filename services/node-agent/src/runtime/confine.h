@@ -13,7 +13,10 @@
 //  * cgroups: memory at guest RAM plus a documented overhead (hard), a pids
 //    limit, and the CPU weight by vCPUs (soft), joined before exec so the
 //    limits hold from the first allocation;
-//  * QEMU's own seccomp filter (-sandbox, qemu_runtime.cc).
+//  * its own nodes of the devices it opens by path (/dev/kvm for KVM,
+//    /dev/net/tun for Firecracker's tap), bound in a private mount namespace;
+//  * the VMM's own seccomp filter (QEMU's -sandbox, qemu_runtime.cc;
+//    Firecracker's built-in filters).
 //
 // Confinement fails closed: if any part cannot be applied, prepare() or the
 // spawn fails with a reason naming it, unless the operator turned it off
@@ -41,8 +44,14 @@ struct ConfineOptions {
 };
 
 struct FileGrant {
+  enum Access {
+    kRead,       // read a file
+    kReadWrite,  // read, write and truncate a file (or a device)
+    kExecute,    // read and execute a file (a VMM binary outside /usr)
+    kSocketDir,  // create and remove Unix sockets in a directory, nothing else
+  };
   std::string path;
-  bool write = false;
+  Access access = kRead;
 };
 
 struct ConfineRequest {
@@ -50,6 +59,13 @@ struct ConfineRequest {
   int vcpus = 1;
   int memory_mb = 256;
   std::vector<FileGrant> files;  // the only files (beyond libraries) it may open
+  // Character devices it opens by their usual path (/dev/kvm, /dev/net/tun),
+  // which need not be open to its uid (on Debian /dev/kvm is root:kvm 0660):
+  // a node of the same device, its own (0600), is made in `device_dir` and
+  // bound over the usual path in a private mount namespace, so the host's
+  // nodes and everyone else's view stay as they are.
+  std::vector<std::string> devices;
+  std::string device_dir;  // e.g. RUN/dev; made root's 0711 if missing
 };
 
 // Prepared in the agent, entered in the child between fork and exec.
@@ -80,6 +96,9 @@ class Confinement {
   int abi_ = 0;
   int ruleset_fd_ = -1;
   std::vector<int> procs_fds_;  // cgroup.procs files to write "0" to
+  // (own node, usual path) pairs bound in enter(); built before the fork so
+  // that enter() only reads them.
+  std::vector<std::pair<std::string, std::string>> device_binds_;
 };
 
 // The Landlock ABI version of the running kernel; 0 when unavailable.

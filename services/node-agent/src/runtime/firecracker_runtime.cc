@@ -1,9 +1,11 @@
 #include "runtime/firecracker_runtime.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "plfm/core/process.h"
@@ -18,6 +20,16 @@ std::string bootArgs(const VmSpec& spec) {
   std::string args = "console=ttyS0 reboot=k panic=1 pci=off quiet 8250.nr_uarts=1";
   for (const auto& a : spec.kernel_args) args += " " + a;
   return args;
+}
+
+// What Firecracker opens by path beyond its fds: the devices the jailer
+// puts in its chroot. The two it needs read-write become its own nodes.
+void addDevices(const VmSpec& spec, ConfineRequest& req) {
+  std::error_code ec;
+  if (fs::exists("/dev/kvm", ec)) req.devices.emplace_back("/dev/kvm");
+  if (!spec.tap.empty()) req.devices.emplace_back("/dev/net/tun");
+  req.device_dir = spec.run_dir + "/dev";
+  if (fs::exists("/dev/urandom", ec)) req.files.push_back({"/dev/urandom", FileGrant::kRead});
 }
 
 bool socketExists(const std::string& path) {
@@ -52,25 +64,81 @@ std::vector<std::pair<std::string, std::string>> FirecrackerRuntime::apiCalls(
         json{{"iface_id", "eth0"}, {"host_dev_name", spec.tap}, {"guest_mac", spec.mac}}.dump());
   }
   calls.emplace_back("/vsock",
-                     json{{"guest_cid", 3}, {"uds_path", spec.run_dir + "/v.sock"}}.dump());
+                     json{{"guest_cid", 3}, {"uds_path", socketDir(spec) + "/v.sock"}}.dump());
   calls.emplace_back("/actions", json{{"action_type", "InstanceStart"}}.dump());
   return calls;
 }
+
+std::vector<PassedFile> FirecrackerRuntime::passedFiles(const VmSpec& spec) {
+  std::vector<PassedFile> files;
+  files.push_back({PassedFile::kRead, spec.kernel});
+  if (!spec.initramfs.empty()) files.push_back({PassedFile::kRead, spec.initramfs});
+  for (const auto& d : spec.drives) {
+    files.push_back({d.read_only ? PassedFile::kRead : PassedFile::kReadWrite, d.path});
+  }
+  return files;
+}
+
+VmSpec FirecrackerRuntime::vmmView(const VmSpec& spec) {
+  VmSpec view = spec;
+  size_t next = 0;
+  view.kernel = passedFdPath(next++);
+  if (!view.initramfs.empty()) view.initramfs = passedFdPath(next++);
+  for (auto& d : view.drives) d.path = passedFdPath(next++);
+  return view;
+}
+
+std::string FirecrackerRuntime::socketDir(const VmSpec& spec) { return spec.run_dir + "/api"; }
 
 Result<VmHandle> FirecrackerRuntime::start(const VmSpec& spec) {
   PLFM_TRY(checkVmSpec(spec));
   std::error_code ec;
   fs::create_directories(spec.run_dir, ec);
   if (ec) return Error(errc::kIo, "creating " + spec.run_dir + ": " + ec.message());
-  const std::string api = spec.run_dir + "/fc.sock";
-  for (const char* stale : {"/fc.sock", "/v.sock"}) fs::remove(spec.run_dir + stale, ec);
+  // The run dir stays root's; the VMM may only pass through it to RUN/api,
+  // which is its own and where Landlock lets it create sockets and nothing
+  // else (so it cannot plant a symlink for the agent to follow).
+  ::chmod(spec.run_dir.c_str(), 0711);
+  const std::string sock_dir = socketDir(spec);
+  fs::remove_all(sock_dir, ec);
+  if (::mkdir(sock_dir.c_str(), 0700) != 0) return errnoError("creating " + sock_dir, errno);
+  const std::string api = sock_dir + "/fc.sock";
+
+  const std::vector<PassedFile> files = passedFiles(spec);
+  std::optional<Confinement> jail;
+  if (options_.confine.enabled) {
+    ConfineRequest req = confineRequestFor(spec, files);
+    req.files.push_back({sock_dir, FileGrant::kSocketDir});
+    if (options_.binary.find('/') != std::string::npos) {
+      req.files.push_back({options_.binary, FileGrant::kExecute});
+    }
+    addDevices(spec, req);
+    auto prepared = Confinement::prepare(options_.confine, req);
+    if (!prepared) return prepared.error().with("instance_id", spec.instance_id);
+    jail = std::move(*prepared);
+    if (::chown(sock_dir.c_str(), jail->uid(), jail->uid()) != 0) {
+      return errnoError("handing " + sock_dir + " to the VMM's uid", errno);
+    }
+    if (!spec.tap.empty()) {
+      auto owned = setTapOwner(spec.tap, jail->uid());
+      if (!owned) return owned.error().with("instance_id", spec.instance_id);
+    }
+  }
+  PLFM_ASSIGN_OR_RETURN(OpenFiles opened, openPassedFiles(files, jail ? jail->uid() : 0));
 
   std::vector<std::string> argv = {options_.binary, "--api-sock", api, "--id", spec.instance_id};
   argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
   DetachedOptions opts;
   opts.log_path = spec.run_dir + "/vmm.log";
-  opts.cwd = spec.run_dir;
-  PLFM_ASSIGN_OR_RETURN(pid_t pid, spawnDetached(argv, opts));
+  opts.cwd = jail ? sock_dir : spec.run_dir;
+  opts.inherit_fds = opened.fds;
+  if (jail) {
+    opts.pre_exec = &enterConfinementHook;
+    opts.pre_exec_arg = &*jail;
+  }
+  auto spawned = spawnDetached(argv, opts);
+  opened.closeAll();  // the VMM holds its own copies now
+  PLFM_ASSIGN_OR_RETURN(pid_t pid, std::move(spawned));
   // Like QEMU's -pidfile: lets a restarted agent find a VMM whose handle it
   // never saved.
   (void)writeFileAtomic(spec.run_dir + "/vmm.pid", std::to_string(pid) + "\n");
@@ -80,7 +148,7 @@ Result<VmHandle> FirecrackerRuntime::start(const VmSpec& spec) {
   h.pid = pid;
   h.pid_start = processStartTime(pid);
   h.control_socket = api;
-  h.channel_socket = spec.run_dir + "/v.sock";
+  h.channel_socket = sock_dir + "/v.sock";
   h.channel_vsock_port = options_.channel_port;
   h.console_log = opts.log_path;
 
@@ -100,7 +168,7 @@ Result<VmHandle> FirecrackerRuntime::start(const VmSpec& spec) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   http::Client client("unix:" + api);
-  for (const auto& [path, body] : apiCalls(spec)) {
+  for (const auto& [path, body] : apiCalls(vmmView(spec))) {
     http::Headers headers;
     headers.set("Content-Type", "application/json");
     headers.set("Accept", "application/json");

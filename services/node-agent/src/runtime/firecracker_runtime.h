@@ -12,6 +12,16 @@
 // "CONNECT <port>\n". Stopping sends {action_type:"SendCtrlAltDel"}; the agent
 // kills the process if the guest does not exit in time.
 //
+// Confinement (confine.h, docs/specs/runtime/vmm-confinement.md) is the
+// jailer's, done by the agent: Firecracker runs as the instance's own uid
+// with no_new_privs, in its cgroups, under its own seccomp filters and a
+// Landlock domain that admits what the jailer would put in its chroot
+// (/dev/kvm, /dev/net/tun, /dev/urandom) plus its kernel, initramfs and
+// drives, which it gets as fds (paths /proc/self/fd/N), and RUN/api/, the
+// only directory it may create anything in (its two sockets). The tap is
+// handed to its uid so it can attach by name. With confinement on, `binary`
+// must be Firecracker itself, not the jailer.
+//
 // Firecracker needs a working KVM and an uncompressed vmlinux; see
 // docs/specs/runtime/firecracker-boot.md.
 #pragma once
@@ -20,7 +30,9 @@
 #include <string>
 #include <vector>
 
+#include "runtime/confine.h"
 #include "runtime/microvm_runtime.h"
+#include "runtime/passed_files.h"
 
 namespace plfm::runtime {
 
@@ -29,6 +41,7 @@ struct FirecrackerOptions {
   std::vector<std::string> extra_args;          // after --api-sock/--id, e.g. "--level", "Warning"
   uint32_t channel_port = 1024;                 // the guest's vsock port for the host channel
   std::chrono::milliseconds api_timeout{5000};  // socket appearance and each call
+  ConfineOptions confine;  // uid, Landlock, cgroups (confine.h); on unless the operator says
 };
 
 class FirecrackerRuntime final : public MicroVmRuntime {
@@ -39,8 +52,17 @@ class FirecrackerRuntime final : public MicroVmRuntime {
   [[nodiscard]] Result<VmHandle> start(const VmSpec& spec) override;
   [[nodiscard]] Result<void> requestStop(const VmHandle& vm) override;
 
-  // The API calls start() makes for `spec`, in order: (path, JSON body).
+  // The API calls start() makes for `spec`, in order: (path, JSON body),
+  // with the paths as given (start() passes vmmView(spec)).
   [[nodiscard]] std::vector<std::pair<std::string, std::string>> apiCalls(const VmSpec& spec) const;
+
+  // What start() hands the VMM as fds 3, 4, ...: kernel, initramfs, drives.
+  [[nodiscard]] static std::vector<PassedFile> passedFiles(const VmSpec& spec);
+  // `spec` with each of those files named as the VMM reaches it
+  // (/proc/self/fd/N).
+  [[nodiscard]] static VmSpec vmmView(const VmSpec& spec);
+  // RUN/api: the directory of the API and vsock sockets.
+  [[nodiscard]] static std::string socketDir(const VmSpec& spec);
 
  private:
   FirecrackerOptions options_;

@@ -1,12 +1,7 @@
 #include "runtime/qemu_runtime.h"
 
 #include <fcntl.h>
-#include <linux/if.h>
-#include <linux/if_tun.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 #include <x86intrin.h>
 
@@ -81,91 +76,7 @@ uint64_t measuredTscKhz() {
   return ns > 0 ? static_cast<uint64_t>(static_cast<double>(t1 - t0) / ns * 1e6) : 0;
 }
 
-// A listening Unix socket at `path` (replacing a stale one), for QEMU's
-// `-chardev socket,fd=N,server=on`.
-Result<int> listenUnix(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) {
-    return Error(errc::kInvalidArgument, "socket path too long").with("path", path);
-  }
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return errnoError("socket", errno);
-  ::unlink(path.c_str());
-  if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::listen(fd, 8) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return errnoError("listening on " + path, err);
-  }
-  return fd;
-}
-
-// Attaches to the persistent tap `name` the way QEMU would (IFF_VNET_HDR,
-// no packet info), for `-netdev tap,fd=N`.
-Result<int> openTap(const std::string& name) {
-  ifreq ifr{};
-  if (name.size() >= sizeof(ifr.ifr_name)) {
-    return Error(errc::kInvalidArgument, "tap name too long").with("tap", name);
-  }
-  const int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC);
-  if (fd < 0) return errnoError("opening /dev/net/tun", errno);
-  std::memcpy(ifr.ifr_name, name.c_str(), name.size());
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-  if (::ioctl(fd, TUNSETIFF, &ifr) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return errnoError("attaching to tap " + name, err);
-  }
-  return fd;
-}
-
 }  // namespace
-
-void QemuRuntime::OpenFiles::closeAll() {
-  for (const int fd : fds) ::close(fd);
-  fds.clear();
-}
-
-Result<QemuRuntime::OpenFiles> QemuRuntime::openPassedFiles(const std::vector<PassedFile>& files,
-                                                            uint32_t uid) {
-  OpenFiles out;
-  for (const auto& f : files) {
-    Result<int> fd = -1;
-    switch (f.kind) {
-      case PassedFile::kRead:
-        fd = ::open(f.path.c_str(), O_RDONLY | O_CLOEXEC);
-        break;
-      case PassedFile::kReadWrite:
-      case PassedFile::kConsole: {
-        const int flags = f.kind == PassedFile::kConsole ? O_WRONLY | O_CREAT | O_TRUNC : O_RDWR;
-        fd = ::open(f.path.c_str(), flags | O_NOFOLLOW | O_CLOEXEC, 0600);
-        // QEMU reopens it through /proc/self/fd as the VMM's uid.
-        if (*fd >= 0 && uid != 0 && ::fchown(*fd, uid, uid) != 0) {
-          const int err = errno;
-          ::close(*fd);
-          out.closeAll();
-          return errnoError("handing " + f.path + " to the VMM's uid", err);
-        }
-        break;
-      }
-      case PassedFile::kListen:
-        fd = listenUnix(f.path);
-        break;
-      case PassedFile::kTap:
-        fd = openTap(f.path);
-        break;
-    }
-    if (!fd || *fd < 0) {
-      Error e = !fd ? fd.error() : errnoError("opening " + f.path, errno);
-      out.closeAll();
-      return e;
-    }
-    out.fds.push_back(*fd);
-  }
-  return out;
-}
 
 uint64_t hostTscKhz() {
   static const uint64_t khz = [] {
@@ -307,15 +218,11 @@ Result<VmHandle> QemuRuntime::start(const VmSpec& spec) {
   const std::vector<PassedFile> files = passedFiles(spec);
   std::optional<Confinement> jail;
   if (options_.confine.enabled) {
-    ConfineRequest req;
-    req.instance_id = spec.instance_id;
-    req.vcpus = spec.vcpus;
-    req.memory_mb = spec.memory_mb;
-    for (const auto& f : files) {
-      if (f.kind == PassedFile::kRead) req.files.push_back({f.path, false});
-      if (f.kind == PassedFile::kReadWrite || f.kind == PassedFile::kConsole) {
-        req.files.push_back({f.path, true});
-      }
+    ConfineRequest req = confineRequestFor(spec, files);
+    // Under KVM, QEMU opens /dev/kvm by path: its own node (confine.h).
+    if (accel == "kvm") {
+      req.devices = {"/dev/kvm"};
+      req.device_dir = spec.run_dir + "/dev";
     }
     // The console file must exist for its Landlock rule.
     const int console = ::open((spec.run_dir + "/console.log").c_str(),

@@ -19,6 +19,7 @@
 
 #include "runtime/confine.h"
 #include "runtime/microvm_runtime.h"
+#include "runtime/passed_files.h"
 
 namespace plfm::runtime {
 
@@ -49,20 +50,10 @@ class QemuRuntime final : public MicroVmRuntime {
   [[nodiscard]] Result<std::string> accelFor(const std::string& kernel);
 
   // What start() hands the VMM as fds 3, 4, ..., in this order.
-  struct PassedFile {
-    enum Kind { kRead, kReadWrite, kConsole, kListen, kTap };
-    Kind kind;
-    std::string path;  // kTap: the device name
-  };
+  using PassedFile = runtime::PassedFile;
   [[nodiscard]] static std::vector<PassedFile> passedFiles(const VmSpec& spec);
 
  private:
-  struct OpenFiles {
-    std::vector<int> fds;
-    void closeAll();
-  };
-  static Result<OpenFiles> openPassedFiles(const std::vector<PassedFile>& files, uint32_t uid);
-
   QemuOptions options_;
   std::mutex mu_;
   std::optional<std::string> probed_accel_;

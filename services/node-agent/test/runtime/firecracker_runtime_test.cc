@@ -111,9 +111,14 @@ class FirecrackerRuntimeTest : public ::testing::Test {
     run_dir_ = dir_.file("vm");
     spec_.instance_id = "inst_0000000000000000000000test";
     spec_.run_dir = run_dir_;
-    spec_.kernel = "/k/vmlinux";
-    spec_.initramfs = "/k/initrd";
-    spec_.drives = {{"rootfs", "/img/root.ext4", true}, {"scratch", "/img/scratch.ext4", false}};
+    // start() opens each file to pass it as an fd.
+    for (const char* f : {"vmlinux", "initrd", "root.ext4", "scratch.ext4"}) {
+      std::ofstream(dir_.file(f)) << f;
+    }
+    spec_.kernel = dir_.file("vmlinux");
+    spec_.initramfs = dir_.file("initrd");
+    spec_.drives = {{"rootfs", dir_.file("root.ext4"), true},
+                    {"scratch", dir_.file("scratch.ext4"), false}};
     spec_.vcpus = 2;
     spec_.memory_mb = 512;
     spec_.tap = "vt-abc";
@@ -123,8 +128,8 @@ class FirecrackerRuntimeTest : public ::testing::Test {
   // Starts the fake API on the socket path the driver will use, as the
   // script "firecracker" would.
   std::unique_ptr<FakeFirecracker> fakeApi() {
-    std::filesystem::create_directories(run_dir_);
-    auto fake = std::make_unique<FakeFirecracker>(run_dir_ + "/fc.sock");
+    std::filesystem::create_directories(run_dir_ + "/api");
+    auto fake = std::make_unique<FakeFirecracker>(run_dir_ + "/api/fc.sock");
     EXPECT_TRUE(fake->start());
     return fake;
   }
@@ -147,6 +152,13 @@ class FirecrackerRuntimeTest : public ::testing::Test {
     return {std::move(vm), std::move(fake)};
   }
 
+  // Confinement (uid, Landlock, cgroups) is vmm_confinement_test's.
+  static FirecrackerOptions unconfined() {
+    FirecrackerOptions o;
+    o.confine.enabled = false;
+    return o;
+  }
+
   plfm::testing::TempDir dir_{"fc"};
   std::string bin_;
   std::string run_dir_;
@@ -154,14 +166,14 @@ class FirecrackerRuntimeTest : public ::testing::Test {
 };
 
 TEST_F(FirecrackerRuntimeTest, ConfiguresTheVmInTheDocumentedOrderThenStarts) {
-  FirecrackerOptions o;
+  FirecrackerOptions o = unconfined();
   o.binary = bin_;
   FirecrackerRuntime fc(o);
   auto [vm, fake] = startWithFakeApi(fc);
   ASSERT_TRUE(vm) << vm.error().toString();
   EXPECT_EQ(vm->driver, "firecracker");
   EXPECT_TRUE(fc.alive(*vm));
-  EXPECT_EQ(vm->channel_socket, run_dir_ + "/v.sock");
+  EXPECT_EQ(vm->channel_socket, run_dir_ + "/api/v.sock");
   EXPECT_EQ(vm->channel_vsock_port, 1024U);
 
   auto calls = fake->calls();
@@ -175,8 +187,11 @@ TEST_F(FirecrackerRuntimeTest, ConfiguresTheVmInTheDocumentedOrderThenStarts) {
   ASSERT_EQ(calls.size(), 7U);
   EXPECT_EQ(calls[0].body["vcpu_count"], 2);
   EXPECT_EQ(calls[0].body["mem_size_mib"], 512);
-  EXPECT_EQ(calls[1].body["kernel_image_path"], "/k/vmlinux");
-  EXPECT_EQ(calls[1].body["initrd_path"], "/k/initrd");
+  // Files arrive as fds 3, 4, ... (kernel, initramfs, drives).
+  EXPECT_EQ(calls[1].body["kernel_image_path"], "/proc/self/fd/3");
+  EXPECT_EQ(calls[1].body["initrd_path"], "/proc/self/fd/4");
+  EXPECT_EQ(calls[2].body["path_on_host"], "/proc/self/fd/5");
+  EXPECT_EQ(calls[3].body["path_on_host"], "/proc/self/fd/6");
   EXPECT_NE(calls[1].body["boot_args"].get<std::string>().find("console=ttyS0"), std::string::npos);
   EXPECT_EQ(calls[2].body["is_read_only"], true);
   EXPECT_EQ(calls[2].body["is_root_device"], false);
@@ -184,6 +199,7 @@ TEST_F(FirecrackerRuntimeTest, ConfiguresTheVmInTheDocumentedOrderThenStarts) {
   EXPECT_EQ(calls[4].body["host_dev_name"], "vt-abc");
   EXPECT_EQ(calls[4].body["guest_mac"], "02:00:00:00:00:01");
   EXPECT_EQ(calls[5].body["guest_cid"], 3);
+  EXPECT_EQ(calls[5].body["uds_path"], run_dir_ + "/api/v.sock");
   EXPECT_EQ(calls[6].body["action_type"], "InstanceStart");
 
   ASSERT_TRUE(fc.requestStop(*vm));
@@ -193,7 +209,7 @@ TEST_F(FirecrackerRuntimeTest, ConfiguresTheVmInTheDocumentedOrderThenStarts) {
 }
 
 TEST_F(FirecrackerRuntimeTest, ARefusedCallFailsNamingItAndLeavesNoProcess) {
-  FirecrackerOptions o;
+  FirecrackerOptions o = unconfined();
   o.binary = bin_;
   FirecrackerRuntime fc(o);
   auto [vm, fake] = startWithFakeApi(fc, "/boot-source");
@@ -206,7 +222,7 @@ TEST_F(FirecrackerRuntimeTest, ARefusedCallFailsNamingItAndLeavesNoProcess) {
 }
 
 TEST_F(FirecrackerRuntimeTest, AMissingBinaryIsAClearError) {
-  FirecrackerOptions o;
+  FirecrackerOptions o = unconfined();
   o.binary = dir_.file("no-such-firecracker");
   FirecrackerRuntime fc(o);
   auto vm = fc.start(spec_);

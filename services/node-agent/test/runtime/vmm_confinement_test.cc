@@ -8,12 +8,17 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
+#include "netdev/tap.h"
 #include "plfm/core/process.h"
 #include "plfm/core/strings.h"
+#include "plfm/http/http.h"
 #include "plfm/testing/temp_dir.h"
 #include "runtime/confine.h"
+#include "runtime/firecracker_runtime.h"
 #include "runtime/qemu_runtime.h"
 #include "runtime/qmp.h"
 #include "support/microvm.h"
@@ -129,6 +134,70 @@ TEST_F(VmmConfinementTest, TheVmmRunsAsItsOwnUidUnderSeccompLandlockAndCgroupLim
   EXPECT_EQ(pids, std::to_string(ConfineOptions{}.pids_max) + "\n");
   const std::string cg = readFile("/proc/" + std::to_string(vm->pid) + "/cgroup").value_or("");
   EXPECT_NE(cg.find("/plfm-vms/" + id), std::string::npos) << cg;
+}
+
+// The Firecracker driver, with a stand-in binary that opens what the API
+// calls name as Firecracker does (fake_firecracker.cc): it starts only if
+// its files arrive as fds, its tap is its uid's and its socket dir is
+// writable, and from inside it nothing else opens.
+TEST_F(VmmConfinementTest, TheFirecrackerDriverConfinesItsVmmTheSameWay) {
+  const std::string id = "inst_fcjail" + std::to_string(::getpid());
+  const std::string tap = "vt-fcj" + std::to_string(::getpid() % 100000);
+  netdev::TapConfig tap_config;
+  tap_config.name = tap;
+  ASSERT_TRUE(netdev::ensureTap(tap_config));
+  ASSERT_TRUE(writeFileAtomic(dir_.file("initrd.img"), "initrd"));
+  FirecrackerOptions o;
+  o.binary = PLFM_FAKE_FIRECRACKER_BIN;
+  FirecrackerRuntime rt(o);
+  VmSpec s = spec(id);
+  s.initramfs = dir_.file("initrd.img");
+  s.tap = tap;
+  s.mac = "02:00:00:00:00:01";
+  auto vm = rt.start(s);
+  struct Cleanup {
+    FirecrackerRuntime& rt;
+    std::optional<VmHandle> h;
+    std::string id, tap;
+    ~Cleanup() {
+      if (h) (void)rt.kill(*h);
+      removeVmmGroup(id);
+      (void)netdev::removeTap(tap);
+    }
+  } cleanup{rt, vm ? std::optional<VmHandle>(*vm) : std::nullopt, id, tap};
+  // Every API call succeeded: kernel, initramfs and drives opened through
+  // /proc/self/fd, the tap attached by name, the vsock socket bound.
+  ASSERT_TRUE(vm) << vm.error().toString();
+
+  const std::string uid = statusField(vm->pid, "Uid");
+  const auto first = std::stoul(uid);
+  EXPECT_GE(first, ConfineOptions{}.uid_base) << uid;
+  EXPECT_EQ(uid, fmt4(first)) << uid;
+  EXPECT_EQ(statusField(vm->pid, "Gid"), fmt4(first));
+  EXPECT_EQ(statusField(vm->pid, "NoNewPrivs"), "1");
+  const std::string cg = readFile("/proc/" + std::to_string(vm->pid) + "/cgroup").value_or("");
+  EXPECT_NE(cg.find("/plfm-vms/" + id), std::string::npos) << cg;
+
+  http::Client api("unix:" + vm->control_socket);
+  auto probe = [&](const std::string& route, const std::string& path) {
+    auto r = api.send("GET", route + "?path=" + path, {}, "", std::chrono::seconds(5));
+    if (!r || r->status != 200) return -1;
+    const auto j = nlohmann::json::parse(r->body, nullptr, false);
+    return j.is_object() ? j.value("errno", -1) : -1;
+  };
+  for (const std::string& outside :
+       {dir_.file("other-tenant.img"), std::string("/etc/hostname"), s.run_dir + "/vmm.log"}) {
+    EXPECT_EQ(probe("/probe", outside), EACCES) << outside;
+  }
+  // Nothing but sockets may be made, even in its own socket dir.
+  EXPECT_EQ(probe("/probe-create", FirecrackerRuntime::socketDir(s) + "/planted"), EACCES);
+  EXPECT_EQ(probe("/probe-create", dir_.file("planted")), EACCES);
+  // The controls: its own kernel, by the path it was given, opens, and so
+  // does /dev/kvm (its own node; the host's is root's 0600 here).
+  EXPECT_EQ(probe("/probe", "/proc/self/fd/3"), 0);
+  if (std::filesystem::exists("/dev/kvm")) {
+    EXPECT_EQ(probe("/probe", "/dev/kvm"), 0);
+  }
 }
 
 TEST_F(VmmConfinementTest, ConfinementFailsClosedWithTheReasonAndTheUnsafeFlagTurnsItOff) {
