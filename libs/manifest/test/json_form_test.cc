@@ -98,7 +98,8 @@ TEST(ManifestJson, SchemaRejectsWhatTheLibraryRejects) {
       {"/volumes/0/mount", "data"},
       {"/volumes/0/size_bytes", 1024},
       {"/checks/0/type", "grpc"},
-      {"/checks/1/port", 80},  // an exec check with a port
+      {"/checks/1/port", 0},       // a tcp check without a port
+      {"/checks/1/type", "exec"},  // refused until exec sessions exist
       {"/env/1BAD", "x"},
       {"/secrets/names/0", "lower"},
       {"/deploy/strategy", "canary"},
