@@ -199,6 +199,16 @@ void registerRunCommand(CLI::App& app, CommandAction* action) {
                   "with --unsafe-unconfined-vms)")
       ->capture_default_str();
   run->add_option("--image-cache", o.image_cache_dir, "Image cache dir (default STATE/images)");
+  run->add_option("--image-cache-budget", o.image_budget,
+                  "The image cache's size budget: a size (\"20GiB\") or a share of its "
+                  "filesystem (\"50%\"); the agent evicts least recently used images no "
+                  "instance uses, keeping each env's current and previous release")
+      ->capture_default_str();
+  run->add_option_function<int64_t>(
+         "--image-gc-interval", [&o](int64_t s) { o.image_gc_interval = std::chrono::seconds(s); },
+         "Seconds between image collections (also run after an instance lets go of its "
+         "image and after a pull; default 300)")
+      ->check(CLI::Range(int64_t{10}, int64_t{86400}));
   run->add_option("--scratch-mb", o.scratch_mb, "Per-instance writable disk, MiB")
       ->capture_default_str();
   run->add_option("--hostname", o.facts.hostname, "Node name to enroll with");

@@ -366,6 +366,13 @@ TEST_F(ImageCacheTest, GcEvictsLeastRecentlyUsedAndKeepsImagesInUse) {
   ASSERT_TRUE(cache->release(small->manifest_digest, "inst_a"));
   ASSERT_TRUE(cache->release(small->manifest_digest, "inst_b"));
   EXPECT_EQ(*cache->refCount(small->manifest_digest), 0);
+  // Unheld, but the caller keeps it (the agent's previous release of an env).
+  auto kept = zero->gc({small->manifest_digest});
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(kept->images_removed, 0);
+  EXPECT_EQ(kept->images_kept, 1);
+  EXPECT_TRUE(kept->over_budget);
+  EXPECT_TRUE(pathExists(small->rootfs));
   auto r3 = zero->gc();
   ASSERT_TRUE(r3);
   EXPECT_EQ(r3->images_removed, 1);

@@ -117,7 +117,14 @@ Result<void> Agent::start() {
   }
   std::string cache_dir =
       options_.image_cache_dir.empty() ? options_.state_dir + "/images" : options_.image_cache_dir;
+  if (!options_.image_budget.empty()) {
+    fs::create_directories(cache_dir, ec);
+    auto budget = parseImageBudget(options_.image_budget, filesystemBytes(cache_dir));
+    if (!budget) return std::move(budget).error().context("--image-cache-budget");
+    options_.image.size_budget_bytes = *budget;
+  }
   PLFM_ASSIGN_OR_RETURN(auto cache, image::ImageCache::open(cache_dir, options_.image));
+  image_history_.emplace(options_.state_dir + "/image-history");
   if (options_.initramfs.empty() && !options_.vt_init.empty()) {
     runtime::InitramfsInputs in;
     in.init_binary = options_.vt_init;
@@ -144,6 +151,8 @@ Result<void> Agent::start() {
   }
   plan_thread_ = std::thread([this] { planLoop(); });
   if (options_.plan_file.empty()) heartbeat_thread_ = std::thread([this] { heartbeatLoop(); });
+  gc_requested_ = true;  // one collection at start
+  gc_thread_ = std::thread([this] { gcLoop(); });
   log::info("node agent started", {{"node_id", credential_.node_id},
                                    {"runtime", std::string(runtime_->name())},
                                    {"state_dir", options_.state_dir}});
@@ -159,6 +168,11 @@ void Agent::stop() {
   }
   if (plan_thread_.joinable()) plan_thread_.join();
   if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
+  {
+    std::lock_guard lock(gc_mu_);  // so the GC thread cannot miss the wake-up
+  }
+  gc_cv_.notify_all();
+  if (gc_thread_.joinable()) gc_thread_.join();
   std::map<std::string, std::unique_ptr<InstanceWorker>> workers;
   {
     std::lock_guard lock(mu_);
@@ -318,11 +332,13 @@ void Agent::adoptOrClean() {
 
 void Agent::applyPlan(const NodePlan& plan) {
   std::vector<std::pair<RefusedInstance, std::string>> refusals;
+  std::map<std::string, std::set<image::Digest>> images;
   {
     std::lock_guard lock(mu_);
     if (stopping_) return;
-    refusals = convergeLocked(plan);
+    refusals = convergeLocked(plan, images);
   }
+  if (image_history_) image_history_->observe(images);
   // Outside mu_: a report is a network call.
   for (const auto& [who, why] : refusals) {
     StatusReport r;
@@ -337,7 +353,8 @@ void Agent::applyPlan(const NodePlan& plan) {
   }
 }
 
-std::vector<std::pair<RefusedInstance, std::string>> Agent::convergeLocked(const NodePlan& plan) {
+std::vector<std::pair<RefusedInstance, std::string>> Agent::convergeLocked(
+    const NodePlan& plan, std::map<std::string, std::set<image::Digest>>& images) {
   std::vector<std::pair<RefusedInstance, std::string>> refusals;
   std::set<std::string> listed;
   for (const auto& spec : plan.instances) {
@@ -365,6 +382,7 @@ std::vector<std::pair<RefusedInstance, std::string>> Agent::convergeLocked(const
     }
     listed.insert(w->instance_id);
     refused_.erase(w->instance_id);
+    if (auto d = image::Digest::parse(w->image_digest)) images[w->env_id].insert(*d);
     auto it = workers_.find(w->instance_id);
     if (it != workers_.end()) {
       it->second->update(*w);
@@ -560,6 +578,65 @@ void Agent::planLoop() {
       applyPlan(*plan);  // also reaps finished workers
     }
   }
+}
+
+void Agent::requestImageGc() {
+  {
+    std::lock_guard lock(gc_mu_);
+    gc_requested_ = true;
+  }
+  gc_cv_.notify_all();
+}
+
+void Agent::gcLoop() {
+  while (!stopping_) {
+    {
+      std::unique_lock lock(gc_mu_);
+      gc_cv_.wait_for(lock, options_.image_gc_interval,
+                      [&] { return stopping_.load() || gc_requested_; });
+      gc_requested_ = false;
+    }
+    if (stopping_) return;
+    (void)collectImages();
+  }
+}
+
+Result<image::GcReport> Agent::collectImages() {
+  if (!images_) return Error(errc::kFailedPrecondition, "the image cache is not open");
+  const std::set<image::Digest> keep =
+      image_history_ ? image_history_->keep() : std::set<image::Digest>{};
+  metrics_.counter("plfm_agent_image_gc_runs_total", "Image cache collections").inc();
+  auto r = images_->gc(keep);
+  if (!r) {
+    metrics_.counter("plfm_agent_image_gc_failures_total", "Image cache collections that failed")
+        .inc();
+    log::warn("image gc failed", {{"error", r.error().toString()}});
+    return r;
+  }
+  const uint64_t freed = r->bytes_before > r->bytes_after ? r->bytes_before - r->bytes_after : 0;
+  metrics_.counter("plfm_agent_image_gc_freed_bytes_total", "Bytes the image GC freed")
+      .inc({}, static_cast<double>(freed));
+  metrics_.counter("plfm_agent_image_gc_evicted_total", "Images the image GC evicted")
+      .inc({}, r->images_removed);
+  metrics_.gauge("plfm_agent_image_cache_bytes", "Bytes the image cache uses")
+      .set(static_cast<double>(r->bytes_after));
+  metrics_.gauge("plfm_agent_image_cache_budget_bytes", "The image cache's size budget")
+      .set(static_cast<double>(options_.image.size_budget_bytes));
+  if (r->images_removed > 0 || r->blobs_removed > 0) {
+    log::info("image gc freed space", {{"freed_bytes", freed},
+                                       {"images_removed", r->images_removed},
+                                       {"blobs_removed", r->blobs_removed},
+                                       {"cache_bytes", r->bytes_after},
+                                       {"budget_bytes", options_.image.size_budget_bytes}});
+  }
+  if (r->over_budget) {
+    log::warn("the image cache is over its budget; what is left is in use or kept for rollback",
+              {{"cache_bytes", r->bytes_after},
+               {"budget_bytes", options_.image.size_budget_bytes},
+               {"images_in_use", r->images_in_use},
+               {"images_kept", r->images_kept}});
+  }
+  return r;
 }
 
 void Agent::heartbeatLoop() {

@@ -30,12 +30,14 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 
 #include "agent/cp_client.h"
 #include "agent/guest_channel.h"
 #include "agent/guest_config.h"
+#include "agent/image_gc.h"
 #include "agent/instance_record.h"
 #include "agent/workload_check.h"
 #include "image/image_cache.h"
@@ -70,6 +72,12 @@ struct AgentOptions {
   std::string kernel_modules;
   std::string image_cache_dir;  // empty: STATE/images
   image::CacheOptions image;
+  // The cache's size budget, a size or a share of its filesystem
+  // (image_gc.h); when set, it replaces image.size_budget_bytes at start.
+  std::string image_budget = "50%";
+  // How often the agent collects images on its own (also after an instance
+  // lets go of its image, and after a pull).
+  std::chrono::seconds image_gc_interval{300};
   uint64_t scratch_mb = 1024;  // per-instance writable disk (sparse)
   bool manage_network = true;  // taps and routes (needs CAP_NET_ADMIN)
   // The guest network filter (netdev/firewall.h) is installed with taps.
@@ -165,15 +173,24 @@ class Agent {
                                          netdev::GuestFilter filter);
   // Drops the entry (if any) and rewrites the table; failures are logged.
   void unfilterGuest(const std::string& instance_id);
+  // Asks the GC thread for a collection soon (an image was let go or pulled).
+  void requestImageGc();
+  // One collection now, keeping what instances hold and every env's current
+  // and previous image (image_gc.h); logs and meters what it freed.
+  Result<image::GcReport> collectImages();
 
  private:
   Result<void> loadOrEnroll();
   void adoptOrClean();
   // applyPlan under mu_: the specs refused at the edge that still need a
   // failed report, with their reasons.
-  std::vector<std::pair<RefusedInstance, std::string>> convergeLocked(const NodePlan& plan);
+  // `images` gets each env's image digests in the plan (for ImageHistory).
+  std::vector<std::pair<RefusedInstance, std::string>> convergeLocked(
+      const NodePlan& plan, std::map<std::string, std::set<image::Digest>>& images);
   void planLoop();
   void heartbeatLoop();
+  void gcLoop();
+  void observeImages(const NodePlan& plan);
   Result<void> startHttp();
   Result<void> applyFirewallLocked();  // firewall_mu_ held
 
@@ -193,6 +210,11 @@ class Agent {
   std::condition_variable wake_;
   std::thread plan_thread_;
   std::thread heartbeat_thread_;
+  std::thread gc_thread_;
+  std::mutex gc_mu_;
+  std::condition_variable gc_cv_;
+  bool gc_requested_ = false;  // guarded by gc_mu_
+  std::optional<ImageHistory> image_history_;
   std::unique_ptr<http::Server> http_;
   std::mutex scratch_mu_;
   std::string scratch_template_;  // guarded by scratch_mu_; set once made

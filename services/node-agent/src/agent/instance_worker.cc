@@ -335,6 +335,7 @@ Result<void> InstanceWorker::prepare() {
                  "image " + w.image_ref + " (" + w.image_digest + "): " + pulled.error().message());
   }
   PLFM_TRY(agent_.images().acquire(pulled->manifest_digest, w.instance_id));
+  agent_.requestImageGc();  // the cache may have grown past its budget
   {
     std::lock_guard lock(mu_);
     rec_.image_acquired = true;
@@ -754,6 +755,7 @@ void InstanceWorker::releaseResources() {
   if (r.image_acquired) {
     if (auto d = image::Digest::parse(r.workload.image_digest)) {
       (void)agent_.images().release(*d, r.workload.instance_id);
+      agent_.requestImageGc();
     }
   }
   {

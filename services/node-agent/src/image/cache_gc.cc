@@ -200,7 +200,7 @@ uint64_t ImageCache::usageBytes() const {
   return diskUsage(dir_ + "/blobs") + diskUsage(dir_ + "/rootfs") + diskUsage(dir_ + "/tmp");
 }
 
-Result<GcReport> ImageCache::gc() const {
+Result<GcReport> ImageCache::gc(const std::set<Digest>& keep) const {
   // Exclusive: no pull, acquire or build runs while we delete.
   PLFM_ASSIGN_OR_RETURN(FileLock lock,
                         FileLock::acquire(dir_ + "/locks/cache.lock", FileLock::Mode::kExclusive));
@@ -251,6 +251,10 @@ Result<GcReport> ImageCache::gc() const {
   for (const auto& e : images) {
     if (e.refs > 0) {
       ++report.images_in_use;
+      continue;
+    }
+    if (keep.count(e.digest) != 0) {
+      ++report.images_kept;
       continue;
     }
     if (usage <= options_.size_budget_bytes) continue;

@@ -29,6 +29,7 @@
 #include <functional>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -133,6 +134,7 @@ struct GcReport {
   int images_removed = 0;
   int blobs_removed = 0;
   int images_in_use = 0;       // kept because a holder references them
+  int images_kept = 0;         // kept because the caller asked (not held)
   int unreadable_records = 0;  // held images whose record is unreadable (kept all the same)
   bool over_budget = false;    // still over: what is left is in use
   std::vector<Digest> removed;
@@ -158,9 +160,10 @@ class ImageCache {
   [[nodiscard]] Result<int> refCount(const Digest& manifest_digest) const;
 
   // Removes orphaned blobs and temporary files, then evicts least recently
-  // used images that no holder references until the cache fits the budget.
-  // Waits for running pulls to finish (and blocks new ones meanwhile).
-  [[nodiscard]] Result<GcReport> gc() const;
+  // used images that no holder references and `keep` does not name until the
+  // cache fits the budget. Waits for running pulls to finish (and blocks new
+  // ones meanwhile).
+  [[nodiscard]] Result<GcReport> gc(const std::set<Digest>& keep = {}) const;
   [[nodiscard]] uint64_t usageBytes() const;
 
   [[nodiscard]] const std::string& dir() const { return dir_; }

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "agent/agent.h"
+#include "image/image_ref.h"
 #include "netdev/tap.h"
 #include "plfm/core/log.h"
 #include "plfm/core/process.h"
@@ -27,6 +28,7 @@
 #include "plfm/testing/temp_dir.h"
 #include "runtime/qemu_runtime.h"
 #include "support/agent_world.h"
+#include "support/test_image.h"
 
 namespace plfm::agent {
 namespace {
@@ -192,6 +194,8 @@ json tcpCheck(int port) {
 }
 
 TEST_F(AgentE2e, ServesOverIpv6PassesItsCheckAndStopsGracefully) {
+  // A 1-byte image budget: the agent's GC evicts every image nobody runs.
+  opts_.image_budget = "1";
   startAgent();
   std::string id = newId();
   const std::string addr = "fd7a:5c00:0:1::3";
@@ -202,6 +206,31 @@ TEST_F(AgentE2e, ServesOverIpv6PassesItsCheckAndStopsGracefully) {
   // From the host, over the instance's /128 routed to its tap.
   EXPECT_EQ(fetchTcp(addr, 8080), "hello from " + id + "\n");
   EXPECT_EQ(runOut("ip -o link show | grep -c ' vt-'"), "1\n");
+
+  // Image GC while the instance runs: a second image nobody uses goes, the
+  // running instance's image stays, and the instance keeps serving.
+  const std::string layer = state_->file("extra.tar");
+  ASSERT_TRUE(image::testing::writeLayer(layer, {image::testing::file("extra", "x", 0644)},
+                                         image::testing::Compression::kNone));
+  image::testing::ImageSpec extra_spec;
+  extra_spec.layer_files = {layer};
+  extra_spec.compressions = {image::testing::Compression::kNone};
+  ASSERT_TRUE(image::testing::writeOciImage(state_->file("extra"), "v1", extra_spec));
+  auto cache = image::ImageCache::open(opts_.image_cache_dir);
+  ASSERT_TRUE(cache);
+  auto extra = cache->pull(*image::parseImageRef("oci:" + state_->file("extra") + ":v1"));
+  ASSERT_TRUE(extra) << extra.error().toString();
+  auto gc = agent_->collectImages();
+  ASSERT_TRUE(gc) << gc.error().toString();
+  EXPECT_FALSE(std::filesystem::exists(extra->rootfs));
+  EXPECT_EQ(gc->images_in_use, 1);
+  EXPECT_TRUE(gc->over_budget);  // what is left is in use
+  EXPECT_TRUE(cache->rootfs(*image::Digest::parse(g_world->image_digest)));
+  EXPECT_GE(agent_->metricsRegistry()
+                .counter("plfm_agent_image_gc_evicted_total", "Images the image GC evicted")
+                .value(),
+            1);
+  EXPECT_EQ(fetchTcp(addr, 8080), "hello from " + id + "\n");
   // desired: stop -> SHUTDOWN -> SIGTERM in the guest -> the VM powers off.
   spec["desired"] = "stop";
   writePlan(json::array({spec}));
