@@ -20,10 +20,16 @@ bool isNewer(const Deploy& a, const Deploy& b) {
   return std::tie(a.created_ms, a.id) > std::tie(b.created_ms, b.id);
 }
 
+// Crashed, or running with its health checks failing past the threshold:
+// either way a failure of the release.
+bool failingNow(const Instance& i) {
+  return i.phase == Phase::kExited || i.phase == Phase::kFailed || i.phase == Phase::kUnhealthy;
+}
+
 bool laterCrash(const Instance& a, const Instance* b) {
   if (b == nullptr) return true;
-  const bool a_crashed = a.phase == Phase::kExited || a.phase == Phase::kFailed;
-  const bool b_crashed = b->phase == Phase::kExited || b->phase == Phase::kFailed;
+  const bool a_crashed = failingNow(a);
+  const bool b_crashed = failingNow(*b);
   if (a_crashed != b_crashed) return a_crashed;
   if (a_crashed) return std::tie(a.phase_since_ms, a.id) > std::tie(b->phase_since_ms, b->id);
   return std::tie(a.restarts, a.id) > std::tie(b->restarts, b->id);
@@ -32,6 +38,7 @@ bool laterCrash(const Instance& a, const Instance* b) {
 std::string describe(const Instance& i) {
   if (i.phase == Phase::kExited) return fmt::format("{} exited with code {}", i.id, i.exit_code);
   if (i.phase == Phase::kFailed) return fmt::format("{} failed to start", i.id);
+  if (i.phase == Phase::kUnhealthy) return fmt::format("{} failed its health checks", i.id);
   return fmt::format("{} restarted {} times", i.id, i.restarts);
 }
 
@@ -75,8 +82,7 @@ std::unordered_map<std::string_view, DeployStatus> stepDeploys(const Snapshot& s
       if (f == failures.end() || !v.occupies || i.release_id != by_id[i.deploy_id]->release_id) {
         continue;
       }
-      const bool crashed = i.phase == Phase::kExited || i.phase == Phase::kFailed;
-      const int n = i.restarts + (crashed ? 1 : 0);
+      const int n = i.restarts + (failingNow(i) ? 1 : 0);
       if (n == 0) continue;
       f->second.count += n;
       if (laterCrash(i, f->second.last)) f->second.last = &i;

@@ -36,6 +36,7 @@ std::string lostReason(const Snapshot& s, const InstanceView& v) {
 
 std::string crashReason(const Instance& i) {
   if (i.phase == Phase::kExited) return fmt::format("exited with code {}", i.exit_code);
+  if (i.phase == Phase::kUnhealthy) return "health checks failing";
   return "failed to start";
 }
 
@@ -135,8 +136,16 @@ Pending pendingOf(const Snapshot& s, const GroupDecision& d, const Allocator::Ou
   } else if (d.unready_kept + out.placed > 0) {
     std::string c = fmt::format("waiting for {} of {} instances to become healthy",
                                 d.unready_kept + out.placed, d.desired);
-    if (!d.restarts.empty()) {
-      c += fmt::format(" ({} crashed, restarting with backoff)", d.restarts.size());
+    size_t unhealthy = 0;
+    for (std::uint32_t m : d.restarts) unhealthy += s.instances[m].unhealthy ? 1 : 0;
+    const size_t crashed = d.restarts.size() - unhealthy;
+    if (crashed > 0 && unhealthy > 0) {
+      c += fmt::format(" ({} crashed, {} failing health checks, restarting with backoff)", crashed,
+                       unhealthy);
+    } else if (crashed > 0) {
+      c += fmt::format(" ({} crashed, restarting with backoff)", crashed);
+    } else if (unhealthy > 0) {
+      c += fmt::format(" ({} failing health checks, restarting with backoff)", unhealthy);
     }
     clauses.push_back(std::move(c));
   }

@@ -175,17 +175,27 @@ GroupDecision decideGroup(const Snapshot& s, const GroupState& gs, bool target_f
     ++d.old_drained;
   }
 
-  // Crashed instances that stay restart where they are.
+  // Crashed and unhealthy instances that stay restart where they are; an
+  // unhealthy one that has been restarted in place often enough is moved
+  // instead (drained, and its replacement placed like any other).
   std::vector<std::uint32_t> drained;
   drained.reserve(d.drains.size());
   for (const auto& dr : d.drains) drained.push_back(dr.first);
   std::sort(drained.begin(), drained.end());
+  const int in_place = s.in->config.unhealthy_restarts_in_place;
   for (std::uint32_t m : gs.members) {
     const InstanceView& v = s.instances[m];
-    if (v.crashed && v.node->state == NodeState::kActive &&
-        !std::binary_search(drained.begin(), drained.end(), m)) {
-      d.restarts.push_back(m);
+    if (!(v.crashed || v.unhealthy) || v.node->state != NodeState::kActive ||
+        std::binary_search(drained.begin(), drained.end(), m)) {
+      continue;
     }
+    if (v.unhealthy && v.inst->restarts >= in_place) {
+      d.drains.emplace_back(
+          m, fmt::format("health checks failing after {} restarts in place; rescheduled",
+                         v.inst->restarts));
+      continue;
+    }
+    d.restarts.push_back(m);
   }
   return d;
 }

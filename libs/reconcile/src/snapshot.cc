@@ -17,6 +17,9 @@ Result<void> validateConfig(const Config& c) {
     return bad("backoff_max_ms", "must be at least backoff_base_ms");
   }
   if (c.max_deploy_failures < 0) return bad("max_deploy_failures", "must not be negative");
+  if (c.unhealthy_restarts_in_place < 0) {
+    return bad("unhealthy_restarts_in_place", "must not be negative");
+  }
   return ok();
 }
 
@@ -93,6 +96,7 @@ Result<Snapshot> buildSnapshot(const Input& in) {
     v.draining = !wants_run && v.occupies && !v.lost && !node_off;
     v.healthy = v.live && inst->phase == Phase::kHealthy && v.node->state == NodeState::kActive;
     v.crashed = v.live && (inst->phase == Phase::kExited || inst->phase == Phase::kFailed);
+    v.unhealthy = v.live && inst->phase == Phase::kUnhealthy;
 
     const auto index = static_cast<std::uint32_t>(s.instances.size());
     s.instances.push_back(v);

@@ -27,6 +27,7 @@ struct InstanceView {
   bool draining = false;         // drain or stop requested, not stopped yet
   bool healthy = false;          // live, kHealthy, on an active node
   bool crashed = false;          // live, kExited or kFailed
+  bool unhealthy = false;        // live, kUnhealthy (its checks failed past the threshold)
 };
 
 struct GroupState {

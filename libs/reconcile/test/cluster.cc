@@ -31,6 +31,8 @@ void Agents::report(Input& in) const {
           (!i.secrets_version.empty() && crashing_secrets.count(i.secrets_version) != 0)) {
         i.phase = Phase::kExited;
         i.exit_code = 1;
+      } else if (unhealthy_releases.count(i.release_id) != 0) {
+        i.phase = Phase::kUnhealthy;
       } else {
         i.phase = Phase::kHealthy;
       }

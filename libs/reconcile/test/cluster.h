@@ -33,10 +33,11 @@ class Counter {
 // Simulated node agents: one report per call for every instance on an
 // active node.
 struct Agents {
-  std::set<std::string> crashing_releases;  // their instances exit with code 1
-  std::set<std::string> crashing_secrets;   // so do those run with these secrets versions
-  std::set<std::string> silent_processes;   // report nothing (still booting)
-  bool remove_stopped = true;               // drop stopped instances from the Input
+  std::set<std::string> crashing_releases;   // their instances exit with code 1
+  std::set<std::string> crashing_secrets;    // so do those run with these secrets versions
+  std::set<std::string> unhealthy_releases;  // their instances run but fail their checks
+  std::set<std::string> silent_processes;    // report nothing (still booting)
+  bool remove_stopped = true;                // drop stopped instances from the Input
 
   // allocated/booting/running -> healthy (or exited, for a crashing
   // release); desired drain/stop -> stopped.

@@ -56,6 +56,84 @@ TEST(FailureHandlingTest, AnInstanceThatCannotStartRestartsToo) {
                 "healthy (1 crashed, restarting with backoff)"}));
 }
 
+// Issue 16, "Health that acts": an instance whose checks keep failing is
+// restarted in place with backoff, then moved; every step says why.
+TEST(FailureHandlingTest, AnUnhealthyInstanceRestartsInPlaceThenIsRescheduled) {
+  Cluster c;
+  c.node("node-a", 4, 4096).node("node-b", 4, 4096);
+  c.group("env-1", "web", 1, "rel-1");
+  c.instance("i-1", "env-1", "web", "rel-1", "node-a", Phase::kHealthy);
+  EXPECT_TRUE(c.reconcile().restarts.empty());
+  for (int round = 0; round < 3; ++round) {
+    Instance& i = c.instanceRef("i-1");
+    i.phase = Phase::kUnhealthy;
+    i.phase_since_ms = c.in.now_ms;
+    Plan plan = c.reconcile();
+    ASSERT_EQ(plan.restarts.size(), 1U) << round;
+    EXPECT_TRUE(plan.drains.empty());
+    EXPECT_EQ(plan.restarts[0].node_id, "node-a");
+    EXPECT_EQ(plan.restarts[0].restarts, round + 1);
+    if (round == 0) {
+      EXPECT_EQ(plan.restarts[0].reason, "health checks failing; restart 1 after 1 s backoff");
+      EXPECT_EQ(plan.pending.size(), 1U);
+      EXPECT_NE(plan.pending[0].reason.find("(1 failing health checks, restarting with backoff)"),
+                std::string::npos)
+          << plan.pending[0].reason;
+    }
+    c.apply(plan);
+    EXPECT_TRUE(c.reconcile().restarts.empty());  // idempotent
+    c.in.now_ms += 100'000;
+  }
+  // A fourth time: moved. The drain names why; the next round places its
+  // replacement on the other node (it holds none of the group).
+  Instance& i = c.instanceRef("i-1");
+  i.phase = Phase::kUnhealthy;
+  i.phase_since_ms = c.in.now_ms;
+  Plan plan = c.reconcile();
+  EXPECT_TRUE(plan.restarts.empty());
+  ASSERT_EQ(plan.drains.size(), 1U);
+  EXPECT_EQ(plan.drains[0].reason, "health checks failing after 3 restarts in place; rescheduled");
+  c.apply(plan);
+  Plan next = c.reconcile();
+  ASSERT_EQ(next.allocations.size(), 1U);
+  EXPECT_EQ(next.allocations[0].node_id, "node-b");
+}
+
+// A release whose instances never pass their checks fails its deploy (each
+// restart counts as a failure) and the previous release keeps serving.
+TEST(FailureHandlingTest, ADeployThatNeverBecomesHealthyFailsAndTheOldReleaseKeepsServing) {
+  Cluster c;
+  c.node("node-a", 4, 4096).node("node-b", 4, 4096);
+  c.group("env-1", "web", 2, "rel-1", 256, 1, "dep-1");
+  c.deploy("env-1", "dep-1", "rel-1", 1, DeployStatus::kSucceeded);
+  c.instance("i-1", "env-1", "web", "rel-1", "node-a")
+      .instance("i-2", "env-1", "web", "rel-1", "node-b");
+  c.instanceRef("i-1").deploy_id = "dep-1";
+  c.instanceRef("i-2").deploy_id = "dep-1";
+  c.agents.unhealthy_releases = {"rel-2"};
+  c.startDeploy("env-1", "dep-2", "rel-2");
+  c.settle();
+  EXPECT_EQ(c.deployRef("dep-2").status, DeployStatus::kFailed);
+  EXPECT_EQ(c.healthy("env-1", "web", "rel-1"), 2);
+  EXPECT_EQ(c.live("env-1", "web").size(), 2U);
+
+  // The failing round's reason names the instance and why.
+  Cluster one;
+  one.node("node-a", 4, 4096);
+  one.group("env-1", "web", 1, "rel-1", 256, 1, "dep-1");
+  one.deploy("env-1", "dep-1", "rel-1", 1, DeployStatus::kSucceeded);
+  one.startDeploy("env-1", "dep-2", "rel-2");
+  one.deployRef("dep-2").status = DeployStatus::kInProgress;
+  one.instance("i-new", "env-1", "web", "rel-2", "node-a", Phase::kUnhealthy);
+  one.instanceRef("i-new").deploy_id = "dep-2";
+  one.instanceRef("i-new").restarts = 3;
+  Plan plan = one.reconcile();
+  ASSERT_EQ(plan.deploys.size(), 1U);
+  EXPECT_EQ(plan.deploys[0].to, DeployStatus::kFailed);
+  EXPECT_NE(plan.deploys[0].reason.find("last i-new failed its health checks"), std::string::npos)
+      << plan.deploys[0].reason;
+}
+
 // node-a holds two web instances and goes quiet.
 Cluster twoNodes() {
   Cluster c;

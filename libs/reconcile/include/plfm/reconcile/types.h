@@ -143,6 +143,9 @@ struct Config {
   std::int64_t backoff_base_ms = 1'000;  // first restart delay; doubles each time
   std::int64_t backoff_max_ms = 60'000;
   int max_deploy_failures = 3;  // a deploy fails at the failure after this many
+  // An instance whose health checks fail (phase kUnhealthy) is restarted in
+  // place with backoff this many times, then rescheduled.
+  int unhealthy_restarts_in_place = 3;
 };
 
 struct Input {
