@@ -13,6 +13,7 @@
 #include "agent/agent.h"
 #include "command_line.h"
 #include "image/address_policy.h"
+#include "netdev/firewall.h"
 #include "plfm/core/log.h"
 #include "plfm/core/process.h"
 #include "plfm/core/strings.h"
@@ -21,6 +22,26 @@
 
 namespace plfm::agent {
 namespace {
+
+// A repeatable IPv6 prefix flag; given at all, it replaces `target`'s
+// default.
+CLI::Option* addPrefixOption(CLI::App* app, const std::string& name,
+                             std::vector<netdev::Ipv6Prefix>& target, const std::string& help) {
+  return app
+      ->add_option_function<std::vector<std::string>>(
+          name,
+          [&target](const std::vector<std::string>& v) {
+            target.clear();
+            for (const auto& p : v) target.push_back(*netdev::parseIpv6Prefix(p));
+          },
+          help)
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            auto p = netdev::parseIpv6Prefix(v);
+            return p ? std::string() : p.error().message();
+          },
+          "IPV6/LEN"));
+}
 
 struct RunFlags {
   AgentOptions agent;
@@ -136,6 +157,7 @@ void registerRunCommand(CLI::App& app, CommandAction* action) {
       "microVMs. VMs survive an agent restart and are adopted again.");
   run->set_config("--config", "", "TOML file with these settings (flag names as keys)");
   AgentOptions& o = flags->agent;
+  o.firewall_policy.egress_denied = {*netdev::parseIpv6Prefix("fc00::/7")};
   run->add_option("--state-dir", o.state_dir, "Where the agent keeps everything")
       ->envname("PLFM_AGENT_STATE_DIR")
       ->capture_default_str();
@@ -221,6 +243,14 @@ void registerRunCommand(CLI::App& app, CommandAction* action) {
                 "UNSAFE: when the guest network filter (nftables) cannot be installed, run "
                 "guests unfiltered (spoofing, host services and other orgs reachable) instead "
                 "of failing them");
+  addPrefixOption(run, "--guest-inbound-allow", o.firewall_policy.inbound_allowed,
+                  "An IPv6 prefix outside the platform allowed to open connections to guests, "
+                  "e.g. an ingress on another host (repeatable; by default none: only this "
+                  "node's ingress and health checks reach guests)");
+  addPrefixOption(run, "--guest-egress-deny", o.firewall_policy.egress_denied,
+                  "An IPv6 prefix guests may not reach, such as the underlay's private services "
+                  "(repeatable; instances are decided by org first)")
+      ->default_str("fc00::/7");
   run->add_option("--nft", o.nft_binary, "The nft binary for the guest network filter")
       ->capture_default_str();
   run->add_option("--listen", o.listen,

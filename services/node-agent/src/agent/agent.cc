@@ -142,7 +142,8 @@ Result<void> Agent::start() {
   if (options_.plan_file.empty()) PLFM_TRY(loadOrEnroll());
   if (options_.manage_network) {
     std::lock_guard lock(firewall_mu_);
-    firewall_.emplace(options_.state_dir + "/firewall", options_.nft_binary);
+    firewall_.emplace(options_.state_dir + "/firewall", options_.nft_binary,
+                      options_.firewall_policy);
   }
   adoptOrClean();
   if (!options_.listen.empty()) {

@@ -85,6 +85,9 @@ struct AgentOptions {
   // to start; this lets them run unfiltered instead, with a warning.
   bool unsafe_allow_unfiltered_guests = false;
   std::string nft_binary = "nft";
+  // Inbound sources and egress destinations outside the platform
+  // (netdev/firewall.h); run_command's defaults deny egress to fc00::/7.
+  netdev::FirewallPolicy firewall_policy;
 
   std::chrono::seconds plan_wait{30};
   std::chrono::milliseconds boot_timeout{90'000};  // VMM start to READY

@@ -102,10 +102,12 @@ constexpr std::string_view kChains =
 		counter drop
 	}
 	# A new flow to an instance: from an instance, only within its org;
-	# from outside the platform (ingress on other hosts), allowed.
+	# from outside the platform, only from the operator's allowed sources.
 	chain to_instance {
 		ip6 saddr vmap @org_of
 		iifname "vt-*" counter drop
+		ip6 saddr @inbound_allowed accept
+		counter drop
 	}
 	chain input {
 		type filter hook input priority filter - 10; policy accept;
@@ -116,12 +118,52 @@ constexpr std::string_view kChains =
 		iifname "vt-*" jump guest_source
 		ct state established,related accept
 		ip6 daddr @instances jump to_instance
+		iifname "vt-*" ip6 daddr @egress_denied counter drop
 	}
 )";
+
+std::string prefixSet(const std::string& name, const std::vector<Ipv6Prefix>& prefixes,
+                      std::string_view comment) {
+  std::vector<std::string> items;
+  items.reserve(prefixes.size());
+  for (const auto& p : prefixes) items.push_back(p.str());
+  std::sort(items.begin(), items.end());
+  items.erase(std::unique(items.begin(), items.end()), items.end());
+  return "\t# " + std::string(comment) + "\n\tset " + name +
+         " {\n\t\ttype ipv6_addr\n\t\tflags interval\n\t\tauto-merge\n" + elements(items) + "\t}\n";
+}
 
 std::string table() { return std::string(kFirewallFamily) + " " + std::string(kFirewallTable); }
 
 }  // namespace
+
+std::string Ipv6Prefix::str() const { return format6(address) + "/" + std::to_string(length); }
+
+Result<Ipv6Prefix> parseIpv6Prefix(std::string_view text) {
+  const auto bad = [&](std::string_view why) {
+    return Error(errc::kInvalidArgument,
+                 "expected an IPv6 prefix like 2001:db8::/32: " + std::string(why))
+        .with("prefix", std::string(text.substr(0, 64)));
+  };
+  const size_t slash = text.find('/');
+  if (slash == std::string_view::npos) return bad("no /length");
+  const std::string addr(text.substr(0, slash));
+  const std::string_view len = text.substr(slash + 1);
+  Ipv6Prefix p;
+  if (addr.size() >= INET6_ADDRSTRLEN || !onlyChars(addr, "0123456789abcdefABCDEF:.") ||
+      inet_pton(AF_INET6, addr.c_str(), &p.address) != 1) {
+    return bad("not an IPv6 address");
+  }
+  if (len.empty() || len.size() > 3 || !onlyChars(len, "0123456789")) return bad("bad length");
+  p.length = std::atoi(std::string(len).c_str());
+  if (p.length > 128) return bad("the length is at most 128");
+  for (int bit = p.length; bit < 128; ++bit) {
+    if ((p.address.s6_addr[bit / 8] & (0x80 >> (bit % 8))) != 0) {
+      return bad("bits set after the prefix length");
+    }
+  }
+  return p;
+}
 
 Result<GuestFilter> parseGuestFilter(std::string_view tap, std::string_view address,
                                      std::string_view org_key, std::string_view ipv4) {
@@ -155,7 +197,7 @@ Result<GuestFilter> parseGuestFilter(std::string_view tap, std::string_view addr
   return g;
 }
 
-Result<std::string> renderRuleset(std::vector<GuestFilter> guests) {
+Result<std::string> renderRuleset(std::vector<GuestFilter> guests, const FirewallPolicy& policy) {
   std::sort(guests.begin(), guests.end(),
             [](const GuestFilter& a, const GuestFilter& b) { return a.tap() < b.tap(); });
   std::set<std::string> taps;
@@ -199,6 +241,10 @@ Result<std::string> renderRuleset(std::vector<GuestFilter> guests) {
   s += set("guest_src4", "ifname . ipv4_addr", src4, "The same for guests with dedicated IPv4.");
   s += set("instances", "ipv6_addr", instances,
            "Every platform instance address known here (the mesh adds remote ones).");
+  s += prefixSet("inbound_allowed", policy.inbound_allowed,
+                 "Sources outside the platform that may connect to instances.");
+  s += prefixSet("egress_denied", policy.egress_denied,
+                 "Destinations outside the platform guests may not reach.");
   s += "\t# An instance address -> the chain of its org.\n";
   s += "\tmap org_of {\n\t\ttype ipv6_addr : verdict\n" + elements(org_of) + "\t}\n";
   for (const auto& [org, addrs] : members) {
@@ -216,11 +262,11 @@ Result<std::string> renderRuleset(std::vector<GuestFilter> guests) {
 
 std::string renderRemoval() { return "table " + table() + " {}\ndelete table " + table() + "\n"; }
 
-NftFirewall::NftFirewall(std::string work_dir, std::string nft)
-    : work_dir_(std::move(work_dir)), nft_(std::move(nft)) {}
+NftFirewall::NftFirewall(std::string work_dir, std::string nft, FirewallPolicy policy)
+    : work_dir_(std::move(work_dir)), nft_(std::move(nft)), policy_(std::move(policy)) {}
 
 Result<void> NftFirewall::apply(std::vector<GuestFilter> guests) {
-  PLFM_ASSIGN_OR_RETURN(std::string script, renderRuleset(std::move(guests)));
+  PLFM_ASSIGN_OR_RETURN(std::string script, renderRuleset(std::move(guests), policy_));
   return run(script);
 }
 

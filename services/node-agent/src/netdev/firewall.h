@@ -50,6 +50,28 @@ class GuestFilter {
   std::string org_key_;
 };
 
+// An IPv6 prefix from operator configuration ("2001:db8::/32"), host bits
+// zero; the only form it is rendered in is canonical.
+struct Ipv6Prefix {
+  in6_addr address{};
+  int length = 0;
+  [[nodiscard]] std::string str() const;
+};
+[[nodiscard]] Result<Ipv6Prefix> parseIpv6Prefix(std::string_view text);
+
+// The node's policy for traffic that is not guest to guest (the operator's
+// flags; fixed for the agent's lifetime).
+struct FirewallPolicy {
+  // Sources outside the platform that may open connections to instances
+  // (an ingress on another host, until the mesh carries it). Everything
+  // else from outside is dropped; this node's own ingress and health checks
+  // are local traffic and always pass.
+  std::vector<Ipv6Prefix> inbound_allowed;
+  // Destinations guests may not reach (the underlay's private services:
+  // Postgres, other nodes' agents). Instances are decided by org first.
+  std::vector<Ipv6Prefix> egress_denied;
+};
+
 // Validates and parses: `tap` is kTapPrefix plus 1 to 12 of [0-9a-z];
 // `address` a global unicast or unique-local IPv6 address (no link-local,
 // multicast, loopback, unspecified or IPv4-mapped); `ipv4`, when not empty,
@@ -61,7 +83,8 @@ class GuestFilter {
 // The whole nft script: create-if-missing, delete and re-create the table,
 // so that applying it is one atomic transaction whatever was there before.
 // Fails when two guests share a tap or an address.
-[[nodiscard]] Result<std::string> renderRuleset(std::vector<GuestFilter> guests);
+[[nodiscard]] Result<std::string> renderRuleset(std::vector<GuestFilter> guests,
+                                                const FirewallPolicy& policy = {});
 
 // The script that removes the table (and succeeds when there is none).
 [[nodiscard]] std::string renderRemoval();
@@ -72,7 +95,7 @@ class NftFirewall {
  public:
   // `work_dir` holds the last script (ruleset.nft) and nft's output (nft.log);
   // `nft` is the binary, looked up on PATH when not absolute.
-  explicit NftFirewall(std::string work_dir, std::string nft = "nft");
+  explicit NftFirewall(std::string work_dir, std::string nft = "nft", FirewallPolicy policy = {});
 
   [[nodiscard]] Result<void> apply(std::vector<GuestFilter> guests);
   [[nodiscard]] Result<void> remove();
@@ -81,6 +104,7 @@ class NftFirewall {
   Result<void> run(const std::string& script);
   std::string work_dir_;
   std::string nft_;
+  FirewallPolicy policy_;
 };
 
 }  // namespace plfm::netdev

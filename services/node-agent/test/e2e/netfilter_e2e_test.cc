@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "agent/agent.h"
+#include "netdev/firewall.h"
 #include "plfm/core/process.h"
 #include "plfm/testing/temp_dir.h"
 #include "runtime/qemu_runtime.h"
@@ -214,6 +215,9 @@ TEST_F(NetfilterE2e, GuestsReachOnlyTheirOrgAndNeverTheHostOrWithAnotherSource) 
   const std::string a = "inst_0nfa000000000000000000000a";
   const std::string b = "inst_0nfb000000000000000000000b";
   const std::string c = "inst_0nfc000000000000000000000c";
+  // The outside stands in for an ingress on another host: allowed in.
+  opts_.firewall_policy.inbound_allowed = {*netdev::parseIpv6Prefix(kOutside + "/128")};
+  opts_.firewall_policy.egress_denied = {};
   startAgent();
   const std::string endpoint = agent_->endpoints().at(0);
   const std::string agent_port = endpoint.substr(endpoint.rfind(':') + 1);
@@ -262,8 +266,18 @@ TEST_F(NetfilterE2e, GuestsReachOnlyTheirOrgAndNeverTheHostOrWithAnotherSource) 
   agent_.reset();
   (void)sh("nft delete table inet plfm_agent");
   opts_.stop_instances_on_exit = true;
+  // Now the outside is neither an allowed source nor a reachable
+  // destination: it stands for the underlay's private services.
+  opts_.firewall_policy.inbound_allowed = {};
+  opts_.firewall_policy.egress_denied = {*netdev::parseIpv6Prefix("fd00:99::/64")};
   startAgent();
   for (const auto& id : {a, b, c}) ASSERT_EQ(waitRunning(id), Phase::kRunning);
+  EXPECT_EQ(askFromOutside(kC, kProbePort, "hello").rfind("failed", 0), 0U)
+      << "the outside reached a guest without being an allowed source";
+  EXPECT_EQ(ask(kA, "udp " + kOutside + " " + std::to_string(kUdpPort) + " " + kA + " denied"),
+            "udp sent\n");
+  EXPECT_EQ(receivedOutside("denied"), "") << "a guest reached a denied destination";
+  waitAnswers(kC, c);  // the host (this node's ingress, health checks) still does
   const std::string rebuilt = sh("nft list table inet plfm_agent");
   for (const auto& entry : {kA + " : jump org_1", kB + " : jump org_1", kC + " : jump org_2"}) {
     EXPECT_NE(rebuilt.find(entry), std::string::npos) << entry << " missing from\n" << rebuilt;

@@ -32,9 +32,25 @@ TEST(Firewall, RulesetForTwoOrgsMatchesGolden) {
       guest("vt-c0ffee00001", "FD7A:5C00:0000:0001:0000:0000:0000:0002", "org:org_a"),
       guest("vt-c0ffee00003", "2001:db8::7", "org:org_a", "192.0.2.7"),
   };
-  auto text = renderRuleset(guests);
+  FirewallPolicy policy;
+  policy.inbound_allowed = {*parseIpv6Prefix("2001:db8:100::/48")};
+  policy.egress_denied = {*parseIpv6Prefix("fc00::/7"), *parseIpv6Prefix("2001:db8:200::/56"),
+                          *parseIpv6Prefix("fc00::/7")};  // duplicates collapse
+  auto text = renderRuleset(guests, policy);
   ASSERT_TRUE(text) << text.error().toString();
   PLFM_EXPECT_GOLDEN("netdev/golden/two_orgs.nft", *text);
+}
+
+TEST(Firewall, PolicyPrefixesAreParsedStrictlyAndRenderedCanonically) {
+  EXPECT_EQ(parseIpv6Prefix("FC00::/7")->str(), "fc00::/7");
+  EXPECT_EQ(parseIpv6Prefix("2001:db8:0:0::/64")->str(), "2001:db8::/64");
+  EXPECT_EQ(parseIpv6Prefix("::/0")->str(), "::/0");
+  EXPECT_EQ(parseIpv6Prefix("2001:db8::1/128")->str(), "2001:db8::1/128");
+  for (const char* bad : {"", "fc00::", "fc00::/", "fc00::/129", "fc00::/-1", "fc00::/7 ",
+                          "fc00::1/64", "10.0.0.0/8", "fc00::/7;flush ruleset", "fc00::/7\n",
+                          "\"fc00::\"/7", "fc00::/0007", "fc00::/7/8", "::ffff:1.2.3.4/200"}) {
+    EXPECT_FALSE(parseIpv6Prefix(bad)) << bad;
+  }
 }
 
 TEST(Firewall, RulesetWithoutGuestsMatchesGolden) {
@@ -140,10 +156,14 @@ TEST(Firewall, NftAppliesRewritesAndRemovesTheTable) {
         ++bad;
       }
     };
-    NftFirewall fw(dir.path());
+    FirewallPolicy policy;
+    policy.inbound_allowed = {*parseIpv6Prefix("2001:db8:100::/48")};
+    policy.egress_denied = {*parseIpv6Prefix("fc00::/7"), *parseIpv6Prefix("fd00::/8")};
+    NftFirewall fw(dir.path(), "nft", policy);
     check(fw.remove().has_value(), "removing a missing table");
     check(fw.apply({}).has_value(), "applying no guests");
     check(listTable(dir.path()).find("chain forward") != std::string::npos, "chain forward");
+    check(listTable(dir.path()).find("2001:db8:100::/48") != std::string::npos, "inbound set");
     // A rewrite replaces the elements (no leftovers from the previous one).
     check(fw.apply({guest("vt-a1", "fd00::1", "o1"), guest("vt-a2", "fd00::2", "o2")}).has_value(),
           "applying two guests");
