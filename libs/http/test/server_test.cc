@@ -442,6 +442,7 @@ TEST_F(ServerTest, PerSourceCapRefusesThatSourceOnlyAndLogsOnce) {
   log::init(log_options);
   const auto ep = start(echo, options);
   std::vector<std::unique_ptr<RawConn>> idle;
+  idle.reserve(3);
   for (int i = 0; i < 3; ++i) {
     idle.push_back(std::make_unique<RawConn>(ep));
     ASSERT_TRUE(idle.back()->connected());
@@ -505,6 +506,7 @@ TEST_F(ServerTest, PerSourceCapOfZeroIsNoLimit) {
   options.max_connections = 8;
   const auto ep = start(echo, options);
   std::vector<std::unique_ptr<RawConn>> idle;
+  idle.reserve(7);
   for (int i = 0; i < 7; ++i) idle.push_back(std::make_unique<RawConn>(ep));
   ASSERT_TRUE(waitConnections(*server, 7));
   expectServed(ep);

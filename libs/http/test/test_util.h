@@ -60,7 +60,8 @@ class RawConn {
   // `endpoint` as reported by Server::endpoints(): "[::1]:p", "127.0.0.1:p",
   // "unix:/path". `source`: the local IPv4 address to connect from (e.g.
   // "127.0.0.2", another loopback source); empty for the kernel's choice.
-  explicit RawConn(const std::string& endpoint, const std::string& source = {}) : source_(source) {
+  explicit RawConn(const std::string& endpoint, std::string source = {})
+      : source_(std::move(source)) {
     if (endpoint.starts_with("unix:")) {
       sockaddr_un addr{};
       addr.sun_family = AF_UNIX;

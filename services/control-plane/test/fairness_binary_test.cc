@@ -204,12 +204,14 @@ TEST_F(FairnessBinaryTest, IdleSocketsOnTheUserListenerDoNotStarveNodeTraffic) {
   // handshake and a request and now sit idle (keep-alive), then idle TCP
   // connections that never start a handshake, 512 in all.
   std::vector<http::Client> tls_idle;
+  tls_idle.reserve(64);
   for (int i = 0; i < 64; ++i) {
     tls_idle.emplace_back("https://" + user_v4_, http::ClientTlsOptions{.ca_file = pki_.ca_cert});
     auto r = tls_idle.back().send("GET", "/healthz", {}, {}, 10s);
     ASSERT_TRUE(r.has_value()) << i << ": " << r.error().toString() << "\n" << log();
   }
   std::vector<std::unique_ptr<IdleSocket>> tcp_idle;
+  tcp_idle.reserve(kFlood - 64);
   for (int i = 0; i < kFlood - 64; ++i) {
     tcp_idle.push_back(std::make_unique<IdleSocket>(user_v4_));
     ASSERT_TRUE(tcp_idle.back()->connected()) << i;
