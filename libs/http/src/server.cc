@@ -3,6 +3,12 @@
 // socket (socket.h), with TLS on TCP listeners when options.tls is set
 // (tls.h).
 //
+// Admission (admit()): a connection is refused (503, or a bare close on TLS)
+// when the server holds max_connections, or when its source (sourceKey())
+// holds max_connections_per_source. `per_source` counts the connections in
+// `conns` by source; it changes only where a Conn enters `conns` and in
+// eraseLocked(), under `mu`, so every close path gives the slot back once.
+//
 // Shutdown protocol (stop()): the acceptor threads poll an eventfd that stop()
 // makes readable, so they exit without closing a descriptor under a blocked
 // call. Each connection records under `mu` whether it is idle (waiting for a
