@@ -63,7 +63,7 @@ class VtDev : public ::testing::Test {
     state_ = std::make_unique<testing::TempDir>("vd");
     io_ = std::make_unique<testing::TempDir>("vdio");
     ports_ = {testing::freeTcpPort(), testing::freeTcpPort(), testing::freeTcpPort(),
-              testing::freeTcpPort(), testing::freeTcpPort()};
+              testing::freeTcpPort(), testing::freeTcpPort(), testing::freeTcpPort()};
   }
   void TearDown() override {
     // Whatever happened, stop the platform (a no-op after a clean down).
@@ -129,6 +129,8 @@ class VtDev : public ::testing::Test {
             std::to_string(ports_[3]),
             "--ingress-metrics-port",
             std::to_string(ports_[4]),
+            "--control-plane-node-port",
+            std::to_string(ports_[5]),
             "--format",
             "table"};
   }

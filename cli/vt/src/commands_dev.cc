@@ -32,6 +32,7 @@ Result<dev::Settings> settings(Invocation& inv) {
   PLFM_ASSIGN_OR_RETURN(auto s, dev::loadSettings(stateDir(inv)));
   const std::vector<std::pair<const char*, int*>> ports = {
       {"control-plane-port", &s.control_plane_port},
+      {"control-plane-node-port", &s.control_plane_node_port},
       {"registry-port", &s.registry_port},
       {"agent-port", &s.agent_port},
       {"ingress-port", &s.ingress_port},
@@ -236,6 +237,9 @@ Command devCommand() {
        .value_name = "DIR",
        .help = "look here first for the binaries (then: vt's build tree, PATH)"},
       {.name = "control-plane-port", .value_name = "PORT", .help = "on [::1] (default 8080)"},
+      {.name = "control-plane-node-port",
+       .value_name = "PORT",
+       .help = "node listener (agent, ingress) on [::1] (default 8081)"},
       {.name = "registry-port", .value_name = "PORT", .help = "on 127.0.0.1 (default 5000)"},
       {.name = "agent-port",
        .value_name = "PORT",

@@ -177,6 +177,7 @@ Result<Settings> loadSettings(const std::string& state_dir) {
   json j = json::parse(text, nullptr, false);
   if (!j.is_object()) return Error(errc::kInvalidArgument, file + " is not a JSON object");
   s.control_plane_port = j.value("control_plane_port", s.control_plane_port);
+  s.control_plane_node_port = j.value("control_plane_node_port", s.control_plane_node_port);
   s.registry_port = j.value("registry_port", s.registry_port);
   s.agent_port = j.value("agent_port", s.agent_port);
   s.ingress_port = j.value("ingress_port", s.ingress_port);
@@ -189,6 +190,7 @@ Result<Settings> loadSettings(const std::string& state_dir) {
 
 Result<void> saveSettings(const Settings& s) {
   json j = {{"control_plane_port", s.control_plane_port},
+            {"control_plane_node_port", s.control_plane_node_port},
             {"registry_port", s.registry_port},
             {"agent_port", s.agent_port},
             {"ingress_port", s.ingress_port},
@@ -315,6 +317,7 @@ Result<pid_t> Platform::launch(const std::string& c, const std::vector<std::stri
   };
   const std::vector<Bound> bound = {
       {"control-plane", "::1", s_.control_plane_port, "--control-plane-port"},
+      {"control-plane", "::1", s_.control_plane_node_port, "--control-plane-node-port"},
       {"registry", "127.0.0.1", s_.registry_port, "--registry-port"},
       {"node-agent", "::1", s_.agent_port, "--agent-port"},
       {"ingress", "::1", s_.ingress_port, "--ingress-port"},
@@ -465,13 +468,14 @@ Result<std::string> Platform::startControlPlane() {
     PLFM_TRY(runChecked({bins_.control_plane, "secrets", "generate-key", key}, so));
   }
   PLFM_ASSIGN_OR_RETURN(const http::LocalPki pki, ensureDevPki());
-  PLFM_ASSIGN_OR_RETURN(
-      pid_t pid, launch(c,
-                        {bins_.control_plane, "serve", "--listen",
-                         "[::1]:" + std::to_string(s_.control_plane_port), "--database", conninfo(),
-                         "--state-dir", path("control-plane"), "--tls-cert", pki.server_cert,
-                         "--tls-key", pki.server_key},
-                        {"PLFM_CP_SECRETS_MASTER_KEY_FILE=" + key}));
+  PLFM_ASSIGN_OR_RETURN(pid_t pid,
+                        launch(c,
+                               {bins_.control_plane, "serve", "--listen",
+                                "[::1]:" + std::to_string(s_.control_plane_port), "--node-listen",
+                                "[::1]:" + std::to_string(s_.control_plane_node_port), "--database",
+                                conninfo(), "--state-dir", path("control-plane"), "--tls-cert",
+                                pki.server_cert, "--tls-key", pki.server_key},
+                               {"PLFM_CP_SECRETS_MASTER_KEY_FILE=" + key}));
   PLFM_TRY(waitHealthy(c, pid, std::chrono::seconds(60)));
   return started(pid, address(c));
 }
@@ -509,10 +513,10 @@ Result<std::string> Platform::startAgent() {
                  "no vmlinux in " + kernel_dir + " (scripts/fetch-kernel)");
   }
   std::vector<std::string> argv = {
-      bins_.node_agent, "run", "--state-dir", dir, "--control-plane", s_.controlPlaneUrl(), "--ca",
-      s_.caFile(), "--kernel-dir", kernel_dir, "--vt-init", bins_.vt_init, "--runtime", "qemu",
-      "--accel", s_.accel, "--hostname", "dev", "--listen", address(c), "--scratch-mb", "256",
-      "--shutdown-grace-ms", "3000",
+      bins_.node_agent, "run", "--state-dir", dir, "--control-plane", s_.controlPlaneNodeUrl(),
+      "--ca", s_.caFile(), "--kernel-dir", kernel_dir, "--vt-init", bins_.vt_init, "--runtime",
+      "qemu", "--accel", s_.accel, "--hostname", "dev", "--listen", address(c), "--scratch-mb",
+      "256", "--shutdown-grace-ms", "3000",
       // The dev registry is on loopback, which the
       // agent refuses unless allowed.
       "--registry-allow-cidr", "127.0.0.1/32", "--stop-instances-on-exit"};
@@ -557,8 +561,8 @@ Result<std::string> Platform::startIngress() {
       pid_t pid, launch(c, {bins_.ingress, "serve", "--listen", "[::1]:" + port, "--listen",
                             "127.0.0.1:" + port, "--metrics-listen",
                             "[::1]:" + std::to_string(s_.ingress_metrics_port), "--edge-url",
-                            s_.controlPlaneUrl(), "--ca", s_.caFile(), "--edge-token-file", token,
-                            "--state-dir", dir}));
+                            s_.controlPlaneNodeUrl(), "--ca", s_.caFile(), "--edge-token-file",
+                            token, "--state-dir", dir}));
   PLFM_TRY(waitHealthy(c, pid, std::chrono::seconds(30)));
   return started(pid, address(c));
 }

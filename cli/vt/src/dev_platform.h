@@ -34,10 +34,11 @@ namespace plfm::vt::dev {
 
 struct Settings {
   std::string state_dir;
-  int control_plane_port = 8080;  // on [::1]
-  int registry_port = 5000;       // on 127.0.0.1
-  int agent_port = 9102;          // agent /healthz on [::1]
-  int ingress_port = 8443;        // [::1] and 127.0.0.1
+  int control_plane_port = 8080;       // on [::1]
+  int control_plane_node_port = 8081;  // its node listener (agent, ingress), on [::1]
+  int registry_port = 5000;            // on 127.0.0.1
+  int agent_port = 9102;               // agent /healthz on [::1]
+  int ingress_port = 8443;             // [::1] and 127.0.0.1
   int ingress_metrics_port = 9443;
   std::string accel = "auto";  // qemu: auto, kvm or tcg
   std::string org = "dev";
@@ -47,6 +48,11 @@ struct Settings {
   // (STATE/tls, made by `vt dev up`); every client verifies it with caFile().
   [[nodiscard]] std::string controlPlaneUrl() const {
     return "https://[::1]:" + std::to_string(control_plane_port);
+  }
+  // Where the agent and the ingress reach the control plane: its node
+  // listener, so that `vt` traffic cannot take their connections.
+  [[nodiscard]] std::string controlPlaneNodeUrl() const {
+    return "https://[::1]:" + std::to_string(control_plane_node_port);
   }
   [[nodiscard]] std::string tlsDir() const { return state_dir + "/tls"; }
   [[nodiscard]] std::string caFile() const { return tlsDir() + "/ca.pem"; }

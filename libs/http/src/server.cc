@@ -3,6 +3,12 @@
 // socket (socket.h), with TLS on TCP listeners when options.tls is set
 // (tls.h).
 //
+// Admission (admit()): a connection is refused (503, or a bare close on TLS)
+// when the server holds max_connections, or when its source (sourceKey())
+// holds max_connections_per_source. `per_source` counts the connections in
+// `conns` by source; it changes only where a Conn enters `conns` and in
+// eraseLocked(), under `mu`, so every close path gives the slot back once.
+//
 // Shutdown protocol (stop()): the acceptor threads poll an eventfd that stop()
 // makes readable, so they exit without closing a descriptor under a blocked
 // call. Each connection records under `mu` whether it is idle (waiting for a
@@ -33,6 +39,8 @@
 #include <list>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
+#include <utility>
 
 #include "beast_stream.h"
 #include "internal.h"
@@ -59,6 +67,9 @@ constexpr auto kLingerTime = std::chrono::seconds(2);
 constexpr auto kRejectWriteTime = std::chrono::milliseconds(50);
 // After accept() fails for lack of descriptors or memory, wait this long.
 constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
+// A flood of refused connections logs one warning per this period, with the
+// count of the refusals it stands for.
+constexpr auto kRefusalLogPeriod = std::chrono::seconds(10);
 
 Deadline after(std::chrono::steady_clock::duration d) { return SteadyClock::now() + d; }
 
@@ -162,6 +173,7 @@ bool expectsContinue(const bhttp::request<bhttp::string_body>& req) {
 struct Conn {
   internal::Socket socket;
   std::string remote;
+  std::string source;  // the per-source cap's key; empty: not limited
   bool tls = false;
   bool idle = true;  // guarded by Server::Impl::mu
   std::thread thread;
@@ -179,7 +191,11 @@ struct Server::Impl {
   void stopLocked(std::chrono::milliseconds grace);  // holds lifecycle_mu
 
   void acceptLoop(internal::Listener& l);
-  void admit(internal::Socket socket, std::string remote, bool tls);
+  void admit(internal::Socket socket, std::string remote, std::string source, bool tls);
+  // Why a new connection from `source` is refused, or empty to admit it.
+  [[nodiscard]] std::string_view refusalLocked(const std::string& source) const;
+  void logRefusal(std::string_view why, const std::string& remote, const std::string& source);
+  void eraseLocked(std::list<Conn>::iterator it);
   void serve(std::list<Conn>::iterator it);
   void serveTls(Conn& conn);
   template <class Stream>
@@ -211,7 +227,13 @@ struct Server::Impl {
   std::condition_variable cv;  // signalled when a connection leaves `conns`
   std::vector<std::string> endpoints;
   std::list<Conn> conns;
+  std::unordered_map<std::string, size_t> per_source;  // open connections by Conn::source
   bool stopping = false;
+  size_t refused = 0;
+  // Rate limit of the refusal warning: the last one logged and the refusals
+  // since.
+  Deadline last_refusal_log{};
+  size_t refused_unlogged = 0;
   // The most recently finished connection thread, joined by the next one to
   // finish or by stop(): finished threads never pile up unjoined.
   std::thread last_finished;
@@ -329,29 +351,68 @@ void Server::Impl::acceptLoop(internal::Listener& l) {
       int on = 1;
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
     }
+    std::string source;
+    if (!is_unix) source = internal::sourceKey(peer, options.ipv6_source_prefix);
     admit(std::move(socket), is_unix ? std::string("unix") : internal::formatPeer(peer),
-          !is_unix && tls.has_value());
+          std::move(source), !is_unix && tls.has_value());
   }
 }
 
-void Server::Impl::admit(internal::Socket socket, std::string remote, bool use_tls) {
+std::string_view Server::Impl::refusalLocked(const std::string& source) const {
+  if (stopping) return "stopping";
+  if (conns.size() >= options.max_connections) return "max_connections";
+  if (options.max_connections_per_source > 0 && !source.empty()) {
+    auto it = per_source.find(source);
+    if (it != per_source.end() && it->second >= options.max_connections_per_source) {
+      return "max_connections_per_source";
+    }
+  }
+  return {};
+}
+
+// One warning per kRefusalLogPeriod at most: a flood of connections must not
+// become a flood of log lines.
+void Server::Impl::logRefusal(std::string_view why, const std::string& remote,
+                              const std::string& source) {
+  size_t count = 0;
+  {
+    std::lock_guard lock(mu);
+    ++refused;
+    ++refused_unlogged;
+    const Deadline now = SteadyClock::now();
+    if (last_refusal_log != Deadline{} && now - last_refusal_log < kRefusalLogPeriod) return;
+    last_refusal_log = now;
+    count = std::exchange(refused_unlogged, 0);
+  }
+  log::warn("http server: connection refused at a limit",
+            {{"limit", std::string(why)},
+             {"remote", remote},
+             {"source", source},
+             {"max_connections", options.max_connections},
+             {"max_connections_per_source", options.max_connections_per_source},
+             {"refused_since_last_warning", count}});
+}
+
+void Server::Impl::admit(internal::Socket socket, std::string remote, std::string source,
+                         bool use_tls) {
   std::unique_lock lock(mu);
-  if (stopping || conns.size() >= options.max_connections) {
+  if (const std::string_view why = refusalLocked(source); !why.empty()) {
     lock.unlock();
-    log::warn("http server: connection limit reached, answering 503",
-              {{"remote", remote}, {"max_connections", options.max_connections}});
+    if (why != "stopping") logRefusal(why, remote, source);
     reject(socket, use_tls);
     return;
   }
   auto it = conns.emplace(conns.end());
   it->socket = std::move(socket);
   it->remote = std::move(remote);
+  it->source = std::move(source);
   it->tls = use_tls;
+  if (!it->source.empty()) ++per_source[it->source];
   try {
     it->thread = std::thread([this, it] { serve(it); });
   } catch (const std::system_error& e) {
     internal::Socket s = std::move(it->socket);
-    conns.erase(it);
+    eraseLocked(it);
     lock.unlock();
     log::error("http server: cannot start connection thread", {{"error", e.what()}});
     reject(s, use_tls);
@@ -537,11 +598,21 @@ void Server::Impl::finish(std::list<Conn>::iterator it) {
   {
     std::lock_guard lock(mu);
     previous = std::move(it->thread);  // this thread's own handle
-    conns.erase(it);                   // closes the socket
+    eraseLocked(it);                   // closes the socket
     std::swap(previous, last_finished);
     cv.notify_all();
   }
   if (previous.joinable()) previous.join();
+}
+
+// Every connection leaves `conns` here, so the per-source counts stay exact.
+void Server::Impl::eraseLocked(std::list<Conn>::iterator it) {
+  if (!it->source.empty()) {
+    auto count = per_source.find(it->source);
+    PLFM_ASSERT(count != per_source.end() && count->second > 0, "per-source count underflow");
+    if (--count->second == 0) per_source.erase(count);
+  }
+  conns.erase(it);
 }
 
 // ---------------------------------------------------------------------------
@@ -565,6 +636,11 @@ void Server::stop(std::chrono::milliseconds grace) { impl_->stop(grace); }
 size_t Server::activeConnections() const {
   std::lock_guard lock(impl_->mu);
   return impl_->conns.size();
+}
+
+size_t Server::refusedConnections() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->refused;
 }
 
 }  // namespace plfm::http

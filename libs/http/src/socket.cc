@@ -250,6 +250,28 @@ bool isLoopbackHost(const std::string& host) {
   return ::inet_pton(AF_INET, host.c_str(), &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127;
 }
 
+std::string sourceKey(const sockaddr_storage& addr, int ipv6_prefix) {
+  std::array<char, INET6_ADDRSTRLEN> buf{};
+  if (addr.ss_family == AF_INET) {
+    const auto& a4 = reinterpret_cast<const sockaddr_in&>(addr);
+    ::inet_ntop(AF_INET, &a4.sin_addr, buf.data(), buf.size());
+    return buf.data();
+  }
+  if (addr.ss_family != AF_INET6) return {};
+  in6_addr a6 = reinterpret_cast<const sockaddr_in6&>(addr).sin6_addr;
+  if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+    ::inet_ntop(AF_INET, &a6.s6_addr[12], buf.data(), buf.size());
+    return buf.data();
+  }
+  const int bits = std::clamp(ipv6_prefix, 0, 128);
+  for (int i = 0; i < 16; ++i) {
+    const int keep = std::clamp(bits - (i * 8), 0, 8);
+    a6.s6_addr[i] &= static_cast<uint8_t>(0xFF00U >> keep);
+  }
+  ::inet_ntop(AF_INET6, &a6, buf.data(), buf.size());
+  return std::string(buf.data()) + "/" + std::to_string(bits);
+}
+
 std::string formatPeer(const sockaddr_storage& addr) {
   std::array<char, INET6_ADDRSTRLEN> buf{};
   if (addr.ss_family == AF_INET6) {

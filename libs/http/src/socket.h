@@ -109,6 +109,12 @@ std::error_code connectSocket(Socket& out, const sockaddr* addr, socklen_t len, 
 // AF_UNIX.
 std::string formatPeer(const sockaddr_storage& addr);
 
+// The per-source key of a peer for connection caps: "192.0.2.7" for IPv4
+// (v4-mapped IPv6 included), the IPv6 address with all but its first
+// `ipv6_prefix` bits cleared, "/" and the prefix length ("2001:db8::/64",
+// "::1/128"); empty for AF_UNIX and anything else.
+std::string sourceKey(const sockaddr_storage& addr, int ipv6_prefix);
+
 // True for an IPv4 or IPv6 address literal (no brackets, no zone).
 [[nodiscard]] bool isIpLiteral(const std::string& host);
 // True for "localhost" and loopback IP literals (::1, 127/8, ::ffff:127/104).

@@ -403,6 +403,116 @@ TEST_F(ServerTest, MaxConnectionsAnswers503) {
   EXPECT_EQ(again->status, 200);
 }
 
+// Waits (bounded) until the server holds exactly `n` connections.
+bool waitConnections(const Server& s, size_t n) {
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (s.activeConnections() != n) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+// A connection over the per-source cap gets 503 and is closed.
+void expectRefused(const std::string& ep, const std::string& source = {}) {
+  RawConn over(ep, source);
+  ASSERT_TRUE(over.connected());
+  over.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  const std::string out = over.readToEof();
+  EXPECT_TRUE(out.starts_with("HTTP/1.1 503 ")) << out;
+  EXPECT_EQ(errorCode(bodyOf(out)), "unavailable");
+  EXPECT_TRUE(over.sawEof());
+}
+
+void expectServed(const std::string& ep, const std::string& source = {}) {
+  RawConn conn(ep, source);
+  ASSERT_TRUE(conn.connected());
+  conn.send("GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const std::string out = conn.readToEof();
+  EXPECT_TRUE(out.starts_with("HTTP/1.1 200 ")) << out;
+}
+
+TEST_F(ServerTest, PerSourceCapRefusesThatSourceOnlyAndLogsOnce) {
+  ServerOptions options;
+  options.listen = {"127.0.0.1:0"};
+  options.max_connections_per_source = 3;
+  log::Options log_options;
+  log_options.level = log::Level::kWarn;
+  log_options.stream = &log_out;
+  log::init(log_options);
+  const auto ep = start(echo, options);
+  std::vector<std::unique_ptr<RawConn>> idle;
+  idle.reserve(3);
+  for (int i = 0; i < 3; ++i) {
+    idle.push_back(std::make_unique<RawConn>(ep));
+    ASSERT_TRUE(idle.back()->connected());
+  }
+  ASSERT_TRUE(waitConnections(*server, 3));
+  for (int i = 0; i < 5; ++i) expectRefused(ep);
+  EXPECT_EQ(server->refusedConnections(), 5U);
+  // Another source (127.0.0.0/8 is all loopback) is not affected.
+  expectServed(ep, "127.0.0.2");
+  // One warning for the flood, naming the source and the limit.
+  const std::string logged = log_out.str();
+  EXPECT_NE(logged.find("max_connections_per_source"), std::string::npos) << logged;
+  EXPECT_NE(logged.find("127.0.0.1"), std::string::npos) << logged;
+  size_t warnings = 0;
+  for (size_t at = 0; (at = logged.find("connection refused at a limit", at)) != std::string::npos;
+       ++at) {
+    ++warnings;
+  }
+  EXPECT_EQ(warnings, 1U) << logged;
+  // A slot freed by the client is that source's again.
+  idle.pop_back();
+  ASSERT_TRUE(waitConnections(*server, 2));
+  expectServed(ep);
+}
+
+// Every way a connection ends gives its slot back, exactly once: after each
+// of them the source again holds exactly `max_connections_per_source`.
+TEST_F(ServerTest, PerSourceCountIsExactOnEveryClosePath) {
+  ServerOptions options;
+  options.listen = {"127.0.0.1:0"};
+  options.max_connections_per_source = 2;
+  options.idle_timeout = 1s;
+  const auto ep = start(echo, options);
+  {
+    RawConn client_closes(ep);  // the client goes away while idle
+    ASSERT_TRUE(waitConnections(*server, 1));
+  }
+  ASSERT_TRUE(waitConnections(*server, 0));
+  {
+    RawConn malformed(ep);  // 400, then the server closes
+    malformed.send("NOT HTTP\r\n\r\n");
+    EXPECT_TRUE(malformed.readToEof().starts_with("HTTP/1.1 400 "));
+  }
+  expectServed(ep);  // Connection: close
+  {
+    RawConn silent(ep);  // the server closes it after idle_timeout
+    EXPECT_EQ(silent.readToEof(5s), "");
+    EXPECT_TRUE(silent.sawEof());
+  }
+  ASSERT_TRUE(waitConnections(*server, 0));
+  RawConn a(ep);
+  RawConn b(ep);
+  ASSERT_TRUE(waitConnections(*server, 2));
+  expectRefused(ep);
+}
+
+TEST_F(ServerTest, PerSourceCapOfZeroIsNoLimit) {
+  ServerOptions options;
+  options.listen = {"127.0.0.1:0"};
+  options.max_connections_per_source = 0;
+  options.max_connections = 8;
+  const auto ep = start(echo, options);
+  std::vector<std::unique_ptr<RawConn>> idle;
+  idle.reserve(7);
+  for (int i = 0; i < 7; ++i) idle.push_back(std::make_unique<RawConn>(ep));
+  ASSERT_TRUE(waitConnections(*server, 7));
+  expectServed(ep);
+  EXPECT_EQ(server->refusedConnections(), 0U);
+}
+
 TEST_F(ServerTest, Ipv6ListenerIsV6OnlySoIpv4CanShareThePort) {
   ServerOptions v6;
   v6.listen = {"[::]:0"};

@@ -58,8 +58,10 @@ class Gate {
 class RawConn {
  public:
   // `endpoint` as reported by Server::endpoints(): "[::1]:p", "127.0.0.1:p",
-  // "unix:/path".
-  explicit RawConn(const std::string& endpoint) {
+  // "unix:/path". `source`: the local IPv4 address to connect from (e.g.
+  // "127.0.0.2", another loopback source); empty for the kernel's choice.
+  explicit RawConn(const std::string& endpoint, std::string source = {})
+      : source_(std::move(source)) {
     if (endpoint.starts_with("unix:")) {
       sockaddr_un addr{};
       addr.sun_family = AF_UNIX;
@@ -149,6 +151,15 @@ class RawConn {
  private:
   void connectTo(int family, const sockaddr* addr, socklen_t len) {
     fd_ = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (!source_.empty()) {
+      sockaddr_in local{};
+      local.sin_family = AF_INET;
+      ::inet_pton(AF_INET, source_.c_str(), &local.sin_addr);
+      if (::bind(fd_, reinterpret_cast<const sockaddr*>(&local), sizeof(local)) != 0) {
+        connect_errno_ = errno;
+        return;
+      }
+    }
     if (::connect(fd_, addr, len) != 0) connect_errno_ = errno;
   }
 
@@ -169,6 +180,7 @@ class RawConn {
     }
   }
 
+  std::string source_;
   int fd_ = -1;
   int connect_errno_ = 0;
   bool eof_ = false;

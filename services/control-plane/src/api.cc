@@ -299,7 +299,8 @@ Api::Api(ApiDeps deps)
           "plfm_read_your_writes_timeouts_total",
           "Mutations answered 202 because views did not catch up in time.")) {}
 
-void Api::registerRoutes(http::Router& r) {
+void Api::registerRoutes(http::Router& r, http::Router* node_router) {
+  node_router_ = node_router;
   registerSystemRoutes(r);
   registerOrgRoutes(r);
   registerAppRoutes(r);
@@ -348,74 +349,104 @@ http::Response Api::handle(http::Request& req, const http::Router& router) {
   return resp;
 }
 
+DbLane Api::laneFor(Access access) const {
+  DbLane lane = isNodeTraffic(access) ? deps_.node_lane : deps_.user_lane;
+  if (lane.handlers == nullptr) lane.handlers = &deps_.pool;
+  if (lane.auth == nullptr) lane.auth = lane.handlers;
+  return lane;
+}
+
+Result<void> Api::authorize(Ctx& ctx, Access access, const DbLane& lane) {
+  if (access == Access::kPublic) return ok();
+  const auto authorization = ctx.req.header("Authorization");
+  {
+    // Held only for the lookup: the credential is known before the request
+    // may queue for a handlers connection.
+    PLFM_ASSIGN_OR_RETURN(auto auth, lane.auth->acquire(deps_.options.auth_acquire_timeout));
+    if (access == Access::kEnroll) {
+      PLFM_TRY(authenticateEnrollment(*auth, deps_.clock, authorization));
+      return ok();
+    }
+    PLFM_ASSIGN_OR_RETURN(ctx.who, authenticate(*auth, deps_.clock, authorization));
+  }
+  // The credential's kind must be the route's: users, node agents or the edge.
+  auto as = [&](std::string_view kind, std::string_view audience) -> Result<void> {
+    if (ctx.who.kind != kind) {
+      return Error(plfm::errc::kPermissionDenied, "this route is for " + std::string(audience) +
+                                                      "; " + ctx.who.kind +
+                                                      " credentials cannot call it");
+    }
+    return ok();
+  };
+  if (access == Access::kNode) {
+    PLFM_TRY(as("node", "node agents"));
+    // A node sees only itself: another node's routes look missing.
+    if (ctx.req.param("node_id") != ctx.who.id) {
+      return Error(plfm::errc::kNotFound,
+                   "node " + std::string(ctx.req.param("node_id")) + " not found")
+          .with("node_id", std::string(ctx.req.param("node_id")));
+    }
+  } else if (access == Access::kEdge) {
+    PLFM_TRY(as("edge", "the edge"));
+  } else {
+    PLFM_TRY(as("user", "users"));
+    if (access == Access::kAdmin && !ctx.who.is_admin) {
+      return Error(plfm::errc::kPermissionDenied, "only platform admins may do this");
+    }
+  }
+  return ok();
+}
+
 void Api::route(http::Router& r, std::string method, std::string pattern, Access access,
                 Handler h) {
   const std::string label = pattern;
-  r.add(
-      method, std::move(pattern),
-      [this, access, h = std::move(h), label, method](http::Request& req) -> http::Response {
-        const auto start = deps_.clock.steadyNow();
-        Ctx ctx{req, std::string(req.header("X-Request-Id").value_or("")), {}, std::nullopt};
-        Result<http::Response> result = [&]() -> Result<http::Response> {
-          if (access != Access::kPublic) {
-            PLFM_ASSIGN_OR_RETURN(auto lease, deps_.pool.acquire(deps_.options.db_acquire_timeout));
-            ctx.lease.emplace(std::move(lease));
-          }
-          // The credential's kind must be the route's: users, node agents or the edge.
-          auto as = [&](std::string_view kind, std::string_view audience) -> Result<void> {
-            PLFM_ASSIGN_OR_RETURN(ctx.who,
-                                  authenticate(ctx.db(), deps_.clock, req.header("Authorization")));
-            if (ctx.who.kind != kind) {
-              return Error(plfm::errc::kPermissionDenied,
-                           "this route is for " + std::string(audience) + "; " + ctx.who.kind +
-                               " credentials cannot call it");
-            }
-            return ok();
-          };
-          if (access == Access::kNode) {
-            PLFM_TRY(as("node", "node agents"));
-            // A node sees only itself: another node's routes look missing.
-            if (req.param("node_id") != ctx.who.id) {
-              return Error(plfm::errc::kNotFound,
-                           "node " + std::string(req.param("node_id")) + " not found")
-                  .with("node_id", std::string(req.param("node_id")));
-            }
-          } else if (access == Access::kEdge) {
-            PLFM_TRY(as("edge", "the edge"));
-          } else if (access == Access::kUser || access == Access::kAdmin) {
-            PLFM_TRY(as("user", "users"));
-            if (access == Access::kAdmin && !ctx.who.is_admin) {
-              return Error(plfm::errc::kPermissionDenied, "only platform admins may do this");
-            }
-          }
-          return h(ctx);
-        }();
-        http::Response resp;
-        if (result) {
-          resp = std::move(*result);
-        } else {
-          const Error& e = result.error();
-          resp = errorResponse(e, ctx.request_id);
-          if (resp.status >= 500) {
-            log::error("request failed", {{"request_id", ctx.request_id},
-                                          {"route", label},
-                                          {"method", method},
-                                          {"error", e.toString()}});
-          }
+  // `node_lane`: served for the node listener (node routes, or a public
+  // route's copy there).
+  auto serve = [this, access, h, label, method](bool node_lane) {
+    return [this, access, h, label, method, node_lane](http::Request& req) -> http::Response {
+      const auto start = deps_.clock.steadyNow();
+      Ctx ctx{req, std::string(req.header("X-Request-Id").value_or("")), {}, std::nullopt};
+      Result<http::Response> result = [&]() -> Result<http::Response> {
+        const DbLane lane = laneFor(node_lane ? Access::kNode : access);
+        ctx.pool = lane.handlers;
+        PLFM_TRY(authorize(ctx, access, lane));
+        if (access != Access::kPublic) PLFM_TRY(reacquire(ctx));
+        return h(ctx);
+      }();
+      http::Response resp;
+      if (result) {
+        resp = std::move(*result);
+      } else {
+        const Error& e = result.error();
+        resp = errorResponse(e, ctx.request_id);
+        if (resp.status >= 500) {
+          log::error("request failed", {{"request_id", ctx.request_id},
+                                        {"route", label},
+                                        {"method", method},
+                                        {"error", e.toString()}});
         }
-        resp.headers.set("X-Request-Id", ctx.request_id);
-        const double secs = std::chrono::duration<double>(deps_.clock.steadyNow() - start).count();
-        requests_.inc(
-            {{"method", method}, {"route", label}, {"status", std::to_string(resp.status)}});
-        latency_.observe(secs, {{"method", method}, {"route", label}});
-        log::info("request", {{"request_id", ctx.request_id},
-                              {"method", method},
-                              {"route", label},
-                              {"status", resp.status},
-                              {"actor", ctx.who.id},
-                              {"duration_ms", secs * 1000}});
-        return resp;
-      });
+      }
+      resp.headers.set("X-Request-Id", ctx.request_id);
+      const double secs = std::chrono::duration<double>(deps_.clock.steadyNow() - start).count();
+      requests_.inc(
+          {{"method", method}, {"route", label}, {"status", std::to_string(resp.status)}});
+      latency_.observe(secs, {{"method", method}, {"route", label}});
+      log::info("request", {{"request_id", ctx.request_id},
+                            {"method", method},
+                            {"route", label},
+                            {"status", resp.status},
+                            {"actor", ctx.who.id},
+                            {"duration_ms", secs * 1000}});
+      return resp;
+    };
+  };
+  if (node_router_ == nullptr) {
+    r.add(method, std::move(pattern), serve(isNodeTraffic(access)));
+    return;
+  }
+  if (access == Access::kPublic) node_router_->add(method, pattern, serve(true));
+  http::Router& target = isNodeTraffic(access) ? *node_router_ : r;
+  target.add(method, std::move(pattern), serve(isNodeTraffic(access)));
 }
 
 namespace {
@@ -607,7 +638,11 @@ Result<void> Api::awaitScheduler(Ctx& ctx) {
   if (!deps_.scheduler->leader() || deps_.scheduler->settled() >= cp) return ok();
   ctx.lease.reset();
   (void)deps_.scheduler->waitSettled(cp, deps_.options.scheduler_wait);
-  PLFM_ASSIGN_OR_RETURN(auto lease, deps_.pool.acquire(deps_.options.db_acquire_timeout));
+  return reacquire(ctx);
+}
+
+Result<void> Api::reacquire(Ctx& ctx) {
+  PLFM_ASSIGN_OR_RETURN(auto lease, ctx.pool->acquire(deps_.options.db_acquire_timeout));
   ctx.lease.emplace(std::move(lease));
   return ok();
 }

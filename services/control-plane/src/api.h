@@ -43,6 +43,9 @@ struct ApiOptions {
   // How long a request waits for the scheduler to react (Scheduler::waitSettled).
   std::chrono::milliseconds scheduler_wait{2000};
   std::chrono::milliseconds db_acquire_timeout{5000};
+  // How long a request waits for an authentication connection (DbLane::auth)
+  // before it gets 503: short, so a flood cannot queue the API behind it.
+  std::chrono::milliseconds auth_acquire_timeout{1000};
   std::chrono::seconds max_long_poll{60};
   std::chrono::seconds default_plan_wait{30};
   std::chrono::seconds idempotency_lock_timeout{10};
@@ -63,6 +66,17 @@ namespace crypto {
 class Keyring;
 }
 
+// The database budget of one class of traffic. A request first looks up
+// its credential on an `auth` connection (held only for that lookup, with
+// a short wait), and takes a `handlers` connection only once it is
+// authenticated. Users and nodes (agents and the edge) have lanes of their
+// own, so neither an unauthenticated flood nor one user's slow requests can
+// take the connections that heartbeats and plan polls need.
+struct DbLane {
+  pg::Pool* handlers = nullptr;  // nullptr: ApiDeps::pool
+  pg::Pool* auth = nullptr;      // nullptr: the lane's handlers pool
+};
+
 struct ApiDeps {
   pg::Pool& pool;
   EventStore& store;
@@ -74,6 +88,8 @@ struct ApiDeps {
   PlanFeed* plans;                     // nullptr: plan long-polls wait on any view change
   VersionFeed* edge = nullptr;         // nullptr: edge long-polls wait on any view change
   crypto::Keyring* keyring = nullptr;  // nullptr: secrets are disabled (503)
+  DbLane user_lane = {};               // every route but the node traffic below
+  DbLane node_lane = {};               // Access::kNode, kEnroll and kEdge routes
 };
 
 // Per-request state handed to handlers.
@@ -82,6 +98,7 @@ struct Ctx {
   std::string request_id;
   Principal who;                         // empty kind for public routes
   std::optional<pg::Pool::Lease> lease;  // released by long-polls while they wait
+  pg::Pool* pool = nullptr;              // the lane's handlers pool, for `lease`
 
   pg::Connection& db() { return **lease; }
   [[nodiscard]] AppendContext appendContext() const { return {who.id, request_id}; }
@@ -111,12 +128,20 @@ using MutationFn = std::function<Result<Mutation>(pg::Transaction&)>;
 // kEdge: an edge credential (the ingress).
 enum class Access { kPublic, kUser, kAdmin, kNode, kEnroll, kEdge };
 
+// The routes of node agents and the edge: served on the node listener when
+// there is one (and only there), and on the node DbLane.
+[[nodiscard]] constexpr bool isNodeTraffic(Access a) {
+  return a == Access::kNode || a == Access::kEnroll || a == Access::kEdge;
+}
+
 class Api {
  public:
   explicit Api(ApiDeps deps);
 
-  // Registers every route of API v1 on `router`.
-  void registerRoutes(http::Router& router);
+  // Registers every route of API v1 on `router`. With `node_router`, node
+  // and edge routes (isNodeTraffic) go there instead, and public ones
+  // (/healthz, /metrics) go to both.
+  void registerRoutes(http::Router& router, http::Router* node_router = nullptr);
 
   // The server's handler: assigns the request id, dispatches, and makes sure
   // even router-level errors (404/405) carry X-Request-Id.
@@ -144,6 +169,10 @@ class Api {
   // has reacted to everything the views hold now.
   [[nodiscard]] Result<void> awaitScheduler(Ctx& ctx);
 
+  // Takes a handlers connection of the request's lane again (after a
+  // long-poll gave its lease back).
+  [[nodiscard]] Result<void> reacquire(Ctx& ctx);
+
   [[nodiscard]] ApiDeps& deps() { return deps_; }
 
  private:
@@ -164,7 +193,13 @@ class Api {
   http::Response finishWrite(Ctx& ctx, int status, const std::string& body, int64_t seq,
                              bool settle);
 
+  // Authenticates the caller for `access` on the lane's auth pool, before
+  // any handlers connection is taken.
+  [[nodiscard]] Result<void> authorize(Ctx& ctx, Access access, const DbLane& lane);
+  [[nodiscard]] DbLane laneFor(Access access) const;
+
   ApiDeps deps_;
+  http::Router* node_router_ = nullptr;
   metrics::Counter& requests_;
   metrics::Histogram& latency_;
   metrics::Counter& mutations_;

@@ -154,18 +154,10 @@ Result<std::string> enrollmentBearer(const http::Request& req) {
 
 void Api::registerAgentRoutes(http::Router& r) {
   route(r, "POST", "/v1/nodes/enroll", Access::kEnroll, [this](Ctx& ctx) -> Result<http::Response> {
+    // route() checked the token (authenticateEnrollment) before the body:
+    // a caller without a valid token learns nothing about what the body
+    // should be.
     PLFM_ASSIGN_OR_RETURN(auto token, enrollmentBearer(ctx.req));
-    // Credentials before the body: a caller without a valid token
-    // learns nothing about what the body should be.
-    PLFM_ASSIGN_OR_RETURN(auto known,
-                          ctx.db().exec("SELECT 1 FROM node_enrollments WHERE "
-                                        "token_hash = $1 AND expires_at > $2",
-                                        {hashToken(token), toRfc3339(deps_.clock.now())}));
-    if (known.rows() != 1) {
-      return Error(plfm::errc::kUnauthenticated,
-                   "missing, unknown or expired enrollment token; create a new one with "
-                   "`vt nodes enroll`");
-    }
     PLFM_ASSIGN_OR_RETURN(
         auto body, parseBody(ctx.req, {"hostname", "cores", "memory_mb", "disk_mb", "labels",
                                        "wireguard_public_key", "underlay_address", "runtimes"}));
@@ -257,8 +249,7 @@ void Api::registerAgentRoutes(http::Router& r) {
             } else {
               deps_.worker.waitBeyond(deps_.worker.checkpoint(), left);
             }
-            PLFM_ASSIGN_OR_RETURN(auto lease, deps_.pool.acquire(deps_.options.db_acquire_timeout));
-            ctx.lease.emplace(std::move(lease));
+            PLFM_TRY(reacquire(ctx));
             // A node removed (or its credential revoked) while it waited.
             PLFM_TRY(recheck(ctx.db(), deps_.clock, ctx.who));
           }

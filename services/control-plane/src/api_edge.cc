@@ -107,8 +107,7 @@ void Api::registerEdgeRoutes(http::Router& r) {
       } else {
         deps_.worker.waitBeyond(deps_.worker.checkpoint(), left);
       }
-      PLFM_ASSIGN_OR_RETURN(auto lease, deps_.pool.acquire(deps_.options.db_acquire_timeout));
-      ctx.lease.emplace(std::move(lease));
+      PLFM_TRY(reacquire(ctx));
     }
     PLFM_ASSIGN_OR_RETURN(auto config, buildEdgeConfig(ctx.db()));
     return jsonResponse(200, config);

@@ -5,8 +5,9 @@ namespace plfm::cp {
 namespace {}  // namespace
 
 void Api::registerSystemRoutes(http::Router& r) {
-  route(r, "GET", "/healthz", Access::kPublic, [this](Ctx&) -> Result<http::Response> {
-    auto lease = deps_.pool.acquire(std::chrono::seconds(2));
+  route(r, "GET", "/healthz", Access::kPublic, [this](Ctx& ctx) -> Result<http::Response> {
+    // The lane of the listener that asked: each listener's health is its own.
+    auto lease = ctx.pool->acquire(std::chrono::seconds(2));
     if (!lease || !(*lease)->exec("SELECT 1")) {
       return Error(plfm::errc::kUnavailable, "the database is unreachable");
     }
@@ -44,8 +45,7 @@ void Api::registerSystemRoutes(http::Router& r) {
                 deadline - deps_.clock.steadyNow());
             const int64_t head = std::max(after, deps_.worker.checkpoint());
             deps_.worker.waitBeyond(head, left);
-            PLFM_ASSIGN_OR_RETURN(auto lease, deps_.pool.acquire(deps_.options.db_acquire_timeout));
-            ctx.lease.emplace(std::move(lease));
+            PLFM_TRY(reacquire(ctx));
           }
           json::Json items = json::Json::array();
           int64_t next = after;

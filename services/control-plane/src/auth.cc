@@ -98,6 +98,28 @@ Result<Principal> authenticate(pg::Connection& conn, const Clock& clock,
   return p;
 }
 
+Result<std::string> authenticateEnrollment(pg::Connection& conn, const Clock& clock,
+                                           std::optional<std::string_view> authorization) {
+  constexpr std::string_view kBearer = "Bearer ";
+  std::string_view token;
+  if (authorization && authorization->starts_with(kBearer)) {
+    token = authorization->substr(kBearer.size());
+  }
+  if (token.size() != kTokenPrefix.size() + kTokenBodyLen || !token.starts_with(kTokenPrefix)) {
+    return Error(plfm::errc::kUnauthenticated,
+                 "missing or invalid enrollment token; create one with `vt nodes enroll`");
+  }
+  PLFM_ASSIGN_OR_RETURN(auto known, conn.exec("SELECT 1 FROM node_enrollments WHERE "
+                                              "token_hash = $1 AND expires_at > $2",
+                                              {hashToken(token), toRfc3339(clock.now())}));
+  if (known.rows() != 1) {
+    return Error(plfm::errc::kUnauthenticated,
+                 "missing, unknown or expired enrollment token; create a new one with "
+                 "`vt nodes enroll`");
+  }
+  return std::string(token);
+}
+
 Result<void> recheck(pg::Connection& conn, const Clock& clock, const Principal& who) {
   PLFM_ASSIGN_OR_RETURN(auto rs, conn.exec("SELECT 1 FROM api_tokens WHERE token_id = $1 AND "
                                            "revoked_at IS NULL AND (expires_at IS NULL OR "

@@ -38,6 +38,12 @@ struct Principal {
 [[nodiscard]] Result<Principal> authenticate(pg::Connection& conn, const Clock& clock,
                                              std::optional<std::string_view> authorization);
 
+// Checks the bearer token of an enrollment request (POST /v1/nodes/enroll)
+// against the unexpired enrollment tokens; returns the token. Every failure
+// is the same unauthenticated error.
+[[nodiscard]] Result<std::string> authenticateEnrollment(
+    pg::Connection& conn, const Clock& clock, std::optional<std::string_view> authorization);
+
 // Whether `who`'s token still authenticates (not revoked, not expired): for
 // long-polls, which check again after each wait. unauthenticated otherwise.
 [[nodiscard]] Result<void> recheck(pg::Connection& conn, const Clock& clock, const Principal& who);

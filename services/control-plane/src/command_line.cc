@@ -18,6 +18,7 @@ namespace {
 
 // Flags that override the file and the environment.
 struct Flags {
+  std::vector<std::string> node_listen;
   std::string tls_cert;
   std::string tls_key;
   bool unsafe_plain_http = false;
@@ -30,6 +31,7 @@ Result<Config> buildConfig(const std::string& file, const std::vector<std::strin
   if (!file.empty()) PLFM_TRY(loadConfigFile(file, cfg));
   PLFM_TRY(applyEnv(cfg));
   if (!listen.empty()) cfg.listen = listen;
+  if (!flags.node_listen.empty()) cfg.node_listen = flags.node_listen;
   if (!flags.tls_cert.empty()) cfg.tls_cert_file = flags.tls_cert;
   if (!flags.tls_key.empty()) cfg.tls_key_file = flags.tls_key;
   if (flags.unsafe_plain_http) cfg.unsafe_plain_http = true;
@@ -73,6 +75,12 @@ int serve(const Config& cfg) {
   log::info("serving", {{"endpoints", eps}});
   // Tell a supervisor (or a test) where we listen, on stdout, one line.
   std::cout << "listening " << eps << std::endl;
+  if (!cp.nodeEndpoints().empty()) {
+    std::string nodes;
+    for (const auto& e : cp.nodeEndpoints()) nodes += (nodes.empty() ? "" : ",") + e;
+    log::info("serving node agents and the edge", {{"endpoints", nodes}});
+    std::cout << "node-listener " << nodes << std::endl;
+  }
   int sig = 0;
   sigwait(&set, &sig);
   log::info("shutting down", {{"signal", sig}});
@@ -98,6 +106,11 @@ int runMain(int argc, char** argv) {
   app.add_option("--listen", listen,
                  "address to listen on, repeatable: [::1]:8080, 127.0.0.1:8080, unix:/path");
   Flags flags;
+  app.add_option("--node-listen", flags.node_listen,
+                 "address for node agents and the edge only, repeatable (PLFM_CP_NODE_LISTEN): "
+                 "their routes are then served only there, with connections and database "
+                 "connections of their own, so that no user flood can starve heartbeats and plan "
+                 "polls; same TLS certificate");
   app.add_option("--tls-cert", flags.tls_cert,
                  "PEM certificate chain for TLS on every TCP listener (PLFM_CP_TLS_CERT_FILE)");
   app.add_option("--tls-key", flags.tls_key, "its PEM private key (PLFM_CP_TLS_KEY_FILE)");

@@ -28,14 +28,17 @@ Result<void> validateTls(const Config& cfg) {
         .with("field", cfg.tls_cert_file.empty() ? "tls_cert_file" : "tls_key_file");
   }
   if (!cfg.tls_cert_file.empty() || cfg.unsafe_plain_http) return ok();
-  for (const std::string& l : cfg.listen) {
+  std::vector<std::pair<std::string, std::string_view>> all;
+  for (const std::string& l : cfg.listen) all.emplace_back(l, "listen");
+  for (const std::string& l : cfg.node_listen) all.emplace_back(l, "node_listen");
+  for (const auto& [l, field] : all) {
     if (!http::isLoopbackListen(l)) {
       return Error(plfm::errc::kInvalidArgument,
                    "refusing to serve plain HTTP on " + l +
                        ", which is not a loopback address: configure tls_cert_file and "
                        "tls_key_file (--tls-cert, --tls-key), or pass --unsafe-plain-http "
                        "(unsafe_plain_http = true) to send tokens and secrets unencrypted")
-          .with("field", "listen");
+          .with("field", std::string(field));
     }
   }
   return ok();
@@ -73,17 +76,38 @@ Result<void> loadConfigFile(const std::string& path, Config& cfg) {
       }
       return *v;
     };
-    if (key == "listen") {
+    auto addresses = [&](std::vector<std::string>& out) -> Result<void> {
       auto* arr = node.as_array();
-      if (arr == nullptr || arr->empty()) {
+      if (arr == nullptr || (arr->empty() && key == "listen")) {
         return bad(path, where, key, "must be a non-empty array of addresses");
       }
-      cfg.listen.clear();
+      out.clear();
       for (auto&& el : *arr) {
         auto v = el.value<std::string>();
         if (!v) return bad(path, where, key, "must contain strings like \"[::1]:8080\"");
-        cfg.listen.push_back(*v);
+        out.push_back(*v);
       }
+      return ok();
+    };
+    if (key == "listen") {
+      PLFM_TRY(addresses(cfg.listen));
+    } else if (key == "node_listen") {
+      PLFM_TRY(addresses(cfg.node_listen));
+    } else if (key == "max_connections") {
+      PLFM_ASSIGN_OR_RETURN(auto v, integer(1, 100'000));
+      cfg.max_connections = static_cast<size_t>(v);
+    } else if (key == "max_connections_per_source") {
+      PLFM_ASSIGN_OR_RETURN(auto v, integer(0, 100'000));
+      cfg.max_connections_per_source = static_cast<size_t>(v);
+    } else if (key == "ipv6_source_prefix") {
+      PLFM_ASSIGN_OR_RETURN(auto v, integer(32, 128));
+      cfg.ipv6_source_prefix = static_cast<int>(v);
+    } else if (key == "node_db_pool_size") {
+      PLFM_ASSIGN_OR_RETURN(auto v, integer(1, 1000));
+      cfg.node_db_pool_size = static_cast<int>(v);
+    } else if (key == "auth_db_pool_size") {
+      PLFM_ASSIGN_OR_RETURN(auto v, integer(1, 1000));
+      cfg.auth_db_pool_size = static_cast<int>(v);
     } else if (key == "tls_cert_file") {
       PLFM_TRY(str(cfg.tls_cert_file));
     } else if (key == "tls_key_file") {
@@ -178,7 +202,13 @@ Result<void> loadConfigFile(const std::string& path, Config& cfg) {
                                                            "secrets_master_key_file",
                                                            "tls_cert_file",
                                                            "tls_key_file",
-                                                           "unsafe_plain_http"};
+                                                           "unsafe_plain_http",
+                                                           "node_listen",
+                                                           "max_connections",
+                                                           "max_connections_per_source",
+                                                           "ipv6_source_prefix",
+                                                           "node_db_pool_size",
+                                                           "auth_db_pool_size"};
       std::string hint;
       if (auto m = closestMatch(key, kKnown)) hint = "; did you mean '" + *m + "'?";
       std::string known;
@@ -195,17 +225,18 @@ Result<void> applyEnv(Config& cfg) {
     const char* v = std::getenv(name);
     return v != nullptr && *v != '\0' ? v : nullptr;
   };
-  if (const char* v = env("PLFM_CP_LISTEN")) {
-    cfg.listen.clear();
-    std::string s(v);
+  auto addresses = [](const std::string& s, std::vector<std::string>& out) {
+    out.clear();
     size_t start = 0;
     while (start <= s.size()) {
       size_t comma = s.find(',', start);
       if (comma == std::string::npos) comma = s.size();
-      if (comma > start) cfg.listen.push_back(s.substr(start, comma - start));
+      if (comma > start) out.push_back(s.substr(start, comma - start));
       start = comma + 1;
     }
-  }
+  };
+  if (const char* v = env("PLFM_CP_LISTEN")) addresses(v, cfg.listen);
+  if (const char* v = env("PLFM_CP_NODE_LISTEN")) addresses(v, cfg.node_listen);
   if (const char* v = env("PLFM_CP_DATABASE")) cfg.database = v;
   if (const char* v = env("PLFM_CP_STATE_DIR")) cfg.state_dir = v;
   if (const char* v = env("PLFM_CP_LOG_LEVEL")) cfg.log_level = v;

@@ -14,6 +14,16 @@ namespace plfm::cp {
 
 struct Config {
   std::vector<std::string> listen = {"[::1]:8080"};
+  // The node listener (docs/specs/api/v1.md, "Listeners"): when set, node
+  // agents' and the edge's routes are served only here, with connections
+  // and database connections of their own, and user routes are not served
+  // here. Same TLS certificate as `listen`. Empty: one listener for all.
+  std::vector<std::string> node_listen;
+  // Per listener: open connections in total, and per source address
+  // (0: no per-source limit).
+  size_t max_connections = 512;
+  size_t max_connections_per_source = 64;
+  int ipv6_source_prefix = 128;  // IPv6 sources counted per address, or per /N
   // TLS for every TCP listener (docs/security.md, "Control plane: TLS"): a PEM
   // certificate chain and its key. Without them the server speaks plain HTTP,
   // which validate() allows only on loopback listeners or with
@@ -25,8 +35,10 @@ struct Config {
   std::string state_dir = "/var/lib/plfm/control-plane";
   std::string admin_token_file;  // default: <state_dir>/admin-token
   std::string log_level = "info";
-  std::string log_file;  // empty: stderr
-  int db_pool_size = 16;
+  std::string log_file;       // empty: stderr
+  int db_pool_size = 16;      // handlers of user requests
+  int node_db_pool_size = 8;  // handlers of node and edge requests
+  int auth_db_pool_size = 4;  // token lookups before a handler connection, per lane
   size_t max_body_bytes = 1 << 20;
   std::chrono::milliseconds read_your_writes_wait{2000};
   std::chrono::seconds shutdown_grace{10};
@@ -58,7 +70,7 @@ struct Config {
 // what was expected.
 [[nodiscard]] Result<void> loadConfigFile(const std::string& path, Config& cfg);
 
-// Applies PLFM_CP_LISTEN (comma-separated), PLFM_CP_DATABASE,
+// Applies PLFM_CP_LISTEN and PLFM_CP_NODE_LISTEN (comma-separated), PLFM_CP_DATABASE,
 // PLFM_CP_STATE_DIR, PLFM_CP_LOG_LEVEL, PLFM_CP_LOG_FILE,
 // PLFM_CP_SECRETS_MASTER_KEY_FILE, PLFM_CP_TLS_CERT_FILE,
 // PLFM_CP_TLS_KEY_FILE and PLFM_CP_UNSAFE_PLAIN_HTTP (1 or true).

@@ -62,7 +62,14 @@ Result<void> ControlPlane::start() {
                 {{"file", cfg_.adminTokenFile()}});
     }
   }
+  // Connections are opened lazily, up to these sizes.
   pool_ = std::make_unique<pg::Pool>(cfg_.database, static_cast<size_t>(cfg_.db_pool_size));
+  auth_pool_ =
+      std::make_unique<pg::Pool>(cfg_.database, static_cast<size_t>(cfg_.auth_db_pool_size));
+  node_pool_ =
+      std::make_unique<pg::Pool>(cfg_.database, static_cast<size_t>(cfg_.node_db_pool_size));
+  node_auth_pool_ =
+      std::make_unique<pg::Pool>(cfg_.database, static_cast<size_t>(cfg_.auth_db_pool_size));
   worker_ = std::make_unique<ProjectionWorker>(cfg_.database, ProjectionWorker::Options{});
   PLFM_TRY(worker_->start());
   if (cfg_.scheduler_enabled) {
@@ -80,18 +87,40 @@ Result<void> ControlPlane::start() {
   opts.cluster_ipv6_prefix = cfg_.cluster_ipv6_prefix;
   opts.heartbeat_interval = cfg_.heartbeat_interval;
   opts.heartbeat_timeout = cfg_.heartbeat_timeout;
-  api_ =
-      std::make_unique<Api>(ApiDeps{*pool_, *store_, *worker_, clock_, metrics_, opts,
-                                    scheduler_.get(), plans_.get(), edge_.get(), keyring_.get()});
-  api_->registerRoutes(router_);
+  api_ = std::make_unique<Api>(ApiDeps{*pool_,
+                                       *store_,
+                                       *worker_,
+                                       clock_,
+                                       metrics_,
+                                       opts,
+                                       scheduler_.get(),
+                                       plans_.get(),
+                                       edge_.get(),
+                                       keyring_.get(),
+                                       {pool_.get(), auth_pool_.get()},
+                                       {node_pool_.get(), node_auth_pool_.get()}});
+  const bool node_listener = !cfg_.node_listen.empty();
+  api_->registerRoutes(router_, node_listener ? &node_router_ : nullptr);
 
+  // Each listener is its own http::Server: its own connection slots, so a
+  // flood on one cannot take the other's.
   http::ServerOptions so;
   so.listen = cfg_.listen;
   if (!cfg_.tls_cert_file.empty()) {
     so.tls = http::ServerTlsOptions{cfg_.tls_cert_file, cfg_.tls_key_file};
   }
   so.max_body_bytes = cfg_.max_body_bytes;
+  so.max_connections = cfg_.max_connections;
+  so.max_connections_per_source = cfg_.max_connections_per_source;
+  so.ipv6_source_prefix = cfg_.ipv6_source_prefix;
   so.on_server_error = [](http::Response& resp) { stampServerError(resp); };
+  if (node_listener) {
+    http::ServerOptions nso = so;
+    nso.listen = cfg_.node_listen;
+    node_server_ = std::make_unique<http::Server>(
+        nso, [this](http::Request& req) { return api_->handle(req, node_router_); });
+    PLFM_TRY(node_server_->start());
+  }
   server_ = std::make_unique<http::Server>(
       so, [this](http::Request& req) { return api_->handle(req, router_); });
   PLFM_TRY(server_->start());
@@ -117,6 +146,7 @@ void ControlPlane::stop() {
   if (plans_) plans_->stop();
   if (edge_) edge_->stop();
   if (server_) server_->stop(cfg_.shutdown_grace);
+  if (node_server_) node_server_->stop(cfg_.shutdown_grace);
   if (janitor_.joinable()) janitor_.join();
   if (scheduler_) scheduler_->stop();
   if (worker_) worker_->stop();
@@ -124,6 +154,10 @@ void ControlPlane::stop() {
 
 std::vector<std::string> ControlPlane::endpoints() const {
   return server_ ? server_->endpoints() : std::vector<std::string>{};
+}
+
+std::vector<std::string> ControlPlane::nodeEndpoints() const {
+  return node_server_ ? node_server_->endpoints() : std::vector<std::string>{};
 }
 
 void ControlPlane::janitor() {

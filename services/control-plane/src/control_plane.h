@@ -39,6 +39,8 @@ class ControlPlane {
   void stop();
 
   [[nodiscard]] std::vector<std::string> endpoints() const;
+  // The node listener's endpoints; empty without `node_listen`.
+  [[nodiscard]] std::vector<std::string> nodeEndpoints() const;
   [[nodiscard]] metrics::Registry& metricsRegistry() { return metrics_; }
   // The scheduler, or nullptr when `scheduler_enabled` is off.
   [[nodiscard]] Scheduler* scheduler() { return scheduler_.get(); }
@@ -49,7 +51,10 @@ class ControlPlane {
   Config cfg_;
   const Clock& clock_;
   metrics::Registry metrics_;
-  std::unique_ptr<pg::Pool> pool_;
+  std::unique_ptr<pg::Pool> pool_;  // user handlers
+  std::unique_ptr<pg::Pool> auth_pool_;
+  std::unique_ptr<pg::Pool> node_pool_;
+  std::unique_ptr<pg::Pool> node_auth_pool_;
   std::unique_ptr<EventStore> store_;
   std::unique_ptr<ProjectionWorker> worker_;
   std::unique_ptr<Scheduler> scheduler_;
@@ -58,7 +63,9 @@ class ControlPlane {
   std::unique_ptr<crypto::Keyring> keyring_;  // null: secrets disabled
   std::unique_ptr<Api> api_;
   http::Router router_;
+  http::Router node_router_;
   std::unique_ptr<http::Server> server_;
+  std::unique_ptr<http::Server> node_server_;  // null without node_listen
   std::thread janitor_;
   std::mutex mu_;
   std::condition_variable cv_;

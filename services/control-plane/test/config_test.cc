@@ -162,6 +162,43 @@ TEST(ConfigTest, PlainHttpOnlyOnLoopbackUnlessUnsafe) {
   EXPECT_TRUE(validate(cfg).has_value());
 }
 
+TEST(ConfigTest, NodeListenerAndConnectionLimits) {
+  testing::TempDir dir("plfm-cfg");
+  Config cfg;
+  EXPECT_TRUE(cfg.node_listen.empty());
+  EXPECT_EQ(cfg.max_connections_per_source, 64U);
+  auto r = loadConfigFile(writeToml(dir, R"(node_listen = ["[::1]:8081"]
+max_connections = 1000
+max_connections_per_source = 0
+ipv6_source_prefix = 64
+node_db_pool_size = 6
+auth_db_pool_size = 2
+)"),
+                          cfg);
+  ASSERT_TRUE(r.has_value()) << r.error().toString();
+  EXPECT_EQ(cfg.node_listen, (std::vector<std::string>{"[::1]:8081"}));
+  EXPECT_EQ(cfg.max_connections, 1000U);
+  EXPECT_EQ(cfg.max_connections_per_source, 0U);
+  EXPECT_EQ(cfg.ipv6_source_prefix, 64);
+  EXPECT_EQ(cfg.node_db_pool_size, 6);
+  EXPECT_EQ(cfg.auth_db_pool_size, 2);
+  EXPECT_TRUE(validate(cfg).has_value());
+  r = loadConfigFile(writeToml(dir, "ipv6_source_prefix = 8\n"), cfg);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message().find("'ipv6_source_prefix' must be an integer 32..128"),
+            std::string::npos);
+
+  // The node listener is held to the same plain-HTTP rule, and named.
+  cfg.node_listen = {"[::]:8081"};
+  auto v = validate(cfg);
+  ASSERT_FALSE(v.has_value());
+  EXPECT_EQ(v.error().detail("field"), "node_listen");
+  setenv("PLFM_CP_NODE_LISTEN", "[::1]:7001,127.0.0.1:7001", 1);
+  ASSERT_TRUE(applyEnv(cfg).has_value());
+  unsetenv("PLFM_CP_NODE_LISTEN");
+  EXPECT_EQ(cfg.node_listen, (std::vector<std::string>{"[::1]:7001", "127.0.0.1:7001"}));
+}
+
 TEST(ConfigTest, TlsSettingsFromFileAndEnvironment) {
   plfm::testing::TempDir dir("plfm-cfg");
   Config cfg;

@@ -19,15 +19,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-class TlsBinaryTest : public testsupport::CpTest {
+class TlsBinaryTest : public testsupport::CpTlsTest {
  protected:
-  void SetUp() override {
-    CpTest::SetUp();
-    if (HasFatalFailure()) return;
-    auto pki = http::writeLocalPki(dir_.path(), {"localhost", "::1", "127.0.0.1"});
-    ASSERT_TRUE(pki.has_value()) << pki.error().toString();
-    pki_ = *pki;
-  }
+  TlsBinaryTest() : CpTlsTest("cp-tls") {}
 
   // Starts the binary with `extra` flags and waits for its "listening" line.
   void start(const std::vector<std::string>& extra) {
@@ -63,8 +57,6 @@ class TlsBinaryTest : public testsupport::CpTest {
     return http::request(req);
   }
 
-  testing::TempDir dir_{"cp-tls"};
-  http::LocalPki pki_;
   Process proc_;
   std::string endpoint_;
 };

@@ -5,7 +5,8 @@
 // Server model: one thread per connection with blocking I/O. Our HTTP
 // servers are control-plane APIs with long-polls (NodePlan, events tail, edge
 // feed), where a handler may block for seconds; a thread per connection keeps
-// handlers plain synchronous functions. Connections are capped.
+// handlers plain synchronous functions. Connections are capped, in total and
+// per source address.
 //
 //   http::Router router;
 //   router.add("GET", "/v1/orgs/{org_id}", [](const http::Request& req) {
@@ -123,7 +124,18 @@ struct ServerOptions {
   std::optional<ServerTlsOptions> tls = std::nullopt;
   size_t max_body_bytes = 1 << 20;  // larger bodies get 413 without calling the handler
   size_t max_header_bytes = 16 << 10;
-  size_t max_connections = 512;           // beyond it, new connections get 503 and close
+  size_t max_connections = 512;  // beyond it, new connections get 503 and close
+  // Open connections one source may hold; 0 for no limit. A source is an IPv4
+  // address, or an IPv6 address cut to `ipv6_source_prefix` bits (128: each
+  // address; 64: a subnet, since one host often holds a whole /64). Over it, a
+  // new connection gets 503 and closes (a TLS listener only closes it), so one
+  // client holding idle sockets cannot take every slot. Unix-socket peers are
+  // not limited (file permissions guard the socket).
+  size_t max_connections_per_source = 64;
+  int ipv6_source_prefix = 128;
+  // A TLS handshake and the request after it share read_timeout; a
+  // connection that sends nothing after its last response closes after
+  // idle_timeout.
   std::chrono::seconds idle_timeout{60};  // keep-alive connection with no request
   std::chrono::seconds read_timeout{30};  // reading one request
   // Called on each error response the server writes on its own (400 for a
@@ -151,6 +163,8 @@ class Server {
   void stop(std::chrono::milliseconds grace);
 
   [[nodiscard]] size_t activeConnections() const;
+  // Connections refused so far (over max_connections or the per-source cap).
+  [[nodiscard]] size_t refusedConnections() const;
 
  private:
   struct Impl;
