@@ -6,9 +6,7 @@
 #include <vector>
 
 #include "event_store.h"
-#include "plfm/http/pki.h"
 #include "plfm/testing/pg_test.h"
-#include "plfm/testing/temp_dir.h"
 
 namespace plfm::cp::testsupport {
 
@@ -35,25 +33,6 @@ class CpTest : public plfm::testing::PgTest {
 
   RealClock clock_;
   EventStore store_{clock_};
-};
-
-// A CpTest with a temp dir and, in it, a local CA and a server certificate
-// for localhost, ::1 and 127.0.0.1, made at test time (for the real binary
-// over TLS).
-class CpTlsTest : public CpTest {
- protected:
-  explicit CpTlsTest(const std::string& dir_prefix) : dir_(dir_prefix) {}
-
-  void SetUp() override {
-    CpTest::SetUp();
-    if (HasFatalFailure()) return;
-    auto pki = http::writeLocalPki(dir_.path(), {"localhost", "::1", "127.0.0.1"});
-    ASSERT_TRUE(pki.has_value()) << pki.error().toString();
-    pki_ = *pki;
-  }
-
-  plfm::testing::TempDir dir_;
-  http::LocalPki pki_;
 };
 
 inline NewEvent appCreated(const std::string& org, const std::string& app,

@@ -18,7 +18,7 @@
 #include <cstdlib>
 #include <thread>
 
-#include "cp_test_support.h"
+#include "cp_tls_test_support.h"
 #include "plfm/core/id.h"
 #include "plfm/core/json.h"
 #include "plfm/core/process.h"

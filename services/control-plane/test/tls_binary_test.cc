@@ -7,7 +7,7 @@
 #include <chrono>
 #include <thread>
 
-#include "cp_test_support.h"
+#include "cp_tls_test_support.h"
 #include "plfm/core/process.h"
 #include "plfm/core/strings.h"
 #include "plfm/http/http.h"
