@@ -60,9 +60,9 @@ Result<std::string> parseDomain(const std::string& psl_path, std::string_view fi
   }
   PLFM_ASSIGN_OR_RETURN(bool suffix, isPublicSuffix(psl_path, *norm));
   if (suffix) {
-    return fieldError("'" + *norm +
-                      "' is a public suffix (anyone can register names under it); claim a "
-                      "domain registered under it instead");
+    return fieldError("must not be a public suffix, and '" + *norm +
+                      "' is one (anyone can register names under it); claim a domain "
+                      "registered under it instead");
   }
   return std::move(*norm);
 }
