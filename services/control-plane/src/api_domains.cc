@@ -151,6 +151,7 @@ void Api::registerDomainRoutes(http::Router& r) {
   route(r, "POST", "/v1/domains/{domain_id}/verify", Access::kUser,
         [this](Ctx& ctx) -> Result<http::Response> {
           PLFM_ASSIGN_OR_RETURN(auto id, pathId<DomainId>(ctx.req, "domain_id"));
+          PLFM_TRY(parseBody(ctx.req, {}));  // {}
           PLFM_ASSIGN_OR_RETURN(auto d, visibleDomain(ctx, id));
           // The lookup runs before the transaction and holds no connection's
           // transaction open; a verified domain is not looked up again.

@@ -51,7 +51,7 @@ class DomainsApiTest : public ApiTest {
     return callJson("POST", "/v1/orgs/" + t.org + "/domains", {{"domain", domain}}, t.token);
   }
   Reply verify(const Tenant& t, const std::string& id) {
-    return call("POST", "/v1/domains/" + id + "/verify", "", t.token);
+    return call("POST", "/v1/domains/" + id + "/verify", "{}", t.token);
   }
   // Adds `domain` to t's org and proves it; returns its id.
   std::string proven(const Tenant& t, const std::string& domain) {
@@ -153,7 +153,7 @@ TEST_F(DomainsApiTest, AnotherOrgsVerifiedDomainStopsEveryClaimUnderIt) {
   auto alices = call("GET", "/v1/orgs/" + alice.org + "/domains", "", alice.token);
   const std::string id = alices.body["items"][0]["id"];
   EXPECT_EQ(call("GET", "/v1/domains/" + id, "", bob.token).status, 404);
-  EXPECT_EQ(call("POST", "/v1/domains/" + id + "/verify", "", bob.token).status, 404);
+  EXPECT_EQ(call("POST", "/v1/domains/" + id + "/verify", "{}", bob.token).status, 404);
   EXPECT_EQ(call("DELETE", "/v1/domains/" + id, "", bob.token).status, 404);
 }
 
@@ -210,7 +210,7 @@ TEST_F(DomainsWithoutResolverTest, VerificationIsRefusedButAdminsCanStillClaim) 
   const std::string org = makeOrg("bob-org", token);
   auto d = callJson("POST", "/v1/orgs/" + org + "/domains", {{"domain", "example.com"}}, token);
   ASSERT_EQ(d.status, 201) << d.raw;
-  auto v = call("POST", "/v1/domains/" + d.body.value("id", "") + "/verify", "", token);
+  auto v = call("POST", "/v1/domains/" + d.body.value("id", "") + "/verify", "{}", token);
   EXPECT_EQ(v.status, 503) << v.raw;
   EXPECT_NE(v.raw.find("--dns-resolver"), std::string::npos) << v.raw;
   const std::string env = makeEnv(makeApp(makeOrg("ops"), "web"), "prod");
