@@ -162,6 +162,23 @@ TEST(ConfigTest, PlainHttpOnlyOnLoopbackUnlessUnsafe) {
   EXPECT_TRUE(validate(cfg).has_value());
 }
 
+// Domain verification's resolver (docs/specs/ingress/domains.md): an IPv4
+// address with an optional port, checked at startup, never a name to resolve.
+TEST(ConfigTest, DnsResolverIsAnIpv4AddressAndPort) {
+  Config cfg;
+  for (const char* good : {"127.0.0.1:5353", "10.0.0.53", "192.0.2.1:53"}) {
+    cfg.dns_resolver = good;
+    EXPECT_TRUE(validate(cfg).has_value()) << good;
+  }
+  for (const char* bad : {"localhost:53", "[::1]:53", "127.0.0.1:0", "127.0.0.1:99999",
+                          "127.0.0.1:", "1.2.3.4.5", "127.0.0.1:53x", " 127.0.0.1"}) {
+    cfg.dns_resolver = bad;
+    auto v = validate(cfg);
+    ASSERT_FALSE(v.has_value()) << bad;
+    EXPECT_EQ(v.error().detail("field"), "dns_resolver") << bad;
+  }
+}
+
 TEST(ConfigTest, TlsSettingsFromFileAndEnvironment) {
   plfm::testing::TempDir dir("plfm-cfg");
   Config cfg;
