@@ -13,6 +13,9 @@ namespace {
 
 constexpr std::string_view kChallengeLabel = "_plfm-challenge.";
 constexpr std::string_view kChallengePrefix = "plfm-verify=";
+// Domains an org may hold, pending or verified: each costs a row and, when
+// verified, a lookup per route claim.
+constexpr int64_t kMaxDomainsPerOrg = 100;
 
 const std::string kDomainColumns =
     "domain_id AS id, org_id, domain, CASE WHEN verified_at IS NULL THEN 'pending' ELSE "
@@ -108,6 +111,15 @@ void Api::registerDomainRoutes(http::Router& r) {
             PLFM_TRY(tx.exec("SELECT pg_advisory_xact_lock_shared($1)", {domains::kDomainLock}));
             PLFM_ASSIGN_OR_RETURN(auto other, verifiedElsewhere(tx, domain, org.str()));
             if (other) return conflictWith(domain, *other);
+            PLFM_ASSIGN_OR_RETURN(
+                auto held, tx.exec("SELECT count(*) FROM domains WHERE org_id = $1", {org.str()}));
+            if (held.int64(0, 0).value_or(0) >= kMaxDomainsPerOrg) {
+              return Error(plfm::errc::kFailedPrecondition,
+                           "this org already holds " + std::to_string(kMaxDomainsPerOrg) +
+                               " domains, the limit; remove one with `vt domains rm` first")
+                  .with("field", "domain")
+                  .with("limit", std::to_string(kMaxDomainsPerOrg));
+            }
             const std::string id = DomainId::generate().str();
             const std::string challenge =
                 std::string(kChallengePrefix) + newToken().substr(3);  // no "vt_": not an API token

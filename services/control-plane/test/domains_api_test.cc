@@ -168,6 +168,16 @@ TEST_F(DomainsApiTest, TwoOrgsCannotBothVerifyOverlappingDomains) {
   EXPECT_EQ(code(verify(bob, b.body.value("id", ""))), "domain_conflict");
 }
 
+TEST_F(DomainsApiTest, AnOrgHoldsAtMostAHundredDomains) {
+  const Tenant bob = tenant("bob");
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_EQ(addDomain(bob, "d" + std::to_string(i) + ".example.com").status, 201) << i;
+  }
+  auto over = addDomain(bob, "one-more.example.com");
+  EXPECT_EQ(over.status, 409) << over.raw;
+  EXPECT_EQ(over.body["error"]["details"]["limit"], "100");
+}
+
 TEST_F(DomainsApiTest, WildcardsUnderAPublicSuffixAreRefusedEvenForAdmins) {
   const Tenant bob = tenant("bob");
   const Tenant ops = admin();
