@@ -8,7 +8,6 @@
 #include <nlohmann/json.hpp>
 
 #include "plfm/testing/dns_server.h"
-#include "plfm/testing/pg_cluster.h"
 #include "vt_harness.h"
 
 namespace plfm::vt {
@@ -18,28 +17,13 @@ using plfm::testing::TempDir;
 using testing::Transcript;
 using testing::VtResult;
 
-class VtDomainsTest : public ::testing::Test {
+class VtDomainsTest : public testing::AcmeOrgTest {
  protected:
-  void SetUp() override {
-    auto cluster = plfm::testing::PgCluster::shared();
-    ASSERT_TRUE(cluster) << cluster.error().toString();
-    auto db = (*cluster)->createDatabase();
-    ASSERT_TRUE(db) << db.error().toString();
-    cp_ = std::make_unique<testing::ControlPlaneProcess>(testing::startControlPlane(
-        (*cluster)->conninfo(*db), state_, {"PLFM_CP_DNS_RESOLVER=" + dns_.address()}));
-    norm_.literal(cp_->url, "<url>");
-    norm_.literal(config_.path(), "<config>");
-    ASSERT_EQ(t_.run({"login", "--url", cp_->url}, cp_->admin_token + "\n").code, 0);
-    ASSERT_EQ(t_.run({"orgs", "create", "acme", "-q"}).code, 0);
-    ASSERT_EQ(t_.run({"context", "use", "--org", "acme", "-q"}).code, 0);
+  [[nodiscard]] std::vector<std::string> controlPlaneEnv() const override {
+    return {"PLFM_CP_DNS_RESOLVER=" + dns_.address()};
   }
 
   plfm::testing::DnsServer dns_;
-  TempDir state_{"vt-domains"};
-  TempDir config_{"vt-config"};
-  std::unique_ptr<testing::ControlPlaneProcess> cp_;
-  testing::Normalizer norm_;
-  Transcript t_{config_.path(), norm_};
 };
 
 TEST_F(VtDomainsTest, AddVerifyListRmMatchGoldenTranscript) {

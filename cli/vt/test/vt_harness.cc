@@ -267,4 +267,18 @@ VtResult Transcript::run(const std::vector<std::string>& args, const std::string
   return r;
 }
 
+void AcmeOrgTest::SetUp() {
+  auto cluster = plfm::testing::PgCluster::shared();
+  ASSERT_TRUE(cluster) << cluster.error().toString();
+  auto db = (*cluster)->createDatabase();
+  ASSERT_TRUE(db) << db.error().toString();
+  cp_ = std::make_unique<ControlPlaneProcess>(
+      startControlPlane((*cluster)->conninfo(*db), state_, controlPlaneEnv()));
+  norm_.literal(cp_->url, "<url>");
+  norm_.literal(config_.path(), "<config>");
+  ASSERT_EQ(t_.run({"login", "--url", cp_->url}, cp_->admin_token + "\n").code, 0);
+  ASSERT_EQ(t_.run({"orgs", "create", "acme", "-q"}).code, 0);
+  ASSERT_EQ(t_.run({"context", "use", "--org", "acme", "-q"}).code, 0);
+}
+
 }  // namespace plfm::vt::testing
