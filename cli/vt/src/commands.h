@@ -25,6 +25,7 @@ Command logsCommand();
 Command nodesCommand();
 Command tokensCommand();
 Command routesCommand();
+Command domainsCommand();
 Command eventsCommand();
 Command secretsCommand();
 Command manifestCommand();

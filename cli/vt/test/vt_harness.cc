@@ -223,7 +223,7 @@ std::string Normalizer::apply(const std::string& text) {
     }
   }
   static const std::regex kId(
-      R"(\b(org|usr|tok|app|env|rel|dep|inst|node|evt|req|route|sv|vol|exec|enr)_[0-9a-hjkmnp-tv-z]{26}\b)");
+      R"(\b(org|usr|tok|app|env|rel|dep|inst|node|evt|req|route|sv|vol|exec|enr|dom)_[0-9a-hjkmnp-tv-z]{26}\b)");
   std::string out;
   auto begin = std::sregex_iterator(s.begin(), s.end(), kId);
   size_t last = 0;
@@ -252,7 +252,10 @@ std::string Normalizer::apply(const std::string& text) {
 
 std::string maskTokens(const std::string& s) {
   static const std::regex kToken(R"(\bvt_[a-z2-7]{52}\b)");
-  return std::regex_replace(s, kToken, "<token>");
+  // Domain challenges (vt domains) are random too.
+  static const std::regex kChallenge(R"(\bplfm-verify=[a-z2-7]{52}\b)");
+  return std::regex_replace(std::regex_replace(s, kToken, "<token>"), kChallenge,
+                            "plfm-verify=<challenge>");
 }
 
 VtResult Transcript::run(const std::vector<std::string>& args, const std::string& stdin_text) {
@@ -262,6 +265,20 @@ VtResult Transcript::run(const std::vector<std::string>& args, const std::string
   text_ += transcriptEntry(norm_.apply(cmd), norm_.apply(maskTokens(r.out)),
                            norm_.apply(maskTokens(r.err)), r.code);
   return r;
+}
+
+void AcmeOrgTest::SetUp() {
+  auto cluster = plfm::testing::PgCluster::shared();
+  ASSERT_TRUE(cluster) << cluster.error().toString();
+  auto db = (*cluster)->createDatabase();
+  ASSERT_TRUE(db) << db.error().toString();
+  cp_ = std::make_unique<ControlPlaneProcess>(
+      startControlPlane((*cluster)->conninfo(*db), state_, controlPlaneEnv()));
+  norm_.literal(cp_->url, "<url>");
+  norm_.literal(config_.path(), "<config>");
+  ASSERT_EQ(t_.run({"login", "--url", cp_->url}, cp_->admin_token + "\n").code, 0);
+  ASSERT_EQ(t_.run({"orgs", "create", "acme", "-q"}).code, 0);
+  ASSERT_EQ(t_.run({"context", "use", "--org", "acme", "-q"}).code, 0);
 }
 
 }  // namespace plfm::vt::testing

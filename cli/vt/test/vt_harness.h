@@ -3,6 +3,8 @@
 // golden files (ids, times, URLs and elapsed times vary between runs).
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -107,6 +109,21 @@ class Transcript {
   std::string config_dir_;
   Normalizer& norm_;
   std::string text_;
+};
+
+// A fresh control plane per test (its extra environment from
+// controlPlaneEnv()), logged in as the admin, with an org `acme` that vt's
+// context points at; the transcript starts with those three commands.
+class AcmeOrgTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  [[nodiscard]] virtual std::vector<std::string> controlPlaneEnv() const { return {}; }
+
+  plfm::testing::TempDir state_{"vt-cp"};
+  plfm::testing::TempDir config_{"vt-config"};
+  std::unique_ptr<ControlPlaneProcess> cp_;
+  Normalizer norm_;
+  Transcript t_{config_.path(), norm_};
 };
 
 }  // namespace plfm::vt::testing

@@ -41,29 +41,12 @@ nlohmann::json agentCall(const std::string& url, const std::string& token,
   return nlohmann::json::parse(resp->body, nullptr, false);
 }
 
-// A fresh control plane with an org `acme` that vt's context points at.
-class VtRoutesTest : public ::testing::Test {
+class VtRoutesTest : public testing::AcmeOrgTest {
  protected:
   void SetUp() override {
-    auto cluster = plfm::testing::PgCluster::shared();
-    ASSERT_TRUE(cluster) << cluster.error().toString();
-    auto db = (*cluster)->createDatabase();
-    ASSERT_TRUE(db) << db.error().toString();
-    cp_ = std::make_unique<testing::ControlPlaneProcess>(
-        testing::startControlPlane((*cluster)->conninfo(*db), state_));
-    norm_.literal(cp_->url, "<url>");
-    norm_.literal(config_.path(), "<config>");
+    AcmeOrgTest::SetUp();
     norm_.literal(kTestData, "<testdata>");
-    ASSERT_EQ(t_.run({"login", "--url", cp_->url}, cp_->admin_token + "\n").code, 0);
-    ASSERT_EQ(t_.run({"orgs", "create", "acme", "-q"}).code, 0);
-    ASSERT_EQ(t_.run({"context", "use", "--org", "acme", "-q"}).code, 0);
   }
-
-  TempDir state_{"vt-routes"};
-  TempDir config_{"vt-config"};
-  std::unique_ptr<testing::ControlPlaneProcess> cp_;
-  testing::Normalizer norm_;
-  Transcript t_{config_.path(), norm_};
 };
 
 TEST_F(VtRoutesTest, AddListGetRmMatchGoldenTranscript) {

@@ -33,6 +33,11 @@ int statusFor(std::string_view code) {
       {plfm::errc::kFailedPrecondition, 409},
       {apierr::kKeyInProgress, 409},
       {apierr::kHostnameConflict, 409},
+      {"domain_conflict", 409},
+      {"domain_not_verified", 422},
+      {"dns_lookup_failed", 502},
+      {"dns_resolver_not_configured", 503},
+      {"public_suffix_list_unavailable", 503},
       {"payload_too_large", 413},
       {apierr::kKeyReused, 422},
       {plfm::errc::kUnavailable, 503},
@@ -312,6 +317,7 @@ void Api::registerRoutes(http::Router& r, http::Router* node_router) {
   registerSecretRoutes(r);
   registerLogRoutes(r);
   registerTokenRoutes(r);
+  registerDomainRoutes(r);
 }
 
 namespace {

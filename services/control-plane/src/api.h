@@ -57,6 +57,12 @@ struct ApiOptions {
   // agent lost the answer), as long as the node's credential is unused.
   std::chrono::seconds enrollment_retry_window{10};
   std::chrono::seconds max_edge_wait{30};  // the edge feed's long-poll cap
+  // Domain ownership proofs (api_domains.cc): the DNS server TXT challenges
+  // are checked against ("" refuses verification) and its timeout, and the
+  // public suffix list wildcard routes are checked against.
+  std::string dns_resolver;
+  std::chrono::seconds dns_timeout{2};
+  std::string public_suffix_file = "/usr/share/publicsuffix/public_suffix_list.dat";
 };
 
 class Scheduler;
@@ -187,6 +193,7 @@ class Api {
   void registerSecretRoutes(http::Router& r);  // api_secrets.cc
   void registerLogRoutes(http::Router& r);     // api_logs.cc
   void registerTokenRoutes(http::Router& r);   // api_tokens.cc
+  void registerDomainRoutes(http::Router& r);  // api_domains.cc
 
   // The answer of a committed write: waits for the views (and the scheduler
   // when `settle`), then the saved status and body, or 202.

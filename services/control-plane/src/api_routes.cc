@@ -3,6 +3,7 @@
 // lives in an env; its (listener port, normalized hostname) is unique across
 // every org, claimed in route_claims inside the command transaction.
 #include "api.h"
+#include "domains.h"
 #include "edge_feed.h"
 #include "plfm/net/hostname.h"
 
@@ -169,6 +170,9 @@ void Api::registerRouteRoutes(http::Router& r) {
           const std::string app = e["app_id"];
           return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
             const std::string route = RouteId::generate().str();
+            // Ownership proofs (docs/specs/ingress/domains.md).
+            PLFM_TRY(domains::checkRouteClaim(tx, deps_.options.public_suffix_file, c.hostname, org,
+                                              ctx.who.is_admin));
             PLFM_TRY(claim(tx, c, route, org, env.str()));
             const std::string now = toRfc3339(deps_.clock.now());
             Json fields = {{"hostname", c.hostname},

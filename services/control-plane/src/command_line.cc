@@ -22,6 +22,8 @@ struct Flags {
   std::string tls_cert;
   std::string tls_key;
   bool unsafe_plain_http = false;
+  std::string dns_resolver;
+  std::string public_suffix_file;
 };
 
 Result<Config> buildConfig(const std::string& file, const std::vector<std::string>& listen,
@@ -35,6 +37,8 @@ Result<Config> buildConfig(const std::string& file, const std::vector<std::strin
   if (!flags.tls_cert.empty()) cfg.tls_cert_file = flags.tls_cert;
   if (!flags.tls_key.empty()) cfg.tls_key_file = flags.tls_key;
   if (flags.unsafe_plain_http) cfg.unsafe_plain_http = true;
+  if (!flags.dns_resolver.empty()) cfg.dns_resolver = flags.dns_resolver;
+  if (!flags.public_suffix_file.empty()) cfg.public_suffix_file = flags.public_suffix_file;
   if (!database.empty()) cfg.database = database;
   if (!state_dir.empty()) cfg.state_dir = state_dir;
   if (!log_level.empty()) cfg.log_level = log_level;
@@ -117,6 +121,12 @@ int runMain(int argc, char** argv) {
   app.add_flag("--unsafe-plain-http", flags.unsafe_plain_http,
                "serve plain HTTP on non-loopback addresses: tokens and secrets cross the "
                "network unencrypted (PLFM_CP_UNSAFE_PLAIN_HTTP)");
+  app.add_option("--dns-resolver", flags.dns_resolver,
+                 "DNS server (IPv4 address:port) that domain ownership proofs (TXT records) are "
+                 "checked against; without one, domains cannot be verified");
+  app.add_option("--public-suffix-list", flags.public_suffix_file,
+                 "the public suffix list (default /usr/share/publicsuffix/public_suffix_list.dat); "
+                 "if unreadable, wildcard routes and domains are refused");
   app.add_option("--database", database, "libpq connection string (PLFM_CP_DATABASE)");
   app.add_option("--state-dir", state_dir, "state directory (PLFM_CP_STATE_DIR)");
   app.add_option("--log-level", log_level, "debug|info|warn|error (PLFM_CP_LOG_LEVEL)");

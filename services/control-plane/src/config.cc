@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 #include <cstdlib>
 
+#include "dns_txt.h"
 #include "plfm/core/log.h"
 #include "plfm/core/strings.h"
 #include "plfm/http/http.h"
@@ -143,6 +144,13 @@ Result<void> loadConfigFile(const std::string& path, Config& cfg) {
     } else if (key == "idempotency_retention_hours") {
       PLFM_ASSIGN_OR_RETURN(auto v, integer(1, int64_t{24} * 365));
       cfg.idempotency_retention_hours = static_cast<int>(v);
+    } else if (key == "dns_resolver") {
+      PLFM_TRY(str(cfg.dns_resolver));
+    } else if (key == "dns_timeout_seconds") {
+      PLFM_ASSIGN_OR_RETURN(auto v, integer(1, 30));
+      cfg.dns_timeout = std::chrono::seconds(v);
+    } else if (key == "public_suffix_file") {
+      PLFM_TRY(str(cfg.public_suffix_file));
     } else if (key == "cluster_ipv6_prefix") {
       PLFM_TRY(str(cfg.cluster_ipv6_prefix));
     } else if (key == "scheduler_enabled") {
@@ -208,7 +216,11 @@ Result<void> loadConfigFile(const std::string& path, Config& cfg) {
                                                            "max_connections_per_source",
                                                            "ipv6_source_prefix",
                                                            "node_db_pool_size",
-                                                           "auth_db_pool_size"};
+                                                           "auth_db_pool_size",
+
+                                                           "dns_resolver",
+                                                           "dns_timeout_seconds",
+                                                           "public_suffix_file"};
       std::string hint;
       if (auto m = closestMatch(key, kKnown)) hint = "; did you mean '" + *m + "'?";
       std::string known;
@@ -244,6 +256,7 @@ Result<void> applyEnv(Config& cfg) {
   if (const char* v = env("PLFM_CP_SECRETS_MASTER_KEY_FILE")) cfg.secrets_master_key_file = v;
   if (const char* v = env("PLFM_CP_TLS_CERT_FILE")) cfg.tls_cert_file = v;
   if (const char* v = env("PLFM_CP_TLS_KEY_FILE")) cfg.tls_key_file = v;
+  if (const char* v = env("PLFM_CP_DNS_RESOLVER")) cfg.dns_resolver = v;
   if (const char* v = env("PLFM_CP_UNSAFE_PLAIN_HTTP")) {
     const std::string_view s(v);
     if (s == "1" || s == "true") {
@@ -277,6 +290,7 @@ Result<void> validate(const Config& cfg) {
                    (prefix ? "it is /" + std::to_string(prefix->length) : prefix.error().message()))
         .with("field", "cluster_ipv6_prefix");
   }
+  if (!cfg.dns_resolver.empty()) PLFM_TRY(dns::checkResolverAddress(cfg.dns_resolver));
   if (cfg.heartbeat_timeout <= cfg.heartbeat_interval) {
     return Error(plfm::errc::kInvalidArgument,
                  "heartbeat_timeout_seconds must be longer than heartbeat_interval_seconds")

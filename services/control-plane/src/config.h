@@ -61,6 +61,14 @@ struct Config {
   // mode 0600. Empty: secrets are disabled and their routes answer 503.
   std::string secrets_master_key_file;
 
+  // Domain ownership proofs (docs/specs/ingress/domains.md): the DNS server
+  // ("127.0.0.1:5353", IPv4) TXT challenges are checked against; empty
+  // refuses verification. The public suffix list wildcard routes are checked
+  // against; if it cannot be read they are refused (fail closed).
+  std::string dns_resolver;
+  std::chrono::seconds dns_timeout{2};
+  std::string public_suffix_file = "/usr/share/publicsuffix/public_suffix_list.dat";
+
   [[nodiscard]] std::string adminTokenFile() const {
     return admin_token_file.empty() ? state_dir + "/admin-token" : admin_token_file;
   }
@@ -73,7 +81,7 @@ struct Config {
 // Applies PLFM_CP_LISTEN and PLFM_CP_NODE_LISTEN (comma-separated), PLFM_CP_DATABASE,
 // PLFM_CP_STATE_DIR, PLFM_CP_LOG_LEVEL, PLFM_CP_LOG_FILE,
 // PLFM_CP_SECRETS_MASTER_KEY_FILE, PLFM_CP_TLS_CERT_FILE,
-// PLFM_CP_TLS_KEY_FILE and PLFM_CP_UNSAFE_PLAIN_HTTP (1 or true).
+// PLFM_CP_TLS_KEY_FILE, PLFM_CP_DNS_RESOLVER and PLFM_CP_UNSAFE_PLAIN_HTTP (1 or true).
 [[nodiscard]] Result<void> applyEnv(Config& cfg);
 
 [[nodiscard]] Result<void> validate(const Config& cfg);

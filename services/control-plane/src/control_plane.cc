@@ -87,6 +87,9 @@ Result<void> ControlPlane::start() {
   opts.cluster_ipv6_prefix = cfg_.cluster_ipv6_prefix;
   opts.heartbeat_interval = cfg_.heartbeat_interval;
   opts.heartbeat_timeout = cfg_.heartbeat_timeout;
+  opts.dns_resolver = cfg_.dns_resolver;
+  opts.dns_timeout = cfg_.dns_timeout;
+  opts.public_suffix_file = cfg_.public_suffix_file;
   api_ = std::make_unique<Api>(ApiDeps{*pool_,
                                        *store_,
                                        *worker_,

@@ -252,6 +252,9 @@ const std::unordered_map<std::string_view, ApplyFn>& appliers() {
       {"user.created", noView},
       {"token.created", noView},
       {"token.revoked", noView},
+      {"domain.created", noView},
+      {"domain.verified", noView},
+      {"domain.deleted", noView},
       {"node.enrollment_created", noView},
       {"secrets.fetched", noView},
   };

@@ -40,6 +40,21 @@ Json sampleUserToken() {
           {"current", true}};
 }
 
+Json sampleDomain() {
+  return {{"id", id("dom")},
+          {"org_id", id("org")},
+          {"domain", "example.com"},
+          {"status", "verified"},
+          {"challenge_name", "_plfm-challenge.example.com"},
+          {"challenge_value", "plfm-verify=" + std::string(52, 'q')},
+          {"created_at", kSampleTs},
+          {"verified_at", kSampleTs}};
+}
+
+Json sampleDomainEvent() {
+  return {{"domain_id", id("dom")}, {"org_id", id("org")}, {"domain", "example.com"}};
+}
+
 Json sampleBackend() {
   return {{"instance_id", id("inst")},     {"node_id", id("node")},
           {"address", "fd7a:5c00:0:1::2"}, {"port", 8443},
@@ -57,6 +72,12 @@ std::map<std::string, Json> mergedSamples(std::map<std::string, Json> a,
 std::map<std::string, Json> routeComponentSamples() {
   return {
       {"RouteId", id("route")},
+      {"DomainId", id("dom")},
+      {"CreateDomainRequest", {{"domain", "Example.com."}}},
+      {"VerifyDomainRequest", Json::object()},
+      {"Domain", sampleDomain()},
+      {"DomainList", samplePage(sampleDomain())},
+      {"DeletedDomain", {{"deleted", true}, {"id", id("dom")}}},
       {"TokenId", id("tok")},
       {"RouteHostname", "app.example.com"},
       {"Port", 443},
@@ -135,6 +156,9 @@ std::map<std::string, Json> routePayloadSamples() {
         {"process_type", "web"},
         {"backend_port", 9443},
         {"proxy_protocol", "none"}}},
+      {"domain.created", sampleDomainEvent()},
+      {"domain.verified", sampleDomainEvent()},
+      {"domain.deleted", sampleDomainEvent()},
       {"token.revoked", {{"token_id", id("tok")}, {"kind", "edge"}, {"subject_id", "edge-1"}}},
       {"route.deleted",
        {{"route_id", id("route")},

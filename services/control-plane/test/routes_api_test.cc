@@ -137,9 +137,14 @@ TEST_F(RoutesApiTest, HostnameConflictsAcrossAndWithinOrgs) {
                      bob_token)
                 .status,
             201);
+  // (A non-admin's wildcard needs a verified domain: domains_api_test.cc.)
   EXPECT_EQ(addRoute(b.env,
                      {{"hostname", "*.example.com"}, {"process_type", "web"}, {"backend_port", 80}},
                      bob_token)
+                .status,
+            403);
+  EXPECT_EQ(addRoute(a.env,
+                     {{"hostname", "*.example.com"}, {"process_type", "web"}, {"backend_port", 80}})
                 .status,
             201);
   // A tcp route owns its port: both directions conflict.

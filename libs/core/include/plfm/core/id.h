@@ -112,6 +112,7 @@ PLFM_DEFINE_ID(SecretVersionId, "sv");
 PLFM_DEFINE_ID(VolumeId, "vol");
 PLFM_DEFINE_ID(ExecSessionId, "exec");
 PLFM_DEFINE_ID(EnrollmentId, "enr");
+PLFM_DEFINE_ID(DomainId, "dom");
 
 }  // namespace plfm
 
