@@ -253,6 +253,68 @@ TEST_F(ImagePullTest, PinnedImageAlreadyPulledNeedsNoRegistry) {
   EXPECT_FALSE(cache.pull(*tag));
 }
 
+// docs/security.md, "Node: image references are tenant input": a digest in
+// the cache is no proof that an org may run it. Org A pulls a private image
+// with its credentials; org B, naming the same digest, is refused without
+// credentials of its own although every blob is on the node; with them it
+// starts without downloading a layer again (the registry saw HEADs only).
+TEST_F(ImagePullTest, ACachedDigestIsServedToAnOrgOnlyAfterTheRegistryServesItToThatOrg) {
+  auto proxy = t::TokenProxy::start(env_.registry->host(), "org-a-bot", "a-s3cret");
+  ASSERT_TRUE(proxy) << proxy.error().toString();
+  (*proxy)->addUser("org-b-bot", "b-s3cret");
+  ImageCache cache = openCache(dir_);
+  for (const std::string& top : {env_.index.top_digest, env_.rich.manifest_digest}) {
+    SCOPED_TRACE(top);
+    const std::string repo = top == env_.index.top_digest ? "/plfm/index@" : "/plfm/rich@";
+    auto ref = parseImageRef((*proxy)->host() + repo + top);
+    ASSERT_TRUE(ref) << ref.error().toString();
+    PullOptions a;
+    a.scope = "org_a";
+    a.credentials = RegistryCredentials{"org-a-bot", "a-s3cret"};
+    auto first = cache.pull(*ref, a);
+    ASSERT_TRUE(first) << first.error().toString();
+    EXPECT_GT(first->stats.blobs_fetched, 0);
+
+    // Org B without credentials: refused, though everything is cached.
+    PullOptions b;
+    b.scope = "org_b";
+    auto denied = cache.pull(*ref, b);
+    ASSERT_FALSE(denied) << "org B ran org A's private image from the cache";
+    EXPECT_EQ(denied.error().code(), "unauthenticated") << denied.error().toString();
+    // Nor with another org's scope name in a ref at another registry.
+    auto elsewhere = parseImageRef("127.0.0.1:9" + repo + top);  // nothing listens on port 9
+    ASSERT_TRUE(elsewhere);
+    EXPECT_FALSE(cache.pull(*elsewhere, b));
+    // Org A was authorized: its next start needs no registry at all.
+    auto offline = cache.pull(*elsewhere, a);
+    ASSERT_TRUE(offline) << offline.error().toString();
+    EXPECT_EQ(offline->manifest_digest, first->manifest_digest);
+
+    // Org B with its own credentials: allowed, and no layer is downloaded.
+    const int gets = (*proxy)->blobGets();
+    const int heads = (*proxy)->blobHeads();
+    b.credentials = RegistryCredentials{"org-b-bot", "b-s3cret"};
+    auto allowed = cache.pull(*ref, b);
+    ASSERT_TRUE(allowed) << allowed.error().toString();
+    EXPECT_EQ(allowed->manifest_digest, first->manifest_digest);
+    EXPECT_EQ(allowed->stats.blobs_fetched, 0);
+    EXPECT_EQ((*proxy)->blobGets(), gets);
+    EXPECT_EQ((*proxy)->blobHeads() - heads, static_cast<int>(first->layers.size()) + 1);
+    // Recorded: B's next start is offline too; an unknown scope still is not.
+    EXPECT_TRUE(cache.pull(*elsewhere, b));
+    PullOptions c;
+    c.scope = "org_c";
+    EXPECT_FALSE(cache.pull(*elsewhere, c));
+  }
+  // Scopes name files: anything but an org id is refused.
+  PullOptions bad;
+  bad.scope = "../../etc";
+  auto r =
+      cache.pull(*parseImageRef((*proxy)->host() + "/plfm/rich@" + env_.rich.manifest_digest), bad);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), errc::kInvalidArgument);
+}
+
 TEST_F(ImagePullTest, DockerSchema2) {
   // Docker schema2 has no zstd: a gzip image, converted by skopeo on push.
   const std::string layer = dir_.file("gz.tar.gz");
