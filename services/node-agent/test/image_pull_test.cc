@@ -13,6 +13,7 @@
 #include "image_test_env.h"
 #include "plfm/core/json.h"
 #include "plfm/core/process.h"
+#include "plfm/http/http.h"
 #include "support/token_proxy.h"
 #include "support/tree_inspect.h"
 
@@ -313,6 +314,36 @@ TEST_F(ImagePullTest, ACachedDigestIsServedToAnOrgOnlyAfterTheRegistryServesItTo
       cache.pull(*parseImageRef((*proxy)->host() + "/plfm/rich@" + env_.rich.manifest_digest), bad);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), errc::kInvalidArgument);
+}
+
+// A registry's error body is the registry's text, and the registry is the
+// tenant's choice: only a short, escaped excerpt may reach the error (and so
+// an instance's reason, which the agent builds from it).
+TEST_F(ImagePullTest, ARegistrysErrorBodyReachesTheErrorOnlyShortAndEscaped) {
+  const std::string beyond = "CANARY-beyond-the-excerpt";
+  const std::string hostile = "\x1b[31mred\x1b[0m\r\nX-Injected: 1\n\x07" + std::string(300, 'A') +
+                              beyond + std::string(size_t{64} << 10, 'B');
+  for (const int status : {404, 500, 401}) {
+    SCOPED_TRACE(status);
+    http::ServerOptions o;
+    o.listen = {"127.0.0.1:0"};
+    http::Server server(o, [&](http::Request&) { return http::Response::text(status, hostile); });
+    ASSERT_TRUE(server.start());
+    ImageCache cache = openCache(dir_);
+    auto r = cache.pull(*parseImageRef(server.endpoints().front() + "/plfm/x:v1"));
+    server.stop(std::chrono::milliseconds(100));
+    ASSERT_FALSE(r);
+    const std::string all = r.error().toString();
+    EXPECT_LT(all.size(), 600U) << all;
+    EXPECT_EQ(all.find(beyond), std::string::npos) << all;
+    for (const char c : all) {
+      EXPECT_TRUE(c >= 0x20 && c < 0x7f) << "control byte " << int(c) << " in " << all;
+    }
+    if (status != 401) {
+      EXPECT_NE(all.find("HTTP " + std::to_string(status)), std::string::npos) << all;
+      EXPECT_NE(all.find("red"), std::string::npos) << "the excerpt is kept, escaped: " << all;
+    }
+  }
 }
 
 TEST_F(ImagePullTest, DockerSchema2) {
