@@ -27,6 +27,7 @@ Command tokensCommand();
 Command routesCommand();
 Command eventsCommand();
 Command secretsCommand();
+Command registriesCommand();
 Command manifestCommand();
 Command devCommand();
 Command completionCommand(const Command* root);
