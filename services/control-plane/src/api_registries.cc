@@ -27,7 +27,7 @@ json::Json entryJson(const registry::Entry& e) {
 }
 
 NewEvent credentialEvent(const registry::Entry& e, int seq, std::string_view type,
-                         json::Json extra = json::Json::object()) {
+                         const json::Json& extra = json::Json::object()) {
   json::Json payload = {{"credential_id", e.credential_id},
                         {"org_id", e.org_id},
                         {"registry", e.registry},
@@ -126,7 +126,8 @@ void Api::registerRegistryRoutes(http::Router& r) {
           Login login;
           PLFM_TRY(parseLogin(ctx.req, login));
           PLFM_ASSIGN_OR_RETURN(auto target, orgAndHost(ctx));
-          const auto& [org, host] = target;
+          const std::string& org = target.first;
+          const std::string& host = target.second;
           return runMutation(
               ctx,
               [&](pg::Transaction& tx) -> Result<Mutation> {
@@ -153,7 +154,8 @@ void Api::registerRegistryRoutes(http::Router& r) {
   route(r, "DELETE", "/v1/orgs/{org_id}/registries/{registry_host}", Access::kUser,
         [this](Ctx& ctx) -> Result<http::Response> {
           PLFM_ASSIGN_OR_RETURN(auto target, orgAndHost(ctx));
-          const auto& [org, host] = target;
+          const std::string& org = target.first;
+          const std::string& host = target.second;
           return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
             PLFM_ASSIGN_OR_RETURN(auto gone, registry::remove(tx, org, host));
             if (!gone) return noCredential(org, host);

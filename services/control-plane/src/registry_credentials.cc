@@ -180,6 +180,7 @@ Result<std::vector<Entry>> list(pg::Connection& conn, const std::string& org_id)
                                                "ORDER BY registry COLLATE \"C\"",
                                            {org_id}));
   std::vector<Entry> out;
+  out.reserve(static_cast<size_t>(rs.rows()));
   for (int i = 0; i < rs.rows(); ++i) out.push_back(entryOf(rs, i));
   return out;
 }

@@ -359,12 +359,10 @@ Result<std::unique_ptr<ImageSource>> ImageCache::sourceFor(const ImageRef& ref,
     }
     ro.address_allow = std::move(allow);
   }
-  if (!options.scope.empty()) {
-    // A tenant's pull: its own credentials or none, never the node's.
-    ro.credentials = options.credentials;
-  } else if (options.credentials) {
-    ro.credentials = options.credentials;
-  } else if (!options_.credentials_file.empty()) {
+  // A tenant's pull (a scope) uses its own credentials or none, never the
+  // node's credentials file, which is the operator's for `image pull`.
+  ro.credentials = options.credentials;
+  if (!ro.credentials && options.scope.empty() && !options_.credentials_file.empty()) {
     PLFM_ASSIGN_OR_RETURN(auto creds, loadCredentialsFile(options_.credentials_file));
     ro.credentials = findCredentials(creds, ref.registry);
   }
