@@ -266,8 +266,9 @@ TEST_F(ImagePullTest, ACachedDigestIsServedToAnOrgOnlyAfterTheRegistryServesItTo
   ImageCache cache = openCache(dir_);
   for (const std::string& top : {env_.index.top_digest, env_.rich.manifest_digest}) {
     SCOPED_TRACE(top);
-    const std::string repo = top == env_.index.top_digest ? "/plfm/index@" : "/plfm/rich@";
-    auto ref = parseImageRef((*proxy)->host() + repo + top);
+    const std::string pinned =
+        (top == env_.index.top_digest ? "/plfm/index@" : "/plfm/rich@") + top;
+    auto ref = parseImageRef((*proxy)->host() + pinned);
     ASSERT_TRUE(ref) << ref.error().toString();
     PullOptions a;
     a.scope = "org_a";
@@ -282,8 +283,8 @@ TEST_F(ImagePullTest, ACachedDigestIsServedToAnOrgOnlyAfterTheRegistryServesItTo
     auto denied = cache.pull(*ref, b);
     ASSERT_FALSE(denied) << "org B ran org A's private image from the cache";
     EXPECT_EQ(denied.error().code(), "unauthenticated") << denied.error().toString();
-    // Nor with another org's scope name in a ref at another registry.
-    auto elsewhere = parseImageRef("127.0.0.1:9" + repo + top);  // nothing listens on port 9
+    // Nor through a ref at another registry (nothing listens on port 9).
+    auto elsewhere = parseImageRef("127.0.0.1:9" + pinned);
     ASSERT_TRUE(elsewhere);
     EXPECT_FALSE(cache.pull(*elsewhere, b));
     // Org A was authorized: its next start needs no registry at all.
