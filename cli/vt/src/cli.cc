@@ -67,6 +67,7 @@ Command buildRootCommand() {
   root.children.push_back(instancesCommand());
   root.children.push_back(logsCommand());
   root.children.push_back(secretsCommand());
+  root.children.push_back(registriesCommand());
   root.children.push_back(nodesCommand());
   root.children.push_back(tokensCommand());
   root.children.push_back(routesCommand());

@@ -28,6 +28,7 @@ Command routesCommand();
 Command domainsCommand();
 Command eventsCommand();
 Command secretsCommand();
+Command registriesCommand();
 Command manifestCommand();
 Command devCommand();
 Command completionCommand(const Command* root);

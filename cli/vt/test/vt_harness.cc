@@ -223,7 +223,7 @@ std::string Normalizer::apply(const std::string& text) {
     }
   }
   static const std::regex kId(
-      R"(\b(org|usr|tok|app|env|rel|dep|inst|node|evt|req|route|sv|vol|exec|enr|dom)_[0-9a-hjkmnp-tv-z]{26}\b)");
+      R"(\b(org|usr|tok|app|env|rel|dep|inst|node|evt|req|route|sv|vol|exec|enr|dom|rcred)_[0-9a-hjkmnp-tv-z]{26}\b)");
   std::string out;
   auto begin = std::sregex_iterator(s.begin(), s.end(), kId);
   size_t last = 0;

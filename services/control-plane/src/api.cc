@@ -112,6 +112,21 @@ Result<json::Json> parseBody(const http::Request& req,
   return j;
 }
 
+Result<json::Json> parseSecretBody(const http::Request& req,
+                                   std::initializer_list<std::string_view> allowed) {
+  auto body = parseBody(req, allowed);
+  if (body || !body.error().is(apierr::kUnknownField)) return body;
+  const std::string name(body.error().detail("field"));
+  const bool plain = !name.empty() && name.size() <= 32 &&
+                     std::all_of(name.begin(), name.end(),
+                                 [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; });
+  if (plain) return body;
+  std::string known;
+  for (auto a : allowed) known += (known.empty() ? "" : ", ") + std::string(a);
+  return Error(apierr::kUnknownField,
+               "the body has a field this route does not accept (accepted: " + known + ")");
+}
+
 Result<std::string> requireString(const json::Json& body, std::string_view field) {
   auto it = body.find(field);
   if (it == body.end() || it->is_null()) {
@@ -318,6 +333,7 @@ void Api::registerRoutes(http::Router& r, http::Router* node_router) {
   registerLogRoutes(r);
   registerTokenRoutes(r);
   registerDomainRoutes(r);
+  registerRegistryRoutes(r);
 }
 
 namespace {

@@ -188,12 +188,13 @@ class Api {
   void registerSystemRoutes(http::Router& r);
   void registerNodeRoutes(http::Router& r);
   void registerAgentRoutes(http::Router& r);
-  void registerRouteRoutes(http::Router& r);   // api_routes.cc
-  void registerEdgeRoutes(http::Router& r);    // api_edge.cc
-  void registerSecretRoutes(http::Router& r);  // api_secrets.cc
-  void registerLogRoutes(http::Router& r);     // api_logs.cc
-  void registerTokenRoutes(http::Router& r);   // api_tokens.cc
-  void registerDomainRoutes(http::Router& r);  // api_domains.cc
+  void registerRouteRoutes(http::Router& r);     // api_routes.cc
+  void registerEdgeRoutes(http::Router& r);      // api_edge.cc
+  void registerSecretRoutes(http::Router& r);    // api_secrets.cc
+  void registerLogRoutes(http::Router& r);       // api_logs.cc
+  void registerTokenRoutes(http::Router& r);     // api_tokens.cc
+  void registerRegistryRoutes(http::Router& r);  // api_registries.cc
+  void registerDomainRoutes(http::Router& r);    // api_domains.cc
 
   // The answer of a committed write: waits for the views (and the scheduler
   // when `settle`), then the saved status and body, or 202.
@@ -219,6 +220,11 @@ class Api {
 // Parses the body as a JSON object and rejects fields not in `allowed`.
 [[nodiscard]] Result<json::Json> parseBody(const http::Request& req,
                                            std::initializer_list<std::string_view> allowed);
+// parseBody() for bodies that carry secrets: an unknown field is named
+// only when it looks like a field name ([a-z_], at most 32 bytes), so a
+// secret pasted as a JSON key never comes back in the error.
+[[nodiscard]] Result<json::Json> parseSecretBody(const http::Request& req,
+                                                 std::initializer_list<std::string_view> allowed);
 [[nodiscard]] Result<std::string> requireString(const json::Json& body, std::string_view field);
 [[nodiscard]] Result<std::optional<std::string>> optionalString(const json::Json& body,
                                                                 std::string_view field);

@@ -83,21 +83,10 @@ Result<void> checkValue(const std::string& key, std::string_view value) {
                                       std::to_string(sf::kMaxValueBytes) + " bytes");
 }
 
-// parseBody(), but an unknown field is named only when it looks like a field
-// name: a secret pasted as a JSON key must not come back in the error.
 Result<json::Json> parseSecretsBody(const http::Request& req, std::string_view field) {
-  auto body = field == "values" ? parseBody(req, {"values", "stage"})
-              : field == "keys" ? parseBody(req, {"keys", "stage"})
-                                : parseBody(req, {"dotenv", "stage"});
-  if (body || !body.error().is(apierr::kUnknownField)) return body;
-  const std::string name(body.error().detail("field"));
-  const bool plain = !name.empty() && name.size() <= 32 &&
-                     std::all_of(name.begin(), name.end(),
-                                 [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; });
-  if (plain) return body;
-  return Error(apierr::kUnknownField,
-               "the body has a field this route does not accept (accepted: " + std::string(field) +
-                   ", stage)");
+  return field == "values" ? parseSecretBody(req, {"values", "stage"})
+         : field == "keys" ? parseSecretBody(req, {"keys", "stage"})
+                           : parseSecretBody(req, {"dotenv", "stage"});
 }
 
 Result<bool> parseStage(const json::Json& body) {

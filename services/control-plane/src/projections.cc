@@ -257,6 +257,11 @@ const std::unordered_map<std::string_view, ApplyFn>& appliers() {
       {"domain.deleted", noView},
       {"node.enrollment_created", noView},
       {"secrets.fetched", noView},
+      // The write-side registry_credentials table is the state; these are
+      // its audit trail (api_registries.cc).
+      {"registry_credential.set", noView},
+      {"registry_credential.removed", noView},
+      {"registry_credential.fetched", noView},
   };
   return m;
 }

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "plfm/pg/pg.h"
+#include "registry_credentials.h"
 #include "schema.h"
 #include "secrets_crypto.h"
 #include "secrets_store.h"
@@ -57,8 +58,12 @@ int secretsRotateMasterKey(const Config& cfg, const std::string& new_key_file) {
   if (auto m = migrateSchema(*conn); !m) return fail(m.error());
   auto changed = secretstore::rewrapAll(*conn, **ring, *next);
   if (!changed) return fail(changed.error());
+  auto registries = registry::rewrapAll(*conn, **ring, *next);
+  if (!registries) return fail(registries.error());
   std::cout << "re-wrapped " << *changed << " data keys under master key " << next->id
             << "; every version is now under it\n";
+  std::cout << "re-wrapped " << *registries << " registry credentials under master key " << next->id
+            << "\n";
   return 0;
 }
 

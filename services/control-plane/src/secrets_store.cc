@@ -3,7 +3,6 @@
 #include <sodium.h>
 
 namespace plfm::cp::secretstore {
-namespace {
 
 std::string toBase64(const std::string& bin) {
   const int variant = sodium_base64_VARIANT_ORIGINAL;
@@ -24,6 +23,8 @@ Result<std::string> fromBase64(std::string_view b64, std::string_view what) {
   out.resize(len);
   return out;
 }
+
+namespace {
 
 Result<std::optional<Head>> head(pg::Connection& conn, const std::string& env_id, bool lock) {
   PLFM_ASSIGN_OR_RETURN(auto rs, conn.exec(std::string("SELECT head_version_id, head_number FROM "

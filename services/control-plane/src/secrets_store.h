@@ -60,6 +60,11 @@ struct NewVersion {
                                         const NewVersion& v,
                                         const plfm::secrets::SecretMap& values);
 
+// Sealed columns are stored as base64 (the original variant, padded).
+[[nodiscard]] std::string toBase64(const std::string& bin);
+// `what` names the column in the error (never its contents).
+[[nodiscard]] Result<std::string> fromBase64(std::string_view b64, std::string_view what);
+
 // Re-wraps, one row per transaction, every data key not yet wrapped by
 // `to`; returns how many rows changed. The ciphertexts are not touched.
 [[nodiscard]] Result<int64_t> rewrapAll(pg::Connection& conn, crypto::Keyring& keyring,

@@ -121,7 +121,7 @@ TEST_F(OpenApiTest, RoutesAreExactlyThoseOfTheSpec) {
     documented.insert(std::string(method).append(" ").append(path));
   }
   EXPECT_EQ(documented, spec);
-  EXPECT_EQ(documented.size(), 63U);
+  EXPECT_EQ(documented.size(), 67U);
 }
 
 TEST_F(OpenApiTest, ErrorCodesAreExactlyThoseOfTheSpec) {
@@ -170,7 +170,7 @@ TEST_F(OpenApiTest, EveryMutationRequiresAnIdempotencyKeyHeader) {
     keyed += declared ? 1 : 0;
     by_contract += own ? 1 : 0;
   }
-  EXPECT_EQ(keyed, 28);
+  EXPECT_EQ(keyed, 30);
   EXPECT_EQ(by_contract, 3);
 }
 
@@ -239,6 +239,10 @@ TEST_F(OpenApiTest, PathParametersAreDeclaredWithIdPatterns) {
         found = true;
         EXPECT_TRUE(p.value("required", false)) << name;
         const std::string pattern = follow(doc(), p["schema"])["pattern"].get<std::string>();
+        if (name == "registry_host") {  // the one path parameter that is not an id
+          EXPECT_EQ(pattern.front(), '^') << pattern;
+          continue;
+        }
         EXPECT_NE(pattern.find("_[0-7][0-9a-hjkmnp-tv-z]{25}$"), std::string::npos) << pattern;
       }
       EXPECT_TRUE(found) << method << " " << path << ": {" << name << "} is not declared";

@@ -39,6 +39,7 @@ class MemorySource final : public ImageSource {
     }
     return ok();
   }
+  Result<void> checkBlob(const Descriptor&) override { return ok(); }
   std::string describe() const override { return "memory"; }
 
   std::string content_;

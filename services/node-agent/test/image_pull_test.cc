@@ -13,6 +13,7 @@
 #include "image_test_env.h"
 #include "plfm/core/json.h"
 #include "plfm/core/process.h"
+#include "plfm/http/http.h"
 #include "support/token_proxy.h"
 #include "support/tree_inspect.h"
 
@@ -251,6 +252,99 @@ TEST_F(ImagePullTest, PinnedImageAlreadyPulledNeedsNoRegistry) {
   auto tag = parseImageRef("127.0.0.1:9/plfm/index:v1");
   ASSERT_TRUE(tag);
   EXPECT_FALSE(cache.pull(*tag));
+}
+
+// docs/security.md, "Node: image references are tenant input": a digest in
+// the cache is no proof that an org may run it. Org A pulls a private image
+// with its credentials; org B, naming the same digest, is refused without
+// credentials of its own although every blob is on the node; with them it
+// starts without downloading a layer again (the registry saw HEADs only).
+TEST_F(ImagePullTest, ACachedDigestIsServedToAnOrgOnlyAfterTheRegistryServesItToThatOrg) {
+  auto proxy = t::TokenProxy::start(env_.registry->host(), "org-a-bot", "a-s3cret");
+  ASSERT_TRUE(proxy) << proxy.error().toString();
+  (*proxy)->addUser("org-b-bot", "b-s3cret");
+  ImageCache cache = openCache(dir_);
+  for (const std::string& top : {env_.index.top_digest, env_.rich.manifest_digest}) {
+    SCOPED_TRACE(top);
+    const std::string pinned =
+        (top == env_.index.top_digest ? "/plfm/index@" : "/plfm/rich@") + top;
+    auto ref = parseImageRef((*proxy)->host() + pinned);
+    ASSERT_TRUE(ref) << ref.error().toString();
+    PullOptions a;
+    a.scope = "org_a";
+    a.credentials = RegistryCredentials{"org-a-bot", "a-s3cret"};
+    auto first = cache.pull(*ref, a);
+    ASSERT_TRUE(first) << first.error().toString();
+    EXPECT_GT(first->stats.blobs_fetched, 0);
+
+    // Org B without credentials: refused, though everything is cached.
+    PullOptions b;
+    b.scope = "org_b";
+    auto denied = cache.pull(*ref, b);
+    ASSERT_FALSE(denied) << "org B ran org A's private image from the cache";
+    EXPECT_EQ(denied.error().code(), "unauthenticated") << denied.error().toString();
+    // Nor through a ref at another registry (nothing listens on port 9).
+    auto elsewhere = parseImageRef("127.0.0.1:9" + pinned);
+    ASSERT_TRUE(elsewhere);
+    EXPECT_FALSE(cache.pull(*elsewhere, b));
+    // Org A was authorized: its next start needs no registry at all.
+    auto offline = cache.pull(*elsewhere, a);
+    ASSERT_TRUE(offline) << offline.error().toString();
+    EXPECT_EQ(offline->manifest_digest, first->manifest_digest);
+
+    // Org B with its own credentials: allowed, and no layer is downloaded.
+    const int gets = (*proxy)->blobGets();
+    const int heads = (*proxy)->blobHeads();
+    b.credentials = RegistryCredentials{"org-b-bot", "b-s3cret"};
+    auto allowed = cache.pull(*ref, b);
+    ASSERT_TRUE(allowed) << allowed.error().toString();
+    EXPECT_EQ(allowed->manifest_digest, first->manifest_digest);
+    EXPECT_EQ(allowed->stats.blobs_fetched, 0);
+    EXPECT_EQ((*proxy)->blobGets(), gets);
+    EXPECT_EQ((*proxy)->blobHeads() - heads, static_cast<int>(first->layers.size()) + 1);
+    // Recorded: B's next start is offline too; an unknown scope still is not.
+    EXPECT_TRUE(cache.pull(*elsewhere, b));
+    PullOptions c;
+    c.scope = "org_c";
+    EXPECT_FALSE(cache.pull(*elsewhere, c));
+  }
+  // Scopes name files: anything but an org id is refused.
+  PullOptions bad;
+  bad.scope = "../../etc";
+  auto r =
+      cache.pull(*parseImageRef((*proxy)->host() + "/plfm/rich@" + env_.rich.manifest_digest), bad);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), errc::kInvalidArgument);
+}
+
+// A registry's error body is the registry's text, and the registry is the
+// tenant's choice: only a short, escaped excerpt may reach the error (and so
+// an instance's reason, which the agent builds from it).
+TEST_F(ImagePullTest, ARegistrysErrorBodyReachesTheErrorOnlyShortAndEscaped) {
+  const std::string beyond = "CANARY-beyond-the-excerpt";
+  const std::string hostile = "\x1b[31mred\x1b[0m\r\nX-Injected: 1\n\x07" + std::string(300, 'A') +
+                              beyond + std::string(size_t{64} << 10, 'B');
+  for (const int status : {404, 500, 401}) {
+    SCOPED_TRACE(status);
+    http::ServerOptions o;
+    o.listen = {"127.0.0.1:0"};
+    http::Server server(o, [&](http::Request&) { return http::Response::text(status, hostile); });
+    ASSERT_TRUE(server.start());
+    ImageCache cache = openCache(dir_);
+    auto r = cache.pull(*parseImageRef(server.endpoints().front() + "/plfm/x:v1"));
+    server.stop(std::chrono::milliseconds(100));
+    ASSERT_FALSE(r);
+    const std::string all = r.error().toString();
+    EXPECT_LT(all.size(), 600U) << all;
+    EXPECT_EQ(all.find(beyond), std::string::npos) << all;
+    for (const char c : all) {
+      EXPECT_TRUE(c >= 0x20 && c < 0x7f) << "control byte " << int(c) << " in " << all;
+    }
+    if (status != 401) {
+      EXPECT_NE(all.find("HTTP " + std::to_string(status)), std::string::npos) << all;
+      EXPECT_NE(all.find("red"), std::string::npos) << "the excerpt is kept, escaped: " << all;
+    }
+  }
 }
 
 TEST_F(ImagePullTest, DockerSchema2) {

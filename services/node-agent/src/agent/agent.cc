@@ -3,6 +3,7 @@
 #include <sodium.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -15,6 +16,7 @@
 #include "plfm/core/log.h"
 #include "plfm/core/process.h"
 #include "plfm/http/http.h"
+#include "plfm/secrets/format.h"
 #include "runtime/cgroup.h"
 #include "runtime/initramfs.h"
 
@@ -526,6 +528,35 @@ Result<std::string> Agent::fetchSecrets(const std::string& instance_id,
   }
   std::lock_guard lock(report_mu_);
   return reports_->fetchSecrets(credential_.node_id, instance_id, version);
+}
+
+std::optional<image::RegistryCredentials> Agent::registryCredentials(const std::string& instance_id,
+                                                                     const std::string& registry) {
+  if (!reports_) return std::nullopt;
+  Result<std::optional<RegistryLogin>> got = [&] {
+    std::lock_guard lock(report_mu_);
+    return reports_->registryCredentials(credential_.node_id, instance_id);
+  }();
+  if (!got) {
+    log::warn(
+        "registry credentials unavailable; pulling anonymously",
+        {{"instance_id", instance_id}, {"registry", registry}, {"error", got.error().message()}});
+    return std::nullopt;
+  }
+  if (!*got) return std::nullopt;
+  RegistryLogin& login = **got;
+  // The control plane names the registry of the release's image; a pull of
+  // another host never gets this org's credentials.
+  std::string want = registry;
+  for (char& c : want) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (want == "index.docker.io" || want == "registry-1.docker.io") want = "docker.io";
+  if (login.registry != want) {
+    log::warn("registry credentials are for another registry; pulling anonymously",
+              {{"instance_id", instance_id}, {"registry", registry}, {"served", login.registry}});
+    secrets::wipe(login.password);
+    return std::nullopt;
+  }
+  return image::RegistryCredentials{std::move(login.username), std::move(login.password)};
 }
 
 void Agent::planLoop() {

@@ -162,6 +162,14 @@ class Agent {
   // The secrets file of `version` for `instance_id`; fails in plan-file mode.
   [[nodiscard]] Result<std::string> fetchSecrets(const std::string& instance_id,
                                                  const std::string& version);
+  // The instance's org's credentials for `registry` (the host its image
+  // names), from the control plane, which serves them only for an instance
+  // on this node and only for that registry. nullopt in plan-file mode, when
+  // the org has none, or when the control plane cannot be asked (logged):
+  // the pull is then anonymous, and an image the cache authorized for the
+  // org before still starts. The caller wipes the password.
+  [[nodiscard]] std::optional<image::RegistryCredentials> registryCredentials(
+      const std::string& instance_id, const std::string& registry);
   [[nodiscard]] bool stopping() const { return stopping_.load(); }
   // An empty ext4 of options().scratch_mb, formatted once per agent state dir
   // (STATE/templates/scratch-<mb>M.ext4); each instance's scratch disk is a

@@ -1,5 +1,7 @@
 #include "agent/cp_client.h"
 
+#include "plfm/secrets/format.h"
+
 namespace plfm::agent {
 using nlohmann::json;
 
@@ -136,6 +138,40 @@ Result<std::string> ControlPlaneClient::fetchSecrets(const std::string& node_id,
                         client_.send("GET", target, headers, "", std::chrono::seconds(15)));
   if (resp.status != 200) return apiError(resp.status, resp.body, "fetching secrets " + version);
   return std::move(resp.body);
+}
+
+Result<std::optional<RegistryLogin>> ControlPlaneClient::registryCredentials(
+    const std::string& node_id, const std::string& instance_id) {
+  http::Headers headers;
+  headers.set("Authorization", "Bearer " + token_);
+  PLFM_ASSIGN_OR_RETURN(auto resp, client_.send("GET",
+                                                "/v1/nodes/" + node_id + "/instances/" +
+                                                    instance_id + "/registry-credentials",
+                                                headers, "", std::chrono::seconds(15)));
+  if (resp.status == 404) return std::optional<RegistryLogin>();
+  if (resp.status != 200) return apiError(resp.status, resp.body, "fetching registry credentials");
+  auto j = json::parse(resp.body, nullptr, false);
+  secrets::wipe(resp.body);
+  RegistryLogin out;
+  bool whole = j.is_object();
+  for (auto [field, dest] :
+       {std::pair{"registry", &out.registry}, std::pair{"username", &out.username},
+        std::pair{"password", &out.password}}) {
+    auto it = whole ? j.find(field) : j.end();
+    whole = whole && it != j.end() && it->is_string();
+    if (whole) *dest = it->get<std::string>();
+  }
+  if (j.is_object()) {
+    for (auto& v : j) {
+      if (v.is_string()) secrets::wipe(v.get_ref<std::string&>());
+    }
+  }
+  if (!whole) {
+    secrets::wipe(out.password);
+    return Error(errc::kInvalidArgument,
+                 "the control plane's registry credentials lack registry, username or password");
+  }
+  return std::optional<RegistryLogin>(std::move(out));
 }
 
 Result<bool> ControlPlaneClient::report(const std::string& node_id, const std::string& instance_id,

@@ -53,6 +53,12 @@ struct StatusReport {
   nlohmann::json timings = nlohmann::json::object();
 };
 
+struct RegistryLogin {
+  std::string registry;  // normalized host[:port], as the control plane names it
+  std::string username;
+  std::string password;
+};
+
 class ControlPlaneClient {
  public:
   // `tls`: how the control plane's certificate is verified (its CA file or a
@@ -77,6 +83,11 @@ class ControlPlaneClient {
   [[nodiscard]] Result<std::string> fetchSecrets(const std::string& node_id,
                                                  const std::string& instance_id,
                                                  const std::string& version);
+  // The credential of the instance's org for the registry its image names
+  // (docs/specs/api/v1.md, "Registry credentials"); nullopt when the org has
+  // none (404: pull anonymously). The caller wipes the password.
+  [[nodiscard]] Result<std::optional<RegistryLogin>> registryCredentials(
+      const std::string& node_id, const std::string& instance_id);
   // true when the report was applied, false when the control plane already had
   // it or a newer one (a duplicate is fine).
   [[nodiscard]] Result<bool> report(const std::string& node_id, const std::string& instance_id,

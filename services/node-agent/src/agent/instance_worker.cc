@@ -329,7 +329,15 @@ Result<void> InstanceWorker::prepare() {
   }
   auto t0 = Steady::now();
   PLFM_ASSIGN_OR_RETURN(auto ref, image::parseImageRef(pinnedRef(w.image_ref, w.image_digest)));
-  auto pulled = agent_.images().pull(ref);
+  // Pulled for the workload's org, with its credentials: a digest another
+  // org pulled is used only once the registry serves it to this org too.
+  image::PullOptions pull;
+  pull.scope = w.org_id.empty() ? w.instance_id : w.org_id;
+  if (ref.transport == image::ImageRef::Transport::kRegistry) {
+    pull.credentials = agent_.registryCredentials(w.instance_id, ref.registry);
+  }
+  auto pulled = agent_.images().pull(ref, pull);
+  if (pull.credentials) secrets::wipe(pull.credentials->password);
   if (!pulled) {
     return Error("agent.image_failed",
                  "image " + w.image_ref + " (" + w.image_digest + "): " + pulled.error().message());

@@ -270,6 +270,13 @@ Result<GcReport> ImageCache::gc(const std::set<Digest>& keep) const {
     report.removed.push_back(e.digest);
     usage = usageBytes();
   }
+  // Authorizations of manifests no longer cached go with them: the next
+  // scoped pull asks the registry again.
+  for (const auto& hex : listDir(dir_ + "/authz")) {
+    if (!isSha256Hex(hex) || !blobs_.has(Digest::fromHex(hex))) {
+      PLFM_TRY(removeAll(dir_ + "/authz/" + hex));
+    }
+  }
   report.bytes_after = usage;
   report.over_budget = usage > options_.size_budget_bytes;
   return report;

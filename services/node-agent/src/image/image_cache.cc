@@ -6,6 +6,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
@@ -15,6 +16,7 @@
 
 #include "image/fs_util.h"
 #include "image/oci_layout.h"
+#include "image/path_safety.h"
 #include "image/registry_source.h"
 #include "plfm/core/json.h"
 #include "plfm/core/log.h"
@@ -167,6 +169,18 @@ class LayerDownloads {
   std::vector<std::thread> threads_;
 };
 
+// Scopes name files under authz/: org ids, never a path.
+Result<void> checkScope(std::string_view scope) {
+  const bool valid =
+      !scope.empty() && scope.size() <= 64 && std::all_of(scope.begin(), scope.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+      });
+  if (valid) return ok();
+  return Error(errc::kInvalidArgument, "image pull scope '" + printable(scope.substr(0, 64), 64) +
+                                           "' is not an org id ([a-z0-9_-], 1 to 64 bytes)")
+      .with("field", "org_id");
+}
+
 Error notCached(const Digest& d) {
   return Error("image.not_cached", "image " + d.str() + " is not in the cache; pull it first")
       .with("digest", d.str());
@@ -186,7 +200,7 @@ ImageCache::ImageCache(std::string dir, CacheOptions options)
 Result<ImageCache> ImageCache::open(std::string dir, CacheOptions options) {
   if (dir.empty()) return Error(errc::kInvalidArgument, "the image cache needs a directory");
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-  for (const char* sub : {"/blobs/sha256", "/rootfs", "/refs", "/locks", "/tmp"}) {
+  for (const char* sub : {"/blobs/sha256", "/rootfs", "/refs", "/locks", "/tmp", "/authz"}) {
     PLFM_TRY(mkdirs(dir + sub));
   }
   // Leftovers of processes that died mid-pull (kill -9): staging trees and
@@ -274,8 +288,8 @@ void ImageCache::touch(const Digest& d) const {
 // and while the registry is down. A tag always goes to the source.
 Result<FetchedManifest> ImageCache::fetchManifest(const std::string& reference,
                                                   const std::optional<Digest>& digest,
-                                                  ImageSource& source) const {
-  if (digest && blobs_.has(*digest)) {
+                                                  ImageSource& source, bool cached_ok) const {
+  if (cached_ok && digest && blobs_.has(*digest)) {
     auto bytes = blobs_.read(*digest, kMaxManifestBytes);
     if (bytes && Digest::of(*bytes) == *digest) return FetchedManifest{std::move(*bytes), ""};
   }
@@ -283,9 +297,10 @@ Result<FetchedManifest> ImageCache::fetchManifest(const std::string& reference,
 }
 
 Result<ImageCache::Resolved> ImageCache::resolve(const ImageRef& ref, const PullOptions& options,
-                                                 ImageSource& source) const {
+                                                 ImageSource& source, bool cached_ok) const {
   Resolved out;
-  PLFM_ASSIGN_OR_RETURN(FetchedManifest top, fetchManifest(ref.reference(), ref.digest, source));
+  PLFM_ASSIGN_OR_RETURN(FetchedManifest top,
+                        fetchManifest(ref.reference(), ref.digest, source, cached_ok));
   const Digest top_digest = Digest::of(top.bytes);
   if (ref.digest && *ref.digest != top_digest) {
     return Error("image.digest_mismatch",
@@ -303,7 +318,7 @@ Result<ImageCache::Resolved> ImageCache::resolve(const ImageRef& ref, const Pull
                                                           options.architecture, options.variant));
   out.index_digest = top_digest;
   PLFM_ASSIGN_OR_RETURN(FetchedManifest m,
-                        fetchManifest(chosen.digest.str(), chosen.digest, source));
+                        fetchManifest(chosen.digest.str(), chosen.digest, source, cached_ok));
   if (Digest::of(m.bytes) != chosen.digest) {
     return Error("image.digest_mismatch", "manifest " + chosen.digest.str() + " from " +
                                               source.describe() + " does not match its digest")
@@ -321,6 +336,48 @@ Result<ImageCache::Resolved> ImageCache::resolve(const ImageRef& ref, const Pull
   out.manifest_digest = chosen.digest;
   out.manifest = std::move(*inner.manifest);
   return out;
+}
+
+Result<std::unique_ptr<ImageSource>> ImageCache::sourceFor(const ImageRef& ref,
+                                                           const PullOptions& options) const {
+  if (ref.transport == ImageRef::Transport::kOciLayout) {
+    if (!options_.allow_oci_layout) {
+      return Error("image.ref_refused",
+                   "oci: image references name a directory on the node and are not accepted "
+                   "here; push the image to a registry (the operator may allow layouts with "
+                   "--allow-oci-layout-images)");
+    }
+    return std::unique_ptr<ImageSource>(std::make_unique<OciLayoutSource>(ref.layout_dir));
+  }
+  RegistryOptions ro;
+  ro.insecure = options_.insecure_registries;
+  if (options_.registry_allow_cidrs) {
+    std::vector<IpPrefix> allow;
+    for (const auto& c : *options_.registry_allow_cidrs) {
+      PLFM_ASSIGN_OR_RETURN(IpPrefix p, parseIpPrefix(c));
+      allow.push_back(p);
+    }
+    ro.address_allow = std::move(allow);
+  }
+  // A tenant's pull (a scope) uses its own credentials or none, never the
+  // node's credentials file, which is the operator's for `image pull`.
+  ro.credentials = options.credentials;
+  if (!ro.credentials && options.scope.empty() && !options_.credentials_file.empty()) {
+    PLFM_ASSIGN_OR_RETURN(auto creds, loadCredentialsFile(options_.credentials_file));
+    ro.credentials = findCredentials(creds, ref.registry);
+  }
+  return std::unique_ptr<ImageSource>(std::make_unique<RegistrySource>(ref, ro));
+}
+
+std::string ImageCache::authzDir(const Digest& d) const { return dir_ + "/authz/" + d.hex(); }
+
+bool ImageCache::authorized(const Digest& d, std::string_view scope) const {
+  return checkScope(scope) && pathExists(authzDir(d) + "/" + std::string(scope));
+}
+
+Result<void> ImageCache::authorize(const Digest& top, std::string_view scope) const {
+  PLFM_TRY(mkdirs(authzDir(top)));
+  return writeFileAtomicUnique(authzDir(top) + "/" + std::string(scope), "");
 }
 
 Result<PulledImage> ImageCache::pull(const ImageRef& ref, const PullOptions& options,
@@ -344,33 +401,13 @@ Result<PulledImage> ImageCache::pull(const ImageRef& ref, const PullOptions& opt
   PLFM_ASSIGN_OR_RETURN(FileLock cache_lock,
                         FileLock::acquire(dir_ + "/locks/cache.lock", FileLock::Mode::kShared));
 
-  std::unique_ptr<ImageSource> source;
-  if (ref.transport == ImageRef::Transport::kOciLayout) {
-    if (!options_.allow_oci_layout) {
-      return Error("image.ref_refused",
-                   "oci: image references name a directory on the node and are not accepted "
-                   "here; push the image to a registry (the operator may allow layouts with "
-                   "--allow-oci-layout-images)");
-    }
-    source = std::make_unique<OciLayoutSource>(ref.layout_dir);
-  } else {
-    RegistryOptions ro;
-    ro.insecure = options_.insecure_registries;
-    if (options_.registry_allow_cidrs) {
-      std::vector<IpPrefix> allow;
-      for (const auto& c : *options_.registry_allow_cidrs) {
-        PLFM_ASSIGN_OR_RETURN(IpPrefix p, parseIpPrefix(c));
-        allow.push_back(p);
-      }
-      ro.address_allow = std::move(allow);
-    }
-    if (!options_.credentials_file.empty()) {
-      PLFM_ASSIGN_OR_RETURN(auto creds, loadCredentialsFile(options_.credentials_file));
-      ro.credentials = findCredentials(creds, ref.registry);
-    }
-    source = std::make_unique<RegistrySource>(ref, ro);
-  }
-  PLFM_ASSIGN_OR_RETURN(Resolved resolved, resolve(ref, options, *source));
+  // A scoped pull of a registry image uses the cache only for what that
+  // scope was authorized for; everything else is checked with the registry.
+  const bool scoped = !options.scope.empty() && ref.transport == ImageRef::Transport::kRegistry;
+  if (scoped) PLFM_TRY(checkScope(options.scope));
+  const bool verify = scoped && !(ref.digest && authorized(*ref.digest, options.scope));
+  PLFM_ASSIGN_OR_RETURN(std::unique_ptr<ImageSource> source, sourceFor(ref, options));
+  PLFM_ASSIGN_OR_RETURN(Resolved resolved, resolve(ref, options, *source, !verify));
   const Digest& md = resolved.manifest_digest;
   const ImageManifest& manifest = resolved.manifest;
   if (progress) {
@@ -389,12 +426,28 @@ Result<PulledImage> ImageCache::pull(const ImageRef& ref, const PullOptions& opt
   out.layers = manifest.layers;
   out.rootfs = rootfsPath(md);
 
+  const Digest top = resolved.index_digest.value_or(md);
+  const bool rootfs_ready = pathExists(rootfsPath(md)) && pathExists(recordPath(md));
+  if (verify) {
+    // What this pull will not download must be proven some other way: the
+    // registry serves it to this scope (HEAD with its credentials).
+    std::vector<Descriptor> blobs = manifest.layers;
+    blobs.insert(blobs.begin(), manifest.config);
+    for (const auto& b : blobs) {
+      if (rootfs_ready || blobs_.has(b.digest)) {
+        if (auto seen = source->checkBlob(b); !seen) {
+          return std::move(seen).error().context("checking access to a cached image");
+        }
+      }
+    }
+  }
   PLFM_ASSIGN_OR_RETURN(BlobFetchStats cfg_stats,
                         blobs_.ensure(manifest.config, *source, options_.fetch));
   PLFM_ASSIGN_OR_RETURN(std::string cfg_bytes, blobs_.read(manifest.config.digest));
   PLFM_ASSIGN_OR_RETURN(out.config, parseImageConfig(cfg_bytes));
 
-  if (pathExists(rootfsPath(md)) && pathExists(recordPath(md))) {
+  if (rootfs_ready) {
+    if (verify) PLFM_TRY(authorize(top, options.scope));
     touch(md);
     out.stats.rootfs_cached = true;
     out.stats.blobs_cached = 1;
@@ -436,6 +489,7 @@ Result<PulledImage> ImageCache::pull(const ImageRef& ref, const PullOptions& opt
   (cfg_stats.cached ? out.stats.blobs_cached : out.stats.blobs_fetched) += 1;
   out.stats.rootfs_cached = rootfs_cached;
   PLFM_TRY(writeRecord(md, resolved.index_digest, manifest, out.ref));
+  if (verify) PLFM_TRY(authorize(top, options.scope));
   touch(md);
   out.rootfs_bytes = fileSize(out.rootfs);
   out.stats.seconds = static_cast<double>(elapsed().count()) / 1000.0;

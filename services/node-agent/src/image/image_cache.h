@@ -15,6 +15,7 @@
 //   rootfs/<manifest-hex>.ext4  the built rootfs
 //   rootfs/<manifest-hex>.json  its record (config, layers); mtime = last use
 //   refs/<manifest-hex>/<holder> one file per running user of the image
+//   authz/<digest-hex>/<scope>  the scopes (orgs) the registry served it to
 //   locks/                      flock files (cache.lock, one per blob and rootfs)
 //   tmp/                        partial downloads and staging trees
 // Every file appears by rename once complete, so a kill -9 at any point
@@ -27,6 +28,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <set>
@@ -40,6 +42,7 @@
 #include "image/image_source.h"
 #include "image/layer_applier.h"
 #include "image/manifest.h"
+#include "image/registry_auth.h"
 #include "image/rootfs_builder.h"
 #include "plfm/core/clock.h"
 #include "plfm/core/result.h"
@@ -77,6 +80,19 @@ struct PullOptions {
   std::string os = "linux";
   std::string architecture = "amd64";
   std::string variant;
+  // Who the image is for: an org id ([a-z0-9_-], 1..64 bytes). Empty: the
+  // operator (`image pull`, tests), served whatever the cache holds. Set: a
+  // digest already in the cache is used for this scope only after the
+  // registry, asked with this scope's credentials, served its manifests
+  // (GET by digest, hash-checked) and every blob this pull does not
+  // download (HEAD); then authz/<digest>/<scope> records it, so the next
+  // start needs no registry. One org's pull never lets another org run a
+  // private image (docs/specs/runtime/image-cache.md, "Per-org access").
+  std::string scope;
+  // The scope's credentials for the image's registry (the agent gets them
+  // from the control plane). With a scope only these are used, never the
+  // node's credentials_file.
+  std::optional<RegistryCredentials> credentials;
 };
 
 // Progress of a pull. Events come from download threads too, but one at a
@@ -171,15 +187,22 @@ class ImageCache {
   [[nodiscard]] const BlobStore& blobs() const { return blobs_; }
   [[nodiscard]] std::string rootfsPath(const Digest& d) const;
   [[nodiscard]] std::string recordPath(const Digest& d) const;
+  // authz/<hex>: one empty file per scope the image was authorized for.
+  [[nodiscard]] std::string authzDir(const Digest& d) const;
+  [[nodiscard]] bool authorized(const Digest& d, std::string_view scope) const;
 
  private:
   ImageCache(std::string dir, CacheOptions options);
   struct Resolved;
-  Result<Resolved> resolve(const ImageRef& ref, const PullOptions& options,
-                           ImageSource& source) const;
+  // `cached_ok`: a manifest named by digest may come from the blob store.
+  Result<Resolved> resolve(const ImageRef& ref, const PullOptions& options, ImageSource& source,
+                           bool cached_ok) const;
   Result<FetchedManifest> fetchManifest(const std::string& reference,
-                                        const std::optional<Digest>& digest,
-                                        ImageSource& source) const;
+                                        const std::optional<Digest>& digest, ImageSource& source,
+                                        bool cached_ok) const;
+  Result<std::unique_ptr<ImageSource>> sourceFor(const ImageRef& ref,
+                                                 const PullOptions& options) const;
+  Result<void> authorize(const Digest& top, std::string_view scope) const;
   // Builds rootfs/<hex>.ext4 once (under its lock); `wait_layer(i)` returns
   // when layer i is in the blob store.
   Result<RootfsStats> buildRootfs(const Digest& manifest_digest, const ImageManifest& manifest,

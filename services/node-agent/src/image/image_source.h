@@ -40,6 +40,10 @@ class ImageSource {
   [[nodiscard]] virtual Result<FetchedManifest> fetchManifest(std::string_view reference) = 0;
   // Streams the blob into `writer`, from writer.offset() on.
   [[nodiscard]] virtual Result<void> fetchBlob(const Descriptor& blob, BlobWriter& writer) = 0;
+  // Whether the source serves `blob` to us, without its bytes (a registry
+  // HEAD with our credentials): proves access to a blob the cache already
+  // holds (ImageCache's per-scope authorization). An error otherwise.
+  [[nodiscard]] virtual Result<void> checkBlob(const Descriptor& blob) = 0;
   // For messages: "127.0.0.1:5000/app" or "oci:/images/app".
   [[nodiscard]] virtual std::string describe() const = 0;
 };

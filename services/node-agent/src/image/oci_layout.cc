@@ -67,6 +67,12 @@ Result<FetchedManifest> OciLayoutSource::fetchManifest(std::string_view referenc
   return FetchedManifest{std::move(bytes), chosen->media_type};
 }
 
+Result<void> OciLayoutSource::checkBlob(const Descriptor& blob) {
+  if (::access((dir_ + "/blobs/sha256/" + blob.digest.hex()).c_str(), F_OK) == 0) return ok();
+  return Error(errc::kNotFound, "blob " + blob.digest.str() + " is missing from layout " + dir_)
+      .with("digest", blob.digest.str());
+}
+
 Result<void> OciLayoutSource::fetchBlob(const Descriptor& blob, BlobWriter& writer) {
   const std::string p = dir_ + "/blobs/sha256/" + blob.digest.hex();
   const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);

@@ -17,6 +17,7 @@ class OciLayoutSource final : public ImageSource {
 
   [[nodiscard]] Result<FetchedManifest> fetchManifest(std::string_view reference) override;
   [[nodiscard]] Result<void> fetchBlob(const Descriptor& blob, BlobWriter& writer) override;
+  [[nodiscard]] Result<void> checkBlob(const Descriptor& blob) override;
   [[nodiscard]] std::string describe() const override { return "oci:" + dir_; }
 
  private:

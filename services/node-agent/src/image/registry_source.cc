@@ -192,6 +192,7 @@ struct RegistrySource::Impl {
     std::chrono::seconds timeout{0};  // 0: none (stall timeout still applies)
     BlobWriter* writer = nullptr;
     size_t body_limit = kMaxErrorBody;
+    bool head = false;  // HEAD: headers only
   };
 
   struct Auth {
@@ -238,6 +239,7 @@ struct RegistrySource::Impl {
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, onBody);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &ex);
     curl_easy_setopt(curl, CURLOPT_USERAGENT, "plfm-node-agent");
+    if (call.head) curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
     if (basic) {
       // libcurl sends these only to the original host, never across a redirect.
       curl_easy_setopt(curl, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
@@ -313,7 +315,10 @@ struct RegistrySource::Impl {
       if (!options.credentials) {
         return Error(errc::kUnauthenticated,
                      "registry " + ref.registry +
-                         " requires credentials (basic auth); add them to the credentials file")
+                         " requires credentials (basic auth): `vt registries login " +
+                         ref.registry +
+                         "` for the org (or, for the operator's `image pull`, "
+                         "its credentials file)")
             .with("registry", ref.registry);
       }
       std::lock_guard lock(mu);
@@ -434,6 +439,23 @@ Result<void> RegistrySource::fetchBlob(const Descriptor& blob, BlobWriter& write
   PLFM_ASSIGN_OR_RETURN(Exchange ex, impl_->send(call));
   if (ex.status != 200 && ex.status != 206) {
     return httpError(ex, "blob " + blob.digest.str());
+  }
+  return ok();
+}
+
+Result<void> RegistrySource::checkBlob(const Descriptor& blob) {
+  Impl::Call call;
+  call.url = impl_->base + "/v2/" + impl_->ref.repository + "/blobs/" + blob.digest.str();
+  call.head = true;
+  call.timeout = impl_->options.manifest_timeout;
+  PLFM_ASSIGN_OR_RETURN(Exchange ex, impl_->send(call));
+  if (ex.status != 200) return httpError(ex, "blob " + blob.digest.str());
+  // A registry that answers with another size does not hold this blob.
+  if (auto len = ex.headers.find("content-length");
+      len != ex.headers.end() && len->second != std::to_string(blob.size)) {
+    return Error(errc::kNotFound, "blob " + blob.digest.str() + " in " + describe() +
+                                      " has another size than its descriptor")
+        .with("digest", blob.digest.str());
   }
   return ok();
 }

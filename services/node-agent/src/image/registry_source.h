@@ -49,6 +49,7 @@ class RegistrySource final : public ImageSource {
 
   [[nodiscard]] Result<FetchedManifest> fetchManifest(std::string_view reference) override;
   [[nodiscard]] Result<void> fetchBlob(const Descriptor& blob, BlobWriter& writer) override;
+  [[nodiscard]] Result<void> checkBlob(const Descriptor& blob) override;
   [[nodiscard]] std::string describe() const override;
 
   // The base URL in use, "http://127.0.0.1:5000".

@@ -2,6 +2,8 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
+
 #include "plfm/core/strings.h"
 
 namespace plfm::image::testing {
@@ -22,7 +24,7 @@ Result<std::unique_ptr<TokenProxy>> TokenProxy::start(std::string backend,
                                                       const std::string& password) {
   std::unique_ptr<TokenProxy> p(new TokenProxy());
   p->backend_ = std::move(backend);
-  if (!username.empty()) p->basic_ = "Basic " + base64(username + ":" + password);
+  if (!username.empty()) p->basic_.push_back("Basic " + base64(username + ":" + password));
   http::ServerOptions o;
   o.listen = {"127.0.0.1:0"};
   TokenProxy* self = p.get();
@@ -33,13 +35,18 @@ Result<std::unique_ptr<TokenProxy>> TokenProxy::start(std::string backend,
   return p;
 }
 
+void TokenProxy::addUser(const std::string& username, const std::string& password) {
+  basic_.push_back("Basic " + base64(username + ":" + password));
+}
+
 TokenProxy::~TokenProxy() {
   if (server_) server_->stop(std::chrono::milliseconds(100));
 }
 
 http::Response TokenProxy::handle(http::Request& req) {
   if (req.path == "/token") {
-    if (!basic_.empty() && req.header("Authorization").value_or("") != basic_) {
+    const std::string auth(req.header("Authorization").value_or(""));
+    if (!basic_.empty() && std::find(basic_.begin(), basic_.end(), auth) == basic_.end()) {
       return http::Response::json(401, R"({"errors":[{"code":"UNAUTHORIZED"}]})");
     }
     if (req.queryParam("scope").value_or("").find("repository:") != 0 ||
@@ -67,6 +74,7 @@ http::Response TokenProxy::handle(http::Request& req) {
   }
   if (req.path.find("/blobs/") != std::string::npos) {
     ++redirects_;
+    ++(req.method == "HEAD" ? blob_heads_ : blob_gets_);
     http::Response resp;
     resp.status = 307;
     resp.headers.set("Location", "http://" + backend_ + req.target);

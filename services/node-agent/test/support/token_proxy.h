@@ -10,6 +10,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "plfm/core/result.h"
 #include "plfm/http/http.h"
@@ -26,7 +27,13 @@ class TokenProxy {
   TokenProxy(const TokenProxy&) = delete;
   TokenProxy& operator=(const TokenProxy&) = delete;
 
+  // Also accepts this user at the token endpoint (another org's account).
+  // Call before any request.
+  void addUser(const std::string& username, const std::string& password);
+
   [[nodiscard]] std::string host() const { return host_; }
+  [[nodiscard]] int blobGets() const { return blob_gets_; }
+  [[nodiscard]] int blobHeads() const { return blob_heads_; }
   [[nodiscard]] int tokensIssued() const { return tokens_; }
   [[nodiscard]] int challenges() const { return challenges_; }
   [[nodiscard]] int redirects() const { return redirects_; }
@@ -38,11 +45,13 @@ class TokenProxy {
   std::unique_ptr<http::Server> server_;
   std::string backend_;
   std::string host_;
-  std::string basic_;  // expected "Basic ..." header; empty: anonymous tokens
+  std::vector<std::string> basic_;  // accepted "Basic ..." headers; empty: anonymous tokens
   std::string token_ = "plfm-test-token-7f3a";
   std::atomic<int> tokens_{0};
   std::atomic<int> challenges_{0};
   std::atomic<int> redirects_{0};
+  std::atomic<int> blob_gets_{0};
+  std::atomic<int> blob_heads_{0};
 };
 
 }  // namespace plfm::image::testing
