@@ -197,45 +197,46 @@ auth_db_pool_size = 2
   ASSERT_TRUE(applyEnv(cfg).has_value());
   unsetenv("PLFM_CP_NODE_LISTEN");
   EXPECT_EQ(cfg.node_listen, (std::vector<std::string>{"[::1]:7001", "127.0.0.1:7001"}));
+}
 
-  // Domain verification's resolver (docs/specs/ingress/domains.md): an IPv4
-  // address with an optional port, checked at startup, never a name to resolve.
-  TEST(ConfigTest, DnsResolverIsAnIpv4AddressAndPort) {
-    Config cfg;
-    for (const char* good : {"127.0.0.1:5353", "10.0.0.53", "192.0.2.1:53"}) {
-      cfg.dns_resolver = good;
-      EXPECT_TRUE(validate(cfg).has_value()) << good;
-    }
-    for (const char* bad : {"localhost:53", "[::1]:53", "127.0.0.1:0", "127.0.0.1:99999",
-                            "127.0.0.1:", "1.2.3.4.5", "127.0.0.1:53x", " 127.0.0.1"}) {
-      cfg.dns_resolver = bad;
-      auto v = validate(cfg);
-      ASSERT_FALSE(v.has_value()) << bad;
-      EXPECT_EQ(v.error().detail("field"), "dns_resolver") << bad;
-    }
+// Domain verification's resolver (docs/specs/ingress/domains.md): an IPv4
+// address with an optional port, checked at startup, never a name to resolve.
+TEST(ConfigTest, DnsResolverIsAnIpv4AddressAndPort) {
+  Config cfg;
+  for (const char* good : {"127.0.0.1:5353", "10.0.0.53", "192.0.2.1:53"}) {
+    cfg.dns_resolver = good;
+    EXPECT_TRUE(validate(cfg).has_value()) << good;
   }
-
-  TEST(ConfigTest, TlsSettingsFromFileAndEnvironment) {
-    plfm::testing::TempDir dir("plfm-cfg");
-    Config cfg;
-    auto r = loadConfigFile(writeToml(dir,
-                                      "tls_cert_file = \"/c.pem\"\ntls_key_file = \"/k.pem\"\n"
-                                      "unsafe_plain_http = true\n"),
-                            cfg);
-    ASSERT_TRUE(r.has_value()) << r.error().message();
-    EXPECT_EQ(cfg.tls_cert_file, "/c.pem");
-    EXPECT_EQ(cfg.tls_key_file, "/k.pem");
-    EXPECT_TRUE(cfg.unsafe_plain_http);
-
-    Config env_cfg;
-    ::setenv("PLFM_CP_TLS_CERT_FILE", "/e.pem", 1);
-    ::setenv("PLFM_CP_UNSAFE_PLAIN_HTTP", "maybe", 1);
-    auto applied = applyEnv(env_cfg);
-    ::unsetenv("PLFM_CP_TLS_CERT_FILE");
-    ::unsetenv("PLFM_CP_UNSAFE_PLAIN_HTTP");
-    ASSERT_FALSE(applied.has_value());
-    EXPECT_EQ(env_cfg.tls_cert_file, "/e.pem");
+  for (const char* bad : {"localhost:53", "[::1]:53", "127.0.0.1:0", "127.0.0.1:99999",
+                          "127.0.0.1:", "1.2.3.4.5", "127.0.0.1:53x", " 127.0.0.1"}) {
+    cfg.dns_resolver = bad;
+    auto v = validate(cfg);
+    ASSERT_FALSE(v.has_value()) << bad;
+    EXPECT_EQ(v.error().detail("field"), "dns_resolver") << bad;
   }
+}
+
+TEST(ConfigTest, TlsSettingsFromFileAndEnvironment) {
+  plfm::testing::TempDir dir("plfm-cfg");
+  Config cfg;
+  auto r = loadConfigFile(writeToml(dir,
+                                    "tls_cert_file = \"/c.pem\"\ntls_key_file = \"/k.pem\"\n"
+                                    "unsafe_plain_http = true\n"),
+                          cfg);
+  ASSERT_TRUE(r.has_value()) << r.error().message();
+  EXPECT_EQ(cfg.tls_cert_file, "/c.pem");
+  EXPECT_EQ(cfg.tls_key_file, "/k.pem");
+  EXPECT_TRUE(cfg.unsafe_plain_http);
+
+  Config env_cfg;
+  ::setenv("PLFM_CP_TLS_CERT_FILE", "/e.pem", 1);
+  ::setenv("PLFM_CP_UNSAFE_PLAIN_HTTP", "maybe", 1);
+  auto applied = applyEnv(env_cfg);
+  ::unsetenv("PLFM_CP_TLS_CERT_FILE");
+  ::unsetenv("PLFM_CP_UNSAFE_PLAIN_HTTP");
+  ASSERT_FALSE(applied.has_value());
+  EXPECT_EQ(env_cfg.tls_cert_file, "/e.pem");
+}
 
 }  // namespace
 }  // namespace plfm::cp
