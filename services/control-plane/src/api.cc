@@ -33,6 +33,7 @@ int statusFor(std::string_view code) {
       {plfm::errc::kFailedPrecondition, 409},
       {apierr::kKeyInProgress, 409},
       {apierr::kHostnameConflict, 409},
+      {apierr::kQuotaExceeded, 409},
       {"payload_too_large", 413},
       {apierr::kKeyReused, 422},
       {plfm::errc::kUnavailable, 503},
@@ -311,6 +312,7 @@ void Api::registerRoutes(http::Router& r) {
   registerSecretRoutes(r);
   registerLogRoutes(r);
   registerTokenRoutes(r);
+  registerQuotaRoutes(r);
 }
 
 namespace {
@@ -599,6 +601,12 @@ Result<http::Response> Api::runWrite(Ctx& ctx, const MutationFn& fn) {
     deps_.worker.kick();
   }
   return finishWrite(ctx, status, body, seq, settle);
+}
+
+Result<QuotaLimits> Api::lockOrgQuotas(pg::Transaction& tx, const std::string& org_id) {
+  PLFM_TRY(lockOrg(tx, deps_.worker, org_id, deps_.options.read_your_writes_wait));
+  PLFM_ASSIGN_OR_RETURN(auto overrides, readOverrides(tx.connection(), org_id));
+  return effectiveLimits(deps_.options.quotas, overrides);
 }
 
 Result<void> Api::awaitScheduler(Ctx& ctx) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "plfm/core/result.h"
+#include "quotas.h"
 
 namespace plfm::cp {
 
@@ -48,6 +49,11 @@ struct Config {
   // Secrets (docs/specs/secrets/encryption.md): the 32-byte master key file,
   // mode 0600. Empty: secrets are disabled and their routes answer 503.
   std::string secrets_master_key_file;
+
+  // Per-org quota defaults (quotas.h): keys quota_instances, quota_memory_mb,
+  // quota_releases_per_app, quota_routes, quota_secrets_bytes; flags
+  // --quota-*. An admin overrides them per org (PUT /v1/orgs/{id}/quotas).
+  QuotaLimits quotas{};
 
   [[nodiscard]] std::string adminTokenFile() const {
     return admin_token_file.empty() ? state_dir + "/admin-token" : admin_token_file;

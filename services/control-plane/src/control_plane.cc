@@ -80,6 +80,7 @@ Result<void> ControlPlane::start() {
   opts.cluster_ipv6_prefix = cfg_.cluster_ipv6_prefix;
   opts.heartbeat_interval = cfg_.heartbeat_interval;
   opts.heartbeat_timeout = cfg_.heartbeat_timeout;
+  opts.quotas = cfg_.quotas;
   api_ =
       std::make_unique<Api>(ApiDeps{*pool_, *store_, *worker_, clock_, metrics_, opts,
                                     scheduler_.get(), plans_.get(), edge_.get(), keyring_.get()});
