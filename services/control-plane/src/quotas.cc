@@ -14,8 +14,8 @@ const std::array<std::string_view, 5> kNames = {"instances", "memory_mb", "relea
                                                 "routes", "secrets_bytes"};
 
 const std::array<std::string_view, 5> kWhat = {
-    "desired instances over the org's envs", "MiB of memory over the org's desired instances",
-    "releases of this app", "routes in the org", "bytes of secrets over the org's envs"};
+    "desired instances over its envs", "MiB of memory for its desired instances",
+    "releases of this app", "routes", "bytes of secrets over its envs"};
 
 Result<int64_t> count(pg::Connection& conn, const std::string& sql, const std::string& arg) {
   PLFM_ASSIGN_OR_RETURN(auto rs, conn.exec(sql, {arg}));
@@ -172,15 +172,15 @@ Result<void> checkQuota(Quota q, int64_t limit, int64_t used, int64_t after) {
   const int64_t requested = after - used;
   std::string msg = "quota '";
   msg.append(kNames[i])
-      .append("' exceeded: the limit is ")
+      .append("' exceeded: the org may have ")
       .append(std::to_string(limit))
       .append(" ")
       .append(kWhat[i])
-      .append(", ")
+      .append("; ")
       .append(std::to_string(used))
       .append(" are in use and this asks for ")
       .append(std::to_string(requested))
-      .append(" more; ask an admin to raise it (vt orgs quotas)");
+      .append(" more (a platform admin can raise the limit; `vt orgs quotas` shows them)");
   return Error(kQuotaExceededCode, msg)
       .with("quota", std::string(kNames[i]))
       .with("limit", std::to_string(limit))
