@@ -186,6 +186,7 @@ TEST_F(QuotasTest, ConcurrentScaleUpsCannotBothPass) {
   const std::string org = makeOrg("racers");
   const std::string app = makeApp(org, "web");
   std::vector<std::string> envs;
+  envs.reserve(6);
   for (int i = 0; i < 6; ++i) envs.push_back(makeEnv(app, "e" + std::to_string(i)));
   ASSERT_EQ(setQuotas(org, {{"instances", 4}}).status, 200);
   for (int round = 0; round < 2; ++round) {
@@ -265,11 +266,12 @@ TEST_F(QuotasTest, MembersDeployButCannotDeleteOrChangeMembers) {
 }
 
 TEST_F(QuotasTest, TheLastOwnerSurvivesConcurrentRemovalsAndDemotions) {
-  auto [bobId, bob] = makeUser("bob");
-  auto [adminId, admin] = [&] {
-    auto w = call("GET", "/v1/whoami");
-    return std::pair<std::string, std::string>(w.body["user_id"], admin_token_);
-  }();
+  // Plain names, not structured bindings: the lambdas below capture them.
+  const auto bob_user = makeUser("bob");
+  const std::string& bobId = bob_user.first;
+  const std::string& bob = bob_user.second;
+  const std::string adminId = call("GET", "/v1/whoami").body["user_id"];
+  const std::string& admin = admin_token_;
   // Alone, an owner can neither leave nor become a member.
   const std::string solo = makeOrg("solo");
   auto demote =
@@ -288,9 +290,9 @@ TEST_F(QuotasTest, TheLastOwnerSurvivesConcurrentRemovalsAndDemotions) {
         201);
     const bool remove = round % 2 == 0;
     auto act = [&](const std::string& target, const std::string& token) {
-      if (remove) return call("DELETE", "/v1/orgs/" + org + "/members/" + target, "", token);
-      return callJson("POST", "/v1/orgs/" + org + "/members",
-                      {{"user_id", target}, {"role", "member"}}, token);
+      std::string path = "/v1/orgs/" + org + "/members";
+      if (remove) return call("DELETE", path.append("/").append(target), "", token);
+      return callJson("POST", path, {{"user_id", target}, {"role", "member"}}, token);
     };
     auto a = std::async(std::launch::async, [&] { return act(bobId, admin); });
     auto b = std::async(std::launch::async, [&] { return act(adminId, bob); });
