@@ -13,6 +13,8 @@ Command loginCommand();
 Command contextCommand();
 Command whoamiCommand();
 Command orgsCommand();
+// vt orgs quotas | set-quotas (commands_quotas.cc), added to `orgs`.
+void addQuotaCommands(Command& orgs);
 Command appsCommand();
 Command envsCommand();
 Command deployCommand();

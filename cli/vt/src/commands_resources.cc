@@ -286,8 +286,10 @@ Command crud(std::string noun, const std::string& what, const std::string& a_thi
 }  // namespace
 
 Command orgsCommand() {
-  return crud("orgs", "orgs", "an org", "Orgs own apps. You see only the orgs you belong to.",
-              orgsCreate, orgsList, orgsGet, orgsDelete);
+  Command c = crud("orgs", "orgs", "an org", "Orgs own apps. You see only the orgs you belong to.",
+                   orgsCreate, orgsList, orgsGet, orgsDelete);
+  addQuotaCommands(c);
+  return c;
 }
 
 Command appsCommand() {

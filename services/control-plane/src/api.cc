@@ -38,6 +38,7 @@ int statusFor(std::string_view code) {
       {"dns_lookup_failed", 502},
       {"dns_resolver_not_configured", 503},
       {"public_suffix_list_unavailable", 503},
+      {apierr::kQuotaExceeded, 409},
       {"payload_too_large", 413},
       {apierr::kKeyReused, 422},
       {plfm::errc::kUnavailable, 503},
@@ -334,6 +335,7 @@ void Api::registerRoutes(http::Router& r, http::Router* node_router) {
   registerTokenRoutes(r);
   registerDomainRoutes(r);
   registerRegistryRoutes(r);
+  registerQuotaRoutes(r);
 }
 
 namespace {
@@ -652,6 +654,12 @@ Result<http::Response> Api::runWrite(Ctx& ctx, const MutationFn& fn) {
     deps_.worker.kick();
   }
   return finishWrite(ctx, status, body, seq, settle);
+}
+
+Result<QuotaLimits> Api::lockOrgQuotas(pg::Transaction& tx, const std::string& org_id) {
+  PLFM_TRY(lockOrg(tx, deps_.worker, org_id, deps_.options.read_your_writes_wait));
+  PLFM_ASSIGN_OR_RETURN(auto overrides, readOverrides(tx.connection(), org_id));
+  return effectiveLimits(deps_.options.quotas, overrides);
 }
 
 Result<void> Api::awaitScheduler(Ctx& ctx) {

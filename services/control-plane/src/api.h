@@ -21,6 +21,7 @@
 #include "plfm/http/http.h"
 #include "plfm/pg/pool.h"
 #include "projections.h"
+#include "quotas.h"
 
 namespace plfm::cp {
 
@@ -36,6 +37,8 @@ inline constexpr std::string_view kKeyReused = "idempotency_key_reused";
 inline constexpr std::string_view kKeyInProgress = "idempotency_in_progress";
 // A route's (listener port, hostname) is taken, in any org (api_routes.cc).
 inline constexpr std::string_view kHostnameConflict = "hostname_conflict";
+// A mutation would take an org over one of its quotas (quotas.h).
+inline constexpr std::string_view kQuotaExceeded = kQuotaExceededCode;
 }  // namespace apierr
 
 struct ApiOptions {
@@ -63,6 +66,7 @@ struct ApiOptions {
   std::string dns_resolver;
   std::chrono::seconds dns_timeout{2};
   std::string public_suffix_file = "/usr/share/publicsuffix/public_suffix_list.dat";
+  QuotaLimits quotas{};  // the operator's per-org defaults
 };
 
 class Scheduler;
@@ -181,6 +185,10 @@ class Api {
 
   [[nodiscard]] ApiDeps& deps() { return deps_; }
 
+  // Takes the org's write lock inside a mutation (lockOrg in quotas.h:
+  // serialized per org, views current for it) and returns its limits.
+  [[nodiscard]] Result<QuotaLimits> lockOrgQuotas(pg::Transaction& tx, const std::string& org_id);
+
  private:
   void registerOrgRoutes(http::Router& r);
   void registerAppRoutes(http::Router& r);
@@ -195,6 +203,12 @@ class Api {
   void registerTokenRoutes(http::Router& r);     // api_tokens.cc
   void registerRegistryRoutes(http::Router& r);  // api_registries.cc
   void registerDomainRoutes(http::Router& r);    // api_domains.cc
+  void registerRouteRoutes(http::Router& r);     // api_routes.cc
+  void registerEdgeRoutes(http::Router& r);      // api_edge.cc
+  void registerSecretRoutes(http::Router& r);    // api_secrets.cc
+  void registerLogRoutes(http::Router& r);       // api_logs.cc
+  void registerTokenRoutes(http::Router& r);     // api_tokens.cc
+  void registerQuotaRoutes(http::Router& r);     // api_quotas.cc
 
   // The answer of a committed write: waits for the views (and the scheduler
   // when `settle`), then the saved status and body, or 202.
@@ -317,6 +331,11 @@ inline std::string ts(std::string_view col) {
 // otherwise, indistinguishable from a missing one. Returns its JSON.
 [[nodiscard]] Result<json::Json> visibleApp(Ctx& ctx, const AppId& app);
 [[nodiscard]] Result<json::Json> visibleEnv(Ctx& ctx, const EnvId& env);
+
+// permission_denied unless the caller is an owner of `org_id` (members may
+// deploy but not delete apps or envs, nor change members). The error names
+// the caller's role.
+[[nodiscard]] Result<void> requireOwner(Ctx& ctx, const std::string& org_id);
 
 // Completes an error the HTTP layer wrote on its own (413, malformed
 // request, handler exception): a fresh request id in the header and in the

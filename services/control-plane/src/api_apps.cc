@@ -83,6 +83,7 @@ void Api::registerAppRoutes(http::Router& r) {
           PLFM_ASSIGN_OR_RETURN(auto app, pathId<AppId>(ctx.req, "app_id"));
           PLFM_ASSIGN_OR_RETURN(auto j, visibleApp(ctx, app));
           const std::string org = j["org_id"];
+          PLFM_TRY(requireOwner(ctx, org));  // members deploy; owners delete
           return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
             PLFM_ASSIGN_OR_RETURN(auto envs, tx.exec("SELECT count(*) FROM name_reservations "
                                                      "WHERE scope = $1",
@@ -150,6 +151,7 @@ void Api::registerAppRoutes(http::Router& r) {
           PLFM_ASSIGN_OR_RETURN(auto j, visibleEnv(ctx, env));
           const std::string org = j["org_id"];
           const std::string app = j["app_id"];
+          PLFM_TRY(requireOwner(ctx, org));  // members deploy; owners delete
           return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
             PLFM_ASSIGN_OR_RETURN(auto routes, tx.exec("SELECT count(*) FROM route_claims "
                                                        "WHERE env_id = $1",

@@ -17,16 +17,53 @@ Result<json::Json> loadOrg(pg::Connection& db, const std::string& org_id) {
   return rowToJson(rs, 0);
 }
 
-Result<void> requireOwner(Ctx& ctx, const std::string& org_id) {
-  PLFM_ASSIGN_OR_RETURN(auto role, roleIn(ctx.db(), ctx.who, org_id));
-  if (role != "owner") {
-    return Error(plfm::errc::kPermissionDenied, "only owners of org " + org_id + " may do this")
-        .with("org_id", org_id);
-  }
-  return ok();
+// The members of `org_id` who are owners, and `user_id`'s role ("" when not
+// a member). Read under the org's lock (Api::lockOrgQuotas), so exact.
+struct Owners {
+  int64_t owners = 0;
+  std::string role;
+};
+Result<Owners> owners(pg::Transaction& tx, const std::string& org_id, const std::string& user_id) {
+  PLFM_ASSIGN_OR_RETURN(auto rs, tx.exec("SELECT count(*) FILTER (WHERE role = 'owner'), "
+                                         "coalesce(max(role) FILTER (WHERE user_id = $2), '') "
+                                         "FROM org_members_view WHERE org_id = $1",
+                                         {org_id, user_id}));
+  Owners o;
+  PLFM_ASSIGN_OR_RETURN(o.owners, rs.int64(0, 0));
+  o.role = rs.text(0, 1);
+  return o;
+}
+
+// The caller's role again, under the org's lock: an owner demoted by a
+// concurrent request is a member by now.
+Result<void> stillOwner(pg::Transaction& tx, const std::string& org_id, const std::string& caller) {
+  PLFM_ASSIGN_OR_RETURN(auto me, owners(tx, org_id, caller));
+  if (me.role == "owner") return ok();
+  return Error(plfm::errc::kPermissionDenied,
+               "only owners of org " + org_id + " may do this; your role is now '" + me.role + "'")
+      .with("org_id", org_id)
+      .with("role", me.role);
+}
+
+Error lastOwner(const std::string& org_id, std::string_view what) {
+  return Error(plfm::errc::kFailedPrecondition, "the last owner of org " + org_id + " cannot " +
+                                                    std::string(what) +
+                                                    "; make another member an owner first")
+      .with("field", "user_id");
 }
 
 }  // namespace
+
+Result<void> requireOwner(Ctx& ctx, const std::string& org_id) {
+  PLFM_ASSIGN_OR_RETURN(auto role, roleIn(ctx.db(), ctx.who, org_id));
+  if (role != "owner") {
+    return Error(plfm::errc::kPermissionDenied,
+                 "only owners of org " + org_id + " may do this; your role is '" + role + "'")
+        .with("org_id", org_id)
+        .with("role", role);
+  }
+  return ok();
+}
 
 void Api::registerOrgRoutes(http::Router& r) {
   route(r, "GET", "/v1/whoami", Access::kUser, [](Ctx& ctx) -> Result<http::Response> {
@@ -152,6 +189,14 @@ void Api::registerOrgRoutes(http::Router& r) {
                 .with("field", "user_id");
           }
           return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
+            // A role change that would leave the org without an owner is
+            // refused; the org's lock makes the count exact.
+            PLFM_TRY(lockOrgQuotas(tx, org.str()));
+            PLFM_TRY(stillOwner(tx, org.str(), ctx.who.id));
+            PLFM_ASSIGN_OR_RETURN(auto o, owners(tx, org.str(), user.str()));
+            if (o.role == "owner" && role != "owner" && o.owners <= 1) {
+              return lastOwner(org.str(), "become a member");
+            }
             PLFM_ASSIGN_OR_RETURN(int next, nextAggregateSeq(tx, org.str()));
             Mutation m;
             m.body = {{"org_id", org.str()},
@@ -171,20 +216,15 @@ void Api::registerOrgRoutes(http::Router& r) {
           PLFM_ASSIGN_OR_RETURN(auto user, pathId<UserId>(ctx.req, "user_id"));
           PLFM_TRY(requireOwner(ctx, org.str()));
           return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
-            PLFM_ASSIGN_OR_RETURN(
-                auto rs, tx.exec("SELECT role, (SELECT count(*) FROM org_members_view WHERE "
-                                 "org_id = $1 AND role = 'owner') FROM org_members_view "
-                                 "WHERE org_id = $1 AND user_id = $2",
-                                 {org.str(), user.str()}));
-            if (rs.rows() != 1) {
+            PLFM_TRY(lockOrgQuotas(tx, org.str()));
+            PLFM_TRY(stillOwner(tx, org.str(), ctx.who.id));
+            PLFM_ASSIGN_OR_RETURN(auto o, owners(tx, org.str(), user.str()));
+            if (o.role.empty()) {
               return Error(plfm::errc::kNotFound,
                            "user " + user.str() + " is not a member of org " + org.str())
                   .with("field", "user_id");
             }
-            if (rs.text(0, 0) == "owner" && rs.int64(0, 1).value_or(0) <= 1) {
-              return Error(plfm::errc::kFailedPrecondition,
-                           "the last owner cannot leave the org; add another owner first");
-            }
+            if (o.role == "owner" && o.owners <= 1) return lastOwner(org.str(), "leave the org");
             PLFM_ASSIGN_OR_RETURN(int next, nextAggregateSeq(tx, org.str()));
             Mutation m;
             m.status = 200;

@@ -144,7 +144,11 @@ void Api::registerReleaseRoutes(http::Router& r) {
           const json::Json& manifest = c.manifest;
           PLFM_ASSIGN_OR_RETURN(auto j, visibleApp(ctx, app));
           const std::string org = j["org_id"];
-          return runMutation(ctx, [&](pg::Transaction&) -> Result<Mutation> {
+          return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
+            PLFM_ASSIGN_OR_RETURN(auto limits, lockOrgQuotas(tx, org));
+            PLFM_ASSIGN_OR_RETURN(int64_t releases, releasesOfApp(tx.connection(), app.str()));
+            PLFM_TRY(checkQuota(Quota::kReleasesPerApp, limits[Quota::kReleasesPerApp], releases,
+                                releases + 1));
             const std::string rel = ReleaseId::generate().str();
             Mutation m;
             m.body = {{"id", rel},
@@ -209,6 +213,10 @@ void Api::registerReleaseRoutes(http::Router& r) {
                 .with("field", "release_id");
           }
           return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
+            // The release's memory times the env's scale must fit the org.
+            PLFM_ASSIGN_OR_RETURN(auto limits, lockOrgQuotas(tx, org));
+            PLFM_TRY(checkInstanceQuotas(tx.connection(), limits, org,
+                                         EnvChange{env.str(), {}, rel.str()}));
             // A deploy pins a secrets version: the one asked for, else the
             // env's newest (docs/specs/secrets/bundles.md).
             PLFM_ASSIGN_OR_RETURN(auto pinned,
@@ -265,7 +273,12 @@ void Api::registerReleaseRoutes(http::Router& r) {
           }
           PLFM_ASSIGN_OR_RETURN(auto e, visibleEnv(ctx, env));
           const std::string org = e["org_id"];
+          EnvChange change{env.str(), {}, std::nullopt};
+          for (const auto& [name, count] : procs->items())
+            change.scale[name] = count.get<int64_t>();
           return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
+            PLFM_ASSIGN_OR_RETURN(auto limits, lockOrgQuotas(tx, org));
+            PLFM_TRY(checkInstanceQuotas(tx.connection(), limits, org, change));
             PLFM_ASSIGN_OR_RETURN(auto current, scaleJson(tx.connection(), env.str()));
             json::Json merged = current["processes"];
             for (const auto& [name, count] : procs->items()) merged[name] = count;

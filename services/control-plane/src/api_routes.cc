@@ -169,6 +169,9 @@ void Api::registerRouteRoutes(http::Router& r) {
           const std::string org = e["org_id"];
           const std::string app = e["app_id"];
           return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
+            PLFM_ASSIGN_OR_RETURN(auto limits, lockOrgQuotas(tx, org));
+            PLFM_ASSIGN_OR_RETURN(int64_t routes, routesOfOrg(tx.connection(), org));
+            PLFM_TRY(checkQuota(Quota::kRoutes, limits[Quota::kRoutes], routes, routes + 1));
             const std::string route = RouteId::generate().str();
             // Ownership proofs (docs/specs/ingress/domains.md).
             PLFM_TRY(domains::checkRouteClaim(tx, deps_.options.public_suffix_file, c.hostname, org,

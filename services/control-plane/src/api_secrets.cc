@@ -167,9 +167,30 @@ Error secretsDisabled() {
                "(docs/specs/secrets/encryption.md)");
 }
 
+// The secrets_bytes quota: the org's other envs plus this env's new secrets
+// (key and value bytes) must fit. Records the env's new size, in the same
+// transaction as its version. Runs under the org's lock.
+Result<void> checkSecretsSize(pg::Transaction& tx, const QuotaLimits& limits,
+                              const std::string& env, const std::string& org,
+                              const sf::SecretMap& values) {
+  int64_t bytes = 0;
+  for (const auto& [k, v] : values) bytes += static_cast<int64_t>(k.size() + v.size());
+  PLFM_ASSIGN_OR_RETURN(int64_t others, secretsBytesOfOrg(tx.connection(), org, env));
+  PLFM_ASSIGN_OR_RETURN(auto rs,
+                        tx.exec("SELECT bytes FROM secret_bundle_sizes WHERE env_id = $1", {env}));
+  const int64_t current = rs.rows() == 1 ? rs.int64(0, 0).value_or(0) : 0;
+  PLFM_TRY(checkQuota(Quota::kSecretsBytes, limits[Quota::kSecretsBytes], others + current,
+                      others + bytes));
+  PLFM_TRY(
+      tx.exec("INSERT INTO secret_bundle_sizes (env_id, org_id, bytes) VALUES ($1, $2, $3) "
+              "ON CONFLICT (env_id) DO UPDATE SET bytes = $3",
+              {env, org, bytes}));
+  return ok();
+}
+
 Result<Mutation> secretsChange(ApiDeps& deps_, pg::Transaction& tx, Ctx& ctx, const Change& change,
                                const std::string& env, const std::string& org,
-                               const std::string& app) {
+                               const std::string& app, const QuotaLimits& limits) {
   PLFM_ASSIGN_OR_RETURN(auto head, secretstore::lockHead(tx, env, org));
   sf::SecretMap values;
   if (head) {
@@ -196,6 +217,7 @@ Result<Mutation> secretsChange(ApiDeps& deps_, pg::Transaction& tx, Ctx& ctx, co
                    "the env would hold " + std::to_string(values.size()) +
                        " secrets; the limit is " + std::to_string(sf::kMaxKeys));
   }
+  PLFM_TRY(checkSecretsSize(tx, limits, env, org, values));
   secretstore::NewVersion v;
   v.env_id = env;
   v.org_id = org;
@@ -341,7 +363,9 @@ void Api::registerSecretRoutes(http::Router& r) {
         return runMutation(
             ctx,
             [&](pg::Transaction& tx) -> Result<Mutation> {
-              return secretsChange(deps_, tx, ctx, change, env.str(), org, app);
+              // The org's lock first, then the env's secrets head.
+              PLFM_ASSIGN_OR_RETURN(auto limits, lockOrgQuotas(tx, org));
+              return secretsChange(deps_, tx, ctx, change, env.str(), org, app, limits);
             },
             fingerprint);
       }();

@@ -2,6 +2,7 @@
 // headers trip a GCC 12 -Wnull-dereference false positive, which is
 // silenced for this translation unit alone (see CMakeLists.txt).
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <csignal>
 #include <iostream>
 
@@ -24,6 +25,7 @@ struct Flags {
   bool unsafe_plain_http = false;
   std::string dns_resolver;
   std::string public_suffix_file;
+  std::array<std::optional<int64_t>, 5> quotas;  // --quota-*, by Quota
 };
 
 Result<Config> buildConfig(const std::string& file, const std::vector<std::string>& listen,
@@ -39,6 +41,9 @@ Result<Config> buildConfig(const std::string& file, const std::vector<std::strin
   if (flags.unsafe_plain_http) cfg.unsafe_plain_http = true;
   if (!flags.dns_resolver.empty()) cfg.dns_resolver = flags.dns_resolver;
   if (!flags.public_suffix_file.empty()) cfg.public_suffix_file = flags.public_suffix_file;
+  for (Quota q : kAllQuotas) {
+    if (auto v = flags.quotas[static_cast<size_t>(q)]) cfg.quotas[q] = *v;
+  }
   if (!database.empty()) cfg.database = database;
   if (!state_dir.empty()) cfg.state_dir = state_dir;
   if (!log_level.empty()) cfg.log_level = log_level;
@@ -127,6 +132,22 @@ int runMain(int argc, char** argv) {
   app.add_option("--public-suffix-list", flags.public_suffix_file,
                  "the public suffix list (default /usr/share/publicsuffix/public_suffix_list.dat); "
                  "if unreadable, wildcard routes and domains are refused");
+  // Per-org quota defaults; an admin overrides them per org (vt orgs quotas set).
+  const QuotaLimits defaults;
+  const std::array<std::string_view, 5> quota_help = {
+      "desired instances per org, summed over its envs",
+      "MiB of memory per org: desired instances x their release's memory_mb", "releases per app",
+      "routes per org", "bytes of secrets per org: the keys and values of every env's secrets"};
+  for (Quota q : kAllQuotas) {
+    std::string name(quotaName(q));
+    std::string flag = "--quota-" + name;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    const auto i = static_cast<size_t>(q);
+    app.add_option(flag, flags.quotas[i],
+                   std::string(quota_help[i]) + " (default " + std::to_string(defaults[q]) +
+                       "; config key quota_" + name + ")")
+        ->check(CLI::Range(int64_t{0}, kMaxQuotaValue));
+  }
   app.add_option("--database", database, "libpq connection string (PLFM_CP_DATABASE)");
   app.add_option("--state-dir", state_dir, "state directory (PLFM_CP_STATE_DIR)");
   app.add_option("--log-level", log_level, "debug|info|warn|error (PLFM_CP_LOG_LEVEL)");

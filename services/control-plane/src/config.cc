@@ -20,6 +20,14 @@ Error bad(const std::string& file, const toml::source_region& where, const std::
       .with("field", key);
 }
 
+// "quota_<name>" names a quota default.
+std::optional<Quota> quotaKey(std::string_view key) {
+  for (Quota q : kAllQuotas) {
+    if (key.starts_with("quota_") && key.substr(6) == quotaName(q)) return q;
+  }
+  return std::nullopt;
+}
+
 // Bearer tokens, node tokens and secrets files cross the API: plain HTTP only
 // where nothing but this host can listen in, unless the operator says so.
 Result<void> validateTls(const Config& cfg) {
@@ -184,6 +192,8 @@ Result<void> loadConfigFile(const std::string& path, Config& cfg) {
     } else if (key == "max_deploy_failures") {
       PLFM_ASSIGN_OR_RETURN(auto v, integer(1, 100));
       cfg.max_deploy_failures = static_cast<int>(v);
+    } else if (auto q = quotaKey(key)) {
+      PLFM_ASSIGN_OR_RETURN(cfg.quotas[*q], integer(0, kMaxQuotaValue));
     } else {
       static const std::vector<std::string_view> kKnown = {"listen",
                                                            "database",
@@ -217,10 +227,14 @@ Result<void> loadConfigFile(const std::string& path, Config& cfg) {
                                                            "ipv6_source_prefix",
                                                            "node_db_pool_size",
                                                            "auth_db_pool_size",
-
                                                            "dns_resolver",
                                                            "dns_timeout_seconds",
-                                                           "public_suffix_file"};
+                                                           "public_suffix_file",
+                                                           "quota_instances",
+                                                           "quota_memory_mb",
+                                                           "quota_releases_per_app",
+                                                           "quota_routes",
+                                                           "quota_secrets_bytes"};
       std::string hint;
       if (auto m = closestMatch(key, kKnown)) hint = "; did you mean '" + *m + "'?";
       std::string known;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "plfm/core/result.h"
+#include "quotas.h"
 
 namespace plfm::cp {
 
@@ -68,6 +69,10 @@ struct Config {
   std::string dns_resolver;
   std::chrono::seconds dns_timeout{2};
   std::string public_suffix_file = "/usr/share/publicsuffix/public_suffix_list.dat";
+  // Per-org quota defaults (quotas.h): keys quota_instances, quota_memory_mb,
+  // quota_releases_per_app, quota_routes, quota_secrets_bytes; flags
+  // --quota-*. An admin overrides them per org (PUT /v1/orgs/{id}/quotas).
+  QuotaLimits quotas{};
 
   [[nodiscard]] std::string adminTokenFile() const {
     return admin_token_file.empty() ? state_dir + "/admin-token" : admin_token_file;

@@ -90,6 +90,7 @@ Result<void> ControlPlane::start() {
   opts.dns_resolver = cfg_.dns_resolver;
   opts.dns_timeout = cfg_.dns_timeout;
   opts.public_suffix_file = cfg_.public_suffix_file;
+  opts.quotas = cfg_.quotas;
   api_ = std::make_unique<Api>(ApiDeps{*pool_,
                                        *store_,
                                        *worker_,

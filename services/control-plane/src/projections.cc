@@ -113,7 +113,26 @@ Result<void> memberRemoved(pg::Transaction& tx, const Payload& p) {
 Result<void> orgDeleted(pg::Transaction& tx, const Payload& p) {
   PLFM_ASSIGN_OR_RETURN(auto org, p.str("org_id"));
   PLFM_TRY(exec(tx, "DELETE FROM org_members_view WHERE org_id = $1", {org}));
+  PLFM_TRY(exec(tx, "DELETE FROM org_quotas_view WHERE org_id = $1", {org}));
   return exec(tx, "DELETE FROM orgs_view WHERE org_id = $1", {org});
+}
+
+// Replaces the org's overrides: a null limit is the operator's default.
+Result<void> orgQuotasSet(pg::Transaction& tx, const Payload& p) {
+  PLFM_ASSIGN_OR_RETURN(auto org, p.str("org_id"));
+  pg::Params params{org};
+  for (const char* limit :
+       {"instances", "memory_mb", "releases_per_app", "routes", "secrets_bytes"}) {
+    PLFM_ASSIGN_OR_RETURN(auto v, p.optInt(limit));
+    params.emplace_back(v);
+  }
+  params.emplace_back(p.e.occurred_at);
+  return exec(tx,
+              "INSERT INTO org_quotas_view (org_id, instances, memory_mb, releases_per_app, "
+              "routes, secrets_bytes, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+              "ON CONFLICT (org_id) DO UPDATE SET instances = $2, memory_mb = $3, "
+              "releases_per_app = $4, routes = $5, secrets_bytes = $6, updated_at = $7",
+              params);
 }
 
 Result<void> appCreated(pg::Transaction& tx, const Payload& p) {
@@ -226,6 +245,7 @@ const std::unordered_map<std::string_view, ApplyFn>& appliers() {
       {"org.member_added", memberAdded},
       {"org.member_removed", memberRemoved},
       {"org.deleted", orgDeleted},
+      {"org.quotas_set", orgQuotasSet},
       {"app.created", appCreated},
       {"app.deleted", appDeleted},
       {"env.created", envCreated},
@@ -297,6 +317,8 @@ const std::vector<std::string>& Projector::viewTables() {
       // secrets (0006)
       "secret_versions_view",
       "secret_keys_view",
+      // quotas (0010)
+      "org_quotas_view",
   };
   return t;
 }

@@ -115,6 +115,29 @@ max_deploy_failures = 5
   EXPECT_NE(r.error().message().find("must be true or false"), std::string::npos);
 }
 
+TEST(ConfigTest, QuotaDefaultsComeFromTheFileWithSaneDefaults) {
+  testing::TempDir dir("plfm-cfg");
+  Config cfg;
+  EXPECT_EQ(cfg.quotas[Quota::kInstances], 50);
+  EXPECT_EQ(cfg.quotas[Quota::kSecretsBytes], 1 << 20);
+  auto r = loadConfigFile(writeToml(dir, "quota_instances = 10\nquota_secrets_bytes = 0\n"), cfg);
+  ASSERT_TRUE(r.has_value()) << r.error().toString();
+  EXPECT_EQ(cfg.quotas[Quota::kInstances], 10);
+  EXPECT_EQ(cfg.quotas[Quota::kSecretsBytes], 0);
+  EXPECT_EQ(cfg.quotas[Quota::kRoutes], 100);
+  for (const char* bad :
+       {"quota_routes = -1\n", "quota_routes = \"5\"\n", "quota_routes = 2000000000000\n"}) {
+    Config c;
+    r = loadConfigFile(writeToml(dir, bad), c);
+    ASSERT_FALSE(r.has_value()) << bad;
+    EXPECT_EQ(r.error().detail("field"), "quota_routes") << r.error().message();
+  }
+  r = loadConfigFile(writeToml(dir, "quota_route = 5\n"), cfg);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message().find("did you mean 'quota_routes'?"), std::string::npos)
+      << r.error().message();
+}
+
 TEST(ConfigTest, EnvironmentOverridesFile) {
   Config cfg;
   ::setenv("PLFM_CP_LISTEN", "[::1]:1,127.0.0.1:2", 1);

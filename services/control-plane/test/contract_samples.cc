@@ -102,6 +102,8 @@ const std::map<std::string, Json>& componentSamples() {
     const std::string digest = "sha256:" + std::string(64, 'a');
     const Json member = {
         {"org_id", id("org")}, {"user_id", id("usr")}, {"role", "owner"}, {"created_at", kTs}};
+    const Json quota = {
+        {"name", "instances"}, {"limit", 50}, {"used", 3}, {"default", 50}, {"overridden", false}};
     const Json app = {{"id", id("app")},           {"org_id", id("org")}, {"name", "web"},
                       {"description", "the shop"}, {"created_at", kTs},   {"updated_at", kTs}};
     const Json env = {{"id", id("env")},
@@ -232,6 +234,10 @@ const std::map<std::string, Json>& componentSamples() {
         {"Member", member},
         {"MemberList", samplePage(member)},
         {"MemberDeleted", {{"deleted", true}, {"org_id", id("org")}, {"user_id", id("usr")}}},
+        {"QuotaName", "secrets_bytes"},
+        {"OrgQuota", quota},
+        {"OrgQuotas", {{"org_id", id("org")}, {"items", {quota, quota, quota, quota, quota}}}},
+        {"SetOrgQuotasRequest", {{"instances", 10}, {"routes", nullptr}}},
         {"CreateAppRequest", {{"name", "web"}, {"description", ""}}},
         {"App", app},
         {"AppList", samplePage(app)},
@@ -365,6 +371,13 @@ const std::map<std::string, Json>& payloadSamples() {
       {"org.member_added", {{"org_id", id("org")}, {"user_id", id("usr")}, {"role", "owner"}}},
       {"org.member_removed", {{"org_id", id("org")}, {"user_id", id("usr")}}},
       {"org.deleted", {{"org_id", id("org")}}},
+      {"org.quotas_set",
+       {{"org_id", id("org")},
+        {"instances", 10},
+        {"memory_mb", nullptr},
+        {"releases_per_app", nullptr},
+        {"routes", 3},
+        {"secrets_bytes", nullptr}}},
       {"user.created", {{"user_id", id("usr")}, {"name", "admin"}, {"is_admin", true}}},
       {"token.created", {{"token_id", id("tok")}, {"kind", "user"}, {"subject_id", id("usr")}}},
       {"app.created",
