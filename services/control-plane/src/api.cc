@@ -34,6 +34,7 @@ int statusFor(std::string_view code) {
       {apierr::kKeyInProgress, 409},
       {apierr::kHostnameConflict, 409},
       {"payload_too_large", 413},
+      {apierr::kTooManyLogFollowers, 429},
       {apierr::kKeyReused, 422},
       {plfm::errc::kUnavailable, 503},
       {pg::errc::kConnection, 503},

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,6 +21,7 @@
 #include "plfm/core/metrics.h"
 #include "plfm/http/http.h"
 #include "plfm/pg/pool.h"
+#include "plfm/relay_auth/relay_auth.h"
 #include "projections.h"
 
 namespace plfm::cp {
@@ -36,6 +38,8 @@ inline constexpr std::string_view kKeyReused = "idempotency_key_reused";
 inline constexpr std::string_view kKeyInProgress = "idempotency_in_progress";
 // A route's (listener port, hostname) is taken, in any org (api_routes.cc).
 inline constexpr std::string_view kHostnameConflict = "hostname_conflict";
+// An org holds max_log_followers_per_org `logs?follow=true` requests (429).
+inline constexpr std::string_view kTooManyLogFollowers = "too_many_log_followers";
 }  // namespace apierr
 
 struct ApiOptions {
@@ -54,6 +58,7 @@ struct ApiOptions {
   // agent lost the answer), as long as the node's credential is unused.
   std::chrono::seconds enrollment_retry_window{10};
   std::chrono::seconds max_edge_wait{30};  // the edge feed's long-poll cap
+  int max_log_followers_per_org = 8;       // concurrent logs?follow=true per org
 };
 
 class Scheduler;
@@ -62,6 +67,7 @@ class VersionFeed;
 namespace crypto {
 class Keyring;
 }
+class FollowerSlots;
 
 struct ApiDeps {
   pg::Pool& pool;
@@ -74,6 +80,9 @@ struct ApiDeps {
   PlanFeed* plans;                     // nullptr: plan long-polls wait on any view change
   VersionFeed* edge = nullptr;         // nullptr: edge long-polls wait on any view change
   crypto::Keyring* keyring = nullptr;  // nullptr: secrets are disabled (503)
+  // Signs log relay requests to agents; nullptr: the relay has no agent to
+  // ask (every instance is listed as unavailable).
+  const relay::SigningKey* relay_key = nullptr;
 };
 
 // Per-request state handed to handlers.
@@ -145,6 +154,9 @@ class Api {
   [[nodiscard]] Result<void> awaitScheduler(Ctx& ctx);
 
   [[nodiscard]] ApiDeps& deps() { return deps_; }
+  // "ed25519:<hex>", told to agents at enrollment and in heartbeats; "" when
+  // this control plane has no relay key.
+  [[nodiscard]] std::string relayPublicKey() const;
 
  private:
   void registerOrgRoutes(http::Router& r);
@@ -170,6 +182,7 @@ class Api {
   metrics::Counter& mutations_;
   metrics::Counter& replays_;
   metrics::Counter& rw_timeouts_;
+  std::shared_ptr<FollowerSlots> followers_;  // api_logs.cc
 };
 
 // ---- request parsing helpers (each error names the field) ----

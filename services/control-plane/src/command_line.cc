@@ -21,6 +21,8 @@ struct Flags {
   std::string tls_cert;
   std::string tls_key;
   bool unsafe_plain_http = false;
+  std::string relay_signing_key;
+  int max_log_followers_per_org = 0;  // 0: keep the file's or the default
 };
 
 Result<Config> buildConfig(const std::string& file, const std::vector<std::string>& listen,
@@ -33,6 +35,10 @@ Result<Config> buildConfig(const std::string& file, const std::vector<std::strin
   if (!flags.tls_cert.empty()) cfg.tls_cert_file = flags.tls_cert;
   if (!flags.tls_key.empty()) cfg.tls_key_file = flags.tls_key;
   if (flags.unsafe_plain_http) cfg.unsafe_plain_http = true;
+  if (!flags.relay_signing_key.empty()) cfg.relay_signing_key_file = flags.relay_signing_key;
+  if (flags.max_log_followers_per_org > 0) {
+    cfg.max_log_followers_per_org = flags.max_log_followers_per_org;
+  }
   if (!database.empty()) cfg.database = database;
   if (!state_dir.empty()) cfg.state_dir = state_dir;
   if (!log_level.empty()) cfg.log_level = log_level;
@@ -104,6 +110,12 @@ int runMain(int argc, char** argv) {
   app.add_flag("--unsafe-plain-http", flags.unsafe_plain_http,
                "serve plain HTTP on non-loopback addresses: tokens and secrets cross the "
                "network unencrypted (PLFM_CP_UNSAFE_PLAIN_HTTP)");
+  app.add_option("--relay-signing-key", flags.relay_signing_key,
+                 "the Ed25519 key that signs log relay requests to agents (created 0600 when "
+                 "missing; default <state-dir>/relay-signing.key)");
+  app.add_option("--max-log-followers-per-org", flags.max_log_followers_per_org,
+                 "concurrent `logs?follow=true` requests per org (default 8)")
+      ->check(CLI::Range(1, 10'000));
   app.add_option("--database", database, "libpq connection string (PLFM_CP_DATABASE)");
   app.add_option("--state-dir", state_dir, "state directory (PLFM_CP_STATE_DIR)");
   app.add_option("--log-level", log_level, "debug|info|warn|error (PLFM_CP_LOG_LEVEL)");

@@ -100,6 +100,11 @@ Result<void> loadConfigFile(const std::string& path, Config& cfg) {
       PLFM_TRY(str(cfg.admin_token_file));
     } else if (key == "secrets_master_key_file") {
       PLFM_TRY(str(cfg.secrets_master_key_file));
+    } else if (key == "relay_signing_key_file") {
+      PLFM_TRY(str(cfg.relay_signing_key_file));
+    } else if (key == "max_log_followers_per_org") {
+      PLFM_ASSIGN_OR_RETURN(auto v, integer(1, 10'000));
+      cfg.max_log_followers_per_org = static_cast<int>(v);
     } else if (key == "log_level") {
       PLFM_TRY(str(cfg.log_level));
     } else if (key == "log_file") {
@@ -178,7 +183,9 @@ Result<void> loadConfigFile(const std::string& path, Config& cfg) {
                                                            "secrets_master_key_file",
                                                            "tls_cert_file",
                                                            "tls_key_file",
-                                                           "unsafe_plain_http"};
+                                                           "unsafe_plain_http",
+                                                           "relay_signing_key_file",
+                                                           "max_log_followers_per_org"};
       std::string hint;
       if (auto m = closestMatch(key, kKnown)) hint = "; did you mean '" + *m + "'?";
       std::string known;

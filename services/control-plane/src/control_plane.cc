@@ -46,6 +46,13 @@ Result<void> ControlPlane::start() {
     return Error(plfm::errc::kIo, "cannot create state_dir " + cfg_.state_dir + ": " + ec.message())
         .with("field", "state_dir");
   }
+  // The log relay's signing key: agents pin its public half when they
+  // enroll, so it is created once and kept (docs/specs/runtime/logs.md).
+  {
+    PLFM_ASSIGN_OR_RETURN(auto key, relay::SigningKey::loadOrCreate(cfg_.relaySigningKeyFile()));
+    relay_key_ = std::make_unique<relay::SigningKey>(std::move(key));
+    log::info("relay signing key loaded", {{"public_key", relay_key_->publicKey().text()}});
+  }
   {
     auto conn = pg::Connection::connect(cfg_.database);
     if (!conn) {
@@ -80,9 +87,10 @@ Result<void> ControlPlane::start() {
   opts.cluster_ipv6_prefix = cfg_.cluster_ipv6_prefix;
   opts.heartbeat_interval = cfg_.heartbeat_interval;
   opts.heartbeat_timeout = cfg_.heartbeat_timeout;
-  api_ =
-      std::make_unique<Api>(ApiDeps{*pool_, *store_, *worker_, clock_, metrics_, opts,
-                                    scheduler_.get(), plans_.get(), edge_.get(), keyring_.get()});
+  opts.max_log_followers_per_org = cfg_.max_log_followers_per_org;
+  api_ = std::make_unique<Api>(ApiDeps{*pool_, *store_, *worker_, clock_, metrics_, opts,
+                                       scheduler_.get(), plans_.get(), edge_.get(), keyring_.get(),
+                                       relay_key_.get()});
   api_->registerRoutes(router_);
 
   http::ServerOptions so;
