@@ -34,7 +34,7 @@ class RelayVerifier {
  public:
   RelayVerifier(std::string node_id, std::optional<relay::PublicKey> pinned,
                 const Clock& clock = RealClock::instance())
-      : node_id_(std::move(node_id)), pinned_(std::move(pinned)), clock_(clock) {}
+      : node_id_(std::move(node_id)), pinned_(pinned), clock_(clock) {}
 
   // Pins `key` when none is pinned yet. A different key than the pinned one
   // is refused (false): a control plane's key changes only by re-enrolling
