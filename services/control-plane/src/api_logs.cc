@@ -5,6 +5,12 @@
 // answers with a new cursor. `follow=true` holds the request (polling the
 // agents, with no database connection held) until a line arrives or `wait`
 // runs out; `vt logs -f` loops on it.
+//
+// Every request to an agent is signed for its target, node and instance
+// (libs/relay-auth) and goes over TLS pinned to the certificate the agent
+// reported; its answer is capped in size while it is read and in time. A
+// request asks at most kRelayWorkers agents at once, and an org holds at
+// most max_log_followers_per_org followers (429 beyond).
 #include <atomic>
 #include <thread>
 
