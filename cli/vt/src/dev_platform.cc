@@ -515,8 +515,11 @@ Result<std::string> Platform::startAgent() {
   std::vector<std::string> argv = {
       bins_.node_agent, "run", "--state-dir", dir, "--control-plane", s_.controlPlaneNodeUrl(),
       "--ca", s_.caFile(), "--kernel-dir", kernel_dir, "--vt-init", bins_.vt_init, "--runtime",
-      "qemu", "--accel", s_.accel, "--hostname", "dev", "--listen", address(c), "--scratch-mb",
-      "256", "--shutdown-grace-ms", "3000",
+      "qemu", "--accel", s_.accel, "--hostname", "dev",
+      // The node registers [::1], where its log endpoint listens: the control
+      // plane relays only to an agent_url on the registered address.
+      "--underlay-address", "::1", "--listen", address(c), "--scratch-mb", "256",
+      "--shutdown-grace-ms", "3000",
       // The dev registry is on loopback, which the
       // agent refuses unless allowed.
       "--registry-allow-cidr", "127.0.0.1/32", "--stop-instances-on-exit"};

@@ -216,6 +216,7 @@ struct OutgoingRequest {
   const Headers& headers;
   std::string_view body;
   bool keep_alive = true;
+  uint64_t max_body_bytes = kMaxResponseBodyBytes;
 };
 
 struct Attempt {
@@ -263,12 +264,19 @@ Attempt exchangeOn(Stream& stream, const Endpoint& ep, const OutgoingRequest& ou
   std::optional<bhttp::response_parser<bhttp::string_body>> parser;
   for (;;) {
     parser.emplace();
-    parser->body_limit(kMaxResponseBodyBytes);
+    // Beast checks the limit against Content-Length up front and against
+    // each chunk as it arrives: an oversized body is never read in full.
+    parser->body_limit(out.max_body_bytes);
     if (out.method == "HEAD") parser->skip(true);
     bhttp::read(stream, buffer, *parser, ec);
     if (ec) break;
     const unsigned status = parser->get().result_int();
     if (status / 100 != 1 || status == 101) break;  // skip 100 Continue and friends
+  }
+  if (ec == bhttp::error::body_limit) {
+    return {Error(errc::kResourceExhausted, "response from " + ep.display + " is larger than " +
+                                                std::to_string(out.max_body_bytes) + " bytes")
+                .with("address", ep.display)};
   }
   if (ec) {
     const bool nothing_received = !parser->got_some();
@@ -318,7 +326,13 @@ Result<Response> request(const ClientRequest& req) {
     PLFM_ASSIGN_OR_RETURN(
         std::unique_ptr<Connection> conn,
         openConnection(url.endpoint, tls ? &*tls : nullptr, deadline, req.timeout));
-    const OutgoingRequest out{req.method, url.target, req.headers, req.body, /*keep_alive=*/false};
+    const OutgoingRequest out{
+        req.method,
+        url.target,
+        req.headers,
+        req.body,
+        /*keep_alive=*/false,
+        req.max_response_body_bytes > 0 ? req.max_response_body_bytes : kMaxResponseBodyBytes};
     return exchange(*conn, url.endpoint, out, deadline, req.timeout).result;
   });
 }

@@ -62,6 +62,12 @@ void Socket::close() {
 
 size_t Socket::readSome(void* data, size_t size, std::error_code& ec) {
   ec.clear();
+  // The deadline bounds the whole exchange, not only each wait: a peer that
+  // keeps sending (an endless body, a byte at a time) must not outlive it.
+  if (deadline_ != kNoDeadline && SteadyClock::now() >= deadline_) {
+    ec = std::make_error_code(std::errc::timed_out);
+    return 0;
+  }
   for (;;) {
     const ssize_t n = ::recv(fd_, data, size, 0);
     if (n >= 0) return static_cast<size_t>(n);

@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <memory>
 
+#include "plfm/core/sha256.h"
+#include "plfm/http/pki.h"
 #include "socket.h"
 
 namespace plfm::http::internal {
@@ -70,6 +72,20 @@ Result<std::string> peerCertDer(SSL* ssl) {
 
 }  // namespace
 
+}  // namespace plfm::http::internal
+
+namespace plfm::http {
+
+Result<std::string> certificateSha256(const std::string& pem_file) {
+  ERR_clear_error();
+  PLFM_ASSIGN_OR_RETURN(std::string der, internal::readCertDer(pem_file));
+  return Sha256::hex(der);
+}
+
+}  // namespace plfm::http
+
+namespace plfm::http::internal {
+
 boost::asio::io_context::executor_type unusedExecutor() {
   static auto* const kContext = new boost::asio::io_context(1);
   return kContext->get_executor();
@@ -104,6 +120,16 @@ Result<ClientTls> makeClientTls(const ClientTlsOptions& options) {
   ERR_clear_error();
   ClientTls out;
   out.context = baseContext(ssl::context::tls_client);
+  if (!options.pinned_cert_sha256.empty()) {
+    if (options.pinned_cert_sha256.size() != 64 ||
+        options.pinned_cert_sha256.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      return Error(errc::kInvalidArgument,
+                   "TLS: a pinned certificate SHA-256 is 64 lowercase hex digits");
+    }
+    out.pinned_sha256 = options.pinned_cert_sha256;
+    out.context->set_verify_mode(ssl::verify_none);
+    return out;
+  }
   if (!options.pinned_cert_file.empty()) {
     PLFM_ASSIGN_OR_RETURN(out.pinned_der, readCertDer(options.pinned_cert_file));
     // The pin is checked after the handshake (clientHandshake).
@@ -131,7 +157,8 @@ Result<void> clientHandshake(TlsStream& stream, const ClientTls& tls, const std:
     SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
              const_cast<char*>(host.c_str()));
   }
-  if (tls.pinned_der.empty()) {
+  const bool pinned = !tls.pinned_der.empty() || !tls.pinned_sha256.empty();
+  if (!pinned) {
     X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
     const int set = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str())
                        : X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size());
@@ -160,9 +187,11 @@ Result<void> clientHandshake(TlsStream& stream, const ClientTls& tls, const std:
                  "TLS handshake with " + display + " failed: " + why)
         .with("address", display);
   }
-  if (!tls.pinned_der.empty()) {
+  if (pinned) {
     PLFM_ASSIGN_OR_RETURN(std::string der, peerCertDer(ssl));
-    if (der != tls.pinned_der) {
+    const bool match =
+        tls.pinned_sha256.empty() ? der == tls.pinned_der : Sha256::hex(der) == tls.pinned_sha256;
+    if (!match) {
       return Error(errc::kFailedPrecondition, "TLS handshake with " + display +
                                                   " failed: server certificate does not match the "
                                                   "pinned certificate")

@@ -28,7 +28,8 @@ struct ServerTls {
 // How a client verifies one server.
 struct ClientTls {
   std::shared_ptr<boost::asio::ssl::context> context;
-  std::string pinned_der;  // DER of the pinned certificate; empty: CA + name checks
+  std::string pinned_der;     // DER of the pinned certificate; empty: CA + name checks
+  std::string pinned_sha256;  // or the hex SHA-256 of that DER
 };
 [[nodiscard]] Result<ClientTls> makeClientTls(const ClientTlsOptions& options);
 

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include "plfm/http/http.h"
 #include "plfm/testing/temp_dir.h"
 #include "test_util.h"
@@ -144,6 +147,96 @@ TEST(ClientTest, InvalidUrlsAreInvalidArgument) {
   auto relative = Client("http://[::1]:1").send("GET", "no-slash");
   ASSERT_FALSE(relative);
   EXPECT_TRUE(relative.error().is(errc::kInvalidArgument));
+}
+
+// A TCP server on [::1] that answers the first connection with `head` and
+// then endless 64 KiB chunks, never ending the body (an agent gone rogue).
+class EndlessBodyServer {
+ public:
+  explicit EndlessBodyServer(std::string head) : head_(std::move(head)) {
+    fd_ = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    a.sin6_addr = in6addr_loopback;
+    socklen_t len = sizeof a;
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), len), 0);
+    EXPECT_EQ(::listen(fd_, 4), 0);
+    EXPECT_EQ(::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len), 0);
+    port_ = ntohs(a.sin6_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~EndlessBodyServer() {
+    stop_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(fd_);
+  }
+  EndlessBodyServer(const EndlessBodyServer&) = delete;
+  EndlessBodyServer& operator=(const EndlessBodyServer&) = delete;
+
+  [[nodiscard]] std::string url() const { return "http://[::1]:" + std::to_string(port_) + "/x"; }
+  [[nodiscard]] size_t sent() const { return sent_; }
+
+ private:
+  void serve() {
+    const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) return;
+    char buf[4096];
+    (void)::recv(c, buf, sizeof buf, 0);
+    (void)::send(c, head_.data(), head_.size(), MSG_NOSIGNAL);
+    const std::string chunk = "10000\r\n" + std::string(0x10000, 'x') + "\r\n";
+    while (!stop_) {
+      const ssize_t n = ::send(c, chunk.data(), chunk.size(), MSG_NOSIGNAL);
+      if (n <= 0) break;
+      sent_ += static_cast<size_t>(n);
+    }
+    ::close(c);
+  }
+
+  std::string head_;
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<size_t> sent_{0};
+  std::thread thread_;
+};
+
+TEST(ClientTest, ResponseBodyLimitIsEnforcedWhileReading) {
+  // Content-Length over the limit: refused from the header.
+  auto big = startServer([](Request&) { return Response::text(200, std::string(300'000, 'b')); });
+  ClientRequest req = get(urlFor(big->endpoints().front(), "/big"));
+  req.max_response_body_bytes = 100'000;
+  auto refused = request(req);
+  ASSERT_FALSE(refused);
+  EXPECT_TRUE(refused.error().is(errc::kResourceExhausted)) << refused.error().toString();
+  EXPECT_NE(refused.error().message().find("100000"), std::string::npos);
+  req.max_response_body_bytes = 300'000;
+  auto fits = request(req);
+  ASSERT_TRUE(fits) << fits.error().toString();
+  EXPECT_EQ(fits->body.size(), 300'000U);
+
+  // A chunked body that never ends: refused once the limit is passed, long
+  // before the whole-exchange deadline (the old client read until then).
+  EndlessBodyServer endless("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+  ClientRequest chunked = get(endless.url(), 10s);
+  chunked.max_response_body_bytes = 1 << 20;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto cut = request(chunked);
+  ASSERT_FALSE(cut);
+  EXPECT_TRUE(cut.error().is(errc::kResourceExhausted)) << cut.error().toString();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+}
+
+TEST(ClientTest, TheDeadlineBoundsTheWholeExchangeNotEachRead) {
+  // Bytes keep arriving, so no single read stalls; the total still ends.
+  EndlessBodyServer endless("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+  const auto t0 = std::chrono::steady_clock::now();
+  auto resp = request(get(endless.url(), 300ms));
+  ASSERT_FALSE(resp);
+  // Before, the deadline was checked only when a read had to wait: the
+  // client read on until the 1 GiB cap (kResourceExhausted, seconds later).
+  EXPECT_TRUE(resp.error().is(errc::kDeadlineExceeded)) << resp.error().toString();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
 }
 
 }  // namespace

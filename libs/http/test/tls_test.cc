@@ -81,6 +81,25 @@ TEST_F(TlsTest, PinnedCertificate) {
       << refused.error().toString();
 }
 
+TEST_F(TlsTest, PinnedCertificateBySha256) {
+  auto fp = certificateSha256(pki_.server_cert);
+  ASSERT_TRUE(fp) << fp.error().toString();
+  EXPECT_EQ(fp->size(), 64U);
+  // The pin replaces the name check: any host of the URL works.
+  Client pinned(url("[::1]", ""), {.pinned_cert_sha256 = *fp});
+  auto resp = pinned.send("GET", "/p");
+  ASSERT_TRUE(resp) << resp.error().toString();
+  auto ca_fp = certificateSha256(pki_.ca_cert);
+  ASSERT_TRUE(ca_fp);
+  Client wrong(url("[::1]", ""), {.pinned_cert_sha256 = *ca_fp});
+  auto refused = wrong.send("GET", "/p");
+  ASSERT_FALSE(refused);
+  EXPECT_TRUE(refused.error().is(errc::kFailedPrecondition)) << refused.error().toString();
+  EXPECT_NE(refused.error().message().find("pinned"), std::string::npos);
+  Client junk(url("[::1]", ""), {.pinned_cert_sha256 = "ABC"});
+  EXPECT_FALSE(junk.send("GET", "/p"));
+}
+
 TEST_F(TlsTest, WrongCaIsRefused) {
   plfm::testing::TempDir other("plfm-tls2");
   auto other_pki = writeLocalPki(other.path(), {"localhost"});

@@ -40,6 +40,7 @@ int statusFor(std::string_view code) {
       {"public_suffix_list_unavailable", 503},
       {apierr::kQuotaExceeded, 409},
       {"payload_too_large", 413},
+      {apierr::kTooManyLogFollowers, 429},
       {apierr::kKeyReused, 422},
       {plfm::errc::kUnavailable, 503},
       {pg::errc::kConnection, 503},

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,6 +21,7 @@
 #include "plfm/core/metrics.h"
 #include "plfm/http/http.h"
 #include "plfm/pg/pool.h"
+#include "plfm/relay_auth/relay_auth.h"
 #include "projections.h"
 #include "quotas.h"
 
@@ -39,6 +41,8 @@ inline constexpr std::string_view kKeyInProgress = "idempotency_in_progress";
 inline constexpr std::string_view kHostnameConflict = "hostname_conflict";
 // A mutation would take an org over one of its quotas (quotas.h).
 inline constexpr std::string_view kQuotaExceeded = kQuotaExceededCode;
+// An org holds max_log_followers_per_org `logs?follow=true` requests (429).
+inline constexpr std::string_view kTooManyLogFollowers = "too_many_log_followers";
 }  // namespace apierr
 
 struct ApiOptions {
@@ -66,7 +70,8 @@ struct ApiOptions {
   std::string dns_resolver;
   std::chrono::seconds dns_timeout{2};
   std::string public_suffix_file = "/usr/share/publicsuffix/public_suffix_list.dat";
-  QuotaLimits quotas{};  // the operator's per-org defaults
+  QuotaLimits quotas{};               // the operator's per-org defaults
+  int max_log_followers_per_org = 8;  // concurrent logs?follow=true per org
 };
 
 class Scheduler;
@@ -75,6 +80,7 @@ class VersionFeed;
 namespace crypto {
 class Keyring;
 }
+class FollowerSlots;
 
 // The database budget of one class of traffic. A request first looks up
 // its credential on an `auth` connection (held only for that lookup, with
@@ -100,6 +106,9 @@ struct ApiDeps {
   crypto::Keyring* keyring = nullptr;  // nullptr: secrets are disabled (503)
   DbLane user_lane = {};               // every route but the node traffic below
   DbLane node_lane = {};               // Access::kNode, kEnroll and kEdge routes
+  // Signs log relay requests to agents; nullptr: the relay has no agent to
+  // ask (every instance is listed as unavailable).
+  const relay::SigningKey* relay_key = nullptr;
 };
 
 // Per-request state handed to handlers.
@@ -184,6 +193,9 @@ class Api {
   [[nodiscard]] Result<void> reacquire(Ctx& ctx);
 
   [[nodiscard]] ApiDeps& deps() { return deps_; }
+  // "ed25519:<hex>", told to agents at enrollment and in heartbeats; "" when
+  // this control plane has no relay key.
+  [[nodiscard]] std::string relayPublicKey() const;
 
   // Takes the org's write lock inside a mutation (lockOrg in quotas.h:
   // serialized per org, views current for it) and returns its limits.
@@ -227,6 +239,7 @@ class Api {
   metrics::Counter& mutations_;
   metrics::Counter& replays_;
   metrics::Counter& rw_timeouts_;
+  std::shared_ptr<FollowerSlots> followers_;  // api_logs.cc
 };
 
 // ---- request parsing helpers (each error names the field) ----

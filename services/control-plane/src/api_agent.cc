@@ -177,7 +177,8 @@ void Api::registerAgentRoutes(http::Router& r) {
                 {"token", n.token},
                 {"reissued", n.reissued},
                 {"heartbeat_interval_seconds", deps_.options.heartbeat_interval.count()},
-                {"heartbeat_timeout_seconds", deps_.options.heartbeat_timeout.count()}};
+                {"heartbeat_timeout_seconds", deps_.options.heartbeat_timeout.count()},
+                {"relay_public_key", relayPublicKey()}};
       m.events = std::move(redeemed.second);
       return m;
     });
@@ -186,30 +187,34 @@ void Api::registerAgentRoutes(http::Router& r) {
   route(r, "POST", "/v1/nodes/{node_id}/heartbeat", Access::kNode,
         [this](Ctx& ctx) -> Result<http::Response> {
           PLFM_ASSIGN_OR_RETURN(auto node, pathId<NodeId>(ctx.req, "node_id"));
-          PLFM_ASSIGN_OR_RETURN(auto body,
-                                parseBody(ctx.req, {"agent_version", "agent_url", "relay_key"}));
+          // relay_key is listed only to refuse it with a reason: agents
+          // before signed relay requests sent it (docs/specs/runtime/logs.md).
+          PLFM_ASSIGN_OR_RETURN(auto body, parseBody(ctx.req, {"agent_version", "agent_url",
+                                                               "agent_cert_sha256", "relay_key"}));
+          if (body.contains("relay_key")) {
+            return invalid("relay_key",
+                           "is no longer accepted: the control plane signs each relay request "
+                           "and stores no agent key; upgrade the node agent");
+          }
           PLFM_ASSIGN_OR_RETURN(auto version, optionalString(body, "agent_version"));
           if (version && (version->size() > 64 || !printable(*version))) {
             return invalid("agent_version", "must be at most 64 printable characters");
           }
           PLFM_ASSIGN_OR_RETURN(auto agent_url, optionalString(body, "agent_url"));
-          if (agent_url && (agent_url->size() > 255 || !printable(*agent_url) ||
-                            !agent_url->starts_with("http://"))) {
-            return invalid("agent_url", "must be an http:// URL of at most 255 characters");
-          }
-          PLFM_ASSIGN_OR_RETURN(auto relay_key, optionalString(body, "relay_key"));
-          if (relay_key &&
-              (relay_key->size() < 32 || relay_key->size() > 128 || !printable(*relay_key))) {
-            return invalid("relay_key", "must be 32 to 128 printable characters");
-          }
-          if (agent_url.has_value() != relay_key.has_value()) {
-            return invalid(agent_url ? "relay_key" : "agent_url",
-                           "must be given together with the other");
-          }
+          PLFM_ASSIGN_OR_RETURN(auto cert, optionalString(body, "agent_cert_sha256"));
+          if (cert && !agent_url) return invalid("agent_cert_sha256", "needs agent_url");
           return runWrite(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
-            PLFM_ASSIGN_OR_RETURN(auto beat,
-                                  recordHeartbeat(tx, deps_.clock, node.str(), version.value_or(""),
-                                                  agent_url.value_or(""), relay_key.value_or("")));
+            AgentEndpoint endpoint;
+            if (agent_url) {
+              PLFM_ASSIGN_OR_RETURN(
+                  auto reg, tx.exec("SELECT underlay_address FROM node_liveness WHERE node_id = $1",
+                                    {node.str()}));
+              PLFM_ASSIGN_OR_RETURN(
+                  endpoint, checkAgentEndpoint(*agent_url, cert,
+                                               reg.rows() == 1 ? reg.text(0, 0) : std::string()));
+            }
+            PLFM_ASSIGN_OR_RETURN(auto beat, recordHeartbeat(tx, deps_.clock, node.str(),
+                                                             version.value_or(""), endpoint));
             PLFM_ASSIGN_OR_RETURN(int64_t plan, planVersion(tx.connection(), node.str()));
             Mutation m;
             m.status = 200;
@@ -218,7 +223,8 @@ void Api::registerAgentRoutes(http::Router& r) {
                       {"previous_state", beat.state},
                       {"plan_version", plan},
                       {"heartbeat_interval_seconds", deps_.options.heartbeat_interval.count()},
-                      {"heartbeat_timeout_seconds", deps_.options.heartbeat_timeout.count()}};
+                      {"heartbeat_timeout_seconds", deps_.options.heartbeat_timeout.count()},
+                      {"relay_public_key", relayPublicKey()}};
             if (beat.transition) {
               m.events = {std::move(*beat.transition)};
               m.settle = true;  // a node back: its instances may be stopped or kept

@@ -26,6 +26,8 @@ struct Flags {
   std::string dns_resolver;
   std::string public_suffix_file;
   std::array<std::optional<int64_t>, 5> quotas;  // --quota-*, by Quota
+  std::string relay_signing_key;
+  int max_log_followers_per_org = 0;  // 0: keep the file's or the default
 };
 
 Result<Config> buildConfig(const std::string& file, const std::vector<std::string>& listen,
@@ -43,61 +45,64 @@ Result<Config> buildConfig(const std::string& file, const std::vector<std::strin
   if (!flags.public_suffix_file.empty()) cfg.public_suffix_file = flags.public_suffix_file;
   for (Quota q : kAllQuotas) {
     if (auto v = flags.quotas[static_cast<size_t>(q)]) cfg.quotas[q] = *v;
+    if (!flags.relay_signing_key.empty()) cfg.relay_signing_key_file = flags.relay_signing_key;
+    if (flags.max_log_followers_per_org > 0) {
+      cfg.max_log_followers_per_org = flags.max_log_followers_per_org;
+    }
+    if (!database.empty()) cfg.database = database;
+    if (!state_dir.empty()) cfg.state_dir = state_dir;
+    if (!log_level.empty()) cfg.log_level = log_level;
+    PLFM_TRY(validate(cfg));
+    return cfg;
   }
-  if (!database.empty()) cfg.database = database;
-  if (!state_dir.empty()) cfg.state_dir = state_dir;
-  if (!log_level.empty()) cfg.log_level = log_level;
-  PLFM_TRY(validate(cfg));
-  return cfg;
-}
 
-void initLogging(const Config& cfg) {
-  log::Options lo;
-  lo.component = "control-plane";
-  lo.level = log::parseLevel(cfg.log_level).value_or(log::Level::kInfo);
-  lo.file = cfg.log_file;
-  log::init(lo);
-}
-
-int fail(const Error& e) {
-  std::cerr << "plfm-control-plane: " << e.message() << "\n";
-  return e.is(plfm::errc::kInvalidArgument) ? 2 : 1;
-}
-
-int serve(const Config& cfg) {
-  // Block the shutdown signals before any thread starts, so only sigwait()
-  // below receives them.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
-
-  ControlPlane cp(cfg);
-  if (auto r = cp.start(); !r) {
-    log::error("start failed", {{"error", r.error().toString()}});
-    return fail(r.error());
+  void initLogging(const Config& cfg) {
+    log::Options lo;
+    lo.component = "control-plane";
+    lo.level = log::parseLevel(cfg.log_level).value_or(log::Level::kInfo);
+    lo.file = cfg.log_file;
+    log::init(lo);
   }
-  std::string eps;
-  for (const auto& e : cp.endpoints()) eps += (eps.empty() ? "" : ",") + e;
-  log::info("serving", {{"endpoints", eps}});
-  // Tell a supervisor (or a test) where we listen, on stdout, one line.
-  std::cout << "listening " << eps << std::endl;
-  if (!cp.nodeEndpoints().empty()) {
-    std::string nodes;
-    for (const auto& e : cp.nodeEndpoints()) nodes += (nodes.empty() ? "" : ",") + e;
-    log::info("serving node agents and the edge", {{"endpoints", nodes}});
-    std::cout << "node-listener " << nodes << std::endl;
+
+  int fail(const Error& e) {
+    std::cerr << "plfm-control-plane: " << e.message() << "\n";
+    return e.is(plfm::errc::kInvalidArgument) ? 2 : 1;
   }
-  int sig = 0;
-  sigwait(&set, &sig);
-  log::info("shutting down", {{"signal", sig}});
-  cp.stop();
-  log::info("stopped");
-  log::flush();
-  return 0;
-}
+
+  int serve(const Config& cfg) {
+    // Block the shutdown signals before any thread starts, so only sigwait()
+    // below receives them.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    ControlPlane cp(cfg);
+    if (auto r = cp.start(); !r) {
+      log::error("start failed", {{"error", r.error().toString()}});
+      return fail(r.error());
+    }
+    std::string eps;
+    for (const auto& e : cp.endpoints()) eps += (eps.empty() ? "" : ",") + e;
+    log::info("serving", {{"endpoints", eps}});
+    // Tell a supervisor (or a test) where we listen, on stdout, one line.
+    std::cout << "listening " << eps << std::endl;
+    if (!cp.nodeEndpoints().empty()) {
+      std::string nodes;
+      for (const auto& e : cp.nodeEndpoints()) nodes += (nodes.empty() ? "" : ",") + e;
+      log::info("serving node agents and the edge", {{"endpoints", nodes}});
+      std::cout << "node-listener " << nodes << std::endl;
+    }
+    int sig = 0;
+    sigwait(&set, &sig);
+    log::info("shutting down", {{"signal", sig}});
+    cp.stop();
+    log::info("stopped");
+    log::flush();
+    return 0;
+  }
 
 }  // namespace
 
@@ -148,6 +153,12 @@ int runMain(int argc, char** argv) {
                        "; config key quota_" + name + ")")
         ->check(CLI::Range(int64_t{0}, kMaxQuotaValue));
   }
+  app.add_option("--relay-signing-key", flags.relay_signing_key,
+                 "the Ed25519 key that signs log relay requests to agents (created 0600 when "
+                 "missing; default <state-dir>/relay-signing.key)");
+  app.add_option("--max-log-followers-per-org", flags.max_log_followers_per_org,
+                 "concurrent `logs?follow=true` requests per org (default 8)")
+      ->check(CLI::Range(1, 10'000));
   app.add_option("--database", database, "libpq connection string (PLFM_CP_DATABASE)");
   app.add_option("--state-dir", state_dir, "state directory (PLFM_CP_STATE_DIR)");
   app.add_option("--log-level", log_level, "debug|info|warn|error (PLFM_CP_LOG_LEVEL)");

@@ -133,6 +133,11 @@ Result<void> loadConfigFile(const std::string& path, Config& cfg) {
       PLFM_TRY(str(cfg.admin_token_file));
     } else if (key == "secrets_master_key_file") {
       PLFM_TRY(str(cfg.secrets_master_key_file));
+    } else if (key == "relay_signing_key_file") {
+      PLFM_TRY(str(cfg.relay_signing_key_file));
+    } else if (key == "max_log_followers_per_org") {
+      PLFM_ASSIGN_OR_RETURN(auto v, integer(1, 10'000));
+      cfg.max_log_followers_per_org = static_cast<int>(v);
     } else if (key == "log_level") {
       PLFM_TRY(str(cfg.log_level));
     } else if (key == "log_file") {
@@ -234,7 +239,10 @@ Result<void> loadConfigFile(const std::string& path, Config& cfg) {
                                                            "quota_memory_mb",
                                                            "quota_releases_per_app",
                                                            "quota_routes",
-                                                           "quota_secrets_bytes"};
+                                                           "quota_secrets_bytes",
+
+                                                           "relay_signing_key_file",
+                                                           "max_log_followers_per_org"};
       std::string hint;
       if (auto m = closestMatch(key, kKnown)) hint = "; did you mean '" + *m + "'?";
       std::string known;

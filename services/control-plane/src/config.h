@@ -73,9 +73,19 @@ struct Config {
   // quota_releases_per_app, quota_routes, quota_secrets_bytes; flags
   // --quota-*. An admin overrides them per org (PUT /v1/orgs/{id}/quotas).
   QuotaLimits quotas{};
+  // The log relay (docs/specs/runtime/logs.md): the Ed25519 key that signs
+  // each relay request to an agent (32 random bytes, mode 0600, created at
+  // first start; default <state_dir>/relay-signing.key), and how many
+  // `logs?follow=true` requests one org may hold at once.
+  std::string relay_signing_key_file;
+  int max_log_followers_per_org = 8;
 
   [[nodiscard]] std::string adminTokenFile() const {
     return admin_token_file.empty() ? state_dir + "/admin-token" : admin_token_file;
+  }
+  [[nodiscard]] std::string relaySigningKeyFile() const {
+    return relay_signing_key_file.empty() ? state_dir + "/relay-signing.key"
+                                          : relay_signing_key_file;
   }
 };
 

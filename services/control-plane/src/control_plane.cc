@@ -46,6 +46,13 @@ Result<void> ControlPlane::start() {
     return Error(plfm::errc::kIo, "cannot create state_dir " + cfg_.state_dir + ": " + ec.message())
         .with("field", "state_dir");
   }
+  // The log relay's signing key: agents pin its public half when they
+  // enroll, so it is created once and kept (docs/specs/runtime/logs.md).
+  {
+    PLFM_ASSIGN_OR_RETURN(auto key, relay::SigningKey::loadOrCreate(cfg_.relaySigningKeyFile()));
+    relay_key_ = std::make_unique<relay::SigningKey>(std::move(key));
+    log::info("relay signing key loaded", {{"public_key", relay_key_->publicKey().text()}});
+  }
   {
     auto conn = pg::Connection::connect(cfg_.database);
     if (!conn) {
@@ -91,6 +98,7 @@ Result<void> ControlPlane::start() {
   opts.dns_timeout = cfg_.dns_timeout;
   opts.public_suffix_file = cfg_.public_suffix_file;
   opts.quotas = cfg_.quotas;
+  opts.max_log_followers_per_org = cfg_.max_log_followers_per_org;
   api_ = std::make_unique<Api>(ApiDeps{*pool_,
                                        *store_,
                                        *worker_,
@@ -102,7 +110,8 @@ Result<void> ControlPlane::start() {
                                        edge_.get(),
                                        keyring_.get(),
                                        {pool_.get(), auth_pool_.get()},
-                                       {node_pool_.get(), node_auth_pool_.get()}});
+                                       {node_pool_.get(), node_auth_pool_.get()},
+                                       relay_key_.get()});
   const bool node_listener = !cfg_.node_listen.empty();
   api_->registerRoutes(router_, node_listener ? &node_router_ : nullptr);
 

@@ -60,7 +60,8 @@ class ControlPlane {
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<PlanFeed> plans_;
   std::unique_ptr<EdgeFeed> edge_;
-  std::unique_ptr<crypto::Keyring> keyring_;  // null: secrets disabled
+  std::unique_ptr<crypto::Keyring> keyring_;      // null: secrets disabled
+  std::unique_ptr<relay::SigningKey> relay_key_;  // signs log relay requests
   std::unique_ptr<Api> api_;
   http::Router router_;
   http::Router node_router_;

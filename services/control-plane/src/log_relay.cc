@@ -175,4 +175,28 @@ Result<std::string> parseSince(std::string_view since, Clock::WallTime now) {
   return std::string(since.substr(0, 19)) + "." + frac.substr(0, 6) + "Z";
 }
 
+FollowerSlots::Lease::~Lease() {
+  if (!slots_) return;  // moved from
+  std::lock_guard lock(slots_->mu_);
+  auto it = slots_->held_.find(org_);
+  if (it != slots_->held_.end() && --it->second <= 0) slots_->held_.erase(it);
+}
+
+std::optional<FollowerSlots::Lease> FollowerSlots::tryAcquire(const std::string& org) {
+  std::lock_guard lock(mu_);
+  int& n = held_[org];
+  if (n >= max_) {
+    if (n == 0) held_.erase(org);
+    return std::nullopt;
+  }
+  ++n;
+  return Lease(shared_from_this(), org);
+}
+
+int FollowerSlots::held(const std::string& org) const {
+  std::lock_guard lock(mu_);
+  auto it = held_.find(org);
+  return it == held_.end() ? 0 : it->second;
+}
+
 }  // namespace plfm::cp

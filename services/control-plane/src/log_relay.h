@@ -12,6 +12,9 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -71,5 +74,43 @@ struct RelayLine {
 // timestamp form "YYYY-MM-DDTHH:MM:SS.uuuuuuZ"; invalid_query otherwise.
 // (UTC only: "2026-12-03T06:30:00Z" or with fractional seconds).
 [[nodiscard]] Result<std::string> parseSince(std::string_view since, Clock::WallTime now);
+
+// How many `logs?follow=true` requests each org holds at once: each holds a
+// server thread and polls agents until a line comes, so one org must not
+// take them all. Thread-safe.
+class FollowerSlots : public std::enable_shared_from_this<FollowerSlots> {
+ public:
+  explicit FollowerSlots(int max_per_org) : max_(max_per_org) {}
+
+  // Releases its slot when destroyed.
+  class Lease {
+   public:
+    Lease(std::shared_ptr<FollowerSlots> slots, std::string org)
+        : slots_(std::move(slots)), org_(std::move(org)) {}
+    Lease(Lease&&) = default;
+    Lease& operator=(Lease&& o) noexcept {
+      std::swap(slots_, o.slots_);
+      std::swap(org_, o.org_);
+      return *this;
+    }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease();
+
+   private:
+    std::shared_ptr<FollowerSlots> slots_;
+    std::string org_;
+  };
+
+  // A slot for `org`, or nullopt when it already holds max_per_org.
+  [[nodiscard]] std::optional<Lease> tryAcquire(const std::string& org);
+  [[nodiscard]] int held(const std::string& org) const;
+  [[nodiscard]] int max() const { return max_; }
+
+ private:
+  const int max_;
+  mutable std::mutex mu_;
+  std::map<std::string, int> held_;
+};
 
 }  // namespace plfm::cp

@@ -148,9 +148,9 @@ Result<std::pair<EnrolledNode, std::vector<NewEvent>>> redeemEnrollment(
   out.node_id = NodeId::generate().str();
   PLFM_ASSIGN_OR_RETURN(out.ipv6_prefix, allocatePrefix(tx, out.node_id, cluster_prefix));
   PLFM_TRY(
-      tx.exec("INSERT INTO node_liveness (node_id, last_heartbeat_at, state, state_since) "
-              "VALUES ($1, $2, 'active', $2)",
-              {out.node_id, now}));
+      tx.exec("INSERT INTO node_liveness (node_id, last_heartbeat_at, state, state_since, "
+              "underlay_address) VALUES ($1, $2, 'active', $2, $3)",
+              {out.node_id, now, facts.underlay_address}));
   PLFM_TRY(
       tx.exec("UPDATE node_enrollments SET used_at = $2, node_id = $3, hostname = $4 "
               "WHERE enrollment_id = $1",
@@ -182,8 +182,7 @@ Result<std::pair<EnrolledNode, std::vector<NewEvent>>> redeemEnrollment(
 Result<HeartbeatResult> recordHeartbeat(pg::Transaction& tx, const Clock& clock,
                                         const std::string& node_id,
                                         const std::string& agent_version,
-                                        const std::string& agent_url,
-                                        const std::string& relay_key) {
+                                        const AgentEndpoint& endpoint) {
   const auto now_tp = clock.now();
   const std::string now = toRfc3339(now_tp);
   // One statement in the common case: lock the row, read the old state and
@@ -194,10 +193,11 @@ Result<HeartbeatResult> recordHeartbeat(pg::Transaction& tx, const Clock& clock,
               "FOR UPDATE) UPDATE node_liveness l SET last_heartbeat_at = $2, agent_version = $3, "
               "state = 'active', state_since = CASE WHEN old.state = 'active' THEN l.state_since "
               "ELSE $2::timestamptz END, agent_url = CASE WHEN $4 = '' THEN l.agent_url ELSE $4 "
-              "END, relay_key = CASE WHEN $5 = '' THEN l.relay_key ELSE $5 END FROM old WHERE "
+              "END, agent_cert_sha256 = CASE WHEN $4 = '' THEN l.agent_cert_sha256 ELSE $5 END "
+              "FROM old WHERE "
               "l.node_id = $1 RETURNING old.state, "
               "floor(extract(epoch FROM $2::timestamptz - old.last_heartbeat_at))::bigint",
-              {node_id, now, agent_version, agent_url, relay_key}));
+              {node_id, now, agent_version, endpoint.url, endpoint.cert_sha256}));
   if (rs.rows() != 1) {
     return Error(plfm::errc::kNotFound, "node " + node_id + " not found").with("node_id", node_id);
   }

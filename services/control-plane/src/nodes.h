@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "agent_endpoint.h"
 #include "event_store.h"
 #include "plfm/core/clock.h"
 #include "plfm/core/result.h"
@@ -81,13 +82,13 @@ struct HeartbeatResult {
 
 // Records a heartbeat: one row update; an event only when the node was
 // unreachable or down. not_found when the node has no liveness row.
-// `agent_url` and `relay_key` (the agent's log endpoint and its bearer,
-// docs/specs/runtime/logs.md) are kept as they were when empty.
+// `endpoint` (the agent's log endpoint and its certificate, checked by
+// checkAgentEndpoint; docs/specs/runtime/logs.md) is kept as it was when its
+// url is empty.
 [[nodiscard]] Result<HeartbeatResult> recordHeartbeat(pg::Transaction& tx, const Clock& clock,
                                                       const std::string& node_id,
                                                       const std::string& agent_version,
-                                                      const std::string& agent_url = {},
-                                                      const std::string& relay_key = {});
+                                                      const AgentEndpoint& endpoint = {});
 
 struct RemovedNode {
   std::string hostname;

@@ -146,7 +146,8 @@ std::string ApiTest::makeEnrollmentToken(int ttl_seconds) {
 }
 
 std::pair<std::string, std::string> ApiTest::enrollNode(const std::string& hostname, int cores,
-                                                        int memory_mb) {
+                                                        int memory_mb,
+                                                        const std::string& underlay_address) {
   const std::string token = makeEnrollmentToken();
   auto r = callJson("POST", "/v1/nodes/enroll",
                     {{"hostname", hostname},
@@ -155,7 +156,7 @@ std::pair<std::string, std::string> ApiTest::enrollNode(const std::string& hostn
                      {"disk_mb", 100'000},
                      {"labels", {{"zone", "a"}}},
                      {"wireguard_public_key", std::string(43, 'k') + "="},
-                     {"underlay_address", "2001:db8::10"},
+                     {"underlay_address", underlay_address},
                      {"runtimes", {"qemu"}}},
                     token);
   EXPECT_EQ(r.status, 201) << r.raw;

@@ -62,8 +62,9 @@ class ApiTest : public CpTest {
   // A node agent's side: an enrollment token from the admin, then
   // enrollment; returns {node_id, node credential}.
   std::string makeEnrollmentToken(int ttl_seconds = 900);
-  std::pair<std::string, std::string> enrollNode(const std::string& hostname, int cores = 4,
-                                                 int memory_mb = 4096);
+  std::pair<std::string, std::string> enrollNode(
+      const std::string& hostname, int cores = 4, int memory_mb = 4096,
+      const std::string& underlay_address = "2001:db8::10");
   // The manifest JSON of a release with one process `web` of the given size.
   static json::Json webManifest(int vcpus = 1, int memory_mb = 256);
   std::string makeReleaseWith(const std::string& app, const json::Json& manifest);

@@ -108,5 +108,28 @@ TEST(LogRelay, SinceTakesDurationsAndUtcTimes) {
   }
 }
 
+TEST(LogRelay, FollowerSlotsArePerOrgAndComeBackWithTheLease) {
+  auto slots = std::make_shared<FollowerSlots>(2);
+  auto a1 = slots->tryAcquire("org_a");
+  auto a2 = slots->tryAcquire("org_a");
+  ASSERT_TRUE(a1 && a2);
+  EXPECT_FALSE(slots->tryAcquire("org_a"));
+  EXPECT_EQ(slots->held("org_a"), 2);
+  // Another org is not affected.
+  auto b = slots->tryAcquire("org_b");
+  EXPECT_TRUE(b);
+  a1.reset();
+  EXPECT_EQ(slots->held("org_a"), 1);
+  auto again = slots->tryAcquire("org_a");
+  EXPECT_TRUE(again);
+  // Moving a lease keeps one slot, released once.
+  std::optional<FollowerSlots::Lease> moved = std::move(again);
+  again.reset();
+  EXPECT_EQ(slots->held("org_a"), 2);
+  moved.reset();
+  a2.reset();
+  EXPECT_EQ(slots->held("org_a"), 0);
+}
+
 }  // namespace
 }  // namespace plfm::cp

@@ -1,8 +1,10 @@
 // The log relay end to end (docs/specs/runtime/logs.md): a real control plane
 // on a real PostgreSQL relays from the real agent log endpoint
 // (services/node-agent/src/agent/log_endpoint.h) serving files the agent's
-// InstanceLog wrote. The node's side (enrollment, plan, heartbeat with its
-// agent_url and relay key) goes through the API like an agent's.
+// InstanceLog wrote, over TLS pinned to the certificate the heartbeat
+// reported, with requests the control plane signs. The node's side
+// (enrollment, plan, heartbeat with its agent_url and certificate) goes
+// through the API like an agent's.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -12,6 +14,7 @@
 #include "agent/instance_log.h"
 #include "agent/log_endpoint.h"
 #include "api_test_support.h"
+#include "plfm/http/pki.h"
 
 namespace plfm::cp {
 namespace {
@@ -24,22 +27,25 @@ constexpr uint64_t kT0 = uint64_t{1'796'000'000} * kSec;  // 2026-11-30
 
 class LogsApiTest : public ApiTest {
  protected:
+  void configure(Config& cfg) override { cfg.max_log_followers_per_org = 2; }
   void SetUp() override {
     ApiTest::SetUp();
     agent_dir_ = std::make_unique<testing::TempDir>("plfm-logs");
     std::filesystem::create_directories(agent_dir_->path() + "/logs");
-    auto key = agent::loadOrCreateRelayKey(agent_dir_->path());
-    ASSERT_TRUE(key);
-    key_ = *key;
-    endpoint_ = agent::LogEndpoint{agent_dir_->path() + "/logs", key_, &stopping_};
+    auto pki = http::writeLocalPki(agent_dir_->path(), {"localhost"});
+    ASSERT_TRUE(pki) << pki.error().toString();
+    auto fp = http::certificateSha256(pki->server_cert);
+    ASSERT_TRUE(fp);
+    cert_sha256_ = *fp;
     http::ServerOptions opts;
     opts.listen = {"[::1]:0"};
+    opts.tls = http::ServerTlsOptions{pki->server_cert, pki->server_key};
     agent_http_ = std::make_unique<http::Server>(opts, [this](http::Request& req) {
       if (agent::LogEndpoint::matches(req)) return endpoint_.serve(req);
       return http::Response::text(404, "no");
     });
     ASSERT_TRUE(agent_http_->start());
-    agent_url_ = "http://" + agent_http_->endpoints()[0];
+    agent_url_ = "https://" + agent_http_->endpoints()[0];
   }
   void TearDown() override {
     stopping_ = true;
@@ -50,9 +56,18 @@ class LogsApiTest : public ApiTest {
   // An env with `count` web instances placed on an enrolled node whose
   // agent heartbeats its log endpoint; returns the instance ids, sorted.
   std::vector<std::string> deployOnNode(int count) {
-    auto [node, token] = enrollNode("logs.example");
+    // The agent listens on [::1]: a node registered there.
+    auto [node, token] = enrollNode("logs.example", 4, 4096, "::1");
     node_ = node;
     node_token_ = token;
+    // The agent pins the key the control plane tells it (as at enrollment)
+    // and checks requests against its own node id.
+    auto hello = callJson("POST", "/v1/nodes/" + node + "/heartbeat", json::Json::object(), token);
+    auto pinned = relay::PublicKey::parse(hello.body["relay_public_key"].get<std::string>());
+    EXPECT_TRUE(pinned) << hello.raw;
+    endpoint_ =
+        agent::LogEndpoint{agent_dir_->path() + "/logs",
+                           std::make_shared<agent::RelayVerifier>(node, *pinned), &stopping_};
     const std::string org = makeOrg("logs");
     const std::string app = makeApp(org, "web");
     env_ = makeEnv(app, "prod");
@@ -62,9 +77,11 @@ class LogsApiTest : public ApiTest {
     EXPECT_EQ(
         callJson("PUT", "/v1/envs/" + env_ + "/scale", {{"processes", {{"web", count}}}}).status,
         200);
-    auto beat = callJson(
-        "POST", "/v1/nodes/" + node + "/heartbeat",
-        {{"agent_version", "0.1.0"}, {"agent_url", agent_url_}, {"relay_key", key_}}, token);
+    auto beat = callJson("POST", "/v1/nodes/" + node + "/heartbeat",
+                         {{"agent_version", "0.1.0"},
+                          {"agent_url", agent_url_},
+                          {"agent_cert_sha256", cert_sha256_}},
+                         token);
     EXPECT_EQ(beat.status, 200) << beat.raw;
     auto plan = call("GET", "/v1/nodes/" + node + "/plan?after=0&wait=0", "", token);
     std::vector<std::string> ids;
@@ -91,7 +108,7 @@ class LogsApiTest : public ApiTest {
   }
 
   std::unique_ptr<testing::TempDir> agent_dir_;
-  std::string key_;
+  std::string cert_sha256_;
   std::atomic<bool> stopping_{false};
   agent::LogEndpoint endpoint_;
   std::unique_ptr<http::Server> agent_http_;
@@ -149,7 +166,7 @@ TEST_F(LogsApiTest, MergesInstancesInTimestampOrderAndFollowsWithACursor) {
   EXPECT_EQ(quiet.body["cursor"], held.body["cursor"]);
 }
 
-TEST_F(LogsApiTest, OtherOrgsSeeNothingAndABadKeyMakesTheInstanceUnavailable) {
+TEST_F(LogsApiTest, OtherOrgsSeeNothingAndAnotherCertificateMakesTheInstanceUnavailable) {
   auto ids = deployOnNode(1);
   ASSERT_EQ(ids.size(), 1U);
   logOf(ids[0]).append("stdout", kT0, "secret-free line\n");
@@ -158,14 +175,16 @@ TEST_F(LogsApiTest, OtherOrgsSeeNothingAndABadKeyMakesTheInstanceUnavailable) {
   EXPECT_EQ(call("GET", "/v1/envs/" + env_ + "/logs?since=yesterday").status, 400);
   EXPECT_EQ(call("GET", "/v1/envs/" + env_ + "/logs?cursor=zz").status, 400);
 
-  // A heartbeat without the endpoint keeps it; one with another key replaces it.
+  // A heartbeat without the endpoint keeps it; one reporting another
+  // certificate makes the relay refuse the agent (a man in the middle).
   EXPECT_EQ(callJson("POST", "/v1/nodes/" + node_ + "/heartbeat", {{"agent_version", "0.1.0"}},
                      node_token_)
                 .status,
             200);
   EXPECT_EQ(lines(call("GET", "/v1/envs/" + env_ + "/logs")).size(), 1U);
   EXPECT_EQ(callJson("POST", "/v1/nodes/" + node_ + "/heartbeat",
-                     {{"agent_url", agent_url_}, {"relay_key", std::string(64, 'f')}}, node_token_)
+                     {{"agent_url", agent_url_}, {"agent_cert_sha256", std::string(64, 'f')}},
+                     node_token_)
                 .status,
             200);
   auto r = call("GET", "/v1/envs/" + env_ + "/logs");
@@ -173,9 +192,97 @@ TEST_F(LogsApiTest, OtherOrgsSeeNothingAndABadKeyMakesTheInstanceUnavailable) {
   EXPECT_EQ(r.body["items"].size(), 0U);
   ASSERT_EQ(r.body["unavailable"].size(), 1U) << r.raw;
   EXPECT_EQ(r.body["unavailable"][0]["instance_id"], ids[0]);
+  EXPECT_NE(r.body["unavailable"][0]["reason"].get<std::string>().find("pinned"), std::string::npos)
+      << r.raw;
+}
+
+TEST_F(LogsApiTest, AnAgentThatPinnedAnotherKeyAnswers401) {
+  auto ids = deployOnNode(1);
+  ASSERT_EQ(ids.size(), 1U);
+  logOf(ids[0]).append("stdout", kT0, "line\n");
+  auto other = relay::SigningKey::fromSeed(std::string(32, 'o'));
+  ASSERT_TRUE(other);
+  endpoint_.verifier = std::make_shared<agent::RelayVerifier>(node_, other->publicKey());
+  auto r = call("GET", "/v1/envs/" + env_ + "/logs");
+  ASSERT_EQ(r.status, 200) << r.raw;
+  ASSERT_EQ(r.body["unavailable"].size(), 1U) << r.raw;
   EXPECT_NE(r.body["unavailable"][0]["reason"].get<std::string>().find("401"), std::string::npos);
-  // The key is never shown.
-  EXPECT_EQ(call("GET", "/v1/nodes/" + node_).raw.find(key_), std::string::npos);
+  // Nor does another node id work with the right key.
+  auto pinned = relay::PublicKey::parse(
+      callJson("POST", "/v1/nodes/" + node_ + "/heartbeat", json::Json::object(), node_token_)
+          .body["relay_public_key"]
+          .get<std::string>());
+  ASSERT_TRUE(pinned);
+  endpoint_.verifier = std::make_shared<agent::RelayVerifier>("node_someone_else", *pinned);
+  auto n = call("GET", "/v1/envs/" + env_ + "/logs");
+  ASSERT_EQ(n.body["unavailable"].size(), 1U) << n.raw;
+}
+
+TEST_F(LogsApiTest, HeartbeatsRefuseARelayKeyAndAnAgentUrlOffTheRegisteredAddress) {
+  auto [node, token] = enrollNode("hb.example", 4, 4096, "2001:db8::10");
+  auto beat = [&](const json::Json& body) {
+    return callJson("POST", "/v1/nodes/" + node + "/heartbeat", body, token);
+  };
+  const std::string fp(64, 'a');
+  auto key = beat({{"agent_url", "https://[2001:db8::10]:9102"},
+                   {"agent_cert_sha256", fp},
+                   {"relay_key", std::string(64, 'f')}});
+  EXPECT_EQ(key.status, 400) << key.raw;
+  EXPECT_EQ(key.body["error"]["details"]["field"], "relay_key") << key.raw;
+  for (const std::string url :
+       {"https://[2001:db8::11]:9102", "https://[::1]:9102", "https://127.0.0.1:9102",
+        "https://evil.example:9102", "https://[2001:db8::10]:9102/x", "https://[2001:db8::10]",
+        "http://[2001:db8::10]:9102", "https://[2001:db8::10]:9102?x", "ftp://[2001:db8::10]:1"}) {
+    auto r = beat({{"agent_url", url}, {"agent_cert_sha256", fp}});
+    EXPECT_EQ(r.status, 400) << url << " " << r.raw;
+    EXPECT_EQ(r.body["error"]["details"]["field"], "agent_url") << url << " " << r.raw;
+  }
+  auto nocert = beat({{"agent_url", "https://[2001:db8::10]:9102"}});
+  EXPECT_EQ(nocert.body["error"]["details"]["field"], "agent_cert_sha256") << nocert.raw;
+  auto badcert = beat({{"agent_url", "https://[2001:db8::10]:9102"}, {"agent_cert_sha256", "AB"}});
+  EXPECT_EQ(badcert.body["error"]["details"]["field"], "agent_cert_sha256") << badcert.raw;
+  // The registered address, written another way, is the same address.
+  auto good = beat({{"agent_url", "https://[2001:0db8:0::10]:9102"}, {"agent_cert_sha256", fp}});
+  EXPECT_EQ(good.status, 200) << good.raw;
+  EXPECT_EQ(good.body["relay_public_key"].get<std::string>().rfind("ed25519:", 0), 0U);
+  // A loopback node may report a plain loopback URL, without a certificate.
+  auto [local, local_token] = enrollNode("local.example", 4, 4096, "::1");
+  auto plain = callJson("POST", "/v1/nodes/" + local + "/heartbeat",
+                        {{"agent_url", "http://[::1]:9102"}}, local_token);
+  EXPECT_EQ(plain.status, 200) << plain.raw;
+  auto plain_cert =
+      callJson("POST", "/v1/nodes/" + local + "/heartbeat",
+               {{"agent_url", "http://[::1]:9102"}, {"agent_cert_sha256", fp}}, local_token);
+  EXPECT_EQ(plain_cert.status, 400) << plain_cert.raw;
+}
+
+TEST_F(LogsApiTest, FollowersPerOrgAreCappedWith429) {
+  auto ids = deployOnNode(1);
+  ASSERT_EQ(ids.size(), 1U);
+  const std::string follow = "/v1/envs/" + env_ + "/logs?follow=true&wait=2";
+  // max_log_followers_per_org is 2 here (configure): two held, the third refused.
+  std::vector<std::thread> held;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 2; ++i) {
+    held.emplace_back([&] {
+      if (call("GET", follow).status == 200) ++ok;
+    });
+  }
+  // Until both hold their slot (each answers only after `wait`).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  Reply third;
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    third = call("GET", "/v1/envs/" + env_ + "/logs?follow=true&wait=0");
+  } while (third.status == 200 && std::chrono::steady_clock::now() < deadline);
+  EXPECT_EQ(third.status, 429) << third.raw;
+  EXPECT_EQ(third.body["error"]["code"], "too_many_log_followers") << third.raw;
+  // A plain read is not a follower.
+  EXPECT_EQ(call("GET", "/v1/envs/" + env_ + "/logs").status, 200);
+  for (auto& t : held) t.join();
+  EXPECT_EQ(ok.load(), 2);
+  // The slots are back.
+  EXPECT_EQ(call("GET", "/v1/envs/" + env_ + "/logs?follow=true&wait=0").status, 200);
 }
 
 }  // namespace

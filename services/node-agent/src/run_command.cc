@@ -256,7 +256,11 @@ void registerRunCommand(CLI::App& app, CommandAction* action) {
   run->add_option("--listen", o.listen,
                   "Serve /healthz, /metrics, /v1/instances and instance logs here");
   run->add_option("--advertise-url", o.advertise_url,
-                  "The URL the control plane reaches --listen at (default: derived from it)");
+                  "The URL the control plane reaches --listen at (default: derived from it); its "
+                  "host must be the node's --underlay-address (loopback only when that is)");
+  run->add_flag("--listen-tls", o.listen_tls,
+                "TLS on a loopback --listen too (always on for any other address): a key and "
+                "self-signed certificate made at start, pinned by the control plane");
   run->add_option("--plan-wait", flags->plan_wait, "Long-poll wait, seconds")
       ->capture_default_str();
   run->add_option("--boot-timeout", flags->boot_timeout, "VMM start to READY, seconds")

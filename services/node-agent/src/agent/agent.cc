@@ -16,6 +16,7 @@
 #include "plfm/core/log.h"
 #include "plfm/core/process.h"
 #include "plfm/http/http.h"
+#include "plfm/http/pki.h"
 #include "plfm/secrets/format.h"
 #include "runtime/cgroup.h"
 #include "runtime/initramfs.h"
@@ -149,7 +150,7 @@ Result<void> Agent::start() {
   }
   adoptOrClean();
   if (!options_.listen.empty()) {
-    PLFM_ASSIGN_OR_RETURN(relay_key_, loadOrCreateRelayKey(options_.state_dir));
+    PLFM_TRY(prepareListener());
     PLFM_TRY(startHttp());
   }
   plan_thread_ = std::thread([this] { planLoop(); });
@@ -675,11 +676,24 @@ void Agent::heartbeatLoop() {
   ControlPlaneClient client(credential_.control_plane, credential_.token,
                             options_.control_plane_tls);
   auto interval = std::chrono::seconds(std::max(1, credential_.heartbeat_interval_seconds));
+  std::string url = agentUrl();
   while (!stopping_) {
-    if (auto r =
-            client.heartbeat(credential_.node_id, options_.agent_version, agentUrl(), relay_key_);
-        !r) {
+    auto r =
+        client.heartbeat(credential_.node_id, options_.agent_version, url, listen_cert_sha256_);
+    if (!r && !url.empty() && r.error().message().find("agent_url") != std::string::npos) {
+      // The control plane refuses where we say the log endpoint is (not
+      // the node's registered address): keep the node alive without it.
+      log::error(
+          "the control plane refused this agent's log endpoint; logs of this node are "
+          "unavailable until --listen/--advertise-url name its underlay address",
+          {{"agent_url", url}, {"error", r.error().toString()}});
+      url.clear();
+      r = client.heartbeat(credential_.node_id, options_.agent_version);
+    }
+    if (!r) {
       log::warn("heartbeat failed", {{"error", r.error().toString()}});
+    } else if (!r->relay_public_key.empty()) {
+      pinRelayKey(r->relay_public_key);
     }
     std::unique_lock lock(mu_);
     wake_.wait_for(lock, interval, [&] { return stopping_.load(); });
@@ -699,13 +713,64 @@ std::string Agent::agentUrl() const {
     if (u.empty()) return "";
     host = u.find(':') != std::string::npos && !u.starts_with("[") ? "[" + u + "]" : u;
   }
-  return "http://" + host + ep.substr(colon);
+  return (listen_tls_ ? "https://" : "http://") + host + ep.substr(colon);
+}
+
+Result<void> Agent::prepareListener() {
+  std::optional<relay::PublicKey> pinned;
+  if (!credential_.relay_public_key.empty()) {
+    auto k = relay::PublicKey::parse(credential_.relay_public_key);
+    if (!k)
+      return Error(errc::kInvalidArgument, "node.json: relay_public_key: " + k.error().message());
+    pinned = *k;
+  }
+  relay_verifier_ = std::make_shared<RelayVerifier>(credential_.node_id, pinned);
+  const bool tls = options_.listen_tls || !http::isLoopbackListen(options_.listen);
+  if (!tls || options_.listen.starts_with("unix:")) return ok();
+  // A fresh key and certificate at each start: the control plane pins
+  // whatever the next heartbeat reports, so nothing needs to last.
+  const std::string dir = options_.state_dir + "/listen-tls";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  fs::permissions(dir, fs::perms::owner_all, ec);
+  PLFM_ASSIGN_OR_RETURN(auto pki, http::writeLocalPki(dir, {"localhost"}));
+  PLFM_ASSIGN_OR_RETURN(listen_cert_sha256_, http::certificateSha256(pki.server_cert));
+  listen_tls_ = http::ServerTlsOptions{pki.server_cert, pki.server_key};
+  return ok();
+}
+
+void Agent::pinRelayKey(const std::string& text) {
+  auto key = relay::PublicKey::parse(text);
+  if (!key) {
+    log::warn("the control plane's relay key is malformed; ignored",
+              {{"error", key.error().message()}});
+    return;
+  }
+  if (!relay_verifier_) return;
+  const bool had = relay_verifier_->pinned().has_value();
+  if (!relay_verifier_->pin(*key)) {
+    // Never follow a change silently: whoever answers heartbeats could
+    // otherwise make this agent serve logs to its own key.
+    log::error(
+        "the control plane reports another relay signing key than the one pinned at "
+        "enrollment; refusing it (re-enroll the node to accept a new key)",
+        {{"pinned", credential_.relay_public_key}, {"reported", text}});
+    return;
+  }
+  if (had) return;
+  credential_.relay_public_key = key->text();
+  const std::string path = options_.state_dir + "/node.json";
+  if (auto w = writeFileAtomic(path, credential_.toJson().dump(1) + "\n", 0600); !w) {
+    log::warn("cannot save the pinned relay key", {{"error", w.error().toString()}});
+  }
+  log::info("pinned the control plane's relay signing key", {{"key", key->text()}});
 }
 
 Result<void> Agent::startHttp() {
   http::ServerOptions opts;
   opts.listen = {options_.listen};
-  LogEndpoint logs{options_.state_dir + "/logs", relay_key_, &stopping_};
+  opts.tls = listen_tls_;
+  LogEndpoint logs{options_.state_dir + "/logs", relay_verifier_, &stopping_};
   http_ = std::make_unique<http::Server>(opts, [this, logs](const http::Request& req) {
     if (LogEndpoint::matches(req)) return logs.serve(req);
     if (req.path == "/healthz") return http::Response::json(200, R"({"status":"ok"})");

@@ -39,6 +39,7 @@
 #include "agent/guest_config.h"
 #include "agent/image_gc.h"
 #include "agent/instance_record.h"
+#include "agent/log_endpoint.h"
 #include "agent/workload_check.h"
 #include "image/image_cache.h"
 #include "netdev/firewall.h"
@@ -103,6 +104,11 @@ struct AgentOptions {
   // The URL the control plane reaches `listen` at (reported in heartbeats);
   // empty: derived from the bound address (a wildcard: the underlay address).
   std::string advertise_url;
+  // TLS on `listen` (a key and self-signed certificate made at each start,
+  // reported by SHA-256 in heartbeats, pinned by the control plane's relay).
+  // Always on for a listener other nodes can reach; this turns it on for a
+  // loopback one too.
+  bool listen_tls = false;
   std::string agent_version = "0.1.0";
 };
 
@@ -143,10 +149,11 @@ class Agent {
   [[nodiscard]] std::vector<InstanceStatus> instances() const;
   [[nodiscard]] const std::string& nodeId() const { return credential_.node_id; }
   [[nodiscard]] std::vector<std::string> endpoints() const;
-  // Where the control plane reaches the listener, and the bearer it presents
-  // there (STATE/relay.key); both empty without --listen.
+  // Where the control plane reaches the listener (https:// when it speaks
+  // TLS) and the SHA-256 of its certificate; empty without --listen (the
+  // certificate also for a plain loopback listener).
   [[nodiscard]] std::string agentUrl() const;
-  [[nodiscard]] const std::string& relayKey() const { return relay_key_; }
+  [[nodiscard]] const std::string& listenCertSha256() const { return listen_cert_sha256_; }
 
   // --- for InstanceWorker ---
   [[nodiscard]] const AgentOptions& options() const { return options_; }
@@ -201,7 +208,7 @@ class Agent {
   void planLoop();
   void heartbeatLoop();
   void gcLoop();
-  void observeImages(const NodePlan& plan);
+  Result<void> prepareListener();  // the relay verifier, and TLS for the listener
   Result<void> startHttp();
   Result<void> applyFirewallLocked();  // firewall_mu_ held
 
@@ -230,8 +237,11 @@ class Agent {
   std::mutex scratch_mu_;
   std::string scratch_template_;  // guarded by scratch_mu_; set once made
   std::mutex users_mu_;
-  std::map<std::string, UserDb> users_;  // by rootfs path
-  std::string relay_key_;
+  std::map<std::string, UserDb> users_;               // by rootfs path
+  std::shared_ptr<RelayVerifier> relay_verifier_;     // the log endpoint's signature check
+  std::string listen_cert_sha256_;                    // empty: the listener is plain
+  std::optional<http::ServerTlsOptions> listen_tls_;  // set when the listener speaks TLS
+  void pinRelayKey(const std::string& text);          // from a heartbeat answer
   std::mutex firewall_mu_;
   std::optional<netdev::NftFirewall> firewall_;               // guarded by firewall_mu_
   std::map<std::string, netdev::GuestFilter> guest_filters_;  // by instance id; same

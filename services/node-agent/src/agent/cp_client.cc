@@ -10,7 +10,8 @@ nlohmann::json NodeCredential::toJson() const {
           {"node_id", node_id},
           {"token", token},
           {"ipv6_prefix", ipv6_prefix},
-          {"heartbeat_interval_seconds", heartbeat_interval_seconds}};
+          {"heartbeat_interval_seconds", heartbeat_interval_seconds},
+          {"relay_public_key", relay_public_key}};
 }
 
 Result<NodeCredential> NodeCredential::fromJson(const json& j) {
@@ -21,6 +22,7 @@ Result<NodeCredential> NodeCredential::fromJson(const json& j) {
     c.token = j.at("token").get<std::string>();
     c.ipv6_prefix = j.value("ipv6_prefix", "");
     c.heartbeat_interval_seconds = j.value("heartbeat_interval_seconds", 10);
+    c.relay_public_key = j.value("relay_public_key", "");
     return c;
   } catch (const json::exception& e) {
     return Error(errc::kInvalidArgument, std::string("bad node credential file: ") + e.what());
@@ -90,25 +92,29 @@ Result<NodeCredential> ControlPlaneClient::enroll(const std::string& base_url,
     cred.token = j.at("token").get<std::string>();
     cred.ipv6_prefix = j.at("ipv6_prefix").get<std::string>();
     cred.heartbeat_interval_seconds = j.value("heartbeat_interval_seconds", 10);
+    cred.relay_public_key = j.value("relay_public_key", "");
     return cred;
   } catch (const json::exception& e) {
     return Error(errc::kUnavailable, std::string("enrollment answer: ") + e.what());
   }
 }
 
-Result<int64_t> ControlPlaneClient::heartbeat(const std::string& node_id,
-                                              const std::string& agent_version,
-                                              const std::string& agent_url,
-                                              const std::string& relay_key) {
+Result<ControlPlaneClient::HeartbeatReply> ControlPlaneClient::heartbeat(
+    const std::string& node_id, const std::string& agent_version, const std::string& agent_url,
+    const std::string& cert_sha256) {
   int status = 0;
   json body{{"agent_version", agent_version}};
-  if (!agent_url.empty() && !relay_key.empty()) {
-    body["agent_url"] = agent_url;
-    body["relay_key"] = relay_key;
-  }
+  if (!agent_url.empty()) body["agent_url"] = agent_url;
+  if (!agent_url.empty() && !cert_sha256.empty()) body["agent_cert_sha256"] = cert_sha256;
   PLFM_ASSIGN_OR_RETURN(auto j, call("POST", "/v1/nodes/" + node_id + "/heartbeat", body.dump(),
                                      std::chrono::seconds(10), &status));
-  return j.is_object() ? j.value("plan_version", int64_t{0}) : 0;
+  HeartbeatReply reply;
+  if (!j.is_object()) return reply;
+  reply.plan_version = j.value("plan_version", int64_t{0});
+  if (auto it = j.find("relay_public_key"); it != j.end() && it->is_string()) {
+    reply.relay_public_key = it->get<std::string>();
+  }
+  return reply;
 }
 
 Result<NodePlan> ControlPlaneClient::plan(const std::string& node_id, int64_t after,

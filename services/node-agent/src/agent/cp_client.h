@@ -34,6 +34,10 @@ struct NodeCredential {
   std::string token;
   std::string ipv6_prefix;
   int heartbeat_interval_seconds = 10;
+  // The control plane's relay signing key ("ed25519:<hex>"), pinned at
+  // enrollment: the log endpoint accepts only requests it signed. Empty in
+  // a credential from before signed relays: the first heartbeat pins it.
+  std::string relay_public_key;
 
   [[nodiscard]] nlohmann::json toJson() const;
   [[nodiscard]] static Result<NodeCredential> fromJson(const nlohmann::json& j);
@@ -69,12 +73,18 @@ class ControlPlaneClient {
                                                      const std::string& enrollment_token,
                                                      const NodeFacts& facts,
                                                      const http::ClientTlsOptions& tls = {});
-  // `agent_url` and `relay_key`: where the control plane reads this node's
-  // logs (docs/specs/runtime/logs.md); empty when the agent has no listener.
-  [[nodiscard]] Result<int64_t> heartbeat(const std::string& node_id,
-                                          const std::string& agent_version,
-                                          const std::string& agent_url = {},
-                                          const std::string& relay_key = {});
+  struct HeartbeatReply {
+    int64_t plan_version = 0;
+    std::string relay_public_key;  // the control plane's, as it says now
+  };
+  // `agent_url` and `cert_sha256`: where the control plane reads this
+  // node's logs and the certificate it pins there (docs/specs/runtime/
+  // logs.md); empty when the agent has no listener (and the certificate
+  // empty for a plain loopback listener).
+  [[nodiscard]] Result<HeartbeatReply> heartbeat(const std::string& node_id,
+                                                 const std::string& agent_version,
+                                                 const std::string& agent_url = {},
+                                                 const std::string& cert_sha256 = {});
   // Holds up to `wait` when the plan is still at `after`.
   [[nodiscard]] Result<NodePlan> plan(const std::string& node_id, int64_t after,
                                       std::chrono::seconds wait);

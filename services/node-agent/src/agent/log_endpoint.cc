@@ -1,7 +1,5 @@
 #include "agent/log_endpoint.h"
 
-#include <sodium.h>
-
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -45,15 +43,36 @@ bool parseInt(std::string_view s, int64_t lo, int64_t hi, int64_t& out) {
   return true;
 }
 
-bool keyMatches(const http::Request& req, const std::string& key) {
-  auto h = req.header("Authorization");
-  constexpr std::string_view kBearer = "Bearer ";
-  if (key.empty() || !h || !h->starts_with(kBearer)) return false;
-  std::string_view got = h->substr(kBearer.size());
-  return got.size() == key.size() && sodium_memcmp(got.data(), key.data(), key.size()) == 0;
+}  // namespace
+
+bool RelayVerifier::pin(const relay::PublicKey& key) {
+  std::lock_guard lock(mu_);
+  if (!pinned_) pinned_ = key;
+  return *pinned_ == key;
 }
 
-}  // namespace
+std::optional<relay::PublicKey> RelayVerifier::pinned() const {
+  std::lock_guard lock(mu_);
+  return pinned_;
+}
+
+Result<void> RelayVerifier::check(const http::Request& req, std::string_view instance_id) const {
+  const auto key = pinned();
+  if (!key || node_id_.empty()) {
+    return Error(errc::kUnauthenticated,
+                 "relay request refused: this agent has no pinned control-plane key yet");
+  }
+  const auto expires_text = req.header(relay::kExpiresHeader);
+  const auto signature = req.header(relay::kSignatureHeader);
+  int64_t expires = 0;
+  if (!expires_text || !signature || !parseInt(*expires_text, 0, INT64_MAX / 2, expires)) {
+    return Error(errc::kUnauthenticated, "relay request refused: not signed");
+  }
+  const relay::SignedRequest r{req.method, req.target, node_id_, std::string(instance_id), expires};
+  const int64_t now =
+      std::chrono::duration_cast<std::chrono::seconds>(clock_.now().time_since_epoch()).count();
+  return relay::verify(*key, r, *signature, now);
+}
 
 bool LogEndpoint::matches(const http::Request& req) {
   return req.path.starts_with(kPrefix) && req.path.ends_with(kSuffix) &&
@@ -62,12 +81,15 @@ bool LogEndpoint::matches(const http::Request& req) {
 
 http::Response LogEndpoint::serve(const http::Request& req) const {
   if (req.method != "GET") return error(405, "method_not_allowed", "use GET");
-  if (!keyMatches(req, relay_key)) {
-    return error(401, "unauthenticated", "missing or wrong relay key");
-  }
   std::string_view id(req.path);
   id.remove_prefix(kPrefix.size());
   id.remove_suffix(kSuffix.size());
+  // The signature covers the instance: checked before anything else is read.
+  if (auto ok = verifier ? verifier->check(req, id)
+                         : Result<void>(Error(errc::kUnauthenticated, "no verifier"));
+      !ok) {
+    return error(401, "unauthenticated", ok.error().message());
+  }
   if (!validInstanceId(id)) return error(400, "invalid_id", "not an instance id");
   LogCursor after;
   LogReadOptions opts;
@@ -105,23 +127,6 @@ http::Response LogEndpoint::serve(const http::Request& req) const {
     // wiring each writer to each reader.
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
-}
-
-Result<std::string> loadOrCreateRelayKey(const std::string& state_dir) {
-  const std::string path = state_dir + "/relay.key";
-  if (std::filesystem::exists(path)) {
-    PLFM_ASSIGN_OR_RETURN(auto text, readFile(path));
-    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-    if (text.size() == 64) return text;
-    log::warn("relay key file malformed; generating a new one", {{"path", path}});
-  }
-  if (sodium_init() < 0) return Error(errc::kInternal, "libsodium init failed");
-  unsigned char raw[32];
-  randombytes_buf(raw, sizeof raw);
-  std::string key = hexEncode(std::string_view(reinterpret_cast<const char*>(raw), sizeof raw));
-  sodium_memzero(raw, sizeof raw);
-  PLFM_TRY(writeFileAtomic(path, key + "\n", 0600));
-  return key;
 }
 
 }  // namespace plfm::agent

@@ -180,6 +180,11 @@ struct ClientTlsOptions {
   // PEM certificate the server must present exactly (pinning); replaces CA
   // and name checks. Takes precedence over ca_file.
   std::string pinned_cert_file = {};
+  // The same, by the lowercase hex SHA-256 of the certificate's DER (what
+  // certificateSha256 in pki.h computes): for a peer that reported its
+  // self-signed certificate over another authenticated channel. Takes
+  // precedence over pinned_cert_file and ca_file.
+  std::string pinned_cert_sha256 = {};
   // Plain http:// to an address that is not loopback ("localhost", ::1,
   // 127/8) is refused unless this is set: bearer tokens would cross the
   // network in clear.
@@ -193,15 +198,20 @@ struct ClientRequest {
   std::string url;
   Headers headers;
   std::string body;
-  std::chrono::milliseconds timeout{30'000};  // whole exchange
+  std::chrono::milliseconds timeout{30'000};  // whole exchange: connect, send, read
   ClientTlsOptions tls = {};
+  // The largest response body accepted, enforced while reading: a longer
+  // body fails with errc::kResourceExhausted as soon as the limit is passed,
+  // before the rest arrives. 0: the built-in bound of 1 GiB.
+  size_t max_response_body_bytes = 0;
 };
 
 // One request on a new connection. Transport failures are errors with code
 // errc::kUnavailable (connect refused, reset) or errc::kDeadlineExceeded; a
 // server that is not trusted (CA, name, pin) or plain http:// refused is
-// errc::kFailedPrecondition (do not retry). Any HTTP status is a successful
-// Result.
+// errc::kFailedPrecondition (do not retry); a body over
+// max_response_body_bytes is errc::kResourceExhausted. Any HTTP status is a
+// successful Result.
 [[nodiscard]] Result<Response> request(const ClientRequest& req);
 
 // A keep-alive client bound to one base URL ("https://cp:8443",

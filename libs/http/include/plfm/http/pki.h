@@ -37,4 +37,8 @@ struct LocalPkiOptions {
                                              const std::vector<std::string>& names,
                                              const LocalPkiOptions& options = {});
 
+// The lowercase hex SHA-256 of the DER of the first certificate in
+// `pem_file`: what ClientTlsOptions::pinned_cert_sha256 compares against.
+[[nodiscard]] Result<std::string> certificateSha256(const std::string& pem_file);
+
 }  // namespace plfm::http
