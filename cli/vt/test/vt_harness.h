@@ -124,31 +124,33 @@ class AcmeOrgTest : public ::testing::Test {
   std::unique_ptr<ControlPlaneProcess> cp_;
   Normalizer norm_;
   Transcript t_{config_.path(), norm_};
-  // One control plane for every test of a suite: derive the fixture from it.
-  class SuiteTest : public ::testing::Test {
-   protected:
-    static void SetUpTestSuite() {
-      suite_ = new SuiteControlPlane(startSuiteControlPlane());
-      cp_ = suite_->cp.get();
-    }
-    static void TearDownTestSuite() { delete suite_; }
+};
 
-    static inline SuiteControlPlane* suite_ = nullptr;
-    static inline ControlPlaneProcess* cp_ = nullptr;
-  };
+// One control plane for every test of a suite: derive the fixture from it.
+class SuiteTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    suite_ = new SuiteControlPlane(startSuiteControlPlane());
+    cp_ = suite_->cp.get();
+  }
+  static void TearDownTestSuite() { delete suite_; }
 
-  // A transcript in a fresh config dir, with the URL and the dir normalized,
-  // after `vt login` as the bootstrap admin (its exit code in `login_code`).
-  struct AdminSession {
-    explicit AdminSession(const ControlPlaneProcess& cp) : config("vt-config") {
-      norm.literal(cp.url, "<url>");
-      norm.literal(config.path(), "<config>");
-      login_code = t.run({"login", "--url", cp.url}, cp.admin_token + "\n").code;
-    }
-    plfm::testing::TempDir config;
-    Normalizer norm;
-    Transcript t{config.path(), norm};
-    int login_code = -1;
-  };
+  static inline SuiteControlPlane* suite_ = nullptr;
+  static inline ControlPlaneProcess* cp_ = nullptr;
+};
+
+// A transcript in a fresh config dir, with the URL and the dir normalized,
+// after `vt login` as the bootstrap admin (its exit code in `login_code`).
+struct AdminSession {
+  explicit AdminSession(const ControlPlaneProcess& cp) : config("vt-config") {
+    norm.literal(cp.url, "<url>");
+    norm.literal(config.path(), "<config>");
+    login_code = t.run({"login", "--url", cp.url}, cp.admin_token + "\n").code;
+  }
+  plfm::testing::TempDir config;
+  Normalizer norm;
+  Transcript t{config.path(), norm};
+  int login_code = -1;
+};
 
 }  // namespace plfm::vt::testing

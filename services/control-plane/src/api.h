@@ -215,11 +215,6 @@ class Api {
   void registerTokenRoutes(http::Router& r);     // api_tokens.cc
   void registerRegistryRoutes(http::Router& r);  // api_registries.cc
   void registerDomainRoutes(http::Router& r);    // api_domains.cc
-  void registerRouteRoutes(http::Router& r);     // api_routes.cc
-  void registerEdgeRoutes(http::Router& r);      // api_edge.cc
-  void registerSecretRoutes(http::Router& r);    // api_secrets.cc
-  void registerLogRoutes(http::Router& r);       // api_logs.cc
-  void registerTokenRoutes(http::Router& r);     // api_tokens.cc
   void registerQuotaRoutes(http::Router& r);     // api_quotas.cc
 
   // The answer of a committed write: waits for the views (and the scheduler

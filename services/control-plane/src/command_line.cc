@@ -45,64 +45,65 @@ Result<Config> buildConfig(const std::string& file, const std::vector<std::strin
   if (!flags.public_suffix_file.empty()) cfg.public_suffix_file = flags.public_suffix_file;
   for (Quota q : kAllQuotas) {
     if (auto v = flags.quotas[static_cast<size_t>(q)]) cfg.quotas[q] = *v;
-    if (!flags.relay_signing_key.empty()) cfg.relay_signing_key_file = flags.relay_signing_key;
-    if (flags.max_log_followers_per_org > 0) {
-      cfg.max_log_followers_per_org = flags.max_log_followers_per_org;
-    }
-    if (!database.empty()) cfg.database = database;
-    if (!state_dir.empty()) cfg.state_dir = state_dir;
-    if (!log_level.empty()) cfg.log_level = log_level;
-    PLFM_TRY(validate(cfg));
-    return cfg;
   }
-
-  void initLogging(const Config& cfg) {
-    log::Options lo;
-    lo.component = "control-plane";
-    lo.level = log::parseLevel(cfg.log_level).value_or(log::Level::kInfo);
-    lo.file = cfg.log_file;
-    log::init(lo);
+  if (!flags.relay_signing_key.empty()) cfg.relay_signing_key_file = flags.relay_signing_key;
+  if (flags.max_log_followers_per_org > 0) {
+    cfg.max_log_followers_per_org = flags.max_log_followers_per_org;
   }
+  if (!database.empty()) cfg.database = database;
+  if (!state_dir.empty()) cfg.state_dir = state_dir;
+  if (!log_level.empty()) cfg.log_level = log_level;
+  PLFM_TRY(validate(cfg));
+  return cfg;
+}
 
-  int fail(const Error& e) {
-    std::cerr << "plfm-control-plane: " << e.message() << "\n";
-    return e.is(plfm::errc::kInvalidArgument) ? 2 : 1;
+void initLogging(const Config& cfg) {
+  log::Options lo;
+  lo.component = "control-plane";
+  lo.level = log::parseLevel(cfg.log_level).value_or(log::Level::kInfo);
+  lo.file = cfg.log_file;
+  log::init(lo);
+}
+
+int fail(const Error& e) {
+  std::cerr << "plfm-control-plane: " << e.message() << "\n";
+  return e.is(plfm::errc::kInvalidArgument) ? 2 : 1;
+}
+
+int serve(const Config& cfg) {
+  // Block the shutdown signals before any thread starts, so only sigwait()
+  // below receives them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  ControlPlane cp(cfg);
+  if (auto r = cp.start(); !r) {
+    log::error("start failed", {{"error", r.error().toString()}});
+    return fail(r.error());
   }
-
-  int serve(const Config& cfg) {
-    // Block the shutdown signals before any thread starts, so only sigwait()
-    // below receives them.
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    std::signal(SIGPIPE, SIG_IGN);
-
-    ControlPlane cp(cfg);
-    if (auto r = cp.start(); !r) {
-      log::error("start failed", {{"error", r.error().toString()}});
-      return fail(r.error());
-    }
-    std::string eps;
-    for (const auto& e : cp.endpoints()) eps += (eps.empty() ? "" : ",") + e;
-    log::info("serving", {{"endpoints", eps}});
-    // Tell a supervisor (or a test) where we listen, on stdout, one line.
-    std::cout << "listening " << eps << std::endl;
-    if (!cp.nodeEndpoints().empty()) {
-      std::string nodes;
-      for (const auto& e : cp.nodeEndpoints()) nodes += (nodes.empty() ? "" : ",") + e;
-      log::info("serving node agents and the edge", {{"endpoints", nodes}});
-      std::cout << "node-listener " << nodes << std::endl;
-    }
-    int sig = 0;
-    sigwait(&set, &sig);
-    log::info("shutting down", {{"signal", sig}});
-    cp.stop();
-    log::info("stopped");
-    log::flush();
-    return 0;
+  std::string eps;
+  for (const auto& e : cp.endpoints()) eps += (eps.empty() ? "" : ",") + e;
+  log::info("serving", {{"endpoints", eps}});
+  // Tell a supervisor (or a test) where we listen, on stdout, one line.
+  std::cout << "listening " << eps << std::endl;
+  if (!cp.nodeEndpoints().empty()) {
+    std::string nodes;
+    for (const auto& e : cp.nodeEndpoints()) nodes += (nodes.empty() ? "" : ",") + e;
+    log::info("serving node agents and the edge", {{"endpoints", nodes}});
+    std::cout << "node-listener " << nodes << std::endl;
   }
+  int sig = 0;
+  sigwait(&set, &sig);
+  log::info("shutting down", {{"signal", sig}});
+  cp.stop();
+  log::info("stopped");
+  log::flush();
+  return 0;
+}
 
 }  // namespace
 
