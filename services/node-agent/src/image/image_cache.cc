@@ -406,6 +406,10 @@ Result<PulledImage> ImageCache::pull(const ImageRef& ref, const PullOptions& opt
   const bool scoped = !options.scope.empty() && ref.transport == ImageRef::Transport::kRegistry;
   if (scoped) PLFM_TRY(checkScope(options.scope));
   const bool verify = scoped && !(ref.digest && authorized(*ref.digest, options.scope));
+  // A local layout (operator configuration or tests) pulled for a scope
+  // grants it: there is no registry to ask, and the operator chose it.
+  const bool grant_local = !options.scope.empty() && !scoped;
+  if (grant_local) PLFM_TRY(checkScope(options.scope));
   PLFM_ASSIGN_OR_RETURN(std::unique_ptr<ImageSource> source, sourceFor(ref, options));
   PLFM_ASSIGN_OR_RETURN(Resolved resolved, resolve(ref, options, *source, !verify));
   const Digest& md = resolved.manifest_digest;
@@ -447,7 +451,7 @@ Result<PulledImage> ImageCache::pull(const ImageRef& ref, const PullOptions& opt
   PLFM_ASSIGN_OR_RETURN(out.config, parseImageConfig(cfg_bytes));
 
   if (rootfs_ready) {
-    if (verify) PLFM_TRY(authorize(top, options.scope));
+    if (verify || grant_local) PLFM_TRY(authorize(top, options.scope));
     touch(md);
     out.stats.rootfs_cached = true;
     out.stats.blobs_cached = 1;
@@ -489,7 +493,7 @@ Result<PulledImage> ImageCache::pull(const ImageRef& ref, const PullOptions& opt
   (cfg_stats.cached ? out.stats.blobs_cached : out.stats.blobs_fetched) += 1;
   out.stats.rootfs_cached = rootfs_cached;
   PLFM_TRY(writeRecord(md, resolved.index_digest, manifest, out.ref));
-  if (verify) PLFM_TRY(authorize(top, options.scope));
+  if (verify || grant_local) PLFM_TRY(authorize(top, options.scope));
   touch(md);
   out.rootfs_bytes = fileSize(out.rootfs);
   out.stats.seconds = static_cast<double>(elapsed().count()) / 1000.0;

@@ -133,7 +133,12 @@ class ChannelStall : public ::testing::TestWithParam<Guest> {
     // The agent finds the image in its cache by digest: no registry needed.
     auto cache = image::ImageCache::open(dir_->file("state/images"));
     ASSERT_TRUE(cache) << cache.error().toString();
-    auto pulled = cache->pull(*image::parseImageRef("oci:" + dir_->file("layout") + ":v1"));
+    // Pulled for the plan's org, so the cache may serve the digest to it
+    // without asking a registry (image-cache.md, "Per-org access").
+    image::PullOptions for_org;
+    for_org.scope = "org_01jd0000000000000000000000";
+    auto pulled =
+        cache->pull(*image::parseImageRef("oci:" + dir_->file("layout") + ":v1"), for_org);
     ASSERT_TRUE(pulled) << pulled.error().toString();
     std::ofstream(dir_->file("vmlinux")) << "not a kernel";
     std::ofstream(dir_->file("initrd")) << "not an initramfs";
