@@ -41,7 +41,7 @@ TEST(RelayAuthTest, AGoodSignatureVerifiesWithinItsLifetime) {
 TEST(RelayAuthTest, EveryCoveredFieldChangesTheOutcome) {
   const SigningKey key = testKey('k');
   const std::string sig = key.sign(sample());
-  auto refused = [&](SignedRequest r) {
+  auto refused = [&](const SignedRequest& r) {
     auto v = verify(key.publicKey(), r, sig, kNow);
     return !v && v.error().code() == errc::kUnauthenticated;
   };

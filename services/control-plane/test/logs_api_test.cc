@@ -219,7 +219,10 @@ TEST_F(LogsApiTest, AnAgentThatPinnedAnotherKeyAnswers401) {
 }
 
 TEST_F(LogsApiTest, HeartbeatsRefuseARelayKeyAndAnAgentUrlOffTheRegisteredAddress) {
-  auto [node, token] = enrollNode("hb.example", 4, 4096, "2001:db8::10");
+  // Named copies: clang-tidy's clang (14) cannot capture structured bindings.
+  const auto enrolled = enrollNode("hb.example", 4, 4096, "2001:db8::10");
+  const std::string node = enrolled.first;
+  const std::string token = enrolled.second;
   auto beat = [&](const json::Json& body) {
     return callJson("POST", "/v1/nodes/" + node + "/heartbeat", body, token);
   };
@@ -262,6 +265,7 @@ TEST_F(LogsApiTest, FollowersPerOrgAreCappedWith429) {
   const std::string follow = "/v1/envs/" + env_ + "/logs?follow=true&wait=2";
   // max_log_followers_per_org is 2 here (configure): two held, the third refused.
   std::vector<std::thread> held;
+  held.reserve(2);
   std::atomic<int> ok{0};
   for (int i = 0; i < 2; ++i) {
     held.emplace_back([&] {
