@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "plfm/core/process.h"
 
@@ -176,7 +178,13 @@ void removeVmmGroup(const std::string& instance_id, const CgroupOptions& options
     std::string group = parent;
     group += '/';
     group += instance_id;
-    ::rmdir(group.c_str());
+    // A VMM just sent SIGKILL may still be exiting: its group stays busy
+    // (EBUSY) until the last task is gone, so wait a little for it rather
+    // than leave the group behind.
+    for (int attempt = 0; attempt < 200; ++attempt) {
+      if (::rmdir(group.c_str()) == 0 || errno != EBUSY) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
   }
 }
 

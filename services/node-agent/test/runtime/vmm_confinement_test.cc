@@ -134,6 +134,16 @@ TEST_F(VmmConfinementTest, TheVmmRunsAsItsOwnUidUnderSeccompLandlockAndCgroupLim
   EXPECT_EQ(pids, std::to_string(ConfineOptions{}.pids_max) + "\n");
   const std::string cg = readFile("/proc/" + std::to_string(vm->pid) + "/cgroup").value_or("");
   EXPECT_NE(cg.find("/plfm-vms/" + id), std::string::npos) << cg;
+
+  // Killed and removed at once, its cgroups go with it: QEMU takes a moment
+  // to exit after SIGKILL and keeps them busy until then; they must not be
+  // left behind.
+  ASSERT_TRUE(rt.MicroVmRuntime::kill(*vm));
+  removeVmmGroup(id);
+  for (const char* h : {"memory/", "pids/", "cpu/", ""}) {
+    const std::string group = std::string("/sys/fs/cgroup/") + h + "plfm-vms/" + id;
+    EXPECT_FALSE(std::filesystem::exists(group)) << group;
+  }
 }
 
 // The Firecracker driver, with a stand-in binary that opens what the API
