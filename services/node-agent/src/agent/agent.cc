@@ -766,6 +766,11 @@ void Agent::pinRelayKey(const std::string& text) {
   log::info("pinned the control plane's relay signing key", {{"key", key->text()}});
 }
 
+bool fromLoopback(std::string_view remote) {
+  return remote == "unix" || remote.starts_with("[::1]:") || remote.starts_with("127.") ||
+         remote.starts_with("[::ffff:127.");
+}
+
 Result<void> Agent::startHttp() {
   http::ServerOptions opts;
   opts.listen = {options_.listen};
@@ -776,6 +781,13 @@ Result<void> Agent::startHttp() {
     if (req.path == "/healthz") return http::Response::json(200, R"({"status":"ok"})");
     if (req.path == "/metrics") return http::Response::text(200, metrics_.render());
     if (req.path == "/v1/instances") {
+      // Instance ids and failure reasons are the operator's, not the
+      // underlay's: loopback only (`vt dev status`, an operator's shell).
+      if (!fromLoopback(req.remote)) {
+        return http::Response::json(
+            403, R"({"error":{"code":"permission_denied","message":"/v1/instances is served )"
+                 R"(on loopback only; use the control plane's API"}})");
+      }
       json out = json::array();
       for (const auto& s : instances()) {
         out.push_back({{"instance_id", s.instance_id},

@@ -112,6 +112,10 @@ struct AgentOptions {
   std::string agent_version = "0.1.0";
 };
 
+// True when `remote` (http::Request::remote: "[::1]:53211", "127.0.0.1:80",
+// "unix") is this host: the agent's /v1/instances is served only there.
+[[nodiscard]] bool fromLoopback(std::string_view remote);
+
 // A snapshot of one instance, for tests, `plfm-node-agent status` and logs.
 struct InstanceStatus {
   std::string instance_id;

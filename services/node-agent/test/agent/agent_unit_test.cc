@@ -4,6 +4,7 @@
 
 #include <fstream>
 
+#include "agent/agent.h"
 #include "agent/guest_config.h"
 #include "agent/instance_fsm.h"
 #include "agent/instance_log.h"
@@ -326,6 +327,19 @@ TEST(InstanceLog, SplitsLinesMasksSecretsAndRotates) {
     log.append("stdout", 4'000'000'000, "line number " + std::to_string(i) + "\n");
   EXPECT_TRUE(std::filesystem::exists(path + ".1"));
   EXPECT_LE(std::filesystem::file_size(path), 600U);
+}
+
+// The agent's /v1/instances (instance ids, failure reasons) answers only
+// loopback clients; the underlay gets 403 (docs/security.md).
+TEST(AgentListener, TheInstanceListIsForLoopbackOnly) {
+  for (const char* local :
+       {"[::1]:53211", "127.0.0.1:80", "127.0.0.53:1", "[::ffff:127.0.0.1]:9", "unix"}) {
+    EXPECT_TRUE(fromLoopback(local)) << local;
+  }
+  for (const char* remote : {"[2001:db8::1]:5", "10.0.0.1:80", "[::11]:5", "[fe80::1]:1",
+                             "[::ffff:10.0.0.1]:2", "", "[::]:1"}) {
+    EXPECT_FALSE(fromLoopback(remote)) << remote;
+  }
 }
 
 }  // namespace
