@@ -364,6 +364,8 @@ void checkDeploy(const Manifest& m, Sink& sink) {
   checkEnum(sink, "deploy.strategy", d.strategy, {"rolling", "immediate"});
   checkInt(sink, "deploy.max_surge", d.max_surge, rules::kMaxSurge, false);
   checkInt(sink, "deploy.max_unavailable", d.max_unavailable, rules::kMaxUnavailable, false);
+  checkDuration(sink, "deploy.progress_deadline", d.progress_deadline_ms,
+                rules::kMinProgressDeadline, rules::kMaxProgressDeadline);
   if (d.strategy == "rolling" && d.max_surge == 0 && d.max_unavailable == 0 &&
       !sink.bad("deploy.max_surge") && !sink.bad("deploy.max_unavailable")) {
     sink.report("deploy.max_surge",

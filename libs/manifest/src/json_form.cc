@@ -203,14 +203,16 @@ Result<Manifest> readJson(const Json& j) {
   PLFM_TRY(ifPresent(*secrets, "export_env", m.secrets_export_env,
                      [&] { return json::getBool(*secrets, "export_env", "secrets"); }));
   PLFM_ASSIGN_OR_RETURN(const Json* deploy, optionalObject(j, "deploy", ""));
-  PLFM_TRY(
-      json::rejectUnknownFields(*deploy, {"strategy", "max_surge", "max_unavailable"}, "deploy"));
+  PLFM_TRY(json::rejectUnknownFields(
+      *deploy, {"strategy", "max_surge", "max_unavailable", "progress_deadline_ms"}, "deploy"));
   PLFM_TRY(ifPresent(*deploy, "strategy", m.deploy.strategy,
                      [&] { return json::getString(*deploy, "strategy", "deploy"); }));
   PLFM_TRY(ifPresent(*deploy, "max_surge", m.deploy.max_surge,
                      [&] { return getInt32(*deploy, "max_surge", "deploy"); }));
   PLFM_TRY(ifPresent(*deploy, "max_unavailable", m.deploy.max_unavailable,
                      [&] { return getInt32(*deploy, "max_unavailable", "deploy"); }));
+  PLFM_TRY(ifPresent(*deploy, "progress_deadline_ms", m.deploy.progress_deadline_ms,
+                     [&] { return json::getInt(*deploy, "progress_deadline_ms", "deploy"); }));
   return m;
 }
 
@@ -226,6 +228,21 @@ Json Check::toJson() const {
           {"timeout_ms", timeout_ms},
           {"grace_ms", grace_ms}};
 }
+
+namespace {
+
+// The progress deadline is written only when it is not the default, so
+// releases stored before it existed keep their canonical form.
+Json deployJson(const DeployPolicy& d) {
+  Json j = {
+      {"strategy", d.strategy}, {"max_surge", d.max_surge}, {"max_unavailable", d.max_unavailable}};
+  if (d.progress_deadline_ms != DeployPolicy{}.progress_deadline_ms) {
+    j["progress_deadline_ms"] = d.progress_deadline_ms;
+  }
+  return j;
+}
+
+}  // namespace
 
 Json Manifest::toJson() const {
   Json procs = Json::array();
@@ -269,10 +286,7 @@ Json Manifest::toJson() const {
       {"checks", std::move(chks)},
       {"env", std::move(envj)},
       {"secrets", {{"names", secrets}, {"export_env", secrets_export_env}}},
-      {"deploy",
-       {{"strategy", deploy.strategy},
-        {"max_surge", deploy.max_surge},
-        {"max_unavailable", deploy.max_unavailable}}},
+      {"deploy", deployJson(deploy)},
   };
 }
 

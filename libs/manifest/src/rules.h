@@ -61,6 +61,8 @@ inline constexpr std::uint64_t kMaxVolumeBytes = std::uint64_t{16} << 40;  // 16
 // Durations, in milliseconds.
 inline constexpr std::int64_t kMinInterval = 1000;
 inline constexpr std::int64_t kMaxInterval = 3'600'000;
+inline constexpr std::int64_t kMinProgressDeadline = 10'000;      // 10s
+inline constexpr std::int64_t kMaxProgressDeadline = 86'400'000;  // 24h
 inline constexpr std::int64_t kMinTimeout = 100;
 inline constexpr std::int64_t kMaxTimeout = 300'000;
 inline constexpr std::int64_t kMaxGrace = 3'600'000;

@@ -451,13 +451,16 @@ class Reader {
   void readDeploy(const toml::table& root, Manifest& m) {
     const toml::table* d = subTable(root, "deploy", "deploy", "[deploy]");
     if (d == nullptr) return;
-    keys(*d, "deploy", {"strategy", "max_surge", "max_unavailable"});
+    keys(*d, "deploy", {"strategy", "max_surge", "max_unavailable", "progress_deadline"});
     if (auto v = str(*d, "strategy", "deploy.strategy")) m.deploy.strategy = *v;
     if (auto v = integer(*d, "max_surge", "deploy.max_surge", rules::kMaxSurge)) {
       m.deploy.max_surge = *v;
     }
     if (auto v = integer(*d, "max_unavailable", "deploy.max_unavailable", rules::kMaxUnavailable)) {
       m.deploy.max_unavailable = *v;
+    }
+    if (auto v = duration(*d, "progress_deadline", "deploy.progress_deadline")) {
+      m.deploy.progress_deadline_ms = *v;
     }
   }
 

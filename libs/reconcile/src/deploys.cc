@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -40,6 +42,45 @@ std::string describe(const Instance& i) {
   if (i.phase == Phase::kFailed) return fmt::format("{} failed to start", i.id);
   if (i.phase == Phase::kUnhealthy) return fmt::format("{} failed its health checks", i.id);
   return fmt::format("{} restarted {} times", i.id, i.restarts);
+}
+
+// When a deploy in progress has made no progress for its groups' deadline:
+// the reason, naming the deploy's instances that are not serving. Progress
+// is the deploy's start or the latest time one of its instances became
+// healthy.
+std::optional<std::string> stalled(const Snapshot& s, const Deploy& d,
+                                   const std::vector<const GroupState*>& mine) {
+  std::int64_t deadline = 0;
+  for (const GroupState* g : mine) {
+    deadline = std::max(deadline, g->group->strategy.progress_deadline_ms);
+  }
+  if (deadline <= 0) return std::nullopt;
+  std::int64_t progress = d.created_ms;
+  std::vector<const Instance*> waiting;
+  for (const GroupState* g : mine) {
+    for (std::uint32_t m : g->members) {
+      const InstanceView& v = s.instances[m];
+      if (!v.live || v.inst->deploy_id != d.id || v.inst->release_id != d.release_id) continue;
+      if (v.healthy) {
+        progress = std::max(progress, v.inst->phase_since_ms);
+      } else {
+        waiting.push_back(v.inst);
+      }
+    }
+  }
+  if (s.in->now_ms - progress <= deadline) return std::nullopt;
+  std::sort(waiting.begin(), waiting.end(),
+            [](const Instance* a, const Instance* b) { return a->id < b->id; });
+  std::string who;
+  for (size_t i = 0; i < waiting.size() && i < 3; ++i) {
+    who += (i == 0 ? "" : ", ") + fmt::format("{} {}", waiting[i]->id, toString(waiting[i]->phase));
+  }
+  if (waiting.size() > 3) who += fmt::format(" and {} more", waiting.size() - 3);
+  const std::string stable = mine.empty() ? "" : mine.front()->group->stable.release_id;
+  return fmt::format(
+      "no progress for {} s (progress_deadline): {}; {}", deadline / 1000,
+      who.empty() ? std::string("no new instance could be placed") : who,
+      stable.empty() ? "there is no earlier release to fall back to" : stable + " keeps serving");
 }
 
 void transition(Plan& plan, const Deploy& d, DeployStatus to, std::string reason) {
@@ -128,6 +169,11 @@ std::unordered_map<std::string_view, DeployStatus> stepDeploys(const Snapshot& s
                  fmt::format("{} healthy {} of {} serving", instances,
                              instances == 1 ? "instance" : "instances", d->release_id));
       status[d->id] = DeployStatus::kSucceeded;
+      continue;
+    }
+    if (auto why = stalled(s, *d, mine)) {
+      transition(plan, *d, DeployStatus::kFailed, *why);
+      status[d->id] = DeployStatus::kFailed;
     }
   }
   return status;

@@ -134,6 +134,52 @@ TEST(FailureHandlingTest, ADeployThatNeverBecomesHealthyFailsAndTheOldReleaseKee
       << plan.deploys[0].reason;
 }
 
+// Issue 16, "Deploy deadlines": a deploy whose new instances never become
+// healthy (and never fail either: stuck running) fails once its progress
+// deadline passes; each instance that becomes healthy resets the clock.
+TEST(FailureHandlingTest, ADeployWithoutProgressFailsAtItsDeadline) {
+  Cluster c;
+  c.node("node-a", 4, 4096).node("node-b", 4, 4096);
+  c.group("env-1", "web", 2, "rel-1", 256, 1, "dep-1");
+  c.deploy("env-1", "dep-1", "rel-1", 1, DeployStatus::kSucceeded);
+  c.instance("i-1", "env-1", "web", "rel-1", "node-a")
+      .instance("i-2", "env-1", "web", "rel-1", "node-b");
+  c.instanceRef("i-1").deploy_id = "dep-1";
+  c.instanceRef("i-2").deploy_id = "dep-1";
+  c.startDeploy("env-1", "dep-2", "rel-2");
+  c.groupRef("env-1", "web").strategy.progress_deadline_ms = 60'000;
+  c.deployRef("dep-2").created_ms = c.in.now_ms;
+  c.agents.silent_processes = {"web"};  // new instances stay allocated
+  c.apply(c.reconcile());               // in progress, first new instance placed
+  c.in.now_ms += 59'000;
+  Plan early = c.reconcile();
+  EXPECT_TRUE(early.deploys.empty()) << "failed before its deadline";
+  // One new instance becomes healthy: progress, the clock restarts.
+  for (auto& i : c.in.instances) {
+    if (i.release_id == "rel-2") {
+      i.phase = Phase::kHealthy;
+      i.phase_since_ms = c.in.now_ms;
+      break;
+    }
+  }
+  c.apply(c.reconcile());
+  c.in.now_ms += 59'000;
+  for (const auto& d : c.reconcile().deploys) {
+    EXPECT_NE(d.to, DeployStatus::kFailed) << d.reason;
+  }
+  c.in.now_ms += 2'000;
+  Plan late = c.reconcile();
+  ASSERT_EQ(late.deploys.size(), 1U);
+  EXPECT_EQ(late.deploys[0].to, DeployStatus::kFailed);
+  EXPECT_EQ(late.deploys[0].reason.rfind("no progress for 60 s (progress_deadline): ", 0), 0U)
+      << late.deploys[0].reason;
+  EXPECT_NE(late.deploys[0].reason.find("rel-1 keeps serving"), std::string::npos);
+  c.apply(late);
+  // The old release still serves (one of its two was drained for the new
+  // instance that became healthy; the failed release now rolls back).
+  EXPECT_GE(c.healthy("env-1", "web", "rel-1"), 1);
+}
+
 // node-a holds two web instances and goes quiet.
 Cluster twoNodes() {
   Cluster c;

@@ -18,6 +18,7 @@ struct ReleaseInfo {
   std::string names;  // "web, worker", for reasons
   int max_surge = 1;
   int max_unavailable = 0;
+  std::int64_t progress_deadline_ms = 0;
 };
 
 // The typed read of a stored manifest (stored_release.h): resources are
@@ -31,6 +32,7 @@ Result<ReleaseInfo> parseRelease(std::string_view manifest_text) {
   }
   r.max_surge = m.deploy.max_surge;
   r.max_unavailable = m.deploy.max_unavailable;
+  r.progress_deadline_ms = m.deploy.progress_deadline_ms;
   return r;
 }
 
@@ -143,6 +145,7 @@ Result<void> loadGroups(pg::Connection& conn, LoadedState& st) {
           reconcile::parseStrategyKind(rs.text(i, 7)).value_or(reconcile::StrategyKind::kRolling);
       g.strategy.max_surge = proc->max_surge;
       g.strategy.max_unavailable = proc->max_unavailable;
+      g.strategy.progress_deadline_ms = proc->progress_deadline_ms;
     }
     if (!rs.isNull(i, 8)) {
       const std::string stable(rs.text(i, 8));

@@ -100,6 +100,10 @@ struct DeployPolicy {
   std::string strategy = "rolling";  // or "immediate"
   int max_surge = 1;
   int max_unavailable = 0;
+  // A deploy that makes no progress (no new instance becomes healthy) for
+  // this long fails, and the previous release keeps serving. In the JSON
+  // form only when it is not the default.
+  std::int64_t progress_deadline_ms = 300'000;
 };
 
 struct Manifest {

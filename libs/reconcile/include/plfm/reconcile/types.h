@@ -57,6 +57,10 @@ struct Strategy {
   // Rolling only. Both 0 would never make progress and is treated as surge 1.
   int max_surge = 1;        // instances above count while rolling
   int max_unavailable = 0;  // healthy instances below count while rolling
+  // A deploy in progress that sees no new instance become healthy for this
+  // long fails (its reason names the instances that are not serving); the
+  // stable revision keeps serving. 0: no deadline.
+  std::int64_t progress_deadline_ms = 0;
 };
 
 // What to run: a release, the deploy that asked for it, and the resources
