@@ -637,6 +637,9 @@ Result<std::vector<std::string>> Platform::down() {
     so.stdout_path = logPath("node-agent");
     (void)runChecked({"ip", "link", "del", tap}, so);
   }
+  // And so are the VMMs' cgroups (docs/specs/runtime/vmm-confinement.md):
+  // empty once the sweep above stopped their processes.
+  for (const auto& group : recordedVmmGroups()) ::rmdir(group.c_str());
   // So is the guest network filter (the agent's nftables table,
   // docs/specs/networking/node-firewall.md); an agent that stopped its VMs
   // removed it already.
@@ -654,6 +657,7 @@ Result<std::vector<std::string>> Platform::down() {
   for (pid_t pid : strays()) left.push_back("process " + std::to_string(pid));
   for (const auto& m : mountsUnder(s_.state_dir)) left.push_back("mount " + m);
   for (const auto& tap : recordedTaps()) left.push_back("tap " + tap);
+  for (const auto& group : recordedVmmGroups()) left.push_back("cgroup " + group);
   if (agentFilterInstalled()) left.emplace_back("nftables table inet plfm_agent");
   for (const auto& sock : socketsUnder(s_.state_dir)) left.push_back("socket " + sock);
   return left;
@@ -676,6 +680,25 @@ std::vector<std::string> Platform::recordedTaps() const {
     json j = text ? json::parse(*text, nullptr, false) : json();
     const std::string tap = j.is_object() ? j.value("tap", "") : "";
     if (!tap.empty() && ::if_nametoindex(tap.c_str()) != 0) out.push_back(tap);
+  }
+  return out;
+}
+
+std::vector<std::string> Platform::recordedVmmGroups() const {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(path("node-agent/instances"), ec)) {
+    if (e.path().extension() != ".json") continue;
+    // The record's file name is its instance id.
+    const std::string id = e.path().stem().string();
+    const bool plain =
+        id.starts_with("inst_") && id.size() <= 64 &&
+        id.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") == std::string::npos;
+    if (!plain) continue;
+    for (const char* h : {"", "cpu/", "memory/", "pids/"}) {
+      const std::string group = std::string("/sys/fs/cgroup/") + h + "plfm-vms/" + id;
+      if (fs::is_directory(group, ec)) out.push_back(group);
+    }
   }
   return out;
 }

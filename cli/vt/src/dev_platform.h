@@ -139,6 +139,8 @@ class Platform {
   [[nodiscard]] bool healthy(const std::string& component) const;
   // Taps named by the agent's instance records that still exist.
   [[nodiscard]] std::vector<std::string> recordedTaps() const;
+  // The cgroups of the VMMs the agent's records name, that still exist.
+  [[nodiscard]] std::vector<std::string> recordedVmmGroups() const;
   // The dev agent's guest network filter (nftables) is still installed.
   [[nodiscard]] bool agentFilterInstalled() const;
   [[nodiscard]] pid_t runningPid(const std::string& component) const;
