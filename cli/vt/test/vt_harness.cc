@@ -71,6 +71,23 @@ SuiteControlPlane startSuiteControlPlane(const std::vector<std::string>& env) {
   return s;
 }
 
+void SecretsSuiteTest::SetUpTestSuite() {
+  keys_ = new plfm::testing::TempDir("vt-keys");
+  const std::string key = keys_->file("master.key");
+  auto gen = spawn({PLFM_CONTROL_PLANE_BIN, "secrets", "generate-key", key});
+  ASSERT_TRUE(gen.has_value());
+  ASSERT_EQ(exitCodeOf(gen->wait()), 0);
+  suite_ =
+      new SuiteControlPlane(startSuiteControlPlane({"PLFM_CP_SECRETS_MASTER_KEY_FILE=" + key}));
+  cp_ = suite_->cp.get();
+  state_ = suite_->state.get();
+}
+
+void SecretsSuiteTest::TearDownTestSuite() {
+  delete suite_;
+  delete keys_;
+}
+
 namespace {
 
 // The environment vt runs with: config in `config_dir`, NO_COLOR=1, no

@@ -139,6 +139,19 @@ class SuiteTest : public ::testing::Test {
   static inline ControlPlaneProcess* cp_ = nullptr;
 };
 
+// One control plane for every test of a suite, with a secrets master key
+// (made at suite start), for the tests of secrets and registry credentials.
+class SecretsSuiteTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite();
+  static void TearDownTestSuite();
+
+  static inline plfm::testing::TempDir* keys_ = nullptr;
+  static inline SuiteControlPlane* suite_ = nullptr;
+  static inline ControlPlaneProcess* cp_ = nullptr;
+  static inline plfm::testing::TempDir* state_ = nullptr;
+};
+
 // A transcript in a fresh config dir, with the URL and the dir normalized,
 // after `vt login` as the bootstrap admin (its exit code in `login_code`).
 struct AdminSession {

@@ -25,29 +25,7 @@ using testing::VtResult;
 
 const std::string kTestData = std::string(PLFM_TEST_DIR) + "/test/testdata";
 
-class VtSecretsTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    keys_ = new TempDir("vt-keys");
-    const std::string key = keys_->file("master.key");
-    auto gen = spawn({PLFM_CONTROL_PLANE_BIN, "secrets", "generate-key", key});
-    ASSERT_TRUE(gen.has_value());
-    ASSERT_EQ(exitCodeOf(gen->wait()), 0);
-    suite_ = new testing::SuiteControlPlane(
-        testing::startSuiteControlPlane({"PLFM_CP_SECRETS_MASTER_KEY_FILE=" + key}));
-    cp_ = suite_->cp.get();
-    state_ = suite_->state.get();
-  }
-  static void TearDownTestSuite() {
-    delete suite_;
-    delete keys_;
-  }
-
-  static inline TempDir* keys_ = nullptr;
-  static inline testing::SuiteControlPlane* suite_ = nullptr;
-  static inline testing::ControlPlaneProcess* cp_ = nullptr;
-  static inline TempDir* state_ = nullptr;
-};
+using VtSecretsTest = testing::SecretsSuiteTest;
 
 // Runs vt, records a transcript, and keeps every output for the leak scan.
 class Session {

@@ -99,9 +99,8 @@ TEST(FailureHandlingTest, AnUnhealthyInstanceRestartsInPlaceThenIsRescheduled) {
   EXPECT_EQ(next.allocations[0].node_id, "node-b");
 }
 
-// A release whose instances never pass their checks fails its deploy (each
-// restart counts as a failure) and the previous release keeps serving.
-TEST(FailureHandlingTest, ADeployThatNeverBecomesHealthyFailsAndTheOldReleaseKeepsServing) {
+// Two healthy web instances of rel-1 (deploy dep-1, succeeded), one per node.
+Cluster twoServingRel1() {
   Cluster c;
   c.node("node-a", 4, 4096).node("node-b", 4, 4096);
   c.group("env-1", "web", 2, "rel-1", 256, 1, "dep-1");
@@ -110,6 +109,13 @@ TEST(FailureHandlingTest, ADeployThatNeverBecomesHealthyFailsAndTheOldReleaseKee
       .instance("i-2", "env-1", "web", "rel-1", "node-b");
   c.instanceRef("i-1").deploy_id = "dep-1";
   c.instanceRef("i-2").deploy_id = "dep-1";
+  return c;
+}
+
+// A release whose instances never pass their checks fails its deploy (each
+// restart counts as a failure) and the previous release keeps serving.
+TEST(FailureHandlingTest, ADeployThatNeverBecomesHealthyFailsAndTheOldReleaseKeepsServing) {
+  Cluster c = twoServingRel1();
   c.agents.unhealthy_releases = {"rel-2"};
   c.startDeploy("env-1", "dep-2", "rel-2");
   c.settle();
@@ -138,14 +144,7 @@ TEST(FailureHandlingTest, ADeployThatNeverBecomesHealthyFailsAndTheOldReleaseKee
 // healthy (and never fail either: stuck running) fails once its progress
 // deadline passes; each instance that becomes healthy resets the clock.
 TEST(FailureHandlingTest, ADeployWithoutProgressFailsAtItsDeadline) {
-  Cluster c;
-  c.node("node-a", 4, 4096).node("node-b", 4, 4096);
-  c.group("env-1", "web", 2, "rel-1", 256, 1, "dep-1");
-  c.deploy("env-1", "dep-1", "rel-1", 1, DeployStatus::kSucceeded);
-  c.instance("i-1", "env-1", "web", "rel-1", "node-a")
-      .instance("i-2", "env-1", "web", "rel-1", "node-b");
-  c.instanceRef("i-1").deploy_id = "dep-1";
-  c.instanceRef("i-2").deploy_id = "dep-1";
+  Cluster c = twoServingRel1();
   c.startDeploy("env-1", "dep-2", "rel-2");
   c.groupRef("env-1", "web").strategy.progress_deadline_ms = 60'000;
   c.deployRef("dep-2").created_ms = c.in.now_ms;
