@@ -215,7 +215,20 @@ TEST_F(IngressIntegrationTest, ProxyV2HeaderReachesNginxWithTheClientsAddressAnd
     // The connection nginx accepted came from the ingress, over IPv6.
     expected.push_back(client + " ::1");
   }
-  const std::string log = readFile(env->dir.file("nginx/nginx-access.log")).value_or("");
+  // nginx writes its access log line after the response has gone out, so
+  // curl can be done before the line is there: wait for it, briefly.
+  std::string log;
+  const auto has_all = [&] {
+    log = readFile(env->dir.file("nginx/nginx-access.log")).value_or("");
+    for (const auto& line : expected) {
+      if (log.find(line + "\n") == std::string::npos) return false;
+    }
+    return true;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!has_all() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   for (const auto& line : expected) EXPECT_NE(log.find(line + "\n"), std::string::npos) << log;
 }
 
