@@ -11,6 +11,7 @@
 // and the ingress stops using it.
 #include <gtest/gtest.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -21,6 +22,7 @@
 #include <thread>
 
 #include "integration_support.h"
+#include "peers.h"
 #include "plfm/core/id.h"
 #include "plfm/core/strings.h"
 #include "plfm/http/http.h"
@@ -207,8 +209,10 @@ TEST(EdgeFeedSyncTest, IngressPicksUpARouteAndItsHealthyBackendFromTheControlPla
   // The ingress serves exactly the control plane's current config.
   const json config = api.call("GET", "/v1/edge/config?after=0&wait=0", nullptr, edge_token, 200);
   ASSERT_EQ(config["routes"].size(), 1U);
-  EXPECT_EQ(config["routes"][0]["backends"],
-            json::array({{{"address", address}, {"port", backend_port}, {"healthy", true}}}));
+  EXPECT_EQ(config["routes"][0]["backends"], json::array({{{"address", address},
+                                                           {"port", backend_port},
+                                                           {"healthy", true},
+                                                           {"draining", false}}}));
   EXPECT_TRUE(eventually([&] {
     return ingress.metric("plfm_ingress_config_cursor") == config["cursor"].get<double>();
   }));
@@ -216,6 +220,38 @@ TEST(EdgeFeedSyncTest, IngressPicksUpARouteAndItsHealthyBackendFromTheControlPla
   // Unhealthy: the ingress stops picking it.
   report(3, "unhealthy");
   EXPECT_TRUE(eventually([&] { return get().rfind("<curl exit", 0) == 0; })) << get();
+
+  // The drain gate (docs/specs/scheduler/drain.md). The scheduler restarted
+  // the instance in place; it serves again. A connection held open through
+  // the ingress keeps it running after a scale to 0: the ingress reports the
+  // connection, and the node is told to drain only once it has closed.
+  auto desired = [&]() -> std::pair<int64_t, std::string> {
+    const json p =
+        api.call("GET", "/v1/nodes/" + node_id + "/plan?after=0&wait=0", nullptr, node_token, 200);
+    for (const auto& i : p["instances"]) {
+      if (i["instance_id"] == inst) return {i["generation"].get<int64_t>(), i["desired"]};
+    }
+    return {0, "absent"};
+  };
+  ASSERT_TRUE(eventually([&] { return desired().first == 2; })) << desired().second;
+  api.call("POST", "/v1/nodes/" + node_id + "/instances/" + inst + "/status",
+           {{"generation", 2}, {"seq", 1}, {"phase", "healthy"}}, node_token, 200);
+  EXPECT_TRUE(eventually([&] { return get() == "served by " + inst; })) << get();
+  const int held = ingress::testing::connectTo("[::1]:" + std::to_string(port));
+  ASSERT_GE(held, 0);
+  ASSERT_TRUE(ingress::testing::sendAll(held, ingress::testing::clientHello("shop.example.test")));
+  EXPECT_FALSE(ingress::testing::waitClosed(held, 500));  // spliced to the instance, and open
+  api.call("PUT", "/v1/envs/" + env + "/scale", {{"processes", {{"web", 0}}}}, "", 200);
+  EXPECT_TRUE(eventually([&] {
+    const json c = api.call("GET", "/v1/edge/config?after=0&wait=0", nullptr, edge_token, 200);
+    return c["routes"][0]["backends"].size() == 1 &&
+           c["routes"][0]["backends"][0]["draining"] == true;
+  }));
+  std::this_thread::sleep_for(std::chrono::seconds(3));  // past the grace and the ack
+  EXPECT_EQ(desired().second, "run") << "the drain did not wait for the open connection";
+  ::close(held);
+  EXPECT_TRUE(eventually([&] { return desired().second == "drain"; })) << desired().second;
+
   EXPECT_EQ(ingress.log().find(edge_token), std::string::npos);  // the token never logged
   ingress.stop();
 }

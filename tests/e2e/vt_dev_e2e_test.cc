@@ -25,11 +25,15 @@
 #include "dev_process.h"
 #include "plfm/core/process.h"
 #include "plfm/http/http.h"
+#include "plfm/testing/failure_summary.h"
 #include "plfm/testing/leak_scan.h"
 #include "plfm/testing/temp_dir.h"
 
 namespace plfm {
 namespace {
+
+// The CI log keeps only the tail: say again what failed, last.
+const void* const kFailureSummary = plfm::testing::installFailureSummary();
 
 // The node agent's guest network filter (docs/specs/networking/node-firewall.md).
 bool agentFilterInstalled() {

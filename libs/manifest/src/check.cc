@@ -366,6 +366,8 @@ void checkDeploy(const Manifest& m, Sink& sink) {
   checkInt(sink, "deploy.max_unavailable", d.max_unavailable, rules::kMaxUnavailable, false);
   checkDuration(sink, "deploy.progress_deadline", d.progress_deadline_ms,
                 rules::kMinProgressDeadline, rules::kMaxProgressDeadline);
+  checkDuration(sink, "deploy.drain_timeout", d.drain_timeout_ms, rules::kMinDrainTimeout,
+                rules::kMaxDrainTimeout);
   if (d.strategy == "rolling" && d.max_surge == 0 && d.max_unavailable == 0 &&
       !sink.bad("deploy.max_surge") && !sink.bad("deploy.max_unavailable")) {
     sink.report("deploy.max_surge",

@@ -204,7 +204,9 @@ Result<Manifest> readJson(const Json& j) {
                      [&] { return json::getBool(*secrets, "export_env", "secrets"); }));
   PLFM_ASSIGN_OR_RETURN(const Json* deploy, optionalObject(j, "deploy", ""));
   PLFM_TRY(json::rejectUnknownFields(
-      *deploy, {"strategy", "max_surge", "max_unavailable", "progress_deadline_ms"}, "deploy"));
+      *deploy,
+      {"strategy", "max_surge", "max_unavailable", "progress_deadline_ms", "drain_timeout_ms"},
+      "deploy"));
   PLFM_TRY(ifPresent(*deploy, "strategy", m.deploy.strategy,
                      [&] { return json::getString(*deploy, "strategy", "deploy"); }));
   PLFM_TRY(ifPresent(*deploy, "max_surge", m.deploy.max_surge,
@@ -213,6 +215,8 @@ Result<Manifest> readJson(const Json& j) {
                      [&] { return getInt32(*deploy, "max_unavailable", "deploy"); }));
   PLFM_TRY(ifPresent(*deploy, "progress_deadline_ms", m.deploy.progress_deadline_ms,
                      [&] { return json::getInt(*deploy, "progress_deadline_ms", "deploy"); }));
+  PLFM_TRY(ifPresent(*deploy, "drain_timeout_ms", m.deploy.drain_timeout_ms,
+                     [&] { return json::getInt(*deploy, "drain_timeout_ms", "deploy"); }));
   return m;
 }
 
@@ -231,13 +235,17 @@ Json Check::toJson() const {
 
 namespace {
 
-// The progress deadline is written only when it is not the default, so
-// releases stored before it existed keep their canonical form.
+// The progress deadline and the drain timeout are written only when they are
+// not the default, so releases stored before they existed keep their
+// canonical form.
 Json deployJson(const DeployPolicy& d) {
   Json j = {
       {"strategy", d.strategy}, {"max_surge", d.max_surge}, {"max_unavailable", d.max_unavailable}};
   if (d.progress_deadline_ms != DeployPolicy{}.progress_deadline_ms) {
     j["progress_deadline_ms"] = d.progress_deadline_ms;
+  }
+  if (d.drain_timeout_ms != DeployPolicy{}.drain_timeout_ms) {
+    j["drain_timeout_ms"] = d.drain_timeout_ms;
   }
   return j;
 }

@@ -451,7 +451,8 @@ class Reader {
   void readDeploy(const toml::table& root, Manifest& m) {
     const toml::table* d = subTable(root, "deploy", "deploy", "[deploy]");
     if (d == nullptr) return;
-    keys(*d, "deploy", {"strategy", "max_surge", "max_unavailable", "progress_deadline"});
+    keys(*d, "deploy",
+         {"strategy", "max_surge", "max_unavailable", "progress_deadline", "drain_timeout"});
     if (auto v = str(*d, "strategy", "deploy.strategy")) m.deploy.strategy = *v;
     if (auto v = integer(*d, "max_surge", "deploy.max_surge", rules::kMaxSurge)) {
       m.deploy.max_surge = *v;
@@ -461,6 +462,9 @@ class Reader {
     }
     if (auto v = duration(*d, "progress_deadline", "deploy.progress_deadline")) {
       m.deploy.progress_deadline_ms = *v;
+    }
+    if (auto v = duration(*d, "drain_timeout", "deploy.drain_timeout")) {
+      m.deploy.drain_timeout_ms = *v;
     }
   }
 

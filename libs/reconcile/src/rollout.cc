@@ -71,6 +71,9 @@ bool converged(const Snapshot& s, const GroupState& gs, const Revision& r) {
   int live = 0;
   for (std::uint32_t m : gs.members) {
     const InstanceView& v = s.instances[m];
+    // A deploy is done once what it replaced has stopped: draining
+    // instances may still hold connections (docs/specs/scheduler/drain.md).
+    if (v.draining) return false;
     if (!v.live) continue;
     if (isOld(v, r, g)) return false;
     ++live;

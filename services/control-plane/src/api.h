@@ -265,6 +265,19 @@ struct CreateRelease {
 };
 [[nodiscard]] Result<CreateRelease> parseCreateRelease(const http::Request& req);
 
+// PUT /v1/edge/status, parsed (api_edge.cc): addresses in canonical form.
+struct EdgeStatus {
+  struct Backend {
+    std::string address;
+    int port = 0;
+    int64_t active = 0;
+  };
+  int64_t cursor = 0;
+  std::vector<Backend> draining;
+};
+inline constexpr size_t kMaxEdgeStatusBackends = 10'000;
+[[nodiscard]] Result<EdgeStatus> parseEdgeStatus(const json::Json& body);
+
 template <class Id>
 [[nodiscard]] Result<Id> pathId(const http::Request& req, std::string_view param) {
   auto id = Id::parse(req.param(param));

@@ -2,6 +2,7 @@
 // long-polls (GET /v1/edge/config, docs/specs/ingress/edge-feed.md).
 #include "api.h"
 #include "edge_feed.h"
+#include "plfm/net/proxy_protocol.h"
 
 namespace plfm::cp {
 namespace {
@@ -12,6 +13,56 @@ const std::string kEdgeTokenColumns = "token_id AS id, subject_id AS name, " + t
                                       ts("revoked_at") + " AS revoked_at";
 
 }  // namespace
+
+Result<EdgeStatus> parseEdgeStatus(const json::Json& body) {
+  EdgeStatus s;
+  PLFM_ASSIGN_OR_RETURN(s.cursor, json::getInt(body, "cursor", ""));
+  if (s.cursor < 0) {
+    return Error(apierr::kInvalidField, "field 'cursor' must be at least 0")
+        .with("field", "cursor");
+  }
+  auto it = body.find("draining");
+  if (it == body.end()) return s;
+  if (!it->is_array()) {
+    return Error(apierr::kInvalidField, "field 'draining' must be an array")
+        .with("field", "draining");
+  }
+  if (it->size() > kMaxEdgeStatusBackends) {
+    return Error(apierr::kInvalidField, "field 'draining' has " + std::to_string(it->size()) +
+                                            " entries; at most " +
+                                            std::to_string(kMaxEdgeStatusBackends) + " allowed")
+        .with("field", "draining");
+  }
+  for (size_t i = 0; i < it->size(); ++i) {
+    const json::Json& b = (*it)[i];
+    const std::string path = "draining[" + std::to_string(i) + "]";
+    if (!b.is_object()) {
+      return Error(apierr::kInvalidField, "field '" + path + "' must be an object")
+          .with("field", path);
+    }
+    PLFM_TRY(json::rejectUnknownFields(b, {"address", "port", "active"}, path));
+    PLFM_ASSIGN_OR_RETURN(auto address, json::getString(b, "address", path));
+    PLFM_ASSIGN_OR_RETURN(auto port, json::getInt(b, "port", path));
+    PLFM_ASSIGN_OR_RETURN(auto active, json::getInt(b, "active", path));
+    const bool v6 = address.find(':') != std::string::npos;
+    auto ep = port >= 1 && port <= 65535
+                  ? net::IpEndpoint::parse((v6 ? "[" + address + "]" : address) + ":" +
+                                           std::to_string(port))
+                  : std::nullopt;
+    if (!ep) {
+      return Error(apierr::kInvalidField, "field '" + path +
+                                              "' must have an IP address literal and a port "
+                                              "1..65535")
+          .with("field", path);
+    }
+    if (active < 0) {
+      return Error(apierr::kInvalidField, "field '" + path + ".active' must be at least 0")
+          .with("field", path + ".active");
+    }
+    s.draining.push_back({ep->ip(), static_cast<int>(port), active});
+  }
+  return s;
+}
 
 void Api::registerEdgeRoutes(http::Router& r) {
   route(r, "POST", "/v1/edge/tokens", Access::kAdmin, [this](Ctx& ctx) -> Result<http::Response> {
@@ -74,6 +125,31 @@ void Api::registerEdgeRoutes(http::Router& r) {
             return m;
           });
         });
+
+  // What the ingress serves now and the connections it still splices to
+  // draining backends (docs/specs/ingress/edge-feed.md, "Status reports").
+  // A report replaces the previous one of the same edge token: idempotent
+  // by its contract, so it takes no Idempotency-Key.
+  route(r, "PUT", "/v1/edge/status", Access::kEdge, [this](Ctx& ctx) -> Result<http::Response> {
+    PLFM_ASSIGN_OR_RETURN(auto body, parseBody(ctx.req, {"cursor", "draining"}));
+    PLFM_ASSIGN_OR_RETURN(auto status, parseEdgeStatus(body));
+    json::Json draining = json::Json::array();
+    for (const auto& b : status.draining) {
+      draining.push_back({{"address", b.address}, {"port", b.port}, {"active", b.active}});
+    }
+    const std::string name = ctx.who.id;
+    return runWrite(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
+      PLFM_TRY(tx.exec(
+          "INSERT INTO edge_reports (name, cursor, draining, reported_at) VALUES ($1, $2, "
+          "$3::jsonb, $4) ON CONFLICT (name) DO UPDATE SET cursor = EXCLUDED.cursor, draining = "
+          "EXCLUDED.draining, reported_at = EXCLUDED.reported_at",
+          {name, status.cursor, json::dump(draining), toRfc3339(deps_.clock.now())}));
+      Mutation m;
+      m.status = 200;
+      m.body = {{"name", name}, {"cursor", status.cursor}};
+      return m;
+    });
+  });
 
   route(r, "GET", "/v1/edge/config", Access::kEdge, [this](Ctx& ctx) -> Result<http::Response> {
     if (!ctx.req.queryParam("after")) {

@@ -194,6 +194,15 @@ Result<void> loadConfigFile(const std::string& path, Config& cfg) {
     } else if (key == "restart_backoff_max_ms") {
       PLFM_ASSIGN_OR_RETURN(auto v, integer(1, 86'400'000));
       cfg.restart_backoff_max = std::chrono::milliseconds(v);
+    } else if (key == "drain_ack_timeout_ms") {
+      PLFM_ASSIGN_OR_RETURN(auto v, integer(0, 600'000));
+      cfg.drain_ack_timeout = std::chrono::milliseconds(v);
+    } else if (key == "drain_grace_ms") {
+      PLFM_ASSIGN_OR_RETURN(auto v, integer(0, 600'000));
+      cfg.drain_grace = std::chrono::milliseconds(v);
+    } else if (key == "edge_live_window_seconds") {
+      PLFM_ASSIGN_OR_RETURN(auto v, integer(1, 86'400));
+      cfg.edge_live_window = std::chrono::seconds(v);
     } else if (key == "max_deploy_failures") {
       PLFM_ASSIGN_OR_RETURN(auto v, integer(1, 100));
       cfg.max_deploy_failures = static_cast<int>(v);
@@ -222,6 +231,9 @@ Result<void> loadConfigFile(const std::string& path, Config& cfg) {
                                                            "restart_backoff_base_ms",
                                                            "restart_backoff_max_ms",
                                                            "max_deploy_failures",
+                                                           "drain_ack_timeout_ms",
+                                                           "drain_grace_ms",
+                                                           "edge_live_window_seconds",
                                                            "secrets_master_key_file",
                                                            "tls_cert_file",
                                                            "tls_key_file",

@@ -57,6 +57,13 @@ struct Config {
   std::chrono::milliseconds restart_backoff_base{1000};
   std::chrono::milliseconds restart_backoff_max{60'000};
   int max_deploy_failures = 3;
+  // The drain gate (docs/specs/scheduler/drain.md): how long to wait for
+  // every live ingress to apply a config without a draining instance, the
+  // least time a drain takes, and how recent an ingress's last report must
+  // be for it to count as live.
+  std::chrono::milliseconds drain_ack_timeout{10'000};
+  std::chrono::milliseconds drain_grace{1'000};
+  std::chrono::seconds edge_live_window{30};
 
   // Secrets (docs/specs/secrets/encryption.md): the 32-byte master key file,
   // mode 0600. Empty: secrets are disabled and their routes answer 503.

@@ -24,6 +24,10 @@ Scheduler::Options schedulerOptions(const Config& cfg) {
   o.liveness.heartbeat_timeout = cfg.heartbeat_timeout;
   o.liveness.down_after = cfg.node_down_after;
   o.interval = cfg.scheduler_interval;
+  o.drain.ack_timeout_ms = cfg.drain_ack_timeout.count();
+  o.drain.grace_ms = cfg.drain_grace.count();
+  o.drain.live_window_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(cfg.edge_live_window).count();
   return o;
 }
 

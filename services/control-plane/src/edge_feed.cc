@@ -19,6 +19,15 @@ const std::string kBackendOf =
     "coalesce(i.address, '') <> '' AND i.desired_state = 'run' AND NOT i.lost AND "
     "i.current_state IN ('running', 'healthy', 'unhealthy')";
 
+// The edge config's backends: those above, plus the instances that are
+// draining (drain_gate.h) and still up. These are never picked, and each
+// ingress reports its open connections to them (PUT /v1/edge/status).
+const std::string kEdgeBackendOf =
+    "i.env_id = r.env_id AND i.process_type = r.process_type AND i.node_id IS NOT NULL AND "
+    "coalesce(i.address, '') <> '' AND NOT i.lost AND ((i.desired_state = 'run' AND "
+    "i.current_state IN ('running', 'healthy', 'unhealthy')) OR (i.desired_state = 'drain' AND "
+    "i.current_state IN ('running', 'healthy', 'unhealthy', 'draining')))";
+
 }  // namespace
 
 EdgeFeed::EdgeFeed(std::string conninfo, ProjectionWorker& worker)
@@ -37,9 +46,9 @@ Result<json::Json> buildEdgeConfig(pg::Connection& conn) {
   PLFM_ASSIGN_OR_RETURN(
       auto rs,
       tx.exec("SELECT r.route_id, r.hostname, r.listener_port, r.protocol, r.proxy_protocol, "
-              "r.backend_port, i.address, i.current_state = 'healthy' FROM routes_view r "
-              "LEFT JOIN instances_view i ON " +
-              kBackendOf + " ORDER BY r.route_id, i.instance_id"));
+              "r.backend_port, i.address, i.current_state = 'healthy' AND i.desired_state = "
+              "'run', i.desired_state = 'drain' FROM routes_view r LEFT JOIN instances_view i ON " +
+              kEdgeBackendOf + " ORDER BY r.route_id, i.instance_id"));
   PLFM_TRY(tx.commit());
   Json routes = Json::array();
   for (int i = 0; i < rs.rows(); ++i) {
@@ -55,7 +64,8 @@ Result<json::Json> buildEdgeConfig(pg::Connection& conn) {
     if (rs.isNull(i, 6)) continue;  // a route without running instances
     routes.back()["backends"].push_back({{"address", std::string(rs.text(i, 6))},
                                          {"port", rs.int64(i, 5).value_or(0)},
-                                         {"healthy", rs.boolean(i, 7).value_or(false)}});
+                                         {"healthy", rs.boolean(i, 7).value_or(false)},
+                                         {"draining", rs.boolean(i, 8).value_or(false)}});
   }
   return Json{{"cursor", head.int64(0, 0).value_or(0)}, {"routes", std::move(routes)}};
 }

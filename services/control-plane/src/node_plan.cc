@@ -84,7 +84,9 @@ Result<json::Json> buildNodePlan(pg::Connection& conn, const std::string& node_i
   if (head.rows() != 1) return unknownNode(node_id);
   PLFM_ASSIGN_OR_RETURN(
       auto rs,
-      tx.exec("SELECT i.instance_id, i.generation, i.desired_state, i.org_id, i.app_id, "
+      // A drain the gate has not released yet still runs (drain_gate.h).
+      tx.exec("SELECT i.instance_id, i.generation, CASE WHEN i.desired_state = 'drain' AND NOT "
+              "i.drain_released THEN 'run' ELSE i.desired_state END, i.org_id, i.app_id, "
               "i.env_id, i.process_type, i.release_id, i.deploy_id, r.image_ref, "
               "r.image_digest, r.manifest, i.vcpus, i.memory_mb, "
               "coalesce(i.address, ''), " +

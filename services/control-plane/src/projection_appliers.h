@@ -52,6 +52,7 @@ using ApplyFn = Result<void> (*)(pg::Transaction&, const Payload&);
 [[nodiscard]] Result<void> instanceAllocated(pg::Transaction& tx, const Payload& p);
 [[nodiscard]] Result<void> instanceRestartScheduled(pg::Transaction& tx, const Payload& p);
 [[nodiscard]] Result<void> instanceDrainRequested(pg::Transaction& tx, const Payload& p);
+[[nodiscard]] Result<void> instanceDrainReleased(pg::Transaction& tx, const Payload& p);
 [[nodiscard]] Result<void> instanceStopRequested(pg::Transaction& tx, const Payload& p);
 [[nodiscard]] Result<void> instanceLost(pg::Transaction& tx, const Payload& p);
 [[nodiscard]] Result<void> instanceStatusReported(pg::Transaction& tx, const Payload& p);

@@ -261,6 +261,7 @@ const std::unordered_map<std::string_view, ApplyFn>& appliers() {
       {"instance.allocated", projection::instanceAllocated},
       {"instance.restart_scheduled", projection::instanceRestartScheduled},
       {"instance.drain_requested", projection::instanceDrainRequested},
+      {"instance.drain_released", projection::instanceDrainReleased},
       {"instance.stop_requested", projection::instanceStopRequested},
       {"instance.lost", projection::instanceLost},
       {"instance.status_reported", projection::instanceStatusReported},

@@ -145,8 +145,24 @@ Result<void> setDesired(pg::Transaction& tx, const Payload& p, std::string_view 
 
 }  // namespace
 
+// A drain waits at the gate (drain_gate.h): the node plan keeps saying "run"
+// until instance.drain_released, so plan_seq does not move here.
 Result<void> instanceDrainRequested(pg::Transaction& tx, const Payload& p) {
-  return setDesired(tx, p, "drain");
+  PLFM_ASSIGN_OR_RETURN(auto inst, p.str("instance_id"));
+  PLFM_ASSIGN_OR_RETURN(auto reason, p.str("reason"));
+  return exec(tx,
+              "UPDATE instances_view SET desired_state = 'drain', reason = $2, drain_seq = $3, "
+              "drain_requested_at = $4, drain_released = false, updated_at = $4, version = $5 "
+              "WHERE instance_id = $1 AND version < $5",
+              {inst, reason, p.e.seq, p.e.occurred_at, p.e.aggregate_seq});
+}
+
+Result<void> instanceDrainReleased(pg::Transaction& tx, const Payload& p) {
+  PLFM_ASSIGN_OR_RETURN(auto inst, p.str("instance_id"));
+  return exec(tx,
+              "UPDATE instances_view SET drain_released = true, updated_at = $2, version = $3, "
+              "plan_seq = $4 WHERE instance_id = $1 AND version < $3",
+              {inst, p.e.occurred_at, p.e.aggregate_seq, p.e.seq});
 }
 
 Result<void> instanceStopRequested(pg::Transaction& tx, const Payload& p) {

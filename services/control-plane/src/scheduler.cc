@@ -156,6 +156,42 @@ Result<std::pair<size_t, int64_t>> Scheduler::expireNodes(pg::Connection& conn) 
   return std::make_pair(events.size(), appended.last_seq);
 }
 
+Result<Scheduler::GateRound> Scheduler::gateDrains(pg::Connection& conn) {
+  GateRound out;
+  PLFM_ASSIGN_OR_RETURN(auto in, drain::loadGate(conn));
+  if (in.gated.empty()) return out;
+  const auto d =
+      drain::decide(epochMs(clock_.now()), in.edge_cursor, in.gated, in.reports, options_.drain);
+  out.waiting = d.waiting;
+  if (d.releases.empty()) return out;
+  PLFM_ASSIGN_OR_RETURN(auto tx, pg::Transaction::begin(conn));
+  PLFM_TRY(EventStore::lockLog(tx));
+  std::vector<std::string> ids;
+  ids.reserve(d.releases.size());
+  for (const auto& r : d.releases) ids.push_back(r.instance_id);
+  PLFM_ASSIGN_OR_RETURN(auto seqs, EventStore::aggregateSeqs(tx, ids));
+  std::unordered_map<std::string, std::string> org_of;
+  for (const auto& g : in.gated) org_of.emplace(g.instance_id, g.org_id);
+  std::vector<NewEvent> events;
+  for (const auto& r : d.releases) {
+    events.push_back(NewEvent{"instance", r.instance_id, ++seqs[r.instance_id],
+                              "instance.drain_released", 1, org_of[r.instance_id],
+                              drain::payload(r)});
+  }
+  PLFM_ASSIGN_OR_RETURN(auto appended, store_.append(tx, kActor, events));
+  PLFM_TRY(tx.commit());
+  worker_.kick();
+  for (const auto& r : d.releases) {
+    log::info("drain released", {{"instance_id", r.instance_id},
+                                 {"waited_ms", r.waited_ms},
+                                 {"open_connections", r.open_connections},
+                                 {"reason", r.reason}});
+  }
+  out.released = d.releases.size();
+  out.last_seq = appended.last_seq;
+  return out;
+}
+
 Result<Scheduler::Round> Scheduler::runOnce(pg::Connection& conn) {
   Round round;
   auto fail = [this](Error e) {
@@ -166,8 +202,13 @@ Result<Scheduler::Round> Scheduler::runOnce(pg::Connection& conn) {
   PLFM_ASSIGN_OR_RETURN(auto liveness, expireNodes(conn));
   round.liveness_changes = liveness.first;
   round.last_seq = liveness.second;
+  PLFM_ASSIGN_OR_RETURN(auto gate, gateDrains(conn));
+  round.drains_released = gate.released;
+  round.drains_waiting = gate.waiting;
+  round.last_seq = std::max(round.last_seq, gate.last_seq);
   if (round.last_seq > 0 && !worker_.waitFor(round.last_seq, options_.projection_wait)) {
-    return Error(plfm::errc::kDeadlineExceeded, "the views did not apply node state changes");
+    return Error(plfm::errc::kDeadlineExceeded,
+                 "the views did not apply node state changes or drain releases");
   }
 
   // 2-3. Load and reconcile.
@@ -241,6 +282,7 @@ Result<Scheduler::Round> Scheduler::runOnce(pg::Connection& conn) {
 void Scheduler::run() {
   auto backoff = std::chrono::milliseconds(100);
   bool time_sensitive = true;
+  size_t drains_waiting = 0;
   int64_t last_checkpoint = -1;
   auto cancelled = [this] { return !running_.load(); };
   while (running_) {
@@ -274,7 +316,17 @@ void Scheduler::run() {
       if (auto r = expireNodes(*conn_); !r) {
         log::error("scheduler liveness check failed", {{"error", r.error().toString()}});
       }
-      worker_.waitBeyond(last_checkpoint, options_.interval, cancelled);
+      // Drains wait for ingress reports, which are not events: look again
+      // soon while any instance is at the gate.
+      if (drains_waiting > 0) {
+        if (auto g = gateDrains(*conn_); g) {
+          drains_waiting = g->waiting;
+        } else {
+          log::error("scheduler drain gate failed", {{"error", g.error().toString()}});
+        }
+      }
+      worker_.waitBeyond(last_checkpoint,
+                         drains_waiting > 0 ? options_.drain_poll : options_.interval, cancelled);
       if (worker_.checkpoint() == last_checkpoint) continue;
     }
     auto round = runOnce(*conn_);
@@ -287,11 +339,13 @@ void Scheduler::run() {
     }
     backoff = std::chrono::milliseconds(100);
     time_sensitive = round->time_sensitive;
+    drains_waiting = round->drains_waiting;
     // A round that appended reacts to its own events next; otherwise wait
     // for the views to change (or the timer).
     last_checkpoint = round->events > 0 || round->liveness_changes > 0 ? -1 : round->checkpoint;
     if (last_checkpoint >= 0) {
-      worker_.waitBeyond(last_checkpoint, options_.interval, cancelled);
+      worker_.waitBeyond(last_checkpoint,
+                         drains_waiting > 0 ? options_.drain_poll : options_.interval, cancelled);
     }
   }
 }

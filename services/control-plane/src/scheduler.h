@@ -32,6 +32,7 @@
 #include <utility>
 #include <vector>
 
+#include "drain_gate.h"
 #include "event_store.h"
 #include "nodes.h"
 #include "plfm/core/clock.h"
@@ -48,6 +49,10 @@ class Scheduler {
     // Time between rounds when nothing changes but something is
     // time-sensitive; also how often heartbeats are checked.
     std::chrono::milliseconds interval{2000};
+    // The drain gate's bounds (drain_gate.h), and how often it looks again
+    // while an instance waits at it.
+    drain::Options drain;
+    std::chrono::milliseconds drain_poll{250};
     size_t append_batch = 5000;  // events per INSERT statement
     // How long a round waits for the views to apply its events.
     std::chrono::milliseconds projection_wait{30'000};
@@ -64,6 +69,8 @@ class Scheduler {
     size_t allocations = 0;
     size_t pending = 0;           // groups with a reason
     size_t liveness_changes = 0;  // node.state_changed events
+    size_t drains_released = 0;   // instance.drain_released events
+    size_t drains_waiting = 0;    // instances still at the drain gate
     bool time_sensitive = false;  // an unreachable node: run again on the timer
     double load_ms = 0;
     double reconcile_ms = 0;
@@ -97,6 +104,13 @@ class Scheduler {
   Result<bool> tryLead(pg::Connection& conn);
   // Liveness transitions: how many, and the last seq appended (0: none).
   Result<std::pair<size_t, int64_t>> expireNodes(pg::Connection& conn);
+  // The drain gate: releases, waiting, and the last seq appended (0: none).
+  struct GateRound {
+    size_t released = 0;
+    size_t waiting = 0;
+    int64_t last_seq = 0;
+  };
+  Result<GateRound> gateDrains(pg::Connection& conn);
   Result<size_t> writeReasons(pg::Transaction& tx, const std::vector<reconcile::Pending>& pending);
   void publishSettled(int64_t checkpoint);
 

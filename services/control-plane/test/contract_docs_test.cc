@@ -121,7 +121,7 @@ TEST_F(OpenApiTest, RoutesAreExactlyThoseOfTheSpec) {
     documented.insert(std::string(method).append(" ").append(path));
   }
   EXPECT_EQ(documented, spec);
-  EXPECT_EQ(documented.size(), 69U);
+  EXPECT_EQ(documented.size(), 70U);
 }
 
 TEST_F(OpenApiTest, ErrorCodesAreExactlyThoseOfTheSpec) {
@@ -171,7 +171,7 @@ TEST_F(OpenApiTest, EveryMutationRequiresAnIdempotencyKeyHeader) {
     by_contract += own ? 1 : 0;
   }
   EXPECT_EQ(keyed, 31);
-  EXPECT_EQ(by_contract, 3);
+  EXPECT_EQ(by_contract, 4);
 }
 
 TEST_F(OpenApiTest, EveryRouteButHealthNeedsABearerTokenAndDocuments401) {
@@ -368,7 +368,8 @@ TEST_F(OpenApiTest, SchemasCheckIdsNamesTimestampsAndRanges) {
       {"RouteHostname", "a.*.example.com"},
       {"RouteHostname", "Example.com"},
       {"Port", 0},
-      {"EdgeBackend", {{"address", "::1"}, {"port", 70000}, {"healthy", true}}},
+      {"EdgeBackend",
+       {{"address", "::1"}, {"port", 70000}, {"healthy", true}, {"draining", false}}},
   };
   for (const auto& [name, instance] : bad) {
     EXPECT_NE(validateAgainstComponent(doc(), name, instance), std::nullopt)
@@ -445,7 +446,7 @@ TEST(EventSchemasTest, EveryProjectedEventTypeHasASchemaAndADocRow) {
                                     std::regex(R"re(^\s*\{"([a-z_]+\.[a-z_]+)", )re"));
   const auto documented = matchLines(readText("docs/specs/state/event-types.md"),
                                      std::regex(R"(^\| `([a-z_]+\.[a-z_]+)` \|)"));
-  EXPECT_EQ(projected.size(), 38U);
+  EXPECT_EQ(projected.size(), 39U);
   EXPECT_EQ(eventSchemaFiles(), projected);
   EXPECT_EQ(documented, projected);
 }

@@ -30,8 +30,10 @@ Json sampleEdgeRoute() {
           {"listener_port", 443},
           {"protocol", "tls-passthrough"},
           {"proxy_protocol", "none"},
-          {"backends",
-           Json::array({{{"address", "fd7a:5c00:0:1::2"}, {"port", 8443}, {"healthy", true}}})}};
+          {"backends", Json::array({{{"address", "fd7a:5c00:0:1::2"},
+                                     {"port", 8443},
+                                     {"healthy", true},
+                                     {"draining", false}}})}};
 }
 
 Json sampleUserToken() {
@@ -131,7 +133,13 @@ std::map<std::string, Json> routeComponentSamples() {
                                     {"created_at", kSampleTs},
                                     {"expires_at", kSampleTs},
                                     {"revoked_at", nullptr}})},
-      {"EdgeBackend", {{"address", "fd7a:5c00:0:1::2"}, {"port", 8443}, {"healthy", false}}},
+      {"EdgeBackend",
+       {{"address", "fd7a:5c00:0:1::2"}, {"port", 8443}, {"healthy", false}, {"draining", true}}},
+      {"EdgeStatusRequest",
+       {{"cursor", 1287},
+        {"draining",
+         Json::array({{{"address", "fd7a:5c00:0:1::2"}, {"port", 8443}, {"active", 2}}})}}},
+      {"EdgeStatus", {{"name", "edge-1"}, {"cursor", 1287}}},
       {"EdgeRoute", sampleEdgeRoute()},
       {"EdgeConfig", {{"cursor", 1287}, {"routes", Json::array({sampleEdgeRoute()})}}},
   };

@@ -7,6 +7,9 @@
 #include <sys/stat.h>
 
 #include <future>
+#include <map>
+#include <thread>
+#include <tuple>
 
 #include "api_test_support.h"
 #include "plfm/core/process.h"
@@ -41,6 +44,24 @@ class RoutesApiTest : public ApiTest {
     auto r = callJson("POST", "/v1/edge/tokens", {{"name", "edge-1"}});
     EXPECT_EQ(r.status, 201) << r.raw;
     return r.body.value("token", "");
+  }
+  // A node, and an env running `count` web instances of a release on it.
+  struct Placed {
+    std::string node, node_token, org, app, env;
+  };
+  Placed placeWeb(int count) {
+    Placed p;
+    std::tie(p.node, p.node_token) = enrollNode("n1.example", 4, 4096);
+    p.org = makeOrg("shop");
+    p.app = makeApp(p.org, "web");
+    p.env = makeEnv(p.app, "prod");
+    const std::string rel = makeReleaseWith(p.app, webManifest());
+    EXPECT_EQ(callJson("POST", "/v1/envs/" + p.env + "/deploys", {{"release_id", rel}}).status,
+              201);
+    EXPECT_EQ(
+        callJson("PUT", "/v1/envs/" + p.env + "/scale", {{"processes", {{"web", count}}}}).status,
+        200);
+    return p;
   }
   Reply edgeConfig(const std::string& token, int64_t after, int wait) {
     return call("GET",
@@ -326,16 +347,11 @@ TEST_F(RoutesApiTest, EdgeTokenCommandWritesAPrivateFileThatAuthenticates) {
 
 TEST_F(RoutesApiTest, EdgeFeedServesRoutesAndBackendsAndWakesOnChanges) {
   const std::string edge = edgeToken();
-  const auto enrolled = enrollNode("n1.example", 4, 4096);
-  const std::string& node = enrolled.first;
-  const std::string& node_token = enrolled.second;
-  const std::string org = makeOrg("shop");
-  const std::string app = makeApp(org, "web");
-  const std::string env = makeEnv(app, "prod");
-  const std::string rel = makeReleaseWith(app, webManifest());
-  ASSERT_EQ(callJson("POST", "/v1/envs/" + env + "/deploys", {{"release_id", rel}}).status, 201);
-  ASSERT_EQ(callJson("PUT", "/v1/envs/" + env + "/scale", {{"processes", {{"web", 2}}}}).status,
-            200);
+  const Placed placed = placeWeb(2);
+  const std::string& node = placed.node;
+  const std::string& node_token = placed.node_token;
+  const std::string& org = placed.org;
+  const std::string& env = placed.env;
   auto created = addRoute(env, {{"hostname", "shop.example.com"},
                                 {"process_type", "web"},
                                 {"backend_port", 8443},
@@ -378,7 +394,8 @@ TEST_F(RoutesApiTest, EdgeFeedServesRoutesAndBackendsAndWakesOnChanges) {
   const int64_t c1 = woke.body["cursor"];
   EXPECT_GT(c1, c0);
   EXPECT_EQ(woke.body["routes"][0]["backends"],
-            json::Json::array({{{"address", addr}, {"port", 8443}, {"healthy", true}}}));
+            json::Json::array(
+                {{{"address", addr}, {"port", 8443}, {"healthy", true}, {"draining", false}}}));
   // Its org sees the same backends, with the instance and its phase.
   auto backends = call("GET", "/v1/routes/" + route + "/backends");
   ASSERT_EQ(backends.status, 200) << backends.raw;
@@ -404,7 +421,8 @@ TEST_F(RoutesApiTest, EdgeFeedServesRoutesAndBackendsAndWakesOnChanges) {
   ASSERT_EQ(later.status, 200) << later.raw;
   EXPECT_GT(later.body["cursor"].get<int64_t>(), c1);
   EXPECT_EQ(later.body["routes"][0]["backends"],
-            json::Json::array({{{"address", addr2}, {"port", 8443}, {"healthy", false}}}))
+            json::Json::array(
+                {{{"address", addr2}, {"port", 8443}, {"healthy", false}, {"draining", false}}}))
       << later.raw;
 
   // Route changes move the cursor too; a cursor from a restored server resyncs at once.
@@ -438,6 +456,155 @@ TEST_F(RoutesApiTest, EdgeFeedServesRoutesAndBackendsAndWakesOnChanges) {
   ASSERT_TRUE(rebuildViews(conn).has_value());
   EXPECT_EQ(dumpViews(conn), before);
   EXPECT_NE(before.find("== edge_feed_view\n(1,"), std::string::npos) << before;
+}
+
+// The drain gate (docs/specs/scheduler/drain.md) with short bounds: a
+// drained instance keeps running (its node plan says "run") until every
+// live ingress reported a config without it and its open connections are
+// gone; an ingress that never answers is named, and waited for no longer
+// than the acknowledgement timeout.
+class DrainGateTest : public RoutesApiTest {
+ protected:
+  void configure(Config& cfg) override {
+    cfg.drain_ack_timeout = std::chrono::milliseconds(1500);
+    cfg.drain_grace = std::chrono::milliseconds(300);
+  }
+  Reply status(const std::string& token, const json::Json& body) {
+    return callJson("PUT", "/v1/edge/status", body, token);
+  }
+};
+
+TEST_F(DrainGateTest, ADrainWaitsForEveryIngressAndItsOpenConnections) {
+  const std::string edge1 = edgeToken();
+  auto t2 = callJson("POST", "/v1/edge/tokens", {{"name", "edge-2"}});
+  ASSERT_EQ(t2.status, 201) << t2.raw;
+  const std::string edge2 = t2.body["token"];
+  const Placed placed = placeWeb(2);
+  const std::string& node = placed.node;
+  const std::string& node_token = placed.node_token;
+  const std::string& env = placed.env;
+  ASSERT_EQ(
+      addRoute(env,
+               {{"hostname", "shop.example.com"}, {"process_type", "web"}, {"backend_port", 8443}})
+          .status,
+      201);
+  auto plan = call("GET", "/v1/nodes/" + node + "/plan?after=0&wait=0", "", node_token);
+  ASSERT_EQ(plan.body["instances"].size(), 2U) << plan.raw;
+  std::map<std::string, std::string> address_of;
+  for (const auto& i : plan.body["instances"]) {
+    address_of[i["instance_id"].get<std::string>()] = i["network"]["address"];
+    auto r = callJson(
+        "POST",
+        "/v1/nodes/" + node + "/instances/" + i["instance_id"].get<std::string>() + "/status",
+        {{"generation", 1}, {"seq", 1}, {"phase", "healthy"}}, node_token);
+    ASSERT_EQ(r.status, 200) << r.raw;
+  }
+  // Both ingresses serve the config with two healthy backends.
+  Reply config;
+  for (int i = 0; i < 50; ++i) {
+    config = edgeConfig(edge1, 0, 0);
+    if (config.body["routes"][0]["backends"].size() == 2 &&
+        config.body["routes"][0]["backends"][1]["healthy"] == true) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  const int64_t c0 = config.body["cursor"];
+  for (const auto& token : {edge1, edge2}) {
+    auto r = status(token, {{"cursor", c0}, {"draining", json::Json::array()}});
+    ASSERT_EQ(r.status, 200) << r.raw;
+  }
+
+  // Scale down: one instance drains. The edge feed marks it draining (never
+  // picked) and its node is still told to run it.
+  ASSERT_EQ(callJson("PUT", "/v1/envs/" + env + "/scale", {{"processes", {{"web", 1}}}}).status,
+            200);
+  auto marked = edgeConfig(edge1, c0, 10);
+  ASSERT_EQ(marked.status, 200) << marked.raw;
+  std::string drained, addr;
+  for (const auto& b : marked.body["routes"][0]["backends"]) {
+    if (b["draining"] == true) {
+      addr = b["address"];
+      EXPECT_EQ(b["healthy"], false);
+    }
+  }
+  ASSERT_FALSE(addr.empty()) << marked.raw;
+  for (const auto& [id, a] : address_of) {
+    if (a == addr) drained = id;
+  }
+  auto desired = [&] {
+    auto p = call("GET", "/v1/nodes/" + node + "/plan?after=0&wait=0", "", node_token);
+    for (const auto& i : p.body["instances"]) {
+      if (i["instance_id"] == drained) return i["desired"].get<std::string>();
+    }
+    return std::string("absent");
+  };
+  EXPECT_EQ(desired(), "run");
+
+  // edge-1 applied it and still splices one connection; edge-2 stays silent.
+  const int64_t c1 = marked.body["cursor"];
+  ASSERT_EQ(status(edge1, {{"cursor", c1},
+                           {"draining", json::Json::array(
+                                            {{{"address", addr}, {"port", 8443}, {"active", 1}}})}})
+                .status,
+            200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // past the ack timeout
+  EXPECT_EQ(desired(), "run") << "released with a connection open";
+
+  // The connection closes: released, naming the silent ingress.
+  ASSERT_EQ(status(edge1, {{"cursor", c1},
+                           {"draining", json::Json::array(
+                                            {{{"address", addr}, {"port", 8443}, {"active", 0}}})}})
+                .status,
+            200);
+  std::string now;
+  for (int i = 0; i < 100 && (now = desired()) == "run"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(now, "drain");
+  auto conn = connect();
+  auto events = EventStore::readAfter(conn, 0, 10'000);
+  ASSERT_TRUE(events.has_value());
+  int released = 0;
+  for (const auto& ev : *events) {
+    if (ev.event_type != "instance.drain_released") continue;
+    ++released;
+    EXPECT_EQ(ev.aggregate_id, drained);
+    auto j = json::parse(ev.payload);
+    ASSERT_TRUE(j.has_value());
+    EXPECT_FALSE(testsupport::validateAgainstSchemaFile("events/instance.drain_released.json", *j)
+                     .has_value());
+    EXPECT_EQ((*j)["open_connections"], 0);
+    EXPECT_EQ((*j)["unacknowledged"], json::Json::array({"edge-2"}));
+    EXPECT_NE((*j)["reason"].get<std::string>().find("ingress edge-2 did not apply"),
+              std::string::npos)
+        << ev.payload;
+  }
+  EXPECT_EQ(released, 1);
+}
+
+TEST_F(DrainGateTest, StatusReportsAreValidatedAndOnlyForTheEdge) {
+  const std::string edge = edgeToken();
+  auto bad = status(edge, {{"cursor", -1}});
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(bad.body["error"]["details"]["field"], "cursor") << bad.raw;
+  bad = status(
+      edge,
+      {{"cursor", 1},
+       {"draining", json::Json::array({{{"address", "x; rm"}, {"port", 8443}, {"active", 0}}})}});
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(bad.body["error"]["details"]["field"], "draining[0]") << bad.raw;
+  bad = status(edge, {{"cursor", 1},
+                      {"draining",
+                       json::Json::array({{{"address", "::1"}, {"port", 8443}, {"active", -3}}})}});
+  EXPECT_EQ(bad.body["error"]["details"]["field"], "draining[0].active") << bad.raw;
+  bad = status(edge, {{"cursor", 1}, {"extra", true}});
+  EXPECT_EQ(bad.status, 400) << bad.raw;
+  // A user (even an admin) is not an ingress.
+  EXPECT_EQ(callJson("PUT", "/v1/edge/status", {{"cursor", 1}}).status, 403);
+  auto good = status(edge, {{"cursor", 7}});
+  EXPECT_EQ(good.status, 200) << good.raw;
+  EXPECT_EQ(good.body, json::Json({{"name", "edge-1"}, {"cursor", 7}}));
 }
 
 }  // namespace

@@ -92,6 +92,7 @@ struct EdgeFeedSource::Shared {
   std::condition_variable cv;
   bool stop = false;
   bool wake = false;
+  bool report_now = false;  // a config was applied: tell the control plane
   ApplyFn apply;
 };
 
@@ -103,6 +104,37 @@ Result<std::string> readToken(const std::string& path) {
   if (t.empty())
     return Error(errc::kInvalidArgument, "edge token file is empty").with("path", path);
   return t;
+}
+
+// One request to the control plane with the edge token (re-read each time,
+// so a rotated token is picked up without a restart).
+Result<http::Response> edgeRequest(const EdgeFeedOptions& o, http::ClientRequest req,
+                                   Redactor::Handle& token_guard) {
+  PLFM_ASSIGN_OR_RETURN(auto token, readToken(o.token_file));
+  token_guard = Redactor::global().add(token);
+  req.headers.set("Authorization", "Bearer " + token);
+  req.tls.ca_file = o.ca_file;
+  req.tls.unsafe_allow_plain_http = o.unsafe_plain_http;
+  return http::request(req);
+}
+
+// PUT /v1/edge/status once; the error, if any.
+std::string sendStatus(const EdgeFeedOptions& o, const EdgeStatusReport& rep,
+                       Redactor::Handle& token_guard) {
+  json::Json draining = json::Json::array();
+  for (const auto& b : rep.draining) {
+    draining.push_back({{"address", b.address}, {"port", b.port}, {"active", b.active}});
+  }
+  http::ClientRequest req;
+  req.method = "PUT";
+  req.url = o.base_url + "/v1/edge/status";
+  req.headers.set("Content-Type", "application/json");
+  req.body = json::dump({{"cursor", rep.cursor}, {"draining", std::move(draining)}});
+  req.timeout = std::chrono::seconds(5);
+  auto resp = edgeRequest(o, std::move(req), token_guard);
+  if (!resp) return resp.error().toString();
+  if (resp->status != 200) return "edge status answered HTTP " + std::to_string(resp->status);
+  return "";
 }
 
 }  // namespace
@@ -125,21 +157,11 @@ void EdgeFeedSource::start(ApplyFn apply) {
         if (shared->stop) return;
       }
       // Re-read per request so a rotated token is picked up without a restart.
-      Result<http::Response> resp = Error(errc::kUnavailable, "no request");
-      auto token = readToken(o.token_file);
-      if (!token) {
-        resp = token.error();
-      } else {
-        token_guard = Redactor::global().add(*token);
-        http::ClientRequest req;
-        req.url = o.base_url + "/v1/edge/config?after=" + std::to_string(cursor) +
-                  "&wait=" + std::to_string(o.wait.count());
-        req.headers.set("Authorization", "Bearer " + *token);
-        req.timeout = std::chrono::milliseconds(o.wait) + std::chrono::seconds(15);
-        req.tls.ca_file = o.ca_file;
-        req.tls.unsafe_allow_plain_http = o.unsafe_plain_http;
-        resp = http::request(req);
-      }
+      http::ClientRequest req;
+      req.url = o.base_url + "/v1/edge/config?after=" + std::to_string(cursor) +
+                "&wait=" + std::to_string(o.wait.count());
+      req.timeout = std::chrono::milliseconds(o.wait) + std::chrono::seconds(15);
+      Result<http::Response> resp = edgeRequest(o, std::move(req), token_guard);
       std::string error;
       if (!resp) {
         error = resp.error().toString();
@@ -159,6 +181,8 @@ void EdgeFeedSource::start(ApplyFn apply) {
             error = "edge feed config refused: " + r.error().toString();
           } else {
             cursor = set->cursor;
+            shared->report_now = true;  // the acknowledgement the drain gate waits for
+            shared->cv.notify_all();
           }
         }
       }
@@ -181,6 +205,27 @@ void EdgeFeedSource::start(ApplyFn apply) {
       shared->wake = false;
     }
   });
+  if (!options_.status) return;
+  reporter_ = std::thread([shared = shared_, o = options_] {
+    std::string last_error;
+    Redactor::Handle token_guard;
+    for (;;) {
+      {
+        std::lock_guard lock(shared->mu);
+        if (shared->stop) return;
+        shared->report_now = false;
+      }
+      const EdgeStatusReport rep = o.status();
+      const std::string error = sendStatus(o, rep, token_guard);
+      if (!error.empty() && error != last_error) {
+        log::warn("edge status report failed; retrying", {{"error", error}});
+      }
+      last_error = error;
+      const auto interval = rep.draining.empty() ? o.report_interval : o.drain_report_interval;
+      std::unique_lock lock(shared->mu);
+      shared->cv.wait_for(lock, interval, [&] { return shared->stop || shared->report_now; });
+    }
+  });
 }
 
 void EdgeFeedSource::reloadNow() {
@@ -198,6 +243,9 @@ void EdgeFeedSource::stop() {
   // A long-poll in flight cannot be interrupted; the thread owns what it
   // uses (shared_ and a copy of the options) and exits when it returns.
   if (thread_.joinable()) thread_.detach();
+  // A status request is short (5 s at most); the status function reads the
+  // ingress, so the reporter never outlives this source.
+  if (reporter_.joinable()) reporter_.join();
 }
 
 }  // namespace plfm::ingress

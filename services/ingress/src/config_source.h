@@ -18,6 +18,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "plfm/core/result.h"
 #include "route_config.h"
@@ -62,6 +63,20 @@ class FileSource final : public ConfigSource {
   std::thread thread_;
 };
 
+// What an ingress tells the control plane (PUT /v1/edge/status): the cursor
+// of the config it serves, and the open connections of each backend that
+// config marks draining. The control plane's drain gate waits for both.
+struct EdgeStatusReport {
+  struct Backend {
+    std::string address;  // an IP literal, as inet_ntop writes it
+    uint16_t port = 0;
+    int64_t active = 0;
+  };
+  int64_t cursor = 0;
+  std::vector<Backend> draining;
+};
+using StatusFn = std::function<EdgeStatusReport()>;
+
 struct EdgeFeedOptions {
   std::string base_url;  // "https://cp:8443", "http://[::1]:8080" or "unix:/path"
   std::string token_file;
@@ -69,6 +84,12 @@ struct EdgeFeedOptions {
   bool unsafe_plain_http = false;
   std::chrono::seconds wait{30};  // asked of the server per long-poll
   int64_t cursor = 0;             // the cursor of the persisted config, if any
+  // Status reports: sent after each config applied, then every
+  // drain_report_interval while a backend drains, else every report_interval.
+  // None are sent without a status function.
+  StatusFn status;
+  std::chrono::milliseconds report_interval{5000};
+  std::chrono::milliseconds drain_report_interval{500};
 };
 
 class EdgeFeedSource final : public ConfigSource {
@@ -84,6 +105,7 @@ class EdgeFeedSource final : public ConfigSource {
   EdgeFeedOptions options_;
   std::shared_ptr<Shared> shared_;
   std::thread thread_;
+  std::thread reporter_;  // joined at stop: it calls options_.status
 };
 
 }  // namespace plfm::ingress

@@ -57,6 +57,7 @@ Result<void> Ingress::start() {
     eo.unsafe_plain_http = cfg_.edge_unsafe_plain_http;
     eo.wait = cfg_.edge_wait;
     eo.cursor = table_.load()->cursor();
+    eo.status = [this] { return statusReport(); };
     source_ = std::make_unique<EdgeFeedSource>(std::move(eo));
   }
   source_->start(
@@ -70,6 +71,17 @@ Result<void> Ingress::start() {
     PLFM_TRY(http_->start());
   }
   return ok();
+}
+
+EdgeStatusReport Ingress::statusReport() const {
+  EdgeStatusReport rep;
+  const auto t = table_.load();
+  if (!t) return rep;
+  rep.cursor = t->cursor();
+  for (const auto& d : t->draining()) {
+    rep.draining.push_back({d.endpoint.ip(), d.endpoint.port, d.active});
+  }
+  return rep;
 }
 
 void Ingress::reload() {

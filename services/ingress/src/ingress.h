@@ -46,6 +46,8 @@ class Ingress {
   [[nodiscard]] std::vector<std::string> proxyEndpoints() const;
   [[nodiscard]] std::vector<std::string> metricsEndpoints() const;
   [[nodiscard]] const IngressStats& stats() const { return stats_; }
+  // The cursor it serves and the open connections of its draining backends.
+  [[nodiscard]] EdgeStatusReport statusReport() const;
 
  private:
   [[nodiscard]] Result<void> install(const RouteSet& set, std::string_view origin);

@@ -34,13 +34,16 @@ Result<net::IpEndpoint> parseBackendAddress(const std::string& address, int64_t 
 
 Result<BackendSpec> parseBackend(const Json& j, const std::string& path) {
   if (!j.is_object()) return invalid(path + " must be an object", path);
-  PLFM_TRY(json::rejectUnknownFields(j, {"address", "port", "healthy"}, path));
+  PLFM_TRY(json::rejectUnknownFields(j, {"address", "port", "healthy", "draining"}, path));
   PLFM_ASSIGN_OR_RETURN(std::string address, json::getString(j, "address", path));
   PLFM_ASSIGN_OR_RETURN(int64_t port, json::getInt(j, "port", path));
   BackendSpec b;
   PLFM_ASSIGN_OR_RETURN(b.endpoint, parseBackendAddress(address, port, path));
   if (j.contains("healthy")) {
     PLFM_ASSIGN_OR_RETURN(b.healthy, json::getBool(j, "healthy", path));
+  }
+  if (j.contains("draining")) {
+    PLFM_ASSIGN_OR_RETURN(b.draining, json::getBool(j, "draining", path));
   }
   return b;
 }
@@ -162,8 +165,10 @@ std::string serializeRouteSet(const RouteSet& set) {
   for (const RouteSpec& r : set.routes) {
     Json backends = Json::array();
     for (const BackendSpec& b : r.backends) {
-      backends.push_back(
-          {{"address", b.endpoint.ip()}, {"port", b.endpoint.port}, {"healthy", b.healthy}});
+      Json backend = {
+          {"address", b.endpoint.ip()}, {"port", b.endpoint.port}, {"healthy", b.healthy}};
+      if (b.draining) backend["draining"] = true;
+      backends.push_back(std::move(backend));
     }
     routes.push_back({{"id", r.id},
                       {"hostname", r.hostname},

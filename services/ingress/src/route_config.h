@@ -31,6 +31,10 @@ enum class ProxyProtocol { kNone, kV2 };
 struct BackendSpec {
   net::IpEndpoint endpoint;  // an IPv6 or IPv4 address and its port
   bool healthy = true;       // as reported by the control plane
+  // Leaving service (docs/specs/scheduler/drain.md): never picked for a new
+  // connection, whatever `healthy` says; its open connections are kept and
+  // counted in the ingress's status reports.
+  bool draining = false;
 };
 
 struct RouteSpec {

@@ -49,7 +49,8 @@ std::shared_ptr<const RoutingTable> RoutingTable::build(const RouteSet& set, Ing
     for (const BackendSpec& b : spec.backends) {
       Backend backend;
       backend.endpoint = b.endpoint;
-      backend.healthy = b.healthy;
+      backend.healthy = b.healthy && !b.draining;
+      backend.draining = b.draining;
       backend.load = loads.get(b.endpoint);
       toSockaddr(b.endpoint, backend.addr, backend.addr_len);
       route->backends.push_back(std::move(backend));
@@ -95,6 +96,21 @@ std::vector<const Route*> RoutingTable::routes() const {
   std::vector<const Route*> out;
   out.reserve(routes_.size());
   for (const auto& r : routes_) out.push_back(r.get());
+  return out;
+}
+
+std::vector<RoutingTable::Draining> RoutingTable::draining() const {
+  std::map<std::string, Draining> by_endpoint;
+  for (const auto& r : routes_) {
+    for (const Backend& b : r->backends) {
+      if (!b.draining) continue;
+      by_endpoint.try_emplace(b.endpoint.toString(),
+                              Draining{b.endpoint, b.load->active.load(std::memory_order_relaxed)});
+    }
+  }
+  std::vector<Draining> out;
+  out.reserve(by_endpoint.size());
+  for (auto& entry : by_endpoint) out.push_back(entry.second);
   return out;
 }
 

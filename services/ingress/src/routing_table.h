@@ -59,7 +59,8 @@ struct Backend {
   net::IpEndpoint endpoint;
   sockaddr_storage addr{};
   socklen_t addr_len = 0;
-  bool healthy = true;
+  bool healthy = true;  // false for a draining backend: never picked
+  bool draining = false;
   std::shared_ptr<BackendLoad> load;
 };
 
@@ -95,6 +96,14 @@ class RoutingTable {
 
   // Every route, for the health checker.
   [[nodiscard]] std::vector<const Route*> routes() const;
+
+  // The open connections of each draining backend endpoint, once each
+  // (endpoints shared by routes share their load), ordered by endpoint.
+  struct Draining {
+    net::IpEndpoint endpoint;
+    int64_t active = 0;
+  };
+  [[nodiscard]] std::vector<Draining> draining() const;
 
   [[nodiscard]] int64_t cursor() const { return cursor_; }
   [[nodiscard]] size_t size() const { return routes_.size(); }

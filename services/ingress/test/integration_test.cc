@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <csignal>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -414,11 +415,19 @@ TEST_F(IngressIntegrationTest, StartsFromTheLastGoodConfigWhenTheFeedIsDown) {
                              R"("proxy_protocol":"none","backends":[{"address":"::1","port":)" +
                              std::to_string(env->t1->port()) + R"(,"healthy":true}]}]})";
   std::mutex mu;
-  std::vector<std::string> seen;  // "after=..., auth=..."
+  std::vector<std::string> seen;     // "after=..., auth=..."
+  std::vector<std::string> reports;  // status reports: method, body, auth
   http::ServerOptions so;
   so.listen = {"[::1]:0"};
   auto feed = std::make_unique<http::Server>(so, [&](const http::Request& req) {
     const std::string after(req.queryParam("after").value_or("?"));
+    if (req.path == "/v1/edge/status") {
+      // The ingress acknowledges each config it applies (drain gate).
+      std::lock_guard lock(mu);
+      reports.push_back(req.method + " " + req.body + " " +
+                        std::string(req.header("Authorization").value_or("-")));
+      return http::Response::json(200, R"({"name":"edge-1","cursor":0})");
+    }
     {
       std::lock_guard lock(mu);
       seen.push_back(req.path + " after=" + after + " " +
@@ -460,6 +469,10 @@ TEST_F(IngressIntegrationTest, StartsFromTheLastGoodConfigWhenTheFeedIsDown) {
     ASSERT_FALSE(seen.empty());
     EXPECT_EQ(seen.front(), "/v1/edge/config after=0 Bearer edge-secret-token");
     EXPECT_NE(seen.back().find("after=5"), std::string::npos) << seen.back();
+    EXPECT_NE(std::find(reports.begin(), reports.end(),
+                        R"(PUT {"cursor":5,"draining":[]} Bearer edge-secret-token)"),
+              reports.end())
+        << ::testing::PrintToString(reports);
   }
   EXPECT_TRUE(std::filesystem::exists(d + "/state/last-good-routes.json"));
   EXPECT_EQ(first.log().find("edge-secret-token"), std::string::npos);

@@ -23,6 +23,7 @@
 #include "plfm/core/process.h"
 #include "plfm/core/strings.h"
 #include "plfm/http/http.h"
+#include "plfm/testing/failure_summary.h"
 #include "plfm/testing/leak_scan.h"
 #include "plfm/testing/pg_cluster.h"
 #include "plfm/testing/temp_dir.h"
@@ -32,6 +33,9 @@
 
 namespace plfm::agent {
 namespace {
+
+// The CI log keeps only the tail: say again what failed, last.
+const void* const kFailureSummary = plfm::testing::installFailureSummary();
 
 namespace fs = std::filesystem;
 using nlohmann::json;

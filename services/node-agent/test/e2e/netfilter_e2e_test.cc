@@ -27,12 +27,16 @@
 #include "agent/agent.h"
 #include "netdev/firewall.h"
 #include "plfm/core/process.h"
+#include "plfm/testing/failure_summary.h"
 #include "plfm/testing/temp_dir.h"
 #include "runtime/qemu_runtime.h"
 #include "support/agent_world.h"
 
 namespace plfm::agent {
 namespace {
+
+// The CI log keeps only the tail: say again what failed, last.
+const void* const kFailureSummary = plfm::testing::installFailureSummary();
 
 namespace fs = std::filesystem;
 using nlohmann::json;

@@ -104,6 +104,10 @@ struct DeployPolicy {
   // this long fails, and the previous release keeps serving. In the JSON
   // form only when it is not the default.
   std::int64_t progress_deadline_ms = 300'000;
+  // How long an instance that leaves service may keep its open connections
+  // before it is stopped (docs/specs/scheduler/drain.md). In the JSON form
+  // only when it is not the default.
+  std::int64_t drain_timeout_ms = 30'000;
 };
 
 struct Manifest {
