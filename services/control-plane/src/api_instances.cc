@@ -71,20 +71,19 @@ Result<json::Json> lastCheck(pg::Connection& db, const std::string& inst) {
                     {"at", e["occurred_at"]}};
 }
 
-// The checks the instance's release configures for its process.
-Result<json::Json> configuredChecks(pg::Connection& db, const std::string& release,
-                                    const std::string& process) {
+// The checks the instance's release configures for its process, in
+// manifest order.
+Result<json::Json> configuredChecks(pg::Connection& db, const std::string& inst) {
   PLFM_ASSIGN_OR_RETURN(
-      auto rs,
-      db.exec("SELECT manifest->'checks' FROM releases_view WHERE release_id = $1", {release}));
-  json::Json out = json::Json::array();
-  if (rs.rows() != 1 || rs.isNull(0, 0)) return out;
-  const json::Json checks = json::parse(rs.text(0, 0)).value_or(json::Json::array());
-  if (!checks.is_array()) return out;
-  for (const auto& c : checks) {
-    if (c.is_object() && c.value("process", "") == process) out.push_back(c);
-  }
-  return out;
+      auto rs, db.exec("SELECT coalesce(jsonb_agg(c.spec ORDER BY c.ord), '[]'::jsonb) FROM "
+                       "instances_view i JOIN releases_view r ON r.release_id = i.release_id, "
+                       "jsonb_array_elements(CASE WHEN jsonb_typeof(r.manifest->'checks') = "
+                       "'array' THEN r.manifest->'checks' ELSE '[]'::jsonb END) WITH ORDINALITY "
+                       "AS c(spec, ord) WHERE i.instance_id = $1 AND "
+                       "c.spec->>'process' = i.process_type",
+                       {inst}));
+  if (rs.rows() != 1) return json::Json::array();
+  return json::parse(rs.text(0, 0)).value_or(json::Json::array());
 }
 
 }  // namespace
@@ -108,9 +107,7 @@ void Api::registerInstanceRoutes(http::Router& r) {
           json::Json body = {{"instance", row}};
           PLFM_ASSIGN_OR_RETURN(body["events"], lastEvents(ctx.db(), inst.str(), events));
           PLFM_ASSIGN_OR_RETURN(body["last_check"], lastCheck(ctx.db(), inst.str()));
-          PLFM_ASSIGN_OR_RETURN(body["checks"],
-                                configuredChecks(ctx.db(), row["release_id"].get<std::string>(),
-                                                 row["process_type"].get<std::string>()));
+          PLFM_ASSIGN_OR_RETURN(body["checks"], configuredChecks(ctx.db(), inst.str()));
           if (lines > 0) {
             // Last: it gives the database connection back.
             PLFM_ASSIGN_OR_RETURN(body["logs"],
