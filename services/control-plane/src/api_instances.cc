@@ -19,7 +19,8 @@ constexpr int64_t kMaxLogLines = 200;
 
 const std::string kEventColumns = "seq, " + ts("occurred_at") +
                                   " AS occurred_at, event_type, payload FROM events WHERE "
-                                  "aggregate_type = 'instance' AND aggregate_id = $1";
+                                  "aggregate_type = 'instance' AND aggregate_id = $1 AND "
+                                  "event_type LIKE 'instance.%'";
 
 json::Json integerOrNull(const json::Json& payload, std::string_view key) {
   auto it = payload.find(key);
