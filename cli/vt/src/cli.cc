@@ -47,6 +47,7 @@ Command buildRootCommand() {
                    "  vt orgs create acme                              an org owns apps\n"
                    "  vt deploy                                        ship ./vt.toml\n"
                    "  vt instances list                                desired vs current\n"
+                   "  vt instances get INSTANCE                        events, checks and logs\n"
                    "  vt logs -f                                       the workload's output\n"
                    "  vt events tail -f                                what is happening\n\n"
                    "Output: tables on a terminal, JSON otherwise (--format json|table).\n"

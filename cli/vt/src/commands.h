@@ -23,6 +23,9 @@ Command releasesCommand();
 Command deploysCommand();
 Command scaleCommand();
 Command instancesCommand();
+// vt instances get | releases get (commands_describe.cc).
+Command instancesGetCommand();
+Command releasesGetCommand();
 Command logsCommand();
 Command nodesCommand();
 Command tokensCommand();

@@ -332,8 +332,10 @@ Command rollbackCommand() {
 }
 
 Command releasesCommand() {
-  Command c{.name = "releases", .summary = "List an app's releases (newest first)"};
-  c.children.push_back({.name = "list", .summary = "List releases", .run = releasesList});
+  Command c{.name = "releases", .summary = "List and inspect an app's releases"};
+  c.children.push_back(
+      {.name = "list", .summary = "List releases (newest first)", .run = releasesList});
+  c.children.push_back(releasesGetCommand());
   return c;
 }
 
@@ -367,6 +369,7 @@ Command instancesCommand() {
   c.children.push_back({.name = "list",
                         .summary = "List an env's instances and per-process summary",
                         .run = instancesList});
+  c.children.push_back(instancesGetCommand());
   return c;
 }
 

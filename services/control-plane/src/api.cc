@@ -337,6 +337,7 @@ void Api::registerRoutes(http::Router& r, http::Router* node_router) {
   registerDomainRoutes(r);
   registerRegistryRoutes(r);
   registerQuotaRoutes(r);
+  registerInstanceRoutes(r);
 }
 
 namespace {

@@ -201,6 +201,13 @@ class Api {
   // serialized per org, views current for it) and returns its limits.
   [[nodiscard]] Result<QuotaLimits> lockOrgQuotas(pg::Transaction& tx, const std::string& org_id);
 
+  // The last `lines` log lines of one instance (api_logs.cc), relayed from
+  // its node's agent as GET /v1/envs/{env_id}/logs?instance=ID&tail=N relays
+  // them: {"items": [log line...], "unavailable": null or why they could not
+  // be read}. Gives the request's database connection back first.
+  [[nodiscard]] Result<json::Json> instanceLogTail(Ctx& ctx, const std::string& instance_id,
+                                                   size_t lines);
+
  private:
   void registerOrgRoutes(http::Router& r);
   void registerAppRoutes(http::Router& r);
@@ -216,6 +223,7 @@ class Api {
   void registerRegistryRoutes(http::Router& r);  // api_registries.cc
   void registerDomainRoutes(http::Router& r);    // api_domains.cc
   void registerQuotaRoutes(http::Router& r);     // api_quotas.cc
+  void registerInstanceRoutes(http::Router& r);  // api_instances.cc
 
   // The answer of a committed write: waits for the views (and the scheduler
   // when `settle`), then the saved status and body, or 202.
@@ -325,6 +333,10 @@ struct Page {
                                                   const std::string& id_col,
                                                   const std::string& parent_col,
                                                   const std::string& parent_id, const Page& page);
+
+// The columns of an instance as the API shows it (api_releases.cc): the
+// `Instance` schema, selected from instances_view.
+[[nodiscard]] const std::string& instanceColumns();
 
 // SQL for an RFC 3339 UTC timestamp with microseconds, from a timestamptz.
 inline std::string ts(std::string_view col) {

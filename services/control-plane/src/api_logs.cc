@@ -121,6 +121,32 @@ Fetched fetchOne(const Target& t, const InstanceCursor& after, const FetchContex
   return f;
 }
 
+// The relay targets among the instances `where` selects (a condition on
+// instances_view i) that have a node: the newest first, at most kMaxInstances.
+Result<std::vector<Target>> queryTargets(pg::Connection& db, const std::string& where,
+                                         const pg::Params& params) {
+  PLFM_ASSIGN_OR_RETURN(
+      auto rs,
+      db.exec("SELECT i.instance_id, i.process_type, i.node_id, "
+              "coalesce(l.agent_url, ''), coalesce(l.agent_cert_sha256, '') FROM "
+              "instances_view i LEFT JOIN node_liveness l ON l.node_id = i.node_id "
+              "WHERE i.node_id IS NOT NULL AND " +
+                  where + " ORDER BY i.instance_id DESC LIMIT " + std::to_string(kMaxInstances),
+              params));
+  std::vector<Target> targets;
+  targets.reserve(static_cast<size_t>(rs.rows()));
+  for (int i = 0; i < rs.rows(); ++i) {
+    targets.push_back({std::string(rs.text(i, 0)), std::string(rs.text(i, 1)),
+                       std::string(rs.text(i, 2)), std::string(rs.text(i, 3)),
+                       std::string(rs.text(i, 4))});
+  }
+  return targets;
+}
+
+int64_t unixNow(const Clock& clock) {
+  return std::chrono::duration_cast<std::chrono::seconds>(clock.now().time_since_epoch()).count();
+}
+
 // One round: every target asked by at most kRelayWorkers threads (this one
 // included), each taking the next target until none is left.
 std::vector<Fetched> fetchAll(const std::vector<Target>& targets, RelayCursor& cursor,
@@ -157,112 +183,115 @@ std::string Api::relayPublicKey() const {
   return deps_.relay_key != nullptr ? deps_.relay_key->publicKey().text() : std::string();
 }
 
+Result<json::Json> Api::instanceLogTail(Ctx& ctx, const std::string& instance_id, size_t lines) {
+  PLFM_ASSIGN_OR_RETURN(auto targets, queryTargets(ctx.db(), "i.instance_id = $1", {instance_id}));
+  ctx.lease.reset();  // no connection held while the agent answers
+  json::Json items = json::Json::array();
+  if (targets.empty()) {
+    return json::Json{{"items", std::move(items)},
+                      {"unavailable", "the instance has not been placed on a node"}};
+  }
+  Fetched f = fetchOne(targets[0], InstanceCursor{},
+                       FetchContext{deps_.relay_key, unixNow(deps_.clock), lines, true});
+  if (!f.page) return json::Json{{"items", std::move(items)}, {"unavailable", f.error}};
+  RelayCursor cursor;
+  for (const auto& l : mergeLogPages({std::move(*f.page)}, lines, true, cursor)) {
+    items.push_back(relayLineJson(l));
+  }
+  return json::Json{{"items", std::move(items)}, {"unavailable", nullptr}};
+}
+
 void Api::registerLogRoutes(http::Router& r) {
   followers_ = std::make_shared<FollowerSlots>(deps_.options.max_log_followers_per_org);
-  route(
-      r, "GET", "/v1/envs/{env_id}/logs", Access::kUser,
-      [this](Ctx& ctx) -> Result<http::Response> {
-        PLFM_ASSIGN_OR_RETURN(auto env, pathId<EnvId>(ctx.req, "env_id"));
-        PLFM_ASSIGN_OR_RETURN(auto e, visibleEnv(ctx, env));
-        (void)e;
-        const std::string process(ctx.req.queryParam("process").value_or(""));
-        if (!process.empty() && !validProcessName(process)) {
-          return Error(apierr::kInvalidQuery, "query parameter 'process' is not a process type")
-              .with("field", "process");
-        }
-        const std::string instance(ctx.req.queryParam("instance").value_or(""));
-        if (!instance.empty() && !InstanceId::parse(instance)) {
-          return Error(apierr::kInvalidQuery, "query parameter 'instance' is not an instance id")
-              .with("field", "instance");
-        }
-        PLFM_ASSIGN_OR_RETURN(auto cursor, decodeCursor(ctx.req.queryParam("cursor").value_or("")));
-        PLFM_ASSIGN_OR_RETURN(
-            auto since, parseSince(ctx.req.queryParam("since").value_or(""), deps_.clock.now()));
-        PLFM_ASSIGN_OR_RETURN(int64_t tail_n, queryInt(ctx.req, "tail", 0, 0, 5000));
-        PLFM_ASSIGN_OR_RETURN(int64_t limit, queryInt(ctx.req, "limit", 1000, 1, 5000));
-        const std::string follow(ctx.req.queryParam("follow").value_or("false"));
-        if (follow != "true" && follow != "false") {
-          return Error(apierr::kInvalidQuery, "query parameter 'follow' must be true or false")
-              .with("field", "follow");
-        }
-        PLFM_ASSIGN_OR_RETURN(
-            int64_t wait, queryInt(ctx.req, "wait", 20, 0, deps_.options.max_long_poll.count()));
-        // A follower holds a server thread and polls agents: a bounded
-        // number per org (max_log_followers_per_org), refused with 429.
-        std::optional<FollowerSlots::Lease> slot;
-        if (follow == "true") {
-          PLFM_ASSIGN_OR_RETURN(
-              auto org,
-              ctx.db().exec("SELECT org_id FROM envs_view WHERE env_id = $1", {env.str()}));
-          const std::string org_id = org.rows() == 1 ? std::string(org.text(0, 0)) : "";
-          slot = followers_->tryAcquire(org_id);
-          if (!slot) {
-            return Error(apierr::kTooManyLogFollowers,
-                         "this org already holds " + std::to_string(followers_->max()) +
-                             " log followers (logs?follow=true), the control plane's "
-                             "max_log_followers_per_org; end one or retry later")
-                .with("limit", "max_log_followers_per_org");
+  route(r, "GET", "/v1/envs/{env_id}/logs", Access::kUser,
+        [this](Ctx& ctx) -> Result<http::Response> {
+          PLFM_ASSIGN_OR_RETURN(auto env, pathId<EnvId>(ctx.req, "env_id"));
+          PLFM_ASSIGN_OR_RETURN(auto e, visibleEnv(ctx, env));
+          (void)e;
+          const std::string process(ctx.req.queryParam("process").value_or(""));
+          if (!process.empty() && !validProcessName(process)) {
+            return Error(apierr::kInvalidQuery, "query parameter 'process' is not a process type")
+                .with("field", "process");
           }
-        }
-        // The newest instances first (ids sort by creation), stopped ones
-        // included: their node may still have their lines.
-        PLFM_ASSIGN_OR_RETURN(
-            auto rs,
-            ctx.db().exec("SELECT i.instance_id, i.process_type, i.node_id, "
-                          "coalesce(l.agent_url, ''), coalesce(l.agent_cert_sha256, '') FROM "
-                          "instances_view i LEFT JOIN node_liveness l ON l.node_id = i.node_id "
-                          "WHERE i.env_id = $1 AND i.node_id IS NOT NULL AND ($2 = '' OR "
-                          "i.process_type = $2) AND ($3 = '' OR i.instance_id = $3) ORDER BY "
-                          "i.instance_id DESC LIMIT " +
-                              std::to_string(kMaxInstances),
-                          {env.str(), process, instance}));
-        std::vector<Target> targets;
-        targets.reserve(static_cast<size_t>(rs.rows()));
-        for (int i = 0; i < rs.rows(); ++i) {
-          targets.push_back({std::string(rs.text(i, 0)), std::string(rs.text(i, 1)),
-                             std::string(rs.text(i, 2)), std::string(rs.text(i, 3)),
-                             std::string(rs.text(i, 4))});
-        }
-        // No connection held while the agents answer (or a follow waits).
-        ctx.lease.reset();
-        const bool tail = tail_n > 0 && cursor.empty();
-        const auto want = static_cast<size_t>(tail ? tail_n : limit);
-        for (const auto& t : targets) {
-          if (cursor.count(t.instance_id) == 0) cursor[t.instance_id] = InstanceCursor{since, 0};
-        }
-        // Polls, not a deadline: each round takes at least kFollowPoll.
-        int64_t rounds = wait * 1000 / kFollowPoll.count();
-        for (;;) {
-          const FetchContext fc{
-              deps_.relay_key,
-              std::chrono::duration_cast<std::chrono::seconds>(deps_.clock.now().time_since_epoch())
-                  .count(),
-              want, tail};
-          std::vector<Fetched> fetched = fetchAll(targets, cursor, fc);
-          std::vector<InstancePage> pages;
-          json::Json unavailable = json::Json::array();
-          for (size_t i = 0; i < fetched.size(); ++i) {
-            Fetched& f = fetched[i];
-            if (f.page) {
-              pages.push_back(std::move(*f.page));
-            } else {
-              unavailable.push_back({{"instance_id", targets[i].instance_id},
-                                     {"node_id", targets[i].node_id},
-                                     {"reason", f.error}});
+          const std::string instance(ctx.req.queryParam("instance").value_or(""));
+          if (!instance.empty() && !InstanceId::parse(instance)) {
+            return Error(apierr::kInvalidQuery, "query parameter 'instance' is not an instance id")
+                .with("field", "instance");
+          }
+          PLFM_ASSIGN_OR_RETURN(auto cursor,
+                                decodeCursor(ctx.req.queryParam("cursor").value_or("")));
+          PLFM_ASSIGN_OR_RETURN(
+              auto since, parseSince(ctx.req.queryParam("since").value_or(""), deps_.clock.now()));
+          PLFM_ASSIGN_OR_RETURN(int64_t tail_n, queryInt(ctx.req, "tail", 0, 0, 5000));
+          PLFM_ASSIGN_OR_RETURN(int64_t limit, queryInt(ctx.req, "limit", 1000, 1, 5000));
+          const std::string follow(ctx.req.queryParam("follow").value_or("false"));
+          if (follow != "true" && follow != "false") {
+            return Error(apierr::kInvalidQuery, "query parameter 'follow' must be true or false")
+                .with("field", "follow");
+          }
+          PLFM_ASSIGN_OR_RETURN(
+              int64_t wait, queryInt(ctx.req, "wait", 20, 0, deps_.options.max_long_poll.count()));
+          // A follower holds a server thread and polls agents: a bounded
+          // number per org (max_log_followers_per_org), refused with 429.
+          std::optional<FollowerSlots::Lease> slot;
+          if (follow == "true") {
+            PLFM_ASSIGN_OR_RETURN(
+                auto org,
+                ctx.db().exec("SELECT org_id FROM envs_view WHERE env_id = $1", {env.str()}));
+            const std::string org_id = org.rows() == 1 ? std::string(org.text(0, 0)) : "";
+            slot = followers_->tryAcquire(org_id);
+            if (!slot) {
+              return Error(apierr::kTooManyLogFollowers,
+                           "this org already holds " + std::to_string(followers_->max()) +
+                               " log followers (logs?follow=true), the control plane's "
+                               "max_log_followers_per_org; end one or retry later")
+                  .with("limit", "max_log_followers_per_org");
             }
           }
-          auto lines = mergeLogPages(pages, want, tail, cursor);
-          const bool done = !lines.empty() || follow != "true" || rounds-- <= 0;
-          if (done) {
-            json::Json items = json::Json::array();
-            for (const auto& l : lines) items.push_back(relayLineJson(l));
-            return jsonResponse(200, {{"items", std::move(items)},
-                                      {"cursor", encodeCursor(cursor)},
-                                      {"unavailable", std::move(unavailable)}});
+          // The newest instances first (ids sort by creation), stopped ones
+          // included: their node may still have their lines.
+          PLFM_ASSIGN_OR_RETURN(
+              auto targets,
+              queryTargets(ctx.db(),
+                           "i.env_id = $1 AND ($2 = '' OR i.process_type = $2) AND ($3 = '' OR "
+                           "i.instance_id = $3)",
+                           {env.str(), process, instance}));
+          // No connection held while the agents answer (or a follow waits).
+          ctx.lease.reset();
+          const bool tail = tail_n > 0 && cursor.empty();
+          const auto want = static_cast<size_t>(tail ? tail_n : limit);
+          for (const auto& t : targets) {
+            if (cursor.count(t.instance_id) == 0) cursor[t.instance_id] = InstanceCursor{since, 0};
           }
-          std::this_thread::sleep_for(kFollowPoll);
-        }
-      });
+          // Polls, not a deadline: each round takes at least kFollowPoll.
+          int64_t rounds = wait * 1000 / kFollowPoll.count();
+          for (;;) {
+            const FetchContext fc{deps_.relay_key, unixNow(deps_.clock), want, tail};
+            std::vector<Fetched> fetched = fetchAll(targets, cursor, fc);
+            std::vector<InstancePage> pages;
+            json::Json unavailable = json::Json::array();
+            for (size_t i = 0; i < fetched.size(); ++i) {
+              Fetched& f = fetched[i];
+              if (f.page) {
+                pages.push_back(std::move(*f.page));
+              } else {
+                unavailable.push_back({{"instance_id", targets[i].instance_id},
+                                       {"node_id", targets[i].node_id},
+                                       {"reason", f.error}});
+              }
+            }
+            auto lines = mergeLogPages(pages, want, tail, cursor);
+            const bool done = !lines.empty() || follow != "true" || rounds-- <= 0;
+            if (done) {
+              json::Json items = json::Json::array();
+              for (const auto& l : lines) items.push_back(relayLineJson(l));
+              return jsonResponse(200, {{"items", std::move(items)},
+                                        {"cursor", encodeCursor(cursor)},
+                                        {"unavailable", std::move(unavailable)}});
+            }
+            std::this_thread::sleep_for(kFollowPoll);
+          }
+        });
 }
 
 }  // namespace plfm::cp

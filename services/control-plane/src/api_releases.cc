@@ -66,6 +66,26 @@ Result<std::optional<std::string>> pinSecretsVersion(pg::Connection& db, const s
   return std::optional<std::string>(head->version_id);
 }
 
+// The envs of the release's app that run it now, by name: it is their
+// current release (their last deploy that succeeded), instances of it
+// should run there, or their current deploy is deploying it.
+Result<json::Json> envsOfRelease(pg::Connection& db, const std::string& rel) {
+  PLFM_ASSIGN_OR_RETURN(
+      auto rs,
+      db.exec("SELECT * FROM (SELECT e.env_id, e.name, "
+              "coalesce(e.current_release_id = r.release_id, false) AS current, "
+              "(SELECT count(*) FROM instances_view i WHERE i.env_id = e.env_id AND "
+              "i.release_id = r.release_id AND i.desired_state = 'run' AND "
+              "i.current_state <> 'stopped') AS instances, "
+              "(SELECT d.status FROM deploys_view d WHERE d.deploy_id = e.current_deploy_id AND "
+              "d.release_id = r.release_id) AS deploy_status "
+              "FROM releases_view r JOIN envs_view e ON e.app_id = r.app_id "
+              "WHERE r.release_id = $1) x "
+              "WHERE current OR instances > 0 OR deploy_status IS NOT NULL ORDER BY name",
+              {rel}));
+  return rowsToJson(rs);
+}
+
 Result<void> checkDigest(const std::string& d) {
   bool okDigest = d.size() == 71 && d.starts_with("sha256:");
   for (size_t i = 7; okDigest && i < d.size(); ++i) {
@@ -102,6 +122,8 @@ Result<json::Json> canonicalManifest(const json::Json& body) {
 }
 
 }  // namespace
+
+const std::string& instanceColumns() { return kInstanceColumns; }
 
 Result<CreateRelease> parseCreateRelease(const http::Request& req) {
   PLFM_ASSIGN_OR_RETURN(auto body, parseBody(req, {"image_ref", "image_digest", "manifest"}));
@@ -179,12 +201,14 @@ void Api::registerReleaseRoutes(http::Router& r) {
         });
 
   route(r, "GET", "/v1/releases/{release_id}", Access::kUser,
-        [](Ctx& ctx) -> Result<http::Response> {
+        [this](Ctx& ctx) -> Result<http::Response> {
           PLFM_ASSIGN_OR_RETURN(auto rel, pathId<ReleaseId>(ctx.req, "release_id"));
+          PLFM_TRY(awaitScheduler(ctx));
           PLFM_ASSIGN_OR_RETURN(auto j, visibleRow(ctx,
                                                    "SELECT " + kReleaseColumns +
                                                        " FROM releases_view WHERE release_id = $1",
                                                    rel.str(), "release"));
+          PLFM_ASSIGN_OR_RETURN(j["envs"], envsOfRelease(ctx.db(), rel.str()));
           return jsonResponse(200, j);
         });
 

@@ -63,6 +63,39 @@ Json sampleBackend() {
           {"phase", "unhealthy"},          {"healthy", false}};
 }
 
+// The describe shapes build on the Instance and Release samples, so they
+// follow those shapes when they change.
+Json sampleInstanceDetail() {
+  const Json event = {{"seq", 812},
+                      {"occurred_at", kSampleTs},
+                      {"event_type", "instance.status_reported"},
+                      {"generation", 1},
+                      {"phase", "unhealthy"},
+                      {"reason", "http check on port 8443: connection refused"},
+                      {"exit_code", nullptr},
+                      {"node_id", id("node")}};
+  return {{"instance", componentSamples().at("Instance")},
+          {"events", Json::array({event})},
+          {"last_check",
+           {{"status", "unhealthy"},
+            {"reason", "http check on port 8443: connection refused"},
+            {"generation", 1},
+            {"at", kSampleTs}}},
+          {"checks", Json::array({{{"process", "web"}, {"type", "http"}, {"port", 8443}}})},
+          {"logs",
+           {{"items", Json::array({componentSamples().at("LogLine")})}, {"unavailable", nullptr}}}};
+}
+
+Json sampleReleaseDetail() {
+  Json r = componentSamples().at("Release");
+  r["envs"] = Json::array({{{"env_id", id("env")},
+                            {"name", "prod"},
+                            {"current", true},
+                            {"instances", 2},
+                            {"deploy_status", "succeeded"}}});
+  return r;
+}
+
 }  // namespace
 
 std::map<std::string, Json> mergedSamples(std::map<std::string, Json> a,
@@ -142,6 +175,12 @@ std::map<std::string, Json> routeComponentSamples() {
       {"EdgeStatus", {{"name", "edge-1"}, {"cursor", 1287}}},
       {"EdgeRoute", sampleEdgeRoute()},
       {"EdgeConfig", {{"cursor", 1287}, {"routes", Json::array({sampleEdgeRoute()})}}},
+      {"InstanceDetail", sampleInstanceDetail()},
+      {"InstanceEvent", sampleInstanceDetail()["events"][0]},
+      {"InstanceCheckResult", sampleInstanceDetail()["last_check"]},
+      {"InstanceLogTail", sampleInstanceDetail()["logs"]},
+      {"ReleaseDetail", sampleReleaseDetail()},
+      {"ReleaseEnv", sampleReleaseDetail()["envs"][0]},
   };
 }
 

@@ -166,6 +166,30 @@ TEST_F(LogsApiTest, MergesInstancesInTimestampOrderAndFollowsWithACursor) {
   EXPECT_EQ(quiet.body["cursor"], held.body["cursor"]);
 }
 
+// GET /v1/instances/{id} (what `vt instances get` shows) relays the
+// instance's last lines the same way, and only that instance's.
+TEST_F(LogsApiTest, DescribingAnInstanceShowsItsLastLines) {
+  auto ids = deployOnNode(2);
+  ASSERT_EQ(ids.size(), 2U);
+  const std::string a = ids[0];
+  const std::string b = ids[1];
+  logOf(a).append("stdout", kT0, "a1\na2\n");
+  logOf(b).append("stdout", kT0 + kSec, "b1\n");
+  logOf(a).append("stderr", kT0 + 2 * kSec, "a3\n");
+  auto tailOf = [](const Reply& r) {
+    Reply logs;
+    logs.body = r.body["logs"];
+    return lines(logs);
+  };
+  auto d = call("GET", "/v1/instances/" + a + "?log_lines=2");
+  ASSERT_EQ(d.status, 200) << d.raw;
+  EXPECT_EQ(d.body["logs"]["unavailable"], nullptr) << d.raw;
+  EXPECT_EQ(tailOf(d), (std::vector<std::string>{a + " a2", a + " a3"}));
+  EXPECT_EQ(d.body["logs"]["items"][1]["stream"], "stderr");
+  auto all = call("GET", "/v1/instances/" + b);
+  EXPECT_EQ(tailOf(all), (std::vector<std::string>{b + " b1"}));
+}
+
 TEST_F(LogsApiTest, OtherOrgsSeeNothingAndAnotherCertificateMakesTheInstanceUnavailable) {
   auto ids = deployOnNode(1);
   ASSERT_EQ(ids.size(), 1U);
