@@ -204,7 +204,9 @@ Result<Manifest> readJson(const Json& j) {
                      [&] { return json::getBool(*secrets, "export_env", "secrets"); }));
   PLFM_ASSIGN_OR_RETURN(const Json* deploy, optionalObject(j, "deploy", ""));
   PLFM_TRY(json::rejectUnknownFields(
-      *deploy, {"strategy", "max_surge", "max_unavailable", "progress_deadline_ms"}, "deploy"));
+      *deploy,
+      {"strategy", "max_surge", "max_unavailable", "progress_deadline_ms", "auto_rollback"},
+      "deploy"));
   PLFM_TRY(ifPresent(*deploy, "strategy", m.deploy.strategy,
                      [&] { return json::getString(*deploy, "strategy", "deploy"); }));
   PLFM_TRY(ifPresent(*deploy, "max_surge", m.deploy.max_surge,
@@ -213,6 +215,8 @@ Result<Manifest> readJson(const Json& j) {
                      [&] { return getInt32(*deploy, "max_unavailable", "deploy"); }));
   PLFM_TRY(ifPresent(*deploy, "progress_deadline_ms", m.deploy.progress_deadline_ms,
                      [&] { return json::getInt(*deploy, "progress_deadline_ms", "deploy"); }));
+  PLFM_TRY(ifPresent(*deploy, "auto_rollback", m.deploy.auto_rollback,
+                     [&] { return json::getBool(*deploy, "auto_rollback", "deploy"); }));
   return m;
 }
 
@@ -231,14 +235,16 @@ Json Check::toJson() const {
 
 namespace {
 
-// The progress deadline is written only when it is not the default, so
-// releases stored before it existed keep their canonical form.
+// The progress deadline and auto_rollback are written only when they are not
+// the default, so releases stored before they existed keep their canonical
+// form.
 Json deployJson(const DeployPolicy& d) {
   Json j = {
       {"strategy", d.strategy}, {"max_surge", d.max_surge}, {"max_unavailable", d.max_unavailable}};
   if (d.progress_deadline_ms != DeployPolicy{}.progress_deadline_ms) {
     j["progress_deadline_ms"] = d.progress_deadline_ms;
   }
+  if (d.auto_rollback != DeployPolicy{}.auto_rollback) j["auto_rollback"] = d.auto_rollback;
   return j;
 }
 

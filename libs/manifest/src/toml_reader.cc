@@ -451,7 +451,8 @@ class Reader {
   void readDeploy(const toml::table& root, Manifest& m) {
     const toml::table* d = subTable(root, "deploy", "deploy", "[deploy]");
     if (d == nullptr) return;
-    keys(*d, "deploy", {"strategy", "max_surge", "max_unavailable", "progress_deadline"});
+    keys(*d, "deploy",
+         {"strategy", "max_surge", "max_unavailable", "progress_deadline", "auto_rollback"});
     if (auto v = str(*d, "strategy", "deploy.strategy")) m.deploy.strategy = *v;
     if (auto v = integer(*d, "max_surge", "deploy.max_surge", rules::kMaxSurge)) {
       m.deploy.max_surge = *v;
@@ -462,6 +463,7 @@ class Reader {
     if (auto v = duration(*d, "progress_deadline", "deploy.progress_deadline")) {
       m.deploy.progress_deadline_ms = *v;
     }
+    if (auto v = boolean(*d, "auto_rollback", "deploy.auto_rollback")) m.deploy.auto_rollback = *v;
   }
 
   Sink& sink_;

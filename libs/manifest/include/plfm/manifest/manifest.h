@@ -104,6 +104,10 @@ struct DeployPolicy {
   // this long fails, and the previous release keeps serving. In the JSON
   // form only when it is not the default.
   std::int64_t progress_deadline_ms = 300'000;
+  // A failed deploy redeploys the env's last successful release; when off,
+  // the failed instances stay for inspection and nothing more is drained.
+  // In the JSON form only when it is not the default.
+  bool auto_rollback = true;
 };
 
 struct Manifest {
