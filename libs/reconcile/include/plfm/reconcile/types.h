@@ -15,7 +15,7 @@
 //   Lost              -> instance.lost
 //   Stop              -> instance.stop_requested
 //   DeployTransition  -> deploy.status_changed
-//   Rollback          -> deploy.created (by the system)
+//   Rollback          -> deploy.rollback_created
 // and Pending, the per-group reasons why desired and current still differ
 // (for `vt instances`; not an event). docs/specs/scheduler/reconciler.md
 // gives the rules and how each action changes the next Input.
