@@ -176,7 +176,7 @@ int failed(Watch& w, const json& current, const json& rollback, const std::strin
     r.message = "Deploy " + dep_id + " failed; nothing was rolled back";
     const std::string reason = reasonOf(current);
     if (reason.find("auto_rollback is off") != std::string::npos) {
-      r.notes.push_back(
+      r.notes.emplace_back(
           "auto_rollback is off: the failed instances stay for inspection, the previous "
           "release keeps serving");
     }
