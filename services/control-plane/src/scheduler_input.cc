@@ -285,6 +285,14 @@ Result<std::set<std::string>> envsDeployedSince(pg::Transaction& tx, int64_t che
   return out;
 }
 
+// A failed deploy's reason whose rollback was dropped: the reconciler's
+// "...; auto-rollback: dep_... redeploys it" (deploys.cc) no longer holds.
+std::string withoutRollback(const std::string& reason) {
+  const size_t at = reason.find("; auto-rollback: ");
+  return (at == std::string::npos ? reason : reason.substr(0, at)) +
+         "; not rolled back: a newer deploy of the env came first";
+}
+
 }  // namespace
 
 std::string msToRfc3339(int64_t ms) {
@@ -353,12 +361,14 @@ Result<std::vector<NewEvent>> planEvents(pg::Transaction& tx, const reconcile::P
   // Auto-rollbacks, before the failed transitions they follow, so a reader
   // who sees a deploy failed also sees its rollback.
   PLFM_ASSIGN_OR_RETURN(const auto deployed, envsDeployedSince(tx, st.checkpoint, plan.rollbacks));
+  std::set<std::string> dropped;  // failed deploys whose rollback is not appended
   for (const auto& r : plan.rollbacks) {
     if (deployed.contains(r.env_id)) {
       // A deploy created since the Input was read is newer than the failed
       // one; the rollback would supersede it.
       log::info("auto-rollback dropped: a newer deploy exists",
                 {{"env_id", r.env_id}, {"failed_deploy_id", r.rollback_of}});
+      dropped.insert(r.rollback_of);
       continue;
     }
     auto env = st.envs.find(r.env_id);
@@ -406,14 +416,15 @@ Result<std::vector<NewEvent>> planEvents(pg::Transaction& tx, const reconcile::P
                  a.deploy_id.empty() ? "{}" : JsonText().str("deploy_id", a.deploy_id).done()});
   }
   for (const auto& t : plan.deploys) {
-    out.push_back(NewEvent{"deploy", t.deploy_id, ++seqs[t.deploy_id], "deploy.status_changed", 1,
-                           orgOf(st.deploy_org, t.deploy_id),
-                           JsonText()
-                               .str("deploy_id", t.deploy_id)
-                               .str("status", reconcile::toString(t.to))
-                               .str("reason", t.reason)
-                               .done(),
-                           JsonText().str("deploy_id", t.deploy_id).done()});
+    out.push_back(NewEvent{
+        "deploy", t.deploy_id, ++seqs[t.deploy_id], "deploy.status_changed", 1,
+        orgOf(st.deploy_org, t.deploy_id),
+        JsonText()
+            .str("deploy_id", t.deploy_id)
+            .str("status", reconcile::toString(t.to))
+            .str("reason", dropped.contains(t.deploy_id) ? withoutRollback(t.reason) : t.reason)
+            .done(),
+        JsonText().str("deploy_id", t.deploy_id).done()});
   }
   return out;
 }
