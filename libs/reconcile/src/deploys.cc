@@ -91,7 +91,16 @@ void transition(Plan& plan, const Deploy& d, DeployStatus to, std::string reason
 void fail(const Deploy& d, const std::vector<const GroupState*>& mine, const std::string& why,
           const IdSource& deploy_ids, Plan& plan, DeploySteps& out) {
   out.status[d.id] = DeployStatus::kFailed;
+  // The groups share the release's strategy; the stable revision is the
+  // env's, from any group that has one (a process type new in the failed
+  // release has none).
   const Group* g = mine.empty() ? nullptr : mine.front()->group;
+  for (const GroupState* m : mine) {
+    if (!m->group->stable.release_id.empty()) {
+      g = m->group;
+      break;
+    }
+  }
   const Revision none;
   const Revision& stable = g == nullptr ? none : g->stable;
   const bool auto_rollback = g == nullptr || g->strategy.auto_rollback;

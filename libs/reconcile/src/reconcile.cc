@@ -196,7 +196,8 @@ Course courseOf(const internal::DeploySteps& steps, const Plan& plan, const Grou
     if (d != steps.by_id.end()) c.rolls_back = d->second->rollback_of;
     return c;
   }
-  if (auto r = steps.rollbacks.find(target); r != steps.rollbacks.end()) {
+  auto r = steps.rollbacks.find(target);
+  if (r != steps.rollbacks.end() && g.stable.release_id == plan.rollbacks[r->second].release_id) {
     const Rollback& rb = plan.rollbacks[r->second];
     rollback = Revision{rb.release_id, rb.deploy_id, g.stable.resources, rb.secrets_version};
     c.revision = &rollback;

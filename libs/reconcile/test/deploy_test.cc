@@ -263,6 +263,32 @@ TEST(DeployStrategyTest, WithoutAutoRollbackTheFailedInstancesStayForInspection)
   EXPECT_EQ(c.live("env-1", "web").size(), 3U);
 }
 
+// A process type that the failed release added has no earlier release to
+// run: its instances go, and the rollback runs only what the old release
+// defines.
+TEST(DeployStrategyTest, AProcessTypeNewInTheFailedReleaseIsNotRolledBackToIt) {
+  Cluster c = servingRel1(2);
+  c.group("env-1", "api", 1, "rel-1", 256, 1, "dep-1");  // target moves to rel-2 below
+  c.agents.crashing_releases = {"rel-2"};
+  c.startDeploy("env-1", "dep-2", "rel-2");
+  c.groupRef("env-1", "api").stable = Revision{};  // rel-1 has no `api`
+  std::vector<Rollback> rollbacks;
+  for (int round = 0; round < 20 && rollbacks.empty(); ++round) {
+    Plan plan = c.reconcile();
+    rollbacks = plan.rollbacks;
+    for (const Allocate& a : plan.allocations) {
+      EXPECT_FALSE(a.process == "api" && a.release_id == "rel-1") << a.reason;
+    }
+    c.apply(plan);
+    c.in.now_ms += 1000;
+    c.agents.report(c.in);
+  }
+  ASSERT_EQ(rollbacks.size(), 1U);
+  EXPECT_EQ(rollbacks[0].release_id, "rel-1");
+  EXPECT_TRUE(c.live("env-1", "api").empty());
+  EXPECT_EQ(c.healthy("env-1", "web", "rel-1"), 2);
+}
+
 // A rollback that fails in turn is not rolled back again.
 TEST(DeployStrategyTest, AFailedRollbackIsNotRolledBackAgain) {
   Cluster c = servingRel1();
