@@ -160,7 +160,7 @@ int deploy(Invocation& inv) {
   return watchDeploy(inv, **client, *env, *dep,
                      "Deployed release " + rel_id + " of " + m.app + " to env " +
                          (*env)["name"].get<std::string>(),
-                     notes);
+                     notes, scope);
 }
 
 }  // namespace

@@ -217,7 +217,8 @@ std::string envsText(const std::vector<ReleaseEnvView>& envs) {
 std::string deployText(const manifest::DeployPolicy& p) {
   return "strategy " + p.strategy + ", max_surge " + std::to_string(p.max_surge) +
          ", max_unavailable " + std::to_string(p.max_unavailable) + ", progress_deadline " +
-         millis(p.progress_deadline_ms);
+         millis(p.progress_deadline_ms) + ", drain_timeout " + millis(p.drain_timeout_ms) +
+         ", auto_rollback " + (p.auto_rollback ? "on" : "off");
 }
 
 void releaseManifest(Invocation& inv, const manifest::Manifest& m) {

@@ -98,10 +98,20 @@ int rollback(Invocation& inv) {
                             ? (*env)["current_release_id"].get<std::string>()
                             : "";
   std::string target;
+  // After a failed deploy that was not rolled back (auto_rollback off), the
+  // env's current release is still the last good one: go back to it.
+  bool failed_current = false;
+  if (!current.empty() && (*env)["current_deploy_id"].is_string()) {
+    auto d = (*client)->get("/v1/deploys/" + (*env)["current_deploy_id"].get<std::string>());
+    if (!d) return fail(inv, d.error());
+    failed_current = field(*d, "status") == "failed" && field(*d, "release_id") != current;
+  }
   if (!inv.args.positionals.empty()) {
     target = inv.args.positionals[0];
     auto rel = (*client)->get("/v1/releases/" + target);
     if (!rel) return fail(inv, rel.error());
+  } else if (failed_current) {
+    target = current;
   } else {
     auto deploys = (*client)->listAll("/v1/envs/" + env_id + "/deploys");
     if (!deploys) return fail(inv, deploys.error());
@@ -120,7 +130,7 @@ int rollback(Invocation& inv) {
                                  "`vt rollback rel_...`"));
     }
   }
-  if (target == current) {
+  if (target == current && !failed_current) {
     return fail(inv, Error(errc::kFailedPrecondition,
                            "release " + target + " is already the env's current release"));
   }
@@ -320,7 +330,9 @@ Command rollbackCommand() {
       .help =
           "Creates a new deploy of an earlier release of the env and watches it.\n"
           "Without RELEASE, picks the newest succeeded deploy whose release differs\n"
-          "from the current one.\n\nExamples:\n  vt rollback\n  vt rollback rel_01j...",
+          "from the current one; after a failed deploy that was not rolled back\n"
+          "([deploy] auto_rollback = false), the current release, which still serves.\n"
+          "\nExamples:\n  vt rollback\n  vt rollback rel_01j...",
       .flags = {kDetach,
                 {.name = "strategy", .value_name = "rolling|immediate", .help = "deploy strategy"},
                 {.name = "timeout",

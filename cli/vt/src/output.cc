@@ -71,7 +71,7 @@ void Output::line(const std::string& text) {
   if (!quiet_) out_ << text << "\n";
 }
 
-void Output::receipt(const Receipt& r, const nlohmann::json& result) {
+void Output::receipt(const Receipt& r, const nlohmann::json& result, bool ok) {
   if (format_ == Format::kJson) {
     nlohmann::json j = {{"action", r.action}, {"message", r.message}, {"ids", r.ids},
                         {"notes", r.notes},   {"next", r.next},       {"result", result}};
@@ -82,7 +82,7 @@ void Output::receipt(const Receipt& r, const nlohmann::json& result) {
     for (const auto& id : r.ids) out_ << id << "\n";
     return;
   }
-  out_ << paint("✓", "32") << " " << r.message << "\n";
+  out_ << (ok ? paint("✓", "32") : paint("✗", "31")) << " " << r.message << "\n";
   for (const auto& note : r.notes) out_ << "  " << note << "\n";
   if (!r.next.empty()) {
     out_ << "\nNext:\n";

@@ -50,8 +50,9 @@ class Output {
   void fields(const std::vector<std::pair<std::string, std::string>>& kv);
   void json(const nlohmann::json& value);
   void line(const std::string& text);  // a plain stdout line (table mode only)
-  // A receipt; `result` is the resource in JSON mode.
-  void receipt(const Receipt& r, const nlohmann::json& result);
+  // A receipt; `result` is the resource in JSON mode. `ok` false marks what
+  // failed (a ✗ instead of the ✓).
+  void receipt(const Receipt& r, const nlohmann::json& result, bool ok = true);
   // To stderr, unless --quiet.
   void progress(const std::string& text);
   void warn(const std::string& text);

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -452,38 +453,55 @@ TEST(VtColorTest, StderrColourFollowsStderr) {
 
 // `vt deploy` watches until the deploy finishes, printing only changes on a
 // non-terminal stderr, and exits 0 on success and 6 on failure. The server
-// here is scripted: each GET of the deploy advances its status.
+// here is scripted: each GET of a deploy advances its status. A deploy that
+// fails may have an auto-rollback (`rollback_statuses` not empty): the
+// env's current deploy, which rolls back to the previous release.
 class ScriptedDeployServer {
  public:
-  explicit ScriptedDeployServer(std::vector<std::string> statuses)
-      : statuses_(std::move(statuses)) {
+  static constexpr const char* kDeploy = "dep_01jc0000000000000000000001";
+  static constexpr const char* kRollback = "dep_01jc0000000000000000000002";
+
+  explicit ScriptedDeployServer(std::vector<std::string> statuses,
+                                std::string failure = "web crashed 3 times (exit 1)",
+                                std::vector<std::string> rollback_statuses = {})
+      : statuses_(std::move(statuses)),
+        failure_(std::move(failure)),
+        rollback_statuses_(std::move(rollback_statuses)) {
     const std::string org = R"({"id":"org_01jc0000000000000000000001","name":"acme"})";
     const std::string app =
         R"({"id":"app_01jc0000000000000000000001","org_id":"org_01jc0000000000000000000001","name":"hello"})";
-    const std::string env =
-        R"({"id":"env_01jc0000000000000000000001","app_id":"app_01jc0000000000000000000001","name":"prod","current_release_id":null})";
     router_.add("GET", "/v1/orgs", [org](http::Request&) {
       return http::Response::json(200, R"({"items":[)" + org + R"(],"next_cursor":null})");
     });
     router_.add("GET", "/v1/orgs/{id}/apps", [app](http::Request&) {
       return http::Response::json(200, R"({"items":[)" + app + R"(],"next_cursor":null})");
     });
-    router_.add("GET", "/v1/apps/{id}/envs", [env](http::Request&) {
-      return http::Response::json(200, R"({"items":[)" + env + R"(],"next_cursor":null})");
+    router_.add("GET", "/v1/apps/{id}/envs", [this](http::Request&) {
+      return http::Response::json(200, R"({"items":[)" + envJson() + R"(],"next_cursor":null})");
     });
+    router_.add("GET", "/v1/envs/{id}",
+                [this](http::Request&) { return http::Response::json(200, envJson()); });
     router_.add("POST", "/v1/apps/{id}/releases", [](http::Request&) {
       return http::Response::json(201, R"({"id":"rel_01jc0000000000000000000001"})");
     });
     router_.add("GET", "/v1/envs/{id}/scale", [](http::Request&) {
       return http::Response::json(200, R"({"processes":{"web":1}})");
     });
-    router_.add("POST", "/v1/envs/{id}/deploys", [this](http::Request&) {
-      return http::Response::json(201, deployJson("pending"));
+    router_.add("POST", "/v1/envs/{id}/deploys", [this](http::Request& r) {
+      std::lock_guard lock(mu_);
+      posted_ = r.body;
+      return http::Response::json(201, deployJson(kDeploy, "pending"));
     });
-    router_.add("GET", "/v1/deploys/{id}", [this](http::Request&) {
+    router_.add("GET", "/v1/deploys/{id}", [this](http::Request& r) {
+      if (r.param("id") == kRollback) {
+        const std::string status =
+            rollback_statuses_[std::min(rollback_step_.load(), rollback_statuses_.size() - 1)];
+        ++rollback_step_;
+        return http::Response::json(200, deployJson(kRollback, status));
+      }
       std::string status = statuses_[std::min(step_.load(), statuses_.size() - 1)];
       ++step_;
-      return http::Response::json(200, deployJson(status));
+      return http::Response::json(200, deployJson(kDeploy, status));
     });
     router_.add("GET", "/v1/envs/{id}/instances", [this](http::Request&) {
       std::string phase = step_ >= 2 ? "healthy" : "booting";
@@ -501,35 +519,66 @@ class ScriptedDeployServer {
   }
   ~ScriptedDeployServer() { server_->stop(std::chrono::milliseconds(0)); }
   [[nodiscard]] std::string url() const { return "http://" + server_->endpoints()[0]; }
+  // The body of the last deploy created.
+  std::string posted() {
+    std::lock_guard lock(mu_);
+    return posted_;
+  }
 
  private:
-  std::string deployJson(const std::string& status) const {
-    std::string reason = status == "failed" ? "\"web crashed 3 times (exit 1)\"" : "null";
-    return R"({"id":"dep_01jc0000000000000000000001","release_id":"rel_01jc0000000000000000000001","env_id":"env_01jc0000000000000000000001","status":")" +
-           status + R"(","reason":)" + reason + "}";
+  // Once the deploy failed, an auto-rollback is the env's current deploy.
+  std::string envJson() const {
+    const bool rolled_back = !rollback_statuses_.empty() && step_ >= statuses_.size();
+    return std::string(
+               R"({"id":"env_01jc0000000000000000000001","app_id":"app_01jc0000000000000000000001","name":"prod","current_release_id":"rel_01jc0000000000000000000000","current_deploy_id":")") +
+           (rolled_back ? kRollback : kDeploy) + "\"}";
+  }
+
+  std::string deployJson(const std::string& id, const std::string& status) const {
+    const bool rollback = id == kRollback;
+    std::string reason = "null";
+    if (status == "failed") reason = "\"" + failure_ + "\"";
+    if (rollback) reason = "\"auto-rollback after dep_01jc0000000000000000000001 failed\"";
+    return R"({"id":")" + id + R"(","release_id":")" +
+           (rollback ? "rel_01jc0000000000000000000000" : "rel_01jc0000000000000000000001") +
+           R"(","env_id":"env_01jc0000000000000000000001","status":")" + status + R"(","reason":)" +
+           reason + R"(,"rollback_of":)" +
+           (rollback ? "\"" + std::string(kDeploy) + "\"" : "null") + "}";
   }
 
   std::vector<std::string> statuses_;
+  std::string failure_;
+  std::vector<std::string> rollback_statuses_;
   std::atomic<size_t> step_{0};
+  std::atomic<size_t> rollback_step_{0};
+  std::mutex mu_;
+  std::string posted_;
   http::Router router_;
   std::unique_ptr<http::Server> server_;
 };
 
-int deployAgainst(const ScriptedDeployServer& server, std::string& out, std::string& err) {
+int runAgainst(const ScriptedDeployServer& server, const std::vector<std::string>& args,
+               std::string& out, std::string& err) {
   plfm::testing::TempDir config("vt-config");
   ::setenv("VT_CONFIG_DIR", config.path().c_str(), 1);  // NOLINT(concurrency-mt-unsafe)
   ::setenv("VT_URL", server.url().c_str(), 1);          // NOLINT(concurrency-mt-unsafe)
   ::setenv("VT_TOKEN", "vt_test", 1);                   // NOLINT(concurrency-mt-unsafe)
   std::ostringstream o;
   std::ostringstream e;
-  int code = run({"deploy", "--manifest",
-                  std::string(PLFM_TEST_DIR) + "/test/testdata/hello/vt.toml", "--format", "table"},
-                 o, e, false);
+  int code = run(args, o, e, false);
   ::unsetenv("VT_URL");    // NOLINT(concurrency-mt-unsafe)
   ::unsetenv("VT_TOKEN");  // NOLINT(concurrency-mt-unsafe)
   out = o.str();
   err = e.str();
   return code;
+}
+
+int deployAgainst(const ScriptedDeployServer& server, std::string& out, std::string& err) {
+  return runAgainst(
+      server,
+      {"deploy", "--manifest", std::string(PLFM_TEST_DIR) + "/test/testdata/hello/vt.toml",
+       "--format", "table"},
+      out, err);
 }
 
 TEST(VtDeployWatchTest, ShowsProgressUntilSucceeded) {
@@ -546,15 +595,77 @@ TEST(VtDeployWatchTest, ShowsProgressUntilSucceeded) {
   EXPECT_NE(out.find("vt instances list"), std::string::npos) << out;
 }
 
-TEST(VtDeployWatchTest, FailedDeployExitsSixWithTheReason) {
-  ScriptedDeployServer server({"in_progress", "failed"});
+// Issue 16: a failed deploy's auto-rollback is followed live, and the
+// receipt says what happened and what to look at.
+TEST(VtDeployWatchTest, AFailedDeployShowsItsAutoRollbackAndExitsSix) {
+  ScriptedDeployServer server({"in_progress", "failed"},
+                              "new instances failed 4 times (at most 3 allowed); "
+                              "rel_01jc0000000000000000000000 keeps serving; auto-rollback: "
+                              "dep_01jc0000000000000000000002 redeploys it",
+                              {"pending", "in_progress", "succeeded"});
+  std::string out;
+  std::string err;
+  EXPECT_EQ(deployAgainst(server, out, err), 6) << err;
+  EXPECT_NE(err.find("deploy dep_01jc0000000000000000000001: failed"), std::string::npos) << err;
+  EXPECT_NE(err.find("auto-rollback: deploy dep_01jc0000000000000000000002 redeploys release "
+                     "rel_01jc0000000000000000000000"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("deploy dep_01jc0000000000000000000002: in_progress"), std::string::npos)
+      << err;
+  EXPECT_NE(err.find("error: deploy dep_01jc0000000000000000000001 failed after"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(out.find("✗ Deploy dep_01jc0000000000000000000001 failed; rolled back to release "
+                     "rel_01jc0000000000000000000000 (deploy dep_01jc0000000000000000000002 "
+                     "succeeded)"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("Next:\n  vt logs --app hello --env prod\n  vt instances list --app hello "
+                     "--env prod\n  vt deploys get dep_01jc0000000000000000000001\n"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("vt rollback"), std::string::npos) << out;
+}
+
+// With auto_rollback off nothing is rolled back: the receipt says to run
+// `vt rollback` (or look at the failed instances first).
+TEST(VtDeployWatchTest, AFailedDeployWithoutAutoRollbackSuggestsVtRollback) {
+  ScriptedDeployServer server({"in_progress", "failed"},
+                              "web crashed 3 times (exit 1); rel_01jc0000000000000000000000 keeps "
+                              "serving; auto_rollback is off; run `vt rollback` or deploy a fix");
   std::string out;
   std::string err;
   EXPECT_EQ(deployAgainst(server, out, err), 6);
   EXPECT_NE(err.find("failed after"), std::string::npos) << err;
   EXPECT_NE(err.find("web crashed 3 times (exit 1)"), std::string::npos) << err;
-  EXPECT_NE(err.find("the previous release keeps serving"), std::string::npos) << err;
-  EXPECT_EQ(out, "");
+  EXPECT_EQ(err.find("auto-rollback:"), std::string::npos) << err;
+  EXPECT_NE(out.find("✗ Deploy dep_01jc0000000000000000000001 failed; nothing was rolled back"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("auto_rollback is off: the failed instances stay for inspection"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("Next:\n  vt rollback --app hello --env prod\n  vt logs --app hello --env "
+                     "prod\n  vt instances list --app hello --env prod\n"),
+            std::string::npos)
+      << out;
+}
+
+// After a failed deploy that was not rolled back, `vt rollback` goes back
+// to the env's current release, the last one that succeeded.
+TEST(VtDeployWatchTest, RollbackAfterAFailedDeployRedeploysTheCurrentRelease) {
+  ScriptedDeployServer server({"failed"});
+  std::string out;
+  std::string err;
+  EXPECT_EQ(
+      runAgainst(server,
+                 {"rollback", "--app", "hello", "--env", "prod", "--detach", "--format", "table"},
+                 out, err),
+      0)
+      << err;
+  EXPECT_EQ(nlohmann::json::parse(server.posted())["release_id"], "rel_01jc0000000000000000000000");
+  EXPECT_NE(out.find("to release rel_01jc0000000000000000000000"), std::string::npos) << out;
 }
 
 // Tags resolve through a registry's bearer-token challenge; digests and

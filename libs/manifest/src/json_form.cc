@@ -205,7 +205,8 @@ Result<Manifest> readJson(const Json& j) {
   PLFM_ASSIGN_OR_RETURN(const Json* deploy, optionalObject(j, "deploy", ""));
   PLFM_TRY(json::rejectUnknownFields(
       *deploy,
-      {"strategy", "max_surge", "max_unavailable", "progress_deadline_ms", "drain_timeout_ms"},
+      {"strategy", "max_surge", "max_unavailable", "progress_deadline_ms", "drain_timeout_ms",
+       "auto_rollback"},
       "deploy"));
   PLFM_TRY(ifPresent(*deploy, "strategy", m.deploy.strategy,
                      [&] { return json::getString(*deploy, "strategy", "deploy"); }));
@@ -217,6 +218,8 @@ Result<Manifest> readJson(const Json& j) {
                      [&] { return json::getInt(*deploy, "progress_deadline_ms", "deploy"); }));
   PLFM_TRY(ifPresent(*deploy, "drain_timeout_ms", m.deploy.drain_timeout_ms,
                      [&] { return json::getInt(*deploy, "drain_timeout_ms", "deploy"); }));
+  PLFM_TRY(ifPresent(*deploy, "auto_rollback", m.deploy.auto_rollback,
+                     [&] { return json::getBool(*deploy, "auto_rollback", "deploy"); }));
   return m;
 }
 
@@ -235,9 +238,9 @@ Json Check::toJson() const {
 
 namespace {
 
-// The progress deadline and the drain timeout are written only when they are
-// not the default, so releases stored before they existed keep their
-// canonical form.
+// The progress deadline, the drain timeout and auto_rollback are written
+// only when they are not the default, so releases stored before they
+// existed keep their canonical form.
 Json deployJson(const DeployPolicy& d) {
   Json j = {
       {"strategy", d.strategy}, {"max_surge", d.max_surge}, {"max_unavailable", d.max_unavailable}};
@@ -247,6 +250,7 @@ Json deployJson(const DeployPolicy& d) {
   if (d.drain_timeout_ms != DeployPolicy{}.drain_timeout_ms) {
     j["drain_timeout_ms"] = d.drain_timeout_ms;
   }
+  if (d.auto_rollback != DeployPolicy{}.auto_rollback) j["auto_rollback"] = d.auto_rollback;
   return j;
 }
 

@@ -452,7 +452,8 @@ class Reader {
     const toml::table* d = subTable(root, "deploy", "deploy", "[deploy]");
     if (d == nullptr) return;
     keys(*d, "deploy",
-         {"strategy", "max_surge", "max_unavailable", "progress_deadline", "drain_timeout"});
+         {"strategy", "max_surge", "max_unavailable", "progress_deadline", "drain_timeout",
+          "auto_rollback"});
     if (auto v = str(*d, "strategy", "deploy.strategy")) m.deploy.strategy = *v;
     if (auto v = integer(*d, "max_surge", "deploy.max_surge", rules::kMaxSurge)) {
       m.deploy.max_surge = *v;
@@ -466,6 +467,7 @@ class Reader {
     if (auto v = duration(*d, "drain_timeout", "deploy.drain_timeout")) {
       m.deploy.drain_timeout_ms = *v;
     }
+    if (auto v = boolean(*d, "auto_rollback", "deploy.auto_rollback")) m.deploy.auto_rollback = *v;
   }
 
   Sink& sink_;

@@ -103,6 +103,7 @@ TEST(ManifestJson, SchemaRejectsWhatTheLibraryRejects) {
       {"/env/1BAD", "x"},
       {"/secrets/names/0", "lower"},
       {"/deploy/strategy", "canary"},
+      {"/deploy/auto_rollback", "yes"},
       {"/schema_version", 2},
       {"/extra", true},
   };
@@ -122,6 +123,24 @@ TEST(ManifestJson, FromJsonInvertsToJson) {
     EXPECT_EQ(back->toJson(), j) << name;
     EXPECT_EQ(back->toJson().dump(), j.dump()) << "deterministic text";
   }
+}
+
+// Defaults added to [deploy] after releases were stored stay out of the
+// canonical form, so those releases compare byte for byte as before.
+TEST(ManifestJson, DeployDefaultsStayOutOfTheCanonicalForm) {
+  const ParseResult on = parse("app = \"shop\"\nimage = \"shop:1\"\n[processes.web]\n");
+  ASSERT_TRUE(on.ok());
+  EXPECT_TRUE(on.manifest->deploy.auto_rollback);
+  EXPECT_EQ(on.manifest->toJson()["deploy"],
+            (Json{{"strategy", "rolling"}, {"max_surge", 1}, {"max_unavailable", 0}}));
+  const ParseResult off = parse(
+      "app = \"shop\"\nimage = \"shop:1\"\n[processes.web]\n[deploy]\nauto_rollback = false\n");
+  ASSERT_TRUE(off.ok());
+  const Json j = off.manifest->toJson();
+  EXPECT_EQ(j["deploy"]["auto_rollback"], false);
+  auto back = fromJson(j);
+  ASSERT_TRUE(back.has_value()) << back.error().toString();
+  EXPECT_FALSE(back->deploy.auto_rollback);
 }
 
 TEST(ManifestJson, FromJsonFillsLeftOutFieldsWithTheTomlDefaults) {

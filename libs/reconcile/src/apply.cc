@@ -39,6 +39,18 @@ void applyPlan(Input& in, const Plan& plan) {
       if (d.id == t.deploy_id) d.status = t.to;
     }
   }
+  // A rollback deploy becomes its env's current deploy: the groups target
+  // it, with the resources of the stable revision they roll back to.
+  for (const Rollback& r : plan.rollbacks) {
+    in.deploys.push_back(Deploy{r.deploy_id, r.env_id, r.release_id, DeployStatus::kPending,
+                                in.now_ms, r.rollback_of});
+    for (Group& g : in.groups) {
+      if (g.env_id != r.env_id) continue;
+      const Resources res =
+          g.stable.release_id == r.release_id ? g.stable.resources : g.target.resources;
+      g.target = Revision{r.release_id, r.deploy_id, res, r.secrets_version};
+    }
+  }
   // Appending may move the instances: pointers above are not used past here.
   in.instances.reserve(in.instances.size() + plan.allocations.size());
   for (const Allocate& a : plan.allocations) {

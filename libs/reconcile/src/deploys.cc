@@ -76,29 +76,83 @@ std::optional<std::string> stalled(const Snapshot& s, const Deploy& d,
     who += (i == 0 ? "" : ", ") + fmt::format("{} {}", waiting[i]->id, toString(waiting[i]->phase));
   }
   if (waiting.size() > 3) who += fmt::format(" and {} more", waiting.size() - 3);
-  const std::string stable = mine.empty() ? "" : mine.front()->group->stable.release_id;
-  return fmt::format(
-      "no progress for {} s (progress_deadline): {}; {}", deadline / 1000,
-      who.empty() ? std::string("no new instance could be placed") : who,
-      stable.empty() ? "there is no earlier release to fall back to" : stable + " keeps serving");
+  return fmt::format("no progress for {} s (progress_deadline): {}", deadline / 1000,
+                     who.empty() ? std::string("no new instance could be placed") : who);
 }
 
 void transition(Plan& plan, const Deploy& d, DeployStatus to, std::string reason) {
   plan.deploys.push_back(DeployTransition{d.id, d.env_id, d.status, to, std::move(reason)});
 }
 
+// Deploy `d` fails because `why`. With auto_rollback on (its release's
+// manifest), a new deploy of the stable revision follows, unless there is
+// none, it is the failed revision itself, or `d` was an auto-rollback; the
+// reason says which.
+void fail(const Deploy& d, const std::vector<const GroupState*>& mine, const std::string& why,
+          const IdSource& deploy_ids, Plan& plan, DeploySteps& out) {
+  out.status[d.id] = DeployStatus::kFailed;
+  // The groups share the release's strategy; the stable revision is the
+  // env's, from any group that has one (a process type new in the failed
+  // release has none).
+  const Group* g = mine.empty() ? nullptr : mine.front()->group;
+  for (const GroupState* m : mine) {
+    if (!m->group->stable.release_id.empty()) {
+      g = m->group;
+      break;
+    }
+  }
+  const Revision none;
+  const Revision& stable = g == nullptr ? none : g->stable;
+  const bool auto_rollback = g == nullptr || g->strategy.auto_rollback;
+  std::string next;
+  if (!auto_rollback) {
+    next = stable.release_id.empty()
+               ? "there is no earlier release; auto_rollback is off; deploy a fix"
+               : stable.release_id +
+                     " keeps serving; auto_rollback is off; run `vt rollback` or deploy a fix";
+  } else if (stable.release_id.empty()) {
+    next = "there is no earlier release to roll back to";
+  } else if (!d.rollback_of.empty()) {
+    next = fmt::format("not rolled back again: it was the auto-rollback of {}", d.rollback_of);
+  } else if (stable.release_id == d.release_id &&
+             stable.secrets_version == g->target.secrets_version) {
+    next = fmt::format(
+        "{} keeps serving; it was already the last successful release, so there "
+        "is nothing to roll back to",
+        stable.release_id);
+  } else {
+    Rollback r{deploy_ids(),
+               d.env_id,
+               stable.release_id,
+               stable.secrets_version,
+               g->strategy.kind,
+               d.id,
+               fmt::format("auto-rollback after {} failed: {}", d.id, why)};
+    next = fmt::format("{} keeps serving; auto-rollback: {} redeploys it", stable.release_id,
+                       r.deploy_id);
+    out.rollbacks.emplace(d.id, plan.rollbacks.size());
+    plan.rollbacks.push_back(std::move(r));
+  }
+  transition(plan, d, DeployStatus::kFailed, fmt::format("{}; {}", why, next));
+}
+
 }  // namespace
 
-std::unordered_map<std::string_view, DeployStatus> stepDeploys(const Snapshot& s, Plan& plan) {
+DeploySteps stepDeploys(const Snapshot& s, const IdSource& deploy_ids, Plan& plan) {
   const Config& c = s.in->config;
-  std::unordered_map<std::string_view, DeployStatus> status;
+  DeploySteps out;
+  std::unordered_map<std::string_view, DeployStatus>& status = out.status;
   status.reserve(s.deploys.size());
-  for (const Deploy* d : s.deploys) status[d->id] = d->status;
+  out.by_id.reserve(s.deploys.size());
+  for (const Deploy* d : s.deploys) {
+    status[d->id] = d->status;
+    out.by_id.emplace(d->id, d);
+  }
   // Most rounds have no deploy in flight: then there is nothing to step.
   if (std::none_of(s.deploys.begin(), s.deploys.end(), [](const Deploy* d) {
         return d->status == DeployStatus::kPending || d->status == DeployStatus::kInProgress;
       })) {
-    return status;
+    return out;
   }
   std::unordered_map<std::string_view, const Deploy*> newest;  // per env
   for (const Deploy* d : s.deploys) {
@@ -115,12 +169,11 @@ std::unordered_map<std::string_view, DeployStatus> stepDeploys(const Snapshot& s
     if (d->status == DeployStatus::kInProgress) failures.emplace(d->id, Failures{});
   }
   if (!failures.empty()) {
-    std::unordered_map<std::string_view, const Deploy*> by_id;
-    for (const Deploy* d : s.deploys) by_id.emplace(d->id, d);
     for (const InstanceView& v : s.instances) {
       const Instance& i = *v.inst;
       auto f = failures.find(i.deploy_id);
-      if (f == failures.end() || !v.occupies || i.release_id != by_id[i.deploy_id]->release_id) {
+      if (f == failures.end() || !v.occupies ||
+          i.release_id != out.by_id.at(i.deploy_id)->release_id) {
         continue;
       }
       const int n = i.restarts + (failingNow(i) ? 1 : 0);
@@ -139,23 +192,23 @@ std::unordered_map<std::string_view, DeployStatus> stepDeploys(const Snapshot& s
       status[d->id] = DeployStatus::kSuperseded;
       continue;
     }
+    // An auto-rollback says so in each of its reasons.
+    const std::string prefix =
+        d->rollback_of.empty() ? "" : fmt::format("auto-rollback of {}: ", d->rollback_of);
     if (d->status == DeployStatus::kPending) {
       const StrategyKind kind =
           mine.empty() ? StrategyKind::kRolling : mine.front()->group->strategy.kind;
       transition(plan, *d, DeployStatus::kInProgress,
-                 fmt::format("{} deploy of {} started", toString(kind), d->release_id));
+                 fmt::format("{}{} deploy of {} started", prefix, toString(kind), d->release_id));
       status[d->id] = DeployStatus::kInProgress;
       continue;
     }
     const Failures& f = failures[d->id];
     if (f.count > c.max_deploy_failures) {
-      const std::string stable = mine.empty() ? "" : mine.front()->group->stable.release_id;
-      transition(plan, *d, DeployStatus::kFailed,
-                 fmt::format("new instances failed {} times (at most {} allowed), last {}; {}",
-                             f.count, c.max_deploy_failures, describe(*f.last),
-                             stable.empty() ? "there is no earlier release to fall back to"
-                                            : stable + " keeps serving"));
-      status[d->id] = DeployStatus::kFailed;
+      fail(*d, mine,
+           fmt::format("{}new instances failed {} times (at most {} allowed), last {}", prefix,
+                       f.count, c.max_deploy_failures, describe(*f.last)),
+           deploy_ids, plan, out);
       continue;
     }
     int instances = 0;
@@ -166,17 +219,14 @@ std::unordered_map<std::string_view, DeployStatus> stepDeploys(const Snapshot& s
     }
     if (done) {
       transition(plan, *d, DeployStatus::kSucceeded,
-                 fmt::format("{} healthy {} of {} serving", instances,
+                 fmt::format("{}{} healthy {} of {} serving", prefix, instances,
                              instances == 1 ? "instance" : "instances", d->release_id));
       status[d->id] = DeployStatus::kSucceeded;
       continue;
     }
-    if (auto why = stalled(s, *d, mine)) {
-      transition(plan, *d, DeployStatus::kFailed, *why);
-      status[d->id] = DeployStatus::kFailed;
-    }
+    if (auto why = stalled(s, *d, mine)) fail(*d, mine, prefix + *why, deploy_ids, plan, out);
   }
-  return status;
+  return out;
 }
 
 }  // namespace plfm::reconcile::internal

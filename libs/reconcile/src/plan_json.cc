@@ -55,6 +55,15 @@ std::string toJson(const Plan& plan, int indent) {
                 {"to", std::string(toString(d.to))},
                 {"reason", d.reason}};
   });
+  j["rollbacks"] = list(plan.rollbacks, [](const Rollback& r) {
+    return Json{{"deploy_id", r.deploy_id},
+                {"env_id", r.env_id},
+                {"release_id", r.release_id},
+                {"secrets_version", r.secrets_version},
+                {"strategy", std::string(toString(r.strategy))},
+                {"rollback_of", r.rollback_of},
+                {"reason", r.reason}};
+  });
   j["pending"] = list(plan.pending, [](const Pending& p) {
     return Json{{"env_id", p.env_id},
                 {"process", p.process},

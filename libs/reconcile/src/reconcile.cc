@@ -14,6 +14,7 @@
 
 namespace plfm::reconcile {
 
+using internal::Course;
 using internal::GroupDecision;
 using internal::InstanceView;
 using internal::seconds;
@@ -117,7 +118,24 @@ class Allocator {
   std::vector<std::optional<Placer::Spread>> spreads_;  // per decision, once it allocates
 };
 
+// The failed release's instances held for inspection (auto_rollback off).
+Pending heldOf(const GroupDecision& d) {
+  const Group& g = *d.state->group;
+  std::string why = fmt::format(
+      "deploy {} failed and auto_rollback is off: {} {} of {} kept for inspection (`vt logs`)",
+      g.target.deploy_id, d.live_new, d.live_new == 1 ? "instance" : "instances",
+      g.target.release_id);
+  if (d.live_old > 0) {
+    why += fmt::format(", {} of {} earlier {} serving", d.healthy_old, d.live_old,
+                       d.live_old == 1 ? "instance" : "instances");
+  }
+  why += "; run `vt rollback` or deploy a fix";
+  return Pending{g.env_id, g.process, std::max(0, d.desired - d.healthy_new), d.live_old,
+                 std::move(why)};
+}
+
 Pending pendingOf(const Snapshot& s, const GroupDecision& d, const Allocator::Outcome& out) {
+  if (d.hold) return heldOf(d);
   const Group& g = *d.state->group;
   std::vector<std::string> clauses;
   if (d.revision == nullptr && g.count > 0) clauses.push_back(d.no_revision_reason);
@@ -159,6 +177,44 @@ Pending pendingOf(const Snapshot& s, const GroupDecision& d, const Allocator::Ou
                  fmt::format("{}", fmt::join(clauses, "; "))};
 }
 
+// What each group runs this round. A group whose target deploy failed runs
+// the rollback created this round (`rollbacks`, one revision per group, so
+// that its new instances belong to the rollback deploy), else holds
+// (auto_rollback off), else runs its stable revision.
+Course courseOf(const internal::DeploySteps& steps, const Plan& plan, const Group& g,
+                Revision& rollback) {
+  Course c;
+  const std::string& target = g.target.deploy_id;
+  auto st = steps.status.find(target);
+  if (st == steps.status.end() || st->second != DeployStatus::kFailed) {
+    if (g.target.release_id.empty()) {
+      c.no_revision_reason = fmt::format("no release has been deployed to {} yet", g.env_id);
+      return c;
+    }
+    c.revision = &g.target;
+    auto d = steps.by_id.find(target);
+    if (d != steps.by_id.end()) c.rolls_back = d->second->rollback_of;
+    return c;
+  }
+  auto r = steps.rollbacks.find(target);
+  if (r != steps.rollbacks.end() && g.stable.release_id == plan.rollbacks[r->second].release_id) {
+    const Rollback& rb = plan.rollbacks[r->second];
+    rollback = Revision{rb.release_id, rb.deploy_id, g.stable.resources, rb.secrets_version};
+    c.revision = &rollback;
+    c.rolls_back = target;
+  } else if (!g.strategy.auto_rollback) {
+    c.revision = &g.target;
+    c.hold = true;
+  } else if (!g.stable.release_id.empty()) {
+    c.revision = &g.stable;
+    c.rolls_back = target;
+  } else {
+    c.no_revision_reason =
+        fmt::format("deploy {} failed and {} has no earlier release to run", target, g.env_id);
+  }
+  return c;
+}
+
 }  // namespace
 
 std::int64_t backoffDelayMs(const Config& c, int restarts) {
@@ -167,10 +223,12 @@ std::int64_t backoffDelayMs(const Config& c, int restarts) {
   return std::min(delay, c.backoff_max_ms);
 }
 
-Result<Plan> reconcile(const Input& in, const IdSource& ids) {
+Result<Plan> reconcile(const Input& in, const IdSource& ids) { return reconcile(in, ids, ids); }
+
+Result<Plan> reconcile(const Input& in, const IdSource& ids, const IdSource& deploy_ids) {
   PLFM_ASSIGN_OR_RETURN(Snapshot s, internal::buildSnapshot(in));
   Plan plan;
-  const auto status = internal::stepDeploys(s, plan);
+  const internal::DeploySteps steps = internal::stepDeploys(s, deploy_ids, plan);
 
   // Node loss: write off, and stop stale copies once their node answers.
   for (const InstanceView& v : s.instances) {
@@ -194,10 +252,13 @@ Result<Plan> reconcile(const Input& in, const IdSource& ids) {
 
   std::vector<GroupDecision> decisions;
   decisions.reserve(s.groups.size());
-  for (const auto& g : s.groups) {
-    auto it = status.find(g.group->target.deploy_id);
-    const bool failed = it != status.end() && it->second == DeployStatus::kFailed;
-    decisions.push_back(internal::decideGroup(s, g, failed));
+  // Only groups of a deploy that failed this round with a rollback use theirs.
+  std::vector<Revision> rollbacks(plan.rollbacks.empty() ? 0 : s.groups.size());
+  for (size_t i = 0; i < s.groups.size(); ++i) {
+    Revision unused;
+    Revision& rollback = rollbacks.empty() ? unused : rollbacks[i];
+    const internal::Course course = courseOf(steps, plan, *s.groups[i].group, rollback);
+    decisions.push_back(internal::decideGroup(s, s.groups[i], course));
   }
 
   // The Placer indexes every instance's usage and address: build it only

@@ -19,10 +19,10 @@ bool isOld(const InstanceView& v, const Revision& r, const Group& g) {
          misplaced(v, g);
 }
 
-std::string causeOf(const Group& g, const GroupDecision& d, bool target_failed) {
+std::string causeOf(const Group& g, const GroupDecision& d, const Course& course) {
   const Revision& r = *d.revision;
-  if (target_failed) {
-    return fmt::format("deploy {} failed; rolling back to {}", g.target.deploy_id, r.release_id);
+  if (!course.rolls_back.empty()) {
+    return fmt::format("deploy {} failed; rolling back to {}", course.rolls_back, r.release_id);
   }
   if (r.deploy_id.empty()) return fmt::format("release {}", r.release_id);
   return fmt::format("{} deploy {} of {}", toString(g.strategy.kind), r.deploy_id, r.release_id);
@@ -63,6 +63,29 @@ void sortForDrain(const Snapshot& s, std::vector<std::uint32_t>& list,
   });
 }
 
+// Crashed and unhealthy instances that stay (not in `drained`, sorted)
+// restart where they are; with `reschedule`, an unhealthy one that has been
+// restarted in place often enough is moved instead (drained, and its
+// replacement placed like any other).
+void addRestarts(const Snapshot& s, const GroupState& gs, const std::vector<std::uint32_t>& drained,
+                 bool reschedule, GroupDecision& d) {
+  const int in_place = s.in->config.unhealthy_restarts_in_place;
+  for (std::uint32_t m : gs.members) {
+    const InstanceView& v = s.instances[m];
+    if (!(v.crashed || v.unhealthy) || v.node->state != NodeState::kActive ||
+        std::binary_search(drained.begin(), drained.end(), m)) {
+      continue;
+    }
+    if (reschedule && v.unhealthy && v.inst->restarts >= in_place) {
+      d.drains.emplace_back(
+          m, fmt::format("health checks failing after {} restarts in place; rescheduled",
+                         v.inst->restarts));
+      continue;
+    }
+    d.restarts.push_back(m);
+  }
+}
+
 }  // namespace
 
 bool converged(const Snapshot& s, const GroupState& gs, const Revision& r) {
@@ -83,25 +106,16 @@ bool converged(const Snapshot& s, const GroupState& gs, const Revision& r) {
   return live == want && healthy == want;
 }
 
-GroupDecision decideGroup(const Snapshot& s, const GroupState& gs, bool target_failed) {
+GroupDecision decideGroup(const Snapshot& s, const GroupState& gs, const Course& course) {
   const Group& g = *gs.group;
   GroupDecision d;
   d.state = &gs;
-  if (target_failed) {
-    if (!g.stable.release_id.empty()) {
-      d.revision = &g.stable;
-      d.rollback = true;
-    } else {
-      d.no_revision_reason = fmt::format("deploy {} failed and {} has no earlier release to run",
-                                         g.target.deploy_id, g.env_id);
-    }
-  } else if (!g.target.release_id.empty()) {
-    d.revision = &g.target;
-  } else {
-    d.no_revision_reason = fmt::format("no release has been deployed to {} yet", g.env_id);
-  }
+  d.revision = course.revision;
+  d.no_revision_reason = course.no_revision_reason;
+  d.rollback = !course.rolls_back.empty();
+  d.hold = course.hold;
   d.desired = d.revision != nullptr ? std::max(0, g.count) : 0;
-  if (d.revision != nullptr) d.cause = causeOf(g, d, target_failed);
+  if (d.revision != nullptr) d.cause = causeOf(g, d, course);
 
   std::vector<std::uint32_t>& fresh = d.fresh;
   std::vector<std::uint32_t> old;
@@ -120,6 +134,14 @@ GroupDecision decideGroup(const Snapshot& s, const GroupState& gs, bool target_f
   }
   d.live_new = static_cast<int>(fresh.size());
   d.live_old = static_cast<int>(old.size());
+  if (d.hold) {
+    // Nothing moves: the failed release's instances stay for inspection
+    // (restarting in place), the earlier release's keep serving.
+    for (std::uint32_t m : old) d.healthy_old += s.instances[m].healthy ? 1 : 0;
+    d.unready_kept = d.live_new - d.healthy_new;
+    addRestarts(s, gs, {}, false, d);
+    return d;
+  }
   // Live instances of the group per node, to choose what to drain (only
   // built when something may be drained: most groups need nothing).
   std::unordered_map<std::string_view, int> peers;
@@ -178,28 +200,11 @@ GroupDecision decideGroup(const Snapshot& s, const GroupState& gs, bool target_f
     ++d.old_drained;
   }
 
-  // Crashed and unhealthy instances that stay restart where they are; an
-  // unhealthy one that has been restarted in place often enough is moved
-  // instead (drained, and its replacement placed like any other).
   std::vector<std::uint32_t> drained;
   drained.reserve(d.drains.size());
   for (const auto& dr : d.drains) drained.push_back(dr.first);
   std::sort(drained.begin(), drained.end());
-  const int in_place = s.in->config.unhealthy_restarts_in_place;
-  for (std::uint32_t m : gs.members) {
-    const InstanceView& v = s.instances[m];
-    if (!(v.crashed || v.unhealthy) || v.node->state != NodeState::kActive ||
-        std::binary_search(drained.begin(), drained.end(), m)) {
-      continue;
-    }
-    if (v.unhealthy && v.inst->restarts >= in_place) {
-      d.drains.emplace_back(
-          m, fmt::format("health checks failing after {} restarts in place; rescheduled",
-                         v.inst->restarts));
-      continue;
-    }
-    d.restarts.push_back(m);
-  }
+  addRestarts(s, gs, drained, true, d);
   return d;
 }
 

@@ -13,12 +13,25 @@
 
 namespace plfm::reconcile::internal {
 
+// What a group runs this round, as its deploys decide (reconcile.cc).
+struct Course {
+  const Revision* revision = nullptr;  // nullptr: nothing
+  std::string no_revision_reason;      // when revision is nullptr
+  // Non-empty: `revision` rolls back this failed deploy.
+  std::string rolls_back;
+  // The target's deploy failed with auto_rollback off: every instance stays
+  // where it is (crashed ones restart in place), nothing is allocated or
+  // drained. `revision` is the target.
+  bool hold = false;
+};
+
 struct GroupDecision {
   const GroupState* state = nullptr;
   const Revision* revision = nullptr;  // what to run; nullptr: nothing
   std::string no_revision_reason;      // set when revision is nullptr and count > 0
   std::string cause;                   // "rolling deploy dep_x of rel_y", "release rel_y"
-  bool rollback = false;               // running `stable` because the target's deploy failed
+  bool rollback = false;               // running a revision that replaces a failed deploy
+  bool hold = false;                   // see Course::hold
   int desired = 0;
   int surge_limit = 0;  // normalized max_surge (rolling)
   // Allocations: `restore` brings the group back to `desired` live
@@ -39,12 +52,13 @@ struct GroupDecision {
   int excess_drained = 0;  // of live_new, scale-down
   int unready_kept = 0;    // new instances that stay and are not healthy
   int old_drained = 0;
+  int healthy_old = 0;          // counted only when holding
   int waiting_unreachable = 0;  // live, on a node unreachable within its grace
 };
 
-// The group runs its target revision, or its stable one once the target's
-// deploy has failed (`target_failed`, as decided this round).
-[[nodiscard]] GroupDecision decideGroup(const Snapshot& s, const GroupState& g, bool target_failed);
+// The diff of the group against the revision its course names.
+[[nodiscard]] GroupDecision decideGroup(const Snapshot& s, const GroupState& g,
+                                        const Course& course);
 
 // True when the group runs exactly `count` healthy instances of `r` and
 // nothing else live (drains may still be finishing).

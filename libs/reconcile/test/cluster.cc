@@ -151,7 +151,7 @@ Cluster& Cluster::startDeploy(const std::string& env, const std::string& deploy_
 }
 
 Plan Cluster::reconcile() {
-  auto plan = plfm::reconcile::reconcile(in, std::ref(ids));
+  auto plan = plfm::reconcile::reconcile(in, std::ref(ids), std::ref(deploy_ids));
   EXPECT_TRUE(plan.has_value()) << plan.error().toString();
   return plan ? std::move(*plan) : Plan{};
 }
@@ -209,6 +209,10 @@ std::vector<std::string> summarize(const Plan& plan) {
   for (const DeployTransition& d : plan.deploys) {
     out.push_back(fmt::format("deploy {} {} -> {}: {}", d.deploy_id, toString(d.from),
                               toString(d.to), d.reason));
+  }
+  for (const Rollback& r : plan.rollbacks) {
+    out.push_back(fmt::format("rollback {} of {}: {} ({})", r.deploy_id, r.rollback_of,
+                              r.release_id, r.reason));
   }
   for (const Pending& p : plan.pending) {
     out.push_back(fmt::format("pending {}/{} missing {} outdated {}: {}", p.env_id, p.process,

@@ -86,6 +86,7 @@ class Cluster {
 
   Input in;
   Counter ids;
+  Counter deploy_ids{"dep-auto-"};  // auto-rollback deploys
   Agents agents;
 };
 
@@ -93,6 +94,7 @@ class Cluster {
 //   "allocate inst-0001 web rel-1 on node-a fd00:0:0:1::2"
 //   "drain inst-0002: scale down: ..."
 //   "deploy dep-1 pending -> in_progress"
+//   "rollback dep-auto-0001 of dep-2: rel-1 (...)"
 //   "pending env-1/web missing 1 outdated 0: waiting for capacity: ..."
 std::vector<std::string> summarize(const Plan& plan);
 

@@ -201,6 +201,113 @@ TEST(DeployStrategyTest, AFailedDeployKeepsTheOldReleaseServing) {
   EXPECT_EQ(d.status, DeployStatus::kFailed);
   EXPECT_EQ(c.live("env-1", "web").size(), 3U);
   EXPECT_EQ(c.healthy("env-1", "web", "rel-1"), 3);
+  // The rollback is a deploy of its own, which the env now targets.
+  const Deploy& r = c.deployRef("dep-auto-0001");
+  EXPECT_EQ(r.rollback_of, "dep-2");
+  EXPECT_EQ(r.release_id, "rel-1");
+  EXPECT_EQ(r.status, DeployStatus::kSucceeded);
+  EXPECT_EQ(c.groupRef("env-1", "web").target.deploy_id, "dep-auto-0001");
+}
+
+// With auto_rollback off, a failed deploy moves nothing: its instances stay
+// (restarting with backoff, for `vt logs`), the old release keeps serving,
+// and no rollback deploy is created.
+TEST(DeployStrategyTest, WithoutAutoRollbackTheFailedInstancesStayForInspection) {
+  Cluster c = servingRel1();
+  c.agents.crashing_releases = {"rel-2"};
+  Strategy keep;
+  keep.auto_rollback = false;
+  c.startDeploy("env-1", "dep-2", "rel-2", keep);
+  std::string failed_reason;
+  for (int round = 0; round < 30; ++round) {
+    Plan plan = c.reconcile();
+    EXPECT_TRUE(plan.rollbacks.empty());
+    for (const DeployTransition& t : plan.deploys) {
+      if (t.to == DeployStatus::kFailed) failed_reason = t.reason;
+    }
+    if (!failed_reason.empty()) {
+      EXPECT_TRUE(plan.drains.empty()) << summarize(plan).front();
+      EXPECT_TRUE(plan.allocations.empty());
+    }
+    c.apply(plan);
+    c.in.now_ms += 1000;
+    c.agents.report(c.in);
+  }
+  ASSERT_EQ(c.deployRef("dep-2").status, DeployStatus::kFailed);
+  EXPECT_NE(failed_reason.find("rel-1 keeps serving; auto_rollback is off; run `vt rollback` or "
+                               "deploy a fix"),
+            std::string::npos)
+      << failed_reason;
+  EXPECT_EQ(c.healthy("env-1", "web", "rel-1"), 3);
+  ASSERT_EQ(c.live("env-1", "web").size(), 4U);
+  const Instance* kept = nullptr;
+  for (const Instance* i : c.live("env-1", "web")) {
+    if (i->release_id == "rel-2") kept = i;
+  }
+  ASSERT_NE(kept, nullptr);
+  EXPECT_GT(kept->restarts, 3) << "it keeps restarting";
+  EXPECT_EQ(c.in.deploys.size(), 2U);
+  // The group says why nothing moves, and what to do.
+  c.in.now_ms += 120'000;
+  Plan plan = c.reconcile();
+  ASSERT_EQ(plan.pending.size(), 1U);
+  EXPECT_EQ(plan.pending[0].reason,
+            "deploy dep-2 failed and auto_rollback is off: 1 instance of rel-2 kept for "
+            "inspection (`vt logs`), 3 of 3 earlier instances serving; run `vt rollback` or "
+            "deploy a fix");
+  // A fix deploys over it like over any failed deploy.
+  c.agents.crashing_releases.clear();
+  c.startDeploy("env-1", "dep-3", "rel-3");
+  c.settle();
+  EXPECT_EQ(c.healthy("env-1", "web", "rel-3"), 3);
+  EXPECT_EQ(c.live("env-1", "web").size(), 3U);
+}
+
+// A process type that the failed release added has no earlier release to
+// run: its instances go, and the rollback runs only what the old release
+// defines.
+TEST(DeployStrategyTest, AProcessTypeNewInTheFailedReleaseIsNotRolledBackToIt) {
+  Cluster c = servingRel1(2);
+  c.group("env-1", "api", 1, "rel-1", 256, 1, "dep-1");  // target moves to rel-2 below
+  c.agents.crashing_releases = {"rel-2"};
+  c.startDeploy("env-1", "dep-2", "rel-2");
+  c.groupRef("env-1", "api").stable = Revision{};  // rel-1 has no `api`
+  std::vector<Rollback> rollbacks;
+  for (int round = 0; round < 20 && rollbacks.empty(); ++round) {
+    Plan plan = c.reconcile();
+    rollbacks = plan.rollbacks;
+    for (const Allocate& a : plan.allocations) {
+      EXPECT_FALSE(a.process == "api" && a.release_id == "rel-1") << a.reason;
+    }
+    c.apply(plan);
+    c.in.now_ms += 1000;
+    c.agents.report(c.in);
+  }
+  ASSERT_EQ(rollbacks.size(), 1U);
+  EXPECT_EQ(rollbacks[0].release_id, "rel-1");
+  EXPECT_TRUE(c.live("env-1", "api").empty());
+  EXPECT_EQ(c.healthy("env-1", "web", "rel-1"), 2);
+}
+
+// A rollback that fails in turn is not rolled back again.
+TEST(DeployStrategyTest, AFailedRollbackIsNotRolledBackAgain) {
+  Cluster c = servingRel1();
+  c.startDeploy("env-1", "dep-2", "rel-2");
+  c.deployRef("dep-2").status = DeployStatus::kFailed;
+  c.startDeploy("env-1", "dep-auto-9", "rel-1");
+  c.deployRef("dep-auto-9").rollback_of = "dep-2";
+  c.deployRef("dep-auto-9").status = DeployStatus::kInProgress;
+  c.groupRef("env-1", "web").stable = Revision{"rel-1", "dep-1", Resources{1, 512}};
+  c.instance("i-r", "env-1", "web", "rel-1", "node-a", Phase::kExited, 512);
+  c.instanceRef("i-r").deploy_id = "dep-auto-9";
+  c.instanceRef("i-r").restarts = 3;
+  Plan plan = c.reconcile();
+  EXPECT_TRUE(plan.rollbacks.empty());
+  ASSERT_EQ(plan.deploys.size(), 1U);
+  EXPECT_EQ(plan.deploys[0].to, DeployStatus::kFailed);
+  EXPECT_EQ(plan.deploys[0].reason,
+            "auto-rollback of dep-2: new instances failed 4 times (at most 3 allowed), last i-r "
+            "exited with code 0; not rolled back again: it was the auto-rollback of dep-2");
 }
 
 TEST(DeployStrategyTest, FailureReasonAndRollbackPlan) {
@@ -227,6 +334,24 @@ TEST(DeployStrategyTest, AFailedFirstDeployHasNothingToFallBackTo) {
   Plan plan = c.reconcile();
   ASSERT_EQ(plan.pending.size(), 1U);
   EXPECT_EQ(plan.pending[0].reason, "deploy dep-1 failed and env-1 has no earlier release to run");
+  EXPECT_TRUE(c.in.deploys.size() == 1U) << "nothing to roll back to";
+}
+
+// The failing round's reason says there is nothing to roll back to.
+TEST(DeployStrategyTest, AFailedFirstDeploySaysThereIsNothingToRollBackTo) {
+  Cluster c;
+  c.node("node-a", 4, 4096);
+  c.group("env-1", "web", 1, "rel-1", 256, 1, "dep-1");
+  c.deploy("env-1", "dep-1", "rel-1", 1, DeployStatus::kInProgress);
+  c.instance("i-1", "env-1", "web", "rel-1", "node-a", Phase::kExited);
+  c.instanceRef("i-1").deploy_id = "dep-1";
+  c.instanceRef("i-1").restarts = 3;
+  Plan plan = c.reconcile();
+  EXPECT_TRUE(plan.rollbacks.empty());
+  ASSERT_EQ(plan.deploys.size(), 1U);
+  EXPECT_NE(plan.deploys[0].reason.find("; there is no earlier release to roll back to"),
+            std::string::npos)
+      << plan.deploys[0].reason;
 }
 
 TEST(DeployStrategyTest, SucceedsOnlyWhenEveryProcessTypeHasConverged) {

@@ -43,6 +43,7 @@ struct Coverage {
   int failed = 0;
   int superseded = 0;
   int succeeded = 0;
+  int rollbacks = 0;
   int capacity_waits = 0;  // fixpoints that wait for capacity
 
   void count(const Plan& p) {
@@ -51,6 +52,7 @@ struct Coverage {
     restarts += static_cast<int>(p.restarts.size());
     lost += static_cast<int>(p.lost.size());
     stops += static_cast<int>(p.stops.size());
+    rollbacks += static_cast<int>(p.rollbacks.size());
     for (const DeployTransition& t : p.deploys) {
       failed += t.to == DeployStatus::kFailed ? 1 : 0;
       superseded += t.to == DeployStatus::kSuperseded ? 1 : 0;
@@ -86,8 +88,10 @@ class World {
   }
 
   Strategy randomStrategy() {
-    if (chance(20)) return Strategy{StrategyKind::kImmediate, 0, 0};
-    return Strategy{StrategyKind::kRolling, pick(0, 2), pick(0, 2)};
+    Strategy s = chance(20) ? Strategy{StrategyKind::kImmediate, 0, 0}
+                            : Strategy{StrategyKind::kRolling, pick(0, 2), pick(0, 2)};
+    s.auto_rollback = !chance(15);
+    return s;
   }
 
   void perturb() {
@@ -180,6 +184,8 @@ class World {
     for (const Pending& p : plan.pending) pending[{p.env_id, p.process}] = &p;
     for (const Group& g : c_.in.groups) {
       const bool failed = statusOf(g.target.deploy_id) == DeployStatus::kFailed;
+      // Without auto_rollback a failed deploy holds its group as it is.
+      if (failed && !g.strategy.auto_rollback) continue;
       const Revision& r = failed ? g.stable : g.target;
       const int want = r.release_id.empty() ? 0 : g.count;
       const auto* p = pending[{g.env_id, g.process}];
@@ -251,11 +257,11 @@ TEST(ReconcilePropertyTest, RandomClustersStayConsistentAndConverge) {
   }
   std::printf(
       "coverage: %d allocations, %d drains, %d restarts, %d lost, %d stops, deploys: %d "
-      "succeeded, %d failed, %d superseded; %d fixpoints wait for capacity\n",
+      "succeeded, %d failed, %d superseded, %d rolled back; %d fixpoints wait for capacity\n",
       cov.allocations, cov.drains, cov.restarts, cov.lost, cov.stops, cov.succeeded, cov.failed,
-      cov.superseded, cov.capacity_waits);
+      cov.superseded, cov.rollbacks, cov.capacity_waits);
   for (int n : {cov.allocations, cov.drains, cov.restarts, cov.lost, cov.stops, cov.succeeded,
-                cov.failed, cov.superseded, cov.capacity_waits}) {
+                cov.failed, cov.superseded, cov.rollbacks, cov.capacity_waits}) {
     EXPECT_GT(n, 0);
   }
 }

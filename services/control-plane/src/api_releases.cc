@@ -14,7 +14,7 @@ const std::string kReleaseColumns =
     ts("created_at") + " AS created_at";
 const std::string kDeployColumns =
     "deploy_id AS id, org_id, app_id, env_id, release_id, secrets_version, "
-    "strategy, status, reason, " +
+    "strategy, status, reason, rollback_of, " +
     ts("created_at") + " AS created_at, " + ts("updated_at") + " AS updated_at";
 const std::string kInstanceColumns =
     "instance_id AS id, env_id, process_type, release_id, deploy_id, node_id, generation, "

@@ -5,8 +5,9 @@
 namespace plfm::cp {
 
 NewDeploy newDeploy(const DeployRequest& r, const std::string& now) {
-  const std::string dep = DeployId::generate().str();
+  const std::string dep = r.id.empty() ? DeployId::generate().str() : r.id;
   const json::Json secrets = r.secrets_version ? json::Json(*r.secrets_version) : json::Json();
+  const json::Json rollback_of = r.rollback_of.empty() ? json::Json() : json::Json(r.rollback_of);
   NewDeploy out;
   out.body = {{"id", dep},
               {"org_id", r.org_id},
@@ -16,22 +17,28 @@ NewDeploy newDeploy(const DeployRequest& r, const std::string& now) {
               {"secrets_version", secrets},
               {"strategy", r.strategy},
               {"status", "pending"},
-              {"reason", ""},
+              {"reason", r.reason},
+              {"rollback_of", rollback_of},
               {"created_at", now},
               {"updated_at", now}};
+  json::Json payload = {{"deploy_id", dep},           {"app_id", r.app_id},
+                        {"env_id", r.env_id},         {"org_id", r.org_id},
+                        {"release_id", r.release_id}, {"secrets_version", secrets},
+                        {"strategy", r.strategy}};
+  // An auto-rollback is its own event type, with why and what it replaces.
+  std::string type = "deploy.created";
+  if (!r.rollback_of.empty()) {
+    type = "deploy.rollback_created";
+    payload["rollback_of"] = r.rollback_of;
+    payload["reason"] = r.reason;
+  }
   out.event = NewEvent{"deploy",
                        dep,
                        1,
-                       "deploy.created",
+                       std::move(type),
                        1,
                        r.org_id,
-                       json::dump({{"deploy_id", dep},
-                                   {"app_id", r.app_id},
-                                   {"env_id", r.env_id},
-                                   {"org_id", r.org_id},
-                                   {"release_id", r.release_id},
-                                   {"secrets_version", secrets},
-                                   {"strategy", r.strategy}}),
+                       json::dump(payload),
                        json::dump({{"deploy_id", dep}})};
   return out;
 }

@@ -20,11 +20,16 @@ struct DeployRequest {
   std::string release_id;
   std::string strategy = "rolling";
   std::optional<std::string> secrets_version;  // nullopt: the env has no secrets
+  // An auto-rollback (the scheduler's, a deploy.rollback_created event): its
+  // id, the failed deploy and why.
+  std::string id{};  // empty: a new id
+  std::string rollback_of{};
+  std::string reason{};
 };
 
 struct NewDeploy {
   json::Json body;  // the Deploy resource as the API returns it
-  NewEvent event;   // deploy.created
+  NewEvent event;   // deploy.created, or deploy.rollback_created
 };
 
 [[nodiscard]] NewDeploy newDeploy(const DeployRequest& req, const std::string& now);

@@ -213,12 +213,15 @@ Result<void> deployCreated(pg::Transaction& tx, const Payload& p) {
   PLFM_ASSIGN_OR_RETURN(auto rel, p.str("release_id"));
   PLFM_ASSIGN_OR_RETURN(auto strategy, p.str("strategy"));
   PLFM_ASSIGN_OR_RETURN(auto secrets, p.optStrOrMissing("secrets_version"));
+  // Set on an auto-rollback (deploy.rollback_created), with its reason.
+  PLFM_ASSIGN_OR_RETURN(auto rollback_of, p.optStrOrMissing("rollback_of"));
   PLFM_TRY(exec(tx,
                 "INSERT INTO deploys_view (deploy_id, org_id, app_id, env_id, release_id, "
-                "strategy, status, version, created_at, updated_at, secrets_version) "
-                "VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $8, $9) "
+                "strategy, status, reason, version, created_at, updated_at, secrets_version, "
+                "rollback_of) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $9, $10, $11) "
                 "ON CONFLICT (deploy_id) DO NOTHING",
-                {dep, org, app, env, rel, strategy, p.e.aggregate_seq, p.e.occurred_at, secrets}));
+                {dep, org, app, env, rel, strategy, p.strOr("reason", ""), p.e.aggregate_seq,
+                 p.e.occurred_at, secrets, rollback_of}));
   return exec(tx, "UPDATE envs_view SET current_deploy_id = $2, updated_at = $3 WHERE env_id = $1",
               {env, dep, p.e.occurred_at});
 }
@@ -253,6 +256,7 @@ const std::unordered_map<std::string_view, ApplyFn>& appliers() {
       {"env.scale_set", envScaleSet},
       {"release.created", releaseCreated},
       {"deploy.created", deployCreated},
+      {"deploy.rollback_created", deployCreated},
       {"deploy.status_changed", deployStatusChanged},
       {"node.enrolled", projection::nodeEnrolled},
       {"node.state_changed", projection::nodeStateChanged},

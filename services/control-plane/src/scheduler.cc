@@ -221,7 +221,9 @@ Result<Scheduler::Round> Scheduler::runOnce(pg::Connection& conn) {
     round.time_sensitive |= n.state == reconcile::NodeState::kUnreachable;
   }
   start = std::chrono::steady_clock::now();
-  auto plan = reconcile::reconcile(state.input, [] { return InstanceId::generate().str(); });
+  auto plan = reconcile::reconcile(
+      state.input, [] { return InstanceId::generate().str(); },
+      [] { return DeployId::generate().str(); });
   if (!plan) return fail(std::move(plan).error());
   round.reconcile_ms = msSince(start);
   std::vector<reconcile::Pending> pending = std::move(plan->pending);

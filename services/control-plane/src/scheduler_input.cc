@@ -2,6 +2,8 @@
 
 #include <set>
 
+#include "deploy_create.h"
+#include "plfm/core/log.h"
 #include "plfm/core/strings.h"
 #include "stored_release.h"
 
@@ -19,6 +21,7 @@ struct ReleaseInfo {
   int max_surge = 1;
   int max_unavailable = 0;
   std::int64_t progress_deadline_ms = 0;
+  bool auto_rollback = true;
 };
 
 // The typed read of a stored manifest (stored_release.h): resources are
@@ -33,6 +36,7 @@ Result<ReleaseInfo> parseRelease(std::string_view manifest_text) {
   r.max_surge = m.deploy.max_surge;
   r.max_unavailable = m.deploy.max_unavailable;
   r.progress_deadline_ms = m.deploy.progress_deadline_ms;
+  r.auto_rollback = m.deploy.auto_rollback;
   return r;
 }
 
@@ -146,6 +150,7 @@ Result<void> loadGroups(pg::Connection& conn, LoadedState& st) {
       g.strategy.max_surge = proc->max_surge;
       g.strategy.max_unavailable = proc->max_unavailable;
       g.strategy.progress_deadline_ms = proc->progress_deadline_ms;
+      g.strategy.auto_rollback = proc->auto_rollback;
     }
     if (!rs.isNull(i, 8)) {
       const std::string stable(rs.text(i, 8));
@@ -169,7 +174,8 @@ Result<void> loadDeploys(pg::Connection& conn, LoadedState& st) {
   PLFM_ASSIGN_OR_RETURN(
       auto rs,
       conn.exec("SELECT d.deploy_id, d.env_id, d.release_id, d.status, " + ms("d.created_at") +
-                ", d.org_id FROM deploys_view d JOIN envs_view e ON e.env_id = d.env_id "
+                ", d.org_id, d.rollback_of FROM deploys_view d JOIN envs_view e ON "
+                "e.env_id = d.env_id "
                 "WHERE d.status IN ('pending', 'in_progress') OR "
                 "d.deploy_id = e.current_deploy_id"));
   st.input.deploys.reserve(static_cast<size_t>(rs.rows()));
@@ -182,6 +188,7 @@ Result<void> loadDeploys(pg::Connection& conn, LoadedState& st) {
         reconcile::parseDeployStatus(rs.text(i, 3)).value_or(reconcile::DeployStatus::kSuperseded);
     d.created_ms = intOr(rs, i, 4, 0);
     st.deploy_org.emplace(d.id, rs.text(i, 5));
+    if (!rs.isNull(i, 6)) d.rollback_of = rs.text(i, 6);
     st.input.deploys.push_back(std::move(d));
   }
   return ok();
@@ -261,6 +268,31 @@ std::string orgOf(const std::unordered_map<std::string, std::string>& m, const s
   return it == m.end() ? std::string() : it->second;
 }
 
+// The envs of `rollbacks` that got a deploy after the views
+// at `checkpoint`, which the Input reflects.
+Result<std::set<std::string>> envsDeployedSince(pg::Transaction& tx, int64_t checkpoint,
+                                                const std::vector<reconcile::Rollback>& rollbacks) {
+  std::set<std::string> out;
+  if (rollbacks.empty()) return out;
+  std::set<std::string> envs;
+  for (const auto& r : rollbacks) envs.insert(r.env_id);
+  PLFM_ASSIGN_OR_RETURN(auto rs, tx.exec("SELECT DISTINCT payload->>'env_id' FROM events WHERE "
+                                         "seq > $1 AND event_type IN ('deploy.created', "
+                                         "'deploy.rollback_created') AND "
+                                         "payload->>'env_id' = ANY($2::text[])",
+                                         {checkpoint, textArray(envs)}));
+  for (int i = 0; i < rs.rows(); ++i) out.emplace(rs.text(i, 0));
+  return out;
+}
+
+// A failed deploy's reason whose rollback was dropped: the reconciler's
+// "...; auto-rollback: dep_... redeploys it" (deploys.cc) no longer holds.
+std::string withoutRollback(const std::string& reason) {
+  const size_t at = reason.find("; auto-rollback: ");
+  return (at == std::string::npos ? reason : reason.substr(0, at)) +
+         "; not rolled back: a newer deploy of the env came first";
+}
+
 }  // namespace
 
 std::string msToRfc3339(int64_t ms) {
@@ -326,6 +358,33 @@ Result<std::vector<NewEvent>> planEvents(pg::Transaction& tx, const reconcile::P
                       .str("not_before", msToRfc3339(a.not_before_ms))
                       .str("reason", a.reason));
   }
+  // Auto-rollbacks, before the failed transitions they follow, so a reader
+  // who sees a deploy failed also sees its rollback.
+  PLFM_ASSIGN_OR_RETURN(const auto deployed, envsDeployedSince(tx, st.checkpoint, plan.rollbacks));
+  std::set<std::string> dropped;  // failed deploys whose rollback is not appended
+  for (const auto& r : plan.rollbacks) {
+    if (deployed.contains(r.env_id)) {
+      // A deploy created since the Input was read is newer than the failed
+      // one; the rollback would supersede it.
+      log::info("auto-rollback dropped: a newer deploy exists",
+                {{"env_id", r.env_id}, {"failed_deploy_id", r.rollback_of}});
+      dropped.insert(r.rollback_of);
+      continue;
+    }
+    auto env = st.envs.find(r.env_id);
+    const EnvInfo info = env == st.envs.end() ? EnvInfo{} : env->second;
+    DeployRequest req{.org_id = info.org_id,
+                      .app_id = info.app_id,
+                      .env_id = r.env_id,
+                      .release_id = r.release_id,
+                      .strategy = std::string(reconcile::toString(r.strategy)),
+                      .secrets_version = std::nullopt,
+                      .id = r.deploy_id,
+                      .rollback_of = r.rollback_of,
+                      .reason = r.reason};
+    if (!r.secrets_version.empty()) req.secrets_version = r.secrets_version;
+    out.push_back(newDeploy(req, msToRfc3339(st.input.now_ms)).event);
+  }
   // Placements come by the hundred thousand: their text is built directly.
   for (const auto& a : plan.allocations) {
     auto env = st.envs.find(a.env_id);
@@ -357,14 +416,15 @@ Result<std::vector<NewEvent>> planEvents(pg::Transaction& tx, const reconcile::P
                  a.deploy_id.empty() ? "{}" : JsonText().str("deploy_id", a.deploy_id).done()});
   }
   for (const auto& t : plan.deploys) {
-    out.push_back(NewEvent{"deploy", t.deploy_id, ++seqs[t.deploy_id], "deploy.status_changed", 1,
-                           orgOf(st.deploy_org, t.deploy_id),
-                           JsonText()
-                               .str("deploy_id", t.deploy_id)
-                               .str("status", reconcile::toString(t.to))
-                               .str("reason", t.reason)
-                               .done(),
-                           JsonText().str("deploy_id", t.deploy_id).done()});
+    out.push_back(NewEvent{
+        "deploy", t.deploy_id, ++seqs[t.deploy_id], "deploy.status_changed", 1,
+        orgOf(st.deploy_org, t.deploy_id),
+        JsonText()
+            .str("deploy_id", t.deploy_id)
+            .str("status", reconcile::toString(t.to))
+            .str("reason", dropped.contains(t.deploy_id) ? withoutRollback(t.reason) : t.reason)
+            .done(),
+        JsonText().str("deploy_id", t.deploy_id).done()});
   }
   return out;
 }

@@ -43,7 +43,9 @@ struct LoadedState {
                                             int64_t now_ms);
 
 // One event per action of `plan` (reconcile/types.h gives the mapping), in
-// the order lost, stops, drains, restarts, allocations, deploy transitions.
+// the order lost, stops, drains, restarts, rollbacks, allocations, deploy
+// transitions. A rollback is dropped when its env got a deploy after the
+// views `state` reflects (that deploy is newer than the failed one).
 // Reads the current aggregate versions from the log, so call it inside the
 // transaction that appends, after EventStore::lockLog().
 [[nodiscard]] Result<std::vector<NewEvent>> planEvents(pg::Transaction& tx,

@@ -118,17 +118,12 @@ const std::map<std::string, Json>& componentSamples() {
                           {"app_id", id("app")},    {"image_ref", "ghcr.io/acme/web:1.2"},
                           {"image_digest", digest}, {"manifest", {{"processes", {{"web", 1}}}}},
                           {"created_at", kTs}};
-    const Json deploy = {{"id", id("dep")},
-                         {"org_id", id("org")},
-                         {"app_id", id("app")},
-                         {"env_id", id("env")},
-                         {"release_id", id("rel")},
-                         {"strategy", "rolling"},
-                         {"status", "pending"},
-                         {"reason", ""},
-                         {"created_at", kTs},
-                         {"updated_at", kTs},
-                         {"secrets_version", id("sv")}};
+    const Json deploy = {{"id", id("dep")},          {"org_id", id("org")},
+                         {"app_id", id("app")},      {"env_id", id("env")},
+                         {"release_id", id("rel")},  {"strategy", "rolling"},
+                         {"status", "pending"},      {"reason", ""},
+                         {"rollback_of", id("dep")}, {"created_at", kTs},
+                         {"updated_at", kTs},        {"secrets_version", id("sv")}};
     const Json registry_credential = {{"registry", "ghcr.io"},    {"org_id", id("org")},
                                       {"id", id("rcred")},        {"version", 2},
                                       {"username", "deploy-bot"}, {"created_at", kTs},
@@ -371,6 +366,24 @@ const std::map<std::string, Json>& componentSamples() {
 }
 
 // One valid payload per event type.
+namespace {
+
+Json deployCreatedSample() {
+  return {{"deploy_id", id("dep")}, {"app_id", id("app")},     {"env_id", id("env")},
+          {"org_id", id("org")},    {"release_id", id("rel")}, {"secrets_version", id("sv")},
+          {"strategy", "rolling"}};
+}
+
+// An auto-rollback: a deploy.created plus what it rolls back and why.
+Json rollbackCreatedSample() {
+  Json j = deployCreatedSample();
+  j["rollback_of"] = id("dep");
+  j["reason"] = "auto-rollback after dep_... failed: new instances failed 4 times";
+  return j;
+}
+
+}  // namespace
+
 const std::map<std::string, Json>& payloadSamples() {
   static const std::map<std::string, Json> m = {
       {"org.created", {{"org_id", id("org")}, {"name", "acme"}}},
@@ -401,14 +414,8 @@ const std::map<std::string, Json>& payloadSamples() {
         {"image_ref", "ghcr.io/acme/web:1.2"},
         {"image_digest", "sha256:" + std::string(64, '0')},
         {"manifest", {{"processes", {{"web", {{"command", {"./server"}}}}}}}}}},
-      {"deploy.created",
-       {{"deploy_id", id("dep")},
-        {"app_id", id("app")},
-        {"env_id", id("env")},
-        {"org_id", id("org")},
-        {"release_id", id("rel")},
-        {"secrets_version", id("sv")},
-        {"strategy", "rolling"}}},
+      {"deploy.created", deployCreatedSample()},
+      {"deploy.rollback_created", rollbackCreatedSample()},
       {"deploy.status_changed",
        {{"deploy_id", id("dep")}, {"status", "failed"}, {"reason", "health check timed out"}}},
       {"node.enrollment_created", {{"enrollment_id", id("enr")}, {"expires_at", kTs}}},

@@ -551,64 +551,183 @@ TEST_F(NodeLossTest, UnreachableNodeIsReplacedAfterGraceAndStopsStaleInstancesOn
   EXPECT_EQ(call("GET", "/v1/nodes/" + b).body["state"], "active");
 }
 
-// A deploy whose new instances keep crashing fails with a reason once the
-// failures pass max_deploy_failures, and the previous release keeps serving.
-TEST_F(NodeLossTest, DeployFailsAfterRepeatedInstanceFailuresAndTheOldReleaseKeepsServing) {
-  const auto enrolled = enrollNode("n1.example", 4, 4096);
-  const std::string& node = enrolled.first;  // lambdas capture these (not bindings)
-  const std::string& token = enrolled.second;
-  const Env e = deployedEnv("crashco");
-  ASSERT_EQ(callJson("PUT", "/v1/envs/" + e.env + "/scale", {{"processes", {{"web", 1}}}}).status,
-            200);
-  reportHealthy(node, token);
-  ASSERT_TRUE(eventually([&] { return deployStatus(e.deploy) == "succeeded"; }));
-  const auto old_instances = planOf(node, token);
-  ASSERT_EQ(old_instances.size(), 1U);
+// A deploy whose every new instance exits with 1, on node n1, over a first
+// release that serves one `web` instance there.
+struct CrashingDeploy {
+  std::string node, token, deploy, bad;
+  std::map<std::string, json::Json> old_instances;
+};
 
-  const std::string bad = makeReleaseWith(e.app, webManifest(1, 256));
-  auto dep = callJson("POST", "/v1/envs/" + e.env + "/deploys", {{"release_id", bad}});
-  ASSERT_EQ(dep.status, 201) << dep.raw;
-  const std::string deploy = dep.body["id"];
-  // The agent's side: every generation of the new instance exits with 1.
-  std::set<std::string> reported;
-  for (int round = 0; round < 12 && deployStatus(deploy) != "failed"; ++round) {
-    for (const auto& [inst, spec] : planOf(node, token)) {
-      if (spec["release_id"] != bad || spec["desired"] != "run") continue;
-      const std::string key = inst + "/" + std::to_string(spec["generation"].get<int>());
-      if (!reported.insert(key).second) continue;
-      auto r = report(
-          node, token, inst,
-          {{"generation", spec["generation"]}, {"seq", 1}, {"phase", "exited"}, {"exit_code", 1}});
-      EXPECT_EQ(r.status, 200) << r.raw;
-    }
-    // Past the restart backoff (1 s, doubling), with the node alive.
-    advance(std::chrono::seconds(20), {{node, token}});
-    (void)eventually([&] {
-      for (const auto& [inst, spec] : planOf(node, token)) {
-        if (spec["release_id"] != bad || spec["desired"] != "run") continue;
+class DeployFailureTest : public NodeLossTest {
+ protected:
+  // Deploys a fresh env's first release (`web` x1, healthy), then a release
+  // of `manifest`, and plays the agent (each generation exits with 1) until
+  // that deploy fails.
+  void crashUntilFailed(const std::string& org, const json::Json& manifest, CrashingDeploy& c,
+                        Env& e) {
+    std::tie(c.node, c.token) = enrollNode("n1.example", 4, 4096);
+    e = deployedEnv(org);
+    ASSERT_EQ(callJson("PUT", "/v1/envs/" + e.env + "/scale", {{"processes", {{"web", 1}}}}).status,
+              200);
+    reportHealthy(c.node, c.token);
+    ASSERT_TRUE(eventually([&] { return deployStatus(e.deploy) == "succeeded"; }));
+    c.old_instances = planOf(c.node, c.token);
+    ASSERT_EQ(c.old_instances.size(), 1U);
+
+    c.bad = makeReleaseWith(e.app, manifest);
+    auto dep = callJson("POST", "/v1/envs/" + e.env + "/deploys", {{"release_id", c.bad}});
+    ASSERT_EQ(dep.status, 201) << dep.raw;
+    c.deploy = dep.body["id"];
+    std::set<std::string> reported;
+    auto fresh = [&] {
+      for (const auto& [inst, spec] : planOf(c.node, c.token)) {
+        if (spec["release_id"] != c.bad || spec["desired"] != "run") continue;
         if (!reported.contains(inst + "/" + std::to_string(spec["generation"].get<int>()))) {
           return true;
         }
       }
-      return deployStatus(deploy) == "failed";
-    });
+      return deployStatus(c.deploy) == "failed";
+    };
+    for (int round = 0; round < 12 && deployStatus(c.deploy) != "failed"; ++round) {
+      for (const auto& [inst, spec] : planOf(c.node, c.token)) {
+        if (spec["release_id"] != c.bad || spec["desired"] != "run") continue;
+        const std::string key = inst + "/" + std::to_string(spec["generation"].get<int>());
+        if (!reported.insert(key).second) continue;
+        auto r = report(c.node, c.token, inst,
+                        {{"generation", spec["generation"]},
+                         {"seq", 1},
+                         {"phase", "exited"},
+                         {"exit_code", 1}});
+        EXPECT_EQ(r.status, 200) << r.raw;
+      }
+      // Past the restart backoff (1 s, doubling), with the node alive.
+      advance(std::chrono::seconds(20), {{c.node, c.token}});
+      (void)eventually(fresh);
+    }
+    ASSERT_TRUE(eventually([&] { return deployStatus(c.deploy) == "failed"; }));
   }
-  ASSERT_TRUE(eventually([&] { return deployStatus(deploy) == "failed"; }));
-  auto d = call("GET", "/v1/deploys/" + deploy);
-  const std::string reason = d.body["reason"];
+
+  // The instances of the env, by id.
+  std::map<std::string, json::Json> instancesOf(const Env& e) {
+    std::map<std::string, json::Json> out;
+    for (const auto& i : call("GET", "/v1/envs/" + e.env + "/instances").body["items"]) {
+      out[i["id"].get<std::string>()] = i;
+    }
+    return out;
+  }
+};
+
+// Issue 16, auto-rollback: a deploy whose new instances keep crashing fails
+// once the failures pass max_deploy_failures; the scheduler then creates a
+// deploy of the last successful release, which drains the failed instance
+// and succeeds, while the old instance serves throughout.
+TEST_F(DeployFailureTest, AFailedDeployIsAutoRolledBackToTheLastSuccessfulRelease) {
+  CrashingDeploy c;
+  Env e;
+  ASSERT_NO_FATAL_FAILURE(crashUntilFailed("crashco", webManifest(1, 256), c, e));
+  const std::string reason = call("GET", "/v1/deploys/" + c.deploy).body["reason"];
   EXPECT_NE(reason.find("new instances failed 4 times (at most 3 allowed)"), std::string::npos)
       << reason;
-  EXPECT_NE(reason.find(e.release + " keeps serving"), std::string::npos) << reason;
+  EXPECT_NE(reason.find(e.release + " keeps serving; auto-rollback: dep_"), std::string::npos)
+      << reason;
+
+  // The rollback is the env's current deploy, created by the scheduler.
+  const std::string rb = call("GET", "/v1/envs/" + e.env).body["current_deploy_id"];
+  ASSERT_NE(rb, c.deploy);
+  EXPECT_NE(reason.find(rb + " redeploys it"), std::string::npos) << reason;
+  ASSERT_TRUE(eventually([&] { return deployStatus(rb) == "succeeded"; }));
+  auto r = call("GET", "/v1/deploys/" + rb);
+  EXPECT_EQ(r.body["rollback_of"], c.deploy) << r.raw;
+  EXPECT_EQ(r.body["release_id"], e.release) << r.raw;
+  EXPECT_EQ(r.body["reason"],
+            "auto-rollback of " + c.deploy + ": 1 healthy instance of " + e.release + " serving")
+      << r.raw;
+  EXPECT_EQ(call("GET", "/v1/deploys/" + c.deploy).body["rollback_of"], nullptr);
   EXPECT_EQ(call("GET", "/v1/envs/" + e.env).body["current_release_id"], e.release);
-  // The old instance still runs, healthy.
-  auto list = call("GET", "/v1/envs/" + e.env + "/instances");
-  bool old_serving = false;
-  for (const auto& i : list.body["items"]) {
-    if (old_instances.contains(i["id"].get<std::string>())) {
-      old_serving = i["desired_state"] == "run" && i["current_state"] == "healthy";
+  auto conn = connect();
+  auto created = conn.exec(
+      "SELECT actor, payload->>'reason' FROM events WHERE event_type = "
+      "'deploy.rollback_created' AND "
+      "aggregate_id = $1",
+      {rb});
+  ASSERT_TRUE(created.has_value());
+  ASSERT_EQ(created->rows(), 1);
+  EXPECT_EQ(created->text(0, 0), "system:scheduler");
+  EXPECT_EQ(
+      std::string(created->text(0, 1))
+          .rfind("auto-rollback after " + c.deploy + " failed: new instances failed 4 times", 0),
+      0U)
+      << created->text(0, 1);
+
+  // The old instance still serves; the failed one was drained.
+  for (const auto& [id, i] : instancesOf(e)) {
+    if (c.old_instances.contains(id)) {
+      EXPECT_EQ(i["desired_state"], "run") << i.dump();
+      EXPECT_EQ(i["current_state"], "healthy") << i.dump();
+    } else {
+      EXPECT_EQ(i["desired_state"], "drain") << i.dump();
+      EXPECT_NE(i["reason"].get<std::string>().find("deploy " + c.deploy +
+                                                    " failed; rolling back to " + e.release),
+                std::string::npos)
+          << i.dump();
     }
   }
-  EXPECT_TRUE(old_serving) << list.raw;
+  // Every event fits its schema, and the views (rollback_of too) rebuild.
+  auto events = EventStore::readAfter(conn, 0, 10'000);
+  ASSERT_TRUE(events.has_value());
+  for (const auto& ev : *events) {
+    auto env = json::parse(EventStore::envelopeJson(ev));
+    auto err = testsupport::validateAgainstSchemaFile("events/" + ev.event_type + ".json",
+                                                      (*env)["payload"]);
+    EXPECT_FALSE(err.has_value()) << ev.event_type << ": " << err.value_or("");
+  }
+  const std::string before = dumpViews(conn);
+  ASSERT_TRUE(rebuildViews(conn).has_value());
+  EXPECT_EQ(dumpViews(conn), before);
+}
+
+// With [deploy] auto_rollback = false, the failed instance stays (and keeps
+// restarting) for inspection, the old one keeps serving, nothing else moves,
+// and the reasons say what to run.
+TEST_F(DeployFailureTest, WithoutAutoRollbackTheFailedInstanceStaysForInspection) {
+  json::Json manifest = webManifest(1, 256);
+  manifest["deploy"]["auto_rollback"] = false;
+  CrashingDeploy c;
+  Env e;
+  ASSERT_NO_FATAL_FAILURE(crashUntilFailed("keepco", manifest, c, e));
+  const std::string reason = call("GET", "/v1/deploys/" + c.deploy).body["reason"];
+  EXPECT_NE(reason.find(e.release +
+                        " keeps serving; auto_rollback is off; run `vt rollback` or deploy a fix"),
+            std::string::npos)
+      << reason;
+  EXPECT_EQ(call("GET", "/v1/envs/" + e.env).body["current_deploy_id"], c.deploy);
+  EXPECT_EQ(countEvents("deploy.created"), 2);
+  EXPECT_EQ(countEvents("deploy.rollback_created"), 0);
+  // Past another backoff the failed instance is restarted again, not drained.
+  const int64_t restarts = countEvents("instance.restart_scheduled");
+  for (const auto& [inst, spec] : planOf(c.node, c.token)) {
+    if (spec["release_id"] != c.bad) continue;
+    EXPECT_EQ(spec["desired"], "run");
+    (void)report(
+        c.node, c.token, inst,
+        {{"generation", spec["generation"]}, {"seq", 1}, {"phase", "exited"}, {"exit_code", 1}});
+  }
+  advance(std::chrono::seconds(40), {{c.node, c.token}});
+  ASSERT_TRUE(eventually([&] { return countEvents("instance.restart_scheduled") > restarts; }));
+  EXPECT_EQ(countEvents("instance.drain_requested"), 0);
+  auto list = call("GET", "/v1/envs/" + e.env + "/instances");
+  ASSERT_EQ(list.body["items"].size(), 2U) << list.raw;
+  for (const auto& i : list.body["items"]) {
+    EXPECT_EQ(i["desired_state"], "run") << i.dump();
+    if (c.old_instances.contains(i["id"].get<std::string>())) {
+      EXPECT_EQ(i["current_state"], "healthy") << i.dump();
+    }
+  }
+  const std::string why = list.body["summary"][0]["reason"];
+  EXPECT_NE(why.find("deploy " + c.deploy + " failed and auto_rollback is off: 1 instance of " +
+                     c.bad + " kept for inspection"),
+            std::string::npos)
+      << why;
 }
 
 // `vt nodes rm`: the node's credential is refused at once (heartbeat, plan

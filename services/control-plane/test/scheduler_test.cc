@@ -8,7 +8,10 @@
 #include <thread>
 
 #include "cp_test_support.h"
+#include "deploy_create.h"
 #include "nodes.h"
+#include "plfm/core/id.h"
+#include "scheduler_input.h"
 
 namespace plfm::cp {
 namespace {
@@ -196,6 +199,61 @@ TEST_F(SchedulerTest, OneLeaderAmongReplicasAndAFailover) {
   for (int i = 0; i < 100 && !b.leader(); ++i) std::this_thread::sleep_for(50ms);
   EXPECT_TRUE(b.leader());
   b.stop();
+}
+
+// A deploy appended after the views a round read is newer than the deploy
+// that round saw fail: the round's auto-rollback would supersede it, so it
+// is dropped, and the failure's reason says so.
+TEST_F(SchedulerTest, AnAutoRollbackIsDroppedWhenANewerDeployCameFirst) {
+  auto conn = connect();
+  const std::string org = OrgId::generate().str();
+  const std::string app = AppId::generate().str();
+  const std::string env = EnvId::generate().str();
+  const std::string failed = DeployId::generate().str();
+  const std::string rollback = DeployId::generate().str();
+  auto lastSeq = [&] {
+    return std::stoll(query(conn, "SELECT coalesce(max(seq), 0) FROM events"));
+  };
+  sched::LoadedState st;
+  st.checkpoint = lastSeq();
+  st.envs[env] = sched::EnvInfo{org, app};
+  st.deploy_org[failed] = org;
+  commit(conn, [&](pg::Transaction&) {
+    return std::vector<NewEvent>{newDeploy({.org_id = org,
+                                            .app_id = app,
+                                            .env_id = env,
+                                            .release_id = ReleaseId::generate().str(),
+                                            .secrets_version = std::nullopt},
+                                           toRfc3339(fake_.now()))
+                                     .event};
+  });
+  reconcile::Plan plan;
+  plan.deploys.push_back({failed, env, reconcile::DeployStatus::kInProgress,
+                          reconcile::DeployStatus::kFailed,
+                          "new instances failed 4 times (at most 3 allowed), last inst_x exited "
+                          "with code 1; rel_a keeps serving; auto-rollback: " +
+                              rollback + " redeploys it"});
+  plan.rollbacks.push_back({rollback, env, "rel_a", "", reconcile::StrategyKind::kRolling, failed,
+                            "auto-rollback after " + failed + " failed: new instances failed"});
+  auto tx = pg::Transaction::begin(conn);
+  ASSERT_TRUE(tx.has_value());
+  auto events = sched::planEvents(*tx, plan, st);
+  ASSERT_TRUE(events.has_value()) << events.error().toString();
+  ASSERT_EQ(events->size(), 1U);
+  EXPECT_EQ((*events)[0].event_type, "deploy.status_changed");
+  EXPECT_NE((*events)[0].payload.find("rel_a keeps serving; not rolled back: a newer deploy of "
+                                      "the env came first\""),
+            std::string::npos)
+      << (*events)[0].payload;
+  // Against views that hold that deploy, the rollback goes first.
+  st.checkpoint = lastSeq();
+  events = sched::planEvents(*tx, plan, st);
+  ASSERT_TRUE(events.has_value()) << events.error().toString();
+  ASSERT_EQ(events->size(), 2U);
+  EXPECT_EQ((*events)[0].event_type, "deploy.rollback_created");
+  EXPECT_EQ((*events)[0].aggregate_id, rollback);
+  EXPECT_NE((*events)[1].payload.find("auto-rollback: " + rollback), std::string::npos);
+  tx->rollback();
 }
 
 }  // namespace

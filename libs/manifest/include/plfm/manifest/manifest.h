@@ -108,6 +108,10 @@ struct DeployPolicy {
   // before it is stopped (docs/specs/scheduler/drain.md). In the JSON form
   // only when it is not the default.
   std::int64_t drain_timeout_ms = 30'000;
+  // A failed deploy redeploys the env's last successful release; when off,
+  // the failed instances stay for inspection and nothing more is drained.
+  // In the JSON form only when it is not the default.
+  bool auto_rollback = true;
 };
 
 struct Manifest {

@@ -26,13 +26,17 @@
 
 namespace plfm::reconcile {
 
-// Returns a fresh instance id per call ("inst_01h..." in production, a
-// counter in tests).
+// Returns a fresh id per call ("inst_01h..." in production, a counter in
+// tests).
 using IdSource = std::function<std::string()>;
 
 // Fails with invalid_argument on duplicate ids or an invalid Config; every
 // other inconsistency (an instance on an unknown node, a group with no
-// release) becomes an action or a Pending reason.
+// release) becomes an action or a Pending reason. New instances take their
+// ids from `ids`, auto-rollback deploys from `deploy_ids`.
+[[nodiscard]] Result<Plan> reconcile(const Input& in, const IdSource& ids,
+                                     const IdSource& deploy_ids);
+// The same with every id from `ids` (benchmarks, tests without rollbacks).
 [[nodiscard]] Result<Plan> reconcile(const Input& in, const IdSource& ids);
 
 // Canonical JSON of a plan: sorted keys, actions in plan order. `indent` < 0
@@ -42,7 +46,8 @@ using IdSource = std::function<std::string()>;
 // Applies a plan to an Input the way the control plane's projections apply
 // the plan's events to its views: new instances (kAllocated, desired kRun),
 // restarts (new generation, kAllocated), drains and stops (desired), lost
-// marks, deploy statuses. Agent reports (phases) are not part of it. Used by
+// marks, deploy statuses, rollback deploys (pending, and the env's groups
+// target them). Agent reports (phases) are not part of it. Used by
 // the tests and the benchmark, and the reference for the projections.
 void applyPlan(Input& in, const Plan& plan);
 

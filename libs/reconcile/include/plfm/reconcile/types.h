@@ -15,6 +15,7 @@
 //   Lost              -> instance.lost
 //   Stop              -> instance.stop_requested
 //   DeployTransition  -> deploy.status_changed
+//   Rollback          -> deploy.rollback_created
 // and Pending, the per-group reasons why desired and current still differ
 // (for `vt instances`; not an event). docs/specs/scheduler/reconciler.md
 // gives the rules and how each action changes the next Input.
@@ -61,6 +62,10 @@ struct Strategy {
   // long fails (its reason names the instances that are not serving); the
   // stable revision keeps serving. 0: no deadline.
   std::int64_t progress_deadline_ms = 0;
+  // When the deploy fails: true creates a new deploy of the stable revision
+  // (a Rollback); false keeps every instance where it is (the failed ones
+  // restart with backoff, for inspection) and drains nothing more.
+  bool auto_rollback = true;
 };
 
 // What to run: a release, the deploy that asked for it, and the resources
@@ -139,6 +144,9 @@ struct Deploy {
   std::string release_id;
   DeployStatus status = DeployStatus::kPending;
   std::int64_t created_ms = 0;  // the newest deploy of an env supersedes older ones
+  // Set on a deploy the system created to roll back this failed deploy; such
+  // a deploy is never rolled back in turn.
+  std::string rollback_of{};
 };
 
 struct Config {
@@ -217,6 +225,19 @@ struct DeployTransition {
   std::string reason;
 };
 
+// A failed deploy's auto-rollback: a new deploy, created by the system, of
+// the env's last successful release (its groups' `stable` revision). From
+// the next round on the groups target it like any deploy.
+struct Rollback {
+  std::string deploy_id;  // the new deploy
+  std::string env_id;
+  std::string release_id;
+  std::string secrets_version;  // the stable revision's (empty: none)
+  StrategyKind strategy = StrategyKind::kRolling;
+  std::string rollback_of;  // the failed deploy
+  std::string reason;       // "auto-rollback after dep_... failed: ..."
+};
+
 // Why a group is not (yet) what its desired state says after this plan.
 struct Pending {
   std::string env_id;
@@ -233,12 +254,13 @@ struct Plan {
   std::vector<Lost> lost;
   std::vector<Stop> stops;
   std::vector<DeployTransition> deploys;
+  std::vector<Rollback> rollbacks;
   std::vector<Pending> pending;
 
   // True when there is nothing to do (pending reasons may remain).
   [[nodiscard]] bool noActions() const {
     return allocations.empty() && restarts.empty() && drains.empty() && lost.empty() &&
-           stops.empty() && deploys.empty();
+           stops.empty() && deploys.empty() && rollbacks.empty();
   }
 };
 
