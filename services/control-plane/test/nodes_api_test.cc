@@ -635,7 +635,18 @@ TEST_F(DeployFailureTest, AFailedDeployIsAutoRolledBackToTheLastSuccessfulReleas
   const std::string rb = call("GET", "/v1/envs/" + e.env).body["current_deploy_id"];
   ASSERT_NE(rb, c.deploy);
   EXPECT_NE(reason.find(rb + " redeploys it"), std::string::npos) << reason;
-  ASSERT_TRUE(eventually([&] { return deployStatus(rb) == "succeeded"; }));
+  // The failed instance is drained (at once: it was not serving); the
+  // rollback succeeds once it has stopped.
+  ASSERT_TRUE(eventually([&] {
+    for (const auto& [inst, spec] : planOf(c.node, c.token)) {
+      if (spec["desired"] != "drain") continue;
+      EXPECT_EQ(report(c.node, c.token, inst,
+                       {{"generation", spec["generation"]}, {"seq", 99}, {"phase", "stopped"}})
+                    .status,
+                200);
+    }
+    return deployStatus(rb) == "succeeded";
+  }));
   auto r = call("GET", "/v1/deploys/" + rb);
   EXPECT_EQ(r.body["rollback_of"], c.deploy) << r.raw;
   EXPECT_EQ(r.body["release_id"], e.release) << r.raw;
