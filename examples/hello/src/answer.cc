@@ -41,10 +41,24 @@ std::string rootBody(const Config& config, const RequestContext& ctx) {
   return b;
 }
 
+std::optional<int> streamSeconds(std::string_view path) {
+  constexpr std::string_view kPrefix = "/stream/";
+  if (!path.starts_with(kPrefix)) return std::nullopt;
+  const std::string_view n = path.substr(kPrefix.size());
+  if (n.empty() || n.size() > 2 || n.front() == '0' ||
+      !std::all_of(n.begin(), n.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  const int seconds = std::stoi(std::string(n));
+  if (seconds > kMaxStreamSeconds) return std::nullopt;
+  return seconds;
+}
+
 Response answer(const Request& request, const Config& config, const RequestContext& ctx) {
   Response r;
-  const bool known =
-      request.path == "/healthz" || (request.path == "/" && ctx.listener == Listener::kHttps);
+  const auto stream = ctx.listener == Listener::kHttps ? streamSeconds(request.path) : std::nullopt;
+  const bool known = request.path == "/healthz" || stream.has_value() ||
+                     (request.path == "/" && ctx.listener == Listener::kHttps);
   if (!known) {
     r.status = 404;
     r.body = "not found\n";
@@ -54,6 +68,15 @@ Response answer(const Request& request, const Config& config, const RequestConte
     r.status = 405;
     r.body = "method not allowed\n";
     r.allow = "GET, HEAD";
+    return r;
+  }
+  if (const int seconds = stream.value_or(0); seconds > 0) {
+    for (int i = 0; i < seconds * 10; ++i) {
+      std::string n = std::to_string(i);
+      r.body += "tick " + std::string(4 - n.size(), '0') + n + "\n";  // i < 600
+    }
+    r.pace = std::chrono::milliseconds(100);
+    r.chunk = 10;
     return r;
   }
   r.body = request.path == "/healthz" ? "ok\n" : rootBody(config, ctx);

@@ -3,6 +3,7 @@
 // `/` is a contract (README.md, "The answer"): the end-to-end test parses it.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -35,6 +36,12 @@ struct RequestContext {
 
 // The body of `GET /`.
 [[nodiscard]] std::string rootBody(const Config& config, const RequestContext& ctx);
+
+// `GET /stream/N` (N = 1..60): a download of N seconds, "tick 0000\n" to
+// "tick NNNN\n", one line every 100 ms.
+inline constexpr int kMaxStreamSeconds = 60;
+// N of a /stream/N path, or nullopt.
+[[nodiscard]] std::optional<int> streamSeconds(std::string_view path);
 
 // Routes a parsed request.
 [[nodiscard]] Response answer(const Request& request, const Config& config,

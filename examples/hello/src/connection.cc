@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <string>
+#include <thread>
 
 #include "http.h"
 #include "log.h"
@@ -74,7 +75,18 @@ void serveRequest(Stream& stream, const Config& config, RequestContext& ctx) {
   if (response.status >= 400 && response.body.empty()) {
     response.body = std::string(reasonPhrase(response.status)) + "\n";
   }
-  const bool sent = stream.writeAll(serialize(response, request.method == "HEAD"));
+  const bool head_only = request.method == "HEAD";
+  bool sent = false;
+  if (response.pace.count() > 0 && response.chunk > 0 && !head_only) {
+    // A paced download: the head, then one chunk per pace.
+    sent = stream.writeAll(serialize(response, true));
+    for (size_t at = 0; sent && at < response.body.size(); at += response.chunk) {
+      std::this_thread::sleep_for(response.pace);
+      sent = stream.writeAll(std::string_view(response.body).substr(at, response.chunk));
+    }
+  } else {
+    sent = stream.writeAll(serialize(response, head_only));
+  }
   logLine("request method=" + (request.method.empty() ? "-" : printable(request.method, 16)) +
           " path=" + (request.path.empty() ? "-" : printable(request.path)) + " status=" +
           std::to_string(response.status) + " " + describe(ctx) + (sent ? "" : " write=failed"));

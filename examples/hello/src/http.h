@@ -4,6 +4,7 @@
 // rules are unit-tested without sockets.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -30,6 +31,10 @@ struct Response {
   int status = 200;
   std::string body;
   std::string allow;  // the Allow header of a 405
+  // A paced body: `chunk` bytes every `pace` (a long download, for drain
+  // tests); 0: all at once.
+  std::chrono::milliseconds pace{0};
+  size_t chunk = 0;
 };
 
 // The bytes on the wire; a HEAD response keeps Content-Length, drops the body.

@@ -145,5 +145,26 @@ TEST(AnswerTest, Routes) {
   EXPECT_EQ(post.allow, "GET, HEAD");
 }
 
+TEST(AnswerTest, StreamIsAPacedDownloadOfNSeconds) {
+  EXPECT_EQ(streamSeconds("/stream/10"), 10);
+  EXPECT_EQ(streamSeconds("/stream/60"), 60);
+  for (const char* bad : {"/stream/", "/stream/0", "/stream/61", "/stream/07", "/stream/1x",
+                          "/stream/100", "/streams/1", "/stream/-1"}) {
+    EXPECT_EQ(streamSeconds(bad), std::nullopt) << bad;
+  }
+  Config c;
+  RequestContext https;
+  Response r = answer({"GET", "/stream/2"}, c, https);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body.size(), 200U);
+  EXPECT_EQ(r.body.substr(0, 10), "tick 0000\n");
+  EXPECT_EQ(r.body.substr(190), "tick 0019\n");
+  EXPECT_EQ(r.pace, std::chrono::milliseconds(100));
+  EXPECT_EQ(r.chunk, 10U);
+  RequestContext health;
+  health.listener = Listener::kHealth;
+  EXPECT_EQ(answer({"GET", "/stream/2"}, c, health).status, 404);  // HTTPS only
+}
+
 }  // namespace
 }  // namespace plfm::hello
