@@ -19,8 +19,10 @@ class FailureSummary final : public ::testing::EmptyTestEventListener {
     std::string msg = r.message();
     constexpr size_t kMax = 2000;  // one assertion's message, not a whole log
     if (msg.size() > kMax) msg = msg.substr(0, kMax) + "\n  [... cut]";
-    failures_.push_back(test_ + " at " + (r.file_name() != nullptr ? r.file_name() : "?") + ":" +
-                        std::to_string(r.line_number()) + "\n  " + msg);
+    const std::string where = r.file_name() != nullptr ? std::string(r.file_name()) + ":" +
+                                                             std::to_string(r.line_number())
+                                                       : std::string("(no source line)");
+    failures_.push_back(test_ + " at " + where + "\n  " + msg);
   }
   void OnTestProgramEnd(const ::testing::UnitTest&) override {
     if (failures_.empty()) return;

@@ -449,14 +449,15 @@ class AgentWithControlPlane : public AgentE2e {
   }
 
   // A release of the test workload serving on 8443, scaled to one, deployed.
-  std::string deployWorkload(const std::string& env) {
+  std::string deployWorkload(const std::string& env,
+                             const json& command = {"/bin/vt-test-workload", "serve", "8443"}) {
     json manifest = {
         {"schema_version", 1},
         {"app", "web"},
         {"image", g_world->image_ref},
         {"processes",
          {{{"name", "web"},
-           {"command", {"/bin/vt-test-workload", "serve", "8443"}},
+           {"command", command},
            {"args", json::array()},
            {"resources", {{"vcpus", 1}, {"memory_mb", 128}}}}}},
         {"services", json::array()},
@@ -537,6 +538,42 @@ TEST_F(AgentWithControlPlane, EnrollsRunsWhatTheSchedulerPlacesAndReportsBack) {
     std::this_thread::sleep_for(200ms);
   }
   EXPECT_TRUE(gone);
+}
+
+// Issue 16: an app that hangs (it stops answering its tcp check but never
+// exits) is restarted in place, and the instance's reason and events say why.
+TEST_F(AgentWithControlPlane, AHungAppIsRestartedInPlaceAndTheEventsSayWhy) {
+  startControlPlane();
+  std::string env = enrollAndMakeEnv();
+  deployWorkload(env, {"/bin/vt-test-workload", "serve", "8443", "4"});
+  json inst = waitHealthy(env);
+  ASSERT_EQ(inst.value("current_state", ""), "healthy") << inst.dump();
+  const std::string id = inst.value("id", "");
+  // Three failed checks (1 s apart) after it stops listening: unhealthy,
+  // then generation 2 after a 1 s backoff, healthy again for 4 s.
+  json now;
+  for (auto deadline = std::chrono::steady_clock::now() + 90s;
+       std::chrono::steady_clock::now() < deadline; std::this_thread::sleep_for(500ms)) {
+    now = api("GET", "/v1/instances/" + id + "?log_lines=0");
+    if (now.contains("instance") && now["instance"].value("generation", 0) >= 2) break;
+  }
+  ASSERT_TRUE(now.contains("instance")) << now.dump();
+  EXPECT_GE(now["instance"].value("generation", 0), 2) << now.dump();
+  bool unhealthy = false;
+  bool restart = false;
+  auto text = [](const json& e, const char* key) {
+    return e.contains(key) && e[key].is_string() ? e[key].get<std::string>() : std::string();
+  };
+  for (const auto& e : now.value("events", json::array())) {
+    const std::string reason = text(e, "reason");
+    unhealthy = unhealthy || (text(e, "phase") == "unhealthy" &&
+                              reason.find("tcp check on port 8443") != std::string::npos);
+    restart =
+        restart || (text(e, "event_type") == "instance.restart_scheduled" &&
+                    reason.rfind("health checks failing; restart 1 after 1 s backoff", 0) == 0);
+  }
+  EXPECT_TRUE(unhealthy) << now.dump();
+  EXPECT_TRUE(restart) << now.dump();
 }
 
 // Issue 9's proof with a real boot: a canary secret set through the API

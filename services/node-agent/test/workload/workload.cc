@@ -2,8 +2,10 @@
 // microVM, linked statically so that its image is one file.
 //
 //   vt-test-workload exit CODE [TEXT]   print TEXT (and the env it was given) then exit CODE
-//   vt-test-workload serve PORT         answer each TCP connection on [::]:PORT with
-//                                       "hello from <PLFM_INSTANCE_ID>\n"; exit 0 on SIGTERM
+//   vt-test-workload serve PORT [SECS]  answer each TCP connection on [::]:PORT with
+//                                       "hello from <PLFM_INSTANCE_ID>\n"; exit 0 on SIGTERM;
+//                                       with SECS, stop listening after that long and hang
+//                                       (a hung app: its checks fail, it never exits)
 //   vt-test-workload sleep              wait for SIGTERM, then exit 0
 //   vt-test-workload netprobe PORT | ask ADDR PORT LINE | udp-listen PORT
 //                                       network probes (netprobe.cc)
@@ -18,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <string>
 
 #include "workload/netprobe.h"
@@ -44,7 +47,7 @@ void reportSecrets() {
   }
 }
 
-int serve(int port) {
+int serve(int port, int seconds) {
   reportSecrets();
   int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
   int on = 1;
@@ -63,7 +66,18 @@ int serve(int port) {
   std::string answer = std::string("hello from ") + (id != nullptr ? id : "?") + "\n";
   std::printf("listening on [::]:%d\n", port);
   std::fflush(stdout);
+  const time_t until = seconds > 0 ? ::time(nullptr) + seconds : 0;
   while (g_term == 0) {
+    if (until != 0 && fd >= 0 && ::time(nullptr) >= until) {
+      ::close(fd);
+      fd = -1;
+      std::printf("stopped listening; hanging\n");
+      std::fflush(stdout);
+    }
+    if (fd < 0) {
+      ::usleep(200'000);
+      continue;
+    }
     pollfd p{fd, POLLIN, 0};
     if (::poll(&p, 1, 200) <= 0) continue;
     int c = ::accept(fd, nullptr, nullptr);
@@ -91,7 +105,9 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     return code;
   }
-  if (mode == "serve") return serve(argc > 2 ? std::atoi(argv[2]) : 8080);
+  if (mode == "serve") {
+    return serve(argc > 2 ? std::atoi(argv[2]) : 8080, argc > 3 ? std::atoi(argv[3]) : 0);
+  }
   if (mode == "netprobe") return vt_test::netprobe(argc > 2 ? std::atoi(argv[2]) : 8080, g_term);
   if (mode == "udp-listen") return vt_test::udpListen(argc > 2 ? std::atoi(argv[2]) : 9999, g_term);
   if (mode == "ask" && argc > 4) return vt_test::ask(argv[2], std::atoi(argv[3]), argv[4]);
