@@ -472,6 +472,36 @@ TEST_F(VtDev, CoreLoop) {
       waitFor("hello.localhost", "::1", "greeting: " + expected_greeting + "\n", 60s);
   EXPECT_NE(back.find("greeting: " + expected_greeting + "\n"), std::string::npos) << back;
 
+  phase("a release that never becomes healthy: failed at its progress deadline, auto-rolled back");
+  {
+    // Its check asks a port nothing listens on; the deadline is the
+    // shortest the manifest allows, so the suite stays fast.
+    std::string t = text;
+    t.replace(t.find(greeting), greeting.size(), "Hello from a broken release");
+    t.replace(t.find("port = 8080"), 11, "port = 8081");
+    t.replace(t.find("max_unavailable = 0"), 19,
+              "max_unavailable = 0\nprogress_deadline = \"10s\"");
+    ASSERT_TRUE(writeFileAtomic(io_->file("vt-broken.toml"), t));
+    ClientLoad during(ingressPort());
+    during.start();
+    VtRun broken = vt({"deploy", "--manifest", io_->file("vt-broken.toml"), "--image", ref,
+                       "--timeout", "4m", "--app", "hello"},
+                      300s);
+    const ClientLoad::Counts c = during.stop();
+    EXPECT_EQ(broken.code, 6) << broken.err;
+    EXPECT_NE((broken.out + broken.err).find("no progress for 10 s (progress_deadline)"),
+              std::string::npos);
+    EXPECT_NE((broken.out + broken.err).find("auto-rollback"), std::string::npos);
+    std::printf(
+        "during the failed deploy: %d requests answered, %d failed; %d downloads, %d broken\n",
+        c.ok, c.failed, c.streams_ok, c.streams_broken);
+    for (const auto& e : c.errors) std::printf("  %s\n", e.c_str());
+    EXPECT_EQ(c.failed, 0);
+    EXPECT_EQ(c.streams_broken, 0);
+    const std::string still = curl("hello.localhost", "::1");
+    EXPECT_NE(still.find("greeting: " + expected_greeting + "\n"), std::string::npos) << still;
+  }
+
   phase("kill one instance's VMM: reported and replaced");
   const int64_t before = lastSeq(vt({"events", "tail", "-n", "1", "--format", "json"}).out);
   json insts = agentInstances();

@@ -220,6 +220,11 @@ Result<Scheduler::Round> Scheduler::runOnce(pg::Connection& conn) {
   for (const auto& n : state.input.nodes) {
     round.time_sensitive |= n.state == reconcile::NodeState::kUnreachable;
   }
+  // A deploy in progress fails at its progress deadline even when nothing
+  // else happens: look again on the timer.
+  for (const auto& d : state.input.deploys) {
+    round.time_sensitive |= d.status == reconcile::DeployStatus::kInProgress;
+  }
   start = std::chrono::steady_clock::now();
   auto plan = reconcile::reconcile(
       state.input, [] { return InstanceId::generate().str(); },
