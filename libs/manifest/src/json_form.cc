@@ -203,11 +203,10 @@ Result<Manifest> readJson(const Json& j) {
   PLFM_TRY(ifPresent(*secrets, "export_env", m.secrets_export_env,
                      [&] { return json::getBool(*secrets, "export_env", "secrets"); }));
   PLFM_ASSIGN_OR_RETURN(const Json* deploy, optionalObject(j, "deploy", ""));
-  PLFM_TRY(json::rejectUnknownFields(
-      *deploy,
-      {"strategy", "max_surge", "max_unavailable", "progress_deadline_ms", "drain_timeout_ms",
-       "auto_rollback"},
-      "deploy"));
+  PLFM_TRY(json::rejectUnknownFields(*deploy,
+                                     {"strategy", "max_surge", "max_unavailable",
+                                      "progress_deadline_ms", "drain_timeout_ms", "auto_rollback"},
+                                     "deploy"));
   PLFM_TRY(ifPresent(*deploy, "strategy", m.deploy.strategy,
                      [&] { return json::getString(*deploy, "strategy", "deploy"); }));
   PLFM_TRY(ifPresent(*deploy, "max_surge", m.deploy.max_surge,
