@@ -476,7 +476,7 @@ class NodeLossTest : public NodesApiTest {
   FakeClock fake_;
 };
 
-// DESIGN.md §4 failures: a node with instances goes quiet, becomes
+// Node loss (docs/specs/scheduler/reconciler.md, "Node loss"): a node with instances goes quiet, becomes
 // unreachable, its instances are replaced on another node once the grace
 // period has passed, and when it comes back its plan tells it to stop the
 // stale copies.

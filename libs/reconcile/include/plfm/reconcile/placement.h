@@ -2,7 +2,7 @@
 // time, and keeps the nodes' usage up to date as it goes, so one Placer
 // serves a whole reconcile (or a benchmark's batch of placements).
 //
-// Rules (DESIGN.md section 4):
+// Rules (docs/specs/scheduler/reconciler.md, "Placement"):
 //   - filter: the node is active, not cordoned or draining, has a valid /64;
 //     memory is a hard cap (sum of instance memory <= the node's memory);
 //     CPU is soft (sum of vCPUs <= cores x cpu_overcommit); an instance with
