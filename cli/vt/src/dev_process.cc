@@ -36,19 +36,9 @@ std::vector<std::string> statFields(pid_t pid) {
 
 }  // namespace
 
-std::string processStartTime(pid_t pid) {
-  auto f = statFields(pid);
-  return f.size() > 19 ? f[19] : "";  // field 22
-}
-
-bool isRunning(pid_t pid) {
-  if (pid <= 0) return false;
-  auto f = statFields(pid);
-  return !f.empty() && f[0] != "Z" && f[0] != "X";
-}
-
 Result<void> writePidFile(const std::string& path, pid_t pid) {
-  return writeFileAtomic(path, std::to_string(pid) + " " + processStartTime(pid) + "\n");
+  return writeFileAtomic(path,
+                         std::to_string(pid) + " " + std::to_string(processStartTime(pid)) + "\n");
 }
 
 pid_t readPidFile(const std::string& path) {
@@ -58,39 +48,8 @@ pid_t readPidFile(const std::string& path) {
   pid_t pid = -1;
   std::string started;
   in >> pid >> started;
-  if (!isRunning(pid) || processStartTime(pid) != started) return -1;
+  if (!isRunning(pid) || std::to_string(processStartTime(pid)) != started) return -1;
   return pid;
-}
-
-bool stopProcess(pid_t pid, int sig, std::chrono::milliseconds grace) {
-  if (!isRunning(pid)) return true;
-  ::kill(pid, sig);
-  const auto deadline = std::chrono::steady_clock::now() + grace;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (!isRunning(pid)) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ::kill(pid, SIGKILL);
-  for (int i = 0; i < 100 && isRunning(pid); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
-}
-
-std::vector<pid_t> processesMentioning(const std::string& needle) {
-  std::vector<pid_t> out;
-  if (needle.empty()) return out;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/proc", ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-    const auto pid = static_cast<pid_t>(std::atoi(name.c_str()));
-    if (pid == ::getpid()) continue;
-    auto cmd = readFile("/proc/" + name + "/cmdline");
-    if (!cmd || cmd->find(needle) == std::string::npos) continue;
-    if (isRunning(pid)) out.push_back(pid);
-  }
-  return out;
 }
 
 bool isAncestor(pid_t pid) {

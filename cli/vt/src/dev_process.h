@@ -8,14 +8,17 @@
 #include <string>
 #include <vector>
 
+#include "plfm/core/process.h"
 #include "plfm/core/result.h"
 
 namespace plfm::vt::dev {
 
-// Field 22 of /proc/PID/stat (start time in clock ticks), or "".
-[[nodiscard]] std::string processStartTime(pid_t pid);
+// From libs/core: start times, liveness, stops with a grace, sweeps.
+using plfm::processesMentioning;
+using plfm::processStartTime;
+using plfm::stopProcess;
 // Exists and is not a zombie.
-[[nodiscard]] bool isRunning(pid_t pid);
+inline bool isRunning(pid_t pid) { return plfm::processRunning(pid); }
 
 // Writes "PID STARTTIME\n".
 [[nodiscard]] Result<void> writePidFile(const std::string& path, pid_t pid);
@@ -23,12 +26,6 @@ namespace plfm::vt::dev {
 // time, else -1.
 [[nodiscard]] pid_t readPidFile(const std::string& path);
 
-// Sends `sig`, waits up to `grace`, then SIGKILLs. True when it stopped
-// before the deadline.
-bool stopProcess(pid_t pid, int sig, std::chrono::milliseconds grace);
-
-// Running processes (not us) whose command line contains `needle`.
-[[nodiscard]] std::vector<pid_t> processesMentioning(const std::string& needle);
 // True when `pid` is this process or one of its ancestors.
 [[nodiscard]] bool isAncestor(pid_t pid);
 // Unix sockets under `dir` (recursively).

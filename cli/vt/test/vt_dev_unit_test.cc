@@ -31,7 +31,7 @@ TEST(VtDevProcess, AncestorsAndLiveness) {
   EXPECT_TRUE(isAncestor(::getppid()));
   EXPECT_TRUE(isRunning(::getpid()));
   EXPECT_FALSE(isRunning(-1));
-  EXPECT_FALSE(processStartTime(::getpid()).empty());
+  EXPECT_GT(processStartTime(::getpid()), 0U);
 }
 
 TEST(VtDevProcess, StopProcessStopsAChild) {

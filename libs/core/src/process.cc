@@ -9,8 +9,10 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -196,6 +198,72 @@ int exitCodeOf(int status) {
 }
 
 bool processAlive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
+
+namespace {
+
+// The state (field 3) and start time (field 22) of a process; the state is
+// "" when it does not exist. Field 2 (comm) may hold spaces and parentheses:
+// fields are read after the last ')'.
+std::pair<std::string, uint64_t> statStateAndStart(pid_t pid) {
+  if (pid <= 0) return {"", 0};
+  const std::string text = readFile("/proc/" + std::to_string(pid) + "/stat").value_or("");
+  const auto close = text.rfind(')');
+  if (close == std::string::npos) return {"", 0};
+  std::istringstream fields(text.substr(close + 1));
+  std::string state;
+  fields >> state;  // field 3
+  std::string skip;
+  for (int field = 4; field < 22; ++field) fields >> skip;
+  uint64_t start = 0;
+  fields >> start;  // field 22
+  return {state, start};
+}
+
+bool zombie(const std::string& state) { return state == "Z" || state == "X"; }
+
+}  // namespace
+
+bool processRunning(pid_t pid) {
+  const auto s = statStateAndStart(pid);
+  return !s.first.empty() && !zombie(s.first);
+}
+
+uint64_t processStartTime(pid_t pid) {
+  const auto s = statStateAndStart(pid);
+  return s.first.empty() || zombie(s.first) ? 0 : s.second;
+}
+
+std::vector<pid_t> processesMentioning(const std::string& needle) {
+  std::vector<pid_t> out;
+  if (needle.empty()) return out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const auto pid = static_cast<pid_t>(std::atol(name.c_str()));
+    if (pid == ::getpid()) continue;
+    auto cmdline = readFile("/proc/" + name + "/cmdline");
+    if (cmdline && cmdline->find(needle) != std::string::npos && processRunning(pid)) {
+      out.push_back(pid);
+    }
+  }
+  return out;
+}
+
+bool stopProcess(pid_t pid, int sig, std::chrono::milliseconds grace) {
+  if (!processRunning(pid)) return true;
+  ::kill(pid, sig);
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!processRunning(pid)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ::kill(pid, SIGKILL);
+  for (int i = 0; i < 100 && processRunning(pid); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
 
 Result<std::string> readFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -25,23 +25,6 @@ namespace {
 
 constexpr int kPort = 5432;  // only names the socket file: no TCP listener
 
-// The start time of a process in clock ticks since boot (field 22 of
-// /proc/PID/stat), so a recycled pid is not mistaken for the owner.
-std::string processStartTime(pid_t pid) {
-  auto stat = readFile("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat) return "";
-  const size_t paren = stat->rfind(')');
-  if (paren == std::string::npos) return "";
-  // Fields after the command name start at field 3.
-  size_t pos = paren + 2;
-  for (int field = 3; field < 22 && pos != std::string::npos; ++field) {
-    pos = stat->find(' ', pos);
-    if (pos != std::string::npos) ++pos;
-  }
-  if (pos == std::string::npos) return "";
-  return stat->substr(pos, stat->find(' ', pos) - pos);
-}
-
 std::string findBindir() {
   if (const char* env = std::getenv("PLFM_PG_BINDIR"); env != nullptr && *env != '\0') return env;
   for (std::string dir : {std::string(PLFM_PG_BINDIR), std::string("/usr/lib/postgresql/15/bin")}) {
@@ -94,7 +77,8 @@ int PgCluster::reapLeftovers(const std::string& base_dir) {
       const auto space = owner->find(' ');
       const pid_t pid = static_cast<pid_t>(std::atoi(owner->substr(0, space).c_str()));
       const std::string started = space == std::string::npos ? "" : owner->substr(space + 1);
-      if (processAlive(pid) && processStartTime(pid) == trim(started)) continue;  // still live
+      if (processAlive(pid) && std::to_string(processStartTime(pid)) == trim(started))
+        continue;  // still live
     }
     if (auto pidfile = readFile(dir + "/data/postmaster.pid")) {
       stopPid(static_cast<pid_t>(std::atoi(pidfile->c_str())));
@@ -145,8 +129,9 @@ Result<void> PgCluster::init(const PgClusterOptions& options) {
   std::string tmpl = base + "/c-XXXXXX";
   if (::mkdtemp(tmpl.data()) == nullptr) return errnoError("mkdtemp " + tmpl, errno);
   dir_ = tmpl;
-  PLFM_TRY(writeFileAtomic(dir_ + "/owner",
-                           std::to_string(::getpid()) + " " + processStartTime(::getpid()) + "\n"));
+  PLFM_TRY(writeFileAtomic(
+      dir_ + "/owner",
+      std::to_string(::getpid()) + " " + std::to_string(processStartTime(::getpid())) + "\n"));
   for (const char* sub : {"/data", "/s"}) {
     if (::mkdir((dir_ + sub).c_str(), 0700) != 0) return errnoError("mkdir " + dir_ + sub, errno);
     PLFM_TRY(chownTo(dir_ + sub, uid_, gid_));

@@ -27,22 +27,6 @@ using nlohmann::json;
 
 namespace {
 
-// Processes whose command line names something inside `dir`.
-std::vector<pid_t> processesMentioning(const std::string& dir) {
-  const std::string needle = dir + "/";
-  std::vector<pid_t> out;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/proc", ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-    const auto pid = static_cast<pid_t>(std::atol(name.c_str()));
-    if (pid == ::getpid()) continue;
-    auto cmdline = readFile("/proc/" + name + "/cmdline");
-    if (cmdline && cmdline->find(needle) != std::string::npos) out.push_back(pid);
-  }
-  return out;
-}
-
 // Kills every process but `keep` whose command line names the run dir `dir`
 // (its sockets and pid file live there): VMMs started just before a crash,
 // before their handle reached the record and possibly before they wrote a pid
@@ -53,7 +37,7 @@ void killVmmsIn(runtime::MicroVmRuntime& rt, const std::string& dir, const std::
   if (dir.empty()) return;  // "/" would match every process
   for (int pass = 0; pass < 10; ++pass) {
     bool any = false;
-    for (pid_t pid : processesMentioning(dir)) {
+    for (pid_t pid : processesMentioning(dir + "/")) {
       if (pid == keep) continue;
       runtime::VmHandle h;
       h.pid = pid;

@@ -38,23 +38,6 @@ Result<VmHandle> VmHandle::fromJson(const nlohmann::json& j) {
   }
 }
 
-uint64_t processStartTime(pid_t pid) {
-  if (pid <= 0) return 0;
-  std::string text = readFile("/proc/" + std::to_string(pid) + "/stat").value_or("");
-  // Field 2 (comm) may hold spaces and parentheses: parse after the last ')'.
-  auto close = text.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream fields(text.substr(close + 1));
-  std::string state;
-  fields >> state;  // field 3
-  if (state == "Z" || state == "X") return 0;
-  std::string skip;
-  for (int field = 4; field < 22; ++field) fields >> skip;
-  uint64_t start = 0;
-  fields >> start;  // field 22
-  return start;
-}
-
 namespace {
 
 bool optionSafe(std::string_view v) {

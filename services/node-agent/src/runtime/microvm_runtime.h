@@ -27,6 +27,7 @@
 #include <string_view>
 #include <vector>
 
+#include "plfm/core/process.h"
 #include "plfm/core/result.h"
 
 namespace plfm::runtime {
@@ -107,9 +108,8 @@ class MicroVmRuntime {
 // last line, right before a command line is built.
 [[nodiscard]] Result<void> checkVmSpec(const VmSpec& spec);
 
-// The start time of `pid` (/proc/PID/stat field 22), 0 when it does not exist
-// or is a zombie.
-[[nodiscard]] uint64_t processStartTime(pid_t pid);
+// The start time of a pid, 0 when gone (libs/core).
+using plfm::processStartTime;
 
 // True when `pid` runs and started at `start` (0: any start time).
 [[nodiscard]] bool processMatches(pid_t pid, uint64_t start);

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -69,6 +70,18 @@ class Process {
 
 // True when a process with this pid exists (kill(pid, 0)).
 [[nodiscard]] bool processAlive(pid_t pid);
+// Exists and is not a zombie (from /proc/PID/stat).
+[[nodiscard]] bool processRunning(pid_t pid);
+// The start time of `pid` in clock ticks since boot (/proc/PID/stat field
+// 22), 0 when it does not exist or is a zombie. With the pid it names one
+// process for good: a recycled pid has another start time.
+[[nodiscard]] uint64_t processStartTime(pid_t pid);
+// Running processes other than this one whose command line contains
+// `needle` (nothing for an empty needle).
+[[nodiscard]] std::vector<pid_t> processesMentioning(const std::string& needle);
+// Sends `sig`, waits up to `grace` for the process to go, then SIGKILLs it
+// (and waits up to 2 s more). True when it went before the deadline.
+bool stopProcess(pid_t pid, int sig, std::chrono::milliseconds grace);
 
 // Reads the whole file; errors name the path.
 [[nodiscard]] Result<std::string> readFile(const std::string& path);
