@@ -468,14 +468,19 @@ Result<std::string> Platform::startControlPlane() {
     PLFM_TRY(runChecked({bins_.control_plane, "secrets", "generate-key", key}, so));
   }
   PLFM_ASSIGN_OR_RETURN(const http::LocalPki pki, ensureDevPki());
-  PLFM_ASSIGN_OR_RETURN(pid_t pid,
-                        launch(c,
-                               {bins_.control_plane, "serve", "--listen",
-                                "[::1]:" + std::to_string(s_.control_plane_port), "--node-listen",
-                                "[::1]:" + std::to_string(s_.control_plane_node_port), "--database",
-                                conninfo(), "--state-dir", path("control-plane"), "--tls-cert",
-                                pki.server_cert, "--tls-key", pki.server_key},
-                               {"PLFM_CP_SECRETS_MASTER_KEY_FILE=" + key}));
+  std::vector<std::string> argv = {
+      bins_.control_plane, "serve",
+      "--listen",          "[::1]:" + std::to_string(s_.control_plane_port),
+      "--node-listen",     "[::1]:" + std::to_string(s_.control_plane_node_port),
+      "--database",        conninfo(),
+      "--state-dir",       path("control-plane"),
+      "--tls-cert",        pki.server_cert,
+      "--tls-key",         pki.server_key};
+  // Settings of the user's own (docs/engineering/vt-dev.md); the flags above win.
+  if (fs::exists(path("control-plane/config.toml"))) {
+    argv.insert(argv.begin() + 2, {"--config", path("control-plane/config.toml")});
+  }
+  PLFM_ASSIGN_OR_RETURN(pid_t pid, launch(c, argv, {"PLFM_CP_SECRETS_MASTER_KEY_FILE=" + key}));
   PLFM_TRY(waitHealthy(c, pid, std::chrono::seconds(60)));
   return started(pid, address(c));
 }
