@@ -19,11 +19,11 @@
 // restart. That file also sets cpu_overcommit = 8, so that 8 instances and a
 // surge fit on a 2-core node.
 // Per drain, `waited_ms` of each instance.drain_released event of the deploy.
-#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
