@@ -9,7 +9,6 @@
 // private network namespace (unshared before any thread starts), so taps and
 // listeners never touch the host's network.
 #include <gtest/gtest.h>
-#include <sched.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -30,6 +29,7 @@
 #include "plfm/testing/failure_summary.h"
 #include "plfm/testing/leak_scan.h"
 #include "plfm/testing/temp_dir.h"
+#include "vt_dev_driver.h"
 
 namespace plfm {
 namespace {
@@ -50,140 +50,19 @@ class NetnsEnvironment : public ::testing::Environment {
  public:
   void SetUp() override {
     ASSERT_EQ(::geteuid(), 0) << "vt dev e2e needs root (taps, network namespaces)";
-    ASSERT_EQ(::unshare(CLONE_NEWNET), 0) << "unshare(CLONE_NEWNET): " << std::strerror(errno);
-    ASSERT_EQ(std::system("ip link set lo up"), 0);
+    auto r = e2e::enterPrivateNetwork();
+    ASSERT_TRUE(r) << r.error().toString();
   }
 };
 const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new NetnsEnvironment);
 
-struct VtRun {
-  int code = -1;
-  std::string out;
-  std::string err;
-  double seconds = 0;
-};
+using e2e::VtRun;
 
-class VtDev : public ::testing::Test {
+class VtDev : public ::testing::Test, public e2e::VtDevDriver {
  protected:
-  void SetUp() override {
-    state_ = std::make_unique<testing::TempDir>("vd");
-    io_ = std::make_unique<testing::TempDir>("vdio");
-    ports_ = {testing::freeTcpPort(), testing::freeTcpPort(), testing::freeTcpPort(),
-              testing::freeTcpPort(), testing::freeTcpPort(), testing::freeTcpPort()};
-  }
   void TearDown() override {
     // Whatever happened, stop the platform (a no-op after a clean down).
     (void)vt({"dev", "down", "--state-dir", state_->path()}, 120s);
-  }
-
-  VtRun vt(const std::vector<std::string>& args, std::chrono::seconds timeout = 60s,
-           const std::vector<std::string>& extra_env = {}) {
-    std::vector<std::string> argv = {PLFM_VT_BIN};
-    argv.insert(argv.end(), args.begin(), args.end());
-    SpawnOptions o;
-    o.stdout_path = io_->file("out");
-    o.stderr_path = io_->file("err");
-    std::error_code ec;
-    std::filesystem::remove(o.stdout_path, ec);
-    std::filesystem::remove(o.stderr_path, ec);
-    o.env = {"VT_CONFIG_DIR=" + io_->file("config"),
-             "NO_COLOR=1",
-             "VT_URL=",
-             "VT_TOKEN=",
-             "VT_ORG=",
-             "VT_APP=",
-             "VT_ENV=",
-             "VT_CONTEXT="};
-    o.env.insert(o.env.end(), extra_env.begin(), extra_env.end());
-    VtRun r;
-    const auto t0 = Clock::now();
-    auto p = spawn(argv, o);
-    if (!p) {
-      r.err = p.error().toString();
-      return r;
-    }
-    auto status = p->waitFor(timeout);
-    if (!status) {
-      p->signal(9);
-      r.err = "vt timed out\n";
-    } else {
-      r.code = exitCodeOf(*status);
-    }
-    r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    r.out = readFile(io_->file("out")).value_or("");
-    r.err += readFile(io_->file("err")).value_or("");
-    std::string cmd = "vt";
-    for (const auto& a : args) cmd += " " + a;
-    std::printf("$ %s  [exit %d, %.1fs]\n%s%s", cmd.c_str(), r.code, r.seconds, r.out.c_str(),
-                r.err.c_str());
-    std::fflush(stdout);
-    return r;
-  }
-
-  std::vector<std::string> upArgs() const {
-    return {"dev",
-            "up",
-            "--state-dir",
-            state_->path(),
-            "--control-plane-port",
-            std::to_string(ports_[0]),
-            "--registry-port",
-            std::to_string(ports_[1]),
-            "--agent-port",
-            std::to_string(ports_[2]),
-            "--ingress-port",
-            std::to_string(ports_[3]),
-            "--ingress-metrics-port",
-            std::to_string(ports_[4]),
-            "--control-plane-node-port",
-            std::to_string(ports_[5]),
-            "--format",
-            "table"};
-  }
-
-  // Builds examples/hello's image and pushes it; returns "REF@sha256:...".
-  std::string pushHello() {
-    SpawnOptions so;
-    so.stdout_path = io_->file("build-image.out");
-    so.stderr_path = io_->file("build-image.log");
-    const std::string script = std::string(PLFM_SOURCE_DIR) + "/examples/hello/build-image";
-    auto r = runChecked(
-        {script, "--bin", PLFM_HELLO_BIN, "--work", io_->file("hello-image"), registry()}, so);
-    EXPECT_TRUE(r) << (r ? "" : r.error().toString()) << tailFile(io_->file("build-image.log"), 20);
-    std::string out = readFile(io_->file("build-image.out")).value_or("");
-    while (!out.empty() && out.back() == '\n') out.pop_back();
-    return out.substr(out.rfind('\n') == std::string::npos ? 0 : out.rfind('\n') + 1);
-  }
-
-  std::string registry() const { return "127.0.0.1:" + std::to_string(ports_[1]); }
-  int ingressPort() const { return ports_[3]; }
-
-  // One HTTPS request through the ingress, `ip` being "::1" or "127.0.0.1".
-  std::string curl(const std::string& host, const std::string& ip) {
-    const std::string port = std::to_string(ingressPort());
-    const std::string target = ip.find(':') != std::string::npos ? "[" + ip + "]" : ip;
-    SpawnOptions so;
-    so.stdout_path = io_->file("curl.out");
-    so.stderr_path = io_->file("curl.err");
-    std::error_code ec;
-    std::filesystem::remove(so.stdout_path, ec);
-    auto r = runChecked({"curl", "-sS", "-k", "--max-time", "5", "--resolve",
-                         host + ":" + port + ":" + target, "https://" + host + ":" + port + "/"},
-                        so);
-    return r ? readFile(io_->file("curl.out")).value_or("") : "";
-  }
-
-  // Polls until the answer contains `want` (or the time is up); returns the last answer.
-  std::string waitFor(const std::string& host, const std::string& ip, const std::string& want,
-                      std::chrono::seconds timeout) {
-    const auto deadline = Clock::now() + timeout;
-    std::string got;
-    while (Clock::now() < deadline) {
-      got = curl(host, ip);
-      if (got.find(want) != std::string::npos) return got;
-      std::this_thread::sleep_for(500ms);
-    }
-    return got;
   }
 
   // A control-plane call with the admin token `vt dev up` set up.
@@ -216,9 +95,6 @@ class VtDev : public ::testing::Test {
     return resp ? json::parse(resp->body, nullptr, false) : json();
   }
 
-  std::unique_ptr<testing::TempDir> state_;
-  std::unique_ptr<testing::TempDir> io_;
-  std::vector<int> ports_;
   int calls_ = 0;
 };
 

@@ -456,6 +456,28 @@ Result<http::LocalPki> Platform::ensureDevPki() const {
                              {.ca_name = "plfm dev CA (vt dev)"});
 }
 
+std::vector<std::string> controlPlaneArgv(const std::string& bin, const Settings& s,
+                                          const std::string& conninfo, const http::LocalPki& pki) {
+  std::vector<std::string> argv = {bin,
+                                   "serve",
+                                   "--listen",
+                                   "[::1]:" + std::to_string(s.control_plane_port),
+                                   "--node-listen",
+                                   "[::1]:" + std::to_string(s.control_plane_node_port),
+                                   "--database",
+                                   conninfo,
+                                   "--state-dir",
+                                   s.state_dir + "/control-plane",
+                                   "--tls-cert",
+                                   pki.server_cert,
+                                   "--tls-key",
+                                   pki.server_key};
+  // The user's own settings (docs/engineering/vt-dev.md); the flags above win.
+  const std::string config = s.state_dir + "/control-plane/config.toml";
+  if (fs::exists(config)) argv.insert(argv.begin() + 2, {"--config", config});
+  return argv;
+}
+
 Result<std::string> Platform::startControlPlane() {
   const std::string c = "control-plane";
   PLFM_ASSIGN_OR_RETURN(auto running, alreadyRunning(c));
@@ -469,12 +491,7 @@ Result<std::string> Platform::startControlPlane() {
   }
   PLFM_ASSIGN_OR_RETURN(const http::LocalPki pki, ensureDevPki());
   PLFM_ASSIGN_OR_RETURN(pid_t pid,
-                        launch(c,
-                               {bins_.control_plane, "serve", "--listen",
-                                "[::1]:" + std::to_string(s_.control_plane_port), "--node-listen",
-                                "[::1]:" + std::to_string(s_.control_plane_node_port), "--database",
-                                conninfo(), "--state-dir", path("control-plane"), "--tls-cert",
-                                pki.server_cert, "--tls-key", pki.server_key},
+                        launch(c, controlPlaneArgv(bins_.control_plane, s_, conninfo(), pki),
                                {"PLFM_CP_SECRETS_MASTER_KEY_FILE=" + key}));
   PLFM_TRY(waitHealthy(c, pid, std::chrono::seconds(60)));
   return started(pid, address(c));

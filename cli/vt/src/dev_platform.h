@@ -68,6 +68,13 @@ struct Settings {
 [[nodiscard]] Result<Settings> loadSettings(const std::string& state_dir);
 [[nodiscard]] Result<void> saveSettings(const Settings& s);
 
+// `plfm-control-plane serve` as `up` runs it: listeners, database, state dir
+// and TLS from `s`, and `--config STATE/control-plane/config.toml` when that
+// file exists (the user's own settings; these flags win over it).
+[[nodiscard]] std::vector<std::string> controlPlaneArgv(const std::string& bin, const Settings& s,
+                                                        const std::string& conninfo,
+                                                        const http::LocalPki& pki);
+
 // Where the platform's programs are. Each is looked up in this order: its
 // environment variable (PLFM_CONTROL_PLANE_BIN, PLFM_NODE_AGENT_BIN,
 // PLFM_INGRESS_BIN, PLFM_VT_INIT_BIN, PLFM_FETCH_KERNEL), --bin-dir, the

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "dev_platform.h"
@@ -62,6 +64,26 @@ TEST(VtDevSettings, RoundTripAndDefaults) {
   EXPECT_EQ(again->accel, "tcg");
   ASSERT_TRUE(writeFileAtomic(dir.file("dev.json"), "[1]"));
   EXPECT_FALSE(loadSettings(dir.path()));
+}
+
+TEST(VtDevControlPlane, PassesTheUsersConfigFileWhenThereIsOne) {
+  testing::TempDir dir("vdcfg");
+  Settings s;
+  s.state_dir = dir.path();
+  http::LocalPki pki;
+  pki.server_cert = "cert.pem";
+  pki.server_key = "key.pem";
+  auto argv = controlPlaneArgv("cp", s, "host=/run", pki);
+  EXPECT_EQ(std::count(argv.begin(), argv.end(), "--config"), 0);
+  EXPECT_EQ(argv[1], "serve");
+  std::filesystem::create_directories(dir.file("control-plane"));
+  ASSERT_TRUE(writeFileAtomic(dir.file("control-plane/config.toml"), "drain_grace_ms = 0\n"));
+  argv = controlPlaneArgv("cp", s, "host=/run", pki);
+  auto at = std::find(argv.begin(), argv.end(), "--config");
+  ASSERT_NE(at, argv.end());
+  ASSERT_NE(at + 1, argv.end());
+  EXPECT_EQ(*(at + 1), dir.file("control-plane/config.toml"));
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "--tls-key"), argv.end());
 }
 
 TEST(VtDevSweep, FindsSocketsUnderADir) {

@@ -1,0 +1,65 @@
+// Drives the whole local platform through the real `vt` binary, as a user
+// would: `vt dev up` in a temp state dir on free ports, examples/hello built
+// and pushed to its registry, curl through its ingress. Shared by the vt dev
+// e2e test and bench/deploy_bench; it asserts nothing, callers judge the
+// results. Call enterPrivateNetwork() first, before any thread starts, so that
+// taps and listeners never touch the host's network.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "plfm/core/result.h"
+#include "plfm/testing/temp_dir.h"
+
+namespace plfm::e2e {
+
+// unshare(CLONE_NEWNET) and `ip link set lo up`. Needs root; must run while
+// the process has a single thread.
+[[nodiscard]] Result<void> enterPrivateNetwork();
+
+struct VtRun {
+  int code = -1;
+  std::string out;
+  std::string err;
+  double seconds = 0;  // wall time, spawn to exit
+};
+
+class VtDevDriver {
+ public:
+  VtDevDriver();
+
+  // Runs vt with `args` (a clean vt config of its own, NO_COLOR=1) and extra
+  // NAME=VALUE entries; kills it after `timeout`. Echoes the command line,
+  // its exit and output to stdout unless `echo` is false.
+  VtRun vt(const std::vector<std::string>& args,
+           std::chrono::seconds timeout = std::chrono::seconds(60),
+           const std::vector<std::string>& extra_env = {}, bool echo = true);
+
+  // `dev up` with this driver's state dir and ports.
+  [[nodiscard]] std::vector<std::string> upArgs() const;
+
+  // Builds examples/hello's image and pushes it; returns "REF@sha256:...",
+  // or "" after printing the build log's tail to stderr.
+  std::string pushHello();
+
+  // One HTTPS request through the ingress, `ip` being "::1" or "127.0.0.1";
+  // the body, or "" on error.
+  std::string curl(const std::string& host, const std::string& ip);
+  // Polls until the answer contains `want` (or the time is up); returns the last answer.
+  std::string waitFor(const std::string& host, const std::string& ip, const std::string& want,
+                      std::chrono::seconds timeout);
+
+  [[nodiscard]] std::string registry() const;
+  [[nodiscard]] int ingressPort() const { return ports_[3]; }
+
+ protected:
+  std::unique_ptr<testing::TempDir> state_;
+  std::unique_ptr<testing::TempDir> io_;
+  // control plane, registry, agent, ingress, ingress metrics, control plane (nodes)
+  std::vector<int> ports_;
+};
+
+}  // namespace plfm::e2e
