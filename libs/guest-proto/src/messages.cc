@@ -10,10 +10,12 @@
 
 namespace plfm::guest_proto {
 
+using internal::Field;
 using internal::getU16;
 using internal::getU32;
 using internal::getU64;
 using internal::getU8;
+using internal::hasNul;
 using internal::putTlv;
 using internal::putTlvU32;
 using internal::putTlvU64;
@@ -21,37 +23,9 @@ using internal::putTlvU8;
 using internal::putU32;
 using internal::putU64;
 using internal::putU8;
+using internal::splitTlv;
 
 namespace {
-
-// A field of a TLV payload (§TLV payloads).
-struct Field {
-  uint16_t tag = 0;
-  std::string_view value;
-};
-
-// Splits a TLV payload; the fields alias `payload`.
-Result<std::vector<Field>> splitTlv(std::string_view payload, std::string_view what) {
-  std::vector<Field> fields;
-  size_t at = 0;
-  while (at < payload.size()) {
-    if (payload.size() - at < kTlvHeaderBytes) {
-      return makeError(ErrorCode::kMalformed,
-                       std::string(what) + ": truncated field header at " + std::to_string(at));
-    }
-    const uint16_t tag = getU16(payload, at);
-    const uint32_t length = getU32(payload, at + 2);
-    at += kTlvHeaderBytes;
-    if (length > payload.size() - at) {
-      return makeError(ErrorCode::kMalformed, std::string(what) + ": field " + std::to_string(tag) +
-                                                  " length " + std::to_string(length) +
-                                                  " runs past the end");
-    }
-    fields.push_back(Field{tag, payload.substr(at, length)});
-    at += length;
-  }
-  return fields;
-}
 
 Error fieldError(ErrorCode code, std::string_view what, uint16_t tag, std::string_view problem) {
   return makeError(
@@ -82,8 +56,6 @@ Result<std::array<uint8_t, N>> fieldBytes(std::string_view what, const Field& f)
   std::copy(f.value.begin(), f.value.end(), out.begin());
   return out;
 }
-
-bool hasNul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
 
 bool validHostname(std::string_view name) {
   if (name.size() > kMaxHostnameBytes) return false;
