@@ -137,6 +137,9 @@ Result<std::string> encode(const Hello& hello) {
   putTlv(payload, static_cast<uint16_t>(HelloTag::kInitVersion), hello.init_version);
   putTlv(payload, static_cast<uint16_t>(HelloTag::kKernelRelease), hello.kernel_release);
   putTlvU64(payload, static_cast<uint16_t>(HelloTag::kBootNs), hello.boot_ns);
+  if (hello.exec_revision != 0) {
+    putTlvU32(payload, static_cast<uint16_t>(HelloTag::kExecRevision), hello.exec_revision);
+  }
   return frameOf(FrameType::kHello, kControlStream, payload);
 }
 
@@ -167,6 +170,12 @@ Result<Hello> decodeHello(std::string_view payload) {
         auto v = fieldU64(kWhat, f);
         if (!v) return tl::unexpected(std::move(v).error());
         hello.boot_ns = *v;
+        break;
+      }
+      case HelloTag::kExecRevision: {
+        auto v = fieldU32(kWhat, f);
+        if (!v) return tl::unexpected(std::move(v).error());
+        hello.exec_revision = *v;
         break;
       }
     }

@@ -60,6 +60,8 @@ std::map<std::string, std::string> goldenFrames() {
   minimal.argv = {"/hello"};
   return {
       {"hello", *encode(Hello{1, "vt-init 0.1.0", "6.1.0-28-cloud-amd64", 1'500'000'000})},
+      {"hello_exec",
+       *encode(Hello{1, "vt-init 0.1.0", "6.1.0-28-cloud-amd64", 1'500'000'000, kExecRevision})},
       {"config_full", *encode(goldenConfig())},
       {"config_minimal", *encode(minimal)},
       {"ready", encode(Ready{42, 1'600'000'000})},

@@ -96,7 +96,11 @@ enum class HelloTag : uint16_t {
   kInitVersion = 2,    // string, e.g. "vt-init 0.1.0"
   kKernelRelease = 3,  // string, uname -r
   kBootNs = 4,         // u64, CLOCK_BOOTTIME when HELLO was first sent
+  kExecRevision = 5,   // u32: the guest serves exec (§Exec); absent or 0: it does not
 };
+
+// HELLO's exec_revision for host-channel.md §Exec as written.
+inline constexpr uint32_t kExecRevision = 1;
 
 inline constexpr size_t kTlvHeaderBytes = 6;
 
