@@ -328,6 +328,15 @@ TEST_F(ExecTest, TwentyConcurrentSessions) {
   EXPECT_EQ(sessions_->size(), 0u);
 }
 
+TEST_F(ExecTest, SessionsBeyondTheLimitAreRefused) {
+  for (size_t i = 0; i < ExecSessions::kMaxSessions; ++i) open({"sleep", "30"});
+  ASSERT_TRUE(runUntil([&] { return sessions_->size() == ExecSessions::kMaxSessions; }));
+  const gp::ExecExit e = waitExit(open({"true"}));
+  EXPECT_EQ(e.kind, gp::ExecExitKind::kNotStarted);
+  EXPECT_EQ(e.status(), 1);
+  EXPECT_EQ(e.message, "too many exec sessions");
+}
+
 TEST_F(ExecTest, TimeoutIsEnforcedInTheGuest) {
   gp::ExecOpen o;
   o.argv = {"sleep", "30"};
