@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "one_frame.h"
+
 #include "plfm/guest_proto/frame.h"
 
 namespace plfm::guest_proto {
@@ -11,14 +13,7 @@ namespace {
 
 constexpr uint16_t kStream = 0x0123;
 
-Frame oneFrame(const std::string& bytes) {
-  Decoder decoder;
-  decoder.feed(bytes);
-  auto frame = decoder.next();
-  EXPECT_TRUE(frame.has_value() && frame->has_value());
-  EXPECT_EQ(decoder.buffered(), 0u);
-  return frame && *frame ? **frame : Frame{};
-}
+using testing::oneFrame;
 
 template <class T, class Decode>
 void expectRoundTrip(const T& message, FrameType type, Decode decode) {
@@ -97,7 +92,7 @@ TEST(ExecTest, OpenRefusesInvalidRequests) {
   };
   for (const Case& c : cases) {
     auto open = decodeExecOpen(c.payload);
-    ASSERT_FALSE(open.has_value()) << testing::PrintToString(c.payload);
+    ASSERT_FALSE(open.has_value()) << ::testing::PrintToString(c.payload);
     EXPECT_EQ(open.error().code, c.code) << open.error().toString();
     EXPECT_FALSE(open.error().message.empty());
   }
