@@ -212,14 +212,8 @@ tl::expected<ExecProcess, ExecSpawnFailure> spawnExec(const gp::ExecOpen& open,
     return tl::unexpected(ExecSpawnFailure{errnoText("pipe", err), 1});
   }
 
-  std::vector<char*> argv;
-  argv.reserve(open.argv.size() + 1);
-  for (const std::string& a : open.argv) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  std::vector<char*> envp;
-  envp.reserve(env.size() + 1);
-  for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
+  std::vector<char*> argv = cStringArray(open.argv);
+  std::vector<char*> envp = cStringArray(env);
   const std::vector<gid_t> groups(creds.groups.begin(), creds.groups.end());
 
   const pid_t pid = ::fork();
