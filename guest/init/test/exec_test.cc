@@ -349,7 +349,7 @@ TEST_F(ExecTest, TimeoutIsEnforcedInTheGuest) {
 }
 
 TEST_F(ExecTest, ABackgroundChildHoldingThePipeDoesNotHoldTheSession) {
-  const uint16_t s = open({"sh", "-c", "sleep 30 & echo started; exit 3"});
+  const uint16_t s = open({"sh", "-c", "sleep 2 & echo started; exit 3"});
   EXPECT_EQ(waitExit(s).status(), 3);
   EXPECT_EQ(streams_[s].out, "started\n");
 }
@@ -375,6 +375,17 @@ TEST_F(ExecTest, ProtocolViolationsAbortOnlyTheirSession) {
   // A frame for a stream with no session is dropped.
   hostSend(gp::encode(gp::ExecSignal{SIGTERM}, 0x0fff));
   for (int i = 0; i < 5; ++i) pump();
+
+  // Credit above 2^31-1, and a second OPEN on a live stream.
+  const uint16_t greedy = open({"sleep", "30"});
+  const uint16_t twice = open({"sleep", "30"});
+  ASSERT_TRUE(runUntil([&] { return sessions_->size() == 2; }));
+  hostSend(gp::encode(gp::ExecWindow{gp::kMaxExecCredit}, greedy));
+  gp::ExecOpen again;
+  again.argv = {"true"};
+  hostSend(gp::encode(again, twice));
+  EXPECT_EQ(waitExit(greedy).status(), 137);
+  EXPECT_EQ(waitExit(twice).status(), 137);
 }
 
 TEST_F(ExecTest, PtyHasTheInitialSizeAndFollowsResize) {
