@@ -9,10 +9,12 @@
 
 #include <cerrno>
 #include <csignal>
+#include <memory>
 #include <optional>
 #include <vector>
 
 #include "channel.h"
+#include "exec.h"
 #include "netlink.h"
 #include "plan.h"
 #include "plfm/guest_proto/guest_proto.h"
@@ -73,8 +75,8 @@ class Init {
     utsname uts{};
     ::uname(&uts);
     if (hello_boot_ns_ == 0) hello_boot_ns_ = bootNs();
-    return gp::encode(
-        gp::Hello{gp::kProtocolVersion, std::string(kInitVersion), uts.release, hello_boot_ns_});
+    return gp::encode(gp::Hello{gp::kProtocolVersion, std::string(kInitVersion), uts.release,
+                                hello_boot_ns_, gp::kExecRevision});
   }
 
   // Everything between CONFIG and READY; a failure ends the VM.
@@ -111,6 +113,12 @@ class Init {
     }
     env_ = workloadEnv(config, secret_map ? &*secret_map : nullptr);
     if (secret_map) secrets::wipe(*secret_map);
+    // Exec'd commands get the workload's env, user and workdir
+    // (exec-sessions.md §Environment); so PID 1 keeps this copy of the env.
+    ExecDefaults defaults{env_, config.uid, config.gid, config.groups, config.workdir};
+    exec_ = std::make_unique<ExecSessions>(
+        std::move(defaults), [this](const std::string& frame) { channel_.send(frame); },
+        [] { return monotonicMs(); });
   }
 
   void start(const gp::Config& config) {
@@ -171,50 +179,67 @@ class Init {
     powerOff();
   }
 
-  // One poll round over the channel, the workload's pipes and signals.
+  // One poll round over the channel, the workload's pipes, the exec
+  // sessions and signals.
   void step(int timeout_ms) {
-    pollfd fds[4];
-    nfds_t n = 0;
-    fds[n++] = pollfd{signal_fd_, POLLIN, 0};
+    std::vector<pollfd> fds;
+    fds.push_back(pollfd{signal_fd_, POLLIN, 0});
     const int chan = channel_.pollFd();
     int chan_index = -1;
     if (chan >= 0) {
-      chan_index = static_cast<int>(n);
-      fds[n++] = pollfd{chan, channel_.pollEvents(), 0};
+      chan_index = static_cast<int>(fds.size());
+      fds.push_back(pollfd{chan, channel_.pollEvents(), 0});
     } else if (timeout_ms < 0 || timeout_ms > kProbeIntervalMs) {
       timeout_ms = kProbeIntervalMs;  // virtio-serial without a host: probe
     }
     int out_index = -1;
     int err_index = -1;
     if (workload_.stdout_fd >= 0) {
-      out_index = static_cast<int>(n);
-      fds[n++] = pollfd{workload_.stdout_fd, POLLIN, 0};
+      out_index = static_cast<int>(fds.size());
+      fds.push_back(pollfd{workload_.stdout_fd, POLLIN, 0});
     }
     if (workload_.stderr_fd >= 0) {
-      err_index = static_cast<int>(n);
-      fds[n++] = pollfd{workload_.stderr_fd, POLLIN, 0};
+      err_index = static_cast<int>(fds.size());
+      fds.push_back(pollfd{workload_.stderr_fd, POLLIN, 0});
     }
-    const int rc = ::poll(fds, n, timeout_ms);
+    if (exec_) {
+      exec_->addPollFds(fds);
+      const int exec_timeout = exec_->nextTimeoutMs();
+      if (exec_timeout >= 0 && (timeout_ms < 0 || exec_timeout < timeout_ms)) {
+        timeout_ms = exec_timeout;
+      }
+    }
+    const int rc = ::poll(fds.data(), fds.size(), timeout_ms);
     if (rc < 0 && errno != EINTR) logLine(errnoText("poll", errno));
     if (chan < 0) channel_.probe();
-    if (rc <= 0) return;
-    if (fds[0].revents != 0) onSignals();
-    if (out_index >= 0 && fds[out_index].revents != 0) {
-      forward(workload_.stdout_fd, gp::LogSource::kStdout);
-    }
-    if (err_index >= 0 && fds[err_index].revents != 0) {
-      forward(workload_.stderr_fd, gp::LogSource::kStderr);
-    }
-    if (chan_index >= 0 && fds[chan_index].revents != 0) {
-      std::vector<gp::Frame> frames;
-      auto r = channel_.onEvents(fds[chan_index].revents, frames);
-      for (const gp::Frame& f : frames) onFrame(f);
-      if (!r) {
-        // Framing is lost and cannot come back: stop the workload as if
-        // told to (the host sees the VM go away).
-        logLine(r.error());
-        beginShutdown(0);
+    if (rc > 0) {
+      if (fds[0].revents != 0) onSignals();
+      if (out_index >= 0 && fds[out_index].revents != 0) {
+        forward(workload_.stdout_fd, gp::LogSource::kStdout);
       }
+      if (err_index >= 0 && fds[err_index].revents != 0) {
+        forward(workload_.stderr_fd, gp::LogSource::kStderr);
+      }
+      if (chan_index >= 0 && fds[chan_index].revents != 0) {
+        std::vector<gp::Frame> frames;
+        auto r = channel_.onEvents(fds[chan_index].revents, frames);
+        for (const gp::Frame& f : frames) onFrame(f);
+        if (!r) {
+          // Framing is lost and cannot come back: stop the workload as if
+          // told to (the host sees the VM go away).
+          logLine(r.error());
+          beginShutdown(0);
+        }
+      }
+      if (exec_) exec_->onPoll(fds);
+    }
+    if (exec_) {
+      // The host that owned the sessions is gone (exec-sessions.md §Liveness).
+      if (!channel_.connected() && exec_->size() > 0) {
+        logLine("host channel lost: ending " + std::to_string(exec_->size()) + " exec sessions");
+        exec_->abortAll();
+      }
+      exec_->onTick();
     }
   }
 
@@ -254,7 +279,11 @@ class Init {
       int status = 0;
       const pid_t pid = ::waitpid(-1, &status, WNOHANG);
       if (pid <= 0) return;
-      if (pid == workload_.pid) exit_ = exitFromWaitStatus(status);
+      if (pid == workload_.pid) {
+        exit_ = exitFromWaitStatus(status);
+      } else if (exec_) {
+        exec_->onChildExit(pid, status);
+      }
     }
   }
 
@@ -278,7 +307,9 @@ class Init {
       case gp::FrameType::kStatus:
         // An agent that restarted and reattached asks where we are
         // (host-channel.md §Reattaching). A virtio-serial reconnect is not
-        // visible to the guest when it is quick, so the host must ask.
+        // visible to the guest when it is quick, so the host must ask. Its
+        // predecessor's exec sessions died with it.
+        if (exec_) exec_->abortAll();
         if (exit_) {
           channel_.send(gp::encode(*exit_));
         } else if (workload_.pid > 0) {
@@ -293,6 +324,21 @@ class Init {
         if (p) channel_.send(gp::encodePong(*p));
         return;
       }
+      case gp::FrameType::kExecOpen:
+      case gp::FrameType::kExecData:
+      case gp::FrameType::kExecResize:
+      case gp::FrameType::kExecSignal:
+      case gp::FrameType::kExecExit:
+      case gp::FrameType::kExecClose:
+      case gp::FrameType::kExecWindow:
+        if (exec_) {
+          exec_->onFrame(f);
+        } else if (f.type == gp::FrameType::kExecOpen) {
+          channel_.send(*gp::encode(
+              gp::ExecExit{gp::ExecExitKind::kNotStarted, 1, "the workload is not started yet"},
+              f.stream));
+        }
+        return;
       default:
         logLine("ignoring a " + gp::frameTypeName(f.type) + " frame");
     }
@@ -318,6 +364,7 @@ class Init {
   std::optional<gp::Config> config_;
   std::vector<std::string> env_;
   Workload workload_;
+  std::unique_ptr<ExecSessions> exec_;
   std::optional<gp::Exit> exit_;
   bool shutting_down_ = false;
   uint32_t grace_ms_ = gp::kDefaultShutdownGraceMs;

@@ -28,6 +28,14 @@ std::string errnoText(std::string_view what, int err) {
   return std::string(what) + ": " + std::strerror(err);
 }
 
+std::vector<char*> cStringArray(const std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  out.reserve(strings.size() + 1);
+  for (const std::string& s : strings) out.push_back(const_cast<char*>(s.c_str()));
+  out.push_back(nullptr);
+  return out;
+}
+
 Result<std::string> readFile(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return fail(errnoText("open " + path, errno));

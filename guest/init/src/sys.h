@@ -17,6 +17,10 @@ void logLine(std::string_view message);
 
 [[nodiscard]] std::string errnoText(std::string_view what, int err);
 
+// execve's argv/envp: pointers into `strings`, NULL-terminated. Built before
+// fork, since the child may only make async-signal-safe calls.
+[[nodiscard]] std::vector<char*> cStringArray(const std::vector<std::string>& strings);
+
 [[nodiscard]] Result<std::string> readFile(const std::string& path);
 [[nodiscard]] Result<void> mkdirs(const std::string& path, mode_t mode = 0755);
 // Writes to PATH.tmp (mode, owner), fsyncs and renames over PATH.

@@ -43,14 +43,8 @@ tl::expected<Workload, SpawnFailure> spawnWorkload(const guest_proto::Config& co
       ::pipe2(report, O_CLOEXEC) != 0) {
     return tl::unexpected(SpawnFailure{errnoText("pipe", errno), 1});
   }
-  std::vector<char*> argv;
-  argv.reserve(config.argv.size() + 1);
-  for (const std::string& a : config.argv) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  std::vector<char*> envp;
-  envp.reserve(env.size() + 1);
-  for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
+  std::vector<char*> argv = cStringArray(config.argv);
+  std::vector<char*> envp = cStringArray(env);
   std::vector<gid_t> groups(config.groups.begin(), config.groups.end());
 
   const pid_t pid = ::fork();

@@ -61,14 +61,15 @@ const TypeInfo* typeInfo(uint8_t type) {
   static constexpr TypeInfo kPong{"PONG", StreamRule::kControl, kPingBytes};
   static constexpr TypeInfo kError{"ERROR", StreamRule::kControl, kMaxErrorBytes};
   static constexpr TypeInfo kStatus{"STATUS", StreamRule::kControl, 0};
-  // Exec frames carry terminal data; their payload layouts come with exec.
-  static constexpr size_t kExecMax = size_t{64} * 1024;
-  static constexpr TypeInfo kExecOpen{"EXEC_OPEN", StreamRule::kExec, kExecMax};
-  static constexpr TypeInfo kExecData{"EXEC_DATA", StreamRule::kExec, kExecMax};
-  static constexpr TypeInfo kExecResize{"EXEC_RESIZE", StreamRule::kExec, 64};
-  static constexpr TypeInfo kExecSignal{"EXEC_SIGNAL", StreamRule::kExec, 64};
-  static constexpr TypeInfo kExecExit{"EXEC_EXIT", StreamRule::kExec, 64};
-  static constexpr TypeInfo kExecClose{"EXEC_CLOSE", StreamRule::kExec, 64};
+  static constexpr TypeInfo kExecOpen{"EXEC_OPEN", StreamRule::kExec, kMaxExecOpenBytes};
+  static constexpr TypeInfo kExecData{"EXEC_DATA", StreamRule::kExec,
+                                      kExecDataHeaderBytes + kMaxExecDataBytes};
+  static constexpr TypeInfo kExecResize{"EXEC_RESIZE", StreamRule::kExec, kExecResizeBytes};
+  static constexpr TypeInfo kExecSignal{"EXEC_SIGNAL", StreamRule::kExec, kExecSignalBytes};
+  static constexpr TypeInfo kExecExit{"EXEC_EXIT", StreamRule::kExec,
+                                      kExecExitHeaderBytes + kMaxExecMessageBytes};
+  static constexpr TypeInfo kExecClose{"EXEC_CLOSE", StreamRule::kExec, kExecCloseBytes};
+  static constexpr TypeInfo kExecWindow{"EXEC_WINDOW", StreamRule::kExec, kExecWindowBytes};
   switch (static_cast<FrameType>(type)) {
     case FrameType::kHello:
       return &kHello;
@@ -102,6 +103,8 @@ const TypeInfo* typeInfo(uint8_t type) {
       return &kExecExit;
     case FrameType::kExecClose:
       return &kExecClose;
+    case FrameType::kExecWindow:
+      return &kExecWindow;
   }
   return nullptr;
 }

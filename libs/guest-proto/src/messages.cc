@@ -10,10 +10,12 @@
 
 namespace plfm::guest_proto {
 
+using internal::Field;
 using internal::getU16;
 using internal::getU32;
 using internal::getU64;
 using internal::getU8;
+using internal::hasNul;
 using internal::putTlv;
 using internal::putTlvU32;
 using internal::putTlvU64;
@@ -21,37 +23,9 @@ using internal::putTlvU8;
 using internal::putU32;
 using internal::putU64;
 using internal::putU8;
+using internal::splitTlv;
 
 namespace {
-
-// A field of a TLV payload (§TLV payloads).
-struct Field {
-  uint16_t tag = 0;
-  std::string_view value;
-};
-
-// Splits a TLV payload; the fields alias `payload`.
-Result<std::vector<Field>> splitTlv(std::string_view payload, std::string_view what) {
-  std::vector<Field> fields;
-  size_t at = 0;
-  while (at < payload.size()) {
-    if (payload.size() - at < kTlvHeaderBytes) {
-      return makeError(ErrorCode::kMalformed,
-                       std::string(what) + ": truncated field header at " + std::to_string(at));
-    }
-    const uint16_t tag = getU16(payload, at);
-    const uint32_t length = getU32(payload, at + 2);
-    at += kTlvHeaderBytes;
-    if (length > payload.size() - at) {
-      return makeError(ErrorCode::kMalformed, std::string(what) + ": field " + std::to_string(tag) +
-                                                  " length " + std::to_string(length) +
-                                                  " runs past the end");
-    }
-    fields.push_back(Field{tag, payload.substr(at, length)});
-    at += length;
-  }
-  return fields;
-}
 
 Error fieldError(ErrorCode code, std::string_view what, uint16_t tag, std::string_view problem) {
   return makeError(
@@ -82,8 +56,6 @@ Result<std::array<uint8_t, N>> fieldBytes(std::string_view what, const Field& f)
   std::copy(f.value.begin(), f.value.end(), out.begin());
   return out;
 }
-
-bool hasNul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
 
 bool validHostname(std::string_view name) {
   if (name.size() > kMaxHostnameBytes) return false;
@@ -165,6 +137,9 @@ Result<std::string> encode(const Hello& hello) {
   putTlv(payload, static_cast<uint16_t>(HelloTag::kInitVersion), hello.init_version);
   putTlv(payload, static_cast<uint16_t>(HelloTag::kKernelRelease), hello.kernel_release);
   putTlvU64(payload, static_cast<uint16_t>(HelloTag::kBootNs), hello.boot_ns);
+  if (hello.exec_revision != 0) {
+    putTlvU32(payload, static_cast<uint16_t>(HelloTag::kExecRevision), hello.exec_revision);
+  }
   return frameOf(FrameType::kHello, kControlStream, payload);
 }
 
@@ -195,6 +170,12 @@ Result<Hello> decodeHello(std::string_view payload) {
         auto v = fieldU64(kWhat, f);
         if (!v) return tl::unexpected(std::move(v).error());
         hello.boot_ns = *v;
+        break;
+      }
+      case HelloTag::kExecRevision: {
+        auto v = fieldU32(kWhat, f);
+        if (!v) return tl::unexpected(std::move(v).error());
+        hello.exec_revision = *v;
         break;
       }
     }

@@ -5,6 +5,10 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "plfm/guest_proto/constants.h"
+#include "plfm/guest_proto/error.h"
 
 namespace plfm::guest_proto::internal {
 
@@ -50,6 +54,37 @@ inline void putTlvU64(std::string& out, uint16_t tag, uint64_t v) {
 }
 inline void putTlvU8(std::string& out, uint16_t tag, uint8_t v) {
   putTlv(out, tag, std::string_view(reinterpret_cast<const char*>(&v), 1));
+}
+
+inline bool hasNul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
+
+// A field of a TLV payload (host-channel.md §TLV payloads); aliases the payload.
+struct Field {
+  uint16_t tag = 0;
+  std::string_view value;
+};
+
+// Splits a TLV payload; `what` names the message in errors.
+inline Result<std::vector<Field>> splitTlv(std::string_view payload, std::string_view what) {
+  std::vector<Field> fields;
+  size_t at = 0;
+  while (at < payload.size()) {
+    if (payload.size() - at < kTlvHeaderBytes) {
+      return makeError(ErrorCode::kMalformed,
+                       std::string(what) + ": truncated field header at " + std::to_string(at));
+    }
+    const uint16_t tag = getU16(payload, at);
+    const uint32_t length = getU32(payload, at + 2);
+    at += kTlvHeaderBytes;
+    if (length > payload.size() - at) {
+      return makeError(ErrorCode::kMalformed, std::string(what) + ": field " + std::to_string(tag) +
+                                                  " length " + std::to_string(length) +
+                                                  " runs past the end");
+    }
+    fields.push_back(Field{tag, payload.substr(at, length)});
+    at += length;
+  }
+  return fields;
 }
 
 }  // namespace plfm::guest_proto::internal

@@ -121,7 +121,7 @@ TEST(FrameTest, RejectsUnknownTypeBadFlagsAndWrongStream) {
   }
 }
 
-TEST(FrameTest, AcceptsReservedExecFramesOnExecStreams) {
+TEST(FrameTest, AcceptsExecFramesOnExecStreams) {
   Decoder decoder;
   decoder.feed(header(0x21, 0, 0x0100, 3) + "abc");
   auto frame = decoder.next();

@@ -41,11 +41,27 @@ Config goldenConfig() {
   return c;
 }
 
+ExecOpen goldenExecOpen() {
+  ExecOpen o;
+  o.argv = {"sh", "-c", "echo hi"};
+  o.env = {"TERM=xterm"};
+  o.user = "1000:1000";
+  o.workdir = "/srv";
+  o.tty = true;
+  o.rows = 50;
+  o.cols = 132;
+  o.window = 65536;
+  o.timeout_ms = 5000;
+  return o;
+}
+
 std::map<std::string, std::string> goldenFrames() {
   Config minimal;
   minimal.argv = {"/hello"};
   return {
       {"hello", *encode(Hello{1, "vt-init 0.1.0", "6.1.0-28-cloud-amd64", 1'500'000'000})},
+      {"hello_exec",
+       *encode(Hello{1, "vt-init 0.1.0", "6.1.0-28-cloud-amd64", 1'500'000'000, kExecRevision})},
       {"config_full", *encode(goldenConfig())},
       {"config_minimal", *encode(minimal)},
       {"ready", encode(Ready{42, 1'600'000'000})},
@@ -58,6 +74,16 @@ std::map<std::string, std::string> goldenFrames() {
       {"pong", encodePong(Ping{0x0102030405060708})},
       {"error", *encode(BootError{"mount /dev/vda: No such device"})},
       {"status", encodeStatus()},
+      {"exec_open", *encode(goldenExecOpen(), kFirstExecStream)},
+      {"exec_data", *encode(ExecData{ExecFd::kStdout, "hi\n"}, kFirstExecStream)},
+      {"exec_resize", *encode(ExecResize{50, 132}, kFirstExecStream)},
+      {"exec_signal", *encode(ExecSignal{2}, kFirstExecStream)},
+      {"exec_exit", *encode(ExecExit{ExecExitKind::kSignaled, 15, ""}, kFirstExecStream)},
+      {"exec_not_started",
+       *encode(ExecExit{ExecExitKind::kNotStarted, 127, "exec nope: No such file or directory"},
+               kFirstExecStream)},
+      {"exec_close", *encode(ExecClose{ExecCloseKind::kStdinEof}, kFirstExecStream)},
+      {"exec_window", *encode(ExecWindow{65536}, kFirstExecStream)},
   };
 }
 
@@ -144,9 +170,16 @@ TEST(GoldenTest, VectorsDecodeToTheirMessages) {
       ASSERT_TRUE(config.has_value()) << config.error().toString();
       EXPECT_EQ(*config, goldenConfig());
     }
+    if ((*frame)->type == FrameType::kExecOpen) {
+      auto open = decodeExecOpen((*frame)->payload);
+      ASSERT_TRUE(open.has_value()) << open.error().toString();
+      EXPECT_EQ(*open, goldenExecOpen());
+    }
   }
   EXPECT_EQ(seen[FrameType::kConfig], 2);
   EXPECT_EQ(seen[FrameType::kLog], 2);
+  EXPECT_EQ(seen[FrameType::kExecExit], 2);
+  EXPECT_EQ(seen[FrameType::kExecWindow], 1);
   EXPECT_EQ(decoder.buffered(), 0u);
 }
 

@@ -4,18 +4,12 @@
 
 #include <string>
 
+#include "one_frame.h"
+
 namespace plfm::guest_proto {
 namespace {
 
-// Decodes exactly one frame from `bytes`.
-Frame oneFrame(const std::string& bytes) {
-  Decoder decoder;
-  decoder.feed(bytes);
-  auto frame = decoder.next();
-  EXPECT_TRUE(frame.has_value() && frame->has_value());
-  EXPECT_EQ(decoder.buffered(), 0u);
-  return frame && *frame ? **frame : Frame{};
-}
+using testing::oneFrame;
 
 Config fullConfig() {
   Config c;

@@ -128,6 +128,7 @@ class GuestBootTest : public ::testing::Test {
     if (decoded) {
       guest_hello_ms_ = static_cast<double>(decoded->boot_ns) / 1e6;
       EXPECT_EQ(decoded->protocol_version, gp::kProtocolVersion);
+      EXPECT_EQ(decoded->exec_revision, gp::kExecRevision);
       EXPECT_EQ(decoded->kernel_release,
                 g_shared->kernel.release_dir.substr(g_shared->kernel.release_dir.rfind('/') + 1));
     }
@@ -343,6 +344,80 @@ TEST_F(GuestBootTest, MissingProgramIsReported) {
   EXPECT_NE(run.errors[0].find("/bin/does-not-exist"), std::string::npos) << run.errors[0];
   ASSERT_TRUE(run.exit.has_value());
   EXPECT_EQ(*run.exit, (gp::Exit{gp::ExitKind::kExited, 127}));
+  expectPowerOff(vm);
+}
+
+// Exec sessions into a running guest (docs/specs/runtime/exec-sessions.md),
+// over the same channel as the workload: pipes, a PTY, a missing program.
+struct ExecRun {
+  std::string out;
+  std::string err;
+  std::optional<gp::ExecExit> exit;
+};
+
+ExecRun execUntilExit(ChannelClient& channel, uint16_t stream) {
+  ExecRun run;
+  while (!run.exit) {
+    auto frame = channel.next(kBootTimeout);
+    if (!frame) {
+      ADD_FAILURE() << frame.error().toString();
+      return run;
+    }
+    if (frame->stream != stream) continue;  // LOG, HELLO repeats
+    if (frame->type == gp::FrameType::kExecData) {
+      auto d = gp::decodeExecData(frame->payload);
+      EXPECT_TRUE(d.has_value());
+      if (d) (d->fd == gp::ExecFd::kStderr ? run.err : run.out) += d->data;
+    } else if (frame->type == gp::FrameType::kExecExit) {
+      auto e = gp::decodeExecExit(frame->payload);
+      EXPECT_TRUE(e.has_value());
+      run.exit = e ? *e : gp::ExecExit{};
+    }
+  }
+  return run;
+}
+
+TEST_F(GuestBootTest, ExecSessionsWithPipesAndAPty) {
+  BootedVm vm = boot("exec");
+  ASSERT_TRUE(vm.qemu.valid());
+  gp::Config config;
+  config.argv = {"/bin/guest_testapp", "sleep"};
+  handshake(vm, config);
+  Run started = untilExit(vm, nullptr, "sleeping\n");
+  ASSERT_FALSE(started.exit.has_value());
+
+  gp::ExecOpen pipes;
+  pipes.argv = {"/bin/guest_testapp", "hello", "7"};
+  ASSERT_TRUE(vm.channel.send(*gp::encode(pipes, 0x0100)).has_value());
+  const ExecRun a = execUntilExit(vm.channel, 0x0100);
+  EXPECT_EQ(a.out, "hello from the guest\n");
+  EXPECT_EQ(a.err, "a line on stderr\n");
+  ASSERT_TRUE(a.exit.has_value());
+  EXPECT_EQ(a.exit->status(), 7);
+
+  gp::ExecOpen tty = pipes;
+  tty.argv = {"/bin/guest_testapp", "hello", "0"};
+  tty.tty = true;
+  tty.rows = 30;
+  tty.cols = 90;
+  ASSERT_TRUE(vm.channel.send(*gp::encode(tty, 0x0101)).has_value());
+  const ExecRun b = execUntilExit(vm.channel, 0x0101);
+  EXPECT_NE(b.out.find("hello from the guest\r\n"), std::string::npos) << b.out;
+  EXPECT_TRUE(b.err.empty());
+  ASSERT_TRUE(b.exit.has_value());
+  EXPECT_EQ(b.exit->status(), 0);
+
+  gp::ExecOpen missing;
+  missing.argv = {"/bin/does-not-exist"};
+  ASSERT_TRUE(vm.channel.send(*gp::encode(missing, 0x0102)).has_value());
+  const ExecRun c = execUntilExit(vm.channel, 0x0102);
+  ASSERT_TRUE(c.exit.has_value());
+  EXPECT_EQ(c.exit->kind, gp::ExecExitKind::kNotStarted);
+  EXPECT_EQ(c.exit->status(), 127);
+
+  ASSERT_TRUE(vm.channel.send(gp::encode(gp::Shutdown{5000})).has_value());
+  const Run stopped = untilExit(vm);
+  ASSERT_TRUE(stopped.exit.has_value());
   expectPowerOff(vm);
 }
 

@@ -18,6 +18,7 @@ void check(bool ok) {
 }
 
 namespace gp = plfm::guest_proto;
+constexpr uint16_t kStream = gp::kFirstExecStream;
 
 template <class T, class Decode, class Encode>
 void roundTrip(std::string_view payload, Decode decode, Encode encodeFn) {
@@ -73,6 +74,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     roundTrip<gp::Ping>(p, gp::decodePing, [](const gp::Ping& x) { return gp::encodePing(x); });
     roundTrip<gp::BootError>(p, gp::decodeBootError,
                              [](const gp::BootError& e) { return *gp::encode(e); });
+    roundTrip<gp::ExecOpen>(p, gp::decodeExecOpen,
+                            [](const gp::ExecOpen& o) { return *gp::encode(o, kStream); });
+    roundTrip<gp::ExecData>(p, gp::decodeExecData,
+                            [](const gp::ExecData& d) { return *gp::encode(d, kStream); });
+    roundTrip<gp::ExecResize>(p, gp::decodeExecResize,
+                              [](const gp::ExecResize& r) { return *gp::encode(r, kStream); });
+    roundTrip<gp::ExecSignal>(p, gp::decodeExecSignal,
+                              [](const gp::ExecSignal& s) { return *gp::encode(s, kStream); });
+    roundTrip<gp::ExecExit>(p, gp::decodeExecExit,
+                            [](const gp::ExecExit& e) { return *gp::encode(e, kStream); });
+    roundTrip<gp::ExecClose>(p, gp::decodeExecClose,
+                             [](const gp::ExecClose& c) { return *gp::encode(c, kStream); });
+    roundTrip<gp::ExecWindow>(p, gp::decodeExecWindow,
+                              [](const gp::ExecWindow& w) { return *gp::encode(w, kStream); });
   }
   return 0;
 }

@@ -32,14 +32,14 @@ enum class FrameType : uint8_t {
   kPong = 0x08,      // either way, control stream
   kError = 0x09,     // guest -> host: a fatal boot error before power-off
   kStatus = 0x0a,    // host -> guest, control stream: "where are you?" (reattach)
-  // Reserved for exec (a later issue); the frame decoder accepts them on
-  // exec streams so that adding exec needs payload codecs only.
+  // Exec sessions (§Exec), one per exec stream; payloads in exec.h.
   kExecOpen = 0x20,
   kExecData = 0x21,
   kExecResize = 0x22,
   kExecSignal = 0x23,
   kExecExit = 0x24,
   kExecClose = 0x25,
+  kExecWindow = 0x26,  // either way: flow-control credit (§EXEC_DATA and EXEC_WINDOW)
 };
 
 // §Streams.
@@ -96,7 +96,11 @@ enum class HelloTag : uint16_t {
   kInitVersion = 2,    // string, e.g. "vt-init 0.1.0"
   kKernelRelease = 3,  // string, uname -r
   kBootNs = 4,         // u64, CLOCK_BOOTTIME when HELLO was first sent
+  kExecRevision = 5,   // u32: the guest serves exec (§Exec); absent or 0: it does not
 };
+
+// HELLO's exec_revision for host-channel.md §Exec as written.
+inline constexpr uint32_t kExecRevision = 1;
 
 inline constexpr size_t kTlvHeaderBytes = 6;
 
@@ -110,6 +114,39 @@ inline constexpr size_t kMaxPathBytes = 4096;
 inline constexpr size_t kMaxInstanceIdBytes = 128;
 inline constexpr uint32_t kMinMtu = 1280;  // IPv6's minimum link MTU
 inline constexpr uint32_t kMaxMtu = 65535;
+
+// §Exec.
+enum class ExecFd : uint8_t { kStdin = 0, kStdout = 1, kStderr = 2 };
+enum class ExecExitKind : uint8_t { kExited = 1, kSignaled = 2, kNotStarted = 3, kTimedOut = 4 };
+enum class ExecCloseKind : uint8_t { kStdinEof = 1, kAbort = 2 };
+enum class ExecOpenTag : uint16_t {
+  kArgv = 1,       // string, repeated, at least once
+  kEnv = 2,        // "KEY=VALUE", repeated: overrides of the workload env
+  kUser = 3,       // "UID", "UID:GID" or a name of the image's /etc/passwd
+  kWorkdir = 4,    // absolute path
+  kTty = 5,        // u8 0|1
+  kRows = 6,       // u16, needs tty
+  kCols = 7,       // u16, needs tty
+  kWindow = 8,     // u32: the output credit the host grants
+  kTimeoutMs = 9,  // u32, 0 = none
+};
+inline constexpr size_t kMaxExecOpenBytes = size_t{64} * 1024;
+inline constexpr size_t kExecDataHeaderBytes = 4;  // fd(1) reserved(3)
+inline constexpr size_t kMaxExecDataBytes = size_t{16} * 1024;
+inline constexpr size_t kExecResizeBytes = 4;         // rows(2) cols(2)
+inline constexpr size_t kExecSignalBytes = 4;         // signal(4)
+inline constexpr size_t kExecExitHeaderBytes = 8;     // kind(1) reserved(3) code(4)
+inline constexpr size_t kMaxExecMessageBytes = 1024;  // EXEC_EXIT's message
+inline constexpr size_t kExecCloseBytes = 1;          // kind(1)
+inline constexpr size_t kExecWindowBytes = 4;         // increment(4)
+inline constexpr size_t kMaxExecUserBytes = 256;
+inline constexpr uint32_t kExecInitialWindow = 256 * 1024;  // both directions' default credit
+inline constexpr uint32_t kMinExecWindow = kMaxExecDataBytes;
+inline constexpr uint32_t kMaxExecWindow = 1024 * 1024;
+inline constexpr uint32_t kMaxExecCredit = 0x7fffffff;  // a credit above this is an error
+inline constexpr uint16_t kDefaultExecRows = 24;
+inline constexpr uint16_t kDefaultExecCols = 80;
+inline constexpr int kMaxSignal = 64;
 
 // Defaults a CONFIG may leave out.
 inline constexpr std::string_view kDefaultRootfsDevice = "/dev/vda";

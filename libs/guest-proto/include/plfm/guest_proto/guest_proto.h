@@ -39,5 +39,6 @@
 
 #include "plfm/guest_proto/constants.h"
 #include "plfm/guest_proto/error.h"
+#include "plfm/guest_proto/exec.h"
 #include "plfm/guest_proto/frame.h"
 #include "plfm/guest_proto/messages.h"

@@ -36,6 +36,7 @@ struct Hello {
   std::string init_version;    // "vt-init 0.1.0"
   std::string kernel_release;  // uname -r
   uint64_t boot_ns = 0;        // CLOCK_BOOTTIME at the first HELLO
+  uint32_t exec_revision = 0;  // kExecRevision when the guest serves exec; 0: no exec
 
   bool operator==(const Hello&) const = default;
 };
