@@ -476,10 +476,9 @@ class NodeLossTest : public NodesApiTest {
   FakeClock fake_;
 };
 
-// Node loss (docs/specs/scheduler/reconciler.md, "Node loss"): a node with instances goes quiet, becomes
-// unreachable, its instances are replaced on another node once the grace
-// period has passed, and when it comes back its plan tells it to stop the
-// stale copies.
+// Node loss (docs/specs/scheduler/reconciler.md, "Node loss"): a node with instances goes quiet,
+// becomes unreachable, its instances are replaced on another node once the grace period has passed,
+// and when it comes back its plan tells it to stop the stale copies.
 TEST_F(NodeLossTest, UnreachableNodeIsReplacedAfterGraceAndStopsStaleInstancesOnReturn) {
   TwoNodes two;
   ASSERT_NO_FATAL_FAILURE(webOnAThenEmptyB("lossco", two));
