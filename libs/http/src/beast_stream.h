@@ -1,7 +1,12 @@
-// Private to libs/http/src, and included only by the two Beast translation
-// units (server.cc, client.cc): adapts internal::Socket to Beast's
-// SyncReadStream and SyncWriteStream concepts, so that http::read and
+// Private to libs/http/src, and included only by the Beast translation units
+// (server.cc, client.cc, tls.cc, websocket.cc): adapts internal::Socket to
+// Beast's SyncReadStream and SyncWriteStream concepts, so that http::read and
 // http::write get deadlines (Socket's) and can be interrupted by shutdown().
+//
+// A WebSocket connection starts like any other (sync, with deadlines) and then
+// switches the same stream, TLS session included, to Asio's asynchronous
+// operations: attachAsync() hands it a descriptor registered with ioContext()
+// on the same file descriptor.
 #pragma once
 
 #include <sys/uio.h>
@@ -10,10 +15,14 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/beast/core/error.hpp>
+#include <boost/beast/core/role.hpp>
 #include <boost/system/error_code.hpp>
 #include <boost/system/system_error.hpp>
 #include <system_error>
+#include <utility>
 
 #include "socket.h"
 
@@ -26,9 +35,11 @@ inline boost::system::error_code toBoost(const std::error_code& ec) {
   return {ec.value(), boost::system::system_category()};
 }
 
-// An executor for the parts of Asio that insist on one (ssl::stream builds two
-// timers it uses only for async operations, which we never start).
-boost::asio::io_context::executor_type unusedExecutor();
+// The process-wide io_context of the asynchronous (WebSocket) connections.
+// Its threads start with the first one (startIoThreads()); before that the
+// sync streams use it only as the executor that ssl::stream insists on.
+boost::asio::io_context& ioContext();
+void startIoThreads();
 
 class BeastStream {
  public:
@@ -40,8 +51,21 @@ class BeastStream {
 
   lowest_layer_type& lowest_layer() { return *this; }
   const lowest_layer_type& lowest_layer() const { return *this; }
-  executor_type get_executor() { return unusedExecutor(); }
+  executor_type get_executor() { return ioContext().get_executor(); }
   [[nodiscard]] Socket& socket() { return socket_; }
+
+  // Enables async_read_some/async_write_some through `descriptor`, which
+  // wraps socket().fd() and must outlive every asynchronous operation.
+  void attachAsync(boost::asio::posix::stream_descriptor* descriptor) { async_ = descriptor; }
+
+  template <class MutableBufferSequence, class Token>
+  auto async_read_some(const MutableBufferSequence& buffers, Token&& token) {
+    return async_->async_read_some(buffers, std::forward<Token>(token));
+  }
+  template <class ConstBufferSequence, class Token>
+  auto async_write_some(const ConstBufferSequence& buffers, Token&& token) {
+    return async_->async_write_some(buffers, std::forward<Token>(token));
+  }
 
   template <class MutableBufferSequence>
   size_t read_some(const MutableBufferSequence& buffers, boost::system::error_code& ec) {
@@ -99,6 +123,28 @@ class BeastStream {
 
  private:
   Socket& socket_;
+  boost::asio::posix::stream_descriptor* async_ = nullptr;
 };
+
+// Beast's customization points for a WebSocket directly over BeastStream
+// (found by argument-dependent lookup). Tearing down only ends our sending
+// side: the connection's owner closes the descriptor.
+inline void teardown(boost::beast::role_type /*role*/, BeastStream& stream,
+                     boost::system::error_code& ec) {
+  stream.socket().shutdown(SHUT_WR);
+  ec = {};
+}
+
+template <class Handler>
+void async_teardown(boost::beast::role_type /*role*/, BeastStream& stream, Handler&& handler) {
+  stream.socket().shutdown(SHUT_WR);
+  boost::asio::post(stream.get_executor(), [h = std::forward<Handler>(handler)]() mutable {
+    h(boost::system::error_code{});
+  });
+}
+
+// What Beast calls to abort a connection (a failed WebSocket): wakes every
+// pending operation with end of stream.
+inline void beast_close_socket(BeastStream& stream) { stream.socket().shutdown(SHUT_RDWR); }
 
 }  // namespace plfm::http::internal

@@ -50,6 +50,7 @@
 #include "plfm/http/http.h"
 #include "socket.h"
 #include "tls.h"
+#include "websocket_server.h"
 
 namespace plfm::http {
 namespace {
@@ -504,6 +505,11 @@ bool Server::Impl::serveOne(Conn& conn, Stream& stream, beast::flat_buffer& buff
   req.body = std::move(msg.body());
 
   Response resp = invoke(req);
+  if (resp.upgrade) {
+    // The connection is the WebSocket's until its session returns.
+    internal::serveWebSocket(stream, conn.socket, msg, *resp.upgrade, conn.remote);
+    return false;
+  }
   bool keep_alive = msg.keep_alive() && !wantsClose(resp);
   {
     std::lock_guard lock(mu);

@@ -1,0 +1,737 @@
+// WebSocket connections (websocket.h) on Beast's websocket stream.
+//
+// A connection opens like any HTTP exchange of ours: synchronously, on the
+// deadline-aware socket (the server's connection thread, or the caller of
+// connectWebSocket()). Once the handshake is done the same stream, TLS
+// session included, switches to Asio's asynchronous operations on the shared
+// ioContext(), and every Beast call of that connection from then on runs on
+// its strand. Callers never touch the stream: read() takes from an inbox that
+// a read loop on the strand fills; write() and close() queue an operation that
+// the strand sends one at a time; so two writes can never overlap on the wire.
+//
+// Lifetime: finish() (from ~WebSocket) closes if needed, shuts the socket
+// down so every pending operation completes, waits until nothing of this
+// connection is queued or running on the strand (`quiet`), and only then lets
+// the stream and socket go.
+#include "plfm/http/websocket.h"
+
+#include <algorithm>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/stream_traits.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <boost/beast/websocket/stream.hpp>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <utility>
+
+#include "client_conn.h"
+#include "internal.h"
+#include "plfm/core/assert.h"
+#include "plfm/core/log.h"
+#include "websocket_server.h"
+
+namespace plfm::http {
+namespace internal {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bws = boost::beast::websocket;
+using BoostError = boost::system::error_code;
+
+// Messages the read loop may hold that nobody has read() yet; beyond it,
+// reading pauses and TCP flow control pushes back on the peer.
+constexpr size_t kInboxMessages = 1;
+// The most one read step takes from the stream.
+constexpr size_t kReadChunk = 64 << 10;
+// A close reason is at most 123 bytes (RFC 6455 section 5.5: 125 minus the code).
+constexpr size_t kMaxCloseReason = 123;
+// How much longer than handshake_timeout a caller waits for close() before
+// giving up on the strand (Beast's own close timeout fires first).
+constexpr auto kCloseSlack = std::chrono::seconds(1);
+
+Error closedError(const CloseStatus& status, std::string_view who) {
+  return Error(kErrWebSocketClosed, "websocket closed by " + std::string(who) + " (" +
+                                        std::to_string(status.code) +
+                                        (status.reason.empty() ? "" : " " + status.reason) + ")")
+      .with("close_code", std::to_string(status.code))
+      .with("close_reason", status.reason);
+}
+
+// Caller-facing half of a connection; SessionImpl<Stream> does the I/O.
+class Session {
+ public:
+  Session() = default;
+  virtual ~Session() = default;
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  virtual Result<std::string> read() = 0;
+  virtual Result<void> write(std::string_view message) = 0;
+  virtual Result<void> close(uint16_t code, std::string_view reason) = 0;
+  [[nodiscard]] virtual std::optional<CloseStatus> closeStatus() const = 0;
+  // Closes with `code` if still open, then waits until the strand holds
+  // nothing of this connection. The stream may be destroyed after it.
+  virtual void finish(uint16_t code) = 0;
+};
+
+struct OutOp {
+  enum class Kind { kData, kPing, kClose } kind = Kind::kData;
+  std::string data;
+  bws::close_reason reason;
+  std::promise<Result<void>> done;
+};
+
+template <class Stream>
+class SessionImpl final : public Session {
+ public:
+  SessionImpl(Stream& stream, Socket& socket, const WebSocketOptions& options)
+      : stream_(stream),
+        socket_(socket),
+        options_(options),
+        strand_(asio::make_strand(ioContext())),
+        descriptor_(ioContext()),
+        timer_(strand_) {
+    ws_.emplace(stream_);
+  }
+
+  ~SessionImpl() override {
+    // Only when start() failed or never ran: finish() released it otherwise.
+    if (descriptor_.is_open()) (void)descriptor_.release();
+  }
+  SessionImpl(const SessionImpl&) = delete;
+  SessionImpl& operator=(const SessionImpl&) = delete;
+
+  // For the synchronous handshake, before start().
+  bws::stream<Stream&>& ws() { return *ws_; }
+
+  // Switches to asynchronous operation and starts reading and the keepalive.
+  Result<void> start() {
+    BoostError ec;
+    descriptor_.assign(socket_.fd(), ec);
+    if (ec) return Error(errc::kInternal, "websocket: registering the socket: " + ec.message());
+    beast::get_lowest_layer(stream_).attachAsync(&descriptor_);
+    ws_->binary(true);
+    ws_->auto_fragment(false);
+    ws_->read_message_max(options_.max_message_bytes);
+    // Beast's own timer bounds only the closing handshake; the keepalive is
+    // ours (tick()), so that it stops while the inbox is full.
+    bws::stream_base::timeout timeouts{};
+    timeouts.handshake_timeout = options_.handshake_timeout;
+    timeouts.idle_timeout = bws::stream_base::none();
+    timeouts.keep_alive_pings = false;
+    ws_->set_option(timeouts);
+    ws_->control_callback([this](bws::frame_type /*kind*/, beast::string_view /*payload*/) {
+      last_rx_ = SteadyClock::now();
+    });
+    last_rx_ = SteadyClock::now();
+    startIoThreads();
+    post([this] {
+      startRead();
+      armTimer();
+    });
+    return ok();
+  }
+
+  Result<std::string> read() override {
+    std::lock_guard reader(read_mu_);
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return !inbox_.empty() || end_.has_value(); });
+    if (inbox_.empty()) return *end_;
+    std::string message = std::move(inbox_.front());
+    inbox_.pop_front();
+    lock.unlock();
+    post([this] { startRead(); });  // the inbox has room again
+    return message;
+  }
+
+  Result<void> write(std::string_view message) override {
+    if (message.size() > options_.max_message_bytes) {
+      return Error(errc::kInvalidArgument,
+                   "websocket message of " + std::to_string(message.size()) +
+                       " bytes is over the limit of " + std::to_string(options_.max_message_bytes))
+          .with("max_message_bytes", std::to_string(options_.max_message_bytes));
+    }
+    auto op = std::make_shared<OutOp>();
+    op->data = std::string(message);
+    std::future<Result<void>> done = op->done.get_future();
+    if (!post([this, op] { enqueue(op); })) return finishedError();
+    return done.get();
+  }
+
+  Result<void> close(uint16_t code, std::string_view reason) override {
+    auto op = std::make_shared<OutOp>();
+    op->kind = OutOp::Kind::kClose;
+    op->reason =
+        bws::close_reason(static_cast<bws::close_code>(code), reason.substr(0, kMaxCloseReason));
+    std::future<Result<void>> done = op->done.get_future();
+    if (!post([this, op] { enqueue(op); })) return finishedError();
+    if (done.wait_for(options_.handshake_timeout + kCloseSlack) != std::future_status::ready) {
+      return Error(errc::kDeadlineExceeded, "websocket close handshake timed out");
+    }
+    return done.get();
+  }
+
+  [[nodiscard]] std::optional<CloseStatus> closeStatus() const override {
+    std::lock_guard lock(mu_);
+    return peer_close_;
+  }
+
+  void finish(uint16_t code) override {
+    bool open = false;
+    {
+      std::lock_guard lock(mu_);
+      open = !end_.has_value() && !finishing_;
+    }
+    if (open) (void)close(code, {});
+    {
+      std::lock_guard lock(mu_);
+      if (finishing_) return;
+      finishing_ = true;
+      ++posted_;
+    }
+    asio::post(strand_, [this] {
+      stop(Error(errc::kUnavailable, "websocket finished locally"));
+      afterPosted();
+    });
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return quiet_; });
+    lock.unlock();
+    // Nothing of ours is on the strand any more; Beast's close timer may still
+    // hold a weak reference, which it checks there.
+    std::promise<void> destroyed;
+    asio::post(strand_, [this, &destroyed] {
+      ws_.reset();
+      destroyed.set_value();
+    });
+    destroyed.get_future().wait();
+    beast::get_lowest_layer(stream_).attachAsync(nullptr);
+    (void)descriptor_.release();  // the socket's owner closes the descriptor
+  }
+
+ private:
+  Error finishedError() const {
+    return Error(errc::kFailedPrecondition, "websocket is already finished");
+  }
+
+  // Runs `fn` on the strand; false once finish() began.
+  template <class Fn>
+  bool post(Fn&& fn) {
+    {
+      std::lock_guard lock(mu_);
+      if (finishing_) return false;
+      ++posted_;
+    }
+    asio::post(strand_, [this, f = std::forward<Fn>(fn)]() mutable {
+      f();
+      afterPosted();
+    });
+    return true;
+  }
+
+  void afterPosted() {
+    std::lock_guard lock(mu_);
+    --posted_;
+    checkQuietLocked();
+  }
+
+  // On the strand, after every state change.
+  void checkQuiet() {
+    std::lock_guard lock(mu_);
+    checkQuietLocked();
+  }
+  void checkQuietLocked() {
+    if (finishing_ && stopped_ && !reading_ && !writing_ && !timer_armed_ && posted_ == 0) {
+      quiet_ = true;
+      cv_.notify_all();
+    }
+  }
+
+  void setEnd(Error e) {
+    std::lock_guard lock(mu_);
+    if (!end_) end_ = std::move(e);
+    cv_.notify_all();
+  }
+  [[nodiscard]] Error currentEnd() const {
+    std::lock_guard lock(mu_);
+    return end_ ? *end_ : Error(errc::kUnavailable, "websocket closed");
+  }
+  [[nodiscard]] bool inboxFull() const {
+    std::lock_guard lock(mu_);
+    return inbox_.size() >= kInboxMessages;
+  }
+
+  // --- On the strand from here on. ---
+
+  Error mapError(const BoostError& ec) {
+    if (ec == bws::error::closed) {
+      const bws::close_reason& r = ws_->reason();
+      CloseStatus status{r.code, std::string(r.reason.data(), r.reason.size())};
+      {
+        std::lock_guard lock(mu_);
+        peer_close_ = status;
+      }
+      return closedError(status, close_sent_ ? "us" : "the peer");
+    }
+    if (ec == bws::error::message_too_big) {
+      return Error(errc::kResourceExhausted, "websocket message over the limit of " +
+                                                 std::to_string(options_.max_message_bytes) +
+                                                 " bytes; closed with 1009")
+          .with("max_message_bytes", std::to_string(options_.max_message_bytes));
+    }
+    return Error(errc::kUnavailable, "websocket connection failed: " + ec.message());
+  }
+
+  // Fails the connection: shuts the socket down, which completes every
+  // pending operation with an error.
+  void stop(Error why) {
+    setEnd(why);
+    if (stopped_) return;
+    stopped_ = true;
+    socket_.shutdown(SHUT_RDWR);
+    BoostError ignored;
+    descriptor_.cancel(ignored);
+    timer_.cancel();
+    while (!queue_.empty()) {
+      queue_.front()->done.set_value(why);
+      queue_.pop_front();
+    }
+  }
+
+  void startRead() {
+    if (reading_ || read_done_ || stopped_ || inboxFull()) return;
+    reading_ = true;
+    ws_->async_read_some(rbuf_, kReadChunk,
+                         asio::bind_executor(strand_, [this](BoostError ec, size_t /*n*/) {
+                           onRead(ec);
+                           checkQuiet();
+                         }));
+  }
+
+  void onRead(const BoostError& ec) {
+    reading_ = false;
+    if (ec) {
+      read_done_ = true;
+      Error e = mapError(ec);
+      if (stopped_) return;
+      // Beast has already answered a close or sent 1009 and torn down.
+      setEnd(std::move(e));
+      finishClose();
+      return;
+    }
+    last_rx_ = SteadyClock::now();
+    if (ws_->is_message_done()) {
+      if (!ws_->got_binary()) {
+        setEnd(Error(errc::kFailedPrecondition, "websocket peer sent a text message"));
+        queueClose(bws::close_reason(bws::close_code::unknown_data, "binary messages only"));
+        read_done_ = true;  // the close reads what is left
+        return;
+      }
+      std::string message = beast::buffers_to_string(rbuf_.data());
+      rbuf_.clear();
+      std::lock_guard lock(mu_);
+      inbox_.push_back(std::move(message));
+      cv_.notify_all();
+    }
+    startRead();
+  }
+
+  // The connection ended by a close handshake or an error: answer the close()
+  // callers still waiting in the queue.
+  void finishClose() {
+    Error why = currentEnd();
+    if (writing_) return;  // its completion drains the queue
+    while (!queue_.empty()) {
+      auto op = queue_.front();
+      queue_.pop_front();
+      if (op->kind == OutOp::Kind::kClose) {
+        op->done.set_value(ok());
+      } else {
+        op->done.set_value(why);
+      }
+    }
+  }
+
+  void queueClose(bws::close_reason reason) {
+    auto op = std::make_shared<OutOp>();
+    op->kind = OutOp::Kind::kClose;
+    op->reason = std::move(reason);
+    enqueue(op);
+  }
+
+  void enqueue(const std::shared_ptr<OutOp>& op) {
+    if (op->kind == OutOp::Kind::kClose && (close_sent_ || read_done_ || stopped_)) {
+      // A second close, or the connection already ended: nothing to send.
+      op->done.set_value(ok());
+      return;
+    }
+    if (op->kind != OutOp::Kind::kClose && (close_sent_ || read_done_ || stopped_)) {
+      std::lock_guard lock(mu_);
+      op->done.set_value(end_ ? *end_ : Error(kErrWebSocketClosed, "websocket is closing"));
+      return;
+    }
+    if (op->kind == OutOp::Kind::kClose) close_sent_ = true;
+    queue_.push_back(op);
+    pumpWrites();
+  }
+
+  void pumpWrites() {
+    if (writing_ || queue_.empty() || stopped_) return;
+    std::shared_ptr<OutOp> op = queue_.front();
+    queue_.pop_front();
+    writing_ = true;
+    auto done = asio::bind_executor(strand_, [this, op](BoostError ec, auto&&... /*n*/) {
+      onWritten(*op, ec);
+      checkQuiet();
+    });
+    switch (op->kind) {
+      case OutOp::Kind::kData:
+        ws_->async_write(asio::buffer(op->data), std::move(done));
+        break;
+      case OutOp::Kind::kPing:
+        ws_->async_ping({}, std::move(done));
+        break;
+      case OutOp::Kind::kClose:
+        ws_->async_close(op->reason, std::move(done));
+        break;
+    }
+  }
+
+  void onWritten(OutOp& op, const BoostError& ec) {
+    writing_ = false;
+    if (op.kind == OutOp::Kind::kClose) {
+      // The handshake is complete (or failed): either way nothing more goes out.
+      read_done_ = true;
+      if (ec && ec != bws::error::closed) {
+        Error e = stopped_ ? currentEnd() : mapError(ec);
+        op.done.set_value(e);
+        stop(std::move(e));
+        return;
+      }
+      setEnd(closedError(peerCloseOr(op.reason), "us"));
+      op.done.set_value(ok());
+      finishClose();
+      return;
+    }
+    if (ec) {
+      Error e = mapError(ec);
+      op.done.set_value(e);
+      if (!stopped_ && ec != bws::error::closed) stop(std::move(e));
+      finishClose();
+      return;
+    }
+    op.done.set_value(ok());
+    pumpWrites();
+  }
+
+  CloseStatus peerCloseOr(const bws::close_reason& ours) {
+    std::lock_guard lock(mu_);
+    if (peer_close_) return *peer_close_;
+    const bws::close_reason& r = ws_->reason();
+    if (r.code != bws::close_code::none) {
+      peer_close_ = CloseStatus{r.code, std::string(r.reason.data(), r.reason.size())};
+      return *peer_close_;
+    }
+    return CloseStatus{ours.code, std::string(ours.reason.data(), ours.reason.size())};
+  }
+
+  // Keepalive, every idle_timeout / 4: ping once the peer has been silent for
+  // half of idle_timeout, give up after all of it.
+  void armTimer() {
+    if (stopped_ || read_done_) return;
+    timer_armed_ = true;
+    timer_.expires_after(std::max<std::chrono::milliseconds>(options_.idle_timeout / 4,
+                                                             std::chrono::milliseconds(1)));
+    timer_.async_wait(asio::bind_executor(strand_, [this](BoostError ec) {
+      timer_armed_ = false;
+      if (!ec) tick();
+      checkQuiet();
+    }));
+  }
+
+  void tick() {
+    if (stopped_ || read_done_) return;
+    const Deadline now = SteadyClock::now();
+    if (inboxFull() || !reading_) {
+      // Our reader is slow, not the peer: nothing is read, so nothing counts.
+      last_rx_ = now;
+    } else if (now - last_rx_ >= options_.idle_timeout) {
+      stop(Error(errc::kDeadlineExceeded, "websocket peer silent for " +
+                                              std::to_string(options_.idle_timeout.count()) +
+                                              " ms (no answer to ping)"));
+      return;
+    } else if (now - last_rx_ >= options_.idle_timeout / 2 && last_ping_ < last_rx_ &&
+               !close_sent_) {
+      last_ping_ = now;
+      auto op = std::make_shared<OutOp>();
+      op->kind = OutOp::Kind::kPing;
+      queue_.push_back(op);
+      pumpWrites();
+    }
+    armTimer();
+  }
+
+  Stream& stream_;
+  Socket& socket_;
+  const WebSocketOptions options_;
+  asio::strand<asio::io_context::executor_type> strand_;
+  asio::posix::stream_descriptor descriptor_;
+  std::optional<bws::stream<Stream&>> ws_;
+  asio::steady_timer timer_;
+
+  // The strand's own state.
+  beast::flat_buffer rbuf_;
+  std::deque<std::shared_ptr<OutOp>> queue_;
+  bool reading_ = false;
+  bool writing_ = false;
+  bool timer_armed_ = false;
+  bool read_done_ = false;   // the read loop ended (error, close, text)
+  bool close_sent_ = false;  // a close is queued or sent: no more data
+  bool stopped_ = false;     // the socket is shut down
+  Deadline last_rx_{};
+  Deadline last_ping_{};
+
+  // Shared with callers.
+  std::mutex read_mu_;  // one read() at a time
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> inbox_;
+  std::optional<Error> end_;  // read() returns it once the inbox is empty
+  std::optional<CloseStatus> peer_close_;
+  int posted_ = 0;  // post()ed functions not yet run
+  bool finishing_ = false;
+  bool quiet_ = false;
+};
+
+}  // namespace
+}  // namespace internal
+
+struct WebSocket::Impl {
+  std::string remote;
+  uint16_t finish_code = kCloseNormal;
+  // A client connection owns its transport; a server's belongs to its thread.
+  std::unique_ptr<internal::Connection> conn;
+  std::unique_ptr<internal::BeastStream> plain;
+  std::unique_ptr<internal::Session> session;  // declared last: goes first
+};
+
+WebSocket::WebSocket(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+WebSocket::~WebSocket() {
+  if (!impl_ || !impl_->session) return;
+  impl_->session->finish(impl_->finish_code);
+  impl_->session.reset();
+}
+
+Result<std::string> WebSocket::read() { return impl_->session->read(); }
+Result<void> WebSocket::write(std::string_view message) { return impl_->session->write(message); }
+Result<void> WebSocket::close(uint16_t code, std::string_view reason) {
+  return impl_->session->close(code, reason);
+}
+std::optional<CloseStatus> WebSocket::closeStatus() const { return impl_->session->closeStatus(); }
+const std::string& WebSocket::remote() const { return impl_->remote; }
+
+namespace internal {
+namespace {
+
+template <class Stream>
+void serveOn(Stream& stream, Socket& socket, const UpgradeRequest& req,
+             const WebSocketUpgrade& upgrade, const std::string& remote) {
+  auto session = std::make_unique<SessionImpl<Stream>>(stream, socket, upgrade.options);
+  socket.setDeadline(SteadyClock::now() + upgrade.options.handshake_timeout);
+  BoostError ec;
+  session->ws().accept(req, ec);
+  if (ec) {
+    log::info("websocket: handshake failed", {{"remote", remote}, {"error", ec.message()}});
+    return;
+  }
+  if (auto started = session->start(); !started) {
+    log::error("websocket: cannot start",
+               {{"remote", remote}, {"error", started.error().message()}});
+    return;
+  }
+  auto impl = std::make_unique<WebSocket::Impl>();
+  WebSocket::Impl* raw = impl.get();
+  raw->remote = remote;
+  raw->session = std::move(session);
+  WebSocket ws(std::move(impl));
+  try {
+    upgrade.session(ws);
+  } catch (const std::exception& e) {
+    log::error("websocket session threw", {{"remote", remote}, {"error", e.what()}});
+    raw->finish_code = kCloseInternalError;
+  } catch (...) {
+    log::error("websocket session threw", {{"remote", remote}, {"error", "unknown exception"}});
+    raw->finish_code = kCloseInternalError;
+  }
+}
+
+bool validHeader(std::string_view name, std::string_view value) {
+  constexpr std::string_view kBad("\r\n\0", 3);
+  return !name.empty() && name.find_first_of(kBad) == std::string_view::npos &&
+         name.find_first_of(" :") == std::string_view::npos &&
+         value.find_first_of(kBad) == std::string_view::npos;
+}
+
+Error declined(const Endpoint& ep, const bws::response_type& res) {
+  const int status = static_cast<int>(res.result_int());
+  std::string_view code = errc::kFailedPrecondition;
+  if (status == 401) code = errc::kUnauthenticated;
+  if (status == 403) code = errc::kPermissionDenied;
+  if (status == 404) code = errc::kNotFound;
+  return Error(code, "websocket upgrade to " + ep.display + " declined with HTTP " +
+                         std::to_string(status))
+      .with("status", std::to_string(status))
+      .with("body", res.body())
+      .with("address", ep.display);
+}
+
+template <class Stream>
+Result<std::unique_ptr<Session>> handshakeAsClient(Stream& stream, Socket& socket,
+                                                   const Endpoint& ep, const std::string& target,
+                                                   const WebSocketConnectOptions& o) {
+  auto session = std::make_unique<SessionImpl<Stream>>(stream, socket, o.options);
+  for (const auto& [name, value] : o.headers.all()) {
+    if (!validHeader(name, value)) {
+      return Error(errc::kInvalidArgument, "invalid request header").with("header", name);
+    }
+  }
+  session->ws().set_option(
+      bws::stream_base::decorator([headers = o.headers.all()](bws::request_type& r) {
+        for (const auto& header : headers) r.set(header.first, header.second);
+      }));
+  bws::response_type res;
+  BoostError ec;
+  session->ws().handshake(res, ep.authority, target, ec);
+  if (ec == bws::error::upgrade_declined) return declined(ep, res);
+  if (ec == beast::error::timeout) {
+    return Error(errc::kDeadlineExceeded,
+                 "websocket handshake with " + ep.display + " timed out after " +
+                     std::to_string(o.options.handshake_timeout.count()) + " ms")
+        .with("address", ep.display);
+  }
+  if (ec) {
+    return Error(errc::kUnavailable, "websocket handshake with " + ep.display + ": " + ec.message())
+        .with("address", ep.display);
+  }
+  PLFM_TRY(session->start());
+  return std::unique_ptr<Session>(std::move(session));
+}
+
+bool hasToken(std::optional<std::string_view> header, std::string_view token) {
+  if (!header) return false;
+  std::string_view rest = *header;
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (iequals(item, token)) return true;
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+// 16 bytes in base64: 22 characters of the alphabet and "==" (RFC 6455
+// section 4.1, item 7).
+bool validKey(std::optional<std::string_view> key) {
+  if (!key || key->size() != 24 || !key->ends_with("==")) return false;
+  return std::all_of(key->begin(), key->end() - 2, [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '/';
+  });
+}
+
+Response upgradeRequired(std::string_view message) {
+  Response r = errorResponse(426, "upgrade_required", message);
+  r.headers.set("Upgrade", "websocket");
+  r.headers.set("Sec-WebSocket-Version", "13");
+  return r;
+}
+
+}  // namespace
+
+void serveWebSocket(BeastStream& stream, Socket& socket, const UpgradeRequest& req,
+                    const WebSocketUpgrade& upgrade, const std::string& remote) {
+  serveOn(stream, socket, req, upgrade, remote);
+}
+
+void serveWebSocket(TlsStream& stream, Socket& socket, const UpgradeRequest& req,
+                    const WebSocketUpgrade& upgrade, const std::string& remote) {
+  serveOn(stream, socket, req, upgrade, remote);
+}
+
+}  // namespace internal
+
+Response acceptWebSocket(const Request& req, WebSocketOptions options, WebSocketSession session) {
+  if (!internal::hasToken(req.header("Upgrade"), "websocket") ||
+      !internal::hasToken(req.header("Connection"), "upgrade")) {
+    return internal::upgradeRequired(
+        "this endpoint speaks WebSocket only: send Upgrade: websocket and Connection: Upgrade");
+  }
+  if (req.method != "GET") {
+    Response r = internal::errorResponse(405, internal::kCodeMethodNotAllowed,
+                                         "a WebSocket upgrade must be a GET");
+    r.headers.set("Allow", "GET");
+    return r;
+  }
+  const auto version = req.header("Sec-WebSocket-Version");
+  if (!version || *version != "13") {
+    return internal::upgradeRequired(
+        "unsupported WebSocket version: send Sec-WebSocket-Version: 13");
+  }
+  if (!internal::validKey(req.header("Sec-WebSocket-Key"))) {
+    return internal::errorResponse(400, internal::kCodeBadRequest,
+                                   "Sec-WebSocket-Key must be 16 bytes in base64");
+  }
+  Response r;
+  r.status = 101;
+  r.upgrade = std::make_shared<const WebSocketUpgrade>(
+      WebSocketUpgrade{std::move(options), std::move(session)});
+  return r;
+}
+
+Result<std::unique_ptr<WebSocket>> connectWebSocket(const WebSocketConnectOptions& o) {
+  try {
+    std::string url = o.url;
+    if (url.starts_with("ws://")) url.replace(0, 2, "http");
+    if (url.starts_with("wss://")) url.replace(0, 3, "https");
+    PLFM_ASSIGN_OR_RETURN(internal::ParsedUrl parsed, internal::parseUrl(url, /*base=*/false));
+    if (parsed.target.empty()) parsed.target = "/";
+    const internal::Endpoint& ep = parsed.endpoint;
+    PLFM_TRY(internal::checkPlain(ep, o.tls));
+    std::optional<internal::ClientTls> tls;
+    if (ep.tls) {
+      PLFM_ASSIGN_OR_RETURN(tls, internal::makeClientTls(o.tls));
+    }
+    const internal::Deadline deadline = internal::SteadyClock::now() + o.options.handshake_timeout;
+    auto impl = std::make_unique<WebSocket::Impl>();
+    impl->remote = ep.display;
+    PLFM_ASSIGN_OR_RETURN(impl->conn, internal::openConnection(ep, tls ? &*tls : nullptr, deadline,
+                                                               o.options.handshake_timeout));
+    internal::Connection& conn = *impl->conn;
+    conn.socket.setDeadline(deadline);
+    if (conn.tls) {
+      PLFM_ASSIGN_OR_RETURN(
+          impl->session, internal::handshakeAsClient(*conn.tls, conn.socket, ep, parsed.target, o));
+    } else {
+      impl->plain = std::make_unique<internal::BeastStream>(conn.socket);
+      PLFM_ASSIGN_OR_RETURN(impl->session, internal::handshakeAsClient(*impl->plain, conn.socket,
+                                                                       ep, parsed.target, o));
+    }
+    return std::make_unique<WebSocket>(std::move(impl));
+  } catch (const std::exception& e) {
+    return Error(errc::kInternal, std::string("websocket client: ") + e.what());
+  }
+}
+
+}  // namespace plfm::http
