@@ -77,6 +77,8 @@ class Session {
   virtual Result<std::string> read() = 0;
   virtual Result<void> write(std::string_view message) = 0;
   virtual Result<void> close(uint16_t code, std::string_view reason) = 0;
+  // Starts a close and returns at once.
+  virtual void startClose(uint16_t code, std::string_view reason) = 0;
   [[nodiscard]] virtual std::optional<CloseStatus> closeStatus() const = 0;
   // Closes with `code` if still open, then waits until the strand holds
   // nothing of this connection. The stream may be destroyed after it.
@@ -178,6 +180,14 @@ class SessionImpl final : public Session {
       return Error(errc::kDeadlineExceeded, "websocket close handshake timed out");
     }
     return done.get();
+  }
+
+  void startClose(uint16_t code, std::string_view reason) override {
+    auto op = std::make_shared<OutOp>();
+    op->kind = OutOp::Kind::kClose;
+    op->reason =
+        bws::close_reason(static_cast<bws::close_code>(code), reason.substr(0, kMaxCloseReason));
+    (void)post([this, op] { enqueue(op); });
   }
 
   [[nodiscard]] std::optional<CloseStatus> closeStatus() const override {
@@ -544,7 +554,8 @@ namespace {
 
 template <class Stream>
 void serveOn(Stream& stream, Socket& socket, const UpgradeRequest& req,
-             const WebSocketUpgrade& upgrade, const std::string& remote) {
+             const WebSocketUpgrade& upgrade, const std::string& remote,
+             const GoingAwayHook& hook) {
   auto session = std::make_unique<SessionImpl<Stream>>(stream, socket, upgrade.options);
   socket.setDeadline(SteadyClock::now() + upgrade.options.handshake_timeout);
   BoostError ec;
@@ -563,6 +574,8 @@ void serveOn(Stream& stream, Socket& socket, const UpgradeRequest& req,
   raw->remote = remote;
   raw->session = std::move(session);
   WebSocket ws(std::move(impl));
+  Session* const live = raw->session.get();
+  hook([live] { live->startClose(kCloseGoingAway, "server shutting down"); });
   try {
     upgrade.session(ws);
   } catch (const std::exception& e) {
@@ -572,6 +585,7 @@ void serveOn(Stream& stream, Socket& socket, const UpgradeRequest& req,
     log::error("websocket session threw", {{"remote", remote}, {"error", "unknown exception"}});
     raw->finish_code = kCloseInternalError;
   }
+  hook(nullptr);
 }
 
 bool validHeader(std::string_view name, std::string_view value) {
@@ -661,13 +675,15 @@ Response upgradeRequired(std::string_view message) {
 }  // namespace
 
 void serveWebSocket(BeastStream& stream, Socket& socket, const UpgradeRequest& req,
-                    const WebSocketUpgrade& upgrade, const std::string& remote) {
-  serveOn(stream, socket, req, upgrade, remote);
+                    const WebSocketUpgrade& upgrade, const std::string& remote,
+                    const GoingAwayHook& hook) {
+  serveOn(stream, socket, req, upgrade, remote, hook);
 }
 
 void serveWebSocket(TlsStream& stream, Socket& socket, const UpgradeRequest& req,
-                    const WebSocketUpgrade& upgrade, const std::string& remote) {
-  serveOn(stream, socket, req, upgrade, remote);
+                    const WebSocketUpgrade& upgrade, const std::string& remote,
+                    const GoingAwayHook& hook) {
+  serveOn(stream, socket, req, upgrade, remote, hook);
 }
 
 }  // namespace internal
@@ -695,8 +711,8 @@ Response acceptWebSocket(const Request& req, WebSocketOptions options, WebSocket
   }
   Response r;
   r.status = 101;
-  r.upgrade = std::make_shared<const WebSocketUpgrade>(
-      WebSocketUpgrade{std::move(options), std::move(session)});
+  r.upgrade =
+      std::make_shared<const WebSocketUpgrade>(WebSocketUpgrade{options, std::move(session)});
   return r;
 }
 

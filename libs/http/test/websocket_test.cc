@@ -135,6 +135,7 @@ TEST_F(WebSocketTest, ConcurrentWritersNeverInterleave) {
   constexpr int kThreads = 4;
   constexpr int kPerThread = 200;
   std::vector<std::thread> writers;
+  writers.reserve(kThreads);
   std::atomic<int> failures{0};
   for (int t = 0; t < kThreads; ++t) {
     writers.emplace_back([&ws, &failures, t] {
@@ -271,14 +272,20 @@ TEST_F(WebSocketTest, DeclinedUpgradeIsAnError) {
   EXPECT_EQ((*ok)->read().value_or(""), "Bearer t0ken");
 }
 
-TEST_F(WebSocketTest, ServerStopEndsSessions) {
+TEST_F(WebSocketTest, ServerStopClosesSessionsWithGoingAway) {
   auto ws = connect("/echo");
   ASSERT_TRUE(ws);
   ASSERT_TRUE(ws->write("x"));
   ASSERT_TRUE(ws->read());
-  server_->stop(100ms);
+  // Sessions get a close with 1001 right away, not at the end of the grace.
+  const auto start = std::chrono::steady_clock::now();
+  server_->stop(5s);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
   auto read = ws->read();
-  EXPECT_FALSE(read);
+  ASSERT_FALSE(read);
+  EXPECT_EQ(read.error().code(), kErrWebSocketClosed) << read.error().toString();
+  ASSERT_TRUE(ws->closeStatus());
+  EXPECT_EQ(ws->closeStatus()->code, kCloseGoingAway);
 }
 
 TEST(WebSocketUnixTest, OverAUnixSocket) {
@@ -340,6 +347,7 @@ TEST_F(WebSocketTlsTest, ConcurrentWritersOverTls) {
   constexpr int kThreads = 3;
   constexpr int kPerThread = 100;
   std::vector<std::thread> writers;
+  writers.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     writers.emplace_back([&ws, t] {
       for (int i = 0; i < kPerThread; ++i) {
