@@ -9,18 +9,22 @@
 // on the same file descriptor.
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <array>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/compose.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/role.hpp>
 #include <boost/system/error_code.hpp>
 #include <boost/system/system_error.hpp>
+#include <cerrno>
 #include <system_error>
 #include <utility>
 
@@ -62,9 +66,25 @@ class BeastStream {
   auto async_read_some(const MutableBufferSequence& buffers, Token&& token) {
     return async_->async_read_some(buffers, std::forward<Token>(token));
   }
+  // Not the descriptor's own write, which is write(2): a peer that went away
+  // must be an error value, not SIGPIPE. So: wait until writable, then
+  // sendmsg(MSG_NOSIGNAL) what fits. Never completes inside this call.
   template <class ConstBufferSequence, class Token>
   auto async_write_some(const ConstBufferSequence& buffers, Token&& token) {
-    return async_->async_write_some(buffers, std::forward<Token>(token));
+    return boost::asio::async_compose<Token, void(boost::system::error_code, size_t)>(
+        [this, buffers, started = false](auto& self, boost::system::error_code ec = {}) mutable {
+          if (!ec && started) {
+            const ssize_t n = sendSome(buffers, ec);
+            if (n >= 0) return self.complete(ec, static_cast<size_t>(n));
+          }
+          if (!ec) {
+            started = true;
+            return async_->async_wait(boost::asio::posix::descriptor_base::wait_write,
+                                      std::move(self));
+          }
+          self.complete(ec, 0);
+        },
+        token, *async_);
   }
 
   template <class MutableBufferSequence>
@@ -113,6 +133,30 @@ class BeastStream {
     return n;
   }
 
+  // One non-blocking sendmsg: bytes sent; -1 with `ec` clear when it would
+  // block; -1 with `ec` on an error.
+  template <class ConstBufferSequence>
+  ssize_t sendSome(const ConstBufferSequence& buffers, boost::system::error_code& ec) {
+    std::array<iovec, 16> iov{};
+    size_t count = 0;
+    auto end = boost::asio::buffer_sequence_end(buffers);
+    for (auto it = boost::asio::buffer_sequence_begin(buffers); it != end && count < iov.size();
+         ++it) {
+      const boost::asio::const_buffer b(*it);
+      if (b.size() == 0) continue;
+      iov[count++] = iovec{const_cast<void*>(b.data()), b.size()};
+    }
+    if (count == 0) return 0;
+    msghdr msg{};
+    msg.msg_iov = iov.data();
+    msg.msg_iovlen = count;
+    const ssize_t n = ::sendmsg(socket_.fd(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0) return n;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return -1;
+    ec = boost::system::error_code(errno, boost::system::system_category());
+    return -1;
+  }
+
   template <class ConstBufferSequence>
   size_t write_some(const ConstBufferSequence& buffers) {
     boost::system::error_code ec;
@@ -138,9 +182,11 @@ inline void teardown(boost::beast::role_type /*role*/, BeastStream& stream,
 template <class Handler>
 void async_teardown(boost::beast::role_type /*role*/, BeastStream& stream, Handler&& handler) {
   stream.socket().shutdown(SHUT_WR);
-  boost::asio::post(stream.get_executor(), [h = std::forward<Handler>(handler)]() mutable {
-    h(boost::system::error_code{});
-  });
+  // Through the handler's own executor (the connection's strand), as if by
+  // post: bind_front_handler keeps it associated.
+  boost::asio::post(stream.get_executor(),
+                    boost::beast::bind_front_handler(std::forward<Handler>(handler),
+                                                     boost::system::error_code{}));
 }
 
 // What Beast calls to abort a connection (a failed WebSocket): wakes every

@@ -31,6 +31,7 @@
 #include <mutex>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "client_conn.h"
 #include "internal.h"
@@ -196,12 +197,14 @@ class SessionImpl final : public Session {
   }
 
   void finish(uint16_t code) override {
-    bool open = false;
+    bool finishing = false;
     {
       std::lock_guard lock(mu_);
-      open = !end_.has_value() && !finishing_;
+      finishing = finishing_;
     }
-    if (open) (void)close(code, {});
+    // Also waits for a close already under way (one the read loop started
+    // for a text message, or the session's own).
+    if (!finishing) (void)close(code, {});
     {
       std::lock_guard lock(mu_);
       if (finishing_) return;
@@ -314,6 +317,13 @@ class SessionImpl final : public Session {
       queue_.front()->done.set_value(why);
       queue_.pop_front();
     }
+    completeCloseWaiters(why);
+  }
+
+  void completeCloseWaiters(const Result<void>& result) {
+    close_done_ = true;
+    for (const std::shared_ptr<OutOp>& waiter : close_waiters_) waiter->done.set_value(result);
+    close_waiters_.clear();
   }
 
   void startRead() {
@@ -332,6 +342,9 @@ class SessionImpl final : public Session {
       read_done_ = true;
       Error e = mapError(ec);
       if (stopped_) return;
+      // Our own close is under way: its outcome, not how the read ended, says
+      // how the connection ended.
+      if (close_sent_ && ec != bws::error::closed) return;
       // Beast has already answered a close or sent 1009 and torn down.
       setEnd(std::move(e));
       finishClose();
@@ -368,6 +381,7 @@ class SessionImpl final : public Session {
         op->done.set_value(why);
       }
     }
+    completeCloseWaiters(ok());
   }
 
   void queueClose(bws::close_reason reason) {
@@ -378,8 +392,12 @@ class SessionImpl final : public Session {
   }
 
   void enqueue(const std::shared_ptr<OutOp>& op) {
+    if (op->kind == OutOp::Kind::kClose && !close_done_ && !stopped_ && close_sent_) {
+      close_waiters_.push_back(op);  // a second close waits for the first
+      return;
+    }
     if (op->kind == OutOp::Kind::kClose && (close_sent_ || read_done_ || stopped_)) {
-      // A second close, or the connection already ended: nothing to send.
+      // The connection already ended: nothing to send.
       op->done.set_value(ok());
       return;
     }
@@ -423,6 +441,7 @@ class SessionImpl final : public Session {
       if (ec && ec != bws::error::closed) {
         Error e = stopped_ ? currentEnd() : mapError(ec);
         op.done.set_value(e);
+        completeCloseWaiters(e);
         stop(std::move(e));
         return;
       }
@@ -506,6 +525,8 @@ class SessionImpl final : public Session {
   bool read_done_ = false;   // the read loop ended (error, close, text)
   bool close_sent_ = false;  // a close is queued or sent: no more data
   bool stopped_ = false;     // the socket is shut down
+  bool close_done_ = false;  // the close handshake ended (or cannot happen)
+  std::vector<std::shared_ptr<OutOp>> close_waiters_;  // later close() calls
   Deadline last_rx_{};
   Deadline last_ping_{};
 

@@ -228,6 +228,27 @@ TEST_F(WebSocketTest, DeadPeerIsDetected) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
 }
 
+// We speak binary: a text message is refused with 1003.
+TEST_F(WebSocketTest, TextMessageClosesWith1003) {
+  http::testing::RawConn raw("[::1]:" + port_);
+  ASSERT_TRUE(
+      raw.send("GET /observe HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"));
+  const std::string head = raw.readToEof(100ms);
+  ASSERT_TRUE(head.starts_with("HTTP/1.1 101")) << head;
+  // FIN + text, masked with a zero key (RFC 6455 section 5.2), payload "hi".
+  ASSERT_TRUE(raw.send(std::string("\x81\x82\0\0\0\0hi", 8)));
+  auto server_end = server_end_.get_future();
+  ASSERT_EQ(server_end.wait_for(5s), std::future_status::ready);
+  EXPECT_EQ(server_end.get().code(), errc::kFailedPrecondition);
+  // The server's close frame: opcode 8, then the code 1003 big-endian.
+  const std::string close = raw.readToEof(500ms);
+  ASSERT_GE(close.size(), 4U);
+  EXPECT_EQ(static_cast<uint8_t>(close[0]), 0x88);
+  EXPECT_EQ((static_cast<uint8_t>(close[2]) << 8) | static_cast<uint8_t>(close[3]),
+            kCloseUnsupportedData);
+}
+
 TEST_F(WebSocketTest, RefusesRequestsThatAreNoUpgrade) {
   auto plain = request(http::testing::get("http://[::1]:" + port_ + "/echo"));
   ASSERT_TRUE(plain) << plain.error().toString();

@@ -102,13 +102,14 @@ class WebSocket {
   // Safe from several threads at once (see the top of this file).
   [[nodiscard]] Result<void> write(std::string_view message);
   // Starts the closing handshake with `code` and `reason` (at most 123
-  // bytes) and waits for it to finish (bounded by handshake_timeout). Writes
-  // after it fail; read() returns the messages already received, then
-  // kErrWebSocketClosed. A second close() only waits.
+  // bytes) and waits for the peer's answer (bounded by handshake_timeout).
+  // Writes after it fail; read() returns the messages already received, then
+  // kErrWebSocketClosed. A second close() waits for the first.
   [[nodiscard]] Result<void> close(uint16_t code = kCloseNormal, std::string_view reason = {});
   // The close frame the peer sent, once it arrived.
   [[nodiscard]] std::optional<CloseStatus> closeStatus() const;
-  // "[::1]:53211" for a server connection, the URL's authority for a client.
+  // The peer: "[::1]:53211" (or "unix") on the server; the server's address
+  // ("[::1]:8080", "cp.example:443", "unix:/run/plfm.sock") on a client.
   [[nodiscard]] const std::string& remote() const;
 
  private:
