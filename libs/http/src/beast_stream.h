@@ -118,14 +118,7 @@ class BeastStream {
   size_t write_some(const ConstBufferSequence& buffers, boost::system::error_code& ec) {
     ec = {};
     std::array<iovec, 16> iov{};
-    size_t count = 0;
-    auto end = boost::asio::buffer_sequence_end(buffers);
-    for (auto it = boost::asio::buffer_sequence_begin(buffers); it != end && count < iov.size();
-         ++it) {
-      const boost::asio::const_buffer b(*it);
-      if (b.size() == 0) continue;
-      iov[count++] = iovec{const_cast<void*>(b.data()), b.size()};
-    }
+    const size_t count = gather(buffers, iov);
     if (count == 0) return 0;
     std::error_code sec;
     const size_t n = socket_.writeSome(iov.data(), count, sec);
@@ -138,14 +131,7 @@ class BeastStream {
   template <class ConstBufferSequence>
   ssize_t sendSome(const ConstBufferSequence& buffers, boost::system::error_code& ec) {
     std::array<iovec, 16> iov{};
-    size_t count = 0;
-    auto end = boost::asio::buffer_sequence_end(buffers);
-    for (auto it = boost::asio::buffer_sequence_begin(buffers); it != end && count < iov.size();
-         ++it) {
-      const boost::asio::const_buffer b(*it);
-      if (b.size() == 0) continue;
-      iov[count++] = iovec{const_cast<void*>(b.data()), b.size()};
-    }
+    const size_t count = gather(buffers, iov);
     if (count == 0) return 0;
     msghdr msg{};
     msg.msg_iov = iov.data();
@@ -166,6 +152,20 @@ class BeastStream {
   }
 
  private:
+  // The first non-empty buffers of `buffers` (as many as `iov` holds).
+  template <class ConstBufferSequence>
+  static size_t gather(const ConstBufferSequence& buffers, std::array<iovec, 16>& iov) {
+    size_t count = 0;
+    auto end = boost::asio::buffer_sequence_end(buffers);
+    for (auto it = boost::asio::buffer_sequence_begin(buffers); it != end && count < iov.size();
+         ++it) {
+      const boost::asio::const_buffer b(*it);
+      if (b.size() == 0) continue;
+      iov[count++] = iovec{const_cast<void*>(b.data()), b.size()};
+    }
+    return count;
+  }
+
   Socket& socket_;
   boost::asio::posix::stream_descriptor* async_ = nullptr;
 };

@@ -85,6 +85,16 @@ class WebSocketTest : public ::testing::Test {
     return ws ? std::move(*ws) : nullptr;
   }
 
+  // Upgrades a raw connection by hand, for a peer that misbehaves after it.
+  static void upgradeRaw(http::testing::RawConn& raw, const std::string& path) {
+    ASSERT_TRUE(raw.send("GET " + path +
+                         " HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                         "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "
+                         "dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"));
+    const std::string head = raw.readToEof(100ms);
+    ASSERT_TRUE(head.starts_with("HTTP/1.1 101")) << head;
+  }
+
   WebSocketOptions server_ws_ = {};
   std::promise<Error> server_end_;
   Router router_;
@@ -216,11 +226,7 @@ TEST_F(WebSocketTest, KeepalivePingsHoldAnIdleSession) {
 TEST_F(WebSocketTest, DeadPeerIsDetected) {
   server_ws_.idle_timeout = 300ms;
   http::testing::RawConn raw("[::1]:" + port_);
-  ASSERT_TRUE(
-      raw.send("GET /observe HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"));
-  const std::string head = raw.readToEof(100ms);
-  ASSERT_TRUE(head.starts_with("HTTP/1.1 101")) << head;
+  ASSERT_NO_FATAL_FAILURE(upgradeRaw(raw, "/observe"));
   const auto start = std::chrono::steady_clock::now();
   auto server_end = server_end_.get_future();
   ASSERT_EQ(server_end.wait_for(5s), std::future_status::ready);
@@ -231,11 +237,7 @@ TEST_F(WebSocketTest, DeadPeerIsDetected) {
 // We speak binary: a text message is refused with 1003.
 TEST_F(WebSocketTest, TextMessageClosesWith1003) {
   http::testing::RawConn raw("[::1]:" + port_);
-  ASSERT_TRUE(
-      raw.send("GET /observe HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"));
-  const std::string head = raw.readToEof(100ms);
-  ASSERT_TRUE(head.starts_with("HTTP/1.1 101")) << head;
+  ASSERT_NO_FATAL_FAILURE(upgradeRaw(raw, "/observe"));
   // FIN + text, masked with a zero key (RFC 6455 section 5.2), payload "hi".
   ASSERT_TRUE(raw.send(std::string("\x81\x82\0\0\0\0hi", 8)));
   auto server_end = server_end_.get_future();
