@@ -15,6 +15,7 @@
 #include <optional>
 
 #include "beast_stream.h"
+#include "client_conn.h"
 #include "internal.h"
 #include "plfm/core/assert.h"
 #include "plfm/http/http.h"
@@ -33,20 +34,9 @@ using BoostError = boost::system::error_code;
 // Responses come from our own services; this only bounds a runaway body.
 constexpr uint64_t kMaxResponseBodyBytes = uint64_t{1} << 30;
 
-struct Endpoint {
-  bool is_unix = false;
-  bool tls = false;  // https://
-  std::string unix_path;
-  std::string host;  // without brackets
-  uint16_t port = 80;
-  std::string authority;  // the Host header
-  std::string display;    // for errors: "[::1]:8080", "unix:/run/plfm.sock"
-};
-
-struct ParsedUrl {
-  Endpoint endpoint;
-  std::string target;  // "/v1/orgs?limit=5"; empty for a base URL without a path
-};
+using internal::Connection;
+using internal::Endpoint;
+using internal::ParsedUrl;
 
 Error badUrl(std::string_view url, std::string_view why) {
   return Error(errc::kInvalidArgument,
@@ -118,12 +108,14 @@ Result<ParsedUrl> parseHttpUrl(std::string_view url) {
   return out;
 }
 
-// A request URL, or with `base` a Client's base URL ("unix:/path" is then the
-// socket path alone).
-Result<ParsedUrl> parseUrl(std::string_view url, bool base) {
+}  // namespace
+
+Result<ParsedUrl> internal::parseUrl(std::string_view url, bool base) {
   if (url.starts_with("unix:")) return parseUnixUrl(url, base);
   return parseHttpUrl(url);
 }
+
+namespace {
 
 Error transportError(const Endpoint& ep, std::string_view step, const BoostError& ec,
                      std::chrono::milliseconds timeout) {
@@ -137,9 +129,9 @@ Error transportError(const Endpoint& ep, std::string_view step, const BoostError
       .with("address", ep.display);
 }
 
-// Plain HTTP carries bearer tokens in clear: only to this host, unless the
-// caller opted into the unsafe mode.
-Result<void> checkPlain(const Endpoint& ep, const ClientTlsOptions& tls) {
+}  // namespace
+
+Result<void> internal::checkPlain(const Endpoint& ep, const ClientTlsOptions& tls) {
   if (ep.is_unix || ep.tls || tls.unsafe_allow_plain_http || internal::isLoopbackHost(ep.host)) {
     return ok();
   }
@@ -149,6 +141,8 @@ Result<void> checkPlain(const Endpoint& ep, const ClientTlsOptions& tls) {
                    "unencrypted; use https:// (or opt into unsafe plain HTTP)")
       .with("address", ep.display);
 }
+
+namespace {
 
 Result<internal::Socket> connectTo(const Endpoint& ep, Deadline deadline,
                                    std::chrono::milliseconds timeout) {
@@ -175,17 +169,12 @@ Result<internal::Socket> connectTo(const Endpoint& ep, Deadline deadline,
   return transportError(ep, "connect to", last, timeout);
 }
 
-// One connection: the socket, and the TLS session over it for https. Lives
-// behind a unique_ptr: the TLS stream refers to the socket.
-struct Connection {
-  internal::Socket socket;
-  std::unique_ptr<internal::TlsStream> tls;
-};
+}  // namespace
 
-Result<std::unique_ptr<Connection>> openConnection(const Endpoint& ep,
-                                                   const internal::ClientTls* tls,
-                                                   Deadline deadline,
-                                                   std::chrono::milliseconds timeout) {
+Result<std::unique_ptr<Connection>> internal::openConnection(const Endpoint& ep,
+                                                             const ClientTls* tls,
+                                                             Deadline deadline,
+                                                             std::chrono::milliseconds timeout) {
   auto conn = std::make_unique<Connection>();
   PLFM_ASSIGN_OR_RETURN(conn->socket, connectTo(ep, deadline, timeout));
   if (ep.tls) {
@@ -197,6 +186,12 @@ Result<std::unique_ptr<Connection>> openConnection(const Endpoint& ep,
   }
   return conn;
 }
+
+namespace {
+
+using internal::checkPlain;
+using internal::openConnection;
+using internal::parseUrl;
 
 bool idempotent(std::string_view method) {
   return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" ||

@@ -35,6 +35,7 @@
 #include <boost/beast/http/write.hpp>
 #include <cerrno>
 #include <condition_variable>
+#include <functional>
 #include <limits>
 #include <list>
 #include <mutex>
@@ -50,6 +51,7 @@
 #include "plfm/http/http.h"
 #include "socket.h"
 #include "tls.h"
+#include "websocket_server.h"
 
 namespace plfm::http {
 namespace {
@@ -176,6 +178,8 @@ struct Conn {
   std::string source;  // the per-source cap's key; empty: not limited
   bool tls = false;
   bool idle = true;  // guarded by Server::Impl::mu
+  // While a WebSocket session runs: starts its close with 1001 (guarded by mu).
+  std::function<void()> going_away;
   std::thread thread;
 };
 
@@ -211,6 +215,7 @@ struct Server::Impl {
   void closeAfterResponse(Conn& conn);
   Response invoke(Request& req);
   bool setIdle(Conn& conn, bool idle);
+  void setGoingAway(Conn& conn, std::function<void()> going_away);
   void finish(std::list<Conn>::iterator it);
 
   const ServerOptions options;
@@ -304,6 +309,7 @@ void Server::Impl::stopLocked(std::chrono::milliseconds grace) {
   stopping = true;
   for (Conn& c : conns) {
     if (c.idle) c.socket.shutdown(SHUT_RDWR);
+    if (c.going_away) c.going_away();  // a WebSocket: close it with 1001
   }
   if (!cv.wait_until(lock, deadline, [&] { return conns.empty(); })) {
     if (grace.count() > 0) {
@@ -504,6 +510,14 @@ bool Server::Impl::serveOne(Conn& conn, Stream& stream, beast::flat_buffer& buff
   req.body = std::move(msg.body());
 
   Response resp = invoke(req);
+  if (resp.upgrade) {
+    // The connection is the WebSocket's until its session returns.
+    internal::serveWebSocket(stream, conn.socket, msg, *resp.upgrade, conn.remote,
+                             [this, &conn](std::function<void()> going_away) {
+                               setGoingAway(conn, std::move(going_away));
+                             });
+    return false;
+  }
   bool keep_alive = msg.keep_alive() && !wantsClose(resp);
   {
     std::lock_guard lock(mu);
@@ -591,6 +605,14 @@ bool Server::Impl::setIdle(Conn& conn, bool idle) {
   if (stopping) return false;
   conn.idle = idle;
   return true;
+}
+
+// A WebSocket session that starts after stop() began is told to go away at
+// once.
+void Server::Impl::setGoingAway(Conn& conn, std::function<void()> going_away) {
+  std::lock_guard lock(mu);
+  conn.going_away = std::move(going_away);
+  if (stopping && conn.going_away) conn.going_away();
 }
 
 void Server::Impl::finish(std::list<Conn>::iterator it) {

@@ -8,10 +8,14 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <cstdio>
 #include <memory>
+#include <mutex>
+#include <thread>
 
+#include "plfm/core/log.h"
 #include "plfm/core/sha256.h"
 #include "plfm/http/pki.h"
 #include "socket.h"
@@ -86,9 +90,35 @@ Result<std::string> certificateSha256(const std::string& pem_file) {
 
 namespace plfm::http::internal {
 
-boost::asio::io_context::executor_type unusedExecutor() {
-  static auto* const kContext = new boost::asio::io_context(1);
-  return kContext->get_executor();
+boost::asio::io_context& ioContext() {
+  // Never destroyed: its threads may still run at exit.
+  static auto* const kContext = new boost::asio::io_context();
+  return *kContext;
+}
+
+void startIoThreads() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // Keeps run() from returning while no connection has work.
+    static auto* const kGuard =
+        new boost::asio::executor_work_guard<boost::asio::io_context::executor_type>(
+            ioContext().get_executor());
+    (void)kGuard;
+    // Two threads: one slow TLS operation does not hold up every connection.
+    // Each connection runs on its own strand.
+    for (int i = 0; i < 2; ++i) {
+      std::thread([] {
+        for (;;) {
+          try {
+            ioContext().run();
+            return;
+          } catch (const std::exception& e) {
+            log::error("http: asynchronous handler threw", {{"error", e.what()}});
+          }
+        }
+      }).detach();
+    }
+  });
 }
 
 Result<ServerTls> makeServerTls(const ServerTlsOptions& options) {

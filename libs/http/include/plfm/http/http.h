@@ -64,10 +64,15 @@ struct Request {
   }
 };
 
+struct WebSocketUpgrade;  // websocket.h
+
 struct Response {
   int status = 200;
   Headers headers;
   std::string body;
+  // Set by acceptWebSocket() (websocket.h): instead of sending this response,
+  // the server completes the WebSocket handshake and runs the session.
+  std::shared_ptr<const WebSocketUpgrade> upgrade = nullptr;
 
   // Content-Type: application/json.
   [[nodiscard]] static Response json(int status, std::string body);
