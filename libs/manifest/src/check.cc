@@ -289,6 +289,7 @@ void checkOneCheck(const Check& c, const std::string& path, Sink& sink) {
   checkDuration(sink, path + ".interval", c.interval_ms, rules::kMinInterval, rules::kMaxInterval);
   checkDuration(sink, path + ".timeout", c.timeout_ms, rules::kMinTimeout, rules::kMaxTimeout);
   checkDuration(sink, path + ".grace", c.grace_ms, 0, rules::kMaxGrace);
+  checkInt(sink, path + ".failure_threshold", c.failure_threshold, rules::kFailureThreshold, false);
   if (!sink.bad(path + ".timeout") && !sink.bad(path + ".interval") &&
       c.timeout_ms > c.interval_ms && c.interval_ms >= rules::kMinInterval) {
     sink.report(path + ".timeout", "expected at most the interval (" +

@@ -134,9 +134,10 @@ Result<Volume> volumeFromJson(const Json& j, const std::string& path) {
 }
 
 Result<Check> checkFromJson(const Json& j, const std::string& path) {
-  PLFM_TRY(json::rejectUnknownFields(
-      j, {"process", "type", "port", "path", "command", "interval_ms", "timeout_ms", "grace_ms"},
-      path));
+  PLFM_TRY(json::rejectUnknownFields(j,
+                                     {"process", "type", "port", "path", "command", "interval_ms",
+                                      "timeout_ms", "grace_ms", "failure_threshold"},
+                                     path));
   Check c;
   PLFM_ASSIGN_OR_RETURN(c.process, json::getString(j, "process", path));
   PLFM_ASSIGN_OR_RETURN(c.type, json::getString(j, "type", path));
@@ -151,6 +152,8 @@ Result<Check> checkFromJson(const Json& j, const std::string& path) {
     const std::string_view field = duration.first;
     PLFM_TRY(ifPresent(j, field, *duration.second, [&] { return json::getInt(j, field, path); }));
   }
+  PLFM_TRY(ifPresent(j, "failure_threshold", c.failure_threshold,
+                     [&] { return getInt32(j, "failure_threshold", path); }));
   return c;
 }
 
@@ -225,14 +228,17 @@ Result<Manifest> readJson(const Json& j) {
 }  // namespace
 
 Json Check::toJson() const {
-  return {{"process", process},
-          {"type", type},
-          {"port", port},
-          {"path", path},
-          {"command", command},
-          {"interval_ms", interval_ms},
-          {"timeout_ms", timeout_ms},
-          {"grace_ms", grace_ms}};
+  Json j = {{"process", process},
+            {"type", type},
+            {"port", port},
+            {"path", path},
+            {"command", command},
+            {"interval_ms", interval_ms},
+            {"timeout_ms", timeout_ms},
+            {"grace_ms", grace_ms}};
+  // Only when set, so releases stored before it existed keep their form.
+  if (failure_threshold != Check{}.failure_threshold) j["failure_threshold"] = failure_threshold;
+  return j;
 }
 
 namespace {

@@ -30,6 +30,7 @@ inline constexpr IntRange kVcpus{1, 64};
 inline constexpr IntRange kMemoryMb{64, 65536};
 inline constexpr IntRange kPort{1, 65535};
 inline constexpr IntRange kMaxSurge{0, 100};
+inline constexpr IntRange kFailureThreshold{1, 100};
 inline constexpr IntRange kMaxUnavailable{0, 100};
 
 inline constexpr std::size_t kMaxProcesses = 32;

@@ -360,8 +360,9 @@ class Reader {
 
   // `skipTables`: tables in `t` were reported already (mixed check forms).
   void readCheck(const toml::table& t, const std::string& path, Check& c, bool skipTables = false) {
-    keys(t, path, {"type", "port", "path", "command", "interval", "timeout", "grace"}, "",
-         skipTables);
+    keys(t, path,
+         {"type", "port", "path", "command", "interval", "timeout", "grace", "failure_threshold"},
+         "", skipTables);
     if (auto v = str(t, "type", path + ".type")) c.type = *v;
     if (auto v = integer(t, "port", path + ".port", rules::kPort)) c.port = *v;
     if (auto v = str(t, "path", path + ".path")) {
@@ -373,6 +374,10 @@ class Reader {
     if (auto v = duration(t, "interval", path + ".interval")) c.interval_ms = *v;
     if (auto v = duration(t, "timeout", path + ".timeout")) c.timeout_ms = *v;
     if (auto v = duration(t, "grace", path + ".grace")) c.grace_ms = *v;
+    if (auto v = integer(t, "failure_threshold", path + ".failure_threshold",
+                         rules::kFailureThreshold)) {
+      c.failure_threshold = *v;
+    }
   }
 
   // [checks.<process>] tables, or, for an app with one process, the check

@@ -22,7 +22,9 @@ using Steady = std::chrono::steady_clock;
 namespace {
 
 constexpr milliseconds kTick{200};
-constexpr int kUnhealthyAfter = 3;  // consecutive failed checks, after the grace
+// Consecutive failed checks, after the grace, that make an instance
+// unhealthy, unless its check says otherwise (failure_threshold).
+constexpr int kUnhealthyAfter = 3;
 
 int64_t msSince(Steady::time_point t) {
   return std::chrono::duration_cast<milliseconds>(Steady::now() - t).count();
@@ -614,7 +616,8 @@ void InstanceWorker::runHealthCheck() {
     return;
   }
   if (now - running_since_ < grace && !healthy_) return;
-  if (++check_failures_ >= kUnhealthyAfter && (healthy_ || check_failures_ == kUnhealthyAfter)) {
+  const int threshold = check->value("failure_threshold", kUnhealthyAfter);
+  if (++check_failures_ >= threshold && (healthy_ || check_failures_ == threshold)) {
     healthy_ = false;
     report("unhealthy",
            type + " check on port " + std::to_string(port) + ": " + r.error().message());

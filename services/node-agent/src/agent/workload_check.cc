@@ -90,6 +90,11 @@ Result<void> checkChecks(const nlohmann::json& checks) {
     if (type != "http" && type != "tcp" && type != "exec") {
       return badField("checks[].type", type, "is not http, tcp or exec");
     }
+    if (const auto t = c.find("failure_threshold");
+        t != c.end() &&
+        (!t->is_number_integer() || t->get<int64_t>() < 1 || t->get<int64_t>() > 100)) {
+      return badField("checks[].failure_threshold", t->dump(), "is not 1 to 100");
+    }
     if (type == "exec") continue;
     const auto port = c.find("port");
     if (port != c.end() &&

@@ -188,6 +188,10 @@ TEST(WorkloadEdge, OtherFieldsThatReachPathsOrOptionsAreRefused) {
       {"checks[].port", json::json_pointer("/checks"),
        json::array({{{"type", "tcp"}, {"port", 70000}}})},
       {"checks[].type", json::json_pointer("/checks"), json::array({{{"type", "icmp"}}})},
+      {"checks[].failure_threshold", json::json_pointer("/checks"),
+       json::array({{{"type", "tcp"}, {"port", 80}, {"failure_threshold", 0}}})},
+      {"checks[].failure_threshold", json::json_pointer("/checks"),
+       json::array({{{"type", "tcp"}, {"port", 80}, {"failure_threshold", "3"}}})},
   };
   for (const auto& c : cases) {
     auto bad = spec();

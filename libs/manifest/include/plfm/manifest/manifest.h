@@ -91,6 +91,10 @@ struct Check {
   std::int64_t interval_ms = 10000;
   std::int64_t timeout_ms = 2000;
   std::int64_t grace_ms = 5000;
+  // Consecutive failures (past the grace) that make the instance unhealthy,
+  // which the scheduler then restarts or replaces. In the JSON form only
+  // when it is not the default.
+  int failure_threshold = 3;
 
   // Its element of the canonical "checks" array (node plans reuse it).
   [[nodiscard]] nlohmann::json toJson() const;
