@@ -229,6 +229,7 @@ struct Doc {
 enum class Dialect {
   kOpenApi30,   // OpenAPI 3.0 schema objects: `nullable` is a keyword
   kJsonSchema,  // draft-07
+  kSwagger20,   // Swagger 2.0 schema objects (a draft-04 subset)
 };
 
 // Keywords whose value is one subschema, an array of them, or a map of them.
@@ -573,10 +574,61 @@ void collectUnresolvedRefs(const Json& doc, const Json& node, const std::string&
   }
 }
 
+// Closes every object schema that lists properties (additionalProperties:
+// false unless it says otherwise), recursively through the schema keywords.
+void closeObjects(Json& schema) {
+  if (schema.is_array()) {
+    for (auto& s : schema) closeObjects(s);
+    return;
+  }
+  if (!schema.is_object()) return;
+  if (schema.contains("properties") && !schema.contains("additionalProperties")) {
+    schema["additionalProperties"] = false;
+  }
+  for (auto& [key, value] : schema.items()) {
+    if (isSchemaKeyword(key) || isSchemaArrayKeyword(key) || key == "items") closeObjects(value);
+    if (isSchemaMapKeyword(key) && value.is_object()) {
+      for (auto& [name, sub] : value.items()) closeObjects(sub);
+    }
+  }
+}
+
+// The documented path template that `path` matches ("/drives/{drive_id}"
+// for "/drives/rootfs"); an exact match wins over a template.
+std::optional<std::string> matchPathTemplate(const Json& paths, const std::string& path) {
+  if (paths.contains(path)) return path;
+  auto split = [](std::string_view s) {
+    std::vector<std::string_view> out;
+    size_t start = 0;
+    while (start <= s.size()) {
+      const size_t slash = s.find('/', start);
+      const size_t end = slash == std::string_view::npos ? s.size() : slash;
+      out.push_back(s.substr(start, end - start));
+      start = end + 1;
+    }
+    return out;
+  };
+  const auto want = split(path);
+  for (const auto& [tmpl, item] : paths.items()) {
+    const auto parts = split(tmpl);
+    if (parts.size() != want.size()) continue;
+    bool match = true;
+    for (size_t i = 0; i < parts.size() && match; ++i) {
+      const bool param = parts[i].size() > 2 && parts[i].front() == '{' && parts[i].back() == '}';
+      match = param ? !want[i].empty() : parts[i] == want[i];
+    }
+    if (match) return tmpl;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Json loadOpenApi() {
-  const std::string path = std::string(PLFM_SOURCE_DIR) + std::string(kOpenApiPath);
+  return loadYamlFile(std::string(PLFM_SOURCE_DIR) + std::string(kOpenApiPath));
+}
+
+Json loadYamlFile(const std::string& path) {
   YAML::Node root;
   try {
     root = YAML::LoadFile(path);
@@ -651,6 +703,43 @@ std::optional<std::string> validateAgainstSchemaFile(const std::string& relPath,
   auto resolved = inliner.schema(*doc->root, *doc);
   if (!resolved) return relPath + ": " + resolved.error().message();
   return validateWith(*resolved, instance, relPath);
+}
+
+std::optional<std::string> validateSwaggerRequest(const Json& doc, const std::string& method,
+                                                  const std::string& path, const std::string& body,
+                                                  bool closed_objects) {
+  const std::string what = toUpper(method) + " " + path;
+  auto paths = doc.find("paths");
+  if (paths == doc.end() || !paths->is_object()) return "the document has no paths";
+  const auto tmpl = matchPathTemplate(*paths, path);
+  if (!tmpl) return what + ": no documented path matches";
+  const Json& item = paths->at(*tmpl);
+  auto op = item.find(toLower(method));
+  if (op == item.end()) return what + ": " + toUpper(method) + " is not documented for " + *tmpl;
+  const Json* body_param = nullptr;
+  if (auto params = op->find("parameters"); params != op->end() && params->is_array()) {
+    for (const auto& p : *params) {
+      auto resolved = followRefs(doc, p);
+      if (resolved && (*resolved)->value("in", "") == "body") body_param = *resolved;
+    }
+  }
+  if (body_param == nullptr) {
+    if (body.empty()) return std::nullopt;
+    return what + ": " + *tmpl + " takes no body, got " + std::to_string(body.size()) + " bytes";
+  }
+  if (body.empty()) {
+    if (!body_param->value("required", false)) return std::nullopt;
+    return what + ": the body is required";
+  }
+  auto instance = json::parse(body);
+  if (!instance) return what + ": body is not JSON: " + instance.error().message();
+  auto schema = body_param->find("schema");
+  if (schema == body_param->end()) return std::nullopt;
+  Inliner inliner(Dialect::kSwagger20);
+  auto resolved = inliner.schema(*schema, Doc{&doc, {}});
+  if (!resolved) return what + ": " + resolved.error().message();
+  if (closed_objects) closeObjects(*resolved);
+  return validateWith(*resolved, *instance, what + " (" + *tmpl + ")");
 }
 
 std::vector<std::string> unresolvedRefs(const Json& doc) {

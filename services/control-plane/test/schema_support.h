@@ -1,7 +1,9 @@
 // Contract-test support: loads the API contract (api/openapi/openapi.yaml and
 // the JSON Schemas under api/schemas) and validates JSON documents against it
 // with valijson, so API tests can check that every response they see is one
-// the contract allows.
+// the contract allows. It also checks a client's requests against a Swagger
+// 2.0 server contract (the node agent's Firecracker driver against
+// Firecracker's published API).
 //
 //   const auto doc = testsupport::loadOpenApi();
 //   auto err = testsupport::validateResponse(doc, "GET", "/v1/orgs/{org_id}", 200, body);
@@ -56,6 +58,25 @@ namespace plfm::cp::testsupport {
 // `$ref`s are resolved relative to the referring file.
 [[nodiscard]] std::optional<std::string> validateAgainstSchemaFile(const std::string& relPath,
                                                                    const nlohmann::json& instance);
+
+// A YAML file as JSON, with the scalar rules of loadOpenApi. Throws
+// std::runtime_error naming the file when it is missing or malformed.
+[[nodiscard]] nlohmann::json loadYamlFile(const std::string& path);
+
+// Validates a request a client sends against a Swagger 2.0 document (such as
+// Firecracker's API, firecracker.yaml): `path` (no query) must match one of
+// the document's path templates ("{x}" matches one non-empty segment),
+// `method` must be documented there, and the JSON `body` must match the
+// operation's `in: body` parameter schema (an empty body only when it has
+// none, or it is not required). With `closed_objects`, every object schema
+// that lists properties allows no others, as a server whose types deny
+// unknown fields (Firecracker's serde types) would. Returns nullopt when the
+// request is valid, else why not.
+[[nodiscard]] std::optional<std::string> validateSwaggerRequest(const nlohmann::json& doc,
+                                                                const std::string& method,
+                                                                const std::string& path,
+                                                                const std::string& body,
+                                                                bool closed_objects = true);
 
 // Every "$ref" in the document that does not resolve to a node of the same
 // document, as "<JSON pointer of the $ref>: <target>". Empty when all resolve.

@@ -5,7 +5,9 @@
 // vsock socket by binding it), answering 400 with the errno when it cannot.
 // GET /probe?path=P reports whether it can open P for reading, and
 // GET /probe-create?path=P whether it can create a file there: the test asks
-// it for paths outside what it was given.
+// it for paths outside what it was given. GET /requests lists every other
+// request it served ({method, path, body}), so the test can check each
+// against Firecracker's published API (firecracker_contract.h).
 //
 //   fake_firecracker --api-sock PATH --id ID
 #include <fcntl.h>
@@ -70,13 +72,24 @@ int bindUnix(const std::string& path) {
   return 0;  // kept open, as Firecracker keeps its vsock listener
 }
 
+std::mutex requests_mu;
+json requests = json::array();  // guarded by requests_mu
+
 plfm::http::Response handle(const plfm::http::Request& req) {
-  if (req.method == "GET") {
+  if (req.method == "GET" && req.path == "/requests") {
+    std::lock_guard lock(requests_mu);
+    return plfm::http::Response::json(200, requests.dump());
+  }
+  if (req.method == "GET" && req.path.starts_with("/probe")) {
     const std::string path(req.queryParam("path").value_or(""));
     int err = 0;
     if (req.path == "/probe") err = openErr(path, O_RDONLY);
     if (req.path == "/probe-create") err = openErr(path, O_WRONLY | O_CREAT | O_EXCL);
     return plfm::http::Response::json(200, json{{"errno", err}}.dump());
+  }
+  {
+    std::lock_guard lock(requests_mu);
+    requests.push_back({{"method", req.method}, {"path", req.path}, {"body", req.body}});
   }
   const json body = json::parse(req.body, nullptr, false);
   if (!body.is_object()) return answer(EINVAL, "body");

@@ -1,6 +1,6 @@
 // FirecrackerRuntime against a fake Firecracker API server: a Unix-socket HTTP
-// server that records every request and checks each body against the shapes
-// of Firecracker's swagger (src/firecracker/swagger/firecracker.yaml). The
+// server that records every request and checks each against Firecracker's
+// published API (firecracker_contract.h: method, path and body schema). The
 // "firecracker" binary is a script that only sleeps, so the test needs no KVM.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -12,6 +12,7 @@
 
 #include "plfm/http/http.h"
 #include "plfm/testing/temp_dir.h"
+#include "runtime/firecracker_contract.h"
 #include "runtime/firecracker_runtime.h"
 
 namespace plfm::runtime {
@@ -25,49 +26,6 @@ struct Recorded {
   json body;
 };
 
-// The required and allowed fields of each pre-boot PUT, from the swagger.
-struct Shape {
-  std::vector<std::string> required;
-  std::vector<std::string> allowed;
-};
-
-const std::map<std::string, Shape>& shapes() {
-  static const std::map<std::string, Shape> s = {
-      {"/machine-config",
-       {{"vcpu_count", "mem_size_mib"},
-        {"vcpu_count", "mem_size_mib", "smt", "cpu_template", "track_dirty_pages", "huge_pages"}}},
-      {"/boot-source", {{"kernel_image_path"}, {"kernel_image_path", "boot_args", "initrd_path"}}},
-      {"/drives/",
-       {{"drive_id", "is_root_device"},
-        {"drive_id", "partuuid", "is_root_device", "cache_type", "is_read_only", "path_on_host",
-         "rate_limiter", "io_engine", "socket"}}},
-      {"/network-interfaces/",
-       {{"host_dev_name", "iface_id"},
-        {"guest_mac", "host_dev_name", "iface_id", "mtu", "rx_rate_limiter", "tx_rate_limiter"}}},
-      {"/vsock", {{"guest_cid", "uds_path"}, {"guest_cid", "uds_path", "vsock_id"}}},
-      {"/actions", {{"action_type"}, {"action_type"}}},
-  };
-  return s;
-}
-
-std::string checkShape(const std::string& path, const json& body) {
-  for (const auto& [prefix, shape] : shapes()) {
-    bool match = prefix.back() == '/' ? path.rfind(prefix, 0) == 0 : path == prefix;
-    if (!match) continue;
-    if (!body.is_object()) return "body is not an object";
-    for (const auto& r : shape.required) {
-      if (!body.contains(r)) return "missing " + r;
-    }
-    for (const auto& [k, v] : body.items()) {
-      if (std::find(shape.allowed.begin(), shape.allowed.end(), k) == shape.allowed.end()) {
-        return "unknown field " + k;
-      }
-    }
-    return "";
-  }
-  return "unknown path " + path;
-}
-
 class FakeFirecracker {
  public:
   explicit FakeFirecracker(const std::string& socket) {
@@ -77,7 +35,9 @@ class FakeFirecracker {
       std::lock_guard lock(mu_);
       auto body = json::parse(req.body, nullptr, false);
       calls_.push_back({req.method, req.path, body});
-      std::string problem = req.method == "PUT" ? checkShape(req.path, body) : "not a PUT";
+      // Every request is checked against Firecracker's published API.
+      std::string problem =
+          testing::checkFirecrackerRequest(req.method, req.path, req.body).value_or("");
       if (req.path == fail_path_) problem = "injected failure";
       if (!problem.empty()) {
         return http::Response::json(400, json{{"fault_message", problem}}.dump());
@@ -230,11 +190,42 @@ TEST_F(FirecrackerRuntimeTest, AMissingBinaryIsAClearError) {
   EXPECT_NE(vm.error().message().find("no-such-firecracker"), std::string::npos);
 }
 
-TEST_F(FirecrackerRuntimeTest, ApiCallBodiesMatchTheSwagger) {
+TEST_F(FirecrackerRuntimeTest, ApiCallBodiesMatchFirecrackersPublishedApi) {
   FirecrackerRuntime fc({});
-  for (const auto& [path, body] : fc.apiCalls(spec_)) {
-    EXPECT_EQ(checkShape(path, json::parse(body)), "") << path << " " << body;
+  const auto calls = fc.apiCalls(spec_);
+  ASSERT_FALSE(calls.empty());
+  for (const auto& [path, body] : calls) {
+    EXPECT_EQ(testing::checkFirecrackerRequest("PUT", path, body), std::nullopt)
+        << path << " " << body;
   }
+}
+
+// The contract check itself: it must refuse what Firecracker refuses, or the
+// tests above prove nothing.
+TEST(FirecrackerContractTest, RefusesWhatFirecrackerRefuses) {
+  using testing::checkFirecrackerRequest;
+  EXPECT_EQ(checkFirecrackerRequest("PUT", "/machine-config",
+                                    R"({"vcpu_count": 2, "mem_size_mib": 256})"),
+            std::nullopt);
+  // A missing required field, a wrong type, an unknown field (Firecracker's
+  // types deny them), an undocumented path and method, and a missing body.
+  for (const auto& [method, path, body] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"PUT", "/machine-config", R"({"vcpu_count": 2})"},
+           {"PUT", "/machine-config", R"({"vcpu_count": "2", "mem_size_mib": 256})"},
+           {"PUT", "/machine-config", R"({"vcpu_count": 2, "mem_size_mib": 256, "gpu": 1})"},
+           {"PUT", "/drives/rootfs", R"({"drive_id": "rootfs"})"},
+           {"PUT", "/no-such-thing", "{}"},
+           {"DELETE", "/machine-config", ""},
+           {"PUT", "/actions", ""},
+           {"PUT", "/actions", R"({"action_type": "Reboot"})"},
+       }) {
+    EXPECT_NE(checkFirecrackerRequest(method, path, body), std::nullopt)
+        << method << " " << path << " " << body;
+  }
+  EXPECT_EQ(checkFirecrackerRequest("PUT", "/actions", R"({"action_type": "SendCtrlAltDel"})"),
+            std::nullopt);
+  EXPECT_EQ(checkFirecrackerRequest("GET", "/", ""), std::nullopt);
 }
 
 }  // namespace

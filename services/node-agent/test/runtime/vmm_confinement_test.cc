@@ -18,6 +18,7 @@
 #include "plfm/http/http.h"
 #include "plfm/testing/temp_dir.h"
 #include "runtime/confine.h"
+#include "runtime/firecracker_contract.h"
 #include "runtime/firecracker_runtime.h"
 #include "runtime/qemu_runtime.h"
 #include "runtime/qmp.h"
@@ -207,6 +208,17 @@ TEST_F(VmmConfinementTest, TheFirecrackerDriverConfinesItsVmmTheSameWay) {
   EXPECT_EQ(probe("/probe", "/proc/self/fd/3"), 0);
   if (std::filesystem::exists("/dev/kvm")) {
     EXPECT_EQ(probe("/probe", "/dev/kvm"), 0);
+  }
+  // Every call the driver made here is one Firecracker's published API takes.
+  auto sent = api.send("GET", "/requests", {}, "", std::chrono::seconds(5));
+  ASSERT_TRUE(sent && sent->status == 200);
+  const auto requests = nlohmann::json::parse(sent->body, nullptr, false);
+  ASSERT_TRUE(requests.is_array() && !requests.empty()) << sent->body;
+  for (const auto& r : requests) {
+    EXPECT_EQ(runtime::testing::checkFirecrackerRequest(r.value("method", ""), r.value("path", ""),
+                                                        r.value("body", "")),
+              std::nullopt)
+        << r.dump();
   }
 }
 
