@@ -246,28 +246,18 @@ bool isSchemaMapKeyword(std::string_view key) {
   return key == "properties" || key == "patternProperties";
 }
 
-// OpenAPI 3.0's `nullable: true` as JSON Schema: "null" joins the type (and
-// the enum, if any). A schema without a type is wrapped in anyOf.
+// OpenAPI 3.0's `nullable: true` as JSON Schema: null, or whatever the
+// schema allows. Wrapping (rather than adding "null" to `type`) keeps null
+// valid when the schema also has an allOf of a non-nullable $ref, the form
+// OpenAPI 3.0.3 needs for a nullable reference (`type`, `allOf` and
+// `nullable` side by side).
 void convertNullable(Json& schema) {
   auto it = schema.find("nullable");
   if (it == schema.end()) return;
   const bool nullable = it->is_boolean() && it->get<bool>();
   schema.erase(it);
   if (!nullable) return;
-  auto type = schema.find("type");
-  if (type == schema.end()) {
-    schema = Json{{"anyOf", Json::array({Json{{"type", "null"}}, std::move(schema)})}};
-    return;
-  }
-  if (type->is_string()) *type = Json::array({*type, "null"});
-  if (type->is_array() && std::find(type->begin(), type->end(), "null") == type->end()) {
-    type->push_back("null");
-  }
-  auto values = schema.find("enum");
-  if (values != schema.end() && values->is_array() &&
-      std::find(values->begin(), values->end(), nullptr) == values->end()) {
-    values->push_back(nullptr);
-  }
+  schema = Json{{"anyOf", Json::array({Json{{"type", "null"}}, std::move(schema)})}};
 }
 
 // valijson checks `format` on any instance type by reading it as a string, so
