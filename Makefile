@@ -4,6 +4,7 @@
 #   make deps    install the Debian packages the project needs (idempotent)
 #   make kernel  fetch the guest kernel (vmlinux + virtio modules) into the cache
 #   make build   configure and build everything into build/
+#   make build-dev  only what make dev runs (the CLI, the services, vt-init, examples/hello)
 #   make test    deps + build + every ctest label (unit, integration, e2e)
 #   make check   raw-JSON ratchet, clang-format (dry run) and clang-tidy; must be clean
 #   make asan    build with ASan+UBSan into build-asan/ and run the unit tests
@@ -19,7 +20,7 @@ export CCACHE_DIR ?= $(HOME)/.cache/plfm-ccache
 export CCACHE_BASEDIR ?= $(CURDIR)
 export CCACHE_NOHASHDIR ?= 1
 
-.PHONY: all dev deps kernel configure build test test-unit test-integration test-e2e check format asan fuzz clean
+.PHONY: all dev deps kernel configure build build-dev test test-unit test-integration test-e2e check format asan fuzz clean
 
 all: build
 
@@ -32,7 +33,7 @@ kernel:
 # One command from a fresh clone to an app served through the ingress
 # (docs/engineering/vt-dev.md). `build/cli/vt/vt dev down` stops it.
 dev: deps
-	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory build-dev
 	@scripts/dev $(abspath $(BUILD_DIR))
 
 $(BUILD_DIR)/build.ninja:
@@ -42,6 +43,12 @@ configure: $(BUILD_DIR)/build.ninja
 
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# Only what `make dev` runs: the CLI, the three services, the guest init and
+# the example app (no tests, benches or fuzz corpora).
+DEV_TARGETS := vt plfm-control-plane plfm-node-agent plfm-ingress vt-init hello
+build-dev: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target $(DEV_TARGETS)
 
 test: deps
 	@$(MAKE) --no-print-directory build
