@@ -66,6 +66,7 @@ void applyPlan(Input& in, const Plan& plan) {
     i.phase = Phase::kAllocated;
     i.phase_since_ms = in.now_ms;
     i.resources = a.resources;
+    i.slot = a.slot;
     in.instances.push_back(std::move(i));
   }
 }

@@ -32,6 +32,7 @@ std::string toJson(const Plan& plan, int indent) {
                 {"node_id", a.node_id},
                 {"address", a.address},
                 {"resources", resources(a.resources)},
+                {"slot", a.slot},
                 {"reason", a.reason}};
   });
   j["restarts"] = list(plan.restarts, [](const Restart& r) {

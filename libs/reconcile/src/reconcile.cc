@@ -51,7 +51,8 @@ class Allocator {
         ids_(ids),
         plan_(plan),
         placer_(s.in->nodes, s.in->config.cpu_overcommit),
-        spreads_(groups) {
+        spreads_(groups),
+        taken_(groups) {
     // The Placer and the Snapshot both hold the nodes in id order, so they
     // share node indices.
     PLFM_ASSERT(placer_.nodeCount() == s.nodes.size(), "placer and snapshot disagree on nodes");
@@ -73,18 +74,26 @@ class Allocator {
     const Group& g = *d.state->group;
     const Revision& r = *d.revision;
     Placer::Spread& spread = spreadOf(index, d);
+    std::vector<int>& taken = takenOf(index, d);
     for (int k = 0; k < n; ++k) {
-      auto p = placer_.place(r.resources, spread, g.volume_node);
+      const InstanceView* replaces =
+          restore && static_cast<size_t>(out.placed) < d.newly_lost.size()
+              ? &s_.instances[d.newly_lost[static_cast<size_t>(out.placed)]]
+              : nullptr;
+      const int slot = pickSlot(taken, replaces != nullptr ? replaces->inst->slot : -1);
+      const std::string& pinned = g.slotNode(slot);
+      auto p = placer_.place(r.resources, spread, pinned);
       if (!p) {
-        out.capacity = placer_.explain(r.resources, g.volume_node);
+        out.capacity = placer_.explain(r.resources, pinned);
         return;
       }
+      taken.push_back(slot);
       fmt::memory_buffer why;
       auto out_it = std::back_inserter(why);
       const int before = d.live_new + out.placed;
-      if (restore && static_cast<size_t>(out.placed) < d.newly_lost.size()) {
-        const InstanceView& lost = s_.instances[d.newly_lost[static_cast<size_t>(out.placed)]];
-        fmt::format_to(out_it, "replaces {}, lost with node {}", lost.inst->id, lost.inst->node_id);
+      if (replaces != nullptr) {
+        fmt::format_to(out_it, "replaces {}, lost with node {}", replaces->inst->id,
+                       replaces->inst->node_id);
       } else if (restore && d.live_old == 0) {
         fmt::format_to(out_it, "{} has {} of {} instances of {}", g.process, before, d.desired,
                        r.release_id);
@@ -94,14 +103,40 @@ class Allocator {
       fmt::format_to(out_it, "; on {}: {} other {} {} there, {} of {} MiB used", p->node_id,
                      p->peers, g.process, p->peers == 1 ? "instance" : "instances",
                      p->memory_used_mb, p->memory_mb);
-      plan_.allocations.push_back(Allocate{ids_(), g.env_id, g.process, r.release_id, r.deploy_id,
-                                           std::move(p->node_id), std::move(p->address),
-                                           r.resources, fmt::to_string(why), r.secrets_version});
+      plan_.allocations.push_back(Allocate{
+          ids_(), g.env_id, g.process, r.release_id, r.deploy_id, std::move(p->node_id),
+          std::move(p->address), r.resources, fmt::to_string(why), r.secrets_version, slot});
       ++out.placed;
     }
   }
 
  private:
+  // The slot for a new instance: `preferred` (a lost instance's) when it is
+  // free, else the lowest slot that no instance of the target revision holds
+  // (below the group's count whenever the group has fewer than that: an old
+  // revision's instance keeps its slot until its replacement takes it).
+  static int pickSlot(const std::vector<int>& taken, int preferred) {
+    auto free = [&](int slot) {
+      return std::find(taken.begin(), taken.end(), slot) == taken.end();
+    };
+    if (preferred >= 0 && free(preferred)) return preferred;
+    int slot = 0;
+    while (!free(slot)) ++slot;
+    return slot;
+  }
+
+  // The slots the decision's live instances of the target revision hold.
+  std::vector<int>& takenOf(size_t index, const GroupDecision& d) {
+    std::optional<std::vector<int>>& taken = taken_[index];
+    if (!taken) {
+      taken.emplace();
+      for (std::uint32_t m : d.fresh) {
+        if (s_.instances[m].inst->slot >= 0) taken->push_back(s_.instances[m].inst->slot);
+      }
+    }
+    return *taken;
+  }
+
   Placer::Spread& spreadOf(size_t index, const GroupDecision& d) {
     std::optional<Placer::Spread>& spread = spreads_[index];
     if (!spread) {
@@ -116,6 +151,7 @@ class Allocator {
   Plan& plan_;
   Placer placer_;
   std::vector<std::optional<Placer::Spread>> spreads_;  // per decision, once it allocates
+  std::vector<std::optional<std::vector<int>>> taken_;  // per decision, once it allocates
 };
 
 // The failed release's instances held for inspection (auto_rollback off).

@@ -9,9 +9,10 @@ namespace plfm::reconcile::internal {
 namespace {
 
 // A live instance that must be replaced even if its release is right: its
-// node is draining, or it is not where the group's volume lives.
+// node is draining, or it is not where its slot's volumes live.
 bool misplaced(const InstanceView& v, const Group& g) {
-  return v.node->draining || (!g.volume_node.empty() && v.inst->node_id != g.volume_node);
+  const std::string& pinned = g.slotNode(v.inst->slot);
+  return v.node->draining || (!pinned.empty() && v.inst->node_id != pinned);
 }
 
 bool isOld(const InstanceView& v, const Revision& r, const Group& g) {
@@ -32,8 +33,10 @@ std::string oldReason(const InstanceView& v, const Group& g, const GroupDecision
   if (v.node->draining) {
     return fmt::format("node {} is draining; its instances move to other nodes", v.node->id);
   }
-  if (!g.volume_node.empty() && v.inst->node_id != g.volume_node) {
-    return fmt::format("the volume of {} lives on node {}", g.process, g.volume_node);
+  if (const std::string& pinned = g.slotNode(v.inst->slot);
+      !pinned.empty() && v.inst->node_id != pinned) {
+    return fmt::format("the volumes of {} slot {} live on node {}", g.process, v.inst->slot,
+                       pinned);
   }
   std::string why =
       d.rollback ? d.cause : fmt::format("{}: replaced by {}", d.cause, d.revision->release_id);

@@ -56,4 +56,10 @@ std::optional<DeployStatus> parseDeployStatus(std::string_view s) {
   return parse<DeployStatus>(kDeployStatuses, s);
 }
 
+const std::string& Group::slotNode(int slot) const {
+  static const std::string kNone;
+  if (slot < 0 || static_cast<size_t>(slot) >= slot_nodes.size()) return kNone;
+  return slot_nodes[static_cast<size_t>(slot)];
+}
+
 }  // namespace plfm::reconcile

@@ -139,7 +139,7 @@ const Case kCases[] = {
      [](Cluster& c) {
        c.node("node-a", 4, 4096).node("node-b", 4, 4096);
        c.group("env-1", "db", 2, "rel-1", 1024);
-       c.groupRef("env-1", "db").volume_node = "node-b";
+       c.groupRef("env-1", "db").slot_nodes = {"node-b", "node-b"};
      },
      {"allocate inst-0001 db rel-1 on node-b fd00:0:0:2::2",
       "allocate inst-0002 db rel-1 on node-b fd00:0:0:2::3",
@@ -149,7 +149,7 @@ const Case kCases[] = {
      [](Cluster& c) {
        c.node("node-a", 4, 4096).node("node-b", 4, 1024);
        c.group("env-1", "db", 1, "rel-1", 2048);
-       c.groupRef("env-1", "db").volume_node = "node-b";
+       c.groupRef("env-1", "db").slot_nodes = {"node-b", "node-b"};
      },
      {"pending env-1/db missing 1 outdated 0: waiting for capacity on node node-b, where the "
       "volume lives: it has 1024 MiB free, 2048 MiB needed"}},

@@ -19,7 +19,7 @@ const std::string kDeployColumns =
 const std::string kInstanceColumns =
     "instance_id AS id, env_id, process_type, release_id, deploy_id, node_id, generation, "
     "desired_state, current_state, reason, address, lost, restarts, exit_code, vcpus, "
-    "memory_mb, timings, " +
+    "memory_mb, timings, slot, " +
     ts("not_before") + " AS not_before, " + ts("phase_since") + " AS phase_since, " +
     ts("created_at") + " AS created_at, " + ts("updated_at") + " AS updated_at";
 

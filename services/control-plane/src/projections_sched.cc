@@ -76,15 +76,21 @@ Result<void> instanceAllocated(pg::Transaction& tx, const Payload& p) {
   PLFM_ASSIGN_OR_RETURN(auto memory, p.integer("memory_mb"));
   PLFM_ASSIGN_OR_RETURN(auto reason, p.str("reason"));
   PLFM_ASSIGN_OR_RETURN(auto secrets, p.optStrOrMissing("secrets_version"));
+  // Absent in events written before slots existed: NULL.
+  std::optional<std::string> slot;
+  if (p.j.contains("slot")) {
+    PLFM_ASSIGN_OR_RETURN(auto n, p.integer("slot"));
+    slot = std::to_string(n);
+  }
   return exec(tx,
               "INSERT INTO instances_view (instance_id, org_id, env_id, process_type, release_id, "
               "deploy_id, node_id, generation, desired_state, current_state, reason, address, "
               "version, created_at, updated_at, app_id, vcpus, memory_mb, phase_since, plan_seq, "
-              "secrets_version) "
+              "secrets_version, slot) "
               "VALUES ($1, $2, $3, $4, $5, $6, $7, 1, 'run', 'allocated', $8, $9, $10, $11, $11, "
-              "$12, $13, $14, $11, $15, $16) ON CONFLICT (instance_id) DO NOTHING",
+              "$12, $13, $14, $11, $15, $16, $17::int) ON CONFLICT (instance_id) DO NOTHING",
               {inst, org, env, process, rel, dep, node, reason, address, p.e.aggregate_seq,
-               p.e.occurred_at, app, vcpus, memory, p.e.seq, secrets});
+               p.e.occurred_at, app, vcpus, memory, p.e.seq, secrets, slot});
 }
 
 Result<void> instancesAllocated(pg::Transaction& tx, const std::vector<StoredEvent>& events,
@@ -104,13 +110,13 @@ Result<void> instancesAllocated(pg::Transaction& tx, const std::vector<StoredEve
               "INSERT INTO instances_view (instance_id, org_id, env_id, process_type, release_id, "
               "deploy_id, node_id, generation, desired_state, current_state, reason, address, "
               "version, created_at, updated_at, app_id, vcpus, memory_mb, phase_since, plan_seq, "
-              "secrets_version) "
+              "secrets_version, slot) "
               "SELECT p->>'instance_id', p->>'org_id', p->>'env_id', p->>'process_type', "
               "p->>'release_id', p->>'deploy_id', p->>'node_id', 1, 'run', 'allocated', "
               "p->>'reason', p->>'address', (r->>'v')::int, (r->>'t')::timestamptz, "
               "(r->>'t')::timestamptz, p->>'app_id', (p->>'vcpus')::int, "
               "(p->>'memory_mb')::int, (r->>'t')::timestamptz, (r->>'s')::bigint, "
-              "p->>'secrets_version' "
+              "p->>'secrets_version', (p->>'slot')::int "
               "FROM jsonb_array_elements($1::jsonb) AS r, LATERAL (SELECT r->'p' AS p) x "
               "ORDER BY (r->>'s')::bigint ON CONFLICT (instance_id) DO NOTHING",
               {rows});

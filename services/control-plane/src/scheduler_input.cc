@@ -200,7 +200,7 @@ Result<void> loadInstances(pg::Connection& conn, LoadedState& st) {
       conn.exec("SELECT instance_id, env_id, process_type, release_id, deploy_id, node_id, "
                 "address, generation, current_state, desired_state, lost, restarts, " +
                 ms("phase_since") +
-                ", exit_code, vcpus, memory_mb, org_id, secrets_version FROM instances_view "
+                ", exit_code, vcpus, memory_mb, org_id, secrets_version, slot FROM instances_view "
                 "WHERE current_state <> 'stopped'"));
   st.input.instances.reserve(static_cast<size_t>(rs.rows()));
   st.instance_org.reserve(static_cast<size_t>(rs.rows()));
@@ -223,6 +223,7 @@ Result<void> loadInstances(pg::Connection& conn, LoadedState& st) {
     in.resources = Resources{static_cast<int>(intOr(rs, i, 14, 1)), intOr(rs, i, 15, 256)};
     st.instance_org.emplace(in.id, rs.text(i, 16));
     in.secrets_version = rs.text(i, 17);
+    in.slot = static_cast<int>(intOr(rs, i, 18, -1));
     st.input.instances.push_back(std::move(in));
   }
   return ok();
@@ -410,7 +411,8 @@ Result<std::vector<NewEvent>> planEvents(pg::Transaction& tx, const reconcile::P
         .str("address", a.address)
         .num("vcpus", a.resources.vcpus)
         .num("memory_mb", a.resources.memory_mb)
-        .str("reason", a.reason);
+        .str("reason", a.reason)
+        .num("slot", a.slot);
     out.push_back(
         NewEvent{"instance", a.instance_id, 1, "instance.allocated", 1, info.org_id, payload.done(),
                  a.deploy_id.empty() ? "{}" : JsonText().str("deploy_id", a.deploy_id).done()});

@@ -91,9 +91,13 @@ struct Group {
   // instead; empty when there is nothing to fall back to.
   Revision stable;
   Strategy strategy;
-  // Volume locality hook: non-empty means every instance must run on this
-  // node, where the group's volume lives.
-  std::string volume_node;
+  // Volume locality, per slot (docs/specs/runtime/volume-mounts.md §Slots):
+  // slot_nodes[i], when non-empty, is the node that holds slot i's volumes,
+  // and slot i's instance must run there. Slots past the end are free.
+  std::vector<std::string> slot_nodes{};
+
+  // The node slot `slot` is pinned to; empty when none.
+  [[nodiscard]] const std::string& slotNode(int slot) const;
 };
 
 // The last phase an agent reported for an instance's current generation.
@@ -134,6 +138,9 @@ struct Instance {
   int exit_code = 0;                // for kExited
   Resources resources;
   std::string secrets_version{};  // the one it runs with (empty: none)
+  // Its stable index among its group's instances (0 .. count-1), which a
+  // replacement inherits; -1 for instances allocated before slots existed.
+  int slot = -1;
 };
 
 enum class DeployStatus { kPending, kInProgress, kSucceeded, kFailed, kSuperseded };
@@ -183,6 +190,9 @@ struct Allocate {
   Resources resources;
   std::string reason;
   std::string secrets_version{};  // the revision's (empty: none)
+  // The slot it fills: the slot of the instance it replaces, else the
+  // lowest of 0 .. count-1 that no current instance of the group holds.
+  int slot = 0;
 };
 
 // Start the instance again on the same node as `generation`, no earlier than
