@@ -1,6 +1,8 @@
 #include "vt_dev_driver.h"
 
+#include <fcntl.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -32,33 +34,50 @@ VtDevDriver::VtDevDriver()
       ports_({testing::freeTcpPort(), testing::freeTcpPort(), testing::freeTcpPort(),
               testing::freeTcpPort(), testing::freeTcpPort(), testing::freeTcpPort()}) {}
 
+std::vector<std::string> VtDevDriver::vtEnv() const {
+  return {"VT_CONFIG_DIR=" + io_->file("config"),
+          "NO_COLOR=1",
+          "VT_URL=",
+          "VT_TOKEN=",
+          "VT_ORG=",
+          "VT_APP=",
+          "VT_ENV=",
+          "VT_CONTEXT="};
+}
+
+std::string VtDevDriver::vtBinary() { return PLFM_VT_BIN; }
+
 VtRun VtDevDriver::vt(const std::vector<std::string>& args, std::chrono::seconds timeout,
                       const std::vector<std::string>& extra_env, bool echo) {
+  return run(VtCommand{args, timeout, extra_env, "", "", echo});
+}
+
+VtRun VtDevDriver::run(const VtCommand& cmd) {
   std::vector<std::string> argv = {PLFM_VT_BIN};
-  argv.insert(argv.end(), args.begin(), args.end());
+  argv.insert(argv.end(), cmd.args.begin(), cmd.args.end());
   SpawnOptions o;
-  o.stdout_path = io_->file("out");
+  const std::string out_path = cmd.stdout_path.empty() ? io_->file("out") : cmd.stdout_path;
+  o.stdout_path = out_path;
   o.stderr_path = io_->file("err");
   std::error_code ec;
   std::filesystem::remove(o.stdout_path, ec);
   std::filesystem::remove(o.stderr_path, ec);
-  o.env = {"VT_CONFIG_DIR=" + io_->file("config"),
-           "NO_COLOR=1",
-           "VT_URL=",
-           "VT_TOKEN=",
-           "VT_ORG=",
-           "VT_APP=",
-           "VT_ENV=",
-           "VT_CONTEXT="};
-  o.env.insert(o.env.end(), extra_env.begin(), extra_env.end());
+  o.env = vtEnv();
+  o.env.insert(o.env.end(), cmd.extra_env.begin(), cmd.extra_env.end());
+  int in_fd = -1;
+  if (!cmd.stdin_path.empty()) {
+    in_fd = ::open(cmd.stdin_path.c_str(), O_RDONLY | O_CLOEXEC);
+    o.stdin_fd = in_fd;
+  }
   VtRun r;
   const auto t0 = Clock::now();
   auto p = spawn(argv, o);
+  if (in_fd >= 0) ::close(in_fd);
   if (!p) {
     r.err = p.error().toString();
     return r;
   }
-  auto status = p->waitFor(timeout);
+  auto status = p->waitFor(cmd.timeout);
   if (!status) {
     p->signal(9);
     r.err = "vt timed out\n";
@@ -66,12 +85,13 @@ VtRun VtDevDriver::vt(const std::vector<std::string>& args, std::chrono::seconds
     r.code = exitCodeOf(*status);
   }
   r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  r.out = readFile(io_->file("out")).value_or("");
+  if (cmd.stdout_path.empty()) r.out = readFile(out_path).value_or("");
   r.err += readFile(io_->file("err")).value_or("");
-  if (echo) {
-    std::string cmd = "vt";
-    for (const auto& a : args) cmd += " " + a;
-    std::printf("$ %s  [exit %d, %.1fs]\n%s%s", cmd.c_str(), r.code, r.seconds, r.out.c_str(),
+  if (cmd.echo) {
+    std::string line = "vt";
+    for (const auto& a : cmd.args) line += " " + a;
+    std::printf("$ %s  [exit %d, %.1fs]\n%s%s", line.c_str(), r.code, r.seconds,
+                r.out.size() > 4096 ? (r.out.substr(0, 4096) + "...\n").c_str() : r.out.c_str(),
                 r.err.c_str());
     std::fflush(stdout);
   }

@@ -27,9 +27,26 @@ struct VtRun {
   double seconds = 0;  // wall time, spawn to exit
 };
 
+// How to run one vt command (VtDevDriver::run).
+struct VtCommand {
+  std::vector<std::string> args;
+  std::chrono::seconds timeout = std::chrono::seconds(60);
+  std::vector<std::string> extra_env = {};  // NAME=VALUE on top of the driver's
+  std::string stdin_path = {};              // empty: /dev/null
+  std::string stdout_path = {};             // empty: captured into VtRun::out
+  bool echo = true;
+};
+
 class VtDevDriver {
  public:
   VtDevDriver();
+
+  // Runs vt as `cmd` says (see vt() for the environment).
+  VtRun run(const VtCommand& cmd);
+  // The environment vt runs with here (NAME=VALUE), for running it from
+  // another program (a shell, tmux).
+  [[nodiscard]] std::vector<std::string> vtEnv() const;
+  [[nodiscard]] static std::string vtBinary();
 
   // Runs vt with `args` (a clean vt config of its own, NO_COLOR=1) and extra
   // NAME=VALUE entries; kills it after `timeout`. Echoes the command line,
