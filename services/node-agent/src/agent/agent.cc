@@ -750,6 +750,13 @@ void Agent::pinRelayKey(const std::string& text) {
   log::info("pinned the control plane's relay signing key", {{"key", key->text()}});
 }
 
+std::optional<ExecTarget> Agent::execTarget(const std::string& instance_id) const {
+  std::lock_guard lock(mu_);
+  auto it = workers_.find(instance_id);
+  if (it == workers_.end()) return std::nullopt;
+  return it->second->execTarget();
+}
+
 bool fromLoopback(std::string_view remote) {
   return remote == "unix" || remote.starts_with("[::1]:") || remote.starts_with("127.") ||
          remote.starts_with("[::ffff:127.");
@@ -760,8 +767,12 @@ Result<void> Agent::startHttp() {
   opts.listen = {options_.listen};
   opts.tls = listen_tls_;
   LogEndpoint logs{options_.state_dir + "/logs", relay_verifier_, &stopping_};
-  http_ = std::make_unique<http::Server>(opts, [this, logs](const http::Request& req) {
+  ExecEndpoint exec;
+  exec.verifier = relay_verifier_;
+  exec.lookup = [this](const std::string& id) { return execTarget(id); };
+  http_ = std::make_unique<http::Server>(opts, [this, logs, exec](const http::Request& req) {
     if (LogEndpoint::matches(req)) return logs.serve(req);
+    if (ExecEndpoint::matches(req)) return exec.serve(req);
     if (req.path == "/healthz") return http::Response::json(200, R"({"status":"ok"})");
     if (req.path == "/metrics") return http::Response::text(200, metrics_.render());
     if (req.path == "/v1/instances") {
