@@ -126,7 +126,11 @@ Result<void> Agent::start() {
                  "no initramfs: give --initramfs, or --vt-init (and --kernel-dir)");
   }
   images_.emplace(std::move(cache));
-  if (options_.plan_file.empty()) PLFM_TRY(loadOrEnroll());
+  if (options_.plan_file.empty()) {
+    PLFM_TRY(loadOrEnroll());
+  } else {
+    PLFM_TRY(loadStandaloneIdentity());
+  }
   if (options_.manage_network) {
     std::lock_guard lock(firewall_mu_);
     firewall_.emplace(options_.state_dir + "/firewall", options_.nft_binary,
@@ -226,6 +230,18 @@ Result<void> Agent::loadOrEnroll() {
   }
   reports_ = std::make_unique<ControlPlaneClient>(credential_.control_plane, credential_.token,
                                                   options_.control_plane_tls);
+  return ok();
+}
+
+Result<void> Agent::loadStandaloneIdentity() {
+  // Plan-file mode talks to no control plane; a node.json, when present,
+  // only names the node and pins the relay key its listener accepts.
+  const std::string path = options_.state_dir + "/node.json";
+  if (!fs::exists(path)) return ok();
+  PLFM_ASSIGN_OR_RETURN(auto text, readFile(path));
+  auto j = json::parse(text, nullptr, false);
+  if (j.is_discarded()) return Error(errc::kInvalidArgument, path + " is not JSON");
+  PLFM_ASSIGN_OR_RETURN(credential_, NodeCredential::fromJson(j));
   return ok();
 }
 

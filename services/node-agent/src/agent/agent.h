@@ -206,6 +206,7 @@ class Agent {
 
  private:
   Result<void> loadOrEnroll();
+  Result<void> loadStandaloneIdentity();  // plan-file mode: STATE/node.json if any
   void adoptOrClean();
   // applyPlan under mu_: the specs refused at the edge that still need a
   // failed report, with their reasons.
