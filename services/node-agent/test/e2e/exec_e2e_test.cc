@@ -217,6 +217,35 @@ class ExecE2e : public ::testing::Test {
                  {"token", "unused"},
                  {"relay_public_key", relayKey().publicKey().text()}};
     ASSERT_TRUE(writeFileAtomic(state_->file("node.json"), cred.dump(), 0600));
+    json spec = testing::workloadSpec(*g_world, kId, "org_0exec000000000000000000001", {"sleep"},
+                                      "fd7a:5c00:0:2::4", 256);
+    writePlan(json::array({spec}));
+    startAgent();
+  }
+  static void TearDownTestSuite() {
+    if (agent_) {
+      // The agent leaves VMs running when it stops (to be adopted): remove
+      // the instance first.
+      writePlan(json::array());
+      const auto deadline = Steady::now() + 30s;
+      while (!agent_->instances().empty() && Steady::now() < deadline) {
+        std::this_thread::sleep_for(100ms);
+      }
+      EXPECT_TRUE(agent_->instances().empty()) << "the instance was not removed";
+      agent_->stop();
+    }
+    delete agent_;
+    agent_ = nullptr;
+    delete state_;
+    state_ = nullptr;
+  }
+  static void writePlan(const json& instances) {
+    json plan = {{"node_id", kNode}, {"version", ++version_}, {"instances", instances}};
+    ASSERT_TRUE(writeFileAtomic(state_->file("plan.json"), plan.dump()));
+  }
+  // Starts an agent (adopting a running VM when there is one) and waits
+  // until the instance takes exec sessions.
+  static void startAgent() {
     AgentOptions opts;
     opts.state_dir = state_->path();
     opts.plan_file = state_->file("plan.json");
@@ -225,12 +254,8 @@ class ExecE2e : public ::testing::Test {
     opts.image_cache_dir = g_world->dir->file("images");
     opts.scratch_mb = 64;
     opts.shutdown_grace_ms = 2000;
-    opts.stop_instances_on_exit = true;
+    opts.stop_instances_on_exit = false;
     opts.listen = "[::1]:0";
-    json spec = testing::workloadSpec(*g_world, kId, "org_0exec000000000000000000001", {"sleep"},
-                                      "fd7a:5c00:0:2::4", 256);
-    json plan = {{"node_id", kNode}, {"version", 1}, {"instances", json::array({spec})}};
-    ASSERT_TRUE(writeFileAtomic(opts.plan_file, plan.dump()));
     runtime::QemuOptions q;
     q.accel = "auto";
     q.probe_dir = g_world->dir->path();
@@ -244,16 +269,10 @@ class ExecE2e : public ::testing::Test {
       std::this_thread::sleep_for(100ms);
     }
     std::string why;
-    for (const auto& s : agent_->instances())
+    for (const auto& s : agent_->instances()) {
       why += std::string(phaseName(s.phase)) + " " + s.reason;
+    }
     FAIL() << "the instance never became ready for exec: " << (why.empty() ? "refused" : why);
-  }
-  static void TearDownTestSuite() {
-    if (agent_) agent_->stop();
-    delete agent_;
-    agent_ = nullptr;
-    delete state_;
-    state_ = nullptr;
   }
 
   static std::unique_ptr<ExecClient> exec(const gp::ExecOpen& open) {
@@ -289,10 +308,12 @@ class ExecE2e : public ::testing::Test {
 
   static plfm::testing::TempDir* state_;
   static Agent* agent_;
+  static int64_t version_;
 };
 
 plfm::testing::TempDir* ExecE2e::state_ = nullptr;
 Agent* ExecE2e::agent_ = nullptr;
+int64_t ExecE2e::version_ = 0;
 
 TEST_F(ExecE2e, ExitCodesArriveExactlyAndTheSessionClosesNormally) {
   const std::vector<std::pair<std::vector<std::string>, int>> cases = {
@@ -396,6 +417,25 @@ TEST_F(ExecE2e, TwentySessionsAtOnce) {
   auto t = agent_->execTarget(kId);
   ASSERT_TRUE(t);
   EXPECT_EQ(t->mux->sessions(), 0u) << "every stream is free after its EXIT";
+}
+
+TEST_F(ExecE2e, AStoppingAgentEndsSessionsWith4000AndItsSuccessorAdoptsTheVmAndServesExec) {
+  auto c = exec(cmd({"sh", "-c", "echo up; exec sleep 600"}));
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->waitOutput(3));
+  agent_->stop();  // the VM keeps running
+  auto r = c->wait(10s);
+  EXPECT_FALSE(r.exit);
+  EXPECT_EQ(r.close_code, "4000");
+  EXPECT_EQ(r.close_reason, "the node agent is stopping");
+  delete agent_;
+  agent_ = nullptr;
+  // The record kept the guest's exec_revision: the adopted VM serves exec.
+  startAgent();
+  ASSERT_TRUE(agent_);
+  auto again = run({"sh", "-c", "exit 7"});
+  ASSERT_TRUE(again.exit) << again.close_code << " " << again.close_reason;
+  EXPECT_EQ(again.exit->status(), 7);
 }
 
 // Last: the VM goes away.
