@@ -786,6 +786,7 @@ Result<void> Agent::startHttp() {
   ExecEndpoint exec;
   exec.verifier = relay_verifier_;
   exec.lookup = [this](const std::string& id) { return execTarget(id); };
+  exec.metrics = &metrics_;
   http_ = std::make_unique<http::Server>(opts, [this, logs, exec](const http::Request& req) {
     if (LogEndpoint::matches(req)) return logs.serve(req);
     if (ExecEndpoint::matches(req)) return exec.serve(req);

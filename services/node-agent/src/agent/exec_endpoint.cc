@@ -52,6 +52,19 @@ uint16_t closeCodeFor(const Error& e) {
   return kCloseSessionLost;
 }
 
+std::string_view outcomeOf(uint16_t close_code) {
+  switch (close_code) {
+    case kCloseRefused:
+      return "refused";
+    case http::kClosePolicyViolation:
+      return "credit";
+    case http::kCloseProtocolError:
+      return "protocol";
+    default:
+      return "lost";
+  }
+}
+
 // What the client did, as seen by the session's reader thread.
 struct ClientSide {
   std::mutex mu;
@@ -108,35 +121,50 @@ http::Response ExecEndpoint::serve(const http::Request& req) const {
   if (auto why = execRefusal(*target); !why.empty()) return error(409, "conflict", why);
   return http::acceptWebSocket(
       req, ws_options,
-      [lookup = lookup, instance_id, open_sha256 = std::string(*open)](http::WebSocket& ws) {
-        runExecSession(ws, open_sha256, [&] { return lookup(instance_id); });
+      [lookup = lookup, metrics = metrics, instance_id,
+       open_sha256 = std::string(*open)](http::WebSocket& ws) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const std::string_view outcome =
+            runExecSession(ws, open_sha256, [&] { return lookup(instance_id); });
+        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now() - t0)
+                            .count();
+        // Never argv, env or stream contents: they can carry secrets.
+        log::info("exec session ended", {{"instance_id", instance_id},
+                                         {"outcome", std::string(outcome)},
+                                         {"duration_ms", static_cast<int64_t>(ms)}});
+        if (metrics != nullptr) {
+          metrics->counter("plfm_agent_exec_sessions_total", "Exec sessions by how they ended")
+              .inc({{"outcome", std::string(outcome)}});
+        }
       });
 }
 
-void runExecSession(http::WebSocket& ws, const std::string& open_sha256,
-                    const std::function<std::optional<ExecTarget>()>& lookup) {
+std::string_view runExecSession(http::WebSocket& ws, const std::string& open_sha256,
+                                const std::function<std::optional<ExecTarget>()>& lookup) {
   auto first = ws.read();
-  if (!first) return;  // the client left before asking for anything
+  if (!first) return "client_gone";  // it left before asking for anything
   auto payload = openPayload(*first);
   if (!payload || Sha256::hex(*payload) != open_sha256) {
     // Whatever it is, it is not the command the control plane signed.
     (void)ws.close(http::kClosePolicyViolation, "the first message is not the signed EXEC_OPEN");
-    return;
+    return "open_mismatch";
   }
   // Conditions may have changed since the upgrade was accepted.
   auto target = lookup();
   if (!target) {
     (void)ws.close(kCloseRefused, "the instance is not on this node");
-    return;
+    return "refused";
   }
   if (auto why = execRefusal(*target); !why.empty()) {
     (void)ws.close(kCloseRefused, why);
-    return;
+    return "refused";
   }
   auto opened = target->mux->open(*payload);
   if (!opened) {
-    (void)ws.close(closeCodeFor(opened.error()), opened.error().message());
-    return;
+    const uint16_t code = closeCodeFor(opened.error());
+    (void)ws.close(code, opened.error().message());
+    return outcomeOf(code);
   }
   std::shared_ptr<ExecSession> session = std::move(*opened);
 
@@ -192,6 +220,8 @@ void runExecSession(http::WebSocket& ws, const std::string& open_sha256,
   if (!exited) session->abort();
   (void)ws.close(code == 0 ? http::kCloseNormal : code, reason);
   reader.join();
+  if (exited) return "exited";
+  return code == 0 ? "client_gone" : outcomeOf(code);
 }
 
 }  // namespace plfm::agent

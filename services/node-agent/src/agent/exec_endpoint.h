@@ -23,6 +23,7 @@
 #include "agent/exec_mux.h"
 #include "agent/instance_fsm.h"
 #include "agent/log_endpoint.h"
+#include "plfm/core/metrics.h"
 #include "plfm/http/http.h"
 #include "plfm/http/websocket.h"
 
@@ -47,6 +48,8 @@ struct ExecEndpoint {
   // The instance on this node, or nullopt. Thread-safe.
   std::function<std::optional<ExecTarget>(const std::string& instance_id)> lookup;
   http::WebSocketOptions ws_options = defaultWebSocketOptions();
+  // plfm_agent_exec_sessions_total{outcome} when set (outlives the endpoint).
+  metrics::Registry* metrics = nullptr;
 
   [[nodiscard]] static http::WebSocketOptions defaultWebSocketOptions();
   // True when `req` is for this endpoint (/v1/instances/{id}/exec).
@@ -56,8 +59,11 @@ struct ExecEndpoint {
 
 // Runs one session on an upgraded WebSocket whose first message must be an
 // EXEC_OPEN with payload SHA-256 `open_sha256`; returns when it is over and
-// every thread it started has ended.
-void runExecSession(http::WebSocket& ws, const std::string& open_sha256,
-                    const std::function<std::optional<ExecTarget>()>& lookup);
+// every thread it started has ended, with how it ended: "exited" (EXIT
+// relayed), "lost" (4000), "refused" (4001), "client_gone" (the client left
+// before EXIT), "protocol" (1002), "credit" (1008), "open_mismatch" (1008).
+[[nodiscard]] std::string_view runExecSession(
+    http::WebSocket& ws, const std::string& open_sha256,
+    const std::function<std::optional<ExecTarget>()>& lookup);
 
 }  // namespace plfm::agent

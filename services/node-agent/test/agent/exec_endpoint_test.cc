@@ -80,6 +80,7 @@ class ExecEndpointTest : public ::testing::Test {
     ASSERT_TRUE(k);
     cp_ = std::make_unique<relay::SigningKey>(std::move(*k));
     ep_.verifier = std::make_shared<RelayVerifier>("node_self", cp_->publicKey());
+    ep_.metrics = &metrics_;
     ep_.lookup = [this](const std::string& id) -> std::optional<ExecTarget> {
       std::lock_guard lock(mu_);
       if (id != kId) return std::nullopt;
@@ -147,8 +148,20 @@ class ExecEndpointTest : public ::testing::Test {
     }
   }
   void guestSends(const gp::Result<std::string>& bytes) { mux_->onGuestFrame(decodeOne(*bytes)); }
+  // Sessions count their outcome once they have returned (after the close).
+  bool counted(const std::string& outcome, int n) {
+    const std::string line =
+        "plfm_agent_exec_sessions_total{outcome=\"" + outcome + "\"} " + std::to_string(n);
+    for (int i = 0; i < 200; ++i) {
+      if (metrics_.render().find(line) != std::string::npos) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    ADD_FAILURE() << "no " << line << " in\n" << metrics_.render();
+    return false;
+  }
 
   std::unique_ptr<relay::SigningKey> cp_;
+  metrics::Registry metrics_;
   FakeGuest guest_;
   std::shared_ptr<ExecMux> mux_ = std::make_shared<ExecMux>(std::string(kId));
   std::mutex mu_;
@@ -203,6 +216,7 @@ TEST_F(ExecEndpointTest, AFirstMessageOtherThanTheSignedOpenCloses1008) {
     EXPECT_EQ(closeCode(**ws), "1008");
   }
   EXPECT_FALSE(guest_.next(100ms)) << "nothing may reach the guest";
+  EXPECT_TRUE(counted("open_mismatch", 4));
 }
 
 TEST_F(ExecEndpointTest, RelaysBothWaysRewritingTheStreamThenExitCloses1000) {
@@ -235,6 +249,7 @@ TEST_F(ExecEndpointTest, RelaysBothWaysRewritingTheStreamThenExitCloses1000) {
   EXPECT_EQ(closeCode(*ws), "1000");
   EXPECT_EQ(mux_->sessions(), 1u);  // only `other`
   EXPECT_FALSE(guest_.next(100ms)) << "no abort after EXIT";
+  EXPECT_TRUE(counted("exited", 1));
 }
 
 TEST_F(ExecEndpointTest, AClientThatLeavesBeforeExitAbortsTheCommand) {
@@ -246,6 +261,7 @@ TEST_F(ExecEndpointTest, AClientThatLeavesBeforeExitAbortsTheCommand) {
   EXPECT_EQ(abort->type, gp::FrameType::kExecClose);
   EXPECT_EQ(abort->stream, stream_);
   EXPECT_EQ(gp::decodeExecClose(abort->payload)->kind, gp::ExecCloseKind::kAbort);
+  EXPECT_TRUE(counted("client_gone", 1));
 }
 
 TEST_F(ExecEndpointTest, StdinBeyondTheCreditCloses1008AndAMalformedFrame1002) {
@@ -275,6 +291,8 @@ TEST_F(ExecEndpointTest, StdinBeyondTheCreditCloses1008AndAMalformedFrame1002) {
     ASSERT_TRUE(f);
     EXPECT_EQ(f->type, gp::FrameType::kExecClose);
   }
+  EXPECT_TRUE(counted("credit", 1));
+  EXPECT_TRUE(counted("protocol", 1));
 }
 
 TEST_F(ExecEndpointTest, LosingTheChannelCloses4000AndAFullInstanceRefuses4001) {
@@ -312,6 +330,8 @@ TEST_F(ExecEndpointTest, LosingTheChannelCloses4000AndAFullInstanceRefuses4001) 
   }
   ASSERT_TRUE((*late)->write(openFrame(payload)));
   EXPECT_EQ(closeCode(**late), "4001");
+  EXPECT_TRUE(counted("lost", 1));
+  EXPECT_TRUE(counted("refused", 2));
 }
 
 }  // namespace
