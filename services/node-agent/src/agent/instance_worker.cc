@@ -739,7 +739,8 @@ void InstanceWorker::supervise() {
     }
     if (!frame) {
       // Before the close: sessions may be sending on it.
-      exec_mux_->detach("the host channel closed");
+      exec_mux_->detach(agent_.runtime().alive(vm) ? "the host channel closed"
+                                                   : "the instance's VM exited");
       channel_.close();
     }
     if (rec_.phase == Phase::kRunning && !shutdown_sent_ && !exit_seen_) runHealthCheck();

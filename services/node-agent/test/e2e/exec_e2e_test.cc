@@ -1,5 +1,5 @@
 // `vt exec`'s agent side end to end (docs/specs/runtime/exec-sessions.md,
-// "Agent endpoint"): the real agent boots one real microVM (QEMU, TCG here)
+// "Agent endpoint"): the real agent boots one real microVM (QEMU; KVM or TCG)
 // from the e2e image (busybox for sh and coreutils), and a real WebSocket
 // client, signed with the relay key the agent has pinned, runs commands in
 // it: exit codes, signals, a missing program, stdin EOF, 64 MiB through
@@ -454,7 +454,10 @@ TEST_F(ExecE2e, KillingTheVmmEndsTheSessionWith4000Within3s) {
   const auto took = Steady::now() - t0;
   EXPECT_FALSE(r.exit);
   EXPECT_EQ(r.close_code, "4000");
-  EXPECT_FALSE(r.close_reason.empty());
+  // Whichever the worker notices first: the channel's end or the process's.
+  EXPECT_TRUE(r.close_reason == "the instance's VM exited" ||
+              r.close_reason == "the host channel closed")
+      << r.close_reason;
   EXPECT_LT(took, 3s) << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
                       << " ms";
 }
