@@ -9,6 +9,7 @@
 #include <signal.h>
 
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -257,7 +258,9 @@ class ExecE2e : public ::testing::Test {
     opts.stop_instances_on_exit = false;
     opts.listen = "[::1]:0";
     runtime::QemuOptions q;
-    q.accel = "auto";
+    // PLFM_E2E_ACCEL=tcg measures the test where there is no KVM.
+    const char* accel = std::getenv("PLFM_E2E_ACCEL");
+    q.accel = accel != nullptr ? accel : "auto";
     q.probe_dir = g_world->dir->path();
     agent_ = new Agent(opts, std::make_unique<runtime::QemuRuntime>(q));
     ASSERT_TRUE(agent_->start());
