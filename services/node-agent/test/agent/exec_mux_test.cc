@@ -331,8 +331,10 @@ TEST_F(ExecMuxTest, ConcurrentSessionsSendWholeFramesWhileTheGuestTalks) {
   constexpr int kSessions = 16;
   constexpr int kFrames = 200;
   std::vector<std::shared_ptr<ExecSession>> sessions;
+  sessions.reserve(kSessions);
   for (int i = 0; i < kSessions; ++i) sessions.push_back(open());
   std::vector<std::thread> threads;
+  threads.reserve(kSessions);
   for (int i = 0; i < kSessions; ++i) {
     threads.emplace_back([&, i] {
       for (int n = 0; n < kFrames; ++n) {

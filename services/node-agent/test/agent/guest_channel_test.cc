@@ -107,6 +107,7 @@ TEST(GuestChannel, SendersOnOtherThreadsWhileTheOwnerReads) {
   constexpr int kThreads = 8;
   constexpr int kFrames = 300;
   std::vector<std::thread> senders;
+  senders.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     senders.emplace_back([&, t] {
       const std::string frame = gp::encodePong(gp::Ping{static_cast<uint64_t>(t)});

@@ -6,9 +6,9 @@
 // `cat` within the credit windows, 20 sessions at once, and a VMM killed
 // under a live session. One VM for all of it: boots cost seconds under TCG.
 #include <gtest/gtest.h>
-#include <signal.h>
 
 #include <condition_variable>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -397,13 +397,16 @@ TEST_F(ExecE2e, TwentySessionsAtOnce) {
   constexpr int kSessions = 20;
   std::vector<std::unique_ptr<ExecClient>> clients;
   std::vector<std::string> inputs;
+  clients.reserve(kSessions);
+  inputs.reserve(kSessions);
   for (int i = 0; i < kSessions; ++i) {
     auto c = exec(cmd({"sh", "-c", "cat; exit " + std::to_string(i)}));
     ASSERT_TRUE(c);
     clients.push_back(std::move(c));
-    inputs.push_back(std::string(100'000 + i, static_cast<char>('a' + i)));
+    inputs.emplace_back(100'000 + i, static_cast<char>('a' + i));
   }
   std::vector<std::thread> writers;
+  writers.reserve(kSessions);
   for (int i = 0; i < kSessions; ++i) {
     writers.emplace_back([&, i] {
       EXPECT_TRUE(clients[i]->writeStdin(inputs[i]));
