@@ -174,12 +174,13 @@ std::string_view runExecSession(http::WebSocket& ws, const std::string& open_sha
       auto msg = ws.read();
       if (!msg) break;  // closed or failed: gone
       auto r = session->fromClient(*msg);
+      // Lost: the writer closes with 4000 as soon as it sees it; until then
+      // the client's frames have nowhere to go.
+      if (!r && r.error().is(kExecLost)) continue;
       if (!r) {
-        if (!r.error().is(kExecLost)) {  // lost: the writer reports it
-          std::lock_guard lock(client.mu);
-          client.code = closeCodeFor(r.error());
-          client.reason = r.error().message();
-        }
+        std::lock_guard lock(client.mu);
+        client.code = closeCodeFor(r.error());
+        client.reason = r.error().message();
         break;
       }
     }

@@ -300,6 +300,8 @@ TEST_F(ExecEndpointTest, LosingTheChannelCloses4000AndAFullInstanceRefuses4001) 
   ASSERT_TRUE(ws);
   const auto t0 = std::chrono::steady_clock::now();
   mux_->detach("the instance's VM exited");
+  // Stdin racing the loss is dropped; the session still ends as lost.
+  (void)ws->write(frameOf(gp::encode(gp::ExecData{gp::ExecFd::kStdin, "late"}, 0x100)));
   auto m = ws->read();
   ASSERT_FALSE(m);
   EXPECT_EQ(m.error().detail("close_code"), "4000");
