@@ -126,7 +126,11 @@ Result<void> Agent::start() {
                  "no initramfs: give --initramfs, or --vt-init (and --kernel-dir)");
   }
   images_.emplace(std::move(cache));
-  if (options_.plan_file.empty()) PLFM_TRY(loadOrEnroll());
+  if (options_.plan_file.empty()) {
+    PLFM_TRY(loadOrEnroll());
+  } else {
+    PLFM_TRY(loadStandaloneIdentity());
+  }
   if (options_.manage_network) {
     std::lock_guard lock(firewall_mu_);
     firewall_.emplace(options_.state_dir + "/firewall", options_.nft_binary,
@@ -226,6 +230,18 @@ Result<void> Agent::loadOrEnroll() {
   }
   reports_ = std::make_unique<ControlPlaneClient>(credential_.control_plane, credential_.token,
                                                   options_.control_plane_tls);
+  return ok();
+}
+
+Result<void> Agent::loadStandaloneIdentity() {
+  // Plan-file mode talks to no control plane; a node.json, when present,
+  // only names the node and pins the relay key its listener accepts.
+  const std::string path = options_.state_dir + "/node.json";
+  if (!fs::exists(path)) return ok();
+  PLFM_ASSIGN_OR_RETURN(auto text, readFile(path));
+  auto j = json::parse(text, nullptr, false);
+  if (j.is_discarded()) return Error(errc::kInvalidArgument, path + " is not JSON");
+  PLFM_ASSIGN_OR_RETURN(credential_, NodeCredential::fromJson(j));
   return ok();
 }
 
@@ -750,6 +766,13 @@ void Agent::pinRelayKey(const std::string& text) {
   log::info("pinned the control plane's relay signing key", {{"key", key->text()}});
 }
 
+std::optional<ExecTarget> Agent::execTarget(const std::string& instance_id) const {
+  std::lock_guard lock(mu_);
+  auto it = workers_.find(instance_id);
+  if (it == workers_.end()) return std::nullopt;
+  return it->second->execTarget();
+}
+
 bool fromLoopback(std::string_view remote) {
   return remote == "unix" || remote.starts_with("[::1]:") || remote.starts_with("127.") ||
          remote.starts_with("[::ffff:127.");
@@ -760,8 +783,13 @@ Result<void> Agent::startHttp() {
   opts.listen = {options_.listen};
   opts.tls = listen_tls_;
   LogEndpoint logs{options_.state_dir + "/logs", relay_verifier_, &stopping_};
-  http_ = std::make_unique<http::Server>(opts, [this, logs](const http::Request& req) {
+  ExecEndpoint exec;
+  exec.verifier = relay_verifier_;
+  exec.lookup = [this](const std::string& id) { return execTarget(id); };
+  exec.metrics = &metrics_;
+  http_ = std::make_unique<http::Server>(opts, [this, logs, exec](const http::Request& req) {
     if (LogEndpoint::matches(req)) return logs.serve(req);
+    if (ExecEndpoint::matches(req)) return exec.serve(req);
     if (req.path == "/healthz") return http::Response::json(200, R"({"status":"ok"})");
     if (req.path == "/metrics") return http::Response::text(200, metrics_.render());
     if (req.path == "/v1/instances") {

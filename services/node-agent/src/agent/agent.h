@@ -35,6 +35,7 @@
 #include <thread>
 
 #include "agent/cp_client.h"
+#include "agent/exec_endpoint.h"
 #include "agent/guest_channel.h"
 #include "agent/guest_config.h"
 #include "agent/image_gc.h"
@@ -98,8 +99,8 @@ struct AgentOptions {
   std::chrono::milliseconds channel_send_timeout = GuestChannel::kSendTimeout;
   bool stop_instances_on_exit = false;
   uint64_t log_max_bytes = uint64_t{8} << 20;
-  // /healthz, /metrics, /v1/instances and the log endpoint (log_endpoint.h),
-  // e.g. "[::1]:9102"; empty: none.
+  // /healthz, /metrics, /v1/instances, the log endpoint (log_endpoint.h) and
+  // the exec endpoint (exec_endpoint.h), e.g. "[::1]:9102"; empty: none.
   std::string listen;
   // The URL the control plane reaches `listen` at (reported in heartbeats);
   // empty: derived from the bound address (a wildcard: the underlay address).
@@ -158,6 +159,8 @@ class Agent {
   // certificate also for a plain loopback listener).
   [[nodiscard]] std::string agentUrl() const;
   [[nodiscard]] const std::string& listenCertSha256() const { return listen_cert_sha256_; }
+  // The exec endpoint's view of an instance on this node (nullopt: none).
+  [[nodiscard]] std::optional<ExecTarget> execTarget(const std::string& instance_id) const;
 
   // --- for InstanceWorker ---
   [[nodiscard]] const AgentOptions& options() const { return options_; }
@@ -203,6 +206,7 @@ class Agent {
 
  private:
   Result<void> loadOrEnroll();
+  Result<void> loadStandaloneIdentity();  // plan-file mode: STATE/node.json if any
   void adoptOrClean();
   // applyPlan under mu_: the specs refused at the edge that still need a
   // failed report, with their reasons.

@@ -16,21 +16,28 @@ Error fromGuestProto(const guest_proto::Error& e) {
 
 GuestChannel::~GuestChannel() { close(); }
 
+// Moves are the owner's, while no other thread uses either channel (the
+// exec mux is detached first).
 GuestChannel::GuestChannel(GuestChannel&& o) noexcept
-    : fd_(std::exchange(o.fd_, -1)), decoder_(std::move(o.decoder_)) {}
+    : fd_(std::exchange(o.fd_, -1)),
+      stalled_(o.stalled_.exchange(false)),
+      decoder_(std::move(o.decoder_)) {}
 
 GuestChannel& GuestChannel::operator=(GuestChannel&& o) noexcept {
   if (this != &o) {
     close();
+    std::lock_guard lock(send_mu_);
     fd_ = std::exchange(o.fd_, -1);
+    stalled_ = o.stalled_.exchange(false);
     decoder_ = std::move(o.decoder_);
   }
   return *this;
 }
 
 void GuestChannel::close() {
+  std::lock_guard lock(send_mu_);
   if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
+  fd_ = -1;  // stalled_ stays: the owner still has to learn of the stall
 }
 
 Result<GuestChannel> GuestChannel::connect(const runtime::VmHandle& vm,
@@ -77,7 +84,9 @@ Result<std::optional<guest_proto::Frame>> GuestChannel::read(std::chrono::millis
 }
 
 Result<void> GuestChannel::send(const std::string& bytes, std::chrono::milliseconds timeout) {
+  std::lock_guard lock(send_mu_);
   if (fd_ < 0) return Error("agent.channel_closed", "host channel is not connected");
+  if (stalled_) return Error(std::string(kChannelStalled), "channel stalled");
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   size_t off = 0;
   while (off < bytes.size()) {
@@ -103,7 +112,10 @@ Result<void> GuestChannel::send(const std::string& bytes, std::chrono::milliseco
     }
     if (r == 0) {
       // The stream may now end inside a frame: it cannot be used again.
-      close();
+      // Shut down, not closed: the owner may be reading this fd right now;
+      // it sees the end of the stream and closes it.
+      ::shutdown(fd_, SHUT_RDWR);
+      stalled_ = true;
       return Error(std::string(kChannelStalled), "channel stalled")
           .with("sent_bytes", std::to_string(off))
           .with("frame_bytes", std::to_string(bytes.size()))

@@ -92,6 +92,7 @@ json InstanceRecord::toJson() const {
           {"last_reported", last_reported},
           {"exit_code", exit_code ? json(*exit_code) : json(nullptr)},
           {"reason", reason},
+          {"exec_revision", exec_revision},
           {"timings", t}};
 }
 
@@ -115,6 +116,7 @@ Result<InstanceRecord> InstanceRecord::fromJson(const json& j) {
       r.exit_code = j["exit_code"].get<int>();
     }
     r.reason = j.value("reason", "");
+    r.exec_revision = j.value("exec_revision", uint32_t{0});
     if (auto it = j.find("timings"); it != j.end()) {
       r.timings.image_ms = it->value("image_ms", int64_t{-1});
       r.timings.spawn_us = it->value("spawn_us", int64_t{-1});

@@ -63,6 +63,9 @@ struct InstanceRecord {
   std::string last_reported;     // its phase
   std::optional<int> exit_code;  // the workload's, once known
   std::string reason;            // why it failed or exited
+  // The guest's HELLO exec_revision (0: it does not serve exec), kept so an
+  // agent that restarts and adopts the VM still knows.
+  uint32_t exec_revision = 0;
   Timings timings;
 
   [[nodiscard]] nlohmann::json toJson() const;

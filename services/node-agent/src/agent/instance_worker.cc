@@ -71,7 +71,10 @@ std::string readFromExt4(const std::string& image, const std::string& path,
 }  // namespace
 
 InstanceWorker::InstanceWorker(Agent& agent, InstanceRecord record)
-    : agent_(agent), rec_(std::move(record)), plan_seen_(Steady::now()) {
+    : agent_(agent),
+      rec_(std::move(record)),
+      exec_mux_(std::make_shared<ExecMux>(rec_.workload.instance_id)),
+      plan_seen_(Steady::now()) {
   log_ = std::make_unique<InstanceLog>(agent_.logPathFor(rec_.workload.instance_id),
                                        rec_.workload.instance_id, agent_.options().log_max_bytes);
 }
@@ -121,6 +124,11 @@ InstanceStatus InstanceWorker::status() const {
   s.vmm_pid = rec_.vm ? rec_.vm->pid : -1;
   s.timings = rec_.timings;
   return s;
+}
+
+ExecTarget InstanceWorker::execTarget() const {
+  std::lock_guard lock(mu_);
+  return ExecTarget{rec_.phase, rec_.exec_revision, exec_mux_};
 }
 
 bool InstanceWorker::sleepFor(milliseconds d) {
@@ -274,6 +282,7 @@ void InstanceWorker::run() {
     (void)agent_.store().remove(id);
     log::info("instance removed from this node", {{"instance_id", id}});
   }
+  exec_mux_->detach(agent_.stopping() ? "the node agent is stopping" : "the instance is gone");
   log_->flush();
   std::lock_guard lock(mu_);
   done_ = true;
@@ -488,6 +497,7 @@ Result<void> InstanceWorker::boot() {
       {
         std::lock_guard lock(mu_);
         rec_.timings.hello_ms = msSince(vmm_started_);
+        rec_.exec_revision = hello->exec_revision;
       }
       PLFM_TRY(sendToGuest(config_frame));
       config_sent = true;
@@ -560,6 +570,15 @@ void InstanceWorker::handleFrame(const gp::Frame& frame) {
       if (auto p = gp::decodePing(frame.payload)) (void)sendToGuest(gp::encodePong(*p));
       break;
     }
+    case gp::FrameType::kExecOpen:
+    case gp::FrameType::kExecData:
+    case gp::FrameType::kExecResize:
+    case gp::FrameType::kExecSignal:
+    case gp::FrameType::kExecExit:
+    case gp::FrameType::kExecClose:
+    case gp::FrameType::kExecWindow:
+      exec_mux_->onGuestFrame(frame);
+      break;
     default:
       break;
   }
@@ -567,17 +586,42 @@ void InstanceWorker::handleFrame(const gp::Frame& frame) {
 
 Result<void> InstanceWorker::sendToGuest(const std::string& frame) {
   auto sent = channel_.send(frame, agent_.options().channel_send_timeout);
-  if (!sent && sent.error().is(kChannelStalled) && !stalled_) {
-    // The guest stopped reading (or floods us and never drains its side):
-    // it must not hold this worker, so the VM is killed and reported failed.
-    stalled_ = true;
-    log::warn("host channel stalled; killing the VM",
-              {{"instance_id", rec_.workload.instance_id}, {"error", sent.error().toString()}});
-    agent_.metricsRegistry()
-        .counter("plfm_agent_channel_stalls_total", "Host channel sends that missed their deadline")
-        .inc();
-  }
+  if (!sent && sent.error().is(kChannelStalled)) noteStall(sent.error());
   return sent;
+}
+
+void InstanceWorker::noteStall(const Error& e) {
+  if (stalled_) return;
+  // The guest stopped reading (or floods us and never drains its side):
+  // it must not hold this worker, so the VM is killed and reported failed.
+  stalled_ = true;
+  log::warn("host channel stalled; killing the VM",
+            {{"instance_id", rec_.workload.instance_id}, {"error", e.toString()}});
+  agent_.metricsRegistry()
+      .counter("plfm_agent_channel_stalls_total", "Host channel sends that missed their deadline")
+      .inc();
+}
+
+void InstanceWorker::syncExec() {
+  if (channel_.stalled()) {
+    noteStall(Error(std::string(kChannelStalled), "channel stalled (an exec session's send)"));
+  }
+  if (shutdown_sent_ || exit_seen_) {
+    exec_mux_->refuseNew("the instance is stopping");
+    return;
+  }
+  uint32_t revision;
+  {
+    std::lock_guard lock(mu_);
+    revision = rec_.exec_revision;
+  }
+  if (revision != 0 && rec_.phase == Phase::kRunning && channel_.connected() &&
+      !exec_mux_->attached()) {
+    // Sessions send from their own threads: GuestChannel::send is safe for
+    // that, and detach() waits for them before the channel is closed.
+    exec_mux_->attach([this, timeout = agent_.options().channel_send_timeout](
+                          const std::string& frame) { return channel_.send(frame, timeout); });
+  }
 }
 
 void InstanceWorker::runHealthCheck() {
@@ -646,7 +690,10 @@ void InstanceWorker::supervise() {
       std::lock_guard lock(mu_);
       stop = stopWanted() || (agent_.stopping() && agent_.options().stop_instances_on_exit);
     }
-    if (agent_.stopping() && !agent_.options().stop_instances_on_exit) return;  // VM keeps running
+    if (agent_.stopping() && !agent_.options().stop_instances_on_exit) {
+      exec_mux_->detach("the node agent is stopping");
+      return;  // VM keeps running
+    }
     if (stop && !shutdown_sent_) {
       bool draining;
       {
@@ -671,6 +718,7 @@ void InstanceWorker::supervise() {
         (void)agent_.runtime().kill(vm);
       }
     }
+    syncExec();
     if (!agent_.runtime().alive(vm) || stalled_) break;
     if (!channel_.connected()) {
       auto c = GuestChannel::connect(vm, milliseconds(200));
@@ -689,7 +737,12 @@ void InstanceWorker::supervise() {
       handleFrame(**frame);
       continue;  // drain frames before the slower checks
     }
-    if (!frame) channel_.close();
+    if (!frame) {
+      // Before the close: sessions may be sending on it.
+      exec_mux_->detach(agent_.runtime().alive(vm) ? "the host channel closed"
+                                                   : "the instance's VM exited");
+      channel_.close();
+    }
     if (rec_.phase == Phase::kRunning && !shutdown_sent_ && !exit_seen_) runHealthCheck();
     retryReport();
   }
@@ -699,6 +752,9 @@ void InstanceWorker::supervise() {
     if (!frame || !*frame) break;
     handleFrame(**frame);
   }
+  exec_mux_->detach(stalled_            ? "the host channel stalled"
+                    : agent_.stopping() ? "the node agent is stopping"
+                                        : "the instance's VM exited");
   log_->flush();
   bool stop_requested = shutdown_sent_.has_value();
   if (stalled_ && !stop_requested) {
@@ -741,6 +797,7 @@ void InstanceWorker::finish(Phase terminal, const std::string& report_phase,
 }
 
 void InstanceWorker::releaseResources() {
+  exec_mux_->detach("the instance's VM exited");
   channel_.close();
   InstanceRecord r;
   {

@@ -14,6 +14,8 @@
 #include <thread>
 
 #include "agent/agent.h"
+#include "agent/exec_endpoint.h"
+#include "agent/exec_mux.h"
 #include "agent/guest_channel.h"
 #include "agent/instance_log.h"
 #include "agent/instance_record.h"
@@ -34,6 +36,8 @@ class InstanceWorker {
   void join();
   [[nodiscard]] bool finished() const;
   [[nodiscard]] InstanceStatus status() const;
+  // For the exec endpoint: the phase, the guest's exec_revision, the mux.
+  [[nodiscard]] ExecTarget execTarget() const;
 
  private:
   using SteadyTime = std::chrono::steady_clock::time_point;
@@ -48,6 +52,11 @@ class InstanceWorker {
   void handleFrame(const guest_proto::Frame& frame);
   // channel_.send with the agent's deadline; a stall sets stalled_.
   [[nodiscard]] Result<void> sendToGuest(const std::string& frame);
+  // Notices a stall of any sender (exec sessions send from their threads).
+  void noteStall(const Error& e);
+  // Attaches the exec mux when the channel is up and the instance running
+  // with a guest that serves exec; refuses new sessions once it is stopping.
+  void syncExec();
   // Registers the values of a secrets file with the instance log's mask.
   [[nodiscard]] Result<void> maskSecrets(const std::string& file);
   void runHealthCheck();
@@ -73,6 +82,7 @@ class InstanceWorker {
   std::thread thread_;
 
   GuestChannel channel_;
+  const std::shared_ptr<ExecMux> exec_mux_;
   std::unique_ptr<InstanceLog> log_;
   SteadyTime plan_seen_;
   SteadyTime vmm_started_;

@@ -292,6 +292,7 @@ TEST(InstanceRecord, RoundTripsAndCorruptRecordsAreMovedAside) {
   rec.report_seq = 7;
   rec.exit_code = 3;
   rec.timings.boot_ms = 1500;
+  rec.exec_revision = 1;  // an adopted VM's guest still serves exec
   ASSERT_TRUE(store.save(rec));
   std::ofstream(dir.file("inst_broken.json")) << "{not json";
   auto all = store.loadAll();
@@ -305,6 +306,7 @@ TEST(InstanceRecord, RoundTripsAndCorruptRecordsAreMovedAside) {
   EXPECT_EQ(back.report_seq, 7);
   EXPECT_EQ(back.exit_code, 3);
   EXPECT_EQ(back.timings.boot_ms, 1500);
+  EXPECT_EQ(back.exec_revision, 1U);
   EXPECT_TRUE(std::filesystem::exists(dir.file("inst_broken.json.corrupt")));
 }
 

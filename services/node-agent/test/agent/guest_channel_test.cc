@@ -8,6 +8,8 @@
 
 #include <chrono>
 #include <future>
+#include <thread>
+#include <vector>
 
 #include "plfm/guest_proto/guest_proto.h"
 
@@ -95,6 +97,59 @@ TEST(GuestChannel, TheDeadlineIsHonoured) {
   const auto took = std::chrono::duration_cast<milliseconds>(Steady::now() - t0);
   EXPECT_TRUE(r.error().is(kChannelStalled));
   EXPECT_LT(took.count(), 3000) << "the last send waited " << took.count() << " ms";
+}
+
+// Exec sessions send from their own threads while the worker reads: frames
+// never interleave, and a stall in another thread ends the owner's read with
+// the end of the stream (never a closed or reused fd under it).
+TEST(GuestChannel, SendersOnOtherThreadsWhileTheOwnerReads) {
+  Pair p;
+  constexpr int kThreads = 8;
+  constexpr int kFrames = 300;
+  std::vector<std::thread> senders;
+  senders.reserve(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    senders.emplace_back([&, t] {
+      const std::string frame = gp::encodePong(gp::Ping{static_cast<uint64_t>(t)});
+      for (int i = 0; i < kFrames; ++i) ASSERT_TRUE(p.host.send(frame, milliseconds(5000)));
+    });
+  }
+  // The guest echoes nothing; it reads and checks each frame.
+  gp::Decoder decoder;
+  int frames = 0;
+  char buf[4096];
+  while (frames < kThreads * kFrames) {
+    ssize_t n = ::recv(p.guest, buf, sizeof buf, 0);
+    ASSERT_GT(n, 0);
+    decoder.feed(buf, static_cast<size_t>(n));
+    while (true) {
+      auto f = decoder.next();
+      ASSERT_TRUE(f) << f.error().toString();
+      if (!*f) break;
+      ASSERT_EQ((*f)->type, gp::FrameType::kPong);
+      ++frames;
+    }
+  }
+  for (auto& s : senders) s.join();
+
+  // Now a guest that stops reading: a sender stalls while the owner reads.
+  auto owner = std::async(std::launch::async, [&] {
+    while (true) {
+      auto r = p.host.read(milliseconds(100));
+      if (!r) return r.error();
+    }
+  });
+  const std::string chunk(64 << 10, 'y');
+  Result<void> r = ok();
+  while (r) r = p.host.send(chunk, milliseconds(200));
+  EXPECT_TRUE(r.error().is(kChannelStalled));
+  ASSERT_EQ(owner.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(owner.get().code(), "agent.channel_closed");
+  EXPECT_TRUE(p.host.stalled());
+  EXPECT_FALSE(p.host.connected());
+  // Later sends fail at once.
+  auto late = p.host.send("x", milliseconds(5000));
+  ASSERT_FALSE(late);
 }
 
 }  // namespace

@@ -13,6 +13,16 @@
 #include "support/test_image.h"
 
 namespace plfm::agent::testing {
+namespace {
+
+// Debian's busybox-static (a test dependency), and the applets the image
+// links to it.
+constexpr const char* kBusybox = "/bin/busybox";
+constexpr const char* kBusyboxApplets[] = {
+    "sh",   "cat",  "true", "false", "sleep", "stty", "sha256sum", "head", "dd",  "vi",
+    "kill", "echo", "env",  "id",    "pwd",   "ls",   "yes",       "wc",   "tail"};
+
+}  // namespace
 
 std::string shellOutput(const std::string& cmd) {
   std::string out;
@@ -81,12 +91,20 @@ Result<std::unique_ptr<AgentWorld>> makeAgentWorld(const std::string& source_dir
 
   PLFM_ASSIGN_OR_RETURN(std::string bin, readFile(workload_bin));
   const std::string layer = w->dir->file("layer.tar.gz");
-  PLFM_TRY(img::writeLayer(
-      layer,
-      {img::dir("bin"), img::file("bin/vt-test-workload", bin, 0755), img::dir("etc"),
-       img::file("etc/passwd", "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/:/bin/sh\n"),
-       img::file("etc/group", "root:x:0:\napp:x:1000:\n"), img::dir("tmp", 01777)},
-      img::Compression::kGzip));
+  // busybox-static gives exec tests a shell and coreutils (exec-sessions.md).
+  PLFM_ASSIGN_OR_RETURN(std::string busybox, readFile(kBusybox));
+  std::vector<img::TarEntry> entries = {
+      img::dir("bin"),
+      img::file("bin/vt-test-workload", bin, 0755),
+      img::file("bin/busybox", busybox, 0755),
+      img::dir("etc"),
+      img::file("etc/passwd", "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/:/bin/sh\n"),
+      img::file("etc/group", "root:x:0:\napp:x:1000:\n"),
+      img::dir("tmp", 01777)};
+  for (const char* applet : kBusyboxApplets) {
+    entries.push_back(img::symlink(std::string("bin/") + applet, "busybox"));
+  }
+  PLFM_TRY(img::writeLayer(layer, entries, img::Compression::kGzip));
   img::ImageSpec spec;
   spec.layer_files = {layer};
   spec.compressions = {img::Compression::kGzip};

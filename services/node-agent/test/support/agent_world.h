@@ -1,6 +1,7 @@
 // What the agent's end-to-end tests and bench/agent_bench share: the guest
 // kernel (scripts/fetch-kernel), the vt-init initramfs, a real registry on
-// loopback, and an image holding the static test workload, pushed to it.
+// loopback, and an image holding the static test workload and busybox,
+// pushed to it.
 #pragma once
 
 #include <memory>
@@ -24,7 +25,10 @@ struct AgentWorld {
 };
 
 // `source_dir` holds scripts/fetch-kernel; the workload image's entrypoint is
-// /bin/vt-test-workload (the binary at `workload_bin`), its user "app".
+// /bin/vt-test-workload (the binary at `workload_bin`), its user "app". It
+// also holds /bin/busybox (the host's busybox-static) and links to it for
+// sh, cat, true, false, sleep, stty, sha256sum, head, dd, vi, kill, echo,
+// env, id, pwd, ls, yes, wc and tail, for exec tests.
 [[nodiscard]] Result<std::unique_ptr<AgentWorld>> makeAgentWorld(const std::string& source_dir,
                                                                  const std::string& vt_init_bin,
                                                                  const std::string& workload_bin);
