@@ -268,13 +268,6 @@ void checkOneCheck(const Check& c, const std::string& path, Sink& sink) {
     sink.report(path + ".path", "only checks of type \"http\" take a path");
   }
   if (exec) {
-    // Until exec sessions exist, nothing could run the command: refused
-    // rather than accepted and reported healthy without running it.
-    if (!sink.bad(path + ".type")) {
-      sink.report(path + ".type",
-                  "checks of type \"exec\" are not available yet (they need exec sessions "
-                  "into the guest); use \"tcp\" or \"http\"");
-    }
     if (c.port != 0 && !sink.bad(path + ".port")) {
       sink.report(path + ".port", "checks of type \"exec\" take no port");
     }

@@ -124,7 +124,8 @@ struct InstanceStatus {
   Phase phase = Phase::kAllocated;
   std::optional<int> exit_code;
   std::string reason;
-  std::string last_reported;  // the last status sent: "healthy", "exited", ...
+  std::string last_reported;         // the last status sent: "healthy", "exited", ...
+  std::string last_reported_reason;  // and its reason (since this agent started)
   pid_t vmm_pid = -1;
   Timings timings;
 };

@@ -41,6 +41,11 @@ void InstanceLog::mask(std::vector<std::string> values) {
   masks_ = std::move(values);
 }
 
+std::string InstanceLog::masked(std::string_view text) {
+  std::lock_guard lock(mu_);
+  return redact(text);
+}
+
 std::string InstanceLog::redact(std::string_view text) const {
   std::string out(text);
   for (const auto& m : masks_) {

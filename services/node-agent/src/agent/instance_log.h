@@ -28,6 +28,9 @@ class InstanceLog {
   // `stream` is "stdout", "stderr" or "platform" (the agent's own notes).
   void append(std::string_view stream, uint64_t timestamp_ns, std::string_view data);
   void flush();  // writes pending partial lines
+  // `text` with every masked value replaced, for text that leaves the node
+  // by another way than the log (a status reason).
+  [[nodiscard]] std::string masked(std::string_view text);
 
   [[nodiscard]] const std::string& path() const { return path_; }
 

@@ -25,6 +25,26 @@ constexpr milliseconds kTick{200};
 // Consecutive failed checks, after the grace, that make an instance
 // unhealthy, unless its check says otherwise (failure_threshold).
 constexpr int kUnhealthyAfter = 3;
+// An exec check's output credit, and how much of its output is kept (the
+// last line of it goes into an unhealthy reason).
+constexpr uint32_t kExecCheckWindow = 64 * 1024;
+constexpr size_t kExecCheckTailBytes = 4096;
+
+// `text` as printable ASCII: anything else as \xNN.
+std::string printableOrEscaped(std::string_view text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
 
 int64_t msSince(Steady::time_point t) {
   return std::chrono::duration_cast<milliseconds>(Steady::now() - t).count();
@@ -121,6 +141,7 @@ InstanceStatus InstanceWorker::status() const {
   s.exit_code = rec_.exit_code;
   s.reason = rec_.reason;
   s.last_reported = rec_.last_reported;
+  s.last_reported_reason = last_reported_reason_;
   s.vmm_pid = rec_.vm ? rec_.vm->pid : -1;
   s.timings = rec_.timings;
   return s;
@@ -182,6 +203,7 @@ void InstanceWorker::report(const std::string& phase, const std::string& reason,
     r.generation = rec_.workload.generation;
     r.seq = ++rec_.report_seq;
     rec_.last_reported = phase;
+    last_reported_reason_ = reason;
     const Timings& t = rec_.timings;
     if (t.image_ms >= 0) r.timings["image_ms"] = t.image_ms;
     if (t.start_ms >= 0) r.timings["start_ms"] = t.start_ms;
@@ -231,6 +253,7 @@ bool InstanceWorker::absorbUpdates() {
       healthy_ = false;
       check_failures_ = 0;
       next_check_.reset();
+      exec_check_.reset();
       unsent_.reset();
       lock.unlock();
       save();
@@ -631,11 +654,15 @@ void InstanceWorker::runHealthCheck() {
     w = rec_.workload;
   }
   auto now = Steady::now();
-  if (next_check_ && now < *next_check_) return;
   const nlohmann::json* check = w.checks.is_array() && !w.checks.empty() ? &w.checks[0] : nullptr;
   std::string type = check ? check->value("type", "") : "";
-  if (check == nullptr || type == "exec" || w.address.empty()) {
-    // No check we can run from the host: running is serving.
+  if (check != nullptr && type == "exec") {
+    runExecCheck(*check, now);
+    return;
+  }
+  if (next_check_ && now < *next_check_) return;
+  if (check == nullptr || w.address.empty()) {
+    // No check: running is serving.
     if (!healthy_) {
       healthy_ = true;
       report("healthy");
@@ -645,13 +672,17 @@ void InstanceWorker::runHealthCheck() {
   }
   milliseconds interval(check->value("interval_ms", 10'000));
   milliseconds timeout(check->value("timeout_ms", 2'000));
-  milliseconds grace(check->value("grace_ms", 0));
   // Poll quickly until the first success, then at the configured interval.
   next_check_ = now + (healthy_ ? interval : std::min(interval, milliseconds(500)));
   int port = check->value("port", 0);
   Result<void> r = type == "http" ? checkHttp(w.address, port, check->value("path", "/"), timeout)
                                   : checkTcp(w.address, port, timeout);
-  if (r) {
+  checkVerdict(*check, now, r, type + " check on port " + std::to_string(port));
+}
+
+void InstanceWorker::checkVerdict(const nlohmann::json& check, SteadyTime now,
+                                  const Result<void>& verdict, const std::string& what) {
+  if (verdict) {
     check_failures_ = 0;
     if (!healthy_) {
       healthy_ = true;
@@ -659,15 +690,126 @@ void InstanceWorker::runHealthCheck() {
     }
     return;
   }
+  const milliseconds grace(check.value("grace_ms", 0));
   if (now - running_since_ < grace && !healthy_) return;
-  const int threshold = check->value("failure_threshold", kUnhealthyAfter);
+  const int threshold = check.value("failure_threshold", kUnhealthyAfter);
   if (++check_failures_ >= threshold && (healthy_ || check_failures_ == threshold)) {
     healthy_ = false;
-    report("unhealthy",
-           type + " check on port " + std::to_string(port) + ": " + r.error().message());
+    report("unhealthy", what + ": " + verdict.error().message());
   }
 }
 
+void InstanceWorker::runExecCheck(const nlohmann::json& check, SteadyTime now) {
+  const milliseconds interval(check.value("interval_ms", 10'000));
+  const milliseconds timeout(check.value("timeout_ms", 2'000));
+  if (exec_check_) {
+    // Poll the session in flight; its frames arrive through handleFrame.
+    ExecCheckRun& run = *exec_check_;
+    std::optional<Result<void>> verdict;
+    while (!verdict) {
+      auto ev = run.session->next(milliseconds(0));
+      if (!ev) break;
+      gp::Decoder d;
+      d.feed(ev->frame);
+      auto frame = d.next();
+      switch (ev->kind) {
+        case ExecEvent::Kind::kData:
+          if (frame && *frame) {
+            if (auto data = gp::decodeExecData((*frame)->payload)) {
+              run.tail += data->data;
+              if (run.tail.size() > kExecCheckTailBytes) {
+                run.tail.erase(0, run.tail.size() - kExecCheckTailBytes);
+              }
+              // Output is consumed at once: give the credit straight back.
+              auto window = gp::encode(gp::ExecWindow{static_cast<uint32_t>(data->data.size())},
+                                       gp::kFirstExecStream);
+              if (window) (void)run.session->fromClient(*window);
+            }
+          }
+          break;
+        case ExecEvent::Kind::kWindow:
+          break;  // stdin credit: a check sends no stdin
+        case ExecEvent::Kind::kExit: {
+          auto exit = frame && *frame ? gp::decodeExecExit((*frame)->payload)
+                                      : gp::Result<gp::ExecExit>(gp::ExecExit{});
+          if (exit && exit->kind == gp::ExecExitKind::kExited && exit->code == 0) {
+            verdict = Result<void>(ok());
+          } else {
+            std::string why = !exit ? "its exit frame does not decode"
+                              : exit->kind == gp::ExecExitKind::kExited
+                                  ? "exited with code " + std::to_string(exit->code)
+                              : exit->kind == gp::ExecExitKind::kSignaled
+                                  ? "killed by signal " + std::to_string(exit->code)
+                              : exit->kind == gp::ExecExitKind::kTimedOut
+                                  ? "timed out after " + std::to_string(timeout.count()) + " ms"
+                                  : "did not start: " + exit->message;
+            verdict = Result<void>(Error("agent.check_failed", why));
+          }
+          break;
+        }
+        case ExecEvent::Kind::kLost:
+          verdict =
+              Result<void>(Error("agent.check_failed", "the session was lost: " + ev->reason));
+          break;
+      }
+    }
+    if (!verdict && now >= run.give_up) {
+      run.session->abort();
+      verdict = Result<void>(
+          Error("agent.check_failed",
+                "no answer within " + std::to_string(timeout.count()) + " ms (and 2 s more)"));
+    }
+    if (!verdict) return;
+    std::string last_line = run.tail;
+    while (!last_line.empty() && (last_line.back() == '\n' || last_line.back() == '\r')) {
+      last_line.pop_back();
+    }
+    if (auto nl = last_line.rfind('\n'); nl != std::string::npos) last_line.erase(0, nl + 1);
+    if (last_line.size() > 200) last_line = last_line.substr(last_line.size() - 200);
+    exec_check_.reset();
+    if (!*verdict && !last_line.empty()) {
+      verdict = Result<void>(
+          Error(verdict->error().code(), verdict->error().message() + "; last output: " +
+                                             log_->masked(printableOrEscaped(last_line))));
+    }
+    checkVerdict(check, now, *verdict, "exec check");
+    return;
+  }
+  if (next_check_ && now < *next_check_) return;
+  // Poll quickly until the first success, then at the configured interval.
+  next_check_ = now + (healthy_ ? interval : std::min(interval, milliseconds(500)));
+  uint32_t revision;
+  {
+    std::lock_guard lock(mu_);
+    revision = rec_.exec_revision;
+  }
+  if (revision == 0) {
+    checkVerdict(check, now,
+                 Error("agent.check_failed",
+                       "the guest does not serve exec sessions (its vt-init predates them)"),
+                 "exec check");
+    return;
+  }
+  gp::ExecOpen open;
+  for (const auto& a : check.value("command", nlohmann::json::array())) {
+    if (a.is_string()) open.argv.push_back(a.get<std::string>());
+  }
+  open.window = kExecCheckWindow;
+  open.timeout_ms = static_cast<uint32_t>(timeout.count());
+  auto frame = gp::encode(open, gp::kFirstExecStream);
+  if (!frame) {
+    checkVerdict(check, now, Error("agent.check_failed", frame.error().toString()), "exec check");
+    return;
+  }
+  auto session = exec_mux_->open(std::string_view(*frame).substr(gp::kHeaderBytes));
+  if (!session) {
+    // Not attached yet (a channel reconnect): try again next round.
+    if (session.error().is(kExecRefused) && !exec_mux_->attached()) return;
+    checkVerdict(check, now, session.error(), "exec check");
+    return;
+  }
+  exec_check_ = ExecCheckRun{std::move(*session), now + timeout + std::chrono::seconds(2), {}};
+}
 void InstanceWorker::supervise() {
   if (!rec_.vm) {
     finish(Phase::kFailed, "failed",

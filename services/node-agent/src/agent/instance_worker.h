@@ -60,6 +60,12 @@ class InstanceWorker {
   // Registers the values of a secrets file with the instance log's mask.
   [[nodiscard]] Result<void> maskSecrets(const std::string& file);
   void runHealthCheck();
+  // An exec check (exec-sessions.md §Exec health checks): starts a session
+  // when one is due, and otherwise polls the running one without waiting.
+  void runExecCheck(const nlohmann::json& check, SteadyTime now);
+  // Counts a check verdict against the check's failure threshold.
+  void checkVerdict(const nlohmann::json& check, SteadyTime now, const Result<void>& verdict,
+                    const std::string& what);
   void finish(Phase terminal, const std::string& report_phase, const std::string& reason);
   void releaseResources();
   void setPhase(Phase p);
@@ -76,6 +82,7 @@ class InstanceWorker {
   std::condition_variable cv_;
   InstanceRecord rec_;
   std::optional<Workload> pending_;
+  std::string last_reported_reason_;  // guarded by mu_
   bool removed_ = false;
   bool done_ = false;
   bool woken_ = false;
@@ -97,6 +104,14 @@ class InstanceWorker {
   std::optional<SteadyTime> next_check_;
   SteadyTime running_since_;
   int check_failures_ = 0;
+  // The exec check in flight, if any: its session, when it is given up on,
+  // and the last bytes of its output (for the unhealthy reason).
+  struct ExecCheckRun {
+    std::shared_ptr<ExecSession> session;
+    SteadyTime give_up;
+    std::string tail;
+  };
+  std::optional<ExecCheckRun> exec_check_;
   bool healthy_ = false;
 };
 

@@ -95,7 +95,23 @@ Result<void> checkChecks(const nlohmann::json& checks) {
         (!t->is_number_integer() || t->get<int64_t>() < 1 || t->get<int64_t>() > 100)) {
       return badField("checks[].failure_threshold", t->dump(), "is not 1 to 100");
     }
-    if (type == "exec") continue;
+    if (type == "exec") {
+      // The command runs in the guest through an exec session: the same
+      // limits as EXEC_OPEN's argv (host-channel.md §Exec).
+      const auto cmd = c.find("command");
+      if (cmd == c.end() || !cmd->is_array() || cmd->empty() || cmd->size() > 256) {
+        return badField("checks[].command", cmd == c.end() ? "" : cmd->dump().substr(0, 80),
+                        "is not 1 to 256 strings");
+      }
+      for (const auto& a : *cmd) {
+        if (!a.is_string() || a.get_ref<const std::string&>().size() > 4096 ||
+            (&a == &cmd->front() && a.get_ref<const std::string&>().empty())) {
+          return badField("checks[].command[]", a.dump().substr(0, 80),
+                          "is not a string of at most 4096 bytes (the first non-empty)");
+        }
+      }
+      continue;
+    }
     const auto port = c.find("port");
     if (port != c.end() &&
         (!port->is_number_integer() || port->get<int64_t>() < 0 || port->get<int64_t>() > 65535)) {

@@ -278,11 +278,10 @@ class ExecE2e : public ::testing::Test {
     FAIL() << "the instance never became ready for exec: " << (why.empty() ? "refused" : why);
   }
 
-  static std::unique_ptr<ExecClient> exec(const gp::ExecOpen& open) {
+  static std::unique_ptr<ExecClient> exec(const gp::ExecOpen& open, const std::string& id = kId) {
     const std::string frame = frameOf(gp::encode(open, gp::kFirstExecStream));
     const std::string payload = frame.substr(gp::kHeaderBytes);
-    const std::string target =
-        "/v1/instances/" + std::string(kId) + "/exec?open=" + Sha256::hex(payload);
+    const std::string target = "/v1/instances/" + id + "/exec?open=" + Sha256::hex(payload);
     const int64_t expires = std::chrono::duration_cast<std::chrono::seconds>(
                                 std::chrono::system_clock::now().time_since_epoch())
                                 .count() +
@@ -290,7 +289,7 @@ class ExecE2e : public ::testing::Test {
     http::Headers h;
     h.set(std::string(relay::kExpiresHeader), std::to_string(expires));
     h.set(std::string(relay::kSignatureHeader),
-          relayKey().sign({"GET", target, kNode, kId, expires}));
+          relayKey().sign({"GET", target, kNode, id, expires}));
     auto ws =
         http::connectWebSocket({.url = "ws://" + agent_->endpoints().at(0) + target, .headers = h});
     EXPECT_TRUE(ws) << ws.error().toString();
@@ -336,6 +335,71 @@ TEST_F(ExecE2e, ExitCodesArriveExactlyAndTheSessionClosesNormally) {
   ASSERT_TRUE(out.exit);
   EXPECT_EQ(out.out, "out\n1000\n/\n");  // the workload's user and workdir
   EXPECT_EQ(out.err, "err\n");
+}
+
+// Exec health checks (exec-sessions.md §Exec health checks): the command
+// runs in the guest; a failing one makes the instance unhealthy with its last
+// line of output in the reason, a passing one healthy again, and one that
+// hangs is killed in the guest at its timeout.
+TEST_F(ExecE2e, ExecHealthChecksRunInTheGuestWithTheirVerdictAndReason) {
+  constexpr const char* kCheckId = "inst_0exec000000000000000000002";
+  const json check = {
+      {"type", "exec"},
+      {"command",
+       {"sh", "-c",
+        "test -e /tmp/hang && sleep 100; test -e /tmp/ok || { echo not ready yet; exit 3; }"}},
+      {"interval_ms", 1000},
+      {"timeout_ms", 1000},
+      {"failure_threshold", 1}};
+  json main_spec = testing::workloadSpec(*g_world, kId, "org_0exec000000000000000000001", {"sleep"},
+                                         "fd7a:5c00:0:2::4", 256);
+  json check_spec = testing::workloadSpec(*g_world, kCheckId, "org_0exec000000000000000000001",
+                                          {"sleep"}, "fd7a:5c00:0:2::5", 128, json::array({check}));
+  writePlan(json::array({main_spec, check_spec}));
+  auto statusOf = [&]() -> std::optional<InstanceStatus> {
+    for (const auto& s : agent_->instances()) {
+      if (s.instance_id == kCheckId) return s;
+    }
+    return std::nullopt;
+  };
+  auto waitFor = [&](const std::string& phase, const std::string& reason_part) {
+    const auto deadline = Steady::now() + 90s;
+    std::optional<InstanceStatus> s;
+    while (Steady::now() < deadline) {
+      s = statusOf();
+      if (s && s->last_reported == phase &&
+          s->last_reported_reason.find(reason_part) != std::string::npos) {
+        return true;
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+    ADD_FAILURE() << "no " << phase << " with '" << reason_part
+                  << "'; last: " << (s ? s->last_reported + " " + s->reason : "none");
+    return false;
+  };
+  // Failing: unhealthy, and the reason says how and what it printed.
+  ASSERT_TRUE(waitFor("unhealthy", "exited with code 3; last output: not ready yet"));
+  // Passing once the file exists (made through an exec session).
+  {
+    auto c = exec(cmd({"sh", "-c", ": > /tmp/ok"}), kCheckId);
+    ASSERT_TRUE(c);
+    auto r = c->wait();
+    ASSERT_TRUE(r.exit) << r.close_code << " " << r.close_reason;
+    ASSERT_EQ(r.exit->status(), 0) << r.err;
+  }
+  ASSERT_TRUE(waitFor("healthy", ""));
+  // Hanging: the guest kills it at its 1 s timeout, and the agent says so.
+  {
+    auto c = exec(cmd({"sh", "-c", ": > /tmp/hang"}), kCheckId);
+    ASSERT_TRUE(c);
+    auto r = c->wait();
+    ASSERT_TRUE(r.exit && r.exit->status() == 0);
+  }
+  ASSERT_TRUE(waitFor("unhealthy", "timed out after 1000 ms"));
+  writePlan(json::array({main_spec}));
+  const auto deadline = Steady::now() + 30s;
+  while (statusOf() && Steady::now() < deadline) std::this_thread::sleep_for(100ms);
+  EXPECT_FALSE(statusOf()) << "the check instance was not removed";
 }
 
 TEST_F(ExecE2e, SignalsEndTheCommandAsSignaled) {
