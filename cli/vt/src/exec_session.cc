@@ -1,0 +1,254 @@
+#include "exec_session.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "plfm/core/assert.h"
+
+namespace plfm::vt {
+namespace {
+
+// The most stdin read at once (split into 16 KiB frames by the pump).
+constexpr size_t kStdinChunk = size_t{64} * 1024;
+
+// The write end of the live SignalPipe, for the async-signal-safe handler.
+std::atomic<int> g_signal_write_fd{-1};
+
+extern "C" void onSignal(int sig) {
+  const int saved = errno;
+  const int fd = g_signal_write_fd.load();
+  if (fd >= 0) {
+    auto byte = static_cast<unsigned char>(sig);
+    // A full pipe drops the signal: dozens are already queued.
+    [[maybe_unused]] ssize_t n = ::write(fd, &byte, 1);
+  }
+  errno = saved;
+}
+
+bool makePipe(int fds[2]) {  // NOLINT(cppcoreguidelines-avoid-c-arrays)
+  return ::pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0;
+}
+
+void poke(int fd) {
+  const char byte = 1;
+  [[maybe_unused]] ssize_t n = ::write(fd, &byte, 1);
+}
+
+void drain(int fd) {
+  std::array<char, 256> buf{};
+  while (::read(fd, buf.data(), buf.size()) > 0) {
+  }
+}
+
+const char* signalName(int sig) {
+  switch (sig) {
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGHUP:
+      return "SIGHUP";
+    case SIGQUIT:
+      return "SIGQUIT";
+    default:
+      return "a signal";
+  }
+}
+
+class Session {
+ public:
+  Session(ExecConnection& conn, ExecPump& pump, const ExecSessionIo& io)
+      : conn_(conn), pump_(pump), io_(io) {}
+
+  ExecOutcome run() {
+    // NOLINTNEXTLINE(cppcoreguidelines-avoid-c-arrays)
+    int wake[2] = {-1, -1};
+    if (!makePipe(wake)) {
+      return {.status = kExecFailureStatus,
+              .message = std::string("vt: exec: pipe: ") + std::strerror(errno)};
+    }
+    wake_read_ = wake[0];
+    wake_write_ = wake[1];
+    std::thread reader([this] { readLoop(); });
+    stdin_open_ = io_.stdin_fd >= 0;
+    if (!stdin_open_) (void)pump_.sendStdinEof();
+    while (!reader_done_.load()) pollOnce();
+    reader.join();
+    ::close(wake_read_);
+    ::close(wake_write_);
+    return pump_.outcome();
+  }
+
+ private:
+  void readLoop() {
+    for (;;) {
+      auto message = conn_.read();
+      if (!message) {
+        pump_.onReadError(message.error());
+        break;
+      }
+      ExecPump::Step step = pump_.onMessage(*message);
+      if (step == ExecPump::Step::kDone) break;
+      if (step == ExecPump::Step::kCredit) poke(wake_write_);
+    }
+    reader_done_.store(true);
+    poke(wake_write_);
+  }
+
+  void pollOnce() {
+    std::array<pollfd, 3> fds{};
+    nfds_t n = 0;
+    fds[n++] = {.fd = wake_read_, .events = POLLIN, .revents = 0};
+    const nfds_t signal_slot = io_.signal_fd >= 0 ? n : fds.size();
+    if (io_.signal_fd >= 0) fds[n++] = {.fd = io_.signal_fd, .events = POLLIN, .revents = 0};
+    // Stdin is read only while the server has granted credit: what we do
+    // not read stays in the pipe, and its writer blocks (backpressure).
+    const uint32_t credit = stdin_open_ ? pump_.stdinCredit() : 0;
+    const nfds_t stdin_slot = credit > 0 ? n : fds.size();
+    if (credit > 0) fds[n++] = {.fd = io_.stdin_fd, .events = POLLIN, .revents = 0};
+    if (::poll(fds.data(), n, -1) < 0) return;  // EINTR: the signal is in the pipe
+    if ((fds[0].revents & POLLIN) != 0) drain(wake_read_);
+    if (signal_slot < n && fds[signal_slot].revents != 0) handleSignals();
+    if (stdin_slot < n && fds[stdin_slot].revents != 0) readStdin(credit);
+  }
+
+  void readStdin(uint32_t credit) {
+    std::string buf(std::min<size_t>(credit, kStdinChunk), '\0');
+    ssize_t got = ::read(io_.stdin_fd, buf.data(), buf.size());
+    if (got < 0 && (errno == EINTR || errno == EAGAIN)) return;
+    if (got > 0) {
+      buf.resize(static_cast<size_t>(got));
+      (void)pump_.sendStdin(buf);  // a failed write ends the session via read()
+      return;
+    }
+    // EOF, or an error (EIO: the terminal hung up): the command's stdin ends.
+    stdin_open_ = false;
+    (void)pump_.sendStdinEof();
+  }
+
+  void handleSignals() {
+    std::array<unsigned char, 64> sigs{};
+    ssize_t got = ::read(io_.signal_fd, sigs.data(), sigs.size());
+    for (ssize_t i = 0; i < got; ++i) {
+      const int sig = sigs[static_cast<size_t>(i)];
+      if (sig == SIGWINCH) {
+        if (io_.winsize_fd < 0) continue;
+        if (auto size = terminalSize(io_.winsize_fd)) {
+          (void)pump_.sendResize(size->first, size->second);
+        }
+      } else if (io_.raw_tty && (sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT)) {
+        stopRemote(sig);
+        return;
+      } else {
+        (void)pump_.sendSignal(sig);
+      }
+    }
+  }
+
+  // vt itself is told to stop while a terminal session runs: kill the
+  // remote command (an interactive shell would ignore a forwarded SIGTERM)
+  // and end; the caller restores the terminal.
+  void stopRemote(int sig) {
+    (void)pump_.sendAbort();
+    pump_.finish({.status = 128 + sig,
+                  .message = std::string("vt: exec: stopped by ") + signalName(sig) +
+                             "; the remote command was killed"});
+    // Ends the reader's read(); bounded by the closing handshake's timeout.
+    (void)conn_.close(http::kCloseNormal, "client stopped");
+  }
+
+  ExecConnection& conn_;
+  ExecPump& pump_;
+  const ExecSessionIo& io_;
+  int wake_read_ = -1;
+  int wake_write_ = -1;
+  bool stdin_open_ = false;
+  std::atomic<bool> reader_done_{false};
+};
+
+}  // namespace
+
+ExecOutcome runExecSession(ExecConnection& conn, ExecPump& pump, const ExecSessionIo& io) {
+  Session session(conn, pump, io);
+  return session.run();
+}
+
+Result<void> FdSink::write(std::string_view bytes) {
+  while (!bytes.empty()) {
+    ssize_t n = ::write(fd_, bytes.data(), bytes.size());
+    if (n > 0) {
+      bytes.remove_prefix(static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) {
+      // An inherited non-blocking stdout: wait until it drains.
+      pollfd p{.fd = fd_, .events = POLLOUT, .revents = 0};
+      (void)::poll(&p, 1, -1);
+      continue;
+    }
+    if (n < 0 && errno == EPIPE) return Error(kErrBrokenPipe, "the reader closed the pipe");
+    return Error(errc::kIo, std::string("write: ") + std::strerror(n < 0 ? errno : EIO));
+  }
+  return {};
+}
+
+SignalPipe::SignalPipe(std::initializer_list<int> signals) {
+  // NOLINTNEXTLINE(cppcoreguidelines-avoid-c-arrays)
+  int fds[2] = {-1, -1};
+  PLFM_ASSERT(makePipe(fds), "SignalPipe: pipe2 failed");
+  read_fd_ = fds[0];
+  write_fd_ = fds[1];
+  int expected = -1;
+  PLFM_ASSERT(g_signal_write_fd.compare_exchange_strong(expected, write_fd_),
+              "only one SignalPipe at a time");
+  struct ::sigaction sa {};
+  sa.sa_handler = onSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  for (int sig : signals) {
+    struct ::sigaction old {};
+    if (::sigaction(sig, &sa, &old) == 0) saved_.emplace_back(sig, old);
+  }
+  struct ::sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  sigemptyset(&ignore.sa_mask);
+  struct ::sigaction old {};
+  if (::sigaction(SIGPIPE, &ignore, &old) == 0) saved_.emplace_back(SIGPIPE, old);
+}
+
+SignalPipe::~SignalPipe() {
+  for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) {
+    ::sigaction(it->first, &it->second, nullptr);
+  }
+  g_signal_write_fd.store(-1);
+  ::close(read_fd_);
+  ::close(write_fd_);
+}
+
+RawMode::RawMode(int fd) : fd_(fd) {
+  if (::tcgetattr(fd_, &saved_) != 0) return;
+  termios raw = saved_;
+  ::cfmakeraw(&raw);
+  active_ = ::tcsetattr(fd_, TCSADRAIN, &raw) == 0;
+}
+
+RawMode::~RawMode() {
+  if (active_) ::tcsetattr(fd_, TCSADRAIN, &saved_);
+}
+
+std::optional<std::pair<uint16_t, uint16_t>> terminalSize(int fd) {
+  winsize ws{};
+  if (::ioctl(fd, TIOCGWINSZ, &ws) != 0 || ws.ws_row == 0 || ws.ws_col == 0) return std::nullopt;
+  return std::make_pair(ws.ws_row, ws.ws_col);
+}
+
+}  // namespace plfm::vt
