@@ -103,8 +103,9 @@ Result<std::string> pickInstance(Invocation& inv) {
     if (!best || id < *best) best = id;
   }
   if (best) return *best;
+  PLFM_ASSIGN_OR_RETURN(auto app, inv.app());  // resolved with the env
   const std::string where = "process `" + process + "` of env " + env.value("name", "") + " (app " +
-                            inv.appSelector() + ")";
+                            app.value("name", "") + ")";
   if (of_type.empty()) {
     return Error(errc::kNotFound, "no instance of " + where)
         .with("hint", "see `vt instances list" + inv.scopeFlags() +

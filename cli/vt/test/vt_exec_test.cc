@@ -1,0 +1,438 @@
+// The real `vt exec` binary against a fake control plane in this process: a
+// libs/http server with POST /v1/instances/{id}/exec (the ticket) and GET
+// /v1/exec (the WebSocket), whose "remote command" is scripted by argv[0]
+// and which enforces the credit rules of exec-sessions.md like the real
+// hops do. Covers exit status propagation, binary-safe stdin/stdout with
+// credit, signal forwarding, lost and refused sessions, and API errors.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "plfm/core/process.h"
+#include "plfm/guest_proto/exec.h"
+#include "plfm/guest_proto/frame.h"
+#include "plfm/http/http.h"
+#include "plfm/http/websocket.h"
+#include "plfm/testing/temp_dir.h"
+
+namespace plfm::vt {
+namespace {
+
+namespace gp = guest_proto;
+using nlohmann::json;
+
+constexpr const char* kInstance = "inst_01jc0000000000000000000001";
+constexpr const char* kOther = "inst_01jc0000000000000000000002";
+constexpr const char* kMissing = "inst_01jc0000000000000000000009";
+constexpr const char* kEnv = "env_01jc0000000000000000000001";
+constexpr const char* kApp = "app_01jc0000000000000000000001";
+constexpr const char* kOrg = "org_01jc0000000000000000000001";
+
+std::string frame(const auto& m) {
+  auto f = gp::encode(m, gp::kFirstExecStream);
+  EXPECT_TRUE(f);
+  return f ? *f : std::string();
+}
+
+std::string exitFrame(gp::ExecExitKind kind, int code) {
+  return frame(gp::ExecExit{.kind = kind, .code = code, .message = ""});
+}
+
+// One session of the fake's "remote command".
+class FakeRemote {
+ public:
+  FakeRemote(http::WebSocket& ws, std::vector<std::string> argv, std::string* violation,
+             std::atomic<bool>* ready, std::atomic<int>* signal)
+      : ws_(ws), argv_(std::move(argv)), violation_(violation), ready_(ready), signal_(signal) {}
+
+  void run() {
+    const std::string& cmd = argv_.at(0);
+    if (cmd == "exit") {
+      (void)ws_.write(exitFrame(gp::ExecExitKind::kExited, std::stoi(argv_.at(1))));
+    } else if (cmd == "lost") {
+      (void)ws_.close(4000, "the instance's VM exited");
+    } else if (cmd == "refused") {
+      (void)ws_.close(4001, "too many exec sessions");
+    } else if (cmd == "notfound") {
+      (void)ws_.write(frame(gp::ExecExit{
+          .kind = gp::ExecExitKind::kNotStarted, .code = 127, .message = "nope: not found"}));
+    } else if (cmd == "streams") {
+      (void)ws_.write(frame(gp::ExecData{.fd = gp::ExecFd::kStdout, .data = "to stdout\n"}));
+      (void)ws_.write(frame(gp::ExecData{.fd = gp::ExecFd::kStderr, .data = "to stderr\n"}));
+      (void)ws_.write(exitFrame(gp::ExecExitKind::kExited, 0));
+    } else if (cmd == "sleep") {
+      sleepUntilSignal();
+    } else if (cmd == "cat") {
+      cat();
+    }
+  }
+
+ private:
+  void violation(const std::string& what) {
+    *violation_ = what;
+    (void)ws_.close(http::kClosePolicyViolation, what);
+  }
+
+  // Waits for EXEC_SIGNAL N, then dies of it.
+  void sleepUntilSignal() {
+    while (auto m = ws_.read()) {
+      gp::Decoder d;
+      d.feed(*m);
+      auto f = d.next();
+      if (!f || !f->has_value()) return violation("bad frame");
+      // vt sends stdin_eof (no -i) once its signal handlers are in place.
+      if ((*f)->type == gp::FrameType::kExecClose) ready_->store(true);
+      if ((*f)->type == gp::FrameType::kExecSignal) {
+        auto sig = gp::decodeExecSignal((*f)->payload);
+        signal_->store(sig->signal);
+        (void)ws_.write(exitFrame(gp::ExecExitKind::kSignaled, sig->signal));
+        return;
+      }
+    }
+  }
+
+  // Echoes stdin to stdout. Stdin credit is granted only as bytes are
+  // echoed, and output is sent only within the client's output credit.
+  void cat() {
+    uint64_t stdin_credit = gp::kExecInitialWindow;  // what the client may still send
+    uint64_t out_credit = gp::kExecInitialWindow;    // what we may still send
+    uint64_t consumed = 0;                           // echoed since our last WINDOW
+    std::string pending;
+    bool eof = false;
+    for (;;) {
+      // Send what the credit allows.
+      while (!pending.empty() && out_credit > 0) {
+        size_t n = std::min<size_t>({pending.size(), out_credit, gp::kMaxExecDataBytes});
+        if (!ws_.write(
+                frame(gp::ExecData{.fd = gp::ExecFd::kStdout, .data = pending.substr(0, n)})))
+          return;
+        pending.erase(0, n);
+        out_credit -= n;
+        consumed += n;
+      }
+      if (consumed >= gp::kExecInitialWindow / 2 ||
+          (consumed > 0 && pending.empty() && stdin_credit < gp::kMaxExecDataBytes)) {
+        (void)ws_.write(frame(gp::ExecWindow{.increment = static_cast<uint32_t>(consumed)}));
+        stdin_credit += consumed;
+        consumed = 0;
+      }
+      if (eof && pending.empty()) {
+        (void)ws_.write(exitFrame(gp::ExecExitKind::kExited, 0));
+        return;
+      }
+      auto m = ws_.read();
+      if (!m) return;
+      gp::Decoder d;
+      d.feed(*m);
+      auto f = d.next();
+      if (!f || !f->has_value() || d.buffered() != 0) return violation("not one frame");
+      const gp::Frame& fr = **f;
+      if (fr.type == gp::FrameType::kExecData) {
+        auto data = gp::decodeExecData(fr.payload);
+        if (!data || data->fd != gp::ExecFd::kStdin) return violation("bad stdin");
+        if (data->data.size() > stdin_credit) return violation("stdin beyond the credit");
+        stdin_credit -= data->data.size();
+        pending += data->data;
+      } else if (fr.type == gp::FrameType::kExecWindow) {
+        out_credit += gp::decodeExecWindow(fr.payload)->increment;
+        if (out_credit > gp::kMaxExecCredit) return violation("output credit too high");
+      } else if (fr.type == gp::FrameType::kExecClose) {
+        eof = true;
+      } else {
+        return violation("unexpected " + gp::frameTypeName(fr.type));
+      }
+    }
+  }
+
+  http::WebSocket& ws_;
+  std::vector<std::string> argv_;
+  std::string* violation_;
+  std::atomic<bool>* ready_;
+  std::atomic<int>* signal_;
+};
+
+class FakeControlPlane {
+ public:
+  FakeControlPlane() {
+    router_.add("POST", "/v1/instances/{id}/exec",
+                [this](http::Request& req) { return postExec(req); });
+    router_.add("GET", "/v1/exec", [this](http::Request& req) { return getExec(req); });
+    router_.add("GET", "/v1/orgs/{id}", [](http::Request&) {
+      return http::Response::json(200, json{{"id", kOrg}, {"name", "acme"}}.dump());
+    });
+    router_.add("GET", "/v1/apps/{id}", [](http::Request&) {
+      return http::Response::json(200, json{{"id", kApp}, {"name", "hello"}}.dump());
+    });
+    router_.add("GET", "/v1/envs/{id}", [](http::Request&) {
+      return http::Response::json(200, json{{"id", kEnv}, {"name", "prod"}}.dump());
+    });
+    router_.add("GET", "/v1/envs/{id}/instances", [this](http::Request&) {
+      std::lock_guard lock(mu_);
+      return http::Response::json(200,
+                                  json{{"items", instances_}, {"summary", json::array()}}.dump());
+    });
+    server_ =
+        std::make_unique<http::Server>(http::ServerOptions{.listen = {"[::1]:0"}},
+                                       [this](http::Request& r) { return router_.dispatch(r); });
+    EXPECT_TRUE(server_->start());
+  }
+  ~FakeControlPlane() { server_->stop(std::chrono::milliseconds(0)); }
+
+  [[nodiscard]] std::string url() const { return "http://" + server_->endpoints()[0]; }
+
+  void setInstances(json items) {
+    std::lock_guard lock(mu_);
+    instances_ = std::move(items);
+  }
+  [[nodiscard]] json lastPost() {
+    std::lock_guard lock(mu_);
+    return last_post_;
+  }
+  [[nodiscard]] std::string lastPostInstance() {
+    std::lock_guard lock(mu_);
+    return last_post_instance_;
+  }
+  [[nodiscard]] std::string violation() {
+    std::lock_guard lock(mu_);
+    return violation_;
+  }
+  [[nodiscard]] int sessions() const { return sessions_.load(); }
+
+ private:
+  http::Response postExec(http::Request& req) {
+    std::string id(req.param("id"));
+    if (id == kMissing) {
+      return http::Response::json(404, json{{"error",
+                                             {{"code", "not_found"},
+                                              {"message", "instance " + id + " not found"},
+                                              {"details", json::object()}}}}
+                                           .dump());
+    }
+    if (!req.header("Idempotency-Key") || req.header("Authorization") != "Bearer vt_test") {
+      return http::Response::json(400, R"({"error":{"code":"bad_request","message":"no key"}})");
+    }
+    json body = json::parse(req.body);
+    std::lock_guard lock(mu_);
+    last_post_ = body;
+    last_post_instance_ = id;
+    std::string ticket = "vxt_test" + std::to_string(tickets_.size());
+    tickets_[ticket] = body["argv"].get<std::vector<std::string>>();
+    return http::Response::json(201, json{{"ticket", ticket},
+                                          {"expires_at", "2026-12-06T10:00:00Z"},
+                                          {"session_id", "xs_01jc0000000000000000000001"},
+                                          {"instance_id", id},
+                                          {"url", "/v1/exec"}}
+                                         .dump());
+  }
+
+  http::Response getExec(http::Request& req) {
+    std::vector<std::string> argv;
+    {
+      std::lock_guard lock(mu_);
+      auto t = req.header("X-Plfm-Exec-Ticket");
+      auto it = t ? tickets_.find(std::string(*t)) : tickets_.end();
+      if (it == tickets_.end() || req.header("Authorization")) {
+        return http::Response::json(401, R"({"error":{"code":"unauthenticated","message":"no"}})");
+      }
+      argv = it->second;
+      tickets_.erase(it);  // single use
+    }
+    return http::acceptWebSocket(req, {}, [this, argv](http::WebSocket& ws) {
+      ++sessions_;
+      std::string violation;
+      FakeRemote(ws, argv, &violation, &ready_, &signal_).run();
+      if (!violation.empty()) {
+        std::lock_guard lock(mu_);
+        violation_ = violation;
+      }
+    });
+  }
+
+  http::Router router_;
+  std::unique_ptr<http::Server> server_;
+  std::mutex mu_;
+  std::map<std::string, std::vector<std::string>> tickets_;
+  json last_post_;
+  std::string last_post_instance_;
+  json instances_ = json::array();
+  std::string violation_;
+  std::atomic<int> sessions_{0};
+
+ public:
+  std::atomic<bool> ready_{false};  // a "sleep" session got stdin_eof
+  std::atomic<int> signal_{0};      // the signal it got
+};
+
+struct VtRun {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+class VtExecTest : public ::testing::Test {
+ protected:
+  std::vector<std::string> env() {
+    return {"VT_CONFIG_DIR=" + dir_.path(),
+            "VT_URL=" + cp_.url(),
+            "VT_TOKEN=vt_test",
+            "VT_ORG=" + std::string(kOrg),
+            "VT_APP=" + std::string(kApp),
+            "VT_ENV=" + std::string(kEnv),
+            "NO_COLOR=1"};
+  }
+
+  Result<Process> start(const std::vector<std::string>& args, const std::string& stdin_data = "") {
+    std::vector<std::string> argv = {PLFM_VT_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::filesystem::remove(dir_.file("out"));
+    std::filesystem::remove(dir_.file("err"));
+    (void)writeFileAtomic(dir_.file("in"), stdin_data);
+    SpawnOptions o;
+    o.stdout_path = dir_.file("out");
+    o.stderr_path = dir_.file("err");
+    o.env = env();
+    int in_fd = ::open(dir_.file("in").c_str(), O_RDONLY | O_CLOEXEC);
+    o.stdin_fd = in_fd;
+    auto p = spawn(argv, o);
+    ::close(in_fd);
+    return p;
+  }
+
+  VtRun finish(Process& p) {
+    VtRun r;
+    auto status = p.waitFor(std::chrono::seconds(60));
+    if (!status) {
+      p.signal(SIGKILL);
+      r.err = "vt timed out";
+      return r;
+    }
+    r.code = exitCodeOf(*status);
+    r.out = readFile(dir_.file("out")).value_or("");
+    r.err = readFile(dir_.file("err")).value_or("");
+    return r;
+  }
+
+  VtRun vt(const std::vector<std::string>& args, const std::string& stdin_data = "") {
+    auto p = start(args, stdin_data);
+    if (!p) return {.code = -1, .out = "", .err = p.error().toString()};
+    return finish(*p);
+  }
+
+  plfm::testing::TempDir dir_{"vt-exec"};
+  FakeControlPlane cp_;
+};
+
+TEST_F(VtExecTest, TheRemoteExitStatusIsVtsStatus) {
+  for (int code : {0, 1, 42, 255}) {
+    VtRun r = vt({"exec", "--instance", kInstance, "--", "exit", std::to_string(code)});
+    EXPECT_EQ(r.code, code) << r.err;
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err, "");
+  }
+  // Without a terminal: pipes, no size, argv as given.
+  EXPECT_EQ(cp_.lastPost(), json({{"argv", {"exit", "255"}}, {"tty", false}}));
+  EXPECT_EQ(cp_.lastPostInstance(), kInstance);
+}
+
+TEST_F(VtExecTest, StdoutAndStderrStaySeparateAndNotStartedSaysWhy) {
+  VtRun r = vt({"exec", "--instance", kInstance, "--", "streams"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, "to stdout\n");
+  EXPECT_EQ(r.err, "to stderr\n");
+  r = vt({"exec", "--instance", kInstance, "--", "notfound"});
+  EXPECT_EQ(r.code, 127);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "vt: exec: nope: not found\n");
+}
+
+TEST_F(VtExecTest, StdinIsBinarySafeAndCreditIsRespected) {
+  std::string data(4 << 20, '\0');
+  std::mt19937 rng(17);
+  for (char& c : data) c = static_cast<char>(rng() & 0xff);
+  VtRun r = vt({"exec", "-i", "--instance", kInstance, "--", "cat"}, data);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(cp_.violation(), "");
+  ASSERT_EQ(r.out.size(), data.size());
+  EXPECT_TRUE(r.out == data);
+  EXPECT_EQ(r.err, "");
+  // Without -i, stdin is not read: the command gets EOF at once.
+  r = vt({"exec", "--instance", kInstance, "--", "cat"}, "ignored");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+}
+
+TEST_F(VtExecTest, SignalsToVtReachTheRemoteCommand) {
+  auto p = start({"exec", "--instance", kInstance, "--", "sleep"});
+  ASSERT_TRUE(p);
+  for (int i = 0; i < 1000 && !cp_.ready_.load(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(cp_.ready_.load());
+  p->signal(SIGINT);
+  VtRun r = finish(*p);
+  EXPECT_EQ(cp_.signal_.load(), SIGINT);  // forwarded, not vt dying of it
+  EXPECT_EQ(r.code, 130) << r.err;
+  EXPECT_EQ(r.err, "");
+}
+
+TEST_F(VtExecTest, LostAndRefusedSessionsExit255WithAVtLine) {
+  VtRun r = vt({"exec", "--instance", kInstance, "--", "lost"});
+  EXPECT_EQ(r.code, 255);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "vt: exec session lost: the instance's VM exited\n");
+  r = vt({"exec", "--instance", kInstance, "--", "refused"});
+  EXPECT_EQ(r.code, 255);
+  EXPECT_EQ(r.err, "vt: exec refused: too many exec sessions\n");
+}
+
+TEST_F(VtExecTest, ApiErrorsExit255WithTheServersMessage) {
+  VtRun r = vt({"exec", "--instance", kMissing, "--", "exit", "0"});
+  EXPECT_EQ(r.code, 255);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "vt: instance inst_01jc0000000000000000000009 not found\n");
+}
+
+TEST_F(VtExecTest, WithoutInstanceTheLowestHealthyOneOfTheProcessIsPicked) {
+  auto inst = [](const char* id, const char* type, const char* state) {
+    return json{{"id", id},
+                {"process_type", type},
+                {"current_state", state},
+                {"desired_state", "run"},
+                {"node_id", nullptr},
+                {"reason", nullptr}};
+  };
+  cp_.setInstances(json::array({inst("inst_01jc0000000000000000000003", "web", "healthy"),
+                                inst(kOther, "web", "healthy"), inst(kInstance, "web", "booting"),
+                                inst("inst_01jc0000000000000000000000", "worker", "healthy")}));
+  VtRun r = vt({"exec", "--", "exit", "7"});
+  EXPECT_EQ(r.code, 7) << r.err;
+  EXPECT_EQ(cp_.lastPostInstance(), kOther);
+  r = vt({"exec", "--process", "worker", "--", "exit", "8"});
+  EXPECT_EQ(r.code, 8) << r.err;
+  EXPECT_EQ(cp_.lastPostInstance(), "inst_01jc0000000000000000000000");
+  cp_.setInstances(json::array({inst(kInstance, "web", "unhealthy")}));
+  r = vt({"exec", "--", "exit", "0"});
+  EXPECT_EQ(r.code, 255);
+  EXPECT_EQ(r.err, "vt: no healthy instance of process `web` of env prod (app hello): " +
+                       std::string(kInstance) +
+                       " unhealthy\n"
+                       "vt: hint: pick one that runs with --instance ID\n");
+  r = vt({"exec", "--process", "cron", "--", "exit", "0"});
+  EXPECT_EQ(r.code, 255);
+  EXPECT_NE(r.err.find("vt: no instance of process `cron`"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace plfm::vt
