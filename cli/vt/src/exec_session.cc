@@ -8,6 +8,7 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <string>
@@ -80,7 +81,13 @@ class Session {
     std::thread reader([this] { readLoop(); });
     stdin_open_ = io_.stdin_fd >= 0;
     if (!stdin_open_) (void)pump_.sendStdinEof();
-    while (!reader_done_.load()) pollOnce();
+    while (!pump_.done() && !reader_done_.load()) pollOnce();
+    // The server closes the connection after EXIT (or an abort's EXIT): let
+    // the reader see that close before anything closes from this side. Two
+    // closes crossing on the wire are what a careless client adds to every
+    // session's end, and libs/http's WebSocket can stall on them.
+    waitForReader(io_.close_grace);
+    if (!reader_done_.load()) (void)conn_.close(http::kCloseNormal, "");
     reader.join();
     ::close(wake_read_);
     ::close(wake_write_);
@@ -88,19 +95,31 @@ class Session {
   }
 
  private:
+  // Reads until the connection ends, also after the session is over, so
+  // that the server's closing handshake completes on its own.
   void readLoop() {
     for (;;) {
       auto message = conn_.read();
       if (!message) {
-        pump_.onReadError(message.error());
+        pump_.onReadError(message.error());  // nothing once the session is over
         break;
       }
-      ExecPump::Step step = pump_.onMessage(*message);
-      if (step == ExecPump::Step::kDone) break;
-      if (step == ExecPump::Step::kCredit) poke(wake_write_);
+      ExecPump::Step step = pump_.onMessage(*message);  // ignored once over
+      if (step != ExecPump::Step::kContinue) poke(wake_write_);
     }
     reader_done_.store(true);
     poke(wake_write_);
+  }
+
+  void waitForReader(std::chrono::milliseconds grace) {
+    const auto deadline = std::chrono::steady_clock::now() + grace;
+    while (!reader_done_.load()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return;
+      pollfd p{.fd = wake_read_, .events = POLLIN, .revents = 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) > 0) drain(wake_read_);
+    }
   }
 
   void pollOnce() {
@@ -157,12 +176,12 @@ class Session {
   // remote command (an interactive shell would ignore a forwarded SIGTERM)
   // and end; the caller restores the terminal.
   void stopRemote(int sig) {
-    (void)pump_.sendAbort();
+    // The outcome first: the EXIT signaled(9) that the abort brings back
+    // must not win the race.
     pump_.finish({.status = 128 + sig,
                   .message = std::string("vt: exec: stopped by ") + signalName(sig) +
                              "; the remote command was killed"});
-    // Ends the reader's read(); bounded by the closing handshake's timeout.
-    (void)conn_.close(http::kCloseNormal, "client stopped");
+    (void)pump_.sendAbort();  // the server answers with EXIT and closes
   }
 
   ExecConnection& conn_;

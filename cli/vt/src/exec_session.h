@@ -15,6 +15,7 @@
 
 #include <csignal>
 
+#include <chrono>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -32,9 +33,13 @@ struct ExecSessionIo {
   int winsize_fd = -1;   // a terminal whose size SIGWINCH sends; -1: none
   int signal_fd = -1;    // SignalPipe::fd(), or -1
   bool raw_tty = false;  // the local terminal is raw: SIGTERM/SIGHUP/SIGQUIT abort the session
+  // Once the session is over, how long to wait for the server's close
+  // before closing from this side.
+  std::chrono::milliseconds close_grace{2000};
 };
 
-// Runs the session until the pump is done; returns how it ended.
+// Runs the session until the pump is done and the server closed the
+// connection (or close_grace passed); returns how it ended.
 // SIGINT/SIGTERM/SIGHUP/SIGQUIT read from signal_fd become EXEC_SIGNAL
 // (except the last three with raw_tty: the remote command is aborted, since
 // an interactive shell ignores SIGTERM, and `vt` ends with 128 + N);

@@ -6,12 +6,18 @@
 // credit, signal forwarding, lost and refused sessions, and API errors.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <pty.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -50,12 +56,23 @@ std::string exitFrame(gp::ExecExitKind kind, int code) {
   return frame(gp::ExecExit{.kind = kind, .code = code, .message = ""});
 }
 
+// What the fake's sessions saw, for the tests to check.
+struct Observed {
+  std::atomic<bool> ready{false};  // a "sleep" session got stdin_eof
+  std::atomic<int> signal{0};      // the signal it got
+  std::mutex mu;
+  std::string tty_input;  // stdin bytes of "tty" sessions
+  int rows = 0;           // their last EXEC_RESIZE
+  int cols = 0;
+  bool aborted = false;  // EXEC_CLOSE abort arrived
+};
+
 // One session of the fake's "remote command".
 class FakeRemote {
  public:
   FakeRemote(http::WebSocket& ws, std::vector<std::string> argv, std::string* violation,
-             std::atomic<bool>* ready, std::atomic<int>* signal)
-      : ws_(ws), argv_(std::move(argv)), violation_(violation), ready_(ready), signal_(signal) {}
+             Observed* seen)
+      : ws_(ws), argv_(std::move(argv)), violation_(violation), seen_(seen) {}
 
   void run() {
     const std::string& cmd = argv_.at(0);
@@ -76,6 +93,8 @@ class FakeRemote {
       sleepUntilSignal();
     } else if (cmd == "cat") {
       cat();
+    } else if (cmd == "tty") {
+      tty();
     }
   }
 
@@ -93,11 +112,42 @@ class FakeRemote {
       auto f = d.next();
       if (!f || !f->has_value()) return violation("bad frame");
       // vt sends stdin_eof (no -i) once its signal handlers are in place.
-      if ((*f)->type == gp::FrameType::kExecClose) ready_->store(true);
+      if ((*f)->type == gp::FrameType::kExecClose) seen_->ready.store(true);
       if ((*f)->type == gp::FrameType::kExecSignal) {
         auto sig = gp::decodeExecSignal((*f)->payload);
-        signal_->store(sig->signal);
+        seen_->signal.store(sig->signal);
         (void)ws_.write(exitFrame(gp::ExecExitKind::kSignaled, sig->signal));
+        return;
+      }
+    }
+  }
+
+  // A terminal session: records keystrokes and sizes, echoes the keys;
+  // "q" exits 5, an abort ends it as SIGKILL would.
+  void tty() {
+    while (auto m = ws_.read()) {
+      gp::Decoder d;
+      d.feed(*m);
+      auto f = d.next();
+      if (!f || !f->has_value()) return violation("bad frame");
+      const gp::Frame& fr = **f;
+      std::lock_guard lock(seen_->mu);
+      if (fr.type == gp::FrameType::kExecData) {
+        auto data = gp::decodeExecData(fr.payload);
+        seen_->tty_input += data->data;
+        if (data->data.find('q') != std::string::npos) {
+          (void)ws_.write(exitFrame(gp::ExecExitKind::kExited, 5));
+          return;
+        }
+        (void)ws_.write(frame(gp::ExecData{.fd = gp::ExecFd::kStdout, .data = data->data}));
+      } else if (fr.type == gp::FrameType::kExecResize) {
+        auto r = gp::decodeExecResize(fr.payload);
+        seen_->rows = r->rows;
+        seen_->cols = r->cols;
+      } else if (fr.type == gp::FrameType::kExecClose &&
+                 gp::decodeExecClose(fr.payload)->kind == gp::ExecCloseKind::kAbort) {
+        seen_->aborted = true;
+        (void)ws_.write(exitFrame(gp::ExecExitKind::kSignaled, 9));
         return;
       }
     }
@@ -159,8 +209,7 @@ class FakeRemote {
   http::WebSocket& ws_;
   std::vector<std::string> argv_;
   std::string* violation_;
-  std::atomic<bool>* ready_;
-  std::atomic<int>* signal_;
+  Observed* seen_;
 };
 
 class FakeControlPlane {
@@ -252,7 +301,7 @@ class FakeControlPlane {
     return http::acceptWebSocket(req, {}, [this, argv](http::WebSocket& ws) {
       ++sessions_;
       std::string violation;
-      FakeRemote(ws, argv, &violation, &ready_, &signal_).run();
+      FakeRemote(ws, argv, &violation, &seen).run();
       if (!violation.empty()) {
         std::lock_guard lock(mu_);
         violation_ = violation;
@@ -271,8 +320,7 @@ class FakeControlPlane {
   std::atomic<int> sessions_{0};
 
  public:
-  std::atomic<bool> ready_{false};  // a "sleep" session got stdin_eof
-  std::atomic<int> signal_{0};      // the signal it got
+  Observed seen;
 };
 
 struct VtRun {
@@ -376,13 +424,13 @@ TEST_F(VtExecTest, StdinIsBinarySafeAndCreditIsRespected) {
 TEST_F(VtExecTest, SignalsToVtReachTheRemoteCommand) {
   auto p = start({"exec", "--instance", kInstance, "--", "sleep"});
   ASSERT_TRUE(p);
-  for (int i = 0; i < 1000 && !cp_.ready_.load(); ++i) {
+  for (int i = 0; i < 1000 && !cp_.seen.ready.load(); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  ASSERT_TRUE(cp_.ready_.load());
+  ASSERT_TRUE(cp_.seen.ready.load());
   p->signal(SIGINT);
   VtRun r = finish(*p);
-  EXPECT_EQ(cp_.signal_.load(), SIGINT);  // forwarded, not vt dying of it
+  EXPECT_EQ(cp_.seen.signal.load(), SIGINT);  // forwarded, not vt dying of it
   EXPECT_EQ(r.code, 130) << r.err;
   EXPECT_EQ(r.err, "");
 }
@@ -432,6 +480,152 @@ TEST_F(VtExecTest, WithoutInstanceTheLowestHealthyOneOfTheProcessIsPicked) {
   r = vt({"exec", "--process", "cron", "--", "exit", "0"});
   EXPECT_EQ(r.code, 255);
   EXPECT_NE(r.err.find("vt: no instance of process `cron`"), std::string::npos) << r.err;
+}
+
+// A pseudo-terminal for vt's stdin and stdout, as a user's terminal would be.
+class Pty {
+ public:
+  Pty() {
+    winsize ws{};
+    ws.ws_row = 30;
+    ws.ws_col = 100;
+    EXPECT_EQ(::openpty(&master_, &slave_, nullptr, nullptr, &ws), 0);
+    ::fcntl(master_, F_SETFD, FD_CLOEXEC);
+    ::fcntl(slave_, F_SETFD, FD_CLOEXEC);
+    EXPECT_EQ(::tcgetattr(slave_, &initial_), 0);
+    // Drain what vt writes, so that it never blocks on a full terminal.
+    drainer_ = std::thread([this] {
+      std::array<char, 4096> buf{};
+      for (;;) {
+        pollfd p{.fd = master_, .events = POLLIN, .revents = 0};
+        if (::poll(&p, 1, 50) < 0 || stop_.load()) return;
+        if ((p.revents & POLLIN) == 0) continue;
+        ssize_t n = ::read(master_, buf.data(), buf.size());
+        if (n <= 0) continue;
+        std::lock_guard lock(mu_);
+        output_.append(buf.data(), static_cast<size_t>(n));
+      }
+    });
+  }
+  ~Pty() {
+    stop_.store(true);
+    drainer_.join();
+    ::close(master_);
+    ::close(slave_);
+  }
+  Pty(const Pty&) = delete;
+  Pty& operator=(const Pty&) = delete;
+
+  [[nodiscard]] int slave() const { return slave_; }
+  [[nodiscard]] std::string slaveName() const { return ::ttyname(slave_); }
+  void type(std::string_view keys) const {
+    ASSERT_EQ(::write(master_, keys.data(), keys.size()), static_cast<ssize_t>(keys.size()));
+  }
+  void resize(int rows, int cols) const {
+    winsize ws{};
+    ws.ws_row = static_cast<uint16_t>(rows);
+    ws.ws_col = static_cast<uint16_t>(cols);
+    ASSERT_EQ(::ioctl(master_, TIOCSWINSZ, &ws), 0);
+  }
+  [[nodiscard]] bool isRaw() const {
+    termios t{};
+    return ::tcgetattr(slave_, &t) == 0 && (t.c_lflag & (ICANON | ECHO | ISIG)) == 0;
+  }
+  // The settings are the ones the terminal had before vt ran.
+  [[nodiscard]] bool restored() const {
+    termios t{};
+    return ::tcgetattr(slave_, &t) == 0 && t.c_lflag == initial_.c_lflag &&
+           t.c_iflag == initial_.c_iflag && t.c_oflag == initial_.c_oflag &&
+           t.c_cflag == initial_.c_cflag;
+  }
+  [[nodiscard]] std::string output() {
+    std::lock_guard lock(mu_);
+    return output_;
+  }
+
+ private:
+  int master_ = -1;
+  int slave_ = -1;
+  termios initial_{};
+  std::thread drainer_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::string output_;
+};
+
+template <class F>
+bool eventually(F f) {
+  for (int i = 0; i < 1000; ++i) {
+    if (f()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+TEST_F(VtExecTest, OnATerminalKeysGoRawResizeFollowsAndTheTerminalIsRestored) {
+  Pty pty;
+  std::vector<std::string> argv = {PLFM_VT_BIN, "exec", "--instance", kInstance, "--", "tty"};
+  SpawnOptions o;
+  o.stdin_fd = pty.slave();
+  o.stdout_path = pty.slaveName();
+  o.stderr_path = dir_.file("tty-err");
+  o.env = env();
+  auto p = spawn(argv, o);
+  ASSERT_TRUE(p);
+  // -i -t by default, with the terminal's size; raw mode once the session runs.
+  ASSERT_TRUE(eventually([&] { return pty.isRaw(); }));
+  EXPECT_EQ(cp_.lastPost(), json({{"argv", {"tty"}}, {"tty", true}, {"rows", 30}, {"cols", 100}}));
+  // Ctrl-C is a byte for the remote terminal, not a signal to vt.
+  pty.type("a\x03b");
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard lock(cp_.seen.mu);
+    return cp_.seen.tty_input == "a\x03b";
+  }));
+  ASSERT_TRUE(eventually([&] { return pty.output().find("a\x03b") != std::string::npos; }));
+  pty.resize(40, 120);
+  p->signal(SIGWINCH);
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard lock(cp_.seen.mu);
+    return cp_.seen.rows == 40 && cp_.seen.cols == 120;
+  }));
+  pty.type("q");
+  auto status = p->waitFor(std::chrono::seconds(30));
+  ASSERT_TRUE(status);
+  EXPECT_EQ(exitCodeOf(*status), 5);
+  EXPECT_TRUE(pty.restored());
+  EXPECT_EQ(readFile(dir_.file("tty-err")).value_or("?"), "");
+}
+
+TEST_F(VtExecTest, SigtermDuringATerminalSessionKillsTheRemoteAndRestoresTheTerminal) {
+  for (int sig : {SIGTERM, SIGHUP}) {
+    Pty pty;
+    std::vector<std::string> argv = {PLFM_VT_BIN, "exec", "--instance", kInstance, "--", "tty"};
+    SpawnOptions o;
+    o.stdin_fd = pty.slave();
+    o.stdout_path = pty.slaveName();
+    o.stderr_path = dir_.file("tty-err");
+    std::filesystem::remove(dir_.file("tty-err"));
+    o.env = env();
+    {
+      std::lock_guard lock(cp_.seen.mu);
+      cp_.seen.aborted = false;
+    }
+    auto p = spawn(argv, o);
+    ASSERT_TRUE(p);
+    ASSERT_TRUE(eventually([&] { return pty.isRaw(); }));
+    p->signal(sig);
+    auto status = p->waitFor(std::chrono::seconds(30));
+    ASSERT_TRUE(status) << sig;
+    EXPECT_EQ(exitCodeOf(*status), 128 + sig);
+    EXPECT_TRUE(pty.restored());
+    EXPECT_TRUE(eventually([&] {
+      std::lock_guard lock(cp_.seen.mu);
+      return cp_.seen.aborted;
+    }));
+    EXPECT_EQ(readFile(dir_.file("tty-err")).value_or(""),
+              std::string("vt: exec: stopped by ") + (sig == SIGTERM ? "SIGTERM" : "SIGHUP") +
+                  "; the remote command was killed\n");
+  }
 }
 
 }  // namespace

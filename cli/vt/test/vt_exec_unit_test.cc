@@ -407,10 +407,13 @@ TEST(ExecSessionTest, StdinIsCopiedWithinCreditThenEof) {
   EXPECT_EQ(got, data);
   EXPECT_EQ(gp::decodeExecClose(conn.sent().back().payload)->kind, gp::ExecCloseKind::kStdinEof);
   conn.serve(gp::ExecExit{.kind = gp::ExecExitKind::kExited, .code = 3, .message = ""});
+  conn.end(FakeConnection::closedError(1000, ""));  // as the server does after EXIT
   session.join();
   writer.join();
   ASSERT_TRUE(outcome);
   EXPECT_EQ(outcome->status, 3);
+  // The server's close ended it: vt sent no close of its own to cross it.
+  EXPECT_FALSE(conn.closeCode());
 }
 
 TEST(ExecSessionTest, WithoutStdinEofIsSentAtOnce) {
@@ -447,6 +450,7 @@ TEST(ExecSessionTest, SignalsBecomeSignalFramesOrAnAbortOnARawTerminal) {
     EXPECT_EQ(gp::decodeExecSignal(conn.waitFor(gp::FrameType::kExecSignal)->payload)->signal,
               SIGINT);
     conn.serve(gp::ExecExit{.kind = gp::ExecExitKind::kSignaled, .code = SIGINT, .message = ""});
+    conn.end(FakeConnection::closedError(1000, ""));
     session.join();
     EXPECT_EQ(outcome->status, 130);
     // SIGWINCH without a terminal sends nothing.
@@ -459,8 +463,11 @@ TEST(ExecSessionTest, SignalsBecomeSignalFramesOrAnAbortOnARawTerminal) {
     ExecPump pump(conn, o, e);
     Pipe sigs;
     std::optional<ExecOutcome> outcome;
-    std::thread session(
-        [&] { outcome = runExecSession(conn, pump, {.signal_fd = sigs.r, .raw_tty = true}); });
+    std::thread session([&] {
+      outcome = runExecSession(
+          conn, pump,
+          {.signal_fd = sigs.r, .raw_tty = true, .close_grace = std::chrono::milliseconds(50)});
+    });
     unsigned char s = SIGHUP;
     ASSERT_EQ(::write(sigs.w, &s, 1), 1);
     session.join();
@@ -469,6 +476,7 @@ TEST(ExecSessionTest, SignalsBecomeSignalFramesOrAnAbortOnARawTerminal) {
     auto abort = conn.waitFor(gp::FrameType::kExecClose, 1);  // after stdin_eof
     ASSERT_TRUE(abort);
     EXPECT_EQ(gp::decodeExecClose(abort->payload)->kind, gp::ExecCloseKind::kAbort);
+    // This fake never answers the abort: vt closes after the grace period.
     EXPECT_EQ(conn.closeCode(), http::kCloseNormal);
   }
 }
