@@ -147,7 +147,9 @@ Result<Ticket> requestTicket(Invocation& inv, const std::string& instance, const
   // The ticket goes only to the control plane we asked: a path on it, never
   // another host ("//host/...", "https://...").
   if (path.empty() || path[0] != '/' || path.starts_with("//")) {
-    return Error(errc::kInternal, "the control plane named an exec URL that is not a path on it");
+    return Error(errc::kFailedPrecondition,
+                 "the control plane named an exec URL that is not a path on it")
+        .with("hint", "the ticket was not sent anywhere; check the URL `vt context show` prints");
   }
   return Ticket{.ticket = ticket.get<std::string>(), .url = path};
 }

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <pty.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -85,6 +86,8 @@ class FakeRemote {
     } else if (cmd == "notfound") {
       (void)ws_.write(frame(gp::ExecExit{
           .kind = gp::ExecExitKind::kNotStarted, .code = 127, .message = "nope: not found"}));
+    } else if (cmd == "yes") {
+      yes();
     } else if (cmd == "streams") {
       (void)ws_.write(frame(gp::ExecData{.fd = gp::ExecFd::kStdout, .data = "to stdout\n"}));
       (void)ws_.write(frame(gp::ExecData{.fd = gp::ExecFd::kStderr, .data = "to stderr\n"}));
@@ -117,6 +120,33 @@ class FakeRemote {
         auto sig = gp::decodeExecSignal((*f)->payload);
         seen_->signal.store(sig->signal);
         (void)ws_.write(exitFrame(gp::ExecExitKind::kSignaled, sig->signal));
+        return;
+      }
+    }
+  }
+
+  // Endless output within the client's credit, until an abort.
+  void yes() {
+    uint64_t credit = gp::kExecInitialWindow;
+    const std::string line(gp::kMaxExecDataBytes, 'y');
+    for (;;) {
+      while (credit >= line.size()) {
+        if (!ws_.write(frame(gp::ExecData{.fd = gp::ExecFd::kStdout, .data = line}))) return;
+        credit -= line.size();
+      }
+      auto m = ws_.read();
+      if (!m) return;
+      gp::Decoder d;
+      d.feed(*m);
+      auto f = d.next();
+      if (!f || !f->has_value()) return violation("bad frame");
+      if ((*f)->type == gp::FrameType::kExecWindow) {
+        credit += gp::decodeExecWindow((*f)->payload)->increment;
+      } else if ((*f)->type == gp::FrameType::kExecClose &&
+                 gp::decodeExecClose((*f)->payload)->kind == gp::ExecCloseKind::kAbort) {
+        std::lock_guard lock(seen_->mu);
+        seen_->aborted = true;
+        (void)ws_.write(exitFrame(gp::ExecExitKind::kSignaled, 9));
         return;
       }
     }
@@ -241,6 +271,10 @@ class FakeControlPlane {
 
   [[nodiscard]] std::string url() const { return "http://" + server_->endpoints()[0]; }
 
+  void setExecUrl(std::string url) {
+    std::lock_guard lock(mu_);
+    exec_url_ = std::move(url);
+  }
   void setInstances(json items) {
     std::lock_guard lock(mu_);
     instances_ = std::move(items);
@@ -282,7 +316,7 @@ class FakeControlPlane {
                                           {"expires_at", "2026-12-06T10:00:00Z"},
                                           {"session_id", "xs_01jc0000000000000000000001"},
                                           {"instance_id", id},
-                                          {"url", "/v1/exec"}}
+                                          {"url", exec_url_}}
                                          .dump());
   }
 
@@ -318,6 +352,7 @@ class FakeControlPlane {
   json instances_ = json::array();
   std::string violation_;
   std::atomic<int> sessions_{0};
+  std::string exec_url_ = "/v1/exec";
 
  public:
   Observed seen;
@@ -626,6 +661,54 @@ TEST_F(VtExecTest, SigtermDuringATerminalSessionKillsTheRemoteAndRestoresTheTerm
               std::string("vt: exec: stopped by ") + (sig == SIGTERM ? "SIGTERM" : "SIGHUP") +
                   "; the remote command was killed\n");
   }
+}
+
+// `vt exec -- yes | head -c 10`: when the reader goes away, the remote command
+// is stopped and vt ends as a local command would, of SIGPIPE (141).
+TEST_F(VtExecTest, AClosedStdoutStopsTheRemoteCommand) {
+  const std::string fifo = dir_.file("fifo");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  ASSERT_GE(reader, 0);
+  std::vector<std::string> argv = {PLFM_VT_BIN, "exec", "--instance", kInstance, "--", "yes"};
+  SpawnOptions o;
+  o.stdout_path = fifo;
+  o.stderr_path = dir_.file("err");
+  o.env = env();
+  auto p = spawn(argv, o);
+  ASSERT_TRUE(p);
+  std::string got;
+  ASSERT_TRUE(eventually([&] {
+    std::array<char, 10> buf{};
+    ssize_t n = ::read(reader, buf.data(), buf.size() - got.size());
+    if (n > 0) got.append(buf.data(), static_cast<size_t>(n));
+    return got.size() == 10;
+  }));
+  EXPECT_EQ(got, "yyyyyyyyyy");
+  ::close(reader);
+  auto status = p->waitFor(std::chrono::seconds(30));
+  ASSERT_TRUE(status);
+  EXPECT_EQ(exitCodeOf(*status), 141);
+  EXPECT_TRUE(eventually([&] {
+    std::lock_guard lock(cp_.seen.mu);
+    return cp_.seen.aborted;
+  }));
+  EXPECT_EQ(readFile(dir_.file("err")).value_or("?"), "");
+}
+
+// The ticket goes only to the control plane vt asked: an exec URL that
+// names another host is refused before anything is sent there.
+TEST_F(VtExecTest, TheTicketIsNeverSentToAnotherHost) {
+  for (const char* url : {"//evil.example/v1/exec", "https://evil.example/v1/exec", ""}) {
+    cp_.setExecUrl(url);
+    VtRun r = vt({"exec", "--instance", kInstance, "--", "exit", "0"});
+    EXPECT_EQ(r.code, 255) << url;
+    EXPECT_EQ(r.err,
+              "vt: the control plane named an exec URL that is not a path on it\n"
+              "vt: hint: the ticket was not sent anywhere; check the URL `vt context show` "
+              "prints\n");
+  }
+  EXPECT_EQ(cp_.sessions(), 0);
 }
 
 }  // namespace
