@@ -48,9 +48,25 @@ struct ExecRequest {
   std::optional<std::pair<uint16_t, uint16_t>> size;
 };
 
+// The API carries argv as JSON strings, which are UTF-8.
+bool isUtf8(const std::string& s) {
+  try {
+    (void)json(s).dump();
+    return true;
+  } catch (const json::exception&) {
+    return false;
+  }
+}
+
 Result<ExecRequest> parseRequest(Invocation& inv) {
   ExecRequest r;
   r.argv = inv.args.positionals;
+  for (size_t i = 0; i < r.argv.size(); ++i) {
+    if (!isUtf8(r.argv[i])) {
+      return Error("usage", "argument " + std::to_string(i + 1) +
+                                " of the command is not valid UTF-8, which the API cannot carry");
+    }
+  }
   if (auto id = inv.args.value("instance")) {
     auto parsed = InstanceId::parse(*id);
     if (!parsed) {

@@ -19,6 +19,10 @@
 namespace plfm::vt {
 namespace {
 
+// The signal (SIGINT, SIGTERM, ...) that stops the session instead of being
+// forwarded: the third.
+constexpr int kSignalsBeforeStop = 3;
+
 // The most stdin read at once (split into 16 KiB frames by the pump).
 constexpr size_t kStdinChunk = size_t{64} * 1024;
 
@@ -59,6 +63,8 @@ const char* signalName(int sig) {
       return "SIGHUP";
     case SIGQUIT:
       return "SIGQUIT";
+    case SIGINT:
+      return "SIGINT";
     default:
       return "a signal";
   }
@@ -166,15 +172,20 @@ class Session {
       } else if (io_.raw_tty && (sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT)) {
         stopRemote(sig);
         return;
+      } else if (++forwarded_ >= kSignalsBeforeStop) {
+        // A command that ignores the signals (or a platform that no longer
+        // answers) must not hold the user: the third one stops it for good.
+        stopRemote(sig);
+        return;
       } else {
         (void)pump_.sendSignal(sig);
       }
     }
   }
 
-  // vt itself is told to stop while a terminal session runs: kill the
-  // remote command (an interactive shell would ignore a forwarded SIGTERM)
-  // and end; the caller restores the terminal.
+  // vt itself is told to stop while a terminal session runs, or a third
+  // time: kill the remote command (an interactive shell would ignore a
+  // forwarded SIGTERM) and end; the caller restores the terminal.
   void stopRemote(int sig) {
     // The outcome first: the EXIT signaled(9) that the abort brings back
     // must not win the race.
@@ -190,6 +201,7 @@ class Session {
   int wake_read_ = -1;
   int wake_write_ = -1;
   bool stdin_open_ = false;
+  int forwarded_ = 0;  // signals forwarded so far
   std::atomic<bool> reader_done_{false};
 };
 

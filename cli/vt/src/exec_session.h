@@ -43,7 +43,9 @@ struct ExecSessionIo {
 // SIGINT/SIGTERM/SIGHUP/SIGQUIT read from signal_fd become EXEC_SIGNAL
 // (except the last three with raw_tty: the remote command is aborted, since
 // an interactive shell ignores SIGTERM, and `vt` ends with 128 + N);
-// SIGWINCH becomes EXEC_RESIZE.
+// SIGWINCH becomes EXEC_RESIZE. The third forwarded signal aborts the
+// remote command instead and ends with 128 + N, so that a command that
+// ignores signals, or a platform that stopped answering, cannot hold vt.
 ExecOutcome runExecSession(ExecConnection& conn, ExecPump& pump, const ExecSessionIo& io);
 
 // Writes to a file descriptor (stdout, stderr), all of it; EPIPE is

@@ -481,6 +481,29 @@ TEST(ExecSessionTest, SignalsBecomeSignalFramesOrAnAbortOnARawTerminal) {
   }
 }
 
+TEST(ExecSessionTest, TheThirdSignalStopsTheRemoteCommand) {
+  FakeConnection conn;
+  StringSink o;
+  StringSink e;
+  ExecPump pump(conn, o, e);
+  Pipe sigs;
+  std::optional<ExecOutcome> outcome;
+  std::thread session([&] {
+    outcome = runExecSession(conn, pump,
+                             {.signal_fd = sigs.r, .close_grace = std::chrono::milliseconds(50)});
+  });
+  for (unsigned char s : {SIGINT, SIGINT, SIGINT}) ASSERT_EQ(::write(sigs.w, &s, 1), 1);
+  session.join();
+  ASSERT_TRUE(outcome);
+  EXPECT_EQ(outcome->status, 130);
+  EXPECT_EQ(outcome->message, "vt: exec: stopped by SIGINT; the remote command was killed");
+  int forwarded = 0;
+  for (const auto& f : conn.sent()) forwarded += f.type == gp::FrameType::kExecSignal ? 1 : 0;
+  EXPECT_EQ(forwarded, 2);
+  EXPECT_EQ(gp::decodeExecClose(conn.waitFor(gp::FrameType::kExecClose, 1)->payload)->kind,
+            gp::ExecCloseKind::kAbort);
+}
+
 TEST(ExecSessionTest, SignalPipeCatchesAndRestores) {
   struct sigaction before {};
   ::sigaction(SIGHUP, nullptr, &before);
@@ -552,6 +575,10 @@ TEST(ExecArgsTest, UsageErrorsExit255WithAVtLine) {
   EXPECT_EQ(run(words({"exec", "--instance", "nope", "--", "sh"}), out, err, false), 255);
   EXPECT_EQ(err.str().rfind("vt: --instance: ", 0), 0U) << err.str();
   EXPECT_EQ(out.str(), "");
+  err.str("");
+  EXPECT_EQ(run({"exec", "--", "echo", "\xff"}, out, err, false), 255);
+  EXPECT_EQ(err.str(),
+            "vt: argument 2 of the command is not valid UTF-8, which the API cannot carry\n");
   // Other commands keep their codes.
   EXPECT_EQ(run(words({"apps", "lisst"}), out, err, false), 2);
 }
