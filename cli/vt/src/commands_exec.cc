@@ -17,6 +17,7 @@
 #include "commands.h"
 #include "exec_pump.h"
 #include "exec_session.h"
+#include "exec_view.h"
 #include "invocation.h"
 #include "plfm/core/id.h"
 #include "plfm/guest_proto/constants.h"
@@ -30,6 +31,10 @@ namespace gp = guest_proto;
 
 // The largest message either way: an EXEC_DATA frame is 8 + 4 + 16 KiB.
 constexpr size_t kMaxExecMessageBytes = size_t{64} * 1024;
+
+std::optional<std::string> flag(const Invocation& inv, const std::string& name) {
+  return inv.args.value(name);
+}
 
 int execFail(Invocation& inv, const Error& e) {
   inv.out.err() << "vt: " << printableText(e.message()) << "\n";
@@ -67,7 +72,7 @@ Result<ExecRequest> parseRequest(Invocation& inv) {
                                 " of the command is not valid UTF-8, which the API cannot carry");
     }
   }
-  if (auto id = inv.args.value("instance")) {
+  if (auto id = flag(inv, "instance")) {
     auto parsed = InstanceId::parse(*id);
     if (!parsed) {
       return Error("usage", "--instance: " + parsed.error().message())
@@ -89,13 +94,11 @@ Result<ExecRequest> parseRequest(Invocation& inv) {
   return r;
 }
 
-std::string stateList(const std::vector<json>& items) {
+std::string stateList(const std::vector<ExecInstanceView>& items) {
   std::string out;
   for (const auto& i : items) {
     if (!out.empty()) out += ", ";
-    out +=
-        i.value("id", "?") + " " +
-        (i["current_state"].is_string() ? i["current_state"].get<std::string>() : std::string("-"));
+    out += i.id + " " + (i.current_state.empty() ? std::string("-") : i.current_state);
   }
   return out;
 }
@@ -103,32 +106,31 @@ std::string stateList(const std::vector<json>& items) {
 // --instance, or the healthy instance of the process type with the lowest
 // id (deterministic: the same one every time while it stays healthy).
 Result<std::string> pickInstance(Invocation& inv) {
-  if (auto id = inv.args.value("instance")) return *id;  // checked by parseRequest
-  const std::string process = inv.args.value("process").value_or("web");
+  if (auto id = flag(inv, "instance")) return *id;  // checked by parseRequest
+  const std::string process = flag(inv, "process").value_or("web");
   PLFM_ASSIGN_OR_RETURN(auto env, inv.env());
   PLFM_ASSIGN_OR_RETURN(ApiClient * client, inv.api());
-  PLFM_ASSIGN_OR_RETURN(auto res,
-                        client->get("/v1/envs/" + env["id"].get<std::string>() + "/instances"));
-  std::vector<json> of_type;
+  PLFM_ASSIGN_OR_RETURN(auto res, client->get("/v1/envs/" + idOf(env) + "/instances"));
+  PLFM_ASSIGN_OR_RETURN(auto items, parseExecInstances(res));
+  std::vector<ExecInstanceView> of_type;
   std::optional<std::string> best;
-  for (const auto& i : field(res, "items")) {
-    if (i.value("process_type", "") != process) continue;
+  for (const auto& i : items) {
+    if (i.process_type != process) continue;
     of_type.push_back(i);
-    if (field(i, "current_state") != "healthy" || field(i, "desired_state") != "run") continue;
-    const std::string id = i.value("id", "");
-    if (!best || id < *best) best = id;
+    if (i.current_state != "healthy" || i.desired_state != "run") continue;
+    if (!best || i.id < *best) best = i.id;
   }
   if (best) return *best;
   PLFM_ASSIGN_OR_RETURN(auto app, inv.app());  // resolved with the env
-  const std::string where = "process `" + process + "` of env " + env.value("name", "") + " (app " +
-                            app.value("name", "") + ")";
+  const std::string where =
+      "process `" + process + "` of env " + nameOf(env) + " (app " + nameOf(app) + ")";
   if (of_type.empty()) {
     return Error(errc::kNotFound, "no instance of " + where)
         .with("hint", "see `vt instances list" + inv.scopeFlags() +
                           "`; --process TYPE picks another process");
   }
   std::sort(of_type.begin(), of_type.end(),
-            [](const json& a, const json& b) { return a.value("id", "") < b.value("id", ""); });
+            [](const ExecInstanceView& a, const ExecInstanceView& b) { return a.id < b.id; });
   return Error(errc::kFailedPrecondition,
                "no healthy instance of " + where + ": " + stateList(of_type))
       .with("hint", "pick one that runs with --instance ID");
@@ -145,21 +147,19 @@ Result<Ticket> requestTicket(Invocation& inv, const std::string& instance, const
     body["rows"] = req.size->first;
     body["cols"] = req.size->second;
   }
-  if (auto u = inv.args.value("user")) body["user"] = *u;
-  if (auto w = inv.args.value("workdir")) body["workdir"] = *w;
+  if (auto u = flag(inv, "user")) body["user"] = *u;
+  if (auto w = flag(inv, "workdir")) body["workdir"] = *w;
   PLFM_ASSIGN_OR_RETURN(ApiClient * client, inv.api());
   PLFM_ASSIGN_OR_RETURN(auto res,
                         client->mutate("POST", "/v1/instances/" + instance + "/exec", body));
-  const json& ticket = field(res, "ticket");
-  if (!ticket.is_string() || ticket.get<std::string>().empty()) {
+  PLFM_ASSIGN_OR_RETURN(auto answer, parseExecTicket(res));
+  if (answer.ticket.empty()) {
     // An idempotent replay: the ticket is shown once and never stored.
     return Error(errc::kUnavailable,
-                 "the control plane replayed an earlier exec request without "
-                 "its ticket")
+                 "the control plane replayed an earlier exec request without its ticket")
         .with("hint", "run the command again");
   }
-  const json& url = field(res, "url");
-  std::string path = url.is_string() ? url.get<std::string>() : "/v1/exec";
+  const std::string& path = answer.url;
   // The ticket goes only to the control plane we asked: a path on it, never
   // another host ("//host/...", "https://...").
   if (path.empty() || path[0] != '/' || path.starts_with("//")) {
@@ -167,7 +167,7 @@ Result<Ticket> requestTicket(Invocation& inv, const std::string& instance, const
                  "the control plane named an exec URL that is not a path on it")
         .with("hint", "the ticket was not sent anywhere; check the URL `vt context show` prints");
   }
-  return Ticket{.ticket = ticket.get<std::string>(), .url = path};
+  return Ticket{.ticket = answer.ticket, .url = path};
 }
 
 Result<std::unique_ptr<http::WebSocket>> connect(Invocation& inv, const Ticket& t) {
