@@ -169,12 +169,11 @@ class Session {
         if (auto size = terminalSize(io_.winsize_fd)) {
           (void)pump_.sendResize(size->first, size->second);
         }
-      } else if (io_.raw_tty && (sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT)) {
-        stopRemote(sig);
-        return;
-      } else if (++forwarded_ >= kSignalsBeforeStop) {
-        // A command that ignores the signals (or a platform that no longer
-        // answers) must not hold the user: the third one stops it for good.
+      } else if ((io_.raw_tty && (sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT)) ||
+                 ++forwarded_ >= kSignalsBeforeStop) {
+        // On a raw terminal these mean "stop"; elsewhere the third signal
+        // does, so that a command that ignores signals (or a platform that
+        // no longer answers) cannot hold the user.
         stopRemote(sig);
         return;
       } else {
@@ -257,8 +256,8 @@ SignalPipe::SignalPipe(std::initializer_list<int> signals) {
 }
 
 SignalPipe::~SignalPipe() {
-  for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) {
-    ::sigaction(it->first, &it->second, nullptr);
+  for (const auto& [sig, old] : saved_) {  // one entry per signal: order does not matter
+    ::sigaction(sig, &old, nullptr);
   }
   g_signal_write_fd.store(-1);
   ::close(read_fd_);

@@ -194,7 +194,7 @@ class FakeRemote {
     for (;;) {
       // Send what the credit allows.
       while (!pending.empty() && out_credit > 0) {
-        size_t n = std::min<size_t>({pending.size(), out_credit, gp::kMaxExecDataBytes});
+        auto n = std::min<size_t>({pending.size(), out_credit, gp::kMaxExecDataBytes});
         if (!ws_.write(
                 frame(gp::ExecData{.fd = gp::ExecFd::kStdout, .data = pending.substr(0, n)})))
           return;
@@ -611,12 +611,13 @@ TEST_F(VtExecTest, OnATerminalKeysGoRawResizeFollowsAndTheTerminalIsRestored) {
   ASSERT_TRUE(eventually([&] { return pty.isRaw(); }));
   EXPECT_EQ(cp_.lastPost(), json({{"argv", {"tty"}}, {"tty", true}, {"rows", 30}, {"cols", 100}}));
   // Ctrl-C is a byte for the remote terminal, not a signal to vt.
-  pty.type("a\x03b");
+  const std::string keys = {'a', '\x03', 'b'};  // Ctrl-C between two letters
+  pty.type(keys);
   ASSERT_TRUE(eventually([&] {
     std::lock_guard lock(cp_.seen.mu);
-    return cp_.seen.tty_input == "a\x03b";
+    return cp_.seen.tty_input == keys;
   }));
-  ASSERT_TRUE(eventually([&] { return pty.output().find("a\x03b") != std::string::npos; }));
+  ASSERT_TRUE(eventually([&] { return pty.output().find(keys) != std::string::npos; }));
   pty.resize(40, 120);
   p->signal(SIGWINCH);
   ASSERT_TRUE(eventually([&] {

@@ -283,7 +283,7 @@ TEST_F(PumpTest, FramesAClientMustNotReceiveAreProtocolErrors) {
   EXPECT_EQ(conn.closeCode(), http::kCloseProtocolError);
   EXPECT_EQ(pump.outcome().status, kExecFailureStatus);
 
-  for (std::string bad :
+  for (const std::string& bad :
        {std::string("junk"), std::string(),
         *gp::encode(out("a"), gp::kFirstExecStream) + *gp::encode(out("b"), gp::kFirstExecStream),
         *gp::encode(gp::ExecData{.fd = gp::ExecFd::kStdin, .data = "x"}, gp::kFirstExecStream)}) {
@@ -369,7 +369,7 @@ TEST(ExecSessionTest, StdinIsCopiedWithinCreditThenEof) {
   ExecPump pump(conn, o, e);
   Pipe in;
   // 300 KiB: more than the initial 256 KiB of credit.
-  std::string data(300 * 1024, '\0');
+  std::string data(size_t{300} * 1024, '\0');
   for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7);
   std::thread writer([&] {
     size_t off = 0;
