@@ -310,9 +310,12 @@ class FakeControlPlane {
     std::lock_guard lock(mu_);
     last_post_ = body;
     last_post_instance_ = id;
-    std::string ticket = "vxt_test" + std::to_string(tickets_.size());
-    tickets_[ticket] = body["argv"].get<std::vector<std::string>>();
-    return http::Response::json(201, json{{"ticket", ticket},
+    std::string ticket = "vxt_test" + std::to_string(next_ticket_++);
+    // "stale" tickets are never honoured (as if expired); "replay" answers
+    // as an idempotent replay does, without the ticket.
+    if (body["argv"][0] != "stale") tickets_[ticket] = body["argv"].get<std::vector<std::string>>();
+    json shown = body["argv"][0] == "replay" ? json(nullptr) : json(ticket);
+    return http::Response::json(201, json{{"ticket", shown},
                                           {"expires_at", "2026-12-06T10:00:00Z"},
                                           {"session_id", "xs_01jc0000000000000000000001"},
                                           {"instance_id", id},
@@ -353,6 +356,7 @@ class FakeControlPlane {
   std::string violation_;
   std::atomic<int> sessions_{0};
   std::string exec_url_ = "/v1/exec";
+  int next_ticket_ = 0;
 
  public:
   Observed seen;
@@ -709,6 +713,20 @@ TEST_F(VtExecTest, TheTicketIsNeverSentToAnotherHost) {
               "vt: hint: the ticket was not sent anywhere; check the URL `vt context show` "
               "prints\n");
   }
+  EXPECT_EQ(cp_.sessions(), 0);
+}
+
+TEST_F(VtExecTest, AReplayWithoutTicketOrARefusedTicketExit255) {
+  VtRun r = vt({"exec", "--instance", kInstance, "--", "replay"});
+  EXPECT_EQ(r.code, 255);
+  EXPECT_EQ(r.err,
+            "vt: the control plane replayed an earlier exec request without its ticket\n"
+            "vt: hint: run the command again\n");
+  r = vt({"exec", "--instance", kInstance, "--", "stale"});
+  EXPECT_EQ(r.code, 255);
+  EXPECT_EQ(r.err,
+            "vt: the control plane refused the exec ticket (expired or already used)\n"
+            "vt: hint: run the command again\n");
   EXPECT_EQ(cp_.sessions(), 0);
 }
 
