@@ -207,6 +207,11 @@ Result<void> ExecPump::sendAbort() {
 
 void ExecPump::finish(ExecOutcome outcome) { setOutcome(std::move(outcome)); }
 
+void ExecPump::cancelOutput() {
+  out_.cancel();
+  err_.cancel();
+}
+
 bool ExecPump::done() const {
   std::lock_guard lock(mu_);
   return outcome_.has_value();

@@ -59,6 +59,9 @@ class ByteSink {
  public:
   virtual ~ByteSink() = default;
   [[nodiscard]] virtual Result<void> write(std::string_view bytes) = 0;
+  // Makes a write() that blocks now (a local reader that stopped reading)
+  // or later fail, so that a session being torn down cannot hang on it.
+  virtual void cancel() {}
 };
 inline constexpr std::string_view kErrBrokenPipe = "broken_pipe";
 
@@ -110,6 +113,8 @@ class ExecPump {
   [[nodiscard]] Result<void> sendAbort();
   // Ends the session from this side with `outcome` (a signal to vt, say).
   void finish(ExecOutcome outcome);
+  // Cancels both sinks (ByteSink::cancel), for a reader blocked on output.
+  void cancelOutput();
 
   [[nodiscard]] bool done() const;
   // How the session ended; meaningful once done().

@@ -5,10 +5,12 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <csignal>
 #include <cstring>
 #include <string>
@@ -93,7 +95,10 @@ class Session {
     // closes crossing on the wire are what a careless client adds to every
     // session's end, and libs/http's WebSocket can stall on them.
     waitForReader(io_.close_grace);
-    if (!reader_done_.load()) (void)conn_.close(http::kCloseNormal, "");
+    if (!reader_done_.load()) {
+      pump_.cancelOutput();  // a reader blocked on a stdout nobody reads
+      (void)conn_.close(http::kCloseNormal, "");
+    }
     reader.join();
     ::close(wake_read_);
     ::close(wake_write_);
@@ -211,20 +216,37 @@ ExecOutcome runExecSession(ExecConnection& conn, ExecPump& pump, const ExecSessi
   return session.run();
 }
 
+FdSink::FdSink(int fd) : fd_(fd) {
+  // NOLINTNEXTLINE(cppcoreguidelines-avoid-c-arrays)
+  int fds[2] = {-1, -1};
+  PLFM_ASSERT(makePipe(fds), "FdSink: pipe2 failed");
+  cancel_read_ = fds[0];
+  cancel_write_ = fds[1];
+}
+
+FdSink::~FdSink() {
+  ::close(cancel_read_);
+  ::close(cancel_write_);
+}
+
+void FdSink::cancel() { poke(cancel_write_); }
+
 Result<void> FdSink::write(std::string_view bytes) {
   while (!bytes.empty()) {
-    ssize_t n = ::write(fd_, bytes.data(), bytes.size());
+    std::array<pollfd, 2> p{{{.fd = fd_, .events = POLLOUT, .revents = 0},
+                             {.fd = cancel_read_, .events = POLLIN, .revents = 0}}};
+    if (::poll(p.data(), p.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      return Error(errc::kIo, std::string("poll: ") + std::strerror(errno));
+    }
+    if (p[1].revents != 0) return Error(errc::kIo, "the session is closing");
+    // At most PIPE_BUF: a pipe that reports room takes that much at once.
+    ssize_t n = ::write(fd_, bytes.data(), std::min<size_t>(bytes.size(), PIPE_BUF));
     if (n > 0) {
       bytes.remove_prefix(static_cast<size_t>(n));
       continue;
     }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) {
-      // An inherited non-blocking stdout: wait until it drains.
-      pollfd p{.fd = fd_, .events = POLLOUT, .revents = 0};
-      (void)::poll(&p, 1, -1);
-      continue;
-    }
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n < 0 && errno == EPIPE) return Error(kErrBrokenPipe, "the reader closed the pipe");
     return Error(errc::kIo, std::string("write: ") + std::strerror(n < 0 ? errno : EIO));
   }

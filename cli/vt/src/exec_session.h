@@ -49,14 +49,24 @@ struct ExecSessionIo {
 ExecOutcome runExecSession(ExecConnection& conn, ExecPump& pump, const ExecSessionIo& io);
 
 // Writes to a file descriptor (stdout, stderr), all of it; EPIPE is
-// kErrBrokenPipe.
+// kErrBrokenPipe. It waits for room with poll() and writes at most PIPE_BUF
+// at a time, so that cancel() can interrupt it even when the reader of a
+// pipe stopped reading (the descriptor itself stays blocking: it is shared
+// with other processes).
 class FdSink : public ByteSink {
  public:
-  explicit FdSink(int fd) : fd_(fd) {}
+  explicit FdSink(int fd);
+  ~FdSink() override;
+  FdSink(const FdSink&) = delete;
+  FdSink& operator=(const FdSink&) = delete;
+
   [[nodiscard]] Result<void> write(std::string_view bytes) override;
+  void cancel() override;
 
  private:
   int fd_;
+  int cancel_read_ = -1;
+  int cancel_write_ = -1;
 };
 
 // The real connection: a WebSocket from http::connectWebSocket.

@@ -730,5 +730,34 @@ TEST_F(VtExecTest, AReplayWithoutTicketOrARefusedTicketExit255) {
   EXPECT_EQ(cp_.sessions(), 0);
 }
 
+// `vt exec -- yes | stuck-reader`: a stdout nobody reads blocks the output
+// (backpressure), and three Ctrl-C still end vt: the remote command is
+// aborted and vt does not hang on its blocked write.
+TEST_F(VtExecTest, ThreeSignalsEndVtEvenWhenItsStdoutIsStuck) {
+  const std::string fifo = dir_.file("stuck");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);  // never read
+  ASSERT_GE(reader, 0);
+  std::vector<std::string> argv = {PLFM_VT_BIN, "exec", "--instance", kInstance, "--", "yes"};
+  SpawnOptions o;
+  o.stdout_path = fifo;
+  o.stderr_path = dir_.file("err");
+  o.env = env();
+  auto p = spawn(argv, o);
+  ASSERT_TRUE(p);
+  ASSERT_TRUE(eventually([&] { return cp_.sessions() == 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the pipe fills up
+  for (int i = 0; i < 3; ++i) {
+    p->signal(SIGINT);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  auto status = p->waitFor(std::chrono::seconds(20));
+  ::close(reader);
+  ASSERT_TRUE(status) << "vt hung on its blocked stdout";
+  EXPECT_EQ(exitCodeOf(*status), 130);
+  EXPECT_EQ(readFile(dir_.file("err")).value_or(""),
+            "vt: exec: stopped by SIGINT; the remote command was killed\n");
+}
+
 }  // namespace
 }  // namespace plfm::vt

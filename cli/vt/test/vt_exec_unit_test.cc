@@ -529,6 +529,25 @@ TEST(ExecSessionTest, FdSinkReportsABrokenPipe) {
   EXPECT_TRUE(r.error().is(kErrBrokenPipe));
 }
 
+TEST(ExecSessionTest, ABlockedFdSinkCanBeCancelled) {
+  Pipe p;
+  // Fill the pipe, as a reader that stopped reading would leave it.
+  ASSERT_EQ(::fcntl(p.w, F_SETFL, O_NONBLOCK), 0);
+  std::string chunk(4096, 'x');
+  while (::write(p.w, chunk.data(), chunk.size()) > 0) {
+  }
+  ASSERT_EQ(::fcntl(p.w, F_SETFL, 0), 0);
+  FdSink sink(p.w);
+  std::optional<Result<void>> result;
+  std::thread writer([&] { result = sink.write("more"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(result.has_value());  // blocked
+  sink.cancel();
+  writer.join();
+  ASSERT_TRUE(result.has_value());
+  EXPECT_FALSE(*result);
+}
+
 TEST(ExecSessionTest, RawModeIsANoOpOffATerminal) {
   Pipe p;
   RawMode raw(p.r);
