@@ -142,9 +142,21 @@ std::optional<std::string> Parsed::value(const std::string& flag) const {
 
 std::string Parsed::commandLine() const { return pathText(path); }
 
-Result<Parsed> parseArgs(const Command& root, const std::vector<std::string>& args) {
-  Parsed parsed;
-  parsed.path.push_back(&root);
+namespace {
+
+// Every short flag of `-abc` when each is a known switch (no value), so
+// `vt exec -it` reads as `-i -t`; nullopt otherwise.
+std::optional<std::vector<const Flag*>> bundledSwitches(const Command& cmd, std::string_view arg) {
+  std::vector<const Flag*> flags;
+  for (char c : arg.substr(1)) {
+    const Flag* f = findFlag(cmd, "", c);
+    if (f == nullptr || !f->value_name.empty()) return std::nullopt;
+    flags.push_back(f);
+  }
+  return flags;
+}
+
+Result<void> parseInto(const std::vector<std::string>& args, Parsed& parsed) {
   bool only_positionals = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
@@ -165,6 +177,16 @@ Result<Parsed> parseArgs(const Command& root, const std::vector<std::string>& ar
           name.resize(eq);
         }
       } else if (arg.size() != 2) {
+        if (auto bundle = bundledSwitches(cmd, arg)) {
+          for (const Flag* f : *bundle) {
+            if (f->name == "help") {
+              parsed.help = true;
+            } else {
+              parsed.flags[f->name].emplace_back("true");
+            }
+          }
+          continue;
+        }
         return usage("unknown flag `" + arg + "` for `" + pathText(parsed.path) +
                      "`; short flags take one letter, e.g. -q");
       }
@@ -211,7 +233,7 @@ Result<Parsed> parseArgs(const Command& root, const std::vector<std::string>& ar
     }
     parsed.positionals.push_back(arg);
   }
-  if (parsed.help) return parsed;
+  if (parsed.help) return {};
   const Command& cmd = *parsed.path.back();
   if (!cmd.run) {
     std::vector<std::string> names = childNames(cmd);
@@ -232,6 +254,19 @@ Result<Parsed> parseArgs(const Command& root, const std::vector<std::string>& ar
   if (!variadic && parsed.positionals.size() > cmd.positionals.size()) {
     return usage("unexpected argument `" + parsed.positionals[cmd.positionals.size()] +
                  "`; usage: " + usageLine(parsed.path));
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<Parsed> parseArgs(const Command& root, const std::vector<std::string>& args) {
+  Parsed parsed;
+  parsed.path.push_back(&root);
+  if (auto r = parseInto(args, parsed); !r) {
+    // The command reached so far, for callers with their own exit codes
+    // (`vt exec` exits 255 on its own failures).
+    return std::move(r.error()).with("command", pathText(parsed.path));
   }
   return parsed;
 }

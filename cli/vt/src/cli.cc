@@ -7,6 +7,7 @@
 #include <ostream>
 
 #include "commands.h"
+#include "exec_pump.h"
 #include "invocation.h"
 
 namespace plfm::vt {
@@ -49,11 +50,13 @@ Command buildRootCommand() {
                    "  vt instances list                                desired vs current\n"
                    "  vt instances get INSTANCE                        events, checks and logs\n"
                    "  vt logs -f                                       the workload's output\n"
+                   "  vt exec -- sh                                    a shell in an instance\n"
                    "  vt events tail -f                                what is happening\n\n"
                    "Output: tables on a terminal, JSON otherwise (--format json|table).\n"
                    "Progress goes to stderr, results to stdout. NO_COLOR disables colour.\n"
                    "Exit codes: 0 ok, 1 user error, 2 usage, 3 server or network, 4 conflict,\n"
-                   "5 auth, 6 deploy failed."};
+                   "5 auth, 6 deploy failed. vt exec exits with the remote command's status,\n"
+                   "or 255 when vt itself failed."};
   root.children.push_back(loginCommand());
   root.children.push_back(contextCommand());
   root.children.push_back(whoamiCommand());
@@ -67,6 +70,7 @@ Command buildRootCommand() {
   root.children.push_back(scaleCommand());
   root.children.push_back(instancesCommand());
   root.children.push_back(logsCommand());
+  root.children.push_back(execCommand());
   root.children.push_back(secretsCommand());
   root.children.push_back(registriesCommand());
   root.children.push_back(nodesCommand());
@@ -103,6 +107,12 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   // other way round: each stream's colour follows its own file descriptor.
   const bool err_color = colorAllowed(2);
   if (!parsed) {
+    if (parsed.error().detail("command") == "vt exec") {
+      // Like ssh: every failure of vt itself is 255, so that a script can
+      // tell it from the remote command's own statuses.
+      err << "vt: " << parsed.error().message() << "\n";
+      return kExecFailureStatus;
+    }
     Output o(out, err, format, false, false, err_color);
     o.error(parsed.error().message(), "");
     return exitcode::kUsage;

@@ -27,6 +27,8 @@ Command instancesCommand();
 Command instancesGetCommand();
 Command releasesGetCommand();
 Command logsCommand();
+// vt exec (commands_exec.cc).
+Command execCommand();
 Command nodesCommand();
 Command tokensCommand();
 Command routesCommand();

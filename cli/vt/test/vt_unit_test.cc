@@ -92,7 +92,7 @@ TEST(VtArgsTest, HelpTextsMatchGolden) {
   ASSERT_TRUE(p);
   all += renderHelp(p->path) + "\n----\n";
   for (const char* cmd : {"deploy", "scale set", "events tail", "logs", "context use", "dev up",
-                          "dev logs", "instances get", "releases get"}) {
+                          "dev logs", "instances get", "releases get", "exec"}) {
     auto q = parseArgs(root(), words(std::string(cmd) + " --help"));
     ASSERT_TRUE(q);
     all += renderHelp(q->path) + "\n----\n";
