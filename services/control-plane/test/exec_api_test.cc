@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "api_test_support.h"
+#include "exec_relay.h"
 #include "plfm/core/sha256.h"
 #include "plfm/guest_proto/exec.h"
 #include "plfm/guest_proto/frame.h"
