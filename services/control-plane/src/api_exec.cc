@@ -103,16 +103,23 @@ Result<pg::ResultSet> instanceAndAgent(pg::Connection& db, const std::string& in
       {instance_id});
 }
 
-Result<Ticket> consumeTicket(pg::Connection& db, const Clock& clock, const http::Request& req) {
+// The ticket header, when it has a ticket's form (checked before anything
+// else, so that a request without one is 401 whatever else it lacks).
+Result<std::string_view> ticketHeader(const http::Request& req) {
   const auto header = req.header(kTicketHeader);
   if (!header || !header->starts_with(kTicketPrefix) || header->size() != 56) {
     return unauthenticatedTicket();
   }
+  return *header;
+}
+
+Result<Ticket> consumeTicket(pg::Connection& db, const Clock& clock, const http::Request& req) {
+  PLFM_ASSIGN_OR_RETURN(const std::string_view header, ticketHeader(req));
   // Deleted whether or not it expired: a ticket is never tried twice.
   PLFM_ASSIGN_OR_RETURN(
       auto rs, db.exec("DELETE FROM exec_tickets WHERE ticket_hash = $1 RETURNING session_id, "
                        "org_id, instance_id, actor, request::text, expires_at > $2::timestamptz",
-                       {hashToken(*header), toRfc3339(clock.now())}));
+                       {hashToken(header), toRfc3339(clock.now())}));
   if (rs.rows() != 1 || rs.text(0, 5) != "t") return unauthenticatedTicket();
   auto request = json::parse(rs.text(0, 4));
   if (!request) return unauthenticatedTicket();
@@ -234,6 +241,7 @@ void Api::registerExecRoutes(http::Router& r) {
       });
 
   route(r, "GET", "/v1/exec", Access::kExecTicket, [this](Ctx& ctx) -> Result<http::Response> {
+    PLFM_TRY(ticketHeader(ctx.req));  // 401 first, whatever else the request lacks
     auto start = std::make_shared<ExecSessionStart>();
     start->request_id = ctx.request_id;
     http::Response upgrade =
