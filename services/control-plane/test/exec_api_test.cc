@@ -169,7 +169,20 @@ struct Seen {
   std::string close_reason;
 };
 
-Seen drain(http::WebSocket& ws) {
+// Reads until the session ends; a session that has not ended within
+// `limit` is closed by the test (1000), which fails its expectations.
+Seen drain(http::WebSocket& ws, std::chrono::seconds limit = std::chrono::seconds(15)) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  std::thread watchdog([&] {
+    std::unique_lock lock(mu);
+    if (!cv.wait_for(lock, limit, [&] { return done; })) {
+      lock.unlock();
+      ADD_FAILURE() << "the session did not end within " << limit.count() << " s";
+      (void)ws.close(http::kCloseNormal, "test timeout");
+    }
+  });
   Seen s;
   for (;;) {
     auto msg = ws.read();
@@ -183,6 +196,12 @@ Seen drain(http::WebSocket& ws) {
     s.close_code = cs->code;
     s.close_reason = cs->reason;
   }
+  {
+    std::lock_guard lock(mu);
+    done = true;
+  }
+  cv.notify_all();
+  watchdog.join();
   return s;
 }
 

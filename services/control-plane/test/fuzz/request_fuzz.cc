@@ -55,9 +55,9 @@ void checkExec(const std::string& body) {
   if (!j) return;
   auto r = plfm::cp::parseExecCommand(*j);
   if (!r) {
-    require(r.error().code() != plfm::cp::apierr::kInvalidField ||
-                !r.error().detail("field").empty(),
-            "invalid_field names the field");
+    require(
+        r.error().code() != plfm::cp::apierr::kInvalidField || !r.error().detail("field").empty(),
+        "invalid_field names the field");
     return;
   }
   auto again = plfm::cp::parseExecCommand(plfm::cp::execCommandJson(*r));
