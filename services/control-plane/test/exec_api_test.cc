@@ -445,6 +445,17 @@ TEST_F(ExecApiTest, MembersMayExecAndOtherOrgsGet404) {
   ASSERT_EQ(add.status, 201) << add.raw;
   auto ok = ticket({{"argv", {"true"}}}, member_token);
   EXPECT_EQ(ok.status, 201) << ok.raw;
+  // Removed from the org before using it: the ticket opens nothing.
+  ASSERT_EQ(call("DELETE", "/v1/orgs/" + org_ + "/members/" + member).status, 200);
+  auto ws = openOk(ok.body["ticket"]);
+  ASSERT_TRUE(ws);
+  Seen seen = drain(*ws);
+  EXPECT_EQ(seen.close_code, kCloseRefused);
+  EXPECT_NE(seen.close_reason.find("no longer a member"), std::string::npos) << seen.close_reason;
+  {
+    std::lock_guard lock(agent_->mu_);
+    EXPECT_FALSE(agent_->open_matched);  // the agent was never asked
+  }
   // Node and edge credentials are not users.
   EXPECT_EQ(ticket({{"argv", {"true"}}}, node_token_).status, 403);
 }
