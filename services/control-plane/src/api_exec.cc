@@ -330,14 +330,16 @@ void Api::runExecSession(http::WebSocket& client, const ExecSessionStart& start)
   auto agent = http::connectWebSocket(opts);
   if (!agent) return refuse(agentRefusal(agent.error(), start.target.node_id));
 
-  // The agent accepted: the session exists from here on.
+  // The agent accepted: the session exists from here on. The OPEN goes
+  // first (the agent waits for nothing else), then the audit event.
+  const bool opened = (*agent)->write(*frame).has_value();
   const json::Json started = {{"session_id", t.session_id},   {"org_id", t.org_id},
                               {"instance_id", t.instance_id}, {"actor", t.actor},
                               {"argv0", t.command.argv[0]},   {"tty", t.command.tty}};
   appendExecEvents(
       t.actor, start.request_id,
       {NewEvent{"exec", t.session_id, ++seq, "exec.started", 1, t.org_id, json::dump(started)}});
-  if (!(*agent)->write(*frame)) {
+  if (!opened) {
     const std::string why = "the connection to the node agent was lost";
     (void)client.close(kCloseSessionLost, why);
     return ended(RelayEnd{"lost", std::nullopt, why});

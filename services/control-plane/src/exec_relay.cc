@@ -1,6 +1,7 @@
 #include "exec_relay.h"
 
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 #include "plfm/guest_proto/frame.h"
@@ -65,11 +66,19 @@ RelayEnd fromExit(const gp::ExecExit& exit) {
 }  // namespace
 
 std::string closeReason(std::string_view reason) {
-  if (reason.size() <= kMaxCloseReasonBytes) return std::string(reason);
-  size_t n = kMaxCloseReasonBytes;
-  // Do not cut a UTF-8 sequence: back off its continuation bytes.
-  while (n > 0 && (static_cast<unsigned char>(reason[n]) & 0xC0U) == 0x80U) --n;
-  return std::string(reason.substr(0, n));
+  size_t n = reason.size();
+  if (n > kMaxCloseReasonBytes) {
+    n = kMaxCloseReasonBytes;
+    // Do not cut a UTF-8 sequence: back off its continuation bytes.
+    while (n > 0 && (static_cast<unsigned char>(reason[n]) & 0xC0U) == 0x80U) --n;
+  }
+  // Reasons from an agent end up on a user's terminal: no control bytes.
+  std::string out(reason.substr(0, n));
+  for (char& c : out) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) c = '?';
+  }
+  return out;
 }
 
 Result<ExecMessage> checkExecMessage(std::string_view message, ExecSide side) {
@@ -177,7 +186,15 @@ RelayEnd relayExec(http::WebSocket& client, http::WebSocket& agent, uint32_t out
       if (!agent.write(*msg)) return;
     }
   };
-  std::thread up(upstream);
+  std::thread up;
+  try {
+    up = std::thread(upstream);
+  } catch (const std::system_error&) {
+    const std::string why = "the control plane cannot start the session's relay thread";
+    (void)agent.close(http::kCloseInternalError, why);
+    (void)client.close(kCloseSessionLost, why);
+    return RelayEnd{"lost", std::nullopt, why};
+  }
 
   // Agent -> client, here.
   auto lose = [&](uint16_t agent_code, const std::string& why) {

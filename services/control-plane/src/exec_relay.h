@@ -40,7 +40,8 @@ inline constexpr uint16_t kCloseRefused = 4001;
 // A close reason is at most 123 bytes (RFC 6455 §5.5: 125 minus the code).
 inline constexpr size_t kMaxCloseReasonBytes = 123;
 
-// `reason` cut to kMaxCloseReasonBytes on a UTF-8 character boundary.
+// `reason` cut to kMaxCloseReasonBytes on a UTF-8 character boundary, with
+// control bytes (an agent's reason reaches a user's terminal) as '?'.
 [[nodiscard]] std::string closeReason(std::string_view reason);
 
 enum class ExecSide { kClient, kAgent };  // who sent the message

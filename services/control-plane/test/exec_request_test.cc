@@ -194,6 +194,7 @@ TEST(ExecRelayTest, CloseReasonsFitAControlFrameWithoutCuttingACharacter) {
   std::string s(122, 'a');
   s += "\xc3\xa9\xc3\xa9";  // é at bytes 122-123: cut before it
   EXPECT_EQ(closeReason(s), std::string(122, 'a'));
+  EXPECT_EQ(closeReason("vm\x1b[2Jgone\r\n\x7f"), "vm?[2Jgone???");
 }
 
 }  // namespace
