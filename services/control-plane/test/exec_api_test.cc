@@ -56,6 +56,7 @@ class FakeAgent {
     kHold,    // reads and records, grants nothing; abort: EXIT signaled(9)
     kDrop,    // closes with 4000 right after the OPEN
     kRefuse,  // 409 before the upgrade
+    kFlood,   // sends stdout past the output credit, then a frame it may not send
   };
 
   FakeAgent(std::string node, relay::PublicKey key, const Clock& clock)
@@ -100,6 +101,21 @@ class FakeAgent {
     }
     if (mode == Mode::kDrop) {
       (void)ws.close(4000, "the instance's VM exited");
+      return;
+    }
+    if (mode == Mode::kFlood) {
+      const std::string chunk(gp::kMaxExecDataBytes, 'o');
+      for (uint32_t sent = 0; sent <= open.window; sent += gp::kMaxExecDataBytes) {
+        if (!ws.write(encoded(gp::encode(gp::ExecData{gp::ExecFd::kStdout, chunk}, kStream)))) {
+          break;
+        }
+      }
+      (void)ws.write(encoded(gp::encode(gp::ExecResize{10, 10}, kStream)));
+      while (ws.read()) {
+      }
+      std::lock_guard lock(mu_);
+      ended = true;
+      cv_.notify_all();
       return;
     }
     for (;;) {
@@ -571,6 +587,51 @@ TEST_F(ExecApiTest, AClientBeyondItsStdinCreditOrSendingOpenIsClosed) {
   EXPECT_EQ(open_seen.close_code, http::kCloseProtocolError);
   auto events = execEvents(2);
   EXPECT_EQ(events.back()["payload"]["outcome"], "aborted");
+}
+
+TEST_F(ExecApiTest, AnAgentBeyondItsOutputCreditIsCutAndTheClientGets4000) {
+  ASSERT_NO_FATAL_FAILURE(reportRunning());
+  agent_->mode = FakeAgent::Mode::kFlood;
+  auto t = ticket({{"argv", {"yes"}}});
+  ASSERT_EQ(t.status, 201);
+  auto ws = openOk(t.body["ticket"]);
+  ASSERT_TRUE(ws);
+  Seen seen = drain(*ws);                                       // grants no output credit
+  EXPECT_EQ(seen.stdout_bytes.size(), gp::kExecInitialWindow);  // never more than the credit
+  EXPECT_FALSE(seen.exit);
+  EXPECT_EQ(seen.close_code, kCloseSessionLost);
+  EXPECT_NE(seen.close_reason.find("credit"), std::string::npos) << seen.close_reason;
+  auto events = execEvents(1);
+  ASSERT_EQ(events.size(), 2U);
+  EXPECT_EQ(events[1]["payload"]["outcome"], "lost");
+}
+
+TEST_F(ExecApiTest, ATicketOpensOneSessionEvenWhenUsedConcurrently) {
+  ASSERT_NO_FATAL_FAILURE(reportRunning());
+  auto t = ticket({{"argv", {"cat"}}});
+  ASSERT_EQ(t.status, 201);
+  const std::string tk = t.body["ticket"];
+  constexpr int kClients = 8;
+  std::vector<std::unique_ptr<http::WebSocket>> opened(kClients);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.emplace_back([&, i] {
+      auto ws = open(tk);
+      if (ws) opened[static_cast<size_t>(i)] = std::move(*ws);
+    });
+  }
+  for (auto& c : clients) c.join();
+  int sessions = 0;
+  for (auto& ws : opened) {
+    if (!ws) continue;
+    ++sessions;
+    ASSERT_TRUE(
+        ws->write(encoded(gp::encode(gp::ExecClose{gp::ExecCloseKind::kStdinEof}, kStream))));
+    Seen seen = drain(*ws);
+    ASSERT_TRUE(seen.exit);
+    EXPECT_EQ(seen.exit->status(), 3);
+  }
+  EXPECT_EQ(sessions, 1);
 }
 
 // Nothing but argv[0] of a command, and nothing of its streams, reaches
