@@ -41,6 +41,7 @@ int statusFor(std::string_view code) {
       {apierr::kQuotaExceeded, 409},
       {"payload_too_large", 413},
       {apierr::kTooManyLogFollowers, 429},
+      {apierr::kTooManyExecSessions, 429},
       {apierr::kKeyReused, 422},
       {plfm::errc::kUnavailable, 503},
       {pg::errc::kConnection, 503},

@@ -44,6 +44,8 @@ inline constexpr std::string_view kHostnameConflict = "hostname_conflict";
 inline constexpr std::string_view kQuotaExceeded = kQuotaExceededCode;
 // An org holds max_log_followers_per_org `logs?follow=true` requests (429).
 inline constexpr std::string_view kTooManyLogFollowers = "too_many_log_followers";
+// An org holds max_exec_sessions_per_org exec sessions (429).
+inline constexpr std::string_view kTooManyExecSessions = "too_many_exec_sessions";
 }  // namespace apierr
 
 struct ApiOptions {
@@ -71,8 +73,9 @@ struct ApiOptions {
   std::string dns_resolver;
   std::chrono::seconds dns_timeout{2};
   std::string public_suffix_file = "/usr/share/publicsuffix/public_suffix_list.dat";
-  QuotaLimits quotas{};               // the operator's per-org defaults
-  int max_log_followers_per_org = 8;  // concurrent logs?follow=true per org
+  QuotaLimits quotas{};                // the operator's per-org defaults
+  int max_log_followers_per_org = 8;   // concurrent logs?follow=true per org
+  int max_exec_sessions_per_org = 32;  // open exec sessions (GET /v1/exec) per org
 };
 
 class Scheduler;
@@ -253,7 +256,8 @@ class Api {
   metrics::Counter& mutations_;
   metrics::Counter& replays_;
   metrics::Counter& rw_timeouts_;
-  std::shared_ptr<FollowerSlots> followers_;  // api_logs.cc
+  std::shared_ptr<FollowerSlots> followers_;      // api_logs.cc
+  std::shared_ptr<FollowerSlots> exec_sessions_;  // api_exec.cc
 };
 
 // ---- request parsing helpers (each error names the field) ----

@@ -21,6 +21,7 @@
 #include "api.h"
 #include "exec_relay.h"
 #include "exec_request.h"
+#include "log_relay.h"
 #include "plfm/core/assert.h"
 #include "plfm/core/log.h"
 #include "plfm/core/sha256.h"
@@ -172,9 +173,11 @@ struct ExecSessionStart {
   std::optional<Ticket> ticket;
   AgentTarget target;
   std::string request_id;
+  std::optional<FollowerSlots::Lease> slot;  // one of the org's max_exec_sessions_per_org
 };
 
 void Api::registerExecRoutes(http::Router& r) {
+  exec_sessions_ = std::make_shared<FollowerSlots>(deps_.options.max_exec_sessions_per_org);
   route(
       r, "POST", "/v1/instances/{instance_id}/exec", Access::kUser,
       [this](Ctx& ctx) -> Result<http::Response> {
@@ -241,14 +244,31 @@ void Api::registerExecRoutes(http::Router& r) {
       });
 
   route(r, "GET", "/v1/exec", Access::kExecTicket, [this](Ctx& ctx) -> Result<http::Response> {
-    PLFM_TRY(ticketHeader(ctx.req));  // 401 first, whatever else the request lacks
+    // 401 first, whatever else the request lacks.
+    PLFM_ASSIGN_OR_RETURN(const std::string_view header, ticketHeader(ctx.req));
     auto start = std::make_shared<ExecSessionStart>();
     start->request_id = ctx.request_id;
     http::Response upgrade =
-        http::acceptWebSocket(ctx.req, execWebSocketOptions(),
-                              [this, start](http::WebSocket& ws) { runExecSession(ws, *start); });
+        http::acceptWebSocket(ctx.req, execWebSocketOptions(), [this, start](http::WebSocket& ws) {
+          runExecSession(ws, *start);
+          start->slot.reset();
+        });
     // Not a WebSocket upgrade (426, 400): answered before the ticket is used.
     if (!upgrade.upgrade) return upgrade;
+    // The org's session slot, taken before the ticket is used: an org at its
+    // cap gets 429 and keeps its ticket (until it expires).
+    PLFM_ASSIGN_OR_RETURN(auto owner, ctx.db().exec("SELECT org_id FROM exec_tickets WHERE "
+                                                    "ticket_hash = $1",
+                                                    {hashToken(header)}));
+    if (owner.rows() != 1) return unauthenticatedTicket();
+    start->slot = exec_sessions_->tryAcquire(std::string(owner.text(0, 0)));
+    if (!start->slot) {
+      return Error(apierr::kTooManyExecSessions,
+                   "this org already holds " + std::to_string(exec_sessions_->max()) +
+                       " exec sessions, the control plane's max_exec_sessions_per_org; end one "
+                       "or retry later (the ticket stays valid until it expires)")
+          .with("limit", "max_exec_sessions_per_org");
+    }
     PLFM_ASSIGN_OR_RETURN(start->ticket, consumeTicket(ctx.db(), deps_.clock, ctx.req));
     PLFM_ASSIGN_OR_RETURN(start->target, findAgent(ctx.db(), *start->ticket));
     ctx.lease.reset();  // no connection held for the session's lifetime

@@ -224,6 +224,7 @@ Seen drain(http::WebSocket& ws, std::chrono::seconds limit = std::chrono::second
 class ExecApiTest : public ApiTest {
  protected:
   const Clock* serverClock() override { return &fake_; }
+  void configure(Config& cfg) override { cfg.max_exec_sessions_per_org = 2; }
 
   void SetUp() override {
     ApiTest::SetUp();
@@ -632,6 +633,39 @@ TEST_F(ExecApiTest, ATicketOpensOneSessionEvenWhenUsedConcurrently) {
     EXPECT_EQ(seen.exit->status(), 3);
   }
   EXPECT_EQ(sessions, 1);
+}
+
+TEST_F(ExecApiTest, AnOrgHoldsAtMostItsCapOfSessionsAndKeepsItsTicketWhenRefused) {
+  ASSERT_NO_FATAL_FAILURE(reportRunning());
+  agent_->mode = FakeAgent::Mode::kHold;
+  std::vector<std::unique_ptr<http::WebSocket>> held;
+  for (int i = 0; i < 2; ++i) {
+    auto t = ticket({{"argv", {"sleep", "100"}}});
+    ASSERT_EQ(t.status, 201);
+    held.push_back(openOk(t.body["ticket"]));
+    ASSERT_TRUE(held.back());
+  }
+  auto t = ticket({{"argv", {"sleep", "100"}}});
+  ASSERT_EQ(t.status, 201);
+  const std::string third = t.body["ticket"];
+  auto refused = open(third);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().detail("status"), "429") << refused.error().toString();
+  EXPECT_NE(std::string(refused.error().detail("body")).find("too_many_exec_sessions"),
+            std::string::npos);
+  // One session ends: its slot comes back, and the refused ticket still works.
+  ASSERT_TRUE(held[0]->close());
+  EXPECT_TRUE(agent_->waitAborted());
+  std::unique_ptr<http::WebSocket> ws;
+  for (int i = 0; i < 100 && !ws; ++i) {
+    auto again = open(third);
+    if (again) {
+      ws = std::move(*again);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  EXPECT_TRUE(ws);
 }
 
 // Nothing but argv[0] of a command, and nothing of its streams, reaches
