@@ -41,6 +41,7 @@ int statusFor(std::string_view code) {
       {apierr::kQuotaExceeded, 409},
       {"payload_too_large", 413},
       {apierr::kTooManyLogFollowers, 429},
+      {apierr::kTooManyExecSessions, 429},
       {apierr::kKeyReused, 422},
       {plfm::errc::kUnavailable, 503},
       {pg::errc::kConnection, 503},
@@ -338,6 +339,7 @@ void Api::registerRoutes(http::Router& r, http::Router* node_router) {
   registerRegistryRoutes(r);
   registerQuotaRoutes(r);
   registerInstanceRoutes(r);
+  registerExecRoutes(r);
 }
 
 namespace {
@@ -383,7 +385,7 @@ DbLane Api::laneFor(Access access) const {
 }
 
 Result<void> Api::authorize(Ctx& ctx, Access access, const DbLane& lane) {
-  if (access == Access::kPublic) return ok();
+  if (access == Access::kPublic || access == Access::kExecTicket) return ok();
   const auto authorization = ctx.req.header("Authorization");
   {
     // Held only for the lookup: the credential is known before the request

@@ -20,6 +20,7 @@
 #include "plfm/core/json.h"
 #include "plfm/core/metrics.h"
 #include "plfm/http/http.h"
+#include "plfm/http/websocket.h"
 #include "plfm/pg/pool.h"
 #include "plfm/relay_auth/relay_auth.h"
 #include "projections.h"
@@ -43,6 +44,8 @@ inline constexpr std::string_view kHostnameConflict = "hostname_conflict";
 inline constexpr std::string_view kQuotaExceeded = kQuotaExceededCode;
 // An org holds max_log_followers_per_org `logs?follow=true` requests (429).
 inline constexpr std::string_view kTooManyLogFollowers = "too_many_log_followers";
+// An org holds max_exec_sessions_per_org exec sessions (429).
+inline constexpr std::string_view kTooManyExecSessions = "too_many_exec_sessions";
 }  // namespace apierr
 
 struct ApiOptions {
@@ -70,8 +73,9 @@ struct ApiOptions {
   std::string dns_resolver;
   std::chrono::seconds dns_timeout{2};
   std::string public_suffix_file = "/usr/share/publicsuffix/public_suffix_list.dat";
-  QuotaLimits quotas{};               // the operator's per-org defaults
-  int max_log_followers_per_org = 8;  // concurrent logs?follow=true per org
+  QuotaLimits quotas{};                // the operator's per-org defaults
+  int max_log_followers_per_org = 8;   // concurrent logs?follow=true per org
+  int max_exec_sessions_per_org = 32;  // open exec sessions (GET /v1/exec) per org
 };
 
 class Scheduler;
@@ -81,6 +85,7 @@ namespace crypto {
 class Keyring;
 }
 class FollowerSlots;
+struct ExecSessionStart;  // api_exec.cc
 
 // The database budget of one class of traffic. A request first looks up
 // its credential on an `auth` connection (held only for that lookup, with
@@ -145,7 +150,9 @@ using MutationFn = std::function<Result<Mutation>(pg::Transaction&)>;
 // kNode: a node credential, for the node named by the {node_id} path
 // parameter only. kEnroll: the handler checks an enrollment token itself.
 // kEdge: an edge credential (the ingress).
-enum class Access { kPublic, kUser, kAdmin, kNode, kEnroll, kEdge };
+// kExecTicket: no bearer token; the handler consumes an exec ticket itself
+// (GET /v1/exec, api_exec.cc). Served on the user listener only.
+enum class Access { kPublic, kUser, kAdmin, kNode, kEnroll, kEdge, kExecTicket };
 
 // The routes of node agents and the edge: served on the node listener when
 // there is one (and only there), and on the node DbLane.
@@ -224,6 +231,13 @@ class Api {
   void registerDomainRoutes(http::Router& r);    // api_domains.cc
   void registerQuotaRoutes(http::Router& r);     // api_quotas.cc
   void registerInstanceRoutes(http::Router& r);  // api_instances.cc
+  void registerExecRoutes(http::Router& r);      // api_exec.cc
+
+  // An exec session after its upgrade, on the connection's thread
+  // (api_exec.cc), and the audit events it appends on its own.
+  void runExecSession(http::WebSocket& client, const ExecSessionStart& start);
+  void appendExecEvents(const std::string& actor, const std::string& request_id,
+                        const std::vector<NewEvent>& events);
 
   // The answer of a committed write: waits for the views (and the scheduler
   // when `settle`), then the saved status and body, or 202.
@@ -242,7 +256,8 @@ class Api {
   metrics::Counter& mutations_;
   metrics::Counter& replays_;
   metrics::Counter& rw_timeouts_;
-  std::shared_ptr<FollowerSlots> followers_;  // api_logs.cc
+  std::shared_ptr<FollowerSlots> followers_;      // api_logs.cc
+  std::shared_ptr<FollowerSlots> exec_sessions_;  // api_exec.cc
 };
 
 // ---- request parsing helpers (each error names the field) ----

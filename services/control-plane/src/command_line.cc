@@ -28,6 +28,7 @@ struct Flags {
   std::array<std::optional<int64_t>, 5> quotas;  // --quota-*, by Quota
   std::string relay_signing_key;
   int max_log_followers_per_org = 0;  // 0: keep the file's or the default
+  int max_exec_sessions_per_org = 0;  // 0: keep the file's or the default
 };
 
 Result<Config> buildConfig(const std::string& file, const std::vector<std::string>& listen,
@@ -49,6 +50,9 @@ Result<Config> buildConfig(const std::string& file, const std::vector<std::strin
   if (!flags.relay_signing_key.empty()) cfg.relay_signing_key_file = flags.relay_signing_key;
   if (flags.max_log_followers_per_org > 0) {
     cfg.max_log_followers_per_org = flags.max_log_followers_per_org;
+  }
+  if (flags.max_exec_sessions_per_org > 0) {
+    cfg.max_exec_sessions_per_org = flags.max_exec_sessions_per_org;
   }
   if (!database.empty()) cfg.database = database;
   if (!state_dir.empty()) cfg.state_dir = state_dir;
@@ -159,6 +163,9 @@ int runMain(int argc, char** argv) {
                  "missing; default <state-dir>/relay-signing.key)");
   app.add_option("--max-log-followers-per-org", flags.max_log_followers_per_org,
                  "concurrent `logs?follow=true` requests per org (default 8)")
+      ->check(CLI::Range(1, 10'000));
+  app.add_option("--max-exec-sessions-per-org", flags.max_exec_sessions_per_org,
+                 "open `vt exec` sessions per org (default 32)")
       ->check(CLI::Range(1, 10'000));
   app.add_option("--database", database, "libpq connection string (PLFM_CP_DATABASE)");
   app.add_option("--state-dir", state_dir, "state directory (PLFM_CP_STATE_DIR)");

@@ -138,6 +138,9 @@ Result<void> loadConfigFile(const std::string& path, Config& cfg) {
     } else if (key == "max_log_followers_per_org") {
       PLFM_ASSIGN_OR_RETURN(auto v, integer(1, 10'000));
       cfg.max_log_followers_per_org = static_cast<int>(v);
+    } else if (key == "max_exec_sessions_per_org") {
+      PLFM_ASSIGN_OR_RETURN(auto v, integer(1, 10'000));
+      cfg.max_exec_sessions_per_org = static_cast<int>(v);
     } else if (key == "log_level") {
       PLFM_TRY(str(cfg.log_level));
     } else if (key == "log_file") {
@@ -254,7 +257,8 @@ Result<void> loadConfigFile(const std::string& path, Config& cfg) {
                                                            "quota_secrets_bytes",
 
                                                            "relay_signing_key_file",
-                                                           "max_log_followers_per_org"};
+                                                           "max_log_followers_per_org",
+                                                           "max_exec_sessions_per_org"};
       std::string hint;
       if (auto m = closestMatch(key, kKnown)) hint = "; did you mean '" + *m + "'?";
       std::string known;

@@ -86,6 +86,8 @@ struct Config {
   // `logs?follow=true` requests one org may hold at once.
   std::string relay_signing_key_file;
   int max_log_followers_per_org = 8;
+  // Open `vt exec` sessions one org may hold at once (GET /v1/exec).
+  int max_exec_sessions_per_org = 32;
 
   [[nodiscard]] std::string adminTokenFile() const {
     return admin_token_file.empty() ? state_dir + "/admin-token" : admin_token_file;

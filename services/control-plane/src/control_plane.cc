@@ -103,6 +103,7 @@ Result<void> ControlPlane::start() {
   opts.public_suffix_file = cfg_.public_suffix_file;
   opts.quotas = cfg_.quotas;
   opts.max_log_followers_per_org = cfg_.max_log_followers_per_org;
+  opts.max_exec_sessions_per_org = cfg_.max_exec_sessions_per_org;
   api_ = std::make_unique<Api>(ApiDeps{*pool_,
                                        *store_,
                                        *worker_,

@@ -287,6 +287,10 @@ const std::unordered_map<std::string_view, ApplyFn>& appliers() {
       {"registry_credential.set", noView},
       {"registry_credential.removed", noView},
       {"registry_credential.fetched", noView},
+      // The audit trail of exec sessions (api_exec.cc); their tickets live
+      // in the write-side exec_tickets table for at most 60 s.
+      {"exec.started", noView},
+      {"exec.ended", noView},
   };
   return m;
 }

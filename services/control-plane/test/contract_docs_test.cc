@@ -121,7 +121,7 @@ TEST_F(OpenApiTest, RoutesAreExactlyThoseOfTheSpec) {
     documented.insert(std::string(method).append(" ").append(path));
   }
   EXPECT_EQ(documented, spec);
-  EXPECT_EQ(documented.size(), 71U);
+  EXPECT_EQ(documented.size(), 73U);
 }
 
 TEST_F(OpenApiTest, ErrorCodesAreExactlyThoseOfTheSpec) {
@@ -170,7 +170,7 @@ TEST_F(OpenApiTest, EveryMutationRequiresAnIdempotencyKeyHeader) {
     keyed += declared ? 1 : 0;
     by_contract += own ? 1 : 0;
   }
-  EXPECT_EQ(keyed, 31);
+  EXPECT_EQ(keyed, 32);
   EXPECT_EQ(by_contract, 4);
 }
 
@@ -182,6 +182,11 @@ TEST_F(OpenApiTest, EveryRouteButHealthNeedsABearerTokenAndDocuments401) {
     if (isHealth(path)) {
       EXPECT_EQ(o["security"], Json::array()) << path;
       EXPECT_FALSE(o["responses"].contains("401")) << path;
+    } else if (path == "/v1/exec") {
+      // Its one credential is the exec ticket (docs/specs/runtime/exec-sessions.md).
+      EXPECT_EQ(o["security"], Json::parse(R"([{"execTicket": []}])"));
+      EXPECT_TRUE(o["responses"].contains("401"));
+      EXPECT_TRUE(o["responses"].contains("101"));
     } else {
       EXPECT_EQ(o["security"], Json::parse(R"([{"bearerAuth": []}])")) << method << " " << path;
       EXPECT_TRUE(o["responses"].contains("401")) << method << " " << path;
@@ -211,7 +216,9 @@ TEST_F(OpenApiTest, ResponsesDeclareTheirHeaders) {
     }
     for (const auto& [status, response] : responses.items()) {
       const Json& headers = follow(doc(), response)["headers"];
-      EXPECT_TRUE(headers.contains("X-Request-Id")) << method << " " << path << " " << status;
+      // A 101 carries the WebSocket handshake's headers only.
+      EXPECT_EQ(headers.contains("X-Request-Id"), status != "101")
+          << method << " " << path << " " << status;
       if (isMutation(method) && status < "300") {
         ASSERT_TRUE(headers.contains("X-Event-Seq")) << method << " " << path << " " << status;
         EXPECT_TRUE(follow(doc(), headers.at("X-Event-Seq")).value("required", false))
@@ -446,7 +453,7 @@ TEST(EventSchemasTest, EveryProjectedEventTypeHasASchemaAndADocRow) {
                                     std::regex(R"re(^\s*\{"([a-z_]+\.[a-z_]+)", )re"));
   const auto documented = matchLines(readText("docs/specs/state/event-types.md"),
                                      std::regex(R"(^\| `([a-z_]+\.[a-z_]+)` \|)"));
-  EXPECT_EQ(projected.size(), 40U);
+  EXPECT_EQ(projected.size(), 42U);
   EXPECT_EQ(eventSchemaFiles(), projected);
   EXPECT_EQ(documented, projected);
 }

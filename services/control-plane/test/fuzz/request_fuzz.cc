@@ -6,8 +6,10 @@
 //   - a refusal is a 4xx with a message, and invalid_field names its field;
 //   - an accepted manifest is canonical: fromJson(m).toJson() == m.
 // The first byte picks the mode: 'm' wraps the rest as the manifest of a
-// well-formed request (to reach the manifest rules quickly); anything else
-// is the whole body.
+// well-formed request (to reach the manifest rules quickly); 'x' is the body
+// of POST /v1/instances/{id}/exec (exec_request.h: an accepted command
+// reads back from its stored form and encodes as an EXEC_OPEN); anything
+// else is the whole body.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -15,6 +17,7 @@
 #include <string>
 
 #include "api.h"
+#include "exec_request.h"
 #include "plfm/manifest/manifest.h"
 
 namespace {
@@ -47,11 +50,29 @@ void checkOne(const std::string& body) {
   require(!plfm::json::dump(r->manifest).empty(), "the stored manifest dumps");
 }
 
+void checkExec(const std::string& body) {
+  auto j = plfm::json::parse(body, plfm::json::kRequestLimits);
+  if (!j) return;
+  auto r = plfm::cp::parseExecCommand(*j);
+  if (!r) {
+    require(
+        r.error().code() != plfm::cp::apierr::kInvalidField || !r.error().detail("field").empty(),
+        "invalid_field names the field");
+    return;
+  }
+  auto again = plfm::cp::parseExecCommand(plfm::cp::execCommandJson(*r));
+  require(again.has_value() && *again == *r, "the stored command reads back");
+  require(plfm::guest_proto::encode(plfm::cp::toExecOpen(*r), 0x0100).has_value(),
+          "an accepted command encodes as an EXEC_OPEN");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
-  if (!text.empty() && text.front() == 'm') {
+  if (!text.empty() && text.front() == 'x') {
+    checkExec(text.substr(1));
+  } else if (!text.empty() && text.front() == 'm') {
     checkOne(R"({"image_ref":"r/a:1","image_digest":"sha256:)" + std::string(64, 'a') +
              R"(","manifest":)" + text.substr(1) + "}");
   } else {
