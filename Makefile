@@ -6,7 +6,8 @@
 #   make build   configure and build everything into build/
 #   make build-dev  only what make dev runs (the CLI, the services, vt-init, examples/hello)
 #   make test    deps + build + every ctest label (unit, integration, e2e)
-#   make check   raw-JSON ratchet, clang-format (dry run) and clang-tidy; must be clean
+#   make check   raw-JSON ratchet, the OpenAPI linter, clang-format (dry run) and clang-tidy;
+#                must be clean
 #   make asan    build with ASan+UBSan into build-asan/ and run the unit tests
 #   make fuzz FUZZER=name SECONDS=600   run one libFuzzer target (clang, build-fuzz/)
 
@@ -65,6 +66,8 @@ test-e2e: build
 
 check: configure
 	@scripts/check-json-access
+	@echo "check: the API contract with @redocly/cli (scripts/lint-openapi)"
+	@scripts/lint-openapi
 	@scripts/check $(BUILD_DIR) $(JOBS)
 
 format:
