@@ -268,7 +268,7 @@ TEST_F(VtExec, EndToEnd) {
     ASSERT_EQ(tmux("new-session -d -s exec -x 100 -y 30 " +
                    shellQuote(vtShell() + " exec --app hello -- sh; echo vt-exited=$?; sleep 60")),
               "");
-    waitPane("$ ", 30s);
+    waitPane("built-in shell", 30s);
     tmux("send-keys -t exec 'stty size' Enter");
     waitPane("30 100");
     tmux("resize-window -t exec -x 120 -y 40");
@@ -277,9 +277,20 @@ TEST_F(VtExec, EndToEnd) {
     waitPane("40 120");
     // A full-screen program draws the whole window, and quits cleanly.
     tmux("send-keys -t exec 'vi /tmp/vt-exec-e2e' Enter");
-    const std::string vi = waitPane("/tmp/vt-exec-e2e");
+    // vi marks each line past the end of the file with '~': a full 40-line
+    // window has more than 30 of them.
+    std::string vi;
+    for (auto deadline = Clock::now() + 20s; Clock::now() < deadline;) {
+      vi = tmux("capture-pane -p -t exec");
+      if (std::count(vi.begin(), vi.end(), '~') >= 30) break;
+      std::this_thread::sleep_for(100ms);
+    }
     EXPECT_GE(std::count(vi.begin(), vi.end(), '~'), 30) << vi;
-    tmux("send-keys -t exec Escape ':q!' Enter");
+    // Escape alone first: right behind it, ':' would read as Alt-':'.
+    tmux("send-keys -t exec Escape");
+    std::this_thread::sleep_for(500ms);
+    tmux("send-keys -t exec ':q!' Enter");
+    std::this_thread::sleep_for(500ms);
     // Ctrl-C interrupts the remote command, not vt.
     tmux("send-keys -t exec 'clear; sleep 100' Enter");
     std::this_thread::sleep_for(1s);
