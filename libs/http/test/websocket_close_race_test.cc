@@ -13,6 +13,7 @@
 #include <future>
 #include <random>
 #include <thread>
+#include <vector>
 
 #include "plfm/http/http.h"
 #include "plfm/http/websocket.h"
@@ -30,6 +31,8 @@ int roundCount() {
 // A round takes milliseconds; one that has not ended in this long hangs (it is
 // over handshake_timeout plus close()'s slack, so not a slow close).
 constexpr auto kStuck = 10s;
+constexpr int kParallel = 4;
+constexpr int kBusy = 2;
 const WebSocketOptions kOptions{.handshake_timeout = 5s};
 
 // Spins for a small random time so that the two sides' closes land in every
@@ -84,11 +87,32 @@ void withWatchdog(const char* what, const std::function<void(std::minstd_rand&, 
                   const std::function<void()>& teardown) {
   std::atomic<int> rounds{0};
   auto done = std::async(std::launch::async, [&] {
-    std::minstd_rand rng(12345);
-    for (int i = 0, n = roundCount(); i < n && !::testing::Test::HasFatalFailure(); ++i) {
-      round(rng, i);
-      ++rounds;
+    // A few connections at a time keep the I/O threads busy, which widens the
+    // windows between a strand's handlers where the races happen.
+    // Busy threads too: the races need a thread preempted in the middle of a
+    // strand handler, which is rare on an idle machine.
+    std::atomic<bool> busy{true};
+    std::vector<std::thread> workers;
+    workers.reserve(kParallel + kBusy);
+    for (int b = 0; b < kBusy; ++b) {
+      workers.emplace_back([&busy] {
+        std::atomic<int> sink{0};
+        while (busy.load(std::memory_order_relaxed)) sink.fetch_add(1, std::memory_order_relaxed);
+      });
     }
+    for (int w = 0; w < kParallel; ++w) {
+      workers.emplace_back([&, w] {
+        std::minstd_rand rng(12345 + w);
+        for (int i = w, n = roundCount(); i < n && !::testing::Test::HasFatalFailure();
+             i += kParallel) {
+          round(rng, i);
+          ++rounds;
+        }
+      });
+    }
+    for (size_t w = kBusy; w < workers.size(); ++w) workers[w].join();
+    busy = false;
+    for (int b = 0; b < kBusy; ++b) workers[b].join();
     teardown();
   });
   int seen = -1;
