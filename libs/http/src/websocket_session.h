@@ -110,6 +110,7 @@ class SessionImpl final : public Session {
         strand_(asio::make_strand(ioContext())),
         descriptor_(ioContext()),
         timer_(strand_),
+        close_timer_(strand_),
         drain_timer_(strand_) {
     ws_.emplace(stream_);
   }
@@ -274,8 +275,8 @@ class SessionImpl final : public Session {
     checkQuietLocked();
   }
   void checkQuietLocked() {
-    if (finishing_ && stopped_ && !reading_ && !writing_ && !timer_armed_ && !drain_armed_ &&
-        posted_ == 0) {
+    if (finishing_ && stopped_ && !reading_ && !writing_ && !timer_armed_ && !close_timer_armed_ &&
+        !drain_armed_ && posted_ == 0) {
       quiet_ = true;
       cv_.notify_all();
     }
@@ -326,6 +327,7 @@ class SessionImpl final : public Session {
     BoostError ignored;
     descriptor_.cancel(ignored);
     timer_.cancel();
+    close_timer_.cancel();
     while (!queue_.empty()) {
       queue_.front()->done.set_value(why);
       queue_.pop_front();
@@ -353,6 +355,23 @@ class SessionImpl final : public Session {
     drain_timer_.async_wait([this](BoostError /*ec*/) {
       drain_armed_ = false;
       drain();
+      checkQuiet();
+    });
+  }
+
+  // Bounds our close on the strand, whoever waits for it (close(), or nobody:
+  // startClose(), the close for a text message). Beast's own close timeout
+  // only shuts the socket down, which does not complete a close parked in
+  // Beast; stop() does.
+  void armCloseTimer() {
+    close_pending_ = true;
+    close_timer_armed_ = true;
+    close_timer_.expires_after(options_.handshake_timeout + kCloseSlack / 2);
+    close_timer_.async_wait([this](BoostError ec) {
+      close_timer_armed_ = false;
+      if (!ec && close_pending_ && !stopped_) {
+        stop(Error(errc::kDeadlineExceeded, "websocket close handshake timed out"));
+      }
       checkQuiet();
     });
   }
@@ -477,6 +496,7 @@ class SessionImpl final : public Session {
         break;
       case OutOp::Kind::kClose:
         ws_->async_close(op->reason, std::move(done));
+        armCloseTimer();
         break;
     }
   }
@@ -484,6 +504,8 @@ class SessionImpl final : public Session {
   void onWritten(OutOp& op, BoostError ec) {
     writing_ = false;
     if (op.kind == OutOp::Kind::kClose) {
+      close_pending_ = false;
+      close_timer_.cancel();
       // The handshake is complete (or failed): either way nothing more goes out.
       read_done_ = true;
       // The read loop answered the peer's close before ours could go out:
@@ -575,6 +597,7 @@ class SessionImpl final : public Session {
   asio::cancellation_signal write_cancel_;
   std::optional<bws::stream<Stream&>> ws_;
   asio::steady_timer timer_;
+  asio::steady_timer close_timer_;
   asio::steady_timer drain_timer_;
 
   // The strand's own state.
@@ -583,6 +606,8 @@ class SessionImpl final : public Session {
   bool reading_ = false;
   bool writing_ = false;
   bool timer_armed_ = false;
+  bool close_timer_armed_ = false;
+  bool close_pending_ = false;  // our close is in Beast
   bool drain_armed_ = false;
   bool read_done_ = false;   // the read loop ended (error, close, text)
   bool close_sent_ = false;  // a close is queued or sent: no more data

@@ -132,7 +132,7 @@ void withWatchdog(const char* what, const std::function<void(std::minstd_rand&, 
 
 class WebSocketCloseRaceTest : public ::testing::Test {
  protected:
-  void start(WebSocketSession session) {
+  void start(const WebSocketSession& session) {
     router_.add("GET", "/race",
                 [session](Request& req) { return acceptWebSocket(req, kOptions, session); });
     server_ = std::make_unique<Server>(ServerOptions{.listen = {"[::1]:0"}},
