@@ -18,7 +18,9 @@
 #pragma once
 
 #include <algorithm>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -60,6 +62,9 @@ inline constexpr size_t kMaxCloseReason = 123;
 // How much longer than handshake_timeout a caller waits for close() before
 // giving up on the strand (Beast's own close timeout fires first).
 inline constexpr auto kCloseSlack = std::chrono::seconds(1);
+// After stop(), how often Beast operations that are still pending get a
+// terminal cancellation (see drain()).
+inline constexpr auto kDrainEvery = std::chrono::milliseconds(5);
 
 inline Error closedError(const CloseStatus& status, std::string_view who) {
   return Error(kErrWebSocketClosed, "websocket closed by " + std::string(who) + " (" +
@@ -104,7 +109,9 @@ class SessionImpl final : public Session {
         options_(options),
         strand_(asio::make_strand(ioContext())),
         descriptor_(ioContext()),
-        timer_(strand_) {
+        timer_(strand_),
+        close_timer_(strand_),
+        drain_timer_(strand_) {
     ws_.emplace(stream_);
   }
 
@@ -180,7 +187,11 @@ class SessionImpl final : public Session {
     std::future<Result<void>> done = op->done.get_future();
     if (!post([this, op] { enqueue(op); })) return finishedError();
     if (done.wait_for(options_.handshake_timeout + kCloseSlack) != std::future_status::ready) {
-      return Error(errc::kDeadlineExceeded, "websocket close handshake timed out");
+      // Beast's own close timeout has fired by now, and it only shuts the
+      // socket down: an operation stuck inside Beast needs stop()'s drain.
+      Error e(errc::kDeadlineExceeded, "websocket close handshake timed out");
+      (void)post([this, e] { stop(e); });
+      return e;
     }
     return done.get();
   }
@@ -264,7 +275,8 @@ class SessionImpl final : public Session {
     checkQuietLocked();
   }
   void checkQuietLocked() {
-    if (finishing_ && stopped_ && !reading_ && !writing_ && !timer_armed_ && posted_ == 0) {
+    if (finishing_ && stopped_ && !reading_ && !writing_ && !timer_armed_ && !close_timer_armed_ &&
+        !drain_armed_ && posted_ == 0) {
       quiet_ = true;
       cv_.notify_all();
     }
@@ -306,7 +318,7 @@ class SessionImpl final : public Session {
   }
 
   // Fails the connection: shuts the socket down, which completes every
-  // pending operation with an error.
+  // pending I/O operation with an error, and drains what Beast still holds.
   void stop(Error why) {
     setEnd(why);
     if (stopped_) return;
@@ -315,11 +327,53 @@ class SessionImpl final : public Session {
     BoostError ignored;
     descriptor_.cancel(ignored);
     timer_.cancel();
+    close_timer_.cancel();
     while (!queue_.empty()) {
       queue_.front()->done.set_value(why);
       queue_.pop_front();
     }
     completeCloseWaiters(why);
+    drain();
+  }
+
+  // After stop(): completes the Beast operations that the shutdown did not.
+  // Beast parks an operation that waits for the other direction (a read
+  // that must answer a close, a close that must read the answer) in the
+  // stream until that direction is released, and two of them can wait for
+  // each other with no I/O pending (for example when a peer sends a frame
+  // Beast rejects while our close frame goes out): no shutdown wakes those.
+  // A terminal cancellation does; the stream is unusable afterwards, which
+  // is fine once stopped. It repeats while any is left, since an operation
+  // may park itself again after a cancellation went out.
+  void drain() {
+    if (!reading_ && !writing_) return;
+    read_cancel_.emit(asio::cancellation_type::terminal);
+    write_cancel_.emit(asio::cancellation_type::terminal);
+    if ((!reading_ && !writing_) || drain_armed_) return;
+    drain_armed_ = true;
+    drain_timer_.expires_after(kDrainEvery);
+    drain_timer_.async_wait([this](BoostError /*ec*/) {
+      drain_armed_ = false;
+      drain();
+      checkQuiet();
+    });
+  }
+
+  // Bounds our close on the strand, whoever waits for it (close(), or nobody:
+  // startClose(), the close for a text message). Beast's own close timeout
+  // only shuts the socket down, which does not complete a close parked in
+  // Beast; stop() does.
+  void armCloseTimer() {
+    close_pending_ = true;
+    close_timer_armed_ = true;
+    close_timer_.expires_after(options_.handshake_timeout + kCloseSlack / 2);
+    close_timer_.async_wait([this](BoostError ec) {
+      close_timer_armed_ = false;
+      if (!ec && close_pending_ && !stopped_) {
+        stop(Error(errc::kDeadlineExceeded, "websocket close handshake timed out"));
+      }
+      checkQuiet();
+    });
   }
 
   void completeCloseWaiters(const Result<void>& result) {
@@ -328,14 +382,23 @@ class SessionImpl final : public Session {
     close_waiters_.clear();
   }
 
+  // Once our close is queued the read loop starts no new read: the close
+  // reads until the peer's answer itself. A read started then could find the
+  // peer's close frame already buffered and, because of the control
+  // callback, process it a strand turn later while holding Beast's read side;
+  // if our close finished sending in between, it would wait for that read
+  // side while the read waits for the write side to answer the close, and
+  // neither would ever complete.
   void startRead() {
-    if (reading_ || read_done_ || stopped_ || inboxFull()) return;
+    if (reading_ || read_done_ || close_sent_ || stopped_ || inboxFull()) return;
     reading_ = true;
-    ws_->async_read_some(rbuf_, kReadChunk,
-                         asio::bind_executor(strand_, [this](BoostError ec, size_t /*n*/) {
-                           onRead(ec);
-                           checkQuiet();
-                         }));
+    ws_->async_read_some(
+        rbuf_, kReadChunk,
+        asio::bind_cancellation_slot(read_cancel_.slot(),
+                                     asio::bind_executor(strand_, [this](BoostError ec, size_t) {
+                                       onRead(ec);
+                                       checkQuiet();
+                                     })));
   }
 
   void onRead(const BoostError& ec) {
@@ -418,10 +481,12 @@ class SessionImpl final : public Session {
     std::shared_ptr<OutOp> op = queue_.front();
     queue_.pop_front();
     writing_ = true;
-    auto done = asio::bind_executor(strand_, [this, op](BoostError ec, auto&&... /*n*/) {
-      onWritten(*op, ec);
-      checkQuiet();
-    });
+    auto done = asio::bind_cancellation_slot(
+        write_cancel_.slot(),
+        asio::bind_executor(strand_, [this, op](BoostError ec, auto&&... /*n*/) {
+          onWritten(*op, ec);
+          checkQuiet();
+        }));
     switch (op->kind) {
       case OutOp::Kind::kData:
         ws_->async_write(asio::buffer(op->data), std::move(done));
@@ -431,15 +496,21 @@ class SessionImpl final : public Session {
         break;
       case OutOp::Kind::kClose:
         ws_->async_close(op->reason, std::move(done));
+        armCloseTimer();
         break;
     }
   }
 
-  void onWritten(OutOp& op, const BoostError& ec) {
+  void onWritten(OutOp& op, BoostError ec) {
     writing_ = false;
     if (op.kind == OutOp::Kind::kClose) {
+      close_pending_ = false;
+      close_timer_.cancel();
       // The handshake is complete (or failed): either way nothing more goes out.
       read_done_ = true;
+      // The read loop answered the peer's close before ours could go out:
+      // the handshake is complete, Beast just aborts the redundant close.
+      if (ec == asio::error::operation_aborted && !stopped_ && peerClosed()) ec = {};
       if (ec && ec != bws::error::closed) {
         Error e = stopped_ ? currentEnd() : mapError(ec);
         op.done.set_value(e);
@@ -461,6 +532,11 @@ class SessionImpl final : public Session {
     }
     op.done.set_value(ok());
     pumpWrites();
+  }
+
+  [[nodiscard]] bool peerClosed() const {
+    std::lock_guard lock(mu_);
+    return peer_close_.has_value();
   }
 
   CloseStatus peerCloseOr(const bws::close_reason& ours) {
@@ -515,8 +591,14 @@ class SessionImpl final : public Session {
   const WebSocketOptions options_;
   asio::strand<asio::io_context::executor_type> strand_;
   asio::posix::stream_descriptor descriptor_;
+  // Bound to every read and every write (close, ping) we start, for drain();
+  // declared before ws_ so that they outlive the operations that use them.
+  asio::cancellation_signal read_cancel_;
+  asio::cancellation_signal write_cancel_;
   std::optional<bws::stream<Stream&>> ws_;
   asio::steady_timer timer_;
+  asio::steady_timer close_timer_;
+  asio::steady_timer drain_timer_;
 
   // The strand's own state.
   beast::flat_buffer rbuf_;
@@ -524,6 +606,9 @@ class SessionImpl final : public Session {
   bool reading_ = false;
   bool writing_ = false;
   bool timer_armed_ = false;
+  bool close_timer_armed_ = false;
+  bool close_pending_ = false;  // our close is in Beast
+  bool drain_armed_ = false;
   bool read_done_ = false;   // the read loop ended (error, close, text)
   bool close_sent_ = false;  // a close is queued or sent: no more data
   bool stopped_ = false;     // the socket is shut down

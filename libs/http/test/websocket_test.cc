@@ -9,6 +9,7 @@
 #include <future>
 #include <map>
 #include <thread>
+#include <utility>
 
 #include "plfm/http/http.h"
 #include "plfm/http/pki.h"
@@ -260,6 +261,33 @@ TEST_F(WebSocketTest, DeadPeerIsDetected) {
   ASSERT_EQ(server_end.wait_for(5s), std::future_status::ready);
   EXPECT_EQ(server_end.get().code(), errc::kDeadlineExceeded);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+}
+
+// A peer that never answers our close: close() gives up after about
+// handshake_timeout, and a reader blocked in read() meanwhile returns too.
+TEST_F(WebSocketTest, UnansweredCloseEndsTheReaderToo) {
+  std::promise<std::pair<Error, std::chrono::steady_clock::duration>> result;
+  router_.add("GET", "/mute", [&result](Request& req) {
+    return acceptWebSocket(req, {.handshake_timeout = 300ms}, [&result](WebSocket& ws) {
+      std::thread reader([&ws] {
+        while (ws.read()) {
+        }
+      });
+      std::this_thread::sleep_for(20ms);  // the reader is in read()
+      const auto start = std::chrono::steady_clock::now();
+      auto closed = ws.close(kCloseNormal, {});
+      reader.join();
+      result.set_value({closed ? Error(errc::kInternal, "close succeeded") : closed.error(),
+                        std::chrono::steady_clock::now() - start});
+    });
+  });
+  http::testing::RawConn raw("[::1]:" + port_);
+  ASSERT_NO_FATAL_FAILURE(upgradeRaw(raw, "/mute"));
+  auto done = result.get_future();
+  ASSERT_EQ(done.wait_for(5s), std::future_status::ready);
+  const auto [error, took] = done.get();
+  EXPECT_NE(error.code(), errc::kInternal) << error.toString();
+  EXPECT_LT(took, 2s);
 }
 
 // We speak binary: a text message is refused with 1003.
