@@ -1,7 +1,8 @@
 // InstanceHost is everything an InstanceWorker needs from the node agent, and
 // nothing more: the worker's seam. Agent implements it; unit tests implement
-// it with in-memory fakes (test/agent/fake_host.h) and drive a worker with a
-// FakeRuntime, a fake guest and a FakeClock, no VM involved.
+// it with in-memory fakes (test/agent/instance_worker_test.cc: FakeHost) and
+// drive a worker with a FakeRuntime (test/support/fake_runtime.h), its fake
+// guest and a FakeClock, no VM involved.
 //
 //   InstanceWorker worker(host, std::move(record));   // host: InstanceHost&
 //   worker.start();
