@@ -255,7 +255,7 @@ TEST_F(InstanceWorkerTest, AStopSendsShutdownThenEscalatesOnSchedule) {
 
   // Grace + 2 s: still waiting for the guest.
   host_.fakeClock().advance(grace + seconds(2));
-  std::this_thread::sleep_for(milliseconds(500));
+  std::this_thread::sleep_for(milliseconds(300));
   EXPECT_EQ(rt_.requestStops(), 0);
   EXPECT_EQ(rt_.kills(), 0);
 
@@ -319,6 +319,39 @@ TEST_F(InstanceWorkerTest, HealthCheckFailuresRespectTheThreshold) {
   ASSERT_TRUE(unhealthy);
   EXPECT_NE(unhealthy->reason.find("tcp check on port"), std::string::npos) << unhealthy->reason;
   EXPECT_FALSE(host_.reported("healthy"));
+}
+
+TEST_F(InstanceWorkerTest, ExecCheckFailuresRespectTheThresholdAndQuoteTheLastLine) {
+  rt_.guest().exec_revision = guest_proto::kExecRevision;
+  rt_.guest().exec_exit_code = 1;
+  rt_.guest().exec_output = "checking\ndatabase down\n";
+  Workload w = workload();
+  w.checks = nlohmann::json::array({{{"type", "exec"},
+                                     {"command", {"/bin/check"}},
+                                     {"interval_ms", 1000},
+                                     {"timeout_ms", 1000},
+                                     {"failure_threshold", 2}}});
+  startWorker(w);
+  ASSERT_TRUE(host_.waitReport("running"));
+  ASSERT_TRUE(waitFor([&] { return rt_.vm(0)->execs == 1; }));
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_FALSE(host_.reported("unhealthy"));
+  EXPECT_EQ(rt_.vm(0)->execs, 1);
+  host_.fakeClock().advance(milliseconds(600));
+  auto unhealthy = host_.waitReport("unhealthy");
+  ASSERT_TRUE(unhealthy);
+  EXPECT_EQ(unhealthy->reason, "exec check: exited with code 1; last output: database down");
+  EXPECT_EQ(rt_.vm(0)->execs, 2);
+}
+
+TEST_F(InstanceWorkerTest, APassingExecCheckMakesItHealthy) {
+  rt_.guest().exec_revision = guest_proto::kExecRevision;
+  Workload w = workload();
+  w.checks = nlohmann::json::array({{{"type", "exec"}, {"command", {"/bin/check"}}}});
+  startWorker(w);
+  ASSERT_TRUE(host_.waitReport("healthy"));
+  EXPECT_EQ(rt_.vm(0)->execs, 1);
+  EXPECT_TRUE(worker_->execTarget().mux->attached());
 }
 
 TEST_F(InstanceWorkerTest, RestartBackoffWaitsForNotBefore) {

@@ -5,17 +5,17 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <csignal>
 #include <cstdio>
 #include <fstream>
 
 #include "plfm/guest_proto/guest_proto.h"
-#include "runtime/detached.h"
 
 namespace plfm::agent::testing {
 namespace gp = guest_proto;
 using std::chrono::milliseconds;
 using Steady = std::chrono::steady_clock;
+
+constexpr pid_t kFirstPid = 0x7fff0000;
 
 namespace {
 
@@ -70,13 +70,10 @@ Result<runtime::VmHandle> FakeRuntime::start(const runtime::VmSpec& spec) {
     ::close(vm->listen_fd);
     return errnoError("listen " + h.channel_socket, err);
   }
-  auto pid = runtime::spawnDetached({"sleep", "600"});
-  if (!pid) {
-    ::close(vm->listen_fd);
-    return std::move(pid).error();
-  }
-  h.pid = *pid;
-  h.pid_start = runtime::processStartTime(h.pid);
+  // Above PID_MAX_LIMIT (4194304): no process has it, so whatever acts on
+  // the pid (cgroup placement, a stray kill) fails harmlessly.
+  h.pid = kFirstPid + starts_.load();
+  h.pid_start = 1;
   vm->pid = h.pid;
   {
     std::lock_guard lock(mu_);
@@ -123,7 +120,6 @@ void FakeRuntime::powerOff(FakeVm& vm) {
   // when it is joined.
   if (vm.conn_fd >= 0) ::shutdown(vm.conn_fd, SHUT_RDWR);
   if (vm.listen_fd >= 0) ::shutdown(vm.listen_fd, SHUT_RDWR);
-  if (vm.pid > 0 && vm.running.exchange(false)) ::kill(vm.pid, SIGKILL);
   vm.running = false;
 }
 
@@ -131,7 +127,6 @@ void FakeRuntime::runGuest(FakeVm& vm) {
   // The guest powers itself off from its own thread: only flags and
   // shutdown(), never a join.
   auto selfPowerOff = [&vm] {
-    if (vm.pid > 0 && vm.running.exchange(false)) ::kill(vm.pid, SIGKILL);
     vm.running = false;
     vm.stop = true;
     if (vm.conn_fd >= 0) ::shutdown(vm.conn_fd, SHUT_RDWR);
@@ -200,6 +195,18 @@ void FakeRuntime::runGuest(FakeVm& vm) {
         case gp::FrameType::kPong:
           ++vm.pongs;
           break;
+        case gp::FrameType::kExecOpen: {
+          ++vm.execs;
+          const uint16_t stream = (*frame)->stream;
+          if (!vm.options.exec_output.empty()) {
+            (void)sendAll(
+                vm, *gp::encode(gp::ExecData{gp::ExecFd::kStdout, vm.options.exec_output}, stream));
+          }
+          (void)sendAll(vm, *gp::encode(gp::ExecExit{gp::ExecExitKind::kExited,
+                                                     vm.options.exec_exit_code, ""},
+                                        stream));
+          break;
+        }
         default:
           break;
       }

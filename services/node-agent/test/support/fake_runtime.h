@@ -2,7 +2,8 @@
 // listens on a Unix socket at RUN_DIR/ch.sock (the VmHandle's
 // channel_socket, where GuestChannel::connect looks) and runs a FakeGuest on
 // a thread: it speaks libs/guest-proto like vt-init (HELLO, CONFIG, READY,
-// EXIT, PONG, STATUS, SHUTDOWN) with knobs for the ways a guest goes wrong.
+// EXIT, PONG, STATUS, SHUTDOWN, and exec sessions that exit at once) with knobs for the ways a
+// guest goes wrong.
 //
 //   FakeRuntime rt;
 //   rt.guest().exit_after = 100ms;          // the next VM's guest
@@ -10,9 +11,9 @@
 //   ... rt.starts(), rt.vm(id)->shutdowns, rt.requestStops(), rt.kills()
 //
 // "Alive" is a flag: the guest powering off (EXIT, an ERROR frame, SHUTDOWN)
-// or kill() clears it. The VmHandle's pid is a real, detached `sleep` (so
-// nothing that acts on the pid can hit another process), killed with the VM.
-// Thread-safe.
+// or kill() clears it. The VmHandle's pid is above the kernel's PID_MAX_LIMIT,
+// so nothing that acts on it (cgroup placement) can touch a real process; no
+// process is started. Thread-safe.
 #pragma once
 
 #include <atomic>
@@ -45,6 +46,10 @@ struct FakeGuestOptions {
   // Ignores SHUTDOWN (a hung workload); otherwise it answers EXIT
   // (killed by signal 15) and powers off.
   bool ignore_shutdown = false;
+  // Each EXEC_OPEN (exec_revision != 0) is answered at once: exec_output on
+  // stdout (when not empty), then EXEC_EXIT exited with exec_exit_code.
+  std::string exec_output;
+  int exec_exit_code = 0;
   // Ignores the runtime's requestStop (a guest that does not power off on
   // the ACPI button); otherwise requestStop powers it off.
   bool ignore_power_button = false;
@@ -59,6 +64,7 @@ struct FakeVm {
   std::atomic<int> configs{0};    // CONFIG frames received
   std::atomic<int> shutdowns{0};  // SHUTDOWN frames received
   std::atomic<int> pongs{0};      // PONG frames received
+  std::atomic<int> execs{0};      // EXEC_OPEN frames received
   std::atomic<bool> ready_sent{false};
   std::atomic<int> listen_fd{-1};
   std::atomic<int> conn_fd{-1};
