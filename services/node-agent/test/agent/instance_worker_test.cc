@@ -367,5 +367,38 @@ TEST_F(InstanceWorkerTest, RestartBackoffWaitsForNotBefore) {
   EXPECT_EQ(rt_.starts(), 1);
 }
 
+TEST_F(InstanceWorkerTest, ReleasingResourcesTwiceReleasesOnce) {
+  Workload w = workload();
+  InstanceRecord rec;
+  rec.workload = w;
+  rec.run_dir = host_.runDirFor(w.instance_id);
+  rec.scratch = rec.run_dir + "/scratch.ext4";
+  fs::create_directories(rec.run_dir);
+  ASSERT_TRUE(host_.acquireImage(w));
+  rec.image_acquired = true;
+  runtime::VmSpec spec;
+  spec.instance_id = w.instance_id;
+  spec.run_dir = rec.run_dir;
+  auto vm = rt_.start(spec);
+  ASSERT_TRUE(vm) << vm.error().toString();
+  rec.vm = *vm;
+
+  releaseInstanceResources(host_, rec);
+  EXPECT_EQ(rt_.kills(), 1);
+  EXPECT_FALSE(rt_.alive(*vm));
+  EXPECT_EQ(host_.imagesHeld(), 0);
+  EXPECT_FALSE(fs::exists(host_.runDirFor(w.instance_id)));
+  // The console is kept beside the workload's log.
+  EXPECT_TRUE(fs::exists(host_.logPathFor(w.instance_id) + ".console"));
+  EXPECT_FALSE(rec.vm);
+  EXPECT_TRUE(rec.run_dir.empty());
+  EXPECT_TRUE(rec.scratch.empty());
+  EXPECT_FALSE(rec.image_acquired);
+
+  releaseInstanceResources(host_, rec);
+  EXPECT_EQ(rt_.kills(), 1);
+  EXPECT_EQ(host_.imagesHeld(), 0);
+}
+
 }  // namespace
 }  // namespace plfm::agent
