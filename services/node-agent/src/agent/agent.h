@@ -165,16 +165,6 @@ class Agent final : public InstanceHost {
   [[nodiscard]] std::optional<ExecTarget> execTarget(const std::string& instance_id) const;
 
   [[nodiscard]] metrics::Registry& metricsRegistry() { return metrics_; }
-  // The instance's org's credentials for `registry` (the host its image
-  // names), from the control plane, which serves them only for an instance
-  // on this node and only for that registry. nullopt in plan-file mode, when
-  // the org has none, or when the control plane cannot be asked (logged):
-  // the pull is then anonymous, and an image the cache authorized for the
-  // org before still starts. The caller wipes the password.
-  [[nodiscard]] std::optional<image::RegistryCredentials> registryCredentials(
-      const std::string& instance_id, const std::string& registry);
-  // Asks the GC thread for a collection soon (an image was let go or pulled).
-  void requestImageGc();
   // One collection now, keeping what instances hold and every env's current
   // and previous image (image_gc.h); logs and meters what it freed.
   Result<image::GcReport> collectImages();
@@ -214,6 +204,16 @@ class Agent final : public InstanceHost {
   // Drops the entry (if any) and rewrites the table; failures are logged.
   void unfilterGuest(const std::string& instance_id) override;
 
+  // The instance's org's credentials for `registry` (the host its image
+  // names), from the control plane, which serves them only for an instance
+  // on this node and only for that registry. nullopt in plan-file mode, when
+  // the org has none, or when the control plane cannot be asked (logged):
+  // the pull is then anonymous, and an image the cache authorized for the
+  // org before still starts. The caller wipes the password.
+  [[nodiscard]] std::optional<image::RegistryCredentials> registryCredentials(
+      const std::string& instance_id, const std::string& registry);
+  // Asks the GC thread for a collection soon (an image was let go or pulled).
+  void requestImageGc();
   Result<void> loadOrEnroll();
   Result<void> loadStandaloneIdentity();  // plan-file mode: STATE/node.json if any
   void adoptOrClean();
