@@ -27,27 +27,15 @@ using nlohmann::json;
 
 namespace {
 
-// Kills every process but `keep` whose command line names the run dir `dir`
-// (its sockets and pid file live there): VMMs started just before a crash,
-// before their handle reached the record and possibly before they wrote a pid
-// file. Scans until a pass finds none, so a QEMU that forked into the
-// background while its parent was being killed is found too.
-void killVmmsIn(runtime::MicroVmRuntime& rt, const std::string& dir, const std::string& instance_id,
-                pid_t keep = -1) {
-  if (dir.empty()) return;  // "/" would match every process
-  for (int pass = 0; pass < 10; ++pass) {
-    bool any = false;
-    for (pid_t pid : processesMentioning(dir + "/")) {
-      if (pid == keep) continue;
-      runtime::VmHandle h;
-      h.pid = pid;
-      h.instance_id = instance_id;
-      (void)rt.kill(h);
-      any = true;
-      log::info("killed a VMM no record owned", {{"instance_id", instance_id}, {"pid", pid}});
-    }
-    if (!any) return;
+// "registry/repo:tag" + digest -> "registry/repo@sha256:...".
+std::string pinnedRef(const std::string& ref, const std::string& digest) {
+  std::string base = ref.substr(0, ref.find('@'));
+  auto slash = base.rfind('/');
+  auto colon = base.rfind(':');
+  if (colon != std::string::npos && (slash == std::string::npos || colon > slash)) {
+    base.resize(colon);
   }
+  return base + "@" + digest;
 }
 
 }  // namespace
@@ -261,25 +249,10 @@ void Agent::adoptOrClean() {
       // A half-done start: roll it back (the worker starts it again). The
       // VMM may have started before its handle was saved: it names the run
       // dir on its command line.
-      if (vm_alive) (void)runtime_->kill(*rec.vm);
-      killVmmsIn(*runtime_, rec.run_dir.empty() ? runDirFor(id) : rec.run_dir, id);
-      runtime::removeVmmGroup(id);
-      if (!rec.tap.empty()) (void)netdev::removeTap(rec.tap);
-      std::error_code ec;
-      if (!rec.run_dir.empty()) fs::remove_all(rec.run_dir, ec);
-      if (rec.image_acquired) {
-        if (auto d = image::Digest::parse(rec.workload.image_digest)) {
-          (void)images_->release(*d, id);
-        }
-      }
+      releaseInstanceResources(*this, rec, ReleaseMode{.keep_console = false, .kill_strays = true});
       log::info("rolled back a half-done start",
                 {{"instance_id", id}, {"phase", std::string(phaseName(rec.phase))}});
       rec.phase = Phase::kAllocated;
-      rec.vm.reset();
-      rec.tap.clear();
-      rec.run_dir.clear();
-      rec.scratch.clear();
-      rec.image_acquired = false;
       (void)store_.save(rec);
     } else if (rec.vm) {
       if (vm_alive) log::info("adopted a running VM", {{"instance_id", id}, {"pid", rec.vm->pid}});
@@ -484,6 +457,39 @@ Result<std::string> Agent::scratchTemplate() {
   }
   scratch_template_ = path;
   return scratch_template_;
+}
+
+Result<AcquiredImage> Agent::acquireImage(const Workload& w) {
+  PLFM_ASSIGN_OR_RETURN(auto ref, image::parseImageRef(pinnedRef(w.image_ref, w.image_digest)));
+  // Pulled for the workload's org, with its credentials: a digest another
+  // org pulled is used only once the registry serves it to this org too.
+  image::PullOptions pull;
+  pull.scope = w.org_id.empty() ? w.instance_id : w.org_id;
+  if (ref.transport == image::ImageRef::Transport::kRegistry) {
+    pull.credentials = registryCredentials(w.instance_id, ref.registry);
+  }
+  auto pulled = images_->pull(ref, pull);
+  if (pull.credentials) secrets::wipe(pull.credentials->password);
+  if (!pulled) {
+    return Error("agent.image_failed",
+                 "image " + w.image_ref + " (" + w.image_digest + "): " + pulled.error().message());
+  }
+  PLFM_TRY(images_->acquire(pulled->manifest_digest, w.instance_id));
+  requestImageGc();  // the cache may have grown past its budget
+  return AcquiredImage{pulled->rootfs};
+}
+
+Result<image::ImageConfig> Agent::imageConfig(const std::string& digest) {
+  PLFM_ASSIGN_OR_RETURN(auto d, image::Digest::parse(digest));
+  PLFM_ASSIGN_OR_RETURN(auto pulled, images_->image(d));
+  return std::move(pulled.config);
+}
+
+void Agent::releaseImage(const std::string& digest, const std::string& instance_id) {
+  if (auto d = image::Digest::parse(digest)) {
+    (void)images_->release(*d, instance_id);
+    requestImageGc();
+  }
 }
 
 UserDb Agent::userDb(const std::string& rootfs, const std::function<UserDb()>& load) {

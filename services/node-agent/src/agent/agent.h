@@ -39,6 +39,7 @@
 #include "agent/guest_channel.h"
 #include "agent/guest_config.h"
 #include "agent/image_gc.h"
+#include "agent/instance_host.h"
 #include "agent/instance_record.h"
 #include "agent/log_endpoint.h"
 #include "agent/workload_check.h"
@@ -139,7 +140,7 @@ class InstanceWorker;
 // (an instance without an org id is an org of its own).
 [[nodiscard]] Result<netdev::GuestFilter> guestFilterFor(const Workload& w, const std::string& tap);
 
-class Agent {
+class Agent final : public InstanceHost {
  public:
   Agent(AgentOptions options, std::unique_ptr<runtime::MicroVmRuntime> runtime);
   ~Agent();
@@ -163,20 +164,46 @@ class Agent {
   // The exec endpoint's view of an instance on this node (nullopt: none).
   [[nodiscard]] std::optional<ExecTarget> execTarget(const std::string& instance_id) const;
 
-  // --- for InstanceWorker ---
-  [[nodiscard]] const AgentOptions& options() const { return options_; }
-  [[nodiscard]] runtime::MicroVmRuntime& runtime() { return *runtime_; }
-  [[nodiscard]] const image::ImageCache& images() const { return *images_; }
-  [[nodiscard]] const StateStore& store() const { return store_; }
   [[nodiscard]] metrics::Registry& metricsRegistry() { return metrics_; }
-  [[nodiscard]] std::string runDirFor(const std::string& instance_id) const;
-  [[nodiscard]] std::string logPathFor(const std::string& instance_id) const;
-  // Sends a status report; false when the control plane could not be reached
-  // (the worker resends later). Always true in plan-file mode.
-  bool sendReport(const std::string& instance_id, const StatusReport& report);
-  // The secrets file of `version` for `instance_id`; fails in plan-file mode.
+  // One collection now, keeping what instances hold and every env's current
+  // and previous image (image_gc.h); logs and meters what it freed.
+  Result<image::GcReport> collectImages();
+
+ private:
+  // --- InstanceHost: what the workers see of the agent ---
+  [[nodiscard]] const AgentOptions& options() const override { return options_; }
+  [[nodiscard]] runtime::MicroVmRuntime& runtime() override { return *runtime_; }
+  [[nodiscard]] const Clock& clock() const override { return RealClock::instance(); }
+  [[nodiscard]] InstanceMetrics& instanceMetrics() override { return instance_metrics_; }
+  [[nodiscard]] bool stopping() const override { return stopping_.load(); }
+  [[nodiscard]] Result<void> saveRecord(const InstanceRecord& rec) override {
+    return store_.save(rec);
+  }
+  [[nodiscard]] Result<void> removeRecord(const std::string& instance_id) override {
+    return store_.remove(instance_id);
+  }
+  [[nodiscard]] std::string runDirFor(const std::string& instance_id) const override;
+  [[nodiscard]] std::string logPathFor(const std::string& instance_id) const override;
+  bool sendReport(const std::string& instance_id, const StatusReport& report) override;
   [[nodiscard]] Result<std::string> fetchSecrets(const std::string& instance_id,
-                                                 const std::string& version);
+                                                 const std::string& version) override;
+  [[nodiscard]] Result<AcquiredImage> acquireImage(const Workload& w) override;
+  [[nodiscard]] Result<image::ImageConfig> imageConfig(const std::string& digest) override;
+  void releaseImage(const std::string& digest, const std::string& instance_id) override;
+  // An empty ext4 of options().scratch_mb, formatted once per agent state dir
+  // (STATE/templates/scratch-<mb>M.ext4); each instance's scratch disk is a
+  // sparse copy of it.
+  [[nodiscard]] Result<std::string> scratchTemplate() override;
+  [[nodiscard]] UserDb userDb(const std::string& rootfs,
+                              const std::function<UserDb()>& load) override;
+  // Adds the guest's filter entry and rewrites the node's nftables table
+  // (one transaction); on failure the entry is dropped again and the error
+  // returned, unless options().unsafe_allow_unfiltered_guests.
+  [[nodiscard]] Result<void> filterGuest(const std::string& instance_id,
+                                         netdev::GuestFilter filter) override;
+  // Drops the entry (if any) and rewrites the table; failures are logged.
+  void unfilterGuest(const std::string& instance_id) override;
+
   // The instance's org's credentials for `registry` (the host its image
   // names), from the control plane, which serves them only for an instance
   // on this node and only for that registry. nullopt in plan-file mode, when
@@ -185,27 +212,8 @@ class Agent {
   // org before still starts. The caller wipes the password.
   [[nodiscard]] std::optional<image::RegistryCredentials> registryCredentials(
       const std::string& instance_id, const std::string& registry);
-  [[nodiscard]] bool stopping() const { return stopping_.load(); }
-  // An empty ext4 of options().scratch_mb, formatted once per agent state dir
-  // (STATE/templates/scratch-<mb>M.ext4); each instance's scratch disk is a
-  // sparse copy of it.
-  [[nodiscard]] Result<std::string> scratchTemplate();
-  // The image's /etc/passwd and /etc/group, read by `load` on first use.
-  [[nodiscard]] UserDb userDb(const std::string& rootfs, const std::function<UserDb()>& load);
-  // Adds the guest's filter entry and rewrites the node's nftables table
-  // (one transaction); on failure the entry is dropped again and the error
-  // returned, unless options().unsafe_allow_unfiltered_guests.
-  [[nodiscard]] Result<void> filterGuest(const std::string& instance_id,
-                                         netdev::GuestFilter filter);
-  // Drops the entry (if any) and rewrites the table; failures are logged.
-  void unfilterGuest(const std::string& instance_id);
   // Asks the GC thread for a collection soon (an image was let go or pulled).
   void requestImageGc();
-  // One collection now, keeping what instances hold and every env's current
-  // and previous image (image_gc.h); logs and meters what it freed.
-  Result<image::GcReport> collectImages();
-
- private:
   Result<void> loadOrEnroll();
   Result<void> loadStandaloneIdentity();  // plan-file mode: STATE/node.json if any
   void adoptOrClean();
@@ -229,6 +237,7 @@ class Agent {
   std::unique_ptr<ControlPlaneClient> reports_;  // guarded by report_mu_
   std::mutex report_mu_;
   metrics::Registry metrics_;
+  InstanceMetrics instance_metrics_{metrics_};
 
   mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<InstanceWorker>> workers_;

@@ -17,7 +17,6 @@ namespace plfm::agent {
 namespace fs = std::filesystem;
 namespace gp = guest_proto;
 using std::chrono::milliseconds;
-using Steady = std::chrono::steady_clock;
 
 namespace {
 
@@ -46,31 +45,17 @@ std::string printableOrEscaped(std::string_view text) {
   return out;
 }
 
-int64_t msSince(Steady::time_point t) {
-  return std::chrono::duration_cast<milliseconds>(Steady::now() - t).count();
+int64_t msBetween(Clock::SteadyTime from, Clock::SteadyTime to) {
+  return std::chrono::duration_cast<milliseconds>(to - from).count();
 }
 
-int64_t unixMs() {
-  return std::chrono::duration_cast<milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+int64_t unixMs(const Clock& clock) {
+  return std::chrono::duration_cast<milliseconds>(clock.now().time_since_epoch()).count();
 }
 
-uint64_t unixNs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
-
-// "registry/repo:tag" + digest -> "registry/repo@sha256:...".
-std::string pinnedRef(const std::string& ref, const std::string& digest) {
-  std::string base = ref.substr(0, ref.find('@'));
-  auto slash = base.rfind('/');
-  auto colon = base.rfind(':');
-  if (colon != std::string::npos && (slash == std::string::npos || colon > slash)) {
-    base.resize(colon);
-  }
-  return base + "@" + digest;
+uint64_t unixNs(const Clock& clock) {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(clock.now().time_since_epoch()).count());
 }
 
 // A file of the image, read out of the ext4 with debugfs ("" when absent);
@@ -90,13 +75,13 @@ std::string readFromExt4(const std::string& image, const std::string& path,
 
 }  // namespace
 
-InstanceWorker::InstanceWorker(Agent& agent, InstanceRecord record)
-    : agent_(agent),
+InstanceWorker::InstanceWorker(InstanceHost& host, InstanceRecord record)
+    : host_(host),
       rec_(std::move(record)),
       exec_mux_(std::make_shared<ExecMux>(rec_.workload.instance_id)),
-      plan_seen_(Steady::now()) {
-  log_ = std::make_unique<InstanceLog>(agent_.logPathFor(rec_.workload.instance_id),
-                                       rec_.workload.instance_id, agent_.options().log_max_bytes);
+      plan_seen_(steadyNow()) {
+  log_ = std::make_unique<InstanceLog>(host_.logPathFor(rec_.workload.instance_id),
+                                       rec_.workload.instance_id, host_.options().log_max_bytes);
 }
 
 InstanceWorker::~InstanceWorker() { join(); }
@@ -155,7 +140,7 @@ ExecTarget InstanceWorker::execTarget() const {
 bool InstanceWorker::sleepFor(milliseconds d) {
   std::unique_lock lock(mu_);
   bool woke = cv_.wait_for(
-      lock, d, [&] { return pending_.has_value() || removed_ || woken_ || agent_.stopping(); });
+      lock, d, [&] { return pending_.has_value() || removed_ || woken_ || host_.stopping(); });
   woken_ = false;
   return woke;
 }
@@ -178,9 +163,7 @@ void InstanceWorker::setPhase(Phase p) {
     }
   }
   save();
-  agent_.metricsRegistry()
-      .counter("plfm_agent_instance_transitions_total", "Instance phase transitions by phase")
-      .inc({{"phase", std::string(phaseName(p))}});
+  host_.instanceMetrics().transitions.inc({{"phase", std::string(phaseName(p))}});
 }
 
 void InstanceWorker::save() {
@@ -189,7 +172,7 @@ void InstanceWorker::save() {
     std::lock_guard lock(mu_);
     copy = rec_;
   }
-  if (auto r = agent_.store().save(copy); !r) {
+  if (auto r = host_.saveRecord(copy); !r) {
     log::error("saving instance record failed",
                {{"instance_id", copy.workload.instance_id}, {"error", r.error().toString()}});
   }
@@ -217,7 +200,7 @@ void InstanceWorker::report(const std::string& phase, const std::string& reason,
                                 {"generation", r.generation},
                                 {"phase", phase},
                                 {"reason", reason}});
-  if (agent_.sendReport(rec_.workload.instance_id, r)) {
+  if (host_.sendReport(rec_.workload.instance_id, r)) {
     unsent_.reset();
   } else {
     unsent_ = r;
@@ -225,7 +208,7 @@ void InstanceWorker::report(const std::string& phase, const std::string& reason,
 }
 
 void InstanceWorker::retryReport() {
-  if (unsent_ && agent_.sendReport(rec_.workload.instance_id, *unsent_)) unsent_.reset();
+  if (unsent_ && host_.sendReport(rec_.workload.instance_id, *unsent_)) unsent_.reset();
 }
 
 bool InstanceWorker::absorbUpdates() {
@@ -244,7 +227,7 @@ bool InstanceWorker::absorbUpdates() {
       InstanceRecord fresh;
       fresh.workload = std::move(next);
       rec_ = std::move(fresh);
-      plan_seen_ = Steady::now();
+      plan_seen_ = steadyNow();
       exit_seen_ = false;
       stalled_ = false;
       boot_error_.clear();
@@ -272,7 +255,7 @@ bool InstanceWorker::absorbUpdates() {
 void InstanceWorker::run() {
   const std::string id = rec_.workload.instance_id;
   while (absorbUpdates()) {
-    if (agent_.stopping() && !agent_.options().stop_instances_on_exit) break;
+    if (host_.stopping() && !host_.options().stop_instances_on_exit) break;
     Phase phase;
     {
       std::lock_guard lock(mu_);
@@ -284,7 +267,7 @@ void InstanceWorker::run() {
       supervise();
     } else {
       retryReport();
-      if (agent_.stopping()) break;
+      if (host_.stopping()) break;
       sleepFor(std::chrono::seconds(2));
     }
   }
@@ -295,17 +278,17 @@ void InstanceWorker::run() {
   }
   if (removed) {
     // Not the control plane's any more: stop it now, then forget it.
-    if (rec_.vm && agent_.runtime().alive(*rec_.vm)) {
+    if (rec_.vm && host_.runtime().alive(*rec_.vm)) {
       (void)channel_.send(gp::encode(gp::Shutdown{2000}));
-      if (!agent_.runtime().waitExit(*rec_.vm, std::chrono::seconds(4))) {
-        (void)agent_.runtime().kill(*rec_.vm);
+      if (!host_.runtime().waitExit(*rec_.vm, std::chrono::seconds(4))) {
+        (void)host_.runtime().kill(*rec_.vm);
       }
     }
     releaseResources();
-    (void)agent_.store().remove(id);
+    (void)host_.removeRecord(id);
     log::info("instance removed from this node", {{"instance_id", id}});
   }
-  exec_mux_->detach(agent_.stopping() ? "the node agent is stopping" : "the instance is gone");
+  exec_mux_->detach(host_.stopping() ? "the node agent is stopping" : "the instance is gone");
   log_->flush();
   std::lock_guard lock(mu_);
   done_ = true;
@@ -322,8 +305,9 @@ void InstanceWorker::startGeneration() {
     return;
   }
   // Restart backoff: the control plane says when this generation may start.
-  while (w.restart_not_before_ms > unixMs()) {
-    if (sleepFor(milliseconds(std::min<int64_t>(1000, w.restart_not_before_ms - unixMs())))) {
+  while (w.restart_not_before_ms > unixMs(host_.clock())) {
+    if (sleepFor(milliseconds(
+            std::min<int64_t>(1000, w.restart_not_before_ms - unixMs(host_.clock()))))) {
       return;  // re-evaluate: maybe stopped or replaced meanwhile
     }
   }
@@ -339,7 +323,7 @@ void InstanceWorker::startGeneration() {
 }
 
 Result<void> InstanceWorker::prepare() {
-  const AgentOptions& opts = agent_.options();
+  const AgentOptions& opts = host_.options();
   Workload w;
   {
     std::lock_guard lock(mu_);
@@ -361,29 +345,14 @@ Result<void> InstanceWorker::prepare() {
     return Error(errc::kInvalidArgument,
                  "the instance asks for " + std::to_string(w.vcpus) + " vCPUs (1 to 255)");
   }
-  auto t0 = Steady::now();
-  PLFM_ASSIGN_OR_RETURN(auto ref, image::parseImageRef(pinnedRef(w.image_ref, w.image_digest)));
-  // Pulled for the workload's org, with its credentials: a digest another
-  // org pulled is used only once the registry serves it to this org too.
-  image::PullOptions pull;
-  pull.scope = w.org_id.empty() ? w.instance_id : w.org_id;
-  if (ref.transport == image::ImageRef::Transport::kRegistry) {
-    pull.credentials = agent_.registryCredentials(w.instance_id, ref.registry);
-  }
-  auto pulled = agent_.images().pull(ref, pull);
-  if (pull.credentials) secrets::wipe(pull.credentials->password);
-  if (!pulled) {
-    return Error("agent.image_failed",
-                 "image " + w.image_ref + " (" + w.image_digest + "): " + pulled.error().message());
-  }
-  PLFM_TRY(agent_.images().acquire(pulled->manifest_digest, w.instance_id));
-  agent_.requestImageGc();  // the cache may have grown past its budget
+  auto t0 = steadyNow();
+  PLFM_ASSIGN_OR_RETURN(auto acquired, host_.acquireImage(w));
   {
     std::lock_guard lock(mu_);
     rec_.image_acquired = true;
-    rec_.rootfs = pulled->rootfs;
-    rec_.timings.image_ms = msSince(t0);
-    rec_.run_dir = agent_.runDirFor(w.instance_id);
+    rec_.rootfs = acquired.rootfs;
+    rec_.timings.image_ms = msBetween(t0, steadyNow());
+    rec_.run_dir = host_.runDirFor(w.instance_id);
     rec_.scratch = rec_.run_dir + "/scratch.ext4";
     if (opts.manage_network && !w.address.empty()) rec_.tap = netdev::tapNameFor(w.instance_id);
   }
@@ -396,14 +365,14 @@ Result<void> InstanceWorker::prepare() {
     return Error(errc::kResourceExhausted, "less than 256 MiB free for the scratch disk");
   }
   // A sparse copy of the agent's formatted template: no mkfs per instance.
-  PLFM_ASSIGN_OR_RETURN(std::string scratch_template, agent_.scratchTemplate());
+  PLFM_ASSIGN_OR_RETURN(std::string scratch_template, host_.scratchTemplate());
   if (auto r = image::copySparseFile(scratch_template, rec_.scratch, 0600); !r) {
     return std::move(r).error().context("creating the scratch disk");
   }
   if (!rec_.tap.empty()) {
     // Filter first: the tap must never exist without its guest's rules.
     PLFM_ASSIGN_OR_RETURN(auto filter, guestFilterFor(w, rec_.tap));
-    PLFM_TRY(agent_.filterGuest(w.instance_id, std::move(filter)));
+    PLFM_TRY(host_.filterGuest(w.instance_id, std::move(filter)));
     netdev::TapConfig tap{rec_.tap, w.mtu, w.address};
     PLFM_TRY(netdev::ensureTap(tap));
   }
@@ -411,7 +380,7 @@ Result<void> InstanceWorker::prepare() {
 }
 
 Result<void> InstanceWorker::boot() {
-  const AgentOptions& opts = agent_.options();
+  const AgentOptions& opts = host_.options();
   Workload w;
   std::string rootfs;
   {
@@ -419,17 +388,16 @@ Result<void> InstanceWorker::boot() {
     w = rec_.workload;
     rootfs = rec_.rootfs;
   }
-  PLFM_ASSIGN_OR_RETURN(auto digest, image::Digest::parse(w.image_digest));
-  PLFM_ASSIGN_OR_RETURN(auto pulled, agent_.images().image(digest));
+  PLFM_ASSIGN_OR_RETURN(auto image_config, host_.imageConfig(w.image_digest));
   // CONFIG is built before the VMM starts, so a workload that cannot run
   // (no entrypoint, unknown user) fails without booting anything.
   GuestConfigInput in;
   in.workload = &w;
-  in.image = &pulled.config;
-  if (!pulled.config.user.empty() && pulled.config.user != "root" && pulled.config.user != "0") {
+  in.image = &image_config;
+  if (!image_config.user.empty() && image_config.user != "root" && image_config.user != "0") {
     // Read once per image (two debugfs runs), then from memory: rootfs
     // images are immutable, named by their manifest digest.
-    in.users = agent_.userDb(rootfs, [&] {
+    in.users = host_.userDb(rootfs, [&] {
       return UserDb{readFromExt4(rootfs, "/etc/passwd", rec_.run_dir),
                     readFromExt4(rootfs, "/etc/group", rec_.run_dir)};
     });
@@ -437,11 +405,11 @@ Result<void> InstanceWorker::boot() {
   in.with_network = !w.address.empty();
   in.shutdown_grace_ms = opts.shutdown_grace_ms;
   PLFM_ASSIGN_OR_RETURN(auto config, guestConfig(in));
-  config.host_time_ns = unixNs();  // the guest sets its clock from it
+  config.host_time_ns = unixNs(host_.clock());  // the guest sets its clock from it
   if (w.secrets_version) {
     // Plaintext lives only in memory: fetched, masked in the logs, sent in
     // CONFIG, then wiped (docs/specs/secrets/delivery.md).
-    PLFM_ASSIGN_OR_RETURN(std::string file, agent_.fetchSecrets(w.instance_id, *w.secrets_version));
+    PLFM_ASSIGN_OR_RETURN(std::string file, host_.fetchSecrets(w.instance_id, *w.secrets_version));
     PLFM_TRY(maskSecrets(file));
     config.secrets_file = std::move(file);
   }
@@ -468,9 +436,9 @@ Result<void> InstanceWorker::boot() {
 
   setPhase(Phase::kBooting);
   const auto spawn_us =
-      std::chrono::duration_cast<std::chrono::microseconds>(Steady::now() - plan_seen_).count();
-  PLFM_ASSIGN_OR_RETURN(auto vm, agent_.runtime().start(spec));
-  vmm_started_ = Steady::now();
+      std::chrono::duration_cast<std::chrono::microseconds>(steadyNow() - plan_seen_).count();
+  PLFM_ASSIGN_OR_RETURN(auto vm, host_.runtime().start(spec));
+  vmm_started_ = steadyNow();
   // CPU is soft: a cgroup weight by vCPUs, where cgroups v2 are available.
   if (auto placed = runtime::placeVmm(vm.pid, w.instance_id, w.vcpus); !placed) {
     log::warn("VMM not placed in a cgroup",
@@ -480,20 +448,17 @@ Result<void> InstanceWorker::boot() {
     std::lock_guard lock(mu_);
     rec_.vm = vm;
     rec_.timings.spawn_us = spawn_us;
-    rec_.timings.start_ms = msSince(plan_seen_);
+    rec_.timings.start_ms = msBetween(plan_seen_, steadyNow());
   }
   save();
-  agent_.metricsRegistry()
-      .histogram("plfm_agent_spawn_overhead_seconds",
-                 "Plan received to VMM start requested (agent overhead)")
-      .observe(static_cast<double>(spawn_us) / 1e6);
+  host_.instanceMetrics().spawn_overhead.observe(static_cast<double>(spawn_us) / 1e6);
   report("booting");
 
   PLFM_ASSIGN_OR_RETURN(channel_, GuestChannel::connect(vm, std::chrono::seconds(5)));
   auto deadline = vmm_started_ + opts.boot_timeout;
   bool config_sent = false;
   while (true) {
-    if (Steady::now() >= deadline) {
+    if (steadyNow() >= deadline) {
       return Error("agent.boot_timeout", std::string("the guest did not become ready within ") +
                                              std::to_string(opts.boot_timeout.count() / 1000) +
                                              " s: " + tailFile(vm.console_log, 3));
@@ -501,17 +466,17 @@ Result<void> InstanceWorker::boot() {
     {
       std::lock_guard lock(mu_);
       // supervise() stops it, or leaves it running when the agent stops.
-      if (stopWanted() || agent_.stopping()) break;
+      if (stopWanted() || host_.stopping()) break;
     }
     auto frame = channel_.read(kTick);
     if (!frame) {
-      if (!agent_.runtime().alive(vm)) break;  // supervise() reports why
+      if (!host_.runtime().alive(vm)) break;  // supervise() reports why
       channel_.close();
       PLFM_ASSIGN_OR_RETURN(channel_, GuestChannel::connect(vm, std::chrono::seconds(2)));
       continue;
     }
     if (!*frame) {
-      if (!agent_.runtime().alive(vm)) break;
+      if (!host_.runtime().alive(vm)) break;
       continue;
     }
     if ((*frame)->type == gp::FrameType::kHello && !config_sent) {
@@ -519,7 +484,7 @@ Result<void> InstanceWorker::boot() {
       if (!hello) return fromGuestProto(hello.error());
       {
         std::lock_guard lock(mu_);
-        rec_.timings.hello_ms = msSince(vmm_started_);
+        rec_.timings.hello_ms = msBetween(vmm_started_, steadyNow());
         rec_.exec_revision = hello->exec_revision;
       }
       PLFM_TRY(sendToGuest(config_frame));
@@ -529,14 +494,11 @@ Result<void> InstanceWorker::boot() {
     if ((*frame)->type == gp::FrameType::kReady) {
       {
         std::lock_guard lock(mu_);
-        rec_.timings.boot_ms = msSince(vmm_started_);
+        rec_.timings.boot_ms = msBetween(vmm_started_, steadyNow());
       }
-      agent_.metricsRegistry()
-          .histogram("plfm_agent_boot_seconds", "VMM started to guest READY",
-                     {0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30, 60})
-          .observe(static_cast<double>(rec_.timings.boot_ms) / 1000.0);
+      host_.instanceMetrics().boot.observe(static_cast<double>(rec_.timings.boot_ms) / 1000.0);
       setPhase(Phase::kRunning);
-      running_since_ = Steady::now();
+      running_since_ = steadyNow();
       report("running");
       break;
     }
@@ -569,7 +531,7 @@ void InstanceWorker::handleFrame(const gp::Frame& frame) {
       auto l = gp::decodeLog(frame.payload);
       if (!l) break;
       log_->append(l->source == gp::LogSource::kStderr ? "stderr" : "stdout",
-                   l->timestamp_ns != 0 ? l->timestamp_ns : unixNs(), l->data);
+                   l->timestamp_ns != 0 ? l->timestamp_ns : unixNs(host_.clock()), l->data);
       break;
     }
     case gp::FrameType::kExit: {
@@ -586,7 +548,7 @@ void InstanceWorker::handleFrame(const gp::Frame& frame) {
     case gp::FrameType::kError: {
       auto e = gp::decodeBootError(frame.payload);
       boot_error_ = e ? e->message : "the guest reported an error";
-      log_->append("platform", unixNs(), "vt-init: " + boot_error_ + "\n");
+      log_->append("platform", unixNs(host_.clock()), "vt-init: " + boot_error_ + "\n");
       break;
     }
     case gp::FrameType::kPing: {
@@ -608,7 +570,7 @@ void InstanceWorker::handleFrame(const gp::Frame& frame) {
 }
 
 Result<void> InstanceWorker::sendToGuest(const std::string& frame) {
-  auto sent = channel_.send(frame, agent_.options().channel_send_timeout);
+  auto sent = channel_.send(frame, host_.options().channel_send_timeout);
   if (!sent && sent.error().is(kChannelStalled)) noteStall(sent.error());
   return sent;
 }
@@ -620,9 +582,7 @@ void InstanceWorker::noteStall(const Error& e) {
   stalled_ = true;
   log::warn("host channel stalled; killing the VM",
             {{"instance_id", rec_.workload.instance_id}, {"error", e.toString()}});
-  agent_.metricsRegistry()
-      .counter("plfm_agent_channel_stalls_total", "Host channel sends that missed their deadline")
-      .inc();
+  host_.instanceMetrics().channel_stalls.inc();
 }
 
 void InstanceWorker::syncExec() {
@@ -642,7 +602,7 @@ void InstanceWorker::syncExec() {
       !exec_mux_->attached()) {
     // Sessions send from their own threads: GuestChannel::send is safe for
     // that, and detach() waits for them before the channel is closed.
-    exec_mux_->attach([this, timeout = agent_.options().channel_send_timeout](
+    exec_mux_->attach([this, timeout = host_.options().channel_send_timeout](
                           const std::string& frame) { return channel_.send(frame, timeout); });
   }
 }
@@ -653,7 +613,7 @@ void InstanceWorker::runHealthCheck() {
     std::lock_guard lock(mu_);
     w = rec_.workload;
   }
-  auto now = Steady::now();
+  auto now = steadyNow();
   const nlohmann::json* check = w.checks.is_array() && !w.checks.empty() ? &w.checks[0] : nullptr;
   std::string type = check ? check->value("type", "") : "";
   if (check != nullptr && type == "exec") {
@@ -819,20 +779,19 @@ void InstanceWorker::supervise() {
   const runtime::VmHandle vm = *rec_.vm;
   if (!masked_ && rec_.workload.secrets_version) {
     // An adopted VM: fetch the values again, only to mask them in its logs.
-    if (auto file =
-            agent_.fetchSecrets(rec_.workload.instance_id, *rec_.workload.secrets_version)) {
+    if (auto file = host_.fetchSecrets(rec_.workload.instance_id, *rec_.workload.secrets_version)) {
       (void)maskSecrets(*file);
       secrets::wipe(*file);
     }
   }
-  const uint32_t grace = agent_.options().shutdown_grace_ms;
+  const uint32_t grace = host_.options().shutdown_grace_ms;
   while (true) {
     bool stop;
     {
       std::lock_guard lock(mu_);
-      stop = stopWanted() || (agent_.stopping() && agent_.options().stop_instances_on_exit);
+      stop = stopWanted() || (host_.stopping() && host_.options().stop_instances_on_exit);
     }
-    if (agent_.stopping() && !agent_.options().stop_instances_on_exit) {
+    if (host_.stopping() && !host_.options().stop_instances_on_exit) {
       exec_mux_->detach("the node agent is stopping");
       return;  // VM keeps running
     }
@@ -844,24 +803,24 @@ void InstanceWorker::supervise() {
       }
       if (rec_.phase != Phase::kStopping) setPhase(Phase::kStopping);
       if (draining) report("draining");
-      shutdown_sent_ = Steady::now();
+      shutdown_sent_ = steadyNow();
       if (!channel_.connected() || !sendToGuest(gp::encode(gp::Shutdown{grace}))) {
-        (void)agent_.runtime().requestStop(vm);
+        (void)host_.runtime().requestStop(vm);
         powerdown_sent_ = true;
       }
     }
     if (shutdown_sent_) {
-      auto waited = Steady::now() - *shutdown_sent_;
+      auto waited = steadyNow() - *shutdown_sent_;
       if (!powerdown_sent_ && waited > milliseconds(grace) + std::chrono::seconds(3)) {
-        (void)agent_.runtime().requestStop(vm);
+        (void)host_.runtime().requestStop(vm);
         powerdown_sent_ = true;
       }
       if (waited > milliseconds(grace) + std::chrono::seconds(8)) {
-        (void)agent_.runtime().kill(vm);
+        (void)host_.runtime().kill(vm);
       }
     }
     syncExec();
-    if (!agent_.runtime().alive(vm) || stalled_) break;
+    if (!host_.runtime().alive(vm) || stalled_) break;
     if (!channel_.connected()) {
       auto c = GuestChannel::connect(vm, milliseconds(200));
       if (c) {
@@ -881,8 +840,8 @@ void InstanceWorker::supervise() {
     }
     if (!frame) {
       // Before the close: sessions may be sending on it.
-      exec_mux_->detach(agent_.runtime().alive(vm) ? "the host channel closed"
-                                                   : "the instance's VM exited");
+      exec_mux_->detach(host_.runtime().alive(vm) ? "the host channel closed"
+                                                  : "the instance's VM exited");
       channel_.close();
     }
     if (rec_.phase == Phase::kRunning && !shutdown_sent_ && !exit_seen_) runHealthCheck();
@@ -894,9 +853,9 @@ void InstanceWorker::supervise() {
     if (!frame || !*frame) break;
     handleFrame(**frame);
   }
-  exec_mux_->detach(stalled_            ? "the host channel stalled"
-                    : agent_.stopping() ? "the node agent is stopping"
-                                        : "the instance's VM exited");
+  exec_mux_->detach(stalled_           ? "the host channel stalled"
+                    : host_.stopping() ? "the node agent is stopping"
+                                       : "the instance's VM exited");
   log_->flush();
   bool stop_requested = shutdown_sent_.has_value();
   if (stalled_ && !stop_requested) {
@@ -932,7 +891,7 @@ void InstanceWorker::finish(Phase terminal, const std::string& report_phase,
     std::lock_guard lock(mu_);
     if (!reason.empty()) rec_.reason = reason;
   }
-  if (rec_.vm && agent_.runtime().alive(*rec_.vm)) (void)agent_.runtime().kill(*rec_.vm);
+  if (rec_.vm && host_.runtime().alive(*rec_.vm)) (void)host_.runtime().kill(*rec_.vm);
   releaseResources();
   setPhase(terminal);
   report(report_phase, reason);
@@ -946,35 +905,14 @@ void InstanceWorker::releaseResources() {
     std::lock_guard lock(mu_);
     r = rec_;
   }
-  if (r.vm && agent_.runtime().alive(*r.vm)) (void)agent_.runtime().kill(*r.vm);
-  if (r.vm) runtime::removeVmmGroup(r.workload.instance_id);
-  if (!r.tap.empty()) {
-    if (auto t = netdev::removeTap(r.tap); !t) {
-      log::warn("removing tap failed",
-                {{"instance_id", r.workload.instance_id}, {"error", t.error().toString()}});
-    }
-    agent_.unfilterGuest(r.workload.instance_id);
-  }
-  if (!r.run_dir.empty()) {
-    std::error_code ec;
-    // Keep the console for post-mortems, beside the workload's log.
-    fs::rename(r.run_dir + "/console.log", agent_.logPathFor(r.workload.instance_id) + ".console",
-               ec);
-    fs::remove_all(r.run_dir, ec);
-  }
-  if (r.image_acquired) {
-    if (auto d = image::Digest::parse(r.workload.image_digest)) {
-      (void)agent_.images().release(*d, r.workload.instance_id);
-      agent_.requestImageGc();
-    }
-  }
+  releaseInstanceResources(host_, r);
   {
     std::lock_guard lock(mu_);
-    rec_.tap.clear();
-    rec_.run_dir.clear();
-    rec_.scratch.clear();
-    rec_.image_acquired = false;
-    rec_.vm.reset();
+    rec_.tap = r.tap;
+    rec_.run_dir = r.run_dir;
+    rec_.scratch = r.scratch;
+    rec_.image_acquired = r.image_acquired;
+    rec_.vm = r.vm;
   }
   save();
 }

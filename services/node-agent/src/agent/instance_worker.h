@@ -4,6 +4,17 @@
 // loop only hands it new specs (update) or tells it the instance is gone
 // (remove); everything else happens here, so one slow boot never holds up
 // another instance.
+//
+// The worker sees the agent only through InstanceHost (instance_host.h) and
+// reads time only from its Clock, so unit tests drive it with fakes
+// (test/agent/instance_worker_test.cc).
+//
+// Lock rules: mu_ guards rec_, pending_, removed_, done_, woken_ and
+// last_reported_reason_ (the plan loop, the exec endpoint and status readers
+// touch them from other threads; cv_ signals changes). Every other member is
+// owned by the worker thread and read without a lock; exec_mux_ and channel_
+// are thread-safe for the exec sessions' sends. The worker thread may read
+// rec_ without mu_ (it is the only writer), but writes it only under mu_.
 #pragma once
 
 #include <chrono>
@@ -17,6 +28,7 @@
 #include "agent/exec_endpoint.h"
 #include "agent/exec_mux.h"
 #include "agent/guest_channel.h"
+#include "agent/instance_host.h"
 #include "agent/instance_log.h"
 #include "agent/instance_record.h"
 
@@ -24,7 +36,7 @@ namespace plfm::agent {
 
 class InstanceWorker {
  public:
-  InstanceWorker(Agent& agent, InstanceRecord record);
+  InstanceWorker(InstanceHost& host, InstanceRecord record);
   ~InstanceWorker();
   InstanceWorker(const InstanceWorker&) = delete;
   InstanceWorker& operator=(const InstanceWorker&) = delete;
@@ -40,7 +52,9 @@ class InstanceWorker {
   [[nodiscard]] ExecTarget execTarget() const;
 
  private:
-  using SteadyTime = std::chrono::steady_clock::time_point;
+  using SteadyTime = Clock::SteadyTime;
+
+  [[nodiscard]] SteadyTime steadyNow() const { return host_.clock().steadyNow(); }
 
   void run();
   // Takes pending plan changes; returns false when the worker should exit.
@@ -77,16 +91,20 @@ class InstanceWorker {
   bool sleepFor(std::chrono::milliseconds d);
   [[nodiscard]] bool stopWanted() const;  // with mu_ held
 
-  Agent& agent_;
+  InstanceHost& host_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
+  // Guarded by mu_ (written only under it; the worker thread may read rec_
+  // without it).
   InstanceRecord rec_;
-  std::optional<Workload> pending_;
+  std::optional<Workload> pending_;   // guarded by mu_: the plan's next spec
   std::string last_reported_reason_;  // guarded by mu_
-  bool removed_ = false;
-  bool done_ = false;
-  bool woken_ = false;
+  bool removed_ = false;              // guarded by mu_
+  bool done_ = false;                 // guarded by mu_
+  bool woken_ = false;                // guarded by mu_
   std::thread thread_;
+
+  // The worker thread's own state: no lock.
 
   GuestChannel channel_;
   const std::shared_ptr<ExecMux> exec_mux_;

@@ -14,8 +14,10 @@
 //   if (!qemu.waitExit(vm, 10s)) PLFM_TRY(qemu.kill(vm));
 //
 // Drivers: QemuRuntime (qemu_runtime.h, what CI and dev machines run),
-// FirecrackerRuntime (firecracker_runtime.h); a fake for unit tests lives in
-// test/. See docs/specs/runtime/microvm-runtime.md.
+// FirecrackerRuntime (firecracker_runtime.h); FakeRuntime
+// (test/support/fake_runtime.h) for unit tests: no VMM, a fake guest that
+// speaks the host channel on channel_socket. See
+// docs/specs/runtime/microvm-runtime.md.
 #pragma once
 
 #include <sys/types.h>
