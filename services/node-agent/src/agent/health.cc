@@ -10,12 +10,10 @@
 #include <cerrno>
 #include <cstring>
 
-#include "image/fs_util.h"
+#include "plfm/core/unique_fd.h"
 
 namespace plfm::agent {
 namespace {
-
-using image::UniqueFd;
 
 using Clock = std::chrono::steady_clock;
 

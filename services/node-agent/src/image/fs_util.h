@@ -1,5 +1,5 @@
-// Small POSIX file helpers for the node agent and its image cache: an owned
-// descriptor, advisory file locks (flock) shared between threads and
+// Small POSIX file helpers for the node agent and its image cache: advisory
+// file locks (flock) shared between threads and
 // processes, sparse copies, private directories and tree removal (fsync:
 // plfm/core/process.h).
 #pragma once
@@ -11,23 +11,11 @@
 #include <string_view>
 
 #include "plfm/core/result.h"
+#include "plfm/core/unique_fd.h"
 
 namespace plfm::image {
 
-// Owns a descriptor (-1 for none) and closes it.
-class UniqueFd {
- public:
-  explicit UniqueFd(int fd = -1) : fd_(fd) {}
-  UniqueFd(UniqueFd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  UniqueFd& operator=(UniqueFd&& o) noexcept;
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  ~UniqueFd();
-  [[nodiscard]] int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+using plfm::UniqueFd;  // plfm/core/unique_fd.h
 
 // An flock(2) lock on a lock file, held until destruction. Each FileLock
 // opens its own file description, so two threads of one process exclude each
