@@ -21,9 +21,6 @@ using std::chrono::milliseconds;
 namespace {
 
 constexpr milliseconds kTick{200};
-// Consecutive failed checks, after the grace, that make an instance
-// unhealthy, unless its check says otherwise (failure_threshold).
-constexpr int kUnhealthyAfter = 3;
 // An exec check's output credit, and how much of its output is kept (the
 // last line of it goes into an unhealthy reason).
 constexpr uint32_t kExecCheckWindow = 64 * 1024;
@@ -614,14 +611,13 @@ void InstanceWorker::runHealthCheck() {
     w = rec_.workload;
   }
   auto now = steadyNow();
-  const nlohmann::json* check = w.checks.is_array() && !w.checks.empty() ? &w.checks[0] : nullptr;
-  std::string type = check ? check->value("type", "") : "";
-  if (check != nullptr && type == "exec") {
+  const std::optional<CheckSpec> check = firstCheck(w.checks);
+  if (check && check->type == "exec") {
     runExecCheck(*check, now);
     return;
   }
   if (next_check_ && now < *next_check_) return;
-  if (check == nullptr || w.address.empty()) {
+  if (!check || w.address.empty()) {
     // No check: running is serving.
     if (!healthy_) {
       healthy_ = true;
@@ -630,17 +626,15 @@ void InstanceWorker::runHealthCheck() {
     next_check_ = now + std::chrono::hours(24);
     return;
   }
-  milliseconds interval(check->value("interval_ms", 10'000));
-  milliseconds timeout(check->value("timeout_ms", 2'000));
   // Poll quickly until the first success, then at the configured interval.
-  next_check_ = now + (healthy_ ? interval : std::min(interval, milliseconds(500)));
-  int port = check->value("port", 0);
-  Result<void> r = type == "http" ? checkHttp(w.address, port, check->value("path", "/"), timeout)
-                                  : checkTcp(w.address, port, timeout);
-  checkVerdict(*check, now, r, type + " check on port " + std::to_string(port));
+  next_check_ = now + (healthy_ ? check->interval : std::min(check->interval, milliseconds(500)));
+  Result<void> r = check->type == "http"
+                       ? checkHttp(w.address, check->port, check->path, check->timeout)
+                       : checkTcp(w.address, check->port, check->timeout);
+  checkVerdict(*check, now, r, check->type + " check on port " + std::to_string(check->port));
 }
 
-void InstanceWorker::checkVerdict(const nlohmann::json& check, SteadyTime now,
+void InstanceWorker::checkVerdict(const CheckSpec& check, SteadyTime now,
                                   const Result<void>& verdict, const std::string& what) {
   if (verdict) {
     check_failures_ = 0;
@@ -650,18 +644,17 @@ void InstanceWorker::checkVerdict(const nlohmann::json& check, SteadyTime now,
     }
     return;
   }
-  const milliseconds grace(check.value("grace_ms", 0));
-  if (now - running_since_ < grace && !healthy_) return;
-  const int threshold = check.value("failure_threshold", kUnhealthyAfter);
+  if (now - running_since_ < check.grace && !healthy_) return;
+  const int threshold = check.failure_threshold;
   if (++check_failures_ >= threshold && (healthy_ || check_failures_ == threshold)) {
     healthy_ = false;
     report("unhealthy", what + ": " + verdict.error().message());
   }
 }
 
-void InstanceWorker::runExecCheck(const nlohmann::json& check, SteadyTime now) {
-  const milliseconds interval(check.value("interval_ms", 10'000));
-  const milliseconds timeout(check.value("timeout_ms", 2'000));
+void InstanceWorker::runExecCheck(const CheckSpec& check, SteadyTime now) {
+  const milliseconds interval = check.interval;
+  const milliseconds timeout = check.timeout;
   if (exec_check_) {
     // Poll the session in flight; its frames arrive through handleFrame.
     ExecCheckRun& run = *exec_check_;
@@ -751,9 +744,7 @@ void InstanceWorker::runExecCheck(const nlohmann::json& check, SteadyTime now) {
     return;
   }
   gp::ExecOpen open;
-  for (const auto& a : check.value("command", nlohmann::json::array())) {
-    if (a.is_string()) open.argv.push_back(a.get<std::string>());
-  }
+  open.argv = check.command;
   open.window = kExecCheckWindow;
   open.timeout_ms = static_cast<uint32_t>(timeout.count());
   auto frame = gp::encode(open, gp::kFirstExecStream);

@@ -31,6 +31,7 @@
 #include "agent/instance_host.h"
 #include "agent/instance_log.h"
 #include "agent/instance_record.h"
+#include "agent/workload_check.h"
 
 namespace plfm::agent {
 
@@ -76,9 +77,9 @@ class InstanceWorker {
   void runHealthCheck();
   // An exec check (exec-sessions.md §Exec health checks): starts a session
   // when one is due, and otherwise polls the running one without waiting.
-  void runExecCheck(const nlohmann::json& check, SteadyTime now);
+  void runExecCheck(const CheckSpec& check, SteadyTime now);
   // Counts a check verdict against the check's failure threshold.
-  void checkVerdict(const nlohmann::json& check, SteadyTime now, const Result<void>& verdict,
+  void checkVerdict(const CheckSpec& check, SteadyTime now, const Result<void>& verdict,
                     const std::string& what);
   void finish(Phase terminal, const std::string& report_phase, const std::string& reason);
   void releaseResources();

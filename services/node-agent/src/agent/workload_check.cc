@@ -203,4 +203,31 @@ std::optional<RefusedInstance> refusedInstance(const nlohmann::json& spec) {
   return RefusedInstance{id->get<std::string>(), static_cast<int>(g)};
 }
 
+std::optional<CheckSpec> firstCheck(const nlohmann::json& checks) {
+  if (!checks.is_array() || checks.empty() || !checks[0].is_object()) return std::nullopt;
+  const nlohmann::json& c = checks[0];
+  auto integer = [&](const char* key, int64_t fallback) {
+    auto it = c.find(key);
+    return it != c.end() && it->is_number_integer() ? it->get<int64_t>() : fallback;
+  };
+  auto text = [&](const char* key, const std::string& fallback) {
+    auto it = c.find(key);
+    return it != c.end() && it->is_string() ? it->get<std::string>() : fallback;
+  };
+  CheckSpec spec;
+  spec.type = text("type", "");
+  spec.port = static_cast<int>(integer("port", 0));
+  spec.path = text("path", "/");
+  if (auto cmd = c.find("command"); cmd != c.end() && cmd->is_array()) {
+    for (const auto& a : *cmd) {
+      if (a.is_string()) spec.command.push_back(a.get<std::string>());
+    }
+  }
+  spec.interval = std::chrono::milliseconds(integer("interval_ms", 10'000));
+  spec.timeout = std::chrono::milliseconds(integer("timeout_ms", 2'000));
+  spec.grace = std::chrono::milliseconds(integer("grace_ms", 0));
+  spec.failure_threshold = static_cast<int>(integer("failure_threshold", 3));
+  return spec;
+}
+
 }  // namespace plfm::agent

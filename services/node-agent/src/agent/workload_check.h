@@ -9,10 +9,12 @@
 // or a control character.
 #pragma once
 
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "plfm/core/result.h"
 
@@ -31,6 +33,21 @@ struct RefusedInstance {
   int generation = 1;
 };
 [[nodiscard]] std::optional<RefusedInstance> refusedInstance(const nlohmann::json& spec);
+
+// The first health check of a WorkloadSpec's `checks` (checked by
+// checkWorkload), typed, with the schema's defaults; nullopt when there is
+// none. The worker acts on this, never on the JSON.
+struct CheckSpec {
+  std::string type;                  // "tcp", "http" or "exec"
+  int port = 0;                      // tcp and http
+  std::string path = "/";            // http
+  std::vector<std::string> command;  // exec
+  std::chrono::milliseconds interval{10'000};
+  std::chrono::milliseconds timeout{2'000};
+  std::chrono::milliseconds grace{0};
+  int failure_threshold = 3;  // consecutive failures that make it unhealthy
+};
+[[nodiscard]] std::optional<CheckSpec> firstCheck(const nlohmann::json& checks);
 
 // `value` with bytes outside printable ASCII as \xNN, cut to `max` bytes: safe
 // to put in an error, a log line or a report.
