@@ -5,6 +5,7 @@
 
 #include "plfm/core/json.h"
 #include "plfm/core/log.h"
+#include "plfm/events/events.h"
 #include "plfm/net/proxy_protocol.h"
 #include "stored_release.h"
 
@@ -172,11 +173,11 @@ Result<GateInput> loadGate(pg::Connection& conn) {
 }
 
 std::string payload(const Release& r) {
-  return json::dump({{"instance_id", r.instance_id},
-                     {"reason", r.reason},
-                     {"waited_ms", r.waited_ms},
-                     {"open_connections", r.open_connections},
-                     {"unacknowledged", r.unacknowledged}});
+  return events::toPayload(events::InstanceDrainReleased{.instance_id = r.instance_id,
+                                                         .reason = r.reason,
+                                                         .waited_ms = r.waited_ms,
+                                                         .open_connections = r.open_connections,
+                                                         .unacknowledged = r.unacknowledged});
 }
 
 }  // namespace plfm::cp::drain
