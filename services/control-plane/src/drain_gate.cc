@@ -5,7 +5,6 @@
 
 #include "plfm/core/json.h"
 #include "plfm/core/log.h"
-#include "plfm/events/events.h"
 #include "plfm/net/proxy_protocol.h"
 #include "stored_release.h"
 
@@ -172,12 +171,12 @@ Result<GateInput> loadGate(pg::Connection& conn) {
   return in;
 }
 
-std::string payload(const Release& r) {
-  return events::toPayload(events::InstanceDrainReleased{.instance_id = r.instance_id,
-                                                         .reason = r.reason,
-                                                         .waited_ms = r.waited_ms,
-                                                         .open_connections = r.open_connections,
-                                                         .unacknowledged = r.unacknowledged});
+events::InstanceDrainReleased releasedEvent(const Release& r) {
+  return events::InstanceDrainReleased{.instance_id = r.instance_id,
+                                       .reason = r.reason,
+                                       .waited_ms = r.waited_ms,
+                                       .open_connections = r.open_connections,
+                                       .unacknowledged = r.unacknowledged};
 }
 
 }  // namespace plfm::cp::drain
