@@ -33,20 +33,13 @@ struct Payload {
 
   // Field by field, for the instance.allocated applier, which reads the
   // payloads of events written before its `slot` existed.
-
   [[nodiscard]] Result<std::string> str(std::string_view field) const;
-  [[nodiscard]] std::string strOr(std::string_view field, const std::string& fallback) const;
   [[nodiscard]] Result<int64_t> integer(std::string_view field) const;
-  [[nodiscard]] Result<bool> boolean(std::string_view field) const;
   // A string or null field: nullopt for null.
   [[nodiscard]] Result<std::optional<std::string>> optStr(std::string_view field) const;
   // The same, and nullopt also when the field is absent (added in a later
   // version of the event).
   [[nodiscard]] Result<std::optional<std::string>> optStrOrMissing(std::string_view field) const;
-  // An integer or null field: nullopt for null.
-  [[nodiscard]] Result<std::optional<int64_t>> optInt(std::string_view field) const;
-  // An object or array field, as JSON text.
-  [[nodiscard]] Result<std::string> jsonText(std::string_view field) const;
 };
 
 using ApplyFn = Result<void> (*)(pg::Transaction&, const Payload&);

@@ -21,19 +21,8 @@ Result<std::string> Payload::str(std::string_view field) const {
   return r;
 }
 
-std::string Payload::strOr(std::string_view field, const std::string& fallback) const {
-  auto it = j.find(field);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : fallback;
-}
-
 Result<int64_t> Payload::integer(std::string_view field) const {
   auto r = json::getInt(j, field, "payload");
-  if (!r) return std::move(r.error()).context("event " + std::to_string(e.seq));
-  return r;
-}
-
-Result<bool> Payload::boolean(std::string_view field) const {
-  auto r = json::getBool(j, field, "payload");
   if (!r) return std::move(r.error()).context("event " + std::to_string(e.seq));
   return r;
 }
@@ -48,22 +37,6 @@ Result<std::optional<std::string>> Payload::optStr(std::string_view field) const
 Result<std::optional<std::string>> Payload::optStrOrMissing(std::string_view field) const {
   if (!j.contains(field)) return std::optional<std::string>();
   return optStr(field);
-}
-
-Result<std::optional<int64_t>> Payload::optInt(std::string_view field) const {
-  auto it = j.find(field);
-  if (it != j.end() && it->is_null()) return std::optional<int64_t>();
-  PLFM_ASSIGN_OR_RETURN(auto v, integer(field));
-  return std::optional<int64_t>(v);
-}
-
-Result<std::string> Payload::jsonText(std::string_view field) const {
-  auto it = j.find(field);
-  if (it == j.end() || !(it->is_object() || it->is_array())) {
-    return Error(plfm::errc::kInternal, "event " + std::to_string(e.seq) + ": payload." +
-                                            std::string(field) + " must be an object or array");
-  }
-  return json::dump(*it);
 }
 
 Result<void> exec(pg::Transaction& tx, std::string_view sql, const pg::Params& params) {
