@@ -141,9 +141,9 @@ double runAppends(const std::string& conninfo, int threads, int total, int batch
         std::vector<cp::NewEvent> evs;
         for (int k = 0; k < batch; ++k) {
           const std::string id = prefix + std::to_string(first + k);
-          evs.push_back(
-              cp::NewEvent{"app", id, 1, "app.created", 1, "org_bench",
-                           R"({"app_id":")" + id + R"(","org_id":"org_bench","name":"n"})"});
+          evs.push_back(cp::NewEvent{
+              "app", id, 1, "app.created", 1, "org_bench",
+              R"({"app_id":")" + id + R"(","org_id":"org_bench","name":"n","description":""})"});
         }
         auto tx = pg::Transaction::begin(*conn);
         if (!tx) die(tx.error().toString());

@@ -140,8 +140,9 @@ std::vector<cp::NewEvent> desiredState(const Shape& shape) {
   const std::string app = AppId::generate().str();
   out.push_back(
       {"org", org, 1, "org.created", 1, org, json::dump({{"org_id", org}, {"name", "bench"}})});
-  out.push_back({"app", app, 1, "app.created", 1, org,
-                 json::dump({{"app_id", app}, {"org_id", org}, {"name", "bench"}})});
+  out.push_back(
+      {"app", app, 1, "app.created", 1, org,
+       json::dump({{"app_id", app}, {"org_id", org}, {"name", "bench"}, {"description", ""}})});
   int placed = 0;
   for (long e = 0; placed < shape.instances; ++e) {
     const std::string env = EnvId::generate().str();

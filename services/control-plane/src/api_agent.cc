@@ -305,18 +305,16 @@ void Api::registerAgentRoutes(http::Router& r) {
             PLFM_TRY(EventStore::lockLog(tx));
             PLFM_ASSIGN_OR_RETURN(auto seqs, EventStore::aggregateSeqs(tx, {inst.str()}));
             m.body["applied"] = true;
-            m.events = {NewEvent{
-                "instance", inst.str(), seqs[inst.str()] + 1, "instance.status_reported", 1,
-                std::string(rs.text(0, 2)),
-                json::dump(
-                    {{"instance_id", inst.str()},
-                     {"node_id", node.str()},
-                     {"generation", report.generation},
-                     {"seq", report.seq},
-                     {"phase", report.phase},
-                     {"exit_code", report.exit_code ? json::Json(*report.exit_code) : json::Json()},
-                     {"reason", report.reason},
-                     {"timings", report.timings}})}};
+            m.events = {
+                events::toNewEvent(events::InstanceStatusReported{.instance_id = inst.str(),
+                                                                  .node_id = node.str(),
+                                                                  .generation = report.generation,
+                                                                  .seq = report.seq,
+                                                                  .phase = report.phase,
+                                                                  .exit_code = report.exit_code,
+                                                                  .reason = report.reason,
+                                                                  .timings = report.timings},
+                                   seqs[inst.str()] + 1, std::string(rs.text(0, 2)))};
             return m;
           });
         });

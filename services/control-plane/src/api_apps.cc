@@ -56,11 +56,11 @@ void Api::registerAppRoutes(http::Router& r) {
             m.body = {{"id", app},         {"org_id", org.str()},
                       {"name", name},      {"description", desc.value_or("")},
                       {"created_at", now}, {"updated_at", now}};
-            m.events = {NewEvent{"app", app, 1, "app.created", 1, org.str(),
-                                 json::dump({{"app_id", app},
-                                             {"org_id", org.str()},
-                                             {"name", name},
-                                             {"description", desc.value_or("")}})}};
+            m.events = {events::toNewEvent(events::AppCreated{.app_id = app,
+                                                              .org_id = org.str(),
+                                                              .name = name,
+                                                              .description = desc.value_or("")},
+                                           1, org.str())};
             return m;
           });
         });
@@ -97,8 +97,8 @@ void Api::registerAppRoutes(http::Router& r) {
             Mutation m;
             m.status = 200;
             m.body = {{"deleted", true}, {"id", app.str()}};
-            m.events = {NewEvent{"app", app.str(), next, "app.deleted", 1, org,
-                                 json::dump({{"app_id", app.str()}, {"org_id", org}})}};
+            m.events = {events::toNewEvent(events::AppDeleted{.app_id = app.str(), .org_id = org},
+                                           next, org)};
             return m;
           });
         });
@@ -124,10 +124,9 @@ void Api::registerAppRoutes(http::Router& r) {
                       {"current_deploy_id", nullptr},
                       {"created_at", now},
                       {"updated_at", now}};
-            m.events = {NewEvent{
-                "env", env, 1, "env.created", 1, org,
-                json::dump(
-                    {{"env_id", env}, {"app_id", app.str()}, {"org_id", org}, {"name", name}})}};
+            m.events = {events::toNewEvent(
+                events::EnvCreated{.env_id = env, .app_id = app.str(), .org_id = org, .name = name},
+                1, org)};
             return m;
           });
         });
@@ -166,9 +165,8 @@ void Api::registerAppRoutes(http::Router& r) {
             m.status = 200;
             m.settle = true;  // its instances are drained
             m.body = {{"deleted", true}, {"id", env.str()}};
-            m.events = {
-                NewEvent{"env", env.str(), next, "env.deleted", 1, org,
-                         json::dump({{"env_id", env.str()}, {"app_id", app}, {"org_id", org}})}};
+            m.events = {events::toNewEvent(
+                events::EnvDeleted{.env_id = env.str(), .app_id = app, .org_id = org}, next, org)};
             return m;
           });
         });

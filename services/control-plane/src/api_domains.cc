@@ -139,9 +139,9 @@ void Api::registerDomainRoutes(http::Router& r) {
                 tx.exec("SELECT " + kDomainColumns + " FROM domains WHERE domain_id = $1", {id}));
             Mutation m;
             m.body = rowToJson(rs, 0);
-            m.events = {NewEvent{
-                "domain", id, 1, "domain.created", 1, org.str(),
-                json::dump({{"domain_id", id}, {"org_id", org.str()}, {"domain", domain}})}};
+            m.events = {events::toNewEvent(
+                events::DomainCreated{.domain_id = id, .org_id = org.str(), .domain = domain}, 1,
+                org.str())};
             return m;
           });
         });
@@ -183,9 +183,9 @@ void Api::registerDomainRoutes(http::Router& r) {
               PLFM_TRY(tx.exec("UPDATE domains SET verified_at = $2 WHERE domain_id = $1",
                                {d.id, toRfc3339(deps_.clock.now())}));
               PLFM_ASSIGN_OR_RETURN(int next, nextAggregateSeq(tx, d.id));
-              m.events = {NewEvent{
-                  "domain", d.id, next, "domain.verified", 1, d.org,
-                  json::dump({{"domain_id", d.id}, {"org_id", d.org}, {"domain", d.domain}})}};
+              m.events = {events::toNewEvent(
+                  events::DomainVerified{.domain_id = d.id, .org_id = d.org, .domain = d.domain},
+                  next, d.org)};
             }
             PLFM_ASSIGN_OR_RETURN(
                 auto rs,
@@ -208,9 +208,9 @@ void Api::registerDomainRoutes(http::Router& r) {
             Mutation m;
             m.status = 200;
             m.body = {{"deleted", true}, {"id", d.id}};
-            m.events = {NewEvent{
-                "domain", d.id, next, "domain.deleted", 1, d.org,
-                json::dump({{"domain_id", d.id}, {"org_id", d.org}, {"domain", d.domain}})}};
+            m.events = {events::toNewEvent(
+                events::DomainDeleted{.domain_id = d.id, .org_id = d.org, .domain = d.domain}, next,
+                d.org)};
             return m;
           });
         });

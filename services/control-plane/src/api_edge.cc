@@ -117,10 +117,11 @@ void Api::registerEdgeRoutes(http::Router& r) {
             m.body = rowToJson(rs, 0);
             if (revoked.rows() == 1) {
               PLFM_ASSIGN_OR_RETURN(int next, nextAggregateSeq(tx, token.str()));
-              m.events = {NewEvent{"token", token.str(), next, "token.revoked", 1, "",
-                                   json::dump({{"token_id", token.str()},
-                                               {"kind", "edge"},
-                                               {"subject_id", std::string(revoked.text(0, 0))}})}};
+              m.events = {events::toNewEvent(
+                  events::TokenRevoked{.token_id = token.str(),
+                                       .kind = "edge",
+                                       .subject_id = std::string(revoked.text(0, 0))},
+                  next, "")};
             }
             return m;
           });

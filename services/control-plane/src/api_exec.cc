@@ -308,16 +308,13 @@ void Api::runExecSession(http::WebSocket& client, const ExecSessionStart& start)
     const auto ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(deps_.clock.steadyNow() - began)
             .count();
-    const json::Json payload = {
-        {"session_id", t.session_id},
-        {"org_id", t.org_id},
-        {"instance_id", t.instance_id},
-        {"outcome", end.outcome},
-        {"exit_code", end.exit_code ? json::Json(*end.exit_code) : json::Json(nullptr)},
-        {"duration_ms", ms}};
-    appendExecEvents(
-        t.actor, start.request_id,
-        {NewEvent{"exec", t.session_id, ++seq, "exec.ended", 1, t.org_id, json::dump(payload)}});
+    const events::ExecEnded payload{.session_id = t.session_id,
+                                    .org_id = t.org_id,
+                                    .instance_id = t.instance_id,
+                                    .outcome = end.outcome,
+                                    .exit_code = end.exit_code,
+                                    .duration_ms = ms};
+    appendExecEvents(t.actor, start.request_id, {events::toNewEvent(payload, ++seq, t.org_id)});
     deps_.metrics.counter("plfm_exec_sessions_total", "Exec sessions that ended, by outcome.")
         .inc({{"outcome", end.outcome}});
     log::info("exec session ended", {{"request_id", start.request_id},
@@ -353,12 +350,13 @@ void Api::runExecSession(http::WebSocket& client, const ExecSessionStart& start)
   // The agent accepted: the session exists from here on. The OPEN goes
   // first (the agent waits for nothing else), then the audit event.
   const bool opened = (*agent)->write(*frame).has_value();
-  const json::Json started = {{"session_id", t.session_id},   {"org_id", t.org_id},
-                              {"instance_id", t.instance_id}, {"actor", t.actor},
-                              {"argv0", t.command.argv[0]},   {"tty", t.command.tty}};
-  appendExecEvents(
-      t.actor, start.request_id,
-      {NewEvent{"exec", t.session_id, ++seq, "exec.started", 1, t.org_id, json::dump(started)}});
+  const events::ExecStarted started{.session_id = t.session_id,
+                                    .org_id = t.org_id,
+                                    .instance_id = t.instance_id,
+                                    .actor = t.actor,
+                                    .argv0 = t.command.argv[0],
+                                    .tty = t.command.tty};
+  appendExecEvents(t.actor, start.request_id, {events::toNewEvent(started, ++seq, t.org_id)});
   if (!opened) {
     const std::string why = "the connection to the node agent was lost";
     (void)client.close(kCloseSessionLost, why);

@@ -131,9 +131,9 @@ void Api::registerNodeRoutes(http::Router& r) {
             m.body = {{"node_id", node.str()}, {"cordoned", c}, {"draining", d}};
             if (c == was_cordoned && d == was_draining) return m;  // nothing changes
             PLFM_ASSIGN_OR_RETURN(int next, nextAggregateSeq(tx, node.str()));
-            m.events = {
-                NewEvent{"node", node.str(), next, "node.scheduling_changed", 1, "",
-                         json::dump({{"node_id", node.str()}, {"cordoned", c}, {"draining", d}})}};
+            m.events = {events::toNewEvent(
+                events::NodeSchedulingChanged{.node_id = node.str(), .cordoned = c, .draining = d},
+                next, "")};
             return m;
           });
         });

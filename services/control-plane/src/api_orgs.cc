@@ -108,10 +108,10 @@ void Api::registerOrgRoutes(http::Router& r) {
       Mutation m;
       m.body = {{"id", org}, {"name", name}, {"created_at", now}, {"updated_at", now}};
       m.events = {
-          NewEvent{"org", org, 1, "org.created", 1, org,
-                   json::dump({{"org_id", org}, {"name", name}})},
-          NewEvent{"org", org, 2, "org.member_added", 1, org,
-                   json::dump({{"org_id", org}, {"user_id", ctx.who.id}, {"role", "owner"}})},
+          events::toNewEvent(events::OrgCreated{.org_id = org, .name = name}, 1, org),
+          events::toNewEvent(
+              events::OrgMemberAdded{.org_id = org, .user_id = ctx.who.id, .role = "owner"}, 2,
+              org),
       };
       return m;
     });
@@ -136,28 +136,27 @@ void Api::registerOrgRoutes(http::Router& r) {
     return jsonResponse(200, j);
   });
 
-  route(r, "DELETE", "/v1/orgs/{org_id}", Access::kUser,
-        [this](Ctx& ctx) -> Result<http::Response> {
-          PLFM_ASSIGN_OR_RETURN(auto org, pathId<OrgId>(ctx.req, "org_id"));
-          PLFM_TRY(requireOwner(ctx, org.str()));
-          return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
-            PLFM_ASSIGN_OR_RETURN(auto apps, tx.exec("SELECT count(*) FROM name_reservations "
-                                                     "WHERE scope = $1",
-                                                     {"app:" + org.str()}));
-            if (apps.int64(0, 0).value_or(0) > 0) {
-              return Error(plfm::errc::kFailedPrecondition,
-                           "org " + org.str() + " still has apps; delete them first");
-            }
-            PLFM_TRY(releaseName(tx, "org", org.str()));
-            PLFM_ASSIGN_OR_RETURN(int next, nextAggregateSeq(tx, org.str()));
-            Mutation m;
-            m.status = 200;
-            m.body = {{"deleted", true}, {"id", org.str()}};
-            m.events = {NewEvent{"org", org.str(), next, "org.deleted", 1, org.str(),
-                                 json::dump({{"org_id", org.str()}})}};
-            return m;
-          });
+  route(
+      r, "DELETE", "/v1/orgs/{org_id}", Access::kUser, [this](Ctx& ctx) -> Result<http::Response> {
+        PLFM_ASSIGN_OR_RETURN(auto org, pathId<OrgId>(ctx.req, "org_id"));
+        PLFM_TRY(requireOwner(ctx, org.str()));
+        return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
+          PLFM_ASSIGN_OR_RETURN(auto apps, tx.exec("SELECT count(*) FROM name_reservations "
+                                                   "WHERE scope = $1",
+                                                   {"app:" + org.str()}));
+          if (apps.int64(0, 0).value_or(0) > 0) {
+            return Error(plfm::errc::kFailedPrecondition,
+                         "org " + org.str() + " still has apps; delete them first");
+          }
+          PLFM_TRY(releaseName(tx, "org", org.str()));
+          PLFM_ASSIGN_OR_RETURN(int next, nextAggregateSeq(tx, org.str()));
+          Mutation m;
+          m.status = 200;
+          m.body = {{"deleted", true}, {"id", org.str()}};
+          m.events = {events::toNewEvent(events::OrgDeleted{.org_id = org.str()}, next, org.str())};
+          return m;
         });
+      });
 
   route(r, "GET", "/v1/orgs/{org_id}/members", Access::kUser,
         [](Ctx& ctx) -> Result<http::Response> {
@@ -203,9 +202,9 @@ void Api::registerOrgRoutes(http::Router& r) {
                       {"user_id", user.str()},
                       {"role", role},
                       {"created_at", toRfc3339(deps_.clock.now())}};
-            m.events = {NewEvent{
-                "org", org.str(), next, "org.member_added", 1, org.str(),
-                json::dump({{"org_id", org.str()}, {"user_id", user.str()}, {"role", role}})}};
+            m.events = {events::toNewEvent(
+                events::OrgMemberAdded{.org_id = org.str(), .user_id = user.str(), .role = role},
+                next, org.str())};
             return m;
           });
         });
@@ -229,8 +228,9 @@ void Api::registerOrgRoutes(http::Router& r) {
             Mutation m;
             m.status = 200;
             m.body = {{"deleted", true}, {"org_id", org.str()}, {"user_id", user.str()}};
-            m.events = {NewEvent{"org", org.str(), next, "org.member_removed", 1, org.str(),
-                                 json::dump({{"org_id", org.str()}, {"user_id", user.str()}})}};
+            m.events = {events::toNewEvent(
+                events::OrgMemberRemoved{.org_id = org.str(), .user_id = user.str()}, next,
+                org.str())};
             return m;
           });
         });

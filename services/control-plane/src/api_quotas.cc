@@ -71,16 +71,17 @@ void Api::registerQuotaRoutes(http::Router& r) {
             PLFM_TRY(lockOrgQuotas(tx, org.str()));
             PLFM_ASSIGN_OR_RETURN(auto used, orgUsage(tx.connection(), org.str()));
             PLFM_ASSIGN_OR_RETURN(int next, nextAggregateSeq(tx, org.str()));
-            json::Json payload = {{"org_id", org.str()}};
-            for (Quota q : kAllQuotas) {
-              const auto& v = overrides[static_cast<size_t>(q)];
-              payload[std::string(quotaName(q))] = v ? json::Json(*v) : json::Json();
-            }
+            auto limit = [&](Quota q) { return overrides[static_cast<size_t>(q)]; };
+            const events::OrgQuotasSet payload{.org_id = org.str(),
+                                               .instances = limit(Quota::kInstances),
+                                               .memory_mb = limit(Quota::kMemoryMb),
+                                               .releases_per_app = limit(Quota::kReleasesPerApp),
+                                               .routes = limit(Quota::kRoutes),
+                                               .secrets_bytes = limit(Quota::kSecretsBytes)};
             Mutation m;
             m.status = 200;
             m.body = quotasJson(org.str(), deps_.options.quotas, overrides, used);
-            m.events = {NewEvent{"org", org.str(), next, "org.quotas_set", 1, org.str(),
-                                 json::dump(payload)}};
+            m.events = {events::toNewEvent(payload, next, org.str())};
             return m;
           });
         });

@@ -26,15 +26,16 @@ json::Json entryJson(const registry::Entry& e) {
           {"created_by", e.created_by}, {"updated_at", e.updated_at}, {"updated_by", e.updated_by}};
 }
 
-NewEvent credentialEvent(const registry::Entry& e, int seq, std::string_view type,
-                         const json::Json& extra = json::Json::object()) {
-  json::Json payload = {{"credential_id", e.credential_id},
-                        {"org_id", e.org_id},
-                        {"registry", e.registry},
-                        {"version", e.version}};
-  payload.update(extra);
-  return NewEvent{"registry_credential", e.credential_id, seq, std::string(type), 1, e.org_id,
-                  json::dump(payload)};
+// One of the registry_credential.* events of `e`: the fields they share
+// filled from the entry, the rest by the caller.
+template <class T>
+T credentialEvent(const registry::Entry& e) {
+  T ev;
+  ev.credential_id = e.credential_id;
+  ev.org_id = e.org_id;
+  ev.registry = e.registry;
+  ev.version = e.version;
+  return ev;
 }
 
 Error registriesDisabled() {
@@ -140,8 +141,9 @@ void Api::registerRegistryRoutes(http::Router& r) {
                 PLFM_ASSIGN_OR_RETURN(int seq, nextAggregateSeq(tx, e.credential_id));
                 Mutation m;
                 m.status = created ? 201 : 200;
-                m.events = {credentialEvent(e, seq, "registry_credential.set",
-                                            {{"operation", created ? "created" : "updated"}})};
+                auto ev = credentialEvent<events::RegistryCredentialSet>(e);
+                ev.operation = created ? "created" : "updated";
+                m.events = {events::toNewEvent(ev, seq, e.org_id)};
                 m.body = entryJson(e);
                 return m;
               },
@@ -163,56 +165,58 @@ void Api::registerRegistryRoutes(http::Router& r) {
             PLFM_ASSIGN_OR_RETURN(int seq, nextAggregateSeq(tx, gone->credential_id));
             Mutation m;
             m.status = 200;
-            m.events = {credentialEvent(*gone, seq, "registry_credential.removed")};
+            m.events = {events::toNewEvent(
+                credentialEvent<events::RegistryCredentialRemoved>(*gone), seq, gone->org_id)};
             m.body = entryJson(*gone);
             m.body["removed"] = true;
             return m;
           });
         });
 
-  route(r, "GET", "/v1/nodes/{node_id}/instances/{instance_id}/registry-credentials", Access::kNode,
-        [this](Ctx& ctx) -> Result<http::Response> {
-          if (deps_.keyring == nullptr) return registriesDisabled();
-          PLFM_ASSIGN_OR_RETURN(auto node, pathId<NodeId>(ctx.req, "node_id"));
-          PLFM_ASSIGN_OR_RETURN(auto inst, pathId<InstanceId>(ctx.req, "instance_id"));
-          std::optional<registry::Opened> opened;
-          struct Wipe {
-            std::optional<registry::Opened>& o;
-            ~Wipe() {
-              if (o) sf::wipe(o->secret);
-            }
-          } wipe{opened};
-          auto resp = runWrite(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
-            PLFM_ASSIGN_OR_RETURN(auto placed,
-                                  placedInstance(tx.connection(), node.str(), inst.str()));
-            if (opened) sf::wipe(opened->secret);
-            PLFM_ASSIGN_OR_RETURN(opened, registry::open(tx.connection(), *deps_.keyring,
-                                                         placed.org_id, placed.registry));
-            if (!opened) return noCredential(placed.org_id, placed.registry);
-            PLFM_TRY(EventStore::lockLog(tx));
-            const std::string& id = opened->entry.credential_id;
-            PLFM_ASSIGN_OR_RETURN(auto seqs, EventStore::aggregateSeqs(tx, {id}));
-            Mutation m;
-            m.status = 200;
-            m.events = {credentialEvent(opened->entry, static_cast<int>(seqs[id] + 1),
-                                        "registry_credential.fetched",
-                                        {{"instance_id", inst.str()}, {"node_id", node.str()}})};
-            return m;
-          });
-          if (!resp) return resp;
-          // The audit event is committed; the credential is the answer.
-          json::Json body = {{"registry", opened->entry.registry},
-                             {"username", opened->entry.username},
-                             {"password", opened->secret},
-                             {"id", opened->entry.credential_id},
-                             {"version", opened->entry.version}};
-          http::Response out = jsonResponse(200, body);
-          sf::wipe(body["password"].get_ref<std::string&>());
-          out.headers.set("Cache-Control", "no-store");
-          out.headers.set("X-Event-Seq",
-                          std::string(resp->headers.get("X-Event-Seq").value_or("0")));
-          return out;
+  route(
+      r, "GET", "/v1/nodes/{node_id}/instances/{instance_id}/registry-credentials", Access::kNode,
+      [this](Ctx& ctx) -> Result<http::Response> {
+        if (deps_.keyring == nullptr) return registriesDisabled();
+        PLFM_ASSIGN_OR_RETURN(auto node, pathId<NodeId>(ctx.req, "node_id"));
+        PLFM_ASSIGN_OR_RETURN(auto inst, pathId<InstanceId>(ctx.req, "instance_id"));
+        std::optional<registry::Opened> opened;
+        struct Wipe {
+          std::optional<registry::Opened>& o;
+          ~Wipe() {
+            if (o) sf::wipe(o->secret);
+          }
+        } wipe{opened};
+        auto resp = runWrite(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
+          PLFM_ASSIGN_OR_RETURN(auto placed,
+                                placedInstance(tx.connection(), node.str(), inst.str()));
+          if (opened) sf::wipe(opened->secret);
+          PLFM_ASSIGN_OR_RETURN(opened, registry::open(tx.connection(), *deps_.keyring,
+                                                       placed.org_id, placed.registry));
+          if (!opened) return noCredential(placed.org_id, placed.registry);
+          PLFM_TRY(EventStore::lockLog(tx));
+          const std::string& id = opened->entry.credential_id;
+          PLFM_ASSIGN_OR_RETURN(auto seqs, EventStore::aggregateSeqs(tx, {id}));
+          Mutation m;
+          m.status = 200;
+          auto ev = credentialEvent<events::RegistryCredentialFetched>(opened->entry);
+          ev.instance_id = inst.str();
+          ev.node_id = node.str();
+          m.events = {events::toNewEvent(ev, static_cast<int>(seqs[id] + 1), opened->entry.org_id)};
+          return m;
         });
+        if (!resp) return resp;
+        // The audit event is committed; the credential is the answer.
+        json::Json body = {{"registry", opened->entry.registry},
+                           {"username", opened->entry.username},
+                           {"password", opened->secret},
+                           {"id", opened->entry.credential_id},
+                           {"version", opened->entry.version}};
+        http::Response out = jsonResponse(200, body);
+        sf::wipe(body["password"].get_ref<std::string&>());
+        out.headers.set("Cache-Control", "no-store");
+        out.headers.set("X-Event-Seq", std::string(resp->headers.get("X-Event-Seq").value_or("0")));
+        return out;
+      });
 }
 
 }  // namespace plfm::cp

@@ -180,13 +180,13 @@ void Api::registerReleaseRoutes(http::Router& r) {
                       {"image_digest", digest},
                       {"manifest", manifest},
                       {"created_at", toRfc3339(deps_.clock.now())}};
-            m.events = {NewEvent{"release", rel, 1, "release.created", 1, org,
-                                 json::dump({{"release_id", rel},
-                                             {"app_id", app.str()},
-                                             {"org_id", org},
-                                             {"image_ref", ref},
-                                             {"image_digest", digest},
-                                             {"manifest", manifest}})}};
+            m.events = {events::toNewEvent(events::ReleaseCreated{.release_id = rel,
+                                                                  .app_id = app.str(),
+                                                                  .org_id = org,
+                                                                  .image_ref = ref,
+                                                                  .image_digest = digest,
+                                                                  .manifest = manifest},
+                                           1, org)};
             return m;
           });
         });
@@ -313,9 +313,11 @@ void Api::registerReleaseRoutes(http::Router& r) {
             m.body = {{"env_id", env.str()},
                       {"processes", merged},
                       {"updated_at", toRfc3339(deps_.clock.now())}};
-            m.events = {NewEvent{
-                "env", env.str(), next, "env.scale_set", 1, org,
-                json::dump({{"env_id", env.str()}, {"org_id", org}, {"processes", *procs}})}};
+            events::EnvScaleSet scale{.env_id = env.str(), .org_id = org, .processes = {}};
+            for (const auto& [name, count] : procs->items()) {
+              scale.processes[name] = count.get<int64_t>();
+            }
+            m.events = {events::toNewEvent(scale, next, org)};
             return m;
           });
         });

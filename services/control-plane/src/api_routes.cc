@@ -178,20 +178,27 @@ void Api::registerRouteRoutes(http::Router& r) {
                                               ctx.who.is_admin));
             PLFM_TRY(claim(tx, c, route, org, env.str()));
             const std::string now = toRfc3339(deps_.clock.now());
+            const events::RouteCreated payload{.route_id = route,
+                                               .org_id = org,
+                                               .app_id = app,
+                                               .env_id = env.str(),
+                                               .hostname = c.hostname,
+                                               .listener_port = c.listener_port,
+                                               .protocol = c.protocol,
+                                               .process_type = c.target.process_type,
+                                               .backend_port = c.target.backend_port,
+                                               .proxy_protocol = c.target.proxy_protocol};
             Json fields = {{"hostname", c.hostname},
                            {"listener_port", c.listener_port},
                            {"protocol", c.protocol},
                            {"process_type", c.target.process_type},
                            {"backend_port", c.target.backend_port},
                            {"proxy_protocol", c.target.proxy_protocol}};
-            Json payload = {
-                {"route_id", route}, {"org_id", org}, {"app_id", app}, {"env_id", env.str()}};
-            payload.update(fields);
             Mutation m;
             m.body = {{"id", route},         {"org_id", org},     {"app_id", app},
                       {"env_id", env.str()}, {"created_at", now}, {"updated_at", now}};
             m.body.update(fields);
-            m.events = {NewEvent{"route", route, 1, "route.created", 1, org, json::dump(payload)}};
+            m.events = {events::toNewEvent(payload, 1, org)};
             return m;
           });
         });
@@ -261,12 +268,12 @@ void Api::registerRouteRoutes(http::Router& r) {
             }
             m.body["updated_at"] = toRfc3339(deps_.clock.now());
             PLFM_ASSIGN_OR_RETURN(int next, nextAggregateSeq(tx, route.str()));
-            m.events = {NewEvent{"route", route.str(), next, "route.updated", 1, org,
-                                 json::dump({{"route_id", route.str()},
-                                             {"org_id", org},
-                                             {"process_type", t.process_type},
-                                             {"backend_port", t.backend_port},
-                                             {"proxy_protocol", t.proxy_protocol}})}};
+            m.events = {events::toNewEvent(events::RouteUpdated{.route_id = route.str(),
+                                                                .org_id = org,
+                                                                .process_type = t.process_type,
+                                                                .backend_port = t.backend_port,
+                                                                .proxy_protocol = t.proxy_protocol},
+                                           next, org)};
             return m;
           });
         });
@@ -288,11 +295,12 @@ void Api::registerRouteRoutes(http::Router& r) {
             Mutation m;
             m.status = 200;
             m.body = {{"deleted", true}, {"id", route.str()}};
-            m.events = {NewEvent{"route", route.str(), next, "route.deleted", 1, org,
-                                 json::dump({{"route_id", route.str()},
-                                             {"org_id", org},
-                                             {"hostname", std::string(gone.text(0, 0))},
-                                             {"listener_port", gone.int64(0, 1).value_or(0)}})}};
+            m.events = {events::toNewEvent(
+                events::RouteDeleted{.route_id = route.str(),
+                                     .org_id = org,
+                                     .hostname = std::string(gone.text(0, 0)),
+                                     .listener_port = gone.int64(0, 1).value_or(0)},
+                next, org)};
             return m;
           });
         });

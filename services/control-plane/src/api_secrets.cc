@@ -254,18 +254,21 @@ Result<Mutation> secretsChange(ApiDeps& deps_, pg::Transaction& tx, Ctx& ctx, co
                         {"created_at", v.created_at},
                         {"created_by", v.actor}};
   // The version event first: the deploy it starts pins it.
-  m.events.insert(m.events.begin(),
-                  NewEvent{"secret_version", v.version_id, 1, "secrets.version_created", 1, org,
-                           json::dump({{"version_id", v.version_id},
-                                       {"env_id", env},
-                                       {"app_id", app},
-                                       {"org_id", org},
-                                       {"number", v.number},
-                                       {"operation", std::string(opName(change.op))},
-                                       {"keys", names(all)},
-                                       {"set_keys", names(set)},
-                                       {"unset_keys", names(change.unset)},
-                                       {"deploy_id", deploy_id}})});
+  m.events.insert(
+      m.events.begin(),
+      events::toNewEvent(
+          events::SecretsVersionCreated{
+              .version_id = v.version_id,
+              .env_id = env,
+              .app_id = app,
+              .org_id = org,
+              .number = v.number,
+              .operation = std::string(opName(change.op)),
+              .keys = all,
+              .set_keys = set,
+              .unset_keys = change.unset,
+              .deploy_id = release ? std::optional<std::string>(deploy["id"]) : std::nullopt},
+          1, org));
   m.status = 201;
   m.body = {{"env_id", env},
             {"version", std::move(version)},
@@ -306,12 +309,11 @@ Result<http::Response> fetchSecrets(Api& api, Ctx& ctx, const std::string& node,
     PLFM_ASSIGN_OR_RETURN(auto seqs, EventStore::aggregateSeqs(tx, {version}));
     Mutation m;
     m.status = 200;
-    m.events = {NewEvent{"secret_version", version, seqs[version] + 1, "secrets.fetched", 1,
-                         std::string(rs.text(0, 3)),
-                         json::dump({{"version_id", version},
-                                     {"env_id", std::string(rs.text(0, 2))},
-                                     {"instance_id", inst},
-                                     {"node_id", node}})}};
+    m.events = {events::toNewEvent(events::SecretsFetched{.version_id = version,
+                                                          .env_id = std::string(rs.text(0, 2)),
+                                                          .instance_id = inst,
+                                                          .node_id = node},
+                                   seqs[version] + 1, std::string(rs.text(0, 3)))};
     return m;
   });
   if (!resp) {

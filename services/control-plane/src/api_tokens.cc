@@ -86,8 +86,9 @@ void Api::registerTokenRoutes(http::Router& r) {
       body["token"] = token;
       return showTokenOnce(
           std::move(body),
-          {NewEvent{"token", id, 1, "token.created", 1, "",
-                    json::dump({{"token_id", id}, {"kind", "user"}, {"subject_id", ctx.who.id}})}});
+          {events::toNewEvent(
+              events::TokenCreated{.token_id = id, .kind = "user", .subject_id = ctx.who.id}, 1,
+              "")});
     });
   });
 
@@ -113,10 +114,10 @@ void Api::registerTokenRoutes(http::Router& r) {
             m.body["current"] = token.str() == ctx.who.token_id;
             if (revoked.rows() == 1) {
               PLFM_ASSIGN_OR_RETURN(int next, nextAggregateSeq(tx, token.str()));
-              m.events = {NewEvent{
-                  "token", token.str(), next, "token.revoked", 1, "",
-                  json::dump(
-                      {{"token_id", token.str()}, {"kind", "user"}, {"subject_id", ctx.who.id}})}};
+              m.events = {events::toNewEvent(
+                  events::TokenRevoked{
+                      .token_id = token.str(), .kind = "user", .subject_id = ctx.who.id},
+                  next, "")};
             }
             return m;
           });

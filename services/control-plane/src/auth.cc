@@ -166,13 +166,14 @@ Result<std::pair<NewUser, std::vector<NewEvent>>> createUser(pg::Transaction& tx
       "INSERT INTO api_tokens (token_id, token_hash, kind, subject_id, description, created_at) "
       "VALUES ($1, $2, 'user', $3, 'initial token', $4)",
       {u.token_id, hashToken(u.token), u.user_id, u.created_at}));
-  json::Json created = {{"user_id", u.user_id}, {"name", u.name}, {"is_admin", is_admin}};
-  json::Json token = {{"token_id", u.token_id}, {"kind", "user"}, {"subject_id", u.user_id}};
-  std::vector<NewEvent> events = {
-      NewEvent{"user", u.user_id, 1, "user.created", 1, "", json::dump(created)},
-      NewEvent{"token", u.token_id, 1, "token.created", 1, "", json::dump(token)},
+  std::vector<NewEvent> out = {
+      events::toNewEvent(
+          events::UserCreated{.user_id = u.user_id, .name = u.name, .is_admin = is_admin}, 1, ""),
+      events::toNewEvent(
+          events::TokenCreated{.token_id = u.token_id, .kind = "user", .subject_id = u.user_id}, 1,
+          ""),
   };
-  return std::make_pair(std::move(u), std::move(events));
+  return std::make_pair(std::move(u), std::move(out));
 }
 
 Result<bool> bootstrapAdmin(pg::Connection& conn, EventStore& store, const Clock& clock,

@@ -21,25 +21,30 @@ NewDeploy newDeploy(const DeployRequest& r, const std::string& now) {
               {"rollback_of", rollback_of},
               {"created_at", now},
               {"updated_at", now}};
-  json::Json payload = {{"deploy_id", dep},           {"app_id", r.app_id},
-                        {"env_id", r.env_id},         {"org_id", r.org_id},
-                        {"release_id", r.release_id}, {"secrets_version", secrets},
-                        {"strategy", r.strategy}};
+  const std::string correlation = json::dump({{"deploy_id", dep}});
   // An auto-rollback is its own event type, with why and what it replaces.
-  std::string type = "deploy.created";
-  if (!r.rollback_of.empty()) {
-    type = "deploy.rollback_created";
-    payload["rollback_of"] = r.rollback_of;
-    payload["reason"] = r.reason;
+  if (r.rollback_of.empty()) {
+    out.event = events::toNewEvent(events::DeployCreated{.deploy_id = dep,
+                                                         .app_id = r.app_id,
+                                                         .env_id = r.env_id,
+                                                         .org_id = r.org_id,
+                                                         .release_id = r.release_id,
+                                                         .strategy = r.strategy,
+                                                         .secrets_version = r.secrets_version},
+                                   1, r.org_id, correlation);
+  } else {
+    out.event =
+        events::toNewEvent(events::DeployRollbackCreated{.deploy_id = dep,
+                                                         .app_id = r.app_id,
+                                                         .env_id = r.env_id,
+                                                         .org_id = r.org_id,
+                                                         .release_id = r.release_id,
+                                                         .strategy = r.strategy,
+                                                         .secrets_version = r.secrets_version,
+                                                         .rollback_of = r.rollback_of,
+                                                         .reason = r.reason},
+                           1, r.org_id, correlation);
   }
-  out.event = NewEvent{"deploy",
-                       dep,
-                       1,
-                       std::move(type),
-                       1,
-                       r.org_id,
-                       json::dump(payload),
-                       json::dump({{"deploy_id", dep}})};
   return out;
 }
 

@@ -171,12 +171,12 @@ Result<GateInput> loadGate(pg::Connection& conn) {
   return in;
 }
 
-std::string payload(const Release& r) {
-  return json::dump({{"instance_id", r.instance_id},
-                     {"reason", r.reason},
-                     {"waited_ms", r.waited_ms},
-                     {"open_connections", r.open_connections},
-                     {"unacknowledged", r.unacknowledged}});
+events::InstanceDrainReleased releasedEvent(const Release& r) {
+  return events::InstanceDrainReleased{.instance_id = r.instance_id,
+                                       .reason = r.reason,
+                                       .waited_ms = r.waited_ms,
+                                       .open_connections = r.open_connections,
+                                       .unacknowledged = r.unacknowledged};
 }
 
 }  // namespace plfm::cp::drain

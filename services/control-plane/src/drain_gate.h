@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "plfm/core/result.h"
+#include "plfm/events/events.h"
 #include "plfm/pg/pg.h"
 
 namespace plfm::cp::drain {
@@ -81,7 +82,7 @@ struct GateInput {
 // reports and the edge cursor in one snapshot.
 [[nodiscard]] Result<GateInput> loadGate(pg::Connection& conn);
 
-// The instance.drain_released payload of a release.
-[[nodiscard]] std::string payload(const Release& r);
+// The instance.drain_released event of a release.
+[[nodiscard]] events::InstanceDrainReleased releasedEvent(const Release& r);
 
 }  // namespace plfm::cp::drain

@@ -103,13 +103,8 @@ Result<std::pair<NewEdgeToken, NewEvent>> createEdgeToken(pg::Transaction& tx, c
       "INSERT INTO api_tokens (token_id, token_hash, kind, subject_id, description, created_at, "
       "expires_at) VALUES ($1, $2, 'edge', $3, 'edge token', $4, $5)",
       {t.token_id, hashToken(t.token), name, t.created_at, t.expires_at}));
-  NewEvent e{"token",
-             t.token_id,
-             1,
-             "token.created",
-             1,
-             "",
-             json::dump({{"token_id", t.token_id}, {"kind", "edge"}, {"subject_id", name}})};
+  NewEvent e = events::toNewEvent(
+      events::TokenCreated{.token_id = t.token_id, .kind = "edge", .subject_id = name}, 1, "");
   return std::make_pair(std::move(t), std::move(e));
 }
 

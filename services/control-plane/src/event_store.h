@@ -17,6 +17,7 @@
 #include "plfm/core/clock.h"
 #include "plfm/core/id.h"
 #include "plfm/core/result.h"
+#include "plfm/events/events.h"
 #include "plfm/pg/pg.h"
 
 namespace plfm::cp {
@@ -26,16 +27,8 @@ namespace errc {
 inline constexpr std::string_view kConcurrencyConflict = "concurrency_conflict";
 }  // namespace errc
 
-struct NewEvent {
-  std::string aggregate_type;  // "app"
-  std::string aggregate_id;    // "app_..."
-  int aggregate_seq = 0;       // the aggregate's version after this event (previous + 1)
-  std::string event_type;      // "app.created"
-  int event_version = 1;
-  std::string org_id;              // empty: not org-scoped
-  std::string payload = "{}";      // a JSON object
-  std::string correlation = "{}";  // a JSON object, e.g. {"deploy_id":"dep_..."}
-};
+// The typed event structs build these (libs/events, toNewEvent).
+using events::NewEvent;
 
 struct AppendContext {
   std::string actor;       // "usr_...", "node_...", "system:scheduler"

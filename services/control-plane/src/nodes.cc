@@ -18,16 +18,10 @@ std::string secondsText(std::chrono::seconds s) { return std::to_string(s.count(
 
 NewEvent stateChanged(const std::string& node, int seq, std::string_view from, std::string_view to,
                       const std::string& reason) {
-  return NewEvent{"node",
-                  node,
-                  seq,
-                  "node.state_changed",
-                  1,
-                  "",
-                  json::dump({{"node_id", node},
-                              {"from", std::string(from)},
-                              {"to", std::string(to)},
-                              {"reason", reason}})};
+  return events::toNewEvent(
+      events::NodeStateChanged{
+          .node_id = node, .from = std::string(from), .to = std::string(to), .reason = reason},
+      seq, "");
 }
 
 Result<std::pair<std::string, std::string>> issueNodeToken(pg::Transaction& tx,
@@ -43,13 +37,8 @@ Result<std::pair<std::string, std::string>> issueNodeToken(pg::Transaction& tx,
 }
 
 NewEvent tokenCreated(const std::string& token_id, const std::string& node) {
-  return NewEvent{"token",
-                  token_id,
-                  1,
-                  "token.created",
-                  1,
-                  "",
-                  json::dump({{"token_id", token_id}, {"kind", "node"}, {"subject_id", node}})};
+  return events::toNewEvent(
+      events::TokenCreated{.token_id = token_id, .kind = "node", .subject_id = node}, 1, "");
 }
 
 Result<std::string> allocatePrefix(pg::Transaction& tx, const std::string& node,
@@ -80,13 +69,9 @@ Result<std::pair<NewEnrollment, NewEvent>> createEnrollment(pg::Transaction& tx,
       tx.exec("INSERT INTO node_enrollments (enrollment_id, token_hash, created_by, created_at, "
               "expires_at) VALUES ($1, $2, $3, $4, $5)",
               {e.enrollment_id, hashToken(e.token), created_by, e.created_at, e.expires_at}));
-  NewEvent ev{"enrollment",
-              e.enrollment_id,
-              1,
-              "node.enrollment_created",
-              1,
-              "",
-              json::dump({{"enrollment_id", e.enrollment_id}, {"expires_at", e.expires_at}})};
+  NewEvent ev = events::toNewEvent(
+      events::NodeEnrollmentCreated{.enrollment_id = e.enrollment_id, .expires_at = e.expires_at},
+      1, "");
   return std::make_pair(std::move(e), std::move(ev));
 }
 
@@ -103,7 +88,7 @@ Result<std::pair<EnrolledNode, std::vector<NewEvent>>> redeemEnrollment(
   const std::string enrollment(rs.text(0, 0));
   EnrolledNode out;
   out.hostname = facts.hostname;
-  std::vector<NewEvent> events;
+  std::vector<NewEvent> evs;
   if (!rs.isNull(0, 2)) {
     // A retry of an enrollment that already happened (the agent lost the
     // answer). Only within the retry window, and only while no credential
@@ -141,8 +126,8 @@ Result<std::pair<EnrolledNode, std::vector<NewEvent>>> redeemEnrollment(
     PLFM_ASSIGN_OR_RETURN(auto tok, issueNodeToken(tx, out.node_id, now));
     out.token = std::move(tok.first);
     out.token_id = std::move(tok.second);
-    events.push_back(tokenCreated(out.token_id, out.node_id));
-    return std::make_pair(std::move(out), std::move(events));
+    evs.push_back(tokenCreated(out.token_id, out.node_id));
+    return std::make_pair(std::move(out), std::move(evs));
   }
 
   out.node_id = NodeId::generate().str();
@@ -163,20 +148,25 @@ Result<std::pair<EnrolledNode, std::vector<NewEvent>>> redeemEnrollment(
   if (!labels || !labels->is_object()) {
     return Error(plfm::errc::kInternal, "node labels are not a JSON object");
   }
-  json::Json payload = {{"node_id", out.node_id},
-                        {"enrollment_id", enrollment},
-                        {"hostname", facts.hostname},
-                        {"cores", facts.cores},
-                        {"memory_mb", facts.memory_mb},
-                        {"disk_mb", facts.disk_mb},
-                        {"labels", *labels},
-                        {"wireguard_public_key", facts.wireguard_public_key},
-                        {"underlay_address", facts.underlay_address},
-                        {"runtimes", facts.runtimes},
-                        {"ipv6_prefix", out.ipv6_prefix}};
-  events.push_back(NewEvent{"node", out.node_id, 1, "node.enrolled", 1, "", json::dump(payload)});
-  events.push_back(tokenCreated(out.token_id, out.node_id));
-  return std::make_pair(std::move(out), std::move(events));
+  events::NodeEnrolled enrolled{.node_id = out.node_id,
+                                .enrollment_id = enrollment,
+                                .hostname = facts.hostname,
+                                .cores = facts.cores,
+                                .memory_mb = facts.memory_mb,
+                                .disk_mb = facts.disk_mb,
+                                .labels = {},
+                                .wireguard_public_key = facts.wireguard_public_key,
+                                .underlay_address = facts.underlay_address,
+                                .runtimes = facts.runtimes,
+                                .ipv6_prefix = out.ipv6_prefix};
+  for (const auto& [key, value] : labels->items()) {
+    // String values only: the enrollment request was checked (api_agent.cc).
+    if (!value.is_string()) return Error(plfm::errc::kInternal, "node labels are not strings");
+    enrolled.labels.emplace(key, value.get<std::string>());
+  }
+  evs.push_back(events::toNewEvent(enrolled, 1, ""));
+  evs.push_back(tokenCreated(out.token_id, out.node_id));
+  return std::make_pair(std::move(out), std::move(evs));
 }
 
 Result<HeartbeatResult> recordHeartbeat(pg::Transaction& tx, const Clock& clock,
@@ -231,8 +221,8 @@ Result<std::pair<RemovedNode, std::vector<NewEvent>>> removeNode(pg::Transaction
   PLFM_ASSIGN_OR_RETURN(auto done, tx.exec("SELECT 1 FROM events WHERE aggregate_id = $1 AND "
                                            "event_type = 'node.removed'",
                                            {node_id}));
-  std::vector<NewEvent> events;
-  if (done.rows() > 0) return std::make_pair(std::move(out), std::move(events));
+  std::vector<NewEvent> evs;
+  if (done.rows() > 0) return std::make_pair(std::move(out), std::move(evs));
   PLFM_ASSIGN_OR_RETURN(auto revoked,
                         tx.exec("UPDATE api_tokens SET revoked_at = $2 WHERE kind = 'node' AND "
                                 "subject_id = $1 AND revoked_at IS NULL RETURNING token_id",
@@ -242,21 +232,21 @@ Result<std::pair<RemovedNode, std::vector<NewEvent>>> removeNode(pg::Transaction
   for (int i = 0; i < revoked.rows(); ++i) ids.emplace_back(revoked.text(i, 0));
   PLFM_ASSIGN_OR_RETURN(auto seqs, EventStore::aggregateSeqs(tx, ids));
   for (size_t i = 1; i < ids.size(); ++i) {
-    events.push_back(
-        NewEvent{"token", ids[i], seqs[ids[i]] + 1, "token.revoked", 1, "",
-                 json::dump({{"token_id", ids[i]}, {"kind", "node"}, {"subject_id", node_id}})});
+    evs.push_back(events::toNewEvent(
+        events::TokenRevoked{.token_id = ids[i], .kind = "node", .subject_id = node_id},
+        seqs[ids[i]] + 1, ""));
   }
   int next = seqs[node_id] + 1;
   if (state != "down") {
     PLFM_TRY(tx.exec("UPDATE node_liveness SET state = 'down', state_since = $2 WHERE node_id = $1",
                      {node_id, now}));
-    events.push_back(stateChanged(node_id, next++, state, "down", "removed by an admin"));
+    evs.push_back(stateChanged(node_id, next++, state, "down", "removed by an admin"));
   }
-  events.push_back(NewEvent{"node", node_id, next, "node.removed", 1, "",
-                            json::dump({{"node_id", node_id},
-                                        {"hostname", out.hostname},
-                                        {"revoked_tokens", out.revoked_tokens}})});
-  return std::make_pair(std::move(out), std::move(events));
+  evs.push_back(events::toNewEvent(
+      events::NodeRemoved{
+          .node_id = node_id, .hostname = out.hostname, .revoked_tokens = out.revoked_tokens},
+      next, ""));
+  return std::make_pair(std::move(out), std::move(evs));
 }
 
 Result<std::vector<NewEvent>> expireLiveness(pg::Transaction& tx, const Clock& clock,
@@ -271,8 +261,8 @@ Result<std::vector<NewEvent>> expireLiveness(pg::Transaction& tx, const Clock& c
               "'unreachable' AND $3 > 0 AND state_since < $1::timestamptz - "
               "make_interval(secs => $3)) ORDER BY node_id FOR UPDATE SKIP LOCKED",
               {now, options.heartbeat_timeout.count(), options.down_after.count()}));
-  std::vector<NewEvent> events;
-  if (rs.rows() == 0) return events;
+  std::vector<NewEvent> evs;
+  if (rs.rows() == 0) return evs;
   std::vector<std::string> ids;
   ids.reserve(static_cast<size_t>(rs.rows()));
   for (int i = 0; i < rs.rows(); ++i) ids.emplace_back(rs.text(i, 0));
@@ -288,9 +278,9 @@ Result<std::vector<NewEvent>> expireLiveness(pg::Transaction& tx, const Clock& c
                                       " s (down after " + secondsText(options.down_after) + ")";
     PLFM_TRY(tx.exec("UPDATE node_liveness SET state = $2, state_since = $3 WHERE node_id = $1",
                      {node, to, now}));
-    events.push_back(stateChanged(node, seqs[node] + 1, rs.text(i, 1), to, reason));
+    evs.push_back(stateChanged(node, seqs[node] + 1, rs.text(i, 1), to, reason));
   }
-  return events;
+  return evs;
 }
 
 }  // namespace plfm::cp

@@ -12,29 +12,34 @@
 
 #include "event_store.h"
 #include "plfm/core/json.h"
+#include "plfm/events/events.h"
 #include "plfm/pg/pg.h"
 
 namespace plfm::cp::projection {
 
-// Reads fields of an event's payload; a missing or mistyped field is a bug
-// in whoever wrote the event, reported with the event's seq.
+// Reads an event's payload; a missing or mistyped field is a bug in whoever
+// wrote the event, reported with the event's seq.
 struct Payload {
   const StoredEvent& e;
   json::Json j;
 
+  // The payload as its typed event (libs/events): every field checked.
+  template <class T>
+  [[nodiscard]] Result<T> as() const {
+    auto r = events::fromPayload<T>(j);
+    if (!r) return std::move(r.error()).context("event " + std::to_string(e.seq));
+    return r;
+  }
+
+  // Field by field, for the instance.allocated applier, which reads the
+  // payloads of events written before its `slot` existed.
   [[nodiscard]] Result<std::string> str(std::string_view field) const;
-  [[nodiscard]] std::string strOr(std::string_view field, const std::string& fallback) const;
   [[nodiscard]] Result<int64_t> integer(std::string_view field) const;
-  [[nodiscard]] Result<bool> boolean(std::string_view field) const;
   // A string or null field: nullopt for null.
   [[nodiscard]] Result<std::optional<std::string>> optStr(std::string_view field) const;
   // The same, and nullopt also when the field is absent (added in a later
   // version of the event).
   [[nodiscard]] Result<std::optional<std::string>> optStrOrMissing(std::string_view field) const;
-  // An integer or null field: nullopt for null.
-  [[nodiscard]] Result<std::optional<int64_t>> optInt(std::string_view field) const;
-  // An object or array field, as JSON text.
-  [[nodiscard]] Result<std::string> jsonText(std::string_view field) const;
 };
 
 using ApplyFn = Result<void> (*)(pg::Transaction&, const Payload&);

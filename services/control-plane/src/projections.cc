@@ -21,19 +21,8 @@ Result<std::string> Payload::str(std::string_view field) const {
   return r;
 }
 
-std::string Payload::strOr(std::string_view field, const std::string& fallback) const {
-  auto it = j.find(field);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : fallback;
-}
-
 Result<int64_t> Payload::integer(std::string_view field) const {
   auto r = json::getInt(j, field, "payload");
-  if (!r) return std::move(r.error()).context("event " + std::to_string(e.seq));
-  return r;
-}
-
-Result<bool> Payload::boolean(std::string_view field) const {
-  auto r = json::getBool(j, field, "payload");
   if (!r) return std::move(r.error()).context("event " + std::to_string(e.seq));
   return r;
 }
@@ -48,22 +37,6 @@ Result<std::optional<std::string>> Payload::optStr(std::string_view field) const
 Result<std::optional<std::string>> Payload::optStrOrMissing(std::string_view field) const {
   if (!j.contains(field)) return std::optional<std::string>();
   return optStr(field);
-}
-
-Result<std::optional<int64_t>> Payload::optInt(std::string_view field) const {
-  auto it = j.find(field);
-  if (it != j.end() && it->is_null()) return std::optional<int64_t>();
-  PLFM_ASSIGN_OR_RETURN(auto v, integer(field));
-  return std::optional<int64_t>(v);
-}
-
-Result<std::string> Payload::jsonText(std::string_view field) const {
-  auto it = j.find(field);
-  if (it == j.end() || !(it->is_object() || it->is_array())) {
-    return Error(plfm::errc::kInternal, "event " + std::to_string(e.seq) + ": payload." +
-                                            std::string(field) + " must be an object or array");
-  }
-  return json::dump(*it);
 }
 
 Result<void> exec(pg::Transaction& tx, std::string_view sql, const pg::Params& params) {
@@ -81,163 +54,144 @@ using projection::exec;
 using projection::Payload;
 
 Result<void> orgCreated(pg::Transaction& tx, const Payload& p) {
-  PLFM_ASSIGN_OR_RETURN(auto org, p.str("org_id"));
-  PLFM_ASSIGN_OR_RETURN(auto name, p.str("name"));
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::OrgCreated>());
   return exec(tx,
               "INSERT INTO orgs_view (org_id, name, version, created_at, updated_at) "
               "VALUES ($1, $2, $3, $4, $4) ON CONFLICT (org_id) DO NOTHING",
-              {org, name, p.e.aggregate_seq, p.e.occurred_at});
+              {ev.org_id, ev.name, p.e.aggregate_seq, p.e.occurred_at});
 }
 
 Result<void> memberAdded(pg::Transaction& tx, const Payload& p) {
-  PLFM_ASSIGN_OR_RETURN(auto org, p.str("org_id"));
-  PLFM_ASSIGN_OR_RETURN(auto user, p.str("user_id"));
-  PLFM_ASSIGN_OR_RETURN(auto role, p.str("role"));
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::OrgMemberAdded>());
   PLFM_TRY(exec(tx,
                 "INSERT INTO org_members_view (org_id, user_id, role, created_at) "
                 "VALUES ($1, $2, $3, $4) ON CONFLICT (org_id, user_id) DO UPDATE SET role = $3",
-                {org, user, role, p.e.occurred_at}));
+                {ev.org_id, ev.user_id, ev.role, p.e.occurred_at}));
   return exec(tx, "UPDATE orgs_view SET version = $2, updated_at = $3 WHERE org_id = $1",
-              {org, p.e.aggregate_seq, p.e.occurred_at});
+              {ev.org_id, p.e.aggregate_seq, p.e.occurred_at});
 }
 
 Result<void> memberRemoved(pg::Transaction& tx, const Payload& p) {
-  PLFM_ASSIGN_OR_RETURN(auto org, p.str("org_id"));
-  PLFM_ASSIGN_OR_RETURN(auto user, p.str("user_id"));
-  PLFM_TRY(
-      exec(tx, "DELETE FROM org_members_view WHERE org_id = $1 AND user_id = $2", {org, user}));
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::OrgMemberRemoved>());
+  PLFM_TRY(exec(tx, "DELETE FROM org_members_view WHERE org_id = $1 AND user_id = $2",
+                {ev.org_id, ev.user_id}));
   return exec(tx, "UPDATE orgs_view SET version = $2, updated_at = $3 WHERE org_id = $1",
-              {org, p.e.aggregate_seq, p.e.occurred_at});
+              {ev.org_id, p.e.aggregate_seq, p.e.occurred_at});
 }
 
 Result<void> orgDeleted(pg::Transaction& tx, const Payload& p) {
-  PLFM_ASSIGN_OR_RETURN(auto org, p.str("org_id"));
-  PLFM_TRY(exec(tx, "DELETE FROM org_members_view WHERE org_id = $1", {org}));
-  PLFM_TRY(exec(tx, "DELETE FROM org_quotas_view WHERE org_id = $1", {org}));
-  return exec(tx, "DELETE FROM orgs_view WHERE org_id = $1", {org});
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::OrgDeleted>());
+  PLFM_TRY(exec(tx, "DELETE FROM org_members_view WHERE org_id = $1", {ev.org_id}));
+  PLFM_TRY(exec(tx, "DELETE FROM org_quotas_view WHERE org_id = $1", {ev.org_id}));
+  return exec(tx, "DELETE FROM orgs_view WHERE org_id = $1", {ev.org_id});
 }
 
 // Replaces the org's overrides: a null limit is the operator's default.
 Result<void> orgQuotasSet(pg::Transaction& tx, const Payload& p) {
-  PLFM_ASSIGN_OR_RETURN(auto org, p.str("org_id"));
-  pg::Params params{org};
-  for (const char* limit :
-       {"instances", "memory_mb", "releases_per_app", "routes", "secrets_bytes"}) {
-    PLFM_ASSIGN_OR_RETURN(auto v, p.optInt(limit));
-    params.emplace_back(v);
-  }
-  params.emplace_back(p.e.occurred_at);
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::OrgQuotasSet>());
   return exec(tx,
               "INSERT INTO org_quotas_view (org_id, instances, memory_mb, releases_per_app, "
               "routes, secrets_bytes, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) "
               "ON CONFLICT (org_id) DO UPDATE SET instances = $2, memory_mb = $3, "
               "releases_per_app = $4, routes = $5, secrets_bytes = $6, updated_at = $7",
-              params);
+              {ev.org_id, ev.instances, ev.memory_mb, ev.releases_per_app, ev.routes,
+               ev.secrets_bytes, p.e.occurred_at});
 }
 
 Result<void> appCreated(pg::Transaction& tx, const Payload& p) {
-  PLFM_ASSIGN_OR_RETURN(auto app, p.str("app_id"));
-  PLFM_ASSIGN_OR_RETURN(auto org, p.str("org_id"));
-  PLFM_ASSIGN_OR_RETURN(auto name, p.str("name"));
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::AppCreated>());
   return exec(tx,
               "INSERT INTO apps_view (app_id, org_id, name, description, version, created_at, "
               "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (app_id) DO NOTHING",
-              {app, org, name, p.strOr("description", ""), p.e.aggregate_seq, p.e.occurred_at});
+              {ev.app_id, ev.org_id, ev.name, ev.description, p.e.aggregate_seq, p.e.occurred_at});
 }
 
 Result<void> appDeleted(pg::Transaction& tx, const Payload& p) {
-  PLFM_ASSIGN_OR_RETURN(auto app, p.str("app_id"));
-  return exec(tx, "DELETE FROM apps_view WHERE app_id = $1", {app});
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::AppDeleted>());
+  return exec(tx, "DELETE FROM apps_view WHERE app_id = $1", {ev.app_id});
 }
 
 Result<void> envCreated(pg::Transaction& tx, const Payload& p) {
-  PLFM_ASSIGN_OR_RETURN(auto env, p.str("env_id"));
-  PLFM_ASSIGN_OR_RETURN(auto app, p.str("app_id"));
-  PLFM_ASSIGN_OR_RETURN(auto org, p.str("org_id"));
-  PLFM_ASSIGN_OR_RETURN(auto name, p.str("name"));
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::EnvCreated>());
   return exec(tx,
               "INSERT INTO envs_view (env_id, org_id, app_id, name, version, created_at, "
               "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (env_id) DO NOTHING",
-              {env, org, app, name, p.e.aggregate_seq, p.e.occurred_at});
+              {ev.env_id, ev.org_id, ev.app_id, ev.name, p.e.aggregate_seq, p.e.occurred_at});
 }
 
 Result<void> envDeleted(pg::Transaction& tx, const Payload& p) {
-  PLFM_ASSIGN_OR_RETURN(auto env, p.str("env_id"));
-  PLFM_TRY(exec(tx, "DELETE FROM env_scale_view WHERE env_id = $1", {env}));
-  return exec(tx, "DELETE FROM envs_view WHERE env_id = $1", {env});
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::EnvDeleted>());
+  PLFM_TRY(exec(tx, "DELETE FROM env_scale_view WHERE env_id = $1", {ev.env_id}));
+  return exec(tx, "DELETE FROM envs_view WHERE env_id = $1", {ev.env_id});
 }
 
 Result<void> envScaleSet(pg::Transaction& tx, const Payload& p) {
-  PLFM_ASSIGN_OR_RETURN(auto env, p.str("env_id"));
-  auto procs = p.j.find("processes");
-  if (procs == p.j.end() || !procs->is_object()) {
-    return Error(plfm::errc::kInternal,
-                 "event " + std::to_string(p.e.seq) + ": payload.processes must be an object");
-  }
-  for (const auto& [proc, count] : procs->items()) {
-    if (!count.is_number_integer()) {
-      return Error(plfm::errc::kInternal, "event " + std::to_string(p.e.seq) +
-                                              ": payload.processes." + proc + " is not an integer");
-    }
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::EnvScaleSet>());
+  for (const auto& [proc, count] : ev.processes) {
     PLFM_TRY(exec(tx,
                   "INSERT INTO env_scale_view (env_id, process_type, count, updated_at) "
                   "VALUES ($1, $2, $3, $4) ON CONFLICT (env_id, process_type) "
                   "DO UPDATE SET count = $3, updated_at = $4",
-                  {env, proc, count.get<int64_t>(), p.e.occurred_at}));
+                  {ev.env_id, proc, count, p.e.occurred_at}));
   }
   return exec(tx, "UPDATE envs_view SET version = $2, updated_at = $3 WHERE env_id = $1",
-              {env, p.e.aggregate_seq, p.e.occurred_at});
+              {ev.env_id, p.e.aggregate_seq, p.e.occurred_at});
 }
 
 Result<void> releaseCreated(pg::Transaction& tx, const Payload& p) {
-  PLFM_ASSIGN_OR_RETURN(auto rel, p.str("release_id"));
-  PLFM_ASSIGN_OR_RETURN(auto app, p.str("app_id"));
-  PLFM_ASSIGN_OR_RETURN(auto org, p.str("org_id"));
-  PLFM_ASSIGN_OR_RETURN(auto ref, p.str("image_ref"));
-  PLFM_ASSIGN_OR_RETURN(auto digest, p.str("image_digest"));
-  auto manifest = p.j.find("manifest");
-  const std::string mtext =
-      manifest != p.j.end() && manifest->is_object() ? json::dump(*manifest) : "{}";
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::ReleaseCreated>());
   return exec(tx,
               "INSERT INTO releases_view (release_id, org_id, app_id, image_ref, image_digest, "
               "manifest, created_at) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) "
               "ON CONFLICT (release_id) DO NOTHING",
-              {rel, org, app, ref, digest, mtext, p.e.occurred_at});
+              {ev.release_id, ev.org_id, ev.app_id, ev.image_ref, ev.image_digest,
+               json::dump(ev.manifest), p.e.occurred_at});
 }
 
-Result<void> deployCreated(pg::Transaction& tx, const Payload& p) {
-  PLFM_ASSIGN_OR_RETURN(auto dep, p.str("deploy_id"));
-  PLFM_ASSIGN_OR_RETURN(auto app, p.str("app_id"));
-  PLFM_ASSIGN_OR_RETURN(auto env, p.str("env_id"));
-  PLFM_ASSIGN_OR_RETURN(auto org, p.str("org_id"));
-  PLFM_ASSIGN_OR_RETURN(auto rel, p.str("release_id"));
-  PLFM_ASSIGN_OR_RETURN(auto strategy, p.str("strategy"));
-  PLFM_ASSIGN_OR_RETURN(auto secrets, p.optStrOrMissing("secrets_version"));
-  // Set on an auto-rollback (deploy.rollback_created), with its reason.
-  PLFM_ASSIGN_OR_RETURN(auto rollback_of, p.optStrOrMissing("rollback_of"));
+// deploy.created and deploy.rollback_created insert the same row; only an
+// auto-rollback has what it replaces and why.
+Result<void> insertDeploy(pg::Transaction& tx, const Payload& p, const events::DeployCreated& ev,
+                          const std::string& reason,
+                          const std::optional<std::string>& rollback_of) {
   PLFM_TRY(exec(tx,
                 "INSERT INTO deploys_view (deploy_id, org_id, app_id, env_id, release_id, "
                 "strategy, status, reason, version, created_at, updated_at, secrets_version, "
                 "rollback_of) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $9, $10, $11) "
                 "ON CONFLICT (deploy_id) DO NOTHING",
-                {dep, org, app, env, rel, strategy, p.strOr("reason", ""), p.e.aggregate_seq,
-                 p.e.occurred_at, secrets, rollback_of}));
+                {ev.deploy_id, ev.org_id, ev.app_id, ev.env_id, ev.release_id, ev.strategy, reason,
+                 p.e.aggregate_seq, p.e.occurred_at, ev.secrets_version, rollback_of}));
   return exec(tx, "UPDATE envs_view SET current_deploy_id = $2, updated_at = $3 WHERE env_id = $1",
-              {env, dep, p.e.occurred_at});
+              {ev.env_id, ev.deploy_id, p.e.occurred_at});
+}
+
+Result<void> deployCreated(pg::Transaction& tx, const Payload& p) {
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::DeployCreated>());
+  return insertDeploy(tx, p, ev, "", std::nullopt);
+}
+
+Result<void> deployRollbackCreated(pg::Transaction& tx, const Payload& p) {
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::DeployRollbackCreated>());
+  const events::DeployCreated common{.deploy_id = ev.deploy_id,
+                                     .app_id = ev.app_id,
+                                     .env_id = ev.env_id,
+                                     .org_id = ev.org_id,
+                                     .release_id = ev.release_id,
+                                     .strategy = ev.strategy,
+                                     .secrets_version = ev.secrets_version};
+  return insertDeploy(tx, p, common, ev.reason, ev.rollback_of);
 }
 
 Result<void> deployStatusChanged(pg::Transaction& tx, const Payload& p) {
-  PLFM_ASSIGN_OR_RETURN(auto dep, p.str("deploy_id"));
-  PLFM_ASSIGN_OR_RETURN(auto status, p.str("status"));
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::DeployStatusChanged>());
   PLFM_TRY(exec(tx,
                 "UPDATE deploys_view SET status = $2, reason = $3, version = $4, updated_at = $5 "
                 "WHERE deploy_id = $1 AND version < $4",
-                {dep, status, p.strOr("reason", ""), p.e.aggregate_seq, p.e.occurred_at}));
-  if (status != "succeeded") return ok();
+                {ev.deploy_id, ev.status, ev.reason, p.e.aggregate_seq, p.e.occurred_at}));
+  if (ev.status != "succeeded") return ok();
   return exec(tx,
               "UPDATE envs_view e SET current_release_id = d.release_id, updated_at = $2 "
               "FROM deploys_view d WHERE d.deploy_id = $1 AND e.env_id = d.env_id",
-              {dep, p.e.occurred_at});
+              {ev.deploy_id, p.e.occurred_at});
 }
 
 Result<void> noView(pg::Transaction&, const Payload&) { return ok(); }
@@ -256,7 +210,7 @@ const std::unordered_map<std::string_view, ApplyFn>& appliers() {
       {"env.scale_set", envScaleSet},
       {"release.created", releaseCreated},
       {"deploy.created", deployCreated},
-      {"deploy.rollback_created", deployCreated},
+      {"deploy.rollback_created", deployRollbackCreated},
       {"deploy.status_changed", deployStatusChanged},
       {"node.enrolled", projection::nodeEnrolled},
       {"node.state_changed", projection::nodeStateChanged},

@@ -20,42 +20,31 @@ Result<void> bumpEdgeCursor(pg::Transaction& tx, int64_t seq) {
 }  // namespace
 
 Result<void> routeCreated(pg::Transaction& tx, const Payload& p) {
-  PLFM_ASSIGN_OR_RETURN(auto route, p.str("route_id"));
-  PLFM_ASSIGN_OR_RETURN(auto org, p.str("org_id"));
-  PLFM_ASSIGN_OR_RETURN(auto app, p.str("app_id"));
-  PLFM_ASSIGN_OR_RETURN(auto env, p.str("env_id"));
-  PLFM_ASSIGN_OR_RETURN(auto hostname, p.str("hostname"));
-  PLFM_ASSIGN_OR_RETURN(auto listener_port, p.integer("listener_port"));
-  PLFM_ASSIGN_OR_RETURN(auto protocol, p.str("protocol"));
-  PLFM_ASSIGN_OR_RETURN(auto process, p.str("process_type"));
-  PLFM_ASSIGN_OR_RETURN(auto backend_port, p.integer("backend_port"));
-  PLFM_ASSIGN_OR_RETURN(auto proxy_protocol, p.str("proxy_protocol"));
-  PLFM_TRY(exec(tx,
-                "INSERT INTO routes_view (route_id, org_id, app_id, env_id, hostname, "
-                "listener_port, protocol, process_type, backend_port, proxy_protocol, version, "
-                "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
-                "$12, $12) ON CONFLICT (route_id) DO NOTHING",
-                {route, org, app, env, hostname, listener_port, protocol, process, backend_port,
-                 proxy_protocol, p.e.aggregate_seq, p.e.occurred_at}));
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::RouteCreated>());
+  PLFM_TRY(exec(
+      tx,
+      "INSERT INTO routes_view (route_id, org_id, app_id, env_id, hostname, "
+      "listener_port, protocol, process_type, backend_port, proxy_protocol, version, "
+      "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+      "$12, $12) ON CONFLICT (route_id) DO NOTHING",
+      {ev.route_id, ev.org_id, ev.app_id, ev.env_id, ev.hostname, ev.listener_port, ev.protocol,
+       ev.process_type, ev.backend_port, ev.proxy_protocol, p.e.aggregate_seq, p.e.occurred_at}));
   return bumpEdgeCursor(tx, p.e.seq);
 }
 
 Result<void> routeUpdated(pg::Transaction& tx, const Payload& p) {
-  PLFM_ASSIGN_OR_RETURN(auto route, p.str("route_id"));
-  PLFM_ASSIGN_OR_RETURN(auto process, p.str("process_type"));
-  PLFM_ASSIGN_OR_RETURN(auto backend_port, p.integer("backend_port"));
-  PLFM_ASSIGN_OR_RETURN(auto proxy_protocol, p.str("proxy_protocol"));
-  PLFM_TRY(
-      exec(tx,
-           "UPDATE routes_view SET process_type = $2, backend_port = $3, proxy_protocol = $4, "
-           "version = $5, updated_at = $6 WHERE route_id = $1 AND version < $5",
-           {route, process, backend_port, proxy_protocol, p.e.aggregate_seq, p.e.occurred_at}));
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::RouteUpdated>());
+  PLFM_TRY(exec(tx,
+                "UPDATE routes_view SET process_type = $2, backend_port = $3, proxy_protocol = $4, "
+                "version = $5, updated_at = $6 WHERE route_id = $1 AND version < $5",
+                {ev.route_id, ev.process_type, ev.backend_port, ev.proxy_protocol,
+                 p.e.aggregate_seq, p.e.occurred_at}));
   return bumpEdgeCursor(tx, p.e.seq);
 }
 
 Result<void> routeDeleted(pg::Transaction& tx, const Payload& p) {
-  PLFM_ASSIGN_OR_RETURN(auto route, p.str("route_id"));
-  PLFM_TRY(exec(tx, "DELETE FROM routes_view WHERE route_id = $1", {route}));
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::RouteDeleted>());
+  PLFM_TRY(exec(tx, "DELETE FROM routes_view WHERE route_id = $1", {ev.route_id}));
   return bumpEdgeCursor(tx, p.e.seq);
 }
 

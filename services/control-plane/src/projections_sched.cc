@@ -11,57 +11,49 @@
 namespace plfm::cp::projection {
 
 Result<void> nodeEnrolled(pg::Transaction& tx, const Payload& p) {
-  PLFM_ASSIGN_OR_RETURN(auto node, p.str("node_id"));
-  PLFM_ASSIGN_OR_RETURN(auto hostname, p.str("hostname"));
-  PLFM_ASSIGN_OR_RETURN(auto cores, p.integer("cores"));
-  PLFM_ASSIGN_OR_RETURN(auto memory, p.integer("memory_mb"));
-  PLFM_ASSIGN_OR_RETURN(auto disk, p.integer("disk_mb"));
-  PLFM_ASSIGN_OR_RETURN(auto prefix, p.str("ipv6_prefix"));
-  PLFM_ASSIGN_OR_RETURN(auto labels, p.jsonText("labels"));
-  PLFM_ASSIGN_OR_RETURN(auto runtimes, p.jsonText("runtimes"));
-  PLFM_ASSIGN_OR_RETURN(auto wg, p.str("wireguard_public_key"));
-  PLFM_ASSIGN_OR_RETURN(auto underlay, p.str("underlay_address"));
-  return exec(tx,
-              "INSERT INTO nodes_view (node_id, hostname, state, cores, memory_mb, ipv6_prefix, "
-              "labels, version, created_at, updated_at, disk_mb, wireguard_public_key, "
-              "underlay_address, runtimes, state_since, plan_version) VALUES ($1, $2, 'active', "
-              "$3, $4, $5, $6::jsonb, $7, $8, $8, $9, $10, $11, $12::jsonb, $8, $13) "
-              "ON CONFLICT (node_id) DO NOTHING",
-              {node, hostname, cores, memory, prefix, labels, p.e.aggregate_seq, p.e.occurred_at,
-               disk, wg, underlay, runtimes, p.e.seq});
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::NodeEnrolled>());
+  return exec(
+      tx,
+      "INSERT INTO nodes_view (node_id, hostname, state, cores, memory_mb, ipv6_prefix, "
+      "labels, version, created_at, updated_at, disk_mb, wireguard_public_key, "
+      "underlay_address, runtimes, state_since, plan_version) VALUES ($1, $2, 'active', "
+      "$3, $4, $5, $6::jsonb, $7, $8, $8, $9, $10, $11, $12::jsonb, $8, $13) "
+      "ON CONFLICT (node_id) DO NOTHING",
+      {ev.node_id, ev.hostname, ev.cores, ev.memory_mb, ev.ipv6_prefix,
+       json::dump(json::Json(ev.labels)), p.e.aggregate_seq, p.e.occurred_at, ev.disk_mb,
+       ev.wireguard_public_key, ev.underlay_address, json::dump(json::Json(ev.runtimes)), p.e.seq});
 }
 
 Result<void> nodeStateChanged(pg::Transaction& tx, const Payload& p) {
-  PLFM_ASSIGN_OR_RETURN(auto node, p.str("node_id"));
-  PLFM_ASSIGN_OR_RETURN(auto to, p.str("to"));
-  PLFM_ASSIGN_OR_RETURN(auto reason, p.str("reason"));
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::NodeStateChanged>());
   return exec(tx,
               "UPDATE nodes_view SET state = $2, state_reason = $3, state_since = $4, "
               "updated_at = $4, version = $5 WHERE node_id = $1 AND version < $5",
-              {node, to, reason, p.e.occurred_at, p.e.aggregate_seq});
+              {ev.node_id, ev.to, ev.reason, p.e.occurred_at, p.e.aggregate_seq});
 }
 
 Result<void> nodeRemoved(pg::Transaction& tx, const Payload& p) {
-  PLFM_ASSIGN_OR_RETURN(auto node, p.str("node_id"));
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::NodeRemoved>());
   // Cordoned as well as down: nothing is ever placed on it again. The plan
   // version moves so that the node's waiting plan long-polls wake (and are
   // refused: its credential is revoked).
   return exec(tx,
               "UPDATE nodes_view SET removed_at = $2, cordoned = true, updated_at = $2, "
               "version = $3, plan_version = $4 WHERE node_id = $1 AND version < $3",
-              {node, p.e.occurred_at, p.e.aggregate_seq, p.e.seq});
+              {ev.node_id, p.e.occurred_at, p.e.aggregate_seq, p.e.seq});
 }
 
 Result<void> nodeSchedulingChanged(pg::Transaction& tx, const Payload& p) {
-  PLFM_ASSIGN_OR_RETURN(auto node, p.str("node_id"));
-  PLFM_ASSIGN_OR_RETURN(auto cordoned, p.boolean("cordoned"));
-  PLFM_ASSIGN_OR_RETURN(auto draining, p.boolean("draining"));
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::NodeSchedulingChanged>());
   return exec(tx,
               "UPDATE nodes_view SET cordoned = $2, draining = $3, updated_at = $4, version = $5 "
               "WHERE node_id = $1 AND version < $5",
-              {node, cordoned, draining, p.e.occurred_at, p.e.aggregate_seq});
+              {ev.node_id, ev.cordoned, ev.draining, p.e.occurred_at, p.e.aggregate_seq});
 }
 
+// Read field by field rather than as events::InstanceAllocated: the log
+// holds placements written before `slot` existed (NULL here), and the
+// batched path below reads the same payloads in SQL for speed.
 Result<void> instanceAllocated(pg::Transaction& tx, const Payload& p) {
   PLFM_ASSIGN_OR_RETURN(auto inst, p.str("instance_id"));
   PLFM_ASSIGN_OR_RETURN(auto org, p.str("org_id"));
@@ -123,77 +115,55 @@ Result<void> instancesAllocated(pg::Transaction& tx, const std::vector<StoredEve
 }
 
 Result<void> instanceRestartScheduled(pg::Transaction& tx, const Payload& p) {
-  PLFM_ASSIGN_OR_RETURN(auto inst, p.str("instance_id"));
-  PLFM_ASSIGN_OR_RETURN(auto generation, p.integer("generation"));
-  PLFM_ASSIGN_OR_RETURN(auto restarts, p.integer("restarts"));
-  PLFM_ASSIGN_OR_RETURN(auto not_before, p.str("not_before"));
-  PLFM_ASSIGN_OR_RETURN(auto reason, p.str("reason"));
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::InstanceRestartScheduled>());
   return exec(tx,
               "UPDATE instances_view SET generation = $2, restarts = $3, not_before = $4, "
               "reason = $5, current_state = 'allocated', exit_code = NULL, status_seq = 0, "
               "phase_since = $6, updated_at = $6, version = $7, plan_seq = $8 "
               "WHERE instance_id = $1 AND version < $7",
-              {inst, generation, restarts, not_before, reason, p.e.occurred_at, p.e.aggregate_seq,
-               p.e.seq});
+              {ev.instance_id, ev.generation, ev.restarts, ev.not_before, ev.reason,
+               p.e.occurred_at, p.e.aggregate_seq, p.e.seq});
 }
-
-namespace {
-
-// drain_requested and stop_requested differ only in the desired state.
-Result<void> setDesired(pg::Transaction& tx, const Payload& p, std::string_view desired) {
-  PLFM_ASSIGN_OR_RETURN(auto inst, p.str("instance_id"));
-  PLFM_ASSIGN_OR_RETURN(auto reason, p.str("reason"));
-  return exec(tx,
-              "UPDATE instances_view SET desired_state = $2, reason = $3, updated_at = $4, "
-              "version = $5, plan_seq = $6 WHERE instance_id = $1 AND version < $5",
-              {inst, std::string(desired), reason, p.e.occurred_at, p.e.aggregate_seq, p.e.seq});
-}
-
-}  // namespace
 
 // A drain waits at the gate (drain_gate.h): the node plan keeps saying "run"
 // until instance.drain_released, so plan_seq does not move here.
 Result<void> instanceDrainRequested(pg::Transaction& tx, const Payload& p) {
-  PLFM_ASSIGN_OR_RETURN(auto inst, p.str("instance_id"));
-  PLFM_ASSIGN_OR_RETURN(auto reason, p.str("reason"));
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::InstanceDrainRequested>());
   return exec(tx,
               "UPDATE instances_view SET desired_state = 'drain', reason = $2, drain_seq = $3, "
               "drain_requested_at = $4, drain_released = false, updated_at = $4, version = $5 "
               "WHERE instance_id = $1 AND version < $5",
-              {inst, reason, p.e.seq, p.e.occurred_at, p.e.aggregate_seq});
+              {ev.instance_id, ev.reason, p.e.seq, p.e.occurred_at, p.e.aggregate_seq});
 }
 
 Result<void> instanceDrainReleased(pg::Transaction& tx, const Payload& p) {
-  PLFM_ASSIGN_OR_RETURN(auto inst, p.str("instance_id"));
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::InstanceDrainReleased>());
   return exec(tx,
               "UPDATE instances_view SET drain_released = true, updated_at = $2, version = $3, "
               "plan_seq = $4 WHERE instance_id = $1 AND version < $3",
-              {inst, p.e.occurred_at, p.e.aggregate_seq, p.e.seq});
+              {ev.instance_id, p.e.occurred_at, p.e.aggregate_seq, p.e.seq});
 }
 
 Result<void> instanceStopRequested(pg::Transaction& tx, const Payload& p) {
-  return setDesired(tx, p, "stop");
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::InstanceStopRequested>());
+  return exec(tx,
+              "UPDATE instances_view SET desired_state = 'stop', reason = $2, updated_at = $3, "
+              "version = $4, plan_seq = $5 WHERE instance_id = $1 AND version < $4",
+              {ev.instance_id, ev.reason, p.e.occurred_at, p.e.aggregate_seq, p.e.seq});
 }
 
 Result<void> instanceLost(pg::Transaction& tx, const Payload& p) {
-  PLFM_ASSIGN_OR_RETURN(auto inst, p.str("instance_id"));
-  PLFM_ASSIGN_OR_RETURN(auto reason, p.str("reason"));
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::InstanceLost>());
   // Not plan-relevant: the node cannot be told while it is unreachable, and
   // when it returns the scheduler sends a stop (instance.stop_requested).
   return exec(tx,
               "UPDATE instances_view SET lost = true, reason = $2, updated_at = $3, version = $4 "
               "WHERE instance_id = $1 AND version < $4",
-              {inst, reason, p.e.occurred_at, p.e.aggregate_seq});
+              {ev.instance_id, ev.reason, p.e.occurred_at, p.e.aggregate_seq});
 }
 
 Result<void> instanceStatusReported(pg::Transaction& tx, const Payload& p) {
-  PLFM_ASSIGN_OR_RETURN(auto inst, p.str("instance_id"));
-  PLFM_ASSIGN_OR_RETURN(auto generation, p.integer("generation"));
-  PLFM_ASSIGN_OR_RETURN(auto seq, p.integer("seq"));
-  PLFM_ASSIGN_OR_RETURN(auto phase, p.str("phase"));
-  PLFM_ASSIGN_OR_RETURN(auto exit_code, p.optInt("exit_code"));
-  PLFM_ASSIGN_OR_RETURN(auto reason, p.str("reason"));
-  PLFM_ASSIGN_OR_RETURN(auto timings, p.jsonText("timings"));
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::InstanceStatusReported>());
   // A report of another generation, or not newer than the last one applied,
   // changes nothing. An instance that reports `stopped` leaves its node's
   // plan, so that changes the plan.
@@ -202,8 +172,8 @@ Result<void> instanceStatusReported(pg::Transaction& tx, const Payload& p) {
               "timings = $7::jsonb, status_seq = $3, phase_since = $8, updated_at = $8, "
               "version = $9, plan_seq = CASE WHEN $4 = 'stopped' THEN $10 ELSE plan_seq END "
               "WHERE instance_id = $1 AND generation = $2 AND status_seq < $3 AND version < $9",
-              {inst, generation, seq, phase, exit_code, reason, timings, p.e.occurred_at,
-               p.e.aggregate_seq, p.e.seq});
+              {ev.instance_id, ev.generation, ev.seq, ev.phase, ev.exit_code, ev.reason,
+               json::dump(ev.timings), p.e.occurred_at, p.e.aggregate_seq, p.e.seq});
 }
 
 }  // namespace plfm::cp::projection

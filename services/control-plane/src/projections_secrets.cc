@@ -7,23 +7,21 @@
 namespace plfm::cp::projection {
 
 Result<void> secretsVersionCreated(pg::Transaction& tx, const Payload& p) {
-  PLFM_ASSIGN_OR_RETURN(auto version, p.str("version_id"));
-  PLFM_ASSIGN_OR_RETURN(auto env, p.str("env_id"));
-  PLFM_ASSIGN_OR_RETURN(auto org, p.str("org_id"));
-  PLFM_ASSIGN_OR_RETURN(auto number, p.integer("number"));
-  PLFM_ASSIGN_OR_RETURN(auto operation, p.str("operation"));
-  PLFM_ASSIGN_OR_RETURN(auto keys, p.jsonText("keys"));
-  PLFM_ASSIGN_OR_RETURN(auto set_keys, p.jsonText("set_keys"));
-  PLFM_ASSIGN_OR_RETURN(auto unset_keys, p.jsonText("unset_keys"));
-  PLFM_ASSIGN_OR_RETURN(auto deploy, p.optStr("deploy_id"));
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::SecretsVersionCreated>());
+  const std::string& version = ev.version_id;
+  const std::string& env = ev.env_id;
+  const int64_t number = ev.number;
+  const std::string keys = json::dump(json::Json(ev.keys));
+  const std::string set_keys = json::dump(json::Json(ev.set_keys));
+  const std::string unset_keys = json::dump(json::Json(ev.unset_keys));
   PLFM_ASSIGN_OR_RETURN(auto inserted,
                         tx.exec("INSERT INTO secret_versions_view (version_id, org_id, env_id, "
                                 "number, operation, keys, set_keys, unset_keys, deploy_id, "
                                 "created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6::jsonb, "
                                 "$7::jsonb, $8::jsonb, $9, $10, $11) "
                                 "ON CONFLICT (version_id) DO NOTHING RETURNING 1",
-                                {version, org, env, number, operation, keys, set_keys, unset_keys,
-                                 deploy, p.e.occurred_at, p.e.actor}));
+                                {version, ev.org_id, env, number, ev.operation, keys, set_keys,
+                                 unset_keys, ev.deploy_id, p.e.occurred_at, p.e.actor}));
   if (inserted.rows() == 0) return ok();  // a replay
   PLFM_TRY(exec(tx,
                 "DELETE FROM secret_keys_view WHERE env_id = $1 AND key IN "

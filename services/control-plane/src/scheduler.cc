@@ -172,13 +172,12 @@ Result<Scheduler::GateRound> Scheduler::gateDrains(pg::Connection& conn) {
   PLFM_ASSIGN_OR_RETURN(auto seqs, EventStore::aggregateSeqs(tx, ids));
   std::unordered_map<std::string, std::string> org_of;
   for (const auto& g : in.gated) org_of.emplace(g.instance_id, g.org_id);
-  std::vector<NewEvent> events;
+  std::vector<NewEvent> released;
   for (const auto& r : d.releases) {
-    events.push_back(NewEvent{"instance", r.instance_id, ++seqs[r.instance_id],
-                              "instance.drain_released", 1, org_of[r.instance_id],
-                              drain::payload(r)});
+    released.push_back(
+        events::toNewEvent(drain::releasedEvent(r), ++seqs[r.instance_id], org_of[r.instance_id]));
   }
-  PLFM_ASSIGN_OR_RETURN(auto appended, store_.append(tx, kActor, events));
+  PLFM_ASSIGN_OR_RETURN(auto appended, store_.append(tx, kActor, released));
   PLFM_TRY(tx.commit());
   worker_.kick();
   for (const auto& r : d.releases) {

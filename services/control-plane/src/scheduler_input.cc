@@ -230,6 +230,14 @@ Result<void> loadInstances(pg::Connection& conn, LoadedState& st) {
 }
 
 // A JSON object written as text, field by field (no intermediate tree).
+//
+// The scheduler's events are written with this rather than with the typed
+// structs of libs/events (events::toNewEvent): a round appends placements by
+// the hundred thousand, and this skips building a JSON tree per event. The
+// fields are still exactly those of each struct (the contract tests check
+// the payloads against the schemas); only the key order is the order written
+// here rather than sorted, and the instance.allocated batch in
+// projections_sched.cc reads these payloads in SQL.
 class JsonText {
  public:
   JsonText& str(std::string_view key, std::string_view value) {

@@ -23,3 +23,15 @@ plfm_add_test(control_plane_contract_docs_test
   LABELS unit)
 target_include_directories(control_plane_contract_docs_test
   PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/test)
+
+# The event structs (libs/events) against the event schemas and samples.
+plfm_add_test(control_plane_events_contract_test
+  SOURCES
+    ${CMAKE_CURRENT_SOURCE_DIR}/test/events_contract_test.cc
+    ${CMAKE_CURRENT_SOURCE_DIR}/test/contract_samples.cc
+    ${CMAKE_CURRENT_SOURCE_DIR}/test/contract_samples_routes.cc
+    ${CMAKE_CURRENT_SOURCE_DIR}/test/schema_support.cc
+  DEPS yaml-cpp plfm_core plfm_events valijson
+  LABELS unit)
+target_include_directories(control_plane_events_contract_test
+  PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/test)

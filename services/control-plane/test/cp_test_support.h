@@ -37,24 +37,12 @@ class CpTest : public plfm::testing::PgTest {
 
 inline NewEvent appCreated(const std::string& org, const std::string& app,
                            const std::string& name) {
-  return NewEvent{
-      "app",
-      app,
-      1,
-      "app.created",
-      1,
-      org,
-      R"({"app_id":")" + app + R"(","org_id":")" + org + R"(","name":")" + name + R"("})"};
+  return events::toNewEvent(
+      events::AppCreated{.app_id = app, .org_id = org, .name = name, .description = ""}, 1, org);
 }
 
 inline NewEvent orgCreated(const std::string& org, const std::string& name) {
-  return NewEvent{"org",
-                  org,
-                  1,
-                  "org.created",
-                  1,
-                  org,
-                  R"({"org_id":")" + org + R"(","name":")" + name + R"("})"};
+  return events::toNewEvent(events::OrgCreated{.org_id = org, .name = name}, 1, org);
 }
 
 }  // namespace plfm::cp::testsupport

@@ -41,7 +41,9 @@ TEST_F(EventStoreTest, AppendsAndReadsTheFullEnvelope) {
   EXPECT_EQ(e.actor, "usr_alice");
   EXPECT_EQ(e.request_id, "req_42");
   EXPECT_EQ(e.occurred_at, r.occurred_at);
-  EXPECT_EQ(e.payload, R"({"name": "web", "app_id": "app_1", "org_id": "org_a"})");
+  // jsonb text: keys by length, then bytes.
+  EXPECT_EQ(e.payload,
+            R"({"name": "web", "app_id": "app_1", "org_id": "org_a", "description": ""})");
   auto orgB = EventStore::readAfter(conn, 0, 10, std::string("org_b"));
   ASSERT_TRUE(orgB.has_value());
   ASSERT_EQ(orgB->size(), 1U);

@@ -27,13 +27,14 @@ class ProjectionsTest : public testsupport::CpTest {
     appendOk(conn, {NewEvent{"org", "org_a", 4, "org.member_removed", 1, "org_a",
                              R"({"org_id":"org_a","user_id":"usr_2"})"}});
     appendOk(conn, {appCreated("org_a", "app_1", "web"), appCreated("org_a", "app_2", "tmp")});
-    appendOk(conn,
-             {NewEvent{"app", "app_2", 2, "app.deleted", 1, "org_a", R"({"app_id":"app_2"})"}});
+    appendOk(conn, {NewEvent{"app", "app_2", 2, "app.deleted", 1, "org_a",
+                             R"({"app_id":"app_2","org_id":"org_a"})"}});
     appendOk(conn, {NewEvent{"env", "env_1", 1, "env.created", 1, "org_a",
                              R"({"env_id":"env_1","app_id":"app_1","org_id":"org_a",)"
                              R"("name":"prod"})"}});
-    appendOk(conn, {NewEvent{"env", "env_1", 2, "env.scale_set", 1, "org_a",
-                             R"({"env_id":"env_1","processes":{"web":3,"worker":1}})"}});
+    appendOk(conn,
+             {NewEvent{"env", "env_1", 2, "env.scale_set", 1, "org_a",
+                       R"({"env_id":"env_1","org_id":"org_a","processes":{"web":3,"worker":1}})"}});
     appendOk(conn, {NewEvent{"release", "rel_1", 1, "release.created", 1, "org_a",
                              R"({"release_id":"rel_1","app_id":"app_1","org_id":"org_a",)"
                              R"("image_ref":"registry.local/hello:1","image_digest":"sha256:)" +
@@ -43,7 +44,7 @@ class ProjectionsTest : public testsupport::CpTest {
                              R"("org_id":"org_a","release_id":"rel_1","strategy":"rolling"})",
                              R"({"deploy_id":"dep_1"})"}});
     appendOk(conn, {NewEvent{"deploy", "dep_1", 2, "deploy.status_changed", 1, "org_a",
-                             R"({"deploy_id":"dep_1","status":"succeeded"})"}});
+                             R"({"deploy_id":"dep_1","status":"succeeded","reason":""})"}});
   }
 };
 
@@ -183,6 +184,19 @@ TEST_F(ProjectionsTest, UnknownEventTypeStopsTheProjectionAndSaysWhere) {
             std::string::npos)
       << r.error().message();
   // Both events were in one batch, and the batch rolled back whole.
+  EXPECT_EQ(*readCheckpoint(conn), 0);
+}
+
+TEST_F(ProjectionsTest, PayloadMissingAFieldStopsTheProjectionAndNamesIt) {
+  auto conn = connect();
+  appendOk(conn, {orgCreated("org_a", "acme")});
+  appendOk(conn, {NewEvent{"app", "app_1", 1, "app.created", 1, "org_a",
+                           R"({"app_id":"app_1","org_id":"org_a","name":"web"})"}});
+  auto r = catchUp(conn);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message().find("event 2: app.created: payload.description is missing"),
+            std::string::npos)
+      << r.error().message();
   EXPECT_EQ(*readCheckpoint(conn), 0);
 }
 
