@@ -151,11 +151,7 @@ Result<AgentTarget> findAgent(pg::Connection& db, const Ticket& t) {
 std::string agentRefusal(const Error& e, const std::string& node_id) {
   const std::string status(e.detail("status"));
   if (!status.empty()) {
-    auto body = json::parse(std::string(e.detail("body")));
-    if (body && body->is_object() && (*body)["error"].is_object() &&
-        (*body)["error"]["message"].is_string()) {
-      return (*body)["error"]["message"].get<std::string>();
-    }
+    if (auto message = agentRefusalMessage(e.detail("body"))) return *message;
     return "the node agent answered " + status;
   }
   return "the node agent of " + node_id + " is unreachable";

@@ -1,5 +1,7 @@
 #include "exec_relay.h"
 
+#include "plfm/core/json.h"
+
 #include <mutex>
 #include <system_error>
 #include <thread>
@@ -252,6 +254,17 @@ RelayEnd relayExec(http::WebSocket& client, http::WebSocket& agent, uint32_t out
   }
   up.join();
   return ending.result();
+}
+
+std::optional<std::string> agentRefusalMessage(std::string_view body) {
+  if (body.size() > 4096) return std::nullopt;
+  auto j = json::parse(body);
+  if (!j || !j->is_object()) return std::nullopt;
+  auto error = j->find("error");
+  if (error == j->end() || !error->is_object()) return std::nullopt;
+  auto message = error->find("message");
+  if (message == error->end() || !message->is_string()) return std::nullopt;
+  return message->get<std::string>();
 }
 
 }  // namespace plfm::cp

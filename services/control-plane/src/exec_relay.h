@@ -44,6 +44,11 @@ inline constexpr size_t kMaxCloseReasonBytes = 123;
 // control bytes (an agent's reason reaches a user's terminal) as '?'.
 [[nodiscard]] std::string closeReason(std::string_view reason);
 
+// The reason in an agent's refusal before the upgrade: the `error.message`
+// of its JSON error envelope (at most 4 KiB of body is read), or nullopt
+// when the body is not one. Parsed here, once, like any peer's bytes.
+[[nodiscard]] std::optional<std::string> agentRefusalMessage(std::string_view body);
+
 enum class ExecSide { kClient, kAgent };  // who sent the message
 
 // One message, checked: its frame type and what the relay needs to know.

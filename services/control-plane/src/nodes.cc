@@ -162,7 +162,7 @@ Result<std::pair<EnrolledNode, std::vector<NewEvent>>> redeemEnrollment(
   for (const auto& [key, value] : labels->items()) {
     // String values only: the enrollment request was checked (api_agent.cc).
     if (!value.is_string()) return Error(plfm::errc::kInternal, "node labels are not strings");
-    enrolled.labels.emplace(key, value.get<std::string>());
+    enrolled.labels.emplace(key, value.get_ref<const std::string&>());
   }
   evs.push_back(events::toNewEvent(enrolled, 1, ""));
   evs.push_back(tokenCreated(out.token_id, out.node_id));

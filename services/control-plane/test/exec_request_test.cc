@@ -199,3 +199,18 @@ TEST(ExecRelayTest, CloseReasonsFitAControlFrameWithoutCuttingACharacter) {
 
 }  // namespace
 }  // namespace plfm::cp
+
+namespace plfm::cp {
+namespace {
+
+TEST(ExecRelayTest, AnAgentRefusalIsReadFromItsErrorEnvelopeOnly) {
+  EXPECT_EQ(agentRefusalMessage(R"({"error":{"code":"conflict","message":"not running"}})"),
+            "not running");
+  EXPECT_EQ(agentRefusalMessage("not json"), std::nullopt);
+  EXPECT_EQ(agentRefusalMessage(R"({"error":"flat"})"), std::nullopt);
+  EXPECT_EQ(agentRefusalMessage(R"({"error":{"message":7}})"), std::nullopt);
+  EXPECT_EQ(agentRefusalMessage(std::string(5000, ' ') + "{}"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace plfm::cp
