@@ -24,6 +24,7 @@ std::map<int, std::string> slots(const Cluster& c, const std::string& env,
 
 std::vector<int> slotKeys(const std::map<int, std::string>& m) {
   std::vector<int> out;
+  out.reserve(m.size());
   for (const auto& [k, v] : m) out.push_back(k);
   return out;
 }

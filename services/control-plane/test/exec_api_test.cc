@@ -615,6 +615,7 @@ TEST_F(ExecApiTest, ATicketOpensOneSessionEvenWhenUsedConcurrently) {
   constexpr int kClients = 8;
   std::vector<std::unique_ptr<http::WebSocket>> opened(kClients);
   std::vector<std::thread> clients;
+  clients.reserve(kClients);
   for (int i = 0; i < kClients; ++i) {
     clients.emplace_back([&, i] {
       auto ws = open(tk);

@@ -143,7 +143,7 @@ class InstanceWorker;
 class Agent final : public InstanceHost {
  public:
   Agent(AgentOptions options, std::unique_ptr<runtime::MicroVmRuntime> runtime);
-  ~Agent();
+  ~Agent() override;
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
 
