@@ -12,21 +12,7 @@ namespace plfm::agent {
 namespace gp = guest_proto;
 namespace {
 
-constexpr std::string_view kPrefix = "/v1/instances/";
 constexpr std::string_view kSuffix = "/exec";
-
-http::Response error(int status, std::string_view code, const std::string& message) {
-  nlohmann::json j = {{"error", {{"code", code}, {"message", message}}}};
-  return http::Response::json(status, j.dump());
-}
-
-bool validInstanceId(std::string_view id) {
-  return id.starts_with("inst_") && id.size() <= 64 &&
-         std::all_of(id.begin(), id.end(), [](char c) {
-           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '_';
-         });
-}
 
 bool lowerHex64(std::string_view s) {
   return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
@@ -93,32 +79,21 @@ http::WebSocketOptions ExecEndpoint::defaultWebSocketOptions() {
   return o;
 }
 
-bool ExecEndpoint::matches(const http::Request& req) {
-  return req.path.starts_with(kPrefix) && req.path.ends_with(kSuffix) &&
-         req.path.size() > kPrefix.size() + kSuffix.size();
-}
+bool ExecEndpoint::matches(const http::Request& req) { return matchesInstanceRoute(req, kSuffix); }
 
 http::Response ExecEndpoint::serve(const http::Request& req) const {
-  if (req.method != "GET") return error(405, "method_not_allowed", "use GET");
-  std::string_view id(req.path);
-  id.remove_prefix(kPrefix.size());
-  id.remove_suffix(kSuffix.size());
-  // The signature covers the target with its query (and so `open`) and the
-  // instance: checked before anything else.
-  if (auto ok = verifier ? verifier->check(req, id)
-                         : Result<void>(Error(errc::kUnauthenticated, "no verifier"));
-      !ok) {
-    return error(401, "unauthenticated", ok.error().message());
-  }
-  if (!validInstanceId(id)) return error(400, "invalid_id", "not an instance id");
+  // The signature covers the target with its query (and so `open`).
+  std::string_view id;
+  if (auto refused = checkRelayRequest(req, kSuffix, verifier.get(), id)) return *refused;
   const auto open = req.queryParam("open");
   if (!open || !lowerHex64(*open)) {
-    return error(400, "invalid_query", "open must be the lowercase hex SHA-256 of the EXEC_OPEN");
+    return relayError(400, "invalid_query",
+                      "open must be the lowercase hex SHA-256 of the EXEC_OPEN");
   }
   const std::string instance_id(id);
   auto target = lookup ? lookup(instance_id) : std::nullopt;
-  if (!target) return error(404, "not_found", "the instance is not on this node");
-  if (auto why = execRefusal(*target); !why.empty()) return error(409, "conflict", why);
+  if (!target) return relayError(404, "not_found", "the instance is not on this node");
+  if (auto why = execRefusal(*target); !why.empty()) return relayError(409, "conflict", why);
   return http::acceptWebSocket(
       req, ws_options,
       [lookup = lookup, metrics = metrics, instance_id,

@@ -18,11 +18,6 @@ constexpr std::string_view kSuffix = "/logs";
 constexpr int64_t kMaxLimit = 5000;
 constexpr int64_t kMaxWait = 30;
 
-http::Response error(int status, std::string_view code, const std::string& message) {
-  nlohmann::json j = {{"error", {{"code", code}, {"message", message}}}};
-  return http::Response::json(status, j.dump());
-}
-
 bool validInstanceId(std::string_view id) {
   return id.starts_with("inst_") && id.size() <= 64 &&
          std::all_of(id.begin(), id.end(), [](char c) {
@@ -74,23 +69,39 @@ Result<void> RelayVerifier::check(const http::Request& req, std::string_view ins
   return relay::verify(*key, r, *signature, now);
 }
 
-bool LogEndpoint::matches(const http::Request& req) {
-  return req.path.starts_with(kPrefix) && req.path.ends_with(kSuffix) &&
-         req.path.size() > kPrefix.size() + kSuffix.size();
+http::Response relayError(int status, std::string_view code, const std::string& message) {
+  nlohmann::json j = {{"error", {{"code", code}, {"message", message}}}};
+  return http::Response::json(status, j.dump());
 }
 
-http::Response LogEndpoint::serve(const http::Request& req) const {
-  if (req.method != "GET") return error(405, "method_not_allowed", "use GET");
+bool matchesInstanceRoute(const http::Request& req, std::string_view suffix) {
+  return req.path.starts_with(kPrefix) && req.path.ends_with(suffix) &&
+         req.path.size() > kPrefix.size() + suffix.size();
+}
+
+std::optional<http::Response> checkRelayRequest(const http::Request& req, std::string_view suffix,
+                                                const RelayVerifier* verifier,
+                                                std::string_view& instance_id) {
+  if (req.method != "GET") return relayError(405, "method_not_allowed", "use GET");
   std::string_view id(req.path);
   id.remove_prefix(kPrefix.size());
-  id.remove_suffix(kSuffix.size());
-  // The signature covers the instance: checked before anything else is read.
-  if (auto ok = verifier ? verifier->check(req, id)
-                         : Result<void>(Error(errc::kUnauthenticated, "no verifier"));
+  id.remove_suffix(suffix.size());
+  // The signature covers the target (query included) and the instance.
+  if (auto ok = verifier != nullptr ? verifier->check(req, id)
+                                    : Result<void>(Error(errc::kUnauthenticated, "no verifier"));
       !ok) {
-    return error(401, "unauthenticated", ok.error().message());
+    return relayError(401, "unauthenticated", ok.error().message());
   }
-  if (!validInstanceId(id)) return error(400, "invalid_id", "not an instance id");
+  if (!validInstanceId(id)) return relayError(400, "invalid_id", "not an instance id");
+  instance_id = id;
+  return std::nullopt;
+}
+
+bool LogEndpoint::matches(const http::Request& req) { return matchesInstanceRoute(req, kSuffix); }
+
+http::Response LogEndpoint::serve(const http::Request& req) const {
+  std::string_view id;
+  if (auto refused = checkRelayRequest(req, kSuffix, verifier.get(), id)) return *refused;
   LogCursor after;
   LogReadOptions opts;
   int64_t limit = 1000;
@@ -98,22 +109,22 @@ http::Response LogEndpoint::serve(const http::Request& req) const {
   int64_t skip = 0;
   if (auto a = req.queryParam("after")) after.ts = std::string(*a);
   if (auto s = req.queryParam("skip"); s && !parseInt(*s, 0, INT64_MAX / 2, skip)) {
-    return error(400, "invalid_query", "skip must be a non-negative integer");
+    return relayError(400, "invalid_query", "skip must be a non-negative integer");
   }
   after.skip = skip;
   if (auto l = req.queryParam("limit"); l && !parseInt(*l, 1, kMaxLimit, limit)) {
-    return error(400, "invalid_query", "limit must be 1..5000");
+    return relayError(400, "invalid_query", "limit must be 1..5000");
   }
   opts.limit = static_cast<size_t>(limit);
   if (auto w = req.queryParam("wait"); w && !parseInt(*w, 0, kMaxWait, wait)) {
-    return error(400, "invalid_query", "wait must be 0..30 seconds");
+    return relayError(400, "invalid_query", "wait must be 0..30 seconds");
   }
   opts.tail = req.queryParam("tail").value_or("") == "1";
   const std::string path = logs_dir + "/" + std::string(id) + ".log";
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait);
   for (;;) {
     auto page = readInstanceLog(path, after, opts);
-    if (!page) return error(500, "internal", page.error().message());
+    if (!page) return relayError(500, "internal", page.error().message());
     const bool give_up =
         std::chrono::steady_clock::now() >= deadline || (stopping != nullptr && stopping->load());
     if (!page->lines.empty() || give_up) {

@@ -51,6 +51,20 @@ class RelayVerifier {
   const Clock& clock_;
 };
 
+// The agent's signed relay routes, /v1/instances/{instance_id}<suffix> (the
+// log and exec endpoints): shared request checks and error answers.
+[[nodiscard]] bool matchesInstanceRoute(const http::Request& req, std::string_view suffix);
+// GET, signed for this node and the instance in the path (checked before
+// anything else is read), and a valid instance id, which it sets; otherwise
+// the error response to send.
+[[nodiscard]] std::optional<http::Response> checkRelayRequest(const http::Request& req,
+                                                              std::string_view suffix,
+                                                              const RelayVerifier* verifier,
+                                                              std::string_view& instance_id);
+// The JSON error envelope.
+[[nodiscard]] http::Response relayError(int status, std::string_view code,
+                                        const std::string& message);
+
 struct LogEndpoint {
   std::string logs_dir;  // STATE/logs
   std::shared_ptr<const RelayVerifier> verifier;
