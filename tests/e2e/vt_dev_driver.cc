@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "plfm/core/process.h"
+#include "plfm/http/http.h"
 
 namespace plfm::e2e {
 
@@ -46,6 +47,33 @@ std::vector<std::string> VtDevDriver::vtEnv() const {
 }
 
 std::string VtDevDriver::vtBinary() { return PLFM_VT_BIN; }
+
+VtDevDriver::ApiAnswer VtDevDriver::api(const std::string& method, const std::string& path,
+                                        const nlohmann::json& body) {
+  http::ClientRequest req;
+  req.method = method;
+  // The dev control plane speaks TLS with a certificate from the dev CA.
+  req.url = "https://[::1]:" + std::to_string(ports_[0]) + path;
+  req.tls.ca_file = state_->file("tls/ca.pem");
+  std::string token = readFile(state_->file("control-plane/admin-token")).value_or("");
+  while (!token.empty() && token.back() == '\n') token.pop_back();
+  req.headers.set("Authorization", "Bearer " + token);
+  if (!body.is_null()) {
+    req.headers.set("Content-Type", "application/json");
+    req.body = body.dump();
+  }
+  if (method != "GET") req.headers.set("Idempotency-Key", "e2e-" + std::to_string(++api_calls_));
+  auto resp = http::request(req);
+  if (!resp) return {};
+  return {resp->status, nlohmann::json::parse(resp->body, nullptr, false)};
+}
+
+nlohmann::json VtDevDriver::agentInstances() {
+  http::ClientRequest req;
+  req.url = "http://[::1]:" + std::to_string(ports_[2]) + "/v1/instances";
+  auto resp = http::request(req);
+  return resp ? nlohmann::json::parse(resp->body, nullptr, false) : nlohmann::json();
+}
 
 VtRun VtDevDriver::vt(const std::vector<std::string>& args, std::chrono::seconds timeout,
                       const std::vector<std::string>& extra_env, bool echo) {

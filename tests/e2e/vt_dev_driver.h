@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,18 @@ class VtDevDriver {
   std::string waitFor(const std::string& host, const std::string& ip, const std::string& want,
                       std::chrono::seconds timeout);
 
+  // A control-plane call with the admin token `vt dev up` made, over TLS
+  // with the dev CA: the parsed answer (null when there is none) and its
+  // HTTP status (0 when the request failed).
+  struct ApiAnswer {
+    int status = 0;
+    nlohmann::json body;
+  };
+  ApiAnswer api(const std::string& method, const std::string& path,
+                const nlohmann::json& body = nullptr);
+  // The node agent's view of its instances (instance_id, phase, vmm_pid, ...).
+  nlohmann::json agentInstances();
+
   [[nodiscard]] std::string registry() const;
   [[nodiscard]] int ingressPort() const { return ports_[3]; }
 
@@ -77,6 +90,7 @@ class VtDevDriver {
   std::unique_ptr<testing::TempDir> io_;
   // control plane, registry, agent, ingress, ingress metrics, control plane (nodes)
   std::vector<int> ports_;
+  int api_calls_ = 0;
 };
 
 }  // namespace plfm::e2e

@@ -65,37 +65,13 @@ class VtDev : public ::testing::Test, public e2e::VtDevDriver {
     (void)vt({"dev", "down", "--state-dir", state_->path()}, 120s);
   }
 
-  // A control-plane call with the admin token `vt dev up` set up.
+  // A control-plane call with the admin token; it must succeed.
   json api(const std::string& method, const std::string& path, const json& body = nullptr) {
-    http::ClientRequest req;
-    req.method = method;
-    // The dev control plane speaks TLS with a certificate from the dev CA.
-    req.url = "https://[::1]:" + std::to_string(ports_[0]) + path;
-    req.tls.ca_file = state_->file("tls/ca.pem");
-    std::string token = readFile(state_->file("control-plane/admin-token")).value_or("");
-    while (!token.empty() && token.back() == '\n') token.pop_back();
-    req.headers.set("Authorization", "Bearer " + token);
-    if (!body.is_null()) {
-      req.headers.set("Content-Type", "application/json");
-      req.body = body.dump();
-    }
-    if (method != "GET") req.headers.set("Idempotency-Key", "e2e-" + std::to_string(++calls_));
-    auto resp = http::request(req);
-    EXPECT_TRUE(resp) << method << " " << path;
-    if (!resp) return json();
-    EXPECT_LT(resp->status, 300) << method << " " << path << ": " << resp->body;
-    return json::parse(resp->body, nullptr, false);
+    const ApiAnswer a = VtDevDriver::api(method, path, body);
+    EXPECT_GT(a.status, 0) << method << " " << path;
+    EXPECT_LT(a.status, 300) << method << " " << path << ": " << a.body.dump();
+    return a.body;
   }
-
-  // The agent's view of its instances (instance_id, phase, vmm_pid, ...).
-  json agentInstances() {
-    http::ClientRequest req;
-    req.url = "http://[::1]:" + std::to_string(ports_[2]) + "/v1/instances";
-    auto resp = http::request(req);
-    return resp ? json::parse(resp->body, nullptr, false) : json();
-  }
-
-  int calls_ = 0;
 };
 
 // The value of "key: value" in hello's answer, or "".

@@ -82,40 +82,6 @@ class VtExec : public ::testing::Test, public e2e::VtDevDriver {
     (void)vt({"dev", "down", "--state-dir", state_->path()}, 120s);
   }
 
-  std::string adminToken() const {
-    std::string token = readFile(state_->file("control-plane/admin-token")).value_or("");
-    while (!token.empty() && token.back() == '\n') token.pop_back();
-    return token;
-  }
-
-  // A control-plane call with the admin token `vt dev up` set up.
-  json api(const std::string& method, const std::string& path, const json& body = nullptr,
-           int* status = nullptr) {
-    http::ClientRequest req;
-    req.method = method;
-    req.url = "https://[::1]:" + std::to_string(ports_[0]) + path;
-    req.tls.ca_file = state_->file("tls/ca.pem");
-    req.headers.set("Authorization", "Bearer " + adminToken());
-    if (!body.is_null()) {
-      req.headers.set("Content-Type", "application/json");
-      req.body = body.dump();
-    }
-    if (method != "GET") req.headers.set("Idempotency-Key", "e2e-" + std::to_string(++calls_));
-    auto resp = http::request(req);
-    EXPECT_TRUE(resp) << method << " " << path;
-    if (!resp) return json();
-    if (status != nullptr) *status = resp->status;
-    return json::parse(resp->body, nullptr, false);
-  }
-
-  // The agent's view of its instances (instance_id, phase, vmm_pid, ...).
-  json agentInstances() {
-    http::ClientRequest req;
-    req.url = "http://[::1]:" + std::to_string(ports_[2]) + "/v1/instances";
-    auto resp = http::request(req);
-    return resp ? json::parse(resp->body, nullptr, false) : json();
-  }
-
   // vt's environment as a shell prefix ("env A=1 B=2 /path/vt").
   std::string vtShell(const std::vector<std::string>& extra = {}) const {
     std::string cmd = "env";
@@ -153,8 +119,6 @@ class VtExec : public ::testing::Test, public e2e::VtDevDriver {
     args.insert(args.end(), cmd.begin(), cmd.end());
     return vt(args, timeout);
   }
-
-  int calls_ = 0;
 };
 
 TEST_F(VtExec, EndToEnd) {
@@ -178,8 +142,9 @@ TEST_F(VtExec, EndToEnd) {
   json env = json::parse(vt({"envs", "get", "prod", "--app", "hello", "--format", "json"}).out,
                          nullptr, false);
   ASSERT_TRUE(env.is_object() && env.contains("id"));
-  api("POST", "/v1/envs/" + env["id"].get<std::string>() + "/secrets/set",
-      {{"values", {{"HELLO_TOKEN", canary}}}});
+  const ApiAnswer set = api("POST", "/v1/envs/" + env["id"].get<std::string>() + "/secrets/set",
+                            {{"values", {{"HELLO_TOKEN", canary}}}});
+  ASSERT_TRUE(set.status > 0 && set.status < 300) << set.body.dump();
   // The new secrets version replaces the instance: wait until exec sees it
   // (the file holds the value escaped; its random core is plain).
   const std::string core = canary.substr(canary.find("HELLO_TOKEN-") + 12, 32);
@@ -303,9 +268,9 @@ TEST_F(VtExec, EndToEnd) {
 
   phase("another org's user gets not found");
   {
-    int status = 0;
-    json user = api("POST", "/v1/users", {{"name", "mallory"}}, &status);
-    ASSERT_LT(status, 300) << user.dump();
+    const ApiAnswer created = api("POST", "/v1/users", {{"name", "mallory"}});
+    ASSERT_TRUE(created.status > 0 && created.status < 300) << created.body.dump();
+    const json& user = created.body;
     const std::string token = user.value("token", "");
     ASSERT_FALSE(token.empty()) << user.dump();
     json list = json::parse(
