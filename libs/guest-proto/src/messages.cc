@@ -97,7 +97,73 @@ std::string fixedFrame(FrameType type, std::string_view payload) {
   return frame ? std::move(*frame) : std::string();
 }
 
+bool validVolumeSerial(std::string_view serial) {
+  if (serial.size() < 5 || serial.size() > 6 || serial.substr(0, 4) != "vol-") return false;
+  const std::string_view n = serial.substr(4);
+  if (!std::all_of(n.begin(), n.end(), [](char c) { return c >= '0' && c <= '9'; })) return false;
+  if (n.size() == 1) return true;
+  // Two digits: 10 .. 15 ("vol-07" is not "vol-7").
+  return n[0] == '1' && static_cast<size_t>(10 + (n[1] - '0')) < kMaxVolumes;
+}
+
+Result<VolumeMount> decodeVolume(std::string_view value) {
+  constexpr std::string_view kWhat = "CONFIG volume";
+  auto fields = splitTlv(value, kWhat);
+  if (!fields) return tl::unexpected(std::move(fields).error());
+  VolumeMount v;
+  v.fs.clear();
+  uint32_t seen = 0;
+  for (const Field& f : *fields) {
+    if (f.tag >= 1 && f.tag <= 3) {
+      if ((seen & (1U << f.tag)) != 0) {
+        return fieldError(ErrorCode::kDuplicateField, kWhat, f.tag, "appears twice");
+      }
+      seen |= 1U << f.tag;
+    }
+    switch (static_cast<VolumeTag>(f.tag)) {
+      case VolumeTag::kSerial:
+        v.serial.assign(f.value);
+        break;
+      case VolumeTag::kMount:
+        v.mount.assign(f.value);
+        break;
+      case VolumeTag::kFs:
+        v.fs.assign(f.value);
+        break;
+      default:
+        return fieldError(ErrorCode::kUnknownField, kWhat, f.tag, "unknown tag");
+    }
+  }
+  if (seen != 0b1110) return makeError(ErrorCode::kMissingField, "CONFIG volume lacks a field");
+  return v;
+}
+
 }  // namespace
+
+std::string volumeMountProblem(std::string_view m) {
+  if (m.empty() || m[0] != '/') return "is not an absolute path";
+  if (m.size() > kMaxPathBytes) return "is longer than 4096 bytes";
+  for (char c : m) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u >= 0x7f) return "holds a byte outside printable ASCII";
+  }
+  if (m == "/") return "is the root directory";
+  if (m.back() == '/') return "ends with '/'";
+  size_t at = 1;
+  while (at <= m.size()) {
+    size_t end = m.find('/', at);
+    if (end == std::string_view::npos) end = m.size();
+    const std::string_view part = m.substr(at, end - at);
+    if (part.empty() || part == "." || part == "..") return "is not normalized";
+    at = end + 1;
+  }
+  for (std::string_view reserved : {"/proc", "/sys", "/dev", "/run"}) {
+    if (m == reserved || (m.starts_with(reserved) && m[reserved.size()] == '/')) {
+      return "is " + std::string(reserved) + " or below it";
+    }
+  }
+  return "";
+}
 
 Result<Ipv6Address> parseIpv6(std::string_view text) {
   const std::string s(text);
@@ -237,6 +303,21 @@ Result<void> validateConfig(const Config& c) {
       return invalid("nameserver[" + std::to_string(i) + "] is not an IP address");
     }
   }
+  if (c.volumes.size() > kMaxVolumes) return makeError(ErrorCode::kOversized, "too many volumes");
+  for (size_t i = 0; i < c.volumes.size(); ++i) {
+    const VolumeMount& v = c.volumes[i];
+    const std::string which = "volume[" + std::to_string(i) + "]";
+    if (!validVolumeSerial(v.serial)) return invalid(which + " serial is not vol-0 .. vol-15");
+    if (std::string why = volumeMountProblem(v.mount); !why.empty()) {
+      return invalid(which + " mount " + why);
+    }
+    if (v.fs != "ext4") return invalid(which + " fs is not ext4");
+    for (size_t j = 0; j < i; ++j) {
+      if (c.volumes[j].serial == v.serial || c.volumes[j].mount == v.mount) {
+        return invalid(which + " repeats the serial or mount of volume[" + std::to_string(j) + "]");
+      }
+    }
+  }
   if (!validDevice(c.rootfs_device)) return invalid("rootfs device must be a /dev path");
   if (!validDevice(c.scratch_device)) return invalid("scratch device must be a /dev path");
   return {};
@@ -283,6 +364,13 @@ Result<std::string> encode(const Config& c) {
   putTlv(p, tag(ConfigTag::kScratchDevice), c.scratch_device);
   if (c.host_time_ns != 0) putTlvU64(p, tag(ConfigTag::kHostTimeNs), c.host_time_ns);
   for (const auto& ns : c.nameservers) putTlv(p, tag(ConfigTag::kNameserver), ns);
+  for (const auto& v : c.volumes) {
+    std::string value;
+    putTlv(value, static_cast<uint16_t>(VolumeTag::kSerial), v.serial);
+    putTlv(value, static_cast<uint16_t>(VolumeTag::kMount), v.mount);
+    putTlv(value, static_cast<uint16_t>(VolumeTag::kFs), v.fs);
+    putTlv(p, tag(ConfigTag::kVolume), value);
+  }
   auto frame = frameOf(FrameType::kConfig, kControlStream, p);
   std::fill(p.begin(), p.end(), '\0');
   return frame;
@@ -303,7 +391,7 @@ Result<Config> decodeConfig(std::string_view payload) {
   for (const Field& f : *fields) {
     const auto t = static_cast<ConfigTag>(f.tag);
     const bool repeated = t == ConfigTag::kArgv || t == ConfigTag::kEnv || t == ConfigTag::kGroup ||
-                          t == ConfigTag::kNameserver;
+                          t == ConfigTag::kNameserver || t == ConfigTag::kVolume;
     if (f.tag >= 1 && f.tag < 64 && !repeated) {
       const uint64_t bit = uint64_t{1} << f.tag;
       if ((seen & bit) != 0) {
@@ -422,6 +510,14 @@ Result<Config> decodeConfig(std::string_view payload) {
         }
         c.nameservers.emplace_back(f.value);
         break;
+      case ConfigTag::kVolume: {
+        if (c.volumes.size() == kMaxVolumes) {
+          return makeError(ErrorCode::kOversized, "too many volumes");
+        }
+        PLFM_GP_GET(v, decodeVolume(f.value));
+        c.volumes.push_back(std::move(*v));
+        break;
+      }
       default:
         // CONFIG is strict: the host knows the guest's version from HELLO and
         // must not send what the guest cannot act on (§Versioning).

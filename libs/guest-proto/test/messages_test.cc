@@ -175,6 +175,82 @@ TEST(MessagesTest, ConfigDecoderRejectsStructuralErrors) {
   }
 }
 
+TEST(MessagesTest, VolumesRoundTripInOrder) {
+  Config c;
+  c.argv = {"/a"};
+  c.volumes = {{"vol-0", "/data", "ext4"}, {"vol-15", "/var/lib/app db", "ext4"}};
+  auto back = roundTrip(c);
+  ASSERT_TRUE(back.has_value()) << back.error().toString();
+  EXPECT_EQ(back->volumes, c.volumes);
+}
+
+TEST(MessagesTest, VolumeRulesHoldAtEncodeAndDecode) {
+  auto problem = [](const VolumeMount& v) {
+    Config c;
+    c.argv = {"/a"};
+    c.volumes = {v};
+    auto r = encode(c);
+    EXPECT_FALSE(r.has_value()) << v.serial << " " << v.mount;
+    // The decoder applies the same rules to what a host sends.
+    const std::string payload =
+        tlv(2, "/a") + tlv(23, tlv(1, v.serial) + tlv(2, v.mount) + tlv(3, v.fs));
+    auto d = decodeConfig(payload);
+    EXPECT_FALSE(d.has_value()) << v.serial << " " << v.mount;
+    return d ? ErrorCode::kMalformed : d.error().code;
+  };
+  for (const char* serial : {"vol-16", "vol-07", "vol-", "vol-a", "vda", "vol-100"}) {
+    EXPECT_EQ(problem({serial, "/data", "ext4"}), ErrorCode::kInvalidValue);
+  }
+  for (const char* mount : {"", "data", "/", "/proc", "/proc/x", "/sys", "/dev/shm", "/run",
+                            "/run/secrets", "/data/", "/a//b", "/a/./b", "/a/../b", "/a\x01"}) {
+    EXPECT_EQ(problem({"vol-0", mount, "ext4"}), ErrorCode::kInvalidValue) << mount;
+  }
+  EXPECT_EQ(problem({"vol-0", std::string("/a\0b", 4), "ext4"}), ErrorCode::kInvalidValue);
+  EXPECT_EQ(problem({"vol-0", "/data", "xfs"}), ErrorCode::kInvalidValue);
+  // Lookalikes of the reserved trees are fine.
+  EXPECT_EQ(volumeMountProblem("/procedures"), "");
+  EXPECT_EQ(volumeMountProblem("/srv/run"), "");
+
+  Config c;
+  c.argv = {"/a"};
+  c.volumes = {{"vol-0", "/data", "ext4"}, {"vol-0", "/other", "ext4"}};
+  EXPECT_FALSE(encode(c).has_value());  // a serial twice
+  c.volumes = {{"vol-0", "/data", "ext4"}, {"vol-1", "/data", "ext4"}};
+  EXPECT_FALSE(encode(c).has_value());  // a mount twice
+  c.volumes.clear();
+  for (size_t i = 0; i <= kMaxVolumes; ++i) {
+    c.volumes.push_back({"vol-" + std::to_string(i % 16), "/v" + std::to_string(i), "ext4"});
+  }
+  auto r = encode(c);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::kOversized);
+}
+
+TEST(MessagesTest, VolumeFieldIsStrict) {
+  const std::string argv = tlv(2, "/a");
+  const std::string serial = tlv(1, "vol-0");
+  const std::string mount = tlv(2, "/data");
+  const std::string fs = tlv(3, "ext4");
+  struct Case {
+    std::string volume;
+    ErrorCode code;
+  };
+  const Case cases[] = {
+      {serial + mount, ErrorCode::kMissingField},
+      {serial + mount + fs + fs, ErrorCode::kDuplicateField},
+      {serial + mount + fs + tlv(4, "x"), ErrorCode::kUnknownField},
+      {serial + std::string("\x00\x02\x00", 3), ErrorCode::kMalformed},
+  };
+  for (const Case& c : cases) {
+    auto r = decodeConfig(argv + tlv(23, c.volume));
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().code, c.code) << r.error().toString();
+  }
+  auto ok = decodeConfig(argv + tlv(23, fs + mount + serial));  // any order
+  ASSERT_TRUE(ok.has_value()) << ok.error().toString();
+  EXPECT_EQ(ok->volumes.at(0).mount, "/data");
+}
+
 TEST(MessagesTest, ErrorsNeverQuoteSecrets) {
   Config c = fullConfig();
   c.secrets_file = std::string("SUPERSECRET");

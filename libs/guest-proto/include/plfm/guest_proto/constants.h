@@ -88,7 +88,16 @@ enum class ConfigTag : uint16_t {
   kScratchDevice = 20,    // path
   kHostTimeNs = 21,       // u64: host CLOCK_REALTIME when CONFIG was encoded
   kNameserver = 22,       // string (IPv6 or IPv4 address), repeated: /etc/resolv.conf
+  kVolume = 23,           // nested TLV (VolumeTag), repeated: a volume to mount
 };
+
+// §CONFIG tag 23: the fields of one volume, a TLV inside the volume field.
+enum class VolumeTag : uint16_t {
+  kSerial = 1,  // "vol-0" .. "vol-15": the virtio-blk serial of its disk
+  kMount = 2,   // absolute, normalized path in the guest
+  kFs = 3,      // "ext4"
+};
+inline constexpr size_t kMaxVolumes = 16;
 
 // §HELLO tags.
 enum class HelloTag : uint16_t {

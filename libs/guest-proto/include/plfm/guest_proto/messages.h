@@ -59,6 +59,22 @@ struct NetworkConfig {
   bool operator==(const NetworkConfig&) const = default;
 };
 
+// A disk to mount after the switch root (volume-mounts.md §vt-init): the
+// virtio-blk disk whose serial is `serial`, at `mount`, holding `fs`.
+struct VolumeMount {
+  std::string serial;  // "vol-<i>", i = 0..15
+  std::string mount;   // absolute, normalized, not / and not under /proc, /sys, /dev, /run
+  std::string fs = "ext4";
+
+  bool operator==(const VolumeMount&) const = default;
+};
+
+// The rules of a volume's mount path (also the agent's, for WorkloadSpec
+// volumes): absolute, normalized (no "//", ".", ".." or trailing '/'),
+// printable ASCII without NUL, at most 4096 bytes, not "/", not /proc, /sys,
+// /dev or /run or below them. Empty when valid, else why not.
+[[nodiscard]] std::string volumeMountProblem(std::string_view mount);
+
 struct Config {
   std::string instance_id;
   std::vector<std::string> argv;  // argv[0] is the program (PATH-searched in env's PATH)
@@ -81,6 +97,8 @@ struct Config {
   // Resolver addresses for /etc/resolv.conf, IPv6 or IPv4 text; empty: keep
   // the image's file.
   std::vector<std::string> nameservers;
+  // At most kMaxVolumes, distinct serials and mounts.
+  std::vector<VolumeMount> volumes;
 
   bool operator==(const Config&) const = default;
 };
