@@ -63,6 +63,9 @@ Result<Workload> Workload::fromJson(const json& spec) {
         PLFM_ASSIGN_OR_RETURN(w.restart_not_before_ms, parseRfc3339Ms(nb->get<std::string>()));
       }
     }
+    if (auto it = spec.find("volumes"); it != spec.end() && !it->is_null()) {
+      PLFM_ASSIGN_OR_RETURN(w.volumes, parseWorkloadVolumes(*it));
+    }
     if (w.desired != "run" && w.desired != "drain" && w.desired != "stop") {
       return Error(errc::kInvalidArgument,
                    "invalid WorkloadSpec: unknown desired state '" + shownValue(w.desired) + "'");

@@ -18,6 +18,17 @@
 
 namespace plfm::agent {
 
+// One of WorkloadSpec.volumes (volume-mounts.md §NodePlan and WorkloadSpec),
+// checked by checkWorkload: the i-th is attached as drive and serial vol-<i>.
+struct WorkloadVolume {
+  std::string volume_id;  // "vol_...": names the file STATE/volumes/<volume_id>.ext4
+  std::string name;       // "uploads-0", for reasons and logs
+  std::string mount;      // absolute path in the guest
+  uint64_t size_bytes = 0;
+
+  bool operator==(const WorkloadVolume&) const = default;
+};
+
 // The part of a WorkloadSpec (api/schemas/workload-spec.json) the agent acts on.
 struct Workload {
   std::string instance_id;
@@ -37,7 +48,8 @@ struct Workload {
   std::optional<std::string> secrets_version;  // "sv_...", fetched from the node API
   nlohmann::json checks = nlohmann::json::array();
   int64_t restart_not_before_ms = 0;  // unix ms; 0: now
-  nlohmann::json raw;                 // the spec as received
+  std::vector<WorkloadVolume> volumes;
+  nlohmann::json raw;  // the spec as received
 
   [[nodiscard]] static Result<Workload> fromJson(const nlohmann::json& spec);
 };

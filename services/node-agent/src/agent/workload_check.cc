@@ -15,8 +15,10 @@ namespace {
 constexpr size_t kMaxArgBytes = 128 << 10;  // one argv or env entry
 
 Error badField(std::string_view field, std::string_view value, std::string_view why) {
-  return Error(errc::kInvalidArgument, "invalid WorkloadSpec: " + std::string(field) + " '" +
-                                           shownValue(value) + "' " + std::string(why))
+  const char* what =
+      field.starts_with("NodePlan.") ? "invalid NodePlan: " : "invalid WorkloadSpec: ";
+  return Error(errc::kInvalidArgument,
+               what + std::string(field) + " '" + shownValue(value) + "' " + std::string(why))
       .with("field", std::string(field));
 }
 
@@ -129,7 +131,78 @@ Result<void> checkChecks(const nlohmann::json& checks) {
   return ok();
 }
 
+// The ID grammar the agent enforces on names (volume-mounts.md §Model).
+bool validVolumeName(std::string_view n) {
+  return !n.empty() && n.size() <= 63 && std::all_of(n.begin(), n.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+  });
+}
+
+Result<std::string> volumeString(const nlohmann::json& v, const std::string& field) {
+  auto it = v.find(field.substr(field.rfind('.') + 1));
+  if (it == v.end() || !it->is_string()) {
+    return badField(field, it == v.end() ? "" : it->dump().substr(0, 80), "is not a string");
+  }
+  return it->get<std::string>();
+}
+
+Result<uint64_t> volumeSize(const nlohmann::json& v, const std::string& field) {
+  auto it = v.find("size_bytes");
+  if (it == v.end() || !it->is_number_integer() || it->get<int64_t>() < 0 ||
+      it->get<uint64_t>() < kMinVolumeBytes || it->get<uint64_t>() > kMaxVolumeBytes) {
+    return badField(field, it == v.end() ? "" : it->dump().substr(0, 80),
+                    "is not an integer of 16 MiB to 16 TiB");
+  }
+  return it->get<uint64_t>();
+}
+
 }  // namespace
+
+Result<std::vector<WorkloadVolume>> parseWorkloadVolumes(const nlohmann::json& list) {
+  if (!list.is_array() || list.size() > kMaxWorkloadVolumes) {
+    return badField("volumes", list.dump().substr(0, 80), "is not an array of at most 16");
+  }
+  std::vector<WorkloadVolume> out;
+  out.reserve(list.size());
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string at = "volumes[" + std::to_string(i) + "]";
+    const nlohmann::json& v = list[i];
+    if (!v.is_object()) return badField(at, v.dump().substr(0, 80), "is not an object");
+    WorkloadVolume w;
+    PLFM_ASSIGN_OR_RETURN(w.volume_id, volumeString(v, at + ".volume_id"));
+    PLFM_TRY(checkId<VolumeId>(at + ".volume_id", w.volume_id, true));
+    PLFM_ASSIGN_OR_RETURN(w.name, volumeString(v, at + ".name"));
+    if (!validVolumeName(w.name)) return badField(at + ".name", w.name, "is not [a-z0-9-]{1,63}");
+    PLFM_ASSIGN_OR_RETURN(w.mount, volumeString(v, at + ".mount"));
+    if (std::string why = guest_proto::volumeMountProblem(w.mount); !why.empty()) {
+      return badField(at + ".mount", w.mount, why);
+    }
+    PLFM_ASSIGN_OR_RETURN(w.size_bytes, volumeSize(v, at + ".size_bytes"));
+    for (const auto& prior : out) {
+      if (prior.volume_id == w.volume_id) {
+        return badField(at + ".volume_id", w.volume_id, "appears twice");
+      }
+      if (prior.mount == w.mount) return badField(at + ".mount", w.mount, "appears twice");
+    }
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
+Result<NodeVolume> parseNodeVolume(const nlohmann::json& entry) {
+  const std::string at = "NodePlan.volumes[]";
+  if (!entry.is_object()) return badField(at, entry.dump().substr(0, 80), "is not an object");
+  NodeVolume v;
+  PLFM_ASSIGN_OR_RETURN(v.volume_id, volumeString(entry, at + ".volume_id"));
+  PLFM_TRY(checkId<VolumeId>(at + ".volume_id", v.volume_id, true));
+  PLFM_ASSIGN_OR_RETURN(v.size_bytes, volumeSize(entry, at + ".size_bytes"));
+  PLFM_ASSIGN_OR_RETURN(std::string state, volumeString(entry, at + ".state"));
+  if (state != "ready" && state != "deleting") {
+    return badField(at + ".state", state, "is not ready or deleting");
+  }
+  v.deleting = state == "deleting";
+  return v;
+}
 
 std::string shownValue(std::string_view value, size_t max) {
   static constexpr char kHex[] = "0123456789abcdef";

@@ -21,6 +21,29 @@
 namespace plfm::agent {
 
 struct Workload;
+struct WorkloadVolume;
+
+// Volume sizes both plans may carry (volume-mounts.md §Model).
+inline constexpr uint64_t kMinVolumeBytes = uint64_t{16} << 20;
+inline constexpr uint64_t kMaxVolumeBytes = uint64_t{16} << 40;
+inline constexpr size_t kMaxWorkloadVolumes = 16;
+
+// WorkloadSpec.volumes, typed and held to its grammar: at most 16; each a
+// volume_id (vol_ and 26 Crockford characters), a name of [a-z0-9-]{1,63},
+// a mount path (guest_proto::volumeMountProblem) and a size_bytes of 16 MiB
+// to 16 TiB; ids and mounts distinct. Errors name the field.
+[[nodiscard]] Result<std::vector<WorkloadVolume>> parseWorkloadVolumes(const nlohmann::json& list);
+
+// One entry of NodePlan.volumes: a volume placed on this node.
+struct NodeVolume {
+  std::string volume_id;
+  uint64_t size_bytes = 0;
+  bool deleting = false;  // state "deleting"; otherwise "ready"
+
+  bool operator==(const NodeVolume&) const = default;
+};
+// One NodePlan.volumes entry, typed; errors name the field.
+[[nodiscard]] Result<NodeVolume> parseNodeVolume(const nlohmann::json& entry);
 
 // Ok when every field of `w` is within its grammar; otherwise the first
 // field that is not, named, with its value shown escaped and truncated.
