@@ -61,7 +61,8 @@ Result<netdev::GuestFilter> guestFilterFor(const Workload& w, const std::string&
 Agent::Agent(AgentOptions options, std::unique_ptr<runtime::MicroVmRuntime> runtime)
     : options_(std::move(options)),
       runtime_(std::move(runtime)),
-      store_(options_.state_dir + "/instances") {}
+      store_(options_.state_dir + "/instances"),
+      volumes_(options_.state_dir + "/volumes") {}
 
 Agent::~Agent() { stop(); }
 
@@ -87,6 +88,7 @@ Result<void> Agent::start() {
   for (const auto& e : fs::directory_iterator(options_.state_dir + "/templates", ec)) {
     if (e.path().filename().string().find(".tmp") != std::string::npos) fs::remove(e.path(), ec);
   }
+  PLFM_TRY(volumes_.open());
   if (auto t = scratchTemplate(); !t) {  // made now so the first instance does not wait
     log::warn("formatting the scratch disk template failed", {{"error", t.error().toString()}});
   }
@@ -256,6 +258,12 @@ void Agent::adoptOrClean() {
       (void)store_.save(rec);
     } else if (rec.vm) {
       if (vm_alive) log::info("adopted a running VM", {{"instance_id", id}, {"pid", rec.vm->pid}});
+      // Its VM writes its volumes: no other instance may start on them
+      // until its worker releases them.
+      if (auto c = volumes_.claim(id, rec.workload.volumes); !c) {
+        log::error("an adopted instance's volume is claimed twice",
+                   {{"instance_id", id}, {"error", c.error().toString()}});
+      }
       killVmmsIn(*runtime_, rec.run_dir, id, vm_alive ? rec.vm->pid : -1);  // strays only
       live_dirs.insert(rec.run_dir);
       live_taps.insert(rec.tap);
@@ -316,7 +324,8 @@ void Agent::applyPlan(const NodePlan& plan) {
     refusals = convergeLocked(plan, images);
   }
   if (image_history_) image_history_->observe(images);
-  // Outside mu_: a report is a network call.
+  // Outside mu_: making a volume runs mkfs, and a report is a network call.
+  convergeVolumes(plan.volumes);
   for (const auto& [who, why] : refusals) {
     StatusReport r;
     r.generation = who.generation;
@@ -385,6 +394,68 @@ std::vector<std::pair<RefusedInstance, std::string>> Agent::convergeLocked(
   metrics_.gauge("plfm_agent_plan_version", "The NodePlan version converged on")
       .set(static_cast<double>(plan.version));
   return refusals;
+}
+
+void Agent::convergeVolumes(const json& entries) {
+  if (!entries.is_array()) return;
+  for (const auto& entry : entries) {
+    auto v = parseNodeVolume(entry);
+    if (!v) {
+      // Only this entry is refused; nothing is deleted on its account.
+      metrics_.counter("plfm_agent_plan_refused_total", "WorkloadSpecs refused at the edge").inc();
+      log::error("ignoring an invalid NodePlan volume", {{"error", v.error().toString()}});
+      continue;
+    }
+    if (!v->deleting) {
+      auto size = volumes_.ensure(v->volume_id, v->size_bytes);
+      if (size) {
+        metrics_.gauge("plfm_agent_volume_size_bytes", "Size of each volume file on this node")
+            .set(static_cast<double>(*size), {{"volume_id", v->volume_id}});
+        reportVolume(v->volume_id, {"ready", *size, ""});
+      } else {
+        log::error("a volume could not be made",
+                   {{"volume_id", v->volume_id}, {"error", size.error().toString()}});
+        reportVolume(v->volume_id,
+                     {"failed", v->size_bytes, shownValue(size.error().message(), 400)});
+      }
+      continue;
+    }
+    // The file goes only when the plan says so and no instance here names
+    // the volume any more (its record is gone with the instance).
+    bool named = false;
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& [id, w] : workers_) named = named || w->usesVolume(v->volume_id);
+    }
+    if (named) continue;
+    if (auto r = volumes_.remove(v->volume_id); !r) {
+      log::warn("a deleting volume cannot be removed yet",
+                {{"volume_id", v->volume_id}, {"error", r.error().toString()}});
+      continue;
+    }
+    metrics_.gauge("plfm_agent_volume_size_bytes", "Size of each volume file on this node")
+        .set(0, {{"volume_id", v->volume_id}});
+    reportVolume(v->volume_id, {"deleted", 0, ""});
+  }
+}
+
+void Agent::reportVolume(const std::string& volume_id, const VolumeReport& report) {
+  if (!reports_) return;  // plan-file mode: nobody to tell
+  std::lock_guard lock(report_mu_);
+  if (auto it = volume_reports_.find(volume_id);
+      it != volume_reports_.end() && it->second == report) {
+    return;
+  }
+  if (auto r = reports_->reportVolume(credential_.node_id, volume_id, report); !r) {
+    // Not remembered as delivered: the next plan round sends it again.
+    log::warn("volume report not delivered; will resend",
+              {{"volume_id", volume_id}, {"state", report.state}, {"error", r.error().toString()}});
+    metrics_.counter("plfm_agent_report_failures_total", "Status reports that failed").inc();
+    return;
+  }
+  log::info("volume status",
+            {{"volume_id", volume_id}, {"state", report.state}, {"size_bytes", report.size_bytes}});
+  volume_reports_[volume_id] = report;
 }
 
 Result<void> Agent::applyFirewallLocked() {
@@ -582,6 +653,7 @@ void Agent::planLoop() {
           NodePlan p;
           p.version = j.value("version", int64_t{0});
           p.instances = j.value("instances", json::array());
+          p.volumes = j.value("volumes", json::array());
           applyPlan(p);
         }
       }
@@ -684,8 +756,9 @@ void Agent::heartbeatLoop() {
   auto interval = std::chrono::seconds(std::max(1, credential_.heartbeat_interval_seconds));
   std::string url = agentUrl();
   while (!stopping_) {
-    auto r =
-        client.heartbeat(credential_.node_id, options_.agent_version, url, listen_cert_sha256_);
+    const uint64_t capacity = volumes_.capacityBytes();
+    auto r = client.heartbeat(credential_.node_id, options_.agent_version, url, listen_cert_sha256_,
+                              capacity);
     if (!r && !url.empty() && r.error().message().find("agent_url") != std::string::npos) {
       // The control plane refuses where we say the log endpoint is (not
       // the node's registered address): keep the node alive without it.
@@ -694,7 +767,7 @@ void Agent::heartbeatLoop() {
           "unavailable until --listen/--advertise-url name its underlay address",
           {{"agent_url", url}, {"error", r.error().toString()}});
       url.clear();
-      r = client.heartbeat(credential_.node_id, options_.agent_version);
+      r = client.heartbeat(credential_.node_id, options_.agent_version, {}, {}, capacity);
     }
     if (!r) {
       log::warn("heartbeat failed", {{"error", r.error().toString()}});

@@ -17,6 +17,7 @@
 //   logs/<id>.log         the workload's output (instance_log.h)
 //   images/               the image cache (image/image_cache.h)
 //   firewall/             the last nft script of the guest filter, nft's output
+//   volumes/<vol_id>.ext4 one file per volume placed on this node (volume_store.h)
 // so a restart after kill -9 adopts running VMs, rolls back half-done boots,
 // removes orphaned VMMs, taps and disks, and rewrites the guest filter
 // (nftables table inet plfm_agent) from the records.
@@ -42,6 +43,7 @@
 #include "agent/instance_host.h"
 #include "agent/instance_record.h"
 #include "agent/log_endpoint.h"
+#include "agent/volume_store.h"
 #include "agent/workload_check.h"
 #include "image/image_cache.h"
 #include "netdev/firewall.h"
@@ -203,6 +205,13 @@ class Agent final : public InstanceHost {
                                          netdev::GuestFilter filter) override;
   // Drops the entry (if any) and rewrites the table; failures are logged.
   void unfilterGuest(const std::string& instance_id) override;
+  [[nodiscard]] VolumeStore& volumes() override { return volumes_; }
+
+  // NodePlan.volumes: each `ready` volume's file made or grown, each
+  // `deleting` one removed once no instance record names it, and the result
+  // reported (only what changed since the last delivered report).
+  void convergeVolumes(const nlohmann::json& entries);
+  void reportVolume(const std::string& volume_id, const VolumeReport& report);
 
   // The instance's org's credentials for `registry` (the host its image
   // names), from the control plane, which serves them only for an instance
@@ -236,6 +245,8 @@ class Agent final : public InstanceHost {
   NodeCredential credential_;
   std::unique_ptr<ControlPlaneClient> reports_;  // guarded by report_mu_
   std::mutex report_mu_;
+  std::map<std::string, VolumeReport> volume_reports_;  // guarded by report_mu_: delivered
+  VolumeStore volumes_;
   metrics::Registry metrics_;
   InstanceMetrics instance_metrics_{metrics_};
 

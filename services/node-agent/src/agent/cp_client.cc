@@ -101,9 +101,11 @@ Result<NodeCredential> ControlPlaneClient::enroll(const std::string& base_url,
 
 Result<ControlPlaneClient::HeartbeatReply> ControlPlaneClient::heartbeat(
     const std::string& node_id, const std::string& agent_version, const std::string& agent_url,
-    const std::string& cert_sha256) {
+    const std::string& cert_sha256, uint64_t volume_capacity_bytes) {
   int status = 0;
   json body{{"agent_version", agent_version}};
+  // The size of the filesystem that holds STATE/volumes (0: unknown, omitted).
+  if (volume_capacity_bytes != 0) body["volume_capacity_bytes"] = volume_capacity_bytes;
   if (!agent_url.empty()) body["agent_url"] = agent_url;
   if (!agent_url.empty() && !cert_sha256.empty()) body["agent_cert_sha256"] = cert_sha256;
   PLFM_ASSIGN_OR_RETURN(auto j, call("POST", "/v1/nodes/" + node_id + "/heartbeat", body.dump(),
@@ -130,6 +132,7 @@ Result<NodePlan> ControlPlaneClient::plan(const std::string& node_id, int64_t af
   }
   p.version = j.value("version", after);
   if (auto it = j.find("instances"); it != j.end() && it->is_array()) p.instances = *it;
+  if (auto it = j.find("volumes"); it != j.end() && it->is_array()) p.volumes = *it;
   return p;
 }
 
@@ -178,6 +181,17 @@ Result<std::optional<RegistryLogin>> ControlPlaneClient::registryCredentials(
                  "the control plane's registry credentials lack registry, username or password");
   }
   return std::optional<RegistryLogin>(std::move(out));
+}
+
+Result<bool> ControlPlaneClient::reportVolume(const std::string& node_id,
+                                              const std::string& volume_id, const VolumeReport& r) {
+  json body = {{"state", r.state}, {"size_bytes", r.size_bytes}};
+  if (!r.reason.empty()) body["reason"] = r.reason.substr(0, 512);
+  int status = 0;
+  PLFM_ASSIGN_OR_RETURN(auto j,
+                        call("POST", "/v1/nodes/" + node_id + "/volumes/" + volume_id + "/status",
+                             body.dump(), std::chrono::seconds(15), &status));
+  return j.is_object() ? j.value("applied", true) : true;
 }
 
 Result<bool> ControlPlaneClient::report(const std::string& node_id, const std::string& instance_id,

@@ -46,6 +46,19 @@ struct NodeCredential {
 struct NodePlan {
   int64_t version = 0;
   nlohmann::json instances = nlohmann::json::array();  // WorkloadSpecs
+  // The volumes placed on this node, as sent: each entry is parsed at the
+  // edge (workload_check.h parseNodeVolume) before anything acts on it.
+  nlohmann::json volumes = nlohmann::json::array();
+};
+
+// POST /v1/nodes/{node_id}/volumes/{volume_id}/status (volume-mounts.md
+// §Agent routes).
+struct VolumeReport {
+  std::string state;  // "ready", "failed" or "deleted"
+  uint64_t size_bytes = 0;
+  std::string reason;  // for failed: at most 512 printable bytes
+
+  bool operator==(const VolumeReport&) const = default;
 };
 
 struct StatusReport {
@@ -84,7 +97,8 @@ class ControlPlaneClient {
   [[nodiscard]] Result<HeartbeatReply> heartbeat(const std::string& node_id,
                                                  const std::string& agent_version,
                                                  const std::string& agent_url = {},
-                                                 const std::string& cert_sha256 = {});
+                                                 const std::string& cert_sha256 = {},
+                                                 uint64_t volume_capacity_bytes = 0);
   // Holds up to `wait` when the plan is still at `after`.
   [[nodiscard]] Result<NodePlan> plan(const std::string& node_id, int64_t after,
                                       std::chrono::seconds wait);
@@ -98,6 +112,9 @@ class ControlPlaneClient {
   // none (404: pull anonymously). The caller wipes the password.
   [[nodiscard]] Result<std::optional<RegistryLogin>> registryCredentials(
       const std::string& node_id, const std::string& instance_id);
+  // The state of a volume file on this node; true when it changed something.
+  [[nodiscard]] Result<bool> reportVolume(const std::string& node_id, const std::string& volume_id,
+                                          const VolumeReport& report);
   // true when the report was applied, false when the control plane already had
   // it or a newer one (a duplicate is fine).
   [[nodiscard]] Result<bool> report(const std::string& node_id, const std::string& instance_id,

@@ -100,6 +100,8 @@ Result<ResolvedUser> resolveUser(std::string_view user, const UserDb& db) {
   return r;
 }
 
+std::string volumeDriveId(size_t index) { return "vol-" + std::to_string(index); }
+
 Result<guest_proto::Config> guestConfig(const GuestConfigInput& in) {
   const Workload& w = *in.workload;
   const image::ImageConfig& img = *in.image;
@@ -167,6 +169,10 @@ Result<guest_proto::Config> guestConfig(const GuestConfigInput& in) {
   c.shutdown_grace_ms = in.shutdown_grace_ms;
   c.rootfs_device = in.rootfs_device;
   c.scratch_device = in.scratch_device;
+  // The i-th volume is the disk with serial vol-<i> (volumeDriveId).
+  for (size_t i = 0; i < w.volumes.size(); ++i) {
+    c.volumes.push_back({volumeDriveId(i), w.volumes[i].mount, "ext4"});
+  }
   if (auto v = guest_proto::validateConfig(c); !v) {
     return Error(errc::kInvalidArgument,
                  "the guest config would be refused: " + v.error().toString())

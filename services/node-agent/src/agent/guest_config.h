@@ -42,4 +42,9 @@ struct GuestConfigInput {
 
 [[nodiscard]] Result<guest_proto::Config> guestConfig(const GuestConfigInput& in);
 
+// The drive id and virtio-blk serial of the workload's `index`-th volume,
+// "vol-<index>" (volume-mounts.md §NodePlan and WorkloadSpec: a serial holds
+// at most 20 bytes, too few for a volume id).
+[[nodiscard]] std::string volumeDriveId(size_t index);
+
 }  // namespace plfm::agent

@@ -62,6 +62,7 @@ void releaseInstanceResources(InstanceHost& host, InstanceRecord& rec, ReleaseMo
     fs::remove_all(rec.run_dir, ec);
   }
   if (rec.image_acquired) host.releaseImage(rec.workload.image_digest, id);
+  host.volumes().release(id);  // the VM is gone: another instance may write them
   rec.vm.reset();
   rec.tap.clear();
   rec.run_dir.clear();

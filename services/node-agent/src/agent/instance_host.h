@@ -17,6 +17,7 @@
 #include "agent/cp_client.h"
 #include "agent/guest_config.h"
 #include "agent/instance_record.h"
+#include "agent/volume_store.h"
 #include "image/image_config.h"
 #include "netdev/firewall.h"
 #include "plfm/core/clock.h"
@@ -87,6 +88,8 @@ class InstanceHost {
   [[nodiscard]] virtual Result<void> filterGuest(const std::string& instance_id,
                                                  netdev::GuestFilter filter) = 0;
   virtual void unfilterGuest(const std::string& instance_id) = 0;
+  // The node's volume files and who writes each (volume_store.h).
+  [[nodiscard]] virtual VolumeStore& volumes() = 0;
 };
 
 // How releaseInstanceResources treats the run dir and stray VMMs.
@@ -100,7 +103,8 @@ struct ReleaseMode {
 };
 
 // The one teardown of an instance's host resources: the VMM (killed), its
-// cgroup, its tap and filter entry, its run dir, its hold on the image. It
+// cgroup, its tap and filter entry, its run dir, its hold on the image, its
+// claim on its volumes (never their files: those outlive instances). It
 // clears what it released from `rec` (vm, tap, run_dir, scratch,
 // image_acquired), so a second call does nothing. The caller saves `rec`.
 void releaseInstanceResources(InstanceHost& host, InstanceRecord& rec, ReleaseMode mode = {});

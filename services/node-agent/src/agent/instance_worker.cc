@@ -129,6 +129,15 @@ InstanceStatus InstanceWorker::status() const {
   return s;
 }
 
+bool InstanceWorker::usesVolume(const std::string& volume_id) const {
+  std::lock_guard lock(mu_);
+  auto names = [&](const Workload& w) {
+    return std::any_of(w.volumes.begin(), w.volumes.end(),
+                       [&](const WorkloadVolume& v) { return v.volume_id == volume_id; });
+  };
+  return names(rec_.workload) || (pending_ && names(*pending_));
+}
+
 ExecTarget InstanceWorker::execTarget() const {
   std::lock_guard lock(mu_);
   return ExecTarget{rec_.phase, rec_.exec_revision, exec_mux_};
@@ -308,6 +317,7 @@ void InstanceWorker::startGeneration() {
       return;  // re-evaluate: maybe stopped or replaced meanwhile
     }
   }
+  if (!claimVolumes(w)) return;  // re-evaluate: maybe stopped or replaced meanwhile
   setPhase(Phase::kPreparing);
   if (auto r = prepare(); !r) {
     finish(Phase::kFailed, "failed", r.error().message());
@@ -316,6 +326,27 @@ void InstanceWorker::startGeneration() {
   if (auto r = boot(); !r) {
     finish(Phase::kFailed, "failed", r.error().message());
     return;
+  }
+}
+
+bool InstanceWorker::claimVolumes(const Workload& w) {
+  if (w.volumes.empty()) return true;
+  bool told = false;
+  while (true) {
+    auto claimed = host_.volumes().claim(w.instance_id, w.volumes);
+    {
+      std::lock_guard lock(mu_);
+      rec_.reason = claimed ? "" : claimed.error().message();
+    }
+    if (claimed) return true;
+    // One writer per volume: wait until the instance that holds it is gone
+    // (a redeploy's old instance drains and stops first).
+    if (!told) {
+      log::info("waiting for a volume",
+                {{"instance_id", w.instance_id}, {"reason", claimed.error().message()}});
+      told = true;
+    }
+    if (sleepFor(kTick)) return false;
   }
 }
 
@@ -365,6 +396,11 @@ Result<void> InstanceWorker::prepare() {
   PLFM_ASSIGN_OR_RETURN(std::string scratch_template, host_.scratchTemplate());
   if (auto r = image::copySparseFile(scratch_template, rec_.scratch, 0600); !r) {
     return std::move(r).error().context("creating the scratch disk");
+  }
+  for (const auto& v : w.volumes) {
+    if (auto r = host_.volumes().ensure(v.volume_id, v.size_bytes); !r) {
+      return std::move(r).error().context("volume " + v.name);
+    }
   }
   if (!rec_.tap.empty()) {
     // Filter first: the tap must never exist without its guest's rules.
@@ -425,6 +461,10 @@ Result<void> InstanceWorker::boot() {
   spec.kernel = opts.kernel;
   spec.initramfs = opts.initramfs;
   spec.drives = {{"rootfs", rootfs, true}, {"scratch", rec_.scratch, false}};
+  for (size_t i = 0; i < w.volumes.size(); ++i) {
+    spec.drives.push_back(
+        {volumeDriveId(i), host_.volumes().pathFor(w.volumes[i].volume_id), false});
+  }
   spec.vcpus = w.vcpus;
   spec.memory_mb = w.memory_mb;
   spec.tap = rec_.tap;

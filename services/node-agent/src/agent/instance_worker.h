@@ -49,6 +49,9 @@ class InstanceWorker {
   void join();
   [[nodiscard]] bool finished() const;
   [[nodiscard]] InstanceStatus status() const;
+  // True when this instance's spec (or the one it is about to take) names
+  // the volume: its file must stay.
+  [[nodiscard]] bool usesVolume(const std::string& volume_id) const;
   // For the exec endpoint: the phase, the guest's exec_revision, the mux.
   [[nodiscard]] ExecTarget execTarget() const;
 
@@ -61,6 +64,10 @@ class InstanceWorker {
   // Takes pending plan changes; returns false when the worker should exit.
   bool absorbUpdates();
   void startGeneration();
+  // Claims the workload's volumes for this instance, waiting (a tick at a
+  // time, the reason in rec_.reason) while another instance holds one;
+  // false when woken by a plan change or a stop instead.
+  [[nodiscard]] bool claimVolumes(const Workload& w);
   [[nodiscard]] Result<void> prepare();
   [[nodiscard]] Result<void> boot();
   void supervise();

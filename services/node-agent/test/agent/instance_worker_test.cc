@@ -30,9 +30,11 @@ using Steady = std::chrono::steady_clock;
 // The agent as a worker sees it, in memory.
 class FakeHost final : public InstanceHost {
  public:
-  FakeHost(const std::string& dir, FakeRuntime& rt) : dir_(dir), runtime_(rt) {
+  FakeHost(const std::string& dir, FakeRuntime& rt)
+      : dir_(dir), runtime_(rt), volumes_(dir + "/volumes") {
     fs::create_directories(dir + "/logs");
     fs::create_directories(dir + "/vms");
+    EXPECT_TRUE(volumes_.open());
     std::ofstream(dir + "/vmlinux") << "not a kernel";
     std::ofstream(dir + "/rootfs.ext4") << "not an ext4";
     std::ofstream(dir + "/scratch.tmpl") << "not an ext4 either";
@@ -81,6 +83,7 @@ class FakeHost final : public InstanceHost {
   // InstanceHost.
   [[nodiscard]] const AgentOptions& options() const override { return options_; }
   [[nodiscard]] runtime::MicroVmRuntime& runtime() override { return runtime_; }
+  [[nodiscard]] VolumeStore& volumes() override { return volumes_; }
   [[nodiscard]] const Clock& clock() const override { return clock_; }
   [[nodiscard]] InstanceMetrics& instanceMetrics() override { return metrics_; }
   [[nodiscard]] bool stopping() const override { return stopping_.load(); }
@@ -131,6 +134,7 @@ class FakeHost final : public InstanceHost {
  private:
   std::string dir_;
   FakeRuntime& runtime_;
+  VolumeStore volumes_;
   AgentOptions options_;
   FakeClock clock_;
   metrics::Registry registry_;
@@ -398,6 +402,48 @@ TEST_F(InstanceWorkerTest, ReleasingResourcesTwiceReleasesOnce) {
   releaseInstanceResources(host_, rec);
   EXPECT_EQ(rt_.kills(), 1);
   EXPECT_EQ(host_.imagesHeld(), 0);
+}
+
+TEST_F(InstanceWorkerTest, VolumesAreAttachedBySerialAndHaveOneWriter) {
+  const std::string vol = "vol_01jd0000000000000000000001";
+  Workload w = workload();
+  w.volumes = {{vol, "uploads-0", "/data", uint64_t{16} << 20}};
+  startWorker(w);
+  ASSERT_TRUE(host_.waitReport("running"));
+  const auto first = rt_.vm(0);
+  ASSERT_EQ(first->drives.size(), 3u);
+  EXPECT_EQ(first->drives[2].id, "vol-0");
+  EXPECT_EQ(first->drives[2].path, host_.volumes().pathFor(vol));
+  EXPECT_FALSE(first->drives[2].read_only);
+  EXPECT_EQ(first->config_volumes.load(), 1u);
+  EXPECT_EQ(first->first_volume, "/data vol-0");
+  EXPECT_EQ(host_.volumes().size(vol), uint64_t{16} << 20);
+
+  // A second instance on the same volume (a redeploy's replacement) waits,
+  // saying why, until the first is gone.
+  Workload w2 = w;
+  w2.instance_id = "inst_01jd00000000000000000000u2";
+  InstanceRecord rec;
+  rec.workload = w2;
+  InstanceWorker second(host_, std::move(rec));
+  second.start();
+  ASSERT_TRUE(waitFor([&] {
+    return second.status().reason == "volume uploads-0 is in use by instance " + w.instance_id;
+  })) << second.status().reason;
+  EXPECT_EQ(rt_.starts(), 1);
+  EXPECT_EQ(second.status().phase, Phase::kAllocated);
+
+  worker_->remove();
+  worker_->join();
+  worker_.reset();
+  ASSERT_TRUE(waitFor([&] { return second.status().phase == Phase::kRunning; }));
+  EXPECT_EQ(rt_.starts(), 2);
+  EXPECT_EQ(host_.volumes().holder(vol), w2.instance_id);
+  EXPECT_TRUE(host_.volumes().size(vol)) << "a volume file outlives its instances";
+  second.remove();
+  second.join();
+  EXPECT_FALSE(host_.volumes().holder(vol));
+  EXPECT_TRUE(host_.volumes().size(vol));
 }
 
 }  // namespace

@@ -192,12 +192,17 @@ TEST_F(FirecrackerRuntimeTest, AMissingBinaryIsAClearError) {
 
 TEST_F(FirecrackerRuntimeTest, ApiCallBodiesMatchFirecrackersPublishedApi) {
   FirecrackerRuntime fc({});
+  // A volume is one more drive (volume-mounts.md §Node side): PUT /drives/vol-0.
+  spec_.drives.push_back({"vol-0", dir_.file("vol.ext4"), false});
   const auto calls = fc.apiCalls(spec_);
   ASSERT_FALSE(calls.empty());
+  bool volume = false;
   for (const auto& [path, body] : calls) {
     EXPECT_EQ(testing::checkFirecrackerRequest("PUT", path, body), std::nullopt)
         << path << " " << body;
+    volume = volume || path == "/drives/vol-0";
   }
+  EXPECT_TRUE(volume);
 }
 
 // The contract check itself: it must refuse what Firecracker refuses, or the

@@ -40,6 +40,18 @@ VmSpec sampleSpec() {
   return s;
 }
 
+TEST(QemuCommandLine, AVolumeIsADriveWhoseSerialIsItsId) {
+  VmSpec s = sampleSpec();
+  s.drives.push_back({"vol-0", "/state/volumes/vol_x.ext4", false});
+  const std::string cmd = joined(QemuRuntime(QemuOptions{}).commandLine(s, "tcg"));
+  // vt-init finds the disk by this serial, never by probe order.
+  EXPECT_NE(cmd.find("-drive id=vol-0,file=/proc/self/fd/11,format=raw,if=none,cache=none,"
+                     "aio=threads -device virtio-blk-device,drive=vol-0,serial=vol-0"),
+            std::string::npos)
+      << cmd;
+  EXPECT_EQ(cmd.find("vol_x"), std::string::npos) << "opened by path: " << cmd;
+}
+
 TEST(QemuCommandLine, MicrovmWithVirtioMmioDevicesChannelAndQmp) {
   QemuOptions o;
   o.tsc_khz = 2596144;

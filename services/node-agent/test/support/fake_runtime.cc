@@ -52,6 +52,7 @@ Result<runtime::VmHandle> FakeRuntime::start(const runtime::VmSpec& spec) {
   auto vm = std::make_shared<FakeVm>();
   vm->options = next_guest_;
   vm->instance_id = spec.instance_id;
+  vm->drives = spec.drives;
   vm->channel_socket = spec.run_dir + "/ch.sock";
   runtime::VmHandle h;
   h.driver = "fake";
@@ -164,6 +165,10 @@ void FakeRuntime::runGuest(FakeVm& vm) {
       if (!frame || !*frame) break;
       switch ((*frame)->type) {
         case gp::FrameType::kConfig:
+          if (auto c = gp::decodeConfig((*frame)->payload); c && !c->volumes.empty()) {
+            vm.first_volume = c->volumes[0].mount + " " + c->volumes[0].serial;
+            vm.config_volumes = c->volumes.size();
+          }
           ++vm.configs;
           if (!vm.options.boot_error.empty()) {
             (void)sendAll(vm, *gp::encode(gp::BootError{vm.options.boot_error}));

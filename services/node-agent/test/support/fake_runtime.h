@@ -60,6 +60,9 @@ struct FakeVm {
   FakeGuestOptions options;
   std::string instance_id;
   std::string channel_socket;
+  std::vector<runtime::VmDrive> drives;   // the VmSpec's, as given
+  std::atomic<size_t> config_volumes{0};  // CONFIG's volumes (set before configs counts it)
+  std::string first_volume;               // "<mount> <serial>" of CONFIG's first volume, same
   std::atomic<bool> running{true};
   std::atomic<int> configs{0};    // CONFIG frames received
   std::atomic<int> shutdowns{0};  // SHUTDOWN frames received
