@@ -20,6 +20,7 @@
 #include "plfm/guest_proto/guest_proto.h"
 #include "plfm/secrets/format.h"
 #include "sys.h"
+#include "volumes.h"
 #include "workload.h"
 
 namespace plfm::init {
@@ -104,6 +105,9 @@ class Init {
       ::unlink("/etc/resolv.conf");
       ok(writeFileAtomic("/etc/resolv.conf", resolv, 0644, 0, 0), "/etc/resolv.conf");
     }
+    // After the image's files above: a volume may be mounted anywhere
+    // outside /proc, /sys, /dev and /run (/etc included).
+    ok(mountVolumes(config), "volumes");
     std::optional<secrets::SecretMap> secret_map;
     if (config.secrets_file) {
       auto decoded = secrets::decode(*config.secrets_file);

@@ -3,6 +3,7 @@
 #include <sys/mount.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <map>
 
@@ -98,6 +99,73 @@ std::vector<MountStep> lateMounts() {
                 "newinstance,ptmxmode=0666,mode=0620"),
       mountStep("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"),
   };
+}
+
+Result<std::string> volumeDevice(std::string_view serial, const std::vector<BlockDisk>& disks) {
+  std::string found;
+  for (const BlockDisk& d : disks) {
+    std::string_view s = d.serial;
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\0')) {
+      s.remove_suffix(1);
+    }
+    if (s != serial) continue;
+    if (!found.empty()) return fail("two disks have serial " + std::string(serial));
+    found = "/dev/" + d.name;
+  }
+  if (found.empty()) return fail("no disk has serial " + std::string(serial));
+  return found;
+}
+
+std::vector<std::string> pathComponents(std::string_view path) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at < path.size()) {
+    const size_t end = std::min(path.find('/', at), path.size());
+    if (end > at) out.emplace_back(path.substr(at, end - at));
+    at = end + 1;
+  }
+  return out;
+}
+
+namespace {
+uint32_t le32(std::string_view b, size_t at) {
+  return static_cast<uint32_t>(static_cast<unsigned char>(b[at])) |
+         static_cast<uint32_t>(static_cast<unsigned char>(b[at + 1])) << 8 |
+         static_cast<uint32_t>(static_cast<unsigned char>(b[at + 2])) << 16 |
+         static_cast<uint32_t>(static_cast<unsigned char>(b[at + 3])) << 24;
+}
+}  // namespace
+
+Result<Ext4Superblock> parseExt4Superblock(std::string_view b) {
+  constexpr size_t kBlocksLo = 0x04;
+  constexpr size_t kLogBlockSize = 0x18;
+  constexpr size_t kMagic = 0x38;
+  constexpr size_t kIncompat = 0x60;
+  constexpr size_t kBlocksHi = 0x150;
+  constexpr uint32_t kIncompat64Bit = 0x80;
+  if (b.size() < 1024) return fail("short ext4 superblock");
+  if ((le32(b, kMagic) & 0xffff) != 0xef53) return fail("not an ext4 filesystem");
+  const uint32_t log = le32(b, kLogBlockSize);
+  if (log > 6) return fail("bad ext4 block size");
+  Ext4Superblock sb;
+  sb.block_size = uint64_t{1024} << log;
+  sb.blocks = le32(b, kBlocksLo);
+  if ((le32(b, kIncompat) & kIncompat64Bit) != 0) sb.blocks |= uint64_t{le32(b, kBlocksHi)} << 32;
+  return sb;
+}
+
+uint64_t ext4GrowTarget(const Ext4Superblock& sb, uint64_t device_bytes) {
+  if (sb.block_size == 0) return 0;
+  const uint64_t fits = device_bytes / sb.block_size;
+  return fits > sb.blocks ? fits : 0;
+}
+
+bool chownFreshVolumeRoot(uint32_t owner_uid, uint32_t owner_gid,
+                          const std::vector<std::string>& entries, uint32_t uid, uint32_t gid) {
+  if (owner_uid != 0 || owner_gid != 0 || (uid == 0 && gid == 0)) return false;
+  return std::all_of(entries.begin(), entries.end(), [](const std::string& e) {
+    return e == "." || e == ".." || e == "lost+found";
+  });
 }
 
 std::vector<std::string> workloadEnv(const gp::Config& config, const secrets::SecretMap* secrets) {

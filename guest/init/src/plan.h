@@ -74,6 +74,38 @@ struct MountStep {
 // Mounts made after the switch: /dev/pts and /dev/shm.
 [[nodiscard]] std::vector<MountStep> lateMounts();
 
+// ---- Volumes (volume-mounts.md §vt-init) ----
+
+// A virtio-blk disk as /sys/block shows it: "vdc" and its serial file.
+struct BlockDisk {
+  std::string name;
+  std::string serial;
+};
+// "/dev/<name>" of the one disk whose serial (trailing whitespace and NULs
+// ignored) is `serial`. Never probe order: the host names each volume's
+// disk. Fails when no disk or more than one has it.
+[[nodiscard]] Result<std::string> volumeDevice(std::string_view serial,
+                                               const std::vector<BlockDisk>& disks);
+// The components of an absolute, normalized path ("/var/lib/db" -> var,
+// lib, db); guest-proto has checked the mount's shape.
+[[nodiscard]] std::vector<std::string> pathComponents(std::string_view path);
+
+// What vt-init needs of an ext4 superblock (the 1024 bytes at offset 1024).
+struct Ext4Superblock {
+  uint64_t blocks = 0;      // s_blocks_count (hi half with the 64bit feature)
+  uint64_t block_size = 0;  // 1024 << s_log_block_size
+};
+[[nodiscard]] Result<Ext4Superblock> parseExt4Superblock(std::string_view bytes);
+// The block count to grow the filesystem to (EXT4_IOC_RESIZE_FS) when the
+// device holds at least one more whole block; 0: nothing to grow.
+[[nodiscard]] uint64_t ext4GrowTarget(const Ext4Superblock& sb, uint64_t device_bytes);
+// True when a fresh volume's root (owned by 0:0, holding nothing but
+// lost+found) should go to the workload's uid:gid so the image's user can
+// write; a filesystem the workload already shaped is left alone.
+[[nodiscard]] bool chownFreshVolumeRoot(uint32_t owner_uid, uint32_t owner_gid,
+                                        const std::vector<std::string>& entries, uint32_t uid,
+                                        uint32_t gid);
+
 // The workload's environment: CONFIG's env, then (secrets_as_env) the
 // secrets, which replace a CONFIG entry of the same name; values with a NUL
 // byte cannot be env vars and stay file-only. PATH defaults to kDefaultPath
