@@ -640,11 +640,17 @@ std::optional<image::RegistryCredentials> Agent::registryCredentials(const std::
 void Agent::planLoop() {
   if (!options_.plan_file.empty()) {
     fs::file_time_type seen{};
+    auto applied = std::chrono::steady_clock::now();
     while (!stopping_) {
       std::error_code ec;
       auto mtime = fs::last_write_time(options_.plan_file, ec);
-      if (!ec && mtime != seen) {
+      // Applied again now and then even unchanged, as the long poll does:
+      // finished workers are reaped and a deleting volume whose last
+      // instance is gone is removed.
+      const bool due = std::chrono::steady_clock::now() - applied >= std::chrono::seconds(5);
+      if (!ec && (mtime != seen || due)) {
         seen = mtime;
+        applied = std::chrono::steady_clock::now();
         auto text = readFile(options_.plan_file);
         auto j = text ? json::parse(*text, nullptr, false) : json();
         if (!j.is_object()) {

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "agent/agent.h"
@@ -146,6 +147,23 @@ class AgentE2e : public ::testing::Test {
   }
   std::string logOf(const std::string& id) {
     return readFile(state_->path() + "/logs/" + id + ".log").value_or("");
+  }
+  // The agent binary's command line on this test's plan file and state dir.
+  std::vector<std::string> agentArgv() const {
+    return {
+        PLFM_NODE_AGENT_BIN, "run", "--plan-file", opts_.plan_file, "--state-dir", state_->path(),
+        // The agent builds the initramfs itself here.
+        "--kernel-dir", std::filesystem::path(opts_.kernel).parent_path().string(), "--vt-init",
+        PLFM_VT_INIT_BIN, "--image-cache", opts_.image_cache_dir, "--scratch-mb", "64", "--accel",
+        "tcg", "--shutdown-grace-ms", "3000", "--log-file", state_->file("agent.log"),
+        // The test registry is on loopback, which the daemon refuses by default.
+        "--registry-allow-cidr", "127.0.0.0/8"};
+  }
+  // The instance's record as the agent last saved it ({} when absent).
+  json recordOf(const std::string& id) const {
+    auto text = readFile(state_->path() + "/instances/" + id + ".json");
+    json j = text ? json::parse(*text, nullptr, false) : json();
+    return j.is_object() ? j : json::object();
   }
 
   std::unique_ptr<plfm::testing::TempDir> state_;
@@ -291,19 +309,8 @@ TEST_F(AgentE2e, AMissingKernelFailsTheInstanceWithTheReason) {
 TEST_F(AgentE2e, KillNineAtRandomPointsLeavesExactlyOneVmAndRestartsAdoptIt) {
   std::string id = newId();
   writePlan(json::array({workloadSpec(id, {"serve", "8080"}, "fd7a:5c00:0:1::9")}));
-  std::vector<std::string> argv = {
-      PLFM_NODE_AGENT_BIN, "run", "--plan-file", opts_.plan_file, "--state-dir", state_->path(),
-      // The agent builds the initramfs itself here.
-      "--kernel-dir", std::filesystem::path(opts_.kernel).parent_path().string(), "--vt-init",
-      PLFM_VT_INIT_BIN, "--image-cache", opts_.image_cache_dir, "--scratch-mb", "64", "--accel",
-      "tcg", "--shutdown-grace-ms", "3000", "--log-file", state_->file("agent.log"),
-      // The test registry is on loopback, which the daemon refuses by default.
-      "--registry-allow-cidr", "127.0.0.0/8"};
-  auto record = [&]() -> json {
-    auto text = readFile(state_->path() + "/instances/" + id + ".json");
-    json j = text ? json::parse(*text, nullptr, false) : json();
-    return j.is_object() ? j : json::object();
-  };
+  std::vector<std::string> argv = agentArgv();
+  auto record = [&] { return recordOf(id); };
   std::srand(static_cast<unsigned>(::getpid()));
   for (int round = 0; round < 3; ++round) {
     auto agent = spawn(argv, {});
@@ -362,6 +369,117 @@ TEST_F(AgentE2e, KillNineAtRandomPointsLeavesExactlyOneVmAndRestartsAdoptIt) {
   std::string log = readFile(state_->file("agent.log")).value_or("");
   EXPECT_NE(log.find("adopted a running VM"), std::string::npos);
   EXPECT_NE(log.find("rolled back a half-done start"), std::string::npos);
+}
+
+// A volume (volume-mounts.md §Node side) with the agent binary: each start
+// of the workload appends a line to /data/log and prints the whole file and
+// the filesystem's size. The lines survive a restart (new generation), an
+// agent killed with SIGKILL and restarted (it adopts the VM), a grow of the
+// volume (the guest sees the bigger filesystem) and a redeploy (a new
+// instance id on the same volume); the file goes only when the plan says the
+// volume is deleting and no instance names it.
+TEST_F(AgentE2e, AVolumeKeepsItsDataAcrossRestartsAgentKillsRedeploysAndAGrow) {
+  const std::string vol = "vol_0e2e0000000000000000000001";
+  const std::string file = state_->path() + "/volumes/" + vol + ".ext4";
+  const uint64_t mib = uint64_t{1} << 20;
+  auto spec = [&](const std::string& id, int generation, const std::string& mark, uint64_t size) {
+    json s = workloadSpec(id, {}, "", 128);
+    s["generation"] = generation;
+    // The image's own busybox; its user "app" writes to the fresh volume.
+    s["command"] = {"/bin/sh", "-c",
+                    "echo run-$MARK >> /data/log && echo volume: $(cat /data/log) && "
+                    "echo mounted: $(/bin/busybox grep ' /data ' /proc/mounts) && "
+                    "echo size-kb: $(/bin/busybox df -k /data | tail -1) && exec sleep 1000"};
+    s["env"] = {{"MARK", mark}};
+    s["volumes"] = {
+        {{"volume_id", vol}, {"name", "data-0"}, {"mount", "/data"}, {"size_bytes", size}}};
+    return s;
+  };
+  auto plan = [&](const json& instances, const std::string& state, uint64_t size) {
+    json p = {{"node_id", "node_e2e"},
+              {"version", ++version_},
+              {"instances", instances},
+              {"volumes", {{{"volume_id", vol}, {"size_bytes", size}, {"state", state}}}}};
+    ASSERT_TRUE(writeFileAtomic(opts_.plan_file, p.dump()));
+  };
+  // The size in KiB `df` printed on the run whose volume lines are `lines`.
+  auto waitRun = [&](const std::string& id, const std::string& lines) -> uint64_t {
+    const std::string want = R"("line":"volume: )" + lines + R"(")";
+    auto deadline = std::chrono::steady_clock::now() + 90s;
+    std::string log;
+    while (std::chrono::steady_clock::now() < deadline) {
+      log = logOf(id);
+      const size_t at = log.find(want);
+      const size_t size_at = log.find(R"("line":"size-kb: )", at == std::string::npos ? 0 : at);
+      if (at != std::string::npos && size_at != std::string::npos) {
+        // "size-kb: /dev/vdc 60400 ..."
+        std::istringstream fields(log.substr(size_at + 18));
+        std::string device;
+        uint64_t kb = 0;
+        fields >> device >> kb;
+        return kb;
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+    ADD_FAILURE() << "no run printed " << want << "\n"
+                  << log << tailFile(state_->file("agent.log"), 20);
+    return 0;
+  };
+
+  const std::string a = newId();
+  plan(json::array({spec(a, 1, "1", 32 * mib)}), "ready", 32 * mib);
+  std::vector<std::string> argv = agentArgv();
+  argv.emplace_back("--stop-instances-on-exit");
+  auto agent = spawn(argv, {});
+  ASSERT_TRUE(agent);
+  const uint64_t first_kb = waitRun(a, "run-1");
+  EXPECT_GT(first_kb, 20'000u);
+  EXPECT_LT(first_kb, 33'000u);
+  struct stat st {};
+  ASSERT_EQ(::stat(file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+
+  // A restart: a new generation, a new VM, the same data.
+  plan(json::array({spec(a, 2, "2", 32 * mib)}), "ready", 32 * mib);
+  waitRun(a, "run-1 run-2");
+
+  // The agent killed outright and started again adopts the running VM.
+  const int pid = recordOf(a)["vm"].value("pid", -1);
+  agent->signal(SIGKILL);
+  agent->wait();
+  agent = spawn(argv, {});
+  ASSERT_TRUE(agent);
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(recordOf(a).value("phase", ""), "running");
+  EXPECT_EQ(recordOf(a)["vm"].value("pid", -2), pid);
+
+  // Grown to 64 MiB: the file at the next start, the filesystem by vt-init.
+  plan(json::array({spec(a, 3, "3", 64 * mib)}), "ready", 64 * mib);
+  const uint64_t grown_kb = waitRun(a, "run-1 run-2 run-3");
+  EXPECT_GT(grown_kb, 50'000u);
+  std::printf("volume: %llu KiB, grown to %llu KiB\n", static_cast<unsigned long long>(first_kb),
+              static_cast<unsigned long long>(grown_kb));
+  ASSERT_EQ(::stat(file.c_str(), &st), 0);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), 64 * mib);
+
+  // A redeploy: a new instance id on the same volume, started once the old
+  // one is gone.
+  const std::string b = newId();
+  plan(json::array({spec(b, 1, "4", 64 * mib)}), "ready", 64 * mib);
+  waitRun(b, "run-1 run-2 run-3 run-4");
+
+  // Deleting: the file goes once no instance names the volume.
+  plan(json::array(), "deleting", 64 * mib);
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (fs::exists(file) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_FALSE(fs::exists(file));
+  agent->signal(SIGTERM);
+  EXPECT_TRUE(agent->waitFor(30s));
+  const std::string log = readFile(state_->file("agent.log")).value_or("");
+  EXPECT_NE(log.find("adopted a running VM"), std::string::npos);
+  EXPECT_NE(log.find("waiting for a volume"), std::string::npos) << "the redeploy had one writer";
 }
 
 // The whole loop with a real control plane (PostgreSQL, scheduler, NodePlan
