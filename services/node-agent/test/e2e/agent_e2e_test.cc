@@ -435,6 +435,10 @@ TEST_F(AgentE2e, AVolumeKeepsItsDataAcrossRestartsAgentKillsRedeploysAndAGrow) {
   const uint64_t first_kb = waitRun(a, "run-1");
   EXPECT_GT(first_kb, 20'000u);
   EXPECT_LT(first_kb, 33'000u);
+  // nodev,nosuid: no device node or setuid binary on a volume counts.
+  const std::string log_a = logOf(a);
+  EXPECT_NE(log_a.find(R"("line":"mounted: /dev/vd)"), std::string::npos) << log_a;
+  EXPECT_NE(log_a.find("nosuid,nodev"), std::string::npos) << log_a;
   struct stat st {};
   ASSERT_EQ(::stat(file.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0600u);
