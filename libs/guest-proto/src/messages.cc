@@ -97,10 +97,17 @@ std::string fixedFrame(FrameType type, std::string_view payload) {
   return frame ? std::move(*frame) : std::string();
 }
 
+bool allDigits(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// "vol-<i>" (QEMU: the drive id) or 1..20 digits (Firecracker: the disk
+// file's st_dev, st_rdev and st_ino, cut to VIRTIO_BLK_ID_BYTES).
 bool validVolumeSerial(std::string_view serial) {
+  if (!serial.empty() && serial.size() <= 20 && allDigits(serial)) return true;
   if (serial.size() < 5 || serial.size() > 6 || serial.substr(0, 4) != "vol-") return false;
   const std::string_view n = serial.substr(4);
-  if (!std::all_of(n.begin(), n.end(), [](char c) { return c >= '0' && c <= '9'; })) return false;
+  if (!allDigits(n)) return false;
   if (n.size() == 1) return true;
   // Two digits: 10 .. 15 ("vol-07" is not "vol-7").
   return n[0] == '1' && static_cast<size_t>(10 + (n[1] - '0')) < kMaxVolumes;
@@ -307,7 +314,9 @@ Result<void> validateConfig(const Config& c) {
   for (size_t i = 0; i < c.volumes.size(); ++i) {
     const VolumeMount& v = c.volumes[i];
     const std::string which = "volume[" + std::to_string(i) + "]";
-    if (!validVolumeSerial(v.serial)) return invalid(which + " serial is not vol-0 .. vol-15");
+    if (!validVolumeSerial(v.serial)) {
+      return invalid(which + " serial is not vol-0 .. vol-15 or 1 to 20 digits");
+    }
     if (std::string why = volumeMountProblem(v.mount); !why.empty()) {
       return invalid(which + " mount " + why);
     }

@@ -178,7 +178,10 @@ TEST(MessagesTest, ConfigDecoderRejectsStructuralErrors) {
 TEST(MessagesTest, VolumesRoundTripInOrder) {
   Config c;
   c.argv = {"/a"};
-  c.volumes = {{"vol-0", "/data", "ext4"}, {"vol-15", "/var/lib/app db", "ext4"}};
+  // The second serial as Firecracker makes one (st_dev st_rdev st_ino).
+  c.volumes = {{"vol-0", "/data", "ext4"},
+               {"vol-15", "/var/lib/app db", "ext4"},
+               {"20490012345678", "/srv", "ext4"}};
   auto back = roundTrip(c);
   ASSERT_TRUE(back.has_value()) << back.error().toString();
   EXPECT_EQ(back->volumes, c.volumes);
@@ -198,7 +201,8 @@ TEST(MessagesTest, VolumeRulesHoldAtEncodeAndDecode) {
     EXPECT_FALSE(d.has_value()) << v.serial << " " << v.mount;
     return d ? ErrorCode::kMalformed : d.error().code;
   };
-  for (const char* serial : {"vol-16", "vol-07", "vol-", "vol-a", "vda", "vol-100"}) {
+  for (const char* serial : {"vol-16", "vol-07", "vol-", "vol-a", "vda", "vol-100", "",
+                             "123456789012345678901", "12a"}) {
     EXPECT_EQ(problem({serial, "/data", "ext4"}), ErrorCode::kInvalidValue);
   }
   for (const char* mount : {"", "data", "/", "/proc", "/proc/x", "/sys", "/dev/shm", "/run",

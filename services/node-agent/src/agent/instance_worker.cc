@@ -439,6 +439,15 @@ Result<void> InstanceWorker::boot() {
   in.shutdown_grace_ms = opts.shutdown_grace_ms;
   PLFM_ASSIGN_OR_RETURN(auto config, guestConfig(in));
   config.host_time_ns = unixNs(host_.clock());  // the guest sets its clock from it
+  // The i-th volume is drive vol-<i>; the guest finds it by the serial its
+  // VMM gives that disk.
+  std::vector<runtime::VmDrive> volume_drives;
+  for (size_t i = 0; i < w.volumes.size(); ++i) {
+    volume_drives.push_back(
+        {volumeDriveId(i), host_.volumes().pathFor(w.volumes[i].volume_id), false});
+    PLFM_ASSIGN_OR_RETURN(config.volumes.at(i).serial,
+                          host_.runtime().diskSerial(volume_drives.back()));
+  }
   if (w.secrets_version) {
     // Plaintext lives only in memory: fetched, masked in the logs, sent in
     // CONFIG, then wiped (docs/specs/secrets/delivery.md).
@@ -461,10 +470,7 @@ Result<void> InstanceWorker::boot() {
   spec.kernel = opts.kernel;
   spec.initramfs = opts.initramfs;
   spec.drives = {{"rootfs", rootfs, true}, {"scratch", rec_.scratch, false}};
-  for (size_t i = 0; i < w.volumes.size(); ++i) {
-    spec.drives.push_back(
-        {volumeDriveId(i), host_.volumes().pathFor(w.volumes[i].volume_id), false});
-  }
+  spec.drives.insert(spec.drives.end(), volume_drives.begin(), volume_drives.end());
   spec.vcpus = w.vcpus;
   spec.memory_mb = w.memory_mb;
   spec.tap = rec_.tap;

@@ -3,6 +3,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -86,6 +89,17 @@ VmSpec FirecrackerRuntime::vmmView(const VmSpec& spec) {
   if (!view.initramfs.empty()) view.initramfs = passedFdPath(next++);
   for (auto& d : view.drives) d.path = passedFdPath(next++);
   return view;
+}
+
+Result<std::string> FirecrackerRuntime::diskSerial(const VmDrive& drive) const {
+  struct stat st {};
+  if (::stat(drive.path.c_str(), &st) != 0) {
+    return Error(errc::kIo, "stat " + drive.path + ": " + std::strerror(errno));
+  }
+  std::string id =
+      std::to_string(st.st_dev) + std::to_string(st.st_rdev) + std::to_string(st.st_ino);
+  id.resize(std::min<size_t>(id.size(), 20));  // VIRTIO_BLK_ID_BYTES
+  return id;
 }
 
 std::string FirecrackerRuntime::socketDir(const VmSpec& spec) { return spec.run_dir + "/api"; }

@@ -51,6 +51,10 @@ class FirecrackerRuntime final : public MicroVmRuntime {
   [[nodiscard]] std::string_view name() const override { return "firecracker"; }
   [[nodiscard]] Result<VmHandle> start(const VmSpec& spec) override;
   [[nodiscard]] Result<void> requestStop(const VmHandle& vm) override;
+  // Firecracker has no serial option: a disk's serial is made from its file,
+  // st_dev, st_rdev and st_ino in decimal, cut to 20 bytes (the kvmtool
+  // scheme), so it is computed here from the same file.
+  [[nodiscard]] Result<std::string> diskSerial(const VmDrive& drive) const override;
 
   // The API calls start() makes for `spec`, in order: (path, JSON body),
   // with the paths as given (start() passes vmmView(spec)).

@@ -100,6 +100,13 @@ class MicroVmRuntime {
 
   // Waits up to `timeout` for the VMM process to exit.
   [[nodiscard]] bool waitExit(const VmHandle& vm, std::chrono::milliseconds timeout) const;
+
+  // The virtio-blk serial the guest will read for `drive`
+  // (/sys/block/vd*/serial; vt-init finds volumes by it). By default the
+  // drive id: QEMU sets serial=<id>.
+  [[nodiscard]] virtual Result<std::string> diskSerial(const VmDrive& drive) const {
+    return drive.id;
+  }
 };
 
 // Refuses a spec whose strings could change the meaning of a VMM option:

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -14,6 +15,7 @@
 #include "plfm/testing/temp_dir.h"
 #include "runtime/firecracker_contract.h"
 #include "runtime/firecracker_runtime.h"
+#include "runtime/qemu_runtime.h"
 
 namespace plfm::runtime {
 namespace {
@@ -188,6 +190,24 @@ TEST_F(FirecrackerRuntimeTest, AMissingBinaryIsAClearError) {
   auto vm = fc.start(spec_);
   ASSERT_FALSE(vm);
   EXPECT_NE(vm.error().message().find("no-such-firecracker"), std::string::npos);
+}
+
+// Firecracker cannot set a disk's serial; it derives one from the file
+// (kvmtool's scheme), and the guest finds a volume by that.
+TEST_F(FirecrackerRuntimeTest, ADisksSerialIsDerivedFromItsFileAsFirecrackerDoes) {
+  FirecrackerRuntime fc({});
+  const VmDrive drive{"vol-0", dir_.file("scratch.ext4"), false};
+  struct stat st {};
+  ASSERT_EQ(::stat(drive.path.c_str(), &st), 0);
+  std::string want =
+      std::to_string(st.st_dev) + std::to_string(st.st_rdev) + std::to_string(st.st_ino);
+  want.resize(std::min<size_t>(want.size(), 20));
+  auto serial = fc.diskSerial(drive);
+  ASSERT_TRUE(serial) << serial.error().toString();
+  EXPECT_EQ(*serial, want);
+  EXPECT_FALSE(fc.diskSerial({"vol-1", dir_.file("absent.ext4"), false}));
+  // QEMU sets serial=<id>.
+  EXPECT_EQ(QemuRuntime({}).diskSerial(drive).value(), "vol-0");
 }
 
 TEST_F(FirecrackerRuntimeTest, ApiCallBodiesMatchFirecrackersPublishedApi) {

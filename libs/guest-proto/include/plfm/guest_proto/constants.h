@@ -93,7 +93,7 @@ enum class ConfigTag : uint16_t {
 
 // §CONFIG tag 23: the fields of one volume, a TLV inside the volume field.
 enum class VolumeTag : uint16_t {
-  kSerial = 1,  // "vol-0" .. "vol-15": the virtio-blk serial of its disk
+  kSerial = 1,  // the virtio-blk serial of its disk: "vol-0" .. "vol-15", or 1..20 digits
   kMount = 2,   // absolute, normalized path in the guest
   kFs = 3,      // "ext4"
 };

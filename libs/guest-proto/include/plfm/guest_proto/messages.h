@@ -62,7 +62,7 @@ struct NetworkConfig {
 // A disk to mount after the switch root (volume-mounts.md §vt-init): the
 // virtio-blk disk whose serial is `serial`, at `mount`, holding `fs`.
 struct VolumeMount {
-  std::string serial;  // "vol-<i>", i = 0..15
+  std::string serial;  // "vol-<i>" (i = 0..15), or 1..20 digits (Firecracker's disk id)
   std::string mount;   // absolute, normalized, not / and not under /proc, /sys, /dev, /run
   std::string fs = "ext4";
 
