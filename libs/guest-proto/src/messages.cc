@@ -110,7 +110,7 @@ bool validVolumeSerial(std::string_view serial) {
   if (!allDigits(n)) return false;
   if (n.size() == 1) return true;
   // Two digits: 10 .. 15 ("vol-07" is not "vol-7").
-  return n[0] == '1' && static_cast<size_t>(10 + (n[1] - '0')) < kMaxVolumes;
+  return n[0] == '1' && size_t{10} + static_cast<size_t>(n[1] - '0') < kMaxVolumes;
 }
 
 Result<VolumeMount> decodeVolume(std::string_view value) {
@@ -318,7 +318,7 @@ Result<void> validateConfig(const Config& c) {
       return invalid(which + " serial is not vol-0 .. vol-15 or 1 to 20 digits");
     }
     if (std::string why = volumeMountProblem(v.mount); !why.empty()) {
-      return invalid(which + " mount " + why);
+      return invalid(which + " mount " + std::move(why));
     }
     if (v.fs != "ext4") return invalid(which + " fs is not ext4");
     for (size_t j = 0; j < i; ++j) {
