@@ -58,12 +58,15 @@ ExecOpen goldenExecOpen() {
 std::map<std::string, std::string> goldenFrames() {
   Config minimal;
   minimal.argv = {"/hello"};
+  Config with_volumes = minimal;
+  with_volumes.volumes = {{"vol-0", "/data", "ext4"}, {"20490012345678", "/var/lib/db", "ext4"}};
   return {
       {"hello", *encode(Hello{1, "vt-init 0.1.0", "6.1.0-28-cloud-amd64", 1'500'000'000})},
       {"hello_exec",
        *encode(Hello{1, "vt-init 0.1.0", "6.1.0-28-cloud-amd64", 1'500'000'000, kExecRevision})},
       {"config_full", *encode(goldenConfig())},
       {"config_minimal", *encode(minimal)},
+      {"config_volumes", *encode(with_volumes)},
       {"ready", encode(Ready{42, 1'600'000'000})},
       {"log_stdout", *encode(Log{LogSource::kStdout, 1'700'000'000'000'000'000, "hello\n"})},
       {"log_stderr", *encode(Log{LogSource::kStderr, 1'700'000'000'000'000'001, "oops\n"})},
@@ -165,10 +168,14 @@ TEST(GoldenTest, VectorsDecodeToTheirMessages) {
     ASSERT_TRUE(frame.has_value()) << frame.error().toString();
     if (!*frame) break;
     ++seen[(*frame)->type];
-    if ((*frame)->type == FrameType::kConfig && (*frame)->payload.size() > 100) {
+    if ((*frame)->type == FrameType::kConfig) {
       auto config = decodeConfig((*frame)->payload);
       ASSERT_TRUE(config.has_value()) << config.error().toString();
-      EXPECT_EQ(*config, goldenConfig());
+      if (!config->volumes.empty()) {
+        EXPECT_EQ(config->volumes.at(1).mount, "/var/lib/db");
+      } else if ((*frame)->payload.size() > 100) {
+        EXPECT_EQ(*config, goldenConfig());
+      }
     }
     if ((*frame)->type == FrameType::kExecOpen) {
       auto open = decodeExecOpen((*frame)->payload);
@@ -176,7 +183,7 @@ TEST(GoldenTest, VectorsDecodeToTheirMessages) {
       EXPECT_EQ(*open, goldenExecOpen());
     }
   }
-  EXPECT_EQ(seen[FrameType::kConfig], 2);
+  EXPECT_EQ(seen[FrameType::kConfig], 3);
   EXPECT_EQ(seen[FrameType::kLog], 2);
   EXPECT_EQ(seen[FrameType::kExecExit], 2);
   EXPECT_EQ(seen[FrameType::kExecWindow], 1);
