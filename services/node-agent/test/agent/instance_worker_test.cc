@@ -446,5 +446,19 @@ TEST_F(InstanceWorkerTest, VolumesAreAttachedBySerialAndHaveOneWriter) {
   EXPECT_TRUE(host_.volumes().size(vol));
 }
 
+TEST_F(InstanceWorkerTest, AVolumeThatCannotBeMadeFailsTheInstanceNamingIt) {
+  const std::string vol = "vol_01jd0000000000000000000003";
+  // Something that is not a volume file where the file should be.
+  fs::create_directories(host_.volumes().pathFor(vol));
+  Workload w = workload();
+  w.volumes = {{vol, "uploads-0", "/data", uint64_t{16} << 20}};
+  startWorker(w);
+  auto failed = host_.waitReport("failed");
+  ASSERT_TRUE(failed);
+  EXPECT_TRUE(failed->reason.starts_with("volume uploads-0: ")) << failed->reason;
+  EXPECT_EQ(rt_.starts(), 0);
+  EXPECT_FALSE(host_.volumes().holder(vol)) << "the claim goes with the failed start";
+}
+
 }  // namespace
 }  // namespace plfm::agent
