@@ -899,6 +899,12 @@ void InstanceWorker::supervise() {
     finish(Phase::kFailed, "failed", "channel stalled");
     return;
   }
+  if (exit_seen_ && !stop_requested && !boot_error_.empty()) {
+    // vt-init sends ERROR and then EXIT(1) when a boot step fails: the
+    // instance never ran, and the ERROR says why (a mount, a secrets file).
+    finish(Phase::kFailed, "failed", boot_error_);
+    return;
+  }
   if (exit_seen_ && !stop_requested) {
     std::string reason;
     std::optional<int> code;

@@ -486,6 +486,23 @@ TEST_F(AgentE2e, AVolumeKeepsItsDataAcrossRestartsAgentKillsRedeploysAndAGrow) {
   EXPECT_NE(log.find("waiting for a volume"), std::string::npos) << "the redeploy had one writer";
 }
 
+// The image's /bin/sh is a symlink to busybox: a volume mounted below it
+// would land wherever the image points, so vt-init refuses it and the boot
+// fails naming the mount.
+TEST_F(AgentE2e, AVolumeMountThroughASymlinkOfTheImageIsABootError) {
+  startAgent();
+  const std::string id = newId();
+  json spec = workloadSpec(id, {"exit", "0"}, "");
+  spec["volumes"] = {{{"volume_id", "vol_0e2e0000000000000000000002"},
+                      {"name", "data-0"},
+                      {"mount", "/bin/sh/data"},
+                      {"size_bytes", 16 << 20}}};
+  writePlan(json::array({spec}));
+  auto s = waitPhase(id, Phase::kFailed, 90s);
+  EXPECT_EQ(s.phase, Phase::kFailed);
+  EXPECT_EQ(s.reason, "volumes: volume /bin/sh/data: /bin/sh is a symlink");
+}
+
 // The whole loop with a real control plane (PostgreSQL, scheduler, NodePlan
 // feed): the agent enrolls, the scheduler places a deployed release on it,
 // the long-poll wakes the agent, the VM boots, the agent's check passes and

@@ -171,7 +171,9 @@ void FakeRuntime::runGuest(FakeVm& vm) {
           }
           ++vm.configs;
           if (!vm.options.boot_error.empty()) {
+            // As vt-init does (host-channel.md §Handshake): ERROR, then EXIT.
             (void)sendAll(vm, *gp::encode(gp::BootError{vm.options.boot_error}));
+            (void)sendAll(vm, gp::encode(gp::Exit{gp::ExitKind::kExited, 1}));
             selfPowerOff();
             return;
           }

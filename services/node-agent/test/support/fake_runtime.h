@@ -35,7 +35,8 @@ struct FakeGuestOptions {
   uint32_t exec_revision = 0;
   // Takes CONFIG and then never says READY.
   bool never_ready = false;
-  // Answers CONFIG with an ERROR frame carrying this message and powers off.
+  // Answers CONFIG with an ERROR frame carrying this message, then EXIT
+  // (exited, 1) as vt-init does, and powers off.
   std::string boot_error;
   // After READY: sends EXIT (exited, exit_code) after this long and powers off.
   std::optional<std::chrono::milliseconds> exit_after;
