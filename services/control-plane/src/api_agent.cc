@@ -176,14 +176,21 @@ Error volumeNotOnNode(const std::string& volume, const std::string& node) {
       .with("volume_id", volume);
 }
 
+Error volumeLagging(const std::string& volume) {
+  return Error(plfm::errc::kUnavailable,
+               "volume " + volume + " has a change not yet applied to its view; retry")
+      .with("volume_id", volume);
+}
+
 // The events a volume report appends: none when it changes nothing (a
 // retry, or a report about a volume on its way out), volume.deleted only
-// for a volume the control plane is deleting. Reads volumes_view under the
-// log lock and refuses to decide on a row the projection has not caught up
-// with, so that two reports of one change append one event.
+// for a volume the control plane is deleting. Decided on volumes_view, and
+// refused while the view lags the volume's log, so that two reports of one
+// change append one event. Most reports change nothing and take no lock;
+// a change takes the log lock and is appended only if the volume's log did
+// not move meanwhile.
 Result<Mutation> applyVolumeReport(pg::Transaction& tx, const std::string& node,
                                    const std::string& volume, const VolumeReport& report) {
-  PLFM_TRY(EventStore::lockLog(tx));
   PLFM_ASSIGN_OR_RETURN(auto rs, tx.exec("SELECT node_id, state, reported_size_bytes, version, "
                                          "org_id FROM volumes_view WHERE volume_id = $1",
                                          {volume}));
@@ -193,16 +200,14 @@ Result<Mutation> applyVolumeReport(pg::Transaction& tx, const std::string& node,
   const std::string state(rs.text(0, 1));
   // -1: the node has not reported a size yet.
   const int64_t reported = rs.isNull(0, 2) ? -1 : rs.int64(0, 2).value_or(-1);
+  const int64_t version = rs.int64(0, 3).value_or(0);
   PLFM_ASSIGN_OR_RETURN(auto seqs, EventStore::aggregateSeqs(tx, {volume}));
-  if (seqs[volume] != rs.int64(0, 3).value_or(0)) {
-    return Error(plfm::errc::kUnavailable,
-                 "volume " + volume + " has a change not yet applied to its view; retry")
-        .with("volume_id", volume);
-  }
+  if (seqs[volume] != version) return volumeLagging(volume);
   Mutation m;
   m.status = 200;
   m.body = {{"volume_id", volume}, {"state", state}, {"applied", false}};
   const std::string org(rs.text(0, 4));
+  const int next = static_cast<int>(version) + 1;
   if (report.state == "deleted") {
     if (state == "deleted") return m;
     if (state != "deleting") {
@@ -211,8 +216,8 @@ Result<Mutation> applyVolumeReport(pg::Transaction& tx, const std::string& node,
                        ", not deleting: the node must keep its file")
           .with("field", "state");
     }
-    m.events = {events::toNewEvent(events::VolumeDeleted{.volume_id = volume, .node_id = node},
-                                   seqs[volume] + 1, org)};
+    m.events = {
+        events::toNewEvent(events::VolumeDeleted{.volume_id = volume, .node_id = node}, next, org)};
   } else {
     // A volume being deleted keeps that state whatever the node says of it.
     if (state == "deleting" || state == "deleted") return m;
@@ -222,8 +227,11 @@ Result<Mutation> applyVolumeReport(pg::Transaction& tx, const std::string& node,
                                                                 .state = report.state,
                                                                 .size_bytes = report.size_bytes,
                                                                 .reason = report.reason},
-                                   seqs[volume] + 1, org)};
+                                   next, org)};
   }
+  PLFM_TRY(EventStore::lockLog(tx));
+  PLFM_ASSIGN_OR_RETURN(auto locked, EventStore::aggregateSeqs(tx, {volume}));
+  if (locked[volume] != version) return volumeLagging(volume);
   m.body["state"] = report.state;
   m.body["applied"] = true;
   return m;
