@@ -200,7 +200,9 @@ Result<void> loadVolumes(pg::Connection& conn, LoadedState& st) {
                          "ORDER BY env_id, process_type, slot, name"));
   std::map<std::pair<std::string_view, std::string_view>, Group*> groups;
   for (Group& g : st.input.groups) {
-    if (g.hasVolumes()) groups.emplace(std::make_pair(g.env_id, g.process), &g);
+    if (g.hasVolumes()) {
+      groups.emplace(std::make_pair(std::string_view(g.env_id), std::string_view(g.process)), &g);
+    }
   }
   for (int i = 0; i < rs.rows(); ++i) {
     std::string env(rs.text(i, 0));
