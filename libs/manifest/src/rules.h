@@ -40,7 +40,7 @@ inline constexpr std::size_t kMaxVolumes = 16;
 // Volumes are read and checked, but no node attaches them yet: a manifest
 // that declares one is refused rather than deployed without its data. The
 // volumes issue turns this on.
-inline constexpr bool kVolumesSupported = false;
+inline constexpr bool kVolumesSupported = true;
 inline constexpr std::size_t kMaxEnv = 256;
 inline constexpr std::size_t kMaxSecrets = 128;
 inline constexpr std::size_t kMaxArgv = 256;  // elements of command, args

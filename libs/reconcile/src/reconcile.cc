@@ -233,6 +233,11 @@ Pending pendingOf(const Snapshot& s, const GroupDecision& d, const Allocator::Ou
       c += fmt::format(" (max_surge {}, max_unavailable {})", d.surge_limit, d.max_unavailable);
     }
     if (d.draining > 0) c += fmt::format("; waiting for {} draining to stop", d.draining);
+    if (d.lost_holding > 0) {
+      c += fmt::format("; waiting for {} written-off {} to stop on the node of {} volumes",
+                       d.lost_holding, d.lost_holding == 1 ? "instance" : "instances",
+                       d.lost_holding == 1 ? "its" : "their");
+    }
     clauses.push_back(std::move(c));
   } else if (d.unready_kept + out.placed > 0) {
     std::string c = fmt::format("waiting for {} of {} instances to become healthy",

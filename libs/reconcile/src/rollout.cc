@@ -77,7 +77,9 @@ void sortForDrain(const Snapshot& s, std::vector<std::uint32_t>& list,
 // the slot's volumes (it may still write them), or anywhere while the slot
 // has no node yet. An instance on a node that is not active does not hold
 // its slot: placing there fails anyway, with the node's state as reason.
-std::vector<int> freeSlots(const Snapshot& s, const GroupState& gs, const GroupDecision& d) {
+// Counts in `d.lost_holding` the lost instances that hold a slot (their node
+// is back and they are being stopped).
+std::vector<int> freeSlots(const Snapshot& s, const GroupState& gs, GroupDecision& d) {
   const Group& g = *gs.group;
   std::vector<int> held;
   for (std::uint32_t m : d.fresh) held.push_back(s.instances[m].inst->slot);
@@ -88,7 +90,9 @@ std::vector<int> freeSlots(const Snapshot& s, const GroupState& gs, const GroupD
     const bool holds = pinned.empty() ? !v.lost
                                       : v.inst->node_id == pinned && v.node != nullptr &&
                                             v.node->state == NodeState::kActive;
-    if (holds) held.push_back(v.inst->slot);
+    if (!holds) continue;
+    held.push_back(v.inst->slot);
+    if (v.lost) ++d.lost_holding;
   }
   std::vector<int> free;
   for (int slot = 0; slot < d.desired; ++slot) {

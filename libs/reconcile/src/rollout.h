@@ -41,6 +41,7 @@ struct GroupDecision {
   // in order; `restore` is their number and `surge` is 0.
   bool volumes = false;
   std::vector<int> slots;
+  int lost_holding = 0;  // lost instances back on their slot's node, not stopped yet
   // Allocations: `restore` brings the group back to `desired` live
   // instances and goes first; `surge` is rollout headroom above it.
   int restore = 0;

@@ -256,6 +256,10 @@ TEST(VolumesTest, AnUnreachableNodeKeepsItsSlotWaitingThenGetsItBack) {
   Plan back = c.reconcile();
   EXPECT_EQ(back.stops.size(), 1U);
   EXPECT_TRUE(back.allocations.empty());
+  EXPECT_NE(pendingReason(back).find("; waiting for 1 written-off instance to stop on the node "
+                                     "of its volumes"),
+            std::string::npos)
+      << pendingReason(back);
   c.apply(back);
   settleChecking(c, 0);
   EXPECT_EQ(liveSlots(c), (std::map<int, std::string>{{0, "node-a"}, {1, "node-b"}}));
