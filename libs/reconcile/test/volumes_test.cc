@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <map>
+#include <random>
 
 #include "cluster.h"
 
@@ -292,6 +294,70 @@ TEST(VolumesTest, ASlotWaitsForItsNodeWhateverKeepsItAndOtherSlotsGoOn) {
                   "; waiting for 1 of 2 instances to become healthy")
         << tc.name;
   }
+}
+
+// Random deploys (any strategy, some crashing), scale changes, nodes going
+// quiet and coming back, and crashes: a slot never has two instances on its
+// volumes' node, and once every node is back the group settles with its
+// count of live instances, one per slot, each on its volumes' node. (A
+// slot at or above the count may stay in use when a lower one was lost
+// while the group scaled down: a serving instance is not stopped for that;
+// the next deploy brings the slots back to 0 .. count-1.)
+TEST(VolumesTest, OneWriterPerSlotUnderRandomChanges) {
+  int lost = 0;  // what the runs exercised, so a change that makes them trivial shows
+  int stops = 0;
+  int drains = 0;
+  int allocations = 0;
+  for (std::uint32_t seed = 1; seed <= 100; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+    Cluster c = volumeCluster(pick(1, 4), {"node-a", "node-b", "node-c"});
+    int releases = 1;
+    for (int round = 0; round < 30; ++round) {
+      if (pick(1, 100) <= 15) {
+        const std::string rel = "rel-" + std::to_string(++releases);
+        if (pick(1, 100) <= 30) c.agents.crashing_releases.insert(rel);
+        Strategy s{pick(1, 100) <= 20 ? StrategyKind::kImmediate : StrategyKind::kRolling,
+                   pick(0, 2), pick(0, 2)};
+        c.startDeploy("env-1", "dep-" + std::to_string(releases), rel, s);
+      }
+      if (pick(1, 100) <= 15) c.groupRef("env-1", "db").count = pick(0, 5);
+      if (pick(1, 100) <= 10) {
+        Node& n = c.in.nodes[static_cast<size_t>(pick(0, 2))];
+        n.state = n.state == NodeState::kActive ? NodeState::kUnreachable : NodeState::kActive;
+        n.unreachable_since_ms = c.in.now_ms;
+      }
+      if (pick(1, 100) <= 10 && !c.in.instances.empty()) {
+        Instance& i = c.in.instances[static_cast<size_t>(
+            pick(0, static_cast<int>(c.in.instances.size()) - 1))];
+        if (i.phase == Phase::kHealthy) i.phase = Phase::kExited;
+      }
+      c.agents.report(c.in);
+      Plan plan = c.reconcile();
+      lost += static_cast<int>(plan.lost.size());
+      stops += static_cast<int>(plan.stops.size());
+      drains += static_cast<int>(plan.drains.size());
+      allocations += static_cast<int>(plan.allocations.size());
+      c.apply(plan);
+      c.in.now_ms += 20'000;
+      expectOneWriterPerSlot(c);
+      if (::testing::Test::HasFailure()) FAIL() << "round " << round;
+    }
+    for (Node& n : c.in.nodes) n.state = NodeState::kActive;
+    c.agents.crashing_releases.clear();
+    c.settle(200);
+    expectOneWriterPerSlot(c);
+    const Group& g = c.groupRef("env-1", "db");
+    const auto live = liveSlots(c);
+    EXPECT_EQ(live.size(), static_cast<size_t>(g.count));
+    for (const auto& [slot, node] : live) EXPECT_EQ(node, g.slotNode(slot)) << "slot " << slot;
+    if (::testing::Test::HasFailure()) return;
+  }
+  std::printf("lost %d, stops %d, drains %d, allocations %d\n", lost, stops, drains, allocations);
+  EXPECT_GT(lost, 10);
+  EXPECT_GT(stops, 10);
+  EXPECT_GT(drains, 100);
 }
 
 }  // namespace
