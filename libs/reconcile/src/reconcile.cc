@@ -88,10 +88,8 @@ class Allocator {
       const std::string& pinned = g.slotNode(slot);
       auto p = placer_.place(r.resources, spread, pinned);
       if (!p) {
-        out.capacity = pinned.empty() ? placer_.explain(r.resources)
-                                      : fmt::format("waiting for node {} (holds {}): {}", pinned,
-                                                    g.slotVolumes(slot),
-                                                    placer_.whyNotOn(r.resources, pinned));
+        out.capacity =
+            pinned.empty() ? placer_.explain(r.resources) : waitingForNode(g, slot, r.resources);
         return;
       }
       taken.push_back(slot);
@@ -100,6 +98,13 @@ class Allocator {
   }
 
  private:
+  // "waiting for node node_b (holds volume uploads-1): it is unreachable".
+  std::string waitingForNode(const Group& g, int slot, const Resources& r) const {
+    const std::string& node = g.slotNode(slot);
+    return fmt::format("waiting for node {} (holds {}): {}", node, g.slotVolumes(slot),
+                       placer_.whyNotOn(r, node));
+  }
+
   // Stop-then-start per slot (a process with volumes): each free slot on
   // the node of its volumes, or, while they have none, on a node with room
   // for them. A slot that cannot be placed waits; the others go on.
@@ -114,9 +119,7 @@ class Allocator {
           placer_.place(r.resources, spread, pinned, pinned.empty() ? g.volume_bytes_per_slot : 0);
       if (!p) {
         std::string why = pinned.empty() ? placer_.explain(r.resources, {}, g.volume_bytes_per_slot)
-                                         : fmt::format("waiting for node {} (holds {}): {}", pinned,
-                                                       g.slotVolumes(slot),
-                                                       placer_.whyNotOn(r.resources, pinned));
+                                         : waitingForNode(g, slot, r.resources);
         if (std::find(waits.begin(), waits.end(), why) == waits.end()) {
           waits.push_back(std::move(why));
         }
