@@ -18,6 +18,15 @@ std::string plural(std::int64_t n, std::string_view one, std::string_view many) 
   return fmt::format("{} {}", n, n == 1 ? one : many);
 }
 
+// "10 GiB", "48 MiB", "1000 bytes": exact, in the largest unit that divides.
+std::string bytes(std::int64_t n) {
+  constexpr std::int64_t kMiB = std::int64_t{1} << 20;
+  constexpr std::int64_t kGiB = std::int64_t{1} << 30;
+  if (n != 0 && n % kGiB == 0) return fmt::format("{} GiB", n / kGiB);
+  if (n != 0 && n % kMiB == 0) return fmt::format("{} MiB", n / kMiB);
+  return fmt::format("{} bytes", n);
+}
+
 }  // namespace
 
 bool Placer::Slot::eligible() const {
@@ -39,6 +48,7 @@ Placer::Placer(const std::vector<Node>& nodes, int cpu_overcommit) {
     s.draining = n.draining;
     s.memory_mb = n.memory_mb;
     s.vcpu_cap = static_cast<std::int64_t>(n.cores) * cpu_overcommit;
+    s.volume_free = n.volume_free_bytes;
     s.next_iid = kFirstInstanceIid;
     auto prefix = parseIpv6Prefix(n.prefix);
     if (prefix && prefix->length == 64) {
@@ -90,14 +100,17 @@ void Placer::count(Spread& spread, std::string_view node_id) const {
 }
 
 std::optional<Placer::Placement> Placer::place(const Resources& r, Spread& spread,
-                                               std::string_view required_node) {
+                                               std::string_view required_node,
+                                               std::int64_t volume_bytes) {
   if (!required_node.empty()) {
     auto node = index(required_node);
     if (!node || !slots_[*node].eligible() || !slots_[*node].fits(r)) return std::nullopt;
     return commit(*node, r, spread);
   }
-  for (const Resources& f : failed_) {
-    if (r.memory_mb >= f.memory_mb && r.vcpus >= f.vcpus) return std::nullopt;
+  for (const Failed& f : failed_) {
+    if (r.memory_mb >= f.r.memory_mb && r.vcpus >= f.r.vcpus && volume_bytes >= f.volume_bytes) {
+      return std::nullopt;
+    }
   }
   if (!load_built_) buildLoadIndex();
   // The least-loaded fitting node without an instance of the group wins;
@@ -105,7 +118,8 @@ std::optional<Placer::Placement> Placer::place(const Resources& r, Spread& sprea
   std::optional<std::uint32_t> best;
   int best_peers = INT_MAX;
   for (const LoadKey& k : load_) {
-    if (!slots_[k.node].fits(r)) continue;
+    const Slot& s = slots_[k.node];
+    if (!s.fits(r) || s.volume_free < volume_bytes) continue;
     const int peers = spread.on(k.node);
     if (peers < best_peers) {
       best = k.node;
@@ -114,9 +128,10 @@ std::optional<Placer::Placement> Placer::place(const Resources& r, Spread& sprea
     }
   }
   if (!best) {
-    failed_.push_back(r);
+    failed_.push_back(Failed{r, volume_bytes});
     return std::nullopt;
   }
+  slots_[*best].volume_free -= volume_bytes;
   return commit(*best, r, spread);
 }
 
@@ -165,34 +180,28 @@ Placer::Placement Placer::commit(std::uint32_t node, const Resources& r, Spread&
   return p;
 }
 
-std::string Placer::explainRequired(const Resources& r, std::string_view node_id) const {
+std::string Placer::whyNotOn(const Resources& r, std::string_view node_id) const {
   auto node = index(node_id);
-  if (!node) {
-    return fmt::format("waiting for node {}, where the volume lives: it is not registered",
-                       node_id);
-  }
+  if (!node) return "it is not registered";
   const Slot& s = slots_[*node];
-  std::string why;
-  if (s.state != NodeState::kActive) {
-    why = fmt::format("it is {}", toString(s.state));
-  } else if (s.draining) {
-    why = "it is draining";
-  } else if (s.cordoned) {
-    why = "it is cordoned";
-  } else if (!s.prefix_ok) {
-    why = "it has no valid IPv6 /64";
-  } else if (s.memory_used + r.memory_mb > s.memory_mb) {
-    why =
-        fmt::format("it has {} MiB free, {} MiB needed", s.memory_mb - s.memory_used, r.memory_mb);
-  } else {
-    why = fmt::format("it has {} of {} vCPUs free, {} needed", s.vcpu_cap - s.vcpu_used, s.vcpu_cap,
-                      r.vcpus);
+  if (s.state != NodeState::kActive) return fmt::format("it is {}", toString(s.state));
+  if (s.draining) return "it is draining";
+  if (s.cordoned) return "it is cordoned";
+  if (!s.prefix_ok) return "it has no valid IPv6 /64";
+  if (s.memory_used + r.memory_mb > s.memory_mb) {
+    return fmt::format("it has {} MiB free, {} MiB needed", s.memory_mb - s.memory_used,
+                       r.memory_mb);
   }
-  return fmt::format("waiting for capacity on node {}, where the volume lives: {}", node_id, why);
+  return fmt::format("it has {} of {} vCPUs free, {} needed", s.vcpu_cap - s.vcpu_used, s.vcpu_cap,
+                     r.vcpus);
 }
 
-std::string Placer::explain(const Resources& r, std::string_view required_node) const {
-  if (!required_node.empty()) return explainRequired(r, required_node);
+std::string Placer::explain(const Resources& r, std::string_view required_node,
+                            std::int64_t volume_bytes) const {
+  if (!required_node.empty()) {
+    return fmt::format("waiting for node {}, which holds the volumes: {}", required_node,
+                       whyNotOn(r, required_node));
+  }
   if (slots_.empty()) return "waiting for capacity: the cluster has no nodes";
   std::int64_t unreachable = 0;
   std::int64_t down = 0;
@@ -201,6 +210,8 @@ std::string Placer::explain(const Resources& r, std::string_view required_node) 
   std::int64_t no_prefix = 0;
   std::int64_t memory = 0;
   std::int64_t cpu = 0;
+  std::int64_t volume = 0;
+  const Slot* largest = nullptr;  // of volume space, among the nodes that take instances
   for (const Slot& s : slots_) {
     if (s.state == NodeState::kUnreachable) {
       ++unreachable;
@@ -216,12 +227,26 @@ std::string Placer::explain(const Resources& r, std::string_view required_node) 
       ++memory;
     } else if (s.vcpu_used + r.vcpus > s.vcpu_cap) {
       ++cpu;
+    } else if (s.volume_free < volume_bytes) {
+      ++volume;
     }
+    if (s.eligible() && (largest == nullptr || s.volume_free > largest->volume_free)) largest = &s;
   }
   const auto total = static_cast<std::int64_t>(slots_.size());
   if (memory == total) {
     return fmt::format("waiting for capacity: no node has {} MiB free ({} checked)", r.memory_mb,
                        plural(total, "node", "nodes"));
+  }
+  // "the largest is 4 GiB, on node-a"; nothing when no node takes instances.
+  const std::string most = largest == nullptr
+                               ? std::string()
+                               : fmt::format("; the most any node has is {}, on {}",
+                                             bytes(largest->volume_free), largest->id);
+  if (volume == total) {
+    return fmt::format(
+        "waiting for volume space: no node has {} free for a slot's volumes ({} "
+        "checked{})",
+        bytes(volume_bytes), plural(total, "node", "nodes"), most);
   }
   std::vector<std::string> parts;
   if (memory > 0) parts.push_back(fmt::format("{} memory", plural(memory, "lacks", "lack")));
@@ -234,6 +259,15 @@ std::string Placer::explain(const Resources& r, std::string_view required_node) 
   if (no_prefix > 0) {
     parts.push_back(
         fmt::format("{} no usable IPv6 prefix or cores", plural(no_prefix, "has", "have")));
+  }
+  if (volume_bytes > 0) {
+    if (volume > 0)
+      parts.push_back(fmt::format("{} volume space", plural(volume, "lacks", "lack")));
+    return fmt::format(
+        "waiting for capacity: no node has {} MiB, {} and {} of volume space free ({} checked: "
+        "{}{})",
+        r.memory_mb, plural(r.vcpus, "vCPU", "vCPUs"), bytes(volume_bytes),
+        plural(total, "node", "nodes"), fmt::join(parts, ", "), most);
   }
   return fmt::format("waiting for capacity: no node has {} MiB and {} free ({} checked: {})",
                      r.memory_mb, plural(r.vcpus, "vCPU", "vCPUs"), plural(total, "node", "nodes"),

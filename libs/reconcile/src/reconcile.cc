@@ -71,6 +71,10 @@ class Allocator {
   // Places `n` instances for decision number `index`.
   void place(size_t index, const GroupDecision& d, int n, bool restore, Outcome& out) {
     if (n <= 0 || !out.capacity.empty()) return;
+    if (d.volumes) {
+      placeSlots(index, d, out);
+      return;
+    }
     const Group& g = *d.state->group;
     const Revision& r = *d.revision;
     Placer::Spread& spread = spreadOf(index, d);
@@ -84,33 +88,78 @@ class Allocator {
       const std::string& pinned = g.slotNode(slot);
       auto p = placer_.place(r.resources, spread, pinned);
       if (!p) {
-        out.capacity = placer_.explain(r.resources, pinned);
+        out.capacity =
+            pinned.empty() ? placer_.explain(r.resources) : waitingForNode(g, slot, r.resources);
         return;
       }
       taken.push_back(slot);
-      fmt::memory_buffer why;
-      auto out_it = std::back_inserter(why);
-      const int before = d.live_new + out.placed;
-      if (replaces != nullptr) {
-        fmt::format_to(out_it, "replaces {}, lost with node {}", replaces->inst->id,
-                       replaces->inst->node_id);
-      } else if (restore && d.live_old == 0) {
-        fmt::format_to(out_it, "{} has {} of {} instances of {}", g.process, before, d.desired,
-                       r.release_id);
-      } else {
-        fmt::format_to(out_it, "{}: new instance {} of {}", d.cause, before + 1, d.desired);
-      }
-      fmt::format_to(out_it, "; on {}: {} other {} {} there, {} of {} MiB used", p->node_id,
-                     p->peers, g.process, p->peers == 1 ? "instance" : "instances",
-                     p->memory_used_mb, p->memory_mb);
-      plan_.allocations.push_back(Allocate{
-          ids_(), g.env_id, g.process, r.release_id, r.deploy_id, std::move(p->node_id),
-          std::move(p->address), r.resources, fmt::to_string(why), r.secrets_version, slot});
-      ++out.placed;
+      allocate(d, *p, replaces, restore, slot, out);
     }
   }
 
  private:
+  // "waiting for node node_b (holds volume uploads-1): it is unreachable".
+  std::string waitingForNode(const Group& g, int slot, const Resources& r) const {
+    const std::string& node = g.slotNode(slot);
+    return fmt::format("waiting for node {} (holds {}): {}", node, g.slotVolumes(slot),
+                       placer_.whyNotOn(r, node));
+  }
+
+  // Stop-then-start per slot (a process with volumes): each free slot on
+  // the node of its volumes, or, while they have none, on a node with room
+  // for them. A slot that cannot be placed waits; the others go on.
+  void placeSlots(size_t index, const GroupDecision& d, Outcome& out) {
+    const Group& g = *d.state->group;
+    const Revision& r = *d.revision;
+    Placer::Spread& spread = spreadOf(index, d);
+    std::vector<std::string> waits;
+    for (int slot : d.slots) {
+      const std::string& pinned = g.slotNode(slot);
+      auto p =
+          placer_.place(r.resources, spread, pinned, pinned.empty() ? g.volume_bytes_per_slot : 0);
+      if (!p) {
+        std::string why = pinned.empty() ? placer_.explain(r.resources, {}, g.volume_bytes_per_slot)
+                                         : waitingForNode(g, slot, r.resources);
+        if (std::find(waits.begin(), waits.end(), why) == waits.end()) {
+          waits.push_back(std::move(why));
+        }
+        continue;
+      }
+      const InstanceView* replaces = nullptr;
+      for (std::uint32_t m : d.newly_lost) {
+        if (s_.instances[m].inst->slot == slot) replaces = &s_.instances[m];
+      }
+      allocate(d, *p, replaces, true, slot, out);
+    }
+    out.capacity = fmt::format("{}", fmt::join(waits, "; "));
+  }
+
+  void allocate(const GroupDecision& d, Placer::Placement& p, const InstanceView* replaces,
+                bool restore, int slot, Outcome& out) {
+    const Group& g = *d.state->group;
+    const Revision& r = *d.revision;
+    fmt::memory_buffer why;
+    auto out_it = std::back_inserter(why);
+    const int before = d.live_new + out.placed;
+    if (replaces != nullptr) {
+      fmt::format_to(out_it, "replaces {}, lost with node {}", replaces->inst->id,
+                     replaces->inst->node_id);
+    } else if (restore && d.live_old == 0) {
+      fmt::format_to(out_it, "{} has {} of {} instances of {}", g.process, before, d.desired,
+                     r.release_id);
+    } else {
+      fmt::format_to(out_it, "{}: new instance {} of {}", d.cause, before + 1, d.desired);
+    }
+    fmt::format_to(out_it, "; on {}: {} other {} {} there, {} of {} MiB used", p.node_id, p.peers,
+                   g.process, p.peers == 1 ? "instance" : "instances", p.memory_used_mb,
+                   p.memory_mb);
+    if (d.volumes) fmt::format_to(out_it, "; slot {} with {}", slot, g.slotVolumes(slot));
+    plan_.allocations.push_back(Allocate{ids_(), g.env_id, g.process, r.release_id, r.deploy_id,
+                                         std::move(p.node_id), std::move(p.address), r.resources,
+                                         fmt::to_string(why), r.secrets_version, slot});
+    ++out.placed;
+  }
+
   // The slot for a new instance: `preferred` (a lost instance's) when it is
   // free, else the lowest slot that no instance of the target revision holds
   // (below the group's count whenever the group has fewer than that: an old
@@ -181,11 +230,17 @@ Pending pendingOf(const Snapshot& s, const GroupDecision& d, const Allocator::Ou
   if (d.revision != nullptr && (outdated > 0 || (missing > 0 && out.capacity.empty()))) {
     std::string c = fmt::format("{}: {} of {} new instances healthy, {} old left", d.cause,
                                 d.healthy_new, d.desired, outdated);
-    if (g.strategy.kind == StrategyKind::kRolling) {
-      c += fmt::format(" (max_surge {}, max_unavailable {})", d.surge_limit,
-                       std::max(0, g.strategy.max_unavailable));
+    if (d.volumes) {
+      c += fmt::format(" (stop-then-start per slot, max_unavailable {})", d.max_unavailable);
+    } else if (g.strategy.kind == StrategyKind::kRolling) {
+      c += fmt::format(" (max_surge {}, max_unavailable {})", d.surge_limit, d.max_unavailable);
     }
     if (d.draining > 0) c += fmt::format("; waiting for {} draining to stop", d.draining);
+    if (d.lost_holding > 0) {
+      c += fmt::format("; waiting for {} written-off {} to stop on the node of {} volumes",
+                       d.lost_holding, d.lost_holding == 1 ? "instance" : "instances",
+                       d.lost_holding == 1 ? "its" : "their");
+    }
     clauses.push_back(std::move(c));
   } else if (d.unready_kept + out.placed > 0) {
     std::string c = fmt::format("waiting for {} of {} instances to become healthy",
@@ -203,7 +258,12 @@ Pending pendingOf(const Snapshot& s, const GroupDecision& d, const Allocator::Ou
     }
     clauses.push_back(std::move(c));
   }
-  if (d.waiting_unreachable > 0) {
+  if (d.waiting_unreachable > 0 && d.volumes) {
+    clauses.push_back(
+        fmt::format("{} on unreachable nodes, which hold their volumes: they wait "
+                    "for their nodes",
+                    d.waiting_unreachable));
+  } else if (d.waiting_unreachable > 0) {
     clauses.push_back(
         fmt::format("{} on unreachable nodes, replaced if still unreachable after {} s",
                     d.waiting_unreachable, seconds(s.in->config.unreachable_grace_ms)));

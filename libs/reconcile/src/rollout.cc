@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <climits>
 #include <tuple>
 
 namespace plfm::reconcile::internal {
@@ -49,12 +50,15 @@ std::string oldReason(const InstanceView& v, const Group& g, const GroupDecision
 
 // Drain preference: instances that do not serve first, then those on the
 // node most crowded with the group (to keep the spread), then the newest.
+// With volumes, the highest slots go first (scale down keeps slots 0 ..
+// count-1; an instance without a slot counts as the highest).
 void sortForDrain(const Snapshot& s, std::vector<std::uint32_t>& list,
-                  const std::unordered_map<std::string_view, int>& peers) {
+                  const std::unordered_map<std::string_view, int>& peers, bool by_slot) {
   auto key = [&](std::uint32_t m) {
     const InstanceView& v = s.instances[m];
     auto p = peers.find(v.inst->node_id);
-    return std::make_tuple(v.healthy, -(p == peers.end() ? 0 : p->second),
+    const int slot = v.inst->slot < 0 ? INT_MAX : v.inst->slot;
+    return std::make_tuple(by_slot ? -slot : 0, v.healthy, -(p == peers.end() ? 0 : p->second),
                            std::string_view(v.inst->id));
   };
   std::sort(list.begin(), list.end(), [&](std::uint32_t a, std::uint32_t b) {
@@ -62,8 +66,39 @@ void sortForDrain(const Snapshot& s, std::vector<std::uint32_t>& list,
     auto kb = key(b);
     if (std::get<0>(ka) != std::get<0>(kb)) return std::get<0>(ka) < std::get<0>(kb);
     if (std::get<1>(ka) != std::get<1>(kb)) return std::get<1>(ka) < std::get<1>(kb);
-    return std::get<2>(ka) > std::get<2>(kb);
+    if (std::get<2>(ka) != std::get<2>(kb)) return std::get<2>(ka) < std::get<2>(kb);
+    return std::get<3>(ka) > std::get<3>(kb);
   });
+}
+
+// Stop-then-start (volume-mounts.md §Deploys): the slots below the count
+// that are free to allocate. A slot is held by a live instance of the
+// revision, and by any other instance that has not stopped on the node of
+// the slot's volumes (it may still write them), or anywhere while the slot
+// has no node yet. An instance on a node that is not active does not hold
+// its slot: placing there fails anyway, with the node's state as reason.
+// Counts in `d.lost_holding` the lost instances that hold a slot (their node
+// is back and they are being stopped).
+std::vector<int> freeSlots(const Snapshot& s, const GroupState& gs, GroupDecision& d) {
+  const Group& g = *gs.group;
+  std::vector<int> held;
+  for (std::uint32_t m : d.fresh) held.push_back(s.instances[m].inst->slot);
+  for (std::uint32_t m : gs.members) {
+    const InstanceView& v = s.instances[m];
+    if (!v.occupies || std::find(d.fresh.begin(), d.fresh.end(), m) != d.fresh.end()) continue;
+    const std::string& pinned = g.slotNode(v.inst->slot);
+    const bool holds = pinned.empty() ? !v.lost
+                                      : v.inst->node_id == pinned && v.node != nullptr &&
+                                            v.node->state == NodeState::kActive;
+    if (!holds) continue;
+    held.push_back(v.inst->slot);
+    if (v.lost) ++d.lost_holding;
+  }
+  std::vector<int> free;
+  for (int slot = 0; slot < d.desired; ++slot) {
+    if (std::find(held.begin(), held.end(), slot) == held.end()) free.push_back(slot);
+  }
+  return free;
 }
 
 // Crashed and unhealthy instances that stay (not in `drained`, sorted)
@@ -157,27 +192,41 @@ GroupDecision decideGroup(const Snapshot& s, const GroupState& gs, const Course&
   // included, stays within desired + max_surge, so a drained instance keeps
   // its slot until it is gone.
   const bool immediate = g.strategy.kind == StrategyKind::kImmediate;
-  d.surge_limit = std::max(0, g.strategy.max_surge);
-  const int max_unavailable = std::max(0, g.strategy.max_unavailable);
-  if (d.surge_limit == 0 && max_unavailable == 0) d.surge_limit = 1;
-  const int missing = d.desired - d.live_new;
-  const int total = d.live_new + d.live_old + d.draining;
-  const int alloc = immediate ? std::max(0, missing)
-                              : std::max(0, std::min(missing, d.desired + d.surge_limit - total));
-  d.restore = std::min(alloc, std::max(0, d.desired - d.live_new - d.live_old));
-  d.surge = alloc - d.restore;
+  d.volumes = g.hasVolumes();
+  d.max_unavailable = std::max(d.volumes ? 1 : 0, g.strategy.max_unavailable);
+  const int max_unavailable = d.max_unavailable;
+  if (d.volumes) {
+    // One writer per volume: no surge; a slot is refilled once what held it
+    // has stopped.
+    d.slots = freeSlots(s, gs, d);
+    d.restore = std::min(static_cast<int>(d.slots.size()), std::max(0, d.desired - d.live_new));
+    d.slots.resize(static_cast<size_t>(d.restore));
+  } else {
+    d.surge_limit = std::max(0, g.strategy.max_surge);
+    if (d.surge_limit == 0 && max_unavailable == 0) d.surge_limit = 1;
+    const int missing = d.desired - d.live_new;
+    const int total = d.live_new + d.live_old + d.draining;
+    const int alloc = immediate ? std::max(0, missing)
+                                : std::max(0, std::min(missing, d.desired + d.surge_limit - total));
+    d.restore = std::min(alloc, std::max(0, d.desired - d.live_new - d.live_old));
+    d.surge = alloc - d.restore;
+  }
 
   // Scale down: drain new instances above the count.
   int healthy_kept = d.healthy_new;
   if (d.live_new > d.desired) {
     std::vector<std::uint32_t> order = fresh;
-    sortForDrain(s, order, peers);
+    sortForDrain(s, order, peers, d.volumes);
     for (int i = 0; i < d.live_new - d.desired; ++i) {
       const std::uint32_t m = order[static_cast<size_t>(i)];
       if (s.instances[m].healthy) --healthy_kept;
-      d.drains.emplace_back(
-          m, fmt::format("scale down: {} has {} instances of {}, {} desired", g.process, d.live_new,
-                         d.revision->release_id, d.desired));
+      std::string why = fmt::format("scale down: {} has {} instances of {}, {} desired", g.process,
+                                    d.live_new, d.revision->release_id, d.desired);
+      if (d.volumes) {
+        why += fmt::format("; slot {}'s {} stay", s.instances[m].inst->slot,
+                           g.slotVolumes(s.instances[m].inst->slot));
+      }
+      d.drains.emplace_back(m, std::move(why));
     }
     d.excess_drained = d.live_new - d.desired;
   }
@@ -189,7 +238,7 @@ GroupDecision decideGroup(const Snapshot& s, const GroupState& gs, const Course&
   int healthy_old = 0;
   for (std::uint32_t m : old) healthy_old += s.instances[m].healthy ? 1 : 0;
   int budget = healthy_kept + healthy_old - (d.desired - max_unavailable);
-  sortForDrain(s, old, peers);
+  sortForDrain(s, old, peers, d.volumes);
   for (std::uint32_t m : old) {
     const InstanceView& v = s.instances[m];
     if (d.revision == nullptr) {

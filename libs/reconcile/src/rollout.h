@@ -33,7 +33,15 @@ struct GroupDecision {
   bool rollback = false;               // running a revision that replaces a failed deploy
   bool hold = false;                   // see Course::hold
   int desired = 0;
-  int surge_limit = 0;  // normalized max_surge (rolling)
+  int surge_limit = 0;      // normalized max_surge (rolling); 0 with volumes
+  int max_unavailable = 0;  // normalized (at least 1 with volumes)
+  // A process with volumes (Group::hasVolumes) rolls stop-then-start per
+  // slot: `slots` are the slots below the count that no instance holds
+  // (none of the revision, and no other still running on the slot's node),
+  // in order; `restore` is their number and `surge` is 0.
+  bool volumes = false;
+  std::vector<int> slots;
+  int lost_holding = 0;  // lost instances back on their slot's node, not stopped yet
   // Allocations: `restore` brings the group back to `desired` live
   // instances and goes first; `surge` is rollout headroom above it.
   int restore = 0;

@@ -1,5 +1,7 @@
 #include "plfm/reconcile/types.h"
 
+#include <fmt/format.h>
+
 #include <array>
 
 #include "plfm/core/assert.h"
@@ -60,6 +62,14 @@ const std::string& Group::slotNode(int slot) const {
   static const std::string kNone;
   if (slot < 0 || static_cast<size_t>(slot) >= slot_nodes.size()) return kNone;
   return slot_nodes[static_cast<size_t>(slot)];
+}
+
+std::string Group::slotVolumes(int slot) const {
+  if (volume_names.empty()) return fmt::format("the volumes of {} slot {}", process, slot);
+  std::vector<std::string> full;
+  full.reserve(volume_names.size());
+  for (const std::string& name : volume_names) full.push_back(fmt::format("{}-{}", name, slot));
+  return fmt::format("{} {}", full.size() == 1 ? "volume" : "volumes", fmt::join(full, ", "));
 }
 
 }  // namespace plfm::reconcile

@@ -156,6 +156,19 @@ Plan Cluster::reconcile() {
   return plan ? std::move(*plan) : Plan{};
 }
 
+void Cluster::apply(const Plan& plan) {
+  applyPlan(in, plan);
+  for (const Allocate& a : plan.allocations) {
+    Group& g = groupRef(a.env_id, a.process);
+    if (!g.hasVolumes() || !g.slotNode(a.slot).empty()) continue;
+    if (g.slot_nodes.size() <= static_cast<size_t>(a.slot)) {
+      g.slot_nodes.resize(static_cast<size_t>(a.slot) + 1);
+    }
+    g.slot_nodes[static_cast<size_t>(a.slot)] = a.node_id;
+    nodeRef(a.node_id).volume_free_bytes -= g.volume_bytes_per_slot;
+  }
+}
+
 int Cluster::settle(int max_rounds) {
   for (int round = 0; round < max_rounds; ++round) {
     agents.report(in);

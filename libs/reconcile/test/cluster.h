@@ -74,7 +74,10 @@ class Cluster {
                        const std::string& release, Strategy strategy = {});
 
   Plan reconcile();
-  void apply(const Plan& plan) { applyPlan(in, plan); }
+  // applyPlan, plus what the scheduler does for a group with volumes: an
+  // allocation for a slot whose volumes have no node places them on the
+  // allocation's node (slot_nodes, and the node's free volume space).
+  void apply(const Plan& plan);
   // agents.report + reconcile + apply + 1 s, until a plan has no actions
   // (at most `max_rounds`); returns the number of rounds that acted.
   int settle(int max_rounds = 50);

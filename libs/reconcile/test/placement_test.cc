@@ -81,10 +81,45 @@ TEST(PlacerTest, VolumeLocalityPinsTheNode) {
   EXPECT_EQ(placer.place(Resources{1, 2048}, spread, "b")->node_id, "b");
   EXPECT_FALSE(placer.place(Resources{1, 2048}, spread, "b").has_value());
   EXPECT_EQ(placer.explain(Resources{1, 2048}, "b"),
-            "waiting for capacity on node b, where the volume lives: it has 0 MiB free, 2048 MiB "
-            "needed");
+            "waiting for node b, which holds the volumes: it has 0 MiB free, 2048 MiB needed");
   EXPECT_EQ(placer.explain(Resources{1, 2048}, "zz"),
-            "waiting for node zz, where the volume lives: it is not registered");
+            "waiting for node zz, which holds the volumes: it is not registered");
+}
+
+TEST(PlacerTest, NewVolumesNeedTheirSizeInFreeVolumeSpace) {
+  constexpr std::int64_t kGiB = std::int64_t{1} << 30;
+  std::vector<Node> nodes = {node("a", 4, 4096, 1), node("b", 4, 4096, 2)};
+  nodes[0].volume_free_bytes = 10 * kGiB;
+  nodes[1].volume_free_bytes = 4 * kGiB;
+  Placer placer(nodes, 4);
+  Placer::Spread spread;
+  EXPECT_EQ(placer.place(Resources{1, 256}, spread, {}, 8 * kGiB)->node_id, "a");
+  // a has 2 GiB left: the next 8 GiB fits nowhere, and the reason says how
+  // much the roomiest node has.
+  EXPECT_FALSE(placer.place(Resources{1, 256}, spread, {}, 8 * kGiB).has_value());
+  EXPECT_EQ(placer.explain(Resources{1, 256}, {}, 8 * kGiB),
+            "waiting for volume space: no node has 8 GiB free for a slot's volumes (2 nodes "
+            "checked; the most any node has is 4 GiB, on b)");
+  EXPECT_EQ(placer.place(Resources{1, 256}, spread, {}, 3 * kGiB)->node_id, "b");
+  EXPECT_EQ(placer.place(Resources{1, 256}, spread, {}, 2 * kGiB)->node_id, "a");
+  // A volume that is already on its node takes no more space there.
+  EXPECT_EQ(placer.place(Resources{1, 256}, spread, "b")->node_id, "b");
+}
+
+TEST(PlacerTest, VolumeSpaceJoinsTheOtherReasons) {
+  constexpr std::int64_t kMiB = std::int64_t{1} << 20;
+  std::vector<Node> nodes = {node("a", 4, 512, 1), node("b", 4, 4096, 2), node("c", 4, 4096, 3)};
+  nodes[0].volume_free_bytes = 900 * kMiB;
+  nodes[1].volume_free_bytes = 100 * kMiB;
+  nodes[2].state = NodeState::kDown;
+  nodes[2].volume_free_bytes = 1000 * kMiB;  // not counted: it takes no instances
+  Placer placer(nodes, 4);
+  Placer::Spread spread;
+  EXPECT_FALSE(placer.place(Resources{1, 1024}, spread, {}, 200 * kMiB).has_value());
+  EXPECT_EQ(placer.explain(Resources{1, 1024}, {}, 200 * kMiB),
+            "waiting for capacity: no node has 1024 MiB, 1 vCPU and 200 MiB of volume space free "
+            "(3 nodes checked: 1 lacks memory, 1 is down, 1 lacks volume space; the most any "
+            "node has is 900 MiB, on a)");
 }
 
 TEST(PlacerTest, AddressesAreTheLowestFreeInTheNodePrefix) {

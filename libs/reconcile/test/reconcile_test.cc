@@ -151,8 +151,8 @@ const Case kCases[] = {
        c.group("env-1", "db", 1, "rel-1", 2048);
        c.groupRef("env-1", "db").slot_nodes = {"node-b", "node-b"};
      },
-     {"pending env-1/db missing 1 outdated 0: waiting for capacity on node node-b, where the "
-      "volume lives: it has 1024 MiB free, 2048 MiB needed"}},
+     {"pending env-1/db missing 1 outdated 0: waiting for node node-b (holds the volumes of db "
+      "slot 0): it has 1024 MiB free, 2048 MiB needed"}},
 
     {"a group with no release waits for a deploy",
      [](Cluster& c) {

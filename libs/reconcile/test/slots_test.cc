@@ -110,21 +110,26 @@ TEST(SlotsTest, EachSlotIsPinnedToTheNodeOfItsVolumes) {
 }
 
 TEST(SlotsTest, AnInstanceAwayFromItsSlotsVolumesIsMovedThereAndSaysWhy) {
-  Cluster c;
-  c.node("node-a", 4, 4096).node("node-b", 4, 4096);
-  c.group("env-1", "db", 1, "rel-1");
-  c.instance("i-1", "env-1", "db", "rel-1", "node-a");
-  c.instanceRef("i-1").slot = 0;
-  c.groupRef("env-1", "db").slot_nodes = {"node-b"};
-  Plan plan = c.reconcile();
-  ASSERT_EQ(plan.allocations.size(), 1U);
-  EXPECT_EQ(plan.allocations[0].node_id, "node-b");
-  EXPECT_EQ(plan.allocations[0].slot, 0);
-  c.apply(plan);
-  c.settle();
-  const auto after = slots(c, "env-1", "db");
-  ASSERT_EQ(after.size(), 1U);
-  EXPECT_EQ(c.instanceRef(after.at(0)).node_id, "node-b");
+  // With volumes too (stop-then-start): an instance away from them cannot
+  // write them, so its replacement does not wait for it to stop.
+  for (bool volumes : {false, true}) {
+    Cluster c;
+    c.node("node-a", 4, 4096).node("node-b", 4, 4096);
+    c.group("env-1", "db", 1, "rel-1");
+    c.instance("i-1", "env-1", "db", "rel-1", "node-a");
+    c.instanceRef("i-1").slot = 0;
+    c.groupRef("env-1", "db").slot_nodes = {"node-b"};
+    if (volumes) c.groupRef("env-1", "db").volume_names = {"data"};
+    Plan plan = c.reconcile();
+    ASSERT_EQ(plan.allocations.size(), 1U) << volumes;
+    EXPECT_EQ(plan.allocations[0].node_id, "node-b");
+    EXPECT_EQ(plan.allocations[0].slot, 0);
+    c.apply(plan);
+    c.settle();
+    const auto after = slots(c, "env-1", "db");
+    ASSERT_EQ(after.size(), 1U);
+    EXPECT_EQ(c.instanceRef(after.at(0)).node_id, "node-b");
+  }
 }
 
 TEST(SlotsTest, APinnedSlotWhoseNodeIsGoneWaitsAndSaysForWhat) {

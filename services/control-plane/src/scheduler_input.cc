@@ -1,10 +1,13 @@
 #include "scheduler_input.h"
 
+#include <algorithm>
 #include <set>
 
 #include "deploy_create.h"
+#include "plfm/core/id.h"
 #include "plfm/core/log.h"
 #include "plfm/core/strings.h"
+#include "plfm/events/events.h"
 #include "stored_release.h"
 
 namespace plfm::cp::sched {
@@ -17,6 +20,7 @@ using reconcile::Revision;
 // What the scheduler needs of a release's manifest (api/schemas/manifest.json).
 struct ReleaseInfo {
   std::unordered_map<std::string, Resources> processes;
+  std::unordered_map<std::string, std::vector<ManifestVolume>> volumes;  // by process, in order
   std::string names;  // "web, worker", for reasons
   int max_surge = 1;
   int max_unavailable = 0;
@@ -32,6 +36,9 @@ Result<ReleaseInfo> parseRelease(std::string_view manifest_text) {
   for (const auto& p : m.processes) {
     r.names += (r.names.empty() ? "" : ", ") + p.name;
     r.processes.emplace(p.name, Resources{p.resources.vcpus, p.resources.memory_mb});
+  }
+  for (const auto& v : m.volumes) {
+    r.volumes[v.process].push_back(ManifestVolume{v.name, static_cast<int64_t>(v.size_bytes)});
   }
   r.max_surge = m.deploy.max_surge;
   r.max_unavailable = m.deploy.max_unavailable;
@@ -60,10 +67,16 @@ std::string ms(std::string_view col) {
 }
 
 Result<void> loadNodes(pg::Connection& conn, LoadedState& st) {
-  PLFM_ASSIGN_OR_RETURN(auto rs,
-                        conn.exec("SELECT node_id, state, cordoned, draining, cores, memory_mb, "
-                                  "ipv6_prefix, " +
-                                  ms("state_since") + " FROM nodes_view"));
+  // Free volume space: the capacity the agent last reported (none: 0) less
+  // the sizes of the live volumes the node holds.
+  PLFM_ASSIGN_OR_RETURN(
+      auto rs, conn.exec("SELECT n.node_id, n.state, n.cordoned, n.draining, n.cores, "
+                         "n.memory_mb, n.ipv6_prefix, " +
+                         ms("n.state_since") +
+                         ", coalesce(l.volume_capacity_bytes, 0) - coalesce((SELECT "
+                         "sum(v.size_bytes) FROM volumes_view v WHERE v.node_id = n.node_id AND "
+                         "v.state <> 'deleted'), 0) FROM nodes_view n LEFT JOIN node_liveness l "
+                         "ON l.node_id = n.node_id"));
   st.input.nodes.reserve(static_cast<size_t>(rs.rows()));
   for (int i = 0; i < rs.rows(); ++i) {
     reconcile::Node n;
@@ -75,6 +88,7 @@ Result<void> loadNodes(pg::Connection& conn, LoadedState& st) {
     n.memory_mb = intOr(rs, i, 5, 0);
     n.prefix = rs.text(i, 6);
     n.unreachable_since_ms = intOr(rs, i, 7, 0);
+    n.volume_free_bytes = intOr(rs, i, 8, 0);
     st.input.nodes.push_back(std::move(n));
   }
   return ok();
@@ -151,6 +165,13 @@ Result<void> loadGroups(pg::Connection& conn, LoadedState& st) {
       g.strategy.max_unavailable = proc->max_unavailable;
       g.strategy.progress_deadline_ms = proc->progress_deadline_ms;
       g.strategy.auto_rollback = proc->auto_rollback;
+      if (auto v = proc->volumes.find(g.process); v != proc->volumes.end()) {
+        for (const ManifestVolume& mv : v->second) {
+          g.volume_names.push_back(mv.name);
+          g.volume_bytes_per_slot += mv.size_bytes;
+        }
+        st.volumes.emplace(std::make_pair(g.env_id, g.process), v->second);
+      }
     }
     if (!rs.isNull(i, 8)) {
       const std::string stable(rs.text(i, 8));
@@ -164,6 +185,41 @@ Result<void> loadGroups(pg::Connection& conn, LoadedState& st) {
       }
     }
     st.input.groups.push_back(std::move(g));
+  }
+  return ok();
+}
+
+// The live volumes, and the node of each slot of a group with volumes: the
+// node of that slot's volumes of the manifest's names (rows in slot, then
+// name order; the first with a node wins, as they all live on one node).
+// Slots at or above the group's count are never placed and stay unset.
+Result<void> loadVolumes(pg::Connection& conn, LoadedState& st) {
+  PLFM_ASSIGN_OR_RETURN(
+      auto rs, conn.exec("SELECT env_id, process_type, name, slot, full_name, volume_id, "
+                         "coalesce(node_id, '') FROM volumes_view WHERE state <> 'deleted' "
+                         "ORDER BY env_id, process_type, slot, name"));
+  std::map<std::pair<std::string_view, std::string_view>, Group*> groups;
+  for (Group& g : st.input.groups) {
+    if (g.hasVolumes()) {
+      groups.emplace(std::make_pair(std::string_view(g.env_id), std::string_view(g.process)), &g);
+    }
+  }
+  for (int i = 0; i < rs.rows(); ++i) {
+    std::string env(rs.text(i, 0));
+    std::string node(rs.text(i, 6));
+    st.live_volumes.insert_or_assign(std::make_pair(env, std::string(rs.text(i, 4))),
+                                     LiveVolume{std::string(rs.text(i, 5)), node});
+    auto g = groups.find(std::make_pair(std::string_view(env), rs.text(i, 1)));
+    const int64_t slot = intOr(rs, i, 3, -1);
+    if (node.empty() || g == groups.end() || slot < 0 || slot >= g->second->count) continue;
+    const auto& names = g->second->volume_names;
+    if (std::find(names.begin(), names.end(), rs.text(i, 2)) == names.end()) continue;
+    auto& slot_nodes = g->second->slot_nodes;
+    if (slot_nodes.size() <= static_cast<size_t>(slot))
+      slot_nodes.resize(static_cast<size_t>(slot) + 1);
+    if (slot_nodes[static_cast<size_t>(slot)].empty()) {
+      slot_nodes[static_cast<size_t>(slot)] = std::move(node);
+    }
   }
   return ok();
 }
@@ -302,6 +358,93 @@ std::string withoutRollback(const std::string& reason) {
          "; not rolled back: a newer deploy of the env came first";
 }
 
+// The volumes the allocations of `plan` need (docs/specs/runtime/
+// volume-mounts.md, "Who appends what"): for slot s of a process with
+// volumes, each manifest volume "<name>-s" is created when the env has no
+// live one of that name, and placed on the allocation's node when it has no
+// node. "Live" is the views' rows plus volumes created since the views
+// (through the API), read from the log under its lock.
+Result<void> volumeEvents(pg::Transaction& tx, const reconcile::Plan& plan, const LoadedState& st,
+                          const std::function<std::string()>& volume_ids,
+                          std::vector<NewEvent>& out) {
+  struct Need {
+    const reconcile::Allocate* a;
+    const ManifestVolume* v;
+    std::pair<std::string, std::string> key;  // (env_id, full_name)
+  };
+  std::vector<Need> needs;
+  std::set<std::string> envs;
+  for (const auto& a : plan.allocations) {
+    auto it = st.volumes.find(std::make_pair(a.env_id, a.process));
+    if (it == st.volumes.end()) continue;
+    envs.insert(a.env_id);
+    for (const ManifestVolume& v : it->second) {
+      needs.push_back(Need{&a, &v, {a.env_id, v.name + "-" + std::to_string(a.slot)}});
+    }
+  }
+  if (needs.empty()) return ok();
+  std::map<std::pair<std::string, std::string>, LiveVolume> since;
+  PLFM_ASSIGN_OR_RETURN(
+      auto rs, tx.exec("SELECT payload->>'env_id', payload->>'full_name', aggregate_id FROM events "
+                       "WHERE seq > $1 AND event_type = 'volume.created' AND payload->>'env_id' = "
+                       "ANY($2::text[]) ORDER BY seq",
+                       {st.checkpoint, textArray(envs)}));
+  for (int i = 0; i < rs.rows(); ++i) {
+    since.insert_or_assign(std::make_pair(std::string(rs.text(i, 0)), std::string(rs.text(i, 1))),
+                           LiveVolume{std::string(rs.text(i, 2)), ""});
+  }
+  auto find = [&](const std::pair<std::string, std::string>& key) -> const LiveVolume* {
+    if (auto it = since.find(key); it != since.end()) return &it->second;
+    auto it = st.live_volumes.find(key);
+    return it == st.live_volumes.end() ? nullptr : &it->second;
+  };
+  std::vector<std::string> unplaced;
+  for (const Need& n : needs) {
+    if (const LiveVolume* v = find(n.key); v != nullptr && v->node_id.empty()) {
+      unplaced.push_back(v->volume_id);
+    }
+  }
+  PLFM_ASSIGN_OR_RETURN(auto seqs, EventStore::aggregateSeqs(tx, unplaced));
+
+  for (const Need& n : needs) {
+    const reconcile::Allocate& a = *n.a;
+    auto env = st.envs.find(a.env_id);
+    const EnvInfo info = env == st.envs.end() ? EnvInfo{} : env->second;
+    LiveVolume v;
+    if (const LiveVolume* found = find(n.key)) {
+      v = *found;
+    } else {
+      v.volume_id = volume_ids ? volume_ids() : VolumeId::generate().str();
+      out.push_back(events::toNewEvent(events::VolumeCreated{.volume_id = v.volume_id,
+                                                             .org_id = info.org_id,
+                                                             .app_id = info.app_id,
+                                                             .env_id = a.env_id,
+                                                             .process_type = a.process,
+                                                             .name = n.v->name,
+                                                             .slot = a.slot,
+                                                             .full_name = n.key.second,
+                                                             .size_bytes = n.v->size_bytes,
+                                                             .origin = "manifest"},
+                                       ++seqs[v.volume_id], info.org_id));
+    }
+    if (v.node_id.empty()) {
+      v.node_id = a.node_id;
+      out.push_back(events::toNewEvent(
+          events::VolumePlaced{.volume_id = v.volume_id, .env_id = a.env_id, .node_id = a.node_id},
+          ++seqs[v.volume_id], info.org_id));
+    } else if (v.node_id != a.node_id) {
+      // The reconciler pins a slot to its volumes' node; this is its bug.
+      log::error("an allocation is not on the node of its slot's volume",
+                 {{"instance_id", a.instance_id},
+                  {"volume_id", v.volume_id},
+                  {"node_id", a.node_id},
+                  {"volume_node_id", v.node_id}});
+    }
+    since.insert_or_assign(n.key, std::move(v));
+  }
+  return ok();
+}
+
 }  // namespace
 
 std::string msToRfc3339(int64_t ms) {
@@ -320,6 +463,7 @@ Result<LoadedState> loadState(pg::Connection& conn, const reconcile::Config& con
   PLFM_ASSIGN_OR_RETURN(st.checkpoint, cp.int64(0, 0));
   PLFM_TRY(loadNodes(conn, st));
   PLFM_TRY(loadGroups(conn, st));
+  PLFM_TRY(loadVolumes(conn, st));
   PLFM_TRY(loadDeploys(conn, st));
   PLFM_TRY(loadInstances(conn, st));
   PLFM_TRY(tx.commit());
@@ -327,7 +471,8 @@ Result<LoadedState> loadState(pg::Connection& conn, const reconcile::Config& con
 }
 
 Result<std::vector<NewEvent>> planEvents(pg::Transaction& tx, const reconcile::Plan& plan,
-                                         const LoadedState& st) {
+                                         const LoadedState& st,
+                                         const std::function<std::string()>& volume_ids) {
   std::vector<std::string> ids;
   for (const auto& a : plan.lost) ids.push_back(a.instance_id);
   for (const auto& a : plan.stops) ids.push_back(a.instance_id);
@@ -394,6 +539,7 @@ Result<std::vector<NewEvent>> planEvents(pg::Transaction& tx, const reconcile::P
     if (!r.secrets_version.empty()) req.secrets_version = r.secrets_version;
     out.push_back(newDeploy(req, msToRfc3339(st.input.now_ms)).event);
   }
+  PLFM_TRY(volumeEvents(tx, plan, st, volume_ids, out));
   // Placements come by the hundred thousand: their text is built directly.
   for (const auto& a : plan.allocations) {
     auto env = st.envs.find(a.env_id);

@@ -10,8 +10,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "event_store.h"
@@ -26,6 +29,18 @@ struct EnvInfo {
   std::string app_id;
 };
 
+// One of a process's [[volumes]] in its target release's manifest.
+struct ManifestVolume {
+  std::string name;  // "uploads"
+  int64_t size_bytes = 0;
+};
+
+// A live volume (volumes_view, state not deleted).
+struct LiveVolume {
+  std::string volume_id;
+  std::string node_id;  // empty while pending
+};
+
 struct LoadedState {
   int64_t checkpoint = 0;  // the views' checkpoint the snapshot reflects
   reconcile::Input input;
@@ -35,6 +50,10 @@ struct LoadedState {
   // Groups left out of the Input because their release does not define the
   // process type; their reason is the scheduler's own.
   std::vector<reconcile::Pending> unrunnable;
+  // (env_id, process) -> its [[volumes]], in manifest order, for the groups
+  // that have any; and (env_id, full_name) -> the live volume of that name.
+  std::map<std::pair<std::string, std::string>, std::vector<ManifestVolume>> volumes;
+  std::map<std::pair<std::string, std::string>, LiveVolume> live_volumes;
 };
 
 // Loads the Input at `now_ms` with `config`. Instances that reported
@@ -43,14 +62,20 @@ struct LoadedState {
                                             int64_t now_ms);
 
 // One event per action of `plan` (reconcile/types.h gives the mapping), in
-// the order lost, stops, drains, restarts, rollbacks, allocations, deploy
-// transitions. A rollback is dropped when its env got a deploy after the
-// views `state` reflects (that deploy is newer than the failed one).
-// Reads the current aggregate versions from the log, so call it inside the
-// transaction that appends, after EventStore::lockLog().
-[[nodiscard]] Result<std::vector<NewEvent>> planEvents(pg::Transaction& tx,
-                                                       const reconcile::Plan& plan,
-                                                       const LoadedState& state);
+// the order lost, stops, drains, restarts, rollbacks, volumes, allocations,
+// deploy transitions. A rollback is dropped when its env got a deploy after
+// the views `state` reflects (that deploy is newer than the failed one).
+// An allocation for slot s of a process with volumes first gets, for each
+// of its manifest volumes in order, volume.created (origin manifest; its id
+// from `volume_ids`, VolumeId::generate() when empty) when the env has no
+// live volume "<name>-s", and volume.placed on the allocation's node when
+// that volume has no node (docs/specs/runtime/volume-mounts.md, "Who appends
+// what"). Reads the current aggregate versions and the volumes created
+// since the views from the log, so call it inside the transaction that
+// appends, after EventStore::lockLog().
+[[nodiscard]] Result<std::vector<NewEvent>> planEvents(
+    pg::Transaction& tx, const reconcile::Plan& plan, const LoadedState& state,
+    const std::function<std::string()>& volume_ids = {});
 
 // Milliseconds since the epoch as RFC 3339 (for not_before).
 [[nodiscard]] std::string msToRfc3339(int64_t ms);

@@ -6,7 +6,8 @@
 //   - filter: the node is active, not cordoned or draining, has a valid /64;
 //     memory is a hard cap (sum of instance memory <= the node's memory);
 //     CPU is soft (sum of vCPUs <= cores x cpu_overcommit); an instance with
-//     a volume goes to the volume's node and nowhere else;
+//     volumes goes to its volumes' node and nowhere else; one whose volumes
+//     have no node yet needs their size in the node's free volume space;
 //   - score: fewest instances of the same group on the node (spread), then
 //     the lowest memory use as a fraction of the node, then CPU likewise,
 //     then the node id: the same inputs always give the same placement;
@@ -86,13 +87,20 @@ class Placer {
   static void count(Spread& spread, std::uint32_t node) { ++spread.counts_[node]; }
 
   // Picks a node and an address and records the new instance there (and in
-  // `spread`). nullopt when no node fits; explain() says why.
+  // `spread`). nullopt when no node fits; explain() says why. With
+  // `required_node`, only that node will do; otherwise `volume_bytes` of
+  // free volume space is needed too, and taken from the chosen node.
   [[nodiscard]] std::optional<Placement> place(const Resources& r, Spread& spread,
-                                               std::string_view required_node = {});
+                                               std::string_view required_node = {},
+                                               std::int64_t volume_bytes = 0);
 
   // Why place() found no node, as a sentence with numbers:
   // "waiting for capacity: no node has 2048 MiB free (3 nodes checked)".
-  [[nodiscard]] std::string explain(const Resources& r, std::string_view required_node = {}) const;
+  [[nodiscard]] std::string explain(const Resources& r, std::string_view required_node = {},
+                                    std::int64_t volume_bytes = 0) const;
+  // Why `node_id` cannot take an instance of `r`: "it is unreachable", "it
+  // has 512 MiB free, 1024 MiB needed", "it is not registered".
+  [[nodiscard]] std::string whyNotOn(const Resources& r, std::string_view node_id) const;
 
   [[nodiscard]] size_t nodeCount() const { return slots_.size(); }
 
@@ -108,6 +116,7 @@ class Placer {
     std::int64_t memory_used = 0;
     std::int64_t vcpu_cap = 0;
     std::int64_t vcpu_used = 0;
+    std::int64_t volume_free = 0;
     // Addresses reserved but not parsed yet, then the interface ids in use
     // (sorted once a placement needs them).
     std::vector<std::string_view> addresses;
@@ -131,13 +140,17 @@ class Placer {
   [[nodiscard]] LoadKey keyOf(std::uint32_t node) const;
   void buildLoadIndex();
   Placement commit(std::uint32_t node, const Resources& r, Spread& spread);
-  [[nodiscard]] std::string explainRequired(const Resources& r, std::string_view node_id) const;
+  // A request that found no node: any request at least as large fails too.
+  struct Failed {
+    Resources r;
+    std::int64_t volume_bytes = 0;
+  };
 
   std::vector<Slot> slots_;  // sorted by id; never resized after construction
   std::unordered_map<std::string_view, std::uint32_t> by_id_;
   std::set<LoadKey> load_;  // eligible nodes only, once built
   bool load_built_ = false;
-  std::vector<Resources> failed_;
+  std::vector<Failed> failed_;
 };
 
 }  // namespace plfm::reconcile

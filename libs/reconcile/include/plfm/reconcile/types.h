@@ -49,6 +49,9 @@ struct Node {
   std::int64_t memory_mb = 0;             // allocatable to instances
   std::string prefix;                     // the node's IPv6 /64, e.g. "fd7a:115c:a1e0:1::/64"
   std::int64_t unreachable_since_ms = 0;  // meaningful when state == kUnreachable
+  // Room for new volumes: the node's volume capacity minus the sizes of the
+  // live volumes it holds (docs/specs/runtime/volume-mounts.md §Placement).
+  std::int64_t volume_free_bytes = 0;
 };
 
 enum class StrategyKind { kRolling, kImmediate };
@@ -95,9 +98,21 @@ struct Group {
   // slot_nodes[i], when non-empty, is the node that holds slot i's volumes,
   // and slot i's instance must run there. Slots past the end are free.
   std::vector<std::string> slot_nodes{};
+  // The process's [[volumes]] in the target release's manifest, by name
+  // ("uploads"), in manifest order; empty: it has none. A process with
+  // volumes rolls stop-then-start per slot, never places a slot away from
+  // its volumes' node, and places a slot whose volumes have no node yet on
+  // a node with `volume_bytes_per_slot` (the sum of their sizes) free.
+  std::vector<std::string> volume_names{};
+  std::int64_t volume_bytes_per_slot = 0;
 
   // The node slot `slot` is pinned to; empty when none.
   [[nodiscard]] const std::string& slotNode(int slot) const;
+  [[nodiscard]] bool hasVolumes() const { return !volume_names.empty(); }
+  // Slot `slot`'s volumes for reasons: "volume uploads-1", "volumes
+  // uploads-1, logs-1", or "the volumes of db slot 1" when the names are
+  // not known.
+  [[nodiscard]] std::string slotVolumes(int slot) const;
 };
 
 // The last phase an agent reported for an instance's current generation.
