@@ -35,6 +35,7 @@ int statusFor(std::string_view code) {
       {apierr::kHostnameConflict, 409},
       {"domain_conflict", 409},
       {"domain_not_verified", 422},
+      {apierr::kVolumeNotGrown, 422},
       {"dns_lookup_failed", 502},
       {"dns_resolver_not_configured", 503},
       {"public_suffix_list_unavailable", 503},
@@ -340,6 +341,7 @@ void Api::registerRoutes(http::Router& r, http::Router* node_router) {
   registerQuotaRoutes(r);
   registerInstanceRoutes(r);
   registerExecRoutes(r);
+  registerVolumeRoutes(r);
 }
 
 namespace {

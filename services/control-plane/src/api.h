@@ -46,6 +46,8 @@ inline constexpr std::string_view kQuotaExceeded = kQuotaExceededCode;
 inline constexpr std::string_view kTooManyLogFollowers = "too_many_log_followers";
 // An org holds max_exec_sessions_per_org exec sessions (429).
 inline constexpr std::string_view kTooManyExecSessions = "too_many_exec_sessions";
+// An extend asks for a size no larger than the volume's (422, api_volumes.cc).
+inline constexpr std::string_view kVolumeNotGrown = "volume_not_grown";
 }  // namespace apierr
 
 struct ApiOptions {
@@ -232,6 +234,7 @@ class Api {
   void registerQuotaRoutes(http::Router& r);     // api_quotas.cc
   void registerInstanceRoutes(http::Router& r);  // api_instances.cc
   void registerExecRoutes(http::Router& r);      // api_exec.cc
+  void registerVolumeRoutes(http::Router& r);    // api_volumes.cc
 
   // An exec session after its upgrade, on the connection's thread
   // (api_exec.cc), and the audit events it appends on its own.
