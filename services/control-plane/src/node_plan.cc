@@ -11,10 +11,12 @@ namespace {
 
 using json::Json;
 
-// SELECT for a node's plan version: its own (enrollment) and its instances'.
+// SELECT for a node's plan version: its own (enrollment), its instances' and
+// its volumes' (deleted ones too, so that the version never goes back).
 constexpr std::string_view kVersionSql =
     "SELECT GREATEST(n.plan_version, coalesce((SELECT max(i.plan_seq) FROM instances_view i "
-    "WHERE i.node_id = n.node_id), 0)), n.ipv6_prefix FROM nodes_view n WHERE n.node_id = $1";
+    "WHERE i.node_id = n.node_id), 0), coalesce((SELECT max(v.plan_seq) FROM volumes_view v "
+    "WHERE v.node_id = n.node_id), 0)), n.ipv6_prefix FROM nodes_view n WHERE n.node_id = $1";
 
 Error unknownNode(const std::string& node_id) {
   return Error(plfm::errc::kNotFound, "node " + node_id + " not found").with("node_id", node_id);
@@ -130,6 +132,8 @@ PlanFeed::PlanFeed(std::string conninfo, ProjectionWorker& worker)
     : VersionFeed("plan", std::move(conninfo), worker,
                   "SELECT node_id, max(plan_seq) FROM instances_view WHERE plan_seq > $1 "
                   "AND node_id IS NOT NULL GROUP BY node_id UNION ALL SELECT node_id, "
+                  "max(plan_seq) FROM volumes_view WHERE plan_seq > $1 AND node_id IS NOT NULL "
+                  "GROUP BY node_id UNION ALL SELECT node_id, "
                   "plan_version FROM nodes_view WHERE plan_version > $1") {}
 
 }  // namespace plfm::cp

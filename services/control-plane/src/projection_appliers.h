@@ -1,4 +1,4 @@
-// Internal to the projections (projections.cc, projections_sched.cc): the
+// Internal to the projections (projections.cc, projections_*.cc): the
 // payload reader every applier uses, and the appliers of the node and
 // instance events, which live in their own file. projections.cc keeps the
 // one table from event type to applier. See docs/specs/state/event-types.md.
@@ -71,6 +71,14 @@ using ApplyFn = Result<void> (*)(pg::Transaction&, const Payload&);
 [[nodiscard]] Result<void> touchEdgeForInstance(pg::Transaction& tx, const StoredEvent& e);
 // Secrets (projections_secrets.cc).
 [[nodiscard]] Result<void> secretsVersionCreated(pg::Transaction& tx, const Payload& p);
+
+// Volumes (projections_volumes.cc).
+[[nodiscard]] Result<void> volumeCreated(pg::Transaction& tx, const Payload& p);
+[[nodiscard]] Result<void> volumePlaced(pg::Transaction& tx, const Payload& p);
+[[nodiscard]] Result<void> volumeExtendRequested(pg::Transaction& tx, const Payload& p);
+[[nodiscard]] Result<void> volumeDeleteRequested(pg::Transaction& tx, const Payload& p);
+[[nodiscard]] Result<void> volumeStatusReported(pg::Transaction& tx, const Payload& p);
+[[nodiscard]] Result<void> volumeDeleted(pg::Transaction& tx, const Payload& p);
 
 // A run of consecutive instance.allocated events [begin, end) in one
 // statement, exactly as instanceAllocated would apply them one by one: the

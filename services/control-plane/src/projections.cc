@@ -227,6 +227,12 @@ const std::unordered_map<std::string_view, ApplyFn>& appliers() {
       {"route.updated", projection::routeUpdated},
       {"route.deleted", projection::routeDeleted},
       {"secrets.version_created", projection::secretsVersionCreated},
+      {"volume.created", projection::volumeCreated},
+      {"volume.placed", projection::volumePlaced},
+      {"volume.extend_requested", projection::volumeExtendRequested},
+      {"volume.delete_requested", projection::volumeDeleteRequested},
+      {"volume.status_reported", projection::volumeStatusReported},
+      {"volume.deleted", projection::volumeDeleted},
       // Audit-only events: recorded in the log, no view reads them.
       {"user.created", noView},
       {"token.created", noView},
@@ -282,6 +288,8 @@ const std::vector<std::string>& Projector::viewTables() {
       "secret_keys_view",
       // quotas (0010)
       "org_quotas_view",
+      // volumes (0017)
+      "volumes_view",
   };
   return t;
 }

@@ -453,7 +453,7 @@ TEST(EventSchemasTest, EveryProjectedEventTypeHasASchemaAndADocRow) {
                                     std::regex(R"re(^\s*\{"([a-z_]+\.[a-z_]+)", )re"));
   const auto documented = matchLines(readText("docs/specs/state/event-types.md"),
                                      std::regex(R"(^\| `([a-z_]+\.[a-z_]+)` \|)"));
-  EXPECT_EQ(projected.size(), 42U);
+  EXPECT_EQ(projected.size(), 48U);
   EXPECT_EQ(eventSchemaFiles(), projected);
   EXPECT_EQ(documented, projected);
 }
@@ -530,6 +530,14 @@ TEST(EventSchemasTest, PayloadValuesAreChecked) {
       {"route.created", {"listener_port", 0}},
       {"route.updated", {"proxy_protocol", "v1"}},
       {"route.deleted", {"listener_port", 65536}},
+      {"volume.created", {"size_bytes", 1024}},
+      {"volume.created", {"full_name", "Uploads-0"}},
+      {"volume.created", {"origin", "cli"}},
+      {"volume.extend_requested", {"size_bytes", (int64_t{16} << 40) + 1}},
+      {"volume.delete_requested", {"reason", "because"}},
+      {"volume.status_reported", {"state", "deleting"}},
+      {"volume.status_reported", {"reason", std::string(513, 'x')}},
+      {"volume.deleted", {"node_id", id("inst")}},
   };
   for (const auto& [type, change] : bad) {
     Json payload = payloads().at(type);

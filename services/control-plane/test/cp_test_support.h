@@ -31,6 +31,11 @@ class CpTest : public plfm::testing::PgTest {
   // Every view table's rows as text, in primary-key order.
   std::string dumpViews(pg::Connection& conn);
 
+  // Applies the whole log again on top of the current views (as a crashed
+  // worker might), then rebuilds them from seq 0: both leave every view as
+  // it was.
+  void expectReplayAndRebuildIdentical(pg::Connection& conn);
+
   RealClock clock_;
   EventStore store_{clock_};
 };

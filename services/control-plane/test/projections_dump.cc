@@ -17,4 +17,17 @@ std::string CpTest::dumpViews(pg::Connection& conn) {
   return out;
 }
 
+void CpTest::expectReplayAndRebuildIdentical(pg::Connection& conn) {
+  const std::string before = dumpViews(conn);
+  auto events = EventStore::readAfter(conn, 0, 1000);
+  ASSERT_TRUE(events.has_value());
+  auto tx = pg::Transaction::begin(conn);
+  ASSERT_TRUE(tx.has_value());
+  for (const auto& e : *events) ASSERT_TRUE(Projector::apply(*tx, e).has_value()) << e.event_type;
+  ASSERT_TRUE(tx->commit().has_value());
+  EXPECT_EQ(dumpViews(conn), before);
+  ASSERT_TRUE(rebuildViews(conn).has_value());
+  EXPECT_EQ(dumpViews(conn), before);
+}
+
 }  // namespace plfm::cp::testsupport

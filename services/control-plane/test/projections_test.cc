@@ -162,16 +162,7 @@ TEST_F(ProjectionsTest, NodeAndInstanceViewsReplayAndRebuildIdentically) {
             "2 1 stop stopped true 1 " + std::to_string(last.last_seq));
   EXPECT_EQ(q("SELECT state || ' ' || cordoned || ' ' || draining FROM nodes_view"),
             "unreachable true false");
-  const std::string before = dumpViews(conn);
-  auto events = EventStore::readAfter(conn, 0, 1000);
-  ASSERT_TRUE(events.has_value());
-  auto tx = pg::Transaction::begin(conn);
-  ASSERT_TRUE(tx.has_value());
-  for (const auto& e : *events) ASSERT_TRUE(Projector::apply(*tx, e).has_value()) << e.event_type;
-  ASSERT_TRUE(tx->commit().has_value());
-  EXPECT_EQ(dumpViews(conn), before);
-  ASSERT_TRUE(rebuildViews(conn).has_value());
-  EXPECT_EQ(dumpViews(conn), before);
+  expectReplayAndRebuildIdentical(conn);
 }
 
 TEST_F(ProjectionsTest, UnknownEventTypeStopsTheProjectionAndSaysWhere) {

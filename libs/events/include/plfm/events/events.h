@@ -1009,6 +1009,142 @@ struct UserCreated {
     v("is_admin", self.is_admin);
   }
 };
+// volume.created: A volume was created for one slot of an env's process, pending until placed on a
+// node: by the scheduler when it allocates a slot whose process has [[volumes]] (origin manifest),
+// or ahead of a deploy through the API (origin api). See docs/specs/runtime/volume-mounts.md.
+struct VolumeCreated {
+  static constexpr std::string_view kType = "volume.created";
+  static constexpr int kVersion = 1;
+  static constexpr std::string_view kAggregate = "volume";
+
+  std::string volume_id;
+  std::string org_id;
+  std::string app_id;
+  std::string env_id;
+  std::string process_type;
+  std::string name;
+  int64_t slot = 0;
+  std::string full_name;
+  int64_t size_bytes = 0;
+  std::string origin;
+
+  [[nodiscard]] const std::string& aggregateId() const { return volume_id; }
+  template <class Self, class V>
+  static void visit(Self& self, V&& v) {
+    v("volume_id", self.volume_id);
+    v("org_id", self.org_id);
+    v("app_id", self.app_id);
+    v("env_id", self.env_id);
+    v("process_type", self.process_type);
+    v("name", self.name);
+    v("slot", self.slot);
+    v("full_name", self.full_name);
+    v("size_bytes", self.size_bytes);
+    v("origin", self.origin);
+  }
+};
+
+// volume.placed: The scheduler chose the node that holds a pending volume (once; only restore or
+// fork move data to another node).
+struct VolumePlaced {
+  static constexpr std::string_view kType = "volume.placed";
+  static constexpr int kVersion = 1;
+  static constexpr std::string_view kAggregate = "volume";
+
+  std::string volume_id;
+  std::string env_id;
+  std::string node_id;
+
+  [[nodiscard]] const std::string& aggregateId() const { return volume_id; }
+  template <class Self, class V>
+  static void visit(Self& self, V&& v) {
+    v("volume_id", self.volume_id);
+    v("env_id", self.env_id);
+    v("node_id", self.node_id);
+  }
+};
+
+// volume.extend_requested: A volume's desired size grew (never shrinks); its node's agent grows
+// the file.
+struct VolumeExtendRequested {
+  static constexpr std::string_view kType = "volume.extend_requested";
+  static constexpr int kVersion = 1;
+  static constexpr std::string_view kAggregate = "volume";
+
+  std::string volume_id;
+  std::string env_id;
+  int64_t size_bytes = 0;
+
+  [[nodiscard]] const std::string& aggregateId() const { return volume_id; }
+  template <class Self, class V>
+  static void visit(Self& self, V&& v) {
+    v("volume_id", self.volume_id);
+    v("env_id", self.env_id);
+    v("size_bytes", self.size_bytes);
+  }
+};
+
+// volume.delete_requested: A placed volume is to be deleted (the API, or its env's deletion); its
+// node's agent removes the file once no instance uses it, then reports volume.deleted.
+struct VolumeDeleteRequested {
+  static constexpr std::string_view kType = "volume.delete_requested";
+  static constexpr int kVersion = 1;
+  static constexpr std::string_view kAggregate = "volume";
+
+  std::string volume_id;
+  std::string env_id;
+  std::string reason;
+
+  [[nodiscard]] const std::string& aggregateId() const { return volume_id; }
+  template <class Self, class V>
+  static void visit(Self& self, V&& v) {
+    v("volume_id", self.volume_id);
+    v("env_id", self.env_id);
+    v("reason", self.reason);
+  }
+};
+
+// volume.status_reported: The node agent reported a volume's file ready at a size, or failed with
+// its reason (only when the state or the size changed).
+struct VolumeStatusReported {
+  static constexpr std::string_view kType = "volume.status_reported";
+  static constexpr int kVersion = 1;
+  static constexpr std::string_view kAggregate = "volume";
+
+  std::string volume_id;
+  std::string node_id;
+  std::string state;
+  int64_t size_bytes = 0;
+  std::string reason;
+
+  [[nodiscard]] const std::string& aggregateId() const { return volume_id; }
+  template <class Self, class V>
+  static void visit(Self& self, V&& v) {
+    v("volume_id", self.volume_id);
+    v("node_id", self.node_id);
+    v("state", self.state);
+    v("size_bytes", self.size_bytes);
+    v("reason", self.reason);
+  }
+};
+
+// volume.deleted: A volume is gone: its node's agent removed the file, or it was never placed
+// (node_id null).
+struct VolumeDeleted {
+  static constexpr std::string_view kType = "volume.deleted";
+  static constexpr int kVersion = 1;
+  static constexpr std::string_view kAggregate = "volume";
+
+  std::string volume_id;
+  std::optional<std::string> node_id;
+
+  [[nodiscard]] const std::string& aggregateId() const { return volume_id; }
+  template <class Self, class V>
+  static void visit(Self& self, V&& v) {
+    v("volume_id", self.volume_id);
+    v("node_id", self.node_id);
+  }
+};
 // Every event struct, for the explicit instantiations in events.cc and for
 // tests that walk all types.
 #define PLFM_EVENTS_FOR_EACH(X) \
@@ -1053,7 +1189,13 @@ struct UserCreated {
   X(SecretsVersionCreated)      \
   X(TokenCreated)               \
   X(TokenRevoked)               \
-  X(UserCreated)
+  X(UserCreated)                \
+  X(VolumeCreated)              \
+  X(VolumeDeleteRequested)      \
+  X(VolumeDeleted)              \
+  X(VolumeExtendRequested)      \
+  X(VolumePlaced)               \
+  X(VolumeStatusReported)
 
 // The payload as JSON / as compact JSON text with sorted keys.
 template <class T>
