@@ -2,7 +2,9 @@
 // persistent disk (docs/specs/runtime/volume-mounts.md, docs/specs/api/v1.md
 // "Volumes", docs/specs/cli/output.md "vt volumes"). Names (uploads-0)
 // resolve to ids through the env's list.
+#include <algorithm>
 #include <charconv>
+#include <tuple>
 
 #include "commands.h"
 #include "invocation.h"
@@ -35,8 +37,16 @@ Result<std::vector<json>> envVolumes(Invocation& inv, json* env_out = nullptr) {
   PLFM_ASSIGN_OR_RETURN(auto env, inv.env());
   PLFM_ASSIGN_OR_RETURN(ApiClient * client, inv.api());
   if (env_out != nullptr) *env_out = env;
-  // The API lists by process, name and slot: the table's order.
-  return client->listAll("/v1/envs/" + env["id"].get<std::string>() + "/volumes");
+  PLFM_ASSIGN_OR_RETURN(auto items,
+                        client->listAll("/v1/envs/" + env["id"].get<std::string>() + "/volumes"));
+  // By process, name and slot (as the API lists them), whatever the server sent.
+  auto key = [](const json& v) {
+    return std::make_tuple(v.value("process", ""), v.value("name", ""), v.value("slot", 0),
+                           v.value("volume_id", ""));
+  };
+  std::sort(items.begin(), items.end(),
+            [&](const json& a, const json& b) { return key(a) < key(b); });
+  return items;
 }
 
 // VOLUME is an id (vol_...) or a full name (uploads-0) of the env.

@@ -15,8 +15,8 @@ std::string formatVolumeSize(std::uint64_t bytes) { return rules::formatSize(byt
 
 std::optional<std::string> checkVolumeSize(std::uint64_t bytes) {
   if (bytes >= kMinVolumeBytes && bytes <= kMaxVolumeBytes) return std::nullopt;
-  return "expected a size from " + rules::formatSize(kMinVolumeBytes) + " to " +
-         rules::formatSize(kMaxVolumeBytes) + ", got " + rules::formatSize(bytes);
+  return "a size from " + rules::formatSize(kMinVolumeBytes) + " to " +
+         rules::formatSize(kMaxVolumeBytes) + " (got " + rules::formatSize(bytes) + ")";
 }
 
 }  // namespace plfm::manifest

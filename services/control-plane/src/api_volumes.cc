@@ -75,7 +75,7 @@ Result<uint64_t> parseSize(const Json& body) {
     }
     bytes = it->get<uint64_t>();
   }
-  if (auto why = manifest::checkVolumeSize(bytes)) return invalid(field, *why);
+  if (auto why = manifest::checkVolumeSize(bytes)) return invalid(field, "must be " + *why);
   return bytes;
 }
 

@@ -27,7 +27,7 @@ inline constexpr std::uint64_t kMaxVolumeBytes = std::uint64_t{16} << 40;
 [[nodiscard]] std::string formatVolumeSize(std::uint64_t bytes);
 
 // nullopt when `bytes` is within kMinVolumeBytes..kMaxVolumeBytes, else
-// "expected a size from 16MiB to 16TiB, got 1MiB".
+// what was expected: "a size from 16MiB to 16TiB (got 1MiB)".
 [[nodiscard]] std::optional<std::string> checkVolumeSize(std::uint64_t bytes);
 
 }  // namespace plfm::manifest
