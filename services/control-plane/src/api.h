@@ -273,6 +273,8 @@ class Api {
 // secret pasted as a JSON key never comes back in the error.
 [[nodiscard]] Result<json::Json> parseSecretBody(const http::Request& req,
                                                  std::initializer_list<std::string_view> allowed);
+// invalid_field: "field '<field>' <why>", with details.field.
+[[nodiscard]] Error invalidField(std::string_view field, const std::string& why);
 [[nodiscard]] Result<std::string> requireString(const json::Json& body, std::string_view field);
 [[nodiscard]] Result<std::optional<std::string>> optionalString(const json::Json& body,
                                                                 std::string_view field);

@@ -41,11 +41,6 @@ struct VolumeRow {
   bool placed = false;
 };
 
-Error invalid(std::string_view field, const std::string& why) {
-  return Error(apierr::kInvalidField, "field '" + std::string(field) + "' " + why)
-      .with("field", std::string(field));
-}
-
 Error volumeNotFound(const std::string& id) {
   return Error(plfm::errc::kNotFound, "volume " + id + " not found").with("volume_id", id);
 }
@@ -56,26 +51,26 @@ Result<uint64_t> parseSize(const Json& body) {
   auto it = body.find("size_bytes");
   const bool has_bytes = it != body.end() && !it->is_null();
   if (text.has_value() == has_bytes) {
-    return invalid("size", "or 'size_bytes' is required, not both (\"size\": \"10GiB\")");
+    return invalidField("size", "or 'size_bytes' is required, not both (\"size\": \"10GiB\")");
   }
   uint64_t bytes = 0;
   std::string_view field = "size";
   if (text) {
     auto parsed = manifest::parseVolumeSize(*text);
     if (!parsed) {
-      return invalid("size",
-                     "must be a size with a binary unit, like \"512MiB\", \"10GiB\" or "
-                     "\"1TiB\"");
+      return invalidField("size",
+                          "must be a size with a binary unit, like \"512MiB\", \"10GiB\" or "
+                          "\"1TiB\"");
     }
     bytes = *parsed;
   } else {
     field = "size_bytes";
     if (!it->is_number_integer() || it->get<int64_t>() < 0) {
-      return invalid("size_bytes", "must be a positive integer (bytes)");
+      return invalidField("size_bytes", "must be a positive integer (bytes)");
     }
     bytes = it->get<uint64_t>();
   }
-  if (auto why = manifest::checkVolumeSize(bytes)) return invalid(field, "must be " + *why);
+  if (auto why = manifest::checkVolumeSize(bytes)) return invalidField(field, "must be " + *why);
   return bytes;
 }
 
@@ -84,22 +79,23 @@ Result<CreateVolume> parseCreate(const http::Request& req) {
                         parseBody(req, {"process", "name", "slot", "size", "size_bytes"}));
   CreateVolume c;
   PLFM_ASSIGN_OR_RETURN(c.process, requireString(body, "process"));
-  if (!validProcessName(c.process)) return invalid("process", "must match [a-z][a-z0-9-]{0,29}");
+  if (!validProcessName(c.process))
+    return invalidField("process", "must match [a-z][a-z0-9-]{0,29}");
   PLFM_ASSIGN_OR_RETURN(c.name, requireString(body, "name"));
-  if (auto why = manifest::checkVolumeName(c.name)) return invalid("name", "must be " + *why);
+  if (auto why = manifest::checkVolumeName(c.name)) return invalidField("name", "must be " + *why);
   auto slot = body.find("slot");
   if (slot != body.end() && !slot->is_null()) {
     if (!slot->is_number_integer() || slot->get<int64_t>() < 0 || slot->get<int64_t>() > kMaxSlot) {
-      return invalid("slot", "must be an integer 0.." + std::to_string(kMaxSlot));
+      return invalidField("slot", "must be an integer 0.." + std::to_string(kMaxSlot));
     }
     c.slot = slot->get<int64_t>();
   }
   PLFM_ASSIGN_OR_RETURN(c.size_bytes, parseSize(body));
   c.full_name = c.name + "-" + std::to_string(c.slot);
   if (c.full_name.size() > kMaxFullName) {
-    return invalid("name", "is too long: '" + c.full_name.substr(0, 40) +
-                               "...' (the name, '-' and the slot) must fit in " +
-                               std::to_string(kMaxFullName) + " characters");
+    return invalidField("name", "is too long: '" + c.full_name.substr(0, 40) +
+                                    "...' (the name, '-' and the slot) must fit in " +
+                                    std::to_string(kMaxFullName) + " characters");
   }
   return c;
 }
