@@ -307,5 +307,31 @@ TEST_F(VolumesApiTest, APlacedVolumeIsDeletingUntilItsNodeRemovesIt) {
             "already_exists");
 }
 
+// The env's deletion takes its volumes with it: a placed one to deleting
+// (its node removes the file), a pending one straight to deleted.
+TEST_F(VolumesApiTest, DeletingTheEnvDeletesItsVolumes) {
+  const Tenant alice = tenant("alice");
+  const auto node = enrollNode("n1.example").first;
+  auto placed = create(alice, {{"process", "web"}, {"name", "uploads"}, {"size", "1GiB"}});
+  auto pending = create(alice, {{"process", "web"}, {"name", "cache"}, {"size", "1GiB"}});
+  ASSERT_EQ(pending.status, 201) << pending.raw;
+  ASSERT_NO_FATAL_FAILURE(place(alice, placed.body["volume_id"], node));
+  auto gone = call("DELETE", "/v1/envs/" + alice.env, "", alice.token);
+  ASSERT_EQ(gone.status, 200) << gone.raw;
+  auto p =
+      call("GET", "/v1/volumes/" + placed.body["volume_id"].get<std::string>(), "", alice.token);
+  EXPECT_EQ(p.body["state"], "deleting") << p.raw;
+  auto q =
+      call("GET", "/v1/volumes/" + pending.body["volume_id"].get<std::string>(), "", alice.token);
+  EXPECT_EQ(q.body["state"], "deleted") << q.raw;
+  auto conn = connect();
+  auto rs = conn.exec(
+      "SELECT payload->>'reason' FROM events WHERE event_type = 'volume.delete_requested'");
+  ASSERT_TRUE(rs.has_value());
+  ASSERT_EQ(rs->rows(), 1);
+  EXPECT_EQ(rs->text(0, 0), "env_deleted");
+  EXPECT_EQ(countEvents("volume.deleted"), 1);
+}
+
 }  // namespace
 }  // namespace plfm::cp
