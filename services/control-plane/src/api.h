@@ -358,14 +358,6 @@ struct Page {
 // `Instance` schema, selected from instances_view.
 [[nodiscard]] const std::string& instanceColumns();
 
-// The events that delete an env's live volumes with the env (api_volumes.cc):
-// volume.delete_requested (reason "env_deleted") for each one a node holds,
-// volume.deleted for each one no node ever held. The caller holds the org's
-// lock (lockOrgQuotas), so the view shows every volume event of the org.
-[[nodiscard]] Result<std::vector<NewEvent>> envVolumeDeletions(pg::Transaction& tx,
-                                                               const std::string& env_id,
-                                                               const std::string& org_id);
-
 // SQL for an RFC 3339 UTC timestamp with microseconds, from a timestamptz.
 inline std::string ts(std::string_view col) {
   return "to_char(" + std::string(col) + R"( AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))";

@@ -160,9 +160,6 @@ void Api::registerAppRoutes(http::Router& r) {
                            "env " + env.str() + " still has routes; delete them first");
             }
             PLFM_TRY(releaseName(tx, "env:" + app, env.str()));
-            // Its volumes go with it (docs/specs/runtime/volume-mounts.md).
-            PLFM_TRY(lockOrgQuotas(tx, org));
-            PLFM_ASSIGN_OR_RETURN(auto volumes, envVolumeDeletions(tx, env.str(), org));
             PLFM_ASSIGN_OR_RETURN(int next, nextAggregateSeq(tx, env.str()));
             Mutation m;
             m.status = 200;
@@ -170,7 +167,6 @@ void Api::registerAppRoutes(http::Router& r) {
             m.body = {{"deleted", true}, {"id", env.str()}};
             m.events = {events::toNewEvent(
                 events::EnvDeleted{.env_id = env.str(), .app_id = app, .org_id = org}, next, org)};
-            m.events.insert(m.events.end(), volumes.begin(), volumes.end());
             return m;
           });
         });

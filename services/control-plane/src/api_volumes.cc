@@ -7,6 +7,7 @@
 // volumes_view, which is what these handlers read.
 #include "api.h"
 #include "plfm/manifest/volume_rules.h"
+#include "volume_deletion.h"
 
 namespace plfm::cp {
 namespace {
@@ -169,35 +170,7 @@ Error notLive(const VolumeRow& v, std::string_view action) {
       .with("state", v.state);
 }
 
-// volume.deleted at once for a volume no node holds (no file to remove),
-// else volume.delete_requested for its node's agent.
-Result<NewEvent> deletion(pg::Transaction& tx, const std::string& id, const std::string& env,
-                          const std::string& org, bool placed, const std::string& reason) {
-  PLFM_ASSIGN_OR_RETURN(int next, nextAggregateSeq(tx, id));
-  if (!placed) {
-    return events::toNewEvent(events::VolumeDeleted{.volume_id = id, .node_id = std::nullopt}, next,
-                              org);
-  }
-  return events::toNewEvent(
-      events::VolumeDeleteRequested{.volume_id = id, .env_id = env, .reason = reason}, next, org);
-}
-
 }  // namespace
-
-Result<std::vector<NewEvent>> envVolumeDeletions(pg::Transaction& tx, const std::string& env_id,
-                                                 const std::string& org_id) {
-  PLFM_ASSIGN_OR_RETURN(auto rs, tx.exec("SELECT volume_id, node_id IS NOT NULL FROM "
-                                         "volumes_view WHERE env_id = $1 AND state NOT IN "
-                                         "('deleting', 'deleted') ORDER BY volume_id",
-                                         {env_id}));
-  std::vector<NewEvent> out;
-  for (int i = 0; i < rs.rows(); ++i) {
-    PLFM_ASSIGN_OR_RETURN(auto e, deletion(tx, std::string(rs.text(i, 0)), env_id, org_id,
-                                           rs.boolean(i, 1).value_or(true), "env_deleted"));
-    out.push_back(std::move(e));
-  }
-  return out;
-}
 
 void Api::registerVolumeRoutes(http::Router& r) {
   route(r, "POST", "/v1/envs/{env_id}/volumes", Access::kUser,
@@ -337,10 +310,12 @@ void Api::registerVolumeRoutes(http::Router& r) {
                   .with("volume_id", id.str())
                   .with("instance_id", *user);
             }
-            PLFM_ASSIGN_OR_RETURN(auto e, deletion(tx, id.str(), v.env, v.org, v.placed, "api"));
+            PLFM_ASSIGN_OR_RETURN(int next, nextAggregateSeq(tx, id.str()));
+            const auto node = v.placed ? std::optional<std::string>(v.body["node_id"])
+                                       : std::optional<std::string>();
             m.body["updated_at"] = toRfc3339(deps_.clock.now());
             m.body["state"] = v.placed ? "deleting" : "deleted";
-            m.events = {std::move(e)};
+            m.events = {volumeDeletion(id.str(), v.env, node, next, v.org, "api")};
             return m;
           });
         });
