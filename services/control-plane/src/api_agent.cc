@@ -138,6 +138,97 @@ Result<StatusReport> parseReport(const json::Json& body) {
   return r;
 }
 
+// A volume report (POST /v1/nodes/{node_id}/volumes/{volume_id}/status,
+// docs/specs/runtime/volume-mounts.md, "Agent routes").
+struct VolumeReport {
+  std::string state;  // ready | failed | deleted
+  int64_t size_bytes = 0;
+  std::string reason;  // for failed only
+};
+
+constexpr int64_t kMaxVolumeBytes = int64_t{16} << 40;  // 16 TiB, the largest volume
+constexpr size_t kMaxVolumeReason = 512;
+
+Result<VolumeReport> parseVolumeReport(const json::Json& body) {
+  VolumeReport r;
+  PLFM_ASSIGN_OR_RETURN(r.state, requireString(body, "state"));
+  if (r.state != "ready" && r.state != "failed" && r.state != "deleted") {
+    return invalid("state", "must be ready, failed or deleted");
+  }
+  if (r.state == "ready" || body.contains("size_bytes")) {
+    PLFM_ASSIGN_OR_RETURN(r.size_bytes, requireInt(body, "size_bytes", 0, kMaxVolumeBytes));
+  }
+  PLFM_ASSIGN_OR_RETURN(auto reason, optionalString(body, "reason"));
+  r.reason = reason.value_or("");
+  const bool reason_ok =
+      r.reason.size() <= kMaxVolumeReason &&
+      std::all_of(r.reason.begin(), r.reason.end(), [](char c) { return c >= 32 && c < 127; });
+  if (!reason_ok) return invalid("reason", "must be at most 512 printable characters");
+  if (!r.reason.empty() && r.state != "failed") {
+    return invalid("reason", "is only for state 'failed'");
+  }
+  if (r.state == "failed" && r.reason.empty()) r.reason = "the node could not create the volume";
+  return r;
+}
+
+Error volumeNotOnNode(const std::string& volume, const std::string& node) {
+  return Error(plfm::errc::kNotFound, "volume " + volume + " not found on node " + node)
+      .with("volume_id", volume);
+}
+
+// The events a volume report appends: none when it changes nothing (a
+// retry, or a report about a volume on its way out), volume.deleted only
+// for a volume the control plane is deleting. Reads volumes_view under the
+// log lock and refuses to decide on a row the projection has not caught up
+// with, so that two reports of one change append one event.
+Result<Mutation> applyVolumeReport(pg::Transaction& tx, const std::string& node,
+                                   const std::string& volume, const VolumeReport& report) {
+  PLFM_TRY(EventStore::lockLog(tx));
+  PLFM_ASSIGN_OR_RETURN(auto rs, tx.exec("SELECT node_id, state, reported_size_bytes, version, "
+                                         "org_id FROM volumes_view WHERE volume_id = $1",
+                                         {volume}));
+  if (rs.rows() != 1 || rs.isNull(0, 0) || rs.text(0, 0) != node) {
+    return volumeNotOnNode(volume, node);
+  }
+  const std::string state(rs.text(0, 1));
+  // -1: the node has not reported a size yet.
+  const int64_t reported = rs.isNull(0, 2) ? -1 : rs.int64(0, 2).value_or(-1);
+  PLFM_ASSIGN_OR_RETURN(auto seqs, EventStore::aggregateSeqs(tx, {volume}));
+  if (seqs[volume] != rs.int64(0, 3).value_or(0)) {
+    return Error(plfm::errc::kUnavailable,
+                 "volume " + volume + " has a change not yet applied to its view; retry")
+        .with("volume_id", volume);
+  }
+  Mutation m;
+  m.status = 200;
+  m.body = {{"volume_id", volume}, {"state", state}, {"applied", false}};
+  const std::string org(rs.text(0, 4));
+  if (report.state == "deleted") {
+    if (state == "deleted") return m;
+    if (state != "deleting") {
+      return Error(plfm::errc::kFailedPrecondition,
+                   "volume " + volume + " is " + state +
+                       ", not deleting: the node must keep its file")
+          .with("field", "state");
+    }
+    m.events = {events::toNewEvent(events::VolumeDeleted{.volume_id = volume, .node_id = node},
+                                   seqs[volume] + 1, org)};
+  } else {
+    // A volume being deleted keeps that state whatever the node says of it.
+    if (state == "deleting" || state == "deleted") return m;
+    if (state == report.state && reported == report.size_bytes) return m;
+    m.events = {events::toNewEvent(events::VolumeStatusReported{.volume_id = volume,
+                                                                .node_id = node,
+                                                                .state = report.state,
+                                                                .size_bytes = report.size_bytes,
+                                                                .reason = report.reason},
+                                   seqs[volume] + 1, org)};
+  }
+  m.body["state"] = report.state;
+  m.body["applied"] = true;
+  return m;
+}
+
 // The bearer token of an enrollment route, or unauthenticated.
 Result<std::string> enrollmentBearer(const http::Request& req) {
   auto h = req.header("Authorization");
@@ -189,8 +280,9 @@ void Api::registerAgentRoutes(http::Router& r) {
           PLFM_ASSIGN_OR_RETURN(auto node, pathId<NodeId>(ctx.req, "node_id"));
           // relay_key is listed only to refuse it with a reason: agents
           // before signed relay requests sent it (docs/specs/runtime/logs.md).
-          PLFM_ASSIGN_OR_RETURN(auto body, parseBody(ctx.req, {"agent_version", "agent_url",
-                                                               "agent_cert_sha256", "relay_key"}));
+          PLFM_ASSIGN_OR_RETURN(
+              auto body, parseBody(ctx.req, {"agent_version", "agent_url", "agent_cert_sha256",
+                                             "relay_key", "volume_capacity_bytes"}));
           if (body.contains("relay_key")) {
             return invalid("relay_key",
                            "is no longer accepted: the control plane signs each relay request "
@@ -203,6 +295,13 @@ void Api::registerAgentRoutes(http::Router& r) {
           PLFM_ASSIGN_OR_RETURN(auto agent_url, optionalString(body, "agent_url"));
           PLFM_ASSIGN_OR_RETURN(auto cert, optionalString(body, "agent_cert_sha256"));
           if (cert && !agent_url) return invalid("agent_cert_sha256", "needs agent_url");
+          // The size of the filesystem that holds the agent's volumes
+          // (docs/specs/runtime/volume-mounts.md); absent: keep the last one.
+          std::optional<int64_t> volume_capacity;
+          if (body.contains("volume_capacity_bytes")) {
+            PLFM_ASSIGN_OR_RETURN(volume_capacity,
+                                  requireInt(body, "volume_capacity_bytes", 0, INT64_MAX));
+          }
           return runWrite(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
             AgentEndpoint endpoint;
             if (agent_url) {
@@ -213,8 +312,9 @@ void Api::registerAgentRoutes(http::Router& r) {
                   endpoint, checkAgentEndpoint(*agent_url, cert,
                                                reg.rows() == 1 ? reg.text(0, 0) : std::string()));
             }
-            PLFM_ASSIGN_OR_RETURN(auto beat, recordHeartbeat(tx, deps_.clock, node.str(),
-                                                             version.value_or(""), endpoint));
+            PLFM_ASSIGN_OR_RETURN(auto beat,
+                                  recordHeartbeat(tx, deps_.clock, node.str(), version.value_or(""),
+                                                  endpoint, volume_capacity));
             PLFM_ASSIGN_OR_RETURN(int64_t plan, planVersion(tx.connection(), node.str()));
             Mutation m;
             m.status = 200;
@@ -316,6 +416,16 @@ void Api::registerAgentRoutes(http::Router& r) {
                                                                   .timings = report.timings},
                                    seqs[inst.str()] + 1, std::string(rs.text(0, 2)))};
             return m;
+          });
+        });
+  route(r, "POST", "/v1/nodes/{node_id}/volumes/{volume_id}/status", Access::kNode,
+        [this](Ctx& ctx) -> Result<http::Response> {
+          PLFM_ASSIGN_OR_RETURN(auto node, pathId<NodeId>(ctx.req, "node_id"));
+          PLFM_ASSIGN_OR_RETURN(auto volume, pathId<VolumeId>(ctx.req, "volume_id"));
+          PLFM_ASSIGN_OR_RETURN(auto body, parseBody(ctx.req, {"state", "size_bytes", "reason"}));
+          PLFM_ASSIGN_OR_RETURN(auto report, parseVolumeReport(body));
+          return runWrite(ctx, [&](pg::Transaction& tx) {
+            return applyVolumeReport(tx, node.str(), volume.str(), report);
           });
         });
 }

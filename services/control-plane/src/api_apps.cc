@@ -1,5 +1,6 @@
 // Apps (in an org) and envs (in an app).
 #include "api.h"
+#include "volume_deletion.h"
 
 namespace plfm::cp {
 namespace {
@@ -165,8 +166,10 @@ void Api::registerAppRoutes(http::Router& r) {
             m.status = 200;
             m.settle = true;  // its instances are drained
             m.body = {{"deleted", true}, {"id", env.str()}};
-            m.events = {events::toNewEvent(
-                events::EnvDeleted{.env_id = env.str(), .app_id = app, .org_id = org}, next, org)};
+            // Its volumes go with it: the placed ones to their nodes' agents.
+            PLFM_ASSIGN_OR_RETURN(m.events, envVolumeDeletions(tx, env.str(), org));
+            m.events.push_back(events::toNewEvent(
+                events::EnvDeleted{.env_id = env.str(), .app_id = app, .org_id = org}, next, org));
             return m;
           });
         });

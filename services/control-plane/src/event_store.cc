@@ -146,6 +146,16 @@ Result<void> EventStore::lockLog(pg::Transaction& tx) {
   return ok();
 }
 
+Result<EventStore::LockedSeqs> EventStore::lockedSeqsOf(pg::Transaction& tx,
+                                                        const pg::ResultSet& rows, int col) {
+  LockedSeqs out;
+  out.ids.reserve(static_cast<size_t>(rows.rows()));
+  for (int i = 0; i < rows.rows(); ++i) out.ids.emplace_back(rows.text(i, col));
+  PLFM_TRY(lockLog(tx));
+  PLFM_ASSIGN_OR_RETURN(out.seqs, aggregateSeqs(tx, out.ids));
+  return out;
+}
+
 Result<std::unordered_map<std::string, int>> EventStore::aggregateSeqs(
     pg::Transaction& tx, const std::vector<std::string>& ids) {
   std::unordered_map<std::string, int> out;

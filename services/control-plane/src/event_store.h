@@ -88,6 +88,16 @@ class EventStore {
   [[nodiscard]] static Result<std::unordered_map<std::string, int>> aggregateSeqs(
       pg::Transaction& tx, const std::vector<std::string>& ids);
 
+  // The ids in column `col` of `rows`, in row order, and their current
+  // aggregate seqs, read under the log lock (lockLog, then aggregateSeqs):
+  // for a writer about to append one event to each.
+  struct LockedSeqs {
+    std::vector<std::string> ids;
+    std::unordered_map<std::string, int> seqs;
+  };
+  [[nodiscard]] static Result<LockedSeqs> lockedSeqsOf(pg::Transaction& tx,
+                                                       const pg::ResultSet& rows, int col = 0);
+
   // The JSON envelope of a stored event, as the API and schemas define it.
   [[nodiscard]] static std::string envelopeJson(const StoredEvent& e);
 

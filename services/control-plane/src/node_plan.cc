@@ -1,6 +1,8 @@
 #include "node_plan.h"
 
+#include <map>
 #include <unordered_map>
+#include <utility>
 
 #include "api.h"
 #include "plfm/core/log.h"
@@ -17,6 +19,15 @@ constexpr std::string_view kVersionSql =
     "SELECT GREATEST(n.plan_version, coalesce((SELECT max(i.plan_seq) FROM instances_view i "
     "WHERE i.node_id = n.node_id), 0), coalesce((SELECT max(v.plan_seq) FROM volumes_view v "
     "WHERE v.node_id = n.node_id), 0)), n.ipv6_prefix FROM nodes_view n WHERE n.node_id = $1";
+
+// A live volume of an env, as the plan needs it.
+struct LiveVolume {
+  std::string volume_id;
+  std::string node_id;  // empty while pending
+  int64_t size_bytes = 0;
+};
+// By (env_id, full_name).
+using VolumesByName = std::map<std::pair<std::string, std::string>, LiveVolume>;
 
 Error unknownNode(const std::string& node_id) {
   return Error(plfm::errc::kNotFound, "node " + node_id + " not found").with("node_id", node_id);
@@ -66,9 +77,77 @@ Json workloadSpec(const pg::ResultSet& rs, int i, const manifest::Manifest& m) {
             {"gateway", std::string(kInstanceGateway)},
             {"mtu", kInstanceMtu}}},
           {"checks", checksOf(m, process)},
-          {"volumes", Json::array()},
+          {"volumes", Json::array()},  // volumesOf()
           {"secrets", {{"version", nullable(17)}}},
           {"restart", {{"count", rs.int64(i, 16).value_or(0)}, {"not_before", nullable(15)}}}};
+}
+
+// WorkloadSpec.volumes of an instance (row `i`) whose process has
+// [[volumes]]: each in the manifest's order, joined with the env's live
+// volume of its slot (docs/specs/runtime/volume-mounts.md). The scheduler
+// creates and places those rows with the allocation, so a missing one, or
+// one on another node, is a bug elsewhere: the error says which, and the
+// instance is left out of the plan rather than started without its data.
+Result<Json> volumesOf(const pg::ResultSet& rs, int i, const manifest::Manifest& m,
+                       const std::string& node_id, const VolumesByName& volumes) {
+  const std::string process(rs.text(i, 6));
+  const std::string env(rs.text(i, 5));
+  Json out = Json::array();
+  for (const auto& v : m.volumes) {
+    if (v.process != process) continue;
+    if (rs.isNull(i, 18)) {
+      return Error(plfm::errc::kFailedPrecondition,
+                   "the instance has no slot, so no volume " + v.name + " of its own");
+    }
+    const std::string full = v.name + "-" + std::to_string(rs.int64(i, 18).value_or(0));
+    auto it = volumes.find({env, full});
+    if (it == volumes.end()) {
+      return Error(plfm::errc::kFailedPrecondition, "volume " + full + " does not exist");
+    }
+    if (it->second.node_id != node_id) {
+      return Error(plfm::errc::kFailedPrecondition,
+                   "volume " + full + " (" + it->second.volume_id + ") is on " +
+                       (it->second.node_id.empty() ? std::string("no node yet")
+                                                   : "node " + it->second.node_id));
+    }
+    out.push_back({{"volume_id", it->second.volume_id},
+                   {"name", full},
+                   {"mount", v.mount},
+                   {"size_bytes", it->second.size_bytes}});
+  }
+  return out;
+}
+
+// The live volumes of the envs that have instances on the node.
+Result<VolumesByName> envVolumes(pg::Transaction& tx, const std::string& node_id) {
+  PLFM_ASSIGN_OR_RETURN(
+      auto rs, tx.exec("SELECT env_id, full_name, volume_id, coalesce(node_id, ''), size_bytes "
+                       "FROM volumes_view WHERE state <> 'deleted' AND env_id IN (SELECT "
+                       "env_id FROM instances_view WHERE node_id = $1 AND current_state <> "
+                       "'stopped')",
+                       {node_id}));
+  VolumesByName out;
+  for (int i = 0; i < rs.rows(); ++i) {
+    out[{std::string(rs.text(i, 0)), std::string(rs.text(i, 1))}] = LiveVolume{
+        std::string(rs.text(i, 2)), std::string(rs.text(i, 3)), rs.int64(i, 4).value_or(0)};
+  }
+  return out;
+}
+
+// NodePlan.volumes: every live volume placed on the node. placed, ready and
+// failed are all "ready" to the agent: it should have the file.
+Result<Json> nodeVolumes(pg::Transaction& tx, const std::string& node_id) {
+  PLFM_ASSIGN_OR_RETURN(auto rs, tx.exec("SELECT volume_id, size_bytes, state FROM volumes_view "
+                                         "WHERE node_id = $1 AND state <> 'deleted' ORDER BY "
+                                         "volume_id",
+                                         {node_id}));
+  Json out = Json::array();
+  for (int i = 0; i < rs.rows(); ++i) {
+    out.push_back({{"volume_id", std::string(rs.text(i, 0))},
+                   {"size_bytes", rs.int64(i, 1).value_or(0)},
+                   {"state", rs.text(i, 2) == "deleting" ? "deleting" : "ready"}});
+  }
+  return out;
 }
 
 }  // namespace
@@ -93,11 +172,14 @@ Result<json::Json> buildNodePlan(pg::Connection& conn, const std::string& node_i
               "r.image_digest, r.manifest, i.vcpus, i.memory_mb, "
               "coalesce(i.address, ''), " +
                   ts("i.not_before") +
-                  ", i.restarts, i.secrets_version FROM instances_view i JOIN releases_view r "
+                  ", i.restarts, i.secrets_version, i.slot FROM instances_view i JOIN "
+                  "releases_view r "
                   "ON r.release_id = "
                   "i.release_id WHERE i.node_id = $1 AND i.current_state <> 'stopped' "
                   "ORDER BY i.instance_id",
               {node_id}));
+  PLFM_ASSIGN_OR_RETURN(auto volumes, envVolumes(tx, node_id));
+  PLFM_ASSIGN_OR_RETURN(auto node_volumes, nodeVolumes(tx, node_id));
   PLFM_TRY(tx.commit());
   // Each release's manifest is parsed once (instances share releases). A
   // bad one costs only its own instances: they are left out and logged,
@@ -118,12 +200,23 @@ Result<json::Json> buildNodePlan(pg::Connection& conn, const std::string& node_i
                  {"error", m->second.error().message()}});
       continue;
     }
-    instances.push_back(workloadSpec(rs, i, *m->second));
+    auto vols = volumesOf(rs, i, *m->second, node_id, volumes);
+    if (!vols) {
+      log::warn("node plan leaves out an instance whose volumes are not on its node",
+                {{"node_id", node_id},
+                 {"instance_id", std::string(rs.text(i, 0))},
+                 {"error", vols.error().message()}});
+      continue;
+    }
+    Json spec = workloadSpec(rs, i, *m->second);
+    spec["volumes"] = std::move(*vols);
+    instances.push_back(std::move(spec));
   }
   return Json{{"node_id", node_id},
               {"version", head.int64(0, 0).value_or(0)},
               {"ipv6_prefix", std::string(head.text(0, 1))},
-              {"instances", std::move(instances)}};
+              {"instances", std::move(instances)},
+              {"volumes", std::move(node_volumes)}};
 }
 
 // ---- PlanFeed ----

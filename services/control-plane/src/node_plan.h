@@ -4,8 +4,10 @@
 //
 // A plan lists every instance placed on the node that has not reported
 // `stopped`, each as a WorkloadSpec built from instances_view and the
-// release's manifest. Its version is the seq of the last event that changed
-// it (instances_view.plan_seq, nodes_view.plan_version), so it increases
+// release's manifest (with the volumes of the instance's slot), and every
+// live volume placed on the node. Its version is the seq of the last event
+// that changed it (instances_view.plan_seq, nodes_view.plan_version,
+// volumes_view.plan_seq), so it increases
 // whenever the plan changes, needs no counter of its own, and rebuilds
 // identically from the log.
 //
@@ -31,7 +33,8 @@ inline constexpr int kInstanceMtu = 1420;                        // fits inside 
 // The node's current plan version, or not_found for an unknown node.
 [[nodiscard]] Result<int64_t> planVersion(pg::Connection& conn, const std::string& node_id);
 
-// The node's whole plan: {"node_id","version","ipv6_prefix","instances":[WorkloadSpec]},
+// The node's whole plan: {"node_id","version","ipv6_prefix","instances":[WorkloadSpec],
+// "volumes":[{"volume_id","size_bytes","state"}]},
 // read in one snapshot so the version matches the instances.
 [[nodiscard]] Result<json::Json> buildNodePlan(pg::Connection& conn, const std::string& node_id);
 

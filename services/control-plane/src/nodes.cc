@@ -172,22 +172,25 @@ Result<std::pair<EnrolledNode, std::vector<NewEvent>>> redeemEnrollment(
 Result<HeartbeatResult> recordHeartbeat(pg::Transaction& tx, const Clock& clock,
                                         const std::string& node_id,
                                         const std::string& agent_version,
-                                        const AgentEndpoint& endpoint) {
+                                        const AgentEndpoint& endpoint,
+                                        std::optional<int64_t> volume_capacity_bytes) {
   const auto now_tp = clock.now();
   const std::string now = toRfc3339(now_tp);
   // One statement in the common case: lock the row, read the old state and
   // the seconds since the last heartbeat, record this one.
   PLFM_ASSIGN_OR_RETURN(
       auto rs,
-      tx.exec("WITH old AS (SELECT state, last_heartbeat_at FROM node_liveness WHERE node_id = $1 "
-              "FOR UPDATE) UPDATE node_liveness l SET last_heartbeat_at = $2, agent_version = $3, "
-              "state = 'active', state_since = CASE WHEN old.state = 'active' THEN l.state_since "
-              "ELSE $2::timestamptz END, agent_url = CASE WHEN $4 = '' THEN l.agent_url ELSE $4 "
-              "END, agent_cert_sha256 = CASE WHEN $4 = '' THEN l.agent_cert_sha256 ELSE $5 END "
-              "FROM old WHERE "
-              "l.node_id = $1 RETURNING old.state, "
-              "floor(extract(epoch FROM $2::timestamptz - old.last_heartbeat_at))::bigint",
-              {node_id, now, agent_version, endpoint.url, endpoint.cert_sha256}));
+      tx.exec(
+          "WITH old AS (SELECT state, last_heartbeat_at FROM node_liveness WHERE node_id = $1 "
+          "FOR UPDATE) UPDATE node_liveness l SET last_heartbeat_at = $2, agent_version = $3, "
+          "state = 'active', state_since = CASE WHEN old.state = 'active' THEN l.state_since "
+          "ELSE $2::timestamptz END, agent_url = CASE WHEN $4 = '' THEN l.agent_url ELSE $4 "
+          "END, agent_cert_sha256 = CASE WHEN $4 = '' THEN l.agent_cert_sha256 ELSE $5 END, "
+          "volume_capacity_bytes = coalesce($6::bigint, l.volume_capacity_bytes) FROM old WHERE "
+          "l.node_id = $1 RETURNING old.state, "
+          "floor(extract(epoch FROM $2::timestamptz - old.last_heartbeat_at))::bigint",
+          {node_id, now, agent_version, endpoint.url, endpoint.cert_sha256,
+           volume_capacity_bytes}));
   if (rs.rows() != 1) {
     return Error(plfm::errc::kNotFound, "node " + node_id + " not found").with("node_id", node_id);
   }
@@ -263,13 +266,10 @@ Result<std::vector<NewEvent>> expireLiveness(pg::Transaction& tx, const Clock& c
               {now, options.heartbeat_timeout.count(), options.down_after.count()}));
   std::vector<NewEvent> evs;
   if (rs.rows() == 0) return evs;
-  std::vector<std::string> ids;
-  ids.reserve(static_cast<size_t>(rs.rows()));
-  for (int i = 0; i < rs.rows(); ++i) ids.emplace_back(rs.text(i, 0));
-  PLFM_TRY(EventStore::lockLog(tx));
-  PLFM_ASSIGN_OR_RETURN(auto seqs, EventStore::aggregateSeqs(tx, ids));
+  PLFM_ASSIGN_OR_RETURN(auto locked, EventStore::lockedSeqsOf(tx, rs));
+  auto& seqs = locked.seqs;
   for (int i = 0; i < rs.rows(); ++i) {
-    const std::string& node = ids[static_cast<size_t>(i)];
+    const std::string& node = locked.ids[static_cast<size_t>(i)];
     const bool active = rs.text(i, 1) == "active";
     const std::string to = active ? "unreachable" : "down";
     std::string reason = active ? "no heartbeat for " + std::to_string(rs.int64(i, 2).value_or(0)) +

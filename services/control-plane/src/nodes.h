@@ -84,11 +84,12 @@ struct HeartbeatResult {
 // unreachable or down. not_found when the node has no liveness row.
 // `endpoint` (the agent's log endpoint and its certificate, checked by
 // checkAgentEndpoint; docs/specs/runtime/logs.md) is kept as it was when its
-// url is empty.
-[[nodiscard]] Result<HeartbeatResult> recordHeartbeat(pg::Transaction& tx, const Clock& clock,
-                                                      const std::string& node_id,
-                                                      const std::string& agent_version,
-                                                      const AgentEndpoint& endpoint = {});
+// url is empty. `volume_capacity_bytes` (the size of the filesystem that
+// holds the node's volumes) is kept as it was when absent.
+[[nodiscard]] Result<HeartbeatResult> recordHeartbeat(
+    pg::Transaction& tx, const Clock& clock, const std::string& node_id,
+    const std::string& agent_version, const AgentEndpoint& endpoint = {},
+    std::optional<int64_t> volume_capacity_bytes = std::nullopt);
 
 struct RemovedNode {
   std::string hostname;

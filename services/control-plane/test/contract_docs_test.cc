@@ -121,7 +121,7 @@ TEST_F(OpenApiTest, RoutesAreExactlyThoseOfTheSpec) {
     documented.insert(std::string(method).append(" ").append(path));
   }
   EXPECT_EQ(documented, spec);
-  EXPECT_EQ(documented.size(), 78U);
+  EXPECT_EQ(documented.size(), 79U);
 }
 
 TEST_F(OpenApiTest, ErrorCodesAreExactlyThoseOfTheSpec) {
@@ -171,7 +171,7 @@ TEST_F(OpenApiTest, EveryMutationRequiresAnIdempotencyKeyHeader) {
     by_contract += own ? 1 : 0;
   }
   EXPECT_EQ(keyed, 35);
-  EXPECT_EQ(by_contract, 4);
+  EXPECT_EQ(by_contract, 5);
 }
 
 TEST_F(OpenApiTest, EveryRouteButHealthNeedsABearerTokenAndDocuments401) {
@@ -625,6 +625,14 @@ TEST_F(OpenApiTest, NodePlanFilesAndOpenApiAgree) {
       {"network",
        {{"address", "fd7a::2"}, {"prefix_len", 64}, {"gateway", "fe80::1"}, {"mtu", 1420}}},
       {"volumes", Json::array({Json::object()})},
+      {"volumes", Json::array({{{"volume_id", id("vol")},
+                                {"name", "uploads-0"},
+                                {"mount", "data"},
+                                {"size_bytes", int64_t{1} << 30}}})},
+      {"volumes", Json::array({{{"volume_id", id("inst")},
+                                {"name", "uploads-0"},
+                                {"mount", "/data"},
+                                {"size_bytes", int64_t{1} << 30}}})},
       {"image", {{"ref", "x"}, {"digest", "latest"}}},
       {"secrets", {{"version", 1}}},
   };
@@ -636,6 +644,14 @@ TEST_F(OpenApiTest, NodePlanFilesAndOpenApiAgree) {
     Json p = plan;
     p["instances"][0] = spec;
     EXPECT_NE(validateAgainstSchemaFile("node-plan.json", p), std::nullopt) << field;
+  }
+  for (const Json& volume :
+       {Json{{"volume_id", id("vol")}, {"size_bytes", 1 << 20}, {"state", "ready"}},
+        Json{{"volume_id", id("vol")}, {"size_bytes", 1 << 30}, {"state", "failed"}}}) {
+    Json p = plan;
+    p["volumes"] = Json::array({volume});
+    EXPECT_NE(validateAgainstSchemaFile("node-plan.json", p), std::nullopt) << volume.dump();
+    EXPECT_NE(validateAgainstComponent(doc(), "NodePlan", p), std::nullopt) << volume.dump();
   }
 }
 

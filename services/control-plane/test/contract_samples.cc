@@ -84,7 +84,11 @@ Json sampleWorkloadSpec() {
          {"interval_ms", 10000},
          {"timeout_ms", 2000},
          {"grace_ms", 5000}}}},
-      {"volumes", Json::array()},
+      {"volumes",
+       {{{"volume_id", id("vol")},
+         {"name", "uploads-0"},
+         {"mount", "/data"},
+         {"size_bytes", int64_t{1} << 30}}}},
       {"secrets", {{"version", nullptr}}},
       {"restart", {{"count", 1}, {"not_before", kTs}}}};
 }
@@ -93,7 +97,9 @@ Json sampleNodePlan() {
   return {{"node_id", id("node")},
           {"version", 42},
           {"ipv6_prefix", "fd7a:5c00:0:1::/64"},
-          {"instances", Json::array({sampleWorkloadSpec()})}};
+          {"instances", Json::array({sampleWorkloadSpec()})},
+          {"volumes",
+           {{{"volume_id", id("vol")}, {"size_bytes", int64_t{1} << 30}, {"state", "ready"}}}}};
 }
 
 // One valid instance of every components/schemas entry.
@@ -201,6 +207,7 @@ const std::map<std::string, Json>& componentSamples() {
         {"DeployId", id("dep")},
         {"NodeId", id("node")},
         {"InstanceId", id("inst")},
+        {"VolumeId", id("vol")},
         {"EventId", id("evt")},
         {"RequestId", id("req")},
         {"AnyId", id("tok")},
@@ -315,7 +322,8 @@ const std::map<std::string, Json>& componentSamples() {
         {"HeartbeatRequest",
          {{"agent_version", "0.1.0"},
           {"agent_url", "https://[2001:db8::10]:9102"},
-          {"agent_cert_sha256", std::string(64, 'c')}}},
+          {"agent_cert_sha256", std::string(64, 'c')},
+          {"volume_capacity_bytes", int64_t{100} << 30}}},
         {"LogLine",
          {{"ts", kSampleTs},
           {"instance_id", id("inst")},
@@ -352,6 +360,10 @@ const std::map<std::string, Json>& componentSamples() {
           {"timings", {{"boot_ms", 1480}}}}},
         {"StatusReportResult",
          {{"instance_id", id("inst")}, {"generation", 1}, {"seq", 3}, {"applied", true}}},
+        {"VolumeStatusReportRequest",
+         {{"state", "failed"}, {"size_bytes", 0}, {"reason", "mkfs.ext4 exited with 1"}}},
+        {"VolumeStatusReportResult",
+         {{"volume_id", id("vol")}, {"state", "ready"}, {"applied", true}}},
         {"SchedulingRequest", {{"cordoned", true}}},
         {"NodeScheduling", {{"node_id", id("node")}, {"cordoned", true}, {"draining", false}}},
         {"Event", sampleEvent()},

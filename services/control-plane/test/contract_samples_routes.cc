@@ -125,7 +125,6 @@ std::map<std::string, Json> routeComponentSamples() {
   return {
       {"RouteId", id("route")},
       {"DomainId", id("dom")},
-      {"VolumeId", id("vol")},
       {"VolumeName", "uploads"},
       {"VolumeSize", "10GiB"},
       {"VolumeSizeBytes", int64_t{16} << 20},
