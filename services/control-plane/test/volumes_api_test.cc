@@ -5,6 +5,7 @@
 // (docs/security.md, "Control plane: volumes").
 #include <gtest/gtest.h>
 
+#include <future>
 #include <thread>
 
 #include "api_test_support.h"
@@ -305,6 +306,34 @@ TEST_F(VolumesApiTest, APlacedVolumeIsDeletingUntilItsNodeRemovesIt) {
   // Its name stays taken until the node reports it deleted.
   EXPECT_EQ(code(create(alice, {{"process", "web"}, {"name", "uploads"}, {"size", "1GiB"}})),
             "already_exists");
+}
+
+// Concurrent creates of one full name (different keys, different
+// processes): the org's lock orders them, so exactly one volume exists.
+TEST_F(VolumesApiTest, ConcurrentCreatesOfOneNameMakeOneVolume) {
+  const Tenant alice = tenant("alice");
+  for (int round = 0; round < 3; ++round) {
+    const std::string name = "data" + std::to_string(round);
+    std::vector<std::future<Reply>> calls;
+    calls.reserve(6);
+    for (int i = 0; i < 6; ++i) {
+      calls.push_back(std::async(std::launch::async, [&, i] {
+        return create(
+            alice, {{"process", i % 2 == 0 ? "web" : "worker"}, {"name", name}, {"size", "1GiB"}});
+      }));
+    }
+    int made = 0;
+    int taken = 0;
+    for (auto& c : calls) {
+      Reply r = c.get();
+      made += r.status == 201 ? 1 : 0;
+      taken += code(r) == "already_exists" ? 1 : 0;
+    }
+    EXPECT_EQ(made, 1) << "round " << round;
+    EXPECT_EQ(taken, 5) << "round " << round;
+  }
+  EXPECT_EQ(countEvents("volume.created"), 3);
+  EXPECT_EQ(list(alice).body["items"].size(), 3U);
 }
 
 // The env's deletion takes its volumes with it: a placed one to deleting
