@@ -223,6 +223,12 @@ void checkVolumes(const Manifest& m, Sink& sink) {
     const Volume& v = m.volumes[i];
     const std::string path = indexPath("volumes", i);
     checkString(sink, path + ".name", v.name, rules::checkName);
+    if (!sink.bad(path + ".name") && v.name.size() > rules::kMaxVolumeNameLen) {
+      sink.report(path + ".name",
+                  "expected a volume name of at most " + std::to_string(rules::kMaxVolumeNameLen) +
+                      " characters (each slot's volume is named <name>-<slot>, at most 63), got " +
+                      std::to_string(v.name.size()));
+    }
     checkString(sink, path + ".mount", v.mount, rules::checkMount);
     checkProcessRef(sink, m, path + ".process", v.process);
     const std::string sizePath = path + ".size";

@@ -272,6 +272,7 @@ std::optional<std::string> checkMount(std::string_view s) {
   static const std::string kExpected =
       "an absolute path like \"/data\" without '.', '..' or empty parts, of letters, digits and "
       "'._-+@'";
+  if (s == "/") return "a directory below / like \"/data\" (a volume cannot be the root)";
   if (s.size() < 2 || s.size() > kMaxMountLen || s.front() != '/') return kExpected;
   for (std::string_view part : split(s.substr(1), '/')) {
     if (part.empty() || part == "." || part == "..") return kExpected;

@@ -37,15 +37,18 @@ inline constexpr std::size_t kMaxProcesses = 32;
 inline constexpr std::size_t kMaxServices = 64;
 inline constexpr std::size_t kMaxRoutesPerService = 64;
 inline constexpr std::size_t kMaxVolumes = 16;
-// Volumes are read and checked, but no node attaches them yet: a manifest
-// that declares one is refused rather than deployed without its data. The
-// volumes issue turns this on.
-inline constexpr bool kVolumesSupported = false;
+// Nodes attach volumes (docs/specs/runtime/volume-mounts.md). Off, a
+// manifest that declares one is refused rather than deployed without its
+// data.
+inline constexpr bool kVolumesSupported = true;
 inline constexpr std::size_t kMaxEnv = 256;
 inline constexpr std::size_t kMaxSecrets = 128;
 inline constexpr std::size_t kMaxArgv = 256;  // elements of command, args
 
 inline constexpr std::size_t kMaxNameLen = 63;
+// A volume's full name is <name>-<slot> (slots 0..999: a process has at most
+// 1000 instances), and must itself be a name of at most 63 characters.
+inline constexpr std::size_t kMaxVolumeNameLen = kMaxNameLen - 4;
 inline constexpr std::size_t kMaxImageLen = 512;
 inline constexpr std::size_t kMaxArgLen = 4096;
 inline constexpr std::size_t kMaxEnvKeyLen = 256;

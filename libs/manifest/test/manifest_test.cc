@@ -75,30 +75,51 @@ TEST(ManifestParse, ServiceWithoutRoutesIsAllowed) {
   EXPECT_TRUE(m.services[0].routes.empty());
 }
 
-TEST(ManifestParse, VolumesAreRefusedUntilNodesAttachThem) {
-  // A valid volume: the only diagnostic is the refusal, at the table.
-  const ParseResult r = parse(std::string(kHead) + R"(
+TEST(ManifestParse, VolumesAreAcceptedInFileOrder) {
+  const Manifest m = parseOk(std::string(kHead) + R"(
 [processes.db]
+[processes.web]
 [[volumes]]
 name = "pg"
 mount = "/var/lib/postgresql"
 size = "1536MiB"
+process = "db"
+[[volumes]]
+name = "uploads"
+mount = "/srv/uploads"
+size = "16TiB"
+process = "web"
+[[volumes]]
+name = "wal"
+mount = "/var/lib/wal"
+size = "16MiB"
+process = "db"
 )");
-  ASSERT_FALSE(r.ok());
-  ASSERT_EQ(r.diagnostics.size(), 1U);
-  EXPECT_EQ(r.diagnostics[0].path, "volumes");
-  EXPECT_GT(r.diagnostics[0].line, 0);
-  EXPECT_NE(r.diagnostics[0].message.find("not supported yet"), std::string::npos);
-  // The same in JSON (what the control plane reads).
+  ASSERT_EQ(m.volumes.size(), 3U);
+  EXPECT_EQ(m.volumes[0].name, "pg");
+  EXPECT_EQ(m.volumes[0].size_bytes, 1536ULL << 20);
+  EXPECT_EQ(m.volumes[1].mount, "/srv/uploads");
+  EXPECT_EQ(m.volumes[1].size_bytes, 16ULL << 40);
+  EXPECT_EQ(m.volumes[2].process, "db");
+  // The JSON form (what the control plane reads) says the same.
+  auto j = fromJson(m.toJson());
+  ASSERT_TRUE(j.has_value()) << j.error().toString();
+  EXPECT_EQ(j->toJson(), m.toJson());
+  EXPECT_TRUE(validate(m).empty());
+}
+
+TEST(ManifestParse, AVolumeNameLeavesRoomForItsSlot) {
+  // <name>-<slot> must be a name of at most 63 characters: 59 + "-999".
   Manifest m;
   m.app = "shop";
   m.image = "shop:1";
   m.processes = {Process{"db", {}, {}, {}}};
-  m.volumes = {Volume{"pg", "/var/lib/postgresql", "db", 1536ULL << 20}};
-  EXPECT_EQ(validate(m).size(), 1U);
+  m.volumes = {Volume{std::string(59, 'v'), "/data", "db", 1ULL << 30}};
+  EXPECT_TRUE(validate(m).empty());
+  m.volumes[0].name = std::string(60, 'v');
   auto j = fromJson(m.toJson());
   ASSERT_FALSE(j.has_value());
-  EXPECT_EQ(j.error().detail("field"), "volumes");
+  EXPECT_EQ(j.error().detail("field"), "volumes[0].name");
 }
 
 TEST(ManifestParse, CheckDefaults) {

@@ -21,8 +21,6 @@ const std::string kVolumeColumns =
 
 // Slots follow instance counts, which scale caps at 1000.
 constexpr int64_t kMaxSlot = 999;
-// full_name is a name the agent puts into paths: the ID grammar, 1..63.
-constexpr size_t kMaxFullName = 63;
 
 struct CreateVolume {
   std::string process;
@@ -92,12 +90,8 @@ Result<CreateVolume> parseCreate(const http::Request& req) {
     c.slot = slot->get<int64_t>();
   }
   PLFM_ASSIGN_OR_RETURN(c.size_bytes, parseSize(body));
+  // At most 59 + "-" + 3 digits: always a name the agent accepts.
   c.full_name = c.name + "-" + std::to_string(c.slot);
-  if (c.full_name.size() > kMaxFullName) {
-    return invalidField("name", "is too long: '" + c.full_name.substr(0, 40) +
-                                    "...' (the name, '-' and the slot) must fit in " +
-                                    std::to_string(kMaxFullName) + " characters");
-  }
   return c;
 }
 

@@ -78,6 +78,34 @@ class VolumesAgentApiTest : public ApiTest {
                           "' AND state = 'deleting'");
   }
 
+  // What the scheduler appends when it places slot `slot` of `web` on
+  // `node` (instance.allocated); returns the instance id.
+  std::string allocate(const Env& e, const std::string& release, const std::string& node,
+                       int64_t slot) {
+    const std::string id = InstanceId::generate().str();
+    auto conn = connect();
+    appendOk(conn,
+             {events::toNewEvent(
+                 events::InstanceAllocated{.instance_id = id,
+                                           .org_id = e.org,
+                                           .app_id = e.app,
+                                           .env_id = e.env,
+                                           .process_type = "web",
+                                           .release_id = release,
+                                           .deploy_id = std::nullopt,
+                                           .node_id = node,
+                                           .address = "fd7a:5c00:0:1::" + std::to_string(slot + 2),
+                                           .vcpus = 1,
+                                           .memory_mb = 256,
+                                           .reason = "placed",
+                                           .secrets_version = std::nullopt,
+                                           .slot = slot},
+                 1, e.org)},
+             {"system:scheduler", ""});
+    waitForView(conn, "SELECT 1 FROM instances_view WHERE instance_id = '" + id + "'");
+    return id;
+  }
+
   // Polls `sql` until it returns a row (the projection caught up).
   void waitForView(pg::Connection& conn, const std::string& sql) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -323,6 +351,52 @@ TEST_F(VolumesAgentApiTest, EnvDeletionDeletesItsVolumes) {
   EXPECT_EQ(countEvents("volume.delete_requested") + countEvents("volume.deleted"), 2);
   // The node then reports the file gone.
   EXPECT_EQ(report(node, token, placed, {{"state", "deleted"}}).body["applied"], true);
+}
+
+TEST_F(VolumesAgentApiTest, WorkloadSpecCarriesTheVolumesOfTheInstancesSlot) {
+  auto [node, token] = enrollNode("n1.example");
+  auto [other, other_token] = enrollNode("n2.example");
+  const Env e = makeEnvIn("acme");
+  json::Json manifest = webManifest();
+  manifest["volumes"] = {
+      {{"name", "uploads"}, {"mount", "/data"}, {"process", "web"}, {"size_bytes", kGiB}},
+      {{"name", "cache"}, {"mount", "/var/cache"}, {"process", "web"}, {"size_bytes", kGiB}}};
+  const std::string release = makeReleaseWith(e.app, manifest);
+  auto specs = [&] { return call("GET", "/v1/nodes/" + node + "/plan?wait=0", "", token); };
+  // Slot 0 placed before its volumes exist: left out, not started without its data.
+  const std::string inst = allocate(e, release, node, 0);
+  auto before = specs();
+  ASSERT_EQ(before.status, 200) << before.raw;
+  EXPECT_EQ(before.body["instances"], json::Json::array()) << before.raw;
+  // Created in the other order: the spec keeps the manifest's.
+  const std::string cache = volumeOf(e, "cache", 0, node);
+  const std::string uploads = volumeOf(e, "uploads", 0, node);
+  // Slot 1's uploads volume is on another node: slot 1 is left out too.
+  allocate(e, release, node, 1);
+  volumeOf(e, "uploads", 1, other);
+  volumeOf(e, "cache", 1, node);
+  auto now = specs();
+  ASSERT_EQ(now.body["instances"].size(), 1U) << now.raw;
+  EXPECT_EQ(now.body["instances"][0]["instance_id"], inst);
+  EXPECT_EQ(now.body["instances"][0]["volumes"], json::Json::array({{{"volume_id", uploads},
+                                                                     {"name", "uploads-0"},
+                                                                     {"mount", "/data"},
+                                                                     {"size_bytes", kGiB}},
+                                                                    {{"volume_id", cache},
+                                                                     {"name", "cache-0"},
+                                                                     {"mount", "/var/cache"},
+                                                                     {"size_bytes", kGiB}}}))
+      << now.raw;
+  EXPECT_EQ(testsupport::validateAgainstSchemaFile("node-plan.json", now.body), std::nullopt);
+  EXPECT_EQ(now.body["volumes"].size(), 3U);  // uploads-0, cache-0, cache-1
+  // An extend reaches the spec's size.
+  auto conn = connect();
+  appendOk(conn, {events::toNewEvent(
+                     events::VolumeExtendRequested{
+                         .volume_id = uploads, .env_id = e.env, .size_bytes = 2 * kGiB},
+                     3, e.org)});
+  waitForView(conn, "SELECT 1 FROM volumes_view WHERE size_bytes = " + std::to_string(2 * kGiB));
+  EXPECT_EQ(specs().body["instances"][0]["volumes"][0]["size_bytes"], 2 * kGiB);
 }
 
 }  // namespace

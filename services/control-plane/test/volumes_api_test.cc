@@ -362,5 +362,58 @@ TEST_F(VolumesApiTest, DeletingTheEnvDeletesItsVolumes) {
   EXPECT_EQ(countEvents("volume.deleted"), 1);
 }
 
+// While the slot's instance should run with the volume (its release
+// declares it), the volume cannot be deleted; scaled below the slot, it can.
+TEST_F(VolumesApiTest, ADeleteIsRefusedWhileTheSlotsInstanceShouldRun) {
+  Tenant t;
+  t.token = admin_token_;
+  enrollNode("n1.example", 4, 4096);
+  t.org = makeOrg("acme");
+  t.app = makeApp(t.org, "web");
+  t.env = makeEnv(t.app, "prod");
+  json::Json manifest = webManifest();
+  manifest["volumes"] = json::Json::array(
+      {{{"name", "uploads"}, {"mount", "/data"}, {"process", "web"}, {"size_bytes", kGiB}}});
+  const std::string release = makeReleaseWith(t.app, manifest);
+  ASSERT_FALSE(release.empty());
+  ASSERT_EQ(callJson("POST", "/v1/envs/" + t.env + "/deploys", {{"release_id", release}}).status,
+            201);
+  ASSERT_EQ(callJson("PUT", "/v1/envs/" + t.env + "/scale", {{"processes", {{"web", 1}}}}).status,
+            200);
+  auto insts = call("GET", "/v1/envs/" + t.env + "/instances");
+  ASSERT_EQ(insts.body["items"].size(), 1U) << insts.raw;
+  const std::string inst = insts.body["items"][0]["id"];
+  ASSERT_EQ(insts.body["items"][0]["slot"], 0);
+
+  // The scheduler may have created uploads-0 with the allocation; if not, the API does.
+  std::string id;
+  for (const auto& v : list(t).body["items"]) {
+    if (v["full_name"] == "uploads-0") id = v["volume_id"];
+  }
+  if (id.empty()) {
+    auto made = create(t, {{"process", "web"}, {"name", "uploads"}, {"size", "1GiB"}});
+    ASSERT_EQ(made.status, 201) << made.raw;
+    id = made.body["volume_id"];
+  }
+  // Another process's slot 0, and another name, are not in use.
+  auto other = create(t, {{"process", "worker"}, {"name", "scratch"}, {"size", "1GiB"}});
+  EXPECT_EQ(remove(t, other.body["volume_id"]).status, 200);
+
+  auto refused = remove(t, id);
+  EXPECT_EQ(refused.status, 409) << refused.raw;
+  EXPECT_EQ(code(refused), "failed_precondition");
+  EXPECT_EQ(refused.body["error"]["details"]["instance_id"], inst);
+  EXPECT_NE(refused.raw.find("vt scale set web=0"), std::string::npos) << refused.raw;
+  EXPECT_NE(refused.raw.find("remove the volume from vt.toml and deploy"), std::string::npos);
+  EXPECT_EQ(call("GET", "/v1/volumes/" + id).body["state"] != "deleting", true);
+
+  // Scaled below the slot: the instance is to stop, and the volume may go.
+  ASSERT_EQ(callJson("PUT", "/v1/envs/" + t.env + "/scale", {{"processes", {{"web", 0}}}}).status,
+            200);
+  auto ok = remove(t, id);
+  EXPECT_EQ(ok.status, 200) << ok.raw;
+  EXPECT_TRUE(ok.body["state"] == "deleting" || ok.body["state"] == "deleted") << ok.raw;
+}
+
 }  // namespace
 }  // namespace plfm::cp

@@ -16,8 +16,9 @@ namespace plfm::manifest {
 inline constexpr std::uint64_t kMinVolumeBytes = std::uint64_t{16} << 20;
 inline constexpr std::uint64_t kMaxVolumeBytes = std::uint64_t{16} << 40;
 
-// nullopt when `s` is a valid volume (or process) name, else what was
-// expected ("a name of 1 to 63 lower-case letters, ...").
+// nullopt when `s` is a valid volume name (the manifest's names, at most 59
+// characters so that `<name>-<slot>` is a name), else what was expected
+// ("a name of 1 to 63 lower-case letters, ...").
 [[nodiscard]] std::optional<std::string> checkVolumeName(std::string_view s);
 
 // "10GiB", "512MiB", "1TiB" -> bytes (binary units only); nullopt otherwise.
