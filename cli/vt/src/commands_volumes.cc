@@ -7,22 +7,27 @@
 #include <tuple>
 
 #include "commands.h"
+#include "exec_view.h"
 #include "invocation.h"
 #include "plfm/manifest/volume_rules.h"
+#include "volume_view.h"
 
 namespace plfm::vt {
 namespace {
 
 using nlohmann::json;
 
-std::string sizeCell(const json& bytes) {
-  if (!bytes.is_number_integer()) return "-";
-  return manifest::formatVolumeSize(bytes.get<uint64_t>());
+std::string sizeCell(const std::optional<uint64_t>& bytes) {
+  return bytes ? manifest::formatVolumeSize(*bytes) : "-";
+}
+
+std::optional<std::string> flag(const Invocation& inv, const std::string& name) {
+  return inv.args.value(name);
 }
 
 // --size as the API's "size" field; the server checks the range and says so.
 Result<std::string> sizeFlag(Invocation& inv) {
-  auto v = inv.args.value("size");
+  auto v = flag(inv, "size");
   if (!v) return Error("usage", "--size is required, like --size 10GiB (binary units)");
   if (!manifest::parseVolumeSize(*v)) {
     return Error("usage",
@@ -33,35 +38,43 @@ Result<std::string> sizeFlag(Invocation& inv) {
   return *v;
 }
 
-Result<std::vector<json>> envVolumes(Invocation& inv, json* env_out = nullptr) {
+// The env's volumes by process, name and slot (as the API lists them),
+// whatever order the server sent: the JSON and its typed view.
+Result<std::vector<std::pair<json, VolumeView>>> envVolumes(Invocation& inv,
+                                                            json* env_out = nullptr) {
   PLFM_ASSIGN_OR_RETURN(auto env, inv.env());
   PLFM_ASSIGN_OR_RETURN(ApiClient * client, inv.api());
   if (env_out != nullptr) *env_out = env;
-  PLFM_ASSIGN_OR_RETURN(auto items,
-                        client->listAll("/v1/envs/" + env["id"].get<std::string>() + "/volumes"));
-  // By process, name and slot (as the API lists them), whatever the server sent.
-  auto key = [](const json& v) {
-    return std::make_tuple(v.value("process", ""), v.value("name", ""), v.value("slot", 0),
-                           v.value("volume_id", ""));
-  };
-  std::sort(items.begin(), items.end(),
-            [&](const json& a, const json& b) { return key(a) < key(b); });
-  return items;
+  PLFM_ASSIGN_OR_RETURN(auto items, client->listAll("/v1/envs/" + idOf(env) + "/volumes"));
+  std::vector<std::pair<json, VolumeView>> out;
+  out.reserve(items.size());
+  for (auto& j : items) {
+    VolumeView v = parseVolume(j);
+    out.emplace_back(std::move(j), std::move(v));
+  }
+  auto key = [](const VolumeView& v) { return std::tie(v.process, v.name, v.slot, v.id); };
+  std::sort(out.begin(), out.end(),
+            [&](const auto& a, const auto& b) { return key(a.second) < key(b.second); });
+  return out;
 }
 
 // VOLUME is an id (vol_...) or a full name (uploads-0) of the env.
-Result<json> findVolume(Invocation& inv) {
+Result<std::pair<json, VolumeView>> findVolume(Invocation& inv) {
   const std::string& sel = inv.args.positionals[0];
   PLFM_ASSIGN_OR_RETURN(ApiClient * client, inv.api());
-  if (sel.rfind("vol_", 0) == 0) return client->get("/v1/volumes/" + sel);
+  if (sel.rfind("vol_", 0) == 0) {
+    PLFM_ASSIGN_OR_RETURN(auto j, client->get("/v1/volumes/" + sel));
+    VolumeView v = parseVolume(j);
+    return std::make_pair(std::move(j), std::move(v));
+  }
   json env;
   PLFM_ASSIGN_OR_RETURN(auto volumes, envVolumes(inv, &env));
   for (auto& v : volumes) {
-    if (v.value("full_name", "") == sel) return v;
+    if (v.second.full_name == sel) return std::move(v);
   }
   // A name without its slot ("uploads") is the usual slip.
   const bool slotless = sel.find_first_of("0123456789") == std::string::npos;
-  return Error(errc::kNotFound, "no volume `" + sel + "` in env " + env.value("name", ""))
+  return Error(errc::kNotFound, "no volume `" + sel + "` in env " + nameOf(env))
       .with("hint", (slotless ? "name it with its slot, like `" + sel + "-0`; " : std::string()) +
                         "list them with `vt volumes list" + inv.scopeFlags() + "`");
 }
@@ -69,11 +82,12 @@ Result<json> findVolume(Invocation& inv) {
 int volumesCreate(Invocation& inv) {
   auto size = sizeFlag(inv);
   if (!size) return fail(inv, size.error());
-  auto process = inv.args.value("process");
-  if (!process)
+  auto process = flag(inv, "process");
+  if (!process) {
     return fail(inv, Error("usage", "--process (the process type it serves) is required"));
+  }
   json body = {{"name", inv.args.positionals[0]}, {"process", *process}, {"size", *size}};
-  if (auto slot = inv.args.value("slot")) {
+  if (auto slot = flag(inv, "slot")) {
     int64_t n = -1;
     auto [p, ec] = std::from_chars(slot->data(), slot->data() + slot->size(), n);
     if (ec != std::errc() || p != slot->data() + slot->size() || n < 0) {
@@ -85,102 +99,103 @@ int volumesCreate(Invocation& inv) {
   if (!env) return fail(inv, env.error());
   auto client = inv.api();
   if (!client) return fail(inv, client.error());
-  auto v =
-      (*client)->mutate("POST", "/v1/envs/" + (*env)["id"].get<std::string>() + "/volumes", body);
-  if (!v) return fail(inv, v.error());
-  const std::string id = (*v)["volume_id"];
-  const std::string full = (*v)["full_name"];
+  auto made = (*client)->mutate("POST", "/v1/envs/" + idOf(*env) + "/volumes", body);
+  if (!made) return fail(inv, made.error());
+  const VolumeView v = parseVolume(*made);
   Receipt r{.action = "volume.created",
-            .message = "Created volume " + full + " (" + sizeCell((*v)["size_bytes"]) +
-                       ") for process " + (*v)["process"].get<std::string>() + " in env " +
-                       (*env)["name"].get<std::string>() + " (" + id + ")",
-            .ids = {id},
-            .notes = {"pending: it is placed on a node when slot " +
-                      std::to_string((*v)["slot"].get<int64_t>()) + " of " +
-                      (*v)["process"].get<std::string>() + " is"},
+            .message = "Created volume " + v.full_name + " (" + sizeCell(v.size_bytes) +
+                       ") for process " + v.process + " in env " + nameOf(*env) + " (" + v.id + ")",
+            .ids = {v.id},
+            .notes = {"pending: it is placed on a node when slot " + std::to_string(v.slot) +
+                      " of " + v.process + " is"},
             .next = {"vt volumes list" + inv.scopeFlags(), "vt deploy" + inv.scopeFlags()}};
-  inv.out.receipt(r, *v);
+  inv.out.receipt(r, *made);
   return 0;
 }
 
 int volumesList(Invocation& inv) {
   auto volumes = envVolumes(inv);
   if (!volumes) return fail(inv, volumes.error());
-  printList(inv, *volumes, {"NAME", "PROCESS", "SIZE", "NODE", "STATE"}, [](const json& v) {
-    return std::vector<std::string>{v["full_name"], v["process"], sizeCell(v["size_bytes"]),
-                                    v["node_id"].is_null() ? "-" : cell(v["node_id"]), v["state"]};
+  std::vector<json> items;
+  items.reserve(volumes->size());
+  for (const auto& entry : *volumes) items.push_back(entry.first);
+  printList(inv, items, {"NAME", "PROCESS", "SIZE", "NODE", "STATE"}, [](const json& j) {
+    const VolumeView v = parseVolume(j);
+    return std::vector<std::string>{v.full_name, v.process, sizeCell(v.size_bytes),
+                                    v.node_id.value_or("-"), v.state};
   });
   return 0;
 }
 
 int volumesGet(Invocation& inv) {
-  auto v = findVolume(inv);
-  if (!v) return fail(inv, v.error());
-  const json& j = *v;
+  auto found = findVolume(inv);
+  if (!found) return fail(inv, found.error());
+  const VolumeView& v = found->second;
   if (inv.out.quiet() && inv.out.format() != Format::kJson) {
-    inv.out.out() << j["volume_id"].get<std::string>() << "\n";
+    inv.out.out() << v.id << "\n";
     return 0;
   }
-  printOne(inv, j,
-           {{"id", j["volume_id"]},
-            {"name", j["full_name"]},
-            {"process", j["process"]},
-            {"slot", cell(j["slot"])},
-            {"size", sizeCell(j["size_bytes"])},
-            {"reported_size", sizeCell(j["reported_size_bytes"])},
-            {"node", j["node_id"].is_null() ? "- (pending)" : cell(j["node_id"])},
-            {"state", j["state"]},
-            {"reason", j["reason"].get<std::string>().empty() ? "-" : cell(j["reason"])},
-            {"env", cell(j["env_id"])},
-            {"created", shortTime(j["created_at"])},
-            {"updated", shortTime(j["updated_at"])}});
+  printOne(inv, found->first,
+           {{"id", v.id},
+            {"name", v.full_name},
+            {"process", v.process},
+            {"slot", std::to_string(v.slot)},
+            {"size", sizeCell(v.size_bytes)},
+            {"reported_size", sizeCell(v.reported_size_bytes)},
+            {"node", v.node_id.value_or("- (pending)")},
+            {"state", v.state},
+            {"reason", v.reason.empty() ? "-" : v.reason},
+            {"env", v.env_id},
+            {"created", shortTime(v.created_at)},
+            {"updated", shortTime(v.updated_at)}});
   return 0;
 }
 
 int volumesExtend(Invocation& inv) {
   auto size = sizeFlag(inv);
   if (!size) return fail(inv, size.error());
-  auto v = findVolume(inv);
-  if (!v) return fail(inv, v.error());
+  auto found = findVolume(inv);
+  if (!found) return fail(inv, found.error());
   auto client = inv.api();
   if (!client) return fail(inv, client.error());
-  const std::string id = (*v)["volume_id"];
-  auto res = (*client)->mutate("POST", "/v1/volumes/" + id + "/extend", {{"size", *size}});
+  const VolumeView& before = found->second;
+  auto res = (*client)->mutate("POST", "/v1/volumes/" + before.id + "/extend", {{"size", *size}});
   if (!res) return fail(inv, res.error());
-  Receipt r{
-      .action = "volume.extend_requested",
-      .message = "Extending volume " + (*res)["full_name"].get<std::string>() + " from " +
-                 sizeCell((*v)["size_bytes"]) + " to " + sizeCell((*res)["size_bytes"]) + " (" +
-                 id + ")",
-      .ids = {id},
-      .notes = {"the node grows the disk; the filesystem follows at the instance's next "
-                "start at the latest"},
-      .next = {"vt volumes get " + (*res)["full_name"].get<std::string>() + inv.scopeFlags()}};
+  const VolumeView after = parseVolume(*res);
+  Receipt r{.action = "volume.extend_requested",
+            .message = "Extending volume " + after.full_name + " from " +
+                       sizeCell(before.size_bytes) + " to " + sizeCell(after.size_bytes) + " (" +
+                       after.id + ")",
+            .ids = {after.id},
+            .notes = {"the node grows the disk; the filesystem follows at the instance's next "
+                      "start at the latest"},
+            .next = {"vt volumes get " + after.full_name + inv.scopeFlags()}};
   inv.out.receipt(r, *res);
   return 0;
 }
 
 int volumesRm(Invocation& inv) {
-  auto v = findVolume(inv);
-  if (!v) return fail(inv, v.error());
-  const std::string id = (*v)["volume_id"];
-  const std::string full = (*v)["full_name"];
+  auto found = findVolume(inv);
+  if (!found) return fail(inv, found.error());
+  const VolumeView& v = found->second;
   if (!inv.args.has("yes")) {
-    return fail(inv, Error("usage", "deleting volume " + full +
-                                        " destroys its data for good; "
-                                        "run again with --yes to confirm")
-                         .with("hint", "vt volumes rm " + full + " --yes" + inv.scopeFlags()));
+    return fail(inv,
+                Error("usage", "deleting volume " + v.full_name +
+                                   " destroys its data for good; run again with --yes to "
+                                   "confirm")
+                    .with("hint", "vt volumes rm " + v.full_name + " --yes" + inv.scopeFlags()));
   }
   auto client = inv.api();
   if (!client) return fail(inv, client.error());
-  auto res = (*client)->mutate("DELETE", "/v1/volumes/" + id, json::object());
+  auto res = (*client)->mutate("DELETE", "/v1/volumes/" + v.id, json::object());
   if (!res) return fail(inv, res.error());
-  const bool gone = (*res)["state"] == "deleted";
-  Receipt r{.action = gone ? "volume.deleted" : "volume.delete_requested",
-            .message = (gone ? "Deleted volume " : "Deleting volume ") + full + " (" + id + ")",
-            .ids = {id},
-            .notes = {gone ? "no node held it" : "its node removes the file, then it is deleted"},
-            .next = {"vt volumes list" + inv.scopeFlags()}};
+  const bool gone = parseVolume(*res).state == "deleted";
+  Receipt r{
+      .action = gone ? "volume.deleted" : "volume.delete_requested",
+      .message = (gone ? "Deleted volume " : "Deleting volume ") + v.full_name + " (" + v.id + ")",
+      .ids = {v.id},
+      .notes = {gone ? "no node held it" : "its node removes the file, then it is deleted"},
+      .next = {"vt volumes list" + inv.scopeFlags()}};
   inv.out.receipt(r, *res);
   return 0;
 }

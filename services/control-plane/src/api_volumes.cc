@@ -34,10 +34,10 @@ struct CreateVolume {
 // org's lock (so the view holds every event of the org committed so far).
 struct VolumeRow {
   Json body;  // the API's representation
-  std::string org, env, process, name, state;
+  std::string id, org, env, process, name, full_name, state;
+  std::optional<std::string> node;  // nullopt: never placed
   int64_t slot = 0;
   uint64_t size_bytes = 0;
-  bool placed = false;
 };
 
 Error volumeNotFound(const std::string& id) {
@@ -64,10 +64,9 @@ Result<uint64_t> parseSize(const Json& body) {
     bytes = *parsed;
   } else {
     field = "size_bytes";
-    if (!it->is_number_integer() || it->get<int64_t>() < 0) {
-      return invalidField("size_bytes", "must be a positive integer (bytes)");
-    }
-    bytes = it->get<uint64_t>();
+    auto n = json::getInt(body, "size_bytes");
+    if (!n || *n < 0) return invalidField("size_bytes", "must be a positive integer (bytes)");
+    bytes = static_cast<uint64_t>(*n);
   }
   if (auto why = manifest::checkVolumeSize(bytes)) return invalidField(field, "must be " + *why);
   return bytes;
@@ -84,10 +83,11 @@ Result<CreateVolume> parseCreate(const http::Request& req) {
   if (auto why = manifest::checkVolumeName(c.name)) return invalidField("name", "must be " + *why);
   auto slot = body.find("slot");
   if (slot != body.end() && !slot->is_null()) {
-    if (!slot->is_number_integer() || slot->get<int64_t>() < 0 || slot->get<int64_t>() > kMaxSlot) {
+    auto n = json::getInt(body, "slot");
+    if (!n || *n < 0 || *n > kMaxSlot) {
       return invalidField("slot", "must be an integer 0.." + std::to_string(kMaxSlot));
     }
-    c.slot = slot->get<int64_t>();
+    c.slot = *n;
   }
   PLFM_ASSIGN_OR_RETURN(c.size_bytes, parseSize(body));
   // At most 59 + "-" + 3 digits: always a name the agent accepts.
@@ -114,17 +114,21 @@ Result<VolumeRow> lockedVolume(Api& api, pg::Transaction& tx, const std::string&
   PLFM_TRY(api.lockOrgQuotas(tx, std::string(before.text(0, before.columns() - 1))));
   PLFM_ASSIGN_OR_RETURN(auto rs, tx.exec(select, {id}));
   if (rs.rows() != 1) return volumeNotFound(id);
+  // The columns in kVolumeColumns order, then org_id.
   VolumeRow v;
   v.body = rowToJson(rs, 0);
-  v.org = v.body["org_id"];
   v.body.erase("org_id");
-  v.env = v.body["env_id"];
-  v.process = v.body["process"];
-  v.name = v.body["name"];
-  v.state = v.body["state"];
-  v.slot = v.body["slot"].get<int64_t>();
-  v.size_bytes = v.body["size_bytes"].get<uint64_t>();
-  v.placed = !v.body["node_id"].is_null();
+  v.id = rs.text(0, 0);
+  v.env = rs.text(0, 1);
+  v.process = rs.text(0, 3);
+  v.name = rs.text(0, 4);
+  PLFM_ASSIGN_OR_RETURN(v.slot, rs.int64(0, 5));
+  v.full_name = rs.text(0, 6);
+  PLFM_ASSIGN_OR_RETURN(int64_t size, rs.int64(0, 7));
+  v.size_bytes = static_cast<uint64_t>(size);
+  if (!rs.isNull(0, 8)) v.node = std::string(rs.text(0, 8));
+  v.state = rs.text(0, 9);
+  v.org = rs.text(0, rs.columns() - 1);
   return v;
 }
 
@@ -157,10 +161,10 @@ Result<std::optional<std::string>> instanceUsing(pg::Transaction& tx, const Volu
 }
 
 Error notLive(const VolumeRow& v, std::string_view action) {
-  const std::string full = v.body["full_name"];
+  const std::string& full = v.full_name;
   return Error(plfm::errc::kFailedPrecondition,
                "volume " + full + " is " + v.state + "; it cannot be " + std::string(action))
-      .with("volume_id", v.body["volume_id"].get<std::string>())
+      .with("volume_id", v.id)
       .with("state", v.state);
 }
 
@@ -259,8 +263,8 @@ void Api::registerVolumeRoutes(http::Router& r) {
           if (size <= v.size_bytes) {
             const std::string current = manifest::formatVolumeSize(v.size_bytes);
             return Error(apierr::kVolumeNotGrown,
-                         "volume " + v.body["full_name"].get<std::string>() + " is " + current +
-                             " (" + std::to_string(v.size_bytes) +
+                         "volume " + v.full_name + " is " + current + " (" +
+                             std::to_string(v.size_bytes) +
                              " bytes); extend takes a larger size (volumes never shrink)")
                 .with("field", body.contains("size") ? "size" : "size_bytes")
                 .with("size_bytes", std::to_string(v.size_bytes))
@@ -291,7 +295,7 @@ void Api::registerVolumeRoutes(http::Router& r) {
             m.body = v.body;
             // Already on its way out: nothing more to ask.
             if (v.state == "deleting" || v.state == "deleted") return m;
-            const std::string full = v.body["full_name"];
+            const std::string& full = v.full_name;
             PLFM_ASSIGN_OR_RETURN(auto user, instanceUsing(tx, v));
             if (user) {
               return Error(plfm::errc::kFailedPrecondition,
@@ -305,11 +309,9 @@ void Api::registerVolumeRoutes(http::Router& r) {
                   .with("instance_id", *user);
             }
             PLFM_ASSIGN_OR_RETURN(int next, nextAggregateSeq(tx, id.str()));
-            const auto node = v.placed ? std::optional<std::string>(v.body["node_id"])
-                                       : std::optional<std::string>();
             m.body["updated_at"] = toRfc3339(deps_.clock.now());
-            m.body["state"] = v.placed ? "deleting" : "deleted";
-            m.events = {volumeDeletion(id.str(), v.env, node, next, v.org, "api")};
+            m.body["state"] = v.node ? "deleting" : "deleted";
+            m.events = {volumeDeletion(id.str(), v.env, v.node, next, v.org, "api")};
             return m;
           });
         });
