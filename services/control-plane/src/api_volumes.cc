@@ -50,7 +50,7 @@ Result<uint64_t> parseSize(const Json& body) {
   auto it = body.find("size_bytes");
   const bool has_bytes = it != body.end() && !it->is_null();
   if (text.has_value() == has_bytes) {
-    return invalidField("size", "or 'size_bytes' is required, not both (\"size\": \"10GiB\")");
+    return invalidField("size", R"(or 'size_bytes' is required, not both ("size": "10GiB"))");
   }
   uint64_t bytes = 0;
   std::string_view field = "size";
@@ -58,8 +58,7 @@ Result<uint64_t> parseSize(const Json& body) {
     auto parsed = manifest::parseVolumeSize(*text);
     if (!parsed) {
       return invalidField("size",
-                          "must be a size with a binary unit, like \"512MiB\", \"10GiB\" or "
-                          "\"1TiB\"");
+                          R"(must be a size with a binary unit, like "512MiB", "10GiB" or "1TiB")");
     }
     bytes = *parsed;
   } else {
