@@ -293,6 +293,18 @@ struct CreateRelease {
 };
 [[nodiscard]] Result<CreateRelease> parseCreateRelease(const http::Request& req);
 
+// POST /v1/envs/{env_id}/volumes, parsed (api_volumes.cc): names and size
+// by the manifest's volume rules, so `full_name` ("<name>-<slot>") is always
+// a name of at most 63 characters. Pure, for the request fuzzer.
+struct CreateVolume {
+  std::string process;
+  std::string name;
+  int64_t slot = 0;
+  uint64_t size_bytes = 0;
+  std::string full_name;
+};
+[[nodiscard]] Result<CreateVolume> parseCreateVolume(const http::Request& req);
+
 // PUT /v1/edge/status, parsed (api_edge.cc): addresses in canonical form.
 struct EdgeStatus {
   struct Backend {

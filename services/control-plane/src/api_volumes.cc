@@ -22,14 +22,6 @@ const std::string kVolumeColumns =
 // Slots follow instance counts, which scale caps at 1000.
 constexpr int64_t kMaxSlot = 999;
 
-struct CreateVolume {
-  std::string process;
-  std::string name;
-  int64_t slot = 0;
-  uint64_t size_bytes = 0;
-  std::string full_name;  // "<name>-<slot>"
-};
-
 // The state of a volume, read inside a mutation's transaction after the
 // org's lock (so the view holds every event of the org committed so far).
 struct VolumeRow {
@@ -69,29 +61,6 @@ Result<uint64_t> parseSize(const Json& body) {
   }
   if (auto why = manifest::checkVolumeSize(bytes)) return invalidField(field, "must be " + *why);
   return bytes;
-}
-
-Result<CreateVolume> parseCreate(const http::Request& req) {
-  PLFM_ASSIGN_OR_RETURN(auto body,
-                        parseBody(req, {"process", "name", "slot", "size", "size_bytes"}));
-  CreateVolume c;
-  PLFM_ASSIGN_OR_RETURN(c.process, requireString(body, "process"));
-  if (!validProcessName(c.process))
-    return invalidField("process", "must match [a-z][a-z0-9-]{0,29}");
-  PLFM_ASSIGN_OR_RETURN(c.name, requireString(body, "name"));
-  if (auto why = manifest::checkVolumeName(c.name)) return invalidField("name", "must be " + *why);
-  auto slot = body.find("slot");
-  if (slot != body.end() && !slot->is_null()) {
-    auto n = json::getInt(body, "slot");
-    if (!n || *n < 0 || *n > kMaxSlot) {
-      return invalidField("slot", "must be an integer 0.." + std::to_string(kMaxSlot));
-    }
-    c.slot = *n;
-  }
-  PLFM_ASSIGN_OR_RETURN(c.size_bytes, parseSize(body));
-  // At most 59 + "-" + 3 digits: always a name the agent accepts.
-  c.full_name = c.name + "-" + std::to_string(c.slot);
-  return c;
 }
 
 // The volume if the caller is a member of its org; not_found otherwise.
@@ -169,11 +138,34 @@ Error notLive(const VolumeRow& v, std::string_view action) {
 
 }  // namespace
 
+Result<CreateVolume> parseCreateVolume(const http::Request& req) {
+  PLFM_ASSIGN_OR_RETURN(auto body,
+                        parseBody(req, {"process", "name", "slot", "size", "size_bytes"}));
+  CreateVolume c;
+  PLFM_ASSIGN_OR_RETURN(c.process, requireString(body, "process"));
+  if (!validProcessName(c.process))
+    return invalidField("process", "must match [a-z][a-z0-9-]{0,29}");
+  PLFM_ASSIGN_OR_RETURN(c.name, requireString(body, "name"));
+  if (auto why = manifest::checkVolumeName(c.name)) return invalidField("name", "must be " + *why);
+  auto slot = body.find("slot");
+  if (slot != body.end() && !slot->is_null()) {
+    auto n = json::getInt(body, "slot");
+    if (!n || *n < 0 || *n > kMaxSlot) {
+      return invalidField("slot", "must be an integer 0.." + std::to_string(kMaxSlot));
+    }
+    c.slot = *n;
+  }
+  PLFM_ASSIGN_OR_RETURN(c.size_bytes, parseSize(body));
+  // At most 59 + "-" + 3 digits: always a name the agent accepts.
+  c.full_name = c.name + "-" + std::to_string(c.slot);
+  return c;
+}
+
 void Api::registerVolumeRoutes(http::Router& r) {
   route(r, "POST", "/v1/envs/{env_id}/volumes", Access::kUser,
         [this](Ctx& ctx) -> Result<http::Response> {
           PLFM_ASSIGN_OR_RETURN(auto env, pathId<EnvId>(ctx.req, "env_id"));
-          PLFM_ASSIGN_OR_RETURN(CreateVolume c, parseCreate(ctx.req));
+          PLFM_ASSIGN_OR_RETURN(CreateVolume c, parseCreateVolume(ctx.req));
           PLFM_ASSIGN_OR_RETURN(auto e, visibleEnv(ctx, env));
           const std::string org = e["org_id"];
           const std::string app = e["app_id"];
