@@ -77,6 +77,7 @@ Command buildRootCommand() {
   root.children.push_back(tokensCommand());
   root.children.push_back(routesCommand());
   root.children.push_back(domainsCommand());
+  root.children.push_back(volumesCommand());
   root.children.push_back(eventsCommand());
   root.children.push_back(manifestCommand());
   root.children.push_back(devCommand());

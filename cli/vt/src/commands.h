@@ -33,6 +33,7 @@ Command nodesCommand();
 Command tokensCommand();
 Command routesCommand();
 Command domainsCommand();
+Command volumesCommand();
 Command eventsCommand();
 Command secretsCommand();
 Command registriesCommand();

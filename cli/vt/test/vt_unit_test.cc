@@ -91,8 +91,9 @@ TEST(VtArgsTest, HelpTextsMatchGolden) {
   auto p = parseArgs(root(), {"--help"});
   ASSERT_TRUE(p);
   all += renderHelp(p->path) + "\n----\n";
-  for (const char* cmd : {"deploy", "scale set", "events tail", "logs", "context use", "dev up",
-                          "dev logs", "instances get", "releases get", "exec"}) {
+  for (const char* cmd :
+       {"deploy", "scale set", "events tail", "logs", "context use", "dev up", "dev logs",
+        "instances get", "releases get", "exec", "volumes create", "volumes rm"}) {
     auto q = parseArgs(root(), words(std::string(cmd) + " --help"));
     ASSERT_TRUE(q);
     all += renderHelp(q->path) + "\n----\n";
@@ -237,6 +238,18 @@ class ScrambledServer {
               R"({"process_type":"api","desired":1,"current":0,"reason":null},)"
               R"({"process_type":"web","desired":2,"current":0,"reason":null}]})");
     });
+    router_.add("GET", "/v1/envs/{id}/volumes", [items](http::Request&) {
+      auto vol = [](const char* id, const char* process, const char* name, int slot) {
+        return std::string(R"({"volume_id":")") + id + R"(","process":")" + process +
+               R"(","name":")" + name + R"(","slot":)" + std::to_string(slot) +
+               R"(,"full_name":")" + name + "-" + std::to_string(slot) +
+               R"(","size_bytes":1073741824,"node_id":null,"state":"pending"})";
+      };
+      return items({vol("vol_01jc0000000000000000000001", "web", "uploads", 10),
+                    vol("vol_01jc0000000000000000000002", "web", "cache", 0),
+                    vol("vol_01jc0000000000000000000003", "web", "uploads", 2),
+                    vol("vol_01jc0000000000000000000004", "api", "uploads", 0)});
+    });
     router_.add("GET", "/v1/nodes", [items](http::Request&) {
       return items({R"({"id":"node_01jc0000000000000000000001","hostname":"n3","state":"active"})",
                     R"({"id":"node_01jc0000000000000000000003","hostname":"n1","state":"active"})",
@@ -291,6 +304,11 @@ TEST(VtOutputTest, EveryListIsSortedWhateverTheServerOrder) {
   EXPECT_EQ(server.run("nodes list -q"),
             "node_01jc0000000000000000000003\nnode_01jc0000000000000000000002\n"
             "node_01jc0000000000000000000001\n");  // n1, n2, n3
+  // Volumes by process, name, then slot as a number (uploads-2 before uploads-10).
+  const std::string volumes = server.run("volumes list --app hello --format table");
+  EXPECT_LT(volumes.find("uploads-0"), volumes.find("cache-0")) << volumes;
+  EXPECT_LT(volumes.find("cache-0"), volumes.find("uploads-2")) << volumes;
+  EXPECT_LT(volumes.find("uploads-2"), volumes.find("uploads-10")) << volumes;
   // Tables: the summary too is sorted by process.
   const std::string table = server.run("instances list --app hello --format table");
   EXPECT_LT(table.find("api  "), table.find("web  ")) << table;

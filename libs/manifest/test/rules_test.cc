@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "plfm/manifest/volume_rules.h"
+
 #include <string>
 #include <vector>
 
@@ -122,6 +124,25 @@ TEST(Rules, StringsMustBeUtf8) {
     EXPECT_NE(checkArg(bad), std::nullopt) << bad;
     EXPECT_NE(checkEnvValue(bad), std::nullopt) << bad;
   }
+}
+
+// The public volume rules (the control plane's volume API and `vt volumes`)
+// are the manifest's.
+TEST(Rules, VolumeRulesAreTheManifests) {
+  EXPECT_EQ(checkVolumeName("uploads"), std::nullopt);
+  EXPECT_EQ(checkVolumeName(std::string(59, 'a')), std::nullopt);
+  EXPECT_NE(checkVolumeName(std::string(60, 'a')), std::nullopt) << "<name>-999 is 63 at most";
+  for (const char* bad : {"", "Uploads", "up_loads", "uploads-", "9lives", "../x", "a b"}) {
+    EXPECT_NE(checkVolumeName(bad), std::nullopt) << bad;
+  }
+  EXPECT_EQ(parseVolumeSize("10GiB"), parseSize("10GiB"));
+  EXPECT_EQ(parseVolumeSize("10GB"), std::nullopt);
+  EXPECT_EQ(formatVolumeSize(uint64_t{20} << 30), "20GiB");
+  EXPECT_EQ(checkVolumeSize(kMinVolumeBytes), std::nullopt);
+  EXPECT_EQ(checkVolumeSize(kMaxVolumeBytes), std::nullopt);
+  EXPECT_EQ(checkVolumeSize(kMinVolumeBytes - 1), "a size from 16MiB to 16TiB (got 16777215B)");
+  EXPECT_NE(checkVolumeSize(kMaxVolumeBytes + 1), std::nullopt);
+  EXPECT_NE(checkVolumeSize(0), std::nullopt);
 }
 
 }  // namespace

@@ -35,6 +35,7 @@ int statusFor(std::string_view code) {
       {apierr::kHostnameConflict, 409},
       {"domain_conflict", 409},
       {"domain_not_verified", 422},
+      {apierr::kVolumeNotGrown, 422},
       {"dns_lookup_failed", 502},
       {"dns_resolver_not_configured", 503},
       {"public_suffix_list_unavailable", 503},
@@ -153,11 +154,13 @@ Result<std::optional<std::string>> optionalString(const json::Json& body, std::s
   return std::optional<std::string>(it->get<std::string>());
 }
 
+Error invalidField(std::string_view field, const std::string& why) {
+  return Error(apierr::kInvalidField, "field '" + std::string(field) + "' " + why)
+      .with("field", std::string(field));
+}
+
 Result<void> checkName(std::string_view field, std::string_view v) {
-  auto bad = [&](const std::string& why) {
-    return Error(apierr::kInvalidField, "field '" + std::string(field) + "' " + why)
-        .with("field", std::string(field));
-  };
+  auto bad = [&](const std::string& why) { return invalidField(field, why); };
   if (v.empty() || v.size() > 63) return bad("must be 1 to 63 characters");
   if (v[0] < 'a' || v[0] > 'z') return bad("must start with a lowercase letter");
   if (v.back() == '-') return bad("must not end with '-'");
@@ -340,6 +343,7 @@ void Api::registerRoutes(http::Router& r, http::Router* node_router) {
   registerQuotaRoutes(r);
   registerInstanceRoutes(r);
   registerExecRoutes(r);
+  registerVolumeRoutes(r);
 }
 
 namespace {

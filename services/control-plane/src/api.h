@@ -46,6 +46,8 @@ inline constexpr std::string_view kQuotaExceeded = kQuotaExceededCode;
 inline constexpr std::string_view kTooManyLogFollowers = "too_many_log_followers";
 // An org holds max_exec_sessions_per_org exec sessions (429).
 inline constexpr std::string_view kTooManyExecSessions = "too_many_exec_sessions";
+// An extend asks for a size no larger than the volume's (422, api_volumes.cc).
+inline constexpr std::string_view kVolumeNotGrown = "volume_not_grown";
 }  // namespace apierr
 
 struct ApiOptions {
@@ -232,6 +234,7 @@ class Api {
   void registerQuotaRoutes(http::Router& r);     // api_quotas.cc
   void registerInstanceRoutes(http::Router& r);  // api_instances.cc
   void registerExecRoutes(http::Router& r);      // api_exec.cc
+  void registerVolumeRoutes(http::Router& r);    // api_volumes.cc
 
   // An exec session after its upgrade, on the connection's thread
   // (api_exec.cc), and the audit events it appends on its own.
@@ -270,6 +273,8 @@ class Api {
 // secret pasted as a JSON key never comes back in the error.
 [[nodiscard]] Result<json::Json> parseSecretBody(const http::Request& req,
                                                  std::initializer_list<std::string_view> allowed);
+// invalid_field: "field '<field>' <why>", with details.field.
+[[nodiscard]] Error invalidField(std::string_view field, const std::string& why);
 [[nodiscard]] Result<std::string> requireString(const json::Json& body, std::string_view field);
 [[nodiscard]] Result<std::optional<std::string>> optionalString(const json::Json& body,
                                                                 std::string_view field);
@@ -287,6 +292,18 @@ struct CreateRelease {
   json::Json manifest;
 };
 [[nodiscard]] Result<CreateRelease> parseCreateRelease(const http::Request& req);
+
+// POST /v1/envs/{env_id}/volumes, parsed (api_volumes.cc): names and size
+// by the manifest's volume rules, so `full_name` ("<name>-<slot>") is always
+// a name of at most 63 characters. Pure, for the request fuzzer.
+struct CreateVolume {
+  std::string process;
+  std::string name;
+  int64_t slot = 0;
+  uint64_t size_bytes = 0;
+  std::string full_name;
+};
+[[nodiscard]] Result<CreateVolume> parseCreateVolume(const http::Request& req);
 
 // PUT /v1/edge/status, parsed (api_edge.cc): addresses in canonical form.
 struct EdgeStatus {

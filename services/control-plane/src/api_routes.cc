@@ -37,16 +37,11 @@ struct CreateRoute {
   RouteTarget target;
 };
 
-Error invalid(std::string_view field, const std::string& why) {
-  return Error(apierr::kInvalidField, "field '" + std::string(field) + "' " + why)
-      .with("field", std::string(field));
-}
-
 Result<std::optional<int64_t>> optionalPort(const Json& body, std::string_view field) {
   auto it = body.find(field);
   if (it == body.end() || it->is_null()) return std::optional<int64_t>();
   if (!it->is_number_integer() || it->get<int64_t>() < 1 || it->get<int64_t>() > 65535) {
-    return invalid(field, "must be an integer 1..65535");
+    return invalidField(field, "must be an integer 1..65535");
   }
   return std::optional<int64_t>(it->get<int64_t>());
 }
@@ -55,14 +50,15 @@ Result<std::optional<std::string>> optionalEnum(const Json& body, std::string_vi
                                                 std::string_view a, std::string_view b) {
   PLFM_ASSIGN_OR_RETURN(auto v, optionalString(body, field));
   if (v && *v != a && *v != b) {
-    return invalid(field, "must be \"" + std::string(a) + "\" or \"" + std::string(b) + "\"");
+    return invalidField(field, "must be \"" + std::string(a) + "\" or \"" + std::string(b) + "\"");
   }
   return v;
 }
 
 Result<std::optional<std::string>> optionalProcess(const Json& body) {
   PLFM_ASSIGN_OR_RETURN(auto v, optionalString(body, "process_type"));
-  if (v && !validProcessName(*v)) return invalid("process_type", "must match [a-z][a-z0-9-]{0,29}");
+  if (v && !validProcessName(*v))
+    return invalidField("process_type", "must match [a-z][a-z0-9-]{0,29}");
   return v;
 }
 
@@ -77,11 +73,11 @@ Result<CreateRoute> parseCreate(const http::Request& req) {
   if (c.protocol == "tcp") {
     // A plain TCP stream carries no name: the route owns its listener port.
     if (hostname && !hostname->empty() && *hostname != "*") {
-      return invalid("hostname", "must be empty for a tcp route (it owns its listener port)");
+      return invalidField("hostname", "must be empty for a tcp route (it owns its listener port)");
     }
   } else {
     if (!hostname || hostname->empty()) {
-      return invalid("hostname", "is required for a tls-passthrough route");
+      return invalidField("hostname", "is required for a tls-passthrough route");
     }
     auto norm = net::normalizeHostname(*hostname);
     if (!norm) {
@@ -92,15 +88,17 @@ Result<CreateRoute> parseCreate(const http::Request& req) {
   PLFM_ASSIGN_OR_RETURN(auto port, optionalPort(body, "listener_port"));
   if (port) c.listener_port = *port;
   if (c.protocol == "tcp" && c.listener_port == kTlsPort) {
-    return invalid("listener_port",
-                   "must not be 443 for a tcp route: it would own the port every org's TLS "
-                   "routes share; pick a port of its own");
+    return invalidField("listener_port",
+                        "must not be 443 for a tcp route: it would own the port every org's TLS "
+                        "routes share; pick a port of its own");
   }
   PLFM_ASSIGN_OR_RETURN(auto process, optionalProcess(body));
-  if (!process) return invalid("process_type", "is required (the process that serves the route)");
+  if (!process)
+    return invalidField("process_type", "is required (the process that serves the route)");
   c.target.process_type = *process;
   PLFM_ASSIGN_OR_RETURN(auto backend, optionalPort(body, "backend_port"));
-  if (!backend) return invalid("backend_port", "is required (the port the instances listen on)");
+  if (!backend)
+    return invalidField("backend_port", "is required (the port the instances listen on)");
   c.target.backend_port = *backend;
   PLFM_ASSIGN_OR_RETURN(auto pp, optionalEnum(body, "proxy_protocol", "none", "v2"));
   if (pp) c.target.proxy_protocol = *pp;
@@ -235,9 +233,9 @@ void Api::registerRouteRoutes(http::Router& r) {
           PLFM_ASSIGN_OR_RETURN(auto backend, optionalPort(body, "backend_port"));
           PLFM_ASSIGN_OR_RETURN(auto pp, optionalEnum(body, "proxy_protocol", "none", "v2"));
           if (!process && !backend && !pp) {
-            return invalid("process_type",
-                           "or 'backend_port' or 'proxy_protocol' must be given (hostname, "
-                           "listener_port and protocol never change: add a new route)");
+            return invalidField("process_type",
+                                "or 'backend_port' or 'proxy_protocol' must be given (hostname, "
+                                "listener_port and protocol never change: add a new route)");
           }
           PLFM_ASSIGN_OR_RETURN(Json current, visibleRoute(ctx, route));
           const std::string org = current["org_id"];

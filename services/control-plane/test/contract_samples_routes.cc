@@ -57,6 +57,23 @@ Json sampleDomainEvent() {
   return {{"domain_id", id("dom")}, {"org_id", id("org")}, {"domain", "example.com"}};
 }
 
+Json sampleVolume() {
+  return {{"volume_id", id("vol")},
+          {"env_id", id("env")},
+          {"app_id", id("app")},
+          {"process", "web"},
+          {"name", "uploads"},
+          {"slot", 1},
+          {"full_name", "uploads-1"},
+          {"size_bytes", int64_t{10} << 30},
+          {"node_id", id("node")},
+          {"state", "ready"},
+          {"reason", ""},
+          {"reported_size_bytes", int64_t{10} << 30},
+          {"created_at", kSampleTs},
+          {"updated_at", kSampleTs}};
+}
+
 Json sampleBackend() {
   return {{"instance_id", id("inst")},     {"node_id", id("node")},
           {"address", "fd7a:5c00:0:1::2"}, {"port", 8443},
@@ -108,6 +125,14 @@ std::map<std::string, Json> routeComponentSamples() {
   return {
       {"RouteId", id("route")},
       {"DomainId", id("dom")},
+      {"VolumeName", "uploads"},
+      {"VolumeSize", "10GiB"},
+      {"VolumeSizeBytes", int64_t{16} << 20},
+      {"CreateVolumeRequest",
+       {{"process", "web"}, {"name", "uploads"}, {"slot", 0}, {"size", "10GiB"}}},
+      {"ExtendVolumeRequest", {{"size_bytes", int64_t{20} << 30}}},
+      {"Volume", sampleVolume()},
+      {"VolumeList", samplePage(sampleVolume())},
       {"CreateDomainRequest", {{"domain", "Example.com."}}},
       {"VerifyDomainRequest", Json::object()},
       {"Domain", sampleDomain()},

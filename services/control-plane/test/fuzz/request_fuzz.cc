@@ -8,8 +8,10 @@
 // The first byte picks the mode: 'm' wraps the rest as the manifest of a
 // well-formed request (to reach the manifest rules quickly); 'x' is the body
 // of POST /v1/instances/{id}/exec (exec_request.h: an accepted command
-// reads back from its stored form and encodes as an EXEC_OPEN); anything
-// else is the whole body.
+// reads back from its stored form and encodes as an EXEC_OPEN); 'v' is the
+// body of POST /v1/envs/{env_id}/volumes (an accepted volume's full name is
+// a name of at most 63 characters, its size within the manifest's range);
+// anything else is the whole body.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -19,6 +21,7 @@
 #include "api.h"
 #include "exec_request.h"
 #include "plfm/manifest/manifest.h"
+#include "plfm/manifest/volume_rules.h"
 
 namespace {
 
@@ -66,12 +69,37 @@ void checkExec(const std::string& body) {
           "an accepted command encodes as an EXEC_OPEN");
 }
 
+void checkVolume(const std::string& body) {
+  plfm::http::Request req;
+  req.method = "POST";
+  req.path = "/v1/envs/env_01jdq3v7k2m9x4c8r6t0w5y1zb/volumes";
+  req.body = body;
+  auto r = plfm::cp::parseCreateVolume(req);
+  if (!r) {
+    const int status = plfm::cp::statusFor(r.error().code());
+    require(status >= 400 && status < 500, "a refusal is a 4xx");
+    require(
+        r.error().code() != plfm::cp::apierr::kInvalidField || !r.error().detail("field").empty(),
+        "invalid_field names the field");
+    return;
+  }
+  require(r->full_name == r->name + "-" + std::to_string(r->slot), "full_name is <name>-<slot>");
+  require(r->full_name.size() <= 63 && !plfm::manifest::checkVolumeName(r->name),
+          "an accepted volume's names are valid");
+  for (char c : r->full_name) {
+    require((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-', "full_name is [a-z0-9-]");
+  }
+  require(!plfm::manifest::checkVolumeSize(r->size_bytes), "the size is within range");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
   if (!text.empty() && text.front() == 'x') {
     checkExec(text.substr(1));
+  } else if (!text.empty() && text.front() == 'v') {
+    checkVolume(text.substr(1));
   } else if (!text.empty() && text.front() == 'm') {
     checkOne(R"({"image_ref":"r/a:1","image_digest":"sha256:)" + std::string(64, 'a') +
              R"(","manifest":)" + text.substr(1) + "}");
