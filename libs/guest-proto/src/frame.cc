@@ -62,7 +62,7 @@ const TypeInfo* typeInfo(uint8_t type) {
   static constexpr TypeInfo kError{"ERROR", StreamRule::kControl, kMaxErrorBytes};
   static constexpr TypeInfo kStatus{"STATUS", StreamRule::kControl, 0};
   static constexpr TypeInfo kResizeVolume{"RESIZE_VOLUME", StreamRule::kControl,
-                                          kVolumeOpHeaderBytes + kMaxVolumeSerialBytes};
+                                          kResizeVolumeHeaderBytes + kMaxVolumeSerialBytes};
   static constexpr TypeInfo kVolumeResized{"VOLUME_RESIZED", StreamRule::kControl,
                                            kVolumeResizedBytes};
   static constexpr TypeInfo kVolumeFailed{"VOLUME_FAILED", StreamRule::kControl,

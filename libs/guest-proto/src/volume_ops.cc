@@ -35,58 +35,61 @@ std::string control(FrameType type, std::string_view payload) {
   return frame ? std::move(*frame) : std::string();
 }
 
-// id(4) serial: RESIZE_VOLUME and FREEZE.
-std::string idAndSerial(uint32_t id, std::string_view serial) {
-  std::string payload;
-  putU32(payload, id);
-  payload.append(serial);
-  return payload;
-}
-
 Result<void> checkSerial(std::string_view what, std::string_view serial) {
   if (validVolumeSerial(serial)) return {};
   return makeError(ErrorCode::kInvalidValue,
                    std::string(what) + ": serial is not vol-0 .. vol-15 or 1 to 20 digits");
 }
 
-struct IdSerial {
-  uint32_t id = 0;
-  std::string serial;
-};
-
-Result<IdSerial> decodeIdAndSerial(std::string_view what, std::string_view payload) {
-  if (payload.size() < kVolumeOpHeaderBytes) return malformed(what, "shorter than its id");
-  IdSerial out{getU32(payload, 0), std::string(payload.substr(kVolumeOpHeaderBytes))};
-  if (auto ok = checkSerial(what, out.serial); !ok) return tl::unexpected(std::move(ok).error());
-  return out;
-}
-
 }  // namespace
 
 Result<std::string> encode(const ResizeVolume& resize) {
-  if (auto ok = checkSerial("RESIZE_VOLUME", resize.serial); !ok) {
+  constexpr std::string_view kWhat = "RESIZE_VOLUME";
+  if (auto ok = checkSerial(kWhat, resize.serial); !ok) {
     return tl::unexpected(std::move(ok).error());
   }
-  return control(FrameType::kResizeVolume, idAndSerial(resize.id, resize.serial));
+  if (resize.size_bytes == 0) {
+    return makeError(ErrorCode::kInvalidValue, "RESIZE_VOLUME: size_bytes must be above 0");
+  }
+  std::string payload;
+  putU32(payload, resize.id);
+  putU32(payload, 0);
+  putU64(payload, resize.size_bytes);
+  payload.append(resize.serial);
+  return control(FrameType::kResizeVolume, payload);
 }
 
 Result<ResizeVolume> decodeResizeVolume(std::string_view payload) {
-  auto r = decodeIdAndSerial("RESIZE_VOLUME", payload);
-  if (!r) return tl::unexpected(std::move(r).error());
-  return ResizeVolume{r->id, std::move(r->serial)};
+  constexpr std::string_view kWhat = "RESIZE_VOLUME";
+  if (payload.size() < kResizeVolumeHeaderBytes) return malformed(kWhat, "shorter than 16 bytes");
+  ResizeVolume r{getU32(payload, 0), getU64(payload, 8),
+                 std::string(payload.substr(kResizeVolumeHeaderBytes))};
+  if (getU32(payload, 4) != 0) {
+    return makeError(ErrorCode::kInvalidValue, "RESIZE_VOLUME: reserved bytes must be 0");
+  }
+  if (r.size_bytes == 0) {
+    return makeError(ErrorCode::kInvalidValue, "RESIZE_VOLUME: size_bytes must be above 0");
+  }
+  if (auto ok = checkSerial(kWhat, r.serial); !ok) return tl::unexpected(std::move(ok).error());
+  return r;
 }
 
 Result<std::string> encode(const Freeze& freeze) {
   if (auto ok = checkSerial("FREEZE", freeze.serial); !ok) {
     return tl::unexpected(std::move(ok).error());
   }
-  return control(FrameType::kFreeze, idAndSerial(freeze.id, freeze.serial));
+  std::string payload;
+  putU32(payload, freeze.id);
+  payload.append(freeze.serial);
+  return control(FrameType::kFreeze, payload);
 }
 
 Result<Freeze> decodeFreeze(std::string_view payload) {
-  auto r = decodeIdAndSerial("FREEZE", payload);
-  if (!r) return tl::unexpected(std::move(r).error());
-  return Freeze{r->id, std::move(r->serial)};
+  constexpr std::string_view kWhat = "FREEZE";
+  if (payload.size() < kVolumeOpHeaderBytes) return malformed(kWhat, "shorter than its id");
+  Freeze f{getU32(payload, 0), std::string(payload.substr(kVolumeOpHeaderBytes))};
+  if (auto ok = checkSerial(kWhat, f.serial); !ok) return tl::unexpected(std::move(ok).error());
+  return f;
 }
 
 std::string encode(const VolumeResized& resized) {

@@ -89,7 +89,7 @@ std::map<std::string, std::string> goldenFrames() {
       {"exec_window", *encode(ExecWindow{65536}, kFirstExecStream)},
       {"hello_volumes", *encode(Hello{1, "vt-init 0.1.0", "6.1.0-28-cloud-amd64", 1'500'000'000,
                                       kExecRevision, kVolumeRevision})},
-      {"resize_volume", *encode(ResizeVolume{7, "vol-0"})},
+      {"resize_volume", *encode(ResizeVolume{7, 67'108'864, "vol-0"})},
       {"volume_resized", encode(VolumeResized{7, 67'108'864})},
       {"volume_failed", *encode(VolumeFailed{7, "volume vol-0 is not mounted"})},
       {"freeze", *encode(Freeze{8, "vol-1"})},

@@ -10,12 +10,13 @@ namespace plfm::guest_proto {
 namespace {
 
 TEST(VolumeOpsTest, ResizeAndFreezeRoundTripWithTheirSerial) {
-  auto resize = encode(ResizeVolume{7, "vol-15"});
+  auto resize = encode(ResizeVolume{7, 1 << 26, "vol-15"});
   ASSERT_TRUE(resize.has_value());
   Frame f = testing::oneFrame(*resize);
   EXPECT_EQ(f.type, FrameType::kResizeVolume);
   EXPECT_EQ(f.stream, kControlStream);
-  EXPECT_EQ(*decodeResizeVolume(f.payload), (ResizeVolume{7, "vol-15"}));
+  EXPECT_EQ(*decodeResizeVolume(f.payload), (ResizeVolume{7, 1 << 26, "vol-15"}));
+  EXPECT_FALSE(encode(ResizeVolume{7, 0, "vol-1"}).has_value());
 
   auto freeze = encode(Freeze{9, "20490012345678"});
   ASSERT_TRUE(freeze.has_value());
@@ -26,13 +27,14 @@ TEST(VolumeOpsTest, ResizeAndFreezeRoundTripWithTheirSerial) {
 
 TEST(VolumeOpsTest, ASerialThatNamesNoVolumeDiskIsRefusedBothWays) {
   for (const char* bad : {"", "vol-16", "vol-07", "../vda", "vda", "123456789012345678901"}) {
-    EXPECT_FALSE(encode(ResizeVolume{1, bad}).has_value()) << bad;
+    EXPECT_FALSE(encode(ResizeVolume{1, 4096, bad}).has_value()) << bad;
     EXPECT_FALSE(encode(Freeze{1, bad}).has_value()) << bad;
     std::string payload("\0\0\0\1", 4);
     payload += bad;
-    auto r = decodeResizeVolume(payload);
-    ASSERT_FALSE(r.has_value()) << bad;
     EXPECT_FALSE(decodeFreeze(payload).has_value()) << bad;
+    std::string resize("\0\0\0\1\0\0\0\0\0\0\0\0\0\0\x10\0", 16);
+    resize += bad;
+    EXPECT_FALSE(decodeResizeVolume(resize).has_value()) << bad;
   }
   EXPECT_EQ(decodeFreeze("ab").error().code, ErrorCode::kMalformed);
 }

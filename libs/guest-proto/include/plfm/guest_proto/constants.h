@@ -125,9 +125,10 @@ inline constexpr uint32_t kExecRevision = 1;
 inline constexpr uint32_t kVolumeRevision = 1;
 
 // §Volume operations.
-inline constexpr size_t kMaxVolumeSerialBytes = 20;  // a virtio-blk serial
-inline constexpr size_t kVolumeOpHeaderBytes = 4;    // id(4)
-inline constexpr size_t kVolumeResizedBytes = 16;    // id(4) reserved(4) size_bytes(8)
+inline constexpr size_t kMaxVolumeSerialBytes = 20;     // a virtio-blk serial
+inline constexpr size_t kVolumeOpHeaderBytes = 4;       // id(4)
+inline constexpr size_t kResizeVolumeHeaderBytes = 16;  // id(4) reserved(4) size_bytes(8)
+inline constexpr size_t kVolumeResizedBytes = 16;       // id(4) reserved(4) size_bytes(8)
 inline constexpr size_t kMaxVolumeFailureBytes = 1024;
 inline constexpr size_t kThawedBytes = 8;  // id(4) kind(1) reserved(3)
 // vt-init thaws a frozen volume by itself this long after FROZEN, whatever

@@ -6,7 +6,7 @@
 // fatal to the VM. The host sends these only to a guest whose HELLO has
 // volume_revision.
 //
-//   auto frame = gp::encode(gp::ResizeVolume{7, "vol-0"});
+//   auto frame = gp::encode(gp::ResizeVolume{7, 64 << 20, "vol-0"});
 //   auto answer = gp::decodeVolumeResized(frame_from_decoder.payload);
 #pragma once
 
@@ -20,10 +20,12 @@
 namespace plfm::guest_proto {
 
 // RESIZE_VOLUME: grow the filesystem of the volume on disk `serial` to the
-// disk's size (EXT4_IOC_RESIZE_FS).
+// disk's size (EXT4_IOC_RESIZE_FS) once the disk shows `size_bytes` (the
+// VMM's capacity change reaches the guest's driver asynchronously).
 struct ResizeVolume {
   uint32_t id = 0;
-  std::string serial;  // a CONFIG volume's serial (validVolumeSerial)
+  uint64_t size_bytes = 0;  // the disk's new size, > 0
+  std::string serial;       // a CONFIG volume's serial (validVolumeSerial)
 
   bool operator==(const ResizeVolume&) const = default;
 };
