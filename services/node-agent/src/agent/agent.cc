@@ -407,6 +407,10 @@ void Agent::convergeVolumes(const json& entries) {
       continue;
     }
     if (!v->deleting) {
+      // A running VM's volume grows through its worker, which reports it
+      // once the guest has the new size (an online extend, or the next
+      // start); growing it here would report a size the guest does not see.
+      if (volumes_.holder(v->volume_id) && volumes_.size(v->volume_id)) continue;
       auto size = volumes_.ensure(v->volume_id, v->size_bytes);
       if (size) {
         metrics_.gauge("plfm_agent_volume_size_bytes", "Size of each volume file on this node")

@@ -207,11 +207,14 @@ class Agent final : public InstanceHost {
   void unfilterGuest(const std::string& instance_id) override;
   [[nodiscard]] VolumeStore& volumes() override { return volumes_; }
 
+  // Only what changed since the last delivered report is sent.
+  void reportVolume(const std::string& volume_id, const VolumeReport& report) override;
+
   // NodePlan.volumes: each `ready` volume's file made or grown, each
   // `deleting` one removed once no instance record names it, and the result
-  // reported (only what changed since the last delivered report).
+  // reported. A volume an instance holds is its worker's: grown and
+  // reported once its guest has the new size (volume_extend.h).
   void convergeVolumes(const nlohmann::json& entries);
-  void reportVolume(const std::string& volume_id, const VolumeReport& report);
 
   // The instance's org's credentials for `registry` (the host its image
   // names), from the control plane, which serves them only for an instance

@@ -529,6 +529,7 @@ Result<void> InstanceWorker::boot() {
         std::lock_guard lock(mu_);
         rec_.timings.hello_ms = msBetween(vmm_started_, steadyNow());
         rec_.exec_revision = hello->exec_revision;
+        rec_.volume_revision = hello->volume_revision;
       }
       PLFM_TRY(sendToGuest(config_frame));
       config_sent = true;
@@ -543,6 +544,7 @@ Result<void> InstanceWorker::boot() {
       setPhase(Phase::kRunning);
       running_since_ = steadyNow();
       report("running");
+      volumesStarted(w);
       break;
     }
     handleFrame(**frame);
@@ -607,9 +609,96 @@ void InstanceWorker::handleFrame(const gp::Frame& frame) {
     case gp::FrameType::kExecWindow:
       exec_mux_->onGuestFrame(frame);
       break;
+    case gp::FrameType::kVolumeResized:
+      if (auto r = gp::decodeVolumeResized(frame.payload)) {
+        if (auto done = extender_.answered(r->id, "")) extendDone(*done);
+      }
+      break;
+    case gp::FrameType::kVolumeFailed:
+      if (auto f = gp::decodeVolumeFailed(frame.payload)) {
+        // The guest's words: hostile bytes, shown escaped and cut.
+        std::string why = "the guest could not grow the filesystem: " +
+                          printableOrEscaped(f->message.substr(0, 400));
+        if (auto done = extender_.answered(f->id, why)) extendDone(*done);
+      }
+      break;
     default:
       break;
   }
+}
+
+void InstanceWorker::volumesStarted(const Workload& w) {
+  std::vector<uint64_t> sizes;
+  for (const auto& v : w.volumes) {
+    const uint64_t size = host_.volumes().size(v.volume_id).value_or(0);
+    sizes.push_back(size);
+    if (size != 0) host_.reportVolume(v.volume_id, {"ready", size, ""});
+  }
+  extender_.started(w.volumes, sizes);
+}
+
+void InstanceWorker::extendVolumes(const runtime::VmHandle& vm) {
+  uint32_t revision;
+  std::vector<WorkloadVolume> volumes;
+  {
+    std::lock_guard lock(mu_);
+    // A same-generation plan change (a volume's new size) applies to the
+    // running VM; a new generation waits for it to stop (absorbUpdates).
+    if (pending_ && pending_->generation == rec_.workload.generation) {
+      pending_->raw = pending_->raw.is_null() ? rec_.workload.raw : pending_->raw;
+      rec_.workload = std::move(*pending_);
+      pending_.reset();
+    }
+    revision = rec_.volume_revision;
+    volumes = rec_.workload.volumes;
+  }
+  // A guest without online resize gets the new size at its next start.
+  if (revision == 0 || volumes.empty()) return;
+  for (const auto& done : extender_.expire(steadyNow())) extendDone(done);
+  for (const auto& r : extender_.due(volumes, steadyNow())) {
+    // Grow the file (never shrink), tell the VMM, then ask the guest.
+    const runtime::VmDrive drive{volumeDriveId(r.index), host_.volumes().pathFor(r.volume_id),
+                                 false};
+    auto act = [&]() -> Result<std::string> {
+      PLFM_ASSIGN_OR_RETURN(uint64_t size, host_.volumes().ensure(r.volume_id, r.size_bytes));
+      PLFM_TRY(host_.runtime().resizeDrive(vm, drive, size));
+      PLFM_ASSIGN_OR_RETURN(std::string serial, host_.runtime().diskSerial(drive));
+      auto frame = gp::encode(gp::ResizeVolume{r.id, size, serial});
+      if (!frame) return fromGuestProto(frame.error());
+      PLFM_TRY(sendToGuest(*frame));
+      return serial;
+    };
+    auto sent = act();
+    if (!sent) {
+      if (auto done = extender_.answered(r.id, sent.error().message())) extendDone(*done);
+      continue;
+    }
+    log::info("growing a running instance's volume", {{"instance_id", rec_.workload.instance_id},
+                                                      {"volume_id", r.volume_id},
+                                                      {"size_bytes", r.size_bytes}});
+  }
+}
+
+void InstanceWorker::extendDone(const VolumeExtender::Outcome& outcome) {
+  const std::string& id = rec_.workload.instance_id;
+  if (outcome.error.empty()) {
+    log::info("volume extended online", {{"instance_id", id},
+                                         {"volume_id", outcome.volume_id},
+                                         {"size_bytes", outcome.size_bytes}});
+    log_->append(
+        "platform", unixNs(host_.clock()),
+        "volume " + outcome.name + " grew to " + std::to_string(outcome.size_bytes) + " bytes\n");
+    host_.reportVolume(outcome.volume_id, {"ready", outcome.size_bytes, ""});
+    return;
+  }
+  // Not fatal: the file has the new size, so the next start grows the
+  // filesystem; until then the volume is reported at its old size.
+  log::warn("online volume extend failed",
+            {{"instance_id", id}, {"volume_id", outcome.volume_id}, {"error", outcome.error}});
+  log_->append("platform", unixNs(host_.clock()),
+               "volume " + outcome.name + " could not grow to " +
+                   std::to_string(outcome.size_bytes) +
+                   " bytes until the next start: " + outcome.error + "\n");
 }
 
 Result<void> InstanceWorker::sendToGuest(const std::string& frame) {
@@ -881,7 +970,10 @@ void InstanceWorker::supervise() {
                                                   : "the instance's VM exited");
       channel_.close();
     }
-    if (rec_.phase == Phase::kRunning && !shutdown_sent_ && !exit_seen_) runHealthCheck();
+    if (rec_.phase == Phase::kRunning && !shutdown_sent_ && !exit_seen_) {
+      extendVolumes(vm);
+      runHealthCheck();
+    }
     retryReport();
   }
   // The VMM is gone: decide what happened.

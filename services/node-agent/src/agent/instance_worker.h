@@ -31,6 +31,7 @@
 #include "agent/instance_host.h"
 #include "agent/instance_log.h"
 #include "agent/instance_record.h"
+#include "agent/volume_extend.h"
 #include "agent/workload_check.h"
 
 namespace plfm::agent {
@@ -81,6 +82,14 @@ class InstanceWorker {
   void syncExec();
   // Registers the values of a secrets file with the instance log's mask.
   [[nodiscard]] Result<void> maskSecrets(const std::string& file);
+  // The VM booted with its volumes' files as they are now: report each at
+  // that size (volume-mounts.md §Node side "Extend").
+  void volumesStarted(const Workload& w);
+  // Starts the online extends the plan asks for (a guest with
+  // volume_revision only) and gives up the ones unanswered too long.
+  void extendVolumes(const runtime::VmHandle& vm);
+  // Reports a finished extend: the new size, or why not (instance log).
+  void extendDone(const VolumeExtender::Outcome& outcome);
   void runHealthCheck();
   // An exec check (exec-sessions.md §Exec health checks): starts a session
   // when one is due, and otherwise polls the running one without waiting.
@@ -138,6 +147,7 @@ class InstanceWorker {
     std::string tail;
   };
   std::optional<ExecCheckRun> exec_check_;
+  VolumeExtender extender_;
   bool healthy_ = false;
 };
 

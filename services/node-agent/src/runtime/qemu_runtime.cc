@@ -286,6 +286,14 @@ Result<void> QemuRuntime::requestStop(const VmHandle& vm) {
   return ok();
 }
 
+Result<void> QemuRuntime::resizeDrive(const VmHandle& vm, const VmDrive& drive,
+                                      uint64_t size_bytes) {
+  PLFM_ASSIGN_OR_RETURN(auto qmp, Qmp::connect(vm.control_socket, std::chrono::seconds(2)));
+  // -drive id=<id>,if=none names the block backend <id> (microvm-runtime.md).
+  PLFM_TRY(qmp.execute("block_resize", {{"device", drive.id}, {"size", size_bytes}}));
+  return ok();
+}
+
 Result<void> QemuRuntime::kill(const VmHandle& vm) {
   if (!alive(vm)) return ok();
   // "quit" lets QEMU close its files and sockets; SIGKILL is the backstop.

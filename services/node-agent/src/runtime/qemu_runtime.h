@@ -41,6 +41,10 @@ class QemuRuntime final : public MicroVmRuntime {
   [[nodiscard]] Result<VmHandle> start(const VmSpec& spec) override;
   [[nodiscard]] Result<void> requestStop(const VmHandle& vm) override;
   [[nodiscard]] Result<void> kill(const VmHandle& vm) override;
+  // QMP block_resize of the -drive id (QEMU truncates nothing: the file is
+  // already that size; it re-reads it and signals the capacity change).
+  [[nodiscard]] Result<void> resizeDrive(const VmHandle& vm, const VmDrive& drive,
+                                         uint64_t size_bytes) override;
 
   // The argv start() runs for `spec` under `accel` ("kvm" or "tcg").
   [[nodiscard]] std::vector<std::string> commandLine(const VmSpec& spec,
