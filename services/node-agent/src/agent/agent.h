@@ -43,6 +43,7 @@
 #include "agent/instance_host.h"
 #include "agent/instance_record.h"
 #include "agent/log_endpoint.h"
+#include "agent/volume_snapshot.h"
 #include "agent/volume_store.h"
 #include "agent/workload_check.h"
 #include "image/image_cache.h"
@@ -165,6 +166,13 @@ class Agent final : public InstanceHost {
   [[nodiscard]] const std::string& listenCertSha256() const { return listen_cert_sha256_; }
   // The exec endpoint's view of an instance on this node (nullopt: none).
   [[nodiscard]] std::optional<ExecTarget> execTarget(const std::string& instance_id) const;
+
+  // A snapshot of `volume_id` at STATE/snapshots/<snapshot_id>.ext4
+  // (volume_snapshot.h): through the running instance that holds it
+  // (FREEZE, copy, THAW), or a plain copy when no instance does. An
+  // existing snapshot id is refused. Waits for the snapshot (seconds).
+  [[nodiscard]] Result<SnapshotResult> snapshotVolume(const std::string& volume_id,
+                                                      const std::string& snapshot_id);
 
   [[nodiscard]] metrics::Registry& metricsRegistry() { return metrics_; }
   // One collection now, keeping what instances hold and every env's current

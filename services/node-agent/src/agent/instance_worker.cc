@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "agent/guest_config.h"
@@ -136,6 +137,118 @@ bool InstanceWorker::usesVolume(const std::string& volume_id) const {
                        [&](const WorkloadVolume& v) { return v.volume_id == volume_id; });
   };
   return names(rec_.workload) || (pending_ && names(*pending_));
+}
+
+Result<void> InstanceWorker::enqueueSnapshot(std::shared_ptr<SnapshotJob> job) {
+  std::lock_guard lock(mu_);
+  if (rec_.phase != Phase::kRunning || done_) {
+    return Error(errc::kUnavailable, "instance " + rec_.workload.instance_id + " is not running");
+  }
+  snapshot_jobs_.push_back(std::move(job));
+  woken_ = true;
+  cv_.notify_all();
+  return ok();
+}
+
+void InstanceWorker::failSnapshots(const std::string& why) {
+  std::vector<std::shared_ptr<SnapshotJob>> jobs;
+  {
+    std::lock_guard lock(mu_);
+    jobs.swap(snapshot_jobs_);
+  }
+  for (auto& job : jobs) job->done.set_value(Error(errc::kUnavailable, why));
+}
+
+void InstanceWorker::serveSnapshots() {
+  while (true) {
+    std::shared_ptr<SnapshotJob> job;
+    {
+      std::lock_guard lock(mu_);
+      if (snapshot_jobs_.empty()) return;
+      job = snapshot_jobs_.front();
+      snapshot_jobs_.erase(snapshot_jobs_.begin());
+    }
+    job->done.set_value(takeSnapshot(*job));
+  }
+}
+
+Result<gp::Frame> InstanceWorker::awaitVolumeAnswer(uint32_t id, gp::FrameType type,
+                                                    milliseconds timeout) {
+  const auto deadline = steadyNow() + timeout;
+  while (steadyNow() < deadline) {
+    PLFM_ASSIGN_OR_RETURN(auto frame, channel_.read(kTick));
+    if (!frame) continue;
+    if (frame->type == type || frame->type == gp::FrameType::kVolumeFailed) {
+      // Every volume answer starts with the request's id.
+      const uint32_t answer_id =
+          frame->payload.size() >= 4
+              ? (uint32_t{static_cast<uint8_t>(frame->payload[0])} << 24) |
+                    (uint32_t{static_cast<uint8_t>(frame->payload[1])} << 16) |
+                    (uint32_t{static_cast<uint8_t>(frame->payload[2])} << 8) |
+                    uint32_t{static_cast<uint8_t>(frame->payload[3])}
+              : 0;
+      if (answer_id == id && frame->type == type) return std::move(*frame);
+      if (answer_id == id) {
+        auto failed = gp::decodeVolumeFailed(frame->payload);
+        return Error("agent.volume_op_failed",
+                     "the guest: " + printableOrEscaped(failed ? failed->message.substr(0, 400)
+                                                               : std::string("(malformed)")));
+      }
+    }
+    handleFrame(*frame);
+  }
+  return Error("agent.volume_op_timeout",
+               "the guest did not answer " + gp::frameTypeName(type) + " in time");
+}
+
+Result<SnapshotResult> InstanceWorker::takeSnapshot(const SnapshotJob& job) {
+  std::vector<WorkloadVolume> volumes;
+  uint32_t revision;
+  {
+    std::lock_guard lock(mu_);
+    volumes = rec_.workload.volumes;
+    revision = rec_.volume_revision;
+  }
+  auto it = std::find_if(volumes.begin(), volumes.end(),
+                         [&](const WorkloadVolume& v) { return v.volume_id == job.volume_id; });
+  if (it == volumes.end()) {
+    return Error(errc::kNotFound, "the instance does not hold volume " + job.volume_id);
+  }
+  if (revision == 0) {
+    return Error("agent.snapshot_unsupported",
+                 "the instance's guest cannot freeze a volume (its HELLO has no volume_revision)");
+  }
+  const runtime::VmDrive drive{volumeDriveId(static_cast<size_t>(it - volumes.begin())),
+                               host_.volumes().pathFor(job.volume_id), false};
+  PLFM_ASSIGN_OR_RETURN(std::string serial, host_.runtime().diskSerial(drive));
+  const uint32_t id = next_freeze_id_++;
+  auto freeze = gp::encode(gp::Freeze{id, serial});
+  if (!freeze) return fromGuestProto(freeze.error());
+  SnapshotResult result;
+  result.path = job.target;
+  const auto t0 = steadyNow();
+  PLFM_TRY(sendToGuest(*freeze));
+  PLFM_TRY(awaitVolumeAnswer(id, gp::FrameType::kFrozen, std::chrono::seconds(10)));
+  const auto t_copy = steadyNow();
+  auto copied = cloneOrCopy(drive.path, job.target);
+  result.copy_ms = msBetween(t_copy, steadyNow());
+  // THAW whatever the copy did: the guest must not wait for its limit.
+  auto thaw = sendToGuest(gp::encodeThaw(gp::VolumeOpId{id}));
+  auto thawed = thaw ? awaitVolumeAnswer(id, gp::FrameType::kThawed, std::chrono::seconds(10))
+                     : Result<gp::Frame>(thaw.error());
+  result.freeze_ms = msBetween(t0, steadyNow());
+  if (!copied) return std::move(copied).error().context("snapshot copy");
+  result.method = *copied;
+  if (!thawed) return std::move(thawed).error().context("THAW");
+  auto kind = gp::decodeThawed(thawed->payload);
+  result.consistent = kind && kind->kind == gp::ThawKind::kOnThaw;
+  log::info("volume snapshot taken", {{"instance_id", rec_.workload.instance_id},
+                                      {"volume_id", job.volume_id},
+                                      {"method", result.method},
+                                      {"freeze_ms", result.freeze_ms},
+                                      {"copy_ms", result.copy_ms},
+                                      {"consistent", result.consistent}});
+  return result;
 }
 
 ExecTarget InstanceWorker::execTarget() const {
@@ -296,6 +409,7 @@ void InstanceWorker::run() {
   }
   exec_mux_->detach(host_.stopping() ? "the node agent is stopping" : "the instance is gone");
   log_->flush();
+  failSnapshots("the instance is gone");
   std::lock_guard lock(mu_);
   done_ = true;
 }
@@ -972,7 +1086,10 @@ void InstanceWorker::supervise() {
     }
     if (rec_.phase == Phase::kRunning && !shutdown_sent_ && !exit_seen_) {
       extendVolumes(vm);
+      serveSnapshots();
       runHealthCheck();
+    } else {
+      failSnapshots("the instance is stopping");
     }
     retryReport();
   }
