@@ -40,7 +40,7 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
-const std::string kVol = "vol_0bench0000000000000000000";
+const std::string kVol = "vol_0bench00000000000000000001";
 
 double quantile(std::vector<double> v, double q) {
   if (v.empty()) return 0;
@@ -189,8 +189,8 @@ int main(int argc, char** argv) {
   }
   std::string clone_method;
   const double clone_s = copySeconds(mnt, bytes, clone_method);
-  std::printf("  %d GiB volume, %d GiB of data, XFS loop mount with reflink=1 (%s): %.3f s\n", gib,
-              gib, clone_method.c_str(), clone_s);
+  std::printf("  %d GiB volume, %d GiB of data, XFS loop mount with reflink=1 (%s): %.3f ms\n", gib,
+              gib, clone_method.c_str(), clone_s * 1000);
   ::umount2(mnt.c_str(), MNT_DETACH);
   return 0;
 }

@@ -878,21 +878,31 @@ Result<SnapshotResult> Agent::snapshotVolume(const std::string& volume_id,
   job->volume_id = volume_id;
   job->target = target;
   auto done = job->done.get_future();
+  // Nothing runs on it: the snapshot holds the volume's one-writer claim
+  // for the copy, so an instance starting meanwhile waits for it.
+  const std::string claimant = "snapshot " + snapshot_id;
+  bool claimed = false;
   {
     std::lock_guard lock(mu_);
     const auto holder = volumes_.holder(volume_id);
     auto it = holder ? workers_.find(*holder) : workers_.end();
-    if (it == workers_.end()) {
-      // Nothing writes it: a copy of the file is consistent as it is.
-      const auto t0 = std::chrono::steady_clock::now();
-      PLFM_ASSIGN_OR_RETURN(std::string method, cloneOrCopy(volumes_.pathFor(volume_id), target));
-      SnapshotResult r{target, method, -1, 0, true};
-      r.copy_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      std::chrono::steady_clock::now() - t0)
-                      .count();
-      return r;
+    if (it != workers_.end()) {
+      PLFM_TRY(it->second->enqueueSnapshot(job));
+    } else {
+      PLFM_TRY(volumes_.claim(claimant, {WorkloadVolume{volume_id, volume_id, "/", 0}}));
+      claimed = true;
     }
-    PLFM_TRY(it->second->enqueueSnapshot(job));
+  }
+  if (claimed) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto method = cloneOrCopy(volumes_.pathFor(volume_id), target);
+    volumes_.release(claimant);
+    if (!method) return std::move(method).error();
+    SnapshotResult r{target, *method, -1, 0, true};
+    r.copy_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
+    return r;
   }
   // Outside mu_: the worker may need the agent meanwhile.
   if (done.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {

@@ -561,6 +561,20 @@ TEST_F(AgentE2e, ASnapshotOfAVolumeBeingWrittenIsCleanAndHoldsAPrefixOfTheWrites
   }
   EXPECT_FALSE(agent_->snapshotVolume(vol, "snap_1")) << "an existing snapshot is kept";
   EXPECT_EQ(statusOf(id)->phase, Phase::kRunning);
+
+  // Once no instance holds the volume, a snapshot is a plain copy (under
+  // the volume's one-writer claim): no freeze, the same clean filesystem.
+  plan["version"] = ++version_;
+  plan["instances"] = json::array();
+  ASSERT_TRUE(writeFileAtomic(opts_.plan_file, plan.dump()));
+  auto gone = std::chrono::steady_clock::now() + 60s;
+  while (statusOf(id) && std::chrono::steady_clock::now() < gone) std::this_thread::sleep_for(50ms);
+  ASSERT_FALSE(statusOf(id));
+  auto detached = agent_->snapshotVolume(vol, "snap_detached");
+  ASSERT_TRUE(detached) << detached.error().toString();
+  EXPECT_EQ(detached->freeze_ms, -1);
+  EXPECT_TRUE(detached->consistent);
+  EXPECT_EQ(runOut("e2fsck -fn " + detached->path + " >/dev/null 2>&1; echo $?"), "0\n");
 }
 
 // The image's /bin/sh is a symlink to busybox: a volume mounted below it
