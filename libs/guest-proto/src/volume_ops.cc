@@ -123,8 +123,10 @@ Result<std::string> encode(const VolumeFailed& failed) {
 }
 
 Result<VolumeFailed> decodeVolumeFailed(std::string_view payload) {
-  if (payload.size() <= kVolumeOpHeaderBytes) {
-    return malformed("VOLUME_FAILED", "needs an id and a message");
+  if (payload.size() <= kVolumeOpHeaderBytes ||
+      payload.size() > kVolumeOpHeaderBytes + kMaxVolumeFailureBytes) {
+    return malformed("VOLUME_FAILED", "needs an id and a message of 1 to " +
+                                          std::to_string(kMaxVolumeFailureBytes) + " bytes");
   }
   return VolumeFailed{getU32(payload, 0), std::string(payload.substr(kVolumeOpHeaderBytes))};
 }

@@ -70,6 +70,7 @@ TEST(VolumeOpsTest, AFailureNeedsAMessageWithinItsLimit) {
   EXPECT_FALSE(encode(VolumeFailed{5, ""}).has_value());
   EXPECT_FALSE(encode(VolumeFailed{5, std::string(kMaxVolumeFailureBytes + 1, 'x')}).has_value());
   EXPECT_FALSE(decodeVolumeFailed(std::string("\0\0\0\5", 4)).has_value());
+  EXPECT_FALSE(decodeVolumeFailed(std::string(4 + kMaxVolumeFailureBytes + 1, 'x')).has_value());
 }
 
 TEST(VolumeOpsTest, HelloCarriesTheVolumeRevisionAndOlderHellosReadAsZero) {
