@@ -97,7 +97,14 @@ class InstanceWorker {
   void extendDone(const VolumeExtender::Outcome& outcome);
   // Takes the queued snapshots (worker thread, while running).
   void serveSnapshots();
-  [[nodiscard]] Result<SnapshotResult> takeSnapshot(const SnapshotJob& job);
+  [[nodiscard]] Result<SnapshotResult> takeSnapshot(const SnapshotJob& job,
+                                                    const runtime::VmHandle& vm);
+  // The copy while the guest holds the freeze: a reflink, the start of a
+  // QEMU backup job (its id in `backup_job`), or a copy. Returns the method.
+  [[nodiscard]] Result<std::string> snapshotCopy(const runtime::VmHandle& vm,
+                                                 const runtime::VmDrive& drive,
+                                                 const std::string& target,
+                                                 std::optional<std::string>& backup_job);
   // Reads frames until the volume answer of `type` (or VOLUME_FAILED) for
   // `id`, handing every other frame to handleFrame.
   [[nodiscard]] Result<guest_proto::Frame> awaitVolumeAnswer(uint32_t id,

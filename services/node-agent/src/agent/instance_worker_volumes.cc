@@ -1,11 +1,17 @@
 // InstanceWorker's volume operations on a running VM (volume-mounts.md
 // §Node side "Extend", §Snapshots): online extend and snapshots. The rest of
 // the worker is in instance_worker.cc.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstring>
 
 #include "agent/guest_config.h"
 #include "agent/instance_worker.h"
 #include "agent/worker_util.h"
+#include "image/fs_util.h"
 #include "plfm/core/log.h"
 
 namespace plfm::agent {
@@ -42,7 +48,11 @@ void InstanceWorker::serveSnapshots() {
       job = snapshot_jobs_.front();
       snapshot_jobs_.erase(snapshot_jobs_.begin());
     }
-    job->done.set_value(takeSnapshot(*job));
+    if (!rec_.vm) {
+      job->done.set_value(Error(errc::kUnavailable, "the instance has no VM"));
+      continue;
+    }
+    job->done.set_value(takeSnapshot(*job, *rec_.vm));
   }
 }
 
@@ -75,7 +85,34 @@ Result<gp::Frame> InstanceWorker::awaitVolumeAnswer(uint32_t id, gp::FrameType t
                "the guest did not answer " + gp::frameTypeName(type) + " in time");
 }
 
-Result<SnapshotResult> InstanceWorker::takeSnapshot(const SnapshotJob& job) {
+Result<std::string> InstanceWorker::snapshotCopy(const runtime::VmHandle& vm,
+                                                 const runtime::VmDrive& drive,
+                                                 const std::string& target,
+                                                 std::optional<std::string>& backup_job) {
+  PLFM_ASSIGN_OR_RETURN(bool cloned, tryClone(drive.path, target));
+  if (cloned) return std::string("reflink");
+  // No reflinks: QEMU's backup job into the file (sized like the volume),
+  // whose point in time is its start.
+  const int fd = ::open(target.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return Error(errc::kIo, "open " + target + ": " + std::strerror(errno));
+  struct stat st {};
+  Result<std::string> started = Error(errc::kIo, "stat " + drive.path);
+  if (::stat(drive.path.c_str(), &st) == 0 && ::ftruncate(fd, st.st_size) == 0) {
+    started = host_.runtime().startBackup(vm, drive, fd);
+  }
+  ::close(fd);
+  if (started) {
+    backup_job = *started;
+    return std::string("blockdev-backup");
+  }
+  if (!started.error().is("runtime.unsupported")) return std::move(started).error();
+  // A VMM without backup jobs (Firecracker): copy while the guest is frozen.
+  PLFM_TRY(image::copySparseFile(drive.path, target, 0600));
+  return std::string("copy");
+}
+
+Result<SnapshotResult> InstanceWorker::takeSnapshot(const SnapshotJob& job,
+                                                    const runtime::VmHandle& vm) {
   std::vector<WorkloadVolume> volumes;
   uint32_t revision;
   {
@@ -104,14 +141,26 @@ Result<SnapshotResult> InstanceWorker::takeSnapshot(const SnapshotJob& job) {
   PLFM_TRY(sendToGuest(*freeze));
   PLFM_TRY(awaitVolumeAnswer(id, gp::FrameType::kFrozen, std::chrono::seconds(10)));
   const auto t_copy = steadyNow();
-  auto copied = cloneOrCopy(drive.path, job.target);
+  std::optional<std::string> backup_job;
+  auto copied = snapshotCopy(vm, drive, job.target, backup_job);
   result.copy_ms = msBetween(t_copy, steadyNow());
   // THAW whatever the copy did: the guest must not wait for its limit.
   auto thaw = sendToGuest(gp::encodeThaw(gp::VolumeOpId{id}));
   auto thawed = thaw ? awaitVolumeAnswer(id, gp::FrameType::kThawed, std::chrono::seconds(10))
                      : Result<gp::Frame>(thaw.error());
   result.freeze_ms = msBetween(t0, steadyNow());
-  if (!copied) return std::move(copied).error().context("snapshot copy");
+  if (backup_job) {
+    // After the thaw: the job copies in the background from its start's
+    // point in time.
+    const auto t_job = steadyNow();
+    auto finished = host_.runtime().finishBackup(vm, *backup_job, std::chrono::minutes(30));
+    result.copy_ms += msBetween(t_job, steadyNow());
+    if (!finished) copied = std::move(finished).error();
+  }
+  if (!copied) {
+    ::unlink(job.target.c_str());
+    return std::move(copied).error().context("snapshot copy");
+  }
   result.method = *copied;
   if (!thawed) return std::move(thawed).error().context("THAW");
   auto kind = gp::decodeThawed(thawed->payload);

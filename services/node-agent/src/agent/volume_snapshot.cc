@@ -20,7 +20,7 @@ bool validSnapshotId(std::string_view id) {
          });
 }
 
-Result<std::string> cloneOrCopy(const std::string& from, const std::string& to) {
+Result<bool> tryClone(const std::string& from, const std::string& to) {
   const int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0) return Error(errc::kIo, "open " + from + ": " + std::strerror(errno));
   const int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -32,8 +32,13 @@ Result<std::string> cloneOrCopy(const std::string& from, const std::string& to) 
   const bool cloned = ::ioctl(out, FICLONE, in) == 0;
   ::close(out);
   ::close(in);
+  return cloned;
+}
+
+Result<std::string> cloneOrCopy(const std::string& from, const std::string& to) {
+  PLFM_ASSIGN_OR_RETURN(bool cloned, tryClone(from, to));
   if (cloned) return std::string("reflink");
-  // copySparseFile replaces the empty file made above.
+  // copySparseFile replaces the empty file tryClone made.
   if (auto r = image::copySparseFile(from, to, 0600); !r) {
     ::unlink(to.c_str());
     return std::move(r).error();

@@ -49,6 +49,19 @@ Result<void> MicroVmRuntime::resizeDrive(const VmHandle& vm, const VmDrive& driv
       .with("drive", drive.id);
 }
 
+Result<std::string> MicroVmRuntime::startBackup(const VmHandle& vm, const VmDrive& drive,
+                                                int /*target_fd*/) {
+  return Error("runtime.unsupported", std::string(name()) + " has no backup job")
+      .with("instance_id", vm.instance_id)
+      .with("drive", drive.id);
+}
+
+Result<void> MicroVmRuntime::finishBackup(const VmHandle& vm, const std::string& /*job*/,
+                                          std::chrono::milliseconds /*timeout*/) {
+  return Error("runtime.unsupported", std::string(name()) + " has no backup job")
+      .with("instance_id", vm.instance_id);
+}
+
 namespace {
 
 bool optionSafe(std::string_view v) {

@@ -113,6 +113,17 @@ class MicroVmRuntime {
   [[nodiscard]] virtual Result<void> resizeDrive(const VmHandle& vm, const VmDrive& drive,
                                                  uint64_t size_bytes);
 
+  // A point-in-time copy of `drive` into `target_fd` (a file of the
+  // drive's size, opened read-write by the caller): returns once the job
+  // runs, so the copy's point in time is fixed and the guest may be thawed;
+  // finishBackup waits for the copy to complete and cleans up. QEMU:
+  // add-fd, blockdev-add, blockdev-backup sync=full. Others fail
+  // runtime.unsupported.
+  [[nodiscard]] virtual Result<std::string> startBackup(const VmHandle& vm, const VmDrive& drive,
+                                                        int target_fd);
+  [[nodiscard]] virtual Result<void> finishBackup(const VmHandle& vm, const std::string& job,
+                                                  std::chrono::milliseconds timeout);
+
   // The virtio-blk serial the guest will read for `drive`
   // (/sys/block/vd*/serial; vt-init finds volumes by it). By default the
   // drive id: QEMU sets serial=<id>.
