@@ -5,11 +5,12 @@
 //
 // 1. The freeze window (FREEZE sent to THAWED received) over N snapshots of
 //    a 64 MiB volume that a workload appends to as fast as it can, through
-//    the real agent, QEMU and vt-init, on this host's volumes directory.
+//    the real agent, QEMU and vt-init, on this host's volumes directory
+//    (ext4 here: QEMU blockdev-backup, THAW right after the job starts).
 // 2. The copy of a G GiB volume file holding G GiB of data: a reflink
 //    (FICLONE) on an XFS loop mount with reflink=1, against the sparse copy
-//    the agent makes on ext4. Without reflinks that copy happens inside the
-//    freeze window, so its time is the window a large volume would get.
+//    the agent falls back to under Firecracker (no backup job), which
+//    happens inside the freeze window.
 // Runs in a private network namespace (root; the XFS part needs a loop device).
 #include <sys/mount.h>
 #include <sys/stat.h>
