@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -517,6 +518,58 @@ TEST_F(InstanceWorkerTest, AGuestThatFailsTheResizeIsNotAskedAgainAndStaysUp) {
   EXPECT_EQ(host_.volumeReports(),
             std::vector<std::string>{vol + " ready " + std::to_string(small)});
   EXPECT_EQ(worker_->status().phase, Phase::kRunning);
+}
+
+// volume-mounts.md §Snapshots, the worker's part: FREEZE, the copy, THAW,
+// through the thread that owns the channel; a guest that cannot freeze is
+// refused with the reason.
+TEST_F(InstanceWorkerTest, ASnapshotFreezesCopiesAndThawsThroughTheWorker) {
+  const std::string vol = "vol_01jd0000000000000000000007";
+  rt_.guest().volume_revision = guest_proto::kVolumeRevision;
+  Workload w = workload();
+  w.volumes = {{vol, "uploads-0", "/data", uint64_t{16} << 20}};
+  startWorker(w);
+  ASSERT_TRUE(host_.waitReport("running"));
+  auto job = std::make_shared<SnapshotJob>();
+  job->volume_id = vol;
+  job->target = dir_.file("snap.ext4");
+  auto done = job->done.get_future();
+  ASSERT_TRUE(worker_->enqueueSnapshot(job));
+  ASSERT_EQ(done.wait_for(seconds(10)), std::future_status::ready);
+  auto snap = done.get();
+  ASSERT_TRUE(snap) << snap.error().toString();
+  EXPECT_TRUE(snap->method == "copy" || snap->method == "reflink") << snap->method;
+  EXPECT_TRUE(snap->consistent);
+  EXPECT_GE(snap->freeze_ms, 0);
+  EXPECT_EQ(rt_.vm(0)->freezes.load(), 1);
+  EXPECT_EQ(readFile(job->target).value_or("a"),
+            readFile(host_.volumes().pathFor(vol)).value_or("b"));
+
+  auto other = std::make_shared<SnapshotJob>();
+  other->volume_id = "vol_01jd0000000000000000000008";
+  other->target = dir_.file("other.ext4");
+  auto other_done = other->done.get_future();
+  ASSERT_TRUE(worker_->enqueueSnapshot(other));
+  ASSERT_EQ(other_done.wait_for(seconds(10)), std::future_status::ready);
+  EXPECT_FALSE(other_done.get()) << "not this instance's volume";
+}
+
+TEST_F(InstanceWorkerTest, AGuestThatCannotFreezeGetsNoSnapshot) {
+  const std::string vol = "vol_01jd0000000000000000000009";
+  Workload w = workload();
+  w.volumes = {{vol, "uploads-0", "/data", uint64_t{16} << 20}};
+  startWorker(w);  // no volume_revision in its HELLO
+  ASSERT_TRUE(host_.waitReport("running"));
+  auto job = std::make_shared<SnapshotJob>();
+  job->volume_id = vol;
+  job->target = dir_.file("snap.ext4");
+  auto done = job->done.get_future();
+  ASSERT_TRUE(worker_->enqueueSnapshot(job));
+  ASSERT_EQ(done.wait_for(seconds(10)), std::future_status::ready);
+  auto snap = done.get();
+  ASSERT_FALSE(snap);
+  EXPECT_EQ(snap.error().code(), "agent.snapshot_unsupported");
+  EXPECT_EQ(rt_.vm(0)->freezes.load(), 0);
 }
 
 TEST_F(InstanceWorkerTest, AVolumeThatCannotBeMadeFailsTheInstanceNamingIt) {

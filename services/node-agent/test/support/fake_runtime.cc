@@ -227,6 +227,17 @@ void FakeRuntime::runGuest(FakeVm& vm) {
                                         stream));
           break;
         }
+        case gp::FrameType::kFreeze:
+          if (auto f = gp::decodeFreeze((*frame)->payload)) {
+            ++vm.freezes;
+            (void)sendAll(vm, gp::encodeFrozen(gp::VolumeOpId{f->id}));
+          }
+          break;
+        case gp::FrameType::kThaw:
+          if (auto t = gp::decodeVolumeOpId((*frame)->payload)) {
+            (void)sendAll(vm, gp::encode(gp::Thawed{t->id, gp::ThawKind::kOnThaw}));
+          }
+          break;
         case gp::FrameType::kResizeVolume:
           if (auto r = gp::decodeResizeVolume((*frame)->payload)) {
             vm.resizes.push_back(r->serial + " " + std::to_string(r->size_bytes));

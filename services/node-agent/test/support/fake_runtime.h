@@ -77,6 +77,7 @@ struct FakeVm {
   std::atomic<bool> ready_sent{false};
   // "<serial> <size_bytes>" of each RESIZE_VOLUME (read once the guest answered).
   std::vector<std::string> resizes;
+  std::atomic<int> freezes{0};  // FREEZE frames (answered FROZEN; THAW answered THAWED)
   std::atomic<int> listen_fd{-1};
   std::atomic<int> conn_fd{-1};
   std::atomic<bool> stop{false};
