@@ -197,6 +197,19 @@ class InstanceWorkerTest : public ::testing::Test {
     worker_->start();
   }
 
+  // A snapshot of `volume_id` into `target` through worker_ (10 s at most).
+  Result<SnapshotResult> snapshotThroughWorker(const std::string& volume_id,
+                                               const std::string& target) {
+    auto job = std::make_shared<SnapshotJob>();
+    job->volume_id = volume_id;
+    job->target = target;
+    auto done = job->done.get_future();
+    PLFM_TRY(worker_->enqueueSnapshot(job));
+    if (done.wait_for(seconds(10)) != std::future_status::ready) {
+      return Error(errc::kDeadlineExceeded, "no snapshot within 10 s");
+    }
+    return done.get();
+  }
   plfm::testing::TempDir dir_;
   FakeRuntime rt_;
   FakeHost host_;
@@ -530,28 +543,17 @@ TEST_F(InstanceWorkerTest, ASnapshotFreezesCopiesAndThawsThroughTheWorker) {
   w.volumes = {{vol, "uploads-0", "/data", uint64_t{16} << 20}};
   startWorker(w);
   ASSERT_TRUE(host_.waitReport("running"));
-  auto job = std::make_shared<SnapshotJob>();
-  job->volume_id = vol;
-  job->target = dir_.file("snap.ext4");
-  auto done = job->done.get_future();
-  ASSERT_TRUE(worker_->enqueueSnapshot(job));
-  ASSERT_EQ(done.wait_for(seconds(10)), std::future_status::ready);
-  auto snap = done.get();
+  auto snap = snapshotThroughWorker(vol, dir_.file("snap.ext4"));
   ASSERT_TRUE(snap) << snap.error().toString();
   EXPECT_TRUE(snap->method == "copy" || snap->method == "reflink") << snap->method;
   EXPECT_TRUE(snap->consistent);
   EXPECT_GE(snap->freeze_ms, 0);
   EXPECT_EQ(rt_.vm(0)->freezes.load(), 1);
-  EXPECT_EQ(readFile(job->target).value_or("a"),
+  EXPECT_EQ(readFile(dir_.file("snap.ext4")).value_or("a"),
             readFile(host_.volumes().pathFor(vol)).value_or("b"));
 
-  auto other = std::make_shared<SnapshotJob>();
-  other->volume_id = "vol_01jd0000000000000000000008";
-  other->target = dir_.file("other.ext4");
-  auto other_done = other->done.get_future();
-  ASSERT_TRUE(worker_->enqueueSnapshot(other));
-  ASSERT_EQ(other_done.wait_for(seconds(10)), std::future_status::ready);
-  EXPECT_FALSE(other_done.get()) << "not this instance's volume";
+  EXPECT_FALSE(snapshotThroughWorker("vol_01jd0000000000000000000008", dir_.file("other.ext4")))
+      << "not this instance's volume";
 }
 
 TEST_F(InstanceWorkerTest, AGuestThatCannotFreezeGetsNoSnapshot) {
@@ -560,13 +562,7 @@ TEST_F(InstanceWorkerTest, AGuestThatCannotFreezeGetsNoSnapshot) {
   w.volumes = {{vol, "uploads-0", "/data", uint64_t{16} << 20}};
   startWorker(w);  // no volume_revision in its HELLO
   ASSERT_TRUE(host_.waitReport("running"));
-  auto job = std::make_shared<SnapshotJob>();
-  job->volume_id = vol;
-  job->target = dir_.file("snap.ext4");
-  auto done = job->done.get_future();
-  ASSERT_TRUE(worker_->enqueueSnapshot(job));
-  ASSERT_EQ(done.wait_for(seconds(10)), std::future_status::ready);
-  auto snap = done.get();
+  auto snap = snapshotThroughWorker(vol, dir_.file("snap.ext4"));
   ASSERT_FALSE(snap);
   EXPECT_EQ(snap.error().code(), "agent.snapshot_unsupported");
   EXPECT_EQ(rt_.vm(0)->freezes.load(), 0);
