@@ -77,7 +77,7 @@ class Init {
     ::uname(&uts);
     if (hello_boot_ns_ == 0) hello_boot_ns_ = bootNs();
     return gp::encode(gp::Hello{gp::kProtocolVersion, std::string(kInitVersion), uts.release,
-                                hello_boot_ns_, gp::kExecRevision});
+                                hello_boot_ns_, gp::kExecRevision, gp::kVolumeRevision});
   }
 
   // Everything between CONFIG and READY; a failure ends the VM.
@@ -120,6 +120,9 @@ class Init {
     // Exec'd commands get the workload's env, user and workdir
     // (exec-sessions.md §Environment); so PID 1 keeps this copy of the env.
     ExecDefaults defaults{env_, config.uid, config.gid, config.groups, config.workdir};
+    volume_ops_ = std::make_unique<VolumeOps>(
+        config.volumes, realVolumeSys(), [this](const std::string& frame) { channel_.send(frame); },
+        [] { return monotonicMs(); });
     exec_ = std::make_unique<ExecSessions>(
         std::move(defaults), [this](const std::string& frame) { channel_.send(frame); },
         [] { return monotonicMs(); });
@@ -213,6 +216,12 @@ class Init {
         timeout_ms = exec_timeout;
       }
     }
+    if (volume_ops_) {
+      const int volume_timeout = volume_ops_->nextTimeoutMs();
+      if (volume_timeout >= 0 && (timeout_ms < 0 || volume_timeout < timeout_ms)) {
+        timeout_ms = volume_timeout;
+      }
+    }
     const int rc = ::poll(fds.data(), fds.size(), timeout_ms);
     if (rc < 0 && errno != EINTR) logLine(errnoText("poll", errno));
     if (chan < 0) channel_.probe();
@@ -245,6 +254,9 @@ class Init {
       }
       exec_->onTick();
     }
+    // A freeze ends at its limit whatever the host does (host-channel.md
+    // §Volume operations).
+    if (volume_ops_) volume_ops_->onTick();
   }
 
   void forward(int& fd, gp::LogSource source) {
@@ -343,6 +355,15 @@ class Init {
               f.stream));
         }
         return;
+      case gp::FrameType::kResizeVolume:
+      case gp::FrameType::kFreeze:
+      case gp::FrameType::kThaw:
+        if (volume_ops_) {
+          volume_ops_->onFrame(f);
+        } else {
+          logLine("ignoring a " + gp::frameTypeName(f.type) + " frame before CONFIG");
+        }
+        return;
       default:
         logLine("ignoring a " + gp::frameTypeName(f.type) + " frame");
     }
@@ -357,6 +378,8 @@ class Init {
     }
     if (shutting_down_ || exit_) return;
     shutting_down_ = true;
+    // The workload's last writes must not block on a frozen volume.
+    if (volume_ops_) volume_ops_->thawAll();
     const uint32_t grace = grace_ms != 0 ? grace_ms : grace_ms_;
     logLine("shutdown: SIGTERM, grace " + std::to_string(grace) + " ms");
     ::kill(workload_.pid, SIGTERM);
@@ -369,6 +392,7 @@ class Init {
   std::vector<std::string> env_;
   Workload workload_;
   std::unique_ptr<ExecSessions> exec_;
+  std::unique_ptr<VolumeOps> volume_ops_;
   std::optional<gp::Exit> exit_;
   bool shutting_down_ = false;
   uint32_t grace_ms_ = gp::kDefaultShutdownGraceMs;

@@ -68,8 +68,9 @@ Result<std::string> waitForVolumeDevice(const std::string& serial) {
 }
 
 // Grows the filesystem mounted at `root` to its whole disk when the disk
-// grew (an extend takes effect at the next start).
-Result<void> growToDisk(const std::string& device, int root) {
+// grew (an extend takes effect at the next start, or at once through
+// RESIZE_VOLUME); returns the filesystem's size in bytes afterwards.
+Result<uint64_t> growToDisk(const std::string& device, int root) {
   Fd dev(::open(device.c_str(), O_RDONLY | O_CLOEXEC));
   if (dev.get() < 0) return fail(errnoText("open " + device, errno));
   std::string super(1024, '\0');
@@ -83,13 +84,23 @@ Result<void> growToDisk(const std::string& device, int root) {
     return fail(errnoText("BLKGETSIZE64 " + device, errno));
   }
   uint64_t target = ext4GrowTarget(*sb, bytes);
-  if (target == 0) return {};
+  if (target == 0) return sb->blocks * sb->block_size;
   if (::ioctl(root, kExt4IocResizeFs, &target) != 0) {
     return fail(
         errnoText("growing the filesystem to " + std::to_string(target) + " blocks", errno));
   }
   logLine("grew the filesystem on " + device + " to " + std::to_string(target) + " blocks");
-  return {};
+  return target * sb->block_size;
+}
+
+Result<uint64_t> diskBytes(const std::string& device) {
+  Fd dev(::open(device.c_str(), O_RDONLY | O_CLOEXEC));
+  if (dev.get() < 0) return fail(errnoText("open " + device, errno));
+  uint64_t bytes = 0;
+  if (::ioctl(dev.get(), BLKGETSIZE64, &bytes) != 0) {
+    return fail(errnoText("BLKGETSIZE64 " + device, errno));
+  }
+  return bytes;
 }
 
 // Hands a fresh filesystem's root to the workload's user.
@@ -134,7 +145,7 @@ Result<void> mountVolume(const gp::VolumeMount& v, uid_t uid, gid_t gid) {
   auto opened = openDirNoFollow(v.mount, /*create=*/false, O_RDONLY | O_DIRECTORY);
   if (!opened) return fail(opened.error());
   Fd root(*opened);
-  if (auto grown = growToDisk(*device, root.get()); !grown) return grown;
+  if (auto grown = growToDisk(*device, root.get()); !grown) return fail(grown.error());
   return chownIfFresh(root.get(), uid, gid);
 }
 
@@ -173,6 +184,41 @@ Result<int> openDirNoFollow(const std::string& path, bool create, int last_flags
     dir = next;
   }
   return dir;
+}
+
+VolumeSys realVolumeSys() {
+  VolumeSys sys;
+  sys.disk_bytes = [](const std::string& serial) -> Result<uint64_t> {
+    auto device = volumeDevice(serial, listVirtioDisks());
+    if (!device) return fail(device.error());
+    return diskBytes(*device);
+  };
+  sys.grow = [](const std::string& serial, const std::string& mount) -> Result<uint64_t> {
+    auto device = volumeDevice(serial, listVirtioDisks());
+    if (!device) return fail(device.error());
+    auto opened = openDirNoFollow(mount, /*create=*/false, O_RDONLY | O_DIRECTORY);
+    if (!opened) return fail(opened.error());
+    Fd root(*opened);
+    return growToDisk(*device, root.get());
+  };
+  sys.freeze = [](const std::string& mount) -> Result<int> {
+    auto opened = openDirNoFollow(mount, /*create=*/false, O_RDONLY | O_DIRECTORY);
+    if (!opened) return fail(opened.error());
+    // FIFREEZE syncs the filesystem itself; syncfs first keeps the window
+    // short by writing most dirty data before writes are blocked.
+    if (::syncfs(*opened) != 0 || ::ioctl(*opened, FIFREEZE, 0) != 0) {
+      const int err = errno;
+      ::close(*opened);
+      return fail(errnoText("freeze", err));
+    }
+    return *opened;
+  };
+  sys.thaw = [](int fd) -> Result<void> {
+    Fd held(fd);
+    if (::ioctl(held.get(), FITHAW, 0) != 0) return fail(errnoText("FITHAW", errno));
+    return {};
+  };
+  return sys;
 }
 
 Result<void> mountVolumes(const gp::Config& config) {

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "plan.h"
+#include "volume_ops.h"
 
 namespace plfm::init {
 

@@ -61,6 +61,17 @@ const TypeInfo* typeInfo(uint8_t type) {
   static constexpr TypeInfo kPong{"PONG", StreamRule::kControl, kPingBytes};
   static constexpr TypeInfo kError{"ERROR", StreamRule::kControl, kMaxErrorBytes};
   static constexpr TypeInfo kStatus{"STATUS", StreamRule::kControl, 0};
+  static constexpr TypeInfo kResizeVolume{"RESIZE_VOLUME", StreamRule::kControl,
+                                          kResizeVolumeHeaderBytes + kMaxVolumeSerialBytes};
+  static constexpr TypeInfo kVolumeResized{"VOLUME_RESIZED", StreamRule::kControl,
+                                           kVolumeResizedBytes};
+  static constexpr TypeInfo kVolumeFailed{"VOLUME_FAILED", StreamRule::kControl,
+                                          kVolumeOpHeaderBytes + kMaxVolumeFailureBytes};
+  static constexpr TypeInfo kFreeze{"FREEZE", StreamRule::kControl,
+                                    kVolumeOpHeaderBytes + kMaxVolumeSerialBytes};
+  static constexpr TypeInfo kFrozen{"FROZEN", StreamRule::kControl, kVolumeOpHeaderBytes};
+  static constexpr TypeInfo kThaw{"THAW", StreamRule::kControl, kVolumeOpHeaderBytes};
+  static constexpr TypeInfo kThawed{"THAWED", StreamRule::kControl, kThawedBytes};
   static constexpr TypeInfo kExecOpen{"EXEC_OPEN", StreamRule::kExec, kMaxExecOpenBytes};
   static constexpr TypeInfo kExecData{"EXEC_DATA", StreamRule::kExec,
                                       kExecDataHeaderBytes + kMaxExecDataBytes};
@@ -91,6 +102,20 @@ const TypeInfo* typeInfo(uint8_t type) {
       return &kError;
     case FrameType::kStatus:
       return &kStatus;
+    case FrameType::kResizeVolume:
+      return &kResizeVolume;
+    case FrameType::kVolumeResized:
+      return &kVolumeResized;
+    case FrameType::kVolumeFailed:
+      return &kVolumeFailed;
+    case FrameType::kFreeze:
+      return &kFreeze;
+    case FrameType::kFrozen:
+      return &kFrozen;
+    case FrameType::kThaw:
+      return &kThaw;
+    case FrameType::kThawed:
+      return &kThawed;
     case FrameType::kExecOpen:
       return &kExecOpen;
     case FrameType::kExecData:

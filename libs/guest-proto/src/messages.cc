@@ -101,18 +101,6 @@ bool allDigits(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-// "vol-<i>" (QEMU: the drive id) or 1..20 digits (Firecracker: the disk
-// file's st_dev, st_rdev and st_ino, cut to VIRTIO_BLK_ID_BYTES).
-bool validVolumeSerial(std::string_view serial) {
-  if (!serial.empty() && serial.size() <= 20 && allDigits(serial)) return true;
-  if (serial.size() < 5 || serial.size() > 6 || serial.substr(0, 4) != "vol-") return false;
-  const std::string_view n = serial.substr(4);
-  if (!allDigits(n)) return false;
-  if (n.size() == 1) return true;
-  // Two digits: 10 .. 15 ("vol-07" is not "vol-7").
-  return n[0] == '1' && size_t{10} + static_cast<size_t>(n[1] - '0') < kMaxVolumes;
-}
-
 Result<VolumeMount> decodeVolume(std::string_view value) {
   constexpr std::string_view kWhat = "CONFIG volume";
   auto fields = splitTlv(value, kWhat);
@@ -146,6 +134,18 @@ Result<VolumeMount> decodeVolume(std::string_view value) {
 }
 
 }  // namespace
+
+// "vol-<i>" (QEMU: the drive id) or 1..20 digits (Firecracker: the disk
+// file's st_dev, st_rdev and st_ino, cut to VIRTIO_BLK_ID_BYTES).
+bool validVolumeSerial(std::string_view serial) {
+  if (!serial.empty() && serial.size() <= 20 && allDigits(serial)) return true;
+  if (serial.size() < 5 || serial.size() > 6 || serial.substr(0, 4) != "vol-") return false;
+  const std::string_view n = serial.substr(4);
+  if (!allDigits(n)) return false;
+  if (n.size() == 1) return true;
+  // Two digits: 10 .. 15 ("vol-07" is not "vol-7").
+  return n[0] == '1' && size_t{10} + static_cast<size_t>(n[1] - '0') < kMaxVolumes;
+}
 
 std::string volumeMountProblem(std::string_view m) {
   if (m.empty() || m[0] != '/') return "is not an absolute path";
@@ -213,6 +213,9 @@ Result<std::string> encode(const Hello& hello) {
   if (hello.exec_revision != 0) {
     putTlvU32(payload, static_cast<uint16_t>(HelloTag::kExecRevision), hello.exec_revision);
   }
+  if (hello.volume_revision != 0) {
+    putTlvU32(payload, static_cast<uint16_t>(HelloTag::kVolumeRevision), hello.volume_revision);
+  }
   return frameOf(FrameType::kHello, kControlStream, payload);
 }
 
@@ -249,6 +252,12 @@ Result<Hello> decodeHello(std::string_view payload) {
         auto v = fieldU32(kWhat, f);
         if (!v) return tl::unexpected(std::move(v).error());
         hello.exec_revision = *v;
+        break;
+      }
+      case HelloTag::kVolumeRevision: {
+        auto v = fieldU32(kWhat, f);
+        if (!v) return tl::unexpected(std::move(v).error());
+        hello.volume_revision = *v;
         break;
       }
     }

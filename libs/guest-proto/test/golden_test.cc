@@ -87,6 +87,15 @@ std::map<std::string, std::string> goldenFrames() {
                kFirstExecStream)},
       {"exec_close", *encode(ExecClose{ExecCloseKind::kStdinEof}, kFirstExecStream)},
       {"exec_window", *encode(ExecWindow{65536}, kFirstExecStream)},
+      {"hello_volumes", *encode(Hello{1, "vt-init 0.1.0", "6.1.0-28-cloud-amd64", 1'500'000'000,
+                                      kExecRevision, kVolumeRevision})},
+      {"resize_volume", *encode(ResizeVolume{7, 67'108'864, "vol-0"})},
+      {"volume_resized", encode(VolumeResized{7, 67'108'864})},
+      {"volume_failed", *encode(VolumeFailed{7, "volume vol-0 is not mounted"})},
+      {"freeze", *encode(Freeze{8, "vol-1"})},
+      {"frozen", encodeFrozen(VolumeOpId{8})},
+      {"thaw", encodeThaw(VolumeOpId{8})},
+      {"thawed", encode(Thawed{8, ThawKind::kTimeout})},
   };
 }
 
@@ -187,6 +196,8 @@ TEST(GoldenTest, VectorsDecodeToTheirMessages) {
   EXPECT_EQ(seen[FrameType::kLog], 2);
   EXPECT_EQ(seen[FrameType::kExecExit], 2);
   EXPECT_EQ(seen[FrameType::kExecWindow], 1);
+  EXPECT_EQ(seen[FrameType::kResizeVolume], 1);
+  EXPECT_EQ(seen[FrameType::kThawed], 1);
   EXPECT_EQ(decoder.buffered(), 0u);
 }
 

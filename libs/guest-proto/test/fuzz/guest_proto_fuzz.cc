@@ -86,6 +86,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                             [](const gp::ExecExit& e) { return *gp::encode(e, kStream); });
     roundTrip<gp::ExecClose>(p, gp::decodeExecClose,
                              [](const gp::ExecClose& c) { return *gp::encode(c, kStream); });
+    roundTrip<gp::ResizeVolume>(p, gp::decodeResizeVolume,
+                                [](const gp::ResizeVolume& r) { return *gp::encode(r); });
+    roundTrip<gp::VolumeResized>(p, gp::decodeVolumeResized,
+                                 [](const gp::VolumeResized& r) { return gp::encode(r); });
+    roundTrip<gp::VolumeFailed>(p, gp::decodeVolumeFailed,
+                                [](const gp::VolumeFailed& f) { return *gp::encode(f); });
+    roundTrip<gp::Freeze>(p, gp::decodeFreeze, [](const gp::Freeze& f) { return *gp::encode(f); });
+    roundTrip<gp::VolumeOpId>(p, gp::decodeVolumeOpId,
+                              [](const gp::VolumeOpId& v) { return gp::encodeThaw(v); });
+    roundTrip<gp::Thawed>(p, gp::decodeThawed, [](const gp::Thawed& t) { return gp::encode(t); });
     roundTrip<gp::ExecWindow>(p, gp::decodeExecWindow,
                               [](const gp::ExecWindow& w) { return *gp::encode(w, kStream); });
   }

@@ -3,9 +3,12 @@
 #include <sodium.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
 #include <cctype>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <set>
 #include <vector>
 
@@ -13,6 +16,7 @@
 #include "agent/log_endpoint.h"
 #include "agent/workload_check.h"
 #include "netdev/tap.h"
+#include "plfm/core/id.h"
 #include "plfm/core/log.h"
 #include "plfm/core/process.h"
 #include "plfm/http/http.h"
@@ -407,6 +411,10 @@ void Agent::convergeVolumes(const json& entries) {
       continue;
     }
     if (!v->deleting) {
+      // A running VM's volume grows through its worker, which reports it
+      // once the guest has the new size (an online extend, or the next
+      // start); growing it here would report a size the guest does not see.
+      if (volumes_.holder(v->volume_id) && volumes_.size(v->volume_id)) continue;
       auto size = volumes_.ensure(v->volume_id, v->size_bytes);
       if (size) {
         metrics_.gauge("plfm_agent_volume_size_bytes", "Size of each volume file on this node")
@@ -849,6 +857,58 @@ void Agent::pinRelayKey(const std::string& text) {
     log::warn("cannot save the pinned relay key", {{"error", w.error().toString()}});
   }
   log::info("pinned the control plane's relay signing key", {{"key", key->text()}});
+}
+
+Result<SnapshotResult> Agent::snapshotVolume(const std::string& volume_id,
+                                             const std::string& snapshot_id) {
+  if (!VolumeId::parse(volume_id)) return Error(errc::kInvalidArgument, "not a volume id");
+  if (!validSnapshotId(snapshot_id)) {
+    return Error(errc::kInvalidArgument, "a snapshot id is [a-z0-9_-], 1 to 64 bytes");
+  }
+  if (!volumes_.size(volume_id)) return Error(errc::kNotFound, "no volume " + volume_id);
+  const std::string dir = options_.state_dir + "/snapshots";
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Error(errc::kIo, "creating " + dir + ": " + std::strerror(errno));
+  }
+  const std::string target = dir + "/" + snapshot_id + ".ext4";
+  if (::access(target.c_str(), F_OK) == 0) {
+    return Error(errc::kAlreadyExists, "snapshot " + snapshot_id + " exists");
+  }
+  auto job = std::make_shared<SnapshotJob>();
+  job->volume_id = volume_id;
+  job->target = target;
+  auto done = job->done.get_future();
+  // Nothing runs on it: the snapshot holds the volume's one-writer claim
+  // for the copy, so an instance starting meanwhile waits for it.
+  const std::string claimant = "snapshot " + snapshot_id;
+  bool claimed = false;
+  {
+    std::lock_guard lock(mu_);
+    const auto holder = volumes_.holder(volume_id);
+    auto it = holder ? workers_.find(*holder) : workers_.end();
+    if (it != workers_.end()) {
+      PLFM_TRY(it->second->enqueueSnapshot(job));
+    } else {
+      PLFM_TRY(volumes_.claim(claimant, {WorkloadVolume{volume_id, volume_id, "/", 0}}));
+      claimed = true;
+    }
+  }
+  if (claimed) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto method = cloneOrCopy(volumes_.pathFor(volume_id), target);
+    volumes_.release(claimant);
+    if (!method) return std::move(method).error();
+    SnapshotResult r{target, *method, -1, 0, true};
+    r.copy_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
+    return r;
+  }
+  // Outside mu_: the worker may need the agent meanwhile.
+  if (done.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+    return Error(errc::kUnavailable, "the snapshot did not finish within 60 s");
+  }
+  return done.get();
 }
 
 std::optional<ExecTarget> Agent::execTarget(const std::string& instance_id) const {

@@ -43,6 +43,7 @@
 #include "agent/instance_host.h"
 #include "agent/instance_record.h"
 #include "agent/log_endpoint.h"
+#include "agent/volume_snapshot.h"
 #include "agent/volume_store.h"
 #include "agent/workload_check.h"
 #include "image/image_cache.h"
@@ -166,6 +167,13 @@ class Agent final : public InstanceHost {
   // The exec endpoint's view of an instance on this node (nullopt: none).
   [[nodiscard]] std::optional<ExecTarget> execTarget(const std::string& instance_id) const;
 
+  // A snapshot of `volume_id` at STATE/snapshots/<snapshot_id>.ext4
+  // (volume_snapshot.h): through the running instance that holds it
+  // (FREEZE, copy, THAW), or a plain copy when no instance does. An
+  // existing snapshot id is refused. Waits for the snapshot (seconds).
+  [[nodiscard]] Result<SnapshotResult> snapshotVolume(const std::string& volume_id,
+                                                      const std::string& snapshot_id);
+
   [[nodiscard]] metrics::Registry& metricsRegistry() { return metrics_; }
   // One collection now, keeping what instances hold and every env's current
   // and previous image (image_gc.h); logs and meters what it freed.
@@ -207,11 +215,14 @@ class Agent final : public InstanceHost {
   void unfilterGuest(const std::string& instance_id) override;
   [[nodiscard]] VolumeStore& volumes() override { return volumes_; }
 
+  // Only what changed since the last delivered report is sent.
+  void reportVolume(const std::string& volume_id, const VolumeReport& report) override;
+
   // NodePlan.volumes: each `ready` volume's file made or grown, each
   // `deleting` one removed once no instance record names it, and the result
-  // reported (only what changed since the last delivered report).
+  // reported. A volume an instance holds is its worker's: grown and
+  // reported once its guest has the new size (volume_extend.h).
   void convergeVolumes(const nlohmann::json& entries);
-  void reportVolume(const std::string& volume_id, const VolumeReport& report);
 
   // The instance's org's credentials for `registry` (the host its image
   // names), from the control plane, which serves them only for an instance

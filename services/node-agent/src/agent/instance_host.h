@@ -90,6 +90,10 @@ class InstanceHost {
   virtual void unfilterGuest(const std::string& instance_id) = 0;
   // The node's volume files and who writes each (volume_store.h).
   [[nodiscard]] virtual VolumeStore& volumes() = 0;
+  // Reports a volume's state to the control plane (deduplicated; resent
+  // later when it cannot be delivered). The worker reports the volumes its
+  // VM holds: at their size once the guest has them (volume_extend.h).
+  virtual void reportVolume(const std::string& volume_id, const VolumeReport& report) = 0;
 };
 
 // How releaseInstanceResources treats the run dir and stray VMMs.

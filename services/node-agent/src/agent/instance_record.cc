@@ -96,6 +96,7 @@ json InstanceRecord::toJson() const {
           {"exit_code", exit_code ? json(*exit_code) : json(nullptr)},
           {"reason", reason},
           {"exec_revision", exec_revision},
+          {"volume_revision", volume_revision},
           {"timings", t}};
 }
 
@@ -120,6 +121,7 @@ Result<InstanceRecord> InstanceRecord::fromJson(const json& j) {
     }
     r.reason = j.value("reason", "");
     r.exec_revision = j.value("exec_revision", uint32_t{0});
+    r.volume_revision = j.value("volume_revision", uint32_t{0});
     if (auto it = j.find("timings"); it != j.end()) {
       r.timings.image_ms = it->value("image_ms", int64_t{-1});
       r.timings.spawn_us = it->value("spawn_us", int64_t{-1});

@@ -78,6 +78,9 @@ struct InstanceRecord {
   // The guest's HELLO exec_revision (0: it does not serve exec), kept so an
   // agent that restarts and adopts the VM still knows.
   uint32_t exec_revision = 0;
+  // The guest's HELLO volume_revision (0: no online resize or freeze; an
+  // extend then waits for the next start), kept for an adopted VM.
+  uint32_t volume_revision = 0;
   Timings timings;
 
   [[nodiscard]] nlohmann::json toJson() const;

@@ -2,10 +2,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "agent/guest_config.h"
 #include "agent/health.h"
+#include "agent/worker_util.h"
 #include "image/fs_util.h"
 #include "netdev/tap.h"
 #include "plfm/core/log.h"
@@ -16,43 +18,18 @@
 namespace plfm::agent {
 namespace fs = std::filesystem;
 namespace gp = guest_proto;
+using namespace worker_internal;  // NOLINT(google-build-using-namespace)
 using std::chrono::milliseconds;
 
 namespace {
 
-constexpr milliseconds kTick{200};
 // An exec check's output credit, and how much of its output is kept (the
 // last line of it goes into an unhealthy reason).
 constexpr uint32_t kExecCheckWindow = 64 * 1024;
 constexpr size_t kExecCheckTailBytes = 4096;
 
-// `text` as printable ASCII: anything else as \xNN.
-std::string printableOrEscaped(std::string_view text) {
-  std::string out;
-  for (unsigned char c : text) {
-    if (c >= 0x20 && c < 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
-int64_t msBetween(Clock::SteadyTime from, Clock::SteadyTime to) {
-  return std::chrono::duration_cast<milliseconds>(to - from).count();
-}
-
 int64_t unixMs(const Clock& clock) {
   return std::chrono::duration_cast<milliseconds>(clock.now().time_since_epoch()).count();
-}
-
-uint64_t unixNs(const Clock& clock) {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(clock.now().time_since_epoch()).count());
 }
 
 // A file of the image, read out of the ext4 with debugfs ("" when absent);
@@ -296,6 +273,7 @@ void InstanceWorker::run() {
   }
   exec_mux_->detach(host_.stopping() ? "the node agent is stopping" : "the instance is gone");
   log_->flush();
+  failSnapshots("the instance is gone");
   std::lock_guard lock(mu_);
   done_ = true;
 }
@@ -529,6 +507,7 @@ Result<void> InstanceWorker::boot() {
         std::lock_guard lock(mu_);
         rec_.timings.hello_ms = msBetween(vmm_started_, steadyNow());
         rec_.exec_revision = hello->exec_revision;
+        rec_.volume_revision = hello->volume_revision;
       }
       PLFM_TRY(sendToGuest(config_frame));
       config_sent = true;
@@ -543,6 +522,7 @@ Result<void> InstanceWorker::boot() {
       setPhase(Phase::kRunning);
       running_since_ = steadyNow();
       report("running");
+      volumesStarted(w);
       break;
     }
     handleFrame(**frame);
@@ -606,6 +586,19 @@ void InstanceWorker::handleFrame(const gp::Frame& frame) {
     case gp::FrameType::kExecClose:
     case gp::FrameType::kExecWindow:
       exec_mux_->onGuestFrame(frame);
+      break;
+    case gp::FrameType::kVolumeResized:
+      if (auto r = gp::decodeVolumeResized(frame.payload)) {
+        if (auto done = extender_.answered(r->id, "")) extendDone(*done);
+      }
+      break;
+    case gp::FrameType::kVolumeFailed:
+      if (auto f = gp::decodeVolumeFailed(frame.payload)) {
+        // The guest's words: hostile bytes, shown escaped and cut.
+        std::string why = "the guest could not grow the filesystem: " +
+                          printableOrEscaped(f->message.substr(0, 400));
+        if (auto done = extender_.answered(f->id, why)) extendDone(*done);
+      }
       break;
     default:
       break;
@@ -881,7 +874,13 @@ void InstanceWorker::supervise() {
                                                   : "the instance's VM exited");
       channel_.close();
     }
-    if (rec_.phase == Phase::kRunning && !shutdown_sent_ && !exit_seen_) runHealthCheck();
+    if (rec_.phase == Phase::kRunning && !shutdown_sent_ && !exit_seen_) {
+      extendVolumes(vm);
+      serveSnapshots();
+      runHealthCheck();
+    } else {
+      failSnapshots("the instance is stopping");
+    }
     retryReport();
   }
   // The VMM is gone: decide what happened.

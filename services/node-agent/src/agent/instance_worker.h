@@ -31,6 +31,8 @@
 #include "agent/instance_host.h"
 #include "agent/instance_log.h"
 #include "agent/instance_record.h"
+#include "agent/volume_extend.h"
+#include "agent/volume_snapshot.h"
 #include "agent/workload_check.h"
 
 namespace plfm::agent {
@@ -52,6 +54,10 @@ class InstanceWorker {
   // True when this instance's spec (or the one it is about to take) names
   // the volume: its file must stay.
   [[nodiscard]] bool usesVolume(const std::string& volume_id) const;
+  // Any thread: hands a snapshot of one of this instance's volumes to the
+  // worker thread (volume_snapshot.h); the job's future says how it went.
+  // Fails at once when the instance is not running.
+  [[nodiscard]] Result<void> enqueueSnapshot(std::shared_ptr<SnapshotJob> job);
   // For the exec endpoint: the phase, the guest's exec_revision, the mux.
   [[nodiscard]] ExecTarget execTarget() const;
 
@@ -81,6 +87,31 @@ class InstanceWorker {
   void syncExec();
   // Registers the values of a secrets file with the instance log's mask.
   [[nodiscard]] Result<void> maskSecrets(const std::string& file);
+  // The VM booted with its volumes' files as they are now: report each at
+  // that size (volume-mounts.md §Node side "Extend").
+  void volumesStarted(const Workload& w);
+  // Starts the online extends the plan asks for (a guest with
+  // volume_revision only) and gives up the ones unanswered too long.
+  void extendVolumes(const runtime::VmHandle& vm);
+  // Reports a finished extend: the new size, or why not (instance log).
+  void extendDone(const VolumeExtender::Outcome& outcome);
+  // Takes the queued snapshots (worker thread, while running).
+  void serveSnapshots();
+  [[nodiscard]] Result<SnapshotResult> takeSnapshot(const SnapshotJob& job,
+                                                    const runtime::VmHandle& vm);
+  // The copy while the guest holds the freeze: a reflink, the start of a
+  // QEMU backup job (its id in `backup_job`), or a copy. Returns the method.
+  [[nodiscard]] Result<std::string> snapshotCopy(const runtime::VmHandle& vm,
+                                                 const runtime::VmDrive& drive,
+                                                 const std::string& target,
+                                                 std::optional<std::string>& backup_job);
+  // Reads frames until the volume answer of `type` (or VOLUME_FAILED) for
+  // `id`, handing every other frame to handleFrame.
+  [[nodiscard]] Result<guest_proto::Frame> awaitVolumeAnswer(uint32_t id,
+                                                             guest_proto::FrameType type,
+                                                             std::chrono::milliseconds timeout);
+  // Fails the snapshots still queued (the instance is stopping or gone).
+  void failSnapshots(const std::string& why);
   void runHealthCheck();
   // An exec check (exec-sessions.md §Exec health checks): starts a session
   // when one is due, and otherwise polls the running one without waiting.
@@ -105,11 +136,12 @@ class InstanceWorker {
   // Guarded by mu_ (written only under it; the worker thread may read rec_
   // without it).
   InstanceRecord rec_;
-  std::optional<Workload> pending_;   // guarded by mu_: the plan's next spec
-  std::string last_reported_reason_;  // guarded by mu_
-  bool removed_ = false;              // guarded by mu_
-  bool done_ = false;                 // guarded by mu_
-  bool woken_ = false;                // guarded by mu_
+  std::optional<Workload> pending_;                          // guarded by mu_: the plan's next spec
+  std::string last_reported_reason_;                         // guarded by mu_
+  bool removed_ = false;                                     // guarded by mu_
+  bool done_ = false;                                        // guarded by mu_
+  bool woken_ = false;                                       // guarded by mu_
+  std::vector<std::shared_ptr<SnapshotJob>> snapshot_jobs_;  // guarded by mu_
   std::thread thread_;
 
   // The worker thread's own state: no lock.
@@ -138,6 +170,9 @@ class InstanceWorker {
     std::string tail;
   };
   std::optional<ExecCheckRun> exec_check_;
+  VolumeExtender extender_;
+  // FREEZE ids: apart from the extender's RESIZE_VOLUME ids (from 1).
+  uint32_t next_freeze_id_ = 0x80000000u;
   bool healthy_ = false;
 };
 

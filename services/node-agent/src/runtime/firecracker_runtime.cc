@@ -165,6 +165,9 @@ Result<VmHandle> FirecrackerRuntime::start(const VmSpec& spec) {
   h.channel_socket = sock_dir + "/v.sock";
   h.channel_vsock_port = options_.channel_port;
   h.console_log = opts.log_path;
+  for (const auto& d : vmmView(spec).drives) {
+    if (!d.read_only) h.drive_paths[d.id] = d.path;
+  }
 
   auto fail = [&](Error e) -> Result<VmHandle> {
     (void)MicroVmRuntime::kill(h);
@@ -203,6 +206,33 @@ Result<VmHandle> FirecrackerRuntime::start(const VmSpec& spec) {
     }
   }
   return h;
+}
+
+std::string FirecrackerRuntime::resizeBody(const std::string& drive_id,
+                                           const std::string& vmm_path) {
+  return nlohmann::json{{"drive_id", drive_id}, {"path_on_host", vmm_path}}.dump();
+}
+
+Result<void> FirecrackerRuntime::resizeDrive(const VmHandle& vm, const VmDrive& drive,
+                                             uint64_t /*size_bytes*/) {
+  auto path = vm.drive_paths.find(drive.id);
+  if (path == vm.drive_paths.end()) {
+    return Error("runtime.unsupported", "the VM handle has no path for drive " + drive.id)
+        .with("instance_id", vm.instance_id);
+  }
+  http::Client client("unix:" + vm.control_socket);
+  http::Headers headers;
+  headers.set("Content-Type", "application/json");
+  headers.set("Accept", "application/json");
+  PLFM_ASSIGN_OR_RETURN(auto resp,
+                        client.send("PATCH", "/drives/" + drive.id, headers,
+                                    resizeBody(drive.id, path->second), options_.api_timeout));
+  if (resp.status / 100 != 2) {
+    return Error("runtime.vmm_config_failed", "firecracker PATCH /drives/" + drive.id +
+                                                  " answered " + std::to_string(resp.status))
+        .with("instance_id", vm.instance_id);
+  }
+  return ok();
 }
 
 Result<void> FirecrackerRuntime::requestStop(const VmHandle& vm) {

@@ -55,6 +55,14 @@ class FirecrackerRuntime final : public MicroVmRuntime {
   // st_dev, st_rdev and st_ino in decimal, cut to 20 bytes (the kvmtool
   // scheme), so it is computed here from the same file.
   [[nodiscard]] Result<std::string> diskSerial(const VmDrive& drive) const override;
+  // PATCH /drives/{id} with the path the VMM opened the drive by (the
+  // handle's drive_paths): Firecracker reopens it, reads the new size and
+  // tells the guest.
+  [[nodiscard]] Result<void> resizeDrive(const VmHandle& vm, const VmDrive& drive,
+                                         uint64_t size_bytes) override;
+  // The body of that PATCH (tests check it against Firecracker's API).
+  [[nodiscard]] static std::string resizeBody(const std::string& drive_id,
+                                              const std::string& vmm_path);
 
   // The API calls start() makes for `spec`, in order: (path, JSON body),
   // with the paths as given (start() passes vmmView(spec)).

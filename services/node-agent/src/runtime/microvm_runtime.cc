@@ -18,7 +18,8 @@ nlohmann::json VmHandle::toJson() const {
           {"control_socket", control_socket},
           {"channel_socket", channel_socket},
           {"channel_vsock_port", channel_vsock_port},
-          {"console_log", console_log}};
+          {"console_log", console_log},
+          {"drive_paths", drive_paths}};
 }
 
 Result<VmHandle> VmHandle::fromJson(const nlohmann::json& j) {
@@ -32,10 +33,33 @@ Result<VmHandle> VmHandle::fromJson(const nlohmann::json& j) {
     h.channel_socket = j.at("channel_socket").get<std::string>();
     h.channel_vsock_port = j.value("channel_vsock_port", uint32_t{0});
     h.console_log = j.value("console_log", "");
+    if (auto it = j.find("drive_paths"); it != j.end() && it->is_object()) {
+      h.drive_paths = it->get<std::map<std::string, std::string>>();
+    }
     return h;
   } catch (const nlohmann::json::exception& e) {
     return Error(errc::kInvalidArgument, std::string("bad VM handle: ") + e.what());
   }
+}
+
+Result<void> MicroVmRuntime::resizeDrive(const VmHandle& vm, const VmDrive& drive,
+                                         uint64_t /*size_bytes*/) {
+  return Error("runtime.unsupported", std::string(name()) + " cannot resize a running drive")
+      .with("instance_id", vm.instance_id)
+      .with("drive", drive.id);
+}
+
+Result<std::string> MicroVmRuntime::startBackup(const VmHandle& vm, const VmDrive& drive,
+                                                int /*target_fd*/) {
+  return Error("runtime.unsupported", std::string(name()) + " has no backup job")
+      .with("instance_id", vm.instance_id)
+      .with("drive", drive.id);
+}
+
+Result<void> MicroVmRuntime::finishBackup(const VmHandle& vm, const std::string& /*job*/,
+                                          std::chrono::milliseconds /*timeout*/) {
+  return Error("runtime.unsupported", std::string(name()) + " has no backup job")
+      .with("instance_id", vm.instance_id);
 }
 
 namespace {

@@ -24,6 +24,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
@@ -72,6 +73,10 @@ struct VmHandle {
   // socket is the channel itself (QEMU virtio-serial).
   uint32_t channel_vsock_port = 0;
   std::string console_log;  // the guest's serial console, for failure reasons
+  // Firecracker: the path the VMM knows each writable drive's file by
+  // (/proc/self/fd/N, as configured), for PATCH /drives. Empty for QEMU,
+  // which names a drive by its id.
+  std::map<std::string, std::string> drive_paths;
 
   [[nodiscard]] nlohmann::json toJson() const;
   [[nodiscard]] static Result<VmHandle> fromJson(const nlohmann::json& j);
@@ -100,6 +105,24 @@ class MicroVmRuntime {
 
   // Waits up to `timeout` for the VMM process to exit.
   [[nodiscard]] bool waitExit(const VmHandle& vm, std::chrono::milliseconds timeout) const;
+
+  // Tells the running VMM that `drive`'s file (`drive.id` as started) is now
+  // `size_bytes` long, so the guest's virtio-blk driver sees the new
+  // capacity (QEMU QMP block_resize; Firecracker PATCH /drives/{id}). The
+  // caller grew the file first. Drivers without it fail runtime.unsupported.
+  [[nodiscard]] virtual Result<void> resizeDrive(const VmHandle& vm, const VmDrive& drive,
+                                                 uint64_t size_bytes);
+
+  // A point-in-time copy of `drive` into `target_fd` (a file of the
+  // drive's size, opened read-write by the caller): returns once the job
+  // runs, so the copy's point in time is fixed and the guest may be thawed;
+  // finishBackup waits for the copy to complete and cleans up. QEMU:
+  // add-fd, blockdev-add, blockdev-backup sync=full. Others fail
+  // runtime.unsupported.
+  [[nodiscard]] virtual Result<std::string> startBackup(const VmHandle& vm, const VmDrive& drive,
+                                                        int target_fd);
+  [[nodiscard]] virtual Result<void> finishBackup(const VmHandle& vm, const std::string& job,
+                                                  std::chrono::milliseconds timeout);
 
   // The virtio-blk serial the guest will read for `drive`
   // (/sys/block/vd*/serial; vt-init finds volumes by it). By default the

@@ -286,6 +286,88 @@ Result<void> QemuRuntime::requestStop(const VmHandle& vm) {
   return ok();
 }
 
+Result<void> QemuRuntime::resizeDrive(const VmHandle& vm, const VmDrive& drive,
+                                      uint64_t size_bytes) {
+  PLFM_ASSIGN_OR_RETURN(auto qmp, Qmp::connect(vm.control_socket, std::chrono::seconds(2)));
+  // -drive id=<id>,if=none names the block backend <id> (microvm-runtime.md).
+  PLFM_TRY(qmp.execute("block_resize", {{"device", drive.id}, {"size", size_bytes}}));
+  return ok();
+}
+
+Result<std::string> QemuRuntime::startBackup(const VmHandle& vm, const VmDrive& drive,
+                                             int target_fd) {
+  std::string job;
+  {
+    std::lock_guard lock(mu_);
+    job = "snap-" + drive.id + "-" + std::to_string(++next_backup_);
+  }
+  PLFM_ASSIGN_OR_RETURN(auto qmp, Qmp::connect(vm.control_socket, std::chrono::seconds(2)));
+  // The VMM is confined and cannot open a new path: the target arrives as
+  // an fd, in an fd set that the file driver opens as /dev/fdset/N.
+  PLFM_ASSIGN_OR_RETURN(auto added,
+                        qmp.executeWithFd("add-fd", nlohmann::json::object(), target_fd));
+  const int64_t fdset = added.value("fdset-id", int64_t{-1});
+  if (fdset < 0) return Error(errc::kInternal, "QMP add-fd returned no fd set");
+  {
+    std::lock_guard lock(mu_);
+    backup_fdsets_[job] = fdset;
+  }
+  PLFM_TRY(qmp.execute("blockdev-add", {{"driver", "raw"},
+                                        {"node-name", job},
+                                        {"file",
+                                         {{"driver", "file"},
+                                          {"filename", "/dev/fdset/" + std::to_string(fdset)},
+                                          {"aio", "threads"}}}}));
+  // sync=full from this moment: QEMU copies old blocks before the guest
+  // overwrites them, so the point in time is the job's start.
+  PLFM_TRY(qmp.execute("blockdev-backup", {{"job-id", job},
+                                           {"device", drive.id},
+                                           {"target", job},
+                                           {"sync", "full"},
+                                           {"auto-dismiss", false}}));
+  return job;
+}
+
+Result<void> QemuRuntime::finishBackup(const VmHandle& vm, const std::string& job,
+                                       std::chrono::milliseconds timeout) {
+  PLFM_ASSIGN_OR_RETURN(auto qmp, Qmp::connect(vm.control_socket, std::chrono::seconds(2)));
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  Result<void> outcome = ok();
+  // The job stays until dismissed, so its outcome can be read (query-jobs).
+  while (true) {
+    PLFM_ASSIGN_OR_RETURN(auto jobs, qmp.execute("query-jobs"));
+    std::string status = "absent";
+    std::string error;
+    for (const auto& j : jobs) {
+      if (j.value("id", "") != job) continue;
+      status = j.value("status", "");
+      error = j.value("error", "");
+    }
+    if (status == "concluded" || status == "absent") {
+      if (!error.empty()) outcome = Error("runtime.backup_failed", "backup job: " + error);
+      if (status == "concluded") (void)qmp.execute("job-dismiss", {{"id", job}});
+      break;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      (void)qmp.execute("job-cancel", {{"id", job}});
+      outcome = Error(errc::kDeadlineExceeded, "the backup job " + job + " did not finish in time");
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  (void)qmp.execute("blockdev-del", {{"node-name", job}});
+  int64_t fdset = -1;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = backup_fdsets_.find(job); it != backup_fdsets_.end()) {
+      fdset = it->second;
+      backup_fdsets_.erase(it);
+    }
+  }
+  if (fdset >= 0) (void)qmp.execute("remove-fd", {{"fdset-id", fdset}});
+  return outcome;
+}
+
 Result<void> QemuRuntime::kill(const VmHandle& vm) {
   if (!alive(vm)) return ok();
   // "quit" lets QEMU close its files and sockets; SIGKILL is the backstop.

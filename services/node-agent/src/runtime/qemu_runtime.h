@@ -12,6 +12,7 @@
 // The command line it builds is in docs/specs/runtime/microvm-runtime.md.
 #pragma once
 
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -41,6 +42,16 @@ class QemuRuntime final : public MicroVmRuntime {
   [[nodiscard]] Result<VmHandle> start(const VmSpec& spec) override;
   [[nodiscard]] Result<void> requestStop(const VmHandle& vm) override;
   [[nodiscard]] Result<void> kill(const VmHandle& vm) override;
+  // QMP block_resize of the -drive id (QEMU truncates nothing: the file is
+  // already that size; it re-reads it and signals the capacity change).
+  [[nodiscard]] Result<void> resizeDrive(const VmHandle& vm, const VmDrive& drive,
+                                         uint64_t size_bytes) override;
+  // The job id is "snap-<drive>-<n>"; the target node and fd set are named
+  // after it, so finishBackup can remove both.
+  [[nodiscard]] Result<std::string> startBackup(const VmHandle& vm, const VmDrive& drive,
+                                                int target_fd) override;
+  [[nodiscard]] Result<void> finishBackup(const VmHandle& vm, const std::string& job,
+                                          std::chrono::milliseconds timeout) override;
 
   // The argv start() runs for `spec` under `accel` ("kvm" or "tcg").
   [[nodiscard]] std::vector<std::string> commandLine(const VmSpec& spec,
@@ -57,6 +68,9 @@ class QemuRuntime final : public MicroVmRuntime {
   QemuOptions options_;
   std::mutex mu_;
   std::optional<std::string> probed_accel_;
+  // Backup jobs started and not finished: job id -> QEMU fd set id.
+  std::map<std::string, int64_t> backup_fdsets_;  // guarded by mu_
+  uint64_t next_backup_ = 0;                      // guarded by mu_
 };
 
 // True when a guest kernel boots under KVM here: QEMU with -accel kvm boots

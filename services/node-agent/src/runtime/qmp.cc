@@ -23,6 +23,20 @@ Result<nlohmann::json> Qmp::execute(const std::string& command, const nlohmann::
   nlohmann::json req = {{"execute", command}};
   if (!arguments.empty()) req["arguments"] = arguments;
   PLFM_TRY(conn_.writeAll(req.dump() + "\n", timeout));
+  return readReturn(command, timeout);
+}
+
+Result<nlohmann::json> Qmp::executeWithFd(const std::string& command,
+                                          const nlohmann::json& arguments, int fd,
+                                          std::chrono::milliseconds timeout) {
+  nlohmann::json req = {{"execute", command}};
+  if (!arguments.empty()) req["arguments"] = arguments;
+  PLFM_TRY(conn_.writeAllWithFd(req.dump() + "\n", fd, timeout));
+  return readReturn(command, timeout);
+}
+
+Result<nlohmann::json> Qmp::readReturn(const std::string& command,
+                                       std::chrono::milliseconds timeout) {
   while (true) {
     PLFM_ASSIGN_OR_RETURN(auto msg, readMessage(timeout));
     if (msg.contains("event")) continue;

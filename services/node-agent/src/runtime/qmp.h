@@ -26,10 +26,15 @@ class Qmp {
   [[nodiscard]] Result<nlohmann::json> execute(
       const std::string& command, const nlohmann::json& arguments = nlohmann::json::object(),
       std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // The same, passing `fd` along with the command (SCM_RIGHTS), for add-fd.
+  [[nodiscard]] Result<nlohmann::json> executeWithFd(
+      const std::string& command, const nlohmann::json& arguments, int fd,
+      std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
  private:
   explicit Qmp(UnixLineClient conn) : conn_(std::move(conn)) {}
   Result<nlohmann::json> readMessage(std::chrono::milliseconds timeout);
+  Result<nlohmann::json> readReturn(const std::string& command, std::chrono::milliseconds timeout);
   UnixLineClient conn_;
 };
 

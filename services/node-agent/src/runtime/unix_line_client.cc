@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -78,6 +79,32 @@ Result<void> UnixLineClient::writeAll(std::string_view data, std::chrono::millis
     data.remove_prefix(static_cast<size_t>(n));
   }
   return ok();
+}
+
+Result<void> UnixLineClient::writeAllWithFd(std::string_view data, int pass_fd,
+                                            std::chrono::milliseconds timeout) {
+  if (data.empty()) return ok();
+  pollfd p{fd_, POLLOUT, 0};
+  const int ready = ::poll(&p, 1, static_cast<int>(timeout.count()));
+  if (ready <= 0) return Error(errc::kDeadlineExceeded, "write timed out");
+  iovec iov{const_cast<char*>(data.data()), 1};  // NOLINT(cppcoreguidelines-pro-type-const-cast)
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(cmsg), &pass_fd, sizeof(int));
+  ssize_t n;
+  do {
+    n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n != 1) return errnoError("sendmsg", errno);
+  return writeAll(data.substr(1), timeout);
 }
 
 Result<std::string> UnixLineClient::readLine(std::chrono::milliseconds timeout, size_t max_bytes) {

@@ -25,6 +25,10 @@ class UnixLineClient {
                                                       std::chrono::milliseconds timeout);
 
   [[nodiscard]] Result<void> writeAll(std::string_view data, std::chrono::milliseconds timeout);
+  // Like writeAll, with `pass_fd` attached to the first byte (SCM_RIGHTS),
+  // as QMP's add-fd and getfd expect.
+  [[nodiscard]] Result<void> writeAllWithFd(std::string_view data, int pass_fd,
+                                            std::chrono::milliseconds timeout);
   // One line without its '\n'. Lines longer than `max_bytes` are an error.
   [[nodiscard]] Result<std::string> readLine(std::chrono::milliseconds timeout,
                                              size_t max_bytes = 1 << 20);

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -130,8 +131,17 @@ class FakeHost final : public InstanceHost {
     return ok();
   }
   void unfilterGuest(const std::string&) override {}
+  void reportVolume(const std::string& volume_id, const VolumeReport& r) override {
+    std::lock_guard lock(mu_);
+    volume_reports_.push_back(volume_id + " " + r.state + " " + std::to_string(r.size_bytes));
+  }
+  [[nodiscard]] std::vector<std::string> volumeReports() const {
+    std::lock_guard lock(mu_);
+    return volume_reports_;
+  }
 
  private:
+  std::vector<std::string> volume_reports_;  // guarded by mu_
   std::string dir_;
   FakeRuntime& runtime_;
   VolumeStore volumes_;
@@ -187,6 +197,19 @@ class InstanceWorkerTest : public ::testing::Test {
     worker_->start();
   }
 
+  // A snapshot of `volume_id` into `target` through worker_ (10 s at most).
+  Result<SnapshotResult> snapshotThroughWorker(const std::string& volume_id,
+                                               const std::string& target) {
+    auto job = std::make_shared<SnapshotJob>();
+    job->volume_id = volume_id;
+    job->target = target;
+    auto done = job->done.get_future();
+    PLFM_TRY(worker_->enqueueSnapshot(job));
+    if (done.wait_for(seconds(10)) != std::future_status::ready) {
+      return Error(errc::kDeadlineExceeded, "no snapshot within 10 s");
+    }
+    return done.get();
+  }
   plfm::testing::TempDir dir_;
   FakeRuntime rt_;
   FakeHost host_;
@@ -444,6 +467,105 @@ TEST_F(InstanceWorkerTest, VolumesAreAttachedBySerialAndHaveOneWriter) {
   second.join();
   EXPECT_FALSE(host_.volumes().holder(vol));
   EXPECT_TRUE(host_.volumes().size(vol));
+}
+
+// volume-mounts.md §Node side "Extend": the plan grows a running instance's
+// volume; the worker grows the file, tells the VMM, asks the guest, and
+// reports the new size only once the guest answered.
+TEST_F(InstanceWorkerTest, ARunningVolumeGrowsOnlineWhenItsGuestServesResize) {
+  const std::string vol = "vol_01jd0000000000000000000004";
+  const uint64_t small = uint64_t{16} << 20;
+  const uint64_t big = uint64_t{32} << 20;
+  rt_.guest().volume_revision = guest_proto::kVolumeRevision;
+  Workload w = workload();
+  w.volumes = {{vol, "uploads-0", "/data", small}};
+  startWorker(w);
+  ASSERT_TRUE(host_.waitReport("running"));
+  ASSERT_TRUE(waitFor([&] { return !host_.volumeReports().empty(); }));
+  EXPECT_EQ(host_.volumeReports().front(), vol + " ready " + std::to_string(small));
+
+  w.volumes[0].size_bytes = big;
+  worker_->update(w);
+  ASSERT_TRUE(waitFor([&] { return host_.volumeReports().size() == 2; }));
+  EXPECT_EQ(host_.volumeReports().back(), vol + " ready " + std::to_string(big));
+  EXPECT_EQ(host_.volumes().size(vol), big);
+  EXPECT_EQ(rt_.driveResizes(), std::vector<std::string>{"vol-0 " + std::to_string(big)});
+  EXPECT_EQ(rt_.vm(0)->resizes, std::vector<std::string>{"vol-0 " + std::to_string(big)});
+  EXPECT_EQ(rt_.starts(), 1) << "no restart";
+  // The same plan again asks nothing more.
+  worker_->update(w);
+  std::this_thread::sleep_for(milliseconds(500));
+  EXPECT_EQ(rt_.driveResizes().size(), 1u);
+}
+
+TEST_F(InstanceWorkerTest, AGuestThatCannotGrowOnlineKeepsItsSizeUntilItsNextStart) {
+  const std::string vol = "vol_01jd0000000000000000000005";
+  const uint64_t small = uint64_t{16} << 20;
+  Workload w = workload();
+  w.volumes = {{vol, "uploads-0", "/data", small}};
+  startWorker(w);  // the fake guest's HELLO has no volume_revision
+  ASSERT_TRUE(host_.waitReport("running"));
+  w.volumes[0].size_bytes = small * 2;
+  worker_->update(w);
+  std::this_thread::sleep_for(milliseconds(600));
+  EXPECT_TRUE(rt_.driveResizes().empty());
+  EXPECT_EQ(host_.volumes().size(vol), small) << "the file waits for the next start";
+  EXPECT_EQ(host_.volumeReports(),
+            std::vector<std::string>{vol + " ready " + std::to_string(small)});
+}
+
+TEST_F(InstanceWorkerTest, AGuestThatFailsTheResizeIsNotAskedAgainAndStaysUp) {
+  const std::string vol = "vol_01jd0000000000000000000006";
+  const uint64_t small = uint64_t{16} << 20;
+  rt_.guest().volume_revision = guest_proto::kVolumeRevision;
+  rt_.guest().resize_error = "EXT4_IOC_RESIZE_FS: Operation not permitted";
+  Workload w = workload();
+  w.volumes = {{vol, "uploads-0", "/data", small}};
+  startWorker(w);
+  ASSERT_TRUE(host_.waitReport("running"));
+  w.volumes[0].size_bytes = small * 2;
+  worker_->update(w);
+  ASSERT_TRUE(waitFor([&] { return rt_.driveResizes().size() == 1; }));
+  std::this_thread::sleep_for(milliseconds(600));
+  EXPECT_EQ(rt_.driveResizes().size(), 1u);
+  EXPECT_EQ(host_.volumeReports(),
+            std::vector<std::string>{vol + " ready " + std::to_string(small)});
+  EXPECT_EQ(worker_->status().phase, Phase::kRunning);
+}
+
+// volume-mounts.md §Snapshots, the worker's part: FREEZE, the copy, THAW,
+// through the thread that owns the channel; a guest that cannot freeze is
+// refused with the reason.
+TEST_F(InstanceWorkerTest, ASnapshotFreezesCopiesAndThawsThroughTheWorker) {
+  const std::string vol = "vol_01jd0000000000000000000007";
+  rt_.guest().volume_revision = guest_proto::kVolumeRevision;
+  Workload w = workload();
+  w.volumes = {{vol, "uploads-0", "/data", uint64_t{16} << 20}};
+  startWorker(w);
+  ASSERT_TRUE(host_.waitReport("running"));
+  auto snap = snapshotThroughWorker(vol, dir_.file("snap.ext4"));
+  ASSERT_TRUE(snap) << snap.error().toString();
+  EXPECT_TRUE(snap->method == "copy" || snap->method == "reflink") << snap->method;
+  EXPECT_TRUE(snap->consistent);
+  EXPECT_GE(snap->freeze_ms, 0);
+  EXPECT_EQ(rt_.vm(0)->freezes.load(), 1);
+  EXPECT_EQ(readFile(dir_.file("snap.ext4")).value_or("a"),
+            readFile(host_.volumes().pathFor(vol)).value_or("b"));
+
+  EXPECT_FALSE(snapshotThroughWorker("vol_01jd0000000000000000000008", dir_.file("other.ext4")))
+      << "not this instance's volume";
+}
+
+TEST_F(InstanceWorkerTest, AGuestThatCannotFreezeGetsNoSnapshot) {
+  const std::string vol = "vol_01jd0000000000000000000009";
+  Workload w = workload();
+  w.volumes = {{vol, "uploads-0", "/data", uint64_t{16} << 20}};
+  startWorker(w);  // no volume_revision in its HELLO
+  ASSERT_TRUE(host_.waitReport("running"));
+  auto snap = snapshotThroughWorker(vol, dir_.file("snap.ext4"));
+  ASSERT_FALSE(snap);
+  EXPECT_EQ(snap.error().code(), "agent.snapshot_unsupported");
+  EXPECT_EQ(rt_.vm(0)->freezes.load(), 0);
 }
 
 TEST_F(InstanceWorkerTest, AVolumeThatCannotBeMadeFailsTheInstanceNamingIt) {

@@ -389,7 +389,9 @@ TEST_F(AgentE2e, AVolumeKeepsItsDataAcrossRestartsAgentKillsRedeploysAndAGrow) {
     s["command"] = {"/bin/sh", "-c",
                     "echo run-$MARK >> /data/log && echo volume: $(cat /data/log) && "
                     "echo mounted: $(/bin/busybox grep ' /data ' /proc/mounts) && "
-                    "echo size-kb: $(/bin/busybox df -k /data | tail -1) && exec sleep 1000"};
+                    "echo size-kb: $(/bin/busybox df -k /data | tail -1) && "
+                    "while :; do sleep 1; echo df-kb: $(/bin/busybox df -k /data | tail -1); "
+                    "done"};
     s["env"] = {{"MARK", mark}};
     s["volumes"] = {
         {{"volume_id", vol}, {"name", "data-0"}, {"mount", "/data"}, {"size_bytes", size}}};
@@ -457,14 +459,37 @@ TEST_F(AgentE2e, AVolumeKeepsItsDataAcrossRestartsAgentKillsRedeploysAndAGrow) {
   EXPECT_EQ(recordOf(a).value("phase", ""), "running");
   EXPECT_EQ(recordOf(a)["vm"].value("pid", -2), pid);
 
-  // Grown to 64 MiB: the file at the next start, the filesystem by vt-init.
+  // Grown to 64 MiB while it runs (volume-mounts.md §Node side "Extend"):
+  // the same generation, the same VM; the agent grows the file, QEMU's
+  // block_resize shows the guest the new capacity, and vt-init grows the
+  // mounted filesystem on RESIZE_VOLUME. The workload's own df sees it.
+  plan(json::array({spec(a, 2, "2", 64 * mib)}), "ready", 64 * mib);
+  uint64_t online_kb = 0;
+  auto online_deadline = std::chrono::steady_clock::now() + 60s;
+  while (online_kb <= 50'000u && std::chrono::steady_clock::now() < online_deadline) {
+    const std::string log = logOf(a);
+    const size_t at = log.rfind(R"("line":"df-kb: )");
+    if (at != std::string::npos) {
+      std::istringstream fields(log.substr(at + 15));
+      std::string device;
+      fields >> device >> online_kb;
+    }
+    if (online_kb <= 50'000u) std::this_thread::sleep_for(200ms);
+  }
+  EXPECT_GT(online_kb, 50'000u) << logOf(a) << tailFile(state_->file("agent.log"), 20);
+  EXPECT_EQ(recordOf(a)["vm"].value("pid", -2), pid) << "grown without a restart";
+  EXPECT_NE(logOf(a).find("volume data-0 grew to " + std::to_string(64 * mib) + " bytes"),
+            std::string::npos);
+  std::printf("volume: %llu KiB, grown online to %llu KiB\n",
+              static_cast<unsigned long long>(first_kb),
+              static_cast<unsigned long long>(online_kb));
+  ASSERT_EQ(::stat(file.c_str(), &st), 0);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), 64 * mib);
+
+  // A restart after the grow: the data and the size are kept.
   plan(json::array({spec(a, 3, "3", 64 * mib)}), "ready", 64 * mib);
   const uint64_t grown_kb = waitRun(a, "run-1 run-2 run-3");
   EXPECT_GT(grown_kb, 50'000u);
-  std::printf("volume: %llu KiB, grown to %llu KiB\n", static_cast<unsigned long long>(first_kb),
-              static_cast<unsigned long long>(grown_kb));
-  ASSERT_EQ(::stat(file.c_str(), &st), 0);
-  EXPECT_EQ(static_cast<uint64_t>(st.st_size), 64 * mib);
 
   // A redeploy: a new instance id on the same volume, started once the old
   // one is gone.
@@ -484,6 +509,75 @@ TEST_F(AgentE2e, AVolumeKeepsItsDataAcrossRestartsAgentKillsRedeploysAndAGrow) {
   const std::string log = readFile(state_->file("agent.log")).value_or("");
   EXPECT_NE(log.find("adopted a running VM"), std::string::npos);
   EXPECT_NE(log.find("waiting for a volume"), std::string::npos) << "the redeploy had one writer";
+}
+
+// volume-mounts.md §Snapshots: while the workload appends numbered lines
+// to its volume as fast as it can, the agent freezes the volume in the
+// guest, copies the file, and thaws it. Each snapshot is a clean ext4
+// (e2fsck -fn on the host, which never mounts it) holding a prefix of the
+// lines: 1..n in order, none torn.
+TEST_F(AgentE2e, ASnapshotOfAVolumeBeingWrittenIsCleanAndHoldsAPrefixOfTheWrites) {
+  const std::string vol = "vol_0e2e0000000000000000000003";
+  const std::string pad(80, 'x');
+  json spec = workloadSpec(newId(), {}, "", 128);
+  const std::string id = spec["instance_id"];
+  spec["command"] = {
+      "/bin/sh", "-c",
+      "i=0; while :; do i=$((i+1)); echo \"line $i " + pad + "\" >> /data/lines; done"};
+  spec["volumes"] = {
+      {{"volume_id", vol}, {"name", "data-0"}, {"mount", "/data"}, {"size_bytes", 32 << 20}}};
+  json plan = {{"node_id", "node_e2e"},
+               {"version", ++version_},
+               {"instances", json::array({spec})},
+               {"volumes", {{{"volume_id", vol}, {"size_bytes", 32 << 20}, {"state", "ready"}}}}};
+  ASSERT_TRUE(writeFileAtomic(opts_.plan_file, plan.dump()));
+  startAgent();
+  ASSERT_EQ(waitPhase(id, Phase::kRunning, 90s).phase, Phase::kRunning);
+  EXPECT_FALSE(agent_->snapshotVolume(vol, "../x")) << "a snapshot id is a file name";
+
+  size_t last_count = 0;
+  for (int n = 1; n <= 3; ++n) {
+    std::this_thread::sleep_for(1500ms);
+    const std::string snap_id = "snap_" + std::to_string(n);
+    auto snap = agent_->snapshotVolume(vol, snap_id);
+    ASSERT_TRUE(snap) << snap.error().toString() << tailFile(state_->file("agent.log"), 20);
+    EXPECT_TRUE(snap->consistent);
+    // QEMU: a reflink where the volumes directory has them, else a backup
+    // job whose point in time is its start (never a copy inside the freeze).
+    EXPECT_TRUE(snap->method == "reflink" || snap->method == "blockdev-backup") << snap->method;
+    std::printf("snapshot %d: %s, freeze window %lld ms (copy %lld ms)\n", n, snap->method.c_str(),
+                static_cast<long long>(snap->freeze_ms), static_cast<long long>(snap->copy_ms));
+    EXPECT_EQ(runOut("e2fsck -fn " + snap->path + " >/dev/null 2>&1; echo $?"), "0\n")
+        << runOut("e2fsck -fn " + snap->path + " 2>&1 | tail -5");
+    const std::string lines = runOut("debugfs -R 'cat /lines' " + snap->path + " 2>/dev/null");
+    ASSERT_FALSE(lines.empty());
+    EXPECT_EQ(lines.back(), '\n') << "a torn last line";
+    std::istringstream in(lines);
+    std::string line;
+    size_t count = 0;
+    while (std::getline(in, line)) {
+      ++count;
+      ASSERT_EQ(line, "line " + std::to_string(count) + " " + pad) << "line " << count;
+    }
+    EXPECT_GT(count, last_count) << "the workload kept writing between snapshots";
+    last_count = count;
+  }
+  EXPECT_FALSE(agent_->snapshotVolume(vol, "snap_1")) << "an existing snapshot is kept";
+  EXPECT_EQ(statusOf(id)->phase, Phase::kRunning);
+
+  // Once no instance holds the volume, a snapshot is a plain copy (under
+  // the volume's one-writer claim): no freeze, the same clean filesystem.
+  plan["version"] = ++version_;
+  plan["instances"] = json::array();
+  ASSERT_TRUE(writeFileAtomic(opts_.plan_file, plan.dump()));
+  auto gone = std::chrono::steady_clock::now() + 60s;
+  while (statusOf(id) && std::chrono::steady_clock::now() < gone) std::this_thread::sleep_for(50ms);
+  ASSERT_FALSE(statusOf(id));
+  auto detached = agent_->snapshotVolume(vol, "snap_detached");
+  ASSERT_TRUE(detached) << detached.error().toString();
+  EXPECT_EQ(detached->freeze_ms, -1);
+  EXPECT_TRUE(detached->consistent);
+  EXPECT_EQ(runOut("e2fsck -fn " + detached->path + " >/dev/null 2>&1; echo $?"), "0\n");
 }
 
 // The image's /bin/sh is a symlink to busybox: a volume mounted below it

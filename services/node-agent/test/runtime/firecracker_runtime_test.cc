@@ -164,6 +164,16 @@ TEST_F(FirecrackerRuntimeTest, ConfiguresTheVmInTheDocumentedOrderThenStarts) {
   EXPECT_EQ(calls[5].body["uds_path"], run_dir_ + "/api/v.sock");
   EXPECT_EQ(calls[6].body["action_type"], "InstanceStart");
 
+  // A grown volume (volume-mounts.md §Node side "Extend"): PATCH /drives/<id>
+  // with the path the VMM opened it by, checked against Firecracker's API.
+  EXPECT_EQ(vm->drive_paths.at("scratch"), "/proc/self/fd/6");
+  EXPECT_EQ(vm->drive_paths.count("rootfs"), 0U);  // read-only: never grown
+  ASSERT_TRUE(fc.resizeDrive(*vm, {"scratch", spec_.drives[1].path, false}, 64 << 20));
+  EXPECT_EQ(fake->calls().back().method, "PATCH");
+  EXPECT_EQ(fake->calls().back().path, "/drives/scratch");
+  EXPECT_EQ(fake->calls().back().body["path_on_host"], "/proc/self/fd/6");
+  EXPECT_FALSE(fc.resizeDrive(*vm, {"vol-9", "/x", false}, 64 << 20));
+
   ASSERT_TRUE(fc.requestStop(*vm));
   EXPECT_EQ(fake->calls().back().body["action_type"], "SendCtrlAltDel");
   ASSERT_TRUE(fc.kill(*vm));
@@ -223,6 +233,10 @@ TEST_F(FirecrackerRuntimeTest, ApiCallBodiesMatchFirecrackersPublishedApi) {
     volume = volume || path == "/drives/vol-0";
   }
   EXPECT_TRUE(volume);
+  EXPECT_EQ(
+      testing::checkFirecrackerRequest("PATCH", "/drives/vol-0",
+                                       FirecrackerRuntime::resizeBody("vol-0", "/proc/self/fd/7")),
+      std::nullopt);
 }
 
 // The contract check itself: it must refuse what Firecracker refuses, or the

@@ -1,7 +1,9 @@
 // The QEMU driver's command line and its QMP client (against a fake QMP
 // server speaking the greeting, qmp_capabilities, events and errors).
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -139,6 +141,7 @@ class FakeQmp {
     ::close(fd_);
   }
   std::vector<std::string> received;
+  int passed_fd = -1;  // the fd that came with a command, if any
 
  private:
   void send(int c, const std::string& s) { (void)::write(c, s.data(), s.size()); }
@@ -149,8 +152,19 @@ class FakeQmp {
     std::string buf;
     char tmp[256];
     while (true) {
-      ssize_t n = ::read(c, tmp, sizeof tmp);
+      // recvmsg: a command may carry an fd (add-fd); it is kept to check.
+      iovec iov{tmp, sizeof tmp};
+      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+      msghdr msg{};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof control;
+      ssize_t n = ::recvmsg(c, &msg, 0);
       if (n <= 0) break;
+      if (cmsghdr* cmsg = CMSG_FIRSTHDR(&msg); cmsg != nullptr && cmsg->cmsg_type == SCM_RIGHTS) {
+        std::memcpy(&passed_fd, CMSG_DATA(cmsg), sizeof(int));
+      }
       buf.append(tmp, static_cast<size_t>(n));
       size_t nl;
       while ((nl = buf.find('\n')) != std::string::npos) {
@@ -159,6 +173,9 @@ class FakeQmp {
         received.push_back(line);
         if (line.find("qmp_capabilities") != std::string::npos) {
           send(c, "{\"return\": {}}\n");
+        } else if (line.find("add-fd") != std::string::npos) {
+          send(c, R"({"return": {"fdset-id": 1, "fd": 9}})"
+                  "\n");
         } else if (line.find("system_powerdown") != std::string::npos) {
           // An event arrives before the answer; the client must skip it.
           send(c, R"({"event": "POWERDOWN", "timestamp": {"seconds": 1, "microseconds": 2}})"
@@ -193,6 +210,16 @@ TEST(Qmp, NegotiatesSkipsEventsAndMapsErrors) {
     ASSERT_FALSE(bad);
     EXPECT_EQ(bad.error().code(), "qmp.CommandNotFound");
     EXPECT_NE(bad.error().message().find("has not been found"), std::string::npos);
+    // add-fd: the file travels with the command (SCM_RIGHTS), as the
+    // snapshot target does to the confined VMM.
+    const int file = ::open(dir.file("qmp.sock").c_str(), O_PATH | O_CLOEXEC);
+    ASSERT_GE(file, 0);
+    auto added = qmp->executeWithFd("add-fd", nlohmann::json::object(), file);
+    ASSERT_TRUE(added) << added.error().toString();
+    EXPECT_EQ(added->value("fdset-id", -1), 1);
+    EXPECT_GE(fake.passed_fd, 0) << "no fd came with add-fd";
+    if (fake.passed_fd >= 0) ::close(fake.passed_fd);
+    ::close(file);
   }
 }
 

@@ -115,6 +115,18 @@ Result<void> FakeRuntime::kill(const runtime::VmHandle& h) {
   return ok();
 }
 
+Result<void> FakeRuntime::resizeDrive(const runtime::VmHandle& /*vm*/,
+                                      const runtime::VmDrive& drive, uint64_t size_bytes) {
+  std::lock_guard lock(mu_);
+  drive_resizes_.push_back(drive.id + " " + std::to_string(size_bytes));
+  return ok();
+}
+
+std::vector<std::string> FakeRuntime::driveResizes() const {
+  std::lock_guard lock(mu_);
+  return drive_resizes_;
+}
+
 void FakeRuntime::powerOff(FakeVm& vm) {
   vm.stop = true;
   // Unblocks the guest thread (accept, a blocked send); the fds are closed
@@ -139,6 +151,7 @@ void FakeRuntime::runGuest(FakeVm& vm) {
   gp::Hello hello;
   hello.init_version = "fake-guest";
   hello.exec_revision = vm.options.exec_revision;
+  hello.volume_revision = vm.options.volume_revision;
   if (!sendAll(vm, *gp::encode(hello))) return;
   gp::Decoder decoder;
   std::optional<Steady::time_point> ready_at;
@@ -214,6 +227,27 @@ void FakeRuntime::runGuest(FakeVm& vm) {
                                         stream));
           break;
         }
+        case gp::FrameType::kFreeze:
+          if (auto f = gp::decodeFreeze((*frame)->payload)) {
+            ++vm.freezes;
+            (void)sendAll(vm, gp::encodeFrozen(gp::VolumeOpId{f->id}));
+          }
+          break;
+        case gp::FrameType::kThaw:
+          if (auto t = gp::decodeVolumeOpId((*frame)->payload)) {
+            (void)sendAll(vm, gp::encode(gp::Thawed{t->id, gp::ThawKind::kOnThaw}));
+          }
+          break;
+        case gp::FrameType::kResizeVolume:
+          if (auto r = gp::decodeResizeVolume((*frame)->payload)) {
+            vm.resizes.push_back(r->serial + " " + std::to_string(r->size_bytes));
+            if (!vm.options.resize_error.empty()) {
+              (void)sendAll(vm, *gp::encode(gp::VolumeFailed{r->id, vm.options.resize_error}));
+            } else {
+              (void)sendAll(vm, gp::encode(gp::VolumeResized{r->id, r->size_bytes}));
+            }
+          }
+          break;
         default:
           break;
       }

@@ -33,6 +33,11 @@ namespace plfm::agent::testing {
 struct FakeGuestOptions {
   // HELLO's exec_revision (0: a guest without exec sessions).
   uint32_t exec_revision = 0;
+  // HELLO's volume_revision (0: a guest without online resize and freeze).
+  uint32_t volume_revision = 0;
+  // RESIZE_VOLUME is answered VOLUME_FAILED with this message (empty:
+  // VOLUME_RESIZED with the requested size).
+  std::string resize_error;
   // Takes CONFIG and then never says READY.
   bool never_ready = false;
   // Answers CONFIG with an ERROR frame carrying this message, then EXIT
@@ -70,6 +75,9 @@ struct FakeVm {
   std::atomic<int> pongs{0};      // PONG frames received
   std::atomic<int> execs{0};      // EXEC_OPEN frames received
   std::atomic<bool> ready_sent{false};
+  // "<serial> <size_bytes>" of each RESIZE_VOLUME (read once the guest answered).
+  std::vector<std::string> resizes;
+  std::atomic<int> freezes{0};  // FREEZE frames (answered FROZEN; THAW answered THAWED)
   std::atomic<int> listen_fd{-1};
   std::atomic<int> conn_fd{-1};
   std::atomic<bool> stop{false};
@@ -94,6 +102,10 @@ class FakeRuntime final : public runtime::MicroVmRuntime {
   [[nodiscard]] bool alive(const runtime::VmHandle& vm) const override;
   [[nodiscard]] Result<void> requestStop(const runtime::VmHandle& vm) override;
   [[nodiscard]] Result<void> kill(const runtime::VmHandle& vm) override;
+  // Records "<drive id> <size>" (driveResizes()).
+  [[nodiscard]] Result<void> resizeDrive(const runtime::VmHandle& vm, const runtime::VmDrive& drive,
+                                         uint64_t size_bytes) override;
+  [[nodiscard]] std::vector<std::string> driveResizes() const;
 
   [[nodiscard]] int starts() const { return starts_.load(); }
   [[nodiscard]] int requestStops() const { return request_stops_.load(); }
@@ -113,6 +125,7 @@ class FakeRuntime final : public runtime::MicroVmRuntime {
   std::atomic<int> starts_{0};
   std::atomic<int> request_stops_{0};
   std::atomic<int> kills_{0};
+  std::vector<std::string> drive_resizes_;  // guarded by mu_
 };
 
 }  // namespace plfm::agent::testing

@@ -32,6 +32,16 @@ enum class FrameType : uint8_t {
   kPong = 0x08,      // either way, control stream
   kError = 0x09,     // guest -> host: a fatal boot error before power-off
   kStatus = 0x0a,    // host -> guest, control stream: "where are you?" (reattach)
+  // Volume operations on a running guest (§Volume operations), control
+  // stream, sent only to a guest whose HELLO has volume_revision; payloads
+  // in volume_ops.h.
+  kResizeVolume = 0x0b,   // host -> guest: grow the filesystem to its disk
+  kVolumeResized = 0x0c,  // guest -> host: done, the filesystem's new size
+  kVolumeFailed = 0x0d,   // guest -> host: a volume operation failed (the VM goes on)
+  kFreeze = 0x0e,         // host -> guest: sync and FIFREEZE a volume
+  kFrozen = 0x0f,         // guest -> host
+  kThaw = 0x10,           // host -> guest: FITHAW
+  kThawed = 0x11,         // guest -> host
   // Exec sessions (§Exec), one per exec stream; payloads in exec.h.
   kExecOpen = 0x20,
   kExecData = 0x21,
@@ -101,15 +111,33 @@ inline constexpr size_t kMaxVolumes = 16;
 
 // §HELLO tags.
 enum class HelloTag : uint16_t {
-  kVersion = 1,        // u32: kProtocolVersion
-  kInitVersion = 2,    // string, e.g. "vt-init 0.1.0"
-  kKernelRelease = 3,  // string, uname -r
-  kBootNs = 4,         // u64, CLOCK_BOOTTIME when HELLO was first sent
-  kExecRevision = 5,   // u32: the guest serves exec (§Exec); absent or 0: it does not
+  kVersion = 1,         // u32: kProtocolVersion
+  kInitVersion = 2,     // string, e.g. "vt-init 0.1.0"
+  kKernelRelease = 3,   // string, uname -r
+  kBootNs = 4,          // u64, CLOCK_BOOTTIME when HELLO was first sent
+  kExecRevision = 5,    // u32: the guest serves exec (§Exec); absent or 0: it does not
+  kVolumeRevision = 6,  // u32: the guest serves §Volume operations; absent or 0: it does not
 };
 
 // HELLO's exec_revision for host-channel.md §Exec as written.
 inline constexpr uint32_t kExecRevision = 1;
+// HELLO's volume_revision for host-channel.md §Volume operations as written.
+inline constexpr uint32_t kVolumeRevision = 1;
+
+// §Volume operations.
+inline constexpr size_t kMaxVolumeSerialBytes = 20;     // a virtio-blk serial
+inline constexpr size_t kVolumeOpHeaderBytes = 4;       // id(4)
+inline constexpr size_t kResizeVolumeHeaderBytes = 16;  // id(4) reserved(4) size_bytes(8)
+inline constexpr size_t kVolumeResizedBytes = 16;       // id(4) reserved(4) size_bytes(8)
+inline constexpr size_t kMaxVolumeFailureBytes = 1024;
+inline constexpr size_t kThawedBytes = 8;  // id(4) kind(1) reserved(3)
+// vt-init thaws a frozen volume by itself this long after FROZEN, whatever
+// the host does (volume-mounts.md §Snapshots).
+inline constexpr uint32_t kFreezeLimitMs = 5000;
+enum class ThawKind : uint8_t {
+  kOnThaw = 1,   // thawed on the host's THAW
+  kTimeout = 2,  // had thawed itself after kFreezeLimitMs: the copy may not be consistent
+};
 
 inline constexpr size_t kTlvHeaderBytes = 6;
 

@@ -42,3 +42,4 @@
 #include "plfm/guest_proto/exec.h"
 #include "plfm/guest_proto/frame.h"
 #include "plfm/guest_proto/messages.h"
+#include "plfm/guest_proto/volume_ops.h"

@@ -37,6 +37,8 @@ struct Hello {
   std::string kernel_release;  // uname -r
   uint64_t boot_ns = 0;        // CLOCK_BOOTTIME at the first HELLO
   uint32_t exec_revision = 0;  // kExecRevision when the guest serves exec; 0: no exec
+  // kVolumeRevision when the guest serves RESIZE_VOLUME and FREEZE/THAW; 0: it does not.
+  uint32_t volume_revision = 0;
 
   bool operator==(const Hello&) const = default;
 };
@@ -74,6 +76,9 @@ struct VolumeMount {
 // printable ASCII without NUL, at most 4096 bytes, not "/", not /proc, /sys,
 // /dev or /run or below them. Empty when valid, else why not.
 [[nodiscard]] std::string volumeMountProblem(std::string_view mount);
+// A CONFIG volume serial: "vol-0" .. "vol-15" (QEMU: the drive id) or 1 to
+// 20 digits (Firecracker: the disk file's st_dev, st_rdev and st_ino).
+[[nodiscard]] bool validVolumeSerial(std::string_view serial);
 
 struct Config {
   std::string instance_id;

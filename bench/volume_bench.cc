@@ -1,0 +1,197 @@
+// bench/volume_bench: what a volume snapshot costs (volume-mounts.md
+// §Snapshots).
+//
+//   build/bench/volume_bench [--snapshots N] [--gib G]
+//
+// 1. The freeze window (FREEZE sent to THAWED received) over N snapshots of
+//    a 64 MiB volume that a workload appends to as fast as it can, through
+//    the real agent, QEMU and vt-init, on this host's volumes directory
+//    (ext4 here: QEMU blockdev-backup, THAW right after the job starts).
+// 2. The copy of a G GiB volume file holding G GiB of data: a reflink
+//    (FICLONE) on an XFS loop mount with reflink=1, against the sparse copy
+//    the agent falls back to under Firecracker (no backup job), which
+//    happens inside the freeze window.
+// Runs in a private network namespace (root; the XFS part needs a loop device).
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/agent.h"
+#include "agent/volume_snapshot.h"
+#include "plfm/core/log.h"
+#include "plfm/core/process.h"
+#include "runtime/qemu_runtime.h"
+#include "support/agent_world.h"
+
+namespace {
+
+using namespace plfm;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+constexpr uint64_t kMiB = uint64_t{1} << 20;
+const std::string kVol = "vol_0bench00000000000000000001";
+
+double quantile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  auto i = static_cast<size_t>(std::lround(q * static_cast<double>(v.size() - 1)));
+  return v[std::min(i, v.size() - 1)];
+}
+
+// Part 1: N snapshots of a volume being written; the freeze windows in ms.
+std::vector<double> freezeWindows(const agent::testing::AgentWorld& world, int snapshots,
+                                  std::string& method) {
+  plfm::testing::TempDir state("vlb");
+  agent::AgentOptions o;
+  o.state_dir = state.path();
+  o.plan_file = state.file("plan.json");
+  o.kernel = world.kernel;
+  o.initramfs = world.initramfs;
+  o.image_cache_dir = world.dir->file("images");
+  o.scratch_mb = 64;
+  o.shutdown_grace_ms = 2000;
+  o.stop_instances_on_exit = true;
+  const std::string id = "inst_0bench00000000000000000001";
+  json spec = agent::testing::workloadSpec(world, id, "org_0bench00000000000000000000", {},
+                                           "fd7a:5c00:0:1::2");
+  spec["command"] = {"/bin/sh", "-c",
+                     "i=0; while :; do i=$((i+1)); echo \"line $i\" >> /data/lines; done"};
+  spec["volumes"] = {
+      {{"volume_id", kVol}, {"name", "data-0"}, {"mount", "/data"}, {"size_bytes", 64 * kMiB}}};
+  json plan = {{"node_id", "node_b"},
+               {"version", 1},
+               {"instances", json::array({spec})},
+               {"volumes", {{{"volume_id", kVol}, {"size_bytes", 64 * kMiB}, {"state", "ready"}}}}};
+  (void)writeFileAtomic(o.plan_file, plan.dump());
+  runtime::QemuOptions q;
+  q.probe_dir = world.dir->path();
+  agent::Agent a(o, std::make_unique<runtime::QemuRuntime>(q));
+  if (auto r = a.start(); !r) {
+    std::fprintf(stderr, "agent: %s\n", r.error().toString().c_str());
+    std::exit(1);
+  }
+  auto deadline = std::chrono::steady_clock::now() + 120s;
+  bool running = false;
+  while (!running && std::chrono::steady_clock::now() < deadline) {
+    for (const auto& s : a.instances()) running = running || s.phase == agent::Phase::kRunning;
+    std::this_thread::sleep_for(50ms);
+  }
+  if (!running) {
+    std::fprintf(stderr, "volume_bench: the instance did not start\n");
+    std::exit(1);
+  }
+  std::this_thread::sleep_for(1s);
+  std::vector<double> windows;
+  for (int i = 0; i < snapshots; ++i) {
+    auto snap = a.snapshotVolume(kVol, "snap_" + std::to_string(i));
+    if (!snap) {
+      std::fprintf(stderr, "snapshot %d: %s\n", i, snap.error().toString().c_str());
+      std::exit(1);
+    }
+    method = snap->method;
+    windows.push_back(static_cast<double>(snap->freeze_ms));
+    ::unlink(snap->path.c_str());
+    std::this_thread::sleep_for(100ms);
+  }
+  a.stop();
+  return windows;
+}
+
+// A file of `bytes` written with data (no holes).
+bool writeFull(const std::string& path, uint64_t bytes) {
+  std::ofstream out(path, std::ios::binary);
+  std::string block(kMiB, 'v');
+  for (uint64_t done = 0; done < bytes && out; done += kMiB) out.write(block.data(), kMiB);
+  out.flush();
+  ::sync();
+  return static_cast<bool>(out);
+}
+
+// Seconds to snapshot a file of `bytes` in `dir`; -1 when it failed.
+double copySeconds(const std::string& dir, uint64_t bytes, std::string& method) {
+  const std::string from = dir + "/vol.ext4";
+  const std::string to = dir + "/snap.ext4";
+  if (!writeFull(from, bytes)) return -1;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto m = agent::cloneOrCopy(from, to);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ::unlink(from.c_str());
+  ::unlink(to.c_str());
+  if (!m) return -1;
+  method = *m;
+  return s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int snapshots = 50;
+  int gib = 1;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::strcmp(argv[i], "--snapshots") == 0) snapshots = std::atoi(argv[i + 1]);
+    if (std::strcmp(argv[i], "--gib") == 0) gib = std::atoi(argv[i + 1]);
+  }
+  log::Options lo;
+  lo.level = log::Level::kWarn;
+  log::init(lo);
+  if (auto r = agent::testing::enterPrivateNetns(); !r) {
+    std::fprintf(stderr, "volume_bench: %s\n", r.error().toString().c_str());
+    return 1;
+  }
+  auto world =
+      agent::testing::makeAgentWorld(PLFM_SOURCE_DIR, PLFM_VT_INIT_BIN, PLFM_TEST_WORKLOAD_BIN);
+  if (!world) {
+    std::fprintf(stderr, "volume_bench: %s\n", world.error().toString().c_str());
+    return 1;
+  }
+  std::string method;
+  const auto windows = freezeWindows(**world, snapshots, method);
+  const std::string accel =
+      json::parse(readFile((*world)->dir->file("accel-probe.json")).value_or("{}"), nullptr, false)
+          .value("accel", "?");
+  std::printf("volume_bench: qemu accel=%s, %u cores\n", accel.c_str(),
+              std::thread::hardware_concurrency());
+  std::printf(
+      "  freeze window, %d snapshots of a 64 MiB volume being appended to (%s): p50 %.0f ms, "
+      "p99 %.0f ms, max %.0f ms\n",
+      snapshots, method.c_str(), quantile(windows, 0.5), quantile(windows, 0.99),
+      quantile(windows, 1));
+
+  const uint64_t bytes = static_cast<uint64_t>(gib) << 30;
+  plfm::testing::TempDir ext4("vlc");
+  std::string copy_method;
+  const double copy_s = copySeconds(ext4.path(), bytes, copy_method);
+  std::printf("  %d GiB volume, %d GiB of data, this host's filesystem (%s): %.2f s\n", gib, gib,
+              copy_method.c_str(), copy_s);
+
+  plfm::testing::TempDir xfs("vlx");
+  const std::string image = xfs.file("xfs.img");
+  const std::string mnt = xfs.file("mnt");
+  ::mkdir(mnt.c_str(), 0700);
+  std::ofstream(image).close();
+  if (::truncate(image.c_str(), static_cast<off_t>(bytes + 512 * kMiB)) != 0 ||
+      !runChecked({"mkfs.xfs", "-q", "-m", "reflink=1", image}, {}) ||
+      !runChecked({"mount", "-o", "loop", image, mnt}, {})) {
+    std::printf(
+        "  XFS loop mount unavailable (root, a loop device, xfsprogs): reflink not measured\n");
+    return 0;
+  }
+  std::string clone_method;
+  const double clone_s = copySeconds(mnt, bytes, clone_method);
+  std::printf("  %d GiB volume, %d GiB of data, XFS loop mount with reflink=1 (%s): %.3f ms\n", gib,
+              gib, clone_method.c_str(), clone_s * 1000);
+  ::umount2(mnt.c_str(), MNT_DETACH);
+  return 0;
+}
