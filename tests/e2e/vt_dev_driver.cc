@@ -192,4 +192,13 @@ std::string VtDevDriver::waitFor(const std::string& host, const std::string& ip,
   return got;
 }
 
+void VtDevDriver::phase(const char* what) const {
+  std::printf("==> [%5.1fs] %s\n", elapsed(), what);
+  std::fflush(stdout);
+}
+
+double VtDevDriver::elapsed() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+}
+
 }  // namespace plfm::e2e

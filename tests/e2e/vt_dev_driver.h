@@ -82,6 +82,12 @@ class VtDevDriver {
   // The node agent's view of its instances (instance_id, phase, vmm_pid, ...).
   nlohmann::json agentInstances();
 
+  // Prints "==> [  12.3s] what" (time since the driver was made) to stdout,
+  // so a test's log shows where its time went.
+  void phase(const char* what) const;
+  // Seconds since the driver was made.
+  [[nodiscard]] double elapsed() const;
+
   [[nodiscard]] std::string registry() const;
   [[nodiscard]] int ingressPort() const { return ports_[3]; }
 
@@ -91,6 +97,7 @@ class VtDevDriver {
   // control plane, registry, agent, ingress, ingress metrics, control plane (nodes)
   std::vector<int> ports_;
   int api_calls_ = 0;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace plfm::e2e

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "dev_process.h"
+#include "netns_environment.h"
 #include "plfm/core/process.h"
 #include "plfm/http/http.h"
 #include "plfm/testing/failure_summary.h"
@@ -46,15 +47,7 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-class NetnsEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    ASSERT_EQ(::geteuid(), 0) << "vt dev e2e needs root (taps, network namespaces)";
-    auto r = e2e::enterPrivateNetwork();
-    ASSERT_TRUE(r) << r.error().toString();
-  }
-};
-const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new NetnsEnvironment);
+const auto* const kEnv = e2e::addPrivateNetworkEnvironment("vt dev e2e");
 
 using e2e::VtRun;
 
@@ -186,12 +179,6 @@ TEST_F(VtDev, FailingStepNamesItselfAndItsLog) {
 }
 
 TEST_F(VtDev, CoreLoop) {
-  const auto t0 = Clock::now();
-  auto phase = [&](const char* what) {
-    std::printf("==> [%5.1fs] %s\n", std::chrono::duration<double>(Clock::now() - t0).count(),
-                what);
-    std::fflush(stdout);
-  };
   phase("vt dev up");
   VtRun up = vt(upArgs(), 240s);
   ASSERT_EQ(up.code, 0) << up.err;
@@ -444,8 +431,7 @@ TEST_F(VtDev, CoreLoop) {
   }
   EXPECT_GT(scan.scanned(), 5);
   scan.expectClean();
-  std::printf("vt dev e2e wall time: %.1fs\n",
-              std::chrono::duration<double>(Clock::now() - t0).count());
+  std::printf("vt dev e2e wall time: %.1fs\n", elapsed());
 }
 
 }  // namespace

@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "netns_environment.h"
 #include "plfm/core/process.h"
 #include "plfm/core/sha256.h"
 #include "plfm/http/http.h"
@@ -42,15 +43,7 @@ using Clock = std::chrono::steady_clock;
 using e2e::VtCommand;
 using e2e::VtRun;
 
-class NetnsEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    ASSERT_EQ(::geteuid(), 0) << "vt exec e2e needs root (taps, network namespaces)";
-    auto r = e2e::enterPrivateNetwork();
-    ASSERT_TRUE(r) << r.error().toString();
-  }
-};
-const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new NetnsEnvironment);
+const auto* const kEnv = e2e::addPrivateNetworkEnvironment("vt exec e2e");
 
 std::string shellQuote(const std::string& s) {
   std::string out = "'";
@@ -122,12 +115,6 @@ class VtExec : public ::testing::Test, public e2e::VtDevDriver {
 };
 
 TEST_F(VtExec, EndToEnd) {
-  const auto t0 = Clock::now();
-  auto phase = [&](const char* what) {
-    std::printf("==> [%5.1fs] %s\n", std::chrono::duration<double>(Clock::now() - t0).count(),
-                what);
-    std::fflush(stdout);
-  };
   phase("vt dev up, deploy examples/hello");
   ASSERT_EQ(vt(upArgs(), 240s).code, 0);
   const std::string ref = pushHello();

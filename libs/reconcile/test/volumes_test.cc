@@ -362,3 +362,21 @@ TEST(VolumesTest, OneWriterPerSlotUnderRandomChanges) {
 
 }  // namespace
 }  // namespace plfm::reconcile::testing
+
+namespace plfm::reconcile::testing {
+namespace {
+
+TEST(VolumesTest, ScaleToZeroStopsEverySlot) {
+  Cluster c = volumeCluster(1);
+  c.settle();
+  ASSERT_EQ(liveSlots(c).size(), 1U);
+  c.groupRef("env-1", "db").count = 0;
+  Plan down = c.reconcile();
+  EXPECT_EQ(down.drains.size(), 1U);
+  c.apply(down);
+  c.settle();
+  EXPECT_TRUE(liveSlots(c).empty());
+}
+
+}  // namespace
+}  // namespace plfm::reconcile::testing

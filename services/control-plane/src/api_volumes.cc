@@ -119,7 +119,8 @@ Result<std::optional<std::string>> instanceUsing(pg::Transaction& tx, const Volu
       auto rs,
       tx.exec("SELECT i.instance_id FROM instances_view i JOIN releases_view r ON r.release_id = "
               "i.release_id WHERE i.env_id = $1 AND i.process_type = $2 AND i.slot = $3 AND "
-              "i.desired_state = 'run' AND EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN "
+              "i.desired_state = 'run' AND i.current_state <> 'stopped' AND EXISTS (SELECT 1 FROM "
+              "jsonb_array_elements(CASE WHEN "
               "jsonb_typeof(r.manifest->'volumes') = 'array' THEN r.manifest->'volumes' ELSE "
               "'[]'::jsonb END) m WHERE m->>'name' = $4 AND m->>'process' = i.process_type) "
               "ORDER BY i.instance_id LIMIT 1",

@@ -286,3 +286,27 @@ TEST_F(SchedulerVolumesTest, NoNodeWithRoomForTheVolumesSaysHowMuchIsNeededAndFr
 
 }  // namespace
 }  // namespace plfm::cp
+
+namespace plfm::cp {
+namespace {
+
+// Scaling a process with volumes to 0 drains every slot; the volumes stay.
+TEST_F(SchedulerVolumesTest, ScaleToZeroStopsEverySlotAndKeepsTheVolumes) {
+  auto conn = connect();
+  setUpEnv(conn, 10 * kGiB, kGiB, 1);
+  deploy(conn);
+  Scheduler s(conninfo(), store_, *worker_, fake_, options());
+  settle(conn, s);
+  ASSERT_EQ(slotNodes(conn).size(), 1U);
+  commit(conn, [&](pg::Transaction&) {
+    return std::vector<NewEvent>{
+        NewEvent{"env", env_, 3, "env.scale_set", 1, org_,
+                 json::dump({{"env_id", env_}, {"org_id", org_}, {"processes", {{"db", 0}}}})}};
+  });
+  settle(conn, s);
+  EXPECT_TRUE(slotNodes(conn).empty());
+  EXPECT_EQ(volumes(conn).size(), 1U);
+}
+
+}  // namespace
+}  // namespace plfm::cp
