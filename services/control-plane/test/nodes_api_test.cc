@@ -609,7 +609,8 @@ class DeployFailureTest : public NodeLossTest {
   // The instances of the env, by id.
   std::map<std::string, json::Json> instancesOf(const Env& e) {
     std::map<std::string, json::Json> out;
-    for (const auto& i : call("GET", "/v1/envs/" + e.env + "/instances").body["items"]) {
+    const auto listed = call("GET", "/v1/envs/" + e.env + "/instances");
+    for (const auto& i : listed.body["items"]) {
       out[i["id"].get<std::string>()] = i;
     }
     return out;
@@ -772,7 +773,8 @@ TEST_F(NodeLossTest, RemovedNodeIsRefusedAtOnceAndItsInstancesAreReplaced) {
 
   // Gone from the list; removing again changes nothing.
   EXPECT_EQ(call("GET", "/v1/nodes/" + a).status, 404);
-  for (const auto& n : call("GET", "/v1/nodes").body["items"]) EXPECT_NE(n["id"], a);
+  const auto nodes = call("GET", "/v1/nodes");
+  for (const auto& n : nodes.body["items"]) EXPECT_NE(n["id"], a);
   auto again = call("DELETE", "/v1/nodes/" + a);
   EXPECT_EQ(again.status, 200) << again.raw;
   EXPECT_EQ(again.body["revoked_tokens"], 0);

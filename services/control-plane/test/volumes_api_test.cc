@@ -367,7 +367,13 @@ TEST_F(VolumesApiTest, DeletingTheEnvDeletesItsVolumes) {
 TEST_F(VolumesApiTest, ADeleteIsRefusedWhileTheSlotsInstanceShouldRun) {
   Tenant t;
   t.token = admin_token_;
-  enrollNode("n1.example", 4, 4096);
+  auto [node, node_token] = enrollNode("n1.example", 4, 4096);
+  // The node has room for volumes (the scheduler places a slot with volumes
+  // only on such a node).
+  ASSERT_EQ(callJson("POST", "/v1/nodes/" + node + "/heartbeat",
+                     {{"volume_capacity_bytes", 100 * kGiB}}, node_token)
+                .status,
+            200);
   t.org = makeOrg("acme");
   t.app = makeApp(t.org, "web");
   t.env = makeEnv(t.app, "prod");
@@ -385,16 +391,17 @@ TEST_F(VolumesApiTest, ADeleteIsRefusedWhileTheSlotsInstanceShouldRun) {
   const std::string inst = insts.body["items"][0]["id"];
   ASSERT_EQ(insts.body["items"][0]["slot"], 0);
 
-  // The scheduler may have created uploads-0 with the allocation; if not, the API does.
+  // The scheduler creates uploads-0 with the allocation (its view may lag
+  // the instance's by a moment).
   std::string id;
-  for (const auto& v : list(t).body["items"]) {
-    if (v["full_name"] == "uploads-0") id = v["volume_id"];
+  for (int i = 0; i < 100 && id.empty(); ++i) {
+    const auto listed = list(t);
+    for (const auto& v : listed.body["items"]) {
+      if (v["full_name"] == "uploads-0") id = v["volume_id"];
+    }
+    if (id.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  if (id.empty()) {
-    auto made = create(t, {{"process", "web"}, {"name", "uploads"}, {"size", "1GiB"}});
-    ASSERT_EQ(made.status, 201) << made.raw;
-    id = made.body["volume_id"];
-  }
+  ASSERT_FALSE(id.empty()) << list(t).raw;
   // Another process's slot 0, and another name, are not in use.
   auto other = create(t, {{"process", "worker"}, {"name", "scratch"}, {"size", "1GiB"}});
   EXPECT_EQ(remove(t, other.body["volume_id"]).status, 200);
