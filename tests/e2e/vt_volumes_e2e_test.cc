@@ -55,7 +55,7 @@ class VtVolumes : public ::testing::Test, public e2e::VtDevDriver {
         "mount = \"/data\"\n"
         "size = \"64MiB\"\n"
         "process = \"web\"\n";
-    const std::string path = io_->file("vt-" + std::to_string(++manifests_) + ".toml");
+    std::string path = io_->file("vt-" + std::to_string(++manifests_) + ".toml");
     std::ofstream(path) << text;
     return path;
   }

@@ -41,7 +41,7 @@ class VolumesAgentApiTest : public ApiTest {
   // once the view has it.
   std::string volumeOf(const Env& e, const std::string& name, int64_t slot,
                        const std::string& node) {
-    const std::string id = VolumeId::generate().str();
+    std::string id = VolumeId::generate().str();
     std::vector<NewEvent> evs = {
         events::toNewEvent(events::VolumeCreated{.volume_id = id,
                                                  .org_id = e.org,
@@ -82,7 +82,7 @@ class VolumesAgentApiTest : public ApiTest {
   // `node` (instance.allocated); returns the instance id.
   std::string allocate(const Env& e, const std::string& release, const std::string& node,
                        int64_t slot) {
-    const std::string id = InstanceId::generate().str();
+    std::string id = InstanceId::generate().str();
     auto conn = connect();
     appendOk(conn,
              {events::toNewEvent(
@@ -140,7 +140,9 @@ class VolumesAgentApiTest : public ApiTest {
 };
 
 TEST_F(VolumesAgentApiTest, HeartbeatRecordsTheVolumeCapacity) {
-  auto [node, token] = enrollNode("n1.example");
+  const auto enrolled = enrollNode("n1.example");
+  const std::string& node = enrolled.first;
+  const std::string& token = enrolled.second;
   auto capacity = [&] {
     return queryText(
         "SELECT coalesce(volume_capacity_bytes::text, 'null') FROM node_liveness WHERE "
@@ -168,7 +170,9 @@ TEST_F(VolumesAgentApiTest, HeartbeatRecordsTheVolumeCapacity) {
 }
 
 TEST_F(VolumesAgentApiTest, StatusReportsAppendOnlyChanges) {
-  auto [node, token] = enrollNode("n1.example");
+  const auto enrolled = enrollNode("n1.example");
+  const std::string& node = enrolled.first;
+  const std::string& token = enrolled.second;
   const Env e = makeEnvIn("acme");
   const std::string vol = volumeOf(e, "uploads", 0, node);
   EXPECT_EQ(viewState(vol), "placed - ");
@@ -203,7 +207,9 @@ TEST_F(VolumesAgentApiTest, StatusReportsAppendOnlyChanges) {
 }
 
 TEST_F(VolumesAgentApiTest, DeletedOnlyForAVolumeBeingDeleted) {
-  auto [node, token] = enrollNode("n1.example");
+  const auto enrolled = enrollNode("n1.example");
+  const std::string& node = enrolled.first;
+  const std::string& token = enrolled.second;
   const Env e = makeEnvIn("acme");
   const std::string vol = volumeOf(e, "uploads", 0, node);
   ASSERT_EQ(report(node, token, vol, {{"state", "ready"}, {"size_bytes", kGiB}}).status, 200);
@@ -251,7 +257,9 @@ TEST_F(VolumesAgentApiTest, ReportsReachOnlyTheNodesOwnVolumes) {
 }
 
 TEST_F(VolumesAgentApiTest, BadReportsAreRefusedWithTheFieldNamed) {
-  auto [node, token] = enrollNode("n1.example");
+  const auto enrolled = enrollNode("n1.example");
+  const std::string& node = enrolled.first;
+  const std::string& token = enrolled.second;
   const Env e = makeEnvIn("acme");
   const std::string vol = volumeOf(e, "uploads", 0, node);
   const std::vector<std::pair<json::Json, std::string>> bad = {
@@ -283,7 +291,9 @@ TEST_F(VolumesAgentApiTest, BadReportsAreRefusedWithTheFieldNamed) {
 }
 
 TEST_F(VolumesAgentApiTest, NodePlanListsTheNodesLiveVolumesAndWakes) {
-  auto [node, token] = enrollNode("n1.example");
+  const auto enrolled = enrollNode("n1.example");
+  const std::string& node = enrolled.first;
+  const std::string& token = enrolled.second;
   auto [other, other_token] = enrollNode("n2.example");
   const Env e = makeEnvIn("acme");
   auto plan = [&](int64_t after, int wait) {
@@ -328,7 +338,9 @@ TEST_F(VolumesAgentApiTest, NodePlanListsTheNodesLiveVolumesAndWakes) {
 }
 
 TEST_F(VolumesAgentApiTest, EnvDeletionDeletesItsVolumes) {
-  auto [node, token] = enrollNode("n1.example");
+  const auto enrolled = enrollNode("n1.example");
+  const std::string& node = enrolled.first;
+  const std::string& token = enrolled.second;
   const Env e = makeEnvIn("acme");
   const Env keep = makeEnvIn("other");
   const std::string placed = volumeOf(e, "uploads", 0, node);
@@ -354,7 +366,9 @@ TEST_F(VolumesAgentApiTest, EnvDeletionDeletesItsVolumes) {
 }
 
 TEST_F(VolumesAgentApiTest, WorkloadSpecCarriesTheVolumesOfTheInstancesSlot) {
-  auto [node, token] = enrollNode("n1.example");
+  const auto enrolled = enrollNode("n1.example");
+  const std::string& node = enrolled.first;
+  const std::string& token = enrolled.second;
   auto [other, other_token] = enrollNode("n2.example");
   const Env e = makeEnvIn("acme");
   json::Json manifest = webManifest();
