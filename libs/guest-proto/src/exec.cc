@@ -9,6 +9,7 @@
 namespace plfm::guest_proto {
 
 using internal::Field;
+using internal::exactSize;
 using internal::getU16;
 using internal::getU32;
 using internal::getU8;
@@ -25,15 +26,6 @@ namespace {
 
 Error invalid(std::string_view what, std::string_view problem) {
   return makeError(ErrorCode::kInvalidValue, std::string(what) + ": " + std::string(problem));
-}
-
-Result<void> exactSize(std::string_view what, std::string_view payload, size_t size) {
-  if (payload.size() != size) {
-    return makeError(ErrorCode::kMalformed, std::string(what) + " payload is " +
-                                                std::to_string(payload.size()) +
-                                                " bytes; expected " + std::to_string(size));
-  }
-  return {};
 }
 
 Result<void> zeroReserved(std::string_view what, std::string_view payload, size_t from, size_t to) {

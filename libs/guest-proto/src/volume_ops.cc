@@ -9,6 +9,7 @@
 
 namespace plfm::guest_proto {
 
+using internal::exactSize;
 using internal::getU32;
 using internal::getU64;
 using internal::getU8;
@@ -20,14 +21,6 @@ namespace {
 
 Error malformed(std::string_view what, std::string_view problem) {
   return makeError(ErrorCode::kMalformed, std::string(what) + ": " + std::string(problem));
-}
-
-Result<void> exactSize(std::string_view what, std::string_view payload, size_t size) {
-  if (payload.size() != size) {
-    return malformed(what, "payload is " + std::to_string(payload.size()) + " bytes; expected " +
-                               std::to_string(size));
-  }
-  return {};
 }
 
 std::string control(FrameType type, std::string_view payload) {

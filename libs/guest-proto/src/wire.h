@@ -1,4 +1,5 @@
-// Big-endian integer and TLV helpers shared by frame.cc and messages.cc.
+// Big-endian integer, TLV and payload-size helpers shared by the codecs
+// (frame.cc, messages.cc, exec.cc, volume_ops.cc).
 #pragma once
 
 #include <cstddef>
@@ -85,6 +86,16 @@ inline Result<std::vector<Field>> splitTlv(std::string_view payload, std::string
     at += length;
   }
   return fields;
+}
+
+// A fixed-size payload of exactly `size` bytes; `what` names the message.
+inline Result<void> exactSize(std::string_view what, std::string_view payload, size_t size) {
+  if (payload.size() != size) {
+    return makeError(ErrorCode::kMalformed, std::string(what) + ": payload is " +
+                                                std::to_string(payload.size()) +
+                                                " bytes; expected " + std::to_string(size));
+  }
+  return {};
 }
 
 }  // namespace plfm::guest_proto::internal
