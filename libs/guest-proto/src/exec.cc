@@ -8,8 +8,8 @@
 
 namespace plfm::guest_proto {
 
-using internal::Field;
 using internal::exactSize;
+using internal::Field;
 using internal::getU16;
 using internal::getU32;
 using internal::getU8;
