@@ -62,11 +62,17 @@ Result<netdev::GuestFilter> guestFilterFor(const Workload& w, const std::string&
   return f;
 }
 
-Agent::Agent(AgentOptions options, std::unique_ptr<runtime::MicroVmRuntime> runtime)
+Agent::Agent(AgentOptions options, std::unique_ptr<runtime::MicroVmRuntime> runtime,
+             std::unique_ptr<VolumeBackups> backups)
     : options_(std::move(options)),
       runtime_(std::move(runtime)),
       store_(options_.state_dir + "/instances"),
-      volumes_(options_.state_dir + "/volumes") {}
+      volumes_(options_.state_dir + "/volumes"),
+      backups_(std::move(backups)) {
+  if (options_.backup.cache_dir.empty())
+    options_.backup.cache_dir = options_.state_dir + "/restic-cache";
+  if (!backups_) backups_ = std::make_unique<ResticBackups>(options_.backup);
+}
 
 Agent::~Agent() { stop(); }
 
@@ -131,6 +137,8 @@ Result<void> Agent::start() {
                       options_.firewall_policy);
   }
   adoptOrClean();
+  volume_ops_ = std::make_unique<VolumeOps>(volumeOpsDeps(), *backups_);
+  PLFM_TRY(volume_ops_->start());
   if (!options_.listen.empty()) {
     PLFM_TRY(prepareListener());
     PLFM_TRY(startHttp());
@@ -154,6 +162,7 @@ void Agent::stop() {
   }
   if (plan_thread_.joinable()) plan_thread_.join();
   if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
+  if (volume_ops_) volume_ops_->stop();  // before the workers its snapshots go through
   {
     std::lock_guard lock(gc_mu_);  // so the GC thread cannot miss the wake-up
   }
@@ -329,7 +338,8 @@ void Agent::applyPlan(const NodePlan& plan) {
   }
   if (image_history_) image_history_->observe(images);
   // Outside mu_: making a volume runs mkfs, and a report is a network call.
-  convergeVolumes(plan.volumes);
+  auto volumes = convergeVolumes(plan.volumes);
+  if (volume_ops_) volume_ops_->observe(parseVolumeOps(plan.volume_ops), std::move(volumes));
   for (const auto& [who, why] : refusals) {
     StatusReport r;
     r.generation = who.generation;
@@ -400,8 +410,50 @@ std::vector<std::pair<RefusedInstance, std::string>> Agent::convergeLocked(
   return refusals;
 }
 
-void Agent::convergeVolumes(const json& entries) {
-  if (!entries.is_array()) return;
+std::vector<VolumeOp> Agent::parseVolumeOps(const json& entries) {
+  std::vector<VolumeOp> ops;
+  if (!entries.is_array()) return ops;
+  for (const auto& entry : entries) {
+    auto op = parseVolumeOp(entry);
+    if (!op) {
+      metrics_.counter("plfm_agent_plan_refused_total", "WorkloadSpecs refused at the edge").inc();
+      log::error("ignoring an invalid NodePlan volume op", {{"error", op.error().toString()}});
+      continue;
+    }
+    ops.push_back(std::move(*op));
+  }
+  return ops;
+}
+
+VolumeOpsDeps Agent::volumeOpsDeps() {
+  VolumeOpsDeps d;
+  d.state_dir = options_.state_dir;
+  d.volumes = &volumes_;
+  d.metrics = &metrics_;
+  d.e2fsck = options_.backup.e2fsck_binary;
+  d.verify_every = options_.verify_every;
+  d.snapshot = [this](const std::string& volume_id, const std::string& snapshot_id) {
+    return snapshotVolume(volume_id, snapshot_id);
+  };
+  d.report_volume = [this](const std::string& volume_id, const VolumeReport& r) {
+    reportVolume(volume_id, r);
+  };
+  if (!reports_) return d;  // plan-file mode: nobody to tell
+  d.report_snapshot = [this](const std::string& volume_id, const std::string& snapshot_id,
+                             const SnapshotReport& r) {
+    std::lock_guard lock(report_mu_);
+    return reports_->reportSnapshot(credential_.node_id, volume_id, snapshot_id, r);
+  };
+  d.report_op = [this](const std::string& op_id, const VolumeOpReport& r) {
+    std::lock_guard lock(report_mu_);
+    return reports_->reportVolumeOp(credential_.node_id, op_id, r);
+  };
+  return d;
+}
+
+std::vector<NodeVolume> Agent::convergeVolumes(const json& entries) {
+  std::vector<NodeVolume> parsed;
+  if (!entries.is_array()) return parsed;
   for (const auto& entry : entries) {
     auto v = parseNodeVolume(entry);
     if (!v) {
@@ -410,6 +462,9 @@ void Agent::convergeVolumes(const json& entries) {
       log::error("ignoring an invalid NodePlan volume", {{"error", v.error().toString()}});
       continue;
     }
+    parsed.push_back(*v);
+    // Its restore op writes the file and reports it (volume_ops.h).
+    if (v->restoring) continue;
     if (!v->deleting) {
       // A running VM's volume grows through its worker, which reports it
       // once the guest has the new size (an online extend, or the next
@@ -445,6 +500,7 @@ void Agent::convergeVolumes(const json& entries) {
         .set(0, {{"volume_id", v->volume_id}});
     reportVolume(v->volume_id, {"deleted", 0, ""});
   }
+  return parsed;
 }
 
 void Agent::reportVolume(const std::string& volume_id, const VolumeReport& report) {
@@ -668,6 +724,7 @@ void Agent::planLoop() {
           p.version = j.value("version", int64_t{0});
           p.instances = j.value("instances", json::array());
           p.volumes = j.value("volumes", json::array());
+          p.volume_ops = j.value("volume_ops", json::array());
           applyPlan(p);
         }
       }

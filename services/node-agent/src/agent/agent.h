@@ -18,6 +18,7 @@
 //   images/               the image cache (image/image_cache.h)
 //   firewall/             the last nft script of the guest filter, nft's output
 //   volumes/<vol_id>.ext4 one file per volume placed on this node (volume_store.h)
+//   snapshots/            volume snapshots and their records; volume-ops/ (volume_ops.h)
 // so a restart after kill -9 adopts running VMs, rolls back half-done boots,
 // removes orphaned VMMs, taps and disks, and rewrites the guest filter
 // (nftables table inet plfm_agent) from the records.
@@ -43,6 +44,8 @@
 #include "agent/instance_host.h"
 #include "agent/instance_record.h"
 #include "agent/log_endpoint.h"
+#include "agent/volume_backup.h"
+#include "agent/volume_ops.h"
 #include "agent/volume_snapshot.h"
 #include "agent/volume_store.h"
 #include "agent/workload_check.h"
@@ -115,6 +118,11 @@ struct AgentOptions {
   // loopback one too.
   bool listen_tls = false;
   std::string agent_version = "0.1.0";
+  // Off-node backups of volume snapshots (volume_backup.h); no repository:
+  // no schedule, and restore-from-backup and verify ops fail saying so.
+  BackupOptions backup;
+  // How often the newest backup of each volume is restored as a drill.
+  std::chrono::seconds verify_every{86'400};
 };
 
 // True when `remote` (http::Request::remote: "[::1]:53211", "127.0.0.1:80",
@@ -145,7 +153,10 @@ class InstanceWorker;
 
 class Agent final : public InstanceHost {
  public:
-  Agent(AgentOptions options, std::unique_ptr<runtime::MicroVmRuntime> runtime);
+  // `backups`: the volume backup repository; null: restic as
+  // options.backup says (tests pass a fake).
+  Agent(AgentOptions options, std::unique_ptr<runtime::MicroVmRuntime> runtime,
+        std::unique_ptr<VolumeBackups> backups = nullptr);
   ~Agent() override;
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
@@ -222,7 +233,12 @@ class Agent final : public InstanceHost {
   // `deleting` one removed once no instance record names it, and the result
   // reported. A volume an instance holds is its worker's: grown and
   // reported once its guest has the new size (volume_extend.h).
-  void convergeVolumes(const nlohmann::json& entries);
+  // Returns the entries that passed the edge check (restoring ones too,
+  // which it leaves to their restore op: no mkfs, no report).
+  std::vector<NodeVolume> convergeVolumes(const nlohmann::json& entries);
+  // NodePlan.volume_ops, typed; an invalid entry is logged and skipped.
+  std::vector<VolumeOp> parseVolumeOps(const nlohmann::json& entries);
+  [[nodiscard]] VolumeOpsDeps volumeOpsDeps();
 
   // The instance's org's credentials for `registry` (the host its image
   // names), from the control plane, which serves them only for an instance
@@ -258,6 +274,8 @@ class Agent final : public InstanceHost {
   std::mutex report_mu_;
   std::map<std::string, VolumeReport> volume_reports_;  // guarded by report_mu_: delivered
   VolumeStore volumes_;
+  std::unique_ptr<VolumeBackups> backups_;
+  std::unique_ptr<VolumeOps> volume_ops_;  // set by start()
   metrics::Registry metrics_;
   InstanceMetrics instance_metrics_{metrics_};
 

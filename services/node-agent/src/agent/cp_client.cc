@@ -133,6 +133,7 @@ Result<NodePlan> ControlPlaneClient::plan(const std::string& node_id, int64_t af
   p.version = j.value("version", after);
   if (auto it = j.find("instances"); it != j.end() && it->is_array()) p.instances = *it;
   if (auto it = j.find("volumes"); it != j.end() && it->is_array()) p.volumes = *it;
+  if (auto it = j.find("volume_ops"); it != j.end() && it->is_array()) p.volume_ops = *it;
   return p;
 }
 
@@ -191,6 +192,98 @@ Result<bool> ControlPlaneClient::reportVolume(const std::string& node_id,
   PLFM_ASSIGN_OR_RETURN(auto j,
                         call("POST", "/v1/nodes/" + node_id + "/volumes/" + volume_id + "/status",
                              body.dump(), std::chrono::seconds(15), &status));
+  return j.is_object() ? j.value("applied", true) : true;
+}
+
+json SnapshotReport::toJson() const {
+  json j = {{"state", state}};
+  if (state == "taken") {
+    j.update({{"origin", origin},
+              {"method", method},
+              {"consistent", consistent},
+              {"freeze_ms", freeze_ms},
+              {"size_bytes", size_bytes},
+              {"sha256", sha256},
+              {"taken_at", taken_at}});
+  } else if (state == "failed") {
+    j["reason"] = reason.substr(0, 512);
+  } else if (state == "backed_up") {
+    j.update(
+        {{"backup_id", backup_id}, {"bytes_added", bytes_added}, {"duration_ms", duration_ms}});
+  } else if (state == "expired") {
+    j.update({{"local", local}, {"backup", backup}});
+  }
+  return j;
+}
+
+Result<SnapshotReport> SnapshotReport::fromJson(const json& j) {
+  try {
+    SnapshotReport r;
+    r.state = j.at("state").get<std::string>();
+    r.origin = j.value("origin", "");
+    r.method = j.value("method", "");
+    r.consistent = j.value("consistent", false);
+    r.freeze_ms = j.value("freeze_ms", int64_t{-1});
+    r.size_bytes = j.value("size_bytes", uint64_t{0});
+    r.sha256 = j.value("sha256", "");
+    r.taken_at = j.value("taken_at", "");
+    r.reason = j.value("reason", "");
+    r.backup_id = j.value("backup_id", "");
+    r.bytes_added = j.value("bytes_added", uint64_t{0});
+    r.duration_ms = j.value("duration_ms", int64_t{0});
+    r.local = j.value("local", false);
+    r.backup = j.value("backup", false);
+    return r;
+  } catch (const json::exception& e) {
+    return Error(errc::kInvalidArgument, std::string("a snapshot report: ") + e.what());
+  }
+}
+
+json VolumeOpReport::toJson() const {
+  json j = {{"kind", kind},
+            {"volume_id", volume_id},
+            {"snapshot_id", snapshot_id},
+            {"ok", ok},
+            {"reason", reason.substr(0, 512)}};
+  if (kind == "restore") j["sha256"] = sha256;
+  if (kind == "verify") j["duration_ms"] = duration_ms;
+  return j;
+}
+
+Result<VolumeOpReport> VolumeOpReport::fromJson(const json& j) {
+  try {
+    VolumeOpReport r;
+    r.kind = j.at("kind").get<std::string>();
+    r.volume_id = j.at("volume_id").get<std::string>();
+    r.snapshot_id = j.at("snapshot_id").get<std::string>();
+    r.ok = j.at("ok").get<bool>();
+    r.reason = j.value("reason", "");
+    r.sha256 = j.value("sha256", "");
+    r.duration_ms = j.value("duration_ms", int64_t{0});
+    return r;
+  } catch (const json::exception& e) {
+    return Error(errc::kInvalidArgument, std::string("a volume op report: ") + e.what());
+  }
+}
+
+Result<bool> ControlPlaneClient::reportSnapshot(const std::string& node_id,
+                                                const std::string& volume_id,
+                                                const std::string& snapshot_id,
+                                                const SnapshotReport& report) {
+  int status = 0;
+  PLFM_ASSIGN_OR_RETURN(
+      auto j,
+      call("POST", "/v1/nodes/" + node_id + "/volumes/" + volume_id + "/snapshots/" + snapshot_id,
+           report.toJson().dump(), std::chrono::seconds(15), &status));
+  return j.is_object() ? j.value("applied", true) : true;
+}
+
+Result<bool> ControlPlaneClient::reportVolumeOp(const std::string& node_id,
+                                                const std::string& op_id,
+                                                const VolumeOpReport& report) {
+  int status = 0;
+  PLFM_ASSIGN_OR_RETURN(auto j, call("POST", "/v1/nodes/" + node_id + "/volume-ops/" + op_id,
+                                     report.toJson().dump(), std::chrono::seconds(15), &status));
   return j.is_object() ? j.value("applied", true) : true;
 }
 

@@ -49,6 +49,9 @@ struct NodePlan {
   // The volumes placed on this node, as sent: each entry is parsed at the
   // edge (workload_check.h parseNodeVolume) before anything acts on it.
   nlohmann::json volumes = nlohmann::json::array();
+  // The snapshots, restores and verifies this node should run, oldest first,
+  // as sent: parsed at the edge (workload_check.h parseVolumeOp).
+  nlohmann::json volume_ops = nlohmann::json::array();
 };
 
 // POST /v1/nodes/{node_id}/volumes/{volume_id}/status (volume-mounts.md
@@ -59,6 +62,49 @@ struct VolumeReport {
   std::string reason;  // for failed: at most 512 printable bytes
 
   bool operator==(const VolumeReport&) const = default;
+};
+
+// POST /v1/nodes/{node_id}/volumes/{volume_id}/snapshots/{snapshot_id}
+// (volume-mounts.md "Agent routes" of increments 5 and 6). Which fields are
+// sent depends on `state`.
+struct SnapshotReport {
+  std::string state;  // "taken", "failed", "backed_up" or "expired"
+  // taken
+  std::string origin;  // "api" or "schedule"
+  std::string method;  // "reflink", "blockdev-backup" or "copy"
+  bool consistent = false;
+  int64_t freeze_ms = -1;
+  uint64_t size_bytes = 0;
+  std::string sha256;
+  std::string taken_at;  // RFC 3339 UTC: the consistent point
+  // failed
+  std::string reason;  // at most 512 printable bytes
+  // backed_up
+  std::string backup_id;
+  uint64_t bytes_added = 0;
+  int64_t duration_ms = 0;
+  // expired: what is gone now
+  bool local = false;
+  bool backup = false;
+
+  [[nodiscard]] nlohmann::json toJson() const;
+  [[nodiscard]] static Result<SnapshotReport> fromJson(const nlohmann::json& j);
+  bool operator==(const SnapshotReport&) const = default;
+};
+
+// POST /v1/nodes/{node_id}/volume-ops/{op_id}.
+struct VolumeOpReport {
+  std::string kind;  // "restore" or "verify"
+  std::string volume_id;
+  std::string snapshot_id;
+  bool ok = false;
+  std::string reason;       // at most 512 printable bytes
+  std::string sha256;       // restore: of the restored file
+  int64_t duration_ms = 0;  // verify
+
+  [[nodiscard]] nlohmann::json toJson() const;
+  [[nodiscard]] static Result<VolumeOpReport> fromJson(const nlohmann::json& j);
+  bool operator==(const VolumeOpReport&) const = default;
 };
 
 struct StatusReport {
@@ -115,6 +161,15 @@ class ControlPlaneClient {
   // The state of a volume file on this node; true when it changed something.
   [[nodiscard]] Result<bool> reportVolume(const std::string& node_id, const std::string& volume_id,
                                           const VolumeReport& report);
+  // A snapshot's progress; true when it changed something. A 404 or 409
+  // (kNotFound, kFailedPrecondition) will not change by sending it again.
+  [[nodiscard]] Result<bool> reportSnapshot(const std::string& node_id,
+                                            const std::string& volume_id,
+                                            const std::string& snapshot_id,
+                                            const SnapshotReport& report);
+  // A restore's or verify's outcome; true when it changed something.
+  [[nodiscard]] Result<bool> reportVolumeOp(const std::string& node_id, const std::string& op_id,
+                                            const VolumeOpReport& report);
   // true when the report was applied, false when the control plane already had
   // it or a newer one (a duplicate is fine).
   [[nodiscard]] Result<bool> report(const std::string& node_id, const std::string& instance_id,

@@ -197,11 +197,118 @@ Result<NodeVolume> parseNodeVolume(const nlohmann::json& entry) {
   PLFM_TRY(checkId<VolumeId>(at + ".volume_id", v.volume_id, true));
   PLFM_ASSIGN_OR_RETURN(v.size_bytes, volumeSize(entry, at + ".size_bytes"));
   PLFM_ASSIGN_OR_RETURN(std::string state, volumeString(entry, at + ".state"));
-  if (state != "ready" && state != "deleting") {
-    return badField(at + ".state", state, "is not ready or deleting");
+  if (state != "ready" && state != "deleting" && state != "restoring") {
+    return badField(at + ".state", state, "is not ready, deleting or restoring");
   }
   v.deleting = state == "deleting";
+  v.restoring = state == "restoring";
+  if (auto it = entry.find("backup_every_seconds"); it != entry.end() && !it->is_null()) {
+    const bool fits =
+        it->is_number_integer() &&
+        (it->get<int64_t>() == 0 || (it->get<int64_t>() >= 60 && it->get<int64_t>() <= 86'400));
+    if (!fits) {
+      return badField(at + ".backup_every_seconds", it->dump().substr(0, 80),
+                      "is not 0 or 60 to 86400");
+    }
+    v.backup_every_seconds = it->get<int64_t>();
+  }
+  if (auto it = entry.find("backup_keep"); it != entry.end() && !it->is_null()) {
+    if (!it->is_number_integer() || it->get<int64_t>() < 1 || it->get<int64_t>() > 1000) {
+      return badField(at + ".backup_keep", it->dump().substr(0, 80), "is not 1 to 1000");
+    }
+    v.backup_keep = it->get<int>();
+  }
   return v;
+}
+
+bool validHex64(std::string_view s) {
+  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+std::string_view volumeOpKindName(VolumeOp::Kind kind) {
+  switch (kind) {
+    case VolumeOp::Kind::kSnapshot:
+      return "snapshot";
+    case VolumeOp::Kind::kRestore:
+      return "restore";
+    case VolumeOp::Kind::kVerify:
+      return "verify";
+  }
+  return "?";
+}
+
+namespace {
+
+Result<bool> opBool(const nlohmann::json& entry, const std::string& field, bool fallback) {
+  auto it = entry.find(field.substr(field.rfind('.') + 1));
+  if (it == entry.end() || it->is_null()) return fallback;
+  if (!it->is_boolean()) return badField(field, it->dump().substr(0, 80), "is not a boolean");
+  return it->get<bool>();
+}
+
+Result<std::string> opHex(const nlohmann::json& entry, const std::string& field) {
+  PLFM_ASSIGN_OR_RETURN(std::string s, volumeString(entry, field));
+  if (!validHex64(s)) return badField(field, s, "is not 64 lowercase hex characters");
+  return s;
+}
+
+template <class Id>
+Result<std::string> opId(const nlohmann::json& entry, const std::string& field) {
+  PLFM_ASSIGN_OR_RETURN(std::string s, volumeString(entry, field));
+  PLFM_TRY(checkId<Id>(field, s, true));
+  return s;
+}
+
+}  // namespace
+
+Result<VolumeOp> parseVolumeOp(const nlohmann::json& entry) {
+  const std::string at = "NodePlan.volume_ops[]";
+  if (!entry.is_object()) return badField(at, entry.dump().substr(0, 80), "is not an object");
+  VolumeOp op;
+  PLFM_ASSIGN_OR_RETURN(std::string kind, volumeString(entry, at + ".kind"));
+  PLFM_ASSIGN_OR_RETURN(op.volume_id, opId<VolumeId>(entry, at + ".volume_id"));
+  if (kind == "snapshot") {
+    op.kind = VolumeOp::Kind::kSnapshot;
+    PLFM_ASSIGN_OR_RETURN(op.op_id, opId<SnapshotId>(entry, at + ".op_id"));
+    op.snapshot_id = op.op_id;
+    op.source_volume_id = op.volume_id;
+    PLFM_ASSIGN_OR_RETURN(op.freeze, opBool(entry, at + ".freeze", true));
+    return op;
+  }
+  if (kind != "restore" && kind != "verify") {
+    return badField(at + ".kind", kind, "is not snapshot, restore or verify");
+  }
+  PLFM_ASSIGN_OR_RETURN(op.op_id, opId<VolumeOpId>(entry, at + ".op_id"));
+  PLFM_ASSIGN_OR_RETURN(op.snapshot_id, opId<SnapshotId>(entry, at + ".snapshot_id"));
+  PLFM_ASSIGN_OR_RETURN(op.sha256, opHex(entry, at + ".sha256"));
+  if (kind == "verify") {
+    op.kind = VolumeOp::Kind::kVerify;
+    op.source_volume_id = op.volume_id;
+    op.from_backup = true;
+    PLFM_ASSIGN_OR_RETURN(op.backup_id, opHex(entry, at + ".backup_id"));
+    return op;
+  }
+  op.kind = VolumeOp::Kind::kRestore;
+  PLFM_ASSIGN_OR_RETURN(op.source_volume_id, opId<VolumeId>(entry, at + ".source_volume_id"));
+  PLFM_ASSIGN_OR_RETURN(std::string source, volumeString(entry, at + ".source"));
+  if (source != "local" && source != "backup") {
+    return badField(at + ".source", source, "is not local or backup");
+  }
+  op.from_backup = source == "backup";
+  if (op.from_backup) {
+    PLFM_ASSIGN_OR_RETURN(op.backup_id, opHex(entry, at + ".backup_id"));
+  } else if (auto it = entry.find("backup_id"); it != entry.end() && !it->is_null()) {
+    PLFM_ASSIGN_OR_RETURN(op.backup_id, opHex(entry, at + ".backup_id"));
+  }
+  PLFM_ASSIGN_OR_RETURN(op.size_bytes, volumeSize(entry, at + ".size_bytes"));
+  PLFM_ASSIGN_OR_RETURN(op.in_place, opBool(entry, at + ".in_place", false));
+  if (op.in_place && op.source_volume_id != op.volume_id) {
+    return badField(at + ".source_volume_id", op.source_volume_id,
+                    "differs from volume_id in an in-place restore");
+  }
+  return op;
 }
 
 std::string shownValue(std::string_view value, size_t max) {

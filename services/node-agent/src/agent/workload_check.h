@@ -38,12 +38,43 @@ inline constexpr size_t kMaxWorkloadVolumes = 16;
 struct NodeVolume {
   std::string volume_id;
   uint64_t size_bytes = 0;
-  bool deleting = false;  // state "deleting"; otherwise "ready"
+  bool deleting = false;   // state "deleting"
+  bool restoring = false;  // state "restoring": a restore op writes the file
+  // The backup schedule (volume-mounts.md "NodePlan"): 0 (or absent) is
+  // none, else 60 .. 86400; backup_keep 1 .. 1000 (absent: 96).
+  int64_t backup_every_seconds = 0;
+  int backup_keep = 96;
 
   bool operator==(const NodeVolume&) const = default;
 };
 // One NodePlan.volumes entry, typed; errors name the field.
 [[nodiscard]] Result<NodeVolume> parseNodeVolume(const nlohmann::json& entry);
+
+// One entry of NodePlan.volume_ops (volume-mounts.md "NodePlan"), typed:
+// the agent acts on this, never on the JSON. Ids are TypedIds (snap_ for a
+// snapshot's op id and every snapshot_id, vop_ for restore and verify, vol_
+// for volumes), sha256 and backup_id 64 lowercase hex, size_bytes 16 MiB ..
+// 16 TiB. Errors name the field.
+struct VolumeOp {
+  enum class Kind { kSnapshot, kRestore, kVerify };
+  Kind kind = Kind::kSnapshot;
+  std::string op_id;             // snapshot: the snapshot id
+  std::string volume_id;         // restore: the target
+  bool freeze = true;            // snapshot
+  std::string snapshot_id;       // restore, verify (a snapshot: = op_id)
+  std::string source_volume_id;  // restore (verify: = volume_id)
+  bool from_backup = false;      // restore: source "backup" (verify: always)
+  std::string backup_id;         // restore from a backup, verify
+  std::string sha256;            // restore, verify: of the snapshot file
+  uint64_t size_bytes = 0;       // restore: the target's size
+  bool in_place = false;         // restore
+
+  bool operator==(const VolumeOp&) const = default;
+};
+[[nodiscard]] Result<VolumeOp> parseVolumeOp(const nlohmann::json& entry);
+[[nodiscard]] std::string_view volumeOpKindName(VolumeOp::Kind kind);
+// 64 lowercase hex characters: a sha256 or a restic snapshot id.
+[[nodiscard]] bool validHex64(std::string_view s);
 
 // Ok when every field of `w` is within its grammar; otherwise the first
 // field that is not, named, with its value shown escaped and truncated.
