@@ -72,6 +72,16 @@ std::optional<int> Process::waitFor(std::chrono::milliseconds timeout) {
   return status_;
 }
 
+std::optional<int> Process::waitOrKill(std::chrono::milliseconds timeout, bool group) {
+  if (auto st = waitFor(timeout)) return st;
+  if (pid_ > 0) {
+    if (group) ::kill(-pid_, SIGKILL);
+    ::kill(pid_, SIGKILL);
+  }
+  (void)wait();
+  return std::nullopt;
+}
+
 void Process::signal(int sig) const {
   if (pid_ > 0 && !status_) ::kill(pid_, sig);
 }
@@ -106,7 +116,7 @@ Result<Process> spawn(const std::vector<std::string>& argv, const SpawnOptions& 
   // Entries in o.env replace inherited ones of the same name (getenv() in the
   // child would otherwise see whichever comes first).
   auto nameOf = [](std::string_view e) { return e.substr(0, e.find('=')); };
-  for (char** e = environ; *e != nullptr; ++e) {
+  for (char** e = environ; o.inherit_env && *e != nullptr; ++e) {
     bool overridden = false;
     for (const auto& mine : o.env) overridden = overridden || nameOf(mine) == nameOf(*e);
     if (!overridden) envStore.emplace_back(*e);
@@ -134,9 +144,13 @@ Result<Process> spawn(const std::vector<std::string>& argv, const SpawnOptions& 
     if (o.new_session && ::setsid() < 0) childFail(report[1], "setsid");
     int in = o.stdin_fd >= 0 ? o.stdin_fd : ::open("/dev/null", O_RDONLY);
     if (in < 0 || ::dup2(in, 0) < 0) childFail(report[1], "stdin");
-    int out = ::open(outPath.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int out = o.stdout_fd >= 0 ? o.stdout_fd
+                               : ::open(outPath.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (out < 0 || ::dup2(out, 1) < 0) childFail(report[1], "stdout");
-    int err = ::open(errPath.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int err = o.stderr_fd >= 0 ? o.stderr_fd
+              : o.stdout_fd >= 0 && o.stderr_path.empty()
+                  ? 1
+                  : ::open(errPath.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (err < 0 || ::dup2(err, 2) < 0) childFail(report[1], "stderr");
     if (o.gid) {
       if (::setgroups(0, nullptr) != 0) childFail(report[1], "setgroups");
@@ -177,7 +191,17 @@ Result<Process> spawn(const std::vector<std::string>& argv, const SpawnOptions& 
 
 Result<void> runChecked(const std::vector<std::string>& argv, const SpawnOptions& options) {
   PLFM_ASSIGN_OR_RETURN(Process p, spawn(argv, options));
-  const int st = p.wait();
+  std::optional<int> waited;
+  if (options.timeout.count() > 0) {
+    waited = p.waitOrKill(options.timeout, options.new_session);
+    if (!waited) {
+      return Error(errc::kDeadlineExceeded, "'" + argv[0] + "' ran longer than " +
+                                                std::to_string(options.timeout.count()) +
+                                                " ms and was killed")
+          .with("program", argv[0]);
+    }
+  }
+  const int st = waited ? *waited : p.wait();
   if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return ok();
   std::string tail = options.stdout_path.empty() ? "" : tailFile(options.stdout_path, 20);
   return Error(errc::kInternal,

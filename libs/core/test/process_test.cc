@@ -1,11 +1,13 @@
 #include "plfm/core/process.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <csignal>
 #include <filesystem>
+#include <thread>
 
 namespace plfm {
 namespace {
@@ -66,6 +68,44 @@ TEST(ProcessTest, RunCheckedReportsOutputTail) {
   ASSERT_FALSE(r.has_value());
   EXPECT_NE(r.error().message().find("exited 2"), std::string::npos);
   EXPECT_NE(r.error().message().find("the-reason"), std::string::npos);
+  std::filesystem::remove(out);
+}
+
+TEST(ProcessTest, RunCheckedKillsTheProcessGroupPastItsTimeout) {
+  const std::string out = tempPath("timeout");
+  SpawnOptions o;
+  o.stdout_path = out;
+  o.timeout = std::chrono::milliseconds(200);
+  const auto t0 = std::chrono::steady_clock::now();
+  // The shell's background child goes too: the whole group is killed.
+  auto r = runChecked({"/bin/sh", "-c", "sleep 30 & echo $!; sleep 30"}, o);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), errc::kDeadlineExceeded);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  const auto background = static_cast<pid_t>(std::atol(readFile(out).value_or("0").c_str()));
+  ASSERT_GT(background, 0);
+  for (int i = 0; i < 100 && processRunning(background); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_FALSE(processRunning(background));
+  std::filesystem::remove(out);
+}
+
+TEST(ProcessTest, AChildCanGetOnlyTheEnvironmentItIsGivenAndFdsForItsOutput) {
+  ::setenv("PLFM_PROCESS_TEST_SECRET", "inherited", 1);
+  const std::string out = tempPath("env");
+  std::filesystem::remove(out);
+  const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  ASSERT_GE(fd, 0);
+  SpawnOptions o;
+  o.inherit_env = false;
+  o.env = {"ONLY=this"};
+  o.stdout_fd = fd;
+  auto r = runChecked({"/usr/bin/env"}, o);
+  ::close(fd);
+  ::unsetenv("PLFM_PROCESS_TEST_SECRET");
+  ASSERT_TRUE(r.has_value()) << r.error().toString();
+  EXPECT_EQ(*readFile(out), "ONLY=this\n");
   std::filesystem::remove(out);
 }
 

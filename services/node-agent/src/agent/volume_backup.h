@@ -40,6 +40,12 @@ struct BackupOptions {
 // owned by this process's uid); the error names the file and the reason.
 [[nodiscard]] Result<void> checkPasswordFile(const std::string& path);
 
+// `text` made fit for a reason (events, errors, logs): the repository
+// string and the parts restic or ssh echo of it (path, host), the sftp
+// command and the password file's path replaced by "<repository>", line
+// breaks as "; ", other unprintable bytes as '?', at most 512 bytes.
+[[nodiscard]] std::string scrubReason(std::string_view text, const BackupOptions& options);
+
 // The scheme of a repository string for logs ("local", "sftp", "rest",
 // "s3", ...): never the string itself.
 [[nodiscard]] std::string repositoryScheme(std::string_view repository);
@@ -78,6 +84,12 @@ class BackupRepository {
   [[nodiscard]] Result<void> prune();
 
  private:
+  // restic with `args` (the sftp command and the cache in front), the
+  // repository and password file in its environment; returns its stdout
+  // (empty when `stdout_fd` took it). Errors are scrubbed.
+  [[nodiscard]] Result<std::string> run(const std::vector<std::string>& args, int stdin_fd = -1,
+                                        int stdout_fd = -1);
+
   BackupOptions options_;
 };
 

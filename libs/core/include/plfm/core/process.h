@@ -22,9 +22,17 @@ struct SpawnOptions {
   std::string stdout_path;       // append stdout here; empty: /dev/null
   std::string stderr_path;       // append stderr here; empty: same as stdout
   int stdin_fd = -1;             // dup2'ed to stdin; -1: /dev/null
+  int stdout_fd = -1;            // dup2'ed to stdout; wins over stdout_path
+  int stderr_fd = -1;            // dup2'ed to stderr; wins over stderr_path
   std::string cwd;               // empty: inherit
   std::vector<std::string> env;  // extra NAME=VALUE entries on top of ours
-  bool new_session = true;       // setsid() in the child
+  // False: the child's environment is `env` alone, nothing of ours (a child
+  // that must not see what the operator's environment may hold).
+  bool inherit_env = true;
+  bool new_session = true;  // setsid() in the child
+  // runChecked only: past this the child (its whole process group, when it
+  // has its own session) is killed and the run fails. Zero: no limit.
+  std::chrono::milliseconds timeout{0};
 };
 
 class Process {
@@ -46,6 +54,10 @@ class Process {
   int wait();
   // Waits up to `timeout`; nullopt if still running.
   std::optional<int> waitFor(std::chrono::milliseconds timeout);
+  // Waits up to `timeout`; past it SIGKILLs the child (its process group
+  // too when `group`: a child started with new_session leads one) and reaps
+  // it, and returns nullopt.
+  std::optional<int> waitOrKill(std::chrono::milliseconds timeout, bool group);
   void signal(int sig) const;
   // Releases ownership: the destructor will no longer kill the child.
   pid_t release();
@@ -58,8 +70,9 @@ class Process {
 [[nodiscard]] Result<Process> spawn(const std::vector<std::string>& argv,
                                     const SpawnOptions& options = {});
 
-// Runs argv to completion; fails unless it exits 0. The error carries the
-// tail of its output (stdout and stderr are captured to `log_path`).
+// Runs argv to completion; fails unless it exits 0 (or, with
+// options.timeout, when it runs longer: killed, errc::kDeadlineExceeded).
+// The error carries the tail of the output captured at stdout_path.
 [[nodiscard]] Result<void> runChecked(const std::vector<std::string>& argv,
                                       const SpawnOptions& options);
 
