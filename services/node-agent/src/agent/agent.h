@@ -118,11 +118,12 @@ struct AgentOptions {
   // loopback one too.
   bool listen_tls = false;
   std::string agent_version = "0.1.0";
-  // Off-node backups of volume snapshots (volume_backup.h); no repository:
-  // no schedule, and restore-from-backup and verify ops fail saying so.
+  // Off-node volume backups (volume_backup.h, volume-mounts.md "Agent"):
+  // no repository, no scheduled snapshots, backups or drills. cache_dir is
+  // STATE/restic-cache unless set.
   BackupOptions backup;
-  // How often the newest backup of each volume is restored as a drill.
-  std::chrono::seconds verify_every{86'400};
+  // How often the restore drill of each volume's newest backup runs.
+  std::chrono::seconds verify_every{86400};
 };
 
 // True when `remote` (http::Request::remote: "[::1]:53211", "127.0.0.1:80",

@@ -137,6 +137,7 @@ json VolumeOps::OpRecord::toJson() const {
           {"kind", kind},
           {"volume_id", volume_id},
           {"ok", ok},
+          {"reason", reason},
           {"finished_ms", finished_ms},
           {"outbox", outboxJson(outbox)}};
 }
@@ -148,6 +149,7 @@ Result<VolumeOps::OpRecord> VolumeOps::OpRecord::fromJson(const json& j) {
     r.kind = j.at("kind").get<std::string>();
     r.volume_id = j.at("volume_id").get<std::string>();
     r.ok = j.value("ok", false);
+    r.reason = j.value("reason", "");
     r.finished_ms = j.value("finished_ms", int64_t{0});
     PLFM_TRY(readOutbox(j, r));
     return r;
@@ -647,6 +649,7 @@ Result<std::string> VolumeOps::restoreInto(const VolumeOp& op, const std::string
 
 void VolumeOps::finishOp(OpRecord rec, const VolumeOpReport& report) {
   rec.ok = report.ok;
+  rec.reason = report.reason;
   rec.finished_ms = nowMs();
   if (deps_.report_op) rec.outbox.push_back({report.toJson(), false});
   saveOp(rec);
@@ -660,7 +663,7 @@ void VolumeOps::finishOp(OpRecord rec, const VolumeOpReport& report) {
 }
 
 void VolumeOps::runRestore(const VolumeOp& op) {
-  OpRecord rec{op.op_id, "restore", op.volume_id, false, 0, {}};
+  OpRecord rec{op.op_id, "restore", op.volume_id, false, "", 0, {}};
   VolumeOpReport report{"restore", op.volume_id, op.snapshot_id, false, "", "", 0};
   bool restoring = false;
   {
@@ -712,7 +715,7 @@ void VolumeOps::runRestore(const VolumeOp& op) {
 // The control plane takes the report of an op id it does not know as a
 // scheduled drill (origin "schedule").
 void VolumeOps::runVerify(const VolumeOp& op) {
-  OpRecord rec{op.op_id, "verify", op.volume_id, false, 0, {}};
+  OpRecord rec{op.op_id, "verify", op.volume_id, false, "", 0, {}};
   VolumeOpReport report{"verify", op.volume_id, op.snapshot_id, false, "", "", 0};
   const auto t0 = std::chrono::steady_clock::now();
   const std::string scratch = deps_.volumes->dir() + "/.verify-" + op.op_id;

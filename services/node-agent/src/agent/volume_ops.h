@@ -155,6 +155,7 @@ class VolumeOps {
     std::string kind;  // "restore" | "verify"
     std::string volume_id;
     bool ok = false;
+    std::string reason;
     int64_t finished_ms = 0;
     std::vector<Outgoing> outbox;
     [[nodiscard]] nlohmann::json toJson() const;

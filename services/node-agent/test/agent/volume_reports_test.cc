@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "agent/agent.h"
+#include "plfm/core/id.h"
 #include "plfm/core/process.h"
 #include "plfm/core/sha256.h"
 #include "plfm/http/http.h"
@@ -424,6 +425,44 @@ TEST_F(VolumeOpsAgentTest, UndeliveredReportsAreSentAfterARestartAndNothingIsTak
   EXPECT_EQ(fs::last_write_time(snapFile(kSnapC)), mtime) << "not taken again";
   EXPECT_TRUE(reportsOf(kVol3).empty());
   EXPECT_FALSE(fs::exists(fileOf(kVol3)));
+}
+
+// With a repository, each ready volume with backup_every_seconds gets
+// snapshots of its own (origin "schedule", ids the agent makes), and the
+// newest backup is restored as a drill every verify_every (a verify report
+// for an op id the agent made).
+TEST_F(VolumeOpsAgentTest, TheScheduleSnapshotsAVolumeAndDrillsItsNewestBackup) {
+  opts_.verify_every = 1s;
+  json v = volumeEntry(kVol, 16 * kMiB, "ready");
+  v["backup_every_seconds"] = 3600;
+  api_.setVolumes(json::array({v, volumeEntry(kVol2, 16 * kMiB, "ready")}));
+  startWithBackups();
+  ASSERT_TRUE(waitFor([&] {
+    const auto all = api_.opReports();
+    return std::any_of(all.begin(), all.end(),
+                       [](const auto& r) { return r.first.starts_with("/volume-ops/"); });
+  }));
+  std::vector<std::string> snapshots;
+  for (const auto& [path, body] : api_.opReports()) {
+    EXPECT_EQ(path.find(kVol2), std::string::npos) << "no schedule: " << path;
+    if (body.value("state", "") == "taken") {
+      EXPECT_EQ(body["origin"], "schedule");
+      snapshots.push_back(path.substr(path.rfind('/') + 1));
+    }
+  }
+  ASSERT_EQ(snapshots.size(), 1u) << "one per backup_every_seconds";
+  EXPECT_TRUE(SnapshotId::parse(snapshots[0]));
+  std::string drill;
+  for (const auto& [path, body] : api_.opReports()) {
+    if (path.starts_with("/volume-ops/")) {
+      drill = path.substr(path.rfind('/') + 1);
+      EXPECT_EQ(body["kind"], "verify");
+      EXPECT_EQ(body["ok"], true) << body.dump();
+      EXPECT_EQ(body["snapshot_id"], snapshots[0]);
+      EXPECT_EQ(body["volume_id"], kVol);
+    }
+  }
+  EXPECT_TRUE(VolumeOpId::parse(drill)) << drill;
 }
 
 }  // namespace

@@ -29,6 +29,7 @@
 #include "plfm/testing/pg_cluster.h"
 #include "plfm/testing/temp_dir.h"
 #include "runtime/qemu_runtime.h"
+#include "support/agent_options.h"
 #include "support/agent_world.h"
 #include "support/test_image.h"
 
@@ -84,14 +85,7 @@ class AgentE2e : public ::testing::Test {
  protected:
   void SetUp() override {
     state_ = std::make_unique<plfm::testing::TempDir>("ag");
-    opts_.state_dir = state_->path();
-    opts_.plan_file = state_->file("plan.json");
-    opts_.kernel = g_world->kernel;
-    opts_.initramfs = g_world->initramfs;
-    opts_.image_cache_dir = g_world->dir->file("images");
-    opts_.scratch_mb = 64;
-    opts_.shutdown_grace_ms = 3000;
-    opts_.stop_instances_on_exit = true;
+    opts_ = testing::planFileAgentOptions(*g_world, state_->path());
     writePlan(json::array());
   }
   void TearDown() override {
