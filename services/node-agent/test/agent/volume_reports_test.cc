@@ -274,6 +274,7 @@ constexpr const char* kSnapC = "snap_01jd00000000000000000000c1";
 constexpr const char* kRestoreOp = "vop_01jd0000000000000000000001";
 constexpr const char* kVerifyOp = "vop_01jd0000000000000000000002";
 constexpr const char* kBadRestoreOp = "vop_01jd0000000000000000000003";
+constexpr const char* kLocalRestoreOp = "vop_01jd0000000000000000000004";
 
 json snapshotOp(const char* snap, const char* vol) {
   return {{"op_id", snap}, {"kind", "snapshot"}, {"volume_id", vol}, {"freeze", true}};
@@ -353,10 +354,20 @@ TEST_F(VolumeOpsAgentTest, SnapshotsAreBackedUpExpiredRestoredAndVerifiedEachRep
   json bad = restore;
   bad["op_id"] = kBadRestoreOp;
   bad["volume_id"] = kVol;
+  // From the node's own snapshot file (source local): no repository needed.
+  json local = restore;
+  local["op_id"] = kLocalRestoreOp;
+  local["volume_id"] = kVol3;
+  local["source"] = "local";
+  local["backup_id"] = nullptr;
+  local["size_bytes"] = 16 * kMiB;
   api_.setVolumes(json::array({volumeEntry(kVol, 16 * kMiB, "ready", 1),
-                               volumeEntry(kVol2, 32 * kMiB, "restoring")}),
-                  json::array({restore, bad}));
-  ASSERT_TRUE(waitFor([&] { return opReportsOf(kBadRestoreOp).size() == 1; }));
+                               volumeEntry(kVol2, 32 * kMiB, "restoring"),
+                               volumeEntry(kVol3, 16 * kMiB, "restoring")}),
+                  json::array({restore, bad, local}));
+  ASSERT_TRUE(waitFor([&] { return opReportsOf(kLocalRestoreOp).size() == 1; }));
+  EXPECT_EQ(opReportsOf(kLocalRestoreOp).at(0)["ok"], true) << opReportsOf(kLocalRestoreOp).at(0);
+  EXPECT_EQ(sha256OfFile(fileOf(kVol3)).value_or(""), taken_b["sha256"]);
   const json r = opReportsOf(kRestoreOp).at(0);
   EXPECT_EQ(r["ok"], true) << r.dump();
   EXPECT_EQ(r["sha256"], taken_b["sha256"]);
@@ -375,9 +386,10 @@ TEST_F(VolumeOpsAgentTest, SnapshotsAreBackedUpExpiredRestoredAndVerifiedEachRep
   const json verify = {{"op_id", kVerifyOp},    {"kind", "verify"},
                        {"volume_id", kVol},     {"snapshot_id", kSnapB},
                        {"backup_id", backup_b}, {"sha256", taken_b["sha256"]}};
-  api_.setVolumes(json::array({volumeEntry(kVol, 16 * kMiB, "ready", 1),
-                               volumeEntry(kVol2, 32 * kMiB, "ready")}),
-                  json::array({verify}));
+  api_.setVolumes(
+      json::array({volumeEntry(kVol, 16 * kMiB, "ready", 1), volumeEntry(kVol2, 32 * kMiB, "ready"),
+                   volumeEntry(kVol3, 16 * kMiB, "ready")}),
+      json::array({verify}));
   ASSERT_TRUE(waitFor([&] { return opReportsOf(kVerifyOp).size() == 1; }));
   const json v = opReportsOf(kVerifyOp)[0];
   EXPECT_EQ(v["ok"], false);
@@ -463,6 +475,29 @@ TEST_F(VolumeOpsAgentTest, TheScheduleSnapshotsAVolumeAndDrillsItsNewestBackup) 
     }
   }
   EXPECT_TRUE(VolumeOpId::parse(drill)) << drill;
+}
+
+// Without a repository, snapshots stay local (taken, never backed up) and
+// a verify or a restore from a backup fails saying so.
+TEST_F(VolumeOpsAgentTest, WithoutARepositorySnapshotsStayLocalAndBackupOpsFailSayingSo) {
+  const json verify = {{"op_id", kVerifyOp},
+                       {"kind", "verify"},
+                       {"volume_id", kVol},
+                       {"snapshot_id", kSnapA},
+                       {"backup_id", std::string(64, 'b')},
+                       {"sha256", std::string(64, 'c')}};
+  api_.setVolumes(json::array({volumeEntry(kVol, 16 * kMiB, "ready")}),
+                  json::array({snapshotOp(kSnapA, kVol), verify}));
+  ASSERT_TRUE(agent_->start());  // the fixture's agent: restic, not configured
+  ASSERT_TRUE(waitFor([&] { return opReportsOf(kVerifyOp).size() == 1; }));
+  const json v = opReportsOf(kVerifyOp)[0];
+  EXPECT_EQ(v["ok"], false);
+  EXPECT_EQ(v["reason"], "no backup repository is configured on this node");
+  std::this_thread::sleep_for(300ms);
+  const auto a = opReportsOf(std::string("/snapshots/") + kSnapA);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0]["state"], "taken");
+  EXPECT_TRUE(fs::exists(snapFile(kSnapA)));
 }
 
 }  // namespace
