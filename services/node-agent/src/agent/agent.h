@@ -43,6 +43,7 @@
 #include "agent/instance_host.h"
 #include "agent/instance_record.h"
 #include "agent/log_endpoint.h"
+#include "agent/volume_backup.h"
 #include "agent/volume_snapshot.h"
 #include "agent/volume_store.h"
 #include "agent/workload_check.h"
@@ -115,6 +116,12 @@ struct AgentOptions {
   // loopback one too.
   bool listen_tls = false;
   std::string agent_version = "0.1.0";
+  // Off-node volume backups (volume_backup.h, volume-mounts.md "Agent"):
+  // no repository, no scheduled snapshots, backups or drills. cache_dir is
+  // STATE/restic-cache unless set.
+  BackupOptions backup;
+  // How often the restore drill of each volume's newest backup runs.
+  std::chrono::seconds verify_every{86400};
 };
 
 // True when `remote` (http::Request::remote: "[::1]:53211", "127.0.0.1:80",
