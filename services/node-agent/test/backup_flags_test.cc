@@ -5,7 +5,7 @@
 #include "config_file.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
+#include <cstdlib>
 
 #include <CLI/CLI.hpp>
 #include <fstream>
