@@ -11,7 +11,9 @@
 #include <thread>
 
 #include "agent/agent.h"
+#include "backup_flags.h"
 #include "command_line.h"
+#include "config_file.h"
 #include "image/address_policy.h"
 #include "netdev/firewall.h"
 #include "plfm/core/log.h"
@@ -53,6 +55,7 @@ struct RunFlags {
   bool allow_oci_layout = false;
   std::string firecracker_binary = "firecracker";
   std::string enroll_token_file;
+  std::string config_file;
   std::string kernel_dir;
   std::string log_level = "info";
   std::string log_file;
@@ -110,6 +113,18 @@ int runAgent(RunFlags f) {
   o.image.registry_allow_cidrs = f.registry_allow_cidrs;
   o.image.allow_oci_layout = f.allow_oci_layout;
 
+  if (auto b = finishBackupOptions(o); !b) {
+    std::cerr << "plfm-node-agent: " << b.error().message() << "\n";
+    log::error("bad backup settings", {{"error", b.error().message()}});
+    return 2;
+  }
+  if (o.backup.repository.empty()) {
+    log::info("no backup repository: volume snapshots stay on this node");
+  } else {
+    log::info("volume backups configured",
+              {{"scheme", repositoryScheme(o.backup.repository)},
+               {"verify_every_s", std::to_string(o.verify_every.count())}});
+  }
   if (!f.confine.enabled) {
     log::warn(
         "VMMs run unconfined (--unsafe-unconfined-vms): a guest that escapes its VMM gets "
@@ -155,7 +170,9 @@ void registerRunCommand(CLI::App& app, CommandAction* action) {
       "run",
       "Run the agent: enroll (first start), follow this node's plan, and run its instances as "
       "microVMs. VMs survive an agent restart and are adopted again.");
-  run->set_config("--config", "", "TOML file with these settings (flag names as keys)");
+  run->add_option("--config", flags->config_file,
+                  "TOML file with these settings (flag names as keys; a [backup] section with "
+                  "repository, password-file, sftp-command, restic-binary, verify-every)");
   AgentOptions& o = flags->agent;
   o.firewall_policy.egress_denied = {*netdev::parseIpv6Prefix("fc00::/7")};
   run->add_option("--state-dir", o.state_dir, "Where the agent keeps everything")
@@ -269,10 +286,14 @@ void registerRunCommand(CLI::App& app, CommandAction* action) {
       ->capture_default_str();
   run->add_flag("--stop-instances-on-exit", o.stop_instances_on_exit,
                 "Stop every VM when the agent exits (default: leave them running)");
+  addBackupOptions(*run, o);
   run->add_option("--log-level", flags->log_level, "debug, info, warn, error")
       ->capture_default_str();
   run->add_option("--log-file", flags->log_file, "Append JSON logs here (default: stderr)");
-  run->callback([flags, action] { *action = [flags] { return runAgent(*flags); }; });
+  run->callback([run, flags, action] {
+    applyConfigFile(*run, flags->config_file);
+    *action = [flags] { return runAgent(*flags); };
+  });
 }
 
 }  // namespace plfm::agent

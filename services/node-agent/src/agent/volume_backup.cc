@@ -52,6 +52,11 @@ std::vector<std::string> secretPieces(const BackupOptions& o) {
     rest = rest.substr(colon + 1);
     pieces.emplace_back(rest);
   }
+  // rest:https://user:password@host:8000/path: the authority is the host.
+  if (const auto url = rest.find("://"); url != std::string_view::npos) {
+    rest = rest.substr(url + 3);
+    if (rest.find('/') == std::string_view::npos) pieces.emplace_back(rest);
+  }
   if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
     // The path and its ancestors two components deep or more: restic names
     // the first missing one ("mkdir /srv/backups: permission denied").
@@ -63,10 +68,15 @@ std::vector<std::string> secretPieces(const BackupOptions& o) {
     }
     std::string_view host = rest.substr(0, slash);
     while (!host.empty() && host.back() == ':') host.remove_suffix(1);
-    if (const auto at = host.find('@'); at != std::string_view::npos) {
-      pieces.emplace_back(host.substr(at + 1));
-    }
     pieces.emplace_back(host);
+    if (const auto at = host.rfind('@'); at != std::string_view::npos) {
+      pieces.emplace_back(host.substr(0, at));  // the user (and a password)
+      host = host.substr(at + 1);
+      pieces.emplace_back(host);
+    }
+    if (const auto port = host.rfind(':'); port != std::string_view::npos) {
+      pieces.emplace_back(host.substr(0, port));
+    }
   }
   std::erase_if(pieces, [](const std::string& p) { return p.size() < 3; });
   std::sort(pieces.begin(), pieces.end(),

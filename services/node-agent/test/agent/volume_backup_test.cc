@@ -236,12 +236,20 @@ TEST_F(VolumeBackupTest, ErrorsNeverShowTheRepositoryOrThePassword) {
                           return s;
                         }()),
             "at <repository>: no; route?");
+  BackupOptions rest;
+  rest.repository = "rest:https://backup:pa55word@backup.example:8000/plfm";
+  const std::string said = scrubReason(
+      "Fatal: unable to open config file: Head \"https://backup:***@backup.example:8000/plfm/"
+      "config\": dial tcp: lookup backup.example: no such host",
+      rest);
+  EXPECT_EQ(said.find("backup.example"), std::string::npos) << said;
+  EXPECT_EQ(said.find("pa55word"), std::string::npos) << said;
   EXPECT_LE(scrubReason(std::string(4096, 'x'), o_).size(), 512u);
 }
 
 // A fake restic records what it was given.
 std::string fakeRestic(const plfm::testing::TempDir& dir, const std::string& body = "") {
-  const std::string path = dir.file("fake-restic");
+  std::string path = dir.file("fake-restic");
   std::ofstream(path) << "#!/bin/sh\necho \"$@\" >> " << dir.file("argv") << "\nenv >> "
                       << dir.file("env") << "\n"
                       << body << "\n";
@@ -459,7 +467,7 @@ TEST_F(VolumeBackupTest, AnSftpRepositoryOnAnotherHostBacksUpAndRestores) {
   writeRandom(vol, 16 * kMiB, 7);
   auto rec = repo.backup(vol, kVolA, "snap_s1");
   ASSERT_TRUE(rec) << rec.error().toString();
-  scribble(vol, 3 * kMiB, 160 * 1024, 8);
+  scribble(vol, 3 * kMiB, uint64_t{160} * 1024, 8);
   auto rec2 = repo.backup(vol, kVolA, "snap_s2");
   ASSERT_TRUE(rec2) << rec2.error().toString();
   EXPECT_LT(rec2->bytes_added, 8 * kMiB);  // restic's chunks average 1 MiB, up to 8
