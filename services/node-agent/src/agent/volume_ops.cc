@@ -613,10 +613,11 @@ void VolumeOps::updateRpo() {
   }
   const int64_t now = nowMs();
   for (const auto& [vol, at] : newest) {
+    const int64_t seconds = std::max<int64_t>(0, now - at) / 1000;  // whole seconds
     deps_.metrics
         ->gauge("plfm_agent_volume_rpo_seconds",
                 "Now minus the consistent point of the newest backup of each volume")
-        .set(static_cast<double>(std::max<int64_t>(0, now - at) / 1000), {{"volume_id", vol}});
+        .set(static_cast<double>(seconds), {{"volume_id", vol}});
   }
 }
 

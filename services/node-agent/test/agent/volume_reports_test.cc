@@ -245,9 +245,11 @@ class FakeBackups final : public VolumeBackups {
                                                         int keep) override {
     std::lock_guard lock(mu_);
     std::vector<std::string> gone;
-    int kept = 0;
-    for (auto it = order_.rbegin(); it != order_.rend(); ++it) {
-      if (it->first == volume_id && ++kept > keep) gone.push_back(it->second);
+    // The oldest beyond the newest `keep`.
+    auto count = std::count_if(order_.begin(), order_.end(),
+                               [&](const auto& e) { return e.first == volume_id; });
+    for (const auto& [volume, snapshot] : order_) {
+      if (volume == volume_id && count-- > keep) gone.push_back(snapshot);
     }
     std::erase_if(order_, [&](const auto& e) {
       return std::find(gone.begin(), gone.end(), e.second) != gone.end();
