@@ -28,33 +28,6 @@ bool finalError(const Error& e) {
          e.code() == errc::kInvalidArgument;
 }
 
-template <class Outgoing>
-json outboxJson(const std::vector<Outgoing>& outbox) {
-  json out = json::array();
-  for (const auto& o : outbox) out.push_back({{"report", o.report}, {"delivered", o.delivered}});
-  return out;
-}
-
-// Every STATE/<dir>/*.json record that parses, by `key`; the others are
-// logged and left alone.
-template <class Rec, class Key>
-void loadRecords(const std::string& dir, std::map<std::string, Rec>& into, Key key) {
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    if (e.path().extension() != ".json") continue;
-    auto text = readFile(e.path().string());
-    auto rec = text ? Rec::fromJson(json::parse(*text, nullptr, false))
-                    : Result<Rec>(std::move(text).error());
-    if (!rec) {
-      log::warn("ignoring an unreadable volume record",
-                {{"path", e.path().string()}, {"error", rec.error().toString()}});
-      continue;
-    }
-    std::string k = key(*rec);
-    into[k] = std::move(*rec);
-  }
-}
-
 std::string reasonOf(const Error& e) { return shownValue(e.message(), 500); }
 
 int64_t msSince(std::chrono::steady_clock::time_point t0) {
@@ -73,90 +46,6 @@ Result<void> syncFile(const std::string& path) {
 }
 
 }  // namespace
-
-// --- records ---
-
-json VolumeOps::SnapshotRecord::toJson() const {
-  return {{"snapshot_id", snapshot_id},
-          {"volume_id", volume_id},
-          {"origin", origin},
-          {"state", state},
-          {"path", path},
-          {"local", local},
-          {"sha256", sha256},
-          {"taken_at_ms", taken_at_ms},
-          {"backup_id", backup_id},
-          {"backup_expired", backup_expired},
-          {"backup_attempts", backup_attempts},
-          {"backup_attempt_ms", backup_attempt_ms},
-          {"outbox", outboxJson(outbox)}};
-}
-
-namespace {
-
-template <class Rec>
-Result<void> readOutbox(const json& j, Rec& rec) {
-  for (const auto& o : j.value("outbox", json::array())) {
-    if (!o.is_object() || !o.contains("report")) {
-      return Error(errc::kInvalidArgument, "an outbox entry is not an object with a report");
-    }
-    rec.outbox.push_back({o["report"], o.value("delivered", false)});
-  }
-  return ok();
-}
-
-}  // namespace
-
-Result<VolumeOps::SnapshotRecord> VolumeOps::SnapshotRecord::fromJson(const json& j) {
-  try {
-    SnapshotRecord r;
-    r.snapshot_id = j.at("snapshot_id").get<std::string>();
-    r.volume_id = j.at("volume_id").get<std::string>();
-    r.origin = j.value("origin", "api");
-    r.state = j.at("state").get<std::string>();
-    r.path = j.value("path", "");
-    r.local = j.value("local", false);
-    r.sha256 = j.value("sha256", "");
-    r.taken_at_ms = j.value("taken_at_ms", int64_t{0});
-    r.backup_id = j.value("backup_id", "");
-    r.backup_expired = j.value("backup_expired", false);
-    r.backup_attempts = j.value("backup_attempts", 0);
-    r.backup_attempt_ms = j.value("backup_attempt_ms", int64_t{0});
-    PLFM_TRY(readOutbox(j, r));
-    if (!validSnapshotId(r.snapshot_id) || !VolumeId::parse(r.volume_id)) {
-      return Error(errc::kInvalidArgument, "a snapshot record names an invalid id");
-    }
-    return r;
-  } catch (const json::exception& e) {
-    return Error(errc::kInvalidArgument, std::string("a snapshot record: ") + e.what());
-  }
-}
-
-json VolumeOps::OpRecord::toJson() const {
-  return {{"op_id", op_id},
-          {"kind", kind},
-          {"volume_id", volume_id},
-          {"ok", ok},
-          {"reason", reason},
-          {"finished_ms", finished_ms},
-          {"outbox", outboxJson(outbox)}};
-}
-
-Result<VolumeOps::OpRecord> VolumeOps::OpRecord::fromJson(const json& j) {
-  try {
-    OpRecord r;
-    r.op_id = j.at("op_id").get<std::string>();
-    r.kind = j.at("kind").get<std::string>();
-    r.volume_id = j.at("volume_id").get<std::string>();
-    r.ok = j.value("ok", false);
-    r.reason = j.value("reason", "");
-    r.finished_ms = j.value("finished_ms", int64_t{0});
-    PLFM_TRY(readOutbox(j, r));
-    return r;
-  } catch (const json::exception& e) {
-    return Error(errc::kInvalidArgument, std::string("a volume op record: ") + e.what());
-  }
-}
 
 // --- lifecycle ---
 
@@ -182,8 +71,8 @@ Result<void> VolumeOps::start() {
     if (name.starts_with(".restore-") || name.starts_with(".verify-")) fs::remove(e.path(), ec);
   }
   std::lock_guard lock(mu_);
-  loadRecords(snapshots_dir_, snaps_, [](const SnapshotRecord& r) { return r.snapshot_id; });
-  loadRecords(ops_dir_, ops_, [](const OpRecord& r) { return r.op_id; });
+  loadSnapshotRecords(snapshots_dir_, snaps_);
+  loadOpRecords(ops_dir_, ops_);
   stopping_ = false;
   thread_ = std::thread([this] { loop(); });
   return ok();
@@ -311,18 +200,10 @@ void VolumeOps::flushReports() {
 }
 
 void VolumeOps::saveSnapshot(const SnapshotRecord& rec) {
-  const std::string path = snapshots_dir_ + "/" + rec.snapshot_id + ".json";
-  if (auto w = writeFileAtomic(path, rec.toJson().dump() + "\n", 0600); !w) {
-    log::error("cannot save a snapshot record", {{"error", w.error().toString()}});
-  }
+  saveRecord(snapshots_dir_, rec.snapshot_id, rec.toJson());
 }
 
-void VolumeOps::saveOp(const OpRecord& rec) {
-  const std::string path = ops_dir_ + "/" + rec.op_id + ".json";
-  if (auto w = writeFileAtomic(path, rec.toJson().dump() + "\n", 0600); !w) {
-    log::error("cannot save a volume op record", {{"error", w.error().toString()}});
-  }
-}
+void VolumeOps::saveOp(const OpRecord& rec) { saveRecord(ops_dir_, rec.op_id, rec.toJson()); }
 
 // --- what to run next ---
 
@@ -509,6 +390,7 @@ void VolumeOps::backUp(const std::string& snapshot_id, int keep) {
     path = rec.path;
     volume_id = rec.volume_id;
   }
+  bool given_up = false;
   const auto t0 = std::chrono::steady_clock::now();
   auto b =
       repo_ready_
@@ -527,8 +409,17 @@ void VolumeOps::backUp(const std::string& snapshot_id, int keep) {
                                            {"attempt", rec.backup_attempts},
                                            {"error", b.error().toString()}});
       saveSnapshot(rec);
-      return;
+      given_up = rec.backup_attempts >= kBackupAttempts;
     }
+  }
+  if (!b) {
+    // A repository that stays down must not fill the disk with snapshots.
+    if (given_up) expireLocal(volume_id);
+    return;
+  }
+  {
+    std::lock_guard lock(mu_);
+    SnapshotRecord& rec = snaps_.at(snapshot_id);
     rec.state = "backed_up";
     rec.backup_id = b->backup_id;
     SnapshotReport r;
@@ -571,7 +462,8 @@ void VolumeOps::backUp(const std::string& snapshot_id, int keep) {
 }
 
 // Keeps the newest local snapshot file of the volume (a fast local
-// restore) and removes the older ones that are backed up.
+// restore) and removes the older ones that are backed up or whose backup
+// was given up.
 void VolumeOps::expireLocal(const std::string& volume_id) {
   std::lock_guard lock(mu_);
   const SnapshotRecord* newest = nullptr;
@@ -582,7 +474,9 @@ void VolumeOps::expireLocal(const std::string& volume_id) {
     }
   }
   for (auto& [id, rec] : snaps_) {
-    if (rec.volume_id != volume_id || !rec.local || &rec == newest || rec.state != "backed_up") {
+    const bool shipped_or_given_up =
+        rec.state == "backed_up" || rec.backup_attempts >= kBackupAttempts;
+    if (rec.volume_id != volume_id || !rec.local || &rec == newest || !shipped_or_given_up) {
       continue;
     }
     std::error_code ec;

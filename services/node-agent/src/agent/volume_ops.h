@@ -31,6 +31,7 @@
 
 #include "agent/cp_client.h"
 #include "agent/volume_backup.h"
+#include "agent/volume_op_records.h"
 #include "agent/volume_snapshot.h"
 #include "agent/volume_store.h"
 #include "agent/workload_check.h"
@@ -127,41 +128,6 @@ class VolumeOps {
   [[nodiscard]] size_t undelivered() const;
 
  private:
-  struct Outgoing {
-    nlohmann::json report;  // a SnapshotReport or VolumeOpReport
-    bool delivered = false;
-  };
-  // One snapshot this agent took (or tried to).
-  struct SnapshotRecord {
-    std::string snapshot_id;
-    std::string volume_id;
-    std::string origin;  // "api" | "schedule"
-    std::string state;   // "taken" | "failed" | "backed_up"
-    std::string path;    // the snapshot file (while `local`)
-    bool local = false;
-    std::string sha256;
-    int64_t taken_at_ms = 0;  // the consistent point, Unix ms
-    std::string backup_id;
-    bool backup_expired = false;
-    int backup_attempts = 0;
-    int64_t backup_attempt_ms = 0;
-    std::vector<Outgoing> outbox;
-    [[nodiscard]] nlohmann::json toJson() const;
-    [[nodiscard]] static Result<SnapshotRecord> fromJson(const nlohmann::json& j);
-  };
-  // One restore or verify (also a scheduled drill).
-  struct OpRecord {
-    std::string op_id;
-    std::string kind;  // "restore" | "verify"
-    std::string volume_id;
-    bool ok = false;
-    std::string reason;
-    int64_t finished_ms = 0;
-    std::vector<Outgoing> outbox;
-    [[nodiscard]] nlohmann::json toJson() const;
-    [[nodiscard]] static Result<OpRecord> fromJson(const nlohmann::json& j);
-  };
-
   void loop();
   // Sends what the records hold undelivered, in order per record.
   void flushReports();
