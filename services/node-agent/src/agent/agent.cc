@@ -417,7 +417,12 @@ std::vector<VolumeOp> Agent::parseVolumeOps(const json& entries) {
     auto op = parseVolumeOp(entry);
     if (!op) {
       metrics_.counter("plfm_agent_plan_refused_total", "WorkloadSpecs refused at the edge").inc();
-      log::error("ignoring an invalid NodePlan volume op", {{"error", op.error().toString()}});
+      log::error("refusing an invalid NodePlan volume op", {{"error", op.error().toString()}});
+      // Reported failed when it names itself well enough, so it does not
+      // stay requested; otherwise ignored.
+      if (auto refused = refusedVolumeOp(entry, op.error().message())) {
+        ops.push_back(std::move(*refused));
+      }
       continue;
     }
     ops.push_back(std::move(*op));

@@ -245,7 +245,8 @@ json VolumeOpReport::toJson() const {
             {"snapshot_id", snapshot_id},
             {"ok", ok},
             {"reason", reason.substr(0, 512)}};
-  if (kind == "restore") j["sha256"] = sha256;
+  // A failed restore may have no file to hash: no sha256 then.
+  if (kind == "restore" && !sha256.empty()) j["sha256"] = sha256;
   if (kind == "verify") j["duration_ms"] = duration_ms;
   return j;
 }

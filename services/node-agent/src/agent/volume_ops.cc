@@ -284,6 +284,10 @@ void VolumeOps::run(const VolumeOp& op) {
     planned = std::any_of(plan_ops_.begin(), plan_ops_.end(),
                           [&](const VolumeOp& p) { return p.op_id == op.op_id; });
   }
+  if (!op.refusal.empty()) {
+    refuse(op);
+    return;
+  }
   log::info("volume op", {{"op_id", op.op_id},
                           {"kind", std::string(volumeOpKindName(op.kind))},
                           {"volume_id", op.volume_id}});
@@ -298,6 +302,28 @@ void VolumeOps::run(const VolumeOp& op) {
       runVerify(op);
       break;
   }
+}
+
+void VolumeOps::refuse(const VolumeOp& op) {
+  const std::string reason = shownValue(op.refusal, 500);
+  if (op.kind != VolumeOp::Kind::kSnapshot) {
+    const std::string kind(volumeOpKindName(op.kind));
+    finishOp(OpRecord{op.op_id, kind, op.volume_id, false, "", 0, {}},
+             VolumeOpReport{kind, op.volume_id, op.snapshot_id, false, reason, "", 0});
+    return;
+  }
+  SnapshotRecord rec;
+  rec.snapshot_id = op.op_id;
+  rec.volume_id = op.volume_id;
+  rec.state = "failed";
+  rec.taken_at_ms = nowMs();
+  SnapshotReport r;
+  r.state = "failed";
+  r.reason = reason;
+  if (deps_.report_snapshot) rec.outbox.push_back({r.toJson(), false});
+  saveSnapshot(rec);
+  std::lock_guard lock(mu_);
+  snaps_[rec.snapshot_id] = std::move(rec);
 }
 
 int VolumeOps::keepOf(const std::string& volume_id) const {

@@ -134,6 +134,7 @@ class VolumeOps {
   // The next op to run (plan ops first, then the schedule); nullopt: none.
   [[nodiscard]] std::optional<VolumeOp> nextOp();
   void run(const VolumeOp& op);
+  void refuse(const VolumeOp& op);  // an entry refused at the edge: reported failed
   void runSnapshot(const VolumeOp& op, const std::string& origin);
   void backUp(const std::string& snapshot_id, int keep);
   void expireLocal(const std::string& volume_id);

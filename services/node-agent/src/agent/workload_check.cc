@@ -311,6 +311,33 @@ Result<VolumeOp> parseVolumeOp(const nlohmann::json& entry) {
   return op;
 }
 
+std::optional<VolumeOp> refusedVolumeOp(const nlohmann::json& entry, const std::string& reason) {
+  if (!entry.is_object()) return std::nullopt;
+  auto kind = volumeString(entry, "kind");
+  auto volume = opId<VolumeId>(entry, "volume_id");
+  if (!kind || !volume) return std::nullopt;
+  VolumeOp op;
+  op.volume_id = *volume;
+  op.source_volume_id = *volume;
+  op.refusal = reason;
+  if (*kind == "snapshot") {
+    auto id = opId<SnapshotId>(entry, "op_id");
+    if (!id) return std::nullopt;
+    op.kind = VolumeOp::Kind::kSnapshot;
+    op.op_id = *id;
+    op.snapshot_id = *id;
+    return op;
+  }
+  if (*kind != "restore" && *kind != "verify") return std::nullopt;
+  auto id = opId<VolumeOpId>(entry, "op_id");
+  auto snapshot = opId<SnapshotId>(entry, "snapshot_id");
+  if (!id || !snapshot) return std::nullopt;
+  op.kind = *kind == "restore" ? VolumeOp::Kind::kRestore : VolumeOp::Kind::kVerify;
+  op.op_id = *id;
+  op.snapshot_id = *snapshot;
+  return op;
+}
+
 std::string shownValue(std::string_view value, size_t max) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;

@@ -68,10 +68,18 @@ struct VolumeOp {
   std::string sha256;            // restore, verify: of the snapshot file
   uint64_t size_bytes = 0;       // restore: the target's size
   bool in_place = false;         // restore
+  // Set only by refusedVolumeOp: why the entry was refused; the op is
+  // reported failed with it and nothing else is done.
+  std::string refusal;
 
   bool operator==(const VolumeOp&) const = default;
 };
 [[nodiscard]] Result<VolumeOp> parseVolumeOp(const nlohmann::json& entry);
+// An entry parseVolumeOp refused whose op_id, kind, volume_id and
+// snapshot_id are themselves valid, as an op carrying only those and the
+// reason: the agent reports it failed, so it does not stay requested.
+[[nodiscard]] std::optional<VolumeOp> refusedVolumeOp(const nlohmann::json& entry,
+                                                      const std::string& reason);
 [[nodiscard]] std::string_view volumeOpKindName(VolumeOp::Kind kind);
 // 64 lowercase hex characters: a sha256 or a restic snapshot id.
 [[nodiscard]] bool validHex64(std::string_view s);

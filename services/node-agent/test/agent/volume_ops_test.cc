@@ -190,6 +190,8 @@ TEST(VolumeOpReports, TheBodiesAreTheContractsShapes) {
                                     {"ok", true},
                                     {"reason", ""},
                                     {"sha256", kHex}}));
+  VolumeOpReport refused{"restore", kVol2, kSnap, false, "no such snapshot", "", 0};
+  EXPECT_FALSE(refused.toJson().contains("sha256")) << "a failed restore hashes nothing";
   VolumeOpReport verify{"verify", kVol, kSnap, false, "bad", "", 40};
   EXPECT_EQ(verify.toJson()["duration_ms"], 40);
   EXPECT_FALSE(verify.toJson().contains("sha256"));

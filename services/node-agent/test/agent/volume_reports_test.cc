@@ -488,9 +488,25 @@ TEST_F(VolumeOpsAgentTest, WithoutARepositorySnapshotsStayLocalAndBackupOpsFailS
                        {"snapshot_id", kSnapA},
                        {"backup_id", std::string(64, 'b')},
                        {"sha256", std::string(64, 'c')}};
+  // Refused at the edge but naming itself: reported failed, so it does not
+  // stay requested; the reason names the field.
+  json bad_snapshot = snapshotOp(kSnapB, kVol);
+  bad_snapshot["freeze"] = "yes";
+  json bad_restore = {{"op_id", kBadRestoreOp},   {"kind", "restore"},      {"volume_id", kVol2},
+                      {"source_volume_id", kVol}, {"snapshot_id", kSnapA},  {"source", "local"},
+                      {"sha256", "latest"},       {"size_bytes", 16 * kMiB}};
   api_.setVolumes(json::array({volumeEntry(kVol, 16 * kMiB, "ready")}),
-                  json::array({snapshotOp(kSnapA, kVol), verify}));
+                  json::array({snapshotOp(kSnapA, kVol), verify, bad_snapshot, bad_restore}));
   ASSERT_TRUE(agent_->start());  // the fixture's agent: restic, not configured
+  ASSERT_TRUE(waitFor([&] { return opReportsOf(kBadRestoreOp).size() == 1; }));
+  EXPECT_EQ(opReportsOf(kBadRestoreOp)[0]["ok"], false);
+  EXPECT_NE(opReportsOf(kBadRestoreOp)[0].value("reason", "").find(".sha256"), std::string::npos);
+  EXPECT_FALSE(opReportsOf(kBadRestoreOp)[0].contains("sha256"));
+  const auto b = opReportsOf(std::string("/snapshots/") + kSnapB);
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(b[0]["state"], "failed");
+  EXPECT_NE(b[0].value("reason", "").find(".freeze"), std::string::npos);
+  EXPECT_FALSE(fs::exists(snapFile(kSnapB)));
   ASSERT_TRUE(waitFor([&] { return opReportsOf(kVerifyOp).size() == 1; }));
   const json v = opReportsOf(kVerifyOp)[0];
   EXPECT_EQ(v["ok"], false);
