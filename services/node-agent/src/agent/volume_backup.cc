@@ -241,6 +241,22 @@ Result<std::string> BackupRepository::run(const std::vector<std::string>& args, 
     argv.insert(argv.begin() + 1, "--no-cache");
   }
   auto c = runCaptured(argv, so, options_.timeout, "restic " + args.front());
+  if (!c && args.front() != "unlock" &&
+      c.error().message().find("repository is already locked") != std::string::npos) {
+    // A restic killed at its timeout (or with the agent) leaves its lock
+    // behind. `restic unlock` removes only stale locks (their process gone
+    // from this host, or 30 min old), never a live run's; then try once more
+    // from the start of stdin and of a fresh stdout.
+    std::vector<std::string> unlock(argv.begin(), argv.end() - static_cast<long>(args.size()));
+    unlock.emplace_back("unlock");
+    SpawnOptions quiet = so;
+    quiet.stdin_fd = -1;
+    quiet.stdout_fd = -1;
+    (void)runCaptured(unlock, quiet, options_.timeout, "restic unlock");
+    if (stdin_fd >= 0) ::lseek(stdin_fd, 0, SEEK_SET);
+    if (stdout_fd >= 0 && ::ftruncate(stdout_fd, 0) == 0) ::lseek(stdout_fd, 0, SEEK_SET);
+    c = runCaptured(argv, so, options_.timeout, "restic " + args.front());
+  }
   if (!c) return Error(c.error().code(), scrubReason(c.error().message(), options_));
   return std::move(c->out);
 }

@@ -7,6 +7,7 @@
 #include "agent/volume_backup.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -204,6 +205,35 @@ TEST_F(VolumeBackupTest, ACorruptedRepositoryIsReportedAndNothingIsRestored) {
   EXPECT_NE(r.error().message().find("restic dump failed"), std::string::npos)
       << r.error().message();
   expectClean(r.error().message(), o_);
+}
+
+TEST_F(VolumeBackupTest, TheLockOfAResticThatWasKilledDoesNotBlockTheNextRun) {
+  BackupRepository repo(o_);
+  ASSERT_TRUE(repo.ensureInitialized());
+  // A backup whose stdin never ends, killed while it holds its lock.
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
+  UniqueFd read_end(pipe_fds[0]);
+  UniqueFd write_end(pipe_fds[1]);
+  SpawnOptions so;
+  so.stdin_fd = read_end.get();
+  so.env = {"RESTIC_REPOSITORY=" + o_.repository, "RESTIC_PASSWORD_FILE=" + o_.password_file,
+            "RESTIC_CACHE_DIR=" + o_.cache_dir};
+  auto killed = spawn({"restic", "backup", "--stdin", "--stdin-filename", "x"}, so);
+  ASSERT_TRUE(killed) << killed.error().toString();
+  const std::string locks = o_.repository + "/locks";
+  for (int i = 0; i < 200 && fs::is_empty(locks); ++i) std::this_thread::sleep_for(50ms);
+  ASSERT_FALSE(fs::is_empty(locks));
+  killed->signal(SIGKILL);
+  (void)killed->wait();
+  ASSERT_FALSE(fs::is_empty(locks));  // left behind
+
+  auto forgotten = repo.forget(kVolA, 1);  // an exclusive lock
+  ASSERT_TRUE(forgotten) << forgotten.error().toString();
+  const std::string vol = dir_.file("vol.ext4");
+  writeRandom(vol, 2 * kMiB, 4);
+  auto rec = repo.backup(vol, kVolA, "snap_l1");
+  ASSERT_TRUE(rec) << rec.error().toString();
 }
 
 TEST_F(VolumeBackupTest, ErrorsNeverShowTheRepositoryOrThePassword) {
