@@ -162,6 +162,12 @@ TEST_F(VolumeBackupTest, ARestoredImageIsCheckedBySha256AndE2fsck) {
   ASSERT_TRUE(repo.restore(rec->backup_id, "snap_fs", back));
   auto checked = checkVolumeImage(back, sha);
   EXPECT_TRUE(checked) << checked.error().toString();
+  // The restored image is as sparse as the volume: a fresh ext4 of 32 MiB
+  // holds a few MiB of metadata.
+  struct stat st {};
+  ASSERT_EQ(::stat(back.c_str(), &st), 0);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), 32 * kMiB);
+  EXPECT_LT(static_cast<uint64_t>(st.st_blocks) * 512, 8 * kMiB) << st.st_blocks;
 
   auto mismatch = checkVolumeImage(back, std::string(64, 'a'));
   ASSERT_FALSE(mismatch);
