@@ -262,6 +262,11 @@ Result<std::string> BackupRepository::run(const std::vector<std::string>& args, 
   if (!configured()) {
     return Error(errc::kFailedPrecondition, "no backup repository is configured on this node");
   }
+  if (options_.password_file.empty()) {
+    // Without one restic reads the password from stdin: a backup's stdin is
+    // the volume.
+    return Error(errc::kFailedPrecondition, "no backup password file is configured on this node");
+  }
   std::vector<std::string> argv = {options_.restic_binary};
   if (!options_.sftp_command.empty()) {
     argv.emplace_back("-o");

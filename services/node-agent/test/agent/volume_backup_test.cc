@@ -351,6 +351,10 @@ TEST_F(VolumeBackupTest, AResticRunThatHangsIsKilledAtTheTimeout) {
   EXPECT_EQ(r.error().code(), errc::kDeadlineExceeded);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
   EXPECT_FALSE(BackupRepository(BackupOptions{}).prune());  // not configured
+  BackupOptions no_password = o_;
+  no_password.restic_binary = o.restic_binary;
+  no_password.password_file.clear();
+  EXPECT_FALSE(BackupRepository(no_password).prune());
   EXPECT_NE(BackupRepository(BackupOptions{})
                 .prune()
                 .error()
