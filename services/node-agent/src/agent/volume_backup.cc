@@ -10,10 +10,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 #include <thread>
 #include <utility>
 
+#include "agent/restic_output.h"
 #include "agent/volume_snapshot.h"
 #include "plfm/core/id.h"
 #include "plfm/core/process.h"
@@ -22,8 +22,6 @@
 
 namespace plfm::agent {
 namespace {
-
-using nlohmann::json;
 
 constexpr size_t kMaxReason = 512;
 constexpr size_t kMaxCapture = size_t{16} << 20;  // restic's JSON on stdout
@@ -339,31 +337,16 @@ Result<BackupRecord> BackupRepository::backup(const std::string& file, const std
                              snapshot_id + ".ext4", "--tag", "plfm-volume=" + volume_id, "--tag",
                              "plfm-snapshot=" + snapshot_id, "--host", "plfm"},
                             in.get()));
-  // restic 0.14 prints JSON lines; the summary carries data_added and the
-  // short (8 hex) id of the new snapshot, which `snapshots` turns into the
-  // full one.
-  BackupRecord rec;
-  std::string short_id;
-  size_t start = 0;
-  while (start < out.size()) {
-    size_t end = out.find('\n', start);
-    if (end == std::string::npos) end = out.size();
-    const json line = json::parse(out.substr(start, end - start), nullptr, false);
-    start = end + 1;
-    if (!line.is_object() || line.value("message_type", "") != "summary") continue;
-    short_id = line.value("snapshot_id", "");
-    rec.bytes_added = line.value("data_added", uint64_t{0});
-  }
-  if (!shortHex(short_id)) {
+  // restic 0.14's summary carries data_added and the short (8 hex) id of
+  // the new snapshot, which `snapshots` turns into the full one.
+  const auto summary = parseBackupSummary(out);
+  if (!summary || !shortHex(summary->short_id)) {
     return Error(errc::kIo, "restic backup printed no snapshot id");
   }
-  PLFM_ASSIGN_OR_RETURN(std::string listed, run({"snapshots", "--json", short_id}));
-  const json snaps = json::parse(listed, nullptr, false);
-  if (snaps.is_array()) {
-    for (const auto& s : snaps) {
-      if (s.is_object() && s.value("short_id", "") == short_id) rec.backup_id = s.value("id", "");
-    }
-  }
+  BackupRecord rec;
+  rec.bytes_added = summary->data_added;
+  PLFM_ASSIGN_OR_RETURN(std::string listed, run({"snapshots", "--json", summary->short_id}));
+  rec.backup_id = fullSnapshotId(listed, summary->short_id);
   if (!validHex64(rec.backup_id)) {
     return Error(errc::kIo, "restic did not list the snapshot it just made");
   }
@@ -428,19 +411,13 @@ Result<std::vector<std::string>> BackupRepository::forget(const std::string& vol
   PLFM_ASSIGN_OR_RETURN(std::string out,
                         run({"forget", "--json", "--tag", "plfm-volume=" + volume_id, "--host",
                              "plfm", "--group-by", "", "--keep-last", std::to_string(keep)}));
+  PLFM_ASSIGN_OR_RETURN(const auto tag_lists, removedSnapshotTags(out));
   std::vector<std::string> removed;
-  const json groups = json::parse(out.empty() ? "[]" : out, nullptr, false);
-  if (!groups.is_array()) return Error(errc::kIo, "restic forget printed no JSON");
   constexpr std::string_view kTag = "plfm-snapshot=";
-  for (const auto& g : groups) {
-    if (!g.is_object() || !g.contains("remove") || !g["remove"].is_array()) continue;
-    for (const auto& s : g["remove"]) {
-      if (!s.is_object() || !s.contains("tags") || !s["tags"].is_array()) continue;
-      for (const auto& t : s["tags"]) {
-        const std::string tag = t.is_string() ? t.get<std::string>() : "";
-        if (tag.starts_with(kTag) && validSnapshotId(tag.substr(kTag.size()))) {
-          removed.push_back(tag.substr(kTag.size()));
-        }
+  for (const auto& tags : tag_lists) {
+    for (const auto& tag : tags) {
+      if (tag.starts_with(kTag) && validSnapshotId(tag.substr(kTag.size()))) {
+        removed.push_back(tag.substr(kTag.size()));
       }
     }
   }
