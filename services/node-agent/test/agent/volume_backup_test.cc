@@ -106,7 +106,9 @@ TEST_F(VolumeBackupTest, IncrementalBackupsRestoreToTheSameBytesAndForgetSaysWhi
   auto second = repo.backup(vol, kVolA, "snap_a2");
   ASSERT_TRUE(second) << second.error().toString();
   EXPECT_NE(second->backup_id, first->backup_id);
-  EXPECT_LT(second->bytes_added, kSize / 10) << second->bytes_added;
+  // The chunker's boundaries are random per repository: chunks average
+  // 1 MiB but may reach 8 MiB, so the change costs one to a few chunks.
+  EXPECT_LT(second->bytes_added, kSize / 4) << second->bytes_added;
   EXPECT_GT(second->bytes_added, kSize / 100 / 2) << second->bytes_added;
 
   const std::string back = dir_.file("restored.ext4");
@@ -510,7 +512,7 @@ TEST_F(VolumeBackupTest, AnSftpRepositoryOnAnotherHostBacksUpAndRestores) {
   scribble(vol, 3 * kMiB, uint64_t{160} * 1024, 8);
   auto rec2 = repo.backup(vol, kVolA, "snap_s2");
   ASSERT_TRUE(rec2) << rec2.error().toString();
-  EXPECT_LT(rec2->bytes_added, 8 * kMiB);  // restic's chunks average 1 MiB, up to 8
+  EXPECT_LT(rec2->bytes_added, 12 * kMiB);  // chunks average 1 MiB, up to 8
   const std::string back = dir_.file("restored.ext4");
   auto r = repo.restore(rec2->backup_id, "snap_s2", back);
   ASSERT_TRUE(r) << r.error().toString();
