@@ -8,10 +8,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
-#include <nlohmann/json.hpp>
+#include <thread>
 #include <utility>
 
+#include "agent/restic_output.h"
 #include "agent/volume_snapshot.h"
 #include "plfm/core/id.h"
 #include "plfm/core/process.h"
@@ -20,8 +22,6 @@
 
 namespace plfm::agent {
 namespace {
-
-using nlohmann::json;
 
 constexpr size_t kMaxReason = 512;
 constexpr size_t kMaxCapture = size_t{16} << 20;  // restic's JSON on stdout
@@ -110,13 +110,18 @@ struct Captured {
 
 // Runs argv with stdout and stderr captured (or stdout into `stdout_fd`),
 // killing it past `timeout`. The error carries the last of stderr.
+// `close_after_spawn`: our copy of a pipe's write end the child writes to,
+// closed once it has its own so the reader sees the end.
 Result<Captured> runCaptured(const std::vector<std::string>& argv, SpawnOptions so,
-                             std::chrono::seconds timeout, const std::string& what) {
+                             std::chrono::seconds timeout, const std::string& what,
+                             UniqueFd* close_after_spawn = nullptr) {
   PLFM_ASSIGN_OR_RETURN(UniqueFd out, memFile("plfm-out"));
   PLFM_ASSIGN_OR_RETURN(UniqueFd err, memFile("plfm-err"));
   if (so.stdout_fd < 0) so.stdout_fd = out.get();
   so.stderr_fd = err.get();
-  PLFM_ASSIGN_OR_RETURN(Process p, spawn(argv, so));
+  auto spawned = spawn(argv, so);
+  if (close_after_spawn != nullptr) close_after_spawn->reset();
+  PLFM_ASSIGN_OR_RETURN(Process p, std::move(spawned));
   const auto st =
       p.waitOrKill(std::chrono::duration_cast<std::chrono::milliseconds>(timeout), so.new_session);
   Captured c;
@@ -143,6 +148,47 @@ bool shortHex(std::string_view s) {
   return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char c) {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
   });
+}
+
+// Copies `in` (a pipe) to `out`, seeking over 64 KiB blocks of zeros so the
+// file stays as sparse as the volume was, then sets its size.
+Result<void> copySparse(int in, int out) {
+  constexpr size_t kBlock = size_t{64} << 10;
+  std::vector<char> buf(size_t{1} << 20);
+  uint64_t total = 0;
+  for (;;) {
+    size_t have = 0;
+    while (have < buf.size()) {
+      const ssize_t n = ::read(in, buf.data() + have, buf.size() - have);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return errnoError("read restic's output", errno);
+      if (n == 0) break;
+      have += static_cast<size_t>(n);
+    }
+    for (size_t at = 0; at < have; at += kBlock) {
+      const size_t len = std::min(kBlock, have - at);
+      const char* p = buf.data() + at;
+      const bool zeros = p[0] == 0 && std::memcmp(p, p + 1, len - 1) == 0;
+      if (zeros) {
+        if (::lseek(out, static_cast<off_t>(len), SEEK_CUR) < 0) {
+          return errnoError("seek the restore target", errno);
+        }
+        continue;
+      }
+      for (size_t done = 0; done < len;) {
+        const ssize_t n = ::write(out, p + done, len - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return errnoError("write the restore target", errno);
+        done += static_cast<size_t>(n);
+      }
+    }
+    total += have;
+    if (have < buf.size()) break;  // the end of the stream
+  }
+  if (::ftruncate(out, static_cast<off_t>(total)) != 0) {
+    return errnoError("size the restore target", errno);
+  }
+  return ok();
 }
 
 Error notA(const char* what) { return Error(errc::kInvalidArgument, std::string("not a ") + what); }
@@ -210,9 +256,14 @@ std::string repositoryScheme(std::string_view repository) {
 BackupRepository::BackupRepository(BackupOptions options) : options_(std::move(options)) {}
 
 Result<std::string> BackupRepository::run(const std::vector<std::string>& args, int stdin_fd,
-                                          int stdout_fd) {
+                                          int stdout_fd, UniqueFd* stdout_pipe) {
   if (!configured()) {
     return Error(errc::kFailedPrecondition, "no backup repository is configured on this node");
+  }
+  if (options_.password_file.empty()) {
+    // Without one restic reads the password from stdin: a backup's stdin is
+    // the volume.
+    return Error(errc::kFailedPrecondition, "no backup password file is configured on this node");
   }
   std::vector<std::string> argv = {options_.restic_binary};
   if (!options_.sftp_command.empty()) {
@@ -240,7 +291,23 @@ Result<std::string> BackupRepository::run(const std::vector<std::string>& args, 
   } else {
     argv.insert(argv.begin() + 1, "--no-cache");
   }
-  auto c = runCaptured(argv, so, options_.timeout, "restic " + args.front());
+  auto c = runCaptured(argv, so, options_.timeout, "restic " + args.front(), stdout_pipe);
+  if (!c && args.front() != "unlock" && stdout_pipe == nullptr &&
+      c.error().message().find("repository is already locked") != std::string::npos) {
+    // A restic killed at its timeout (or with the agent) leaves its lock
+    // behind. `restic unlock` removes only stale locks (their process gone
+    // from this host, or 30 min old), never a live run's; then try once more
+    // from the start of stdin and of a fresh stdout.
+    std::vector<std::string> unlock(argv.begin(), argv.end() - static_cast<long>(args.size()));
+    unlock.emplace_back("unlock");
+    SpawnOptions quiet = so;
+    quiet.stdin_fd = -1;
+    quiet.stdout_fd = -1;
+    (void)runCaptured(unlock, quiet, options_.timeout, "restic unlock");
+    if (stdin_fd >= 0) ::lseek(stdin_fd, 0, SEEK_SET);
+    if (stdout_fd >= 0 && ::ftruncate(stdout_fd, 0) == 0) ::lseek(stdout_fd, 0, SEEK_SET);
+    c = runCaptured(argv, so, options_.timeout, "restic " + args.front());
+  }
   if (!c) return Error(c.error().code(), scrubReason(c.error().message(), options_));
   return std::move(c->out);
 }
@@ -270,31 +337,16 @@ Result<BackupRecord> BackupRepository::backup(const std::string& file, const std
                              snapshot_id + ".ext4", "--tag", "plfm-volume=" + volume_id, "--tag",
                              "plfm-snapshot=" + snapshot_id, "--host", "plfm"},
                             in.get()));
-  // restic 0.14 prints JSON lines; the summary carries data_added and the
-  // short (8 hex) id of the new snapshot, which `snapshots` turns into the
-  // full one.
-  BackupRecord rec;
-  std::string short_id;
-  size_t start = 0;
-  while (start < out.size()) {
-    size_t end = out.find('\n', start);
-    if (end == std::string::npos) end = out.size();
-    const json line = json::parse(out.substr(start, end - start), nullptr, false);
-    start = end + 1;
-    if (!line.is_object() || line.value("message_type", "") != "summary") continue;
-    short_id = line.value("snapshot_id", "");
-    rec.bytes_added = line.value("data_added", uint64_t{0});
-  }
-  if (!shortHex(short_id)) {
+  // restic 0.14's summary carries data_added and the short (8 hex) id of
+  // the new snapshot, which `snapshots` turns into the full one.
+  const auto summary = parseBackupSummary(out);
+  if (!summary || !shortHex(summary->short_id)) {
     return Error(errc::kIo, "restic backup printed no snapshot id");
   }
-  PLFM_ASSIGN_OR_RETURN(std::string listed, run({"snapshots", "--json", short_id}));
-  const json snaps = json::parse(listed, nullptr, false);
-  if (snaps.is_array()) {
-    for (const auto& s : snaps) {
-      if (s.is_object() && s.value("short_id", "") == short_id) rec.backup_id = s.value("id", "");
-    }
-  }
+  BackupRecord rec;
+  rec.bytes_added = summary->data_added;
+  PLFM_ASSIGN_OR_RETURN(std::string listed, run({"snapshots", "--json", summary->short_id}));
+  rec.backup_id = fullSnapshotId(listed, summary->short_id);
   if (!validHex64(rec.backup_id)) {
     return Error(errc::kIo, "restic did not list the snapshot it just made");
   }
@@ -310,13 +362,45 @@ Result<void> BackupRepository::restore(const std::string& backup_id, const std::
   if (!validSnapshotId(snapshot_id)) return notA("snapshot id");
   UniqueFd out(::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!out) return errnoError("create the restore target", errno);
-  auto dumped = run({"dump", backup_id, "/" + snapshot_id + ".ext4"}, -1, out.get());
+  auto dumped = dumpInto(backup_id, snapshot_id, out.get());
   if (dumped && ::fsync(out.get()) != 0) dumped = errnoError("fsync the restore target", errno);
   if (!dumped) {
     ::unlink(target.c_str());
     return dumped.error();
   }
   return ok();
+}
+
+Result<void> BackupRepository::dumpInto(const std::string& backup_id,
+                                        const std::string& snapshot_id, int out) {
+  for (int attempt = 0;; ++attempt) {
+    // restic writes every byte, zeros too; a pipe and copySparse keep the
+    // holes of a volume that is mostly empty.
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return errnoError("pipe2", errno);
+    UniqueFd read_end(fds[0]);
+    UniqueFd write_end(fds[1]);
+    Result<void> copied = ok();
+    std::thread writer([&] {
+      copied = copySparse(read_end.get(), out);
+      read_end.reset();  // a failed write ends restic's too (EPIPE)
+    });
+    auto dumped =
+        run({"dump", backup_id, "/" + snapshot_id + ".ext4"}, -1, write_end.get(), &write_end);
+    write_end.reset();
+    writer.join();
+    if (!dumped && attempt == 0 &&
+        dumped.error().message().find("repository is already locked") != std::string::npos) {
+      (void)run({"unlock"});  // stale locks only, as in run()
+      if (::ftruncate(out, 0) != 0 || ::lseek(out, 0, SEEK_SET) != 0) {
+        return errnoError("reset the restore target", errno);
+      }
+      continue;
+    }
+    if (!copied) return copied.error();  // restic then died of the broken pipe
+    if (!dumped) return dumped.error();
+    return ok();
+  }
 }
 
 Result<std::vector<std::string>> BackupRepository::forget(const std::string& volume_id, int keep) {
@@ -327,19 +411,13 @@ Result<std::vector<std::string>> BackupRepository::forget(const std::string& vol
   PLFM_ASSIGN_OR_RETURN(std::string out,
                         run({"forget", "--json", "--tag", "plfm-volume=" + volume_id, "--host",
                              "plfm", "--group-by", "", "--keep-last", std::to_string(keep)}));
+  PLFM_ASSIGN_OR_RETURN(const auto tag_lists, removedSnapshotTags(out));
   std::vector<std::string> removed;
-  const json groups = json::parse(out.empty() ? "[]" : out, nullptr, false);
-  if (!groups.is_array()) return Error(errc::kIo, "restic forget printed no JSON");
   constexpr std::string_view kTag = "plfm-snapshot=";
-  for (const auto& g : groups) {
-    if (!g.is_object() || !g.contains("remove") || !g["remove"].is_array()) continue;
-    for (const auto& s : g["remove"]) {
-      if (!s.is_object() || !s.contains("tags") || !s["tags"].is_array()) continue;
-      for (const auto& t : s["tags"]) {
-        const std::string tag = t.is_string() ? t.get<std::string>() : "";
-        if (tag.starts_with(kTag) && validSnapshotId(tag.substr(kTag.size()))) {
-          removed.push_back(tag.substr(kTag.size()));
-        }
+  for (const auto& tags : tag_lists) {
+    for (const auto& tag : tags) {
+      if (tag.starts_with(kTag) && validSnapshotId(tag.substr(kTag.size()))) {
+        removed.push_back(tag.substr(kTag.size()));
       }
     }
   }

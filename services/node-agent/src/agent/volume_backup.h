@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "plfm/core/result.h"
+#include "plfm/core/unique_fd.h"
 
 namespace plfm::agent {
 
@@ -72,7 +73,7 @@ class BackupRepository {
                                             const std::string& snapshot_id);
 
   // `restic dump <backup_id> /<snapshot_id>.ext4` into `target`, created
-  // O_EXCL 0600 (removed again on any error).
+  // O_EXCL 0600 (removed again on any error); runs of zeros become holes.
   [[nodiscard]] Result<void> restore(const std::string& backup_id, const std::string& snapshot_id,
                                      const std::string& target);
 
@@ -87,8 +88,13 @@ class BackupRepository {
   // restic with `args` (the sftp command and the cache in front), the
   // repository and password file in its environment; returns its stdout
   // (empty when `stdout_fd` took it). Errors are scrubbed.
+  // `stdout_pipe`: the write end of a pipe behind `stdout_fd`, closed once
+  // restic holds it (no retry after a stale lock then: the caller's).
   [[nodiscard]] Result<std::string> run(const std::vector<std::string>& args, int stdin_fd = -1,
-                                        int stdout_fd = -1);
+                                        int stdout_fd = -1, UniqueFd* stdout_pipe = nullptr);
+  // `restic dump` into `out`, sparse.
+  [[nodiscard]] Result<void> dumpInto(const std::string& backup_id, const std::string& snapshot_id,
+                                      int out);
 
   BackupOptions options_;
 };
