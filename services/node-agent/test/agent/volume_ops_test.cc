@@ -3,9 +3,18 @@
 // executor reports through ("Agent routes"): every field typed, hostile
 // entries refused with the field named.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <mutex>
+#include <thread>
 
 #include "agent/cp_client.h"
+#include "agent/volume_ops.h"
 #include "agent/workload_check.h"
+#include "plfm/testing/temp_dir.h"
 
 namespace plfm::agent {
 namespace {
@@ -196,6 +205,107 @@ TEST(VolumeOpReports, TheBodiesAreTheContractsShapes) {
   EXPECT_EQ(verify.toJson()["duration_ms"], 40);
   EXPECT_FALSE(verify.toJson().contains("sha256"));
   EXPECT_EQ(VolumeOpReport::fromJson(verify.toJson()).value(), verify);
+}
+
+// No backups: a repository that is not configured.
+class NoBackups final : public VolumeBackups {
+ public:
+  [[nodiscard]] bool configured() const override { return false; }
+  [[nodiscard]] Result<void> ensureInitialized() override { return ok(); }
+  [[nodiscard]] Result<BackupRecord> backup(const std::string&, const std::string&,
+                                            const std::string&) override {
+    return Error(errc::kFailedPrecondition, "none");
+  }
+  [[nodiscard]] Result<void> restore(const std::string&, const std::string&,
+                                     const std::string&) override {
+    return Error(errc::kFailedPrecondition, "none");
+  }
+  [[nodiscard]] Result<std::vector<std::string>> forget(const std::string&, int) override {
+    return Error(errc::kFailedPrecondition, "none");
+  }
+  [[nodiscard]] Result<void> prune() override { return ok(); }
+};
+
+// An in-place restore while an instance holds the volume is refused, and the
+// volume's file is left exactly as it was; once the instance lets go, the
+// same kind of op (a new op id) restores it.
+TEST(VolumeOpsExecutor, AnInPlaceRestoreWaitsForNoInstanceToHoldTheVolume) {
+  plfm::testing::TempDir dir("vops");
+  VolumeStore volumes(dir.file("volumes"));
+  ASSERT_TRUE(volumes.open());
+  ASSERT_TRUE(volumes.ensure(kVol, 16 * kMiB));
+  ASSERT_EQ(::mkdir(dir.file("snapshots").c_str(), 0700), 0);
+  const std::string snap_file = dir.file("snapshots") + "/" + kSnap + ".ext4";
+  ASSERT_TRUE(cloneOrCopy(volumes.pathFor(kVol), snap_file));
+  const std::string sha = sha256OfFile(snap_file).value();
+  // The volume changes after the snapshot.
+  ASSERT_EQ(::truncate(volumes.pathFor(kVol).c_str(), 20 * kMiB), 0);
+  const std::string before = sha256OfFile(volumes.pathFor(kVol)).value();
+
+  metrics::Registry metrics;
+  std::mutex mu;
+  std::vector<std::pair<std::string, VolumeOpReport>> reports;
+  VolumeOpsDeps deps;
+  deps.state_dir = dir.path();
+  deps.volumes = &volumes;
+  deps.metrics = &metrics;
+  deps.snapshot = [](const std::string&, const std::string&) -> Result<SnapshotResult> {
+    return Error(errc::kFailedPrecondition, "not in this test");
+  };
+  deps.report_op = [&](const std::string& op_id, const VolumeOpReport& r) -> Result<bool> {
+    std::lock_guard lock(mu);
+    reports.emplace_back(op_id, r);
+    return true;
+  };
+  NoBackups backups;
+  VolumeOps ops(deps, backups);
+  ASSERT_TRUE(ops.start());
+  auto reportOf = [&](const std::string& op_id) -> std::optional<VolumeOpReport> {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+      {
+        std::lock_guard lock(mu);
+        for (const auto& [id, r] : reports) {
+          if (id == op_id) return r;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return std::nullopt;
+  };
+  auto restore = [&](const char* op_id) {
+    json j = restoreOp();
+    j["op_id"] = op_id;
+    j["volume_id"] = kVol;
+    j["source"] = "local";
+    j["backup_id"] = nullptr;
+    j["sha256"] = sha;
+    j["size_bytes"] = 16 * kMiB;
+    j["in_place"] = true;
+    return parseVolumeOp(j).value();
+  };
+  const NodeVolume restoring{kVol, 16 * kMiB, false, true, 0, 96};
+
+  ASSERT_TRUE(volumes.claim("inst_01jd0000000000000000000001",
+                            {WorkloadVolume{kVol, "data-0", "/data", 16 * kMiB}}));
+  ops.observe({restore(kOp)}, {restoring});
+  auto held = reportOf(kOp);
+  ASSERT_TRUE(held);
+  EXPECT_FALSE(held->ok);
+  EXPECT_NE(held->reason.find("inst_01jd0000000000000000000001"), std::string::npos)
+      << held->reason;
+  EXPECT_EQ(sha256OfFile(volumes.pathFor(kVol)).value(), before) << "the old file is untouched";
+
+  volumes.release("inst_01jd0000000000000000000001");
+  const char* again = "vop_01jd0000000000000000000009";
+  ops.observe({restore(kOp), restore(again)}, {restoring});
+  auto done = reportOf(again);
+  ASSERT_TRUE(done);
+  EXPECT_TRUE(done->ok) << done->reason;
+  EXPECT_EQ(sha256OfFile(volumes.pathFor(kVol)).value(), sha);
+  ops.stop();
+  std::lock_guard lock(mu);
+  EXPECT_EQ(reports.size(), 2u) << "each op id once";
 }
 
 }  // namespace
