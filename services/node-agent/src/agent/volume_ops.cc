@@ -21,6 +21,14 @@ namespace {
 
 constexpr int kBackupAttempts = 3;
 constexpr auto kIdle = std::chrono::seconds(1);
+// How long a finished record whose reports were all delivered is kept.
+constexpr int64_t kKeepFinishedMs = int64_t{7} * 86'400'000;
+
+template <class Rec>
+bool allDelivered(const Rec& rec) {
+  return std::all_of(rec.outbox.begin(), rec.outbox.end(),
+                     [](const auto& o) { return o.delivered; });
+}
 
 // Errors the control plane will give again for the same report.
 bool finalError(const Error& e) {
@@ -130,6 +138,7 @@ void VolumeOps::loop() {
     }
     flushReports();
     updateRpo();
+    prune();
     if (auto op = nextOp()) {
       run(*op);
       continue;  // the next one at once
@@ -324,6 +333,38 @@ void VolumeOps::refuse(const VolumeOp& op) {
   saveSnapshot(rec);
   std::lock_guard lock(mu_);
   snaps_[rec.snapshot_id] = std::move(rec);
+}
+
+// Drops the records nothing needs any more: every report delivered, no
+// local file, the backup forgotten (or none made), a week old, and no
+// longer in the plan.
+void VolumeOps::prune() {
+  std::lock_guard lock(mu_);
+  const int64_t now = nowMs();
+  auto planned = [&](const std::string& id) {
+    return std::any_of(plan_ops_.begin(), plan_ops_.end(),
+                       [&](const VolumeOp& p) { return p.op_id == id; });
+  };
+  std::error_code ec;
+  for (auto it = snaps_.begin(); it != snaps_.end();) {
+    const SnapshotRecord& r = it->second;
+    const bool gone = !r.local && (r.backup_expired || r.state == "failed");
+    if (gone && allDelivered(r) && now - r.taken_at_ms > kKeepFinishedMs && !planned(it->first)) {
+      fs::remove(snapshots_dir_ + "/" + it->first + ".json", ec);
+      it = snaps_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = ops_.begin(); it != ops_.end();) {
+    const OpRecord& r = it->second;
+    if (allDelivered(r) && now - r.finished_ms > kKeepFinishedMs && !planned(it->first)) {
+      fs::remove(ops_dir_ + "/" + it->first + ".json", ec);
+      it = ops_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 int VolumeOps::keepOf(const std::string& volume_id) const {

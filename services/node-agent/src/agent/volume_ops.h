@@ -145,6 +145,7 @@ class VolumeOps {
   void saveSnapshot(const SnapshotRecord& rec);
   void saveOp(const OpRecord& rec);
   void updateRpo();
+  void prune();
   [[nodiscard]] int keepOf(const std::string& volume_id) const;
   [[nodiscard]] int64_t nowMs() const;
 

@@ -229,7 +229,8 @@ class NoBackups final : public VolumeBackups {
 // An in-place restore while an instance holds the volume is refused, and the
 // volume's file is left exactly as it was; once the instance lets go, the
 // same kind of op (a new op id) restores it.
-TEST(VolumeOpsExecutor, AnInPlaceRestoreWaitsForNoInstanceToHoldTheVolume) {
+TEST(VolumeOpsExecutor,
+     AnInPlaceRestoreWaitsForNoInstanceToHoldTheVolumeAndRecordsArePrunedAfterAWeek) {
   plfm::testing::TempDir dir("vops");
   VolumeStore volumes(dir.file("volumes"));
   ASSERT_TRUE(volumes.open());
@@ -243,12 +244,14 @@ TEST(VolumeOpsExecutor, AnInPlaceRestoreWaitsForNoInstanceToHoldTheVolume) {
   const std::string before = sha256OfFile(volumes.pathFor(kVol)).value();
 
   metrics::Registry metrics;
+  FakeClock clock(std::chrono::system_clock::now());
   std::mutex mu;
   std::vector<std::pair<std::string, VolumeOpReport>> reports;
   VolumeOpsDeps deps;
   deps.state_dir = dir.path();
   deps.volumes = &volumes;
   deps.metrics = &metrics;
+  deps.clock = &clock;
   deps.snapshot = [](const std::string&, const std::string&) -> Result<SnapshotResult> {
     return Error(errc::kFailedPrecondition, "not in this test");
   };
@@ -303,9 +306,22 @@ TEST(VolumeOpsExecutor, AnInPlaceRestoreWaitsForNoInstanceToHoldTheVolume) {
   ASSERT_TRUE(done);
   EXPECT_TRUE(done->ok) << done->reason;
   EXPECT_EQ(sha256OfFile(volumes.pathFor(kVol)).value(), sha);
+  {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(reports.size(), 2u) << "each op id once";
+  }
+
+  // A week on, out of the plan and every report delivered: the records go.
+  const std::string record = dir.file("volume-ops") + "/" + again + ".json";
+  EXPECT_TRUE(std::filesystem::exists(record));
+  ops.observe({}, {});
+  clock.advance(std::chrono::hours(24 * 8));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::filesystem::exists(record) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_FALSE(std::filesystem::exists(record));
   ops.stop();
-  std::lock_guard lock(mu);
-  EXPECT_EQ(reports.size(), 2u) << "each op id once";
 }
 
 }  // namespace
