@@ -453,7 +453,7 @@ TEST(EventSchemasTest, EveryProjectedEventTypeHasASchemaAndADocRow) {
                                     std::regex(R"re(^\s*\{"([a-z_]+\.[a-z_]+)", )re"));
   const auto documented = matchLines(readText("docs/specs/state/event-types.md"),
                                      std::regex(R"(^\| `([a-z_]+\.[a-z_]+)` \|)"));
-  EXPECT_EQ(projected.size(), 48U);
+  EXPECT_EQ(projected.size(), 57U);
   EXPECT_EQ(eventSchemaFiles(), projected);
   EXPECT_EQ(documented, projected);
 }
@@ -538,6 +538,19 @@ TEST(EventSchemasTest, PayloadValuesAreChecked) {
       {"volume.status_reported", {"state", "deleting"}},
       {"volume.status_reported", {"reason", std::string(513, 'x')}},
       {"volume.deleted", {"node_id", id("inst")}},
+      {"volume.created", {"origin", "clone"}},
+      {"volume.snapshot_requested", {"snapshot_id", id("vop")}},
+      {"volume.snapshot_taken", {"sha256", std::string(64, 'A')}},
+      {"volume.snapshot_taken", {"method", "dd"}},
+      {"volume.snapshot_taken", {"freeze_ms", -2}},
+      {"volume.snapshot_taken", {"origin", "cli"}},
+      {"volume.snapshot_failed", {"reason", std::string(513, 'x')}},
+      {"volume.backed_up", {"backup_id", std::string(63, 'b')}},
+      {"volume.snapshot_expired", {"local", "yes"}},
+      {"volume.restore_requested", {"source", "mesh"}},
+      {"volume.restore_requested", {"op_id", id("snap")}},
+      {"volume.restored", {"sha256", "0"}},
+      {"volume.verified", {"origin", "cron"}},
   };
   for (const auto& [type, change] : bad) {
     Json payload = payloads().at(type);

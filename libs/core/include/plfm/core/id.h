@@ -110,6 +110,8 @@ PLFM_DEFINE_ID(EventId, "evt");
 PLFM_DEFINE_ID(RequestId, "req");
 PLFM_DEFINE_ID(SecretVersionId, "sv");
 PLFM_DEFINE_ID(VolumeId, "vol");
+PLFM_DEFINE_ID(SnapshotId, "snap");  // a volume snapshot
+PLFM_DEFINE_ID(VolumeOpId, "vop");   // a volume restore or verify op
 PLFM_DEFINE_ID(ExecSessionId, "exec");
 PLFM_DEFINE_ID(EnrollmentId, "enr");
 PLFM_DEFINE_ID(DomainId, "dom");
