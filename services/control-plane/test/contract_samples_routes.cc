@@ -177,8 +177,6 @@ std::map<std::string, Json> routeComponentSamples() {
       {"ExtendVolumeRequest", {{"size_bytes", int64_t{20} << 30}}},
       {"Volume", sampleVolume()},
       {"VolumeList", samplePage(sampleVolume())},
-      {"SnapshotId", id("snap")},
-      {"VolumeOpId", id("vop")},
       {"CreateVolumeSnapshotRequest", {{"freeze", false}}},
       {"VolumeSnapshot", sampleSnapshot()},
       {"VolumeSnapshotList", {{"items", Json::array({sampleSnapshot()})}}},
