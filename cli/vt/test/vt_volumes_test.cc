@@ -83,8 +83,9 @@ TEST_F(VtVolumesTest, CreateListGetExtendRmMatchGoldenTranscript) {
 
 // Snapshots, restore, fork and verify against a control plane with one
 // node played over HTTP: the deploy's uploads-0 is placed there and
-// reported ready. No agent takes the snapshots, so they stay `requested`:
-// the transcript shows the receipts, the list, and the refusals.
+// reported ready, and one snapshot is reported taken and backed up. No
+// agent runs the ops, so they stay `requested`: the transcript shows the
+// receipts, the lists, and the refusals.
 TEST_F(VtVolumesTest, SnapshotsRestoreForkVerifyMatchGoldenTranscript) {
   Transcript& t = t_;
   const std::string manifest = config_.file("vt.toml");
@@ -150,6 +151,38 @@ TEST_F(VtVolumesTest, SnapshotsRestoreForkVerifyMatchGoldenTranscript) {
           .code,
       2);
   EXPECT_EQ(t.run(in({"volumes", "fork", "uploads-0"})).code, 2);
+  // The agent takes the first snapshot and backs it up: now it restores,
+  // forks and verifies (each op `requested`: no agent runs it here).
+  const std::string taken_path = "volumes/" + volume_id + "/snapshots/" + snap;
+  ASSERT_EQ(testing::agentPost(cp_->url, node_id, node_token, taken_path,
+                               {{"state", "taken"},
+                                {"origin", "api"},
+                                {"method", "reflink"},
+                                {"consistent", true},
+                                {"freeze_ms", 12},
+                                {"size_bytes", int64_t{1} << 30},
+                                {"sha256", std::string(64, 'a')},
+                                {"taken_at", "2026-12-01T10:00:00Z"}}),
+            200);
+  ASSERT_EQ(testing::agentPost(cp_->url, node_id, node_token, taken_path,
+                               {{"state", "backed_up"},
+                                {"backup_id", std::string(64, 'b')},
+                                {"bytes_added", 4096},
+                                {"duration_ms", 300}}),
+            200);
+  t.note("agent reported the first snapshot taken, then backed up");
+  EXPECT_EQ(t.run(in({"volumes", "snapshots", "uploads-0", "--format", "table"})).code, 0);
+  EXPECT_EQ(t.run(in({"volumes", "restore", "uploads-0", "--from", snap, "--to", "old", "--format",
+                      "table"}))
+                .code,
+            0);
+  EXPECT_EQ(t.run(in({"volumes", "restore", "uploads-0", "--from", snap, "--to", "old"})).code, 4);
+  EXPECT_EQ(t.run(in({"volumes", "fork", "uploads-0", "--node", node_id, "--format", "json"})).code,
+            0);
+  EXPECT_EQ(t.run(in({"volumes", "verify", "uploads-0", "--format", "table"})).code, 0);
+  // In place is refused while slot 0's instance should run with the volume.
+  EXPECT_EQ(t.run(in({"volumes", "restore", "uploads-0", "--from", snap, "--in-place"})).code, 4);
+  EXPECT_EQ(t.run(in({"volumes", "list", "--format", "table"})).code, 0);
   // A volume no node holds yet cannot be snapshotted.
   ASSERT_EQ(
       t.run(in({"volumes", "create", "cache", "--process", "web", "--size", "1GiB", "-q"})).code,

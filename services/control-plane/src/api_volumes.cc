@@ -378,6 +378,10 @@ struct RestoreInto {
 
 Result<Mutation> restoreIntoNew(pg::Transaction& tx, const VolumeRow& v, const SnapshotRow& s,
                                 const RestoreInto& r) {
+  // A default name (`<name>-restore`) may be too long for a long name.
+  if (auto why = manifest::checkVolumeName(r.to)) {
+    return invalidField("to", "is required here: the default " + r.to + " is not " + *why);
+  }
   const std::string full = r.to + "-" + std::to_string(v.slot);
   PLFM_ASSIGN_OR_RETURN(auto taken, liveNamed(tx, v.env, full));
   if (taken) {
