@@ -10,33 +10,20 @@
 
 #include <thread>
 
-#include "api_test_support.h"
+#include "volume_tenant_test_support.h"
 
 namespace plfm::cp {
 namespace {
 
-using testsupport::ApiTest;
 using testsupport::Reply;
+using testsupport::VolumeTenantTest;
 
 constexpr int64_t kGiB = int64_t{1} << 30;
 const std::string kSha(64, 'a');
 const std::string kBackup(64, 'b');
 
-class VolumeSnapshotsApiTest : public ApiTest {
+class VolumeSnapshotsApiTest : public VolumeTenantTest {
  protected:
-  struct Tenant {
-    std::string token, org, app, env;
-  };
-  Tenant tenant(const std::string& name) {
-    Tenant t;
-    t.token = makeUser(name).second;
-    t.org = makeOrg(name + "-org", t.token);
-    auto app = callJson("POST", "/v1/orgs/" + t.org + "/apps", {{"name", "web"}}, t.token);
-    t.app = app.body.value("id", "");
-    auto env = callJson("POST", "/v1/apps/" + t.app + "/envs", {{"name", "prod"}}, t.token);
-    t.env = env.body.value("id", "");
-    return t;
-  }
   // A ready node with room for volumes.
   std::string roomyNode(const std::string& hostname) {
     auto [node, token] = enrollNode(hostname);
@@ -45,12 +32,6 @@ class VolumeSnapshotsApiTest : public ApiTest {
                   .status,
               200);
     return node;
-  }
-  static std::string code(const Reply& r) {
-    return r.body.contains("error") ? r.body["error"].value("code", "") : "";
-  }
-  static std::string field(const Reply& r) {
-    return r.body.contains("error") ? r.body["error"]["details"].value("field", "") : "";
   }
   Reply post(const Tenant& t, const std::string& id, const std::string& what,
              const json::Json& body) {
@@ -333,29 +314,29 @@ TEST_F(VolumeSnapshotsApiTest, AnotherOrgsVolumeIsNotFound) {
 // In place is refused while the slot's instance should run with the volume
 // (as a delete is); a restore into a new volume is not.
 TEST_F(VolumeSnapshotsApiTest, InPlaceIsRefusedWhileTheSlotsInstanceShouldRun) {
+  // The admin's org deploys a release whose web process declares uploads
+  // (with its own backup policy) and runs one instance of it.
   Tenant t;
   t.token = admin_token_;
-  auto [node, node_token] = enrollNode("n1.example", 4, 4096);
-  ASSERT_EQ(callJson("POST", "/v1/nodes/" + node + "/heartbeat",
-                     {{"volume_capacity_bytes", 100 * kGiB}}, node_token)
-                .status,
-            200);
   t.org = makeOrg("acme");
   t.app = makeApp(t.org, "web");
   t.env = makeEnv(t.app, "prod");
+  const std::string node = roomyNode("n1.example");
   json::Json manifest = webManifest();
-  manifest["volumes"] = json::Json::array({{{"name", "uploads"},
-                                            {"mount", "/data"},
-                                            {"process", "web"},
-                                            {"size_bytes", kGiB},
-                                            {"backup_every_seconds", 3600},
-                                            {"backup_keep", 7}}});
+  manifest["volumes"].push_back({{"name", "uploads"},
+                                 {"mount", "/data"},
+                                 {"process", "web"},
+                                 {"size_bytes", kGiB},
+                                 {"backup_every_seconds", 3600},
+                                 {"backup_keep", 7}});
   const std::string release = makeReleaseWith(t.app, manifest);
   ASSERT_FALSE(release.empty());
-  ASSERT_EQ(callJson("POST", "/v1/envs/" + t.env + "/deploys", {{"release_id", release}}).status,
-            201);
-  ASSERT_EQ(callJson("PUT", "/v1/envs/" + t.env + "/scale", {{"processes", {{"web", 1}}}}).status,
-            200);
+  const std::vector<std::tuple<std::string, std::string, json::Json, int>> steps = {
+      {"POST", "/deploys", {{"release_id", release}}, 201},
+      {"PUT", "/scale", {{"processes", {{"web", 1}}}}, 200}};
+  for (const auto& [method, path, body, status] : steps) {
+    ASSERT_EQ(callJson(method, "/v1/envs/" + t.env + path, body).status, status) << path;
+  }
   std::string id;
   for (int i = 0; i < 100 && id.empty(); ++i) {
     const auto listed = get(t, "/v1/envs/" + t.env + "/volumes");
