@@ -193,6 +193,18 @@ nlohmann::json enrollAgent(const std::string& url, const std::string& enrollment
   return nlohmann::json::parse(resp->body, nullptr, false);
 }
 
+nlohmann::json enrollAgentWithVt(const std::string& url, const std::string& config_dir,
+                                 const std::string& hostname) {
+  VtResult enroll = runVt({"nodes", "enroll", "-q"}, config_dir);
+  EXPECT_EQ(enroll.code, 0) << enroll.err;
+  if (enroll.code != 0) return nlohmann::json::object();
+  std::string token = enroll.out;
+  while (!token.empty() && (token.back() == '\n' || token.back() == ' ')) token.pop_back();
+  auto node = enrollAgent(url, token, hostname);
+  EXPECT_TRUE(node.is_object() && node.contains("node_id")) << node.dump();
+  return node.is_object() ? node : nlohmann::json::object();
+}
+
 nlohmann::json nodePlan(const std::string& url, const std::string& node_id,
                         const std::string& node_token) {
   auto resp = agentRequest("GET", url + "/v1/nodes/" + node_id + "/plan?wait=0", node_token, "");

@@ -7,7 +7,6 @@
 #include <fstream>
 #include <thread>
 
-#include "plfm/core/strings.h"
 #include "vt_harness.h"
 
 namespace plfm::vt {
@@ -99,9 +98,7 @@ TEST_F(VtVolumesTest, SnapshotsRestoreForkVerifyMatchGoldenTranscript) {
     args.insert(args.end(), scope.begin(), scope.end());
     return args;
   };
-  VtResult enroll = runVt({"nodes", "enroll", "-q"}, config_.path());
-  ASSERT_EQ(enroll.code, 0) << enroll.err;
-  auto node = testing::enrollAgent(cp_->url, std::string(trim(enroll.out)), "w1.example");
+  auto node = testing::enrollAgentWithVt(cp_->url, config_.path(), "w1.example");
   ASSERT_TRUE(node.contains("node_id")) << node.dump();
   const std::string node_id = node["node_id"];
   const std::string node_token = node["token"];
