@@ -207,6 +207,13 @@ int nodeHeartbeat(const std::string& url, const std::string& node_id,
   return resp ? resp->status : 0;
 }
 
+int agentPost(const std::string& url, const std::string& node_id, const std::string& node_token,
+              const std::string& path, const nlohmann::json& body) {
+  auto resp =
+      agentRequest("POST", url + "/v1/nodes/" + node_id + "/" + path, node_token, body.dump());
+  return resp ? resp->status : 0;
+}
+
 int reportInstance(const std::string& url, const std::string& node_id,
                    const std::string& node_token, const std::string& instance_id,
                    const nlohmann::json& report) {
@@ -240,7 +247,7 @@ std::string Normalizer::apply(const std::string& text) {
     }
   }
   static const std::regex kId(
-      R"(\b(org|usr|tok|app|env|rel|dep|inst|node|evt|req|route|sv|vol|exec|enr|dom|rcred)_[0-9a-hjkmnp-tv-z]{26}\b)");
+      R"(\b(org|usr|tok|app|env|rel|dep|inst|node|evt|req|route|sv|vol|snap|vop|exec|enr|dom|rcred)_[0-9a-hjkmnp-tv-z]{26}\b)");
   std::string out;
   auto begin = std::sregex_iterator(s.begin(), s.end(), kId);
   size_t last = 0;

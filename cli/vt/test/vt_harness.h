@@ -60,6 +60,10 @@ nlohmann::json nodePlan(const std::string& url, const std::string& node_id,
 // POST /v1/nodes/{id}/heartbeat; returns the HTTP status.
 int nodeHeartbeat(const std::string& url, const std::string& node_id,
                   const std::string& node_token);
+// POST `path` (below /v1/nodes/{id}/) with the node's credential, as its
+// agent would: "heartbeat", "volumes/{vid}/status". Returns the HTTP status.
+int agentPost(const std::string& url, const std::string& node_id, const std::string& node_token,
+              const std::string& path, const nlohmann::json& body);
 // POST /v1/nodes/{id}/instances/{iid}/status; returns the HTTP status.
 int reportInstance(const std::string& url, const std::string& node_id,
                    const std::string& node_token, const std::string& instance_id,
