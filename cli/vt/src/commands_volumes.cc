@@ -358,7 +358,7 @@ int opReceipt(Invocation& inv, ApiClient& client, json result, json op, Receipt 
   const VolumeOpView o = parseVolumeOp(op);
   if (o.state == "done") r.message = done_message;
   if (o.state == "failed") {
-    r.message = "The " + o.kind + " " + o.id + " failed";
+    r.message = "The " + o.kind + " op " + o.id + " failed";
     r.notes = {o.reason.empty() ? "no reason given" : o.reason};
   }
   const bool ok = o.state != "failed";

@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <fstream>
+#include <functional>
+#include <set>
 #include <thread>
 
 #include "vt_harness.h"
@@ -177,6 +179,58 @@ TEST_F(VtVolumesTest, SnapshotsRestoreForkVerifyMatchGoldenTranscript) {
   EXPECT_EQ(t.run(in({"volumes", "fork", "uploads-0", "--node", node_id, "--format", "json"})).code,
             0);
   EXPECT_EQ(t.run(in({"volumes", "verify", "uploads-0", "--format", "table"})).code, 0);
+  // --wait follows the snapshot or op until the agent reports it: a snapshot
+  // taken, a drill that failed (a ✗ receipt with the reason, exit 1).
+  // The agent answers the first op of `kind` that is not in its plan yet.
+  auto agentAnswers = [&](const std::string& kind,
+                          const std::function<void(const nlohmann::json&)>& answer) {
+    std::set<std::string> seen;
+    for (const auto& op : testing::nodePlan(cp_->url, node_id, node_token)
+                              .value("volume_ops", nlohmann::json::array())) {
+      seen.insert(op.value("op_id", ""));
+    }
+    return std::thread([&, kind, answer, seen] {
+      for (int i = 0; i < 200; ++i) {
+        auto plan = testing::nodePlan(cp_->url, node_id, node_token);
+        for (const auto& op : plan.value("volume_ops", nlohmann::json::array())) {
+          if (op.value("kind", "") == kind && seen.count(op.value("op_id", "")) == 0) {
+            answer(op);
+            return;
+          }
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      ADD_FAILURE() << "no new " << kind << " op in the plan";
+    });
+  };
+  std::thread agent = agentAnswers("snapshot", [&](const nlohmann::json& op) {
+    EXPECT_EQ(testing::agentPost(cp_->url, node_id, node_token,
+                                 "volumes/" + volume_id + "/snapshots/" + op.value("op_id", ""),
+                                 {{"state", "taken"},
+                                  {"origin", "api"},
+                                  {"method", "reflink"},
+                                  {"consistent", true},
+                                  {"freeze_ms", 9},
+                                  {"size_bytes", int64_t{1} << 30},
+                                  {"sha256", std::string(64, 'c')},
+                                  {"taken_at", "2026-12-01T11:00:00Z"}}),
+              200);
+  });
+  EXPECT_EQ(t.run(in({"volumes", "snapshot", "uploads-0", "--wait", "--format", "table"})).code, 0);
+  agent.join();
+  agent = agentAnswers("verify", [&](const nlohmann::json& op) {
+    EXPECT_EQ(
+        testing::agentPost(cp_->url, node_id, node_token, "volume-ops/" + op.value("op_id", ""),
+                           {{"kind", "verify"},
+                            {"volume_id", volume_id},
+                            {"snapshot_id", snap},
+                            {"ok", false},
+                            {"reason", "the restored file's sha256 does not match the snapshot's"},
+                            {"duration_ms", 40}}),
+        200);
+  });
+  EXPECT_EQ(t.run(in({"volumes", "verify", "uploads-0", "--wait", "--format", "table"})).code, 1);
+  agent.join();
   // In place is refused while slot 0's instance should run with the volume.
   EXPECT_EQ(t.run(in({"volumes", "restore", "uploads-0", "--from", snap, "--in-place"})).code, 4);
   EXPECT_EQ(t.run(in({"volumes", "list", "--format", "table"})).code, 0);
