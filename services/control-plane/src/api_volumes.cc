@@ -378,6 +378,10 @@ struct RestoreInto {
 
 Result<Mutation> restoreIntoNew(pg::Transaction& tx, const VolumeRow& v, const SnapshotRow& s,
                                 const RestoreInto& r) {
+  // Going or gone (perhaps with its env): no new volume from it.
+  if (v.state == "deleting" || v.state == "deleted") {
+    return notLive(v, std::string(r.origin == "fork" ? "forked" : "restored from"));
+  }
   // A default name (`<name>-restore`) may be too long for a long name.
   if (auto why = manifest::checkVolumeName(r.to)) {
     return invalidField("to", "is required here: the default " + r.to + " is not " + *why);

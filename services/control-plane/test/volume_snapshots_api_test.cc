@@ -309,6 +309,14 @@ TEST_F(VolumeSnapshotsApiTest, AnotherOrgsVolumeIsNotFound) {
   EXPECT_EQ(countEvents("volume.snapshot_requested"), 1);
   EXPECT_EQ(countEvents("volume.restore_requested"), 0);
   EXPECT_EQ(countEvents("volume.verify_requested"), 0);
+  // A volume being deleted is no source for a new one any more.
+  ASSERT_EQ(call("DELETE", "/v1/volumes/" + id, "", alice.token).body["state"], "deleting");
+  auto late = post(alice, id, "restore", {{"snapshot_id", s1}});
+  EXPECT_EQ(late.status, 409) << late.raw;
+  EXPECT_EQ(late.body["error"]["details"]["state"], "deleting");
+  EXPECT_EQ(code(post(alice, id, "fork", {{"node_id", n1}})), "failed_precondition");
+  EXPECT_EQ(code(post(alice, id, "verify", json::Json::object())), "failed_precondition");
+  EXPECT_EQ(countEvents("volume.restore_requested"), 0);
 }
 
 // In place is refused while the slot's instance should run with the volume
