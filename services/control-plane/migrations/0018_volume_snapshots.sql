@@ -41,6 +41,10 @@ CREATE TABLE volume_snapshots_view (
 CREATE INDEX volume_snapshots_view_volume ON volume_snapshots_view (volume_id, created_at);
 CREATE INDEX volume_snapshots_view_node_pending ON volume_snapshots_view (node_id)
   WHERE state = 'requested';
+-- The plan version (max plan_seq of a node's rows) and PlanFeed (rows with
+-- plan_seq above a checkpoint) read these on every poll and checkpoint.
+CREATE INDEX volume_snapshots_view_node_plan ON volume_snapshots_view (node_id, plan_seq);
+CREATE INDEX volume_snapshots_view_plan_seq ON volume_snapshots_view (plan_seq);
 
 CREATE TABLE volume_ops_view (
   op_id        text PRIMARY KEY,           -- vop_...
@@ -61,3 +65,5 @@ CREATE TABLE volume_ops_view (
   updated_at   timestamptz NOT NULL
 );
 CREATE INDEX volume_ops_view_node_pending ON volume_ops_view (node_id) WHERE state = 'requested';
+CREATE INDEX volume_ops_view_node_plan ON volume_ops_view (node_id, plan_seq);
+CREATE INDEX volume_ops_view_plan_seq ON volume_ops_view (plan_seq);

@@ -90,7 +90,10 @@ class VolumeOpsAgentApiTest : public testsupport::VolumesAgentApiTest {
 };
 
 TEST_F(VolumeOpsAgentApiTest, NodePlanCarriesTheBackupPolicyAndTheRequestedOps) {
-  auto [node, token] = enrollNode("n1.example");
+  // Not a structured binding: the long poll's lambda captures these.
+  const auto enrolled = enrollNode("n1.example");
+  const std::string& node = enrolled.first;
+  const std::string& token = enrolled.second;
   auto [other, other_token] = enrollNode("n2.example");
   const Env e = makeEnvIn("acme");
   // The env's target release declares uploads with its own policy; nothing runs (scale 0).
