@@ -241,13 +241,17 @@ Result<json> waitUntilDone(Invocation& inv, ApiClient& client, const std::string
   std::string shown;
   for (;;) {
     const std::string state = field(current, "state").is_string() ? current["state"] : "";
+    std::string line = what;
     if (state != shown) {
-      inv.out.progress(what + ": " + state);
+      line.append(": ").append(state);
+      inv.out.progress(line);
       shown = state;
     }
     if (done(state)) return current;
     if (Clock::now() > deadline) {
-      return Error(errc::kDeadlineExceeded, what + " is still " + state + " after 30 minutes")
+      line = what;
+      line.append(" is still ").append(state).append(" after 30 minutes");
+      return Error(errc::kDeadlineExceeded, line)
           .with("hint", "look again with `vt volumes snapshots` or `vt volumes get`");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(500));

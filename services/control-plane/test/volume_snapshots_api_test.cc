@@ -60,7 +60,7 @@ class VolumeSnapshotsApiTest : public VolumeTenantTest {
     auto made = callJson("POST", "/v1/envs/" + t.env + "/volumes",
                          {{"process", "web"}, {"name", name}, {"size", "1GiB"}}, t.token);
     EXPECT_EQ(made.status, 201) << made.raw;
-    const std::string id = made.body.value("volume_id", "");
+    std::string id = made.body.value("volume_id", "");
     auto state = [&] { return get(t, "/v1/volumes/" + id).body.value("state", ""); };
     append(t, id, events::VolumePlaced{.volume_id = id, .env_id = t.env, .node_id = node},
            [&] { return state() == "placed"; });
@@ -300,7 +300,8 @@ TEST_F(VolumeSnapshotsApiTest, AnotherOrgsVolumeIsNotFound) {
   for (const std::string& v : {id, std::string("vol_01jdq3v7k2m9x4c8r6t0w5y1zb")}) {
     EXPECT_EQ(post(mallory, v, "snapshots", json::Json::object()).status, 404);
     EXPECT_EQ(get(mallory, "/v1/volumes/" + v + "/snapshots").status, 404);
-    EXPECT_EQ(get(mallory, "/v1/volumes/" + v + "/snapshots/" + s1).status, 404);
+    const std::string snapshot_path = std::string("/v1/volumes/").append(v).append("/snapshots/");
+    EXPECT_EQ(get(mallory, snapshot_path + s1).status, 404);
     EXPECT_EQ(post(mallory, v, "restore", {{"snapshot_id", s1}}).status, 404);
     EXPECT_EQ(post(mallory, v, "fork", {{"node_id", n1}}).status, 404);
     EXPECT_EQ(post(mallory, v, "verify", json::Json::object()).status, 404);
