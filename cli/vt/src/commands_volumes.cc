@@ -1,9 +1,13 @@
-// vt volumes: create, list, get, extend, rm. A volume is one process slot's
-// persistent disk (docs/specs/runtime/volume-mounts.md, docs/specs/api/v1.md
-// "Volumes", docs/specs/cli/output.md "vt volumes"). Names (uploads-0)
-// resolve to ids through the env's list.
+// vt volumes: create, list, get, extend, rm, and snapshot, snapshots,
+// restore, fork, verify. A volume is one process slot's persistent disk
+// (docs/specs/runtime/volume-mounts.md, docs/specs/api/v1.md "Volumes",
+// docs/specs/cli/output.md "vt volumes"). Names (uploads-0) resolve to ids
+// through the env's list.
 #include <algorithm>
 #include <charconv>
+#include <chrono>
+#include <functional>
+#include <thread>
 #include <tuple>
 
 #include "commands.h"
@@ -127,6 +131,23 @@ int volumesList(Invocation& inv) {
   return 0;
 }
 
+// "42s", "17m", "3h05m": an age for a table cell.
+std::string ageText(uint64_t seconds) {
+  if (seconds < 120) return std::to_string(seconds) + "s";
+  if (seconds < 7200) return std::to_string(seconds / 60) + "m";
+  const uint64_t m = (seconds / 60) % 60;
+  return std::to_string(seconds / 3600) + "h" + (m < 10 ? "0" : "") + std::to_string(m) + "m";
+}
+
+std::string timeCell(const std::optional<std::string>& t) { return t ? shortTime(*t) : "-"; }
+
+std::string verifyCell(const VolumeView& v) {
+  if (!v.last_verify_ok) return "-";
+  std::string s = (*v.last_verify_ok ? "ok at " : "FAILED at ") + timeCell(v.last_verified_at);
+  if (!v.last_verify_reason.empty()) s += ": " + v.last_verify_reason;
+  return s;
+}
+
 int volumesGet(Invocation& inv) {
   auto found = findVolume(inv);
   if (!found) return fail(inv, found.error());
@@ -145,6 +166,15 @@ int volumesGet(Invocation& inv) {
             {"node", v.node_id.value_or("- (pending)")},
             {"state", v.state},
             {"reason", v.reason.empty() ? "-" : v.reason},
+            {"backup_every",
+             v.backup_every_seconds
+                 ? manifest::formatBackupEvery(static_cast<int64_t>(*v.backup_every_seconds))
+                 : "-"},
+            {"backup_keep", v.backup_keep ? std::to_string(*v.backup_keep) : "-"},
+            {"last_snapshot", timeCell(v.last_snapshot_at)},
+            {"last_backup", timeCell(v.last_backup_at)},
+            {"rpo", v.rpo_seconds ? ageText(*v.rpo_seconds) : "- (no backup yet)"},
+            {"last_verify", verifyCell(v)},
             {"env", v.env_id},
             {"created", shortTime(v.created_at)},
             {"updated", shortTime(v.updated_at)}});
@@ -200,9 +230,264 @@ int volumesRm(Invocation& inv) {
   return 0;
 }
 
+// --wait: polls `path` every 500 ms until `done` says the state is final,
+// printing each state it sees on stderr ("snapshot snap_...: taken").
+// Gives up after half an hour with what it last saw.
+Result<json> waitUntilDone(Invocation& inv, ApiClient& client, const std::string& path,
+                           const std::string& what, json current,
+                           const std::function<bool(const std::string&)>& done) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::minutes(30);
+  std::string shown;
+  for (;;) {
+    const std::string state = field(current, "state").is_string() ? current["state"] : "";
+    std::string line = what;
+    if (state != shown) {
+      line.append(": ").append(state);
+      inv.out.progress(line);
+      shown = state;
+    }
+    if (done(state)) return current;
+    if (Clock::now() > deadline) {
+      line = what;
+      line.append(" is still ").append(state).append(" after 30 minutes");
+      return Error(errc::kDeadlineExceeded, line)
+          .with("hint", "look again with `vt volumes snapshots` or `vt volumes get`");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    PLFM_ASSIGN_OR_RETURN(current, client.get(path));
+  }
+}
+
+std::string snapshotDetail(const SnapshotView& s) {
+  std::string d = s.method.value_or("?");
+  if (s.freeze_ms && *s.freeze_ms >= 0) d += ", froze " + std::to_string(*s.freeze_ms) + " ms";
+  if (s.consistent && !*s.consistent) d += ", not app-consistent";
+  return d;
+}
+
+int volumesSnapshot(Invocation& inv) {
+  auto found = findVolume(inv);
+  if (!found) return fail(inv, found.error());
+  const VolumeView& v = found->second;
+  auto client = inv.api();
+  if (!client) return fail(inv, client.error());
+  const bool freeze = !inv.args.has("no-freeze");
+  auto made = (*client)->mutate("POST", "/v1/volumes/" + v.id + "/snapshots", {{"freeze", freeze}});
+  if (!made) return fail(inv, made.error());
+  json result = *made;
+  const std::string snap_id = parseSnapshot(result).id;
+  if (inv.args.has("wait")) {
+    auto waited = waitUntilDone(inv, **client, "/v1/volumes/" + v.id + "/snapshots/" + snap_id,
+                                "snapshot " + snap_id, result,
+                                [](const std::string& st) { return st != "requested"; });
+    if (!waited) return fail(inv, waited.error());
+    result = *waited;
+  }
+  const SnapshotView s = parseSnapshot(result);
+  Receipt r{.action = "volume.snapshot_requested",
+            .ids = {s.id},
+            .next = {"vt volumes snapshots " + v.full_name + inv.scopeFlags()}};
+  if (s.state == "requested") {
+    r.message =
+        "Requested snapshot " + s.id + " of volume " + v.full_name + " on node " + s.node_id;
+    r.notes = {freeze ? "app-consistent: the guest's filesystem is frozen for the copy (at most "
+                        "5 s)"
+                      : "crash-consistent (--no-freeze): the copy holds what the disk held, as "
+                        "after a power cut",
+               "the node takes it, then backs it up off the node when it has a backup "
+               "repository"};
+  } else if (s.state == "failed") {
+    r.message = "Snapshot " + s.id + " of volume " + v.full_name + " failed";
+    r.notes = {s.reason.empty() ? "no reason given" : s.reason};
+  } else {
+    r.message = std::string(s.state == "backed_up" ? "Backed up" : "Took") + " snapshot " + s.id +
+                " of volume " + v.full_name + " (" + snapshotDetail(s) + ")";
+  }
+  const bool ok = s.state != "failed";
+  inv.out.receipt(r, result, ok);
+  return ok ? 0 : 1;
+}
+
+std::string backupCell(const SnapshotView& s) {
+  if (!s.backup_id) return "-";
+  if (s.backup_expired) return "expired";
+  return s.backup_id->substr(0, 8);
+}
+
+int volumesSnapshots(Invocation& inv) {
+  auto found = findVolume(inv);
+  if (!found) return fail(inv, found.error());
+  auto client = inv.api();
+  if (!client) return fail(inv, client.error());
+  auto res = (*client)->get("/v1/volumes/" + found->second.id + "/snapshots");
+  if (!res) return fail(inv, res.error());
+  std::vector<json> items;
+  for (const auto& item : field(*res, "items")) items.push_back(item);
+  printList(inv, items,
+            {"SNAPSHOT", "STATE", "ORIGIN", "TAKEN", "SIZE", "METHOD", "LOCAL", "BACKUP"},
+            [](const json& j) {
+              const SnapshotView s = parseSnapshot(j);
+              std::string state = s.state;
+              if (s.state == "failed" && !s.reason.empty()) state += ": " + s.reason;
+              return std::vector<std::string>{s.id,
+                                              state,
+                                              s.origin,
+                                              timeCell(s.taken_at),
+                                              sizeCell(s.size_bytes),
+                                              s.method.value_or("-"),
+                                              s.local ? "yes" : "no",
+                                              backupCell(s)};
+            });
+  return 0;
+}
+
+// Prints the receipt of a restore, fork or verify op (after --wait, the op
+// as it ended); exits 1 when the op failed.
+int opReceipt(Invocation& inv, ApiClient& client, json result, json op, Receipt r,
+              const std::string& done_message) {
+  if (inv.args.has("wait")) {
+    const VolumeOpView o = parseVolumeOp(op);
+    auto waited = waitUntilDone(
+        inv, client, "/v1/volumes/" + o.volume_id + "/ops/" + o.id, o.kind + " " + o.id, op,
+        [](const std::string& st) { return st == "done" || st == "failed"; });
+    if (!waited) return fail(inv, waited.error());
+    op = *waited;
+    if (result.contains("op")) {
+      result["op"] = op;
+    } else {
+      result = op;
+    }
+  }
+  const VolumeOpView o = parseVolumeOp(op);
+  if (o.state == "done") r.message = done_message;
+  if (o.state == "failed") {
+    r.message = "The " + o.kind + " op " + o.id + " failed";
+    r.notes = {o.reason.empty() ? "no reason given" : o.reason};
+  }
+  const bool ok = o.state != "failed";
+  inv.out.receipt(r, result, ok);
+  return ok ? 0 : 1;
+}
+
+std::string sourceNote(const VolumeOpView& o) {
+  return o.source == "local" ? "from the node's local copy of the snapshot"
+                             : "from the backup repository (the download is checked against the "
+                               "snapshot's sha256 and e2fsck)";
+}
+
+int volumesRestore(Invocation& inv) {
+  auto from = flag(inv, "from");
+  if (!from) {
+    return fail(inv, Error("usage",
+                           "--from SNAPSHOT is required (list them with `vt volumes "
+                           "snapshots " +
+                               inv.args.positionals[0] + "`)"));
+  }
+  auto to = flag(inv, "to");
+  const bool in_place = inv.args.has("in-place");
+  if (to && in_place) {
+    return fail(inv, Error("usage",
+                           "--to NEW and --in-place exclude each other: restore into a "
+                           "new volume, or over this one"));
+  }
+  auto found = findVolume(inv);
+  if (!found) return fail(inv, found.error());
+  const VolumeView& v = found->second;
+  json body = {{"snapshot_id", *from}};
+  if (to) body["to"] = *to;
+  if (in_place) body["in_place"] = true;
+  if (auto node = flag(inv, "node")) body["node_id"] = *node;
+  auto client = inv.api();
+  if (!client) return fail(inv, client.error());
+  auto res = (*client)->mutate("POST", "/v1/volumes/" + v.id + "/restore", body);
+  if (!res) return fail(inv, res.error());
+  const VolumeOpView o = parseVolumeOp(field(*res, "op"));
+  const VolumeView target = parseVolume(field(*res, "volume"));
+  Receipt r{.action = "volume.restore_requested",
+            .ids = {o.id, target.id},
+            .notes = {sourceNote(o)},
+            .next = {"vt volumes get " + target.full_name + inv.scopeFlags()}};
+  std::string done;
+  if (o.in_place) {
+    r.message = "Restoring volume " + v.full_name + " in place from snapshot " + o.snapshot_id +
+                " on node " + o.node_id + " (op " + o.id + ")";
+    r.notes.emplace_back(
+        "the volume is `restoring` until the node has written it; its "
+        "instance stays stopped until then");
+    done = "Restored volume " + v.full_name + " in place from snapshot " + o.snapshot_id;
+  } else {
+    r.message = "Restoring snapshot " + o.snapshot_id + " of " + v.full_name + " into new volume " +
+                target.full_name + " on node " + o.node_id + " (" + target.id + ", op " + o.id +
+                ")";
+    r.notes.emplace_back("the new volume is `restoring` until the node has written it");
+    done = "Restored snapshot " + o.snapshot_id + " of " + v.full_name + " into new volume " +
+           target.full_name + " on node " + o.node_id;
+  }
+  return opReceipt(inv, **client, *res, field(*res, "op"), std::move(r), done);
+}
+
+int volumesFork(Invocation& inv) {
+  auto node = flag(inv, "node");
+  if (!node) return fail(inv, Error("usage", "--node N (the node to put the copy on) is required"));
+  auto found = findVolume(inv);
+  if (!found) return fail(inv, found.error());
+  const VolumeView& v = found->second;
+  json body = {{"node_id", *node}};
+  if (auto to = flag(inv, "to")) body["to"] = *to;
+  if (auto from = flag(inv, "from")) body["snapshot_id"] = *from;
+  auto client = inv.api();
+  if (!client) return fail(inv, client.error());
+  auto res = (*client)->mutate("POST", "/v1/volumes/" + v.id + "/fork", body);
+  if (!res) return fail(inv, res.error());
+  const VolumeOpView o = parseVolumeOp(field(*res, "op"));
+  const VolumeView target = parseVolume(field(*res, "volume"));
+  Receipt r{.action = "volume.restore_requested",
+            .message = "Forking " + v.full_name + " from snapshot " + o.snapshot_id +
+                       " into new volume " + target.full_name + " on node " + o.node_id + " (" +
+                       target.id + ", op " + o.id + ")",
+            .ids = {o.id, target.id},
+            .notes = {sourceNote(o), "the new volume is `restoring` until the node has written it"},
+            .next = {"vt volumes get " + target.full_name + inv.scopeFlags()}};
+  return opReceipt(
+      inv, **client, *res, field(*res, "op"), std::move(r),
+      "Forked " + v.full_name + " into new volume " + target.full_name + " on node " + o.node_id);
+}
+
+int volumesVerify(Invocation& inv) {
+  auto found = findVolume(inv);
+  if (!found) return fail(inv, found.error());
+  const VolumeView& v = found->second;
+  json body = json::object();
+  if (auto from = flag(inv, "from")) body["snapshot_id"] = *from;
+  auto client = inv.api();
+  if (!client) return fail(inv, client.error());
+  auto res = (*client)->mutate("POST", "/v1/volumes/" + v.id + "/verify", body);
+  if (!res) return fail(inv, res.error());
+  const VolumeOpView o = parseVolumeOp(*res);
+  Receipt r{.action = "volume.verify_requested",
+            .message = "Verifying the backup of snapshot " + o.snapshot_id + " of volume " +
+                       v.full_name + " on node " + o.node_id + " (op " + o.id + ")",
+            .ids = {o.id},
+            .notes = {"the node restores the backup into a scratch file, compares its sha256 "
+                      "with the snapshot's and runs e2fsck -fn; the volume is not touched"},
+            .next = {"vt volumes get " + v.full_name + inv.scopeFlags()}};
+  return opReceipt(inv, **client, *res, *res, std::move(r),
+                   "Verified the backup of snapshot " + o.snapshot_id + " of volume " +
+                       v.full_name + ": it restores, matches its sha256 and passes e2fsck");
+}
+
 const Positional kVolume{.name = "VOLUME", .help = "volume name with its slot (uploads-0) or id"};
 const Flag kSize{
     .name = "size", .value_name = "SIZE", .help = "10GiB, 512MiB, 1TiB (binary units)"};
+const Flag kWait{.name = "wait",
+                 .help =
+                     "wait until it is done or failed, printing each state; exit 1 if it "
+                     "failed"};
+const Flag kTo{.name = "to",
+               .value_name = "NEW",
+               .help = "name of the new volume (its full name is NEW-SLOT)"};
+const Flag kNode{.name = "node", .value_name = "NODE", .help = "node id (node_...)"};
 
 }  // namespace
 
@@ -213,14 +498,19 @@ Command volumesCommand() {
       "across restarts and deploys on the node that holds it. Deploys create the volumes\n"
       "vt.toml declares ([[volumes]]); `create` makes one ahead of time.";
   Command c{.name = "volumes",
-            .summary = "Persistent disks of process slots: create, list, get, extend, rm",
+            .summary = "Persistent disks of process slots, their snapshots, backups and restores",
             .help = scope +
                     "\n\nExamples:\n"
                     "  vt volumes create uploads --process web --size 10GiB\n"
                     "  vt volumes list\n"
                     "  vt volumes get uploads-0 --format json\n"
                     "  vt volumes extend uploads-0 --size 20GiB\n"
-                    "  vt volumes rm uploads-1 --yes"};
+                    "  vt volumes rm uploads-1 --yes\n"
+                    "  vt volumes snapshot uploads-0 --wait\n"
+                    "  vt volumes snapshots uploads-0\n"
+                    "  vt volumes restore uploads-0 --from snap_... --to uploads-old\n"
+                    "  vt volumes fork uploads-0 --node node_...\n"
+                    "  vt volumes verify uploads-0 --wait"};
   c.children.push_back(
       {.name = "create",
        .summary = "Create a volume for a slot of a process (pending until it is placed)",
@@ -242,7 +532,7 @@ Command volumesCommand() {
                         .help = scope,
                         .run = volumesList});
   c.children.push_back({.name = "get",
-                        .summary = "Show one volume: size, node, state",
+                        .summary = "Show one volume: size, node, state, backups and RPO",
                         .help = scope,
                         .positionals = {kVolume},
                         .run = volumesGet});
@@ -265,6 +555,89 @@ Command volumesCommand() {
        .positionals = {kVolume},
        .mutating = true,
        .run = volumesRm});
+  const std::string backups =
+      "Snapshots are point-in-time copies taken on the volume's node; with a backup\n"
+      "repository the node ships each one off the node (restic: encrypted, incremental)\n"
+      "and keeps backup_keep of them. vt.toml's backup_every (default 15m) schedules them.";
+  c.children.push_back(
+      {.name = "snapshot",
+       .summary = "Take a snapshot of a volume now (app-consistent unless --no-freeze)",
+       .help = scope + "\n\n" + backups +
+               "\n\nThe guest's filesystem is frozen for the copy (FIFREEZE, at most 5 s), so\n"
+               "the snapshot is what the app had written. --no-freeze takes it as it is, like\n"
+               "a power cut, for guests that cannot freeze. The volume must be ready on a node.\n\n"
+               "Examples:\n"
+               "  vt volumes snapshot uploads-0\n"
+               "  vt volumes snapshot uploads-0 --no-freeze --wait",
+       .flags = {{.name = "no-freeze", .help = "crash-consistent: do not freeze the guest"}, kWait},
+       .positionals = {kVolume},
+       .mutating = true,
+       .run = volumesSnapshot});
+  c.children.push_back({.name = "snapshots",
+                        .summary = "List a volume's snapshots and backups, newest first",
+                        .help = scope + "\n\n" + backups +
+                                "\n\nLOCAL says the node still holds the file (a fast restore);\n"
+                                "BACKUP is the backup's id in the repository, or `expired`.\n\n"
+                                "Example:\n  vt volumes snapshots uploads-0",
+                        .positionals = {kVolume},
+                        .run = volumesSnapshots});
+  c.children.push_back(
+      {.name = "restore",
+       .summary = "Restore a snapshot into a new volume, or in place",
+       .help = scope + "\n\n" + backups +
+               "\n\nBy default the snapshot becomes a new volume NEW-SLOT (NEW defaults to\n"
+               "NAME-restore) of the same process and slot, on the snapshot's node when it\n"
+               "still holds the file, else (or on --node) from the backup. --in-place writes\n"
+               "it over the volume itself: refused while the slot's instance should run, so\n"
+               "scale the process below the slot first. Every restore is checked (sha256,\n"
+               "e2fsck) before it replaces anything.\n\n"
+               "Examples:\n"
+               "  vt volumes restore uploads-0 --from snap_... --to uploads-old\n"
+               "  vt volumes restore uploads-0 --from snap_... --in-place --wait",
+       .flags = {{.name = "from", .value_name = "SNAPSHOT", .help = "the snapshot (snap_...)"},
+                 kTo,
+                 {.name = "in-place", .help = "write it over this volume (its slot stopped)"},
+                 kNode,
+                 kWait},
+       .positionals = {kVolume},
+       .mutating = true,
+       .run = volumesRestore});
+  c.children.push_back(
+      {.name = "fork",
+       .summary = "Copy a volume onto another node, from its newest backup",
+       .help = scope + "\n\n" + backups +
+               "\n\nThe copy is a new volume NEW-SLOT (NEW defaults to NAME-fork) on --node,\n"
+               "made from --from or the newest backed-up snapshot (refused when there is none\n"
+               "yet: take one with `vt volumes snapshot`).\n\n"
+               "Examples:\n"
+               "  vt volumes fork uploads-0 --node node_...\n"
+               "  vt volumes fork uploads-0 --node node_... --from snap_... --to staging --wait",
+       .flags = {kNode,
+                 {.name = "from",
+                  .value_name = "SNAPSHOT",
+                  .help = "the snapshot (default: the newest backed-up one)"},
+                 kTo,
+                 kWait},
+       .positionals = {kVolume},
+       .mutating = true,
+       .run = volumesFork});
+  c.children.push_back(
+      {.name = "verify",
+       .summary = "Restore drill: check that a backup restores, without touching the volume",
+       .help = scope + "\n\n" + backups +
+               "\n\nThe node restores the backup into a scratch file, compares its sha256 with\n"
+               "the one recorded at backup time and runs e2fsck -fn; `vt volumes get` shows the\n"
+               "last result. Nodes also run this drill by themselves once a day.\n\n"
+               "Examples:\n"
+               "  vt volumes verify uploads-0 --wait\n"
+               "  vt volumes verify uploads-0 --from snap_...",
+       .flags = {{.name = "from",
+                  .value_name = "SNAPSHOT",
+                  .help = "the snapshot whose backup to check (default: the newest)"},
+                 kWait},
+       .positionals = {kVolume},
+       .mutating = true,
+       .run = volumesVerify});
   return c;
 }
 

@@ -7,7 +7,6 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "plfm/core/strings.h"
 #include "plfm/http/http.h"
 #include "vt_harness.h"
 
@@ -50,9 +49,7 @@ TEST_F(VtDescribeTest, InstancesGetAndReleasesGetMatchGoldenTranscript) {
     out << kManifest;
   }
   norm_.literal(manifest, "<manifest>");
-  VtResult enroll = runVt({"nodes", "enroll", "-q"}, config_.path());
-  ASSERT_EQ(enroll.code, 0) << enroll.err;
-  auto node = testing::enrollAgent(cp_->url, std::string(trim(enroll.out)), "w1.example");
+  auto node = testing::enrollAgentWithVt(cp_->url, config_.path(), "w1.example");
   ASSERT_TRUE(node.contains("node_id")) << node.dump();
   const std::string node_id = node["node_id"];
   const std::string node_token = node["token"];
@@ -98,9 +95,8 @@ TEST_F(VtDescribeTest, InstancesGetAndReleasesGetMatchGoldenTranscript) {
 // A member of another org sees neither: exit 1 with the API's not found.
 TEST_F(VtDescribeTest, AnotherOrgsMemberGetsNotFound) {
   const std::string manifest = std::string(PLFM_TEST_DIR) + "/test/testdata/hello/vt.toml";
-  VtResult enroll = runVt({"nodes", "enroll", "-q"}, config_.path());
-  ASSERT_EQ(enroll.code, 0) << enroll.err;
-  auto node = testing::enrollAgent(cp_->url, std::string(trim(enroll.out)), "w2.example");
+  auto node = testing::enrollAgentWithVt(cp_->url, config_.path(), "w2.example");
+  ASSERT_TRUE(node.contains("node_id")) << node.dump();
   ASSERT_EQ(runVt({"deploy", "--manifest", manifest, "--detach"}, config_.path()).code, 0);
   auto plan = testing::nodePlan(cp_->url, node["node_id"], node["token"]);
   ASSERT_EQ(plan.value("instances", nlohmann::json::array()).size(), 1U) << plan.dump();

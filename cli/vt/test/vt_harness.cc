@@ -193,6 +193,18 @@ nlohmann::json enrollAgent(const std::string& url, const std::string& enrollment
   return nlohmann::json::parse(resp->body, nullptr, false);
 }
 
+nlohmann::json enrollAgentWithVt(const std::string& url, const std::string& config_dir,
+                                 const std::string& hostname) {
+  VtResult enroll = runVt({"nodes", "enroll", "-q"}, config_dir);
+  EXPECT_EQ(enroll.code, 0) << enroll.err;
+  if (enroll.code != 0) return nlohmann::json::object();
+  std::string token = enroll.out;
+  while (!token.empty() && (token.back() == '\n' || token.back() == ' ')) token.pop_back();
+  auto node = enrollAgent(url, token, hostname);
+  EXPECT_TRUE(node.is_object() && node.contains("node_id")) << node.dump();
+  return node.is_object() ? node : nlohmann::json::object();
+}
+
 nlohmann::json nodePlan(const std::string& url, const std::string& node_id,
                         const std::string& node_token) {
   auto resp = agentRequest("GET", url + "/v1/nodes/" + node_id + "/plan?wait=0", node_token, "");
@@ -204,6 +216,13 @@ nlohmann::json nodePlan(const std::string& url, const std::string& node_id,
 int nodeHeartbeat(const std::string& url, const std::string& node_id,
                   const std::string& node_token) {
   auto resp = agentRequest("POST", url + "/v1/nodes/" + node_id + "/heartbeat", node_token, "{}");
+  return resp ? resp->status : 0;
+}
+
+int agentPost(const std::string& url, const std::string& node_id, const std::string& node_token,
+              const std::string& path, const nlohmann::json& body) {
+  auto resp =
+      agentRequest("POST", url + "/v1/nodes/" + node_id + "/" + path, node_token, body.dump());
   return resp ? resp->status : 0;
 }
 
@@ -240,7 +259,7 @@ std::string Normalizer::apply(const std::string& text) {
     }
   }
   static const std::regex kId(
-      R"(\b(org|usr|tok|app|env|rel|dep|inst|node|evt|req|route|sv|vol|exec|enr|dom|rcred)_[0-9a-hjkmnp-tv-z]{26}\b)");
+      R"(\b(org|usr|tok|app|env|rel|dep|inst|node|evt|req|route|sv|vol|snap|vop|exec|enr|dom|rcred)_[0-9a-hjkmnp-tv-z]{26}\b)");
   std::string out;
   auto begin = std::sregex_iterator(s.begin(), s.end(), kId);
   size_t last = 0;

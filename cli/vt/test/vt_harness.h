@@ -54,12 +54,21 @@ VtResult runVt(const std::vector<std::string>& args, const std::string& config_d
 // node_id and token. Fails the test on error.
 nlohmann::json enrollAgent(const std::string& url, const std::string& enrollment_token,
                            const std::string& hostname);
+// `vt nodes enroll -q` with the config in `config_dir`, then enrollAgent
+// with its token: the node's node_id and token ({} and a test failure on
+// error).
+nlohmann::json enrollAgentWithVt(const std::string& url, const std::string& config_dir,
+                                 const std::string& hostname);
 // GET /v1/nodes/{id}/plan?wait=0 with the node's credential ({} on error).
 nlohmann::json nodePlan(const std::string& url, const std::string& node_id,
                         const std::string& node_token);
 // POST /v1/nodes/{id}/heartbeat; returns the HTTP status.
 int nodeHeartbeat(const std::string& url, const std::string& node_id,
                   const std::string& node_token);
+// POST `path` (below /v1/nodes/{id}/) with the node's credential, as its
+// agent would: "heartbeat", "volumes/{vid}/status". Returns the HTTP status.
+int agentPost(const std::string& url, const std::string& node_id, const std::string& node_token,
+              const std::string& path, const nlohmann::json& body);
 // POST /v1/nodes/{id}/instances/{iid}/status; returns the HTTP status.
 int reportInstance(const std::string& url, const std::string& node_id,
                    const std::string& node_token, const std::string& instance_id,

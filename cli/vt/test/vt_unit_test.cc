@@ -91,9 +91,9 @@ TEST(VtArgsTest, HelpTextsMatchGolden) {
   auto p = parseArgs(root(), {"--help"});
   ASSERT_TRUE(p);
   all += renderHelp(p->path) + "\n----\n";
-  for (const char* cmd :
-       {"deploy", "scale set", "events tail", "logs", "context use", "dev up", "dev logs",
-        "instances get", "releases get", "exec", "volumes create", "volumes rm"}) {
+  for (const char* cmd : {"deploy", "scale set", "events tail", "logs", "context use", "dev up",
+                          "dev logs", "instances get", "releases get", "exec", "volumes create",
+                          "volumes rm", "volumes restore"}) {
     auto q = parseArgs(root(), words(std::string(cmd) + " --help"));
     ASSERT_TRUE(q);
     all += renderHelp(q->path) + "\n----\n";

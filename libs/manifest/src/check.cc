@@ -241,6 +241,17 @@ void checkVolumes(const Manifest& m, Sink& sink) {
         sink.report(sizePath, "expected " + range + ", got " + rules::formatSize(v.size_bytes));
       }
     }
+    const std::string everyPath = path + ".backup_every";
+    if (!sink.bad(everyPath) && v.backup_every_seconds != 0 &&
+        (v.backup_every_seconds < rules::kMinBackupEverySeconds ||
+         v.backup_every_seconds > rules::kMaxBackupEverySeconds)) {
+      sink.report(everyPath, "expected \"off\" or a duration from " +
+                                 rules::formatDuration(rules::kMinBackupEverySeconds * 1000) +
+                                 " to " +
+                                 rules::formatDuration(rules::kMaxBackupEverySeconds * 1000) +
+                                 ", got " + rules::formatDuration(v.backup_every_seconds * 1000));
+    }
+    checkInt(sink, path + ".backup_keep", v.backup_keep, rules::kBackupKeep, false);
     if (!v.name.empty()) {
       auto [it, inserted] = names.emplace(v.name, path);
       if (!inserted) {

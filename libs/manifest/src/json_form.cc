@@ -7,6 +7,7 @@
 #include "check.h"
 #include "plfm/core/json.h"
 #include "plfm/manifest/manifest.h"
+#include "plfm/manifest/volume_rules.h"
 #include "sink.h"
 
 namespace plfm::manifest {
@@ -122,7 +123,8 @@ Result<Service> serviceFromJson(const Json& j, const std::string& path) {
 }
 
 Result<Volume> volumeFromJson(const Json& j, const std::string& path) {
-  PLFM_TRY(json::rejectUnknownFields(j, {"name", "mount", "process", "size_bytes"}, path));
+  PLFM_TRY(json::rejectUnknownFields(
+      j, {"name", "mount", "process", "size_bytes", "backup_every_seconds", "backup_keep"}, path));
   Volume v;
   PLFM_ASSIGN_OR_RETURN(v.name, json::getString(j, "name", path));
   PLFM_ASSIGN_OR_RETURN(v.mount, json::getString(j, "mount", path));
@@ -130,6 +132,11 @@ Result<Volume> volumeFromJson(const Json& j, const std::string& path) {
   PLFM_ASSIGN_OR_RETURN(std::int64_t size, json::getInt(j, "size_bytes", path));
   if (size < 0) return fieldError(path + ".size_bytes", "must not be negative");
   v.size_bytes = static_cast<std::uint64_t>(size);
+  // Absent in releases made before the backup policy existed: the defaults.
+  PLFM_TRY(ifPresent(j, "backup_every_seconds", v.backup_every_seconds,
+                     [&] { return json::getInt(j, "backup_every_seconds", path); }));
+  PLFM_TRY(
+      ifPresent(j, "backup_keep", v.backup_keep, [&] { return getInt32(j, "backup_keep", path); }));
   return v;
 }
 
@@ -284,10 +291,15 @@ Json Manifest::toJson() const {
   }
   Json vols = Json::array();
   for (const auto& v : volumes) {
-    vols.push_back({{"name", v.name},
-                    {"mount", v.mount},
-                    {"process", v.process},
-                    {"size_bytes", v.size_bytes}});
+    Json vj = {
+        {"name", v.name}, {"mount", v.mount}, {"process", v.process}, {"size_bytes", v.size_bytes}};
+    // Only when not the default, so that releases stored before the backup
+    // policy existed keep their canonical form.
+    if (v.backup_every_seconds != kDefaultBackupEverySeconds) {
+      vj["backup_every_seconds"] = v.backup_every_seconds;
+    }
+    if (v.backup_keep != kDefaultBackupKeep) vj["backup_keep"] = v.backup_keep;
+    vols.push_back(std::move(vj));
   }
   Json chks = Json::array();
   for (const auto& c : checks) chks.push_back(c.toJson());

@@ -340,6 +340,14 @@ std::string formatDuration(std::int64_t ms) {
   return std::to_string(ms) + "ms";
 }
 
+std::optional<std::int64_t> parseBackupEvery(std::string_view s) {
+  if (s == "off") return 0;
+  if (s.find("ms") != std::string_view::npos) return std::nullopt;  // s, m and h only
+  auto ms = parseDuration(s);
+  if (!ms || *ms % 1000 != 0) return std::nullopt;
+  return *ms / 1000;
+}
+
 std::optional<std::uint64_t> parseSize(std::string_view s) {
   static constexpr std::array<std::pair<std::string_view, int>, 5> kUnits = {
       {{"B", 0}, {"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"TiB", 40}}};

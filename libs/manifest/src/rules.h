@@ -32,6 +32,8 @@ inline constexpr IntRange kPort{1, 65535};
 inline constexpr IntRange kMaxSurge{0, 100};
 inline constexpr IntRange kFailureThreshold{1, 100};
 inline constexpr IntRange kMaxUnavailable{0, 100};
+// A volume's backup_keep: backups the repository keeps.
+inline constexpr IntRange kBackupKeep{1, 1000};
 
 inline constexpr std::size_t kMaxProcesses = 32;
 inline constexpr std::size_t kMaxServices = 64;
@@ -72,6 +74,11 @@ inline constexpr std::int64_t kMaxDrainTimeout = 3'600'000;  // 1h
 inline constexpr std::int64_t kMinTimeout = 100;
 inline constexpr std::int64_t kMaxTimeout = 300'000;
 inline constexpr std::int64_t kMaxGrace = 3'600'000;
+// A volume's backup_every, in seconds ("off" is 0).
+inline constexpr std::int64_t kMinBackupEverySeconds = 60;       // 1m
+inline constexpr std::int64_t kMaxBackupEverySeconds = 86'400;   // 24h
+inline constexpr std::int64_t kDefaultBackupEverySeconds = 900;  // 15m
+inline constexpr int kDefaultBackupKeep = 96;
 
 inline constexpr std::string_view kReservedEnvPrefix = "PLFM_";
 
@@ -104,6 +111,10 @@ inline constexpr std::string_view kReservedEnvPrefix = "PLFM_";
 [[nodiscard]] std::optional<std::int64_t> parseDuration(std::string_view s);
 // Milliseconds -> the shortest duration text parseDuration reads back.
 [[nodiscard]] std::string formatDuration(std::int64_t ms);
+// A volume's backup_every: "off" -> 0, else a duration in s, m and h units
+// ("15m", "1h30m") -> whole seconds; nullopt when malformed (the range is
+// checked apart).
+[[nodiscard]] std::optional<std::int64_t> parseBackupEvery(std::string_view s);
 
 // "512MiB", "1GiB", "1TiB", "4096KiB" -> bytes. Binary units only, so "1GB"
 // can never mean two different sizes; nullopt on anything else.

@@ -333,7 +333,7 @@ class Reader {
     for (size_t i = 0; i < volumes.size(); ++i) {
       const toml::table& t = *volumes[i];
       const std::string path = indexPath("volumes", i);
-      keys(t, path, {"name", "mount", "size", "process"});
+      keys(t, path, {"name", "mount", "size", "process", "backup_every", "backup_keep"});
       Volume v;
       if (auto s = str(t, "name", path + ".name")) v.name = *s;
       if (auto s = str(t, "mount", path + ".mount")) v.mount = *s;
@@ -353,6 +353,19 @@ class Reader {
                   rules::quote(*s),
               sizeHint(*s));
         }
+      }
+      constexpr std::string_view kEvery = R"(a duration like "15m", "1h" or "24h", or "off")";
+      const std::string epath = path + ".backup_every";
+      if (auto s = str(t, "backup_every", epath, kEvery)) {
+        if (auto seconds = rules::parseBackupEvery(*s)) {
+          v.backup_every_seconds = *seconds;
+        } else {
+          bad(epath,
+              "expected " + std::string(kEvery) + " (units s, m, h), got " + rules::quote(*s));
+        }
+      }
+      if (auto keep = integer(t, "backup_keep", path + ".backup_keep", rules::kBackupKeep)) {
+        v.backup_keep = *keep;
       }
       m.volumes.push_back(std::move(v));
     }

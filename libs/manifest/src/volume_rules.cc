@@ -6,6 +6,13 @@ namespace plfm::manifest {
 
 static_assert(kMinVolumeBytes == rules::kMinVolumeBytes);
 static_assert(kMaxVolumeBytes == rules::kMaxVolumeBytes);
+static_assert(kDefaultBackupEverySeconds == rules::kDefaultBackupEverySeconds);
+static_assert(kDefaultBackupKeep == rules::kDefaultBackupKeep);
+
+std::string formatBackupEvery(std::int64_t seconds) {
+  if (seconds <= 0) return "off";
+  return rules::formatDuration(seconds * 1000);
+}
 
 std::optional<std::string> checkVolumeName(std::string_view s) {
   if (auto why = rules::checkName(s)) return why;

@@ -2,6 +2,7 @@
 // Diagnostic::format). Every error message is also pinned by a golden case
 // (cases_test.cc); these tests pin the semantics.
 #include "plfm/manifest/manifest.h"
+#include "plfm/manifest/volume_rules.h"
 
 #include <gtest/gtest.h>
 
@@ -106,6 +107,69 @@ process = "db"
   ASSERT_TRUE(j.has_value()) << j.error().toString();
   EXPECT_EQ(j->toJson(), m.toJson());
   EXPECT_TRUE(validate(m).empty());
+}
+
+TEST(ManifestParse, AVolumeHasABackupPolicyWithDefaults) {
+  const Manifest m = parseOk(std::string(kHead) + R"(
+[processes.db]
+[[volumes]]
+name = "pg"
+mount = "/pg"
+size = "1GiB"
+[[volumes]]
+name = "wal"
+mount = "/wal"
+size = "1GiB"
+backup_every = "1h30m"
+backup_keep = 1000
+[[volumes]]
+name = "scratch"
+mount = "/scratch"
+size = "1GiB"
+backup_every = "off"
+backup_keep = 1
+[[volumes]]
+name = "edge"
+mount = "/edge"
+size = "1GiB"
+backup_every = "60s"
+)");
+  ASSERT_EQ(m.volumes.size(), 4U);
+  EXPECT_EQ(m.volumes[0].backup_every_seconds, kDefaultBackupEverySeconds);
+  EXPECT_EQ(m.volumes[0].backup_keep, kDefaultBackupKeep);
+  EXPECT_EQ(m.volumes[1].backup_every_seconds, 5400);
+  EXPECT_EQ(m.volumes[1].backup_keep, 1000);
+  EXPECT_EQ(m.volumes[2].backup_every_seconds, 0);
+  EXPECT_EQ(m.volumes[2].backup_keep, 1);
+  EXPECT_EQ(m.volumes[3].backup_every_seconds, 60);
+  EXPECT_EQ(formatBackupEvery(5400), "90m");
+  EXPECT_EQ(formatBackupEvery(0), "off");
+  auto j = fromJson(m.toJson());
+  ASSERT_TRUE(j.has_value()) << j.error().toString();
+  EXPECT_EQ(j->toJson(), m.toJson());
+  // The defaults are not written, so releases stored before the policy
+  // existed keep their canonical form, and read with the defaults.
+  EXPECT_FALSE(m.toJson()["volumes"][0].contains("backup_every_seconds"));
+  EXPECT_FALSE(m.toJson()["volumes"][0].contains("backup_keep"));
+  EXPECT_EQ(m.toJson()["volumes"][2]["backup_every_seconds"], 0);
+  nlohmann::json old = m.toJson();
+  old["volumes"][1].erase("backup_every_seconds");
+  old["volumes"][1].erase("backup_keep");
+  auto o = fromJson(old);
+  ASSERT_TRUE(o.has_value()) << o.error().toString();
+  EXPECT_EQ(o->volumes[1].backup_every_seconds, kDefaultBackupEverySeconds);
+  EXPECT_EQ(o->volumes[1].backup_keep, kDefaultBackupKeep);
+  // The JSON form is checked as strictly as vt.toml.
+  nlohmann::json bad = m.toJson();
+  bad["volumes"][0]["backup_every_seconds"] = 30;
+  auto b = fromJson(bad);
+  ASSERT_FALSE(b.has_value());
+  EXPECT_EQ(b.error().detail("field"), "volumes[0].backup_every");
+  bad = m.toJson();
+  bad["volumes"][0]["backup_keep"] = 0;
+  b = fromJson(bad);
+  ASSERT_FALSE(b.has_value());
+  EXPECT_EQ(b.error().detail("field"), "volumes[0].backup_keep");
 }
 
 TEST(ManifestParse, AVolumeNameLeavesRoomForItsSlot) {

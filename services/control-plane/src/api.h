@@ -224,17 +224,19 @@ class Api {
   void registerSystemRoutes(http::Router& r);
   void registerNodeRoutes(http::Router& r);
   void registerAgentRoutes(http::Router& r);
-  void registerRouteRoutes(http::Router& r);     // api_routes.cc
-  void registerEdgeRoutes(http::Router& r);      // api_edge.cc
-  void registerSecretRoutes(http::Router& r);    // api_secrets.cc
-  void registerLogRoutes(http::Router& r);       // api_logs.cc
-  void registerTokenRoutes(http::Router& r);     // api_tokens.cc
-  void registerRegistryRoutes(http::Router& r);  // api_registries.cc
-  void registerDomainRoutes(http::Router& r);    // api_domains.cc
-  void registerQuotaRoutes(http::Router& r);     // api_quotas.cc
-  void registerInstanceRoutes(http::Router& r);  // api_instances.cc
-  void registerExecRoutes(http::Router& r);      // api_exec.cc
-  void registerVolumeRoutes(http::Router& r);    // api_volumes.cc
+  void registerAgentVolumeRoutes(http::Router& r);     // api_agent_volumes.cc
+  void registerRouteRoutes(http::Router& r);           // api_routes.cc
+  void registerEdgeRoutes(http::Router& r);            // api_edge.cc
+  void registerSecretRoutes(http::Router& r);          // api_secrets.cc
+  void registerLogRoutes(http::Router& r);             // api_logs.cc
+  void registerTokenRoutes(http::Router& r);           // api_tokens.cc
+  void registerRegistryRoutes(http::Router& r);        // api_registries.cc
+  void registerDomainRoutes(http::Router& r);          // api_domains.cc
+  void registerQuotaRoutes(http::Router& r);           // api_quotas.cc
+  void registerInstanceRoutes(http::Router& r);        // api_instances.cc
+  void registerExecRoutes(http::Router& r);            // api_exec.cc
+  void registerVolumeRoutes(http::Router& r);          // api_volumes.cc
+  void registerVolumeSnapshotRoutes(http::Router& r);  // api_volumes.cc
 
   // An exec session after its upgrade, on the connection's thread
   // (api_exec.cc), and the audit events it appends on its own.

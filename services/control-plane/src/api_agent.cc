@@ -1,6 +1,6 @@
 // The node agent's routes: enrollment, heartbeats, the NodePlan long-poll
-// and instance status reports. Each is idempotent by its own contract, so
-// none takes an Idempotency-Key (docs/specs/scheduler/node-plan.md).
+// and instance status reports (volume reports: api_agent_volumes.cc). Each is idempotent by its own
+// contract, so none takes an Idempotency-Key (docs/specs/scheduler/node-plan.md).
 #include <algorithm>
 #include <cctype>
 
@@ -136,105 +136,6 @@ Result<StatusReport> parseReport(const json::Json& body) {
     r.reason = "failed to start";
   }
   return r;
-}
-
-// A volume report (POST /v1/nodes/{node_id}/volumes/{volume_id}/status,
-// docs/specs/runtime/volume-mounts.md, "Agent routes").
-struct VolumeReport {
-  std::string state;  // ready | failed | deleted
-  int64_t size_bytes = 0;
-  std::string reason;  // for failed only
-};
-
-constexpr int64_t kMaxVolumeBytes = int64_t{16} << 40;  // 16 TiB, the largest volume
-constexpr size_t kMaxVolumeReason = 512;
-
-Result<VolumeReport> parseVolumeReport(const json::Json& body) {
-  VolumeReport r;
-  PLFM_ASSIGN_OR_RETURN(r.state, requireString(body, "state"));
-  if (r.state != "ready" && r.state != "failed" && r.state != "deleted") {
-    return invalid("state", "must be ready, failed or deleted");
-  }
-  if (r.state == "ready" || body.contains("size_bytes")) {
-    PLFM_ASSIGN_OR_RETURN(r.size_bytes, requireInt(body, "size_bytes", 0, kMaxVolumeBytes));
-  }
-  PLFM_ASSIGN_OR_RETURN(auto reason, optionalString(body, "reason"));
-  r.reason = reason.value_or("");
-  const bool reason_ok =
-      r.reason.size() <= kMaxVolumeReason &&
-      std::all_of(r.reason.begin(), r.reason.end(), [](char c) { return c >= 32 && c < 127; });
-  if (!reason_ok) return invalid("reason", "must be at most 512 printable characters");
-  if (!r.reason.empty() && r.state != "failed") {
-    return invalid("reason", "is only for state 'failed'");
-  }
-  if (r.state == "failed" && r.reason.empty()) r.reason = "the node could not create the volume";
-  return r;
-}
-
-Error volumeNotOnNode(const std::string& volume, const std::string& node) {
-  return Error(plfm::errc::kNotFound, "volume " + volume + " not found on node " + node)
-      .with("volume_id", volume);
-}
-
-Error volumeLagging(const std::string& volume) {
-  return Error(plfm::errc::kUnavailable,
-               "volume " + volume + " has a change not yet applied to its view; retry")
-      .with("volume_id", volume);
-}
-
-// The events a volume report appends: none when it changes nothing (a
-// retry, or a report about a volume on its way out), volume.deleted only
-// for a volume the control plane is deleting. Decided on volumes_view, and
-// refused while the view lags the volume's log, so that two reports of one
-// change append one event. Most reports change nothing and take no lock;
-// a change takes the log lock and is appended only if the volume's log did
-// not move meanwhile.
-Result<Mutation> applyVolumeReport(pg::Transaction& tx, const std::string& node,
-                                   const std::string& volume, const VolumeReport& report) {
-  PLFM_ASSIGN_OR_RETURN(auto rs, tx.exec("SELECT node_id, state, reported_size_bytes, version, "
-                                         "org_id FROM volumes_view WHERE volume_id = $1",
-                                         {volume}));
-  if (rs.rows() != 1 || rs.isNull(0, 0) || rs.text(0, 0) != node) {
-    return volumeNotOnNode(volume, node);
-  }
-  const std::string state(rs.text(0, 1));
-  // -1: the node has not reported a size yet.
-  const int64_t reported = rs.isNull(0, 2) ? -1 : rs.int64(0, 2).value_or(-1);
-  const int64_t version = rs.int64(0, 3).value_or(0);
-  PLFM_ASSIGN_OR_RETURN(auto seqs, EventStore::aggregateSeqs(tx, {volume}));
-  if (seqs[volume] != version) return volumeLagging(volume);
-  Mutation m;
-  m.status = 200;
-  m.body = {{"volume_id", volume}, {"state", state}, {"applied", false}};
-  const std::string org(rs.text(0, 4));
-  const int next = static_cast<int>(version) + 1;
-  if (report.state == "deleted") {
-    if (state == "deleted") return m;
-    if (state != "deleting") {
-      return Error(plfm::errc::kFailedPrecondition,
-                   "volume " + volume + " is " + state +
-                       ", not deleting: the node must keep its file")
-          .with("field", "state");
-    }
-    m.events = {
-        events::toNewEvent(events::VolumeDeleted{.volume_id = volume, .node_id = node}, next, org)};
-  } else {
-    // A volume being deleted keeps that state whatever the node says of it.
-    if (state == "deleting" || state == "deleted") return m;
-    if (state == report.state && reported == report.size_bytes) return m;
-    m.events = {events::toNewEvent(events::VolumeStatusReported{.volume_id = volume,
-                                                                .node_id = node,
-                                                                .state = report.state,
-                                                                .size_bytes = report.size_bytes,
-                                                                .reason = report.reason},
-                                   next, org)};
-  }
-  PLFM_TRY(EventStore::lockLog(tx));
-  PLFM_ASSIGN_OR_RETURN(auto locked, EventStore::aggregateSeqs(tx, {volume}));
-  if (locked[volume] != version) return volumeLagging(volume);
-  m.body["state"] = report.state;
-  m.body["applied"] = true;
-  return m;
 }
 
 // The bearer token of an enrollment route, or unauthenticated.
@@ -426,16 +327,7 @@ void Api::registerAgentRoutes(http::Router& r) {
             return m;
           });
         });
-  route(r, "POST", "/v1/nodes/{node_id}/volumes/{volume_id}/status", Access::kNode,
-        [this](Ctx& ctx) -> Result<http::Response> {
-          PLFM_ASSIGN_OR_RETURN(auto node, pathId<NodeId>(ctx.req, "node_id"));
-          PLFM_ASSIGN_OR_RETURN(auto volume, pathId<VolumeId>(ctx.req, "volume_id"));
-          PLFM_ASSIGN_OR_RETURN(auto body, parseBody(ctx.req, {"state", "size_bytes", "reason"}));
-          PLFM_ASSIGN_OR_RETURN(auto report, parseVolumeReport(body));
-          return runWrite(ctx, [&](pg::Transaction& tx) {
-            return applyVolumeReport(tx, node.str(), volume.str(), report);
-          });
-        });
+  registerAgentVolumeRoutes(r);  // api_agent_volumes.cc
 }
 
 }  // namespace plfm::cp

@@ -6,6 +6,7 @@
 
 #include "api.h"
 #include "plfm/core/log.h"
+#include "plfm/manifest/volume_rules.h"
 #include "stored_release.h"
 
 namespace plfm::cp {
@@ -13,12 +14,16 @@ namespace {
 
 using json::Json;
 
-// SELECT for a node's plan version: its own (enrollment), its instances' and
-// its volumes' (deleted ones too, so that the version never goes back).
+// SELECT for a node's plan version: its own (enrollment), its instances',
+// its volumes' and their snapshots' and ops' (deleted or finished ones too,
+// so that the version never goes back).
 constexpr std::string_view kVersionSql =
     "SELECT GREATEST(n.plan_version, coalesce((SELECT max(i.plan_seq) FROM instances_view i "
     "WHERE i.node_id = n.node_id), 0), coalesce((SELECT max(v.plan_seq) FROM volumes_view v "
-    "WHERE v.node_id = n.node_id), 0)), n.ipv6_prefix FROM nodes_view n WHERE n.node_id = $1";
+    "WHERE v.node_id = n.node_id), 0), coalesce((SELECT max(s.plan_seq) FROM "
+    "volume_snapshots_view s WHERE s.node_id = n.node_id), 0), coalesce((SELECT "
+    "max(o.plan_seq) FROM volume_ops_view o WHERE o.node_id = n.node_id), 0)), n.ipv6_prefix "
+    "FROM nodes_view n WHERE n.node_id = $1";
 
 // A live volume of an env, as the plan needs it.
 struct LiveVolume {
@@ -134,18 +139,102 @@ Result<VolumesByName> envVolumes(pg::Transaction& tx, const std::string& node_id
   return out;
 }
 
+// Each release's manifest, parsed once (instances and volumes share releases).
+class Manifests {
+ public:
+  const Result<manifest::Manifest>& get(const std::string& release_id, std::string_view text) {
+    auto it = parsed_.find(release_id);
+    if (it == parsed_.end()) it = parsed_.emplace(release_id, readStoredManifest(text)).first;
+    return it->second;
+  }
+
+ private:
+  std::unordered_map<std::string, Result<manifest::Manifest>> parsed_;
+};
+
+// A volume's snapshot-and-backup policy: the manifest's, for the volume's
+// (process, name) in its env's target release; the defaults for a volume the
+// manifest does not declare (made by the API, a restore or a fork) or a
+// release that cannot be read.
+struct BackupPolicy {
+  int64_t every_seconds = manifest::kDefaultBackupEverySeconds;
+  int64_t keep = manifest::kDefaultBackupKeep;
+};
+
+BackupPolicy backupPolicy(const Result<manifest::Manifest>* m, std::string_view process,
+                          std::string_view name) {
+  if (m == nullptr || !*m) return {};
+  for (const auto& v : (*m)->volumes) {
+    if (v.process == process && v.name == name) return {v.backup_every_seconds, v.backup_keep};
+  }
+  return {};
+}
+
 // NodePlan.volumes: every live volume placed on the node. placed, ready and
-// failed are all "ready" to the agent: it should have the file.
+// failed are all "ready" to the agent: it should have the file; a restoring
+// one is being written by a restore op.
 Result<Json> nodeVolumes(pg::Transaction& tx, const std::string& node_id) {
-  PLFM_ASSIGN_OR_RETURN(auto rs, tx.exec("SELECT volume_id, size_bytes, state FROM volumes_view "
-                                         "WHERE node_id = $1 AND state <> 'deleted' ORDER BY "
-                                         "volume_id",
-                                         {node_id}));
+  PLFM_ASSIGN_OR_RETURN(
+      auto rs, tx.exec("SELECT v.volume_id, v.size_bytes, v.state, v.process_type, v.name, "
+                       "r.release_id, r.manifest FROM volumes_view v LEFT JOIN envs_view e ON "
+                       "e.env_id = v.env_id LEFT JOIN deploys_view d ON d.deploy_id = "
+                       "e.current_deploy_id LEFT JOIN releases_view r ON r.release_id = "
+                       "d.release_id WHERE v.node_id = $1 AND v.state <> 'deleted' ORDER BY "
+                       "v.volume_id",
+                       {node_id}));
+  Manifests manifests;
   Json out = Json::array();
   for (int i = 0; i < rs.rows(); ++i) {
+    const Result<manifest::Manifest>* m =
+        rs.isNull(i, 5) ? nullptr : &manifests.get(std::string(rs.text(i, 5)), rs.text(i, 6));
+    const std::string_view state = rs.text(i, 2);
+    const BackupPolicy policy = backupPolicy(m, rs.text(i, 3), rs.text(i, 4));
     out.push_back({{"volume_id", std::string(rs.text(i, 0))},
                    {"size_bytes", rs.int64(i, 1).value_or(0)},
-                   {"state", rs.text(i, 2) == "deleting" ? "deleting" : "ready"}});
+                   {"state", state == "deleting" || state == "restoring" ? state : "ready"},
+                   {"backup_every_seconds", policy.every_seconds},
+                   {"backup_keep", policy.keep}});
+  }
+  return out;
+}
+
+// NodePlan.volume_ops: the node's requested snapshots and ops, oldest first
+// (by the seq of the event that requested each).
+Result<Json> nodeVolumeOps(pg::Transaction& tx, const std::string& node_id) {
+  PLFM_ASSIGN_OR_RETURN(
+      auto rs,
+      tx.exec("SELECT s.plan_seq, s.snapshot_id, 'snapshot', s.volume_id, s.\"freeze\", '', '', "
+              "'', NULL, NULL, NULL::bigint, false FROM volume_snapshots_view s WHERE s.node_id = "
+              "$1 AND s.state = 'requested' UNION ALL SELECT o.plan_seq, o.op_id, o.kind, "
+              "o.volume_id, false, o.source_volume_id, o.snapshot_id, o.source, s.backup_id, "
+              "s.sha256, v.size_bytes, o.in_place FROM volume_ops_view o LEFT JOIN "
+              "volume_snapshots_view s ON s.snapshot_id = o.snapshot_id LEFT JOIN volumes_view v "
+              "ON v.volume_id = o.volume_id WHERE o.node_id = $1 AND o.state = 'requested' "
+              "ORDER BY 1",
+              {node_id}));
+  Json out = Json::array();
+  for (int i = 0; i < rs.rows(); ++i) {
+    auto text = [&](int col) { return std::string(rs.text(i, col)); };
+    auto nullable = [&](int col) { return rs.isNull(i, col) ? Json() : Json(text(col)); };
+    const std::string kind = text(2);
+    Json op = {{"op_id", text(1)}, {"kind", kind}, {"volume_id", text(3)}};
+    if (kind == "snapshot") {
+      op["freeze"] = rs.text(i, 4) == "t";
+    } else if (kind == "restore") {
+      const bool local = rs.text(i, 7) == "local";
+      op["source_volume_id"] = text(5);
+      op["snapshot_id"] = text(6);
+      op["source"] = text(7);
+      op["backup_id"] = local ? Json() : nullable(8);
+      op["sha256"] = nullable(9);
+      op["size_bytes"] = rs.int64(i, 10).value_or(0);
+      op["in_place"] = rs.text(i, 11) == "t";
+    } else {
+      op["snapshot_id"] = text(6);
+      op["backup_id"] = nullable(8);
+      op["sha256"] = nullable(9);
+    }
+    out.push_back(std::move(op));
   }
   return out;
 }
@@ -180,27 +269,24 @@ Result<json::Json> buildNodePlan(pg::Connection& conn, const std::string& node_i
               {node_id}));
   PLFM_ASSIGN_OR_RETURN(auto volumes, envVolumes(tx, node_id));
   PLFM_ASSIGN_OR_RETURN(auto node_volumes, nodeVolumes(tx, node_id));
+  PLFM_ASSIGN_OR_RETURN(auto volume_ops, nodeVolumeOps(tx, node_id));
   PLFM_TRY(tx.commit());
-  // Each release's manifest is parsed once (instances share releases). A
-  // bad one costs only its own instances: they are left out and logged,
-  // every other instance is still served.
-  std::unordered_map<std::string, Result<manifest::Manifest>> manifests;
+  // A bad manifest costs only its own instances: they are left out and
+  // logged, every other instance is still served.
+  Manifests manifests;
   Json instances = Json::array();
   for (int i = 0; i < rs.rows(); ++i) {
     const std::string release(rs.text(i, 7));
-    auto m = manifests.find(release);
-    if (m == manifests.end()) {
-      m = manifests.emplace(release, readStoredManifest(rs.text(i, 11))).first;
-    }
-    if (!m->second) {
+    const auto& m = manifests.get(release, rs.text(i, 11));
+    if (!m) {
       log::warn("node plan leaves out an instance whose release cannot run",
                 {{"node_id", node_id},
                  {"instance_id", std::string(rs.text(i, 0))},
                  {"release_id", release},
-                 {"error", m->second.error().message()}});
+                 {"error", m.error().message()}});
       continue;
     }
-    auto vols = volumesOf(rs, i, *m->second, node_id, volumes);
+    auto vols = volumesOf(rs, i, *m, node_id, volumes);
     if (!vols) {
       log::warn("node plan leaves out an instance whose volumes are not on its node",
                 {{"node_id", node_id},
@@ -208,7 +294,7 @@ Result<json::Json> buildNodePlan(pg::Connection& conn, const std::string& node_i
                  {"error", vols.error().message()}});
       continue;
     }
-    Json spec = workloadSpec(rs, i, *m->second);
+    Json spec = workloadSpec(rs, i, *m);
     spec["volumes"] = std::move(*vols);
     instances.push_back(std::move(spec));
   }
@@ -216,7 +302,8 @@ Result<json::Json> buildNodePlan(pg::Connection& conn, const std::string& node_i
               {"version", head.int64(0, 0).value_or(0)},
               {"ipv6_prefix", std::string(head.text(0, 1))},
               {"instances", std::move(instances)},
-              {"volumes", std::move(node_volumes)}};
+              {"volumes", std::move(node_volumes)},
+              {"volume_ops", std::move(volume_ops)}};
 }
 
 // ---- PlanFeed ----
@@ -226,7 +313,10 @@ PlanFeed::PlanFeed(std::string conninfo, ProjectionWorker& worker)
                   "SELECT node_id, max(plan_seq) FROM instances_view WHERE plan_seq > $1 "
                   "AND node_id IS NOT NULL GROUP BY node_id UNION ALL SELECT node_id, "
                   "max(plan_seq) FROM volumes_view WHERE plan_seq > $1 AND node_id IS NOT NULL "
-                  "GROUP BY node_id UNION ALL SELECT node_id, "
+                  "GROUP BY node_id UNION ALL SELECT node_id, max(plan_seq) FROM "
+                  "volume_snapshots_view WHERE plan_seq > $1 GROUP BY node_id UNION ALL SELECT "
+                  "node_id, max(plan_seq) FROM volume_ops_view WHERE plan_seq > $1 GROUP BY "
+                  "node_id UNION ALL SELECT node_id, "
                   "plan_version FROM nodes_view WHERE plan_version > $1") {}
 
 }  // namespace plfm::cp

@@ -80,6 +80,17 @@ using ApplyFn = Result<void> (*)(pg::Transaction&, const Payload&);
 [[nodiscard]] Result<void> volumeStatusReported(pg::Transaction& tx, const Payload& p);
 [[nodiscard]] Result<void> volumeDeleted(pg::Transaction& tx, const Payload& p);
 
+// Volume snapshots and ops (projections_volume_ops.cc).
+[[nodiscard]] Result<void> volumeSnapshotRequested(pg::Transaction& tx, const Payload& p);
+[[nodiscard]] Result<void> volumeSnapshotTaken(pg::Transaction& tx, const Payload& p);
+[[nodiscard]] Result<void> volumeSnapshotFailed(pg::Transaction& tx, const Payload& p);
+[[nodiscard]] Result<void> volumeBackedUp(pg::Transaction& tx, const Payload& p);
+[[nodiscard]] Result<void> volumeSnapshotExpired(pg::Transaction& tx, const Payload& p);
+[[nodiscard]] Result<void> volumeRestoreRequested(pg::Transaction& tx, const Payload& p);
+[[nodiscard]] Result<void> volumeRestored(pg::Transaction& tx, const Payload& p);
+[[nodiscard]] Result<void> volumeVerifyRequested(pg::Transaction& tx, const Payload& p);
+[[nodiscard]] Result<void> volumeVerified(pg::Transaction& tx, const Payload& p);
+
 // A run of consecutive instance.allocated events [begin, end) in one
 // statement, exactly as instanceAllocated would apply them one by one: the
 // scheduler appends placements by the thousand.

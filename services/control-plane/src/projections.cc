@@ -233,6 +233,15 @@ const std::unordered_map<std::string_view, ApplyFn>& appliers() {
       {"volume.delete_requested", projection::volumeDeleteRequested},
       {"volume.status_reported", projection::volumeStatusReported},
       {"volume.deleted", projection::volumeDeleted},
+      {"volume.snapshot_requested", projection::volumeSnapshotRequested},
+      {"volume.snapshot_taken", projection::volumeSnapshotTaken},
+      {"volume.snapshot_failed", projection::volumeSnapshotFailed},
+      {"volume.backed_up", projection::volumeBackedUp},
+      {"volume.snapshot_expired", projection::volumeSnapshotExpired},
+      {"volume.restore_requested", projection::volumeRestoreRequested},
+      {"volume.restored", projection::volumeRestored},
+      {"volume.verify_requested", projection::volumeVerifyRequested},
+      {"volume.verified", projection::volumeVerified},
       // Audit-only events: recorded in the log, no view reads them.
       {"user.created", noView},
       {"token.created", noView},
@@ -290,6 +299,9 @@ const std::vector<std::string>& Projector::viewTables() {
       "org_quotas_view",
       // volumes (0017)
       "volumes_view",
+      // volume snapshots and ops (0018)
+      "volume_snapshots_view",
+      "volume_ops_view",
   };
   return t;
 }

@@ -11,6 +11,7 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "contract_samples.h"
 #include "schema_support.h"
@@ -59,7 +60,7 @@ bool isMutation(const std::string& method) {
 bool isHealth(const std::string& path) { return path == "/healthz" || path == "/metrics"; }
 
 // Routes idempotent by their own contract (x-idempotent-by: enrollment,
-// heartbeats, status reports) take no Idempotency-Key and never replay.
+// heartbeats, status and volume reports) take no Idempotency-Key and never replay.
 bool idempotentByContract(const Json& operation) { return operation.contains("x-idempotent-by"); }
 
 std::string lower(std::string s) {
@@ -121,7 +122,7 @@ TEST_F(OpenApiTest, RoutesAreExactlyThoseOfTheSpec) {
     documented.insert(std::string(method).append(" ").append(path));
   }
   EXPECT_EQ(documented, spec);
-  EXPECT_EQ(documented.size(), 79U);
+  EXPECT_EQ(documented.size(), 88U);
 }
 
 TEST_F(OpenApiTest, ErrorCodesAreExactlyThoseOfTheSpec) {
@@ -170,8 +171,8 @@ TEST_F(OpenApiTest, EveryMutationRequiresAnIdempotencyKeyHeader) {
     keyed += declared ? 1 : 0;
     by_contract += own ? 1 : 0;
   }
-  EXPECT_EQ(keyed, 35);
-  EXPECT_EQ(by_contract, 5);
+  EXPECT_EQ(keyed, 39);
+  EXPECT_EQ(by_contract, 7);
 }
 
 TEST_F(OpenApiTest, EveryRouteButHealthNeedsABearerTokenAndDocuments401) {
@@ -453,7 +454,7 @@ TEST(EventSchemasTest, EveryProjectedEventTypeHasASchemaAndADocRow) {
                                     std::regex(R"re(^\s*\{"([a-z_]+\.[a-z_]+)", )re"));
   const auto documented = matchLines(readText("docs/specs/state/event-types.md"),
                                      std::regex(R"(^\| `([a-z_]+\.[a-z_]+)` \|)"));
-  EXPECT_EQ(projected.size(), 48U);
+  EXPECT_EQ(projected.size(), 57U);
   EXPECT_EQ(eventSchemaFiles(), projected);
   EXPECT_EQ(documented, projected);
 }
@@ -538,6 +539,19 @@ TEST(EventSchemasTest, PayloadValuesAreChecked) {
       {"volume.status_reported", {"state", "deleting"}},
       {"volume.status_reported", {"reason", std::string(513, 'x')}},
       {"volume.deleted", {"node_id", id("inst")}},
+      {"volume.created", {"origin", "clone"}},
+      {"volume.snapshot_requested", {"snapshot_id", id("vop")}},
+      {"volume.snapshot_taken", {"sha256", std::string(64, 'A')}},
+      {"volume.snapshot_taken", {"method", "dd"}},
+      {"volume.snapshot_taken", {"freeze_ms", -2}},
+      {"volume.snapshot_taken", {"origin", "cli"}},
+      {"volume.snapshot_failed", {"reason", std::string(513, 'x')}},
+      {"volume.backed_up", {"backup_id", std::string(63, 'b')}},
+      {"volume.snapshot_expired", {"local", "yes"}},
+      {"volume.restore_requested", {"source", "mesh"}},
+      {"volume.restore_requested", {"op_id", id("snap")}},
+      {"volume.restored", {"sha256", "0"}},
+      {"volume.verified", {"origin", "cron"}},
   };
   for (const auto& [type, change] : bad) {
     Json payload = payloads().at(type);
@@ -645,14 +659,35 @@ TEST_F(OpenApiTest, NodePlanFilesAndOpenApiAgree) {
     p["instances"][0] = spec;
     EXPECT_NE(validateAgainstSchemaFile("node-plan.json", p), std::nullopt) << field;
   }
-  for (const Json& volume :
-       {Json{{"volume_id", id("vol")}, {"size_bytes", 1 << 20}, {"state", "ready"}},
-        Json{{"volume_id", id("vol")}, {"size_bytes", 1 << 30}, {"state", "failed"}}}) {
+  const std::vector<std::pair<std::string, Json>> bad_volumes = {
+      {"size_bytes", 1 << 20},         {"state", "failed"}, {"backup_every_seconds", -1},
+      {"backup_every_seconds", "15m"}, {"backup_keep", 0},  {"backup_keep", 1001},
+  };
+  for (const auto& [field, value] : bad_volumes) {
     Json p = plan;
-    p["volumes"] = Json::array({volume});
-    EXPECT_NE(validateAgainstSchemaFile("node-plan.json", p), std::nullopt) << volume.dump();
-    EXPECT_NE(validateAgainstComponent(doc(), "NodePlan", p), std::nullopt) << volume.dump();
+    p["volumes"][0][field] = value;
+    EXPECT_NE(validateAgainstSchemaFile("node-plan.json", p), std::nullopt) << field;
+    EXPECT_NE(validateAgainstComponent(doc(), "NodePlan", p), std::nullopt) << field;
   }
+  // Each op is exactly one of the three shapes.
+  const std::vector<std::tuple<int, std::string, Json>> bad_ops = {
+      {0, "op_id", id("vop")},
+      {0, "kind", "restore"},
+      {0, "path", "/"},
+      {1, "backup_id", "ab"},
+      {1, "sha256", std::string(64, 'A')},
+      {1, "source", "mesh"},
+      {1, "size_bytes", 1},
+      {2, "op_id", id("snap")},
+      {2, "in_place", true},
+  };
+  for (const auto& [i, field, value] : bad_ops) {
+    Json p = plan;
+    p["volume_ops"][i][field] = value;
+    EXPECT_NE(validateAgainstSchemaFile("node-plan.json", p), std::nullopt) << i << field;
+    EXPECT_NE(validateAgainstComponent(doc(), "NodePlan", p), std::nullopt) << i << field;
+  }
+  EXPECT_EQ(validateAgainstSchemaFile("node-plan.json", plan), std::nullopt);
 }
 
 }  // namespace

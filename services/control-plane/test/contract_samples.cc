@@ -93,13 +93,48 @@ Json sampleWorkloadSpec() {
       {"restart", {{"count", 1}, {"not_before", kTs}}}};
 }
 
+namespace {
+
+Json sampleSnapshotOp() {
+  return {{"op_id", id("snap")}, {"kind", "snapshot"}, {"volume_id", id("vol")}, {"freeze", true}};
+}
+
+Json sampleRestoreOp() {
+  return {{"op_id", id("vop")},
+          {"kind", "restore"},
+          {"volume_id", id("vol")},
+          {"source_volume_id", id("vol")},
+          {"snapshot_id", id("snap")},
+          {"source", "backup"},
+          {"backup_id", std::string(64, 'b')},
+          {"sha256", std::string(64, 'a')},
+          {"size_bytes", int64_t{1} << 30},
+          {"in_place", false}};
+}
+
+Json sampleVerifyOp() {
+  return {{"op_id", id("vop")},
+          {"kind", "verify"},
+          {"volume_id", id("vol")},
+          {"snapshot_id", id("snap")},
+          {"backup_id", std::string(64, 'b')},
+          {"sha256", std::string(64, 'a')}};
+}
+
+}  // namespace
+
 Json sampleNodePlan() {
   return {{"node_id", id("node")},
           {"version", 42},
           {"ipv6_prefix", "fd7a:5c00:0:1::/64"},
           {"instances", Json::array({sampleWorkloadSpec()})},
           {"volumes",
-           {{{"volume_id", id("vol")}, {"size_bytes", int64_t{1} << 30}, {"state", "ready"}}}}};
+           {{{"volume_id", id("vol")},
+             {"size_bytes", int64_t{1} << 30},
+             {"state", "ready"},
+             {"backup_every_seconds", 900},
+             {"backup_keep", 96}}}},
+          {"volume_ops", Json::array({sampleSnapshotOp(), sampleRestoreOp(), sampleVerifyOp()})}};
 }
 
 // One valid instance of every components/schemas entry.
@@ -208,6 +243,8 @@ const std::map<std::string, Json>& componentSamples() {
         {"NodeId", id("node")},
         {"InstanceId", id("inst")},
         {"VolumeId", id("vol")},
+        {"SnapshotId", id("snap")},
+        {"VolumeOpId", id("vop")},
         {"EventId", id("evt")},
         {"RequestId", id("req")},
         {"AnyId", id("tok")},
@@ -350,6 +387,9 @@ const std::map<std::string, Json>& componentSamples() {
           {"relay_public_key", "ed25519:" + std::string(64, 'a')}}},
         {"RelayPublicKey", "ed25519:" + std::string(64, 'a')},
         {"NodePlan", sampleNodePlan()},
+        {"NodePlanSnapshotOp", sampleSnapshotOp()},
+        {"NodePlanRestoreOp", sampleRestoreOp()},
+        {"NodePlanVerifyOp", sampleVerifyOp()},
         {"WorkloadSpec", sampleWorkloadSpec()},
         {"StatusReportRequest",
          {{"generation", 1},
@@ -364,6 +404,26 @@ const std::map<std::string, Json>& componentSamples() {
          {{"state", "failed"}, {"size_bytes", 0}, {"reason", "mkfs.ext4 exited with 1"}}},
         {"VolumeStatusReportResult",
          {{"volume_id", id("vol")}, {"state", "ready"}, {"applied", true}}},
+        {"Sha256Hex", std::string(64, 'a')},
+        {"VolumeSnapshotReportRequest",
+         {{"state", "taken"},
+          {"origin", "schedule"},
+          {"method", "copy"},
+          {"consistent", false},
+          {"freeze_ms", -1},
+          {"size_bytes", int64_t{1} << 30},
+          {"sha256", std::string(64, 'a')},
+          {"taken_at", kTs}}},
+        {"VolumeSnapshotReportResult",
+         {{"snapshot_id", id("snap")}, {"state", "backed_up"}, {"applied", true}}},
+        {"VolumeOpReportRequest",
+         {{"kind", "verify"},
+          {"volume_id", id("vol")},
+          {"snapshot_id", id("snap")},
+          {"ok", false},
+          {"reason", "sha256 mismatch"},
+          {"duration_ms", 1200}}},
+        {"VolumeOpReportResult", {{"op_id", id("vop")}, {"state", "failed"}, {"applied", true}}},
         {"SchedulingRequest", {{"cordoned", true}}},
         {"NodeScheduling", {{"node_id", id("node")}, {"cordoned", true}, {"draining", false}}},
         {"Event", sampleEvent()},

@@ -8,32 +8,18 @@
 #include <future>
 #include <thread>
 
-#include "api_test_support.h"
+#include "volume_tenant_test_support.h"
 
 namespace plfm::cp {
 namespace {
 
-using testsupport::ApiTest;
 using testsupport::Reply;
+using testsupport::VolumeTenantTest;
 
 constexpr int64_t kGiB = int64_t{1} << 30;
 
-class VolumesApiTest : public ApiTest {
+class VolumesApiTest : public VolumeTenantTest {
  protected:
-  struct Tenant {
-    std::string token, org, app, env;
-  };
-  // A non-admin user with an org, an app and an env.
-  Tenant tenant(const std::string& name) {
-    Tenant t;
-    t.token = makeUser(name).second;
-    t.org = makeOrg(name + "-org", t.token);
-    auto app = callJson("POST", "/v1/orgs/" + t.org + "/apps", {{"name", "web"}}, t.token);
-    t.app = app.body.value("id", "");
-    auto env = callJson("POST", "/v1/apps/" + t.app + "/envs", {{"name", "prod"}}, t.token);
-    t.env = env.body.value("id", "");
-    return t;
-  }
   Reply create(const Tenant& t, const json::Json& body) {
     return callJson("POST", "/v1/envs/" + t.env + "/volumes", body, t.token);
   }
@@ -45,12 +31,6 @@ class VolumesApiTest : public ApiTest {
   }
   Reply list(const Tenant& t, const std::string& query = "") {
     return call("GET", "/v1/envs/" + t.env + "/volumes" + query, "", t.token);
-  }
-  static std::string code(const Reply& r) {
-    return r.body.contains("error") ? r.body["error"].value("code", "") : "";
-  }
-  static std::string field(const Reply& r) {
-    return r.body.contains("error") ? r.body["error"]["details"].value("field", "") : "";
   }
   // What the scheduler appends when it places a volume (volume.placed),
   // then waits until the API shows it.

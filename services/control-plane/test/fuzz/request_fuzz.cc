@@ -11,7 +11,9 @@
 // reads back from its stored form and encodes as an EXEC_OPEN); 'v' is the
 // body of POST /v1/envs/{env_id}/volumes (an accepted volume's full name is
 // a name of at most 63 characters, its size within the manifest's range);
-// anything else is the whole body.
+// 's' and 'o' are the bodies of a node's snapshot and op reports
+// (volume_reports.h: what is accepted holds only checked hex, times and
+// reasons); anything else is the whole body.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -22,6 +24,7 @@
 #include "exec_request.h"
 #include "plfm/manifest/manifest.h"
 #include "plfm/manifest/volume_rules.h"
+#include "volume_reports.h"
 
 namespace {
 
@@ -92,6 +95,39 @@ void checkVolume(const std::string& body) {
   require(!plfm::manifest::checkVolumeSize(r->size_bytes), "the size is within range");
 }
 
+// A refused report names its field; an accepted one holds only checked values.
+template <class T>
+bool refusedWell(const plfm::Result<T>& r) {
+  if (r) return false;
+  require(r.error().code() == plfm::cp::apierr::kInvalidField && !r.error().detail("field").empty(),
+          "a refused report names its field");
+  return true;
+}
+
+void checkVolumeReports(const std::string& body, bool snapshot) {
+  auto j = plfm::json::parse(body, plfm::json::kRequestLimits);
+  if (!j || !j->is_object()) return;
+  using plfm::cp::isHex64;
+  if (snapshot) {
+    auto r = plfm::cp::parseSnapshotReport(*j);
+    if (refusedWell(r)) return;
+    require(plfm::cp::isVolumeReason(r->reason), "the reason is short and printable");
+    if (r->state == "taken") {
+      require(isHex64(r->sha256) && plfm::cp::isRfc3339Utc(r->taken_at),
+              "a taken snapshot has a hex sha256 and an RFC 3339 time");
+    }
+    if (r->state == "backed_up") require(isHex64(r->backup_id), "a backup id is hex");
+    return;
+  }
+  auto r = plfm::cp::parseOpReport(*j);
+  if (refusedWell(r)) return;
+  require(plfm::cp::isVolumeReason(r->reason), "the reason is short and printable");
+  require(r->sha256.empty() || isHex64(r->sha256), "a sha256 is hex");
+  require(plfm::VolumeId::parse(r->volume_id).has_value() &&
+              plfm::SnapshotId::parse(r->snapshot_id).has_value(),
+          "the ids are ids");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -100,6 +136,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     checkExec(text.substr(1));
   } else if (!text.empty() && text.front() == 'v') {
     checkVolume(text.substr(1));
+  } else if (!text.empty() && (text.front() == 's' || text.front() == 'o')) {
+    checkVolumeReports(text.substr(1), text.front() == 's');
   } else if (!text.empty() && text.front() == 'm') {
     checkOne(R"({"image_ref":"r/a:1","image_digest":"sha256:)" + std::string(64, 'a') +
              R"(","manifest":)" + text.substr(1) + "}");

@@ -1145,6 +1145,243 @@ struct VolumeDeleted {
     v("node_id", self.node_id);
   }
 };
+
+// volume.snapshot_requested: A user asked for a snapshot of a volume; its node takes it
+// (NodePlan.volume_ops). See docs/specs/runtime/volume-mounts.md, "Contracts for snapshots".
+struct VolumeSnapshotRequested {
+  static constexpr std::string_view kType = "volume.snapshot_requested";
+  static constexpr int kVersion = 1;
+  static constexpr std::string_view kAggregate = "volume";
+
+  std::string snapshot_id;
+  std::string volume_id;
+  std::string env_id;
+  std::string node_id;
+  bool freeze = false;
+
+  [[nodiscard]] const std::string& aggregateId() const { return volume_id; }
+  template <class Self, class V>
+  static void visit(Self& self, V&& v) {
+    v("snapshot_id", self.snapshot_id);
+    v("volume_id", self.volume_id);
+    v("env_id", self.env_id);
+    v("node_id", self.node_id);
+    v("freeze", self.freeze);
+  }
+};
+
+// volume.snapshot_taken: A node took a snapshot of a volume (requested through the API, or on its
+// own schedule: origin schedule) and holds its file.
+struct VolumeSnapshotTaken {
+  static constexpr std::string_view kType = "volume.snapshot_taken";
+  static constexpr int kVersion = 1;
+  static constexpr std::string_view kAggregate = "volume";
+
+  std::string snapshot_id;
+  std::string volume_id;
+  std::string env_id;
+  std::string node_id;
+  std::string origin;
+  std::string method;
+  bool consistent = false;
+  int64_t freeze_ms = 0;
+  int64_t size_bytes = 0;
+  std::string sha256;
+  std::string taken_at;
+
+  [[nodiscard]] const std::string& aggregateId() const { return volume_id; }
+  template <class Self, class V>
+  static void visit(Self& self, V&& v) {
+    v("snapshot_id", self.snapshot_id);
+    v("volume_id", self.volume_id);
+    v("env_id", self.env_id);
+    v("node_id", self.node_id);
+    v("origin", self.origin);
+    v("method", self.method);
+    v("consistent", self.consistent);
+    v("freeze_ms", self.freeze_ms);
+    v("size_bytes", self.size_bytes);
+    v("sha256", self.sha256);
+    v("taken_at", self.taken_at);
+  }
+};
+
+// volume.snapshot_failed: A node could not take a requested snapshot (reason: the agent's words).
+struct VolumeSnapshotFailed {
+  static constexpr std::string_view kType = "volume.snapshot_failed";
+  static constexpr int kVersion = 1;
+  static constexpr std::string_view kAggregate = "volume";
+
+  std::string snapshot_id;
+  std::string volume_id;
+  std::string node_id;
+  std::string reason;
+
+  [[nodiscard]] const std::string& aggregateId() const { return volume_id; }
+  template <class Self, class V>
+  static void visit(Self& self, V&& v) {
+    v("snapshot_id", self.snapshot_id);
+    v("volume_id", self.volume_id);
+    v("node_id", self.node_id);
+    v("reason", self.reason);
+  }
+};
+
+// volume.backed_up: A node shipped a taken snapshot to its backup repository (backup_id: restic's
+// snapshot id).
+struct VolumeBackedUp {
+  static constexpr std::string_view kType = "volume.backed_up";
+  static constexpr int kVersion = 1;
+  static constexpr std::string_view kAggregate = "volume";
+
+  std::string snapshot_id;
+  std::string volume_id;
+  std::string node_id;
+  std::string backup_id;
+  int64_t bytes_added = 0;
+  int64_t duration_ms = 0;
+
+  [[nodiscard]] const std::string& aggregateId() const { return volume_id; }
+  template <class Self, class V>
+  static void visit(Self& self, V&& v) {
+    v("snapshot_id", self.snapshot_id);
+    v("volume_id", self.volume_id);
+    v("node_id", self.node_id);
+    v("backup_id", self.backup_id);
+    v("bytes_added", self.bytes_added);
+    v("duration_ms", self.duration_ms);
+  }
+};
+
+// volume.snapshot_expired: A node removed a snapshot's local file (local) or forgot its backup in
+// the repository (backup): what is gone now.
+struct VolumeSnapshotExpired {
+  static constexpr std::string_view kType = "volume.snapshot_expired";
+  static constexpr int kVersion = 1;
+  static constexpr std::string_view kAggregate = "volume";
+
+  std::string snapshot_id;
+  std::string volume_id;
+  std::string node_id;
+  bool local = false;
+  bool backup = false;
+
+  [[nodiscard]] const std::string& aggregateId() const { return volume_id; }
+  template <class Self, class V>
+  static void visit(Self& self, V&& v) {
+    v("snapshot_id", self.snapshot_id);
+    v("volume_id", self.volume_id);
+    v("node_id", self.node_id);
+    v("local", self.local);
+    v("backup", self.backup);
+  }
+};
+
+// volume.restore_requested: A restore of a snapshot into a volume (a new one, or in place) was
+// requested; the volume is restoring until its node reports volume.restored.
+struct VolumeRestoreRequested {
+  static constexpr std::string_view kType = "volume.restore_requested";
+  static constexpr int kVersion = 1;
+  static constexpr std::string_view kAggregate = "volume";
+
+  std::string op_id;
+  std::string volume_id;
+  std::string source_volume_id;
+  std::string snapshot_id;
+  std::string node_id;
+  std::string source;
+  bool in_place = false;
+
+  [[nodiscard]] const std::string& aggregateId() const { return volume_id; }
+  template <class Self, class V>
+  static void visit(Self& self, V&& v) {
+    v("op_id", self.op_id);
+    v("volume_id", self.volume_id);
+    v("source_volume_id", self.source_volume_id);
+    v("snapshot_id", self.snapshot_id);
+    v("node_id", self.node_id);
+    v("source", self.source);
+    v("in_place", self.in_place);
+  }
+};
+
+// volume.restored: A node finished a restore op: ok, or failed with its reason (the file of an
+// in-place restore is then untouched).
+struct VolumeRestored {
+  static constexpr std::string_view kType = "volume.restored";
+  static constexpr int kVersion = 1;
+  static constexpr std::string_view kAggregate = "volume";
+
+  std::string op_id;
+  std::string volume_id;
+  std::string node_id;
+  bool ok = false;
+  std::string reason;
+  std::string sha256;
+
+  [[nodiscard]] const std::string& aggregateId() const { return volume_id; }
+  template <class Self, class V>
+  static void visit(Self& self, V&& v) {
+    v("op_id", self.op_id);
+    v("volume_id", self.volume_id);
+    v("node_id", self.node_id);
+    v("ok", self.ok);
+    v("reason", self.reason);
+    v("sha256", self.sha256);
+  }
+};
+
+// volume.verify_requested: A restore drill of a backed-up snapshot was requested; the volume's node
+// runs it.
+struct VolumeVerifyRequested {
+  static constexpr std::string_view kType = "volume.verify_requested";
+  static constexpr int kVersion = 1;
+  static constexpr std::string_view kAggregate = "volume";
+
+  std::string op_id;
+  std::string volume_id;
+  std::string snapshot_id;
+  std::string node_id;
+
+  [[nodiscard]] const std::string& aggregateId() const { return volume_id; }
+  template <class Self, class V>
+  static void visit(Self& self, V&& v) {
+    v("op_id", self.op_id);
+    v("volume_id", self.volume_id);
+    v("snapshot_id", self.snapshot_id);
+    v("node_id", self.node_id);
+  }
+};
+
+// volume.verified: A node ran a restore drill (requested, or its daily one: origin schedule): the
+// backup restored, its sha256 matched and e2fsck passed (ok), or why not.
+struct VolumeVerified {
+  static constexpr std::string_view kType = "volume.verified";
+  static constexpr int kVersion = 1;
+  static constexpr std::string_view kAggregate = "volume";
+
+  std::string op_id;
+  std::string volume_id;
+  std::string snapshot_id;
+  std::string node_id;
+  std::string origin;
+  bool ok = false;
+  std::string reason;
+  int64_t duration_ms = 0;
+
+  [[nodiscard]] const std::string& aggregateId() const { return volume_id; }
+  template <class Self, class V>
+  static void visit(Self& self, V&& v) {
+    v("op_id", self.op_id);
+    v("volume_id", self.volume_id);
+    v("snapshot_id", self.snapshot_id);
+    v("node_id", self.node_id);
+    v("origin", self.origin);
+    v("ok", self.ok);
+    v("reason", self.reason);
+    v("duration_ms", self.duration_ms);
+  }
+};
 // Every event struct, for the explicit instantiations in events.cc and for
 // tests that walk all types.
 #define PLFM_EVENTS_FOR_EACH(X) \
@@ -1190,12 +1427,21 @@ struct VolumeDeleted {
   X(TokenCreated)               \
   X(TokenRevoked)               \
   X(UserCreated)                \
+  X(VolumeBackedUp)             \
   X(VolumeCreated)              \
   X(VolumeDeleteRequested)      \
   X(VolumeDeleted)              \
   X(VolumeExtendRequested)      \
   X(VolumePlaced)               \
-  X(VolumeStatusReported)
+  X(VolumeRestoreRequested)     \
+  X(VolumeRestored)             \
+  X(VolumeSnapshotExpired)      \
+  X(VolumeSnapshotFailed)       \
+  X(VolumeSnapshotRequested)    \
+  X(VolumeSnapshotTaken)        \
+  X(VolumeStatusReported)       \
+  X(VolumeVerified)             \
+  X(VolumeVerifyRequested)
 
 // The payload as JSON / as compact JSON text with sorted keys.
 template <class T>

@@ -80,6 +80,11 @@ struct Volume {
   std::string mount;  // absolute path in the guest
   std::string process;
   std::uint64_t size_bytes = 0;
+  // The snapshot-and-backup policy (backup_every, backup_keep): seconds
+  // between scheduled snapshots, 0 for "off"; backups the repository keeps.
+  // The defaults are volume_rules.h's kDefaultBackupEverySeconds/Keep.
+  std::int64_t backup_every_seconds = 900;
+  int backup_keep = 96;
 };
 
 struct Check {

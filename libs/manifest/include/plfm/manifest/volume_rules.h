@@ -24,6 +24,14 @@ inline constexpr std::uint64_t kMaxVolumeBytes = std::uint64_t{16} << 40;
 // "10GiB", "512MiB", "1TiB" -> bytes (binary units only); nullopt otherwise.
 [[nodiscard]] std::optional<std::uint64_t> parseVolumeSize(std::string_view s);
 
+// A volume's snapshot-and-backup policy when the manifest gives none (or
+// declares no such volume: one made by the API, a restore or a fork).
+inline constexpr std::int64_t kDefaultBackupEverySeconds = 900;  // "15m"
+inline constexpr int kDefaultBackupKeep = 96;
+
+// backup_every seconds -> "15m", "1h30m"-style text ("90m"), or "off" for 0.
+[[nodiscard]] std::string formatBackupEvery(std::int64_t seconds);
+
 // Bytes -> "10GiB" in the largest unit that divides it exactly.
 [[nodiscard]] std::string formatVolumeSize(std::uint64_t bytes);
 
