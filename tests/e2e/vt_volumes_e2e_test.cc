@@ -3,9 +3,13 @@
 // private network namespace. A line written into the volume through `vt exec`
 // survives what a user does to an app: the workload being killed (restarted
 // in place), a redeploy (a new instance for the slot, stop-then-start), a
-// rollback, and the whole platform going down and up again. Then the volume
-// cannot be removed while attached; scaled to zero, `vt volumes rm` removes it
-// and its file on the node.
+// rollback, and the whole platform going down and up again. Then a snapshot
+// is backed up to the dev node's restic repository and drilled (`vt volumes
+// verify`); a restore into a new volume holds the snapshot's lines (read on
+// the host with debugfs, the agent never mounts a volume), and a restore in
+// place while the slot is scaled to zero rolls the data back. The volume
+// cannot be removed while attached; scaled to zero, `vt volumes rm` removes
+// it and its file on the node.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -101,7 +105,55 @@ class VtVolumes : public ::testing::Test, public e2e::VtDevDriver {
     return "";
   }
 
+  json volume(const std::string& name) {
+    VtRun r = vt({"volumes", "get", name, "--app", "hello", "--format", "json"}, 60s, {}, false);
+    return json::parse(r.out, nullptr, false);
+  }
+
+  // The snapshot once it reaches `state` (or failed), as `vt volumes
+  // snapshots` shows it.
+  json waitForSnapshot(const std::string& snapshot_id, const std::string& state) {
+    json last;
+    for (auto deadline = Clock::now() + 240s; Clock::now() < deadline;) {
+      VtRun r = vt({"volumes", "snapshots", "data-0", "--app", "hello", "--format", "json"}, 60s,
+                   {}, false);
+      json j = json::parse(r.out, nullptr, false);
+      if (j.is_object() && j["items"].is_array()) {
+        for (const auto& s : j["items"]) {
+          if (s.value("snapshot_id", "") != snapshot_id) continue;
+          last = s;
+          if (s.value("state", "") == state || s.value("state", "") == "failed") {
+            EXPECT_EQ(s.value("state", ""), state) << s.dump();
+            return s;
+          }
+        }
+      }
+      std::this_thread::sleep_for(1s);
+    }
+    ADD_FAILURE() << "snapshot " << snapshot_id << " never became " << state << ": " << last;
+    return last;
+  }
+
+  struct Output {
+    int code = -1;
+    std::string out;
+  };
+  // Runs argv (no shell) and returns its exit code and stdout.
+  Output runOutput(const std::vector<std::string>& argv) {
+    Output o;
+    const std::string out = io_->file("run-" + std::to_string(++runs_) + ".out");
+    SpawnOptions so;
+    so.stdout_path = out;
+    so.stderr_path = out + ".err";
+    auto p = spawn(argv, so);
+    if (!p) return o;
+    o.code = exitCodeOf(p->wait());
+    o.out = readFile(out).value_or("");
+    return o;
+  }
+
   int manifests_ = 0;
+  int runs_ = 0;
 };
 
 TEST_F(VtVolumes, DataSurvivesRestartRedeployRollbackAndPlatformRestart) {
@@ -152,10 +204,57 @@ TEST_F(VtVolumes, DataSurvivesRestartRedeployRollbackAndPlatformRestart) {
   ASSERT_EQ(vt(upArgs(), 240s).code, 0);
   EXPECT_EQ(readLog(), "first\nsecond\nthird\nfourth\n");
 
-  phase("rm is refused while attached; scaled to zero, rm removes the volume");
+  phase("a snapshot, backed up to the dev node's restic repository, and a restore drill");
+  VtRun snap =
+      vt({"volumes", "snapshot", "data-0", "--app", "hello", "--wait", "--format", "json"}, 180s);
+  ASSERT_EQ(snap.code, 0) << snap.out << snap.err;
+  const std::string snapshot_id = json::parse(snap.out, nullptr, false).value("snapshot_id", "");
+  ASSERT_EQ(snapshot_id.rfind("snap_", 0), 0U) << snap.out;
+  const json taken = waitForSnapshot(snapshot_id, "backed_up");
+  EXPECT_TRUE(taken.value("consistent", false)) << taken.dump();
+  EXPECT_EQ(taken.value("local", false), true) << taken.dump();
+  json got = volume("data-0");
+  EXPECT_TRUE(got["rpo_seconds"].is_number()) << got.dump();
+  VtRun verify = vt({"volumes", "verify", "data-0", "--app", "hello", "--wait"}, 300s);
+  EXPECT_EQ(verify.code, 0) << verify.out << verify.err;
+  EXPECT_EQ(volume("data-0").value("last_verify_ok", false), true) << volume("data-0").dump();
+
+  phase("a restore into a new volume holds the snapshot's lines");
+  VtRun restore = vt({"volumes", "restore", "data-0", "--app", "hello", "--from", snapshot_id,
+                      "--to", "copy", "--wait"},
+                     300s);
+  ASSERT_EQ(restore.code, 0) << restore.out << restore.err;
+  const json copy = volume("copy-0");
+  EXPECT_EQ(copy.value("state", ""), "ready") << copy.dump();
+  const std::string copy_file =
+      state_->file("node-agent/volumes/" + copy.value("volume_id", "") + ".ext4");
+  EXPECT_EQ(runOutput({"e2fsck", "-fn", copy_file}).code, 0);
+  EXPECT_EQ(runOutput({"debugfs", "-R", "cat /log", copy_file}).out,
+            "first\nsecond\nthird\nfourth\n");
+
+  phase("a restore in place, while the slot is scaled to zero, rolls the data back");
+  append("fifth");
   VtRun busy = vt({"volumes", "rm", "data-0", "--app", "hello", "--yes"});
   EXPECT_EQ(busy.code, 4) << busy.out << busy.err;
+  VtRun refused =
+      vt({"volumes", "restore", "data-0", "--app", "hello", "--from", snapshot_id, "--in-place"});
+  EXPECT_NE(refused.code, 0) << refused.out;
   ASSERT_EQ(vt({"scale", "set", "web=0", "--app", "hello"}, 120s).code, 0);
+  bool restored = false;
+  for (auto deadline = Clock::now() + 180s; !restored && Clock::now() < deadline;) {
+    VtRun r = vt({"volumes", "restore", "data-0", "--app", "hello", "--from", snapshot_id,
+                  "--in-place", "--wait"},
+                 300s, {}, false);
+    restored = r.code == 0;
+    if (!restored) std::this_thread::sleep_for(2s);
+  }
+  ASSERT_TRUE(restored);
+  ASSERT_EQ(vt({"scale", "set", "web=1", "--app", "hello"}, 120s).code, 0);
+  EXPECT_EQ(readLog(), "first\nsecond\nthird\nfourth\n");
+
+  phase("rm is refused while attached; scaled to zero, rm removes the volumes");
+  ASSERT_EQ(vt({"scale", "set", "web=0", "--app", "hello"}, 120s).code, 0);
+  ASSERT_EQ(vt({"volumes", "rm", "copy-0", "--app", "hello", "--yes"}).code, 0);
   bool removed = false;
   for (auto deadline = Clock::now() + 180s; !removed && Clock::now() < deadline;) {
     VtRun rm = vt({"volumes", "rm", "data-0", "--app", "hello", "--yes"}, 60s, {}, false);

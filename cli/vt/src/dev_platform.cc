@@ -10,6 +10,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -514,6 +515,28 @@ Result<std::string> Platform::startRegistry() {
   return started(pid, address(c));
 }
 
+// The dev node backs its volumes up to a local restic repository under
+// STATE/backups (docs/specs/runtime/volume-mounts.md §Backups): `repo`, and
+// its password, 32 random bytes in hex, in `password` (0600), made at the
+// first start. Without restic on PATH the node runs without backups.
+Result<std::vector<std::string>> Platform::devBackupArgs() {
+  const std::string restic = onPath("restic");
+  if (restic.empty()) return std::vector<std::string>{};
+  PLFM_TRY(mkdirOwned(path("backups"), 0700, false));
+  const std::string password = path("backups/password");
+  if (!fs::exists(password)) {
+    std::string random(32, '\0');
+    std::ifstream urandom("/dev/urandom", std::ios::binary);
+    if (!urandom.read(random.data(), static_cast<std::streamsize>(random.size()))) {
+      return Error(errc::kInternal, "cannot read /dev/urandom for the backup password");
+    }
+    PLFM_TRY(writeFileAtomic(password, hexEncode(random) + "\n", 0600));
+  }
+  return std::vector<std::string>{"--restic-binary",        restic,
+                                  "--backup-repository",    path("backups/repo"),
+                                  "--backup-password-file", password};
+}
+
 Result<std::string> Platform::startAgent() {
   const std::string c = "node-agent";
   PLFM_ASSIGN_OR_RETURN(auto running, alreadyRunning(c));
@@ -540,6 +563,8 @@ Result<std::string> Platform::startAgent() {
       // The dev registry is on loopback, which the
       // agent refuses unless allowed.
       "--registry-allow-cidr", "127.0.0.1/32", "--stop-instances-on-exit"};
+  PLFM_ASSIGN_OR_RETURN(auto backup_args, devBackupArgs());
+  argv.insert(argv.end(), backup_args.begin(), backup_args.end());
   const std::string token_file = path("run/enroll-token");
   if (!fs::exists(dir + "/node.json")) {
     // First start: a one-time enrollment token, kept only until enrolled.

@@ -16,6 +16,7 @@
 //   STATE/registry/                config.yml and storage/
 //   STATE/node-agent/              the agent's state dir (VMs, images)
 //   STATE/ingress/                 its state dir and edge-token
+//   STATE/backups/{repo,password}  the node's restic repository and its password
 #pragma once
 
 #include <sys/types.h>
@@ -137,6 +138,7 @@ class Platform {
   [[nodiscard]] Result<std::string> startControlPlane();
   [[nodiscard]] Result<std::string> startRegistry();
   [[nodiscard]] Result<std::string> startAgent();
+  [[nodiscard]] Result<std::vector<std::string>> devBackupArgs();
   [[nodiscard]] Result<std::string> startIngress();
   [[nodiscard]] Result<std::string> writeContext();
 
