@@ -208,7 +208,10 @@ TEST_F(VtVolumes, DataSurvivesRestartRedeployRollbackAndPlatformRestart) {
   VtRun snap =
       vt({"volumes", "snapshot", "data-0", "--app", "hello", "--wait", "--format", "json"}, 180s);
   ASSERT_EQ(snap.code, 0) << snap.out << snap.err;
-  const std::string snapshot_id = json::parse(snap.out, nullptr, false).value("snapshot_id", "");
+  const json receipt = json::parse(snap.out, nullptr, false);
+  const std::string snapshot_id = receipt.is_object() && receipt["result"].is_object()
+                                      ? receipt["result"].value("snapshot_id", "")
+                                      : "";
   ASSERT_EQ(snapshot_id.rfind("snap_", 0), 0U) << snap.out;
   const json taken = waitForSnapshot(snapshot_id, "backed_up");
   EXPECT_TRUE(taken.value("consistent", false)) << taken.dump();
