@@ -1,13 +1,15 @@
 // bench/volume_bench: what a volume snapshot costs (volume-mounts.md
 // §Snapshots).
 //
-//   build/bench/volume_bench [--snapshots N] [--gib G] [--backup-only]
+//   build/bench/volume_bench [--snapshots N] [--gib G] [--size-gib S]
+//                            [--backup-only | --copy-only]
 //
 // 1. The freeze window (FREEZE sent to THAWED received) over N snapshots of
 //    a 64 MiB volume that a workload appends to as fast as it can, through
 //    the real agent, QEMU and vt-init, on this host's volumes directory
 //    (ext4 here: QEMU blockdev-backup, THAW right after the job starts).
-// 2. The copy of a G GiB volume file holding G GiB of data: a reflink
+// 2. The copy of an S GiB volume file (default S = G) holding G GiB of data
+//    (--copy-only: this part alone): a reflink
 //    (FICLONE) on an XFS loop mount with reflink=1, against the sparse copy
 //    the agent falls back to under Firecracker (no backup job), which
 //    happens inside the freeze window.
@@ -130,11 +132,14 @@ bool writeFull(const std::string& path, uint64_t bytes) {
   return static_cast<bool>(out);
 }
 
-// Seconds to snapshot a file of `bytes` in `dir`; -1 when it failed.
-double copySeconds(const std::string& dir, uint64_t bytes, std::string& method) {
+// Seconds to snapshot a volume file of `size` bytes holding `bytes` of data
+// (the rest a hole) in `dir`; -1 when it failed.
+double copySeconds(const std::string& dir, uint64_t bytes, uint64_t size, std::string& method) {
   const std::string from = dir + "/vol.ext4";
   const std::string to = dir + "/snap.ext4";
-  if (!writeFull(from, bytes)) return -1;
+  if (!writeFull(from, bytes) || ::truncate(from.c_str(), static_cast<off_t>(size)) != 0) {
+    return -1;
+  }
   const auto t0 = std::chrono::steady_clock::now();
   auto m = agent::cloneOrCopy(from, to);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -265,22 +270,58 @@ void backups(uint64_t bytes) {
   std::printf("  peer: restic restore --target DIR by hand: %.1f s\n", secondsSince(t0));
 }
 
+// Part 2: the snapshot copy of a `size` volume file holding `bytes` of
+// data, on this host's filesystem and on an XFS loop mount with reflinks.
+int copies(int gib, int size_gib, uint64_t bytes, uint64_t size) {
+  plfm::testing::TempDir ext4("vlc");
+  std::string copy_method;
+  const double copy_s = copySeconds(ext4.path(), bytes, size, copy_method);
+  std::printf("  %d GiB volume, %d GiB of data, this host's filesystem (%s): %.2f s\n", size_gib,
+              gib, copy_method.c_str(), copy_s);
+
+  plfm::testing::TempDir xfs("vlx");
+  const std::string image = xfs.file("xfs.img");
+  const std::string mnt = xfs.file("mnt");
+  ::mkdir(mnt.c_str(), 0700);
+  std::ofstream(image).close();
+  if (::truncate(image.c_str(), static_cast<off_t>(bytes + 512 * kMiB)) != 0 ||
+      !runChecked({"mkfs.xfs", "-q", "-m", "reflink=1", image}, {}) ||
+      !runChecked({"mount", "-o", "loop", image, mnt}, {})) {
+    std::printf(
+        "  XFS loop mount unavailable (root, a loop device, xfsprogs): reflink not measured\n");
+    return 0;
+  }
+  std::string clone_method;
+  const double clone_s = copySeconds(mnt, bytes, size, clone_method);
+  std::printf("  %d GiB volume, %d GiB of data, XFS loop mount with reflink=1 (%s): %.3f ms\n",
+              size_gib, gib, clone_method.c_str(), clone_s * 1000);
+  ::umount2(mnt.c_str(), MNT_DETACH);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int snapshots = 50;
   int gib = 1;
+  int size_gib = 0;
   bool backup_only = false;
+  bool copy_only = false;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--backup-only") == 0) backup_only = true;
+    if (std::strcmp(argv[i], "--copy-only") == 0) copy_only = true;
     if (i + 1 >= argc) continue;
     if (std::strcmp(argv[i], "--snapshots") == 0) snapshots = std::atoi(argv[i + 1]);
     if (std::strcmp(argv[i], "--gib") == 0) gib = std::atoi(argv[i + 1]);
+    if (std::strcmp(argv[i], "--size-gib") == 0) size_gib = std::atoi(argv[i + 1]);
   }
+  size_gib = std::max(size_gib, gib);
   log::Options lo;
   lo.level = log::Level::kWarn;
   log::init(lo);
   const uint64_t bytes = static_cast<uint64_t>(gib) << 30;
+  const uint64_t size = static_cast<uint64_t>(size_gib) << 30;
+  if (copy_only) return copies(gib, size_gib, bytes, size);
   if (backup_only) {
     std::printf("volume_bench: backups only, %u cores\n", std::thread::hardware_concurrency());
     backups(bytes);
@@ -310,28 +351,5 @@ int main(int argc, char** argv) {
       quantile(windows, 1));
 
   backups(bytes);
-  plfm::testing::TempDir ext4("vlc");
-  std::string copy_method;
-  const double copy_s = copySeconds(ext4.path(), bytes, copy_method);
-  std::printf("  %d GiB volume, %d GiB of data, this host's filesystem (%s): %.2f s\n", gib, gib,
-              copy_method.c_str(), copy_s);
-
-  plfm::testing::TempDir xfs("vlx");
-  const std::string image = xfs.file("xfs.img");
-  const std::string mnt = xfs.file("mnt");
-  ::mkdir(mnt.c_str(), 0700);
-  std::ofstream(image).close();
-  if (::truncate(image.c_str(), static_cast<off_t>(bytes + 512 * kMiB)) != 0 ||
-      !runChecked({"mkfs.xfs", "-q", "-m", "reflink=1", image}, {}) ||
-      !runChecked({"mount", "-o", "loop", image, mnt}, {})) {
-    std::printf(
-        "  XFS loop mount unavailable (root, a loop device, xfsprogs): reflink not measured\n");
-    return 0;
-  }
-  std::string clone_method;
-  const double clone_s = copySeconds(mnt, bytes, clone_method);
-  std::printf("  %d GiB volume, %d GiB of data, XFS loop mount with reflink=1 (%s): %.3f ms\n", gib,
-              gib, clone_method.c_str(), clone_s * 1000);
-  ::umount2(mnt.c_str(), MNT_DETACH);
-  return 0;
+  return copies(gib, size_gib, bytes, size);
 }
