@@ -379,5 +379,31 @@ TEST_F(VolumeSnapshotsApiTest, InPlaceIsRefusedWhileTheSlotsInstanceShouldRun) {
   EXPECT_EQ(countEvents("volume.restore_requested"), 1);
 }
 
+// The snapshot's node is out of scheduling (cordoned here, as a lost node
+// is): a restore reads the backup, on another node with room, and cannot
+// before there is one.
+TEST_F(VolumeSnapshotsApiTest, WhenTheSnapshotsNodeIsNotReadyARestoreReadsTheBackupElsewhere) {
+  const Tenant alice = tenant("alice");
+  const std::string n1 = roomyNode("n1.example");
+  const std::string n2 = roomyNode("n2.example");
+  const std::string id = readyVolume(alice, "uploads", n1);
+  auto snap = post(alice, id, "snapshots", json::Json::object());
+  ASSERT_EQ(snap.status, 201) << snap.raw;
+  const std::string s1 = snap.body["snapshot_id"];
+  ASSERT_NO_FATAL_FAILURE(taken(alice, id, s1, n1));
+  auto cordon = callJson("PUT", "/v1/nodes/" + n1 + "/scheduling", {{"cordoned", true}});
+  ASSERT_EQ(cordon.status, 200) << cordon.raw;
+  auto early = post(alice, id, "restore", {{"snapshot_id", s1}});
+  EXPECT_EQ(early.status, 409) << early.raw;
+  EXPECT_NE(early.raw.find("no backup yet"), std::string::npos) << early.raw;
+  ASSERT_NO_FATAL_FAILURE(backedUp(alice, id, s1, n1));
+  auto restored = post(alice, id, "restore", {{"snapshot_id", s1}});
+  ASSERT_EQ(restored.status, 201) << restored.raw;
+  EXPECT_EQ(restored.body["op"]["source"], "backup");
+  EXPECT_EQ(restored.body["op"]["node_id"], n2);
+  EXPECT_EQ(restored.body["volume"]["node_id"], n2);
+  EXPECT_EQ(restored.body["volume"]["full_name"], "uploads-restore-0");
+}
+
 }  // namespace
 }  // namespace plfm::cp
