@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "api.h"
+#include "plfm/core/hex.h"
 
 namespace plfm::cp {
 namespace {
@@ -41,7 +42,7 @@ Result<std::string> requireOneOf(const json::Json& body, std::string_view field,
 
 Result<std::string> requireHex64(const json::Json& body, std::string_view field) {
   PLFM_ASSIGN_OR_RETURN(auto v, requireString(body, field));
-  if (!isHex64(v)) return invalidField(field, "must be 64 lowercase hex characters");
+  if (!isLowerHex64(v)) return invalidField(field, "must be 64 lowercase hex characters");
   return v;
 }
 
@@ -79,12 +80,6 @@ Result<void> onlyFieldsOf(const json::Json& body, std::string_view what,
 }
 
 }  // namespace
-
-bool isHex64(std::string_view s) {
-  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
-}
 
 bool isRfc3339Utc(std::string_view s) {
   auto num = [&](size_t at, size_t len, int lo, int hi) -> std::optional<int> {

@@ -63,8 +63,6 @@ struct OpReport {
 };
 [[nodiscard]] Result<OpReport> parseOpReport(const json::Json& body);
 
-// 64 lowercase hex characters: a sha256, or a restic snapshot id.
-[[nodiscard]] bool isHex64(std::string_view s);
 // "2026-12-06T10:00:00Z", with at most 9 digits of fraction; a real date and time of day (no
 // leap second) within years 2000..9999.
 [[nodiscard]] bool isRfc3339Utc(std::string_view s);

@@ -22,6 +22,7 @@
 
 #include "api.h"
 #include "exec_request.h"
+#include "plfm/core/hex.h"
 #include "plfm/manifest/manifest.h"
 #include "plfm/manifest/volume_rules.h"
 #include "volume_reports.h"
@@ -107,22 +108,22 @@ bool refusedWell(const plfm::Result<T>& r) {
 void checkVolumeReports(const std::string& body, bool snapshot) {
   auto j = plfm::json::parse(body, plfm::json::kRequestLimits);
   if (!j || !j->is_object()) return;
-  using plfm::cp::isHex64;
+  using plfm::isLowerHex64;
   if (snapshot) {
     auto r = plfm::cp::parseSnapshotReport(*j);
     if (refusedWell(r)) return;
     require(plfm::cp::isVolumeReason(r->reason), "the reason is short and printable");
     if (r->state == "taken") {
-      require(isHex64(r->sha256) && plfm::cp::isRfc3339Utc(r->taken_at),
+      require(isLowerHex64(r->sha256) && plfm::cp::isRfc3339Utc(r->taken_at),
               "a taken snapshot has a hex sha256 and an RFC 3339 time");
     }
-    if (r->state == "backed_up") require(isHex64(r->backup_id), "a backup id is hex");
+    if (r->state == "backed_up") require(isLowerHex64(r->backup_id), "a backup id is hex");
     return;
   }
   auto r = plfm::cp::parseOpReport(*j);
   if (refusedWell(r)) return;
   require(plfm::cp::isVolumeReason(r->reason), "the reason is short and printable");
-  require(r->sha256.empty() || isHex64(r->sha256), "a sha256 is hex");
+  require(r->sha256.empty() || isLowerHex64(r->sha256), "a sha256 is hex");
   require(plfm::VolumeId::parse(r->volume_id).has_value() &&
               plfm::SnapshotId::parse(r->snapshot_id).has_value(),
           "the ids are ids");

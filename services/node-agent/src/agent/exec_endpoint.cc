@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "plfm/core/hex.h"
 #include "plfm/core/log.h"
 #include "plfm/core/sha256.h"
 
@@ -13,12 +14,6 @@ namespace gp = guest_proto;
 namespace {
 
 constexpr std::string_view kSuffix = "/exec";
-
-bool lowerHex64(std::string_view s) {
-  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
-}
 
 // The EXEC_OPEN payload of the first message, when it is exactly one
 // EXEC_OPEN frame.
@@ -86,7 +81,7 @@ http::Response ExecEndpoint::serve(const http::Request& req) const {
   std::string_view id;
   if (auto refused = checkRelayRequest(req, kSuffix, verifier.get(), id)) return *refused;
   const auto open = req.queryParam("open");
-  if (!open || !lowerHex64(*open)) {
+  if (!open || !isLowerHex64(*open)) {
     return relayError(400, "invalid_query",
                       "open must be the lowercase hex SHA-256 of the EXEC_OPEN");
   }

@@ -15,6 +15,7 @@
 
 #include "agent/restic_output.h"
 #include "agent/volume_snapshot.h"
+#include "plfm/core/hex.h"
 #include "plfm/core/id.h"
 #include "plfm/core/process.h"
 #include "plfm/core/sha256.h"
@@ -26,12 +27,6 @@ namespace {
 constexpr size_t kMaxReason = 512;
 constexpr size_t kMaxCapture = size_t{16} << 20;  // restic's JSON on stdout
 constexpr std::string_view kScrubbed = "<repository>";
-
-bool validHex64(std::string_view s) {
-  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
-}
 
 void replaceAll(std::string& text, std::string_view what, std::string_view with) {
   if (what.empty()) return;
@@ -347,7 +342,7 @@ Result<BackupRecord> BackupRepository::backup(const std::string& file, const std
   rec.bytes_added = summary->data_added;
   PLFM_ASSIGN_OR_RETURN(std::string listed, run({"snapshots", "--json", summary->short_id}));
   rec.backup_id = fullSnapshotId(listed, summary->short_id);
-  if (!validHex64(rec.backup_id)) {
+  if (!isLowerHex64(rec.backup_id)) {
     return Error(errc::kIo, "restic did not list the snapshot it just made");
   }
   rec.duration_ms =
@@ -358,7 +353,7 @@ Result<BackupRecord> BackupRepository::backup(const std::string& file, const std
 
 Result<void> BackupRepository::restore(const std::string& backup_id, const std::string& snapshot_id,
                                        const std::string& target) {
-  if (!validHex64(backup_id)) return notA("backup id");
+  if (!isLowerHex64(backup_id)) return notA("backup id");
   if (!validSnapshotId(snapshot_id)) return notA("snapshot id");
   UniqueFd out(::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!out) return errnoError("create the restore target", errno);
@@ -448,7 +443,7 @@ Result<std::string> sha256OfFile(const std::string& path) {
 
 Result<void> checkVolumeImage(const std::string& file, const std::string& expected_sha256,
                               const std::string& e2fsck_binary) {
-  if (!validHex64(expected_sha256)) {
+  if (!isLowerHex64(expected_sha256)) {
     return Error(errc::kInvalidArgument, "the expected sha256 is not 64 lowercase hex");
   }
   PLFM_ASSIGN_OR_RETURN(const std::string got, sha256OfFile(file));

@@ -6,6 +6,7 @@
 #include "agent/instance_record.h"
 #include "image/digest.h"
 #include "image/image_ref.h"
+#include "plfm/core/hex.h"
 #include "plfm/core/id.h"
 #include "plfm/guest_proto/guest_proto.h"
 
@@ -221,12 +222,6 @@ Result<NodeVolume> parseNodeVolume(const nlohmann::json& entry) {
   return v;
 }
 
-bool validHex64(std::string_view s) {
-  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
-}
-
 std::string_view volumeOpKindName(VolumeOp::Kind kind) {
   switch (kind) {
     case VolumeOp::Kind::kSnapshot:
@@ -250,7 +245,7 @@ Result<bool> opBool(const nlohmann::json& entry, const std::string& field, bool 
 
 Result<std::string> opHex(const nlohmann::json& entry, const std::string& field) {
   PLFM_ASSIGN_OR_RETURN(std::string s, volumeString(entry, field));
-  if (!validHex64(s)) return badField(field, s, "is not 64 lowercase hex characters");
+  if (!isLowerHex64(s)) return badField(field, s, "is not 64 lowercase hex characters");
   return s;
 }
 

@@ -81,8 +81,6 @@ struct VolumeOp {
 [[nodiscard]] std::optional<VolumeOp> refusedVolumeOp(const nlohmann::json& entry,
                                                       const std::string& reason);
 [[nodiscard]] std::string_view volumeOpKindName(VolumeOp::Kind kind);
-// 64 lowercase hex characters: a sha256 or a restic snapshot id.
-[[nodiscard]] bool validHex64(std::string_view s);
 
 // Ok when every field of `w` is within its grammar; otherwise the first
 // field that is not, named, with its value shown escaped and truncated.

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "agent/agent.h"
+#include "plfm/core/hex.h"
 #include "plfm/core/id.h"
 #include "plfm/core/process.h"
 #include "plfm/core/sha256.h"
@@ -331,7 +332,7 @@ TEST_F(VolumeOpsAgentTest, SnapshotsAreBackedUpExpiredRestoredAndVerifiedEachRep
   EXPECT_EQ(ra[0]["size_bytes"], 16 * kMiB);
   EXPECT_EQ(ra[1]["state"], "backed_up");
   const std::string backup_a = ra[1]["backup_id"];
-  EXPECT_TRUE(validHex64(backup_a));
+  EXPECT_TRUE(isLowerHex64(backup_a));
 
   // A second snapshot: keep 1 forgets A's backup, and A's local file goes.
   api_.setVolumes(json::array({volumeEntry(kVol, 16 * kMiB, "ready", 1)}),
