@@ -73,6 +73,24 @@ std::string_view ResultSet::commandTag() const { return res_ != nullptr ? PQcmdS
 
 unsigned ResultSet::columnType(int col) const { return PQftype(res_, col); }
 
+ResultSet::Kind ResultSet::columnKind(int col) const {
+  // Built-in type OIDs (src/include/catalog/pg_type.dat); stable across
+  // PostgreSQL versions.
+  switch (columnType(col)) {
+    case 16:  // bool
+      return Kind::kBool;
+    case 20:  // int8
+    case 21:  // int2
+    case 23:  // int4
+      return Kind::kInteger;
+    case 114:   // json
+    case 3802:  // jsonb
+      return Kind::kJson;
+    default:
+      return Kind::kText;
+  }
+}
+
 int64_t ResultSet::affected() const {
   const char* s = res_ != nullptr ? PQcmdTuples(res_) : "";
   int64_t v = 0;

@@ -52,6 +52,20 @@ TEST_F(PgTest, ParametersNullsAndTypedGetters) {
   EXPECT_EQ(upd->affected(), 1);
 }
 
+TEST_F(PgTest, ColumnKindsSayHowJsonCarriesAValue) {
+  auto rs = conn_.exec(
+      "SELECT true AS b, 1::int2 AS i2, 2::int4 AS i4, 3::int8 AS i8, '{}'::json AS j, "
+      "'[]'::jsonb AS jb, 1.5::numeric AS num, 'x'::text AS t, now() AS ts");
+  ASSERT_TRUE(rs.has_value());
+  using K = ResultSet::Kind;
+  const std::vector<K> want = {K::kBool, K::kInteger, K::kInteger, K::kInteger, K::kJson,
+                               K::kJson, K::kText,    K::kText,    K::kText};
+  ASSERT_EQ(rs->columns(), static_cast<int>(want.size()));
+  for (int c = 0; c < rs->columns(); ++c) {
+    EXPECT_EQ(rs->columnKind(c), want[static_cast<std::size_t>(c)]) << rs->columnName(c);
+  }
+}
+
 TEST_F(PgTest, UniqueViolationHasItsOwnCodeAndNamesTheConstraint) {
   ASSERT_TRUE(conn_.exec("INSERT INTO kv (k) VALUES ($1)", {"dup"}).has_value());
   auto r = conn_.exec("INSERT INTO kv (k) VALUES ($1)", {"dup"});

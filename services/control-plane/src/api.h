@@ -408,6 +408,9 @@ inline std::string ts(std::string_view col) {
 // request, handler exception): a fresh request id in the header and in the
 // envelope, and an empty details object.
 void stampServerError(http::Response& resp);
+// Puts `rid` into an error envelope's request_id (and an empty details
+// object where there is none) and into the X-Request-Id header.
+void completeEnvelope(http::Response& resp, const std::string& rid);
 
 // HTTP status for an error code.
 [[nodiscard]] int statusFor(std::string_view code);

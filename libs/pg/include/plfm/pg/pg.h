@@ -84,6 +84,10 @@ class ResultSet {
   [[nodiscard]] int columnIndex(std::string_view name) const;  // -1 when absent
   // The column's type OID (16 bool, 20/21/23 integers, 114 json, 3802 jsonb, ...).
   [[nodiscard]] unsigned columnType(int col) const;
+  // The column's type as JSON would carry it: bool, int2/int4/int8, json or
+  // jsonb; every other type (numeric, text, timestamps, ...) is text.
+  enum class Kind { kBool, kInteger, kJson, kText };
+  [[nodiscard]] Kind columnKind(int col) const;
   // The command tag ("INSERT 0 1", "COMMIT", "ROLLBACK").
   [[nodiscard]] std::string_view commandTag() const;
   // Rows touched by INSERT/UPDATE/DELETE.
