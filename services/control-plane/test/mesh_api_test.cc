@@ -231,7 +231,8 @@ TEST_F(MeshApiTest, OrgTagsAreUniqueAndInstanceAddressesCarryThem) {
   EXPECT_EQ(distinct.size(), tag_of.size());
 
   std::set<std::string> addresses;
-  for (const auto& spec : plan(n, 0, 0).body["instances"]) {
+  const Reply placed = plan(n, 0, 0);
+  for (const auto& spec : placed.body["instances"]) {
     const std::string address = spec["network"]["address"];
     addresses.insert(address);
     auto a = reconcile::parseIpv6(address);
