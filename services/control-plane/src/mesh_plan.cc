@@ -30,6 +30,8 @@ bool ipv4Literal(std::string_view s) {
   }
 }
 
+// A DNS host name: labels of letters, digits and '-' (not first or last),
+// 1 to 63 each, at most 253 in all, the last one not all digits.
 bool hostName(std::string_view s) {
   if (s.empty() || s.size() > 253) return false;
   size_t label = 0;
@@ -43,7 +45,11 @@ bool hostName(std::string_view s) {
     const bool ok = std::isalnum(static_cast<unsigned char>(c)) != 0 || (c == '-' && label > 0);
     if (!ok || ++label > 63) return false;
   }
-  return label > 0 && s.back() != '-';
+  if (label == 0 || s.back() == '-') return false;
+  // A numeric last label is a malformed address ("192.0.2.01"), not a name.
+  const std::string_view last = s.substr(s.size() - label);
+  return !std::all_of(last.begin(), last.end(),
+                      [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; });
 }
 
 // The subnet index of `prefix` (a /64) inside `cluster`: its node number.
