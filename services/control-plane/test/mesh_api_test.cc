@@ -103,7 +103,7 @@ class MeshApiTest : public ApiTest {
   // A new org's env running `count` web instances; returns the env id.
   std::string deploy(const std::string& org_name, int count) {
     const std::string app = makeApp(makeOrg(org_name), "web");
-    const std::string env = makeEnv(app, "prod");
+    std::string env = makeEnv(app, "prod");
     const std::string rel = makeReleaseWith(app, webManifest());
     EXPECT_EQ(callJson("POST", "/v1/envs/" + env + "/deploys", {{"release_id", rel}}).status, 201);
     EXPECT_EQ(
