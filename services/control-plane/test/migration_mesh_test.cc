@@ -28,7 +28,7 @@ TEST_F(MigrationMeshTest, TagsEveryOrgInCreationOrderAndNumbersTheNodesMesh) {
   // of down), then merely unreachable (no mesh change).
   RealClock clock;
   EventStore store(clock);
-  auto append = [&](std::vector<NewEvent> evs) {
+  auto append = [&](const std::vector<NewEvent>& evs) {
     auto tx = pg::Transaction::begin(conn);
     ASSERT_TRUE(tx.has_value());
     ASSERT_TRUE(store.append(*tx, {"usr_test", "req_test"}, evs).has_value());
