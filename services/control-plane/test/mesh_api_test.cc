@@ -244,6 +244,13 @@ TEST_F(MeshApiTest, OrgTagsAreUniqueAndInstanceAddressesCarryThem) {
   }
   EXPECT_EQ(addresses.size(), 4U);
 
+  // An org gets its tag when it is created, env or not (the scheduler only
+  // tags orgs that have envs).
+  const std::string bare = makeOrg("bare");
+  auto bare_tag = conn.exec("SELECT net_tag FROM org_net_tags WHERE org_id = $1", {bare});
+  ASSERT_TRUE(bare_tag.has_value());
+  EXPECT_EQ(bare_tag->rows(), 1);
+
   // An org without a tag (none of the paths should leave one) gets a new
   // one from the scheduler; a tag is never reused.
   const std::string org_a = call("GET", "/v1/envs/" + env_a).body.value("org_id", "");
