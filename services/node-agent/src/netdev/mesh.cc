@@ -262,18 +262,33 @@ Result<void> Mesh::apply(const MeshPlan& plan) {
 
 Result<void> Mesh::syncRoutes(const MeshPlan& plan) {
   const std::string& name = options_.interface;
+  PLFM_ASSIGN_OR_RETURN(auto current, routes());
+  std::set<std::string> good;
+  for (const auto& r : current) {
+    if (r.kernel) continue;
+    if (!routeIsPeers(r, plan)) {
+      PLFM_TRY(run_({options_.ip, "-6", "route", "del", r.dst.str(), "dev", name}));
+    } else if (r.mtu == kMeshMtu) {
+      good.insert(r.dst.str());
+    }
+  }
   for (const auto& p : plan.peers) {
     for (const auto& a : p.allowed_ips) {
+      if (good.count(a.str()) != 0) continue;
       PLFM_TRY(run_({options_.ip, "-6", "route", "replace", a.str(), "dev", name, "mtu",
                      std::to_string(kMeshMtu)}));
     }
   }
-  PLFM_ASSIGN_OR_RETURN(auto current, routes());
-  for (const auto& r : current) {
-    if (r.kernel || routeIsPeers(r, plan)) continue;
-    PLFM_TRY(run_({options_.ip, "-6", "route", "del", r.dst.str(), "dev", name}));
-  }
   return ok();
+}
+
+Result<std::vector<std::string>> Mesh::reconcile(const MeshPlan& plan) {
+  auto drift = check(plan);
+  if (drift && drift->empty()) return drift;
+  // Unreadable state counts as drift too: apply says what is wrong.
+  PLFM_TRY(apply(plan));
+  if (!drift) return std::vector<std::string>{drift.error().message()};
+  return drift;
 }
 
 Result<WgDump> Mesh::dump() {

@@ -82,12 +82,16 @@ class Mesh {
   // Makes the interface match `plan`: brings it up when it does not exist
   // (`ip link add NAME type wireguard`, else `wireguard-go NAME`), writes
   // STATE/mesh/NAME.conf and runs `wg syncconf`, sets the host address, the
-  // MTU and the link up, replaces one route per peer prefix and deletes
-  // every other route via NAME; then saves the plan as STATE/mesh/plan.json.
+  // MTU and the link up, adds (or fixes) one route per peer prefix and
+  // deletes every other route via NAME; then saves the plan as
+  // STATE/mesh/plan.json.
   [[nodiscard]] Result<void> apply(const MeshPlan& plan);
   // The differences between `plan` and the interface (meshDrift); a missing
   // interface is one.
   [[nodiscard]] Result<std::vector<std::string>> check(const MeshPlan& plan);
+  // check(), then apply() when anything differs (or cannot be read); returns
+  // the differences it repaired (empty: nothing to do).
+  [[nodiscard]] Result<std::vector<std::string>> reconcile(const MeshPlan& plan);
   [[nodiscard]] Result<WgDump> dump();
   [[nodiscard]] Result<std::vector<MeshRoute>> routes();
   [[nodiscard]] bool exists() const;
