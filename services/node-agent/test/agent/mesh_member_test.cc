@@ -13,6 +13,7 @@
 
 #include "plfm/core/process.h"
 #include "plfm/testing/temp_dir.h"
+#include "support/mesh_sections.h"
 
 namespace plfm::agent {
 namespace {
@@ -23,23 +24,8 @@ const char* kPeerKey = "2IVfXqRw0uQ25k9EEPntx/ooq1jWchwBUXkRyLSWR2g=";
 
 json section(int64_t version, bool with_peer = true) {
   json peers = json::array();
-  if (with_peer) {
-    peers.push_back({{"node_id", "node_01jdq3v7k2m9x4c8r6t0w5y1zb"},
-                     {"node_number", 2},
-                     {"public_key", kPeerKey},
-                     {"endpoint", "[fd00:5c::b]:51820"},
-                     {"allowed_ips", {"fd7a:5c00:0:2::/64"}},
-                     {"role", "worker"}});
-  }
-  return {{"version", version},
-          {"cluster_prefix", "fd7a:5c00::/48"},
-          {"self",
-           {{"node_number", 1},
-            {"prefix", "fd7a:5c00:0:1::/64"},
-            {"address", "fd7a:5c00:0:1::1"},
-            {"listen_port", 51820},
-            {"role", "worker"}}},
-          {"peers", peers}};
+  if (with_peer) peers.push_back(netdev::testing::meshPeer(2, kPeerKey, "[fd00:5c::b]:51820"));
+  return netdev::testing::meshSection(version, 1, peers);
 }
 
 // `wg` and `ip` as far as the member uses them: in sync with the last

@@ -23,6 +23,7 @@
 #include "plfm/core/process.h"
 #include "plfm/core/unique_fd.h"
 #include "plfm/testing/temp_dir.h"
+#include "support/mesh_sections.h"
 
 namespace plfm::netdev {
 namespace {
@@ -61,7 +62,7 @@ struct Host {
   std::string wg;  // the mesh interface, unique on this machine
   std::string underlay;
   uint32_t number = 0;
-  testing::TempDir state;
+  plfm::testing::TempDir state;
   WgKey public_key;
 };
 
@@ -77,28 +78,11 @@ std::string randomKeyFile(const std::string& dir, WgKey* public_key) {
 }
 
 json peerOf(const Host& h) {
-  char id[64];
-  std::snprintf(id, sizeof id, "node_01jdq3v7k2m9x4c8r6t0w5y%03u", h.number % 1000);
-  return {{"node_id", id},
-          {"node_number", h.number},
-          {"public_key", h.public_key.base64()},
-          {"endpoint", "[" + h.underlay + "]:51820"},
-          {"allowed_ips", {"fd7a:5c00:0:" + std::to_string(h.number) + "::/64"}},
-          {"role", "worker"}};
+  return testing::meshPeer(h.number, h.public_key.base64(), "[" + h.underlay + "]:51820");
 }
 
 MeshPlan planFor(const Host& self, const std::vector<json>& peers, int64_t version) {
-  const std::string n = std::to_string(self.number);
-  json s = {{"version", version},
-            {"cluster_prefix", "fd7a:5c00::/48"},
-            {"self",
-             {{"node_number", self.number},
-              {"prefix", "fd7a:5c00:0:" + n + "::/64"},
-              {"address", "fd7a:5c00:0:" + n + "::1"},
-              {"listen_port", 51820},
-              {"role", "worker"}}},
-            {"peers", peers}};
-  auto p = parseMeshPlan(s);
+  auto p = parseMeshPlan(testing::meshSection(version, self.number, peers));
   EXPECT_TRUE(p && p->skipped.empty()) << (p ? "" : p.error().toString());
   return p->plan;
 }

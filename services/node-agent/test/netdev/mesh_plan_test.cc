@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/mesh_sections.h"
+
 namespace plfm::netdev {
 namespace {
 using nlohmann::json;
@@ -15,26 +17,17 @@ std::string keyText(uint8_t fill) {
   return WgKey::fromBytes(b).base64();
 }
 
-json peer(int number, uint8_t key, std::string endpoint, std::string prefix) {
-  return {{"node_id", "node_01jdq3v7k2m9x4c8r6t0w5y1z" + std::string(1, 'a' + number)},
-          {"node_number", number},
-          {"public_key", keyText(key)},
-          {"endpoint", std::move(endpoint)},
-          {"allowed_ips", json::array({std::move(prefix)})},
-          {"role", "worker"}};
+json peer(uint32_t number, uint8_t key, const std::string& endpoint, std::string prefix) {
+  json p = testing::meshPeer(number, keyText(key), endpoint);
+  p["allowed_ips"] = json::array({std::move(prefix)});
+  return p;
 }
 
 json section() {
-  return {{"version", 1187},
-          {"cluster_prefix", "fd7a:5c00::/48"},
-          {"self",
-           {{"node_number", 1},
-            {"prefix", "fd7a:5c00:0:1::/64"},
-            {"address", "fd7a:5c00:0:1::1"},
-            {"listen_port", 51820},
-            {"role", "worker"}}},
-          {"peers", json::array({peer(3, 3, "node-c.example:51820", "fd7a:5c00:0:3::/64"),
-                                 peer(2, 2, "[FD00:5C:0::B]:51820", "fd7a:5c00:0:2::/64")})}};
+  return testing::meshSection(
+      1187, 1,
+      json::array({peer(3, 3, "node-c.example:51820", "fd7a:5c00:0:3::/64"),
+                   peer(2, 2, "[FD00:5C:0::B]:51820", "fd7a:5c00:0:2::/64")}));
 }
 
 TEST(MeshPlan, ParsesTheContractShape) {

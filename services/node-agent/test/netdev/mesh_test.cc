@@ -12,6 +12,7 @@
 #include "netdev/wg_dump.h"
 #include "plfm/core/process.h"
 #include "plfm/testing/temp_dir.h"
+#include "support/mesh_sections.h"
 
 namespace plfm::netdev {
 namespace {
@@ -35,25 +36,15 @@ constexpr std::string_view kRoutes =
 WgKey key(std::string_view text) { return *WgKey::parse(text); }
 
 MeshPlan plan() {
-  json s = {
-      {"version", 7},
-      {"cluster_prefix", "fd7a:5c00::/48"},
-      {"self",
-       {{"node_number", 1},
-        {"prefix", "fd7a:5c00:0:1::/64"},
-        {"address", "fd7a:5c00:0:1::1"},
-        {"listen_port", 51999},
-        {"role", "worker"}}},
-      {"peers", json::array({{{"node_id", "node_01jdq3v7k2m9x4c8r6t0w5y1zb"},
-                              {"node_number", 2},
-                              {"public_key", "2IVfXqRw0uQ25k9EEPntx/ooq1jWchwBUXkRyLSWR2g="},
-                              {"endpoint", "[fd00:5c::b]:51820"},
-                              {"allowed_ips", {"fd7a:5c00:0:2::/64"}}},
-                             {{"node_id", "node_01jdq3v7k2m9x4c8r6t0w5y1zc"},
-                              {"node_number", 3},
-                              {"public_key", "tVfrSC/8VQdhgFDkWA6KdvMnar/7C9sVFSqdAlmhsD8="},
-                              {"endpoint", "192.0.2.7:51820"},
-                              {"allowed_ips", {"fd7a:5c00:0:3::/64", "fd7a:5c00:0:4::/64"}}}})}};
+  json three =
+      testing::meshPeer(3, "tVfrSC/8VQdhgFDkWA6KdvMnar/7C9sVFSqdAlmhsD8=", "192.0.2.7:51820");
+  three["allowed_ips"] = {"fd7a:5c00:0:3::/64", "fd7a:5c00:0:4::/64"};
+  json s = testing::meshSection(
+      7, 1,
+      json::array({testing::meshPeer(
+                       2, "2IVfXqRw0uQ25k9EEPntx/ooq1jWchwBUXkRyLSWR2g=", "[fd00:5c::b]:51820"),
+                   three}),
+      51999);
   auto p = parseMeshPlan(s);
   EXPECT_TRUE(p && p->skipped.empty());
   return p->plan;
@@ -131,7 +122,7 @@ TEST(Mesh, DriftIsEmptyWhenInSyncAndNamesEachDifference) {
   p.peers.pop_back();  // node 3 removed: its peer and routes are strays now
   auto drift = meshDrift(p, own, dump, parseRouteList(kRoutes));
   const std::vector<std::string> want = {
-      "the listen port", "peer node_01jdq3v7k2m9x4c8r6t0w5y1zb: endpoint",
+      "the listen port", "peer node_01jdq3v7k2m9x4c8r6t0w5y002: endpoint",
       "unknown peer tVfrSC/8VQdhgFDkWA6KdvMnar/7C9sVFSqdAlmhsD8="};
   EXPECT_EQ(drift, want);
 
@@ -165,7 +156,7 @@ TEST(Mesh, NamesOfTheInterface) {
 // The commands an apply runs, with a fake `ip` and `wg`: the kernel refuses
 // the device type, so wireguard-go comes in; the private key is in no argv.
 TEST(Mesh, ApplyRunsTheContractsCommands) {
-  testing::TempDir dir;
+  plfm::testing::TempDir dir;
   std::array<uint8_t, 32> priv{};
   priv.fill(7);
   const std::string priv_text = WgKey::fromBytes(priv).base64();
@@ -231,7 +222,7 @@ TEST(Mesh, ApplyRunsTheContractsCommands) {
 }
 
 TEST(Mesh, NoKeyNoApply) {
-  testing::TempDir dir;
+  plfm::testing::TempDir dir;
   MeshOptions o;
   o.interface = "lo";
   o.state_dir = dir.path();
