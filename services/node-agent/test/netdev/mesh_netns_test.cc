@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "netdev/mesh.h"
+#include "netdev/mesh_status.h"
 #include "plfm/core/process.h"
 #include "plfm/core/unique_fd.h"
 #include "plfm/testing/temp_dir.h"
@@ -193,6 +194,32 @@ TEST_F(MeshNetnsTest, PeersPingRemovalAndDriftHeal) {
   auto ping_ms = within(2s, [&] { return pings(a_, b_); });
   ASSERT_TRUE(ping_ms) << "node 1 does not reach node 2's host address over the mesh";
   EXPECT_TRUE(pings(b_, a_));
+  // `mesh status` sees the handshake, the bytes and the route.
+  auto status = inNs(a_.ns, [&] {
+    Mesh m = meshOf(a_);
+    auto d = m.dump();
+    auto r = m.routes();
+    EXPECT_TRUE(d && r);
+    return meshStatus(a_.wg, pa, d ? std::optional(*d) : std::nullopt,
+                      r.value_or(std::vector<MeshRoute>{}), std::time(nullptr));
+  });
+  ASSERT_EQ(status.peers.size(), 1U);
+  EXPECT_EQ(status.public_key, a_.public_key.base64());
+  EXPECT_EQ(status.peers[0].node_number, 2U);
+  EXPECT_TRUE(status.peers[0].handshake_age_seconds);
+  EXPECT_GT(status.peers[0].rx_bytes, 0U);
+  EXPECT_TRUE(status.peers[0].route);
+  // The same through the command an operator runs.
+  auto cli = sh({"ip", "netns", "exec", a_.ns, PLFM_NODE_AGENT_BIN, "mesh", "status", "--state-dir",
+                 a_.state.path(), "--mesh-interface", a_.wg, "--format", "json"});
+  ASSERT_TRUE(cli) << cli.error().toString();
+  const json shown = json::parse(*cli);
+  EXPECT_EQ(shown["public_key"], a_.public_key.base64());
+  EXPECT_EQ(shown["plan_version"], 10);
+  ASSERT_EQ(shown["peers"].size(), 1U);
+  EXPECT_EQ(shown["peers"][0]["node_number"], 2);
+  EXPECT_EQ(shown["peers"][0]["route"], true);
+  EXPECT_TRUE(shown["peers"][0]["handshake_age_seconds"].is_number());
   std::printf("mesh: two hosts up (bring-up and apply) in %lld ms, first ping after %lld ms\n",
               static_cast<long long>(applied), static_cast<long long>(ping_ms->count()));
 

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "netdev/mesh_status.h"
 #include "netdev/wg_dump.h"
 #include "plfm/core/process.h"
 #include "plfm/testing/temp_dir.h"
@@ -219,6 +220,24 @@ TEST(Mesh, ApplyRunsTheContractsCommands) {
   EXPECT_EQ(ran[0],
             (std::vector<std::string>{"ip", "link", "add", "plfm-nope0", "type", "wireguard"}));
   EXPECT_EQ(ran[1], (std::vector<std::string>{"wireguard-go", "plfm-nope0"}));
+}
+
+// `mesh status`: the plan's peers by node number with what wg says of
+// them, then a key only wg has; deterministic text and JSON.
+TEST(Mesh, StatusJoinsPlanDumpAndRoutes) {
+  MeshPlan p = plan();
+  p.peers.pop_back();  // node 3 is a key wg has and the plan does not name
+  auto dump = *parseWgDump(kDump);
+  auto s = meshStatus("plfm-wg0", p, dump, parseRouteList(kRoutes), 1765000042);
+  PLFM_EXPECT_GOLDEN("netdev/golden/mesh_status.txt", toText(s));
+  PLFM_EXPECT_GOLDEN("netdev/golden/mesh_status.json", toJson(s).dump(1) + "\n");
+  // No interface: the plan's peers, none configured.
+  auto absent = meshStatus("plfm-wg0", plan(), std::nullopt, {}, 0);
+  EXPECT_FALSE(absent.up);
+  ASSERT_EQ(absent.peers.size(), 2U);
+  EXPECT_FALSE(absent.peers[0].configured);
+  EXPECT_EQ(absent.peers[1].endpoint, "192.0.2.7:51820");
+  EXPECT_NE(toText(absent).find("absent"), std::string::npos);
 }
 
 TEST(Mesh, NoKeyNoApply) {
