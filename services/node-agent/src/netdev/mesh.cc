@@ -248,6 +248,7 @@ Result<void> Mesh::apply(const MeshPlan& plan) {
   {
     PLFM_ASSIGN_OR_RETURN(WgKey key, privateKey());
     std::string conf = renderWgConfig(plan, key);
+    key.wipe();
     auto written = writeFileAtomic(configPath(), conf, 0600);
     wipe(conf);
     PLFM_TRY(written);
@@ -308,6 +309,7 @@ Result<std::vector<std::string>> Mesh::check(const MeshPlan& plan) {
   if (!exists()) return std::vector<std::string>{"the interface is missing"};
   PLFM_ASSIGN_OR_RETURN(WgKey key, privateKey());
   const WgKey own = publicKeyOf(key);
+  key.wipe();
   PLFM_ASSIGN_OR_RETURN(WgDump d, dump());
   PLFM_ASSIGN_OR_RETURN(auto r, routes());
   return meshDrift(plan, own, d, r);

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cstring>
 #include <set>
 
 #include "plfm/core/id.h"
@@ -186,6 +187,8 @@ Result<WgKey> WgKey::parse(std::string_view text) {
   }
   return k;
 }
+
+void WgKey::wipe() { explicit_bzero(bytes_.data(), bytes_.size()); }
 
 std::string WgKey::base64() const {
   std::string s;

@@ -37,6 +37,8 @@ class WgKey {
     return k;
   }
   [[nodiscard]] std::string base64() const;
+  // Zeroes the bytes (a private key once used).
+  void wipe();
   [[nodiscard]] const std::array<uint8_t, 32>& bytes() const { return bytes_; }
   bool operator==(const WgKey&) const = default;
   auto operator<=>(const WgKey&) const = default;
