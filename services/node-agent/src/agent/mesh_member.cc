@@ -81,11 +81,15 @@ void MeshMember::observe(const json& section) {
 }
 
 void MeshMember::loop() {
-  bool first = true;  // the start-up reconcile
+  bool first = true;    // the start-up reconcile
+  bool failed = false;  // the last round: retried sooner than a full period
   std::unique_lock lock(mu_);
   while (!stopping_) {
     if (!first && !changed_) {
-      cv_.wait_for(lock, options_.reconcile_every, [&] { return stopping_ || changed_; });
+      const auto wait =
+          failed ? std::min<std::chrono::seconds>(options_.reconcile_every, kRetryAfterFailure)
+                 : options_.reconcile_every;
+      cv_.wait_for(lock, wait, [&] { return stopping_ || changed_; });
       if (stopping_) return;
     }
     first = false;
@@ -94,19 +98,19 @@ void MeshMember::loop() {
     const bool changed = changed_;
     changed_ = false;
     lock.unlock();
-    round(plan, changed);
+    failed = !round(plan, changed);
     lock.lock();
   }
 }
 
-void MeshMember::round(const netdev::MeshPlan& plan, bool changed) {
+bool MeshMember::round(const netdev::MeshPlan& plan, bool changed) {
   auto& applies = metrics_.counter("plfm_agent_mesh_applies_total", "Mesh applies by result");
   // A node without peers needs no interface; one already up stays in step.
   if (plan.peers.empty() && !mesh_.exists()) {
     metrics_.gauge("plfm_agent_mesh_peers", "Peers in the applied mesh plan").set(0);
     std::lock_guard lock(mu_);
     applied_version_ = plan.version;
-    return;
+    return true;
   }
   Result<void> r = ok();
   if (changed) {
@@ -123,7 +127,7 @@ void MeshMember::round(const netdev::MeshPlan& plan, bool changed) {
     } else if (drift) {
       std::lock_guard lock(mu_);
       applied_version_ = plan.version;
-      return;  // in sync: nothing applied
+      return true;  // in sync: nothing applied
     }
     if (!drift) r = std::move(drift).error();
   }
@@ -133,7 +137,7 @@ void MeshMember::round(const netdev::MeshPlan& plan, bool changed) {
                {{"device", options_.mesh.interface},
                 {"version", plan.version},
                 {"error", r.error().toString()}});
-    return;
+    return false;
   }
   applies.inc({{"result", "ok"}});
   metrics_.gauge("plfm_agent_mesh_peers", "Peers in the applied mesh plan")
@@ -145,6 +149,7 @@ void MeshMember::round(const netdev::MeshPlan& plan, bool changed) {
   }
   std::lock_guard lock(mu_);
   applied_version_ = plan.version;
+  return true;
 }
 
 }  // namespace plfm::agent

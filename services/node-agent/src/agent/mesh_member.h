@@ -4,7 +4,8 @@
 // plan every `reconcile_every` and at start (from STATE/mesh/plan.json, so a
 // restarted agent heals its mesh before the control plane answers). All work
 // happens on its own thread: a slow `wg` never holds up the plan loop.
-// Failures are logged and counted, never fatal; the next round retries.
+// Failures are logged and counted, never fatal; the next round, within 5 s,
+// retries.
 //
 //   MeshMember mesh(options, metrics);
 //   mesh.start();
@@ -53,8 +54,10 @@ class MeshMember {
 
  private:
   void loop();
-  // One round under work_mu_: apply when `changed`, else reconcile.
-  void round(const netdev::MeshPlan& plan, bool changed);
+  // One round: apply when `changed`, else reconcile; false when it failed
+  // (the next one comes after kRetryAfterFailure, not a full period).
+  bool round(const netdev::MeshPlan& plan, bool changed);
+  static constexpr std::chrono::seconds kRetryAfterFailure{5};
 
   MeshMemberOptions options_;
   metrics::Registry& metrics_;

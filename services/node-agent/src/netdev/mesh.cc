@@ -1,11 +1,13 @@
 #include "netdev/mesh.h"
 
+#include <arpa/inet.h>
 #include <net/if.h>
 #include <sodium.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -155,6 +157,44 @@ std::vector<std::string> meshDrift(const MeshPlan& plan, const WgKey& own_key, c
       if (routed.count(a.str()) == 0) d.push_back("no route to " + a.str());
     }
   }
+  return d;
+}
+
+MeshLink parseMeshLink(std::string_view link_text, std::string_view addr_text) {
+  MeshLink link;
+  // "7: plfm-wg0: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1420 qdisc ..."
+  const size_t open = link_text.find('<');
+  const size_t close = link_text.find('>', open);
+  if (open != std::string_view::npos && close != std::string_view::npos) {
+    const std::string flags = "," + std::string(link_text.substr(open + 1, close - open - 1)) + ",";
+    link.up = flags.find(",UP,") != std::string::npos;
+  }
+  if (const size_t m = link_text.find(" mtu "); m != std::string_view::npos) {
+    int v = 0;
+    std::from_chars(link_text.data() + m + 5, link_text.data() + link_text.size(), v);
+    link.mtu = v;
+  }
+  // "7: plfm-wg0    inet6 fd7a:5c00:0:1::1/128 scope global ..."
+  for (std::string_view line : splitLines(addr_text)) {
+    const size_t at = line.find(" inet6 ");
+    if (at == std::string_view::npos) continue;
+    std::string_view rest = line.substr(at + 7);
+    rest = rest.substr(0, rest.find_first_of("/ "));
+    const std::string text(rest);
+    in6_addr a{};
+    if (inet_pton(AF_INET6, text.c_str(), &a) == 1) link.addresses.push_back(a);
+  }
+  return link;
+}
+
+std::vector<std::string> linkDrift(const MeshPlan& plan, const MeshLink& link) {
+  std::vector<std::string> d;
+  if (!link.up) d.emplace_back("the interface is down");
+  if (link.mtu != kMeshMtu) d.emplace_back("the interface's MTU");
+  const bool has = std::any_of(
+      link.addresses.begin(), link.addresses.end(),
+      [&](const in6_addr& a) { return std::memcmp(&a, &plan.self.address, sizeof a) == 0; });
+  if (!has) d.push_back("no host address " + ipv6Text(plan.self.address));
   return d;
 }
 
@@ -310,9 +350,16 @@ Result<std::vector<std::string>> Mesh::check(const MeshPlan& plan) {
   PLFM_ASSIGN_OR_RETURN(WgKey key, privateKey());
   const WgKey own = publicKeyOf(key);
   key.wipe();
+  PLFM_ASSIGN_OR_RETURN(std::string link_text,
+                        run_({options_.ip, "-o", "link", "show", "dev", options_.interface}));
+  PLFM_ASSIGN_OR_RETURN(std::string addr_text,
+                        run_({options_.ip, "-6", "-o", "addr", "show", "dev", options_.interface}));
+  const MeshLink link = parseMeshLink(link_text, addr_text);
   PLFM_ASSIGN_OR_RETURN(WgDump d, dump());
   PLFM_ASSIGN_OR_RETURN(auto r, routes());
-  return meshDrift(plan, own, d, r);
+  auto drift = linkDrift(plan, link);
+  for (auto& x : meshDrift(plan, own, d, r)) drift.push_back(std::move(x));
+  return drift;
 }
 
 Result<void> Mesh::remove() {

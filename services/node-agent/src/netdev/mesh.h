@@ -56,6 +56,17 @@ struct MeshRoute {
                                                  const WgDump& dump,
                                                  const std::vector<MeshRoute>& routes);
 
+// The link itself, from `ip -o link show dev NAME` (its flags and MTU) and
+// `ip -6 -o addr show dev NAME` (its addresses).
+struct MeshLink {
+  bool up = false;
+  int mtu = 0;
+  std::vector<in6_addr> addresses;
+};
+[[nodiscard]] MeshLink parseMeshLink(std::string_view link_text, std::string_view addr_text);
+// What differs between the plan and the link (down, MTU, no host address).
+[[nodiscard]] std::vector<std::string> linkDrift(const MeshPlan& plan, const MeshLink& link);
+
 // The public key of a private one (Curve25519 base point multiplication).
 [[nodiscard]] WgKey publicKeyOf(const WgKey& private_key);
 

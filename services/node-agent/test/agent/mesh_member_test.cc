@@ -38,7 +38,13 @@ class FakeTools {
     return [this](const std::vector<std::string>& argv) -> Result<std::string> {
       std::lock_guard lock(mu_);
       commands_.push_back(argv);
-      if (argv[0] == "wg" && argv[1] == "syncconf") synced_ = true;
+      if (argv[0] == "wg" && argv[1] == "syncconf") {
+        if (fail_syncconf_ > 0) {
+          --fail_syncconf_;
+          return Error("x", "Unable to modify interface: Protocol not supported");
+        }
+        synced_ = true;
+      }
       if (argv[0] == "wg" && argv[1] == "show") {
         std::string out = "(private)\t" + own_public_ + "\t51820\toff\n";
         if (synced_) {
@@ -46,6 +52,12 @@ class FakeTools {
                  "\t(none)\t[fd00:5c::b]:51820\tfd7a:5c00:0:2::/64\t0\t0\t0\toff\n";
         }
         return out;
+      }
+      if (argv[0] == "ip" && argv[1] == "-o") {
+        return std::string("7: lo: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1420 qdisc noqueue\n");
+      }
+      if (argv[0] == "ip" && argv[2] == "-o") {
+        return std::string("7: lo    inet6 fd7a:5c00:0:1::1/128 scope global \\  valid_lft\n");
       }
       if (argv[0] == "ip" && argv[2] == "route" && argv[3] == "replace") route_ = true;
       if (argv[0] == "ip" && argv[2] == "route" && argv[3] == "show") {
@@ -69,6 +81,10 @@ class FakeTools {
     std::lock_guard lock(mu_);
     route_ = false;
   }
+  void failSyncconf(int times) {
+    std::lock_guard lock(mu_);
+    fail_syncconf_ = times;
+  }
 
  private:
   std::mutex mu_;
@@ -76,6 +92,7 @@ class FakeTools {
   std::vector<std::vector<std::string>> commands_;
   bool synced_ = false;
   bool route_ = false;
+  int fail_syncconf_ = 0;
 };
 
 bool eventually(const std::function<bool()>& ok) {
@@ -137,6 +154,19 @@ TEST_F(MeshMemberTest, AppliesNewVersionsOnceRefusesBadOnesAndHealsDrift) {
   MeshMember again(options("lo"), metrics_, tools_->runner());
   again.start();
   EXPECT_TRUE(eventually([&] { return again.appliedVersion() == 5; }));
+}
+
+TEST_F(MeshMemberTest, AFailedApplyIsCountedAndRetried) {
+  tools_->failSyncconf(1);
+  MeshMember m(options("lo"), metrics_, tools_->runner());
+  m.start();
+  m.observe(section(8));
+  auto& applies = metrics_.counter("plfm_agent_mesh_applies_total", "");
+  ASSERT_TRUE(eventually([&] { return applies.value({{"result", "failed"}}) == 1; }));
+  EXPECT_EQ(m.appliedVersion(), -1);
+  // The next round (here after the 1 s period) finds the drift and applies.
+  ASSERT_TRUE(eventually([&] { return m.appliedVersion() == 8; }));
+  EXPECT_EQ(applies.value({{"result", "ok"}}), 1);
 }
 
 TEST_F(MeshMemberTest, NoPeersNoInterface) {

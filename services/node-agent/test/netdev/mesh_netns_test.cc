@@ -251,6 +251,12 @@ TEST_F(MeshNetnsTest, PeersPingRemovalAndDriftHeal) {
   ASSERT_TRUE(drift) << drift.error().toString();
   EXPECT_EQ(*drift, std::vector<std::string>{"no route to fd7a:5c00:0:2::/64"});
   ASSERT_TRUE(within(2s, [&] { return pings(a_, b_); })) << "the healed route does not carry";
+  // The link set down by hand, too.
+  ASSERT_TRUE(sh({"ip", "-n", a_.ns, "link", "set", a_.wg, "down"}));
+  drift = reconcile(a_, pa);
+  ASSERT_TRUE(drift);
+  EXPECT_NE(std::find(drift->begin(), drift->end(), "the interface is down"), drift->end());
+  ASSERT_TRUE(within(2s, [&] { return pings(a_, b_); })) << "the link did not come back";
   // A peer removed by hand (wg set ... remove) is drift too.
   ASSERT_TRUE(sh({"ip", "netns", "exec", a_.ns, "wg", "set", a_.wg, "peer", b_.public_key.base64(),
                   "remove"}));

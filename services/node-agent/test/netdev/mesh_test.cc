@@ -142,6 +142,24 @@ TEST(Mesh, DriftIsEmptyWhenInSyncAndNamesEachDifference) {
   EXPECT_EQ(drift, want2);
 }
 
+TEST(Mesh, TheLinkIsReadAndChecked) {
+  // As `ip -o link show` and `ip -6 -o addr show` print them.
+  auto link = parseMeshLink(
+      "7: plfm-wg0: <POINTOPOINT,MULTICAST,NOARP,UP,LOWER_UP> mtu 1420 qdisc pfifo_fast state "
+      "UNKNOWN mode DEFAULT group default qlen 500\\    link/none \n",
+      "7: plfm-wg0    inet6 fd7a:5c00:0:1::1/128 scope global \\       valid_lft forever\n"
+      "7: plfm-wg0    inet6 fe80::2153:d797:b062:65a0/64 scope link stable-privacy \\ x\n");
+  EXPECT_TRUE(link.up);
+  EXPECT_EQ(link.mtu, 1420);
+  ASSERT_EQ(link.addresses.size(), 2U);
+  EXPECT_TRUE(linkDrift(plan(), link).empty());
+  auto down = parseMeshLink("7: plfm-wg0: <POINTOPOINT,NOARP> mtu 1500 qdisc noop\n", "");
+  const std::vector<std::string> want = {"the interface is down", "the interface's MTU",
+                                         "no host address fd7a:5c00:0:1::1"};
+  EXPECT_EQ(linkDrift(plan(), down), want);
+  EXPECT_FALSE(parseMeshLink("7: x: <LOWER_UP,UPPER> mtu x\n", "").up);
+}
+
 TEST(Mesh, PublicKeyOfMatchesWg) {
   // `wg genkey`, and its `wg pubkey`.
   auto priv = key("6OEIqJZVRQDWl2Hxpsjr4ssijf1AX7Yej28+l537pFs=");
