@@ -19,6 +19,9 @@ void MeshMember::start() {
     auto parsed = netdev::parseMeshPlan(json::parse(*text, nullptr, false));
     if (parsed) {
       std::lock_guard lock(mu_);
+      // The same version from the control plane is then not applied again:
+      // the start-up reconcile covers it.
+      seen_version_ = parsed->plan.version;
       desired_ = std::move(parsed->plan);
     } else {
       log::warn("ignoring an unreadable last mesh plan",

@@ -275,6 +275,61 @@ TEST_F(MeshNetnsTest, PeersPingRemovalAndDriftHeal) {
   EXPECT_TRUE(within(2s, [&] { return wireguardGo(a_.wg).empty(); }));
 }
 
+// The real agent: `run --plan-file` with --edge (no kernel, no instances)
+// and --no-network on each host; the mesh comes up from the plan file's
+// section, survives an agent restart (adopted), and goes with
+// --stop-instances-on-exit.
+TEST_F(MeshNetnsTest, TheAgentBinaryJoinsAdoptsAndRemoves) {
+  for (const auto& [self, peer] : {std::pair{&a_, &b_}, std::pair{&b_, &a_}}) {
+    json plan = {{"version", 3}, {"instances", json::array()}};
+    plan["mesh"] = testing::meshSection(3, self->number, json::array({peerOf(*peer)}));
+    ASSERT_TRUE(writeFileAtomic(self->state.path() + "/plan.json", plan.dump()));
+  }
+  const auto run = [](const Host& h, bool stop_on_exit) {
+    std::vector<std::string> argv = {"ip",
+                                     "netns",
+                                     "exec",
+                                     h.ns,
+                                     PLFM_NODE_AGENT_BIN,
+                                     "run",
+                                     "--plan-file",
+                                     h.state.path() + "/plan.json",
+                                     "--state-dir",
+                                     h.state.path(),
+                                     "--edge",
+                                     "--no-network",
+                                     "--mesh-interface",
+                                     h.wg,
+                                     "--mesh-reconcile-seconds",
+                                     "1"};
+    if (stop_on_exit) argv.emplace_back("--stop-instances-on-exit");
+    SpawnOptions so;
+    so.stdout_path = h.state.path() + "/agent.log";
+    auto p = spawn(argv, so);
+    EXPECT_TRUE(p) << p.error().toString();
+    return std::move(*p);
+  };
+  const auto stop = [](Process& p) {
+    p.signal(SIGTERM);
+    EXPECT_TRUE(p.waitOrKill(10s, true));
+  };
+  Process agent_a = run(a_, false);
+  Process agent_b = run(b_, false);
+  ASSERT_TRUE(within(10s, [&] { return pings(a_, b_); }))
+      << tailFile(a_.state.path() + "/agent.log", 20);
+  stop(agent_a);
+  EXPECT_TRUE(pings(a_, b_));  // the interface outlives the agent
+  agent_a = run(a_, true);
+  // The restarted agent adopts it: still one wireguard-go, traffic flows.
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(wireguardGo(a_.wg).size(), 1U);
+  EXPECT_TRUE(pings(a_, b_));
+  stop(agent_a);
+  EXPECT_FALSE(sh({"ip", "-n", a_.ns, "link", "show", a_.wg})) << "the interface is still there";
+  EXPECT_TRUE(within(2s, [&] { return wireguardGo(a_.wg).empty(); }));
+  stop(agent_b);
+}
+
 TEST_F(MeshNetnsTest, TwoHundredPeersApplyTime) {
   std::vector<json> peers;
   for (uint32_t n = 10; n < 210; ++n) {
