@@ -55,10 +55,7 @@ int64_t MeshMember::appliedVersion() const {
 
 void MeshMember::observe(const json& section) {
   if (!section.is_object()) return;  // an older control plane: no mesh yet
-  const auto v = section.find("version");
-  const std::optional<int64_t> version = v != section.end() && v->is_number_integer()
-                                             ? std::optional(v->get<int64_t>())
-                                             : std::nullopt;
+  const std::optional<int64_t> version = netdev::meshSectionVersion(section);
   {
     std::lock_guard lock(mu_);
     if (version && seen_version_ == version) return;
