@@ -15,6 +15,7 @@
 #include "command_line.h"
 #include "config_file.h"
 #include "image/address_policy.h"
+#include "mesh_flags.h"
 #include "netdev/firewall.h"
 #include "plfm/core/log.h"
 #include "plfm/core/process.h"
@@ -270,6 +271,7 @@ void registerRunCommand(CLI::App& app, CommandAction* action) {
       ->default_str("fc00::/7");
   run->add_option("--nft", o.nft_binary, "The nft binary for the guest network filter")
       ->capture_default_str();
+  addMeshOptions(*run, o);
   run->add_option("--listen", o.listen,
                   "Serve /healthz, /metrics, /v1/instances and instance logs here");
   run->add_option("--advertise-url", o.advertise_url,
