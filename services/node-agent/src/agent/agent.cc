@@ -542,6 +542,25 @@ Result<void> Agent::applyFirewallLocked() {
   return r;
 }
 
+void Agent::filterMesh(std::string_view cluster_prefix, std::string_view mesh_interface) {
+  std::optional<netdev::MeshFilter> mesh;
+  if (!cluster_prefix.empty()) {
+    auto parsed = netdev::parseMeshFilter(cluster_prefix, mesh_interface);
+    if (!parsed) {
+      log::error("the guest filter keeps its previous mesh settings",
+                 {{"error", parsed.error().toString()}});
+      return;
+    }
+    mesh = std::move(*parsed);
+  }
+  std::lock_guard lock(firewall_mu_);
+  if (!firewall_ || !firewall_->setMesh(std::move(mesh))) return;
+  if (auto r = applyFirewallLocked(); !r) {
+    log::warn("rewriting the guest filter for the mesh failed; the next rewrite retries",
+              {{"error", r.error().toString()}});
+  }
+}
+
 Result<void> Agent::filterGuest(const std::string& instance_id, netdev::GuestFilter filter) {
   std::lock_guard lock(firewall_mu_);
   guest_filters_.insert_or_assign(instance_id, std::move(filter));
