@@ -228,7 +228,8 @@ std::string meshTags(const std::vector<GuestFilter>& guests, const MeshFilter& m
     s += "\t\tcounter drop\n";
     s += "\t}\n";
     s += "\tchain " + chain + "_recv {\n";
-    s += "\t\tip6 saddr " + cluster + " ip6 saddr & ::ffff:ffff:0:0 == " + value + " accept\n";
+    s += "\t\tip6 saddr " + cluster;
+    s += " ip6 saddr & ::ffff:ffff:0:0 == " + value + " accept\n";
     s += "\t}\n";
   }
   return s;
