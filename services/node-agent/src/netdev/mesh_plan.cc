@@ -61,7 +61,7 @@ Result<std::string> roleField(const json& obj, const std::string& path, bool req
   if (!required && !obj.contains("role")) return std::string("worker");
   PLFM_ASSIGN_OR_RETURN(std::string role, member<std::string>(obj, "role", path));
   if (role != "worker" && role != "edge") {
-    return fieldError(path + ".role", "must be \"worker\" or \"edge\"");
+    return fieldError(path + ".role", R"(must be "worker" or "edge")");
   }
   return role;
 }
@@ -217,7 +217,7 @@ std::string ipv6Text(const in6_addr& a) {
 bool prefixContains(const Ipv6Prefix& outer, const Ipv6Prefix& inner) {
   if (inner.length < outer.length) return false;
   for (int bit = 0; bit < outer.length; ++bit) {
-    const uint8_t mask = static_cast<uint8_t>(0x80 >> (bit % 8));
+    const auto mask = static_cast<uint8_t>(0x80 >> (bit % 8));
     if ((outer.address.s6_addr[bit / 8] & mask) != (inner.address.s6_addr[bit / 8] & mask)) {
       return false;
     }

@@ -41,7 +41,7 @@ class WgKey {
   void wipe();
   [[nodiscard]] const std::array<uint8_t, 32>& bytes() const { return bytes_; }
   bool operator==(const WgKey&) const = default;
-  auto operator<=>(const WgKey&) const = default;
+  bool operator<(const WgKey& o) const { return bytes_ < o.bytes_; }
 
  private:
   std::array<uint8_t, 32> bytes_{};

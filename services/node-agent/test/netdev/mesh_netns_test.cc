@@ -67,15 +67,13 @@ struct Host {
   WgKey public_key;
 };
 
-std::string randomKeyFile(const std::string& dir, WgKey* public_key) {
+void randomKeyFile(const std::string& dir, WgKey* public_key) {
   std::array<uint8_t, 32> sk{};
   randombytes_buf(sk.data(), sk.size());
   const WgKey priv = WgKey::fromBytes(sk);
   *public_key = publicKeyOf(priv);
   sodium_memzero(sk.data(), sk.size());
-  const std::string path = dir + "/wireguard.key";
-  EXPECT_TRUE(writeFileAtomic(path, priv.base64() + "\n", 0600));
-  return path;
+  EXPECT_TRUE(writeFileAtomic(dir + "/wireguard.key", priv.base64() + "\n", 0600));
 }
 
 json peerOf(const Host& h) {

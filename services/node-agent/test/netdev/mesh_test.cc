@@ -82,11 +82,14 @@ TEST(WgDump, NoneAndOddValues) {
 
 TEST(WgDump, ErrorsNeverQuoteTheInput) {
   const std::string secret = "kNNPLrw7PCxMVOBQ9Hb15/RXuz4jazQbfXiEI5RPuEE=";
+  std::string endpoint_is_key = secret + "\t(none)\t1\toff\n";
+  endpoint_is_key.append(secret)
+      .append("\t(none)\t")
+      .append(secret)
+      .append("\t(none)\t0\t0\t0\toff\n");
   for (const std::string& bad :
        {secret + "\tnot-a-key\t1\toff\n", secret + "\t(none)\t99999\toff\n", secret + "\n",
-        secret + "\t(none)\t1\toff\nshort\tline\n",
-        secret + "\t(none)\t1\toff\n" + secret + "\t(none)\t" + secret + "\t(none)\t0\t0\t0\toff\n",
-        std::string()}) {
+        secret + "\t(none)\t1\toff\nshort\tline\n", endpoint_is_key, std::string()}) {
     auto d = parseWgDump(bad);
     ASSERT_FALSE(d);
     EXPECT_EQ(d.error().toString().find(secret), std::string::npos) << d.error().toString();
