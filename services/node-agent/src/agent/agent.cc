@@ -15,6 +15,7 @@
 #include "agent/instance_worker.h"
 #include "agent/log_endpoint.h"
 #include "agent/workload_check.h"
+#include "netdev/mesh_plan.h"
 #include "netdev/tap.h"
 #include "plfm/core/id.h"
 #include "plfm/core/log.h"
@@ -337,6 +338,10 @@ void Agent::adoptOrClean() {
 void Agent::applyPlan(const NodePlan& plan) {
   std::vector<std::pair<RefusedInstance, std::string>> refusals;
   std::map<std::string, std::set<image::Digest>> images;
+  // The guest filter learns the cluster prefix before the mesh carries traffic.
+  if (auto section = netdev::parseMeshPlan(plan.mesh)) {
+    filterMesh(section->plan.cluster_prefix.str(), options_.mesh.mesh.interface);
+  }
   if (mesh_) mesh_->observe(plan.mesh);
   if (options_.facts.role == "edge" && !plan.instances.empty()) {
     // The placer never places here; a plan that does is not followed.
@@ -555,6 +560,25 @@ Result<void> Agent::applyFirewallLocked() {
         .inc();
   }
   return r;
+}
+
+void Agent::filterMesh(std::string_view cluster_prefix, std::string_view mesh_interface) {
+  std::optional<netdev::MeshFilter> mesh;
+  if (!cluster_prefix.empty()) {
+    auto parsed = netdev::parseMeshFilter(cluster_prefix, mesh_interface);
+    if (!parsed) {
+      log::error("the guest filter keeps its previous mesh settings",
+                 {{"error", parsed.error().toString()}});
+      return;
+    }
+    mesh = std::move(*parsed);
+  }
+  std::lock_guard lock(firewall_mu_);
+  if (!firewall_ || !firewall_->setMesh(std::move(mesh))) return;
+  if (auto r = applyFirewallLocked(); !r) {
+    log::warn("rewriting the guest filter for the mesh failed; the next rewrite retries",
+              {{"error", r.error().toString()}});
+  }
 }
 
 Result<void> Agent::filterGuest(const std::string& instance_id, netdev::GuestFilter filter) {

@@ -173,6 +173,13 @@ class Agent final : public InstanceHost {
   // Converges on `plan` (what the long-poll or the plan file delivered).
   void applyPlan(const NodePlan& plan);
 
+  // The mesh part of the guest filter (mesh.md, "Isolation across hosts"):
+  // the plan's `mesh.cluster_prefix` and the --mesh-interface name, given at
+  // every plan before the mesh itself is applied (an empty prefix: no mesh).
+  // Rewrites the table when they changed; an invalid value or a failed
+  // rewrite is logged and counted, and the next rewrite retries.
+  void filterMesh(std::string_view cluster_prefix, std::string_view mesh_interface);
+
   [[nodiscard]] std::vector<InstanceStatus> instances() const;
   [[nodiscard]] const std::string& nodeId() const { return credential_.node_id; }
   [[nodiscard]] std::vector<std::string> endpoints() const;

@@ -84,7 +84,7 @@ std::string set(const std::string& name, const std::string& type,
 // chains above them change. "vt-*" is kTapPrefix: every tap, with an entry
 // or not yet, goes through them.
 static_assert(kTapPrefix == "vt-");
-constexpr std::string_view kChains =
+constexpr std::string_view kGuestChains =
     R"(	# Anything from a tap but its guest's own address is spoofed.
 	chain guest_source {
 		iifname . ip6 saddr @guest_src6 return
@@ -101,7 +101,11 @@ constexpr std::string_view kChains =
 		ct state established,related accept
 		counter drop
 	}
-	# A new flow to an instance: from an instance, only within its org;
+)";
+
+// One node on its own (no cluster prefix).
+constexpr std::string_view kSingleHostChains =
+    R"(	# A new flow to an instance: from an instance, only within its org;
 	# from outside the platform, only from the operator's allowed sources.
 	chain to_instance {
 		ip6 saddr vmap @org_of
@@ -122,6 +126,121 @@ constexpr std::string_view kChains =
 	}
 )";
 
+// A node of a mesh: @CLUSTER@ is the cluster prefix, @MESH@ the quoted mesh
+// interface (both validated by parseMeshFilter). Instances here are decided
+// by the org sets as on one node (exact for local pairs, whatever their
+// layout); other cluster addresses by the org tag in the address, on the
+// sending host (tag_T_send) and again on the receiving one (tag_T_recv).
+constexpr std::string_view kMeshChains =
+    R"(	# The mesh carries cluster sources only (and WireGuard binds each peer
+	# to its own /64).
+	chain mesh_source {
+		ip6 saddr @CLUSTER@ return
+		counter drop
+	}
+	# Another node talking to this host over the mesh: neighbour discovery,
+	# echo, Packet Too Big, and replies to connections this host opened.
+	chain mesh_to_host {
+		ip6 saddr { ::, fe80::/10 } ip6 hoplimit 255 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept
+		jump mesh_source
+		ip6 hoplimit 255 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept
+		icmpv6 type { echo-request, packet-too-big } accept
+		ct state established,related accept
+		counter drop
+	}
+	# A new flow from a guest to a cluster address that is no instance here:
+	# only to its own org tag. A guest of the old layout (tag 0) reaches no
+	# other host, and no guest reaches a node's host address (tag 0).
+	chain to_cluster {
+		iifname vmap @send_tag_of
+		counter drop
+	}
+	# A new flow to an instance: from an instance here, only within its org;
+	# from a node's host address (interface id ::1: the ingress, the
+	# platform); from another host, only with the instance's org tag; from
+	# outside the platform, only from the operator's allowed sources.
+	chain to_instance {
+		ip6 saddr vmap @org_of
+		iifname "vt-*" counter drop
+		ip6 saddr @CLUSTER@ ip6 saddr & ::ffff:ffff:ffff:ffff == ::1 accept
+		oifname vmap @recv_tag_of
+		ip6 saddr @inbound_allowed accept
+		counter drop
+	}
+	chain input {
+		type filter hook input priority filter - 10; policy accept;
+		iifname "vt-*" jump guest_to_host
+		iifname @MESH@ jump mesh_to_host
+	}
+	chain forward {
+		type filter hook forward priority filter - 10; policy accept;
+		iifname "vt-*" jump guest_source
+		iifname @MESH@ jump mesh_source
+		ip6 saddr @CLUSTER@ iifname != "vt-*" iifname != @MESH@ counter drop
+		ct state established,related accept
+		ip6 daddr @instances jump to_instance
+		iifname "vt-*" ip6 daddr @CLUSTER@ jump to_cluster
+		iifname "vt-*" ip6 daddr @egress_denied counter drop
+	}
+)";
+
+std::string replaceAll(std::string s, std::string_view from, const std::string& to) {
+  for (size_t pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size())) {
+    s.replace(pos, from.size(), to);
+  }
+  return s;
+}
+
+// `::T_hi:T_lo:0:0`: the tag in bits 64..95, as nft compares it.
+std::string tagValue(std::uint32_t tag) {
+  in6_addr a{};
+  a.s6_addr[8] = static_cast<uint8_t>(tag >> 24);
+  a.s6_addr[9] = static_cast<uint8_t>(tag >> 16);
+  a.s6_addr[10] = static_cast<uint8_t>(tag >> 8);
+  a.s6_addr[11] = static_cast<uint8_t>(tag);
+  return format6(a);
+}
+
+// The per-tag chains and the tap -> chain maps, for guests of the new layout.
+std::string meshTags(const std::vector<GuestFilter>& guests, const MeshFilter& mesh) {
+  std::vector<std::string> send;
+  std::vector<std::string> recv;
+  std::set<std::uint32_t> tags;
+  for (const auto& g : guests) {
+    const std::uint32_t tag = mesh.tagOf(g.address());
+    if (tag == 0) continue;
+    const std::string chain = "tag_" + std::to_string(tag);
+    send.push_back(ifname(g.tap()) + " : jump " + chain + "_send");
+    recv.push_back(ifname(g.tap()) + " : jump " + chain + "_recv");
+    tags.insert(tag);
+  }
+  const std::string cluster = mesh.clusterPrefix().str();
+  std::string s;
+  s += "\t# A tap -> the chain of its guest's org tag, for its new flows to other hosts.\n";
+  s += "\tmap send_tag_of {\n\t\ttype ifname : verdict\n" + elements(send) + "\t}\n";
+  s += "\t# A tap -> the chain of its guest's org tag, for new flows from other hosts.\n";
+  s += "\tmap recv_tag_of {\n\t\ttype ifname : verdict\n" + elements(recv) + "\t}\n";
+  for (const std::uint32_t tag : tags) {
+    const std::string chain = "tag_" + std::to_string(tag);
+    const std::string value = tagValue(tag);
+    s += "\tchain " + chain + "_send {\n";
+    s += "\t\tip6 daddr & ::ffff:ffff:0:0 == " + value + " accept\n";
+    s += "\t\tcounter drop\n";
+    s += "\t}\n";
+    s += "\tchain " + chain + "_recv {\n";
+    s += "\t\tip6 saddr " + cluster;
+    s += " ip6 saddr & ::ffff:ffff:0:0 == " + value + " accept\n";
+    s += "\t}\n";
+  }
+  return s;
+}
+
+bool validMeshInterface(std::string_view name) {
+  return !name.empty() && name.size() < IFNAMSIZ &&
+         name.substr(0, kTapPrefix.size()) != kTapPrefix &&
+         onlyChars(name, "abcdefghijklmnopqrstuvwxyz0123456789-");
+}
+
 std::string prefixSet(const std::string& name, const std::vector<Ipv6Prefix>& prefixes,
                       std::string_view comment) {
   std::vector<std::string> items;
@@ -138,6 +257,38 @@ std::string table() { return std::string(kFirewallFamily) + " " + std::string(kF
 }  // namespace
 
 std::string Ipv6Prefix::str() const { return format6(address) + "/" + std::to_string(length); }
+
+bool Ipv6Prefix::contains(const in6_addr& a) const {
+  for (int bit = 0; bit < length; ++bit) {
+    const uint8_t m = 0x80 >> (bit % 8);
+    if ((a.s6_addr[bit / 8] & m) != (address.s6_addr[bit / 8] & m)) return false;
+  }
+  return true;
+}
+
+std::uint32_t MeshFilter::tagOf(const in6_addr& a) const {
+  if (!cluster_prefix_.contains(a)) return 0;
+  return (std::uint32_t{a.s6_addr[8]} << 24) | (std::uint32_t{a.s6_addr[9]} << 16) |
+         (std::uint32_t{a.s6_addr[10]} << 8) | std::uint32_t{a.s6_addr[11]};
+}
+
+Result<MeshFilter> parseMeshFilter(std::string_view cluster_prefix, std::string_view interface) {
+  PLFM_ASSIGN_OR_RETURN(Ipv6Prefix prefix, parseIpv6Prefix(cluster_prefix));
+  if (prefix.length < 1 || prefix.length > 63) {
+    return Error(errc::kInvalidArgument,
+                 "the cluster prefix must be /1 to /63 (node /64s and org tags follow it)")
+        .with("prefix", prefix.str());
+  }
+  if (!validMeshInterface(interface)) {
+    return Error(errc::kInvalidArgument,
+                 "bad mesh interface name: 1 to 15 of [a-z0-9-], not a tap name (vt-*)")
+        .with("device", std::string(interface.substr(0, 64)));
+  }
+  MeshFilter m;
+  m.cluster_prefix_ = prefix;
+  m.interface_ = interface;
+  return m;
+}
 
 Result<Ipv6Prefix> parseIpv6Prefix(std::string_view text) {
   const auto bad = [&](std::string_view why) {
@@ -202,7 +353,8 @@ Result<std::string> renderRuleset(std::vector<GuestFilter> guests, const Firewal
             [](const GuestFilter& a, const GuestFilter& b) { return a.tap() < b.tap(); });
   std::set<std::string> taps;
   std::set<std::string> addresses;
-  std::map<std::string, int> org_number;  // org key -> 1..n, in key order
+  std::map<std::string, int> org_number;                // org key -> 1..n, in key order
+  std::map<std::uint32_t, const std::string*> tag_org;  // org tag -> org key (new layout)
   for (const auto& g : guests) {
     if (!taps.insert(g.tap()).second) {
       return Error(errc::kInvalidArgument, "two guests on one tap").with("device", g.tap());
@@ -212,6 +364,12 @@ Result<std::string> renderRuleset(std::vector<GuestFilter> guests, const Firewal
           .with("address", format6(g.address()));
     }
     org_number[g.orgKey()] = 0;
+    const std::uint32_t tag = policy.mesh ? policy.mesh->tagOf(g.address()) : 0;
+    if (tag == 0) continue;
+    if (auto [it, fresh] = tag_org.emplace(tag, &g.orgKey()); !fresh && *it->second != g.orgKey()) {
+      return Error(errc::kInvalidArgument, "two orgs with one org tag")
+          .with("org_tag", std::to_string(tag));
+    }
   }
   int n = 0;
   for (auto& [key, number] : org_number) number = ++n;
@@ -255,7 +413,15 @@ Result<std::string> renderRuleset(std::vector<GuestFilter> guests, const Firewal
     s += "\t\tcounter drop\n";
     s += "\t}\n";
   }
-  s += kChains;
+  if (policy.mesh) s += meshTags(guests, *policy.mesh);
+  s += kGuestChains;
+  if (policy.mesh) {
+    s += replaceAll(
+        replaceAll(std::string(kMeshChains), "@CLUSTER@", policy.mesh->clusterPrefix().str()),
+        "@MESH@", ifname(policy.mesh->interface()));
+  } else {
+    s += kSingleHostChains;
+  }
   s += "}\n";
   return s;
 }
@@ -268,6 +434,12 @@ NftFirewall::NftFirewall(std::string work_dir, std::string nft, FirewallPolicy p
 Result<void> NftFirewall::apply(std::vector<GuestFilter> guests) {
   PLFM_ASSIGN_OR_RETURN(std::string script, renderRuleset(std::move(guests), policy_));
   return run(script);
+}
+
+bool NftFirewall::setMesh(std::optional<MeshFilter> mesh) {
+  if (policy_.mesh == mesh) return false;
+  policy_.mesh = std::move(mesh);
+  return true;
 }
 
 Result<void> NftFirewall::remove() { return run(renderRemoval()); }

@@ -9,7 +9,11 @@
 //     same org only (org chosen by source address, so the mesh can add
 //     remote instances to the same sets), and from outside the platform;
 //   - any tap named vt-* is covered by the default-deny chains from the moment
-//     it exists, before its guest has an entry.
+//     it exists, before its guest has an entry;
+//   - with a mesh (a cluster prefix from the plan), a guest's org tag is read
+//     from its address (bits 64..95): a new flow across hosts passes only
+//     between addresses with one tag, checked on the sending host and again on
+//     the receiving one, and the mesh interface only carries cluster sources.
 //
 // Parse, then act: GuestFilter values are built only by parseGuestFilter(),
 // which validates the tap name and parses the addresses; renderRuleset() is a
@@ -19,6 +23,7 @@
 
 #include <netinet/in.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -56,11 +61,38 @@ struct Ipv6Prefix {
   in6_addr address{};
   int length = 0;
   [[nodiscard]] std::string str() const;
+  [[nodiscard]] bool contains(const in6_addr& a) const;
+  friend bool operator==(const Ipv6Prefix& a, const Ipv6Prefix& b) {
+    return a.length == b.length && a.str() == b.str();
+  }
 };
 [[nodiscard]] Result<Ipv6Prefix> parseIpv6Prefix(std::string_view text);
 
+// The mesh's part of the filter (docs/specs/networking/mesh.md, "Isolation
+// across hosts"): the cluster prefix comes from the NodePlan at run time, the
+// interface from the agent's --mesh-interface. Built only by parseMeshFilter().
+class MeshFilter {
+ public:
+  [[nodiscard]] const Ipv6Prefix& clusterPrefix() const { return cluster_prefix_; }
+  [[nodiscard]] const std::string& interface() const { return interface_; }
+  // The org tag of an address: bits 64..95 when it is inside the cluster
+  // prefix, else 0 (an old-layout or outside address).
+  [[nodiscard]] std::uint32_t tagOf(const in6_addr& address) const;
+  friend bool operator==(const MeshFilter&, const MeshFilter&) = default;
+
+ private:
+  friend Result<MeshFilter> parseMeshFilter(std::string_view, std::string_view);
+  Ipv6Prefix cluster_prefix_;
+  std::string interface_;
+};
+
+// `cluster_prefix` an IPv6 prefix of length 1..63 ("fd7a:5c00::/48");
+// `interface` 1..15 of [a-z0-9-], not a tap name (vt-*).
+[[nodiscard]] Result<MeshFilter> parseMeshFilter(std::string_view cluster_prefix,
+                                                 std::string_view interface);
+
 // The node's policy for traffic that is not guest to guest (the operator's
-// flags; fixed for the agent's lifetime).
+// flags, fixed for the agent's lifetime; the mesh part follows the plan).
 struct FirewallPolicy {
   // Sources outside the platform that may open connections to instances
   // (an ingress on another host, until the mesh carries it). Everything
@@ -70,6 +102,9 @@ struct FirewallPolicy {
   // Destinations guests may not reach (the underlay's private services:
   // Postgres, other nodes' agents). Instances are decided by org first.
   std::vector<Ipv6Prefix> egress_denied;
+  // The mesh across hosts; without it the filter is exactly the single-host
+  // one (byte for byte).
+  std::optional<MeshFilter> mesh;
 };
 
 // Validates and parses: `tap` is kTapPrefix plus 1 to 12 of [0-9a-z];
@@ -82,7 +117,8 @@ struct FirewallPolicy {
 
 // The whole nft script: create-if-missing, delete and re-create the table,
 // so that applying it is one atomic transaction whatever was there before.
-// Fails when two guests share a tap or an address.
+// Fails when two guests share a tap or an address, or (with a mesh) when two
+// guests of different orgs carry one org tag.
 [[nodiscard]] Result<std::string> renderRuleset(std::vector<GuestFilter> guests,
                                                 const FirewallPolicy& policy = {});
 
@@ -98,6 +134,9 @@ class NftFirewall {
   explicit NftFirewall(std::string work_dir, std::string nft = "nft", FirewallPolicy policy = {});
 
   [[nodiscard]] Result<void> apply(std::vector<GuestFilter> guests);
+  // Sets (or clears) the mesh part of the policy for the next apply(); true
+  // when it changed, so the caller rewrites the table.
+  bool setMesh(std::optional<MeshFilter> mesh);
   [[nodiscard]] Result<void> remove();
 
  private:

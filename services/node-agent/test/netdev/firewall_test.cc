@@ -4,6 +4,7 @@
 // ruleset is never touched).
 #include "netdev/firewall.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <sys/wait.h>
@@ -39,6 +40,106 @@ TEST(Firewall, RulesetForTwoOrgsMatchesGolden) {
   auto text = renderRuleset(guests, policy);
   ASSERT_TRUE(text) << text.error().toString();
   PLFM_EXPECT_GOLDEN("netdev/golden/two_orgs.nft", *text);
+}
+
+// Two orgs across hosts: org a has tag 5 (two new-layout guests) and an
+// old-layout guest (tag 0); org b has tag 7; one guest is outside the cluster.
+std::vector<GuestFilter> meshGuests() {
+  return {
+      guest("vt-c0ffee00001", "fd7a:5c00:0:1:0:5:0:2", "org:org_a"),
+      guest("vt-c0ffee00002", "fd7a:5c00:0:1:0:7:0:2", "org:org_b"),
+      guest("vt-c0ffee00003", "fd7a:5c00:0:1::3", "org:org_a"),
+      guest("vt-c0ffee00004", "fd7a:5c00:0:1:0:5:0:3", "org:org_a"),
+      guest("vt-c0ffee00005", "2001:db8::7", "org:org_b"),
+  };
+}
+
+FirewallPolicy meshPolicy() {
+  FirewallPolicy policy;
+  policy.inbound_allowed = {*parseIpv6Prefix("2001:db8:100::/48")};
+  policy.egress_denied = {*parseIpv6Prefix("fc00::/7")};
+  auto mesh = parseMeshFilter("fd7a:5c00::/48", "plfm-wg0");
+  EXPECT_TRUE(mesh) << mesh.error().toString();
+  policy.mesh = *mesh;
+  return policy;
+}
+
+TEST(Firewall, RulesetWithAMeshMatchesGolden) {
+  auto text = renderRuleset(meshGuests(), meshPolicy());
+  ASSERT_TRUE(text) << text.error().toString();
+  PLFM_EXPECT_GOLDEN("netdev/golden/mesh_two_orgs.nft", *text);
+}
+
+TEST(Firewall, WithoutAMeshTheRulesetIsTheSingleHostOne) {
+  FirewallPolicy policy = meshPolicy();
+  policy.mesh.reset();
+  auto text = renderRuleset(meshGuests(), policy);
+  ASSERT_TRUE(text);
+  EXPECT_EQ(text->find("tag_"), std::string::npos);
+  EXPECT_EQ(text->find("plfm-wg0"), std::string::npos);
+  EXPECT_EQ(text->find("mesh_"), std::string::npos);
+}
+
+TEST(Firewall, TheOrgTagIsReadFromAddressesInsideTheClusterPrefix) {
+  auto mesh = parseMeshFilter("fd7a:5c00::/48", "wg-a");
+  ASSERT_TRUE(mesh);
+  const auto tag = [&](const char* a) {
+    in6_addr x{};
+    EXPECT_EQ(inet_pton(AF_INET6, a, &x), 1) << a;
+    return mesh->tagOf(x);
+  };
+  EXPECT_EQ(tag("fd7a:5c00:0:1:0:5:0:2"), 5U);
+  EXPECT_EQ(tag("fd7a:5c00:0:9:ffff:fffe:0:2"), 4294967294U);
+  EXPECT_EQ(tag("fd7a:5c00:0:1:1:0:0:2"), 65536U);
+  EXPECT_EQ(tag("fd7a:5c00:0:1::3"), 0U);       // the old layout
+  EXPECT_EQ(tag("fd7a:5c00:0:1::1"), 0U);       // a node's host address
+  EXPECT_EQ(tag("fd7a:5c01:0:1:0:5:0:2"), 0U);  // outside the cluster
+  EXPECT_EQ(tag("2001:db8::5:0:2"), 0U);
+}
+
+TEST(Firewall, MeshSettingsAreParsedStrictly) {
+  EXPECT_TRUE(parseMeshFilter("fd7a:5c00::/48", "plfm-wg0"));
+  EXPECT_TRUE(parseMeshFilter("fd00::/8", "a"));
+  EXPECT_TRUE(parseMeshFilter("fd7a:5c00::/63", "wg-0123456789ab"));  // 15 bytes
+  for (std::string_view name : std::initializer_list<std::string_view>{
+           "", "wg-0123456789abc", "Plfm-wg0", "wg0 ", "wg\"0", "wg0\n", "wg*", "vt-a1", "vt-*",
+           "wg0;flush", "wg.0", "wg_0", std::string_view("wg\0a", 4)}) {
+    EXPECT_FALSE(parseMeshFilter("fd7a:5c00::/48", name)) << "accepted '" << name << "'";
+  }
+  for (const char* prefix : {"fd7a:5c00::/64", "fd7a:5c00::/0", "::/0", "fd7a:5c00::1/48",
+                             "fd7a:5c00::", "fd7a:5c00::/48 ", "fd7a:5c00::/48;"}) {
+    EXPECT_FALSE(parseMeshFilter(prefix, "plfm-wg0")) << "accepted " << prefix;
+  }
+}
+
+TEST(Firewall, TwoOrgsWithOneTagAreRefused) {
+  const FirewallPolicy policy = meshPolicy();
+  auto r = renderRuleset({guest("vt-a1", "fd7a:5c00:0:1:0:5:0:2", "org:a"),
+                          guest("vt-a2", "fd7a:5c00:0:1:0:5:0:3", "org:b")},
+                         policy);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().toString().find("two orgs with one org tag"), std::string::npos);
+  EXPECT_EQ(r.error().toString().find("org:"), std::string::npos);  // org ids are not rendered
+  // The same tag on two nodes' prefixes, one org: fine. Tag 0 (old layout)
+  // is shared by every org.
+  EXPECT_TRUE(renderRuleset(
+      {guest("vt-a1", "fd7a:5c00:0:1:0:5:0:2", "org:a"),
+       guest("vt-a2", "fd7a:5c00:0:2:0:5:0:3", "org:a"),
+       guest("vt-a3", "fd7a:5c00:0:1::2", "org:b"), guest("vt-a4", "fd7a:5c00:0:1::3", "org:c")},
+      policy));
+  // Without a mesh, tags mean nothing.
+  EXPECT_TRUE(renderRuleset({guest("vt-a1", "fd7a:5c00:0:1:0:5:0:2", "org:a"),
+                             guest("vt-a2", "fd7a:5c00:0:1:0:5:0:3", "org:b")}));
+}
+
+TEST(Firewall, SetMeshReportsAChange) {
+  plfm::testing::TempDir dir("fw");
+  NftFirewall fw(dir.path(), dir.file("no-such-nft"));
+  EXPECT_FALSE(fw.setMesh(std::nullopt));
+  EXPECT_TRUE(fw.setMesh(*parseMeshFilter("fd7a:5c00::/48", "plfm-wg0")));
+  EXPECT_FALSE(fw.setMesh(*parseMeshFilter("fd7a:5c00:0::/48", "plfm-wg0")));
+  EXPECT_TRUE(fw.setMesh(*parseMeshFilter("fd7a:5c00::/48", "wg-b")));
+  EXPECT_TRUE(fw.setMesh(std::nullopt));
 }
 
 TEST(Firewall, PolicyPrefixesAreParsedStrictlyAndRenderedCanonically) {
@@ -177,6 +278,29 @@ TEST(Firewall, NftAppliesRewritesAndRemovesTheTable) {
     return bad;
   });
   EXPECT_EQ(failures, 0) << tailFile(dir.file("nft.log"), 20);
+}
+
+TEST(Firewall, NftAcceptsTheMeshRuleset) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root for a network namespace and nft";
+  if (::access("/usr/sbin/nft", X_OK) != 0) GTEST_SKIP() << "nft is not installed";
+  plfm::testing::TempDir dir("fw");
+  int failures = inNetns([&] {
+    int bad = 0;
+    NftFirewall fw(dir.path(), "nft", meshPolicy());
+    if (!fw.apply(meshGuests())) ++bad;
+    const std::string listed = listTable(dir.path());
+    for (const char* want : {"chain tag_5_send", "chain tag_7_recv", "chain mesh_source",
+                             "iifname \"plfm-wg0\" jump mesh_to_host", "::5:0:0"}) {
+      if (listed.find(want) == std::string::npos) {
+        std::fprintf(stderr, "not listed: %s\n", want);
+        ++bad;
+      }
+    }
+    if (!fw.setMesh(std::nullopt) || !fw.apply(meshGuests())) ++bad;
+    if (listTable(dir.path()).find("tag_5") != std::string::npos) ++bad;
+    return bad;
+  });
+  EXPECT_EQ(failures, 0) << tailFile(dir.file("nft.log"), 20) << listTable(dir.path());
 }
 
 }  // namespace
