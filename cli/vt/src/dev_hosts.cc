@@ -96,6 +96,18 @@ std::string underlayAddress(int index) {
   return buf;
 }
 
+std::string nodeHostAddress(const std::string& node_prefix) {
+  const size_t slash = node_prefix.find('/');
+  if (slash == std::string::npos || node_prefix.substr(slash) != "/64") return "";
+  in6_addr a{};
+  if (::inet_pton(AF_INET6, node_prefix.substr(0, slash).c_str(), &a) != 1) return "";
+  std::fill(std::begin(a.s6_addr) + 8, std::end(a.s6_addr), 0);
+  a.s6_addr[15] = 1;
+  char buf[INET6_ADDRSTRLEN];
+  if (::inet_ntop(AF_INET6, &a, buf, sizeof buf) == nullptr) return "";
+  return std::string(buf) + "/128";
+}
+
 std::string underlayAddress4(int index) { return "198.18.0." + std::to_string(10 + index); }
 
 std::vector<std::string> inHost(const Host& h, std::vector<std::string> argv) {

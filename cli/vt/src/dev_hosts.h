@@ -44,6 +44,11 @@ struct Host {
 // Its IPv4 address (the registry's, for host A): 198.18.0.10, .11, ...
 [[nodiscard]] std::string underlayAddress4(int index);
 
+// A node's host address (its /64 plus ::1, where the ingress on host A
+// sources its connections over the mesh) from its ipv6_prefix
+// ("fd7a:5c00:0:1::/64"): "fd7a:5c00:0:1::1/128"; "" when that is no /64.
+[[nodiscard]] std::string nodeHostAddress(const std::string& node_prefix);
+
 // argv run inside host `h`'s network namespace (nsenter --net, which, unlike
 // `ip netns exec`, leaves the mount namespace and /sys, with the cgroup
 // hierarchy the agent confines VMMs in, alone); argv itself for host A.

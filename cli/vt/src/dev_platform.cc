@@ -676,6 +676,22 @@ std::vector<std::string> Platform::agentArgv(const Host& host,
   return argv;
 }
 
+Result<std::string> Platform::ingressHostAddress() const {
+  PLFM_ASSIGN_OR_RETURN(auto admin, readFile(path("control-plane/admin-token")));
+  ApiClient client(s_.controlPlaneUrl(), std::string(trim(admin)),
+                   ApiOptions{.ca_file = s_.caFile()});
+  PLFM_ASSIGN_OR_RETURN(auto nodes, client.listAll("/v1/nodes"));
+  for (const auto& n : nodes) {
+    if (n.value("underlay_address", "") != underlayAddress(0) ||
+        n.value("state", "") == "removed") {
+      continue;
+    }
+    const std::string address = nodeHostAddress(n.value("ipv6_prefix", ""));
+    if (!address.empty()) return address;
+  }
+  return Error(errc::kInternal, "no enrolled node at " + underlayAddress(0) + " (agent A)");
+}
+
 Result<std::string> Platform::startAgent(const Host& host) {
   const std::string c = host.component;
   PLFM_ASSIGN_OR_RETURN(auto running, alreadyRunning(c));
@@ -692,6 +708,13 @@ Result<std::string> Platform::startAgent(const Host& host) {
                  "no vmlinux in " + kernel_dir + " (scripts/fetch-kernel)");
   }
   std::vector<std::string> argv = agentArgv(host, kernel_dir);
+  if (host.index > 0) {
+    // The ingress on host A opens connections to this host's guests from
+    // its node's host address, over the mesh: "an ingress on another host"
+    // for the guest filter (docs/specs/networking/node-firewall.md).
+    PLFM_ASSIGN_OR_RETURN(const std::string ingress, ingressHostAddress());
+    argv.insert(argv.end(), {"--guest-inbound-allow", ingress});
+  }
   PLFM_ASSIGN_OR_RETURN(auto backup_args, devBackupArgs());
   argv.insert(argv.end(), backup_args.begin(), backup_args.end());
   const std::string token_file = path("run/enroll-token-" + std::string(1, host.letter));

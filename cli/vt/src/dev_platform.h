@@ -166,6 +166,8 @@ class Platform {
   [[nodiscard]] Result<std::string> startAgent(const Host& host);
   [[nodiscard]] std::vector<std::string> agentArgv(const Host& host,
                                                    const std::string& kernel_dir) const;
+  // Agent A's node's host address as a /128 (nodes > 1; agent A enrolled).
+  [[nodiscard]] Result<std::string> ingressHostAddress() const;
   // The agent of `component`'s host, nullptr when it is not an agent.
   [[nodiscard]] const Host* agentHost(const std::string& component) const;
   // GET of the agent's `target` (TLS pinned to its certificate on an

@@ -139,6 +139,9 @@ TEST(VtDevHosts, NamesDeriveFromTheStateDirAndFitTheKernelsLimits) {
   EXPECT_EQ(argv[0], "nsenter");
   EXPECT_EQ(argv[1], "--net=/run/netns/" + c.netns);
   EXPECT_EQ(inHost(a, {"ip", "link"}).size(), 2U);
+  EXPECT_EQ(nodeHostAddress("fd7a:5c00:0:1::/64"), "fd7a:5c00:0:1::1/128");
+  EXPECT_EQ(nodeHostAddress("fd7a:5c00:0:1::/48"), "");
+  EXPECT_EQ(nodeHostAddress("not an address/64"), "");
 }
 
 TEST(VtDevSweep, FindsSocketsUnderADir) {
