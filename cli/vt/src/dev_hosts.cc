@@ -193,9 +193,9 @@ std::vector<std::string> Hosts::destroy(const std::string& log) const {
   std::vector<std::string> done;
   const std::string mesh_prefix = "wg-" + tag_ + "-";
   for (const std::string& ns : namespaces()) {
-    const std::string suffix = ns.substr(ns.rfind('-') + 1);
-    if (ns != underlayNetns() && succeeds({"ip", "-n", ns, "link", "del", mesh_prefix + suffix})) {
-      done.push_back("mesh interface " + mesh_prefix + suffix + " in " + ns);
+    const std::string mesh = mesh_prefix + ns.substr(ns.rfind('-') + 1);
+    if (ns != underlayNetns() && succeeds({"ip", "-n", ns, "link", "del", mesh})) {
+      done.push_back("mesh interface " + mesh + " in " + ns);
     }
     // wireguard-go, or a VMM whose agent was killed: nothing of ours outlives its host.
     for (pid_t pid : pidsIn(ns)) {
