@@ -195,7 +195,9 @@ std::vector<std::string> Hosts::destroy(const std::string& log) const {
   for (const std::string& ns : namespaces()) {
     const std::string mesh = mesh_prefix + ns.substr(ns.rfind('-') + 1);
     if (ns != underlayNetns() && succeeds({"ip", "-n", ns, "link", "del", mesh})) {
-      done.push_back("mesh interface " + mesh + " in " + ns);
+      done.push_back("mesh interface " + mesh);
+      done.back() += " in ";
+      done.back() += ns;
     }
     // wireguard-go, or a VMM whose agent was killed: nothing of ours outlives its host.
     for (pid_t pid : pidsIn(ns)) {
