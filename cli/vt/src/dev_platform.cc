@@ -461,8 +461,8 @@ Result<void> Platform::up() {
                      "; `vt dev down` before changing it to " + std::to_string(s_.nodes));
   }
   PLFM_TRY(saveSettings(s_));
+  agent_has_mesh_ = agentHasMeshFlags(bins_.node_agent, path("run/agent-help.out"));
   if (s_.nodes > 1) {
-    agent_has_mesh_ = agentHasMeshFlags(bins_.node_agent, path("run/agent-help.out"));
     PLFM_TRY(step("hosts", [this]() -> Result<std::string> {
       if (auto made = hosts_.create(logPath("hosts")); !made) return made.error();
       return std::to_string(s_.nodes) + " hosts, underlay " + kUnderlayPrefix + " in " +
@@ -671,8 +671,11 @@ std::vector<std::string> Platform::agentArgv(const Host& host,
     // The registry is plain HTTP on host A's underlay IPv4 address.
     argv.insert(argv.end(), {"--registry-allow-cidr", underlayAddress4(0) + "/32",
                              "--insecure-registry", s_.registryHost()});
-    if (agent_has_mesh_) argv.insert(argv.end(), {"--mesh-interface", host.mesh_interface});
   }
+  // Named after the state dir even for one host: wireguard-go's socket
+  // (/var/run/wireguard/NAME.sock) is per name machine-wide, and two dev
+  // platforms (two tests) may run at once.
+  if (agent_has_mesh_) argv.insert(argv.end(), {"--mesh-interface", host.mesh_interface});
   return argv;
 }
 
