@@ -3,7 +3,9 @@
 // namespaces joined by a bridge underlay, one agent each, and host A (this
 // test's private network namespace) runs the control plane, the registry, the
 // ingress and agent A. examples/hello with 3 instances lands on the 3 nodes;
-// each instance answers on its own host; curl through the ingress on host A
+// each instance answers on its own host; `vt exec` and `vt logs` reach the
+// ones on hosts B and C through the control plane's relay; curl through the
+// ingress on host A
 // reaches all three over the mesh; `vt dev down` leaves no namespace, process,
 // interface or tap, and a second `down` finds nothing.
 #include <gtest/gtest.h>
@@ -155,6 +157,18 @@ TEST_F(VtMesh, ThreeHostsOneAppReachableThroughTheIngress) {
     const std::string answer = curlFrom(netns_of[underlay], i.value("address", ""));
     EXPECT_EQ(line(answer, "instance"), id)
         << id << " at " << i.value("address", "") << " from the host at " << underlay;
+  }
+
+  phase("vt exec and vt logs reach instances on hosts B and C (relayed over the underlay)");
+  for (const auto& i : healthy) {
+    const std::string id = i.value("id", "");
+    if (netns_of[underlay_of[i.value("node_id", "")]].empty()) continue;  // host A's
+    VtRun exec = vt({"exec", "--app", "hello", "--instance", id, "--", "echo", "relayed-" + id});
+    EXPECT_EQ(exec.code, 0) << exec.err;
+    EXPECT_NE(exec.out.find("relayed-" + id), std::string::npos) << exec.out;
+    VtRun logs = vt({"logs", "--app", "hello", "--instance", id, "--tail", "5"});
+    EXPECT_EQ(logs.code, 0) << logs.err;
+    EXPECT_NE(logs.out.find("listening https="), std::string::npos) << logs.out;
   }
 
   phase("curl through the ingress on host A reaches all three (over the mesh)");
