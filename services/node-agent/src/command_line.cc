@@ -15,6 +15,7 @@ int runMain(int argc, char** argv) {
   CommandAction action;
   registerImageCommands(app, &action);
   registerRunCommand(app, &action);
+  registerMeshCommands(app, &action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -21,6 +21,9 @@ void registerImageCommands(CLI::App& app, CommandAction* action);
 // Adds `run`: the agent itself (run_command.cc).
 void registerRunCommand(CLI::App& app, CommandAction* action);
 
+// Adds `mesh status`: the local view of the WireGuard mesh (mesh_command.cc).
+void registerMeshCommands(CLI::App& app, CommandAction* action);
+
 int runMain(int argc, char** argv);
 
 }  // namespace plfm::agent

@@ -121,7 +121,7 @@ Result<void> Agent::start() {
     options_.initramfs = *built;
     log::info("initramfs ready", {{"path", options_.initramfs}});
   }
-  if (options_.initramfs.empty()) {
+  if (options_.initramfs.empty() && options_.facts.role != "edge") {
     return Error(errc::kInvalidArgument,
                  "no initramfs: give --initramfs, or --vt-init (and --kernel-dir)");
   }
@@ -137,6 +137,11 @@ Result<void> Agent::start() {
                       options_.firewall_policy);
   }
   adoptOrClean();
+  if (options_.mesh_enabled) {
+    options_.mesh.mesh.state_dir = options_.state_dir;
+    mesh_ = std::make_unique<MeshMember>(options_.mesh, metrics_);
+    mesh_->start();
+  }
   volume_ops_ = std::make_unique<VolumeOps>(volumeOpsDeps(), *backups_);
   PLFM_TRY(volume_ops_->start());
   if (!options_.listen.empty()) {
@@ -162,6 +167,7 @@ void Agent::stop() {
   }
   if (plan_thread_.joinable()) plan_thread_.join();
   if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
+  if (mesh_) mesh_->stop(options_.stop_instances_on_exit);
   if (volume_ops_) volume_ops_->stop();  // before the workers its snapshots go through
   {
     std::lock_guard lock(gc_mu_);  // so the GC thread cannot miss the wake-up
@@ -331,6 +337,15 @@ void Agent::adoptOrClean() {
 void Agent::applyPlan(const NodePlan& plan) {
   std::vector<std::pair<RefusedInstance, std::string>> refusals;
   std::map<std::string, std::set<image::Digest>> images;
+  if (mesh_) mesh_->observe(plan.mesh);
+  if (options_.facts.role == "edge" && !plan.instances.empty()) {
+    // The placer never places here; a plan that does is not followed.
+    log::error("an edge-only node was given instances; ignoring them",
+               {{"instances", plan.instances.size()}});
+    NodePlan none = plan;
+    none.instances = json::array();
+    return applyPlan(none);
+  }
   {
     std::lock_guard lock(mu_);
     if (stopping_) return;
@@ -730,6 +745,7 @@ void Agent::planLoop() {
           p.instances = j.value("instances", json::array());
           p.volumes = j.value("volumes", json::array());
           p.volume_ops = j.value("volume_ops", json::array());
+          p.mesh = j.value("mesh", json());
           applyPlan(p);
         }
       }

@@ -44,6 +44,7 @@
 #include "agent/instance_host.h"
 #include "agent/instance_record.h"
 #include "agent/log_endpoint.h"
+#include "agent/mesh_member.h"
 #include "agent/volume_backup.h"
 #include "agent/volume_ops.h"
 #include "agent/volume_snapshot.h"
@@ -124,6 +125,10 @@ struct AgentOptions {
   BackupOptions backup;
   // How often the restore drill of each volume's newest backup runs.
   std::chrono::seconds verify_every{86400};
+  // The WireGuard mesh (mesh_member.h): off unless set (`run` turns it on
+  // unless --no-mesh). facts.role "edge": no instances run here.
+  bool mesh_enabled = false;
+  MeshMemberOptions mesh;
 };
 
 // True when `remote` (http::Request::remote: "[::1]:53211", "127.0.0.1:80",
@@ -277,6 +282,7 @@ class Agent final : public InstanceHost {
   VolumeStore volumes_;
   std::unique_ptr<VolumeBackups> backups_;
   std::unique_ptr<VolumeOps> volume_ops_;  // set by start()
+  std::unique_ptr<MeshMember> mesh_;       // set by start() when options_.mesh_enabled
   metrics::Registry metrics_;
   InstanceMetrics instance_metrics_{metrics_};
 

@@ -81,6 +81,8 @@ Result<NodeCredential> ControlPlaneClient::enroll(const std::string& base_url,
                {"wireguard_public_key", facts.wireguard_public_key},
                {"underlay_address", facts.underlay_address},
                {"runtimes", facts.runtimes}};
+  if (facts.mesh_port != 51820) body["mesh_port"] = facts.mesh_port;
+  if (facts.role != "worker") body["role"] = facts.role;
   ControlPlaneClient c(base_url, enrollment_token, tls);
   int status = 0;
   PLFM_ASSIGN_OR_RETURN(
@@ -134,6 +136,7 @@ Result<NodePlan> ControlPlaneClient::plan(const std::string& node_id, int64_t af
   if (auto it = j.find("instances"); it != j.end() && it->is_array()) p.instances = *it;
   if (auto it = j.find("volumes"); it != j.end() && it->is_array()) p.volumes = *it;
   if (auto it = j.find("volume_ops"); it != j.end() && it->is_array()) p.volume_ops = *it;
+  if (auto it = j.find("mesh"); it != j.end() && it->is_object()) p.mesh = *it;
   return p;
 }
 

@@ -25,6 +25,11 @@ struct NodeFacts {
   std::string wireguard_public_key;
   std::string underlay_address;
   std::vector<std::string> runtimes = {"qemu"};
+  // The node's WireGuard UDP port on its underlay address, and "worker" or
+  // "edge" (a mesh member that runs no instances). Sent only when not the
+  // defaults, so an older control plane still enrolls a default node.
+  int mesh_port = 51820;
+  std::string role = "worker";
 };
 
 // What enrollment gives the node, persisted as STATE/node.json (0600).
@@ -52,6 +57,9 @@ struct NodePlan {
   // The snapshots, restores and verifies this node should run, oldest first,
   // as sent: parsed at the edge (workload_check.h parseVolumeOp).
   nlohmann::json volume_ops = nlohmann::json::array();
+  // This node's place in the WireGuard mesh, as sent (null: a control plane
+  // from before the mesh); parsed at the edge by netdev::parseMeshPlan.
+  nlohmann::json mesh;
 };
 
 // POST /v1/nodes/{node_id}/volumes/{volume_id}/status (volume-mounts.md

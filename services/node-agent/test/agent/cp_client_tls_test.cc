@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <mutex>
 
 #include "agent/cp_client.h"
 #include "plfm/http/http.h"
@@ -21,8 +22,15 @@ class CpClientTlsTest : public ::testing::Test {
     pki_ = *pki;
     http::ServerOptions options{.listen = {"[::1]:0"}};
     options.tls = http::ServerTlsOptions{pki_.server_cert, pki_.server_key};
-    server_ = std::make_unique<http::Server>(std::move(options), [this](http::Request&) {
+    server_ = std::make_unique<http::Server>(std::move(options), [this](http::Request& req) {
       ++requests_;
+      {
+        std::lock_guard lock(mu_);
+        last_body_ = req.body;
+      }
+      if (req.path.find("/plan") != std::string::npos) {
+        return http::Response::json(200, R"({"version":9,"mesh":{"version":4}})");
+      }
       return http::Response::json(
           200, R"({"node_id":"nod_1","token":"nt_x","ipv6_prefix":"fd7a:5c00:0:1::/64"})");
     });
@@ -35,7 +43,36 @@ class CpClientTlsTest : public ::testing::Test {
   std::unique_ptr<http::Server> server_;
   std::string url_;
   std::atomic<int> requests_{0};
+  std::mutex mu_;
+  std::string last_body_;  // guarded by mu_
 };
+
+// mesh.md "Enrollment facts": mesh_port and role go only when they are not
+// the defaults, so a control plane from before them still enrolls a
+// default node; the plan's mesh section is kept as sent for the edge parse.
+TEST_F(CpClientTlsTest, EnrollmentSendsMeshPortAndRoleOnlyWhenSetAndPlansKeepTheMesh) {
+  ASSERT_TRUE(ControlPlaneClient::enroll(url_, "t", NodeFacts{}, {.ca_file = pki_.ca_cert}));
+  {
+    std::lock_guard lock(mu_);
+    auto body = nlohmann::json::parse(last_body_);
+    EXPECT_FALSE(body.contains("mesh_port"));
+    EXPECT_FALSE(body.contains("role"));
+  }
+  NodeFacts edge;
+  edge.mesh_port = 51821;
+  edge.role = "edge";
+  ASSERT_TRUE(ControlPlaneClient::enroll(url_, "t", edge, {.ca_file = pki_.ca_cert}));
+  {
+    std::lock_guard lock(mu_);
+    auto body = nlohmann::json::parse(last_body_);
+    EXPECT_EQ(body.value("mesh_port", 0), 51821);
+    EXPECT_EQ(body.value("role", ""), "edge");
+  }
+  ControlPlaneClient c(url_, "nt_x", {.ca_file = pki_.ca_cert});
+  auto plan = c.plan("nod_1", 0, std::chrono::seconds(0));
+  ASSERT_TRUE(plan) << plan.error().toString();
+  EXPECT_EQ(plan->mesh.value("version", 0), 4);
+}
 
 TEST_F(CpClientTlsTest, EnrollsWithTheRightCa) {
   auto cred =

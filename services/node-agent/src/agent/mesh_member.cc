@@ -1,0 +1,158 @@
+#include "agent/mesh_member.h"
+
+#include "plfm/core/log.h"
+#include "plfm/core/process.h"
+
+namespace plfm::agent {
+using nlohmann::json;
+
+MeshMember::MeshMember(MeshMemberOptions options, metrics::Registry& metrics,
+                       netdev::CommandRunner run)
+    : options_(std::move(options)), metrics_(metrics), mesh_(options_.mesh, std::move(run)) {}
+
+MeshMember::~MeshMember() { stop(false); }
+
+void MeshMember::start() {
+  // The last plan applied, so the start-up reconcile has something to hold
+  // the interface to before the control plane answers.
+  if (auto text = readFile(mesh_.planPath())) {
+    auto parsed = netdev::parseMeshPlan(json::parse(*text, nullptr, false));
+    if (parsed) {
+      std::lock_guard lock(mu_);
+      // The same version from the control plane is then not applied again:
+      // the start-up reconcile covers it.
+      seen_version_ = parsed->plan.version;
+      desired_ = std::move(parsed->plan);
+    } else {
+      log::warn("ignoring an unreadable last mesh plan",
+                {{"path", mesh_.planPath()}, {"error", parsed.error().message()}});
+    }
+  }
+  thread_ = std::thread([this] { loop(); });
+}
+
+void MeshMember::stop(bool remove_interface) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  if (remove_interface && mesh_.exists()) {
+    if (auto r = mesh_.remove(); !r) {
+      log::warn("removing the mesh interface failed", {{"error", r.error().toString()}});
+    } else {
+      log::info("removed the mesh interface", {{"device", options_.mesh.interface}});
+    }
+  }
+}
+
+int64_t MeshMember::appliedVersion() const {
+  std::lock_guard lock(mu_);
+  return applied_version_;
+}
+
+void MeshMember::observe(const json& section) {
+  if (!section.is_object()) return;  // an older control plane: no mesh yet
+  const auto v = section.find("version");
+  const std::optional<int64_t> version = v != section.end() && v->is_number_integer()
+                                             ? std::optional(v->get<int64_t>())
+                                             : std::nullopt;
+  {
+    std::lock_guard lock(mu_);
+    if (version && seen_version_ == version) return;
+    seen_version_ = version;
+  }
+  auto parsed = netdev::parseMeshPlan(section);
+  if (!parsed) {
+    metrics_.counter("plfm_agent_mesh_applies_total", "Mesh applies by result")
+        .inc({{"result", "refused"}});
+    log::error("refusing the plan's mesh section; the mesh keeps its last plan",
+               {{"error", parsed.error().toString()}});
+    return;
+  }
+  for (const auto& e : parsed->skipped) {
+    log::error("leaving out a mesh peer the plan names badly", {{"error", e.toString()}});
+  }
+  {
+    std::lock_guard lock(mu_);
+    desired_ = std::move(parsed->plan);
+    changed_ = true;
+  }
+  cv_.notify_all();
+}
+
+void MeshMember::loop() {
+  bool first = true;    // the start-up reconcile
+  bool failed = false;  // the last round: retried sooner than a full period
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    if (!first && !changed_) {
+      const auto wait =
+          failed ? std::min<std::chrono::seconds>(options_.reconcile_every, kRetryAfterFailure)
+                 : options_.reconcile_every;
+      cv_.wait_for(lock, wait, [&] { return stopping_ || changed_; });
+      if (stopping_) return;
+    }
+    first = false;
+    if (!desired_) continue;
+    const netdev::MeshPlan plan = *desired_;
+    const bool changed = changed_;
+    changed_ = false;
+    lock.unlock();
+    failed = !round(plan, changed);
+    lock.lock();
+  }
+}
+
+bool MeshMember::round(const netdev::MeshPlan& plan, bool changed) {
+  auto& applies = metrics_.counter("plfm_agent_mesh_applies_total", "Mesh applies by result");
+  // A node without peers needs no interface; one already up stays in step.
+  if (plan.peers.empty() && !mesh_.exists()) {
+    metrics_.gauge("plfm_agent_mesh_peers", "Peers in the applied mesh plan").set(0);
+    std::lock_guard lock(mu_);
+    applied_version_ = plan.version;
+    return true;
+  }
+  Result<void> r = ok();
+  if (changed) {
+    r = mesh_.apply(plan);
+  } else {
+    auto drift = mesh_.reconcile(plan);
+    if (drift && !drift->empty()) {
+      metrics_.counter("plfm_agent_mesh_drift_total", "Mesh reconciles that found a difference")
+          .inc();
+      json what = json::array();
+      for (const auto& d : *drift) what.push_back(d);
+      log::warn("the mesh drifted from its plan; applied it again",
+                {{"device", options_.mesh.interface}, {"drift", what.dump()}});
+    } else if (drift) {
+      std::lock_guard lock(mu_);
+      applied_version_ = plan.version;
+      return true;  // in sync: nothing applied
+    }
+    if (!drift) r = std::move(drift).error();
+  }
+  if (!r) {
+    applies.inc({{"result", "failed"}});
+    log::error("applying the mesh failed; the next reconcile retries",
+               {{"device", options_.mesh.interface},
+                {"version", plan.version},
+                {"error", r.error().toString()}});
+    return false;
+  }
+  applies.inc({{"result", "ok"}});
+  metrics_.gauge("plfm_agent_mesh_peers", "Peers in the applied mesh plan")
+      .set(static_cast<double>(plan.peers.size()));
+  if (changed) {
+    log::info("mesh applied", {{"device", options_.mesh.interface},
+                               {"version", plan.version},
+                               {"peers", plan.peers.size()}});
+  }
+  std::lock_guard lock(mu_);
+  applied_version_ = plan.version;
+  return true;
+}
+
+}  // namespace plfm::agent

@@ -1,0 +1,41 @@
+// What `wg show NAME dump` says about an interface, typed. The dump is one
+// tab-separated line for the interface (private key, public key, listen
+// port, fwmark) and one per peer (public key, preshared key, endpoint,
+// allowed IPs, latest handshake, rx bytes, tx bytes, keepalive); "(none)"
+// and "off" stand for nothing (wireguard-tools' wg-show(8)).
+//
+// The first field is the interface's PRIVATE key: the parser skips it and
+// never copies it, and no error quotes a line of the input. The caller
+// wipes the text it captured.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "netdev/mesh_plan.h"
+#include "plfm/core/result.h"
+
+namespace plfm::netdev {
+
+struct WgDumpPeer {
+  WgKey public_key;
+  std::optional<WgEndpoint> endpoint;   // nullopt: "(none)" (never heard of, none configured)
+  std::vector<Ipv6Prefix> allowed_ips;  // IPv6 only; IPv4 entries are counted in ipv4_allowed_ips
+  int ipv4_allowed_ips = 0;
+  int64_t latest_handshake = 0;  // Unix seconds; 0: never
+  uint64_t rx_bytes = 0;
+  uint64_t tx_bytes = 0;
+};
+
+struct WgDump {
+  std::optional<WgKey> public_key;  // nullopt: the interface has no key yet
+  uint16_t listen_port = 0;
+  std::vector<WgDumpPeer> peers;  // as printed (wg's order, not the plan's)
+};
+
+[[nodiscard]] Result<WgDump> parseWgDump(std::string_view text);
+
+}  // namespace plfm::netdev
