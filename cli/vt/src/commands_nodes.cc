@@ -74,6 +74,13 @@ int nodesEnroll(Invocation& inv) {
   return 0;
 }
 
+// "worker" or "edge" (docs/specs/networking/mesh.md); a control plane from
+// before the mesh sends none: every node is a worker.
+std::string roleOf(const json& n) {
+  auto it = n.find("role");
+  return it != n.end() && it->is_string() ? it->get<std::string>() : "worker";
+}
+
 int nodesList(Invocation& inv) {
   auto client = inv.api();
   if (!client) return fail(inv, client.error());
@@ -84,12 +91,13 @@ int nodesList(Invocation& inv) {
            std::make_pair(b.value("hostname", ""), b.value("id", ""));
   });
   printList(inv, *items,
-            {"ID", "HOSTNAME", "STATE", "SCHEDULING", "CORES", "MEMORY_MB", "INSTANCES",
+            {"ID", "HOSTNAME", "ROLE", "STATE", "SCHEDULING", "CORES", "MEMORY_MB", "INSTANCES",
              "IPV6_PREFIX", "HEARTBEAT"},
             [](const json& n) {
               const json& a = n.contains("allocated") ? n["allocated"] : json::object();
               return std::vector<std::string>{field(n, "id"),
                                               field(n, "hostname"),
+                                              roleOf(n),
                                               field(n, "state"),
                                               scheduling(n),
                                               cell(field(n, "cores")),
@@ -123,6 +131,7 @@ int nodesGet(Invocation& inv) {
   const json& a = (*n)["allocated"];
   inv.out.fields({{"id", (*n)["id"]},
                   {"hostname", (*n)["hostname"]},
+                  {"role", roleOf(*n)},
                   {"state", (*n)["state"].get<std::string>() +
                                 ((*n)["state_reason"].get<std::string>().empty()
                                      ? ""
@@ -137,6 +146,7 @@ int nodesGet(Invocation& inv) {
                                     std::to_string(a.value("memory_mb", int64_t{0})) + " MiB"},
                   {"ipv6_prefix", cell((*n)["ipv6_prefix"])},
                   {"underlay", cell((*n)["underlay_address"])},
+                  {"mesh_port", n->contains("mesh_port") ? cell((*n)["mesh_port"]) : "51820"},
                   {"agent_url",
                    n->value("agent_url", "").empty() ? "-" : (*n)["agent_url"].get<std::string>()},
                   {"runtimes", runtimes.empty() ? "-" : runtimes},

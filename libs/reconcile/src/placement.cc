@@ -30,8 +30,8 @@ std::string bytes(std::int64_t n) {
 }  // namespace
 
 bool Placer::Slot::eligible() const {
-  return state == NodeState::kActive && !cordoned && !draining && prefix_ok && memory_mb > 0 &&
-         vcpu_cap > 0;
+  return state == NodeState::kActive && !cordoned && !draining && !edge && prefix_ok &&
+         memory_mb > 0 && vcpu_cap > 0;
 }
 
 bool Placer::Slot::fits(const Resources& r) const {
@@ -46,10 +46,10 @@ Placer::Placer(const std::vector<Node>& nodes, int cpu_overcommit) {
     s.state = n.state;
     s.cordoned = n.cordoned;
     s.draining = n.draining;
+    s.edge = n.edge;
     s.memory_mb = n.memory_mb;
     s.vcpu_cap = static_cast<std::int64_t>(n.cores) * cpu_overcommit;
     s.volume_free = n.volume_free_bytes;
-    s.next_iid = kFirstInstanceIid;
     auto prefix = parseIpv6Prefix(n.prefix);
     if (prefix && prefix->length == 64) {
       s.prefix_ok = true;
@@ -101,11 +101,11 @@ void Placer::count(Spread& spread, std::string_view node_id) const {
 
 std::optional<Placer::Placement> Placer::place(const Resources& r, Spread& spread,
                                                std::string_view required_node,
-                                               std::int64_t volume_bytes) {
+                                               std::int64_t volume_bytes, std::uint32_t org_tag) {
   if (!required_node.empty()) {
     auto node = index(required_node);
     if (!node || !slots_[*node].eligible() || !slots_[*node].fits(r)) return std::nullopt;
-    return commit(*node, r, spread);
+    return commit(*node, r, spread, org_tag);
   }
   for (const Failed& f : failed_) {
     if (r.memory_mb >= f.r.memory_mb && r.vcpus >= f.r.vcpus && volume_bytes >= f.volume_bytes) {
@@ -132,19 +132,10 @@ std::optional<Placer::Placement> Placer::place(const Resources& r, Spread& sprea
     return std::nullopt;
   }
   slots_[*best].volume_free -= volume_bytes;
-  return commit(*best, r, spread);
+  return commit(*best, r, spread, org_tag);
 }
 
-Placer::Placement Placer::commit(std::uint32_t node, const Resources& r, Spread& spread) {
-  Slot& s = slots_[node];
-  const bool indexed = load_built_ && s.eligible();
-  if (indexed) load_.erase(keyOf(node));
-  s.memory_used += r.memory_mb;
-  s.vcpu_used += r.vcpus;
-  if (indexed) load_.insert(keyOf(node));
-
-  // Lowest free interface id: every id below next_iid is taken, so scan on
-  // from there through the sorted ids in use.
+std::uint64_t Placer::takeIid(Slot& s, std::uint32_t org_tag) {
   if (!s.addresses.empty()) {
     for (std::string_view text : s.addresses) {
       auto a = parseIpv6(text);
@@ -157,18 +148,35 @@ Placer::Placement Placer::commit(std::uint32_t node, const Resources& r, Spread&
     std::sort(s.iids.begin(), s.iids.end());
     s.iids.erase(std::unique(s.iids.begin(), s.iids.end()), s.iids.end());
     s.iids_sorted = true;
-    s.next_iid = kFirstInstanceIid;
-    s.next_pos = 0;
+    s.next_iid.clear();
   }
-  while (s.next_pos < s.iids.size() && s.iids[s.next_pos] <= s.next_iid) {
-    if (s.iids[s.next_pos] == s.next_iid) ++s.next_iid;
-    ++s.next_pos;
+  // Every id of the tag below the cursor is taken: scan on from there
+  // through the sorted ids in use.
+  const std::uint64_t base = (std::uint64_t{org_tag} << 32) | kFirstInstanceIid;
+  const std::uint64_t last = (std::uint64_t{org_tag} << 32) | 0xffff'ffffULL;
+  std::uint64_t& next = s.next_iid.try_emplace(org_tag, base).first->second;
+  auto pos = std::lower_bound(s.iids.begin(), s.iids.end(), next);
+  while (pos != s.iids.end() && *pos == next) {
+    ++next;
+    ++pos;
   }
-  const std::uint64_t iid = s.next_iid;
-  PLFM_ASSERT(iid != 0, "a node's /64 ran out of interface ids");
-  s.iids.insert(s.iids.begin() + static_cast<std::ptrdiff_t>(s.next_pos), iid);
-  ++s.next_pos;
-  ++s.next_iid;
+  const std::uint64_t iid = next;
+  PLFM_ASSERT(iid <= last, "an org's range of a node's /64 ran out of interface ids");
+  s.iids.insert(pos, iid);
+  ++next;
+  return iid;
+}
+
+Placer::Placement Placer::commit(std::uint32_t node, const Resources& r, Spread& spread,
+                                 std::uint32_t org_tag) {
+  Slot& s = slots_[node];
+  const bool indexed = load_built_ && s.eligible();
+  if (indexed) load_.erase(keyOf(node));
+  s.memory_used += r.memory_mb;
+  s.vcpu_used += r.vcpus;
+  if (indexed) load_.insert(keyOf(node));
+
+  const std::uint64_t iid = takeIid(s, org_tag);
 
   int& peers = spread.counts_[node];
   Placement p;
@@ -187,6 +195,7 @@ std::string Placer::whyNotOn(const Resources& r, std::string_view node_id) const
   if (s.state != NodeState::kActive) return fmt::format("it is {}", toString(s.state));
   if (s.draining) return "it is draining";
   if (s.cordoned) return "it is cordoned";
+  if (s.edge) return "it is an edge-only node";
   if (!s.prefix_ok) return "it has no valid IPv6 /64";
   if (s.memory_used + r.memory_mb > s.memory_mb) {
     return fmt::format("it has {} MiB free, {} MiB needed", s.memory_mb - s.memory_used,
@@ -207,6 +216,7 @@ std::string Placer::explain(const Resources& r, std::string_view required_node,
   std::int64_t down = 0;
   std::int64_t draining = 0;
   std::int64_t cordoned = 0;
+  std::int64_t edge = 0;
   std::int64_t no_prefix = 0;
   std::int64_t memory = 0;
   std::int64_t cpu = 0;
@@ -221,6 +231,8 @@ std::string Placer::explain(const Resources& r, std::string_view required_node,
       ++draining;
     } else if (s.cordoned) {
       ++cordoned;
+    } else if (s.edge) {
+      ++edge;
     } else if (!s.prefix_ok || s.vcpu_cap <= 0) {
       ++no_prefix;
     } else if (s.memory_used + r.memory_mb > s.memory_mb) {
@@ -256,6 +268,7 @@ std::string Placer::explain(const Resources& r, std::string_view required_node,
   if (down > 0) parts.push_back(fmt::format("{} down", plural(down, "is", "are")));
   if (draining > 0) parts.push_back(fmt::format("{} draining", plural(draining, "is", "are")));
   if (cordoned > 0) parts.push_back(fmt::format("{} cordoned", plural(cordoned, "is", "are")));
+  if (edge > 0) parts.push_back(fmt::format("{} edge-only", plural(edge, "is", "are")));
   if (no_prefix > 0) {
     parts.push_back(
         fmt::format("{} no usable IPv6 prefix or cores", plural(no_prefix, "has", "have")));

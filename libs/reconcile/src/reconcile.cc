@@ -86,7 +86,7 @@ class Allocator {
               : nullptr;
       const int slot = pickSlot(taken, replaces != nullptr ? replaces->inst->slot : -1);
       const std::string& pinned = g.slotNode(slot);
-      auto p = placer_.place(r.resources, spread, pinned);
+      auto p = placer_.place(r.resources, spread, pinned, 0, g.org_tag);
       if (!p) {
         out.capacity =
             pinned.empty() ? placer_.explain(r.resources) : waitingForNode(g, slot, r.resources);
@@ -115,8 +115,8 @@ class Allocator {
     std::vector<std::string> waits;
     for (int slot : d.slots) {
       const std::string& pinned = g.slotNode(slot);
-      auto p =
-          placer_.place(r.resources, spread, pinned, pinned.empty() ? g.volume_bytes_per_slot : 0);
+      auto p = placer_.place(r.resources, spread, pinned,
+                             pinned.empty() ? g.volume_bytes_per_slot : 0, g.org_tag);
       if (!p) {
         std::string why = pinned.empty() ? placer_.explain(r.resources, {}, g.volume_bytes_per_slot)
                                          : waitingForNode(g, slot, r.resources);

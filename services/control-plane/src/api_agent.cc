@@ -64,9 +64,21 @@ Result<NodeFacts> parseFacts(const json::Json& body) {
       });
   if (!key_ok) return invalid("wireguard_public_key", "must be a base64 WireGuard public key");
   PLFM_ASSIGN_OR_RETURN(f.underlay_address, requireString(body, "underlay_address"));
-  if (f.underlay_address.empty() || f.underlay_address.size() > 255 ||
-      !printable(f.underlay_address)) {
-    return invalid("underlay_address", "must be an address the other nodes can reach");
+  // It becomes the other nodes' WireGuard endpoint (NodePlan mesh.peers),
+  // so only an address or a host name, nothing a config file could misread.
+  if (!meshEndpointHost(f.underlay_address)) {
+    return invalid("underlay_address",
+                   "must be an IPv6 or IPv4 address or a host name the other nodes can reach");
+  }
+  if (body.contains("mesh_port")) {
+    PLFM_ASSIGN_OR_RETURN(f.mesh_port, requireInt(body, "mesh_port", 1, 65535));
+  }
+  PLFM_ASSIGN_OR_RETURN(auto role, optionalString(body, "role"));
+  if (role) {
+    if (*role != kRoleWorker && *role != kRoleEdge) {
+      return invalid("role", R"(must be "worker" or "edge")");
+    }
+    f.role = *role;
   }
   auto runtimes = body.find("runtimes");
   if (runtimes == body.end() || !runtimes->is_array() || runtimes->empty() ||
@@ -160,7 +172,8 @@ void Api::registerAgentRoutes(http::Router& r) {
     PLFM_ASSIGN_OR_RETURN(auto token, enrollmentBearer(ctx.req));
     PLFM_ASSIGN_OR_RETURN(
         auto body, parseBody(ctx.req, {"hostname", "cores", "memory_mb", "disk_mb", "labels",
-                                       "wireguard_public_key", "underlay_address", "runtimes"}));
+                                       "wireguard_public_key", "underlay_address", "runtimes",
+                                       "mesh_port", "role"}));
     PLFM_ASSIGN_OR_RETURN(auto facts, parseFacts(body));
     return runWrite(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
       PLFM_ASSIGN_OR_RETURN(auto redeemed, redeemEnrollment(tx, deps_.clock, token, facts,
@@ -268,7 +281,8 @@ void Api::registerAgentRoutes(http::Router& r) {
             // A node removed (or its credential revoked) while it waited.
             PLFM_TRY(recheck(ctx.db(), deps_.clock, ctx.who));
           }
-          PLFM_ASSIGN_OR_RETURN(auto plan, buildNodePlan(ctx.db(), node.str()));
+          PLFM_ASSIGN_OR_RETURN(
+              auto plan, buildNodePlan(ctx.db(), node.str(), deps_.options.cluster_ipv6_prefix));
           return jsonResponse(200, plan);
         });
 

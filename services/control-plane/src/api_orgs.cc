@@ -104,6 +104,9 @@ void Api::registerOrgRoutes(http::Router& r) {
     return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
       const std::string org = OrgId::generate().str();
       PLFM_TRY(reserveName(tx, "org", name, org, "an org"));
+      // The org's network tag, in the same transaction: no org is ever
+      // without one (docs/specs/networking/mesh.md, Addressing).
+      PLFM_TRY(tx.exec("INSERT INTO org_net_tags (org_id) VALUES ($1)", {org}));
       const std::string now = toRfc3339(deps_.clock.now());
       Mutation m;
       m.body = {{"id", org}, {"name", name}, {"created_at", now}, {"updated_at", now}};

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "api.h"
+#include "mesh_plan.h"
 #include "plfm/core/log.h"
 #include "plfm/manifest/volume_rules.h"
 #include "stored_release.h"
@@ -16,14 +17,17 @@ using json::Json;
 
 // SELECT for a node's plan version: its own (enrollment), its instances',
 // its volumes' and their snapshots' and ops' (deleted or finished ones too,
-// so that the version never goes back).
-constexpr std::string_view kVersionSql =
-    "SELECT GREATEST(n.plan_version, coalesce((SELECT max(i.plan_seq) FROM instances_view i "
-    "WHERE i.node_id = n.node_id), 0), coalesce((SELECT max(v.plan_seq) FROM volumes_view v "
-    "WHERE v.node_id = n.node_id), 0), coalesce((SELECT max(s.plan_seq) FROM "
-    "volume_snapshots_view s WHERE s.node_id = n.node_id), 0), coalesce((SELECT "
-    "max(o.plan_seq) FROM volume_ops_view o WHERE o.node_id = n.node_id), 0)), n.ipv6_prefix "
-    "FROM nodes_view n WHERE n.node_id = $1";
+// so that the version never goes back), and the mesh's (mesh_plan.h).
+const std::string& versionSql() {
+  static const std::string sql =
+      "SELECT GREATEST(n.plan_version, coalesce((SELECT max(i.plan_seq) FROM instances_view i "
+      "WHERE i.node_id = n.node_id), 0), coalesce((SELECT max(v.plan_seq) FROM volumes_view v "
+      "WHERE v.node_id = n.node_id), 0), coalesce((SELECT max(s.plan_seq) FROM "
+      "volume_snapshots_view s WHERE s.node_id = n.node_id), 0), coalesce((SELECT "
+      "max(o.plan_seq) FROM volume_ops_view o WHERE o.node_id = n.node_id), 0), " +
+      std::string(kMeshVersionSql) + "), n.ipv6_prefix FROM nodes_view n WHERE n.node_id = $1";
+  return sql;
+}
 
 // A live volume of an env, as the plan needs it.
 struct LiveVolume {
@@ -242,15 +246,16 @@ Result<Json> nodeVolumeOps(pg::Transaction& tx, const std::string& node_id) {
 }  // namespace
 
 Result<int64_t> planVersion(pg::Connection& conn, const std::string& node_id) {
-  PLFM_ASSIGN_OR_RETURN(auto rs, conn.exec(kVersionSql, {node_id}));
+  PLFM_ASSIGN_OR_RETURN(auto rs, conn.exec(versionSql(), {node_id}));
   if (rs.rows() != 1) return unknownNode(node_id);
   return rs.int64(0, 0);
 }
 
-Result<json::Json> buildNodePlan(pg::Connection& conn, const std::string& node_id) {
+Result<json::Json> buildNodePlan(pg::Connection& conn, const std::string& node_id,
+                                 const std::string& cluster_prefix) {
   PLFM_ASSIGN_OR_RETURN(auto tx, pg::Transaction::begin(conn, pg::Isolation::kRepeatableRead));
   PLFM_TRY(tx.exec("SET TRANSACTION READ ONLY"));
-  PLFM_ASSIGN_OR_RETURN(auto head, tx.exec(kVersionSql, {node_id}));
+  PLFM_ASSIGN_OR_RETURN(auto head, tx.exec(versionSql(), {node_id}));
   if (head.rows() != 1) return unknownNode(node_id);
   PLFM_ASSIGN_OR_RETURN(
       auto rs,
@@ -270,6 +275,7 @@ Result<json::Json> buildNodePlan(pg::Connection& conn, const std::string& node_i
   PLFM_ASSIGN_OR_RETURN(auto volumes, envVolumes(tx, node_id));
   PLFM_ASSIGN_OR_RETURN(auto node_volumes, nodeVolumes(tx, node_id));
   PLFM_ASSIGN_OR_RETURN(auto volume_ops, nodeVolumeOps(tx, node_id));
+  PLFM_ASSIGN_OR_RETURN(auto mesh, meshSection(tx, node_id, cluster_prefix));
   PLFM_TRY(tx.commit());
   // A bad manifest costs only its own instances: they are left out and
   // logged, every other instance is still served.
@@ -303,7 +309,8 @@ Result<json::Json> buildNodePlan(pg::Connection& conn, const std::string& node_i
               {"ipv6_prefix", std::string(head.text(0, 1))},
               {"instances", std::move(instances)},
               {"volumes", std::move(node_volumes)},
-              {"volume_ops", std::move(volume_ops)}};
+              {"volume_ops", std::move(volume_ops)},
+              {"mesh", std::move(mesh)}};
 }
 
 // ---- PlanFeed ----
@@ -317,6 +324,9 @@ PlanFeed::PlanFeed(std::string conninfo, ProjectionWorker& worker)
                   "volume_snapshots_view WHERE plan_seq > $1 GROUP BY node_id UNION ALL SELECT "
                   "node_id, max(plan_seq) FROM volume_ops_view WHERE plan_seq > $1 GROUP BY "
                   "node_id UNION ALL SELECT node_id, "
-                  "plan_version FROM nodes_view WHERE plan_version > $1") {}
+                  "plan_version FROM nodes_view WHERE plan_version > $1 UNION ALL SELECT '" +
+                      std::string(kMeshKey) +
+                      "', max(mesh_seq) FROM nodes_view HAVING max(mesh_seq) > $1",
+                  std::string(kMeshKey)) {}
 
 }  // namespace plfm::cp

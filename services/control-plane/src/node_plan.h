@@ -7,7 +7,8 @@
 // release's manifest (with the volumes of the instance's slot), and every
 // live volume placed on the node. Its version is the seq of the last event
 // that changed it (instances_view.plan_seq, nodes_view.plan_version,
-// volumes_view.plan_seq), so it increases
+// volumes_view.plan_seq) or, when greater, the mesh version (the last event
+// that changed any node's mesh membership, mesh_plan.h), so it increases
 // whenever the plan changes, needs no counter of its own, and rebuilds
 // identically from the log.
 //
@@ -34,13 +35,17 @@ inline constexpr int kInstanceMtu = 1420;                        // fits inside 
 [[nodiscard]] Result<int64_t> planVersion(pg::Connection& conn, const std::string& node_id);
 
 // The node's whole plan: {"node_id","version","ipv6_prefix","instances":[WorkloadSpec],
-// "volumes":[{"volume_id","size_bytes","state"}]},
-// read in one snapshot so the version matches the instances.
-[[nodiscard]] Result<json::Json> buildNodePlan(pg::Connection& conn, const std::string& node_id);
+// "volumes":[{"volume_id","size_bytes","state"}],"volume_ops":[...],"mesh":{...}},
+// read in one snapshot so the version matches the instances. `cluster_prefix`
+// (cluster_ipv6_prefix) numbers the nodes in the mesh section (mesh_plan.h).
+[[nodiscard]] Result<json::Json> buildNodePlan(pg::Connection& conn, const std::string& node_id,
+                                               const std::string& cluster_prefix);
 
-// The plan versions of every node, for the plan long-polls.
+// The plan versions of every node, for the plan long-polls. The mesh
+// version is every node's: when it rises, every waiter wakes.
 class PlanFeed : public VersionFeed {
  public:
+  static constexpr std::string_view kMeshKey = "*mesh";
   PlanFeed(std::string conninfo, ProjectionWorker& worker);
 };
 

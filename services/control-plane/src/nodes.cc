@@ -158,7 +158,9 @@ Result<std::pair<EnrolledNode, std::vector<NewEvent>>> redeemEnrollment(
                                 .wireguard_public_key = facts.wireguard_public_key,
                                 .underlay_address = facts.underlay_address,
                                 .runtimes = facts.runtimes,
-                                .ipv6_prefix = out.ipv6_prefix};
+                                .ipv6_prefix = out.ipv6_prefix,
+                                .mesh_port = facts.mesh_port,
+                                .role = facts.role};
   for (const auto& [key, value] : labels->items()) {
     // String values only: the enrollment request was checked (api_agent.cc).
     if (!value.is_string()) return Error(plfm::errc::kInternal, "node labels are not strings");

@@ -19,6 +19,7 @@
 
 #include "agent_endpoint.h"
 #include "event_store.h"
+#include "mesh_plan.h"
 #include "plfm/core/clock.h"
 #include "plfm/core/result.h"
 #include "plfm/pg/pg.h"
@@ -48,6 +49,8 @@ struct NodeFacts {
   std::string wireguard_public_key;
   std::string underlay_address;
   std::vector<std::string> runtimes;  // "qemu", "firecracker"
+  int64_t mesh_port = kDefaultMeshPort;
+  std::string role = std::string(kRoleWorker);
 };
 
 struct EnrolledNode {

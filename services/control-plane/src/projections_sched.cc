@@ -5,7 +5,10 @@
 //
 // plan_seq / plan_version record the seq of the last event that changed what
 // a node must do, which is how NodePlan versions are built
-// (docs/specs/scheduler/node-plan.md).
+// (docs/specs/scheduler/node-plan.md). mesh_seq records the seq of the last
+// event that changed the node's mesh membership or attributes; the plans'
+// mesh version is the max over all nodes (docs/specs/networking/mesh.md).
+#include "mesh_plan.h"
 #include "projection_appliers.h"
 
 namespace plfm::cp::projection {
@@ -16,20 +19,25 @@ Result<void> nodeEnrolled(pg::Transaction& tx, const Payload& p) {
       tx,
       "INSERT INTO nodes_view (node_id, hostname, state, cores, memory_mb, ipv6_prefix, "
       "labels, version, created_at, updated_at, disk_mb, wireguard_public_key, "
-      "underlay_address, runtimes, state_since, plan_version) VALUES ($1, $2, 'active', "
-      "$3, $4, $5, $6::jsonb, $7, $8, $8, $9, $10, $11, $12::jsonb, $8, $13) "
-      "ON CONFLICT (node_id) DO NOTHING",
+      "underlay_address, runtimes, state_since, plan_version, mesh_port, role, mesh_seq) "
+      "VALUES ($1, $2, 'active', $3, $4, $5, $6::jsonb, $7, $8, $8, $9, $10, $11, $12::jsonb, "
+      "$8, $13, $14, $15, $13) ON CONFLICT (node_id) DO NOTHING",
       {ev.node_id, ev.hostname, ev.cores, ev.memory_mb, ev.ipv6_prefix,
        json::dump(json::Json(ev.labels)), p.e.aggregate_seq, p.e.occurred_at, ev.disk_mb,
-       ev.wireguard_public_key, ev.underlay_address, json::dump(json::Json(ev.runtimes)), p.e.seq});
+       ev.wireguard_public_key, ev.underlay_address, json::dump(json::Json(ev.runtimes)), p.e.seq,
+       ev.mesh_port.value_or(kDefaultMeshPort), ev.role.value_or(std::string(kRoleWorker))});
 }
 
 Result<void> nodeStateChanged(pg::Transaction& tx, const Payload& p) {
   PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::NodeStateChanged>());
+  // Into or out of down changes the node's mesh membership (its peers list
+  // it only while it is not down): every node's plan moves.
+  const bool mesh = ev.from == "down" || ev.to == "down";
   return exec(tx,
               "UPDATE nodes_view SET state = $2, state_reason = $3, state_since = $4, "
-              "updated_at = $4, version = $5 WHERE node_id = $1 AND version < $5",
-              {ev.node_id, ev.to, ev.reason, p.e.occurred_at, p.e.aggregate_seq});
+              "updated_at = $4, version = $5, mesh_seq = CASE WHEN $7 THEN $6 ELSE mesh_seq END "
+              "WHERE node_id = $1 AND version < $5",
+              {ev.node_id, ev.to, ev.reason, p.e.occurred_at, p.e.aggregate_seq, p.e.seq, mesh});
 }
 
 Result<void> nodeRemoved(pg::Transaction& tx, const Payload& p) {
@@ -39,7 +47,7 @@ Result<void> nodeRemoved(pg::Transaction& tx, const Payload& p) {
   // refused: its credential is revoked).
   return exec(tx,
               "UPDATE nodes_view SET removed_at = $2, cordoned = true, updated_at = $2, "
-              "version = $3, plan_version = $4 WHERE node_id = $1 AND version < $3",
+              "version = $3, plan_version = $4, mesh_seq = $4 WHERE node_id = $1 AND version < $3",
               {ev.node_id, p.e.occurred_at, p.e.aggregate_seq, p.e.seq});
 }
 

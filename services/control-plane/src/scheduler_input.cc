@@ -4,6 +4,7 @@
 #include <set>
 
 #include "deploy_create.h"
+#include "mesh_plan.h"
 #include "plfm/core/id.h"
 #include "plfm/core/log.h"
 #include "plfm/core/strings.h"
@@ -75,7 +76,8 @@ Result<void> loadNodes(pg::Connection& conn, LoadedState& st) {
                          ms("n.state_since") +
                          ", coalesce(l.volume_capacity_bytes, 0) - coalesce((SELECT "
                          "sum(v.size_bytes) FROM volumes_view v WHERE v.node_id = n.node_id AND "
-                         "v.state <> 'deleted'), 0) FROM nodes_view n LEFT JOIN node_liveness l "
+                         "v.state <> 'deleted'), 0), n.role FROM nodes_view n LEFT JOIN "
+                         "node_liveness l "
                          "ON l.node_id = n.node_id"));
   st.input.nodes.reserve(static_cast<size_t>(rs.rows()));
   for (int i = 0; i < rs.rows(); ++i) {
@@ -89,6 +91,7 @@ Result<void> loadNodes(pg::Connection& conn, LoadedState& st) {
     n.prefix = rs.text(i, 6);
     n.unreachable_since_ms = intOr(rs, i, 7, 0);
     n.volume_free_bytes = intOr(rs, i, 8, 0);
+    n.edge = rs.text(i, 9) == kRoleEdge;
     st.input.nodes.push_back(std::move(n));
   }
   return ok();
@@ -98,8 +101,9 @@ Result<void> loadGroups(pg::Connection& conn, LoadedState& st) {
   PLFM_ASSIGN_OR_RETURN(
       auto rs, conn.exec("SELECT s.env_id, s.process_type, s.count, e.org_id, e.app_id, "
                          "e.current_deploy_id, td.release_id, td.strategy, e.current_release_id, "
-                         "sd.deploy_id, td.secrets_version, sd.secrets_version "
+                         "sd.deploy_id, td.secrets_version, sd.secrets_version, t.net_tag "
                          "FROM env_scale_view s JOIN envs_view e ON e.env_id = s.env_id "
+                         "LEFT JOIN org_net_tags t ON t.org_id = e.org_id "
                          "LEFT JOIN deploys_view td ON td.deploy_id = e.current_deploy_id "
                          "LEFT JOIN LATERAL (SELECT d2.deploy_id, d2.secrets_version FROM "
                          "deploys_view d2 WHERE d2.env_id = e.env_id AND d2.release_id = "
@@ -127,6 +131,8 @@ Result<void> loadGroups(pg::Connection& conn, LoadedState& st) {
     g.env_id = rs.text(i, 0);
     g.process = rs.text(i, 1);
     g.count = static_cast<int>(intOr(rs, i, 2, 0));
+    // Tags are 1..2^32-2 (migration 0019); 0 (none): the old layout.
+    g.org_tag = static_cast<std::uint32_t>(std::clamp<int64_t>(intOr(rs, i, 12, 0), 0, 0xfffffffe));
     st.envs.try_emplace(g.env_id, EnvInfo{std::string(rs.text(i, 3)), std::string(rs.text(i, 4))});
     if (!rs.isNull(i, 6)) {
       const std::string target(rs.text(i, 6));
@@ -456,6 +462,12 @@ Result<LoadedState> loadState(pg::Connection& conn, const reconcile::Config& con
   LoadedState st;
   st.input.now_ms = now_ms;
   st.input.config = config;
+  // An org the scheduler meets without a network tag (one created before
+  // migration 0019 ran on a replica, or by a path that forgot) gets one
+  // now, outside the read-only snapshot; a racing insert wins harmlessly.
+  PLFM_TRY(conn.exec(
+      "INSERT INTO org_net_tags (org_id) SELECT DISTINCT e.org_id FROM envs_view e WHERE NOT "
+      "EXISTS (SELECT 1 FROM org_net_tags t WHERE t.org_id = e.org_id) ON CONFLICT DO NOTHING"));
   PLFM_ASSIGN_OR_RETURN(auto tx, pg::Transaction::begin(conn, pg::Isolation::kRepeatableRead));
   PLFM_TRY(tx.exec("SET TRANSACTION READ ONLY"));
   PLFM_ASSIGN_OR_RETURN(

@@ -6,11 +6,12 @@
 namespace plfm::cp {
 
 VersionFeed::VersionFeed(std::string name, std::string conninfo, ProjectionWorker& worker,
-                         std::string sql)
+                         std::string sql, std::string global_key)
     : name_(std::move(name)),
       conninfo_(std::move(conninfo)),
       worker_(worker),
-      sql_(std::move(sql)) {}
+      sql_(std::move(sql)),
+      global_key_(std::move(global_key)) {}
 
 VersionFeed::~VersionFeed() { stop(); }
 
@@ -55,9 +56,12 @@ void VersionFeed::stop() {
 void VersionFeed::waitBeyond(const std::string& key, int64_t after,
                              std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
+  auto beyond = [&](const std::string& k) {
+    auto it = versions_.find(k);
+    return it != versions_.end() && it->second > after;
+  };
   cv_.wait_for(lock, timeout, [&] {
-    auto it = versions_.find(key);
-    return !running_ || (it != versions_.end() && it->second > after);
+    return !running_ || beyond(key) || (!global_key_.empty() && beyond(global_key_));
   });
 }
 

@@ -24,8 +24,11 @@ namespace plfm::cp {
 class VersionFeed {
  public:
   // `sql` selects rows (key text, version bigint) of the keys whose version
-  // is above $1 (a checkpoint); `name` labels log lines.
-  VersionFeed(std::string name, std::string conninfo, ProjectionWorker& worker, std::string sql);
+  // is above $1 (a checkpoint); `name` labels log lines. The version of
+  // `global_key`, when not empty, counts for every key (the mesh version of
+  // the node plans).
+  VersionFeed(std::string name, std::string conninfo, ProjectionWorker& worker, std::string sql,
+              std::string global_key = {});
   virtual ~VersionFeed();
   VersionFeed(const VersionFeed&) = delete;
   VersionFeed& operator=(const VersionFeed&) = delete;
@@ -47,6 +50,7 @@ class VersionFeed {
   std::string conninfo_;
   ProjectionWorker& worker_;
   std::string sql_;
+  std::string global_key_;
   std::thread thread_;
   std::atomic<bool> running_{false};
   int64_t seen_ = 0;  // the checkpoint the versions reflect (feed thread only)

@@ -687,6 +687,33 @@ TEST_F(OpenApiTest, NodePlanFilesAndOpenApiAgree) {
     EXPECT_NE(validateAgainstSchemaFile("node-plan.json", p), std::nullopt) << i << field;
     EXPECT_NE(validateAgainstComponent(doc(), "NodePlan", p), std::nullopt) << i << field;
   }
+  // The mesh section (docs/specs/networking/mesh.md): every field required,
+  // roles and ports in range, a peer with one /64 at least.
+  const std::vector<std::tuple<std::string, std::string, Json>> bad_mesh = {
+      {"", "version", -1},
+      {"", "cluster_prefix", "fd7a:5c00::"},
+      {"", "peers", Json::object()},
+      {"self", "listen_port", 0},
+      {"self", "role", "boss"},
+      {"self", "prefix", "fd7a:5c00:0:1::/48"},
+      {"peer", "allowed_ips", Json::array()},
+      {"peer", "public_key", "short"},
+      {"peer", "endpoint", ""},
+      {"peer", "role", "ingress"},
+      {"peer", "next", nullptr},
+  };
+  for (const auto& [where, field, value] : bad_mesh) {
+    Json p = plan;
+    Json& target = where.empty()     ? p["mesh"]
+                   : where == "self" ? p["mesh"]["self"]
+                                     : p["mesh"]["peers"][0];
+    target[field] = value;
+    EXPECT_NE(validateAgainstSchemaFile("node-plan.json", p), std::nullopt) << where << field;
+    EXPECT_NE(validateAgainstComponent(doc(), "NodePlan", p), std::nullopt) << where << field;
+  }
+  Json no_mesh = plan;
+  no_mesh.erase("mesh");
+  EXPECT_NE(validateAgainstSchemaFile("node-plan.json", no_mesh), std::nullopt);
   EXPECT_EQ(validateAgainstSchemaFile("node-plan.json", plan), std::nullopt);
 }
 

@@ -50,7 +50,30 @@ Json enrollRequest() {
           {"labels", {{"zone", "a"}}},
           {"wireguard_public_key", std::string(43, 'k') + "="},
           {"underlay_address", "2001:db8::10"},
-          {"runtimes", {"qemu"}}};
+          {"runtimes", {"qemu"}},
+          {"mesh_port", 51820},
+          {"role", "worker"}};
+}
+
+Json sampleMeshPeer() {
+  return {{"node_id", id("node")},
+          {"node_number", 2},
+          {"public_key", std::string(43, 'p') + "="},
+          {"endpoint", "[fd00:5c::b]:51820"},
+          {"allowed_ips", {"fd7a:5c00:0:2::/64"}},
+          {"role", "worker"}};
+}
+
+Json sampleMesh() {
+  return {{"version", 40},
+          {"cluster_prefix", "fd7a:5c00::/48"},
+          {"self",
+           {{"node_number", 1},
+            {"prefix", "fd7a:5c00:0:1::/64"},
+            {"address", "fd7a:5c00:0:1::1"},
+            {"listen_port", 51820},
+            {"role", "worker"}}},
+          {"peers", Json::array({sampleMeshPeer()})}};
 }
 
 }  // namespace
@@ -134,7 +157,8 @@ Json sampleNodePlan() {
              {"state", "ready"},
              {"backup_every_seconds", 900},
              {"backup_keep", 96}}}},
-          {"volume_ops", Json::array({sampleSnapshotOp(), sampleRestoreOp(), sampleVerifyOp()})}};
+          {"volume_ops", Json::array({sampleSnapshotOp(), sampleRestoreOp(), sampleVerifyOp()})},
+          {"mesh", sampleMesh()}};
 }
 
 // One valid instance of every components/schemas entry.
@@ -223,6 +247,8 @@ const std::map<std::string, Json>& componentSamples() {
                        {"runtimes", {"qemu"}},
                        {"wireguard_public_key", std::string(43, 'k') + "="},
                        {"underlay_address", "2001:db8::10"},
+                       {"mesh_port", 51820},
+                       {"role", "worker"},
                        {"plan_version", 42},
                        {"allocated", allocated},
                        {"last_heartbeat_at", kTs},
@@ -387,6 +413,10 @@ const std::map<std::string, Json>& componentSamples() {
           {"relay_public_key", "ed25519:" + std::string(64, 'a')}}},
         {"RelayPublicKey", "ed25519:" + std::string(64, 'a')},
         {"NodePlan", sampleNodePlan()},
+        {"NodePlanMesh", sampleMesh()},
+        {"NodePlanMeshPeer", sampleMeshPeer()},
+        {"MeshPort", 51820},
+        {"NodeRole", "edge"},
         {"NodePlanSnapshotOp", sampleSnapshotOp()},
         {"NodePlanRestoreOp", sampleRestoreOp()},
         {"NodePlanVerifyOp", sampleVerifyOp()},
@@ -536,7 +566,9 @@ const std::map<std::string, Json>& payloadSamples() {
         {"wireguard_public_key", std::string(43, 'k') + "="},
         {"underlay_address", "2001:db8::10"},
         {"runtimes", {"qemu"}},
-        {"ipv6_prefix", "fd7a:5c00:0:1::/64"}}},
+        {"ipv6_prefix", "fd7a:5c00:0:1::/64"},
+        {"mesh_port", 51820},
+        {"role", "worker"}}},
       {"node.state_changed",
        {{"node_id", id("node")},
         {"from", "active"},

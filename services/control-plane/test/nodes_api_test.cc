@@ -105,7 +105,9 @@ TEST_F(NodesApiTest, EnrollPlanLongPollStatusAndViews) {
     EXPECT_EQ(spec["checks"][0]["port"], 8443);
     addresses.insert(spec["network"]["address"].get<std::string>());
   }
-  EXPECT_EQ(addresses, (std::set<std::string>{"fd7a:5c00:0:1::2", "fd7a:5c00:0:1::3"}));
+  // The node's /64, the org's tag (its first, 1) in bits 64..95, numbers from 2
+  // (docs/specs/networking/mesh.md, Addressing).
+  EXPECT_EQ(addresses, (std::set<std::string>{"fd7a:5c00:0:1:0:1:0:2", "fd7a:5c00:0:1:0:1:0:3"}));
   // Every plan validates against api/schemas/node-plan.json.
   EXPECT_EQ(testsupport::validateAgainstSchemaFile("node-plan.json", woke.body), std::nullopt);
   // Nothing new: a poll with the current version times out with the same plan.

@@ -522,6 +522,10 @@ struct NodeEnrolled {
   std::string underlay_address;
   std::vector<std::string> runtimes;
   std::string ipv6_prefix;
+  // The node's WireGuard UDP port and role ("worker" | "edge"); absent (null)
+  // in events written before the mesh: 51820 and "worker".
+  std::optional<int64_t> mesh_port;
+  std::optional<std::string> role;
 
   [[nodiscard]] const std::string& aggregateId() const { return node_id; }
   template <class Self, class V>
@@ -537,6 +541,8 @@ struct NodeEnrolled {
     v("underlay_address", self.underlay_address);
     v("runtimes", self.runtimes);
     v("ipv6_prefix", self.ipv6_prefix);
+    v("mesh_port", self.mesh_port);
+    v("role", self.role);
   }
 };
 

@@ -3,7 +3,8 @@
 // serves a whole reconcile (or a benchmark's batch of placements).
 //
 // Rules (docs/specs/scheduler/reconciler.md, "Placement"):
-//   - filter: the node is active, not cordoned or draining, has a valid /64;
+//   - filter: the node is active, not cordoned or draining, not edge-only,
+//     has a valid /64;
 //     memory is a hard cap (sum of instance memory <= the node's memory);
 //     CPU is soft (sum of vCPUs <= cores x cpu_overcommit); an instance with
 //     volumes goes to its volumes' node and nowhere else; one whose volumes
@@ -11,13 +12,17 @@
 //   - score: fewest instances of the same group on the node (spread), then
 //     the lowest memory use as a fraction of the node, then CPU likewise,
 //     then the node id: the same inputs always give the same placement;
-//   - address: the lowest free /128 of the node's /64, from ::2 up.
+//   - address: in the node's /64, interface id (org_tag << 32) | n with n
+//     the lowest number >= 2 that no address of that tag on the node uses
+//     (org_tag 0, the old layout: the lowest free from ::2 up), so
+//     `address & ::ffff:ffff:0:0` is the org's tag
+//     (docs/specs/networking/mesh.md, Addressing).
 //
 //   Placer placer(nodes, config.cpu_overcommit);
 //   for (const auto& i : running) placer.reserve(i.node_id, i.resources, i.address);
 //   Placer::Spread spread;
 //   for (const auto& i : running_of_group) placer.count(spread, i.node_id);
-//   if (auto p = placer.place(resources, spread)) ... p->node_id, p->address
+//   if (auto p = placer.place(resources, spread, {}, 0, group.org_tag)) ... p->node_id, p->address
 //   else reason = placer.explain(resources);
 //
 // Nodes are kept in an index ordered by load, so a placement visits few
@@ -89,17 +94,20 @@ class Placer {
   // Picks a node and an address and records the new instance there (and in
   // `spread`). nullopt when no node fits; explain() says why. With
   // `required_node`, only that node will do; otherwise `volume_bytes` of
-  // free volume space is needed too, and taken from the chosen node.
+  // free volume space is needed too, and taken from the chosen node. The
+  // address carries `org_tag` in bits 64..95 (0: the old layout).
   [[nodiscard]] std::optional<Placement> place(const Resources& r, Spread& spread,
                                                std::string_view required_node = {},
-                                               std::int64_t volume_bytes = 0);
+                                               std::int64_t volume_bytes = 0,
+                                               std::uint32_t org_tag = 0);
 
   // Why place() found no node, as a sentence with numbers:
   // "waiting for capacity: no node has 2048 MiB free (3 nodes checked)".
   [[nodiscard]] std::string explain(const Resources& r, std::string_view required_node = {},
                                     std::int64_t volume_bytes = 0) const;
   // Why `node_id` cannot take an instance of `r`: "it is unreachable", "it
-  // has 512 MiB free, 1024 MiB needed", "it is not registered".
+  // has 512 MiB free, 1024 MiB needed", "it is not registered", "it is an
+  // edge-only node".
   [[nodiscard]] std::string whyNotOn(const Resources& r, std::string_view node_id) const;
 
   [[nodiscard]] size_t nodeCount() const { return slots_.size(); }
@@ -110,6 +118,7 @@ class Placer {
     NodeState state = NodeState::kActive;
     bool cordoned = false;
     bool draining = false;
+    bool edge = false;
     bool prefix_ok = false;
     std::uint64_t prefix_hi = 0;
     std::int64_t memory_mb = 0;
@@ -122,8 +131,9 @@ class Placer {
     std::vector<std::string_view> addresses;
     std::vector<std::uint64_t> iids;
     bool iids_sorted = true;
-    std::uint64_t next_iid = 0;  // every id below it is used
-    size_t next_pos = 0;         // first entry of iids >= next_iid
+    // Per org tag, the next candidate id: every id of that tag from
+    // (tag << 32) | 2 up to it is used.
+    std::unordered_map<std::uint32_t, std::uint64_t> next_iid;
 
     [[nodiscard]] bool eligible() const;
     [[nodiscard]] bool fits(const Resources& r) const;
@@ -139,7 +149,9 @@ class Placer {
 
   [[nodiscard]] LoadKey keyOf(std::uint32_t node) const;
   void buildLoadIndex();
-  Placement commit(std::uint32_t node, const Resources& r, Spread& spread);
+  Placement commit(std::uint32_t node, const Resources& r, Spread& spread, std::uint32_t org_tag);
+  // The lowest free interface id of `org_tag` on `s`, recorded as used.
+  static std::uint64_t takeIid(Slot& s, std::uint32_t org_tag);
   // A request that found no node: any request at least as large fails too.
   struct Failed {
     Resources r;

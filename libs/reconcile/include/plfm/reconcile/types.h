@@ -52,6 +52,9 @@ struct Node {
   // Room for new volumes: the node's volume capacity minus the sizes of the
   // live volumes it holds (docs/specs/runtime/volume-mounts.md §Placement).
   std::int64_t volume_free_bytes = 0;
+  // An edge-only node (nodes_view.role "edge"): a mesh member that runs the
+  // ingress and never takes instances (docs/specs/networking/mesh.md).
+  bool edge = false;
 };
 
 enum class StrategyKind { kRolling, kImmediate };
@@ -105,6 +108,11 @@ struct Group {
   // a node with `volume_bytes_per_slot` (the sum of their sizes) free.
   std::vector<std::string> volume_names{};
   std::int64_t volume_bytes_per_slot = 0;
+  // The org's network tag (org_net_tags.net_tag, 1..2^32-2): new instances
+  // get interface id (org_tag << 32) | n, so `address & ::ffff:ffff:0:0`
+  // names the org on any node (docs/specs/networking/mesh.md, Addressing).
+  // 0: unknown, the old layout (lowest free from ::2).
+  std::uint32_t org_tag = 0;
 
   // The node slot `slot` is pinned to; empty when none.
   [[nodiscard]] const std::string& slotNode(int slot) const;

@@ -1,0 +1,145 @@
+#include "mesh_plan.h"
+
+#include <algorithm>
+#include <cctype>
+#include <vector>
+
+#include "plfm/core/log.h"
+#include "plfm/reconcile/ipv6.h"
+
+namespace plfm::cp {
+namespace {
+
+using json::Json;
+
+bool ipv4Literal(std::string_view s) {
+  int parts = 0;
+  while (true) {
+    size_t digits = 0;
+    int value = 0;
+    while (digits < s.size() && std::isdigit(static_cast<unsigned char>(s[digits])) != 0) {
+      value = value * 10 + (s[digits] - '0');
+      if (++digits > 3) return false;
+    }
+    if (digits == 0 || value > 255 || (digits > 1 && s[0] == '0')) return false;
+    ++parts;
+    s.remove_prefix(digits);
+    if (s.empty()) return parts == 4;
+    if (s[0] != '.' || parts == 4) return false;
+    s.remove_prefix(1);
+  }
+}
+
+// A DNS host name: labels of letters, digits and '-' (not first or last),
+// 1 to 63 each, at most 253 in all, the last one not all digits.
+bool hostName(std::string_view s) {
+  if (s.empty() || s.size() > 253) return false;
+  size_t label = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c == '.') {
+      if (label == 0 || s[i - 1] == '-') return false;
+      label = 0;
+      continue;
+    }
+    const bool ok = std::isalnum(static_cast<unsigned char>(c)) != 0 || (c == '-' && label > 0);
+    if (!ok || ++label > 63) return false;
+  }
+  if (label == 0 || s.back() == '-') return false;
+  // A numeric last label is a malformed address ("192.0.2.01"), not a name.
+  const std::string_view last = s.substr(s.size() - label);
+  return !std::all_of(last.begin(), last.end(),
+                      [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; });
+}
+
+// The subnet index of `prefix` (a /64) inside `cluster`: its node number.
+std::uint64_t nodeNumber(const reconcile::Ipv6Prefix& cluster, const reconcile::Ipv6& prefix) {
+  const int len = std::clamp(cluster.length, 0, 64);
+  const std::uint64_t host_bits = len == 0 ? ~std::uint64_t{0} : (~std::uint64_t{0} >> len);
+  return prefix.hi & host_bits;
+}
+
+struct Member {
+  std::uint64_t number = 0;
+  std::string node_id;
+  std::string prefix;
+  std::string public_key;
+  std::string endpoint;
+  std::string role;
+};
+
+}  // namespace
+
+bool meshEndpointHost(std::string_view host) {
+  return reconcile::parseIpv6(host).has_value() || ipv4Literal(host) || hostName(host);
+}
+
+std::optional<std::string> meshEndpoint(std::string_view host, int64_t port) {
+  if (port < 1 || port > 65535) return std::nullopt;
+  const std::string p = ":" + std::to_string(port);
+  if (auto a = reconcile::parseIpv6(host)) return "[" + reconcile::formatIpv6(*a) + "]" + p;
+  if (ipv4Literal(host) || hostName(host)) return std::string(host) + p;
+  return std::nullopt;
+}
+
+Result<Json> meshSection(pg::Transaction& tx, const std::string& node_id,
+                         const std::string& cluster_prefix) {
+  PLFM_ASSIGN_OR_RETURN(auto cluster, reconcile::parseIpv6Prefix(cluster_prefix));
+  PLFM_ASSIGN_OR_RETURN(
+      auto rs, tx.exec("SELECT node_id, ipv6_prefix, mesh_port, role, wireguard_public_key, "
+                       "underlay_address, state, removed_at IS NOT NULL, " +
+                       std::string(kMeshVersionSql) + " FROM nodes_view"));
+  Json self;
+  std::vector<Member> peers;
+  int64_t version = 0;
+  for (int i = 0; i < rs.rows(); ++i) {
+    version = rs.int64(i, 8).value_or(0);
+    const std::string id(rs.text(i, 0));
+    auto prefix = reconcile::parseIpv6Prefix(rs.text(i, 1));
+    if (!prefix || prefix->length != 64) continue;  // never enrolled with a /64: not a member
+    const std::uint64_t number = nodeNumber(cluster, prefix->address);
+    const int64_t port = rs.int64(i, 2).value_or(kDefaultMeshPort);
+    if (id == node_id) {
+      self = {{"node_number", number},
+              {"prefix", reconcile::formatIpv6Prefix(*prefix)},
+              {"address", reconcile::formatIpv6({prefix->address.hi, 1})},
+              {"listen_port", port},
+              {"role", std::string(rs.text(i, 3))}};
+      continue;
+    }
+    // Members: enrolled, not removed, not down, with a key. Unreachable
+    // nodes stay: they may come back.
+    if (rs.text(i, 7) == "t" || rs.text(i, 6) == "down" || rs.text(i, 4).empty()) continue;
+    auto endpoint = meshEndpoint(rs.text(i, 5), port);
+    if (!endpoint) {
+      log::warn("node plan leaves out a mesh peer whose underlay address is not an address",
+                {{"node_id", node_id}, {"peer", id}});
+      continue;
+    }
+    peers.push_back(Member{number, id, reconcile::formatIpv6Prefix(*prefix),
+                           std::string(rs.text(i, 4)), std::move(*endpoint),
+                           std::string(rs.text(i, 3))});
+  }
+  if (self.is_null()) {
+    return Error(plfm::errc::kFailedPrecondition, "node " + node_id + " has no IPv6 /64")
+        .with("node_id", node_id);
+  }
+  std::sort(peers.begin(), peers.end(), [](const Member& a, const Member& b) {
+    return std::tie(a.number, a.node_id) < std::tie(b.number, b.node_id);
+  });
+  Json list = Json::array();
+  for (Member& m : peers) {
+    list.push_back({{"node_id", std::move(m.node_id)},
+                    {"node_number", m.number},
+                    {"public_key", std::move(m.public_key)},
+                    {"endpoint", std::move(m.endpoint)},
+                    {"allowed_ips", Json::array({std::move(m.prefix)})},
+                    {"role", std::move(m.role)}});
+  }
+  return Json{{"version", version},
+              {"cluster_prefix", reconcile::formatIpv6Prefix(cluster)},
+              {"self", std::move(self)},
+              {"peers", std::move(list)}};
+}
+
+}  // namespace plfm::cp

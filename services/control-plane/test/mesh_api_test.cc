@@ -1,0 +1,287 @@
+// The control plane's side of the mesh (docs/specs/networking/mesh.md,
+// "Contracts for increments 1 to 3") on a real server and PostgreSQL:
+// enrollment's mesh facts, the NodePlan's mesh section and the long-poll
+// waking on a join or a leave, edge-only nodes, and org-tagged addresses.
+#include <gtest/gtest.h>
+
+#include <future>
+#include <set>
+#include <thread>
+
+#include "api_test_support.h"
+#include "plfm/core/clock.h"
+#include "plfm/reconcile/ipv6.h"
+
+namespace plfm::cp {
+namespace {
+
+using testsupport::ApiTest;
+using testsupport::Reply;
+
+class MeshApiTest : public ApiTest {
+ protected:
+  const Clock* serverClock() override { return &fake_; }
+  void configure(Config& cfg) override {
+    cfg.scheduler_interval = std::chrono::milliseconds(50);
+    cfg.heartbeat_timeout = std::chrono::seconds(30);
+    cfg.node_down_after = std::chrono::seconds(600);
+  }
+
+  struct Node {
+    std::string id, token;
+  };
+
+  static json::Json enrollBody(const std::string& hostname, char key, const std::string& underlay) {
+    return {{"hostname", hostname},
+            {"cores", 4},
+            {"memory_mb", 4096},
+            {"disk_mb", 0},
+            {"wireguard_public_key", std::string(43, key) + "="},
+            {"underlay_address", underlay},
+            {"runtimes", {"qemu"}}};
+  }
+
+  Node enroll(const std::string& hostname, char key, const std::string& underlay,
+              const json::Json& extra = json::Json::object()) {
+    json::Json body = enrollBody(hostname, key, underlay);
+    for (const auto& [k, v] : extra.items()) body[k] = v;
+    auto r = callJson("POST", "/v1/nodes/enroll", body, makeEnrollmentToken());
+    EXPECT_EQ(r.status, 201) << r.raw;
+    return {r.body.value("node_id", ""), r.body.value("token", "")};
+  }
+
+  Reply plan(const Node& n, int64_t after, int wait) {
+    return call("GET",
+                "/v1/nodes/" + n.id + "/plan?after=" + std::to_string(after) +
+                    "&wait=" + std::to_string(wait),
+                "", n.token);
+  }
+
+  // The node ids of the plan's mesh peers, in order.
+  std::vector<std::string> peersOf(const Node& n) {
+    auto p = plan(n, 0, 0);
+    EXPECT_EQ(p.status, 200) << p.raw;
+    std::vector<std::string> out;
+    for (const auto& peer : p.body["mesh"]["peers"]) out.push_back(peer["node_id"]);
+    return out;
+  }
+
+  void heartbeat(const Node& n) {
+    auto r = callJson("POST", "/v1/nodes/" + n.id + "/heartbeat", json::Json::object(), n.token);
+    EXPECT_EQ(r.status, 200) << r.raw;
+  }
+
+  template <class P>
+  bool eventually(P pred) {
+    for (int i = 0; i < 400; ++i) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return pred();
+  }
+
+  // A long-poll of `n`'s plan beyond its current version, checked to be
+  // waiting; `change` runs, and the poll must answer within 2 s.
+  template <class F>
+  Reply wokenBy(const Node& n, F change) {
+    const int64_t v = plan(n, 0, 0).body.value("version", int64_t{0});
+    auto waiting = std::async(std::launch::async, [this, n, v] { return plan(n, v, 30); });
+    EXPECT_EQ(waiting.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout)
+        << "the long-poll answered before anything changed";
+    const auto t0 = std::chrono::steady_clock::now();
+    change();
+    EXPECT_EQ(waiting.wait_for(std::chrono::seconds(2)), std::future_status::ready);
+    Reply r = waiting.get();
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+    EXPECT_EQ(r.status, 200) << r.raw;
+    EXPECT_GT(r.body.value("version", int64_t{0}), v);
+    return r;
+  }
+
+  std::string state(const Node& n) { return call("GET", "/v1/nodes/" + n.id).body["state"]; }
+
+  // A new org's env running `count` web instances; returns the env id.
+  std::string deploy(const std::string& org_name, int count) {
+    const std::string app = makeApp(makeOrg(org_name), "web");
+    const std::string env = makeEnv(app, "prod");
+    const std::string rel = makeReleaseWith(app, webManifest());
+    EXPECT_EQ(callJson("POST", "/v1/envs/" + env + "/deploys", {{"release_id", rel}}).status, 201);
+    EXPECT_EQ(
+        callJson("PUT", "/v1/envs/" + env + "/scale", {{"processes", {{"web", count}}}}).status,
+        200);
+    return env;
+  }
+
+  FakeClock fake_;
+};
+
+TEST_F(MeshApiTest, TwoNodesListEachOtherAsPeers) {
+  const Node n1 = enroll("n1.example", 'a', "2001:db8::1");
+  const Node n2 = enroll("n2.example", 'b', "192.0.2.2", {{"mesh_port", 51999}});
+  auto p1 = plan(n1, 0, 0);
+  ASSERT_EQ(p1.status, 200) << p1.raw;
+  EXPECT_EQ(testsupport::validateAgainstSchemaFile("node-plan.json", p1.body), std::nullopt);
+  const json::Json& mesh = p1.body["mesh"];
+  EXPECT_EQ(mesh["cluster_prefix"], "fd7a:5c00::/48");
+  EXPECT_EQ(mesh["self"], json::Json({{"node_number", 1},
+                                      {"prefix", "fd7a:5c00:0:1::/64"},
+                                      {"address", "fd7a:5c00:0:1::1"},
+                                      {"listen_port", 51820},
+                                      {"role", "worker"}}));
+  ASSERT_EQ(mesh["peers"].size(), 1U) << p1.raw;
+  EXPECT_EQ(mesh["peers"][0], json::Json({{"node_id", n2.id},
+                                          {"node_number", 2},
+                                          {"public_key", std::string(43, 'b') + "="},
+                                          {"endpoint", "192.0.2.2:51999"},
+                                          {"allowed_ips", {"fd7a:5c00:0:2::/64"}},
+                                          {"role", "worker"}}));
+  EXPECT_GE(p1.body["version"].get<int64_t>(), mesh["version"].get<int64_t>());
+
+  auto p2 = plan(n2, 0, 0);
+  ASSERT_EQ(p2.status, 200) << p2.raw;
+  EXPECT_EQ(p2.body["mesh"]["self"]["listen_port"], 51999);
+  ASSERT_EQ(p2.body["mesh"]["peers"].size(), 1U) << p2.raw;
+  EXPECT_EQ(p2.body["mesh"]["peers"][0]["endpoint"], "[2001:db8::1]:51820");
+  EXPECT_EQ(p2.body["mesh"]["version"], mesh["version"]);
+
+  auto got = call("GET", "/v1/nodes/" + n2.id);
+  EXPECT_EQ(got.body["mesh_port"], 51999);
+  EXPECT_EQ(got.body["role"], "worker");
+}
+
+TEST_F(MeshApiTest, AJoinWakesEveryWaitingPlanWithinTwoSeconds) {
+  const Node n1 = enroll("n1.example", 'a', "2001:db8::1");
+  const Node n2 = enroll("n2.example", 'b', "2001:db8::2");
+  Node n3;
+  Reply woke = wokenBy(n1, [&] { n3 = enroll("n3.example", 'c', "node-c.example"); });
+  ASSERT_EQ(woke.body["mesh"]["peers"].size(), 2U) << woke.raw;
+  EXPECT_EQ(woke.body["mesh"]["peers"][1]["node_id"], n3.id);
+  EXPECT_EQ(woke.body["mesh"]["peers"][1]["endpoint"], "node-c.example:51820");
+  EXPECT_EQ(peersOf(n2), (std::vector<std::string>{n1.id, n3.id}));
+}
+
+TEST_F(MeshApiTest, RemovedAndDownNodesLeaveThePeersUnreachableOnesStay) {
+  const Node n1 = enroll("n1.example", 'a', "2001:db8::1");
+  const Node n2 = enroll("n2.example", 'b', "2001:db8::2");
+  const Node n3 = enroll("n3.example", 'c', "2001:db8::3");
+
+  // n3 goes quiet: unreachable, and still a peer (it may come back).
+  for (int i = 0; i < 2; ++i) {
+    fake_.advance(std::chrono::seconds(20));
+    heartbeat(n1);
+    heartbeat(n2);
+  }
+  ASSERT_TRUE(eventually([&] { return state(n3) == "unreachable"; }));
+  EXPECT_EQ(peersOf(n1), (std::vector<std::string>{n2.id, n3.id}));
+
+  // `vt nodes rm n2`: gone from n1's peers, and n1's waiting poll wakes.
+  Reply woke = wokenBy(n1, [&] { EXPECT_EQ(call("DELETE", "/v1/nodes/" + n2.id).status, 200); });
+  ASSERT_EQ(woke.body["mesh"]["peers"].size(), 1U) << woke.raw;
+  EXPECT_EQ(woke.body["mesh"]["peers"][0]["node_id"], n3.id);
+
+  // n3 down (unreachable past down_after): it leaves too.
+  woke = wokenBy(n1, [&] {
+    for (int i = 0; i < 31; ++i) {
+      fake_.advance(std::chrono::seconds(20));
+      heartbeat(n1);
+    }
+  });
+  ASSERT_TRUE(eventually([&] { return state(n3) == "down"; }));
+  EXPECT_EQ(peersOf(n1), std::vector<std::string>{});
+}
+
+TEST_F(MeshApiTest, EdgeNodesAreMeshMembersWithoutInstances) {
+  const Node edge = enroll("edge.example", 'e', "2001:db8::e", {{"role", "edge"}});
+  const std::string env = deploy("edgeco", 2);
+  ASSERT_TRUE(eventually([&] {
+    auto l = call("GET", "/v1/envs/" + env + "/instances");
+    const std::string reason = l.body["summary"][0].value("reason", "");
+    return reason.find("1 is edge-only") != std::string::npos;
+  })) << call("GET", "/v1/envs/" + env + "/instances").raw;
+  EXPECT_EQ(plan(edge, 0, 0).body["instances"].size(), 0U);
+
+  const Node worker = enroll("w.example", 'w', "2001:db8::7");
+  ASSERT_TRUE(eventually([&] { return plan(worker, 0, 0).body["instances"].size() == 2U; }));
+  EXPECT_EQ(plan(edge, 0, 0).body["instances"].size(), 0U);
+  auto p = plan(worker, 0, 0);
+  ASSERT_EQ(p.body["mesh"]["peers"].size(), 1U) << p.raw;
+  EXPECT_EQ(p.body["mesh"]["peers"][0]["role"], "edge");
+  EXPECT_EQ(plan(edge, 0, 0).body["mesh"]["self"]["role"], "edge");
+  EXPECT_EQ(call("GET", "/v1/nodes/" + edge.id).body["role"], "edge");
+}
+
+TEST_F(MeshApiTest, OrgTagsAreUniqueAndInstanceAddressesCarryThem) {
+  const Node n = enroll("n1.example", 'a', "2001:db8::1");
+  const std::string env_a = deploy("tagsa", 2);
+  deploy("tagsb", 2);
+  ASSERT_TRUE(eventually([&] { return plan(n, 0, 0).body["instances"].size() == 4U; }));
+
+  auto conn = connect();
+  auto tags = conn.exec("SELECT org_id, net_tag FROM org_net_tags ORDER BY net_tag");
+  ASSERT_TRUE(tags.has_value());
+  std::map<std::string, int64_t> tag_of;
+  for (int i = 0; i < tags->rows(); ++i) {
+    const int64_t t = tags->int64(i, 1).value_or(0);
+    EXPECT_GE(t, 1);
+    EXPECT_LE(t, 4294967294);
+    tag_of[std::string(tags->text(i, 0))] = t;
+  }
+  std::set<int64_t> distinct;
+  for (const auto& [org, t] : tag_of) distinct.insert(t);
+  EXPECT_EQ(distinct.size(), tag_of.size());
+
+  std::set<std::string> addresses;
+  const Reply placed = plan(n, 0, 0);
+  for (const auto& spec : placed.body["instances"]) {
+    const std::string address = spec["network"]["address"];
+    addresses.insert(address);
+    auto a = reconcile::parseIpv6(address);
+    ASSERT_TRUE(a.has_value()) << address;
+    // address & ::ffff:ffff:0:0 is the org's tag; numbers start at 2.
+    EXPECT_EQ(static_cast<int64_t>(a->lo >> 32), tag_of.at(spec["org_id"])) << address;
+    EXPECT_GE(a->lo & 0xffffffffULL, 2U) << address;
+    EXPECT_EQ(a->hi, reconcile::parseIpv6("fd7a:5c00:0:1::")->hi) << address;
+  }
+  EXPECT_EQ(addresses.size(), 4U);
+
+  // An org without a tag (none of the paths should leave one) gets a new
+  // one from the scheduler; a tag is never reused.
+  const std::string org_a = call("GET", "/v1/envs/" + env_a).body.value("org_id", "");
+  ASSERT_FALSE(org_a.empty());
+  const int64_t old_tag = tag_of.at(org_a);
+  ASSERT_TRUE(conn.exec("DELETE FROM org_net_tags WHERE org_id = $1", {org_a}).has_value());
+  ASSERT_EQ(callJson("PUT", "/v1/envs/" + env_a + "/scale", {{"processes", {{"web", 3}}}}).status,
+            200);
+  ASSERT_TRUE(eventually([&] {
+    auto rs = conn.exec("SELECT net_tag FROM org_net_tags WHERE org_id = $1", {org_a});
+    return rs && rs->rows() == 1 && rs->int64(0, 0).value_or(0) > old_tag;
+  }));
+}
+
+TEST_F(MeshApiTest, EnrollmentMeshFieldsAreCheckedFieldByField) {
+  const std::string enrollment = makeEnrollmentToken();
+  const json::Json good = enrollBody("n1", 'a', "2001:db8::1");
+  const std::vector<std::pair<std::string, json::Json>> bad = {
+      {"mesh_port", 0},
+      {"mesh_port", 65536},
+      {"mesh_port", "51820"},
+      {"role", "boss"},
+      {"role", 1},
+      {"underlay_address", "[2001:db8::1]"},
+      {"underlay_address", "a=b"},
+      {"underlay_address", "host name"},
+      {"underlay_address", "-leading.example"},
+      {"underlay_address", "2001:db8::1%eth0"},
+  };
+  for (const auto& [field, value] : bad) {
+    json::Json body = good;
+    body[field] = value;
+    auto r = callJson("POST", "/v1/nodes/enroll", body, enrollment);
+    EXPECT_EQ(r.status, 400) << field << "=" << json::dump(value) << ": " << r.raw;
+    EXPECT_EQ(r.body["error"]["details"]["field"], field) << r.raw;
+  }
+  EXPECT_EQ(countEvents("node.enrolled"), 0);
+}
+
+}  // namespace
+}  // namespace plfm::cp

@@ -1,0 +1,31 @@
+// The peer endpoints of the NodePlan mesh section (mesh_plan.h): rendered
+// only from an IPv6 or IPv4 literal or a host name, with the port.
+#include "mesh_plan.h"
+
+#include <gtest/gtest.h>
+
+namespace plfm::cp {
+namespace {
+
+TEST(MeshEndpoint, AddressesAndHostNamesGetThePort) {
+  EXPECT_EQ(meshEndpoint("2001:db8::1", 51820), "[2001:db8::1]:51820");
+  EXPECT_EQ(meshEndpoint("2001:DB8:0:0::1", 1), "[2001:db8::1]:1");  // canonical form
+  EXPECT_EQ(meshEndpoint("192.0.2.1", 65535), "192.0.2.1:65535");
+  EXPECT_EQ(meshEndpoint("node-b.example", 51821), "node-b.example:51821");
+  EXPECT_EQ(meshEndpoint("localhost", 51820), "localhost:51820");
+}
+
+TEST(MeshEndpoint, EverythingElseIsRefused) {
+  for (const char* host :
+       {"", "[2001:db8::1]", "2001:db8::1%eth0", "a=b", "host name", "-x.example", "x-.example",
+        "a..b", "x.example.", "1.2.3.4:5", "a\nb", "::ffff:1.2.3.4", "192.0.2.01", "192.0.2.256"}) {
+    EXPECT_FALSE(meshEndpoint(host, 51820).has_value()) << host;
+  }
+  EXPECT_FALSE(meshEndpoint(std::string(254, 'a'), 51820).has_value());
+  EXPECT_FALSE(meshEndpoint("a" + std::string(63, 'b') + ".example", 51820).has_value());
+  EXPECT_FALSE(meshEndpoint("2001:db8::1", 0).has_value());
+  EXPECT_FALSE(meshEndpoint("2001:db8::1", 65536).has_value());
+}
+
+}  // namespace
+}  // namespace plfm::cp
