@@ -187,6 +187,35 @@ TEST_F(VtMesh, ThreeHostsOneAppReachableThroughTheIngress) {
   EXPECT_EQ(seen.size(), static_cast<size_t>(kNodes))
       << "distinct instances answering through the ingress on host A";
 
+  phase("every host's mesh: 2 peers, each with its route and a handshake (mesh status)");
+  const std::string tag = namespaces[0].substr(5, namespaces[0].rfind('-') - 5);
+  for (const auto& h : st["hosts"]) {
+    const std::string letter = h.value("host", "");
+    const std::string ns = h["netns"].is_string() ? h["netns"].get<std::string>() : "";
+    std::vector<std::string> argv;
+    if (!ns.empty()) argv = {"nsenter", "--net=/run/netns/" + ns, "--"};
+    argv.insert(argv.end(), {PLFM_NODE_AGENT_BIN, "mesh", "status", "--state-dir",
+                             state_->file(h.value("agent", "")), "--mesh-interface",
+                             "wg-" + tag + "-" + letter, "--format", "json"});
+    SpawnOptions so;
+    so.stdout_path = io_->file("mesh-status-" + letter + ".json");
+    auto r = runChecked(argv, so);
+    ASSERT_TRUE(r) << "mesh status on host " << letter << ": " << r.error().toString();
+    const json ms = json::parse(readFile(so.stdout_path).value_or(""), nullptr, false);
+    ASSERT_TRUE(ms.is_object()) << letter;
+    EXPECT_EQ(ms.value("up", false), true) << ms.dump();
+    ASSERT_EQ(ms.value("peers", json::array()).size(), static_cast<size_t>(kNodes - 1))
+        << ms.dump();
+    for (const auto& p : ms["peers"]) {
+      EXPECT_TRUE(p.value("route", false)) << "host " << letter << ": " << p.dump();
+      // Hosts B and C both handshook with A (the ingress's traffic).
+      if (letter != "a" && p.value("endpoint", "").find("fd00:5c::a") != std::string::npos) {
+        EXPECT_TRUE(p["handshake_age_seconds"].is_number())
+            << "host " << letter << ": " << p.dump();
+      }
+    }
+  }
+
   phase("vt dev down: no namespace, process, interface or tap left; a second down finds nothing");
   VtRun down = vt({"dev", "down", "--state-dir", state_->path()}, 240s);
   ASSERT_EQ(down.code, 0) << down.err;
