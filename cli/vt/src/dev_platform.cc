@@ -163,19 +163,6 @@ std::string started(pid_t pid, const std::string& addr) {
   return "started (pid " + std::to_string(pid) + ") " + addr;
 }
 
-// An agent built before the mesh (docs/specs/networking/mesh.md) has no
-// --mesh-interface: its hosts then come up without one.
-bool agentHasMeshFlags(const std::string& agent, const std::string& tmp) {
-  SpawnOptions so;
-  so.stdout_path = tmp;
-  std::error_code ec;
-  fs::remove(tmp, ec);
-  (void)runChecked({agent, "run", "--help"}, so);
-  const bool has = readFile(tmp).value_or("").find("--mesh-interface") != std::string::npos;
-  fs::remove(tmp, ec);
-  return has;
-}
-
 }  // namespace
 
 std::string defaultStateDir() {
@@ -461,7 +448,6 @@ Result<void> Platform::up() {
                      "; `vt dev down` before changing it to " + std::to_string(s_.nodes));
   }
   PLFM_TRY(saveSettings(s_));
-  agent_has_mesh_ = agentHasMeshFlags(bins_.node_agent, path("run/agent-help.out"));
   if (s_.nodes > 1) {
     PLFM_TRY(step("hosts", [this]() -> Result<std::string> {
       if (auto made = hosts_.create(logPath("hosts")); !made) return made.error();
@@ -675,7 +661,7 @@ std::vector<std::string> Platform::agentArgv(const Host& host,
   // Named after the state dir even for one host: wireguard-go's socket
   // (/var/run/wireguard/NAME.sock) is per name machine-wide, and two dev
   // platforms (two tests) may run at once.
-  if (agent_has_mesh_) argv.insert(argv.end(), {"--mesh-interface", host.mesh_interface});
+  argv.insert(argv.end(), {"--mesh-interface", host.mesh_interface});
   return argv;
 }
 

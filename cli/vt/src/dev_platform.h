@@ -198,7 +198,6 @@ class Platform {
 
   Settings s_;
   Hosts hosts_;
-  bool agent_has_mesh_ = false;  // its `run` takes --mesh-interface
   Binaries bins_;
   std::function<void(const std::string&)> progress_;
 };
