@@ -188,7 +188,8 @@ TEST_F(VtMesh, ThreeHostsOneAppReachableThroughTheIngress) {
       << "distinct instances answering through the ingress on host A";
 
   phase("every host's mesh: 2 peers, each with its route and a handshake (mesh status)");
-  const std::string tag = namespaces[0].substr(5, namespaces[0].rfind('-') - 5);
+  // plfm-<tag>-b: host X's mesh interface is wg-<tag>-x.
+  const std::string mesh_prefix = "wg-" + namespaces[0].substr(5, namespaces[0].rfind('-') - 4);
   for (const auto& h : st["hosts"]) {
     const std::string letter = h.value("host", "");
     const std::string ns = h["netns"].is_string() ? h["netns"].get<std::string>() : "";
@@ -196,7 +197,7 @@ TEST_F(VtMesh, ThreeHostsOneAppReachableThroughTheIngress) {
     if (!ns.empty()) argv = {"nsenter", "--net=/run/netns/" + ns, "--"};
     argv.insert(argv.end(), {PLFM_NODE_AGENT_BIN, "mesh", "status", "--state-dir",
                              state_->file(h.value("agent", "")), "--mesh-interface",
-                             "wg-" + tag + "-" + letter, "--format", "json"});
+                             mesh_prefix + letter, "--format", "json"});
     SpawnOptions so;
     so.stdout_path = io_->file("mesh-status-" + letter + ".json");
     auto r = runChecked(argv, so);
