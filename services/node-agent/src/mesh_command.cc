@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "command_line.h"
+#include "mesh_flags.h"
 #include "netdev/mesh.h"
 #include "netdev/mesh_status.h"
 #include "plfm/core/process.h"
@@ -67,13 +68,7 @@ void registerMeshCommands(CLI::App& app, CommandAction* action) {
   status->add_option("--state-dir", flags->state_dir, "The agent's state dir")
       ->envname("PLFM_AGENT_STATE_DIR")
       ->capture_default_str();
-  status->add_option("--mesh-interface", flags->mesh.interface, "The mesh's WireGuard interface")
-      ->capture_default_str()
-      ->check(CLI::Validator(
-          [](std::string& v) -> std::string {
-            return netdev::validMeshInterfaceName(v) ? "" : "1 to 15 of [a-z0-9-]";
-          },
-          "NAME"));
+  addMeshInterfaceOption(*status, flags->mesh.interface);
   status->add_option("--format", flags->format, "text or json")
       ->capture_default_str()
       ->check(CLI::IsMember({"text", "json"}));

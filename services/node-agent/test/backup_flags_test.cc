@@ -12,6 +12,7 @@
 
 #include "plfm/core/process.h"
 #include "plfm/testing/temp_dir.h"
+#include "support/run_flags.h"
 
 namespace plfm::agent {
 namespace {
@@ -19,19 +20,10 @@ namespace {
 // Parses `plfm-node-agent run <args>` into options as run_command.cc does;
 // false on a usage error.
 bool parse(const std::string& args, AgentOptions& o) {
-  CLI::App app;
-  auto* run = app.add_subcommand("run");
-  std::string config;
-  run->add_option("--config", config);
-  run->add_option("--listen", o.listen);
-  addBackupOptions(*run, o);
-  run->callback([run, &config] { applyConfigFile(*run, config); });
-  try {
-    app.parse("run " + args, false);
-  } catch (const CLI::ParseError&) {
-    return false;
-  }
-  return true;
+  return testing::parseRun(args, [&o](CLI::App& run) {
+    run.add_option("--listen", o.listen);
+    addBackupOptions(run, o);
+  });
 }
 
 TEST(BackupFlags, TheTomlBackupSectionFillsTheOptionsAndFlagsWin) {

@@ -55,10 +55,7 @@ int64_t MeshMember::appliedVersion() const {
 
 void MeshMember::observe(const json& section) {
   if (!section.is_object()) return;  // an older control plane: no mesh yet
-  const auto v = section.find("version");
-  const std::optional<int64_t> version = v != section.end() && v->is_number_integer()
-                                             ? std::optional(v->get<int64_t>())
-                                             : std::nullopt;
+  const std::optional<int64_t> version = netdev::meshSectionVersion(section);
   {
     std::lock_guard lock(mu_);
     if (version && seen_version_ == version) return;
@@ -106,7 +103,13 @@ void MeshMember::loop() {
   }
 }
 
-bool MeshMember::round(const netdev::MeshPlan& plan, bool changed) {
+bool MeshMember::round(const netdev::MeshPlan& named, bool changed) {
+  auto resolved = netdev::resolveEndpoints(named, options_.resolve);
+  for (const auto& e : resolved.skipped) {
+    log::warn("leaving out a mesh peer whose endpoint does not resolve; retried next round",
+              {{"error", e.toString()}});
+  }
+  const netdev::MeshPlan& plan = resolved.plan;
   auto& applies = metrics_.counter("plfm_agent_mesh_applies_total", "Mesh applies by result");
   // A node without peers needs no interface; one already up stays in step.
   if (plan.peers.empty() && !mesh_.exists()) {

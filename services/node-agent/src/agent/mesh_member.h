@@ -32,6 +32,8 @@ namespace plfm::agent {
 struct MeshMemberOptions {
   netdev::MeshOptions mesh;  // interface, STATE, the wg, wireguard-go and ip binaries
   std::chrono::seconds reconcile_every{30};
+  // Host-name endpoints to addresses (getaddrinfo; tests pass a fake).
+  netdev::EndpointResolver resolve = netdev::resolveEndpoint;
 };
 
 class MeshMember {

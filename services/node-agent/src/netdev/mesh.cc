@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <net/if.h>
+#include <netdb.h>
 #include <sodium.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -196,6 +197,54 @@ std::vector<std::string> linkDrift(const MeshPlan& plan, const MeshLink& link) {
       [&](const in6_addr& a) { return std::memcmp(&a, &plan.self.address, sizeof a) == 0; });
   if (!has) d.push_back("no host address " + ipv6Text(plan.self.address));
   return d;
+}
+
+Result<WgEndpoint> resolveEndpoint(const WgEndpoint& endpoint) {
+  if (endpoint.kind != WgEndpoint::Kind::kHostname) return endpoint;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* res = nullptr;
+  const int rc = ::getaddrinfo(endpoint.host.c_str(), nullptr, &hints, &res);
+  if (rc != 0) {
+    return Error(errc::kUnavailable,
+                 "cannot resolve " + endpoint.host + ": " + std::string(gai_strerror(rc)));
+  }
+  std::optional<WgEndpoint> v6;
+  std::optional<WgEndpoint> v4;
+  for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (a->ai_family == AF_INET6 && !v6) {
+      inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(a->ai_addr)->sin6_addr, buf,
+                sizeof buf);
+      v6 = WgEndpoint{WgEndpoint::Kind::kIpv6, buf, endpoint.port};
+    } else if (a->ai_family == AF_INET && !v4) {
+      inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(a->ai_addr)->sin_addr, buf,
+                sizeof buf);
+      v4 = WgEndpoint{WgEndpoint::Kind::kIpv4, buf, endpoint.port};
+    }
+  }
+  ::freeaddrinfo(res);
+  if (v6) return *v6;
+  if (v4) return *v4;
+  return Error(errc::kUnavailable, "no address for " + endpoint.host);
+}
+
+ResolvedPlan resolveEndpoints(const MeshPlan& plan, const EndpointResolver& resolve) {
+  ResolvedPlan out;
+  out.plan = plan;
+  out.plan.peers.clear();
+  for (const auto& p : plan.peers) {
+    auto e = resolve(p.endpoint);
+    if (!e) {
+      out.skipped.push_back(std::move(e).error().with("node_id", p.node_id));
+      continue;
+    }
+    MeshPeer resolved = p;
+    resolved.endpoint = *e;
+    out.plan.peers.push_back(std::move(resolved));
+  }
+  return out;
 }
 
 WgKey publicKeyOf(const WgKey& private_key) {

@@ -70,6 +70,20 @@ struct MeshLink {
 // The public key of a private one (Curve25519 base point multiplication).
 [[nodiscard]] WgKey publicKeyOf(const WgKey& private_key);
 
+// Host-name endpoints resolved to an address (IPv6 first), so that one name
+// that does not resolve cannot fail `wg syncconf` for every peer (wg would
+// retry it for seconds and then refuse the whole file) and the reconcile
+// compares addresses with `wg show dump`. A peer whose name does not
+// resolve is left out, with an error naming it.
+using EndpointResolver = std::function<Result<WgEndpoint>(const WgEndpoint&)>;
+[[nodiscard]] Result<WgEndpoint> resolveEndpoint(const WgEndpoint& endpoint);  // getaddrinfo
+struct ResolvedPlan {
+  MeshPlan plan;
+  std::vector<Error> skipped;
+};
+[[nodiscard]] ResolvedPlan resolveEndpoints(const MeshPlan& plan,
+                                            const EndpointResolver& resolve = resolveEndpoint);
+
 // Runs argv (execve, PATH searched, no shell) and returns its stdout; fails
 // unless it exits 0, with stderr's tail in the error. Tests pass a fake.
 using CommandRunner = std::function<Result<std::string>(const std::vector<std::string>& argv)>;

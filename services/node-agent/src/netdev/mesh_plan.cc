@@ -319,6 +319,12 @@ Result<ParsedMeshPlan> parseMeshPlan(const json& section) {
   return out;
 }
 
+std::optional<int64_t> meshSectionVersion(const json& section) {
+  if (!section.is_object()) return std::nullopt;
+  auto v = integerIn(section, "version", "", 0, INT64_MAX);
+  return v ? std::optional(*v) : std::nullopt;
+}
+
 json MeshPlan::toJson() const {
   json peers_json = json::array();
   for (const auto& p : peers) {

@@ -16,6 +16,7 @@
 #include <array>
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -103,6 +104,9 @@ inline constexpr size_t kMaxAllowedIpsPerPeer = 16;
 // peer's key or node number, overlaps its allowed IPs, uses this node's own
 // prefix, or names an allowed IP outside the cluster prefix.
 [[nodiscard]] Result<ParsedMeshPlan> parseMeshPlan(const nlohmann::json& section);
+// The section's `version` alone (nullopt: none that is an integer), to skip
+// a section seen before without parsing it again.
+[[nodiscard]] std::optional<int64_t> meshSectionVersion(const nlohmann::json& section);
 
 // "fd7a:5c00::1": inet_ntop's canonical text.
 [[nodiscard]] std::string ipv6Text(const in6_addr& a);

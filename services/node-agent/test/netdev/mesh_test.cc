@@ -160,6 +160,27 @@ TEST(Mesh, TheLinkIsReadAndChecked) {
   EXPECT_FALSE(parseMeshLink("7: x: <LOWER_UP,UPPER> mtu x\n", "").up);
 }
 
+// A host name becomes an address before wg sees it; a name that does not
+// resolve leaves only its peer out.
+TEST(Mesh, HostNameEndpointsAreResolvedFirst) {
+  MeshPlan p = plan();
+  p.peers[0].endpoint = *parseWgEndpoint("node-b.example:51820");
+  p.peers[1].endpoint = *parseWgEndpoint("gone.example:51820");
+  auto r = resolveEndpoints(p, [](const WgEndpoint& e) -> Result<WgEndpoint> {
+    if (e.host == "gone.example") return Error(errc::kUnavailable, "cannot resolve gone.example");
+    return parseWgEndpoint("[fd00:5c::b]:" + std::to_string(e.port));
+  });
+  ASSERT_EQ(r.plan.peers.size(), 1U);
+  EXPECT_EQ(r.plan.peers[0].endpoint.str(), "[fd00:5c::b]:51820");
+  ASSERT_EQ(r.skipped.size(), 1U);
+  EXPECT_NE(r.skipped[0].toString().find(p.peers[1].node_id), std::string::npos);
+  // Addresses pass through; localhost resolves from /etc/hosts.
+  EXPECT_EQ(resolveEndpoint(*parseWgEndpoint("192.0.2.7:1"))->str(), "192.0.2.7:1");
+  auto local = resolveEndpoint(*parseWgEndpoint("localhost:51820"));
+  ASSERT_TRUE(local) << local.error().toString();
+  EXPECT_NE(local->kind, WgEndpoint::Kind::kHostname);
+}
+
 TEST(Mesh, PublicKeyOfMatchesWg) {
   // `wg genkey`, and its `wg pubkey`.
   auto priv = key("6OEIqJZVRQDWl2Hxpsjr4ssijf1AX7Yej28+l537pFs=");

@@ -1,0 +1,21 @@
+// The mesh flags of `plfm-node-agent run` (docs/specs/networking/mesh.md,
+// "The agent's mesh"): --no-mesh, --mesh-interface, --mesh-port, --edge,
+// --wg, --wireguard-go, --mesh-reconcile-seconds. Apart from run_command.cc
+// so a test parses them as `run` does.
+#pragma once
+
+#include "agent/agent.h"
+
+namespace CLI {
+class App;
+}  // namespace CLI
+
+namespace plfm::agent {
+
+// Adds the flags to `run`, writing into `o` (and turns the mesh on: `run`
+// joins it unless --no-mesh).
+void addMeshOptions(CLI::App& run, AgentOptions& o);
+// --mesh-interface alone (`mesh status` has it too).
+void addMeshInterfaceOption(CLI::App& app, std::string& target);
+
+}  // namespace plfm::agent

@@ -1,0 +1,73 @@
+// The mesh flags of `run` (mesh_flags.h): defaults, the edge role, --no-mesh,
+// names and ports refused, and the TOML file.
+#include "mesh_flags.h"
+
+#include <gtest/gtest.h>
+
+#include <CLI/CLI.hpp>
+#include <fstream>
+
+#include "config_file.h"
+#include "plfm/testing/temp_dir.h"
+#include "support/run_flags.h"
+
+namespace plfm::agent {
+namespace {
+
+bool parse(const std::string& args, AgentOptions& o) {
+  return testing::parseRun(args, [&o](CLI::App& run) { addMeshOptions(run, o); });
+}
+
+TEST(MeshFlags, DefaultsAndEachFlag) {
+  AgentOptions o;
+  ASSERT_TRUE(parse("", o));
+  EXPECT_TRUE(o.mesh_enabled);
+  EXPECT_EQ(o.mesh.mesh.interface, "plfm-wg0");
+  EXPECT_EQ(o.facts.mesh_port, 51820);
+  EXPECT_EQ(o.facts.role, "worker");
+  EXPECT_EQ(o.mesh.reconcile_every, std::chrono::seconds(30));
+  EXPECT_EQ(o.mesh.mesh.wg, "wg");
+  EXPECT_EQ(o.mesh.mesh.wireguard_go, "wireguard-go");
+
+  AgentOptions set;
+  ASSERT_TRUE(
+      parse("--mesh-interface wg-b --mesh-port 51821 --edge --wg /opt/wg --wireguard-go /opt/wg-go "
+            "--mesh-reconcile-seconds 5",
+            set));
+  EXPECT_EQ(set.mesh.mesh.interface, "wg-b");
+  EXPECT_EQ(set.facts.mesh_port, 51821);
+  EXPECT_EQ(set.facts.role, "edge");
+  EXPECT_EQ(set.mesh.mesh.wg, "/opt/wg");
+  EXPECT_EQ(set.mesh.mesh.wireguard_go, "/opt/wg-go");
+  EXPECT_EQ(set.mesh.reconcile_every, std::chrono::seconds(5));
+
+  AgentOptions off;
+  ASSERT_TRUE(parse("--no-mesh", off));
+  EXPECT_FALSE(off.mesh_enabled);
+}
+
+TEST(MeshFlags, BadValuesAreRefused) {
+  for (const char* bad : {"--mesh-interface Wg0", "--mesh-interface a234567890123456",
+                          "--mesh-interface ../x", "--mesh-interface ''", "--mesh-port 0",
+                          "--mesh-port 65536", "--mesh-reconcile-seconds 0"}) {
+    AgentOptions o;
+    EXPECT_FALSE(parse(bad, o)) << bad;
+  }
+}
+
+TEST(MeshFlags, TheTomlFileSetsThem) {
+  plfm::testing::TempDir dir("meshf");
+  const std::string toml = dir.file("agent.toml");
+  std::ofstream(toml) << "mesh-interface = \"wg-c\"\nmesh-port = 51822\nedge = true\n";
+  AgentOptions o;
+  ASSERT_TRUE(parse("--config " + toml, o));
+  EXPECT_EQ(o.mesh.mesh.interface, "wg-c");
+  EXPECT_EQ(o.facts.mesh_port, 51822);
+  EXPECT_EQ(o.facts.role, "edge");
+  std::ofstream(toml) << "mesh-interface = \"WG C\"\n";
+  AgentOptions bad;
+  EXPECT_FALSE(parse("--config " + toml, bad));
+}
+
+}  // namespace
+}  // namespace plfm::agent
