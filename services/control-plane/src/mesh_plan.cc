@@ -12,8 +12,11 @@ namespace {
 
 using json::Json;
 
+// A dotted-quad IPv4 unicast address (not 0.0.0.0, multicast, class E or
+// broadcast: nothing a peer could be reached at).
 bool ipv4Literal(std::string_view s) {
   int parts = 0;
+  int first = -1;
   while (true) {
     size_t digits = 0;
     int value = 0;
@@ -22,9 +25,9 @@ bool ipv4Literal(std::string_view s) {
       if (++digits > 3) return false;
     }
     if (digits == 0 || value > 255 || (digits > 1 && s[0] == '0')) return false;
-    ++parts;
+    if (++parts == 1) first = value;
     s.remove_prefix(digits);
-    if (s.empty()) return parts == 4;
+    if (s.empty()) return parts == 4 && first != 0 && first < 224;
     if (s[0] != '.' || parts == 4) return false;
     s.remove_prefix(1);
   }
@@ -68,16 +71,23 @@ struct Member {
   std::string role;
 };
 
+// An IPv6 unicast address: not :: and not multicast (ff00::/8).
+std::optional<reconcile::Ipv6> ipv6Unicast(std::string_view s) {
+  auto a = reconcile::parseIpv6(s);
+  if (!a || (a->hi == 0 && a->lo == 0) || (a->hi >> 56) == 0xff) return std::nullopt;
+  return *a;
+}
+
 }  // namespace
 
 bool meshEndpointHost(std::string_view host) {
-  return reconcile::parseIpv6(host).has_value() || ipv4Literal(host) || hostName(host);
+  return ipv6Unicast(host).has_value() || ipv4Literal(host) || hostName(host);
 }
 
 std::optional<std::string> meshEndpoint(std::string_view host, int64_t port) {
   if (port < 1 || port > 65535) return std::nullopt;
   const std::string p = ":" + std::to_string(port);
-  if (auto a = reconcile::parseIpv6(host)) return "[" + reconcile::formatIpv6(*a) + "]" + p;
+  if (auto a = ipv6Unicast(host)) return "[" + reconcile::formatIpv6(*a) + "]" + p;
   if (ipv4Literal(host) || hostName(host)) return std::string(host) + p;
   return std::nullopt;
 }

@@ -30,7 +30,7 @@ inline constexpr int64_t kDefaultMeshPort = 51820;
 inline constexpr std::string_view kRoleWorker = "worker";
 inline constexpr std::string_view kRoleEdge = "edge";
 
-// True when `host` is an IPv6 literal, a dotted-quad IPv4 address or a DNS
+// True when `host` is an IPv6 or dotted-quad IPv4 unicast address or a DNS
 // host name (labels of letters, digits and '-', at most 253 characters).
 [[nodiscard]] bool meshEndpointHost(std::string_view host);
 

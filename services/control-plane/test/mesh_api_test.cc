@@ -103,7 +103,7 @@ class MeshApiTest : public ApiTest {
   // A new org's env running `count` web instances; returns the env id.
   std::string deploy(const std::string& org_name, int count) {
     const std::string app = makeApp(makeOrg(org_name), "web");
-    const std::string env = makeEnv(app, "prod");
+    std::string env = makeEnv(app, "prod");
     const std::string rel = makeReleaseWith(app, webManifest());
     EXPECT_EQ(callJson("POST", "/v1/envs/" + env + "/deploys", {{"release_id", rel}}).status, 201);
     EXPECT_EQ(
@@ -243,6 +243,13 @@ TEST_F(MeshApiTest, OrgTagsAreUniqueAndInstanceAddressesCarryThem) {
     EXPECT_EQ(a->hi, reconcile::parseIpv6("fd7a:5c00:0:1::")->hi) << address;
   }
   EXPECT_EQ(addresses.size(), 4U);
+
+  // An org gets its tag when it is created, env or not (the scheduler only
+  // tags orgs that have envs).
+  const std::string bare = makeOrg("bare");
+  auto bare_tag = conn.exec("SELECT net_tag FROM org_net_tags WHERE org_id = $1", {bare});
+  ASSERT_TRUE(bare_tag.has_value());
+  EXPECT_EQ(bare_tag->rows(), 1);
 
   // An org without a tag (none of the paths should leave one) gets a new
   // one from the scheduler; a tag is never reused.

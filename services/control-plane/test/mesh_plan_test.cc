@@ -1,5 +1,5 @@
 // The peer endpoints of the NodePlan mesh section (mesh_plan.h): rendered
-// only from an IPv6 or IPv4 literal or a host name, with the port.
+// only from an IPv6 or IPv4 unicast literal or a host name, with the port.
 #include "mesh_plan.h"
 
 #include <gtest/gtest.h>
@@ -18,7 +18,8 @@ TEST(MeshEndpoint, AddressesAndHostNamesGetThePort) {
 TEST(MeshEndpoint, EverythingElseIsRefused) {
   for (const char* host :
        {"", "[2001:db8::1]", "2001:db8::1%eth0", "a=b", "host name", "-x.example", "x-.example",
-        "a..b", "x.example.", "1.2.3.4:5", "a\nb", "::ffff:1.2.3.4", "192.0.2.01", "192.0.2.256"}) {
+        "a..b", "x.example.", "1.2.3.4:5", "a\nb", "::ffff:1.2.3.4", "192.0.2.01", "192.0.2.256",
+        "::", "ff02::1", "0.0.0.0", "224.0.0.1", "255.255.255.255"}) {
     EXPECT_FALSE(meshEndpoint(host, 51820).has_value()) << host;
   }
   EXPECT_FALSE(meshEndpoint(std::string(254, 'a'), 51820).has_value());

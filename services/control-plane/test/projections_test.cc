@@ -162,6 +162,12 @@ TEST_F(ProjectionsTest, NodeAndInstanceViewsReplayAndRebuildIdentically) {
             "2 1 stop stopped true 1 " + std::to_string(last.last_seq));
   EXPECT_EQ(q("SELECT state || ' ' || cordoned || ' ' || draining FROM nodes_view"),
             "unreachable true false");
+  // A node.enrolled from before the mesh (no mesh_port, no role): 51820 and
+  // worker; its mesh_seq is the enrollment's seq, and going unreachable (not
+  // down) leaves the mesh as it was.
+  EXPECT_EQ(q("SELECT mesh_port || ' ' || role || ' ' || (mesh_seq = (SELECT seq FROM events "
+              "WHERE event_type = 'node.enrolled')) FROM nodes_view"),
+            "51820 worker true");
   expectReplayAndRebuildIdentical(conn);
 }
 
