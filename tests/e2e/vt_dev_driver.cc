@@ -29,11 +29,12 @@ Result<void> enterPrivateNetwork() {
   return ok();
 }
 
-VtDevDriver::VtDevDriver()
+VtDevDriver::VtDevDriver(int nodes)
     : state_(std::make_unique<testing::TempDir>("vd")),
       io_(std::make_unique<testing::TempDir>("vdio")),
       ports_({testing::freeTcpPort(), testing::freeTcpPort(), testing::freeTcpPort(),
-              testing::freeTcpPort(), testing::freeTcpPort(), testing::freeTcpPort()}) {}
+              testing::freeTcpPort(), testing::freeTcpPort(), testing::freeTcpPort()}),
+      nodes_(nodes) {}
 
 std::vector<std::string> VtDevDriver::vtEnv() const {
   return {"VT_CONFIG_DIR=" + io_->file("config"),
@@ -127,24 +128,26 @@ VtRun VtDevDriver::run(const VtCommand& cmd) {
 }
 
 std::vector<std::string> VtDevDriver::upArgs() const {
-  return {"dev",
-          "up",
-          "--state-dir",
-          state_->path(),
-          "--control-plane-port",
-          std::to_string(ports_[0]),
-          "--registry-port",
-          std::to_string(ports_[1]),
-          "--agent-port",
-          std::to_string(ports_[2]),
-          "--ingress-port",
-          std::to_string(ports_[3]),
-          "--ingress-metrics-port",
-          std::to_string(ports_[4]),
-          "--control-plane-node-port",
-          std::to_string(ports_[5]),
-          "--format",
-          "table"};
+  std::vector<std::string> args = {"dev",
+                                   "up",
+                                   "--state-dir",
+                                   state_->path(),
+                                   "--control-plane-port",
+                                   std::to_string(ports_[0]),
+                                   "--registry-port",
+                                   std::to_string(ports_[1]),
+                                   "--agent-port",
+                                   std::to_string(ports_[2]),
+                                   "--ingress-port",
+                                   std::to_string(ports_[3]),
+                                   "--ingress-metrics-port",
+                                   std::to_string(ports_[4]),
+                                   "--control-plane-node-port",
+                                   std::to_string(ports_[5]),
+                                   "--format",
+                                   "table"};
+  if (nodes_ > 1) args.insert(args.end(), {"--nodes", std::to_string(nodes_)});
+  return args;
 }
 
 std::string VtDevDriver::pushHello() {
@@ -164,7 +167,9 @@ std::string VtDevDriver::pushHello() {
   return out.substr(out.rfind('\n') == std::string::npos ? 0 : out.rfind('\n') + 1);
 }
 
-std::string VtDevDriver::registry() const { return "127.0.0.1:" + std::to_string(ports_[1]); }
+std::string VtDevDriver::registry() const {
+  return (nodes_ > 1 ? "198.18.0.10:" : "127.0.0.1:") + std::to_string(ports_[1]);
+}
 
 std::string VtDevDriver::curl(const std::string& host, const std::string& ip) {
   const std::string port = std::to_string(ingressPort());

@@ -40,7 +40,8 @@ struct VtCommand {
 
 class VtDevDriver {
  public:
-  VtDevDriver();
+  // `nodes` > 1: `dev up --nodes N`, hosts B... in network namespaces.
+  explicit VtDevDriver(int nodes = 1);
 
   // Runs vt as `cmd` says (see vt() for the environment).
   VtRun run(const VtCommand& cmd);
@@ -56,7 +57,7 @@ class VtDevDriver {
            std::chrono::seconds timeout = std::chrono::seconds(60),
            const std::vector<std::string>& extra_env = {}, bool echo = true);
 
-  // `dev up` with this driver's state dir and ports.
+  // `dev up` with this driver's state dir, ports and node count.
   [[nodiscard]] std::vector<std::string> upArgs() const;
 
   // Builds examples/hello's image and pushes it; returns "REF@sha256:...",
@@ -88,6 +89,7 @@ class VtDevDriver {
   // Seconds since the driver was made.
   [[nodiscard]] double elapsed() const;
 
+  // 127.0.0.1:PORT, or host A's underlay 198.18.0.10:PORT with several nodes.
   [[nodiscard]] std::string registry() const;
   [[nodiscard]] int ingressPort() const { return ports_[3]; }
 
@@ -97,6 +99,7 @@ class VtDevDriver {
   // control plane, registry, agent, ingress, ingress metrics, control plane (nodes)
   std::vector<int> ports_;
   int api_calls_ = 0;
+  int nodes_ = 1;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 

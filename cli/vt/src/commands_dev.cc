@@ -1,4 +1,5 @@
-// vt dev up|down|status|logs: a local single-node platform (dev_platform.h).
+// vt dev up|down|status|logs: a local platform, one host or several in
+// network namespaces (dev_platform.h, dev_hosts.h).
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -54,6 +55,15 @@ Result<dev::Settings> settings(Invocation& inv) {
     }
     s.accel = *a;
   }
+  if (auto n = inv.args.value("nodes")) {
+    char* end = nullptr;
+    const long v = std::strtol(n->c_str(), &end, 10);
+    if (n->empty() || *end != '\0' || v < 1 || v > dev::kMaxNodes) {
+      return Error("usage",
+                   "--nodes must be 1-" + std::to_string(dev::kMaxNodes) + " (got `" + *n + "`)");
+    }
+    s.nodes = static_cast<int>(v);
+  }
   return s;
 }
 
@@ -84,11 +94,28 @@ void printStatus(Invocation& inv, const dev::Platform& p, const dev::PlatformSta
     rows.push_back({c.name, c.pid > 0 ? std::to_string(c.pid) : "-", c.address, c.health});
   }
   inv.out.table({"COMPONENT", "PID", "ADDRESS", "HEALTH"}, rows);
+  if (!st.hosts.empty()) {
+    std::vector<std::vector<std::string>> hosts;
+    for (const auto& h : st.hosts) {
+      hosts.push_back({std::string(1, h.letter), h.netns.empty() ? "(vt dev's own)" : h.netns,
+                       h.underlay, h.agent + " " + h.agent_health,
+                       h.instances >= 0 ? std::to_string(h.instances) : "-"});
+    }
+    inv.out.line("");
+    inv.out.table({"HOST", "NETNS", "UNDERLAY", "AGENT", "INSTANCES"}, hosts);
+  }
   if (inv.out.quiet()) return;
-  inv.out.line(st.instances_total < 0
-                   ? "instances: unknown (the node agent does not answer)"
-                   : "instances: " + std::to_string(st.instances_running) + " running, " +
-                         std::to_string(st.instances_total) + " on this node");
+  if (!st.hosts.empty()) {
+    inv.out.line(st.instances_total < 0
+                     ? "instances: unknown (the control plane does not answer)"
+                     : "instances: " + std::to_string(st.instances_total) + " placed on " +
+                           std::to_string(st.hosts.size()) + " hosts");
+  } else {
+    inv.out.line(st.instances_total < 0
+                     ? "instances: unknown (the node agent does not answer)"
+                     : "instances: " + std::to_string(st.instances_running) + " running, " +
+                           std::to_string(st.instances_total) + " on this node");
+  }
   inv.out.line("state dir: " + p.settings().state_dir);
 }
 
@@ -191,7 +218,8 @@ int devLogs(Invocation& inv) {
   auto p = platform(inv);
   if (!p) return fail(inv, p.error());
   std::vector<std::pair<std::string, std::string>> files;
-  const auto& names = dev::componentNames();
+  auto names = p->components();
+  if (p->settings().nodes > 1) names.emplace_back("hosts");
   if (!inv.args.positionals.empty()) {
     const std::string& c = inv.args.positionals[0];
     if (std::find(names.begin(), names.end(), c) == names.end()) {
@@ -248,7 +276,10 @@ Command devCommand() {
        .value_name = "PORT",
        .help = "on [::1] and 127.0.0.1 (default 8443)"},
       {.name = "ingress-metrics-port", .value_name = "PORT", .help = "on [::1] (default 9443)"},
-      {.name = "accel", .value_name = "MODE", .help = "QEMU acceleration: auto, kvm or tcg"}};
+      {.name = "accel", .value_name = "MODE", .help = "QEMU acceleration: auto, kvm or tcg"},
+      {.name = "nodes",
+       .value_name = "N",
+       .help = "hosts, 1-8 (default 1): hosts B... are network namespaces (root)"}};
   Command up{.name = "up",
              .summary = "Start the platform in the background (idempotent)",
              .help =
@@ -257,14 +288,18 @@ Command devCommand() {
                  "127.0.0.1, the node agent (qemu driver, enrolled on first start) and the\n"
                  "ingress on [::1] and 127.0.0.1. Then writes the vt context `dev` (org dev)\n"
                  "and makes it current. What already runs and is healthy is left alone.\n"
-                 "Ports given once are remembered in STATE/dev.json.\n\n"
+                 "Ports and --nodes given once are remembered in STATE/dev.json.\n\n"
+                 "--nodes N (root): hosts B, C, ... in network namespaces plfm-<tag>-b, ...\n"
+                 "joined by a bridge (fd00:5c::a, ::b, ... /64), one agent each; the control\n"
+                 "plane's node listener is also on fd00:5c::a, the registry on 198.18.0.10.\n\n"
                  "Binaries: PLFM_CONTROL_PLANE_BIN, PLFM_NODE_AGENT_BIN, PLFM_INGRESS_BIN,\n"
                  "PLFM_VT_INIT_BIN, PLFM_FETCH_KERNEL override; else --bin-dir, vt's build\n"
                  "tree, vt's directory, PATH. PLFM_DEV_KERNEL_DIR skips scripts/fetch-kernel.\n\n"
                  "Examples:\n"
                  "  vt dev up\n"
                  "  vt dev up --state-dir /tmp/plfm --ingress-port 9443 --control-plane-port "
-                 "9080",
+                 "9080\n"
+                 "  sudo vt dev up --nodes 3",
              .flags = port_flags,
              .run = devUp};
   Command down{
@@ -273,7 +308,8 @@ Command devCommand() {
       .help =
           "Stops the ingress, the node agent (which shuts its VMs down), the registry,\n"
           "the control plane and PostgreSQL, in that order, then checks that no process,\n"
-          "socket or mount of the state dir is left. State is kept for the next `up`\n"
+          "socket or mount of the state dir is left. With --nodes, also every host's\n"
+          "agent, mesh interface and network namespace. State is kept for the next `up`\n"
           "unless --purge.\n\n"
           "Examples:\n"
           "  vt dev down\n"
@@ -282,7 +318,7 @@ Command devCommand() {
                 {.name = "purge", .help = "also delete the state dir (data, images, logs)"}},
       .run = devDown};
   Command status{.name = "status",
-                 .summary = "Each component's pid, address and health, and the instances",
+                 .summary = "Each component's pid, address and health, the hosts, the instances",
                  .help =
                      "Exit code 0 when every component is healthy, 3 otherwise.\n\n"
                      "Examples:\n"
@@ -293,7 +329,8 @@ Command devCommand() {
   Command logs{.name = "logs",
                .summary = "Show (and follow) the platform's own logs",
                .help =
-                   "COMPONENT is postgres, control-plane, registry, node-agent or ingress;\n"
+                   "COMPONENT is postgres, control-plane, registry, node-agent (node-agent-b,\n"
+                   "... with --nodes), ingress or hosts;\n"
                    "without it, every log, each line prefixed with its component.\n"
                    "App logs are `vt logs`.\n\n"
                    "Examples:\n"
@@ -308,7 +345,7 @@ Command devCommand() {
                .positionals = {{.name = "COMPONENT", .help = "one log only", .required = false}},
                .run = devLogs};
   return {.name = "dev",
-          .summary = "A local single-node platform: up, down, status, logs",
+          .summary = "A local platform (one host or several): up, down, status, logs",
           .help =
               "Runs the whole platform on this machine under one state dir, for trying\n"
               "vt and for tests. `make dev` uses it. See docs/engineering/vt-dev.md.\n\n"

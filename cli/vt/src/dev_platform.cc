@@ -105,6 +105,8 @@ bool httpOk(const std::string& url, std::string_view also_ok_body = {},
   http::ClientRequest req;
   req.url = url;
   req.tls.ca_file = ca_file;
+  // The registry on host A's underlay IPv4 address (--nodes): no token is sent.
+  req.tls.unsafe_allow_plain_http = url.starts_with("http://");
   req.timeout = std::chrono::milliseconds(800);
   auto r = http::request(req);
   if (!r) return false;
@@ -186,6 +188,7 @@ Result<Settings> loadSettings(const std::string& state_dir) {
   s.accel = j.value("accel", s.accel);
   s.org = j.value("org", s.org);
   s.context = j.value("context", s.context);
+  s.nodes = std::clamp(j.value("nodes", s.nodes), 1, kMaxNodes);
   return s;
 }
 
@@ -198,7 +201,8 @@ Result<void> saveSettings(const Settings& s) {
             {"ingress_metrics_port", s.ingress_metrics_port},
             {"accel", s.accel},
             {"org", s.org},
-            {"context", s.context}};
+            {"context", s.context},
+            {"nodes", s.nodes}};
   return writeFileAtomic(s.state_dir + "/dev.json", j.dump(2) + "\n");
 }
 
@@ -240,6 +244,15 @@ const std::vector<std::string>& componentNames() {
 }
 
 json toJson(const Settings& s, const PlatformStatus& st) {
+  json hosts = json::array();
+  for (const auto& h : st.hosts) {
+    hosts.push_back({{"host", std::string(1, h.letter)},
+                     {"netns", h.netns.empty() ? json(nullptr) : json(h.netns)},
+                     {"underlay_address", h.underlay},
+                     {"agent", h.agent},
+                     {"agent_health", h.agent_health},
+                     {"instances", h.instances >= 0 ? json(h.instances) : json(nullptr)}});
+  }
   json comps = json::array();
   for (const auto& c : st.components) {
     comps.push_back({{"name", c.name},
@@ -252,14 +265,58 @@ json toJson(const Settings& s, const PlatformStatus& st) {
   if (st.instances_total >= 0) {
     inst = {{"running", st.instances_running}, {"total", st.instances_total}};
   }
-  return {{"state_dir", s.state_dir},     {"control_plane_url", s.controlPlaneUrl()},
-          {"registry", s.registryHost()}, {"context", s.context},
-          {"components", comps},          {"instances", inst}};
+  return {{"state_dir", s.state_dir},
+          {"control_plane_url", s.controlPlaneUrl()},
+          {"registry", s.registryHost()},
+          {"context", s.context},
+          {"nodes", s.nodes},
+          {"hosts", hosts},
+          {"components", comps},
+          {"instances", inst}};
 }
 
 Platform::Platform(Settings settings, Binaries bins,
                    std::function<void(const std::string&)> progress)
-    : s_(std::move(settings)), bins_(std::move(bins)), progress_(std::move(progress)) {}
+    : s_(std::move(settings)),
+      hosts_(s_.state_dir, s_.nodes),
+      bins_(std::move(bins)),
+      progress_(std::move(progress)) {}
+
+std::vector<std::string> Platform::components() const {
+  std::vector<std::string> out;
+  for (const std::string& c : componentNames()) {
+    out.push_back(c);
+    if (c != "node-agent") continue;
+    for (const Host& h : hosts_.all()) {
+      if (h.index > 0) out.push_back(h.component);
+    }
+  }
+  return out;
+}
+
+const Host* Platform::agentHost(const std::string& component) const {
+  for (const Host& h : hosts_.all()) {
+    if (h.component == component) return &h;
+  }
+  return nullptr;
+}
+
+std::pair<int, std::string> Platform::agentGet(const Host& host, const std::string& target) const {
+  http::ClientRequest req;
+  req.timeout = std::chrono::milliseconds(1000);
+  const std::string port = std::to_string(s_.agent_port);
+  if (s_.nodes > 1) {
+    // Not loopback: the agent serves TLS with a certificate it makes at each
+    // start, in its state dir.
+    req.url = "https://[" + host.underlay + "]:" + port + target;
+    req.tls.pinned_cert_file = path(host.component + "/listen-tls/server.pem");
+  } else {
+    req.url = "http://[::1]:" + port + target;
+  }
+  auto r = http::request(req);
+  if (!r) return {0, ""};
+  return {r->status, r->body};
+}
 
 std::string Platform::logPath(const std::string& component) const {
   return path("logs/" + component + ".log");
@@ -274,7 +331,10 @@ std::string Platform::address(const std::string& c) const {
   if (c == "postgres") return path("postgres/run/.s.PGSQL." + std::to_string(kPgPort));
   if (c == "control-plane") return s_.controlPlaneUrl();
   if (c == "registry") return s_.registryHost();
-  if (c == "node-agent") return "[::1]:" + std::to_string(s_.agent_port);
+  if (const Host* h = agentHost(c)) {
+    return "[" + (s_.nodes > 1 ? h->underlay : std::string("::1")) +
+           "]:" + std::to_string(s_.agent_port);
+  }
   if (c == "ingress") {
     return "[::1]:" + std::to_string(s_.ingress_port) +
            ",127.0.0.1:" + std::to_string(s_.ingress_port);
@@ -291,8 +351,7 @@ bool Platform::healthy(const std::string& c) const {
   }
   if (c == "control-plane") return httpOk(s_.controlPlaneUrl() + "/healthz", {}, s_.caFile());
   if (c == "registry") return httpOk("http://" + s_.registryHost() + "/v2/");
-  if (c == "node-agent")
-    return httpOk("http://[::1]:" + std::to_string(s_.agent_port) + "/healthz");
+  if (const Host* h = agentHost(c)) return agentGet(*h, "/healthz").first == 200;
   if (c == "ingress") {
     // A new platform has no routes, and the edge feed answers an empty
     // config at cursor 0 only with a 304 after its long-poll: "no routes
@@ -312,18 +371,23 @@ Result<pid_t> Platform::launch(const std::string& c, const std::vector<std::stri
   // Another process on our port would answer our health checks: refuse.
   struct Bound {
     const char* component;
-    const char* ip;
+    std::string ip;
     int port;
     const char* flag;
   };
-  const std::vector<Bound> bound = {
+  const std::string a = underlayAddress(0);
+  const bool multi = s_.nodes > 1;
+  std::vector<Bound> bound = {
       {"control-plane", "::1", s_.control_plane_port, "--control-plane-port"},
       {"control-plane", "::1", s_.control_plane_node_port, "--control-plane-node-port"},
-      {"registry", "127.0.0.1", s_.registry_port, "--registry-port"},
-      {"node-agent", "::1", s_.agent_port, "--agent-port"},
+      {"registry", multi ? underlayAddress4(0) : "127.0.0.1", s_.registry_port, "--registry-port"},
+      {"node-agent", multi ? a : "::1", s_.agent_port, "--agent-port"},
       {"ingress", "::1", s_.ingress_port, "--ingress-port"},
       {"ingress", "127.0.0.1", s_.ingress_port, "--ingress-port"},
       {"ingress", "::1", s_.ingress_metrics_port, "--ingress-metrics-port"}};
+  if (multi) {
+    bound.push_back({"control-plane", a, s_.control_plane_node_port, "--control-plane-node-port"});
+  }
   for (const auto& b : bound) {
     if (b.component == c && !tcpPortFree(b.ip, b.port)) {
       return Error(errc::kFailedPrecondition,
@@ -375,11 +439,28 @@ Result<void> Platform::step(const std::string& name,
 
 Result<void> Platform::up() {
   for (const char* d : {"logs", "run"}) PLFM_TRY(mkdirOwned(path(d), 0755, false));
+  // The node count shapes the control plane's listeners and every agent's
+  // flags: it changes only on a stopped platform.
+  PLFM_ASSIGN_OR_RETURN(const Settings before, loadSettings(s_.state_dir));
+  if (before.nodes != s_.nodes && runningPid("control-plane") > 0) {
+    return Error(errc::kFailedPrecondition,
+                 "the platform runs with --nodes " + std::to_string(before.nodes) +
+                     "; `vt dev down` before changing it to " + std::to_string(s_.nodes));
+  }
   PLFM_TRY(saveSettings(s_));
+  if (s_.nodes > 1) {
+    PLFM_TRY(step("hosts", [this]() -> Result<std::string> {
+      if (auto made = hosts_.create(logPath("hosts")); !made) return made.error();
+      return std::to_string(s_.nodes) + " hosts, underlay " + kUnderlayPrefix + " in " +
+             hosts_.underlayNetns();
+    }));
+  }
   PLFM_TRY(step("postgres", [this] { return startPostgres(); }));
   PLFM_TRY(step("control-plane", [this] { return startControlPlane(); }));
   PLFM_TRY(step("registry", [this] { return startRegistry(); }));
-  PLFM_TRY(step("node-agent", [this] { return startAgent(); }));
+  for (const Host& h : hosts_.all()) {
+    PLFM_TRY(step(h.component, [this, &h] { return startAgent(h); }));
+  }
   PLFM_TRY(step("ingress", [this] { return startIngress(); }));
   PLFM_TRY(step("context", [this] { return writeContext(); }));
   return ok();
@@ -445,16 +526,27 @@ Result<std::string> Platform::startPostgres() {
 // The dev CA and the control plane's certificate, made once per state dir
 // (keys 0600 in a 0700 dir) and reused by later `vt dev up`s, so that contexts,
 // the agent and the ingress that trust the CA keep working.
+//
+// The certificate also names host A's underlay address, where agents on
+// hosts B... reach the node listener (--nodes). A state dir whose
+// certificate predates that (STATE/tls/names says what it names) gets a new
+// CA and certificate at the first multi-host `up`.
 Result<http::LocalPki> Platform::ensureDevPki() const {
   const std::string dir = s_.tlsDir();
   http::LocalPki pki{s_.caFile(), dir + "/ca-key.pem", dir + "/server.pem",
                      dir + "/server-key.pem"};
-  if (fs::exists(pki.ca_cert) && fs::exists(pki.server_cert) && fs::exists(pki.server_key)) {
+  const std::vector<std::string> names = {"localhost", "::1", "127.0.0.1", underlayAddress(0)};
+  std::string names_line;
+  for (const auto& n : names) names_line += (names_line.empty() ? "" : " ") + n;
+  const bool names_ok = s_.nodes == 1 || trim(readFile(dir + "/names").value_or("")) == names_line;
+  if (names_ok && fs::exists(pki.ca_cert) && fs::exists(pki.server_cert) &&
+      fs::exists(pki.server_key)) {
     return pki;
   }
   PLFM_TRY(mkdirOwned(dir, 0700, false));
-  return http::writeLocalPki(dir, {"localhost", "::1", "127.0.0.1"},
-                             {.ca_name = "plfm dev CA (vt dev)"});
+  PLFM_ASSIGN_OR_RETURN(pki, http::writeLocalPki(dir, names, {.ca_name = "plfm dev CA (vt dev)"}));
+  PLFM_TRY(writeFileAtomic(dir + "/names", names_line + "\n"));
+  return pki;
 }
 
 std::vector<std::string> controlPlaneArgv(const std::string& bin, const Settings& s,
@@ -473,6 +565,11 @@ std::vector<std::string> controlPlaneArgv(const std::string& bin, const Settings
                                    pki.server_cert,
                                    "--tls-key",
                                    pki.server_key};
+  if (s.nodes > 1) {
+    // Where agents on hosts B... reach it (their enrollment, plans, reports).
+    argv.insert(argv.begin() + 6, {"--node-listen", "[" + underlayAddress(0) + "]:" +
+                                                        std::to_string(s.control_plane_node_port)});
+  }
   // The user's own settings (docs/engineering/vt-dev.md); the flags above win.
   const std::string config = s.state_dir + "/control-plane/config.toml";
   if (fs::exists(config)) argv.insert(argv.begin() + 2, {"--config", config});
@@ -507,7 +604,7 @@ Result<std::string> Platform::startRegistry() {
       "version: 0.1\n"
       "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
       "storage:\n  delete:\n    enabled: true\n  filesystem:\n    rootdirectory: " +
-      path("registry/storage") + "\nhttp:\n  addr: " + s_.registryHost() + "\n";
+      path("registry/storage") + "\nhttp:\n  addr: \"" + s_.registryHost() + "\"\n";
   PLFM_TRY(writeFileAtomic(path("registry/config.yml"), config));
   PLFM_ASSIGN_OR_RETURN(pid_t pid,
                         launch(c, {bins_.registry, "serve", path("registry/config.yml")}));
@@ -537,11 +634,58 @@ Result<std::vector<std::string>> Platform::devBackupArgs() {
                                   "--backup-password-file", password};
 }
 
-Result<std::string> Platform::startAgent() {
-  const std::string c = "node-agent";
+std::vector<std::string> Platform::agentArgv(const Host& host,
+                                             const std::string& kernel_dir) const {
+  const std::string c = host.component;
+  const bool multi = s_.nodes > 1;
+  const std::string hostname = host.index == 0 ? "dev" : "dev-" + std::string(1, host.letter);
+  std::vector<std::string> argv = {
+      bins_.node_agent, "run", "--state-dir", path(c), "--control-plane",
+      // Host A's agent keeps loopback; the others reach it over the underlay.
+      host.index == 0 ? s_.controlPlaneNodeUrl() : s_.controlPlaneUnderlayNodeUrl(), "--ca",
+      s_.caFile(), "--kernel-dir", kernel_dir, "--vt-init", bins_.vt_init, "--runtime", "qemu",
+      "--accel", s_.accel, "--hostname", hostname,
+      // The node registers its underlay address ([::1] for one host), where
+      // its log endpoint listens: the control plane relays only to an
+      // agent_url on the registered address.
+      "--underlay-address", multi ? host.underlay : "::1", "--listen", address(c), "--scratch-mb",
+      "256", "--shutdown-grace-ms", "3000",
+      // The dev registry is on loopback (or the underlay), which the agent
+      // refuses unless allowed.
+      "--registry-allow-cidr", "127.0.0.1/32", "--stop-instances-on-exit"};
+  if (multi) {
+    // The registry is plain HTTP on host A's underlay IPv4 address.
+    argv.insert(argv.end(), {"--registry-allow-cidr", underlayAddress4(0) + "/32",
+                             "--insecure-registry", s_.registryHost()});
+  }
+  // Named after the state dir even for one host: wireguard-go's socket
+  // (/var/run/wireguard/NAME.sock) is per name machine-wide, and two dev
+  // platforms (two tests) may run at once.
+  argv.insert(argv.end(), {"--mesh-interface", host.mesh_interface});
+  return argv;
+}
+
+Result<std::string> Platform::ingressHostAddress() const {
+  PLFM_ASSIGN_OR_RETURN(auto admin, readFile(path("control-plane/admin-token")));
+  ApiClient client(s_.controlPlaneUrl(), std::string(trim(admin)),
+                   ApiOptions{.ca_file = s_.caFile()});
+  PLFM_ASSIGN_OR_RETURN(auto nodes, client.listAll("/v1/nodes"));
+  for (const auto& n : nodes) {
+    if (n.value("underlay_address", "") != underlayAddress(0) ||
+        n.value("state", "") == "removed") {
+      continue;
+    }
+    const std::string address = nodeHostAddress(n.value("ipv6_prefix", ""));
+    if (!address.empty()) return address;
+  }
+  return Error(errc::kInternal, "no enrolled node at " + underlayAddress(0) + " (agent A)");
+}
+
+Result<std::string> Platform::startAgent(const Host& host) {
+  const std::string c = host.component;
   PLFM_ASSIGN_OR_RETURN(auto running, alreadyRunning(c));
   if (running) return *running;
-  const std::string dir = path("node-agent");
+  const std::string dir = path(c);
   PLFM_TRY(mkdirOwned(dir, 0700, false));
   std::string kernel_dir = envVar("PLFM_DEV_KERNEL_DIR");
   if (kernel_dir.empty()) {
@@ -552,20 +696,17 @@ Result<std::string> Platform::startAgent() {
     return Error(errc::kFailedPrecondition,
                  "no vmlinux in " + kernel_dir + " (scripts/fetch-kernel)");
   }
-  std::vector<std::string> argv = {
-      bins_.node_agent, "run", "--state-dir", dir, "--control-plane", s_.controlPlaneNodeUrl(),
-      "--ca", s_.caFile(), "--kernel-dir", kernel_dir, "--vt-init", bins_.vt_init, "--runtime",
-      "qemu", "--accel", s_.accel, "--hostname", "dev",
-      // The node registers [::1], where its log endpoint listens: the control
-      // plane relays only to an agent_url on the registered address.
-      "--underlay-address", "::1", "--listen", address(c), "--scratch-mb", "256",
-      "--shutdown-grace-ms", "3000",
-      // The dev registry is on loopback, which the
-      // agent refuses unless allowed.
-      "--registry-allow-cidr", "127.0.0.1/32", "--stop-instances-on-exit"};
+  std::vector<std::string> argv = agentArgv(host, kernel_dir);
+  if (host.index > 0) {
+    // The ingress on host A opens connections to this host's guests from
+    // its node's host address, over the mesh: "an ingress on another host"
+    // for the guest filter (docs/specs/networking/node-firewall.md).
+    PLFM_ASSIGN_OR_RETURN(const std::string ingress, ingressHostAddress());
+    argv.insert(argv.end(), {"--guest-inbound-allow", ingress});
+  }
   PLFM_ASSIGN_OR_RETURN(auto backup_args, devBackupArgs());
   argv.insert(argv.end(), backup_args.begin(), backup_args.end());
-  const std::string token_file = path("run/enroll-token");
+  const std::string token_file = path("run/enroll-token-" + std::string(1, host.letter));
   if (!fs::exists(dir + "/node.json")) {
     // First start: a one-time enrollment token, kept only until enrolled.
     PLFM_ASSIGN_OR_RETURN(auto admin, readFile(path("control-plane/admin-token")));
@@ -579,7 +720,7 @@ Result<std::string> Platform::startAgent() {
     PLFM_TRY(writeFileAtomic(token_file, e["token"].get<std::string>() + "\n", 0600));
     argv.insert(argv.end(), {"--enroll-token-file", token_file});
   }
-  PLFM_ASSIGN_OR_RETURN(pid_t pid, launch(c, argv));
+  PLFM_ASSIGN_OR_RETURN(pid_t pid, launch(c, inHost(host, argv)));
   auto healthy_now = waitHealthy(c, pid, std::chrono::seconds(60));
   std::error_code ec;
   fs::remove(token_file, ec);
@@ -634,7 +775,8 @@ Result<std::string> Platform::writeContext() {
 }
 
 Result<std::vector<std::string>> Platform::down() {
-  std::vector<std::string> reversed(componentNames().rbegin(), componentNames().rend());
+  const std::vector<std::string> all = components();
+  std::vector<std::string> reversed(all.rbegin(), all.rend());
   for (const std::string& c : reversed) {
     const auto t0 = Clock::now();
     pid_t pid = runningPid(c);
@@ -643,7 +785,8 @@ Result<std::vector<std::string>> Platform::down() {
       // postgres: SIGINT is its fast shutdown. The agent stops its VMs
       // (--stop-instances-on-exit) within their shutdown grace.
       const int sig = c == "postgres" ? SIGINT : SIGTERM;
-      const auto grace = c == "node-agent" ? std::chrono::seconds(60) : std::chrono::seconds(20);
+      const auto grace =
+          agentHost(c) != nullptr ? std::chrono::seconds(60) : std::chrono::seconds(20);
       what = stopProcess(pid, sig, grace) ? "stopped (pid " + std::to_string(pid) + ")"
                                           : "killed after " + std::to_string(grace.count()) +
                                                 "s (pid " + std::to_string(pid) + ")";
@@ -690,6 +833,13 @@ Result<std::vector<std::string>> Platform::down() {
     so.stdout_path = logPath("node-agent");
     (void)runChecked({"nft", "delete", "table", "inet", "plfm_agent"}, so);
   }
+  // Hosts B...: their taps and tables go with their namespaces; mesh
+  // interfaces and wireguard-go are ended first (dev_hosts.h).
+  for (const auto& what : hosts_.destroy(logPath("hosts"))) {
+    char line[256];
+    std::snprintf(line, sizeof line, "  %-14s %s", "hosts", what.c_str());
+    progress_(line);
+  }
   for (const auto& m : mountsUnder(s_.state_dir)) ::umount2(m.c_str(), MNT_DETACH);
   for (const auto& sock : socketsUnder(s_.state_dir)) {
     std::error_code ec;
@@ -702,6 +852,7 @@ Result<std::vector<std::string>> Platform::down() {
   for (const auto& group : recordedVmmGroups()) left.push_back("cgroup " + group);
   if (agentFilterInstalled()) left.emplace_back("nftables table inet plfm_agent");
   for (const auto& sock : socketsUnder(s_.state_dir)) left.push_back("socket " + sock);
+  for (auto& l : hosts_.leftovers()) left.push_back(std::move(l));
   return left;
 }
 
@@ -729,10 +880,18 @@ std::vector<std::string> Platform::recordedTaps() const {
 std::vector<std::string> Platform::recordedVmmGroups() const {
   std::vector<std::string> out;
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(path("node-agent/instances"), ec)) {
-    if (e.path().extension() != ".json") continue;
+  std::vector<fs::path> records;
+  for (const auto& d : fs::directory_iterator(s_.state_dir, ec)) {
+    if (!d.path().filename().string().starts_with("node-agent")) continue;
+    std::error_code ec2;
+    for (const auto& e : fs::directory_iterator(d.path() / "instances", ec2)) {
+      records.push_back(e.path());
+    }
+  }
+  for (const auto& e : records) {
+    if (e.extension() != ".json") continue;
     // The record's file name is its instance id.
-    const std::string id = e.path().stem().string();
+    const std::string id = e.stem().string();
     const bool plain =
         id.starts_with("inst_") && id.size() <= 64 &&
         id.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") == std::string::npos;
@@ -747,7 +906,7 @@ std::vector<std::string> Platform::recordedVmmGroups() const {
 
 PlatformStatus Platform::status() const {
   PlatformStatus st;
-  for (const auto& c : componentNames()) {
+  for (const auto& c : components()) {
     ComponentStatus cs;
     cs.name = c;
     cs.pid = runningPid(c);
@@ -756,16 +915,42 @@ PlatformStatus Platform::status() const {
     cs.health = cs.pid <= 0 ? "stopped" : healthy(c) ? "healthy" : "unhealthy";
     st.components.push_back(cs);
   }
-  http::ClientRequest req;
-  req.url = "http://[::1]:" + std::to_string(s_.agent_port) + "/v1/instances";
-  req.timeout = std::chrono::milliseconds(1000);
-  if (auto r = http::request(req); r && r->status == 200) {
-    json j = json::parse(r->body, nullptr, false);
+  if (s_.nodes == 1) {
+    const auto [code, body] = agentGet(hosts_.all()[0], "/v1/instances");
+    json j = code == 200 ? json::parse(body, nullptr, false) : json();
     if (j.is_array()) {
       st.instances_total = static_cast<int>(j.size());
       st.instances_running = 0;
       for (const auto& i : j) st.instances_running += i.value("phase", "") == "running" ? 1 : 0;
     }
+    return st;
+  }
+  // An agent's /v1/instances answers on loopback only, and hosts B...'s
+  // agents listen on their underlay addresses: the control plane's view.
+  std::vector<json> nodes;
+  if (auto admin = readFile(path("control-plane/admin-token"))) {
+    ApiClient client(s_.controlPlaneUrl(), std::string(trim(*admin)),
+                     ApiOptions{.ca_file = s_.caFile()});
+    nodes = client.listAll("/v1/nodes").value_or(std::vector<json>{});
+  }
+  for (const Host& h : hosts_.all()) {
+    HostStatus hs;
+    hs.letter = h.letter;
+    hs.netns = h.netns;
+    hs.underlay = h.underlay;
+    hs.agent = h.component;
+    for (const auto& c : st.components) {
+      if (c.name == h.component) hs.agent_health = c.health;
+    }
+    for (const auto& n : nodes) {
+      if (n.value("underlay_address", "") != h.underlay || n.value("state", "") == "removed") {
+        continue;
+      }
+      const json a = n.value("allocated", json::object());
+      hs.instances = a.value("instances", 0);
+      st.instances_total = std::max(st.instances_total, 0) + hs.instances;
+    }
+    st.hosts.push_back(std::move(hs));
   }
   return st;
 }

@@ -1,4 +1,5 @@
-// `vt dev`: a local single-node plfm-vt platform under one state dir.
+// `vt dev`: a local plfm-vt platform under one state dir: one host, or N
+// hosts in network namespaces on this machine (--nodes, dev_hosts.h).
 //
 // `Platform::up()` starts, in order and each in the background with its own
 // log file: PostgreSQL (as the unprivileged `postgres` user when run as
@@ -15,6 +16,7 @@
 //   STATE/control-plane/           its state dir, admin-token, master.key
 //   STATE/registry/                config.yml and storage/
 //   STATE/node-agent/              the agent's state dir (VMs, images)
+//   STATE/node-agent-b/, ...       hosts B... agents' (--nodes N > 1)
 //   STATE/ingress/                 its state dir and edge-token
 //   STATE/backups/{repo,password}  the node's restic repository and its password
 #pragma once
@@ -28,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "dev_hosts.h"
 #include "plfm/core/result.h"
 #include "plfm/http/pki.h"
 
@@ -44,6 +47,9 @@ struct Settings {
   std::string accel = "auto";  // qemu: auto, kvm or tcg
   std::string org = "dev";
   std::string context = "dev";
+  // Hosts (1..kMaxNodes): above 1, hosts B... run in network namespaces and
+  // the node listener and the registry are on host A's underlay address.
+  int nodes = 1;
 
   // The control plane speaks TLS with a certificate from the dev CA
   // (STATE/tls, made by `vt dev up`); every client verifies it with caFile().
@@ -57,8 +63,15 @@ struct Settings {
   }
   [[nodiscard]] std::string tlsDir() const { return state_dir + "/tls"; }
   [[nodiscard]] std::string caFile() const { return tlsDir() + "/ca.pem"; }
+  // Where agents on hosts B... reach the node listener (nodes > 1).
+  [[nodiscard]] std::string controlPlaneUnderlayNodeUrl() const {
+    return "https://[" + underlayAddress(0) + "]:" + std::to_string(control_plane_node_port);
+  }
+  // Image references name it, so it must be the same from every host: on
+  // loopback for one host, on host A's underlay IPv4 address for several.
   [[nodiscard]] std::string registryHost() const {
-    return "127.0.0.1:" + std::to_string(registry_port);
+    return (nodes > 1 ? underlayAddress4(0) : std::string("127.0.0.1")) + ":" +
+           std::to_string(registry_port);
   }
 };
 
@@ -99,15 +112,26 @@ struct ComponentStatus {
   std::string log;
 };
 
+struct HostStatus {
+  char letter = 'a';
+  std::string netns;  // "" for host A (vt dev's own namespace)
+  std::string underlay;
+  std::string agent;         // its component name
+  std::string agent_health;  // as ComponentStatus::health
+  int instances = -1;        // placed on it (the control plane's view); -1: unknown
+};
+
 struct PlatformStatus {
   std::vector<ComponentStatus> components;
-  int instances_running = -1;  // -1: unknown (agent not answering)
+  std::vector<HostStatus> hosts;  // nodes > 1 only
+  int instances_running = -1;     // -1: unknown (agent not answering)
   int instances_total = -1;
 };
 
 [[nodiscard]] nlohmann::json toJson(const Settings& s, const PlatformStatus& st);
 
-// The names, in start order.
+// The names, in start order, of a one-host platform; Platform::components()
+// adds hosts B...'s agents after node-agent.
 [[nodiscard]] const std::vector<std::string>& componentNames();
 
 class Platform {
@@ -124,6 +148,8 @@ class Platform {
   [[nodiscard]] PlatformStatus status() const;
 
   [[nodiscard]] const Settings& settings() const { return s_; }
+  // The components, in start order: componentNames() plus node-agent-b, ...
+  [[nodiscard]] std::vector<std::string> components() const;
   [[nodiscard]] std::string logPath(const std::string& component) const;
 
  private:
@@ -137,7 +163,17 @@ class Platform {
   [[nodiscard]] Result<http::LocalPki> ensureDevPki() const;
   [[nodiscard]] Result<std::string> startControlPlane();
   [[nodiscard]] Result<std::string> startRegistry();
-  [[nodiscard]] Result<std::string> startAgent();
+  [[nodiscard]] Result<std::string> startAgent(const Host& host);
+  [[nodiscard]] std::vector<std::string> agentArgv(const Host& host,
+                                                   const std::string& kernel_dir) const;
+  // Agent A's node's host address as a /128 (nodes > 1; agent A enrolled).
+  [[nodiscard]] Result<std::string> ingressHostAddress() const;
+  // The agent of `component`'s host, nullptr when it is not an agent.
+  [[nodiscard]] const Host* agentHost(const std::string& component) const;
+  // GET of the agent's `target` (TLS pinned to its certificate on an
+  // underlay address); the status and body, status 0 on failure.
+  [[nodiscard]] std::pair<int, std::string> agentGet(const Host& host,
+                                                     const std::string& target) const;
   [[nodiscard]] Result<std::vector<std::string>> devBackupArgs();
   [[nodiscard]] Result<std::string> startIngress();
   [[nodiscard]] Result<std::string> writeContext();
@@ -148,7 +184,8 @@ class Platform {
   [[nodiscard]] bool healthy(const std::string& component) const;
   // Taps named by the agent's instance records that still exist.
   [[nodiscard]] std::vector<std::string> recordedTaps() const;
-  // The cgroups of the VMMs the agent's records name, that still exist.
+  // The cgroups of the VMMs the agents' records name (every
+  // STATE/node-agent* dir), that still exist.
   [[nodiscard]] std::vector<std::string> recordedVmmGroups() const;
   // The dev agent's guest network filter (nftables) is still installed.
   [[nodiscard]] bool agentFilterInstalled() const;
@@ -160,6 +197,7 @@ class Platform {
                                          std::chrono::seconds timeout);
 
   Settings s_;
+  Hosts hosts_;
   Binaries bins_;
   std::function<void(const std::string&)> progress_;
 };

@@ -62,6 +62,15 @@ TEST(VtDevSettings, RoundTripAndDefaults) {
   EXPECT_EQ(again->ingress_port, 9443);
   EXPECT_EQ(again->registryHost(), "127.0.0.1:5001");
   EXPECT_EQ(again->accel, "tcg");
+  EXPECT_EQ(again->nodes, 1);
+  again->nodes = 3;
+  ASSERT_TRUE(saveSettings(*again));
+  auto multi = loadSettings(dir.path());
+  ASSERT_TRUE(multi);
+  EXPECT_EQ(multi->nodes, 3);
+  // Image references must name it the same way from every host.
+  EXPECT_EQ(multi->registryHost(), "198.18.0.10:5001");
+  EXPECT_EQ(multi->controlPlaneUnderlayNodeUrl(), "https://[fd00:5c::a]:8081");
   ASSERT_TRUE(writeFileAtomic(dir.file("dev.json"), "[1]"));
   EXPECT_FALSE(loadSettings(dir.path()));
 }
@@ -84,6 +93,55 @@ TEST(VtDevControlPlane, PassesTheUsersConfigFileWhenThereIsOne) {
   ASSERT_NE(at + 1, argv.end());
   EXPECT_EQ(*(at + 1), dir.file("control-plane/config.toml"));
   EXPECT_NE(std::find(argv.begin(), argv.end(), "--tls-key"), argv.end());
+}
+
+TEST(VtDevControlPlane, ListensForNodesOnHostAsUnderlayWithSeveralHosts) {
+  Settings s;
+  s.state_dir = "/tmp/x";
+  s.control_plane_node_port = 9081;
+  const http::LocalPki pki;
+  auto argv = controlPlaneArgv("cp", s, "host=/run", pki);
+  EXPECT_EQ(std::count(argv.begin(), argv.end(), "--node-listen"), 1);
+  s.nodes = 3;
+  argv = controlPlaneArgv("cp", s, "host=/run", pki);
+  EXPECT_EQ(std::count(argv.begin(), argv.end(), "--node-listen"), 2);
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "[fd00:5c::a]:9081"), argv.end());
+}
+
+TEST(VtDevHosts, NamesDeriveFromTheStateDirAndFitTheKernelsLimits) {
+  const Hosts one("/tmp/state-one", 3);
+  const Hosts two("/tmp/state-two", 3);
+  EXPECT_EQ(one.tag().size(), 8U);
+  EXPECT_NE(one.tag(), two.tag());
+  EXPECT_EQ(one.tag(), Hosts("/tmp/state-one", 1).tag());
+  EXPECT_EQ(one.underlayNetns(), "plfm-" + one.tag() + "-ul");
+  ASSERT_EQ(one.all().size(), 3U);
+  const Host& a = one.all()[0];
+  EXPECT_EQ(a.netns, "");  // vt dev's own namespace
+  EXPECT_EQ(a.underlay, "fd00:5c::a");
+  EXPECT_EQ(a.underlay4, "198.18.0.10");
+  EXPECT_EQ(a.component, "node-agent");
+  const Host& c = one.all()[2];
+  EXPECT_EQ(c.netns, "plfm-" + one.tag() + "-c");
+  EXPECT_EQ(c.underlay, "fd00:5c::c");
+  EXPECT_EQ(c.mesh_interface, "wg-" + one.tag() + "-c");
+  EXPECT_EQ(c.component, "node-agent-c");
+  const Hosts eight("/tmp/state-one", kMaxNodes);
+  EXPECT_EQ(eight.all().back().underlay, "fd00:5c::11");
+  EXPECT_EQ(Hosts("/tmp/x", 99).all().size(), static_cast<size_t>(kMaxNodes));
+  for (const Host& h : eight.all()) {
+    EXPECT_LE(h.mesh_interface.size(), 15U) << h.mesh_interface;  // IFNAMSIZ - 1
+  }
+  EXPECT_LE(eight.underlayInterface().size(), 15U);
+  // Commands run in a host's namespace by nsenter (the mounts stay ours).
+  const auto argv = inHost(c, {"ip", "link"});
+  ASSERT_EQ(argv.size(), 5U);
+  EXPECT_EQ(argv[0], "nsenter");
+  EXPECT_EQ(argv[1], "--net=/run/netns/" + c.netns);
+  EXPECT_EQ(inHost(a, {"ip", "link"}).size(), 2U);
+  EXPECT_EQ(nodeHostAddress("fd7a:5c00:0:1::/64"), "fd7a:5c00:0:1::1/128");
+  EXPECT_EQ(nodeHostAddress("fd7a:5c00:0:1::/48"), "");
+  EXPECT_EQ(nodeHostAddress("not an address/64"), "");
 }
 
 TEST(VtDevSweep, FindsSocketsUnderADir) {
@@ -115,6 +173,8 @@ TEST(VtDevStatus, JsonNamesEveryComponent) {
   EXPECT_TRUE(j["components"][0]["pid"].is_null());
   EXPECT_TRUE(j["instances"].is_null());
   EXPECT_EQ(j["control_plane_url"], "https://[::1]:8080");
+  EXPECT_EQ(j["nodes"], 1);
+  EXPECT_TRUE(j["hosts"].empty());
 }
 
 }  // namespace

@@ -220,6 +220,10 @@ void registerRunCommand(CLI::App& app, CommandAction* action) {
         auto p = image::parseIpPrefix(v);
         return p ? std::string() : p.error().message();
       });
+  run->add_option("--insecure-registry", o.image.insecure_registries,
+                  "Pull from this registry HOST:PORT over plain http, as from a loopback one "
+                  "(repeatable; layers are still checked against their digests, but registry "
+                  "credentials would cross the network in clear: `vt dev --nodes` only)");
   run->add_flag("--allow-oci-layout-images", flags->allow_oci_layout,
                 "Accept oci:DIR image references, which read a directory on this host (tests)");
   run->add_flag("!--unsafe-unconfined-vms", flags->confine.enabled,
