@@ -138,7 +138,10 @@ Result<void> Agent::start() {
     std::lock_guard lock(firewall_mu_);
     firewall_.emplace(options_.state_dir + "/firewall", options_.nft_binary,
                       options_.firewall_policy);
-    if (options_.facts.role != "edge") egress_ = std::make_unique<NodeEgress>(options_);
+    if (options_.facts.role != "edge") {
+      egress_ = std::make_unique<NodeEgress>(options_);
+      (void)firewall_->setGuestSubnet4(egress_->guestSubnet4());
+    }
   }
   adoptOrClean();
   if (options_.mesh_enabled) {

@@ -6,6 +6,7 @@
 
 #include "agent/agent.h"
 #include "plfm/core/log.h"
+#include "plfm/core/process.h"
 
 namespace plfm::agent {
 namespace {
@@ -28,7 +29,8 @@ std::vector<std::string> forwardingOff(bool ipv4, bool ipv6) {
 }
 
 NodeEgress::NodeEgress(const AgentOptions& options)
-    : nft_(options.state_dir + "/egress", options.nft_binary),
+    : work_dir_(options.state_dir + "/egress"),
+      nft_(work_dir_, options.nft_binary),
       subnet_flag_(options.guest_ipv4_subnet) {
   policy_.egress6 = options.egress6;
   policy_.interface4 = options.egress_interface.empty() ? netdev::defaultRouteInterface(AF_INET)
@@ -40,6 +42,11 @@ NodeEgress::NodeEgress(const AgentOptions& options)
              {"interface4", policy_.interface4},
              {"interface6", policy_.interface6},
              {"guest_ipv4_subnet", subnet_flag_.empty() ? "default" : subnet_flag_}});
+  // The last subnet, so adopted guests keep their IPv4 rules before the
+  // first plan (the filter is rebuilt at start).
+  if (auto last = readFile(subnetFile()); last && !last->empty()) {
+    if (auto p = netdev::parseIpv4Prefix(*last)) policy_.guest_subnet4 = *p;
+  }
   for (const auto& sysctl :
        forwardingOff(subnet_flag_ != "off", policy_.egress6 != netdev::Egress6Mode::kOff)) {
     log::warn("forwarding is off: guests cannot reach the outside (set the sysctl to 1)",
@@ -62,8 +69,16 @@ void NodeEgress::follow(const netdev::MeshPlan* mesh) {
               {{"error", r.error().toString()}});
     return;
   }
+  if (next.guest_subnet4 != policy_.guest_subnet4) {
+    const std::string text = next.guest_subnet4 ? next.guest_subnet4->str() : "";
+    if (auto r = writeFileAtomic(subnetFile(), text, 0600); !r) {
+      log::warn("saving the guest IPv4 subnet failed", {{"error", r.error().toString()}});
+    }
+  }
   policy_ = std::move(next);
 }
+
+std::string NodeEgress::subnetFile() const { return work_dir_ + "/guest_subnet4"; }
 
 std::optional<netdev::Ipv4Prefix> NodeEgress::guestSubnet4() const {
   std::lock_guard lock(mu_);

@@ -27,12 +27,15 @@ class NodeEgress {
   // operator-set subnet still applies). Failures are logged and retried on
   // the next plan.
   void follow(const netdev::MeshPlan* mesh);
-  // The node's guest IPv4 subnet, once known.
+  // The node's guest IPv4 subnet, once known (from the last run's until the
+  // first plan).
   [[nodiscard]] std::optional<netdev::Ipv4Prefix> guestSubnet4() const;
   // Removes both tables (the agent stops its instances on exit).
   void remove();
 
  private:
+  [[nodiscard]] std::string subnetFile() const;  // STATE/egress/guest_subnet4
+  std::string work_dir_;
   mutable std::mutex mu_;
   netdev::NftEgress nft_;        // guarded by mu_
   netdev::EgressPolicy policy_;  // guarded by mu_
