@@ -690,6 +690,13 @@ Result<std::vector<std::string>> Platform::down() {
     so.stdout_path = logPath("node-agent");
     (void)runChecked({"nft", "delete", "table", "inet", "plfm_agent"}, so);
   }
+  // And its egress NAT tables (mesh.md "Egress"), when it made them.
+  if (fs::exists(path("node-agent/egress/ruleset.nft"))) {
+    SpawnOptions so;
+    so.stdout_path = logPath("node-agent");
+    (void)runChecked({"nft", "delete", "table", "ip", "plfm_nat4"}, so);
+    (void)runChecked({"nft", "delete", "table", "ip6", "plfm_nat6"}, so);
+  }
   for (const auto& m : mountsUnder(s_.state_dir)) ::umount2(m.c_str(), MNT_DETACH);
   for (const auto& sock : socketsUnder(s_.state_dir)) {
     std::error_code ec;
