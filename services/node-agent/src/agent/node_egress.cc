@@ -44,7 +44,7 @@ NodeEgress::NodeEgress(const AgentOptions& options)
              {"guest_ipv4_subnet", subnet_flag_.empty() ? "default" : subnet_flag_}});
   // The last subnet, so adopted guests keep their IPv4 rules before the
   // first plan (the filter is rebuilt at start).
-  if (auto last = readFile(subnetFile()); last && !last->empty()) {
+  if (auto last = readFile(subnetFile()); last && !last->empty() && subnet_flag_ != "off") {
     if (auto p = netdev::parseIpv4Prefix(*last)) policy_.guest_subnet4 = *p;
   }
   for (const auto& sysctl :
@@ -60,7 +60,9 @@ void NodeEgress::follow(const netdev::MeshPlan* mesh) {
   next.cluster_prefix.reset();
   if (mesh != nullptr) next.cluster_prefix = mesh->cluster_prefix;
   // The default subnet needs the node number; an operator-set one does not.
-  if (mesh != nullptr || (!subnet_flag_.empty() && subnet_flag_ != "off")) {
+  if (subnet_flag_ == "off") {
+    next.guest_subnet4.reset();
+  } else if (mesh != nullptr || !subnet_flag_.empty()) {
     auto subnet = netdev::guestSubnet4(subnet_flag_, mesh != nullptr ? mesh->self.node_number : 0);
     if (subnet) next.guest_subnet4 = *subnet;
   }
