@@ -174,10 +174,11 @@ class EgressNetns : public testing::NetnsSuite<EgressNetns> {
     PLFM_TRY(inet.run({"ip", "-6", "addr", "add", std::string(kWeb6) + "/128", "dev", "lo"}));
     inet.background(whoamiServer);
     // Counts the UDP that reaches the internet on kPort, whatever its source.
-    PLFM_TRY(inet.run({"nft",
-                       "add table inet count; add chain inet count in { type filter hook "
-                       "input priority 0; }; add rule inet count in udp dport " +
-                           std::to_string(kPort) + " counter"}));
+    const std::string count =
+        "add table inet count; add chain inet count in { type filter hook input priority 0; }; "
+        "add rule inet count in udp dport " +
+        std::to_string(kPort) + " counter";
+    PLFM_TRY(inet.run({"nft", count}));
     node.background(whoamiServer);  // the host's own service
     // The guests, as the agent sets up a tap (netdev/tap.h).
     for (const Guest& g : kGuests) {
