@@ -833,6 +833,13 @@ Result<std::vector<std::string>> Platform::down() {
     so.stdout_path = logPath("node-agent");
     (void)runChecked({"nft", "delete", "table", "inet", "plfm_agent"}, so);
   }
+  // And its egress NAT tables (mesh.md "Egress"), when it made them.
+  if (fs::exists(path("node-agent/egress/ruleset.nft"))) {
+    SpawnOptions so;
+    so.stdout_path = logPath("node-agent");
+    (void)runChecked({"nft", "delete", "table", "ip", "plfm_nat4"}, so);
+    (void)runChecked({"nft", "delete", "table", "ip6", "plfm_nat6"}, so);
+  }
   // Hosts B...: their taps and tables go with their namespaces; mesh
   // interfaces and wireguard-go are ended first (dev_hosts.h).
   for (const auto& what : hosts_.destroy(logPath("hosts"))) {

@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "netdev/egress.h"
 #include "netdev/mesh.h"
 
 namespace plfm::agent {
@@ -16,6 +17,59 @@ void addMeshInterfaceOption(CLI::App& app, std::string& target) {
             return netdev::validMeshInterfaceName(v) ? "" : "1 to 15 of [a-z0-9-]";
           },
           "NAME"));
+}
+
+namespace {
+
+// A CLI11 validator from a parser: its error message, or "" when it parses.
+template <typename Parse>
+CLI::Validator checkedBy(Parse parse, const std::string& what) {
+  return CLI::Validator(
+      [parse](std::string& v) -> std::string {
+        auto r = parse(v);
+        return r ? std::string() : r.error().message();
+      },
+      what);
+}
+
+}  // namespace
+
+void addEgressOptions(CLI::App& run, AgentOptions& o) {
+  o.firewall_policy.egress_denied4.clear();
+  for (const char* p :
+       {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"}) {
+    o.firewall_policy.egress_denied4.push_back(*netdev::parseIpv4Prefix(p));
+  }
+  run.add_option_function<std::string>(
+         "--egress6", [&o](const std::string& v) { o.egress6 = *netdev::parseEgress6Mode(v); },
+         "How guests' IPv6 leaves the node: nat66 (masquerade the cluster prefix; the default), "
+         "route (forward unchanged: the operator routes the prefix) or off (drop it)")
+      ->check(checkedBy(netdev::parseEgress6Mode, "MODE"));
+  run.add_option("--egress-interface", o.egress_interface,
+                 "The interface guest traffic leaves by (default: the interface of the IPv6, "
+                 "respectively IPv4, default route at start)")
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            return netdev::validEgressInterfaceName(v)
+                       ? ""
+                       : "1 to 15 of [A-Za-z0-9._-], not a tap name (vt-*)";
+          },
+          "NAME"));
+  run.add_option("--guest-ipv4-subnet", o.guest_ipv4_subnet,
+                 "The node's guest IPv4 subnet, /16 to /29 (default 10.42.N.0/24, N = the node "
+                 "number modulo 256; off: no guest IPv4)")
+      ->check(checkedBy(netdev::validateGuestSubnet4Flag, "CIDR"));
+  run.add_option_function<std::vector<std::string>>(
+         "--guest-egress-deny4",
+         [&o](const std::vector<std::string>& v) {
+           o.firewall_policy.egress_denied4.clear();
+           for (const auto& p : v) {
+             o.firewall_policy.egress_denied4.push_back(*netdev::parseIpv4Prefix(p));
+           }
+         },
+         "An IPv4 prefix guests may not reach (repeatable; replaces the default 10.0.0.0/8, "
+         "172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10, 169.254.0.0/16)")
+      ->check(checkedBy(netdev::parseIpv4Prefix, "CIDR"));
 }
 
 void addMeshOptions(CLI::App& run, AgentOptions& o) {

@@ -15,6 +15,10 @@ namespace plfm::agent {
 // Adds the flags to `run`, writing into `o` (and turns the mesh on: `run`
 // joins it unless --no-mesh).
 void addMeshOptions(CLI::App& run, AgentOptions& o);
+// The egress flags (mesh.md "Egress"): --egress6, --egress-interface,
+// --guest-ipv4-subnet and the repeatable --guest-egress-deny4 (whose default
+// is the private, shared and link-local IPv4 ranges).
+void addEgressOptions(CLI::App& run, AgentOptions& o);
 // --mesh-interface alone (`mesh status` has it too).
 void addMeshInterfaceOption(CLI::App& app, std::string& target);
 

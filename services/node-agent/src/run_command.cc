@@ -273,6 +273,7 @@ void registerRunCommand(CLI::App& app, CommandAction* action) {
                   "An IPv6 prefix guests may not reach, such as the underlay's private services "
                   "(repeatable; instances are decided by org first)")
       ->default_str("fc00::/7");
+  addEgressOptions(*run, o);
   run->add_option("--nft", o.nft_binary, "The nft binary for the guest network filter")
       ->capture_default_str();
   addMeshOptions(*run, o);

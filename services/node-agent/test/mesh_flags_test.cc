@@ -69,5 +69,46 @@ TEST(MeshFlags, TheTomlFileSetsThem) {
   EXPECT_FALSE(parse("--config " + toml, bad));
 }
 
+bool parseEgress(const std::string& args, AgentOptions& o) {
+  return testing::parseRun(args, [&o](CLI::App& run) { addEgressOptions(run, o); });
+}
+
+TEST(EgressFlags, DefaultsAndEachFlag) {
+  AgentOptions o;
+  ASSERT_TRUE(parseEgress("", o));
+  EXPECT_EQ(o.egress6, netdev::Egress6Mode::kNat66);
+  EXPECT_EQ(o.egress_interface, "");
+  EXPECT_EQ(o.guest_ipv4_subnet, "");
+  ASSERT_EQ(o.firewall_policy.egress_denied4.size(), 5U);
+  EXPECT_EQ(o.firewall_policy.egress_denied4[3].str(), "100.64.0.0/10");
+
+  AgentOptions set;
+  ASSERT_TRUE(
+      parseEgress("--egress6 route --egress-interface enp1s0.7 --guest-ipv4-subnet 172.20.0.0/16 "
+                  "--guest-egress-deny4 198.51.100.0/24 --guest-egress-deny4 10.0.0.0/8",
+                  set));
+  EXPECT_EQ(set.egress6, netdev::Egress6Mode::kRoute);
+  EXPECT_EQ(set.egress_interface, "enp1s0.7");
+  EXPECT_EQ(set.guest_ipv4_subnet, "172.20.0.0/16");
+  ASSERT_EQ(set.firewall_policy.egress_denied4.size(), 2U);
+  EXPECT_EQ(set.firewall_policy.egress_denied4[0].str(), "198.51.100.0/24");
+
+  AgentOptions off;
+  ASSERT_TRUE(parseEgress("--egress6 off --guest-ipv4-subnet off", off));
+  EXPECT_EQ(off.egress6, netdev::Egress6Mode::kOff);
+  EXPECT_EQ(off.guest_ipv4_subnet, "off");
+}
+
+TEST(EgressFlags, BadValuesAreRefused) {
+  for (const char* bad :
+       {"--egress6 nat44", "--egress6 ''", "--egress-interface vt-a1", "--egress-interface 'a b'",
+        "--egress-interface a234567890123456", "--guest-ipv4-subnet 10.42.0.1/24",
+        "--guest-ipv4-subnet 10.0.0.0/8", "--guest-ipv4-subnet fd00::/64",
+        "--guest-egress-deny4 10.0.0.1/8", "--guest-egress-deny4 ::/0"}) {
+    AgentOptions o;
+    EXPECT_FALSE(parseEgress(bad, o)) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace plfm::agent

@@ -14,6 +14,7 @@
 
 #include "agent/instance_worker.h"
 #include "agent/log_endpoint.h"
+#include "agent/node_egress.h"
 #include "agent/workload_check.h"
 #include "netdev/mesh_plan.h"
 #include "netdev/tap.h"
@@ -56,9 +57,10 @@ int64_t hostMemoryMb() {
   return 1024;
 }
 
-Result<netdev::GuestFilter> guestFilterFor(const Workload& w, const std::string& tap) {
+Result<netdev::GuestFilter> guestFilterFor(const Workload& w, const std::string& tap,
+                                           const std::string& ipv4) {
   const std::string org = w.org_id.empty() ? "instance:" + w.instance_id : "org:" + w.org_id;
-  auto f = netdev::parseGuestFilter(tap, w.address, org);
+  auto f = netdev::parseGuestFilter(tap, w.address, org, ipv4);
   if (!f) return std::move(f).error().context("the guest network filter");
   return f;
 }
@@ -136,6 +138,10 @@ Result<void> Agent::start() {
     std::lock_guard lock(firewall_mu_);
     firewall_.emplace(options_.state_dir + "/firewall", options_.nft_binary,
                       options_.firewall_policy);
+    if (options_.facts.role != "edge") {
+      egress_ = std::make_unique<NodeEgress>(options_);
+      (void)firewall_->setGuestSubnet4(egress_->guestSubnet4());
+    }
   }
   adoptOrClean();
   if (options_.mesh_enabled) {
@@ -189,6 +195,7 @@ void Agent::stop() {
         log::warn("removing the guest network filter failed", {{"error", r.error().toString()}});
       }
     }
+    if (egress_) egress_->remove();
   }
   if (http_) http_->stop(std::chrono::seconds(1));
   log::info("node agent stopped", {{"node_id", credential_.node_id},
@@ -290,7 +297,7 @@ void Agent::adoptOrClean() {
       if (!rec.tap.empty() && options_.manage_network) {
         // Rebuilt from the record before its worker starts, so the rewrite
         // below (and any worker's) keeps this guest filtered.
-        if (auto f = guestFilterFor(rec.workload, rec.tap)) {
+        if (auto f = guestFilterFor(rec.workload, rec.tap, rec.ipv4)) {
           std::lock_guard fw(firewall_mu_);
           guest_filters_.insert_or_assign(id, std::move(*f));
         } else {
@@ -341,6 +348,19 @@ void Agent::applyPlan(const NodePlan& plan) {
   // The guest filter learns the cluster prefix before the mesh carries traffic.
   if (auto section = netdev::parseMeshPlan(plan.mesh)) {
     filterMesh(section->plan.cluster_prefix.str(), options_.mesh.mesh.interface);
+    if (egress_) egress_->follow(&section->plan);
+  } else if (egress_) {
+    egress_->follow(nullptr);
+  }
+  if (egress_) {
+    // The guest subnet's IPv4 rules follow the subnet (netdev/firewall.h).
+    std::lock_guard lock(firewall_mu_);
+    if (firewall_ && firewall_->setGuestSubnet4(egress_->guestSubnet4())) {
+      if (auto r = applyFirewallLocked(); !r) {
+        log::warn("rewriting the guest filter for IPv4 failed; the next rewrite retries",
+                  {{"error", r.error().toString()}});
+      }
+    }
   }
   if (mesh_) mesh_->observe(plan.mesh);
   if (options_.facts.role == "edge" && !plan.instances.empty()) {
@@ -583,6 +603,7 @@ void Agent::filterMesh(std::string_view cluster_prefix, std::string_view mesh_in
 
 Result<void> Agent::filterGuest(const std::string& instance_id, netdev::GuestFilter filter) {
   std::lock_guard lock(firewall_mu_);
+  ipv4_held_.erase(instance_id);
   guest_filters_.insert_or_assign(instance_id, std::move(filter));
   auto r = applyFirewallLocked();
   if (r) return ok();
@@ -595,8 +616,23 @@ Result<void> Agent::filterGuest(const std::string& instance_id, netdev::GuestFil
   return std::move(r).error().context("guest network isolation");
 }
 
+Result<std::string> Agent::guestIpv4(const std::string& instance_id) {
+  const auto subnet = egress_ ? egress_->guestSubnet4() : std::nullopt;
+  if (!subnet) return std::string();
+  std::lock_guard lock(firewall_mu_);
+  std::vector<std::string> used;
+  for (const auto& [id, f] : guest_filters_) {
+    if (f.ipv4()) used.push_back(netdev::formatIpv4(*f.ipv4()));
+  }
+  for (const auto& [id, a] : ipv4_held_) used.push_back(a);
+  PLFM_ASSIGN_OR_RETURN(std::string a, netdev::lowestFreeGuestIpv4(*subnet, used));
+  ipv4_held_[instance_id] = a;
+  return a;
+}
+
 void Agent::unfilterGuest(const std::string& instance_id) {
   std::lock_guard lock(firewall_mu_);
+  ipv4_held_.erase(instance_id);
   if (guest_filters_.erase(instance_id) == 0 || !firewall_) return;
   if (auto r = applyFirewallLocked(); !r) {
     // The next rewrite (the table is always rewritten whole) drops the entry.

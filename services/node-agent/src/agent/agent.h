@@ -45,12 +45,14 @@
 #include "agent/instance_record.h"
 #include "agent/log_endpoint.h"
 #include "agent/mesh_member.h"
+#include "agent/node_egress.h"
 #include "agent/volume_backup.h"
 #include "agent/volume_ops.h"
 #include "agent/volume_snapshot.h"
 #include "agent/volume_store.h"
 #include "agent/workload_check.h"
 #include "image/image_cache.h"
+#include "netdev/egress.h"
 #include "netdev/firewall.h"
 #include "plfm/core/metrics.h"
 #include "plfm/core/result.h"
@@ -98,6 +100,13 @@ struct AgentOptions {
   // Inbound sources and egress destinations outside the platform
   // (netdev/firewall.h); run_command's defaults deny egress to fc00::/7.
   netdev::FirewallPolicy firewall_policy;
+  // Egress (netdev/egress.h, mesh.md "Egress"): the IPv6 mode; the interface
+  // guest traffic leaves by (empty: each family's default route's at start);
+  // the guest IPv4 subnet flag ("": 10.42.N.0/24 from the plan's node
+  // number, "off": no guest IPv4).
+  netdev::Egress6Mode egress6 = netdev::Egress6Mode::kNat66;
+  std::string egress_interface;
+  std::string guest_ipv4_subnet;
 
   std::chrono::seconds plan_wait{30};
   std::chrono::milliseconds boot_timeout{90'000};  // VMM start to READY
@@ -155,7 +164,8 @@ class InstanceWorker;
 
 // The guest filter entry of an instance on `tap`: its address, and its org
 // (an instance without an org id is an org of its own).
-[[nodiscard]] Result<netdev::GuestFilter> guestFilterFor(const Workload& w, const std::string& tap);
+[[nodiscard]] Result<netdev::GuestFilter> guestFilterFor(const Workload& w, const std::string& tap,
+                                                         const std::string& ipv4 = {});
 
 class Agent final : public InstanceHost {
  public:
@@ -237,6 +247,7 @@ class Agent final : public InstanceHost {
                                          netdev::GuestFilter filter) override;
   // Drops the entry (if any) and rewrites the table; failures are logged.
   void unfilterGuest(const std::string& instance_id) override;
+  [[nodiscard]] Result<std::string> guestIpv4(const std::string& instance_id) override;
   [[nodiscard]] VolumeStore& volumes() override { return volumes_; }
 
   // Only what changed since the last delivered report is sent.
@@ -289,6 +300,7 @@ class Agent final : public InstanceHost {
   VolumeStore volumes_;
   std::unique_ptr<VolumeBackups> backups_;
   std::unique_ptr<VolumeOps> volume_ops_;  // set by start()
+  std::unique_ptr<NodeEgress> egress_;     // set by start() when it manages networking
   std::unique_ptr<MeshMember> mesh_;       // set by start() when options_.mesh_enabled
   metrics::Registry metrics_;
   InstanceMetrics instance_metrics_{metrics_};
@@ -315,7 +327,8 @@ class Agent final : public InstanceHost {
   std::optional<http::ServerTlsOptions> listen_tls_;  // set when the listener speaks TLS
   void pinRelayKey(const std::string& text);          // from a heartbeat answer
   std::mutex firewall_mu_;
-  std::optional<netdev::NftFirewall> firewall_;               // guarded by firewall_mu_
+  std::optional<netdev::NftFirewall> firewall_;   // guarded by firewall_mu_
+  std::map<std::string, std::string> ipv4_held_;  // instance id -> IPv4 not yet filtered
   std::map<std::string, netdev::GuestFilter> guest_filters_;  // by instance id; same
 };
 

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <map>
 
+#include "netdev/tap.h"
 #include "plfm/core/strings.h"
 
 namespace plfm::agent {
@@ -164,6 +165,12 @@ Result<guest_proto::Config> guestConfig(const GuestConfigInput& in) {
     if (!gw) return Error(errc::kInvalidArgument, "bad gateway " + w.gateway);
     net.ipv6_gateway = *gw;
     net.mtu = static_cast<uint32_t>(w.mtu);
+    if (!in.ipv4.empty()) {
+      auto v4 = guest_proto::parseIpv4(in.ipv4);
+      auto gw4 = guest_proto::parseIpv4(std::string(netdev::kGatewayIpv4));
+      if (!v4 || !gw4) return Error(errc::kInvalidArgument, "bad guest IPv4 " + in.ipv4);
+      net.ipv4 = guest_proto::Ipv4Config{*v4, 32, *gw4};
+    }
     c.network = net;
   }
   c.shutdown_grace_ms = in.shutdown_grace_ms;

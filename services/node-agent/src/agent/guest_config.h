@@ -35,6 +35,7 @@ struct GuestConfigInput {
   const image::ImageConfig* image = nullptr;
   UserDb users;
   bool with_network = true;
+  std::string ipv4;  // the guest's private IPv4 (/32, gateway 169.254.0.1); empty: none
   uint32_t shutdown_grace_ms = 10'000;
   std::string rootfs_device = "/dev/vda";
   std::string scratch_device = "/dev/vdb";

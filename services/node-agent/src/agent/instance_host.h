@@ -88,6 +88,13 @@ class InstanceHost {
   [[nodiscard]] virtual Result<void> filterGuest(const std::string& instance_id,
                                                  netdev::GuestFilter filter) = 0;
   virtual void unfilterGuest(const std::string& instance_id) = 0;
+  // The guest's private IPv4 (mesh.md "Egress"): the lowest free address >=
+  // .2 of the node's subnet, held for the instance until unfilterGuest();
+  // empty when the node gives guests no IPv4 (the default here).
+  [[nodiscard]] virtual Result<std::string> guestIpv4(const std::string& instance_id) {
+    (void)instance_id;
+    return std::string();
+  }
   // The node's volume files and who writes each (volume_store.h).
   [[nodiscard]] virtual VolumeStore& volumes() = 0;
   // Reports a volume's state to the control plane (deduplicated; resent

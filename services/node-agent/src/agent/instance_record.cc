@@ -97,6 +97,7 @@ json InstanceRecord::toJson() const {
           {"reason", reason},
           {"exec_revision", exec_revision},
           {"volume_revision", volume_revision},
+          {"ipv4", ipv4},
           {"timings", t}};
 }
 
@@ -122,6 +123,7 @@ Result<InstanceRecord> InstanceRecord::fromJson(const json& j) {
     r.reason = j.value("reason", "");
     r.exec_revision = j.value("exec_revision", uint32_t{0});
     r.volume_revision = j.value("volume_revision", uint32_t{0});
+    r.ipv4 = j.value("ipv4", "");
     if (auto it = j.find("timings"); it != j.end()) {
       r.timings.image_ms = it->value("image_ms", int64_t{-1});
       r.timings.spawn_us = it->value("spawn_us", int64_t{-1});

@@ -81,6 +81,9 @@ struct InstanceRecord {
   // The guest's HELLO volume_revision (0: no online resize or freeze; an
   // extend then waits for the next start), kept for an adopted VM.
   uint32_t volume_revision = 0;
+  // The guest's private IPv4 from the node's subnet (mesh.md "Egress"),
+  // chosen by the agent, kept so an adopted instance keeps it; empty: none.
+  std::string ipv4;
   Timings timings;
 
   [[nodiscard]] nlohmann::json toJson() const;

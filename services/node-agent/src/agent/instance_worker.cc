@@ -382,9 +382,22 @@ Result<void> InstanceWorker::prepare() {
   }
   if (!rec_.tap.empty()) {
     // Filter first: the tap must never exist without its guest's rules.
-    PLFM_ASSIGN_OR_RETURN(auto filter, guestFilterFor(w, rec_.tap));
+    std::string ipv4;
+    {
+      std::lock_guard lock(mu_);
+      ipv4 = rec_.ipv4;
+    }
+    if (ipv4.empty()) {
+      PLFM_ASSIGN_OR_RETURN(ipv4, host_.guestIpv4(w.instance_id));
+      {
+        std::lock_guard lock(mu_);
+        rec_.ipv4 = ipv4;
+      }
+      save();  // adoption keeps the address
+    }
+    PLFM_ASSIGN_OR_RETURN(auto filter, guestFilterFor(w, rec_.tap, ipv4));
     PLFM_TRY(host_.filterGuest(w.instance_id, std::move(filter)));
-    netdev::TapConfig tap{rec_.tap, w.mtu, w.address};
+    netdev::TapConfig tap{rec_.tap, w.mtu, w.address, ipv4};
     PLFM_TRY(netdev::ensureTap(tap));
   }
   return ok();
@@ -414,6 +427,10 @@ Result<void> InstanceWorker::boot() {
     });
   }
   in.with_network = !w.address.empty();
+  {
+    std::lock_guard lock(mu_);
+    in.ipv4 = rec_.ipv4;
+  }
   in.shutdown_grace_ms = opts.shutdown_grace_ms;
   PLFM_ASSIGN_OR_RETURN(auto config, guestConfig(in));
   config.host_time_ns = unixNs(host_.clock());  // the guest sets its clock from it

@@ -252,6 +252,21 @@ std::string prefixSet(const std::string& name, const std::vector<Ipv6Prefix>& pr
          " {\n\t\ttype ipv6_addr\n\t\tflags interval\n\t\tauto-merge\n" + elements(items) + "\t}\n";
 }
 
+// Guest IPv4 (mesh.md "Egress"), appended to the forward chain (the last
+// chain of both layouts) after its established/related accept: no new flow
+// to a guest's IPv4 from anywhere (other guests, the underlay), and none
+// from a guest to the denied ranges.
+std::string withIpv4(std::string chains, const Ipv4Prefix& subnet) {
+  const size_t end = chains.rfind("\t}\n");
+  chains.insert(end,
+                "\t\t# Guest IPv4: no new flow to a guest, none to the denied ranges.\n"
+                "\t\tip daddr " +
+                    subnet.str() +
+                    " counter drop\n"
+                    "\t\tiifname \"vt-*\" ip daddr @egress_denied4 counter drop\n");
+  return chains;
+}
+
 std::string table() { return std::string(kFirewallFamily) + " " + std::string(kFirewallTable); }
 
 }  // namespace
@@ -313,6 +328,36 @@ Result<Ipv6Prefix> parseIpv6Prefix(std::string_view text) {
       return bad("bits set after the prefix length");
     }
   }
+  return p;
+}
+
+std::string Ipv4Prefix::str() const { return format4(address) + "/" + std::to_string(length); }
+
+bool Ipv4Prefix::contains(const in_addr& a) const {
+  const uint32_t mask = length == 0 ? 0 : ~uint32_t{0} << (32 - length);
+  return (ntohl(a.s_addr) & mask) == ntohl(address.s_addr);
+}
+
+Result<Ipv4Prefix> parseIpv4Prefix(std::string_view text) {
+  const auto bad = [&](std::string_view why) {
+    return Error(errc::kInvalidArgument,
+                 "expected an IPv4 prefix like 10.42.0.0/24: " + std::string(why))
+        .with("prefix", std::string(text.substr(0, 64)));
+  };
+  const size_t slash = text.find('/');
+  if (slash == std::string_view::npos) return bad("no /length");
+  const std::string addr(text.substr(0, slash));
+  const std::string_view len = text.substr(slash + 1);
+  Ipv4Prefix p;
+  if (addr.size() >= INET_ADDRSTRLEN || !onlyChars(addr, "0123456789.") ||
+      inet_pton(AF_INET, addr.c_str(), &p.address) != 1) {
+    return bad("not an IPv4 address");
+  }
+  if (len.empty() || len.size() > 2 || !onlyChars(len, "0123456789")) return bad("bad length");
+  p.length = std::atoi(std::string(len).c_str());
+  if (p.length > 32) return bad("the length is at most 32");
+  const uint32_t mask = p.length == 0 ? 0 : ~uint32_t{0} << (32 - p.length);
+  if ((ntohl(p.address.s_addr) & ~mask) != 0) return bad("bits set after the prefix length");
   return p;
 }
 
@@ -403,6 +448,15 @@ Result<std::string> renderRuleset(std::vector<GuestFilter> guests, const Firewal
                  "Sources outside the platform that may connect to instances.");
   s += prefixSet("egress_denied", policy.egress_denied,
                  "Destinations outside the platform guests may not reach.");
+  if (policy.guest_subnet4) {
+    std::vector<std::string> denied4;
+    for (const auto& p : policy.egress_denied4) denied4.push_back(p.str());
+    std::sort(denied4.begin(), denied4.end());
+    denied4.erase(std::unique(denied4.begin(), denied4.end()), denied4.end());
+    s += "\t# IPv4 destinations guests may not reach.\n\tset egress_denied4 {\n\t\ttype "
+         "ipv4_addr\n\t\tflags interval\n\t\tauto-merge\n" +
+         elements(denied4) + "\t}\n";
+  }
   s += "\t# An instance address -> the chain of its org.\n";
   s += "\tmap org_of {\n\t\ttype ipv6_addr : verdict\n" + elements(org_of) + "\t}\n";
   for (const auto& [org, addrs] : members) {
@@ -415,13 +469,14 @@ Result<std::string> renderRuleset(std::vector<GuestFilter> guests, const Firewal
   }
   if (policy.mesh) s += meshTags(guests, *policy.mesh);
   s += kGuestChains;
+  std::string chains(kSingleHostChains);
   if (policy.mesh) {
-    s += replaceAll(
+    chains = replaceAll(
         replaceAll(std::string(kMeshChains), "@CLUSTER@", policy.mesh->clusterPrefix().str()),
         "@MESH@", ifname(policy.mesh->interface()));
-  } else {
-    s += kSingleHostChains;
   }
+  if (policy.guest_subnet4) chains = withIpv4(std::move(chains), *policy.guest_subnet4);
+  s += chains;
   s += "}\n";
   return s;
 }
@@ -442,11 +497,22 @@ bool NftFirewall::setMesh(std::optional<MeshFilter> mesh) {
   return true;
 }
 
+bool NftFirewall::setGuestSubnet4(std::optional<Ipv4Prefix> subnet) {
+  if (policy_.guest_subnet4 == subnet) return false;
+  policy_.guest_subnet4 = subnet;
+  return true;
+}
+
 Result<void> NftFirewall::remove() { return run(renderRemoval()); }
 
 Result<void> NftFirewall::run(const std::string& script) {
+  return runNftScript(nft_, work_dir_, script, "the guest filter");
+}
+
+Result<void> runNftScript(const std::string& nft_binary, const std::string& work_dir,
+                          const std::string& script, std::string_view what) {
   namespace fs = std::filesystem;
-  std::string nft = nft_;
+  std::string nft = nft_binary;
   if (nft.find('/') == std::string::npos) {
     const char* path = std::getenv("PATH");
     std::string dirs = path != nullptr ? path : "/usr/sbin:/usr/bin:/sbin:/bin";
@@ -468,22 +534,23 @@ Result<void> NftFirewall::run(const std::string& script) {
     nft.clear();
   }
   if (nft.empty()) {
-    return Error("netdev.nft_missing",
-                 "the nft binary was not found (install nftables), so guests cannot be filtered")
-        .with("nft", nft_);
+    return Error(
+               "netdev.nft_missing",
+               "the nft binary was not found (install nftables): cannot apply " + std::string(what))
+        .with("nft", nft_binary);
   }
   std::error_code ec;
-  fs::create_directories(work_dir_, ec);
-  if (ec) return Error(errc::kIo, "creating " + work_dir_ + ": " + ec.message());
-  const std::string script_path = work_dir_ + "/ruleset.nft";
-  const std::string log_path = work_dir_ + "/nft.log";
+  fs::create_directories(work_dir, ec);
+  if (ec) return Error(errc::kIo, "creating " + work_dir + ": " + ec.message());
+  const std::string script_path = work_dir + "/ruleset.nft";
+  const std::string log_path = work_dir + "/nft.log";
   PLFM_TRY(writeFileAtomic(script_path, script, 0600));
   fs::remove(log_path, ec);
   SpawnOptions so;
   so.stdout_path = log_path;
   if (auto r = runChecked({nft, "-f", script_path}, so); !r) {
     return Error("netdev.firewall_failed",
-                 "nft could not apply the guest filter: " + r.error().message())
+                 "nft could not apply " + std::string(what) + ": " + r.error().message())
         .with("script", script_path);
   }
   return ok();

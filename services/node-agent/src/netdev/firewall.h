@@ -68,6 +68,18 @@ struct Ipv6Prefix {
 };
 [[nodiscard]] Result<Ipv6Prefix> parseIpv6Prefix(std::string_view text);
 
+// The same for IPv4 ("10.42.1.0/24"), host bits zero.
+struct Ipv4Prefix {
+  in_addr address{};
+  int length = 0;
+  [[nodiscard]] std::string str() const;
+  [[nodiscard]] bool contains(const in_addr& a) const;
+  friend bool operator==(const Ipv4Prefix& a, const Ipv4Prefix& b) {
+    return a.length == b.length && a.address.s_addr == b.address.s_addr;
+  }
+};
+[[nodiscard]] Result<Ipv4Prefix> parseIpv4Prefix(std::string_view text);
+
 // The mesh's part of the filter (docs/specs/networking/mesh.md, "Isolation
 // across hosts"): the cluster prefix comes from the NodePlan at run time, the
 // interface from the agent's --mesh-interface. Built only by parseMeshFilter().
@@ -102,6 +114,13 @@ struct FirewallPolicy {
   // Destinations guests may not reach (the underlay's private services:
   // Postgres, other nodes' agents). Instances are decided by org first.
   std::vector<Ipv6Prefix> egress_denied;
+  // Guest IPv4 (mesh.md "Egress"): IPv4 destinations guests may not reach
+  // (the agent's defaults: the private, shared and link-local ranges).
+  // Rendered only with a guest subnet (see NftFirewall::setGuestSubnet4).
+  std::vector<Ipv4Prefix> egress_denied4;
+  // The node's guest IPv4 subnet; without it the filter has no IPv4 rules
+  // beyond anti-spoofing (byte for byte the IPv6-only one).
+  std::optional<Ipv4Prefix> guest_subnet4;
   // The mesh across hosts; without it the filter is exactly the single-host
   // one (byte for byte).
   std::optional<MeshFilter> mesh;
@@ -125,6 +144,13 @@ struct FirewallPolicy {
 // The script that removes the table (and succeeds when there is none).
 [[nodiscard]] std::string renderRemoval();
 
+// Runs `nft -f` on `script`, kept as WORK_DIR/ruleset.nft with nft's output
+// in WORK_DIR/nft.log; `nft` is looked up on PATH (plus the sbin dirs) when
+// not absolute. `what` names the ruleset in errors. The guest filter and the
+// egress NAT (netdev/egress.h) both apply through it.
+[[nodiscard]] Result<void> runNftScript(const std::string& nft, const std::string& work_dir,
+                                        const std::string& script, std::string_view what);
+
 // Applies rulesets with the nft binary. Not thread-safe: the agent
 // serialises calls.
 class NftFirewall {
@@ -137,6 +163,8 @@ class NftFirewall {
   // Sets (or clears) the mesh part of the policy for the next apply(); true
   // when it changed, so the caller rewrites the table.
   bool setMesh(std::optional<MeshFilter> mesh);
+  // The same for the node's guest IPv4 subnet (the IPv4 rules).
+  bool setGuestSubnet4(std::optional<Ipv4Prefix> subnet);
   [[nodiscard]] Result<void> remove();
 
  private:

@@ -109,6 +109,21 @@ Result<void> writeSysctl(const std::string& path, std::string_view value) {
   return ok();
 }
 
+// A host route (/32 or /128) to `dst` by the link `index`.
+int addHostRoute(Rtnl& nl, unsigned index, int family, const void* dst, size_t len) {
+  nlmsghdr* nlh = nl.begin(RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE);
+  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
+  rtm->rtm_family = static_cast<unsigned char>(family);
+  rtm->rtm_dst_len = static_cast<unsigned char>(len * 8);
+  rtm->rtm_table = RT_TABLE_MAIN;
+  rtm->rtm_protocol = RTPROT_STATIC;
+  rtm->rtm_scope = family == AF_INET ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
+  rtm->rtm_type = RTN_UNICAST;
+  mnl_attr_put(nlh, RTA_DST, len, dst);
+  mnl_attr_put_u32(nlh, RTA_OIF, index);
+  return nl.run(nlh);
+}
+
 }  // namespace
 
 std::string tapNameFor(std::string_view instance_id) {
@@ -171,18 +186,35 @@ Result<void> ensureTap(const TapConfig& config) {
       return Error(errc::kInvalidArgument, "bad guest IPv6 address")
           .with("address", config.guest_address);
     }
-    nlmsghdr* nlh = nl.begin(RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE);
-    auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
-    rtm->rtm_family = AF_INET6;
-    rtm->rtm_dst_len = 128;
-    rtm->rtm_table = RT_TABLE_MAIN;
-    rtm->rtm_protocol = RTPROT_STATIC;
-    rtm->rtm_scope = RT_SCOPE_UNIVERSE;
-    rtm->rtm_type = RTN_UNICAST;
-    mnl_attr_put(nlh, RTA_DST, sizeof dst, &dst);
-    mnl_attr_put_u32(nlh, RTA_OIF, index);
-    if (int err = nl.run(nlh))
+    if (int err = addHostRoute(nl, index, AF_INET6, &dst, sizeof dst)) {
       return netlinkError("routing " + config.guest_address, config.name, err);
+    }
+  }
+  if (!config.guest_ipv4.empty()) {
+    // The IPv4 twin of fe80::1: 169.254.0.1/32 on the tap (the guest's
+    // on-link gateway), and a /32 route to the guest.
+    in_addr gw4{};
+    in_addr dst{};
+    inet_pton(AF_INET, std::string(kGatewayIpv4).c_str(), &gw4);
+    if (inet_pton(AF_INET, config.guest_ipv4.c_str(), &dst) != 1) {
+      return Error(errc::kInvalidArgument, "bad guest IPv4 address")
+          .with("address", config.guest_ipv4);
+    }
+    nlmsghdr* nlh = nl.begin(RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE);
+    auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
+    ifa->ifa_family = AF_INET;
+    ifa->ifa_prefixlen = 32;
+    ifa->ifa_flags = IFA_F_PERMANENT;
+    ifa->ifa_scope = RT_SCOPE_UNIVERSE;
+    ifa->ifa_index = index;
+    mnl_attr_put(nlh, IFA_LOCAL, sizeof gw4, &gw4);
+    mnl_attr_put(nlh, IFA_ADDRESS, sizeof gw4, &gw4);
+    if (int err = nl.run(nlh); err != 0 && err != EEXIST) {
+      return netlinkError("adding " + std::string(kGatewayIpv4), config.name, err);
+    }
+    if (int err = addHostRoute(nl, index, AF_INET, &dst, sizeof dst)) {
+      return netlinkError("routing " + config.guest_ipv4, config.name, err);
+    }
   }
   PLFM_TRY(writeSysctl("/proc/sys/net/ipv6/conf/" + config.name + "/forwarding", "1"));
   return ok();

@@ -7,6 +7,8 @@
 //   - T carries fe80::1/64 (no DAD), the guest's default gateway: the same
 //     link-local address on every tap (docs/specs/scheduler/node-plan.md);
 //   - the host routes A/128 to T;
+//   - with a guest IPv4 B: T carries 169.254.0.1/32 (the guest's on-link
+//     gateway) and the host routes B/32 to T;
 //   - IPv6 forwarding is on for T, so traffic from the mesh reaches the guest.
 // Every step is idempotent (EEXIST is success), so converging twice, or after
 // a crash halfway, gives the same result. removeTap() deletes the link, which
@@ -23,11 +25,16 @@ namespace plfm::netdev {
 
 inline constexpr std::string_view kTapPrefix = "vt-";
 inline constexpr std::string_view kGatewayLinkLocal = "fe80::1";
+// The IPv4 twin: on every tap (/32) when the guest has an IPv4 (mesh.md "Egress").
+inline constexpr std::string_view kGatewayIpv4 = "169.254.0.1";
 
 struct TapConfig {
   std::string name;  // at most 15 bytes; tapNameFor() gives one
   int mtu = 1420;
   std::string guest_address;  // IPv6, routed as /128 to the tap; empty: none
+  // IPv4 (dotted quad), routed as /32 to the tap, which then also carries
+  // 169.254.0.1/32; empty: none.
+  std::string guest_ipv4;
 };
 
 // "vt-" + 11 hex characters of sha256(instance_id): unique per instance,

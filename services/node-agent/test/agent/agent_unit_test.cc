@@ -236,6 +236,16 @@ TEST(GuestConfig, ArgvFollowsOciOverrideRules) {
   EXPECT_EQ(c->network->ipv6_prefix_len, 128);
   EXPECT_EQ(c->network->mtu, 1420U);
   EXPECT_EQ(c->hostname, "inst-01jd0000000000000000000000");
+  EXPECT_FALSE(c->network->ipv4);  // no guest IPv4 given
+
+  // A guest IPv4: a /32 behind the on-link gateway 169.254.0.1.
+  in.ipv4 = "10.42.1.2";
+  auto v4 = guestConfig(in);
+  ASSERT_TRUE(v4 && v4->network && v4->network->ipv4);
+  EXPECT_EQ(guest_proto::formatIpv4(v4->network->ipv4->address), "10.42.1.2");
+  EXPECT_EQ(v4->network->ipv4->prefix_len, 32);
+  EXPECT_EQ(guest_proto::formatIpv4(*v4->network->ipv4->gateway), "169.254.0.1");
+  in.ipv4.clear();
 
   // A command replaces the entrypoint and drops the image's cmd.
   w.command = {"/bin/sh", "-c"};
@@ -293,6 +303,7 @@ TEST(InstanceRecord, RoundTripsAndCorruptRecordsAreMovedAside) {
   rec.exit_code = 3;
   rec.timings.boot_ms = 1500;
   rec.exec_revision = 1;  // an adopted VM's guest still serves exec
+  rec.ipv4 = "10.42.1.2";  // an adopted guest keeps its IPv4
   ASSERT_TRUE(store.save(rec));
   std::ofstream(dir.file("inst_broken.json")) << "{not json";
   auto all = store.loadAll();
@@ -307,6 +318,7 @@ TEST(InstanceRecord, RoundTripsAndCorruptRecordsAreMovedAside) {
   EXPECT_EQ(back.exit_code, 3);
   EXPECT_EQ(back.timings.boot_ms, 1500);
   EXPECT_EQ(back.exec_revision, 1U);
+  EXPECT_EQ(back.ipv4, "10.42.1.2");
   EXPECT_TRUE(std::filesystem::exists(dir.file("inst_broken.json.corrupt")));
 }
 

@@ -70,6 +70,39 @@ TEST(Firewall, RulesetWithAMeshMatchesGolden) {
   PLFM_EXPECT_GOLDEN("netdev/golden/mesh_two_orgs.nft", *text);
 }
 
+// Guest IPv4 (mesh.md "Egress"): the denied ranges and the subnet rules
+// appear only with a guest subnet; the rest is the mesh ruleset unchanged.
+TEST(Firewall, RulesetWithGuestIpv4MatchesGolden) {
+  FirewallPolicy policy = meshPolicy();
+  policy.guest_subnet4 = *parseIpv4Prefix("10.42.1.0/24");
+  policy.egress_denied4 = {*parseIpv4Prefix("10.0.0.0/8"), *parseIpv4Prefix("169.254.0.0/16"),
+                           *parseIpv4Prefix("10.0.0.0/8")};
+  std::vector<GuestFilter> guests = meshGuests();
+  guests[0] = guest("vt-c0ffee00001", "fd7a:5c00:0:1:0:5:0:2", "org:org_a", "10.42.1.2");
+  auto text = renderRuleset(guests, policy);
+  ASSERT_TRUE(text) << text.error().toString();
+  PLFM_EXPECT_GOLDEN("netdev/golden/mesh_ipv4.nft", *text);
+  policy.guest_subnet4.reset();
+  auto without = renderRuleset(guests, policy);
+  ASSERT_TRUE(without);
+  EXPECT_EQ(without->find("egress_denied4"), std::string::npos);
+  EXPECT_EQ(without->find("10.42.1.0/24"), std::string::npos);
+}
+
+TEST(Firewall, Ipv4PrefixesAreParsedStrictly) {
+  EXPECT_EQ(parseIpv4Prefix("10.42.1.0/24")->str(), "10.42.1.0/24");
+  EXPECT_EQ(parseIpv4Prefix("0.0.0.0/0")->str(), "0.0.0.0/0");
+  in_addr a{};
+  ASSERT_EQ(inet_pton(AF_INET, "10.42.1.7", &a), 1);
+  EXPECT_TRUE(parseIpv4Prefix("10.42.1.0/24")->contains(a));
+  EXPECT_FALSE(parseIpv4Prefix("10.42.2.0/24")->contains(a));
+  for (const char* bad :
+       {"10.42.1.1/24", "10.42.1.0/33", "10.42.1.0", "10.42.1.0/", "10.42.1.0/24 ",
+        "010.42.1.0/24x", "::/0", "10.42.1/24", "10.42.1.0/-1"}) {
+    EXPECT_FALSE(parseIpv4Prefix(bad)) << "accepted " << bad;
+  }
+}
+
 TEST(Firewall, WithoutAMeshTheRulesetIsTheSingleHostOne) {
   FirewallPolicy policy = meshPolicy();
   policy.mesh.reset();

@@ -40,7 +40,7 @@ TEST(Tap, EnsureIsIdempotentAndRemoveCleansUp) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root (CAP_NET_ADMIN) for unshare and taps";
   int failures = inNetns([] {
     int bad = 0;
-    TapConfig c{"vt-test0", 1420, "fd7a:5c00:0:1::2"};
+    TapConfig c{"vt-test0", 1420, "fd7a:5c00:0:1::2", "10.42.1.2"};
     if (!ensureTap(c)) ++bad;
     if (!ensureTap(c)) ++bad;  // again: no error, same state
     if (!linkExists("vt-test0")) ++bad;
@@ -52,6 +52,9 @@ TEST(Tap, EnsureIsIdempotentAndRemoveCleansUp) {
     if (addr.find("fe80::1/64") == std::string::npos) ++bad;
     std::string route = run("ip -6 route show dev vt-test0");
     if (route.find("fd7a:5c00:0:1::2") == std::string::npos) ++bad;
+    // The guest's IPv4: 169.254.0.1/32 on the tap, a /32 route to the guest.
+    if (run("ip -4 addr show dev vt-test0").find("169.254.0.1/32") == std::string::npos) ++bad;
+    if (run("ip -4 route show dev vt-test0").find("10.42.1.2") == std::string::npos) ++bad;
     std::string fwd = readFile("/proc/sys/net/ipv6/conf/vt-test0/forwarding").value_or("");
     if (fwd.rfind('1', 0) != 0) ++bad;
     auto links = listLinks("vt-");
@@ -65,13 +68,14 @@ TEST(Tap, EnsureIsIdempotentAndRemoveCleansUp) {
 }
 
 TEST(Tap, BadInputIsRefused) {
-  TapConfig long_name{"vt-this-name-is-too-long", 1420, ""};
+  TapConfig long_name{"vt-this-name-is-too-long", 1420, "", ""};
   EXPECT_FALSE(ensureTap(long_name));
   if (::geteuid() != 0) GTEST_SKIP();
   int failures = inNetns([] {
-    TapConfig c{"vt-test1", 1420, "not-an-address"};
-    auto r = ensureTap(c);
-    int bad = r ? 1 : 0;
+    TapConfig c{"vt-test1", 1420, "not-an-address", ""};
+    int bad = ensureTap(c) ? 1 : 0;
+    TapConfig v4{"vt-test1", 1420, "", "10.42.1.256"};
+    bad += ensureTap(v4) ? 1 : 0;
     (void)removeTap("vt-test1");
     return bad;
   });
