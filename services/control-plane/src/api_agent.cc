@@ -2,6 +2,7 @@
 // and instance status reports (volume reports: api_agent_volumes.cc). Each is idempotent by its own
 // contract, so none takes an Idempotency-Key (docs/specs/scheduler/node-plan.md).
 #include <algorithm>
+#include <array>
 #include <cctype>
 
 #include "api.h"
@@ -38,10 +39,10 @@ bool printable(std::string_view s) {
 // checked field by field and rebuilt, so only these keys are ever stored.
 Result<json::Json> parseMeshStats(const json::Json& m) {
   if (!m.is_object()) return invalid("mesh", "must be an object");
-  for (const auto& [key, value] : m.items()) {
+  for (const auto& item : m.items()) {
     static constexpr std::array<std::string_view, 5> kKeys = {
         "peers", "peers_up", "latest_handshake_at", "rx_bytes", "tx_bytes"};
-    if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end()) {
+    if (std::find(kKeys.begin(), kKeys.end(), item.key()) == kKeys.end()) {
       return invalid("mesh",
                      "has an unknown field (allowed: peers, peers_up, "
                      "latest_handshake_at, rx_bytes, tx_bytes)");

@@ -327,7 +327,9 @@ TEST_F(NodesApiTest, AgentInputIsCheckedFieldByField) {
 // shown by GET /v1/nodes, replaced by each heartbeat, cleared by one without,
 // no event; a bad value is refused naming the field and changes nothing.
 TEST_F(NodesApiTest, HeartbeatMeshFiguresShowInTheNodeList) {
-  auto [node, token] = enrollNode("m1.example");
+  const auto enrolled = enrollNode("m1.example");
+  const std::string node = enrolled.first;
+  const std::string token = enrolled.second;
   const json::Json mesh = {{"peers", 2},
                            {"peers_up", 1},
                            {"latest_handshake_at", "2026-12-06T18:00:00.000000Z"},
