@@ -81,6 +81,29 @@ std::string roleOf(const json& n) {
   return it != n.end() && it->is_string() ? it->get<std::string>() : "worker";
 }
 
+// The heartbeat's mesh figures (mesh.md, "Operator view and the bench"):
+// "peers_up/peers", or "-" when the node reports none (no mesh interface,
+// or an agent or control plane from before).
+const json* meshOf(const json& n) {
+  auto it = n.find("mesh");
+  return it != n.end() && it->is_object() ? &*it : nullptr;
+}
+
+std::string meshCell(const json& n) {
+  const json* m = meshOf(n);
+  if (m == nullptr) return "-";
+  return cell(m->value("peers_up", json())) + "/" + cell(m->value("peers", json()));
+}
+
+std::string meshDetails(const json& n) {
+  const json* m = meshOf(n);
+  if (m == nullptr) return "-";
+  const json latest = m->value("latest_handshake_at", json());
+  return meshCell(n) + " peers up, latest handshake " +
+         (latest.is_string() ? shortTime(latest) : std::string("never")) + ", rx " +
+         cell(m->value("rx_bytes", json())) + " B, tx " + cell(m->value("tx_bytes", json())) + " B";
+}
+
 int nodesList(Invocation& inv) {
   auto client = inv.api();
   if (!client) return fail(inv, client.error());
@@ -92,7 +115,7 @@ int nodesList(Invocation& inv) {
   });
   printList(inv, *items,
             {"ID", "HOSTNAME", "ROLE", "STATE", "SCHEDULING", "CORES", "MEMORY_MB", "INSTANCES",
-             "IPV6_PREFIX", "HEARTBEAT"},
+             "IPV6_PREFIX", "MESH", "HEARTBEAT"},
             [](const json& n) {
               const json& a = n.contains("allocated") ? n["allocated"] : json::object();
               return std::vector<std::string>{field(n, "id"),
@@ -104,6 +127,7 @@ int nodesList(Invocation& inv) {
                                               memoryUse(n),
                                               std::to_string(a.value("instances", 0)),
                                               cell(field(n, "ipv6_prefix")),
+                                              meshCell(n),
                                               shortTime(n.value("last_heartbeat_at", json()))};
             });
   return 0;
@@ -147,6 +171,7 @@ int nodesGet(Invocation& inv) {
                   {"ipv6_prefix", cell((*n)["ipv6_prefix"])},
                   {"underlay", cell((*n)["underlay_address"])},
                   {"mesh_port", n->contains("mesh_port") ? cell((*n)["mesh_port"]) : "51820"},
+                  {"mesh", meshDetails(*n)},
                   {"agent_url",
                    n->value("agent_url", "").empty() ? "-" : (*n)["agent_url"].get<std::string>()},
                   {"runtimes", runtimes.empty() ? "-" : runtimes},

@@ -66,6 +66,16 @@ TEST_F(VtNodesTest, EnrollListGetCordonDrainMatchGoldenTranscript) {
   auto n2 = testing::enrollAgent(cp_->url, receipt["result"]["token"], "n2.example");
   EXPECT_EQ(std::string(quiet.out.substr(0, 3)), "vt_");
   t.note("agents enrolled " + n1.value("node_id", "") + " and " + n2.value("node_id", ""));
+  // n1 reports its mesh (the MESH column: peers_up/peers); n2 reports none ("-").
+  EXPECT_EQ(
+      testing::agentPost(cp_->url, n1.value("node_id", ""), n1.value("token", ""), "heartbeat",
+                         {{"mesh",
+                           {{"peers", 2},
+                            {"peers_up", 1},
+                            {"latest_handshake_at", "2026-12-06T18:00:00Z"},
+                            {"rx_bytes", 1234},
+                            {"tx_bytes", 5678}}}}),
+      200);
 
   EXPECT_EQ(t.run({"nodes", "list", "--format", "table"}).code, 0);
   EXPECT_EQ(t.run({"nodes", "get", "n1.example", "--format", "table"}).code, 0);

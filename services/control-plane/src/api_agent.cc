@@ -2,12 +2,14 @@
 // and instance status reports (volume reports: api_agent_volumes.cc). Each is idempotent by its own
 // contract, so none takes an Idempotency-Key (docs/specs/scheduler/node-plan.md).
 #include <algorithm>
+#include <array>
 #include <cctype>
 
 #include "api.h"
 #include "node_plan.h"
 #include "nodes.h"
 #include "plfm/reconcile/types.h"
+#include "volume_reports.h"
 
 namespace plfm::cp {
 namespace {
@@ -17,17 +19,54 @@ Error invalid(std::string_view field, const std::string& why) {
       .with("field", std::string(field));
 }
 
-Result<int64_t> requireInt(const json::Json& body, std::string_view field, int64_t lo, int64_t hi) {
+// `prefix`: how the error names an object's field ("mesh." names mesh.peers).
+Result<int64_t> requireInt(const json::Json& body, std::string_view field, int64_t lo, int64_t hi,
+                           std::string_view prefix = {}) {
   auto it = body.find(field);
   if (it == body.end() || !it->is_number_integer() || it->get<int64_t>() < lo ||
       it->get<int64_t>() > hi) {
-    return invalid(field, "must be an integer " + std::to_string(lo) + ".." + std::to_string(hi));
+    return invalid(std::string(prefix) + std::string(field),
+                   "must be an integer " + std::to_string(lo) + ".." + std::to_string(hi));
   }
   return it->get<int64_t>();
 }
 
 bool printable(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return c > 32 && c < 127; });
+}
+
+// The heartbeat's `mesh` figures (mesh.md, "Operator view and the bench"),
+// checked field by field and rebuilt, so only these keys are ever stored.
+Result<json::Json> parseMeshStats(const json::Json& m) {
+  if (!m.is_object()) return invalid("mesh", "must be an object");
+  for (const auto& item : m.items()) {
+    static constexpr std::array<std::string_view, 5> kKeys = {
+        "peers", "peers_up", "latest_handshake_at", "rx_bytes", "tx_bytes"};
+    if (std::find(kKeys.begin(), kKeys.end(), item.key()) == kKeys.end()) {
+      return invalid("mesh",
+                     "has an unknown field (allowed: peers, peers_up, "
+                     "latest_handshake_at, rx_bytes, tx_bytes)");
+    }
+  }
+  // One peer per node: far above any cluster this control plane runs.
+  PLFM_ASSIGN_OR_RETURN(int64_t peers, requireInt(m, "peers", 0, 65535, "mesh."));
+  PLFM_ASSIGN_OR_RETURN(int64_t up, requireInt(m, "peers_up", 0, peers, "mesh."));
+  PLFM_ASSIGN_OR_RETURN(int64_t rx, requireInt(m, "rx_bytes", 0, INT64_MAX, "mesh."));
+  PLFM_ASSIGN_OR_RETURN(int64_t tx, requireInt(m, "tx_bytes", 0, INT64_MAX, "mesh."));
+  json::Json latest = nullptr;
+  auto it = m.find("latest_handshake_at");
+  if (it == m.end()) return invalid("mesh.latest_handshake_at", "is required (null: never)");
+  if (!it->is_null()) {
+    if (!it->is_string() || !isRfc3339Utc(it->get_ref<const std::string&>())) {
+      return invalid("mesh.latest_handshake_at", "must be an RFC 3339 UTC time or null");
+    }
+    latest = *it;
+  }
+  return json::Json{{"peers", peers},
+                    {"peers_up", up},
+                    {"latest_handshake_at", latest},
+                    {"rx_bytes", rx},
+                    {"tx_bytes", tx}};
 }
 
 Result<NodeFacts> parseFacts(const json::Json& body) {
@@ -204,7 +243,7 @@ void Api::registerAgentRoutes(http::Router& r) {
           // before signed relay requests sent it (docs/specs/runtime/logs.md).
           PLFM_ASSIGN_OR_RETURN(
               auto body, parseBody(ctx.req, {"agent_version", "agent_url", "agent_cert_sha256",
-                                             "relay_key", "volume_capacity_bytes"}));
+                                             "relay_key", "volume_capacity_bytes", "mesh"}));
           if (body.contains("relay_key")) {
             return invalid("relay_key",
                            "is no longer accepted: the control plane signs each relay request "
@@ -224,6 +263,11 @@ void Api::registerAgentRoutes(http::Router& r) {
             PLFM_ASSIGN_OR_RETURN(volume_capacity,
                                   requireInt(body, "volume_capacity_bytes", 0, INT64_MAX));
           }
+          // The mesh figures (absent: the node has no mesh interface now).
+          std::optional<json::Json> mesh;
+          if (auto it = body.find("mesh"); it != body.end() && !it->is_null()) {
+            PLFM_ASSIGN_OR_RETURN(mesh, parseMeshStats(*it));
+          }
           return runWrite(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
             AgentEndpoint endpoint;
             if (agent_url) {
@@ -236,7 +280,7 @@ void Api::registerAgentRoutes(http::Router& r) {
             }
             PLFM_ASSIGN_OR_RETURN(auto beat,
                                   recordHeartbeat(tx, deps_.clock, node.str(), version.value_or(""),
-                                                  endpoint, volume_capacity));
+                                                  endpoint, volume_capacity, mesh));
             PLFM_ASSIGN_OR_RETURN(int64_t plan, planVersion(tx.connection(), node.str()));
             Mutation m;
             m.status = 200;

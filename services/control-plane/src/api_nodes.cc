@@ -15,8 +15,9 @@ const std::string kNodeSelect =
     "GREATEST(n.plan_version, coalesce(a.plan_seq, 0)) AS plan_version, "
     "jsonb_build_object('instances', coalesce(a.instances, 0), 'vcpus', coalesce(a.vcpus, 0), "
     "'memory_mb', coalesce(a.memory_mb, 0)) AS allocated, " +
-    ts("l.last_heartbeat_at") + " AS last_heartbeat_at, coalesce(l.agent_url, '') AS agent_url, " +
-    ts("n.created_at") + " AS created_at, " + ts("n.updated_at") +
+    ts("l.last_heartbeat_at") +
+    " AS last_heartbeat_at, coalesce(l.agent_url, '') AS agent_url, l.mesh, " + ts("n.created_at") +
+    " AS created_at, " + ts("n.updated_at") +
     " AS updated_at FROM nodes_view n LEFT JOIN LATERAL (SELECT max(i.plan_seq) AS plan_seq, "
     "count(*) FILTER (WHERE i.current_state <> 'stopped') AS instances, "
     "sum(i.vcpus) FILTER (WHERE i.current_state <> 'stopped') AS vcpus, "

@@ -175,7 +175,8 @@ Result<HeartbeatResult> recordHeartbeat(pg::Transaction& tx, const Clock& clock,
                                         const std::string& node_id,
                                         const std::string& agent_version,
                                         const AgentEndpoint& endpoint,
-                                        std::optional<int64_t> volume_capacity_bytes) {
+                                        std::optional<int64_t> volume_capacity_bytes,
+                                        const std::optional<json::Json>& mesh) {
   const auto now_tp = clock.now();
   const std::string now = toRfc3339(now_tp);
   // One statement in the common case: lock the row, read the old state and
@@ -188,11 +189,12 @@ Result<HeartbeatResult> recordHeartbeat(pg::Transaction& tx, const Clock& clock,
           "state = 'active', state_since = CASE WHEN old.state = 'active' THEN l.state_since "
           "ELSE $2::timestamptz END, agent_url = CASE WHEN $4 = '' THEN l.agent_url ELSE $4 "
           "END, agent_cert_sha256 = CASE WHEN $4 = '' THEN l.agent_cert_sha256 ELSE $5 END, "
-          "volume_capacity_bytes = coalesce($6::bigint, l.volume_capacity_bytes) FROM old WHERE "
+          "volume_capacity_bytes = coalesce($6::bigint, l.volume_capacity_bytes), mesh = $7::jsonb "
+          "FROM old WHERE "
           "l.node_id = $1 RETURNING old.state, "
           "floor(extract(epoch FROM $2::timestamptz - old.last_heartbeat_at))::bigint",
-          {node_id, now, agent_version, endpoint.url, endpoint.cert_sha256,
-           volume_capacity_bytes}));
+          {node_id, now, agent_version, endpoint.url, endpoint.cert_sha256, volume_capacity_bytes,
+           mesh ? std::optional<std::string>(mesh->dump()) : std::nullopt}));
   if (rs.rows() != 1) {
     return Error(plfm::errc::kNotFound, "node " + node_id + " not found").with("node_id", node_id);
   }

@@ -21,6 +21,7 @@
 #include "event_store.h"
 #include "mesh_plan.h"
 #include "plfm/core/clock.h"
+#include "plfm/core/json.h"
 #include "plfm/core/result.h"
 #include "plfm/pg/pg.h"
 
@@ -88,11 +89,13 @@ struct HeartbeatResult {
 // `endpoint` (the agent's log endpoint and its certificate, checked by
 // checkAgentEndpoint; docs/specs/runtime/logs.md) is kept as it was when its
 // url is empty. `volume_capacity_bytes` (the size of the filesystem that
-// holds the node's volumes) is kept as it was when absent.
+// holds the node's volumes) is kept as it was when absent. `mesh` (the mesh
+// figures, checked) replaces the last ones; nullopt clears them (no mesh).
 [[nodiscard]] Result<HeartbeatResult> recordHeartbeat(
     pg::Transaction& tx, const Clock& clock, const std::string& node_id,
     const std::string& agent_version, const AgentEndpoint& endpoint = {},
-    std::optional<int64_t> volume_capacity_bytes = std::nullopt);
+    std::optional<int64_t> volume_capacity_bytes = std::nullopt,
+    const std::optional<json::Json>& mesh = std::nullopt);
 
 struct RemovedNode {
   std::string hostname;

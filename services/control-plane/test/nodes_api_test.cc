@@ -323,6 +323,66 @@ TEST_F(NodesApiTest, AgentInputIsCheckedFieldByField) {
   EXPECT_TRUE(seen);
 }
 
+// The heartbeat's mesh figures (mesh.md, "Operator view and the bench"):
+// shown by GET /v1/nodes, replaced by each heartbeat, cleared by one without,
+// no event; a bad value is refused naming the field and changes nothing.
+TEST_F(NodesApiTest, HeartbeatMeshFiguresShowInTheNodeList) {
+  const auto enrolled = enrollNode("m1.example");
+  const std::string node = enrolled.first;
+  const std::string token = enrolled.second;
+  const json::Json mesh = {{"peers", 2},
+                           {"peers_up", 1},
+                           {"latest_handshake_at", "2026-12-06T18:00:00.000000Z"},
+                           {"rx_bytes", 1234},
+                           {"tx_bytes", 5678}};
+  auto beat = [&](const json::Json& body) {
+    return callJson("POST", "/v1/nodes/" + node + "/heartbeat", body, token);
+  };
+  auto ok = beat({{"agent_version", "t"}, {"mesh", mesh}});
+  ASSERT_EQ(ok.status, 200) << ok.raw;
+  EXPECT_EQ(ok.header("X-Event-Seq"), "0");  // liveness data, no event
+  auto one = call("GET", "/v1/nodes/" + node);
+  ASSERT_EQ(one.status, 200) << one.raw;
+  EXPECT_EQ(one.body["mesh"], mesh) << one.raw;
+  auto list = call("GET", "/v1/nodes");
+  ASSERT_EQ(list.status, 200) << list.raw;
+  ASSERT_EQ(list.body["items"].size(), 1U);
+  EXPECT_EQ(list.body["items"][0]["mesh"], mesh);
+
+  const std::vector<std::pair<json::Json, std::string>> bad = {
+      {"yes", "mesh"},
+      {{{"peers", 1}}, "mesh.peers_up"},
+      {{{"peers", -1}, {"peers_up", 0}}, "mesh.peers"},
+      {{{"peers", 1}, {"peers_up", 2}, {"rx_bytes", 0}, {"tx_bytes", 0}}, "mesh.peers_up"},
+      {{{"peers", 1}, {"peers_up", 1}, {"rx_bytes", "many"}, {"tx_bytes", 0}}, "mesh.rx_bytes"},
+      {{{"peers", 1}, {"peers_up", 1}, {"rx_bytes", 0}, {"tx_bytes", 0}},
+       "mesh.latest_handshake_at"},
+      {{{"peers", 1},
+        {"peers_up", 1},
+        {"rx_bytes", 0},
+        {"tx_bytes", 0},
+        {"latest_handshake_at", "yesterday"}},
+       "mesh.latest_handshake_at"},
+      {{{"peers", 1},
+        {"peers_up", 1},
+        {"rx_bytes", 0},
+        {"tx_bytes", 0},
+        {"latest_handshake_at", nullptr},
+        {"extra", 1}},
+       "mesh"},
+  };
+  for (const auto& [value, field] : bad) {
+    auto r = beat({{"mesh", value}});
+    EXPECT_EQ(r.status, 400) << field << ": " << r.raw;
+    EXPECT_EQ(r.body["error"]["details"]["field"], field) << r.raw;
+  }
+  EXPECT_EQ(call("GET", "/v1/nodes/" + node).body["mesh"], mesh);  // unchanged
+
+  // A heartbeat without figures (no mesh interface now): shown as null.
+  ASSERT_EQ(beat(json::Json::object()).status, 200);
+  EXPECT_TRUE(call("GET", "/v1/nodes/" + node).body["mesh"].is_null());
+}
+
 TEST_F(NodesApiTest, CapacityReasonsAndDrainingANode) {
   const Env e = deployedEnv("capacity", 1024);
   ASSERT_EQ(callJson("PUT", "/v1/envs/" + e.env + "/scale", {{"processes", {{"web", 2}}}}).status,

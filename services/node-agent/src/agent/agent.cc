@@ -909,8 +909,12 @@ void Agent::heartbeatLoop() {
   std::string url = agentUrl();
   while (!stopping_) {
     const uint64_t capacity = volumes_.capacityBytes();
+    nlohmann::json mesh = nullptr;  // the mesh figures (mesh.md, "Operator view")
+    if (mesh_) {
+      if (auto totals = mesh_->totals()) mesh = netdev::toHeartbeatJson(*totals);
+    }
     auto r = client.heartbeat(credential_.node_id, options_.agent_version, url, listen_cert_sha256_,
-                              capacity);
+                              capacity, mesh);
     if (!r && !url.empty() && r.error().message().find("agent_url") != std::string::npos) {
       // The control plane refuses where we say the log endpoint is (not
       // the node's registered address): keep the node alive without it.
@@ -919,7 +923,7 @@ void Agent::heartbeatLoop() {
           "unavailable until --listen/--advertise-url name its underlay address",
           {{"agent_url", url}, {"error", r.error().toString()}});
       url.clear();
-      r = client.heartbeat(credential_.node_id, options_.agent_version, {}, {}, capacity);
+      r = client.heartbeat(credential_.node_id, options_.agent_version, {}, {}, capacity, mesh);
     }
     if (!r) {
       log::warn("heartbeat failed", {{"error", r.error().toString()}});

@@ -103,13 +103,14 @@ Result<NodeCredential> ControlPlaneClient::enroll(const std::string& base_url,
 
 Result<ControlPlaneClient::HeartbeatReply> ControlPlaneClient::heartbeat(
     const std::string& node_id, const std::string& agent_version, const std::string& agent_url,
-    const std::string& cert_sha256, uint64_t volume_capacity_bytes) {
+    const std::string& cert_sha256, uint64_t volume_capacity_bytes, const json& mesh) {
   int status = 0;
   json body{{"agent_version", agent_version}};
   // The size of the filesystem that holds STATE/volumes (0: unknown, omitted).
   if (volume_capacity_bytes != 0) body["volume_capacity_bytes"] = volume_capacity_bytes;
   if (!agent_url.empty()) body["agent_url"] = agent_url;
   if (!agent_url.empty() && !cert_sha256.empty()) body["agent_cert_sha256"] = cert_sha256;
+  if (mesh.is_object()) body["mesh"] = mesh;
   PLFM_ASSIGN_OR_RETURN(auto j, call("POST", "/v1/nodes/" + node_id + "/heartbeat", body.dump(),
                                      std::chrono::seconds(10), &status));
   HeartbeatReply reply;

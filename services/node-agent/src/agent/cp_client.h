@@ -147,12 +147,14 @@ class ControlPlaneClient {
   // `agent_url` and `cert_sha256`: where the control plane reads this
   // node's logs and the certificate it pins there (docs/specs/runtime/
   // logs.md); empty when the agent has no listener (and the certificate
-  // empty for a plain loopback listener).
+  // empty for a plain loopback listener). `mesh`: the mesh figures
+  // (netdev::toHeartbeatJson), null when the node has no mesh interface.
   [[nodiscard]] Result<HeartbeatReply> heartbeat(const std::string& node_id,
                                                  const std::string& agent_version,
                                                  const std::string& agent_url = {},
                                                  const std::string& cert_sha256 = {},
-                                                 uint64_t volume_capacity_bytes = 0);
+                                                 uint64_t volume_capacity_bytes = 0,
+                                                 const nlohmann::json& mesh = nullptr);
   // Holds up to `wait` when the plan is still at `after`.
   [[nodiscard]] Result<NodePlan> plan(const std::string& node_id, int64_t after,
                                       std::chrono::seconds wait);

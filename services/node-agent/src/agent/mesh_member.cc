@@ -53,6 +53,18 @@ int64_t MeshMember::appliedVersion() const {
   return applied_version_;
 }
 
+std::optional<netdev::MeshTotals> MeshMember::totals() {
+  if (!mesh_.exists()) return std::nullopt;
+  auto dump = mesh_.dump();
+  if (!dump) {
+    log::warn("reading the mesh interface for the heartbeat failed",
+              {{"error", dump.error().toString()}});
+    return std::nullopt;
+  }
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
+  return netdev::meshTotals(*dump, std::chrono::duration_cast<std::chrono::seconds>(now).count());
+}
+
 void MeshMember::observe(const json& section) {
   if (!section.is_object()) return;  // an older control plane: no mesh yet
   const std::optional<int64_t> version = netdev::meshSectionVersion(section);

@@ -51,6 +51,10 @@ class MeshMember {
   // (--stop-instances-on-exit).
   void stop(bool remove_interface);
 
+  // The heartbeat's `mesh` figures from `wg show dump` now; nullopt when
+  // the interface does not exist (or wg fails: logged, the next beat retries).
+  [[nodiscard]] std::optional<netdev::MeshTotals> totals();
+
   // The version last applied or found in sync (-1: none yet), for tests.
   [[nodiscard]] int64_t appliedVersion() const;
 

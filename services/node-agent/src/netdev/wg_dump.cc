@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "plfm/core/clock.h"
 #include "plfm/core/strings.h"
 
 namespace plfm::netdev {
@@ -104,6 +105,33 @@ Result<WgDump> parseWgDump(std::string_view text) {
   }
   if (line_no == 0) return dumpError(1, "interface", "empty output");
   return d;
+}
+
+MeshTotals meshTotals(const WgDump& dump, int64_t now_unix) {
+  MeshTotals t;
+  for (const auto& p : dump.peers) {
+    ++t.peers;
+    // A handshake "from the future" (a clock step) counts as recent.
+    if (p.latest_handshake > 0 && now_unix - p.latest_handshake <= kPeerUpWithinSeconds) {
+      ++t.peers_up;
+    }
+    t.latest_handshake = std::max(t.latest_handshake, p.latest_handshake);
+    t.rx_bytes += p.rx_bytes;
+    t.tx_bytes += p.tx_bytes;
+  }
+  return t;
+}
+
+nlohmann::json toHeartbeatJson(const MeshTotals& t) {
+  nlohmann::json latest = nullptr;
+  if (t.latest_handshake > 0) {
+    latest = toRfc3339(Clock::WallTime(std::chrono::seconds(t.latest_handshake)));
+  }
+  return {{"peers", t.peers},
+          {"peers_up", t.peers_up},
+          {"latest_handshake_at", latest},
+          {"rx_bytes", t.rx_bytes},
+          {"tx_bytes", t.tx_bytes}};
 }
 
 }  // namespace plfm::netdev

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,5 +38,19 @@ struct WgDump {
 };
 
 [[nodiscard]] Result<WgDump> parseWgDump(std::string_view text);
+
+// The heartbeat's `mesh` figures (mesh.md, "Operator view and the bench"):
+// a peer is up when its latest handshake is at most kPeerUpWithin old.
+inline constexpr int64_t kPeerUpWithinSeconds = 180;
+struct MeshTotals {
+  int peers = 0;
+  int peers_up = 0;
+  int64_t latest_handshake = 0;  // Unix seconds, the newest over all peers; 0: never
+  uint64_t rx_bytes = 0;
+  uint64_t tx_bytes = 0;
+};
+[[nodiscard]] MeshTotals meshTotals(const WgDump& dump, int64_t now_unix);
+// {"peers", "peers_up", "latest_handshake_at" (RFC 3339 or null), "rx_bytes", "tx_bytes"}.
+[[nodiscard]] nlohmann::json toHeartbeatJson(const MeshTotals& t);
 
 }  // namespace plfm::netdev

@@ -177,6 +177,46 @@ TEST_F(MeshMemberTest, NoPeersNoInterface) {
   EXPECT_EQ(tools_->total(), 0U);
   m.stop(true);  // and nothing to delete
   EXPECT_EQ(tools_->total(), 0U);
+  EXPECT_FALSE(m.totals());  // no interface: the heartbeat carries no `mesh`
+}
+
+// The heartbeat's figures (mesh.md, "Operator view and the bench"): a peer
+// is up when its handshake is at most 180 s old; bytes are summed.
+TEST(MeshTotals, CountsPeersUpWithin180SecondsAndSumsBytes) {
+  const std::string k2 = "2IVfXqRw0uQ25k9EEPntx/ooq1jWchwBUXkRyLSWR2g=";
+  const std::string k3 = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=";
+  const std::string k4 = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
+  const std::string text = "(private)\t" + k2 + "\t51820\toff\n" + k2 +
+                           "\t(none)\t[fd00::2]:51820\tfd7a:5c00:0:2::/64\t1000\t10\t20\toff\n" +
+                           k3 + "\t(none)\t[fd00::3]:51820\tfd7a:5c00:0:3::/64\t820\t1\t2\toff\n" +
+                           k4 + "\t(none)\t(none)\tfd7a:5c00:0:4::/64\t0\t0\t0\toff\n";
+  auto dump = netdev::parseWgDump(text);
+  ASSERT_TRUE(dump) << dump.error().toString();
+  const auto t = netdev::meshTotals(*dump, 1000 + 180);
+  EXPECT_EQ(t.peers, 3);
+  EXPECT_EQ(t.peers_up, 1);  // 820 is 360 s old; 0 never shook hands
+  EXPECT_EQ(t.latest_handshake, 1000);
+  EXPECT_EQ(netdev::toHeartbeatJson(t),
+            json({{"peers", 3},
+                  {"peers_up", 1},
+                  {"latest_handshake_at", "1970-01-01T00:16:40.000000Z"},
+                  {"rx_bytes", 11},
+                  {"tx_bytes", 22}}));
+  EXPECT_EQ(netdev::meshTotals(*dump, 1000 + 181).peers_up, 0);
+  EXPECT_TRUE(
+      netdev::toHeartbeatJson(netdev::meshTotals(netdev::WgDump{}, 5))["latest_handshake_at"]
+          .is_null());
+}
+
+TEST_F(MeshMemberTest, TotalsComeFromWgShowDump) {
+  MeshMember m(options("lo"), metrics_, tools_->runner());
+  m.start();
+  m.observe(section(5));
+  ASSERT_TRUE(eventually([&] { return m.appliedVersion() == 5; }));
+  auto t = m.totals();
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->peers, 1);
+  EXPECT_EQ(t->peers_up, 0);  // never shook hands
 }
 
 }  // namespace

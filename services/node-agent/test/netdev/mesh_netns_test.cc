@@ -24,6 +24,7 @@
 #include "plfm/core/process.h"
 #include "plfm/core/unique_fd.h"
 #include "plfm/testing/temp_dir.h"
+#include "support/mesh_netns.h"
 #include "support/mesh_sections.h"
 
 namespace plfm::netdev {
@@ -32,31 +33,11 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-Result<std::string> sh(const std::vector<std::string>& argv) { return realCommandRunner()(argv); }
+using testing::inNs;
+using testing::sh;
+using testing::wireguardGo;
 
-// The wireguard-go serving `name` (its command line is "wireguard-go\0NAME\0").
-std::vector<pid_t> wireguardGo(const std::string& name) {
-  return processesMentioning(std::string("wireguard-go") + '\0' + name + '\0');
-}
-
-bool haveTools() {
-  for (const char* tool : {"wg", "wireguard-go", "ping", "ip"}) {
-    if (!sh({"sh", "-c", std::string("command -v ") + tool})) return false;
-  }
-  return true;
-}
-
-// Runs `fn` with this thread in the named network namespace: the commands
-// Mesh spawns inherit it, and its if_nametoindex looks there.
-template <class F>
-auto inNs(const std::string& ns, F fn) {
-  UniqueFd home(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
-  UniqueFd there(::open(("/run/netns/" + ns).c_str(), O_RDONLY | O_CLOEXEC));
-  if (!home || !there || ::setns(there.get(), CLONE_NEWNET) != 0) std::abort();
-  auto r = fn();
-  if (::setns(home.get(), CLONE_NEWNET) != 0) std::abort();
-  return r;
-}
+bool haveTools() { return testing::haveTools({"wg", "wireguard-go", "ping", "ip"}); }
 
 struct Host {
   std::string ns;
@@ -68,12 +49,9 @@ struct Host {
 };
 
 void randomKeyFile(const std::string& dir, WgKey* public_key) {
-  std::array<uint8_t, 32> sk{};
-  randombytes_buf(sk.data(), sk.size());
-  const WgKey priv = WgKey::fromBytes(sk);
-  *public_key = publicKeyOf(priv);
-  sodium_memzero(sk.data(), sk.size());
-  EXPECT_TRUE(writeFileAtomic(dir + "/wireguard.key", priv.base64() + "\n", 0600));
+  auto key = testing::randomKeyFile(dir);
+  ASSERT_TRUE(key) << key.error().toString();
+  *public_key = *key;
 }
 
 json peerOf(const Host& h) {
