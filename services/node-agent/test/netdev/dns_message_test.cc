@@ -2,6 +2,8 @@
 // "Internal names"): query parsing, answers per org tag, forwarding checks.
 #include "netdev/dns_message.h"
 
+#include "support/dns_query.h"
+
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
@@ -21,37 +23,9 @@ in6_addr addr(const char* text) {
   return a;
 }
 
-// A query for `name` (dotted) of `type`, with an OPT record when edns > 0.
 Bytes query(const std::string& name, std::uint16_t type, std::uint16_t edns = 0,
             std::uint16_t id = 0x1234) {
-  Bytes b{static_cast<std::uint8_t>(id >> 8),
-          static_cast<std::uint8_t>(id),
-          0x01,
-          0x00,
-          0,
-          1,
-          0,
-          0,
-          0,
-          0,
-          0,
-          static_cast<std::uint8_t>(edns > 0 ? 1 : 0)};
-  std::size_t start = 0;
-  while (start < name.size()) {
-    std::size_t dot = name.find('.', start);
-    if (dot == std::string::npos) dot = name.size();
-    b.push_back(static_cast<std::uint8_t>(dot - start));
-    b.insert(b.end(), name.begin() + static_cast<std::ptrdiff_t>(start),
-             name.begin() + static_cast<std::ptrdiff_t>(dot));
-    start = dot + 1;
-  }
-  b.push_back(0);
-  b.insert(b.end(), {static_cast<std::uint8_t>(type >> 8), static_cast<std::uint8_t>(type), 0, 1});
-  if (edns > 0) {
-    b.insert(b.end(), {0, 0, 41, static_cast<std::uint8_t>(edns >> 8),
-                       static_cast<std::uint8_t>(edns), 0, 0, 0, 0, 0, 0});
-  }
-  return b;
+  return testing::dnsQuery(name, type, edns, id);
 }
 
 Query parsed(const Bytes& b) {
