@@ -105,6 +105,9 @@ struct FirewallPolicy {
   // The mesh across hosts; without it the filter is exactly the single-host
   // one (byte for byte).
   std::optional<MeshFilter> mesh;
+  // The node's DNS responder (mesh.md, "Internal names"): guests may reach
+  // UDP and TCP port 53 at exactly this host address. Unset: no rule.
+  std::optional<Ipv6Prefix> dns_responder;  // a /128
 };
 
 // Validates and parses: `tap` is kTapPrefix plus 1 to 12 of [0-9a-z];
@@ -137,6 +140,8 @@ class NftFirewall {
   // Sets (or clears) the mesh part of the policy for the next apply(); true
   // when it changed, so the caller rewrites the table.
   bool setMesh(std::optional<MeshFilter> mesh);
+  // Sets (or clears) the DNS responder's address; true when it changed.
+  bool setDnsResponder(std::optional<Ipv6Prefix> address);
   [[nodiscard]] Result<void> remove();
 
  private:
