@@ -12,7 +12,9 @@
 #include <cstring>
 #include <list>
 
+#include "netdev/firewall.h"
 #include "plfm/core/log.h"
+#include "plfm/core/process.h"
 
 namespace plfm::agent {
 
@@ -169,6 +171,24 @@ std::vector<DnsUpstream> parseResolvConf(std::string_view text) {
     if (auto up = parseDnsUpstream(line)) out.push_back(*up);
   }
   return out;
+}
+
+Result<std::unique_ptr<DnsResponder>> startMeshDnsResponder(
+    const netdev::MeshPlan& plan, std::string_view mesh_interface,
+    const std::vector<std::string>& upstreams) {
+  PLFM_ASSIGN_OR_RETURN(auto filter,
+                        netdev::parseMeshFilter(plan.cluster_prefix.str(), mesh_interface));
+  DnsResponderConfig c;
+  c.listen = plan.self.address;
+  for (const std::string& u : upstreams) {
+    PLFM_ASSIGN_OR_RETURN(auto up, parseDnsUpstream(u));
+    c.upstreams.push_back(up);
+  }
+  if (upstreams.empty()) {
+    if (auto text = readFile("/etc/resolv.conf")) c.upstreams = parseResolvConf(*text);
+  }
+  c.org_tag_of = [filter](const in6_addr& a) { return filter.tagOf(a); };
+  return DnsResponder::start(std::move(c));
 }
 
 Result<std::unique_ptr<DnsResponder>> DnsResponder::start(DnsResponderConfig config) {

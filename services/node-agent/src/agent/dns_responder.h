@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "netdev/dns_message.h"
+#include "netdev/mesh_plan.h"
 #include "plfm/core/result.h"
 #include "plfm/core/unique_fd.h"
 
@@ -49,6 +50,15 @@ struct DnsResponderConfig {
   std::function<std::uint32_t(const in6_addr&)> org_tag_of;
   std::chrono::milliseconds upstream_timeout{2000};
 };
+
+class DnsResponder;
+
+// The responder of a mesh node: on the plan's host address, names by the
+// org tag of the cluster prefix, upstreams from --dns-upstream (`upstreams`,
+// validated by the flag) or else the host's /etc/resolv.conf.
+[[nodiscard]] Result<std::unique_ptr<DnsResponder>> startMeshDnsResponder(
+    const netdev::MeshPlan& plan, std::string_view mesh_interface,
+    const std::vector<std::string>& upstreams);
 
 class DnsResponder {
  public:

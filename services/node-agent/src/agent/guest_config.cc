@@ -165,6 +165,7 @@ Result<guest_proto::Config> guestConfig(const GuestConfigInput& in) {
     net.ipv6_gateway = *gw;
     net.mtu = static_cast<uint32_t>(w.mtu);
     c.network = net;
+    if (!in.nameserver.empty()) c.nameservers = {in.nameserver};
   }
   c.shutdown_grace_ms = in.shutdown_grace_ms;
   c.rootfs_device = in.rootfs_device;

@@ -35,6 +35,9 @@ struct GuestConfigInput {
   const image::ImageConfig* image = nullptr;
   UserDb users;
   bool with_network = true;
+  // The node's DNS responder (its host address), CONFIG's only nameserver
+  // when set (mesh.md, "Internal names"); empty: none sent.
+  std::string nameserver;
   uint32_t shutdown_grace_ms = 10'000;
   std::string rootfs_device = "/dev/vda";
   std::string scratch_device = "/dev/vdb";

@@ -88,6 +88,8 @@ class InstanceHost {
   [[nodiscard]] virtual Result<void> filterGuest(const std::string& instance_id,
                                                  netdev::GuestFilter filter) = 0;
   virtual void unfilterGuest(const std::string& instance_id) = 0;
+  // The DNS responder's address for CONFIG's nameservers ("" when none runs).
+  [[nodiscard]] virtual std::string nameserver() const { return {}; }
   // The node's volume files and who writes each (volume_store.h).
   [[nodiscard]] virtual VolumeStore& volumes() = 0;
   // Reports a volume's state to the control plane (deduplicated; resent

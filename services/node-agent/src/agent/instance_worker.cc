@@ -414,6 +414,7 @@ Result<void> InstanceWorker::boot() {
     });
   }
   in.with_network = !w.address.empty();
+  in.nameserver = host_.nameserver();
   in.shutdown_grace_ms = opts.shutdown_grace_ms;
   PLFM_ASSIGN_OR_RETURN(auto config, guestConfig(in));
   config.host_time_ns = unixNs(host_.clock());  // the guest sets its clock from it

@@ -236,6 +236,10 @@ TEST(GuestConfig, ArgvFollowsOciOverrideRules) {
   EXPECT_EQ(c->network->ipv6_prefix_len, 128);
   EXPECT_EQ(c->network->mtu, 1420U);
   EXPECT_EQ(c->hostname, "inst-01jd0000000000000000000000");
+  EXPECT_TRUE(c->nameservers.empty());  // no responder: none
+  in.nameserver = "fd7a:5c00:0:1::1";
+  EXPECT_EQ(guestConfig(in)->nameservers, (std::vector<std::string>{"fd7a:5c00:0:1::1"}));
+  in.nameserver.clear();
 
   // A command replaces the entrypoint and drops the image's cmd.
   w.command = {"/bin/sh", "-c"};
