@@ -566,7 +566,7 @@ Result<void> Agent::applyFirewallLocked() {
 
 void Agent::startDns(const netdev::MeshPlan& plan) {
   if (dns_ || !options_.dns_enabled) return;
-  auto r = startMeshDnsResponder(plan, options_.mesh.mesh.interface, options_.dns_upstreams);
+  auto r = startMeshDnsResponder(plan, options_.mesh.mesh, options_.dns_upstreams);
   if (!r) {
     log::warn("the DNS responder did not start; the next plan retries",
               {{"error", r.error().toString()}});

@@ -173,11 +173,18 @@ std::vector<DnsUpstream> parseResolvConf(std::string_view text) {
   return out;
 }
 
+Result<void> makeHostAddressLocal(const netdev::CommandRunner& run, const std::string& ip,
+                                  const in6_addr& address) {
+  PLFM_TRY(run({ip, "-6", "addr", "replace", netdev::ipv6Text(address) + "/128", "dev", "lo"}));
+  return ok();
+}
+
 Result<std::unique_ptr<DnsResponder>> startMeshDnsResponder(
-    const netdev::MeshPlan& plan, std::string_view mesh_interface,
-    const std::vector<std::string>& upstreams) {
+    const netdev::MeshPlan& plan, const netdev::MeshOptions& mesh,
+    const std::vector<std::string>& upstreams, const netdev::CommandRunner& run) {
   PLFM_ASSIGN_OR_RETURN(auto filter,
-                        netdev::parseMeshFilter(plan.cluster_prefix.str(), mesh_interface));
+                        netdev::parseMeshFilter(plan.cluster_prefix.str(), mesh.interface));
+  PLFM_TRY(makeHostAddressLocal(run, mesh.ip, plan.self.address));
   DnsResponderConfig c;
   c.listen = plan.self.address;
   for (const std::string& u : upstreams) {

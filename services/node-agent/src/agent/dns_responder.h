@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "netdev/dns_message.h"
+#include "netdev/mesh.h"
 #include "netdev/mesh_plan.h"
 #include "plfm/core/result.h"
 #include "plfm/core/unique_fd.h"
@@ -53,12 +54,22 @@ struct DnsResponderConfig {
 
 class DnsResponder;
 
-// The responder of a mesh node: on the plan's host address, names by the
-// org tag of the cluster prefix, upstreams from --dns-upstream (`upstreams`,
-// validated by the flag) or else the host's /etc/resolv.conf.
+// Makes the host address local whatever the mesh interface does: a node
+// without peers has no mesh interface, yet its guests are told to ask this
+// address (`ip -6 addr replace ADDR/128 dev lo`; the mesh's own
+// `addr replace` on its interface still works, the address may be on both).
+[[nodiscard]] Result<void> makeHostAddressLocal(const netdev::CommandRunner& run,
+                                                const std::string& ip, const in6_addr& address);
+
+// The responder of a mesh node: on the plan's host address (made local
+// first, by makeHostAddressLocal), names by the org tag of the cluster
+// prefix, upstreams from --dns-upstream (`upstreams`, validated by the flag)
+// or else the host's /etc/resolv.conf. Fails, and nothing may advertise the
+// address, when the address cannot be made local.
 [[nodiscard]] Result<std::unique_ptr<DnsResponder>> startMeshDnsResponder(
-    const netdev::MeshPlan& plan, std::string_view mesh_interface,
-    const std::vector<std::string>& upstreams);
+    const netdev::MeshPlan& plan, const netdev::MeshOptions& mesh,
+    const std::vector<std::string>& upstreams,
+    const netdev::CommandRunner& run = netdev::realCommandRunner());
 
 class DnsResponder {
  public:

@@ -159,6 +159,34 @@ TEST(DnsResponder, AnswersInternalNamesByTheSourcesOrg) {
   EXPECT_EQ(failed, 0);
 }
 
+// A node without peers has no mesh interface: the host address is put on
+// lo, so guests' queries to it are delivered; the mesh may later put the same
+// address on its own interface.
+TEST(DnsResponder, MakesTheHostAddressLocalWithoutAMeshInterface) {
+  if (!root()) GTEST_SKIP() << "needs root (a network namespace)";
+  const int failed = netdev::testing::inNetns([] {
+    const auto run = netdev::realCommandRunner();
+    int f = run({"ip", "link", "set", "lo", "up"}) ? 0 : 1;
+    f += run({"ip", "-6", "addr", "add", std::string(kGuest7) + "/128", "dev", "lo", "nodad"}) ? 0
+                                                                                               : 1;
+    f += makeHostAddressLocal(run, "ip", addr(kHost)) ? 0 : 1;
+    f += makeHostAddressLocal(run, "ip", addr(kHost)) ? 0 : 1;  // again: no error
+    auto shown = run({"ip", "-6", "-o", "addr", "show", "dev", "lo"});
+    f += (shown && shown->find(std::string(kHost) + "/128") != std::string::npos) ? 0 : 1;
+    auto routes = run({"ip", "-6", "route", "show", "table", "local"});
+    f += (routes && routes->find(std::string("local ") + kHost) != std::string::npos) ? 0 : 1;
+    // The same address on a second link (as the mesh does) still works.
+    f += run({"ip", "link", "add", "dnsm0", "type", "veth", "peer", "name", "dnsm1"}) ? 0 : 1;
+    f += run({"ip", "-6", "addr", "replace", std::string(kHost) + "/128", "dev", "dnsm0"}) ? 0 : 1;
+    auto r = startResponder({});
+    if (!r) return f + 1;
+    f += answers(ask(kGuest7, r->port(), query("web.hello.internal", dns::kTypeAaaa, 4))) == 1 ? 0
+                                                                                               : 1;
+    return f;
+  });
+  EXPECT_EQ(failed, 0);
+}
+
 TEST(DnsResponder, ForwardsOtherNamesAndChecksTheAnswer) {
   if (!root()) GTEST_SKIP() << "needs root (a network namespace)";
   const int failed = netdev::testing::inNetns([] {
