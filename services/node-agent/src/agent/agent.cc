@@ -168,6 +168,7 @@ void Agent::stop() {
   }
   if (plan_thread_.joinable()) plan_thread_.join();
   if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
+  dns_feed_.reset();  // before the responder it feeds
   dns_.reset();
   if (mesh_) mesh_->stop(options_.stop_instances_on_exit);
   if (volume_ops_) volume_ops_->stop();  // before the workers its snapshots go through
@@ -573,6 +574,15 @@ void Agent::startDns(const netdev::MeshPlan& plan) {
     return;
   }
   dns_ = std::move(*r);
+  if (options_.plan_file.empty()) {
+    auto client = std::make_shared<ControlPlaneClient>(credential_.control_plane, credential_.token,
+                                                       options_.control_plane_tls);
+    dns_feed_ = std::make_unique<DnsFeed>(
+        [client, node = credential_.node_id](int64_t after, std::chrono::seconds wait) {
+          return client->services(node, after, wait);
+        },
+        [dns = dns_.get()](netdev::dns::ServiceTable table) { dns->setTable(std::move(table)); });
+  }
   const netdev::Ipv6Prefix host{plan.self.address, 128};
   const std::string address = host.str().substr(0, host.str().find('/'));
   {

@@ -37,6 +37,7 @@
 #include <thread>
 
 #include "agent/cp_client.h"
+#include "agent/dns_feed.h"
 #include "agent/dns_responder.h"
 #include "agent/exec_endpoint.h"
 #include "agent/guest_channel.h"
@@ -299,6 +300,7 @@ class Agent final : public InstanceHost {
   std::unique_ptr<VolumeOps> volume_ops_;  // set by start()
   std::unique_ptr<MeshMember> mesh_;       // set by start() when options_.mesh_enabled
   std::unique_ptr<DnsResponder> dns_;      // set by startDns() (plan thread)
+  std::unique_ptr<DnsFeed> dns_feed_;      // feeds dns_ (started with it)
   mutable std::mutex dns_mu_;
   std::string dns_address_;  // guarded by dns_mu_: CONFIG's nameserver
   metrics::Registry metrics_;
