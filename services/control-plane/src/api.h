@@ -116,6 +116,8 @@ struct ApiDeps {
   // Signs log relay requests to agents; nullptr: the relay has no agent to
   // ask (every instance is listed as unavailable).
   const relay::SigningKey* relay_key = nullptr;
+  // nullptr: services long-polls wait on any view change.
+  VersionFeed* services = nullptr;
 };
 
 // Per-request state handed to handlers.
@@ -200,6 +202,13 @@ class Api {
   // Takes a handlers connection of the request's lane again (after a
   // long-poll gave its lease back).
   [[nodiscard]] Result<void> reacquire(Ctx& ctx);
+  // A node's long-poll (api_agent.cc): waits until `version` is above
+  // `after`, the `wait` query parameter's seconds pass or `feed` stops,
+  // without holding a connection, rechecking the credential after each wait.
+  // `feed` nullptr: wakes on any view change.
+  [[nodiscard]] Result<void> awaitNodeVersion(Ctx& ctx, int64_t after, VersionFeed* feed,
+                                              const std::string& key,
+                                              const std::function<Result<int64_t>()>& version);
 
   [[nodiscard]] ApiDeps& deps() { return deps_; }
   // "ed25519:<hex>", told to agents at enrollment and in heartbeats; "" when

@@ -10,6 +10,7 @@
 #include "nodes.h"
 #include "plfm/reconcile/types.h"
 #include "volume_reports.h"
+#include "services_feed.h"
 
 namespace plfm::cp {
 namespace {
@@ -303,31 +304,24 @@ void Api::registerAgentRoutes(http::Router& r) {
         [this](Ctx& ctx) -> Result<http::Response> {
           PLFM_ASSIGN_OR_RETURN(auto node, pathId<NodeId>(ctx.req, "node_id"));
           PLFM_ASSIGN_OR_RETURN(int64_t after, queryInt(ctx.req, "after", 0, 0, INT64_MAX));
-          PLFM_ASSIGN_OR_RETURN(
-              int64_t wait, queryInt(ctx.req, "wait", deps_.options.default_plan_wait.count(), 0,
-                                     deps_.options.max_long_poll.count()));
-          const auto deadline = deps_.clock.steadyNow() + std::chrono::seconds(wait);
-          for (;;) {
-            PLFM_ASSIGN_OR_RETURN(int64_t version, planVersion(ctx.db(), node.str()));
-            const bool stopping = deps_.plans != nullptr && !deps_.plans->running();
-            if (version > after || deps_.clock.steadyNow() >= deadline || stopping) break;
-            // Long-poll: give the connection back while waiting; the feed
-            // wakes us when this node's plan changes.
-            ctx.lease.reset();
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                deadline - deps_.clock.steadyNow());
-            if (deps_.plans != nullptr) {
-              deps_.plans->waitBeyond(node.str(), after, left);
-            } else {
-              deps_.worker.waitBeyond(deps_.worker.checkpoint(), left);
-            }
-            PLFM_TRY(reacquire(ctx));
-            // A node removed (or its credential revoked) while it waited.
-            PLFM_TRY(recheck(ctx.db(), deps_.clock, ctx.who));
-          }
+          // The feed wakes us when this node's plan changes.
+          PLFM_TRY(awaitNodeVersion(ctx, after, deps_.plans, node.str(),
+                                    [&] { return planVersion(ctx.db(), node.str()); }));
           PLFM_ASSIGN_OR_RETURN(
               auto plan, buildNodePlan(ctx.db(), node.str(), deps_.options.cluster_ipv6_prefix));
           return jsonResponse(200, plan);
+        });
+
+  // The services feed for the node's DNS responder (services_feed.h): one
+  // global version, so the feed wakes every waiter when it rises.
+  route(r, "GET", "/v1/nodes/{node_id}/services", Access::kNode,
+        [this](Ctx& ctx) -> Result<http::Response> {
+          PLFM_ASSIGN_OR_RETURN(auto node, pathId<NodeId>(ctx.req, "node_id"));
+          PLFM_ASSIGN_OR_RETURN(int64_t after, queryInt(ctx.req, "after", 0, 0, INT64_MAX));
+          PLFM_TRY(awaitNodeVersion(ctx, after, deps_.services, std::string(kServicesFeedKey),
+                                    [&] { return servicesVersion(ctx.db()); }));
+          PLFM_ASSIGN_OR_RETURN(auto feed, buildServicesFeed(ctx.db(), node.str()));
+          return jsonResponse(200, feed);
         });
 
   route(r, "POST", "/v1/nodes/{node_id}/instances/{instance_id}/status", Access::kNode,
@@ -386,6 +380,32 @@ void Api::registerAgentRoutes(http::Router& r) {
           });
         });
   registerAgentVolumeRoutes(r);  // api_agent_volumes.cc
+}
+
+Result<void> Api::awaitNodeVersion(Ctx& ctx, int64_t after, VersionFeed* feed,
+                                   const std::string& key,
+                                   const std::function<Result<int64_t>()>& version) {
+  PLFM_ASSIGN_OR_RETURN(int64_t wait,
+                        queryInt(ctx.req, "wait", deps_.options.default_plan_wait.count(), 0,
+                                 deps_.options.max_long_poll.count()));
+  const auto deadline = deps_.clock.steadyNow() + std::chrono::seconds(wait);
+  for (;;) {
+    PLFM_ASSIGN_OR_RETURN(int64_t current, version());
+    const bool stopping = feed != nullptr && !feed->running();
+    if (current > after || deps_.clock.steadyNow() >= deadline || stopping) return ok();
+    // Long-poll: give the connection back while waiting.
+    ctx.lease.reset();
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - deps_.clock.steadyNow());
+    if (feed != nullptr) {
+      feed->waitBeyond(key, after, left);
+    } else {
+      deps_.worker.waitBeyond(deps_.worker.checkpoint(), left);
+    }
+    PLFM_TRY(reacquire(ctx));
+    // A node removed (or its credential revoked) while it waited.
+    PLFM_TRY(recheck(ctx.db(), deps_.clock, ctx.who));
+  }
 }
 
 }  // namespace plfm::cp

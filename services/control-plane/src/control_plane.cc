@@ -92,6 +92,8 @@ Result<void> ControlPlane::start() {
   PLFM_TRY(plans_->start());
   edge_ = std::make_unique<EdgeFeed>(cfg_.database, *worker_);
   PLFM_TRY(edge_->start());
+  services_ = std::make_unique<ServicesFeed>(cfg_.database, *worker_);
+  PLFM_TRY(services_->start());
 
   ApiOptions opts;
   opts.read_your_writes_wait = cfg_.read_your_writes_wait;
@@ -116,7 +118,8 @@ Result<void> ControlPlane::start() {
                                        keyring_.get(),
                                        {pool_.get(), auth_pool_.get()},
                                        {node_pool_.get(), node_auth_pool_.get()},
-                                       relay_key_.get()});
+                                       relay_key_.get(),
+                                       services_.get()});
   const bool node_listener = !cfg_.node_listen.empty();
   api_->registerRoutes(router_, node_listener ? &node_router_ : nullptr);
 
@@ -163,6 +166,7 @@ void ControlPlane::stop() {
   // Plan long-polls answer at once, so in-flight requests finish quickly.
   if (plans_) plans_->stop();
   if (edge_) edge_->stop();
+  if (services_) services_->stop();
   if (server_) server_->stop(cfg_.shutdown_grace);
   if (node_server_) node_server_->stop(cfg_.shutdown_grace);
   if (janitor_.joinable()) janitor_.join();

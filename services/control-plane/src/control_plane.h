@@ -20,6 +20,7 @@
 #include "plfm/http/http.h"
 #include "scheduler.h"
 #include "secrets_crypto.h"
+#include "services_feed.h"
 
 namespace plfm::cp {
 
@@ -60,6 +61,7 @@ class ControlPlane {
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<PlanFeed> plans_;
   std::unique_ptr<EdgeFeed> edge_;
+  std::unique_ptr<ServicesFeed> services_;
   std::unique_ptr<crypto::Keyring> keyring_;      // null: secrets disabled
   std::unique_ptr<relay::SigningKey> relay_key_;  // signs log relay requests
   std::unique_ptr<Api> api_;

@@ -34,10 +34,7 @@ EdgeFeed::EdgeFeed(std::string conninfo, ProjectionWorker& worker)
     : VersionFeed("edge", std::move(conninfo), worker,
                   "SELECT 'edge', cursor FROM edge_feed_view WHERE cursor > $1") {}
 
-Result<int64_t> edgeCursor(pg::Connection& conn) {
-  PLFM_ASSIGN_OR_RETURN(auto rs, conn.exec(kCursorSql));
-  return rs.int64(0, 0);
-}
+Result<int64_t> edgeCursor(pg::Connection& conn) { return readVersion(conn, kCursorSql); }
 
 Result<json::Json> buildEdgeConfig(pg::Connection& conn) {
   PLFM_ASSIGN_OR_RETURN(auto tx, pg::Transaction::begin(conn, pg::Isolation::kRepeatableRead));

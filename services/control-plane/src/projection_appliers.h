@@ -69,6 +69,14 @@ using ApplyFn = Result<void> (*)(pg::Transaction&, const Payload&);
 // After any instance event: advances the edge cursor when a route targets
 // the instance's env and process type (its backend may have changed).
 [[nodiscard]] Result<void> touchEdgeForInstance(pg::Transaction& tx, const StoredEvent& e);
+// The services feed's version (projections_services.cc). An instance serves
+// (kServesSql, on instances_view i) when it is placed, meant to run, not
+// lost, healthy and has an address.
+inline constexpr std::string_view kServesSql =
+    "i.node_id IS NOT NULL AND coalesce(i.address, '') <> '' AND i.desired_state = 'run' AND "
+    "NOT i.lost AND i.current_state = 'healthy'";
+[[nodiscard]] Result<bool> instanceServes(pg::Transaction& tx, const StoredEvent& e);
+[[nodiscard]] Result<void> bumpServicesVersion(pg::Transaction& tx, int64_t seq);
 // Secrets (projections_secrets.cc).
 [[nodiscard]] Result<void> secretsVersionCreated(pg::Transaction& tx, const Payload& p);
 

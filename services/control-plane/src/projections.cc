@@ -275,7 +275,16 @@ Result<void> Projector::apply(pg::Transaction& tx, const StoredEvent& e) {
                                             "' (seq " + std::to_string(e.seq) + ")");
   }
   PLFM_ASSIGN_OR_RETURN(Json j, json::parse(e.payload));
+  const bool instance_event = e.event_type.starts_with("instance.");
+  bool served = false;
+  if (instance_event) {
+    PLFM_ASSIGN_OR_RETURN(served, projection::instanceServes(tx, e));
+  }
   PLFM_TRY(it->second(tx, Payload{e, std::move(j)}));
+  if (instance_event) {
+    PLFM_ASSIGN_OR_RETURN(bool serves, projection::instanceServes(tx, e));
+    if (serves != served) PLFM_TRY(projection::bumpServicesVersion(tx, e.seq));
+  }
   return projection::touchEdgeForInstance(tx, e);
 }
 
@@ -292,6 +301,7 @@ const std::vector<std::string>& Projector::viewTables() {
       "instances_view",
       "routes_view",
       "edge_feed_view",
+      "services_feed_view",  // 0021
       // secrets (0006)
       "secret_versions_view",
       "secret_keys_view",

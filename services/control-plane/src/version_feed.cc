@@ -89,4 +89,9 @@ void VersionFeed::run() {
   }
 }
 
+Result<int64_t> readVersion(pg::Connection& conn, std::string_view sql) {
+  PLFM_ASSIGN_OR_RETURN(auto rs, conn.exec(sql));
+  return rs.int64(0, 0);
+}
+
 }  // namespace plfm::cp

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 
@@ -20,6 +21,9 @@
 #include "projections.h"
 
 namespace plfm::cp {
+
+// The one bigint a version query selects (a one-row view's version).
+[[nodiscard]] Result<int64_t> readVersion(pg::Connection& conn, std::string_view sql);
 
 class VersionFeed {
  public:

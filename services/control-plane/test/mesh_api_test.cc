@@ -290,5 +290,82 @@ TEST_F(MeshApiTest, EnrollmentMeshFieldsAreCheckedFieldByField) {
   EXPECT_EQ(countEvents("node.enrolled"), 0);
 }
 
+// The services feed (mesh.md, "Internal names"): a node sees the services of
+// the orgs it hosts only, each process with its healthy instances'
+// addresses; the version moves when an instance's serving state changes,
+// and a waiting poll wakes.
+TEST_F(MeshApiTest, TheServicesFeedListsHostedOrgsHealthyAddressesAndWakesOnHealth) {
+  const Node n1 = enroll("n1.example", 'a', "2001:db8::1");
+  const std::string env_a = deploy("dnsa", 2);
+  ASSERT_TRUE(eventually([&] { return plan(n1, 0, 0).body["instances"].size() == 2U; }));
+  ASSERT_EQ(callJson("PUT", "/v1/nodes/" + n1.id + "/scheduling", {{"cordoned", true}}).status,
+            200);
+  const Node n2 = enroll("n2.example", 'b', "2001:db8::2");
+  deploy("dnsb", 1);
+  ASSERT_TRUE(eventually([&] { return plan(n2, 0, 0).body["instances"].size() == 1U; }));
+
+  auto services = [this](const Node& n, int64_t after, int wait) {
+    return call("GET",
+                "/v1/nodes/" + n.id + "/services?after=" + std::to_string(after) +
+                    "&wait=" + std::to_string(wait),
+                "", n.token);
+  };
+  auto report = [this](const Node& n, const json::Json& spec, int seq, const std::string& phase) {
+    auto r = callJson(
+        "POST",
+        "/v1/nodes/" + n.id + "/instances/" + spec["instance_id"].get<std::string>() + "/status",
+        {{"generation", spec["generation"]}, {"seq", seq}, {"phase", phase}}, n.token);
+    EXPECT_EQ(r.status, 200) << r.raw;
+  };
+  const json::Json specs = plan(n1, 0, 0).body["instances"];
+  const std::string org_a = call("GET", "/v1/envs/" + env_a).body.value("org_id", "");
+  auto conn = connect();
+  auto tag = conn.exec("SELECT net_tag FROM org_net_tags WHERE org_id = $1", {org_a});
+  ASSERT_TRUE(tag.has_value());
+  const int64_t tag_a = tag->int64(0, 0).value_or(0);
+
+  // Nothing healthy yet: the process is listed without addresses.
+  Reply s1 = services(n1, 0, 0);
+  ASSERT_EQ(s1.status, 200) << s1.raw;
+  const int64_t v0 = s1.body.value("version", int64_t{-1});
+  EXPECT_EQ(s1.body["services"],
+            json::Json::parse(R"([{"org_tag":)" + std::to_string(tag_a) +
+                              R"(,"app":"web","env":"prod","process":"web","addresses":[]}])"));
+
+  // A healthy report wakes a waiting poll and lists the address.
+  auto waiting = std::async(std::launch::async, [&] { return services(n1, v0, 30); });
+  EXPECT_EQ(waiting.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  report(n1, specs[0], 1, "healthy");
+  ASSERT_EQ(waiting.wait_for(std::chrono::seconds(2)), std::future_status::ready);
+  Reply woke = waiting.get();
+  ASSERT_EQ(woke.status, 200) << woke.raw;
+  const int64_t v1 = woke.body.value("version", int64_t{0});
+  EXPECT_GT(v1, v0);
+  ASSERT_EQ(woke.body["services"].size(), 1U) << woke.raw;
+  EXPECT_EQ(woke.body["services"][0]["addresses"],
+            json::Json::array({specs[0]["network"]["address"]}));
+
+  // A report that changes no serving state leaves the version alone.
+  report(n1, specs[1], 1, "running");
+  EXPECT_EQ(services(n1, 0, 0).body.value("version", int64_t{0}), v1);
+
+  // n2 hosts only org B: it never sees org A's names.
+  Reply s2 = services(n2, 0, 0);
+  ASSERT_EQ(s2.status, 200) << s2.raw;
+  ASSERT_EQ(s2.body["services"].size(), 1U) << s2.raw;
+  EXPECT_NE(s2.body["services"][0]["org_tag"], tag_a);
+  EXPECT_EQ(s2.body["services"][0]["addresses"], json::Json::array());
+
+  // The healthy instance turns unhealthy: the version moves, the address goes.
+  report(n1, specs[0], 2, "unhealthy");
+  Reply s3 = services(n1, v1, 5);
+  EXPECT_GT(s3.body.value("version", int64_t{0}), v1);
+  EXPECT_EQ(s3.body["services"][0]["addresses"], json::Json::array());
+
+  // Another node's feed looks missing; a user cannot read any.
+  EXPECT_EQ(call("GET", "/v1/nodes/" + n1.id + "/services?wait=0", "", n2.token).status, 404);
+  EXPECT_EQ(call("GET", "/v1/nodes/" + n1.id + "/services?wait=0").status, 403);
+}
+
 }  // namespace
 }  // namespace plfm::cp

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include "netdev/egress.h"
+#include "agent/dns_responder.h"
 #include "netdev/mesh.h"
 
 namespace plfm::agent {
@@ -94,6 +95,16 @@ void addMeshOptions(CLI::App& run, AgentOptions& o) {
          "Seconds between full mesh reconciles (wg show dump and routes against the plan; "
          "default 30)")
       ->check(CLI::Range(int64_t{1}, int64_t{3600}));
+  run.add_flag("!--no-dns", o.dns_enabled,
+               "Do not run the DNS responder for the guests' internal names (mesh nodes)");
+  run.add_option("--dns-upstream", o.dns_upstreams,
+                 "A resolver the DNS responder forwards other names to (repeatable; default: "
+                 "the nameservers of /etc/resolv.conf)")
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            return parseDnsUpstream(v) ? "" : "an IP address, [IPv6]:PORT or IPv4:PORT";
+          },
+          "ADDR"));
 }
 
 }  // namespace plfm::agent

@@ -46,6 +46,19 @@ TEST(MeshFlags, DefaultsAndEachFlag) {
   EXPECT_FALSE(off.mesh_enabled);
 }
 
+TEST(MeshFlags, DnsResponderFlags) {
+  AgentOptions o;
+  ASSERT_TRUE(parse("", o));
+  EXPECT_TRUE(o.dns_enabled);
+  EXPECT_TRUE(o.dns_upstreams.empty());
+  AgentOptions set;
+  ASSERT_TRUE(parse("--no-dns --dns-upstream 192.0.2.53 --dns-upstream [2001:db8::53]:5353", set));
+  EXPECT_FALSE(set.dns_enabled);
+  EXPECT_EQ(set.dns_upstreams, (std::vector<std::string>{"192.0.2.53", "[2001:db8::53]:5353"}));
+  AgentOptions bad;
+  EXPECT_FALSE(parse("--dns-upstream dns.example", bad));
+}
+
 TEST(MeshFlags, BadValuesAreRefused) {
   for (const char* bad : {"--mesh-interface Wg0", "--mesh-interface a234567890123456",
                           "--mesh-interface ../x", "--mesh-interface ''", "--mesh-port 0",

@@ -174,6 +174,8 @@ void Agent::stop() {
   }
   if (plan_thread_.joinable()) plan_thread_.join();
   if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
+  dns_feed_.reset();  // before the responder it feeds
+  dns_.reset();
   if (mesh_) mesh_->stop(options_.stop_instances_on_exit);
   if (volume_ops_) volume_ops_->stop();  // before the workers its snapshots go through
   {
@@ -363,6 +365,7 @@ void Agent::applyPlan(const NodePlan& plan) {
     }
   }
   if (mesh_) mesh_->observe(plan.mesh);
+  if (auto section = netdev::parseMeshPlan(plan.mesh); section && mesh_) startDns(section->plan);
   if (options_.facts.role == "edge" && !plan.instances.empty()) {
     // The placer never places here; a plan that does is not followed.
     log::error("an edge-only node was given instances; ignoring them",
@@ -580,6 +583,40 @@ Result<void> Agent::applyFirewallLocked() {
         .inc();
   }
   return r;
+}
+
+void Agent::startDns(const netdev::MeshPlan& plan) {
+  if (dns_ || !options_.dns_enabled) return;
+  auto r = startMeshDnsResponder(plan, options_.mesh.mesh, options_.dns_upstreams);
+  if (!r) {
+    log::warn("the DNS responder did not start; the next plan retries",
+              {{"error", r.error().toString()}});
+    return;
+  }
+  dns_ = std::move(*r);
+  if (options_.plan_file.empty()) {
+    auto client = std::make_shared<ControlPlaneClient>(credential_.control_plane, credential_.token,
+                                                       options_.control_plane_tls);
+    dns_feed_ = std::make_unique<DnsFeed>(
+        [client, node = credential_.node_id](int64_t after, std::chrono::seconds wait) {
+          return client->services(node, after, wait);
+        },
+        [dns = dns_.get()](netdev::dns::ServiceTable table) { dns->setTable(std::move(table)); });
+  }
+  const netdev::Ipv6Prefix host{plan.self.address, 128};
+  const std::string address = host.str().substr(0, host.str().find('/'));
+  {
+    std::lock_guard lock(firewall_mu_);
+    if (firewall_ && firewall_->setDnsResponder(host)) (void)applyFirewallLocked();
+  }
+  std::lock_guard lock(dns_mu_);
+  dns_address_ = address;
+  log::info("the DNS responder serves the guests", {{"address", address}});
+}
+
+std::string Agent::nameserver() const {
+  std::lock_guard lock(dns_mu_);
+  return dns_address_;
 }
 
 void Agent::filterMesh(std::string_view cluster_prefix, std::string_view mesh_interface) {

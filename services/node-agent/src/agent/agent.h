@@ -37,6 +37,8 @@
 #include <thread>
 
 #include "agent/cp_client.h"
+#include "agent/dns_feed.h"
+#include "agent/dns_responder.h"
 #include "agent/exec_endpoint.h"
 #include "agent/guest_channel.h"
 #include "agent/guest_config.h"
@@ -138,6 +140,10 @@ struct AgentOptions {
   // unless --no-mesh). facts.role "edge": no instances run here.
   bool mesh_enabled = false;
   MeshMemberOptions mesh;
+  // The DNS responder for internal names (dns_responder.h): runs with the
+  // mesh unless --no-dns; upstreams from --dns-upstream, else resolv.conf.
+  bool dns_enabled = true;
+  std::vector<std::string> dns_upstreams;
 };
 
 // True when `remote` (http::Request::remote: "[::1]:53211", "127.0.0.1:80",
@@ -189,6 +195,8 @@ class Agent final : public InstanceHost {
   // Rewrites the table when they changed; an invalid value or a failed
   // rewrite is logged and counted, and the next rewrite retries.
   void filterMesh(std::string_view cluster_prefix, std::string_view mesh_interface);
+  // Starts the DNS responder on the plan's host address (once; plan thread).
+  void startDns(const netdev::MeshPlan& plan);
 
   [[nodiscard]] std::vector<InstanceStatus> instances() const;
   [[nodiscard]] const std::string& nodeId() const { return credential_.node_id; }
@@ -248,6 +256,7 @@ class Agent final : public InstanceHost {
   // Drops the entry (if any) and rewrites the table; failures are logged.
   void unfilterGuest(const std::string& instance_id) override;
   [[nodiscard]] Result<std::string> guestIpv4(const std::string& instance_id) override;
+  [[nodiscard]] std::string nameserver() const override;
   [[nodiscard]] VolumeStore& volumes() override { return volumes_; }
 
   // Only what changed since the last delivered report is sent.
@@ -302,6 +311,10 @@ class Agent final : public InstanceHost {
   std::unique_ptr<VolumeOps> volume_ops_;  // set by start()
   std::unique_ptr<NodeEgress> egress_;     // set by start() when it manages networking
   std::unique_ptr<MeshMember> mesh_;       // set by start() when options_.mesh_enabled
+  std::unique_ptr<DnsResponder> dns_;      // set by startDns() (plan thread)
+  std::unique_ptr<DnsFeed> dns_feed_;      // feeds dns_ (started with it)
+  mutable std::mutex dns_mu_;
+  std::string dns_address_;  // guarded by dns_mu_: CONFIG's nameserver
   metrics::Registry metrics_;
   InstanceMetrics instance_metrics_{metrics_};
 

@@ -122,12 +122,23 @@ Result<ControlPlaneClient::HeartbeatReply> ControlPlaneClient::heartbeat(
   return reply;
 }
 
+Result<json> ControlPlaneClient::longPoll(const std::string& node_id, std::string_view feed,
+                                          int64_t after, std::chrono::seconds wait) {
+  int status = 0;
+  const std::string target = "/v1/nodes/" + node_id + "/" + std::string(feed) +
+                             "?after=" + std::to_string(after) +
+                             "&wait=" + std::to_string(wait.count());
+  return call("GET", target, "", wait + std::chrono::seconds(15), &status);
+}
+
+Result<json> ControlPlaneClient::services(const std::string& node_id, int64_t after,
+                                          std::chrono::seconds wait) {
+  return longPoll(node_id, "services", after, wait);
+}
+
 Result<NodePlan> ControlPlaneClient::plan(const std::string& node_id, int64_t after,
                                           std::chrono::seconds wait) {
-  int status = 0;
-  std::string target = "/v1/nodes/" + node_id + "/plan?after=" + std::to_string(after) +
-                       "&wait=" + std::to_string(wait.count());
-  PLFM_ASSIGN_OR_RETURN(auto j, call("GET", target, "", wait + std::chrono::seconds(15), &status));
+  PLFM_ASSIGN_OR_RETURN(auto j, longPoll(node_id, "plan", after, wait));
   NodePlan p;
   if (!j.is_object()) {
     p.version = after;

@@ -158,6 +158,11 @@ class ControlPlaneClient {
   // Holds up to `wait` when the plan is still at `after`.
   [[nodiscard]] Result<NodePlan> plan(const std::string& node_id, int64_t after,
                                       std::chrono::seconds wait);
+  // The services feed for the DNS responder (GET /v1/nodes/{id}/services,
+  // docs/specs/networking/mesh.md), unparsed: netdev::parseServicesFeed is
+  // its edge. Holds up to `wait` when the feed is still at `after`.
+  [[nodiscard]] Result<nlohmann::json> services(const std::string& node_id, int64_t after,
+                                                std::chrono::seconds wait);
   // The fixed-format secrets file of `version` for an instance on this node
   // (docs/specs/secrets/delivery.md). The caller wipes it after use.
   [[nodiscard]] Result<std::string> fetchSecrets(const std::string& node_id,
@@ -186,6 +191,9 @@ class ControlPlaneClient {
                                     const StatusReport& report);
 
  private:
+  // GET /v1/nodes/{node_id}/{feed}?after=&wait= with room for the wait.
+  [[nodiscard]] Result<nlohmann::json> longPoll(const std::string& node_id, std::string_view feed,
+                                                int64_t after, std::chrono::seconds wait);
   [[nodiscard]] Result<nlohmann::json> call(const std::string& method, const std::string& target,
                                             const std::string& body,
                                             std::chrono::milliseconds timeout, int* status);

@@ -172,6 +172,7 @@ Result<guest_proto::Config> guestConfig(const GuestConfigInput& in) {
       net.ipv4 = guest_proto::Ipv4Config{*v4, 32, *gw4};
     }
     c.network = net;
+    if (!in.nameserver.empty()) c.nameservers = {in.nameserver};
   }
   c.shutdown_grace_ms = in.shutdown_grace_ms;
   c.rootfs_device = in.rootfs_device;

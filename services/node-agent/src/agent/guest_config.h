@@ -36,6 +36,9 @@ struct GuestConfigInput {
   UserDb users;
   bool with_network = true;
   std::string ipv4;  // the guest's private IPv4 (/32, gateway 169.254.0.1); empty: none
+  // The node's DNS responder (its host address), CONFIG's only nameserver
+  // when set (mesh.md, "Internal names"); empty: none sent.
+  std::string nameserver;
   uint32_t shutdown_grace_ms = 10'000;
   std::string rootfs_device = "/dev/vda";
   std::string scratch_device = "/dev/vdb";

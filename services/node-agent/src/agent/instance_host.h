@@ -95,6 +95,8 @@ class InstanceHost {
     (void)instance_id;
     return std::string();
   }
+  // The DNS responder's address for CONFIG's nameservers ("" when none runs).
+  [[nodiscard]] virtual std::string nameserver() const { return {}; }
   // The node's volume files and who writes each (volume_store.h).
   [[nodiscard]] virtual VolumeStore& volumes() = 0;
   // Reports a volume's state to the control plane (deduplicated; resent

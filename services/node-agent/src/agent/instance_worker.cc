@@ -431,6 +431,7 @@ Result<void> InstanceWorker::boot() {
     std::lock_guard lock(mu_);
     in.ipv4 = rec_.ipv4;
   }
+  in.nameserver = host_.nameserver();
   in.shutdown_grace_ms = opts.shutdown_grace_ms;
   PLFM_ASSIGN_OR_RETURN(auto config, guestConfig(in));
   config.host_time_ns = unixNs(host_.clock());  // the guest sets its clock from it

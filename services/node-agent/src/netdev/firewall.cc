@@ -11,6 +11,7 @@
 #include <set>
 
 #include "netdev/tap.h"
+#include "plfm/core/assert.h"
 #include "plfm/core/process.h"
 
 namespace plfm::netdev {
@@ -393,6 +394,21 @@ Result<GuestFilter> parseGuestFilter(std::string_view tap, std::string_view addr
   return g;
 }
 
+// --- The DNS responder (mesh.md, "Internal names") ---
+// One rule in guest_to_host, after the anti-spoofing jump: UDP and TCP 53 to
+// exactly the responder's address. Without a responder the chains are
+// unchanged byte for byte.
+std::string dnsResponderRule(std::string chains, const FirewallPolicy& policy) {
+  if (!policy.dns_responder) return chains;
+  constexpr std::string_view kAfter = "\t\tjump guest_source\n";
+  const std::size_t at = chains.find(kAfter, chains.find("chain guest_to_host"));
+  PLFM_ASSERT(at != std::string::npos, "guest_to_host has no guest_source jump");
+  const std::string addr = policy.dns_responder->str();
+  chains.insert(at + kAfter.size(), "\t\tip6 daddr " + addr.substr(0, addr.find('/')) +
+                                        " meta l4proto { udp, tcp } th dport 53 accept\n");
+  return chains;
+}
+
 Result<std::string> renderRuleset(std::vector<GuestFilter> guests, const FirewallPolicy& policy) {
   std::sort(guests.begin(), guests.end(),
             [](const GuestFilter& a, const GuestFilter& b) { return a.tap() < b.tap(); });
@@ -468,7 +484,7 @@ Result<std::string> renderRuleset(std::vector<GuestFilter> guests, const Firewal
     s += "\t}\n";
   }
   if (policy.mesh) s += meshTags(guests, *policy.mesh);
-  s += kGuestChains;
+  s += dnsResponderRule(std::string(kGuestChains), policy);
   std::string chains(kSingleHostChains);
   if (policy.mesh) {
     chains = replaceAll(
@@ -500,6 +516,12 @@ bool NftFirewall::setMesh(std::optional<MeshFilter> mesh) {
 bool NftFirewall::setGuestSubnet4(std::optional<Ipv4Prefix> subnet) {
   if (policy_.guest_subnet4 == subnet) return false;
   policy_.guest_subnet4 = subnet;
+  return true;
+}
+
+bool NftFirewall::setDnsResponder(std::optional<Ipv6Prefix> address) {
+  if (policy_.dns_responder == address) return false;
+  policy_.dns_responder = std::move(address);
   return true;
 }
 

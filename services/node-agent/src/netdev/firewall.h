@@ -124,6 +124,9 @@ struct FirewallPolicy {
   // The mesh across hosts; without it the filter is exactly the single-host
   // one (byte for byte).
   std::optional<MeshFilter> mesh;
+  // The node's DNS responder (mesh.md, "Internal names"): guests may reach
+  // UDP and TCP port 53 at exactly this host address. Unset: no rule.
+  std::optional<Ipv6Prefix> dns_responder;  // a /128
 };
 
 // Validates and parses: `tap` is kTapPrefix plus 1 to 12 of [0-9a-z];
@@ -165,6 +168,8 @@ class NftFirewall {
   bool setMesh(std::optional<MeshFilter> mesh);
   // The same for the node's guest IPv4 subnet (the IPv4 rules).
   bool setGuestSubnet4(std::optional<Ipv4Prefix> subnet);
+  // Sets (or clears) the DNS responder's address; true when it changed.
+  bool setDnsResponder(std::optional<Ipv6Prefix> address);
   [[nodiscard]] Result<void> remove();
 
  private:

@@ -246,6 +246,10 @@ TEST(GuestConfig, ArgvFollowsOciOverrideRules) {
   EXPECT_EQ(v4->network->ipv4->prefix_len, 32);
   EXPECT_EQ(guest_proto::formatIpv4(*v4->network->ipv4->gateway), "169.254.0.1");
   in.ipv4.clear();
+  EXPECT_TRUE(c->nameservers.empty());  // no responder: none
+  in.nameserver = "fd7a:5c00:0:1::1";
+  EXPECT_EQ(guestConfig(in)->nameservers, (std::vector<std::string>{"fd7a:5c00:0:1::1"}));
+  in.nameserver.clear();
 
   // A command replaces the entrypoint and drops the image's cmd.
   w.command = {"/bin/sh", "-c"};

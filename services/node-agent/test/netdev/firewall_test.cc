@@ -165,6 +165,31 @@ TEST(Firewall, TwoOrgsWithOneTagAreRefused) {
                              guest("vt-a2", "fd7a:5c00:0:1:0:5:0:3", "org:b")}));
 }
 
+// The DNS responder's rule: one line in guest_to_host, after anti-spoofing,
+// to exactly the host address; nothing else changes.
+TEST(Firewall, TheDnsResponderAddsOneRuleToGuestToHost) {
+  FirewallPolicy policy = meshPolicy();
+  auto without = renderRuleset(meshGuests(), policy);
+  policy.dns_responder = *parseIpv6Prefix("fd7a:5c00:0:1::1/128");
+  auto with = renderRuleset(meshGuests(), policy);
+  ASSERT_TRUE(without && with);
+  const std::string rule =
+      "\t\tjump guest_source\n\t\tip6 daddr fd7a:5c00:0:1::1 meta l4proto { udp, tcp } th dport "
+      "53 accept\n";
+  const std::size_t at = with->find(rule);
+  ASSERT_NE(at, std::string::npos) << *with;
+  EXPECT_GT(at, with->find("chain guest_to_host"));
+  EXPECT_LT(at, with->find("\n\t}", with->find("chain guest_to_host")));
+  std::string back = *with;
+  back.erase(at + 20, rule.size() - 20);
+  EXPECT_EQ(back, *without);
+  plfm::testing::TempDir dir("fw");
+  NftFirewall fw(dir.path(), dir.file("no-such-nft"));
+  EXPECT_FALSE(fw.setDnsResponder(std::nullopt));
+  EXPECT_TRUE(fw.setDnsResponder(policy.dns_responder));
+  EXPECT_FALSE(fw.setDnsResponder(policy.dns_responder));
+}
+
 TEST(Firewall, SetMeshReportsAChange) {
   plfm::testing::TempDir dir("fw");
   NftFirewall fw(dir.path(), dir.file("no-such-nft"));
