@@ -9,8 +9,8 @@
 #include "node_plan.h"
 #include "nodes.h"
 #include "plfm/reconcile/types.h"
-#include "volume_reports.h"
 #include "services_feed.h"
+#include "volume_reports.h"
 
 namespace plfm::cp {
 namespace {
