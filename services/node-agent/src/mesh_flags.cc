@@ -2,8 +2,8 @@
 
 #include <CLI/CLI.hpp>
 
-#include "netdev/egress.h"
 #include "agent/dns_responder.h"
+#include "netdev/egress.h"
 #include "netdev/mesh.h"
 
 namespace plfm::agent {

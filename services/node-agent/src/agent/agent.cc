@@ -1,5 +1,6 @@
 #include "agent/agent.h"
 
+#include <arpa/inet.h>
 #include <sodium.h>
 #include <unistd.h>
 
@@ -198,6 +199,11 @@ void Agent::stop() {
       }
     }
     if (egress_) egress_->remove();
+    std::lock_guard dns_lock(dns_mu_);
+    in6_addr host{};
+    if (!dns_address_.empty() && ::inet_pton(AF_INET6, dns_address_.c_str(), &host) == 1) {
+      releaseHostAddress(netdev::realCommandRunner(), options_.mesh.mesh.ip, host);
+    }
   }
   if (http_) http_->stop(std::chrono::seconds(1));
   log::info("node agent stopped", {{"node_id", credential_.node_id},

@@ -179,6 +179,11 @@ Result<void> makeHostAddressLocal(const netdev::CommandRunner& run, const std::s
   return ok();
 }
 
+void releaseHostAddress(const netdev::CommandRunner& run, const std::string& ip,
+                        const in6_addr& address) {
+  (void)run({ip, "-6", "addr", "del", netdev::ipv6Text(address) + "/128", "dev", "lo"});
+}
+
 Result<std::unique_ptr<DnsResponder>> startMeshDnsResponder(
     const netdev::MeshPlan& plan, const netdev::MeshOptions& mesh,
     const std::vector<std::string>& upstreams, const netdev::CommandRunner& run) {

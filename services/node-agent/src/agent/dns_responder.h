@@ -60,6 +60,11 @@ class DnsResponder;
 // `addr replace` on its interface still works, the address may be on both).
 [[nodiscard]] Result<void> makeHostAddressLocal(const netdev::CommandRunner& run,
                                                 const std::string& ip, const in6_addr& address);
+// Undoes makeHostAddressLocal (`ip -6 addr del ADDR/128 dev lo`), for an
+// agent that leaves nothing behind (--stop-instances-on-exit); an address
+// that is not there is not an error.
+void releaseHostAddress(const netdev::CommandRunner& run, const std::string& ip,
+                        const in6_addr& address);
 
 // The responder of a mesh node: on the plan's host address (made local
 // first, by makeHostAddressLocal), names by the org tag of the cluster

@@ -306,7 +306,7 @@ TEST(InstanceRecord, RoundTripsAndCorruptRecordsAreMovedAside) {
   rec.report_seq = 7;
   rec.exit_code = 3;
   rec.timings.boot_ms = 1500;
-  rec.exec_revision = 1;  // an adopted VM's guest still serves exec
+  rec.exec_revision = 1;   // an adopted VM's guest still serves exec
   rec.ipv4 = "10.42.1.2";  // an adopted guest keeps its IPv4
   ASSERT_TRUE(store.save(rec));
   std::ofstream(dir.file("inst_broken.json")) << "{not json";

@@ -182,6 +182,11 @@ TEST(DnsResponder, MakesTheHostAddressLocalWithoutAMeshInterface) {
     if (!r) return f + 1;
     f += answers(ask(kGuest7, r->port(), query("web.hello.internal", dns::kTypeAaaa, 4))) == 1 ? 0
                                                                                                : 1;
+    // Released (--stop-instances-on-exit): gone from lo, twice is fine.
+    releaseHostAddress(run, "ip", addr(kHost));
+    releaseHostAddress(run, "ip", addr(kHost));
+    shown = run({"ip", "-6", "-o", "addr", "show", "dev", "lo"});
+    f += (shown && shown->find(std::string(kHost) + "/128") == std::string::npos) ? 0 : 1;
     return f;
   });
   EXPECT_EQ(failed, 0);
