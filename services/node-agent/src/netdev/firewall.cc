@@ -521,7 +521,7 @@ bool NftFirewall::setGuestSubnet4(std::optional<Ipv4Prefix> subnet) {
 
 bool NftFirewall::setDnsResponder(std::optional<Ipv6Prefix> address) {
   if (policy_.dns_responder == address) return false;
-  policy_.dns_responder = std::move(address);
+  policy_.dns_responder = address;
   return true;
 }
 
