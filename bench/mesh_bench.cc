@@ -96,17 +96,7 @@ Result<MeshPlan> planFor(const Host& self, const std::vector<json>& peers, int64
 
 class Bench {
  public:
-  Bench() {
-    const std::string tag = std::to_string(::getpid() % 100000);
-    a_.ns = "plfm-mb" + tag + "-a";
-    b_.ns = "plfm-mb" + tag + "-b";
-    a_.wg = "mb" + tag + "a";
-    b_.wg = "mb" + tag + "b";
-    a_.underlay = "fd00:5d::a";
-    b_.underlay = "fd00:5d::b";
-    a_.number = 1;
-    b_.number = 2;
-  }
+  Bench() { testing::nameTwoHosts(a_, b_, "mb", "fd00:5d::"); }
   ~Bench() {
     for (const auto& ns : created_) (void)sh({"ip", "netns", "del", ns});
     for (const Host* h : {&a_, &b_}) {

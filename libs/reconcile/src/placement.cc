@@ -84,14 +84,20 @@ void Placer::reserve(std::string_view node_id, const Resources& r, std::string_v
   if (auto node = index(node_id)) reserve(*node, r, address);
 }
 
-void Placer::reserve(std::uint32_t node, const Resources& r, std::string_view address) {
-  PLFM_ASSERT(node < slots_.size(), "node index out of range");
+void Placer::addLoad(std::uint32_t node, const Resources& r) {
   Slot& s = slots_[node];
+  // The load index is keyed by load: take the node out, change it, put it back.
   const bool indexed = load_built_ && s.eligible();
   if (indexed) load_.erase(keyOf(node));
   s.memory_used += r.memory_mb;
   s.vcpu_used += r.vcpus;
   if (indexed) load_.insert(keyOf(node));
+}
+
+void Placer::reserve(std::uint32_t node, const Resources& r, std::string_view address) {
+  PLFM_ASSERT(node < slots_.size(), "node index out of range");
+  Slot& s = slots_[node];
+  addLoad(node, r);
   if (s.prefix_ok) s.addresses.push_back(address);
 }
 
@@ -170,11 +176,7 @@ std::uint64_t Placer::takeIid(Slot& s, std::uint32_t org_tag) {
 Placer::Placement Placer::commit(std::uint32_t node, const Resources& r, Spread& spread,
                                  std::uint32_t org_tag) {
   Slot& s = slots_[node];
-  const bool indexed = load_built_ && s.eligible();
-  if (indexed) load_.erase(keyOf(node));
-  s.memory_used += r.memory_mb;
-  s.vcpu_used += r.vcpus;
-  if (indexed) load_.insert(keyOf(node));
+  addLoad(node, r);
 
   const std::uint64_t iid = takeIid(s, org_tag);
 

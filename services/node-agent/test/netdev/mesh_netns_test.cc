@@ -70,15 +70,7 @@ class MeshNetnsTest : public ::testing::Test {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces)";
     if (!haveTools()) GTEST_SKIP() << "needs wg, wireguard-go, ping and ip";
     ASSERT_GE(sodium_init(), 0);
-    const std::string tag = std::to_string(::getpid() % 100000);
-    a_.ns = "plfm-mt" + tag + "-a";
-    b_.ns = "plfm-mt" + tag + "-b";
-    a_.wg = "mt" + tag + "a";
-    b_.wg = "mt" + tag + "b";
-    a_.underlay = "fd00:5c::a";
-    b_.underlay = "fd00:5c::b";
-    a_.number = 1;
-    b_.number = 2;
+    testing::nameTwoHosts(a_, b_, "mt", "fd00:5c::");
     for (Host* h : {&a_, &b_}) {
       ASSERT_TRUE(sh({"ip", "netns", "add", h->ns}));
       created_.push_back(h->ns);

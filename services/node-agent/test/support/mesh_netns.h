@@ -21,6 +21,23 @@
 
 namespace plfm::netdev::testing {
 
+// Names two simulated hosts a and b for one run: namespaces
+// `plfm-<kind><pid>-a|b`, mesh interfaces `<kind><pid>a|b` (unique on the
+// machine: wireguard-go's socket is per name), underlay addresses
+// `<underlay64>a|b` ("fd00:5c::" gives fd00:5c::a), node numbers 1 and 2.
+template <typename Host>
+void nameTwoHosts(Host& a, Host& b, const std::string& kind, const std::string& underlay64) {
+  const std::string tag = kind + std::to_string(::getpid() % 100000);
+  a.ns = "plfm-" + tag + "-a";
+  b.ns = "plfm-" + tag + "-b";
+  a.wg = tag + "a";
+  b.wg = tag + "b";
+  a.underlay = underlay64 + "a";
+  b.underlay = underlay64 + "b";
+  a.number = 1;
+  b.number = 2;
+}
+
 inline Result<std::string> sh(const std::vector<std::string>& argv) {
   return realCommandRunner()(argv);
 }

@@ -148,6 +148,8 @@ class Placer {
   };
 
   [[nodiscard]] LoadKey keyOf(std::uint32_t node) const;
+  // Adds `r` to node `node`'s load, keeping the load index in step.
+  void addLoad(std::uint32_t node, const Resources& r);
   void buildLoadIndex();
   Placement commit(std::uint32_t node, const Resources& r, Spread& spread, std::uint32_t org_tag);
   // The lowest free interface id of `org_tag` on `s`, recorded as used.
