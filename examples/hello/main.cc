@@ -8,10 +8,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "src/answer.h"
 #include "src/config.h"
 #include "src/log.h"
+#include "src/probe.h"
 #include "src/server.h"
 
 namespace {
@@ -22,8 +24,14 @@ constexpr std::chrono::milliseconds kDrain{5000};
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
   using plfm::hello::logLine;
+  if (argc >= 2 && std::string(argv[1]) == "probe") {
+    // `vt exec ... -- hello probe ...` (README.md, "Probes").
+    const auto outcome = plfm::hello::runProbe(std::vector<std::string>(argv + 2, argv + argc));
+    std::printf("%s\n", outcome.line.c_str());
+    return outcome.code;
+  }
   // Signals arrive on a signalfd, polled with the listeners; every thread
   // created below inherits the mask.
   sigset_t mask;
@@ -50,7 +58,8 @@ int main() {
   }
   logLine(
       "listening https=[::]:" + std::to_string((*server)->port()) +
-      " health=[::]:" + std::to_string((*server)->healthPort()) + " instance=" +
+      " health=[::]:" + std::to_string((*server)->healthPort()) +
+      " echo=[::]:" + std::to_string((*server)->echoPort()) + "/udp instance=" +
       plfm::hello::printable(config->instance_id.empty() ? "-" : config->instance_id) +
       " release=" + plfm::hello::printable(config->release_id.empty() ? "-" : config->release_id));
   int open = (*server)->run(stop_fd, kDrain);

@@ -31,6 +31,9 @@ Result<Config> configFromEnv(const EnvLookup& lookup) {
   if (const char* v = lookup("HEALTH_PORT"); v != nullptr && *v != '\0') {
     PLFM_ASSIGN_OR_RETURN(c.health_port, parsePort("HEALTH_PORT", v));
   }
+  if (const char* v = lookup("ECHO_PORT"); v != nullptr && *v != '\0') {
+    PLFM_ASSIGN_OR_RETURN(c.echo_port, parsePort("ECHO_PORT", v));
+  }
   if (c.port != 0 && c.port == c.health_port) {
     return Error(errc::kInvalidArgument, "PORT and HEALTH_PORT must differ");
   }

@@ -10,9 +10,13 @@
 
 namespace plfm::hello {
 
+// hello's UDP echo port (README.md, "Probes"): `hello probe ping` sends here.
+inline constexpr uint16_t kDefaultEchoPort = 7007;
+
 struct Config {
-  uint16_t port = 8443;         // HTTPS; 0 picks a free port (tests)
-  uint16_t health_port = 8080;  // plain HTTP /healthz; 0 picks a free port
+  uint16_t port = 8443;                   // HTTPS; 0 picks a free port (tests)
+  uint16_t health_port = 8080;            // plain HTTP /healthz; 0 picks a free port
+  uint16_t echo_port = kDefaultEchoPort;  // UDP echo; 0 picks a free port
   std::string cert_file = "/etc/hello/cert.pem";
   std::string key_file = "/etc/hello/key.pem";
   std::string secrets_file = "/run/secrets/platform.env";

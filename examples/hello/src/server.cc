@@ -17,8 +17,8 @@
 namespace plfm::hello {
 namespace {
 
-Result<int> listenDualStack(uint16_t port, uint16_t& bound) {
-  int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+Result<int> listenDualStack(uint16_t port, uint16_t& bound, int type = SOCK_STREAM) {
+  int fd = ::socket(AF_INET6, type | SOCK_CLOEXEC, 0);
   if (fd < 0) return errnoError("socket", errno);
   int on = 1;
   int off = 0;
@@ -33,11 +33,14 @@ Result<int> listenDualStack(uint16_t port, uint16_t& bound) {
   a.sin6_port = htons(port);
   a.sin6_addr = in6addr_any;
   socklen_t len = sizeof a;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 128) != 0 ||
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      (type == SOCK_STREAM && ::listen(fd, 128) != 0) ||
       ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
     int e = errno;
     ::close(fd);
-    return errnoError("listen on [::]:" + std::to_string(port), e);
+    return errnoError(std::string(type == SOCK_STREAM ? "listen" : "bind UDP") +
+                          " on [::]:" + std::to_string(port),
+                      e);
   }
   bound = ntohs(a.sin6_port);
   return fd;
@@ -56,12 +59,28 @@ Result<std::unique_ptr<Server>> Server::create(Config config) {
   std::unique_ptr<Server> s(new Server(std::move(config), std::move(tls)));
   PLFM_ASSIGN_OR_RETURN(s->https_fd_, listenDualStack(s->config_.port, s->port_));
   PLFM_ASSIGN_OR_RETURN(s->health_fd_, listenDualStack(s->config_.health_port, s->health_port_));
+  PLFM_ASSIGN_OR_RETURN(s->echo_fd_,
+                        listenDualStack(s->config_.echo_port, s->echo_port_, SOCK_DGRAM));
   return s;
 }
 
 Server::~Server() {
   if (https_fd_ >= 0) ::close(https_fd_);
   if (health_fd_ >= 0) ::close(health_fd_);
+  if (echo_fd_ >= 0) ::close(echo_fd_);
+}
+
+void Server::echo() {
+  // Datagrams are small (the probe's are under 64 bytes); a longer one is
+  // echoed truncated. Errors (the sender gone) drop that datagram.
+  std::array<char, 1500> buf{};
+  sockaddr_in6 peer{};
+  socklen_t len = sizeof peer;
+  const ssize_t n = ::recvfrom(echo_fd_, buf.data(), buf.size(), MSG_DONTWAIT,
+                               reinterpret_cast<sockaddr*>(&peer), &len);
+  if (n < 0) return;
+  (void)::sendto(echo_fd_, buf.data(), static_cast<size_t>(n), MSG_DONTWAIT,
+                 reinterpret_cast<sockaddr*>(&peer), len);
 }
 
 void Server::accept(int listen_fd, bool https) {
@@ -105,8 +124,8 @@ void Server::finished() {
 }
 
 int Server::run(int stop_fd, std::chrono::milliseconds drain) {
-  std::array<pollfd, 3> fds = {pollfd{https_fd_, POLLIN, 0}, pollfd{health_fd_, POLLIN, 0},
-                               pollfd{stop_fd, POLLIN, 0}};
+  std::array<pollfd, 4> fds = {pollfd{https_fd_, POLLIN, 0}, pollfd{health_fd_, POLLIN, 0},
+                               pollfd{stop_fd, POLLIN, 0}, pollfd{echo_fd_, POLLIN, 0}};
   for (;;) {
     int n = ::poll(fds.data(), fds.size(), -1);
     if (n < 0 && errno == EINTR) continue;
@@ -117,12 +136,14 @@ int Server::run(int stop_fd, std::chrono::milliseconds drain) {
     if (fds[2].revents != 0) break;
     if (fds[0].revents != 0) accept(https_fd_, true);
     if (fds[1].revents != 0) accept(health_fd_, false);
+    if (fds[3].revents != 0) echo();
   }
   // Stop taking connections first, so that the ingress sends new ones to
   // the other instances while these finish.
   ::close(https_fd_);
   ::close(health_fd_);
-  https_fd_ = health_fd_ = -1;
+  ::close(echo_fd_);
+  https_fd_ = health_fd_ = echo_fd_ = -1;
   std::unique_lock lock(mu_);
   logLine("draining connections=" + std::to_string(active_));
   idle_.wait_for(lock, drain, [this] { return active_ == 0; });

@@ -1,6 +1,6 @@
 // The two listeners on [::] (dual stack: IPv4 clients arrive as
-// ::ffff:a.b.c.d) and the accept loop: a thread per connection, at most
-// kMaxConnections at once, and a graceful stop that closes the listeners and
+// ::ffff:a.b.c.d), the UDP echo socket (`hello probe ping`) and the accept loop: a thread per
+// connection, at most kMaxConnections at once, and a graceful stop that closes the listeners and
 // lets open connections finish.
 #pragma once
 
@@ -28,6 +28,7 @@ class Server {
 
   [[nodiscard]] uint16_t port() const { return port_; }
   [[nodiscard]] uint16_t healthPort() const { return health_port_; }
+  [[nodiscard]] uint16_t echoPort() const { return echo_port_; }
 
   // Accepts until `stop_fd` is readable, then closes the listeners and waits
   // up to `drain` for open connections. Returns how many are still open
@@ -38,13 +39,16 @@ class Server {
   Server(Config config, TlsContext tls) : config_(std::move(config)), tls_(std::move(tls)) {}
   void accept(int listen_fd, bool https);
   void finished();  // a connection's end
+  void echo();      // answers one datagram on echo_fd_
 
   Config config_;
   TlsContext tls_;
   int https_fd_ = -1;
   int health_fd_ = -1;
+  int echo_fd_ = -1;
   uint16_t port_ = 0;
   uint16_t health_port_ = 0;
+  uint16_t echo_port_ = 0;
   std::mutex mu_;
   std::condition_variable idle_;
   int active_ = 0;  // guarded by mu_

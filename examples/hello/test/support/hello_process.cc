@@ -43,7 +43,7 @@ Result<HelloProcess> HelloProcess::start(const Options& options) {
   h.log_ = options.log;
   SpawnOptions o;
   o.stdout_path = options.log;
-  o.env = {"PORT=0", "HEALTH_PORT=0", "TLS_CERT_FILE=" + options.cert,
+  o.env = {"PORT=0", "HEALTH_PORT=0", "ECHO_PORT=0", "TLS_CERT_FILE=" + options.cert,
            "TLS_KEY_FILE=" + options.key};
   o.env.insert(o.env.end(), options.env.begin(), options.env.end());
   PLFM_ASSIGN_OR_RETURN(h.process_, spawn({options.bin}, o));
