@@ -1,4 +1,4 @@
-// vt dev up|down|status|logs: a local platform, one host or several in
+// vt dev up|down|status|logs|host: a local platform, one host or several in
 // network namespaces (dev_platform.h, dev_hosts.h).
 #include <chrono>
 #include <filesystem>
@@ -77,7 +77,7 @@ std::string seconds(Clock::time_point since) {
 Result<dev::Platform> platform(Invocation& inv) {
   PLFM_ASSIGN_OR_RETURN(auto s, settings(inv));
   dev::Binaries bins;
-  if (inv.args.path.back()->name == "up") {
+  if (inv.args.path.back()->name == "up" || inv.args.path.back()->name == "add") {
     PLFM_ASSIGN_OR_RETURN(bins, dev::findBinaries(inv.args.value("bin-dir").value_or("")));
   }
   return dev::Platform(std::move(s), std::move(bins),
@@ -184,6 +184,50 @@ int devStatus(Invocation& inv) {
   for (const auto& c : st.components) {
     if (c.health != "healthy") return exitcode::kUnavailable;
   }
+  return 0;
+}
+
+int devHostAdd(Invocation& inv) {
+  const auto t0 = Clock::now();
+  auto p = platform(inv);
+  if (!p) return fail(inv, p.error());
+  inv.out.progress("vt dev host add: state dir " + p->settings().state_dir);
+  auto h = p->addHost();
+  if (!h) {
+    const std::string log(h.error().detail("log"));
+    inv.out.error(h.error().message(), log.empty() ? "" : "see its log: " + log);
+    return h.error().code() == errc::kFailedPrecondition ? exitcode::kUsage
+                                                         : exitcode::kUnavailable;
+  }
+  const std::string letter(1, h->letter);
+  Receipt r{.action = "dev.host.add",
+            .message = "Host " + letter + " added in " + seconds(t0) + " at " + h->underlay + " (" +
+                       h->netns + "), its agent enrolled",
+            .next = {"vt nodes list", "vt dev status", "vt dev host stop " + letter}};
+  inv.out.receipt(r, json{{"host", letter},
+                          {"netns", h->netns},
+                          {"underlay_address", h->underlay},
+                          {"agent", h->component}});
+  return 0;
+}
+
+int devHostStop(Invocation& inv) {
+  auto p = platform(inv);
+  if (!p) return fail(inv, p.error());
+  const std::string& letter = inv.args.positionals[0];
+  if (letter.size() != 1 || letter[0] < 'a' || letter[0] > 'a' + dev::kMaxNodes - 1) {
+    return fail(inv, Error("usage", "LETTER must be a host's letter, b to " +
+                                        std::string(1, 'a' + dev::kMaxNodes - 1) + " (got `" +
+                                        letter + "`)"));
+  }
+  auto done = p->stopHost(letter[0]);
+  if (!done) return fail(inv, done.error());
+  for (const auto& what : *done) inv.out.progress("  " + what);
+  Receipt r{.action = "dev.host.stop",
+            .message = "Host " + letter + " stopped: its agent and VMs killed, its underlay " +
+                       "link down",
+            .next = {"vt nodes list", "vt dev up  (starts it again)", "vt dev down"}};
+  inv.out.receipt(r, json{{"host", letter}, {"done", *done}});
   return 0;
 }
 
@@ -344,8 +388,43 @@ Command devCommand() {
                           .help = "lines of history per log (default 40)"}},
                .positionals = {{.name = "COMPONENT", .help = "one log only", .required = false}},
                .run = devLogs};
+  Command host_add{
+      .name = "add",
+      .summary = "Add a host (the next letter) to a running multi-host platform",
+      .help =
+          "Creates the next host's network namespace and underlay link and starts its\n"
+          "agent, enrolled with the control plane (its node joins the mesh). The node\n"
+          "count saved in STATE/dev.json grows by one; at most 8 hosts.\n\n"
+          "Examples:\n"
+          "  vt dev host add",
+      .flags = {kStateDirFlag,
+                {.name = "bin-dir",
+                 .value_name = "DIR",
+                 .help = "look here first for the binaries (then: vt's build tree, PATH)"}},
+      .run = devHostAdd};
+  Command host_stop{
+      .name = "stop",
+      .summary = "Stop a host as if it lost power: agent and VMs killed, link down",
+      .help =
+          "Kills host LETTER's agent and every process in its network namespace (its\n"
+          "VMs, wireguard-go) and takes its underlay link down. The control plane sees\n"
+          "the node stop heartbeating and replaces its instances. Host a runs the\n"
+          "control plane and cannot stop alone. `vt dev up` starts it again; `vt dev\n"
+          "down` removes it.\n\n"
+          "Examples:\n"
+          "  vt dev host stop b",
+      .flags = {kStateDirFlag},
+      .positionals = {{.name = "LETTER", .help = "the host: b, c, ..."}},
+      .run = devHostStop};
+  Command host{.name = "host",
+               .summary = "Add or stop one host of a multi-host platform",
+               .help =
+                   "Examples:\n"
+                   "  vt dev host add\n"
+                   "  vt dev host stop b",
+               .children = {host_add, host_stop}};
   return {.name = "dev",
-          .summary = "A local platform (one host or several): up, down, status, logs",
+          .summary = "A local platform (one host or several): up, down, status, logs, host",
           .help =
               "Runs the whole platform on this machine under one state dir, for trying\n"
               "vt and for tests. `make dev` uses it. See docs/engineering/vt-dev.md.\n\n"
@@ -353,7 +432,7 @@ Command devCommand() {
               "  vt dev up && vt dev status\n"
               "  vt dev logs control-plane -f\n"
               "  vt dev down",
-          .children = {up, down, status, logs}};
+          .children = {up, down, status, logs, host}};
 }
 
 }  // namespace plfm::vt

@@ -228,6 +228,27 @@ std::vector<std::string> Hosts::destroy(const std::string& log) const {
   return done;
 }
 
+Result<std::vector<std::string>> Hosts::stop(const Host& h, pid_t agent,
+                                             const std::string& log) const {
+  if (h.netns.empty()) {
+    return Error(errc::kInvalidArgument,
+                 "host a runs the control plane and cannot stop alone; "
+                 "`vt dev down` stops everything");
+  }
+  std::vector<std::string> done;
+  if (agent > 0) {
+    stopProcess(agent, SIGKILL, std::chrono::seconds(5));
+    done.push_back("agent killed (pid " + std::to_string(agent) + ")");
+  }
+  for (pid_t pid : pidsIn(h.netns)) {
+    stopProcess(pid, SIGKILL, std::chrono::seconds(5));
+    done.push_back("process " + std::to_string(pid) + " killed in " + h.netns);
+  }
+  PLFM_TRY(run(ip(h, {"link", "set", underlayInterface(), "down"}), log));
+  done.push_back("underlay link " + underlayInterface() + " in " + h.netns + " down");
+  return done;
+}
+
 std::vector<std::string> Hosts::leftovers() const {
   std::vector<std::string> left;
   for (const std::string& ns : namespaces()) left.push_back("network namespace " + ns);

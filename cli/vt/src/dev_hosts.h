@@ -18,6 +18,8 @@
 // a shell; their output goes to STATE/logs/hosts.log.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 #include <vector>
 
@@ -74,6 +76,13 @@ class Hosts {
   // namespaces and host A's veth: every `plfm-<tag>-*` namespace, whatever
   // the node count was. Returns one line per thing done.
   [[nodiscard]] std::vector<std::string> destroy(const std::string& log) const;
+  // `vt dev host stop`: ends every process in host `h`'s namespace with
+  // SIGKILL (its agent first, then its VMMs and wireguard-go: a host that
+  // lost power) and takes its underlay link down. Its namespace stays, so
+  // that `up` can start it again and `down` finds it. Host A cannot stop
+  // (it runs the control plane). Returns one line per thing done.
+  [[nodiscard]] Result<std::vector<std::string>> stop(const Host& h, pid_t agent,
+                                                      const std::string& log) const;
   // What destroy() would still find: namespaces, interfaces, wireguard-go
   // sockets, processes.
   [[nodiscard]] std::vector<std::string> leftovers() const;

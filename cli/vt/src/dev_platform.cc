@@ -163,6 +163,22 @@ std::string started(pid_t pid, const std::string& addr) {
   return "started (pid " + std::to_string(pid) + ") " + addr;
 }
 
+// The control plane's settings for several hosts when the user has no
+// config.toml (docs/engineering/vt-dev.md, "Several hosts"): a host stopped
+// with `vt dev host stop` is unreachable after 5 s without a heartbeat, its
+// instances are replaced 3 s later, and it leaves the mesh (down) after 15 s.
+// Heartbeats every second keep a busy machine from looking dead.
+constexpr const char* kMultiHostConfig = "multi-host.toml";
+
+std::string multiHostConfig() {
+  return "# Written by `vt dev up --nodes N` (N > 1) at each start of the control plane; a\n"
+         "# config.toml of your own next to it replaces it (docs/engineering/vt-dev.md).\n"
+         "heartbeat_interval_seconds = 1\n"
+         "heartbeat_timeout_seconds = 5\n"
+         "unreachable_grace_seconds = 3\n"
+         "node_down_after_seconds = 15\n";
+}
+
 }  // namespace
 
 std::string defaultStateDir() {
@@ -466,6 +482,42 @@ Result<void> Platform::up() {
   return ok();
 }
 
+Result<Host> Platform::addHost() {
+  if (s_.nodes < 2 || runningPid("control-plane") <= 0) {
+    return Error(errc::kFailedPrecondition,
+                 "hosts are added to a running multi-host platform (`vt dev up --nodes N`, N > 1)");
+  }
+  if (s_.nodes >= kMaxNodes) {
+    return Error(errc::kFailedPrecondition,
+                 "the platform has " + std::to_string(kMaxNodes) + " hosts, the most it can have");
+  }
+  s_.nodes += 1;
+  hosts_ = Hosts(s_.state_dir, s_.nodes);
+  // Saved first: `down` then finds the new host whatever happens below.
+  PLFM_TRY(saveSettings(s_));
+  const Host& h = hosts_.all().back();
+  PLFM_TRY(step("hosts", [this, &h]() -> Result<std::string> {
+    if (auto made = hosts_.create(logPath("hosts")); !made) return made.error();
+    return std::string("host ") + h.letter + " at " + h.underlay + " in " + h.netns;
+  }));
+  PLFM_TRY(step(h.component, [this, &h] { return startAgent(h); }));
+  return h;
+}
+
+Result<std::vector<std::string>> Platform::stopHost(char letter) {
+  for (const Host& h : hosts_.all()) {
+    if (h.letter != letter) continue;
+    const pid_t agent = runningPid(h.component);
+    PLFM_ASSIGN_OR_RETURN(auto done, hosts_.stop(h, agent, logPath("hosts")));
+    std::error_code ec;
+    fs::remove(path("run/" + h.component + ".pid"), ec);
+    return done;
+  }
+  return Error(errc::kNotFound, std::string("no host ") + letter + " (the platform has " +
+                                    std::to_string(s_.nodes) + ": a to " +
+                                    static_cast<char>('a' + s_.nodes - 1) + ")");
+}
+
 Result<std::optional<std::string>> Platform::alreadyRunning(const std::string& c) const {
   const pid_t pid = runningPid(c);
   if (pid <= 0) return std::optional<std::string>();
@@ -571,8 +623,14 @@ std::vector<std::string> controlPlaneArgv(const std::string& bin, const Settings
                                                         std::to_string(s.control_plane_node_port)});
   }
   // The user's own settings (docs/engineering/vt-dev.md); the flags above win.
+  // Without them, several hosts get short liveness timeouts (multiHostConfig).
   const std::string config = s.state_dir + "/control-plane/config.toml";
-  if (fs::exists(config)) argv.insert(argv.begin() + 2, {"--config", config});
+  const std::string multi = s.state_dir + "/control-plane/" + kMultiHostConfig;
+  if (fs::exists(config)) {
+    argv.insert(argv.begin() + 2, {"--config", config});
+  } else if (s.nodes > 1 && fs::exists(multi)) {
+    argv.insert(argv.begin() + 2, {"--config", multi});
+  }
   return argv;
 }
 
@@ -588,6 +646,9 @@ Result<std::string> Platform::startControlPlane() {
     PLFM_TRY(runChecked({bins_.control_plane, "secrets", "generate-key", key}, so));
   }
   PLFM_ASSIGN_OR_RETURN(const http::LocalPki pki, ensureDevPki());
+  if (s_.nodes > 1) {
+    PLFM_TRY(writeFileAtomic(path("control-plane/") + kMultiHostConfig, multiHostConfig(), 0644));
+  }
   PLFM_ASSIGN_OR_RETURN(pid_t pid,
                         launch(c, controlPlaneArgv(bins_.control_plane, s_, conninfo(), pki),
                                {"PLFM_CP_SECRETS_MASTER_KEY_FILE=" + key}));

@@ -146,6 +146,13 @@ class Platform {
   // still found afterwards (empty when clean).
   [[nodiscard]] Result<std::vector<std::string>> down();
   [[nodiscard]] PlatformStatus status() const;
+  // `vt dev host add`: one more host, the next letter, on a running
+  // multi-host platform: its namespace and veth, its agent (enrolled). The
+  // node count in STATE/dev.json grows with it. Returns the new host.
+  [[nodiscard]] Result<Host> addHost();
+  // `vt dev host stop LETTER`: its agent, VMMs and wireguard-go killed, its
+  // underlay link down (Hosts::stop). `up` starts it again.
+  [[nodiscard]] Result<std::vector<std::string>> stopHost(char letter);
 
   [[nodiscard]] const Settings& settings() const { return s_; }
   // The components, in start order: componentNames() plus node-agent-b, ...

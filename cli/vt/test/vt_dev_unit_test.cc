@@ -95,6 +95,29 @@ TEST(VtDevControlPlane, PassesTheUsersConfigFileWhenThereIsOne) {
   EXPECT_NE(std::find(argv.begin(), argv.end(), "--tls-key"), argv.end());
 }
 
+TEST(VtDevControlPlane, SeveralHostsGetShortLivenessTimeoutsUnlessTheUserHasAConfig) {
+  testing::TempDir dir("vdmulti");
+  Settings s;
+  s.state_dir = dir.path();
+  s.nodes = 3;
+  const http::LocalPki pki;
+  std::filesystem::create_directories(dir.file("control-plane"));
+  ASSERT_TRUE(writeFileAtomic(dir.file("control-plane/multi-host.toml"), "x = 1\n"));
+  auto argv = controlPlaneArgv("cp", s, "host=/run", pki);
+  auto at = std::find(argv.begin(), argv.end(), "--config");
+  ASSERT_NE(at, argv.end());
+  EXPECT_EQ(*(at + 1), dir.file("control-plane/multi-host.toml"));
+  s.nodes = 1;  // one host: the file is not for it
+  argv = controlPlaneArgv("cp", s, "host=/run", pki);
+  EXPECT_EQ(std::count(argv.begin(), argv.end(), "--config"), 0);
+  s.nodes = 3;  // the user's own wins
+  ASSERT_TRUE(writeFileAtomic(dir.file("control-plane/config.toml"), "drain_grace_ms = 0\n"));
+  argv = controlPlaneArgv("cp", s, "host=/run", pki);
+  EXPECT_EQ(std::count(argv.begin(), argv.end(), "--config"), 1);
+  at = std::find(argv.begin(), argv.end(), "--config");
+  EXPECT_EQ(*(at + 1), dir.file("control-plane/config.toml"));
+}
+
 TEST(VtDevControlPlane, ListensForNodesOnHostAsUnderlayWithSeveralHosts) {
   Settings s;
   s.state_dir = "/tmp/x";
