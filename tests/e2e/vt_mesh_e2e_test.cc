@@ -458,7 +458,7 @@ TEST_F(VtMesh, ThreeHostsOneAppReachableThroughTheIngress) {
   namespaces.push_back(netns_d);
   EXPECT_TRUE(netnsExists(namespaces.back())) << namespaces.back();
   const json st4 = vtJson({"dev", "status", "--state-dir", state_->path()});
-  ASSERT_EQ(st4.value("hosts", json::array()).size(), static_cast<size_t>(kNodes + 1))
+  ASSERT_EQ(st4.value("hosts", json::array()).size(), static_cast<size_t>(kNodes) + 1)
       << st4.dump();
   for (const auto& h : st4["hosts"]) {
     EXPECT_EQ(h.value("agent_health", ""), h.value("host", "") == "b" ? "stopped" : "healthy")
@@ -469,7 +469,7 @@ TEST_F(VtMesh, ThreeHostsOneAppReachableThroughTheIngress) {
   const json with_d = waitHealthyHello(
       "",
       [&](const json& l) {
-        return l.size() == static_cast<size_t>(kNodes + 1) && onNode(l, node_d_id).is_object();
+        return l.size() == static_cast<size_t>(kNodes) + 1 && onNode(l, node_d_id).is_object();
       },
       120s);
   ASSERT_TRUE(onNode(with_d, node_d_id).is_object()) << with_d.dump();
