@@ -172,6 +172,27 @@ std::string expectedBody(const std::string& client, const std::string& proxy,
          client + "\nproxy: " + proxy + "\nsni: " + sni + "\n";
 }
 
+// `hello probe` from the same binary: ping to the running hello's UDP echo
+// port over both families, and a connect to its HTTPS port.
+TEST_F(HelloTest, ProbesReachTheEchoPortAndTheHttpsPort) {
+  const std::string echo = std::to_string(hello_.echoPort());
+  for (const char* addr : {"::1", "127.0.0.1"}) {
+    const std::string ip = addr;
+    Output ping = runCapture({PLFM_HELLO_BIN, "probe", "ping", ip, "--port", echo, "--interval-ms",
+                              "10", "--count", "5"},
+                             dir_.path());
+    EXPECT_EQ(ping.exit_code, 0) << ping.out << ping.err;
+    EXPECT_EQ(ping.out, "ping address=" + ip + " port=" + echo + " sent=5 received=5 lost=0\n");
+  }
+  Output connect =
+      runCapture({PLFM_HELLO_BIN, "probe", "connect", "::1", std::to_string(port_)}, dir_.path());
+  EXPECT_EQ(connect.exit_code, 0) << connect.out;
+  EXPECT_NE(connect.out.find(" result=ok "), std::string::npos) << connect.out;
+  Output usage = runCapture({PLFM_HELLO_BIN, "probe", "ping"}, dir_.path());
+  EXPECT_EQ(usage.exit_code, 2) << usage.out;
+  EXPECT_EQ(usage.out.rfind("probe: ", 0), 0U) << usage.out;
+}
+
 TEST_F(HelloTest, AnswersOverIpv6AndIpv4) {
   for (const std::string ip : {"::1", "127.0.0.1"}) {
     Output r = curlHttps("hello.localhost", ip, "/");

@@ -47,7 +47,8 @@ Result<HelloProcess> HelloProcess::start(const Options& options) {
            "TLS_KEY_FILE=" + options.key};
   o.env.insert(o.env.end(), options.env.begin(), options.env.end());
   PLFM_ASSIGN_OR_RETURN(h.process_, spawn({options.bin}, o));
-  const std::regex listening(R"(listening https=\[::\]:(\d+) health=\[::\]:(\d+))");
+  const std::regex listening(
+      R"(listening https=\[::\]:(\d+) health=\[::\]:(\d+) echo=\[::\]:(\d+)/udp)");
   for (auto until = std::chrono::steady_clock::now() + 10s;
        std::chrono::steady_clock::now() < until; std::this_thread::sleep_for(20ms)) {
     std::smatch m;
@@ -55,6 +56,7 @@ Result<HelloProcess> HelloProcess::start(const Options& options) {
     if (std::regex_search(log, m, listening)) {
       h.port_ = std::stoi(m[1]);
       h.health_port_ = std::stoi(m[2]);
+      h.echo_port_ = std::stoi(m[3]);
       return h;
     }
     if (h.process_.poll()) return Error(errc::kUnavailable, "hello exited: " + log);

@@ -40,6 +40,7 @@ class HelloProcess {
 
   [[nodiscard]] int port() const { return port_; }
   [[nodiscard]] int healthPort() const { return health_port_; }
+  [[nodiscard]] int echoPort() const { return echo_port_; }
   [[nodiscard]] std::string log() const;
   [[nodiscard]] Process& process() { return process_; }
   // SIGTERM, then the exit code (-1: still running after 10 s).
@@ -50,6 +51,7 @@ class HelloProcess {
   std::string log_;
   int port_ = 0;
   int health_port_ = 0;
+  int echo_port_ = 0;
 };
 
 }  // namespace plfm::hello::testing
