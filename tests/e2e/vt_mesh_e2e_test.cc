@@ -12,8 +12,8 @@
 // its instance is replaced on A or C and never answers through the ingress
 // again; host D added (`vt dev host add`): reachable from host A within 2 s
 // and given the next placement; 1% loss on the underlay bridge (nftables)
-// during a rolling deploy and the checks. `vt dev down` leaves no namespace,
-// process, interface or tap, and a second `down` finds nothing.
+// during a rolling deploy and the checks; `vt dev up` brings host B back. `vt dev down` leaves no
+// namespace, process, interface or tap, and a second `down` finds nothing.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -553,6 +553,17 @@ TEST_F(VtMesh, ThreeHostsOneAppReachableThroughTheIngress) {
   EXPECT_LE(load_failed.load(), std::max(2, load_ok.load() / 20));  // at most 5%
   ASSERT_TRUE(runChecked(
       {"ip", "netns", "exec", ul, "nft", "delete", "table", "bridge", "plfm_e2e_loss"}, nft));
+
+  phase("vt dev up starts the stopped host B again (the node count is the saved one, 4)");
+  VtRun again_up = vt({"dev", "up", "--state-dir", state_->path()}, 180s);
+  EXPECT_EQ(again_up.code, 0) << again_up.err;
+  EXPECT_NE(again_up.err.find("node-agent-b   started"), std::string::npos) << again_up.err;
+  json back_b;
+  for (auto deadline = Clock::now() + 30s; Clock::now() < deadline && !back_b.is_object();) {
+    back_b = nodeAt(kUnderlayB);
+    if (!back_b.is_object()) std::this_thread::sleep_for(250ms);
+  }
+  EXPECT_TRUE(back_b.is_object()) << "host B's node is not active again";
 
   phase("vt dev down: no namespace, process, interface or tap left; a second down finds nothing");
   VtRun down = vt({"dev", "down", "--state-dir", state_->path()}, 240s);
