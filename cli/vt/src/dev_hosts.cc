@@ -206,9 +206,11 @@ std::vector<std::string> Hosts::destroy(const std::string& log) const {
     }
     if (succeeds({"ip", "netns", "del", ns})) done.push_back("network namespace " + ns);
   }
-  const std::string mesh_a = mesh_prefix + "a";
-  if (::if_nametoindex(mesh_a.c_str()) != 0 && run({"ip", "link", "del", mesh_a}, log)) {
-    done.push_back("mesh interface " + mesh_a);
+  // Host A's two mesh slots (the second during a key rotation).
+  for (const std::string& mesh_a : {mesh_prefix + "a", mesh_prefix + "a1"}) {
+    if (::if_nametoindex(mesh_a.c_str()) != 0 && run({"ip", "link", "del", mesh_a}, log)) {
+      done.push_back("mesh interface " + mesh_a);
+    }
   }
   for (pid_t pid : processesMentioning(mesh_prefix)) {
     stopProcess(pid, SIGTERM, std::chrono::seconds(5));
@@ -253,7 +255,7 @@ std::vector<std::string> Hosts::leftovers() const {
   std::vector<std::string> left;
   for (const std::string& ns : namespaces()) left.push_back("network namespace " + ns);
   const std::string mesh_prefix = "wg-" + tag_ + "-";
-  for (const std::string& name : {mesh_prefix + "a", underlayInterface()}) {
+  for (const std::string& name : {mesh_prefix + "a", mesh_prefix + "a1", underlayInterface()}) {
     if (::if_nametoindex(name.c_str()) != 0) left.push_back("interface " + name);
   }
   std::error_code ec;
