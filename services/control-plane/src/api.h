@@ -234,6 +234,7 @@ class Api {
   void registerNodeRoutes(http::Router& r);
   void registerAgentRoutes(http::Router& r);
   void registerAgentVolumeRoutes(http::Router& r);     // api_agent_volumes.cc
+  void registerMeshKeyRoutes(http::Router& r);         // api_mesh_key.cc
   void registerRouteRoutes(http::Router& r);           // api_routes.cc
   void registerEdgeRoutes(http::Router& r);            // api_edge.cc
   void registerSecretRoutes(http::Router& r);          // api_secrets.cc
