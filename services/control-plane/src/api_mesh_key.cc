@@ -16,6 +16,7 @@ void Api::registerMeshKeyRoutes(http::Router& r) {
           PLFM_ASSIGN_OR_RETURN(auto cmd, parseMeshKeyCommand(body));
           return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
             PLFM_ASSIGN_OR_RETURN(auto state, lockMeshKey(tx, node.str()));
+            if (!cmd.commit) PLFM_TRY(refuseAnotherNodesKey(tx, node.str(), cmd.public_key));
             PLFM_ASSIGN_OR_RETURN(auto ev, decideMeshKey(state, cmd, toRfc3339(deps_.clock.now())));
             Mutation m;
             m.status = 200;

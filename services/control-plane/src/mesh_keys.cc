@@ -74,6 +74,16 @@ Result<MeshKeyCommand> parseMeshKeyCommand(const json::Json& body) {
   return c;
 }
 
+Result<void> refuseAnotherNodesKey(pg::Transaction& tx, const std::string& node_id,
+                                   const std::string& key) {
+  PLFM_ASSIGN_OR_RETURN(auto rs, tx.exec("SELECT 1 FROM nodes_view WHERE node_id <> $1 AND "
+                                         "removed_at IS NULL AND (wireguard_public_key = $2 OR "
+                                         "next_wireguard_public_key = $2) LIMIT 1",
+                                         {node_id, key}));
+  if (rs.rows() > 0) return conflict("is another node's key");
+  return ok();
+}
+
 Result<std::optional<NewEvent>> decideMeshKey(MeshKeyState& state, const MeshKeyCommand& cmd,
                                               const std::string& now) {
   const int next = state.version + 1;

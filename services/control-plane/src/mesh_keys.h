@@ -49,6 +49,12 @@ struct MeshKeyCommand {
 };
 [[nodiscard]] Result<MeshKeyCommand> parseMeshKeyCommand(const json::Json& body);
 
+// failed_precondition naming `public_key` when another node (not removed)
+// has `key` as its current or staged key: the agents' plan parser leaves out
+// peers that repeat a key, so one node could cut another out of the mesh.
+[[nodiscard]] Result<void> refuseAnotherNodesKey(pg::Transaction& tx, const std::string& node_id,
+                                                 const std::string& key);
+
 // The event `cmd` appends on `state` (nullopt: a retry, nothing changes), or
 // conflict naming `public_key`, or invalid_field naming `listen_port` (the
 // node's current port). `state` is updated to what the answer shows.

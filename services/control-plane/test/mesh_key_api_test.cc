@@ -79,6 +79,10 @@ TEST_F(MeshKeyApiTest, AStagedKeyIsCommittedAndEveryStepIsIdempotent) {
   Reply same = publish(n1, next(keyOf('a'), 51823));
   EXPECT_EQ(same.status, 409) << same.raw;
   EXPECT_EQ(same.body["error"]["details"]["field"], "public_key");
+  Reply taken = publish(n1, next(keyOf('b'), 51823));  // n2's key
+  EXPECT_EQ(taken.status, 409) << taken.raw;
+  EXPECT_EQ(taken.body["error"]["details"]["field"], "public_key");
+  EXPECT_NE(taken.raw.find("another node's key"), std::string::npos) << taken.raw;
   Reply port = publish(n1, next(keyOf('e'), 51820));
   EXPECT_EQ(port.status, 400) << port.raw;
   EXPECT_EQ(port.body["error"]["details"]["field"], "listen_port");
