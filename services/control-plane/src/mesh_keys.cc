@@ -158,15 +158,14 @@ Result<std::vector<NewEvent>> requestAgedRotations(pg::Transaction& tx, const Cl
       auto any, tx.exec("SELECT 1 FROM nodes_view WHERE removed_at IS NULL" + aged + " LIMIT 1",
                         {now, max_age.count()}));
   if (any.rows() == 0) return evs;
-  PLFM_TRY(EventStore::lockLog(tx));
   PLFM_ASSIGN_OR_RETURN(auto rs,
                         tx.exec(kStateSelect + aged + " ORDER BY node_id", {now, max_age.count()}));
-  std::vector<std::string> ids;
-  for (int i = 0; i < rs.rows(); ++i) ids.emplace_back(rs.text(i, 0));
-  PLFM_ASSIGN_OR_RETURN(auto seqs, EventStore::aggregateSeqs(tx, ids));
+  // Under the log lock, each row's version against its log: a node whose
+  // view lags (or that changed since the read) waits for the next sweep.
+  PLFM_ASSIGN_OR_RETURN(auto locked, EventStore::lockedSeqsOf(tx, rs));
   for (int i = 0; i < rs.rows(); ++i) {
     const MeshKeyState s = stateOf(rs, i);
-    if (seqs[s.node_id] != s.version) continue;  // its view lags: the next sweep
+    if (locked.seqs[s.node_id] != s.version) continue;
     evs.push_back(events::toNewEvent(
         events::NodeMeshKeyRotationRequested{.node_id = s.node_id, .reason = "age"}, s.version + 1,
         ""));
