@@ -1,7 +1,6 @@
 #include "scheduler.h"
 
 #include "mesh_keys.h"
-
 #include "plfm/core/id.h"
 #include "plfm/core/json.h"
 #include "plfm/core/log.h"
