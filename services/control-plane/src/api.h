@@ -142,6 +142,9 @@ struct Mutation {
   // affects desired state: deploys, scale, nodes).
   bool settle = false;
   std::string actor{};  // the events' actor when not the caller (enrollment: the new node)
+  // Called on `body` once the events are appended (runMutation only), for an
+  // answer that shows their time (a mesh key's key_since).
+  std::function<void(json::Json& body, const AppendResult& appended)> stamp{};
 };
 
 using MutationFn = std::function<Result<Mutation>(pg::Transaction&)>;

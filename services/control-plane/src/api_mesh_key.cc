@@ -17,11 +17,18 @@ void Api::registerMeshKeyRoutes(http::Router& r) {
           return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
             PLFM_ASSIGN_OR_RETURN(auto state, lockMeshKey(tx, node.str()));
             if (!cmd.commit) PLFM_TRY(refuseAnotherNodesKey(tx, node.str(), cmd.public_key));
-            PLFM_ASSIGN_OR_RETURN(auto ev, decideMeshKey(state, cmd, toRfc3339(deps_.clock.now())));
+            PLFM_ASSIGN_OR_RETURN(auto ev, decideMeshKey(state, cmd));
             Mutation m;
             m.status = 200;
             m.body = meshKeyJson(state);
-            if (ev) m.events.push_back(std::move(*ev));
+            if (!ev) return m;
+            m.events.push_back(std::move(*ev));
+            // A commit: the new key dates from its event (mesh_key_since).
+            if (cmd.commit) {
+              m.stamp = [](json::Json& answer, const AppendResult& appended) {
+                answer["key_since"] = appended.occurred_at;
+              };
+            }
             return m;
           });
         });

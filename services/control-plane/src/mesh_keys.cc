@@ -84,8 +84,7 @@ Result<void> refuseAnotherNodesKey(pg::Transaction& tx, const std::string& node_
   return ok();
 }
 
-Result<std::optional<NewEvent>> decideMeshKey(MeshKeyState& state, const MeshKeyCommand& cmd,
-                                              const std::string& now) {
+Result<std::optional<NewEvent>> decideMeshKey(MeshKeyState& state, const MeshKeyCommand& cmd) {
   const int next = state.version + 1;
   if (!cmd.commit) {
     if (cmd.public_key == state.public_key) {
@@ -119,7 +118,6 @@ Result<std::optional<NewEvent>> decideMeshKey(MeshKeyState& state, const MeshKey
   state.next_public_key.reset();
   state.next_listen_port.reset();
   state.rotation_requested = false;
-  state.key_since = now;
   return std::optional<NewEvent>(events::toNewEvent(ev, next, ""));
 }
 

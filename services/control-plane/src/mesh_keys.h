@@ -56,11 +56,12 @@ struct MeshKeyCommand {
                                                  const std::string& key);
 
 // The event `cmd` appends on `state` (nullopt: a retry, nothing changes), or
-// conflict naming `public_key`, or invalid_field naming `listen_port` (the
-// node's current port). `state` is updated to what the answer shows.
+// failed_precondition naming `public_key`, or invalid_field naming
+// `listen_port` (the node's current port). `state` is updated to what the
+// answer shows, but for a commit's key_since: the event's time, known once
+// it is appended.
 [[nodiscard]] Result<std::optional<NewEvent>> decideMeshKey(MeshKeyState& state,
-                                                            const MeshKeyCommand& cmd,
-                                                            const std::string& now);
+                                                            const MeshKeyCommand& cmd);
 
 // POST /v1/nodes/{node_id}/mesh-key/rotate: node.mesh_key_rotation_requested
 // {reason: "operator"}, unless one is pending or a key is staged.
