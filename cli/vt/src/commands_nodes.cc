@@ -1,4 +1,4 @@
-// vt nodes: enroll, list, get, cordon, uncordon, drain, rm (platform admins).
+// vt nodes: enroll, list, get, cordon, uncordon, drain, rm, rotate-key (platform admins).
 // docs/specs/scheduler/nodes.md describes what they do on the cluster.
 #include <algorithm>
 
@@ -95,6 +95,19 @@ std::string meshCell(const json& n) {
   return cell(m->value("peers_up", json())) + "/" + cell(m->value("peers", json()));
 }
 
+// The node's mesh key (mesh.md, "Contract for key rotation"): since when it
+// is in use, and whether a rotation runs; "-" from a control plane without
+// rotation.
+std::string meshKeyDetails(const json& n) {
+  auto it = n.find("mesh_key");
+  if (it == n.end() || !it->is_object()) return "-";
+  std::string s = "since " + shortTime(it->value("since", json()));
+  if (!it->value("rotating", false)) return s;
+  const json next = it->value("next_public_key", json());
+  return s + (next.is_string() ? ", rotating (new key " + next.get<std::string>() + " staged)"
+                               : ", rotating (requested; the node has not staged a key yet)");
+}
+
 std::string meshDetails(const json& n) {
   const json* m = meshOf(n);
   if (m == nullptr) return "-";
@@ -172,6 +185,7 @@ int nodesGet(Invocation& inv) {
                   {"underlay", cell((*n)["underlay_address"])},
                   {"mesh_port", n->contains("mesh_port") ? cell((*n)["mesh_port"]) : "51820"},
                   {"mesh", meshDetails(*n)},
+                  {"mesh_key", meshKeyDetails(*n)},
                   {"agent_url",
                    n->value("agent_url", "").empty() ? "-" : (*n)["agent_url"].get<std::string>()},
                   {"runtimes", runtimes.empty() ? "-" : runtimes},
@@ -233,6 +247,24 @@ int nodesRemove(Invocation& inv) {
   return 0;
 }
 
+int nodesRotateKey(Invocation& inv) {
+  auto m = mutateNode(inv, "POST", "/mesh-key/rotate", json::object());
+  if (!m) return fail(inv, m.error());
+  const std::string& id = m->id;
+  const std::string& host = m->host;
+  const bool staged = m->answer.contains("next") && m->answer["next"].is_object();
+  Receipt r{.action = "node.mesh_key_rotation_requested",
+            .message = staged ? "Node " + host + " (" + id + ") is already rotating its mesh key"
+                              : "Asked node " + host + " (" + id + ") to rotate its mesh key",
+            .ids = {id},
+            .notes = {"its agent brings up its second WireGuard interface with a new key, moves "
+                      "each peer's route to it, then commits the key; the private key never "
+                      "leaves the node"},
+            .next = {"vt nodes get " + host}};
+  inv.out.receipt(r, m->answer);
+  return 0;
+}
+
 const Positional kNode{.name = "NODE", .help = "node id (node_...) or hostname"};
 
 }  // namespace
@@ -279,6 +311,16 @@ Command nodesCommand() {
        .positionals = {kNode},
        .mutating = true,
        .run = nodesRemove});
+  c.children.push_back(
+      {.name = "rotate-key",
+       .summary = "Rotate a node's mesh WireGuard key",
+       .help = "The node's agent stages a new key on its second mesh interface, moves its\n"
+               "routes there peer by peer, then commits it (docs/specs/networking/mesh.md).\n"
+               "`vt nodes get NODE` shows the rotation until the node commits. Asking again\n"
+               "while a rotation runs changes nothing.",
+       .positionals = {kNode},
+       .mutating = true,
+       .run = nodesRotateKey});
   c.children.push_back(
       {.name = "drain",
        .summary = "Move a node's instances to other nodes",

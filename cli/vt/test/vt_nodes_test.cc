@@ -85,6 +85,9 @@ TEST_F(VtNodesTest, EnrollListGetCordonDrainMatchGoldenTranscript) {
   EXPECT_EQ(t.run({"nodes", "list", "--format", "table"}).code, 0);
   EXPECT_EQ(t.run({"nodes", "uncordon", "n1.example", "--format", "table"}).code, 0);
   EXPECT_EQ(t.run({"nodes", "uncordon", "n2.example", "-q"}).code, 0);
+  // rotate-key: the node's key rotation is requested; get shows it rotating.
+  EXPECT_EQ(t.run({"nodes", "rotate-key", "n1.example", "--format", "table"}).code, 0);
+  EXPECT_EQ(t.run({"nodes", "get", "n1.example", "--format", "table"}).code, 0);
   EXPECT_EQ(t.run({"nodes", "get", "n3.example"}).code, 1);
   EXPECT_EQ(t.run({"nodes", "list", "--format", "json"}).code, 0);
   // rm: the node's credential is refused at once, and it leaves the list.

@@ -93,7 +93,7 @@ TEST(VtArgsTest, HelpTextsMatchGolden) {
   all += renderHelp(p->path) + "\n----\n";
   for (const char* cmd : {"deploy", "scale set", "events tail", "logs", "context use", "dev up",
                           "dev logs", "instances get", "releases get", "exec", "volumes create",
-                          "volumes rm", "volumes restore"}) {
+                          "volumes rm", "volumes restore", "nodes rotate-key"}) {
     auto q = parseArgs(root(), words(std::string(cmd) + " --help"));
     ASSERT_TRUE(q);
     all += renderHelp(q->path) + "\n----\n";

@@ -72,7 +72,7 @@ TEST(EventsTest, EveryTypeIsListedOnceWithItsAggregate) {
     EXPECT_EQ(t.version, 1) << t.type;
     EXPECT_FALSE(t.aggregate.empty()) << t.type;
   }
-  EXPECT_EQ(types.size(), 57U);
+  EXPECT_EQ(types.size(), 60U);
   EXPECT_EQ(NodeEnrollmentCreated::kAggregate, "enrollment");
   EXPECT_EQ(SecretsFetched::kAggregate, "secret_version");
   EXPECT_EQ(ExecEnded::kAggregate, "exec");

@@ -34,6 +34,7 @@ void Api::registerRoutes(http::Router& r, http::Router* node_router) {
   registerReleaseRoutes(r);
   registerNodeRoutes(r);
   registerAgentRoutes(r);
+  registerMeshKeyRoutes(r);
   registerRouteRoutes(r);
   registerEdgeRoutes(r);
   registerSecretRoutes(r);

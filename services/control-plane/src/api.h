@@ -142,6 +142,9 @@ struct Mutation {
   // affects desired state: deploys, scale, nodes).
   bool settle = false;
   std::string actor{};  // the events' actor when not the caller (enrollment: the new node)
+  // Called on `body` once the events are appended (runMutation only), for an
+  // answer that shows their time (a mesh key's key_since).
+  std::function<void(json::Json& body, const AppendResult& appended)> stamp{};
 };
 
 using MutationFn = std::function<Result<Mutation>(pg::Transaction&)>;
@@ -234,6 +237,7 @@ class Api {
   void registerNodeRoutes(http::Router& r);
   void registerAgentRoutes(http::Router& r);
   void registerAgentVolumeRoutes(http::Router& r);     // api_agent_volumes.cc
+  void registerMeshKeyRoutes(http::Router& r);         // api_mesh_key.cc
   void registerRouteRoutes(http::Router& r);           // api_routes.cc
   void registerEdgeRoutes(http::Router& r);            // api_edge.cc
   void registerSecretRoutes(http::Router& r);          // api_secrets.cc

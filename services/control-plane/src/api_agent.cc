@@ -96,13 +96,9 @@ Result<NodeFacts> parseFacts(const json::Json& body) {
     f.labels_json = json::dump(*labels);
   }
   PLFM_ASSIGN_OR_RETURN(f.wireguard_public_key, requireString(body, "wireguard_public_key"));
-  // A WireGuard key is 32 bytes in base64: 43 characters and '='.
-  const std::string& k = f.wireguard_public_key;
-  const bool key_ok =
-      k.size() == 44 && k.back() == '=' && std::all_of(k.begin(), k.end() - 1, [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '+' || c == '/';
-      });
-  if (!key_ok) return invalid("wireguard_public_key", "must be a base64 WireGuard public key");
+  if (!meshPublicKey(f.wireguard_public_key)) {
+    return invalid("wireguard_public_key", std::string(kMeshKeyRule));
+  }
   PLFM_ASSIGN_OR_RETURN(f.underlay_address, requireString(body, "underlay_address"));
   // It becomes the other nodes' WireGuard endpoint (NodePlan mesh.peers),
   // so only an address or a host name, nothing a config file could misread.

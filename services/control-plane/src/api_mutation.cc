@@ -112,6 +112,7 @@ Result<http::Response> Api::runMutation(Ctx& ctx, const MutationFn& fn,
     if (!m.events.empty()) {
       PLFM_ASSIGN_OR_RETURN(auto appended, deps_.store.append(tx, ctx.appendContext(), m.events));
       seq = appended.last_seq;
+      if (m.stamp) m.stamp(m.body, appended);
     }
     settle = m.settle;
     status = m.status;

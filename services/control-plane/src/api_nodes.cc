@@ -12,6 +12,10 @@ const std::string kNodeSelect =
     "SELECT n.node_id AS id, n.hostname, n.state, n.state_reason, " + ts("n.state_since") +
     " AS state_since, n.cordoned, n.draining, n.cores, n.memory_mb, n.disk_mb, n.ipv6_prefix, "
     "n.labels, n.runtimes, n.wireguard_public_key, n.underlay_address, n.mesh_port, n.role, "
+    "jsonb_build_object('since', " +
+    ts("n.mesh_key_since") +
+    ", 'rotating', n.mesh_rotation_requested OR n.next_wireguard_public_key IS NOT NULL, "
+    "'next_public_key', n.next_wireguard_public_key) AS mesh_key, "
     "GREATEST(n.plan_version, coalesce(a.plan_seq, 0)) AS plan_version, "
     "jsonb_build_object('instances', coalesce(a.instances, 0), 'vcpus', coalesce(a.vcpus, 0), "
     "'memory_mb', coalesce(a.memory_mb, 0)) AS allocated, " +

@@ -185,6 +185,9 @@ Result<void> loadConfigFile(const std::string& path, Config& cfg) {
     } else if (key == "node_down_after_seconds") {
       PLFM_ASSIGN_OR_RETURN(auto v, integer(0, int64_t{86'400} * 30));
       cfg.node_down_after = std::chrono::seconds(v);
+    } else if (key == "mesh_key_max_age_days") {
+      PLFM_ASSIGN_OR_RETURN(auto v, integer(0, 3650));
+      cfg.mesh_key_max_age_days = static_cast<int>(v);
     } else if (key == "unreachable_grace_seconds") {
       PLFM_ASSIGN_OR_RETURN(auto v, integer(0, 86'400));
       cfg.unreachable_grace = std::chrono::seconds(v);
@@ -230,6 +233,7 @@ Result<void> loadConfigFile(const std::string& path, Config& cfg) {
                                                            "heartbeat_timeout_seconds",
                                                            "node_down_after_seconds",
                                                            "unreachable_grace_seconds",
+                                                           "mesh_key_max_age_days",
                                                            "cpu_overcommit",
                                                            "restart_backoff_base_ms",
                                                            "restart_backoff_max_ms",

@@ -53,7 +53,10 @@ struct Config {
   std::chrono::seconds heartbeat_timeout{30};   // active -> unreachable
   std::chrono::seconds node_down_after{600};    // unreachable -> down; 0: never
   std::chrono::seconds unreachable_grace{60};   // then its instances are replaced
-  int cpu_overcommit = 4;                       // vCPUs per core
+  // Mesh keys older than this are rotated (docs/specs/networking/mesh.md,
+  // "Contract for key rotation"); 0: never.
+  int mesh_key_max_age_days = 30;
+  int cpu_overcommit = 4;  // vCPUs per core
   std::chrono::milliseconds restart_backoff_base{1000};
   std::chrono::milliseconds restart_backoff_max{60'000};
   int max_deploy_failures = 3;

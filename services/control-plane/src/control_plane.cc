@@ -23,6 +23,7 @@ Scheduler::Options schedulerOptions(const Config& cfg) {
   o.reconcile.max_deploy_failures = cfg.max_deploy_failures;
   o.liveness.heartbeat_timeout = cfg.heartbeat_timeout;
   o.liveness.down_after = cfg.node_down_after;
+  o.liveness.mesh_key_max_age = std::chrono::hours(24) * cfg.mesh_key_max_age_days;
   o.interval = cfg.scheduler_interval;
   o.drain.ack_timeout_ms = cfg.drain_ack_timeout.count();
   o.drain.grace_ms = cfg.drain_grace.count();

@@ -69,6 +69,7 @@ struct Member {
   std::string public_key;
   std::string endpoint;
   std::string role;
+  Json next;  // {"public_key", "endpoint"} while a key is staged, else null
 };
 
 // An IPv6 unicast address: not :: and not multicast (ff00::/8).
@@ -92,13 +93,32 @@ std::optional<std::string> meshEndpoint(std::string_view host, int64_t port) {
   return std::nullopt;
 }
 
+bool meshPublicKey(std::string_view key) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  if (key.size() != 44 || key.back() != '=') return false;
+  for (char c : key.substr(0, 43)) {
+    if (value(c) < 0) return false;
+  }
+  // 43 characters carry 258 bits; the last two must be zero.
+  return (value(key[42]) & 3) == 0;
+}
+
 Result<Json> meshSection(pg::Transaction& tx, const std::string& node_id,
                          const std::string& cluster_prefix) {
   PLFM_ASSIGN_OR_RETURN(auto cluster, reconcile::parseIpv6Prefix(cluster_prefix));
   PLFM_ASSIGN_OR_RETURN(
       auto rs, tx.exec("SELECT node_id, ipv6_prefix, mesh_port, role, wireguard_public_key, "
                        "underlay_address, state, removed_at IS NOT NULL, " +
-                       std::string(kMeshVersionSql) + " FROM nodes_view"));
+                       std::string(kMeshVersionSql) +
+                       ", next_wireguard_public_key, next_mesh_port, mesh_rotation_requested "
+                       "FROM nodes_view"));
   Json self;
   std::vector<Member> peers;
   int64_t version = 0;
@@ -109,12 +129,20 @@ Result<Json> meshSection(pg::Transaction& tx, const std::string& node_id,
     if (!prefix || prefix->length != 64) continue;  // never enrolled with a /64: not a member
     const std::uint64_t number = nodeNumber(cluster, prefix->address);
     const int64_t port = rs.int64(i, 2).value_or(kDefaultMeshPort);
+    // A staged key (mesh.md, "Contract for key rotation"): its port is
+    // the node's other interface's.
+    const bool staged = !rs.isNull(i, 9) && !rs.isNull(i, 10);
+    const int64_t next_port = staged ? rs.int64(i, 10).value_or(0) : 0;
     if (id == node_id) {
       self = {{"node_number", number},
               {"prefix", reconcile::formatIpv6Prefix(*prefix)},
               {"address", reconcile::formatIpv6({prefix->address.hi, 1})},
               {"listen_port", port},
-              {"role", std::string(rs.text(i, 3))}};
+              {"role", std::string(rs.text(i, 3))},
+              {"public_key", std::string(rs.text(i, 4))},
+              {"next_public_key", staged ? Json(std::string(rs.text(i, 9))) : Json(nullptr)},
+              {"next_listen_port", staged ? Json(next_port) : Json(nullptr)},
+              {"rotate", rs.text(i, 11) == "t"}};
       continue;
     }
     // Members: enrolled, not removed, not down, with a key. Unreachable
@@ -126,9 +154,16 @@ Result<Json> meshSection(pg::Transaction& tx, const std::string& node_id,
                 {{"node_id", node_id}, {"peer", id}});
       continue;
     }
+    Json next = nullptr;
+    if (staged) {
+      auto next_endpoint = meshEndpoint(rs.text(i, 5), next_port);
+      if (next_endpoint) {
+        next = {{"public_key", std::string(rs.text(i, 9))}, {"endpoint", *next_endpoint}};
+      }
+    }
     peers.push_back(Member{number, id, reconcile::formatIpv6Prefix(*prefix),
                            std::string(rs.text(i, 4)), std::move(*endpoint),
-                           std::string(rs.text(i, 3))});
+                           std::string(rs.text(i, 3)), std::move(next)});
   }
   if (self.is_null()) {
     return Error(plfm::errc::kFailedPrecondition, "node " + node_id + " has no IPv6 /64")
@@ -144,7 +179,8 @@ Result<Json> meshSection(pg::Transaction& tx, const std::string& node_id,
                     {"public_key", std::move(m.public_key)},
                     {"endpoint", std::move(m.endpoint)},
                     {"allowed_ips", Json::array({std::move(m.prefix)})},
-                    {"role", std::move(m.role)}});
+                    {"role", std::move(m.role)},
+                    {"next", std::move(m.next)}});
   }
   return Json{{"version", version},
               {"cluster_prefix", reconcile::formatIpv6Prefix(cluster)},

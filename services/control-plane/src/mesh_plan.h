@@ -38,6 +38,16 @@ inline constexpr std::string_view kRoleEdge = "edge";
 // when `host` is none of those or `port` is outside 1..65535.
 [[nodiscard]] std::optional<std::string> meshEndpoint(std::string_view host, int64_t port);
 
+// True when `key` is a WireGuard public key in canonical standard base64:
+// 32 bytes, so 43 characters of the alphabet and '=', the last character's
+// two unused low bits zero. A non-canonical spelling decodes to the same key
+// as another string, so two different strings could name one key (and
+// `wg` would print neither back); enrollment and the mesh-key route refuse it.
+[[nodiscard]] bool meshPublicKey(std::string_view key);
+inline constexpr std::string_view kMeshKeyRule =
+    "must be a WireGuard public key in canonical base64 (44 characters for 32 bytes, as "
+    "`wg pubkey` prints it)";
+
 // The mesh version: max(nodes_view.mesh_seq), 0 with no nodes.
 inline constexpr std::string_view kMeshVersionSql =
     "(SELECT coalesce(max(mesh_seq), 0) FROM nodes_view)";

@@ -113,6 +113,8 @@ struct RemovedNode {
 struct LivenessOptions {
   std::chrono::seconds heartbeat_timeout{30};  // active -> unreachable
   std::chrono::seconds down_after{600};        // unreachable -> down; 0: never
+  // A mesh key older than this is rotated (mesh_keys.h); 0: never.
+  std::chrono::seconds mesh_key_max_age{0};
 };
 
 // Marks nodes whose heartbeats stopped unreachable, and nodes unreachable

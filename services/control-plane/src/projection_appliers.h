@@ -52,6 +52,9 @@ using ApplyFn = Result<void> (*)(pg::Transaction&, const Payload&);
 [[nodiscard]] Result<void> nodeStateChanged(pg::Transaction& tx, const Payload& p);
 [[nodiscard]] Result<void> nodeRemoved(pg::Transaction& tx, const Payload& p);
 [[nodiscard]] Result<void> nodeSchedulingChanged(pg::Transaction& tx, const Payload& p);
+[[nodiscard]] Result<void> nodeMeshKeyRotationRequested(pg::Transaction& tx, const Payload& p);
+[[nodiscard]] Result<void> nodeMeshKeyStaged(pg::Transaction& tx, const Payload& p);
+[[nodiscard]] Result<void> nodeMeshKeyRotated(pg::Transaction& tx, const Payload& p);
 
 // Instances (projections_sched.cc).
 [[nodiscard]] Result<void> instanceAllocated(pg::Transaction& tx, const Payload& p);

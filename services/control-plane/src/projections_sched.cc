@@ -19,9 +19,9 @@ Result<void> nodeEnrolled(pg::Transaction& tx, const Payload& p) {
       tx,
       "INSERT INTO nodes_view (node_id, hostname, state, cores, memory_mb, ipv6_prefix, "
       "labels, version, created_at, updated_at, disk_mb, wireguard_public_key, "
-      "underlay_address, runtimes, state_since, plan_version, mesh_port, role, mesh_seq) "
-      "VALUES ($1, $2, 'active', $3, $4, $5, $6::jsonb, $7, $8, $8, $9, $10, $11, $12::jsonb, "
-      "$8, $13, $14, $15, $13) ON CONFLICT (node_id) DO NOTHING",
+      "underlay_address, runtimes, state_since, plan_version, mesh_port, role, mesh_seq, "
+      "mesh_key_since) VALUES ($1, $2, 'active', $3, $4, $5, $6::jsonb, $7, $8, $8, $9, $10, "
+      "$11, $12::jsonb, $8, $13, $14, $15, $13, $8) ON CONFLICT (node_id) DO NOTHING",
       {ev.node_id, ev.hostname, ev.cores, ev.memory_mb, ev.ipv6_prefix,
        json::dump(json::Json(ev.labels)), p.e.aggregate_seq, p.e.occurred_at, ev.disk_mb,
        ev.wireguard_public_key, ev.underlay_address, json::dump(json::Json(ev.runtimes)), p.e.seq,
@@ -49,6 +49,36 @@ Result<void> nodeRemoved(pg::Transaction& tx, const Payload& p) {
               "UPDATE nodes_view SET removed_at = $2, cordoned = true, updated_at = $2, "
               "version = $3, plan_version = $4, mesh_seq = $4 WHERE node_id = $1 AND version < $3",
               {ev.node_id, p.e.occurred_at, p.e.aggregate_seq, p.e.seq});
+}
+
+// Key rotation (docs/specs/networking/mesh.md, "Contract for key rotation"):
+// each event moves mesh_seq, so every agent's plan wakes.
+Result<void> nodeMeshKeyRotationRequested(pg::Transaction& tx, const Payload& p) {
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::NodeMeshKeyRotationRequested>());
+  return exec(tx,
+              "UPDATE nodes_view SET mesh_rotation_requested = true, updated_at = $2, "
+              "version = $3, mesh_seq = $4 WHERE node_id = $1 AND version < $3",
+              {ev.node_id, p.e.occurred_at, p.e.aggregate_seq, p.e.seq});
+}
+
+Result<void> nodeMeshKeyStaged(pg::Transaction& tx, const Payload& p) {
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::NodeMeshKeyStaged>());
+  return exec(
+      tx,
+      "UPDATE nodes_view SET next_wireguard_public_key = $2, next_mesh_port = $3, "
+      "updated_at = $4, version = $5, mesh_seq = $6 WHERE node_id = $1 AND version < $5",
+      {ev.node_id, ev.public_key, ev.listen_port, p.e.occurred_at, p.e.aggregate_seq, p.e.seq});
+}
+
+Result<void> nodeMeshKeyRotated(pg::Transaction& tx, const Payload& p) {
+  PLFM_ASSIGN_OR_RETURN(auto ev, p.as<events::NodeMeshKeyRotated>());
+  return exec(
+      tx,
+      "UPDATE nodes_view SET wireguard_public_key = $2, mesh_port = $3, "
+      "mesh_key_since = $4, next_wireguard_public_key = NULL, next_mesh_port = NULL, "
+      "mesh_rotation_requested = false, updated_at = $4, version = $5, mesh_seq = $6 "
+      "WHERE node_id = $1 AND version < $5",
+      {ev.node_id, ev.public_key, ev.listen_port, p.e.occurred_at, p.e.aggregate_seq, p.e.seq});
 }
 
 Result<void> nodeSchedulingChanged(pg::Transaction& tx, const Payload& p) {

@@ -1,5 +1,6 @@
 #include "scheduler.h"
 
+#include "mesh_keys.h"
 #include "plfm/core/id.h"
 #include "plfm/core/json.h"
 #include "plfm/core/log.h"
@@ -141,8 +142,23 @@ Result<size_t> Scheduler::writeReasons(pg::Transaction& tx,
 }
 
 Result<std::pair<size_t, int64_t>> Scheduler::expireNodes(pg::Connection& conn) {
+  PLFM_ASSIGN_OR_RETURN(auto changed, appendNodeEvents(conn, [this](pg::Transaction& tx) {
+                          return expireLiveness(tx, clock_, options_.liveness);
+                        }));
+  // Then the keys past their age (mesh_keys.h), in a transaction of their
+  // own: a node whose state just changed waits for its view.
+  PLFM_ASSIGN_OR_RETURN(auto aged, appendNodeEvents(conn, [this](pg::Transaction& tx) {
+                          return requestAgedRotations(tx, clock_,
+                                                      options_.liveness.mesh_key_max_age);
+                        }));
+  return std::make_pair(changed.first + aged.first, std::max(changed.second, aged.second));
+}
+
+Result<std::pair<size_t, int64_t>> Scheduler::appendNodeEvents(
+    pg::Connection& conn,
+    const std::function<Result<std::vector<NewEvent>>(pg::Transaction&)>& decide) {
   PLFM_ASSIGN_OR_RETURN(auto tx, pg::Transaction::begin(conn));
-  PLFM_ASSIGN_OR_RETURN(auto events, expireLiveness(tx, clock_, options_.liveness));
+  PLFM_ASSIGN_OR_RETURN(auto events, decide(tx));
   if (events.empty()) {
     tx.rollback();
     return std::make_pair(size_t{0}, int64_t{0});
@@ -151,7 +167,8 @@ Result<std::pair<size_t, int64_t>> Scheduler::expireNodes(pg::Connection& conn) 
   PLFM_TRY(tx.commit());
   worker_.kick();
   for (const auto& e : events) {
-    log::info("node state changed", {{"node_id", e.aggregate_id}, {"payload", e.payload}});
+    log::info("node event",
+              {{"node_id", e.aggregate_id}, {"type", e.event_type}, {"payload", e.payload}});
   }
   return std::make_pair(events.size(), appended.last_seq);
 }

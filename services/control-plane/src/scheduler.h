@@ -104,6 +104,11 @@ class Scheduler {
   Result<bool> tryLead(pg::Connection& conn);
   // Liveness transitions: how many, and the last seq appended (0: none).
   Result<std::pair<size_t, int64_t>> expireNodes(pg::Connection& conn);
+  // Appends what `decide` returns in one transaction of its own; its count
+  // and last seq.
+  Result<std::pair<size_t, int64_t>> appendNodeEvents(
+      pg::Connection& conn,
+      const std::function<Result<std::vector<NewEvent>>(pg::Transaction&)>& decide);
   // The drain gate: releases, waiting, and the last seq appended (0: none).
   struct GateRound {
     size_t released = 0;

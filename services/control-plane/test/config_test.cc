@@ -72,6 +72,7 @@ scheduler_interval_ms = 500
 heartbeat_interval_seconds = 5
 heartbeat_timeout_seconds = 20
 node_down_after_seconds = 0
+mesh_key_max_age_days = 0
 unreachable_grace_seconds = 90
 cpu_overcommit = 2
 restart_backoff_base_ms = 500
@@ -85,6 +86,8 @@ max_deploy_failures = 5
   EXPECT_EQ(cfg.scheduler_interval, std::chrono::milliseconds(500));
   EXPECT_EQ(cfg.heartbeat_timeout, std::chrono::seconds(20));
   EXPECT_EQ(cfg.node_down_after, std::chrono::seconds(0));
+  EXPECT_EQ(cfg.mesh_key_max_age_days, 0);
+  EXPECT_EQ(Config().mesh_key_max_age_days, 30);
   EXPECT_EQ(cfg.unreachable_grace, std::chrono::seconds(90));
   EXPECT_EQ(cfg.cpu_overcommit, 2);
   EXPECT_EQ(cfg.max_deploy_failures, 5);

@@ -122,7 +122,7 @@ TEST_F(OpenApiTest, RoutesAreExactlyThoseOfTheSpec) {
     documented.insert(std::string(method).append(" ").append(path));
   }
   EXPECT_EQ(documented, spec);
-  EXPECT_EQ(documented.size(), 89U);
+  EXPECT_EQ(documented.size(), 91U);
 }
 
 TEST_F(OpenApiTest, ErrorCodesAreExactlyThoseOfTheSpec) {
@@ -171,7 +171,7 @@ TEST_F(OpenApiTest, EveryMutationRequiresAnIdempotencyKeyHeader) {
     keyed += declared ? 1 : 0;
     by_contract += own ? 1 : 0;
   }
-  EXPECT_EQ(keyed, 39);
+  EXPECT_EQ(keyed, 41);
   EXPECT_EQ(by_contract, 7);
 }
 
@@ -454,7 +454,7 @@ TEST(EventSchemasTest, EveryProjectedEventTypeHasASchemaAndADocRow) {
                                     std::regex(R"re(^\s*\{"([a-z_]+\.[a-z_]+)", )re"));
   const auto documented = matchLines(readText("docs/specs/state/event-types.md"),
                                      std::regex(R"(^\| `([a-z_]+\.[a-z_]+)` \|)"));
-  EXPECT_EQ(projected.size(), 57U);
+  EXPECT_EQ(projected.size(), 60U);
   EXPECT_EQ(eventSchemaFiles(), projected);
   EXPECT_EQ(documented, projected);
 }
@@ -518,6 +518,10 @@ TEST(EventSchemasTest, PayloadValuesAreChecked) {
       {"node.state_changed", {"to", "gone"}},
       {"node.enrolled", {"ipv6_prefix", "fd7a:5c00:0:1::/48"}},
       {"node.enrolled", {"runtimes", Json::array()}},
+      {"node.mesh_key_rotation_requested", {"reason", "cron"}},
+      {"node.mesh_key_staged", {"public_key", std::string(43, 'x') + "="}},
+      {"node.mesh_key_staged", {"listen_port", 0}},
+      {"node.mesh_key_rotated", {"public_key", std::string(42, 'k') + "=="}},
       {"instance.allocated", {"deploy_id", id("rel")}},
       {"instance.allocated", {"secrets_version", id("dep")}},
       {"secrets.version_created", {"keys", {"bad-key"}}},
@@ -700,7 +704,11 @@ TEST_F(OpenApiTest, NodePlanFilesAndOpenApiAgree) {
       {"peer", "public_key", "short"},
       {"peer", "endpoint", ""},
       {"peer", "role", "ingress"},
-      {"peer", "next", nullptr},
+      {"peer", "next", {{"public_key", "short"}, {"endpoint", "[fd00:5c::b]:51821"}}},
+      {"peer", "next", {{"public_key", std::string(43, 'w') + "="}}},
+      {"self", "rotate", "yes"},
+      {"self", "next_listen_port", 0},
+      {"self", "next_public_key", "short"},
   };
   for (const auto& [where, field, value] : bad_mesh) {
     Json p = plan;

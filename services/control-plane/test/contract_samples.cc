@@ -56,12 +56,14 @@ Json enrollRequest() {
 }
 
 Json sampleMeshPeer() {
-  return {{"node_id", id("node")},
-          {"node_number", 2},
-          {"public_key", std::string(43, 'p') + "="},
-          {"endpoint", "[fd00:5c::b]:51820"},
-          {"allowed_ips", {"fd7a:5c00:0:2::/64"}},
-          {"role", "worker"}};
+  return {
+      {"node_id", id("node")},
+      {"node_number", 2},
+      {"public_key", std::string(43, 'p') + "="},
+      {"endpoint", "[fd00:5c::b]:51820"},
+      {"allowed_ips", {"fd7a:5c00:0:2::/64"}},
+      {"role", "worker"},
+      {"next", {{"public_key", std::string(43, 'w') + "="}, {"endpoint", "[fd00:5c::b]:51821"}}}};
 }
 
 Json sampleMesh() {
@@ -72,7 +74,11 @@ Json sampleMesh() {
             {"prefix", "fd7a:5c00:0:1::/64"},
             {"address", "fd7a:5c00:0:1::1"},
             {"listen_port", 51820},
-            {"role", "worker"}}},
+            {"role", "worker"},
+            {"public_key", std::string(43, 'k') + "="},
+            {"next_public_key", nullptr},
+            {"next_listen_port", nullptr},
+            {"rotate", false}}},
           {"peers", Json::array({sampleMeshPeer()})}};
 }
 
@@ -232,6 +238,7 @@ const std::map<std::string, Json>& componentSamples() {
     const Json summary = {
         {"process_type", "web"}, {"desired", 2}, {"current", 0}, {"reason", "deploying"}};
     const Json allocated = {{"instances", 2}, {"vcpus", 2}, {"memory_mb", 512}};
+    const Json meshKey = {{"since", kTs}, {"rotating", true}, {"next_public_key", nullptr}};
     const Json node = {{"id", id("node")},
                        {"hostname", "n1.example"},
                        {"state", "active"},
@@ -249,6 +256,7 @@ const std::map<std::string, Json>& componentSamples() {
                        {"underlay_address", "2001:db8::10"},
                        {"mesh_port", 51820},
                        {"role", "worker"},
+                       {"mesh_key", meshKey},
                        {"plan_version", 42},
                        {"allocated", allocated},
                        {"last_heartbeat_at", kTs},
@@ -434,6 +442,18 @@ const std::map<std::string, Json>& componentSamples() {
         {"NodePlanMesh", sampleMesh()},
         {"NodePlanMeshPeer", sampleMeshPeer()},
         {"MeshPort", 51820},
+        {"MeshPublicKey", std::string(43, 'w') + "="},
+        {"MeshKeyRequest",
+         {{"phase", "next"}, {"public_key", std::string(43, 'w') + "="}, {"listen_port", 51821}}},
+        {"RotateMeshKeyRequest", Json::object()},
+        {"MeshKey",
+         {{"node_id", id("node")},
+          {"public_key", std::string(43, 'k') + "="},
+          {"listen_port", 51820},
+          {"next", {{"public_key", std::string(43, 'w') + "="}, {"listen_port", 51821}}},
+          {"rotation_requested", true},
+          {"key_since", kTs}}},
+        {"NodeMeshKey", meshKey},
         {"NodeRole", "edge"},
         {"NodePlanSnapshotOp", sampleSnapshotOp()},
         {"NodePlanRestoreOp", sampleRestoreOp()},
@@ -596,6 +616,16 @@ const std::map<std::string, Json>& payloadSamples() {
        {{"node_id", id("node")}, {"hostname", "n1.example"}, {"revoked_tokens", 1}}},
       {"node.scheduling_changed",
        {{"node_id", id("node")}, {"cordoned", true}, {"draining", false}}},
+      {"node.mesh_key_rotation_requested", {{"node_id", id("node")}, {"reason", "operator"}}},
+      {"node.mesh_key_staged",
+       {{"node_id", id("node")},
+        {"public_key", std::string(43, 'w') + "="},
+        {"listen_port", 51821}}},
+      {"node.mesh_key_rotated",
+       {{"node_id", id("node")},
+        {"public_key", std::string(43, 'w') + "="},
+        {"listen_port", 51821},
+        {"previous_public_key", std::string(43, 'k') + "="}}},
       {"instance.allocated",
        {{"instance_id", id("inst")},
         {"org_id", id("org")},

@@ -29,4 +29,27 @@ TEST(MeshEndpoint, EverythingElseIsRefused) {
 }
 
 }  // namespace
+// Canonical standard base64 of 32 bytes only (mesh.md, "Contract for key
+// rotation"): "...a=" decodes to the same bytes as "...Y=", so two strings
+// would name one key.
+TEST(MeshPublicKey, OnlyCanonicalBase64OfThirtyTwoBytes) {
+  EXPECT_TRUE(meshPublicKey(std::string(43, 'k') + "="));
+  EXPECT_TRUE(meshPublicKey("yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk="));
+  EXPECT_TRUE(meshPublicKey(std::string(42, '/') + "8="));
+  for (const std::string& bad : {
+           std::string(43, 'a') + "=",    // low bits of the last character set
+           std::string(42, 'k') + "B=",   // likewise
+           std::string(44, 'k'),          // no padding
+           std::string(42, 'k') + "==",   // 31 bytes
+           std::string(43, 'k'),          // short
+           std::string(43, 'k') + "==",   // long
+           std::string(41, 'k') + "-A=",  // URL-safe alphabet
+           std::string(41, 'k') + "_A=",  //
+           std::string(41, 'k') + " A=",  // a space
+           std::string(),
+       }) {
+    EXPECT_FALSE(meshPublicKey(bad)) << bad;
+  }
+}
+
 }  // namespace plfm::cp

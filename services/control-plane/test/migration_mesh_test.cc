@@ -67,5 +67,30 @@ TEST_F(MigrationMeshTest, TagsEveryOrgInCreationOrderAndNumbersTheNodesMesh) {
   EXPECT_FALSE(conn.exec("INSERT INTO org_net_tags VALUES ('org_c', 4294967295)").has_value());
 }
 
+// Migration 0022 (mesh.md, "Contract for key rotation"): an existing node's
+// key dates from its enrollment (created_at), nothing is staged or asked.
+TEST_F(MigrationMeshTest, ExistingNodesKeysDateFromTheirEnrollment) {
+  auto all = pg::loadMigrations(std::string(PLFM_TEST_DIR) + "/migrations");
+  ASSERT_TRUE(all.has_value()) << all.error().toString();
+  std::vector<pg::Migration> before;
+  for (const auto& m : *all) {
+    if (m.version < 22) before.push_back(m);
+  }
+  auto conn = connect();
+  ASSERT_TRUE(pg::migrate(conn, before).has_value());
+  ASSERT_TRUE(conn.exec("INSERT INTO nodes_view (node_id, hostname, state, cores, memory_mb, "
+                        "ipv6_prefix, version, created_at, updated_at) VALUES ('node_1', 'n1', "
+                        "'active', 4, 4096, 'fd7a:5c00:0:1::/64', 1, "
+                        "'2026-01-02T03:04:05Z', now())")
+                  .has_value());
+  ASSERT_TRUE(pg::migrate(conn, *all).has_value());
+  auto rs = conn.exec(
+      "SELECT (mesh_key_since = '2026-01-02T03:04:05Z'::timestamptz) || ' ' || "
+      "coalesce(next_wireguard_public_key, '-') || ' ' || coalesce(next_mesh_port, 0) || ' ' || "
+      "mesh_rotation_requested FROM nodes_view");
+  ASSERT_TRUE(rs.has_value()) << rs.error().toString();
+  EXPECT_EQ(rs->text(0, 0), "true - 0 false");
+}
+
 }  // namespace
 }  // namespace plfm::cp

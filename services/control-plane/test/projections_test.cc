@@ -171,6 +171,65 @@ TEST_F(ProjectionsTest, NodeAndInstanceViewsReplayAndRebuildIdentically) {
   expectReplayAndRebuildIdentical(conn);
 }
 
+// Key rotation (mesh.md, "Contract for key rotation"): a request, a staged
+// key replaced by another, the commit; each moves mesh_seq, a stale event
+// changes nothing, and a replay and a rebuild are identical.
+TEST_F(ProjectionsTest, MeshKeyRotationEventsMoveTheKeyAndTheMeshSeq) {
+  auto conn = connect();
+  seed(conn);
+  const std::string node = R"("node_id":"node_1")";
+  auto ev = [&](int seq, std::string type, const std::string& payload) {
+    return NewEvent{"node", "node_1", seq, std::move(type), 1, "", "{" + node + payload + "}"};
+  };
+  const std::string k0(44, 'k');
+  const std::string k1(44, 'w');
+  const std::string k2(44, 'g');
+  appendOk(conn,
+           {ev(1, "node.enrolled",
+               R"(,"enrollment_id":"enr_1","hostname":"n1","cores":4,"memory_mb":4096,)"
+               R"("disk_mb":0,"labels":{},"wireguard_public_key":")" +
+                   k0 +
+                   R"(","underlay_address":"192.0.2.1","runtimes":["qemu"],)"
+                   R"("ipv6_prefix":"fd7a:5c00:0:1::/64","mesh_port":51820,"role":"worker")")});
+  auto q = [&](const std::string& sql) {
+    auto rs = conn.exec(sql);
+    EXPECT_TRUE(rs.has_value()) << rs.error().toString();
+    return rs && rs->rows() > 0 ? std::string(rs->text(0, 0)) : std::string();
+  };
+  auto last = [&](std::string_view type) {
+    return "(SELECT max(seq) FROM events WHERE event_type = '" + std::string(type) + "')";
+  };
+  auto view = [&] {
+    return q(
+        "SELECT wireguard_public_key || ' ' || mesh_port || ' ' || "
+        "coalesce(next_wireguard_public_key, '-') || ' ' || coalesce(next_mesh_port, 0) || "
+        "' ' || mesh_rotation_requested FROM nodes_view");
+  };
+  appendOk(conn, {ev(2, "node.mesh_key_rotation_requested", R"(,"reason":"age")")});
+  ASSERT_TRUE(catchUp(conn, 2).has_value());
+  EXPECT_EQ(view(), k0 + " 51820 - 0 true");
+  EXPECT_EQ(q("SELECT mesh_seq = " + last("node.mesh_key_rotation_requested") + " FROM nodes_view"),
+            "t");
+  EXPECT_EQ(q("SELECT mesh_key_since = created_at FROM nodes_view"), "t");
+  appendOk(conn,
+           {ev(3, "node.mesh_key_staged", R"(,"public_key":")" + k1 + R"(","listen_port":51821)")});
+  appendOk(conn,
+           {ev(4, "node.mesh_key_staged", R"(,"public_key":")" + k2 + R"(","listen_port":51822)")});
+  ASSERT_TRUE(catchUp(conn, 4).has_value());
+  EXPECT_EQ(view(), k0 + " 51820 " + k2 + " 51822 true");
+  appendOk(conn, {ev(5, "node.mesh_key_rotated",
+                     R"(,"public_key":")" + k2 +
+                         R"(","listen_port":51822,"previous_public_key":")" + k0 + R"(")")});
+  ASSERT_TRUE(catchUp(conn, 5).has_value());
+  EXPECT_EQ(view(), k2 + " 51822 - 0 false");
+  EXPECT_EQ(q("SELECT (mesh_seq = " + last("node.mesh_key_rotated") +
+              ") || ' ' || (mesh_key_since = (SELECT occurred_at FROM events WHERE "
+              "event_type = 'node.mesh_key_rotated')) FROM nodes_view"),
+            "true true");
+  expectReplayAndRebuildIdentical(conn);
+  EXPECT_EQ(view(), k2 + " 51822 - 0 false");
+}
+
 TEST_F(ProjectionsTest, UnknownEventTypeStopsTheProjectionAndSaysWhere) {
   auto conn = connect();
   appendOk(conn, {orgCreated("org_a", "acme")});

@@ -564,6 +564,66 @@ struct NodeEnrollmentCreated {
   }
 };
 
+// node.mesh_key_rotated: The node switched its mesh traffic to its staged WireGuard key and port
+// (POST /v1/nodes/{node_id}/mesh-key, phase current); they are its current ones now.
+struct NodeMeshKeyRotated {
+  static constexpr std::string_view kType = "node.mesh_key_rotated";
+  static constexpr int kVersion = 1;
+  static constexpr std::string_view kAggregate = "node";
+
+  std::string node_id;
+  std::string public_key;
+  int64_t listen_port = 0;
+  std::string previous_public_key;
+
+  [[nodiscard]] const std::string& aggregateId() const { return node_id; }
+  template <class Self, class V>
+  static void visit(Self& self, V&& v) {
+    v("node_id", self.node_id);
+    v("public_key", self.public_key);
+    v("listen_port", self.listen_port);
+    v("previous_public_key", self.previous_public_key);
+  }
+};
+
+// node.mesh_key_rotation_requested: A platform admin (`vt nodes rotate-key`) or the key's age
+// asked the node to rotate its mesh WireGuard key.
+struct NodeMeshKeyRotationRequested {
+  static constexpr std::string_view kType = "node.mesh_key_rotation_requested";
+  static constexpr int kVersion = 1;
+  static constexpr std::string_view kAggregate = "node";
+
+  std::string node_id;
+  std::string reason;  // "operator" | "age"
+
+  [[nodiscard]] const std::string& aggregateId() const { return node_id; }
+  template <class Self, class V>
+  static void visit(Self& self, V&& v) {
+    v("node_id", self.node_id);
+    v("reason", self.reason);
+  }
+};
+
+// node.mesh_key_staged: The node published the public key and port of its second mesh interface
+// (POST /v1/nodes/{node_id}/mesh-key, phase next); its peers add it. Never a private key.
+struct NodeMeshKeyStaged {
+  static constexpr std::string_view kType = "node.mesh_key_staged";
+  static constexpr int kVersion = 1;
+  static constexpr std::string_view kAggregate = "node";
+
+  std::string node_id;
+  std::string public_key;
+  int64_t listen_port = 0;
+
+  [[nodiscard]] const std::string& aggregateId() const { return node_id; }
+  template <class Self, class V>
+  static void visit(Self& self, V&& v) {
+    v("node_id", self.node_id);
+    v("public_key", self.public_key);
+    v("listen_port", self.listen_port);
+  }
+};
+
 // node.removed: A platform admin removed a node (`vt nodes rm`): its credentials are revoked
 // (token.revoked), it is down for good (node.state_changed), and its instances are replaced like
 // those of a lost node.
@@ -1390,63 +1450,66 @@ struct VolumeVerified {
 };
 // Every event struct, for the explicit instantiations in events.cc and for
 // tests that walk all types.
-#define PLFM_EVENTS_FOR_EACH(X) \
-  X(AppCreated)                 \
-  X(AppDeleted)                 \
-  X(DeployCreated)              \
-  X(DeployRollbackCreated)      \
-  X(DeployStatusChanged)        \
-  X(DomainCreated)              \
-  X(DomainDeleted)              \
-  X(DomainVerified)             \
-  X(EnvCreated)                 \
-  X(EnvDeleted)                 \
-  X(EnvScaleSet)                \
-  X(ExecEnded)                  \
-  X(ExecStarted)                \
-  X(InstanceAllocated)          \
-  X(InstanceDrainReleased)      \
-  X(InstanceDrainRequested)     \
-  X(InstanceLost)               \
-  X(InstanceRestartScheduled)   \
-  X(InstanceStatusReported)     \
-  X(InstanceStopRequested)      \
-  X(NodeEnrolled)               \
-  X(NodeEnrollmentCreated)      \
-  X(NodeRemoved)                \
-  X(NodeSchedulingChanged)      \
-  X(NodeStateChanged)           \
-  X(OrgCreated)                 \
-  X(OrgDeleted)                 \
-  X(OrgMemberAdded)             \
-  X(OrgMemberRemoved)           \
-  X(OrgQuotasSet)               \
-  X(RegistryCredentialFetched)  \
-  X(RegistryCredentialRemoved)  \
-  X(RegistryCredentialSet)      \
-  X(ReleaseCreated)             \
-  X(RouteCreated)               \
-  X(RouteDeleted)               \
-  X(RouteUpdated)               \
-  X(SecretsFetched)             \
-  X(SecretsVersionCreated)      \
-  X(TokenCreated)               \
-  X(TokenRevoked)               \
-  X(UserCreated)                \
-  X(VolumeBackedUp)             \
-  X(VolumeCreated)              \
-  X(VolumeDeleteRequested)      \
-  X(VolumeDeleted)              \
-  X(VolumeExtendRequested)      \
-  X(VolumePlaced)               \
-  X(VolumeRestoreRequested)     \
-  X(VolumeRestored)             \
-  X(VolumeSnapshotExpired)      \
-  X(VolumeSnapshotFailed)       \
-  X(VolumeSnapshotRequested)    \
-  X(VolumeSnapshotTaken)        \
-  X(VolumeStatusReported)       \
-  X(VolumeVerified)             \
+#define PLFM_EVENTS_FOR_EACH(X)   \
+  X(AppCreated)                   \
+  X(AppDeleted)                   \
+  X(DeployCreated)                \
+  X(DeployRollbackCreated)        \
+  X(DeployStatusChanged)          \
+  X(DomainCreated)                \
+  X(DomainDeleted)                \
+  X(DomainVerified)               \
+  X(EnvCreated)                   \
+  X(EnvDeleted)                   \
+  X(EnvScaleSet)                  \
+  X(ExecEnded)                    \
+  X(ExecStarted)                  \
+  X(InstanceAllocated)            \
+  X(InstanceDrainReleased)        \
+  X(InstanceDrainRequested)       \
+  X(InstanceLost)                 \
+  X(InstanceRestartScheduled)     \
+  X(InstanceStatusReported)       \
+  X(InstanceStopRequested)        \
+  X(NodeEnrolled)                 \
+  X(NodeEnrollmentCreated)        \
+  X(NodeMeshKeyRotated)           \
+  X(NodeMeshKeyRotationRequested) \
+  X(NodeMeshKeyStaged)            \
+  X(NodeRemoved)                  \
+  X(NodeSchedulingChanged)        \
+  X(NodeStateChanged)             \
+  X(OrgCreated)                   \
+  X(OrgDeleted)                   \
+  X(OrgMemberAdded)               \
+  X(OrgMemberRemoved)             \
+  X(OrgQuotasSet)                 \
+  X(RegistryCredentialFetched)    \
+  X(RegistryCredentialRemoved)    \
+  X(RegistryCredentialSet)        \
+  X(ReleaseCreated)               \
+  X(RouteCreated)                 \
+  X(RouteDeleted)                 \
+  X(RouteUpdated)                 \
+  X(SecretsFetched)               \
+  X(SecretsVersionCreated)        \
+  X(TokenCreated)                 \
+  X(TokenRevoked)                 \
+  X(UserCreated)                  \
+  X(VolumeBackedUp)               \
+  X(VolumeCreated)                \
+  X(VolumeDeleteRequested)        \
+  X(VolumeDeleted)                \
+  X(VolumeExtendRequested)        \
+  X(VolumePlaced)                 \
+  X(VolumeRestoreRequested)       \
+  X(VolumeRestored)               \
+  X(VolumeSnapshotExpired)        \
+  X(VolumeSnapshotFailed)         \
+  X(VolumeSnapshotRequested)      \
+  X(VolumeSnapshotTaken)          \
+  X(VolumeStatusReported)         \
+  X(VolumeVerified)               \
   X(VolumeVerifyRequested)
 
 // The payload as JSON / as compact JSON text with sorted keys.
