@@ -85,7 +85,12 @@ std::string renderWgConfig(const MeshPlan& named, const WgKey& private_key) {
     for (size_t i = 0; i < p.allowed_ips.size(); ++i) {
       s += (i == 0 ? "" : ", ") + p.allowed_ips[i].str();
     }
-    s += "\n";
+    // Always written: `wg syncconf` leaves a setting the file omits as it was,
+    // so "off" ends the keepalive of a peer that has finished rotating.
+    s += "\nPersistentKeepalive = " +
+         (p.persistent_keepalive == 0 ? std::string("off")
+                                      : std::to_string(p.persistent_keepalive)) +
+         "\n";
   }
   return s;
 }

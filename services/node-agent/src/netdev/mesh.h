@@ -36,7 +36,8 @@ inline constexpr uint16_t kDefaultMeshPort = 51820;
 [[nodiscard]] bool validMeshInterfaceName(std::string_view name);
 
 // The file `wg syncconf` reads (wg(8), CONFIGURATION FILE FORMAT): the
-// interface's private key and port, one [Peer] per peer. Only typed values
+// interface's private key and port, one [Peer] per peer (as peersSwitched()
+// makes them: a rotating peer's next key, with a persistent keepalive). Only typed values
 // reach it, so no field can add a line or a key. Holds the private key: the
 // caller writes it 0600 and wipes the string.
 [[nodiscard]] std::string renderWgConfig(const MeshPlan& plan, const WgKey& private_key);

@@ -388,6 +388,7 @@ MeshPlan peersSwitched(const MeshPlan& plan) {
     p.public_key = p.next->public_key;
     p.endpoint = p.next->endpoint;
     p.next.reset();
+    p.persistent_keepalive = kRotationKeepaliveSeconds;
   }
   return out;
 }

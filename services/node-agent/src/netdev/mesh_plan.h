@@ -94,6 +94,11 @@ struct MeshPeer {
   // Set while the peer rotates its key: it is configured with this key and
   // endpoint instead of the ones above (peersSwitched()).
   std::optional<MeshPeerNext> next;
+  // Not in the plan: set by peersSwitched() on a peer that rotates, so this
+  // node shakes hands with the peer's new interface as soon as it switches
+  // (a persistent keepalive sends one at once), and the peer moves its route
+  // here at its next check instead of waiting for our traffic.
+  uint16_t persistent_keepalive = 0;
 };
 
 struct MeshPlan {
@@ -124,7 +129,9 @@ inline constexpr size_t kMaxAllowedIpsPerPeer = 16;
 [[nodiscard]] Result<ParsedMeshPlan> parseMeshPlan(const nlohmann::json& section);
 // The plan as WireGuard is configured with it: each peer with a `next` takes
 // that key and endpoint (its old key is left out, so `wg syncconf` moves the
-// peer's allowed IPs to the new key) and `next` is cleared.
+// peer's allowed IPs to the new key), a persistent keepalive, and `next` is
+// cleared.
+inline constexpr uint16_t kRotationKeepaliveSeconds = 25;
 [[nodiscard]] MeshPlan peersSwitched(const MeshPlan& plan);
 
 // The section's `version` alone (nullopt: none that is an integer), to skip

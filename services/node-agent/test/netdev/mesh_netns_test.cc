@@ -32,6 +32,7 @@
 #include "plfm/core/unique_fd.h"
 #include "plfm/testing/temp_dir.h"
 #include "support/mesh_netns.h"
+#include "support/mesh_rotation_cp.h"
 #include "support/mesh_sections.h"
 
 namespace plfm::netdev {
@@ -346,104 +347,6 @@ TEST_F(MeshNetnsTest, TwoHundredPeersApplyTime) {
       static_cast<long long>(one.count()));
 }
 
-// The control plane's part of a rotation, in memory: node 1 (host a)
-// rotates; each POST .../mesh-key becomes a new plan for both members at
-// once (the same version, as the long-poll delivers it).
-class FakeControlPlane {
- public:
-  FakeControlPlane(const Host& a, const Host& b) : a_(a), b_(b), key_(a.public_key) {}
-
-  void attach(agent::MeshMember* a, agent::MeshMember* b) {
-    member_a_ = a;
-    member_b_ = b;
-  }
-  agent::MeshKeyReporter reporter() {
-    agent::MeshKeyReporter r;
-    r.staged = [this](const WgKey& k, uint16_t port) -> Result<void> {
-      {
-        std::lock_guard lock(mu_);
-        next_ = std::pair(k, port);
-      }
-      publish();
-      return ok();
-    };
-    r.current = [this](const WgKey& k) -> Result<void> {
-      {
-        std::lock_guard lock(mu_);
-        if (!next_ || !(next_->first == k)) return Error(errc::kConflict, "not the staged key");
-        key_ = k;
-        port_ = next_->second;
-        next_.reset();
-        rotate_ = false;
-      }
-      publish();
-      return ok();
-    };
-    return r;
-  }
-  void requestRotation() {
-    {
-      std::lock_guard lock(mu_);
-      rotate_ = true;
-    }
-    publish();
-  }
-  void publish() {
-    json a;
-    json b;
-    {
-      std::lock_guard lock(mu_);
-      ++version_;
-      const std::string endpoint = "[" + a_.underlay + "]:" + std::to_string(port_);
-      json peer_a = testing::meshPeer(a_.number, key_.base64(), endpoint);
-      if (next_) {
-        peer_a["next"] = {{"public_key", next_->first.base64()},
-                          {"endpoint", "[" + a_.underlay + "]:" + std::to_string(next_->second)}};
-      }
-      b = testing::meshSection(version_, b_.number, json::array({peer_a}));
-      a = testing::meshSection(version_, a_.number,
-                               json::array({testing::meshPeer(b_.number, b_.public_key.base64(),
-                                                              "[" + b_.underlay + "]:51820")}),
-                               port_);
-      a["self"]["public_key"] = key_.base64();
-      a["self"]["next_public_key"] = next_ ? json(next_->first.base64()) : json(nullptr);
-      a["self"]["next_listen_port"] = next_ ? json(next_->second) : json(nullptr);
-      a["self"]["rotate"] = rotate_;
-    }
-    member_a_->observe(a);
-    member_b_->observe(b);
-  }
-  WgKey key() {
-    std::lock_guard lock(mu_);
-    return key_;
-  }
-
- private:
-  const Host& a_;
-  const Host& b_;
-  agent::MeshMember* member_a_ = nullptr;
-  agent::MeshMember* member_b_ = nullptr;
-  std::mutex mu_;
-  int64_t version_ = 0;
-  WgKey key_;
-  uint16_t port_ = 51820;
-  std::optional<std::pair<WgKey, uint16_t>> next_;
-  bool rotate_ = false;
-};
-
-// "80 packets transmitted, 79 received": the two numbers (-1: unreadable).
-std::pair<int, int> pingCounts(const std::string& text) {
-  int sent = -1;
-  int received = -1;
-  const size_t at = text.find(" packets transmitted, ");
-  if (at != std::string::npos) {
-    const size_t start = text.rfind('\n', at);
-    sent = std::atoi(text.c_str() + (start == std::string::npos ? 0 : start + 1));
-    received = std::atoi(text.c_str() + at + 22);
-  }
-  return {sent, received};
-}
-
 TEST_F(MeshNetnsTest, AKeyRotationUnderPingLosesAtMostOnePacket) {
   metrics::Registry metrics;
   const auto member = [&](const Host& h, agent::MeshKeyReporter report) {
@@ -459,7 +362,7 @@ TEST_F(MeshNetnsTest, AKeyRotationUnderPingLosesAtMostOnePacket) {
       return m;
     });
   };
-  FakeControlPlane cp(a_, b_);
+  testing::FakeRotationControlPlane<Host> cp(a_, b_);
   auto member_a = member(a_, cp.reporter());
   auto member_b = member(b_, {});
   cp.attach(member_a.get(), member_b.get());
@@ -491,8 +394,8 @@ TEST_F(MeshNetnsTest, AKeyRotationUnderPingLosesAtMostOnePacket) {
   ASSERT_TRUE(retired) << "the old interface was not retired";
   EXPECT_TRUE(to_a.waitOrKill(15s, true));
   EXPECT_TRUE(to_b.waitOrKill(15s, true));
-  const auto [sent_a, got_a] = pingCounts(*readFile(out.file("to_a")));
-  const auto [sent_b, got_b] = pingCounts(*readFile(out.file("to_b")));
+  const auto [sent_a, got_a] = testing::pingCounts(*readFile(out.file("to_a")));
+  const auto [sent_b, got_b] = testing::pingCounts(*readFile(out.file("to_b")));
   std::printf(
       "mesh: key rotation committed %lld ms after the request, old interface retired %lld ms "
       "after that; under a 10 packets/s ping: to the rotating node %d of %d lost, from it %d "

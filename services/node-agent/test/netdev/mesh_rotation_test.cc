@@ -159,7 +159,13 @@ TEST(Mesh, APeerWithNextIsConfiguredWithItsNextKeyAndEndpoint) {
   std::array<uint8_t, 32> priv{};
   priv.fill(0x42);
   const std::string conf = renderWgConfig(rotatingPeerPlan(), WgKey::fromBytes(priv));
-  EXPECT_NE(conf.find("PublicKey = " + keyText(12) + "\nEndpoint = [fd00:5c::b]:51821\n"),
+  EXPECT_NE(conf.find("PublicKey = " + keyText(12) +
+                      "\nEndpoint = [fd00:5c::b]:51821\nAllowedIPs = fd7a:5c00:0:2::/64\n"
+                      "PersistentKeepalive = 25\n"),
+            std::string::npos)
+      << conf;
+  // The others have none ("off" ends one a finished rotation left).
+  EXPECT_NE(conf.find("AllowedIPs = fd7a:5c00:0:3::/64\nPersistentKeepalive = off\n"),
             std::string::npos)
       << conf;
   EXPECT_EQ(conf.find(keyText(2)), std::string::npos) << conf;
