@@ -236,23 +236,8 @@ class Bench {
   // (d): key rotations of host A under a 10 packets/s ping each way.
   Result<void> rotations(int count) {
     metrics::Registry metrics;
-    const auto member = [&](const Host& h, agent::MeshKeyReporter report) {
-      agent::MeshMemberOptions o;
-      o.mesh.interface = h.wg;
-      o.mesh.state_dir = h.state.path();
-      o.reconcile_every = 1s;
-      o.report = std::move(report);
-      return inNs(h.ns, [&] {
-        auto m = std::make_unique<agent::MeshMember>(o, metrics);
-        m->start();
-        return m;
-      });
-    };
     testing::FakeRotationControlPlane<Host> cp(a_, b_);
-    auto member_a = member(a_, cp.reporter());
-    auto member_b = member(b_, {});
-    cp.attach(member_a.get(), member_b.get());
-    cp.publish();
+    cp.start(metrics, 1s);
     if (!within(5s, [&] { return pings(a_, b_.meshAddress()) && pings(b_, a_.meshAddress()); })) {
       return Error(errc::kUnavailable, "the members' mesh does not carry");
     }
@@ -274,7 +259,7 @@ class Bench {
       auto committed = within(10s, [&] { return !(cp.key() == old_key); });
       if (!committed) return Error(errc::kDeadlineExceeded, "the rotation did not commit");
       commits.push_back(*committed);
-      if (!within(5s, [&] { return !member_a->rotation(); })) {
+      if (!within(5s, [&] { return !cp.memberA().rotation(); })) {
         return Error(errc::kDeadlineExceeded, "the old interface was not retired");
       }
       (void)to_a.waitOrKill(10s, true);
@@ -284,12 +269,11 @@ class Bench {
       std::printf(
           "(d) rotation %d (to %s): committed %.0f ms after the request; 10 packets/s ping lost "
           "%d of %d to the rotating host, %d of %d from it\n",
-          i + 1, member_a->activeInterface().c_str(), *committed, sent_a - got_a, sent_a,
+          i + 1, cp.memberA().activeInterface().c_str(), *committed, sent_a - got_a, sent_a,
           sent_b - got_b, sent_b);
     }
     std::printf("(d) %d rotations: request -> commit median %.0f ms\n", count, median(commits));
-    member_a->stop(true);
-    member_b->stop(true);
+    cp.stop();
     return ok();
   }
 

@@ -349,24 +349,8 @@ TEST_F(MeshNetnsTest, TwoHundredPeersApplyTime) {
 
 TEST_F(MeshNetnsTest, AKeyRotationUnderPingLosesAtMostOnePacket) {
   metrics::Registry metrics;
-  const auto member = [&](const Host& h, agent::MeshKeyReporter report) {
-    agent::MeshMemberOptions o;
-    o.mesh.interface = h.wg;
-    o.mesh.state_dir = h.state.path();
-    o.reconcile_every = 2s;
-    o.report = std::move(report);
-    // Started inside the host's namespace: its thread, and what it spawns, stay there.
-    return inNs(h.ns, [&] {
-      auto m = std::make_unique<agent::MeshMember>(o, metrics);
-      m->start();
-      return m;
-    });
-  };
   testing::FakeRotationControlPlane<Host> cp(a_, b_);
-  auto member_a = member(a_, cp.reporter());
-  auto member_b = member(b_, {});
-  cp.attach(member_a.get(), member_b.get());
-  cp.publish();
+  cp.start(metrics, 2s);
   ASSERT_TRUE(within(5s, [&] { return pings(a_, b_) && pings(b_, a_); }));
 
   // 10 packets/s each way for 8 s; the rotation starts after 1 s.
@@ -390,7 +374,7 @@ TEST_F(MeshNetnsTest, AKeyRotationUnderPingLosesAtMostOnePacket) {
   ASSERT_TRUE(committed) << "the rotation did not commit";
   const std::string second = defaultMeshInterface2(a_.wg);
   // Retired one reconcile period (2 s) after the commit.
-  auto retired = within(8s, [&] { return !member_a->rotation(); });
+  auto retired = within(8s, [&] { return !cp.memberA().rotation(); });
   ASSERT_TRUE(retired) << "the old interface was not retired";
   EXPECT_TRUE(to_a.waitOrKill(15s, true));
   EXPECT_TRUE(to_b.waitOrKill(15s, true));
@@ -431,8 +415,7 @@ TEST_F(MeshNetnsTest, AKeyRotationUnderPingLosesAtMostOnePacket) {
   EXPECT_TRUE(status["rotation"].is_null());
   EXPECT_EQ(status["peers"][0]["route"], true);
   EXPECT_TRUE(pings(b_, a_));
-  member_a->stop(true);
-  member_b->stop(true);
+  cp.stop();
   EXPECT_EQ(metrics.counter("plfm_agent_mesh_rotations_total", "").value({{"result", "ok"}}), 1);
 }
 

@@ -2,10 +2,17 @@
 // test and bench/mesh_bench (mesh.md, "Contract for key rotation"): host a
 // rotates; each POST .../mesh-key (a MeshKeyReporter call) becomes a new plan
 // for both hosts' MeshMembers at once, as the long-poll delivers one version
-// to every agent. `Host` has number, underlay and public_key.
+// to every agent. `Host` has ns, wg, state (a TempDir), number, underlay and
+// public_key.
+//
+//   FakeRotationControlPlane<Host> cp(a, b);
+//   cp.start(metrics, 2s);   // a MeshMember per host, in its namespace; plan 1
+//   cp.requestRotation();    // then watch cp.key() and cp.memberA().rotation()
 #pragma once
 
+#include <chrono>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -13,6 +20,7 @@
 #include <utility>
 
 #include "agent/mesh_member.h"
+#include "support/mesh_netns.h"
 #include "support/mesh_sections.h"
 
 namespace plfm::netdev::testing {
@@ -22,10 +30,37 @@ class FakeRotationControlPlane {
  public:
   FakeRotationControlPlane(const Host& a, const Host& b) : a_(a), b_(b), key_(a.public_key) {}
 
-  void attach(agent::MeshMember* a, agent::MeshMember* b) {
-    member_a_ = a;
-    member_b_ = b;
+  ~FakeRotationControlPlane() { stop(); }
+  FakeRotationControlPlane(const FakeRotationControlPlane&) = delete;
+  FakeRotationControlPlane& operator=(const FakeRotationControlPlane&) = delete;
+
+  // Starts a MeshMember per host inside its namespace (its thread, and what
+  // it spawns, stay there) and publishes the first plan.
+  void start(metrics::Registry& metrics, std::chrono::seconds reconcile_every) {
+    const auto member = [&](const Host& h, agent::MeshKeyReporter report) {
+      agent::MeshMemberOptions o;
+      o.mesh.interface = h.wg;
+      o.mesh.state_dir = h.state.path();
+      o.reconcile_every = reconcile_every;
+      o.report = std::move(report);
+      return inNs(h.ns, [&] {
+        auto m = std::make_unique<agent::MeshMember>(o, metrics);
+        m->start();
+        return m;
+      });
+    };
+    member_a_ = member(a_, reporter());
+    member_b_ = member(b_, {});
+    publish();
   }
+  // Stops both members and deletes their interfaces.
+  void stop() {
+    for (auto* m : {&member_a_, &member_b_}) {
+      if (*m) (*m)->stop(true);
+      m->reset();
+    }
+  }
+  agent::MeshMember& memberA() { return *member_a_; }
   agent::MeshKeyReporter reporter() {
     agent::MeshKeyReporter r;
     r.staged = [this](const WgKey& k, uint16_t port) -> Result<void> {
@@ -92,8 +127,8 @@ class FakeRotationControlPlane {
  private:
   const Host& a_;
   const Host& b_;
-  agent::MeshMember* member_a_ = nullptr;
-  agent::MeshMember* member_b_ = nullptr;
+  std::unique_ptr<agent::MeshMember> member_a_;
+  std::unique_ptr<agent::MeshMember> member_b_;
   std::mutex mu_;
   int64_t version_ = 0;
   WgKey key_;
