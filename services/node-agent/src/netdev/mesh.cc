@@ -273,7 +273,7 @@ WgKey generatePrivateKey() {
   // Curve25519 clamping (RFC 7748 section 5), as `wg genkey` does.
   sk[0] &= 248;
   sk[31] = static_cast<uint8_t>((sk[31] & 127) | 64);
-  const WgKey key = WgKey::fromBytes(sk);
+  WgKey key = WgKey::fromBytes(sk);
   sodium_memzero(sk.data(), sk.size());
   return key;
 }

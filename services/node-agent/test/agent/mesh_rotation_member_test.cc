@@ -89,7 +89,8 @@ class FakeNet {
       std::string out = "(private)\t" + l.own_public + "\t" + std::to_string(l.port) + "\toff\n";
       for (const auto& [key, rest] : l.peers) {
         const std::string hs = handshakes_.count(a[2] + "/" + key) != 0 ? "1765000000" : "0";
-        out += key + "\t(none)\t" + rest + "\t" + hs + "\t0\t0\toff\n";
+        out.append(key).append("\t(none)\t").append(rest).append("\t").append(hs);
+        out += "\t0\t0\toff\n";
       }
       return out;
     }
@@ -161,9 +162,6 @@ bool eventually(const std::function<bool()>& ok, std::chrono::milliseconds limit
   while (!ok() && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(5ms);
   return ok();
 }
-
-constexpr const char* kP2 = "node_01jdq3v7k2m9x4c8r6t0w5y002";
-constexpr const char* kP3 = "node_01jdq3v7k2m9x4c8r6t0w5y003";
 
 class MeshRotationTest : public ::testing::Test {
  protected:
