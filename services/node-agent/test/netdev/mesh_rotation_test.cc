@@ -204,6 +204,31 @@ TEST(Mesh, APeerWithNextIsConfiguredWithItsNextKeyAndEndpoint) {
   EXPECT_EQ(meshDrift(rotatingPeerPlan(), own, *in_sync, routes, only3), want_routes);
 }
 
+// `mesh status` shows a running rotation (text and JSON), retiring once the
+// new key is current.
+TEST(MeshRotation, StatusShowsTheRotation) {
+  MeshRotation r;
+  r.interface = "plfm-wg1";
+  r.listen_port = 51821;
+  r.public_key = *WgKey::parse(keyText(4));
+  r.since = 1765000000;
+  auto s = meshStatus("plfm-wg0", std::nullopt, std::nullopt, {}, 0);
+  EXPECT_TRUE(toJson(s)["rotation"].is_null());
+  EXPECT_EQ(toText(s).find("rotation"), std::string::npos);
+  s.rotation = rotationStatus(r);
+  EXPECT_EQ(toJson(s)["rotation"], json({{"phase", "staged"},
+                                         {"interface", "plfm-wg1"},
+                                         {"since", "2025-12-06T05:46:40.000000Z"}}));
+  EXPECT_NE(toText(s).find("rotation: staged, new key on plfm-wg1, since 2025-12-06T05:46:40"),
+            std::string::npos)
+      << toText(s);
+  r.phase = "published";
+  EXPECT_EQ(rotationStatus(r).phase, "published");
+  r.retire_interface = "plfm-wg0";
+  r.retire_after = 1765000030;
+  EXPECT_EQ(rotationStatus(r).phase, "retiring");
+}
+
 TEST(MeshRotation, SecondSlotNames) {
   EXPECT_EQ(defaultMeshInterface2("plfm-wg0"), "plfm-wg1");
   EXPECT_EQ(defaultMeshInterface2("wg-1a2b3c4d-a"), "wg-1a2b3c4d-a1");  // vt dev's hosts
