@@ -1,7 +1,7 @@
 // bench/mesh_bench: the WireGuard mesh (docs/specs/networking/mesh.md) with
 // the agent's netdev::Mesh and wireguard-go, in network namespaces (root).
 //
-//   build/bench/mesh_bench [--seconds 5] [--rounds 5]
+//   build/bench/mesh_bench [--seconds 5] [--rounds 5] [--rotations 3]
 //
 // Two "hosts", each a namespace, joined by a veth pair (the underlay), each
 // with its own mesh interface. Prints, no assertions:
@@ -14,7 +14,11 @@
 //   (c) at 200 peers (host B and 199 made-up ones) on host A through `wg
 //       syncconf`: the apply from 1 to 200 peers, a reconcile in sync, the
 //       apply of one peer fewer and of one more; medians of --rounds, and
-//       whether wireguard-go kept its pid (no restart).
+//       whether wireguard-go kept its pid (no restart);
+//   (d) key rotations of host A (agent::MeshMember on both hosts, a fake
+//       control plane turning the reports into plans): the time from the
+//       request to the commit and the packets lost by a 10 packets/s ping each
+//       way, per rotation (--rotations, default 3; each one alternates slots).
 // Namespaces and wireguard-go processes are removed at the end, also after
 // a failure.
 #include <unistd.h>
@@ -32,11 +36,14 @@
 #include <thread>
 #include <vector>
 
+#include "agent/mesh_member.h"
 #include "netdev/mesh.h"
+#include "netdev/mesh_rotation.h"
 #include "netdev/wg_dump.h"
 #include "plfm/core/process.h"
 #include "plfm/testing/temp_dir.h"
 #include "support/mesh_netns.h"
+#include "support/mesh_rotation_cp.h"
 #include "support/mesh_sections.h"
 
 namespace plfm::netdev {
@@ -100,8 +107,10 @@ class Bench {
   ~Bench() {
     for (const auto& ns : created_) (void)sh({"ip", "netns", "del", ns});
     for (const Host* h : {&a_, &b_}) {
-      for (pid_t pid : testing::wireguardGo(h->wg)) (void)stopProcess(pid, SIGTERM, 2s);
-      ::unlink(("/var/run/wireguard/" + h->wg + ".sock").c_str());
+      for (const std::string& name : {h->wg, defaultMeshInterface2(h->wg)}) {
+        for (pid_t pid : testing::wireguardGo(name)) (void)stopProcess(pid, SIGTERM, 2s);
+        ::unlink(("/var/run/wireguard/" + name + ".sock").c_str());
+      }
     }
   }
   Bench(const Bench&) = delete;
@@ -224,6 +233,50 @@ class Bench {
     return ok();
   }
 
+  // (d): key rotations of host A under a 10 packets/s ping each way.
+  Result<void> rotations(int count) {
+    metrics::Registry metrics;
+    testing::FakeRotationControlPlane<Host> cp(a_, b_);
+    cp.start(metrics, 1s);
+    if (!within(5s, [&] { return pings(a_, b_.meshAddress()) && pings(b_, a_.meshAddress()); })) {
+      return Error(errc::kUnavailable, "the members' mesh does not carry");
+    }
+    std::vector<double> commits;
+    for (int i = 0; i < count; ++i) {
+      plfm::testing::TempDir out("mesh-bench-ping");
+      const auto ping = [&](const Host& from, const Host& to, const std::string& file) {
+        SpawnOptions so;
+        so.stdout_path = file;
+        return spawn({"ip", "netns", "exec", from.ns, "ping", "-6", "-i", "0.1", "-c", "40", "-W",
+                      "1", to.meshAddress()},
+                     so);
+      };
+      PLFM_ASSIGN_OR_RETURN(Process to_a, ping(b_, a_, out.file("to_a")));
+      PLFM_ASSIGN_OR_RETURN(Process to_b, ping(a_, b_, out.file("to_b")));
+      std::this_thread::sleep_for(1s);
+      const WgKey old_key = cp.key();
+      cp.requestRotation();
+      auto committed = within(10s, [&] { return !(cp.key() == old_key); });
+      if (!committed) return Error(errc::kDeadlineExceeded, "the rotation did not commit");
+      commits.push_back(*committed);
+      if (!within(5s, [&] { return !cp.memberA().rotation(); })) {
+        return Error(errc::kDeadlineExceeded, "the old interface was not retired");
+      }
+      (void)to_a.waitOrKill(10s, true);
+      (void)to_b.waitOrKill(10s, true);
+      const auto [sent_a, got_a] = testing::pingCounts(readFile(out.file("to_a")).value_or(""));
+      const auto [sent_b, got_b] = testing::pingCounts(readFile(out.file("to_b")).value_or(""));
+      std::printf(
+          "(d) rotation %d (to %s): committed %.0f ms after the request; 10 packets/s ping lost "
+          "%d of %d to the rotating host, %d of %d from it\n",
+          i + 1, cp.memberA().activeInterface().c_str(), *committed, sent_a - got_a, sent_a,
+          sent_b - got_b, sent_b);
+    }
+    std::printf("(d) %d rotations: request -> commit median %.0f ms\n", count, median(commits));
+    cp.stop();
+    return ok();
+  }
+
  private:
   static std::optional<double> within(std::chrono::milliseconds limit,
                                       const std::function<bool()>& ok) {
@@ -244,19 +297,23 @@ class Bench {
   Result<double> iperf(const std::string& address, int seconds) {
     auto server = spawn({"ip", "netns", "exec", b_.ns, "iperf3", "-s", "-1", "-B", address});
     PLFM_TRY(server);
+    // Until the server listens: iperf3 -J may exit 0 with only an "error".
     Result<std::string> out = Error(errc::kUnavailable, "iperf3 did not run");
-    for (int attempt = 0; attempt < 20; ++attempt) {  // until the server listens
+    json bps;
+    for (int attempt = 0; attempt < 20; ++attempt) {
       out = sh({"ip", "netns", "exec", a_.ns, "iperf3", "-J", "-c", address, "-t",
                 std::to_string(seconds)});
-      if (out) break;
+      if (out) {
+        const json j = json::parse(*out, nullptr, false);
+        bps = j.is_object()
+                  ? j.value(json::json_pointer("/end/sum_received/bits_per_second"), json())
+                  : json();
+        if (bps.is_number()) break;
+      }
       std::this_thread::sleep_for(100ms);
     }
     (void)server->waitOrKill(5s, true);
     PLFM_TRY(out);
-    const json j = json::parse(*out, nullptr, false);
-    const json bps = j.is_object()
-                         ? j.value(json::json_pointer("/end/sum_received/bits_per_second"), json())
-                         : json();
     if (!bps.is_number()) return Error(errc::kInternal, "iperf3 printed no throughput");
     return bps.get<double>() / 1e6;
   }
@@ -272,7 +329,9 @@ class Bench {
 int main(int argc, char** argv) {
   int seconds = 5;
   int rounds = 5;
+  int rotations = 3;
   for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::strcmp(argv[i], "--rotations") == 0) rotations = std::max(0, std::atoi(argv[i + 1]));
     if (std::strcmp(argv[i], "--seconds") == 0) seconds = std::max(1, std::atoi(argv[i + 1]));
     if (std::strcmp(argv[i], "--rounds") == 0) rounds = std::max(1, std::atoi(argv[i + 1]));
   }
@@ -290,6 +349,7 @@ int main(int argc, char** argv) {
   if (r) r = bench.handshake();
   if (r) r = bench.throughput(seconds, 3);
   if (r) r = bench.twoHundredPeers(rounds);
+  if (r && rotations > 0) r = bench.rotations(rotations);
   if (!r) {
     std::fprintf(stderr, "mesh_bench: %s\n", r.error().toString().c_str());
     return 1;

@@ -9,6 +9,7 @@
 #include "command_line.h"
 #include "mesh_flags.h"
 #include "netdev/mesh.h"
+#include "netdev/mesh_rotation.h"
 #include "netdev/mesh_status.h"
 #include "plfm/core/process.h"
 
@@ -18,22 +19,28 @@ namespace {
 struct MeshFlags {
   std::string state_dir = "/var/lib/plfm-agent";
   netdev::MeshOptions mesh;
+  std::string interface2;  // empty: derived from mesh.interface
+  int port = netdev::kDefaultMeshPort;
   std::string format = "text";
 };
 
 int meshStatus(MeshFlags f) {
   f.mesh.state_dir = f.state_dir;
-  netdev::Mesh mesh(f.mesh);
   std::optional<netdev::MeshPlan> plan;
-  if (auto text = readFile(mesh.planPath())) {
+  const std::string plan_path = netdev::Mesh(f.mesh).planPath();
+  if (auto text = readFile(plan_path)) {
     auto parsed = netdev::parseMeshPlan(nlohmann::json::parse(*text, nullptr, false));
     if (!parsed) {
-      std::cerr << "plfm-node-agent: " << mesh.planPath() << ": " << parsed.error().message()
-                << "\n";
+      std::cerr << "plfm-node-agent: " << plan_path << ": " << parsed.error().message() << "\n";
       return 1;
     }
     plan = std::move(parsed->plan);
   }
+  // The active slot: the one whose port the plan names (mesh.md, "Agent").
+  const std::string second =
+      f.interface2.empty() ? netdev::defaultMeshInterface2(f.mesh.interface) : f.interface2;
+  if (plan && !second.empty() && plan->self.listen_port == f.port + 1) f.mesh.interface = second;
+  netdev::Mesh mesh(f.mesh);
   std::optional<netdev::WgDump> dump;
   std::vector<netdev::MeshRoute> routes;
   if (mesh.exists()) {
@@ -46,7 +53,13 @@ int meshStatus(MeshFlags f) {
     dump = std::move(*d);
     routes = std::move(*r);
   }
-  const auto s = netdev::meshStatus(f.mesh.interface, plan, dump, routes, std::time(nullptr));
+  auto s = netdev::meshStatus(f.mesh.interface, plan, dump, routes, std::time(nullptr));
+  auto rotation = netdev::loadMeshRotation(f.state_dir);
+  if (!rotation) {
+    std::cerr << "plfm-node-agent: " << rotation.error().message() << "\n";
+    return 1;
+  }
+  if (*rotation) s.rotation = netdev::rotationStatus(**rotation);
   if (f.format == "json") {
     std::cout << netdev::toJson(s).dump() << "\n";
   } else {
@@ -69,6 +82,12 @@ void registerMeshCommands(CLI::App& app, CommandAction* action) {
       ->envname("PLFM_AGENT_STATE_DIR")
       ->capture_default_str();
   addMeshInterfaceOption(*status, flags->mesh.interface);
+  addMeshInterface2Option(*status, flags->interface2);
+  status
+      ->add_option("--mesh-port", flags->port,
+                   "The agent's --mesh-port (the active interface is the one on the plan's port)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65534));
   status->add_option("--format", flags->format, "text or json")
       ->capture_default_str()
       ->check(CLI::IsMember({"text", "json"}));

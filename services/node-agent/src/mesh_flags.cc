@@ -8,16 +8,31 @@
 
 namespace plfm::agent {
 
+namespace {
+
+CLI::Validator meshInterfaceName() {
+  return CLI::Validator(
+      [](std::string& v) -> std::string {
+        return netdev::validMeshInterfaceName(v) ? "" : "1 to 15 of [a-z0-9-]";
+      },
+      "NAME");
+}
+
+}  // namespace
+
 void addMeshInterfaceOption(CLI::App& app, std::string& target) {
   app.add_option("--mesh-interface", target,
                  "The mesh's WireGuard interface (1 to 15 of [a-z0-9-]; distinct per simulated "
                  "host on one machine)")
       ->capture_default_str()
-      ->check(CLI::Validator(
-          [](std::string& v) -> std::string {
-            return netdev::validMeshInterfaceName(v) ? "" : "1 to 15 of [a-z0-9-]";
-          },
-          "NAME"));
+      ->check(meshInterfaceName());
+}
+
+void addMeshInterface2Option(CLI::App& app, std::string& target) {
+  app.add_option("--mesh-interface2", target,
+                 "The second WireGuard interface a key rotation brings up, on --mesh-port + 1 "
+                 "(default: --mesh-interface with a final 0 made 1, else with 1 appended)")
+      ->check(meshInterfaceName());
 }
 
 namespace {
@@ -78,10 +93,17 @@ void addMeshOptions(CLI::App& run, AgentOptions& o) {
   run.add_flag("!--no-mesh", o.mesh_enabled,
                "Do not join the WireGuard mesh (no interface, peers or routes)");
   addMeshInterfaceOption(run, o.mesh.mesh.interface);
+  addMeshInterface2Option(run, o.mesh.interface2);
   run.add_option("--mesh-port", o.facts.mesh_port,
                  "The mesh's UDP port on the underlay address (sent at enrollment)")
       ->capture_default_str()
-      ->check(CLI::Range(1, 65535));
+      ->check(CLI::Range(1, 65534));
+  run.add_option_function<int64_t>(
+         "--mesh-rotation-settle-ms",
+         [&o](int64_t ms) { o.mesh.rotation_settle = std::chrono::milliseconds(ms); },
+         "During a key rotation, move the routes of peers that have not shaken hands on the new "
+         "interface after this many milliseconds (default 2000)")
+      ->check(CLI::Range(int64_t{0}, int64_t{60000}));
   run.add_flag_callback(
       "--edge", [&o] { o.facts.role = "edge"; },
       "Enroll as an edge-only node: a mesh member that runs no instances (the ingress host)");

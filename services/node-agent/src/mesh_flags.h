@@ -1,6 +1,7 @@
 // The mesh flags of `plfm-node-agent run` (docs/specs/networking/mesh.md,
-// "The agent's mesh"): --no-mesh, --mesh-interface, --mesh-port, --edge,
-// --wg, --wireguard-go, --mesh-reconcile-seconds. Apart from run_command.cc
+// "The agent's mesh"): --no-mesh, --mesh-interface, --mesh-interface2,
+// --mesh-port, --mesh-rotation-settle-ms, --edge, --wg, --wireguard-go,
+// --mesh-reconcile-seconds. Apart from run_command.cc
 // so a test parses them as `run` does.
 #pragma once
 
@@ -21,5 +22,7 @@ void addMeshOptions(CLI::App& run, AgentOptions& o);
 void addEgressOptions(CLI::App& run, AgentOptions& o);
 // --mesh-interface alone (`mesh status` has it too).
 void addMeshInterfaceOption(CLI::App& app, std::string& target);
+// --mesh-interface2 alone (the second slot of a key rotation; empty: derived).
+void addMeshInterface2Option(CLI::App& app, std::string& target);
 
 }  // namespace plfm::agent

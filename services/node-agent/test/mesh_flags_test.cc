@@ -28,6 +28,13 @@ TEST(MeshFlags, DefaultsAndEachFlag) {
   EXPECT_EQ(o.mesh.reconcile_every, std::chrono::seconds(30));
   EXPECT_EQ(o.mesh.mesh.wg, "wg");
   EXPECT_EQ(o.mesh.mesh.wireguard_go, "wireguard-go");
+  EXPECT_EQ(o.mesh.interface2, "");  // derived: plfm-wg1
+  EXPECT_EQ(o.mesh.rotation_settle, std::chrono::milliseconds(2000));
+
+  AgentOptions rot;
+  ASSERT_TRUE(parse("--mesh-interface2 wg-b2 --mesh-rotation-settle-ms 500", rot));
+  EXPECT_EQ(rot.mesh.interface2, "wg-b2");
+  EXPECT_EQ(rot.mesh.rotation_settle, std::chrono::milliseconds(500));
 
   AgentOptions set;
   ASSERT_TRUE(
@@ -60,9 +67,12 @@ TEST(MeshFlags, DnsResponderFlags) {
 }
 
 TEST(MeshFlags, BadValuesAreRefused) {
-  for (const char* bad : {"--mesh-interface Wg0", "--mesh-interface a234567890123456",
-                          "--mesh-interface ../x", "--mesh-interface ''", "--mesh-port 0",
-                          "--mesh-port 65536", "--mesh-reconcile-seconds 0"}) {
+  for (const char* bad :
+       {"--mesh-interface Wg0", "--mesh-interface a234567890123456", "--mesh-interface ../x",
+        "--mesh-interface ''", "--mesh-port 0", "--mesh-port 65536", "--mesh-reconcile-seconds 0",
+        // The second slot listens on --mesh-port + 1.
+        "--mesh-port 65535", "--mesh-interface2 Wg1", "--mesh-interface2 a234567890123456",
+        "--mesh-rotation-settle-ms -1", "--mesh-rotation-settle-ms 60001"}) {
     AgentOptions o;
     EXPECT_FALSE(parse(bad, o)) << bad;
   }

@@ -41,7 +41,7 @@ void checkPlan(std::string_view in) {
       __builtin_trap();
     }
   }
-  if (lines != 4 + 6 * plan.peers.size()) __builtin_trap();
+  if (lines != 4 + 7 * plan.peers.size()) __builtin_trap();
   // What plan.json holds parses back to the same plan.
   auto again = parseMeshPlan(plan.toJson());
   if (!again || again->plan.toJson() != plan.toJson()) __builtin_trap();

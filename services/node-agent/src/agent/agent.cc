@@ -147,6 +147,8 @@ Result<void> Agent::start() {
   adoptOrClean();
   if (options_.mesh_enabled) {
     options_.mesh.mesh.state_dir = options_.state_dir;
+    options_.mesh.port = static_cast<uint16_t>(options_.facts.mesh_port);
+    if (options_.plan_file.empty()) options_.mesh.report = meshKeyReporter();
     mesh_ = std::make_unique<MeshMember>(options_.mesh, metrics_);
     mesh_->start();
   }
@@ -355,7 +357,10 @@ void Agent::applyPlan(const NodePlan& plan) {
   std::map<std::string, std::set<image::Digest>> images;
   // The guest filter learns the cluster prefix before the mesh carries traffic.
   if (auto section = netdev::parseMeshPlan(plan.mesh)) {
-    filterMesh(section->plan.cluster_prefix.str(), options_.mesh.mesh.interface);
+    filterMesh(section->plan.cluster_prefix.str(), options_.mesh.mesh.interface,
+               options_.mesh.interface2.empty()
+                   ? netdev::defaultMeshInterface2(options_.mesh.mesh.interface)
+                   : options_.mesh.interface2);
     if (egress_) egress_->follow(&section->plan);
   } else if (egress_) {
     egress_->follow(nullptr);
@@ -591,6 +596,19 @@ Result<void> Agent::applyFirewallLocked() {
   return r;
 }
 
+MeshKeyReporter Agent::meshKeyReporter() const {
+  auto client = std::make_shared<ControlPlaneClient>(credential_.control_plane, credential_.token,
+                                                     options_.control_plane_tls);
+  MeshKeyReporter r;
+  r.staged = [client, node = credential_.node_id](const netdev::WgKey& key, uint16_t port) {
+    return client->reportMeshKey(node, "next", key.base64(), port);
+  };
+  r.current = [client, node = credential_.node_id](const netdev::WgKey& key) {
+    return client->reportMeshKey(node, "current", key.base64(), 0);
+  };
+  return r;
+}
+
 void Agent::startDns(const netdev::MeshPlan& plan) {
   if (dns_ || !options_.dns_enabled) return;
   auto r = startMeshDnsResponder(plan, options_.mesh.mesh, options_.dns_upstreams);
@@ -625,10 +643,11 @@ std::string Agent::nameserver() const {
   return dns_address_;
 }
 
-void Agent::filterMesh(std::string_view cluster_prefix, std::string_view mesh_interface) {
+void Agent::filterMesh(std::string_view cluster_prefix, std::string_view mesh_interface,
+                       std::string_view mesh_interface2) {
   std::optional<netdev::MeshFilter> mesh;
   if (!cluster_prefix.empty()) {
-    auto parsed = netdev::parseMeshFilter(cluster_prefix, mesh_interface);
+    auto parsed = netdev::parseMeshFilter(cluster_prefix, mesh_interface, mesh_interface2);
     if (!parsed) {
       log::error("the guest filter keeps its previous mesh settings",
                  {{"error", parsed.error().toString()}});

@@ -190,11 +190,15 @@ class Agent final : public InstanceHost {
   void applyPlan(const NodePlan& plan);
 
   // The mesh part of the guest filter (mesh.md, "Isolation across hosts"):
-  // the plan's `mesh.cluster_prefix` and the --mesh-interface name, given at
-  // every plan before the mesh itself is applied (an empty prefix: no mesh).
-  // Rewrites the table when they changed; an invalid value or a failed
-  // rewrite is logged and counted, and the next rewrite retries.
-  void filterMesh(std::string_view cluster_prefix, std::string_view mesh_interface);
+  // the plan's `mesh.cluster_prefix` and the --mesh-interface and
+  // --mesh-interface2 names (a key rotation's two slots; empty: none), given
+  // at every plan before the mesh itself is applied (an empty prefix: no
+  // mesh). Rewrites the table when they changed; an invalid value or a
+  // failed rewrite is logged and counted, and the next rewrite retries.
+  void filterMesh(std::string_view cluster_prefix, std::string_view mesh_interface,
+                  std::string_view mesh_interface2 = {});
+  // POST /v1/nodes/{id}/mesh-key on its own connection (the mesh thread's).
+  [[nodiscard]] MeshKeyReporter meshKeyReporter() const;
   // Starts the DNS responder on the plan's host address (once; plan thread).
   void startDns(const netdev::MeshPlan& plan);
 

@@ -55,9 +55,10 @@ ControlPlaneClient::ControlPlaneClient(std::string base_url, std::string token,
 
 Result<json> ControlPlaneClient::call(const std::string& method, const std::string& target,
                                       const std::string& body, std::chrono::milliseconds timeout,
-                                      int* status) {
+                                      int* status, const std::string& idempotency_key) {
   http::Headers headers;
   headers.set("Authorization", "Bearer " + token_);
+  if (!idempotency_key.empty()) headers.set("Idempotency-Key", idempotency_key);
   if (!body.empty()) headers.set("Content-Type", "application/json");
   PLFM_ASSIGN_OR_RETURN(auto resp, client_.send(method, target, headers, body, timeout));
   *status = resp.status;
@@ -301,6 +302,21 @@ Result<bool> ControlPlaneClient::reportVolumeOp(const std::string& node_id,
   PLFM_ASSIGN_OR_RETURN(auto j, call("POST", "/v1/nodes/" + node_id + "/volume-ops/" + op_id,
                                      report.toJson().dump(), std::chrono::seconds(15), &status));
   return j.is_object() ? j.value("applied", true) : true;
+}
+
+Result<void> ControlPlaneClient::reportMeshKey(const std::string& node_id, std::string_view phase,
+                                               const std::string& public_key, int listen_port) {
+  json body = {{"phase", phase}, {"public_key", public_key}};
+  std::string key = "mesh-key-" + std::string(phase) + "-" + public_key;
+  if (phase == "next") {
+    body["listen_port"] = listen_port;
+    key += "-" + std::to_string(listen_port);
+  }
+  int status = 0;
+  PLFM_ASSIGN_OR_RETURN(auto j, call("POST", "/v1/nodes/" + node_id + "/mesh-key", body.dump(),
+                                     std::chrono::seconds(15), &status, key));
+  (void)j;
+  return ok();
 }
 
 Result<bool> ControlPlaneClient::report(const std::string& node_id, const std::string& instance_id,

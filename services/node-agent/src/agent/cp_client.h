@@ -185,6 +185,13 @@ class ControlPlaneClient {
   // A restore's or verify's outcome; true when it changed something.
   [[nodiscard]] Result<bool> reportVolumeOp(const std::string& node_id, const std::string& op_id,
                                             const VolumeOpReport& report);
+  // POST /v1/nodes/{node_id}/mesh-key (docs/specs/networking/mesh.md,
+  // "Contract for key rotation"): `phase` "next" with the staged public key
+  // and its port, or "current" (`listen_port` unused) when the node has
+  // moved its routes. Only the public key is sent. The Idempotency-Key is
+  // made from the body, so a retry replays.
+  [[nodiscard]] Result<void> reportMeshKey(const std::string& node_id, std::string_view phase,
+                                           const std::string& public_key, int listen_port);
   // true when the report was applied, false when the control plane already had
   // it or a newer one (a duplicate is fine).
   [[nodiscard]] Result<bool> report(const std::string& node_id, const std::string& instance_id,
@@ -196,7 +203,8 @@ class ControlPlaneClient {
                                                 int64_t after, std::chrono::seconds wait);
   [[nodiscard]] Result<nlohmann::json> call(const std::string& method, const std::string& target,
                                             const std::string& body,
-                                            std::chrono::milliseconds timeout, int* status);
+                                            std::chrono::milliseconds timeout, int* status,
+                                            const std::string& idempotency_key = {});
   std::string token_;
   http::Client client_;
 };

@@ -8,7 +8,18 @@ using nlohmann::json;
 
 MeshMember::MeshMember(MeshMemberOptions options, metrics::Registry& metrics,
                        netdev::CommandRunner run)
-    : options_(std::move(options)), metrics_(metrics), mesh_(options_.mesh, std::move(run)) {}
+    : options_(std::move(options)),
+      metrics_(metrics),
+      run_(std::move(run)),
+      mesh_(options_.mesh, run_) {
+  interfaces_[0] = options_.mesh.interface;
+  interfaces_[1] = options_.interface2.empty()
+                       ? netdev::defaultMeshInterface2(options_.mesh.interface)
+                       : options_.interface2;
+  if (interfaces_[1] == interfaces_[0]) interfaces_[1].clear();  // no second slot
+  ports_[0] = options_.port;
+  ports_[1] = static_cast<uint16_t>(options_.port + 1);
+}
 
 MeshMember::~MeshMember() { stop(false); }
 
@@ -28,6 +39,16 @@ void MeshMember::start() {
                 {{"path", mesh_.planPath()}, {"error", parsed.error().message()}});
     }
   }
+  // A rotation that was running resumes from its record.
+  auto rotation = netdev::loadMeshRotation(options_.mesh.state_dir);
+  if (!rotation) {
+    log::error("ignoring an unreadable mesh rotation record",
+               {{"error", rotation.error().toString()}});
+  } else if (*rotation) {
+    log::info("resuming the mesh key rotation",
+              {{"device", (*rotation)->interface}, {"phase", (*rotation)->phase}});
+    setRotation(**rotation);
+  }
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -39,11 +60,15 @@ void MeshMember::stop(bool remove_interface) {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
-  if (remove_interface && mesh_.exists()) {
-    if (auto r = mesh_.remove(); !r) {
+  if (!remove_interface) return;
+  for (int i = 0; i < 2; ++i) {
+    if (interfaces_[i].empty()) continue;
+    netdev::Mesh m = slot(i, false);
+    if (!m.exists()) continue;
+    if (auto r = m.remove(); !r) {
       log::warn("removing the mesh interface failed", {{"error", r.error().toString()}});
     } else {
-      log::info("removed the mesh interface", {{"device", options_.mesh.interface}});
+      log::info("removed the mesh interface", {{"device", interfaces_[i]}});
     }
   }
 }
@@ -53,9 +78,30 @@ int64_t MeshMember::appliedVersion() const {
   return applied_version_;
 }
 
+std::optional<netdev::MeshRotation> MeshMember::rotation() const {
+  std::lock_guard lock(mu_);
+  return rotation_;
+}
+
+std::string MeshMember::activeInterface() const {
+  std::lock_guard lock(mu_);
+  return interfaces_[active_];
+}
+
+void MeshMember::setRotation(std::optional<netdev::MeshRotation> r) {
+  std::lock_guard lock(mu_);
+  rotation_ = std::move(r);
+}
+
 std::optional<netdev::MeshTotals> MeshMember::totals() {
-  if (!mesh_.exists()) return std::nullopt;
-  auto dump = mesh_.dump();
+  int active = 0;
+  {
+    std::lock_guard lock(mu_);
+    active = active_;
+  }
+  netdev::Mesh mesh = slot(active, false);
+  if (!mesh.exists()) return std::nullopt;
+  auto dump = mesh.dump();
   if (!dump) {
     log::warn("reading the mesh interface for the heartbeat failed",
               {{"error", dump.error().toString()}});
@@ -98,9 +144,14 @@ void MeshMember::loop() {
   std::unique_lock lock(mu_);
   while (!stopping_) {
     if (!first && !changed_) {
-      const auto wait =
-          failed ? std::min<std::chrono::seconds>(options_.reconcile_every, kRetryAfterFailure)
-                 : options_.reconcile_every;
+      auto wait = failed
+                      ? std::min<std::chrono::seconds>(options_.reconcile_every, kRetryAfterFailure)
+                      : options_.reconcile_every;
+      // A retiring interface goes when its period is over, not a period later.
+      if (rotation_ && rotation_->retire_after != 0) {
+        const auto left = std::chrono::seconds(rotation_->retire_after - nowUnix());
+        wait = std::max(std::chrono::seconds(1), std::min(wait, left));
+      }
       cv_.wait_for(lock, wait, [&] { return stopping_ || changed_; });
       if (stopping_) return;
     }
@@ -115,6 +166,32 @@ void MeshMember::loop() {
   }
 }
 
+int MeshMember::slotOf(uint16_t listen_port) const {
+  return listen_port == ports_[1] && !interfaces_[1].empty() ? 1 : 0;
+}
+
+netdev::Mesh MeshMember::slot(int index, bool staged) const {
+  netdev::MeshOptions o = options_.mesh;
+  o.interface = interfaces_[index];
+  if (staged) {
+    o.key_file = netdev::meshNextKeyPath(o.state_dir);
+    o.save_plan = false;
+  }
+  return netdev::Mesh(std::move(o), run_);
+}
+
+int64_t MeshMember::nowUnix() const {
+  if (options_.now_unix) return options_.now_unix();
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void MeshMember::countRotation(const char* result) {
+  metrics_.counter("plfm_agent_mesh_rotations_total", "Mesh key rotation steps by result")
+      .inc({{"result", result}});
+}
+
 bool MeshMember::round(const netdev::MeshPlan& named, bool changed) {
   auto resolved = netdev::resolveEndpoints(named, options_.resolve);
   for (const auto& e : resolved.skipped) {
@@ -122,9 +199,26 @@ bool MeshMember::round(const netdev::MeshPlan& named, bool changed) {
               {{"error", e.toString()}});
   }
   const netdev::MeshPlan& plan = resolved.plan;
+  const int active = slotOf(plan.self.listen_port);
+  {
+    std::lock_guard lock(mu_);
+    active_ = active;
+  }
+  bool rotating = false;
+  {
+    std::lock_guard lock(mu_);
+    rotating = rotation_.has_value();
+  }
+  if (rotating || plan.self.rotate) return rotationRound(plan, active, changed);
+  netdev::Mesh mesh = slot(active, false);
+  return applyActive(mesh, plan, changed);
+}
+
+bool MeshMember::applyActive(netdev::Mesh& mesh, const netdev::MeshPlan& plan, bool changed) {
+  const std::string& device = mesh.options().interface;
   auto& applies = metrics_.counter("plfm_agent_mesh_applies_total", "Mesh applies by result");
   // A node without peers needs no interface; one already up stays in step.
-  if (plan.peers.empty() && !mesh_.exists()) {
+  if (plan.peers.empty() && !mesh.exists()) {
     metrics_.gauge("plfm_agent_mesh_peers", "Peers in the applied mesh plan").set(0);
     std::lock_guard lock(mu_);
     applied_version_ = plan.version;
@@ -132,16 +226,16 @@ bool MeshMember::round(const netdev::MeshPlan& named, bool changed) {
   }
   Result<void> r = ok();
   if (changed) {
-    r = mesh_.apply(plan);
+    r = mesh.apply(plan);
   } else {
-    auto drift = mesh_.reconcile(plan);
+    auto drift = mesh.reconcile(plan);
     if (drift && !drift->empty()) {
       metrics_.counter("plfm_agent_mesh_drift_total", "Mesh reconciles that found a difference")
           .inc();
       json what = json::array();
       for (const auto& d : *drift) what.push_back(d);
       log::warn("the mesh drifted from its plan; applied it again",
-                {{"device", options_.mesh.interface}, {"drift", what.dump()}});
+                {{"device", device}, {"drift", what.dump()}});
     } else if (drift) {
       std::lock_guard lock(mu_);
       applied_version_ = plan.version;
@@ -152,18 +246,15 @@ bool MeshMember::round(const netdev::MeshPlan& named, bool changed) {
   if (!r) {
     applies.inc({{"result", "failed"}});
     log::error("applying the mesh failed; the next reconcile retries",
-               {{"device", options_.mesh.interface},
-                {"version", plan.version},
-                {"error", r.error().toString()}});
+               {{"device", device}, {"version", plan.version}, {"error", r.error().toString()}});
     return false;
   }
   applies.inc({{"result", "ok"}});
   metrics_.gauge("plfm_agent_mesh_peers", "Peers in the applied mesh plan")
       .set(static_cast<double>(plan.peers.size()));
   if (changed) {
-    log::info("mesh applied", {{"device", options_.mesh.interface},
-                               {"version", plan.version},
-                               {"peers", plan.peers.size()}});
+    log::info("mesh applied",
+              {{"device", device}, {"version", plan.version}, {"peers", plan.peers.size()}});
   }
   std::lock_guard lock(mu_);
   applied_version_ = plan.version;

@@ -14,26 +14,58 @@
 //
 // A node with no peers does not bring the interface up (a one-node cluster
 // needs none); one it finds already up is kept in step either way.
+//
+// Key rotation (mesh.md, "Contract for key rotation", "Agent"): two slots,
+// the interfaces `mesh.interface` on `port` and `interface2` on `port` + 1;
+// the active one is the slot whose port is the plan's `self.listen_port`.
+// When the plan asks for a rotation the member stages a new key on the
+// other slot (STATE/mesh/next.key, STATE/mesh/rotation.json), reports it,
+// moves each peer's route once that peer has shaken hands on the new
+// interface (or after the settle time), reports the commit, and deletes the
+// old interface one reconcile period after the key became current.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
+#include <string>
 #include <thread>
 
 #include "netdev/mesh.h"
+#include "netdev/mesh_rotation.h"
 #include "plfm/core/metrics.h"
 
 namespace plfm::agent {
 
+// The control plane's side of a rotation: POST /v1/nodes/{id}/mesh-key
+// with phase "next" (the staged key and its port) and phase "current" (the
+// commit). Only public keys cross it. Unset (a plan file, no control
+// plane): a rotation stages its key and waits.
+struct MeshKeyReporter {
+  std::function<Result<void>(const netdev::WgKey& public_key, uint16_t listen_port)> staged;
+  std::function<Result<void>(const netdev::WgKey& public_key)> current;
+};
+
 struct MeshMemberOptions {
-  netdev::MeshOptions mesh;  // interface, STATE, the wg, wireguard-go and ip binaries
+  netdev::MeshOptions mesh;  // slot 0's interface, STATE, the wg, wireguard-go and ip binaries
+  std::string interface2;    // slot 1's interface; empty: defaultMeshInterface2(slot 0's)
+  uint16_t port = netdev::kDefaultMeshPort;  // slot 0's port (--mesh-port); slot 1: + 1
   std::chrono::seconds reconcile_every{30};
+  // A rotation moves the routes of peers that have not shaken hands on the
+  // new interface after this long (--mesh-rotation-settle-ms); it checks
+  // for handshakes every `handshake_poll`.
+  std::chrono::milliseconds rotation_settle{2000};
+  std::chrono::milliseconds handshake_poll{50};
   // Host-name endpoints to addresses (getaddrinfo; tests pass a fake).
   netdev::EndpointResolver resolve = netdev::resolveEndpoint;
+  MeshKeyReporter report;
+  // Unix seconds, for retire_after (tests pass a fake); empty: the system clock.
+  std::function<int64_t()> now_unix;
 };
 
 class MeshMember {
@@ -57,17 +89,47 @@ class MeshMember {
 
   // The version last applied or found in sync (-1: none yet), for tests.
   [[nodiscard]] int64_t appliedVersion() const;
+  // The rotation running (nullopt: none), for tests and `mesh status`.
+  [[nodiscard]] std::optional<netdev::MeshRotation> rotation() const;
+  // The interface that carries the routes now.
+  [[nodiscard]] std::string activeInterface() const;
 
  private:
   void loop();
-  // One round: apply when `changed`, else reconcile; false when it failed
-  // (the next one comes after kRetryAfterFailure, not a full period).
+  // One round: apply when `changed`, else reconcile, and the rotation's next
+  // step; false when something failed (the next round comes after
+  // kRetryAfterFailure, not a full period).
   bool round(const netdev::MeshPlan& plan, bool changed);
+  // The slot plan's own part of a round without a rotation (as before one).
+  bool applyActive(netdev::Mesh& mesh, const netdev::MeshPlan& plan, bool changed);
+  // The rotation's steps (mesh_rotation_steps.cc).
+  bool rotationRound(const netdev::MeshPlan& plan, int active, bool changed);
+  Result<void> stage(const netdev::MeshPlan& plan, int active);
+  Result<void> moveRoutes(const netdev::MeshPlan& plan, netdev::Mesh& next,
+                          const std::set<std::string>& moved);
+  Result<void> commit();
+  Result<void> retire();
+  // The member's view of a slot: its interface, and for the slot a rotation
+  // stages a key on, that key file and port.
+  netdev::Mesh slot(int index, bool staged) const;
+  int slotOf(uint16_t listen_port) const;
+  int64_t nowUnix() const;
+  void countRotation(const char* result);
+  void setRotation(std::optional<netdev::MeshRotation> r);
   static constexpr std::chrono::seconds kRetryAfterFailure{5};
 
   MeshMemberOptions options_;
   metrics::Registry& metrics_;
-  netdev::Mesh mesh_;
+  netdev::CommandRunner run_;
+  std::string interfaces_[2];
+  uint16_t ports_[2] = {0, 0};
+  netdev::Mesh mesh_;  // slot 0, for what happens outside the thread (stop, totals)
+  // The rotation (read by the thread; rotation() copies it under mu_).
+  std::optional<netdev::MeshRotation> rotation_;  // guarded by mu_
+  bool staged_reported_ = false;                  // the thread's: this run reported the staged key
+  bool current_reported_ = false;                 // the thread's: this run reported the commit
+  bool rotation_refused_logged_ = false;          // the thread's
+  int active_ = 0;                                // guarded by mu_: the active slot
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::optional<netdev::MeshPlan> desired_;  // guarded by mu_

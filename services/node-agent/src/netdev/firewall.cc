@@ -185,6 +185,12 @@ constexpr std::string_view kMeshChains =
 	}
 )";
 
+// `"plfm-wg0"`, or `{ "plfm-wg0", "plfm-wg1" }` with a rotation's second slot.
+std::string meshIfnames(const MeshFilter& mesh) {
+  if (mesh.interface2().empty()) return ifname(mesh.interface());
+  return "{ " + ifname(mesh.interface()) + ", " + ifname(mesh.interface2()) + " }";
+}
+
 std::string replaceAll(std::string s, std::string_view from, const std::string& to) {
   for (size_t pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size())) {
     s.replace(pos, from.size(), to);
@@ -288,21 +294,27 @@ std::uint32_t MeshFilter::tagOf(const in6_addr& a) const {
          (std::uint32_t{a.s6_addr[10]} << 8) | std::uint32_t{a.s6_addr[11]};
 }
 
-Result<MeshFilter> parseMeshFilter(std::string_view cluster_prefix, std::string_view interface) {
+Result<MeshFilter> parseMeshFilter(std::string_view cluster_prefix, std::string_view interface,
+                                   std::string_view interface2) {
   PLFM_ASSIGN_OR_RETURN(Ipv6Prefix prefix, parseIpv6Prefix(cluster_prefix));
   if (prefix.length < 1 || prefix.length > 63) {
     return Error(errc::kInvalidArgument,
                  "the cluster prefix must be /1 to /63 (node /64s and org tags follow it)")
         .with("prefix", prefix.str());
   }
-  if (!validMeshInterface(interface)) {
-    return Error(errc::kInvalidArgument,
-                 "bad mesh interface name: 1 to 15 of [a-z0-9-], not a tap name (vt-*)")
-        .with("device", std::string(interface.substr(0, 64)));
+  std::vector<std::string_view> names = {interface};
+  if (!interface2.empty()) names.push_back(interface2);
+  for (std::string_view name : names) {
+    if (!validMeshInterface(name)) {
+      return Error(errc::kInvalidArgument,
+                   "bad mesh interface name: 1 to 15 of [a-z0-9-], not a tap name (vt-*)")
+          .with("device", std::string(name.substr(0, 64)));
+    }
   }
   MeshFilter m;
   m.cluster_prefix_ = prefix;
   m.interface_ = interface;
+  if (interface2 != interface) m.interface2_ = interface2;
   return m;
 }
 
@@ -489,7 +501,7 @@ Result<std::string> renderRuleset(std::vector<GuestFilter> guests, const Firewal
   if (policy.mesh) {
     chains = replaceAll(
         replaceAll(std::string(kMeshChains), "@CLUSTER@", policy.mesh->clusterPrefix().str()),
-        "@MESH@", ifname(policy.mesh->interface()));
+        "@MESH@", meshIfnames(*policy.mesh));
   }
   if (policy.guest_subnet4) chains = withIpv4(std::move(chains), *policy.guest_subnet4);
   s += chains;

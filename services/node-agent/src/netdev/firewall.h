@@ -82,26 +82,33 @@ struct Ipv4Prefix {
 
 // The mesh's part of the filter (docs/specs/networking/mesh.md, "Isolation
 // across hosts"): the cluster prefix comes from the NodePlan at run time, the
-// interface from the agent's --mesh-interface. Built only by parseMeshFilter().
+// interfaces from the agent's --mesh-interface and --mesh-interface2 (both
+// slots of a key rotation, named whether they exist or not). Built only by
+// parseMeshFilter().
 class MeshFilter {
  public:
   [[nodiscard]] const Ipv6Prefix& clusterPrefix() const { return cluster_prefix_; }
   [[nodiscard]] const std::string& interface() const { return interface_; }
+  // Empty: one interface only.
+  [[nodiscard]] const std::string& interface2() const { return interface2_; }
   // The org tag of an address: bits 64..95 when it is inside the cluster
   // prefix, else 0 (an old-layout or outside address).
   [[nodiscard]] std::uint32_t tagOf(const in6_addr& address) const;
   friend bool operator==(const MeshFilter&, const MeshFilter&) = default;
 
  private:
-  friend Result<MeshFilter> parseMeshFilter(std::string_view, std::string_view);
+  friend Result<MeshFilter> parseMeshFilter(std::string_view, std::string_view, std::string_view);
   Ipv6Prefix cluster_prefix_;
   std::string interface_;
+  std::string interface2_;
 };
 
 // `cluster_prefix` an IPv6 prefix of length 1..63 ("fd7a:5c00::/48");
-// `interface` 1..15 of [a-z0-9-], not a tap name (vt-*).
+// `interface` and `interface2` (empty: none) 1..15 of [a-z0-9-], not a tap
+// name (vt-*).
 [[nodiscard]] Result<MeshFilter> parseMeshFilter(std::string_view cluster_prefix,
-                                                 std::string_view interface);
+                                                 std::string_view interface,
+                                                 std::string_view interface2 = {});
 
 // The node's policy for traffic that is not guest to guest (the operator's
 // flags, fixed for the agent's lifetime; the mesh part follows the plan).

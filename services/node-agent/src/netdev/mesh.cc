@@ -15,6 +15,7 @@
 #include <set>
 #include <thread>
 
+#include "plfm/core/assert.h"
 #include "plfm/core/process.h"
 #include "plfm/core/strings.h"
 #include "plfm/core/unique_fd.h"
@@ -45,8 +46,9 @@ std::string joined(const std::vector<std::string>& argv) {
   return s;
 }
 
-bool routeIsPeers(const MeshRoute& r, const MeshPlan& plan) {
+bool routeIsPeers(const MeshRoute& r, const MeshPlan& plan, const RoutedPeers& routed) {
   for (const auto& p : plan.peers) {
+    if (routed && routed->count(p.node_id) == 0) continue;
     for (const auto& a : p.allowed_ips) {
       if (a.length == r.dst.length && std::memcmp(&a.address, &r.dst.address, 16) == 0) {
         return true;
@@ -70,7 +72,8 @@ bool validMeshInterfaceName(std::string_view name) {
   });
 }
 
-std::string renderWgConfig(const MeshPlan& plan, const WgKey& private_key) {
+std::string renderWgConfig(const MeshPlan& named, const WgKey& private_key) {
+  const MeshPlan plan = peersSwitched(named);
   std::string s = "# Written by plfm-node-agent for `wg syncconf` (mesh version " +
                   std::to_string(plan.version) + "); rewritten at each apply.\n";
   s += "[Interface]\nPrivateKey = " + private_key.base64() +
@@ -82,7 +85,12 @@ std::string renderWgConfig(const MeshPlan& plan, const WgKey& private_key) {
     for (size_t i = 0; i < p.allowed_ips.size(); ++i) {
       s += (i == 0 ? "" : ", ") + p.allowed_ips[i].str();
     }
-    s += "\n";
+    // Always written: `wg syncconf` leaves a setting the file omits as it was,
+    // so "off" ends the keepalive of a peer that has finished rotating.
+    s += "\nPersistentKeepalive = " +
+         (p.persistent_keepalive == 0 ? std::string("off")
+                                      : std::to_string(p.persistent_keepalive)) +
+         "\n";
   }
   return s;
 }
@@ -117,8 +125,10 @@ std::vector<MeshRoute> parseRouteList(std::string_view text) {
   return out;
 }
 
-std::vector<std::string> meshDrift(const MeshPlan& plan, const WgKey& own_key, const WgDump& dump,
-                                   const std::vector<MeshRoute>& routes) {
+std::vector<std::string> meshDrift(const MeshPlan& named, const WgKey& own_key, const WgDump& dump,
+                                   const std::vector<MeshRoute>& routes,
+                                   const RoutedPeers& routed) {
+  const MeshPlan plan = peersSwitched(named);
   std::vector<std::string> d;
   if (!dump.public_key || !(*dump.public_key == own_key)) d.emplace_back("the interface's key");
   if (dump.listen_port != plan.self.listen_port) d.emplace_back("the listen port");
@@ -143,19 +153,20 @@ std::vector<std::string> meshDrift(const MeshPlan& plan, const WgKey& own_key, c
     }
   }
   for (const auto& [key, peer] : have) d.push_back("unknown peer " + key.base64());
-  std::set<std::string> routed;
+  std::set<std::string> have_route;
   for (const auto& r : routes) {
     if (r.kernel) continue;
-    if (!routeIsPeers(r, plan)) {
-      d.push_back("a route to " + r.dst.str() + " names no peer");
+    if (!routeIsPeers(r, plan, routed)) {
+      d.push_back("a route to " + r.dst.str() + " names no peer routed here");
     } else if (r.mtu != kMeshMtu) {
       d.push_back("the route to " + r.dst.str() + ": mtu");
     }
-    routed.insert(r.dst.str());
+    have_route.insert(r.dst.str());
   }
   for (const auto& p : plan.peers) {
+    if (routed && routed->count(p.node_id) == 0) continue;
     for (const auto& a : p.allowed_ips) {
-      if (routed.count(a.str()) == 0) d.push_back("no route to " + a.str());
+      if (have_route.count(a.str()) == 0) d.push_back("no route to " + a.str());
     }
   }
   return d;
@@ -235,13 +246,14 @@ ResolvedPlan resolveEndpoints(const MeshPlan& plan, const EndpointResolver& reso
   out.plan = plan;
   out.plan.peers.clear();
   for (const auto& p : plan.peers) {
-    auto e = resolve(p.endpoint);
+    // The endpoint it is configured with (the staged one while it rotates).
+    auto e = resolve(p.next ? p.next->endpoint : p.endpoint);
     if (!e) {
       out.skipped.push_back(std::move(e).error().with("node_id", p.node_id));
       continue;
     }
     MeshPeer resolved = p;
-    resolved.endpoint = *e;
+    (resolved.next ? resolved.next->endpoint : resolved.endpoint) = *e;
     out.plan.peers.push_back(std::move(resolved));
   }
   return out;
@@ -252,6 +264,18 @@ WgKey publicKeyOf(const WgKey& private_key) {
   if (sodium_init() < 0) return WgKey{};
   if (crypto_scalarmult_base(pk.data(), private_key.bytes().data()) != 0) return WgKey{};
   return WgKey::fromBytes(pk);
+}
+
+WgKey generatePrivateKey() {
+  PLFM_ASSERT(sodium_init() >= 0, "libsodium did not initialize");
+  std::array<uint8_t, 32> sk{};
+  randombytes_buf(sk.data(), sk.size());
+  // Curve25519 clamping (RFC 7748 section 5), as `wg genkey` does.
+  sk[0] &= 248;
+  sk[31] = static_cast<uint8_t>((sk[31] & 127) | 64);
+  WgKey key = WgKey::fromBytes(sk);
+  sodium_memzero(sk.data(), sk.size());
+  return key;
 }
 
 CommandRunner realCommandRunner(std::chrono::milliseconds timeout) {
@@ -285,10 +309,17 @@ std::string Mesh::meshDir() const { return options_.state_dir + "/mesh"; }
 std::string Mesh::planPath() const { return meshDir() + "/plan.json"; }
 std::string Mesh::configPath() const { return meshDir() + "/" + options_.interface + ".conf"; }
 
-bool Mesh::exists() const { return if_nametoindex(options_.interface.c_str()) != 0; }
+std::string Mesh::keyPath() const {
+  return options_.key_file.empty() ? options_.state_dir + "/wireguard.key" : options_.key_file;
+}
+
+bool Mesh::exists() const {
+  if (options_.link_exists) return options_.link_exists(options_.interface);
+  return if_nametoindex(options_.interface.c_str()) != 0;
+}
 
 Result<WgKey> Mesh::privateKey() const {
-  const std::string path = options_.state_dir + "/wireguard.key";
+  const std::string path = keyPath();
   auto text = readFile(path);
   if (!text) {
     return Error(errc::kFailedPrecondition,
@@ -328,8 +359,9 @@ Result<void> Mesh::bringUp() {
   return ok();
 }
 
-Result<void> Mesh::apply(const MeshPlan& plan) {
+Result<void> Mesh::apply(const MeshPlan& named) {
   const std::string& name = options_.interface;
+  const MeshPlan plan = peersSwitched(named);
   PLFM_TRY(bringUp());
   std::error_code ec;
   std::filesystem::create_directories(meshDir(), ec);
@@ -347,7 +379,14 @@ Result<void> Mesh::apply(const MeshPlan& plan) {
       {options_.ip, "-6", "addr", "replace", ipv6Text(plan.self.address) + "/128", "dev", name}));
   PLFM_TRY(run_({options_.ip, "link", "set", name, "mtu", std::to_string(kMeshMtu), "up"}));
   PLFM_TRY(syncRoutes(plan));
-  return writeFileAtomic(planPath(), plan.toJson().dump(1) + "\n", 0600);
+  if (!options_.save_plan) return ok();
+  return writeFileAtomic(planPath(), named.toJson().dump(1) + "\n", 0600);
+}
+
+Result<void> Mesh::routeVia(const Ipv6Prefix& prefix) {
+  PLFM_TRY(run_({options_.ip, "-6", "route", "replace", prefix.str(), "dev", options_.interface,
+                 "mtu", std::to_string(kMeshMtu)}));
+  return ok();
 }
 
 Result<void> Mesh::syncRoutes(const MeshPlan& plan) {
@@ -356,13 +395,14 @@ Result<void> Mesh::syncRoutes(const MeshPlan& plan) {
   std::set<std::string> good;
   for (const auto& r : current) {
     if (r.kernel) continue;
-    if (!routeIsPeers(r, plan)) {
+    if (!routeIsPeers(r, plan, routed_)) {
       PLFM_TRY(run_({options_.ip, "-6", "route", "del", r.dst.str(), "dev", name}));
     } else if (r.mtu == kMeshMtu) {
       good.insert(r.dst.str());
     }
   }
   for (const auto& p : plan.peers) {
+    if (routed_ && routed_->count(p.node_id) == 0) continue;
     for (const auto& a : p.allowed_ips) {
       if (good.count(a.str()) != 0) continue;
       PLFM_TRY(run_({options_.ip, "-6", "route", "replace", a.str(), "dev", name, "mtu",
@@ -407,7 +447,7 @@ Result<std::vector<std::string>> Mesh::check(const MeshPlan& plan) {
   PLFM_ASSIGN_OR_RETURN(WgDump d, dump());
   PLFM_ASSIGN_OR_RETURN(auto r, routes());
   auto drift = linkDrift(plan, link);
-  for (auto& x : meshDrift(plan, own, d, r)) drift.push_back(std::move(x));
+  for (auto& x : meshDrift(plan, own, d, r, routed_)) drift.push_back(std::move(x));
   return drift;
 }
 

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,7 +36,8 @@ inline constexpr uint16_t kDefaultMeshPort = 51820;
 [[nodiscard]] bool validMeshInterfaceName(std::string_view name);
 
 // The file `wg syncconf` reads (wg(8), CONFIGURATION FILE FORMAT): the
-// interface's private key and port, one [Peer] per peer. Only typed values
+// interface's private key and port, one [Peer] per peer (as peersSwitched()
+// makes them: a rotating peer's next key, with a persistent keepalive). Only typed values
 // reach it, so no field can add a line or a key. Holds the private key: the
 // caller writes it 0600 and wipes the string.
 [[nodiscard]] std::string renderWgConfig(const MeshPlan& plan, const WgKey& private_key);
@@ -49,12 +51,19 @@ struct MeshRoute {
 // Lines it cannot read (another route type) are skipped.
 [[nodiscard]] std::vector<MeshRoute> parseRouteList(std::string_view text);
 
+// The peers (by node id) whose prefixes are routed via an interface;
+// nullopt: all of them. While a key rotation runs, a peer's route is on one
+// of the node's two interfaces only (mesh.md, "Contract for key rotation").
+using RoutedPeers = std::optional<std::set<std::string>>;
+
 // What differs between the plan and the interface (one short sentence each,
 // naming keys and prefixes, never the private key); empty: in sync.
-// `own_key`: the public key that belongs to STATE/wireguard.key.
+// `own_key`: the public key that belongs to the interface's key file. Peers
+// are compared as peersSwitched() configures them.
 [[nodiscard]] std::vector<std::string> meshDrift(const MeshPlan& plan, const WgKey& own_key,
                                                  const WgDump& dump,
-                                                 const std::vector<MeshRoute>& routes);
+                                                 const std::vector<MeshRoute>& routes,
+                                                 const RoutedPeers& routed = std::nullopt);
 
 // The link itself, from `ip -o link show dev NAME` (its flags and MTU) and
 // `ip -6 -o addr show dev NAME` (its addresses).
@@ -69,6 +78,9 @@ struct MeshLink {
 
 // The public key of a private one (Curve25519 base point multiplication).
 [[nodiscard]] WgKey publicKeyOf(const WgKey& private_key);
+// A fresh private key (libsodium's randombytes_buf, clamped as wg genkey
+// does). The caller writes it 0600 and wipes it.
+[[nodiscard]] WgKey generatePrivateKey();
 
 // Host-name endpoints resolved to an address (IPv6 first), so that one name
 // that does not resolve cannot fail `wg syncconf` for every peer (wg would
@@ -93,6 +105,14 @@ using CommandRunner = std::function<Result<std::string>(const std::vector<std::s
 struct MeshOptions {
   std::string interface = std::string(kDefaultMeshInterface);
   std::string state_dir;  // reads STATE/wireguard.key, writes STATE/mesh/
+  // The interface's private key file; empty: STATE/wireguard.key. (A
+  // rotation's new interface reads STATE/mesh/next.key.)
+  std::string key_file;
+  // Whether apply() saves the plan as STATE/mesh/plan.json (the active
+  // interface's does; the other one of a rotation does not).
+  bool save_plan = true;
+  // Whether a link exists; empty: if_nametoindex (tests pass a fake).
+  std::function<bool(const std::string&)> link_exists;
   std::string wg = "wg";
   std::string wireguard_go = "wireguard-go";
   std::string ip = "ip";
@@ -123,7 +143,16 @@ class Mesh {
   // Deletes the interface (wireguard-go exits with its TUN); fine when absent.
   [[nodiscard]] Result<void> remove();
 
+  // Routes only these peers' prefixes via the interface from now on (the
+  // others' are deleted from it by the next apply); nullopt: all.
+  void setRouted(RoutedPeers routed) { routed_ = std::move(routed); }
+  [[nodiscard]] const RoutedPeers& routed() const { return routed_; }
+  // `ip -6 route replace PREFIX dev NAME mtu 1420`: moves a route from the
+  // other interface in one step.
+  [[nodiscard]] Result<void> routeVia(const Ipv6Prefix& prefix);
+
   [[nodiscard]] const MeshOptions& options() const { return options_; }
+  [[nodiscard]] std::string keyPath() const;
   [[nodiscard]] std::string planPath() const;    // STATE/mesh/plan.json
   [[nodiscard]] std::string configPath() const;  // STATE/mesh/NAME.conf
 
@@ -135,6 +164,7 @@ class Mesh {
 
   MeshOptions options_;
   CommandRunner run_;
+  RoutedPeers routed_;
 };
 
 }  // namespace plfm::netdev

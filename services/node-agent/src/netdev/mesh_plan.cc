@@ -85,6 +85,17 @@ bool hostnameOk(std::string_view h) {
   return label > 0 && prev != '-';
 }
 
+// A key that may be absent or null.
+Result<std::optional<WgKey>> optionalKey(const json& obj, const char* key,
+                                         const std::string& path) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return std::optional<WgKey>();
+  PLFM_ASSIGN_OR_RETURN(std::string text, member<std::string>(obj, key, path));
+  auto k = WgKey::parse(text);
+  if (!k) return fieldError(path + "." + key, k.error().message());
+  return std::optional(*k);
+}
+
 Result<MeshSelf> parseSelf(const json& j, const Ipv6Prefix& cluster) {
   if (!j.is_object()) return fieldError("self", "not an object");
   MeshSelf s;
@@ -103,7 +114,41 @@ Result<MeshSelf> parseSelf(const json& j, const Ipv6Prefix& cluster) {
   PLFM_ASSIGN_OR_RETURN(int64_t port, integerIn(j, "listen_port", "self", 1, 65535));
   s.listen_port = static_cast<uint16_t>(port);
   PLFM_ASSIGN_OR_RETURN(s.role, roleField(j, "self", false));
+  PLFM_ASSIGN_OR_RETURN(s.public_key, optionalKey(j, "public_key", "self"));
+  PLFM_ASSIGN_OR_RETURN(s.next_public_key, optionalKey(j, "next_public_key", "self"));
+  if (auto it = j.find("next_listen_port"); it != j.end() && !it->is_null()) {
+    PLFM_ASSIGN_OR_RETURN(int64_t next_port, integerIn(j, "next_listen_port", "self", 1, 65535));
+    s.next_listen_port = static_cast<uint16_t>(next_port);
+  }
+  if (s.next_public_key.has_value() != s.next_listen_port.has_value()) {
+    return fieldError(s.next_public_key ? "self.next_listen_port" : "self.next_public_key",
+                      "next_public_key and next_listen_port come together");
+  }
+  if (s.next_listen_port == s.listen_port) {
+    return fieldError("self.next_listen_port", "must differ from self.listen_port");
+  }
+  if (auto it = j.find("rotate"); it != j.end() && !it->is_null()) {
+    if (!it->is_boolean()) return fieldError("self.rotate", "not a boolean");
+    s.rotate = it->get<bool>();
+  }
   return s;
+}
+
+Result<std::optional<MeshPeerNext>> parsePeerNext(const json& j, const std::string& path) {
+  auto it = j.find("next");
+  if (it == j.end() || it->is_null()) return std::optional<MeshPeerNext>();
+  const std::string field = path + ".next";
+  if (!it->is_object()) return fieldError(field, "not an object or null");
+  MeshPeerNext n;
+  PLFM_ASSIGN_OR_RETURN(std::string key, member<std::string>(*it, "public_key", field));
+  auto k = WgKey::parse(key);
+  if (!k) return fieldError(field + ".public_key", k.error().message());
+  n.public_key = *k;
+  PLFM_ASSIGN_OR_RETURN(std::string endpoint, member<std::string>(*it, "endpoint", field));
+  auto e = parseWgEndpoint(endpoint);
+  if (!e) return fieldError(field + ".endpoint", e.error().message());
+  n.endpoint = *e;
+  return std::optional(n);
 }
 
 Result<MeshPeer> parsePeer(const json& j, const std::string& path, const MeshPlan& plan) {
@@ -139,13 +184,30 @@ Result<MeshPeer> parsePeer(const json& j, const std::string& path, const MeshPla
     p.allowed_ips.push_back(*prefix);
   }
   PLFM_ASSIGN_OR_RETURN(p.role, roleField(j, path, false));
+  PLFM_ASSIGN_OR_RETURN(p.next, parsePeerNext(j, path));
+  if (p.next && p.next->public_key == p.public_key) {
+    return fieldError(path + ".next.public_key", "is the peer's current key");
+  }
   return p;
 }
 
 // A peer that passed its own checks, against the ones kept before it.
 Result<void> checkAgainst(const MeshPeer& p, const std::string& path, const MeshPlan& plan) {
+  const auto keys = [](const MeshPeer& x) {
+    std::vector<WgKey> k{x.public_key};
+    if (x.next) k.push_back(x.next->public_key);
+    return k;
+  };
+  const std::vector<WgKey> mine = keys(p);
   for (const auto& q : plan.peers) {
-    if (q.public_key == p.public_key) return fieldError(path + ".public_key", "repeats a peer's");
+    for (const WgKey& theirs : keys(q)) {
+      for (size_t i = 0; i < mine.size(); ++i) {
+        if (mine[i] == theirs) {
+          return fieldError(path + (i == 0 ? ".public_key" : ".next.public_key"),
+                            "repeats a peer's");
+        }
+      }
+    }
     if (q.node_number == p.node_number || q.node_id == p.node_id) {
       return fieldError(path + ".node_number", "repeats a peer's");
     }
@@ -319,6 +381,18 @@ Result<ParsedMeshPlan> parseMeshPlan(const json& section) {
   return out;
 }
 
+MeshPlan peersSwitched(const MeshPlan& plan) {
+  MeshPlan out = plan;
+  for (auto& p : out.peers) {
+    if (!p.next) continue;
+    p.public_key = p.next->public_key;
+    p.endpoint = p.next->endpoint;
+    p.next.reset();
+    p.persistent_keepalive = kRotationKeepaliveSeconds;
+  }
+  return out;
+}
+
 std::optional<int64_t> meshSectionVersion(const json& section) {
   if (!section.is_object()) return std::nullopt;
   auto v = integerIn(section, "version", "", 0, INT64_MAX);
@@ -330,22 +404,35 @@ json MeshPlan::toJson() const {
   for (const auto& p : peers) {
     json ips = json::array();
     for (const auto& a : p.allowed_ips) ips.push_back(a.str());
+    json next = nullptr;
+    if (p.next) {
+      next = {{"public_key", p.next->public_key.base64()}, {"endpoint", p.next->endpoint.str()}};
+    }
     peers_json.push_back({{"node_id", p.node_id},
                           {"node_number", p.node_number},
                           {"public_key", p.public_key.base64()},
                           {"endpoint", p.endpoint.str()},
                           {"allowed_ips", ips},
-                          {"role", p.role}});
+                          {"role", p.role},
+                          {"next", next}});
   }
-  return {{"version", version},
-          {"cluster_prefix", cluster_prefix.str()},
-          {"self",
-           {{"node_number", self.node_number},
-            {"prefix", self.prefix.str()},
-            {"address", ipv6Text(self.address)},
-            {"listen_port", self.listen_port},
-            {"role", self.role}}},
-          {"peers", peers_json}};
+  const auto keyOrNull = [](const std::optional<WgKey>& k) {
+    return k ? json(k->base64()) : json(nullptr);
+  };
+  return {
+      {"version", version},
+      {"cluster_prefix", cluster_prefix.str()},
+      {"self",
+       {{"node_number", self.node_number},
+        {"prefix", self.prefix.str()},
+        {"address", ipv6Text(self.address)},
+        {"listen_port", self.listen_port},
+        {"role", self.role},
+        {"public_key", keyOrNull(self.public_key)},
+        {"next_public_key", keyOrNull(self.next_public_key)},
+        {"next_listen_port", self.next_listen_port ? json(*self.next_listen_port) : json(nullptr)},
+        {"rotate", self.rotate}}},
+      {"peers", peers_json}};
 }
 
 }  // namespace plfm::netdev

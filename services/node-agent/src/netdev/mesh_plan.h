@@ -67,6 +67,21 @@ struct MeshSelf {
   in6_addr address{};  // its host address (prefix + ::1), on the mesh interface
   uint16_t listen_port = 51820;
   std::string role = "worker";  // "worker" or "edge"
+  // Key rotation (mesh.md, "Contract for key rotation"): the node's current
+  // key as the control plane has it, the staged one and its port (both or
+  // neither), and whether a rotation is requested. Absent (an older control
+  // plane): nullopt and false.
+  std::optional<WgKey> public_key;
+  std::optional<WgKey> next_public_key;
+  std::optional<uint16_t> next_listen_port;
+  bool rotate = false;
+};
+
+// A peer's staged key and where it listens with it (its second interface).
+struct MeshPeerNext {
+  WgKey public_key;
+  WgEndpoint endpoint;
+  bool operator==(const MeshPeerNext&) const = default;
 };
 
 struct MeshPeer {
@@ -76,6 +91,14 @@ struct MeshPeer {
   WgEndpoint endpoint;
   std::vector<Ipv6Prefix> allowed_ips;  // inside the cluster prefix, not this node's
   std::string role = "worker";
+  // Set while the peer rotates its key: it is configured with this key and
+  // endpoint instead of the ones above (peersSwitched()).
+  std::optional<MeshPeerNext> next;
+  // Not in the plan: set by peersSwitched() on a peer that rotates, so this
+  // node shakes hands with the peer's new interface as soon as it switches
+  // (a persistent keepalive sends one at once), and the peer moves its route
+  // here at its next check instead of waiting for our traffic.
+  uint16_t persistent_keepalive = 0;
 };
 
 struct MeshPlan {
@@ -104,6 +127,13 @@ inline constexpr size_t kMaxAllowedIpsPerPeer = 16;
 // peer's key or node number, overlaps its allowed IPs, uses this node's own
 // prefix, or names an allowed IP outside the cluster prefix.
 [[nodiscard]] Result<ParsedMeshPlan> parseMeshPlan(const nlohmann::json& section);
+// The plan as WireGuard is configured with it: each peer with a `next` takes
+// that key and endpoint (its old key is left out, so `wg syncconf` moves the
+// peer's allowed IPs to the new key), a persistent keepalive, and `next` is
+// cleared.
+inline constexpr uint16_t kRotationKeepaliveSeconds = 25;
+[[nodiscard]] MeshPlan peersSwitched(const MeshPlan& plan);
+
 // The section's `version` alone (nullopt: none that is an integer), to skip
 // a section seen before without parsing it again.
 [[nodiscard]] std::optional<int64_t> meshSectionVersion(const nlohmann::json& section);

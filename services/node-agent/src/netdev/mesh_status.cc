@@ -4,6 +4,8 @@
 #include <map>
 #include <set>
 
+#include "plfm/core/clock.h"
+
 namespace plfm::netdev {
 using nlohmann::json;
 
@@ -36,7 +38,8 @@ MeshStatus meshStatus(const std::string& interface, const std::optional<MeshPlan
   };
   if (plan) {
     s.plan_version = plan->version;
-    for (const auto& p : plan->peers) {
+    // A peer that rotates is configured with its staged key.
+    for (const auto& p : peersSwitched(*plan).peers) {
       MeshPeerStatus out;
       out.node_id = p.node_id;
       out.node_number = p.node_number;
@@ -64,6 +67,10 @@ MeshStatus meshStatus(const std::string& interface, const std::optional<MeshPlan
   return s;
 }
 
+MeshRotationStatus rotationStatus(const MeshRotation& r) {
+  return {r.retire_interface.empty() ? r.phase : "retiring", r.interface, r.since};
+}
+
 json toJson(const MeshStatus& s) {
   json peers = json::array();
   for (const auto& p : s.peers) {
@@ -79,9 +86,19 @@ json toJson(const MeshStatus& s) {
                      {"tx_bytes", p.tx_bytes},
                      {"route", p.route}});
   }
-  return {{"interface", s.interface},       {"up", s.up},
-          {"listen_port", s.listen_port},   {"public_key", s.public_key},
-          {"plan_version", s.plan_version}, {"peers", peers}};
+  json rotation = nullptr;
+  if (s.rotation) {
+    rotation = {{"phase", s.rotation->phase},
+                {"interface", s.rotation->interface},
+                {"since", toRfc3339(Clock::WallTime(std::chrono::seconds(s.rotation->since)))}};
+  }
+  return {{"interface", s.interface},
+          {"up", s.up},
+          {"listen_port", s.listen_port},
+          {"public_key", s.public_key},
+          {"plan_version", s.plan_version},
+          {"rotation", rotation},
+          {"peers", peers}};
 }
 
 std::string toText(const MeshStatus& s) {
@@ -92,6 +109,10 @@ std::string toText(const MeshStatus& s) {
   }
   out += s.plan_version < 0 ? ", no plan applied yet\n"
                             : ", plan version " + std::to_string(s.plan_version) + "\n";
+  if (s.rotation) {
+    out += "rotation: " + s.rotation->phase + ", new key on " + s.rotation->interface + ", since " +
+           toRfc3339(Clock::WallTime(std::chrono::seconds(s.rotation->since))) + "\n";
+  }
   if (s.peers.empty()) return out + "no peers\n";
   std::vector<std::vector<std::string>> rows = {
       {"NODE", "ENDPOINT", "ALLOWED IPS", "HANDSHAKE", "RX", "TX", "ROUTE"}};

@@ -12,6 +12,7 @@
 
 #include "netdev/mesh.h"
 #include "netdev/mesh_plan.h"
+#include "netdev/mesh_rotation.h"
 #include "netdev/wg_dump.h"
 
 namespace plfm::netdev {
@@ -29,8 +30,16 @@ struct MeshPeerStatus {
   bool route = false;  // every allowed IP is routed via the interface
 };
 
+// A key rotation running on this node (STATE/mesh/rotation.json).
+struct MeshRotationStatus {
+  std::string phase;      // "staged", "published" or "retiring"
+  std::string interface;  // the interface with the new key
+  int64_t since = 0;      // Unix seconds: when the key was staged
+};
+
 struct MeshStatus {
   std::string interface;
+  std::optional<MeshRotationStatus> rotation;
   bool up = false;  // the interface exists
   uint16_t listen_port = 0;
   std::string public_key;
@@ -45,6 +54,7 @@ struct MeshStatus {
                                     const std::optional<MeshPlan>& plan,
                                     const std::optional<WgDump>& dump,
                                     const std::vector<MeshRoute>& routes, int64_t now_unix);
+[[nodiscard]] MeshRotationStatus rotationStatus(const MeshRotation& r);
 [[nodiscard]] nlohmann::json toJson(const MeshStatus& s);
 [[nodiscard]] std::string toText(const MeshStatus& s);
 

@@ -27,6 +27,8 @@ class CpClientTlsTest : public ::testing::Test {
       {
         std::lock_guard lock(mu_);
         last_body_ = req.body;
+        last_path_ = req.path;
+        last_key_ = std::string(req.headers.get("Idempotency-Key").value_or(""));
       }
       if (req.path.find("/plan") != std::string::npos) {
         return http::Response::json(200, R"({"version":9,"mesh":{"version":4}})");
@@ -45,7 +47,38 @@ class CpClientTlsTest : public ::testing::Test {
   std::atomic<int> requests_{0};
   std::mutex mu_;
   std::string last_body_;  // guarded by mu_
+  std::string last_path_;  // guarded by mu_
+  std::string last_key_;   // guarded by mu_: the Idempotency-Key header
 };
+
+// mesh.md "Contract for key rotation": POST /v1/nodes/{id}/mesh-key with
+// the public key only, and an Idempotency-Key made from the body, so a retry
+// of the same report replays instead of appending again.
+TEST_F(CpClientTlsTest, MeshKeyReportsCarryThePhaseThePublicKeyAndAnIdempotencyKey) {
+  ControlPlaneClient c(url_, "nt_x", {.ca_file = pki_.ca_cert});
+  const std::string key = "2IVfXqRw0uQ25k9EEPntx/ooq1jWchwBUXkRyLSWR2g=";
+  ASSERT_TRUE(c.reportMeshKey("nod_1", "next", key, 51821));
+  std::string first_key;
+  {
+    std::lock_guard lock(mu_);
+    EXPECT_EQ(last_path_, "/v1/nodes/nod_1/mesh-key");
+    EXPECT_EQ(nlohmann::json::parse(last_body_),
+              nlohmann::json({{"phase", "next"}, {"public_key", key}, {"listen_port", 51821}}));
+    first_key = last_key_;
+    EXPECT_FALSE(first_key.empty());
+  }
+  ASSERT_TRUE(c.reportMeshKey("nod_1", "next", key, 51821));
+  {
+    std::lock_guard lock(mu_);
+    EXPECT_EQ(last_key_, first_key);  // a retry: the same key
+  }
+  ASSERT_TRUE(c.reportMeshKey("nod_1", "current", key, 0));
+  std::lock_guard lock(mu_);
+  EXPECT_EQ(nlohmann::json::parse(last_body_),
+            nlohmann::json({{"phase", "current"}, {"public_key", key}}));
+  EXPECT_NE(last_key_, first_key);
+  EXPECT_LE(last_key_.size(), 255U);
+}
 
 // mesh.md "Enrollment facts": mesh_port and role go only when they are not
 // the defaults, so a control plane from before them still enrolls a

@@ -64,8 +64,9 @@ class AgentMeshFilter : public ::testing::Test {
   std::unique_ptr<Agent> agent_;
 };
 
+// Both slots of a key rotation: --mesh-interface and the derived second name.
 bool hasMesh(const std::string& s) {
-  return s.find("iifname \"wg-u\" jump mesh_source") != std::string::npos &&
+  return s.find(R"(iifname { "wg-u", "wg-u1" } jump mesh_source)") != std::string::npos &&
          s.find("ip6 saddr fd7a:5c00::/48 return") != std::string::npos;
 }
 

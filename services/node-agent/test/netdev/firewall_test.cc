@@ -145,6 +145,30 @@ TEST(Firewall, MeshSettingsAreParsedStrictly) {
   }
 }
 
+// A key rotation's two interfaces (mesh.md, "Agent"): rule 3 holds on
+// either; the ruleset is otherwise the one-interface one.
+TEST(Firewall, BothMeshSlotsAreNamed) {
+  FirewallPolicy policy = meshPolicy();
+  auto one = renderRuleset(meshGuests(), policy);
+  policy.mesh = *parseMeshFilter("fd7a:5c00::/48", "plfm-wg0", "plfm-wg1");
+  auto two = renderRuleset(meshGuests(), policy);
+  ASSERT_TRUE(one && two);
+  const std::string both = R"({ "plfm-wg0", "plfm-wg1" })";
+  EXPECT_NE(two->find("iifname " + both + " jump mesh_to_host"), std::string::npos) << *two;
+  EXPECT_NE(two->find("iifname " + both + " jump mesh_source"), std::string::npos);
+  EXPECT_NE(two->find("iifname != " + both + " counter drop"), std::string::npos);
+  std::string back = *two;
+  for (size_t at = back.find(both); at != std::string::npos; at = back.find(both)) {
+    back.replace(at, both.size(), "\"plfm-wg0\"");
+  }
+  EXPECT_EQ(back, *one);
+  // The same name twice is one interface; a bad second name is refused.
+  EXPECT_EQ(parseMeshFilter("fd7a:5c00::/48", "plfm-wg0", "plfm-wg0")->interface2(), "");
+  for (const char* bad : {"vt-a1", "wg 1", "Wg1", "wg-0123456789abc"}) {
+    EXPECT_FALSE(parseMeshFilter("fd7a:5c00::/48", "plfm-wg0", bad)) << bad;
+  }
+}
+
 TEST(Firewall, TwoOrgsWithOneTagAreRefused) {
   const FirewallPolicy policy = meshPolicy();
   auto r = renderRuleset({guest("vt-a1", "fd7a:5c00:0:1:0:5:0:2", "org:a"),

@@ -4,7 +4,9 @@
 // own. A ping crosses the mesh within 2 s of the apply, a removed peer is
 // gone from `wg show` and the routes within 2 s, a route deleted by hand is
 // put back by a reconcile. Then 200 made-up peers are applied on one host and
-// the time printed (bench/mesh_bench will track it; no assertion here).
+// the time printed (bench/mesh_bench will track it; no assertion here). And
+// a key rotation (agent/mesh_member.h) under a 10 packets/s ping each way,
+// driven by a fake control plane: at most 1 packet lost.
 // Namespaces, interfaces and wireguard-go processes go even when a check
 // fails (the fixture's destructor).
 #include <fcntl.h>
@@ -16,15 +18,21 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
+#include <mutex>
 #include <thread>
 
+#include "agent/mesh_member.h"
 #include "netdev/mesh.h"
+#include "netdev/mesh_rotation.h"
 #include "netdev/mesh_status.h"
 #include "plfm/core/process.h"
+#include "plfm/core/strings.h"
 #include "plfm/core/unique_fd.h"
 #include "plfm/testing/temp_dir.h"
 #include "support/mesh_netns.h"
+#include "support/mesh_rotation_cp.h"
 #include "support/mesh_sections.h"
 
 namespace plfm::netdev {
@@ -98,10 +106,13 @@ class MeshNetnsTest : public ::testing::Test {
     for (const auto& ns : created_) (void)sh({"ip", "netns", "del", ns});
     for (const Host* h : {&a_, &b_}) {
       if (h->wg.empty()) continue;
-      for (pid_t pid : wireguardGo(h->wg)) {
-        (void)stopProcess(pid, SIGTERM, 2s);
+      // Both slots of a key rotation.
+      for (const std::string& name : {h->wg, defaultMeshInterface2(h->wg)}) {
+        for (pid_t pid : wireguardGo(name)) {
+          (void)stopProcess(pid, SIGTERM, 2s);
+        }
+        ::unlink(("/var/run/wireguard/" + name + ".sock").c_str());
       }
-      ::unlink(("/var/run/wireguard/" + h->wg + ".sock").c_str());
     }
   }
 
@@ -334,6 +345,78 @@ TEST_F(MeshNetnsTest, TwoHundredPeersApplyTime) {
       "apply of one peer fewer %lld ms\n",
       static_cast<long long>(first.count()), static_cast<long long>(check.count()),
       static_cast<long long>(one.count()));
+}
+
+TEST_F(MeshNetnsTest, AKeyRotationUnderPingLosesAtMostOnePacket) {
+  metrics::Registry metrics;
+  testing::FakeRotationControlPlane<Host> cp(a_, b_);
+  cp.start(metrics, 2s);
+  ASSERT_TRUE(within(5s, [&] { return pings(a_, b_) && pings(b_, a_); }));
+
+  // 10 packets/s each way for 8 s; the rotation starts after 1 s.
+  const auto ping = [&](const Host& from, const Host& to, const std::string& out) {
+    SpawnOptions so;
+    so.stdout_path = out;
+    auto p = spawn({"ip", "netns", "exec", from.ns, "ping", "-6", "-i", "0.1", "-c", "80", "-W",
+                    "1", "fd7a:5c00:0:" + std::to_string(to.number) + "::1"},
+                   so);
+    EXPECT_TRUE(p) << p.error().toString();
+    return std::move(*p);
+  };
+  plfm::testing::TempDir out;
+  Process to_a = ping(b_, a_, out.file("to_a"));
+  Process to_b = ping(a_, b_, out.file("to_b"));
+  std::this_thread::sleep_for(1s);
+  const WgKey old_key = cp.key();
+  const auto t0 = Clock::now();
+  cp.requestRotation();
+  auto committed = within(10s, [&] { return !(cp.key() == old_key); });
+  ASSERT_TRUE(committed) << "the rotation did not commit";
+  const std::string second = defaultMeshInterface2(a_.wg);
+  // Retired one reconcile period (2 s) after the commit.
+  auto retired = within(8s, [&] { return !cp.memberA().rotation(); });
+  ASSERT_TRUE(retired) << "the old interface was not retired";
+  EXPECT_TRUE(to_a.waitOrKill(15s, true));
+  EXPECT_TRUE(to_b.waitOrKill(15s, true));
+  const auto [sent_a, got_a] = testing::pingCounts(*readFile(out.file("to_a")));
+  const auto [sent_b, got_b] = testing::pingCounts(*readFile(out.file("to_b")));
+  std::printf(
+      "mesh: key rotation committed %lld ms after the request, old interface retired %lld ms "
+      "after that; under a 10 packets/s ping: to the rotating node %d of %d lost, from it %d "
+      "of %d lost\n",
+      static_cast<long long>(committed->count()), static_cast<long long>(retired->count()),
+      sent_a - got_a, sent_a, sent_b - got_b, sent_b);
+  (void)t0;
+  ASSERT_EQ(sent_a, 80);
+  ASSERT_EQ(sent_b, 80);
+  EXPECT_LE(sent_a - got_a, 1);
+  EXPECT_LE(sent_b - got_b, 1);
+
+  // The old interface is gone, the new one holds the route, the key file is the new key.
+  EXPECT_FALSE(sh({"ip", "-n", a_.ns, "link", "show", a_.wg})) << "the old interface is still up";
+  EXPECT_TRUE(within(2s, [&] { return wireguardGo(a_.wg).empty(); }));
+  auto routes = sh({"ip", "-n", a_.ns, "-6", "route", "show", "dev", second});
+  ASSERT_TRUE(routes);
+  EXPECT_NE(routes->find("fd7a:5c00:0:2::/64"), std::string::npos) << *routes;
+  auto shown = sh({"ip", "netns", "exec", a_.ns, "wg", "show", second, "public-key"});
+  ASSERT_TRUE(shown);
+  EXPECT_EQ(trim(*shown), cp.key().base64());
+  auto key_text = readFile(a_.state.path() + "/wireguard.key");
+  ASSERT_TRUE(key_text);
+  EXPECT_EQ(publicKeyOf(*WgKey::parse(trim(*key_text))), cp.key());
+  EXPECT_FALSE(std::filesystem::exists(meshNextKeyPath(a_.state.path())));
+  // `mesh status` reads the active slot (the plan's port is --mesh-port + 1).
+  auto cli = sh({"ip", "netns", "exec", a_.ns, PLFM_NODE_AGENT_BIN, "mesh", "status", "--state-dir",
+                 a_.state.path(), "--mesh-interface", a_.wg, "--format", "json"});
+  ASSERT_TRUE(cli) << cli.error().toString();
+  const json status = json::parse(*cli);
+  EXPECT_EQ(status["interface"], second);
+  EXPECT_EQ(status["public_key"], cp.key().base64());
+  EXPECT_TRUE(status["rotation"].is_null());
+  EXPECT_EQ(status["peers"][0]["route"], true);
+  EXPECT_TRUE(pings(b_, a_));
+  cp.stop();
+  EXPECT_EQ(metrics.counter("plfm_agent_mesh_rotations_total", "").value({{"result", "ok"}}), 1);
 }
 
 }  // namespace

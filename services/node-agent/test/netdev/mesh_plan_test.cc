@@ -11,11 +11,7 @@ namespace plfm::netdev {
 namespace {
 using nlohmann::json;
 
-std::string keyText(uint8_t fill) {
-  std::array<uint8_t, 32> b{};
-  b.fill(fill);
-  return WgKey::fromBytes(b).base64();
-}
+std::string keyText(uint8_t fill) { return testing::meshTestKey(fill); }
 
 json peer(uint32_t number, uint8_t key, const std::string& endpoint, std::string prefix) {
   json p = testing::meshPeer(number, keyText(key), endpoint);

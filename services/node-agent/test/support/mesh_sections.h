@@ -7,7 +7,16 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "netdev/mesh_plan.h"
+
 namespace plfm::netdev::testing {
+
+// A made-up public key: 32 bytes of `fill`, as base64.
+inline std::string meshTestKey(uint8_t fill) {
+  std::array<uint8_t, 32> b{};
+  b.fill(fill);
+  return WgKey::fromBytes(b).base64();
+}
 
 inline std::string meshNodePrefix(uint32_t number) {
   return "fd7a:5c00:0:" + std::to_string(number) + "::/64";
