@@ -60,7 +60,7 @@ struct MeshMemberOptions {
   // new interface after this long (--mesh-rotation-settle-ms); it checks
   // for handshakes every `handshake_poll`.
   std::chrono::milliseconds rotation_settle{2000};
-  std::chrono::milliseconds handshake_poll{50};
+  std::chrono::milliseconds handshake_poll{20};
   // Host-name endpoints to addresses (getaddrinfo; tests pass a fake).
   netdev::EndpointResolver resolve = netdev::resolveEndpoint;
   MeshKeyReporter report;
