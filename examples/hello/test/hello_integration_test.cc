@@ -182,7 +182,12 @@ TEST_F(HelloTest, ProbesReachTheEchoPortAndTheHttpsPort) {
                               "10", "--count", "5"},
                              dir_.path());
     EXPECT_EQ(ping.exit_code, 0) << ping.out << ping.err;
-    EXPECT_EQ(ping.out, "ping address=" + ip + " port=" + echo + " sent=5 received=5 lost=0\n");
+    std::string expected = "ping address=";
+    expected += ip;
+    expected += " port=";
+    expected += echo;
+    expected += " sent=5 received=5 lost=0\n";
+    EXPECT_EQ(ping.out, expected);
   }
   Output connect =
       runCapture({PLFM_HELLO_BIN, "probe", "connect", "::1", std::to_string(port_)}, dir_.path());
