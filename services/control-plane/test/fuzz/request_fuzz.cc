@@ -40,6 +40,14 @@ void require(bool ok, const char* what) {
   }
 }
 
+// A refused request is a 4xx, and an invalid_field names its field.
+void checkRefusal(const plfm::Error& e) {
+  const int status = plfm::cp::statusFor(e.code());
+  require(status >= 400 && status < 500, "a refusal is a 4xx");
+  require(e.code() != plfm::cp::apierr::kInvalidField || !e.detail("field").empty(),
+          "invalid_field names the field");
+}
+
 void checkOne(const std::string& body) {
   plfm::http::Request req;
   req.method = "POST";
@@ -84,11 +92,7 @@ void checkVolume(const std::string& body) {
   req.body = body;
   auto r = plfm::cp::parseCreateVolume(req);
   if (!r) {
-    const int status = plfm::cp::statusFor(r.error().code());
-    require(status >= 400 && status < 500, "a refusal is a 4xx");
-    require(
-        r.error().code() != plfm::cp::apierr::kInvalidField || !r.error().detail("field").empty(),
-        "invalid_field names the field");
+    checkRefusal(r.error());
     return;
   }
   require(r->full_name == r->name + "-" + std::to_string(r->slot), "full_name is <name>-<slot>");
@@ -107,11 +111,7 @@ void checkRoute(const std::string& body) {
   req.body = body;
   auto r = plfm::cp::routes::parseCreate(req);
   if (!r) {
-    const int status = plfm::cp::statusFor(r.error().code());
-    require(status >= 400 && status < 500, "a refusal is a 4xx");
-    require(
-        r.error().code() != plfm::cp::apierr::kInvalidField || !r.error().detail("field").empty(),
-        "invalid_field names the field");
+    checkRefusal(r.error());
     return;
   }
   if (r->protocol == "tcp") {
