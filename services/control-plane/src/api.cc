@@ -165,6 +165,13 @@ void Api::route(http::Router& r, std::string method, std::string pattern, Access
   target.add(method, std::move(pattern), serve(isNodeTraffic(access)));
 }
 
+void Api::addRoutes(http::Router& r, std::span<const RouteSpec> table) {
+  for (const RouteSpec& spec : table) {
+    route(r, std::string(spec.method), std::string(spec.pattern), spec.access,
+          [this, fn = spec.handler](Ctx& ctx) { return fn(*this, ctx); });
+  }
+}
+
 Result<QuotaLimits> Api::lockOrgQuotas(pg::Transaction& tx, const std::string& org_id) {
   PLFM_TRY(lockOrg(tx, deps_.worker, org_id, deps_.options.read_your_writes_wait));
   PLFM_ASSIGN_OR_RETURN(auto overrides, readOverrides(tx.connection(), org_id));

@@ -10,6 +10,7 @@
 #include <initializer_list>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -167,6 +168,18 @@ enum class Access { kPublic, kUser, kAdmin, kNode, kEnroll, kEdge, kExecTicket }
   return a == Access::kNode || a == Access::kEnroll || a == Access::kEdge;
 }
 
+class Api;
+
+// One row of a resource's route table (api_routes.cc is the pattern): the
+// handler is a named function, so the table reads as the resource's list of
+// routes and Api::addRoutes() registers it exactly as route() would.
+struct RouteSpec {
+  std::string_view method;
+  std::string_view pattern;
+  Access access;
+  Result<http::Response> (*handler)(Api& api, Ctx& ctx);
+};
+
 class Api {
  public:
   explicit Api(ApiDeps deps);
@@ -183,6 +196,8 @@ class Api {
   // ---- for the resource files ----
   using Handler = std::function<Result<http::Response>(Ctx&)>;
   void route(http::Router& r, std::string method, std::string pattern, Access access, Handler h);
+  // route() for each row of `table`, in order.
+  void addRoutes(http::Router& r, std::span<const RouteSpec> table);
 
   // `request_hash` replaces the default SHA-256 of the request in the
   // idempotency record (secrets mutations pass a keyed MAC: no plain hash

@@ -13,7 +13,9 @@
 // a name of at most 63 characters, its size within the manifest's range);
 // 's' and 'o' are the bodies of a node's snapshot and op reports
 // (volume_reports.h: what is accepted holds only checked hex, times and
-// reasons); anything else is the whole body.
+// reasons); 'r' is the body of POST /v1/envs/{env_id}/routes (api_routes.h:
+// an accepted route's hostname is normalized, its ports and names in
+// range); anything else is the whole body.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -21,10 +23,12 @@
 #include <string>
 
 #include "api.h"
+#include "api_routes.h"
 #include "exec_request.h"
 #include "plfm/core/hex.h"
 #include "plfm/manifest/manifest.h"
 #include "plfm/manifest/volume_rules.h"
+#include "plfm/net/hostname.h"
 #include "volume_reports.h"
 
 namespace {
@@ -34,6 +38,14 @@ void require(bool ok, const char* what) {
     std::fprintf(stderr, "request_fuzz: broken promise: %s\n", what);
     std::abort();
   }
+}
+
+// A refused request is a 4xx, and an invalid_field names its field.
+void checkRefusal(const plfm::Error& e) {
+  const int status = plfm::cp::statusFor(e.code());
+  require(status >= 400 && status < 500, "a refusal is a 4xx");
+  require(e.code() != plfm::cp::apierr::kInvalidField || !e.detail("field").empty(),
+          "invalid_field names the field");
 }
 
 void checkOne(const std::string& body) {
@@ -80,11 +92,7 @@ void checkVolume(const std::string& body) {
   req.body = body;
   auto r = plfm::cp::parseCreateVolume(req);
   if (!r) {
-    const int status = plfm::cp::statusFor(r.error().code());
-    require(status >= 400 && status < 500, "a refusal is a 4xx");
-    require(
-        r.error().code() != plfm::cp::apierr::kInvalidField || !r.error().detail("field").empty(),
-        "invalid_field names the field");
+    checkRefusal(r.error());
     return;
   }
   require(r->full_name == r->name + "-" + std::to_string(r->slot), "full_name is <name>-<slot>");
@@ -94,6 +102,31 @@ void checkVolume(const std::string& body) {
     require((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-', "full_name is [a-z0-9-]");
   }
   require(!plfm::manifest::checkVolumeSize(r->size_bytes), "the size is within range");
+}
+
+void checkRoute(const std::string& body) {
+  plfm::http::Request req;
+  req.method = "POST";
+  req.params["env_id"] = "env_01jdq3v7k2m9x4c8r6t0w5y1zb";
+  req.body = body;
+  auto r = plfm::cp::routes::parseCreate(req);
+  if (!r) {
+    checkRefusal(r.error());
+    return;
+  }
+  if (r->protocol == "tcp") {
+    require(r->hostname.empty() && r->listener_port != 443, "a tcp route owns a port not 443");
+  } else {
+    require(r->protocol == "tls-passthrough", "the protocol is tcp or tls-passthrough");
+    auto again = plfm::net::normalizeHostname(r->hostname);
+    require(again.has_value() && *again == r->hostname, "an accepted hostname is normalized");
+  }
+  require(r->listener_port >= 1 && r->listener_port <= 65535 && r->target.backend_port >= 1 &&
+              r->target.backend_port <= 65535,
+          "the ports are 1..65535");
+  require(plfm::cp::validProcessName(r->target.process_type), "the process type is a name");
+  require(r->target.proxy_protocol == "none" || r->target.proxy_protocol == "v2",
+          "proxy_protocol is none or v2");
 }
 
 // A refused report names its field; an accepted one holds only checked values.
@@ -139,6 +172,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     checkVolume(text.substr(1));
   } else if (!text.empty() && (text.front() == 's' || text.front() == 'o')) {
     checkVolumeReports(text.substr(1), text.front() == 's');
+  } else if (!text.empty() && text.front() == 'r') {
+    checkRoute(text.substr(1));
   } else if (!text.empty() && text.front() == 'm') {
     checkOne(R"({"image_ref":"r/a:1","image_digest":"sha256:)" + std::string(64, 'a') +
              R"(","manifest":)" + text.substr(1) + "}");
