@@ -1,6 +1,7 @@
 #include "plfm/core/config_table.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 // toml++ is configured exactly as in libs/manifest/src/toml_reader.cc and
 // cli/vt/src/config.cc (no exceptions, assertions off): they end up in the
@@ -76,6 +77,23 @@ std::optional<bool> Entry::boolean() const {
 Error Entry::invalid(std::string_view what) const {
   return Error(errc::kInvalidArgument, at(file, value_at) + "'" + key + "' " + std::string(what))
       .with("field", key);
+}
+
+const char* envValue(const char* name) {
+  const char* v = std::getenv(name);  // NOLINT(concurrency-mt-unsafe): read at start
+  return v != nullptr && *v != '\0' ? v : nullptr;
+}
+
+std::vector<std::string> splitList(std::string_view s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t comma = s.find(',', start);
+    if (comma == std::string_view::npos) comma = s.size();
+    if (comma > start) out.emplace_back(s.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return out;
 }
 
 Result<std::vector<Entry>> readToml(const std::string& path) {

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <fstream>
 
 #include "plfm/testing/temp_dir.h"
@@ -152,6 +153,18 @@ TEST(ReadToml, FlattensTablesAndKeepsArraysAndPositions) {
       EXPECT_TRUE(std::holds_alternative<std::monostate>(e.value));  // no setting takes dates
     }
   }
+}
+
+TEST(ConfigEnv, AnEmptyVariableIsUnsetAndListsSplitOnCommas) {
+  ::setenv("PLFM_CONFIG_TABLE_TEST", "", 1);
+  EXPECT_EQ(envValue("PLFM_CONFIG_TABLE_TEST"), nullptr);
+  ::setenv("PLFM_CONFIG_TABLE_TEST", "[::1]:1,,127.0.0.1:2,", 1);
+  ASSERT_NE(envValue("PLFM_CONFIG_TABLE_TEST"), nullptr);
+  EXPECT_EQ(splitList(envValue("PLFM_CONFIG_TABLE_TEST")),
+            (std::vector<std::string>{"[::1]:1", "127.0.0.1:2"}));
+  ::unsetenv("PLFM_CONFIG_TABLE_TEST");
+  EXPECT_EQ(envValue("PLFM_CONFIG_TABLE_TEST"), nullptr);
+  EXPECT_TRUE(splitList("").empty());
 }
 
 }  // namespace

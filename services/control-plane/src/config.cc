@@ -1,7 +1,5 @@
 #include "config.h"
 
-#include <cstdlib>
-
 #include "dns_txt.h"
 #include "plfm/core/config_table.h"
 #include "plfm/core/log.h"
@@ -99,31 +97,18 @@ Result<void> loadConfigFile(const std::string& path, Config& cfg) {
 }
 
 Result<void> applyEnv(Config& cfg) {
-  auto env = [](const char* name) -> const char* {
-    const char* v = std::getenv(name);
-    return v != nullptr && *v != '\0' ? v : nullptr;
-  };
-  auto addresses = [](const std::string& s, std::vector<std::string>& out) {
-    out.clear();
-    size_t start = 0;
-    while (start <= s.size()) {
-      size_t comma = s.find(',', start);
-      if (comma == std::string::npos) comma = s.size();
-      if (comma > start) out.push_back(s.substr(start, comma - start));
-      start = comma + 1;
-    }
-  };
-  if (const char* v = env("PLFM_CP_LISTEN")) addresses(v, cfg.listen);
-  if (const char* v = env("PLFM_CP_NODE_LISTEN")) addresses(v, cfg.node_listen);
-  if (const char* v = env("PLFM_CP_DATABASE")) cfg.database = v;
-  if (const char* v = env("PLFM_CP_STATE_DIR")) cfg.state_dir = v;
-  if (const char* v = env("PLFM_CP_LOG_LEVEL")) cfg.log_level = v;
-  if (const char* v = env("PLFM_CP_LOG_FILE")) cfg.log_file = v;
-  if (const char* v = env("PLFM_CP_SECRETS_MASTER_KEY_FILE")) cfg.secrets_master_key_file = v;
-  if (const char* v = env("PLFM_CP_TLS_CERT_FILE")) cfg.tls_cert_file = v;
-  if (const char* v = env("PLFM_CP_TLS_KEY_FILE")) cfg.tls_key_file = v;
-  if (const char* v = env("PLFM_CP_DNS_RESOLVER")) cfg.dns_resolver = v;
-  if (const char* v = env("PLFM_CP_UNSAFE_PLAIN_HTTP")) {
+  using config::envValue;
+  if (const char* v = envValue("PLFM_CP_LISTEN")) cfg.listen = config::splitList(v);
+  if (const char* v = envValue("PLFM_CP_NODE_LISTEN")) cfg.node_listen = config::splitList(v);
+  if (const char* v = envValue("PLFM_CP_DATABASE")) cfg.database = v;
+  if (const char* v = envValue("PLFM_CP_STATE_DIR")) cfg.state_dir = v;
+  if (const char* v = envValue("PLFM_CP_LOG_LEVEL")) cfg.log_level = v;
+  if (const char* v = envValue("PLFM_CP_LOG_FILE")) cfg.log_file = v;
+  if (const char* v = envValue("PLFM_CP_SECRETS_MASTER_KEY_FILE")) cfg.secrets_master_key_file = v;
+  if (const char* v = envValue("PLFM_CP_TLS_CERT_FILE")) cfg.tls_cert_file = v;
+  if (const char* v = envValue("PLFM_CP_TLS_KEY_FILE")) cfg.tls_key_file = v;
+  if (const char* v = envValue("PLFM_CP_DNS_RESOLVER")) cfg.dns_resolver = v;
+  if (const char* v = envValue("PLFM_CP_UNSAFE_PLAIN_HTTP")) {
     const std::string_view s(v);
     if (s == "1" || s == "true") {
       cfg.unsafe_plain_http = true;

@@ -11,18 +11,6 @@ namespace plfm::ingress {
 
 namespace {
 
-std::vector<std::string> splitComma(const std::string& s) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= s.size()) {
-    size_t comma = s.find(',', start);
-    if (comma == std::string::npos) comma = s.size();
-    if (comma > start) out.push_back(s.substr(start, comma - start));
-    start = comma + 1;
-  }
-  return out;
-}
-
 // The file's settings, each with its type and range; [section] tables make
 // dotted keys ("timeouts.connect_ms").
 config::ConfigTable settings(Config& cfg) {
@@ -75,26 +63,24 @@ Result<void> loadConfigFile(const std::string& path, Config& cfg) {
 }
 
 Result<void> applyEnv(Config& cfg) {
-  auto env = [](const char* name) -> const char* {
-    const char* v = std::getenv(name);
-    return v != nullptr && *v != '\0' ? v : nullptr;
-  };
-  if (const char* v = env("PLFM_INGRESS_LISTEN")) cfg.listen = splitComma(v);
-  if (const char* v = env("PLFM_INGRESS_METRICS_LISTEN")) cfg.metrics_listen = splitComma(v);
-  if (const char* v = env("PLFM_INGRESS_STATE_DIR")) cfg.state_dir = v;
-  if (const char* v = env("PLFM_INGRESS_ROUTES_FILE")) {
+  using config::envValue;
+  if (const char* v = envValue("PLFM_INGRESS_LISTEN")) cfg.listen = config::splitList(v);
+  if (const char* v = envValue("PLFM_INGRESS_METRICS_LISTEN"))
+    cfg.metrics_listen = config::splitList(v);
+  if (const char* v = envValue("PLFM_INGRESS_STATE_DIR")) cfg.state_dir = v;
+  if (const char* v = envValue("PLFM_INGRESS_ROUTES_FILE")) {
     cfg.routes_file = v;
     cfg.source = SourceKind::kFile;
   }
-  if (const char* v = env("PLFM_INGRESS_EDGE_URL")) {
+  if (const char* v = envValue("PLFM_INGRESS_EDGE_URL")) {
     cfg.edge_url = v;
     cfg.source = SourceKind::kEdgeFeed;
   }
-  if (const char* v = env("PLFM_INGRESS_EDGE_TOKEN_FILE")) cfg.edge_token_file = v;
-  if (const char* v = env("PLFM_INGRESS_EDGE_CA_FILE")) cfg.edge_ca_file = v;
-  if (const char* v = env("PLFM_INGRESS_LOG_LEVEL")) cfg.log_level = v;
-  if (const char* v = env("PLFM_INGRESS_LOG_FILE")) cfg.log_file = v;
-  if (const char* v = env("PLFM_INGRESS_WORKERS")) {
+  if (const char* v = envValue("PLFM_INGRESS_EDGE_TOKEN_FILE")) cfg.edge_token_file = v;
+  if (const char* v = envValue("PLFM_INGRESS_EDGE_CA_FILE")) cfg.edge_ca_file = v;
+  if (const char* v = envValue("PLFM_INGRESS_LOG_LEVEL")) cfg.log_level = v;
+  if (const char* v = envValue("PLFM_INGRESS_LOG_FILE")) cfg.log_file = v;
+  if (const char* v = envValue("PLFM_INGRESS_WORKERS")) {
     char* end = nullptr;
     const long n = std::strtol(v, &end, 10);
     if (*end != '\0' || n < 1 || n > 64) {

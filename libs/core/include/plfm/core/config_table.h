@@ -60,6 +60,13 @@ struct Entry {
 // dotted keys. A syntax error reads "FILE:LINE:COL: what is wrong".
 [[nodiscard]] Result<std::vector<Entry>> readToml(const std::string& path);
 
+// The environment half of a service's config: the value of variable
+// `name`, or nullptr when it is unset or empty.
+[[nodiscard]] const char* envValue(const char* name);
+
+// A list setting given as one variable: "a,b,,c" is {"a", "b", "c"}.
+[[nodiscard]] std::vector<std::string> splitList(std::string_view s);
+
 // "must be a non-empty array of addresses": what a list setting says.
 struct ListRule {
   std::string not_a_list;  // the value is not an array (or is empty, with !allow_empty)
