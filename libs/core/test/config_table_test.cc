@@ -104,7 +104,7 @@ TEST_F(ConfigTableTest, EachBadValueNamesLineColumnAndKey) {
       {"listen = []\n", ":1:10: 'listen' must be a non-empty array of addresses"},
       {"listen = \"[::1]:1\"\n", ":1:10: 'listen' must be a non-empty array of addresses"},
       {"listen = [\"a\", 1]\n", ":1:10: 'listen' must contain strings"},
-      {"mode = \"c\"\n", ":1:8: 'mode' must be \"a\" or \"b\""},
+      {"mode = \"c\"\n", R"(:1:8: 'mode' must be "a" or "b")"},
   };
   for (const auto& [text, want] : cases) {
     auto r = load(text);
