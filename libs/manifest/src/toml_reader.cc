@@ -7,10 +7,10 @@
 //   which is undefined behaviour. Without NDEBUG they go through TOML_ASSERT,
 //   made a no-op here, so the parser's own error paths run instead; the
 //   fuzzer (built with sanitizers) watches those paths.
-// - TOML_EXCEPTIONS=0: syntax errors come back as values, and this
-//   configuration's parser lives in toml++'s noex ABI namespace, apart from
-//   other toml++ users linked into the same binary (the control plane's
-//   config reader uses the exception build).
+// - TOML_EXCEPTIONS=0: syntax errors come back as values. Every toml++ user
+//   in the tree (cli/vt/src/config.cc, libs/core/src/config_table.cc) uses
+//   this same configuration: they share binaries, and two configurations of
+//   its inline functions in one program are an ODR violation.
 // toml++ is included only in this file.
 #pragma push_macro("NDEBUG")
 #undef NDEBUG

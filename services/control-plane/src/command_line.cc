@@ -3,12 +3,13 @@
 // silenced for this translation unit alone (see CMakeLists.txt).
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <csignal>
 #include <iostream>
+#include <optional>
 
 #include "api.h"
 #include "control_plane.h"
 #include "edge_feed.h"
+#include "plfm/core/daemon.h"
 #include "plfm/core/log.h"
 #include "schema.h"
 #include "secrets_admin.h"
@@ -61,52 +62,40 @@ Result<Config> buildConfig(const std::string& file, const std::vector<std::strin
   return cfg;
 }
 
-void initLogging(const Config& cfg) {
-  log::Options lo;
-  lo.component = "control-plane";
-  lo.level = log::parseLevel(cfg.log_level).value_or(log::Level::kInfo);
-  lo.file = cfg.log_file;
-  log::init(lo);
-}
-
 int fail(const Error& e) {
   std::cerr << "plfm-control-plane: " << e.message() << "\n";
   return e.is(plfm::errc::kInvalidArgument) ? 2 : 1;
 }
 
-int serve(const Config& cfg) {
-  // Block the shutdown signals before any thread starts, so only sigwait()
-  // below receives them.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+std::string joined(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
 
-  ControlPlane cp(cfg);
-  if (auto r = cp.start(); !r) {
-    log::error("start failed", {{"error", r.error().toString()}});
-    return fail(r.error());
-  }
-  std::string eps;
-  for (const auto& e : cp.endpoints()) eps += (eps.empty() ? "" : ",") + e;
-  log::info("serving", {{"endpoints", eps}});
-  // Tell a supervisor (or a test) where we listen, on stdout, one line.
-  std::cout << "listening " << eps << std::endl;
-  if (!cp.nodeEndpoints().empty()) {
-    std::string nodes;
-    for (const auto& e : cp.nodeEndpoints()) nodes += (nodes.empty() ? "" : ",") + e;
-    log::info("serving node agents and the edge", {{"endpoints", nodes}});
-    std::cout << "node-listener " << nodes << std::endl;
-  }
-  int sig = 0;
-  sigwait(&set, &sig);
-  log::info("shutting down", {{"signal", sig}});
-  cp.stop();
-  log::info("stopped");
-  log::flush();
-  return 0;
+int serve(const Config& cfg) {
+  std::optional<ControlPlane> cp;
+  daemon::Hooks hooks;
+  hooks.start = [&]() -> Result<void> {
+    cp.emplace(cfg);
+    auto r = cp->start();
+    if (!r) log::error("start failed", {{"error", r.error().toString()}});
+    return r;
+  };
+  hooks.ready = [&] {
+    const std::string eps = joined(cp->endpoints());
+    log::info("serving", {{"endpoints", eps}});
+    // Tell a supervisor (or a test) where we listen, on stdout, one line.
+    std::cout << "listening " << eps << std::endl;
+    if (!cp->nodeEndpoints().empty()) {
+      const std::string nodes = joined(cp->nodeEndpoints());
+      log::info("serving node agents and the edge", {{"endpoints", nodes}});
+      std::cout << "node-listener " << nodes << std::endl;
+    }
+  };
+  hooks.stop = [&] { cp->stop(); };
+  auto stopped = daemon::run(hooks);
+  return stopped ? 0 : fail(stopped.error());
 }
 
 }  // namespace
@@ -207,7 +196,7 @@ int runMain(int argc, char** argv) {
   if (genCmd->parsed()) return secretsGenerateKey(key_path);
   auto cfg = buildConfig(file, listen, database, state_dir, log_level, flags);
   if (!cfg) return fail(cfg.error());
-  initLogging(*cfg);
+  daemon::initLogging("control-plane", cfg->log_level, cfg->log_file);
 
   if (edgeCmd->parsed()) {
     if (auto r = checkName("name", edge_name); !r) return fail(r.error());

@@ -6,10 +6,11 @@
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
-#include <csignal>
 #include <iostream>
+#include <optional>
 
 #include "ingress.h"
+#include "plfm/core/daemon.h"
 #include "plfm/core/json.h"
 #include "plfm/core/log.h"
 #include "plfm/core/process.h"
@@ -69,20 +70,7 @@ std::string joined(const std::vector<std::string>& v) {
 }
 
 int serve(const Config& cfg) {
-  log::Options lo;
-  lo.component = "ingress";
-  lo.level = log::parseLevel(cfg.log_level).value_or(log::Level::kInfo);
-  lo.file = cfg.log_file;
-  log::init(lo);
-  // Block the control signals before any thread starts, so only sigwait()
-  // below receives them.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  daemon::initLogging("ingress", cfg.log_level, cfg.log_file);
   // Each proxied connection holds two sockets and two pipes: take every
   // descriptor the hard limit allows.
   rlimit nofile{};
@@ -90,31 +78,25 @@ int serve(const Config& cfg) {
     nofile.rlim_cur = nofile.rlim_max;
     ::setrlimit(RLIMIT_NOFILE, &nofile);
   }
-
-  Ingress ingress(cfg);
-  if (auto r = ingress.start(); !r) {
-    log::error("start failed", {{"error", r.error().toString()}});
-    return fail(r.error());
-  }
-  const std::string proxy = joined(ingress.proxyEndpoints());
-  const std::string metrics = joined(ingress.metricsEndpoints());
-  log::info("serving", {{"listen", proxy}, {"metrics", metrics}, {"workers", cfg.workers}});
-  // Tell a supervisor (or a test) where we listen, on stdout, one line.
-  std::cout << "listening " << proxy << " metrics " << metrics << std::endl;
-  for (;;) {
-    int sig = 0;
-    sigwait(&set, &sig);
-    if (sig == SIGHUP) {
-      ingress.reload();
-      continue;
-    }
-    log::info("shutting down", {{"signal", sig}});
-    break;
-  }
-  ingress.stop();
-  log::info("stopped");
-  log::flush();
-  return 0;
+  std::optional<Ingress> ingress;
+  daemon::Hooks hooks;
+  hooks.start = [&]() -> Result<void> {
+    ingress.emplace(cfg);
+    auto r = ingress->start();
+    if (!r) log::error("start failed", {{"error", r.error().toString()}});
+    return r;
+  };
+  hooks.ready = [&] {
+    const std::string proxy = joined(ingress->proxyEndpoints());
+    const std::string metrics = joined(ingress->metricsEndpoints());
+    log::info("serving", {{"listen", proxy}, {"metrics", metrics}, {"workers", cfg.workers}});
+    // Tell a supervisor (or a test) where we listen, on stdout, one line.
+    std::cout << "listening " << proxy << " metrics " << metrics << std::endl;
+  };
+  hooks.reload = [&] { ingress->reload(); };  // SIGHUP: re-read the source now
+  hooks.stop = [&] { ingress->stop(); };
+  auto stopped = daemon::run(hooks);
+  return stopped ? 0 : fail(stopped.error());
 }
 
 int inspect(const std::string& path, bool proxy_protocol) {

@@ -70,7 +70,7 @@ defer_accept = false
 TEST_F(ConfigTest, UnknownKeysSuggestTheClosestName) {
   auto cfg = load("[timeouts]\nclient_helo_ms = 5\n");
   ASSERT_FALSE(cfg);
-  EXPECT_NE(cfg.error().message().find("ingress.toml:2:18: 'timeouts.client_helo_ms' is not a "
+  EXPECT_NE(cfg.error().message().find("ingress.toml:2:1: 'timeouts.client_helo_ms' is not a "
                                        "known setting; did you mean 'timeouts.client_hello_ms'?"),
             std::string::npos)
       << cfg.error().message();

@@ -5,9 +5,9 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <csignal>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include "agent/agent.h"
@@ -17,6 +17,7 @@
 #include "image/address_policy.h"
 #include "mesh_flags.h"
 #include "netdev/firewall.h"
+#include "plfm/core/daemon.h"
 #include "plfm/core/log.h"
 #include "plfm/core/process.h"
 #include "plfm/core/strings.h"
@@ -72,15 +73,8 @@ std::string hostName() {
   return buf[0] != 0 ? buf : "localhost";
 }
 
-volatile std::sig_atomic_t g_stop = 0;
-extern "C" void onSignal(int) { g_stop = 1; }
-
 int runAgent(RunFlags f) {
-  log::Options lo;
-  lo.component = "node-agent";
-  lo.level = log::parseLevel(f.log_level).value_or(log::Level::kInfo);
-  lo.file = f.log_file;
-  log::init(lo);
+  daemon::initLogging("node-agent", f.log_level, f.log_file);
   AgentOptions& o = f.agent;
   if (!f.enroll_token_file.empty() && o.enroll_token.empty()) {
     auto t = readFile(f.enroll_token_file);
@@ -148,19 +142,24 @@ int runAgent(RunFlags f) {
     std::cerr << "plfm-node-agent: --runtime must be qemu or firecracker\n";
     return 2;
   }
-  Agent agent(o, std::move(rt));
-  if (auto r = agent.start(); !r) {
-    std::cerr << "plfm-node-agent: " << r.error().message() << "\n";
-    log::error("agent failed to start", {{"error", r.error().toString()}});
-    return 1;
-  }
-  std::signal(SIGTERM, onSignal);
-  std::signal(SIGINT, onSignal);
-  if (!agent.endpoints().empty()) std::cout << "listening on " << agent.endpoints()[0] << std::endl;
-  while (g_stop == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  agent.stop();
-  log::flush();
-  return 0;
+  std::optional<Agent> agent;
+  daemon::Hooks hooks;
+  hooks.start = [&]() -> Result<void> {
+    agent.emplace(o, std::move(rt));
+    auto r = agent->start();
+    if (!r) {
+      std::cerr << "plfm-node-agent: " << r.error().message() << "\n";
+      log::error("agent failed to start", {{"error", r.error().toString()}});
+    }
+    return r;
+  };
+  hooks.ready = [&] {
+    if (!agent->endpoints().empty()) {
+      std::cout << "listening on " << agent->endpoints()[0] << std::endl;
+    }
+  };
+  hooks.stop = [&] { agent->stop(); };
+  return daemon::run(hooks) ? 0 : 1;
 }
 
 }  // namespace

@@ -68,6 +68,36 @@ TEST(BackupFlags, UnknownSettingsAndBadValuesInTheFileAreRefused) {
   EXPECT_EQ(o.backup.repository, "/srv/top");
 }
 
+// The file goes through plfm::config::ConfigTable, like the control plane's
+// and the ingress's: an error names the file, the line and the key.
+TEST(BackupFlags, AFileErrorNamesTheLineAndTheKey) {
+  plfm::testing::TempDir dir("bkl");
+  const std::string toml = dir.file("agent.toml");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"listen = \"[::1]:9102\"\n[backup]\nrepositry = \"/srv/r\"\n",
+       toml + ":3:1: 'backup.repositry' is not a known setting; did you mean "
+              "'backup.repository'?"},
+      {"\n[backup]\nverify-every = \"5s\"\n", toml + ":3:16: 'backup.verify-every' is refused: "},
+      {"listen = [\n", toml + ":"},
+  };
+  for (const auto& [text, want] : cases) {
+    std::ofstream(toml) << text;
+    CLI::App app;
+    auto* run = app.add_subcommand("run");
+    AgentOptions o;
+    run->add_option("--listen", o.listen);
+    addBackupOptions(*run, o);
+    run->callback([run, &toml] { applyConfigFile(*run, toml); });
+    std::string message;
+    try {
+      app.parse("run", false);
+    } catch (const CLI::ParseError& e) {
+      message = e.what();
+    }
+    EXPECT_EQ(message.rfind(want, 0), 0u) << text << " -> " << message;
+  }
+}
+
 TEST(BackupFlags, DefaultsEnvironmentAndBadDurations) {
   AgentOptions o;
   ASSERT_TRUE(parse("", o));

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <string_view>
 
@@ -85,6 +86,11 @@ int placeInheritedFds(const std::vector<int>& fds, int& report_fd) {
       fail(report_fd, err, "passing fds");
     }
   }
+  // The agent blocks SIGTERM and SIGINT for sigwait() (daemon::run); a
+  // blocked mask survives exec, and a VMM must stop on SIGTERM.
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
   ::execvpe(args[0], args, envp);
   fail(report_fd, errno, "exec");
 }
