@@ -128,7 +128,9 @@ std::vector<std::string> QemuRuntime::commandLine(const VmSpec& spec,
       // port I/O, which costs seconds per boot under TCG.
       "microvm,x-option-roms=off,pit=off,pic=off,rtc=on",
       "-accel",
-      accel,
+      accel == "tcg" && options_.tcg_tb_size_mb != 0
+          ? "tcg,tb-size=" + std::to_string(options_.tcg_tb_size_mb)
+          : accel,
       "-cpu",
       accel == "kvm" ? "host" : "max",
       "-smp",
@@ -167,6 +169,12 @@ std::vector<std::string> QemuRuntime::commandLine(const VmSpec& spec,
     if (d.read_only) drive += ",readonly=on";
     argv.insert(argv.end(), {"-drive", drive, "-device",
                              "virtio-blk-device,drive=" + d.id + ",serial=" + d.id});
+  }
+  // Free-page reporting needs the guest's virtio_balloon module
+  // (scripts/fetch-kernel puts it in the initramfs); the balloon itself is
+  // never inflated.
+  if (options_.free_page_reporting) {
+    argv.insert(argv.end(), {"-device", "virtio-balloon-device,free-page-reporting=on"});
   }
   return argv;
 }
