@@ -11,8 +11,8 @@
 // 3. VMM memory per idle instance: RSS and PSS of each QEMU process running
 //    a sleeping workload with 128 MiB of guest RAM, and the CPU each idle
 //    VMM burns (utime + stime over S seconds, % of one core).
-// The density flags override the driver's defaults (QemuOptions), so that
-// one binary measures each lever before and after.
+// The density flags override the driver's defaults (QemuOptions, ADR 0019),
+// so that one binary measures each lever before and after.
 // Runs in a private network namespace (root).
 #include <unistd.h>
 

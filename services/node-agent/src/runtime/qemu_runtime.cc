@@ -108,6 +108,10 @@ std::vector<std::string> QemuRuntime::commandLine(const VmSpec& spec,
   if (accel == "tcg") {
     uint64_t khz = options_.tsc_khz != 0 ? options_.tsc_khz : hostTscKhz();
     kargs.push_back("tsc_early_khz=" + std::to_string(khz));
+    // TCG's TSC follows the host's clock, so the clocksource watchdog that
+    // would check it against another clock every 0.5 s only burns CPU: an
+    // idle guest cost 2.4% of a core with it, 0.25% without (ADR 0019).
+    kargs.emplace_back("tsc=reliable");
   }
   kargs.insert(kargs.end(), spec.kernel_args.begin(), spec.kernel_args.end());
 

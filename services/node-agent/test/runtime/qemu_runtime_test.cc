@@ -67,7 +67,8 @@ TEST(QemuCommandLine, MicrovmWithVirtioMmioDevicesChannelAndQmp) {
         "-name /run/vm",
         "-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
         "-kernel /proc/self/fd/3", "-initrd /proc/self/fd/4", "tsc_early_khz=2596144",
-        "console=ttyS0", "-chardev file,id=console,path=/proc/self/fd/5 -serial chardev:console",
+        "tsc=reliable", "console=ttyS0",
+        "-chardev file,id=console,path=/proc/self/fd/5 -serial chardev:console",
         "-chardev socket,id=qmp,fd=6,server=on,wait=off -mon chardev=qmp,mode=control",
         "-chardev socket,id=channel,fd=7,server=on,wait=off", "-device virtio-serial-device",
         "-device virtserialport,chardev=channel,name=plfm", "-netdev tap,id=net0,fd=8",
@@ -97,6 +98,7 @@ TEST(QemuCommandLine, KvmUsesTheHostCpuAndNoTscHint) {
   std::string cmd = joined(q.commandLine(sampleSpec(), "kvm"));
   EXPECT_NE(cmd.find("-accel kvm -cpu host"), std::string::npos);
   EXPECT_EQ(cmd.find("tsc_early_khz"), std::string::npos);
+  EXPECT_EQ(cmd.find("tsc=reliable"), std::string::npos);
 }
 
 // ADR 0019: the density defaults, and each lever off again.
