@@ -25,6 +25,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "agent/agent.h"
@@ -84,7 +85,8 @@ long cpuTicks(pid_t pid) {
 
 class Bench {
  public:
-  Bench(const agent::testing::AgentWorld& w, runtime::QemuOptions q) : world_(w), qemu_(q) {}
+  Bench(const agent::testing::AgentWorld& w, runtime::QemuOptions q)
+      : world_(w), qemu_(std::move(q)) {}
 
   std::unique_ptr<agent::Agent> start(const std::string& state) {
     agent::AgentOptions o;
@@ -239,7 +241,8 @@ int main(int argc, char** argv) {
   for (const auto& s : a->instances()) ticks.emplace_back(s.vmm_pid, cpuTicks(s.vmm_pid));
   std::this_thread::sleep_for(std::chrono::seconds(cpu_seconds));
   std::vector<double> cpu;
-  const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
+  cpu.reserve(ticks.size());
+  const auto hz = static_cast<double>(sysconf(_SC_CLK_TCK));
   for (const auto& [pid, before] : ticks) {
     cpu.push_back(static_cast<double>(cpuTicks(pid) - before) / hz * 100.0 /
                   static_cast<double>(std::max(cpu_seconds, 1)));
