@@ -1,6 +1,7 @@
 // bench/agent_bench: what the node agent costs, with real microVMs.
 //
-//   build/bench/agent_bench [--boots N] [--idle K]
+//   build/bench/agent_bench [--boots N] [--idle K] [--cpu-seconds S]
+//                           [--tb-size MIB] [--no-free-page-reporting]
 //
 // 1. Agent overhead, plan received -> VMM start requested, with the image
 //    already cached (the first boot warms the cache and is not counted): what
@@ -8,7 +9,10 @@
 //    tap, CONFIG), and -> VMM started (QEMU's own setup with -daemonize).
 // 2. Boot to READY under the qemu driver (KVM if it works, TCG otherwise).
 // 3. VMM memory per idle instance: RSS and PSS of each QEMU process running
-//    a sleeping workload with 128 MiB of guest RAM.
+//    a sleeping workload with 128 MiB of guest RAM, and the CPU each idle
+//    VMM burns (utime + stime over S seconds, % of one core).
+// The density flags override the driver's defaults (QemuOptions, ADR 0019),
+// so that one binary measures each lever before and after.
 // Runs in a private network namespace (root).
 #include <unistd.h>
 
@@ -18,8 +22,10 @@
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "agent/agent.h"
@@ -58,9 +64,29 @@ long rollup(pid_t pid, const std::string& field) {
   return -1;
 }
 
+// utime + stime of a process, in clock ticks.
+long cpuTicks(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  std::getline(in, stat);
+  auto close = stat.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream fields(stat.substr(close + 2));
+  std::string f;
+  long utime = 0;
+  long stime = 0;
+  // After the comm: state is field 3, utime 14, stime 15.
+  for (int i = 3; i <= 15 && fields >> f; ++i) {
+    if (i == 14) utime = std::atol(f.c_str());
+    if (i == 15) stime = std::atol(f.c_str());
+  }
+  return utime + stime;
+}
+
 class Bench {
  public:
-  explicit Bench(const agent::testing::AgentWorld& w) : world_(w) {}
+  Bench(const agent::testing::AgentWorld& w, runtime::QemuOptions q)
+      : world_(w), qemu_(std::move(q)) {}
 
   std::unique_ptr<agent::Agent> start(const std::string& state) {
     agent::AgentOptions o;
@@ -73,7 +99,7 @@ class Bench {
     o.shutdown_grace_ms = 2000;
     o.stop_instances_on_exit = true;
     plan(o.plan_file, json::array());
-    runtime::QemuOptions q;
+    runtime::QemuOptions q = qemu_;
     q.probe_dir = world_.dir->path();
     auto a = std::make_unique<agent::Agent>(o, std::make_unique<runtime::QemuRuntime>(q));
     if (auto r = a->start(); !r) {
@@ -92,6 +118,7 @@ class Bench {
 
  private:
   const agent::testing::AgentWorld& world_;
+  runtime::QemuOptions qemu_;
   std::string plan_path_;
   int64_t version_ = 0;
 };
@@ -113,9 +140,19 @@ std::optional<agent::InstanceStatus> waitFor(agent::Agent& a, const std::string&
 int main(int argc, char** argv) {
   int boots = 6;
   int idle = 3;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--boots") == 0) boots = std::atoi(argv[i + 1]);
-    if (std::strcmp(argv[i], "--idle") == 0) idle = std::atoi(argv[i + 1]);
+  int cpu_seconds = 30;
+  runtime::QemuOptions qemu;
+  for (int i = 1; i < argc; ++i) {
+    const bool has_value = i + 1 < argc;
+    if (std::strcmp(argv[i], "--boots") == 0 && has_value) boots = std::atoi(argv[++i]);
+    if (std::strcmp(argv[i], "--idle") == 0 && has_value) idle = std::atoi(argv[++i]);
+    if (std::strcmp(argv[i], "--cpu-seconds") == 0 && has_value) {
+      cpu_seconds = std::atoi(argv[++i]);
+    }
+    if (std::strcmp(argv[i], "--tb-size") == 0 && has_value) {
+      qemu.tcg_tb_size_mb = static_cast<uint32_t>(std::atoi(argv[++i]));
+    }
+    if (std::strcmp(argv[i], "--no-free-page-reporting") == 0) qemu.free_page_reporting = false;
   }
   log::Options lo;
   lo.level = log::Level::kWarn;
@@ -130,7 +167,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "agent_bench: %s\n", world.error().toString().c_str());
     return 1;
   }
-  Bench bench(**world);
+  Bench bench(**world, qemu);
   plfm::testing::TempDir state("agb");
   auto a = bench.start(state.path());
   std::vector<double> spawn_ms;
@@ -164,6 +201,8 @@ int main(int argc, char** argv) {
 
   std::printf("agent_bench: %d boots (image cached), qemu accel=%s, %u cores\n", boots,
               accel.c_str(), std::thread::hardware_concurrency());
+  std::printf("  density settings: tb-size %u MiB (0: QEMU's default), free-page reporting %s\n",
+              qemu.tcg_tb_size_mb, qemu.free_page_reporting ? "on" : "off");
   std::printf(
       "  plan -> VMM start requested (agent overhead): p50 %.1f ms, p95 %.1f ms, max %.1f ms\n",
       quantile(spawn_ms, 0.5), quantile(spawn_ms, 0.95), quantile(spawn_ms, 1));
@@ -196,7 +235,18 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  std::this_thread::sleep_for(3s);  // let the guests settle
+  // Let the guests settle: free-page reporting runs 2 s after pages are freed.
+  std::this_thread::sleep_for(5s);
+  std::vector<std::pair<pid_t, long>> ticks;
+  for (const auto& s : a->instances()) ticks.emplace_back(s.vmm_pid, cpuTicks(s.vmm_pid));
+  std::this_thread::sleep_for(std::chrono::seconds(cpu_seconds));
+  std::vector<double> cpu;
+  cpu.reserve(ticks.size());
+  const auto hz = static_cast<double>(sysconf(_SC_CLK_TCK));
+  for (const auto& [pid, before] : ticks) {
+    cpu.push_back(static_cast<double>(cpuTicks(pid) - before) / hz * 100.0 /
+                  static_cast<double>(std::max(cpu_seconds, 1)));
+  }
   for (const auto& s : a->instances()) {
     rss.push_back(static_cast<double>(rollup(s.vmm_pid, "Rss")) / 1024.0);
     pss.push_back(static_cast<double>(rollup(s.vmm_pid, "Pss")) / 1024.0);
@@ -204,6 +254,8 @@ int main(int argc, char** argv) {
   std::printf(
       "  idle instance (128 MiB guest RAM, %d running): VMM RSS p50 %.1f MiB, PSS p50 %.1f MiB\n",
       idle, quantile(rss, 0.5), quantile(pss, 0.5));
+  std::printf("  idle VMM CPU over %d s: p50 %.2f%%, max %.2f%% of one core\n", cpu_seconds,
+              quantile(cpu, 0.5), quantile(cpu, 1));
   a->stop();
   return 0;
 }

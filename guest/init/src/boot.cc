@@ -428,6 +428,13 @@ void runInit() {
   }
   auto mounted = runMounts(earlyMounts());
   if (!mounted) earlyFatal(mounted.error());
+  // sysfs is mounted and virtio_balloon (if the VMM has the device) has
+  // registered, which reset the order to the kernel's default.
+  if (auto reporting =
+          writeKernelParameter(std::string(kPageReportingOrderFile), kPageReportingOrder);
+      !reporting) {
+    logLine(reporting.error());
+  }
 
   logLine("modules loaded and early mounts done at " + uptime());
   auto channel = Channel::open(kChannelOpenTimeoutMs, [&] {

@@ -109,6 +109,16 @@ Result<void> loadModules(const std::string& dir, const std::vector<std::string>&
   return {};
 }
 
+Result<void> writeKernelParameter(const std::string& path, std::string_view value) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT ? Result<void>{} : fail(errnoText("open " + path, errno));
+  const ssize_t n = ::write(fd, value.data(), value.size());
+  const int err = errno;
+  ::close(fd);
+  if (n != static_cast<ssize_t>(value.size())) return fail(errnoText("write " + path, err));
+  return {};
+}
+
 Result<void> runMounts(const std::vector<MountStep>& steps) {
   for (const MountStep& s : steps) {
     auto made = mkdirs(s.target);

@@ -32,6 +32,10 @@ void logLine(std::string_view message);
 [[nodiscard]] Result<void> loadModules(const std::string& dir,
                                        const std::vector<std::string>& files);
 
+// Writes `value` into an existing file such as a sysfs parameter; a file that
+// does not exist (the kernel lacks the feature) is not an error.
+[[nodiscard]] Result<void> writeKernelParameter(const std::string& path, std::string_view value);
+
 [[nodiscard]] Result<void> runMounts(const std::vector<MountStep>& steps);
 
 // Moves `new_root` over / and chroots into it (the initramfs is rootfs,

@@ -108,6 +108,10 @@ std::vector<std::string> QemuRuntime::commandLine(const VmSpec& spec,
   if (accel == "tcg") {
     uint64_t khz = options_.tsc_khz != 0 ? options_.tsc_khz : hostTscKhz();
     kargs.push_back("tsc_early_khz=" + std::to_string(khz));
+    // TCG's TSC follows the host's clock, so the clocksource watchdog that
+    // would check it against another clock every 0.5 s only burns CPU: an
+    // idle guest cost 2.4% of a core with it, 0.25% without (ADR 0019).
+    kargs.emplace_back("tsc=reliable");
   }
   kargs.insert(kargs.end(), spec.kernel_args.begin(), spec.kernel_args.end());
 
@@ -128,7 +132,9 @@ std::vector<std::string> QemuRuntime::commandLine(const VmSpec& spec,
       // port I/O, which costs seconds per boot under TCG.
       "microvm,x-option-roms=off,pit=off,pic=off,rtc=on",
       "-accel",
-      accel,
+      accel == "tcg" && options_.tcg_tb_size_mb != 0
+          ? "tcg,tb-size=" + std::to_string(options_.tcg_tb_size_mb)
+          : accel,
       "-cpu",
       accel == "kvm" ? "host" : "max",
       "-smp",
@@ -167,6 +173,12 @@ std::vector<std::string> QemuRuntime::commandLine(const VmSpec& spec,
     if (d.read_only) drive += ",readonly=on";
     argv.insert(argv.end(), {"-drive", drive, "-device",
                              "virtio-blk-device,drive=" + d.id + ",serial=" + d.id});
+  }
+  // Free-page reporting needs the guest's virtio_balloon module
+  // (scripts/fetch-kernel puts it in the initramfs); the balloon itself is
+  // never inflated.
+  if (options_.free_page_reporting) {
+    argv.insert(argv.end(), {"-device", "virtio-balloon-device,free-page-reporting=on"});
   }
   return argv;
 }

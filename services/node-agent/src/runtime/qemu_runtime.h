@@ -24,10 +24,21 @@
 
 namespace plfm::runtime {
 
+// The TCG translation cache QEMU gets unless told otherwise: see ADR 0019.
+inline constexpr uint32_t kDefaultTcgTbSizeMb = 16;
+
 struct QemuOptions {
   std::string binary = "qemu-system-x86_64";
   std::string accel = "auto";  // "auto", "kvm" or "tcg"
   uint64_t tsc_khz = 0;        // 0: the host's (hostTscKhz())
+  // Density (microvm-runtime.md, "Memory and idle CPU"; ADR 0019).
+  // The TCG translation cache in MiB (`-accel tcg,tb-size=N`); 0 leaves QEMU's
+  // default (1 GiB, touched as code is translated). Ignored under KVM.
+  uint32_t tcg_tb_size_mb = kDefaultTcgTbSizeMb;
+  // A virtio-balloon device with free-page reporting: the guest hands the
+  // memory it frees back to the host, which drops those pages (vt-init sets
+  // the reporting block size, guest-init.md step 2).
+  bool free_page_reporting = true;
   // Where the KVM probe writes its logs and remembers its verdict
   // (accel-probe.json); empty: a temp dir.
   std::string probe_dir;

@@ -67,7 +67,8 @@ TEST(QemuCommandLine, MicrovmWithVirtioMmioDevicesChannelAndQmp) {
         "-name /run/vm",
         "-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
         "-kernel /proc/self/fd/3", "-initrd /proc/self/fd/4", "tsc_early_khz=2596144",
-        "console=ttyS0", "-chardev file,id=console,path=/proc/self/fd/5 -serial chardev:console",
+        "tsc=reliable", "console=ttyS0",
+        "-chardev file,id=console,path=/proc/self/fd/5 -serial chardev:console",
         "-chardev socket,id=qmp,fd=6,server=on,wait=off -mon chardev=qmp,mode=control",
         "-chardev socket,id=channel,fd=7,server=on,wait=off", "-device virtio-serial-device",
         "-device virtserialport,chardev=channel,name=plfm", "-netdev tap,id=net0,fd=8",
@@ -97,6 +98,30 @@ TEST(QemuCommandLine, KvmUsesTheHostCpuAndNoTscHint) {
   std::string cmd = joined(q.commandLine(sampleSpec(), "kvm"));
   EXPECT_NE(cmd.find("-accel kvm -cpu host"), std::string::npos);
   EXPECT_EQ(cmd.find("tsc_early_khz"), std::string::npos);
+  EXPECT_EQ(cmd.find("tsc=reliable"), std::string::npos);
+}
+
+// ADR 0019: the density defaults, and each lever off again.
+TEST(QemuCommandLine, DensityDefaultsCapTheTcgCacheAndReportFreedPages) {
+  const std::string cmd = joined(QemuRuntime({}).commandLine(sampleSpec(), "tcg"));
+  EXPECT_NE(cmd.find("-accel tcg,tb-size=16 -cpu max"), std::string::npos) << cmd;
+  // After the drives, so the guest's block devices keep their transports.
+  EXPECT_GT(cmd.find("-device virtio-balloon-device,free-page-reporting=on"),
+            cmd.find("serial=scratch"))
+      << cmd;
+  // Under KVM there is no translation cache to size.
+  const std::string kvm = joined(QemuRuntime({}).commandLine(sampleSpec(), "kvm"));
+  EXPECT_NE(kvm.find("-accel kvm -cpu host"), std::string::npos) << kvm;
+  EXPECT_EQ(kvm.find("tb-size"), std::string::npos) << kvm;
+
+  QemuOptions o;
+  o.tcg_tb_size_mb = 0;
+  o.free_page_reporting = false;
+  const std::string off = joined(QemuRuntime(o).commandLine(sampleSpec(), "tcg"));
+  EXPECT_NE(off.find("-accel tcg -cpu max"), std::string::npos) << off;
+  for (const char* gone : {"tb-size", "balloon"}) {
+    EXPECT_EQ(off.find(gone), std::string::npos) << gone << "\nin: " << off;
+  }
 }
 
 TEST(QemuCommandLine, NoTapMeansNoNetworkDevice) {
