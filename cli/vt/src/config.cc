@@ -7,10 +7,10 @@
 #include "plfm/core/process.h"
 #include "plfm/core/strings.h"
 
-// toml++ is configured exactly as in libs/manifest/src/toml_reader.cc (no
-// exceptions, assertions off), because both end up in the vt binary: two
-// configurations of its inline functions in one program are an ODR
-// violation (it crashed). Keep the two blocks identical.
+// toml++ is configured exactly as in libs/manifest/src/toml_reader.cc and
+// libs/core/src/config_table.cc (no exceptions, assertions off), because they
+// end up in one binary: two configurations of its inline functions in one
+// program are an ODR violation (it crashed). Keep the three blocks identical.
 // clang-format off
 #pragma push_macro("NDEBUG")
 #undef NDEBUG
