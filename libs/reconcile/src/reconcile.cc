@@ -331,11 +331,15 @@ Result<Plan> reconcile(const Input& in, const IdSource& ids, const IdSource& dep
     if (v.newly_lost) plan.lost.push_back(Lost{v.inst->id, v.inst->node_id, lostReason(s, v)});
     const bool node_unreachable = v.node != nullptr && v.node->state == NodeState::kUnreachable;
     if (v.lost && v.occupies && v.inst->desired == Desired::kRun && !node_unreachable) {
+      // Written off earlier: the node either answers again or went down for
+      // good since (its stop is then best effort, for a node that returns).
+      const bool back = v.node != nullptr && v.node->state == NodeState::kActive;
       plan.stops.push_back(
-          Stop{v.inst->id, v.inst->lost ? fmt::format("node {} is back; {} was replaced while it "
-                                                      "was unreachable",
-                                                      v.inst->node_id, v.inst->id)
-                                        : lostReason(s, v)});
+          Stop{v.inst->id, v.inst->lost
+                               ? fmt::format("node {} is {}; {} was replaced while it "
+                                             "was unreachable",
+                                             v.inst->node_id, back ? "back" : "down", v.inst->id)
+                               : lostReason(s, v)});
     }
   }
   for (std::uint32_t m : s.orphans) {

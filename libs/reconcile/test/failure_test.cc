@@ -226,6 +226,24 @@ TEST(FailureHandlingTest, ANodeLostThenBack) {
   for (const Instance& i : c.in.instances) EXPECT_NE(i.node_id, "node-a") << i.id;
 }
 
+// Written off while unreachable, then the node goes down for good: the stops
+// say so (they used to say the node was back).
+TEST(FailureHandlingTest, ANodeLostThenDownStopsWithTheRightReason) {
+  Cluster c = twoNodes();
+  c.nodeRef("node-a").state = NodeState::kUnreachable;
+  c.nodeRef("node-a").unreachable_since_ms = c.in.now_ms;
+  c.in.now_ms += 60'000;
+  Plan lost = c.reconcile();
+  ASSERT_EQ(lost.lost.size(), 2U);
+  c.apply(lost);
+  c.agents.report(c.in);
+  c.nodeRef("node-a").state = NodeState::kDown;
+  EXPECT_EQ(summarize(c.reconcile()),
+            (std::vector<std::string>{
+                "stop i-1: node node-a is down; i-1 was replaced while it was unreachable",
+                "stop i-2: node node-a is down; i-2 was replaced while it was unreachable"}));
+}
+
 TEST(FailureHandlingTest, ANodeBackWithinGraceKeepsItsInstances) {
   Cluster c = twoNodes();
   c.nodeRef("node-a").state = NodeState::kUnreachable;
