@@ -1,6 +1,5 @@
 #include "dev_platform.h"
 
-#include <net/if.h>
 #include <pwd.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -876,16 +875,11 @@ Result<std::vector<std::string>> Platform::down() {
     return out;
   };
   for (pid_t pid : strays()) stopProcess(pid, SIGTERM, std::chrono::seconds(5));
-  // Taps are the agent's to remove; after an agent crash its instance
-  // records still name them.
-  for (const auto& tap : recordedTaps()) {
-    SpawnOptions so;
-    so.stdout_path = logPath("node-agent");
-    (void)runChecked({"ip", "link", "del", tap}, so);
-  }
-  // And so are the VMMs' cgroups (docs/specs/runtime/vmm-confinement.md):
-  // empty once the sweep above stopped their processes.
-  for (const auto& group : recordedVmmGroups()) ::rmdir(group.c_str());
+  // Taps and the VMMs' cgroups (docs/specs/runtime/vmm-confinement.md) are
+  // the agent's to release; after an agent crash its instance records still
+  // name them, and `plfm-node-agent leftovers --remove` releases them (the
+  // cgroups are empty once the sweep above stopped their processes).
+  (void)agentLeftovers(true);
   // So is the guest network filter (the agent's nftables table,
   // docs/specs/networking/node-firewall.md); an agent that stopped its VMs
   // removed it already.
@@ -916,8 +910,7 @@ Result<std::vector<std::string>> Platform::down() {
   std::vector<std::string> left;
   for (pid_t pid : strays()) left.push_back("process " + std::to_string(pid));
   for (const auto& m : mountsUnder(s_.state_dir)) left.push_back("mount " + m);
-  for (const auto& tap : recordedTaps()) left.push_back("tap " + tap);
-  for (const auto& group : recordedVmmGroups()) left.push_back("cgroup " + group);
+  for (auto& l : agentLeftovers(false)) left.push_back(std::move(l));
   if (agentFilterInstalled()) left.emplace_back("nftables table inet plfm_agent");
   for (const auto& sock : socketsUnder(s_.state_dir)) left.push_back("socket " + sock);
   for (auto& l : hosts_.leftovers()) left.push_back(std::move(l));
@@ -932,43 +925,46 @@ bool Platform::agentFilterInstalled() const {
   return runChecked({"nft", "list", "table", "inet", "plfm_agent"}, so).has_value();
 }
 
-std::vector<std::string> Platform::recordedTaps() const {
+std::vector<std::string> Platform::agentLeftovers(bool remove) const {
   std::vector<std::string> out;
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(path("node-agent/instances"), ec)) {
-    if (e.path().extension() != ".json") continue;
-    auto text = readFile(e.path().string());
-    json j = text ? json::parse(*text, nullptr, false) : json();
-    const std::string tap = j.is_object() ? j.value("tap", "") : "";
-    if (!tap.empty() && ::if_nametoindex(tap.c_str()) != 0) out.push_back(tap);
-  }
-  return out;
-}
-
-std::vector<std::string> Platform::recordedVmmGroups() const {
-  std::vector<std::string> out;
-  std::error_code ec;
-  std::vector<fs::path> records;
+  std::vector<std::string> dirs;
   for (const auto& d : fs::directory_iterator(s_.state_dir, ec)) {
-    if (!d.path().filename().string().starts_with("node-agent")) continue;
-    std::error_code ec2;
-    for (const auto& e : fs::directory_iterator(d.path() / "instances", ec2)) {
-      records.push_back(e.path());
+    if (d.path().filename().string().starts_with("node-agent") && d.is_directory(ec)) {
+      dirs.push_back(d.path().string());
     }
   }
-  for (const auto& e : records) {
-    if (e.extension() != ".json") continue;
-    // The record's file name is its instance id.
-    const std::string id = e.stem().string();
-    const bool plain =
-        id.starts_with("inst_") && id.size() <= 64 &&
-        id.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") == std::string::npos;
-    if (!plain) continue;
-    for (const char* h : {"", "cpu/", "memory/", "pids/"}) {
-      const std::string group = std::string("/sys/fs/cgroup/") + h + "plfm-vms/" + id;
-      if (fs::is_directory(group, ec)) out.push_back(group);
+  std::sort(dirs.begin(), dirs.end());
+  const std::string report = path("run/agent-leftovers.json");
+  for (const auto& dir : dirs) {
+    fs::remove(report, ec);
+    std::vector<std::string> argv = {bins_.node_agent, "leftovers", "--state-dir", dir,
+                                     "--format",       "json"};
+    if (remove) argv.emplace_back("--remove");
+    SpawnOptions so;
+    so.stdout_path = report;
+    so.stderr_path = logPath("node-agent");
+    so.timeout = std::chrono::seconds(30);
+    if (auto r = runChecked(argv, so); !r) {
+      out.push_back("agent records in " + dir +
+                    " (plfm-node-agent leftovers failed: " + r.error().message() + ")");
+      continue;
+    }
+    auto text = readFile(report);
+    json j = text ? json::parse(*text, nullptr, false) : json();
+    if (!j.is_object() || !j.contains("instances") || !j["instances"].is_array()) {
+      out.push_back("agent records in " + dir + " (unreadable leftovers report)");
+      continue;
+    }
+    for (const auto& inst : j["instances"]) {
+      if (inst.value("tap", json()).is_string())
+        out.push_back("tap " + inst["tap"].get<std::string>());
+      for (const auto& g : inst.value("cgroups", json::array())) {
+        if (g.is_string()) out.push_back("cgroup " + g.get<std::string>());
+      }
     }
   }
+  fs::remove(report, ec);
   return out;
 }
 

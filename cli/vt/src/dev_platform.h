@@ -189,11 +189,11 @@ class Platform {
   [[nodiscard]] std::string conninfo() const;
   [[nodiscard]] std::string address(const std::string& component) const;
   [[nodiscard]] bool healthy(const std::string& component) const;
-  // Taps named by the agent's instance records that still exist.
-  [[nodiscard]] std::vector<std::string> recordedTaps() const;
-  // The cgroups of the VMMs the agents' records name (every
-  // STATE/node-agent* dir), that still exist.
-  [[nodiscard]] std::vector<std::string> recordedVmmGroups() const;
+  // What the agents' instance records (every STATE/node-agent* dir) still
+  // hold on this host, as `plfm-node-agent leftovers` reports it: "tap NAME"
+  // and "cgroup PATH". With `remove`, the agent releases them first. The
+  // records are the agent's own format: only the agent reads them.
+  [[nodiscard]] std::vector<std::string> agentLeftovers(bool remove) const;
   // The dev agent's guest network filter (nftables) is still installed.
   [[nodiscard]] bool agentFilterInstalled() const;
   [[nodiscard]] pid_t runningPid(const std::string& component) const;

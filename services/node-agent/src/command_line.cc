@@ -16,6 +16,7 @@ int runMain(int argc, char** argv) {
   registerImageCommands(app, &action);
   registerRunCommand(app, &action);
   registerMeshCommands(app, &action);
+  registerLeftoversCommand(app, &action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

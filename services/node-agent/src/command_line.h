@@ -24,6 +24,9 @@ void registerRunCommand(CLI::App& app, CommandAction* action);
 // Adds `mesh status`: the local view of the WireGuard mesh (mesh_command.cc).
 void registerMeshCommands(CLI::App& app, CommandAction* action);
 
+// Adds `leftovers`: what a stopped agent's records still hold (leftovers_command.cc).
+void registerLeftoversCommand(CLI::App& app, CommandAction* action);
+
 int runMain(int argc, char** argv);
 
 }  // namespace plfm::agent

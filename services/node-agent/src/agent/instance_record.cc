@@ -154,7 +154,11 @@ Result<void> StateStore::remove(const std::string& instance_id) const {
   return ok();
 }
 
-Result<std::vector<InstanceRecord>> StateStore::loadAll() const {
+Result<std::vector<InstanceRecord>> StateStore::loadAll() const { return readAll(true); }
+
+Result<std::vector<InstanceRecord>> StateStore::peekAll() const { return readAll(false); }
+
+Result<std::vector<InstanceRecord>> StateStore::readAll(bool move_aside) const {
   std::vector<InstanceRecord> out;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir_, ec)) {
@@ -167,6 +171,7 @@ Result<std::vector<InstanceRecord>> StateStore::loadAll() const {
       return InstanceRecord::fromJson(j);
     }()
         : Result<InstanceRecord>(text.error());
+    if (!rec && !move_aside) continue;
     if (!rec) {
       log::error("unreadable instance record moved aside",
                  {{"path", path.string()}, {"error", rec.error().toString()}});

@@ -102,9 +102,13 @@ class StateStore {
   // Every readable record; unreadable ones are logged and moved aside
   // (<id>.json.corrupt) so that they are not retried forever.
   [[nodiscard]] Result<std::vector<InstanceRecord>> loadAll() const;
+  // The same, read only: unreadable records are skipped and left in place
+  // (`plfm-node-agent leftovers` looks at a stopped agent's records).
+  [[nodiscard]] Result<std::vector<InstanceRecord>> peekAll() const;
   [[nodiscard]] const std::string& dir() const { return dir_; }
 
  private:
+  [[nodiscard]] Result<std::vector<InstanceRecord>> readAll(bool move_aside) const;
   std::string dir_;
 };
 

@@ -171,13 +171,38 @@ Result<std::vector<std::string>> prepareVmmGroups(const std::string& instance_id
   return procs;
 }
 
-void removeVmmGroup(const std::string& instance_id, const CgroupOptions& options) {
+namespace {
+
+// Every directory the instance's groups may have, under v2 and each v1
+// controller we use.
+std::vector<std::string> candidateGroups(const std::string& instance_id,
+                                         const CgroupOptions& options) {
+  std::vector<std::string> out;
   for (const std::string& parent :
        {options.root + "/" + options.group, options.root + "/cpu/" + options.group,
         options.root + "/memory/" + options.group, options.root + "/pids/" + options.group}) {
     std::string group = parent;
     group += '/';
     group += instance_id;
+    out.push_back(std::move(group));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> existingVmmGroups(const std::string& instance_id,
+                                           const CgroupOptions& options) {
+  std::vector<std::string> out;
+  for (auto& group : candidateGroups(instance_id, options)) {
+    struct stat st {};
+    if (::stat(group.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) out.push_back(std::move(group));
+  }
+  return out;
+}
+
+void removeVmmGroup(const std::string& instance_id, const CgroupOptions& options) {
+  for (const std::string& group : candidateGroups(instance_id, options)) {
     // A VMM just sent SIGKILL may still be exiting: its group stays busy
     // (EBUSY) until the last task is gone, so wait a little for it rather
     // than leave the group behind.

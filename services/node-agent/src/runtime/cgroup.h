@@ -47,6 +47,11 @@ struct VmmLimits {
                                                                 const VmmLimits& limits,
                                                                 const CgroupOptions& options = {});
 
+// The instance's group directories that exist now, under every hierarchy it
+// may have used (`plfm-node-agent leftovers`).
+[[nodiscard]] std::vector<std::string> existingVmmGroups(const std::string& instance_id,
+                                                         const CgroupOptions& options = {});
+
 // Removes the instance's groups (they must be empty: the VMM exited), under
 // every hierarchy it may have used. Idempotent.
 void removeVmmGroup(const std::string& instance_id, const CgroupOptions& options = {});
