@@ -13,6 +13,7 @@
 #include <set>
 #include <vector>
 
+#include "agent/errors.h"
 #include "agent/instance_worker.h"
 #include "agent/log_endpoint.h"
 #include "agent/node_egress.h"
@@ -748,7 +749,7 @@ Result<AcquiredImage> Agent::acquireImage(const Workload& w) {
   auto pulled = images_->pull(ref, pull);
   if (pull.credentials) secrets::wipe(pull.credentials->password);
   if (!pulled) {
-    return Error("agent.image_failed",
+    return Error(errc::kImageFailed,
                  "image " + w.image_ref + " (" + w.image_digest + "): " + pulled.error().message());
   }
   PLFM_TRY(images_->acquire(pulled->manifest_digest, w.instance_id));

@@ -6,12 +6,13 @@
 
 #include <cerrno>
 
+#include "agent/errors.h"
 #include "runtime/unix_line_client.h"
 
 namespace plfm::agent {
 
 Error fromGuestProto(const guest_proto::Error& e) {
-  return Error("agent.channel_protocol", e.toString());
+  return Error(errc::kChannelProtocol, e.toString());
 }
 
 GuestChannel::~GuestChannel() { close(); }
@@ -48,7 +49,7 @@ Result<GuestChannel> GuestChannel::connect(const runtime::VmHandle& vm,
     PLFM_TRY(conn.writeAll("CONNECT " + std::to_string(vm.channel_vsock_port) + "\n", timeout));
     PLFM_ASSIGN_OR_RETURN(std::string line, conn.readLine(timeout, 64));
     if (line.rfind("OK ", 0) != 0) {
-      return Error("agent.channel_refused", "vsock CONNECT refused: " + line)
+      return Error(errc::kChannelRefused, "vsock CONNECT refused: " + line)
           .with("instance_id", vm.instance_id);
     }
   }
@@ -58,7 +59,7 @@ Result<GuestChannel> GuestChannel::connect(const runtime::VmHandle& vm,
 }
 
 Result<std::optional<guest_proto::Frame>> GuestChannel::read(std::chrono::milliseconds timeout) {
-  if (fd_ < 0) return Error("agent.channel_closed", "host channel is not connected");
+  if (fd_ < 0) return Error(errc::kChannelClosed, "host channel is not connected");
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
     auto frame = decoder_.next();
@@ -77,7 +78,7 @@ Result<std::optional<guest_proto::Frame>> GuestChannel::read(std::chrono::millis
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n <= 0) {
       close();
-      return Error("agent.channel_closed", "the VM closed the host channel");
+      return Error(errc::kChannelClosed, "the VM closed the host channel");
     }
     decoder_.feed(buf, static_cast<size_t>(n));
   }
@@ -85,8 +86,8 @@ Result<std::optional<guest_proto::Frame>> GuestChannel::read(std::chrono::millis
 
 Result<void> GuestChannel::send(const std::string& bytes, std::chrono::milliseconds timeout) {
   std::lock_guard lock(send_mu_);
-  if (fd_ < 0) return Error("agent.channel_closed", "host channel is not connected");
-  if (stalled_) return Error(std::string(kChannelStalled), "channel stalled");
+  if (fd_ < 0) return Error(errc::kChannelClosed, "host channel is not connected");
+  if (stalled_) return Error(std::string(errc::kChannelStalled), "channel stalled");
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   size_t off = 0;
   while (off < bytes.size()) {
@@ -116,7 +117,7 @@ Result<void> GuestChannel::send(const std::string& bytes, std::chrono::milliseco
       // it sees the end of the stream and closes it.
       ::shutdown(fd_, SHUT_RDWR);
       stalled_ = true;
-      return Error(std::string(kChannelStalled), "channel stalled")
+      return Error(std::string(errc::kChannelStalled), "channel stalled")
           .with("sent_bytes", std::to_string(off))
           .with("frame_bytes", std::to_string(bytes.size()))
           .with("timeout_ms", std::to_string(timeout.count()));

@@ -17,14 +17,12 @@
 #include <string>
 #include <string_view>
 
+#include "agent/errors.h"
 #include "plfm/core/result.h"
 #include "plfm/guest_proto/guest_proto.h"
 #include "runtime/microvm_runtime.h"
 
 namespace plfm::agent {
-
-// Error code of a send that missed its deadline.
-inline constexpr std::string_view kChannelStalled = "agent.channel_stalled";
 
 class GuestChannel {
  public:

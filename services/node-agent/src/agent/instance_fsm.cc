@@ -1,4 +1,5 @@
 #include "agent/instance_fsm.h"
+#include "agent/errors.h"
 
 #include <array>
 #include <string>
@@ -43,9 +44,9 @@ bool transitionAllowed(Phase from, Phase to) {
 
 Result<void> transition(Phase& current, Phase to) {
   if (!transitionAllowed(current, to)) {
-    return Error("agent.bad_transition", "instance cannot go from " +
-                                             std::string(phaseName(current)) + " to " +
-                                             std::string(phaseName(to)))
+    return Error(errc::kBadTransition, "instance cannot go from " +
+                                           std::string(phaseName(current)) + " to " +
+                                           std::string(phaseName(to)))
         .with("from", std::string(phaseName(current)))
         .with("to", std::string(phaseName(to)));
   }

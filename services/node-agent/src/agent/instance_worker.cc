@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "agent/errors.h"
 #include "agent/guest_config.h"
 #include "agent/health.h"
 #include "agent/worker_util.h"
@@ -336,7 +337,7 @@ Result<void> InstanceWorker::prepare() {
     w = rec_.workload;
   }
   if (opts.kernel.empty() || !fs::exists(opts.kernel)) {
-    return Error("agent.no_kernel",
+    return Error(errc::kNoKernel,
                  "guest kernel not found: " +
                      (opts.kernel.empty() ? std::string("(not configured)") : opts.kernel) +
                      " (run scripts/fetch-kernel)");
@@ -498,9 +499,9 @@ Result<void> InstanceWorker::boot() {
   bool config_sent = false;
   while (true) {
     if (steadyNow() >= deadline) {
-      return Error("agent.boot_timeout", std::string("the guest did not become ready within ") +
-                                             std::to_string(opts.boot_timeout.count() / 1000) +
-                                             " s: " + tailFile(vm.console_log, 3));
+      return Error(errc::kBootTimeout, std::string("the guest did not become ready within ") +
+                                           std::to_string(opts.boot_timeout.count() / 1000) +
+                                           " s: " + tailFile(vm.console_log, 3));
     }
     {
       std::lock_guard lock(mu_);
@@ -544,7 +545,7 @@ Result<void> InstanceWorker::boot() {
       break;
     }
     handleFrame(**frame);
-    if (stalled_) return Error(std::string(kChannelStalled), "channel stalled");
+    if (stalled_) return Error(std::string(errc::kChannelStalled), "channel stalled");
     if (exit_seen_ || !boot_error_.empty()) break;
   }
   return ok();
@@ -553,8 +554,8 @@ Result<void> InstanceWorker::boot() {
 Result<void> InstanceWorker::maskSecrets(const std::string& file) {
   auto values = secrets::decode(file);
   if (!values) {
-    return Error("agent.bad_secrets", "the secrets file from the control plane does not parse: " +
-                                          values.error().toString());
+    return Error(errc::kBadSecrets, "the secrets file from the control plane does not parse: " +
+                                        values.error().toString());
   }
   std::vector<std::string> masks;
   for (auto& [k, v] : *values) {
@@ -625,7 +626,7 @@ void InstanceWorker::handleFrame(const gp::Frame& frame) {
 
 Result<void> InstanceWorker::sendToGuest(const std::string& frame) {
   auto sent = channel_.send(frame, host_.options().channel_send_timeout);
-  if (!sent && sent.error().is(kChannelStalled)) noteStall(sent.error());
+  if (!sent && sent.error().is(errc::kChannelStalled)) noteStall(sent.error());
   return sent;
 }
 
@@ -641,7 +642,8 @@ void InstanceWorker::noteStall(const Error& e) {
 
 void InstanceWorker::syncExec() {
   if (channel_.stalled()) {
-    noteStall(Error(std::string(kChannelStalled), "channel stalled (an exec session's send)"));
+    noteStall(
+        Error(std::string(errc::kChannelStalled), "channel stalled (an exec session's send)"));
   }
   if (shutdown_sent_ || exit_seen_) {
     exec_mux_->refuseNew("the instance is stopping");
@@ -753,20 +755,19 @@ void InstanceWorker::runExecCheck(const CheckSpec& check, SteadyTime now) {
                               : exit->kind == gp::ExecExitKind::kTimedOut
                                   ? "timed out after " + std::to_string(timeout.count()) + " ms"
                                   : "did not start: " + exit->message;
-            verdict = Result<void>(Error("agent.check_failed", why));
+            verdict = Result<void>(Error(errc::kCheckFailed, why));
           }
           break;
         }
         case ExecEvent::Kind::kLost:
-          verdict =
-              Result<void>(Error("agent.check_failed", "the session was lost: " + ev->reason));
+          verdict = Result<void>(Error(errc::kCheckFailed, "the session was lost: " + ev->reason));
           break;
       }
     }
     if (!verdict && now >= run.give_up) {
       run.session->abort();
       verdict = Result<void>(
-          Error("agent.check_failed",
+          Error(errc::kCheckFailed,
                 "no answer within " + std::to_string(timeout.count()) + " ms (and 2 s more)"));
     }
     if (!verdict) return;
@@ -795,7 +796,7 @@ void InstanceWorker::runExecCheck(const CheckSpec& check, SteadyTime now) {
   }
   if (revision == 0) {
     checkVerdict(check, now,
-                 Error("agent.check_failed",
+                 Error(errc::kCheckFailed,
                        "the guest does not serve exec sessions (its vt-init predates them)"),
                  "exec check");
     return;
@@ -806,7 +807,7 @@ void InstanceWorker::runExecCheck(const CheckSpec& check, SteadyTime now) {
   open.timeout_ms = static_cast<uint32_t>(timeout.count());
   auto frame = gp::encode(open, gp::kFirstExecStream);
   if (!frame) {
-    checkVerdict(check, now, Error("agent.check_failed", frame.error().toString()), "exec check");
+    checkVerdict(check, now, Error(errc::kCheckFailed, frame.error().toString()), "exec check");
     return;
   }
   auto session = exec_mux_->open(std::string_view(*frame).substr(gp::kHeaderBytes));

@@ -8,11 +8,13 @@
 #include <algorithm>
 #include <cstring>
 
+#include "agent/errors.h"
 #include "agent/guest_config.h"
 #include "agent/instance_worker.h"
 #include "agent/worker_util.h"
 #include "image/fs_util.h"
 #include "plfm/core/log.h"
+#include "runtime/errors.h"
 
 namespace plfm::agent {
 namespace gp = guest_proto;
@@ -74,14 +76,14 @@ Result<gp::Frame> InstanceWorker::awaitVolumeAnswer(uint32_t id, gp::FrameType t
       if (answer_id == id && frame->type == type) return std::move(*frame);
       if (answer_id == id) {
         auto failed = gp::decodeVolumeFailed(frame->payload);
-        return Error("agent.volume_op_failed",
+        return Error(errc::kVolumeOpFailed,
                      "the guest: " + printableOrEscaped(failed ? failed->message.substr(0, 400)
                                                                : std::string("(malformed)")));
       }
     }
     handleFrame(*frame);
   }
-  return Error("agent.volume_op_timeout",
+  return Error(errc::kVolumeOpTimeout,
                "the guest did not answer " + gp::frameTypeName(type) + " in time");
 }
 
@@ -105,7 +107,7 @@ Result<std::string> InstanceWorker::snapshotCopy(const runtime::VmHandle& vm,
     backup_job = *started;
     return std::string("blockdev-backup");
   }
-  if (!started.error().is("runtime.unsupported")) return std::move(started).error();
+  if (!started.error().is(runtime::errc::kUnsupported)) return std::move(started).error();
   // A VMM without backup jobs (Firecracker): copy while the guest is frozen.
   PLFM_TRY(image::copySparseFile(drive.path, target, 0600));
   return std::string("copy");
@@ -126,7 +128,7 @@ Result<SnapshotResult> InstanceWorker::takeSnapshot(const SnapshotJob& job,
     return Error(errc::kNotFound, "the instance does not hold volume " + job.volume_id);
   }
   if (revision == 0) {
-    return Error("agent.snapshot_unsupported",
+    return Error(errc::kSnapshotUnsupported,
                  "the instance's guest cannot freeze a volume (its HELLO has no volume_revision)");
   }
   const runtime::VmDrive drive{volumeDriveId(static_cast<size_t>(it - volumes.begin())),

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "agent/errors.h"
 #include "plfm/core/process.h"
 
 namespace plfm::agent {
@@ -119,8 +120,7 @@ Result<void> VolumeStore::claim(const std::string& instance_id,
   for (const auto& v : volumes) {
     auto it = holders_.find(v.volume_id);
     if (it != holders_.end() && it->second != instance_id) {
-      return Error("agent.volume_in_use",
-                   "volume " + v.name + " is in use by instance " + it->second);
+      return Error(errc::kVolumeInUse, "volume " + v.name + " is in use by instance " + it->second);
     }
   }
   for (const auto& v : volumes) holders_[v.volume_id] = instance_id;
@@ -142,7 +142,7 @@ std::optional<std::string> VolumeStore::holder(const std::string& volume_id) con
 Result<void> VolumeStore::remove(const std::string& volume_id) {
   std::lock_guard lock(files_mu_);
   if (auto h = holder(volume_id)) {
-    return Error("agent.volume_in_use", "volume " + volume_id + " is in use by instance " + *h);
+    return Error(errc::kVolumeInUse, "volume " + volume_id + " is in use by instance " + *h);
   }
   const std::string path = pathFor(volume_id);
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ioError("removing " + path, errno);

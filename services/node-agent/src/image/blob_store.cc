@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "image/errors.h"
 #include "image/fs_util.h"
 #include "plfm/core/log.h"
 #include "plfm/core/process.h"
@@ -51,9 +52,9 @@ class PartialWriter final : public BlobWriter {
 
   Result<void> write(const char* data, size_t len) override {
     if (offset_ + len > static_cast<uint64_t>(desc_.size)) {
-      return Error("image.size_mismatch", "blob " + desc_.digest.str() + " is larger than the " +
-                                              std::to_string(desc_.size) +
-                                              " bytes its descriptor declares")
+      return Error(errc::kSizeMismatch, "blob " + desc_.digest.str() + " is larger than the " +
+                                            std::to_string(desc_.size) +
+                                            " bytes its descriptor declares")
           .with("digest", desc_.digest.str());
     }
     hasher_.update(data, len);
@@ -88,7 +89,7 @@ class PartialWriter final : public BlobWriter {
 };
 
 Error mismatch(const Descriptor& desc, const std::string& got, uint64_t size) {
-  return Error("image.digest_mismatch",
+  return Error(errc::kDigestMismatch,
                "blob " + desc.digest.str() + " failed verification: its content hashes to sha256:" +
                    got + " (" + std::to_string(size) + " bytes); the partial download was deleted")
       .with("digest", desc.digest.str())
@@ -127,7 +128,7 @@ Result<void> BlobStore::put(const Digest& d, std::string_view bytes) const {
   if (has(d)) return ok();
   const Digest actual = Digest::of(bytes);
   if (actual != d) {
-    return Error("image.digest_mismatch", "content for " + d.str() + " hashes to " + actual.str())
+    return Error(errc::kDigestMismatch, "content for " + d.str() + " hashes to " + actual.str())
         .with("digest", d.str())
         .with("actual", actual.str());
   }
@@ -139,9 +140,9 @@ Result<BlobFetchStats> BlobStore::ensure(const Descriptor& desc, ImageSource& so
   BlobFetchStats stats;
   const auto declared = static_cast<uint64_t>(desc.size);
   if (declared > policy.max_blob_bytes) {
-    return Error("image.limit_exceeded", "blob " + desc.digest.str() + " is " +
-                                             std::to_string(declared) + " bytes; the limit is " +
-                                             std::to_string(policy.max_blob_bytes))
+    return Error(errc::kLimitExceeded, "blob " + desc.digest.str() + " is " +
+                                           std::to_string(declared) + " bytes; the limit is " +
+                                           std::to_string(policy.max_blob_bytes))
         .with("digest", desc.digest.str())
         .with("limit", "max_layer_bytes");
   }
@@ -194,7 +195,7 @@ Result<BlobFetchStats> BlobStore::ensure(const Descriptor& desc, ImageSource& so
   }
   stats.bytes_fetched = writer.fetched();
   if (!fetched) {
-    if (fetched.error().is("image.size_mismatch")) ::unlink(partial.c_str());
+    if (fetched.error().is(errc::kSizeMismatch)) ::unlink(partial.c_str());
     return fetched.error().context("fetching " + desc.digest.str() + " from " + source.describe());
   }
   const std::string got = writer.finish();

@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 
+#include "image/errors.h"
 #include "image/fs_util.h"
 #include "image/image_cache.h"
 #include "image/json_util.h"
@@ -153,7 +154,7 @@ Result<void> ImageCache::acquire(const Digest& md, std::string_view holder) cons
   PLFM_ASSIGN_OR_RETURN(FileLock lock,
                         FileLock::acquire(dir_ + "/locks/cache.lock", FileLock::Mode::kShared));
   if (!pathExists(recordPath(md)) || !pathExists(rootfsPath(md))) {
-    return Error("image.not_cached", "image " + md.str() + " is not in the cache; pull it first")
+    return Error(errc::kNotCached, "image " + md.str() + " is not in the cache; pull it first")
         .with("digest", md.str());
   }
   const std::string dir = dir_ + "/refs/" + md.hex();

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "image/errors.h"
 #include "plfm/core/process.h"
 
 namespace plfm::image {
@@ -121,7 +122,7 @@ Result<void> ensurePrivateDir(const std::string& dir) {
     return errnoError("create directory " + dir, errno);
   }
   auto unsafe = [&](const std::string& why) {
-    return Error("image.unsafe_dir", dir + " " + why + "; refusing to stage images in it")
+    return Error(errc::kUnsafeDir, dir + " " + why + "; refusing to stage images in it")
         .with("path", dir);
   };
   // O_NOFOLLOW: a symlink planted at the name is refused, never followed.

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "image/errors.h"
 #include "image/fs_util.h"
 #include "image/oci_layout.h"
 #include "image/path_safety.h"
@@ -182,7 +183,7 @@ Result<void> checkScope(std::string_view scope) {
 }
 
 Error notCached(const Digest& d) {
-  return Error("image.not_cached", "image " + d.str() + " is not in the cache; pull it first")
+  return Error(errc::kNotCached, "image " + d.str() + " is not in the cache; pull it first")
       .with("digest", d.str());
 }
 
@@ -303,7 +304,7 @@ Result<ImageCache::Resolved> ImageCache::resolve(const ImageRef& ref, const Pull
                         fetchManifest(ref.reference(), ref.digest, source, cached_ok));
   const Digest top_digest = Digest::of(top.bytes);
   if (ref.digest && *ref.digest != top_digest) {
-    return Error("image.digest_mismatch",
+    return Error(errc::kDigestMismatch,
                  "manifest for " + ref.str() + " hashes to " + top_digest.str())
         .with("digest", ref.digest->str());
   }
@@ -320,17 +321,17 @@ Result<ImageCache::Resolved> ImageCache::resolve(const ImageRef& ref, const Pull
   PLFM_ASSIGN_OR_RETURN(FetchedManifest m,
                         fetchManifest(chosen.digest.str(), chosen.digest, source, cached_ok));
   if (Digest::of(m.bytes) != chosen.digest) {
-    return Error("image.digest_mismatch", "manifest " + chosen.digest.str() + " from " +
-                                              source.describe() + " does not match its digest")
+    return Error(errc::kDigestMismatch, "manifest " + chosen.digest.str() + " from " +
+                                            source.describe() + " does not match its digest")
         .with("digest", chosen.digest.str());
   }
   PLFM_ASSIGN_OR_RETURN(
       ManifestDocument inner,
       parseManifestDocument(m.bytes, m.content_type.empty() ? chosen.media_type : m.content_type));
   if (!inner.manifest) {
-    return Error("image.unsupported_manifest", "index entry " + chosen.digest.str() +
-                                                   " is itself an index; nested indexes are "
-                                                   "not supported");
+    return Error(errc::kUnsupportedManifest, "index entry " + chosen.digest.str() +
+                                                 " is itself an index; nested indexes are "
+                                                 "not supported");
   }
   PLFM_TRY(blobs_.put(chosen.digest, m.bytes));
   out.manifest_digest = chosen.digest;
@@ -342,7 +343,7 @@ Result<std::unique_ptr<ImageSource>> ImageCache::sourceFor(const ImageRef& ref,
                                                            const PullOptions& options) const {
   if (ref.transport == ImageRef::Transport::kOciLayout) {
     if (!options_.allow_oci_layout) {
-      return Error("image.ref_refused",
+      return Error(errc::kRefRefused,
                    "oci: image references name a directory on the node and are not accepted "
                    "here; push the image to a registry (the operator may allow layouts with "
                    "--allow-oci-layout-images)");
@@ -460,21 +461,21 @@ Result<PulledImage> ImageCache::pull(const ImageRef& ref, const PullOptions& opt
     return out;
   }
   if (!out.config.diff_ids.empty() && out.config.diff_ids.size() != manifest.layers.size()) {
-    return Error("image.bad_manifest",
-                 "the manifest lists " + std::to_string(manifest.layers.size()) +
-                     " layers but the config has " + std::to_string(out.config.diff_ids.size()) +
-                     " diff_ids");
+    return Error(errc::kBadManifest, "the manifest lists " +
+                                         std::to_string(manifest.layers.size()) +
+                                         " layers but the config has " +
+                                         std::to_string(out.config.diff_ids.size()) + " diff_ids");
   }
   for (const auto& l : manifest.layers) {
     if (!isSupportedLayerType(l.media_type)) {
-      return Error("image.unsupported_layer",
+      return Error(errc::kUnsupportedLayer,
                    "layer " + l.digest.str() + " has unsupported media type '" + l.media_type + "'")
           .with("digest", l.digest.str());
     }
     if (static_cast<uint64_t>(l.size) > options_.limits.max_layer_bytes) {
-      return Error("image.limit_exceeded", "layer " + l.digest.str() + " is " +
-                                               std::to_string(l.size) + " bytes; the limit is " +
-                                               std::to_string(options_.limits.max_layer_bytes))
+      return Error(errc::kLimitExceeded, "layer " + l.digest.str() + " is " +
+                                             std::to_string(l.size) + " bytes; the limit is " +
+                                             std::to_string(options_.limits.max_layer_bytes))
           .with("digest", l.digest.str())
           .with("limit", "max_layer_bytes");
     }
@@ -572,7 +573,7 @@ Result<RootfsStats> ImageCache::buildRootfs(const Digest& md, const ImageManifes
     return rs;
   };
   auto r = run(staging.dir, staging.limits);
-  if (!r && staging.on_shm && r.error().is("image.limit_exceeded") &&
+  if (!r && staging.on_shm && r.error().is(errc::kLimitExceeded) &&
       r.error().detail("limit") == "max_image_unpacked_bytes" &&
       staging.limits.max_image_unpacked_bytes < options_.limits.max_image_unpacked_bytes) {
     // Measured while unpacking: larger than the tmpfs has room for.

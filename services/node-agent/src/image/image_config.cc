@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "image/errors.h"
 #include "image/json_util.h"
 #include "plfm/core/json.h"
 
@@ -14,7 +15,7 @@ using json::Json;
 constexpr size_t kMaxConfigBytes = 8 << 20;
 
 Error badConfig(std::string_view what) {
-  return Error("image.bad_config", "malformed image config: " + std::string(what));
+  return Error(errc::kBadConfig, "malformed image config: " + std::string(what));
 }
 
 Result<std::vector<std::string>> stringList(const Json& obj, std::string_view field,

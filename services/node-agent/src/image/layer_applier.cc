@@ -13,6 +13,7 @@
 #include <cstring>
 #include <memory>
 
+#include "image/errors.h"
 #include "image/fs_util.h"
 #include "image/layer_stream.h"
 #include "image/path_safety.h"
@@ -63,13 +64,13 @@ Result<LayerStats> LayerApplier::apply(const std::string& blob_path, const Diges
   archive_read_support_filter_zstd(raw.get());
   archive_read_support_format_raw(raw.get());
   if (archive_read_open_filename(raw.get(), blob_path.c_str(), kStreamBuffer) != ARCHIVE_OK) {
-    return Error("image.bad_layer",
+    return Error(errc::kBadLayer,
                  "layer " + layer_name_ + ": cannot open: " + archive_error_string(raw.get()))
         .with("layer", layer_name_);
   }
   archive_entry* raw_entry = nullptr;
   if (archive_read_next_header(raw.get(), &raw_entry) != ARCHIVE_OK) {
-    return Error("image.bad_layer",
+    return Error(errc::kBadLayer,
                  "layer " + layer_name_ + ": cannot read: " + archive_error_string(raw.get()))
         .with("layer", layer_name_);
   }
@@ -81,8 +82,8 @@ Result<LayerStats> LayerApplier::apply(const std::string& blob_path, const Diges
   if (archive_read_open(tar.get(), &stream, nullptr, LayerStream::readCallback, nullptr) !=
       ARCHIVE_OK) {
     if (auto e = stream.error()) return *e;
-    return Error("image.bad_layer", "layer " + layer_name_ +
-                                        " is not a tar archive: " + archive_error_string(tar.get()))
+    return Error(errc::kBadLayer, "layer " + layer_name_ +
+                                      " is not a tar archive: " + archive_error_string(tar.get()))
         .with("layer", layer_name_);
   }
   while (true) {
@@ -91,7 +92,7 @@ Result<LayerStats> LayerApplier::apply(const std::string& blob_path, const Diges
     if (r == ARCHIVE_EOF) break;
     if (auto e = stream.error()) return *e;
     if (r < ARCHIVE_WARN) {
-      return Error("image.bad_layer",
+      return Error(errc::kBadLayer,
                    "layer " + layer_name_ + ": corrupt tar: " + archive_error_string(tar.get()))
           .with("layer", layer_name_);
     }
@@ -138,9 +139,9 @@ Result<LayerStats> LayerApplier::apply(const std::string& blob_path, const Diges
   image_tar_bytes_ += stats.tar_bytes;
   const std::string got = stream.hexDigest();
   if (diff_id && got != diff_id->hex()) {
-    return Error("image.digest_mismatch", "layer " + layer_name_ + " does not match its diff_id " +
-                                              diff_id->str() +
-                                              ": the uncompressed stream hashes to sha256:" + got)
+    return Error(errc::kDigestMismatch, "layer " + layer_name_ + " does not match its diff_id " +
+                                            diff_id->str() +
+                                            ": the uncompressed stream hashes to sha256:" + got)
         .with("layer", layer_name_)
         .with("diff_id", diff_id->str());
   }
@@ -160,8 +161,8 @@ Result<std::string> LayerApplier::resolveDir(const std::string& rel, bool create
     if (comp == ".") continue;
     if (comp == "..") {
       if (cur.empty()) {
-        return Error("image.path_escape", "layer " + layer_name_ + ": entry '" + e.path +
-                                              "' resolves through a symlink outside the rootfs")
+        return Error(errc::kPathEscape, "layer " + layer_name_ + ": entry '" + e.path +
+                                            "' resolves through a symlink outside the rootfs")
             .with("layer", layer_name_)
             .with("entry", e.path);
       }
@@ -187,7 +188,7 @@ Result<std::string> LayerApplier::resolveDir(const std::string& rel, bool create
     }
     if (S_ISLNK(st.st_mode)) {
       if (++hops > kMaxSymlinkHops) {
-        return Error("image.bad_layer",
+        return Error(errc::kBadLayer,
                      "layer " + layer_name_ + ": too many symlinks resolving '" + e.path + "'")
             .with("layer", layer_name_);
       }
@@ -202,8 +203,8 @@ Result<std::string> LayerApplier::resolveDir(const std::string& rel, bool create
       todo.insert(todo.end(), parts.rbegin(), parts.rend());
       continue;
     }
-    return Error("image.bad_layer", "layer " + layer_name_ + ": entry '" + e.path + "' needs '" +
-                                        path + "' to be a directory, but it is a file")
+    return Error(errc::kBadLayer, "layer " + layer_name_ + ": entry '" + e.path + "' needs '" +
+                                      path + "' to be a directory, but it is a file")
         .with("layer", layer_name_);
   }
   std::string real = joinPath(cur);
@@ -375,8 +376,8 @@ Result<void> LayerApplier::applyEntry(Entry& e) {
         std::string tparent,
         resolveDir(std::string(parentOf(target_clean)), false, e).map_error([&](Error err) {
           if (!err.is(errc::kNotFound)) return err;
-          return Error("image.bad_layer", "layer " + layer_name_ + ": hardlink '" + e.path +
-                                              "' points at missing '" + target_clean + "'");
+          return Error(errc::kBadLayer, "layer " + layer_name_ + ": hardlink '" + e.path +
+                                            "' points at missing '" + target_clean + "'");
         }));
     const std::string tbase(baseOf(target_clean));
     const std::string trel = tparent.empty() ? tbase : tparent + "/" + tbase;
@@ -385,8 +386,8 @@ Result<void> LayerApplier::applyEntry(Entry& e) {
       if (f->second.device != 0) return ok();
     }
     if (::link(host(trel).c_str(), h.c_str()) != 0) {
-      return Error("image.bad_layer", "layer " + layer_name_ + ": hardlink '" + e.path + "' -> '" +
-                                          target_clean + "': " + errnoText(errno))
+      return Error(errc::kBadLayer, "layer " + layer_name_ + ": hardlink '" + e.path + "' -> '" +
+                                        target_clean + "': " + errnoText(errno))
           .with("layer", layer_name_);
     }
     return ok();
@@ -430,8 +431,8 @@ Result<void> LayerApplier::applyEntry(Entry& e) {
         r = ARCHIVE_EOF;
       }
       if (wr && r != ARCHIVE_EOF) {
-        wr = Error("image.bad_layer", "layer " + layer_name_ + ": reading '" + e.path +
-                                          "': " + archive_error_string(e.ar))
+        wr = Error(errc::kBadLayer, "layer " + layer_name_ + ": reading '" + e.path +
+                                        "': " + archive_error_string(e.ar))
                  .with("layer", layer_name_);
       }
       const auto size = archive_entry_size(ae);

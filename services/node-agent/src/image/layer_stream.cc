@@ -1,4 +1,5 @@
 #include "image/layer_stream.h"
+#include "image/errors.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -47,8 +48,8 @@ bool LayerStream::atEnd() {
 
 Error LayerStream::limitError(const std::string& what, const std::string& limit,
                               uint64_t value) const {
-  return Error("image.limit_exceeded", "layer " + layer_ + ": " + what + " (limit " + limit +
-                                           " = " + std::to_string(value) + ")")
+  return Error(errc::kLimitExceeded, "layer " + layer_ + ": " + what + " (limit " + limit + " = " +
+                                         std::to_string(value) + ")")
       .with("layer", layer_)
       .with("limit", limit);
 }
@@ -95,7 +96,7 @@ void LayerStream::produce() {
     }
     const la_ssize_t n = archive_read_data(raw_, slot->buf.data(), slot->buf.size());
     if (n < 0) {
-      fail(Error("image.bad_layer",
+      fail(Error(errc::kBadLayer,
                  "layer " + layer_ + ": cannot decompress: " + archive_error_string(raw_))
                .with("layer", layer_));
       return;

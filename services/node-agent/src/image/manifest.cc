@@ -1,5 +1,6 @@
 #include "image/manifest.h"
 
+#include "image/errors.h"
 #include "image/json_util.h"
 #include "image/media_types.h"
 #include "plfm/core/json.h"
@@ -12,7 +13,7 @@ namespace {
 using json::Json;
 
 Error badDoc(std::string_view what) {
-  return Error("image.bad_manifest", "malformed manifest: " + std::string(what));
+  return Error(errc::kBadManifest, "malformed manifest: " + std::string(what));
 }
 
 Result<std::string> optString(const Json& obj, std::string_view field, std::string_view path) {
@@ -100,7 +101,7 @@ Result<ManifestDocument> parseManifestDocument(std::string_view bytes,
   if (!j.is_object()) return badDoc("the document must be a JSON object");
   if (const json::Json* v = findField(j, "schemaVersion"); v != nullptr) {
     if (!v->is_number_integer() || v->get<int64_t>() != 2) {
-      return Error("image.unsupported_manifest",
+      return Error(errc::kUnsupportedManifest,
                    "unsupported manifest schemaVersion (only 2: OCI and Docker schema2; Docker "
                    "schema1 is deprecated and not supported)");
     }
@@ -134,7 +135,7 @@ Result<ManifestDocument> parseManifestDocument(std::string_view bytes,
     doc.manifest = std::move(m);
     return doc;
   }
-  return Error("image.unsupported_manifest",
+  return Error(errc::kUnsupportedManifest,
                "unsupported manifest media type '" + media_type.substr(0, 120) + "'")
       .with("media_type", media_type.substr(0, 120));
 }

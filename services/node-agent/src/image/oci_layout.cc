@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <vector>
 
+#include "image/errors.h"
 #include "image/media_types.h"
 #include "plfm/core/process.h"
 #include "plfm/core/strings.h"
@@ -21,7 +22,7 @@ Result<std::string> OciLayoutSource::readBlob(const Digest& d) const {
         .with("digest", d.str());
   }
   if (static_cast<uint64_t>(st.st_size) > kMaxManifestBytes) {
-    return Error("image.bad_manifest", "manifest " + d.str() + " in " + dir_ + " is too large");
+    return Error(errc::kBadManifest, "manifest " + d.str() + " in " + dir_ + " is too large");
   }
   return readFile(p);
 }
@@ -38,7 +39,7 @@ Result<FetchedManifest> OciLayoutSource::fetchManifest(std::string_view referenc
         .with("layout", dir_);
   }
   PLFM_ASSIGN_OR_RETURN(auto doc, parseManifestDocument(*index_bytes, media::kOciIndex));
-  if (!doc.index) return Error("image.bad_manifest", dir_ + "/index.json is not an image index");
+  if (!doc.index) return Error(errc::kBadManifest, dir_ + "/index.json is not an image index");
   const auto& manifests = doc.index->manifests;
   const Descriptor* chosen = nullptr;
   if (reference.empty()) {

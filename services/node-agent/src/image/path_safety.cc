@@ -1,5 +1,6 @@
 #include "image/path_safety.h"
 
+#include "image/errors.h"
 #include "plfm/core/strings.h"
 
 namespace plfm::image {
@@ -7,14 +8,14 @@ namespace plfm::image {
 Result<std::string> cleanEntryPath(std::string_view name, size_t max_len) {
   if (name.size() > max_len) {
     const std::string shown(name.substr(0, 64));
-    return Error("image.limit_exceeded", "entry name '" + shown + "...' is " +
-                                             std::to_string(name.size()) + " bytes (limit " +
-                                             "max_path_bytes = " + std::to_string(max_len) + ")")
+    return Error(errc::kLimitExceeded, "entry name '" + shown + "...' is " +
+                                           std::to_string(name.size()) + " bytes (limit " +
+                                           "max_path_bytes = " + std::to_string(max_len) + ")")
         .with("limit", "max_path_bytes")
         .with("entry", shown);
   }
   if (name.find('\0') != std::string_view::npos) {
-    return Error("image.bad_layer", "entry name contains a NUL byte");
+    return Error(errc::kBadLayer, "entry name contains a NUL byte");
   }
   std::string out;
   out.reserve(name.size());
@@ -24,8 +25,8 @@ Result<std::string> cleanEntryPath(std::string_view name, size_t max_len) {
     if (end == std::string_view::npos) end = name.size();
     const std::string_view comp = name.substr(start, end - start);
     if (comp == "..") {
-      return Error("image.path_escape", "entry '" + std::string(name.substr(0, 200)) +
-                                            "' contains '..' (path traversal out of the rootfs)")
+      return Error(errc::kPathEscape, "entry '" + std::string(name.substr(0, 200)) +
+                                          "' contains '..' (path traversal out of the rootfs)")
           .with("entry", std::string(name.substr(0, 200)));
     }
     if (!comp.empty() && comp != ".") {

@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 
+#include "image/errors.h"
 #include "image/json_util.h"
 #include "image/media_types.h"
 #include "image/path_safety.h"
@@ -261,11 +262,11 @@ struct RegistrySource::Impl {
     curl_easy_cleanup(curl);
     if (!ex.write_error) return ex.write_error.error();
     if (rc == CURLE_WRITE_ERROR && ex.body_overflow) {
-      return Error("image.limit_exceeded", "response from " + describeUrl(call.url) + " exceeds " +
-                                               std::to_string(call.body_limit) + " bytes");
+      return Error(errc::kLimitExceeded, "response from " + describeUrl(call.url) + " exceeds " +
+                                             std::to_string(call.body_limit) + " bytes");
     }
     if (rc != CURLE_OK && !guard.refused.empty()) {
-      return Error("image.registry_refused",
+      return Error(errc::kRegistryRefused,
                    "refused to connect to " + guard.refused + " for " + describeUrl(call.url) +
                        ": not a public address; the operator may allow it with "
                        "--registry-allow-cidr")

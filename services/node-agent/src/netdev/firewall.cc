@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 
+#include "netdev/errors.h"
 #include "netdev/tap.h"
 #include "plfm/core/assert.h"
 #include "plfm/core/process.h"
@@ -569,7 +570,7 @@ Result<void> runNftScript(const std::string& nft_binary, const std::string& work
   }
   if (nft.empty()) {
     return Error(
-               "netdev.nft_missing",
+               errc::kNftMissing,
                "the nft binary was not found (install nftables): cannot apply " + std::string(what))
         .with("nft", nft_binary);
   }
@@ -583,7 +584,7 @@ Result<void> runNftScript(const std::string& nft_binary, const std::string& work
   SpawnOptions so;
   so.stdout_path = log_path;
   if (auto r = runChecked({nft, "-f", script_path}, so); !r) {
-    return Error("netdev.firewall_failed",
+    return Error(errc::kFirewallFailed,
                  "nft could not apply " + std::string(what) + ": " + r.error().message())
         .with("script", script_path);
   }

@@ -15,6 +15,7 @@
 #include <set>
 #include <thread>
 
+#include "netdev/errors.h"
 #include "plfm/core/assert.h"
 #include "plfm/core/process.h"
 #include "plfm/core/strings.h"
@@ -294,9 +295,9 @@ CommandRunner realCommandRunner(std::chrono::milliseconds timeout) {
     if (exitCodeOf(*st) != 0) {
       std::string tail(trim(readAll(err.get(), 4096)));
       if (tail.size() > 400) tail = tail.substr(tail.size() - 400);
-      return Error("netdev.mesh_command_failed", "`" + joined(argv) + "` failed (" +
-                                                     describeWaitStatus(*st) + ")" +
-                                                     (tail.empty() ? "" : ": " + tail));
+      return Error(errc::kMeshCommandFailed, "`" + joined(argv) + "` failed (" +
+                                                 describeWaitStatus(*st) + ")" +
+                                                 (tail.empty() ? "" : ": " + tail));
     }
     return readAll(out.get(), size_t{16} << 20);
   };
@@ -343,7 +344,7 @@ Result<void> Mesh::bringUp() {
     // and creates the TUN shortly after.
     auto go = run_({options_.wireguard_go, name});
     if (!go) {
-      return Error("netdev.mesh_bringup_failed",
+      return Error(errc::kMeshBringupFailed,
                    "neither the kernel's WireGuard nor wireguard-go brought " + name +
                        " up: " + kernel.error().message() + "; " + go.error().message());
     }
@@ -352,7 +353,7 @@ Result<void> Mesh::bringUp() {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     if (!exists()) {
-      return Error("netdev.mesh_bringup_failed",
+      return Error(errc::kMeshBringupFailed,
                    "wireguard-go started but " + name + " did not appear");
     }
   }

@@ -21,6 +21,7 @@
 #include <fstream>
 #include <memory>
 
+#include "netdev/errors.h"
 #include "plfm/core/sha256.h"
 
 namespace plfm::netdev {
@@ -80,8 +81,7 @@ class Rtnl {
 };
 
 Error netlinkError(std::string_view step, const std::string& name, int err) {
-  return Error("netdev.netlink_failed",
-               std::string(step) + " on " + name + ": " + std::strerror(err))
+  return Error(errc::kNetlinkFailed, std::string(step) + " on " + name + ": " + std::strerror(err))
       .with("device", name)
       .with("step", std::string(step));
 }
@@ -96,8 +96,7 @@ Result<void> createPersistentTap(const std::string& name) {
   if (rc == 0) rc = ::ioctl(fd, TUNSETPERSIST, 1);
   int err = errno;
   ::close(fd);
-  if (rc != 0)
-    return Error("netdev.tap_failed", "creating tap " + name + ": " + std::strerror(err));
+  if (rc != 0) return Error(errc::kTapFailed, "creating tap " + name + ": " + std::strerror(err));
   return ok();
 }
 

@@ -14,6 +14,7 @@
 #include "plfm/core/process.h"
 #include "plfm/http/http.h"
 #include "runtime/detached.h"
+#include "runtime/errors.h"
 
 namespace plfm::runtime {
 namespace fs = std::filesystem;
@@ -176,11 +177,11 @@ Result<VmHandle> FirecrackerRuntime::start(const VmSpec& spec) {
   auto deadline = std::chrono::steady_clock::now() + options_.api_timeout;
   while (!socketExists(api)) {
     if (!alive(h)) {
-      return fail(Error("runtime.vmm_exited", "firecracker exited before its API came up: " +
-                                                  tailFile(h.console_log, 5)));
+      return fail(Error(errc::kVmmExited, "firecracker exited before its API came up: " +
+                                              tailFile(h.console_log, 5)));
     }
     if (std::chrono::steady_clock::now() >= deadline) {
-      return fail(Error("runtime.vmm_start_failed", "firecracker API socket did not appear"));
+      return fail(Error(errc::kVmmStartFailed, "firecracker API socket did not appear"));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
@@ -202,7 +203,7 @@ Result<VmHandle> FirecrackerRuntime::start(const VmSpec& spec) {
       message += std::to_string(resp->status);
       message += ": ";
       message += fault;
-      return fail(Error("runtime.vmm_config_failed", message).with("path", path));
+      return fail(Error(errc::kVmmConfigFailed, message).with("path", path));
     }
   }
   return h;
@@ -217,7 +218,7 @@ Result<void> FirecrackerRuntime::resizeDrive(const VmHandle& vm, const VmDrive& 
                                              uint64_t /*size_bytes*/) {
   auto path = vm.drive_paths.find(drive.id);
   if (path == vm.drive_paths.end()) {
-    return Error("runtime.unsupported", "the VM handle has no path for drive " + drive.id)
+    return Error(errc::kUnsupported, "the VM handle has no path for drive " + drive.id)
         .with("instance_id", vm.instance_id);
   }
   http::Client client("unix:" + vm.control_socket);
@@ -228,8 +229,8 @@ Result<void> FirecrackerRuntime::resizeDrive(const VmHandle& vm, const VmDrive& 
                         client.send("PATCH", "/drives/" + drive.id, headers,
                                     resizeBody(drive.id, path->second), options_.api_timeout));
   if (resp.status / 100 != 2) {
-    return Error("runtime.vmm_config_failed", "firecracker PATCH /drives/" + drive.id +
-                                                  " answered " + std::to_string(resp.status))
+    return Error(errc::kVmmConfigFailed, "firecracker PATCH /drives/" + drive.id + " answered " +
+                                             std::to_string(resp.status))
         .with("instance_id", vm.instance_id);
   }
   return ok();
@@ -244,7 +245,7 @@ Result<void> FirecrackerRuntime::requestStop(const VmHandle& vm) {
       auto resp, client.send("PUT", "/actions", headers, R"({"action_type":"SendCtrlAltDel"})",
                              options_.api_timeout));
   if (resp.status / 100 != 2) {
-    return Error("runtime.vmm_stop_failed",
+    return Error(errc::kVmmStopFailed,
                  "firecracker SendCtrlAltDel answered " + std::to_string(resp.status));
   }
   return ok();

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "plfm/core/process.h"
+#include "runtime/errors.h"
 
 namespace plfm::runtime {
 
@@ -44,21 +45,21 @@ Result<VmHandle> VmHandle::fromJson(const nlohmann::json& j) {
 
 Result<void> MicroVmRuntime::resizeDrive(const VmHandle& vm, const VmDrive& drive,
                                          uint64_t /*size_bytes*/) {
-  return Error("runtime.unsupported", std::string(name()) + " cannot resize a running drive")
+  return Error(errc::kUnsupported, std::string(name()) + " cannot resize a running drive")
       .with("instance_id", vm.instance_id)
       .with("drive", drive.id);
 }
 
 Result<std::string> MicroVmRuntime::startBackup(const VmHandle& vm, const VmDrive& drive,
                                                 int /*target_fd*/) {
-  return Error("runtime.unsupported", std::string(name()) + " has no backup job")
+  return Error(errc::kUnsupported, std::string(name()) + " has no backup job")
       .with("instance_id", vm.instance_id)
       .with("drive", drive.id);
 }
 
 Result<void> MicroVmRuntime::finishBackup(const VmHandle& vm, const std::string& /*job*/,
                                           std::chrono::milliseconds /*timeout*/) {
-  return Error("runtime.unsupported", std::string(name()) + " has no backup job")
+  return Error(errc::kUnsupported, std::string(name()) + " has no backup job")
       .with("instance_id", vm.instance_id);
 }
 

@@ -19,6 +19,7 @@
 #include "plfm/core/process.h"
 #include "runtime/confine.h"
 #include "runtime/detached.h"
+#include "runtime/errors.h"
 #include "runtime/qmp.h"
 
 #include <nlohmann/json.hpp>
@@ -257,7 +258,7 @@ Result<VmHandle> QemuRuntime::start(const VmSpec& spec) {
   auto pid = spawnDetached(commandLine(spec, accel), opts);
   opened.closeAll();  // the VMM holds its own copies now
   if (!pid) {
-    return Error("runtime.vmm_start_failed", "qemu failed to start: " + pid.error().message())
+    return Error(errc::kVmmStartFailed, "qemu failed to start: " + pid.error().message())
         .with("instance_id", spec.instance_id);
   }
   VmHandle h;
@@ -274,7 +275,7 @@ Result<VmHandle> QemuRuntime::start(const VmSpec& spec) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
   while (true) {
     if (h.pid_start == 0 || !alive(h)) {
-      return Error("runtime.vmm_start_failed",
+      return Error(errc::kVmmStartFailed,
                    "qemu failed to start: " + std::string(tailFile(log_path, 5)))
           .with("instance_id", spec.instance_id)
           .with("log", log_path);
@@ -282,7 +283,7 @@ Result<VmHandle> QemuRuntime::start(const VmSpec& spec) {
     if (auto qmp = Qmp::connect(h.control_socket, std::chrono::milliseconds(500))) break;
     if (std::chrono::steady_clock::now() >= deadline) {
       (void)MicroVmRuntime::kill(h);
-      return Error("runtime.vmm_start_failed", "qemu did not answer on QMP within 15 s")
+      return Error(errc::kVmmStartFailed, "qemu did not answer on QMP within 15 s")
           .with("instance_id", spec.instance_id)
           .with("log", log_path);
     }
@@ -356,7 +357,7 @@ Result<void> QemuRuntime::finishBackup(const VmHandle& vm, const std::string& jo
       error = j.value("error", "");
     }
     if (status == "concluded" || status == "absent") {
-      if (!error.empty()) outcome = Error("runtime.backup_failed", "backup job: " + error);
+      if (!error.empty()) outcome = Error(errc::kBackupFailed, "backup job: " + error);
       if (status == "concluded") (void)qmp.execute("job-dismiss", {{"id", job}});
       break;
     }

@@ -55,7 +55,7 @@ TEST(GuestChannel, SendToAGuestThatNeverReadsMissesItsDeadline) {
   }
   auto r = sender.get();
   ASSERT_FALSE(r) << "a million frames fit in a socket buffer?";
-  EXPECT_TRUE(r.error().is(kChannelStalled)) << r.error().toString();
+  EXPECT_TRUE(r.error().is(errc::kChannelStalled)) << r.error().toString();
   EXPECT_EQ(r.error().message(), "channel stalled");
   // A stalled stream may end mid-frame: the channel is closed.
   EXPECT_FALSE(p.host.connected());
@@ -85,7 +85,7 @@ TEST(GuestChannel, AClosedPeerIsAnErrorNotAStall) {
   p.guest = -1;
   auto r = p.host.send(gp::encodePong(gp::Ping{1}), milliseconds(200));
   ASSERT_FALSE(r);
-  EXPECT_FALSE(r.error().is(kChannelStalled)) << r.error().toString();
+  EXPECT_FALSE(r.error().is(errc::kChannelStalled)) << r.error().toString();
 }
 
 TEST(GuestChannel, TheDeadlineIsHonoured) {
@@ -95,7 +95,7 @@ TEST(GuestChannel, TheDeadlineIsHonoured) {
   Result<void> r = ok();
   while (r) r = p.host.send(chunk, milliseconds(200));
   const auto took = std::chrono::duration_cast<milliseconds>(Steady::now() - t0);
-  EXPECT_TRUE(r.error().is(kChannelStalled));
+  EXPECT_TRUE(r.error().is(errc::kChannelStalled));
   EXPECT_LT(took.count(), 3000) << "the last send waited " << took.count() << " ms";
 }
 
@@ -142,7 +142,7 @@ TEST(GuestChannel, SendersOnOtherThreadsWhileTheOwnerReads) {
   const std::string chunk(64 << 10, 'y');
   Result<void> r = ok();
   while (r) r = p.host.send(chunk, milliseconds(200));
-  EXPECT_TRUE(r.error().is(kChannelStalled));
+  EXPECT_TRUE(r.error().is(errc::kChannelStalled));
   ASSERT_EQ(owner.wait_for(std::chrono::seconds(5)), std::future_status::ready);
   EXPECT_EQ(owner.get().code(), "agent.channel_closed");
   EXPECT_TRUE(p.host.stalled());
