@@ -193,6 +193,28 @@ TEST_F(SchedulerTest, ATerminatedLockSessionEndsTheLeadership) {
   a->stop();
 }
 
+// A lock session that stops answering (as over a broken network: here its
+// ping waits on a table lock) ends the leadership within 10 s: the fence
+// lapses with the lease (5 s), before the statement timeout errors.
+TEST_F(SchedulerTest, ALockSessionThatStopsAnsweringEndsTheLeadershipWithin10s) {
+  auto a = std::make_unique<Scheduler>(conninfo(), store_, *worker_, fake_, options());
+  ASSERT_TRUE(a->start().has_value());
+  ASSERT_TRUE(a->leadership().fence().has_value());
+  auto conn = connect();
+  auto tx = pg::Transaction::begin(conn);
+  ASSERT_TRUE(tx.has_value());
+  ASSERT_TRUE(tx->exec("LOCK TABLE leadership IN ACCESS EXCLUSIVE MODE").has_value());
+  const auto at = std::chrono::steady_clock::now();
+  while (a->leadership().fence().has_value() && std::chrono::steady_clock::now() - at < 15s) {
+    std::this_thread::sleep_for(20ms);
+  }
+  const auto took = std::chrono::steady_clock::now() - at;
+  EXPECT_FALSE(a->leadership().fence().has_value());
+  EXPECT_LT(took, 10s);
+  tx->rollback();
+  a->stop();
+}
+
 TEST(LockSessionConninfo, KeepalivesOnlyOverTcp) {
   auto local = lockSessionConninfo("host=/tmp/pg dbname=x user=y");
   ASSERT_TRUE(local.has_value()) << local.error().toString();
