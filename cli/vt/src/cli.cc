@@ -74,6 +74,7 @@ Command buildRootCommand() {
   root.children.push_back(secretsCommand());
   root.children.push_back(registriesCommand());
   root.children.push_back(nodesCommand());
+  root.children.push_back(systemCommand());
   root.children.push_back(tokensCommand());
   root.children.push_back(routesCommand());
   root.children.push_back(domainsCommand());

@@ -30,6 +30,8 @@ Command logsCommand();
 // vt exec (commands_exec.cc).
 Command execCommand();
 Command nodesCommand();
+// vt system status (commands_nodes.cc).
+Command systemCommand();
 Command tokensCommand();
 Command routesCommand();
 Command domainsCommand();

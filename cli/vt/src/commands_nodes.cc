@@ -1,4 +1,5 @@
-// vt nodes: enroll, list, get, cordon, uncordon, drain, rm, rotate-key (platform admins).
+// vt nodes: enroll, list, get, cordon, uncordon, drain, rm, rotate-key (platform admins);
+// vt system status (the control-plane leader).
 // docs/specs/scheduler/nodes.md describes what they do on the cluster.
 #include <algorithm>
 
@@ -267,7 +268,44 @@ int nodesRotateKey(Invocation& inv) {
 
 const Positional kNode{.name = "NODE", .help = "node id (node_...) or hostname"};
 
+// vt system status: the control-plane replicas' leader and fencing epoch
+// (docs/specs/control-plane/ha.md, "Observing it").
+int systemStatus(Invocation& inv) {
+  auto client = inv.api();
+  if (!client) return fail(inv, client.error());
+  auto st = (*client)->get("/v1/system/status");
+  if (!st) return fail(inv, st.error());
+  if (inv.out.format() == Format::kJson) {
+    inv.out.json(*st);
+    return 0;
+  }
+  const json& leader = (*st)["leader"];
+  const std::string holder = leader.value("replica_id", "");
+  if (inv.out.quiet()) {
+    inv.out.out() << (holder.empty() ? "-" : holder) << "\n";
+    return 0;
+  }
+  inv.out.fields({{"replica", cell((*st)["replica_id"])},
+                  {"leader", holder.empty() ? "- (no replica has led yet)" : holder},
+                  {"epoch", cell(leader["epoch"])},
+                  {"leading since", shortTime(leader["since"])},
+                  {"this replica leads", st->value("this_replica_leads", false) ? "yes" : "no"}});
+  return 0;
+}
+
 }  // namespace
+
+Command systemCommand() {
+  Command c{.name = "system", .summary = "The control plane itself (platform admins)"};
+  c.children.push_back(
+      {.name = "status",
+       .summary = "Show the control-plane leader and its epoch",
+       .help = "The replica that answered, the leader among the control-plane replicas,\n"
+               "its fencing epoch (it grows at every change of leader) and since when it\n"
+               "leads. With --quiet, prints only the leader's replica id.",
+       .run = systemStatus});
+  return c;
+}
 
 Command nodesCommand() {
   Command c{.name = "nodes", .summary = "Cluster nodes (platform admins)"};

@@ -3,6 +3,9 @@
 // with the token vt printed). The transcript is a golden file.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <array>
 #include <nlohmann/json.hpp>
 #include <regex>
 
@@ -100,6 +103,26 @@ TEST_F(VtNodesTest, EnrollListGetCordonDrainMatchGoldenTranscript) {
   EXPECT_EQ(t.run({"nodes", "list", "--format", "table"}).code, 0);
   EXPECT_EQ(t.run({"nodes", "rm", "n2.example"}).code, 1);
   PLFM_EXPECT_GOLDEN("golden/nodes.txt", t.text());
+}
+
+// vt system status: the one replica leads, at epoch 1
+// (docs/specs/control-plane/ha.md, "Observing it").
+TEST_F(VtNodesTest, SystemStatusMatchesGoldenTranscript) {
+  TempDir config("vt-config");
+  testing::Normalizer norm;
+  norm.literal(cp_->url, "<url>");
+  norm.literal(config.path(), "<config>");
+  std::array<char, 256> host{};
+  ASSERT_EQ(::gethostname(host.data(), host.size() - 1), 0);
+  norm.literal(std::string(host.data()) + ":" + std::to_string(cp_->proc.pid()), "<replica>");
+  Transcript t(config.path(), norm);
+  ASSERT_EQ(t.run({"login", "--url", cp_->url}, cp_->admin_token + "\n").code, 0);
+  EXPECT_EQ(t.run({"system", "status", "--format", "table"}).code, 0);
+  EXPECT_EQ(t.run({"system", "status", "-q"}).code, 0);
+  // The leading-since time differs on every run.
+  const std::string text =
+      std::regex_replace(t.text(), std::regex(R"((leading since\s+)\S.*)"), "$1<time>");
+  PLFM_EXPECT_GOLDEN("golden/system.txt", text);
 }
 
 }  // namespace

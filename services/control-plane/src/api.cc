@@ -181,7 +181,7 @@ Result<QuotaLimits> Api::lockOrgQuotas(pg::Transaction& tx, const std::string& o
 Result<void> Api::awaitScheduler(Ctx& ctx) {
   if (deps_.scheduler == nullptr) return ok();
   const int64_t cp = deps_.worker.checkpoint();
-  if (!deps_.scheduler->leader() || deps_.scheduler->settled() >= cp) return ok();
+  if (deps_.scheduler->settled() >= cp) return ok();
   ctx.lease.reset();
   (void)deps_.scheduler->waitSettled(cp, deps_.options.scheduler_wait);
   return reacquire(ctx);

@@ -1,5 +1,7 @@
-// Health, metrics and the org event feed (cursor + long-poll).
+// Health, metrics, the replicas' leadership and the org event feed (cursor +
+// long-poll).
 #include "api.h"
+#include "scheduler.h"
 
 namespace plfm::cp {
 namespace {}  // namespace
@@ -22,6 +24,21 @@ void Api::registerSystemRoutes(http::Router& r) {
     http::Response resp = http::Response::text(200, deps_.metrics.render());
     resp.headers.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
     return resp;
+  });
+
+  // docs/specs/control-plane/ha.md, "Observing it".
+  route(r, "GET", "/v1/system/status", Access::kAdmin, [this](Ctx& ctx) -> Result<http::Response> {
+    PLFM_ASSIGN_OR_RETURN(auto leader, readLeader(ctx.db()));
+    const bool leads = deps_.scheduler != nullptr && deps_.scheduler->leader();
+    return jsonResponse(200,
+                        {{"replica_id", replicaId()},
+                         {"leader",
+                          {{"replica_id", leader.holder},
+                           {"epoch", leader.epoch},
+                           {"since", leader.since ? json::Json(*leader.since) : json::Json()}}},
+                         {"this_replica_leads", leads},
+                         {"checkpoint", deps_.worker.checkpoint()},
+                         {"settled", leader.settled}});
   });
 
   route(r, "GET", "/v1/orgs/{org_id}/events", Access::kUser,

@@ -45,6 +45,7 @@ Result<void> ControlPlane::start() {
   } else {
     log::warn("secrets are disabled: no secrets_master_key_file is configured");
   }
+  log::info("control plane replica", {{"replica_id", replicaId()}});
   std::error_code ec;
   std::filesystem::create_directories(cfg_.state_dir, ec);
   if (ec) {

@@ -11,9 +11,6 @@
 namespace plfm::cp {
 namespace {
 
-// The leadership lock (session-scoped): any constant all replicas share.
-constexpr int64_t kLeaderLockKey = 0x706c666d73636864;  // "plfmschd"
-
 const AppendContext kActor{"system:scheduler", ""};
 
 double msSince(Clock::SteadyTime start) {
@@ -33,20 +30,19 @@ Scheduler::Scheduler(std::string conninfo, EventStore& store, ProjectionWorker& 
       store_(store),
       worker_(worker),
       clock_(clock),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      leadership_(conninfo_, Leadership::Options{.on_change = [this] {
+                    worker_.wakeWaiters();
+                    cv_.notify_all();
+                  }}) {}
 
 Scheduler::~Scheduler() { stop(); }
-
-Result<bool> Scheduler::tryLead(pg::Connection& conn) {
-  PLFM_ASSIGN_OR_RETURN(auto rs, conn.exec("SELECT pg_try_advisory_lock($1)", {kLeaderLockKey}));
-  return rs.text(0, 0) == "t";
-}
 
 Result<void> Scheduler::start() {
   if (running_) return ok();
   PLFM_ASSIGN_OR_RETURN(auto conn, pg::Connection::connect(conninfo_));
-  PLFM_ASSIGN_OR_RETURN(bool lead, tryLead(conn));
-  leader_ = lead;
+  PLFM_TRY(leadership_.start());
+  leader_ = leadership_.fence().has_value();
   conn_.emplace(std::move(conn));
   running_ = true;
   thread_ = std::thread([this] {
@@ -54,6 +50,7 @@ Result<void> Scheduler::start() {
         "scheduler",
         [this] {
           reasons_.reset();  // a round cut short by an exception left it unknown
+          fence_.reset();    // and its takeover is done again
           run();
         },
         [this] { return !running_.load(); });
@@ -64,9 +61,11 @@ Result<void> Scheduler::start() {
 void Scheduler::stop() {
   if (!running_.exchange(false)) return;
   worker_.wakeWaiters();
+  cv_.notify_all();
   if (thread_.joinable()) thread_.join();
   leader_ = false;
-  conn_.reset();  // releases the leadership lock
+  leadership_.stop();  // releases the leadership lock
+  conn_.reset();
   cv_.notify_all();
 }
 
@@ -80,10 +79,28 @@ void Scheduler::publishSettled(int64_t checkpoint) {
 }
 
 bool Scheduler::waitSettled(int64_t seq, std::chrono::milliseconds timeout) {
-  if (!leader_.load() || settled_.load() >= seq) return true;
+  if (!running_ || settled_.load() >= seq) return true;
   std::unique_lock lock(mu_);
-  return cv_.wait_for(lock, timeout,
-                      [&] { return settled_.load() >= seq || !leader_.load() || !running_; });
+  ++waiters_;
+  cv_.notify_all();  // a follower reads the leader's settled at once
+  const bool done =
+      cv_.wait_for(lock, timeout, [&] { return settled_.load() >= seq || !running_; });
+  --waiters_;
+  return done;
+}
+
+Result<void> Scheduler::storeSettled(pg::Connection& conn, int64_t checkpoint) {
+  if (!fence_ || checkpoint <= stored_settled_) return ok();
+  // Fenced by its condition: no row means another epoch.
+  PLFM_ASSIGN_OR_RETURN(auto rs, conn.exec("UPDATE leadership SET settled = GREATEST(settled, $1) "
+                                           "WHERE id = 1 AND epoch = $2",
+                                           {checkpoint, fence_->epoch}));
+  if (rs.affected() != 1) {
+    return Error(errc::kFenced, "this replica no longer leads: the leadership epoch moved on")
+        .with("epoch", std::to_string(fence_->epoch));
+  }
+  stored_settled_ = checkpoint;
+  return ok();
 }
 
 Result<size_t> Scheduler::writeReasons(pg::Transaction& tx,
@@ -158,6 +175,7 @@ Result<std::pair<size_t, int64_t>> Scheduler::appendNodeEvents(
     pg::Connection& conn,
     const std::function<Result<std::vector<NewEvent>>(pg::Transaction&)>& decide) {
   PLFM_ASSIGN_OR_RETURN(auto tx, pg::Transaction::begin(conn));
+  if (fence_) PLFM_TRY(checkFence(tx, *fence_));
   PLFM_ASSIGN_OR_RETURN(auto events, decide(tx));
   if (events.empty()) {
     tx.rollback();
@@ -182,6 +200,7 @@ Result<Scheduler::GateRound> Scheduler::gateDrains(pg::Connection& conn) {
   out.waiting = d.waiting;
   if (d.releases.empty()) return out;
   PLFM_ASSIGN_OR_RETURN(auto tx, pg::Transaction::begin(conn));
+  if (fence_) PLFM_TRY(checkFence(tx, *fence_));
   PLFM_TRY(EventStore::lockLog(tx));
   std::vector<std::string> ids;
   ids.reserve(d.releases.size());
@@ -208,7 +227,8 @@ Result<Scheduler::GateRound> Scheduler::gateDrains(pg::Connection& conn) {
   return out;
 }
 
-Result<Scheduler::Round> Scheduler::runOnce(pg::Connection& conn) {
+Result<Scheduler::Round> Scheduler::runOnce(pg::Connection& conn, std::optional<Fence> fence) {
+  fence_ = fence;
   Round round;
   auto fail = [this](Error e) {
     reasons_.reset();
@@ -255,6 +275,7 @@ Result<Scheduler::Round> Scheduler::runOnce(pg::Connection& conn) {
   start = std::chrono::steady_clock::now();
   auto written = [&]() -> Result<size_t> {
     PLFM_ASSIGN_OR_RETURN(auto tx, pg::Transaction::begin(conn));
+    if (fence_) PLFM_TRY(checkFence(tx, *fence_));
     PLFM_ASSIGN_OR_RETURN(size_t reasons, writeReasons(tx, pending));
     if (plan->noActions() && reasons == 0) {
       tx.rollback();
@@ -299,7 +320,46 @@ Result<Scheduler::Round> Scheduler::runOnce(pg::Connection& conn) {
                                   {"last_seq", round.last_seq}});
   }
   publishSettled(round.checkpoint);
+  PLFM_TRY(storeSettled(conn, round.checkpoint));
   return round;
+}
+
+bool Scheduler::steppedDown(const Error& e) {
+  if (!e.is(errc::kFenced)) return false;
+  leadership_.stepDown(e.message());
+  leader_ = false;
+  fence_.reset();
+  return true;
+}
+
+Result<void> Scheduler::takeOver(const Fence& fence) {
+  // Every event a previous leader committed is in the log by now: its
+  // transactions either committed before the epoch moved (they held the
+  // row) or fail the fence. The first round must see them all.
+  PLFM_ASSIGN_OR_RETURN(int64_t head, EventStore::headSeq(*conn_));
+  if (!worker_.waitFor(head, options_.projection_wait)) {
+    return Error(plfm::errc::kDeadlineExceeded, "the views did not catch up with the log")
+        .with("seq", std::to_string(head));
+  }
+  fence_ = fence;
+  stored_settled_ = 0;
+  reasons_.reset();
+  leader_ = true;
+  log::info("scheduler is the leader", {{"epoch", fence.epoch}, {"head", head}});
+  return ok();
+}
+
+void Scheduler::follow(uint64_t generation) {
+  if (auto info = readLeader(*conn_); info) {
+    publishSettled(info->settled);
+  } else {
+    log::warn("cannot read the leader's settled checkpoint", {{"error", info.error().toString()}});
+  }
+  std::unique_lock lock(mu_);
+  const int waiting = waiters_.load();
+  cv_.wait_for(lock, waiting > 0 ? std::chrono::milliseconds(50) : options_.interval, [&] {
+    return !running_ || leadership_.generation() != generation || waiters_.load() > waiting;
+  });
 }
 
 void Scheduler::run() {
@@ -307,57 +367,69 @@ void Scheduler::run() {
   bool time_sensitive = true;
   size_t drains_waiting = 0;
   int64_t last_checkpoint = -1;
-  auto cancelled = [this] { return !running_.load(); };
+  uint64_t generation = 0;
+  auto cancelled = [this, &generation] {
+    return !running_.load() || leadership_.generation() != generation;
+  };
+  auto retryLater = [&] {
+    worker_.waitBeyond(INT64_MAX, backoff, cancelled);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+  };
   while (running_) {
     if (!conn_ || !conn_->healthy()) {
-      leader_ = false;
       auto c = pg::Connection::connect(conninfo_);
       if (!c) {
         log::error("scheduler cannot connect; retrying", {{"error", c.error().toString()}});
-        worker_.waitBeyond(INT64_MAX, backoff, cancelled);
-        backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+        retryLater();
         continue;
       }
       conn_.emplace(std::move(*c));
       reasons_.reset();
     }
-    if (!leader_) {
-      auto lead = tryLead(*conn_);
-      leader_ = lead && *lead;
-      if (!leader_) {
-        // Another replica schedules; check again later.
-        worker_.waitBeyond(INT64_MAX, options_.interval, cancelled);
+    generation = leadership_.generation();
+    const auto fence = leadership_.fence();
+    if (!fence) {
+      if (leader_.exchange(false)) log::warn("scheduler stopped: this replica no longer leads");
+      fence_.reset();
+      follow(generation);
+      continue;
+    }
+    if (!fence_ || fence_->epoch != fence->epoch) {
+      if (auto t = takeOver(*fence); !t) {
+        log::error("scheduler takeover failed; retrying", {{"error", t.error().toString()}});
+        retryLater();
         continue;
       }
-      reasons_.reset();
-      log::info("scheduler is the leader");
+      last_checkpoint = -1;
+      time_sensitive = true;
     }
     const int64_t cp = worker_.checkpoint();
     if (cp == last_checkpoint && !time_sensitive) {
       // Nothing changed: only heartbeats may have stopped. A node state
       // change moves the checkpoint, which brings a full round.
-      if (auto r = expireNodes(*conn_); !r) {
+      if (auto r = expireNodes(*conn_); !r && !steppedDown(r.error())) {
         log::error("scheduler liveness check failed", {{"error", r.error().toString()}});
       }
       // Drains wait for ingress reports, which are not events: look again
       // soon while any instance is at the gate.
-      if (drains_waiting > 0) {
+      if (drains_waiting > 0 && fence_) {
         if (auto g = gateDrains(*conn_); g) {
           drains_waiting = g->waiting;
-        } else {
+        } else if (!steppedDown(g.error())) {
           log::error("scheduler drain gate failed", {{"error", g.error().toString()}});
         }
       }
+      if (!fence_) continue;
       worker_.waitBeyond(last_checkpoint,
                          drains_waiting > 0 ? options_.drain_poll : options_.interval, cancelled);
       if (worker_.checkpoint() == last_checkpoint) continue;
     }
-    auto round = runOnce(*conn_);
+    auto round = runOnce(*conn_, fence_);
     if (!round) {
+      if (steppedDown(round.error())) continue;
       log::error("scheduler round failed; retrying", {{"error", round.error().toString()}});
       last_checkpoint = -1;
-      worker_.waitBeyond(INT64_MAX, backoff, cancelled);
-      backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+      retryLater();
       continue;
     }
     backoff = std::chrono::milliseconds(100);

@@ -10,8 +10,10 @@
 //      never acts twice on the same state.
 // Rounds run when the views change (the projection worker's checkpoint,
 // itself woken by LISTEN/NOTIFY) and on a timer while something is
-// time-sensitive (an unreachable node's grace period). Only the replica
-// holding a PostgreSQL advisory lock schedules; the others wait for it.
+// time-sensitive (an unreachable node's grace period). Only the leader
+// (leadership.h) schedules, and every transaction it writes in checks its
+// fencing epoch first; the others wait for it, and follow its `settled`
+// through the leadership row. See docs/specs/control-plane/ha.md.
 //
 // waitSettled() is read-your-writes for the scheduler's reaction: a request
 // that changed desired state, or reads state the scheduler derives, waits
@@ -34,6 +36,7 @@
 
 #include "drain_gate.h"
 #include "event_store.h"
+#include "leadership.h"
 #include "nodes.h"
 #include "plfm/core/clock.h"
 #include "plfm/reconcile/types.h"
@@ -88,20 +91,32 @@ class Scheduler {
   [[nodiscard]] Result<void> start();
   void stop();
 
-  // One round on `conn`, without the leadership check (tests, benchmarks).
-  [[nodiscard]] Result<Round> runOnce(pg::Connection& conn);
+  // One round on `conn`. Without `fence` there is no leadership check
+  // (tests, benchmarks); with one, every transaction checks it first and
+  // the round fails with errc::kFenced once the epoch moved on.
+  [[nodiscard]] Result<Round> runOnce(pg::Connection& conn,
+                                      std::optional<Fence> fence = std::nullopt);
 
   // True once a round that saw the views at `seq` or later has finished and
-  // its own events are in the views; waits up to `timeout`. Immediately true
-  // when this replica does not schedule (not the leader, or stopped).
+  // its own events are in the views; waits up to `timeout`. On a replica
+  // that does not lead, `settled` is the leader's, read from the database.
+  // Immediately true once stopped.
   bool waitSettled(int64_t seq, std::chrono::milliseconds timeout);
 
   [[nodiscard]] bool leader() const { return leader_.load(); }
   [[nodiscard]] int64_t settled() const { return settled_.load(); }
+  [[nodiscard]] const Leadership& leadership() const { return leadership_; }
 
  private:
   void run();
-  Result<bool> tryLead(pg::Connection& conn);
+  // A follower's turn: reads the leader's settled, then waits (briefly while
+  // a request waits on it).
+  void follow(uint64_t generation);
+  // The first thing a new leader does: its views catch up with the log.
+  Result<void> takeOver(const Fence& fence);
+  // Steps down when `e` is a fencing failure; true if it was.
+  bool steppedDown(const Error& e);
+  Result<void> storeSettled(pg::Connection& conn, int64_t checkpoint);
   // Liveness transitions: how many, and the last seq appended (0: none).
   Result<std::pair<size_t, int64_t>> expireNodes(pg::Connection& conn);
   // Appends what `decide` returns in one transaction of its own; its count
@@ -131,7 +146,11 @@ class Scheduler {
   std::atomic<int64_t> settled_{0};
   std::mutex mu_;
   std::condition_variable cv_;
-  std::optional<pg::Connection> conn_;  // holds the leadership lock
+  std::optional<pg::Connection> conn_;  // the scheduler's own work
+  Leadership leadership_;
+  std::optional<Fence> fence_;   // the round's fence (none: unchecked, tests)
+  int64_t stored_settled_ = 0;   // the last settled written to the leadership row
+  std::atomic<int> waiters_{0};  // requests in waitSettled()
 
   // The reasons last written to scheduler_status, keyed by (env, process).
   struct Reason {

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "deploy_create.h"
+#include "leadership.h"
 #include "nodes.h"
 #include "plfm/core/id.h"
 #include "scheduler_input.h"
@@ -17,7 +18,21 @@ namespace plfm::cp {
 namespace {
 
 using namespace std::chrono_literals;
-using testsupport::SchedulerTest;
+
+class SchedulerTest : public testsupport::SchedulerTest {
+ protected:
+  // An env scaled to web=2 with nothing deployed: a round stores its reason.
+  void seedEnvWithoutRelease(pg::Connection& conn) {
+    commit(conn, [&](pg::Transaction&) {
+      return std::vector<NewEvent>{
+          testsupport::orgCreated("org_a", "acme"),
+          NewEvent{"env", "env_1", 1, "env.created", 1, "org_a",
+                   R"({"env_id":"env_1","app_id":"app_1","org_id":"org_a","name":"prod"})"},
+          NewEvent{"env", "env_1", 2, "env.scale_set", 1, "org_a",
+                   R"({"env_id":"env_1","org_id":"org_a","processes":{"web":2}})"}};
+    });
+  }
+};
 
 TEST_F(SchedulerTest, HeartbeatsDriveLivenessAndOnlyTransitionsAreEvents) {
   auto conn = connect();
@@ -79,14 +94,7 @@ TEST_F(SchedulerTest, HeartbeatsDriveLivenessAndOnlyTransitionsAreEvents) {
 
 TEST_F(SchedulerTest, ReasonsAreWrittenOnlyWhenTheyChange) {
   auto conn = connect();
-  commit(conn, [&](pg::Transaction&) {
-    return std::vector<NewEvent>{
-        testsupport::orgCreated("org_a", "acme"),
-        NewEvent{"env", "env_1", 1, "env.created", 1, "org_a",
-                 R"({"env_id":"env_1","app_id":"app_1","org_id":"org_a","name":"prod"})"},
-        NewEvent{"env", "env_1", 2, "env.scale_set", 1, "org_a",
-                 R"({"env_id":"env_1","org_id":"org_a","processes":{"web":2}})"}};
-  });
+  seedEnvWithoutRelease(conn);
   Scheduler s(conninfo(), store_, *worker_, fake_, options());
   auto round = s.runOnce(conn);
   ASSERT_TRUE(round.has_value()) << round.error().toString();
@@ -120,14 +128,109 @@ TEST_F(SchedulerTest, OneLeaderAmongReplicasAndAFailover) {
   ASSERT_TRUE(b.start().has_value());
   EXPECT_TRUE(a->leader());
   EXPECT_FALSE(b.leader());
-  // The follower never waits for a reaction it will not produce.
-  EXPECT_TRUE(b.waitSettled(1'000'000, 0ms));
+  auto conn = connect();
+  EXPECT_EQ(query(conn, "SELECT epoch FROM leadership"), "1");
+  // The follower waits on the leader's settled, read from the database.
+  for (int i = 0; i < 100 && a->settled() == 0; ++i) std::this_thread::sleep_for(50ms);
+  const int64_t settled = a->settled();
+  EXPECT_TRUE(b.waitSettled(settled, 5s));
+  EXPECT_FALSE(b.waitSettled(1'000'000, 0ms));
   a->stop();
   a.reset();
-  // b retries every interval (100 ms here); bounded wait for the takeover.
+  // b tries every second; bounded wait for the takeover.
   for (int i = 0; i < 100 && !b.leader(); ++i) std::this_thread::sleep_for(50ms);
   EXPECT_TRUE(b.leader());
+  EXPECT_EQ(query(conn, "SELECT epoch FROM leadership"), "2");
   b.stop();
+}
+
+// docs/specs/control-plane/ha.md, "Fencing": a round with an epoch that is
+// no longer the row's writes nothing and fails with `fenced`.
+TEST_F(SchedulerTest, ADeposedLeadersWritesFailTheEpochCheck) {
+  auto conn = connect();
+  seedEnvWithoutRelease(conn);
+  ASSERT_TRUE(conn.exec("UPDATE leadership SET epoch = 7").has_value());
+  Scheduler s(conninfo(), store_, *worker_, fake_, options());
+  auto round = s.runOnce(conn, Fence{6});
+  ASSERT_FALSE(round.has_value());
+  EXPECT_TRUE(round.error().is(errc::kFenced)) << round.error().toString();
+  EXPECT_EQ(query(conn, "SELECT count(*) FROM scheduler_status"), "0");
+  EXPECT_EQ(query(conn, "SELECT settled FROM leadership"), "0");
+  // The control: the current epoch writes its reason and its settled.
+  round = s.runOnce(conn, Fence{7});
+  ASSERT_TRUE(round.has_value()) << round.error().toString();
+  EXPECT_EQ(query(conn, "SELECT count(*) FROM scheduler_status"), "1");
+  EXPECT_EQ(query(conn, "SELECT settled FROM leadership"), std::to_string(round->checkpoint));
+  // The helper itself, in a transaction of its own.
+  auto tx = pg::Transaction::begin(conn);
+  ASSERT_TRUE(tx.has_value());
+  auto fenced = checkFence(*tx, Fence{6});
+  ASSERT_FALSE(fenced.has_value());
+  EXPECT_TRUE(fenced.error().is(errc::kFenced));
+}
+
+// A leader whose lock session the server terminated stops at once, and the
+// next leader has a new epoch.
+TEST_F(SchedulerTest, ATerminatedLockSessionEndsTheLeadership) {
+  auto a = std::make_unique<Scheduler>(conninfo(), store_, *worker_, fake_, options());
+  ASSERT_TRUE(a->start().has_value());
+  ASSERT_TRUE(a->leader());
+  auto conn = connect();
+  EXPECT_EQ(query(conn,
+                  "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                  "WHERE application_name = 'plfm-leadership'"),
+            "1");
+  // The ping (every second) notices; the same replica takes the lock again.
+  for (int i = 0; i < 100 && query(conn, "SELECT epoch FROM leadership") != "2"; ++i) {
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(query(conn, "SELECT epoch FROM leadership"), "2");
+  for (int i = 0; i < 100 && !(a->leadership().fence() && a->leader()); ++i) {
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(a->leadership().fence().has_value());
+  EXPECT_EQ(a->leadership().fence()->epoch, 2);
+  a->stop();
+}
+
+// A lock session that stops answering (as over a broken network: here its
+// ping waits on a table lock) ends the leadership within 10 s: the fence
+// lapses with the lease (5 s), before the statement timeout errors.
+TEST_F(SchedulerTest, ALockSessionThatStopsAnsweringEndsTheLeadershipWithin10s) {
+  auto a = std::make_unique<Scheduler>(conninfo(), store_, *worker_, fake_, options());
+  ASSERT_TRUE(a->start().has_value());
+  ASSERT_TRUE(a->leadership().fence().has_value());
+  auto conn = connect();
+  auto tx = pg::Transaction::begin(conn);
+  ASSERT_TRUE(tx.has_value());
+  ASSERT_TRUE(tx->exec("LOCK TABLE leadership IN ACCESS EXCLUSIVE MODE").has_value());
+  const auto at = std::chrono::steady_clock::now();
+  while (a->leadership().fence().has_value() && std::chrono::steady_clock::now() - at < 15s) {
+    std::this_thread::sleep_for(20ms);
+  }
+  const auto took = std::chrono::steady_clock::now() - at;
+  EXPECT_FALSE(a->leadership().fence().has_value());
+  EXPECT_LT(took, 10s);
+  tx->rollback();
+  a->stop();
+}
+
+TEST(LockSessionConninfo, KeepalivesOnlyOverTcp) {
+  auto local = lockSessionConninfo("host=/tmp/pg dbname=x user=y");
+  ASSERT_TRUE(local.has_value()) << local.error().toString();
+  EXPECT_EQ(local->find("keepalives"), std::string::npos) << *local;
+  EXPECT_NE(local->find("statement_timeout=5000"), std::string::npos) << *local;
+  EXPECT_NE(local->find("application_name='plfm-leadership'"), std::string::npos) << *local;
+  auto tcp = lockSessionConninfo("postgresql://u@db1:5432,db2:5432/x?options=-c%20a%3Db");
+  ASSERT_TRUE(tcp.has_value()) << tcp.error().toString();
+  for (const char* want : {"keepalives='1'", "keepalives_idle='2'", "keepalives_interval='1'",
+                           "keepalives_count='3'", "tcp_user_timeout='5000'", "host='db1,db2'",
+                           "options='-c a=b -c statement_timeout=5000 -c tcp_keepalives_idle=2"}) {
+    EXPECT_NE(tcp->find(want), std::string::npos) << want << " in " << *tcp;
+  }
+  auto bad = lockSessionConninfo("host='unterminated");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().detail("field"), "database");
 }
 
 // A deploy appended after the views a round read is newer than the deploy
