@@ -174,9 +174,9 @@ std::vector<std::string> QemuRuntime::commandLine(const VmSpec& spec,
     argv.insert(argv.end(), {"-drive", drive, "-device",
                              "virtio-blk-device,drive=" + d.id + ",serial=" + d.id});
   }
-  // Free-page reporting needs the guest's virtio_balloon module
-  // (scripts/fetch-kernel puts it in the initramfs); the balloon itself is
-  // never inflated.
+  // Free-page reporting needs the guest's virtio_balloon (built into the
+  // minimal kernel; scripts/fetch-kernel puts the cloud kernel's module in
+  // the initramfs); the balloon itself is never inflated.
   if (options_.free_page_reporting) {
     argv.insert(argv.end(), {"-device", "virtio-balloon-device,free-page-reporting=on"});
   }
