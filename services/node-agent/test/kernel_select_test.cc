@@ -25,10 +25,7 @@ void writeFile(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
 }
 
-std::string readAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+std::string readAll(const std::string& path) { return readFile(path).value_or(""); }
 
 class KernelSelectTest : public ::testing::Test {
  protected:

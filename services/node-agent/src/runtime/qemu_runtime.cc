@@ -129,8 +129,10 @@ std::vector<std::string> QemuRuntime::commandLine(const VmSpec& spec,
       spec.run_dir + "/",
       "-M",
       // The RTC stays: without one, the kernel's CMOS clock reads spin on
-      // port I/O, which costs seconds per boot under TCG.
-      "microvm,x-option-roms=off,pit=off,pic=off,rtc=on",
+      // port I/O, which costs seconds per boot under TCG. No ACPI tables
+      // for a kernel that does without them (the minimal kernel).
+      std::string("microvm,x-option-roms=off,pit=off,pic=off,rtc=on") +
+          (kernelBootsWithoutAcpi(spec.kernel) ? ",acpi=off" : ""),
       "-accel",
       accel == "tcg" && options_.tcg_tb_size_mb != 0
           ? "tcg,tb-size=" + std::to_string(options_.tcg_tb_size_mb)
@@ -388,6 +390,18 @@ Result<void> QemuRuntime::kill(const VmHandle& vm) {
     if (waitExit(vm, std::chrono::seconds(2))) return ok();
   }
   return MicroVmRuntime::kill(vm);
+}
+
+bool kernelBootsWithoutAcpi(const std::string& kernel) {
+  std::ifstream in(fs::path(kernel).parent_path() / "config");
+  bool cmdline_devices = false;
+  bool mp_tables = false;
+  std::string line;
+  while (std::getline(in, line)) {
+    cmdline_devices = cmdline_devices || line == "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y";
+    mp_tables = mp_tables || line == "CONFIG_X86_MPPARSE=y";
+  }
+  return cmdline_devices && mp_tables;
 }
 
 bool probeKvm(const std::string& qemu_binary, const std::string& kernel,
