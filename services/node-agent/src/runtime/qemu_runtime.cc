@@ -129,10 +129,14 @@ std::vector<std::string> QemuRuntime::commandLine(const VmSpec& spec,
       spec.run_dir + "/",
       "-M",
       // The RTC stays: without one, the kernel's CMOS clock reads spin on
-      // port I/O, which costs seconds per boot under TCG. No ACPI tables
-      // for a kernel that does without them (the minimal kernel).
-      std::string("microvm,x-option-roms=off,pit=off,pic=off,rtc=on") +
-          (kernelBootsWithoutAcpi(spec.kernel) ? ",acpi=off" : ""),
+      // port I/O, which costs seconds per boot under TCG. A kernel that does
+      // without ACPI (the minimal kernel) gets no ACPI tables, and then needs
+      // the PIT and PIC: without ACPI's hardware-reduced FADT it calibrates
+      // its LAPIC timer against the PIT (TCG has no TSC-deadline timer) and
+      // has no timer at all without one (guest-init-delivery.md).
+      kernelBootsWithoutAcpi(spec.kernel)
+          ? "microvm,x-option-roms=off,pit=on,pic=on,rtc=on,acpi=off"
+          : "microvm,x-option-roms=off,pit=off,pic=off,rtc=on",
       "-accel",
       accel == "tcg" && options_.tcg_tb_size_mb != 0
           ? "tcg,tb-size=" + std::to_string(options_.tcg_tb_size_mb)
