@@ -31,7 +31,7 @@ class KernelSelectTest : public ::testing::Test {
  protected:
   // A cached minimal build whose fragment hash is `fragment_sha`.
   std::string cacheMinimal(const std::string& fragment_sha) {
-    const std::string release = dir_.file("plfm-6.1.0-1-abc");
+    std::string release = dir_.file("plfm-6.1.0-1-abc");
     fs::create_directories(release + "/modules");
     writeFile(release + "/vmlinux",
               "\x7f"
