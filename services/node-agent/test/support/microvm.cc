@@ -73,7 +73,7 @@ Result<void> makeScratch(const std::string& image, uint32_t size_mb) {
 
 std::vector<std::string> qemuArgv(const QemuOptions& o) {
   std::string cmdline =
-      "console=ttyS0 panic=-1 quiet mitigations=off nokaslr 8250.nr_uarts=1 pci=off";
+      "console=ttyS0 panic=-1 quiet mitigations=off nokaslr 8250.nr_uarts=1 pci=off reboot=t";
   if (const uint64_t khz = hostTscKhz(); khz != 0) {
     cmdline += " tsc_early_khz=" + std::to_string(khz);
   }
