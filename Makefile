@@ -28,8 +28,11 @@ all: build
 deps:
 	@scripts/install-deps
 
+# The minimal guest kernel (scripts/build-kernel): built once into the kernel
+# cache (minutes), then preferred by scripts/fetch-kernel. make dev and CI do
+# not build it; they use it when cached, Debian's cloud kernel otherwise.
 kernel:
-	@scripts/fetch-kernel
+	@scripts/build-kernel
 
 # One command from a fresh clone to an app served through the ingress
 # (docs/engineering/vt-dev.md). `build/cli/vt/vt dev down` stops it.

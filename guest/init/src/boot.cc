@@ -137,8 +137,11 @@ class Init {
     workload_ = *spawned;
     logLine("workload started, pid " + std::to_string(workload_.pid) + ", at " + uptime());
     ready_boot_ns_ = bootNs();
-    channel_.send(gp::encode(gp::Ready{static_cast<uint32_t>(workload_.pid), ready_boot_ns_}));
+    channel_.send(readyFrame());
   }
+
+  // The boot stages timed so far; READY carries them (host-channel.md §READY).
+  gp::BootStages& stages() { return stages_; }
 
   // Until the workload is gone; then EXIT and power off.
   [[noreturn]] void supervise() {
@@ -329,8 +332,7 @@ class Init {
         if (exit_) {
           channel_.send(gp::encode(*exit_));
         } else if (workload_.pid > 0) {
-          channel_.send(
-              gp::encode(gp::Ready{static_cast<uint32_t>(workload_.pid), ready_boot_ns_}));
+          channel_.send(readyFrame());
         } else if (auto hello = helloFrame(); hello) {
           channel_.send(*hello);
         }
@@ -399,6 +401,11 @@ class Init {
   uint64_t kill_at_ = 0;
   uint64_t ready_boot_ns_ = 0;
   uint64_t hello_boot_ns_ = 0;
+  gp::BootStages stages_;
+
+  [[nodiscard]] std::string readyFrame() const {
+    return gp::encode(gp::Ready{static_cast<uint32_t>(workload_.pid), ready_boot_ns_, stages_});
+  }
 };
 
 // Before the channel exists, a failure can only go to the console.
@@ -410,6 +417,9 @@ class Init {
 }  // namespace
 
 void runInit() {
+  // Boot stage times (host-channel.md §READY): the kernel's part ends here.
+  gp::BootStages stages;
+  stages.init_ns = bootNs();
   logLine("started at uptime " + uptime());
   // Ctrl-alt-del becomes SIGINT to PID 1 instead of an immediate reboot.
   ::reboot(RB_DISABLE_CAD);
@@ -426,8 +436,11 @@ void runInit() {
     auto loaded = loadModules(std::string(kModulesDir), modules.boot);
     if (!loaded) earlyFatal(loaded.error());
   }
+  // No modules.order (a kernel with everything built in): nothing to load.
+  stages.modules_ns = bootNs();
   auto mounted = runMounts(earlyMounts());
   if (!mounted) earlyFatal(mounted.error());
+  stages.mounts_ns = bootNs();
   // sysfs is mounted and virtio_balloon (if the VMM has the device) has
   // registered, which reset the order to the kernel's default.
   if (auto reporting =
@@ -436,7 +449,8 @@ void runInit() {
     logLine(reporting.error());
   }
 
-  logLine("modules loaded and early mounts done at " + uptime());
+  logLine("modules loaded at " + std::to_string(stages.modules_ns / 1'000'000) +
+          " ms, early mounts done at " + uptime());
   auto channel = Channel::open(kChannelOpenTimeoutMs, [&] {
     auto loaded = loadModules(std::string(kModulesDir), modules.vsock);
     if (!loaded) logLine(loaded.error());
@@ -444,6 +458,8 @@ void runInit() {
   if (!channel) earlyFatal(channel.error());
   Init init(std::move(*channel), signal_fd);
   gp::Config config = init.awaitConfig();
+  stages.config_ns = bootNs();
+  init.stages() = stages;
   logLine("CONFIG received at " + uptime() +
           (config.instance_id.empty() ? std::string() : " for " + config.instance_id));
   init.prepare(config);

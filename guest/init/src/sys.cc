@@ -199,7 +199,11 @@ void powerOff() {
   // Everything but PID 1; the workload has been reaped or gets no more grace.
   ::kill(-1, SIGKILL);
   ::sync();
-  ::reboot(RB_POWER_OFF);
+  // Power-off goes through ACPI. A kernel without it (the minimal kernel under
+  // QEMU microvm with acpi=off) would only halt and leave the VMM running, so
+  // it reboots instead: the VMMs turn a reboot into their exit (-no-reboot).
+  const bool acpi = ::access("/sys/firmware/acpi", F_OK) == 0;
+  ::reboot(acpi ? RB_POWER_OFF : RB_AUTOBOOT);
   // reboot only returns on error; PID 1 must not exit (that panics).
   while (true) ::pause();
 }

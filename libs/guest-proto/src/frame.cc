@@ -53,7 +53,7 @@ struct TypeInfo {
 const TypeInfo* typeInfo(uint8_t type) {
   static constexpr TypeInfo kHello{"HELLO", StreamRule::kControl, kMaxHelloBytes};
   static constexpr TypeInfo kConfig{"CONFIG", StreamRule::kControl, kMaxPayloadBytes};
-  static constexpr TypeInfo kReady{"READY", StreamRule::kControl, kReadyBytes};
+  static constexpr TypeInfo kReady{"READY", StreamRule::kControl, kReadyStagesBytes};
   static constexpr TypeInfo kLog{"LOG", StreamRule::kWorkload, kLogHeaderBytes + kMaxLogDataBytes};
   static constexpr TypeInfo kExit{"EXIT", StreamRule::kControl, kExitBytes};
   static constexpr TypeInfo kShutdown{"SHUTDOWN", StreamRule::kControl, kShutdownBytes};

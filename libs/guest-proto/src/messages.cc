@@ -568,13 +568,32 @@ std::string encode(const Ready& ready) {
   putU32(p, ready.pid);
   putU32(p, 0);
   putU64(p, ready.boot_ns);
+  if (ready.stages) {
+    for (uint64_t ns : {ready.stages->init_ns, ready.stages->modules_ns, ready.stages->mounts_ns,
+                        ready.stages->config_ns}) {
+      putU64(p, ns);
+    }
+  }
   return fixedFrame(FrameType::kReady, p);
 }
 
 Result<Ready> decodeReady(std::string_view payload) {
-  if (payload.size() != kReadyBytes) return makeError(ErrorCode::kMalformed, "READY size");
+  if (payload.size() != kReadyBytes && payload.size() != kReadyStagesBytes) {
+    return makeError(ErrorCode::kMalformed, "READY size");
+  }
   if (getU32(payload, 4) != 0) return makeError(ErrorCode::kMalformed, "READY reserved bytes");
-  return Ready{getU32(payload, 0), getU64(payload, 8)};
+  Ready ready{getU32(payload, 0), getU64(payload, 8), std::nullopt};
+  if (payload.size() == kReadyStagesBytes) {
+    BootStages s{getU64(payload, 16), getU64(payload, 24), getU64(payload, 32),
+                 getU64(payload, 40)};
+    // The stages are instants on one clock, in the order they happen.
+    if (s.init_ns > s.modules_ns || s.modules_ns > s.mounts_ns || s.mounts_ns > s.config_ns ||
+        s.config_ns > ready.boot_ns) {
+      return makeError(ErrorCode::kMalformed, "READY boot stages out of order");
+    }
+    ready.stages = s;
+  }
+  return ready;
 }
 
 Result<std::string> encode(const Log& log) {

@@ -278,7 +278,8 @@ TEST(MessagesTest, HelloRoundTripsAndSkipsUnknownTags) {
 }
 
 TEST(MessagesTest, FixedFramesRoundTrip) {
-  EXPECT_EQ(*decodeReady(oneFrame(encode(Ready{77, 99})).payload), (Ready{77, 99}));
+  EXPECT_EQ(*decodeReady(oneFrame(encode(Ready{77, 99, std::nullopt})).payload),
+            (Ready{77, 99, std::nullopt}));
   EXPECT_EQ(*decodeExit(oneFrame(encode(Exit{ExitKind::kSignaled, 9})).payload),
             (Exit{ExitKind::kSignaled, 9}));
   EXPECT_EQ(decodeExit(oneFrame(encode(Exit{ExitKind::kExited, -1})).payload)->code, -1);
@@ -287,6 +288,27 @@ TEST(MessagesTest, FixedFramesRoundTrip) {
             0xdeadbeef12345678u);
   EXPECT_EQ(decodeBootError(oneFrame(*encode(BootError{"mount failed"})).payload)->message,
             "mount failed");
+}
+
+TEST(MessagesTest, ReadyCarriesBootStagesInOrder) {
+  const Ready ready{77, 900, BootStages{100, 200, 300, 400}};
+  const Frame frame = oneFrame(encode(ready));
+  EXPECT_EQ(frame.payload.size(), kReadyStagesBytes);
+  EXPECT_EQ(*decodeReady(frame.payload), ready);
+  // Equal instants are fine (no modules to load takes no time).
+  const Ready same{1, 5, BootStages{5, 5, 5, 5}};
+  EXPECT_EQ(*decodeReady(oneFrame(encode(same)).payload), same);
+  // A stage after the next one, or after the workload started, is malformed.
+  for (const BootStages& bad : {BootStages{201, 200, 300, 400}, BootStages{100, 301, 300, 400},
+                                BootStages{100, 200, 401, 400}, BootStages{100, 200, 300, 901}}) {
+    auto decoded = decodeReady(oneFrame(encode(Ready{77, 900, bad})).payload);
+    ASSERT_FALSE(decoded.has_value());
+    EXPECT_EQ(decoded.error().code, ErrorCode::kMalformed);
+  }
+  // Only the two sizes: 16 bytes, or 48 with the stages.
+  std::string payload = frame.payload;
+  EXPECT_FALSE(decodeReady(payload.substr(0, 24)).has_value());
+  EXPECT_FALSE(decodeReady(payload + std::string(8, '\0')).has_value());
 }
 
 TEST(MessagesTest, FixedFramesRejectBadPayloads) {

@@ -129,8 +129,7 @@ class GuestBootTest : public ::testing::Test {
       guest_hello_ms_ = static_cast<double>(decoded->boot_ns) / 1e6;
       EXPECT_EQ(decoded->protocol_version, gp::kProtocolVersion);
       EXPECT_EQ(decoded->exec_revision, gp::kExecRevision);
-      EXPECT_EQ(decoded->kernel_release,
-                g_shared->kernel.release_dir.substr(g_shared->kernel.release_dir.rfind('/') + 1));
+      EXPECT_EQ(decoded->kernel_release, g_shared->kernel.release);
     }
     gp::Config stamped = config;
     stamped.host_time_ns = static_cast<uint64_t>(msSinceEpoch() * 1e6);

@@ -82,7 +82,12 @@ json InstanceRecord::toJson() const {
             {"spawn_us", timings.spawn_us},
             {"start_ms", timings.start_ms},
             {"boot_ms", timings.boot_ms},
-            {"hello_ms", timings.hello_ms}};
+            {"hello_ms", timings.hello_ms},
+            {"guest_init_ms", timings.guest_init_ms},
+            {"guest_modules_ms", timings.guest_modules_ms},
+            {"guest_mounts_ms", timings.guest_mounts_ms},
+            {"guest_config_ms", timings.guest_config_ms},
+            {"guest_ready_ms", timings.guest_ready_ms}};
   return {{"spec", workload.raw},
           {"phase", phaseName(phase)},
           {"vm", vm ? vm->toJson() : json(nullptr)},
@@ -130,6 +135,11 @@ Result<InstanceRecord> InstanceRecord::fromJson(const json& j) {
       r.timings.start_ms = it->value("start_ms", int64_t{-1});
       r.timings.boot_ms = it->value("boot_ms", int64_t{-1});
       r.timings.hello_ms = it->value("hello_ms", int64_t{-1});
+      r.timings.guest_init_ms = it->value("guest_init_ms", int64_t{-1});
+      r.timings.guest_modules_ms = it->value("guest_modules_ms", int64_t{-1});
+      r.timings.guest_mounts_ms = it->value("guest_mounts_ms", int64_t{-1});
+      r.timings.guest_config_ms = it->value("guest_config_ms", int64_t{-1});
+      r.timings.guest_ready_ms = it->value("guest_ready_ms", int64_t{-1});
     }
     return r;
   } catch (const json::exception& e) {

@@ -60,6 +60,15 @@ struct Timings {
   int64_t start_ms = -1;  // plan seen -> VMM process started
   int64_t boot_ms = -1;   // VMM started -> guest READY
   int64_t hello_ms = -1;  // VMM started -> guest HELLO
+  // The guest's boot stages from READY (host-channel.md §READY): its
+  // CLOCK_BOOTTIME in ms when the kernel handed over to vt-init, modules were
+  // loaded, the early mounts were done, CONFIG arrived, the workload was
+  // spawned. -1: not reported.
+  int64_t guest_init_ms = -1;
+  int64_t guest_modules_ms = -1;
+  int64_t guest_mounts_ms = -1;
+  int64_t guest_config_ms = -1;
+  int64_t guest_ready_ms = -1;
 };
 
 struct InstanceRecord {

@@ -48,6 +48,28 @@ std::string readFromExt4(const std::string& image, const std::string& path,
   return text;
 }
 
+void recordBootStages(Timings& t, const gp::Ready& ready) {
+  t.guest_ready_ms = static_cast<int64_t>(ready.boot_ns / 1'000'000);
+  if (!ready.stages) return;
+  t.guest_init_ms = static_cast<int64_t>(ready.stages->init_ns / 1'000'000);
+  t.guest_modules_ms = static_cast<int64_t>(ready.stages->modules_ns / 1'000'000);
+  t.guest_mounts_ms = static_cast<int64_t>(ready.stages->mounts_ns / 1'000'000);
+  t.guest_config_ms = static_cast<int64_t>(ready.stages->config_ns / 1'000'000);
+}
+
+// One line per boot: where the guest's time went (ms on its CLOCK_BOOTTIME),
+// and VMM started -> HELLO / READY on the host's clock.
+void logBootStages(const std::string& instance_id, const Timings& t) {
+  log::info("guest boot stages", {{"instance_id", instance_id},
+                                  {"kernel_ms", t.guest_init_ms},
+                                  {"modules_ms", t.guest_modules_ms},
+                                  {"mounts_ms", t.guest_mounts_ms},
+                                  {"config_ms", t.guest_config_ms},
+                                  {"spawned_ms", t.guest_ready_ms},
+                                  {"hello_ms", t.hello_ms},
+                                  {"ready_ms", t.boot_ms}});
+}
+
 }  // namespace
 
 InstanceWorker::InstanceWorker(InstanceHost& host, InstanceRecord record)
@@ -533,10 +555,14 @@ Result<void> InstanceWorker::boot() {
       continue;
     }
     if ((*frame)->type == gp::FrameType::kReady) {
+      auto ready = gp::decodeReady((*frame)->payload);
+      if (!ready) return fromGuestProto(ready.error());
       {
         std::lock_guard lock(mu_);
         rec_.timings.boot_ms = msBetween(vmm_started_, steadyNow());
+        recordBootStages(rec_.timings, *ready);
       }
+      logBootStages(rec_.workload.instance_id, rec_.timings);
       host_.instanceMetrics().boot.observe(static_cast<double>(rec_.timings.boot_ms) / 1000.0);
       setPhase(Phase::kRunning);
       running_since_ = steadyNow();

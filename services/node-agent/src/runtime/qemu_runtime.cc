@@ -130,8 +130,14 @@ std::vector<std::string> QemuRuntime::commandLine(const VmSpec& spec,
       spec.run_dir + "/",
       "-M",
       // The RTC stays: without one, the kernel's CMOS clock reads spin on
-      // port I/O, which costs seconds per boot under TCG.
-      "microvm,x-option-roms=off,pit=off,pic=off,rtc=on",
+      // port I/O, which costs seconds per boot under TCG. A kernel that does
+      // without ACPI (the minimal kernel) gets no ACPI tables, and then needs
+      // the PIT and PIC: without ACPI's hardware-reduced FADT it calibrates
+      // its LAPIC timer against the PIT (TCG has no TSC-deadline timer) and
+      // has no timer at all without one (guest-init-delivery.md).
+      kernelBootsWithoutAcpi(spec.kernel)
+          ? "microvm,x-option-roms=off,pit=on,pic=on,rtc=on,acpi=off"
+          : "microvm,x-option-roms=off,pit=off,pic=off,rtc=on",
       "-accel",
       accel == "tcg" && options_.tcg_tb_size_mb != 0
           ? "tcg,tb-size=" + std::to_string(options_.tcg_tb_size_mb)
@@ -175,9 +181,9 @@ std::vector<std::string> QemuRuntime::commandLine(const VmSpec& spec,
     argv.insert(argv.end(), {"-drive", drive, "-device",
                              "virtio-blk-device,drive=" + d.id + ",serial=" + d.id});
   }
-  // Free-page reporting needs the guest's virtio_balloon module
-  // (scripts/fetch-kernel puts it in the initramfs); the balloon itself is
-  // never inflated.
+  // Free-page reporting needs the guest's virtio_balloon (built into the
+  // minimal kernel; scripts/fetch-kernel puts the cloud kernel's module in
+  // the initramfs); the balloon itself is never inflated.
   if (options_.free_page_reporting) {
     argv.insert(argv.end(), {"-device", "virtio-balloon-device,free-page-reporting=on"});
   }
@@ -389,6 +395,18 @@ Result<void> QemuRuntime::kill(const VmHandle& vm) {
     if (waitExit(vm, std::chrono::seconds(2))) return ok();
   }
   return MicroVmRuntime::kill(vm);
+}
+
+bool kernelBootsWithoutAcpi(const std::string& kernel) {
+  std::ifstream in(fs::path(kernel).parent_path() / "config");
+  bool cmdline_devices = false;
+  bool mp_tables = false;
+  std::string line;
+  while (std::getline(in, line)) {
+    cmdline_devices = cmdline_devices || line == "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y";
+    mp_tables = mp_tables || line == "CONFIG_X86_MPPARSE=y";
+  }
+  return cmdline_devices && mp_tables;
 }
 
 bool probeKvm(const std::string& qemu_binary, const std::string& kernel,

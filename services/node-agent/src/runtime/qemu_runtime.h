@@ -94,6 +94,15 @@ class QemuRuntime final : public MicroVmRuntime {
 // kernel file (path, size, mtime) and the host's boot.
 [[nodiscard]] std::string probeCacheKey(const std::string& qemu_binary, const std::string& kernel);
 
+// True when the guest kernel finds its devices without ACPI, going by the
+// `config` beside it (a scripts/fetch-kernel or build-kernel release dir):
+// virtio-mmio devices from the command line (VIRTIO_MMIO_CMDLINE_DEVICES;
+// QEMU microvm appends virtio_mmio.device= entries when its ACPI is off) and
+// the IOAPIC from MP tables (X86_MPPARSE). The minimal kernel can; Debian's
+// cloud kernel cannot, so it keeps QEMU's ACPI tables. False when there is
+// no such file.
+[[nodiscard]] bool kernelBootsWithoutAcpi(const std::string& kernel);
+
 // The host TSC frequency in kHz: /proc/cpuinfo's "cpu MHz" when the TSC is
 // constant, else measured against CLOCK_MONOTONIC.
 [[nodiscard]] uint64_t hostTscKhz();

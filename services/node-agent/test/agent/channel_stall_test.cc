@@ -101,7 +101,8 @@ class FloodingRuntime : public runtime::MicroVmRuntime {
     gp::Hello hello;
     hello.init_version = "flooding-guest";
     if (!sendAll(*gp::encode(hello))) return;
-    if (mode_ == Guest::kFloodAfterReady && !sendAll(gp::encode(gp::Ready{1, 1}))) return;
+    if (mode_ == Guest::kFloodAfterReady && !sendAll(gp::encode(gp::Ready{1, 1, std::nullopt})))
+      return;
     // Never read: every PING the agent answers stays in our receive buffer
     // until its send buffer is full as well.
     for (uint64_t nonce = 1; sendAll(gp::encodePing(gp::Ping{nonce})); ++nonce) ++pings_;

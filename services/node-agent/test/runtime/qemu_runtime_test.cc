@@ -101,6 +101,30 @@ TEST(QemuCommandLine, KvmUsesTheHostCpuAndNoTscHint) {
   EXPECT_EQ(cmd.find("tsc=reliable"), std::string::npos);
 }
 
+// The minimal kernel (its config beside the vmlinux) boots without ACPI and
+// then needs the PIT and PIC; any other kernel keeps ACPI and neither.
+TEST(QemuCommandLine, AKernelWithoutAcpiGetsNoAcpiTablesAndThePit) {
+  testing::TempDir dir("qacpi");
+  VmSpec s = sampleSpec();
+  s.kernel = dir.file("vmlinux");
+  auto machine = [&] {
+    const std::string cmd = joined(QemuRuntime({}).commandLine(s, "tcg"));
+    const size_t at = cmd.find("-M ") + 3;
+    return cmd.substr(at, cmd.find(' ', at) - at);
+  };
+  EXPECT_EQ(machine(), "microvm,x-option-roms=off,pit=off,pic=off,rtc=on");  // no config
+  ASSERT_TRUE(writeFileAtomic(dir.file("config"),
+                              "CONFIG_X86_MPPARSE=y\n"
+                              "# CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES is not set\n"));
+  EXPECT_FALSE(kernelBootsWithoutAcpi(s.kernel));
+  EXPECT_EQ(machine(), "microvm,x-option-roms=off,pit=off,pic=off,rtc=on");
+  ASSERT_TRUE(writeFileAtomic(dir.file("config"),
+                              "CONFIG_ACPI=y\nCONFIG_X86_MPPARSE=y\n"
+                              "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y\n"));
+  EXPECT_TRUE(kernelBootsWithoutAcpi(s.kernel));
+  EXPECT_EQ(machine(), "microvm,x-option-roms=off,pit=on,pic=on,rtc=on,acpi=off");
+}
+
 // ADR 0019: the density defaults, and each lever off again.
 TEST(QemuCommandLine, DensityDefaultsCapTheTcgCacheAndReportFreedPages) {
   const std::string cmd = joined(QemuRuntime({}).commandLine(sampleSpec(), "tcg"));

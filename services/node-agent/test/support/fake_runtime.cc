@@ -191,13 +191,13 @@ void FakeRuntime::runGuest(FakeVm& vm) {
             return;
           }
           if (!vm.options.never_ready) {
-            (void)sendAll(vm, gp::encode(gp::Ready{42, 1}));
+            (void)sendAll(vm, gp::encode(gp::Ready{42, 1, std::nullopt}));
             vm.ready_sent = true;
             ready_at = Steady::now();
           }
           break;
         case gp::FrameType::kStatus:
-          if (ready_at) (void)sendAll(vm, gp::encode(gp::Ready{42, 1}));
+          if (ready_at) (void)sendAll(vm, gp::encode(gp::Ready{42, 1, std::nullopt}));
           break;
         case gp::FrameType::kShutdown:
           ++vm.shutdowns;

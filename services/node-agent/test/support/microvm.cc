@@ -11,6 +11,8 @@
 #include <thread>
 #include <utility>
 
+#include "runtime/qemu_runtime.h"
+
 namespace plfm::microvm::testing {
 
 namespace gp = guest_proto;
@@ -39,7 +41,9 @@ Result<Kernel> fetchKernel() {
   std::string dir = *out;
   while (!dir.empty() && dir.back() == '\n') dir.pop_back();
   dir = dir.substr(dir.rfind('\n') == std::string::npos ? 0 : dir.rfind('\n') + 1);
-  return Kernel{dir, dir + "/vmlinux", dir + "/modules", dir + "/modules.order"};
+  std::string release = readFile(dir + "/release").value_or(dir.substr(dir.rfind('/') + 1));
+  while (!release.empty() && release.back() == '\n') release.pop_back();
+  return Kernel{dir, dir + "/vmlinux", dir + "/modules", dir + "/modules.order", release};
 }
 
 uint64_t hostTscKhz() {
@@ -69,16 +73,17 @@ Result<void> makeScratch(const std::string& image, uint32_t size_mb) {
 
 std::vector<std::string> qemuArgv(const QemuOptions& o) {
   std::string cmdline =
-      "console=ttyS0 panic=-1 quiet mitigations=off nokaslr 8250.nr_uarts=1 pci=off";
+      "console=ttyS0 panic=-1 quiet mitigations=off nokaslr 8250.nr_uarts=1 pci=off reboot=t";
   if (const uint64_t khz = hostTscKhz(); khz != 0) {
     cmdline += " tsc_early_khz=" + std::to_string(khz);
   }
   if (!o.extra_cmdline.empty()) cmdline += " " + o.extra_cmdline;
   std::vector<std::string> argv = {
-      "qemu-system-x86_64", "-M", "microvm", "-accel", "tcg", "-m", std::to_string(o.memory_mb),
-      "-smp", "1", "-no-reboot", "-nographic", "-nodefaults", "-serial",
-      o.console_log.empty() ? std::string("null") : "file:" + o.console_log, "-kernel", o.kernel,
-      "-initrd", o.initrd, "-append", cmdline,
+      "qemu-system-x86_64", "-M",
+      runtime::kernelBootsWithoutAcpi(o.kernel) ? "microvm,acpi=off" : "microvm", "-accel", "tcg",
+      "-m", std::to_string(o.memory_mb), "-smp", "1", "-no-reboot", "-nographic", "-nodefaults",
+      "-serial", o.console_log.empty() ? std::string("null") : "file:" + o.console_log, "-kernel",
+      o.kernel, "-initrd", o.initrd, "-append", cmdline,
       // virtio-mmio devices: the guest numbers disks in this order (vda, vdb).
       "-drive", "id=rootfs,file=" + o.rootfs + ",format=raw,if=none,readonly=on", "-device",
       "virtio-blk-device,drive=rootfs", "-drive",

@@ -24,6 +24,9 @@ struct Kernel {
   std::string vmlinux;
   std::string modules_dir;
   std::string modules_order;
+  // The guest's `uname -r`: the release dir's `release` file (the minimal
+  // kernel's dir is named by its cache key), else the dir's name.
+  std::string release;
 };
 
 // Runs scripts/fetch-kernel (cached after the first run). Fails with code

@@ -67,7 +67,10 @@ inline constexpr size_t kMaxLogDataBytes = size_t{16} * 1024;
 enum class ExitKind : uint8_t { kExited = 1, kSignaled = 2 };
 
 // Fixed payload sizes (§READY, §EXIT, §SHUTDOWN, §PING).
-inline constexpr size_t kReadyBytes = 16;    // pid(4) reserved(4) boot_ns(8)
+inline constexpr size_t kReadyBytes = 16;  // pid(4) reserved(4) boot_ns(8)
+// READY with the boot stage times: kReadyBytes + init_ns, modules_ns, mounts_ns,
+// config_ns (8 each).
+inline constexpr size_t kReadyStagesBytes = 48;
 inline constexpr size_t kExitBytes = 8;      // kind(1) reserved(3) code(4)
 inline constexpr size_t kShutdownBytes = 4;  // grace_ms(4), 0 = CONFIG's grace
 inline constexpr size_t kPingBytes = 8;      // nonce(8), echoed in PONG

@@ -108,9 +108,22 @@ struct Config {
   bool operator==(const Config&) const = default;
 };
 
+// Where the guest's boot time went (host-channel.md §READY): CLOCK_BOOTTIME
+// in ns at the end of each stage, in order, each at most READY's boot_ns.
+struct BootStages {
+  uint64_t init_ns = 0;     // the kernel handed over to vt-init
+  uint64_t modules_ns = 0;  // modules loaded (none with the minimal kernel)
+  uint64_t mounts_ns = 0;   // the early mounts done
+  uint64_t config_ns = 0;   // CONFIG received
+
+  bool operator==(const BootStages&) const = default;
+};
+
 struct Ready {
   uint32_t pid = 0;      // the workload's pid in the guest
   uint64_t boot_ns = 0;  // CLOCK_BOOTTIME when the workload was spawned
+  // Absent in a 16-byte READY (a guest that does not time its stages).
+  std::optional<BootStages> stages;
 
   bool operator==(const Ready&) const = default;
 };
