@@ -3,6 +3,9 @@
 #   plfm_add_library(NAME SOURCES ... DEPS ... [PUBLIC_DEPS ...])
 #   plfm_add_executable(NAME SOURCES ... DEPS ...)
 #   plfm_add_test(NAME SOURCES ... DEPS ... LABELS unit|integration|e2e [TIMEOUT s])
+#   plfm_add_test_library(NAME SOURCES ... DEPS ...)   test support compiled once
+#
+# Tests and test libraries share one precompiled header (cmake/PlfmPch.cmake).
 #
 # Unit tests are registered per GoogleTest case so that `ctest -L unit` reports
 # each one. Integration and e2e tests are registered as one ctest test per
@@ -35,6 +38,20 @@ function(plfm_add_library name)
   plfm_target_defaults(${name})
 endfunction()
 
+# A static library of test support code (fixtures, harnesses) that several
+# test binaries share: compiled once instead of once per test binary.
+function(plfm_add_test_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;PUBLIC_DEPS" ${ARGN})
+  add_library(${name} STATIC ${ARG_SOURCES})
+  target_link_libraries(${name} PUBLIC ${ARG_PUBLIC_DEPS} GTest::gtest GTest::gmock
+    PRIVATE ${ARG_DEPS})
+  target_compile_definitions(${name} PRIVATE
+    PLFM_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
+    PLFM_TEST_DIR="${CMAKE_CURRENT_SOURCE_DIR}")
+  plfm_target_defaults(${name})
+  plfm_use_test_pch(${name})
+endfunction()
+
 function(plfm_add_executable name)
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
@@ -58,6 +75,7 @@ function(plfm_add_test name)
     PLFM_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
     PLFM_TEST_DIR="${CMAKE_CURRENT_SOURCE_DIR}")
   plfm_target_defaults(${name})
+  plfm_use_test_pch(${name})
   if("unit" IN_LIST ARG_LABELS)
     if(NOT ARG_TIMEOUT)
       set(ARG_TIMEOUT 30)
