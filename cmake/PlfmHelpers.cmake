@@ -5,8 +5,6 @@
 #   plfm_add_test(NAME SOURCES ... DEPS ... LABELS unit|integration|e2e [TIMEOUT s])
 #   plfm_add_test_library(NAME SOURCES ... DEPS ...)   test support compiled once
 #
-# Tests and test libraries share one precompiled header (cmake/PlfmPch.cmake).
-#
 # Unit tests are registered per GoogleTest case so that `ctest -L unit` reports
 # each one. Integration and e2e tests are registered as one ctest test per
 # binary, because each binary starts its expensive fixtures (a PostgreSQL
@@ -49,7 +47,6 @@ function(plfm_add_test_library name)
     PLFM_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
     PLFM_TEST_DIR="${CMAKE_CURRENT_SOURCE_DIR}")
   plfm_target_defaults(${name})
-  plfm_use_test_pch(${name})
 endfunction()
 
 function(plfm_add_executable name)
@@ -75,7 +72,6 @@ function(plfm_add_test name)
     PLFM_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
     PLFM_TEST_DIR="${CMAKE_CURRENT_SOURCE_DIR}")
   plfm_target_defaults(${name})
-  plfm_use_test_pch(${name})
   if("unit" IN_LIST ARG_LABELS)
     if(NOT ARG_TIMEOUT)
       set(ARG_TIMEOUT 30)
