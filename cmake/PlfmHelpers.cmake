@@ -3,6 +3,7 @@
 #   plfm_add_library(NAME SOURCES ... DEPS ... [PUBLIC_DEPS ...])
 #   plfm_add_executable(NAME SOURCES ... DEPS ...)
 #   plfm_add_test(NAME SOURCES ... DEPS ... LABELS unit|integration|e2e [TIMEOUT s])
+#   plfm_add_test_library(NAME SOURCES ... DEPS ...)   test support compiled once
 #
 # Unit tests are registered per GoogleTest case so that `ctest -L unit` reports
 # each one. Integration and e2e tests are registered as one ctest test per
@@ -32,6 +33,19 @@ function(plfm_add_library name)
   add_library(plfm::${name} ALIAS ${name})
   target_include_directories(${name} PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/include)
   target_link_libraries(${name} PUBLIC ${ARG_PUBLIC_DEPS} PRIVATE ${ARG_DEPS})
+  plfm_target_defaults(${name})
+endfunction()
+
+# A static library of test support code (fixtures, harnesses) that several
+# test binaries share: compiled once instead of once per test binary.
+function(plfm_add_test_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;PUBLIC_DEPS" ${ARGN})
+  add_library(${name} STATIC ${ARG_SOURCES})
+  target_link_libraries(${name} PUBLIC ${ARG_PUBLIC_DEPS} GTest::gtest GTest::gmock
+    PRIVATE ${ARG_DEPS})
+  target_compile_definitions(${name} PRIVATE
+    PLFM_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
+    PLFM_TEST_DIR="${CMAKE_CURRENT_SOURCE_DIR}")
   plfm_target_defaults(${name})
 endfunction()
 
