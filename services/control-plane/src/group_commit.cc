@@ -93,7 +93,7 @@ void GroupCommitter::loop() {
       p->done = std::find(deferred.begin(), deferred.end(), p) == deferred.end();
     }
     // Deferred commands go first in the next batch, in their order.
-    for (auto it = deferred.rbegin(); it != deferred.rend(); ++it) queue_.push_front(*it);
+    queue_.insert(queue_.begin(), deferred.begin(), deferred.end());
     done_cv_.notify_all();
   }
   for (Pending* p : queue_) {

@@ -174,6 +174,7 @@ TEST_F(GroupCommitTest, ConcurrentCommandsGetGaplessSeqsInCommitOrder) {
   constexpr int kThreads = 16;
   constexpr int kEach = 20;
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   std::vector<std::vector<int64_t>> seqs(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
