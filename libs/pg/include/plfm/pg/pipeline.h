@@ -9,6 +9,8 @@
 // READ COMMITTED), inside the connection's current transaction. After the
 // first failure the rest are skipped; inside a transaction block that block
 // is then aborted, exactly as if the statements had been sent one by one.
+// Outside a transaction block the statements form one implicit transaction:
+// a failure rolls back the ones before it too.
 #pragma once
 
 #include <span>
