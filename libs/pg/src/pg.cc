@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <charconv>
 
+#include "result_error.h"
+
 namespace plfm::pg {
 namespace {
 
@@ -32,12 +34,34 @@ std::string trimNewline(std::string s) {
   return s;
 }
 
+}  // namespace
+
+namespace internal {
+
 Error connectionError(PGconn* c, std::string_view what) {
   return Error(errc::kConnection, std::string(what) + ": " +
                                       trimNewline(c != nullptr ? PQerrorMessage(c) : "no memory"));
 }
 
-}  // namespace
+Error resultError(PGconn* c, const PGresult* r, std::string_view sql) {
+  const std::string state = field(r, PG_DIAG_SQLSTATE);
+  std::string_view code = codeForSqlState(state);
+  if (state.empty() && PQstatus(c) != CONNECTION_OK) code = errc::kConnection;
+  Error e(code, trimNewline(field(r, PG_DIAG_MESSAGE_PRIMARY)));
+  if (e.message().empty()) e = Error(code, trimNewline(PQerrorMessage(c)));
+  e.with("sqlstate", state);
+  if (auto v = field(r, PG_DIAG_CONSTRAINT_NAME); !v.empty()) e.with("constraint", v);
+  if (auto t = field(r, PG_DIAG_TABLE_NAME); !t.empty()) e.with("table", t);
+  if (auto d = field(r, PG_DIAG_MESSAGE_DETAIL); !d.empty()) e.with("pg_detail", d);
+  // The statement's first line helps find the call site; values never appear
+  // in SQL text because every value is a parameter.
+  e.with("statement", std::string(sql.substr(0, std::min<size_t>(sql.find('\n'), 120))));
+  return e;
+}
+
+}  // namespace internal
+
+using internal::connectionError;
 
 bool isRetryable(const Error& e) {
   return e.is(errc::kSerializationFailure) || e.is(errc::kDeadlock);
@@ -162,19 +186,7 @@ Result<ResultSet> Connection::check(pg_result* r, std::string_view sql) {
   if (r == nullptr) return connectionError(conn_, "query failed");
   const ExecStatusType st = PQresultStatus(r);
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY) return rs;
-  const std::string state = field(r, PG_DIAG_SQLSTATE);
-  std::string_view code = codeForSqlState(state);
-  if (state.empty() && PQstatus(conn_) != CONNECTION_OK) code = errc::kConnection;
-  Error e(code, trimNewline(field(r, PG_DIAG_MESSAGE_PRIMARY)));
-  if (e.message().empty()) e = Error(code, trimNewline(PQerrorMessage(conn_)));
-  e.with("sqlstate", state);
-  if (auto c = field(r, PG_DIAG_CONSTRAINT_NAME); !c.empty()) e.with("constraint", c);
-  if (auto t = field(r, PG_DIAG_TABLE_NAME); !t.empty()) e.with("table", t);
-  if (auto d = field(r, PG_DIAG_MESSAGE_DETAIL); !d.empty()) e.with("pg_detail", d);
-  // The statement's first line helps find the call site; values never appear
-  // in SQL text because every value is a parameter.
-  e.with("statement", std::string(sql.substr(0, std::min<size_t>(sql.find('\n'), 120))));
-  return e;
+  return internal::resultError(conn_, r, sql);
 }
 
 Result<ResultSet> Connection::exec(std::string_view sql, const Params& params) {

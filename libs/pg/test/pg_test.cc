@@ -6,6 +6,7 @@
 
 #include <thread>
 
+#include "plfm/pg/pipeline.h"
 #include "plfm/testing/pg_test.h"
 
 namespace plfm::pg {
@@ -163,6 +164,57 @@ TEST_F(PgTest, ConnectionFailureIsAClearError) {
   ASSERT_FALSE(c.has_value());
   EXPECT_EQ(c.error().code(), errc::kConnection);
   EXPECT_NE(c.error().message().find("cannot connect to PostgreSQL"), std::string::npos);
+}
+
+TEST_F(PgTest, PipelineRunsInOrderAndSkipsWhatFollowsAFailure) {
+  const Statement ok[] = {{"INSERT INTO kv (k, v) VALUES ($1, $2)", {"a", "1"}},
+                          {"SELECT v FROM kv WHERE k = $1", {"a"}}};
+  auto r = execPipeline(conn_, ok);
+  ASSERT_TRUE(r.has_value()) << r.error().toString();
+  ASSERT_EQ(r->size(), 2U);
+  ASSERT_TRUE((*r)[1].has_value());
+  EXPECT_EQ((*r)[1]->text(0, 0), "1");
+
+  auto tx = Transaction::begin(conn_);
+  ASSERT_TRUE(tx.has_value());
+  const Statement bad[] = {{"INSERT INTO kv (k, v) VALUES ($1, $2)", {"b", "2"}},
+                           {"INSERT INTO kv (k, v) VALUES ($1, $2)", {"a", "dup"}},
+                           {"INSERT INTO kv (k, v) VALUES ($1, $2)", {"c", "3"}}};
+  auto f = execPipeline(conn_, bad);
+  ASSERT_TRUE(f.has_value()) << f.error().toString();
+  EXPECT_TRUE((*f)[0].has_value());
+  ASSERT_FALSE((*f)[1].has_value());
+  EXPECT_TRUE((*f)[1].error().is(errc::kUniqueViolation));
+  EXPECT_EQ((*f)[1].error().detail("constraint"), "kv_pkey");
+  EXPECT_FALSE((*f)[2].has_value());
+  EXPECT_FALSE(tx->commit().has_value());  // the block was aborted
+  auto n = conn_.exec("SELECT count(*) FROM kv");
+  ASSERT_TRUE(n.has_value());
+  EXPECT_EQ(n->int64(0, 0).value_or(-1), 1);
+}
+
+TEST_F(PgTest, PreparedPipelineStatementsAreReusedAndSurviveAFailedParse) {
+  PreparedStatements prepared(conn_);
+  const UsePrepared use(prepared);
+  for (int i = 0; i < 3; ++i) {
+    const Statement s[] = {{"INSERT INTO kv (k, n) VALUES ($1, $2)", {"k" + std::to_string(i), i}},
+                           {"SELECT count(*) FROM nope", {}},
+                           {"SELECT 1", {}}};
+    auto r = execPipeline(conn_, s);
+    ASSERT_TRUE(r.has_value()) << r.error().toString();
+    EXPECT_TRUE((*r)[0].has_value()) << (*r)[0].error().toString();
+    EXPECT_FALSE((*r)[1].has_value());  // no such table: not prepared, tried again next time
+    EXPECT_FALSE((*r)[2].has_value());  // skipped
+  }
+  auto n = conn_.exec("SELECT count(*) FROM pg_prepared_statements");
+  ASSERT_TRUE(n.has_value());
+  EXPECT_EQ(n->int64(0, 0).value_or(-1), 1);  // the INSERT, once
+  // Another connection on this thread does not use this one's statements.
+  auto other = connect();
+  const Statement s[] = {{"INSERT INTO kv (k, n) VALUES ($1, $2)", {"x", 9}}};
+  auto r = execPipeline(other, s);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_TRUE((*r)[0].has_value()) << (*r)[0].error().toString();
 }
 
 }  // namespace

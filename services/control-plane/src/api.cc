@@ -22,9 +22,19 @@ Api::Api(ApiDeps deps)
                                        "Mutations that appended events, by route.")),
       replays_(deps_.metrics.counter("plfm_idempotent_replays_total",
                                      "Mutations answered from the idempotency record.")),
-      rw_timeouts_(deps_.metrics.counter(
-          "plfm_read_your_writes_timeouts_total",
-          "Mutations answered 202 because views did not catch up in time.")) {}
+      rw_timeouts_(
+          deps_.metrics.counter("plfm_read_your_writes_timeouts_total",
+                                "Mutations answered 202 because views did not catch up in time.")),
+      committer_(std::make_unique<GroupCommitter>(
+          deps_.pool.conninfo(),
+          GroupCommitter::Options{
+              .lock_timeout = deps_.options.idempotency_lock_timeout,
+              .batches = &deps_.metrics.counter("plfm_group_commit_batches_total",
+                                                "Group-commit batches of keyed mutations."),
+              .commands = &deps_.metrics.counter(
+                  "plfm_group_commit_commands_total",
+                  "Keyed mutations run by group-commit batches (batch size = "
+                  "commands / batches).")})) {}
 
 void Api::registerRoutes(http::Router& r, http::Router* node_router) {
   node_router_ = node_router;

@@ -17,6 +17,7 @@
 
 #include "auth.h"
 #include "event_store.h"
+#include "group_commit.h"
 #include "plfm/core/clock.h"
 #include "plfm/core/json.h"
 #include "plfm/core/metrics.h"
@@ -289,6 +290,8 @@ class Api {
   metrics::Counter& mutations_;
   metrics::Counter& replays_;
   metrics::Counter& rw_timeouts_;
+  // Runs runMutation's commands in shared transactions (api_mutation.cc).
+  std::unique_ptr<GroupCommitter> committer_;
   std::shared_ptr<FollowerSlots> followers_;      // api_logs.cc
   std::shared_ptr<FollowerSlots> exec_sessions_;  // api_exec.cc
 };

@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "api.h"
+#include "idempotency.h"
 #include "plfm/core/sha256.h"
 #include "scheduler.h"
 
@@ -62,77 +63,49 @@ Result<http::Response> Api::runMutation(Ctx& ctx, const MutationFn& fn,
   const std::string hash =
       request_hash ? *request_hash
                    : Sha256::hex(ctx.req.method + "\n" + ctx.req.path + "\n" + ctx.req.body);
-  const std::string scope = ctx.who.id;
-  pg::Connection& conn = ctx.db();
-
-  int status = 0;
-  std::string body;
-  int64_t seq = 0;
-  bool replayed = false;
-  bool settle = false;
-  const Result<void> written = withRetries([&]() -> Result<void> {
-    seq = 0;
-    PLFM_ASSIGN_OR_RETURN(auto tx, pg::Transaction::begin(conn));
-    PLFM_TRY(tx.exec("SELECT set_config('lock_timeout', $1, true)",
-                     {std::to_string(deps_.options.idempotency_lock_timeout.count()) + "s"}));
-    // Claim the key. A concurrent request with the same key blocks here
-    // until the first one commits (then sees its record) or rolls back.
-    auto claim = tx.exec(
-        "INSERT INTO idempotency_keys (scope, key, request_hash, status, response_body, seq) "
-        "VALUES ($1, $2, $3, 0, '', 0) ON CONFLICT DO NOTHING RETURNING 1",
-        {scope, key, hash});
-    if (!claim) {
-      if (claim.error().detail("sqlstate") == "55P03") {
-        return Error(apierr::kKeyInProgress,
-                     "a request with this Idempotency-Key is still in progress; retry later");
-      }
-      return unexpected(std::move(claim).error());
-    }
-    if (claim->rows() == 0) {
-      PLFM_ASSIGN_OR_RETURN(auto rec, tx.exec("SELECT request_hash, status, response_body, seq "
-                                              "FROM idempotency_keys WHERE scope = $1 AND "
-                                              "key = $2",
-                                              {scope, key}));
-      if (rec.rows() != 1) {
-        return Error(errc::kConcurrencyConflict, "idempotency record vanished; retry");
-      }
-      if (rec.text(0, 0) != hash) {
-        return Error(apierr::kKeyReused,
-                     "this Idempotency-Key was already used for a different request; use a "
-                     "new key for a new operation")
-            .with("field", "Idempotency-Key");
-      }
-      status = static_cast<int>(rec.int64(0, 1).value_or(500));
-      body = rec.text(0, 2);
-      seq = rec.int64(0, 3).value_or(0);
-      replayed = true;
-      return ok();
-    }
+  const IdempotencyKey k{ctx.who.id, key, hash};
+  const AppendContext actx = ctx.appendContext();
+  // The command runs on the group committer's connection, in a savepoint of
+  // its batch (docs/specs/state/event-log.md, "Group commit").
+  ctx.lease.reset();
+  const GroupCommitter::Body body = [&](pg::Transaction& tx,
+                                        Result<pg::ResultSet> claim) -> Result<CommandOutcome> {
+    PLFM_ASSIGN_OR_RETURN(auto replay, resolveClaim(tx, k, std::move(claim)));
+    if (replay) return std::move(*replay);
+    CommandOutcome out;
     PLFM_ASSIGN_OR_RETURN(Mutation m, fn(tx));
-    if (!m.events.empty()) {
-      PLFM_ASSIGN_OR_RETURN(auto appended, deps_.store.append(tx, ctx.appendContext(), m.events));
-      seq = appended.last_seq;
-      if (m.stamp) m.stamp(m.body, appended);
+    out.settle = m.settle;
+    out.status = m.status;
+    if (!m.events.empty() && !m.stamp) {
+      // The usual case: the answer is known before the append, so the
+      // record goes in the append's round trip.
+      out.body = json::dump(m.body);
+      const pg::Statement save = saveAfterAppendStatement(
+          k, out.status, m.replay_body ? json::dump(*m.replay_body) : out.body);
+      PLFM_ASSIGN_OR_RETURN(auto appended, deps_.store.appendLocked(tx, actx, m.events, &save));
+      GroupCommitter::noteAppended(m.events);
+      out.seq = appended.last_seq;
+      return out;
     }
-    settle = m.settle;
-    status = m.status;
-    body = json::dump(m.body);
-    const std::string saved = m.replay_body ? json::dump(*m.replay_body) : body;
+    if (!m.events.empty()) {
+      PLFM_ASSIGN_OR_RETURN(auto appended, deps_.store.appendLocked(tx, actx, m.events));
+      GroupCommitter::noteAppended(m.events);
+      out.seq = appended.last_seq;
+      m.stamp(m.body, appended);
+    }
+    out.body = json::dump(m.body);
     PLFM_TRY(
-        tx.exec("UPDATE idempotency_keys SET status = $3, response_body = $4, seq = $5 "
-                "WHERE scope = $1 AND key = $2",
-                {scope, key, status, saved, seq}));
-    PLFM_TRY(tx.commit());
-    return ok();
-  });
-  if (!written) return unexpected(written.error());
+        saveIdempotencyRecord(tx, k, out, m.replay_body ? json::dump(*m.replay_body) : out.body));
+    return out;
+  };
+  PLFM_ASSIGN_OR_RETURN(CommandOutcome done, committer_->run(body, claimStatement(k)));
 
-  if (seq > 0 && !replayed) {
+  if (done.seq > 0 && !done.replayed) {
     mutations_.inc({{"method", ctx.req.method}});
     deps_.worker.kick();
   }
-  http::Response resp = finishWrite(ctx, status, body, seq, settle);
-  if (replayed) {
+  http::Response resp = finishWrite(ctx, done.status, done.body, done.seq, done.settle);
+  if (done.replayed) {
     replays_.inc();
     resp.headers.set("Idempotent-Replayed", "true");
   }

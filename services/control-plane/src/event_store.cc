@@ -43,6 +43,26 @@ constexpr std::string_view kSelectColumns =
 Result<AppendResult> EventStore::append(pg::Transaction& tx, const AppendContext& ctx,
                                         const std::vector<NewEvent>& events) {
   if (events.empty()) return Error(plfm::errc::kInternal, "append of zero events");
+  // Serialize appenders: the lock is held until this transaction ends, and a
+  // transaction becomes visible before its locks are released, so the next
+  // appender's seq is always above every committed (visible) seq.
+  PLFM_TRY(lockLog(tx));
+  PLFM_ASSIGN_OR_RETURN(AppendResult out, insert(tx, ctx, events));
+  PLFM_TRY(tx.exec("SELECT pg_notify($1, $2)",
+                   {std::string(kNotifyChannel), std::to_string(out.last_seq)}));
+  return out;
+}
+
+Result<AppendResult> EventStore::appendLocked(pg::Transaction& tx, const AppendContext& ctx,
+                                              const std::vector<NewEvent>& events,
+                                              const pg::Statement* then) {
+  return insert(tx, ctx, events, then);
+}
+
+Result<AppendResult> EventStore::insert(pg::Transaction& tx, const AppendContext& ctx,
+                                        const std::vector<NewEvent>& events,
+                                        const pg::Statement* then) {
+  if (events.empty()) return Error(plfm::errc::kInternal, "append of zero events");
   const std::string occurred = toRfc3339(clock_.now());
   // One JSON array of rows, inserted by a single statement. The text is
   // built directly, payloads embedded as they are: the scheduler appends
@@ -86,21 +106,23 @@ Result<AppendResult> EventStore::append(pg::Transaction& tx, const AppendContext
     rows += '}';
   }
   rows += ']';
-  // Serialize appenders: the lock is held until this transaction ends, and a
-  // transaction becomes visible before its locks are released, so the next
-  // appender's seq is always above every committed (visible) seq.
-  PLFM_TRY(tx.exec("SELECT pg_advisory_xact_lock($1)", {kAppendLockKey}));
-  auto rs = tx.exec(
-      "WITH head AS (SELECT coalesce(max(seq), 0) AS s FROM events), ins AS ("
-      "INSERT INTO events (seq, event_id, occurred_at, aggregate_type, aggregate_id, "
-      "aggregate_seq, event_type, event_version, org_id, actor, request_id, correlation, payload) "
-      "SELECT head.s + a.ord, a.doc->>'event_id', $2::timestamptz, a.doc->>'aggregate_type', "
-      "a.doc->>'aggregate_id', (a.doc->>'aggregate_seq')::int, a.doc->>'event_type', "
-      "(a.doc->>'event_version')::int, a.doc->>'org_id', $3, $4, a.doc->'correlation', "
-      "a.doc->'payload' FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS a(doc, ord), "
-      "head ORDER BY a.ord RETURNING seq) SELECT min(seq), max(seq) FROM ins",
-      {rows, occurred, ctx.actor,
-       ctx.request_id.empty() ? pg::Param(std::nullopt) : pg::Param(ctx.request_id)});
+  std::vector<pg::Statement> statements;
+  statements.push_back(
+      {"WITH head AS (SELECT coalesce(max(seq), 0) AS s FROM events), ins AS ("
+       "INSERT INTO events (seq, event_id, occurred_at, aggregate_type, aggregate_id, "
+       "aggregate_seq, event_type, event_version, org_id, actor, request_id, correlation, payload) "
+       "SELECT head.s + a.ord, a.doc->>'event_id', $2::timestamptz, a.doc->>'aggregate_type', "
+       "a.doc->>'aggregate_id', (a.doc->>'aggregate_seq')::int, a.doc->>'event_type', "
+       "(a.doc->>'event_version')::int, a.doc->>'org_id', $3, $4, a.doc->'correlation', "
+       "a.doc->'payload' FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS a(doc, ord), "
+       "head ORDER BY a.ord RETURNING seq) SELECT min(seq), max(seq) FROM ins",
+       {rows, occurred, ctx.actor,
+        ctx.request_id.empty() ? pg::Param(std::nullopt) : pg::Param(ctx.request_id)}});
+  if (then != nullptr) statements.push_back(*then);
+  PLFM_ASSIGN_OR_RETURN(auto results, pg::execPipeline(tx.connection(), statements));
+  if (then != nullptr && results[0] && !results[1])
+    return unexpected(std::move(results[1]).error());
+  Result<pg::ResultSet>& rs = results[0];
   if (!rs) {
     if (rs.error().is(pg::errc::kUniqueViolation) &&
         rs.error().detail("constraint") == "events_aggregate_seq_unique") {
@@ -114,8 +136,6 @@ Result<AppendResult> EventStore::append(pg::Transaction& tx, const AppendContext
   out.occurred_at = occurred;
   PLFM_ASSIGN_OR_RETURN(out.first_seq, rs->int64(0, 0));
   PLFM_ASSIGN_OR_RETURN(out.last_seq, rs->int64(0, 1));
-  PLFM_TRY(tx.exec("SELECT pg_notify($1, $2)",
-                   {std::string(kNotifyChannel), std::to_string(out.last_seq)}));
   return out;
 }
 
@@ -139,6 +159,10 @@ Result<std::vector<StoredEvent>> EventStore::readAfter(pg::Connection& conn, int
 Result<int64_t> EventStore::headSeq(pg::Connection& conn) {
   PLFM_ASSIGN_OR_RETURN(auto rs, conn.exec("SELECT coalesce(max(seq), 0) FROM events"));
   return rs.int64(0, 0);
+}
+
+pg::Statement EventStore::lockLogStatement() {
+  return {"SELECT pg_advisory_xact_lock($1)", {kAppendLockKey}};
 }
 
 Result<void> EventStore::lockLog(pg::Transaction& tx) {

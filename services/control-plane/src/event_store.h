@@ -19,6 +19,7 @@
 #include "plfm/core/result.h"
 #include "plfm/events/events.h"
 #include "plfm/pg/pg.h"
+#include "plfm/pg/pipeline.h"
 
 namespace plfm::cp {
 
@@ -68,6 +69,15 @@ class EventStore {
   [[nodiscard]] Result<AppendResult> append(pg::Transaction& tx, const AppendContext& ctx,
                                             const std::vector<NewEvent>& events);
 
+  // append() for the group committer (group_commit.h), which took the
+  // append lock for its whole batch (lockLog) and sends NOTIFY once for it:
+  // numbers and inserts `events` after every seq the transaction can see.
+  // `then` (optional) is sent in the same round trip, right after the
+  // insert; its failure fails the append.
+  [[nodiscard]] Result<AppendResult> appendLocked(pg::Transaction& tx, const AppendContext& ctx,
+                                                  const std::vector<NewEvent>& events,
+                                                  const pg::Statement* then = nullptr);
+
   // Events with seq > after, oldest first, at most `limit`; optionally only
   // one org's events.
   [[nodiscard]] static Result<std::vector<StoredEvent>> readAfter(
@@ -82,6 +92,8 @@ class EventStore {
   // the next ones without racing other appenders. Held until the
   // transaction ends, like append()'s.
   [[nodiscard]] static Result<void> lockLog(pg::Transaction& tx);
+  // lockLog's statement, for a caller that pipelines it (group_commit.h).
+  [[nodiscard]] static pg::Statement lockLogStatement();
 
   // The current aggregate_seq of each id (0 for an aggregate with no event),
   // read from the log itself: the write-side truth, which never lags.
@@ -104,6 +116,10 @@ class EventStore {
   static constexpr std::string_view kNotifyChannel = "plfm_events";
 
  private:
+  [[nodiscard]] Result<AppendResult> insert(pg::Transaction& tx, const AppendContext& ctx,
+                                            const std::vector<NewEvent>& events,
+                                            const pg::Statement* then = nullptr);
+
   const Clock& clock_;
   IdGenerator& ids_;
 };

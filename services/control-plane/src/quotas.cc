@@ -1,5 +1,6 @@
 #include "quotas.h"
 
+#include "group_commit.h"
 #include "projections.h"
 #include "stored_release.h"
 
@@ -49,6 +50,11 @@ std::string_view quotaName(Quota q) { return kNames[static_cast<size_t>(q)]; }
 
 Result<void> lockOrg(pg::Transaction& tx, ProjectionWorker& worker, const std::string& org_id,
                      std::chrono::milliseconds wait) {
+  // Events of the org earlier in this group-commit batch are not committed,
+  // so the views cannot hold them yet: run first in the next batch instead.
+  if (GroupCommitter::batchWrote(org_id)) {
+    return Error(errc::kDeferToNextBatch, "the batch holds uncommitted events of the org");
+  }
   PLFM_TRY(tx.exec("SELECT pg_advisory_xact_lock($1, hashtext($2))", {kOrgLockClass, org_id}));
   // Every event of the org that committed before the lock was ours; the
   // views must hold them before any use is read from them.

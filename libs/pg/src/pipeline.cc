@@ -1,0 +1,97 @@
+#include "plfm/pg/pipeline.h"
+
+#include <libpq-fe.h>
+
+#include "result_error.h"
+
+namespace plfm::pg {
+namespace {
+thread_local PreparedStatements* t_prepared = nullptr;
+}  // namespace
+
+std::string PreparedStatements::name(std::string_view sql, bool& fresh) {
+  auto [it, inserted] = names_.try_emplace(std::string(sql));
+  fresh = inserted;
+  if (inserted) it->second = "plfm_p" + std::to_string(names_.size());
+  return it->second;
+}
+
+UsePrepared::UsePrepared(PreparedStatements& p) : previous_(t_prepared) { t_prepared = &p; }
+UsePrepared::~UsePrepared() { t_prepared = previous_; }
+
+Result<std::vector<Result<ResultSet>>> execPipeline(Connection& conn,
+                                                    std::span<const Statement> statements) {
+  PGconn* c = conn.raw();
+  if (c == nullptr || PQenterPipelineMode(c) != 1) {
+    return internal::connectionError(c, "cannot enter pipeline mode");
+  }
+  PreparedStatements* prepared =
+      t_prepared != nullptr && t_prepared->owns(conn) ? t_prepared : nullptr;
+  std::vector<bool> fresh(statements.size(), false);
+  for (size_t i = 0; i < statements.size(); ++i) {
+    const Statement& s = statements[i];
+    std::vector<const char*> values;
+    values.reserve(s.params.size());
+    for (const auto& p : s.params) values.push_back(p.value() ? p.value()->c_str() : nullptr);
+    const std::string text(s.sql);
+    const int n = static_cast<int>(values.size());
+    int sent = 0;
+    if (prepared != nullptr) {
+      bool is_new = false;
+      const std::string name = prepared->name(s.sql, is_new);
+      fresh[i] = is_new;
+      sent =
+          (!is_new || PQsendPrepare(c, name.c_str(), text.c_str(), n, nullptr) == 1) &&
+                  PQsendQueryPrepared(c, name.c_str(), n, values.data(), nullptr, nullptr, 0) == 1
+              ? 1
+              : 0;
+    } else {
+      sent = PQsendQueryParams(c, text.c_str(), n, nullptr, values.data(), nullptr, nullptr, 0);
+    }
+    if (sent != 1) {
+      // A send fails only when the connection broke; it is not reused.
+      return internal::connectionError(c, "pipeline send failed");
+    }
+  }
+  if (PQpipelineSync(c) != 1 || PQflush(c) != 0) {
+    return internal::connectionError(c, "pipeline sync failed");
+  }
+  std::vector<Result<ResultSet>> out;
+  out.reserve(statements.size());
+  for (size_t i = 0; i < statements.size(); ++i) {
+    const Statement& s = statements[i];
+    if (fresh[i]) {
+      // The Parse of a statement seen for the first time: if it did not
+      // happen (an earlier statement failed) or failed, it is not prepared.
+      PGresult* p = PQgetResult(c);
+      if (p == nullptr) return internal::connectionError(c, "pipeline result missing");
+      if (PQresultStatus(p) != PGRES_COMMAND_OK) prepared->forget(s.sql);
+      PQclear(p);
+      while (PGresult* extra = PQgetResult(c)) PQclear(extra);
+    }
+    PGresult* r = PQgetResult(c);
+    if (r == nullptr) return internal::connectionError(c, "pipeline result missing");
+    const ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY) {
+      out.emplace_back(ResultSet(r));
+    } else if (st == PGRES_PIPELINE_ABORTED) {
+      PQclear(r);
+      out.emplace_back(Error(errc::kError, "skipped: an earlier statement of the pipeline failed")
+                           .with("statement", std::string(s.sql.substr(0, 120))));
+    } else {
+      out.emplace_back(internal::resultError(c, r, s.sql));
+      PQclear(r);
+    }
+    // Each statement's results end with a null result.
+    while (PGresult* extra = PQgetResult(c)) PQclear(extra);
+  }
+  PGresult* sync = PQgetResult(c);
+  const bool synced = sync != nullptr && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+  PQclear(sync);
+  if (!synced || PQexitPipelineMode(c) != 1) {
+    return internal::connectionError(c, "pipeline did not end cleanly");
+  }
+  return out;
+}
+
+}  // namespace plfm::pg

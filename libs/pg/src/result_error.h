@@ -1,0 +1,17 @@
+// The errors of a failed statement, shared by Connection and execPipeline.
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <string_view>
+
+#include "plfm/core/result.h"
+
+namespace plfm::pg::internal {
+
+Error connectionError(PGconn* c, std::string_view what);
+// The typed error of a failed result (SQLSTATE, constraint, table, the
+// statement's first line); the result is not freed.
+Error resultError(PGconn* c, const PGresult* r, std::string_view sql);
+
+}  // namespace plfm::pg::internal

@@ -1,0 +1,199 @@
+#include "group_commit.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace plfm::cp {
+namespace {
+
+// The orgs whose events the batch running on this thread holds uncommitted:
+// those of commands already released (`batch`) and of the running one.
+struct BatchOrgs {
+  std::set<std::string> batch;
+  std::set<std::string> command;
+};
+thread_local BatchOrgs* t_orgs = nullptr;
+
+bool transient(const Error& e) { return pg::isRetryable(e) || e.is(errc::kConcurrencyConflict); }
+
+Error batchFailed(const Error& cause) {
+  return Error(plfm::errc::kUnavailable,
+               "the database failed while committing; retry with the same Idempotency-Key")
+      .with("cause", cause.message());
+}
+
+}  // namespace
+
+GroupCommitter::GroupCommitter(std::string conninfo, Options options)
+    : conninfo_(std::move(conninfo)), options_(options), thread_([this] { loop(); }) {}
+
+GroupCommitter::~GroupCommitter() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  work_cv_.notify_all();
+  thread_.join();
+}
+
+Result<CommandOutcome> GroupCommitter::run(const Body& body, std::optional<pg::Statement> opening) {
+  Pending p;
+  p.body = &body;
+  p.opening = opening ? &*opening : nullptr;
+  std::unique_lock lock(mu_);
+  if (stop_) return Error(plfm::errc::kUnavailable, "the control plane is stopping");
+  queue_.push_back(&p);
+  work_cv_.notify_one();
+  done_cv_.wait(lock, [&] { return p.done; });
+  return std::move(*p.result);
+}
+
+void GroupCommitter::noteAppended(const std::vector<NewEvent>& events) {
+  if (t_orgs == nullptr) return;
+  for (const auto& ev : events) {
+    if (!ev.org_id.empty()) t_orgs->command.insert(ev.org_id);
+  }
+}
+
+bool GroupCommitter::batchWrote(const std::string& org_id) {
+  return t_orgs != nullptr && (t_orgs->batch.contains(org_id) || t_orgs->command.contains(org_id));
+}
+
+size_t GroupCommitter::queued() const {
+  std::lock_guard lock(mu_);
+  return queue_.size();
+}
+
+GroupCommitter::Stats GroupCommitter::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+void GroupCommitter::loop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    work_cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    if (queue_.empty()) break;  // stopping, and nothing left
+    std::vector<Pending*> batch;
+    while (!queue_.empty() && batch.size() < options_.max_batch) {
+      batch.push_back(queue_.front());
+      queue_.pop_front();
+    }
+    lock.unlock();
+    std::vector<Pending*> deferred;
+    runBatch(batch, deferred);
+    lock.lock();
+    ++stats_.batches;
+    stats_.commands += batch.size() - deferred.size();
+    if (options_.batches != nullptr) options_.batches->inc();
+    if (options_.commands != nullptr) {
+      options_.commands->inc({}, static_cast<double>(batch.size() - deferred.size()));
+    }
+    for (Pending* p : batch) {
+      p->done = std::find(deferred.begin(), deferred.end(), p) == deferred.end();
+    }
+    // Deferred commands go first in the next batch, in their order.
+    queue_.insert(queue_.begin(), deferred.begin(), deferred.end());
+    done_cv_.notify_all();
+  }
+  for (Pending* p : queue_) {
+    p->result = Error(plfm::errc::kUnavailable, "the control plane is stopping");
+    p->done = true;
+  }
+  queue_.clear();
+  done_cv_.notify_all();
+}
+
+Result<void> GroupCommitter::ensureConnected() {
+  if (conn_ && conn_->healthy() && conn_->idle()) return ok();
+  prepared_.reset();
+  conn_.reset();
+  PLFM_ASSIGN_OR_RETURN(auto c, pg::Connection::connect(conninfo_));
+  conn_.emplace(std::move(c));
+  prepared_.emplace(*conn_);
+  return ok();
+}
+
+void GroupCommitter::runBatch(std::vector<Pending*>& batch, std::vector<Pending*>& deferred) {
+  auto failAll = [&](const Error& e) {
+    for (Pending* p : batch) p->result = batchFailed(e);
+    deferred.clear();
+    // The transaction rolls back when `tx` goes; ensureConnected() replaces
+    // a connection that broke.
+  };
+  if (auto c = ensureConnected(); !c) return failAll(c.error());
+  // The hot statements (key claim, event insert, record) are prepared once.
+  const pg::UsePrepared use_prepared(*prepared_);
+  auto tx = pg::Transaction::begin(*conn_);
+  if (!tx) return failAll(tx.error());
+  // The transaction's lock_timeout, and one append lock for the whole
+  // batch, held until it commits.
+  const pg::Statement start[] = {{"SELECT set_config('lock_timeout', $1, true)",
+                                  {std::to_string(options_.lock_timeout.count()) + "s"}},
+                                 EventStore::lockLogStatement()};
+  auto started = pg::execPipeline(tx->connection(), start);
+  if (!started) return failAll(started.error());
+  for (auto& r : *started) {
+    if (!r) return failAll(r.error());
+  }
+
+  BatchOrgs orgs;
+  t_orgs = &orgs;
+  int64_t last_seq = 0;
+  bool first = true;
+  std::optional<Error> fatal;
+  for (Pending* p : batch) {
+    for (int attempt = 1;; ++attempt) {
+      // [RELEASE SAVEPOINT gc,] SAVEPOINT gc[, opening]: one round trip.
+      std::vector<pg::Statement> open;
+      if (!first) open.push_back({"RELEASE SAVEPOINT gc", {}});
+      open.push_back({"SAVEPOINT gc", {}});
+      if (p->opening != nullptr) open.push_back(*p->opening);
+      first = false;
+      auto sent = pg::execPipeline(tx->connection(), open);
+      if (!sent) {
+        fatal = sent.error();
+        break;
+      }
+      const size_t savepoint = open.size() - (p->opening != nullptr ? 2 : 1);
+      if (!(*sent)[savepoint]) {
+        fatal = (*sent)[savepoint].error();
+        break;
+      }
+      orgs.command.clear();
+      auto r = (*p->body)(*tx, p->opening != nullptr ? std::move(sent->back())
+                                                     : Result<pg::ResultSet>(pg::ResultSet()));
+      if (r) {
+        if (!r->replayed) last_seq = std::max(last_seq, r->seq);
+        orgs.batch.insert(orgs.command.begin(), orgs.command.end());
+        p->result = std::move(r);
+        break;
+      }
+      if (auto back = tx->connection().execScript("ROLLBACK TO SAVEPOINT gc"); !back) {
+        fatal = back.error();
+        break;
+      }
+      if (r.error().is(errc::kDeferToNextBatch)) {
+        deferred.push_back(p);
+        break;
+      }
+      if (!transient(r.error()) || attempt >= options_.attempts) {
+        p->result = std::move(r);
+        break;
+      }
+    }
+    if (fatal) break;
+  }
+  t_orgs = nullptr;
+  if (fatal) return failAll(*fatal);
+  if (last_seq > 0) {
+    if (auto r = tx->exec("SELECT pg_notify($1, $2)",
+                          {std::string(EventStore::kNotifyChannel), std::to_string(last_seq)});
+        !r) {
+      return failAll(r.error());
+    }
+  }
+  if (auto r = tx->commit(); !r) return failAll(r.error());
+}
+
+}  // namespace plfm::cp

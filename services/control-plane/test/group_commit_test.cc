@@ -1,0 +1,213 @@
+// The group committer (docs/specs/state/event-log.md, "Group commit"): a
+// batch is one transaction with a savepoint per command. Each test holds the
+// first batch open until the commands under test are queued, so they form
+// the second batch together, in the order they were queued.
+#include "group_commit.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "cp_test_support.h"
+#include "idempotency.h"
+#include "plfm/core/id.h"
+
+namespace plfm::cp {
+namespace {
+
+using namespace std::chrono_literals;
+
+class GroupCommitTest : public testsupport::CpTest {
+ protected:
+  void SetUp() override {
+    CpTest::SetUp();
+    if (HasFatalFailure()) return;
+    committer_ = std::make_unique<GroupCommitter>(conninfo(), GroupCommitter::Options{});
+  }
+  void TearDown() override {
+    committer_.reset();
+    CpTest::TearDown();
+  }
+
+  // A body that appends one app.created of `org` and answers its seq.
+  GroupCommitter::Body appendApp(const std::string& org, const std::string& app) {
+    return [this, org, app](pg::Transaction& tx,
+                            Result<pg::ResultSet> /*opened*/) -> Result<CommandOutcome> {
+      PLFM_ASSIGN_OR_RETURN(auto r, store_.appendLocked(tx, {"usr_test", ""},
+                                                        {testsupport::appCreated(org, app, app)}));
+      CommandOutcome out;
+      out.status = 201;
+      out.body = app;
+      out.seq = r.last_seq;
+      return out;
+    };
+  }
+
+  // Runs `first` in a batch held open until `rest` are all queued behind it,
+  // then lets them run as the next batch. Returns each one's result.
+  std::vector<Result<CommandOutcome>> runAsOneBatch(const GroupCommitter::Body& first,
+                                                    const std::vector<GroupCommitter::Body>& rest) {
+    std::atomic<bool> started{false};
+    std::atomic<bool> release{false};
+    const GroupCommitter::Body gate = [&](pg::Transaction& tx,
+                                          Result<pg::ResultSet> opened) -> Result<CommandOutcome> {
+      started = true;
+      while (!release) std::this_thread::sleep_for(1ms);
+      return first(tx, std::move(opened));
+    };
+    std::vector<std::optional<Result<CommandOutcome>>> results(rest.size() + 1);
+    std::vector<std::thread> threads;
+    threads.emplace_back([&] { results[0] = committer_->run(gate); });
+    // The gate runs alone in the first batch.
+    while (!started) std::this_thread::sleep_for(1ms);
+    for (size_t i = 0; i < rest.size(); ++i) {
+      threads.emplace_back([&, i] { results[i + 1] = committer_->run(rest[i]); });
+      while (committer_->queued() < i + 1) std::this_thread::sleep_for(1ms);
+    }
+    release = true;
+    for (auto& t : threads) t.join();
+    std::vector<Result<CommandOutcome>> out;
+    for (size_t i = 1; i < results.size(); ++i) out.push_back(std::move(*results[i]));
+    EXPECT_TRUE(results[0]->has_value());
+    EXPECT_EQ(committer_->stats().batches, 2U);
+    return out;
+  }
+
+  std::unique_ptr<GroupCommitter> committer_;
+};
+
+TEST_F(GroupCommitTest, AFailingCommandLeavesItsNeighboursCommitted) {
+  auto db = connect();
+  appendOk(db, {testsupport::orgCreated("org_gc", "gc")});
+  const GroupCommitter::Body failing =
+      [&](pg::Transaction& tx, Result<pg::ResultSet> /*opened*/) -> Result<CommandOutcome> {
+    PLFM_TRY(
+        tx.exec("INSERT INTO name_reservations (scope, name, owner_id) VALUES "
+                "('app:org_gc', 'ghost', 'app_ghost')"));
+    PLFM_TRY(store_.appendLocked(tx, {"usr_test", ""},
+                                 {testsupport::appCreated("org_gc", "app_ghost", "ghost")}));
+    return Error(plfm::errc::kFailedPrecondition, "refused after writing");
+  };
+  auto results = runAsOneBatch(appendApp("org_gc", "app_a"), {appendApp("org_gc", "app_b"), failing,
+                                                              appendApp("org_gc", "app_c")});
+  ASSERT_TRUE(results[0].has_value()) << results[0].error().toString();
+  ASSERT_FALSE(results[1].has_value());
+  EXPECT_TRUE(results[1].error().is(plfm::errc::kFailedPrecondition));
+  ASSERT_TRUE(results[2].has_value()) << results[2].error().toString();
+  // Commit order is queue order, and the failed command left no seq behind.
+  EXPECT_EQ(results[2]->seq, results[0]->seq + 1);
+  auto events = EventStore::readAfter(db, 0, 100);
+  ASSERT_TRUE(events.has_value());
+  std::vector<std::string> order;
+  for (size_t i = 0; i < events->size(); ++i) {
+    EXPECT_EQ((*events)[i].seq, static_cast<int64_t>(i + 1));
+    order.push_back((*events)[i].aggregate_id);
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"org_gc", "app_a", "app_b", "app_c"}));
+  auto ghost = db.exec("SELECT count(*) FROM name_reservations WHERE owner_id = 'app_ghost'");
+  ASSERT_TRUE(ghost.has_value());
+  EXPECT_EQ(ghost->int64(0, 0).value_or(-1), 0);
+}
+
+TEST_F(GroupCommitTest, TheSameKeyTwiceInOneBatchRunsOnceAndReplays) {
+  auto db = connect();
+  const IdempotencyKey k{"usr_test", "same-key", "hash-1"};
+  std::atomic<int> ran{0};
+  const GroupCommitter::Body keyed =
+      [&](pg::Transaction& tx, Result<pg::ResultSet> /*opened*/) -> Result<CommandOutcome> {
+    PLFM_ASSIGN_OR_RETURN(auto replay, claimIdempotencyKey(tx, k));
+    if (replay) return std::move(*replay);
+    ++ran;
+    PLFM_ASSIGN_OR_RETURN(CommandOutcome out, appendApp("org_k", "app_once")(tx, pg::ResultSet()));
+    out.body = R"({"id":"app_once"})";
+    PLFM_TRY(saveIdempotencyRecord(tx, k, out, out.body));
+    return out;
+  };
+  const IdempotencyKey other{"usr_test", "same-key", "hash-2"};
+  const GroupCommitter::Body reused =
+      [&](pg::Transaction& tx, Result<pg::ResultSet> /*opened*/) -> Result<CommandOutcome> {
+    PLFM_ASSIGN_OR_RETURN(auto replay, claimIdempotencyKey(tx, other));
+    if (replay) return std::move(*replay);
+    return Error(plfm::errc::kInternal, "a reused key ran");
+  };
+  auto results = runAsOneBatch(appendApp("org_k", "app_first"), {keyed, keyed, reused});
+  ASSERT_TRUE(results[0].has_value()) << results[0].error().toString();
+  ASSERT_TRUE(results[1].has_value()) << results[1].error().toString();
+  EXPECT_EQ(ran.load(), 1);
+  EXPECT_FALSE(results[0]->replayed);
+  EXPECT_TRUE(results[1]->replayed);
+  EXPECT_EQ(results[1]->status, results[0]->status);
+  EXPECT_EQ(results[1]->body, results[0]->body);
+  EXPECT_EQ(results[1]->seq, results[0]->seq);
+  // Another request under the same key is refused, and only itself.
+  ASSERT_FALSE(results[2].has_value());
+  EXPECT_EQ(results[2].error().code(), "idempotency_key_reused");
+  auto n = db.exec("SELECT count(*) FROM events WHERE aggregate_id = 'app_once'");
+  ASSERT_TRUE(n.has_value());
+  EXPECT_EQ(n->int64(0, 0).value_or(-1), 1);
+}
+
+TEST_F(GroupCommitTest, ACommandSeesWhichOrgsItsBatchAlreadyWrote) {
+  std::optional<bool> saw_a;
+  std::optional<bool> saw_b;
+  const GroupCommitter::Body look =
+      [&](pg::Transaction& /*tx*/, Result<pg::ResultSet> /*opened*/) -> Result<CommandOutcome> {
+    saw_a = GroupCommitter::batchWrote("org_a");
+    saw_b = GroupCommitter::batchWrote("org_b");
+    return CommandOutcome{200, "{}", 0, false, false};
+  };
+  auto wrote = [&](pg::Transaction& tx,
+                   Result<pg::ResultSet> /*opened*/) -> Result<CommandOutcome> {
+    PLFM_ASSIGN_OR_RETURN(CommandOutcome out, appendApp("org_a", "app_x")(tx, pg::ResultSet()));
+    GroupCommitter::noteAppended({testsupport::appCreated("org_a", "app_x", "x")});
+    return out;
+  };
+  auto results = runAsOneBatch(appendApp("org_a", "app_w"), {wrote, look});
+  ASSERT_TRUE(results[1].has_value());
+  EXPECT_EQ(saw_a, std::optional<bool>(true));
+  EXPECT_EQ(saw_b, std::optional<bool>(false));
+  EXPECT_FALSE(GroupCommitter::batchWrote("org_a"));  // not in a batch here
+}
+
+TEST_F(GroupCommitTest, ConcurrentCommandsGetGaplessSeqsInCommitOrder) {
+  constexpr int kThreads = 16;
+  constexpr int kEach = 20;
+  std::vector<std::thread> threads;
+  threads.reserve(kThreads);
+  std::vector<std::vector<int64_t>> seqs(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        const std::string app = "app_" + std::to_string(t) + "_" + std::to_string(i);
+        auto r = committer_->run(appendApp("org_c", app));
+        ASSERT_TRUE(r.has_value()) << r.error().toString();
+        seqs[static_cast<size_t>(t)].push_back(r->seq);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  auto db = connect();
+  auto events = EventStore::readAfter(db, 0, 1000);
+  ASSERT_TRUE(events.has_value());
+  ASSERT_EQ(events->size(), static_cast<size_t>(kThreads * kEach));
+  for (size_t i = 0; i < events->size(); ++i) {
+    EXPECT_EQ((*events)[i].seq, static_cast<int64_t>(i + 1));
+  }
+  // Each command's answer names its own event, and one client's commands
+  // commit in the order it sent them.
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kEach; ++i) {
+      const int64_t seq = seqs[static_cast<size_t>(t)][static_cast<size_t>(i)];
+      EXPECT_EQ((*events)[static_cast<size_t>(seq - 1)].aggregate_id,
+                "app_" + std::to_string(t) + "_" + std::to_string(i));
+      if (i > 0) {
+        EXPECT_GT(seq, seqs[static_cast<size_t>(t)][static_cast<size_t>(i - 1)]);
+      }
+    }
+  }
+  EXPECT_LE(committer_->stats().batches, static_cast<uint64_t>(kThreads * kEach));
+}
+
+}  // namespace
+}  // namespace plfm::cp
