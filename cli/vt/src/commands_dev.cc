@@ -79,6 +79,8 @@ Result<dev::Platform> platform(Invocation& inv) {
   dev::Binaries bins;
   if (inv.args.path.back()->name == "up" || inv.args.path.back()->name == "add") {
     PLFM_ASSIGN_OR_RETURN(bins, dev::findBinaries(inv.args.value("bin-dir").value_or("")));
+  } else {
+    bins.node_agent = dev::findNodeAgent("");  // down: the agents release their leftovers
   }
   return dev::Platform(std::move(s), std::move(bins),
                        [&inv](const std::string& line) { inv.out.progress(line); });

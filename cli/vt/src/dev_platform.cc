@@ -221,6 +221,11 @@ Result<void> saveSettings(const Settings& s) {
   return writeFileAtomic(s.state_dir + "/dev.json", j.dump(2) + "\n");
 }
 
+std::string findNodeAgent(const std::string& bin_dir) {
+  std::string p = locate("PLFM_NODE_AGENT_BIN", bin_dir, "services/node-agent", "plfm-node-agent");
+  return executable(p) ? p : "";
+}
+
 Result<Binaries> findBinaries(const std::string& bin_dir) {
   Binaries b;
   b.control_plane =
@@ -937,13 +942,19 @@ std::vector<std::string> Platform::agentLeftovers(bool remove) const {
   std::sort(dirs.begin(), dirs.end());
   const std::string report = path("run/agent-leftovers.json");
   for (const auto& dir : dirs) {
+    if (bins_.node_agent.empty()) {
+      out.push_back("agent records in " + dir +
+                    " (plfm-node-agent not found: build it or set PLFM_NODE_AGENT_BIN)");
+      continue;
+    }
     fs::remove(report, ec);
     std::vector<std::string> argv = {bins_.node_agent, "leftovers", "--state-dir", dir,
                                      "--format",       "json"};
     if (remove) argv.emplace_back("--remove");
     SpawnOptions so;
     so.stdout_path = report;
-    so.stderr_path = logPath("node-agent");
+    const std::string log = logPath("node-agent");
+    so.stderr_path = fs::is_directory(fs::path(log).parent_path(), ec) ? log : "/dev/null";
     so.timeout = std::chrono::seconds(30);
     if (auto r = runChecked(argv, so); !r) {
       out.push_back("agent records in " + dir +

@@ -103,6 +103,10 @@ struct Binaries {
   std::string pg_bindir;  // initdb, postgres, createdb
 };
 [[nodiscard]] Result<Binaries> findBinaries(const std::string& bin_dir);
+// Only plfm-node-agent, looked up the same way, "" when not found: `down` and
+// `status` need no other binary, and `down` asks the agents what their
+// records still hold (`plfm-node-agent leftovers`).
+[[nodiscard]] std::string findNodeAgent(const std::string& bin_dir);
 
 struct ComponentStatus {
   std::string name;
