@@ -316,16 +316,6 @@ class Api {
 // Process types: [a-z][a-z0-9-]{0,29}.
 [[nodiscard]] bool validProcessName(std::string_view p);
 
-// POST /v1/apps/{app_id}/releases, parsed (api_releases.cc): the manifest
-// is checked by the rules of `vt manifest validate` and is in its canonical
-// form. Pure, so the request fuzzer runs it without a database.
-struct CreateRelease {
-  std::string image_ref;
-  std::string image_digest;
-  json::Json manifest;
-};
-[[nodiscard]] Result<CreateRelease> parseCreateRelease(const http::Request& req);
-
 // POST /v1/envs/{env_id}/volumes, parsed (api_volumes.cc): names and size
 // by the manifest's volume rules, so `full_name` ("<name>-<slot>") is always
 // a name of at most 63 characters. Pure, for the request fuzzer.

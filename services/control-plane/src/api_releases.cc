@@ -1,6 +1,7 @@
 // Releases (immutable: image pinned by digest plus manifest), deploys,
 // scale (desired count per process type) and instances (desired vs current).
-#include "api.h"
+#include "api_releases.h"
+
 #include "deploy_create.h"
 #include "plfm/manifest/manifest.h"
 #include "secrets_store.h"
@@ -125,9 +126,14 @@ Result<json::Json> canonicalManifest(const json::Json& body) {
 
 const std::string& instanceColumns() { return kInstanceColumns; }
 
+namespace releases {
+
+// ---- parse: the request alone ----
+
 Result<CreateRelease> parseCreateRelease(const http::Request& req) {
-  PLFM_ASSIGN_OR_RETURN(auto body, parseBody(req, {"image_ref", "image_digest", "manifest"}));
   CreateRelease c;
+  PLFM_ASSIGN_OR_RETURN(c.app, pathId<AppId>(req, "app_id"));
+  PLFM_ASSIGN_OR_RETURN(auto body, parseBody(req, {"image_ref", "image_digest", "manifest"}));
   PLFM_ASSIGN_OR_RETURN(c.image_ref, requireString(body, "image_ref"));
   if (c.image_ref.empty() || c.image_ref.size() > 512) {
     return Error(apierr::kInvalidField, "field 'image_ref' must be 1 to 512 characters")
@@ -156,220 +162,249 @@ Result<CreateRelease> parseCreateRelease(const http::Request& req) {
   return c;
 }
 
-void Api::registerReleaseRoutes(http::Router& r) {
-  route(r, "POST", "/v1/apps/{app_id}/releases", Access::kUser,
-        [this](Ctx& ctx) -> Result<http::Response> {
-          PLFM_ASSIGN_OR_RETURN(auto app, pathId<AppId>(ctx.req, "app_id"));
-          PLFM_ASSIGN_OR_RETURN(const CreateRelease c, parseCreateRelease(ctx.req));
-          const std::string& ref = c.image_ref;
-          const std::string& digest = c.image_digest;
-          const json::Json& manifest = c.manifest;
-          PLFM_ASSIGN_OR_RETURN(auto j, visibleApp(ctx, app));
-          const std::string org = j["org_id"];
-          return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
-            PLFM_ASSIGN_OR_RETURN(auto limits, lockOrgQuotas(tx, org));
-            PLFM_ASSIGN_OR_RETURN(int64_t releases, releasesOfApp(tx.connection(), app.str()));
-            PLFM_TRY(checkQuota(Quota::kReleasesPerApp, limits[Quota::kReleasesPerApp], releases,
-                                releases + 1));
-            const std::string rel = ReleaseId::generate().str();
-            Mutation m;
-            m.body = {{"id", rel},
-                      {"org_id", org},
-                      {"app_id", app.str()},
-                      {"image_ref", ref},
-                      {"image_digest", digest},
-                      {"manifest", manifest},
-                      {"created_at", toRfc3339(deps_.clock.now())}};
-            m.events = {events::toNewEvent(events::ReleaseCreated{.release_id = rel,
-                                                                  .app_id = app.str(),
-                                                                  .org_id = org,
-                                                                  .image_ref = ref,
-                                                                  .image_digest = digest,
-                                                                  .manifest = manifest},
-                                           1, org)};
-            return m;
-          });
-        });
-
-  route(r, "GET", "/v1/apps/{app_id}/releases", Access::kUser,
-        [](Ctx& ctx) -> Result<http::Response> {
-          PLFM_ASSIGN_OR_RETURN(auto app, pathId<AppId>(ctx.req, "app_id"));
-          PLFM_ASSIGN_OR_RETURN(auto page, parsePage(ctx.req, "rel"));
-          PLFM_TRY(visibleApp(ctx, app));
-          return listChildren(ctx, kReleaseColumns, "releases_view", "release_id", "app_id",
-                              app.str(), page);
-        });
-
-  route(r, "GET", "/v1/releases/{release_id}", Access::kUser,
-        [this](Ctx& ctx) -> Result<http::Response> {
-          PLFM_ASSIGN_OR_RETURN(auto rel, pathId<ReleaseId>(ctx.req, "release_id"));
-          PLFM_TRY(awaitScheduler(ctx));
-          PLFM_ASSIGN_OR_RETURN(auto j, visibleRow(ctx,
-                                                   "SELECT " + kReleaseColumns +
-                                                       " FROM releases_view WHERE release_id = $1",
-                                                   rel.str(), "release"));
-          PLFM_ASSIGN_OR_RETURN(j["envs"], envsOfRelease(ctx.db(), rel.str()));
-          return jsonResponse(200, j);
-        });
-
-  route(r, "POST", "/v1/envs/{env_id}/deploys", Access::kUser,
-        [this](Ctx& ctx) -> Result<http::Response> {
-          PLFM_ASSIGN_OR_RETURN(auto env, pathId<EnvId>(ctx.req, "env_id"));
-          PLFM_ASSIGN_OR_RETURN(auto body,
-                                parseBody(ctx.req, {"release_id", "strategy", "secrets_version"}));
-          PLFM_ASSIGN_OR_RETURN(auto rel, bodyId<ReleaseId>(body, "release_id"));
-          PLFM_ASSIGN_OR_RETURN(auto secrets_version, optionalString(body, "secrets_version"));
-          PLFM_ASSIGN_OR_RETURN(auto strategy, optionalString(body, "strategy"));
-          const std::string strat = strategy.value_or("rolling");
-          if (strat != "rolling" && strat != "immediate") {
-            return Error(apierr::kInvalidField, "field 'strategy' must be 'rolling' or 'immediate'")
-                .with("field", "strategy");
-          }
-          PLFM_ASSIGN_OR_RETURN(auto e, visibleEnv(ctx, env));
-          const std::string org = e["org_id"];
-          const std::string app = e["app_id"];
-          PLFM_ASSIGN_OR_RETURN(auto rs, ctx.db().exec("SELECT app_id FROM releases_view "
-                                                       "WHERE release_id = $1",
-                                                       {rel.str()}));
-          if (rs.rows() != 1 || rs.text(0, 0) != app) {
-            return Error(plfm::errc::kNotFound,
-                         "release " + rel.str() + " not found in the env's app " + app)
-                .with("field", "release_id");
-          }
-          return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
-            // The release's memory times the env's scale must fit the org.
-            PLFM_ASSIGN_OR_RETURN(auto limits, lockOrgQuotas(tx, org));
-            PLFM_TRY(checkInstanceQuotas(tx.connection(), limits, org,
-                                         EnvChange{env.str(), {}, rel.str()}));
-            // A deploy pins a secrets version: the one asked for, else the
-            // env's newest (docs/specs/secrets/bundles.md).
-            PLFM_ASSIGN_OR_RETURN(auto pinned,
-                                  pinSecretsVersion(tx.connection(), env.str(), secrets_version));
-            auto d = newDeploy({org, app, env.str(), rel.str(), strat, pinned},
-                               toRfc3339(deps_.clock.now()));
-            Mutation m;
-            m.settle = true;  // the scheduler starts (or supersedes) rollouts
-            m.body = std::move(d.body);
-            m.events = {std::move(d.event)};
-            return m;
-          });
-        });
-
-  route(r, "GET", "/v1/envs/{env_id}/deploys", Access::kUser,
-        [this](Ctx& ctx) -> Result<http::Response> {
-          PLFM_ASSIGN_OR_RETURN(auto env, pathId<EnvId>(ctx.req, "env_id"));
-          PLFM_ASSIGN_OR_RETURN(auto page, parsePage(ctx.req, "dep"));
-          PLFM_TRY(visibleEnv(ctx, env));
-          PLFM_TRY(awaitScheduler(ctx));
-          return listChildren(ctx, kDeployColumns, "deploys_view", "deploy_id", "env_id", env.str(),
-                              page);
-        });
-
-  route(r, "GET", "/v1/deploys/{deploy_id}", Access::kUser,
-        [this](Ctx& ctx) -> Result<http::Response> {
-          PLFM_ASSIGN_OR_RETURN(auto dep, pathId<DeployId>(ctx.req, "deploy_id"));
-          PLFM_TRY(awaitScheduler(ctx));
-          PLFM_ASSIGN_OR_RETURN(auto j, visibleRow(ctx,
-                                                   "SELECT " + kDeployColumns +
-                                                       " FROM deploys_view WHERE deploy_id = $1",
-                                                   dep.str(), "deploy"));
-          return jsonResponse(200, j);
-        });
-
-  route(r, "PUT", "/v1/envs/{env_id}/scale", Access::kUser,
-        [this](Ctx& ctx) -> Result<http::Response> {
-          PLFM_ASSIGN_OR_RETURN(auto env, pathId<EnvId>(ctx.req, "env_id"));
-          PLFM_ASSIGN_OR_RETURN(auto body, parseBody(ctx.req, {"processes"}));
-          auto procs = body.find("processes");
-          if (procs == body.end() || !procs->is_object() || procs->empty()) {
-            return Error(apierr::kInvalidField,
-                         "field 'processes' must be a non-empty object like {\"web\": 2}")
-                .with("field", "processes");
-          }
-          for (const auto& [name, count] : procs->items()) {
-            PLFM_TRY(checkProcessName(name));
-            if (!count.is_number_integer() || count.get<int64_t>() < 0 ||
-                count.get<int64_t>() > 1000) {
-              return Error(apierr::kInvalidField,
-                           "field 'processes." + name + "' must be an integer 0..1000")
-                  .with("field", "processes." + name);
-            }
-          }
-          PLFM_ASSIGN_OR_RETURN(auto e, visibleEnv(ctx, env));
-          const std::string org = e["org_id"];
-          EnvChange change{env.str(), {}, std::nullopt};
-          for (const auto& [name, count] : procs->items())
-            change.scale[name] = count.get<int64_t>();
-          return runMutation(ctx, [&](pg::Transaction& tx) -> Result<Mutation> {
-            PLFM_ASSIGN_OR_RETURN(auto limits, lockOrgQuotas(tx, org));
-            PLFM_TRY(checkInstanceQuotas(tx.connection(), limits, org, change));
-            PLFM_ASSIGN_OR_RETURN(auto current, scaleJson(tx.connection(), env.str()));
-            json::Json merged = current["processes"];
-            for (const auto& [name, count] : procs->items()) merged[name] = count;
-            PLFM_ASSIGN_OR_RETURN(int next, nextAggregateSeq(tx, env.str()));
-            Mutation m;
-            m.status = 200;
-            m.settle = true;  // the scheduler places or drains instances
-            m.body = {{"env_id", env.str()},
-                      {"processes", merged},
-                      {"updated_at", toRfc3339(deps_.clock.now())}};
-            events::EnvScaleSet scale{.env_id = env.str(), .org_id = org, .processes = {}};
-            for (const auto& [name, count] : procs->items()) {
-              scale.processes[name] = count.get<int64_t>();
-            }
-            m.events = {events::toNewEvent(scale, next, org)};
-            return m;
-          });
-        });
-
-  route(r, "GET", "/v1/envs/{env_id}/scale", Access::kUser, [](Ctx& ctx) -> Result<http::Response> {
-    PLFM_ASSIGN_OR_RETURN(auto env, pathId<EnvId>(ctx.req, "env_id"));
-    PLFM_TRY(visibleEnv(ctx, env));
-    PLFM_ASSIGN_OR_RETURN(auto j, scaleJson(ctx.db(), env.str()));
-    return jsonResponse(200, j);
-  });
-
-  route(r, "GET", "/v1/envs/{env_id}/instances", Access::kUser,
-        [this](Ctx& ctx) -> Result<http::Response> {
-          PLFM_ASSIGN_OR_RETURN(auto env, pathId<EnvId>(ctx.req, "env_id"));
-          PLFM_ASSIGN_OR_RETURN(auto e, visibleEnv(ctx, env));
-          PLFM_TRY(awaitScheduler(ctx));
-          // Instances that reported `stopped` are gone: they are not listed.
-          PLFM_ASSIGN_OR_RETURN(auto rs, ctx.db().exec("SELECT " + kInstanceColumns +
-                                                           " FROM instances_view WHERE env_id "
-                                                           "= $1 AND current_state <> 'stopped' "
-                                                           "ORDER BY process_type, instance_id",
-                                                       {env.str()}));
-          // Desired vs current per process type, with the scheduler's reason
-          // when they differ (scheduler_status).
-          PLFM_ASSIGN_OR_RETURN(
-              auto sum,
-              ctx.db().exec("SELECT s.process_type, s.count, (SELECT count(*) FROM "
-                            "instances_view i WHERE i.env_id = s.env_id AND i.process_type = "
-                            "s.process_type AND i.desired_state = 'run' AND NOT i.lost AND "
-                            "i.current_state = 'healthy'), st.reason FROM env_scale_view s "
-                            "LEFT JOIN scheduler_status st ON st.env_id = s.env_id AND "
-                            "st.process_type = s.process_type WHERE s.env_id = $1 "
-                            "ORDER BY s.process_type",
-                            {env.str()}));
-          json::Json summary = json::Json::array();
-          const bool deployed = !e["current_deploy_id"].is_null();
-          for (int i = 0; i < sum.rows(); ++i) {
-            const int64_t desired = sum.int64(i, 1).value_or(0);
-            const int64_t current = sum.int64(i, 2).value_or(0);
-            std::string reason(sum.text(i, 3));
-            if (reason.empty() && desired != current) {
-              // The scheduler has not said (yet, or it runs elsewhere).
-              reason = deployed ? "waiting for the scheduler to place instances"
-                                : "no deploy yet: run a deploy to start instances";
-            }
-            summary.push_back({{"process_type", std::string(sum.text(i, 0))},
-                               {"desired", desired},
-                               {"current", current},
-                               {"reason", reason}});
-          }
-          return jsonResponse(200, {{"items", rowsToJson(rs)}, {"summary", summary}});
-        });
+Result<CreateDeploy> parseCreateDeploy(const http::Request& req) {
+  CreateDeploy c;
+  PLFM_ASSIGN_OR_RETURN(c.env, pathId<EnvId>(req, "env_id"));
+  PLFM_ASSIGN_OR_RETURN(auto body, parseBody(req, {"release_id", "strategy", "secrets_version"}));
+  PLFM_ASSIGN_OR_RETURN(c.release, bodyId<ReleaseId>(body, "release_id"));
+  PLFM_ASSIGN_OR_RETURN(c.secrets_version, optionalString(body, "secrets_version"));
+  PLFM_ASSIGN_OR_RETURN(auto strategy, optionalString(body, "strategy"));
+  c.strategy = strategy.value_or("rolling");
+  if (c.strategy != "rolling" && c.strategy != "immediate") {
+    return Error(apierr::kInvalidField, "field 'strategy' must be 'rolling' or 'immediate'")
+        .with("field", "strategy");
+  }
+  return c;
 }
+
+Result<SetScale> parseSetScale(const http::Request& req) {
+  SetScale c;
+  PLFM_ASSIGN_OR_RETURN(c.env, pathId<EnvId>(req, "env_id"));
+  PLFM_ASSIGN_OR_RETURN(auto body, parseBody(req, {"processes"}));
+  auto procs = body.find("processes");
+  if (procs == body.end() || !procs->is_object() || procs->empty()) {
+    return Error(apierr::kInvalidField,
+                 "field 'processes' must be a non-empty object like {\"web\": 2}")
+        .with("field", "processes");
+  }
+  for (const auto& [name, count] : procs->items()) {
+    PLFM_TRY(checkProcessName(name));
+    if (!count.is_number_integer() || count.get<int64_t>() < 0 || count.get<int64_t>() > 1000) {
+      return Error(apierr::kInvalidField,
+                   "field 'processes." + name + "' must be an integer 0..1000")
+          .with("field", "processes." + name);
+    }
+    c.processes[name] = count.get<int64_t>();
+  }
+  return c;
+}
+
+// ---- execute: inside the mutation's transaction ----
+
+Result<Mutation> execute(Api& api, const CreateRelease& c, const std::string& org_id,
+                         pg::Transaction& tx) {
+  const std::string& app = c.app.str();
+  PLFM_ASSIGN_OR_RETURN(auto limits, api.lockOrgQuotas(tx, org_id));
+  PLFM_ASSIGN_OR_RETURN(int64_t releases, releasesOfApp(tx.connection(), app));
+  PLFM_TRY(
+      checkQuota(Quota::kReleasesPerApp, limits[Quota::kReleasesPerApp], releases, releases + 1));
+  const std::string rel = ReleaseId::generate().str();
+  Mutation m;
+  m.body = {{"id", rel},
+            {"org_id", org_id},
+            {"app_id", app},
+            {"image_ref", c.image_ref},
+            {"image_digest", c.image_digest},
+            {"manifest", c.manifest},
+            {"created_at", toRfc3339(api.deps().clock.now())}};
+  m.events = {events::toNewEvent(events::ReleaseCreated{.release_id = rel,
+                                                        .app_id = app,
+                                                        .org_id = org_id,
+                                                        .image_ref = c.image_ref,
+                                                        .image_digest = c.image_digest,
+                                                        .manifest = c.manifest},
+                                 1, org_id)};
+  return m;
+}
+
+Result<Mutation> execute(Api& api, const CreateDeploy& c, const std::string& org_id,
+                         const std::string& app_id, pg::Transaction& tx) {
+  const std::string& env = c.env.str();
+  // The release's memory times the env's scale must fit the org.
+  PLFM_ASSIGN_OR_RETURN(auto limits, api.lockOrgQuotas(tx, org_id));
+  PLFM_TRY(
+      checkInstanceQuotas(tx.connection(), limits, org_id, EnvChange{env, {}, c.release.str()}));
+  // A deploy pins a secrets version: the one asked for, else the env's
+  // newest (docs/specs/secrets/bundles.md).
+  PLFM_ASSIGN_OR_RETURN(auto pinned, pinSecretsVersion(tx.connection(), env, c.secrets_version));
+  auto d = newDeploy({org_id, app_id, env, c.release.str(), c.strategy, pinned},
+                     toRfc3339(api.deps().clock.now()));
+  Mutation m;
+  m.settle = true;  // the scheduler starts (or supersedes) rollouts
+  m.body = std::move(d.body);
+  m.events = {std::move(d.event)};
+  return m;
+}
+
+Result<Mutation> execute(Api& api, const SetScale& c, const std::string& org_id,
+                         pg::Transaction& tx) {
+  const std::string& env = c.env.str();
+  PLFM_ASSIGN_OR_RETURN(auto limits, api.lockOrgQuotas(tx, org_id));
+  PLFM_TRY(checkInstanceQuotas(tx.connection(), limits, org_id,
+                               EnvChange{env, c.processes, std::nullopt}));
+  PLFM_ASSIGN_OR_RETURN(auto current, scaleJson(tx.connection(), env));
+  json::Json merged = current["processes"];
+  for (const auto& [name, count] : c.processes) merged[name] = count;
+  PLFM_ASSIGN_OR_RETURN(int next, nextAggregateSeq(tx, env));
+  Mutation m;
+  m.status = 200;
+  m.settle = true;  // the scheduler places or drains instances
+  m.body = {
+      {"env_id", env}, {"processes", merged}, {"updated_at", toRfc3339(api.deps().clock.now())}};
+  m.events = {events::toNewEvent(
+      events::EnvScaleSet{.env_id = env, .org_id = org_id, .processes = c.processes}, next,
+      org_id)};
+  return m;
+}
+
+// ---- handlers: parse, check access, execute ----
+namespace {
+
+Result<http::Response> createRelease(Api& api, Ctx& ctx) {
+  PLFM_ASSIGN_OR_RETURN(const CreateRelease c, parseCreateRelease(ctx.req));
+  PLFM_ASSIGN_OR_RETURN(auto j, visibleApp(ctx, c.app));
+  const std::string org = j["org_id"];
+  return api.runMutation(ctx, [&](pg::Transaction& tx) { return execute(api, c, org, tx); });
+}
+
+Result<http::Response> listReleases(Api& /*api*/, Ctx& ctx) {
+  PLFM_ASSIGN_OR_RETURN(auto app, pathId<AppId>(ctx.req, "app_id"));
+  PLFM_ASSIGN_OR_RETURN(auto page, parsePage(ctx.req, "rel"));
+  PLFM_TRY(visibleApp(ctx, app));
+  return listChildren(ctx, kReleaseColumns, "releases_view", "release_id", "app_id", app.str(),
+                      page);
+}
+
+Result<http::Response> getRelease(Api& api, Ctx& ctx) {
+  PLFM_ASSIGN_OR_RETURN(auto rel, pathId<ReleaseId>(ctx.req, "release_id"));
+  PLFM_TRY(api.awaitScheduler(ctx));
+  PLFM_ASSIGN_OR_RETURN(
+      auto j,
+      visibleRow(ctx, "SELECT " + kReleaseColumns + " FROM releases_view WHERE release_id = $1",
+                 rel.str(), "release"));
+  PLFM_ASSIGN_OR_RETURN(j["envs"], envsOfRelease(ctx.db(), rel.str()));
+  return jsonResponse(200, j);
+}
+
+Result<http::Response> createDeploy(Api& api, Ctx& ctx) {
+  PLFM_ASSIGN_OR_RETURN(const CreateDeploy c, parseCreateDeploy(ctx.req));
+  PLFM_ASSIGN_OR_RETURN(auto e, visibleEnv(ctx, c.env));
+  const std::string org = e["org_id"];
+  const std::string app = e["app_id"];
+  PLFM_ASSIGN_OR_RETURN(auto rs, ctx.db().exec("SELECT app_id FROM releases_view "
+                                               "WHERE release_id = $1",
+                                               {c.release.str()}));
+  if (rs.rows() != 1 || rs.text(0, 0) != app) {
+    return Error(plfm::errc::kNotFound,
+                 "release " + c.release.str() + " not found in the env's app " + app)
+        .with("field", "release_id");
+  }
+  return api.runMutation(ctx, [&](pg::Transaction& tx) { return execute(api, c, org, app, tx); });
+}
+
+Result<http::Response> listDeploys(Api& api, Ctx& ctx) {
+  PLFM_ASSIGN_OR_RETURN(auto env, pathId<EnvId>(ctx.req, "env_id"));
+  PLFM_ASSIGN_OR_RETURN(auto page, parsePage(ctx.req, "dep"));
+  PLFM_TRY(visibleEnv(ctx, env));
+  PLFM_TRY(api.awaitScheduler(ctx));
+  return listChildren(ctx, kDeployColumns, "deploys_view", "deploy_id", "env_id", env.str(), page);
+}
+
+Result<http::Response> getDeploy(Api& api, Ctx& ctx) {
+  PLFM_ASSIGN_OR_RETURN(auto dep, pathId<DeployId>(ctx.req, "deploy_id"));
+  PLFM_TRY(api.awaitScheduler(ctx));
+  PLFM_ASSIGN_OR_RETURN(
+      auto j,
+      visibleRow(ctx, "SELECT " + kDeployColumns + " FROM deploys_view WHERE deploy_id = $1",
+                 dep.str(), "deploy"));
+  return jsonResponse(200, j);
+}
+
+Result<http::Response> setScale(Api& api, Ctx& ctx) {
+  PLFM_ASSIGN_OR_RETURN(const SetScale c, parseSetScale(ctx.req));
+  PLFM_ASSIGN_OR_RETURN(auto e, visibleEnv(ctx, c.env));
+  const std::string org = e["org_id"];
+  return api.runMutation(ctx, [&](pg::Transaction& tx) { return execute(api, c, org, tx); });
+}
+
+Result<http::Response> getScale(Api& /*api*/, Ctx& ctx) {
+  PLFM_ASSIGN_OR_RETURN(auto env, pathId<EnvId>(ctx.req, "env_id"));
+  PLFM_TRY(visibleEnv(ctx, env));
+  PLFM_ASSIGN_OR_RETURN(auto j, scaleJson(ctx.db(), env.str()));
+  return jsonResponse(200, j);
+}
+
+// Desired vs current per process type, with the scheduler's reason when
+// they differ (scheduler_status).
+Result<json::Json> instanceSummary(Ctx& ctx, const std::string& env, bool deployed) {
+  PLFM_ASSIGN_OR_RETURN(
+      auto sum, ctx.db().exec("SELECT s.process_type, s.count, (SELECT count(*) FROM "
+                              "instances_view i WHERE i.env_id = s.env_id AND i.process_type = "
+                              "s.process_type AND i.desired_state = 'run' AND NOT i.lost AND "
+                              "i.current_state = 'healthy'), st.reason FROM env_scale_view s "
+                              "LEFT JOIN scheduler_status st ON st.env_id = s.env_id AND "
+                              "st.process_type = s.process_type WHERE s.env_id = $1 "
+                              "ORDER BY s.process_type",
+                              {env}));
+  json::Json summary = json::Json::array();
+  for (int i = 0; i < sum.rows(); ++i) {
+    const int64_t desired = sum.int64(i, 1).value_or(0);
+    const int64_t current = sum.int64(i, 2).value_or(0);
+    std::string reason(sum.text(i, 3));
+    if (reason.empty() && desired != current) {
+      // The scheduler has not said (yet, or it runs elsewhere).
+      reason = deployed ? "waiting for the scheduler to place instances"
+                        : "no deploy yet: run a deploy to start instances";
+    }
+    summary.push_back({{"process_type", std::string(sum.text(i, 0))},
+                       {"desired", desired},
+                       {"current", current},
+                       {"reason", reason}});
+  }
+  return summary;
+}
+
+Result<http::Response> listInstances(Api& api, Ctx& ctx) {
+  PLFM_ASSIGN_OR_RETURN(auto env, pathId<EnvId>(ctx.req, "env_id"));
+  PLFM_ASSIGN_OR_RETURN(auto e, visibleEnv(ctx, env));
+  PLFM_TRY(api.awaitScheduler(ctx));
+  // Instances that reported `stopped` are gone: they are not listed.
+  PLFM_ASSIGN_OR_RETURN(auto rs, ctx.db().exec("SELECT " + kInstanceColumns +
+                                                   " FROM instances_view WHERE env_id "
+                                                   "= $1 AND current_state <> 'stopped' "
+                                                   "ORDER BY process_type, instance_id",
+                                               {env.str()}));
+  PLFM_ASSIGN_OR_RETURN(auto summary,
+                        instanceSummary(ctx, env.str(), !e["current_deploy_id"].is_null()));
+  return jsonResponse(200, {{"items", rowsToJson(rs)}, {"summary", summary}});
+}
+
+// The resource's routes, registered in this order.
+constexpr RouteSpec kTable[] = {
+    {"POST", "/v1/apps/{app_id}/releases", Access::kUser, createRelease},
+    {"GET", "/v1/apps/{app_id}/releases", Access::kUser, listReleases},
+    {"GET", "/v1/releases/{release_id}", Access::kUser, getRelease},
+    {"POST", "/v1/envs/{env_id}/deploys", Access::kUser, createDeploy},
+    {"GET", "/v1/envs/{env_id}/deploys", Access::kUser, listDeploys},
+    {"GET", "/v1/deploys/{deploy_id}", Access::kUser, getDeploy},
+    {"PUT", "/v1/envs/{env_id}/scale", Access::kUser, setScale},
+    {"GET", "/v1/envs/{env_id}/scale", Access::kUser, getScale},
+    {"GET", "/v1/envs/{env_id}/instances", Access::kUser, listInstances},
+};
+
+}  // namespace
+}  // namespace releases
+
+void Api::registerReleaseRoutes(http::Router& r) { addRoutes(r, releases::kTable); }
 
 }  // namespace plfm::cp

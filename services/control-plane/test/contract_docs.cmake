@@ -11,15 +11,20 @@ target_link_libraries(plfm_cp_schema_support
   PUBLIC yaml-cpp nlohmann_json::nlohmann_json plfm_core
   PRIVATE valijson)
 target_compile_definitions(plfm_cp_schema_support PRIVATE PLFM_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
-plfm_target_defaults(plfm_cp_schema_support)
+plfm_test_defaults(plfm_cp_schema_support)
+
+# The sample documents (one per schema and route), compiled once for both tests.
+plfm_add_test_library(plfm_cp_contract_samples
+  SOURCES
+    ${CMAKE_CURRENT_SOURCE_DIR}/test/contract_samples.cc
+    ${CMAKE_CURRENT_SOURCE_DIR}/test/contract_samples_routes.cc
+  PUBLIC_DEPS plfm_core)
+target_include_directories(plfm_cp_contract_samples PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/test)
 
 plfm_add_test(control_plane_contract_docs_test
   SOURCES
     ${CMAKE_CURRENT_SOURCE_DIR}/test/contract_docs_test.cc
-    ${CMAKE_CURRENT_SOURCE_DIR}/test/contract_samples.cc
-    ${CMAKE_CURRENT_SOURCE_DIR}/test/contract_samples_routes.cc
-    ${CMAKE_CURRENT_SOURCE_DIR}/test/schema_support.cc
-  DEPS yaml-cpp plfm_core valijson
+  DEPS plfm_cp_schema_support plfm_cp_contract_samples yaml-cpp plfm_core valijson
   LABELS unit)
 target_include_directories(control_plane_contract_docs_test
   PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/test)
@@ -28,10 +33,7 @@ target_include_directories(control_plane_contract_docs_test
 plfm_add_test(control_plane_events_contract_test
   SOURCES
     ${CMAKE_CURRENT_SOURCE_DIR}/test/events_contract_test.cc
-    ${CMAKE_CURRENT_SOURCE_DIR}/test/contract_samples.cc
-    ${CMAKE_CURRENT_SOURCE_DIR}/test/contract_samples_routes.cc
-    ${CMAKE_CURRENT_SOURCE_DIR}/test/schema_support.cc
-  DEPS yaml-cpp plfm_core plfm_events valijson
+  DEPS plfm_cp_schema_support plfm_cp_contract_samples yaml-cpp plfm_core plfm_events valijson
   LABELS unit)
 target_include_directories(control_plane_events_contract_test
   PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/test)

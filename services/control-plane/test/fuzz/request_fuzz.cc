@@ -23,6 +23,7 @@
 #include <string>
 
 #include "api.h"
+#include "api_releases.h"
 #include "api_routes.h"
 #include "exec_request.h"
 #include "plfm/core/hex.h"
@@ -52,8 +53,10 @@ void checkOne(const std::string& body) {
   plfm::http::Request req;
   req.method = "POST";
   req.path = "/v1/apps/app_01jdq3v7k2m9x4c8r6t0w5y1zb/releases";
+  static const std::string app = plfm::cp::AppId::generate().str();
+  req.params["app_id"] = app;
   req.body = body;
-  auto r = plfm::cp::parseCreateRelease(req);
+  auto r = plfm::cp::releases::parseCreateRelease(req);
   if (!r) {
     const int status = plfm::cp::statusFor(r.error().code());
     require(status >= 400 && status < 500, "a refusal is a 4xx");
