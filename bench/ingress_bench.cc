@@ -463,8 +463,11 @@ std::vector<Peer> startPeers(const Env& env, int workers) {
   for (const std::string& bin : {std::string(PLFM_INGRESS_BIN), env.baseline}) {
     if (bin.empty()) continue;
     const bool ours = bin == PLFM_INGRESS_BIN;
-    Peer p{ours ? "plfm-ingress" : "plfm-ingress (" + bin + ")", freePort(), Process()};
-    const std::string d = dir + "/ingress-" + w + (ours ? "" : "-baseline");
+    Peer p{ours ? "plfm-ingress" : "plfm-ingress (baseline)", freePort(), Process()};
+    std::string d = dir;
+    d += "/ingress-";
+    d += w;
+    if (!ours) d += "-baseline";
     std::filesystem::create_directories(d);
     std::ofstream(d + "/routes.json")
         << R"({"routes":[{"id":"bench","hostname":"bench.test","listener_port":)" << p.port
@@ -536,7 +539,11 @@ void stopPeers(std::vector<Peer>& peers) {
 }
 
 std::string bold(const Peer& p, const std::string& cell) {
-  return p.name == "plfm-ingress" ? "**" + cell + "**" : cell;
+  if (p.name != "plfm-ingress") return cell;
+  std::string out = "**";
+  out += cell;
+  out += "**";
+  return out;
 }
 
 std::string fmt(int decimals, double v) {
@@ -700,7 +707,7 @@ int main(int argc, char** argv) {
     if (a == "--rounds") o.rounds = std::stoi(v);
     if (a == "--wrk-seconds") o.wrk_seconds = std::stoi(v);
     if (a == "--wrk-conns") o.wrk_conns = std::stoi(v);
-    if (a == "--baseline") env.baseline = v;
+    if (a == "--baseline") env.baseline = v;  // shown as "plfm-ingress (baseline)"
     if (a == "--mode") {
       o.raw = v != "wrk";
       o.wrk = v != "raw";
