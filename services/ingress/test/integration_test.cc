@@ -332,6 +332,40 @@ TEST_F(IngressIntegrationTest, ConnectCheckEjectsADeadBackendAndReadmitsIt) {
   ingress.stop();
 }
 
+// SIGTERM shuts the shared listener down at once (new connections are
+// refused) while both workers finish what is open.
+TEST_F(IngressIntegrationTest, DrainRefusesNewConnectionsAndFinishesOpenOnes) {
+  const std::string d = env->dir.file("drain");
+  std::filesystem::create_directories(d + "/state");
+  const std::string q = std::to_string(plfm::testing::freeTcpPort());
+  std::ofstream(d + "/routes.json")
+      << R"({"routes":[{"id":"t","hostname":"tag.test","listener_port":)" << q
+      << R"(,"backends":[{"address":"::1","port":)" << env->t1->port() << "}]}]}";
+  IngressProcess ingress;
+  std::string toml = "listen = [\"[::1]:";
+  toml += q;
+  toml += "\"]\nmetrics_listen = [\"[::1]:0\"]\nworkers = 2\nstate_dir = \"";
+  toml += d;
+  toml += "/state\"\n[source]\nroutes_file = \"";
+  toml += d;
+  toml += "/routes.json\"\n[health]\ncheck_interval_ms = 0\n";
+  auto r = ingress.start(d, toml);
+  ASSERT_TRUE(r) << r.error().toString();
+  const int fd = connectTo("[::1]:" + q);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(sendAll(fd, clientHello("tag.test")));
+  EXPECT_EQ(recvLine(fd), "t1");
+  ingress.signal(SIGTERM);
+  std::this_thread::sleep_for(milliseconds(300));
+  const int late = connectTo("[::1]:" + q);
+  EXPECT_LT(late, 0) << "a connection was accepted while draining";
+  if (late >= 0) ::close(late);
+  ASSERT_TRUE(sendAll(fd, "ping"));
+  EXPECT_EQ(recvLine(fd), "t1:ping");
+  ::close(fd);
+  ingress.stop();
+}
+
 TEST_F(IngressIntegrationTest, SlowlorisIsClosedAtTheHelloTimeout) {
   const std::string hello = clientHello("tag.test");
   const int fd = connectTo(ep("[::1]"));
