@@ -1,5 +1,6 @@
 # ingress_bench: plfm-ingress against haproxy and nginx (SNI passthrough),
-# same backend, same run. Needs haproxy, nginx and libnginx-mod-stream.
+# same backends, same run, at 1 and 2 workers. Needs haproxy, nginx,
+# libnginx-mod-stream and wrk.
 plfm_add_executable(ingress_bench
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/ingress_bench.cc
   DEPS plfm_ingress_testing)

@@ -30,7 +30,7 @@ struct Config {
   std::string state_dir = "/var/lib/plfm/ingress";
   std::string log_level = "info";
   std::string log_file;  // empty: stderr
-  int workers = 1;       // event-loop threads, each with SO_REUSEPORT listeners
+  int workers = 1;       // event-loop threads, sharing the listeners (EPOLLEXCLUSIVE)
 
   SourceKind source = SourceKind::kFile;
   std::string routes_file;  // kFile: the route document (docs/specs/ingress/edge-feed.md shape)

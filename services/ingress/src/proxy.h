@@ -1,5 +1,5 @@
-// The data plane: worker threads, each an epoll loop with its own
-// SO_REUSEPORT listeners, that read the ClientHello, route it by SNI, connect
+// The data plane: worker threads, each an epoll loop watching the shared
+// listeners (EPOLLEXCLUSIVE), that read the ClientHello, route it by SNI, connect
 // a backend and then splice bytes both ways (docs/specs/ingress/proxy.md).
 //
 //   SharedTable table;                 // the control side swaps routes in
@@ -76,6 +76,9 @@ class Proxy {
   ProxyOptions options_;
   SharedTable& table_;
   IngressStats& stats_;
+  void closeListeners();
+
+  std::vector<int> listen_fds_;  // one per address, shared by the workers
   std::vector<net::IpEndpoint> bound_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;

@@ -73,6 +73,11 @@ Result<int> listenTcp(const net::IpEndpoint& at, const ListenOptions& options) {
   if (at.v6 && ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) {
     return fail("IPV6_V6ONLY");
   }
+  // Accepted sockets inherit TCP_NODELAY from the listener: one setsockopt
+  // per listener instead of one per connection.
+  if (options.nodelay && ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
+    return fail("TCP_NODELAY");
+  }
   if (options.defer_accept_secs > 0) {
     const int secs = options.defer_accept_secs;
     if (::setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof secs) != 0) {

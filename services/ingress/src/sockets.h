@@ -22,7 +22,8 @@ void toSockaddr(const net::IpEndpoint& e, sockaddr_storage& ss, socklen_t& len);
 
 struct ListenOptions {
   int backlog = 4096;
-  bool reuse_port = true;     // several workers bind the same address
+  bool reuse_port = false;    // SO_REUSEPORT: another socket may bind the same address
+  bool nodelay = false;       // TCP_NODELAY, inherited by every accepted socket
   int defer_accept_secs = 0;  // TCP_DEFER_ACCEPT; 0: off
 };
 

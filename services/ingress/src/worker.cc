@@ -72,28 +72,20 @@ Worker::~Worker() {
   ::close(epfd_);
 }
 
-Result<net::IpEndpoint> Worker::listen(const net::IpEndpoint& at) {
-  ListenOptions lo;
-  lo.backlog = options_.backlog;
-  lo.reuse_port = true;
-  if (options_.defer_accept) {
-    // Wake up only once the client has sent something, within the hello timeout.
-    lo.defer_accept_secs =
-        static_cast<int>(std::max<int64_t>(1, options_.client_hello_timeout.count() / 1000));
-  }
-  PLFM_ASSIGN_OR_RETURN(int fd, listenTcp(at, lo));
-  auto bound = localEndpoint(fd);
-  if (!bound) {
-    ::close(fd);
-    return errnoError("getsockname " + at.toString(), errno);
-  }
+Result<void> Worker::addListener(int fd, uint16_t port) {
   const size_t index = listeners_.size();
-  listeners_.push_back(Listener{fd, bound->port});
+  listeners_.push_back(Listener{fd, port});
+  if (!watchListener(index)) return errnoError("epoll_ctl(listener)", errno);
+  return ok();
+}
+
+bool Worker::watchListener(size_t index) {
+  // EPOLLEXCLUSIVE: the workers share one listening socket, and a new
+  // connection wakes one of the waiting workers instead of all of them.
   epoll_event ev{};
-  ev.events = EPOLLIN;
+  ev.events = EPOLLIN | EPOLLEXCLUSIVE;
   ev.data.u64 = (uint64_t{index} << kTagBits) | kTagListener;
-  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) return errnoError("epoll_ctl", errno);
-  return *bound;
+  return ::epoll_ctl(epfd_, EPOLL_CTL_ADD, listeners_[index].fd, &ev) == 0;
 }
 
 void Worker::drain(int64_t deadline_ms) {
@@ -103,8 +95,10 @@ void Worker::drain(int64_t deadline_ms) {
 }
 
 void Worker::closeListeners() {
+  // The Proxy owns the sockets (shared by every worker); this worker only
+  // stops watching them.
   for (Listener& l : listeners_) {
-    if (l.fd >= 0) ::close(l.fd);
+    if (l.fd >= 0 && !accept_paused_) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, l.fd, nullptr);
     l.fd = -1;
   }
 }
@@ -171,6 +165,12 @@ void Worker::onListener(Listener& l) {
         ::accept4(l.fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EINVAL) {
+        // The Proxy shut the listener down (draining): stop watching it.
+        ::epoll_ctl(epfd_, EPOLL_CTL_DEL, l.fd, nullptr);
+        l.fd = -1;
+        return;
+      }
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
         // Out of descriptors: stop accepting until the next sweep instead of
         // spinning on a listener that stays readable.
@@ -194,9 +194,7 @@ void Worker::onListener(Listener& l) {
     c->cfd = fd;
     c->port = l.port;
     if (auto e = endpointFromSockaddr(ss)) c->client = *e;
-    const int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    link(c);
+    link(c);  // TCP_NODELAY is inherited from the listener
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
     ev.data.u64 = reinterpret_cast<uint64_t>(c) | kTagClient;
@@ -228,11 +226,7 @@ void Worker::sweep() {
   if (accept_paused_ && !draining_) {
     accept_paused_ = false;
     for (size_t i = 0; i < listeners_.size(); ++i) {
-      if (listeners_[i].fd < 0) continue;
-      epoll_event ev{};
-      ev.events = EPOLLIN;
-      ev.data.u64 = (uint64_t{i} << kTagBits) | kTagListener;
-      ::epoll_ctl(epfd_, EPOLL_CTL_ADD, listeners_[i].fd, &ev);
+      if (listeners_[i].fd >= 0) (void)watchListener(i);
     }
   }
   const int64_t idle = options_.idle_timeout.count();
@@ -323,19 +317,54 @@ void Worker::returnPipe(Flow& f) {
 Proxy::Proxy(ProxyOptions options, SharedTable& table, IngressStats& stats)
     : options_(std::move(options)), table_(table), stats_(stats) {}
 
-Proxy::~Proxy() { stop(std::chrono::milliseconds(0)); }
+Proxy::~Proxy() {
+  stop(std::chrono::milliseconds(0));
+  closeListeners();
+}
+
+void Proxy::closeListeners() {
+  for (const int fd : listen_fds_) ::close(fd);
+  listen_fds_.clear();
+}
 
 Result<void> Proxy::start() {
+  // One listening socket per address, shared by every worker (each worker's
+  // epoll watches it with EPOLLEXCLUSIVE), rather than one SO_REUSEPORT
+  // socket per worker: a connection goes to whichever worker is free instead
+  // of the one the kernel's hash picked (docs/specs/ingress/proxy.md).
+  ListenOptions lo;
+  lo.backlog = options_.backlog;
+  lo.nodelay = true;
+  if (options_.defer_accept) {
+    // Wake up only once the client has sent something, within the hello timeout.
+    lo.defer_accept_secs =
+        static_cast<int>(std::max<int64_t>(1, options_.client_hello_timeout.count() / 1000));
+  }
+  std::vector<net::IpEndpoint> bound;
+  for (const net::IpEndpoint& at : options_.listen) {
+    auto fd = listenTcp(at, lo);
+    if (!fd) {
+      closeListeners();
+      return fd.error();
+    }
+    listen_fds_.push_back(*fd);
+    auto got = localEndpoint(*fd);
+    if (!got) {
+      const int err = errno;
+      closeListeners();
+      return errnoError("getsockname " + at.toString(), err);
+    }
+    bound.push_back(*got);
+  }
   const int n = std::max(1, options_.workers);
   std::vector<std::unique_ptr<Worker>> workers;
-  std::vector<net::IpEndpoint> bound;
   for (int w = 0; w < n; ++w) {
     auto worker = std::make_unique<Worker>(options_, table_, stats_);
-    for (size_t i = 0; i < options_.listen.size(); ++i) {
-      // Port 0: the first worker picks the port, the others share it.
-      net::IpEndpoint at = w == 0 ? options_.listen[i] : bound[i];
-      PLFM_ASSIGN_OR_RETURN(net::IpEndpoint got, worker->listen(at));
-      if (w == 0) bound.push_back(got);
+    for (size_t i = 0; i < listen_fds_.size(); ++i) {
+      if (auto r = worker->addListener(listen_fds_[i], bound[i].port); !r) {
+        closeListeners();
+        return r;
+      }
     }
     workers.push_back(std::move(worker));
   }
@@ -347,11 +376,16 @@ Result<void> Proxy::start() {
 
 void Proxy::stop(std::chrono::milliseconds grace) {
   if (threads_.empty()) return;
+  // Stop accepting at once: a listener that is shut down refuses new
+  // connections and resets the ones still in its queue, and its descriptor
+  // stays valid (closed below) while the workers stop watching it.
+  for (const int fd : listen_fds_) ::shutdown(fd, SHUT_RDWR);
   const int64_t deadline = steadyMs() + grace.count();
   for (auto& w : workers_) w->drain(deadline);
   for (auto& t : threads_) t.join();
   threads_.clear();
   workers_.clear();
+  closeListeners();
 }
 
 }  // namespace plfm::ingress

@@ -5,8 +5,9 @@
 // Every state has a deadline checked by a sweep four times a second: the
 // ClientHello deadline is absolute from accept (a slowloris client cannot
 // extend it), the connect deadline is per backend attempt, and the idle
-// deadline moves with every byte. Bytes are moved with splice(2) through a
-// pipe per direction (pipes are pooled), so payload never enters user space.
+// deadline moves with every byte. Small flows are copied through the
+// worker's buffer; a bulk flow moves with splice(2) through a pipe (pipes are
+// pooled), so its payload never enters user space.
 #pragma once
 
 #include <sys/socket.h>
@@ -28,13 +29,21 @@ struct Pipe {
   int w = -1;
 };
 
-// One direction of a proxied connection.
+// One direction of a proxied connection. A flow copies through the worker's
+// buffer until one read fills it, then splices (see pumpFlow); the pipe is
+// taken only when the flow needs one.
 struct Flow {
   Pipe pipe;
-  size_t in_pipe = 0;  // bytes spliced in and not yet out
-  bool eof = false;    // the source sent FIN
-  bool shut = false;   // we passed the FIN on (shutdown SHUT_WR)
+  size_t in_pipe = 0;     // bytes in the pipe, not yet written out
+  bool spliced = false;   // bulk: bytes move with splice(2) through the pipe
+  bool readable = false;  // a full read may have left bytes in the source
+  bool hup = false;       // epoll reported the source's FIN (or an error)
+  bool eof = false;       // the source sent FIN
+  bool shut = false;      // we passed the FIN on (shutdown SHUT_WR)
 };
+
+// Bytes copied per read before a flow switches to splice(2).
+inline constexpr size_t kCopyChunk = size_t{16} * 1024;
 
 // epoll_event.data.u64: the low two bits say what the event is for; a
 // connection pointer (8-byte aligned, below 2^48 on x86-64 and arm64) fills
@@ -82,8 +91,8 @@ class Worker {
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  // Opens a listener at `at` (port 0 picks one); returns what it bound.
-  [[nodiscard]] Result<net::IpEndpoint> listen(const net::IpEndpoint& at);
+  // Watches a listening socket that the Proxy owns and every worker shares.
+  [[nodiscard]] Result<void> addListener(int fd, uint16_t port);
   void run();
   // Thread-safe. Closes the listeners; the loop exits once no connection is
   // left, or at `deadline` (steady ms), closing what is left.
@@ -97,6 +106,7 @@ class Worker {
 
   // worker.cc: the loop, accepting, timers.
   void onListener(Listener& l);
+  bool watchListener(size_t index);
   void sweep();
   void closeListeners();
   void refreshTable();
@@ -116,6 +126,7 @@ class Worker {
   // Sends what is pending for the backend, then moves the flows asked for.
   void pump(Conn* c, bool up, bool down);
   bool pumpFlow(Conn* c, Flow& f, int src, int dst, bool upstream);
+  bool copyChunk(Flow& f, int src, int dst, size_t& moved);
 
   ProxyOptions options_;
   SharedTable& shared_;

@@ -22,10 +22,19 @@ constexpr size_t kSpliceChunk = size_t{64} * 1024;
 constexpr unsigned kSpliceFlags = SPLICE_F_NONBLOCK | SPLICE_F_MOVE;
 constexpr uint32_t kReadable = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
 constexpr uint32_t kWritable = EPOLLOUT | EPOLLHUP | EPOLLERR;
+constexpr uint32_t kHangup = EPOLLRDHUP | EPOLLHUP | EPOLLERR;
+
+// Whether an event lets a flow go on: its source became readable, or its
+// destination writable while the flow holds bytes for it. A writable edge on
+// a flow that holds nothing would only cost a read that says EAGAIN.
+bool advances(const Flow& f, bool src_readable, bool dst_writable) {
+  return src_readable || (dst_writable && f.in_pipe > 0);
+}
 
 }  // namespace
 
 void Worker::onClient(Conn* c, uint32_t events) {
+  if ((events & kHangup) != 0) c->up.hup = true;
   switch (c->state) {
     case ConnState::kHello:
       if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) readHello(c);
@@ -34,7 +43,8 @@ void Worker::onClient(Conn* c, uint32_t events) {
       // Readable: its flow has bytes to move; writable: the flow into it may
       // go on. Only those flows are pumped, to save splices that would just
       // say EAGAIN.
-      pump(c, (events & kReadable) != 0, (events & kWritable) != 0);
+      pump(c, advances(c->up, (events & kReadable) != 0, false),
+           advances(c->down, false, (events & kWritable) != 0));
       break;
     case ConnState::kConnecting:
       // Client bytes wait in the socket until the backend is connected; the
@@ -51,18 +61,20 @@ void Worker::onClient(Conn* c, uint32_t events) {
 }
 
 void Worker::onBackend(Conn* c, uint32_t events) {
+  if ((events & kHangup) != 0 && c->state == ConnState::kProxying) c->down.hup = true;
   if (c->state == ConnState::kConnecting) {
     if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) == 0) return;
-    int err = 0;
-    socklen_t len = sizeof err;
-    if (::getsockopt(c->bfd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-    if (err != 0 || (events & (EPOLLERR | EPOLLHUP)) != 0) {
+    // A failed connect sets the socket's error, which epoll reports as
+    // EPOLLERR (and EPOLLHUP once closed), so EPOLLOUT alone means connected:
+    // no getsockopt(SO_ERROR) is needed.
+    if ((events & (EPOLLERR | EPOLLHUP)) != 0) {
       backendFailed(c, false);
       return;
     }
     onConnected(c, events);
   } else if (c->state == ConnState::kProxying) {
-    pump(c, (events & kWritable) != 0, (events & kReadable) != 0);
+    pump(c, advances(c->up, false, (events & kWritable) != 0),
+         advances(c->down, (events & kReadable) != 0, false));
   }
 }
 
@@ -79,9 +91,10 @@ void Worker::readHello(Conn* c) {
         destroy(c);
         return;
       }
-      // A read that filled the buffer may have left bytes behind (no new
-      // edge will come for them).
-      c->client_readable = static_cast<size_t>(n) == scratch_.size();
+      // A read that filled the buffer may have left bytes behind, and a FIN
+      // already reported is still to be read (no new edge will come for
+      // either).
+      c->client_readable = static_cast<size_t>(n) == scratch_.size() || c->up.hup;
       std::optional<std::string> sni = c->parser->hello().sni;
       c->parser.reset();
       routeConn(c, sni);
@@ -193,16 +206,10 @@ void Worker::backendFailed(Conn* c, bool timeout) {
 void Worker::onConnected(Conn* c, uint32_t backend_events) {
   c->state = ConnState::kProxying;
   c->last_active_ms = now_ms_;
-  c->up.pipe = takePipe();
-  c->down.pipe = takePipe();
-  if (c->up.pipe.r < 0 || c->down.pipe.r < 0) {
-    stats_.closed(CloseReason::kResources);
-    destroy(c);
-    return;
-  }
   // The backend's events say whether it already sent something; the client
   // flow runs only if the client sent more than the hello (or may have), which
   // saves a splice that would just say EAGAIN on most connections.
+  if ((backend_events & kHangup) != 0) c->down.hup = true;
   const bool up = std::exchange(c->client_readable, false);
   pump(c, up, (backend_events & kReadable) != 0);
 }
@@ -238,41 +245,104 @@ void Worker::pump(Conn* c, bool up, bool down) {
 bool Worker::pumpFlow(Conn* c, Flow& f, int src, int dst, bool upstream) {
   size_t moved = 0;
   for (;;) {
-    bool progress = false;
-    if (!f.eof) {
-      const ssize_t n = ::splice(src, nullptr, f.pipe.w, nullptr, kSpliceChunk, kSpliceFlags);
-      if (n > 0) {
-        f.in_pipe += static_cast<size_t>(n);
-        progress = true;
-      } else if (n == 0) {
-        f.eof = true;
-        progress = true;
-      } else if (errno != EAGAIN && errno != EINTR) {
-        return false;
-      }
-      // EAGAIN: no data, or the pipe is full; draining it below tells which.
-    }
+    // Bytes held in the pipe go out first; while some are left the
+    // destination is full, and its EPOLLOUT resumes the flow.
     if (f.in_pipe > 0) {
       const ssize_t n = ::splice(f.pipe.r, nullptr, dst, nullptr, f.in_pipe, kSpliceFlags);
       if (n > 0) {
         f.in_pipe -= static_cast<size_t>(n);
         moved += static_cast<size_t>(n);
-        progress = true;
       } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
         return false;
       }
+      if (f.in_pipe > 0) break;
     }
-    if (f.eof && f.in_pipe == 0 && !f.shut) {
-      ::shutdown(dst, SHUT_WR);  // half-close: pass the FIN on, keep the other way open
-      f.shut = true;
+    if (f.eof) {
+      if (!f.shut) {
+        // Half-close: pass the FIN on and keep the other way open. When the
+        // other way has ended too the connection closes now, and close(2)
+        // sends the FIN (both sockets were read to their end, so it is not
+        // a reset).
+        const Flow& other = upstream ? c->down : c->up;
+        if (!other.shut) ::shutdown(dst, SHUT_WR);
+        f.shut = true;
+      }
+      break;
     }
-    if (!progress) break;
+    if (f.spliced) {
+      // The pipe is empty here, so EAGAIN means the source has nothing.
+      const ssize_t n = ::splice(src, nullptr, f.pipe.w, nullptr, kSpliceChunk, kSpliceFlags);
+      if (n > 0) {
+        f.in_pipe += static_cast<size_t>(n);
+      } else if (n == 0) {
+        f.eof = true;
+      } else if (errno == EAGAIN) {
+        break;
+      } else if (errno != EINTR) {
+        return false;
+      }
+      continue;
+    }
+    if (!copyChunk(f, src, dst, moved)) return false;
+    // Parked bytes: the destination is full. A short read drained the source
+    // (its next bytes bring a new edge) unless it has hung up, and then the
+    // next read finds the FIN.
+    if (f.in_pipe > 0 || (!f.eof && !f.readable)) break;
   }
   if (moved > 0) {
     c->last_active_ms = now_ms_;
     auto& counter = upstream ? c->route->stats->bytes_in : c->route->stats->bytes_out;
     counter.fetch_add(moved, std::memory_order_relaxed);
   }
+  return true;
+}
+
+bool Worker::copyChunk(Flow& f, int src, int dst, size_t& moved) {
+  // Small flows (a TLS handshake, a short response) are copied through the
+  // worker's buffer: for a few KiB, recv + send is cheaper than splicing
+  // through a pipe, and the connection needs no pipe at all. What the
+  // destination does not take is parked in the flow's pipe; a flow that
+  // fills the buffer is bulk and splices from then on.
+  f.readable = false;
+  const ssize_t n = ::recv(src, scratch_.data(), kCopyChunk, 0);
+  if (n == 0) {
+    f.eof = true;
+    return true;
+  }
+  if (n < 0) {
+    if (errno == EINTR) f.readable = true;
+    return errno == EAGAIN || errno == EINTR;
+  }
+  const auto got = static_cast<size_t>(n);
+  ssize_t sent = ::send(dst, scratch_.data(), got, MSG_NOSIGNAL);
+  if (sent < 0) {
+    if (errno != EAGAIN && errno != EINTR) return false;
+    sent = 0;
+  }
+  moved += static_cast<size_t>(sent);
+  const bool bulk = got == kCopyChunk;
+  if (static_cast<size_t>(sent) < got || bulk) {
+    if (f.pipe.r < 0) {
+      f.pipe = takePipe();
+      if (f.pipe.r < 0) {
+        stats_.closed(CloseReason::kResources);
+        return false;
+      }
+    }
+    // The pipe is empty (a flow reads only once it is drained) and holds
+    // 64 KiB, more than one chunk, so the write takes the whole rest.
+    const size_t rest = got - static_cast<size_t>(sent);
+    if (rest > 0) {
+      const ssize_t w = ::write(f.pipe.w, scratch_.data() + sent, rest);
+      if (w != static_cast<ssize_t>(rest)) return false;
+      f.in_pipe = rest;
+    }
+  }
+  f.spliced = bulk;
+  // A full read may have left bytes behind; a short one drained the socket
+  // (edge-triggered: the next bytes bring a new edge), but a FIN already
+  // reported brings no new edge, so it is read now.
+  f.readable = bulk || f.hup;
   return true;
 }
 

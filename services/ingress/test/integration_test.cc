@@ -125,7 +125,9 @@ class IngressIntegrationTest : public ::testing::Test {
     const std::string p = std::to_string(e.port);
     auto r = e.ingress.start(d, "listen = [\"[::1]:" + p + "\", \"127.0.0.1:" + p +
                                     "\"]\nmetrics_listen = [\"[::1]:0\"]\nstate_dir = \"" + d +
-                                    "/state\"\n[source]\nroutes_file = \"" + d +
+                                    // Two workers: every test goes through the listener
+                                    // that both watch (EPOLLEXCLUSIVE).
+                                    "/state\"\nworkers = 2\n[source]\nroutes_file = \"" + d +
                                     "/routes.json\"\nwatch_interval_ms = 100\n"
                                     "[timeouts]\nclient_hello_ms = 1000\nconnect_ms = 1000\n"
                                     // Passive retries only: the connect check has its own test.
@@ -168,6 +170,21 @@ TEST_F(IngressIntegrationTest, RoutesBySniOverIpv6AndIpv4) {
     EXPECT_EQ(exitCodeOf(p->wait()), 0);
     const std::string out = readFile(o.stdout_path).value_or("");
     EXPECT_NE(out.find("subject=" + cn), std::string::npos) << out;
+  }
+}
+
+// A response far larger than the copy buffer: the flow starts by copying,
+// switches to splice(2) and parks what the client does not take yet; every
+// byte arrives in order.
+TEST_F(IngressIntegrationTest, BulkResponseSwitchesToSpliceIntact) {
+  std::string big;
+  for (int i = 0; big.size() < (size_t{3} << 20); ++i) big += std::to_string(i) + "\n";
+  std::ofstream(env->dir.file("www-a/big.txt")) << big;
+  for (const char* addr : {"[::1]", "127.0.0.1"}) {
+    const std::string got =
+        curlGet("a.example.com", env->port, addr, "/big.txt", env->dir.file("curl-big.out"));
+    EXPECT_EQ(got.size(), big.size()) << addr;
+    EXPECT_TRUE(got == big) << addr;
   }
 }
 
@@ -312,6 +329,40 @@ TEST_F(IngressIntegrationTest, ConnectCheckEjectsADeadBackendAndReadmitsIt) {
   bool back = false;
   for (int i = 0; i < 10 && !back; ++i) back = reached() == "t3";
   EXPECT_TRUE(back);
+  ingress.stop();
+}
+
+// SIGTERM shuts the shared listener down at once (new connections are
+// refused) while both workers finish what is open.
+TEST_F(IngressIntegrationTest, DrainRefusesNewConnectionsAndFinishesOpenOnes) {
+  const std::string d = env->dir.file("drain");
+  std::filesystem::create_directories(d + "/state");
+  const std::string q = std::to_string(plfm::testing::freeTcpPort());
+  std::ofstream(d + "/routes.json")
+      << R"({"routes":[{"id":"t","hostname":"tag.test","listener_port":)" << q
+      << R"(,"backends":[{"address":"::1","port":)" << env->t1->port() << "}]}]}";
+  IngressProcess ingress;
+  std::string toml = "listen = [\"[::1]:";
+  toml += q;
+  toml += "\"]\nmetrics_listen = [\"[::1]:0\"]\nworkers = 2\nstate_dir = \"";
+  toml += d;
+  toml += "/state\"\n[source]\nroutes_file = \"";
+  toml += d;
+  toml += "/routes.json\"\n[health]\ncheck_interval_ms = 0\n";
+  auto r = ingress.start(d, toml);
+  ASSERT_TRUE(r) << r.error().toString();
+  const int fd = connectTo("[::1]:" + q);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(sendAll(fd, clientHello("tag.test")));
+  EXPECT_EQ(recvLine(fd), "t1");
+  ingress.signal(SIGTERM);
+  std::this_thread::sleep_for(milliseconds(300));
+  const int late = connectTo("[::1]:" + q);
+  EXPECT_LT(late, 0) << "a connection was accepted while draining";
+  if (late >= 0) ::close(late);
+  ASSERT_TRUE(sendAll(fd, "ping"));
+  EXPECT_EQ(recvLine(fd), "t1:ping");
+  ::close(fd);
   ingress.stop();
 }
 
