@@ -14,6 +14,7 @@
 #include "plfm/core/sha256.h"
 #include "plfm/core/strings.h"
 #include "plfm/pg/migrate.h"
+#include "plfm/testing/temp_dir.h"
 
 #ifndef PLFM_PG_BINDIR
 #define PLFM_PG_BINDIR ""
@@ -22,8 +23,6 @@
 namespace plfm::testing {
 namespace fs = std::filesystem;
 namespace {
-
-constexpr int kPort = 5432;  // only names the socket file: no TCP listener
 
 std::string findBindir() {
   if (const char* env = std::getenv("PLFM_PG_BINDIR"); env != nullptr && *env != '\0') return env;
@@ -150,6 +149,8 @@ Result<void> PgCluster::init(const PgClusterOptions& options) {
     return Error(errc::kInternal, "initdb failed: " + r.error().message());
   }
 
+  PLFM_TRY(trustTcp(options));
+
   so.stdout_path = dir_ + "/server.log";
   PLFM_ASSIGN_OR_RETURN(server_, spawn({bindir_ + "/postgres",
                                         "-D",
@@ -157,9 +158,9 @@ Result<void> PgCluster::init(const PgClusterOptions& options) {
                                         "-k",
                                         dir_ + "/s",
                                         "-p",
-                                        std::to_string(kPort),
+                                        std::to_string(port_),
                                         "-c",
-                                        "listen_addresses=",
+                                        "listen_addresses=" + tcp_host_,
                                         "-c",
                                         "fsync=off",
                                         "-c",
@@ -174,6 +175,25 @@ Result<void> PgCluster::init(const PgClusterOptions& options) {
                                         "log_min_messages=warning"},
                                        so));
   return waitReady(options.start_timeout);
+}
+
+// With a TCP listener: a free port, and pg_hba lines trusting its clients
+// (initdb's own trust only loopback).
+Result<void> PgCluster::trustTcp(const PgClusterOptions& options) {
+  if (options.tcp_listen.empty()) return ok();
+  const bool v6 = options.tcp_listen.find(':') != std::string::npos;
+  tcp_host_ = options.tcp_listen;
+  port_ = freeTcpPort();
+  std::string hba;
+  for (const std::string& net : options.tcp_trust) hba += "host all all " + net + " trust\n";
+  if (options.tcp_trust.empty()) {
+    hba += "host all all " + tcp_host_ + (v6 ? "/128" : "/32") + " trust\n";
+  }
+  const std::string path = dir_ + "/data/pg_hba.conf";
+  PLFM_ASSIGN_OR_RETURN(std::string conf, readFile(path));
+  conf += hba;
+  PLFM_TRY(writeFileAtomic(path, conf, 0600));
+  return chownTo(path, uid_, gid_);
 }
 
 Result<void> PgCluster::startWatchdog() {
@@ -243,7 +263,13 @@ void PgCluster::stop() {
 }
 
 std::string PgCluster::conninfo(std::string_view db) const {
-  return "host=" + socketDir() + " port=" + std::to_string(kPort) + " user=" + superuser_ +
+  return "host=" + socketDir() + " port=" + std::to_string(port_) + " user=" + superuser_ +
+         " dbname=" + std::string(db);
+}
+
+std::string PgCluster::tcpConninfo(std::string_view db) const {
+  if (tcp_host_.empty()) return "";
+  return "host=" + tcp_host_ + " port=" + std::to_string(port_) + " user=" + superuser_ +
          " dbname=" + std::string(db);
 }
 

@@ -6,7 +6,7 @@
 namespace plfm::testing {
 
 void PgTest::SetUp() {
-  auto c = PgCluster::shared();
+  auto c = testCluster();
   ASSERT_TRUE(c.has_value()) << "cannot start the PostgreSQL test cluster: "
                              << c.error().toString();
   cluster_ = *c;

@@ -42,6 +42,21 @@ TEST_F(PgClusterTest, ListensOnAUnixSocketOnly) {
   EXPECT_TRUE(fs::exists(cluster().socketDir() + "/.s.PGSQL.5432"));
 }
 
+TEST(PgClusterTcpTest, AlsoListensOnTcpAtTheGivenAddressWhenAsked) {
+  PgClusterOptions options;
+  options.tcp_listen = "127.0.0.1";
+  auto c = PgCluster::start(options);
+  ASSERT_TRUE(c.has_value()) << c.error().toString();
+  EXPECT_TRUE(fs::exists((*c)->socketDir() + "/.s.PGSQL." + std::to_string((*c)->port())));
+  auto conn = pg::Connection::connect((*c)->tcpConninfo());
+  ASSERT_TRUE(conn.has_value()) << conn.error().toString();
+  auto r = conn->exec("SELECT host(inet_server_addr()), current_setting('listen_addresses')");
+  ASSERT_TRUE(r.has_value()) << r.error().toString();
+  EXPECT_EQ(r->text(0, 0), "127.0.0.1");
+  EXPECT_EQ(r->text(0, 1), "127.0.0.1");
+  EXPECT_EQ(std::string((*c)->tcpConninfo()).find("host=127.0.0.1 port="), 0U);
+}
+
 TEST_F(PgClusterTest, TemplatesAreBuiltOnceAndCloned) {
   int calls = 0;
   auto init = [&](pg::Connection& c) -> Result<void> {

@@ -29,7 +29,11 @@ void Api::registerSystemRoutes(http::Router& r) {
   // docs/specs/control-plane/ha.md, "Observing it".
   route(r, "GET", "/v1/system/status", Access::kAdmin, [this](Ctx& ctx) -> Result<http::Response> {
     PLFM_ASSIGN_OR_RETURN(auto leader, readLeader(ctx.db()));
-    const bool leads = deps_.scheduler != nullptr && deps_.scheduler->leader();
+    // Leading: the scheduler acts as the leader and its fence is live. The
+    // first alone stays true while a partitioned leader's scheduler thread
+    // waits on the database, after its fence has lapsed.
+    const bool leads = deps_.scheduler != nullptr && deps_.scheduler->leader() &&
+                       deps_.scheduler->leadership().fence().has_value();
     return jsonResponse(200,
                         {{"replica_id", replicaId()},
                          {"leader",

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "db_conninfo.h"
 #include "plfm/core/log.h"
 #include "plfm/core/thread_guard.h"
 #include "schema.h"
@@ -59,6 +60,9 @@ Result<void> ControlPlane::start() {
     relay_key_ = std::make_unique<relay::SigningKey>(std::move(key));
     log::info("relay signing key loaded", {{"public_key", relay_key_->publicKey().text()}});
   }
+  // Over TCP every session gets keepalives and tcp_user_timeout: a replica
+  // cut off from the database must not leave row locks behind (db_conninfo.h).
+  PLFM_ASSIGN_OR_RETURN(cfg_.database, tcpBoundedConninfo(cfg_.database));
   {
     auto conn = pg::Connection::connect(cfg_.database);
     if (!conn) {

@@ -1,10 +1,8 @@
 #include "leadership.h"
 
-#include <libpq-fe.h>
 #include <unistd.h>
 
 #include <array>
-#include <memory>
 
 #include "plfm/core/log.h"
 #include "plfm/core/thread_guard.h"
@@ -14,44 +12,6 @@ namespace {
 
 // The leadership lock (session-scoped): any constant all replicas share.
 constexpr int64_t kLeaderLockKey = 0x706c666d73636864;  // "plfmschd"
-
-// The lock session's bounds (docs/specs/control-plane/ha.md, "Noticing a lost lock").
-constexpr std::string_view kStatementTimeoutMs = "5000";
-constexpr std::array<std::pair<std::string_view, std::string_view>, 5> kClientTcp = {{
-    {"keepalives", "1"},
-    {"keepalives_idle", "2"},
-    {"keepalives_interval", "1"},
-    {"keepalives_count", "3"},
-    {"tcp_user_timeout", "5000"},
-}};
-constexpr std::string_view kServerTcp =
-    " -c tcp_keepalives_idle=2 -c tcp_keepalives_interval=1 -c tcp_keepalives_count=3"
-    " -c tcp_user_timeout=5000";
-
-void appendParam(std::string& out, std::string_view key, std::string_view value) {
-  if (!out.empty()) out += ' ';
-  out += key;
-  out += "='";
-  for (char c : value) {
-    if (c == '\\' || c == '\'') out += '\\';
-    out += c;
-  }
-  out += '\'';
-}
-
-// True when any host in `host` (comma-separated) is a TCP host; an empty
-// host means the default Unix socket.
-bool reachesOverTcp(std::string_view host, std::string_view hostaddr) {
-  if (!hostaddr.empty()) return true;
-  while (!host.empty()) {
-    const size_t comma = host.find(',');
-    const std::string_view one = host.substr(0, comma);
-    if (!one.empty() && one.front() != '/' && one.front() != '@') return true;
-    if (comma == std::string_view::npos) break;
-    host.remove_prefix(comma + 1);
-  }
-  return false;
-}
 
 }  // namespace
 
@@ -77,44 +37,6 @@ const std::string& replicaId() {
     return out;
   }();
   return id;
-}
-
-Result<std::string> lockSessionConninfo(const std::string& conninfo) {
-  char* err = nullptr;
-  std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> opts(
-      PQconninfoParse(conninfo.c_str(), &err), &PQconninfoFree);
-  if (!opts) {
-    std::string msg = err != nullptr ? err : "out of memory";
-    PQfreemem(err);
-    return Error(plfm::errc::kInvalidArgument, "the database connection string is invalid: " + msg)
-        .with("field", "database");
-  }
-  std::string host;
-  std::string hostaddr;
-  std::string options;
-  std::string out;
-  bool named = false;
-  for (PQconninfoOption* o = opts.get(); o->keyword != nullptr; ++o) {
-    if (o->val == nullptr) continue;
-    const std::string_view key = o->keyword;
-    if (key == "host") host = o->val;
-    if (key == "hostaddr") hostaddr = o->val;
-    if (key == "application_name") named = true;
-    if (key == "options") {
-      options = o->val;
-      continue;
-    }
-    appendParam(out, key, o->val);
-  }
-  options += " -c statement_timeout=";
-  options += kStatementTimeoutMs;
-  if (reachesOverTcp(host, hostaddr)) {
-    for (const auto& [key, value] : kClientTcp) appendParam(out, key, value);
-    options += kServerTcp;
-  }
-  appendParam(out, "options", options);
-  if (!named) appendParam(out, "application_name", "plfm-leadership");
-  return out;
 }
 
 Result<LeaderInfo> readLeader(pg::Connection& conn) {

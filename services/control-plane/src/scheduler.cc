@@ -326,6 +326,7 @@ Result<Scheduler::Round> Scheduler::runOnce(pg::Connection& conn, std::optional<
 
 bool Scheduler::steppedDown(const Error& e) {
   if (!e.is(errc::kFenced)) return false;
+  log::warn("scheduler write refused by the epoch check; stepping down", {{"error", e.toString()}});
   leadership_.stepDown(e.message());
   leader_ = false;
   fence_.reset();

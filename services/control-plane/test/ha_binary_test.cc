@@ -16,206 +16,23 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
-#include <cstdlib>
 #include <future>
 #include <thread>
 
-#include "cp_test_support.h"
-#include "plfm/core/id.h"
-#include "plfm/core/json.h"
-#include "plfm/core/process.h"
-#include "plfm/core/strings.h"
-#include "plfm/http/http.h"
-#include "plfm/testing/temp_dir.h"
+#include "ha_fixture.h"
 
 namespace plfm::cp {
 namespace {
 
-using json::Json;
 using namespace std::chrono_literals;
+using testsupport::fromEnv;
+using testsupport::kLockHolder;
+using testsupport::Replica;
 
-const std::string kDigest = "sha256:" + std::string(64, 'd');
-
-int fromEnv(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr ? std::atoi(v) : fallback;
-}
-
-// The backend holding the leadership lock (key 0x706c666d73636864 as
-// pg_locks shows a bigint key: classid, objid, objsubid 1).
-constexpr std::string_view kLockHolder =
-    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = 1886152301 "
-    "AND objid = 1935894628 AND objsubid = 1";
-
-struct Reply {
-  int status = 0;
-  Json body;
-};
-
-struct Replica {
-  Process proc;
-  std::string url;
-  std::string dir;
-};
-
-class HaBinaryTest : public testsupport::CpTest {
- protected:
-  void SetUp() override {
-    CpTest::SetUp();
-    if (HasFatalFailure()) return;
-    dir_ = std::make_unique<testing::TempDir>("cp-ha");
-    // Nodes never heartbeat here: they stay active for the test's length.
-    ASSERT_TRUE(writeFileAtomic(dir_->file("cp.toml"),
-                                "heartbeat_timeout_seconds = 86400\n"
-                                "node_down_after_seconds = 86400\n"
-                                "quota_instances = 100000\n")
-                    .has_value());
-    seedNodes();
-    start(replicas_[0], "a");
-    start(replicas_[1], "b");
-    token_ = std::string(trim(readFile(dir_->file("a/admin-token")).value_or("")));
-  }
-
-  void TearDown() override {
-    for (auto& r : replicas_) {
-      if (r.proc.valid() && !r.proc.poll().has_value()) {
-        r.proc.signal(SIGTERM);
-        (void)r.proc.waitFor(20s);
-      }
-    }
-    CpTest::TearDown();
-  }
-
-  void seedNodes() {
-    auto conn = connect();
-    std::vector<NewEvent> nodes;
-    for (int n = 0; n < 3; ++n) {
-      const std::string node = NodeId::generate().str();
-      nodes.push_back(
-          {"node", node, 1, "node.enrolled", 1, "",
-           json::dump({{"node_id", node},
-                       {"enrollment_id", EnrollmentId::generate().str()},
-                       {"hostname", "n" + std::to_string(n) + ".test"},
-                       {"cores", 64},
-                       {"memory_mb", 262'144},
-                       {"disk_mb", 100'000},
-                       {"labels", Json::object()},
-                       {"wireguard_public_key", std::string(43, 'k') + "="},
-                       {"underlay_address", "192.0.2.1"},
-                       {"runtimes", {"qemu"}},
-                       {"ipv6_prefix", "fd7a:5c00:0:" + std::to_string(n + 1) + "::/64"}})});
-    }
-    appendOk(conn, nodes, {"system:test", ""});
-  }
-
-  // Starts replica `r` with its own state dir and waits until it listens.
-  void start(Replica& r, const std::string& name) {
-    r.dir = dir_->file(name);
-    std::filesystem::create_directories(r.dir);
-    std::filesystem::remove(r.dir + "/cp.out");
-    SpawnOptions o;
-    o.stdout_path = r.dir + "/cp.out";
-    o.stderr_path = r.dir + "/cp.log";
-    auto p = spawn({PLFM_CONTROL_PLANE_BIN, "serve", "--listen", "[::1]:0", "--database",
-                    conninfo(), "--state-dir", r.dir, "--config", dir_->file("cp.toml")},
-                   o);
-    ASSERT_TRUE(p.has_value()) << p.error().toString();
-    r.proc = std::move(*p);
-    r.url.clear();
-    for (int i = 0; i < 1000 && r.url.empty(); ++i) {
-      auto out = readFile(r.dir + "/cp.out");
-      if (out && out->find("listening ") != std::string::npos && out->back() == '\n') {
-        const std::string line(trim(out->substr(out->find("listening ") + 10)));
-        r.url = "http://" + line.substr(0, line.find(','));
-      }
-      ASSERT_FALSE(r.proc.poll().has_value()) << "exited at start:\n"
-                                              << tailFile(r.dir + "/cp.log", 30);
-      std::this_thread::sleep_for(10ms);
-    }
-    ASSERT_FALSE(r.url.empty()) << "did not start:\n" << tailFile(r.dir + "/cp.log", 30);
-  }
-
-  Reply call(const Replica& r, const std::string& method, const std::string& path,
-             const Json& body = nullptr, std::chrono::milliseconds timeout = 20s) {
-    http::ClientRequest req;
-    req.method = method;
-    req.url = r.url + path;
-    if (!body.is_null()) {
-      req.body = json::dump(body);
-      req.headers.set("Content-Type", "application/json");
-    }
-    req.timeout = timeout;
-    req.headers.set("Authorization", "Bearer " + token_);
-    if (method != "GET") req.headers.set("Idempotency-Key", RequestId::generate().str());
-    auto resp = http::request(req);
-    if (!resp) return Reply{0, Json()};
-    return Reply{resp->status, json::parse(resp->body).value_or(Json())};
-  }
-
-  std::string query(pg::Connection& conn, const std::string& sql) {
-    auto rs = conn.exec(sql);
-    EXPECT_TRUE(rs.has_value()) << rs.error().toString();
-    return rs && rs->rows() > 0 ? std::string(rs->text(0, 0)) : std::string();
-  }
-
-  // The replica whose pid the leadership row names (nullptr: none of ours).
-  Replica* leader(pg::Connection& conn) {
-    const std::string holder = query(conn, "SELECT holder FROM leadership");
-    const std::string pid = holder.substr(holder.rfind(':') + 1);
-    for (auto& r : replicas_) {
-      if (r.proc.valid() && std::to_string(r.proc.pid()) == pid) return &r;
-    }
-    return nullptr;
-  }
-
-  // An org, app and env made through replica `r`, and a release of a web
-  // process; returns {env, release}.
-  std::pair<std::string, std::string> makeEnv(const Replica& r, const std::string& name) {
-    const std::string org = call(r, "POST", "/v1/orgs", {{"name", name}}).body.value("id", "");
-    const std::string app =
-        call(r, "POST", "/v1/orgs/" + org + "/apps", {{"name", "shop"}}).body.value("id", "");
-    const std::string env =
-        call(r, "POST", "/v1/apps/" + app + "/envs", {{"name", "prod"}}).body.value("id", "");
-    return {env, release(r, app)};
-  }
-
-  std::string release(const Replica& r, const std::string& app) {
-    auto rel = call(r, "POST", "/v1/apps/" + app + "/releases",
-                    {{"image_ref", "registry.local/shop:1"},
-                     {"image_digest", kDigest},
-                     {"manifest",
-                      {{"app", "shop"},
-                       {"image", "registry.local/shop:1"},
-                       {"processes",
-                        {{{"name", "web"}, {"resources", {{"vcpus", 1}, {"memory_mb", 128}}}}}}}}});
-    EXPECT_EQ(rel.status, 201) << rel.body.dump();
-    return rel.body.value("id", "");
-  }
-
-  // Double placements, counted from the events: an allocation for a slot
-  // (env, process, slot, release) while an earlier instance of that slot
-  // was still meant to run (no stop, drain or loss of it came first).
-  std::string doublePlacements(pg::Connection& conn) {
-    return query(
-        conn,
-        "SELECT count(*) FROM events a2 JOIN events a1 ON a1.event_type = 'instance.allocated' "
-        "AND a1.seq < a2.seq AND a1.payload->>'env_id' = a2.payload->>'env_id' "
-        "AND a1.payload->>'process_type' = a2.payload->>'process_type' "
-        "AND a1.payload->>'slot' = a2.payload->>'slot' "
-        "AND a1.payload->>'release_id' = a2.payload->>'release_id' "
-        "WHERE a2.event_type = 'instance.allocated' AND NOT EXISTS (SELECT 1 FROM events e "
-        "WHERE e.aggregate_id = a1.aggregate_id AND e.seq < a2.seq AND e.event_type IN "
-        "('instance.stop_requested', 'instance.drain_requested', 'instance.lost'))");
-  }
-
-  std::unique_ptr<testing::TempDir> dir_;
-  Replica replicas_[2];
-  std::string token_;
-};
+class HaBinaryTest : public testsupport::HaFixture {};
 
 TEST_F(HaBinaryTest, KillingTheLeaderMovesSchedulingToTheOtherReplicaWithin5s) {
   auto conn = connect();
@@ -301,20 +118,8 @@ TEST_F(HaBinaryTest, TerminatedLockSessionsUnderScaleLoadPlaceNoSlotTwice) {
   ASSERT_EQ(
       call(replicas_[1], "POST", "/v1/envs/" + env + "/deploys", {{"release_id", rel}}).status,
       201);
-  // The load: scale changes through both replicas, up and down, counting
-  // the acknowledged ones.
-  std::atomic<bool> done{false};
-  std::atomic<int> acked{0};
-  std::thread load([&, env_id = env] {
-    for (int i = 0; !done.load(); ++i) {
-      const int want = 1 + (i % 7);
-      if (call(replicas_[i % 2], "PUT", "/v1/envs/" + env_id + "/scale",
-               {{"processes", {{"web", want}}}})
-              .status == 200) {
-        acked.fetch_add(1);
-      }
-    }
-  });
+  // The load: scale changes through both replicas, up and down.
+  startLoad(env, {&replicas_[0], &replicas_[1]});
   const int tries = fromEnv("PLFM_HA_TERMINATIONS", 20);
   std::vector<double> took_ms;
   for (int t = 0; t < tries; ++t) {
@@ -333,15 +138,8 @@ TEST_F(HaBinaryTest, TerminatedLockSessionsUnderScaleLoadPlaceNoSlotTwice) {
     took_ms.push_back(
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - at).count());
   }
-  done = true;
-  load.join();
+  const int acked = stopLoad(conn);
   EXPECT_EQ(doublePlacements(conn), "0");
-  // Every acknowledged change is in the log (user-actor scale events).
-  EXPECT_GE(std::stoll(query(conn,
-                             "SELECT count(*) FROM events WHERE event_type = "
-                             "'env.scale_set'")),
-            acked.load());
-  EXPECT_GT(acked.load(), 0);
   // Both replicas still answer.
   for (const auto& r : replicas_) EXPECT_EQ(call(r, "GET", "/v1/system/status").status, 200);
   std::sort(took_ms.begin(), took_ms.end());
@@ -349,7 +147,7 @@ TEST_F(HaBinaryTest, TerminatedLockSessionsUnderScaleLoadPlaceNoSlotTwice) {
     std::printf(
         "terminations %zu: new epoch after median %.0f ms, max %.0f ms; %d scale changes "
         "acknowledged\n",
-        took_ms.size(), took_ms[took_ms.size() / 2], took_ms.back(), acked.load());
+        took_ms.size(), took_ms[took_ms.size() / 2], took_ms.back(), acked);
   }
 }
 

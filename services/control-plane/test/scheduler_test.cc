@@ -7,6 +7,7 @@
 
 #include <thread>
 
+#include "db_conninfo.h"
 #include "deploy_create.h"
 #include "leadership.h"
 #include "nodes.h"
@@ -231,6 +232,33 @@ TEST(LockSessionConninfo, KeepalivesOnlyOverTcp) {
   auto bad = lockSessionConninfo("host='unterminated");
   ASSERT_FALSE(bad.has_value());
   EXPECT_EQ(bad.error().detail("field"), "database");
+}
+
+TEST(TcpBoundedConninfo, EveryConnectionGetsTheTcpBoundsOnceAndNoStatementTimeout) {
+  auto local = tcpBoundedConninfo("host=/tmp/pg dbname=x user=y");
+  ASSERT_TRUE(local.has_value()) << local.error().toString();
+  EXPECT_EQ(local->find("keepalives"), std::string::npos) << *local;
+  EXPECT_EQ(local->find("options"), std::string::npos) << *local;
+  auto tcp = tcpBoundedConninfo("host=db1 dbname=x options='-c a=b'");
+  ASSERT_TRUE(tcp.has_value()) << tcp.error().toString();
+  for (const char* want :
+       {"keepalives='1'", "tcp_user_timeout='5000'", "options='-c a=b -c tcp_keepalives_idle=2"}) {
+    EXPECT_NE(tcp->find(want), std::string::npos) << want << " in " << *tcp;
+  }
+  EXPECT_EQ(tcp->find("statement_timeout"), std::string::npos) << *tcp;
+  EXPECT_EQ(tcp->find("application_name"), std::string::npos) << *tcp;
+  // Again, and the lock session's on top: each bound once.
+  auto again = tcpBoundedConninfo(*tcp);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(*again, *tcp);
+  auto lock = lockSessionConninfo(*tcp);
+  ASSERT_TRUE(lock.has_value());
+  for (std::string_view once :
+       {"keepalives_idle='", "tcp_keepalives_idle=2", "statement_timeout="}) {
+    const size_t at = lock->find(once);
+    ASSERT_NE(at, std::string::npos) << once << " in " << *lock;
+    EXPECT_EQ(lock->find(once, at + 1), std::string::npos) << once << " twice in " << *lock;
+  }
 }
 
 // A deploy appended after the views a round read is newer than the deploy

@@ -1,9 +1,9 @@
 // A real PostgreSQL server for tests.
 //
 // PgCluster runs `initdb` into a temp dir and starts `postgres` listening on a
-// Unix socket only (no TCP), with fsync off. A test binary normally shares one
-// cluster (PgCluster::shared()) and gives every test a fresh database cloned
-// from a template, which takes milliseconds.
+// Unix socket (and, when asked, also on TCP at one address), with fsync off. A test binary normally
+// shares one cluster (PgCluster::shared()) and gives every test a fresh database cloned from a
+// template, which takes milliseconds.
 //
 // No server outlives its test process:
 //   - the destructor (run at exit for the shared cluster) stops the server
@@ -27,6 +27,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "plfm/core/process.h"
 #include "plfm/core/result.h"
@@ -38,6 +39,12 @@ struct PgClusterOptions {
   std::string base_dir;  // empty: $TMPDIR/plfm-pgtest (or /tmp/plfm-pgtest)
   bool watchdog = true;  // tests of the reaper turn it off
   std::chrono::seconds start_timeout{60};
+  // Also listen on TCP at this address (IPv4 or IPv6, no brackets) on a
+  // free port; empty: the Unix socket only. The address must exist.
+  std::string tcp_listen;
+  // Networks (CIDR) whose TCP clients pg_hba trusts; empty: the listen
+  // address alone.
+  std::vector<std::string> tcp_trust;
 };
 
 class PgCluster {
@@ -56,6 +63,9 @@ class PgCluster {
   [[nodiscard]] std::string socketDir() const { return dir_ + "/s"; }
   [[nodiscard]] pid_t serverPid() const { return server_.pid(); }
   [[nodiscard]] std::string conninfo(std::string_view db = "postgres") const;
+  // The same over TCP (PgClusterOptions::tcp_listen); empty without it.
+  [[nodiscard]] std::string tcpConninfo(std::string_view db = "postgres") const;
+  [[nodiscard]] int port() const { return port_; }
 
   // Creates a uniquely named database cloned from `template_db`; returns its name.
   [[nodiscard]] Result<std::string> createDatabase(std::string_view template_db = "template1");
@@ -77,12 +87,15 @@ class PgCluster {
   PgCluster() = default;
   Result<void> init(const PgClusterOptions& options);
   Result<void> startWatchdog();
+  Result<void> trustTcp(const PgClusterOptions& options);
   Result<void> waitReady(std::chrono::seconds timeout);
   Result<pg::Connection> admin();
 
   std::string dir_;
   std::string bindir_;
   std::string superuser_ = "postgres";
+  std::string tcp_host_;
+  int port_ = 5432;  // names the socket file too
   std::optional<uid_t> uid_;
   std::optional<gid_t> gid_;
   Process server_;

@@ -24,6 +24,10 @@ class PgTest : public ::testing::Test {
   // every test from a migrated schema.
   virtual std::string templateDatabase() { return "template1"; }
 
+  // The cluster the test's database lives on: the shared one. Override to
+  // use one of the fixture's own (e.g. listening on TCP).
+  virtual Result<PgCluster*> testCluster() { return PgCluster::shared(); }
+
   // A template with every migration in `dir` applied, built once per process.
   std::string migratedTemplate(const std::string& dir);
 
