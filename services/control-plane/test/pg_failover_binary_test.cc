@@ -129,6 +129,15 @@ TEST(PgFailoverTest, KillingThePrimaryLosesNothingAcknowledgedAndWritesResumeWit
   auto healthy = f.waitHealthy(std::chrono::seconds(60));
   ASSERT_TRUE(healthy.has_value()) << healthy.error().toString();
   std::printf("old primary back as synchronous standby in %lld ms\n", msSince(t_rejoin));
+  // The control plane reports it (GET /v1/system/status, "replication").
+  http::ClientRequest st;
+  st.url = cp.target().first + "/v1/system/status";
+  st.headers.set("Authorization", "Bearer " + cp.target().second);
+  auto status = http::request(st);
+  ASSERT_TRUE(status.has_value() && status->status == 200);
+  const Json standbys = json::parse(status->body).value_or(Json())["replication"]["standbys"];
+  ASSERT_TRUE(standbys.is_array() && standbys.size() == 1) << status->body;
+  EXPECT_EQ(standbys[0]["sync_state"], "quorum") << status->body;
 
   auto db = pg::Connection::connect(f.conninfo("plfm"));
   ASSERT_TRUE(db.has_value()) << db.error().toString();
