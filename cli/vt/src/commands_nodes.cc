@@ -268,6 +268,26 @@ int nodesRotateKey(Invocation& inv) {
 
 const Positional kNode{.name = "NODE", .help = "node id (node_...) or hostname"};
 
+// The database primary's standbys: "NAME sync_state, replay lag N ms; ...".
+std::string replicationCell(const json& replication) {
+  if (!replication.is_object()) return "- (no standby)";
+  std::string out;
+  for (const auto& s : replication.value("standbys", json::array())) {
+    if (!out.empty()) out += "; ";
+    out += s.value("name", "");
+    const std::string sync = s.value("sync_state", "");
+    out += ' ';
+    out += sync.empty() ? "(state hidden: grant pg_monitor)" : sync;
+    const json& lag = s["replay_lag_ms"];
+    if (lag.is_number_integer()) {
+      out += ", replay lag ";
+      out += std::to_string(lag.get<int64_t>());
+      out += " ms";
+    }
+  }
+  return out.empty() ? "- (no standby)" : out;
+}
+
 // vt system status: the control-plane replicas' leader and fencing epoch
 // (docs/specs/control-plane/ha.md, "Observing it").
 int systemStatus(Invocation& inv) {
@@ -289,7 +309,8 @@ int systemStatus(Invocation& inv) {
                   {"leader", holder.empty() ? "- (no replica has led yet)" : holder},
                   {"epoch", cell(leader["epoch"])},
                   {"leading since", shortTime(leader["since"])},
-                  {"this replica leads", st->value("this_replica_leads", false) ? "yes" : "no"}});
+                  {"this replica leads", st->value("this_replica_leads", false) ? "yes" : "no"},
+                  {"replication", replicationCell(st->value("replication", json()))}});
   return 0;
 }
 
@@ -299,10 +320,11 @@ Command systemCommand() {
   Command c{.name = "system", .summary = "The control plane itself (platform admins)"};
   c.children.push_back(
       {.name = "status",
-       .summary = "Show the control-plane leader and its epoch",
+       .summary = "Show the control-plane leader, its epoch and the database replication",
        .help = "The replica that answered, the leader among the control-plane replicas,\n"
-               "its fencing epoch (it grows at every change of leader) and since when it\n"
-               "leads. With --quiet, prints only the leader's replica id.",
+               "its fencing epoch (it grows at every change of leader), since when it\n"
+               "leads, and the database primary's standbys with their sync state and\n"
+               "replay lag. With --quiet, prints only the leader's replica id.",
        .run = systemStatus});
   return c;
 }

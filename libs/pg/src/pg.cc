@@ -2,10 +2,12 @@
 
 #include <libpq-fe.h>
 #include <poll.h>
+#include <sys/socket.h>
 
 #include <cerrno>
 #include <charconv>
 
+#include "plfm/pg/sqlstate.h"
 #include "result_error.h"
 
 namespace plfm::pg {
@@ -20,7 +22,7 @@ std::string_view codeForSqlState(std::string_view state) {
   if (state == "23502") return errc::kNotNullViolation;
   if (state == "P0001") return errc::kRaised;
   if (state == "57014") return errc::kQueryCanceled;
-  if (state.substr(0, 2) == "08") return errc::kConnection;
+  if (endsSession(state)) return errc::kConnection;
   return errc::kError;
 }
 
@@ -59,9 +61,22 @@ Error resultError(PGconn* c, const PGresult* r, std::string_view sql) {
   return e;
 }
 
+void endSession(PGconn* c) {
+  if (c == nullptr || PQstatus(c) != CONNECTION_OK) return;
+  // Shut the socket: libpq then reads EOF and marks the connection bad, and
+  // the server ends the backend.
+  if (const int fd = PQsocket(c); fd >= 0) ::shutdown(fd, SHUT_RDWR);
+  (void)PQconsumeInput(c);
+}
+
 }  // namespace internal
 
 using internal::connectionError;
+
+bool endsSession(std::string_view sqlstate) {
+  return sqlstate.substr(0, 2) == "08" || sqlstate == "25006" || sqlstate == "57P01" ||
+         sqlstate == "57P02" || sqlstate == "57P03";
+}
 
 bool isRetryable(const Error& e) {
   return e.is(errc::kSerializationFailure) || e.is(errc::kDeadlock);
@@ -186,7 +201,9 @@ Result<ResultSet> Connection::check(pg_result* r, std::string_view sql) {
   if (r == nullptr) return connectionError(conn_, "query failed");
   const ExecStatusType st = PQresultStatus(r);
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY) return rs;
-  return internal::resultError(conn_, r, sql);
+  Error e = internal::resultError(conn_, r, sql);
+  if (e.is(errc::kConnection)) internal::endSession(conn_);
+  return e;
 }
 
 Result<ResultSet> Connection::exec(std::string_view sql, const Params& params) {

@@ -58,6 +58,7 @@ Result<std::vector<Result<ResultSet>>> execPipeline(Connection& conn,
   }
   std::vector<Result<ResultSet>> out;
   out.reserve(statements.size());
+  bool ended = false;  // a statement's error ended the session (a demoted primary's 25006)
   for (size_t i = 0; i < statements.size(); ++i) {
     const Statement& s = statements[i];
     if (fresh[i]) {
@@ -80,6 +81,7 @@ Result<std::vector<Result<ResultSet>>> execPipeline(Connection& conn,
                            .with("statement", std::string(s.sql.substr(0, 120))));
     } else {
       out.emplace_back(internal::resultError(c, r, s.sql));
+      ended = ended || out.back().error().is(errc::kConnection);
       PQclear(r);
     }
     // Each statement's results end with a null result.
@@ -91,6 +93,7 @@ Result<std::vector<Result<ResultSet>>> execPipeline(Connection& conn,
   if (!synced || PQexitPipelineMode(c) != 1) {
     return internal::connectionError(c, "pipeline did not end cleanly");
   }
+  if (ended) internal::endSession(c);
   return out;
 }
 

@@ -13,5 +13,8 @@ Error connectionError(PGconn* c, std::string_view what);
 // The typed error of a failed result (SQLSTATE, constraint, table, the
 // statement's first line); the result is not freed.
 Error resultError(PGconn* c, const PGresult* r, std::string_view sql);
+// Closes a session that an error ended (see endsSession()): healthy() turns
+// false, so its owner replaces it.
+void endSession(PGconn* c);
 
 }  // namespace plfm::pg::internal

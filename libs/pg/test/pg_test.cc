@@ -166,6 +166,28 @@ TEST_F(PgTest, ConnectionFailureIsAClearError) {
   EXPECT_NE(c.error().message().find("cannot connect to PostgreSQL"), std::string::npos);
 }
 
+// A primary demoted to standby by a failover answers writes with 25006 on
+// sessions that survived: such a session is lost, so pools and workers
+// reconnect (and find the new primary) instead of reusing it.
+TEST_F(PgTest, ReadOnlyServerEndsTheSession) {
+  auto conn = connect();
+  ASSERT_TRUE(conn.execScript("SET default_transaction_read_only = on").has_value());
+  auto w = conn.exec("INSERT INTO kv (k) VALUES ($1)", {"ro"});
+  ASSERT_FALSE(w.has_value());
+  EXPECT_EQ(w.error().code(), errc::kConnection) << w.error().toString();
+  EXPECT_FALSE(conn.healthy());
+  EXPECT_FALSE(conn.idle());
+
+  auto piped = connect();
+  ASSERT_TRUE(piped.execScript("SET default_transaction_read_only = on").has_value());
+  const Statement write[] = {{"INSERT INTO kv (k) VALUES ($1)", {"ro"}}};
+  auto r = execPipeline(piped, write);
+  ASSERT_TRUE(r.has_value()) << r.error().toString();
+  ASSERT_FALSE((*r)[0].has_value());
+  EXPECT_EQ((*r)[0].error().code(), errc::kConnection);
+  EXPECT_FALSE(piped.healthy());
+}
+
 TEST_F(PgTest, PipelineRunsInOrderAndSkipsWhatFollowsAFailure) {
   const Statement ok[] = {{"INSERT INTO kv (k, v) VALUES ($1, $2)", {"a", "1"}},
                           {"SELECT v FROM kv WHERE k = $1", {"a"}}};

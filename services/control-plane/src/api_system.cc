@@ -4,7 +4,33 @@
 #include "scheduler.h"
 
 namespace plfm::cp {
-namespace {}  // namespace
+namespace {
+
+// The primary's standbys as pg_stat_replication has them, or null when it
+// has none. replay_lag is null while a caught-up standby idles; without
+// pg_monitor (or superuser) the server hides state, sync_state and lag.
+Result<json::Json> readReplication(pg::Connection& db) {
+  PLFM_ASSIGN_OR_RETURN(
+      auto rs, db.exec("SELECT application_name, coalesce(state, ''), coalesce(sync_state, ''), "
+                       "(extract(epoch FROM replay_lag) * 1000)::bigint FROM pg_stat_replication "
+                       "ORDER BY application_name"));
+  if (rs.rows() == 0) return json::Json();
+  json::Json standbys = json::Json::array();
+  for (int i = 0; i < rs.rows(); ++i) {
+    json::Json lag;
+    if (!rs.isNull(i, 3)) {
+      PLFM_ASSIGN_OR_RETURN(int64_t ms, rs.int64(i, 3));
+      lag = ms;
+    }
+    standbys.push_back({{"name", std::string(rs.text(i, 0))},
+                        {"state", std::string(rs.text(i, 1))},
+                        {"sync_state", std::string(rs.text(i, 2))},
+                        {"replay_lag_ms", lag}});
+  }
+  return json::Json{{"standbys", standbys}};
+}
+
+}  // namespace
 
 void Api::registerSystemRoutes(http::Router& r) {
   route(r, "GET", "/healthz", Access::kPublic, [this](Ctx& ctx) -> Result<http::Response> {
@@ -29,6 +55,7 @@ void Api::registerSystemRoutes(http::Router& r) {
   // docs/specs/control-plane/ha.md, "Observing it".
   route(r, "GET", "/v1/system/status", Access::kAdmin, [this](Ctx& ctx) -> Result<http::Response> {
     PLFM_ASSIGN_OR_RETURN(auto leader, readLeader(ctx.db()));
+    PLFM_ASSIGN_OR_RETURN(auto replication, readReplication(ctx.db()));
     // Leading: the scheduler acts as the leader and its fence is live. The
     // first alone stays true while a partitioned leader's scheduler thread
     // waits on the database, after its fence has lapsed.
@@ -42,7 +69,8 @@ void Api::registerSystemRoutes(http::Router& r) {
                            {"since", leader.since ? json::Json(*leader.since) : json::Json()}}},
                          {"this_replica_leads", leads},
                          {"checkpoint", deps_.worker.checkpoint()},
-                         {"settled", leader.settled}});
+                         {"settled", leader.settled},
+                         {"replication", replication}});
   });
 
   route(r, "GET", "/v1/orgs/{org_id}/events", Access::kUser,

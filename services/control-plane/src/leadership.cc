@@ -161,11 +161,15 @@ void Leadership::ping() {
   if (!fence_ || !conn_) return;
   const int64_t mine = fence_->epoch;
   lock.unlock();
-  auto rs = conn_->exec("SELECT epoch FROM leadership WHERE id = 1");
+  // A primary demoted by a PostgreSQL failover still answers reads: the
+  // lock it held there fences nothing, the new primary's lock is free.
+  auto rs = conn_->exec("SELECT epoch, pg_is_in_recovery() FROM leadership WHERE id = 1");
   lock.lock();
   if (!fence_) return;  // stepped down meanwhile
   if (!rs) {
     lose("the lock session failed: " + rs.error().toString());
+  } else if (rs->rows() == 1 && rs->text(0, 1) == "t") {
+    lose("the database of the lock session is a standby now");
   } else if (rs->rows() != 1 || rs->int64(0, 0).value_or(-1) != mine) {
     lose("another replica took a newer epoch");
   } else {

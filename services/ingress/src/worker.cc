@@ -335,6 +335,11 @@ Result<void> Proxy::start() {
   ListenOptions lo;
   lo.backlog = options_.backlog;
   lo.nodelay = true;
+  // SO_REUSEPORT on the one shared socket: a new ingress process (an
+  // upgrade) can bind the port while this one still serves, and takes every
+  // new connection once this one shuts its listener down on SIGTERM, so a
+  // restart refuses nothing.
+  lo.reuse_port = true;
   if (options_.defer_accept) {
     // Wake up only once the client has sent something, within the hello timeout.
     lo.defer_accept_secs =
