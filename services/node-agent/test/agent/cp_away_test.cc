@@ -60,12 +60,9 @@ class FakeReplica {
     const std::string prefix = std::string("/v1/nodes/") + kNode;
     if (r.path == prefix + "/plan") {
       ++polls;
-      if (r.queryParam("after").value_or("0") != "0") {
-        std::this_thread::sleep_for(100ms);  // a held poll with nothing new
-        http::Response unchanged;
-        unchanged.status = 304;
-        return unchanged;
-      }
+      // A held poll with nothing new answers the whole plan again, as the
+      // control plane does.
+      if (r.queryParam("after").value_or("0") != "0") std::this_thread::sleep_for(100ms);
       return http::Response::json(200, plan_.dump());
     }
     if (r.path == prefix + "/heartbeat") {
