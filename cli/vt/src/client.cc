@@ -19,6 +19,15 @@ std::string retryNotice(const std::string& method, const std::string& target,
          " more times";
 }
 
+// "cannot reach WHERE: WHY".
+Error unreachable(const std::string& where, const std::string& why) {
+  std::string message = "cannot reach ";
+  message += where;
+  message += ": ";
+  message += why;
+  return Error(errc::kUnavailable, std::move(message));
+}
+
 std::chrono::milliseconds backoff(int attempt) {
   constexpr int kSteps = sizeof(kBackoff) / sizeof(kBackoff[0]);
   return kBackoff[std::min(attempt, kSteps - 1)];
@@ -135,7 +144,7 @@ Result<ApiResponse> ApiClient::send(const std::string& method, const std::string
     // the same on every attempt.
     if (attempt + 1 >= options_.attempts) {
       if (!r) {
-        return Error(errc::kUnavailable, "cannot reach " + where + ": " + why).with("url", url);
+        return unreachable(where, why).with("url", url);
       }
       ApiResponse out;
       out.status = r->status;
@@ -150,7 +159,7 @@ Result<ApiResponse> ApiClient::send(const std::string& method, const std::string
     // A refused connection means the server is not there at all: give up
     // sooner than for a dropped response.
     if (!r && why.find("refused") != std::string::npos && attempt >= 1) {
-      return Error(errc::kUnavailable, "cannot reach " + where + ": " + why).with("url", url);
+      return unreachable(where, why).with("url", url);
     }
     std::this_thread::sleep_for(backoff(attempt));
   }

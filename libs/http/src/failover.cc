@@ -79,7 +79,7 @@ std::vector<std::string> atLeastOne(std::vector<std::string> urls) {
 
 }  // namespace
 
-FailoverClient::FailoverClient(std::vector<std::string> base_urls, FailoverOptions options)
+FailoverClient::FailoverClient(std::vector<std::string> base_urls, const FailoverOptions& options)
     : list_(atLeastOne(std::move(base_urls)), options.backoff) {
   clients_.reserve(list_.size());
   for (const std::string& url : list_.urls()) clients_.emplace_back(url, options.tls);
@@ -95,8 +95,9 @@ const std::vector<std::string>& FailoverClient::urls() const { return list_.urls
 
 std::chrono::milliseconds FailoverClient::backoff() { return list_.nextBackoff(); }
 
-Result<Response> FailoverClient::send(std::string method, std::string target, Headers headers,
-                                      std::string body, std::chrono::milliseconds timeout) {
+Result<Response> FailoverClient::send(const std::string& method, const std::string& target,
+                                      const Headers& headers, const std::string& body,
+                                      std::chrono::milliseconds timeout) {
   Result<Response> last = Error(errc::kInternal, "no URL tried");
   for (size_t tried = 0; tried < list_.size(); ++tried) {
     const size_t i = list_.current();

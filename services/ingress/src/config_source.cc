@@ -118,13 +118,13 @@ http::FailoverClient edgeClient(const EdgeFeedOptions& o) {
 // answers.
 Result<http::Response> edgeRequest(const EdgeFeedOptions& o, http::FailoverClient& client,
                                    const std::string& method, const std::string& target,
-                                   http::Headers headers, std::string body,
+                                   http::Headers headers, const std::string& body,
                                    std::chrono::milliseconds timeout,
                                    Redactor::Handle& token_guard) {
   PLFM_ASSIGN_OR_RETURN(auto token, readToken(o.token_file));
   token_guard = Redactor::global().add(token);
   headers.set("Authorization", "Bearer " + token);
-  return client.send(method, target, std::move(headers), std::move(body), timeout);
+  return client.send(method, target, headers, body, timeout);
 }
 
 // PUT /v1/edge/status once; the error, if any.

@@ -97,15 +97,15 @@ struct FailoverOptions {
 // as Client.
 class FailoverClient {
  public:
-  explicit FailoverClient(std::vector<std::string> base_urls, FailoverOptions options = {});
+  explicit FailoverClient(std::vector<std::string> base_urls, const FailoverOptions& options = {});
   ~FailoverClient();
   FailoverClient(FailoverClient&&) noexcept;
   FailoverClient& operator=(FailoverClient&&) noexcept;
 
   // As Client::send. A failure on every URL is the last URL's error (or 5xx
   // response), its message prefixed with how many were tried.
-  [[nodiscard]] Result<Response> send(std::string method, std::string target, Headers headers = {},
-                                      std::string body = {},
+  [[nodiscard]] Result<Response> send(const std::string& method, const std::string& target,
+                                      const Headers& headers = {}, const std::string& body = {},
                                       std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
   // The URL send() uses first.
