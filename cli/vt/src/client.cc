@@ -19,6 +19,15 @@ std::string retryNotice(const std::string& method, const std::string& target,
          " more times";
 }
 
+// "cannot reach WHERE: WHY".
+Error unreachable(const std::string& where, const std::string& why) {
+  std::string message = "cannot reach ";
+  message += where;
+  message += ": ";
+  message += why;
+  return Error(errc::kUnavailable, std::move(message));
+}
+
 std::chrono::milliseconds backoff(int attempt) {
   constexpr int kSteps = sizeof(kBackoff) / sizeof(kBackoff[0]);
   return kBackoff[std::min(attempt, kSteps - 1)];
@@ -43,10 +52,27 @@ std::string urlEncode(std::string_view s) {
   return out;
 }
 
-ApiClient::ApiClient(std::string base_url, std::string token, ApiOptions options)
-    : base_url_(std::move(base_url)), token_(std::move(token)), options_(std::move(options)) {
-  while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
+namespace {
+
+// A context's URLs as ApiClient keeps them: without a trailing slash.
+std::vector<std::string> trimmed(std::vector<std::string> urls) {
+  for (std::string& url : urls) {
+    while (!url.empty() && url.back() == '/') url.pop_back();
+  }
+  if (urls.empty()) urls.emplace_back();  // fails at the first request with a clear error
+  return urls;
 }
+
+}  // namespace
+
+ApiClient::ApiClient(std::vector<std::string> base_urls, std::string token, ApiOptions options)
+    : urls_(trimmed(std::move(base_urls))),
+      token_(std::move(token)),
+      options_(std::move(options)) {}
+
+ApiClient::ApiClient(std::string base_url, std::string token, ApiOptions options)
+    : ApiClient(std::vector<std::string>{std::move(base_url)}, std::move(token),
+                std::move(options)) {}
 
 ApiClient::~ApiClient() = default;
 
@@ -57,7 +83,6 @@ Result<ApiResponse> ApiClient::send(const std::string& method, const std::string
                                     std::chrono::milliseconds timeout) {
   http::ClientRequest req;
   req.method = method;
-  req.url = base_url_ + target;
   req.timeout = timeout.count() > 0 ? timeout : options_.timeout;
   req.tls.ca_file = options_.ca_file;
   req.headers.set("Authorization", "Bearer " + token_);
@@ -69,14 +94,35 @@ Result<ApiResponse> ApiClient::send(const std::string& method, const std::string
     req.body = body;
   }
   for (int attempt = 0;; ++attempt) {
-    req.headers.set("X-Request-Id", RequestId::generate().str());
-    auto r = http::request(req);
+    // One round: the URL that answered last, then each other one while they
+    // fail in a way another replica may not share. The Idempotency-Key is
+    // the same on every URL and every attempt.
+    Result<http::Response> r = Error(errc::kInternal, "no control-plane URL tried");
+    std::string url;
+    for (size_t tried = 0; tried < urls_.size(); ++tried) {
+      const size_t i = urls_.current();
+      url = urls_.url(i);
+      req.url = url + target;
+      req.headers.set("X-Request-Id", RequestId::generate().str());
+      r = http::request(req);
+      if (!http::shouldTryNext(r)) {
+        urls_.succeeded(i);
+        break;
+      }
+      (void)urls_.failed(i);
+    }
+    std::string where = "the control plane at " + url;
+    if (urls_.size() > 1) {
+      where = "any of the control plane's " + std::to_string(urls_.size()) + " URLs (the last, ";
+      where += url;
+      where += ")";
+    }
     std::string why;
     if (!r && r.error().is(errc::kFailedPrecondition)) {
       // An untrusted certificate or a refused plain http:// will not change.
       return Error(errc::kFailedPrecondition,
-                   "cannot talk to the control plane at " + base_url_ + ": " + r.error().message())
-          .with("url", base_url_)
+                   "cannot talk to " + where + ": " + r.error().message())
+          .with("url", url)
           .with("hint",
                 "give the CA that signed its certificate: `vt login --url URL --ca FILE` or "
                 "VT_CA_FILE");
@@ -98,9 +144,7 @@ Result<ApiResponse> ApiClient::send(const std::string& method, const std::string
     // the same on every attempt.
     if (attempt + 1 >= options_.attempts) {
       if (!r) {
-        return Error(errc::kUnavailable,
-                     "cannot reach the control plane at " + base_url_ + ": " + why)
-            .with("url", base_url_);
+        return unreachable(where, why).with("url", url);
       }
       ApiResponse out;
       out.status = r->status;
@@ -115,9 +159,7 @@ Result<ApiResponse> ApiClient::send(const std::string& method, const std::string
     // A refused connection means the server is not there at all: give up
     // sooner than for a dropped response.
     if (!r && why.find("refused") != std::string::npos && attempt >= 1) {
-      return Error(errc::kUnavailable,
-                   "cannot reach the control plane at " + base_url_ + ": " + why)
-          .with("url", base_url_);
+      return unreachable(where, why).with("url", url);
     }
     std::this_thread::sleep_for(backoff(attempt));
   }

@@ -6,6 +6,11 @@
 // `vt deploy` whose first response was lost never creates two deploys: the
 // server replays the saved response.
 //
+// A context may list several control-plane URLs (its replicas): a request
+// that cannot reach one (refused, reset, timed out, an untrusted certificate,
+// a 502/503/504) goes at once to the next, with the same Idempotency-Key;
+// the backoff above starts only when every URL failed.
+//
 // API errors become plfm::Error values whose code is the API's stable code
 // ("not_found", "already_exists", ...) with details status, request_id and
 // field; transport failures have code "unavailable".
@@ -19,6 +24,7 @@
 #include <vector>
 
 #include "plfm/core/result.h"
+#include "plfm/http/failover.h"
 
 namespace plfm::vt {
 
@@ -40,6 +46,8 @@ struct ApiResponse {
 
 class ApiClient {
  public:
+  // `base_urls`: one per control-plane replica, tried in order.
+  ApiClient(std::vector<std::string> base_urls, std::string token, ApiOptions options = {});
   ApiClient(std::string base_url, std::string token, ApiOptions options = {});
   ~ApiClient();
   ApiClient(const ApiClient&) = delete;
@@ -54,7 +62,8 @@ class ApiClient {
                                               const nlohmann::json& body, std::string key = "");
 
   [[nodiscard]] const ApiResponse& last() const { return last_; }
-  [[nodiscard]] const std::string& baseUrl() const { return base_url_; }
+  // The URL that answered last (the first before any request).
+  [[nodiscard]] const std::string& baseUrl() const { return urls_.url(urls_.current()); }
 
   // A new idempotency key ("vt-<ulid>").
   [[nodiscard]] static std::string newKey();
@@ -65,7 +74,7 @@ class ApiClient {
                                          std::chrono::milliseconds timeout);
   [[nodiscard]] Result<nlohmann::json> decode(const ApiResponse& r) const;
 
-  std::string base_url_;
+  http::EndpointList urls_;
   std::string token_;
   ApiOptions options_;
   ApiResponse last_;

@@ -5,6 +5,7 @@
 #include "commands.h"
 #include "invocation.h"
 #include "plfm/core/strings.h"
+#include "plfm/http/failover.h"
 #include "secret_input.h"
 
 namespace plfm::vt {
@@ -22,16 +23,39 @@ std::string envVar(const char* name) {
   return v != nullptr ? std::string(v) : std::string();
 }
 
+// The URLs of --url (repeatable, each may hold several comma-separated), or
+// of VT_URL when `fallback_env`; an empty list when none is given.
+Result<std::vector<std::string>> urlsOf(const Invocation& inv, bool fallback_env) {
+  std::vector<std::string> values;
+  if (auto it = inv.args.flags.find("url"); it != inv.args.flags.end()) values = it->second;
+  const char* setting = "--url";
+  if (values.empty() && fallback_env && !envVar("VT_URL").empty()) {
+    values = {envVar("VT_URL")};
+    setting = "VT_URL";
+  }
+  if (values.empty()) return std::vector<std::string>{};
+  auto urls = http::parseBaseUrls(setting, values);
+  if (!urls) return Error("usage", urls.error().message());
+  return urls;
+}
+
+std::string joinUrls(const std::vector<std::string>& urls) {
+  std::string out;
+  for (const std::string& url : urls) {
+    if (!out.empty()) out += ",";
+    out += url;
+  }
+  return out;
+}
+
 int login(Invocation& inv) {
-  std::string url = inv.args.value("url").value_or(envVar("VT_URL"));
-  if (url.empty()) {
+  auto urls = urlsOf(inv, /*fallback_env=*/true);
+  if (!urls) return fail(inv, urls.error());
+  if (urls->empty()) {
     return fail(inv, Error("usage", "which control plane? pass --url http://HOST:PORT")
                          .with("hint", "e.g. vt login --url http://[::1]:8080"));
   }
-  if (url.rfind("https://", 0) != 0 && url.rfind("http://", 0) != 0 && url.rfind("unix:", 0) != 0) {
-    return fail(inv, Error("usage",
-                           "--url must start with https://, http:// or unix: (got `" + url + "`)"));
-  }
+  const std::string url = joinUrls(*urls);
   std::string ca_file = inv.args.value("ca").value_or(envVar("VT_CA_FILE"));
   if (!ca_file.empty()) {
     std::error_code ec;
@@ -50,7 +74,7 @@ int login(Invocation& inv) {
   if (!validContextName(name)) {
     return fail(inv, Error("usage", "context names are 1-63 of [A-Za-z0-9._-]"));
   }
-  ApiClient client(url, token,
+  ApiClient client(*urls, token,
                    ApiOptions{.attempts = 2,
                               .ca_file = ca_file,
                               .on_retry = [&](const std::string& why) { inv.out.progress(why); }});
@@ -68,9 +92,9 @@ int login(Invocation& inv) {
   auto config = loadConfig(configPath());
   if (!config) return fail(inv, config.error());
   Context& ctx = config->contexts[name];
-  bool existed = !ctx.url.empty();
+  bool existed = !ctx.urls.empty();
   ctx.name = name;
-  ctx.url = url;
+  ctx.urls = *urls;
   ctx.token = token;
   ctx.ca_file = ca_file;
   if (auto org = inv.args.value("org")) ctx.org = *org;
@@ -88,14 +112,20 @@ int login(Invocation& inv) {
             .ids = {name},
             .notes = {ctx.org.empty() ? "no default org yet" : "default org: " + ctx.org},
             .next = {ctx.org.empty() ? "vt orgs create NAME" : "vt apps list", "vt context show"}};
-  json result = {{"context", name}, {"url", url}, {"user", *who}, {"org", ctx.org}};
+  json result = {
+      {"context", name}, {"url", urls->front()}, {"urls", *urls}, {"user", *who}, {"org", ctx.org}};
   inv.out.receipt(r, result);
   return 0;
 }
 
 json contextJson(const Context& c, bool current) {
-  return {{"name", c.name},    {"url", c.url}, {"org", c.org},
-          {"app", c.app},      {"env", c.env}, {"token_set", !c.token.empty()},
+  return {{"name", c.name},
+          {"url", c.urls.empty() ? std::string() : c.urls.front()},
+          {"urls", c.urls},
+          {"org", c.org},
+          {"app", c.app},
+          {"env", c.env},
+          {"token_set", !c.token.empty()},
           {"current", current}};
 }
 
@@ -107,8 +137,9 @@ int contextList(Invocation& inv) {
   for (const auto& [name, c] : config->contexts) {  // std::map: sorted by name
     bool current = name == config->current;
     items.push_back(contextJson(c, current));
-    rows.push_back({std::string(current ? "*" : ""), name, c.url, c.org.empty() ? "-" : c.org,
-                    c.app.empty() ? "-" : c.app, c.env.empty() ? "-" : c.env});
+    rows.push_back({std::string(current ? "*" : ""), name, joinUrls(c.urls),
+                    c.org.empty() ? "-" : c.org, c.app.empty() ? "-" : c.app,
+                    c.env.empty() ? "-" : c.env});
   }
   if (inv.out.format() == Format::kJson) {
     inv.out.json({{"items", items}});
@@ -134,6 +165,12 @@ int contextUse(Invocation& inv) {
                                "`vt login --url URL --context NAME`"));
   }
   std::vector<std::string> notes;
+  auto urls = urlsOf(inv, /*fallback_env=*/false);
+  if (!urls) return fail(inv, urls.error());
+  if (!urls->empty()) {
+    it->second.urls = *urls;
+    notes.push_back("control plane: " + joinUrls(*urls));
+  }
   for (const char* key : {"org", "app", "env"}) {
     if (auto v = inv.args.value(key)) {
       std::string& slot = std::string(key) == "org"   ? it->second.org
@@ -146,7 +183,7 @@ int contextUse(Invocation& inv) {
   config->current = name;
   if (auto saved = saveConfig(configPath(), *config); !saved) return fail(inv, saved.error());
   Receipt r{.action = "context.used",
-            .message = "Now using context `" + name + "` (" + it->second.url + ")",
+            .message = "Now using context `" + name + "` (" + joinUrls(it->second.urls) + ")",
             .ids = {name},
             .notes = notes,
             .next = {"vt context show", "vt apps list"}};
@@ -166,7 +203,7 @@ int contextShow(Invocation& inv) {
     inv.out.out() << ctx->name << "\n";
   } else {
     inv.out.fields({{"context", ctx->name.empty() ? "(from environment)" : ctx->name},
-                    {"url", ctx->url},
+                    {"url", joinUrls(ctx->urls)},
                     {"token", ctx->token.empty() ? "not set" : "set (never shown)"},
                     {"org", ctx->org.empty() ? "-" : ctx->org},
                     {"app", ctx->app.empty() ? "-" : ctx->app},
@@ -206,8 +243,15 @@ Command loginCommand() {
               "VT_TOKEN, or stdin (a prompt without echo on a terminal).\n\n"
               "Examples:\n"
               "  vt login --url http://[::1]:8080 < ~/.plfm/admin-token\n"
-              "  vt login --url https://cp.internal:8443 --ca cp-ca.pem --context staging",
-          .flags = {{.name = "url", .value_name = "URL", .help = "control plane base URL"},
+              "  vt login --url https://cp.internal:8443 --ca cp-ca.pem --context staging\n"
+              "  vt login --url https://cp1:8443 --url https://cp2:8443 --ca cp-ca.pem\n\n"
+              "Several --url (or one with comma-separated URLs, or VT_URL=a,b) list the\n"
+              "control plane's replicas: vt tries them in order and moves to the next\n"
+              "when one cannot be reached, keeping a mutation's Idempotency-Key.",
+          .flags = {{.name = "url",
+                     .value_name = "URL",
+                     .help = "control plane base URL; one per replica",
+                     .repeatable = true},
                     {.name = "ca",
                      .value_name = "FILE",
                      .help = "PEM CA that signed the control plane's certificate (saved in the "
@@ -231,7 +275,13 @@ Command contextCommand() {
       {.name = "use",
        .summary = "Switch context, and set its default org, app or env",
        .help = "Examples:\n  vt context use staging\n  vt context use --org acme --env prod\n"
-               "  vt context use --app -     # clear the default app",
+               "  vt context use --app -     # clear the default app\n"
+               "  vt context use prod --url https://cp1:8443 --url https://cp2:8443\n"
+               "                             # its control plane's replicas, tried in order",
+       .flags = {{.name = "url",
+                  .value_name = "URL",
+                  .help = "replace the context's control-plane URLs (one per replica)",
+                  .repeatable = true}},
        .positionals = {{.name = "NAME", .help = "context to make current", .required = false}},
        .mutating = true,
        .run = contextUse});

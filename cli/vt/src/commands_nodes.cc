@@ -63,12 +63,17 @@ int nodesEnroll(Invocation& inv) {
     inv.out.out() << token << "\n";
     return 0;
   }
+  std::string urls;  // the agent takes the same list: one URL per replica
+  for (const std::string& url : ctx->urls) {
+    if (!urls.empty()) urls += ",";
+    urls += url;
+  }
   Receipt r{.action = "node.enrollment_created",
             .message = "Created enrollment " + id + "; its token enrolls one node until " +
                        shortTime((*e)["expires_at"]) + " UTC",
             .ids = {id},
             .notes = {"token: " + (token.empty() ? "(not shown again)" : token) + " (shown once)"},
-            .next = {"plfm-node-agent run --control-plane " + ctx->url + " --enroll-token " +
+            .next = {"plfm-node-agent run --control-plane " + urls + " --enroll-token " +
                          (token.empty() ? "TOKEN" : token),
                      "vt nodes list"}};
   inv.out.receipt(r, *e);

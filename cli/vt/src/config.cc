@@ -86,6 +86,18 @@ Result<Config> loadConfig(const std::filesystem::path& path) {
         Context c;
         c.name = std::string(name.str());
         for (auto&& [field, value] : *ctx) {
+          if (field.str() == "url" && value.is_array()) {
+            // One URL per control-plane replica.
+            for (auto&& item : *value.as_array()) {
+              auto u = item.value<std::string>();
+              if (!u) {
+                return bad(path, item.source(),
+                           "contexts." + c.name + ".url must be a string or an array of strings");
+              }
+              c.urls.push_back(*u);
+            }
+            continue;
+          }
           auto s = value.value<std::string>();
           if (!s) {
             return bad(path, value.source(),
@@ -93,7 +105,7 @@ Result<Config> loadConfig(const std::filesystem::path& path) {
           }
           std::string_view f = field.str();
           if (f == "url") {
-            c.url = *s;
+            c.urls = {*s};
           } else if (f == "token") {
             c.token = *s;
           } else if (f == "ca_file") {
@@ -132,7 +144,16 @@ Result<void> saveConfig(const std::filesystem::path& path, const Config& config)
   text += "current = " + quote(config.current) + "\n";
   for (const auto& [name, c] : config.contexts) {
     text += "\n[contexts." + quote(name) + "]\n";
-    text += "url = " + quote(c.url) + "\n";
+    if (c.urls.size() == 1) {
+      text += "url = " + quote(c.urls.front()) + "\n";
+    } else {
+      text += "url = [";
+      for (size_t i = 0; i < c.urls.size(); ++i) {
+        if (i > 0) text += ", ";
+        text += quote(c.urls[i]);
+      }
+      text += "]\n";
+    }
     text += "token = " + quote(c.token) + "\n";
     if (!c.ca_file.empty()) text += "ca_file = " + quote(c.ca_file) + "\n";
     if (!c.org.empty()) text += "org = " + quote(c.org) + "\n";

@@ -7,11 +7,15 @@
 // --env), environment (VT_CONTEXT, VT_URL, VT_TOKEN, VT_CA_FILE, VT_ORG, VT_APP,
 // VT_ENV),
 // the selected context. VT_CONFIG_DIR overrides the directory (tests use it).
+//
+// A context's `url` is one URL or an array of them, one per control-plane
+// replica (docs/specs/cli/vt.md, "Contexts"): vt tries them in order.
 #pragma once
 
 #include <filesystem>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "plfm/core/result.h"
 
@@ -19,7 +23,9 @@ namespace plfm::vt {
 
 struct Context {
   std::string name;
-  std::string url;      // "https://cp.example:8443", "http://[::1]:8080"
+  // "https://cp.example:8443", "http://[::1]:8080": one per control-plane
+  // replica, tried in order.
+  std::vector<std::string> urls;
   std::string token;    // "vt_..."; never printed
   std::string ca_file;  // PEM CA that signed the control plane's certificate; "" = system
   std::string org;      // name or id; "" when unset

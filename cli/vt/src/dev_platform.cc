@@ -829,7 +829,7 @@ Result<std::string> Platform::writeContext() {
   PLFM_ASSIGN_OR_RETURN(auto config, loadConfig(configPath()));
   Context& ctx = config.contexts[s_.context];
   ctx.name = s_.context;
-  ctx.url = s_.controlPlaneUrl();
+  ctx.urls = {s_.controlPlaneUrl()};
   ctx.token = token;
   ctx.ca_file = s_.caFile();
   ctx.org = s_.org;

@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "plfm/core/error.h"
+#include "plfm/http/failover.h"
 
 namespace plfm::vt {
 namespace {
@@ -71,14 +72,16 @@ Result<Context> Invocation::context() {
     }
     ctx = it->second;
   }
-  if (auto v = envVar("VT_URL"); !v.empty()) ctx.url = v;
+  if (auto v = envVar("VT_URL"); !v.empty()) {
+    PLFM_ASSIGN_OR_RETURN(ctx.urls, http::parseBaseUrls("VT_URL", {v}));
+  }
   if (auto v = envVar("VT_TOKEN"); !v.empty()) ctx.token = v;
   if (auto v = envVar("VT_CA_FILE"); !v.empty()) ctx.ca_file = v;
   if (auto v = envVar("VT_ORG"); !v.empty()) ctx.org = v;
   if (auto v = envVar("VT_APP"); !v.empty()) ctx.app = v;
   if (auto v = envVar("VT_ENV"); !v.empty()) ctx.env = v;
   if (auto v = args.value("org")) ctx.org = *v;
-  if (ctx.url.empty() || ctx.token.empty()) {
+  if (ctx.urls.empty() || ctx.token.empty()) {
     return Error(errc::kUnauthenticated, name.empty()
                                              ? "not logged in: no vt context is set up"
                                              : "context `" + name + "` has no URL or token");
@@ -94,7 +97,7 @@ Result<ApiClient*> Invocation::api() {
   Output* output = &out;
   options.on_retry = [output](const std::string& why) { output->progress(why); };
   options.ca_file = ctx.ca_file;
-  api_ = std::make_unique<ApiClient>(ctx.url, ctx.token, options);
+  api_ = std::make_unique<ApiClient>(ctx.urls, ctx.token, options);
   return api_.get();
 }
 

@@ -18,6 +18,7 @@
 #include "client_conn.h"
 #include "internal.h"
 #include "plfm/core/assert.h"
+#include "plfm/http/failover.h"
 #include "plfm/http/http.h"
 #include "socket.h"
 #include "tls.h"
@@ -113,6 +114,11 @@ Result<ParsedUrl> parseHttpUrl(std::string_view url) {
 Result<ParsedUrl> internal::parseUrl(std::string_view url, bool base) {
   if (url.starts_with("unix:")) return parseUnixUrl(url, base);
   return parseHttpUrl(url);
+}
+
+Result<void> checkBaseUrl(std::string_view url) {
+  PLFM_TRY(internal::parseUrl(url, /*base=*/true));
+  return ok();
 }
 
 namespace {

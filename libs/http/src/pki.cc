@@ -111,10 +111,8 @@ Result<void> writeKey(const std::string& path, EVP_PKEY* key) {
   });
 }
 
-}  // namespace
-
-Result<LocalPki> writeLocalPki(const std::string& dir, const std::vector<std::string>& names,
-                               const LocalPkiOptions& options) {
+// "DNS:a,IP:::1" for the subjectAltName of a server certificate.
+Result<std::string> subjectAltNames(const std::vector<std::string>& names) {
   if (names.empty()) return Error(errc::kInvalidArgument, "local PKI: no server names");
   std::string san;
   for (const std::string& n : names) {
@@ -124,6 +122,32 @@ Result<LocalPki> writeLocalPki(const std::string& dir, const std::vector<std::st
     if (!san.empty()) san += ",";
     san += (internal::isIpLiteral(n) ? "IP:" : "DNS:") + n;
   }
+  return san;
+}
+
+// A server certificate for `names` signed by `ca`, written with its new key
+// to `cert_path` and `key_path`.
+Result<void> issueServerCert(X509* ca, EVP_PKEY* ca_key, const std::vector<std::string>& names,
+                             int days, const std::string& cert_path, const std::string& key_path) {
+  PLFM_ASSIGN_OR_RETURN(const std::string san, subjectAltNames(names));
+  PLFM_ASSIGN_OR_RETURN(KeyPtr key, newKey());
+  PLFM_ASSIGN_OR_RETURN(CertPtr cert, newCert(key.get(), names.front(), ca, days));
+  if (!addExt(cert.get(), ca, NID_basic_constraints, "critical,CA:FALSE") ||
+      !addExt(cert.get(), ca, NID_key_usage, "critical,digitalSignature") ||
+      !addExt(cert.get(), ca, NID_ext_key_usage, "serverAuth") ||
+      !addExt(cert.get(), ca, NID_subject_alt_name, san)) {
+    return sslError("server certificate extensions");
+  }
+  if (X509_sign(cert.get(), ca_key, EVP_sha256()) == 0) return sslError("sign certificate");
+  PLFM_TRY(writeKey(key_path, key.get()));
+  return writeCert(cert_path, cert.get());
+}
+
+}  // namespace
+
+Result<LocalPki> writeLocalPki(const std::string& dir, const std::vector<std::string>& names,
+                               const LocalPkiOptions& options) {
+  PLFM_TRY(subjectAltNames(names));
   ERR_clear_error();
   PLFM_ASSIGN_OR_RETURN(KeyPtr ca_key, newKey());
   PLFM_ASSIGN_OR_RETURN(CertPtr ca,
@@ -134,22 +158,34 @@ Result<LocalPki> writeLocalPki(const std::string& dir, const std::vector<std::st
   }
   if (X509_sign(ca.get(), ca_key.get(), EVP_sha256()) == 0) return sslError("sign CA");
 
-  PLFM_ASSIGN_OR_RETURN(KeyPtr key, newKey());
-  PLFM_ASSIGN_OR_RETURN(CertPtr cert,
-                        newCert(key.get(), names.front(), ca.get(), options.validity_days));
-  if (!addExt(cert.get(), ca.get(), NID_basic_constraints, "critical,CA:FALSE") ||
-      !addExt(cert.get(), ca.get(), NID_key_usage, "critical,digitalSignature") ||
-      !addExt(cert.get(), ca.get(), NID_ext_key_usage, "serverAuth") ||
-      !addExt(cert.get(), ca.get(), NID_subject_alt_name, san)) {
-    return sslError("server certificate extensions");
-  }
-  if (X509_sign(cert.get(), ca_key.get(), EVP_sha256()) == 0) return sslError("sign certificate");
-
   LocalPki out{dir + "/ca.pem", dir + "/ca-key.pem", dir + "/server.pem", dir + "/server-key.pem"};
   PLFM_TRY(writeKey(out.ca_key, ca_key.get()));
   PLFM_TRY(writeCert(out.ca_cert, ca.get()));
-  PLFM_TRY(writeKey(out.server_key, key.get()));
-  PLFM_TRY(writeCert(out.server_cert, cert.get()));
+  PLFM_TRY(issueServerCert(ca.get(), ca_key.get(), names, options.validity_days, out.server_cert,
+                           out.server_key));
+  return out;
+}
+
+Result<LocalPki> writeServerCert(const LocalPki& ca, const std::string& stem,
+                                 const std::vector<std::string>& names,
+                                 const LocalPkiOptions& options) {
+  ERR_clear_error();
+  std::unique_ptr<FILE, decltype(&std::fclose)> cert_file(std::fopen(ca.ca_cert.c_str(), "re"),
+                                                          &std::fclose);
+  std::unique_ptr<FILE, decltype(&std::fclose)> key_file(std::fopen(ca.ca_key.c_str(), "re"),
+                                                         &std::fclose);
+  if (!cert_file || !key_file) {
+    return Error(errc::kIo, "local PKI: cannot open the CA's certificate or key")
+        .with("path", ca.ca_cert);
+  }
+  CertPtr ca_cert(PEM_read_X509(cert_file.get(), nullptr, nullptr, nullptr), &X509_free);
+  KeyPtr ca_key(PEM_read_PrivateKey(key_file.get(), nullptr, nullptr, nullptr), &EVP_PKEY_free);
+  if (!ca_cert || !ca_key) return sslError("read the CA");
+  LocalPki out = ca;
+  out.server_cert = stem + ".pem";
+  out.server_key = stem + "-key.pem";
+  PLFM_TRY(issueServerCert(ca_cert.get(), ca_key.get(), names, options.validity_days,
+                           out.server_cert, out.server_key));
   return out;
 }
 

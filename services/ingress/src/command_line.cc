@@ -25,7 +25,7 @@ struct Flags {
   std::vector<std::string> listen;
   std::vector<std::string> metrics_listen;
   std::string routes;
-  std::string edge_url;
+  std::vector<std::string> edge_url;
   std::string edge_token_file;
   std::string edge_ca_file;
   bool edge_unsafe_plain_http = false;
@@ -45,7 +45,7 @@ Result<Config> buildConfig(const Flags& f) {
     cfg.source = SourceKind::kFile;
   }
   if (!f.edge_url.empty()) {
-    cfg.edge_url = f.edge_url;
+    cfg.edge_urls = f.edge_url;
     cfg.source = SourceKind::kEdgeFeed;
   }
   if (!f.edge_token_file.empty()) cfg.edge_token_file = f.edge_token_file;
@@ -54,7 +54,7 @@ Result<Config> buildConfig(const Flags& f) {
   if (!f.state_dir.empty()) cfg.state_dir = f.state_dir;
   if (!f.log_level.empty()) cfg.log_level = f.log_level;
   if (f.workers > 0) cfg.workers = f.workers;
-  PLFM_TRY(validate(cfg));
+  PLFM_TRY(validate(cfg, f.edge_url.empty() ? "source.edge_url" : "--edge-url"));
   return cfg;
 }
 
@@ -130,7 +130,10 @@ int runMain(int argc, char** argv) {
   serveCmd->add_option("--routes", f.routes,
                        "route document to serve and watch (PLFM_INGRESS_ROUTES_FILE)");
   serveCmd->add_option("--edge-url", f.edge_url,
-                       "control plane base URL for the edge feed (PLFM_INGRESS_EDGE_URL)");
+                       "control plane base URL for the edge feed; repeat it or separate URLs "
+                       "with commas to list every replica: the feed stays with the one that "
+                       "answers and moves to the next when it cannot be reached "
+                       "(PLFM_INGRESS_EDGE_URL)");
   serveCmd->add_option("--edge-token-file", f.edge_token_file,
                        "file holding the edge bearer token (PLFM_INGRESS_EDGE_TOKEN_FILE)");
   serveCmd->add_option("--ca,--edge-ca-file", f.edge_ca_file,

@@ -5,6 +5,7 @@
 
 #include "plfm/core/config_table.h"
 #include "plfm/core/log.h"
+#include "plfm/http/failover.h"
 #include "plfm/net/proxy_protocol.h"
 
 namespace plfm::ingress {
@@ -37,7 +38,20 @@ config::ConfigTable settings(Config& cfg) {
            })
       .string("source.routes_file", cfg.routes_file)
       .duration("source.watch_interval_ms", 0, 3'600'000, cfg.watch_interval)
-      .string("source.edge_url", cfg.edge_url)
+      .add("source.edge_url",
+           [&cfg](const config::Entry& e) -> Result<void> {
+             // One URL or an array of them (the control plane's replicas).
+             std::vector<std::string> urls;
+             if (const std::string* v = e.string()) urls.push_back(*v);
+             for (const config::Scalar& item : e.items) {
+               const auto* s = std::get_if<std::string>(&item);
+               if (s == nullptr) return e.invalid("must contain URL strings");
+               urls.push_back(*s);
+             }
+             if (urls.empty()) return e.invalid("must be a URL or an array of URLs");
+             cfg.edge_urls = std::move(urls);
+             return ok();
+           })
       .string("source.edge_token_file", cfg.edge_token_file)
       .string("source.edge_ca_file", cfg.edge_ca_file)
       .boolean("source.edge_unsafe_plain_http", cfg.edge_unsafe_plain_http)
@@ -73,7 +87,7 @@ Result<void> applyEnv(Config& cfg) {
     cfg.source = SourceKind::kFile;
   }
   if (const char* v = envValue("PLFM_INGRESS_EDGE_URL")) {
-    cfg.edge_url = v;
+    cfg.edge_urls = config::splitList(v);
     cfg.source = SourceKind::kEdgeFeed;
   }
   if (const char* v = envValue("PLFM_INGRESS_EDGE_TOKEN_FILE")) cfg.edge_token_file = v;
@@ -92,7 +106,7 @@ Result<void> applyEnv(Config& cfg) {
   return ok();
 }
 
-Result<void> validate(const Config& cfg) {
+Result<void> validate(Config& cfg, std::string_view edge_url_setting) {
   auto invalid = [](std::string msg, std::string field) {
     return Error(errc::kInvalidArgument, std::move(msg)).with("field", std::move(field));
   };
@@ -110,11 +124,13 @@ Result<void> validate(const Config& cfg) {
                    "source.routes_file");
   }
   if (cfg.source == SourceKind::kEdgeFeed) {
-    if (!cfg.edge_url.starts_with("https://") && !cfg.edge_url.starts_with("http://") &&
-        !cfg.edge_url.starts_with("unix:")) {
-      return invalid("source.edge_url must be an https://, http:// or unix: URL (or --edge-url)",
-                     "source.edge_url");
+    if (cfg.edge_urls.empty()) {
+      return invalid(
+          "source.edge_url (or --edge-url) is required with source.kind = \"edge-feed\": the "
+          "control plane's https://, http:// or unix: URL, one per replica",
+          "source.edge_url");
     }
+    PLFM_ASSIGN_OR_RETURN(cfg.edge_urls, http::parseBaseUrls(edge_url_setting, cfg.edge_urls));
     if (cfg.edge_token_file.empty()) {
       return invalid("source.edge_token_file is required with source.kind = \"edge-feed\"",
                      "source.edge_token_file");

@@ -8,6 +8,7 @@
 //   state_dir = "/var/lib/plfm/ingress"
 //   workers = 1
 //   [source]   kind = "file" | "edge-feed", routes_file, edge_url, edge_token_file, ...
+//              (edge_url: one URL, or an array of them, one per control-plane replica)
 //   [timeouts] client_hello_ms, connect_ms, idle_ms
 //   [limits]   max_connections, connect_attempts, backend_holdoff_ms, backlog
 //   [health]   check_interval_ms (0: no checks), check_timeout_ms
@@ -16,6 +17,7 @@
 #include <chrono>
 #include <cstddef>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "plfm/core/result.h"
@@ -35,9 +37,11 @@ struct Config {
   SourceKind source = SourceKind::kFile;
   std::string routes_file;  // kFile: the route document (docs/specs/ingress/edge-feed.md shape)
   std::chrono::milliseconds watch_interval{1000};  // kFile: poll for changes; 0: SIGHUP only
-  std::string edge_url;                            // kEdgeFeed: "http://[::1]:8080"
-  std::string edge_token_file;                     // kEdgeFeed: the edge bearer token
-  std::string edge_ca_file;  // kEdgeFeed: PEM CA that signed the control plane's certificate
+  // kEdgeFeed: the control plane's base URLs, one per replica, tried in
+  // order ("https://cp1:8443"); each entry may hold several, comma-separated.
+  std::vector<std::string> edge_urls;
+  std::string edge_token_file;  // kEdgeFeed: the edge bearer token
+  std::string edge_ca_file;     // kEdgeFeed: PEM CA that signed the control plane's certificate
   bool edge_unsafe_plain_http = false;  // kEdgeFeed: allow http:// to a non-loopback address
   std::chrono::seconds edge_wait{30};   // kEdgeFeed: long-poll wait asked of the server
 
@@ -61,13 +65,18 @@ struct Config {
 // and what was expected.
 [[nodiscard]] Result<void> loadConfigFile(const std::string& path, Config& cfg);
 
-// Applies PLFM_INGRESS_LISTEN and PLFM_INGRESS_METRICS_LISTEN (comma-separated),
-// PLFM_INGRESS_STATE_DIR, PLFM_INGRESS_ROUTES_FILE, PLFM_INGRESS_EDGE_URL,
+// Applies PLFM_INGRESS_LISTEN, PLFM_INGRESS_METRICS_LISTEN and
+// PLFM_INGRESS_EDGE_URL (comma-separated), PLFM_INGRESS_STATE_DIR,
+// PLFM_INGRESS_ROUTES_FILE,
 // PLFM_INGRESS_EDGE_TOKEN_FILE, PLFM_INGRESS_WORKERS, PLFM_INGRESS_LOG_LEVEL
 // and PLFM_INGRESS_LOG_FILE. Setting a routes file or an edge URL selects
 // that source.
 [[nodiscard]] Result<void> applyEnv(Config& cfg);
 
-[[nodiscard]] Result<void> validate(const Config& cfg);
+// Checks `cfg`, and for the edge feed each of its URLs (an error names
+// `edge_url_setting`: "source.edge_url", or "--edge-url" for the flag); the
+// edge URLs come back split at commas and without repeats.
+[[nodiscard]] Result<void> validate(Config& cfg,
+                                    std::string_view edge_url_setting = "source.edge_url");
 
 }  // namespace plfm::ingress

@@ -11,6 +11,7 @@
 #include "plfm/core/process.h"
 #include "plfm/core/redact.h"
 #include "plfm/core/strings.h"
+#include "plfm/http/failover.h"
 #include "plfm/http/http.h"
 
 namespace plfm::ingress {
@@ -106,32 +107,38 @@ Result<std::string> readToken(const std::string& path) {
   return t;
 }
 
+// The control plane's replicas, as this source's options name them.
+http::FailoverClient edgeClient(const EdgeFeedOptions& o) {
+  return http::FailoverClient(
+      o.base_urls, {.tls = {.ca_file = o.ca_file, .unsafe_allow_plain_http = o.unsafe_plain_http}});
+}
+
 // One request to the control plane with the edge token (re-read each time,
-// so a rotated token is picked up without a restart).
-Result<http::Response> edgeRequest(const EdgeFeedOptions& o, http::ClientRequest req,
+// so a rotated token is picked up without a restart), on whichever replica
+// answers.
+Result<http::Response> edgeRequest(const EdgeFeedOptions& o, http::FailoverClient& client,
+                                   const std::string& method, const std::string& target,
+                                   http::Headers headers, const std::string& body,
+                                   std::chrono::milliseconds timeout,
                                    Redactor::Handle& token_guard) {
   PLFM_ASSIGN_OR_RETURN(auto token, readToken(o.token_file));
   token_guard = Redactor::global().add(token);
-  req.headers.set("Authorization", "Bearer " + token);
-  req.tls.ca_file = o.ca_file;
-  req.tls.unsafe_allow_plain_http = o.unsafe_plain_http;
-  return http::request(req);
+  headers.set("Authorization", "Bearer " + token);
+  return client.send(method, target, headers, body, timeout);
 }
 
 // PUT /v1/edge/status once; the error, if any.
-std::string sendStatus(const EdgeFeedOptions& o, const EdgeStatusReport& rep,
-                       Redactor::Handle& token_guard) {
+std::string sendStatus(const EdgeFeedOptions& o, http::FailoverClient& client,
+                       const EdgeStatusReport& rep, Redactor::Handle& token_guard) {
   json::Json draining = json::Json::array();
   for (const auto& b : rep.draining) {
     draining.push_back({{"address", b.address}, {"port", b.port}, {"active", b.active}});
   }
-  http::ClientRequest req;
-  req.method = "PUT";
-  req.url = o.base_url + "/v1/edge/status";
-  req.headers.set("Content-Type", "application/json");
-  req.body = json::dump({{"cursor", rep.cursor}, {"draining", std::move(draining)}});
-  req.timeout = std::chrono::seconds(5);
-  auto resp = edgeRequest(o, std::move(req), token_guard);
+  http::Headers headers;
+  headers.set("Content-Type", "application/json");
+  auto resp = edgeRequest(o, client, "PUT", "/v1/edge/status", std::move(headers),
+                          json::dump({{"cursor", rep.cursor}, {"draining", std::move(draining)}}),
+                          std::chrono::seconds(5), token_guard);
   if (!resp) return resp.error().toString();
   if (resp->status != 200) return "edge status answered HTTP " + std::to_string(resp->status);
   return "";
@@ -147,21 +154,29 @@ EdgeFeedSource::~EdgeFeedSource() { stop(); }
 void EdgeFeedSource::start(ApplyFn apply) {
   shared_->apply = std::move(apply);
   thread_ = std::thread([shared = shared_, o = options_] {
+    // The cursor outlives a failure: another replica resumes from it.
     int64_t cursor = o.cursor;
     int failures = 0;
     std::string last_error;
     Redactor::Handle token_guard;
+    http::FailoverClient client = edgeClient(o);
+    std::string replica;
     for (;;) {
       {
         std::lock_guard lock(shared->mu);
         if (shared->stop) return;
       }
       // Re-read per request so a rotated token is picked up without a restart.
-      http::ClientRequest req;
-      req.url = o.base_url + "/v1/edge/config?after=" + std::to_string(cursor) +
-                "&wait=" + std::to_string(o.wait.count());
-      req.timeout = std::chrono::milliseconds(o.wait) + std::chrono::seconds(15);
-      Result<http::Response> resp = edgeRequest(o, std::move(req), token_guard);
+      const std::string target = "/v1/edge/config?after=" + std::to_string(cursor) +
+                                 "&wait=" + std::to_string(o.wait.count());
+      Result<http::Response> resp =
+          edgeRequest(o, client, "GET", target, {}, {},
+                      std::chrono::milliseconds(o.wait) + std::chrono::seconds(15), token_guard);
+      if (resp && client.currentUrl() != replica) {
+        replica = client.currentUrl();
+        log::info("following the edge feed of a control-plane replica",
+                  {{"url", replica}, {"cursor", cursor}});
+      }
       std::string error;
       if (!resp) {
         error = resp.error().toString();
@@ -209,6 +224,7 @@ void EdgeFeedSource::start(ApplyFn apply) {
   reporter_ = std::thread([shared = shared_, o = options_] {
     std::string last_error;
     Redactor::Handle token_guard;
+    http::FailoverClient client = edgeClient(o);
     for (;;) {
       {
         std::lock_guard lock(shared->mu);
@@ -216,7 +232,7 @@ void EdgeFeedSource::start(ApplyFn apply) {
         shared->report_now = false;
       }
       const EdgeStatusReport rep = o.status();
-      const std::string error = sendStatus(o, rep, token_guard);
+      const std::string error = sendStatus(o, client, rep, token_guard);
       if (!error.empty() && error != last_error) {
         log::warn("edge status report failed; retrying", {{"error", error}});
       }

@@ -4,7 +4,10 @@
 //                   SIGHUP (reloadNow) and when the file changes (polled).
 //   EdgeFeedSource  the control plane's edge feed, GET /v1/edge/config?after=
 //                   CURSOR, long-polled with the edge bearer token
-//                   (docs/specs/ingress/edge-feed.md).
+//                   (docs/specs/ingress/edge-feed.md). Given several URLs
+//                   (the control plane's replicas), it stays with the one
+//                   that answers and moves to the next when it cannot be
+//                   reached, resuming from its cursor there.
 //
 // A source hands every document it reads to the `apply` callback, which
 // validates it, swaps the routing table and persists it; a document that
@@ -78,9 +81,11 @@ struct EdgeStatusReport {
 using StatusFn = std::function<EdgeStatusReport()>;
 
 struct EdgeFeedOptions {
-  std::string base_url;  // "https://cp:8443", "http://[::1]:8080" or "unix:/path"
+  // "https://cp:8443", "http://[::1]:8080" or "unix:/path": one per replica,
+  // tried in order (http::FailoverClient).
+  std::vector<std::string> base_urls;
   std::string token_file;
-  std::string ca_file;  // verifies an https:// base_url; empty: the system store
+  std::string ca_file;  // verifies each https:// base URL; empty: the system store
   bool unsafe_plain_http = false;
   std::chrono::seconds wait{30};  // asked of the server per long-poll
   int64_t cursor = 0;             // the cursor of the persisted config, if any

@@ -51,7 +51,7 @@ Result<void> Ingress::start() {
     source_ = std::make_unique<FileSource>(cfg_.routes_file, cfg_.watch_interval);
   } else {
     EdgeFeedOptions eo;
-    eo.base_url = cfg_.edge_url;
+    eo.base_urls = cfg_.edge_urls;
     eo.token_file = cfg_.edge_token_file;
     eo.ca_file = cfg_.edge_ca_file;
     eo.unsafe_plain_http = cfg_.edge_unsafe_plain_http;

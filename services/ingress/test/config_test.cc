@@ -53,7 +53,7 @@ defer_accept = false
   EXPECT_EQ(cfg->workers, 2);
   EXPECT_EQ(cfg->source, SourceKind::kEdgeFeed);
   EXPECT_EQ(cfg->edge_wait, std::chrono::seconds(20));
-  EXPECT_EQ(cfg->edge_url, "https://cp.example:8080");
+  EXPECT_EQ(cfg->edge_urls, std::vector<std::string>{"https://cp.example:8080"});
   EXPECT_EQ(cfg->edge_ca_file, "/etc/plfm/cp-ca.pem");
   EXPECT_FALSE(cfg->edge_unsafe_plain_http);
   EXPECT_EQ(cfg->client_hello_timeout, std::chrono::milliseconds(1500));
@@ -95,16 +95,46 @@ TEST_F(ConfigTest, ValidateNeedsASourceAndGoodAddresses) {
   EXPECT_FALSE(validate(cfg));
   cfg.listen = {"[::1]:443"};
   cfg.source = SourceKind::kEdgeFeed;
-  cfg.edge_url = "http://[::1]:8080";
+  cfg.edge_urls = {"http://[::1]:8080"};
   EXPECT_FALSE(validate(cfg));  // no token file
   cfg.edge_token_file = "/tmp/token";
   EXPECT_TRUE(validate(cfg));
 }
 
+TEST_F(ConfigTest, EdgeUrlTakesOneUrlOrOnePerReplica) {
+  auto list = load(R"([source]
+kind = "edge-feed"
+edge_url = ["https://cp1.example:8443", "https://cp2.example:8443,https://cp3.example:8443"]
+edge_token_file = "/etc/plfm/edge-token"
+)");
+  ASSERT_TRUE(list) << list.error().toString();
+  ASSERT_TRUE(validate(*list));
+  EXPECT_EQ(list->edge_urls,
+            (std::vector<std::string>{"https://cp1.example:8443", "https://cp2.example:8443",
+                                      "https://cp3.example:8443"}));
+
+  EXPECT_FALSE(load("[source]\nedge_url = [1, 2]\n"));
+  auto bad = load(R"([source]
+kind = "edge-feed"
+edge_url = ["https://cp1.example:8443", "cp2.example:8443"]
+edge_token_file = "/etc/plfm/edge-token"
+)");
+  ASSERT_TRUE(bad);
+  auto refused = validate(*bad);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message().find("source.edge_url"), std::string::npos)
+      << refused.error().message();
+  EXPECT_NE(refused.error().message().find("\"cp2.example:8443\""), std::string::npos)
+      << refused.error().message();
+  auto flag = validate(*bad, "--edge-url");
+  ASSERT_FALSE(flag);
+  EXPECT_NE(flag.error().message().find("--edge-url"), std::string::npos);
+}
+
 TEST_F(ConfigTest, EnvironmentOverridesTheFile) {
   Config cfg;
   ::setenv("PLFM_INGRESS_LISTEN", "[::1]:1,127.0.0.1:1", 1);
-  ::setenv("PLFM_INGRESS_EDGE_URL", "http://[::1]:9", 1);
+  ::setenv("PLFM_INGRESS_EDGE_URL", "http://[::1]:9,http://[::1]:10", 1);
   ::setenv("PLFM_INGRESS_WORKERS", "3", 1);
   auto r = applyEnv(cfg);
   ::unsetenv("PLFM_INGRESS_LISTEN");
@@ -113,7 +143,7 @@ TEST_F(ConfigTest, EnvironmentOverridesTheFile) {
   ASSERT_TRUE(r);
   EXPECT_EQ(cfg.listen, (std::vector<std::string>{"[::1]:1", "127.0.0.1:1"}));
   EXPECT_EQ(cfg.source, SourceKind::kEdgeFeed);
-  EXPECT_EQ(cfg.edge_url, "http://[::1]:9");
+  EXPECT_EQ(cfg.edge_urls, (std::vector<std::string>{"http://[::1]:9", "http://[::1]:10"}));
   EXPECT_EQ(cfg.workers, 3);
   ::setenv("PLFM_INGRESS_WORKERS", "lots", 1);
   EXPECT_FALSE(applyEnv(cfg));

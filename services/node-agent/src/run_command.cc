@@ -21,6 +21,7 @@
 #include "plfm/core/log.h"
 #include "plfm/core/process.h"
 #include "plfm/core/strings.h"
+#include "plfm/http/failover.h"
 #include "runtime/firecracker_runtime.h"
 #include "runtime/qemu_runtime.h"
 
@@ -87,6 +88,14 @@ int runAgent(RunFlags f) {
   if (!f.kernel_dir.empty()) {
     if (o.kernel.empty()) o.kernel = f.kernel_dir + "/vmlinux";
     o.kernel_modules = f.kernel_dir + "/modules";
+  }
+  if (!o.control_planes.empty()) {
+    auto urls = http::parseBaseUrls("--control-plane", o.control_planes);
+    if (!urls) {
+      std::cerr << "plfm-node-agent: " << urls.error().message() << "\n";
+      return 2;
+    }
+    o.control_planes = std::move(*urls);
   }
   o.plan_wait = std::chrono::seconds(f.plan_wait);
   o.boot_timeout = std::chrono::seconds(f.boot_timeout);
@@ -178,8 +187,11 @@ void registerRunCommand(CLI::App& app, CommandAction* action) {
   run->add_option("--state-dir", o.state_dir, "Where the agent keeps everything")
       ->envname("PLFM_AGENT_STATE_DIR")
       ->capture_default_str();
-  run->add_option("--control-plane", o.control_plane,
-                  "Control plane URL, e.g. https://cp.example:8443 (http:// only on loopback)")
+  run->add_option("--control-plane", o.control_planes,
+                  "Control plane URL, e.g. https://cp.example:8443 (http:// only on loopback). "
+                  "Repeat it, or separate URLs with commas, to list every replica: the agent "
+                  "stays with the one that answers and moves to the next when it cannot be "
+                  "reached")
       ->envname("PLFM_AGENT_CONTROL_PLANE");
   run->add_option("--ca,--ca-file", o.control_plane_tls.ca_file,
                   "PEM CA bundle that signed the control plane's certificate (default: the "

@@ -220,9 +220,9 @@ Result<void> Agent::loadOrEnroll() {
     auto j = json::parse(text, nullptr, false);
     if (j.is_discarded()) return Error(errc::kInvalidArgument, path + " is not JSON");
     PLFM_ASSIGN_OR_RETURN(credential_, NodeCredential::fromJson(j));
-    if (!options_.control_plane.empty()) credential_.control_plane = options_.control_plane;
+    if (!options_.control_planes.empty()) credential_.control_planes = options_.control_planes;
   } else {
-    if (options_.control_plane.empty()) {
+    if (options_.control_planes.empty()) {
       return Error(
           errc::kInvalidArgument,
           "no node credential yet: give --control-plane and --enroll-token (or --plan-file)");
@@ -250,13 +250,13 @@ Result<void> Agent::loadOrEnroll() {
       facts.wireguard_public_key = b64;
     }
     PLFM_ASSIGN_OR_RETURN(credential_,
-                          ControlPlaneClient::enroll(options_.control_plane, options_.enroll_token,
+                          ControlPlaneClient::enroll(options_.control_planes, options_.enroll_token,
                                                      facts, options_.control_plane_tls));
     PLFM_TRY(writeFileAtomic(path, credential_.toJson().dump(1) + "\n", 0600));
     log::info("node enrolled",
               {{"node_id", credential_.node_id}, {"ipv6_prefix", credential_.ipv6_prefix}});
   }
-  reports_ = std::make_unique<ControlPlaneClient>(credential_.control_plane, credential_.token,
+  reports_ = std::make_unique<ControlPlaneClient>(credential_.control_planes, credential_.token,
                                                   options_.control_plane_tls);
   return ok();
 }
@@ -598,7 +598,7 @@ Result<void> Agent::applyFirewallLocked() {
 }
 
 MeshKeyReporter Agent::meshKeyReporter() const {
-  auto client = std::make_shared<ControlPlaneClient>(credential_.control_plane, credential_.token,
+  auto client = std::make_shared<ControlPlaneClient>(credential_.control_planes, credential_.token,
                                                      options_.control_plane_tls);
   MeshKeyReporter r;
   r.staged = [client, node = credential_.node_id](const netdev::WgKey& key, uint16_t port) {
@@ -620,8 +620,8 @@ void Agent::startDns(const netdev::MeshPlan& plan) {
   }
   dns_ = std::move(*r);
   if (options_.plan_file.empty()) {
-    auto client = std::make_shared<ControlPlaneClient>(credential_.control_plane, credential_.token,
-                                                       options_.control_plane_tls);
+    auto client = std::make_shared<ControlPlaneClient>(
+        credential_.control_planes, credential_.token, options_.control_plane_tls);
     dns_feed_ = std::make_unique<DnsFeed>(
         [client, node = credential_.node_id](int64_t after, std::chrono::seconds wait) {
           return client->services(node, after, wait);
@@ -877,11 +877,12 @@ void Agent::planLoop() {
     }
     return;
   }
-  ControlPlaneClient client(credential_.control_plane, credential_.token,
+  ControlPlaneClient client(credential_.control_planes, credential_.token,
                             options_.control_plane_tls);
-  int64_t version = 0;
+  int64_t version = 0;  // the cursor: kept across failures, so another replica resumes from it
   bool first = true;
   std::chrono::milliseconds backoff(500);
+  std::string replica;
   while (!stopping_) {
     // A short wait lets stop() end the loop quickly; the plan feed answers at
     // once whenever the plan moved.
@@ -896,6 +897,11 @@ void Agent::planLoop() {
       continue;
     }
     backoff = std::chrono::milliseconds(500);
+    if (client.currentUrl() != replica) {
+      replica = client.currentUrl();
+      log::info("following the plan from a control-plane replica",
+                {{"url", replica}, {"after", version}});
+    }
     if (first || plan->version != version) {
       applyPlan(*plan);
       version = plan->version;
@@ -966,7 +972,7 @@ Result<image::GcReport> Agent::collectImages() {
 }
 
 void Agent::heartbeatLoop() {
-  ControlPlaneClient client(credential_.control_plane, credential_.token,
+  ControlPlaneClient client(credential_.control_planes, credential_.token,
                             options_.control_plane_tls);
   auto interval = std::chrono::seconds(std::max(1, credential_.heartbeat_interval_seconds));
   std::string url = agentUrl();

@@ -68,9 +68,10 @@ namespace plfm::agent {
 
 struct AgentOptions {
   std::string state_dir = "/var/lib/plfm-agent";
-  // Control plane mode: the URL and, for the first start, an enrollment token
+  // Control plane mode: the URLs (one per replica, tried in order; they
+  // replace those in node.json) and, for the first start, an enrollment token
   // (or a file holding it). Plan-file mode: plan_file instead (no reports).
-  std::string control_plane;
+  std::vector<std::string> control_planes;
   // How the control plane is verified (--ca, --pinned-cert, --unsafe-plain-http).
   http::ClientTlsOptions control_plane_tls;
   std::string enroll_token;

@@ -6,7 +6,8 @@ namespace plfm::agent {
 using nlohmann::json;
 
 nlohmann::json NodeCredential::toJson() const {
-  return {{"control_plane", control_plane},
+  return {{"control_plane", control_planes.empty() ? std::string() : control_planes.front()},
+          {"control_planes", control_planes},
           {"node_id", node_id},
           {"token", token},
           {"ipv6_prefix", ipv6_prefix},
@@ -17,7 +18,11 @@ nlohmann::json NodeCredential::toJson() const {
 Result<NodeCredential> NodeCredential::fromJson(const json& j) {
   try {
     NodeCredential c;
-    c.control_plane = j.at("control_plane").get<std::string>();
+    if (auto it = j.find("control_planes"); it != j.end() && !it->empty()) {
+      c.control_planes = it->get<std::vector<std::string>>();
+    } else {
+      c.control_planes = {j.at("control_plane").get<std::string>()};
+    }
     c.node_id = j.at("node_id").get<std::string>();
     c.token = j.at("token").get<std::string>();
     c.ipv6_prefix = j.value("ipv6_prefix", "");
@@ -49,9 +54,14 @@ Error apiError(int status, const std::string& body, std::string_view what) {
       .with("code", code);
 }
 
+ControlPlaneClient::ControlPlaneClient(std::vector<std::string> base_urls, std::string token,
+                                       http::ClientTlsOptions tls)
+    : token_(std::move(token)), client_(std::move(base_urls), {.tls = std::move(tls)}) {}
+
 ControlPlaneClient::ControlPlaneClient(std::string base_url, std::string token,
                                        http::ClientTlsOptions tls)
-    : token_(std::move(token)), client_(std::move(base_url), std::move(tls)) {}
+    : ControlPlaneClient(std::vector<std::string>{std::move(base_url)}, std::move(token),
+                         std::move(tls)) {}
 
 Result<json> ControlPlaneClient::call(const std::string& method, const std::string& target,
                                       const std::string& body, std::chrono::milliseconds timeout,
@@ -74,6 +84,13 @@ Result<NodeCredential> ControlPlaneClient::enroll(const std::string& base_url,
                                                   const std::string& enrollment_token,
                                                   const NodeFacts& facts,
                                                   const http::ClientTlsOptions& tls) {
+  return enroll(std::vector<std::string>{base_url}, enrollment_token, facts, tls);
+}
+
+Result<NodeCredential> ControlPlaneClient::enroll(const std::vector<std::string>& base_urls,
+                                                  const std::string& enrollment_token,
+                                                  const NodeFacts& facts,
+                                                  const http::ClientTlsOptions& tls) {
   json body = {{"hostname", facts.hostname},
                {"cores", facts.cores},
                {"memory_mb", facts.memory_mb},
@@ -84,13 +101,13 @@ Result<NodeCredential> ControlPlaneClient::enroll(const std::string& base_url,
                {"runtimes", facts.runtimes}};
   if (facts.mesh_port != 51820) body["mesh_port"] = facts.mesh_port;
   if (facts.role != "worker") body["role"] = facts.role;
-  ControlPlaneClient c(base_url, enrollment_token, tls);
+  ControlPlaneClient c(base_urls, enrollment_token, tls);
   int status = 0;
   PLFM_ASSIGN_OR_RETURN(
       auto j, c.call("POST", "/v1/nodes/enroll", body.dump(), std::chrono::seconds(30), &status));
   try {
     NodeCredential cred;
-    cred.control_plane = base_url;
+    cred.control_planes = base_urls;
     cred.node_id = j.at("node_id").get<std::string>();
     cred.token = j.at("token").get<std::string>();
     cred.ipv6_prefix = j.at("ipv6_prefix").get<std::string>();

@@ -2,7 +2,10 @@
 // nodes.md and node-plan.md): enrollment, heartbeats, the NodePlan long-poll
 // and instance status reports. One keep-alive connection per ControlPlaneClient;
 // the agent keeps one for the long-poll and one for everything else, so a held
-// poll never delays a report.
+// poll never delays a report. A client may be given several control-plane URLs
+// (the replicas, docs/specs/control-plane/ha.md "Clients"): it stays with the
+// one that answers and moves to the next when it cannot be reached
+// (http::FailoverClient); the long-polls resume from their cursor there.
 #pragma once
 
 #include <chrono>
@@ -12,6 +15,7 @@
 #include <string>
 
 #include "plfm/core/result.h"
+#include "plfm/http/failover.h"
 #include "plfm/http/http.h"
 
 namespace plfm::agent {
@@ -34,7 +38,10 @@ struct NodeFacts {
 
 // What enrollment gives the node, persisted as STATE/node.json (0600).
 struct NodeCredential {
-  std::string control_plane;  // base URL
+  // The control plane's base URLs, one per replica, in the order to try
+  // them. Stored as "control_planes" with the first also as "control_plane",
+  // which is all a credential from before replicas has.
+  std::vector<std::string> control_planes;
   std::string node_id;
   std::string token;
   std::string ipv6_prefix;
@@ -134,12 +141,22 @@ class ControlPlaneClient {
  public:
   // `tls`: how the control plane's certificate is verified (its CA file or a
   // pinned certificate); plain http:// only to loopback unless it opts in.
+  // `base_urls`: one per control-plane replica, tried in order.
+  ControlPlaneClient(std::vector<std::string> base_urls, std::string token,
+                     http::ClientTlsOptions tls = {});
   ControlPlaneClient(std::string base_url, std::string token, http::ClientTlsOptions tls = {});
 
+  // The credential records every URL of `base_urls`.
+  [[nodiscard]] static Result<NodeCredential> enroll(const std::vector<std::string>& base_urls,
+                                                     const std::string& enrollment_token,
+                                                     const NodeFacts& facts,
+                                                     const http::ClientTlsOptions& tls = {});
   [[nodiscard]] static Result<NodeCredential> enroll(const std::string& base_url,
                                                      const std::string& enrollment_token,
                                                      const NodeFacts& facts,
                                                      const http::ClientTlsOptions& tls = {});
+  // The URL the next request goes to first (the replica that answered last).
+  [[nodiscard]] const std::string& currentUrl() const { return client_.currentUrl(); }
   struct HeartbeatReply {
     int64_t plan_version = 0;
     std::string relay_public_key;  // the control plane's, as it says now
@@ -206,7 +223,7 @@ class ControlPlaneClient {
                                             std::chrono::milliseconds timeout, int* status,
                                             const std::string& idempotency_key = {});
   std::string token_;
-  http::Client client_;
+  http::FailoverClient client_;
 };
 
 // "control plane answered 401 unauthenticated: ..." from an error envelope.

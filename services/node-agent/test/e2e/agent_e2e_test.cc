@@ -662,7 +662,7 @@ class AgentWithControlPlane : public AgentE2e {
   std::string enrollAndMakeEnv() {
     auto enrollment = api("POST", "/v1/nodes/enrollments", {{"ttl_seconds", 900}}, 201);
     opts_.plan_file.clear();
-    opts_.control_plane = cp_.url;
+    opts_.control_planes = {cp_.url};
     opts_.enroll_token = enrollment.value("token", "");
     opts_.facts.hostname = "e2e-node";
     opts_.facts.underlay_address = "::1";

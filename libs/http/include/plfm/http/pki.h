@@ -37,6 +37,15 @@ struct LocalPkiOptions {
                                              const std::vector<std::string>& names,
                                              const LocalPkiOptions& options = {});
 
+// Another server certificate from the CA of `ca` (its ca_cert and ca_key):
+// for `names`, written to STEM.pem with its key in STEM-key.pem (0600). The
+// result is `ca` with server_cert and server_key naming the new files. Each
+// control-plane replica can have its own this way, all trusted through one
+// CA file.
+[[nodiscard]] Result<LocalPki> writeServerCert(const LocalPki& ca, const std::string& stem,
+                                               const std::vector<std::string>& names,
+                                               const LocalPkiOptions& options = {});
+
 // The lowercase hex SHA-256 of the DER of the first certificate in
 // `pem_file`: what ClientTlsOptions::pinned_cert_sha256 compares against.
 [[nodiscard]] Result<std::string> certificateSha256(const std::string& pem_file);
