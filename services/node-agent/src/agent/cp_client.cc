@@ -72,8 +72,11 @@ Result<json> ControlPlaneClient::call(const std::string& method, const std::stri
   if (!body.empty()) headers.set("Content-Type", "application/json");
   PLFM_ASSIGN_OR_RETURN(auto resp, client_.send(method, target, headers, body, timeout));
   *status = resp.status;
-  if (resp.status == 304 || resp.body.empty()) return json(nullptr);
+  if (resp.status == 304) return json(nullptr);
+  // The status first: an error with an empty body (from a proxy in front of
+  // the replicas) is an error, not an empty answer.
   if (resp.status / 100 != 2) return apiError(resp.status, resp.body, method + " " + target);
+  if (resp.body.empty()) return json(nullptr);
   auto j = json::parse(resp.body, nullptr, false);
   if (j.is_discarded())
     return Error(errc::kUnavailable, method + " " + target + ": body is not JSON");
@@ -157,11 +160,16 @@ Result<json> ControlPlaneClient::services(const std::string& node_id, int64_t af
 Result<NodePlan> ControlPlaneClient::plan(const std::string& node_id, int64_t after,
                                           std::chrono::seconds wait) {
   PLFM_ASSIGN_OR_RETURN(auto j, longPoll(node_id, "plan", after, wait));
-  NodePlan p;
-  if (!j.is_object()) {
-    p.version = after;
-    return p;
+  // The control plane always answers with the whole plan. Anything else (an
+  // empty 200 or 204, a 304 from something in front of it) is a failed poll:
+  // read as a plan it would have no instances, and the agent would stop
+  // every instance it runs.
+  if (!j.is_object() || !j.contains("instances")) {
+    return Error(errc::kUnavailable,
+                 "the plan poll was answered without a plan; keeping the "
+                 "current plan");
   }
+  NodePlan p;
   p.version = j.value("version", after);
   if (auto it = j.find("instances"); it != j.end() && it->is_array()) p.instances = *it;
   if (auto it = j.find("volumes"); it != j.end() && it->is_array()) p.volumes = *it;

@@ -54,12 +54,20 @@ class FakeReplica {
   std::atomic<int> polls{0};
   std::atomic<int> heartbeats{0};
   std::atomic<int> reports{0};
+  // Non-zero: plan polls get this status with an empty body, as a proxy or
+  // load balancer in front of a replica may answer.
+  std::atomic<int> empty_plan_status{0};
 
  private:
   http::Response serve(const http::Request& r) {
     const std::string prefix = std::string("/v1/nodes/") + kNode;
     if (r.path == prefix + "/plan") {
       ++polls;
+      if (const int status = empty_plan_status; status != 0) {
+        http::Response empty;
+        empty.status = status;
+        return empty;
+      }
       // A held poll with nothing new answers the whole plan again, as the
       // control plane does.
       if (r.queryParam("after").value_or("0") != "0") std::this_thread::sleep_for(100ms);
@@ -188,6 +196,30 @@ TEST_F(ControlPlaneAway, TheAgentMovesToTheOtherReplicaAndNeverStopsItsInstance)
   EXPECT_EQ(rt->starts(), 1);
   agent.stop();  // leaves VMs running (no --stop-instances-on-exit)
   EXPECT_TRUE(vm->running);
+}
+
+// A plan poll answered without a plan (an empty 200, 204 or 503 from
+// something in front of the replicas) is a failed poll, never an empty plan:
+// the instance runs on.
+TEST_F(ControlPlaneAway, AnAnswerWithoutAPlanNeverStopsTheInstance) {
+  auto owned = std::make_unique<testing::FakeRuntime>();
+  testing::FakeRuntime* rt = owned.get();
+  Agent agent(options(), std::move(owned));
+  ASSERT_TRUE(agent.start());
+  ASSERT_TRUE(waitFor([&] { return rt->vm(0) != nullptr && rt->vm(0)->ready_sent; }));
+  a_->empty_plan_status = 200;
+  b_->empty_plan_status = 503;
+  const int polls = a_->polls + b_->polls;
+  EXPECT_TRUE(waitFor([&] { return a_->polls + b_->polls > polls + 3; }));
+  a_->empty_plan_status = 204;
+  std::this_thread::sleep_for(2s);
+  auto vm = rt->vm(0);
+  ASSERT_NE(vm, nullptr);
+  EXPECT_TRUE(vm->running);
+  EXPECT_EQ(vm->shutdowns.load(), 0);
+  EXPECT_EQ(rt->requestStops(), 0);
+  EXPECT_EQ(rt->kills(), 0);
+  agent.stop();
 }
 
 }  // namespace

@@ -31,7 +31,7 @@ class CpClientTlsTest : public ::testing::Test {
         last_key_ = std::string(req.headers.get("Idempotency-Key").value_or(""));
       }
       if (req.path.find("/plan") != std::string::npos) {
-        return http::Response::json(200, R"({"version":9,"mesh":{"version":4}})");
+        return http::Response::json(200, R"({"version":9,"instances":[],"mesh":{"version":4}})");
       }
       return http::Response::json(
           200, R"({"node_id":"nod_1","token":"nt_x","ipv6_prefix":"fd7a:5c00:0:1::/64"})");
