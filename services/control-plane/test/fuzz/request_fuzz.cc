@@ -53,7 +53,7 @@ void checkOne(const std::string& body) {
   plfm::http::Request req;
   req.method = "POST";
   req.path = "/v1/apps/app_01jdq3v7k2m9x4c8r6t0w5y1zb/releases";
-  static const std::string app = plfm::cp::AppId::generate().str();
+  static const std::string app = plfm::AppId::generate().str();
   req.params["app_id"] = app;
   req.body = body;
   auto r = plfm::cp::releases::parseCreateRelease(req);
