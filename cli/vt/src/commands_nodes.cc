@@ -277,13 +277,16 @@ const Positional kNode{.name = "NODE", .help = "node id (node_...) or hostname"}
 std::string replicationCell(const json& replication) {
   if (!replication.is_object()) return "- (no standby)";
   std::string out;
-  for (const auto& s : replication.value("standbys", json::array())) {
+  const json standbys = replication.value("standbys", json::array());
+  if (!standbys.is_array()) return "- (no standby)";
+  for (const auto& s : standbys) {
+    if (!s.is_object()) continue;
     if (!out.empty()) out += "; ";
     out += s.value("name", "");
     const std::string sync = s.value("sync_state", "");
     out += ' ';
     out += sync.empty() ? "(state hidden: grant pg_monitor)" : sync;
-    const json& lag = s["replay_lag_ms"];
+    const json lag = s.value("replay_lag_ms", json());
     if (lag.is_number_integer()) {
       out += ", replay lag ";
       out += std::to_string(lag.get<int64_t>());

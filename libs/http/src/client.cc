@@ -281,8 +281,9 @@ Attempt exchangeOn(Stream& stream, const Endpoint& ep, const OutgoingRequest& ou
   }
   if (ec) {
     const bool nothing_received = !parser->got_some();
-    return {transportError(ep, "read response from", ec, timeout), false,
-            nothing_received && ec != beast::error::timeout && idempotent(out.method)};
+    // The request went out whole: the server may have acted on it.
+    return {transportError(ep, "read response from", ec, timeout).with("request_sent", "true"),
+            false, nothing_received && ec != beast::error::timeout && idempotent(out.method)};
   }
   bhttp::response<bhttp::string_body> msg = parser->release();
   Response resp;

@@ -41,6 +41,10 @@ bool shouldTryNext(const Result<Response>& r) {
   return r->status == 502 || r->status == 503 || r->status == 504;
 }
 
+bool shouldTryNextUnkeyed(const Result<Response>& r) {
+  return !r && shouldTryNext(r) && r.error().detail("request_sent").empty();
+}
+
 EndpointList::EndpointList(std::vector<std::string> urls, BackoffPolicy backoff)
     : urls_(std::move(urls)), policy_(backoff), next_backoff_(policy_.initial) {
   PLFM_ASSERT(!urls_.empty(), "an EndpointList needs at least one URL");
@@ -99,12 +103,14 @@ Result<Response> FailoverClient::send(const std::string& method, const std::stri
                                       const Headers& headers, const std::string& body,
                                       std::chrono::milliseconds timeout) {
   Result<Response> last = Error(errc::kInternal, "no URL tried");
+  const bool repeatable =
+      method == "GET" || method == "HEAD" || headers.get("Idempotency-Key").has_value();
   for (size_t tried = 0; tried < list_.size(); ++tried) {
     const size_t i = list_.current();
     // The same method, target, headers (an Idempotency-Key among them) and
     // body on every URL.
     last = clients_[i].send(method, target, headers, body, timeout);
-    if (!shouldTryNext(last)) {
+    if (!(repeatable ? shouldTryNext(last) : shouldTryNextUnkeyed(last))) {
       list_.succeeded(i);
       return last;
     }

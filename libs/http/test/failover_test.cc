@@ -162,6 +162,34 @@ TEST(FailoverClientTest, A503MovesOnAndTheIdempotencyKeyTravels) {
   EXPECT_EQ(live.keys, std::vector<std::string>{"k-1"});
 }
 
+// A POST without an Idempotency-Key (enrollment with a one-time token) is
+// not sent twice: a replica that answered 503 may have acted on it.
+TEST(FailoverClientTest, AnUnkeyedPostThatReachedAReplicaIsNotSentToTheNext) {
+  Replica busy;
+  busy.start();
+  busy.status = 503;
+  Replica live;
+  live.start();
+  FailoverClient client({busy.url, live.url});
+  auto r = client.send("POST", "/v1/nodes/enroll", Headers{}, "{}");
+  ASSERT_TRUE(r) << r.error().toString();
+  EXPECT_EQ(r->status, 503);
+  EXPECT_EQ(live.hits.load(), 0);
+  // One that never reached a replica (nothing listens) goes to the next.
+  busy.server->stop(0ms);
+  auto moved = client.send("POST", "/v1/nodes/enroll", Headers{}, "{}");
+  ASSERT_TRUE(moved) << moved.error().toString();
+  EXPECT_EQ(moved->status, 200);
+  EXPECT_EQ(live.hits.load(), 1);
+}
+
+TEST(ShouldTryNextTest, AnUnkeyedRequestMovesOnOnlyWhenItWasNotSent) {
+  EXPECT_TRUE(shouldTryNextUnkeyed(Error(errc::kUnavailable, "connection refused")));
+  EXPECT_FALSE(shouldTryNextUnkeyed(
+      Error(errc::kUnavailable, "connection reset").with("request_sent", "true")));
+  EXPECT_FALSE(shouldTryNextUnkeyed(answer(503)));
+}
+
 TEST(FailoverClientTest, AnHttpErrorIsAnAnswerNotAFailure) {
   Replica a;
   a.start();

@@ -90,6 +90,9 @@ void Ingress::reload() {
 }
 
 void Ingress::stop() {
+  // Refuse new connections first: stopping the config source waits for its
+  // last status report, which may try every control-plane URL in turn.
+  if (proxy_) proxy_->stopAccepting();
   if (http_) http_->stop(std::chrono::milliseconds(500));
   if (source_) source_->stop();
   if (checker_) checker_->stop();

@@ -68,6 +68,9 @@ class Proxy {
   [[nodiscard]] Result<void> start();
   // The bound listener endpoints, in `listen` order.
   [[nodiscard]] std::vector<net::IpEndpoint> endpoints() const { return bound_; }
+  // Refuses new connections from now on (the listeners are shut down; their
+  // descriptors stay open until stop()). Open connections go on. Idempotent.
+  void stopAccepting();
   // Stops accepting, lets open connections finish for up to `grace`, then
   // closes the rest and joins the workers.
   void stop(std::chrono::milliseconds grace);

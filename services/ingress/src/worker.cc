@@ -297,6 +297,18 @@ Pipe Worker::takePipe() {
   }
   int fds[2];
   if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return Pipe{};
+  // The copy path hands a pipe up to one chunk at once (copyChunk), so every
+  // pipe must hold one. A new pipe holds 64 KiB, but only 8 KiB once the
+  // user's pipe budget (fs.pipe-user-pages-soft) is spent; grow such a pipe,
+  // and when that is refused too, report it as out of resources (the
+  // connection closes as `resources`) rather than cut a flow short.
+  const int size = ::fcntl(fds[0], F_GETPIPE_SZ);
+  if (size < static_cast<int>(kCopyChunk) &&
+      ::fcntl(fds[0], F_SETPIPE_SZ, static_cast<int>(kCopyChunk)) < static_cast<int>(kCopyChunk)) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return Pipe{};
+  }
   return Pipe{fds[0], fds[1]};
 }
 
@@ -379,12 +391,16 @@ Result<void> Proxy::start() {
   return ok();
 }
 
+void Proxy::stopAccepting() {
+  // A listener that is shut down refuses new connections and resets the
+  // ones still in its queue, and its descriptor stays valid (closed in
+  // stop()) while the workers stop watching it (accept4 says EINVAL).
+  for (const int fd : listen_fds_) ::shutdown(fd, SHUT_RDWR);
+}
+
 void Proxy::stop(std::chrono::milliseconds grace) {
   if (threads_.empty()) return;
-  // Stop accepting at once: a listener that is shut down refuses new
-  // connections and resets the ones still in its queue, and its descriptor
-  // stays valid (closed below) while the workers stop watching it.
-  for (const int fd : listen_fds_) ::shutdown(fd, SHUT_RDWR);
+  stopAccepting();
   const int64_t deadline = steadyMs() + grace.count();
   for (auto& w : workers_) w->drain(deadline);
   for (auto& t : threads_) t.join();

@@ -329,8 +329,8 @@ bool Worker::copyChunk(Flow& f, int src, int dst, size_t& moved) {
         return false;
       }
     }
-    // The pipe is empty (a flow reads only once it is drained) and holds
-    // 64 KiB, more than one chunk, so the write takes the whole rest.
+    // The pipe is empty (a flow reads only once it is drained) and holds at
+    // least one chunk (takePipe), so the write takes the whole rest.
     const size_t rest = got - static_cast<size_t>(sent);
     if (rest > 0) {
       const ssize_t w = ::write(f.pipe.w, scratch_.data() + sent, rest);

@@ -6,9 +6,12 @@
 // while it answers. When it fails in a way another replica may not share
 // (connect refused or reset, a timeout, a certificate the client does not
 // trust, or a 502/503/504), the same request goes to the next URL, with the
-// same headers: an Idempotency-Key travels with it, so a mutation retried on
-// another replica replays instead of running twice. When every URL failed,
-// the caller waits (backoff()) and tries again.
+// same headers: an Idempotency-Key the caller set travels with it, so a
+// mutation retried on another replica replays instead of running twice. A
+// request that is neither GET/HEAD nor carries an Idempotency-Key goes to the
+// next URL only when it never reached the first (connect, TLS or send
+// failed): once sent, a lost answer or a 502/503/504 is the caller's to
+// judge. When every URL failed, the caller waits (backoff()) and tries again.
 //
 //   auto urls = http::parseBaseUrls("--control-plane", flag_values);
 //   http::FailoverClient cp(*urls, {.ca_file = ca});
@@ -47,6 +50,9 @@ namespace plfm::http {
 // error (unavailable, deadline exceeded), a server the client does not trust
 // (failed precondition: nothing was sent to it), or a 502, 503 or 504.
 [[nodiscard]] bool shouldTryNext(const Result<Response>& r);
+// shouldTryNext() for a request that is not safe to send twice (not GET or
+// HEAD, no Idempotency-Key): only when it cannot have reached the server.
+[[nodiscard]] bool shouldTryNextUnkeyed(const Result<Response>& r);
 
 // Exponential backoff for when every URL failed: `initial`, doubled after
 // each further failed round, at most `max`.
