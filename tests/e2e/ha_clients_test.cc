@@ -116,7 +116,10 @@ class HaClientsTest : public ::testing::Test {
         const size_t colon = ep.rfind(':');
         std::string host = ep.substr(0, colon);
         if (host.starts_with("[")) host = host.substr(1, host.size() - 2);
-        r.url = scheme_open + host + host_close + ep.substr(colon);
+        r.url = scheme_open;
+        r.url += host;
+        r.url += host_close;
+        r.url += ep.substr(colon);
       }
       ASSERT_FALSE(r.proc.poll().has_value()) << "exited at start:\n"
                                               << tailFile(r.dir + "/cp.log", 30);
