@@ -11,13 +11,10 @@
 #include <filesystem>
 #include <thread>
 
+#include "pg_dirs.h"
 #include "plfm/core/strings.h"
 #include "plfm/pg/pg.h"
 #include "plfm/testing/temp_dir.h"
-
-#ifndef PLFM_PG_BINDIR
-#define PLFM_PG_BINDIR ""
-#endif
 
 namespace plfm::testing {
 namespace fs = std::filesystem;
@@ -25,14 +22,6 @@ namespace {
 
 constexpr std::string_view kHost = "127.0.0.1";
 constexpr std::string_view kMonitorDb = "pg_auto_failover";
-
-std::string findBindir() {
-  if (const char* env = std::getenv("PLFM_PG_BINDIR"); env != nullptr && *env != '\0') return env;
-  for (std::string dir : {std::string(PLFM_PG_BINDIR), std::string("/usr/lib/postgresql/15/bin")}) {
-    if (!dir.empty() && ::access((dir + "/pg_ctl").c_str(), X_OK) == 0) return dir;
-  }
-  return "";
-}
 
 std::string findAutoctl() {
   for (const char* p : {"/usr/bin/pg_autoctl", "/usr/local/bin/pg_autoctl"}) {
@@ -53,11 +42,7 @@ constexpr std::string_view kKillScript =
 
 bool ownerAlive(const std::string& dir) {
   auto owner = readFile(dir + "/owner");
-  if (!owner) return false;
-  const auto space = owner->find(' ');
-  const pid_t pid = static_cast<pid_t>(std::atoi(owner->substr(0, space).c_str()));
-  const std::string started = space == std::string::npos ? "" : owner->substr(space + 1);
-  return processAlive(pid) && std::to_string(processStartTime(pid)) == trim(started);
+  return owner && pgdirs::ownerAlive(*owner);
 }
 
 bool isPrimaryState(std::string_view s) {
@@ -98,7 +83,7 @@ Result<std::unique_ptr<PgFormation>> PgFormation::start(const PgFormationOptions
 }
 
 Result<void> PgFormation::init(const PgFormationOptions& options) {
-  bindir_ = findBindir();
+  bindir_ = pgdirs::findBindir("pg_ctl");
   if (bindir_.empty() || findAutoctl().empty()) {
     return Error(errc::kFailedPrecondition,
                  "pg_autoctl or the PostgreSQL server binaries not found; run 'make deps' "

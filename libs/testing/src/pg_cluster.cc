@@ -11,26 +11,15 @@
 #include <filesystem>
 #include <thread>
 
+#include "pg_dirs.h"
 #include "plfm/core/sha256.h"
 #include "plfm/core/strings.h"
 #include "plfm/pg/migrate.h"
 #include "plfm/testing/temp_dir.h"
 
-#ifndef PLFM_PG_BINDIR
-#define PLFM_PG_BINDIR ""
-#endif
-
 namespace plfm::testing {
 namespace fs = std::filesystem;
 namespace {
-
-std::string findBindir() {
-  if (const char* env = std::getenv("PLFM_PG_BINDIR"); env != nullptr && *env != '\0') return env;
-  for (std::string dir : {std::string(PLFM_PG_BINDIR), std::string("/usr/lib/postgresql/15/bin")}) {
-    if (!dir.empty() && ::access((dir + "/initdb").c_str(), X_OK) == 0) return dir;
-  }
-  return "";
-}
 
 bool isPostgresProcess(pid_t pid) {
   auto cmd = readFile("/proc/" + std::to_string(pid) + "/cmdline");
@@ -73,11 +62,7 @@ int PgCluster::reapLeftovers(const std::string& base_dir) {
       auto age = fs::file_time_type::clock::now() - fs::last_write_time(entry.path(), ec);
       if (ec || age < std::chrono::hours(1)) continue;
     } else {
-      const auto space = owner->find(' ');
-      const pid_t pid = static_cast<pid_t>(std::atoi(owner->substr(0, space).c_str()));
-      const std::string started = space == std::string::npos ? "" : owner->substr(space + 1);
-      if (processAlive(pid) && std::to_string(processStartTime(pid)) == trim(started))
-        continue;  // still live
+      if (pgdirs::ownerAlive(*owner)) continue;  // still live
     }
     if (auto pidfile = readFile(dir + "/data/postmaster.pid")) {
       stopPid(static_cast<pid_t>(std::atoi(pidfile->c_str())));
@@ -98,7 +83,7 @@ Result<std::unique_ptr<PgCluster>> PgCluster::start(const PgClusterOptions& opti
 }
 
 Result<void> PgCluster::init(const PgClusterOptions& options) {
-  bindir_ = findBindir();
+  bindir_ = pgdirs::findBindir("initdb");
   if (bindir_.empty()) {
     return Error(errc::kFailedPrecondition,
                  "PostgreSQL server binaries (initdb, postgres) not found; run 'make deps' or "
