@@ -1,5 +1,7 @@
 // vt dev up|down|status|logs|host: a local platform, one host or several in
 // network namespaces (dev_platform.h, dev_hosts.h).
+#include <unistd.h>
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -37,7 +39,10 @@ Result<dev::Settings> settings(Invocation& inv) {
       {"registry-port", &s.registry_port},
       {"agent-port", &s.agent_port},
       {"ingress-port", &s.ingress_port},
-      {"ingress-metrics-port", &s.ingress_metrics_port}};
+      {"ingress-metrics-port", &s.ingress_metrics_port},
+      {"control-plane-2-port", &s.control_plane_2_port},
+      {"control-plane-2-node-port", &s.control_plane_2_node_port},
+      {"pg-port", &s.pg_port}};
   for (const auto& [flag, port] : ports) {
     auto v = inv.args.value(flag);
     if (!v) continue;
@@ -64,6 +69,12 @@ Result<dev::Settings> settings(Invocation& inv) {
     }
     s.nodes = static_cast<int>(v);
   }
+  if (inv.args.has("ha")) s.ha = true;
+  if (s.pg_port > 65533) {
+    return Error("usage",
+                 "--pg-port must leave room for the two data nodes after it (at most "
+                 "65533)");
+  }
   return s;
 }
 
@@ -81,6 +92,7 @@ Result<dev::Platform> platform(Invocation& inv) {
     PLFM_ASSIGN_OR_RETURN(bins, dev::findBinaries(inv.args.value("bin-dir").value_or("")));
   } else {
     bins.node_agent = dev::findNodeAgent("");  // down: the agents release their leftovers
+    bins.pg_bindir = dev::defaultPgBindir();   // status: psql asks the formation's monitor
   }
   return dev::Platform(std::move(s), std::move(bins),
                        [&inv](const std::string& line) { inv.out.progress(line); });
@@ -106,7 +118,18 @@ void printStatus(Invocation& inv, const dev::Platform& p, const dev::PlatformSta
     inv.out.line("");
     inv.out.table({"HOST", "NETNS", "UNDERLAY", "AGENT", "INSTANCES"}, hosts);
   }
+  if (p.settings().ha && !st.formation.empty()) {
+    std::vector<std::vector<std::string>> nodes;
+    for (const auto& n : st.formation) {
+      nodes.push_back({"pg-" + n.name, n.reported, n.goal, n.healthy ? "yes" : "no"});
+    }
+    inv.out.line("");
+    inv.out.table({"PG NODE", "STATE", "GOAL", "MONITOR HEALTH CHECK"}, nodes);
+  }
   if (inv.out.quiet()) return;
+  if (p.settings().ha && st.formation.empty()) {
+    inv.out.line("formation: unknown (the monitor pg-monitor does not answer)");
+  }
   if (!st.hosts.empty()) {
     inv.out.line(st.instances_total < 0
                      ? "instances: unknown (the control plane does not answer)"
@@ -139,14 +162,24 @@ int devUp(Invocation& inv) {
     return exitcode::kUnavailable;
   }
   const dev::Settings& s = p->settings();
+  std::string urls;
+  for (const auto& u : s.controlPlaneUrls()) urls += (urls.empty() ? "" : " and ") + u;
   Receipt r{.action = "dev.up",
             .message = "Platform up in " + seconds(t0) + "; context " + s.context + " (org " +
-                       s.org + ") points at " + s.controlPlaneUrl(),
+                       s.org + ") points at " + urls,
             .notes = {"registry: " + s.registryHost() + "  (push images here)",
                       "ingress: https://<host>:" + std::to_string(s.ingress_port) +
                           " on [::1] and 127.0.0.1"},
             .next = {"vt nodes list", "vt deploy --image " + s.registryHost() + "/hello:v1",
                      "vt dev status", "vt dev down"}};
+  if (s.ha) {
+    r.notes.emplace_back(
+        "ha: 2 control-plane replicas; PostgreSQL primary and synchronous standby (pg-a, pg-b) "
+        "and a monitor (pg-monitor), pg_auto_failover");
+    r.next.insert(r.next.begin() + 2,
+                  {"vt system status", "vt dev autoctl show state",
+                   "vt dev autoctl perform failover  (or kill -9 a pid from `vt dev status`)"});
+  }
   inv.out.receipt(r, dev::toJson(s, p->status()));
   return 0;
 }
@@ -231,6 +264,33 @@ int devHostStop(Invocation& inv) {
             .next = {"vt nodes list", "vt dev up  (starts it again)", "vt dev down"}};
   inv.out.receipt(r, json{{"host", letter}, {"done", *done}});
   return 0;
+}
+
+// pg_autoctl against the formation of `vt dev up --ha`, as its user and with
+// its config dirs; --pgdata defaults to the monitor's.
+int devAutoctl(Invocation& inv) {
+  auto s = settings(inv);
+  if (!s) return fail(inv, s.error());
+  if (!s->ha) {
+    return fail(inv, Error("usage", "the platform in " + s->state_dir +
+                                        " runs without --ha: it has no pg_auto_failover "
+                                        "formation (`vt dev up --ha` on a new --state-dir)"));
+  }
+  const dev::Formation f(s->state_dir, s->pg_port, dev::defaultPgBindir());
+  std::vector<std::string> args = inv.args.positionals;
+  if (std::find(args.begin(), args.end(), "--pgdata") == args.end()) {
+    args.insert(args.end(), {"--pgdata", f.pgdata(dev::Formation::kMonitor)});
+  }
+  SpawnOptions so;
+  so.stdout_fd = STDOUT_FILENO;
+  so.stderr_fd = STDERR_FILENO;
+  so.env = f.autoctlEnv();
+  so.cwd = s->state_dir + "/postgres";
+  so.new_session = false;  // Ctrl-C reaches it
+  auto p = spawn(f.autoctl(args), so);
+  if (!p) return fail(inv, p.error());
+  const int status = p->wait();
+  return exitCodeOf(status);
 }
 
 // Prints what was appended to the files since `offsets`, whole lines only.
@@ -325,7 +385,18 @@ Command devCommand() {
       {.name = "accel", .value_name = "MODE", .help = "QEMU acceleration: auto, kvm or tcg"},
       {.name = "nodes",
        .value_name = "N",
-       .help = "hosts, 1-8 (default 1): hosts B... are network namespaces (root)"}};
+       .help = "hosts, 1-8 (default 1): hosts B... are network namespaces (root)"},
+      {.name = "ha",
+       .help = "2 control-plane replicas and PostgreSQL with failover (pg_auto_failover)"},
+      {.name = "pg-port",
+       .value_name = "PORT",
+       .help = "--ha: the monitor on 127.0.0.1; pg-a and pg-b the next two (default 5440)"},
+      {.name = "control-plane-2-port",
+       .value_name = "PORT",
+       .help = "--ha: the second replica on [::1] (default 8082)"},
+      {.name = "control-plane-2-node-port",
+       .value_name = "PORT",
+       .help = "--ha: the second replica's node listener on [::1] (default 8083)"}};
   Command up{.name = "up",
              .summary = "Start the platform in the background (idempotent)",
              .help =
@@ -338,6 +409,11 @@ Command devCommand() {
                  "--nodes N (root): hosts B, C, ... in network namespaces plfm-<tag>-b, ...\n"
                  "joined by a bridge (fd00:5c::a, ::b, ... /64), one agent each; the control\n"
                  "plane's node listener is also on fd00:5c::a, the registry on 198.18.0.10.\n\n"
+                 "--ha: PostgreSQL as a pg_auto_failover formation on 127.0.0.1 (monitor\n"
+                 "pg-monitor, primary and synchronous standby pg-a and pg-b, TCP) and a second\n"
+                 "control-plane replica (control-plane-2); the agents, the ingress and the vt\n"
+                 "context get both replicas. Kill -9 one (pids: `vt dev status`) or run `vt dev\n"
+                 "autoctl perform failover` and watch it carry on. Fixed per state dir.\n\n"
                  "Binaries: PLFM_CONTROL_PLANE_BIN, PLFM_NODE_AGENT_BIN, PLFM_INGRESS_BIN,\n"
                  "PLFM_VT_INIT_BIN, PLFM_FETCH_KERNEL override; else --bin-dir, vt's build\n"
                  "tree, vt's directory, PATH. PLFM_DEV_KERNEL_DIR skips scripts/fetch-kernel.\n\n"
@@ -345,7 +421,8 @@ Command devCommand() {
                  "  vt dev up\n"
                  "  vt dev up --state-dir /tmp/plfm --ingress-port 9443 --control-plane-port "
                  "9080\n"
-                 "  sudo vt dev up --nodes 3",
+                 "  sudo vt dev up --nodes 3\n"
+                 "  vt dev up --ha --state-dir /tmp/plfm-ha",
              .flags = port_flags,
              .run = devUp};
   Command down{
@@ -376,7 +453,8 @@ Command devCommand() {
                .summary = "Show (and follow) the platform's own logs",
                .help =
                    "COMPONENT is postgres, control-plane, registry, node-agent (node-agent-b,\n"
-                   "... with --nodes), ingress or hosts;\n"
+                   "... with --nodes), ingress or hosts (with --ha: pg-monitor, pg-a, pg-b and\n"
+                   "control-plane-2 too);\n"
                    "without it, every log, each line prefixed with its component.\n"
                    "App logs are `vt logs`.\n\n"
                    "Examples:\n"
@@ -418,6 +496,20 @@ Command devCommand() {
       .flags = {kStateDirFlag},
       .positionals = {{.name = "LETTER", .help = "the host: b, c, ..."}},
       .run = devHostStop};
+  Command autoctl{
+      .name = "autoctl",
+      .summary = "Run pg_autoctl on the --ha platform's PostgreSQL formation",
+      .help =
+          "Runs pg_autoctl ARGS as the formation's user, with its config dirs\n"
+          "(STATE/postgres/autoctl) and --pgdata the monitor's unless ARGS name one.\n"
+          "Put `--` before ARGS that start with a dash.\n\n"
+          "Examples:\n"
+          "  vt dev autoctl show state\n"
+          "  vt dev autoctl perform failover\n"
+          "  vt dev autoctl -- show state --json",
+      .flags = {kStateDirFlag},
+      .positionals = {{.name = "ARGS", .help = "pg_autoctl's arguments", .variadic = true}},
+      .run = devAutoctl};
   Command host{.name = "host",
                .summary = "Add or stop one host of a multi-host platform",
                .help =
@@ -425,16 +517,17 @@ Command devCommand() {
                    "  vt dev host add\n"
                    "  vt dev host stop b",
                .children = {host_add, host_stop}};
-  return {.name = "dev",
-          .summary = "A local platform (one host or several): up, down, status, logs, host",
-          .help =
-              "Runs the whole platform on this machine under one state dir, for trying\n"
-              "vt and for tests. `make dev` uses it. See docs/engineering/vt-dev.md.\n\n"
-              "Examples:\n"
-              "  vt dev up && vt dev status\n"
-              "  vt dev logs control-plane -f\n"
-              "  vt dev down",
-          .children = {up, down, status, logs, host}};
+  return {
+      .name = "dev",
+      .summary = "A local platform (one host or several): up, down, status, logs, host, autoctl",
+      .help =
+          "Runs the whole platform on this machine under one state dir, for trying\n"
+          "vt and for tests. `make dev` uses it. See docs/engineering/vt-dev.md.\n\n"
+          "Examples:\n"
+          "  vt dev up && vt dev status\n"
+          "  vt dev logs control-plane -f\n"
+          "  vt dev down",
+      .children = {up, down, status, logs, host, autoctl}};
 }
 
 }  // namespace plfm::vt

@@ -1,6 +1,5 @@
 #include "dev_platform.h"
 
-#include <pwd.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -113,47 +112,6 @@ bool httpOk(const std::string& url, std::string_view also_ok_body = {},
          (!also_ok_body.empty() && r->body.find(also_ok_body) != std::string::npos);
 }
 
-struct PgUser {
-  bool as_postgres = false;
-  uid_t uid = 0;
-  gid_t gid = 0;
-};
-
-PgUser pgUser() {
-  PgUser u;
-  if (::geteuid() != 0) return u;
-  if (const passwd* pw = ::getpwnam("postgres")) {
-    u.as_postgres = true;
-    u.uid = pw->pw_uid;
-    u.gid = pw->pw_gid;
-  }
-  return u;
-}
-
-// PostgreSQL refuses root. As root it runs as `postgres`; CAP_DAC_READ_SEARCH
-// (ambient, nothing else) lets it reach a state dir under a 0700 home such
-// as /root/.local/state without loosening any directory's mode.
-std::vector<std::string> asPostgres(std::vector<std::string> argv) {
-  if (!pgUser().as_postgres) return argv;
-  std::vector<std::string> out = {
-      "setpriv",        "--reuid",    "postgres",         "--regid",        "postgres",
-      "--clear-groups", "--inh-caps", "+dac_read_search", "--ambient-caps", "+dac_read_search"};
-  out.insert(out.end(), argv.begin(), argv.end());
-  return out;
-}
-
-Result<void> mkdirOwned(const std::string& dir, mode_t mode, bool for_postgres) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) return Error(errc::kIo, "creating " + dir + ": " + ec.message());
-  ::chmod(dir.c_str(), mode);
-  PgUser u = pgUser();
-  if (for_postgres && u.as_postgres && ::chown(dir.c_str(), u.uid, u.gid) != 0) {
-    return errnoError("chown " + dir, errno);
-  }
-  return ok();
-}
-
 std::string already(pid_t pid, const std::string& addr) {
   return "already running (pid " + std::to_string(pid) + ") " + addr;
 }
@@ -180,6 +138,23 @@ std::string multiHostConfig() {
 
 }  // namespace
 
+std::vector<std::string> Settings::controlPlaneUrls() const {
+  std::vector<std::string> out;
+  out.reserve(static_cast<size_t>(replicas()));
+  for (int r = 0; r < replicas(); ++r) out.push_back("https://[::1]:" + std::to_string(apiPort(r)));
+  return out;
+}
+
+std::vector<std::string> Settings::controlPlaneNodeUrls(bool underlay) const {
+  std::vector<std::string> out;
+  out.reserve(static_cast<size_t>(replicas()));
+  const std::string host = underlay ? "[" + underlayAddress(0) + "]" : std::string("[::1]");
+  for (int r = 0; r < replicas(); ++r) {
+    out.push_back("https://" + host + ":" + std::to_string(nodePort(r)));
+  }
+  return out;
+}
+
 std::string defaultStateDir() {
   if (std::string x = envVar("XDG_STATE_HOME"); !x.empty()) return x + "/plfm-dev";
   std::string home = envVar("HOME");
@@ -204,6 +179,10 @@ Result<Settings> loadSettings(const std::string& state_dir) {
   s.org = j.value("org", s.org);
   s.context = j.value("context", s.context);
   s.nodes = std::clamp(j.value("nodes", s.nodes), 1, kMaxNodes);
+  s.ha = j.value("ha", s.ha);
+  s.pg_port = j.value("pg_port", s.pg_port);
+  s.control_plane_2_port = j.value("control_plane_2_port", s.control_plane_2_port);
+  s.control_plane_2_node_port = j.value("control_plane_2_node_port", s.control_plane_2_node_port);
   return s;
 }
 
@@ -217,8 +196,17 @@ Result<void> saveSettings(const Settings& s) {
             {"accel", s.accel},
             {"org", s.org},
             {"context", s.context},
-            {"nodes", s.nodes}};
+            {"nodes", s.nodes},
+            {"ha", s.ha},
+            {"pg_port", s.pg_port},
+            {"control_plane_2_port", s.control_plane_2_port},
+            {"control_plane_2_node_port", s.control_plane_2_node_port}};
   return writeFileAtomic(s.state_dir + "/dev.json", j.dump(2) + "\n");
+}
+
+std::string defaultPgBindir() {
+  std::string dir = envVar("PLFM_PG_BINDIR");
+  return dir.empty() ? std::string("/usr/lib/postgresql/15/bin") : dir;
 }
 
 std::string findNodeAgent(const std::string& bin_dir) {
@@ -235,8 +223,7 @@ Result<Binaries> findBinaries(const std::string& bin_dir) {
   b.vt_init = locate("PLFM_VT_INIT_BIN", bin_dir, "guest/init", "vt-init");
   b.fetch_kernel = locate("PLFM_FETCH_KERNEL", bin_dir, "../scripts", "fetch-kernel");
   b.registry = locate("PLFM_REGISTRY_BIN", "", "-", "docker-registry");
-  b.pg_bindir = envVar("PLFM_PG_BINDIR");
-  if (b.pg_bindir.empty()) b.pg_bindir = "/usr/lib/postgresql/15/bin";
+  b.pg_bindir = defaultPgBindir();
   std::vector<std::pair<std::string, std::string>> missing;
   for (const auto& [what, p] : std::vector<std::pair<std::string, std::string>>{
            {"plfm-control-plane (PLFM_CONTROL_PLANE_BIN)", b.control_plane},
@@ -255,6 +242,10 @@ Result<Binaries> findBinaries(const std::string& bin_dir) {
         .with("hint", "run `make build` (and `make deps`), pass --bin-dir, or set the variables");
   }
   return b;
+}
+
+std::string controlPlaneComponent(int replica) {
+  return replica == 0 ? "control-plane" : "control-plane-" + std::to_string(replica + 1);
 }
 
 const std::vector<std::string>& componentNames() {
@@ -281,12 +272,25 @@ json toJson(const Settings& s, const PlatformStatus& st) {
                      {"health", c.health},
                      {"log", c.log}});
   }
+  json formation = nullptr;
+  if (s.ha) {
+    formation = json::array();
+    for (const auto& n : st.formation) {
+      formation.push_back({{"node", n.name},
+                           {"reported_state", n.reported},
+                           {"goal_state", n.goal},
+                           {"healthy", n.healthy}});
+    }
+  }
   json inst = nullptr;
   if (st.instances_total >= 0) {
     inst = {{"running", st.instances_running}, {"total", st.instances_total}};
   }
   return {{"state_dir", s.state_dir},
           {"control_plane_url", s.controlPlaneUrl()},
+          {"control_plane_urls", s.controlPlaneUrls()},
+          {"ha", s.ha},
+          {"formation", formation},
           {"registry", s.registryHost()},
           {"context", s.context},
           {"nodes", s.nodes},
@@ -298,6 +302,7 @@ json toJson(const Settings& s, const PlatformStatus& st) {
 Platform::Platform(Settings settings, Binaries bins,
                    std::function<void(const std::string&)> progress)
     : s_(std::move(settings)),
+      formation_(s_.state_dir, s_.pg_port, bins.pg_bindir),
       hosts_(s_.state_dir, s_.nodes),
       bins_(std::move(bins)),
       progress_(std::move(progress)) {}
@@ -305,7 +310,14 @@ Platform::Platform(Settings settings, Binaries bins,
 std::vector<std::string> Platform::components() const {
   std::vector<std::string> out;
   for (const std::string& c : componentNames()) {
+    if (c == "postgres" && s_.ha) {
+      for (const auto& f : Formation::components()) out.push_back(f);
+      continue;
+    }
     out.push_back(c);
+    if (c == "control-plane") {
+      for (int r = 1; r < s_.replicas(); ++r) out.push_back(controlPlaneComponent(r));
+    }
     if (c != "node-agent") continue;
     for (const Host& h : hosts_.all()) {
       if (h.index > 0) out.push_back(h.component);
@@ -343,13 +355,17 @@ std::string Platform::logPath(const std::string& component) const {
 }
 
 std::string Platform::conninfo() const {
+  if (s_.ha) return formation_.conninfo();
   return "host=" + path("postgres/run") + " port=" + std::to_string(kPgPort) +
          " user=postgres dbname=plfm";
 }
 
 std::string Platform::address(const std::string& c) const {
   if (c == "postgres") return path("postgres/run/.s.PGSQL." + std::to_string(kPgPort));
-  if (c == "control-plane") return s_.controlPlaneUrl();
+  for (int r = 0; r < s_.replicas(); ++r) {
+    if (c == controlPlaneComponent(r)) return s_.controlPlaneUrls()[static_cast<size_t>(r)];
+  }
+  if (const int node = Formation::nodeOf(c); node != -2) return formation_.address(node);
   if (c == "registry") return s_.registryHost();
   if (const Host* h = agentHost(c)) {
     return "[" + (s_.nodes > 1 ? h->underlay : std::string("::1")) +
@@ -369,7 +385,12 @@ bool Platform::healthy(const std::string& c) const {
     return pidfile && pidfile->find("ready") != std::string::npos &&
            fs::exists(address("postgres"));
   }
-  if (c == "control-plane") return httpOk(s_.controlPlaneUrl() + "/healthz", {}, s_.caFile());
+  for (int r = 0; r < s_.replicas(); ++r) {
+    if (c == controlPlaneComponent(r)) {
+      return httpOk(s_.controlPlaneUrls()[static_cast<size_t>(r)] + "/healthz", {}, s_.caFile());
+    }
+  }
+  if (const int node = Formation::nodeOf(c); node != -2) return formation_.accepting(node);
   if (c == "registry") return httpOk("http://" + s_.registryHost() + "/v2/");
   if (const Host* h = agentHost(c)) return agentGet(*h, "/healthz").first == 200;
   if (c == "ingress") {
@@ -387,7 +408,7 @@ pid_t Platform::runningPid(const std::string& c) const {
 }
 
 Result<pid_t> Platform::launch(const std::string& c, const std::vector<std::string>& argv,
-                               const std::vector<std::string>& env) {
+                               const std::vector<std::string>& env, const std::string& cwd) {
   // Another process on our port would answer our health checks: refuse.
   struct Bound {
     const char* component;
@@ -408,6 +429,20 @@ Result<pid_t> Platform::launch(const std::string& c, const std::vector<std::stri
   if (multi) {
     bound.push_back({"control-plane", a, s_.control_plane_node_port, "--control-plane-node-port"});
   }
+  if (s_.ha) {
+    bound.push_back({"control-plane-2", "::1", s_.control_plane_2_port, "--control-plane-2-port"});
+    bound.push_back(
+        {"control-plane-2", "::1", s_.control_plane_2_node_port, "--control-plane-2-node-port"});
+    if (multi) {
+      bound.push_back(
+          {"control-plane-2", a, s_.control_plane_2_node_port, "--control-plane-2-node-port"});
+    }
+    for (int node = Formation::kMonitor; node < Formation::kDataNodes; ++node) {
+      bound.push_back({Formation::component(node), "127.0.0.1",
+                       node == Formation::kMonitor ? s_.pg_port : formation_.port(node),
+                       "--pg-port"});
+    }
+  }
   for (const auto& b : bound) {
     if (b.component == c && !tcpPortFree(b.ip, b.port)) {
       return Error(errc::kFailedPrecondition,
@@ -418,6 +453,7 @@ Result<pid_t> Platform::launch(const std::string& c, const std::vector<std::stri
   SpawnOptions so;
   so.stdout_path = logPath(c);
   so.env = env;
+  so.cwd = cwd;
   so.new_session = true;  // our process group's signals never reach it
   PLFM_ASSIGN_OR_RETURN(auto proc, spawn(argv, so));
   const pid_t pid = proc.release();  // it outlives vt
@@ -446,12 +482,13 @@ Result<void> Platform::step(const std::string& name,
     Error e = r.error();
     std::string log = logPath(name);
     if (name == "context") log = "";
+    if (name == "formation") log = logPath("pg-monitor");
     return Error(e.code(), "step " + name + " failed: " + e.message())
         .with("step", name)
         .with("log", log);
   }
   char line[256];
-  std::snprintf(line, sizeof line, "  %-14s %-56s %s", name.c_str(), r->c_str(),
+  std::snprintf(line, sizeof line, "  %-16s %-56s %s", name.c_str(), r->c_str(),
                 elapsed(t0).c_str());
   progress_(line);
   return ok();
@@ -467,6 +504,17 @@ Result<void> Platform::up() {
                  "the platform runs with --nodes " + std::to_string(before.nodes) +
                      "; `vt dev down` before changing it to " + std::to_string(s_.nodes));
   }
+  // Its database lives in one place or the other: a state dir made without
+  // --ha keeps its single PostgreSQL, and one made with --ha its formation.
+  const bool has_single = fs::exists(path("postgres/data/PG_VERSION"));
+  const bool has_formation = fs::exists(formation_.pgdata(Formation::kMonitor));
+  if ((s_.ha && has_single) || (!s_.ha && has_formation)) {
+    return Error(errc::kFailedPrecondition,
+                 std::string("this state dir holds a platform made ") +
+                     (s_.ha ? "without" : "with") +
+                     " --ha; use another --state-dir, or `vt dev down --purge` first (its data "
+                     "goes)");
+  }
   PLFM_TRY(saveSettings(s_));
   if (s_.nodes > 1) {
     PLFM_TRY(step("hosts", [this]() -> Result<std::string> {
@@ -475,8 +523,17 @@ Result<void> Platform::up() {
              hosts_.underlayNetns();
     }));
   }
-  PLFM_TRY(step("postgres", [this] { return startPostgres(); }));
-  PLFM_TRY(step("control-plane", [this] { return startControlPlane(); }));
+  if (s_.ha) {
+    for (int node = Formation::kMonitor; node < Formation::kDataNodes; ++node) {
+      PLFM_TRY(step(Formation::component(node), [this, node] { return startFormationNode(node); }));
+    }
+    PLFM_TRY(step("formation", [this] { return settleFormation(); }));
+  } else {
+    PLFM_TRY(step("postgres", [this] { return startPostgres(); }));
+  }
+  for (int r = 0; r < s_.replicas(); ++r) {
+    PLFM_TRY(step(controlPlaneComponent(r), [this, r] { return startControlPlane(r); }));
+  }
   PLFM_TRY(step("registry", [this] { return startRegistry(); }));
   for (const Host& h : hosts_.all()) {
     PLFM_TRY(step(h.component, [this, &h] { return startAgent(h); }));
@@ -537,6 +594,114 @@ Result<std::optional<std::string>> Platform::alreadyRunning(const std::string& c
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   return std::optional<std::string>(already(pid, address(c)));
+}
+
+Result<std::string> Platform::startFormationNode(int node) {
+  const std::string c = Formation::component(node);
+  PLFM_ASSIGN_OR_RETURN(auto running, alreadyRunning(c));
+  if (running) return *running;
+  if (onPath("pg_autoctl").empty() || !executable(bins_.pg_bindir + "/psql")) {
+    return Error(errc::kFailedPrecondition,
+                 "--ha needs pg_autoctl and psql; run `make deps` (packages pg-auto-failover-cli, "
+                 "postgresql-15-auto-failover)");
+  }
+  // STATE/postgres is postgres's: pg_autoctl makes PGDATA and its own dirs.
+  PLFM_TRY(mkdirOwned(path("postgres"), 0755, true));
+  PLFM_TRY(mkdirOwned(path("postgres/autoctl"), 0700, true));
+  const std::string data = formation_.pgdata(node);
+  const std::string cwd = path("postgres");
+  const auto env = formation_.autoctlEnv();
+  if (!formation_.created(node)) {
+    // Whatever a create that did not finish left, it starts again.
+    // pg_autoctl keeps a node's config and state by its PGDATA's path.
+    std::error_code ec;
+    fs::remove_all(data, ec);
+    fs::remove_all(path("postgres/autoctl/config/pg_autoctl") + data, ec);
+    fs::remove_all(path("postgres/autoctl/data/pg_autoctl") + data, ec);
+  }
+  pid_t pid = -1;
+  if (node == Formation::kMonitor) {
+    // `create monitor --run` on a created monitor runs it as it is.
+    PLFM_ASSIGN_OR_RETURN(pid, launch(c, formation_.createMonitorArgv(), env, cwd));
+  } else {
+    if (!formation_.created(node)) {
+      // A data node is created (initdb, or a clone of the primary for the
+      // second) without running it, so that its keeper's timeouts are set
+      // before it first runs. The create leaves the postgres it started
+      // behind, in its process group: stopped here (fast shutdown).
+      SpawnOptions so;
+      so.stdout_path = logPath(c);
+      so.env = env;
+      so.cwd = cwd;
+      PLFM_ASSIGN_OR_RETURN(auto create, spawn(formation_.createNodeArgv(node), so));
+      const pid_t group = create.pid();
+      const auto st = create.waitOrKill(std::chrono::seconds(180), true);
+      ::kill(-group, SIGINT);
+      const auto until = Clock::now() + std::chrono::seconds(20);
+      while (fs::exists(data + "/postmaster.pid") && Clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      ::kill(-group, SIGKILL);
+      if (!st || exitCodeOf(*st) != 0) {
+        return Error(errc::kInternal, "pg_autoctl create postgres failed (" +
+                                          (st ? describeWaitStatus(*st) : "timed out") + ")");
+      }
+      PLFM_TRY(runChecked(formation_.partitionTimeoutArgv(node), so));
+    }
+    PLFM_ASSIGN_OR_RETURN(pid, launch(c, formation_.runArgv(node), env, cwd));
+  }
+  PLFM_TRY(waitHealthy(c, pid, std::chrono::seconds(120)));
+  if (node == Formation::kMonitor) {
+    // Ready once its extension answers (settleFormation() sets its timeouts).
+    const auto deadline = Clock::now() + std::chrono::seconds(60);
+    for (;;) {
+      auto n = formation_.monitorSql(
+          "SELECT count(*) FROM pg_extension WHERE extname = 'pgautofailover'", logPath(c));
+      if (n && trim(*n) == "1") break;
+      if (!isRunning(pid)) return Error(errc::kUnavailable, c + " exited during startup");
+      if (Clock::now() > deadline) {
+        return Error(errc::kDeadlineExceeded, "the monitor's extension did not answer in 60s");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  } else if (node == 0) {
+    // The second node is a clone of the first: the first must be primary
+    // (`single` while alone) before it is created.
+    const auto deadline = Clock::now() + std::chrono::seconds(120);
+    while (formationPrimary(formation_.nodes(logPath(c)).value_or(std::vector<FormationNode>{}))
+               .empty()) {
+      if (!isRunning(pid)) return Error(errc::kUnavailable, c + " exited during startup");
+      if (Clock::now() > deadline) {
+        return Error(errc::kDeadlineExceeded, "no primary in the formation within 120s");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
+  return started(pid, formation_.address(node));
+}
+
+Result<std::string> Platform::settleFormation() {
+  // ADR 0020's timeouts, at each up (ALTER SYSTEM is idempotent), also on a
+  // monitor that was already running.
+  for (const auto& sql : Formation::monitorTimeoutsSql()) {
+    PLFM_TRY(formation_.monitorSql(sql, logPath("pg-monitor")));
+  }
+  const auto deadline = Clock::now() + std::chrono::seconds(180);
+  std::vector<FormationNode> nodes;
+  while (!formationHealthy(nodes)) {
+    if (Clock::now() > deadline) {
+      std::string states;
+      for (const auto& n : nodes) states += " " + n.name + ":" + n.reported + "->" + n.goal;
+      return Error(errc::kDeadlineExceeded,
+                   "the formation has no primary and settled standby after 180s (" +
+                       (states.empty() ? std::string(" no answer") : states) + " )");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    nodes = formation_.nodes(logPath("pg-monitor")).value_or(std::vector<FormationNode>{});
+  }
+  PLFM_TRY(formation_.ensureDatabase("plfm", logPath("pg-monitor")));
+  const std::string primary = formationPrimary(nodes);
+  return "primary pg-" + primary + ", synchronous standby pg-" + (primary == "a" ? "b" : "a");
 }
 
 Result<std::string> Platform::startPostgres() {
@@ -606,13 +771,14 @@ Result<http::LocalPki> Platform::ensureDevPki() const {
 }
 
 std::vector<std::string> controlPlaneArgv(const std::string& bin, const Settings& s,
-                                          const std::string& conninfo, const http::LocalPki& pki) {
+                                          const std::string& conninfo, const http::LocalPki& pki,
+                                          int replica) {
   std::vector<std::string> argv = {bin,
                                    "serve",
                                    "--listen",
-                                   "[::1]:" + std::to_string(s.control_plane_port),
+                                   "[::1]:" + std::to_string(s.apiPort(replica)),
                                    "--node-listen",
-                                   "[::1]:" + std::to_string(s.control_plane_node_port),
+                                   "[::1]:" + std::to_string(s.nodePort(replica)),
                                    "--database",
                                    conninfo,
                                    "--state-dir",
@@ -623,8 +789,9 @@ std::vector<std::string> controlPlaneArgv(const std::string& bin, const Settings
                                    pki.server_key};
   if (s.nodes > 1) {
     // Where agents on hosts B... reach it (their enrollment, plans, reports).
-    argv.insert(argv.begin() + 6, {"--node-listen", "[" + underlayAddress(0) + "]:" +
-                                                        std::to_string(s.control_plane_node_port)});
+    argv.insert(
+        argv.begin() + 6,
+        {"--node-listen", "[" + underlayAddress(0) + "]:" + std::to_string(s.nodePort(replica))});
   }
   // The user's own settings (docs/engineering/vt-dev.md); the flags above win.
   // Without them, several hosts get short liveness timeouts (multiHostConfig).
@@ -638,8 +805,8 @@ std::vector<std::string> controlPlaneArgv(const std::string& bin, const Settings
   return argv;
 }
 
-Result<std::string> Platform::startControlPlane() {
-  const std::string c = "control-plane";
+Result<std::string> Platform::startControlPlane(int replica) {
+  const std::string c = controlPlaneComponent(replica);
   PLFM_ASSIGN_OR_RETURN(auto running, alreadyRunning(c));
   if (running) return *running;
   PLFM_TRY(mkdirOwned(path("control-plane"), 0700, false));
@@ -653,9 +820,9 @@ Result<std::string> Platform::startControlPlane() {
   if (s_.nodes > 1) {
     PLFM_TRY(writeFileAtomic(path("control-plane/") + kMultiHostConfig, multiHostConfig(), 0644));
   }
-  PLFM_ASSIGN_OR_RETURN(pid_t pid,
-                        launch(c, controlPlaneArgv(bins_.control_plane, s_, conninfo(), pki),
-                               {"PLFM_CP_SECRETS_MASTER_KEY_FILE=" + key}));
+  PLFM_ASSIGN_OR_RETURN(
+      pid_t pid, launch(c, controlPlaneArgv(bins_.control_plane, s_, conninfo(), pki, replica),
+                        {"PLFM_CP_SECRETS_MASTER_KEY_FILE=" + key}));
   PLFM_TRY(waitHealthy(c, pid, std::chrono::seconds(60)));
   return started(pid, address(c));
 }
@@ -704,20 +871,23 @@ std::vector<std::string> Platform::agentArgv(const Host& host,
   const std::string c = host.component;
   const bool multi = s_.nodes > 1;
   const std::string hostname = host.index == 0 ? "dev" : "dev-" + std::string(1, host.letter);
-  std::vector<std::string> argv = {
-      bins_.node_agent, "run", "--state-dir", path(c), "--control-plane",
-      // Host A's agent keeps loopback; the others reach it over the underlay.
-      host.index == 0 ? s_.controlPlaneNodeUrl() : s_.controlPlaneUnderlayNodeUrl(), "--ca",
-      s_.caFile(), "--kernel-dir", kernel_dir, "--vt-init", bins_.vt_init, "--runtime", "qemu",
-      "--accel", s_.accel, "--hostname", hostname,
-      // The node registers its underlay address ([::1] for one host), where
-      // its log endpoint listens: the control plane relays only to an
-      // agent_url on the registered address.
-      "--underlay-address", multi ? host.underlay : "::1", "--listen", address(c), "--scratch-mb",
-      "256", "--shutdown-grace-ms", "3000",
-      // The dev registry is on loopback (or the underlay), which the agent
-      // refuses unless allowed.
-      "--registry-allow-cidr", "127.0.0.1/32", "--stop-instances-on-exit"};
+  std::vector<std::string> argv = {bins_.node_agent, "run", "--state-dir", path(c)};
+  // Every replica's node listener. Host A's agent keeps loopback; the others
+  // reach it over the underlay.
+  for (const auto& url : s_.controlPlaneNodeUrls(host.index > 0)) {
+    argv.insert(argv.end(), {"--control-plane", url});
+  }
+  argv.insert(argv.end(),
+              {"--ca", s_.caFile(), "--kernel-dir", kernel_dir, "--vt-init", bins_.vt_init,
+               "--runtime", "qemu", "--accel", s_.accel, "--hostname", hostname,
+               // The node registers its underlay address ([::1] for one host), where
+               // its log endpoint listens: the control plane relays only to an
+               // agent_url on the registered address.
+               "--underlay-address", multi ? host.underlay : "::1", "--listen", address(c),
+               "--scratch-mb", "256", "--shutdown-grace-ms", "3000",
+               // The dev registry is on loopback (or the underlay), which the agent
+               // refuses unless allowed.
+               "--registry-allow-cidr", "127.0.0.1/32", "--stop-instances-on-exit"});
   if (multi) {
     // The registry is plain HTTP on host A's underlay IPv4 address.
     argv.insert(argv.end(), {"--registry-allow-cidr", underlayAddress4(0) + "/32",
@@ -732,7 +902,7 @@ std::vector<std::string> Platform::agentArgv(const Host& host,
 
 Result<std::string> Platform::ingressHostAddress() const {
   PLFM_ASSIGN_OR_RETURN(auto admin, readFile(path("control-plane/admin-token")));
-  ApiClient client(s_.controlPlaneUrl(), std::string(trim(admin)),
+  ApiClient client(s_.controlPlaneUrls(), std::string(trim(admin)),
                    ApiOptions{.ca_file = s_.caFile()});
   PLFM_ASSIGN_OR_RETURN(auto nodes, client.listAll("/v1/nodes"));
   for (const auto& n : nodes) {
@@ -775,7 +945,7 @@ Result<std::string> Platform::startAgent(const Host& host) {
   if (!fs::exists(dir + "/node.json")) {
     // First start: a one-time enrollment token, kept only until enrolled.
     PLFM_ASSIGN_OR_RETURN(auto admin, readFile(path("control-plane/admin-token")));
-    ApiClient client(s_.controlPlaneUrl(), std::string(trim(admin)),
+    ApiClient client(s_.controlPlaneUrls(), std::string(trim(admin)),
                      ApiOptions{.ca_file = s_.caFile()});
     PLFM_ASSIGN_OR_RETURN(auto e,
                           client.mutate("POST", "/v1/nodes/enrollments", {{"ttl_seconds", 900}}));
@@ -808,12 +978,23 @@ Result<std::string> Platform::startIngress() {
                         so));
   }
   const std::string port = std::to_string(s_.ingress_port);
-  PLFM_ASSIGN_OR_RETURN(
-      pid_t pid, launch(c, {bins_.ingress, "serve", "--listen", "[::1]:" + port, "--listen",
-                            "127.0.0.1:" + port, "--metrics-listen",
-                            "[::1]:" + std::to_string(s_.ingress_metrics_port), "--edge-url",
-                            s_.controlPlaneNodeUrl(), "--ca", s_.caFile(), "--edge-token-file",
-                            token, "--state-dir", dir}));
+  std::vector<std::string> argv = {bins_.ingress,
+                                   "serve",
+                                   "--listen",
+                                   "[::1]:" + port,
+                                   "--listen",
+                                   "127.0.0.1:" + port,
+                                   "--metrics-listen",
+                                   "[::1]:" + std::to_string(s_.ingress_metrics_port),
+                                   "--ca",
+                                   s_.caFile(),
+                                   "--edge-token-file",
+                                   token,
+                                   "--state-dir",
+                                   dir};
+  // Every replica's node listener: the edge feed moves on when one goes.
+  for (const auto& url : s_.controlPlaneNodeUrls()) argv.insert(argv.end(), {"--edge-url", url});
+  PLFM_ASSIGN_OR_RETURN(pid_t pid, launch(c, argv));
   PLFM_TRY(waitHealthy(c, pid, std::chrono::seconds(30)));
   return started(pid, address(c));
 }
@@ -821,7 +1002,7 @@ Result<std::string> Platform::startIngress() {
 Result<std::string> Platform::writeContext() {
   PLFM_ASSIGN_OR_RETURN(auto admin, readFile(path("control-plane/admin-token")));
   const std::string token = std::string(trim(admin));
-  ApiClient client(s_.controlPlaneUrl(), token, ApiOptions{.ca_file = s_.caFile()});
+  ApiClient client(s_.controlPlaneUrls(), token, ApiOptions{.ca_file = s_.caFile()});
   PLFM_ASSIGN_OR_RETURN(auto orgs, client.listAll("/v1/orgs"));
   bool have_org = false;
   for (const auto& o : orgs) have_org = have_org || o.value("name", "") == s_.org;
@@ -829,7 +1010,7 @@ Result<std::string> Platform::writeContext() {
   PLFM_ASSIGN_OR_RETURN(auto config, loadConfig(configPath()));
   Context& ctx = config.contexts[s_.context];
   ctx.name = s_.context;
-  ctx.urls = {s_.controlPlaneUrl()};
+  ctx.urls = s_.controlPlaneUrls();
   ctx.token = token;
   ctx.ca_file = s_.caFile();
   ctx.org = s_.org;
@@ -842,14 +1023,20 @@ Result<std::string> Platform::writeContext() {
 Result<std::vector<std::string>> Platform::down() {
   const std::vector<std::string> all = components();
   std::vector<std::string> reversed(all.rbegin(), all.rend());
+  // The formation's monitor stops before its data nodes: with it gone, no
+  // failover starts while they stop.
+  if (auto m = std::find(reversed.begin(), reversed.end(), "pg-monitor"); m != reversed.end()) {
+    std::rotate(std::find(reversed.begin(), reversed.end(), "pg-b"), m, m + 1);
+  }
   for (const std::string& c : reversed) {
     const auto t0 = Clock::now();
     pid_t pid = runningPid(c);
     std::string what = "not running";
     if (pid > 0) {
-      // postgres: SIGINT is its fast shutdown. The agent stops its VMs
+      // postgres: SIGINT is its fast shutdown, and pg_autoctl's (it stops
+      // its postgres the same way). The agent stops its VMs
       // (--stop-instances-on-exit) within their shutdown grace.
-      const int sig = c == "postgres" ? SIGINT : SIGTERM;
+      const int sig = c == "postgres" || Formation::nodeOf(c) != -2 ? SIGINT : SIGTERM;
       const auto grace =
           agentHost(c) != nullptr ? std::chrono::seconds(60) : std::chrono::seconds(20);
       what = stopProcess(pid, sig, grace) ? "stopped (pid " + std::to_string(pid) + ")"
@@ -859,7 +1046,7 @@ Result<std::vector<std::string>> Platform::down() {
     std::error_code ec;
     fs::remove(path("run/" + c + ".pid"), ec);
     char line[256];
-    std::snprintf(line, sizeof line, "  %-14s %-56s %s", c.c_str(), what.c_str(),
+    std::snprintf(line, sizeof line, "  %-16s %-56s %s", c.c_str(), what.c_str(),
                   elapsed(t0).c_str());
     progress_(line);
   }
@@ -904,7 +1091,7 @@ Result<std::vector<std::string>> Platform::down() {
   // interfaces and wireguard-go are ended first (dev_hosts.h).
   for (const auto& what : hosts_.destroy(logPath("hosts"))) {
     char line[256];
-    std::snprintf(line, sizeof line, "  %-14s %s", "hosts", what.c_str());
+    std::snprintf(line, sizeof line, "  %-16s %s", "hosts", what.c_str());
     progress_(line);
   }
   for (const auto& m : mountsUnder(s_.state_dir)) ::umount2(m.c_str(), MNT_DETACH);
@@ -990,6 +1177,9 @@ PlatformStatus Platform::status() const {
     cs.health = cs.pid <= 0 ? "stopped" : healthy(c) ? "healthy" : "unhealthy";
     st.components.push_back(cs);
   }
+  if (s_.ha && runningPid("pg-monitor") > 0) {
+    st.formation = formation_.nodes("/dev/null").value_or(std::vector<FormationNode>{});
+  }
   if (s_.nodes == 1) {
     const auto [code, body] = agentGet(hosts_.all()[0], "/v1/instances");
     json j = code == 200 ? json::parse(body, nullptr, false) : json();
@@ -1004,7 +1194,7 @@ PlatformStatus Platform::status() const {
   // agents listen on their underlay addresses: the control plane's view.
   std::vector<json> nodes;
   if (auto admin = readFile(path("control-plane/admin-token"))) {
-    ApiClient client(s_.controlPlaneUrl(), std::string(trim(*admin)),
+    ApiClient client(s_.controlPlaneUrls(), std::string(trim(*admin)),
                      ApiOptions{.ca_file = s_.caFile()});
     nodes = client.listAll("/v1/nodes").value_or(std::vector<json>{});
   }

@@ -13,6 +13,7 @@
 //   STATE/logs/<component>.log     each component's stdout and stderr
 //   STATE/run/<component>.pid      "PID STARTTIME" (a recycled pid is not ours)
 //   STATE/postgres/{data,run}      the cluster and its Unix socket
+//   STATE/postgres/{monitor,a,b}   --ha: the formation (dev_formation.h)
 //   STATE/control-plane/           its state dir, admin-token, master.key
 //   STATE/registry/                config.yml and storage/
 //   STATE/node-agent/              the agent's state dir (VMs, images)
@@ -30,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "dev_formation.h"
 #include "dev_hosts.h"
 #include "plfm/core/result.h"
 #include "plfm/http/pki.h"
@@ -50,6 +52,29 @@ struct Settings {
   // Hosts (1..kMaxNodes): above 1, hosts B... run in network namespaces and
   // the node listener and the registry are on host A's underlay address.
   int nodes = 1;
+  // --ha: PostgreSQL as a pg_auto_failover formation (dev_formation.h) on
+  // 127.0.0.1 pg_port (its monitor), pg_port + 1 and + 2 (data nodes a and
+  // b), and a second control-plane replica on the two ports below. Every
+  // client (agents, the ingress, the vt context) gets both replicas' URLs.
+  bool ha = false;
+  int pg_port = 5440;
+  int control_plane_2_port = 8082;       // on [::1]
+  int control_plane_2_node_port = 8083;  // on [::1]
+
+  // How many control-plane replicas run: 2 with --ha, else 1.
+  [[nodiscard]] int replicas() const { return ha ? 2 : 1; }
+  // Replica `r`'s API and node-listener ports.
+  [[nodiscard]] int apiPort(int r) const {
+    return r == 0 ? control_plane_port : control_plane_2_port;
+  }
+  [[nodiscard]] int nodePort(int r) const {
+    return r == 0 ? control_plane_node_port : control_plane_2_node_port;
+  }
+  // Every replica's API URL, replica 1 first (the vt context's urls).
+  [[nodiscard]] std::vector<std::string> controlPlaneUrls() const;
+  // Every replica's node listener: on [::1], or on host A's underlay address
+  // for the agents of hosts B... (`underlay`).
+  [[nodiscard]] std::vector<std::string> controlPlaneNodeUrls(bool underlay = false) const;
 
   // The control plane speaks TLS with a certificate from the dev CA
   // (STATE/tls, made by `vt dev up`); every client verifies it with caFile().
@@ -63,10 +88,6 @@ struct Settings {
   }
   [[nodiscard]] std::string tlsDir() const { return state_dir + "/tls"; }
   [[nodiscard]] std::string caFile() const { return tlsDir() + "/ca.pem"; }
-  // Where agents on hosts B... reach the node listener (nodes > 1).
-  [[nodiscard]] std::string controlPlaneUnderlayNodeUrl() const {
-    return "https://[" + underlayAddress(0) + "]:" + std::to_string(control_plane_node_port);
-  }
   // Image references name it, so it must be the same from every host: on
   // loopback for one host, on host A's underlay IPv4 address for several.
   [[nodiscard]] std::string registryHost() const {
@@ -82,12 +103,14 @@ struct Settings {
 [[nodiscard]] Result<Settings> loadSettings(const std::string& state_dir);
 [[nodiscard]] Result<void> saveSettings(const Settings& s);
 
-// `plfm-control-plane serve` as `up` runs it: listeners, database, state dir
-// and TLS from `s`, and `--config STATE/control-plane/config.toml` when that
-// file exists (the user's own settings; these flags win over it).
+// `plfm-control-plane serve` as `up` runs replica `replica` (0, or 1 with
+// --ha): listeners, database, state dir and TLS from `s`, and `--config
+// STATE/control-plane/config.toml` when that file exists (the user's own
+// settings; these flags win over it). Both replicas share the state dir: its
+// secrets master key, relay signing key and admin token must be the same.
 [[nodiscard]] std::vector<std::string> controlPlaneArgv(const std::string& bin, const Settings& s,
                                                         const std::string& conninfo,
-                                                        const http::LocalPki& pki);
+                                                        const http::LocalPki& pki, int replica = 0);
 
 // Where the platform's programs are. Each is looked up in this order: its
 // environment variable (PLFM_CONTROL_PLANE_BIN, PLFM_NODE_AGENT_BIN,
@@ -107,6 +130,8 @@ struct Binaries {
 // `status` need no other binary, and `down` asks the agents what their
 // records still hold (`plfm-node-agent leftovers`).
 [[nodiscard]] std::string findNodeAgent(const std::string& bin_dir);
+// PostgreSQL's bin dir: PLFM_PG_BINDIR, else Debian's for version 15.
+[[nodiscard]] std::string defaultPgBindir();
 
 struct ComponentStatus {
   std::string name;
@@ -127,6 +152,9 @@ struct HostStatus {
 
 struct PlatformStatus {
   std::vector<ComponentStatus> components;
+  // --ha: the data nodes as the formation's monitor sees them (empty when it
+  // does not answer).
+  std::vector<FormationNode> formation;
   std::vector<HostStatus> hosts;  // nodes > 1 only
   int instances_running = -1;     // -1: unknown (agent not answering)
   int instances_total = -1;
@@ -135,8 +163,11 @@ struct PlatformStatus {
 [[nodiscard]] nlohmann::json toJson(const Settings& s, const PlatformStatus& st);
 
 // The names, in start order, of a one-host platform; Platform::components()
-// adds hosts B...'s agents after node-agent.
+// adds hosts B...'s agents after node-agent, and with --ha has pg-monitor,
+// pg-a and pg-b for postgres and control-plane-2 after control-plane.
 [[nodiscard]] const std::vector<std::string>& componentNames();
+// The control plane's component names: "control-plane", "control-plane-2".
+[[nodiscard]] std::string controlPlaneComponent(int replica);
 
 class Platform {
  public:
@@ -171,8 +202,12 @@ class Platform {
   [[nodiscard]] Result<std::optional<std::string>> alreadyRunning(
       const std::string& component) const;
   [[nodiscard]] Result<std::string> startPostgres();
+  // --ha: one formation component (pg-monitor, pg-a, pg-b), then the wait
+  // for a primary and a synchronous standby and the plfm database.
+  [[nodiscard]] Result<std::string> startFormationNode(int node);
+  [[nodiscard]] Result<std::string> settleFormation();
   [[nodiscard]] Result<http::LocalPki> ensureDevPki() const;
-  [[nodiscard]] Result<std::string> startControlPlane();
+  [[nodiscard]] Result<std::string> startControlPlane(int replica);
   [[nodiscard]] Result<std::string> startRegistry();
   [[nodiscard]] Result<std::string> startAgent(const Host& host);
   [[nodiscard]] std::vector<std::string> agentArgv(const Host& host,
@@ -203,11 +238,13 @@ class Platform {
   [[nodiscard]] pid_t runningPid(const std::string& component) const;
   [[nodiscard]] Result<pid_t> launch(const std::string& component,
                                      const std::vector<std::string>& argv,
-                                     const std::vector<std::string>& env = {});
+                                     const std::vector<std::string>& env = {},
+                                     const std::string& cwd = {});
   [[nodiscard]] Result<void> waitHealthy(const std::string& component, pid_t pid,
                                          std::chrono::seconds timeout);
 
   Settings s_;
+  Formation formation_;
   Hosts hosts_;
   Binaries bins_;
   std::function<void(const std::string&)> progress_;

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -21,6 +22,23 @@ namespace plfm::vt::dev {
 namespace fs = std::filesystem;
 
 namespace {
+
+struct PgUser {
+  bool as_postgres = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+PgUser pgUser() {
+  PgUser u;
+  if (::geteuid() != 0) return u;
+  if (const passwd* pw = ::getpwnam("postgres")) {
+    u.as_postgres = true;
+    u.uid = pw->pw_uid;
+    u.gid = pw->pw_gid;
+  }
+  return u;
+}
 
 // The fields after "(comm)" in /proc/PID/stat, starting at field 3.
 std::vector<std::string> statFields(pid_t pid) {
@@ -123,6 +141,29 @@ std::vector<std::string> vtTaps() {
   }
   ::if_freenameindex(names);
   return out;
+}
+
+bool runsPostgresAsPostgres() { return pgUser().as_postgres; }
+
+std::vector<std::string> asPostgres(std::vector<std::string> argv) {
+  if (!pgUser().as_postgres) return argv;
+  std::vector<std::string> out = {
+      "setpriv",        "--reuid",    "postgres",         "--regid",        "postgres",
+      "--clear-groups", "--inh-caps", "+dac_read_search", "--ambient-caps", "+dac_read_search"};
+  out.insert(out.end(), argv.begin(), argv.end());
+  return out;
+}
+
+Result<void> mkdirOwned(const std::string& dir, mode_t mode, bool for_postgres) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Error(errc::kIo, "creating " + dir + ": " + ec.message());
+  ::chmod(dir.c_str(), mode);
+  const PgUser u = pgUser();
+  if (for_postgres && u.as_postgres && ::chown(dir.c_str(), u.uid, u.gid) != 0) {
+    return errnoError("chown " + dir, errno);
+  }
+  return ok();
 }
 
 }  // namespace plfm::vt::dev

@@ -37,4 +37,16 @@ inline bool isRunning(pid_t pid) { return plfm::processRunning(pid); }
 // Network interfaces named vt-* in this network namespace.
 [[nodiscard]] std::vector<std::string> vtTaps();
 
+// PostgreSQL refuses root: as root, vt dev runs it (and pg_autoctl) as the
+// `postgres` system user when there is one.
+[[nodiscard]] bool runsPostgresAsPostgres();
+// `argv` run as `postgres` through setpriv when runsPostgresAsPostgres(),
+// with CAP_DAC_READ_SEARCH (ambient, nothing else), so that it reaches a
+// state dir under a 0700 home such as /root/.local/state without loosening
+// any directory's mode; `argv` itself otherwise.
+[[nodiscard]] std::vector<std::string> asPostgres(std::vector<std::string> argv);
+// Creates `dir` (and its parents) with `mode`, owned by `postgres` when
+// `for_postgres` and runsPostgresAsPostgres().
+[[nodiscard]] Result<void> mkdirOwned(const std::string& dir, mode_t mode, bool for_postgres);
+
 }  // namespace plfm::vt::dev

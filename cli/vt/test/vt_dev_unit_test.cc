@@ -70,7 +70,22 @@ TEST(VtDevSettings, RoundTripAndDefaults) {
   EXPECT_EQ(multi->nodes, 3);
   // Image references must name it the same way from every host.
   EXPECT_EQ(multi->registryHost(), "198.18.0.10:5001");
-  EXPECT_EQ(multi->controlPlaneUnderlayNodeUrl(), "https://[fd00:5c::a]:8081");
+  EXPECT_EQ(multi->controlPlaneNodeUrls(true),
+            std::vector<std::string>{"https://[fd00:5c::a]:8081"});
+  EXPECT_FALSE(multi->ha);
+  multi->ha = true;
+  multi->pg_port = 6000;
+  multi->control_plane_2_port = 9082;
+  ASSERT_TRUE(saveSettings(*multi));
+  auto ha = loadSettings(dir.path());
+  ASSERT_TRUE(ha);
+  EXPECT_TRUE(ha->ha);
+  EXPECT_EQ(ha->pg_port, 6000);
+  EXPECT_EQ(ha->replicas(), 2);
+  EXPECT_EQ(ha->controlPlaneUrls(),
+            (std::vector<std::string>{"https://[::1]:8080", "https://[::1]:9082"}));
+  EXPECT_EQ(ha->controlPlaneNodeUrls(true),
+            (std::vector<std::string>{"https://[fd00:5c::a]:8081", "https://[fd00:5c::a]:8083"}));
   ASSERT_TRUE(writeFileAtomic(dir.file("dev.json"), "[1]"));
   EXPECT_FALSE(loadSettings(dir.path()));
 }
@@ -129,6 +144,76 @@ TEST(VtDevControlPlane, ListensForNodesOnHostAsUnderlayWithSeveralHosts) {
   argv = controlPlaneArgv("cp", s, "host=/run", pki);
   EXPECT_EQ(std::count(argv.begin(), argv.end(), "--node-listen"), 2);
   EXPECT_NE(std::find(argv.begin(), argv.end(), "[fd00:5c::a]:9081"), argv.end());
+}
+
+TEST(VtDevControlPlane, TheSecondReplicaHasItsOwnListenersAndTheSameStateDir) {
+  Settings s;
+  s.state_dir = "/tmp/x";
+  s.ha = true;
+  s.nodes = 2;
+  const http::LocalPki pki;
+  const auto argv = controlPlaneArgv("cp", s, "host=a,b", pki, 1);
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "[::1]:8082"), argv.end());
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "[::1]:8083"), argv.end());
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "[fd00:5c::a]:8083"), argv.end());
+  EXPECT_EQ(std::find(argv.begin(), argv.end(), "[::1]:8080"), argv.end());
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "/tmp/x/control-plane"), argv.end());
+  EXPECT_EQ(controlPlaneComponent(0), "control-plane");
+  EXPECT_EQ(controlPlaneComponent(1), "control-plane-2");
+}
+
+TEST(VtDevFormation, PortsPathsAndTheControlPlanesDatabaseSetting) {
+  const Formation f("/tmp/st", 6000, "/usr/lib/postgresql/15/bin");
+  EXPECT_EQ(f.port(0), 6001);
+  EXPECT_EQ(f.port(1), 6002);
+  EXPECT_EQ(f.address(Formation::kMonitor), "127.0.0.1:6000");
+  EXPECT_EQ(f.pgdata(Formation::kMonitor), "/tmp/st/postgres/monitor");
+  EXPECT_EQ(f.pgdata(1), "/tmp/st/postgres/b");
+  const std::string ci = f.conninfo();
+  EXPECT_NE(ci.find("host=127.0.0.1,127.0.0.1 port=6001,6002"), std::string::npos) << ci;
+  EXPECT_NE(ci.find("dbname=plfm"), std::string::npos) << ci;
+  EXPECT_NE(ci.find("target_session_attrs=read-write"), std::string::npos) << ci;
+  EXPECT_EQ(Formation::nodeOf("pg-monitor"), Formation::kMonitor);
+  EXPECT_EQ(Formation::nodeOf("pg-b"), 1);
+  EXPECT_EQ(Formation::nodeOf("postgres"), -2);
+  // pg_autoctl's config lives in the state dir, not in a home directory.
+  const auto env = f.autoctlEnv();
+  EXPECT_NE(std::find(env.begin(), env.end(), "XDG_CONFIG_HOME=/tmp/st/postgres/autoctl/config"),
+            env.end());
+  // A data node is created with the replication quorum on (synchronous).
+  const auto create = f.createNodeArgv(1);
+  auto q = std::find(create.begin(), create.end(), "--replication-quorum");
+  ASSERT_NE(q, create.end());
+  EXPECT_EQ(*(q + 1), "true");
+  EXPECT_NE(std::find(create.begin(), create.end(),
+                      "postgres://autoctl_node@127.0.0.1:6000/"
+                      "pg_auto_failover?sslmode=disable"),
+            create.end());
+  // ADR 0020's values, one statement each (ALTER SYSTEM refuses a block).
+  const auto sql = Formation::monitorTimeoutsSql();
+  EXPECT_NE(std::find(sql.begin(), sql.end(),
+                      "ALTER SYSTEM SET pgautofailover.primary_demote_timeout = 5000"),
+            sql.end());
+}
+
+TEST(VtDevFormation, StatesFromTheMonitor) {
+  auto nodes = parseFormationNodes("a|primary|primary|1\nb|secondary|secondary|1\n");
+  ASSERT_EQ(nodes.size(), 2U);
+  EXPECT_EQ(nodes[1].name, "b");
+  EXPECT_TRUE(nodes[1].healthy);
+  EXPECT_EQ(formationPrimary(nodes), "a");
+  EXPECT_TRUE(formationHealthy(nodes));
+  // A failover under way: b promoted, a not yet back.
+  nodes = parseFormationNodes("a|primary|demoted|0\nb|wait_primary|wait_primary|1\n");
+  EXPECT_EQ(formationPrimary(nodes), "b");
+  EXPECT_FALSE(nodes[0].healthy);
+  EXPECT_FALSE(formationHealthy(nodes));
+  // The first node alone; junk lines are skipped.
+  nodes = parseFormationNodes("a|single|single|1\nnot a row\n");
+  ASSERT_EQ(nodes.size(), 1U);
+  EXPECT_EQ(formationPrimary(nodes), "a");
+  EXPECT_FALSE(formationHealthy(nodes));
+  EXPECT_TRUE(parseFormationNodes("").empty());
 }
 
 TEST(VtDevHosts, NamesDeriveFromTheStateDirAndFitTheKernelsLimits) {
@@ -198,6 +283,15 @@ TEST(VtDevStatus, JsonNamesEveryComponent) {
   EXPECT_EQ(j["control_plane_url"], "https://[::1]:8080");
   EXPECT_EQ(j["nodes"], 1);
   EXPECT_TRUE(j["hosts"].empty());
+  EXPECT_EQ(j["ha"], false);
+  EXPECT_TRUE(j["formation"].is_null());
+  s.ha = true;
+  st.formation = parseFormationNodes("a|primary|primary|1\nb|secondary|secondary|0\n");
+  j = toJson(s, st);
+  ASSERT_EQ(j["formation"].size(), 2U);
+  EXPECT_EQ(j["formation"][1]["node"], "b");
+  EXPECT_EQ(j["formation"][1]["healthy"], false);
+  EXPECT_EQ(j["control_plane_urls"].size(), 2U);
 }
 
 }  // namespace
