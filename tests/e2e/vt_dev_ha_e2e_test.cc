@@ -13,11 +13,13 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "dev_formation.h"
 #include "dev_process.h"
 #include "netns_environment.h"
 #include "plfm/core/process.h"
@@ -39,7 +41,10 @@ using e2e::VtRun;
 
 class VtDevHa : public ::testing::Test, public e2e::VtDevDriver {
  protected:
-  void TearDown() override { (void)vt({"dev", "down", "--state-dir", state_->path()}, 120s); }
+  // --purge: as root the formation lives outside the state dir.
+  void TearDown() override {
+    (void)vt({"dev", "down", "--purge", "--state-dir", state_->path()}, 120s);
+  }
 
   json status() {
     VtRun st =
@@ -199,6 +204,12 @@ TEST_F(VtDevHa, ReplicaAndPostgresFailover) {
   VtRun down = vt({"dev", "down", "--state-dir", state_->path()}, 180s);
   EXPECT_EQ(down.code, 0) << down.err;
   EXPECT_TRUE(vt::dev::processesMentioning(state_->path()).empty());
+  const std::string root = vt::dev::formationRoot(state_->path());
+  EXPECT_TRUE(vt::dev::processesMentioning(root + "/").empty());
+  ASSERT_TRUE(std::filesystem::exists(root + "/monitor/PG_VERSION")) << root;
+  VtRun purge = vt({"dev", "down", "--purge", "--state-dir", state_->path()}, 60s);
+  EXPECT_EQ(purge.code, 0) << purge.err;
+  EXPECT_FALSE(std::filesystem::exists(root)) << root;
 }
 
 }  // namespace

@@ -198,9 +198,7 @@ int devDown(Invocation& inv) {
     return exitcode::kUnavailable;
   }
   if (inv.args.has("purge")) {
-    std::error_code ec;
-    fs::remove_all(p->settings().state_dir, ec);
-    if (ec) return fail(inv, Error(errc::kIo, "removing the state dir: " + ec.message()));
+    if (auto r = p->purge(); !r) return fail(inv, r.error());
   }
   Receipt r{.action = "dev.down",
             .message = std::string("Platform stopped in ") + seconds(t0) +
@@ -285,7 +283,7 @@ int devAutoctl(Invocation& inv) {
   so.stdout_fd = STDOUT_FILENO;
   so.stderr_fd = STDERR_FILENO;
   so.env = f.autoctlEnv();
-  so.cwd = s->state_dir + "/postgres";
+  so.cwd = f.root();
   so.new_session = false;  // Ctrl-C reaches it
   auto p = spawn(f.autoctl(args), so);
   if (!p) return fail(inv, p.error());
@@ -501,7 +499,8 @@ Command devCommand() {
       .summary = "Run pg_autoctl on the --ha platform's PostgreSQL formation",
       .help =
           "Runs pg_autoctl ARGS as the formation's user, with its config dirs\n"
-          "(STATE/postgres/autoctl) and --pgdata the monitor's unless ARGS name one.\n"
+          "(ROOT/autoctl; ROOT is STATE/postgres, or ~postgres/plfm-dev/<hash> as root)\n"
+          "and --pgdata the monitor's unless ARGS name one.\n"
           "Put `--` before ARGS that start with a dash.\n\n"
           "Examples:\n"
           "  vt dev autoctl show state\n"

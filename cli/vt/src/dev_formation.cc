@@ -7,10 +7,12 @@
 #include <csignal>
 #include <cstdlib>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "dev_process.h"
 #include "plfm/core/process.h"
+#include "plfm/core/sha256.h"
 #include "plfm/core/strings.h"
 
 namespace plfm::vt::dev {
@@ -46,7 +48,38 @@ bool isPrimaryState(std::string_view s) {
 }  // namespace
 
 Formation::Formation(std::string state_dir, int base_port, std::string pg_bindir)
-    : state_dir_(std::move(state_dir)), base_port_(base_port), bindir_(std::move(pg_bindir)) {}
+    : state_dir_(std::move(state_dir)),
+      root_(formationRoot(state_dir_)),
+      base_port_(base_port),
+      bindir_(std::move(pg_bindir)) {}
+
+std::string formationRoot(const std::string& state_dir) {
+  if (!runsPostgresAsPostgres()) return state_dir + "/postgres";
+  const passwd* pw = ::getpwnam("postgres");
+  const std::string home = pw != nullptr && pw->pw_dir != nullptr && pw->pw_dir[0] == '/'
+                               ? std::string(pw->pw_dir)
+                               : std::string("/var/lib/postgresql");
+  return home + "/plfm-dev/" + Sha256::hex(state_dir).substr(0, 16);
+}
+
+std::vector<std::string> staleFormationRoots() {
+  std::vector<std::string> out;
+  if (!runsPostgresAsPostgres()) return out;
+  const std::string parent = fs::path(formationRoot("/")).parent_path().string();
+  std::error_code ec;
+  for (const auto& d : fs::directory_iterator(parent, ec)) {
+    const std::string dir = d.path().string();
+    const std::string owner = std::string(trim(readFile(dir + "/state-dir").value_or("")));
+    // Its state dir is gone (removed without `down --purge`), or it was
+    // never finished; and nothing runs from it.
+    if ((owner.empty() || !fs::exists(owner + "/dev.json")) &&
+        processesMentioning(dir + "/").empty()) {
+      out.push_back(dir);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
 
 const std::vector<std::string>& Formation::components() {
   static const std::vector<std::string> kNames = {"pg-monitor", "pg-a", "pg-b"};
@@ -68,7 +101,7 @@ const char* Formation::component(int node) {
 }
 
 std::string Formation::pgdata(int node) const {
-  return state_dir_ + "/postgres/" + (node == kMonitor ? std::string("monitor") : nodeName(node));
+  return root_ + "/" + (node == kMonitor ? std::string("monitor") : nodeName(node));
 }
 
 int Formation::port(int node) const { return base_port_ + 1 + node; }
@@ -92,8 +125,7 @@ std::string Formation::conninfo(std::string_view db) const {
 bool Formation::created(int node) const {
   const std::string data = pgdata(node);
   // pg_autoctl keeps its config under XDG_CONFIG_HOME, by PGDATA's path.
-  const std::string config =
-      state_dir_ + "/postgres/autoctl/config/pg_autoctl" + data + "/pg_autoctl.cfg";
+  const std::string config = root_ + "/autoctl/config/pg_autoctl" + data + "/pg_autoctl.cfg";
   return fs::exists(data + "/PG_VERSION") && fs::exists(config);
 }
 
@@ -118,7 +150,7 @@ std::vector<std::string> Formation::autoctl(const std::vector<std::string>& args
 }
 
 std::vector<std::string> Formation::autoctlEnv() const {
-  const std::string home = state_dir_ + "/postgres/autoctl";
+  const std::string home = root_ + "/autoctl";
   return {"PATH=" + bindir_ + ":/usr/bin:/bin",
           "PG_CONFIG=" + bindir_ + "/pg_config",
           "HOME=" + home,

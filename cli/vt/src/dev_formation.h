@@ -4,10 +4,18 @@
 // tcp_user_timeout need it), with the replication quorum on (a commit
 // returns once the standby has it) and the failover timeouts of ADR 0020.
 //
-//   STATE/postgres/monitor, a, b    their PGDATA (owned by postgres as root)
-//   STATE/postgres/autoctl/         pg_autoctl's HOME and XDG dirs: its
-//                                   config and state files live in the state
-//                                   dir, not in the postgres user's home
+//   ROOT/monitor, ROOT/a, ROOT/b    their PGDATA
+//   ROOT/autoctl/                   pg_autoctl's HOME and XDG dirs: its
+//                                   config and state files live in ROOT, not
+//                                   in the postgres user's own dirs
+//   ROOT/state-dir                  the state dir it belongs to
+//
+// ROOT (formationRoot()) is STATE/postgres, except as root: then PostgreSQL
+// runs as `postgres`, and pg_autoctl checks files with access(2), which
+// ignores the CAP_DAC_READ_SEARCH that lets a plain postgres reach a state
+// dir under a 0700 home (/root/.local/state). So ROOT is then
+// ~postgres/plfm-dev/<16 hex of the SHA-256 of the state dir's path>, owned
+// by postgres, and `vt dev down --purge` removes it with the state dir.
 //
 // This class builds command lines and reads state; Platform (dev_platform.h)
 // starts and stops the processes as components pg-monitor, pg-a and pg-b.
@@ -37,6 +45,9 @@ class Formation {
   // The monitor listens on `base_port`, data node a on base_port + 1, b on
   // base_port + 2, all on 127.0.0.1.
   Formation(std::string state_dir, int base_port, std::string pg_bindir);
+
+  // ROOT, above.
+  [[nodiscard]] const std::string& root() const { return root_; }
 
   // "pg-monitor", "pg-a", "pg-b": the start order.
   [[nodiscard]] static const std::vector<std::string>& components();
@@ -88,9 +99,16 @@ class Formation {
                                          const std::string& log) const;
 
   std::string state_dir_;
+  std::string root_;
   int base_port_;
   std::string bindir_;
 };
+
+// Where the formation of `state_dir` keeps its data (ROOT, above).
+[[nodiscard]] std::string formationRoot(const std::string& state_dir);
+// As root: the formation roots under ~postgres/plfm-dev whose state dir is
+// gone (removed without `down --purge`) and from which nothing runs.
+[[nodiscard]] std::vector<std::string> staleFormationRoots();
 
 // One node whose reported and goal states agree on primary (or wait_primary,
 // single) and none in another state: "a" or "b"; "" otherwise.

@@ -504,6 +504,14 @@ Result<void> Platform::up() {
                  "the platform runs with --nodes " + std::to_string(before.nodes) +
                      "; `vt dev down` before changing it to " + std::to_string(s_.nodes));
   }
+  // A formation outside the state dir (as root) left by an earlier state dir
+  // of this path, removed without `down --purge`, is not this one's.
+  if (const std::string& root = formation_.root(); !root.starts_with(s_.state_dir + "/") &&
+                                                   !fs::exists(path("dev.json")) &&
+                                                   processesMentioning(root + "/").empty()) {
+    std::error_code ec;
+    fs::remove_all(root, ec);
+  }
   // Its database lives in one place or the other: a state dir made without
   // --ha keeps its single PostgreSQL, and one made with --ha its formation.
   const bool has_single = fs::exists(path("postgres/data/PG_VERSION"));
@@ -605,19 +613,29 @@ Result<std::string> Platform::startFormationNode(int node) {
                  "--ha needs pg_autoctl and psql; run `make deps` (packages pg-auto-failover-cli, "
                  "postgresql-15-auto-failover)");
   }
-  // STATE/postgres is postgres's: pg_autoctl makes PGDATA and its own dirs.
-  PLFM_TRY(mkdirOwned(path("postgres"), 0755, true));
-  PLFM_TRY(mkdirOwned(path("postgres/autoctl"), 0700, true));
+  // ROOT is postgres's: pg_autoctl makes PGDATA and its own dirs there.
+  const std::string& root = formation_.root();
+  if (node == Formation::kMonitor) {
+    // Formations of state dirs removed without `down --purge` go first.
+    std::error_code ec;
+    for (const auto& stale : staleFormationRoots()) {
+      if (stale != root) fs::remove_all(stale, ec);
+    }
+    PLFM_TRY(mkdirOwned(fs::path(root).parent_path().string(), 0755, true));
+    PLFM_TRY(mkdirOwned(root, 0700, true));
+    PLFM_TRY(writeFileAtomic(root + "/state-dir", s_.state_dir + "\n", 0644));
+    PLFM_TRY(mkdirOwned(root + "/autoctl", 0700, true));
+  }
   const std::string data = formation_.pgdata(node);
-  const std::string cwd = path("postgres");
+  const std::string& cwd = root;
   const auto env = formation_.autoctlEnv();
   if (!formation_.created(node)) {
     // Whatever a create that did not finish left, it starts again.
     // pg_autoctl keeps a node's config and state by its PGDATA's path.
     std::error_code ec;
     fs::remove_all(data, ec);
-    fs::remove_all(path("postgres/autoctl/config/pg_autoctl") + data, ec);
-    fs::remove_all(path("postgres/autoctl/data/pg_autoctl") + data, ec);
+    fs::remove_all(root + "/autoctl/config/pg_autoctl" + data, ec);
+    fs::remove_all(root + "/autoctl/data/pg_autoctl" + data, ec);
   }
   pid_t pid = -1;
   if (node == Formation::kMonitor) {
@@ -1064,6 +1082,12 @@ Result<std::vector<std::string>> Platform::down() {
         }
       }
     }
+    // --ha as root: the formation's postgres processes name its ROOT.
+    if (s_.ha && !formation_.root().starts_with(s_.state_dir + "/")) {
+      for (pid_t pid : processesMentioning(formation_.root() + "/")) {
+        if (std::find(out.begin(), out.end(), pid) == out.end()) out.push_back(pid);
+      }
+    }
     return out;
   };
   for (pid_t pid : strays()) stopProcess(pid, SIGTERM, std::chrono::seconds(5));
@@ -1107,6 +1131,17 @@ Result<std::vector<std::string>> Platform::down() {
   for (const auto& sock : socketsUnder(s_.state_dir)) left.push_back("socket " + sock);
   for (auto& l : hosts_.leftovers()) left.push_back(std::move(l));
   return left;
+}
+
+Result<void> Platform::purge() {
+  std::error_code ec;
+  if (s_.ha) {
+    fs::remove_all(formation_.root(), ec);
+    if (ec) return Error(errc::kIo, "removing " + formation_.root() + ": " + ec.message());
+  }
+  fs::remove_all(s_.state_dir, ec);
+  if (ec) return Error(errc::kIo, "removing the state dir: " + ec.message());
+  return ok();
 }
 
 bool Platform::agentFilterInstalled() const {

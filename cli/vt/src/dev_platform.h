@@ -181,6 +181,9 @@ class Platform {
   // still found afterwards (empty when clean).
   [[nodiscard]] Result<std::vector<std::string>> down();
   [[nodiscard]] PlatformStatus status() const;
+  // `down --purge` (after down): the state dir and, with --ha as root, the
+  // formation's ROOT outside it (dev_formation.h).
+  [[nodiscard]] Result<void> purge();
   // `vt dev host add`: one more host, the next letter, on a running
   // multi-host platform: its namespace and veth, its agent (enrolled). The
   // node count in STATE/dev.json grows with it. Returns the new host.

@@ -11,6 +11,7 @@
 #include "dev_platform.h"
 #include "dev_process.h"
 #include "plfm/core/process.h"
+#include "plfm/core/sha256.h"
 #include "plfm/testing/temp_dir.h"
 
 namespace plfm::vt::dev {
@@ -167,8 +168,18 @@ TEST(VtDevFormation, PortsPathsAndTheControlPlanesDatabaseSetting) {
   EXPECT_EQ(f.port(0), 6001);
   EXPECT_EQ(f.port(1), 6002);
   EXPECT_EQ(f.address(Formation::kMonitor), "127.0.0.1:6000");
-  EXPECT_EQ(f.pgdata(Formation::kMonitor), "/tmp/st/postgres/monitor");
-  EXPECT_EQ(f.pgdata(1), "/tmp/st/postgres/b");
+  // As root, PostgreSQL runs as postgres, which cannot reach a state dir
+  // under a 0700 home: the formation lives in postgres's home then.
+  if (runsPostgresAsPostgres()) {
+    EXPECT_TRUE(f.root().ends_with("/plfm-dev/" + Sha256::hex("/tmp/st").substr(0, 16)))
+        << f.root();
+  } else {
+    EXPECT_EQ(f.root(), "/tmp/st/postgres");
+  }
+  EXPECT_EQ(formationRoot("/tmp/st"), f.root());
+  EXPECT_NE(formationRoot("/tmp/st2"), f.root());
+  EXPECT_EQ(f.pgdata(Formation::kMonitor), f.root() + "/monitor");
+  EXPECT_EQ(f.pgdata(1), f.root() + "/b");
   const std::string ci = f.conninfo();
   EXPECT_NE(ci.find("host=127.0.0.1,127.0.0.1 port=6001,6002"), std::string::npos) << ci;
   EXPECT_NE(ci.find("dbname=plfm"), std::string::npos) << ci;
@@ -178,7 +189,7 @@ TEST(VtDevFormation, PortsPathsAndTheControlPlanesDatabaseSetting) {
   EXPECT_EQ(Formation::nodeOf("postgres"), -2);
   // pg_autoctl's config lives in the state dir, not in a home directory.
   const auto env = f.autoctlEnv();
-  EXPECT_NE(std::find(env.begin(), env.end(), "XDG_CONFIG_HOME=/tmp/st/postgres/autoctl/config"),
+  EXPECT_NE(std::find(env.begin(), env.end(), "XDG_CONFIG_HOME=" + f.root() + "/autoctl/config"),
             env.end());
   // A data node is created with the replication quorum on (synchronous).
   const auto create = f.createNodeArgv(1);
