@@ -58,10 +58,12 @@ class VtDevHa : public ::testing::Test, public e2e::VtDevDriver {
     return vt::dev::readPidFile(state_->file("run/" + component + ".pid"));
   }
 
-  // The data node ("a", "b") the monitor has as primary, "" while none.
+  // The data node ("a", "b") the monitor has as primary ("wait_primary"
+  // while it has no standby), "" while none.
   std::string primary() {
     for (const auto& n : status().value("formation", json::array())) {
-      if (n.value("reported_state", "") == "primary" && n.value("goal_state", "") == "primary") {
+      const std::string state = n.value("reported_state", "");
+      if ((state == "primary" || state == "wait_primary") && n.value("goal_state", "") == state) {
         return n.value("node", "");
       }
     }
