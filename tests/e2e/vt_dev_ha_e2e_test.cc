@@ -212,6 +212,8 @@ TEST_F(VtDevHa, ReplicaAndPostgresFailover) {
   VtRun purge = vt({"dev", "down", "--purge", "--state-dir", state_->path()}, 60s);
   EXPECT_EQ(purge.code, 0) << purge.err;
   EXPECT_FALSE(std::filesystem::exists(root)) << root;
+  // pg_autoctl's runtime files were in ROOT too, not in /tmp/pg_autoctl.
+  EXPECT_FALSE(std::filesystem::exists("/tmp/pg_autoctl" + root)) << root;
 }
 
 }  // namespace

@@ -24,11 +24,15 @@ const Flag kStateDirFlag{.name = "state-dir",
                          .value_name = "DIR",
                          .help = "platform state (default: $XDG_STATE_HOME/plfm-dev)"};
 
+// One spelling per directory (symlinks resolved, no trailing slash): names
+// derive from it (the hosts' namespaces, the --ha formation's ROOT).
 std::string stateDir(Invocation& inv) {
   std::string dir = inv.args.value("state-dir").value_or(dev::defaultStateDir());
   std::error_code ec;
-  auto abs = fs::absolute(dir, ec);
-  return ec ? dir : abs.lexically_normal().string();
+  auto abs = fs::weakly_canonical(fs::absolute(dir, ec), ec);
+  std::string out = ec ? dir : abs.lexically_normal().string();
+  while (out.size() > 1 && out.back() == '/') out.pop_back();
+  return out;
 }
 
 Result<dev::Settings> settings(Invocation& inv) {
@@ -178,7 +182,8 @@ int devUp(Invocation& inv) {
         "and a monitor (pg-monitor), pg_auto_failover");
     r.next.insert(r.next.begin() + 2,
                   {"vt system status", "vt dev autoctl show state",
-                   "vt dev autoctl perform failover  (or kill -9 a pid from `vt dev status`)"});
+                   "vt dev autoctl perform failover  (or kill -9 -PID of pg-a's group: vt dev "
+                   "status)"});
   }
   inv.out.receipt(r, dev::toJson(s, p->status()));
   return 0;
@@ -275,14 +280,21 @@ int devAutoctl(Invocation& inv) {
                                         "formation (`vt dev up --ha` on a new --state-dir)"));
   }
   const dev::Formation f(s->state_dir, s->pg_port, dev::defaultPgBindir());
-  std::vector<std::string> args = inv.args.positionals;
-  if (std::find(args.begin(), args.end(), "--pgdata") == args.end()) {
-    args.insert(args.end(), {"--pgdata", f.pgdata(dev::Formation::kMonitor)});
+  if (!std::filesystem::exists(f.pgdata(dev::Formation::kMonitor))) {
+    return fail(inv, Error(errc::kFailedPrecondition,
+                           "no formation at " + f.root() +
+                               " (`vt dev up` makes it; as root and as another user the "
+                               "formation is in different places)"));
   }
+  std::vector<std::string> args = inv.args.positionals;
+  const bool has_pgdata = std::any_of(args.begin(), args.end(), [](const std::string& a) {
+    return a == "--pgdata" || a.starts_with("--pgdata=") || a == "-D" ||
+           (a.starts_with("-D") && a.size() > 2);
+  });
+  if (!has_pgdata) args.insert(args.end(), {"--pgdata", f.pgdata(dev::Formation::kMonitor)});
   SpawnOptions so;
   so.stdout_fd = STDOUT_FILENO;
   so.stderr_fd = STDERR_FILENO;
-  so.env = f.autoctlEnv();
   so.cwd = f.root();
   so.new_session = false;  // Ctrl-C reaches it
   auto p = spawn(f.autoctl(args), so);
@@ -410,8 +422,9 @@ Command devCommand() {
                  "--ha: PostgreSQL as a pg_auto_failover formation on 127.0.0.1 (monitor\n"
                  "pg-monitor, primary and synchronous standby pg-a and pg-b, TCP) and a second\n"
                  "control-plane replica (control-plane-2); the agents, the ingress and the vt\n"
-                 "context get both replicas. Kill -9 one (pids: `vt dev status`) or run `vt dev\n"
-                 "autoctl perform failover` and watch it carry on. Fixed per state dir.\n\n"
+                 "context get both replicas. Kill -9 a replica, or a data node's whole process\n"
+                 "group (kill -9 -PID, pids: `vt dev status`), or run `vt dev autoctl perform\n"
+                 "failover`, and watch it carry on. Fixed per state dir.\n\n"
                  "Binaries: PLFM_CONTROL_PLANE_BIN, PLFM_NODE_AGENT_BIN, PLFM_INGRESS_BIN,\n"
                  "PLFM_VT_INIT_BIN, PLFM_FETCH_KERNEL override; else --bin-dir, vt's build\n"
                  "tree, vt's directory, PATH. PLFM_DEV_KERNEL_DIR skips scripts/fetch-kernel.\n\n"

@@ -7,7 +7,6 @@
 #include <csignal>
 #include <cstdlib>
 
-#include <algorithm>
 #include <filesystem>
 
 #include "dev_process.h"
@@ -41,6 +40,21 @@ std::vector<std::string_view> fields(std::string_view line, char sep) {
   }
 }
 
+std::string findAutoctl() {
+  const char* path = std::getenv("PATH");  // NOLINT(concurrency-mt-unsafe)
+  std::string_view rest = path != nullptr ? path : "";
+  while (!rest.empty()) {
+    const size_t colon = rest.find(':');
+    const std::string dir(rest.substr(0, colon));
+    if (!dir.empty() && ::access((dir + "/pg_autoctl").c_str(), X_OK) == 0) {
+      return dir + "/pg_autoctl";
+    }
+    if (colon == std::string_view::npos) break;
+    rest.remove_prefix(colon + 1);
+  }
+  return "";
+}
+
 bool isPrimaryState(std::string_view s) {
   return s == "primary" || s == "wait_primary" || s == "single";
 }
@@ -51,7 +65,8 @@ Formation::Formation(std::string state_dir, int base_port, std::string pg_bindir
     : state_dir_(std::move(state_dir)),
       root_(formationRoot(state_dir_)),
       base_port_(base_port),
-      bindir_(std::move(pg_bindir)) {}
+      bindir_(std::move(pg_bindir)),
+      autoctl_bin_(findAutoctl()) {}
 
 std::string formationRoot(const std::string& state_dir) {
   if (!runsPostgresAsPostgres()) return state_dir + "/postgres";
@@ -60,25 +75,6 @@ std::string formationRoot(const std::string& state_dir) {
                                ? std::string(pw->pw_dir)
                                : std::string("/var/lib/postgresql");
   return home + "/plfm-dev/" + Sha256::hex(state_dir).substr(0, 16);
-}
-
-std::vector<std::string> staleFormationRoots() {
-  std::vector<std::string> out;
-  if (!runsPostgresAsPostgres()) return out;
-  const std::string parent = fs::path(formationRoot("/")).parent_path().string();
-  std::error_code ec;
-  for (const auto& d : fs::directory_iterator(parent, ec)) {
-    const std::string dir = d.path().string();
-    const std::string owner = std::string(trim(readFile(dir + "/state-dir").value_or("")));
-    // Its state dir is gone (removed without `down --purge`), or it was
-    // never finished; and nothing runs from it.
-    if ((owner.empty() || !fs::exists(owner + "/dev.json")) &&
-        processesMentioning(dir + "/").empty()) {
-      out.push_back(dir);
-    }
-  }
-  std::sort(out.begin(), out.end());
-  return out;
 }
 
 const std::vector<std::string>& Formation::components() {
@@ -122,11 +118,19 @@ std::string Formation::conninfo(std::string_view db) const {
   return out;
 }
 
-bool Formation::created(int node) const {
-  const std::string data = pgdata(node);
+std::string Formation::configFile(int node) const {
   // pg_autoctl keeps its config under XDG_CONFIG_HOME, by PGDATA's path.
-  const std::string config = root_ + "/autoctl/config/pg_autoctl" + data + "/pg_autoctl.cfg";
-  return fs::exists(data + "/PG_VERSION") && fs::exists(config);
+  return root_ + "/autoctl/config/pg_autoctl" + pgdata(node) + "/pg_autoctl.cfg";
+}
+
+bool Formation::createStarted(int node) const { return fs::exists(configFile(node)); }
+
+bool Formation::created(int node) const {
+  // The init file says a create has not finished (pg_autoctl resumes it);
+  // pg_control is written once initdb or the base backup is complete.
+  const std::string init = root_ + "/autoctl/data/pg_autoctl" + pgdata(node) + "/pg_autoctl.init";
+  return createStarted(node) && !fs::exists(init) &&
+         fs::exists(pgdata(node) + "/global/pg_control");
 }
 
 bool Formation::accepting(int node) const {
@@ -144,20 +148,43 @@ bool Formation::accepting(int node) const {
 }
 
 std::vector<std::string> Formation::autoctl(const std::vector<std::string>& args) const {
-  std::vector<std::string> argv = {"pg_autoctl"};
+  // `env -i`: none of vt's own PG* variables (PGSSLMODE, PGSERVICE, ...)
+  // reach pg_autoctl, which would also store PGHOST in its config.
+  std::vector<std::string> argv = {"/usr/bin/env", "-i"};
+  for (const auto& e : autoctlEnv()) argv.push_back(e);
+  argv.push_back(autoctl_bin_);
   argv.insert(argv.end(), args.begin(), args.end());
   return asPostgres(argv);
 }
 
 std::vector<std::string> Formation::autoctlEnv() const {
   const std::string home = root_ + "/autoctl";
-  return {"PATH=" + bindir_ + ":/usr/bin:/bin",
-          "PG_CONFIG=" + bindir_ + "/pg_config",
-          "HOME=" + home,
-          "XDG_CONFIG_HOME=" + home + "/config",
-          "XDG_DATA_HOME=" + home + "/data",
-          "XDG_RUNTIME_DIR=" + home + "/run",
-          "PGUSER=" + superuser()};
+  std::vector<std::string> env = {
+      "PATH=" + bindir_ + ":/usr/bin:/bin", "PG_CONFIG=" + bindir_ + "/pg_config", "HOME=" + home,
+      "XDG_CONFIG_HOME=" + home + "/config", "XDG_DATA_HOME=" + home + "/data",
+      "XDG_RUNTIME_DIR=" + home + "/run", "PGUSER=" + superuser(),
+      // Each postgres's Unix socket in ROOT/sock
+      // (pg_autoctl passes it as -k), not in the
+      // machine-wide /var/run/postgresql.
+      "PGHOST=" + socketDir(), "PG_REGRESS_SOCK_DIR=" + socketDir()};
+  for (const char* name : {"LANG", "LC_ALL", "TZ"}) {
+    const char* v = std::getenv(name);  // NOLINT(concurrency-mt-unsafe)
+    if (v != nullptr) env.push_back(std::string(name) + "=" + v);
+  }
+  return env;
+}
+
+std::vector<std::vector<std::string>> Formation::prepareRootArgvs() const {
+  // As postgres: its own dirs, so that nothing in them is created, chmod-ed
+  // or chown-ed by root, whom a symlink planted there could redirect.
+  return {asPostgres({"/bin/mkdir", "-p", "-m", "0700", root_, root_ + "/autoctl",
+                      root_ + "/autoctl/run", socketDir()}),
+          asPostgres({"/bin/sh", "-c", R"(printf '%s\n' "$1" > "$2")", "plfm-state-dir", state_dir_,
+                      root_ + "/state-dir"})};
+}
+
+std::vector<std::string> Formation::removeArgv(const std::string& path) const {
+  return asPostgres({"/bin/rm", "-rf", "--", path});
 }
 
 std::vector<std::string> Formation::createMonitorArgv() const {
@@ -213,6 +240,9 @@ Result<std::string> Formation::psql(const std::string& target, const std::string
   so.stdout_path = out;
   so.stderr_path = log;
   so.timeout = std::chrono::seconds(30);
+  // Nothing of vt's environment (PGSSLMODE and such against a --no-ssl server).
+  so.inherit_env = false;
+  so.env = {"PATH=/usr/bin:/bin"};
   std::error_code ec;
   fs::remove(out, ec);
   auto r = runChecked(

@@ -5,9 +5,10 @@
 // returns once the standby has it) and the failover timeouts of ADR 0020.
 //
 //   ROOT/monitor, ROOT/a, ROOT/b    their PGDATA
-//   ROOT/autoctl/                   pg_autoctl's HOME and XDG dirs: its
-//                                   config and state files live in ROOT, not
-//                                   in the postgres user's own dirs
+//   ROOT/autoctl/                   pg_autoctl's HOME and XDG dirs (config,
+//                                   state and runtime files), not the
+//                                   postgres user's own dirs or /tmp
+//   ROOT/sock/                      the Unix sockets of the three postgres
 //   ROOT/state-dir                  the state dir it belongs to
 //
 // ROOT (formationRoot()) is STATE/postgres, except as root: then PostgreSQL
@@ -16,6 +17,12 @@
 // dir under a 0700 home (/root/.local/state). So ROOT is then
 // ~postgres/plfm-dev/<16 hex of the SHA-256 of the state dir's path>, owned
 // by postgres, and `vt dev down --purge` removes it with the state dir.
+// Everything vt does in ROOT (mkdir, the state-dir file, rm) it does as the
+// formation's user, never as root.
+//
+// Local TCP connections are trusted (pg_autoctl --auth trust): any user of
+// this machine can reach these databases as superuser. It is a developer's
+// single-user platform; docs/security.md says so.
 //
 // This class builds command lines and reads state; Platform (dev_platform.h)
 // starts and stops the processes as components pg-monitor, pg-a and pg-b.
@@ -48,6 +55,8 @@ class Formation {
 
   // ROOT, above.
   [[nodiscard]] const std::string& root() const { return root_; }
+  // pg_autoctl's path on vt's PATH, "" when it is not installed.
+  [[nodiscard]] const std::string& autoctlBinary() const { return autoctl_bin_; }
 
   // "pg-monitor", "pg-a", "pg-b": the start order.
   [[nodiscard]] static const std::vector<std::string>& components();
@@ -58,6 +67,7 @@ class Formation {
   [[nodiscard]] static const char* component(int node);
 
   [[nodiscard]] std::string pgdata(int node) const;
+  [[nodiscard]] std::string socketDir() const { return root_ + "/sock"; }
   [[nodiscard]] int port(int node) const;
   [[nodiscard]] std::string address(int node) const;  // "127.0.0.1:PORT"
 
@@ -65,16 +75,24 @@ class Formation {
   // target_session_attrs=read-write, as docs/operations/ha.md configures it.
   [[nodiscard]] std::string conninfo(std::string_view db = "plfm") const;
 
-  // PGDATA holds a cluster and pg_autoctl's config for it exists.
+  // pg_autoctl's config file for the node, and whether it exists: a create
+  // has at least started (re-running the same create resumes it).
+  [[nodiscard]] std::string configFile(int node) const;
+  [[nodiscard]] bool createStarted(int node) const;
+  // A create finished: config, no pending init file, PGDATA complete.
   [[nodiscard]] bool created(int node) const;
   // postmaster.pid says the server accepts connections ("ready", or
   // "standby" for a hot standby).
   [[nodiscard]] bool accepting(int node) const;
 
-  // pg_autoctl argv and its environment (extra NAME=VALUE entries), run as
-  // `postgres` when vt runs as root. `args` follow "pg_autoctl".
+  // pg_autoctl argv with exactly autoctlEnv() as its environment (env -i),
+  // run as `postgres` when vt runs as root. `args` follow "pg_autoctl".
   [[nodiscard]] std::vector<std::string> autoctl(const std::vector<std::string>& args) const;
   [[nodiscard]] std::vector<std::string> autoctlEnv() const;
+  // The argvs that make ROOT's dirs and its state-dir file, as the
+  // formation's user; and one that removes `path` as that user.
+  [[nodiscard]] std::vector<std::vector<std::string>> prepareRootArgvs() const;
+  [[nodiscard]] std::vector<std::string> removeArgv(const std::string& path) const;
   // The monitor, created and then run (`create monitor ... --run`).
   [[nodiscard]] std::vector<std::string> createMonitorArgv() const;
   // A data node, created without running it (runArgv() runs it).
@@ -102,13 +120,12 @@ class Formation {
   std::string root_;
   int base_port_;
   std::string bindir_;
+  std::string autoctl_bin_;  // found on PATH; "" when missing
 };
 
-// Where the formation of `state_dir` keeps its data (ROOT, above).
+// Where the formation of `state_dir` (an absolute, normal path) keeps its
+// data (ROOT, above).
 [[nodiscard]] std::string formationRoot(const std::string& state_dir);
-// As root: the formation roots under ~postgres/plfm-dev whose state dir is
-// gone (removed without `down --purge`) and from which nothing runs.
-[[nodiscard]] std::vector<std::string> staleFormationRoots();
 
 // One node whose reported and goal states agree on primary (or wait_primary,
 // single) and none in another state: "a" or "b"; "" otherwise.

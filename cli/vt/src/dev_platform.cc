@@ -506,11 +506,12 @@ Result<void> Platform::up() {
   }
   // A formation outside the state dir (as root) left by an earlier state dir
   // of this path, removed without `down --purge`, is not this one's.
-  if (const std::string& root = formation_.root(); !root.starts_with(s_.state_dir + "/") &&
-                                                   !fs::exists(path("dev.json")) &&
-                                                   processesMentioning(root + "/").empty()) {
-    std::error_code ec;
-    fs::remove_all(root, ec);
+  if (const std::string& root = formation_.root();
+      !root.starts_with(s_.state_dir + "/") && !fs::exists(path("dev.json")) && fs::exists(root) &&
+      processesMentioning(root + "/").empty()) {
+    SpawnOptions so;
+    so.stdout_path = "/dev/null";
+    (void)runChecked(formation_.removeArgv(root), so);
   }
   // Its database lives in one place or the other: a state dir made without
   // --ha keeps its single PostgreSQL, and one made with --ha its formation.
@@ -522,6 +523,12 @@ Result<void> Platform::up() {
                      (s_.ha ? "without" : "with") +
                      " --ha; use another --state-dir, or `vt dev down --purge` first (its data "
                      "goes)");
+  }
+  // The formation's ports are in pg_autoctl's config and in the monitor.
+  if (has_formation && before.pg_port != s_.pg_port) {
+    return Error(errc::kFailedPrecondition,
+                 "the formation was made with --pg-port " + std::to_string(before.pg_port) +
+                     "; it cannot move (`vt dev down --purge` to start again)");
   }
   PLFM_TRY(saveSettings(s_));
   if (s_.nodes > 1) {
@@ -604,53 +611,74 @@ Result<std::optional<std::string>> Platform::alreadyRunning(const std::string& c
   return std::optional<std::string>(already(pid, address(c)));
 }
 
+Result<void> Platform::stopOrphans(const std::string& component, const std::string& data) {
+  // What runs in the session of the component's last recorded pid (a
+  // keeper's children; each component leads a session of its own), and any
+  // postgres of its PGDATA (its command line names it).
+  std::vector<pid_t> left;
+  if (const pid_t sid = recordedPid(path("run/" + component + ".pid")); sid > 0) {
+    left = processesInSession(sid);
+  }
+  for (pid_t p : processesMentioning(data)) {
+    if (std::find(left.begin(), left.end(), p) == left.end()) left.push_back(p);
+  }
+  std::erase_if(left, [](pid_t p) { return isAncestor(p); });
+  if (left.empty()) return ok();
+  progress_("  " + component + ": stopping " + std::to_string(left.size()) +
+            " leftover process(es) of an earlier run");
+  for (pid_t p : left) (void)stopProcess(p, SIGINT, std::chrono::seconds(20));
+  return ok();
+}
+
 Result<std::string> Platform::startFormationNode(int node) {
   const std::string c = Formation::component(node);
   PLFM_ASSIGN_OR_RETURN(auto running, alreadyRunning(c));
   if (running) return *running;
-  if (onPath("pg_autoctl").empty() || !executable(bins_.pg_bindir + "/psql")) {
+  if (formation_.autoctlBinary().empty() || !executable(bins_.pg_bindir + "/psql")) {
     return Error(errc::kFailedPrecondition,
                  "--ha needs pg_autoctl and psql; run `make deps` (packages pg-auto-failover-cli, "
                  "postgresql-15-auto-failover)");
   }
-  // ROOT is postgres's: pg_autoctl makes PGDATA and its own dirs there.
   const std::string& root = formation_.root();
-  if (node == Formation::kMonitor) {
-    // Formations of state dirs removed without `down --purge` go first.
-    std::error_code ec;
-    for (const auto& stale : staleFormationRoots()) {
-      if (stale != root) fs::remove_all(stale, ec);
-    }
-    PLFM_TRY(mkdirOwned(fs::path(root).parent_path().string(), 0755, true));
-    PLFM_TRY(mkdirOwned(root, 0700, true));
-    PLFM_TRY(writeFileAtomic(root + "/state-dir", s_.state_dir + "\n", 0644));
-    PLFM_TRY(mkdirOwned(root + "/autoctl", 0700, true));
-  }
   const std::string data = formation_.pgdata(node);
-  const std::string& cwd = root;
-  const auto env = formation_.autoctlEnv();
-  if (!formation_.created(node)) {
-    // Whatever a create that did not finish left, it starts again.
-    // pg_autoctl keeps a node's config and state by its PGDATA's path.
-    std::error_code ec;
-    fs::remove_all(data, ec);
-    fs::remove_all(root + "/autoctl/config/pg_autoctl" + data, ec);
-    fs::remove_all(root + "/autoctl/data/pg_autoctl" + data, ec);
+  // ROOT is the formation user's: its dirs are made as that user.
+  if (node == Formation::kMonitor) {
+    for (const auto& argv : formation_.prepareRootArgvs()) {
+      SpawnOptions so;
+      so.stdout_path = logPath(c);
+      if (auto r = runChecked(argv, so); !r) {
+        return Error(errc::kIo, "preparing " + root + " failed: " + r.error().message());
+      }
+    }
+  }
+  // A postgres of this node whose keeper was killed alone (kill -9 of its
+  // pid, not its group) still holds the port: it goes first.
+  PLFM_TRY(stopOrphans(c, data));
+  SpawnOptions so;
+  so.stdout_path = logPath(c);
+  so.cwd = root;
+  if (!formation_.createStarted(node)) {
+    // Nothing of a create but maybe a PGDATA from one killed before it wrote
+    // its config (initdb writes first): it starts again.
+    SpawnOptions quiet;
+    quiet.stdout_path = logPath(c);
+    (void)runChecked(formation_.removeArgv(data), quiet);
   }
   pid_t pid = -1;
   if (node == Formation::kMonitor) {
-    // `create monitor --run` on a created monitor runs it as it is.
-    PLFM_ASSIGN_OR_RETURN(pid, launch(c, formation_.createMonitorArgv(), env, cwd));
+    // The monitor is created and run by one process; a created one is run.
+    PLFM_ASSIGN_OR_RETURN(pid, launch(c,
+                                      formation_.created(node) ? formation_.runArgv(node)
+                                                               : formation_.createMonitorArgv(),
+                                      {}, root));
   } else {
     if (!formation_.created(node)) {
       // A data node is created (initdb, or a clone of the primary for the
       // second) without running it, so that its keeper's timeouts are set
-      // before it first runs. The create leaves the postgres it started
-      // behind, in its process group: stopped here (fast shutdown).
-      SpawnOptions so;
-      so.stdout_path = logPath(c);
-      so.env = env;
-      so.cwd = cwd;
+      // before it first runs. A create that did not finish is run again as
+      // it was: pg_autoctl resumes it (its init file), as the monitor has
+      // the node registered already. The create leaves the postgres it
+      // started behind, in its process group: stopped here (fast shutdown).
       PLFM_ASSIGN_OR_RETURN(auto create, spawn(formation_.createNodeArgv(node), so));
       const pid_t group = create.pid();
       const auto st = create.waitOrKill(std::chrono::seconds(180), true);
@@ -662,11 +690,13 @@ Result<std::string> Platform::startFormationNode(int node) {
       ::kill(-group, SIGKILL);
       if (!st || exitCodeOf(*st) != 0) {
         return Error(errc::kInternal, "pg_autoctl create postgres failed (" +
-                                          (st ? describeWaitStatus(*st) : "timed out") + ")");
+                                          (st ? describeWaitStatus(*st) : "timed out") +
+                                          "); `vt dev up` resumes it");
       }
-      PLFM_TRY(runChecked(formation_.partitionTimeoutArgv(node), so));
     }
-    PLFM_ASSIGN_OR_RETURN(pid, launch(c, formation_.runArgv(node), env, cwd));
+    // Each start: idempotent, and a resumed create gets it too.
+    PLFM_TRY(runChecked(formation_.partitionTimeoutArgv(node), so));
+    PLFM_ASSIGN_OR_RETURN(pid, launch(c, formation_.runArgv(node), {}, root));
   }
   PLFM_TRY(waitHealthy(c, pid, std::chrono::seconds(120)));
   if (node == Formation::kMonitor) {
@@ -1054,12 +1084,22 @@ Result<std::vector<std::string>> Platform::down() {
       // postgres: SIGINT is its fast shutdown, and pg_autoctl's (it stops
       // its postgres the same way). The agent stops its VMs
       // (--stop-instances-on-exit) within their shutdown grace.
-      const int sig = c == "postgres" || Formation::nodeOf(c) != -2 ? SIGINT : SIGTERM;
+      const bool pg = c == "postgres" || Formation::nodeOf(c) != -2;
+      const int sig = pg ? SIGINT : SIGTERM;
       const auto grace =
           agentHost(c) != nullptr ? std::chrono::seconds(60) : std::chrono::seconds(20);
       what = stopProcess(pid, sig, grace) ? "stopped (pid " + std::to_string(pid) + ")"
                                           : "killed after " + std::to_string(grace.count()) +
                                                 "s (pid " + std::to_string(pid) + ")";
+    }
+    // A formation component's whole session: a keeper killed alone leaves
+    // its postgres and their controller (which does not watch its parent).
+    if (Formation::nodeOf(c) != -2) {
+      if (const pid_t sid = recordedPid(path("run/" + c + ".pid")); sid > 0) {
+        for (pid_t p : processesInSession(sid)) {
+          if (!isAncestor(p)) (void)stopProcess(p, SIGINT, std::chrono::seconds(20));
+        }
+      }
     }
     std::error_code ec;
     fs::remove(path("run/" + c + ".pid"), ec);
@@ -1085,7 +1125,9 @@ Result<std::vector<std::string>> Platform::down() {
     // --ha as root: the formation's postgres processes name its ROOT.
     if (s_.ha && !formation_.root().starts_with(s_.state_dir + "/")) {
       for (pid_t pid : processesMentioning(formation_.root() + "/")) {
-        if (std::find(out.begin(), out.end(), pid) == out.end()) out.push_back(pid);
+        if (std::find(out.begin(), out.end(), pid) == out.end() && !isAncestor(pid)) {
+          out.push_back(pid);
+        }
       }
     }
     return out;
@@ -1135,9 +1177,14 @@ Result<std::vector<std::string>> Platform::down() {
 
 Result<void> Platform::purge() {
   std::error_code ec;
-  if (s_.ha) {
-    fs::remove_all(formation_.root(), ec);
-    if (ec) return Error(errc::kIo, "removing " + formation_.root() + ": " + ec.message());
+  if (s_.ha && fs::exists(formation_.root())) {
+    // As the formation's user: root never deletes in a tree another user
+    // controls.
+    SpawnOptions so;
+    so.stdout_path = "/dev/null";
+    if (auto r = runChecked(formation_.removeArgv(formation_.root()), so); !r) {
+      return Error(errc::kIo, "removing " + formation_.root() + ": " + r.error().message());
+    }
   }
   fs::remove_all(s_.state_dir, ec);
   if (ec) return Error(errc::kIo, "removing the state dir: " + ec.message());

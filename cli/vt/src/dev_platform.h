@@ -209,6 +209,9 @@ class Platform {
   // for a primary and a synchronous standby and the plfm database.
   [[nodiscard]] Result<std::string> startFormationNode(int node);
   [[nodiscard]] Result<std::string> settleFormation();
+  // Stops what an earlier run of formation `component` left (its session,
+  // a postgres of `data`), so that its ports are free again.
+  [[nodiscard]] Result<void> stopOrphans(const std::string& component, const std::string& data);
   [[nodiscard]] Result<http::LocalPki> ensureDevPki() const;
   [[nodiscard]] Result<std::string> startControlPlane(int replica);
   [[nodiscard]] Result<std::string> startRegistry();

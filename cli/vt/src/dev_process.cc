@@ -70,6 +70,30 @@ pid_t readPidFile(const std::string& path) {
   return pid;
 }
 
+pid_t recordedPid(const std::string& path) {
+  auto text = readFile(path);
+  if (!text) return -1;
+  std::istringstream in(*text);
+  pid_t pid = -1;
+  in >> pid;
+  return pid > 1 ? pid : -1;
+}
+
+std::vector<pid_t> processesInSession(pid_t sid) {
+  std::vector<pid_t> out;
+  if (sid <= 1) return out;
+  std::error_code ec;
+  for (const auto& d : fs::directory_iterator("/proc", ec)) {
+    const std::string name = d.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const auto pid = static_cast<pid_t>(std::atoi(name.c_str()));
+    const auto f = statFields(pid);
+    // Field 6, the session id; a zombie (state Z) is not running.
+    if (f.size() > 3 && f[0] != "Z" && std::atoi(f[3].c_str()) == sid) out.push_back(pid);
+  }
+  return out;
+}
+
 bool isAncestor(pid_t pid) {
   for (pid_t p = ::getpid(); p > 1;) {
     if (p == pid) return true;

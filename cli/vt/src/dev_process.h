@@ -26,6 +26,12 @@ inline bool isRunning(pid_t pid) { return plfm::processRunning(pid); }
 // time, else -1.
 [[nodiscard]] pid_t readPidFile(const std::string& path);
 
+// The pid in the file whether or not it still runs (-1 when none): a
+// component's session id, after it died.
+[[nodiscard]] pid_t recordedPid(const std::string& path);
+// The live processes of session `sid` (each component leads its own).
+[[nodiscard]] std::vector<pid_t> processesInSession(pid_t sid);
+
 // True when `pid` is this process or one of its ancestors.
 [[nodiscard]] bool isAncestor(pid_t pid);
 // Unix sockets under `dir` (recursively).

@@ -191,6 +191,19 @@ TEST(VtDevFormation, PortsPathsAndTheControlPlanesDatabaseSetting) {
   const auto env = f.autoctlEnv();
   EXPECT_NE(std::find(env.begin(), env.end(), "XDG_CONFIG_HOME=" + f.root() + "/autoctl/config"),
             env.end());
+  // pg_autoctl runs with its own environment only, its sockets in ROOT.
+  const auto argv = f.autoctl({"show", "state"});
+  const auto env_i = std::find(argv.begin(), argv.end(), "-i");
+  ASSERT_NE(env_i, argv.end());
+  EXPECT_EQ(*(env_i - 1), "/usr/bin/env");
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "PG_REGRESS_SOCK_DIR=" + f.socketDir()),
+            argv.end());
+  EXPECT_EQ(argv.back(), "state");
+  // ROOT is made and removed as the formation's user, never by root itself.
+  for (const auto& a : f.prepareRootArgvs()) {
+    EXPECT_EQ(a[0], runsPostgresAsPostgres() ? "setpriv" : a[0]);
+  }
+  EXPECT_EQ(f.removeArgv(f.root()).back(), f.root());
   // A data node is created with the replication quorum on (synchronous).
   const auto create = f.createNodeArgv(1);
   auto q = std::find(create.begin(), create.end(), "--replication-quorum");

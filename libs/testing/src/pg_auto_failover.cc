@@ -114,6 +114,13 @@ Result<void> PgFormation::init(const PgFormationOptions& options) {
       dir_ + "/owner",
       std::to_string(::getpid()) + " " + std::to_string(processStartTime(::getpid())) + "\n"));
   if (uid_ && ::chown(dir_.c_str(), *uid_, *gid_) != 0) return errnoError("chown " + dir_, errno);
+  // pg_autoctl's runtime dir (XDG_RUNTIME_DIR below) must exist, or its pid
+  // files go to a /tmp/pg_autoctl shared by everything on the machine.
+  for (const char* sub : {"/x", "/x/run"}) {
+    const std::string d = dir_ + sub;
+    if (::mkdir(d.c_str(), 0700) != 0) return errnoError("mkdir " + d, errno);
+    if (uid_ && ::chown(d.c_str(), *uid_, *gid_) != 0) return errnoError("chown " + d, errno);
+  }
   if (options.watchdog) PLFM_TRY(startWatchdog());
 
   monitor_port_ = freeTcpPort();
