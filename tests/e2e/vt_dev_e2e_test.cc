@@ -171,7 +171,7 @@ TEST_F(VtDev, FailingStepNamesItselfAndItsLog) {
   EXPECT_EQ(up.code, 3);
   EXPECT_NE(up.err.find("step control-plane failed"), std::string::npos) << up.err;
   EXPECT_NE(up.err.find(state_->file("logs/control-plane.log")), std::string::npos) << up.err;
-  EXPECT_NE(up.err.find("postgres       started"), std::string::npos) << up.err;
+  EXPECT_NE(up.err.find("postgres         started"), std::string::npos) << up.err;
   VtRun down = vt({"dev", "down", "--state-dir", state_->path()}, 60s);
   EXPECT_EQ(down.code, 0) << down.err;
   EXPECT_TRUE(vt::dev::processesMentioning(state_->path()).empty());

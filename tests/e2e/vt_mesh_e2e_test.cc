@@ -601,7 +601,7 @@ TEST_F(VtMesh, ThreeHostsOneAppReachableThroughTheIngress) {
   phase("vt dev up starts the stopped host B again (the node count is the saved one, 4)");
   VtRun again_up = vt({"dev", "up", "--state-dir", state_->path()}, 180s);
   EXPECT_EQ(again_up.code, 0) << again_up.err;
-  EXPECT_NE(again_up.err.find("node-agent-b   started"), std::string::npos) << again_up.err;
+  EXPECT_NE(again_up.err.find("node-agent-b     started"), std::string::npos) << again_up.err;
   json back_b;
   for (auto deadline = Clock::now() + 30s; Clock::now() < deadline && !back_b.is_object();) {
     back_b = nodeAt(kUnderlayB);
