@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <memory>
 
 #include "leadership.h"
@@ -80,6 +81,14 @@ Result<std::string> bounded(const std::string& conninfo, bool lock_session) {
     const bool ours = std::any_of(kClientTcp.begin(), kClientTcp.end(),
                                   [&](const auto& kv) { return kv.first == key; });
     if (!ours) appendParam(out, key, o->val);
+  }
+  // No host in the string: libpq takes PGHOST / PGHOSTADDR from the
+  // environment, which may well name a TCP host.
+  if (host.empty() && hostaddr.empty()) {
+    const char* env_host = std::getenv("PGHOST");          // NOLINT(concurrency-mt-unsafe)
+    const char* env_hostaddr = std::getenv("PGHOSTADDR");  // NOLINT(concurrency-mt-unsafe)
+    if (env_host != nullptr) host = env_host;
+    if (env_hostaddr != nullptr) hostaddr = env_hostaddr;
   }
   if (lock_session) {
     options += " -c statement_timeout=";

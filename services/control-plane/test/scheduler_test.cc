@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <thread>
 
 #include "db_conninfo.h"
@@ -229,6 +230,17 @@ TEST(LockSessionConninfo, KeepalivesOnlyOverTcp) {
                            "options='-c a=b -c statement_timeout=5000 -c tcp_keepalives_idle=2"}) {
     EXPECT_NE(tcp->find(want), std::string::npos) << want << " in " << *tcp;
   }
+  // No host in the string: the environment's PGHOST decides, as for libpq.
+  ::setenv("PGHOST", "db3", 1);
+  auto from_env = lockSessionConninfo("dbname=x user=y");
+  ::unsetenv("PGHOST");
+  ASSERT_TRUE(from_env.has_value()) << from_env.error().toString();
+  EXPECT_NE(from_env->find("tcp_user_timeout='5000'"), std::string::npos) << *from_env;
+  ::setenv("PGHOST", "/run/postgresql", 1);
+  auto socket_env = lockSessionConninfo("dbname=x user=y");
+  ::unsetenv("PGHOST");
+  ASSERT_TRUE(socket_env.has_value());
+  EXPECT_EQ(socket_env->find("keepalives"), std::string::npos) << *socket_env;
   auto bad = lockSessionConninfo("host='unterminated");
   ASSERT_FALSE(bad.has_value());
   EXPECT_EQ(bad.error().detail("field"), "database");
