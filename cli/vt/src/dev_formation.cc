@@ -40,21 +40,6 @@ std::vector<std::string_view> fields(std::string_view line, char sep) {
   }
 }
 
-std::string findAutoctl() {
-  const char* path = std::getenv("PATH");  // NOLINT(concurrency-mt-unsafe)
-  std::string_view rest = path != nullptr ? path : "";
-  while (!rest.empty()) {
-    const size_t colon = rest.find(':');
-    const std::string dir(rest.substr(0, colon));
-    if (!dir.empty() && ::access((dir + "/pg_autoctl").c_str(), X_OK) == 0) {
-      return dir + "/pg_autoctl";
-    }
-    if (colon == std::string_view::npos) break;
-    rest.remove_prefix(colon + 1);
-  }
-  return "";
-}
-
 bool isPrimaryState(std::string_view s) {
   return s == "primary" || s == "wait_primary" || s == "single";
 }
@@ -66,7 +51,7 @@ Formation::Formation(std::string state_dir, int base_port, std::string pg_bindir
       root_(formationRoot(state_dir_)),
       base_port_(base_port),
       bindir_(std::move(pg_bindir)),
-      autoctl_bin_(findAutoctl()) {}
+      autoctl_bin_(onPath("pg_autoctl")) {}
 
 std::string formationRoot(const std::string& state_dir) {
   if (!runsPostgresAsPostgres()) return state_dir + "/postgres";

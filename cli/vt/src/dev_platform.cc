@@ -36,21 +36,6 @@ std::string envVar(const char* name) {
 
 bool executable(const std::string& p) { return !p.empty() && ::access(p.c_str(), X_OK) == 0; }
 
-std::string onPath(const std::string& name) {
-  std::string path = envVar("PATH");
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t end = path.find(':', start);
-    if (end == std::string::npos) end = path.size();
-    std::string candidate = path.substr(start, end - start);
-    candidate += '/';
-    candidate += name;
-    if (end > start && executable(candidate)) return candidate;
-    start = end + 1;
-  }
-  return "";
-}
-
 std::string selfDir() {
   std::error_code ec;
   auto exe = fs::read_symlink("/proc/self/exe", ec);

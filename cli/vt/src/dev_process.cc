@@ -167,6 +167,22 @@ std::vector<std::string> vtTaps() {
   return out;
 }
 
+std::string onPath(const std::string& name) {
+  const char* env = std::getenv("PATH");  // NOLINT(concurrency-mt-unsafe)
+  const std::string path = env != nullptr ? env : "";
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find(':', start);
+    if (end == std::string::npos) end = path.size();
+    std::string candidate = path.substr(start, end - start);
+    candidate += '/';
+    candidate += name;
+    if (end > start && ::access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return "";
+}
+
 bool runsPostgresAsPostgres() { return pgUser().as_postgres; }
 
 std::vector<std::string> asPostgres(std::vector<std::string> argv) {

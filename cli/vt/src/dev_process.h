@@ -43,6 +43,9 @@ inline bool isRunning(pid_t pid) { return plfm::processRunning(pid); }
 // Network interfaces named vt-* in this network namespace.
 [[nodiscard]] std::vector<std::string> vtTaps();
 
+// The first executable `name` in a directory of $PATH, "" when none.
+[[nodiscard]] std::string onPath(const std::string& name);
+
 // PostgreSQL refuses root: as root, vt dev runs it (and pg_autoctl) as the
 // `postgres` system user when there is one.
 [[nodiscard]] bool runsPostgresAsPostgres();
