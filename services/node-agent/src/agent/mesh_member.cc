@@ -139,8 +139,10 @@ void MeshMember::observe(const json& section) {
 }
 
 void MeshMember::loop() {
+  using Steady = std::chrono::steady_clock;
   bool first = true;    // the start-up reconcile
   bool failed = false;  // the last round: retried sooner than a full period
+  Steady::time_point last_round = Steady::now();
   std::unique_lock lock(mu_);
   while (!stopping_) {
     if (!first && !changed_) {
@@ -152,8 +154,23 @@ void MeshMember::loop() {
         const auto left = std::chrono::seconds(rotation_->retire_after - nowUnix());
         wait = std::max(std::chrono::seconds(1), std::min(wait, left));
       }
-      cv_.wait_for(lock, wait, [&] { return stopping_ || changed_; });
+      const auto round_at = last_round + wait;
+      // A staged key's watch: a peer may switch before this node's own plan
+      // says the key is published (the long-polls wake in any order).
+      const bool watching = Steady::now() < watch_until_;
+      const auto wake =
+          watching ? std::min(round_at, Steady::now() + options_.handshake_poll) : round_at;
+      cv_.wait_until(lock, wake, [&] { return stopping_ || changed_; });
       if (stopping_) return;
+      if (!changed_ && Steady::now() < round_at) {
+        if (watching && desired_) {
+          const netdev::MeshPlan plan = *desired_;
+          lock.unlock();
+          watchHandshakes(plan);
+          lock.lock();
+        }
+        continue;
+      }
     }
     first = false;
     if (!desired_) continue;
@@ -162,6 +179,7 @@ void MeshMember::loop() {
     changed_ = false;
     lock.unlock();
     failed = !round(plan, changed);
+    last_round = Steady::now();
     lock.lock();
   }
 }

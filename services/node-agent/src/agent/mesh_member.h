@@ -21,7 +21,9 @@
 // When the plan asks for a rotation the member stages a new key on the
 // other slot (STATE/mesh/next.key, STATE/mesh/rotation.json), reports it,
 // moves each peer's route once that peer has shaken hands on the new
-// interface (or after the settle time), reports the commit, and deletes the
+// interface (watched from the report on: a peer may switch before this
+// node's own plan says the key is published) or after the settle time,
+// reports the commit, and deletes the
 // old interface one reconcile period after the key became current.
 #pragma once
 
@@ -102,11 +104,15 @@ class MeshMember {
   bool round(const netdev::MeshPlan& plan, bool changed);
   // The slot plan's own part of a round without a rotation (as before one).
   bool applyActive(netdev::Mesh& mesh, const netdev::MeshPlan& plan, bool changed);
-  // The rotation's steps (mesh_rotation_steps.cc).
+  // The rotation's steps (mesh_member_rotation.cc).
   bool rotationRound(const netdev::MeshPlan& plan, int active, bool changed);
   Result<void> stage(const netdev::MeshPlan& plan, int active);
   Result<void> moveRoutes(const netdev::MeshPlan& plan, netdev::Mesh& next,
                           const std::set<std::string>& moved);
+  // While a reported key waits for this node's plan to say it is published:
+  // moves the route of each peer that has already shaken hands on the new
+  // interface (it has switched, so the old key no longer reaches it).
+  void watchHandshakes(const netdev::MeshPlan& plan);
   Result<void> commit();
   Result<void> retire();
   // The member's view of a slot: its interface, and for the slot a rotation
@@ -129,7 +135,12 @@ class MeshMember {
   bool staged_reported_ = false;                  // the thread's: this run reported the staged key
   bool current_reported_ = false;                 // the thread's: this run reported the commit
   bool rotation_refused_logged_ = false;          // the thread's
-  int active_ = 0;                                // guarded by mu_: the active slot
+  // The thread's: until when a reported staged key is watched for early
+  // handshakes (every handshake_poll), and the peers moved by that watch.
+  std::chrono::steady_clock::time_point watch_until_;
+  std::set<std::string> watch_moved_;
+  static constexpr std::chrono::seconds kStagedWatch{30};
+  int active_ = 0;  // guarded by mu_: the active slot
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::optional<netdev::MeshPlan> desired_;  // guarded by mu_

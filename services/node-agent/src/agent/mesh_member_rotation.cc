@@ -130,11 +130,13 @@ bool MeshMember::rotationRound(const netdev::MeshPlan& plan, int active, bool ch
         return false;
       }
       staged_reported_ = true;
+      watch_until_ = std::chrono::steady_clock::now() + kStagedWatch;
       log::info("reported the staged mesh key",
                 {{"public_key", rot->public_key.base64()}, {"listen_port", rot->listen_port}});
       return good;
     }
     rot->phase = "published";
+    watch_until_ = {};  // moveRoutes watches from here
     if (auto r = netdev::saveMeshRotation(options_.mesh.state_dir, *rot); !r) {
       log::error("saving the mesh rotation failed", {{"error", r.error().toString()}});
       return false;
@@ -176,6 +178,7 @@ Result<void> MeshMember::stage(const netdev::MeshPlan& plan, int active) {
   setRotation(rot);
   staged_reported_ = false;
   current_reported_ = false;
+  watch_moved_.clear();
   log::info(
       "staged a new mesh key on the second interface",
       {{"device", rot.interface}, {"listen_port", rot.listen_port}, {"public_key", pub.base64()}});
@@ -228,6 +231,41 @@ Result<void> MeshMember::moveRoutes(const netdev::MeshPlan& plan, netdev::Mesh& 
     }
   }
   return ok();
+}
+
+void MeshMember::watchHandshakes(const netdev::MeshPlan& plan) {
+  const std::optional<netdev::MeshRotation> rot = rotation();
+  if (!rot || rot->phase != "staged" || rot->retire_after != 0) {
+    watch_until_ = {};
+    return;
+  }
+  const int next = slotOf(rot->listen_port);
+  if (interfaces_[next] != rot->interface) return;
+  netdev::Mesh neu = slot(next, true);
+  auto dump = neu.dump();
+  if (!dump) return;  // the next tick, or the next round, tries again
+  std::set<netdev::WgKey> shook;
+  for (const auto& d : dump->peers) {
+    if (d.latest_handshake != 0) shook.insert(d.public_key);
+  }
+  for (const auto& p : plan.peers) {
+    const netdev::WgKey& key = p.next ? p.next->public_key : p.public_key;
+    if (watch_moved_.count(p.node_id) != 0 || shook.count(key) == 0) continue;
+    bool moved = true;
+    for (const auto& a : p.allowed_ips) {
+      if (auto r = neu.routeVia(a); !r) {
+        log::warn("moving a mesh route to the new interface failed; retried",
+                  {{"node_id", p.node_id}, {"error", r.error().toString()}});
+        moved = false;
+        break;
+      }
+    }
+    if (!moved) continue;
+    watch_moved_.insert(p.node_id);
+    log::info("moved a mesh route to the new interface", {{"node_id", p.node_id},
+                                                          {"device", neu.options().interface},
+                                                          {"why", "handshake before publication"}});
+  }
 }
 
 Result<void> MeshMember::commit() {

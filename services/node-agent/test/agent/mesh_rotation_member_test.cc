@@ -390,6 +390,40 @@ TEST_F(MeshRotationTest, SilentPeersMoveAfterTheSettleTime) {
   EXPECT_EQ(net_.routes().at("fd7a:5c00:0:3::/64"), "wg-t1");
 }
 
+// A peer whose long-poll woke first switches before this node's plan says
+// the key is published: its handshake on the new interface moves its route
+// at once (the old key no longer reaches it), the silent peer's stays until
+// publication and the settle time.
+TEST_F(MeshRotationTest, APeerThatSwitchesBeforePublicationIsMovedAtOnce) {
+  auto m = member();
+  m->observe(plan(1, true, old_public_, 51820));
+  ASSERT_TRUE(eventually([&] { return !stagedKey().empty(); }));
+  const auto t0 = std::chrono::steady_clock::now();
+  net_.handshake("wg-t1", keyText(2));
+  ASSERT_TRUE(eventually([&] { return net_.routes().at("fd7a:5c00:0:2::/64") == "wg-t1"; }));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 300ms);
+  // Not published: no settle time runs, node 3 keeps the old key.
+  std::this_thread::sleep_for(600ms);
+  EXPECT_EQ(net_.routes().at("fd7a:5c00:0:3::/64"), "wg-t0");
+  EXPECT_EQ(currents(), 0U);
+  EXPECT_EQ(m->rotation()->phase, "staged");
+  // A full round keeps the early move.
+  m->observe(plan(2, true, old_public_, 51820));
+  ASSERT_TRUE(eventually([&] { return m->appliedVersion() == 2; }));
+  EXPECT_EQ(net_.routes().at("fd7a:5c00:0:2::/64"), "wg-t1");
+  EXPECT_EQ(net_.routes().at("fd7a:5c00:0:3::/64"), "wg-t0");
+  // Published: node 3 after the settle time, then the commit.
+  m->observe(plan(3, true, old_public_, 51820, stagedKey()));
+  ASSERT_TRUE(eventually([&] { return currents() == 1; }));
+  EXPECT_EQ(net_.routes().at("fd7a:5c00:0:3::/64"), "wg-t1");
+  // Node 2's route was replaced once, not at every watch tick.
+  size_t node2_moves = 0;
+  for (const auto& c : net_.take({"ip", "-6", "route", "replace"})) {
+    node2_moves += c[4] == "fd7a:5c00:0:2::/64" && c[6] == "wg-t1" ? 1 : 0;
+  }
+  EXPECT_EQ(node2_moves, 1U);
+}
+
 // A peer's own rotation (its `next`): configured with its next key at its
 // next endpoint on this node's interface, the old key removed.
 TEST_F(MeshRotationTest, APeersNextKeyReplacesItsOldOne) {
