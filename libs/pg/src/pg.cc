@@ -72,6 +72,7 @@ void endSession(PGconn* c) {
 }  // namespace internal
 
 using internal::connectionError;
+using internal::forgetPrepared;
 
 bool endsSession(std::string_view sqlstate) {
   return sqlstate.substr(0, 2) == "08" || sqlstate == "25006" || sqlstate == "57P01" ||
@@ -171,14 +172,20 @@ Result<bool> ResultSet::boolean(int row, int col) const {
 Connection::Connection(Connection&& o) noexcept : conn_(o.conn_) { o.conn_ = nullptr; }
 Connection& Connection::operator=(Connection&& o) noexcept {
   if (this != &o) {
-    if (conn_ != nullptr) PQfinish(conn_);
+    if (conn_ != nullptr) {
+      forgetPrepared(conn_);
+      PQfinish(conn_);
+    }
     conn_ = o.conn_;
     o.conn_ = nullptr;
   }
   return *this;
 }
 Connection::~Connection() {
-  if (conn_ != nullptr) PQfinish(conn_);
+  if (conn_ != nullptr) {
+    forgetPrepared(conn_);
+    PQfinish(conn_);
+  }
 }
 
 Result<Connection> Connection::connect(const std::string& conninfo) {

@@ -12,7 +12,7 @@ thread_local PreparedStatements* t_prepared = nullptr;
 std::string PreparedStatements::name(std::string_view sql, bool& fresh) {
   auto [it, inserted] = names_.try_emplace(std::string(sql));
   fresh = inserted;
-  if (inserted) it->second = "plfm_p" + std::to_string(names_.size());
+  if (inserted) it->second = prefix_ + std::to_string(names_.size());
   return it->second;
 }
 

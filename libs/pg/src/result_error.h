@@ -16,5 +16,8 @@ Error resultError(PGconn* c, const PGresult* r, std::string_view sql);
 // Closes a session that an error ended (see endsSession()): healthy() turns
 // false, so its owner replaces it.
 void endSession(PGconn* c);
+// Drops a connection's prepared statements from execPrepared's registry
+// (prepared.cc), before the connection is closed.
+void forgetPrepared(PGconn* c);
 
 }  // namespace plfm::pg::internal

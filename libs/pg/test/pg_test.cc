@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "plfm/pg/pipeline.h"
+#include "plfm/pg/prepared.h"
 #include "plfm/testing/pg_test.h"
 
 namespace plfm::pg {
@@ -237,6 +238,67 @@ TEST_F(PgTest, PreparedPipelineStatementsAreReusedAndSurviveAFailedParse) {
   auto r = execPipeline(other, s);
   ASSERT_TRUE(r.has_value());
   EXPECT_TRUE((*r)[0].has_value()) << (*r)[0].error().toString();
+}
+
+// execPrepared: parsed once per connection, the same results and typed
+// errors as exec, a failed Parse not kept, and beside the group
+// committer's own statements on the same connection.
+TEST_F(PgTest, ExecPreparedParsesOncePerConnectionAndMapsErrorsLikeExec) {
+  const std::string_view insert = "INSERT INTO kv (k, n) VALUES ($1, $2)";
+  const std::string_view select = "SELECT n FROM kv WHERE k = $1";
+  for (int i = 0; i < 7; ++i) {  // past the five custom plans
+    auto in = execPrepared(conn_, insert, {"k" + std::to_string(i), int64_t{i}});
+    ASSERT_TRUE(in.has_value()) << in.error().toString();
+    auto rs = execPrepared(conn_, select, {"k" + std::to_string(i)});
+    ASSERT_TRUE(rs.has_value()) << rs.error().toString();
+    ASSERT_EQ(rs->rows(), 1);
+    EXPECT_EQ(rs->int64(0, 0).value_or(-1), i);
+  }
+  auto missing = execPrepared(conn_, select, {"nope"});
+  ASSERT_TRUE(missing.has_value());
+  EXPECT_EQ(missing->rows(), 0);
+  auto dup = execPrepared(conn_, insert, {"k1", int64_t{1}});
+  ASSERT_FALSE(dup.has_value());
+  EXPECT_TRUE(dup.error().is(errc::kUniqueViolation));
+  EXPECT_EQ(dup.error().detail("constraint"), "kv_pkey");
+  auto check = execPrepared(conn_, insert, {"neg", int64_t{-1}});
+  ASSERT_FALSE(check.has_value());
+  EXPECT_TRUE(check.error().is(errc::kCheckViolation)) << check.error().toString();
+  for (int i = 0; i < 2; ++i) {  // no such table: not kept, the same error again
+    auto bad = execPrepared(conn_, "SELECT count(*) FROM nope WHERE x = $1", {"a"});
+    ASSERT_FALSE(bad.has_value());
+    EXPECT_EQ(bad.error().detail("sqlstate"), "42P01") << bad.error().toString();
+  }
+  // Inside a transaction, and rolled back with it (the statement stays).
+  {
+    auto tx = Transaction::begin(conn_);
+    ASSERT_TRUE(tx.has_value());
+    ASSERT_TRUE(execPrepared(conn_, insert, {"tx", int64_t{1}}).has_value());
+  }
+  EXPECT_EQ(execPrepared(conn_, select, {"tx"})->rows(), 0);
+  // The committer's cache on the same connection uses other names.
+  PreparedStatements committer(conn_);
+  {
+    const UsePrepared use(committer);
+    const Statement s[] = {{"SELECT count(*) FROM kv WHERE n >= $1", {int64_t{0}}}};
+    auto r = execPipeline(conn_, s);
+    ASSERT_TRUE(r.has_value());
+    ASSERT_TRUE((*r)[0].has_value()) << (*r)[0].error().toString();
+  }
+  auto names = conn_.exec("SELECT name FROM pg_prepared_statements ORDER BY name");
+  ASSERT_TRUE(names.has_value());
+  std::vector<std::string> got;
+  for (int r = 0; r < names->rows(); ++r) got.emplace_back(names->text(r, 0));
+  EXPECT_EQ(got, (std::vector<std::string>{"plfm_p1", "plfm_s1", "plfm_s2"}));
+  // A new connection starts with none, whatever handle it gets.
+  for (int i = 0; i < 3; ++i) {
+    Connection fresh = connect();
+    auto rs = execPrepared(fresh, select, {"k3"});
+    ASSERT_TRUE(rs.has_value()) << rs.error().toString();
+    EXPECT_EQ(rs->int64(0, 0).value_or(-1), 3);
+    auto mine = fresh.exec("SELECT count(*) FROM pg_prepared_statements");
+    EXPECT_EQ(mine->int64(0, 0).value_or(-1), 1);
+  }
 }
 
 }  // namespace

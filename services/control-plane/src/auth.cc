@@ -9,6 +9,7 @@
 #include "plfm/core/json.h"
 #include "plfm/core/process.h"
 #include "plfm/core/sha256.h"
+#include "plfm/pg/prepared.h"
 
 namespace plfm::cp {
 namespace {
@@ -63,7 +64,8 @@ Result<Principal> authenticate(pg::Connection& conn, const Clock& clock,
   // Read on every request, never cached: a revoked or expired token stops
   // working with the next request.
   const std::string now = toRfc3339(clock.now());
-  auto rs = conn.exec(
+  auto rs = pg::execPrepared(
+      conn,
       "SELECT t.token_id, t.kind, t.subject_id, coalesce(u.name, t.subject_id), "
       "coalesce(u.is_admin, false), t.first_used_at IS NULL FROM api_tokens t LEFT JOIN users u "
       "ON t.kind = 'user' AND u.user_id = t.subject_id "
@@ -121,10 +123,12 @@ Result<std::string> authenticateEnrollment(pg::Connection& conn, const Clock& cl
 }
 
 Result<void> recheck(pg::Connection& conn, const Clock& clock, const Principal& who) {
-  PLFM_ASSIGN_OR_RETURN(auto rs, conn.exec("SELECT 1 FROM api_tokens WHERE token_id = $1 AND "
-                                           "revoked_at IS NULL AND (expires_at IS NULL OR "
-                                           "expires_at > $2::timestamptz)",
-                                           {who.token_id, toRfc3339(clock.now())}));
+  PLFM_ASSIGN_OR_RETURN(auto rs,
+                        pg::execPrepared(conn,
+                                         "SELECT 1 FROM api_tokens WHERE token_id = $1 AND "
+                                         "revoked_at IS NULL AND (expires_at IS NULL OR "
+                                         "expires_at > $2::timestamptz)",
+                                         {who.token_id, toRfc3339(clock.now())}));
   if (rs.rows() != 1) return unauthenticated();
   return ok();
 }
@@ -136,9 +140,10 @@ Result<std::string> roleIn(pg::Connection& conn, const Principal& who, std::stri
   };
   if (who.kind != "user") return notFound();
   PLFM_ASSIGN_OR_RETURN(auto rs,
-                        conn.exec("SELECT role FROM org_members_view WHERE org_id = $1 AND "
-                                  "user_id = $2",
-                                  {std::string(org_id), who.id}));
+                        pg::execPrepared(conn,
+                                         "SELECT role FROM org_members_view WHERE org_id = $1 "
+                                         "AND user_id = $2",
+                                         {std::string(org_id), who.id}));
   if (rs.rows() == 1) return std::string(rs.text(0, 0));
   return notFound();
 }

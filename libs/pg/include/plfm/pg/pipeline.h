@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "plfm/pg/pg.h"
@@ -34,7 +35,10 @@ struct Statement {
 // prepares and reuses statements for `conn` (and only for it).
 class PreparedStatements {
  public:
-  explicit PreparedStatements(const Connection& conn) : conn_(conn.raw()) {}
+  // Names are `prefix` and a number ("plfm_p1", ...); two caches on one
+  // connection need different prefixes.
+  explicit PreparedStatements(const Connection& conn, std::string prefix = "plfm_p")
+      : conn_(conn.raw()), prefix_(std::move(prefix)) {}
   [[nodiscard]] bool owns(const Connection& conn) const { return conn.raw() == conn_; }
   // The statement's name; `fresh` is set when it still has to be prepared.
   [[nodiscard]] std::string name(std::string_view sql, bool& fresh);
@@ -42,6 +46,7 @@ class PreparedStatements {
 
  private:
   pg_conn* conn_;
+  std::string prefix_;
   std::unordered_map<std::string, std::string> names_;
 };
 
