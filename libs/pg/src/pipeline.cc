@@ -2,6 +2,8 @@
 
 #include <libpq-fe.h>
 
+#include <optional>
+
 #include "result_error.h"
 
 namespace plfm::pg {
@@ -61,12 +63,15 @@ Result<std::vector<Result<ResultSet>>> execPipeline(Connection& conn,
   bool ended = false;  // a statement's error ended the session (a demoted primary's 25006)
   for (size_t i = 0; i < statements.size(); ++i) {
     const Statement& s = statements[i];
+    std::optional<Error> parse_error;  // the statement's own error when its Parse failed
     if (fresh[i]) {
       // The Parse of a statement seen for the first time: if it did not
       // happen (an earlier statement failed) or failed, it is not prepared.
       PGresult* p = PQgetResult(c);
       if (p == nullptr) return internal::connectionError(c, "pipeline result missing");
-      if (PQresultStatus(p) != PGRES_COMMAND_OK) prepared->forget(s.sql);
+      const ExecStatusType parsed = PQresultStatus(p);
+      if (parsed != PGRES_COMMAND_OK) prepared->forget(s.sql);
+      if (parsed == PGRES_FATAL_ERROR) parse_error = internal::resultError(c, p, s.sql);
       PQclear(p);
       while (PGresult* extra = PQgetResult(c)) PQclear(extra);
     }
@@ -75,6 +80,10 @@ Result<std::vector<Result<ResultSet>>> execPipeline(Connection& conn,
     const ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY) {
       out.emplace_back(ResultSet(r));
+    } else if (st == PGRES_PIPELINE_ABORTED && parse_error) {
+      PQclear(r);
+      ended = ended || parse_error->is(errc::kConnection);
+      out.emplace_back(std::move(*parse_error));
     } else if (st == PGRES_PIPELINE_ABORTED) {
       PQclear(r);
       out.emplace_back(Error(errc::kError, "skipped: an earlier statement of the pipeline failed")

@@ -226,7 +226,8 @@ TEST_F(PgTest, PreparedPipelineStatementsAreReusedAndSurviveAFailedParse) {
     auto r = execPipeline(conn_, s);
     ASSERT_TRUE(r.has_value()) << r.error().toString();
     EXPECT_TRUE((*r)[0].has_value()) << (*r)[0].error().toString();
-    EXPECT_FALSE((*r)[1].has_value());  // no such table: not prepared, tried again next time
+    ASSERT_FALSE((*r)[1].has_value());  // no such table: not prepared, tried again next time
+    EXPECT_EQ((*r)[1].error().detail("sqlstate"), "42P01") << (*r)[1].error().toString();
     EXPECT_FALSE((*r)[2].has_value());  // skipped
   }
   auto n = conn_.exec("SELECT count(*) FROM pg_prepared_statements");
@@ -287,8 +288,8 @@ TEST_F(PgTest, ExecPreparedParsesOncePerConnectionAndMapsErrorsLikeExec) {
   }
   auto names = conn_.exec("SELECT name FROM pg_prepared_statements ORDER BY name");
   ASSERT_TRUE(names.has_value());
-  std::vector<std::string> got;
-  for (int r = 0; r < names->rows(); ++r) got.emplace_back(names->text(r, 0));
+  std::vector<std::string> got(static_cast<size_t>(names->rows()));
+  for (int r = 0; r < names->rows(); ++r) got[static_cast<size_t>(r)] = names->text(r, 0);
   EXPECT_EQ(got, (std::vector<std::string>{"plfm_p1", "plfm_s1", "plfm_s2"}));
   // A new connection starts with none, whatever handle it gets.
   for (int i = 0; i < 3; ++i) {
