@@ -17,18 +17,16 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "agent/agent.h"
+#include "agent_bench_support.h"
 #include "plfm/core/log.h"
 #include "plfm/core/process.h"
 #include "runtime/qemu_runtime.h"
@@ -37,102 +35,23 @@
 namespace {
 
 using namespace plfm;
+using bench::BenchAgent;
+using bench::benchSpec;
+using bench::cpuPercent;
+using bench::cpuTicks;
+using bench::quantile;
+using bench::smapsRollupKb;
+using bench::waitForPhase;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-json spec(const agent::testing::AgentWorld& w, const std::string& id, int n,
-          const std::string& mode) {
-  char addr[64];
-  std::snprintf(addr, sizeof addr, "fd7a:5c00:0:1::%x", n + 2);
-  return agent::testing::workloadSpec(w, id, "org_0bench00000000000000000000", {mode}, addr);
-}
-
-double quantile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  auto i = static_cast<size_t>(std::lround(q * static_cast<double>(v.size() - 1)));
-  return v[std::min(i, v.size() - 1)];
-}
-
-// kB of a /proc/PID/smaps_rollup field.
-long rollup(pid_t pid, const std::string& field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/smaps_rollup");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(field + ":", 0) == 0) return std::atol(line.c_str() + field.size() + 1);
+std::unique_ptr<agent::Agent> startAgent(BenchAgent& bench, const std::string& state) {
+  auto a = bench.start(state);
+  if (!a) {
+    std::fprintf(stderr, "agent: %s\n", a.error().toString().c_str());
+    std::exit(1);
   }
-  return -1;
-}
-
-// utime + stime of a process, in clock ticks.
-long cpuTicks(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat;
-  std::getline(in, stat);
-  auto close = stat.rfind(')');
-  if (close == std::string::npos) return -1;
-  std::istringstream fields(stat.substr(close + 2));
-  std::string f;
-  long utime = 0;
-  long stime = 0;
-  // After the comm: state is field 3, utime 14, stime 15.
-  for (int i = 3; i <= 15 && fields >> f; ++i) {
-    if (i == 14) utime = std::atol(f.c_str());
-    if (i == 15) stime = std::atol(f.c_str());
-  }
-  return utime + stime;
-}
-
-class Bench {
- public:
-  Bench(const agent::testing::AgentWorld& w, runtime::QemuOptions q)
-      : world_(w), qemu_(std::move(q)) {}
-
-  std::unique_ptr<agent::Agent> start(const std::string& state) {
-    agent::AgentOptions o;
-    o.state_dir = state;
-    o.plan_file = state + "/plan.json";
-    o.kernel = world_.kernel;
-    o.initramfs = world_.initramfs;
-    o.image_cache_dir = world_.dir->file("images");
-    o.scratch_mb = 64;
-    o.shutdown_grace_ms = 2000;
-    o.stop_instances_on_exit = true;
-    plan(o.plan_file, json::array());
-    runtime::QemuOptions q = qemu_;
-    q.probe_dir = world_.dir->path();
-    auto a = std::make_unique<agent::Agent>(o, std::make_unique<runtime::QemuRuntime>(q));
-    if (auto r = a->start(); !r) {
-      std::fprintf(stderr, "agent: %s\n", r.error().toString().c_str());
-      std::exit(1);
-    }
-    plan_path_ = o.plan_file;
-    return a;
-  }
-  void plan(const std::string& path, const json& instances) {
-    json p = {{"node_id", "node_b"}, {"version", ++version_}, {"instances", instances}};
-    (void)writeFileAtomic(path, p.dump());
-  }
-  void plan(const json& instances) { plan(plan_path_, instances); }
-  const agent::testing::AgentWorld& world() const { return world_; }
-
- private:
-  const agent::testing::AgentWorld& world_;
-  runtime::QemuOptions qemu_;
-  std::string plan_path_;
-  int64_t version_ = 0;
-};
-
-std::optional<agent::InstanceStatus> waitFor(agent::Agent& a, const std::string& id,
-                                             agent::Phase phase, std::chrono::seconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    for (const auto& s : a.instances()) {
-      if (s.instance_id == id && (s.phase == phase || agent::isTerminal(s.phase))) return s;
-    }
-    std::this_thread::sleep_for(10ms);
-  }
-  return std::nullopt;
+  return std::move(*a);
 }
 
 }  // namespace
@@ -157,19 +76,14 @@ int main(int argc, char** argv) {
   log::Options lo;
   lo.level = log::Level::kWarn;
   log::init(lo);
-  if (auto r = agent::testing::enterPrivateNetns(); !r) {
-    std::fprintf(stderr, "agent_bench: %s\n", r.error().toString().c_str());
-    return 1;
-  }
-  auto world =
-      agent::testing::makeAgentWorld(PLFM_SOURCE_DIR, PLFM_VT_INIT_BIN, PLFM_TEST_WORKLOAD_BIN);
+  auto world = plfm::bench::makeBenchWorld();
   if (!world) {
     std::fprintf(stderr, "agent_bench: %s\n", world.error().toString().c_str());
     return 1;
   }
-  Bench bench(**world, qemu);
+  BenchAgent bench(**world, qemu);
   plfm::testing::TempDir state("agb");
-  auto a = bench.start(state.path());
+  auto a = startAgent(bench, state.path());
   std::vector<double> spawn_ms;
   std::vector<double> start_ms;
   std::vector<double> boot_ms;
@@ -180,8 +94,8 @@ int main(int argc, char** argv) {
   for (int i = 0; i <= boots; ++i) {
     char id[40];
     std::snprintf(id, sizeof id, "inst_0bench%020d", i);
-    bench.plan(json::array({spec(**world, id, i, "sleep")}));
-    auto s = waitFor(*a, id, agent::Phase::kRunning, 120s);
+    bench.plan(json::array({benchSpec(**world, id, i, "sleep")}));
+    auto s = waitForPhase(*a, id, agent::Phase::kRunning, 120s);
     if (!s || s->phase != agent::Phase::kRunning) {
       std::fprintf(stderr, "boot %d failed: %s\n", i, s ? s->reason.c_str() : "timeout");
       return 1;
@@ -201,7 +115,7 @@ int main(int argc, char** argv) {
       }
     }
     bench.plan(json::array());
-    waitFor(*a, id, agent::Phase::kStopped, 60s);
+    (void)waitForPhase(*a, id, agent::Phase::kStopped, 60s);
     std::this_thread::sleep_for(200ms);
   }
   a->stop();
@@ -236,19 +150,19 @@ int main(int argc, char** argv) {
 
   // Idle memory: K sleeping instances side by side.
   plfm::testing::TempDir state2("agm");
-  a = bench.start(state2.path());
+  a = startAgent(bench, state2.path());
   json instances = json::array();
   std::vector<std::string> ids;
   for (int i = 0; i < idle; ++i) {
     char id[40];
     std::snprintf(id, sizeof id, "inst_01d1e%021d", i);
     ids.emplace_back(id);
-    instances.push_back(spec(**world, id, 100 + i, "sleep"));
+    instances.push_back(benchSpec(**world, id, 100 + i, "sleep"));
   }
   bench.plan(instances);
   std::vector<double> rss, pss;
   for (const auto& id : ids) {
-    auto s = waitFor(*a, id, agent::Phase::kRunning, 180s);
+    auto s = waitForPhase(*a, id, agent::Phase::kRunning, 180s);
     if (!s || s->phase != agent::Phase::kRunning) {
       std::fprintf(stderr, "idle boot failed: %s\n", s ? s->reason.c_str() : "timeout");
       return 1;
@@ -261,14 +175,12 @@ int main(int argc, char** argv) {
   std::this_thread::sleep_for(std::chrono::seconds(cpu_seconds));
   std::vector<double> cpu;
   cpu.reserve(ticks.size());
-  const auto hz = static_cast<double>(sysconf(_SC_CLK_TCK));
   for (const auto& [pid, before] : ticks) {
-    cpu.push_back(static_cast<double>(cpuTicks(pid) - before) / hz * 100.0 /
-                  static_cast<double>(std::max(cpu_seconds, 1)));
+    cpu.push_back(cpuPercent(before, cpuTicks(pid), static_cast<double>(std::max(cpu_seconds, 1))));
   }
   for (const auto& s : a->instances()) {
-    rss.push_back(static_cast<double>(rollup(s.vmm_pid, "Rss")) / 1024.0);
-    pss.push_back(static_cast<double>(rollup(s.vmm_pid, "Pss")) / 1024.0);
+    rss.push_back(static_cast<double>(smapsRollupKb(s.vmm_pid, "Rss")) / 1024.0);
+    pss.push_back(static_cast<double>(smapsRollupKb(s.vmm_pid, "Pss")) / 1024.0);
   }
   std::printf(
       "  idle instance (128 MiB guest RAM, %d running): VMM RSS p50 %.1f MiB, PSS p50 %.1f MiB\n",
