@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <set>
 
 #include "plfm/core/assert.h"
 #include "plfm/core/process.h"
@@ -32,7 +34,8 @@ TempDir::~TempDir() {
 
 std::string TempDir::file(std::string_view name) const { return path_ + "/" + std::string(name); }
 
-int freeTcpPort() {
+namespace {
+int kernelFreeTcpPort() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   PLFM_ASSERT(fd >= 0, "socket");
   sockaddr_in addr{};
@@ -44,6 +47,19 @@ int freeTcpPort() {
   PLFM_ASSERT(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0, "getsockname");
   ::close(fd);
   return ntohs(addr.sin_port);
+}
+}  // namespace
+
+int freeTcpPort() {
+  // The kernel may hand the same released port out twice in a row; a test
+  // that asks for several ports (vt dev's six) must get distinct ones.
+  static std::mutex mu;
+  static std::set<int> given;
+  const std::lock_guard lock(mu);
+  for (int attempt = 0;; ++attempt) {
+    const int port = kernelFreeTcpPort();
+    if (given.insert(port).second || attempt >= 100) return port;
+  }
 }
 
 void expectGolden(const std::string& path, std::string_view actual) {
