@@ -49,7 +49,7 @@ struct Server {
 };
 
 Server startServer(const std::string& bin, const std::string& conninfo,
-                   const testing::TempDir& dir) {
+                   const plfm::testing::TempDir& dir) {
   SpawnOptions o;
   o.stdout_path = dir.file("cp.out");
   o.stderr_path = dir.file("cp.log");
@@ -158,7 +158,7 @@ double runAppends(const std::string& conninfo, int threads, int total, int batch
 
 // The peer: plain single-row INSERT transactions through pgbench on the same
 // server, the ceiling for any one-event-per-transaction store on it.
-double pgbenchInsertTps(const std::string& conninfo, const testing::TempDir& dir, int clients,
+double pgbenchInsertTps(const std::string& conninfo, const plfm::testing::TempDir& dir, int clients,
                         int txPerClient) {
   auto conn = pg::Connection::connect(conninfo);
   if (!conn) die(conn.error().toString());
@@ -199,7 +199,7 @@ int main(int argc, char** argv) {
   auto db = (*cluster)->createDatabase();
   if (!db) die(db.error().toString());
   const std::string conninfo = (*cluster)->conninfo(*db);
-  testing::TempDir dir("plfm-bench");
+  plfm::testing::TempDir dir("plfm-bench");
   Server s = startServer(PLFM_CONTROL_PLANE_BIN, conninfo, dir);
 
   http::Client admin(s.base);

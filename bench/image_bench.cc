@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
       die("usage: image_bench [--runs N] [--peer-tmpfs] [--keep]");
     }
   }
-  testing::TempDir dir("plfm-imgbench");
+  plfm::testing::TempDir dir("plfm-imgbench");
   if (keep) dir.keep();
 
   // A realistic image from this machine's Debian files: a base layer of

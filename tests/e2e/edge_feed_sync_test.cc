@@ -111,12 +111,12 @@ TEST(EdgeFeedSyncTest, IngressPicksUpARouteAndItsHealthyBackendFromTheControlPla
   auto db = (*cluster)->createDatabase();
   ASSERT_TRUE(db) << db.error().toString();
   const std::string conninfo = (*cluster)->conninfo(*db);
-  testing::TempDir dir("edge-e2e");
+  plfm::testing::TempDir dir("edge-e2e");
   const std::string& d = dir.path();
   for (const char* sub : {"/cert", "/www", "/ingress", "/ingress/state"}) {
     std::filesystem::create_directories(d + sub);
   }
-  testing::TempDir cp_dir("edge-e2e-cp");
+  plfm::testing::TempDir cp_dir("edge-e2e-cp");
   const auto cp = vt::testing::startControlPlane(conninfo, cp_dir);
   Api api(cp.url, cp.admin_token);
 

@@ -152,7 +152,7 @@ class HaClientsTest : public ::testing::Test {
 
   std::vector<std::string> both() const { return {a_.url, b_.url}; }
 
-  testing::TempDir dir_{"ha-clients"};
+  plfm::testing::TempDir dir_{"ha-clients"};
   std::string conninfo_;
   std::string ca_;
   std::string token_;
@@ -315,7 +315,7 @@ TEST_F(HaClientsTest, IngressAgentAndVtRideThroughTheLossOfTheirReplica) {
   EXPECT_EQ(ingress.log().find(edge_token), std::string::npos);
 
   // vt with A (dead) still first in its list.
-  testing::TempDir vt_config("ha-clients-vt");
+  plfm::testing::TempDir vt_config("ha-clients-vt");
   const std::vector<std::string> vt_env = {"VT_URL=" + a_.url + "," + b_.url, "VT_TOKEN=" + token_,
                                            "VT_CA_FILE=" + ca_};
   auto who = vt::testing::runVt({"whoami", "--format", "json"}, vt_config.path(), vt_env);

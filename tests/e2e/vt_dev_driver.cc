@@ -30,8 +30,8 @@ Result<void> enterPrivateNetwork() {
 }
 
 VtDevDriver::VtDevDriver(int nodes)
-    : state_(std::make_unique<testing::TempDir>("vd")),
-      io_(std::make_unique<testing::TempDir>("vdio")),
+    : state_(std::make_unique<plfm::testing::TempDir>("vd")),
+      io_(std::make_unique<plfm::testing::TempDir>("vdio")),
       ports_({testing::freeTcpPort(), testing::freeTcpPort(), testing::freeTcpPort(),
               testing::freeTcpPort(), testing::freeTcpPort(), testing::freeTcpPort()}),
       nodes_(nodes) {}

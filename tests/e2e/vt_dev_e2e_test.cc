@@ -157,7 +157,7 @@ class ClientLoad {
   }
 
   std::string port_;
-  testing::TempDir dir_{"vdload"};
+  plfm::testing::TempDir dir_{"vdload"};
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   Counts counts_;

@@ -18,7 +18,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 const Flag kStateDirFlag{.name = "state-dir",
                          .value_name = "DIR",
@@ -82,10 +82,10 @@ Result<dev::Settings> settings(Invocation& inv) {
   return s;
 }
 
-std::string seconds(Clock::time_point since) {
+std::string seconds(SteadyClock::time_point since) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1fs",
-                std::chrono::duration<double>(Clock::now() - since).count());
+                std::chrono::duration<double>(SteadyClock::now() - since).count());
   return buf;
 }
 
@@ -149,7 +149,7 @@ void printStatus(Invocation& inv, const dev::Platform& p, const dev::PlatformSta
 }
 
 int devUp(Invocation& inv) {
-  const auto t0 = Clock::now();
+  const auto t0 = SteadyClock::now();
   auto p = platform(inv);
   if (!p) return fail(inv, p.error());
   inv.out.progress("vt dev up: state dir " + p->settings().state_dir);
@@ -190,7 +190,7 @@ int devUp(Invocation& inv) {
 }
 
 int devDown(Invocation& inv) {
-  const auto t0 = Clock::now();
+  const auto t0 = SteadyClock::now();
   auto p = platform(inv);
   if (!p) return fail(inv, p.error());
   inv.out.progress("vt dev down: state dir " + p->settings().state_dir);
@@ -226,7 +226,7 @@ int devStatus(Invocation& inv) {
 }
 
 int devHostAdd(Invocation& inv) {
-  const auto t0 = Clock::now();
+  const auto t0 = SteadyClock::now();
   auto p = platform(inv);
   if (!p) return fail(inv, p.error());
   inv.out.progress("vt dev host add: state dir " + p->settings().state_dir);

@@ -39,7 +39,7 @@ std::string normalized(std::string name) {
   return name;
 }
 
-Result<std::string> orgId(Invocation& inv) {
+Result<std::string> currentOrgId(Invocation& inv) {
   PLFM_ASSIGN_OR_RETURN(auto org, inv.org());
   return text(field(org, "id"));
 }
@@ -48,7 +48,7 @@ Result<std::string> orgId(Invocation& inv) {
 Result<json> findDomain(Invocation& inv, const std::string& arg) {
   PLFM_ASSIGN_OR_RETURN(ApiClient * client, inv.api());
   if (arg.rfind("dom_", 0) == 0) return client->get("/v1/domains/" + arg);
-  PLFM_ASSIGN_OR_RETURN(auto org, orgId(inv));
+  PLFM_ASSIGN_OR_RETURN(auto org, currentOrgId(inv));
   PLFM_ASSIGN_OR_RETURN(auto items, client->listAll("/v1/orgs/" + org + "/domains"));
   const std::string want = normalized(arg);
   for (const auto& d : items) {
@@ -60,7 +60,7 @@ Result<json> findDomain(Invocation& inv, const std::string& arg) {
 }
 
 int domainsList(Invocation& inv) {
-  auto org = orgId(inv);
+  auto org = currentOrgId(inv);
   if (!org) return fail(inv, org.error());
   auto client = inv.api();
   if (!client) return fail(inv, client.error());
@@ -80,7 +80,7 @@ int domainsList(Invocation& inv) {
 }
 
 int domainsAdd(Invocation& inv) {
-  auto org = orgId(inv);
+  auto org = currentOrgId(inv);
   if (!org) return fail(inv, org.error());
   auto client = inv.api();
   if (!client) return fail(inv, client.error());

@@ -32,10 +32,6 @@ namespace gp = guest_proto;
 // The largest message either way: an EXEC_DATA frame is 8 + 4 + 16 KiB.
 constexpr size_t kMaxExecMessageBytes = size_t{64} * 1024;
 
-std::optional<std::string> flag(const Invocation& inv, const std::string& name) {
-  return inv.args.value(name);
-}
-
 int execFail(Invocation& inv, const Error& e) {
   inv.out.err() << "vt: " << printableText(e.message()) << "\n";
   std::string hint(e.detail("hint"));
@@ -72,7 +68,7 @@ Result<ExecRequest> parseRequest(Invocation& inv) {
                                 " of the command is not valid UTF-8, which the API cannot carry");
     }
   }
-  if (auto id = flag(inv, "instance")) {
+  if (auto id = inv.flag("instance")) {
     auto parsed = InstanceId::parse(*id);
     if (!parsed) {
       return Error("usage", "--instance: " + parsed.error().message())
@@ -106,8 +102,8 @@ std::string stateList(const std::vector<ExecInstanceView>& items) {
 // --instance, or the healthy instance of the process type with the lowest
 // id (deterministic: the same one every time while it stays healthy).
 Result<std::string> pickInstance(Invocation& inv) {
-  if (auto id = flag(inv, "instance")) return *id;  // checked by parseRequest
-  const std::string process = flag(inv, "process").value_or("web");
+  if (auto id = inv.flag("instance")) return *id;  // checked by parseRequest
+  const std::string process = inv.flag("process").value_or("web");
   PLFM_ASSIGN_OR_RETURN(auto env, inv.env());
   PLFM_ASSIGN_OR_RETURN(ApiClient * client, inv.api());
   PLFM_ASSIGN_OR_RETURN(auto res, client->get("/v1/envs/" + idOf(env) + "/instances"));
@@ -147,8 +143,8 @@ Result<Ticket> requestTicket(Invocation& inv, const std::string& instance, const
     body["rows"] = req.size->first;
     body["cols"] = req.size->second;
   }
-  if (auto u = flag(inv, "user")) body["user"] = *u;
-  if (auto w = flag(inv, "workdir")) body["workdir"] = *w;
+  if (auto u = inv.flag("user")) body["user"] = *u;
+  if (auto w = inv.flag("workdir")) body["workdir"] = *w;
   PLFM_ASSIGN_OR_RETURN(ApiClient * client, inv.api());
   PLFM_ASSIGN_OR_RETURN(auto res,
                         client->mutate("POST", "/v1/instances/" + instance + "/exec", body));

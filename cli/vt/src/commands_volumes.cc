@@ -25,13 +25,9 @@ std::string sizeCell(const std::optional<uint64_t>& bytes) {
   return bytes ? manifest::formatVolumeSize(*bytes) : "-";
 }
 
-std::optional<std::string> flag(const Invocation& inv, const std::string& name) {
-  return inv.args.value(name);
-}
-
 // --size as the API's "size" field; the server checks the range and says so.
 Result<std::string> sizeFlag(Invocation& inv) {
-  auto v = flag(inv, "size");
+  auto v = inv.flag("size");
   if (!v) return Error("usage", "--size is required, like --size 10GiB (binary units)");
   if (!manifest::parseVolumeSize(*v)) {
     return Error("usage",
@@ -86,12 +82,12 @@ Result<std::pair<json, VolumeView>> findVolume(Invocation& inv) {
 int volumesCreate(Invocation& inv) {
   auto size = sizeFlag(inv);
   if (!size) return fail(inv, size.error());
-  auto process = flag(inv, "process");
+  auto process = inv.flag("process");
   if (!process) {
     return fail(inv, Error("usage", "--process (the process type it serves) is required"));
   }
   json body = {{"name", inv.args.positionals[0]}, {"process", *process}, {"size", *size}};
-  if (auto slot = flag(inv, "slot")) {
+  if (auto slot = inv.flag("slot")) {
     int64_t n = -1;
     auto [p, ec] = std::from_chars(slot->data(), slot->data() + slot->size(), n);
     if (ec != std::errc() || p != slot->data() + slot->size() || n < 0) {
@@ -377,14 +373,14 @@ std::string sourceNote(const VolumeOpView& o) {
 }
 
 int volumesRestore(Invocation& inv) {
-  auto from = flag(inv, "from");
+  auto from = inv.flag("from");
   if (!from) {
     return fail(inv, Error("usage",
                            "--from SNAPSHOT is required (list them with `vt volumes "
                            "snapshots " +
                                inv.args.positionals[0] + "`)"));
   }
-  auto to = flag(inv, "to");
+  auto to = inv.flag("to");
   const bool in_place = inv.args.has("in-place");
   if (to && in_place) {
     return fail(inv, Error("usage",
@@ -397,7 +393,7 @@ int volumesRestore(Invocation& inv) {
   json body = {{"snapshot_id", *from}};
   if (to) body["to"] = *to;
   if (in_place) body["in_place"] = true;
-  if (auto node = flag(inv, "node")) body["node_id"] = *node;
+  if (auto node = inv.flag("node")) body["node_id"] = *node;
   auto client = inv.api();
   if (!client) return fail(inv, client.error());
   auto res = (*client)->mutate("POST", "/v1/volumes/" + v.id + "/restore", body);
@@ -428,14 +424,14 @@ int volumesRestore(Invocation& inv) {
 }
 
 int volumesFork(Invocation& inv) {
-  auto node = flag(inv, "node");
+  auto node = inv.flag("node");
   if (!node) return fail(inv, Error("usage", "--node N (the node to put the copy on) is required"));
   auto found = findVolume(inv);
   if (!found) return fail(inv, found.error());
   const VolumeView& v = found->second;
   json body = {{"node_id", *node}};
-  if (auto to = flag(inv, "to")) body["to"] = *to;
-  if (auto from = flag(inv, "from")) body["snapshot_id"] = *from;
+  if (auto to = inv.flag("to")) body["to"] = *to;
+  if (auto from = inv.flag("from")) body["snapshot_id"] = *from;
   auto client = inv.api();
   if (!client) return fail(inv, client.error());
   auto res = (*client)->mutate("POST", "/v1/volumes/" + v.id + "/fork", body);
@@ -459,7 +455,7 @@ int volumesVerify(Invocation& inv) {
   if (!found) return fail(inv, found.error());
   const VolumeView& v = found->second;
   json body = json::object();
-  if (auto from = flag(inv, "from")) body["snapshot_id"] = *from;
+  if (auto from = inv.flag("from")) body["snapshot_id"] = *from;
   auto client = inv.api();
   if (!client) return fail(inv, client.error());
   auto res = (*client)->mutate("POST", "/v1/volumes/" + v.id + "/verify", body);

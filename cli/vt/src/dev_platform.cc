@@ -23,7 +23,7 @@
 namespace plfm::vt::dev {
 namespace fs = std::filesystem;
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
@@ -56,10 +56,10 @@ std::string locate(const char* env, const std::string& bin_dir, const std::strin
   return onPath(name);
 }
 
-std::string elapsed(Clock::time_point since) {
+std::string elapsed(SteadyClock::time_point since) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1fs",
-                std::chrono::duration<double>(Clock::now() - since).count());
+                std::chrono::duration<double>(SteadyClock::now() - since).count());
   return buf;
 }
 
@@ -447,8 +447,8 @@ Result<pid_t> Platform::launch(const std::string& c, const std::vector<std::stri
 }
 
 Result<void> Platform::waitHealthy(const std::string& c, pid_t pid, std::chrono::seconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
+  const auto deadline = SteadyClock::now() + timeout;
+  while (SteadyClock::now() < deadline) {
     if (!isRunning(pid)) {
       return Error(errc::kUnavailable, c + " exited during startup");
     }
@@ -461,7 +461,7 @@ Result<void> Platform::waitHealthy(const std::string& c, pid_t pid, std::chrono:
 
 Result<void> Platform::step(const std::string& name,
                             const std::function<Result<std::string>()>& run) {
-  const auto t0 = Clock::now();
+  const auto t0 = SteadyClock::now();
   auto r = run();
   if (!r) {
     Error e = r.error();
@@ -583,10 +583,10 @@ Result<std::optional<std::string>> Platform::alreadyRunning(const std::string& c
   const pid_t pid = runningPid(c);
   if (pid <= 0) return std::optional<std::string>();
   // Running: healthy now, or soon (a previous `up` may still be starting it).
-  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  const auto deadline = SteadyClock::now() + std::chrono::seconds(10);
   while (!healthy(c)) {
     if (!isRunning(pid)) return std::optional<std::string>();
-    if (Clock::now() > deadline) {
+    if (SteadyClock::now() > deadline) {
       return Error(errc::kUnavailable, c + " runs (pid " + std::to_string(pid) +
                                            ") but is not healthy at " + address(c) +
                                            "; `vt dev down` and try again");
@@ -668,8 +668,8 @@ Result<std::string> Platform::startFormationNode(int node) {
       const pid_t group = create.pid();
       const auto st = create.waitOrKill(std::chrono::seconds(180), true);
       ::kill(-group, SIGINT);
-      const auto until = Clock::now() + std::chrono::seconds(20);
-      while (fs::exists(data + "/postmaster.pid") && Clock::now() < until) {
+      const auto until = SteadyClock::now() + std::chrono::seconds(20);
+      while (fs::exists(data + "/postmaster.pid") && SteadyClock::now() < until) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
       ::kill(-group, SIGKILL);
@@ -686,13 +686,13 @@ Result<std::string> Platform::startFormationNode(int node) {
   PLFM_TRY(waitHealthy(c, pid, std::chrono::seconds(120)));
   if (node == Formation::kMonitor) {
     // Ready once its extension answers (settleFormation() sets its timeouts).
-    const auto deadline = Clock::now() + std::chrono::seconds(60);
+    const auto deadline = SteadyClock::now() + std::chrono::seconds(60);
     for (;;) {
       auto n = formation_.monitorSql(
           "SELECT count(*) FROM pg_extension WHERE extname = 'pgautofailover'", logPath(c));
       if (n && trim(*n) == "1") break;
       if (!isRunning(pid)) return Error(errc::kUnavailable, c + " exited during startup");
-      if (Clock::now() > deadline) {
+      if (SteadyClock::now() > deadline) {
         return Error(errc::kDeadlineExceeded, "the monitor's extension did not answer in 60s");
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -700,11 +700,11 @@ Result<std::string> Platform::startFormationNode(int node) {
   } else if (node == 0) {
     // The second node is a clone of the first: the first must be primary
     // (`single` while alone) before it is created.
-    const auto deadline = Clock::now() + std::chrono::seconds(120);
+    const auto deadline = SteadyClock::now() + std::chrono::seconds(120);
     while (formationPrimary(formation_.nodes(logPath(c)).value_or(std::vector<FormationNode>{}))
                .empty()) {
       if (!isRunning(pid)) return Error(errc::kUnavailable, c + " exited during startup");
-      if (Clock::now() > deadline) {
+      if (SteadyClock::now() > deadline) {
         return Error(errc::kDeadlineExceeded, "no primary in the formation within 120s");
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -719,10 +719,10 @@ Result<std::string> Platform::settleFormation() {
   for (const auto& sql : Formation::monitorTimeoutsSql()) {
     PLFM_TRY(formation_.monitorSql(sql, logPath("pg-monitor")));
   }
-  const auto deadline = Clock::now() + std::chrono::seconds(180);
+  const auto deadline = SteadyClock::now() + std::chrono::seconds(180);
   std::vector<FormationNode> nodes;
   while (!formationHealthy(nodes)) {
-    if (Clock::now() > deadline) {
+    if (SteadyClock::now() > deadline) {
       std::string states;
       for (const auto& n : nodes) states += " " + n.name + ":" + n.reported + "->" + n.goal;
       return Error(errc::kDeadlineExceeded,
@@ -1062,7 +1062,7 @@ Result<std::vector<std::string>> Platform::down() {
     std::rotate(std::find(reversed.begin(), reversed.end(), "pg-b"), m, m + 1);
   }
   for (const std::string& c : reversed) {
-    const auto t0 = Clock::now();
+    const auto t0 = SteadyClock::now();
     pid_t pid = runningPid(c);
     std::string what = "not running";
     if (pid > 0) {

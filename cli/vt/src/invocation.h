@@ -54,6 +54,11 @@ struct Invocation {
   [[nodiscard]] std::string appSelector();  // the app name/id the user asked for, or ""
   [[nodiscard]] std::string envSelector();  // defaults to "prod"
 
+  // A flag's value (nullopt when not given).
+  [[nodiscard]] std::optional<std::string> flag(const std::string& name) const {
+    return args.value(name);
+  }
+
   // "--app hello --env prod" for next-step hints when they differ from the
   // context defaults.
   [[nodiscard]] std::string scopeFlags();

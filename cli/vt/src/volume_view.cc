@@ -7,7 +7,7 @@ namespace {
 
 using nlohmann::json;
 
-std::optional<std::string> text(const json& j, const char* key) {
+std::optional<std::string> optText(const json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end() || !it->is_string()) return std::nullopt;
   return it->get<std::string>();
@@ -35,7 +35,7 @@ std::optional<bool> boolean(const json& j, const char* key) {
 
 VolumeView parseVolume(const json& j) {
   if (!j.is_object()) return {};
-  auto str = [&](const char* key) { return text(j, key).value_or(""); };
+  auto str = [&](const char* key) { return optText(j, key).value_or(""); };
   return {.id = str("volume_id"),
           .env_id = str("env_id"),
           .process = str("process"),
@@ -45,13 +45,13 @@ VolumeView parseVolume(const json& j) {
           .reason = str("reason"),
           .created_at = str("created_at"),
           .updated_at = str("updated_at"),
-          .node_id = text(j, "node_id"),
+          .node_id = optText(j, "node_id"),
           .slot = static_cast<int64_t>(count(j, "slot").value_or(0)),
           .size_bytes = count(j, "size_bytes"),
           .reported_size_bytes = count(j, "reported_size_bytes"),
-          .last_snapshot_at = text(j, "last_snapshot_at"),
-          .last_backup_at = text(j, "last_backup_at"),
-          .last_verified_at = text(j, "last_verified_at"),
+          .last_snapshot_at = optText(j, "last_snapshot_at"),
+          .last_backup_at = optText(j, "last_backup_at"),
+          .last_verified_at = optText(j, "last_verified_at"),
           .rpo_seconds = count(j, "rpo_seconds"),
           .backup_every_seconds = count(j, "backup_every_seconds"),
           .backup_keep = count(j, "backup_keep"),
@@ -61,7 +61,7 @@ VolumeView parseVolume(const json& j) {
 
 SnapshotView parseSnapshot(const json& j) {
   if (!j.is_object()) return {};
-  auto str = [&](const char* key) { return text(j, key).value_or(""); };
+  auto str = [&](const char* key) { return optText(j, key).value_or(""); };
   return {.id = str("snapshot_id"),
           .volume_id = str("volume_id"),
           .node_id = str("node_id"),
@@ -69,11 +69,11 @@ SnapshotView parseSnapshot(const json& j) {
           .state = str("state"),
           .reason = str("reason"),
           .created_at = str("created_at"),
-          .method = text(j, "method"),
-          .sha256 = text(j, "sha256"),
-          .taken_at = text(j, "taken_at"),
-          .backup_id = text(j, "backup_id"),
-          .backed_up_at = text(j, "backed_up_at"),
+          .method = optText(j, "method"),
+          .sha256 = optText(j, "sha256"),
+          .taken_at = optText(j, "taken_at"),
+          .backup_id = optText(j, "backup_id"),
+          .backed_up_at = optText(j, "backed_up_at"),
           .size_bytes = count(j, "size_bytes"),
           .freeze_ms = integer(j, "freeze_ms"),
           .consistent = boolean(j, "consistent"),
@@ -83,7 +83,7 @@ SnapshotView parseSnapshot(const json& j) {
 
 VolumeOpView parseVolumeOp(const json& j) {
   if (!j.is_object()) return {};
-  auto str = [&](const char* key) { return text(j, key).value_or(""); };
+  auto str = [&](const char* key) { return optText(j, key).value_or(""); };
   return {.id = str("op_id"),
           .kind = str("kind"),
           .volume_id = str("volume_id"),

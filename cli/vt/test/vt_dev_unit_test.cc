@@ -18,7 +18,7 @@ namespace plfm::vt::dev {
 namespace {
 
 TEST(VtDevPidFile, NamesALiveProcessOnlyWithItsStartTime) {
-  testing::TempDir dir("vdpid");
+  plfm::testing::TempDir dir("vdpid");
   ASSERT_TRUE(writePidFile(dir.file("self.pid"), ::getpid()));
   EXPECT_EQ(readPidFile(dir.file("self.pid")), ::getpid());
   // The same pid with another start time is a recycled pid: not ours.
@@ -48,7 +48,7 @@ TEST(VtDevProcess, StopProcessStopsAChild) {
 }
 
 TEST(VtDevSettings, RoundTripAndDefaults) {
-  testing::TempDir dir("vdset");
+  plfm::testing::TempDir dir("vdset");
   auto fresh = loadSettings(dir.path());
   ASSERT_TRUE(fresh);
   EXPECT_EQ(fresh->control_plane_port, 8080);
@@ -92,7 +92,7 @@ TEST(VtDevSettings, RoundTripAndDefaults) {
 }
 
 TEST(VtDevControlPlane, PassesTheUsersConfigFileWhenThereIsOne) {
-  testing::TempDir dir("vdcfg");
+  plfm::testing::TempDir dir("vdcfg");
   Settings s;
   s.state_dir = dir.path();
   http::LocalPki pki;
@@ -112,7 +112,7 @@ TEST(VtDevControlPlane, PassesTheUsersConfigFileWhenThereIsOne) {
 }
 
 TEST(VtDevControlPlane, SeveralHostsGetShortLivenessTimeoutsUnlessTheUserHasAConfig) {
-  testing::TempDir dir("vdmulti");
+  plfm::testing::TempDir dir("vdmulti");
   Settings s;
   s.state_dir = dir.path();
   s.nodes = 3;
@@ -277,7 +277,7 @@ TEST(VtDevHosts, NamesDeriveFromTheStateDirAndFitTheKernelsLimits) {
 }
 
 TEST(VtDevSweep, FindsSocketsUnderADir) {
-  testing::TempDir dir("vdsock");
+  plfm::testing::TempDir dir("vdsock");
   EXPECT_TRUE(socketsUnder(dir.path()).empty());
   EXPECT_TRUE(mountsUnder(dir.path()).empty());
   EXPECT_TRUE(processesMentioning(dir.path() + "/nothing-runs-here").empty());

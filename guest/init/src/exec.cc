@@ -51,11 +51,6 @@ struct ExecSessions::Session {
 
 namespace {
 
-void closeFd(int& fd) {
-  if (fd >= 0) ::close(fd);
-  fd = -1;
-}
-
 gp::ExecExit exitOf(int status, bool timed_out) {
   if (WIFSIGNALED(status)) {
     return gp::ExecExit{timed_out ? gp::ExecExitKind::kTimedOut : gp::ExecExitKind::kSignaled,

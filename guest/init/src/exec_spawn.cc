@@ -67,11 +67,6 @@ enum Stage : int { kChdir = 1, kCredentials = 2, kExec = 3, kStdio = 4 };
   ::_exit(127);
 }
 
-void closeFd(int& fd) {
-  if (fd >= 0) ::close(fd);
-  fd = -1;
-}
-
 void closeAll(ExecProcess& p, int& slave) {
   closeFd(p.master_fd);
   closeFd(p.stdin_fd);

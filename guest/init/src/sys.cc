@@ -28,6 +28,11 @@ std::string errnoText(std::string_view what, int err) {
   return std::string(what) + ": " + std::strerror(err);
 }
 
+void closeFd(int& fd) {
+  if (fd >= 0) ::close(fd);
+  fd = -1;
+}
+
 std::vector<char*> cStringArray(const std::vector<std::string>& strings) {
   std::vector<char*> out;
   out.reserve(strings.size() + 1);

@@ -21,6 +21,9 @@ void logLine(std::string_view message);
 // fork, since the child may only make async-signal-safe calls.
 [[nodiscard]] std::vector<char*> cStringArray(const std::vector<std::string>& strings);
 
+// Closes `fd` when open and sets it to -1.
+void closeFd(int& fd);
+
 [[nodiscard]] Result<std::string> readFile(const std::string& path);
 [[nodiscard]] Result<void> mkdirs(const std::string& path, mode_t mode = 0755);
 // Writes to PATH.tmp (mode, owner), fsyncs and renames over PATH.

@@ -113,6 +113,14 @@ std::optional<std::string> closestMatch(std::string_view word,
   return best;
 }
 
+std::string asciiLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
 std::string hexEncode(std::string_view data) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;

@@ -43,7 +43,7 @@ class ConfigTableTest : public ::testing::Test {
     std::ofstream(path_) << text;
     return table_.load(path_);
   }
-  testing::TempDir dir_{"cfgtab"};
+  plfm::testing::TempDir dir_{"cfgtab"};
   std::string path_ = dir_.file("svc.toml");
   Settings s_;
   ConfigTable table_;
@@ -125,7 +125,7 @@ TEST_F(ConfigTableTest, SyntaxErrorsAndMissingFilesNameTheFile) {
 }
 
 TEST(ReadToml, FlattensTablesAndKeepsArraysAndPositions) {
-  testing::TempDir dir("cfgread");
+  plfm::testing::TempDir dir("cfgread");
   const std::string path = dir.file("a.toml");
   std::ofstream(path)
       << "top = 1\n[a]\nb.c = \"x\"\nlist = [1, \"two\", true]\nwhen = 1979-05-27\n";

@@ -27,11 +27,9 @@ void expectRoundTrip(const T& message, FrameType type, Decode decode) {
   EXPECT_EQ(*back, message);
 }
 
-std::string be16(uint16_t v) { return {static_cast<char>(v >> 8), static_cast<char>(v)}; }
-std::string be32(uint32_t v) { return be16(static_cast<uint16_t>(v >> 16)) + be16(v & 0xffff); }
-std::string tlv(uint16_t tag, const std::string& value) {
-  return be16(tag) + be32(static_cast<uint32_t>(value.size())) + value;
-}
+using testing::be16;
+using testing::be32;
+using testing::tlv;
 
 TEST(ExecTest, OpenRoundTrips) {
   ExecOpen minimal;

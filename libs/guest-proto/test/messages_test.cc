@@ -140,15 +140,7 @@ TEST(MessagesTest, ConfigValidation) {
   expectInvalid(c, ErrorCode::kOversized);
 }
 
-std::string tlv(uint16_t tag, std::string_view value) {
-  std::string out;
-  out.push_back(static_cast<char>(tag >> 8));
-  out.push_back(static_cast<char>(tag));
-  const auto n = static_cast<uint32_t>(value.size());
-  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(n >> shift));
-  out.append(value);
-  return out;
-}
+using testing::tlv;
 
 TEST(MessagesTest, ConfigDecoderRejectsStructuralErrors) {
   const std::string argv = tlv(2, "/a");

@@ -18,7 +18,7 @@ Handler reply(std::string body) {
   return [body = std::move(body)](Request&) { return Response::text(200, body); };
 }
 
-std::string errorCode(const Response& r) {
+std::string codeOf(const Response& r) {
   return nlohmann::json::parse(r.body).at("error").at("code").get<std::string>();
 }
 
@@ -74,14 +74,14 @@ TEST_F(RouterTest, UnknownPathIs404WithEnvelope) {
   auto resp = router.dispatch(req);
   EXPECT_EQ(resp.status, 404);
   EXPECT_EQ(resp.headers.get("Content-Type"), "application/json");
-  EXPECT_EQ(errorCode(resp), "not_found");
+  EXPECT_EQ(codeOf(resp), "not_found");
 }
 
 TEST_F(RouterTest, WrongMethodIs405WithSortedAllow) {
   auto req = makeRequest("PUT", "/v1/orgs/org_1");
   auto resp = router.dispatch(req);
   EXPECT_EQ(resp.status, 405);
-  EXPECT_EQ(errorCode(resp), "method_not_allowed");
+  EXPECT_EQ(codeOf(resp), "method_not_allowed");
   EXPECT_EQ(resp.headers.get("Allow"), "DELETE, GET");
   req = makeRequest("PATCH", "/v1/orgs");
   EXPECT_EQ(router.dispatch(req).headers.get("Allow"), "GET, POST");
@@ -101,7 +101,7 @@ TEST_F(RouterTest, InvalidPercentEncodingIs400) {
   auto req = makeRequest("GET", "/v1/orgs/%zz");
   auto resp = router.dispatch(req);
   EXPECT_EQ(resp.status, 400);
-  EXPECT_EQ(errorCode(resp), "bad_request");
+  EXPECT_EQ(codeOf(resp), "bad_request");
 }
 
 TEST_F(RouterTest, RequestWithoutTargetUsesDecodedPath) {

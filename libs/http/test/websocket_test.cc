@@ -23,7 +23,7 @@ using namespace std::chrono_literals;
 
 constexpr size_t kMax = 1 << 20;
 
-void echo(WebSocket& ws) {
+void echoMessages(WebSocket& ws) {
   for (;;) {
     auto msg = ws.read();
     if (!msg) return;
@@ -37,7 +37,7 @@ class WebSocketTest : public ::testing::Test {
 
   void start(std::optional<ServerTlsOptions> tls = std::nullopt) {
     router_.add("GET", "/echo",
-                [this](Request& req) { return acceptWebSocket(req, server_ws_, echo); });
+                [this](Request& req) { return acceptWebSocket(req, server_ws_, echoMessages); });
     router_.add("GET", "/close", [](Request& req) {
       return acceptWebSocket(req, {}, [](WebSocket& ws) {
         auto msg = ws.read();
@@ -370,7 +370,7 @@ TEST_F(WebSocketTest, ServerStopClosesSessionsWithGoingAway) {
 TEST(WebSocketUnixTest, OverAUnixSocket) {
   plfm::testing::TempDir dir("plfm-ws");
   Router router;
-  router.add("GET", "/echo", [](Request& req) { return acceptWebSocket(req, {}, echo); });
+  router.add("GET", "/echo", [](Request& req) { return acceptWebSocket(req, {}, echoMessages); });
   Server server({.listen = {"unix:" + dir.path() + "/s"}},
                 [&](Request& req) { return router.dispatch(req); });
   ASSERT_TRUE(server.start());

@@ -28,7 +28,7 @@ namespace {
 using Json = nlohmann::json;
 namespace fs = std::filesystem;
 
-std::string readAll(const fs::path& p) {
+std::string readText(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   std::ostringstream out;
   out << in.rdbuf();
@@ -48,7 +48,7 @@ Manifest parseTestdata(const std::string& name) {
 // violation, one per line.
 std::optional<std::string> schemaErrors(const Json& instance) {
   static const Json schema =
-      Json::parse(readAll(fs::path(PLFM_SOURCE_DIR) / "api" / "schemas" / "manifest.json"));
+      Json::parse(readText(fs::path(PLFM_SOURCE_DIR) / "api" / "schemas" / "manifest.json"));
   valijson::Schema compiled;
   valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
   const valijson::adapters::NlohmannJsonAdapter schemaAdapter(schema);

@@ -417,7 +417,7 @@ TEST(DiagnosticFormat, LeavesOutWhatIsUnknown) {
 }
 
 TEST(ParseFile, ReadsAFileAndNamesItInDiagnostics) {
-  testing::TempDir dir;
+  plfm::testing::TempDir dir;
   const std::string path = dir.file("vt.toml");
   { std::ofstream(path) << kHead << "[processes.web.resources]\nmemory_mb = 1\n"; }
   ParseResult r = parseFile(path);
@@ -427,7 +427,7 @@ TEST(ParseFile, ReadsAFileAndNamesItInDiagnostics) {
 }
 
 TEST(ParseFile, UnreadableFilesGiveOneDiagnostic) {
-  testing::TempDir dir;
+  plfm::testing::TempDir dir;
   for (const std::string& path : {dir.file("missing.toml"), dir.path()}) {
     ParseResult r = parseFile(path);
     ASSERT_EQ(r.diagnostics.size(), 1U) << path;

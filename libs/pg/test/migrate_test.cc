@@ -41,7 +41,7 @@ class MigrateTest : public testing::PgTest {
     return rs ? *rs->int64(0, 0) : -1;
   }
 
-  testing::TempDir dir_{"plfm-mig"};
+  plfm::testing::TempDir dir_{"plfm-mig"};
   Connection conn_;
 };
 

@@ -92,7 +92,7 @@ TEST(RelayAuthTest, PublicKeysRoundTripAndJunkIsRefused) {
 }
 
 TEST(RelayAuthTest, TheKeyFileIsCreated0600AndReusedAndBadFilesAreRefused) {
-  testing::TempDir dir("plfm-relay-key");
+  plfm::testing::TempDir dir("plfm-relay-key");
   const std::string path = dir.path() + "/relay-signing.key";
   auto a = SigningKey::loadOrCreate(path);
   ASSERT_TRUE(a) << a.error().toString();

@@ -30,7 +30,30 @@
 
 namespace plfm::cp {
 namespace gp = guest_proto;
+
+// The parts of ExecSessionStart (declared in api.h, so not in an anonymous
+// namespace; a named one keeps them apart from other files' types).
+namespace exec_session {
+struct Ticket {
+  std::string session_id;
+  std::string org_id;
+  std::string instance_id;
+  std::string actor;
+  ExecCommand command;
+};
+
+// Where the session goes, or why it cannot (`refusal`, for close 4001).
+struct AgentTarget {
+  std::string node_id;
+  std::string agent_url;
+  std::string cert_sha256;
+  std::string refusal;
+};
+}  // namespace exec_session
+
 namespace {
+using exec_session::AgentTarget;
+using exec_session::Ticket;
 
 constexpr auto kTicketTtl = std::chrono::seconds(60);
 constexpr std::string_view kTicketPrefix = "vxt_";
@@ -57,22 +80,6 @@ Error unauthenticatedTicket() {
                "send a valid, unused exec ticket (from POST /v1/instances/{instance_id}/exec, "
                "valid 60 s, single use) in the X-Plfm-Exec-Ticket header");
 }
-
-struct Ticket {
-  std::string session_id;
-  std::string org_id;
-  std::string instance_id;
-  std::string actor;
-  ExecCommand command;
-};
-
-// Where the session goes, or why it cannot (`refusal`, for close 4001).
-struct AgentTarget {
-  std::string node_id;
-  std::string agent_url;
-  std::string cert_sha256;
-  std::string refusal;
-};
 
 // Why `state` (a row of instancesAndAgent) cannot exec, or "".
 std::string whyNot(const pg::ResultSet& rs) {
@@ -157,17 +164,13 @@ std::string agentRefusal(const Error& e, const std::string& node_id) {
   return "the node agent of " + node_id + " is unreachable";
 }
 
-int64_t unixNow(const Clock& clock) {
-  return std::chrono::duration_cast<std::chrono::seconds>(clock.now().time_since_epoch()).count();
-}
-
 }  // namespace
 
 // What the session's thread needs, filled in by the handler before the
 // upgrade and read by the session after it.
 struct ExecSessionStart {
-  std::optional<Ticket> ticket;
-  AgentTarget target;
+  std::optional<exec_session::Ticket> ticket;
+  exec_session::AgentTarget target;
   std::string request_id;
   std::optional<FollowerSlots::Lease> slot;  // one of the org's max_exec_sessions_per_org
 };
@@ -333,7 +336,7 @@ void Api::runExecSession(http::WebSocket& client, const ExecSessionStart& start)
   const std::string open_hash = Sha256::hex(std::string_view(*frame).substr(gp::kHeaderBytes));
   const std::string target = "/v1/instances/" + t.instance_id + "/exec?open=" + open_hash;
   const relay::SignedRequest signed_req{"GET", target, start.target.node_id, t.instance_id,
-                                        unixNow(deps_.clock) + relay::kTtlSeconds};
+                                        unixSeconds(deps_.clock) + relay::kTtlSeconds};
   http::WebSocketConnectOptions opts;
   opts.url = start.target.agent_url + target;
   opts.headers.set(std::string(relay::kExpiresHeader), std::to_string(signed_req.expires_unix));

@@ -143,10 +143,6 @@ Result<std::vector<Target>> queryTargets(pg::Connection& db, const std::string& 
   return targets;
 }
 
-int64_t unixNow(const Clock& clock) {
-  return std::chrono::duration_cast<std::chrono::seconds>(clock.now().time_since_epoch()).count();
-}
-
 // One round: every target asked by at most kRelayWorkers threads (this one
 // included), each taking the next target until none is left.
 std::vector<Fetched> fetchAll(const std::vector<Target>& targets, RelayCursor& cursor,
@@ -192,7 +188,7 @@ Result<json::Json> Api::instanceLogTail(Ctx& ctx, const std::string& instance_id
                       {"unavailable", "the instance has not been placed on a node"}};
   }
   Fetched f = fetchOne(targets[0], InstanceCursor{},
-                       FetchContext{deps_.relay_key, unixNow(deps_.clock), lines, true});
+                       FetchContext{deps_.relay_key, unixSeconds(deps_.clock), lines, true});
   if (!f.page) return json::Json{{"items", std::move(items)}, {"unavailable", f.error}};
   RelayCursor cursor;
   for (const auto& l : mergeLogPages({std::move(*f.page)}, lines, true, cursor)) {
@@ -266,7 +262,7 @@ void Api::registerLogRoutes(http::Router& r) {
           // Polls, not a deadline: each round takes at least kFollowPoll.
           int64_t rounds = wait * 1000 / kFollowPoll.count();
           for (;;) {
-            const FetchContext fc{deps_.relay_key, unixNow(deps_.clock), want, tail};
+            const FetchContext fc{deps_.relay_key, unixSeconds(deps_.clock), want, tail};
             std::vector<Fetched> fetched = fetchAll(targets, cursor, fc);
             std::vector<InstancePage> pages;
             json::Json unavailable = json::Json::array();

@@ -20,10 +20,10 @@ namespace {
 constexpr size_t kMaxMessage = 65535;
 
 Error badResolver(std::string_view server, std::string_view why) {
-  return Error(errc::kInvalidArgument, "dns_resolver '" + std::string(server) + "' " +
-                                           std::string(why) +
-                                           " (an IPv4 address with an optional port, like "
-                                           "127.0.0.1:5353; IPv6 resolvers are not supported yet)")
+  return Error(plfm::errc::kInvalidArgument,
+               "dns_resolver '" + std::string(server) + "' " + std::string(why) +
+                   " (an IPv4 address with an optional port, like "
+                   "127.0.0.1:5353; IPv6 resolvers are not supported yet)")
       .with("field", "dns_resolver");
 }
 
@@ -63,7 +63,8 @@ bool sameName(std::string_view a, std::string_view b) {
 }
 
 Error malformed(std::string_view why) {
-  return Error(errc::kUnavailable, "the DNS resolver's answer is malformed: " + std::string(why));
+  return Error(plfm::errc::kUnavailable,
+               "the DNS resolver's answer is malformed: " + std::string(why));
 }
 
 }  // namespace
@@ -109,7 +110,7 @@ Result<std::vector<std::string>> lookupTxt(std::string_view server, std::string_
   PLFM_ASSIGN_OR_RETURN(sockaddr_in addr, parseResolver(server));
   struct __res_state st {};
   if (res_ninit(&st) != 0) {
-    return Error(errc::kUnavailable, "cannot initialize the DNS resolver library");
+    return Error(plfm::errc::kUnavailable, "cannot initialize the DNS resolver library");
   }
   // Only the configured server, one try, no search list, no EDNS.
   st.nscount = 1;
@@ -129,15 +130,15 @@ Result<std::vector<std::string>> lookupTxt(std::string_view server, std::string_
   if (n < 0) {
     if (herr == HOST_NOT_FOUND || herr == NO_DATA) return std::vector<std::string>{};
     if (err == ETIMEDOUT) {
-      return Error(errc::kDeadlineExceeded, "the DNS " + where + " did not answer within " +
-                                                std::to_string(st.retrans) + "s")
+      return Error(plfm::errc::kDeadlineExceeded, "the DNS " + where + " did not answer within " +
+                                                      std::to_string(st.retrans) + "s")
           .with("resolver", std::string(server));
     }
-    return Error(errc::kUnavailable, "the DNS " + where + " failed (" +
-                                         (herr == TRY_AGAIN ? "server failure or "
-                                                              "refused"
-                                                            : "no usable answer") +
-                                         ")")
+    return Error(plfm::errc::kUnavailable, "the DNS " + where + " failed (" +
+                                               (herr == TRY_AGAIN ? "server failure or "
+                                                                    "refused"
+                                                                  : "no usable answer") +
+                                               ")")
         .with("resolver", std::string(server));
   }
   return parseTxtAnswer(std::span<const uint8_t>(answer.data(), static_cast<size_t>(n)), name);

@@ -43,14 +43,6 @@ bool validPort(std::string_view p) {
   return std::stoi(std::string(p)) <= 65535;
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 std::string dockerHubAlias(std::string host) {
   if (host == "index.docker.io" || host == "registry-1.docker.io") return "docker.io";
   return host;
@@ -112,7 +104,7 @@ Result<std::string> parseHost(std::string_view text, std::string_view field) {
   if (text.find("://") != std::string_view::npos || text.find('/') != std::string_view::npos) {
     return badHost(field, "name the host and port only, without a scheme or a path");
   }
-  const std::string host = lower(text);
+  const std::string host = asciiLower(text);
   std::string_view name = host;
   std::string_view port;
   if (name.front() == '[') {
@@ -148,7 +140,7 @@ std::string hostOfImageRef(std::string_view image_ref) {
       first != "localhost") {
     return "docker.io";
   }
-  return dockerHubAlias(lower(first));
+  return dockerHubAlias(asciiLower(first));
 }
 
 Result<void> checkUsername(std::string_view username) {

@@ -15,7 +15,7 @@ void ApiTest::SetUp() {
     openapi_ = loadOpenApi();
     routes_ = openApiRoutes(openapi_);
   }
-  state_ = std::make_unique<testing::TempDir>("plfm-cp");
+  state_ = std::make_unique<plfm::testing::TempDir>("plfm-cp");
   // The server's log goes to a file in the state dir (tests may search it).
   log::Options lo;
   lo.component = "control-plane";

@@ -10,14 +10,14 @@
 namespace plfm::cp {
 namespace {
 
-std::string writeToml(const testing::TempDir& dir, const std::string& text) {
+std::string writeToml(const plfm::testing::TempDir& dir, const std::string& text) {
   std::string path = dir.file("cp.toml");
   std::ofstream(path) << text;
   return path;
 }
 
 TEST(ConfigTest, FileOverridesDefaults) {
-  testing::TempDir dir("plfm-cfg");
+  plfm::testing::TempDir dir("plfm-cfg");
   Config cfg;
   auto r = loadConfigFile(writeToml(dir, R"(listen = ["[::1]:9000", "127.0.0.1:9000"]
 database = "host=/tmp dbname=x"
@@ -36,7 +36,7 @@ db_pool_size = 4
 }
 
 TEST(ConfigTest, UnknownKeyNamesFileLineAndKey) {
-  testing::TempDir dir("plfm-cfg");
+  plfm::testing::TempDir dir("plfm-cfg");
   Config cfg;
   const std::string path = writeToml(dir, "listen = [\"[::1]:1\"]\ndatabse = \"x\"\n");
   auto r = loadConfigFile(path, cfg);
@@ -49,7 +49,7 @@ TEST(ConfigTest, UnknownKeyNamesFileLineAndKey) {
 }
 
 TEST(ConfigTest, WrongTypesAndRangesAreRefused) {
-  testing::TempDir dir("plfm-cfg");
+  plfm::testing::TempDir dir("plfm-cfg");
   Config cfg;
   auto r = loadConfigFile(writeToml(dir, "db_pool_size = 0\n"), cfg);
   ASSERT_FALSE(r.has_value());
@@ -64,7 +64,7 @@ TEST(ConfigTest, WrongTypesAndRangesAreRefused) {
 }
 
 TEST(ConfigTest, SchedulerAndNodeSettings) {
-  testing::TempDir dir("plfm-cfg");
+  plfm::testing::TempDir dir("plfm-cfg");
   Config cfg;
   auto r = loadConfigFile(writeToml(dir, R"(cluster_ipv6_prefix = "fd00:1::/48"
 scheduler_enabled = false
@@ -119,7 +119,7 @@ max_deploy_failures = 5
 }
 
 TEST(ConfigTest, QuotaDefaultsComeFromTheFileWithSaneDefaults) {
-  testing::TempDir dir("plfm-cfg");
+  plfm::testing::TempDir dir("plfm-cfg");
   Config cfg;
   EXPECT_EQ(cfg.quotas[Quota::kInstances], 50);
   EXPECT_EQ(cfg.quotas[Quota::kSecretsBytes], 1 << 20);
@@ -189,7 +189,7 @@ TEST(ConfigTest, PlainHttpOnlyOnLoopbackUnlessUnsafe) {
 }
 
 TEST(ConfigTest, NodeListenerAndConnectionLimits) {
-  testing::TempDir dir("plfm-cfg");
+  plfm::testing::TempDir dir("plfm-cfg");
   Config cfg;
   EXPECT_TRUE(cfg.node_listen.empty());
   EXPECT_EQ(cfg.max_connections_per_source, 64U);

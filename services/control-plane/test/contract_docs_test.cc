@@ -14,6 +14,7 @@
 #include <tuple>
 
 #include "contract_samples.h"
+#include "plfm/core/strings.h"
 #include "schema_support.h"
 
 namespace plfm::cp::testsupport {
@@ -63,11 +64,6 @@ bool isHealth(const std::string& path) { return path == "/healthz" || path == "/
 // heartbeats, status and volume reports) take no Idempotency-Key and never replay.
 bool idempotentByContract(const Json& operation) { return operation.contains("x-idempotent-by"); }
 
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 class OpenApiTest : public ::testing::Test {
  protected:
   static const Json& doc() {
@@ -75,7 +71,7 @@ class OpenApiTest : public ::testing::Test {
     return d;
   }
   static const Json& op(const std::string& method, const std::string& path) {
-    return doc()["paths"][path][lower(method)];
+    return doc()["paths"][path][asciiLower(method)];
   }
   // Operation-level and path-level parameters, resolved.
   static std::vector<Json> params(const std::string& method, const std::string& path) {

@@ -2,6 +2,7 @@
 // per test on the real PostgreSQL test cluster.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -9,6 +10,8 @@
 #include "plfm/testing/pg_test.h"
 
 namespace plfm::cp::testsupport {
+
+inline constexpr int64_t kGiB = int64_t{1} << 30;
 
 class CpTest : public plfm::testing::PgTest {
  protected:

@@ -42,7 +42,7 @@ class CrashRegressionTest : public testsupport::CpTest {
   void SetUp() override {
     CpTest::SetUp();
     if (HasFatalFailure()) return;
-    dir_ = std::make_unique<testing::TempDir>("cp-crash");
+    dir_ = std::make_unique<plfm::testing::TempDir>("cp-crash");
     start();
   }
 
@@ -115,7 +115,7 @@ class CrashRegressionTest : public testsupport::CpTest {
     return false;
   }
 
-  std::unique_ptr<testing::TempDir> dir_;
+  std::unique_ptr<plfm::testing::TempDir> dir_;
   Process proc_;
   std::string url_;
   std::string token_;

@@ -229,7 +229,7 @@ class ExecApiTest : public ApiTest {
   void SetUp() override {
     ApiTest::SetUp();
     if (HasFatalFailure()) return;
-    agent_dir_ = std::make_unique<testing::TempDir>("plfm-exec");
+    agent_dir_ = std::make_unique<plfm::testing::TempDir>("plfm-exec");
     auto pki = http::writeLocalPki(agent_dir_->path(), {"localhost"});
     ASSERT_TRUE(pki) << pki.error().toString();
     auto fp = http::certificateSha256(pki->server_cert);
@@ -325,7 +325,7 @@ class ExecApiTest : public ApiTest {
   }
 
   FakeClock fake_{RealClock().now()};
-  std::unique_ptr<testing::TempDir> agent_dir_;
+  std::unique_ptr<plfm::testing::TempDir> agent_dir_;
   std::string cert_sha256_;
   std::unique_ptr<http::Server> agent_http_;
   std::unique_ptr<FakeAgent> agent_;

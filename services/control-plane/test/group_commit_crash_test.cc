@@ -19,7 +19,7 @@ using json::Json;
 class GroupCommitCrashTest : public testsupport::CpTest {};
 
 TEST_F(GroupCommitCrashTest, KillNineMidwayLosesNothingAcknowledgedAndRunsNothingTwice) {
-  testing::TempDir dir("cp-gc-crash");
+  plfm::testing::TempDir dir("cp-gc-crash");
   testsupport::CpProcess cp(PLFM_CONTROL_PLANE_BIN, conninfo(), dir);
   ASSERT_TRUE(cp.start()) << cp.log();
   const auto [url, token] = cp.target();

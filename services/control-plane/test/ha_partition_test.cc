@@ -75,7 +75,7 @@ class HaPartitionTest : public testsupport::HaFixture {
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (a network namespace, a veth pair, nft)";
     if (::access("/usr/sbin/nft", X_OK) != 0) GTEST_SKIP() << "nft is not installed";
-    net_dir_ = std::make_unique<testing::TempDir>("cp-part");
+    net_dir_ = std::make_unique<plfm::testing::TempDir>("cp-part");
     net_log_ = net_dir_->file("net.log");
     reapLinks(net_log_);
     if (auto r = makeNamespace(); !r) {
@@ -182,7 +182,7 @@ class HaPartitionTest : public testsupport::HaFixture {
 
   std::string log(const Replica& r) { return readFile(r.dir + "/cp.log").value_or(""); }
 
-  std::unique_ptr<testing::TempDir> net_dir_;
+  std::unique_ptr<plfm::testing::TempDir> net_dir_;
   std::string net_log_;
   std::unique_ptr<testing::PgCluster> cluster_;
   pid_t holder_ = -1;

@@ -30,7 +30,7 @@ class LogsApiTest : public ApiTest {
   void configure(Config& cfg) override { cfg.max_log_followers_per_org = 2; }
   void SetUp() override {
     ApiTest::SetUp();
-    agent_dir_ = std::make_unique<testing::TempDir>("plfm-logs");
+    agent_dir_ = std::make_unique<plfm::testing::TempDir>("plfm-logs");
     std::filesystem::create_directories(agent_dir_->path() + "/logs");
     auto pki = http::writeLocalPki(agent_dir_->path(), {"localhost"});
     ASSERT_TRUE(pki) << pki.error().toString();
@@ -107,7 +107,7 @@ class LogsApiTest : public ApiTest {
     return out;
   }
 
-  std::unique_ptr<testing::TempDir> agent_dir_;
+  std::unique_ptr<plfm::testing::TempDir> agent_dir_;
   std::string cert_sha256_;
   std::atomic<bool> stopping_{false};
   agent::LogEndpoint endpoint_;

@@ -81,7 +81,7 @@ TEST(PgFailoverTest, KillingThePrimaryLosesNothingAcknowledgedAndWritesResumeWit
     ASSERT_TRUE(admin->execScript("CREATE DATABASE plfm").has_value());
   }
 
-  testing::TempDir dir("cp-pg-failover");
+  plfm::testing::TempDir dir("cp-pg-failover");
   testsupport::CpProcess cp(PLFM_CONTROL_PLANE_BIN, f.conninfo("plfm"), dir);
   ASSERT_TRUE(cp.start()) << cp.log();
   const std::string org = createOrg(cp, "failover");

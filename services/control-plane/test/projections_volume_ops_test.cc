@@ -12,7 +12,7 @@
 namespace plfm::cp {
 namespace {
 
-constexpr int64_t kGiB = int64_t{1} << 30;
+using testsupport::kGiB;
 const std::string kSha(64, 'a');
 const std::string kBackup(64, 'b');
 

@@ -11,7 +11,7 @@
 namespace plfm::cp {
 namespace {
 
-constexpr int64_t kGiB = int64_t{1} << 30;
+using testsupport::kGiB;
 
 class VolumeProjectionsTest : public testsupport::CpTest {
  protected:

@@ -21,7 +21,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr int64_t kGiB = int64_t{1} << 30;
+using testsupport::kGiB;
 constexpr int64_t kMiB = int64_t{1} << 20;
 
 struct Row {

@@ -18,6 +18,7 @@
 
 #include "plfm/core/json.h"
 #include "plfm/core/result.h"
+#include "plfm/core/strings.h"
 
 // valijson calls abort() on a malformed schema unless exceptions are enabled;
 // its CMake target defines this too.
@@ -484,10 +485,6 @@ std::optional<std::string> validateWith(const Json& schema, const Json& instance
   }
 }
 
-std::string toLower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
 std::string toUpper(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::toupper(c); });
   return s;
@@ -518,7 +515,7 @@ Result<const Json*> findResponse(const Json& doc, const std::string& method,
   const std::string op_name = toUpper(method) + " " + path;
   auto paths = atPointer(doc, "/paths/" + escapePointerToken(path));
   if (!paths) return contractError("path " + path + " is not documented");
-  auto op = (*paths)->find(toLower(method));
+  auto op = (*paths)->find(asciiLower(method));
   if (op == (*paths)->end()) return contractError(op_name + " is not documented");
   auto responses = op->find("responses");
   if (responses == op->end() || !responses->is_object()) {
@@ -704,7 +701,7 @@ std::optional<std::string> validateSwaggerRequest(const Json& doc, const std::st
   const auto tmpl = matchPathTemplate(*paths, path);
   if (!tmpl) return what + ": no documented path matches";
   const Json& item = paths->at(*tmpl);
-  auto op = item.find(toLower(method));
+  auto op = item.find(asciiLower(method));
   if (op == item.end()) return what + ": " + toUpper(method) + " is not documented for " + *tmpl;
   const Json* body_param = nullptr;
   if (auto params = op->find("parameters"); params != op->end() && params->is_array()) {

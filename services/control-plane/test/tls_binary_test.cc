@@ -69,7 +69,7 @@ TEST_F(TlsBinaryTest, ServesHttpsAndRefusesTheWrongCa) {
   ASSERT_TRUE(ok.has_value()) << ok.error().toString() << "\n" << log();
   EXPECT_EQ(ok->status, 200);
 
-  testing::TempDir other("cp-tls-other");
+  plfm::testing::TempDir other("cp-tls-other");
   auto other_pki = http::writeLocalPki(other.path(), {"localhost", "::1"});
   ASSERT_TRUE(other_pki.has_value());
   auto wrong = get("https", "/healthz", {.ca_file = other_pki->ca_cert});

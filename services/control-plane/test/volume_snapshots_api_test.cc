@@ -18,7 +18,7 @@ namespace {
 using testsupport::Reply;
 using testsupport::VolumeTenantTest;
 
-constexpr int64_t kGiB = int64_t{1} << 30;
+using testsupport::kGiB;
 const std::string kSha(64, 'a');
 const std::string kBackup(64, 'b');
 

@@ -17,8 +17,6 @@
 
 namespace plfm::cp::testsupport {
 
-inline constexpr int64_t kGiB = int64_t{1} << 30;
-
 class VolumesAgentApiTest : public ApiTest {
  protected:
   // An env of a fresh app; ids only.

@@ -16,7 +16,7 @@ namespace {
 using testsupport::Reply;
 using testsupport::VolumeTenantTest;
 
-constexpr int64_t kGiB = int64_t{1} << 30;
+using testsupport::kGiB;
 
 class VolumesApiTest : public VolumeTenantTest {
  protected:

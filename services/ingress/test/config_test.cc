@@ -19,7 +19,7 @@ class ConfigTest : public ::testing::Test {
     PLFM_TRY(loadConfigFile(path, cfg));
     return cfg;
   }
-  testing::TempDir dir_{"ingcfg"};
+  plfm::testing::TempDir dir_{"ingcfg"};
 };
 
 TEST_F(ConfigTest, ReadsEverySection) {

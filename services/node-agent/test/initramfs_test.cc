@@ -74,7 +74,7 @@ class InitramfsTest : public ::testing::Test {
   InitramfsInputs inputs() const {
     return InitramfsInputs{dir_.file("init"), dir_.file("modules"), ""};
   }
-  testing::TempDir dir_{"initramfs"};
+  plfm::testing::TempDir dir_{"initramfs"};
 };
 
 TEST_F(InitramfsTest, CarriesInitModulesAndOrder) {

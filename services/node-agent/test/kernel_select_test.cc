@@ -60,7 +60,7 @@ class KernelSelectTest : public ::testing::Test {
 
   static std::string fragmentSha() {
     std::string out;
-    testing::TempDir tmp("ksha");
+    plfm::testing::TempDir tmp("ksha");
     SpawnOptions o;
     o.stdout_path = tmp.file("sha");
     EXPECT_TRUE(runChecked({"sh", "-c", "sha256sum < \"$0\" | cut -c1-64", kFragment}, o));
@@ -69,7 +69,7 @@ class KernelSelectTest : public ::testing::Test {
     return out;
   }
 
-  testing::TempDir dir_{"ksel"};
+  plfm::testing::TempDir dir_{"ksel"};
 };
 
 TEST_F(KernelSelectTest, PrefersACurrentMinimalKernel) {

@@ -19,7 +19,7 @@
 namespace plfm::agent {
 
 namespace dns = netdev::dns;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
@@ -29,7 +29,7 @@ constexpr int kTcpReadTimeoutMs = 2000;
 std::uint16_t randomId() {
   std::uint16_t id = 0;
   if (::getrandom(&id, sizeof id, 0) != sizeof id) {
-    id = static_cast<std::uint16_t>(Clock::now().time_since_epoch().count());
+    id = static_cast<std::uint16_t>(SteadyClock::now().time_since_epoch().count());
   }
   return id;
 }
@@ -91,7 +91,7 @@ struct Pending {
   std::size_t upstream = 0;
   std::uint16_t id = 0;
   UniqueFd fd;
-  Clock::time_point deadline;
+  SteadyClock::time_point deadline;
 };
 
 }  // namespace
@@ -268,7 +268,7 @@ void DnsResponder::serveUdp() {
       p.id = randomId();
       const auto msg = dns::forwardQuery(p.query, p.id);
       if (p.fd && ::send(p.fd.get(), msg.data(), msg.size(), 0) >= 0) {
-        p.deadline = Clock::now() + config_.upstream_timeout;
+        p.deadline = SteadyClock::now() + config_.upstream_timeout;
         return true;
       }
     }
@@ -302,7 +302,7 @@ void DnsResponder::serveUdp() {
       }
     }
     std::size_t i = 2;
-    const auto now = Clock::now();
+    const auto now = SteadyClock::now();
     for (auto it = pending.begin(); it != pending.end(); ++i) {
       bool done = false;
       if (i < fds.size() && (fds[i].revents & POLLIN) != 0) {
@@ -333,8 +333,8 @@ std::vector<std::uint8_t> DnsResponder::forwardBlocking(const dns::Query& q) {
     const std::uint16_t id = randomId();
     const auto msg = dns::forwardQuery(q, id);
     if (!fd || ::send(fd.get(), msg.data(), msg.size(), 0) < 0) continue;
-    const auto deadline = Clock::now() + config_.upstream_timeout;
-    for (auto now = Clock::now(); now < deadline; now = Clock::now()) {
+    const auto deadline = SteadyClock::now() + config_.upstream_timeout;
+    for (auto now = SteadyClock::now(); now < deadline; now = SteadyClock::now()) {
       pollfd p{fd.get(), POLLIN, 0};
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
       if (::poll(&p, 1, static_cast<int>(left.count()) + 1) <= 0) break;

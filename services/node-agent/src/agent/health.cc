@@ -15,15 +15,15 @@
 namespace plfm::agent {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
-int msLeft(Clock::time_point deadline) {
+int msLeft(SteadyClock::time_point deadline) {
   auto left =
-      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
   return left < 0 ? 0 : static_cast<int>(left);
 }
 
-Result<int> connectTo(const std::string& address, int port, Clock::time_point deadline) {
+Result<int> connectTo(const std::string& address, int port, SteadyClock::time_point deadline) {
   sockaddr_storage ss{};
   socklen_t len = 0;
   int family = AF_INET6;
@@ -64,14 +64,14 @@ Result<int> connectTo(const std::string& address, int port, Clock::time_point de
 }  // namespace
 
 Result<void> checkTcp(const std::string& address, int port, std::chrono::milliseconds timeout) {
-  PLFM_ASSIGN_OR_RETURN(int fd, connectTo(address, port, Clock::now() + timeout));
+  PLFM_ASSIGN_OR_RETURN(int fd, connectTo(address, port, SteadyClock::now() + timeout));
   ::close(fd);
   return ok();
 }
 
 Result<void> checkHttp(const std::string& address, int port, const std::string& path,
                        std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
+  auto deadline = SteadyClock::now() + timeout;
   PLFM_ASSIGN_OR_RETURN(int raw, connectTo(address, port, deadline));
   UniqueFd fd(raw);
   std::string host = address.find(':') != std::string::npos ? "[" + address + "]" : address;

@@ -13,13 +13,6 @@ namespace plfm::image {
 
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 Error badChallenge(std::string_view why) {
   return Error(errc::kUnauthenticated,
                "registry sent a malformed WWW-Authenticate challenge: " + std::string(why));
@@ -53,7 +46,7 @@ Result<AuthChallenge> parseAuthChallenge(std::string_view header) {
   header = trim(header);
   const size_t sp = header.find(' ');
   AuthChallenge c;
-  c.scheme = lower(header.substr(0, sp));
+  c.scheme = asciiLower(header.substr(0, sp));
   if (c.scheme.empty()) return badChallenge("no scheme");
   if (sp == std::string_view::npos) return c;
   std::string_view rest = header.substr(sp + 1);
@@ -62,7 +55,7 @@ Result<AuthChallenge> parseAuthChallenge(std::string_view header) {
     if (rest.empty()) break;
     const size_t eq = rest.find('=');
     if (eq == std::string_view::npos) return badChallenge("parameter without '='");
-    std::string key = lower(trim(rest.substr(0, eq)));
+    std::string key = asciiLower(trim(rest.substr(0, eq)));
     if (key.empty()) return badChallenge("empty parameter name");
     rest = trim(rest.substr(eq + 1));
     std::string value;

@@ -26,13 +26,6 @@ constexpr size_t kMaxTokenBody = 64 << 10;
 
 std::once_flag g_curl_once;
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 bool isLoopback(std::string_view registry) {
   std::string_view host = registry;
   if (!host.empty() && host.front() == '[') {
@@ -86,7 +79,8 @@ size_t onHeader(char* data, size_t size, size_t nitems, void* user) {
   }
   const size_t colon = line.find(':');
   if (colon != std::string_view::npos) {
-    ex->headers[lower(trim(line.substr(0, colon)))] = std::string(trim(line.substr(colon + 1)));
+    ex->headers[asciiLower(trim(line.substr(0, colon)))] =
+        std::string(trim(line.substr(colon + 1)));
   }
   return len;
 }

@@ -13,22 +13,22 @@ namespace plfm::netdev {
 namespace {
 using nlohmann::json;
 
-Error fieldError(const std::string& field, std::string_view why) {
+Error rotationFieldError(const std::string& field, std::string_view why) {
   return Error(errc::kInvalidArgument, "rotation." + field + ": " + std::string(why))
       .with("field", field);
 }
 
 Result<std::string> stringField(const json& j, const char* key) {
   auto it = j.find(key);
-  if (it == j.end() || !it->is_string()) return fieldError(key, "not a string");
+  if (it == j.end() || !it->is_string()) return rotationFieldError(key, "not a string");
   return it->get<std::string>();
 }
 
 Result<int64_t> intField(const json& j, const char* key, int64_t lo, int64_t hi) {
   auto it = j.find(key);
-  if (it == j.end() || !it->is_number_integer()) return fieldError(key, "not an integer");
+  if (it == j.end() || !it->is_number_integer()) return rotationFieldError(key, "not an integer");
   const auto v = it->get<int64_t>();
-  if (v < lo || v > hi) return fieldError(key, "out of range");
+  if (v < lo || v > hi) return rotationFieldError(key, "out of range");
   return v;
 }
 
@@ -55,24 +55,25 @@ json MeshRotation::toJson() const {
 }
 
 Result<MeshRotation> parseMeshRotation(const json& j) {
-  if (!j.is_object()) return fieldError("", "not an object");
+  if (!j.is_object()) return rotationFieldError("", "not an object");
   MeshRotation r;
   PLFM_ASSIGN_OR_RETURN(r.interface, stringField(j, "interface"));
-  if (!validMeshInterfaceName(r.interface)) return fieldError("interface", "not an interface name");
+  if (!validMeshInterfaceName(r.interface))
+    return rotationFieldError("interface", "not an interface name");
   PLFM_ASSIGN_OR_RETURN(int64_t port, intField(j, "listen_port", 1, 65535));
   r.listen_port = static_cast<uint16_t>(port);
   PLFM_ASSIGN_OR_RETURN(std::string key, stringField(j, "public_key"));
   auto k = WgKey::parse(key);
-  if (!k) return fieldError("public_key", k.error().message());
+  if (!k) return rotationFieldError("public_key", k.error().message());
   r.public_key = *k;
   PLFM_ASSIGN_OR_RETURN(r.phase, stringField(j, "phase"));
   if (r.phase != "staged" && r.phase != "published") {
-    return fieldError("phase", R"(must be "staged" or "published")");
+    return rotationFieldError("phase", R"(must be "staged" or "published")");
   }
   if (auto it = j.find("retire_interface"); it != j.end() && !it->is_null()) {
     PLFM_ASSIGN_OR_RETURN(r.retire_interface, stringField(j, "retire_interface"));
     if (!validMeshInterfaceName(r.retire_interface) || r.retire_interface == r.interface) {
-      return fieldError("retire_interface", "not the other interface's name");
+      return rotationFieldError("retire_interface", "not the other interface's name");
     }
     PLFM_ASSIGN_OR_RETURN(r.retire_after, intField(j, "retire_after", 1, INT64_MAX));
   }

@@ -13,10 +13,10 @@
 namespace plfm::runtime {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
-int remainingMs(Clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+int remainingMs(SteadyClock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
   return left.count() < 0 ? 0 : static_cast<int>(left.count());
 }
 
@@ -49,7 +49,7 @@ Result<UnixLineClient> UnixLineClient::connect(const std::string& path,
   }
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  auto deadline = Clock::now() + timeout;
+  auto deadline = SteadyClock::now() + timeout;
   while (true) {
     int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return errnoError("socket", errno);
@@ -58,7 +58,7 @@ Result<UnixLineClient> UnixLineClient::connect(const std::string& path,
     }
     int err = errno;
     ::close(fd);
-    if ((err != ENOENT && err != ECONNREFUSED) || Clock::now() >= deadline) {
+    if ((err != ENOENT && err != ECONNREFUSED) || SteadyClock::now() >= deadline) {
       return errnoError("connect " + path, err);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -66,7 +66,7 @@ Result<UnixLineClient> UnixLineClient::connect(const std::string& path,
 }
 
 Result<void> UnixLineClient::writeAll(std::string_view data, std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
+  auto deadline = SteadyClock::now() + timeout;
   while (!data.empty()) {
     pollfd p{fd_, POLLOUT, 0};
     int r = ::poll(&p, 1, remainingMs(deadline));
@@ -108,7 +108,7 @@ Result<void> UnixLineClient::writeAllWithFd(std::string_view data, int pass_fd,
 }
 
 Result<std::string> UnixLineClient::readLine(std::chrono::milliseconds timeout, size_t max_bytes) {
-  auto deadline = Clock::now() + timeout;
+  auto deadline = SteadyClock::now() + timeout;
   while (true) {
     auto nl = buffer_.find('\n');
     if (nl != std::string::npos) {

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "exec_fake_guest.h"
 #include "plfm/core/sha256.h"
 #include "plfm/guest_proto/guest_proto.h"
 #include "plfm/http/http.h"
@@ -21,44 +22,11 @@ namespace {
 namespace gp = guest_proto;
 using std::chrono::milliseconds;
 
-gp::ExecOpen execOpen(std::vector<std::string> argv) {
-  gp::ExecOpen open;
-  open.argv = std::move(argv);
-  return open;
-}
+using testing::execOpen;
+using testing::FakeGuest;
 using namespace std::chrono_literals;
 
 constexpr std::string_view kId = "inst_exec0000000000000000001";
-
-class FakeGuest {
- public:
-  ExecMux::SendFn sendFn() {
-    return [this](const std::string& bytes) -> Result<void> {
-      std::lock_guard lock(mu_);
-      decoder_.feed(bytes);
-      while (true) {
-        auto f = decoder_.next();
-        if (!f || !*f) break;
-        frames_.push_back(std::move(**f));
-      }
-      cv_.notify_all();
-      return ok();
-    };
-  }
-  std::optional<gp::Frame> next(milliseconds timeout = 3000ms) {
-    std::unique_lock lock(mu_);
-    if (!cv_.wait_for(lock, timeout, [&] { return !frames_.empty(); })) return std::nullopt;
-    gp::Frame f = std::move(frames_.front());
-    frames_.pop_front();
-    return f;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  gp::Decoder decoder_;
-  std::deque<gp::Frame> frames_;
-};
 
 std::string frameOf(const gp::Result<std::string>& f) {
   EXPECT_TRUE(f);

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "exec_fake_guest.h"
 #include "plfm/guest_proto/guest_proto.h"
 
 namespace plfm::agent {
@@ -18,53 +19,8 @@ namespace {
 namespace gp = guest_proto;
 using std::chrono::milliseconds;
 
-gp::ExecOpen execOpen(std::vector<std::string> argv) {
-  gp::ExecOpen open;
-  open.argv = std::move(argv);
-  return open;
-}
-
-// The guest's end: every frame the agent sent, decoded, in order.
-class FakeGuest {
- public:
-  ExecMux::SendFn sendFn() {
-    return [this](const std::string& bytes) -> Result<void> {
-      std::lock_guard lock(mu_);
-      if (fail_) return Error("agent.channel_closed", "gone");
-      decoder_.feed(bytes);
-      while (true) {
-        auto f = decoder_.next();
-        EXPECT_TRUE(f) << f.error().toString();
-        if (!f || !*f) break;
-        frames_.push_back(std::move(**f));
-      }
-      cv_.notify_all();
-      return ok();
-    };
-  }
-  std::optional<gp::Frame> next(milliseconds timeout = milliseconds(2000)) {
-    std::unique_lock lock(mu_);
-    if (!cv_.wait_for(lock, timeout, [&] { return !frames_.empty(); })) return std::nullopt;
-    gp::Frame f = std::move(frames_.front());
-    frames_.pop_front();
-    return f;
-  }
-  size_t pending() {
-    std::lock_guard lock(mu_);
-    return frames_.size();
-  }
-  void fail() {
-    std::lock_guard lock(mu_);
-    fail_ = true;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  gp::Decoder decoder_;
-  std::deque<gp::Frame> frames_;
-  bool fail_ = false;
-};
+using testing::execOpen;
+using testing::FakeGuest;
 
 std::string openPayload(uint32_t window = gp::kExecInitialWindow) {
   gp::ExecOpen open;

@@ -31,7 +31,7 @@ std::vector<std::string> texts(const LogPage& p) {
 }
 
 TEST(LogReader, ReadsTheRotatedGenerationFirstAndResumesAtACursor) {
-  testing::TempDir dir;
+  plfm::testing::TempDir dir;
   const std::string path = dir.path() + "/inst_x.log";
   // Small files: every few lines rotate into .log.1.
   InstanceLog log(path, "inst_x", 300);
@@ -73,7 +73,7 @@ TEST(LogReader, ReadsTheRotatedGenerationFirstAndResumesAtACursor) {
 }
 
 TEST(LogReader, APartialLastLineWaitsAndAMissingFileIsEmpty) {
-  testing::TempDir dir;
+  plfm::testing::TempDir dir;
   const std::string path = dir.path() + "/inst_y.log";
   auto none = readInstanceLog(path, {}, {});
   ASSERT_TRUE(none);
@@ -146,7 +146,7 @@ class LogEndpointTest : public ::testing::Test {
     return std::move(*k);
   }
 
-  testing::TempDir dir_;
+  plfm::testing::TempDir dir_;
   FakeClock clock_{FakeClock::WallTime(std::chrono::seconds(1'796'000'000))};
   relay::SigningKey cp_ = key('c');
   std::shared_ptr<RelayVerifier> verifier_;

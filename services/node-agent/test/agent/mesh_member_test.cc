@@ -95,7 +95,7 @@ class FakeTools {
   int fail_syncconf_ = 0;
 };
 
-bool eventually(const std::function<bool()>& ok) {
+bool eventuallyTrue(const std::function<bool()>& ok) {
   for (int i = 0; i < 300 && !ok(); ++i) std::this_thread::sleep_for(10ms);
   return ok();
 }
@@ -118,7 +118,7 @@ class MeshMemberTest : public ::testing::Test {
     return o;
   }
 
-  testing::TempDir dir_;
+  plfm::testing::TempDir dir_;
   std::unique_ptr<FakeTools> tools_;
   metrics::Registry metrics_;
 };
@@ -128,7 +128,7 @@ TEST_F(MeshMemberTest, AppliesNewVersionsOnceRefusesBadOnesAndHealsDrift) {
   m.start();
   m.observe(json());  // an older control plane: nothing
   m.observe(section(5));
-  ASSERT_TRUE(eventually([&] { return m.appliedVersion() == 5; }));
+  ASSERT_TRUE(eventuallyTrue([&] { return m.appliedVersion() == 5; }));
   EXPECT_EQ(tools_->count("wg", "syncconf"), 1U);
   auto& applies = metrics_.counter("plfm_agent_mesh_applies_total", "");
   EXPECT_EQ(applies.value({{"result", "ok"}}), 1);
@@ -145,15 +145,15 @@ TEST_F(MeshMemberTest, AppliesNewVersionsOnceRefusesBadOnesAndHealsDrift) {
   // A route deleted behind the agent's back: the next reconcile puts it back.
   tools_->dropRoute();
   auto& drift = metrics_.counter("plfm_agent_mesh_drift_total", "");
-  ASSERT_TRUE(eventually([&] { return drift.value() >= 1; }));
-  EXPECT_TRUE(eventually([&] { return tools_->count("wg", "syncconf") == 2U; }));
+  ASSERT_TRUE(eventuallyTrue([&] { return drift.value() >= 1; }));
+  EXPECT_TRUE(eventuallyTrue([&] { return tools_->count("wg", "syncconf") == 2U; }));
   m.stop(false);
   EXPECT_EQ(tools_->count("ip", "link"), 2U);  // the two applies' `link set`, no `link del`
 
   // A restart: the last plan (STATE/mesh/plan.json) is reconciled at once.
   MeshMember again(options("lo"), metrics_, tools_->runner());
   again.start();
-  EXPECT_TRUE(eventually([&] { return again.appliedVersion() == 5; }));
+  EXPECT_TRUE(eventuallyTrue([&] { return again.appliedVersion() == 5; }));
 }
 
 TEST_F(MeshMemberTest, AFailedApplyIsCountedAndRetried) {
@@ -162,10 +162,10 @@ TEST_F(MeshMemberTest, AFailedApplyIsCountedAndRetried) {
   m.start();
   m.observe(section(8));
   auto& applies = metrics_.counter("plfm_agent_mesh_applies_total", "");
-  ASSERT_TRUE(eventually([&] { return applies.value({{"result", "failed"}}) == 1; }));
+  ASSERT_TRUE(eventuallyTrue([&] { return applies.value({{"result", "failed"}}) == 1; }));
   EXPECT_EQ(m.appliedVersion(), -1);
   // The next round (here after the 1 s period) finds the drift and applies.
-  ASSERT_TRUE(eventually([&] { return m.appliedVersion() == 8; }));
+  ASSERT_TRUE(eventuallyTrue([&] { return m.appliedVersion() == 8; }));
   EXPECT_EQ(applies.value({{"result", "ok"}}), 1);
 }
 
@@ -173,7 +173,7 @@ TEST_F(MeshMemberTest, NoPeersNoInterface) {
   MeshMember m(options("plfm-nope7"), metrics_, tools_->runner());
   m.start();
   m.observe(section(3, false));
-  ASSERT_TRUE(eventually([&] { return m.appliedVersion() == 3; }));
+  ASSERT_TRUE(eventuallyTrue([&] { return m.appliedVersion() == 3; }));
   EXPECT_EQ(tools_->total(), 0U);
   m.stop(true);  // and nothing to delete
   EXPECT_EQ(tools_->total(), 0U);
@@ -212,7 +212,7 @@ TEST_F(MeshMemberTest, TotalsComeFromWgShowDump) {
   MeshMember m(options("lo"), metrics_, tools_->runner());
   m.start();
   m.observe(section(5));
-  ASSERT_TRUE(eventually([&] { return m.appliedVersion() == 5; }));
+  ASSERT_TRUE(eventuallyTrue([&] { return m.appliedVersion() == 5; }));
   auto t = m.totals();
   ASSERT_TRUE(t);
   EXPECT_EQ(t->peers, 1);

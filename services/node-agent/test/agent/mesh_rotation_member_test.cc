@@ -227,7 +227,7 @@ class MeshRotationTest : public ::testing::Test {
     return current_.size();
   }
 
-  testing::TempDir dir_;
+  plfm::testing::TempDir dir_;
   FakeNet net_;
   metrics::Registry metrics_;
   std::string old_public_;

@@ -27,14 +27,15 @@
 #include "plfm/core/process.h"
 #include "plfm/core/unique_fd.h"
 #include "plfm/testing/temp_dir.h"
+#include "volume_test_ids.h"
 
 namespace plfm::agent {
 namespace {
+using testing::kMiB;
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-constexpr uint64_t kMiB = uint64_t{1} << 20;
 constexpr std::string_view kPassword = "hunter2-very-secret-backup-password";
 const std::string kVolA = "vol_01jd0000000000000000000001";
 const std::string kVolB = "vol_01jd0000000000000000000002";

@@ -4,12 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include "volume_test_ids.h"
+
 namespace plfm::agent {
 namespace {
+using testing::kVol;
 
 using std::chrono::seconds;
-
-const std::string kVol = "vol_01jd0000000000000000000001";
 
 std::vector<WorkloadVolume> volumes(uint64_t size) { return {{kVol, "uploads-0", "/data", size}}; }
 

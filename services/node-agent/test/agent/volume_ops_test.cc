@@ -15,17 +15,18 @@
 #include "agent/volume_ops.h"
 #include "agent/workload_check.h"
 #include "plfm/testing/temp_dir.h"
+#include "volume_test_ids.h"
 
 namespace plfm::agent {
 namespace {
 using nlohmann::json;
+using testing::kMiB;
+using testing::kVol;
+using testing::kVol2;
 
-constexpr const char* kVol = "vol_01jd0000000000000000000001";
-constexpr const char* kVol2 = "vol_01jd0000000000000000000002";
 constexpr const char* kSnap = "snap_01jd0000000000000000000001";
 constexpr const char* kOp = "vop_01jd0000000000000000000001";
 const std::string kHex(64, 'a');
-constexpr uint64_t kMiB = uint64_t{1} << 20;
 
 json restoreOp() {
   return {{"op_id", kOp},

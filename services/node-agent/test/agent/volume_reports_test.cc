@@ -20,17 +20,18 @@
 #include "plfm/http/http.h"
 #include "plfm/testing/temp_dir.h"
 #include "support/fake_runtime.h"
+#include "volume_test_ids.h"
 
 namespace plfm::agent {
 namespace {
+using testing::kMiB;
+using testing::kVol;
+using testing::kVol2;
 namespace fs = std::filesystem;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
 constexpr const char* kNode = "nod_01jd0000000000000000000001";
-constexpr const char* kVol = "vol_01jd0000000000000000000001";
-constexpr const char* kVol2 = "vol_01jd0000000000000000000002";
-constexpr uint64_t kMiB = uint64_t{1} << 20;
 
 // The node API as far as volumes go: a plan it can change, the volume
 // reports and heartbeats it got, and a switch that fails volume reports.

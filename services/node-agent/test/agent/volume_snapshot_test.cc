@@ -14,11 +14,11 @@
 
 #include "plfm/core/process.h"
 #include "plfm/testing/temp_dir.h"
+#include "volume_test_ids.h"
 
 namespace plfm::agent {
 namespace {
-
-constexpr uint64_t kMiB = uint64_t{1} << 20;
+using testing::kMiB;
 
 // A sparse 32 MiB file with data at 0 and at 20 MiB.
 void makeVolumeLike(const std::string& path) {
@@ -42,7 +42,7 @@ TEST(VolumeSnapshot, SnapshotIdsAreFileNamesAndNothingElse) {
 }
 
 TEST(VolumeSnapshot, WithoutReflinksTheCopyIsSparseAndEqual) {
-  testing::TempDir tmp;
+  plfm::testing::TempDir tmp;
   const std::string from = tmp.file("vol.ext4");
   const std::string to = tmp.file("snap.ext4");
   makeVolumeLike(from);
@@ -60,7 +60,7 @@ TEST(VolumeSnapshot, WithoutReflinksTheCopyIsSparseAndEqual) {
 }
 
 TEST(VolumeSnapshot, OnXfsWithReflinksTheCopyIsAClone) {
-  testing::TempDir tmp;
+  plfm::testing::TempDir tmp;
   const std::string image = tmp.file("xfs.img");
   const std::string mnt = tmp.file("mnt");
   ASSERT_EQ(::mkdir(mnt.c_str(), 0700), 0);

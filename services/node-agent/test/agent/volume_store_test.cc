@@ -11,15 +11,15 @@
 #include "agent/workload_check.h"
 #include "plfm/core/process.h"
 #include "plfm/testing/temp_dir.h"
+#include "volume_test_ids.h"
 
 namespace plfm::agent {
 namespace {
+using testing::kMiB;
+using testing::kVol;
+using testing::kVol2;
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-constexpr const char* kVol = "vol_01jd0000000000000000000001";
-constexpr const char* kVol2 = "vol_01jd0000000000000000000002";
-constexpr uint64_t kMiB = uint64_t{1} << 20;
 
 WorkloadVolume volume(const char* id, const char* name, const char* mount = "/data") {
   return WorkloadVolume{id, name, mount, 16 * kMiB};
@@ -43,7 +43,7 @@ uint64_t filesystemBytes(const std::string& path, const std::string& scratch) {
 }
 
 TEST(VolumeStore, CreatesASparseFormattedFileOwnedByTheAgentOnly) {
-  testing::TempDir tmp;
+  plfm::testing::TempDir tmp;
   VolumeStore store(tmp.path() + "/volumes");
   ASSERT_TRUE(store.open());
   auto size = store.ensure(kVol, 64 * kMiB);
@@ -63,7 +63,7 @@ TEST(VolumeStore, CreatesASparseFormattedFileOwnedByTheAgentOnly) {
 }
 
 TEST(VolumeStore, GrowsTheFileButNeverShrinksItOrReformats) {
-  testing::TempDir tmp;
+  plfm::testing::TempDir tmp;
   VolumeStore store(tmp.path() + "/volumes");
   ASSERT_TRUE(store.open());
   ASSERT_TRUE(store.ensure(kVol, 32 * kMiB));
@@ -92,7 +92,7 @@ TEST(VolumeStore, GrowsTheFileButNeverShrinksItOrReformats) {
 }
 
 TEST(VolumeStore, AFailedFormatLeavesNoFileAndOpenDropsLeftovers) {
-  testing::TempDir tmp;
+  plfm::testing::TempDir tmp;
   VolumeStore broken(tmp.path() + "/volumes", "false");
   ASSERT_TRUE(broken.open());
   auto r = broken.ensure(kVol, 16 * kMiB);
@@ -107,7 +107,7 @@ TEST(VolumeStore, AFailedFormatLeavesNoFileAndOpenDropsLeftovers) {
 }
 
 TEST(VolumeStore, OneWriterPerVolume) {
-  testing::TempDir tmp;
+  plfm::testing::TempDir tmp;
   VolumeStore store(tmp.path() + "/volumes");
   const std::string a = "inst_01jd000000000000000000000a";
   const std::string b = "inst_01jd000000000000000000000b";
@@ -124,7 +124,7 @@ TEST(VolumeStore, OneWriterPerVolume) {
 }
 
 TEST(VolumeStore, RemovesOnlyAnUnclaimedVolume) {
-  testing::TempDir tmp;
+  plfm::testing::TempDir tmp;
   VolumeStore store(tmp.path() + "/volumes");
   ASSERT_TRUE(store.open());
   ASSERT_TRUE(store.ensure(kVol, 16 * kMiB));

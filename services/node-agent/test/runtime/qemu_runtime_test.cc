@@ -104,7 +104,7 @@ TEST(QemuCommandLine, KvmUsesTheHostCpuAndNoTscHint) {
 // The minimal kernel (its config beside the vmlinux) boots without ACPI and
 // then needs the PIT and PIC; any other kernel keeps ACPI and neither.
 TEST(QemuCommandLine, AKernelWithoutAcpiGetsNoAcpiTablesAndThePit) {
-  testing::TempDir dir("qacpi");
+  plfm::testing::TempDir dir("qacpi");
   VmSpec s = sampleSpec();
   s.kernel = dir.file("vmlinux");
   auto machine = [&] {

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <string>
 
 namespace plfm {
@@ -18,6 +19,11 @@ class Clock {
   [[nodiscard]] virtual WallTime now() const = 0;
   [[nodiscard]] virtual SteadyTime steadyNow() const = 0;
 };
+
+// The wall time in whole Unix seconds.
+[[nodiscard]] inline int64_t unixSeconds(const Clock& clock) {
+  return std::chrono::duration_cast<std::chrono::seconds>(clock.now().time_since_epoch()).count();
+}
 
 class RealClock final : public Clock {
  public:

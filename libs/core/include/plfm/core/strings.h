@@ -24,6 +24,9 @@ void appendJsonEscaped(std::string& out, std::string_view s);
 [[nodiscard]] std::optional<std::string> closestMatch(
     std::string_view word, const std::vector<std::string_view>& candidates);
 
+// `s` with A-Z made a-z (ASCII only; other bytes unchanged).
+[[nodiscard]] std::string asciiLower(std::string_view s);
+
 // Lowercase hex of `data`.
 [[nodiscard]] std::string hexEncode(std::string_view data);
 
