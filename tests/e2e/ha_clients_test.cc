@@ -91,8 +91,8 @@ class HaClientsTest : public ::testing::Test {
     }
   }
 
-  // Starts a replica over TLS with `pki`'s server certificate and waits
-  // until it listens.
+  // Starts a replica over TLS with `pki`'s server certificate and the
+  // replicas' one relay signing key, and waits until it listens.
   void start(Replica& r, const std::string& name, const std::string& listen,
              const std::string& scheme_open, const std::string& host_close,
              const http::LocalPki& pki) {
@@ -101,10 +101,10 @@ class HaClientsTest : public ::testing::Test {
     SpawnOptions o;
     o.stdout_path = r.dir + "/cp.out";
     o.stderr_path = r.dir + "/cp.log";
-    auto p =
-        spawn({PLFM_CONTROL_PLANE_BIN, "serve", "--listen", listen, "--tls-cert", pki.server_cert,
-               "--tls-key", pki.server_key, "--database", conninfo_, "--state-dir", r.dir},
-              o);
+    auto p = spawn({PLFM_CONTROL_PLANE_BIN, "serve", "--listen", listen, "--tls-cert",
+                    pki.server_cert, "--tls-key", pki.server_key, "--database", conninfo_,
+                    "--state-dir", r.dir, "--relay-signing-key", dir_.file("relay-signing.key")},
+                   o);
     ASSERT_TRUE(p.has_value()) << p.error().toString();
     r.proc = std::move(*p);
     for (int i = 0; i < 1000 && r.url.empty(); ++i) {

@@ -803,6 +803,10 @@ Result<http::LocalPki> Platform::ensureDevPki() const {
   return pki;
 }
 
+// Every replica gets the same state dir, STATE/control-plane, so they share
+// one admin token and one relay signing key: the agents pin that key, and a
+// replica with another one would refuse to start
+// (docs/specs/control-plane/ha.md, "One relay signing key").
 std::vector<std::string> controlPlaneArgv(const std::string& bin, const Settings& s,
                                           const std::string& conninfo, const http::LocalPki& pki,
                                           int replica) {

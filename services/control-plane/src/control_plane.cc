@@ -5,6 +5,7 @@
 #include "db_conninfo.h"
 #include "plfm/core/log.h"
 #include "plfm/core/thread_guard.h"
+#include "plfm/relay_auth/relay_auth.h"
 #include "schema.h"
 
 namespace plfm::cp {
@@ -33,6 +34,31 @@ Scheduler::Options schedulerOptions(const Config& cfg) {
   return o;
 }
 
+// Agents pin the relay key of their enrollment (docs/specs/runtime/logs.md),
+// so every replica must sign with the same one: a replica with a key of its
+// own would have all its log and exec relays refused. The first replica
+// records its public key; a replica whose key differs refuses to start, and
+// says which file to replace. Only public keys are named.
+Result<void> checkSharedRelayKey(pg::Connection& conn, const relay::PublicKey& mine,
+                                 const std::string& key_file) {
+  const std::string text = mine.text();
+  PLFM_TRY(conn.exec(
+      "INSERT INTO relay_signing_key (id, public_key) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+      {text}));
+  PLFM_ASSIGN_OR_RETURN(auto rs, conn.exec("SELECT public_key FROM relay_signing_key"));
+  const std::string recorded(rs.rows() == 1 ? rs.text(0, 0) : std::string_view());
+  if (recorded == text) return ok();
+  return Error(plfm::errc::kFailedPrecondition,
+               "this replica's relay signing key (" + key_file + ", public key " + text +
+                   ") is not the cluster's (public key " + recorded +
+                   ", recorded in the database by the first replica); agents pinned that one "
+                   "and would refuse this replica's log and exec relays. Every replica needs "
+                   "the same key: copy the key file of an existing replica to " +
+                   key_file + " (mode 0600) and start again")
+      .with("field", "relay_signing_key_file")
+      .with("file", key_file);
+}
+
 }  // namespace
 
 ControlPlane::~ControlPlane() { stop(); }
@@ -54,7 +80,8 @@ Result<void> ControlPlane::start() {
         .with("field", "state_dir");
   }
   // The log relay's signing key: agents pin its public half when they
-  // enroll, so it is created once and kept (docs/specs/runtime/logs.md).
+  // enroll, so it is created once and kept (docs/specs/runtime/logs.md), and
+  // every replica must have the same one (checkSharedRelayKey, below).
   {
     PLFM_ASSIGN_OR_RETURN(auto key, relay::SigningKey::loadOrCreate(cfg_.relaySigningKeyFile()));
     relay_key_ = std::make_unique<relay::SigningKey>(std::move(key));
@@ -71,6 +98,7 @@ Result<void> ControlPlane::start() {
     }
     PLFM_ASSIGN_OR_RETURN(auto report, migrateSchema(*conn));
     for (const auto& name : report.applied) log::info("migration applied", {{"migration", name}});
+    PLFM_TRY(checkSharedRelayKey(*conn, relay_key_->publicKey(), cfg_.relaySigningKeyFile()));
     store_ = std::make_unique<EventStore>(clock_);
     PLFM_ASSIGN_OR_RETURN(bool created,
                           bootstrapAdmin(*conn, *store_, clock_, cfg_.adminTokenFile()));

@@ -10,24 +10,34 @@
 // session (pg_terminate_backend) under a load of scale changes: 0 double
 // placements and every acknowledged change in the log.
 //
+// Every replica signs log and exec relays with the one key the agents pinned
+// at enrollment: a replica with a key of its own refuses to start, and a log
+// follow through the non-leader reaches an agent enrolled on the leader.
+//
 // PLFM_HA_FAILOVERS sets the number of kills and PLFM_HA_TERMINATIONS the
-// number of terminations (20 each by default, as in make test; the soak in
-// docs/benchmarks.md runs 500).
+// number of terminations (20 each by default, as in make test; the
+// control_plane_ha_soak_test entry, label soak, runs 500 terminations).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <future>
 #include <thread>
 
+#include "agent/instance_log.h"
+#include "agent/log_endpoint.h"
 #include "ha_fixture.h"
+#include "plfm/http/pki.h"
+#include "plfm/relay_auth/relay_auth.h"
 
 namespace plfm::cp {
 namespace {
 
 using namespace std::chrono_literals;
+using json::Json;
 using testsupport::fromEnv;
 using testsupport::kLockHolder;
 using testsupport::Replica;
@@ -202,6 +212,149 @@ TEST_F(HaBinaryTest, TheNonLeaderReadsItsWritesAndServesLongPolls) {
     ASSERT_EQ(list.status, 200) << list.body.dump();
     EXPECT_EQ(list.body["items"].size(), static_cast<size_t>(want)) << list.body.dump();
   }
+}
+
+// A replica started with a relay signing key of its own (its own state dir,
+// as a second host would have) refuses to start and says which file to
+// replace; the recorded key stays the first replica's. Only public keys
+// appear in what it says.
+TEST_F(HaBinaryTest, AReplicaWithAnotherRelaySigningKeyRefusesToStart) {
+  auto conn = connect();
+  const std::string recorded = query(conn, "SELECT public_key FROM relay_signing_key");
+  ASSERT_EQ(recorded.rfind(relay::kPublicKeyPrefix, 0), 0U) << recorded;
+  EXPECT_NE(readFile(replicas_[0].dir + "/cp.log").value_or("").find(recorded), std::string::npos);
+
+  const std::string dir = dir_->file("c");
+  std::filesystem::create_directories(dir);
+  SpawnOptions o;
+  o.stdout_path = dir + "/cp.out";
+  o.stderr_path = dir + "/cp.log";
+  auto p = spawn({PLFM_CONTROL_PLANE_BIN, "serve", "--listen", "[::1]:0", "--database",
+                  replicaDatabase(), "--state-dir", dir, "--config", dir_->file("cp.toml")},
+                 o);
+  ASSERT_TRUE(p.has_value()) << p.error().toString();
+  auto status = p->waitFor(20s);
+  ASSERT_TRUE(status.has_value()) << "it started anyway";
+  EXPECT_NE(exitCodeOf(*status), 0);
+  const std::string out = readFile(dir + "/cp.log").value_or("");
+  const std::string key_file = dir + "/relay-signing.key";
+  EXPECT_NE(out.find("copy the key file of an existing replica to " + key_file), std::string::npos)
+      << out;
+  EXPECT_NE(out.find(recorded), std::string::npos) << out;
+  EXPECT_EQ(readFile(dir + "/cp.out").value_or("").find("listening"), std::string::npos);
+  auto seed = readFile(key_file);
+  ASSERT_TRUE(seed.has_value());
+  EXPECT_EQ(out.find(hexEncode(*seed)), std::string::npos);
+  EXPECT_EQ(query(conn, "SELECT public_key FROM relay_signing_key"), recorded);
+  // With the replicas' key it starts.
+  Replica c;
+  start(c, "c");
+  EXPECT_EQ(call(c, "GET", "/v1/system/status").status, 200);
+  c.proc.signal(SIGTERM);
+  (void)c.proc.waitFor(20s);
+}
+
+// An agent enrolled through the leader pins its relay key; the non-leader
+// reports the same key in its heartbeat answers and relays a log follow to
+// the agent's real log endpoint, which checks each signature against the
+// pinned key.
+TEST_F(HaBinaryTest, TheNonLeaderFollowsLogsFromAnAgentEnrolledOnTheLeader) {
+  auto conn = connect();
+  Replica* lead = leader(conn);
+  ASSERT_NE(lead, nullptr);
+  Replica& follower = lead == &replicas_[0] ? replicas_[1] : replicas_[0];
+
+  // The node enrolls through the leader and pins the key it answers with.
+  auto enrollment = call(*lead, "POST", "/v1/nodes/enrollments", Json::object());
+  ASSERT_EQ(enrollment.status, 201) << enrollment.body.dump();
+  auto enrolled = call(*lead, "POST", "/v1/nodes/enroll",
+                       {{"hostname", "logs.test"},
+                        {"cores", 8},
+                        {"memory_mb", 16'384},
+                        {"disk_mb", 100'000},
+                        {"labels", Json::object()},
+                        {"wireguard_public_key", std::string(43, 'k') + "="},
+                        {"underlay_address", "::1"},
+                        {"runtimes", {"qemu"}}},
+                       20s, "", enrollment.body.value("token", ""));
+  ASSERT_EQ(enrolled.status, 201) << enrolled.body.dump();
+  const std::string node = enrolled.body.value("node_id", "");
+  const std::string node_token = enrolled.body.value("token", "");
+  auto pinned = relay::PublicKey::parse(enrolled.body.value("relay_public_key", ""));
+  ASSERT_TRUE(pinned.has_value()) << enrolled.body.dump();
+
+  // Its log endpoint, over TLS on [::1] (the node's address), as the agent
+  // serves it.
+  testing::TempDir agent_dir("cp-ha-agent");
+  std::filesystem::create_directories(agent_dir.file("logs"));
+  auto pki = http::writeLocalPki(agent_dir.path(), {"localhost"});
+  ASSERT_TRUE(pki.has_value()) << pki.error().toString();
+  auto cert = http::certificateSha256(pki->server_cert);
+  ASSERT_TRUE(cert.has_value());
+  std::atomic<bool> stopping{false};
+  const agent::LogEndpoint endpoint{
+      agent_dir.file("logs"), std::make_shared<agent::RelayVerifier>(node, *pinned), &stopping};
+  http::ServerOptions so;
+  so.listen = {"[::1]:0"};
+  so.tls = http::ServerTlsOptions{pki->server_cert, pki->server_key};
+  http::Server agent_http(so, [&](http::Request& req) {
+    if (agent::LogEndpoint::matches(req)) return endpoint.serve(req);
+    return http::Response::text(404, "no");
+  });
+  ASSERT_TRUE(agent_http.start().has_value());
+
+  // Its heartbeats go to the non-leader, which reports the pinned key.
+  auto beat = call(follower, "POST", "/v1/nodes/" + node + "/heartbeat",
+                   {{"agent_version", "0.1.0"},
+                    {"agent_url", "https://" + agent_http.endpoints().at(0)},
+                    {"agent_cert_sha256", *cert}},
+                   20s, "", node_token);
+  ASSERT_EQ(beat.status, 200) << beat.body.dump();
+  EXPECT_EQ(beat.body.value("relay_public_key", ""), pinned->text());
+
+  // One instance, on this node: the seeded ones are cordoned.
+  auto others = conn.exec("SELECT node_id FROM nodes_view WHERE node_id <> $1", {node});
+  ASSERT_TRUE(others.has_value()) << others.error().toString();
+  for (int i = 0; i < others->rows(); ++i) {
+    const std::string id(others->text(i, 0));
+    ASSERT_EQ(call(*lead, "PUT", "/v1/nodes/" + id + "/scheduling", {{"cordoned", true}}).status,
+              200);
+  }
+  const auto [env, rel] = makeEnv(follower, "acme");
+  ASSERT_EQ(call(follower, "POST", "/v1/envs/" + env + "/deploys", {{"release_id", rel}}).status,
+            201);
+  ASSERT_EQ(
+      call(follower, "PUT", "/v1/envs/" + env + "/scale", {{"processes", {{"web", 1}}}}).status,
+      200);
+  auto plan = call(follower, "GET", "/v1/nodes/" + node + "/plan?after=0&wait=0", nullptr, 20s, "",
+                   node_token);
+  ASSERT_EQ(plan.status, 200) << plan.body.dump();
+  ASSERT_EQ(plan.body["instances"].size(), 1U) << plan.body.dump();
+  const std::string inst = plan.body["instances"][0].value("instance_id", "");
+
+  // A read, then a follow held on the non-leader that a new line wakes.
+  constexpr uint64_t kT0 = uint64_t{1'796'000'000} * 1'000'000'000;
+  agent::InstanceLog log(agent_dir.file("logs/" + inst + ".log"), inst, 1 << 20);
+  log.append("stdout", kT0, "first\n");
+  auto read = call(follower, "GET", "/v1/envs/" + env + "/logs");
+  ASSERT_EQ(read.status, 200) << read.body.dump();
+  ASSERT_EQ(read.body["items"].size(), 1U) << read.body.dump();
+  EXPECT_EQ(read.body["items"][0]["line"], "first");
+  EXPECT_TRUE(read.body["unavailable"].empty()) << read.body.dump();
+  std::thread writer([&] {
+    std::this_thread::sleep_for(700ms);
+    log.append("stdout", kT0 + 1'000'000'000, "second\n");
+  });
+  auto held =
+      call(follower, "GET",
+           "/v1/envs/" + env + "/logs?follow=true&wait=10&cursor=" + read.body.value("cursor", ""));
+  writer.join();
+  ASSERT_EQ(held.status, 200) << held.body.dump();
+  ASSERT_EQ(held.body["items"].size(), 1U) << held.body.dump();
+  EXPECT_EQ(held.body["items"][0]["line"], "second");
+  EXPECT_EQ(held.body["items"][0]["instance_id"], inst);
+  stopping = true;
+  agent_http.stop(200ms);
 }
 
 }  // namespace

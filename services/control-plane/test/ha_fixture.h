@@ -118,7 +118,8 @@ class HaFixture : public testsupport::CpTest {
   // The replicas' database setting: the test database over its Unix socket.
   virtual std::string replicaDatabase() { return conninfo(); }
 
-  // Starts replica `r` with its own state dir and waits until it listens.
+  // Starts replica `r` with its own state dir and the replicas' one relay
+  // signing key (docs/operations/ha.md), and waits until it listens.
   void start(Replica& r, const std::string& name) {
     r.dir = dir_->file(name);
     std::filesystem::create_directories(r.dir);
@@ -129,7 +130,8 @@ class HaFixture : public testsupport::CpTest {
     std::vector<std::string> argv = r.wrap;
     argv.insert(argv.end(),
                 {PLFM_CONTROL_PLANE_BIN, "serve", "--listen", r.listen, "--database",
-                 replicaDatabase(), "--state-dir", r.dir, "--config", dir_->file("cp.toml")});
+                 replicaDatabase(), "--state-dir", r.dir, "--config", dir_->file("cp.toml"),
+                 "--relay-signing-key", dir_->file("relay-signing.key")});
     argv.insert(argv.end(), r.flags.begin(), r.flags.end());
     auto p = spawn(argv, o);
     ASSERT_TRUE(p.has_value()) << p.error().toString();
@@ -148,8 +150,11 @@ class HaFixture : public testsupport::CpTest {
     ASSERT_FALSE(r.url.empty()) << "did not start:\n" << tailFile(r.dir + "/cp.log", 30);
   }
 
+  // One API call as the admin (or as `bearer`); a mutation carries `key` as
+  // its Idempotency-Key, a fresh one when empty.
   Reply call(const Replica& r, const std::string& method, const std::string& path,
-             const Json& body = nullptr, std::chrono::milliseconds timeout = 20s) {
+             const Json& body = nullptr, std::chrono::milliseconds timeout = 20s,
+             const std::string& key = "", const std::string& bearer = "") {
     http::ClientRequest req;
     req.method = method;
     req.url = r.url + path;
@@ -161,8 +166,10 @@ class HaFixture : public testsupport::CpTest {
     // A replica told to serve plain HTTP off loopback (on a test veth) is called so.
     req.tls.unsafe_allow_plain_http =
         std::find(r.flags.begin(), r.flags.end(), "--unsafe-plain-http") != r.flags.end();
-    req.headers.set("Authorization", "Bearer " + token_);
-    if (method != "GET") req.headers.set("Idempotency-Key", RequestId::generate().str());
+    req.headers.set("Authorization", "Bearer " + (bearer.empty() ? token_ : bearer));
+    if (method != "GET") {
+      req.headers.set("Idempotency-Key", key.empty() ? RequestId::generate().str() : key);
+    }
     auto resp = http::request(req);
     if (!resp) return Reply{0, Json()};
     return Reply{resp->status, json::parse(resp->body).value_or(Json())};
