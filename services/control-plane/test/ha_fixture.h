@@ -216,31 +216,47 @@ class HaFixture : public testsupport::CpTest {
   }
 
   // Scale changes of `env` (1 to 7 instances, up and down) through the
-  // replicas `through` in turn, without pause, until stopLoad().
+  // replicas `through` in turn, without pause, until stopLoad(). Each
+  // acknowledged one is kept with its Idempotency-Key.
   void startLoad(const std::string& env, std::vector<const Replica*> through) {
     load_ = std::thread([this, env, through = std::move(through)] {
       for (size_t i = 0; !load_done_.load(); ++i) {
         const int want = 1 + static_cast<int>(i % 7);
+        const std::string key = RequestId::generate().str();
         if (call(*through[i % through.size()], "PUT", "/v1/envs/" + env + "/scale",
-                 {{"processes", {{"web", want}}}})
+                 {{"processes", {{"web", want}}}}, 20s, key)
                 .status == 200) {
-          acked_.fetch_add(1);
+          acked_.emplace_back(key, want);
         }
       }
     });
   }
 
-  // Stops the load; checks that every acknowledged change is in the log
-  // (user-actor scale events) and returns how many there were.
+  // Stops the load and checks that every acknowledged change is in the log:
+  // its key's idempotency record (200) names the seq of an env.scale_set
+  // event with the count it asked for. Returns how many there were.
   int stopLoad(pg::Connection& conn) {
     load_done_ = true;
     if (load_.joinable()) load_.join();
-    EXPECT_GE(std::stoll(query(conn,
-                               "SELECT count(*) FROM events WHERE event_type = "
-                               "'env.scale_set'")),
-              acked_.load());
-    EXPECT_GT(acked_.load(), 0);
-    return acked_.load();
+    EXPECT_FALSE(acked_.empty());
+    std::string keys = "{";
+    std::string wants = "{";
+    for (const auto& [key, want] : acked_) {
+      keys += (keys.size() > 1 ? "," : "") + key;
+      wants += (wants.size() > 1 ? "," : "") + std::to_string(want);
+    }
+    auto found = conn.exec(
+        "SELECT count(DISTINCT a.key) FROM unnest($1::text[], $2::int[]) AS a(key, want) "
+        "JOIN idempotency_keys k ON k.key = a.key AND k.status = 200 "
+        "JOIN events e ON e.seq = k.seq AND e.event_type = 'env.scale_set' "
+        "AND (e.payload->'processes'->>'web')::int = a.want",
+        {keys + "}", wants + "}"});
+    EXPECT_TRUE(found.has_value()) << found.error().toString();
+    if (found) {
+      EXPECT_EQ(found->int64(0, 0).value_or(-1), static_cast<int64_t>(acked_.size()))
+          << "acknowledged scale changes missing from the idempotency records or the log";
+    }
+    return static_cast<int>(acked_.size());
   }
 
   // Double placements, counted from the events: an allocation for a slot
@@ -264,7 +280,8 @@ class HaFixture : public testsupport::CpTest {
   std::string token_;
   std::thread load_;
   std::atomic<bool> load_done_{false};
-  std::atomic<int> acked_{0};
+  // Written by the load thread only, read after it is joined.
+  std::vector<std::pair<std::string, int>> acked_;
 };
 
 }  // namespace plfm::cp::testsupport
