@@ -6,13 +6,18 @@
 // midway. The monitor promotes the standby; the control plane's pools, group
 // committer, projection worker and leadership session reconnect to it. Writes
 // resume within 30 s; nothing acknowledged is lost, nothing runs twice, every
-// replay is the saved answer, and the log has no gap.
+// replay is the saved answer, and the log has no gap. Leadership moves with
+// the database: the replica leads again on the new primary with a higher
+// epoch, and a scale change made afterwards is scheduled.
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstdio>
+#include <optional>
+#include <thread>
 
 #include "keyed_load_support.h"
+#include "plfm/core/id.h"
 #include "plfm/core/json.h"
 #include "plfm/pg/pg.h"
 #include "plfm/testing/pg_auto_failover.h"
@@ -27,21 +32,43 @@ long long msSince(Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
 }
 
-// POST with an Idempotency-Key; the reply, or nullopt when none came.
-std::optional<http::Response> keyedPost(const std::pair<std::string, std::string>& target,
-                                        const std::string& path, const std::string& body,
-                                        const std::string& key) {
+// An API call as the admin, with an Idempotency-Key when `key` is set; the
+// reply, or nullopt when none came.
+std::optional<http::Response> send(const std::pair<std::string, std::string>& target,
+                                   const std::string& method, const std::string& path,
+                                   const std::string& body = "", const std::string& key = "") {
   http::ClientRequest req;
-  req.method = "POST";
+  req.method = method;
   req.url = target.first + path;
   req.body = body;
   req.timeout = std::chrono::seconds(10);
   req.headers.set("Authorization", "Bearer " + target.second);
-  req.headers.set("Idempotency-Key", key);
-  req.headers.set("Content-Type", "application/json");
+  if (!key.empty()) req.headers.set("Idempotency-Key", key);
+  if (!body.empty()) req.headers.set("Content-Type", "application/json");
   auto r = http::request(req);
   if (!r) return std::nullopt;
   return std::move(*r);
+}
+
+std::optional<http::Response> keyedPost(const std::pair<std::string, std::string>& target,
+                                        const std::string& path, const std::string& body,
+                                        const std::string& key) {
+  return send(target, "POST", path, body, key);
+}
+
+// The body of a 2xx answer to a keyed call (null otherwise).
+Json keyedJson(const std::pair<std::string, std::string>& target, const std::string& method,
+               const std::string& path, const Json& body) {
+  auto r = send(target, method, path, json::dump(body), RequestId::generate().str());
+  if (!r || r->status / 100 != 2) return Json();
+  return json::parse(r->body).value_or(Json());
+}
+
+// GET /v1/system/status (null when it did not answer 200).
+Json systemStatus(const testsupport::CpProcess& cp) {
+  auto r = send(cp.target(), "GET", "/v1/system/status");
+  if (!r || r->status != 200) return Json();
+  return json::parse(r->body).value_or(Json());
 }
 
 // The org's id, created with `key`.
@@ -59,6 +86,52 @@ std::string syncStates(const std::string& conninfo) {
       "SELECT current_setting('synchronous_standby_names') || ' / ' || "
       "coalesce(string_agg(sync_state, ','), 'no standby') FROM pg_stat_replication");
   return rs ? std::string(rs->text(0, 0)) : rs.error().toString();
+}
+
+// After the failover the scheduler acts: a node enrolled now gets the
+// instances of a scale change, in the very next read (read-your-writes of
+// the scheduler's reaction, docs/specs/scheduler/scheduler.md).
+void expectScheduledAfterFailover(const testsupport::CpProcess& cp) {
+  const auto t = cp.target();
+  const std::string enrollment =
+      keyedJson(t, "POST", "/v1/nodes/enrollments", Json::object()).value("token", "");
+  ASSERT_FALSE(enrollment.empty()) << cp.log();
+  const Json node = keyedJson({t.first, enrollment}, "POST", "/v1/nodes/enroll",
+                              {{"hostname", "after-failover.test"},
+                               {"cores", 8},
+                               {"memory_mb", 16'384},
+                               {"disk_mb", 100'000},
+                               {"labels", Json::object()},
+                               {"wireguard_public_key", std::string(43, 'k') + "="},
+                               {"underlay_address", "192.0.2.1"},
+                               {"runtimes", {"qemu"}}});
+  ASSERT_FALSE(node.value("node_id", "").empty()) << cp.log();
+  const std::string org = keyedJson(t, "POST", "/v1/orgs", {{"name", "after"}}).value("id", "");
+  const std::string app =
+      keyedJson(t, "POST", "/v1/orgs/" + org + "/apps", {{"name", "shop"}}).value("id", "");
+  const std::string env =
+      keyedJson(t, "POST", "/v1/apps/" + app + "/envs", {{"name", "prod"}}).value("id", "");
+  const std::string rel =
+      keyedJson(t, "POST", "/v1/apps/" + app + "/releases",
+                {{"image_ref", "registry.local/shop:1"},
+                 {"image_digest", "sha256:" + std::string(64, 'd')},
+                 {"manifest",
+                  {{"app", "shop"},
+                   {"image", "registry.local/shop:1"},
+                   {"processes",
+                    {{{"name", "web"}, {"resources", {{"vcpus", 1}, {"memory_mb", 128}}}}}}}}})
+          .value("id", "");
+  ASSERT_FALSE(env.empty() || rel.empty()) << cp.log();
+  ASSERT_FALSE(
+      keyedJson(t, "POST", "/v1/envs/" + env + "/deploys", {{"release_id", rel}}).is_null());
+  ASSERT_FALSE(
+      keyedJson(t, "PUT", "/v1/envs/" + env + "/scale", {{"processes", {{"web", 3}}}}).is_null());
+  auto list = send(t, "GET", "/v1/envs/" + env + "/instances");
+  ASSERT_TRUE(list.has_value() && list->status == 200);
+  const Json items = json::parse(list->body).value_or(Json())["items"];
+  ASSERT_TRUE(items.is_array()) << list->body;
+  EXPECT_EQ(items.size(), 3U) << list->body;
+  for (const auto& i : items) EXPECT_EQ(i.value("node_id", ""), node["node_id"]) << list->body;
 }
 
 TEST(PgFailoverTest, KillingThePrimaryLosesNothingAcknowledgedAndWritesResumeWithin30s) {
@@ -87,6 +160,9 @@ TEST(PgFailoverTest, KillingThePrimaryLosesNothingAcknowledgedAndWritesResumeWit
   const std::string org = createOrg(cp, "failover");
   const std::string probe_org = createOrg(cp, "probe");
   ASSERT_FALSE(org.empty() || probe_org.empty()) << cp.log();
+  const Json status_before = systemStatus(cp);
+  ASSERT_EQ(status_before["this_replica_leads"], true) << status_before.dump();
+  const int64_t epoch_before = status_before["leader"].value("epoch", int64_t{-1});
 
   const auto requests = testsupport::createAppRequests(org, 1000, "failover-key-");
   auto target = [&] { return cp.target(); };
@@ -130,14 +206,23 @@ TEST(PgFailoverTest, KillingThePrimaryLosesNothingAcknowledgedAndWritesResumeWit
   ASSERT_TRUE(healthy.has_value()) << healthy.error().toString();
   std::printf("old primary back as synchronous standby in %lld ms\n", msSince(t_rejoin));
   // The control plane reports it (GET /v1/system/status, "replication").
-  http::ClientRequest st;
-  st.url = cp.target().first + "/v1/system/status";
-  st.headers.set("Authorization", "Bearer " + cp.target().second);
-  auto status = http::request(st);
-  ASSERT_TRUE(status.has_value() && status->status == 200);
-  const Json standbys = json::parse(status->body).value_or(Json())["replication"]["standbys"];
-  ASSERT_TRUE(standbys.is_array() && standbys.size() == 1) << status->body;
-  EXPECT_EQ(standbys[0]["sync_state"], "quorum") << status->body;
+  const Json status = systemStatus(cp);
+  const Json standbys = status["replication"]["standbys"];
+  ASSERT_TRUE(standbys.is_array() && standbys.size() == 1) << status.dump();
+  EXPECT_EQ(standbys[0]["sync_state"], "quorum") << status.dump();
+  // Leadership moved with the database: the replica took the lock on the
+  // new primary with a higher epoch (its lock retry runs every second).
+  Json leads = status;
+  for (int i = 0; i < 100 && leads["this_replica_leads"] != true; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    leads = systemStatus(cp);
+  }
+  EXPECT_EQ(leads["this_replica_leads"], true) << leads.dump();
+  EXPECT_GT(leads["leader"].value("epoch", int64_t{-1}), epoch_before) << leads.dump();
+  std::printf("the replica leads again on the new primary: epoch %lld (was %lld)\n",
+              static_cast<long long>(leads["leader"].value("epoch", int64_t{-1})),
+              static_cast<long long>(epoch_before));
+  expectScheduledAfterFailover(cp);
 
   auto db = pg::Connection::connect(f.conninfo("plfm"));
   ASSERT_TRUE(db.has_value()) << db.error().toString();
