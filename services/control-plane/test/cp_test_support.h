@@ -7,11 +7,25 @@
 #include <vector>
 
 #include "event_store.h"
+#include "plfm/core/json.h"
 #include "plfm/testing/pg_test.h"
 
 namespace plfm::cp::testsupport {
 
 inline constexpr int64_t kGiB = int64_t{1} << 30;
+
+// The body of POST /v1/nodes/enroll for a node of 8 cores and 16 GiB at
+// `underlay_address` (docs/specs/api/v1.md).
+inline json::Json nodeEnrollBody(const std::string& hostname, const std::string& underlay_address) {
+  return {{"hostname", hostname},
+          {"cores", 8},
+          {"memory_mb", 16'384},
+          {"disk_mb", 100'000},
+          {"labels", json::Json::object()},
+          {"wireguard_public_key", std::string(43, 'k') + "="},
+          {"underlay_address", underlay_address},
+          {"runtimes", {"qemu"}}};
+}
 
 class CpTest : public plfm::testing::PgTest {
  protected:

@@ -267,16 +267,9 @@ TEST_F(HaBinaryTest, TheNonLeaderFollowsLogsFromAnAgentEnrolledOnTheLeader) {
   // The node enrolls through the leader and pins the key it answers with.
   auto enrollment = call(*lead, "POST", "/v1/nodes/enrollments", Json::object());
   ASSERT_EQ(enrollment.status, 201) << enrollment.body.dump();
-  auto enrolled = call(*lead, "POST", "/v1/nodes/enroll",
-                       {{"hostname", "logs.test"},
-                        {"cores", 8},
-                        {"memory_mb", 16'384},
-                        {"disk_mb", 100'000},
-                        {"labels", Json::object()},
-                        {"wireguard_public_key", std::string(43, 'k') + "="},
-                        {"underlay_address", "::1"},
-                        {"runtimes", {"qemu"}}},
-                       20s, "", enrollment.body.value("token", ""));
+  auto enrolled =
+      call(*lead, "POST", "/v1/nodes/enroll", testsupport::nodeEnrollBody("logs.test", "::1"), 20s,
+           "", enrollment.body.value("token", ""));
   ASSERT_EQ(enrolled.status, 201) << enrolled.body.dump();
   const std::string node = enrolled.body.value("node_id", "");
   const std::string node_token = enrolled.body.value("token", "");

@@ -16,6 +16,7 @@
 #include <optional>
 #include <thread>
 
+#include "cp_test_support.h"
 #include "keyed_load_support.h"
 #include "plfm/core/id.h"
 #include "plfm/core/json.h"
@@ -97,14 +98,7 @@ void expectScheduledAfterFailover(const testsupport::CpProcess& cp) {
       keyedJson(t, "POST", "/v1/nodes/enrollments", Json::object()).value("token", "");
   ASSERT_FALSE(enrollment.empty()) << cp.log();
   const Json node = keyedJson({t.first, enrollment}, "POST", "/v1/nodes/enroll",
-                              {{"hostname", "after-failover.test"},
-                               {"cores", 8},
-                               {"memory_mb", 16'384},
-                               {"disk_mb", 100'000},
-                               {"labels", Json::object()},
-                               {"wireguard_public_key", std::string(43, 'k') + "="},
-                               {"underlay_address", "192.0.2.1"},
-                               {"runtimes", {"qemu"}}});
+                              testsupport::nodeEnrollBody("after-failover.test", "192.0.2.1"));
   ASSERT_FALSE(node.value("node_id", "").empty()) << cp.log();
   const std::string org = keyedJson(t, "POST", "/v1/orgs", {{"name", "after"}}).value("id", "");
   const std::string app =
