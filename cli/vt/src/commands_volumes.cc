@@ -483,7 +483,7 @@ const Flag kWait{.name = "wait",
 const Flag kTo{.name = "to",
                .value_name = "NEW",
                .help = "name of the new volume (its full name is NEW-SLOT)"};
-const Flag kNode{.name = "node", .value_name = "NODE", .help = "node id (node_...)"};
+const Flag kVolumeNode{.name = "node", .value_name = "NODE", .help = "node id (node_...)"};
 
 }  // namespace
 
@@ -593,7 +593,7 @@ Command volumesCommand() {
        .flags = {{.name = "from", .value_name = "SNAPSHOT", .help = "the snapshot (snap_...)"},
                  kTo,
                  {.name = "in-place", .help = "write it over this volume (its slot stopped)"},
-                 kNode,
+                 kVolumeNode,
                  kWait},
        .positionals = {kVolume},
        .mutating = true,
@@ -608,7 +608,7 @@ Command volumesCommand() {
                "Examples:\n"
                "  vt volumes fork uploads-0 --node node_...\n"
                "  vt volumes fork uploads-0 --node node_... --from snap_... --to staging --wait",
-       .flags = {kNode,
+       .flags = {kVolumeNode,
                  {.name = "from",
                   .value_name = "SNAPSHOT",
                   .help = "the snapshot (default: the newest backed-up one)"},

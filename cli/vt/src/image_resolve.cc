@@ -64,7 +64,7 @@ Result<PinnedImage> pinOciLayout(const std::string& ref) {
                                  : "no tag `" + tag + "` in the layout (it has: " + known + ")");
 }
 
-size_t collect(char* data, size_t size, size_t n, void* user) {
+size_t collectBody(char* data, size_t size, size_t n, void* user) {
   static_cast<std::string*>(user)->append(data, size * n);
   return size * n;
 }
@@ -142,7 +142,7 @@ Result<HttpResult> httpGet(const std::string& url, const std::vector<std::string
   lib->easy_setopt(curl, CURLOPT_HTTPHEADER, list);
   lib->easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
   lib->easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
-  lib->easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+  lib->easy_setopt(curl, CURLOPT_WRITEFUNCTION, collectBody);
   lib->easy_setopt(curl, CURLOPT_WRITEDATA, &out.body);
   lib->easy_setopt(curl, CURLOPT_HEADERFUNCTION, collectHeader);
   lib->easy_setopt(curl, CURLOPT_HEADERDATA, &out.headers);

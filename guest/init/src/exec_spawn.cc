@@ -58,15 +58,6 @@ std::vector<PasswdEntry> parsePasswd(std::string_view text) {
   return out;
 }
 
-enum Stage : int { kChdir = 1, kCredentials = 2, kExec = 3, kStdio = 4 };
-
-// Only async-signal-safe calls between fork and exec.
-[[noreturn]] void childFail(int report_fd, int stage) {
-  const int msg[2] = {stage, errno};
-  [[maybe_unused]] ssize_t n = ::write(report_fd, msg, sizeof msg);
-  ::_exit(127);
-}
-
 void closeAll(ExecProcess& p, int& slave) {
   closeFd(p.master_fd);
   closeFd(p.stdin_fd);

@@ -33,6 +33,12 @@ void closeFd(int& fd) {
   fd = -1;
 }
 
+void childFail(int report_fd, int stage) {
+  const int msg[2] = {stage, errno};
+  [[maybe_unused]] ssize_t n = ::write(report_fd, msg, sizeof msg);
+  ::_exit(127);
+}
+
 std::vector<char*> cStringArray(const std::vector<std::string>& strings) {
   std::vector<char*> out;
   out.reserve(strings.size() + 1);

@@ -24,6 +24,12 @@ void logLine(std::string_view message);
 // Closes `fd` when open and sets it to -1.
 void closeFd(int& fd);
 
+// What a forked child was doing when it failed: childFail writes {stage,
+// errno} to the parent's report pipe, then exits 127.
+enum ChildStage : int { kChdir = 1, kCredentials = 2, kExec = 3, kStdio = 4 };
+// Only async-signal-safe calls between fork and exec.
+[[noreturn]] void childFail(int report_fd, int stage);
+
 [[nodiscard]] Result<std::string> readFile(const std::string& path);
 [[nodiscard]] Result<void> mkdirs(const std::string& path, mode_t mode = 0755);
 // Writes to PATH.tmp (mode, owner), fsyncs and renames over PATH.

@@ -13,19 +13,6 @@
 
 namespace plfm::init {
 
-namespace {
-
-enum Stage : int { kChdir = 1, kCredentials = 2, kExec = 3, kStdio = 4 };
-
-// Only async-signal-safe calls between fork and exec.
-[[noreturn]] void childFail(int report_fd, int stage) {
-  const int msg[2] = {stage, errno};
-  [[maybe_unused]] ssize_t n = ::write(report_fd, msg, sizeof msg);
-  ::_exit(127);
-}
-
-}  // namespace
-
 tl::expected<Workload, SpawnFailure> spawnWorkload(const guest_proto::Config& config,
                                                    const std::vector<std::string>& env) {
   auto program = resolveProgram(config.argv[0], pathOf(env), [&](const std::string& candidate) {

@@ -6,7 +6,7 @@
 // Admission (admit()): a connection is refused (503, or a bare close on TLS)
 // when the server holds max_connections, or when its source (sourceKey())
 // holds max_connections_per_source. `per_source` counts the connections in
-// `conns` by source; it changes only where a Conn enters `conns` and in
+// `conns` by source; it changes only where a ServerConn enters `conns` and in
 // eraseLocked(), under `mu`, so every close path gives the slot back once.
 //
 // Shutdown protocol (stop()): the acceptor threads poll an eventfd that stop()
@@ -16,6 +16,10 @@
 // with end of stream, and busy ones finish their request first. A connection
 // thread closes its socket only after leaving `conns` (under `mu`), so stop()
 // never shuts down a descriptor number that was already reused.
+// GCC 12: a -Wnull-dereference false positive inside Asio, for this file
+// and its unity batch only (libs/http/CMakeLists.txt).
+#pragma GCC diagnostic ignored "-Wnull-dereference"
+
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -172,8 +176,14 @@ bool expectsContinue(const bhttp::request<bhttp::string_body>& req) {
   return it != req.end() && internal::iequals(it->value(), "100-continue");
 }
 
-struct Conn {
-  internal::Socket socket;
+}  // namespace
+
+// One connection of Server::Impl: not in the anonymous namespace, since
+// Impl is not (in a unity batch GCC refuses members of such types).
+namespace internal {
+
+struct ServerConn {
+  Socket socket;
   std::string remote;
   std::string source;  // the per-source cap's key; empty: not limited
   bool tls = false;
@@ -183,7 +193,9 @@ struct Conn {
   std::thread thread;
 };
 
-}  // namespace
+}  // namespace internal
+
+using internal::ServerConn;
 
 // ---------------------------------------------------------------------------
 
@@ -199,24 +211,24 @@ struct Server::Impl {
   // Why a new connection from `source` is refused, or empty to admit it.
   [[nodiscard]] std::string_view refusalLocked(const std::string& source) const;
   void logRefusal(std::string_view why, const std::string& remote, const std::string& source);
-  void eraseLocked(std::list<Conn>::iterator it);
-  void serve(std::list<Conn>::iterator it);
-  void serveTls(Conn& conn);
+  void eraseLocked(std::list<ServerConn>::iterator it);
+  void serve(std::list<ServerConn>::iterator it);
+  void serveTls(ServerConn& conn);
   template <class Stream>
-  bool serveOne(Conn& conn, Stream& stream, beast::flat_buffer& buffer);
+  bool serveOne(ServerConn& conn, Stream& stream, beast::flat_buffer& buffer);
   template <class Stream>
-  void failRead(Conn& conn, Stream& stream, const BoostError& ec);
+  void failRead(ServerConn& conn, Stream& stream, const BoostError& ec);
   template <class Stream>
-  void respondAndClose(Conn& conn, Stream& stream, int status, std::string_view code,
+  void respondAndClose(ServerConn& conn, Stream& stream, int status, std::string_view code,
                        std::string_view message);
   template <class Stream>
-  bool writeResponse(Conn& conn, Stream& stream, Response resp, unsigned version, bool keep_alive,
-                     bool head);
-  void closeAfterResponse(Conn& conn);
+  bool writeResponse(ServerConn& conn, Stream& stream, Response resp, unsigned version,
+                     bool keep_alive, bool head);
+  void closeAfterResponse(ServerConn& conn);
   Response invoke(Request& req);
-  bool setIdle(Conn& conn, bool idle);
-  void setGoingAway(Conn& conn, std::function<void()> going_away);
-  void finish(std::list<Conn>::iterator it);
+  bool setIdle(ServerConn& conn, bool idle);
+  void setGoingAway(ServerConn& conn, std::function<void()> going_away);
+  void finish(std::list<ServerConn>::iterator it);
 
   const ServerOptions options;
   const Handler handler;
@@ -231,8 +243,8 @@ struct Server::Impl {
   mutable std::mutex mu;
   std::condition_variable cv;  // signalled when a connection leaves `conns`
   std::vector<std::string> endpoints;
-  std::list<Conn> conns;
-  std::unordered_map<std::string, size_t> per_source;  // open connections by Conn::source
+  std::list<ServerConn> conns;
+  std::unordered_map<std::string, size_t> per_source;  // open connections by ServerConn::source
   bool stopping = false;
   size_t refused = 0;
   // Rate limit of the refusal warning: the last one logged and the refusals
@@ -307,7 +319,7 @@ void Server::Impl::stopLocked(std::chrono::milliseconds grace) {
 
   std::unique_lock lock(mu);
   stopping = true;
-  for (Conn& c : conns) {
+  for (ServerConn& c : conns) {
     if (c.idle) c.socket.shutdown(SHUT_RDWR);
     if (c.going_away) c.going_away();  // a WebSocket: close it with 1001
   }
@@ -316,7 +328,7 @@ void Server::Impl::stopLocked(std::chrono::milliseconds grace) {
       log::warn("http server: grace period over, closing connections",
                 {{"connections", conns.size()}});
     }
-    for (Conn& c : conns) c.socket.shutdown(SHUT_RDWR);
+    for (ServerConn& c : conns) c.socket.shutdown(SHUT_RDWR);
     // A handler still running keeps its thread; wait for it to return.
     cv.wait(lock, [&] { return conns.empty(); });
   }
@@ -425,9 +437,9 @@ void Server::Impl::admit(internal::Socket socket, std::string remote, std::strin
   }
 }
 
-void Server::Impl::serve(std::list<Conn>::iterator it) {
+void Server::Impl::serve(std::list<ServerConn>::iterator it) {
   t_serving = this;
-  Conn& conn = *it;
+  ServerConn& conn = *it;
   try {
     if (conn.tls) {
       serveTls(conn);
@@ -445,7 +457,7 @@ void Server::Impl::serve(std::list<Conn>::iterator it) {
 
 // The handshake gets the budget of reading a request. A failed one (a plain
 // HTTP client, an untrusting client) is logged without anything the peer sent.
-void Server::Impl::serveTls(Conn& conn) {
+void Server::Impl::serveTls(ServerConn& conn) {
   internal::BeastStream raw(conn.socket);
   internal::TlsStream stream(raw, *tls->context);
   conn.socket.setDeadline(after(options.read_timeout));
@@ -463,7 +475,7 @@ void Server::Impl::serveTls(Conn& conn) {
 
 // Serves one request; true to keep the connection for the next.
 template <class Stream>
-bool Server::Impl::serveOne(Conn& conn, Stream& stream, beast::flat_buffer& buffer) {
+bool Server::Impl::serveOne(ServerConn& conn, Stream& stream, beast::flat_buffer& buffer) {
   if (!setIdle(conn, true)) return false;
   // Bytes of a pipelined request may already be buffered. Otherwise wait for
   // the first bytes through the stream, not on the socket: under TLS they may
@@ -532,7 +544,7 @@ bool Server::Impl::serveOne(Conn& conn, Stream& stream, beast::flat_buffer& buff
 }
 
 template <class Stream>
-void Server::Impl::failRead(Conn& conn, Stream& stream, const BoostError& ec) {
+void Server::Impl::failRead(ServerConn& conn, Stream& stream, const BoostError& ec) {
   if (ec == bhttp::error::body_limit) {
     respondAndClose(conn, stream, 413, internal::kCodePayloadTooLarge,
                     "request body exceeds " + std::to_string(options.max_body_bytes) + " bytes");
@@ -548,8 +560,8 @@ void Server::Impl::failRead(Conn& conn, Stream& stream, const BoostError& ec) {
 }
 
 template <class Stream>
-void Server::Impl::respondAndClose(Conn& conn, Stream& stream, int status, std::string_view code,
-                                   std::string_view message) {
+void Server::Impl::respondAndClose(ServerConn& conn, Stream& stream, int status,
+                                   std::string_view code, std::string_view message) {
   Response resp = internal::errorResponse(status, code, message);
   if (options.on_server_error) options.on_server_error(resp);
   if (writeResponse(conn, stream, std::move(resp), 11, /*keep_alive=*/false, /*head=*/false)) {
@@ -558,7 +570,7 @@ void Server::Impl::respondAndClose(Conn& conn, Stream& stream, int status, std::
 }
 
 template <class Stream>
-bool Server::Impl::writeResponse(Conn& conn, Stream& stream, Response resp, unsigned version,
+bool Server::Impl::writeResponse(ServerConn& conn, Stream& stream, Response resp, unsigned version,
                                  bool keep_alive, bool head) {
   bhttp::response<bhttp::string_body> res;
   try {
@@ -577,7 +589,7 @@ bool Server::Impl::writeResponse(Conn& conn, Stream& stream, Response resp, unsi
 
 // The response is out; what is left is waiting for the peer to close. Such a
 // connection counts as idle, so that stop() does not wait for it.
-void Server::Impl::closeAfterResponse(Conn& conn) {
+void Server::Impl::closeAfterResponse(ServerConn& conn) {
   if (setIdle(conn, true)) conn.socket.linger(after(kLingerTime));
   // The socket closes when the connection leaves `conns` (finish()).
 }
@@ -600,7 +612,7 @@ Response Server::Impl::invoke(Request& req) {
 
 // Records whether the connection waits for a request (stop() may close it) or
 // works on one. False once the server is stopping: close the connection.
-bool Server::Impl::setIdle(Conn& conn, bool idle) {
+bool Server::Impl::setIdle(ServerConn& conn, bool idle) {
   std::lock_guard lock(mu);
   if (stopping) return false;
   conn.idle = idle;
@@ -609,13 +621,13 @@ bool Server::Impl::setIdle(Conn& conn, bool idle) {
 
 // A WebSocket session that starts after stop() began is told to go away at
 // once.
-void Server::Impl::setGoingAway(Conn& conn, std::function<void()> going_away) {
+void Server::Impl::setGoingAway(ServerConn& conn, std::function<void()> going_away) {
   std::lock_guard lock(mu);
   conn.going_away = std::move(going_away);
   if (stopping && conn.going_away) conn.going_away();
 }
 
-void Server::Impl::finish(std::list<Conn>::iterator it) {
+void Server::Impl::finish(std::list<ServerConn>::iterator it) {
   std::thread previous;
   {
     std::lock_guard lock(mu);
@@ -628,7 +640,7 @@ void Server::Impl::finish(std::list<Conn>::iterator it) {
 }
 
 // Every connection leaves `conns` here, so the per-source counts stay exact.
-void Server::Impl::eraseLocked(std::list<Conn>::iterator it) {
+void Server::Impl::eraseLocked(std::list<ServerConn>::iterator it) {
   if (!it->source.empty()) {
     auto count = per_source.find(it->source);
     PLFM_ASSERT(count != per_source.end() && count->second > 0, "per-source count underflow");

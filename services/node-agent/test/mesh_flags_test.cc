@@ -14,13 +14,13 @@
 namespace plfm::agent {
 namespace {
 
-bool parse(const std::string& args, AgentOptions& o) {
+bool parseMesh(const std::string& args, AgentOptions& o) {
   return testing::parseRun(args, [&o](CLI::App& run) { addMeshOptions(run, o); });
 }
 
 TEST(MeshFlags, DefaultsAndEachFlag) {
   AgentOptions o;
-  ASSERT_TRUE(parse("", o));
+  ASSERT_TRUE(parseMesh("", o));
   EXPECT_TRUE(o.mesh_enabled);
   EXPECT_EQ(o.mesh.mesh.interface, "plfm-wg0");
   EXPECT_EQ(o.facts.mesh_port, 51820);
@@ -32,15 +32,15 @@ TEST(MeshFlags, DefaultsAndEachFlag) {
   EXPECT_EQ(o.mesh.rotation_settle, std::chrono::milliseconds(2000));
 
   AgentOptions rot;
-  ASSERT_TRUE(parse("--mesh-interface2 wg-b2 --mesh-rotation-settle-ms 500", rot));
+  ASSERT_TRUE(parseMesh("--mesh-interface2 wg-b2 --mesh-rotation-settle-ms 500", rot));
   EXPECT_EQ(rot.mesh.interface2, "wg-b2");
   EXPECT_EQ(rot.mesh.rotation_settle, std::chrono::milliseconds(500));
 
   AgentOptions set;
-  ASSERT_TRUE(
-      parse("--mesh-interface wg-b --mesh-port 51821 --edge --wg /opt/wg --wireguard-go /opt/wg-go "
-            "--mesh-reconcile-seconds 5",
-            set));
+  ASSERT_TRUE(parseMesh(
+      "--mesh-interface wg-b --mesh-port 51821 --edge --wg /opt/wg --wireguard-go /opt/wg-go "
+      "--mesh-reconcile-seconds 5",
+      set));
   EXPECT_EQ(set.mesh.mesh.interface, "wg-b");
   EXPECT_EQ(set.facts.mesh_port, 51821);
   EXPECT_EQ(set.facts.role, "edge");
@@ -49,21 +49,22 @@ TEST(MeshFlags, DefaultsAndEachFlag) {
   EXPECT_EQ(set.mesh.reconcile_every, std::chrono::seconds(5));
 
   AgentOptions off;
-  ASSERT_TRUE(parse("--no-mesh", off));
+  ASSERT_TRUE(parseMesh("--no-mesh", off));
   EXPECT_FALSE(off.mesh_enabled);
 }
 
 TEST(MeshFlags, DnsResponderFlags) {
   AgentOptions o;
-  ASSERT_TRUE(parse("", o));
+  ASSERT_TRUE(parseMesh("", o));
   EXPECT_TRUE(o.dns_enabled);
   EXPECT_TRUE(o.dns_upstreams.empty());
   AgentOptions set;
-  ASSERT_TRUE(parse("--no-dns --dns-upstream 192.0.2.53 --dns-upstream [2001:db8::53]:5353", set));
+  ASSERT_TRUE(
+      parseMesh("--no-dns --dns-upstream 192.0.2.53 --dns-upstream [2001:db8::53]:5353", set));
   EXPECT_FALSE(set.dns_enabled);
   EXPECT_EQ(set.dns_upstreams, (std::vector<std::string>{"192.0.2.53", "[2001:db8::53]:5353"}));
   AgentOptions bad;
-  EXPECT_FALSE(parse("--dns-upstream dns.example", bad));
+  EXPECT_FALSE(parseMesh("--dns-upstream dns.example", bad));
 }
 
 TEST(MeshFlags, BadValuesAreRefused) {
@@ -74,7 +75,7 @@ TEST(MeshFlags, BadValuesAreRefused) {
         "--mesh-port 65535", "--mesh-interface2 Wg1", "--mesh-interface2 a234567890123456",
         "--mesh-rotation-settle-ms -1", "--mesh-rotation-settle-ms 60001"}) {
     AgentOptions o;
-    EXPECT_FALSE(parse(bad, o)) << bad;
+    EXPECT_FALSE(parseMesh(bad, o)) << bad;
   }
 }
 
@@ -83,13 +84,13 @@ TEST(MeshFlags, TheTomlFileSetsThem) {
   const std::string toml = dir.file("agent.toml");
   std::ofstream(toml) << "mesh-interface = \"wg-c\"\nmesh-port = 51822\nedge = true\n";
   AgentOptions o;
-  ASSERT_TRUE(parse("--config " + toml, o));
+  ASSERT_TRUE(parseMesh("--config " + toml, o));
   EXPECT_EQ(o.mesh.mesh.interface, "wg-c");
   EXPECT_EQ(o.facts.mesh_port, 51822);
   EXPECT_EQ(o.facts.role, "edge");
   std::ofstream(toml) << "mesh-interface = \"WG C\"\n";
   AgentOptions bad;
-  EXPECT_FALSE(parse("--config " + toml, bad));
+  EXPECT_FALSE(parseMesh("--config " + toml, bad));
 }
 
 bool parseEgress(const std::string& args, AgentOptions& o) {

@@ -33,11 +33,8 @@ Result<std::vector<std::string>> stringList(const Json& obj, std::string_view fi
   return out;
 }
 
-Result<std::string> optString(const Json& obj, std::string_view field, std::string_view path) {
-  const json::Json* it = findField(obj, field);
-  if (it == nullptr || it->is_null()) return std::string();
-  if (!it->is_string()) return badConfig(json::fieldPath(path, field) + " must be a string");
-  return it->get<std::string>();
+Result<std::string> configString(const Json& obj, std::string_view field, std::string_view path) {
+  return optStringField(obj, field, path, badConfig);
 }
 
 }  // namespace
@@ -52,15 +49,15 @@ Result<ImageConfig> parseImageConfig(std::string_view bytes) {
   const Json& j = *parsed;
   if (!j.is_object()) return badConfig("the config must be a JSON object");
   ImageConfig c;
-  PLFM_ASSIGN_OR_RETURN(c.os, optString(j, "os", ""));
-  PLFM_ASSIGN_OR_RETURN(c.architecture, optString(j, "architecture", ""));
+  PLFM_ASSIGN_OR_RETURN(c.os, configString(j, "os", ""));
+  PLFM_ASSIGN_OR_RETURN(c.architecture, configString(j, "architecture", ""));
   if (const json::Json* cfg = findField(j, "config"); cfg != nullptr && !cfg->is_null()) {
     if (!cfg->is_object()) return badConfig("config must be an object");
     PLFM_ASSIGN_OR_RETURN(c.entrypoint, stringList(*cfg, "Entrypoint", "config"));
     PLFM_ASSIGN_OR_RETURN(c.cmd, stringList(*cfg, "Cmd", "config"));
     PLFM_ASSIGN_OR_RETURN(c.env, stringList(*cfg, "Env", "config"));
-    PLFM_ASSIGN_OR_RETURN(c.workdir, optString(*cfg, "WorkingDir", "config"));
-    PLFM_ASSIGN_OR_RETURN(c.user, optString(*cfg, "User", "config"));
+    PLFM_ASSIGN_OR_RETURN(c.workdir, configString(*cfg, "WorkingDir", "config"));
+    PLFM_ASSIGN_OR_RETURN(c.user, configString(*cfg, "User", "config"));
     if (const json::Json* ports = findField(*cfg, "ExposedPorts");
         ports != nullptr && !ports->is_null()) {
       if (!ports->is_object()) return badConfig("config.ExposedPorts must be an object");

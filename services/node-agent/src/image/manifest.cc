@@ -16,17 +16,14 @@ Error badDoc(std::string_view what) {
   return Error(errc::kBadManifest, "malformed manifest: " + std::string(what));
 }
 
-Result<std::string> optString(const Json& obj, std::string_view field, std::string_view path) {
-  const json::Json* it = findField(obj, field);
-  if (it == nullptr || it->is_null()) return std::string();
-  if (!it->is_string()) return badDoc(json::fieldPath(path, field) + " must be a string");
-  return it->get<std::string>();
+Result<std::string> docString(const Json& obj, std::string_view field, std::string_view path) {
+  return optStringField(obj, field, path, badDoc);
 }
 
 Result<Descriptor> parseDescriptor(const Json& j, const std::string& path) {
   if (!j.is_object()) return badDoc(path + " must be an object");
   Descriptor d;
-  PLFM_ASSIGN_OR_RETURN(d.media_type, optString(j, "mediaType", path));
+  PLFM_ASSIGN_OR_RETURN(d.media_type, docString(j, "mediaType", path));
   const json::Json* digest = findField(j, "digest");
   if (digest == nullptr || !digest->is_string()) {
     return badDoc(path + ".digest must be a string");
@@ -43,14 +40,14 @@ Result<Descriptor> parseDescriptor(const Json& j, const std::string& path) {
     if (!p->is_object()) return badDoc(path + ".platform must be an object");
     Platform plat;
     const std::string pp = path + ".platform";
-    PLFM_ASSIGN_OR_RETURN(plat.os, optString(*p, "os", pp));
-    PLFM_ASSIGN_OR_RETURN(plat.architecture, optString(*p, "architecture", pp));
-    PLFM_ASSIGN_OR_RETURN(plat.variant, optString(*p, "variant", pp));
+    PLFM_ASSIGN_OR_RETURN(plat.os, docString(*p, "os", pp));
+    PLFM_ASSIGN_OR_RETURN(plat.architecture, docString(*p, "architecture", pp));
+    PLFM_ASSIGN_OR_RETURN(plat.variant, docString(*p, "variant", pp));
     d.platform = std::move(plat);
   }
   if (const json::Json* a = findField(j, "annotations"); a != nullptr && a->is_object()) {
     PLFM_ASSIGN_OR_RETURN(d.ref_name,
-                          optString(*a, media::kRefNameAnnotation, path + ".annotations"));
+                          docString(*a, media::kRefNameAnnotation, path + ".annotations"));
   }
   return d;
 }
@@ -106,7 +103,7 @@ Result<ManifestDocument> parseManifestDocument(std::string_view bytes,
                    "schema1 is deprecated and not supported)");
     }
   }
-  PLFM_ASSIGN_OR_RETURN(std::string media_type, optString(j, "mediaType", ""));
+  PLFM_ASSIGN_OR_RETURN(std::string media_type, docString(j, "mediaType", ""));
   if (media_type.empty()) {
     const std::string_view ct = stripParams(content_type);
     if (isIndexType(ct) || isManifestType(ct)) {

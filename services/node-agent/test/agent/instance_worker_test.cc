@@ -17,6 +17,7 @@
 #include "agent/instance_worker.h"
 #include "plfm/core/clock.h"
 #include "plfm/testing/temp_dir.h"
+#include "plfm/testing/wait_for.h"
 #include "support/fake_runtime.h"
 
 namespace plfm::agent {
@@ -157,15 +158,7 @@ class FakeHost final : public InstanceHost {
   std::map<std::string, InstanceRecord> records_;  // guarded by mu_
 };
 
-template <class Pred>
-bool waitFor(Pred pred, milliseconds timeout = milliseconds(10'000)) {
-  auto deadline = Steady::now() + timeout;
-  while (!pred()) {
-    if (Steady::now() >= deadline) return false;
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  return true;
-}
+using plfm::testing::waitFor;
 
 class InstanceWorkerTest : public ::testing::Test {
  protected:

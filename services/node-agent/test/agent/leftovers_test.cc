@@ -11,7 +11,7 @@
 namespace plfm::agent {
 namespace {
 
-struct FakeHost {
+struct LeftoversHost {
   std::set<std::string> links;
   std::set<pid_t> running;
   std::map<std::string, std::vector<std::string>> groups;
@@ -51,7 +51,7 @@ InstanceRecord record(const std::string& id, pid_t pid, const std::string& tap) 
 }
 
 TEST(Leftovers, ListsOnlyRecordsThatStillHoldSomethingInIdOrder) {
-  FakeHost host;
+  LeftoversHost host;
   host.links = {"vt-b", "vt-c"};
   host.running = {20};
   host.groups["inst_b"] = {"/sys/fs/cgroup/cpu/plfm-vms/inst_b"};
@@ -78,7 +78,7 @@ TEST(Leftovers, ListsOnlyRecordsThatStillHoldSomethingInIdOrder) {
 }
 
 TEST(Leftovers, RemoveReleasesWhatNoRunningVmmHoldsAndReportsTheRest) {
-  FakeHost host;
+  LeftoversHost host;
   host.links = {"vt-b", "vt-c"};
   host.running = {20};
   host.groups["inst_b"] = {"/g/inst_b"};

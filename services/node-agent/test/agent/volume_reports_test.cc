@@ -19,6 +19,7 @@
 #include "plfm/core/sha256.h"
 #include "plfm/http/http.h"
 #include "plfm/testing/temp_dir.h"
+#include "plfm/testing/wait_for.h"
 #include "support/fake_runtime.h"
 #include "volume_test_ids.h"
 
@@ -119,15 +120,7 @@ class FakeNodeApi {
   std::unique_ptr<http::Server> server_;
 };
 
-template <class Pred>
-bool waitFor(Pred pred, std::chrono::milliseconds timeout = 10'000ms) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
-}
+using plfm::testing::waitFor;
 
 json entry(const char* id, uint64_t size, const char* state) {
   return {{"volume_id", id}, {"size_bytes", size}, {"state", state}};

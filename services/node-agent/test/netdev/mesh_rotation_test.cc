@@ -20,17 +20,15 @@ namespace plfm::netdev {
 namespace {
 using nlohmann::json;
 
-std::string keyText(uint8_t fill) { return testing::meshTestKey(fill); }
-
-json section() {
+json rotationSection() {
   return testing::meshSection(
       9, 1,
-      json::array({testing::meshPeer(2, keyText(2), "[fd00:5c::b]:51820"),
-                   testing::meshPeer(3, keyText(3), "[fd00:5c::c]:51820")}));
+      json::array({testing::meshPeer(2, testing::meshTestKey(2), "[fd00:5c::b]:51820"),
+                   testing::meshPeer(3, testing::meshTestKey(3), "[fd00:5c::c]:51820")}));
 }
 
 TEST(MeshPlan, RotationFieldsAbsentAreNullAndFalse) {
-  auto p = parseMeshPlan(section());
+  auto p = parseMeshPlan(rotationSection());
   ASSERT_TRUE(p) << p.error().toString();
   EXPECT_FALSE(p->plan.self.public_key);
   EXPECT_FALSE(p->plan.self.next_public_key);
@@ -38,7 +36,7 @@ TEST(MeshPlan, RotationFieldsAbsentAreNullAndFalse) {
   EXPECT_FALSE(p->plan.self.rotate);
   EXPECT_FALSE(p->plan.peers[0].next);
   // Explicit nulls too (the control plane sends every field).
-  json s = section();
+  json s = rotationSection();
   s["self"]["public_key"] = nullptr;
   s["self"]["next_public_key"] = nullptr;
   s["self"]["next_listen_port"] = nullptr;
@@ -51,18 +49,19 @@ TEST(MeshPlan, RotationFieldsAbsentAreNullAndFalse) {
 }
 
 TEST(MeshPlan, RotationFieldsParseAndRoundTrip) {
-  json s = section();
-  s["self"]["public_key"] = keyText(1);
-  s["self"]["next_public_key"] = keyText(11);
+  json s = rotationSection();
+  s["self"]["public_key"] = testing::meshTestKey(1);
+  s["self"]["next_public_key"] = testing::meshTestKey(11);
   s["self"]["next_listen_port"] = 51821;
   s["self"]["rotate"] = true;
-  s["peers"][1]["next"] = {{"public_key", keyText(13)}, {"endpoint", "[FD00:5C::C]:51821"}};
+  s["peers"][1]["next"] = {{"public_key", testing::meshTestKey(13)},
+                           {"endpoint", "[FD00:5C::C]:51821"}};
   auto p = parseMeshPlan(s);
   ASSERT_TRUE(p) << p.error().toString();
   ASSERT_TRUE(p->skipped.empty()) << p->skipped[0].toString();
   const MeshPlan& m = p->plan;
-  EXPECT_EQ(m.self.public_key->base64(), keyText(1));
-  EXPECT_EQ(m.self.next_public_key->base64(), keyText(11));
+  EXPECT_EQ(m.self.public_key->base64(), testing::meshTestKey(1));
+  EXPECT_EQ(m.self.next_public_key->base64(), testing::meshTestKey(11));
   EXPECT_EQ(*m.self.next_listen_port, 51821);
   EXPECT_TRUE(m.self.rotate);
   ASSERT_TRUE(m.peers[1].next);
@@ -78,29 +77,29 @@ TEST(MeshPlan, HostileSelfRotationFieldsAreRefusedNamingTheField) {
       {[](json& s) { s["public_key"] = "x"; }, "self.public_key"},
       {[](json& s) { s["public_key"] = 7; }, "self.public_key"},
       {[](json& s) {
-         s["next_public_key"] = keyText(5) + "\nListenPort = 1";
+         s["next_public_key"] = testing::meshTestKey(5) + "\nListenPort = 1";
          s["next_listen_port"] = 51821;
        },
        "self.next_public_key"},
       {[](json& s) {
-         s["next_public_key"] = keyText(5);
+         s["next_public_key"] = testing::meshTestKey(5);
          s["next_listen_port"] = 0;
        },
        "self.next_listen_port"},
       {[](json& s) {
-         s["next_public_key"] = keyText(5);
+         s["next_public_key"] = testing::meshTestKey(5);
          s["next_listen_port"] = 65536;
        },
        "self.next_listen_port"},
       {[](json& s) {
-         s["next_public_key"] = keyText(5);
+         s["next_public_key"] = testing::meshTestKey(5);
          s["next_listen_port"] = "51821";
        },
        "self.next_listen_port"},
-      {[](json& s) { s["next_public_key"] = keyText(5); }, "self.next_listen_port"},
+      {[](json& s) { s["next_public_key"] = testing::meshTestKey(5); }, "self.next_listen_port"},
       {[](json& s) { s["next_listen_port"] = 51821; }, "self.next_public_key"},
       {[](json& s) {
-         s["next_public_key"] = keyText(5);
+         s["next_public_key"] = testing::meshTestKey(5);
          s["next_listen_port"] = 51820;  // the current port
        },
        "self.next_listen_port"},
@@ -108,7 +107,7 @@ TEST(MeshPlan, HostileSelfRotationFieldsAreRefusedNamingTheField) {
       {[](json& s) { s["rotate"] = 1; }, "self.rotate"},
   };
   for (const auto& [mutate, field] : cases) {
-    json s = section();
+    json s = rotationSection();
     mutate(s["self"]);
     auto p = parseMeshPlan(s);
     ASSERT_FALSE(p) << field;
@@ -122,14 +121,14 @@ TEST(MeshPlan, APeerWithAHostileNextIsSkippedNamingTheField) {
       {json::array(), "peers[0].next"},
       {{{"endpoint", "[fd00:5c::b]:51821"}}, "peers[0].next.public_key"},
       {{{"public_key", "short"}, {"endpoint", "[fd00:5c::b]:51821"}}, "peers[0].next.public_key"},
-      {{{"public_key", keyText(12)}, {"endpoint", "[fd00:5c::b]:51821\n[Peer]"}},
+      {{{"public_key", testing::meshTestKey(12)}, {"endpoint", "[fd00:5c::b]:51821\n[Peer]"}},
        "peers[0].next.endpoint"},
-      {{{"public_key", keyText(12)}}, "peers[0].next.endpoint"},
-      {{{"public_key", keyText(2)}, {"endpoint", "[fd00:5c::b]:51821"}},
+      {{{"public_key", testing::meshTestKey(12)}}, "peers[0].next.endpoint"},
+      {{{"public_key", testing::meshTestKey(2)}, {"endpoint", "[fd00:5c::b]:51821"}},
        "peers[0].next.public_key"},  // its own current key
   };
   for (const auto& [next, field] : cases) {
-    json s = section();
+    json s = rotationSection();
     s["peers"][0]["next"] = next;
     auto p = parseMeshPlan(s);
     ASSERT_TRUE(p) << p.error().toString();
@@ -138,8 +137,9 @@ TEST(MeshPlan, APeerWithAHostileNextIsSkippedNamingTheField) {
     ASSERT_EQ(p->plan.peers.size(), 1U);  // the other peer is kept
   }
   // A next key that is another peer's key: the later peer is left out.
-  json s = section();
-  s["peers"][1]["next"] = {{"public_key", keyText(2)}, {"endpoint", "[fd00:5c::c]:51821"}};
+  json s = rotationSection();
+  s["peers"][1]["next"] = {{"public_key", testing::meshTestKey(2)},
+                           {"endpoint", "[fd00:5c::c]:51821"}};
   auto p = parseMeshPlan(s);
   ASSERT_TRUE(p);
   ASSERT_EQ(p->skipped.size(), 1U);
@@ -147,8 +147,9 @@ TEST(MeshPlan, APeerWithAHostileNextIsSkippedNamingTheField) {
 }
 
 MeshPlan rotatingPeerPlan() {
-  json s = section();
-  s["peers"][0]["next"] = {{"public_key", keyText(12)}, {"endpoint", "[fd00:5c::b]:51821"}};
+  json s = rotationSection();
+  s["peers"][0]["next"] = {{"public_key", testing::meshTestKey(12)},
+                           {"endpoint", "[fd00:5c::b]:51821"}};
   auto p = parseMeshPlan(s);
   EXPECT_TRUE(p && p->skipped.empty());
   return p->plan;
@@ -159,7 +160,7 @@ TEST(Mesh, APeerWithNextIsConfiguredWithItsNextKeyAndEndpoint) {
   std::array<uint8_t, 32> priv{};
   priv.fill(0x42);
   const std::string conf = renderWgConfig(rotatingPeerPlan(), WgKey::fromBytes(priv));
-  EXPECT_NE(conf.find("PublicKey = " + keyText(12) +
+  EXPECT_NE(conf.find("PublicKey = " + testing::meshTestKey(12) +
                       "\nEndpoint = [fd00:5c::b]:51821\nAllowedIPs = fd7a:5c00:0:2::/64\n"
                       "PersistentKeepalive = 25\n"),
             std::string::npos)
@@ -168,15 +169,15 @@ TEST(Mesh, APeerWithNextIsConfiguredWithItsNextKeyAndEndpoint) {
   EXPECT_NE(conf.find("AllowedIPs = fd7a:5c00:0:3::/64\nPersistentKeepalive = off\n"),
             std::string::npos)
       << conf;
-  EXPECT_EQ(conf.find(keyText(2)), std::string::npos) << conf;
-  EXPECT_NE(conf.find("PublicKey = " + keyText(3)), std::string::npos);
+  EXPECT_EQ(conf.find(testing::meshTestKey(2)), std::string::npos) << conf;
+  EXPECT_NE(conf.find("PublicKey = " + testing::meshTestKey(3)), std::string::npos);
 
   // The drift check agrees: the next key is in sync, the old one is a stray.
   const WgKey own = publicKeyOf(WgKey::fromBytes(priv));
   const std::string peer12 =
-      keyText(12) + "\t(none)\t[fd00:5c::b]:51821\tfd7a:5c00:0:2::/64\t0\t0\t0\toff\n";
+      testing::meshTestKey(12) + "\t(none)\t[fd00:5c::b]:51821\tfd7a:5c00:0:2::/64\t0\t0\t0\toff\n";
   const std::string peer3 =
-      keyText(3) + "\t(none)\t[fd00:5c::c]:51820\tfd7a:5c00:0:3::/64\t0\t0\t0\toff\n";
+      testing::meshTestKey(3) + "\t(none)\t[fd00:5c::c]:51820\tfd7a:5c00:0:3::/64\t0\t0\t0\toff\n";
   const std::string head = "(private)\t" + own.base64() + "\t51820\toff\n";
   const auto routes = parseRouteList(
       "fd7a:5c00:0:2::/64 metric 1024 mtu 1420 pref medium\n"
@@ -185,11 +186,11 @@ TEST(Mesh, APeerWithNextIsConfiguredWithItsNextKeyAndEndpoint) {
   ASSERT_TRUE(in_sync) << in_sync.error().toString();
   EXPECT_TRUE(meshDrift(rotatingPeerPlan(), own, *in_sync, routes).empty());
   auto old =
-      parseWgDump(head + keyText(2) +
+      parseWgDump(head + testing::meshTestKey(2) +
                   "\t(none)\t[fd00:5c::b]:51820\tfd7a:5c00:0:2::/64\t0\t0\t0\toff\n" + peer3);
   ASSERT_TRUE(old);
   const std::vector<std::string> want = {"peer node_01jdq3v7k2m9x4c8r6t0w5y002 is missing",
-                                         "unknown peer " + keyText(2)};
+                                         "unknown peer " + testing::meshTestKey(2)};
   EXPECT_EQ(meshDrift(rotatingPeerPlan(), own, *old, routes), want);
   // `mesh status` names the peer behind its next key.
   auto st = meshStatus("plfm-wg0", rotatingPeerPlan(), *in_sync, routes, 0);
@@ -210,7 +211,7 @@ TEST(MeshRotation, StatusShowsTheRotation) {
   MeshRotation r;
   r.interface = "plfm-wg1";
   r.listen_port = 51821;
-  r.public_key = *WgKey::parse(keyText(4));
+  r.public_key = *WgKey::parse(testing::meshTestKey(4));
   r.since = 1765000000;
   auto s = meshStatus("plfm-wg0", std::nullopt, std::nullopt, {}, 0);
   EXPECT_TRUE(toJson(s)["rotation"].is_null());
@@ -245,7 +246,7 @@ TEST(MeshRotation, TheRecordRoundTripsAndRefusesBadFields) {
   MeshRotation r;
   r.interface = "plfm-wg1";
   r.listen_port = 51821;
-  r.public_key = *WgKey::parse(keyText(4));
+  r.public_key = *WgKey::parse(testing::meshTestKey(4));
   r.since = 1765000000;
   ASSERT_TRUE(saveMeshRotation(dir.path(), r));
   auto back = loadMeshRotation(dir.path());
