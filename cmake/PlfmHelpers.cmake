@@ -35,15 +35,49 @@ function(plfm_target_defaults target)
 endfunction()
 
 # Test code (test binaries and test support libraries) is compiled at
-# PLFM_TEST_OPTIMIZE (-O1 by default) in optimized builds: most of a test
-# unit's compile time is GoogleTest and nlohmann-json templates, which -O2
-# spends much longer on for no gain at run time; the code under test is in
-# the product libraries, compiled at -O2.
+# PLFM_TEST_OPTIMIZE (-O0 by default) in optimized builds: most of a test
+# unit's compile time is GoogleTest and nlohmann-json templates, which the
+# optimizer spends long on for no gain at run time; the code under test is
+# in the product libraries, compiled at -O2.
 function(plfm_test_defaults target)
   plfm_target_defaults(${target})
   if(PLFM_TEST_OPTIMIZE)
     target_compile_options(${target} PRIVATE
       $<$<CONFIG:RelWithDebInfo,Release>:${PLFM_TEST_OPTIMIZE}>)
+  endif()
+endfunction()
+
+# The test code's precompiled header (PLFM_PCH): GoogleTest, gMock,
+# nlohmann-json and the standard headers, built once per build dir by
+# plfm_test_pch with the test code's flags (plfm_test_defaults, GoogleTest's
+# definitions) and reused by every test binary and test library.
+# - GCC uses it only where the -D values it saw are unchanged. A target's
+#   own definitions (PLFM_*, FMT_SHARED) are not named in these headers, so
+#   they do not matter; a target whose flags differ fails loudly
+#   (-Winvalid-pch under -Werror) instead of parsing the headers again.
+# - fmt stays out: FMT_SHARED, defined for some targets only, changes its
+#   declarations.
+# - Product code gets none: GCC 12 loses libstdc++'s diagnostic pragmas
+#   inside a PCH (GCC PR 64117), so -O2 code reports false -Warray-bounds in
+#   <string>. Test code at -O0 (PLFM_TEST_OPTIMIZE) runs no such analysis, so
+#   the header is used only then.
+# - clang-tidy does not use it (scripts/check strips it).
+function(plfm_pch_targets)
+  add_library(plfm_test_pch STATIC ${PROJECT_SOURCE_DIR}/cmake/pch.cc)
+  target_link_libraries(plfm_test_pch PRIVATE GTest::gtest GTest::gmock
+    nlohmann_json::nlohmann_json)
+  plfm_test_defaults(plfm_test_pch)
+  target_precompile_headers(plfm_test_pch PRIVATE
+    <gtest/gtest.h> <gmock/gmock.h> <nlohmann/json.hpp>
+    <algorithm> <array> <atomic> <chrono> <condition_variable> <cstdint>
+    <cstring> <filesystem> <fstream> <functional> <map> <memory> <mutex>
+    <optional> <set> <sstream> <string> <string_view> <thread>
+    <unordered_map> <utility> <vector>)
+endfunction()
+
+function(plfm_use_test_pch target)
+  if(PLFM_PCH)
+    target_precompile_headers(${target} REUSE_FROM plfm_test_pch)
   endif()
 endfunction()
 
@@ -67,6 +101,7 @@ function(plfm_add_test_library name)
     PLFM_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
     PLFM_TEST_DIR="${CMAKE_CURRENT_SOURCE_DIR}")
   plfm_test_defaults(${name})
+  plfm_use_test_pch(${name})
 endfunction()
 
 function(plfm_add_executable name)
@@ -92,6 +127,7 @@ function(plfm_add_test name)
     PLFM_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
     PLFM_TEST_DIR="${CMAKE_CURRENT_SOURCE_DIR}")
   plfm_test_defaults(${name})
+  plfm_use_test_pch(${name})
   if("unit" IN_LIST ARG_LABELS)
     if(NOT ARG_TIMEOUT)
       set(ARG_TIMEOUT 30)

@@ -1,6 +1,10 @@
 // http::request and http::Client: Beast's HTTP/1.1 serializer and parser over
 // a deadline-aware socket (socket.h), under TLS for https:// (tls.h). Every Asio/Beast exception is
 // caught here and becomes a plfm::Error.
+// GCC 12: a -Wnull-dereference false positive inside Asio, for this file
+// and its unity batch only (libs/http/CMakeLists.txt).
+#pragma GCC diagnostic ignored "-Wnull-dereference"
+
 #include <sys/un.h>
 
 #include <boost/beast/core/flat_buffer.hpp>
