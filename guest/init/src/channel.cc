@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <utility>
 
 #include "plfm/guest_proto/constants.h"
@@ -54,6 +55,30 @@ int vsockListen() {
 
 }  // namespace
 
+bool hasVirtioDevice(const std::string& sys_root, unsigned id) {
+  const std::string devices = sys_root + "/bus/virtio/devices";
+  DIR* dir = ::opendir(devices.c_str());
+  if (dir == nullptr) return false;
+  bool found = false;
+  while (dirent* e = ::readdir(dir)) {
+    const std::string name = e->d_name;
+    if (name.empty() || name[0] == '.') continue;
+    auto text = readFile(devices + "/" + name + "/device");  // "0x0003\n"
+    if (!text || text->size() < 3 || text->compare(0, 2, "0x") != 0) continue;
+    unsigned value = 0;
+    const char* first = text->data() + 2;
+    const char* last = text->data() + text->size();
+    auto [end, ec] = std::from_chars(first, last, value, 16);
+    if (ec != std::errc() || end == first) continue;
+    if (value == id) {
+      found = true;
+      break;
+    }
+  }
+  ::closedir(dir);
+  return found;
+}
+
 Result<Channel> Channel::open(int timeout_ms, const std::function<void()>& load_vsock) {
   const uint64_t deadline = monotonicMs() + static_cast<uint64_t>(timeout_ms);
   bool vsock_loaded = false;
@@ -69,13 +94,16 @@ Result<Channel> Channel::open(int timeout_ms, const std::function<void()>& load_
       channel.connected_ = ::poll(&p, 1, 0) >= 0 && (p.revents & POLLHUP) == 0;
       return channel;
     }
-    if (!vsock_loaded) {
-      // virtio_console probes while its module loads, so a port that is not
-      // there now belongs to a VMM without one (Firecracker).
+    // vsock only where the VM has a vsock device: /dev/vsock exists without
+    // any transport, and virtio-serial adds its ports only after the host
+    // answers the driver's probe, so under QEMU the port may come a little
+    // after the module. Choosing vsock there would never connect.
+    const bool vsock_device = hasVirtioDevice("/sys", kVirtioIdVsock);
+    if (vsock_device && !vsock_loaded) {
       vsock_loaded = true;
       load_vsock();
     }
-    if (::access("/dev/vsock", F_OK) == 0) {
+    if (vsock_device && ::access("/dev/vsock", F_OK) == 0) {
       const int listen_fd = vsockListen();
       if (listen_fd >= 0) {
         logLine("host channel: vsock port " + std::to_string(gp::kVsockPort));
@@ -84,7 +112,11 @@ Result<Channel> Channel::open(int timeout_ms, const std::function<void()>& load_
         return channel;
       }
     }
-    if (monotonicMs() >= deadline) return fail("no host channel (virtio port 'plfm' or vsock)");
+    if (monotonicMs() >= deadline) {
+      return fail(hasVirtioDevice("/sys", kVirtioIdConsole)
+                      ? "no host channel: the virtio console has no port 'plfm'"
+                      : "no host channel (virtio port 'plfm' or a vsock device)");
+    }
     ::usleep(20'000);
   }
 }

@@ -17,11 +17,20 @@
 
 namespace plfm::init {
 
+// Whether `sys_root`/bus/virtio/devices lists a device of virtio device ID
+// `id` (virtio spec §5: 3 is a console, 19 a vsock device). Device files
+// that cannot be read or parsed do not count.
+[[nodiscard]] bool hasVirtioDevice(const std::string& sys_root, unsigned id);
+
+inline constexpr unsigned kVirtioIdConsole = 3;
+inline constexpr unsigned kVirtioIdVsock = 19;
+
 class Channel {
  public:
-  // Finds the transport, waiting up to `timeout_ms` for the device. When
-  // no virtio port is there at first, `load_vsock` runs once (it loads the
-  // vsock modules) before vsock is tried.
+  // Finds the transport, waiting up to `timeout_ms` for the device: the
+  // virtio port "plfm" (QEMU), or vsock where the VM has a virtio vsock
+  // device (Firecracker). `load_vsock` runs once (it loads the vsock
+  // modules), only when there is such a device.
   [[nodiscard]] static Result<Channel> open(int timeout_ms,
                                             const std::function<void()>& load_vsock);
 

@@ -9,6 +9,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
 #include "plfm/guest_proto/guest_proto.h"
 
 namespace plfm::init {
@@ -118,6 +123,27 @@ TEST_F(ChannelTest, HostGoneIsADisconnectNotAnError) {
   EXPECT_FALSE(channel.connected());
   channel.send(gp::encodePing(gp::Ping{2}));  // queued, not written
   EXPECT_FALSE(channel.idle());
+}
+
+// The transport is chosen by the VM's virtio devices (a console under QEMU,
+// a vsock device under Firecracker), read from sysfs.
+TEST(VirtioDevices, FoundByTheirDeviceIdInSysfs) {
+  char tmpl[] = "/tmp/vt-init-sysfs-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::filesystem::path root(tmpl);
+  const auto device = [&](const std::string& name, const std::string& id) {
+    std::filesystem::create_directories(root / "bus/virtio/devices" / name);
+    std::ofstream(root / "bus/virtio/devices" / name / "device") << id;
+  };
+  device("virtio0", "0x0003\n");
+  device("virtio1", "0x0002\n");
+  device("virtio2", "not hex\n");
+  EXPECT_TRUE(hasVirtioDevice(root.string(), kVirtioIdConsole));
+  EXPECT_FALSE(hasVirtioDevice(root.string(), kVirtioIdVsock));
+  EXPECT_FALSE(hasVirtioDevice(root.string() + "/missing", kVirtioIdConsole));
+  device("virtio3", "0x0013\n");
+  EXPECT_TRUE(hasVirtioDevice(root.string(), kVirtioIdVsock));
+  std::filesystem::remove_all(root);
 }
 
 }  // namespace
