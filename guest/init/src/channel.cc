@@ -63,7 +63,11 @@ bool hasVirtioDevice(const std::string& sys_root, unsigned id) {
   while (dirent* e = ::readdir(dir)) {
     const std::string name = e->d_name;
     if (name.empty() || name[0] == '.') continue;
-    auto text = readFile(devices + "/" + name + "/device");  // "0x0003\n"
+    std::string file = devices;
+    file += '/';
+    file += name;
+    file += "/device";
+    auto text = readFile(file);  // "0x0003\n"
     if (!text || text->size() < 3 || text->compare(0, 2, "0x") != 0) continue;
     unsigned value = 0;
     const char* first = text->data() + 2;

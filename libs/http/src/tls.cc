@@ -25,10 +25,14 @@
 #include "socket.h"
 
 namespace plfm::http::internal {
+
+// Also declared by websocket_session.h: one alias of the namespace, not a
+// file-local one that would shadow it in a unity batch.
+using BoostError = boost::system::error_code;
+
 namespace {
 
 namespace ssl = boost::asio::ssl;
-using BoostError = boost::system::error_code;
 
 std::string opensslReason() {
   const unsigned long e = ERR_peek_last_error();  // NOLINT(google-runtime-int)
