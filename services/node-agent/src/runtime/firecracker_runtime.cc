@@ -15,6 +15,7 @@
 #include "plfm/http/http.h"
 #include "runtime/detached.h"
 #include "runtime/errors.h"
+#include "runtime/unix_line_client.h"
 
 namespace plfm::runtime {
 namespace fs = std::filesystem;
@@ -36,9 +37,12 @@ void addDevices(const VmSpec& spec, ConfineRequest& req) {
   if (fs::exists("/dev/urandom", ec)) req.files.push_back({"/dev/urandom", FileGrant::kRead});
 }
 
-bool socketExists(const std::string& path) {
+// The API is up when it accepts a connection: its socket file appears at
+// bind(), a moment before listen(), and a connect in between is refused.
+bool apiAccepts(const std::string& path) {
   struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+  if (::stat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
+  return UnixLineClient::connect(path, std::chrono::milliseconds(0)).has_value();
 }
 
 }  // namespace
@@ -175,13 +179,13 @@ Result<VmHandle> FirecrackerRuntime::start(const VmSpec& spec) {
     return std::move(e).with("instance_id", spec.instance_id);
   };
   auto deadline = std::chrono::steady_clock::now() + options_.api_timeout;
-  while (!socketExists(api)) {
+  while (!apiAccepts(api)) {
     if (!alive(h)) {
       return fail(Error(errc::kVmmExited, "firecracker exited before its API came up: " +
                                               tailFile(h.console_log, 5)));
     }
     if (std::chrono::steady_clock::now() >= deadline) {
-      return fail(Error(errc::kVmmStartFailed, "firecracker API socket did not appear"));
+      return fail(Error(errc::kVmmStartFailed, "firecracker API socket did not accept connections"));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }

@@ -19,12 +19,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <iostream>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 
 #include "plfm/http/http.h"
 
@@ -57,19 +59,25 @@ int attachTap(const std::string& name) {
   return rc == 0 ? 0 : err;
 }
 
-int bindUnix(const std::string& path) {
+// A bound, not listening, unix socket at path: its fd, or -errno.
+int boundUnix(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) return ENAMETOOLONG;
+  if (path.size() >= sizeof(addr.sun_path)) return -ENAMETOOLONG;
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return errno;
+  if (fd < 0) return -errno;
   if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
     const int err = errno;
     ::close(fd);
-    return err;
+    return -err;
   }
-  return 0;  // kept open, as Firecracker keeps its vsock listener
+  return fd;
+}
+
+int bindUnix(const std::string& path) {
+  const int fd = boundUnix(path);
+  return fd < 0 ? -fd : 0;  // kept open, as Firecracker keeps its vsock listener
 }
 
 std::mutex requests_mu;
@@ -121,6 +129,14 @@ int main(int argc, char** argv) {
   if (api.empty()) {
     std::cerr << "usage: fake_firecracker --api-sock PATH --id ID\n";
     return 2;
+  }
+  // Firecracker binds its API socket a moment before it listens, and a
+  // connect in between is refused. The fake holds that window open for
+  // 100 ms, so the driver's wait for the API is tested on every run.
+  if (const int early = boundUnix(api); early >= 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ::close(early);
+    ::unlink(api.c_str());
   }
   plfm::http::ServerOptions o;
   o.listen = {"unix:" + api};
