@@ -185,7 +185,8 @@ Result<VmHandle> FirecrackerRuntime::start(const VmSpec& spec) {
                                               tailFile(h.console_log, 5)));
     }
     if (std::chrono::steady_clock::now() >= deadline) {
-      return fail(Error(errc::kVmmStartFailed, "firecracker API socket did not accept connections"));
+      return fail(
+          Error(errc::kVmmStartFailed, "firecracker API socket did not accept connections"));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
