@@ -2,7 +2,7 @@
 #
 #   make dev     deps + build + kernel + `vt dev up` + deploy examples/hello, then curl it
 #   make deps    install the Debian packages the project needs (idempotent)
-#   make kernel  fetch the guest kernel (vmlinux + virtio modules) into the cache
+#   make kernel  build the minimal guest kernel into the kernel cache (minutes), or reuse it
 #   make build   configure and build everything into build/
 #   make build-dev  only what make dev runs (the CLI, the services, vt-init, examples/hello)
 #   make test    deps + build + every ctest label (unit, integration, e2e)

@@ -1,7 +1,7 @@
 // bench/agent_bench: what the node agent costs, with real microVMs.
 //
 //   build/bench/agent_bench [--boots N] [--idle K] [--cpu-seconds S]
-//                           [--tb-size MIB] [--no-free-page-reporting]
+//                           [--tb-size MIB] [--no-free-page-reporting] [--host-huge-pages on|off]
 //
 // 1. Agent overhead, plan received -> VMM start requested, with the image
 //    already cached (the first boot warms the cache and is not counted): what
@@ -72,6 +72,9 @@ int main(int argc, char** argv) {
       qemu.tcg_tb_size_mb = static_cast<uint32_t>(std::atoi(argv[++i]));
     }
     if (std::strcmp(argv[i], "--no-free-page-reporting") == 0) qemu.free_page_reporting = false;
+    if (std::strcmp(argv[i], "--host-huge-pages") == 0 && has_value) {
+      qemu.host_huge_pages = std::strcmp(argv[++i], "on") == 0;
+    }
   }
   log::Options lo;
   lo.level = log::Level::kWarn;
@@ -126,8 +129,11 @@ int main(int argc, char** argv) {
   std::printf("agent_bench: %d boots (image cached), qemu accel=%s, %u cores\n", boots,
               accel.c_str(), std::thread::hardware_concurrency());
   std::printf("  guest kernel: %s\n", (*world)->kernel.c_str());
-  std::printf("  density settings: tb-size %u MiB (0: QEMU's default), free-page reporting %s\n",
-              qemu.tcg_tb_size_mb, qemu.free_page_reporting ? "on" : "off");
+  std::printf(
+      "  density settings: tb-size %u MiB (0: QEMU's default), free-page reporting %s, host huge "
+      "pages %s\n",
+      qemu.tcg_tb_size_mb, qemu.free_page_reporting ? "on" : "off",
+      qemu.host_huge_pages ? "allowed" : "off");
   std::printf(
       "  plan -> VMM start requested (agent overhead): p50 %.1f ms, p95 %.1f ms, max %.1f ms\n",
       quantile(spawn_ms, 0.5), quantile(spawn_ms, 0.95), quantile(spawn_ms, 1));
@@ -160,7 +166,7 @@ int main(int argc, char** argv) {
     instances.push_back(benchSpec(**world, id, 100 + i, "sleep"));
   }
   bench.plan(instances);
-  std::vector<double> rss, pss;
+  std::vector<double> rss, pss, ram, tcg, kernel, files, anon;
   for (const auto& id : ids) {
     auto s = waitForPhase(*a, id, agent::Phase::kRunning, 180s);
     if (!s || s->phase != agent::Phase::kRunning) {
@@ -181,10 +187,21 @@ int main(int argc, char** argv) {
   for (const auto& s : a->instances()) {
     rss.push_back(static_cast<double>(smapsRollupKb(s.vmm_pid, "Rss")) / 1024.0);
     pss.push_back(static_cast<double>(smapsRollupKb(s.vmm_pid, "Pss")) / 1024.0);
+    const auto by = bench::pssByMapping(s.vmm_pid, (*world)->kernel, 128L * 1024);
+    ram.push_back(static_cast<double>(by.guest_ram) / 1024.0);
+    tcg.push_back(static_cast<double>(by.tcg_cache) / 1024.0);
+    kernel.push_back(static_cast<double>(by.kernel) / 1024.0);
+    files.push_back(static_cast<double>(by.qemu_files) / 1024.0);
+    anon.push_back(static_cast<double>(by.other_anon) / 1024.0);
   }
   std::printf(
       "  idle instance (128 MiB guest RAM, %d running): VMM RSS p50 %.1f MiB, PSS p50 %.1f MiB\n",
       idle, quantile(rss, 0.5), quantile(pss, 0.5));
+  std::printf(
+      "  PSS p50 by mapping: guest RAM %.1f MiB, TCG cache %.1f MiB, kernel file %.1f MiB, "
+      "QEMU's files %.1f MiB, heap and other anonymous %.1f MiB\n",
+      quantile(ram, 0.5), quantile(tcg, 0.5), quantile(kernel, 0.5), quantile(files, 0.5),
+      quantile(anon, 0.5));
   std::printf("  idle VMM CPU over %d s: p50 %.2f%%, max %.2f%% of one core\n", cpu_seconds,
               quantile(cpu, 0.5), quantile(cpu, 1));
   a->stop();

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -88,6 +89,42 @@ long smapsRollupKb(pid_t pid, const std::string& field) {
     if (line.rfind(field + ":", 0) == 0) return std::atol(line.c_str() + field.size() + 1);
   }
   return -1;
+}
+
+PssByMapping pssByMapping(pid_t pid, const std::string& kernel_path, long guest_ram_kb) {
+  PssByMapping out;
+  std::error_code ec;
+  const std::string kernel = std::filesystem::weakly_canonical(kernel_path, ec).string();
+  std::ifstream in("/proc/" + std::to_string(pid) + "/smaps");
+  std::string line;
+  long* current = nullptr;
+  while (std::getline(in, line)) {
+    // A mapping's header: "start-end perms offset dev inode [path]".
+    const auto dash = line.find('-');
+    const auto space = line.find(' ');
+    if (dash != std::string::npos && space != std::string::npos && dash < space &&
+        line.find(':') > space) {
+      const unsigned long start = std::strtoul(line.c_str(), nullptr, 16);
+      const unsigned long end = std::strtoul(line.c_str() + dash + 1, nullptr, 16);
+      const long size_kb = static_cast<long>((end - start) / 1024);
+      std::istringstream fields(line);
+      std::string range, perms, offset, dev, inode, path;
+      fields >> range >> perms >> offset >> dev >> inode;
+      std::getline(fields >> std::ws, path);
+      if (!path.empty() && path.front() == '/') {
+        current = path == kernel ? &out.kernel : &out.qemu_files;
+      } else if (path.empty() && size_kb >= guest_ram_kb) {
+        current = &out.guest_ram;
+      } else if (path.empty() && perms.size() > 2 && perms[2] == 'x') {
+        current = &out.tcg_cache;
+      } else {
+        current = &out.other_anon;
+      }
+      continue;
+    }
+    if (current != nullptr && line.rfind("Pss:", 0) == 0) *current += std::atol(line.c_str() + 4);
+  }
+  return out;
 }
 
 long cpuTicks(pid_t pid) {

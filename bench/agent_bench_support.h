@@ -74,6 +74,18 @@ class BenchAgent {
 // kB of a /proc/PID/smaps_rollup field ("Rss", "Pss"); -1 when unreadable.
 [[nodiscard]] long smapsRollupKb(pid_t pid, const std::string& field);
 
+// Where a VMM's PSS goes, in kB, from /proc/PID/smaps: each mapping goes to
+// the first class it fits.
+struct PssByMapping {
+  long guest_ram = 0;   // the anonymous mapping of at least the guest's RAM
+  long tcg_cache = 0;   // an anonymous executable mapping (TCG's translated code)
+  long kernel = 0;      // the guest kernel file (QEMU's ELF loader keeps it mapped)
+  long qemu_files = 0;  // every other file: QEMU's binary, libraries, firmware
+  long other_anon = 0;  // heap, malloc arenas, thread stacks, the rest
+};
+[[nodiscard]] PssByMapping pssByMapping(pid_t pid, const std::string& kernel_path,
+                                        long guest_ram_kb);
+
 // utime + stime of a process, in clock ticks; -1 when unreadable.
 [[nodiscard]] long cpuTicks(pid_t pid);
 

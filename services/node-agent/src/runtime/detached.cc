@@ -1,6 +1,7 @@
 #include "runtime/detached.h"
 
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -80,6 +81,9 @@ int placeInheritedFds(const std::vector<int>& fds, int& report_fd) {
     if (const int err = options.pre_exec(options.pre_exec_arg, &stage); err != 0) {
       fail(report_fd, err, stage);
     }
+  }
+  if (options.no_transparent_huge_pages && ::prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0) {
+    fail(report_fd, errno, "turning off transparent huge pages");
   }
   if (!options.inherit_fds.empty()) {
     if (const int err = placeInheritedFds(options.inherit_fds, report_fd); err != 0) {

@@ -27,6 +27,10 @@ struct DetachedOptions {
   // then fails with "<stage>: <strerror>".
   int (*pre_exec)(const void* arg, const char** stage) noexcept = nullptr;
   const void* pre_exec_arg = nullptr;
+  // PR_SET_THP_DISABLE before exec (kept across exec): the process's anonymous
+  // memory is never backed by transparent huge pages, madvise or not, so a
+  // touched 4 KiB page costs 4 KiB, not a 2 MiB block.
+  bool no_transparent_huge_pages = false;
 };
 
 // Returns the pid of the running process. An exec failure (no such binary,

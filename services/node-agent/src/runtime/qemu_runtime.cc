@@ -257,6 +257,7 @@ Result<VmHandle> QemuRuntime::start(const VmSpec& spec) {
   DetachedOptions opts;
   opts.log_path = log_path;
   opts.inherit_fds = opened.fds;
+  opts.no_transparent_huge_pages = !options_.host_huge_pages;
   if (jail) {
     opts.pre_exec = &enterConfinementHook;
     opts.pre_exec_arg = &*jail;

@@ -39,6 +39,11 @@ struct QemuOptions {
   // memory it frees back to the host, which drops those pages (vt-init sets
   // the reporting block size, guest-init.md step 2).
   bool free_page_reporting = true;
+  // Whether the VMM's memory (guest RAM, the TCG cache) may be backed by the
+  // host's transparent huge pages. QEMU asks for them (madvise), and then one
+  // touched 4 KiB page makes a 2 MiB block resident. false: PR_SET_THP_DISABLE
+  // for the VMM (detached.h).
+  bool host_huge_pages = true;
   // Where the KVM probe writes its logs and remembers its verdict
   // (accel-probe.json); empty: a temp dir.
   std::string probe_dir;

@@ -292,6 +292,25 @@ TEST(Detached, TheProcessOutlivesItsParentAndIsNotOurChild) {
   EXPECT_FALSE(processMatches(*pid, h.pid_start));
 }
 
+// PR_SET_THP_DISABLE is kept across exec: the VMM's memory never gets
+// transparent huge pages (QemuOptions::host_huge_pages = false).
+TEST(Detached, HugePagesCanBeTurnedOffForTheProcess) {
+  for (const bool off : {false, true}) {
+    DetachedOptions o;
+    o.no_transparent_huge_pages = off;
+    auto pid = spawnDetached({"/bin/sleep", "30"}, o);
+    ASSERT_TRUE(pid) << pid.error().toString();
+    VmHandle h;
+    h.pid = *pid;
+    h.pid_start = processStartTime(*pid);
+    const std::string status = readFile("/proc/" + std::to_string(*pid) + "/status").value_or("");
+    EXPECT_NE(status.find(off ? "THP_enabled:\t0" : "THP_enabled:\t1"), std::string::npos)
+        << status;
+    QemuRuntime rt({});
+    ASSERT_TRUE(rt.MicroVmRuntime::kill(h));
+  }
+}
+
 TEST(Detached, AMissingProgramFailsSynchronously) {
   auto pid = spawnDetached({"/nonexistent/vmm"});
   ASSERT_FALSE(pid);
