@@ -4,7 +4,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "plfm/core/json.h"
 #include "plfm/core/log.h"
@@ -326,16 +328,46 @@ Result<int64_t> readCheckpoint(pg::Connection& conn) {
   return rs.int64(0, 0);
 }
 
+bool schedulerReads(std::string_view event_type) {
+  // What their projections write (orgs_view, org_members_view, apps_view) or
+  // nothing at all: no scheduler round reads those (scheduler_input.cc).
+  static const std::unordered_set<std::string_view> kUnread = {
+      "org.created",
+      "org.member_added",
+      "org.member_removed",
+      "app.created",
+      "user.created",
+      "token.created",
+      "token.revoked",
+      "domain.created",
+      "domain.verified",
+      "domain.deleted",
+      "node.enrollment_created",
+      "secrets.fetched",
+      "registry_credential.set",
+      "registry_credential.removed",
+      "registry_credential.fetched",
+      "exec.started",
+      "exec.ended",
+  };
+  return !kUnread.contains(event_type);
+}
+
 namespace {
 
 // Applies one batch after the checkpoint inside `tx`; returns the number of
-// events applied and the new checkpoint.
-Result<std::pair<int, int64_t>> applyBatch(pg::Transaction& tx, int batch) {
+// events applied and the new checkpoint, and raises `*scheduling_seq` (when
+// given) to the last applied event that schedulerReads(). `known` is the
+// checkpoint the caller last saw: events after it that another replica's
+// worker applied count as read, since this one never sees their types.
+Result<std::pair<int, int64_t>> applyBatch(pg::Transaction& tx, int batch,
+                                           int64_t* scheduling_seq = nullptr, int64_t known = 0) {
   // The row lock serializes workers of several control-plane processes.
   PLFM_ASSIGN_OR_RETURN(auto cp,
                         tx.exec("SELECT last_seq FROM projection_checkpoints WHERE name = 'views' "
                                 "FOR UPDATE"));
   PLFM_ASSIGN_OR_RETURN(int64_t last, cp.int64(0, 0));
+  if (scheduling_seq != nullptr && last > known) *scheduling_seq = std::max(*scheduling_seq, last);
   PLFM_ASSIGN_OR_RETURN(auto events, EventStore::readAfter(tx.connection(), last, batch));
   for (size_t i = 0; i < events.size();) {
     const StoredEvent& e = events[i];
@@ -356,6 +388,11 @@ Result<std::pair<int, int64_t>> applyBatch(pg::Transaction& tx, int batch) {
       PLFM_TRY(Projector::apply(tx, e));
     }
     last = events[end - 1].seq;
+    if (scheduling_seq != nullptr) {
+      for (size_t k = i; k < end; ++k) {
+        if (schedulerReads(events[k].event_type)) *scheduling_seq = events[k].seq;
+      }
+    }
     i = end;
   }
   if (!events.empty()) {
@@ -367,11 +404,15 @@ Result<std::pair<int, int64_t>> applyBatch(pg::Transaction& tx, int batch) {
 
 }  // namespace
 
-Result<int64_t> catchUp(pg::Connection& conn, int batch) {
+Result<int64_t> catchUp(pg::Connection& conn, int batch, int64_t* scheduling_seq, int64_t known) {
   for (;;) {
     PLFM_ASSIGN_OR_RETURN(auto tx, pg::Transaction::begin(conn));
-    PLFM_ASSIGN_OR_RETURN(auto applied, applyBatch(tx, batch));
+    int64_t seen = scheduling_seq != nullptr ? *scheduling_seq : 0;
+    PLFM_ASSIGN_OR_RETURN(auto applied, applyBatch(tx, batch, &seen, known));
     PLFM_TRY(tx.commit());
+    // Only what committed counts.
+    if (scheduling_seq != nullptr) *scheduling_seq = seen;
+    known = applied.second;
     if (applied.first < batch) return applied.second;
   }
 }
@@ -409,7 +450,7 @@ Result<void> ProjectionWorker::start() {
   // Catch up synchronously once, so a started worker has current views.
   PLFM_ASSIGN_OR_RETURN(auto conn, pg::Connection::connect(conninfo_));
   PLFM_ASSIGN_OR_RETURN(int64_t cp, catchUp(conn, options_.batch));
-  publish(cp);
+  publish(cp, cp);  // what came before: as if a round must read all of it
   running_ = true;
   thread_ = std::thread([this] {
     runGuarded(
@@ -434,10 +475,13 @@ void ProjectionWorker::kick() {
   }
 }
 
-void ProjectionWorker::publish(int64_t cp) {
+void ProjectionWorker::publish(int64_t cp, int64_t scheduling_seq) {
   {
     std::lock_guard lock(mu_);
     if (cp <= checkpoint_.load()) return;
+    // Before the checkpoint: whoever reads the new checkpoint first then
+    // sees this one too (schedulingSeq()).
+    if (scheduling_seq > scheduling_seq_.load()) scheduling_seq_.store(scheduling_seq);
     checkpoint_.store(cp);
   }
   cv_.notify_all();
@@ -469,8 +513,10 @@ void ProjectionWorker::wakeWaiters() {
 }
 
 Result<void> ProjectionWorker::loopOnce(pg::Connection& conn) {
-  PLFM_ASSIGN_OR_RETURN(int64_t cp, catchUp(conn, options_.batch));
-  publish(cp);
+  int64_t scheduling_seq = scheduling_seq_.load();
+  PLFM_ASSIGN_OR_RETURN(int64_t cp,
+                        catchUp(conn, options_.batch, &scheduling_seq, checkpoint_.load()));
+  publish(cp, scheduling_seq);
   pollfd fds[2] = {{conn.socket(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
   const int n = ::poll(fds, 2, static_cast<int>(options_.poll_interval.count()));
   if (n < 0 && errno != EINTR) return errnoError("poll", errno);

@@ -368,6 +368,7 @@ void Scheduler::run() {
   bool time_sensitive = true;
   size_t drains_waiting = 0;
   int64_t last_checkpoint = -1;
+  auto next_liveness = std::chrono::steady_clock::now();
   uint64_t generation = 0;
   auto cancelled = [this, &generation] {
     return !running_.load() || leadership_.generation() != generation;
@@ -404,12 +405,27 @@ void Scheduler::run() {
       last_checkpoint = -1;
       time_sensitive = true;
     }
+    // The checkpoint first: the scheduling seq read after it covers it.
     const int64_t cp = worker_.checkpoint();
-    if (cp == last_checkpoint && !time_sensitive) {
-      // Nothing changed: only heartbeats may have stopped. A node state
-      // change moves the checkpoint, which brings a full round.
-      if (auto r = expireNodes(*conn_); !r && !steppedDown(r.error())) {
-        log::error("scheduler liveness check failed", {{"error", r.error().toString()}});
+    // Since the last round, only events no round reads (an app created, a
+    // token, an exec session): its plan stands, so they are settled too.
+    const bool unread_only =
+        last_checkpoint >= 0 && cp > last_checkpoint && worker_.schedulingSeq() <= last_checkpoint;
+    if (unread_only) publishSettled(cp);
+    if ((cp == last_checkpoint || unread_only) && !time_sensitive) {
+      // Nothing a round reads changed: only heartbeats may have stopped. A
+      // node state change moves the checkpoint, which brings a full round.
+      // At most once per interval, however often unread events wake us.
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= next_liveness) {
+        next_liveness = now + options_.interval;
+        if (auto r = expireNodes(*conn_); !r && !steppedDown(r.error())) {
+          log::error("scheduler liveness check failed", {{"error", r.error().toString()}});
+        }
+        if (auto s = storeSettled(*conn_, settled_.load()); !s && !steppedDown(s.error())) {
+          log::error("scheduler cannot store its settled checkpoint",
+                     {{"error", s.error().toString()}});
+        }
       }
       // Drains wait for ingress reports, which are not events: look again
       // soon while any instance is at the gate.
@@ -421,9 +437,9 @@ void Scheduler::run() {
         }
       }
       if (!fence_) continue;
-      worker_.waitBeyond(last_checkpoint,
-                         drains_waiting > 0 ? options_.drain_poll : options_.interval, cancelled);
-      if (worker_.checkpoint() == last_checkpoint) continue;
+      worker_.waitBeyond(cp, drains_waiting > 0 ? options_.drain_poll : options_.interval,
+                         cancelled);
+      if (worker_.schedulingSeq() <= last_checkpoint) continue;
     }
     auto round = runOnce(*conn_, fence_);
     if (!round) {

@@ -25,7 +25,7 @@
 namespace plfm::runtime {
 
 // The TCG translation cache QEMU gets unless told otherwise: see ADR 0019.
-inline constexpr uint32_t kDefaultTcgTbSizeMb = 16;
+inline constexpr uint32_t kDefaultTcgTbSizeMb = 8;
 
 struct QemuOptions {
   std::string binary = "qemu-system-x86_64";
@@ -41,9 +41,9 @@ struct QemuOptions {
   bool free_page_reporting = true;
   // Whether the VMM's memory (guest RAM, the TCG cache) may be backed by the
   // host's transparent huge pages. QEMU asks for them (madvise), and then one
-  // touched 4 KiB page makes a 2 MiB block resident. false: PR_SET_THP_DISABLE
-  // for the VMM (detached.h).
-  bool host_huge_pages = true;
+  // touched 4 KiB page makes a 2 MiB block resident. false (the default, as
+  // Firecracker's): PR_SET_THP_DISABLE for the VMM (detached.h).
+  bool host_huge_pages = false;
   // Where the KVM probe writes its logs and remembers its verdict
   // (accel-probe.json); empty: a temp dir.
   std::string probe_dir;

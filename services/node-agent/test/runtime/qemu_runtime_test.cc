@@ -128,7 +128,7 @@ TEST(QemuCommandLine, AKernelWithoutAcpiGetsNoAcpiTablesAndThePit) {
 // ADR 0019: the density defaults, and each lever off again.
 TEST(QemuCommandLine, DensityDefaultsCapTheTcgCacheAndReportFreedPages) {
   const std::string cmd = joined(QemuRuntime({}).commandLine(sampleSpec(), "tcg"));
-  EXPECT_NE(cmd.find("-accel tcg,tb-size=16 -cpu max"), std::string::npos) << cmd;
+  EXPECT_NE(cmd.find("-accel tcg,tb-size=8 -cpu max"), std::string::npos) << cmd;
   // After the drives, so the guest's block devices keep their transports.
   EXPECT_GT(cmd.find("-device virtio-balloon-device,free-page-reporting=on"),
             cmd.find("serial=scratch"))
