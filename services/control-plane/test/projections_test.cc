@@ -55,10 +55,10 @@ TEST(SchedulerReads, OnlyEventsNoRoundReadsAreSkipped) {
                              "exec.started", "exec.ended", "secrets.fetched"}) {
     EXPECT_FALSE(schedulerReads(unread)) << unread;
   }
-  for (const char* read : {"env.created", "env.scale_set", "deploy.created", "release.created",
-                           "node.state_changed", "instance.status_reported", "app.deleted",
-                           "org.deleted", "org.quotas_set", "secrets.version_created",
-                           "volume.created", "route.created", "no.such_type"}) {
+  for (const char* read :
+       {"env.created", "env.scale_set", "deploy.created", "release.created", "node.state_changed",
+        "instance.status_reported", "app.deleted", "org.deleted", "org.quotas_set",
+        "secrets.version_created", "volume.created", "route.created", "no.such_type"}) {
     EXPECT_TRUE(schedulerReads(read)) << read;
   }
 }
