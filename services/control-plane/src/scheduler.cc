@@ -415,10 +415,11 @@ void Scheduler::run() {
     if ((cp == last_checkpoint || unread_only) && !time_sensitive) {
       // Nothing a round reads changed: only heartbeats may have stopped. A
       // node state change moves the checkpoint, which brings a full round.
-      // At most once per interval, however often unread events wake us.
+      // About once per interval, however often unread events wake us (half
+      // of it here, so that a timer wake a little early still checks).
       const auto now = std::chrono::steady_clock::now();
       if (now >= next_liveness) {
-        next_liveness = now + options_.interval;
+        next_liveness = now + options_.interval / 2;
         if (auto r = expireNodes(*conn_); !r && !steppedDown(r.error())) {
           log::error("scheduler liveness check failed", {{"error", r.error().toString()}});
         }
