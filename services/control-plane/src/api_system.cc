@@ -1,7 +1,11 @@
 // Health, metrics, the replicas' leadership and the org event feed (cursor +
 // long-poll).
+#include <array>
+
 #include "api.h"
+#include "node_plan.h"
 #include "scheduler.h"
+#include "version_feed.h"
 
 namespace plfm::cp {
 namespace {
@@ -47,6 +51,14 @@ void Api::registerSystemRoutes(http::Router& r) {
         .set(static_cast<double>(deps_.worker.checkpoint()));
     deps_.metrics.gauge("plfm_db_connections_in_use", "Database connections leased.")
         .set(static_cast<double>(deps_.pool.inUse()));
+    auto& feed_queries = deps_.metrics.gauge(
+        "plfm_feed_queries", "Queries of the views by the long-poll feeds (plan, edge, services).");
+    const std::array<const VersionFeed*, 3> feeds = {deps_.plans, deps_.edge, deps_.services};
+    for (const VersionFeed* feed : feeds) {
+      if (feed != nullptr) {
+        feed_queries.set(static_cast<double>(feed->queries()), {{"feed", feed->name()}});
+      }
+    }
     http::Response resp = http::Response::text(200, deps_.metrics.render());
     resp.headers.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
     return resp;

@@ -328,9 +328,11 @@ Result<int64_t> readCheckpoint(pg::Connection& conn) {
   return rs.int64(0, 0);
 }
 
-bool schedulerReads(std::string_view event_type) {
+bool watchersRead(std::string_view event_type) {
   // What their projections write (orgs_view, org_members_view, apps_view) or
-  // nothing at all: no scheduler round reads those (scheduler_input.cc).
+  // nothing at all: no scheduler round reads those (scheduler_input.cc), and
+  // no feed (the plan feed's instances, volumes, their ops and nodes views;
+  // edge_feed_view; services_feed_view).
   static const std::unordered_set<std::string_view> kUnread = {
       "org.created",
       "org.member_added",
@@ -356,18 +358,18 @@ bool schedulerReads(std::string_view event_type) {
 namespace {
 
 // Applies one batch after the checkpoint inside `tx`; returns the number of
-// events applied and the new checkpoint, and raises `*scheduling_seq` (when
-// given) to the last applied event that schedulerReads(). `known` is the
+// events applied and the new checkpoint, and raises `*watched_seq` (when
+// given) to the last applied event that watchersRead(). `known` is the
 // checkpoint the caller last saw: events after it that another replica's
 // worker applied count as read, since this one never sees their types.
 Result<std::pair<int, int64_t>> applyBatch(pg::Transaction& tx, int batch,
-                                           int64_t* scheduling_seq = nullptr, int64_t known = 0) {
+                                           int64_t* watched_seq = nullptr, int64_t known = 0) {
   // The row lock serializes workers of several control-plane processes.
   PLFM_ASSIGN_OR_RETURN(auto cp,
                         tx.exec("SELECT last_seq FROM projection_checkpoints WHERE name = 'views' "
                                 "FOR UPDATE"));
   PLFM_ASSIGN_OR_RETURN(int64_t last, cp.int64(0, 0));
-  if (scheduling_seq != nullptr && last > known) *scheduling_seq = std::max(*scheduling_seq, last);
+  if (watched_seq != nullptr && last > known) *watched_seq = std::max(*watched_seq, last);
   PLFM_ASSIGN_OR_RETURN(auto events, EventStore::readAfter(tx.connection(), last, batch));
   for (size_t i = 0; i < events.size();) {
     const StoredEvent& e = events[i];
@@ -388,9 +390,9 @@ Result<std::pair<int, int64_t>> applyBatch(pg::Transaction& tx, int batch,
       PLFM_TRY(Projector::apply(tx, e));
     }
     last = events[end - 1].seq;
-    if (scheduling_seq != nullptr) {
+    if (watched_seq != nullptr) {
       for (size_t k = i; k < end; ++k) {
-        if (schedulerReads(events[k].event_type)) *scheduling_seq = events[k].seq;
+        if (watchersRead(events[k].event_type)) *watched_seq = events[k].seq;
       }
     }
     i = end;
@@ -404,14 +406,14 @@ Result<std::pair<int, int64_t>> applyBatch(pg::Transaction& tx, int batch,
 
 }  // namespace
 
-Result<int64_t> catchUp(pg::Connection& conn, int batch, int64_t* scheduling_seq, int64_t known) {
+Result<int64_t> catchUp(pg::Connection& conn, int batch, int64_t* watched_seq, int64_t known) {
   for (;;) {
     PLFM_ASSIGN_OR_RETURN(auto tx, pg::Transaction::begin(conn));
-    int64_t seen = scheduling_seq != nullptr ? *scheduling_seq : 0;
+    int64_t seen = watched_seq != nullptr ? *watched_seq : 0;
     PLFM_ASSIGN_OR_RETURN(auto applied, applyBatch(tx, batch, &seen, known));
     PLFM_TRY(tx.commit());
     // Only what committed counts.
-    if (scheduling_seq != nullptr) *scheduling_seq = seen;
+    if (watched_seq != nullptr) *watched_seq = seen;
     known = applied.second;
     if (applied.first < batch) return applied.second;
   }
@@ -475,13 +477,13 @@ void ProjectionWorker::kick() {
   }
 }
 
-void ProjectionWorker::publish(int64_t cp, int64_t scheduling_seq) {
+void ProjectionWorker::publish(int64_t cp, int64_t watched_seq) {
   {
     std::lock_guard lock(mu_);
     if (cp <= checkpoint_.load()) return;
     // Before the checkpoint: whoever reads the new checkpoint first then
-    // sees this one too (schedulingSeq()).
-    if (scheduling_seq > scheduling_seq_.load()) scheduling_seq_.store(scheduling_seq);
+    // sees this one too (watchedSeq()).
+    if (watched_seq > watched_seq_.load()) watched_seq_.store(watched_seq);
     checkpoint_.store(cp);
   }
   cv_.notify_all();
@@ -513,10 +515,10 @@ void ProjectionWorker::wakeWaiters() {
 }
 
 Result<void> ProjectionWorker::loopOnce(pg::Connection& conn) {
-  int64_t scheduling_seq = scheduling_seq_.load();
+  int64_t watched_seq = watched_seq_.load();
   PLFM_ASSIGN_OR_RETURN(int64_t cp,
-                        catchUp(conn, options_.batch, &scheduling_seq, checkpoint_.load()));
-  publish(cp, scheduling_seq);
+                        catchUp(conn, options_.batch, &watched_seq, checkpoint_.load()));
+  publish(cp, watched_seq);
   pollfd fds[2] = {{conn.socket(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
   const int n = ::poll(fds, 2, static_cast<int>(options_.poll_interval.count()));
   if (n < 0 && errno != EINTR) return errnoError("poll", errno);

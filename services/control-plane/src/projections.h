@@ -36,20 +36,22 @@ class Projector {
   [[nodiscard]] static const std::vector<std::string>& viewTables();
 };
 
-// Whether a scheduler round reads what an event of this type changes. false
-// only for the types listed in projections.cc: audit-only events, orgs and
-// their members, apps created (an app has nothing to place until an env and
-// a deploy of it exist). Unknown types: true.
-[[nodiscard]] bool schedulerReads(std::string_view event_type);
+// Whether a watcher of the views reads what an event of this type changes:
+// a scheduler round (scheduler_input.cc) or a long-poll feed (the node
+// plans, the edge feed, the services feed: version_feed.h). false only for
+// the types listed in projections.cc: audit-only events, orgs and their
+// members, apps created (an app has nothing to place or route until an env
+// and a deploy of it exist). Unknown types: true.
+[[nodiscard]] bool watchersRead(std::string_view event_type);
 
 // Applies every event after the `views` checkpoint, in batches of
 // `batch` events per transaction. Returns the new checkpoint. When
-// `scheduling_seq` is given, it is raised to the seq of the last applied
-// event that schedulerReads(), and to the checkpoint as found when it is
+// `watched_seq` is given, it is raised to the seq of the last applied
+// event that watchersRead(), and to the checkpoint as found when it is
 // past `known` (events another replica's worker applied: their types are
 // not seen here, so they count as read).
 [[nodiscard]] Result<int64_t> catchUp(pg::Connection& conn, int batch = 500,
-                                      int64_t* scheduling_seq = nullptr, int64_t known = 0);
+                                      int64_t* watched_seq = nullptr, int64_t known = 0);
 
 // Empties every view, resets the checkpoint and replays the log from seq 0,
 // all in one transaction: readers see the old views until it commits.
@@ -75,10 +77,10 @@ class ProjectionWorker {
   // Wakes the worker now (after a local commit).
   void kick();
   [[nodiscard]] int64_t checkpoint() const { return checkpoint_.load(); }
-  // The seq of the last applied event a scheduler round reads
-  // (schedulerReads); at most checkpoint(). Published before the checkpoint:
-  // read checkpoint() first, and this covers every event up to it.
-  [[nodiscard]] int64_t schedulingSeq() const { return scheduling_seq_.load(); }
+  // The seq of the last applied event a watcher reads (watchersRead), or of
+  // a checkpoint another replica's worker advanced; at most checkpoint(). Published before the
+  // checkpoint: read checkpoint() first, and this covers every event up to it.
+  [[nodiscard]] int64_t watchedSeq() const { return watched_seq_.load(); }
   // Blocks until the checkpoint reaches `seq` or `timeout` passes.
   [[nodiscard]] bool waitFor(int64_t seq, std::chrono::milliseconds timeout);
   // Blocks until the checkpoint passes `seq` (new events exist) or timeout;
@@ -94,14 +96,14 @@ class ProjectionWorker {
  private:
   void run();
   Result<void> loopOnce(pg::Connection& conn);
-  void publish(int64_t cp, int64_t scheduling_seq);
+  void publish(int64_t cp, int64_t watched_seq);
 
   std::string conninfo_;
   Options options_;
   std::thread thread_;
   std::atomic<bool> running_{false};
   std::atomic<int64_t> checkpoint_{0};
-  std::atomic<int64_t> scheduling_seq_{0};
+  std::atomic<int64_t> watched_seq_{0};
   int wake_fd_ = -1;  // eventfd: kick() and stop()
   std::mutex mu_;
   std::condition_variable cv_;

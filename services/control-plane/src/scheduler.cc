@@ -410,7 +410,7 @@ void Scheduler::run() {
     // Since the last round, only events no round reads (an app created, a
     // token, an exec session): its plan stands, so they are settled too.
     const bool unread_only =
-        last_checkpoint >= 0 && cp > last_checkpoint && worker_.schedulingSeq() <= last_checkpoint;
+        last_checkpoint >= 0 && cp > last_checkpoint && worker_.watchedSeq() <= last_checkpoint;
     if (unread_only) publishSettled(cp);
     if ((cp == last_checkpoint || unread_only) && !time_sensitive) {
       // Nothing a round reads changed: only heartbeats may have stopped. A
@@ -440,7 +440,7 @@ void Scheduler::run() {
       if (!fence_) continue;
       worker_.waitBeyond(cp, drains_waiting > 0 ? options_.drain_poll : options_.interval,
                          cancelled);
-      if (worker_.schedulingSeq() <= last_checkpoint) continue;
+      if (worker_.watchedSeq() <= last_checkpoint) continue;
     }
     auto round = runOnce(*conn_, fence_);
     if (!round) {

@@ -1,5 +1,5 @@
 // The views a scheduler round loads. A round is skipped when only events
-// whose projections write none of them arrived (schedulerReads() in
+// whose projections write none of them arrived (watchersRead() in
 // projections.cc): reading another view here means checking that list.
 #include "scheduler_input.h"
 

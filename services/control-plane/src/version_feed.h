@@ -1,7 +1,9 @@
 // VersionFeed lets many long-polls wait for a version that the views derive
 // (a node's plan version, the edge feed's cursor) without each one querying
 // the database whenever any event is applied: one thread asks once per
-// checkpoint advance which keys' versions rose, and wakes their waiters.
+// checkpoint advance which keys' versions rose, and wakes their waiters. It
+// does not ask when no event since its last query changes a view it could
+// read (ProjectionWorker::watchedSeq).
 // The NodePlan feed (node_plan.h) and the edge feed (edge_feed.h) are two
 // instances with their own query.
 #pragma once
@@ -46,6 +48,10 @@ class VersionFeed {
   // database either way.
   void waitBeyond(const std::string& key, int64_t after, std::chrono::milliseconds timeout);
 
+  // How many times the feed has queried the views (for /metrics).
+  [[nodiscard]] uint64_t queries() const { return queries_.load(); }
+  [[nodiscard]] const std::string& name() const { return name_; }
+
  private:
   void run();
   Result<void> refresh(pg::Connection& conn, int64_t since);
@@ -57,6 +63,7 @@ class VersionFeed {
   std::string global_key_;
   std::thread thread_;
   std::atomic<bool> running_{false};
+  std::atomic<uint64_t> queries_{0};
   int64_t seen_ = 0;  // the checkpoint the versions reflect (feed thread only)
   std::mutex mu_;
   std::condition_variable cv_;

@@ -48,18 +48,19 @@ class ProjectionsTest : public testsupport::CpTest {
   }
 };
 
-// The scheduler skips its round when only these arrived since the last one
-// (scheduler.cc): anything it reads must stay true, unknown types included.
-TEST(SchedulerReads, OnlyEventsNoRoundReadsAreSkipped) {
+// The scheduler skips its round, and the feeds their query, when only these
+// arrived since the last one (scheduler.cc, version_feed.cc): anything they
+// read must stay true, unknown types included.
+TEST(WatchersRead, OnlyEventsNoWatcherReadsAreSkipped) {
   for (const char* unread : {"app.created", "org.created", "org.member_added", "token.created",
                              "exec.started", "exec.ended", "secrets.fetched"}) {
-    EXPECT_FALSE(schedulerReads(unread)) << unread;
+    EXPECT_FALSE(watchersRead(unread)) << unread;
   }
   for (const char* read :
        {"env.created", "env.scale_set", "deploy.created", "release.created", "node.state_changed",
         "instance.status_reported", "app.deleted", "org.deleted", "org.quotas_set",
         "secrets.version_created", "volume.created", "route.created", "no.such_type"}) {
-    EXPECT_TRUE(schedulerReads(read)) << read;
+    EXPECT_TRUE(watchersRead(read)) << read;
   }
 }
 

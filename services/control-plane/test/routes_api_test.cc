@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <future>
 #include <map>
 #include <thread>
@@ -343,6 +344,52 @@ TEST_F(RoutesApiTest, EdgeTokenCommandWritesAPrivateFileThatAuthenticates) {
   // The token is in the file only, never on stdout.
   EXPECT_EQ(readFile(state_->file("edge-token.log"))->find(token), std::string::npos);
   EXPECT_EQ(edgeConfig(token, 0, 0).status, 304);
+}
+
+// The long-poll feeds query the views once per checkpoint advance, but not
+// for events that change no view they read (watchersRead): a burst of app
+// creations costs them nothing, and the route after it one query each.
+TEST_F(RoutesApiTest, FeedsSkipQueriesForEventsTheyCannotSee) {
+  auto queries = [this] {
+    std::map<std::string, int64_t> out;
+    const std::string metrics = call("GET", "/metrics", "", "").raw;
+    for (const char* feed : {"plan", "edge", "services"}) {
+      const std::string key = std::string("plfm_feed_queries{feed=\"") + feed + "\"} ";
+      const size_t at = metrics.find(key);
+      out[feed] = at == std::string::npos ? -1 : std::stoll(metrics.substr(at + key.size()));
+    }
+    return out;
+  };
+  const Env e = makeEnvIn("quiet");
+  // Settled: the feeds have seen the env.
+  auto before = queries();
+  for (int i = 0; i < 50; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto now = queries();
+    if (now == before && i >= 2) break;
+    before = now;
+  }
+  for (const auto& [feed, n] : before) ASSERT_GE(n, 1) << feed;
+
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_EQ(
+        callJson("POST", "/v1/orgs/" + e.org + "/apps", {{"name", "app-" + std::to_string(i)}})
+            .status,
+        201);
+  }
+  ASSERT_EQ(addRoute(e.env, kWeb).status, 201);
+  auto after = queries();
+  for (int i = 0;
+       i < 50 &&
+       std::ranges::any_of(after, [&](const auto& kv) { return kv.second <= before[kv.first]; });
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    after = queries();
+  }
+  for (const auto& [feed, n] : after) {
+    EXPECT_GE(n, before[feed] + 1) << feed << ": the route is a change it reads";
+    EXPECT_LE(n, before[feed] + 2) << feed << ": the apps are changes it cannot see";
+  }
 }
 
 TEST_F(RoutesApiTest, EdgeFeedServesRoutesAndBackendsAndWakesOnChanges) {
