@@ -72,6 +72,15 @@ Server startServer(const std::string& bin, const std::string& conninfo,
   return s;
 }
 
+// A counter's value from the server's /metrics (0 when absent).
+double metric(http::Client& client, const std::string& name) {
+  auto r = client.send("GET", "/metrics", http::Headers{}, "");
+  if (!r || r->status != 200) return 0;
+  const std::string key = "\n" + name + " ";
+  const size_t at = r->body.find(key);
+  return at == std::string::npos ? 0 : std::atof(r->body.c_str() + at + key.size());
+}
+
 http::Headers authHeaders(const std::string& token, const std::string& key) {
   http::Headers h;
   h.set("Authorization", "Bearer " + token);
@@ -213,15 +222,27 @@ int main(int argc, char** argv) {
   std::printf("%-34s %10s %10s %10s %12s\n", "mutation (POST app, RYW)", "requests", "p50 ms",
               "p99 ms", "mutations/s");
   runMutations(s, orgId, 4, 25, "warm");  // warm connections and caches
+  std::vector<std::string> batching;
   for (int conc : {1, 32}) {
     const int per = std::max(1, mutations / conc);
+    const double commands = metric(admin, "plfm_group_commit_commands_total");
+    const double batches = metric(admin, "plfm_group_commit_batches_total");
     auto r = runMutations(s, orgId, conc, per, "c" + std::to_string(conc));
     std::printf("%-34s %10zu %10.2f %10.2f %12.0f%s\n",
                 ("concurrency " + std::to_string(conc)).c_str(), r.latencies_ms.size(),
                 pct(r.latencies_ms, 0.5), pct(r.latencies_ms, 0.99),
                 static_cast<double>(r.latencies_ms.size()) / r.seconds,
                 r.errors > 0 ? (" (" + std::to_string(r.errors) + " errors)").c_str() : "");
+    const double b = metric(admin, "plfm_group_commit_batches_total") - batches;
+    if (b > 0) {
+      batching.push_back(
+          "concurrency " + std::to_string(conc) + ": " +
+          std::to_string((metric(admin, "plfm_group_commit_commands_total") - commands) / b)
+              .substr(0, 4) +
+          " commands per group commit");
+    }
   }
+  for (const auto& line : batching) std::printf("  (%s)\n", line.c_str());
   s.proc.signal(SIGTERM);
   s.proc.wait();
 

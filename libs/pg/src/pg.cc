@@ -6,7 +6,9 @@
 
 #include <cerrno>
 #include <charconv>
+#include <span>
 
+#include "plfm/pg/pipeline.h"
 #include "plfm/pg/sqlstate.h"
 #include "result_error.h"
 
@@ -169,7 +171,10 @@ Result<bool> ResultSet::boolean(int row, int col) const {
 
 // ---- Connection ----
 
-Connection::Connection(Connection&& o) noexcept : conn_(o.conn_) { o.conn_ = nullptr; }
+Connection::Connection(Connection&& o) noexcept
+    : conn_(o.conn_), batching_(o.batching_), deferred_(std::move(o.deferred_)) {
+  o.conn_ = nullptr;
+}
 Connection& Connection::operator=(Connection&& o) noexcept {
   if (this != &o) {
     if (conn_ != nullptr) {
@@ -178,6 +183,8 @@ Connection& Connection::operator=(Connection&& o) noexcept {
     }
     conn_ = o.conn_;
     o.conn_ = nullptr;
+    batching_ = o.batching_;
+    deferred_ = std::move(o.deferred_);
   }
   return *this;
 }
@@ -214,6 +221,11 @@ Result<ResultSet> Connection::check(pg_result* r, std::string_view sql) {
 }
 
 Result<ResultSet> Connection::exec(std::string_view sql, const Params& params) {
+  if (!deferred_.empty()) {
+    const Statement s{sql, params};
+    PLFM_ASSIGN_OR_RETURN(auto results, execPipeline(*this, std::span<const Statement>(&s, 1)));
+    return std::move(results.front());
+  }
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p.value() ? p.value()->c_str() : nullptr);
@@ -227,7 +239,26 @@ Result<ResultSet> Connection::exec(std::string_view sql, std::initializer_list<P
   return exec(sql, Params(params));
 }
 
+Result<void> Connection::execDeferred(std::string_view sql, Params params,
+                                      std::optional<OnError> on_error) {
+  if (!batching_) {
+    auto r = exec(sql, params);
+    if (!r && on_error && r.error().is(on_error->code)) return unexpected(on_error->instead);
+    if (!r) return unexpected(std::move(r).error());
+    return ok();
+  }
+  deferred_.push_back(DeferredWrite{std::string(sql), std::move(params), std::move(on_error)});
+  return ok();
+}
+
+Result<void> Connection::flushDeferred() {
+  if (deferred_.empty()) return ok();
+  PLFM_TRY(execPipeline(*this, {}));
+  return ok();
+}
+
 Result<void> Connection::execScript(std::string_view sql) {
+  PLFM_TRY(flushDeferred());
   const std::string text(sql);
   PLFM_TRY(check(PQexec(conn_, text.c_str()), sql));
   return ok();
@@ -281,7 +312,11 @@ Result<Transaction> Transaction::begin(Connection& conn, Isolation iso) {
   std::string_view sql = "BEGIN";
   if (iso == Isolation::kRepeatableRead) sql = "BEGIN ISOLATION LEVEL REPEATABLE READ";
   if (iso == Isolation::kSerializable) sql = "BEGIN ISOLATION LEVEL SERIALIZABLE";
-  PLFM_TRY(conn.execScript(sql));
+  if (conn.batchingWrites()) {
+    PLFM_TRY(conn.execDeferred(sql, {}));
+  } else {
+    PLFM_TRY(conn.execScript(sql));
+  }
   return Transaction(conn);
 }
 
@@ -306,6 +341,7 @@ Result<void> Transaction::commit() {
 
 void Transaction::rollback() {
   if (conn_ != nullptr) {
+    conn_->discardDeferred();
     (void)conn_->execScript("ROLLBACK");
     conn_ = nullptr;
   }

@@ -21,17 +21,26 @@ std::string PreparedStatements::name(std::string_view sql, bool& fresh) {
 UsePrepared::UsePrepared(PreparedStatements& p) : previous_(t_prepared) { t_prepared = &p; }
 UsePrepared::~UsePrepared() { t_prepared = previous_; }
 
-Result<std::vector<Result<ResultSet>>> execPipeline(Connection& conn,
-                                                    std::span<const Statement> statements) {
+namespace {
+
+// Sends `statements` in one pipeline and reads their results. The first
+// `queued` of them are a connection's deferred writes, prepared in
+// `queued_cache`; the rest use the thread's UsePrepared cache, if any.
+Result<std::vector<Result<ResultSet>>> runPipeline(Connection& conn,
+                                                   std::span<const Statement> statements,
+                                                   size_t queued,
+                                                   PreparedStatements* queued_cache) {
   PGconn* c = conn.raw();
   if (c == nullptr || PQenterPipelineMode(c) != 1) {
     return internal::connectionError(c, "cannot enter pipeline mode");
   }
-  PreparedStatements* prepared =
-      t_prepared != nullptr && t_prepared->owns(conn) ? t_prepared : nullptr;
+  PreparedStatements* own = t_prepared != nullptr && t_prepared->owns(conn) ? t_prepared : nullptr;
+  std::vector<PreparedStatements*> cache(statements.size(), own);
+  for (size_t i = 0; i < queued && i < cache.size(); ++i) cache[i] = queued_cache;
   std::vector<bool> fresh(statements.size(), false);
   for (size_t i = 0; i < statements.size(); ++i) {
     const Statement& s = statements[i];
+    PreparedStatements* prepared = cache[i];
     std::vector<const char*> values;
     values.reserve(s.params.size());
     for (const auto& p : s.params) values.push_back(p.value() ? p.value()->c_str() : nullptr);
@@ -65,6 +74,7 @@ Result<std::vector<Result<ResultSet>>> execPipeline(Connection& conn,
     const Statement& s = statements[i];
     std::optional<Error> parse_error;  // the statement's own error when its Parse failed
     if (fresh[i]) {
+      PreparedStatements* prepared = cache[i];
       // The Parse of a statement seen for the first time: if it did not
       // happen (an earlier statement failed) or failed, it is not prepared.
       PGresult* p = PQgetResult(c);
@@ -103,6 +113,33 @@ Result<std::vector<Result<ResultSet>>> execPipeline(Connection& conn,
     return internal::connectionError(c, "pipeline did not end cleanly");
   }
   if (ended) internal::endSession(c);
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<Result<ResultSet>>> execPipeline(Connection& conn,
+                                                    std::span<const Statement> statements) {
+  if (conn.deferredWrites() == 0) return runPipeline(conn, statements, 0, nullptr);
+  std::vector<Connection::DeferredWrite> queued = conn.takeDeferred();
+  std::vector<Statement> all;
+  all.reserve(queued.size() + statements.size());
+  for (auto& w : queued) all.push_back(Statement{w.sql, std::move(w.params)});
+  all.insert(all.end(), statements.begin(), statements.end());
+  PLFM_ASSIGN_OR_RETURN(auto results,
+                        runPipeline(conn, all, queued.size(), &internal::preparedFor(conn)));
+  std::optional<Error> failed;  // the first queued write's error
+  for (size_t i = 0; i < queued.size() && !failed; ++i) {
+    if (results[i]) continue;
+    const auto& on_error = queued[i].on_error;
+    failed =
+        on_error && results[i].error().is(on_error->code) ? on_error->instead : results[i].error();
+  }
+  std::vector<Result<ResultSet>> out;
+  out.reserve(statements.size());
+  for (size_t i = queued.size(); i < results.size(); ++i) out.push_back(std::move(results[i]));
+  if (failed && !out.empty()) out.front() = unexpected(std::move(*failed));
+  if (failed && out.empty()) return unexpected(std::move(*failed));
   return out;
 }
 

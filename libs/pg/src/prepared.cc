@@ -33,18 +33,18 @@ void forgetPrepared(PGconn* c) {
   const std::lock_guard lock(r.mu);
   r.by_conn.erase(c);
 }
+
+PreparedStatements& preparedFor(Connection& conn) {
+  Registry& r = registry();
+  const std::lock_guard lock(r.mu);
+  auto& slot = r.by_conn[conn.raw()];
+  if (!slot) slot = std::make_unique<PreparedStatements>(conn, "plfm_s");
+  return *slot;
+}
 }  // namespace internal
 
 Result<ResultSet> execPrepared(Connection& conn, std::string_view sql, const Params& params) {
-  PreparedStatements* statements = nullptr;
-  {
-    Registry& r = registry();
-    const std::lock_guard lock(r.mu);
-    auto& slot = r.by_conn[conn.raw()];
-    if (!slot) slot = std::make_unique<PreparedStatements>(conn, "plfm_s");
-    statements = slot.get();
-  }
-  const UsePrepared use(*statements);
+  const UsePrepared use(internal::preparedFor(conn));
   const Statement s{sql, params};
   PLFM_ASSIGN_OR_RETURN(auto results, execPipeline(conn, std::span<const Statement>(&s, 1)));
   return std::move(results.front());

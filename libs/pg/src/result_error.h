@@ -21,3 +21,15 @@ void endSession(PGconn* c);
 void forgetPrepared(PGconn* c);
 
 }  // namespace plfm::pg::internal
+
+namespace plfm::pg {
+class Connection;
+class PreparedStatements;
+}  // namespace plfm::pg
+
+namespace plfm::pg::internal {
+
+// The statements execPrepared() keeps for a connection (prepared.cc).
+PreparedStatements& preparedFor(Connection& conn);
+
+}  // namespace plfm::pg::internal

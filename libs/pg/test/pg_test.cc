@@ -241,6 +241,84 @@ TEST_F(PgTest, PreparedPipelineStatementsAreReusedAndSurviveAFailedParse) {
   EXPECT_TRUE((*r)[0].has_value()) << (*r)[0].error().toString();
 }
 
+// Deferred writes: queued under BatchedWrites (the BEGIN too), sent with the
+// next statement in one pipeline, their errors returned by it; dropped by a
+// rollback; sent at once without BatchedWrites; flushed when it ends.
+TEST_F(PgTest, DeferredWritesRideOnTheNextStatementAndReportTheirErrors) {
+  const std::string_view insert = "INSERT INTO kv (k, n) VALUES ($1, $2)";
+  auto count = [this](std::string_view k) {
+    auto other = connect();
+    auto rs = other.exec("SELECT count(*) FROM kv WHERE k = $1", {k});
+    return rs ? rs->int64(0, 0).value_or(-1) : -1;
+  };
+  {
+    const BatchedWrites batch(conn_);
+    auto tx = Transaction::begin(conn_);
+    ASSERT_TRUE(tx.has_value());
+    EXPECT_EQ(conn_.deferredWrites(), 1U);  // the BEGIN
+    ASSERT_TRUE(conn_.execDeferred(insert, {"a", int64_t{1}}).has_value());
+    ASSERT_TRUE(conn_.execDeferred(insert, {"b", int64_t{2}}).has_value());
+    EXPECT_EQ(conn_.deferredWrites(), 3U);
+    auto seen = tx->exec("SELECT count(*) FROM kv");  // reads what was queued before it
+    ASSERT_TRUE(seen.has_value()) << seen.error().toString();
+    EXPECT_EQ(seen->int64(0, 0).value_or(-1), 2);
+    EXPECT_EQ(conn_.deferredWrites(), 0U);
+    EXPECT_EQ(count("a"), 0);  // inside the transaction
+    ASSERT_TRUE(conn_.execDeferred(insert, {"c", int64_t{3}}).has_value());
+    ASSERT_TRUE(tx->commit().has_value());
+    EXPECT_EQ(count("a"), 1);
+    EXPECT_EQ(count("c"), 1);
+
+    // A queued write's error is the next statement's, and the block aborts.
+    auto tx2 = Transaction::begin(conn_);
+    ASSERT_TRUE(tx2.has_value());
+    ASSERT_TRUE(conn_.execDeferred(insert, {"d", int64_t{4}}).has_value());
+    ASSERT_TRUE(conn_.execDeferred(insert, {"a", int64_t{5}}).has_value());
+    ASSERT_TRUE(conn_.execDeferred(insert, {"e", int64_t{6}}).has_value());
+    auto failed = tx2->exec("SELECT 1");
+    ASSERT_FALSE(failed.has_value());
+    EXPECT_TRUE(failed.error().is(errc::kUniqueViolation)) << failed.error().toString();
+    EXPECT_EQ(failed.error().detail("constraint"), "kv_pkey");
+    EXPECT_FALSE(tx2->commit().has_value());
+    EXPECT_EQ(count("d"), 0);
+    EXPECT_EQ(count("e"), 0);
+
+    // The same error at commit, when no statement came before it.
+    auto tx3 = Transaction::begin(conn_);
+    ASSERT_TRUE(tx3.has_value());
+    ASSERT_TRUE(conn_.execDeferred(insert, {"neg", int64_t{-1}}).has_value());
+    auto commit = tx3->commit();
+    ASSERT_FALSE(commit.has_value());
+    EXPECT_TRUE(commit.error().is(errc::kCheckViolation)) << commit.error().toString();
+
+    // A rollback drops what is queued.
+    {
+      auto tx4 = Transaction::begin(conn_);
+      ASSERT_TRUE(tx4.has_value());
+      ASSERT_TRUE(conn_.execDeferred(insert, {"f", int64_t{7}}).has_value());
+    }
+    EXPECT_EQ(conn_.deferredWrites(), 0U);
+    EXPECT_EQ(count("f"), 0);
+    EXPECT_TRUE(conn_.idle());
+
+    // Queued writes are prepared once per connection.
+    auto prepared = conn_.exec("SELECT count(*) FROM pg_prepared_statements WHERE statement = $1",
+                               {std::string(insert)});
+    ASSERT_TRUE(prepared.has_value());
+    EXPECT_EQ(prepared->int64(0, 0).value_or(-1), 1);
+
+    // Outside a transaction, sent when the batch ends.
+    ASSERT_TRUE(conn_.execDeferred(insert, {"g", int64_t{8}}).has_value());
+    EXPECT_EQ(count("g"), 0);
+  }
+  EXPECT_EQ(count("g"), 1);
+  EXPECT_FALSE(conn_.batchingWrites());
+  // Without BatchedWrites a write runs at once, and fails at once.
+  auto dup = conn_.execDeferred(insert, {"g", int64_t{9}});
+  ASSERT_FALSE(dup.has_value());
+  EXPECT_TRUE(dup.error().is(errc::kUniqueViolation));
+}
+
 // execPrepared: parsed once per connection, the same results and typed
 // errors as exec, a failed Parse not kept, and beside the group
 // committer's own statements on the same connection.

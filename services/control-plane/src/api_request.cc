@@ -200,15 +200,15 @@ Result<int> nextAggregateSeq(pg::Transaction& tx, std::string_view aggregate_id)
 
 Result<void> reserveName(pg::Transaction& tx, const std::string& scope, const std::string& name,
                          const std::string& owner_id, std::string_view what) {
-  auto r = tx.exec("INSERT INTO name_reservations (scope, name, owner_id) VALUES ($1, $2, $3)",
-                   {scope, name, owner_id});
-  if (!r && r.error().is(pg::errc::kUniqueViolation)) {
-    return Error(plfm::errc::kAlreadyExists,
-                 std::string(what) + " named '" + name + "' already exists")
-        .with("field", "name");
-  }
-  if (!r) return unexpected(std::move(r).error());
-  return ok();
+  // In a group commit (pg::BatchedWrites) the INSERT goes with the
+  // command's next statement, usually its append; a taken name fails that.
+  return tx.connection().execDeferred(
+      "INSERT INTO name_reservations (scope, name, owner_id) VALUES ($1, $2, $3)",
+      {scope, name, owner_id},
+      pg::Connection::OnError{pg::errc::kUniqueViolation,
+                              Error(plfm::errc::kAlreadyExists,
+                                    std::string(what) + " named '" + name + "' already exists")
+                                  .with("field", "name")});
 }
 
 Result<void> releaseName(pg::Transaction& tx, const std::string& scope,

@@ -2,6 +2,7 @@
 
 #include "plfm/core/json.h"
 #include "plfm/core/strings.h"
+#include "plfm/pg/prepared.h"
 
 namespace plfm::cp {
 namespace {
@@ -149,7 +150,10 @@ Result<std::vector<StoredEvent>> EventStore::readAfter(pg::Connection& conn, int
     params.emplace_back(*org_id);
   }
   sql += " ORDER BY seq LIMIT $2";
-  PLFM_ASSIGN_OR_RETURN(auto rs, conn.exec(sql, params));
+  // The projection worker's read (no org) is the same range scan for every
+  // after: prepared. An org's read stays planned per execution.
+  PLFM_ASSIGN_OR_RETURN(auto rs,
+                        org_id ? conn.exec(sql, params) : pg::execPrepared(conn, sql, params));
   std::vector<StoredEvent> out;
   out.reserve(static_cast<size_t>(rs.rows()));
   for (int i = 0; i < rs.rows(); ++i) out.push_back(rowToEvent(rs, i));

@@ -124,6 +124,10 @@ void GroupCommitter::runBatch(std::vector<Pending*>& batch, std::vector<Pending*
   if (auto c = ensureConnected(); !c) return failAll(c.error());
   // The hot statements (key claim, event insert, record) are prepared once.
   const pg::UsePrepared use_prepared(*prepared_);
+  // Writes no one reads wait for the next round trip: the BEGIN goes with
+  // the lock, a name reservation with its command's append, the NOTIFY with
+  // the COMMIT.
+  const pg::BatchedWrites batched(*conn_);
   auto tx = pg::Transaction::begin(*conn_);
   if (!tx) return failAll(tx.error());
   // The transaction's lock_timeout, and one append lock for the whole
@@ -163,12 +167,19 @@ void GroupCommitter::runBatch(std::vector<Pending*>& batch, std::vector<Pending*
       orgs.command.clear();
       auto r = (*p->body)(*tx, p->opening != nullptr ? std::move(sent->back())
                                                      : Result<pg::ResultSet>(pg::ResultSet()));
+      // A write the command left queued fails it, not the next one.
+      if (r && tx->connection().deferredWrites() > 0) {
+        if (auto flushed = tx->connection().flushDeferred(); !flushed) {
+          r = unexpected(flushed.error());
+        }
+      }
       if (r) {
         if (!r->replayed) last_seq = std::max(last_seq, r->seq);
         orgs.batch.insert(orgs.command.begin(), orgs.command.end());
         p->result = std::move(r);
         break;
       }
+      tx->connection().discardDeferred();
       if (auto back = tx->connection().execScript("ROLLBACK TO SAVEPOINT gc"); !back) {
         fatal = back.error();
         break;
@@ -187,8 +198,9 @@ void GroupCommitter::runBatch(std::vector<Pending*>& batch, std::vector<Pending*
   t_orgs = nullptr;
   if (fatal) return failAll(*fatal);
   if (last_seq > 0) {
-    if (auto r = tx->exec("SELECT pg_notify($1, $2)",
-                          {std::string(EventStore::kNotifyChannel), std::to_string(last_seq)});
+    if (auto r = tx->connection().execDeferred(
+            "SELECT pg_notify($1, $2)",
+            {std::string(EventStore::kNotifyChannel), std::to_string(last_seq)});
         !r) {
       return failAll(r.error());
     }

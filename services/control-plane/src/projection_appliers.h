@@ -44,6 +44,10 @@ struct Payload {
 
 using ApplyFn = Result<void> (*)(pg::Transaction&, const Payload&);
 
+// A view write whose result nobody reads. Under catchUp() it is deferred to
+// the next statement's round trip (pg::BatchedWrites): a read of the views
+// after it still sees it, and its error comes back from that next statement
+// or the commit. It is prepared once per connection: a write by a key.
 [[nodiscard]] Result<void> exec(pg::Transaction& tx, std::string_view sql,
                                 const pg::Params& params);
 

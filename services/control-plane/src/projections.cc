@@ -11,6 +11,7 @@
 #include "plfm/core/json.h"
 #include "plfm/core/log.h"
 #include "plfm/core/thread_guard.h"
+#include "plfm/pg/prepared.h"
 #include "projection_appliers.h"
 
 namespace plfm::cp {
@@ -42,8 +43,7 @@ Result<std::optional<std::string>> Payload::optStrOrMissing(std::string_view fie
 }
 
 Result<void> exec(pg::Transaction& tx, std::string_view sql, const pg::Params& params) {
-  PLFM_TRY(tx.exec(sql, params));
-  return ok();
+  return tx.connection().execDeferred(sql, params);
 }
 
 }  // namespace projection
@@ -365,8 +365,9 @@ namespace {
 Result<std::pair<int, int64_t>> applyBatch(pg::Transaction& tx, int batch,
                                            int64_t* watched_seq = nullptr, int64_t known = 0) {
   // The row lock serializes workers of several control-plane processes.
-  PLFM_ASSIGN_OR_RETURN(auto cp,
-                        tx.exec("SELECT last_seq FROM projection_checkpoints WHERE name = 'views' "
+  PLFM_ASSIGN_OR_RETURN(
+      auto cp, pg::execPrepared(tx.connection(),
+                                "SELECT last_seq FROM projection_checkpoints WHERE name = 'views' "
                                 "FOR UPDATE"));
   PLFM_ASSIGN_OR_RETURN(int64_t last, cp.int64(0, 0));
   if (watched_seq != nullptr && last > known) *watched_seq = std::max(*watched_seq, last);
@@ -399,7 +400,7 @@ Result<std::pair<int, int64_t>> applyBatch(pg::Transaction& tx, int batch,
   }
   if (!events.empty()) {
     PLFM_TRY(
-        tx.exec("UPDATE projection_checkpoints SET last_seq = $1 WHERE name = 'views'", {last}));
+        exec(tx, "UPDATE projection_checkpoints SET last_seq = $1 WHERE name = 'views'", {last}));
   }
   return std::make_pair(static_cast<int>(events.size()), last);
 }
@@ -407,6 +408,10 @@ Result<std::pair<int, int64_t>> applyBatch(pg::Transaction& tx, int batch,
 }  // namespace
 
 Result<int64_t> catchUp(pg::Connection& conn, int batch, int64_t* watched_seq, int64_t known) {
+  // The appliers' writes, the checkpoint's update and the BEGIN wait for the
+  // next statement: a batch takes three round trips (BEGIN with the lock,
+  // the events, the writes with COMMIT) plus the appliers' own reads.
+  const pg::BatchedWrites batched(conn);
   for (;;) {
     PLFM_ASSIGN_OR_RETURN(auto tx, pg::Transaction::begin(conn));
     int64_t seen = watched_seq != nullptr ? *watched_seq : 0;
@@ -420,6 +425,7 @@ Result<int64_t> catchUp(pg::Connection& conn, int batch, int64_t* watched_seq, i
 }
 
 Result<int64_t> rebuildViews(pg::Connection& conn) {
+  const pg::BatchedWrites batched(conn);
   PLFM_ASSIGN_OR_RETURN(auto tx, pg::Transaction::begin(conn));
   PLFM_TRY(tx.exec("SELECT last_seq FROM projection_checkpoints WHERE name = 'views' FOR UPDATE"));
   std::string truncate = "TRUNCATE ";

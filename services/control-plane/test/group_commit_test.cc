@@ -110,6 +110,53 @@ TEST_F(GroupCommitTest, AFailingCommandLeavesItsNeighboursCommitted) {
   EXPECT_EQ(ghost->int64(0, 0).value_or(-1), 0);
 }
 
+// A write deferred to the command's next round trip (a name reservation
+// goes with its append) fails that command with its own error, also when
+// the command ends with the write still queued; the batch goes on.
+TEST_F(GroupCommitTest, ADeferredWriteFailsItsOwnCommandAndNoOther) {
+  auto db = connect();
+  appendOk(db, {testsupport::orgCreated("org_gc", "gc")});
+  auto reserve = [](pg::Transaction& tx, const std::string& name, const std::string& owner) {
+    return tx.connection().execDeferred(
+        "INSERT INTO name_reservations (scope, name, owner_id) VALUES ('app:org_gc', $1, $2)",
+        {name, owner},
+        pg::Connection::OnError{pg::errc::kUniqueViolation,
+                                Error(plfm::errc::kAlreadyExists, "taken: " + name)});
+  };
+  auto reserveThenAppend = [&](const std::string& name, const std::string& app) {
+    return [&, name, app](pg::Transaction& tx,
+                          Result<pg::ResultSet> opened) -> Result<CommandOutcome> {
+      PLFM_TRY(reserve(tx, name, app));
+      EXPECT_EQ(tx.connection().deferredWrites(), 1U);  // queued, not sent
+      return appendApp("org_gc", app)(tx, std::move(opened));
+    };
+  };
+  const GroupCommitter::Body leftQueued =
+      [&](pg::Transaction& tx, Result<pg::ResultSet> /*opened*/) -> Result<CommandOutcome> {
+    PLFM_TRY(reserve(tx, "one", "app_late"));
+    CommandOutcome out;
+    out.status = 200;
+    return out;
+  };
+  auto results =
+      runAsOneBatch(appendApp("org_gc", "app_a"),
+                    {reserveThenAppend("one", "app_one"), reserveThenAppend("one", "app_dup"),
+                     leftQueued, reserveThenAppend("two", "app_two")});
+  ASSERT_TRUE(results[0].has_value()) << results[0].error().toString();
+  ASSERT_FALSE(results[1].has_value());
+  EXPECT_TRUE(results[1].error().is(plfm::errc::kAlreadyExists)) << results[1].error().toString();
+  EXPECT_EQ(results[1].error().message(), "taken: one");
+  ASSERT_FALSE(results[2].has_value());
+  EXPECT_TRUE(results[2].error().is(plfm::errc::kAlreadyExists)) << results[2].error().toString();
+  ASSERT_TRUE(results[3].has_value()) << results[3].error().toString();
+  EXPECT_EQ(results[3]->seq, results[0]->seq + 1);
+  auto owners = db.exec("SELECT owner_id FROM name_reservations ORDER BY owner_id");
+  ASSERT_TRUE(owners.has_value());
+  ASSERT_EQ(owners->rows(), 2);
+  EXPECT_EQ(owners->text(0, 0), "app_one");
+  EXPECT_EQ(owners->text(1, 0), "app_two");
+}
+
 TEST_F(GroupCommitTest, TheSameKeyTwiceInOneBatchRunsOnceAndReplays) {
   auto db = connect();
   const IdempotencyKey k{"usr_test", "same-key", "hash-1"};

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "plfm/core/result.h"
@@ -147,15 +148,71 @@ class Connection {
   [[nodiscard]] int backendPid() const;
   [[nodiscard]] pg_conn* raw() const { return conn_; }
 
+  // Writes whose results nobody reads (a projection's INSERT) can ride on
+  // the next statement's round trip. While a BatchedWrites of this
+  // connection is alive, execDeferred() queues the write; the next exec(),
+  // execScript(), execPipeline(), execPrepared() or commit sends the queue
+  // first, in one pipeline with its own statement, and returns the first
+  // queued write's error as its own. Without a BatchedWrites it runs the
+  // write at once. Queued writes are prepared once per connection, like
+  // execPrepared(), so they must be statements whose plan does not depend
+  // on their parameters (writes by a key).
+  // `on_error`: when the write fails with that code (a unique violation),
+  // report this error instead, wherever it surfaces.
+  struct OnError {
+    std::string_view code;
+    Error instead;
+  };
+  [[nodiscard]] Result<void> execDeferred(std::string_view sql, Params params,
+                                          std::optional<OnError> on_error = std::nullopt);
+  [[nodiscard]] bool batchingWrites() const { return batching_; }
+  [[nodiscard]] size_t deferredWrites() const { return deferred_.size(); }
+  // Sends the queued writes now (a round trip when there are any).
+  [[nodiscard]] Result<void> flushDeferred();
+  // Drops the queued writes (before a ROLLBACK).
+  void discardDeferred() { deferred_.clear(); }
+
+  struct DeferredWrite {
+    std::string sql;
+    Params params;
+    std::optional<OnError> on_error;
+  };
+  [[nodiscard]] std::vector<DeferredWrite> takeDeferred() { return std::exchange(deferred_, {}); }
+
  private:
+  friend class BatchedWrites;
   explicit Connection(pg_conn* c) : conn_(c) {}
   Result<ResultSet> check(pg_result* r, std::string_view sql);
   pg_conn* conn_ = nullptr;
+  bool batching_ = false;
+  std::vector<DeferredWrite> deferred_;
+};
+
+// While alive, the connection's execDeferred() writes (and a
+// Transaction::begin) are queued for the next statement's round trip. On
+// destruction whatever is still queued is sent: an error there aborts the
+// open transaction, so its commit fails.
+class BatchedWrites {
+ public:
+  explicit BatchedWrites(Connection& conn) : conn_(conn), previous_(conn.batching_) {
+    conn.batching_ = true;
+  }
+  ~BatchedWrites() {
+    (void)conn_.flushDeferred();
+    conn_.batching_ = previous_;
+  }
+  BatchedWrites(const BatchedWrites&) = delete;
+  BatchedWrites& operator=(const BatchedWrites&) = delete;
+
+ private:
+  Connection& conn_;
+  bool previous_;
 };
 
 enum class Isolation { kReadCommitted, kRepeatableRead, kSerializable };
 
 // BEGIN on creation, ROLLBACK on destruction unless commit() succeeded.
+// Under BatchedWrites the BEGIN itself waits for the first statement.
 class Transaction {
  public:
   [[nodiscard]] static Result<Transaction> begin(Connection& conn,
