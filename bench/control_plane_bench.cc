@@ -4,7 +4,7 @@
 //     and the sustained mutation rate;
 //   - raw event appends/s through EventStore, unbatched and batched.
 //
-//   bench/control_plane_bench [--mutations N] [--appends N]
+//   bench/control_plane_bench [--mutations N] [--appends N] [--concurrency 1,32]
 //
 // Figures go to docs/benchmarks.md; nothing here asserts on time.
 #include <algorithm>
@@ -198,10 +198,19 @@ double pgbenchInsertTps(const std::string& conninfo, const plfm::testing::TempDi
 int main(int argc, char** argv) {
   int mutations = 2000;
   int appends = 20000;
+  std::vector<int> levels = {1, 32};
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--mutations") mutations = std::atoi(argv[i + 1]);
     if (a == "--appends") appends = std::atoi(argv[i + 1]);
+    if (a == "--concurrency") {
+      levels.clear();
+      for (const char* c = argv[i + 1]; *c != '\0';) {
+        levels.push_back(std::atoi(c));
+        while (*c != '\0' && *c != ',') ++c;
+        if (*c == ',') ++c;
+      }
+    }
   }
   auto cluster = testing::PgCluster::start();
   if (!cluster) die(cluster.error().toString());
@@ -223,7 +232,7 @@ int main(int argc, char** argv) {
               "p99 ms", "mutations/s");
   runMutations(s, orgId, 4, 25, "warm");  // warm connections and caches
   std::vector<std::string> batching;
-  for (int conc : {1, 32}) {
+  for (int conc : levels) {
     const int per = std::max(1, mutations / conc);
     const double commands = metric(admin, "plfm_group_commit_commands_total");
     const double batches = metric(admin, "plfm_group_commit_batches_total");

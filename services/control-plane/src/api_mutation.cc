@@ -70,8 +70,10 @@ Result<http::Response> Api::runMutation(Ctx& ctx, const MutationFn& fn,
   ctx.lease.reset();
   const GroupCommitter::Body body = [&](pg::Transaction& tx,
                                         Result<pg::ResultSet> claim) -> Result<CommandOutcome> {
-    PLFM_ASSIGN_OR_RETURN(auto replay, resolveClaim(tx, k, std::move(claim)));
-    if (replay) return std::move(*replay);
+    if (!GroupCommitter::openingPresumed()) {
+      PLFM_ASSIGN_OR_RETURN(auto replay, resolveClaim(tx, k, std::move(claim)));
+      if (replay) return std::move(*replay);
+    }
     CommandOutcome out;
     PLFM_ASSIGN_OR_RETURN(Mutation m, fn(tx));
     out.settle = m.settle;
@@ -98,7 +100,8 @@ Result<http::Response> Api::runMutation(Ctx& ctx, const MutationFn& fn,
         saveIdempotencyRecord(tx, k, out, m.replay_body ? json::dump(*m.replay_body) : out.body));
     return out;
   };
-  PLFM_ASSIGN_OR_RETURN(CommandOutcome done, committer_->run(body, claimStatement(k)));
+  PLFM_ASSIGN_OR_RETURN(CommandOutcome done,
+                        committer_->run(body, claimStatement(k), presumedClaimStatement(k)));
 
   if (done.seq > 0 && !done.replayed) {
     mutations_.inc({{"method", ctx.req.method}});

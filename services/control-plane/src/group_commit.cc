@@ -13,6 +13,11 @@ struct BatchOrgs {
   std::set<std::string> command;
 };
 thread_local BatchOrgs* t_orgs = nullptr;
+thread_local bool t_presumed = false;
+
+// A presumed opening's write failed on a taken key (the usual way then
+// finds out whether it is a replay).
+constexpr std::string_view kOpeningTaken = "group_commit.opening_taken";
 
 bool transient(const Error& e) { return pg::isRetryable(e) || e.is(errc::kConcurrencyConflict); }
 
@@ -36,10 +41,12 @@ GroupCommitter::~GroupCommitter() {
   thread_.join();
 }
 
-Result<CommandOutcome> GroupCommitter::run(const Body& body, std::optional<pg::Statement> opening) {
+Result<CommandOutcome> GroupCommitter::run(const Body& body, std::optional<pg::Statement> opening,
+                                           std::optional<pg::Statement> presumed) {
   Pending p;
   p.body = &body;
   p.opening = opening ? &*opening : nullptr;
+  p.presumed = opening && presumed ? &*presumed : nullptr;
   std::unique_lock lock(mu_);
   if (stop_) return Error(plfm::errc::kUnavailable, "the control plane is stopping");
   queue_.push_back(&p);
@@ -54,6 +61,8 @@ void GroupCommitter::noteAppended(const std::vector<NewEvent>& events) {
     if (!ev.org_id.empty()) t_orgs->command.insert(ev.org_id);
   }
 }
+
+bool GroupCommitter::openingPresumed() { return t_presumed; }
 
 bool GroupCommitter::batchWrote(const std::string& org_id) {
   return t_orgs != nullptr && (t_orgs->batch.contains(org_id) || t_orgs->command.contains(org_id));
@@ -146,7 +155,45 @@ void GroupCommitter::runBatch(std::vector<Pending*>& batch, std::vector<Pending*
   int64_t last_seq = 0;
   bool first = true;
   std::optional<Error> fatal;
+  pg::Connection& conn = tx->connection();
   for (Pending* p : batch) {
+    if (p->presumed != nullptr) {
+      // [RELEASE SAVEPOINT gc,] SAVEPOINT gc, the presumed claim: queued for
+      // the body's first statement. Any failure: back to the savepoint (if
+      // the queue went out) and the usual way below.
+      const uint64_t sent_before = conn.deferredSent();
+      bool queued = first || conn.execDeferred("RELEASE SAVEPOINT gc", {}).has_value();
+      queued = queued && conn.execDeferred("SAVEPOINT gc", {}).has_value();
+      queued =
+          queued && conn.execDeferred(p->presumed->sql, p->presumed->params,
+                                      pg::Connection::OnError{pg::errc::kUniqueViolation,
+                                                              Error(kOpeningTaken, "key taken")})
+                        .has_value();
+      orgs.command.clear();
+      t_presumed = true;
+      auto r = queued ? (*p->body)(*tx, Result<pg::ResultSet>(pg::ResultSet()))
+                      : Result<CommandOutcome>(Error(plfm::errc::kInternal, "not queued"));
+      t_presumed = false;
+      if (r && conn.deferredWrites() > 0) {
+        if (auto flushed = conn.flushDeferred(); !flushed) r = unexpected(flushed.error());
+      }
+      if (r) {
+        first = false;
+        if (!r->replayed) last_seq = std::max(last_seq, r->seq);
+        orgs.batch.insert(orgs.command.begin(), orgs.command.end());
+        p->result = std::move(r);
+        continue;
+      }
+      conn.discardDeferred();
+      if (conn.deferredSent() > sent_before) {
+        // The SAVEPOINT went out (the RELEASE too): this command's own.
+        first = false;
+        if (auto back = conn.execScript("ROLLBACK TO SAVEPOINT gc"); !back) {
+          fatal = back.error();
+          break;
+        }
+      }
+    }
     for (int attempt = 1;; ++attempt) {
       // [RELEASE SAVEPOINT gc,] SAVEPOINT gc[, opening]: one round trip.
       std::vector<pg::Statement> open;

@@ -11,6 +11,13 @@ pg::Statement claimStatement(const IdempotencyKey& k) {
       {k.scope, k.key, k.hash}};
 }
 
+pg::Statement presumedClaimStatement(const IdempotencyKey& k) {
+  return {
+      "INSERT INTO idempotency_keys (scope, key, request_hash, status, response_body, seq) "
+      "VALUES ($1, $2, $3, 0, '', 0)",
+      {k.scope, k.key, k.hash}};
+}
+
 Result<std::optional<CommandOutcome>> claimIdempotencyKey(pg::Transaction& tx,
                                                           const IdempotencyKey& k) {
   const pg::Statement s = claimStatement(k);

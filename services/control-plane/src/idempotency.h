@@ -30,6 +30,9 @@ struct IdempotencyKey {
 // (the group committer's opening statement): the statement, then what its
 // result means.
 [[nodiscard]] pg::Statement claimStatement(const IdempotencyKey& k);
+// The claim as a plain INSERT, which fails with a unique violation on a
+// taken key: the group committer's presumed opening (GroupCommitter::run).
+[[nodiscard]] pg::Statement presumedClaimStatement(const IdempotencyKey& k);
 [[nodiscard]] Result<std::optional<CommandOutcome>> resolveClaim(pg::Transaction& tx,
                                                                  const IdempotencyKey& k,
                                                                  Result<pg::ResultSet> claim);

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <thread>
 
 #include "cp_test_support.h"
@@ -48,6 +49,14 @@ class GroupCommitTest : public testsupport::CpTest {
   // then lets them run as the next batch. Returns each one's result.
   std::vector<Result<CommandOutcome>> runAsOneBatch(const GroupCommitter::Body& first,
                                                     const std::vector<GroupCommitter::Body>& rest) {
+    std::vector<std::function<Result<CommandOutcome>()>> submit;
+    for (const auto& body : rest) submit.emplace_back([&] { return committer_->run(body); });
+    return runAsOneBatch(first, submit);
+  }
+  // The same with each command submitted by `rest[i]()` (with an opening).
+  std::vector<Result<CommandOutcome>> runAsOneBatch(
+      const GroupCommitter::Body& first,
+      const std::vector<std::function<Result<CommandOutcome>()>>& rest) {
     std::atomic<bool> started{false};
     std::atomic<bool> release{false};
     const GroupCommitter::Body gate = [&](pg::Transaction& tx,
@@ -62,7 +71,7 @@ class GroupCommitTest : public testsupport::CpTest {
     // The gate runs alone in the first batch.
     while (!started) std::this_thread::sleep_for(1ms);
     for (size_t i = 0; i < rest.size(); ++i) {
-      threads.emplace_back([&, i] { results[i + 1] = committer_->run(rest[i]); });
+      threads.emplace_back([&, i] { results[i + 1] = rest[i](); });
       while (committer_->queued() < i + 1) std::this_thread::sleep_for(1ms);
     }
     release = true;
@@ -193,6 +202,77 @@ TEST_F(GroupCommitTest, TheSameKeyTwiceInOneBatchRunsOnceAndReplays) {
   auto n = db.exec("SELECT count(*) FROM events WHERE aggregate_id = 'app_once'");
   ASSERT_TRUE(n.has_value());
   EXPECT_EQ(n->int64(0, 0).value_or(-1), 1);
+}
+
+// A presumed claim (one round trip less): a fresh key runs at once; the
+// same key again in the batch fails the presumed write and falls back to the
+// usual claim, which replays; a body that fails before sending anything, and
+// one that fails after, are run again the usual way without touching their
+// neighbours' work.
+TEST_F(GroupCommitTest, APresumedClaimFallsBackToTheUsualWayOnAnyFailure) {
+  auto db = connect();
+  std::atomic<int> ran{0};
+  std::atomic<int> presumed_runs{0};
+  auto keyedBody = [&](const IdempotencyKey& k, const std::string& app, int fail_presumed) {
+    return [&, k, app, fail_presumed](pg::Transaction& tx,
+                                      Result<pg::ResultSet> claim) -> Result<CommandOutcome> {
+      if (GroupCommitter::openingPresumed()) {
+        ++presumed_runs;
+        if (fail_presumed == 1) return Error(plfm::errc::kInternal, "fails before any statement");
+        if (fail_presumed == 2) {
+          PLFM_TRY(tx.exec("SELECT 1"));  // the claim goes out with it
+          return Error(plfm::errc::kInternal, "fails after a statement");
+        }
+      } else {
+        PLFM_ASSIGN_OR_RETURN(auto replay, resolveClaim(tx, k, std::move(claim)));
+        if (replay) return std::move(*replay);
+      }
+      ++ran;
+      PLFM_ASSIGN_OR_RETURN(CommandOutcome out, appendApp("org_p", app)(tx, pg::ResultSet()));
+      out.body = app;
+      PLFM_TRY(saveIdempotencyRecord(tx, k, out, out.body));
+      return out;
+    };
+  };
+  std::vector<GroupCommitter::Body> bodies;
+  std::vector<IdempotencyKey> keys = {{"usr_test", "k1", "h1"},
+                                      {"usr_test", "k1", "h1"},
+                                      {"usr_test", "k2", "h2"},
+                                      {"usr_test", "k3", "h3"}};
+  bodies.push_back(keyedBody(keys[0], "app_one", 0));
+  bodies.push_back(keyedBody(keys[1], "app_one_again", 0));
+  bodies.push_back(keyedBody(keys[2], "app_two", 1));
+  bodies.push_back(keyedBody(keys[3], "app_three", 2));
+  std::vector<std::function<Result<CommandOutcome>()>> submit;
+  for (size_t i = 0; i < bodies.size(); ++i) {
+    submit.emplace_back([&, i] {
+      return committer_->run(bodies[i], claimStatement(keys[i]), presumedClaimStatement(keys[i]));
+    });
+  }
+  auto results = runAsOneBatch(appendApp("org_p", "app_first"), submit);
+  for (const auto& r : results) ASSERT_TRUE(r.has_value()) << r.error().toString();
+  EXPECT_FALSE(results[0]->replayed);
+  EXPECT_TRUE(results[1]->replayed);  // the presumed write failed: the usual way replays
+  EXPECT_EQ(results[1]->body, "app_one");
+  EXPECT_EQ(results[1]->seq, results[0]->seq);
+  EXPECT_EQ(results[2]->body, "app_two");
+  EXPECT_EQ(results[3]->body, "app_three");
+  // app_one, app_two, app_three, and the duplicate's presumed run, whose
+  // append then failed with its claim and was rolled back (events below).
+  EXPECT_EQ(ran.load(), 4);
+  EXPECT_EQ(presumed_runs.load(), 4);  // every command tried the presumed way first
+  auto events = EventStore::readAfter(db, 0, 100);
+  ASSERT_TRUE(events.has_value());
+  std::vector<std::string> order;
+  for (size_t i = 0; i < events->size(); ++i) {
+    EXPECT_EQ((*events)[i].seq, static_cast<int64_t>(i + 1));
+    order.push_back((*events)[i].aggregate_id);
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"app_first", "app_one", "app_two", "app_three"}));
+  auto claimed = db.exec("SELECT key, status FROM idempotency_keys ORDER BY key");
+  ASSERT_TRUE(claimed.has_value());
+  ASSERT_EQ(claimed->rows(), 3);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(claimed->text(i, 1), "201") << claimed->text(i, 0);
 }
 
 TEST_F(GroupCommitTest, ACommandSeesWhichOrgsItsBatchAlreadyWrote) {

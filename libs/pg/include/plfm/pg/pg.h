@@ -167,6 +167,8 @@ class Connection {
                                           std::optional<OnError> on_error = std::nullopt);
   [[nodiscard]] bool batchingWrites() const { return batching_; }
   [[nodiscard]] size_t deferredWrites() const { return deferred_.size(); }
+  // How many queued writes have been sent (not discarded) so far.
+  [[nodiscard]] uint64_t deferredSent() const { return deferred_sent_; }
   // Sends the queued writes now (a round trip when there are any).
   [[nodiscard]] Result<void> flushDeferred();
   // Drops the queued writes (before a ROLLBACK).
@@ -177,7 +179,10 @@ class Connection {
     Params params;
     std::optional<OnError> on_error;
   };
-  [[nodiscard]] std::vector<DeferredWrite> takeDeferred() { return std::exchange(deferred_, {}); }
+  [[nodiscard]] std::vector<DeferredWrite> takeDeferred() {
+    deferred_sent_ += deferred_.size();
+    return std::exchange(deferred_, {});
+  }
 
  private:
   friend class BatchedWrites;
@@ -186,6 +191,7 @@ class Connection {
   pg_conn* conn_ = nullptr;
   bool batching_ = false;
   std::vector<DeferredWrite> deferred_;
+  uint64_t deferred_sent_ = 0;
 };
 
 // While alive, the connection's execDeferred() writes (and a
