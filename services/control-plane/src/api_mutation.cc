@@ -70,7 +70,10 @@ Result<http::Response> Api::runMutation(Ctx& ctx, const MutationFn& fn,
   ctx.lease.reset();
   const GroupCommitter::Body body = [&](pg::Transaction& tx,
                                         Result<pg::ResultSet> claim) -> Result<CommandOutcome> {
-    if (!GroupCommitter::openingPresumed()) {
+    // Presumed (GroupCommitter::run): no claim yet; the record below is
+    // inserted whole instead, and a taken key fails it.
+    const bool presumed = GroupCommitter::openingPresumed();
+    if (!presumed) {
       PLFM_ASSIGN_OR_RETURN(auto replay, resolveClaim(tx, k, std::move(claim)));
       if (replay) return std::move(*replay);
     }
@@ -83,7 +86,7 @@ Result<http::Response> Api::runMutation(Ctx& ctx, const MutationFn& fn,
       // record goes in the append's round trip.
       out.body = json::dump(m.body);
       const pg::Statement save = saveAfterAppendStatement(
-          k, out.status, m.replay_body ? json::dump(*m.replay_body) : out.body);
+          k, out.status, m.replay_body ? json::dump(*m.replay_body) : out.body, presumed);
       PLFM_ASSIGN_OR_RETURN(auto appended, deps_.store.appendLocked(tx, actx, m.events, &save));
       GroupCommitter::noteAppended(m.events);
       out.seq = appended.last_seq;
@@ -96,12 +99,12 @@ Result<http::Response> Api::runMutation(Ctx& ctx, const MutationFn& fn,
       m.stamp(m.body, appended);
     }
     out.body = json::dump(m.body);
-    PLFM_TRY(
-        saveIdempotencyRecord(tx, k, out, m.replay_body ? json::dump(*m.replay_body) : out.body));
+    PLFM_TRY(saveIdempotencyRecord(
+        tx, k, out, m.replay_body ? json::dump(*m.replay_body) : out.body, presumed));
     return out;
   };
   PLFM_ASSIGN_OR_RETURN(CommandOutcome done,
-                        committer_->run(body, claimStatement(k), presumedClaimStatement(k)));
+                        committer_->run(body, claimStatement(k), /*presume=*/true));
 
   if (done.seq > 0 && !done.replayed) {
     mutations_.inc({{"method", ctx.req.method}});

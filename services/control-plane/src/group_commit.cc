@@ -15,10 +15,6 @@ struct BatchOrgs {
 thread_local BatchOrgs* t_orgs = nullptr;
 thread_local bool t_presumed = false;
 
-// A presumed opening's write failed on a taken key (the usual way then
-// finds out whether it is a replay).
-constexpr std::string_view kOpeningTaken = "group_commit.opening_taken";
-
 bool transient(const Error& e) { return pg::isRetryable(e) || e.is(errc::kConcurrencyConflict); }
 
 Error batchFailed(const Error& cause) {
@@ -42,11 +38,11 @@ GroupCommitter::~GroupCommitter() {
 }
 
 Result<CommandOutcome> GroupCommitter::run(const Body& body, std::optional<pg::Statement> opening,
-                                           std::optional<pg::Statement> presumed) {
+                                           bool presume) {
   Pending p;
   p.body = &body;
   p.opening = opening ? &*opening : nullptr;
-  p.presumed = opening && presumed ? &*presumed : nullptr;
+  p.presume = opening && presume;
   std::unique_lock lock(mu_);
   if (stop_) return Error(plfm::errc::kUnavailable, "the control plane is stopping");
   queue_.push_back(&p);
@@ -157,18 +153,13 @@ void GroupCommitter::runBatch(std::vector<Pending*>& batch, std::vector<Pending*
   std::optional<Error> fatal;
   pg::Connection& conn = tx->connection();
   for (Pending* p : batch) {
-    if (p->presumed != nullptr) {
-      // [RELEASE SAVEPOINT gc,] SAVEPOINT gc, the presumed claim: queued for
-      // the body's first statement. Any failure: back to the savepoint (if
-      // the queue went out) and the usual way below.
+    if (p->presume) {
+      // [RELEASE SAVEPOINT gc,] SAVEPOINT gc: queued for the body's first
+      // statement; the body claims the key by its own write. Any failure:
+      // back to the savepoint (if the queue went out) and the usual way below.
       const uint64_t sent_before = conn.deferredSent();
       bool queued = first || conn.execDeferred("RELEASE SAVEPOINT gc", {}).has_value();
       queued = queued && conn.execDeferred("SAVEPOINT gc", {}).has_value();
-      queued =
-          queued && conn.execDeferred(p->presumed->sql, p->presumed->params,
-                                      pg::Connection::OnError{pg::errc::kUniqueViolation,
-                                                              Error(kOpeningTaken, "key taken")})
-                        .has_value();
       orgs.command.clear();
       t_presumed = true;
       auto r = queued ? (*p->body)(*tx, Result<pg::ResultSet>(pg::ResultSet()))

@@ -74,18 +74,17 @@ class GroupCommitter {
   // `opening` (optional) is sent in the same round trip as the command's
   // SAVEPOINT: the idempotency key's claim.
   //
-  // `presumed` (optional, with `opening`): the same claim as a write that
-  // fails with a unique violation where `opening` would find the key taken.
-  // The committer then first queues it (pg::BatchedWrites) to go with the
-  // command's first statement, and runs `body` as if the claim succeeded
-  // (openingPresumed() is true inside it): one round trip less per command.
-  // If the command fails in any way, it is rolled back to its savepoint and
-  // run again the usual way, with `opening`'s result.
+  // `presume` (with `opening`): the committer first runs `body` without the
+  // opening (openingPresumed() is true inside it), and the body claims the
+  // key itself with a write that fails on a taken key (the idempotency
+  // record inserted whole, not updated): one statement and one round trip
+  // less per command. If the command fails in any way, it is rolled back to
+  // its savepoint and run again the usual way, with `opening`'s result.
   [[nodiscard]] Result<CommandOutcome> run(const Body& body,
                                            std::optional<pg::Statement> opening = std::nullopt,
-                                           std::optional<pg::Statement> presumed = std::nullopt);
-  // True inside a body run on a presumed opening: `opened` is then empty,
-  // and the body goes on as if its claim was fresh.
+                                           bool presume = false);
+  // True inside a body run on a presumed opening: `opened` is then empty;
+  // the body goes on as if its claim was fresh, and claims it by its write.
   [[nodiscard]] static bool openingPresumed();
 
   // For command bodies: record that the running command appended events of
@@ -108,7 +107,7 @@ class GroupCommitter {
   struct Pending {
     const Body* body = nullptr;
     const pg::Statement* opening = nullptr;
-    const pg::Statement* presumed = nullptr;
+    bool presume = false;
     std::optional<Result<CommandOutcome>> result;  // written by the committer thread
     bool done = false;                             // under mu_: result is final
   };

@@ -11,13 +11,6 @@ pg::Statement claimStatement(const IdempotencyKey& k) {
       {k.scope, k.key, k.hash}};
 }
 
-pg::Statement presumedClaimStatement(const IdempotencyKey& k) {
-  return {
-      "INSERT INTO idempotency_keys (scope, key, request_hash, status, response_body, seq) "
-      "VALUES ($1, $2, $3, 0, '', 0)",
-      {k.scope, k.key, k.hash}};
-}
-
 Result<std::optional<CommandOutcome>> claimIdempotencyKey(pg::Transaction& tx,
                                                           const IdempotencyKey& k) {
   const pg::Statement s = claimStatement(k);
@@ -55,7 +48,13 @@ Result<std::optional<CommandOutcome>> resolveClaim(pg::Transaction& tx, const Id
 }
 
 pg::Statement saveAfterAppendStatement(const IdempotencyKey& k, int status,
-                                       const std::string& saved_body) {
+                                       const std::string& saved_body, bool insert) {
+  if (insert) {
+    return {
+        "INSERT INTO idempotency_keys (scope, key, status, response_body, request_hash, seq) "
+        "VALUES ($1, $2, $3, $4, $5, (SELECT max(seq) FROM events))",
+        {k.scope, k.key, status, saved_body, k.hash}};
+  }
   return {
       "UPDATE idempotency_keys SET status = $3, response_body = $4, "
       "seq = (SELECT max(seq) FROM events) WHERE scope = $1 AND key = $2",
@@ -63,7 +62,15 @@ pg::Statement saveAfterAppendStatement(const IdempotencyKey& k, int status,
 }
 
 Result<void> saveIdempotencyRecord(pg::Transaction& tx, const IdempotencyKey& k,
-                                   const CommandOutcome& out, const std::string& saved_body) {
+                                   const CommandOutcome& out, const std::string& saved_body,
+                                   bool insert) {
+  if (insert) {
+    PLFM_TRY(
+        tx.exec("INSERT INTO idempotency_keys (scope, key, status, response_body, seq, "
+                "request_hash) VALUES ($1, $2, $3, $4, $5, $6)",
+                {k.scope, k.key, out.status, saved_body, out.seq, k.hash}));
+    return ok();
+  }
   PLFM_TRY(
       tx.exec("UPDATE idempotency_keys SET status = $3, response_body = $4, seq = $5 "
               "WHERE scope = $1 AND key = $2",

@@ -30,9 +30,6 @@ struct IdempotencyKey {
 // (the group committer's opening statement): the statement, then what its
 // result means.
 [[nodiscard]] pg::Statement claimStatement(const IdempotencyKey& k);
-// The claim as a plain INSERT, which fails with a unique violation on a
-// taken key: the group committer's presumed opening (GroupCommitter::run).
-[[nodiscard]] pg::Statement presumedClaimStatement(const IdempotencyKey& k);
 [[nodiscard]] Result<std::optional<CommandOutcome>> resolveClaim(pg::Transaction& tx,
                                                                  const IdempotencyKey& k,
                                                                  Result<pg::ResultSet> claim);
@@ -42,11 +39,17 @@ struct IdempotencyKey {
 // The record's completion as a statement to send right after the append of
 // the command's events (EventStore::appendLocked's `then`): its seq is the
 // log's head, the command's last event.
+//
+// `insert`: the key was not claimed (a presumed claim in the group
+// committer, GroupCommitter::run): the record is inserted whole, and a taken
+// key fails it with a unique violation.
 [[nodiscard]] pg::Statement saveAfterAppendStatement(const IdempotencyKey& k, int status,
-                                                     const std::string& saved_body);
+                                                     const std::string& saved_body,
+                                                     bool insert = false);
 
 [[nodiscard]] Result<void> saveIdempotencyRecord(pg::Transaction& tx, const IdempotencyKey& k,
                                                  const CommandOutcome& out,
-                                                 const std::string& saved_body);
+                                                 const std::string& saved_body,
+                                                 bool insert = false);
 
 }  // namespace plfm::cp

@@ -216,7 +216,8 @@ TEST_F(GroupCommitTest, APresumedClaimFallsBackToTheUsualWayOnAnyFailure) {
   auto keyedBody = [&](const IdempotencyKey& k, const std::string& app, int fail_presumed) {
     return [&, k, app, fail_presumed](pg::Transaction& tx,
                                       Result<pg::ResultSet> claim) -> Result<CommandOutcome> {
-      if (GroupCommitter::openingPresumed()) {
+      const bool presumed = GroupCommitter::openingPresumed();
+      if (presumed) {
         ++presumed_runs;
         if (fail_presumed == 1) return Error(plfm::errc::kInternal, "fails before any statement");
         if (fail_presumed == 2) {
@@ -230,7 +231,7 @@ TEST_F(GroupCommitTest, APresumedClaimFallsBackToTheUsualWayOnAnyFailure) {
       ++ran;
       PLFM_ASSIGN_OR_RETURN(CommandOutcome out, appendApp("org_p", app)(tx, pg::ResultSet()));
       out.body = app;
-      PLFM_TRY(saveIdempotencyRecord(tx, k, out, out.body));
+      PLFM_TRY(saveIdempotencyRecord(tx, k, out, out.body, /*insert=*/presumed));
       return out;
     };
   };
@@ -245,9 +246,8 @@ TEST_F(GroupCommitTest, APresumedClaimFallsBackToTheUsualWayOnAnyFailure) {
   bodies.push_back(keyedBody(keys[3], "app_three", 2));
   std::vector<std::function<Result<CommandOutcome>()>> submit;
   for (size_t i = 0; i < bodies.size(); ++i) {
-    submit.emplace_back([&, i] {
-      return committer_->run(bodies[i], claimStatement(keys[i]), presumedClaimStatement(keys[i]));
-    });
+    submit.emplace_back(
+        [&, i] { return committer_->run(bodies[i], claimStatement(keys[i]), /*presume=*/true); });
   }
   auto results = runAsOneBatch(appendApp("org_p", "app_first"), submit);
   for (const auto& r : results) ASSERT_TRUE(r.has_value()) << r.error().toString();
@@ -258,7 +258,8 @@ TEST_F(GroupCommitTest, APresumedClaimFallsBackToTheUsualWayOnAnyFailure) {
   EXPECT_EQ(results[2]->body, "app_two");
   EXPECT_EQ(results[3]->body, "app_three");
   // app_one, app_two, app_three, and the duplicate's presumed run, whose
-  // append then failed with its claim and was rolled back (events below).
+  // record's insert then failed on the taken key and was rolled back (events
+  // below).
   EXPECT_EQ(ran.load(), 4);
   EXPECT_EQ(presumed_runs.load(), 4);  // every command tried the presumed way first
   auto events = EventStore::readAfter(db, 0, 100);
