@@ -47,7 +47,7 @@ Result<CommandOutcome> GroupCommitter::run(const Body& body, std::optional<pg::S
   if (stop_) return Error(plfm::errc::kUnavailable, "the control plane is stopping");
   queue_.push_back(&p);
   work_cv_.notify_one();
-  done_cv_.wait(lock, [&] { return p.done; });
+  p.cv.wait(lock, [&] { return p.done; });
   return std::move(*p.result);
 }
 
@@ -94,19 +94,22 @@ void GroupCommitter::loop() {
     if (options_.commands != nullptr) {
       options_.commands->inc({}, static_cast<double>(batch.size() - deferred.size()));
     }
+    // Each caller has its own condition variable: only the batch's callers
+    // wake, not those queued for the next one. Notified under the lock, so
+    // no caller can return (and its Pending go) before its notify.
     for (Pending* p : batch) {
       p->done = std::find(deferred.begin(), deferred.end(), p) == deferred.end();
+      if (p->done) p->cv.notify_one();
     }
     // Deferred commands go first in the next batch, in their order.
     queue_.insert(queue_.begin(), deferred.begin(), deferred.end());
-    done_cv_.notify_all();
   }
   for (Pending* p : queue_) {
     p->result = Error(plfm::errc::kUnavailable, "the control plane is stopping");
     p->done = true;
+    p->cv.notify_one();
   }
   queue_.clear();
-  done_cv_.notify_all();
 }
 
 Result<void> GroupCommitter::ensureConnected() {

@@ -110,6 +110,7 @@ class GroupCommitter {
     bool presume = false;
     std::optional<Result<CommandOutcome>> result;  // written by the committer thread
     bool done = false;                             // under mu_: result is final
+    std::condition_variable cv;                    // the caller waits for `done`
   };
   void loop();
   void runBatch(std::vector<Pending*>& batch, std::vector<Pending*>& deferred);
@@ -121,7 +122,6 @@ class GroupCommitter {
   std::optional<pg::PreparedStatements> prepared_;  // conn_'s
   mutable std::mutex mu_;
   std::condition_variable work_cv_;
-  std::condition_variable done_cv_;
   std::deque<Pending*> queue_;
   bool stop_ = false;
   Stats stats_;
