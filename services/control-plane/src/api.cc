@@ -93,7 +93,10 @@ Result<void> Api::authorize(Ctx& ctx, Access access, const DbLane& lane) {
       PLFM_TRY(authenticateEnrollment(*auth, deps_.clock, authorization));
       return ok();
     }
-    PLFM_ASSIGN_OR_RETURN(ctx.who, authenticate(*auth, deps_.clock, authorization));
+    // A user route that names an org: the role in it comes with the token.
+    const std::string_view org =
+        access == Access::kUser ? ctx.req.param("org_id") : std::string_view();
+    PLFM_ASSIGN_OR_RETURN(ctx.who, authenticate(*auth, deps_.clock, authorization, org));
   }
   // The credential's kind must be the route's: users, node agents or the edge.
   auto as = [&](std::string_view kind, std::string_view audience) -> Result<void> {

@@ -140,7 +140,10 @@ Result<Ticket> consumeTicket(pg::Connection& db, const Clock& clock, const http:
 Result<AgentTarget> findAgent(pg::Connection& db, const Ticket& t) {
   AgentTarget out;
   // The ticket's user may have left the org since it was issued.
-  if (!roleIn(db, Principal{"user", t.actor, "", false, ""}, t.org_id)) {
+  Principal actor;
+  actor.kind = "user";
+  actor.id = t.actor;
+  if (!roleIn(db, actor, t.org_id)) {
     out.refusal = "the ticket's user is no longer a member of the instance's org";
     return out;
   }

@@ -50,7 +50,8 @@ std::string newToken() {
 std::string hashToken(std::string_view token) { return Sha256::hex(token); }
 
 Result<Principal> authenticate(pg::Connection& conn, const Clock& clock,
-                               std::optional<std::string_view> authorization) {
+                               std::optional<std::string_view> authorization,
+                               std::string_view org_id) {
   if (!authorization) return unauthenticated();
   std::string_view h = *authorization;
   constexpr std::string_view kBearer = "Bearer ";
@@ -64,14 +65,25 @@ Result<Principal> authenticate(pg::Connection& conn, const Clock& clock,
   // Read on every request, never cached: a revoked or expired token stops
   // working with the next request.
   const std::string now = toRfc3339(clock.now());
-  auto rs = pg::execPrepared(
-      conn,
-      "SELECT t.token_id, t.kind, t.subject_id, coalesce(u.name, t.subject_id), "
-      "coalesce(u.is_admin, false), t.first_used_at IS NULL FROM api_tokens t LEFT JOIN users u "
-      "ON t.kind = 'user' AND u.user_id = t.subject_id "
-      "WHERE t.token_hash = $1 AND t.revoked_at IS NULL "
-      "AND (t.expires_at IS NULL OR t.expires_at > $2::timestamptz)",
-      {hashToken(token), now});
+  // With an org: the user's role in it too, one round trip for both.
+  auto rs = org_id.empty()
+                ? pg::execPrepared(
+                      conn,
+                      "SELECT t.token_id, t.kind, t.subject_id, coalesce(u.name, t.subject_id), "
+                      "coalesce(u.is_admin, false), t.first_used_at IS NULL FROM api_tokens t LEFT "
+                      "JOIN users u ON t.kind = 'user' AND u.user_id = t.subject_id "
+                      "WHERE t.token_hash = $1 AND t.revoked_at IS NULL "
+                      "AND (t.expires_at IS NULL OR t.expires_at > $2::timestamptz)",
+                      {hashToken(token), now})
+                : pg::execPrepared(
+                      conn,
+                      "SELECT t.token_id, t.kind, t.subject_id, coalesce(u.name, t.subject_id), "
+                      "coalesce(u.is_admin, false), t.first_used_at IS NULL, (SELECT m.role FROM "
+                      "org_members_view m WHERE t.kind = 'user' AND m.org_id = $3 AND m.user_id = "
+                      "t.subject_id) FROM api_tokens t LEFT JOIN users u ON t.kind = 'user' AND "
+                      "u.user_id = t.subject_id WHERE t.token_hash = $1 AND t.revoked_at IS NULL "
+                      "AND (t.expires_at IS NULL OR t.expires_at > $2::timestamptz)",
+                      {hashToken(token), now, std::string(org_id)});
   if (!rs) return unexpected(std::move(rs).error());
   if (rs->rows() != 1) return unauthenticated();
   Principal p;
@@ -80,6 +92,10 @@ Result<Principal> authenticate(pg::Connection& conn, const Clock& clock,
   p.id = rs->text(0, 2);
   p.name = rs->text(0, 3);
   p.is_admin = rs->boolean(0, 4).value_or(false);
+  if (!org_id.empty()) {
+    p.role_org = std::string(org_id);
+    p.role = rs->optText(0, 6);
+  }
   if (rs->text(0, 5) == "t") {
     // The first use, recorded once. The row lock orders it against an
     // enrollment retry that revokes this token (nodes.cc): whichever comes
@@ -139,6 +155,10 @@ Result<std::string> roleIn(pg::Connection& conn, const Principal& who, std::stri
         .with("org_id", std::string(org_id));
   };
   if (who.kind != "user") return notFound();
+  if (!who.role_org.empty() && who.role_org == org_id) {  // read with the credential
+    if (who.role) return *who.role;
+    return notFound();
+  }
   PLFM_ASSIGN_OR_RETURN(auto rs,
                         pg::execPrepared(conn,
                                          "SELECT role FROM org_members_view WHERE org_id = $1 "

@@ -24,6 +24,11 @@ struct Principal {
   std::string name;
   bool is_admin = false;
   std::string token_id;
+  // The user's role in `role_org`, read with the credential when the route
+  // names an org (authenticate's `org_id`), so roleIn() needs no query of
+  // its own: nullopt when not a member. Empty `role_org`: not read.
+  std::string role_org;
+  std::optional<std::string> role;
 };
 
 // A fresh random token. It is shown once and never stored.
@@ -35,8 +40,11 @@ struct Principal {
 // was wrong. Nothing is cached: revocation and expiry (on `clock`) take
 // effect with the next request. A token's first use is recorded
 // (api_tokens.first_used_at).
+// `org_id` (optional): the org the route names; a user's role in it is read
+// in the same statement (Principal::role).
 [[nodiscard]] Result<Principal> authenticate(pg::Connection& conn, const Clock& clock,
-                                             std::optional<std::string_view> authorization);
+                                             std::optional<std::string_view> authorization,
+                                             std::string_view org_id = {});
 
 // Checks the bearer token of an enrollment request (POST /v1/nodes/enroll)
 // against the unexpired enrollment tokens; returns the token. Every failure
@@ -49,7 +57,9 @@ struct Principal {
 [[nodiscard]] Result<void> recheck(pg::Connection& conn, const Clock& clock, const Principal& who);
 
 // The caller's role in `org_id` ("owner" or "member"), or not_found when the
-// org does not exist or the caller is not a member (indistinguishable).
+// org does not exist or the caller is not a member (indistinguishable). The
+// role read with the credential (Principal::role) answers it when it is for
+// the same org.
 [[nodiscard]] Result<std::string> roleIn(pg::Connection& conn, const Principal& who,
                                          std::string_view org_id);
 
@@ -60,6 +70,11 @@ struct NewUser {
   std::string created_at;
   std::string token;  // plaintext, for the caller to show once
   std::string token_id;
+  // The user's role in `role_org`, read with the credential when the route
+  // names an org (authenticate's `org_id`), so roleIn() needs no query of
+  // its own: nullopt when not a member. Empty `role_org`: not read.
+  std::string role_org;
+  std::optional<std::string> role;
 };
 
 // Inserts a user and its first token, and returns the events that record

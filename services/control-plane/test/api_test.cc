@@ -287,6 +287,10 @@ TEST_F(ApiTest, TokensAreCheckedAndOrgsAreIsolated) {
   EXPECT_EQ(last.status, 409);
   EXPECT_EQ(call("DELETE", "/v1/orgs/" + org + "/members/" + bobId, "", alice).status, 200);
   EXPECT_EQ(call("GET", "/v1/apps/" + app, "", bob).status, 404);
+  // Routes that name the org read the role with the token: gone as well.
+  EXPECT_EQ(call("GET", "/v1/orgs/" + org + "/apps", "", bob).status, 404);
+  EXPECT_EQ(callJson("POST", "/v1/orgs/" + org + "/apps", {{"name", "late"}}, bob).status, 404);
+  EXPECT_EQ(call("GET", "/v1/orgs/" + org + "/apps", "", alice).status, 200);
 }
 
 TEST_F(ApiTest, RequestIdsAreAssignedOrKept) {
