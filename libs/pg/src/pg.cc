@@ -302,6 +302,15 @@ Result<std::vector<Notification>> Connection::drainNotifications() {
 int Connection::socket() const { return conn_ != nullptr ? PQsocket(conn_) : -1; }
 
 bool Connection::healthy() const { return conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK; }
+
+bool Connection::closedByServer() {
+  if (!healthy()) return true;
+  pollfd pfd{PQsocket(conn_), POLLIN | POLLRDHUP, 0};
+  if (::poll(&pfd, 1, 0) <= 0) return false;  // nothing arrived
+  // A server that ends a session sends its FATAL error and closes.
+  if ((pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) return true;
+  return PQconsumeInput(conn_) == 0 || PQstatus(conn_) != CONNECTION_OK;
+}
 bool Connection::idle() const { return healthy() && PQtransactionStatus(conn_) == PQTRANS_IDLE; }
 
 int Connection::backendPid() const { return conn_ != nullptr ? PQbackendPID(conn_) : 0; }

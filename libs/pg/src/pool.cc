@@ -15,6 +15,12 @@ Result<Pool::Lease> Pool::acquire(std::chrono::milliseconds timeout) {
     if (!idle_.empty()) {
       auto c = std::move(idle_.back());
       idle_.pop_back();
+      // One whose server went away while it sat here (a failover, a restart,
+      // a terminated session) is replaced, not handed to a request to fail.
+      if (c->closedByServer()) {
+        --open_;
+        continue;
+      }
       return Lease(this, std::move(c));
     }
     if (open_ < size_) {

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "plfm/pg/pipeline.h"
+#include "plfm/pg/pool.h"
 #include "plfm/pg/prepared.h"
 #include "plfm/testing/pg_test.h"
 
@@ -239,6 +240,33 @@ TEST_F(PgTest, PreparedPipelineStatementsAreReusedAndSurviveAFailedParse) {
   auto r = execPipeline(other, s);
   ASSERT_TRUE(r.has_value());
   EXPECT_TRUE((*r)[0].has_value()) << (*r)[0].error().toString();
+}
+
+// A pooled connection whose session the server ended while it sat idle is
+// replaced when it is next acquired, not handed out to fail.
+TEST_F(PgTest, APoolReplacesAConnectionTheServerClosedWhileIdle) {
+  Pool pool(conninfo(), 1);
+  int first_pid = 0;
+  {
+    auto lease = pool.acquire(std::chrono::seconds(1));
+    ASSERT_TRUE(lease.has_value());
+    first_pid = (*lease)->backendPid();
+  }
+  auto admin = connect();
+  ASSERT_TRUE(admin.exec("SELECT pg_terminate_backend($1)", {first_pid}).has_value());
+  bool gone = false;  // the FATAL and the close reach the idle socket
+  for (int i = 0; i < 100 && !gone; ++i) {
+    auto check = admin.exec("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", {first_pid});
+    gone = check && check->int64(0, 0).value_or(1) == 0;
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(gone);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  auto lease = pool.acquire(std::chrono::seconds(1));
+  ASSERT_TRUE(lease.has_value()) << lease.error().toString();
+  auto rs = (*lease)->exec("SELECT 1");
+  ASSERT_TRUE(rs.has_value()) << rs.error().toString();
+  EXPECT_NE((*lease)->backendPid(), first_pid);
 }
 
 // Deferred writes: queued under BatchedWrites (the BEGIN too), sent with the

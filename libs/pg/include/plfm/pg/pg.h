@@ -143,6 +143,10 @@ class Connection {
   [[nodiscard]] int socket() const;
 
   [[nodiscard]] bool healthy() const;
+  // Whether the server has closed this idle connection (it died, or ended
+  // the session), from what already arrived on the socket: no round trip.
+  // For pools, before handing a connection out.
+  [[nodiscard]] bool closedByServer();
   // Connected and not inside a transaction block.
   [[nodiscard]] bool idle() const;
   [[nodiscard]] int backendPid() const;

@@ -4,8 +4,9 @@
 //   lease->exec(...);   // returned to the pool when `lease` goes out of scope
 //
 // Connections are opened lazily up to `size`. A connection found broken
-// when it is returned is dropped and replaced on demand, so a database
-// restart heals without restarting the service.
+// when it is returned, or closed by its server while idle, is dropped and
+// replaced on demand, so a database restart or failover heals without
+// restarting the service and without failing the next request.
 #pragma once
 
 #include <chrono>
