@@ -83,6 +83,19 @@ class GroupCommitTest : public testsupport::CpTest {
     return out;
   }
 
+  // The aggregate of each event in the log, in seq order; the seqs gapless.
+  static std::vector<std::string> aggregatesInLogOrder(pg::Connection& db) {
+    auto events = EventStore::readAfter(db, 0, 100);
+    EXPECT_TRUE(events.has_value());
+    std::vector<std::string> order;
+    if (!events) return order;
+    for (size_t i = 0; i < events->size(); ++i) {
+      EXPECT_EQ((*events)[i].seq, static_cast<int64_t>(i + 1));
+      order.push_back((*events)[i].aggregate_id);
+    }
+    return order;
+  }
+
   std::unique_ptr<GroupCommitter> committer_;
 };
 
@@ -106,14 +119,8 @@ TEST_F(GroupCommitTest, AFailingCommandLeavesItsNeighboursCommitted) {
   ASSERT_TRUE(results[2].has_value()) << results[2].error().toString();
   // Commit order is queue order, and the failed command left no seq behind.
   EXPECT_EQ(results[2]->seq, results[0]->seq + 1);
-  auto events = EventStore::readAfter(db, 0, 100);
-  ASSERT_TRUE(events.has_value());
-  std::vector<std::string> order;
-  for (size_t i = 0; i < events->size(); ++i) {
-    EXPECT_EQ((*events)[i].seq, static_cast<int64_t>(i + 1));
-    order.push_back((*events)[i].aggregate_id);
-  }
-  EXPECT_EQ(order, (std::vector<std::string>{"org_gc", "app_a", "app_b", "app_c"}));
+  EXPECT_EQ(aggregatesInLogOrder(db),
+            (std::vector<std::string>{"org_gc", "app_a", "app_b", "app_c"}));
   auto ghost = db.exec("SELECT count(*) FROM name_reservations WHERE owner_id = 'app_ghost'");
   ASSERT_TRUE(ghost.has_value());
   EXPECT_EQ(ghost->int64(0, 0).value_or(-1), 0);
@@ -262,14 +269,8 @@ TEST_F(GroupCommitTest, APresumedClaimFallsBackToTheUsualWayOnAnyFailure) {
   // below).
   EXPECT_EQ(ran.load(), 4);
   EXPECT_EQ(presumed_runs.load(), 4);  // every command tried the presumed way first
-  auto events = EventStore::readAfter(db, 0, 100);
-  ASSERT_TRUE(events.has_value());
-  std::vector<std::string> order;
-  for (size_t i = 0; i < events->size(); ++i) {
-    EXPECT_EQ((*events)[i].seq, static_cast<int64_t>(i + 1));
-    order.push_back((*events)[i].aggregate_id);
-  }
-  EXPECT_EQ(order, (std::vector<std::string>{"app_first", "app_one", "app_two", "app_three"}));
+  EXPECT_EQ(aggregatesInLogOrder(db),
+            (std::vector<std::string>{"app_first", "app_one", "app_two", "app_three"}));
   auto claimed = db.exec("SELECT key, status FROM idempotency_keys ORDER BY key");
   ASSERT_TRUE(claimed.has_value());
   ASSERT_EQ(claimed->rows(), 3);
