@@ -50,6 +50,7 @@ class GroupCommitTest : public testsupport::CpTest {
   std::vector<Result<CommandOutcome>> runAsOneBatch(const GroupCommitter::Body& first,
                                                     const std::vector<GroupCommitter::Body>& rest) {
     std::vector<std::function<Result<CommandOutcome>()>> submit;
+    submit.reserve(rest.size());
     for (const auto& body : rest) submit.emplace_back([&] { return committer_->run(body); });
     return runAsOneBatch(first, submit);
   }
@@ -247,11 +248,12 @@ TEST_F(GroupCommitTest, APresumedClaimFallsBackToTheUsualWayOnAnyFailure) {
                                       {"usr_test", "k1", "h1"},
                                       {"usr_test", "k2", "h2"},
                                       {"usr_test", "k3", "h3"}};
-  bodies.push_back(keyedBody(keys[0], "app_one", 0));
-  bodies.push_back(keyedBody(keys[1], "app_one_again", 0));
-  bodies.push_back(keyedBody(keys[2], "app_two", 1));
-  bodies.push_back(keyedBody(keys[3], "app_three", 2));
+  bodies.emplace_back(keyedBody(keys[0], "app_one", 0));
+  bodies.emplace_back(keyedBody(keys[1], "app_one_again", 0));
+  bodies.emplace_back(keyedBody(keys[2], "app_two", 1));
+  bodies.emplace_back(keyedBody(keys[3], "app_three", 2));
   std::vector<std::function<Result<CommandOutcome>()>> submit;
+  submit.reserve(bodies.size());
   for (size_t i = 0; i < bodies.size(); ++i) {
     submit.emplace_back(
         [&, i] { return committer_->run(bodies[i], claimStatement(keys[i]), /*presume=*/true); });
