@@ -573,6 +573,17 @@ TEST_F(VtMesh, ThreeHostsOneAppReachableThroughTheIngress) {
   const json on_d = onNode(lossy_healthy, node_d_id);
   std::string loss_line = "-";
   if (on_c.is_object() && on_d.is_object()) {
+    // The tunnel first: if one of WireGuard's two handshake packets is among
+    // the 1 % dropped, the handshake is retried after 5 s (REKEY_TIMEOUT),
+    // longer than the ping below. What is measured is an established
+    // tunnel's loss.
+    for (int i = 0; i < 4; ++i) {
+      const Probe warm =
+          probe("", on_c.value("id", ""),
+                {"ping", on_d.value("address", ""), "--interval-ms", "100", "--count", "30"});
+      const std::string received = field(warm.line, "received");
+      if (!received.empty() && std::atoi(received.c_str()) > 0) break;
+    }
     loss_line = probe("", on_c.value("id", ""),
                       {"ping", on_d.value("address", ""), "--interval-ms", "20", "--count", "200"})
                     .line;
