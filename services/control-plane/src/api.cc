@@ -94,8 +94,11 @@ Result<void> Api::authorize(Ctx& ctx, Access access, const DbLane& lane) {
       return ok();
     }
     // A user route that names an org: the role in it comes with the token.
-    const std::string_view org =
-        access == Access::kUser ? ctx.req.param("org_id") : std::string_view();
+    // Only a well-formed org id goes to the database; anything else is left
+    // to the handler's own parsing (400) and check.
+    const std::string_view org = access == Access::kUser && OrgId::parse(ctx.req.param("org_id"))
+                                     ? ctx.req.param("org_id")
+                                     : std::string_view();
     PLFM_ASSIGN_OR_RETURN(ctx.who, authenticate(*auth, deps_.clock, authorization, org));
   }
   // The credential's kind must be the route's: users, node agents or the edge.
