@@ -251,6 +251,14 @@ Result<void> Connection::execDeferred(std::string_view sql, Params params,
   return ok();
 }
 
+void Connection::discardDeferredFrom(uint64_t index) {
+  if (index <= deferred_sent_) {
+    deferred_.clear();
+  } else if (index < deferredNext()) {
+    deferred_.resize(static_cast<size_t>(index - deferred_sent_));
+  }
+}
+
 Result<void> Connection::flushDeferred() {
   if (deferred_.empty()) return ok();
   PLFM_TRY(execPipeline(*this, {}));
@@ -331,11 +339,24 @@ Result<Transaction> Transaction::begin(Connection& conn, Isolation iso) {
 
 Transaction::~Transaction() { rollback(); }
 
-Result<void> Transaction::commit() {
+Result<void> Transaction::commit() { return commit(nullptr); }
+
+Result<void> Transaction::commit(bool* queued_failed) {
   if (conn_ == nullptr) return Error(errc::kError, "transaction already finished");
   Connection* c = conn_;
-  conn_ = nullptr;
+  const uint64_t first_queued = c->deferredSent();
+  const bool queued = c->deferredWrites() > 0;
   auto r = c->exec("COMMIT");
+  if (!r && queued_failed != nullptr && queued) {
+    // A queued write failed (the COMMIT was skipped): the transaction stays.
+    auto failed = c->takeDeferredFailure();
+    if (failed && *failed >= first_queued) {
+      *queued_failed = true;
+      c->noteDeferredFailure(*failed);
+      return unexpected(std::move(r).error());
+    }
+  }
+  conn_ = nullptr;
   if (!r) {
     (void)c->execScript("ROLLBACK");
     return unexpected(std::move(r).error());

@@ -121,6 +121,7 @@ Result<std::vector<Result<ResultSet>>> runPipeline(Connection& conn,
 Result<std::vector<Result<ResultSet>>> execPipeline(Connection& conn,
                                                     std::span<const Statement> statements) {
   if (conn.deferredWrites() == 0) return runPipeline(conn, statements, 0, nullptr);
+  const uint64_t first_index = conn.deferredSent();
   std::vector<Connection::DeferredWrite> queued = conn.takeDeferred();
   std::vector<Statement> all;
   all.reserve(queued.size() + statements.size());
@@ -131,6 +132,7 @@ Result<std::vector<Result<ResultSet>>> execPipeline(Connection& conn,
   std::optional<Error> failed;  // the first queued write's error
   for (size_t i = 0; i < queued.size() && !failed; ++i) {
     if (results[i]) continue;
+    conn.noteDeferredFailure(first_index + i);
     const auto& on_error = queued[i].on_error;
     failed =
         on_error && results[i].error().is(on_error->code) ? on_error->instead : results[i].error();

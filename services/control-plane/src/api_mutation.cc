@@ -87,13 +87,15 @@ Result<http::Response> Api::runMutation(Ctx& ctx, const MutationFn& fn,
       out.body = json::dump(m.body);
       const pg::Statement save = saveAfterAppendStatement(
           k, out.status, m.replay_body ? json::dump(*m.replay_body) : out.body, presumed);
-      PLFM_ASSIGN_OR_RETURN(auto appended, deps_.store.appendLocked(tx, actx, m.events, &save));
+      PLFM_ASSIGN_OR_RETURN(auto appended, deps_.store.appendLocked(tx, actx, m.events, &save,
+                                                                    GroupCommitter::knownHead()));
       GroupCommitter::noteAppended(m.events);
       out.seq = appended.last_seq;
       return out;
     }
     if (!m.events.empty()) {
-      PLFM_ASSIGN_OR_RETURN(auto appended, deps_.store.appendLocked(tx, actx, m.events));
+      PLFM_ASSIGN_OR_RETURN(auto appended, deps_.store.appendLocked(tx, actx, m.events, nullptr,
+                                                                    GroupCommitter::knownHead()));
       GroupCommitter::noteAppended(m.events);
       out.seq = appended.last_seq;
       m.stamp(m.body, appended);

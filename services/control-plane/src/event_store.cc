@@ -56,15 +56,12 @@ Result<AppendResult> EventStore::append(pg::Transaction& tx, const AppendContext
 
 Result<AppendResult> EventStore::appendLocked(pg::Transaction& tx, const AppendContext& ctx,
                                               const std::vector<NewEvent>& events,
-                                              const pg::Statement* then) {
+                                              const pg::Statement* then, int64_t* known_head) {
+  if (known_head != nullptr) return queueInsert(tx, ctx, events, then, *known_head);
   return insert(tx, ctx, events, then);
 }
 
-Result<AppendResult> EventStore::insert(pg::Transaction& tx, const AppendContext& ctx,
-                                        const std::vector<NewEvent>& events,
-                                        const pg::Statement* then) {
-  if (events.empty()) return Error(plfm::errc::kInternal, "append of zero events");
-  const std::string occurred = toRfc3339(clock_.now());
+Result<std::string> EventStore::rowsJson(const std::vector<NewEvent>& events) {
   // One JSON array of rows, inserted by a single statement. The text is
   // built directly, payloads embedded as they are: the scheduler appends
   // events by the hundred thousand, and PostgreSQL parses (and so
@@ -107,17 +104,67 @@ Result<AppendResult> EventStore::insert(pg::Transaction& tx, const AppendContext
     rows += '}';
   }
   rows += ']';
+  return rows;
+}
+
+namespace {
+
+// The insert of a JSON array of rows ($1), numbered from `first_seq`, an SQL
+// expression over head.s (the highest seq) and a.ord (1, 2, ...).
+std::string insertStatement(std::string_view first_seq, std::string_view returning) {
+  std::string sql =
+      "WITH head AS (SELECT coalesce(max(seq), 0) AS s FROM events)" +
+      std::string(returning.empty() ? " " : ", ins AS (") +
+      "INSERT INTO events (seq, event_id, occurred_at, aggregate_type, aggregate_id, "
+      "aggregate_seq, event_type, event_version, org_id, actor, request_id, correlation, payload) "
+      "SELECT ";
+  sql += first_seq;
+  sql +=
+      ", a.doc->>'event_id', $2::timestamptz, a.doc->>'aggregate_type', "
+      "a.doc->>'aggregate_id', (a.doc->>'aggregate_seq')::int, a.doc->>'event_type', "
+      "(a.doc->>'event_version')::int, a.doc->>'org_id', $3, $4, a.doc->'correlation', "
+      "a.doc->'payload' FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS a(doc, ord), "
+      "head ORDER BY a.ord";
+  sql += returning;
+  return sql;
+}
+
+}  // namespace
+
+Result<AppendResult> EventStore::queueInsert(pg::Transaction& tx, const AppendContext& ctx,
+                                             const std::vector<NewEvent>& events,
+                                             const pg::Statement* then, int64_t& head) {
+  if (events.empty()) return Error(plfm::errc::kInternal, "append of zero events");
+  const std::string occurred = toRfc3339(clock_.now());
+  PLFM_ASSIGN_OR_RETURN(std::string rows, rowsJson(events));
+  // Numbered from the head the caller knows; NULL (refused by the primary
+  // key) if the log's head is somewhere else when the insert runs.
+  static const std::string kSql =
+      insertStatement("CASE WHEN head.s = $5::bigint THEN head.s + a.ord END", "");
+  PLFM_TRY(tx.connection().execDeferred(
+      kSql, {std::move(rows), occurred, ctx.actor,
+             ctx.request_id.empty() ? pg::Param(std::nullopt) : pg::Param(ctx.request_id), head}));
+  if (then != nullptr) PLFM_TRY(tx.connection().execDeferred(then->sql, then->params));
+  AppendResult out;
+  out.occurred_at = occurred;
+  out.first_seq = head + 1;
+  out.last_seq = head + static_cast<int64_t>(events.size());
+  head = out.last_seq;
+  return out;
+}
+
+Result<AppendResult> EventStore::insert(pg::Transaction& tx, const AppendContext& ctx,
+                                        const std::vector<NewEvent>& events,
+                                        const pg::Statement* then) {
+  if (events.empty()) return Error(plfm::errc::kInternal, "append of zero events");
+  const std::string occurred = toRfc3339(clock_.now());
+  PLFM_ASSIGN_OR_RETURN(std::string rows, rowsJson(events));
+  static const std::string kSql =
+      insertStatement("head.s + a.ord", " RETURNING seq) SELECT min(seq), max(seq) FROM ins");
   std::vector<pg::Statement> statements;
   statements.push_back(
-      {"WITH head AS (SELECT coalesce(max(seq), 0) AS s FROM events), ins AS ("
-       "INSERT INTO events (seq, event_id, occurred_at, aggregate_type, aggregate_id, "
-       "aggregate_seq, event_type, event_version, org_id, actor, request_id, correlation, payload) "
-       "SELECT head.s + a.ord, a.doc->>'event_id', $2::timestamptz, a.doc->>'aggregate_type', "
-       "a.doc->>'aggregate_id', (a.doc->>'aggregate_seq')::int, a.doc->>'event_type', "
-       "(a.doc->>'event_version')::int, a.doc->>'org_id', $3, $4, a.doc->'correlation', "
-       "a.doc->'payload' FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS a(doc, ord), "
-       "head ORDER BY a.ord RETURNING seq) SELECT min(seq), max(seq) FROM ins",
-       {rows, occurred, ctx.actor,
+      {kSql,
+       {std::move(rows), occurred, ctx.actor,
         ctx.request_id.empty() ? pg::Param(std::nullopt) : pg::Param(ctx.request_id)}});
   if (then != nullptr) statements.push_back(*then);
   PLFM_ASSIGN_OR_RETURN(auto results, pg::execPipeline(tx.connection(), statements));

@@ -74,9 +74,18 @@ class EventStore {
   // numbers and inserts `events` after every seq the transaction can see.
   // `then` (optional) is sent in the same round trip, right after the
   // insert; its failure fails the append.
+  //
+  // `known_head` (optional; GroupCommitter::knownHead()): the log's head as
+  // the committer knows it. The insert and `then` are then queued on the
+  // connection (execDeferred) instead of sent, and the seqs counted from
+  // *known_head, which moves past them: no round trip. When the insert runs
+  // and the head is not *known_head after all, it fails (a not-null
+  // violation on seq) rather than number differently from what it
+  // returned.
   [[nodiscard]] Result<AppendResult> appendLocked(pg::Transaction& tx, const AppendContext& ctx,
                                                   const std::vector<NewEvent>& events,
-                                                  const pg::Statement* then = nullptr);
+                                                  const pg::Statement* then = nullptr,
+                                                  int64_t* known_head = nullptr);
 
   // Events with seq > after, oldest first, at most `limit`; optionally only
   // one org's events.
@@ -119,6 +128,11 @@ class EventStore {
   [[nodiscard]] Result<AppendResult> insert(pg::Transaction& tx, const AppendContext& ctx,
                                             const std::vector<NewEvent>& events,
                                             const pg::Statement* then = nullptr);
+  [[nodiscard]] Result<AppendResult> queueInsert(pg::Transaction& tx, const AppendContext& ctx,
+                                                 const std::vector<NewEvent>& events,
+                                                 const pg::Statement* then, int64_t& head);
+  // The events as one JSON array of rows for the insert statements.
+  [[nodiscard]] Result<std::string> rowsJson(const std::vector<NewEvent>& events);
 
   const Clock& clock_;
   IdGenerator& ids_;

@@ -86,6 +86,13 @@ class GroupCommitter {
   // True inside a body run on a presumed opening: `opened` is then empty;
   // the body goes on as if its claim was fresh, and claims it by its write.
   [[nodiscard]] static bool openingPresumed();
+  // Inside a body run on a presumed opening: the log's head as the batch
+  // knows it, for EventStore::appendLocked, which then queues its insert
+  // instead of sending it. The command's writes go out with the next
+  // command's round trip or the batch's COMMIT, in one pipeline; a failure
+  // there rolls back to the failed command, which runs again the usual way,
+  // and the commands after it run again too. nullptr elsewhere.
+  [[nodiscard]] static int64_t* knownHead();
 
   // For command bodies: record that the running command appended events of
   // these orgs (they are in the batch's uncommitted transaction).
@@ -112,6 +119,7 @@ class GroupCommitter {
     bool done = false;                             // under mu_: result is final
     std::condition_variable cv;                    // the caller waits for `done`
   };
+  class Batch;  // group_commit.cc: one batch's run
   void loop();
   void runBatch(std::vector<Pending*>& batch, std::vector<Pending*>& deferred);
   Result<void> ensureConnected();

@@ -45,6 +45,32 @@ class GroupCommitTest : public testsupport::CpTest {
     };
   }
 
+  // A keyed body the way runMutation builds one: run presumed, it queues its
+  // append and its record (GroupCommitter::knownHead) for a later round
+  // trip; run the usual way, it resolves its claim first. `before` runs
+  // before the append.
+  GroupCommitter::Body keyedApp(const IdempotencyKey& k, const std::string& org,
+                                const std::string& app,
+                                std::function<Result<void>(pg::Transaction&)> before = {}) {
+    return [this, k, org, app, before](pg::Transaction& tx,
+                                       Result<pg::ResultSet> claim) -> Result<CommandOutcome> {
+      const bool presumed = GroupCommitter::openingPresumed();
+      if (!presumed) {
+        PLFM_ASSIGN_OR_RETURN(auto replay, resolveClaim(tx, k, std::move(claim)));
+        if (replay) return std::move(*replay);
+      }
+      if (before) PLFM_TRY(before(tx));
+      const pg::Statement save = saveAfterAppendStatement(k, 201, app, presumed);
+      PLFM_ASSIGN_OR_RETURN(auto r, store_.appendLocked(tx, {"usr_test", ""},
+                                                        {testsupport::appCreated(org, app, app)},
+                                                        &save, GroupCommitter::knownHead()));
+      return CommandOutcome{.status = 201, .body = app, .seq = r.last_seq};
+    };
+  }
+  Result<CommandOutcome> runKeyed(const GroupCommitter::Body& body, const IdempotencyKey& k) {
+    return committer_->run(body, claimStatement(k), /*presume=*/true);
+  }
+
   // Runs `first` in a batch held open until `rest` are all queued behind it,
   // then lets them run as the next batch. Returns each one's result.
   std::vector<Result<CommandOutcome>> runAsOneBatch(const GroupCommitter::Body& first,
@@ -95,6 +121,49 @@ class GroupCommitTest : public testsupport::CpTest {
       order.push_back((*events)[i].aggregate_id);
     }
     return order;
+  }
+
+  // 16 threads run 20 commands each, made by `run(app, n)`: the log ends
+  // gapless, each answer names its own event, and one thread's commands
+  // commit in the order it sent them.
+  void checkConcurrentCommands(
+      const std::function<Result<CommandOutcome>(const std::string&, size_t)>& run) {
+    constexpr int kThreads = 16;
+    constexpr int kEach = 20;
+    std::vector<std::thread> threads;
+    threads.reserve(kThreads);
+    std::vector<std::vector<int64_t>> seqs(kThreads);
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kEach; ++i) {
+          const std::string app = "app_" + std::to_string(t) + "_" + std::to_string(i);
+          auto r = run(app, static_cast<size_t>(t * kEach + i));
+          ASSERT_TRUE(r.has_value()) << r.error().toString();
+          seqs[static_cast<size_t>(t)].push_back(r->seq);
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    auto db = connect();
+    auto events = EventStore::readAfter(db, 0, 1000);
+    ASSERT_TRUE(events.has_value());
+    ASSERT_EQ(events->size(), static_cast<size_t>(kThreads * kEach));
+    for (size_t i = 0; i < events->size(); ++i) {
+      EXPECT_EQ((*events)[i].seq, static_cast<int64_t>(i + 1));
+    }
+    // Each command's answer names its own event, and one client's commands
+    // commit in the order it sent them.
+    for (int t = 0; t < kThreads; ++t) {
+      for (int i = 0; i < kEach; ++i) {
+        const int64_t seq = seqs[static_cast<size_t>(t)][static_cast<size_t>(i)];
+        EXPECT_EQ((*events)[static_cast<size_t>(seq - 1)].aggregate_id,
+                  "app_" + std::to_string(t) + "_" + std::to_string(i));
+        if (i > 0) {
+          EXPECT_GT(seq, seqs[static_cast<size_t>(t)][static_cast<size_t>(i - 1)]);
+        }
+      }
+    }
+    EXPECT_LE(committer_->stats().batches, static_cast<uint64_t>(kThreads * kEach));
   }
 
   std::unique_ptr<GroupCommitter> committer_;
@@ -301,43 +370,121 @@ TEST_F(GroupCommitTest, ACommandSeesWhichOrgsItsBatchAlreadyWrote) {
   EXPECT_FALSE(GroupCommitter::batchWrote("org_a"));  // not in a batch here
 }
 
-TEST_F(GroupCommitTest, ConcurrentCommandsGetGaplessSeqsInCommitOrder) {
-  constexpr int kThreads = 16;
-  constexpr int kEach = 20;
-  std::vector<std::thread> threads;
-  threads.reserve(kThreads);
-  std::vector<std::vector<int64_t>> seqs(kThreads);
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      for (int i = 0; i < kEach; ++i) {
-        const std::string app = "app_" + std::to_string(t) + "_" + std::to_string(i);
-        auto r = committer_->run(appendApp("org_c", app));
-        ASSERT_TRUE(r.has_value()) << r.error().toString();
-        seqs[static_cast<size_t>(t)].push_back(r->seq);
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
+// Pipelined commands (presumed, their writes queued for a later round trip)
+// whose queued writes fail: a later command's read, or the COMMIT, reports
+// the first failed write; the batch rolls back to that command's savepoint
+// and runs it again the usual way, and every command after it again. Here
+// the second command reuses the first one's key (its record's insert fails,
+// and the usual way replays), and the third takes the first one's name (its
+// reservation fails; the usual way answers already_exists). The fourth
+// reads before it appends, so each failure surfaces in its round trip.
+TEST_F(GroupCommitTest, APipelinedBatchRewindsToAFailedWriteAndRunsTheRestAgain) {
   auto db = connect();
-  auto events = EventStore::readAfter(db, 0, 1000);
-  ASSERT_TRUE(events.has_value());
-  ASSERT_EQ(events->size(), static_cast<size_t>(kThreads * kEach));
-  for (size_t i = 0; i < events->size(); ++i) {
-    EXPECT_EQ((*events)[i].seq, static_cast<int64_t>(i + 1));
+  auto reserve = [](const std::string& name, const std::string& owner) {
+    return [name, owner](pg::Transaction& tx) -> Result<void> {
+      return tx.connection().execDeferred(
+          "INSERT INTO name_reservations (scope, name, owner_id) VALUES ('app:org_q', $1, $2)",
+          {name, owner},
+          pg::Connection::OnError{pg::errc::kUniqueViolation,
+                                  Error(plfm::errc::kAlreadyExists, "the name is taken")});
+    };
+  };
+  std::atomic<int> reads{0};
+  auto read = [&](pg::Transaction& tx) -> Result<void> {
+    ++reads;
+    PLFM_TRY(tx.exec("SELECT 1"));
+    return ok();
+  };
+  const std::vector<IdempotencyKey> keys = {{"usr_test", "k1", "h1"},
+                                            {"usr_test", "k1", "h1"},
+                                            {"usr_test", "k2", "h2"},
+                                            {"usr_test", "k3", "h3"}};
+  const std::vector<GroupCommitter::Body> bodies = {
+      keyedApp(keys[0], "org_q", "app_one", reserve("one", "app_one")),
+      keyedApp(keys[1], "org_q", "app_one_again"),
+      keyedApp(keys[2], "org_q", "app_two", reserve("one", "app_two")),
+      keyedApp(keys[3], "org_q", "app_three", read)};
+  std::vector<std::function<Result<CommandOutcome>()>> submit;
+  submit.reserve(bodies.size());
+  for (size_t i = 0; i < bodies.size(); ++i) {
+    submit.emplace_back([&, i] { return runKeyed(bodies[i], keys[i]); });
   }
-  // Each command's answer names its own event, and one client's commands
-  // commit in the order it sent them.
-  for (int t = 0; t < kThreads; ++t) {
-    for (int i = 0; i < kEach; ++i) {
-      const int64_t seq = seqs[static_cast<size_t>(t)][static_cast<size_t>(i)];
-      EXPECT_EQ((*events)[static_cast<size_t>(seq - 1)].aggregate_id,
-                "app_" + std::to_string(t) + "_" + std::to_string(i));
-      if (i > 0) {
-        EXPECT_GT(seq, seqs[static_cast<size_t>(t)][static_cast<size_t>(i - 1)]);
-      }
-    }
+  auto results = runAsOneBatch(appendApp("org_q", "app_first"), submit);
+  ASSERT_TRUE(results[0].has_value()) << results[0].error().toString();
+  EXPECT_FALSE(results[0]->replayed);
+  ASSERT_TRUE(results[1].has_value()) << results[1].error().toString();
+  EXPECT_TRUE(results[1]->replayed);
+  EXPECT_EQ(results[1]->body, "app_one");
+  EXPECT_EQ(results[1]->seq, results[0]->seq);
+  ASSERT_FALSE(results[2].has_value());
+  EXPECT_TRUE(results[2].error().is(plfm::errc::kAlreadyExists)) << results[2].error().toString();
+  ASSERT_TRUE(results[3].has_value()) << results[3].error().toString();
+  EXPECT_EQ(results[3]->seq, results[0]->seq + 1);  // the seqs it was told are the log's
+  // The fourth ran pipelined three times: each failure surfaced in its read.
+  EXPECT_EQ(reads.load(), 3);
+  EXPECT_EQ(aggregatesInLogOrder(db),
+            (std::vector<std::string>{"app_first", "app_one", "app_three"}));
+  auto claimed = db.exec("SELECT key, seq FROM idempotency_keys ORDER BY key");
+  ASSERT_TRUE(claimed.has_value());
+  ASSERT_EQ(claimed->rows(), 2);
+  EXPECT_EQ(claimed->text(0, 0), "k1");
+  EXPECT_EQ(claimed->int64(0, 1).value_or(0), results[0]->seq);
+  EXPECT_EQ(claimed->text(1, 0), "k3");
+  EXPECT_EQ(claimed->int64(1, 1).value_or(0), results[3]->seq);
+  auto names = db.exec("SELECT owner_id FROM name_reservations WHERE scope = 'app:org_q'");
+  ASSERT_TRUE(names.has_value());
+  ASSERT_EQ(names->rows(), 1);
+  EXPECT_EQ(names->text(0, 0), "app_one");
+}
+
+// A queued append numbers its events from the head its caller knows, and
+// refuses to run on a log whose head is elsewhere (instead of numbering
+// differently from what it returned).
+TEST_F(GroupCommitTest, AQueuedAppendRefusesAHeadThatMoved) {
+  auto db = connect();
+  appendOk(db, {testsupport::orgCreated("org_h", "h")});  // the head is 1
+  const pg::BatchedWrites batched(db);
+  {
+    auto tx = pg::Transaction::begin(db);
+    ASSERT_TRUE(tx.has_value());
+    int64_t head = 0;  // stale
+    auto r = store_.appendLocked(*tx, {"usr_test", ""},
+                                 {testsupport::appCreated("org_h", "app_x", "x")}, nullptr, &head);
+    ASSERT_TRUE(r.has_value()) << r.error().toString();
+    EXPECT_EQ(db.deferredWrites(), 2U);  // the BEGIN and the insert: queued, not sent
+    auto committed = tx->commit();
+    ASSERT_FALSE(committed.has_value());
+    EXPECT_NE(committed.error().toString().find("null"), std::string::npos)
+        << committed.error().toString();
   }
-  EXPECT_LE(committer_->stats().batches, static_cast<uint64_t>(kThreads * kEach));
+  auto tx = pg::Transaction::begin(db);
+  ASSERT_TRUE(tx.has_value());
+  int64_t head = 1;
+  auto r = store_.appendLocked(*tx, {"usr_test", ""},
+                               {testsupport::appCreated("org_h", "app_y", "y"),
+                                testsupport::appCreated("org_h", "app_z", "z")},
+                               nullptr, &head);
+  ASSERT_TRUE(r.has_value()) << r.error().toString();
+  EXPECT_EQ(r->first_seq, 2);
+  EXPECT_EQ(r->last_seq, 3);
+  EXPECT_EQ(head, 3);
+  ASSERT_TRUE(tx->commit().has_value());
+  EXPECT_EQ(aggregatesInLogOrder(db), (std::vector<std::string>{"org_h", "app_y", "app_z"}));
+}
+
+TEST_F(GroupCommitTest, ConcurrentCommandsGetGaplessSeqsInCommitOrder) {
+  checkConcurrentCommands([&](const std::string& app, size_t /*n*/) {
+    return committer_->run(appendApp("org_c", app));
+  });
+}
+
+// The same with pipelined commands: each one's answer names the seq its
+// event got, though it was numbered before it was sent.
+TEST_F(GroupCommitTest, ConcurrentPipelinedCommandsGetTheSeqsTheyWereTold) {
+  checkConcurrentCommands([&](const std::string& app, size_t n) {
+    const IdempotencyKey k{"usr_test", "key_" + std::to_string(n), "h"};
+    return runKeyed(keyedApp(k, "org_c", app), k);
+  });
 }
 
 }  // namespace

@@ -177,6 +177,19 @@ class Connection {
   [[nodiscard]] Result<void> flushDeferred();
   // Drops the queued writes (before a ROLLBACK).
   void discardDeferred() { deferred_.clear(); }
+  // Every queued write has an index, counted over the connection's life:
+  // deferredSent() for the first one still queued, deferredNext() for the
+  // next one queued. Dropping queued writes frees their indices again.
+  [[nodiscard]] uint64_t deferredNext() const { return deferred_sent_ + deferred_.size(); }
+  // Drops the queued writes from index `index` on, keeping those before it.
+  void discardDeferredFrom(uint64_t index);
+  // The index of the queued write whose failure the last round trip
+  // reported (the pipeline stopped there), and forgets it. nullopt: none
+  // failed since the last call.
+  [[nodiscard]] std::optional<uint64_t> takeDeferredFailure() {
+    return std::exchange(deferred_failed_, std::nullopt);
+  }
+  void noteDeferredFailure(uint64_t index) { deferred_failed_ = index; }
 
   struct DeferredWrite {
     std::string sql;
@@ -196,6 +209,7 @@ class Connection {
   bool batching_ = false;
   std::vector<DeferredWrite> deferred_;
   uint64_t deferred_sent_ = 0;
+  std::optional<uint64_t> deferred_failed_;
 };
 
 // While alive, the connection's execDeferred() writes (and a
@@ -241,6 +255,12 @@ class Transaction {
   }
   [[nodiscard]] Connection& connection() { return *conn_; }
   [[nodiscard]] Result<void> commit();
+  // commit() on a connection with queued writes, which go in its round trip.
+  // When one of them fails the COMMIT does not run: the error is returned
+  // with `*queued_failed` set, and the transaction stays open, aborted until
+  // it is rolled back to a savepoint (the connection's takeDeferredFailure()
+  // says which write failed).
+  [[nodiscard]] Result<void> commit(bool* queued_failed);
   void rollback();
 
  private:
