@@ -37,6 +37,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -253,7 +254,40 @@ std::vector<double> pingPong(uint16_t port, int rounds) {
   return rtts;
 }
 
+// CPU time (ns, on any core) of process `pid`'s threads and of its child
+// processes' (nginx's workers), from /proc/*/task/*/schedstat.
+double cpuNanos(pid_t pid) {
+  double total = 0;
+  auto add = [&total](const std::filesystem::path& proc) {
+    std::error_code ec;
+    for (const auto& task : std::filesystem::directory_iterator(proc / "task", ec)) {
+      const std::string text = plfm::readFile((task.path() / "schedstat").string()).value_or("");
+      total += std::strtod(text.c_str(), nullptr);
+    }
+  };
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (std::stol(name) == pid) {
+      add(e.path());
+      continue;
+    }
+    // stat: "pid (comm) state ppid ..."; comm may hold spaces and parentheses.
+    const std::string stat = plfm::readFile((e.path() / "stat").string()).value_or("");
+    const size_t close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    char state = 0;
+    long ppid = 0;
+    if (std::sscanf(stat.c_str() + close + 1, " %c %ld", &state, &ppid) == 2 && ppid == pid) {
+      add(e.path());
+    }
+  }
+  return total;
+}
+
 struct RateResult {
+  size_t done = 0;
   double per_sec = 0;
   double p50_us = 0;
   double p99_us = 0;
@@ -341,6 +375,7 @@ RateResult connectionRate(uint16_t port, double seconds, int conns) {
   const double dt = secondsSince(start);
   for (C& c : cs) ::close(c.fd);
   ::close(ep);
+  res.done = done;
   res.per_sec = static_cast<double>(done) / dt;
   res.p50_us = percentile(lat, 0.50);
   res.p99_us = percentile(lat, 0.99);
@@ -558,7 +593,7 @@ std::string fmt(int decimals, double v) {
 
 void runRaw(std::vector<Peer>& peers, const Env& env, const Options& o, int workers) {
   struct Samples {
-    std::vector<double> mbs, rate, conn_p50, conn_p99, rtt_p50, rtt_p99, tls;
+    std::vector<double> mbs, rate, conn_p50, conn_p99, rtt_p50, rtt_p99, tls, cpu_per_conn;
     size_t failed = 0;
   };
   std::vector<Samples> samples(peers.size());
@@ -570,7 +605,13 @@ void runRaw(std::vector<Peer>& peers, const Env& env, const Options& o, int work
       if (!p.raw) continue;
       Samples& s = samples[i];
       s.mbs.push_back(throughputMBs(p.port, o.seconds));
+      const pid_t pid = p.process.valid() ? p.process.pid() : 0;
+      const double cpu_before = pid != 0 ? cpuNanos(pid) : 0;
       const RateResult rate = connectionRate(p.port, o.seconds, o.conns);
+      if (pid != 0 && rate.done > 0) {
+        s.cpu_per_conn.push_back((cpuNanos(pid) - cpu_before) / 1e3 /
+                                 static_cast<double>(rate.done));
+      }
       s.rate.push_back(rate.per_sec);
       s.conn_p50.push_back(rate.p50_us);
       s.conn_p99.push_back(rate.p99_us);
@@ -584,20 +625,23 @@ void runRaw(std::vector<Peer>& peers, const Env& env, const Options& o, int work
   }
   std::printf(
       "\nraw, %d worker(s) each: %d connections in flight, %.1f s per figure, median of %d "
-      "rounds\n\n| peer | bulk MB/s (1 conn) | new conns/s | conn p50 us | conn p99 us | RTT p50 "
-      "us | RTT p99 us | TLS handshakes/s |\n|---|---|---|---|---|---|---|---|\n",
+      "rounds\n\n| peer | bulk MB/s (1 conn) | new conns/s | proxy CPU us/conn | conn p50 us | "
+      "conn p99 us | RTT p50 us | RTT p99 us | TLS handshakes/s |\n"
+      "|---|---|---|---|---|---|---|---|---|\n",
       workers, o.conns, o.seconds, o.rounds);
   for (size_t i = 0; i < peers.size(); ++i) {
     const Samples& s = samples[i];
     if (!peers[i].raw) continue;
     std::string failed;
     if (s.failed != 0) failed = " (" + std::to_string(s.failed) + " failed)";
-    std::printf("| %s | %s | %s%s | %.0f | %.0f | %.1f | %.1f | %.0f |\n",
+    const std::string cpu = s.cpu_per_conn.empty() ? "" : fmt(0, percentile(s.cpu_per_conn, 0.5));
+    std::printf("| %s | %s | %s%s | %s | %.0f | %.0f | %.1f | %.1f | %.0f |\n",
                 bold(peers[i], peers[i].name).c_str(),
                 bold(peers[i], fmt(0, percentile(s.mbs, 0.5))).c_str(),
                 bold(peers[i], fmt(0, percentile(s.rate, 0.5))).c_str(), failed.c_str(),
-                percentile(s.conn_p50, 0.5), percentile(s.conn_p99, 0.5),
-                percentile(s.rtt_p50, 0.5), percentile(s.rtt_p99, 0.5), percentile(s.tls, 0.5));
+                bold(peers[i], cpu).c_str(), percentile(s.conn_p50, 0.5),
+                percentile(s.conn_p99, 0.5), percentile(s.rtt_p50, 0.5), percentile(s.rtt_p99, 0.5),
+                percentile(s.tls, 0.5));
   }
   std::fflush(stdout);
 }

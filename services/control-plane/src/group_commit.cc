@@ -185,7 +185,7 @@ class GroupCommitter::Batch {
         const size_t i = next_;
         if (commands_[i]->presume && !steps_[i].usual) {
           if (auto e = pipelined(i)) return e;
-          if (next_ != i || !steps_[i].usual) continue;  // done, or rewound
+          if (next_ != i || !steps_[i].usual) continue;  // done, deferred or rewound
         }
         bool rewound = false;
         if (auto e = settle(rewound)) return e;
@@ -220,7 +220,8 @@ class GroupCommitter::Batch {
 
   // Runs command i with its statements queued. Done: next_ moves on. Its
   // own failure: its statements are dropped or rolled back and it is marked
-  // `usual`. An earlier command's queued write failed: rewound.
+  // `usual` (or deferred to the next batch, next_ moving on). An earlier
+  // command's queued write failed: rewound.
   std::optional<Error> pipelined(size_t i) {
     Pending* p = commands_[i];
     Step& s = steps_[i];
@@ -267,6 +268,10 @@ class GroupCommitter::Batch {
       // Nothing of it went out: drop what it queued, keep what came before.
       conn_.discardDeferredFrom(s.first_write);
       open_ = s.open_before;
+    }
+    if (r.error().is(errc::kDeferToNextBatch)) {
+      s.deferred = true;  // the usual way would defer it too
+      ++next_;
     }
     return std::nullopt;
   }

@@ -61,9 +61,10 @@ class GroupCommitTest : public testsupport::CpTest {
       }
       if (before) PLFM_TRY(before(tx));
       const pg::Statement save = saveAfterAppendStatement(k, 201, app, presumed);
-      PLFM_ASSIGN_OR_RETURN(auto r, store_.appendLocked(tx, {"usr_test", ""},
-                                                        {testsupport::appCreated(org, app, app)},
-                                                        &save, GroupCommitter::knownHead()));
+      const std::vector<NewEvent> events = {testsupport::appCreated(org, app, app)};
+      PLFM_ASSIGN_OR_RETURN(auto r, store_.appendLocked(tx, {"usr_test", ""}, events, &save,
+                                                        GroupCommitter::knownHead()));
+      GroupCommitter::noteAppended(events);
       return CommandOutcome{.status = 201, .body = app, .seq = r.last_seq};
     };
   }
@@ -81,9 +82,10 @@ class GroupCommitTest : public testsupport::CpTest {
     return runAsOneBatch(first, submit);
   }
   // The same with each command submitted by `rest[i]()` (with an opening).
+  // `batches`: how many the committer ran in all (more when one defers).
   std::vector<Result<CommandOutcome>> runAsOneBatch(
       const GroupCommitter::Body& first,
-      const std::vector<std::function<Result<CommandOutcome>()>>& rest) {
+      const std::vector<std::function<Result<CommandOutcome>()>>& rest, uint64_t batches = 2) {
     std::atomic<bool> started{false};
     std::atomic<bool> release{false};
     const GroupCommitter::Body gate = [&](pg::Transaction& tx,
@@ -106,7 +108,7 @@ class GroupCommitTest : public testsupport::CpTest {
     std::vector<Result<CommandOutcome>> out;
     for (size_t i = 1; i < results.size(); ++i) out.push_back(std::move(*results[i]));
     EXPECT_TRUE(results[0]->has_value());
-    EXPECT_EQ(committer_->stats().batches, 2U);
+    EXPECT_EQ(committer_->stats().batches, batches);
     return out;
   }
 
@@ -435,6 +437,35 @@ TEST_F(GroupCommitTest, APipelinedBatchRewindsToAFailedWriteAndRunsTheRestAgain)
   ASSERT_TRUE(names.has_value());
   ASSERT_EQ(names->rows(), 1);
   EXPECT_EQ(names->text(0, 0), "app_one");
+}
+
+// A pipelined command that must wait for its org's views (lockOrg), which
+// its batch already wrote to, goes first into the next batch, as a usual-way
+// command does; nothing of it reached the database in the first one.
+TEST_F(GroupCommitTest, APipelinedCommandDefersToTheNextBatch) {
+  auto db = connect();
+  std::atomic<int> tries{0};
+  auto lockOrg = [&](pg::Transaction& /*tx*/) -> Result<void> {
+    ++tries;
+    if (GroupCommitter::batchWrote("org_d")) {
+      return Error(errc::kDeferToNextBatch, "the batch holds uncommitted events of the org");
+    }
+    return ok();
+  };
+  const std::vector<IdempotencyKey> keys = {{"usr_test", "k1", "h1"}, {"usr_test", "k2", "h2"}};
+  const std::vector<GroupCommitter::Body> bodies = {keyedApp(keys[0], "org_d", "app_one"),
+                                                    keyedApp(keys[1], "org_d", "app_two", lockOrg)};
+  std::vector<std::function<Result<CommandOutcome>()>> submit;
+  submit.reserve(bodies.size());
+  for (size_t i = 0; i < bodies.size(); ++i) {
+    submit.emplace_back([&, i] { return runKeyed(bodies[i], keys[i]); });
+  }
+  auto results = runAsOneBatch(appendApp("org_x", "app_first"), submit, /*batches=*/3);
+  for (const auto& r : results) ASSERT_TRUE(r.has_value()) << r.error().toString();
+  EXPECT_EQ(results[1]->seq, results[0]->seq + 1);
+  EXPECT_EQ(tries.load(), 2);  // deferred once, then run
+  EXPECT_EQ(aggregatesInLogOrder(db),
+            (std::vector<std::string>{"app_first", "app_one", "app_two"}));
 }
 
 // A queued append numbers its events from the head its caller knows, and
