@@ -81,24 +81,26 @@ Result<http::Response> Api::runMutation(Ctx& ctx, const MutationFn& fn,
     PLFM_ASSIGN_OR_RETURN(Mutation m, fn(tx));
     out.settle = m.settle;
     out.status = m.status;
-    if (!m.events.empty() && !m.stamp) {
-      // The usual case: the answer is known before the append, so the
+    // Pipelined (GroupCommitter::knownHead): the append and the record are
+    // queued, and the record names its seq.
+    int64_t* const known_head = GroupCommitter::knownHead();
+    if (!m.events.empty() && !m.stamp && known_head == nullptr) {
+      // The usual way: the answer is known before the append, so the
       // record goes in the append's round trip.
       out.body = json::dump(m.body);
       const pg::Statement save = saveAfterAppendStatement(
           k, out.status, m.replay_body ? json::dump(*m.replay_body) : out.body, presumed);
-      PLFM_ASSIGN_OR_RETURN(auto appended, deps_.store.appendLocked(tx, actx, m.events, &save,
-                                                                    GroupCommitter::knownHead()));
+      PLFM_ASSIGN_OR_RETURN(auto appended, deps_.store.appendLocked(tx, actx, m.events, &save));
       GroupCommitter::noteAppended(m.events);
       out.seq = appended.last_seq;
       return out;
     }
     if (!m.events.empty()) {
-      PLFM_ASSIGN_OR_RETURN(auto appended, deps_.store.appendLocked(tx, actx, m.events, nullptr,
-                                                                    GroupCommitter::knownHead()));
+      PLFM_ASSIGN_OR_RETURN(auto appended,
+                            deps_.store.appendLocked(tx, actx, m.events, nullptr, known_head));
       GroupCommitter::noteAppended(m.events);
       out.seq = appended.last_seq;
-      m.stamp(m.body, appended);
+      if (m.stamp) m.stamp(m.body, appended);
     }
     out.body = json::dump(m.body);
     PLFM_TRY(saveIdempotencyRecord(

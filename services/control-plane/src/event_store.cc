@@ -110,11 +110,13 @@ Result<std::string> EventStore::rowsJson(const std::vector<NewEvent>& events) {
 namespace {
 
 // The insert of a JSON array of rows ($1), numbered from `first_seq`, an SQL
-// expression over head.s (the highest seq) and a.ord (1, 2, ...).
-std::string insertStatement(std::string_view first_seq, std::string_view returning) {
-  std::string sql =
-      "WITH head AS (SELECT coalesce(max(seq), 0) AS s FROM events)" +
-      std::string(returning.empty() ? " " : ", ins AS (") +
+// expression over a.ord (1, 2, ...) and, `from_head`, head.s (the highest
+// seq, read by the statement itself).
+std::string insertStatement(std::string_view first_seq, bool from_head) {
+  std::string sql = from_head ? "WITH head AS (SELECT coalesce(max(seq), 0) AS s FROM events), "
+                                "ins AS ("
+                              : "";
+  sql +=
       "INSERT INTO events (seq, event_id, occurred_at, aggregate_type, aggregate_id, "
       "aggregate_seq, event_type, event_version, org_id, actor, request_id, correlation, payload) "
       "SELECT ";
@@ -123,9 +125,8 @@ std::string insertStatement(std::string_view first_seq, std::string_view returni
       ", a.doc->>'event_id', $2::timestamptz, a.doc->>'aggregate_type', "
       "a.doc->>'aggregate_id', (a.doc->>'aggregate_seq')::int, a.doc->>'event_type', "
       "(a.doc->>'event_version')::int, a.doc->>'org_id', $3, $4, a.doc->'correlation', "
-      "a.doc->'payload' FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS a(doc, ord), "
-      "head ORDER BY a.ord";
-  sql += returning;
+      "a.doc->'payload' FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS a(doc, ord)";
+  if (from_head) sql += ", head ORDER BY a.ord RETURNING seq) SELECT min(seq), max(seq) FROM ins";
   return sql;
 }
 
@@ -136,15 +137,30 @@ Result<AppendResult> EventStore::queueInsert(pg::Transaction& tx, const AppendCo
                                              const pg::Statement* then, int64_t& head) {
   if (events.empty()) return Error(plfm::errc::kInternal, "append of zero events");
   const std::string occurred = toRfc3339(clock_.now());
-  PLFM_ASSIGN_OR_RETURN(std::string rows, rowsJson(events));
-  // Numbered from the head the caller knows; NULL (refused by the primary
-  // key) if the log's head is somewhere else when the insert runs.
-  static const std::string kSql =
-      insertStatement("CASE WHEN head.s = $5::bigint THEN head.s + a.ord END", "");
-  PLFM_TRY(tx.connection().execDeferred(
-      kSql, {std::move(rows), occurred, ctx.actor,
-             ctx.request_id.empty() ? pg::Param(std::nullopt) : pg::Param(ctx.request_id), head}));
-  if (then != nullptr) PLFM_TRY(tx.connection().execDeferred(then->sql, then->params));
+  const pg::Param request_id =
+      ctx.request_id.empty() ? pg::Param(std::nullopt) : pg::Param(ctx.request_id);
+  pg::Connection& conn = tx.connection();
+  if (events.size() == 1) {
+    // One event (an API command's usual append): its row as parameters.
+    const NewEvent& ev = events.front();
+    if (!looksLikeObject(ev.payload) || !looksLikeObject(ev.correlation)) {
+      return Error(plfm::errc::kInternal, "event " + ev.event_type + " has a non-object payload");
+    }
+    PLFM_TRY(conn.execDeferred(
+        "INSERT INTO events (seq, event_id, occurred_at, aggregate_type, aggregate_id, "
+        "aggregate_seq, event_type, event_version, org_id, actor, request_id, correlation, "
+        "payload) VALUES ($1, $2, $3::timestamptz, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, "
+        "$13::jsonb)",
+        {head + 1, EventId::generate(ids_).str(), occurred, ev.aggregate_type, ev.aggregate_id,
+         ev.aggregate_seq, ev.event_type, ev.event_version,
+         ev.org_id.empty() ? pg::Param(std::nullopt) : pg::Param(ev.org_id), ctx.actor, request_id,
+         ev.correlation, ev.payload}));
+  } else {
+    PLFM_ASSIGN_OR_RETURN(std::string rows, rowsJson(events));
+    static const std::string kSql = insertStatement("$5::bigint + a.ord", false);
+    PLFM_TRY(conn.execDeferred(kSql, {std::move(rows), occurred, ctx.actor, request_id, head}));
+  }
+  if (then != nullptr) PLFM_TRY(conn.execDeferred(then->sql, then->params));
   AppendResult out;
   out.occurred_at = occurred;
   out.first_seq = head + 1;
@@ -159,8 +175,7 @@ Result<AppendResult> EventStore::insert(pg::Transaction& tx, const AppendContext
   if (events.empty()) return Error(plfm::errc::kInternal, "append of zero events");
   const std::string occurred = toRfc3339(clock_.now());
   PLFM_ASSIGN_OR_RETURN(std::string rows, rowsJson(events));
-  static const std::string kSql =
-      insertStatement("head.s + a.ord", " RETURNING seq) SELECT min(seq), max(seq) FROM ins");
+  static const std::string kSql = insertStatement("head.s + a.ord", true);
   std::vector<pg::Statement> statements;
   statements.push_back(
       {kSql,

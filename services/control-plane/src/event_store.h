@@ -78,10 +78,10 @@ class EventStore {
   // `known_head` (optional; GroupCommitter::knownHead()): the log's head as
   // the committer knows it. The insert and `then` are then queued on the
   // connection (execDeferred) instead of sent, and the seqs counted from
-  // *known_head, which moves past them: no round trip. When the insert runs
-  // and the head is not *known_head after all, it fails (a not-null
-  // violation on seq) rather than number differently from what it
-  // returned.
+  // *known_head, which moves past them: no round trip. The committer checks
+  // the numbering once per batch, before its COMMIT (events_expect_head,
+  // migration 0025): a duplicate seq fails the insert (primary key), a gap
+  // fails the batch.
   [[nodiscard]] Result<AppendResult> appendLocked(pg::Transaction& tx, const AppendContext& ctx,
                                                   const std::vector<NewEvent>& events,
                                                   const pg::Statement* then = nullptr,

@@ -148,6 +148,7 @@ class GroupCommitter::Batch {
         commands_(commands),
         steps_(commands.size()),
         attempts_(attempts),
+        head_start_(head),
         head_(head) {}
 
   // Runs every command and commits. An error: the batch failed as a whole.
@@ -199,7 +200,15 @@ class GroupCommitter::Batch {
         if (!steps_[i].deferred && r && *r && !(*r)->replayed)
           last_seq = std::max(last_seq, (*r)->seq);
       }
-      const uint64_t notify_at = conn_.deferredNext();
+      // The numbering of the batch's appends, checked once before COMMIT:
+      // exactly the seqs after the head it read, up to the head it counted.
+      const uint64_t check_at = conn_.deferredNext();
+      if (head_ > head_start_) {
+        if (auto r = conn_.execDeferred("SELECT events_expect_head($1, $2)", {head_start_, head_});
+            !r) {
+          return r.error();
+        }
+      }
       if (last_seq > 0) {
         if (auto r = conn_.execDeferred(
                 "SELECT pg_notify($1, $2)",
@@ -213,7 +222,7 @@ class GroupCommitter::Batch {
       if (committed) return std::nullopt;
       if (!queued_failed) return committed.error();
       const auto failed = conn_.takeDeferredFailure();
-      if (!failed || *failed >= notify_at) return committed.error();
+      if (!failed || *failed >= check_at) return committed.error();
       if (auto e = rewind(*failed)) return e;
     }
   }
@@ -370,7 +379,10 @@ class GroupCommitter::Batch {
   std::vector<Pending*>& commands_;
   std::vector<Step> steps_;
   const int attempts_;
-  int64_t head_;       // the log's highest seq in this transaction, as far as known
+  const int64_t head_start_;  // the log's highest seq when the batch took the lock
+  // The log's highest seq in this transaction, as far as known: the last seq
+  // of the last command that appended.
+  int64_t head_;
   bool open_ = false;  // a savepoint `gc` exists (sent or queued)
   size_t next_ = 0;    // the next command to run
   GroupCommitBatchOrgs orgs_;

@@ -65,11 +65,10 @@ Result<void> saveIdempotencyRecord(pg::Transaction& tx, const IdempotencyKey& k,
                                    const CommandOutcome& out, const std::string& saved_body,
                                    bool insert) {
   if (insert) {
-    PLFM_TRY(
-        tx.exec("INSERT INTO idempotency_keys (scope, key, status, response_body, seq, "
-                "request_hash) VALUES ($1, $2, $3, $4, $5, $6)",
-                {k.scope, k.key, out.status, saved_body, out.seq, k.hash}));
-    return ok();
+    return tx.connection().execDeferred(
+        "INSERT INTO idempotency_keys (scope, key, status, response_body, seq, request_hash) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
+        {k.scope, k.key, out.status, saved_body, out.seq, k.hash});
   }
   PLFM_TRY(
       tx.exec("UPDATE idempotency_keys SET status = $3, response_body = $4, seq = $5 "

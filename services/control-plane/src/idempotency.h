@@ -47,6 +47,9 @@ struct IdempotencyKey {
                                                      const std::string& saved_body,
                                                      bool insert = false);
 
+// The same with the seq known (`out.seq`). Inserted whole (`insert`), it is
+// queued on the connection (Connection::execDeferred): a pipelined command's
+// record goes out with the batch's next round trip.
 [[nodiscard]] Result<void> saveIdempotencyRecord(pg::Transaction& tx, const IdempotencyKey& k,
                                                  const CommandOutcome& out,
                                                  const std::string& saved_body,
