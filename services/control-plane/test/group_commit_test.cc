@@ -139,7 +139,7 @@ class GroupCommitTest : public testsupport::CpTest {
       threads.emplace_back([&, t] {
         for (int i = 0; i < kEach; ++i) {
           const std::string app = "app_" + std::to_string(t) + "_" + std::to_string(i);
-          auto r = run(app, static_cast<size_t>(t * kEach + i));
+          auto r = run(app, (static_cast<size_t>(t) * kEach) + static_cast<size_t>(i));
           ASSERT_TRUE(r.has_value()) << r.error().toString();
           seqs[static_cast<size_t>(t)].push_back(r->seq);
         }
