@@ -71,6 +71,17 @@ class GroupCommitTest : public testsupport::CpTest {
   Result<CommandOutcome> runKeyed(const GroupCommitter::Body& body, const IdempotencyKey& k) {
     return committer_->run(body, claimStatement(k), /*presume=*/true);
   }
+  // runAsOneBatch with keyed commands: bodies[i] under keys[i], presumed.
+  std::vector<Result<CommandOutcome>> runKeyedAsOneBatch(
+      const GroupCommitter::Body& first, const std::vector<GroupCommitter::Body>& bodies,
+      const std::vector<IdempotencyKey>& keys, uint64_t batches = 2) {
+    std::vector<std::function<Result<CommandOutcome>()>> submit;
+    submit.reserve(bodies.size());
+    for (size_t i = 0; i < bodies.size(); ++i) {
+      submit.emplace_back([&, i] { return runKeyed(bodies[i], keys[i]); });
+    }
+    return runAsOneBatch(first, submit, batches);
+  }
 
   // Runs `first` in a batch held open until `rest` are all queued behind it,
   // then lets them run as the next batch. Returns each one's result.
@@ -323,13 +334,7 @@ TEST_F(GroupCommitTest, APresumedClaimFallsBackToTheUsualWayOnAnyFailure) {
   bodies.emplace_back(keyedBody(keys[1], "app_one_again", 0));
   bodies.emplace_back(keyedBody(keys[2], "app_two", 1));
   bodies.emplace_back(keyedBody(keys[3], "app_three", 2));
-  std::vector<std::function<Result<CommandOutcome>()>> submit;
-  submit.reserve(bodies.size());
-  for (size_t i = 0; i < bodies.size(); ++i) {
-    submit.emplace_back(
-        [&, i] { return committer_->run(bodies[i], claimStatement(keys[i]), /*presume=*/true); });
-  }
-  auto results = runAsOneBatch(appendApp("org_p", "app_first"), submit);
+  auto results = runKeyedAsOneBatch(appendApp("org_p", "app_first"), bodies, keys);
   for (const auto& r : results) ASSERT_TRUE(r.has_value()) << r.error().toString();
   EXPECT_FALSE(results[0]->replayed);
   EXPECT_TRUE(results[1]->replayed);  // the presumed write failed: the usual way replays
@@ -406,12 +411,7 @@ TEST_F(GroupCommitTest, APipelinedBatchRewindsToAFailedWriteAndRunsTheRestAgain)
       keyedApp(keys[1], "org_q", "app_one_again"),
       keyedApp(keys[2], "org_q", "app_two", reserve("one", "app_two")),
       keyedApp(keys[3], "org_q", "app_three", read)};
-  std::vector<std::function<Result<CommandOutcome>()>> submit;
-  submit.reserve(bodies.size());
-  for (size_t i = 0; i < bodies.size(); ++i) {
-    submit.emplace_back([&, i] { return runKeyed(bodies[i], keys[i]); });
-  }
-  auto results = runAsOneBatch(appendApp("org_q", "app_first"), submit);
+  auto results = runKeyedAsOneBatch(appendApp("org_q", "app_first"), bodies, keys);
   ASSERT_TRUE(results[0].has_value()) << results[0].error().toString();
   EXPECT_FALSE(results[0]->replayed);
   ASSERT_TRUE(results[1].has_value()) << results[1].error().toString();
@@ -455,12 +455,7 @@ TEST_F(GroupCommitTest, APipelinedCommandDefersToTheNextBatch) {
   const std::vector<IdempotencyKey> keys = {{"usr_test", "k1", "h1"}, {"usr_test", "k2", "h2"}};
   const std::vector<GroupCommitter::Body> bodies = {keyedApp(keys[0], "org_d", "app_one"),
                                                     keyedApp(keys[1], "org_d", "app_two", lockOrg)};
-  std::vector<std::function<Result<CommandOutcome>()>> submit;
-  submit.reserve(bodies.size());
-  for (size_t i = 0; i < bodies.size(); ++i) {
-    submit.emplace_back([&, i] { return runKeyed(bodies[i], keys[i]); });
-  }
-  auto results = runAsOneBatch(appendApp("org_x", "app_first"), submit, /*batches=*/3);
+  auto results = runKeyedAsOneBatch(appendApp("org_x", "app_first"), bodies, keys, /*batches=*/3);
   for (const auto& r : results) ASSERT_TRUE(r.has_value()) << r.error().toString();
   EXPECT_EQ(results[1]->seq, results[0]->seq + 1);
   EXPECT_EQ(tries.load(), 2);  // deferred once, then run
@@ -480,12 +475,7 @@ TEST_F(GroupCommitTest, ABatchThatWouldLeaveAGapInTheLogFailsWhole) {
   };
   const std::vector<GroupCommitter::Body> bodies = {
       keyedApp(keys[0], "org_h", "app_one"), keyedApp(keys[1], "org_h", "app_two", skipASeq)};
-  std::vector<std::function<Result<CommandOutcome>()>> submit;
-  submit.reserve(bodies.size());
-  for (size_t i = 0; i < bodies.size(); ++i) {
-    submit.emplace_back([&, i] { return runKeyed(bodies[i], keys[i]); });
-  }
-  auto results = runAsOneBatch(appendApp("org_h", "app_first"), submit);
+  auto results = runKeyedAsOneBatch(appendApp("org_h", "app_first"), bodies, keys);
   for (const auto& r : results) {
     ASSERT_FALSE(r.has_value());
     EXPECT_TRUE(r.error().is(plfm::errc::kUnavailable)) << r.error().toString();
@@ -514,12 +504,7 @@ TEST_F(GroupCommitTest, ASeqHandedOutTwiceRewindsToItsCommand) {
   };
   const std::vector<GroupCommitter::Body> bodies = {
       keyedApp(keys[0], "org_h", "app_one"), keyedApp(keys[1], "org_h", "app_two", reuseASeq)};
-  std::vector<std::function<Result<CommandOutcome>()>> submit;
-  submit.reserve(bodies.size());
-  for (size_t i = 0; i < bodies.size(); ++i) {
-    submit.emplace_back([&, i] { return runKeyed(bodies[i], keys[i]); });
-  }
-  auto results = runAsOneBatch(appendApp("org_h", "app_first"), submit);
+  auto results = runKeyedAsOneBatch(appendApp("org_h", "app_first"), bodies, keys);
   for (const auto& r : results) ASSERT_TRUE(r.has_value()) << r.error().toString();
   EXPECT_EQ(tries.load(), 2);  // pipelined, then the usual way
   EXPECT_EQ(results[1]->seq, results[0]->seq + 1);
