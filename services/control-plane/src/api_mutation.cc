@@ -89,7 +89,7 @@ Result<http::Response> Api::runMutation(Ctx& ctx, const MutationFn& fn,
       // record goes in the append's round trip.
       out.body = json::dump(m.body);
       const pg::Statement save = saveAfterAppendStatement(
-          k, out.status, m.replay_body ? json::dump(*m.replay_body) : out.body, presumed);
+          k, out.status, m.replay_body ? json::dump(*m.replay_body) : out.body);
       PLFM_ASSIGN_OR_RETURN(auto appended, deps_.store.appendLocked(tx, actx, m.events, &save));
       GroupCommitter::noteAppended(m.events);
       out.seq = appended.last_seq;

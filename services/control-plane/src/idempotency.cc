@@ -48,13 +48,7 @@ Result<std::optional<CommandOutcome>> resolveClaim(pg::Transaction& tx, const Id
 }
 
 pg::Statement saveAfterAppendStatement(const IdempotencyKey& k, int status,
-                                       const std::string& saved_body, bool insert) {
-  if (insert) {
-    return {
-        "INSERT INTO idempotency_keys (scope, key, status, response_body, request_hash, seq) "
-        "VALUES ($1, $2, $3, $4, $5, (SELECT max(seq) FROM events))",
-        {k.scope, k.key, status, saved_body, k.hash}};
-  }
+                                       const std::string& saved_body) {
   return {
       "UPDATE idempotency_keys SET status = $3, response_body = $4, "
       "seq = (SELECT max(seq) FROM events) WHERE scope = $1 AND key = $2",

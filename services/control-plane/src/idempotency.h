@@ -38,14 +38,10 @@ struct IdempotencyKey {
 // body, or its redacted form).
 // The record's completion as a statement to send right after the append of
 // the command's events (EventStore::appendLocked's `then`): its seq is the
-// log's head, the command's last event.
-//
-// `insert`: the key was not claimed (a presumed claim in the group
-// committer, GroupCommitter::run): the record is inserted whole, and a taken
-// key fails it with a unique violation.
+// log's head, the command's last event. For a claimed key (the usual way); a
+// presumed command inserts its record whole (saveIdempotencyRecord).
 [[nodiscard]] pg::Statement saveAfterAppendStatement(const IdempotencyKey& k, int status,
-                                                     const std::string& saved_body,
-                                                     bool insert = false);
+                                                     const std::string& saved_body);
 
 // The same with the seq known (`out.seq`). Inserted whole (`insert`), it is
 // queued on the connection (Connection::execDeferred): a pipelined command's

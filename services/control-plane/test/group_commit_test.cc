@@ -60,12 +60,21 @@ class GroupCommitTest : public testsupport::CpTest {
         if (replay) return std::move(*replay);
       }
       if (before) PLFM_TRY(before(tx));
-      const pg::Statement save = saveAfterAppendStatement(k, 201, app, presumed);
       const std::vector<NewEvent> events = {testsupport::appCreated(org, app, app)};
-      PLFM_ASSIGN_OR_RETURN(auto r, store_.appendLocked(tx, {"usr_test", ""}, events, &save,
-                                                        GroupCommitter::knownHead()));
+      const AppendContext actx{"usr_test", ""};
+      CommandOutcome out{.status = 201, .body = app};
+      if (!presumed) {
+        const pg::Statement save = saveAfterAppendStatement(k, out.status, app);
+        PLFM_ASSIGN_OR_RETURN(auto r, store_.appendLocked(tx, actx, events, &save));
+        out.seq = r.last_seq;
+      } else {
+        PLFM_ASSIGN_OR_RETURN(
+            auto r, store_.appendLocked(tx, actx, events, nullptr, GroupCommitter::knownHead()));
+        out.seq = r.last_seq;
+        PLFM_TRY(saveIdempotencyRecord(tx, k, out, app, /*insert=*/true));
+      }
       GroupCommitter::noteAppended(events);
-      return CommandOutcome{.status = 201, .body = app, .seq = r.last_seq};
+      return out;
     };
   }
   Result<CommandOutcome> runKeyed(const GroupCommitter::Body& body, const IdempotencyKey& k) {
