@@ -42,6 +42,7 @@ using bench::cpuTicks;
 using bench::quantile;
 using bench::smapsRollupKb;
 using bench::waitForPhase;
+using bench::waitUntilFinished;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
@@ -118,7 +119,11 @@ int main(int argc, char** argv) {
       }
     }
     bench.plan(json::array());
-    (void)waitForPhase(*a, id, agent::Phase::kStopped, 60s);
+    // A stopped instance leaves the list once its VMM is gone.
+    if (!waitUntilFinished(*a, id, 60s)) {
+      std::fprintf(stderr, "boot %d: the instance did not stop within 60 s\n", i);
+      return 1;
+    }
     std::this_thread::sleep_for(200ms);
   }
   a->stop();

@@ -75,6 +75,20 @@ std::optional<agent::InstanceStatus> waitForPhase(agent::Agent& agent, const std
   return std::nullopt;
 }
 
+bool waitUntilFinished(agent::Agent& agent, const std::string& id, std::chrono::seconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    const auto all = agent.instances();
+    if (std::none_of(all.begin(), all.end(), [&](const agent::InstanceStatus& s) {
+          return s.instance_id == id && !agent::isTerminal(s.phase);
+        })) {
+      return true;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
 double quantile(std::vector<double> v, double q) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());

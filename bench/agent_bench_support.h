@@ -68,6 +68,12 @@ class BenchAgent {
                                                                 std::chrono::seconds timeout,
                                                                 bool (*interrupted)() = nullptr);
 
+// True once the instance is in a terminal phase or no longer listed (the
+// agent lists no instance whose worker has finished, that is whose VMM is
+// gone); false after `timeout`.
+[[nodiscard]] bool waitUntilFinished(agent::Agent& agent, const std::string& id,
+                                     std::chrono::seconds timeout);
+
 // The q-quantile (0..1, nearest rank) of `v`; 0 when empty.
 [[nodiscard]] double quantile(std::vector<double> v, double q);
 

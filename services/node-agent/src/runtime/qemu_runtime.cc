@@ -32,10 +32,15 @@ constexpr const char* kChannelName = "plfm";  // the guest's /dev/virtio-ports/p
 
 // Kernel arguments every guest gets: the serial console for failure reasons,
 // no reboot loop on panic (-no-reboot turns the reboot into a VMM exit), and
-// the boot-time savings measured in DESIGN §7.
+// the boot-time savings measured in DESIGN §7 and docs/benchmarks.md:
+// - noreplace-smp: a 1-vCPU kernel otherwise rewrites every lock prefix in
+//   its text, one text_poke (a page-table switch and a TLB flush) each: 6,144
+//   of them in the minimal kernel, 0.15 s of every boot under TCG;
+// - no_timer_check: no test that the PIT's interrupt reaches the IOAPIC
+//   (KVM guests skip it on their own): up to 4 ticks, 40 ms at HZ=100.
 std::vector<std::string> baseKernelArgs() {
-  return {"console=ttyS0", "panic=-1",        "quiet",   "mitigations=off",
-          "nokaslr",       "8250.nr_uarts=1", "pci=off", "reboot=t"};
+  return {"console=ttyS0",   "panic=-1", "quiet",    "mitigations=off", "nokaslr",
+          "8250.nr_uarts=1", "pci=off",  "reboot=t", "noreplace-smp",   "no_timer_check"};
 }
 
 std::string joinArgs(const std::vector<std::string>& args) {
@@ -105,15 +110,9 @@ std::vector<QemuRuntime::PassedFile> QemuRuntime::passedFiles(const VmSpec& spec
 
 std::vector<std::string> QemuRuntime::commandLine(const VmSpec& spec,
                                                   const std::string& accel) const {
-  std::vector<std::string> kargs = baseKernelArgs();
-  if (accel == "tcg") {
-    uint64_t khz = options_.tsc_khz != 0 ? options_.tsc_khz : hostTscKhz();
-    kargs.push_back("tsc_early_khz=" + std::to_string(khz));
-    // TCG's TSC follows the host's clock, so the clocksource watchdog that
-    // would check it against another clock every 0.5 s only burns CPU: an
-    // idle guest cost 2.4% of a core with it, 0.25% without (ADR 0019).
-    kargs.emplace_back("tsc=reliable");
-  }
+  const GuestKernelTraits kernel = guestKernelTraits(spec.kernel);
+  std::vector<std::string> kargs =
+      guestKernelArgs(kernel, accel, options_.tsc_khz != 0 ? options_.tsc_khz : hostTscKhz());
   kargs.insert(kargs.end(), spec.kernel_args.begin(), spec.kernel_args.end());
 
   // Every file, socket and the tap arrive as fds 3, 4, ... in passedFiles()
@@ -135,9 +134,8 @@ std::vector<std::string> QemuRuntime::commandLine(const VmSpec& spec,
       // the PIT and PIC: without ACPI's hardware-reduced FADT it calibrates
       // its LAPIC timer against the PIT (TCG has no TSC-deadline timer) and
       // has no timer at all without one (guest-init-delivery.md).
-      kernelBootsWithoutAcpi(spec.kernel)
-          ? "microvm,x-option-roms=off,pit=on,pic=on,rtc=on,acpi=off"
-          : "microvm,x-option-roms=off,pit=off,pic=off,rtc=on",
+      kernel.boots_without_acpi ? "microvm,x-option-roms=off,pit=on,pic=on,rtc=on,acpi=off"
+                                : "microvm,x-option-roms=off,pit=off,pic=off,rtc=on",
       "-accel",
       accel == "tcg" && options_.tcg_tb_size_mb != 0
           ? "tcg,tb-size=" + std::to_string(options_.tcg_tb_size_mb)
@@ -398,16 +396,42 @@ Result<void> QemuRuntime::kill(const VmHandle& vm) {
   return MicroVmRuntime::kill(vm);
 }
 
-bool kernelBootsWithoutAcpi(const std::string& kernel) {
+GuestKernelTraits guestKernelTraits(const std::string& kernel) {
   std::ifstream in(fs::path(kernel).parent_path() / "config");
   bool cmdline_devices = false;
   bool mp_tables = false;
+  GuestKernelTraits traits;
   std::string line;
   while (std::getline(in, line)) {
     cmdline_devices = cmdline_devices || line == "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y";
     mp_tables = mp_tables || line == "CONFIG_X86_MPPARSE=y";
+    traits.lapic_timer_khz = traits.lapic_timer_khz || line == "CONFIG_X86_LAPIC_TIMER_KHZ_PARAM=y";
   }
-  return cmdline_devices && mp_tables;
+  traits.boots_without_acpi = cmdline_devices && mp_tables;
+  return traits;
+}
+
+bool kernelBootsWithoutAcpi(const std::string& kernel) {
+  return guestKernelTraits(kernel).boots_without_acpi;
+}
+
+std::vector<std::string> guestKernelArgs(const GuestKernelTraits& kernel, const std::string& accel,
+                                         uint64_t tsc_khz) {
+  std::vector<std::string> kargs = baseKernelArgs();
+  if (accel != "tcg") return kargs;
+  if (tsc_khz != 0) kargs.push_back("tsc_early_khz=" + std::to_string(tsc_khz));
+  // TCG's TSC follows the host's clock, so the clocksource watchdog that
+  // would check it against another clock every 0.5 s only burns CPU: an
+  // idle guest cost 2.4% of a core with it, 0.25% without (ADR 0019).
+  kargs.emplace_back("tsc=reliable");
+  // TCG has no TSC-deadline timer, so the kernel would calibrate its local
+  // APIC timer against the PIT (0.1 s) and then verify it (0.1 s more).
+  // QEMU's emulated APIC counts at 1 GHz; a kernel built with our patch
+  // (guest/kernel/patches) takes that rate from the command line instead.
+  if (kernel.lapic_timer_khz) {
+    kargs.push_back("lapic_timer_khz=" + std::to_string(kQemuTcgLapicTimerKhz));
+  }
+  return kargs;
 }
 
 bool probeKvm(const std::string& qemu_binary, const std::string& kernel,

@@ -99,14 +99,33 @@ class QemuRuntime final : public MicroVmRuntime {
 // kernel file (path, size, mtime) and the host's boot.
 [[nodiscard]] std::string probeCacheKey(const std::string& qemu_binary, const std::string& kernel);
 
-// True when the guest kernel finds its devices without ACPI, going by the
-// `config` beside it (a scripts/fetch-kernel or build-kernel release dir):
-// virtio-mmio devices from the command line (VIRTIO_MMIO_CMDLINE_DEVICES;
-// QEMU microvm appends virtio_mmio.device= entries when its ACPI is off) and
-// the IOAPIC from MP tables (X86_MPPARSE). The minimal kernel can; Debian's
-// cloud kernel cannot, so it keeps QEMU's ACPI tables. False when there is
-// no such file.
+// What the `config` beside a guest kernel says about it (a scripts/fetch-kernel
+// or build-kernel release dir); all false when there is no such file.
+struct GuestKernelTraits {
+  // It finds its devices without ACPI: virtio-mmio devices from the command
+  // line (VIRTIO_MMIO_CMDLINE_DEVICES; QEMU microvm appends
+  // virtio_mmio.device= entries when its ACPI is off) and the IOAPIC from MP
+  // tables (X86_MPPARSE). The minimal kernel can; Debian's cloud kernel
+  // cannot, so it keeps QEMU's ACPI tables.
+  bool boots_without_acpi = false;
+  // It takes lapic_timer_khz= (X86_LAPIC_TIMER_KHZ_PARAM, our patch in
+  // guest/kernel/patches): the local APIC timer's rate, so that it does not
+  // calibrate that timer at boot.
+  bool lapic_timer_khz = false;
+};
+[[nodiscard]] GuestKernelTraits guestKernelTraits(const std::string& kernel);
 [[nodiscard]] bool kernelBootsWithoutAcpi(const std::string& kernel);
+
+// The rate of QEMU's emulated local APIC timer under TCG: it counts
+// nanoseconds (a kernel calibrating it measures 999.997 MHz).
+inline constexpr uint64_t kQemuTcgLapicTimerKhz = 1'000'000;
+
+// The kernel command line's fixed part for a kernel with `traits` under
+// `accel` ("kvm" or "tcg"): the console, panic and reboot behaviour, the
+// boot-time savings (docs/specs/runtime/microvm-runtime.md), and under TCG
+// the TSC's rate (`tsc_khz`, 0 for none) and the APIC timer's.
+[[nodiscard]] std::vector<std::string> guestKernelArgs(const GuestKernelTraits& traits,
+                                                       const std::string& accel, uint64_t tsc_khz);
 
 // The host TSC frequency in kHz: /proc/cpuinfo's "cpu MHz" when the TSC is
 // constant, else measured against CLOCK_MONOTONIC.

@@ -67,7 +67,7 @@ TEST(QemuCommandLine, MicrovmWithVirtioMmioDevicesChannelAndQmp) {
         "-name /run/vm",
         "-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
         "-kernel /proc/self/fd/3", "-initrd /proc/self/fd/4", "tsc_early_khz=2596144",
-        "tsc=reliable", "console=ttyS0",
+        "tsc=reliable", "console=ttyS0", "noreplace-smp", "no_timer_check",
         "-chardev file,id=console,path=/proc/self/fd/5 -serial chardev:console",
         "-chardev socket,id=qmp,fd=6,server=on,wait=off -mon chardev=qmp,mode=control",
         "-chardev socket,id=channel,fd=7,server=on,wait=off", "-device virtio-serial-device",
@@ -123,6 +123,25 @@ TEST(QemuCommandLine, AKernelWithoutAcpiGetsNoAcpiTablesAndThePit) {
                               "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y\n"));
   EXPECT_TRUE(kernelBootsWithoutAcpi(s.kernel));
   EXPECT_EQ(machine(), "microvm,x-option-roms=off,pit=on,pic=on,rtc=on,acpi=off");
+}
+
+// Only a kernel with our lapic_timer_khz= patch (the symbol in its config)
+// gets the APIC timer's rate, and only under TCG, where QEMU's APIC is the
+// one whose rate we know: any other kernel would hand the unknown parameter
+// to init.
+TEST(QemuCommandLine, OnlyAPatchedKernelUnderTcgGetsTheApicTimerRate) {
+  plfm::testing::TempDir dir("qlapic");
+  VmSpec s = sampleSpec();
+  s.kernel = dir.file("vmlinux");
+  auto cmd = [&](const char* accel) { return joined(QemuRuntime({}).commandLine(s, accel)); };
+  EXPECT_EQ(cmd("tcg").find("lapic_timer_khz"), std::string::npos);  // no config
+  ASSERT_TRUE(writeFileAtomic(dir.file("config"), "CONFIG_X86_MPPARSE=y\n"));
+  EXPECT_FALSE(guestKernelTraits(s.kernel).lapic_timer_khz);
+  EXPECT_EQ(cmd("tcg").find("lapic_timer_khz"), std::string::npos);
+  ASSERT_TRUE(writeFileAtomic(dir.file("config"), "CONFIG_X86_LAPIC_TIMER_KHZ_PARAM=y\n"));
+  EXPECT_TRUE(guestKernelTraits(s.kernel).lapic_timer_khz);
+  EXPECT_NE(cmd("tcg").find(" lapic_timer_khz=1000000 "), std::string::npos) << cmd("tcg");
+  EXPECT_EQ(cmd("kvm").find("lapic_timer_khz"), std::string::npos);
 }
 
 // ADR 0019: the density defaults, and each lever off again.

@@ -72,18 +72,18 @@ Result<void> makeScratch(const std::string& image, uint32_t size_mb) {
 }
 
 std::vector<std::string> qemuArgv(const QemuOptions& o) {
-  std::string cmdline =
-      "console=ttyS0 panic=-1 quiet mitigations=off nokaslr 8250.nr_uarts=1 pci=off reboot=t";
-  if (const uint64_t khz = hostTscKhz(); khz != 0) {
-    cmdline += " tsc_early_khz=" + std::to_string(khz);
+  const runtime::GuestKernelTraits kernel = runtime::guestKernelTraits(o.kernel);
+  std::string cmdline;
+  for (const std::string& arg : runtime::guestKernelArgs(kernel, "tcg", hostTscKhz())) {
+    cmdline += (cmdline.empty() ? "" : " ") + arg;
   }
   if (!o.extra_cmdline.empty()) cmdline += " " + o.extra_cmdline;
   std::vector<std::string> argv = {
-      "qemu-system-x86_64", "-M",
-      runtime::kernelBootsWithoutAcpi(o.kernel) ? "microvm,acpi=off" : "microvm", "-accel", "tcg",
-      "-m", std::to_string(o.memory_mb), "-smp", "1", "-no-reboot", "-nographic", "-nodefaults",
-      "-serial", o.console_log.empty() ? std::string("null") : "file:" + o.console_log, "-kernel",
-      o.kernel, "-initrd", o.initrd, "-append", cmdline,
+      "qemu-system-x86_64", "-M", kernel.boots_without_acpi ? "microvm,acpi=off" : "microvm",
+      "-accel", "tcg", "-m", std::to_string(o.memory_mb), "-smp", "1", "-no-reboot", "-nographic",
+      "-nodefaults", "-serial",
+      o.console_log.empty() ? std::string("null") : "file:" + o.console_log, "-kernel", o.kernel,
+      "-initrd", o.initrd, "-append", cmdline,
       // virtio-mmio devices: the guest numbers disks in this order (vda, vdb).
       "-drive", "id=rootfs,file=" + o.rootfs + ",format=raw,if=none,readonly=on", "-device",
       "virtio-blk-device,drive=rootfs", "-drive",
