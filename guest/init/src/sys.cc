@@ -99,7 +99,6 @@ Result<void> writeFileAtomic(const std::string& path, std::string_view content, 
     if (n < 0) return bail("write " + tmp);
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0) return bail("fsync " + tmp);
   ::close(fd);
   if (::rename(tmp.c_str(), path.c_str()) != 0) return fail(errnoText("rename " + path, errno));
   return {};

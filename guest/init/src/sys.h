@@ -32,7 +32,11 @@ enum ChildStage : int { kChdir = 1, kCredentials = 2, kExec = 3, kStdio = 4 };
 
 [[nodiscard]] Result<std::string> readFile(const std::string& path);
 [[nodiscard]] Result<void> mkdirs(const std::string& path, mode_t mode = 0755);
-// Writes to PATH.tmp (mode, owner), fsyncs and renames over PATH.
+// Writes to PATH.tmp (mode, owner) and renames it over PATH: readers see the
+// old file or the new one. No fsync: everything vt-init writes is written
+// again at every boot, on the instance's own scratch disk or on tmpfs, and
+// on the scratch disk an fsync is a flush that QEMU turns into a host
+// fdatasync (cache=none): 30 to 60 ms each under TCG (docs/benchmarks.md).
 [[nodiscard]] Result<void> writeFileAtomic(const std::string& path, std::string_view content,
                                            mode_t mode, uid_t uid, gid_t gid);
 
