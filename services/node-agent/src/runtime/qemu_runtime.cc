@@ -43,6 +43,15 @@ std::vector<std::string> baseKernelArgs() {
           "8250.nr_uarts=1", "pci=off",  "reboot=t", "noreplace-smp",   "no_timer_check"};
 }
 
+// QEMU's -M for a kernel with `traits` under `accel`.
+std::string machineFor(const GuestKernelTraits& traits, const std::string& accel) {
+  if (!traits.boots_without_acpi) return "microvm,x-option-roms=off,pit=off,pic=off,rtc=on";
+  if (accel == "tcg" && traits.lapic_timer_khz) {
+    return "microvm,x-option-roms=off,pit=off,pic=off,rtc=on,acpi=off";
+  }
+  return "microvm,x-option-roms=off,pit=on,pic=on,rtc=on,acpi=off";
+}
+
 std::string joinArgs(const std::vector<std::string>& args) {
   std::string out;
   for (const auto& a : args) {
@@ -130,12 +139,12 @@ std::vector<std::string> QemuRuntime::commandLine(const VmSpec& spec,
       "-M",
       // The RTC stays: without one, the kernel's CMOS clock reads spin on
       // port I/O, which costs seconds per boot under TCG. A kernel that does
-      // without ACPI (the minimal kernel) gets no ACPI tables, and then needs
-      // the PIT and PIC: without ACPI's hardware-reduced FADT it calibrates
-      // its LAPIC timer against the PIT (TCG has no TSC-deadline timer) and
-      // has no timer at all without one (guest-init-delivery.md).
-      kernel.boots_without_acpi ? "microvm,x-option-roms=off,pit=on,pic=on,rtc=on,acpi=off"
-                                : "microvm,x-option-roms=off,pit=off,pic=off,rtc=on",
+      // without ACPI (the minimal kernel) gets no ACPI tables. It then needs
+      // the PIT and PIC unless it is told its LAPIC timer's rate: without
+      // ACPI's hardware-reduced FADT it calibrates that timer against the
+      // PIT (TCG has no TSC-deadline timer) and has no timer at all without
+      // one (guest-init-delivery.md).
+      machineFor(kernel, accel),
       "-accel",
       accel == "tcg" && options_.tcg_tb_size_mb != 0
           ? "tcg,tb-size=" + std::to_string(options_.tcg_tb_size_mb)

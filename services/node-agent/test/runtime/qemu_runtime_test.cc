@@ -102,7 +102,8 @@ TEST(QemuCommandLine, KvmUsesTheHostCpuAndNoTscHint) {
 }
 
 // The minimal kernel (its config beside the vmlinux) boots without ACPI and
-// then needs the PIT and PIC; any other kernel keeps ACPI and neither.
+// then needs the PIT and PIC, unless told its LAPIC timer's rate; any other
+// kernel keeps ACPI and needs neither.
 TEST(QemuCommandLine, AKernelWithoutAcpiGetsNoAcpiTablesAndThePit) {
   plfm::testing::TempDir dir("qacpi");
   VmSpec s = sampleSpec();
@@ -123,6 +124,16 @@ TEST(QemuCommandLine, AKernelWithoutAcpiGetsNoAcpiTablesAndThePit) {
                               "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y\n"));
   EXPECT_TRUE(kernelBootsWithoutAcpi(s.kernel));
   EXPECT_EQ(machine(), "microvm,x-option-roms=off,pit=on,pic=on,rtc=on,acpi=off");
+  // Told its LAPIC timer's rate (TCG and our patch), it needs neither.
+  ASSERT_TRUE(writeFileAtomic(dir.file("config"),
+                              "CONFIG_ACPI=y\nCONFIG_X86_MPPARSE=y\n"
+                              "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y\n"
+                              "CONFIG_X86_LAPIC_TIMER_KHZ_PARAM=y\n"));
+  EXPECT_EQ(machine(), "microvm,x-option-roms=off,pit=off,pic=off,rtc=on,acpi=off");
+  const std::string kvm = joined(QemuRuntime({}).commandLine(s, "kvm"));
+  EXPECT_NE(kvm.find("-M microvm,x-option-roms=off,pit=on,pic=on,rtc=on,acpi=off "),
+            std::string::npos)
+      << kvm;
 }
 
 // Only a kernel with our lapic_timer_khz= patch (the symbol in its config)
